@@ -1,0 +1,292 @@
+"""The engine contract: what every language plugin implements.
+
+:class:`ScriptEngine` is the specification's ``ScriptEngine`` trait with
+snake_case names. An engine holds one language runtime and any number of
+loaded scripts, each in its own namespace. The manager talks to engines only
+through this class, so a third-party engine is a subclass plus an entry point
+(see ``docs/plugins.md``); ``kryon_core.testing`` checks it keeps the contract.
+
+Threading: the manager may call an engine from several threads. An engine
+serialises entry into its runtime itself (its library's lock or its own).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from .errors import StackFrame
+from .policy import SecurityPolicy
+from .values import FunctionRef
+
+if TYPE_CHECKING:
+    from .bridge import ScriptBridge
+
+__all__ = [
+    "EngineCapabilities",
+    "EngineConfig",
+    "FunctionInfo",
+    "CompiledScript",
+    "GarbageCollectionStats",
+    "MemoryUsage",
+    "BreakpointHit",
+    "ScriptEngine",
+]
+
+
+@dataclass(frozen=True)
+class EngineCapabilities:
+    """What an engine can do. A flag is set only where the contract suite
+    (or the engine's own tests) shows it works."""
+
+    supports_async: bool = False
+    supports_generators: bool = False
+    supports_coroutines: bool = False
+    supports_modules: bool = False
+    supports_debugging: bool = False
+    supports_jit: bool = False
+    supports_bytecode: bool = False
+    supports_sandbox: bool = False
+
+    def as_dict(self) -> dict[str, bool]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class EngineConfig:
+    """How the manager sets an engine up (``ScriptEngine.initialize``).
+
+    ``policy`` is the default for scripts loaded without their own;
+    ``output`` receives what scripts print (a line without its newline);
+    ``module_loader`` resolves a module name a script imports (Wren's
+    ``import "name"``) to source text, or None.
+    """
+
+    policy: SecurityPolicy = field(default_factory=SecurityPolicy)
+    debug: bool = False
+    output: Callable[[str], None] = print
+    module_loader: Callable[[str, str], "str | None"] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """A function a script defines, as the manager lists and resolves it."""
+
+    name: str
+    parameter_count: int = 0
+    parameter_names: tuple[str, ...] = ()
+    is_async: bool = False
+    is_generator: bool = False
+    is_variadic: bool = False
+    line: int | None = None
+    bytecode_offset: int = 0
+    bytecode_length: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["parameter_names"] = list(self.parameter_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FunctionInfo":
+        d = dict(d)
+        d["parameter_names"] = tuple(d.get("parameter_names", ()))
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class CompiledScript:
+    """The result of ``ScriptEngine.compile``: what the cache stores and
+    ``load_script`` runs. ``bytecode`` is the engine's own compiled form
+    (empty where it has none: then ``source`` is what gets run)."""
+
+    id: str
+    language: str
+    source: str
+    bytecode: bytes = b""
+    functions: dict[str, FunctionInfo] = field(default_factory=dict)
+    globals: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+    engine_version: str = ""
+    filename: str | None = None
+    from_cache: bool = False
+
+
+@dataclass(frozen=True)
+class GarbageCollectionStats:
+    """What one ``collect_garbage`` did, from the engine's own accounting."""
+
+    bytes_before: int
+    bytes_after: int
+    objects_freed: int | None = None
+    duration_ms: float = 0.0
+
+    @property
+    def bytes_freed(self) -> int:
+        return max(0, self.bytes_before - self.bytes_after)
+
+
+@dataclass(frozen=True)
+class MemoryUsage:
+    """Memory an engine holds now. ``limit`` is None when unlimited."""
+
+    used_bytes: int
+    limit: int | None = None
+    peak_bytes: int | None = None
+    scripts: int = 0
+
+
+@dataclass
+class BreakpointHit:
+    """Handed to the breakpoint handler when a script reaches a breakpoint.
+
+    ``stack`` is innermost first, with locals of the innermost frame."""
+
+    breakpoint_id: int
+    language: str
+    script: str
+    line: int
+    stack: list[StackFrame]
+
+    @property
+    def locals(self) -> dict[str, Any]:
+        return self.stack[0].locals if self.stack else {}
+
+
+class ScriptEngine(abc.ABC):
+    """One language runtime with its loaded scripts.
+
+    Subclasses set ``language`` (an id string) and implement the abstract
+    methods. Function names passed to engine methods are bare names within
+    ``script`` (the manager resolves "script.fn" before calling).
+    """
+
+    #: language id, e.g. "lua"
+    language: str = ""
+    #: file extensions this engine claims, e.g. (".lua",)
+    extensions: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.config = EngineConfig()
+        self.bridge: "ScriptBridge | None" = None
+        self.breakpoint_handler: Callable[[BreakpointHit], None] | None = None
+
+    # -- identification ----------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def version(self) -> str:
+        """The language runtime's version, e.g. "Lua 5.4" (part of cache keys)."""
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> EngineCapabilities:
+        """What this engine supports; see :class:`EngineCapabilities`."""
+
+    # -- lifecycle -----------------------------------------------------------
+    def initialize(self, config: EngineConfig) -> None:
+        """Set the engine up; called once by the manager before any other call."""
+        self.config = config
+
+    @abc.abstractmethod
+    def compile(self, source: "str | bytes", name: str, *, policy: SecurityPolicy | None = None) -> CompiledScript:
+        """Compile without running. Raises CompileError with line and column."""
+
+    @abc.abstractmethod
+    def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
+        """Run a compiled script's top level in a fresh namespace; return its id."""
+
+    @abc.abstractmethod
+    def unload_script(self, script_id: str) -> None:
+        """Drop the script's namespace, functions and references."""
+
+    def reload_script(
+        self, script_id: str, compiled: CompiledScript, *, policy: SecurityPolicy | None, previous: CompiledScript
+    ) -> None:
+        """Replace a loaded script with a new version, atomically: if the new
+        version's top level fails, the old one must be left running. The
+        default unloads, loads, and on failure loads ``previous`` again (its
+        state restarts); engines that can run the new version beside the old
+        and then swap (Lua does) override this to keep the old state intact."""
+        from .errors import ScriptError
+
+        self.unload_script(script_id)
+        try:
+            self.load_script(compiled, policy=policy)
+        except ScriptError:
+            self.load_script(previous, policy=policy)
+            raise
+
+    @abc.abstractmethod
+    def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
+        """The callable functions a loaded script defines (after its top level ran)."""
+
+    # -- calls ---------------------------------------------------------------
+    @abc.abstractmethod
+    def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
+        """Call ``function`` of ``script`` with host values; return a host value."""
+
+    async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
+        """Await a function: coroutines, promises and fibers run cooperatively
+        on the caller's loop. The default runs the call to completion."""
+        await asyncio.sleep(0)
+        return self.call_function(function, args, script=script)
+
+    def get_function(self, function: str, *, script: str) -> FunctionRef:
+        """A :class:`FunctionRef` bound to one function, for hot paths.
+        Engines override this with a direct handle; the default goes through
+        ``call_function`` each time."""
+        call = self.call_function
+
+        def bound(*args: Any) -> Any:
+            return call(function, args, script=script)
+
+        return FunctionRef(bound, name=function, language=self.language, script=script)
+
+    # -- globals ---------------------------------------------------------------
+    @abc.abstractmethod
+    def set_global(self, name: str, value: Any) -> None:
+        """Set a global every script of this engine sees."""
+
+    @abc.abstractmethod
+    def get_global(self, name: str) -> Any:
+        """Read a global (None when unset)."""
+
+    # -- memory ----------------------------------------------------------------
+    @abc.abstractmethod
+    def collect_garbage(self) -> GarbageCollectionStats: ...
+
+    @abc.abstractmethod
+    def get_memory_usage(self) -> MemoryUsage: ...
+
+    # -- debugging ---------------------------------------------------------------
+    def set_debug_mode(self, enabled: bool) -> None:
+        self.config.debug = enabled
+
+    def get_stack_trace(self) -> list[StackFrame]:
+        """The script stack at this moment (inside a callback or breakpoint);
+        empty when no script is running."""
+        return []
+
+    def set_breakpoint(self, file: str, line: int) -> int:
+        from .errors import ScriptError
+
+        raise ScriptError("breakpoints are not supported by this engine", language=self.language)
+
+    def remove_breakpoint(self, breakpoint_id: int) -> None:
+        from .errors import ScriptError
+
+        raise ScriptError("breakpoints are not supported by this engine", language=self.language)
+
+    def set_breakpoint_handler(self, handler: Callable[[BreakpointHit], None] | None) -> None:
+        self.breakpoint_handler = handler
+
+    # -- bridge ------------------------------------------------------------------
+    def setup_bridge(self, bridge: "ScriptBridge") -> None:
+        """Expose the ``kryon`` API, backed by ``bridge``, to every script."""
+        self.bridge = bridge
+
+    def close(self) -> None:
+        """Free the runtime. The engine is unusable afterwards."""

@@ -1,0 +1,113 @@
+"""What a script may do: :class:`SecurityPolicy`.
+
+A manager has a default policy and each script may carry its own. A bare
+``ScriptManager()`` runs scripts **sandboxed** (see ``docs/security.md`` for
+why): no files, network, processes or host imports, and finite limits on
+memory, time per call and recursion. Trusted application code opts out with
+``SecurityPolicy.trusted()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SecurityPolicy", "MiB"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SecurityPolicy:
+    """Limits and grants for a script. ``None`` for a limit means unlimited.
+
+    - ``memory_limit``: bytes the engine may allocate for its scripts.
+    - ``time_limit``: seconds one call (or a script's top-level run) may take.
+    - ``max_recursion``: how deep script calls may nest.
+    - ``max_source_size``: bytes of source accepted by ``load_script_from_source``.
+    - ``max_value_size``: bytes of a string or elements of a list crossing in or out.
+    - grants: ``allow_file_system``, ``allow_network``, ``allow_processes``,
+      ``allow_imports`` (host modules a script may import: Lua ``require``,
+      Python ``import``), and ``allowed_modules`` to grant named ones only.
+    """
+
+    sandboxed: bool = True
+    memory_limit: int | None = 256 * MiB
+    time_limit: float | None = 5.0
+    max_recursion: int | None = 200
+    max_source_size: int | None = 4 * MiB
+    max_value_size: int | None = 64 * MiB
+    allow_file_system: bool = False
+    allow_network: bool = False
+    allow_processes: bool = False
+    allow_imports: bool = False
+    allowed_modules: frozenset[str] = field(default_factory=frozenset)
+    #: use a JIT where the engine has one (LuaJIT for Lua)
+    use_jit: bool = False
+
+    @classmethod
+    def trusted(cls, **overrides: Any) -> "SecurityPolicy":
+        """Full access and no limits: for the application's own scripts."""
+        base = cls(
+            sandboxed=False,
+            memory_limit=None,
+            time_limit=None,
+            max_recursion=None,
+            max_source_size=None,
+            max_value_size=None,
+            allow_file_system=True,
+            allow_network=True,
+            allow_processes=True,
+            allow_imports=True,
+        )
+        return dataclasses.replace(base, **overrides) if overrides else base
+
+    @classmethod
+    def sandboxed_policy(cls, **overrides: Any) -> "SecurityPolicy":
+        """No grants and finite limits: for untrusted scripts.
+
+        Also reachable as ``SecurityPolicy.sandboxed(...)`` (see below): the
+        dataclass field ``sandboxed`` is the flag, the classmethod the factory."""
+        if "allowed_modules" in overrides:
+            overrides["allowed_modules"] = frozenset(overrides["allowed_modules"])
+        return dataclasses.replace(cls(), **overrides)
+
+    def replace(self, **changes: Any) -> "SecurityPolicy":
+        if "allowed_modules" in changes:
+            changes["allowed_modules"] = frozenset(changes["allowed_modules"])
+        return dataclasses.replace(self, **changes)
+
+    def may_import(self, module: str) -> bool:
+        """Whether a script may import the host module ``module``."""
+        if self.allow_imports:
+            return True
+        root = module.split(".", 1)[0]
+        return module in self.allowed_modules or root in self.allowed_modules
+
+    def describe(self) -> str:
+        if not self.sandboxed:
+            return "trusted"
+        limits = []
+        if self.memory_limit:
+            limits.append(f"memory {self.memory_limit // MiB} MiB")
+        if self.time_limit:
+            limits.append(f"time {self.time_limit:g} s")
+        if self.max_recursion:
+            limits.append(f"recursion {self.max_recursion}")
+        return "sandboxed (" + ", ".join(limits) + ")"
+
+
+class _SandboxedFactory:
+    """Lets ``SecurityPolicy.sandboxed(...)`` build a policy while
+    ``policy.sandboxed`` on an instance still reads the boolean field."""
+
+    def __get__(self, instance: SecurityPolicy | None, owner: type) -> Any:
+        if instance is None:
+            return owner.sandboxed_policy
+        return instance.__dict__["sandboxed"]
+
+
+# The dataclass machinery has already read the field default; swap in the
+# descriptor so the class attribute is the factory and instances keep the flag.
+SecurityPolicy.sandboxed = _SandboxedFactory()  # type: ignore[assignment]

@@ -1,0 +1,247 @@
+"""The value model: what crosses between the host and the languages.
+
+Values cross as plain Python values: ``None``, ``bool``, ``int``, ``float``,
+``str``, ``bytes``, ``list``, ``dict`` with ``str`` keys, plus two handles:
+:class:`FunctionRef`, a callable into an engine, and :class:`UserData`, an
+opaque host object that comes back unchanged. The rules for the awkward cases
+(cycles, NaN, non-string keys, huge integers) live in ``docs/values.md``; the
+helpers here are the shared implementation engines use for them.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import weakref
+from typing import Any, Callable, Iterable
+
+from .errors import ConversionError
+
+__all__ = [
+    "ScriptLanguage",
+    "FunctionRef",
+    "UserData",
+    "EXTENSIONS",
+    "language_for_path",
+    "normalize_language",
+    "to_host",
+    "check_int",
+    "SCALAR_TYPES",
+    "MAX_SAFE_DOUBLE_INT",
+]
+
+#: the largest integer a double holds exactly (JavaScript's Number.MAX_SAFE_INTEGER)
+MAX_SAFE_DOUBLE_INT = 2**53
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+SCALAR_TYPES = (type(None), bool, int, float, str, bytes)
+
+
+class ScriptLanguage(str, enum.Enum):
+    """The five languages of the specification. Language ids are open
+    strings: a third-party engine may add ``"ruby"``; these are just named."""
+
+    LUA = "lua"
+    JAVASCRIPT = "javascript"
+    PYTHON = "python"
+    WREN = "wren"
+    KRYON_LISP = "lisp"
+
+    def __str__(self) -> str:  # "lua", not "ScriptLanguage.LUA"
+        return self.value
+
+
+#: file extension -> language id, for ``kryon run`` and ``load_script_file``
+EXTENSIONS: dict[str, str] = {
+    ".lua": "lua",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".py": "python",
+    ".wren": "wren",
+    ".hy": "lisp",
+    ".kl": "lisp",
+}
+
+
+def normalize_language(language: "str | ScriptLanguage") -> str:
+    """A language id string from an id or a :class:`ScriptLanguage` member."""
+    if isinstance(language, ScriptLanguage):
+        return language.value
+    lang = str(language).strip().lower()
+    aliases = {"js": "javascript", "kryonlisp": "lisp", "kryon-lisp": "lisp", "hy": "lisp", "py": "python"}
+    return aliases.get(lang, lang)
+
+
+def language_for_path(path: str, extensions: dict[str, str] | None = None) -> str | None:
+    """The language id a file name's extension maps to, or None."""
+    table = extensions if extensions is not None else EXTENSIONS
+    dot = path.rfind(".")
+    return table.get(path[dot:].lower()) if dot >= 0 else None
+
+
+class UserData:
+    """An opaque host object handed to scripts and handed back unchanged.
+
+    Scripts cannot look inside it; they can store it and pass it back to host
+    functions, which get this very instance (identity is preserved)."""
+
+    __slots__ = ("value", "__weakref__")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"UserData({self.value!r})"
+
+    # handles keep their identity through copies of the structures holding them
+    def __copy__(self) -> "UserData":
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "UserData":
+        return self
+
+
+class FunctionRef:
+    """A callable handle to a function living in an engine.
+
+    Calling it runs the function in its own engine with converted arguments
+    and returns the converted result. The engine-side reference is released
+    when the handle is released explicitly or garbage collected, so scripts
+    do not keep each other's closures alive forever. After release (or after
+    its script is unloaded) a call raises :class:`~kryon_core.errors.ScriptError`.
+    """
+
+    __slots__ = ("_call", "name", "language", "script", "_finalizer", "_async", "_released", "__weakref__")
+
+    def __init__(
+        self,
+        call: Callable[..., Any],
+        *,
+        name: str,
+        language: str,
+        script: str | None = None,
+        release: Callable[[], None] | None = None,
+        call_async: Callable[..., Any] | None = None,
+    ) -> None:
+        self._call = call
+        self._async = call_async
+        self.name = name
+        self.language = language
+        self.script = script
+        self._released = False
+        self._finalizer = weakref.finalize(self, release) if release is not None else None
+
+    def __call__(self, *args: Any) -> Any:
+        return self._call(*args)
+
+    def call(self, args: Iterable[Any] = ()) -> Any:
+        """Call with a list of arguments (the manager's calling convention)."""
+        return self._call(*args)
+
+    async def call_async(self, *args: Any) -> Any:
+        """Await the function: engines with coroutines or promises run it
+        cooperatively; others run it to completion."""
+        if self._async is not None:
+            return await self._async(*args)
+        return self._call(*args)
+
+    def release(self) -> None:
+        """Free the engine-side reference now (idempotent)."""
+        self._call = _released(self.name, self.language, self.script)
+        self._async = None
+        self._released = True
+        if self._finalizer is not None:
+            self._finalizer()
+
+    @property
+    def alive(self) -> bool:
+        return not self._released
+
+    def __copy__(self) -> "FunctionRef":
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "FunctionRef":
+        return self
+
+    def __repr__(self) -> str:
+        where = f"{self.script}." if self.script else ""
+        return f"<FunctionRef {self.language}:{where}{self.name}>"
+
+
+class _ReleasedCall:
+    def __init__(self, name: str, language: str, script: str | None) -> None:
+        self.name, self.language, self.script = name, language, script
+
+    def __call__(self, *args: Any) -> Any:
+        from .errors import ScriptRuntimeError
+
+        raise ScriptRuntimeError(
+            f"function '{self.name}' was released (its script was unloaded or the reference dropped)",
+            language=self.language,
+            script=self.script,
+        )
+
+
+def _released(name: str, language: str, script: str | None) -> Callable[..., Any]:
+    return _ReleasedCall(name, language, script).__call__
+
+
+def check_int(value: int, *, exact_limit: int | None, language: str, what: str = "integer") -> int:
+    """Reject an int the language cannot hold exactly, never rounding silently.
+
+    ``exact_limit`` is 2**53 for languages whose numbers are doubles, None for
+    64-bit integer languages (then the int64 range applies)."""
+    if exact_limit is None:
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+        raise ConversionError(f"{what} {value} does not fit in a 64-bit integer", language=language)
+    if -exact_limit <= value <= exact_limit:
+        return value
+    raise ConversionError(
+        f"{what} {value} cannot be represented exactly in {language} (beyond 2**53)", language=language
+    )
+
+
+def to_host(value: Any, *, language: str = "host", _seen: set[int] | None = None) -> Any:
+    """Normalize a Python value to the value model, checking every rule.
+
+    Tuples become lists; dict keys must be ``str`` (an ``int`` key becomes its
+    decimal string, any other key is a :class:`ConversionError`); cycles are a
+    :class:`ConversionError`; FunctionRef and UserData pass through. Other
+    objects are a :class:`ConversionError` unless a ``kryon_convert_value``
+    hook (applied by the manager) turned them into values first.
+    """
+    if value is None or isinstance(value, (bool, int, float, str, bytes, FunctionRef, UserData)):
+        return value
+    seen = _seen if _seen is not None else set()
+    if isinstance(value, (list, tuple)):
+        key = id(value)
+        if key in seen:
+            raise ConversionError("cyclic list cannot cross between languages", language=language)
+        seen.add(key)
+        try:
+            return [to_host(v, language=language, _seen=seen) for v in value]
+        finally:
+            seen.discard(key)
+    if isinstance(value, dict):
+        key = id(value)
+        if key in seen:
+            raise ConversionError("cyclic dict cannot cross between languages", language=language)
+        seen.add(key)
+        try:
+            return {dict_key(k, language): to_host(v, language=language, _seen=seen) for k, v in value.items()}
+        finally:
+            seen.discard(key)
+    if callable(value):
+        return value
+    raise ConversionError(f"cannot convert a {type(value).__name__} to a script value", language=language)
+
+
+def dict_key(key: Any, language: str) -> str:
+    """The rule for dict keys: str stays, int becomes its decimal text, the rest is an error."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, int) and not isinstance(key, bool):
+        return str(key)
+    if isinstance(key, float) and key.is_integer() and not math.isinf(key):
+        return str(int(key))
+    raise ConversionError(f"dict key {key!r} ({type(key).__name__}) is not a string", language=language)
