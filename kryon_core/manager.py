@@ -68,7 +68,7 @@ class LoadedScript:
 class _Location:
     """Where a registered function lives, with its stats records at hand."""
 
-    __slots__ = ("qualified", "script", "language", "function", "engine", "fstats", "sstats", "info")
+    __slots__ = ("qualified", "script", "language", "function", "engine", "stats", "info", "call")
 
     def __init__(
         self, qualified: str, script: LoadedScript, function: str, engine: ScriptEngine, profiler: Profiler
@@ -79,7 +79,13 @@ class _Location:
         self.function = function
         self.engine = engine
         self.info = script.functions[function]
-        self.fstats, self.sstats = profiler.stats_for(qualified, script.id, script.language)
+        self.stats = profiler.stats_for(qualified, script.id, script.language)
+        self.call: Callable[..., Any] | None = None  # the engine's bound callable, made on first call
+
+    def bound_call(self) -> Callable[..., Any]:
+        if self.call is None:
+            self.call = self.engine.get_function(self.function, script=self.script)._call
+        return self.call
 
 
 class ScriptManager:
@@ -329,37 +335,52 @@ class ScriptManager:
     def call_function(self, name: str, args: Sequence[Any] = (), *, caller: str | None = None) -> Any:
         """Call a function of a loaded script by "script.fn" or unique "fn"."""
         loc = self._lookup.get(name)
-        if not isinstance(loc, _Location):
+        if loc.__class__ is not _Location:
             loc = self._location(name)
-        if not self.profiler.enabled:
-            return loc.engine.call_function(loc.function, args, script=loc.script)
+        call = loc.call or loc.bound_call()
+        profiler = self.profiler
+        if not profiler.enabled:
+            return call(*args)
+        stats = loc.stats
         start = perf_counter_ns()
-        ok = False
         try:
-            result = loc.engine.call_function(loc.function, args, script=loc.script)
-            ok = True
-            return result
-        finally:
-            self.profiler.record(loc.fstats, loc.sstats, perf_counter_ns() - start, ok)
+            result = call(*args)
+        except BaseException:
+            stats.errors += 1
+            raise
+        finally:  # inline rather than a method call: this is the per-call cost
+            elapsed = perf_counter_ns() - start
+            stats.calls += 1
+            stats.total_ns += elapsed
+            if elapsed > stats.max_ns:
+                stats.max_ns = elapsed
+            if stats.calls == profiler.hot_threshold:
+                profiler.became_hot(stats)
+        return result
 
     async def call_function_async(self, name: str, args: Sequence[Any] = ()) -> Any:
         """Await a function: async functions, coroutines, promises and fibers
         run cooperatively on the running loop."""
         loc = self._location(name)
+        stats = loc.stats
         start = perf_counter_ns()
-        ok = False
         try:
-            result = await loc.engine.call_function_async(loc.function, args, script=loc.script)
-            ok = True
-            return result
+            return await loc.engine.call_function_async(loc.function, args, script=loc.script)
+        except BaseException:
+            stats.errors += 1
+            raise
         finally:
             if self.profiler.enabled:
-                self.profiler.record(loc.fstats, loc.sstats, perf_counter_ns() - start, ok)
+                elapsed = perf_counter_ns() - start
+                stats.calls += 1
+                stats.total_ns += elapsed
+                stats.max_ns = max(stats.max_ns, elapsed)
 
     def function(self, name: str) -> FunctionRef:
-        """A callable bound once to one function, for hot paths. It counts its
-        calls in the profiler, follows the function across hot reloads and
-        raises once its script is unloaded."""
+        """A callable bound once to one function, for hot paths. It follows
+        the function across hot reloads and raises once its script is
+        unloaded. It skips the profiler's per-call timing (that is what makes
+        it fast); calls through ``call_function`` are timed and counted."""
         loc = self._location(name)
         ref = self._bind(loc)
         with self._lock:
@@ -367,18 +388,11 @@ class ScriptManager:
         return ref
 
     def _bind(self, loc: _Location) -> FunctionRef:
+        # Bound handles skip per-call timing: they are the hot path. Calls
+        # through call_function are the ones the profiler times and counts.
         raw = loc.engine.get_function(loc.function, script=loc.script)
-        fstats = loc.fstats
-        call = raw._call
-
-        def counted(*args: Any) -> Any:
-            fstats.calls += 1
-            return call(*args)
-
-        if not self.profiler.enabled:
-            counted = call  # noqa: F811 - no counting when profiling is off
-        return FunctionRef(
-            counted, name=loc.function, language=loc.language, script=loc.script, release=raw.release,
+        return FunctionRef.direct(
+            raw._call, name=loc.function, language=loc.language, script=loc.script, release=raw.release,
             call_async=raw._async,
         )
 
@@ -387,8 +401,8 @@ class ScriptManager:
         for ref in list(self._bound.get(script_id, ())):
             loc = self._lookup.get(f"{script_id}.{ref.name}")
             if isinstance(loc, _Location):
-                fresh = self._bind(loc)
-                ref._call, ref._async = fresh._call, fresh._async
+                fresh = loc.engine.get_function(loc.function, script=loc.script)
+                ref._retarget(fresh._call, fresh._async)
             else:
                 ref.release()
 

@@ -1,7 +1,7 @@
 """Call counts and times per function and per script, and hot-function detection.
 
-The manager records every call it routes (and every call through a bound
-:class:`~kryon_core.FunctionRef` from ``manager.function``). A function whose
+The manager records every call it routes through ``call_function`` (bound
+handles from ``manager.function`` skip timing for speed). A function whose
 call count reaches ``hot_threshold`` is *hot*: it is listed by
 :meth:`Profiler.hot_functions` and reported to its engine's ``on_hot_function``
 (engines with a JIT, such as LuaJIT, use it; others ignore it).
@@ -66,40 +66,47 @@ class Profiler:
         self.enabled = enabled
         self.hot_threshold = hot_threshold
         self.functions: dict[str, CallStats] = {}
-        self.scripts: dict[str, CallStats] = {}
+        self._script_of: dict[str, str] = {}
         self.on_hot: Callable[[str, str], None] | None = None
 
-    def stats_for(self, qualified: str, script: str, language: str) -> tuple[CallStats, CallStats]:
-        """The (function, script) stats records, created on first use. Bound
-        handles keep these and update them without a dict look-up."""
-        fn = self.functions.get(qualified)
-        if fn is None:
-            fn = self.functions[qualified] = CallStats(qualified, language)
-        sc = self.scripts.get(script)
-        if sc is None:
-            sc = self.scripts[script] = CallStats(script, language)
-        return fn, sc
+    def stats_for(self, qualified: str, script: str, language: str) -> CallStats:
+        """The stats record of one function, created on first use. The
+        manager keeps it beside the function's location and updates it
+        inline (see ``ScriptManager.call_function``): no look-up per call."""
+        stats = self.functions.get(qualified)
+        if stats is None:
+            stats = self.functions[qualified] = CallStats(qualified, language)
+            self._script_of[qualified] = script
+        return stats
 
-    def record(self, fn: CallStats, sc: CallStats, elapsed_ns: int, ok: bool) -> None:
-        fn.calls += 1
-        fn.total_ns += elapsed_ns
-        if elapsed_ns > fn.max_ns:
-            fn.max_ns = elapsed_ns
-        sc.calls += 1
-        sc.total_ns += elapsed_ns
-        if not ok:
-            fn.errors += 1
-            sc.errors += 1
-        if fn.calls == self.hot_threshold:
-            fn.hot = True
-            if self.on_hot is not None:
-                self.on_hot(fn.name, fn.language)
+    def became_hot(self, stats: CallStats) -> None:
+        """Called by the manager when a function's count reaches the threshold."""
+        stats.hot = True
+        if self.on_hot is not None:
+            self.on_hot(stats.name, stats.language)
+
+    def script_stats(self) -> dict[str, CallStats]:
+        """Per-script totals, summed from the functions' records."""
+        totals: dict[str, CallStats] = {}
+        for qualified, fn in self.functions.items():
+            script = self._script_of.get(qualified, qualified.rsplit(".", 1)[0])
+            sc = totals.get(script)
+            if sc is None:
+                sc = totals[script] = CallStats(script, fn.language)
+            sc.calls += fn.calls
+            sc.errors += fn.errors
+            sc.total_ns += fn.total_ns
+            sc.max_ns = max(sc.max_ns, fn.max_ns)
+        return totals
+
+    @property
+    def scripts(self) -> dict[str, CallStats]:
+        return self.script_stats()
 
     def forget_script(self, script: str) -> None:
-        self.scripts.pop(script, None)
-        prefix = script + "."
-        for key in [k for k in self.functions if k.startswith(prefix)]:
-            del self.functions[key]
+        for key in [k for k, s in self._script_of.items() if s == script]:
+            self.functions.pop(key, None)
+            self._script_of.pop(key, None)
 
     def hot_functions(self) -> list[HotFunctionInfo]:
         return [
@@ -111,9 +118,10 @@ class Profiler:
     def report(self) -> dict[str, list[dict[str, object]]]:
         return {
             "functions": [s.as_dict() for s in sorted(self.functions.values(), key=lambda s: -s.total_ns)],
-            "scripts": [s.as_dict() for s in sorted(self.scripts.values(), key=lambda s: -s.total_ns)],
+            "scripts": [s.as_dict() for s in sorted(self.script_stats().values(), key=lambda s: -s.total_ns)],
         }
 
     def reset(self) -> None:
-        self.functions.clear()
-        self.scripts.clear()
+        for stats in self.functions.values():
+            stats.calls = stats.errors = stats.total_ns = stats.max_ns = 0
+            stats.hot = False

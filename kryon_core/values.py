@@ -133,6 +133,23 @@ class FunctionRef:
     def __call__(self, *args: Any) -> Any:
         return self._call(*args)
 
+    @classmethod
+    def direct(cls, call: Callable[..., Any], **kwargs: Any) -> "FunctionRef":
+        """A FunctionRef whose call goes straight to ``call``, with no Python
+        frame of its own in between (for bound handles on hot paths).
+
+        It gets a one-off subclass whose ``__call__`` is ``call`` itself, so
+        it costs a class object: make these once, not per call."""
+        sub = type(cls.__name__, (cls,), {"__slots__": (), "__call__": staticmethod(call)})
+        ref = sub(call, **kwargs)
+        return ref
+
+    def _retarget(self, call: Callable[..., Any], call_async: Callable[..., Any] | None) -> None:
+        """Point this handle at a new implementation (after a hot reload)."""
+        self._call, self._async = call, call_async
+        if type(self) is not FunctionRef and "__call__" in type(self).__dict__:
+            type(self).__call__ = staticmethod(call)  # type: ignore[method-assign]
+
     def call(self, args: Iterable[Any] = ()) -> Any:
         """Call with a list of arguments (the manager's calling convention)."""
         return self._call(*args)
@@ -146,8 +163,7 @@ class FunctionRef:
 
     def release(self) -> None:
         """Free the engine-side reference now (idempotent)."""
-        self._call = _released(self.name, self.language, self.script)
-        self._async = None
+        self._retarget(_released(self.name, self.language, self.script), None)
         self._released = True
         if self._finalizer is not None:
             self._finalizer()

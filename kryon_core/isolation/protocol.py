@@ -1,0 +1,186 @@
+"""The wire protocol between a host and an isolated worker process.
+
+This module uses the standard library only: the worker loads it by file path
+(it runs with ``python -I -S`` and cannot import ``kryon_core``), and the host
+imports it as ``kryon_core.isolation.protocol``.
+
+Framing: every message is a 4-byte big-endian length followed by that many
+bytes of UTF-8 JSON (an object). JSON, never pickle: the host decodes what an
+untrusted worker wrote, and JSON can only produce plain data.
+
+Values (the Kryon value model) map onto JSON directly where they can:
+None, bool, int, float (NaN and the infinities as JSON's NaN/Infinity
+tokens, which Python's json reads back), str, list, dict with str keys.
+Everything else is an object with the reserved key ``"\\u0000"`` (the tag):
+
+- ``{"\\0": "b", "v": "<base64>"}``               bytes
+- ``{"\\0": "f", "v": id, "n": name, "s": script}`` a worker-side function (handle id in the worker)
+- ``{"\\0": "h", "v": id, "c": 0|1}``              a host-side object (UserData, FunctionRef, callable)
+- ``{"\\0": "d", "v": [[key, value], ...]}``       a dict whose keys include the tag key itself
+
+Messages are objects with ``"t"`` (type) and, for requests and replies,
+``"i"`` (a request id, unique per sender). Either side may send a request
+while it waits for a reply (a call into the worker can call back into the
+host, which can call into the worker again): whoever waits reads messages,
+serves requests that arrive, and returns when its own reply comes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import struct
+
+__all__ = [
+    "TAG",
+    "HEADER",
+    "ProtocolError",
+    "ValueRefused",
+    "encode_value",
+    "dumps",
+    "loads",
+    "write_frame",
+    "read_exact",
+    "ERROR_KINDS",
+]
+
+TAG = "\x00"
+HEADER = struct.Struct(">I")
+#: frames larger than this are a protocol violation unless a limit raises it
+DEFAULT_MAX_FRAME = 256 * 1024 * 1024
+
+#: the error kinds a reply can carry, mapped to kryon_core error classes on the host
+ERROR_KINDS = (
+    "runtime",  # ScriptRuntimeError
+    "compile",  # CompileError
+    "access",  # AccessDeniedError
+    "timeout",  # ScriptTimeoutError
+    "memory",  # MemoryLimitError
+    "recursion",  # RecursionLimitError
+    "size",  # SizeLimitError
+    "conversion",  # ConversionError
+    "notfound",  # FunctionNotFoundError
+    "dom",  # DOMError
+    "script",  # ScriptError
+)
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a valid message."""
+
+
+class ValueRefused(Exception):
+    """A value cannot cross (cycle, bad key, unknown type). ``kind`` is an ERROR_KINDS entry."""
+
+    def __init__(self, message: str, kind: str = "conversion") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def encode_value(value, export, *, max_size=None, _seen=None):
+    """``value`` as JSON-ready data. ``export(obj)`` turns an object outside
+    the plain model (a function, a handle) into a tag dict or raises
+    :class:`ValueRefused`. Tuples become lists; int dict keys become their
+    decimal text; other non-str keys, cycles and over-size strings are refused."""
+    t = type(value)
+    if t is str:
+        if max_size is not None and len(value) > max_size:
+            raise ValueRefused(f"string of {len(value)} characters is larger than the limit ({max_size})", "size")
+        return value
+    if t is int or t is float or t is bool or value is None:
+        return value
+    if t is bytes or t is bytearray:
+        if max_size is not None and len(value) > max_size:
+            raise ValueRefused(f"bytes of length {len(value)} larger than the limit ({max_size})", "size")
+        return {TAG: "b", "v": base64.b64encode(bytes(value)).decode("ascii")}
+    if t is list or t is tuple:
+        if max_size is not None and len(value) > max_size:
+            raise ValueRefused(f"list of {len(value)} elements is larger than the limit ({max_size})", "size")
+        seen = _seen if _seen is not None else set()
+        key = id(value)
+        if key in seen:
+            raise ValueRefused("a cyclic list cannot cross between languages")
+        seen.add(key)
+        try:
+            return [encode_value(v, export, max_size=max_size, _seen=seen) for v in value]
+        finally:
+            seen.discard(key)
+    if t is dict:
+        seen = _seen if _seen is not None else set()
+        key = id(value)
+        if key in seen:
+            raise ValueRefused("a cyclic dict cannot cross between languages")
+        seen.add(key)
+        try:
+            out = {}
+            for k, v in value.items():
+                out[_key(k)] = encode_value(v, export, max_size=max_size, _seen=seen)
+            if TAG in out:
+                return {TAG: "d", "v": [[k, v] for k, v in out.items()]}
+            return out
+        finally:
+            seen.discard(key)
+    if isinstance(value, bool):  # subclasses of the scalars are refused below unless plain
+        return bool(value)
+    if isinstance(value, int) and t.__module__ == "builtins":
+        return int(value)
+    return export(value)
+
+
+def _key(k):
+    if type(k) is str:
+        return k
+    if type(k) is int:
+        return str(k)
+    if type(k) is float and k.is_integer() and not math.isinf(k):
+        return str(int(k))
+    raise ValueRefused(f"dict key {k!r} ({type(k).__name__}) is not a string")
+
+
+def dumps(message) -> bytes:
+    """A message as one frame (header + JSON)."""
+    data = json.dumps(message, separators=(",", ":"), ensure_ascii=False, check_circular=False).encode(
+        "utf-8", "surrogatepass"
+    )
+    return HEADER.pack(len(data)) + data
+
+
+def loads(data: bytes, object_hook=None):
+    """Parse one frame's body. Any malformed input is a :class:`ProtocolError`."""
+    try:
+        msg = json.loads(data.decode("utf-8", "surrogatepass"), object_hook=object_hook)
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"malformed message: {exc}") from None
+    if type(msg) is not dict:
+        raise ProtocolError("a message must be a JSON object")
+    return msg
+
+
+def write_frame(fd: int, frame: bytes) -> None:
+    view = memoryview(frame)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def read_exact(fd: int, n: int) -> bytes:
+    """Read exactly ``n`` bytes; EOFError when the other side closed."""
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("the other side closed the channel")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def decode_bytes(tag_dict) -> bytes:
+    try:
+        return base64.b64decode(tag_dict["v"], validate=True)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"bad bytes value: {exc}") from None

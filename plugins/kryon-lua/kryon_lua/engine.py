@@ -1,0 +1,464 @@
+"""The Lua engine: Kryon's ScriptEngine over lupa.
+
+Each script runs in its own environment table inside a shared Lua state (one
+state per kind of policy, see runtime.py), so scripts cannot see each
+other's globals. ``compile`` produces real Lua bytecode (``string.dump``)
+plus the functions a static scan finds; after loading, the functions are
+read from the script's environment with their parameter names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from kryon_core import (
+    BreakpointHit,
+    CompiledScript,
+    ConversionError,
+    EngineCapabilities,
+    EngineConfig,
+    FunctionInfo,
+    FunctionNotFoundError,
+    FunctionRef,
+    GarbageCollectionStats,
+    MemoryUsage,
+    ScriptBridge,
+    ScriptEngine,
+    ScriptError,
+    ScriptNotFoundError,
+    ScriptRuntimeError,
+    SecurityPolicy,
+    StackFrame,
+)
+
+from .bridge import build_kryon_table
+from .errors import translate
+from .runtime import Runtime, RuntimeKey, lupa_module
+from .values import SCALARS
+
+_FUNCTION_DEF = re.compile(
+    r"^[ \t]*(?:local[ \t]+)?function[ \t]+([A-Za-z_][\w.:]*)[ \t]*\(([^)]*)\)"
+    r"|^[ \t]*(?:local[ \t]+)?([A-Za-z_][\w.]*)[ \t]*=[ \t]*function[ \t]*\(([^)]*)\)",
+    re.M,
+)
+
+
+@dataclass
+class _Script:
+    id: str
+    runtime: Runtime
+    env: Any
+    returned: Any
+    compiled: CompiledScript
+    policy: SecurityPolicy
+    functions: dict[str, FunctionInfo] = field(default_factory=dict)
+    lua_functions: dict[str, Any] = field(default_factory=dict)
+    callers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+
+class LuaEngine(ScriptEngine):
+    language = "lua"
+    extensions = (".lua",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        import lupa
+
+        self._lupa_version = getattr(lupa, "__version__", "?")
+        self._runtimes: dict[RuntimeKey, Runtime] = {}
+        self._compilers: dict[bool, Any] = {}
+        self._scripts: dict[str, _Script] = {}
+        self._globals: dict[str, Any] = {}
+        self._breakpoints: dict[int, tuple[str, int]] = {}
+        self._breakpoint_ids = itertools.count(1)
+        self._lock = threading.RLock()
+
+    # -- identification ----------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return f"Lua 5.4 (lupa {self._lupa_version})"
+
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        return EngineCapabilities(
+            supports_async=True,
+            supports_generators=False,
+            supports_coroutines=True,
+            supports_modules=True,
+            supports_debugging=True,
+            supports_jit=_has_luajit(),
+            supports_bytecode=True,
+            supports_sandbox=True,
+        )
+
+    def initialize(self, config: EngineConfig) -> None:
+        super().initialize(config)
+
+    # -- runtimes -------------------------------------------------------------------
+    def _runtime(self, policy: SecurityPolicy) -> Runtime:
+        key = RuntimeKey.for_policy(policy)
+        rt = self._runtimes.get(key)
+        if rt is None:
+            with self._lock:
+                rt = self._runtimes.get(key)
+                if rt is None:
+                    rt = Runtime(self, key)
+                    if self.bridge is not None:
+                        rt.kryon = build_kryon_table(rt, self.bridge)
+                    for name, value in self._globals.items():
+                        rt.helpers.base[name] = rt.conv.to_lua(value)
+                    rt.helpers.sethooks(bool(self._breakpoints))
+                    self._apply_breakpoints(rt)
+                    self._runtimes[key] = rt
+        return rt
+
+    def _policy_of(self, script: str | None) -> SecurityPolicy:
+        st = self._scripts.get(script) if script else None
+        return st.policy if st is not None else self.config.policy
+
+    def convert_unknown(self, value: Any) -> Any:
+        if self.bridge is not None:
+            return self.bridge.convert_unknown(value)
+        from kryon_core import ConversionError
+
+        raise ConversionError(f"cannot pass a {type(value).__name__} to Lua", language="lua")
+
+    # -- compile and load ----------------------------------------------------------------
+    def _compiler(self, jit: bool) -> Any:
+        dump = self._compilers.get(jit)
+        if dump is None:
+            module = lupa_module(jit)
+            lua = module.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+            dump = lua.eval(
+                "function(src, name) local f, err = load(src, name, 't') "
+                "if not f then return nil, err end return string.dump(f) end"
+            )
+            self._compilers[jit] = dump
+        return dump
+
+    def compile(self, source: "str | bytes", name: str, *, policy: SecurityPolicy | None = None) -> CompiledScript:
+        text = source.decode("utf-8") if isinstance(source, bytes) else source
+        policy = policy or self.config.policy
+        with self._lock:
+            result = self._compiler(policy.use_jit)(text.encode("utf-8"), ("=" + name).encode("utf-8"))
+        bytecode, err = (result if isinstance(result, tuple) else (result, None))
+        if bytecode is None:
+            message = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
+            raise self._compile_error(message, name, text)
+        return CompiledScript(
+            id=name,
+            language=self.language,
+            source=text,
+            bytecode=bytes(bytecode),
+            functions=_scan_functions(text),
+            engine_version=self.version,
+        )
+
+    def _compile_error(self, message: str, name: str, text: str) -> ScriptError:
+        exc = Exception(message)
+        exc._kryon_source = text  # type: ignore[attr-defined]
+        return translate(exc, name, compiling=True)
+
+    def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
+        state = self._run_chunk(compiled, policy or self.config.policy)
+        self._scripts[compiled.id] = state
+        return compiled.id
+
+    def _run_chunk(self, compiled: CompiledScript, policy: SecurityPolicy) -> _Script:
+        """Run a script's top level in a fresh environment; nothing is
+        registered unless it succeeds."""
+        rt = self._runtime(policy)
+        header = b"\x1bLJ" if rt.key.jit else b"\x1bLua"
+        code: Any = compiled.bytecode if compiled.bytecode.startswith(header) else compiled.source
+        with self._lock:
+            env = rt.helpers.newenv(rt.kryon)
+            try:
+                chunk = rt.helpers.load(code, "=" + compiled.id, env)
+            except rt.LuaError as exc:
+                exc._kryon_source = compiled.source  # type: ignore[attr-defined]
+                raise translate(exc, compiled.id, compiling=True) from None
+        returned = rt.call(chunk, [], policy, compiled.id)
+        if isinstance(returned, tuple):
+            returned = returned[0] if returned else None
+        state = _Script(compiled.id, rt, env, returned, compiled, policy)
+        self._describe(state)
+        return state
+
+    def _describe(self, state: _Script) -> None:
+        found = state.runtime.helpers.functions(state.env, state.returned)
+        functions = {}
+        for name, info in found.items():
+            params = info["params"]
+            names = tuple(str(params[i]) for i in range(1, int(info["nparams"]) + 1))
+            functions[str(name)] = FunctionInfo(
+                name=str(name),
+                parameter_count=int(info["nparams"]),
+                parameter_names=names,
+                is_variadic=bool(info["vararg"]),
+                line=int(info["line"]) if info["line"] else None,
+            )
+        state.functions = functions
+        state.lua_functions = {}
+
+    def reload_script(
+        self, script_id: str, compiled: CompiledScript, *, policy: SecurityPolicy | None, previous: CompiledScript
+    ) -> None:
+        """Run the new version beside the old one and swap only if its top
+        level succeeds: the old version keeps its state on failure."""
+        old = self._script(script_id)
+        state = self._run_chunk(compiled, policy or old.policy)
+        self._scripts[script_id] = state
+
+    def unload_script(self, script_id: str) -> None:
+        state = self._scripts.pop(script_id, None)
+        if state is None:
+            raise ScriptNotFoundError(f"no Lua script '{script_id}' is loaded", language="lua", script=script_id)
+
+    def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
+        return dict(self._script(script_id).functions)
+
+    def _script(self, script_id: str) -> _Script:
+        state = self._scripts.get(script_id)
+        if state is None:
+            raise ScriptNotFoundError(f"no Lua script '{script_id}' is loaded", language="lua", script=script_id)
+        return state
+
+    def _lua_function(self, state: _Script, function: str) -> Any:
+        f = state.lua_functions.get(function)
+        if f is None:
+            f = state.runtime.helpers.lookup(state.env, state.returned, function)
+            if f is None or state.runtime.module.lua_type(f) != "function":
+                raise FunctionNotFoundError(
+                    f"script '{state.id}' defines no function '{function}'", language="lua", script=state.id
+                )
+            state.lua_functions[function] = f
+        return f
+
+    # -- calls ---------------------------------------------------------------------------
+    def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
+        state = self._scripts.get(script) or self._script(script)
+        caller = state.callers.get(function) or self._caller(state, function)
+        return caller(*args)
+
+    def get_function(self, function: str, *, script: str) -> FunctionRef:
+        state = self._script(script)
+        call = self._caller(state, function)
+
+        async def call_async(*args: Any) -> Any:
+            return await self.call_function_async(function, args, script=script)
+
+        return FunctionRef(call, name=function, language="lua", script=script, call_async=call_async)
+
+    def _caller(self, state: _Script, function: str) -> Callable[..., Any]:
+        """The callable that runs one function with host values, made once
+        per (script version, function): the manager's and bound handles' path."""
+        caller = state.callers.get(function)
+        if caller is None:
+            caller = state.callers[function] = self._make_caller(state, function)
+        return caller
+
+    def _make_caller(self, state: _Script, function: str) -> Callable[..., Any]:
+        f = self._lua_function(state, function)
+        rt, script, policy = state.runtime, state.id, state.policy
+        to_lua, from_lua = rt.conv.to_lua, rt.conv.from_lua
+        passthrough = rt.passthrough
+        if policy.sandboxed and (policy.time_limit or policy.max_recursion):
+            limited = rt.call
+
+            def call(*args: Any) -> Any:
+                try:
+                    result = limited(f, [to_lua(a) for a in args], policy, script)
+                    return result if type(result) in SCALARS else from_lua(result)
+                except UnicodeDecodeError as exc:
+                    raise _not_utf8(exc, script) from None
+
+            return call
+        LuaError = rt.LuaError
+
+        def call(*args: Any) -> Any:  # the hot path: no hook bookkeeping, scalars straight through
+            for a in args:
+                if type(a) not in passthrough:
+                    args = tuple([to_lua(a) for a in args])
+                    break
+            try:
+                result = f(*args)
+            except LuaError as exc:
+                raise translate(exc, script) from None
+            except OverflowError:
+                raise ConversionError(
+                    "an integer argument is outside the 64-bit integer range", language="lua", script=script
+                ) from None
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(exc, script) from None
+            if type(result) in SCALARS:
+                return result
+            return from_lua(result)
+
+        return call
+
+    async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
+        """Run the function as a coroutine; ``kryon.sleep(ms)`` and
+        ``kryon.callAsync(name, ...)`` inside it await on the caller's loop,
+        any other yield gives the loop one turn."""
+        state = self._script(script)
+        f = self._lua_function(state, function)
+        rt, conv = state.runtime, state.runtime.conv
+        step = rt.helpers.stepper(f)
+        send = [conv.to_lua(a) for a in args]
+        while True:
+            result = rt.call(step, send, state.policy, script)
+            ok, status, *values = result if isinstance(result, tuple) else (result,)
+            if not ok:
+                raise translate(rt.LuaError(status), script)
+            if status == "dead":
+                return conv.from_lua(values[0]) if len(values) == 1 else ([conv.from_lua(v) for v in values] or None)
+            request = conv.from_lua(values[0]) if values else None
+            send = await self._answer(request, conv)
+
+    async def _answer(self, request: Any, conv: Any) -> list[Any]:
+        if isinstance(request, dict) and request.get("op") == "sleep":
+            await asyncio.sleep(max(0.0, float(request.get("ms") or 0)) / 1000.0)
+            return []
+        if isinstance(request, dict) and request.get("op") == "call":
+            manager = self.bridge.manager if self.bridge is not None else None
+            if manager is None:
+                raise ScriptRuntimeError("kryon.callAsync needs a ScriptManager", language="lua")
+            packed = request.get("args") or {}
+            count = int(packed.pop("n", 0)) if isinstance(packed, dict) else len(packed)
+            if isinstance(packed, dict):
+                call_args = [packed.get(str(i)) for i in range(1, count + 1)]
+            else:
+                call_args = list(packed)
+            value = await manager.call_function_async(str(request.get("name")), call_args)
+            return [conv.to_lua(value)]
+        await asyncio.sleep(0)
+        return []
+
+    # -- globals ---------------------------------------------------------------------------
+    def set_global(self, name: str, value: Any) -> None:
+        with self._lock:
+            for rt in self._runtimes.values():
+                rt.helpers.base[name] = rt.conv.to_lua(value)
+            self._globals[name] = value
+
+    def get_global(self, name: str) -> Any:
+        rt = self._runtime(self.config.policy)
+        try:
+            return rt.conv.from_lua(rt.helpers.base[name])
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(exc, None) from None
+
+    # -- memory -------------------------------------------------------------------------------
+    def collect_garbage(self) -> GarbageCollectionStats:
+        import time
+
+        start = time.perf_counter()
+        before = after = 0
+        with self._lock:
+            for rt in self._runtimes.values():
+                b, a = rt.helpers.collect()
+                before += int(b)
+                after += int(a)
+        return GarbageCollectionStats(before, after, None, (time.perf_counter() - start) * 1000)
+
+    def get_memory_usage(self) -> MemoryUsage:
+        used = sum(int(rt.helpers.memory()) for rt in self._runtimes.values())
+        limits = [rt.key.memory_limit for rt in self._runtimes.values()]
+        limit = None if not limits or None in limits else sum(l for l in limits if l)
+        return MemoryUsage(used_bytes=used, limit=limit, scripts=len(self._scripts))
+
+    # -- debugging ------------------------------------------------------------------------------
+    def get_stack_trace(self) -> list[StackFrame]:
+        frames: list[StackFrame] = []
+        for rt in self._runtimes.values():
+            frames.extend(rt.script_frames())
+        return frames
+
+    def set_breakpoint(self, file: str, line: int) -> int:
+        script = _script_id_of(file)
+        bid = next(self._breakpoint_ids)
+        with self._lock:
+            self._breakpoints[bid] = (script, int(line))
+            for rt in self._runtimes.values():
+                self._apply_breakpoints(rt)
+                rt.helpers.sethooks(True)
+        return bid
+
+    def remove_breakpoint(self, breakpoint_id: int) -> None:
+        with self._lock:
+            if self._breakpoints.pop(breakpoint_id, None) is None:
+                raise ScriptError(f"no breakpoint {breakpoint_id}", language="lua")
+            for rt in self._runtimes.values():
+                self._apply_breakpoints(rt)
+                rt.helpers.sethooks(bool(self._breakpoints))
+
+    def _apply_breakpoints(self, rt: Runtime) -> None:
+        table: dict[str, dict[int, int]] = {}
+        for bid, (script, line) in self._breakpoints.items():
+            table.setdefault("=" + script, {})[line] = bid
+        rt.state.breakpoints = rt.lua.table_from({src: rt.lua.table_from(lines) for src, lines in table.items()})
+
+    def _breakpoint_hit(self, rt: Runtime, breakpoint_id: int, source: str, line: int) -> None:
+        handler = self.breakpoint_handler
+        if handler is None:
+            return
+        stack = rt.script_frames(with_locals=True)
+        handler(BreakpointHit(breakpoint_id, "lua", source[1:], line, stack))
+
+    def on_hot_function(self, script: str, function: str) -> None:
+        """LuaJIT compiles hot traces itself; plain Lua has nothing to do."""
+
+    # -- bridge ------------------------------------------------------------------------------------
+    def setup_bridge(self, bridge: ScriptBridge) -> None:
+        super().setup_bridge(bridge)
+        with self._lock:
+            for rt in self._runtimes.values():
+                rt.kryon = build_kryon_table(rt, bridge)
+
+    def close(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+            self._runtimes.clear()
+            self._compilers.clear()
+
+
+def _scan_functions(text: str) -> dict[str, FunctionInfo]:
+    """Functions a static scan of the source finds (before it runs)."""
+    found: dict[str, FunctionInfo] = {}
+    for m in _FUNCTION_DEF.finditer(text):
+        name = m.group(1) or m.group(3)
+        params_text = m.group(2) if m.group(1) else m.group(4)
+        params = tuple(p.strip() for p in (params_text or "").split(",") if p.strip())
+        variadic = "..." in params
+        names = tuple(p for p in params if p != "...")
+        line = text.count("\n", 0, m.start()) + 1
+        short = name.replace(":", ".").split(".")[-1]
+        found.setdefault(
+            short,
+            FunctionInfo(name=short, parameter_count=len(names), parameter_names=names, is_variadic=variadic, line=line),
+        )
+    return found
+
+
+def _script_id_of(file: str) -> str:
+    name = file.replace("\\", "/").rsplit("/", 1)[-1]
+    return name[:-4] if name.endswith(".lua") else name
+
+
+def _has_luajit() -> bool:
+    try:
+        import lupa.luajit21  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _not_utf8(exc: UnicodeDecodeError, script: str | None) -> ScriptError:
+    return ConversionError(
+        "a Lua string that is not valid UTF-8 cannot cross to the host", language="lua", script=script
+    )

@@ -1,0 +1,294 @@
+-- Kryon's Lua prelude: run once in every Lua runtime the engine creates.
+--
+-- It builds the base environment scripts see (the whole of _G when trusted,
+-- a curated copy when sandboxed), the debug hook that enforces time and
+-- recursion limits and stops at breakpoints, and the helpers the Python side
+-- calls: loading chunks into per-script environments, listing the functions
+-- a script defines, and reading the stack and locals. Scripts never see this
+-- table; it keeps private references to `debug` and `load`.
+
+local sandboxed, grants, out, check_time, on_breakpoint = ...
+
+local debug, string, table, coroutine, math, utf8, os = debug, string, table, coroutine, math, utf8, os
+local getinfo, getlocal, sethook = debug.getinfo, debug.getlocal, debug.sethook
+local load, pcall, xpcall, error, type, tostring = load, pcall, xpcall, error, type, tostring
+local select, setmetatable, pairs, ipairs, rawget = select, setmetatable, pairs, ipairs, rawget
+
+local LIMIT = "kryon-limit:"
+local DENIED = "kryon-denied:"
+
+local K = { state = { maxdepth = 0, breakpoints = {} } }
+local state = K.state
+
+local function is_limit(e)
+  return type(e) == "string" and (e:find(LIMIT, 1, true) ~= nil or e:find("not enough memory", 1, true) ~= nil)
+end
+
+-- print goes to the host's output handler, tab-separated like Lua's own
+local function kprint(...)
+  local n = select("#", ...)
+  local parts = {}
+  for i = 1, n do parts[i] = tostring((select(i, ...))) end
+  out(table.concat(parts, "\t"))
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local function denied(name)
+  return function()
+    error(DENIED .. name .. " is not available under a sandboxed policy", 2)
+  end
+end
+
+-- pcall, xpcall and coroutine.resume must not swallow a limit: a script that
+-- wraps an endless loop in pcall would otherwise outlive its time limit.
+local function rethrow_limits(ok, ...)
+  if not ok and is_limit((...)) then error((...), 0) end
+  return ok, ...
+end
+
+local base
+local denied_globals = {}
+if sandboxed then
+  base = {}
+  for _, name in ipairs { "assert", "error", "ipairs", "next", "pairs", "rawequal", "rawget", "rawlen",
+    "rawset", "select", "tonumber", "tostring", "type", "setmetatable", "getmetatable", "_VERSION" } do
+    base[name] = _G[name]
+  end
+  base.pcall = function(f, ...) return rethrow_limits(pcall(f, ...)) end
+  base.xpcall = function(f, handler, ...)
+    return rethrow_limits(xpcall(f, function(e)
+      if is_limit(e) then return e end
+      return handler(e)
+    end, ...))
+  end
+  base.collectgarbage = function(opt)
+    if opt == "count" then return collectgarbage("count") end
+    error(DENIED .. "collectgarbage('" .. tostring(opt) .. "') is not available under a sandboxed policy", 2)
+  end
+  local safe_os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
+  for _, name in ipairs { "execute", "exit", "getenv", "remove", "rename", "tmpname", "setlocale" } do
+    safe_os[name] = denied("os." .. name)
+  end
+  if grants.processes then safe_os.execute = os.execute end
+  if grants.files then
+    safe_os.remove, safe_os.rename, safe_os.tmpname = os.remove, os.rename, os.tmpname
+    base.io = io
+  else
+    denied_globals.io = true
+  end
+  if grants.imports then
+    base.require, base.package = require, package
+  else
+    denied_globals.require, denied_globals.package = true, true
+  end
+  denied_globals.dofile, denied_globals.loadfile, denied_globals.debug = true, true, true
+  denied_globals.python = true
+  base.os = safe_os
+  -- Method calls on strings use the string metatable, shared by every script
+  -- in this runtime: point it at a private copy and hide it.
+  local smt = getmetatable("")
+  smt.__index = copy(string)
+  smt.__metatable = false
+else
+  base = _G
+end
+base.print = kprint
+_G.print = kprint
+
+local function coroutine_lib()
+  local c = copy(coroutine)
+  c.resume = function(co, ...) return rethrow_limits(coroutine.resume(co, ...)) end
+  return c
+end
+
+-- A fresh environment for one script: its globals live here; reads fall back
+-- to the base. Sandboxed scripts get their own copies of the libraries, so
+-- one script patching string or table never reaches another.
+function K.newenv(kryon)
+  local env = {}
+  local meta = { __metatable = false }
+  if sandboxed then
+    env.string, env.table, env.math, env.utf8 = copy(string), copy(table), copy(math), copy(utf8)
+    env.os, env.coroutine = copy(base.os), coroutine_lib()
+    meta.__index = function(_, key)
+      if denied_globals[key] then
+        error(DENIED .. tostring(key) .. " is not available under a sandboxed policy", 2)
+      end
+      return base[key]
+    end
+  else
+    meta.__index = base
+  end
+  env._G = env
+  env.load = function(chunk, name, mode, chunk_env)
+    if type(chunk) == "string" and chunk:byte(1) == 27 and sandboxed then
+      error(DENIED .. "loading binary chunks is not available under a sandboxed policy", 2)
+    end
+    return load(chunk, name, sandboxed and "t" or mode, chunk_env or env)
+  end
+  if kryon ~= nil then
+    env.kryon = setmetatable({}, {
+      __index = kryon,
+      __newindex = function(_, key) error("kryon." .. tostring(key) .. " is read-only", 2) end,
+      __metatable = false,
+    })
+  end
+  return setmetatable(env, meta)
+end
+
+-- Load a chunk (source text or our own bytecode) into an environment.
+function K.load(code, chunkname, env)
+  local mode = (type(code) == "string" and code:byte(1) == 27) and "b" or "t"
+  local f, err = load(code, chunkname, mode, env)
+  if not f then error(err, 0) end
+  return f
+end
+
+local function describe(f)
+  local info = getinfo(f, "uS")
+  local params = {}
+  for i = 1, info.nparams do params[i] = getlocal(f, i) end
+  return { nparams = info.nparams, vararg = info.isvararg, line = info.linedefined, params = params,
+    source = info.source }
+end
+
+-- The functions a script defines: its globals, and the fields of a table its
+-- chunk returned (the module style `local M = {} ... return M`).
+function K.functions(env, returned)
+  local found = {}
+  for k, v in pairs(env) do
+    if type(k) == "string" and type(v) == "function" and k ~= "load" then found[k] = describe(v) end
+  end
+  if type(returned) == "table" then
+    for k, v in pairs(returned) do
+      if type(k) == "string" and type(v) == "function" and found[k] == nil then found[k] = describe(v) end
+    end
+  end
+  return found
+end
+
+function K.lookup(env, returned, name)
+  local f = rawget(env, name)
+  if f == nil and type(returned) == "table" then f = returned[name] end
+  return f
+end
+
+function K.source_of(f)
+  local info = getinfo(f, "S")
+  return info.source, info.linedefined
+end
+
+-- The stack from `level` outwards, innermost first.
+function K.stack(level)
+  local frames = {}
+  local i = level or 2
+  while true do
+    local info = getinfo(i, "Sln")
+    if not info then break end
+    frames[#frames + 1] = { source = info.source, line = info.currentline, name = info.name or info.what,
+      what = info.what }
+    i = i + 1
+  end
+  return frames
+end
+
+function K.locals(level)
+  local vars = {}
+  local i = 1
+  while true do
+    local name, value = getlocal(level, i)
+    if not name then break end
+    if name:sub(1, 1) ~= "(" then vars[name] = value end
+    i = i + 1
+  end
+  return vars
+end
+
+local function hook(event, line)
+  if event == "count" then
+    local info = getinfo(2, "Sl")
+    if info then state.where_source, state.where_line = info.source, info.currentline end
+    if check_time() then error(LIMIT .. "timeout", 2) end
+  elseif event == "call" then
+    local limit = state.maxdepth
+    if limit > 0 and getinfo(limit + 2, "l") ~= nil then error(LIMIT .. "recursion", 2) end
+  elseif event == "line" then
+    local lines = state.breakpoints[getinfo(2, "S").source]
+    local id = lines and lines[line]
+    if id then on_breakpoint(id, getinfo(2, "S").source, line) end
+  end
+end
+
+-- Which events the hook needs: limits only when sandboxed, lines only when
+-- a breakpoint is set (a line hook slows every line).
+function K.sethooks(with_lines)
+  local mask = ""
+  if sandboxed then mask = "c" end
+  if with_lines then mask = mask .. "l" end
+  if mask == "" and not sandboxed then
+    sethook()
+  else
+    sethook(hook, mask, sandboxed and 1000 or 0)
+  end
+end
+
+function K.traceback(co, message)
+  return debug.traceback(co, message)
+end
+
+function K.memory()
+  return math.floor(collectgarbage("count") * 1024)
+end
+
+function K.collect()
+  local before = collectgarbage("count")
+  collectgarbage("collect")
+  return math.floor(before * 1024), math.floor(collectgarbage("count") * 1024)
+end
+
+-- Cooperative async for call_function_async: these yield a request to the
+-- host's loop, which answers and resumes the coroutine.
+K.async_api = {
+  sleep = function(ms)
+    if not coroutine.isyieldable() then
+      error("kryon.sleep works only in a function called with call_function_async", 2)
+    end
+    return coroutine.yield({ op = "sleep", ms = ms })
+  end,
+  callAsync = function(name, ...)
+    if not coroutine.isyieldable() then
+      error("kryon.callAsync works only in a function called with call_function_async", 2)
+    end
+    return coroutine.yield({ op = "call", name = name, args = table.pack(...) })
+  end,
+}
+
+-- One coroutine for call_function_async, stepped from the host:
+-- step(...) -> true, status, values... | false, traceback, status
+function K.stepper(f)
+  local co = coroutine.create(f)
+  return function(...)
+    local r = table.pack(coroutine.resume(co, ...))
+    local status = coroutine.status(co)
+    if not r[1] then
+      if is_limit(r[2]) then error(r[2], 0) end
+      return false, debug.traceback(co, tostring(r[2])), status
+    end
+    return true, status, table.unpack(r, 2, r.n)
+  end
+end
+
+K.base = base
+K.is_limit = is_limit
+-- Marks a table made from a host dict, so an empty one comes back as {} and
+-- not as an empty list. Protected: scripts see the name, not the table.
+K.OBJECT = { __name = "kryon.object", __metatable = "kryon.object" }
+K.mark_object = function(t) return setmetatable(t, K.OBJECT) end
+K.is_object = function(t) return debug.getmetatable(t) == K.OBJECT end
+
+return K

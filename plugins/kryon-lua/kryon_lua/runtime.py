@@ -1,0 +1,228 @@
+"""One Lua state with the prelude loaded: a group of scripts sharing a policy.
+
+Scripts whose policies agree on what the state itself enforces (sandboxed
+or not, grants, memory cap, Lua or LuaJIT) share one state, each in its own
+environment table. Time and recursion limits are per call, so they are
+enforced by the prelude's hook with values set before each call.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Callable
+
+from kryon_core import ConversionError, FunctionRef, ScriptError, ScriptRuntimeError, SecurityPolicy, StackFrame
+
+from .errors import translate
+from .values import Converter
+
+if TYPE_CHECKING:
+    from .engine import LuaEngine
+
+PRELUDE_NAME = "=kryon-prelude"
+_PRELUDE: str | None = None
+
+
+def prelude_source() -> str:
+    global _PRELUDE
+    if _PRELUDE is None:
+        _PRELUDE = resources.files("kryon_lua").joinpath("prelude.lua").read_text(encoding="utf-8")
+    return _PRELUDE
+
+
+@dataclass(frozen=True)
+class RuntimeKey:
+    """What a Lua state enforces for every script in it."""
+
+    sandboxed: bool
+    memory_limit: int | None
+    jit: bool
+    files: bool
+    processes: bool
+    imports: bool
+
+    @classmethod
+    def for_policy(cls, policy: SecurityPolicy) -> "RuntimeKey":
+        return cls(
+            sandboxed=policy.sandboxed,
+            memory_limit=policy.memory_limit,
+            jit=policy.use_jit,
+            files=policy.allow_file_system,
+            processes=policy.allow_processes,
+            imports=policy.allow_imports,
+        )
+
+
+def _deny_attributes(obj: Any, name: str, is_setting: bool) -> Any:
+    # Host objects are opaque to Lua: reaching `__class__` or a function's
+    # globals would be a way out of any sandbox.
+    raise AttributeError(f"Lua scripts cannot access attributes of host objects ('{name}')")
+
+
+def lupa_module(jit: bool) -> Any:
+    if jit:
+        import lupa.luajit21 as module
+    else:
+        import lupa.lua54 as module
+    return module
+
+
+class Runtime:
+    def __init__(self, engine: "LuaEngine", key: RuntimeKey) -> None:
+        self.engine = engine
+        self.key = key
+        module = lupa_module(key.jit)
+        self.module = module
+        self.LuaError = module.LuaError
+        options: dict[str, Any] = dict(
+            unpack_returned_tuples=True,
+            register_eval=False,
+            register_builtins=False,
+            attribute_filter=_deny_attributes,
+        )
+        if key.memory_limit:
+            options["max_memory"] = key.memory_limit
+        self.lua = module.LuaRuntime(**options)
+        self.deadline = 0.0
+        self.maxdepth = 0
+        self.conv = Converter(self, module.lua_type, key.jit)
+        #: argument types lupa passes unchanged and exactly (LuaJIT would round big ints)
+        self.passthrough = frozenset((type(None), bool, float, str) if key.jit else (type(None), bool, int, float, str))
+        grants = self.lua.table_from({"files": key.files, "processes": key.processes, "imports": key.imports})
+        self.helpers = self.lua.execute(
+            prelude_source(), key.sandboxed, grants, self._output, self._check_time, self._on_breakpoint,
+            name=PRELUDE_NAME,
+        )
+        self.state = self.helpers.state
+        self.is_object = self.helpers.is_object
+        self.kryon: Any = None
+        self._raw: "weakref.WeakKeyDictionary[FunctionRef, Any]" = weakref.WeakKeyDictionary()
+        self.version = self.lua.lua_implementation
+
+    # -- callbacks from the prelude ----------------------------------------------
+    def _output(self, text: str) -> None:
+        self.engine.config.output(text)
+
+    def _check_time(self) -> bool:
+        return self.deadline != 0.0 and time.monotonic() > self.deadline
+
+    def _on_breakpoint(self, breakpoint_id: int, source: str, line: int) -> None:
+        self.engine._breakpoint_hit(self, int(breakpoint_id), source, int(line))
+
+    # -- calls with limits ----------------------------------------------------------
+    def call(self, function: Any, args: list[Any], policy: SecurityPolicy, script: str) -> Any:
+        """Call a Lua function under ``policy``'s time and recursion limits."""
+        previous = self.deadline
+        if policy.time_limit:
+            deadline = time.monotonic() + policy.time_limit
+            self.deadline = min(previous, deadline) if previous else deadline
+        depth = policy.max_recursion or 0
+        if depth != self.maxdepth:
+            self.state.maxdepth = depth
+            self.maxdepth = depth
+        try:
+            return function(*args)
+        except self.LuaError as exc:
+            raise self._located(translate(exc, script)) from None
+        except OverflowError:
+            raise ConversionError("an integer argument is outside the 64-bit integer range", language="lua",
+                                  script=script) from None
+        finally:
+            self.deadline = previous
+            if self.key.memory_limit and self.memory_pressure():
+                self.helpers.collect()
+
+    def _located(self, err: ScriptError) -> ScriptError:
+        """Memory errors carry no position: use the last one the hook saw."""
+        if err.line is None and self.key.sandboxed:
+            source, line = self.state.where_source, self.state.where_line
+            if isinstance(source, str) and source.startswith("=") and source != PRELUDE_NAME:
+                err.script, err.line = source[1:], int(line) if line else None
+        return err
+
+    def memory_pressure(self) -> bool:
+        limit = self.key.memory_limit or 0
+        return bool(limit) and self.lua.get_memory_used() > limit * 0.9
+
+    # -- functions crossing -------------------------------------------------------------
+    def function_ref(self, function: Any) -> FunctionRef:
+        """A FunctionRef for a Lua function, owned by the script that defined it."""
+        source, line = self.helpers.source_of(function)
+        script = source[1:] if isinstance(source, str) and source.startswith("=") else None
+        engine, conv = self.engine, self.conv
+
+        def call(*args: Any) -> Any:
+            policy = engine._policy_of(script)
+            result = self.call(function, [conv.to_lua(a) for a in args], policy, script or "?")
+            return conv.from_lua(result)
+
+        ref = FunctionRef(call, name=f"function <{script or '?'}:{line}>", language="lua", script=script)
+        self._raw[ref] = function
+        return ref
+
+    def lua_callable(self, target: Callable[..., Any]) -> Any:
+        """What Lua receives for a FunctionRef or host callable."""
+        if isinstance(target, FunctionRef):
+            raw = self._raw.get(target)
+            if raw is not None and target.alive:
+                return raw  # a function of this very state: no round trip through Python
+        conv = self.conv
+
+        def from_lua_call(*args: Any) -> Any:
+            try:
+                return conv.to_lua(target(*[conv.from_lua(a) for a in args]))
+            except ScriptError as exc:
+                self.locate(exc)
+                raise
+            except Exception as exc:
+                err = ScriptRuntimeError(f"host function failed: {type(exc).__name__}: {exc}", language="lua")
+                self.locate(err)
+                raise err from exc
+
+        return from_lua_call
+
+    # -- stack ------------------------------------------------------------------------------
+    def script_frames(self, with_locals: bool = False) -> list[StackFrame]:
+        """The script frames on the Lua stack now, innermost first."""
+        frames = []
+        raw = self.helpers.stack(1)
+        for index in range(1, len(raw) + 1):
+            info = raw[index]
+            source = info["source"]
+            if not isinstance(source, str) or not source.startswith("=") or source == PRELUDE_NAME:
+                continue
+            local_vars: dict[str, Any] = {}
+            if with_locals and not frames:
+                local_vars = self._locals(index)
+            line = info["line"]
+            frames.append(
+                StackFrame(
+                    function=str(info["name"] or "?"),
+                    script=source[1:],
+                    line=line if isinstance(line, int) and line > 0 else None,
+                    language="lua",
+                    locals=local_vars,
+                )
+            )
+        return frames
+
+    def _locals(self, level: int) -> dict[str, Any]:
+        out = {}
+        for name, value in self.helpers.locals(level).items():
+            try:
+                out[name] = self.conv.from_lua(value)
+            except ScriptError:
+                out[name] = repr(value)
+        return out
+
+    def locate(self, exc: ScriptError) -> None:
+        """Give an error raised in a host function the Lua position it came from."""
+        if exc.language in (None, "lua") and exc.line is None:
+            frames = self.script_frames()
+            if frames:
+                exc.language, exc.script, exc.line = "lua", frames[0].script, frames[0].line
+                exc.stack = exc.stack or frames
+

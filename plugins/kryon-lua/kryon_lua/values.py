@@ -1,0 +1,130 @@
+"""Value conversion between Python and Lua (the rules of docs/values.md).
+
+Lua to host: nil, booleans, integers, floats and strings map directly (a
+string must be valid UTF-8); a table whose keys are exactly 1..n is a list,
+any other table a dict (integer keys become their decimal text; other key
+types are a ConversionError); an empty table is an empty list unless it was
+made from a host dict; several results are a list; a Lua function is a
+FunctionRef owned by the script that defined it. Tables nested deeper than
+MAX_DEPTH levels, which includes every cycle, are a ConversionError.
+
+Host to Lua: the reverse, with ints outside the number range of the runtime
+(64-bit for Lua 5.4, 2**53 for LuaJIT's doubles) a ConversionError; UserData
+(element handles too) crosses as itself, opaque to the script; a FunctionRef
+or host callable becomes a Lua-callable function that converts both ways.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from kryon_core import ConversionError, FunctionRef, UserData
+from kryon_core.values import INT64_MAX, INT64_MIN, MAX_SAFE_DOUBLE_INT, dict_key
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+MAX_DEPTH = 100
+SCALARS = frozenset((type(None), bool, int, float, str))
+
+
+class Converter:
+    """Conversions for one runtime (tables belong to one Lua state)."""
+
+    def __init__(self, runtime: "Runtime", lua_type: Callable[[Any], Any], jit: bool) -> None:
+        self.rt = runtime
+        self.lua_type = lua_type
+        self.jit = jit
+        self.int_min, self.int_max = (-MAX_SAFE_DOUBLE_INT, MAX_SAFE_DOUBLE_INT) if jit else (INT64_MIN, INT64_MAX)
+
+    # -- Lua -> host ---------------------------------------------------------
+    def from_lua(self, value: Any, depth: int = 0) -> Any:
+        if type(value) in SCALARS:
+            return value
+        kind = self.lua_type(value)
+        if kind is None:  # a Python object that went into Lua and came back
+            if isinstance(value, tuple):  # several results
+                return [self.from_lua(v, depth) for v in value]
+            if isinstance(value, bytes):
+                return value
+            return value
+        if kind == "table":
+            return self._table(value, depth)
+        if kind == "function":
+            return self.rt.function_ref(value)
+        raise ConversionError(f"a Lua {kind} cannot cross to the host", language="lua")
+
+    def _table(self, table: Any, depth: int) -> Any:
+        if depth >= MAX_DEPTH:
+            raise ConversionError(
+                f"table nested deeper than {MAX_DEPTH} levels (or cyclic) cannot cross to the host", language="lua"
+            )
+        n = len(table)
+        items = list(table.items())
+        if len(items) == n and not (n == 0 and self.rt.is_object(table)):
+            # keys are exactly 1..n: a list (Lua's # is only a border, so check)
+            out = [None] * n
+            for k, v in items:
+                if type(k) is not int or not 1 <= k <= n:
+                    break
+                out[k - 1] = self.from_lua(v, depth + 1)
+            else:
+                return out
+        result = {}
+        for k, v in items:
+            if type(k) is float and k.is_integer():
+                k = int(k)
+            if type(k) is int:
+                key = str(k)
+            elif type(k) is str:
+                key = k
+            else:
+                raise ConversionError(
+                    f"table key {k!r} ({self.lua_type(k) or type(k).__name__}) cannot be a dict key; "
+                    "only string and integer keys cross",
+                    language="lua",
+                )
+            result[key] = self.from_lua(v, depth + 1)
+        return result
+
+    # -- host -> Lua -----------------------------------------------------------
+    def to_lua(self, value: Any, depth: int = 0) -> Any:
+        kind = type(value)
+        if kind is int:
+            if not self.int_min <= value <= self.int_max:
+                what = "beyond 2**53 (LuaJIT numbers are doubles)" if self.jit else "outside the 64-bit integer range"
+                raise ConversionError(f"integer {value} is {what}", language="lua")
+            return value
+        if kind in SCALARS or kind is bytes:
+            return value
+        if depth >= MAX_DEPTH:
+            raise ConversionError(f"value nested deeper than {MAX_DEPTH} levels (or cyclic)", language="lua")
+        if kind is list or kind is tuple:
+            if set(map(type, value)) <= self.rt.passthrough:  # flat scalars: one C-level copy
+                try:
+                    return self.rt.lua.table_from(value)
+                except OverflowError:
+                    raise ConversionError("an integer is outside the 64-bit integer range", language="lua") from None
+            return self.rt.lua.table_from([self.to_lua(v, depth + 1) for v in value])
+        if kind is dict:
+            table = self.rt.lua.table_from({dict_key(k, "lua"): self.to_lua(v, depth + 1) for k, v in value.items()})
+            if not value:
+                self.rt.helpers.mark_object(table)
+            return table
+        if isinstance(value, FunctionRef):
+            return self.rt.lua_callable(value)
+        if isinstance(value, UserData):
+            return value
+        if isinstance(value, bool) or value is None:
+            return value
+        if self.lua_type(value) is not None:  # already a Lua object of this runtime
+            return value
+        if callable(value):
+            return self.rt.lua_callable(value)
+        if isinstance(value, (list, tuple, dict)):  # subclasses
+            return self.to_lua(list(value) if not isinstance(value, dict) else dict(value), depth)
+        converted = self.rt.engine.convert_unknown(value)
+        return self.to_lua(converted, depth)
+
+    def args_to_lua(self, args: Any) -> list[Any]:
+        return [self.to_lua(a) for a in args]
