@@ -190,8 +190,11 @@ function K.stack(level)
   while true do
     local info = getinfo(i, "Sln")
     if not info then break end
-    frames[#frames + 1] = { source = info.source, line = info.currentline, name = info.name or info.what,
-      what = info.what }
+    local name = info.name
+    if not name then
+      name = info.what == "main" and "main chunk" or ("function <" .. info.source:sub(2) .. ":" .. info.linedefined .. ">")
+    end
+    frames[#frames + 1] = { source = info.source, line = info.currentline, name = name, what = info.what }
     i = i + 1
   end
   return frames

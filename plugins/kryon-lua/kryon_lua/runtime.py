@@ -192,7 +192,7 @@ class Runtime:
         for index in range(1, len(raw) + 1):
             info = raw[index]
             source = info["source"]
-            if not isinstance(source, str) or not source.startswith("=") or source == PRELUDE_NAME:
+            if not isinstance(source, str) or not source.startswith("=") or source in (PRELUDE_NAME, "=[C]"):
                 continue
             local_vars: dict[str, Any] = {}
             if with_locals and not frames:
