@@ -1,0 +1,285 @@
+"""Kryon Lisp source to Python code objects, through Hy.
+
+``compile_source`` reads the source with ``hy.read_many``, compiles the forms
+with ``hy.compiler.hy_compile`` into one ``ast.Module`` and that with
+``compile()`` into a code object whose file name is the script id. Hy keeps
+the source position of every form on the Python AST, so line numbers (and
+columns, via ``co_positions``) in the code object are the .kl file's own.
+The code object is stored marshalled in ``CompiledScript.bytecode``.
+
+Reader errors (unbalanced parentheses, bad literals), macro-expansion errors
+and Hy or Python syntax errors all become :class:`~kryon_core.CompileError`
+with the script, line and column.
+
+Compiling runs macros (``defmacro`` bodies, reader macros, ``require``) in
+this process: it is as trusted as running the script. Untrusted source is
+compiled in the isolated worker, never here (see ``sandbox.py``).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import marshal
+import platform
+import types
+import warnings
+from typing import Any
+
+import hy
+from hy.compiler import hy_compile
+from hy.errors import HyLanguageError, HyMacroExpansionError
+from hy.models import Expression, Keyword, Symbol
+from hy.reader.exceptions import LexException
+
+from kryon_core import CompiledScript, CompileError, FunctionInfo, StackFrame
+
+from . import __version__
+from .values import LANGUAGE
+
+__all__ = ["ENGINE_VERSION", "compile_source", "load_code", "function_info", "display_name", "top_level_name"]
+
+#: part of the compilation-cache key: bytecode depends on the Python version
+#: (marshal format, magic number), on Hy's code generation and on our prelude
+ENGINE_VERSION = (
+    f"Kryon Lisp {__version__} (Hy {hy.__version__}, {platform.python_implementation()} "
+    f"{platform.python_version()}, bytecode {importlib.util.MAGIC_NUMBER.hex()})"
+)
+
+#: the name stack frames use for a script's top level
+top_level_name = "<top level>"
+
+
+def _defn_async(*args: Any) -> Expression:
+    """``(defn/a name [params] body...)``: Hy 0.x spelling of ``(defn :async ...)``."""
+    return Expression([Symbol("defn"), Keyword("async"), *args])
+
+
+def _fn_async(*args: Any) -> Expression:
+    """``(fn/a [params] body...)``: Hy 0.x spelling of ``(fn :async ...)``."""
+    return Expression([Symbol("fn"), Keyword("async"), *args])
+
+
+#: macros every Kryon Lisp script has besides Hy's own
+PRELUDE_MACROS = {hy.mangle("defn/a"): _defn_async, hy.mangle("fn/a"): _fn_async}
+
+
+def display_name(mangled: str) -> str:
+    """The Lisp spelling of a Python identifier Hy produced (``set_it`` -> ``set-it``)."""
+    return hy.unmangle(mangled)
+
+
+def compile_source(source: str, name: str) -> CompiledScript:
+    """Compile Kryon Lisp source into a :class:`CompiledScript` (see module doc)."""
+    module = _compile_ast(source, name)
+    try:
+        code = compile(module, name, "exec", dont_inherit=True)
+    except SyntaxError as exc:  # e.g. `return` outside a function: Hy positions, so Lisp lines
+        raise _error(exc.msg or str(exc), name, exc.lineno, exc.offset) from None
+    except (RecursionError, MemoryError) as exc:
+        raise _error(f"the script is nested too deeply to compile ({type(exc).__name__})", name, None, None) from None
+    return CompiledScript(
+        id=name,
+        language=LANGUAGE,
+        source=source,
+        bytecode=marshal.dumps(code),
+        functions=function_info(module),
+        globals=_globals(module),
+        dependencies=_dependencies(module),
+        engine_version=ENGINE_VERSION,
+    )
+
+
+def load_code(compiled: CompiledScript) -> types.CodeType:
+    """The code object of a compiled script, with its file name set to the
+    script id (a cached entry may have been compiled under another name)."""
+    if not compiled.bytecode:
+        return compile(_compile_ast(compiled.source, compiled.id), compiled.id, "exec", dont_inherit=True)
+    try:
+        code = marshal.loads(compiled.bytecode)
+    except (ValueError, EOFError, TypeError) as exc:
+        raise CompileError(f"corrupt bytecode: {exc}", language=LANGUAGE, script=compiled.id) from None
+    if not isinstance(code, types.CodeType):
+        raise CompileError("bytecode is not a code object", language=LANGUAGE, script=compiled.id)
+    return _rename(code, compiled.id) if code.co_filename != compiled.id else code
+
+
+def _rename(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(_rename(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _compile_ast(source: str, name: str) -> ast.Module:
+    module = types.ModuleType(f"kryon_lisp.compiling.{name}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = hy.read_many(source, filename=name)
+            return hy_compile(tree, module, filename=name, source=source, extra_macros=PRELUDE_MACROS)
+    except LexException as exc:
+        raise _reader_error(exc, source, name) from None
+    except HyMacroExpansionError as exc:
+        raise _error(_one_line(exc.msg), name, exc.lineno, exc.offset, what="macro expansion failed") from None
+    except HyLanguageError as exc:
+        raise _error(_one_line(exc.msg), name, exc.lineno, exc.offset) from None
+    except (RecursionError, MemoryError) as exc:
+        raise _error(f"the script is nested too deeply to compile ({type(exc).__name__})", name, None, None) from None
+    except Exception as exc:  # an internal compiler error or a macro's own exception type
+        raise _error(f"{type(exc).__name__}: {exc}", name, None, None) from None
+
+
+def _error(message: str, name: str, line: int | None, column: int | None, what: str = "") -> CompileError:
+    text = f"{what}: {message}" if what else message
+    frame = StackFrame(top_level_name, script=name, line=line, column=column, language=LANGUAGE)
+    return CompileError(text, language=LANGUAGE, script=name, line=line, column=column, stack=[frame])
+
+
+def _one_line(message: Any) -> str:
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    if not lines:
+        return "error"
+    return lines[0] if len(lines) == 1 else f"{lines[0]}: {' '.join(lines[1:])}"
+
+
+def _reader_error(exc: LexException, source: str, name: str) -> CompileError:
+    message = _one_line(exc.msg)
+    if type(exc).__name__ == "PrematureEndOfInput":
+        opener = unclosed_opener(source)
+        if opener is not None:
+            char, line, column = opener
+            kind = "string" if char == '"' else f"'{char}'"
+            return _error(
+                f"unbalanced parentheses: {kind} opened at line {line}, column {column} is never closed "
+                f"(end of input reached: {message})",
+                name,
+                line,
+                column,
+            )
+    elif "wasn't expected" in message:
+        message = f"unbalanced parentheses: {message}"
+    return _error(message, name, exc.lineno, exc.offset)
+
+
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
+
+
+def unclosed_opener(source: str) -> tuple[str, int, int] | None:
+    """The innermost bracket or string left open at the end of ``source``, as
+    (character, line, column), both 1-based; None when everything closes."""
+    stack: list[tuple[str, int, int]] = []
+    line, col = 1, 0
+    i, n = 0, len(source)
+    in_string: tuple[str, int, int] | None = None
+    in_comment = False
+    while i < n:
+        ch = source[i]
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+            in_comment = False
+        elif in_comment:
+            pass
+        elif in_string is not None:
+            if ch == "\\":
+                i += 1
+                col += 1
+                if i < n and source[i] == "\n":
+                    line, col = line + 1, 0
+            elif ch == '"':
+                in_string = None
+        elif ch == ";":
+            in_comment = True
+        elif ch == '"':
+            in_string = ('"', line, col)
+        elif ch in _CLOSERS:
+            stack.append((ch, line, col))
+        elif ch in ")]}" and stack and _CLOSERS[stack[-1][0]] == ch:
+            stack.pop()
+        i += 1
+    if in_string is not None:
+        return in_string
+    return stack[-1] if stack else None
+
+
+# -- what a compiled script defines -------------------------------------------------
+
+_GEN_NODES = (ast.Yield, ast.YieldFrom)
+
+
+def _is_generator(fn: ast.AST) -> bool:
+    todo = list(ast.iter_child_nodes(fn))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _GEN_NODES):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _info(name: str, fn: "ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda") -> FunctionInfo:
+    a = fn.args
+    params = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+    return FunctionInfo(
+        name=display_name(name),
+        parameter_count=len(params),
+        parameter_names=tuple(display_name(p) for p in params),
+        is_async=isinstance(fn, ast.AsyncFunctionDef),
+        is_generator=_is_generator(fn),
+        is_variadic=a.vararg is not None,
+        line=getattr(fn, "lineno", None),
+    )
+
+
+def function_info(module: ast.Module) -> dict[str, FunctionInfo]:
+    """The public functions a module's top level defines, by Lisp name, as
+    the AST shows them: ``defn`` and ``defn :async`` / ``defn/a`` forms, and
+    ``(setv name (fn ...))``."""
+    defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    out: dict[str, FunctionInfo] = {}
+    for node in module.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defs[node.name] = node
+            if not node.name.startswith("_"):
+                out[display_name(node.name)] = _info(node.name, node)
+        elif (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and not node.targets[0].id.startswith("_")
+        ):
+            target, value = node.targets[0].id, node.value
+            if isinstance(value, ast.Name) and value.id in defs:
+                out[display_name(target)] = _info(target, defs[value.id])
+            elif isinstance(value, ast.Lambda):  # a one-expression (fn [...] ...)
+                out[display_name(target)] = _info(target, value)
+    return out
+
+
+def _globals(module: ast.Module) -> list[str]:
+    names: list[str] = []
+    for node in module.body:
+        targets: list[ast.AST] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        for t in targets:
+            if isinstance(t, ast.Name) and not t.id.startswith("_") and display_name(t.id) not in names:
+                names.append(display_name(t.id))
+    return names
+
+
+def _dependencies(module: ast.Module) -> list[str]:
+    deps: list[str] = []
+    for node in ast.walk(module):
+        mods: list[str] = []
+        if isinstance(node, ast.Import):
+            mods = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            mods = [node.module]
+        for m in mods:
+            if m != "hy" and m not in deps:
+                deps.append(m)
+    return deps

@@ -1,0 +1,24 @@
+"""Registers the Kryon Lisp engine with Kryon (entry point ``kryon.engines``).
+
+Importing this module must stay cheap: it names the engine factory by import
+path and never imports Hy; the manager creates the engine on first use.
+"""
+
+from __future__ import annotations
+
+from kryon_core import EngineSpec, hookimpl
+
+__all__ = ["kryon_register_engines"]
+
+
+@hookimpl
+def kryon_register_engines() -> list[EngineSpec]:
+    return [
+        EngineSpec(
+            language="lisp",
+            factory="kryon_lisp.engine:LispEngine",
+            extensions=(".kl", ".hy"),
+            distribution="kryon-lisp",
+            description="Kryon Lisp (Hy, compiled to Python bytecode)",
+        )
+    ]

@@ -1,0 +1,161 @@
+"""What a policy means for Kryon Lisp.
+
+Hy compiles to Python bytecode and runs in the host interpreter, so nothing
+done inside this process can contain untrusted Lisp: any script reaches
+``object.__subclasses__()``, frames and ``os`` in a few steps, and even
+compiling runs its macros. Therefore:
+
+- a **sandboxed** policy (``policy.sandboxed``, the default of a bare
+  ``ScriptManager()``) needs the out-of-process isolation of
+  ``kryon_core.isolation`` (the same as kryon-python's untrusted mode).
+  Until that is available, the engine refuses such scripts with an
+  :class:`~kryon_core.AccessDeniedError` instead of running them here;
+- a **trusted** policy runs in-process. Its optional limits and grants are
+  honoured as conveniences against mistakes, not as a security boundary:
+  ``time_limit`` by a watchdog thread that raises in the running thread
+  (it interrupts Lisp code, not a blocking host call), Python's own
+  recursion limit as a :class:`~kryon_core.RecursionLimitError`, and with
+  ``allow_imports`` / ``allow_file_system`` turned off, ``import`` and
+  ``open`` in scripts checked against the policy.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import threading
+import time
+from typing import Any
+
+from kryon_core import AccessDeniedError, SecurityPolicy
+
+from .values import LANGUAGE
+
+__all__ = [
+    "ISOLATION_MISSING",
+    "require_in_process",
+    "script_builtins",
+    "TimeLimitExceeded",
+    "Watchdog",
+]
+
+ISOLATION_MISSING = (
+    "sandboxed Lisp needs kryon_core.isolation (Hy runs as Python bytecode, and in-process "
+    "Python cannot be sandboxed); it is not available in this kryon-core, so the script was not run. "
+    "Load trusted scripts with policy=SecurityPolicy.trusted()"
+)
+
+#: modules a script's compiled code imports itself (Hy's runtime)
+_RUNTIME_MODULES = frozenset({"hy", "hyrule"})
+
+
+def require_in_process(policy: SecurityPolicy, script: str | None) -> None:
+    """Refuse to compile or run a script under a sandboxed policy in this process."""
+    if policy.sandboxed:
+        raise AccessDeniedError(ISOLATION_MISSING, language=LANGUAGE, script=script)
+
+
+def script_builtins(policy: SecurityPolicy) -> dict[str, Any]:
+    """The builtins a trusted script runs with under ``policy``: Python's,
+    with ``__import__`` and ``open`` checked where the policy withholds them."""
+    table = dict(builtins.__dict__)
+    if not policy.allow_imports:
+        real_import = builtins.__import__
+
+        def guarded_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+            root = name.split(".", 1)[0]
+            if level == 0 and (root in _RUNTIME_MODULES or policy.may_import(name)):
+                return real_import(name, globals, locals, fromlist, level)
+            script = globals.get("__kryon_script__") if isinstance(globals, dict) else None
+            raise AccessDeniedError(
+                f"import of '{name}' is not allowed by the script's policy (allow_imports is off)",
+                language=LANGUAGE,
+                script=script,
+            )
+
+        table["__import__"] = guarded_import
+    if not policy.allow_file_system:
+
+        def guarded_open(*args: Any, **kwargs: Any) -> Any:
+            raise AccessDeniedError("file access is not allowed by the script's policy", language=LANGUAGE)
+
+        table["open"] = guarded_open
+    return table
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised inside a script's thread by the watchdog (a BaseException, so
+    ``(except [e Exception] ...)`` in a script does not swallow it)."""
+
+
+_raw_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+
+
+def _set_async_exc(thread: int, exc: type | None) -> None:
+    """Schedule ``exc`` in ``thread``; None (a NULL pointer) clears a pending one."""
+    _raw_set_async_exc(ctypes.c_ulong(thread), ctypes.py_object(exc) if exc is not None else None)
+
+
+class _Arm:
+    __slots__ = ("thread", "deadline", "armed", "fired")
+
+    def __init__(self, thread: int, deadline: float) -> None:
+        self.thread = thread
+        self.deadline = deadline
+        self.armed = True
+        self.fired = False
+
+
+class Watchdog:
+    """One thread that interrupts calls running past their deadline.
+
+    ``arm(seconds)`` returns a token for the calling thread; when the
+    deadline passes while it is armed, :class:`TimeLimitExceeded` is raised
+    in that thread (again every ``repeat`` seconds, in case the script
+    catches it). ``disarm(token)`` stops it and clears an exception still
+    pending, so none lands in host code after the call returned; callers
+    retry ``disarm`` if the exception arrives while they call it."""
+
+    def __init__(self, repeat: float = 0.05) -> None:
+        self._cond = threading.Condition()
+        self._arms: list[_Arm] = []
+        self._repeat = repeat
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def arm(self, seconds: float) -> _Arm:
+        token = _Arm(threading.get_ident(), time.monotonic() + seconds)
+        with self._cond:
+            self._arms.append(token)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="kryon-lisp-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return token
+
+    def disarm(self, token: _Arm) -> None:
+        with self._cond:
+            if token.armed:
+                token.armed = False
+                if token in self._arms:
+                    self._arms.remove(token)
+                if token.fired:
+                    _set_async_exc(token.thread, None)  # drop one still pending
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                wait = 1.0
+                for token in self._arms:
+                    if token.deadline <= now:
+                        token.fired = True
+                        _set_async_exc(token.thread, TimeLimitExceeded)
+                        token.deadline = now + self._repeat
+                    wait = min(wait, token.deadline - now)
+                self._cond.wait(max(wait, 0.001))
