@@ -19,6 +19,7 @@ compiled in the isolated worker, never here (see ``sandbox.py``).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 import marshal
 import platform
@@ -29,7 +30,7 @@ from typing import Any
 import hy
 from hy.compiler import hy_compile
 from hy.errors import HyLanguageError, HyMacroExpansionError
-from hy.models import Expression, Keyword, Symbol
+from hy.models import Expression, Keyword, Lazy, List, Symbol
 from hy.reader.exceptions import LexException
 
 from kryon_core import CompiledScript, CompileError, FunctionInfo, StackFrame
@@ -71,7 +72,8 @@ def display_name(mangled: str) -> str:
 
 def compile_source(source: str, name: str) -> CompiledScript:
     """Compile Kryon Lisp source into a :class:`CompiledScript` (see module doc)."""
-    module = _compile_ast(source, name)
+    forms: list[Any] = []
+    module = _compile_ast(source, name, forms)
     try:
         code = compile(module, name, "exec", dont_inherit=True)
     except SyntaxError as exc:  # e.g. `return` outside a function: Hy positions, so Lisp lines
@@ -83,7 +85,7 @@ def compile_source(source: str, name: str) -> CompiledScript:
         language=LANGUAGE,
         source=source,
         bytecode=marshal.dumps(code),
-        functions=function_info(module),
+        functions=function_info(module, spelled_names(forms)),
         globals=_globals(module),
         dependencies=_dependencies(module),
         engine_version=ENGINE_VERSION,
@@ -109,12 +111,17 @@ def _rename(code: types.CodeType, filename: str) -> types.CodeType:
     return code.replace(co_filename=filename, co_consts=consts)
 
 
-def _compile_ast(source: str, name: str) -> ast.Module:
+def _compile_ast(source: str, name: str, forms: list[Any] | None = None) -> ast.Module:
+    """Read and compile to a Python AST; the top-level forms read are
+    appended to ``forms`` (reading stays lazy, form by form, as Hy needs
+    for reader macros)."""
     module = types.ModuleType(f"kryon_lisp.compiling.{name}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
             tree = hy.read_many(source, filename=name)
+            if forms is not None:
+                tree = _recording(tree, forms)
             return hy_compile(tree, module, filename=name, source=source, extra_macros=PRELUDE_MACROS)
     except LexException as exc:
         raise _reader_error(exc, source, name) from None
@@ -126,6 +133,52 @@ def _compile_ast(source: str, name: str) -> ast.Module:
         raise _error(f"the script is nested too deeply to compile ({type(exc).__name__})", name, None, None) from None
     except Exception as exc:  # an internal compiler error or a macro's own exception type
         raise _error(f"{type(exc).__name__}: {exc}", name, None, None) from None
+
+
+def _recording(tree: Lazy, forms: list[Any]) -> Lazy:
+    def read() -> Any:
+        for form in tree:
+            forms.append(form)
+            yield form
+
+    recorded = Lazy(read())
+    recorded.source, recorded.filename, recorded.reader = tree.source, tree.filename, tree.reader
+    return recorded
+
+
+_DEFINERS = {"defn", "defn/a"}
+_FNS = {"fn", "fn/a"}
+
+
+def spelled_names(forms: list[Any]) -> dict[str, str]:
+    """Mangled name -> the name as the source spells it, for the functions
+    top-level forms define: ``(defn make-adder ...)`` registers as
+    ``make-adder``, ``(defn make_adder ...)`` as ``make_adder`` (Hy mangles
+    both to ``make_adder``; the registry keeps what the author wrote)."""
+    names: dict[str, str] = {}
+    for form in forms:
+        if not isinstance(form, Expression) or not form or not isinstance(form[0], Symbol):
+            continue
+        head = str(form[0])
+        if head in _DEFINERS:
+            for part in form[1:]:
+                if isinstance(part, Symbol):
+                    names[hy.mangle(part)] = str(part)
+                    break
+                if not isinstance(part, (Keyword, List)):
+                    break
+        elif head == "setv":
+            pairs = form[1:]
+            for target, value in zip(pairs[::2], pairs[1::2]):
+                if (
+                    isinstance(target, Symbol)
+                    and isinstance(value, Expression)
+                    and value
+                    and isinstance(value[0], Symbol)
+                    and str(value[0]) in _FNS
+                ):
+                    names[hy.mangle(target)] = str(target)
+    return names
 
 
 def _error(message: str, name: str, line: int | None, column: int | None, what: str = "") -> CompileError:
@@ -232,17 +285,24 @@ def _info(name: str, fn: "ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda") 
     )
 
 
-def function_info(module: ast.Module) -> dict[str, FunctionInfo]:
-    """The public functions a module's top level defines, by Lisp name, as
-    the AST shows them: ``defn`` and ``defn :async`` / ``defn/a`` forms, and
-    ``(setv name (fn ...))``."""
+def function_info(module: ast.Module, spelled: dict[str, str] | None = None) -> dict[str, FunctionInfo]:
+    """The public functions a module's top level defines, as the AST shows
+    them: ``defn`` and ``defn :async`` / ``defn/a`` forms, and ``(setv name
+    (fn ...))``; named as ``spelled`` gives (else by ``hy.unmangle``)."""
+    spelled = spelled or {}
     defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
     out: dict[str, FunctionInfo] = {}
+
+    def add(name: str, fn: Any) -> None:
+        info = _info(name, fn)
+        spelling = spelled.get(name, info.name)
+        out[spelling] = dataclasses.replace(info, name=spelling)
+
     for node in module.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             defs[node.name] = node
             if not node.name.startswith("_"):
-                out[display_name(node.name)] = _info(node.name, node)
+                add(node.name, node)
         elif (
             isinstance(node, ast.Assign)
             and len(node.targets) == 1
@@ -251,9 +311,9 @@ def function_info(module: ast.Module) -> dict[str, FunctionInfo]:
         ):
             target, value = node.targets[0].id, node.value
             if isinstance(value, ast.Name) and value.id in defs:
-                out[display_name(target)] = _info(target, defs[value.id])
+                add(target, defs[value.id])
             elif isinstance(value, ast.Lambda):  # a one-expression (fn [...] ...)
-                out[display_name(target)] = _info(target, value)
+                add(target, value)
     return out
 
 

@@ -24,6 +24,8 @@ import types
 import weakref
 from typing import Any, Callable, Sequence
 
+import hy
+
 from kryon_core import (
     BreakpointHit,
     CompiledScript,
@@ -65,7 +67,7 @@ _CO_VARARGS, _CO_GENERATOR, _CO_COROUTINE, _CO_ASYNC_GENERATOR = 0x04, 0x20, 0x8
 class _Script:
     """A loaded script: its namespace, builtins, policy and handed-out refs."""
 
-    __slots__ = ("id", "ns", "builtins", "policy", "compiled", "refs", "time_limit", "__weakref__")
+    __slots__ = ("id", "ns", "builtins", "policy", "compiled", "refs", "time_limit", "spelled", "__weakref__")
 
     def __init__(self, compiled: CompiledScript, policy: SecurityPolicy, builtins: dict[str, Any]) -> None:
         self.id = compiled.id
@@ -80,6 +82,8 @@ class _Script:
         }
         self.refs: "weakref.WeakSet[FunctionRef]" = weakref.WeakSet()
         self.time_limit = policy.time_limit
+        #: mangled name -> the name the source spells (the registry's name)
+        self.spelled = {hy.mangle(name): name for name in compiled.functions}
 
 
 def _step(coro: Any, value: Any, exc: BaseException | None) -> tuple[bool, Any]:
@@ -120,6 +124,7 @@ class LispEngine(ScriptEngine):
         self._bp_lines: dict[str, dict[int, int]] = {}
         self._tracing = False
         self._closed = False
+        self._pending = ""  # printed text not yet ended by a newline
 
     # -- identification ----------------------------------------------------------
     @property
@@ -143,8 +148,6 @@ class LispEngine(ScriptEngine):
     def _mangle(self, name: str) -> str:
         m = self._mangled.get(name)
         if m is None:
-            import hy
-
             m = self._mangled[name] = hy.mangle(name)
         return m
 
@@ -172,6 +175,7 @@ class LispEngine(ScriptEngine):
     def _run_top_level(self, compiled: CompiledScript, policy: SecurityPolicy) -> _Script:
         code = load_code(compiled)
         builtins = script_builtins(policy)
+        builtins["print"] = self._print
         builtins.update(self._api)
         builtins.update(self._globals)
         script = _Script(compiled, policy, builtins)
@@ -229,7 +233,7 @@ class LispEngine(ScriptEngine):
         for key, value in list(script.ns.items()):
             if key.startswith("_") or type(value) is not types.FunctionType or value.__globals__ is not script.ns:
                 continue
-            name = display_name(key)
+            name = script.spelled.get(key) or display_name(key)
             out[name] = _function_info(name, value)
         return out
 
@@ -400,6 +404,16 @@ class LispEngine(ScriptEngine):
             return loop.run_until_complete(coro)
         finally:
             loop.close()
+
+    def _print(self, *values: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:
+        """``print`` in scripts: complete lines go to the host's output."""
+        if file is not None:
+            print(*values, sep=sep, end=end, file=file, flush=flush)
+            return
+        text = self._pending + (" " if sep is None else sep).join(map(str, values)) + ("\n" if end is None else end)
+        *lines, self._pending = text.split("\n")
+        for line in lines:
+            self.config.output(line)
 
     def _convert_unknown(self, value: Any) -> Any:
         if self.bridge is not None:
