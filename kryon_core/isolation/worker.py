@@ -109,6 +109,8 @@ class State:
         self.internal = 0
         self.max_value = None
         self.call_depth = 0
+        self.loading = set()
+        self.breakpoints = {}  # script id -> {str(line): breakpoint id}
 
 
 S = State()
@@ -139,6 +141,7 @@ def host_request(kind, payload):
     S.next_id += 1
     payload["t"] = kind
     payload["i"] = rid
+    payload["st"] = _current_stack(sys._getframe(1))
     was_running = S.script_running
     S.script_running = False  # a timer firing now waits until the script runs again
     try:
@@ -156,6 +159,56 @@ def host_request(kind, payload):
         if was_running and S.pending_timeout:
             S.pending_timeout = False
             raise ScriptTimeout("time limit exceeded")
+
+
+def _current_stack(frame):
+    out = []
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename in S.scripts or code.co_filename in S.loading:
+            out.append([code.co_name, code.co_filename, frame.f_lineno])
+        frame = frame.f_back
+    return out
+
+
+# -- breakpoints -------------------------------------------------------------------------
+def _trace_call(frame, event, arg):
+    lines = S.breakpoints.get(frame.f_code.co_filename)
+    if not lines:
+        return None
+
+    def trace_line(frame, event, arg):
+        if event == "line":
+            bid = lines.get(str(frame.f_lineno))
+            if bid is not None:
+                _hit(bid, frame)
+        return trace_line
+
+    return trace_line
+
+
+def _hit(bid, frame):
+    local_vars = {}
+    for k, v in frame.f_locals.items():
+        if k.startswith("__"):
+            continue
+        try:
+            local_vars[k] = encode(v)
+        except Exception:
+            local_vars[k] = repr(v)[:200]
+    S.internal += 1
+    sys.settrace(None)
+    S.internal -= 1
+    try:
+        host_request("bp", {"b": bid, "l": frame.f_lineno, "s": frame.f_code.co_filename, "v": local_vars})
+    finally:
+        S.internal += 1
+        sys.settrace(_trace_call)
+        S.internal -= 1
+
+
+def _set_breakpoints(bps):
+    S.breakpoints = {f: dict(lines) for f, lines in (bps or {}).items() if lines}
 
 
 # -- values ---------------------------------------------------------------------------
@@ -598,7 +651,7 @@ def function_infos(script, ns):
 
     out = []
     for name, value in ns.items():
-        if name.startswith("_") or not isinstance(value, types.FunctionType):
+        if not isinstance(value, types.FunctionType):
             continue
         code = value.__code__
         if code.co_filename != script:
@@ -651,7 +704,8 @@ def error_reply(rid, exc):
     elif isinstance(exc, PermissionError):
         kind = "access"
     stack = _stack(exc.__traceback__)
-    if isinstance(exc, (KryonError, ScriptTimeout, MemoryError, AccessDenied, RecursionError, protocol.ValueRefused)):
+    if isinstance(exc, (KryonError, ScriptTimeout, MemoryError, AccessDenied, RecursionError, protocol.ValueRefused,
+                        guard.GuardViolation)):
         text = str(exc) or type(exc).__name__
     else:
         text = f"{type(exc).__name__}: {exc}"
@@ -671,8 +725,24 @@ def error_reply(rid, exc):
 
 
 # -- requests -------------------------------------------------------------------------------
+def _traced(fn, args):
+    S.internal += 1
+    try:
+        sys.settrace(_trace_call)
+    finally:
+        S.internal -= 1
+    try:
+        return fn(*args)
+    finally:
+        S.internal += 1
+        try:
+            sys.settrace(None)
+        finally:
+            S.internal -= 1
+
+
 def _run(fn, args):
-    result = fn(*args)
+    result = _traced(fn, args) if S.breakpoints else fn(*args)
     if isinstance(result, types.CoroutineType):
         if S.loop is None:
             result.close()
@@ -694,7 +764,10 @@ def do_load(msg):
         with _Armed():
             S.script_running = True
             try:
-                exec(code, ns)
+                if S.breakpoints:
+                    _traced(exec, (code, ns))
+                else:
+                    exec(code, ns)
             finally:
                 S.script_running = False
         S.scripts[script] = ns
@@ -733,16 +806,7 @@ def do_callh(msg):
 
 
 def do_gc(msg):
-    before = _rss()
-    freed = gc.collect()
-    return {"freed": freed, "before": before, "after": _rss()}
-
-
-def _rss():
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * int(open("/proc/self/statm").read().split()[1])
-    except Exception:
-        return 0
+    return {"freed": gc.collect()}
 
 
 def serve(msg):
@@ -776,6 +840,9 @@ def serve(msg):
             value = encode(S.engine_globals.get(msg["n"]))
         elif t == "gc":
             value = do_gc(msg)
+        elif t == "bps":
+            _set_breakpoints(msg.get("b"))
+            value = None
         elif t == "ping":
             value = msg.get("v")
         elif t == "exit":
@@ -805,7 +872,6 @@ def main():
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    S.loading = set()
     init = receive()
     if init.get("t") != "init":
         raise SystemExit("expected init")
@@ -831,6 +897,8 @@ def main():
         S.loop = asyncio.new_event_loop()
     S.kryon = make_kryon_module(init.get("api", {}))
     S.engine_globals.update(init.get("globals", {}))
+    _set_breakpoints(init.get("breakpoints"))
+    import atexit  # noqa: F401  (weakref.finalize imports it on first use)
     import signal
     import inspect  # noqa: F401  (used by function_infos after arming)
     import ast  # noqa: F401
