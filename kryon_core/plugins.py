@@ -8,6 +8,7 @@ imports only small plugin modules and never a language runtime.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -82,16 +83,10 @@ def collect_engine_specs(pm: pluggy.PluginManager) -> dict[str, EngineSpec]:
     for impl in pm.hook.kryon_register_engines.get_hookimpls():  # registration order
         result = impl.function()
         for spec in result or ():
-            if spec.distribution is None and id(impl.plugin) in dists:
-                dist = dists[id(impl.plugin)]
-                spec = EngineSpec(
-                    language=spec.language,
-                    factory=spec.factory,
-                    extensions=spec.extensions,
-                    distribution=dist.project_name,
-                    version=spec.version or dist.version,
-                    description=spec.description,
-                    options=spec.options,
+            dist = dists.get(id(impl.plugin))
+            if dist is not None and (spec.distribution is None or spec.version is None):
+                spec = dataclasses.replace(
+                    spec, distribution=spec.distribution or dist.project_name, version=spec.version or dist.version
                 )
             specs[spec.language] = spec
     return specs

@@ -1,0 +1,115 @@
+"""Install like users do: fresh virtual environments with core alone, core + Lua,
+and everything, each exercised through the `kryon` command and the Python API.
+
+These build real wheels, so they are marked slow (they still run in CI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "plugins"
+
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "VIRTUAL_ENV"))}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+class Venv:
+    def __init__(self, path: Path) -> None:
+        venv.create(path, with_pip=True, clear=True)
+        self.path = path
+        self.python = str(path / "bin" / "python")
+        self.kryon = str(path / "bin" / "kryon")
+
+    def pip_install(self, *targets: Path | str) -> None:
+        result = subprocess.run(
+            [self.python, "-m", "pip", "install", "-q", *map(str, targets)],
+            capture_output=True, text=True, env=_env(), timeout=900,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(args), capture_output=True, text=True, env=_env(), cwd=cwd, timeout=300)
+
+    def py(self, code: str) -> subprocess.CompletedProcess[str]:
+        return self.run(self.python, "-c", code)
+
+
+def _installed_plugins() -> list[Path]:
+    return sorted(p for p in PLUGINS.iterdir() if (p / "pyproject.toml").exists())
+
+
+def test_core_alone(tmp_path: Path) -> None:
+    env = Venv(tmp_path / "venv")
+    env.pip_install(ROOT)
+    listing = env.run(env.kryon, "engines")
+    assert listing.returncode == 0 and "no engines installed" in listing.stdout
+    script = tmp_path / "hello.lua"
+    script.write_text('print("hi")\n')
+    ran = env.run(env.kryon, "run", str(script))
+    assert ran.returncode == 69, ran.stderr
+    assert "kryon-lua" in ran.stderr
+    probe = env.py(
+        "from kryon_core import ScriptManager, EngineNotFoundError\n"
+        "m = ScriptManager()\n"
+        "try:\n    m.load_script_from_source('x', 'lua', 'return 1')\n"
+        "except EngineNotFoundError as e:\n    print('missing:', e)\n"
+    )
+    assert "missing:" in probe.stdout and "install kryon-lua" in probe.stdout, probe.stderr
+    assert env.py("import lupa").returncode != 0, "core alone must not pull in lupa"
+
+
+def test_core_and_lua(tmp_path: Path) -> None:
+    env = Venv(tmp_path / "venv")
+    env.pip_install(ROOT, PLUGINS / "kryon-lua")
+    listing = env.run(env.kryon, "engines", "--json")
+    engines = json.loads(listing.stdout)
+    assert [e["language"] for e in engines] == ["lua"]
+    assert engines[0]["distribution"] == "kryon-lua" and "sandbox" in engines[0]["capabilities"]
+    script = tmp_path / "calc.lua"
+    script.write_text('print("loaded")\nfunction double(x) return x * 2 end\nfunction bad()\n  error("nope")\nend\n')
+    ok = env.run(env.kryon, "run", str(script), "--call", "double", "21")
+    assert ok.returncode == 0 and ok.stdout.split() == ["loaded", "42"], ok.stderr
+    bad = env.run(env.kryon, "run", str(script), "--call", "bad")
+    assert bad.returncode == 70 and "calc:4" in bad.stderr and "nope" in bad.stderr
+    broken = tmp_path / "broken.lua"
+    broken.write_text("x = = 1\n")
+    assert env.run(env.kryon, "run", str(broken)).returncode == 65
+    api = env.py(
+        "import time\n"
+        "start = time.perf_counter()\n"
+        "from kryon_core import ScriptManager, Document\n"
+        "m = ScriptManager(cache=False)\n"
+        "print('discovery_ms', round((time.perf_counter() - start) * 1000, 1), m.languages, m.is_loaded('lua'))\n"
+        "doc = m.setup_dom_bridge(Document())\n"
+        "doc.append_child(doc.root, doc.create_element('label', {'id': 'out'}))\n"
+        "m.load_script_from_source('ui', 'lua', 'kryon.setProperty(\"out\", \"text\", \"from lua\")')\n"
+        "print(doc.get_property('out', 'text'))\n"
+    )
+    assert api.returncode == 0, api.stderr
+    assert "['lua'] False" in api.stdout and "from lua" in api.stdout
+    print(api.stdout.splitlines()[0])
+
+
+def test_everything(tmp_path: Path) -> None:
+    plugins = _installed_plugins()
+    env = Venv(tmp_path / "venv")
+    env.pip_install(ROOT, *plugins)
+    listing = env.run(env.kryon, "engines", "--json")
+    assert listing.returncode == 0, listing.stderr
+    languages = {e["language"] for e in json.loads(listing.stdout)}
+    expected = {p.name.removeprefix("kryon-") for p in plugins}
+    expected = {"javascript" if n == "js" else n for n in expected}
+    assert expected <= languages, (expected, languages)
