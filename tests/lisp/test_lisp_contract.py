@@ -22,7 +22,7 @@ LIBRARY = """\
   (raise (ValueError "boom")))
 (defn read_global [] shared_setting)
 (defn shout [text] (print text))
-(defn spin [] (while True (pass)))
+(defn spin [] (setv i 0) (while True (+= i 1)))
 (defn hog []
   (setv chunks [])
   (while True (.append chunks (* "x" 1048576))))

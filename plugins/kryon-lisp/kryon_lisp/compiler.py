@@ -79,7 +79,10 @@ def compile_source(source: str, name: str) -> CompiledScript:
     except SyntaxError as exc:  # e.g. `return` outside a function: Hy positions, so Lisp lines
         raise _error(exc.msg or str(exc), name, exc.lineno, exc.offset) from None
     except (RecursionError, MemoryError) as exc:
-        raise _error(f"the script is nested too deeply to compile ({type(exc).__name__})", name, None, None) from None
+        raise _too_deep(exc, name) from None
+    except (ValueError, TypeError) as exc:  # an AST Python refuses, e.g. a dict literal with an odd count
+        line, column = _odd_dict(module)
+        raise _error(f"invalid form: {exc}", name, line, column) from None
     return CompiledScript(
         id=name,
         language=LANGUAGE,
@@ -128,9 +131,11 @@ def _compile_ast(source: str, name: str, forms: list[Any] | None = None) -> ast.
     except HyMacroExpansionError as exc:
         raise _error(_one_line(exc.msg), name, exc.lineno, exc.offset, what="macro expansion failed") from None
     except HyLanguageError as exc:
+        if "maximum recursion depth" in str(exc.msg):
+            raise _too_deep(exc, name) from None
         raise _error(_one_line(exc.msg), name, exc.lineno, exc.offset) from None
     except (RecursionError, MemoryError) as exc:
-        raise _error(f"the script is nested too deeply to compile ({type(exc).__name__})", name, None, None) from None
+        raise _too_deep(exc, name) from None
     except Exception as exc:  # an internal compiler error or a macro's own exception type
         raise _error(f"{type(exc).__name__}: {exc}", name, None, None) from None
 
@@ -181,6 +186,17 @@ def spelled_names(forms: list[Any]) -> dict[str, str]:
     return names
 
 
+def _too_deep(exc: BaseException, name: str) -> CompileError:
+    return _error(f"the script is nested too deeply to compile ({type(exc).__name__})", name, None, None)
+
+
+def _odd_dict(module: ast.Module) -> tuple[int | None, int | None]:
+    for node in ast.walk(module):
+        if isinstance(node, ast.Dict) and len(node.keys) != len(node.values):
+            return getattr(node, "lineno", None), getattr(node, "col_offset", None)
+    return None, None
+
+
 def _error(message: str, name: str, line: int | None, column: int | None, what: str = "") -> CompileError:
     text = f"{what}: {message}" if what else message
     frame = StackFrame(top_level_name, script=name, line=line, column=column, language=LANGUAGE)
@@ -196,6 +212,8 @@ def _one_line(message: Any) -> str:
 
 def _reader_error(exc: LexException, source: str, name: str) -> CompileError:
     message = _one_line(exc.msg)
+    if "maximum recursion depth" in message:
+        return _error("the script is nested too deeply to read (RecursionError)", name, exc.lineno, exc.offset)
     if type(exc).__name__ == "PrematureEndOfInput":
         opener = unclosed_opener(source)
         if opener is not None:
@@ -209,16 +227,25 @@ def _reader_error(exc: LexException, source: str, name: str) -> CompileError:
                 column,
             )
     elif "wasn't expected" in message:
-        message = f"unbalanced parentheses: {message}"
+        opener = unclosed_opener(source, (exc.lineno, exc.offset)) if exc.lineno and exc.offset else None
+        if opener is not None and opener[0] != '"':
+            char, line, column = opener
+            message = (
+                f"unbalanced parentheses: {message} ('{char}' opened at line {line}, column {column} "
+                f"needs '{_CLOSERS[char]}')"
+            )
+        else:
+            message = f"unbalanced parentheses: {message}"
     return _error(message, name, exc.lineno, exc.offset)
 
 
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 
 
-def unclosed_opener(source: str) -> tuple[str, int, int] | None:
-    """The innermost bracket or string left open at the end of ``source``, as
-    (character, line, column), both 1-based; None when everything closes."""
+def unclosed_opener(source: str, stop: tuple[int, int] | None = None) -> tuple[str, int, int] | None:
+    """The innermost bracket or string left open at the end of ``source``
+    (or just before the 1-based (line, column) ``stop``), as (character,
+    line, column), both 1-based; None when everything closes."""
     stack: list[tuple[str, int, int]] = []
     line, col = 1, 0
     i, n = 0, len(source)
@@ -227,6 +254,8 @@ def unclosed_opener(source: str) -> tuple[str, int, int] | None:
     while i < n:
         ch = source[i]
         col += 1
+        if stop is not None and (line, col) >= stop:
+            break
         if ch == "\n":
             line, col = line + 1, 0
             in_comment = False
