@@ -77,11 +77,11 @@ class App:
     def _build_tree(self, tree: Any) -> None:
         if tree is None:
             return
+        problems: list[DOMError] = []
         for child in tree if isinstance(tree, list) else [tree]:
-            try:
-                self.document.build(child, element_types=ELEMENT_TYPES)
-            except DOMError as exc:
-                self._error(f"app tree: {exc}")
+            self.document.build(child, element_types=ELEMENT_TYPES, errors=problems)
+        for exc in problems:
+            self._error(f"app tree: {exc.message}")
 
     def _load_script(self, name: str) -> None:
         path = self.directory / name

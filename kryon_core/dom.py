@@ -680,24 +680,39 @@ class Document(DOMBridge):
                 out["children"] = [self.to_dict(c) for c in el.children]
             return out
 
-    def build(self, tree: Mapping[str, Any], parent: Any = None, *, element_types: Iterable[str] | None = None) -> ElementHandle:
+    def build(
+        self,
+        tree: Mapping[str, Any],
+        parent: Any = None,
+        *,
+        element_types: Iterable[str] | None = None,
+        errors: list[DOMError] | None = None,
+    ) -> ElementHandle | None:
         """Create elements from plain data (the shape ``to_dict`` gives),
         appended under ``parent`` (the root by default). With
-        ``element_types``, an unknown type is a DOMError."""
+        ``element_types``, an unknown type is a DOMError; with an ``errors``
+        list, a bad element is recorded there and skipped (its subtree too)
+        while its siblings are still built."""
         allowed = set(element_types) if element_types is not None else None
-        kind = tree.get("type")
-        if not isinstance(kind, str):
-            raise DOMError(f"element without a 'type': {dict(tree)!r}")
-        if allowed is not None and kind not in allowed:
-            raise DOMError(f"unknown element type '{kind}'; known: {', '.join(sorted(allowed))}")
-        props = dict(tree.get("properties", {}))
-        for key in ("id", "class", "style"):
-            if key in tree:
-                props[key] = tree[key]
-        handle = self.create_element(kind, props)
-        self.append_child(parent if parent is not None else self.root, handle)
+        try:
+            kind = tree.get("type") if isinstance(tree, Mapping) else None
+            if not isinstance(kind, str):
+                raise DOMError(f"element without a 'type': {tree!r}")
+            if allowed is not None and kind not in allowed:
+                raise DOMError(f"unknown element type '{kind}'; known: {', '.join(sorted(allowed))}")
+            props = dict(tree.get("properties", {}))
+            for key in ("id", "class", "style"):
+                if key in tree:
+                    props[key] = tree[key]
+            handle = self.create_element(kind, props)
+            self.append_child(parent if parent is not None else self.root, handle)
+        except DOMError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+            return None
         for child in tree.get("children", []):
-            self.build(child, handle, element_types=allowed)
+            self.build(child, handle, element_types=allowed, errors=errors)
         return handle
 
     def render_text(self, element: Any = None, indent: int = 0) -> str:
