@@ -149,6 +149,8 @@ class _Process:
         self.pid = self.popen.pid
         self.wfd = self.popen.stdin.fileno()  # type: ignore[union-attr]
         self.rfd = self.popen.stdout.fileno()  # type: ignore[union-attr]
+        self.buf = b""
+        self.decoder = protocol.decoder(self._decode_tag)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, init: dict[str, Any]) -> None:
@@ -314,22 +316,37 @@ class _Process:
         self._send(reply)
 
     def _receive(self) -> dict[str, Any]:
-        header = self._read(4)
-        (n,) = protocol.HEADER.unpack(header)
+        buf = self.buf
+        if len(buf) < 4:
+            buf = self._fill(buf, 4)
+        (n,) = protocol.HEADER.unpack_from(buf)
         if n > self.max_frame:
             self._violation(f"a message of {n} bytes is larger than allowed")
-        body = self._read(n)
+        end = 4 + n
+        if len(buf) < end:
+            buf = self._fill(buf, end)
+        self.buf = buf[end:]
         try:
-            return protocol.loads(body, object_hook=self._decode_tag)
+            return protocol.loads(buf[4:end], self.decoder)
         except protocol.ProtocolError as exc:
             self._violation(str(exc))
             raise  # unreachable
 
+    def _fill(self, buf: bytes, need: int) -> bytes:
+        parts = [buf]
+        have = len(buf)
+        while have < need:
+            chunk = self._read(max(1 << 16, min(need - have, 1 << 24)))
+            parts.append(chunk)
+            have += len(chunk)
+        return b"".join(parts)
+
     def _read(self, n: int) -> bytes:
+        """One read of at most ``n`` bytes, within the deadline."""
         if self.dead is not None:
             raise self.dead
         chunks = []
-        while n:
+        while not chunks:
             if self.deadline is not None:
                 remaining = self.deadline - time.monotonic()
                 if remaining <= 0:
@@ -338,14 +355,13 @@ class _Process:
                 if not ready:
                     self._timed_out()
             try:
-                chunk = os.read(self.rfd, min(n, 1 << 20))
+                chunk = os.read(self.rfd, n)
             except OSError:
                 chunk = b""
             if not chunk:
                 self._died()
             chunks.append(chunk)
-            n -= len(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return chunks[0]
 
     def _timed_out(self) -> None:
         limit = self.script.policy.time_limit

@@ -141,18 +141,29 @@ def _key(k):
     raise ValueRefused(f"dict key {k!r} ({type(k).__name__}) is not a string")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+_pack = HEADER.pack
+
+
 def dumps(message) -> bytes:
     """A message as one frame (header + JSON)."""
-    data = json.dumps(message, separators=(",", ":"), ensure_ascii=False, check_circular=False).encode(
-        "utf-8", "surrogatepass"
-    )
-    return HEADER.pack(len(data)) + data
+    data = _ENCODER.encode(message).encode("utf-8", "surrogatepass")
+    return _pack(len(data)) + data
 
 
-def loads(data: bytes, object_hook=None):
+def decoder(object_hook=None):
+    """A JSON decoder to hand to :func:`loads` (one per channel)."""
+    return json.JSONDecoder(object_hook=object_hook)
+
+
+_PLAIN = json.JSONDecoder()
+
+
+def loads(data: bytes, decoder=None):
     """Parse one frame's body. Any malformed input is a :class:`ProtocolError`."""
+    decoder = decoder or _PLAIN
     try:
-        msg = json.loads(data.decode("utf-8", "surrogatepass"), object_hook=object_hook)
+        msg = decoder.decode(data.decode("utf-8", "surrogatepass"))
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed message: {exc}") from None
     if type(msg) is not dict:
@@ -165,6 +176,36 @@ def write_frame(fd: int, frame: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+class Reader:
+    """Buffered frame reader on a file descriptor (blocking)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+
+    def frame(self) -> bytes:
+        buf = self.buf
+        while len(buf) < 4:
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                raise EOFError("the other side closed the channel")
+            buf += chunk
+        (n,) = HEADER.unpack_from(buf)
+        end = 4 + n
+        if len(buf) < end:
+            parts = [buf]
+            have = len(buf)
+            while have < end:
+                chunk = os.read(self.fd, max(1 << 16, min(end - have, 1 << 24)))
+                if not chunk:
+                    raise EOFError("the other side closed the channel")
+                parts.append(chunk)
+                have += len(chunk)
+            buf = b"".join(parts)
+        self.buf = buf[end:]
+        return buf[4:end]
 
 
 def read_exact(fd: int, n: int) -> bytes:

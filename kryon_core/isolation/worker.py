@@ -111,6 +111,10 @@ class State:
         self.call_depth = 0
         self.loading = set()
         self.breakpoints = {}  # script id -> {str(line): breakpoint id}
+        self.time_limit = None
+        self.cpu_soft = 0
+        self.reader = None
+        self.decoder = None
 
 
 S = State()
@@ -129,9 +133,7 @@ def send(msg):
 
 
 def receive():
-    header = protocol.read_exact(S.in_fd, 4)
-    (n,) = protocol.HEADER.unpack(header)
-    return protocol.loads(protocol.read_exact(S.in_fd, n), object_hook=_decode_tag)
+    return protocol.loads(S.reader.frame(), S.decoder)
 
 
 def host_request(kind, payload):
@@ -433,6 +435,12 @@ def arm(cfg):
     return report
 
 
+import signal as _signal  # noqa: E402
+
+_setitimer = _signal.setitimer
+_ITIMER_REAL = _signal.ITIMER_REAL
+
+
 def _cpu_now():
     t = os.times()
     return t.user + t.system
@@ -450,33 +458,34 @@ class _Armed:
     __slots__ = ("limit", "outer")
 
     def __init__(self):
-        self.limit = S.config.get("limits", {}).get("time")
+        self.limit = S.time_limit
         self.outer = False
 
     def __enter__(self):
         if self.limit and not S.timer_armed:
-            import resource
-            import signal
-
             self.outer = True
             S.timer_armed = True
             S.pending_timeout = False
-            S.internal += 1
-            try:
-                soft = int(_cpu_now() + self.limit) + 2
-                resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
-            except (ValueError, OSError):
-                pass
-            finally:
-                S.internal -= 1
-            signal.setitimer(signal.ITIMER_REAL, self.limit)
+            now = _cpu_now()
+            if S.cpu_soft - now < self.limit + 1:
+                # the kernel's backstop: SIGXCPU once this process used its
+                # CPU budget (refreshed lazily, at most a few limits ahead)
+                import resource
+
+                S.cpu_soft = int(now + 4 * self.limit) + 2
+                S.internal += 1
+                try:
+                    resource.setrlimit(resource.RLIMIT_CPU, (S.cpu_soft, resource.RLIM_INFINITY))
+                except (ValueError, OSError):
+                    pass
+                finally:
+                    S.internal -= 1
+            _setitimer(_ITIMER_REAL, self.limit)
         return self
 
     def __exit__(self, *exc):
         if self.outer:
-            import signal
-
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            _setitimer(_ITIMER_REAL, 0)
             S.timer_armed = False
             S.pending_timeout = False
         return False
@@ -868,6 +877,8 @@ def main():
     # the channel moves off 0 and 1, which point to /dev/null from now on
     S.in_fd = os.dup(0)
     S.out_fd = os.dup(1)
+    S.reader = protocol.Reader(S.in_fd)
+    S.decoder = protocol.decoder(_decode_tag)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
@@ -885,6 +896,7 @@ def main():
 
         site.main()
     S.max_value = init.get("limits", {}).get("value_size")
+    S.time_limit = init.get("limits", {}).get("time")
     if init.get("recursion"):
         sys.setrecursionlimit(int(init["recursion"]) + 60)
     for name in init.get("preload", ()):
