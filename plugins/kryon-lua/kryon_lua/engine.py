@@ -38,7 +38,7 @@ from kryon_core import (
 
 from .bridge import build_kryon_table
 from .errors import translate
-from .runtime import Runtime, RuntimeKey, lupa_module
+from .runtime import Runtime, RuntimeKey, host_error, lupa_module
 from .values import SCALARS
 
 _FUNCTION_DEF = re.compile(
@@ -295,6 +295,8 @@ class LuaEngine(ScriptEngine):
                 ) from None
             except UnicodeDecodeError as exc:
                 raise _not_utf8(exc, script) from None
+            except Exception as exc:
+                raise host_error(exc, script) from None
             if type(result) in SCALARS:
                 return result
             return from_lua(result)

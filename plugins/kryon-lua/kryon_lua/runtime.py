@@ -56,10 +56,12 @@ class RuntimeKey:
         )
 
 
-def _deny_attributes(obj: Any, name: str, is_setting: bool) -> Any:
-    # Host objects are opaque to Lua: reaching `__class__` or a function's
-    # globals would be a way out of any sandbox.
-    raise AttributeError(f"Lua scripts cannot access attributes of host objects ('{name}')")
+def host_error(exc: BaseException, script: str | None) -> ScriptError:
+    """A kryon error for a non-Lua exception that surfaced from a Lua call
+    (a host callable's bug, a refused attribute access)."""
+    if isinstance(exc, ScriptError):
+        return exc
+    return ScriptRuntimeError(f"{type(exc).__name__}: {exc}", language="lua", script=script)
 
 
 def lupa_module(jit: bool) -> Any:
@@ -81,7 +83,7 @@ class Runtime:
             unpack_returned_tuples=True,
             register_eval=False,
             register_builtins=False,
-            attribute_filter=_deny_attributes,
+            attribute_filter=self._deny_attributes,
         )
         if key.memory_limit:
             options["max_memory"] = key.memory_limit
@@ -101,6 +103,13 @@ class Runtime:
         self.kryon: Any = None
         self._raw: "weakref.WeakKeyDictionary[FunctionRef, Any]" = weakref.WeakKeyDictionary()
         self.version = self.lua.lua_implementation
+
+    def _deny_attributes(self, obj: Any, name: str, is_setting: bool) -> Any:
+        # Host objects are opaque to Lua: reaching `__class__` or a function's
+        # globals would be a way out of any sandbox.
+        # (No position here: lupa does not allow calling back into Lua from
+        # inside its attribute filter.)
+        raise ScriptRuntimeError(f"Lua scripts cannot access attributes of host objects ('{name}')", language="lua")
 
     # -- callbacks from the prelude ----------------------------------------------
     def _output(self, text: str) -> None:
@@ -130,6 +139,11 @@ class Runtime:
         except OverflowError:
             raise ConversionError("an integer argument is outside the 64-bit integer range", language="lua",
                                   script=script) from None
+        except UnicodeDecodeError:
+            raise ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
+                                  script=script) from None
+        except Exception as exc:
+            raise host_error(exc, script) from None
         finally:
             self.deadline = previous
             if self.key.memory_limit and self.memory_pressure():

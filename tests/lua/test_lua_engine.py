@@ -1,0 +1,246 @@
+"""Lua-specific behaviour beyond the contract: value rules, sandbox details,
+async, LuaJIT, per-script policies, threads."""
+
+import asyncio
+import threading
+
+import pytest
+
+pytest.importorskip("kryon_lua")
+
+from kryon_core import (  # noqa: E402
+    AccessDeniedError,
+    ConversionError,
+    Document,
+    FunctionRef,
+    RecursionLimitError,
+    ScriptManager,
+    ScriptRuntimeError,
+    ScriptTimeoutError,
+    SecurityPolicy,
+    UserData,
+)
+
+
+@pytest.fixture
+def trusted():
+    m = ScriptManager(policy=SecurityPolicy.trusted(), cache=False, output=lambda lang, text: None)
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def sandboxed():
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=2), cache=False, output=lambda lang, text: None)
+    yield m
+    m.close()
+
+
+def test_table_rules(trusted):
+    trusted.load_script_from_source("t", "lua", """
+function mixed() return {10, 20, name = "x"} end
+function holes() local t = {} t[1] = "a" t[3] = "c" return t end
+function empty() return {} end
+function float_key() return {[1.5] = true} end
+function table_key() return {[{}] = true} end
+function two() return 1, "two" end
+function echo(x) return x end
+function binary() return "\\255\\254" end
+""")
+    assert trusted.call_function("mixed") == {"1": 10, "2": 20, "name": "x"}
+    assert trusted.call_function("holes") == {"1": "a", "3": "c"}
+    assert trusted.call_function("empty") == []
+    assert trusted.call_function("echo", [{}]) == {}, "an empty host dict keeps its kind"
+    assert trusted.call_function("echo", [{1: "a", 2: "b"}]) == {"1": "a", "2": "b"}
+    assert trusted.call_function("two") == [1, "two"]
+    with pytest.raises(ConversionError):
+        trusted.call_function("float_key")
+    with pytest.raises(ConversionError):
+        trusted.call_function("table_key")
+    with pytest.raises(ConversionError, match="UTF-8"):
+        trusted.call_function("binary")
+    with pytest.raises(ConversionError):
+        trusted.call_function("echo", [2**64])
+    with pytest.raises(ConversionError):
+        trusted.call_function("echo", [[1, 2**70]])
+    assert trusted.call_function("echo", [2**63 - 1]) == 2**63 - 1
+    assert type(trusted.call_function("echo", [3.0])) is float
+
+
+def test_cycles_become_conversion_errors(trusted):
+    trusted.load_script_from_source("c", "lua", "function cyc() local t = {} t.self = t return t end")
+    with pytest.raises(ConversionError, match="cyclic"):
+        trusted.call_function("cyc")
+
+
+def test_module_style_returned_table(trusted):
+    trusted.load_script_from_source("mod", "lua", "local M = {}\nfunction M.area(w, h) return w * h end\nreturn M\n")
+    assert trusted.call_function("mod.area", [3, 4]) == 12
+    assert trusted.functions()["mod.area"].parameter_names == ("w", "h")
+
+
+def test_host_objects_are_opaque(sandboxed):
+    sandboxed.load_script_from_source("o", "lua", """
+function peek(x) return x.__class__ end
+function keep(x) held = x return x end
+""")
+    token = UserData({"secret": 1})
+    with pytest.raises(ScriptRuntimeError, match="cannot access attributes"):
+        sandboxed.call_function("peek", [token])
+    with pytest.raises(ScriptRuntimeError):
+        sandboxed.call_function("peek", [lambda: None])
+    assert sandboxed.call_function("keep", [token]) is token
+
+
+def test_sandbox_details(sandboxed):
+    sandboxed.load_script_from_source("s", "lua", """
+function patch_strings() getmetatable("").__index = {upper = function() return "pwned" end} end
+function patch_own() string.upper = function() return "mine" end return ("a"):upper(), string.upper("a") end
+function binary_chunk() return load(string.dump(function() return 1 end)) end
+function swallow() local ok = pcall(function() while true do end end) while true do end end
+function env_escape() return getmetatable(_ENV) end
+function gc() collectgarbage("collect") end
+function safe_os() return type(os.time()), type(os.clock()) end
+function getenv() return os.getenv("HOME") end
+function req() return require("os") end
+""")
+    with pytest.raises(ScriptRuntimeError):
+        sandboxed.call_function("patch_strings")
+    assert sandboxed.call_function("patch_own") == ["A", "mine"], "a script may patch its own copy only"
+    sandboxed.load_script_from_source("other", "lua", 'function up() return ("a"):upper(), string.upper("b") end')
+    assert sandboxed.call_function("up") == ["A", "B"]
+    with pytest.raises(AccessDeniedError, match="binary"):
+        sandboxed.call_function("binary_chunk")
+    with pytest.raises(ScriptTimeoutError):
+        sandboxed.call_function("swallow")
+    assert sandboxed.call_function("env_escape") is False
+    with pytest.raises(AccessDeniedError):
+        sandboxed.call_function("gc")
+    assert sandboxed.call_function("safe_os") == ["number", "number"]
+    with pytest.raises(AccessDeniedError):
+        sandboxed.call_function("getenv")
+    with pytest.raises(AccessDeniedError):
+        sandboxed.call_function("req")
+
+
+def test_grants_open_what_they_name(tmp_path):
+    target = tmp_path / "note.txt"
+    target.write_text("granted")
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(allow_file_system=True), cache=False)
+    m.load_script_from_source("f", "lua", "function read(p) local f = io.open(p) local s = f:read('a') f:close() return s end")
+    assert m.call_function("read", [str(target)]) == "granted"
+
+
+def test_per_script_policy_in_one_manager(trusted):
+    trusted.load_script_from_source("free", "lua", "function run() return type(io) end")
+    trusted.load_script_from_source(
+        "jail", "lua", "function run() return type(io) end", policy=SecurityPolicy.sandboxed()
+    )
+    assert trusted.call_function("free.run") == "table"
+    with pytest.raises(AccessDeniedError):
+        trusted.call_function("jail.run")
+
+
+def test_recursion_limit_and_plain_stack_overflow(trusted):
+    trusted.load_script_from_source("r", "lua", "function dive(n) return dive(n + 1) + 1 end\nfunction ok() return 1 end")
+    with pytest.raises(RecursionLimitError):
+        trusted.call_function("dive", [0])  # Lua's own stack overflow, reported as a recursion error
+    assert trusted.call_function("ok") == 1
+
+
+def test_async_sleep_and_call_async(trusted):
+    trusted.load_script_from_source("a", "lua", """
+function slow_double(x)
+  kryon.sleep(5)
+  local y = kryon.callAsync("a.plain", x)
+  coroutine.yield()
+  return y * 2
+end
+function plain(x) return x + 1 end
+function fails() kryon.sleep(1) error("late failure") end
+function not_async() kryon.sleep(1) end
+""")
+
+    async def main():
+        return await asyncio.gather(*(trusted.call_function_async("slow_double", [i]) for i in range(3)))
+
+    assert asyncio.run(main()) == [2, 4, 6]
+    with pytest.raises(ScriptRuntimeError, match="late failure") as info:
+        asyncio.run(trusted.call_function_async("fails"))
+    assert info.value.line == 9
+    with pytest.raises(ScriptRuntimeError, match="call_function_async"):
+        trusted.call_function("not_async")
+
+
+def test_luajit_when_the_policy_asks():
+    m = ScriptManager(policy=SecurityPolicy.trusted(use_jit=True), cache=False)
+    m.load_script_from_source("j", "lua", "function v() return jit and jit.version or _VERSION end\nfunction id(x) return x end")
+    assert "LuaJIT" in m.call_function("v")
+    assert m.call_function("id", [2**53]) == 2**53
+    with pytest.raises(ConversionError, match="2\\*\\*53"):
+        m.call_function("id", [2**53 + 1])
+
+
+def test_cached_bytecode_is_reused(tmp_path):
+    src = "function f() return 7 end"
+    ScriptManager(policy=SecurityPolicy.trusted(), cache_dir=tmp_path).load_script_from_source("c", "lua", src)
+    m = ScriptManager(policy=SecurityPolicy.trusted(), cache_dir=tmp_path)
+    m.load_script_from_source("c", "lua", src)
+    assert m.cache.stats.disk_hits == 1 and m.call_function("f") == 7
+    jit = ScriptManager(policy=SecurityPolicy.trusted(use_jit=True), cache_dir=tmp_path)
+    jit.load_script_from_source("c", "lua", src)  # Lua 5.4 bytecode is not LuaJIT's: runs from source
+    assert jit.call_function("f") == 7
+
+
+def test_error_from_dom_carries_lua_position(trusted):
+    doc = trusted.setup_dom_bridge(Document())
+    trusted.load_script_from_source("ui", "lua", "function poke()\n  kryon.setProperty('ghost', 'x', 1)\nend")
+    with pytest.raises(Exception) as info:
+        trusted.call_function("poke")
+    assert info.value.language == "lua" and info.value.script == "ui" and info.value.line == 2
+    assert doc.errors == []
+
+
+def test_callbacks_and_function_refs_release(trusted):
+    trusted.load_script_from_source("f", "lua", "function make() local n = 0 return function() n = n + 1 return n end end")
+    counter = trusted.call_function("make")
+    assert isinstance(counter, FunctionRef) and counter.script == "f"
+    assert [counter(), counter()] == [1, 2]
+    before = trusted.engine("lua").get_memory_usage().used_bytes
+    refs = [trusted.call_function("make") for _ in range(2000)]
+    del refs
+    trusted.engine("lua").collect_garbage()
+    after = trusted.engine("lua").get_memory_usage().used_bytes
+    assert after < before + 64 * 1024, "dropped FunctionRefs must free their Lua closures"
+
+
+def test_threads_share_one_manager(trusted):
+    trusted.load_script_from_source("t", "lua", "total = 0\nfunction bump(n) total = total + n return total end\nfunction get() return total end")
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(500):
+                trusted.call_function("bump", [1])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and trusted.call_function("get") == 2000
+
+
+def test_memory_is_flat_over_load_unload_cycles(trusted):
+    src = "local big = {} for i = 1, 100 do big[i] = ('x'):rep(100) .. i end\nfunction f() return #big end"
+    trusted.load_script_from_source("warm", "lua", src)
+    trusted.unload_script("warm")
+    trusted.engine("lua").collect_garbage()
+    base = trusted.engine("lua").get_memory_usage().used_bytes
+    for i in range(300):
+        trusted.load_script_from_source("cycle", "lua", src)
+        trusted.unload_script("cycle")
+    trusted.engine("lua").collect_garbage()
+    assert trusted.engine("lua").get_memory_usage().used_bytes < base + 128 * 1024
