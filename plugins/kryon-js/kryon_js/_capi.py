@@ -1,0 +1,189 @@
+"""A thin ctypes layer over the QuickJS C API inside the quickjs-ng binding.
+
+The binding (``_quickjs``) exports every QuickJS symbol but exposes only
+``eval``/``get``/``set``/``add_callable``/limits to Python. Three things the
+engine needs are missing there, and this module reaches them directly:
+
+- an **interrupt handler** that works while scripts call the host (the
+  binding's own ``set_time_limit`` refuses every call into Python while a
+  time limit is set, which would cut scripts off from ``kryon``);
+- **compile without running** (``JS_EVAL_FLAG_COMPILE_ONLY``) with the script
+  id as the file name, for syntax errors with line and column, and
+  **bytecode** (``JS_WriteObject`` / ``JS_ReadObject``);
+- **running a compiled script** (``JS_EvalFunction``) in a context whose
+  host callables may be called from the top level.
+
+It relies on the layout of the binding's ``Context`` object (checked at first
+use against values the binding's own setters write, see :func:`available`);
+if the check fails, the engine falls back to source evaluation and the
+binding's limits and says so in ``JSEngine.capabilities``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+from typing import Any, Callable
+
+P = ctypes.c_void_p
+
+# offsets in the binding's RuntimeData (module.c of quickjs-ng 0.17.0.2):
+# PyObject_HEAD | JSRuntime *runtime | JSContext *context | int has_time_limit |
+# clock_t time_limit | PyThreadState *thread_state | ...
+_OFF_RUNTIME, _OFF_CONTEXT, _OFF_HAS_LIMIT, _OFF_LIMIT, _OFF_TSTATE = 16, 24, 32, 40, 48
+# ObjectData: PyObject_HEAD | RuntimeData *runtime_data | JSValue object
+_OFF_OBJ_VALUE = 24
+
+JS_EVAL_TYPE_GLOBAL = 0
+JS_EVAL_FLAG_COMPILE_ONLY = 1 << 5
+JS_WRITE_OBJ_BYTECODE = 1 << 0
+JS_READ_OBJ_BYTECODE = 1 << 0
+JS_TAG_EXCEPTION = 6
+
+#: bytecode blobs we write start with this, so a foreign blob is never read
+MAGIC = b"KRYONJS1"
+
+
+class JSValue(ctypes.Structure):
+    _fields_ = [("u", ctypes.c_int64), ("tag", ctypes.c_int64)]
+
+
+INTERRUPT_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, P, P)
+
+_lib: Any = None
+_ok: bool | None = None
+_lock = threading.Lock()
+
+
+def _load() -> Any:
+    import _quickjs
+
+    lib = ctypes.CDLL(_quickjs.__file__)
+    sig = {
+        "JS_GetRuntime": (P, [P]),
+        "JS_Eval": (JSValue, [P, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_int]),
+        "JS_WriteObject": (P, [P, ctypes.POINTER(ctypes.c_size_t), JSValue, ctypes.c_int]),
+        "JS_ReadObject": (JSValue, [P, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]),
+        "JS_EvalFunction": (JSValue, [P, JSValue]),
+        "JS_FreeValue": (None, [P, JSValue]),
+        "JS_GetException": (JSValue, [P]),
+        "JS_SetPropertyStr": (ctypes.c_int, [P, JSValue, ctypes.c_char_p, JSValue]),
+        "JS_UpdateStackTop": (None, [P]),
+        "JS_SetInterruptHandler": (None, [P, INTERRUPT_HANDLER, P]),
+        "js_free": (None, [P, P]),
+    }
+    for name, (res, args) in sig.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = res, args
+    return lib
+
+
+def available() -> bool:
+    """Whether the C API is reachable and the binding's layout is the one we know."""
+    global _lib, _ok
+    if _ok is not None:
+        return _ok
+    with _lock:
+        if _ok is not None:
+            return _ok
+        try:
+            if sys.implementation.name != "cpython" or ctypes.sizeof(P) != 8:
+                raise RuntimeError("needs 64-bit CPython")
+            lib = _load()
+            import quickjs
+
+            ctx = quickjs.Context()
+            base = id(ctx)
+            rt, cx = P.from_address(base + _OFF_RUNTIME).value, P.from_address(base + _OFF_CONTEXT).value
+            ok = bool(rt) and bool(cx) and lib.JS_GetRuntime(cx) == rt
+            ctx.set_time_limit(2)
+            ok = ok and ctypes.c_int.from_address(base + _OFF_HAS_LIMIT).value == 1
+            clocks = ctypes.c_long.from_address(base + _OFF_LIMIT).value
+            ctx.set_time_limit(-1)
+            ok = ok and clocks > 0 and ctypes.c_int.from_address(base + _OFF_HAS_LIMIT).value == 0
+            ok = ok and not P.from_address(base + _OFF_TSTATE).value
+            obj = ctx.eval("({})")
+            value = JSValue.from_address(id(obj) + _OFF_OBJ_VALUE)
+            ok = ok and value.tag == -1  # JS_TAG_OBJECT
+            _lib = lib if ok else None
+            _ok = bool(ok)
+        except Exception:  # pragma: no cover - other builds of the binding
+            _lib, _ok = None, False
+    return _ok
+
+
+def pointers(ctx: Any) -> tuple[int, int]:
+    base = id(ctx)
+    return P.from_address(base + _OFF_RUNTIME).value, P.from_address(base + _OFF_CONTEXT).value
+
+
+def set_interrupt_handler(ctx: Any, handler: Any) -> None:
+    """Install ``handler`` (an INTERRUPT_HANDLER) on the context's runtime."""
+    rt, _ = pointers(ctx)
+    _lib.JS_SetInterruptHandler(rt, handler, None)
+
+
+class CompileFailed(Exception):
+    """compile_only hit a JS exception; ``stashed`` says it was put on the holder."""
+
+
+def _take_exception(cx: int, holder: Any) -> None:
+    """Move the pending JS exception onto ``holder.e`` (a binding Object we own)."""
+    exc = _lib.JS_GetException(cx)
+    if holder is None:
+        _lib.JS_FreeValue(cx, exc)
+        raise RuntimeError("unexpected JavaScript exception in Kryon's own code")
+    target = JSValue.from_address(id(holder) + _OFF_OBJ_VALUE)
+    _lib.JS_SetPropertyStr(cx, target, b"e", exc)  # takes ownership of exc
+
+
+def compile_only(ctx: Any, source: str, filename: str, holder: Any) -> bytes:
+    """Compile ``source`` as global code named ``filename`` without running
+    it; return its bytecode. On a syntax error the exception is left on
+    ``holder.e`` and CompileFailed is raised."""
+    _, cx = pointers(ctx)
+    data = source.encode("utf-8", "surrogatepass")
+    value = _lib.JS_Eval(cx, data, len(data), filename.encode("utf-8", "replace"), JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_COMPILE_ONLY)
+    if value.tag == JS_TAG_EXCEPTION:
+        _take_exception(cx, holder)
+        raise CompileFailed()
+    try:
+        size = ctypes.c_size_t()
+        buf = _lib.JS_WriteObject(cx, ctypes.byref(size), value, JS_WRITE_OBJ_BYTECODE)
+        if not buf:
+            raise CompileFailed()
+        try:
+            return MAGIC + ctypes.string_at(buf, size.value)
+        finally:
+            _lib.js_free(cx, buf)
+    finally:
+        _lib.JS_FreeValue(cx, value)
+
+
+def run_bytecode(ctx: Any, bytecode: bytes, holder: Any) -> bool:
+    """Run compiled global code in ``ctx``. Host callables may be called from
+    it: the binding's saved-thread-state slot is filled for the duration,
+    exactly as its own ``eval`` does. Returns False (exception on
+    ``holder.e``) when the script threw."""
+    if not bytecode.startswith(MAGIC):
+        raise ValueError("not Kryon JS bytecode")
+    rt, cx = pointers(ctx)
+    body = bytecode[len(MAGIC):]
+    fn = _lib.JS_ReadObject(cx, body, len(body), JS_READ_OBJ_BYTECODE)
+    if fn.tag == JS_TAG_EXCEPTION:
+        _take_exception(cx, holder)
+        return False
+    slot = P.from_address(id(ctx) + _OFF_TSTATE)
+    ctypes.pythonapi.PyThreadState_Get.restype = P
+    slot.value = ctypes.pythonapi.PyThreadState_Get()
+    try:
+        _lib.JS_UpdateStackTop(rt)
+        result = _lib.JS_EvalFunction(cx, fn)  # ctypes releases the GIL around this call
+    finally:
+        slot.value = None
+    if result.tag == JS_TAG_EXCEPTION:
+        _take_exception(cx, holder)
+        return False
+    _lib.JS_FreeValue(cx, result)
+    return True

@@ -1,0 +1,115 @@
+"""JavaScript errors -> kryon_core errors, with the JS stack as StackFrames."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from kryon_core import (
+    CompileError,
+    ConversionError,
+    MemoryLimitError,
+    RecursionLimitError,
+    ScriptError,
+    ScriptRuntimeError,
+    ScriptTimeoutError,
+    StackFrame,
+)
+
+LANG = "javascript"
+#: file names of Kryon's own code inside a context; frames from it are not shown
+INTERNAL_FILES = ("<kryon>",)
+_FRAME = re.compile(r"^\s*at (?:(?P<fn>[^()]*?) \()?(?P<file>[^()]*?):(?P<line>\d+):(?P<col>\d+)\)?\s*$")
+_NATIVE = re.compile(r"^\s*at (?P<fn>.*?) \(native\)\s*$")
+
+
+def parse_stack(stack: str, script: str | None, *, input_is_script: bool) -> list[StackFrame]:
+    """QuickJS ``Error.stack`` text -> frames, innermost first. Frames of the
+    prelude are dropped; ``<input>`` (code run through the binding's eval) is
+    the script itself when ``input_is_script``."""
+    frames: list[StackFrame] = []
+    for raw in (stack or "").splitlines():
+        m = _FRAME.match(raw)
+        if m is None:
+            continue
+        file = m.group("file")
+        if file in INTERNAL_FILES or (file == "<input>" and not input_is_script):
+            continue
+        if file == "<input>" or file == "<anonymous>":
+            if file == "<anonymous>":
+                continue
+            file = script or file
+        fn = (m.group("fn") or "<main>").strip()
+        if fn in ("<eval>", ""):
+            fn = "<main>"
+        frames.append(StackFrame(function=fn, script=file, line=int(m.group("line")), column=int(m.group("col")), language=LANG))
+    return frames
+
+
+def classify(name: str, message: str) -> type[ScriptError]:
+    if name == "InternalError" and message == "interrupted":
+        return ScriptTimeoutError
+    if message == "out of memory" or (name == "InternalError" and "out of memory" in message):
+        return MemoryLimitError
+    if message in ("stack overflow", "Maximum call stack size exceeded") or (
+        name == "RangeError" and "call stack" in message
+    ):
+        return RecursionLimitError
+    return ScriptRuntimeError
+
+
+def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool, host_errors: dict[int, BaseException],
+              thrown_value: Any = None, compiling: bool = False) -> ScriptError:
+    """The prelude's error record (``errInfo``) -> a kryon_core error."""
+    frames = parse_stack(info.get("stack") or "", script, input_is_script=input_is_script)
+    top = frames[0] if frames else None
+    where = dict(language=LANG, script=top.script if top else script, line=top.line if top else None,
+                 column=top.column if top else None)
+    if not info.get("isError"):
+        text = info.get("message") or "a value"
+        return ScriptRuntimeError(f"uncaught exception: {text}", stack=frames, value=thrown_value, **where)
+    name, message = info.get("name") or "Error", info.get("message") or ""
+    host = host_errors.pop(int(info.get("host") or 0), None)
+    if host is not None:
+        return _from_host(host, message, frames, where)
+    if info.get("conv"):
+        return ConversionError(message, stack=frames, **where)
+    if compiling or name == "SyntaxError" and compiling:
+        return CompileError(f"{name}: {message}", stack=frames, **where)
+    cls = classify(name, message)
+    text = message if cls is not ScriptRuntimeError else f"{name}: {message}"
+    if cls is ScriptTimeoutError:
+        text = "the call ran longer than the policy's time_limit"
+    elif cls is MemoryLimitError:
+        text = "the script went over the policy's memory_limit (out of memory)"
+    elif cls is RecursionLimitError:
+        text = f"calls nested too deep (stack size exhausted: {message})"
+    return cls(text, stack=frames, **where)
+
+
+def _from_host(host: BaseException, message: str, frames: list[StackFrame], where: dict[str, Any]) -> ScriptError:
+    """An exception a host function raised into JS, surfacing again: the same
+    class when it is a kryon error (a limit hit in a callee stays a limit
+    error), carrying the JS frames and then the callee's."""
+    if isinstance(host, ScriptError):
+        callee = list(host.stack)
+        text = str(host) if host.language not in (None, LANG) else host.message
+        try:
+            err = type(host)(text, stack=frames + callee, value=host.value, **where)
+        except TypeError:
+            err = ScriptRuntimeError(text, stack=frames + callee, value=host.value, **where)
+    else:
+        err = ScriptRuntimeError(f"{type(host).__name__}: {host}", stack=frames, **where)
+    err.__cause__ = host
+    return err
+
+
+def from_exception_text(text: str, script: str | None, *, input_is_script: bool, compiling: bool = False) -> ScriptError:
+    """The binding's JSException text ("Name: message\\n    at ...") -> error."""
+    head, _, stack = text.partition("\n")
+    m = re.match(r"^([A-Za-z]*Error): (.*)$", head, re.S)
+    if m:
+        info = {"isError": True, "name": m.group(1), "message": m.group(2), "stack": stack}
+    else:
+        info = {"isError": stack.strip() not in ("", "undefined") and False, "message": head}
+    return from_info(info, script, input_is_script=input_is_script, host_errors={}, compiling=compiling)

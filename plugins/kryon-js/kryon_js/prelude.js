@@ -1,0 +1,326 @@
+// The Kryon prelude: runs in every script's QuickJS context before the
+// script. It captures the host entry points (then removes them from the
+// global object), defines the frozen `kryon` object (also `window.kryon`),
+// console/print, timers and `require`, and returns `internal`, the one
+// function the Python side uses to fetch its helpers. User code runs after
+// this and cannot reach anything here but `kryon` and the globals below.
+(function () {
+  "use strict";
+  const G = globalThis;
+  const HOST = G.__kryon_host, INVOKE = G.__kryon_invoke, STASH = G.__kryon_stash,
+        HOSTERR = G.__kryon_hosterr, OUT = G.__kryon_out;
+  for (const k of ["__kryon_host", "__kryon_invoke", "__kryon_stash", "__kryon_hosterr", "__kryon_out"]) delete G[k];
+  const API = JSON.parse(G.__KRYON_API__);          // [[camelName, index], ...]
+  const apply = Reflect.apply, isArray = Array.isArray, keys = Object.keys, freeze = Object.freeze;
+  const create = Object.create, getProto = Object.getPrototypeOf, defineProperty = Object.defineProperty;
+  const stringify = JSON.stringify, parse = JSON.parse, geval = eval, Fn = Function;
+  const isSafeInteger = Number.isSafeInteger, isInteger = Number.isInteger;
+  const call = Fn.prototype.call;
+  const isWF = call.bind(String.prototype.isWellFormed), indexOf = call.bind(String.prototype.indexOf);
+  const fnToString = call.bind(Fn.prototype.toString), errStack = (e) => { try { return String(e.stack || ""); } catch (_) { return ""; } };
+  const PromiseC = Promise, then = call.bind(Promise.prototype.then);
+  const isView = ArrayBuffer.isView, U8 = Uint8Array, ABuf = ArrayBuffer;
+  const MapC = Map, SetC = Set, DateC = Date, ErrorC = Error, WeakMapC = WeakMap, WeakSetC = WeakSet;
+  const T = "\u0001k";
+  const BOX = freeze(create(null)), ERR = freeze(create(null));
+  const baseline = new SetC(Object.getOwnPropertyNames(G));
+  const AsyncFn = getProto(async function () {}).constructor, GenFn = getProto(function* () {}).constructor,
+        AsyncGenFn = getProto(async function* () {}).constructor;
+
+  // -- registries -----------------------------------------------------------
+  const fns = new MapC(), fnIds = new WeakMapC(); let nextFn = 1;   // script functions the host holds
+  const pyFns = new MapC(), pyIds = new WeakMapC();                  // host callables as JS functions
+  const handles = new MapC(), handleIds = new WeakMapC();            // host UserData handles
+  const promises = new MapC(); let nextPromise = 1;
+  const convErrors = new WeakSetC(), hostErrIds = new WeakMapC();
+  const HandleProto = freeze(create(null, { toString: { value: function () { return "[" + (handleLabels.get(this) || "KryonHandle") + "]"; } } }));
+  const handleLabels = new WeakMapC();
+
+  function convErr(msg) { const e = new TypeError(msg); convErrors.add(e); return e; }
+  function safeStr(s) { return indexOf(s, "\0") < 0 && isWF(s); }
+
+  function regFn(f) {
+    let id = fnIds.get(f);
+    if (id === undefined) { id = nextFn++; fnIds.set(f, id); fns.set(id, f); }
+    else if (!fns.has(id)) fns.set(id, f);
+    return id;
+  }
+  function hex(bytes) { let s = ""; for (let i = 0; i < bytes.length; i++) s += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16); return s; }
+  function unhex(s) { const b = new U8(s.length >> 1); for (let i = 0; i < b.length; i++) b[i] = parseInt(s.substr(2 * i, 2), 16); return b; }
+
+  // -- JS value -> JSON text with tags (the host decodes it) ----------------
+  function enc(v, seen, depth) {
+    switch (typeof v) {
+      case "number":
+        if (v !== v || v === Infinity || v === -Infinity || (v === 0 && 1 / v < 0)) return { [T]: "n", v: String(v) };
+        if (isInteger(v) && !isSafeInteger(v)) return { [T]: "F", v: String(v) };
+        return v;
+      case "string": case "boolean": return v;
+      case "undefined": return null;
+      case "bigint": return { [T]: "b", v: String(v) };
+      case "symbol": throw convErr("a Symbol cannot cross to the host");
+      case "function": {
+        const pid = pyIds.get(v);
+        if (pid !== undefined) return { [T]: "p", i: pid };
+        let name = ""; try { name = String(v.name || ""); } catch (_) {}
+        return { [T]: "f", i: regFn(v), n: name };
+      }
+    }
+    if (v === null) return null;
+    const hid = handleIds.get(v);
+    if (hid !== undefined) return { [T]: "h", i: hid };
+    if (depth > 200) throw convErr("a value nested deeper than 200 levels cannot cross to the host");
+    if (seen.has(v)) throw convErr("a cyclic value cannot cross to the host");
+    seen.add(v);
+    try {
+      if (isArray(v)) {
+        const n = v.length, out = new Array(n);
+        for (let i = 0; i < n; i++) out[i] = enc(v[i], seen, depth + 1);
+        return out;
+      }
+      if (isView(v)) return { [T]: "y", v: hex(new U8(v.buffer, v.byteOffset, v.byteLength)) };
+      if (v instanceof ABuf) return { [T]: "y", v: hex(new U8(v)) };
+      if (v instanceof PromiseC) throw convErr("a Promise cannot cross to the host inside a value; await it first");
+      if (v instanceof DateC) { const t = v.getTime(); return t === t ? v.toISOString() : null; }
+      if (v instanceof MapC) { const o = create(null); for (const [k, x] of v) o[String(k)] = enc(x, seen, depth + 1); return o; }
+      if (v instanceof SetC) { const o = []; for (const x of v) o.push(enc(x, seen, depth + 1)); return o; }
+      if (v instanceof ErrorC) return { name: String(v.name), message: String(v.message), stack: errStack(v) };
+      const o = create(null), ks = keys(v);
+      for (let i = 0; i < ks.length; i++) o[ks[i]] = enc(v[ks[i]], seen, depth + 1);
+      return o;
+    } finally { seen.delete(v); }
+  }
+  function encode(v) { return stringify(enc(v, new SetC(), 0)); }
+
+  // -- JSON text with tags -> JS value ----------------------------------------
+  function makeHandle(id, label) {
+    let h = handles.get(id);
+    if (h === undefined) { h = freeze(create(HandleProto)); handles.set(id, h); handleIds.set(h, id); handleLabels.set(h, label || "KryonHandle"); }
+    return h;
+  }
+  function makePyFn(pid, name) {
+    let f = pyFns.get(pid);
+    if (f === undefined) {
+      f = function () { return callPy(pid, arguments); };
+      try { defineProperty(f, "name", { value: name || "hostFunction" }); } catch (_) {}
+      pyFns.set(pid, f); pyIds.set(f, pid);
+    }
+    return f;
+  }
+  function revive(v) {
+    if (v === null || typeof v !== "object") return v;
+    if (isArray(v)) { for (let i = 0; i < v.length; i++) v[i] = revive(v[i]); return v; }
+    const tag = v[T];
+    if (tag !== undefined) {
+      switch (tag) {
+        case "n": return Number(v.v);
+        case "h": return makeHandle(v.i, v.t);
+        case "f": { const f = fns.get(v.i); if (f === undefined) throw new Error("script function was released"); return f; }
+        case "p": return makePyFn(v.i, v.n);
+        case "y": return unhex(v.v);
+      }
+    }
+    for (const k of keys(v)) v[k] = revive(v[k]);
+    return v;
+  }
+  function importText(text) { return revive(parse(text)); }
+
+  // -- results and errors back to the host ----------------------------------
+  function done(r) {
+    if (r instanceof PromiseC || (r !== null && typeof r === "object" && typeof r.then === "function")) {
+      const id = nextPromise++;
+      const slot = { state: 0, value: undefined };
+      promises.set(id, slot);
+      then(PromiseC.resolve(r), (x) => { slot.state = 1; slot.value = x; }, (e) => { slot.state = 2; slot.value = e; });
+      STASH(2, String(id));
+      return BOX;
+    }
+    if (r !== null && typeof r === "object" && typeof r.next === "function" && typeof r[Symbol.iterator] === "function"
+        && Object.prototype.toString.call(r) === "[object Generator]") {
+      const items = []; for (const x of r) { items.push(x); if (items.length > 1000000) throw convErr("a generator yielded more than 1000000 values"); }
+      r = items;
+    }
+    STASH(0, encode(r));
+    return BOX;
+  }
+  function errInfo(e) {
+    const info = { isError: false, name: "", message: "", stack: "", conv: false, host: 0, value: null };
+    try {
+      if (e instanceof ErrorC) {
+        info.isError = true; info.name = String(e.name); info.message = String(e.message); info.stack = errStack(e);
+        info.conv = convErrors.has(e); info.host = hostErrIds.get(e) || 0;
+      } else {
+        try { info.value = enc(e, new SetC(), 0); } catch (_) { info.value = null; }
+        try { info.message = String(e); } catch (_) { info.message = "a value"; }
+      }
+    } catch (_) {}
+    return info;
+  }
+  function fail(e) { STASH(1, stringify(errInfo(e))); return BOX; }
+
+  // callers of arity n: (f) => function (a0, ..., an-1) {...}
+  const factories = [];
+  function caller(f, n) {
+    let make = factories[n];
+    if (make === undefined) {
+      const params = []; for (let i = 0; i < n; i++) params.push("a" + i);
+      const p = params.join(",");
+      make = factories[n] = Fn("isWF", "indexOf", "done", "fail",
+        "return function (f) { return function (" + p + ") { try { const r = f(" + p + "); const t = typeof r;" +
+        " if (t === 'number' || t === 'boolean' || r === undefined || r === null) return r;" +
+        " if (t === 'string' && indexOf(r, '\\0') < 0 && isWF(r)) return r; return done(r); } catch (e) { return fail(e); } }; };")(isWF, indexOf, done, fail);
+    }
+    return make(f);
+  }
+
+  // -- calls into the host ----------------------------------------------------
+  function ret(r) {
+    if (r === ERR) {
+      const info = parse(HOSTERR());
+      const e = new ErrorC(info[1]); e.name = info[0]; hostErrIds.set(e, info[2]);
+      throw e;
+    }
+    return r;
+  }
+  function plainArgs(args) {
+    for (let i = 0; i < args.length; i++) {
+      const v = args[i], t = typeof v;
+      if (t === "string") { if (!safeStr(v)) return false; }
+      else if (!(t === "number" || t === "boolean" || v === undefined || v === null || t === "bigint")) return false;
+    }
+    return true;
+  }
+  function callHost(idx, args) {
+    if (plainArgs(args)) {
+      switch (args.length) {
+        case 0: return ret(HOST(idx, null));
+        case 1: return ret(HOST(idx, null, args[0]));
+        case 2: return ret(HOST(idx, null, args[0], args[1]));
+        case 3: return ret(HOST(idx, null, args[0], args[1], args[2]));
+      }
+      const a = [idx, null]; for (let i = 0; i < args.length; i++) a.push(args[i]);
+      return ret(apply(HOST, undefined, a));
+    }
+    return ret(HOST(idx, encode(Array.prototype.slice.call(args))));
+  }
+  function callPy(pid, args) {
+    if (plainArgs(args)) { const a = [pid, null]; for (let i = 0; i < args.length; i++) a.push(args[i]); return ret(apply(INVOKE, undefined, a)); }
+    return ret(INVOKE(pid, encode(Array.prototype.slice.call(args))));
+  }
+
+  // -- the kryon object ---------------------------------------------------------
+  const kryon = create(null);
+  for (const [name, idx] of API) {
+    const f = { [name]: function (...args) { return callHost(idx, args); } }[name];
+    kryon[name] = freeze(f);
+  }
+  defineProperty(kryon, Symbol.toStringTag, { value: "kryon" });
+  freeze(kryon);
+  const K = kryon;
+
+  function fmt(v, depth, seen) {
+    switch (typeof v) {
+      case "string": return depth ? stringify(v) : v;
+      case "function": return "[Function" + (v.name ? ": " + v.name : " (anonymous)") + "]";
+      case "symbol": case "bigint": case "number": case "boolean": case "undefined": return String(v) + (typeof v === "bigint" ? "n" : "");
+    }
+    if (v === null) return "null";
+    if (handleIds.has(v)) return String(v);
+    if (v instanceof ErrorC) return errStack(v) ? String(v.name) + ": " + String(v.message) + "\n" + errStack(v).replace(/\n$/, "") : String(v);
+    if (seen.has(v) || depth > 4) return isArray(v) ? "[Array]" : "[Object]";
+    seen.add(v);
+    try {
+      if (isArray(v)) return "[ " + v.map((x) => fmt(x, depth + 1, seen)).join(", ") + " ]";
+      const ks = keys(v);
+      if (!ks.length) return "{}";
+      return "{ " + ks.map((k) => (/^[A-Za-z_$][\w$]*$/.test(k) ? k : stringify(k)) + ": " + fmt(v[k], depth + 1, seen)).join(", ") + " }";
+    } catch (_) { return "[Object]"; } finally { seen.delete(v); }
+  }
+  function printArgs(args) {
+    const parts = []; for (let i = 0; i < args.length; i++) parts.push(fmt(args[i], 0, new SetC()));
+    const line = parts.join(" ");
+    OUT(safeStr(line) ? line : stringify(line).slice(1, -1));
+  }
+  const log = function log(...a) { printArgs(a); };
+  const console = freeze({ log, info: log, warn: log, error: log, debug: log, trace: log });
+
+  function timer(kind) {
+    return function (fn, ms, ...extra) {
+      if (typeof fn !== "function") throw new TypeError(kind + " needs a function");
+      const cb = extra.length ? function () { return apply(fn, undefined, extra); } : fn;
+      return K[kind](cb, ms === undefined ? 0 : +ms || 0);
+    };
+  }
+  const clear = function (id) { if (id !== undefined && id !== null) K.clearTimer(id); };
+  const requireFn = function require(name) { return callHost(0, [String(name)]); };
+
+  const ro = (name, value) => defineProperty(G, name, { value, writable: false, enumerable: false, configurable: false });
+  ro("kryon", kryon);
+  ro("window", G);
+  defineProperty(G, "console", { value: console, writable: true, enumerable: false, configurable: true });
+  for (const [name, value] of [["print", log], ["setTimeout", timer("setTimeout")], ["setInterval", timer("setInterval")],
+                               ["clearTimeout", clear], ["clearInterval", clear], ["require", requireFn]]) {
+    defineProperty(G, name, { value, writable: true, enumerable: false, configurable: true });
+  }
+  for (const n of ["kryon", "window", "console", "print", "setTimeout", "setInterval", "clearTimeout", "clearInterval", "require"]) baseline.add(n);
+
+  // -- helpers the host fetches through internal(name) ------------------------
+  const IDENT = /^[A-Za-z_$][\w$]*$/;
+  function lookup(name) {
+    if (!IDENT.test(name)) return undefined;
+    try { return geval(name); } catch (_) { return undefined; }
+  }
+  function describe(candidates) {
+    const names = new SetC();
+    for (const n of Object.getOwnPropertyNames(G)) if (!baseline.has(n)) names.add(n);
+    for (const n of parse(candidates)) if (!baseline.has(n)) names.add(n);
+    const out = [];
+    for (const n of names) {
+      let f; try { f = lookup(n); } catch (_) { continue; }
+      if (typeof f !== "function" || pyIds.has(f)) continue;
+      let src = ""; try { src = fnToString(f); } catch (_) {}
+      if (/^class\b/.test(src)) continue;
+      const proto = getProto(f);
+      const kind = proto === AsyncFn.prototype ? "async" : proto === GenFn.prototype ? "generator" : proto === AsyncGenFn.prototype ? "asyncgenerator" : "plain";
+      out.push([n, src.length > 4000 ? src.slice(0, 4000) : src, kind, f.length]);
+    }
+    return stringify(out);
+  }
+  const internals = {
+    BOX, ERR,
+    caller: (name, n) => { const f = lookup(name); return typeof f === "function" ? caller(f, n) : null; },
+    callRef: function (id) {
+      const f = fns.get(id);
+      if (f === undefined) return fail(new ErrorC("script function was released"));
+      const a = []; for (let i = 1; i < arguments.length; i++) a.push(arguments[i]);
+      try { const r = apply(f, undefined, a); const t = typeof r;
+        if (t === "number" || t === "boolean" || r === undefined || r === null) return r;
+        if (t === "string" && safeStr(r)) return r; return done(r); } catch (e) { return fail(e); }
+    },
+    callName: function (name) {
+      const f = lookup(name);
+      if (typeof f !== "function") return fail(new ReferenceError(name + " is not a function"));
+      const a = []; for (let i = 1; i < arguments.length; i++) a.push(arguments[i]);
+      try { return done(apply(f, undefined, a)); } catch (e) { return fail(e); }
+    },
+    release: (id) => { fns.delete(id); },
+    poll: (id) => {
+      const slot = promises.get(id);
+      if (slot === undefined) return fail(new ErrorC("unknown promise"));
+      if (slot.state === 0) { STASH(3, ""); return BOX; }
+      promises.delete(id);
+      if (slot.state === 1) { try { return done(slot.value); } catch (e) { return fail(e); } }
+      return fail(slot.value);
+    },
+    importText: (text) => { try { return importText(text); } catch (e) { return ERR; } },
+    setGlobal: (name, v) => { G[name] = v; },
+    getGlobal: (name) => { try { return done(lookup(name)); } catch (e) { return fail(e); } },
+    hasGlobal: (name) => { const v = lookup(name); return v !== undefined; },
+    describe: (candidates) => describe(candidates),
+    stackNow: () => errStack(new ErrorC("stack")),
+    boxError: (e) => fail(e),
+    holder: create(null),
+    takeHeld: () => { const h = internals.holder, e = h.e; delete h.e; return fail(e); },
+  };
+  return function internal(name) { return internals[name]; };
+})()

@@ -1,0 +1,156 @@
+"""Values between Python and JavaScript (the rules are in the README).
+
+Scalars cross through the binding directly; lists, dicts and the special
+values cross as JSON text with tagged objects (key ``"\\u0001k"``) for what
+JSON cannot say: functions, handles, bytes, NaN/Infinity/-0, BigInt and
+integral numbers beyond 2**53. The JS side of the protocol is in
+``prelude.js`` (``enc``/``revive``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import TYPE_CHECKING, Any, Callable
+
+from kryon_core import ConversionError, FunctionRef, UserData
+from kryon_core.values import MAX_SAFE_DOUBLE_INT
+
+if TYPE_CHECKING:
+    from .engine import _Context
+
+TAG = "\x01k"
+_TAG_TEXT = "\\u0001k"
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_DEPTH = 200
+
+
+def number_from_js(value: float) -> "int | float":
+    """The rule for JS numbers: an integral value within 2**53 is an int,
+    anything else (fractions, -0, NaN, infinities, beyond 2**53) a float."""
+    if value.is_integer() and -MAX_SAFE_DOUBLE_INT <= value <= MAX_SAFE_DOUBLE_INT:
+        if value == 0 and math.copysign(1.0, value) < 0:
+            return value
+        return int(value)
+    return value
+
+
+def plain_str(s: str) -> bool:
+    """A str the binding passes exactly (no NUL, no lone surrogate)."""
+    if s.isascii():
+        return "\x00" not in s
+    return "\x00" not in s and _SURROGATE.search(s) is None
+
+
+class Encoder:
+    """Python value -> JSON-able tree for one script context."""
+
+    __slots__ = ("ctx", "special")
+
+    def __init__(self, ctx: "_Context") -> None:
+        self.ctx = ctx
+        self.special = False
+
+    def tree(self, value: Any, depth: int = 0, seen: "set[int] | None" = None) -> Any:
+        t = type(value)
+        if value is None or t is bool or t is str:
+            return value
+        if t is int:
+            if -MAX_SAFE_DOUBLE_INT <= value <= MAX_SAFE_DOUBLE_INT:
+                return value
+            raise ConversionError(
+                f"integer {value} cannot be represented exactly in javascript (beyond 2**53)",
+                language="javascript", script=self.ctx.script,
+            )
+        if t is float:
+            if math.isfinite(value):
+                return value
+            self.special = True
+            return {TAG: "n", "v": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return self.tree(int(value), depth, seen)
+        if isinstance(value, float):
+            return self.tree(float(value), depth, seen)
+        if isinstance(value, str):
+            return str(value)
+        if depth > _MAX_DEPTH:
+            raise ConversionError(f"a value nested deeper than {_MAX_DEPTH} levels cannot cross to javascript",
+                                  language="javascript", script=self.ctx.script)
+        if isinstance(value, (list, tuple, dict)):
+            seen = seen if seen is not None else set()
+            key = id(value)
+            if key in seen:
+                raise ConversionError("a cyclic value cannot cross to javascript", language="javascript",
+                                      script=self.ctx.script)
+            seen.add(key)
+            try:
+                if isinstance(value, dict):
+                    return {self._key(k): self.tree(v, depth + 1, seen) for k, v in value.items()}
+                return [self.tree(v, depth + 1, seen) for v in value]
+            finally:
+                seen.discard(key)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            self.special = True
+            return {TAG: "y", "v": bytes(value).hex()}
+        if isinstance(value, UserData):
+            self.special = True
+            return {TAG: "h", "i": self.ctx.userdata_id(value), "t": _label(value)}
+        if isinstance(value, FunctionRef) or callable(value):
+            self.special = True
+            fid = self.ctx.own_function_id(value)
+            if fid is not None:
+                return {TAG: "f", "i": fid}
+            return {TAG: "p", "i": self.ctx.callable_id(value), "n": getattr(value, "name", None) or getattr(value, "__name__", "")}
+        converted = self.ctx.engine.convert_unknown(value, self.ctx.script)
+        return self.tree(converted, depth + 1, seen)
+
+    def _key(self, key: Any) -> str:
+        if isinstance(key, str):
+            return key
+        if isinstance(key, int) and not isinstance(key, bool):
+            return str(key)
+        if isinstance(key, float) and key.is_integer() and not math.isinf(key):
+            return str(int(key))
+        raise ConversionError(f"dict key {key!r} ({type(key).__name__}) is not a string", language="javascript",
+                              script=self.ctx.script)
+
+
+def _label(value: UserData) -> str:
+    if type(value).__name__ == "ElementHandle":
+        return f"ElementHandle {value.value}"
+    return type(value).__name__
+
+
+def decode(text: str, ctx: "_Context") -> Any:
+    """JSON text from the prelude's ``encode`` -> Python value."""
+    if _TAG_TEXT not in text:
+        return json.loads(text)
+    return json.loads(text, object_hook=_hook(ctx))
+
+
+def _hook(ctx: "_Context") -> Callable[[dict], Any]:
+    def hook(d: dict) -> Any:
+        tag = d.get(TAG)
+        if tag is None:
+            return d
+        if tag == "n":
+            return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf, "0": -0.0, "-0": -0.0}[d["v"]]
+        if tag == "F":
+            return float(d["v"])
+        if tag == "b":
+            return int(d["v"])
+        if tag == "y":
+            return bytes.fromhex(d["v"])
+        if tag == "h":
+            return ctx.userdata(d["i"])
+        if tag == "p":
+            return ctx.callable(d["i"])
+        if tag == "f":
+            return ctx.function_ref(d["i"], d.get("n") or "anonymous")
+        return d
+
+    return hook
