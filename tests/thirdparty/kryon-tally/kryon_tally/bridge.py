@@ -1,0 +1,20 @@
+"""The ``kryon`` API as Tally sees it: every ScriptBridge method under its
+camelCase name with a ``kryon.`` prefix, e.g. ``(kryon.setVariable "x" 1)``
+or ``(kryon.call "other.version")``.
+
+The bridge methods are plain host callables, so the interpreter's host-call
+path converts their arguments and results and turns their errors into
+Tally errors at the calling form; nothing here is Tally-specific but the
+naming.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from kryon_core import ScriptBridge
+
+
+def kryon_api(bridge: ScriptBridge) -> dict[str, Callable[..., Any]]:
+    """Global name -> host function, for every method (plugins' included)."""
+    return {f"kryon.{method.camel}": function for method, function in bridge.methods()}
