@@ -52,22 +52,7 @@ LISP = Snippets(
     breakpoint_line=2,
 )
 
-NEEDS_ISOLATION = "sandboxed Lisp needs kryon_core.isolation, which kryon-lisp does not use yet (the engine refuses)"
-
-# tests that only ever run sandboxed
-_SANDBOX_ONLY = {"test_time_limit", "test_memory_limit", "test_recursion_limit", "test_sandbox_denies_files"}
 
 
 class TestLispContract(EngineContract):
     snippets = LISP
-
-    @pytest.fixture(autouse=True)
-    def _sandboxed_needs_isolation(self, request: pytest.FixtureRequest) -> None:
-        """Until the engine runs sandboxed scripts in kryon_core.isolation, it
-        refuses them (tests/lisp/test_lisp_sandbox.py checks the refusal);
-        the sandboxed half of the suite is skipped, never reported as passing."""
-        name = request.node.originalname
-        param = getattr(request.node, "callspec", None)
-        sandboxed = name in _SANDBOX_ONLY or (param is not None and param.params.get("policy") == "sandboxed")
-        if sandboxed:
-            pytest.skip(NEEDS_ISOLATION)

@@ -67,7 +67,7 @@ def test_version_names_python_and_hy(manager):
     assert platform.python_version() in engine.version
     caps = engine.capabilities
     assert caps.supports_async and caps.supports_generators and caps.supports_bytecode and caps.supports_debugging
-    assert not caps.supports_jit and not caps.supports_sandbox
+    assert not caps.supports_jit and caps.supports_sandbox
 
 
 def test_compile_produces_python_bytecode(manager):

@@ -30,10 +30,10 @@ from typing import Any
 import hy
 from hy.compiler import hy_compile
 from hy.errors import HyLanguageError, HyMacroExpansionError
-from hy.models import Expression, Keyword, Lazy, List, Symbol
+from hy.models import Expression, FString, Keyword, Lazy, List, Symbol
 from hy.reader.exceptions import LexException
 
-from kryon_core import CompiledScript, CompileError, FunctionInfo, StackFrame
+from kryon_core import AccessDeniedError, CompiledScript, CompileError, FunctionInfo, StackFrame
 
 from . import __version__
 from .values import LANGUAGE
@@ -73,7 +73,7 @@ def display_name(mangled: str) -> str:
 def compile_source(source: str, name: str) -> CompiledScript:
     """Compile Kryon Lisp source into a :class:`CompiledScript` (see module doc)."""
     forms: list[Any] = []
-    module = _compile_ast(source, name, forms)
+    module = compile_ast(source, name, forms)
     try:
         code = compile(module, name, "exec", dont_inherit=True)
     except SyntaxError as exc:  # e.g. `return` outside a function: Hy positions, so Lisp lines
@@ -99,7 +99,7 @@ def load_code(compiled: CompiledScript) -> types.CodeType:
     """The code object of a compiled script, with its file name set to the
     script id (a cached entry may have been compiled under another name)."""
     if not compiled.bytecode:
-        return compile(_compile_ast(compiled.source, compiled.id), compiled.id, "exec", dont_inherit=True)
+        return compile(compile_ast(compiled.source, compiled.id), compiled.id, "exec", dont_inherit=True)
     try:
         code = marshal.loads(compiled.bytecode)
     except (ValueError, EOFError, TypeError) as exc:
@@ -114,7 +114,7 @@ def _rename(code: types.CodeType, filename: str) -> types.CodeType:
     return code.replace(co_filename=filename, co_consts=consts)
 
 
-def _compile_ast(source: str, name: str, forms: list[Any] | None = None) -> ast.Module:
+def compile_ast(source: str, name: str, forms: list[Any] | None = None) -> ast.Module:
     """Read and compile to a Python AST; the top-level forms read are
     appended to ``forms`` (reading stays lazy, form by form, as Hy needs
     for reader macros)."""
@@ -281,6 +281,73 @@ def unclosed_opener(source: str, stop: tuple[int, int] | None = None) -> tuple[s
     if in_string is not None:
         return in_string
     return stack[-1] if stack else None
+
+
+# -- what sandboxed source may contain ---------------------------------------------------
+
+#: forms that run code while compiling (or import modules then): refused in
+#: sandboxed scripts, so that compiling one runs only Hy's own macros
+COMPILE_TIME_FORMS = frozenset(
+    hy.mangle(name)
+    for name in (
+        "defmacro", "defreader", "do-mac", "eval-and-compile", "eval-when-compile",
+        "require", "get-macro", "local-macros", "export",
+    )
+)
+
+
+def _head(form: Any) -> str | None:
+    """The name a form's head calls, as Hy's macro expansion sees it."""
+    head = form[0]
+    if isinstance(head, Symbol):
+        return str(head)
+    if (
+        isinstance(head, Expression)
+        and head
+        and head[0] == Symbol(".")
+        and all(isinstance(part, Symbol) for part in head)
+    ):
+        return ".".join(str(part) for part in head[1:])
+    return None
+
+
+def sandbox_violation(source: str, name: str) -> tuple[str, int | None, int | None] | None:
+    """Why sandboxed ``source`` may not be compiled, as (message, line,
+    column), or None. Only reads (Hy's reader runs no user code): refuses
+    macro definitions, reader macros, compile-time evaluation, ``require``
+    and one-shot ``hy.R`` requires anywhere in the source. A reader error
+    is left for the compiler to report."""
+    try:
+        todo = list(hy.read_many(source, filename=name))
+    except (LexException, RecursionError, HyLanguageError):
+        return None
+    while todo:
+        form = todo.pop()
+        if isinstance(form, Expression) and form:
+            head = _head(form)
+            if head is not None:
+                mangled = ".".join(hy.mangle(part) if part else part for part in head.split("."))
+                if mangled in COMPILE_TIME_FORMS or mangled.startswith("hy.R."):
+                    return (
+                        f"({head} ...) runs code while compiling, which sandboxed Lisp does not allow",
+                        getattr(form, "start_line", None),
+                        getattr(form, "start_column", None),
+                    )
+        if isinstance(form, tuple):  # every sequence model, quoted forms included
+            todo.extend(form)
+        elif isinstance(form, FString):
+            todo.extend(form)
+    return None
+
+
+def check_sandboxable(source: str, name: str) -> None:
+    """Raise AccessDeniedError when sandboxed ``source`` contains a form
+    that would run code while compiling (see :func:`sandbox_violation`)."""
+    found = sandbox_violation(source, name)
+    if found is not None:
+        message, line, column = found
+        frame = StackFrame(top_level_name, script=name, line=line, column=column, language=LANGUAGE)
+        raise AccessDeniedError(message, language=LANGUAGE, script=name, line=line, column=column, stack=[frame])
 
 
 # -- what a compiled script defines -------------------------------------------------

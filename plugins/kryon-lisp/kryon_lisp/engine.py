@@ -8,12 +8,15 @@ function objects; calling one goes through :meth:`LispEngine._protected`,
 which serialises entry, applies the script's limits and breakpoints and
 turns any exception into a Kryon error with the Lisp stack.
 
-Sandboxed policies are refused (see :mod:`kryon_lisp.sandbox`).
+Scripts under a sandboxed policy run in worker processes instead
+(:mod:`kryon_lisp.sandbox`, ``kryon_core.isolation``); the engine forwards
+their calls and names their functions and frames the Lisp way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import itertools
 import os
@@ -51,7 +54,9 @@ from kryon_core import (
 from .bridge import build_api
 from .compiler import ENGINE_VERSION, compile_source, display_name, load_code
 from .errors import stack_from_frame, stack_from_traceback, translate
-from .sandbox import TimeLimitExceeded, Watchdog, require_in_process, script_builtins
+from . import sandbox
+from .compiler import check_sandboxable
+from .sandbox import TimeLimitExceeded, Watchdog, script_builtins
 from .values import LANGUAGE, SCRIPT_KEY, to_host
 
 __all__ = ["LispEngine"]
@@ -84,6 +89,34 @@ class _Script:
         self.time_limit = policy.time_limit
         #: mangled name -> the name the source spells (the registry's name)
         self.spelled = {hy.mangle(name): name for name in compiled.functions}
+
+
+class _Isolated:
+    """A script running in an isolated worker: what the host keeps of it."""
+
+    __slots__ = ("id", "policy", "compiled", "spelled")
+
+    def __init__(self, compiled: CompiledScript, policy: SecurityPolicy) -> None:
+        self.id = compiled.id
+        self.policy = policy
+        self.compiled = compiled
+        self.spelled = {hy.mangle(name): name for name in compiled.functions}
+
+
+def _lisp_frames(error: ScriptError) -> ScriptError:
+    """Name a worker's frames the Lisp way (``<top level>``, unmangled names)."""
+    error.stack = [
+        dataclasses.replace(f, function=_frame_name(f.function)) if f.language == LANGUAGE else f for f in error.stack
+    ]
+    return error
+
+
+def _frame_name(name: str) -> str:
+    if name == "<module>":
+        return "<top level>"
+    if name == "<lambda>" or name.startswith("_hy_anon"):
+        return "fn"
+    return display_name(name)
 
 
 def _step(coro: Any, value: Any, exc: BaseException | None) -> tuple[bool, Any]:
@@ -125,6 +158,8 @@ class LispEngine(ScriptEngine):
         self._tracing = False
         self._closed = False
         self._pending = ""  # printed text not yet ended by a newline
+        self._isolated: dict[str, _Isolated] = {}
+        self._runtime: Any = None  # kryon_core.isolation.IsolatedRuntime, made on first use
 
     # -- identification ----------------------------------------------------------
     @property
@@ -141,7 +176,7 @@ class LispEngine(ScriptEngine):
             supports_debugging=True,
             supports_jit=False,
             supports_bytecode=True,
-            supports_sandbox=False,
+            supports_sandbox=sandbox.IsolatedRuntime is not None,
         )
 
     # -- names -----------------------------------------------------------------------
@@ -153,17 +188,29 @@ class LispEngine(ScriptEngine):
 
     # -- lifecycle -------------------------------------------------------------------
     def compile(self, source: "str | bytes", name: str, *, policy: SecurityPolicy | None = None) -> CompiledScript:
-        require_in_process(policy or self.config.policy, name)
+        """Compile to a code object (``bytecode`` is its marshal form) and list
+        the functions. Sandboxed source is first checked for forms that run
+        code while compiling (refused); what is left runs only Hy's own
+        macros, so compiling it here is safe. The worker compiles it again."""
+        sandboxed = (policy or self.config.policy).sandboxed
+        if sandboxed:
+            sandbox.require_isolation(name)
         if isinstance(source, (bytes, bytearray)):
             try:
                 source = bytes(source).decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise CompileError(f"source is not valid UTF-8 (byte {exc.start})", language=LANGUAGE, script=name) from None
+        if sandboxed:
+            check_sandboxable(source, name)
         return compile_source(source, name)
 
     def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
         policy = policy or self.config.policy
-        require_in_process(policy, compiled.id)
+        if compiled.id in self._scripts or compiled.id in self._isolated:
+            raise ScriptError(f"a script named '{compiled.id}' is already loaded", language=LANGUAGE, script=compiled.id)
+        if policy.sandboxed:
+            self._load_isolated(compiled, policy)
+            return compiled.id
         with self._lock:
             if compiled.id in self._scripts:
                 raise ScriptError(f"a script named '{compiled.id}' is already loaded", language=LANGUAGE, script=compiled.id)
@@ -171,6 +218,36 @@ class LispEngine(ScriptEngine):
             self._scripts[script.id] = script
             self._bp_lines.clear()
         return script.id
+
+    @property
+    def runtime(self) -> Any:
+        """The isolated runtime sandboxed scripts run in (made on first use)."""
+        rt = self._runtime
+        if rt is None:
+            with self._lock:
+                rt = self._runtime
+                if rt is None:
+                    rt = sandbox.make_runtime(self.config.output)
+                    if self.bridge is not None:
+                        rt.setup_bridge(self.bridge, sandbox.api_names(self.bridge))
+                    for name, value in self._globals.items():
+                        rt.set_global(name, value)
+                    rt.on_breakpoint = self._isolated_hit
+                    self._runtime = rt
+        return rt
+
+    def _load_isolated(self, compiled: CompiledScript, policy: SecurityPolicy, *, reload: bool = False) -> None:
+        sandbox.require_isolation(compiled.id)
+        rt = self.runtime
+        load = rt.reload if reload else rt.load
+        try:
+            load(compiled.id, compiled.source, policy=policy, filename=compiled.filename)
+        except ScriptError as exc:
+            raise _lisp_frames(exc) from None
+        self._isolated[compiled.id] = _Isolated(compiled, policy)
+        if self._breakpoints:
+            self._bp_lines.pop(compiled.id, None)
+            self._push_isolated_breakpoints()
 
     def _run_top_level(self, compiled: CompiledScript, policy: SecurityPolicy) -> _Script:
         code = load_code(compiled)
@@ -196,7 +273,12 @@ class LispEngine(ScriptEngine):
         swap only if its top level succeeds: a failing version leaves the
         old one running with its state."""
         policy = policy or self.config.policy
-        require_in_process(policy, script_id)
+        if script_id in self._isolated or policy.sandboxed:
+            if script_id in self._scripts or not policy.sandboxed:  # the policy changed: load beside, then swap
+                ScriptEngine.reload_script(self, script_id, compiled, policy=policy, previous=previous)
+            else:
+                self._load_isolated(compiled, policy, reload=True)
+            return
         with self._lock:
             old = self._script(script_id)
             new = self._run_top_level(compiled, policy)
@@ -205,6 +287,9 @@ class LispEngine(ScriptEngine):
             self._bp_lines.clear()
 
     def unload_script(self, script_id: str) -> None:
+        if self._isolated.pop(script_id, None) is not None:
+            self.runtime.unload(script_id)
+            return
         with self._lock:
             script = self._scripts.pop(script_id, None)
             if script is None:
@@ -228,6 +313,15 @@ class LispEngine(ScriptEngine):
         return script
 
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
+        iso = self._isolated.get(script_id)
+        if iso is not None:
+            out = {}
+            for key, info in self.runtime.functions(script_id).items():
+                name = iso.spelled.get(key) or display_name(key)
+                out[name] = dataclasses.replace(
+                    info, name=name, parameter_names=tuple(display_name(p) for p in info.parameter_names)
+                )
+            return out
         script = self._script(script_id)
         out: dict[str, FunctionInfo] = {}
         for key, value in list(script.ns.items()):
@@ -241,6 +335,10 @@ class LispEngine(ScriptEngine):
         with self._lock:
             for script_id in list(self._scripts):
                 self.unload_script(script_id)
+            for script_id in list(self._isolated):
+                self.unload_script(script_id)
+            if self._runtime is not None:
+                self._runtime.close()
             if self._watchdog is not None:
                 self._watchdog.close()
                 self._watchdog = None
@@ -258,11 +356,24 @@ class LispEngine(ScriptEngine):
             )
         return script, fn
 
+    def _call_isolated(self, function: str, args: Sequence[Any], script: str) -> Any:
+        try:
+            return self.runtime.call(script, self._mangle(function), args)
+        except ScriptError as exc:
+            raise _lisp_frames(exc) from None
+
     def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
+        if script in self._isolated:
+            return self._call_isolated(function, args, script)
         s, fn = self._resolve(function, script)
         return self._protected(s, fn, args, self._finish)
 
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
+        if script in self._isolated:
+            try:
+                return await self.runtime.call_async(script, self._mangle(function), args)
+            except ScriptError as exc:
+                raise _lisp_frames(exc) from None
         s, fn = self._resolve(function, script)
         return await self._await(s, fn, args)
 
@@ -280,6 +391,20 @@ class LispEngine(ScriptEngine):
         return await _Steps(self, s, coro)
 
     def get_function(self, function: str, *, script: str) -> FunctionRef:
+        if script in self._isolated:
+            call_isolated, mangled = self._call_isolated, self._mangle(function)
+            rt = self.runtime
+
+            def call(*args: Any) -> Any:
+                return call_isolated(function, args, script)
+
+            async def call_async(*args: Any) -> Any:
+                try:
+                    return await rt.call_async(script, mangled, args)
+                except ScriptError as exc:
+                    raise _lisp_frames(exc) from None
+
+            return FunctionRef(call, name=function, language=LANGUAGE, script=script, call_async=call_async)
         s, fn = self._resolve(function, script)
         return self._ref(s, fn, function)
 
@@ -427,6 +552,8 @@ class LispEngine(ScriptEngine):
             self._globals[key] = value
             for s in self._live.values():
                 s.builtins[key] = value
+            if self._runtime is not None:
+                self._runtime.set_global(key, value)
 
     def get_global(self, name: str) -> Any:
         value = self._globals.get(self._mangle(name))
@@ -441,6 +568,8 @@ class LispEngine(ScriptEngine):
             for s in self._live.values():
                 s.builtins.update(self._api)
                 s.builtins.update(self._globals)
+            if self._runtime is not None:
+                self._runtime.setup_bridge(bridge, sandbox.api_names(bridge))
 
     # -- memory ----------------------------------------------------------------------------
     def _estimate(self) -> int:
@@ -449,18 +578,36 @@ class LispEngine(ScriptEngine):
             return _reachable_size(roots, {id(s.builtins) for s in self._live.values()})
 
     def collect_garbage(self) -> GarbageCollectionStats:
+        """In-process scripts: ``gc.collect`` with the estimate before and
+        after; isolated workers add their own collection's figures."""
         start = time.perf_counter()
         before = self._estimate()
         freed = gc.collect()
         after = self._estimate()
+        if self._runtime is not None and self._isolated:
+            iso = self._runtime.collect_garbage()
+            before, after = before + iso.bytes_before, after + iso.bytes_after
+            freed += iso.objects_freed or 0
         return GarbageCollectionStats(before, after, freed, (time.perf_counter() - start) * 1000.0)
 
     def get_memory_usage(self) -> MemoryUsage:
-        return MemoryUsage(used_bytes=self._estimate(), limit=None, scripts=len(self._scripts))
+        """In-process scripts: an estimate of what their namespaces hold;
+        isolated workers: their resident memory (each worker's limit is its
+        script's policy)."""
+        used = self._estimate()
+        if self._runtime is not None and self._isolated:
+            used += self._runtime.memory_usage().used_bytes
+        return MemoryUsage(used_bytes=used, limit=None, scripts=len(self._scripts) + len(self._isolated))
 
     # -- debugging -----------------------------------------------------------------------------
     def get_stack_trace(self) -> list[StackFrame]:
-        return stack_from_frame(sys._getframe(1))
+        frames = stack_from_frame(sys._getframe(1))
+        if not frames and self._runtime is not None:  # inside a callback from a worker
+            frames = [
+                dataclasses.replace(f, function=_frame_name(f.function)) if f.language == LANGUAGE else f
+                for f in self._runtime.current_stack()
+            ]
+        return frames
 
     def set_breakpoint(self, file: str, line: int) -> int:
         if not isinstance(line, int) or line < 1:
@@ -470,6 +617,7 @@ class LispEngine(ScriptEngine):
             self._breakpoints[bp] = (str(file), line)
             self._bp_lines.clear()
             self._tracing = True
+            self._push_isolated_breakpoints()
             return bp
 
     def remove_breakpoint(self, breakpoint_id: int) -> None:
@@ -478,11 +626,34 @@ class LispEngine(ScriptEngine):
                 raise ScriptError(f"no breakpoint {breakpoint_id}", language=LANGUAGE)
             self._bp_lines.clear()
             self._tracing = bool(self._breakpoints)
+            self._push_isolated_breakpoints()
+
+    def _push_isolated_breakpoints(self) -> None:
+        if self._runtime is not None:
+            self._runtime.set_breakpoints({sid: self._lines_for(sid) for sid in self._isolated})
+
+    def _isolated_hit(self, hit: BreakpointHit) -> None:
+        handler = self.breakpoint_handler
+        if handler is None:
+            return
+        stack = [
+            dataclasses.replace(
+                f, function=_frame_name(f.function), locals={display_name(k): v for k, v in f.locals.items()}
+            )
+            if f.language == LANGUAGE
+            else f
+            for f in hit.stack
+        ]
+        handler(dataclasses.replace(hit, stack=stack))
 
     def _lines_for(self, script_id: str) -> dict[int, int]:
         lines = self._bp_lines.get(script_id)
         if lines is None:
-            s = self._scripts.get(script_id) or next((x for x in self._live.values() if x.id == script_id), None)
+            s: Any = (
+                self._scripts.get(script_id)
+                or self._isolated.get(script_id)
+                or next((x for x in self._live.values() if x.id == script_id), None)
+            )
             names = {script_id, f"{script_id}.kl", f"{script_id}.hy"}
             if s is not None and s.compiled.filename:
                 names |= {s.compiled.filename, os.path.basename(s.compiled.filename)}

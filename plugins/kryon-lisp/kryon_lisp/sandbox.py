@@ -2,14 +2,19 @@
 
 Hy compiles to Python bytecode and runs in the host interpreter, so nothing
 done inside this process can contain untrusted Lisp: any script reaches
-``object.__subclasses__()``, frames and ``os`` in a few steps, and even
-compiling runs its macros. Therefore:
+``object.__subclasses__()``, frames and ``os`` in a few steps, and compiling
+runs its macros. Therefore:
 
 - a **sandboxed** policy (``policy.sandboxed``, the default of a bare
-  ``ScriptManager()``) needs the out-of-process isolation of
-  ``kryon_core.isolation`` (the same as kryon-python's untrusted mode).
-  Until that is available, the engine refuses such scripts with an
-  :class:`~kryon_core.AccessDeniedError` instead of running them here;
+  ``ScriptManager()``) runs each script in a worker process of its own
+  through ``kryon_core.isolation`` (as kryon-python's untrusted mode does):
+  OS limits for memory and CPU, no files, network or processes, an audit
+  hook and the AST guard; the script is compiled inside the worker by
+  :mod:`kryon_lisp.sandboxed`. Forms that run code while compiling
+  (``defmacro``, ``eval-when-compile``, ``require``...) are refused, so the
+  engine may also compile sandboxed source in-process for the cache.
+  A kryon-core without ``kryon_core.isolation`` gets an
+  :class:`~kryon_core.AccessDeniedError` instead, never an in-process run;
 - a **trusted** policy runs in-process. Its optional limits and grants are
   honoured as conveniences against mistakes, not as a security boundary:
   ``time_limit`` by a watchdog thread that raises in the running thread
@@ -25,15 +30,25 @@ import builtins
 import ctypes
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
-from kryon_core import AccessDeniedError, SecurityPolicy
+import hy
+
+from kryon_core import AccessDeniedError, ScriptBridge, SecurityPolicy
 
 from .values import LANGUAGE
 
+try:
+    from kryon_core.isolation import CompilerSpec, IsolatedRuntime
+except ImportError:  # an older kryon-core: sandboxed Lisp is refused
+    CompilerSpec = IsolatedRuntime = None  # type: ignore[assignment,misc]
+
 __all__ = [
     "ISOLATION_MISSING",
-    "require_in_process",
+    "LISP_COMPILER",
+    "make_runtime",
+    "api_names",
+    "require_isolation",
     "script_builtins",
     "TimeLimitExceeded",
     "Watchdog",
@@ -45,14 +60,37 @@ ISOLATION_MISSING = (
     "Load trusted scripts with policy=SecurityPolicy.trusted()"
 )
 
+#: how a worker compiles Lisp: Hy imported (and warmed up) before the sandbox
+#: is armed; compiled code imports the curated ``kryon_lisp_hy`` as ``hy``
+LISP_COMPILER = (
+    CompilerSpec(
+        name="kryon_lisp.sandboxed:compile",
+        site=True,
+        preload=("encodings.unicode_escape", "encodings.raw_unicode_escape", "kryon_lisp.sandboxed"),
+        runtime_imports=("kryon_lisp_hy",),
+    )
+    if CompilerSpec is not None
+    else None
+)
+
 #: modules a script's compiled code imports itself (Hy's runtime)
 _RUNTIME_MODULES = frozenset({"hy", "hyrule"})
 
 
-def require_in_process(policy: SecurityPolicy, script: str | None) -> None:
-    """Refuse to compile or run a script under a sandboxed policy in this process."""
-    if policy.sandboxed:
+def require_isolation(script: str | None) -> None:
+    """Refuse a sandboxed script when this kryon-core cannot isolate it."""
+    if IsolatedRuntime is None:
         raise AccessDeniedError(ISOLATION_MISSING, language=LANGUAGE, script=script)
+
+
+def api_names(bridge: ScriptBridge) -> dict[str, str]:
+    """Name in a worker script (the mangled kebab-case name) -> bridge method."""
+    return {hy.mangle(method.kebab): method.name for method, _ in bridge.methods()}
+
+
+def make_runtime(output: Callable[[str], None]) -> Any:
+    require_isolation(None)
+    return IsolatedRuntime(LANGUAGE, compiler=LISP_COMPILER, output=output)
 
 
 def script_builtins(policy: SecurityPolicy) -> dict[str, Any]:
