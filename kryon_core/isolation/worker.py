@@ -421,6 +421,7 @@ def arm(cfg):
         except (ValueError, OSError) as exc:
             report["nproc"] = f"failed: {exc}"
     report["no_new_privs"] = _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS
+    report["dumpable"] = not _prctl(4, 0)  # PR_SET_DUMPABLE 0: no core dumps, no ptrace by others
     _prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL (after the uid change, which clears it)
     if os.getppid() == 1:
         os._exit(0)  # the host is already gone
@@ -526,8 +527,15 @@ def _denied(what):
     return stub
 
 
+class _ModuleProxy(types.ModuleType):
+    """A safe module's public, non-module attributes; the rest is refused."""
+
+    def __getattr__(self, attr):
+        raise AccessDenied(f"'{self.__name__}.{attr}' is not available in the sandbox")
+
+
 def _proxy_module(name, module):
-    proxy = types.ModuleType(name)
+    proxy = _ModuleProxy(name)
     for attr, value in vars(module).items():
         if attr.startswith("_") or isinstance(value, types.ModuleType):
             continue
