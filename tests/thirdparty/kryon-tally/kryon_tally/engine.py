@@ -39,7 +39,7 @@ from kryon_core import (
 from . import LANGUAGE, __version__
 from .bridge import kryon_api
 from .interpreter import Closure, Env, Frame, Interpreter, check_syntax
-from .reader import Form, ReadError, Sym, read
+from .reader import Form, ReadError, read
 from .sandbox import Limits, TallyError
 from .values import Converter
 

@@ -196,8 +196,12 @@ class Interpreter:
             raise TallyError(f"{display(f)} is not a function")
         except TallyError as exc:
             raise self._locate(exc, form)
-        except ScriptError:
-            raise  # from the host or another script: already names its own place
+        except ScriptError as exc:
+            if exc.script is None and exc.line is None and self.frames:  # the host's (a DOMError): locate it here
+                exc.language = exc.language or "tally"
+                exc.script, exc.line, exc.column = self.frames[-1].script.id, form.line, form.col
+                exc.stack = self.stack()
+            raise  # an error of another script already names its own place
         except RecursionError:
             raise
         except Exception as exc:
