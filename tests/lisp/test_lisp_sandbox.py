@@ -1,0 +1,153 @@
+"""Sandboxed Lisp: each script in a kryon_core.isolation worker, a corpus of
+known escapes each refused with a clear AccessDeniedError, limits enforced,
+the host and the other scripts untouched. (Workers take a moment to start:
+one manager serves the module.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from kryon_core import (
+    AccessDeniedError,
+    CompileError,
+    Document,
+    ScriptManager,
+    ScriptRuntimeError,
+    ScriptTimeoutError,
+    SecurityPolicy,
+)
+
+pytest.importorskip("kryon_core.isolation")
+
+
+@pytest.fixture(scope="module")
+def sandboxed():
+    m = ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=2.0))
+    m.load_script_from_source(
+        "bystander",
+        "lisp",
+        """
+(setv n 41)
+(defn answer [] (+ n 1))
+(defn greet [name] (+ "hello " name))
+(defn make-adder [k] (fn [x] (+ x k)))
+(defn calls-os []
+  (import os)
+  (os.getcwd))
+(defn spin []
+  (setv i 0)
+  (while True
+    (+= i 1)))
+""",
+    )
+    yield m
+    m.close()
+
+
+def _intact(m: ScriptManager) -> None:
+    assert m.call_function("bystander.answer") == 42
+
+
+def test_a_bare_manager_runs_lisp_sandboxed():
+    with ScriptManager(cache=False) as m:
+        assert m.policy.sandboxed
+        m.load_script_from_source("plain", "lisp", "(defn add-numbers [a b] (+ a b))")
+        assert m.engine("lisp")._isolated  # it runs in a worker, not in this process
+        assert m.call_function("add-numbers", [2, 3]) == 5
+
+
+def test_sandboxed_functions_keep_lisp_names(sandboxed):
+    fns = sandboxed.functions()
+    assert fns["bystander.make-adder"].parameter_names == ("k",)
+    assert fns["bystander.calls-os"].line == 6
+    adder = sandboxed.call_function("bystander.make-adder", [10])
+    assert adder(5) == 15 and adder.language == "lisp" and adder.script == "bystander"
+    assert sandboxed.function("bystander.greet")("kryon") == "hello kryon"
+
+
+ESCAPES = {
+    "import-os": "(import os)\n(os.getcwd)",
+    "subprocess": "(import subprocess)",
+    "open": '(setv f (open "/etc/passwd"))',
+    "dunder-chain": "(. (tuple) __class__ __base__)",
+    "subclasses": "(.__subclasses__ object)",
+    "getattr-dunder": '(getattr (tuple) "__class__")',
+    "generator-frame": "(defn g [] (yield 1))\n(. (g) gi_frame)",
+    "inline-python": "(py \"__import__('os')\")",
+    "eval": '(eval "1")',
+    "globals": "(globals)",
+    "hy-eval": "(hy.eval '(+ 1 2))",
+    "hy-importer": "(hy.I.os.getcwd)",
+    "hy-compiler": "(import hy.compiler)",
+    "defmacro": '(defmacro evil []\n  (import os)\n  (os.system "id"))\n(evil)',
+    "eval-when-compile": "(eval-when-compile (import os))",
+    "reader-macro": '(defreader evil (import os) (os.getcwd))',
+    "require": "(require hyrule [->])",
+    "one-shot-require": "(hy.R.hyrule.-> 1)",
+    "nested-defmacro": "(defn f []\n  (when True\n    (defmacro m [] 1)))",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ESCAPES))
+def test_known_escapes_are_refused(sandboxed, name):
+    with pytest.raises(AccessDeniedError) as info:
+        sandboxed.load_script_from_source(f"escape-{name}", "lisp", ESCAPES[name])
+    err = info.value
+    assert err.language == "lisp" and err.script == f"escape-{name}"
+    assert f"escape-{name}" not in sandboxed.scripts
+    _intact(sandboxed)
+
+
+def test_compile_time_forms_are_refused_with_their_line(sandboxed):
+    with pytest.raises(AccessDeniedError) as info:
+        sandboxed.load_script_from_source("m", "lisp", "(defn f [] 1)\n(defn g []\n  (when True\n    (defmacro m [] 1)))")
+    assert (info.value.line, info.value.column) == (4, 5)
+    assert "defmacro" in info.value.message
+
+
+def test_import_os_at_call_time(sandboxed):
+    with pytest.raises(AccessDeniedError) as info:
+        sandboxed.call_function("bystander.calls-os")
+    assert "os" in info.value.message and info.value.line == 7
+    _intact(sandboxed)
+
+
+def test_infinite_loop_hits_the_time_limit(sandboxed):
+    with pytest.raises(ScriptTimeoutError) as info:
+        sandboxed.call_function("bystander.spin")
+    assert info.value.language == "lisp" and info.value.script == "bystander"
+    _intact(sandboxed)
+
+
+def test_errors_in_the_worker_are_lisp_errors(sandboxed):
+    sandboxed.load_script_from_source("rt", "lisp", "(defn set-it! [x]\n  (/ x 0))")
+    try:
+        with pytest.raises(ScriptRuntimeError) as info:
+            sandboxed.call_function("rt.set-it!", [1])
+        err = info.value
+        assert "ZeroDivisionError" in err.message and (err.script, err.line) == ("rt", 2)
+        assert err.stack[0].function == "set-it!"
+    finally:
+        sandboxed.unload_script("rt")
+    with pytest.raises(CompileError) as info:
+        sandboxed.load_script_from_source("bad", "lisp", "(defn f []\n  (+ 1 2)))")
+    assert info.value.line == 2
+
+
+def test_sandboxed_dom_and_globals():
+    with ScriptManager(cache=False) as m:
+        doc = m.setup_dom_bridge(Document())
+        doc.append_child(doc.root, doc.create_element("label", {"id": "title", "text": ""}))
+        m.set_global("lisp", "user-name", "ada")
+        m.load_script_from_source(
+            "ui",
+            "lisp",
+            '(set-property! (get-element-by-id "title") "text" (+ "hi " user-name))\n'
+            '(add-event-listener! (get-element-by-id "title") "click"\n'
+            '  (fn [e] (set-variable! "clicked" (get e "targetId"))))',
+        )
+        assert doc.get_property("title", "text") == "hi ada"
+        doc.click("title")
+        assert doc.get_variable("clicked") == "title"
+        m.unload_script("ui")
+        assert doc.callback_counts()["listeners"] == 0
