@@ -1,0 +1,287 @@
+"""Untrusted Python scripts in worker processes, through ScriptManager."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import sys
+
+import pytest
+
+from kryon_core import (
+    ConversionError,
+    Document,
+    FunctionRef,
+    ScriptError,
+    ScriptManager,
+    ScriptRuntimeError,
+    ScriptTimeoutError,
+    SecurityPolicy,
+    SizeLimitError,
+    UserData,
+)
+
+pytest.importorskip("kryon_python")
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker sandbox uses Linux limits")
+
+
+@pytest.fixture
+def m():
+    out: list[str] = []
+    manager = ScriptManager(cache=False, output=lambda lang, text: out.append(text))  # bare: sandboxed
+    assert manager.policy.sandboxed
+    manager.printed = out  # type: ignore[attr-defined]
+    yield manager
+    manager.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "zombie" not in f.read()
+    except OSError:
+        return False
+
+
+def test_dom_driven_by_a_sandboxed_script(m: ScriptManager) -> None:
+    doc = m.setup_dom_bridge(Document())
+    box = doc.create_element("div", {"id": "box", "width": 0})
+    doc.append_child(doc.root, box)
+    doc.append_child(doc.root, doc.create_element("button", {"id": "go"}))
+    m.load_script_from_source(
+        "ui",
+        "python",
+        """\
+import kryon
+clicks = []
+def on_click(event):
+    clicks.append(event["type"])
+    box = kryon.get_element_by_id("box")
+    kryon.add_class(box, "busy")
+    kryon.animate(box, {"property": "width", "to": 100, "duration": 200, "on_complete": done})
+def done(element):
+    kryon.remove_class(element, "busy")
+    kryon.set_variable("done", len(clicks))
+def on_change(new, old, name):
+    kryon.set_property("box", "label", "%s: %s -> %s" % (name, old, new))
+kryon.add_event_listener(kryon.get_element_by_id("go"), "click", on_click)
+kryon.watch_variable("mode", on_change)
+ticks = kryon.set_interval(lambda: kryon.set_variable("ticks", (kryon.get_variable("ticks") or 0) + 1), 50)
+""",
+    )
+    doc.click("go")
+    assert doc.has_class("box", "busy")
+    doc.advance(100)
+    assert 0 < doc.get_property("box", "width") < 100
+    doc.advance(150)
+    assert doc.get_property("box", "width") == 100 and not doc.has_class("box", "busy")
+    assert doc.get_variable("done") == 1 and doc.get_variable("ticks") == 5
+    doc.set_variable("mode", "dark")
+    assert doc.get_property("box", "label") == "mode: None -> dark"
+    assert not doc.errors, doc.errors
+    m.unload_script("ui")
+    assert doc.callback_counts() == {"listeners": 0, "watchers": 0, "timers": 0, "animations": 0}
+
+
+def test_reentrant_calls_between_workers_and_host(m: ScriptManager) -> None:
+    m.load_script_from_source(
+        "a",
+        "python",
+        "import kryon\ndepth = 0\ndef ping(n):\n    if n == 0:\n        return 'a'\n    return 'a' + kryon.call('b.pong', n - 1)\n"
+        "def inner(x): return x + 1\ndef outer(x): return kryon.call('a.inner', x) * 10\n",
+    )
+    m.load_script_from_source(
+        "b", "python", "import kryon\ndef pong(n):\n    if n == 0:\n        return 'b'\n    return 'b' + kryon.call('a.ping', n - 1)\n"
+    )
+    assert m.call_function("a.ping", [5]) == "ababab"
+    assert m.call_function("a.outer", [1]) == 20  # the worker is called again while it waits on the host
+
+
+def test_host_callbacks_and_function_handles(m: ScriptManager) -> None:
+    m.load_script_from_source(
+        "f",
+        "python",
+        "def apply(f, *args): return f(*args)\ndef adder(n): return lambda x: x + n\ndef keep(f):\n    global kept\n    kept = f\n"
+        "def use(x): return kept(x)\n",
+    )
+    seen = []
+    assert m.call_function("apply", [lambda *a: seen.append(a) or sum(a), 1, 2, 3]) == 6
+    assert seen == [(1, 2, 3)]
+    add5 = m.call_function("adder", [5])
+    assert isinstance(add5, FunctionRef) and add5.script == "f" and add5(1) == 6
+    assert m.call_function("apply", [add5, 10]) == 15  # its own function comes back as itself
+    m.call_function("keep", [add5])
+    assert m.call_function("use", [1]) == 6
+    add5.release()
+    with pytest.raises(ScriptError):
+        add5(1)
+
+
+def test_values_cross_by_serialization(m: ScriptManager) -> None:
+    m.load_script_from_source(
+        "v",
+        "python",
+        "def echo(x): return x\ndef kinds(x): return type(x).__name__\ndef aset(): return {1, 2}\n"
+        "def tup(): return (1, (2,))\ndef keys(): return {1: 'one'}\ndef obj():\n    class T: pass\n    return T()\n",
+    )
+    token = UserData(object())
+    for value in (None, True, 0, -1, 2**80, 1.5, -0.0, "ü𝄞", b"\x00\xff", [1, [2, {"a": None}]],
+                  {"\x00": "tag key", "x": b"y"}, {"n": math.inf}):
+        assert m.call_function("echo", [value]) == value
+    assert math.isnan(m.call_function("echo", [math.nan]))
+    assert math.copysign(1, m.call_function("echo", [-0.0])) == -1
+    assert m.call_function("echo", [token]) is token
+    assert m.call_function("echo", [[token, {"t": token}]])[1]["t"] is token
+    assert m.call_function("kinds", [1]) == "int" and m.call_function("kinds", [1.0]) == "float"
+    assert m.call_function("tup") == [1, [2]]
+    assert m.call_function("keys") == {"1": "one"}
+    for bad in ("aset", "obj"):
+        with pytest.raises(ConversionError):
+            m.call_function(bad)
+    cyclic: list = []
+    cyclic.append(cyclic)
+    with pytest.raises(ConversionError):
+        m.call_function("echo", [cyclic])
+    with pytest.raises(ConversionError):
+        m.call_function("echo", [{(1, 2): "tuple key"}])
+
+
+def test_value_size_limit() -> None:
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(max_value_size=1000), cache=False)
+    m.load_script_from_source("v", "python", "def make(n): return 'x' * n\ndef echo(x): return x\n")
+    assert len(m.call_function("make", [1000])) == 1000
+    with pytest.raises(SizeLimitError):
+        m.call_function("make", [1001])
+    with pytest.raises(SizeLimitError):
+        m.call_function("echo", ["y" * 1001])
+    m.close()
+
+
+def test_soft_timeout_keeps_the_worker_and_its_state() -> None:
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.3), cache=False)
+    m.load_script_from_source("s", "python", "n = 0\ndef inc():\n    global n\n    n += 1\n    return n\ndef spin():\n    while True:\n        pass\n")
+    assert m.call_function("inc") == 1
+    with pytest.raises(ScriptTimeoutError) as info:
+        m.call_function("spin")
+    assert info.value.line in (7, 8) and info.value.script == "s"
+    assert m.call_function("inc") == 2, "an interrupted call leaves the worker and its state alive"
+    assert m.engine("python").runtime.worker_info("s")["restarts"] == 0
+    m.close()
+
+
+def test_time_limit_does_not_count_between_calls() -> None:
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.5), cache=False)
+    m.load_script_from_source("s", "python", "import time\ndef nap(): time.sleep(0.2)\n")
+    for _ in range(4):  # 0.8 s in all, each call well within its limit
+        m.call_function("nap")
+    m.close()
+
+
+def test_async_in_the_sandbox(m: ScriptManager) -> None:
+    m.load_script_from_source(
+        "aio", "python", "import kryon\nasync def twice(x):\n    return x * 2\ndef plain(x): return x + 1\n"
+    )
+
+    async def main():
+        return await asyncio.gather(m.call_function_async("twice", [21]), m.call_function_async("plain", [1]))
+
+    assert asyncio.run(main()) == [42, 2]
+    assert m.functions()["aio.twice"].is_async
+
+
+def test_generators_in_the_sandbox(m: ScriptManager) -> None:
+    m.load_script_from_source("gen", "python", "def count(n):\n    for i in range(n):\n        yield i\n")
+    assert m.functions()["gen.count"].is_generator
+    assert m.call_function("count", [3]) == [0, 1, 2]
+
+
+def test_breakpoints_and_stacks_in_the_sandbox(m: ScriptManager) -> None:
+    m.load_script_from_source("bp", "python", "def add(a, b):\n    total = a + b\n    return total\ndef via(f): return f(1)\n")
+    engine = m.engine("python")
+    hits = []
+    engine.set_breakpoint_handler(hits.append)
+    bid = engine.set_breakpoint("bp", 3)
+    assert m.call_function("add", [2, 3]) == 5
+    assert hits and hits[0].line == 3 and hits[0].locals == {"a": 2, "b": 3, "total": 5}
+    engine.remove_breakpoint(bid)
+    stacks = []
+    m.call_function("via", [lambda x: stacks.append(engine.get_stack_trace())])
+    assert [(f.function, f.script, f.line) for f in stacks[0]] == [("via", "bp", 4)]
+
+
+def test_runtime_error_stack(m: ScriptManager) -> None:
+    m.load_script_from_source("e", "python", "def inner():\n    raise KeyError('k')\ndef outer():\n    return inner()\n")
+    with pytest.raises(ScriptRuntimeError) as info:
+        m.call_function("outer")
+    assert [(f.function, f.line) for f in info.value.stack] == [("inner", 2), ("outer", 4)]
+    assert info.value.line == 2 and "KeyError" in str(info.value)
+
+
+def test_failed_reload_keeps_the_old_worker(m: ScriptManager) -> None:
+    m.load_script_from_source("c", "python", "n = 0\ndef inc():\n    global n\n    n += 1\n    return n\n")
+    m.call_function("inc")
+    pid = m.engine("python").runtime.worker_info("c")["pid"]
+    with pytest.raises(ScriptRuntimeError):
+        m.hot_reload_script("c", "raise RuntimeError('no')\n")
+    assert m.call_function("inc") == 2
+    assert m.engine("python").runtime.worker_info("c")["pid"] == pid
+    m.hot_reload_script("c", "def inc(): return 'v2'\n")
+    assert m.call_function("inc") == "v2"
+    assert not _pid_alive(pid), "the old worker ended"
+
+
+def test_unload_and_close_end_the_workers(m: ScriptManager) -> None:
+    m.load_script_from_source("one", "python", "def f(): return 1\n")
+    m.load_script_from_source("two", "python", "def f(): return 2\n")
+    rt = m.engine("python").runtime
+    pid1, pid2 = rt.worker_info("one")["pid"], rt.worker_info("two")["pid"]
+    assert pid1 != pid2, "one worker per script"
+    m.unload_script("one")
+    assert not _pid_alive(pid1) and _pid_alive(pid2)
+    m.close()
+    assert not _pid_alive(pid2)
+
+
+def test_memory_figures_are_worker_rss(m: ScriptManager) -> None:
+    m.load_script_from_source("mem", "python", "data = []\ndef grow(n):\n    data.append('x' * n)\n")
+    engine = m.engine("python")
+    before = engine.get_memory_usage()
+    assert before.used_bytes > 1_000_000 and before.limit == m.policy.memory_limit and before.scripts == 1
+    m.call_function("grow", [20_000_000])
+    assert engine.get_memory_usage().used_bytes - before.used_bytes > 15_000_000
+    stats = engine.collect_garbage()
+    assert stats.bytes_before > 0 and stats.objects_freed is not None
+
+
+def test_trusted_and_sandboxed_side_by_side(m: ScriptManager) -> None:
+    m.load_script_from_source("app", "python", "import os\ndef cwd(): return os.getcwd()\n", policy=SecurityPolicy.trusted())
+    m.load_script_from_source("plugin", "python", "import kryon\ndef ask(): return kryon.call('app.cwd')\n")
+    assert m.call_function("plugin.ask") == os.getcwd()
+    engine = m.engine("python")
+    assert not engine.is_sandboxed("app") and engine.is_sandboxed("plugin")
+
+
+def test_output_and_globals(m: ScriptManager) -> None:
+    m.load_script_from_source("o", "python", "print('hello', 'sandbox')\ndef cfg(): return config['theme']\n")
+    m.set_global("python", "config", {"theme": "dark"})
+    assert m.call_function("cfg") == "dark"
+    assert m.printed == ["hello sandbox"]  # type: ignore[attr-defined]
+
+
+def test_plugin_functions_reach_the_sandbox() -> None:
+    from kryon_core import hookimpl
+
+    class Plugin:
+        @hookimpl
+        def kryon_setup_bridge(self, bridge, language):
+            bridge.add_function("double", lambda x: x * 2)
+
+    m = ScriptManager(cache=False, plugins=[Plugin()])
+    m.load_script_from_source("p", "python", "import kryon\ndef go(): return kryon.double(21)\n")
+    assert m.call_function("go") == 42
+    m.close()
