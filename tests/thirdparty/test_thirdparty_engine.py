@@ -5,8 +5,9 @@
   ``.dist-info`` making its entry point discoverable;
 - slow: a fresh virtual environment (no system site-packages) gets
   kryon-core and kryon-tally by ``pip install``; there ``kryon engines``
-  lists the engine with its distribution, and the distribution's contract
-  suite passes against the installed package.
+  lists the engine with its distribution, ``kryon run`` runs a ``.tally``
+  file, and the distribution's tests (the contract suite and its
+  installation checks) pass against the installed package.
 """
 
 from __future__ import annotations
@@ -271,6 +272,11 @@ def test_pip_installed_in_a_fresh_venv(tmp_path: Path) -> None:
     assert engines["tally"]["engine_version"] == "Tally 0.1.0"
     assert set(engines["tally"]["capabilities"].split(", ")) == {"debugging", "sandbox"}
     assert any(line.split()[:2] == ["tally", "kryon-tally"] for line in text.splitlines()), text
+
+    script = work / "hello.tally"
+    script.write_text('(print "loading")\n(fn greet (who) (str "hello, " who))\n', encoding="utf-8")
+    ran = _run([bin_dir / "kryon", "run", script.name, "--call", "greet", "world"], cwd=work, env=env).stdout
+    assert "loading" in ran and "hello, world" in ran, ran
 
     start = time.monotonic()
     result = _run(
