@@ -130,6 +130,8 @@ class _Context:
         self.release = get("release")
         self.poll = get("poll")
         self.import_text = get("importText")
+        self.box_text = get("boxText")
+        self.apply_args = get("applyArgs")
         self.set_global = get("setGlobal")
         self.get_global = get("getGlobal")
         self.describe = get("describe")
@@ -160,6 +162,9 @@ class _Context:
 
     # -- host values -> JS ----------------------------------------------------------
     def to_js(self, v: Any) -> Any:
+        """A host value as something the binding passes: a scalar, or an
+        Object built in this context (strings with lone surrogates come
+        boxed; ``kryon`` functions unbox them)."""
         t = type(v)
         if t is int:
             if INT32_MIN <= v <= INT32_MAX:
@@ -172,12 +177,22 @@ class _Context:
             return v
         enc = Encoder(self)
         tree = enc.tree(v)
-        if type(tree) is int:  # an int subclass or converted value
+        if type(tree) is int:
             return self.to_js(tree)
         if type(tree) is float or type(tree) is bool or tree is None:
             return tree
+        if type(tree) is str:
+            return tree if plain_str(tree) else self.box_text(json.dumps(tree))
         text = json.dumps(tree)
-        if not enc.special and not isinstance(tree, str):
+        if not enc.special:
+            return self.ctx.parse_json(text)
+        return self.import_text(text)
+
+    def args_obj(self, args: Sequence[Any]) -> Any:
+        """A JS array (an Object) holding ``args`` converted exactly."""
+        enc = Encoder(self)
+        text = json.dumps(enc.tree(list(args)))
+        if not enc.special:
             return self.ctx.parse_json(text)
         return self.import_text(text)
 
@@ -268,7 +283,12 @@ class _Context:
                 return require(str(values[0]), self.policy, self.script)
             if fn is None:
                 raise ScriptRuntimeError(f"kryon.{name} needs a ScriptManager bridge", language=LANG, script=self.script)
-            return self.to_js(fn(*values))
+            outer, engine._in_callback = engine._in_callback, self
+            try:
+                result = fn(*values)
+            finally:
+                engine._in_callback = outer
+            return self.to_js(result)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to JS as an Error
             return engine._host_failed(self, exc)
 
@@ -276,7 +296,13 @@ class _Context:
         engine = self.engine
         try:
             fn = self.py_objs[int(pid)]
-            return self.to_js(fn(*self._args(enc, args)))
+            values = self._args(enc, args)
+            outer, engine._in_callback = engine._in_callback, self
+            try:
+                result = fn(*values)
+            finally:
+                engine._in_callback = outer
+            return self.to_js(result)
         except BaseException as exc:  # noqa: BLE001
             return engine._host_failed(self, exc)
 
@@ -300,7 +326,7 @@ class JSEngine(ScriptEngine):
         self._last_host_error: tuple[str, str, int] | None = None
         self._pending_release: list[tuple[Any, int]] = []
         self._deadline = _INF
-        self._active: list[_Context] = []
+        self._in_callback: _Context | None = None
         self._api = api_table(None)
         self._compiler: _Context | None = None
         self._version = f"QuickJS-ng (quickjs-ng binding {_binding_version()})"
@@ -517,7 +543,6 @@ class JSEngine(ScriptEngine):
             ok = False
             try:
                 prev = self._enter(ctx)
-                self._active.append(ctx)
                 try:
                     if self._capi:
                         code = compiled.bytecode
@@ -537,7 +562,6 @@ class JSEngine(ScriptEngine):
                             raise err from None
                     self._pump(ctx)
                 finally:
-                    self._active.pop()
                     self._deadline = prev
                 ctx.functions = self._describe(ctx, compiled.source)
                 ok = True
@@ -626,14 +650,41 @@ class JSEngine(ScriptEngine):
         """The hot path of one (function, arity): scalars straight through the
         binding, one generated JS wrapper around the function."""
         lock, engine = self._lock, self
-        to_js, unbox, binding_error = ctx.to_js, self._unbox, self._binding_error
+        args_obj, apply_args, unbox, binding_error = ctx.args_obj, ctx.apply_args, self._unbox, self._binding_error
         pending = self._pending_release
-        active = self._active
-        limited = ctx.time_limit is not None
         int_lo, int_hi = INT32_MIN, INT32_MAX
+        enter = self._enter
+        acquire, release = lock.acquire, lock.release
 
-        def call(*args: Any) -> Any:
-            convert = False
+        def slow(args: tuple[Any, ...]) -> Any:
+            with lock:
+                if ctx.closed:
+                    raise ScriptRuntimeError(f"script '{ctx.script}' was unloaded", language=LANG, script=ctx.script)
+                if pending:
+                    engine._flush_releases()
+                argv = args_obj(args)
+                prev = enter(ctx)
+                try:
+                    r = apply_args(wrapper, argv)
+                except _BINDING_ERRORS as exc:
+                    raise binding_error(ctx, exc) from None
+                finally:
+                    engine._deadline = prev
+                t = type(r)
+                if t is int or t is str or t is bool or r is None:
+                    return r
+                if t is float:
+                    return number_from_js(r)
+                return unbox(ctx)
+
+        if ctx.time_limit is not None:
+
+            def call(*args: Any) -> Any:
+                return slow(args)
+
+            return call
+
+        def call(*args: Any) -> Any:  # noqa: F811 - unlimited: no deadline bookkeeping
             for a in args:
                 t = type(a)
                 if t is int:
@@ -641,34 +692,24 @@ class JSEngine(ScriptEngine):
                         continue
                 elif t is float or t is bool or a is None:
                     continue
-                elif t is str and a.isascii() and "\x00" not in a:
+                elif t is str and (a.isascii() or plain_str(a)):
                     continue
-                convert = True
-                break
-            with lock:
-                if ctx.closed:
-                    raise ScriptRuntimeError(f"script '{ctx.script}' was unloaded", language=LANG, script=ctx.script)
-                if pending:
-                    engine._flush_releases()
-                if convert:
-                    args = tuple([to_js(a) for a in args])
-                active.append(ctx)
-                if limited:
-                    prev = engine._enter(ctx)
-                try:
-                    r = wrapper(*args)
-                except _BINDING_ERRORS as exc:
-                    raise binding_error(ctx, exc) from None
-                finally:
-                    active.pop()
-                    if limited:
-                        engine._deadline = prev
+                return slow(args)
+            if pending or ctx.closed:
+                return slow(args)
+            acquire()
+            try:
+                r = wrapper(*args)
                 t = type(r)
                 if t is int or t is str or t is bool or r is None:
                     return r
                 if t is float:
                     return number_from_js(r)
                 return unbox(ctx)
+            except _BINDING_ERRORS as exc:
+                raise binding_error(ctx, exc) from None
+            finally:
+                release()
 
         return call
 
@@ -679,18 +720,16 @@ class JSEngine(ScriptEngine):
                                          language=LANG, script=ctx.script)
             if self._pending_release:
                 self._flush_releases()
-            jsargs = [ctx.to_js(a) for a in args]
-            self._active.append(ctx)
+            argv = ctx.args_obj(args)
             prev = self._enter(ctx)
             try:
-                r = ctx.call_ref(fid, *jsargs)
+                r = ctx.call_ref(fid, argv)
                 result = self._unbox(ctx) if type(r) is JSObject else self._scalar(r)
                 self._pump(ctx)
                 return result
             except _BINDING_ERRORS as exc:
                 raise self._binding_error(ctx, exc) from None
             finally:
-                self._active.pop()
                 self._deadline = prev
 
     async def _call_ref_async(self, ctx: _Context, fid: int, args: Sequence[Any]) -> Any:
@@ -702,16 +741,14 @@ class JSEngine(ScriptEngine):
         the promise settles. A rejection is a ScriptRuntimeError with the JS stack."""
         ctx = self._ctx(script)
         with self._lock:
-            jsargs = [ctx.to_js(a) for a in args]
-            self._active.append(ctx)
+            argv = ctx.args_obj(args)
             prev = self._enter(ctx)
             try:
-                r = ctx.call_name(function, *jsargs)
+                r = ctx.call_name(function, argv)
                 value = self._unbox(ctx, allow_pending=True)
             except _BINDING_ERRORS as exc:
                 raise self._binding_error(ctx, exc) from None
             finally:
-                self._active.pop()
                 self._deadline = prev
         if not isinstance(value, _Pending):
             return value
@@ -722,7 +759,6 @@ class JSEngine(ScriptEngine):
                 if ctx.closed:
                     raise ScriptRuntimeError(f"script '{ctx.script}' was unloaded while awaited", language=LANG,
                                              script=ctx.script)
-                self._active.append(ctx)
                 prev = self._enter(ctx)
                 try:
                     self._pump(ctx)
@@ -731,7 +767,6 @@ class JSEngine(ScriptEngine):
                 except _BINDING_ERRORS as exc:
                     raise self._binding_error(ctx, exc) from None
                 finally:
-                    self._active.pop()
                     self._deadline = prev
                 if not self._stash_kind_pending:
                     return result
@@ -796,9 +831,9 @@ class JSEngine(ScriptEngine):
         """The JS stack of the innermost running script (inside a host
         callback), innermost first; empty when no script is running."""
         with self._lock:
-            if not self._active:
+            ctx = self._in_callback
+            if ctx is None or ctx.closed:
                 return []
-            ctx = self._active[-1]
             try:
                 text = ctx.stack_now()
             except _BINDING_ERRORS:

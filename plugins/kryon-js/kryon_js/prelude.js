@@ -174,7 +174,9 @@
   }
 
   // -- calls into the host ----------------------------------------------------
+  const boxes = new WeakSetC();
   function ret(r) {
+    if (r !== null && typeof r === "object" && boxes.has(r)) return r.v;
     if (r === ERR) {
       const info = parse(HOSTERR());
       const e = new ErrorC(info[1]); e.name = info[0]; hostErrIds.set(e, info[2]);
@@ -289,18 +291,16 @@
   const internals = {
     BOX, ERR,
     caller: (name, n) => { const f = lookup(name); return typeof f === "function" ? caller(f, n) : null; },
-    callRef: function (id) {
+    callRef: function (id, a) {
       const f = fns.get(id);
       if (f === undefined) return fail(new ErrorC("script function was released"));
-      const a = []; for (let i = 1; i < arguments.length; i++) a.push(arguments[i]);
       try { const r = apply(f, undefined, a); const t = typeof r;
         if (t === "number" || t === "boolean" || r === undefined || r === null) return r;
         if (t === "string" && safeStr(r)) return r; return done(r); } catch (e) { return fail(e); }
     },
-    callName: function (name) {
+    callName: function (name, a) {
       const f = lookup(name);
       if (typeof f !== "function") return fail(new ReferenceError(name + " is not a function"));
-      const a = []; for (let i = 1; i < arguments.length; i++) a.push(arguments[i]);
       try { return done(apply(f, undefined, a)); } catch (e) { return fail(e); }
     },
     release: (id) => { fns.delete(id); },
@@ -312,8 +312,10 @@
       if (slot.state === 1) { try { return done(slot.value); } catch (e) { return fail(e); } }
       return fail(slot.value);
     },
-    importText: (text) => { try { return importText(text); } catch (e) { return ERR; } },
-    setGlobal: (name, v) => { G[name] = v; },
+    importText: (text) => importText(text),
+    boxText: (text) => { const b = { v: importText(text) }; boxes.add(b); return b; },
+    applyArgs: (w, a) => apply(w, undefined, a),
+    setGlobal: (name, v) => { G[name] = ret(v); },
     getGlobal: (name) => { try { return done(lookup(name)); } catch (e) { return fail(e); } },
     hasGlobal: (name) => { const v = lookup(name); return v !== undefined; },
     describe: (candidates) => describe(candidates),

@@ -38,10 +38,9 @@ def number_from_js(value: float) -> "int | float":
 
 
 def plain_str(s: str) -> bool:
-    """A str the binding passes exactly (no NUL, no lone surrogate)."""
-    if s.isascii():
-        return "\x00" not in s
-    return "\x00" not in s and _SURROGATE.search(s) is None
+    """A str the binding passes into JS exactly (no lone surrogate; the
+    quickjs-ng binding keeps NUL going in, not coming out)."""
+    return s.isascii() or _SURROGATE.search(s) is None
 
 
 class Encoder:

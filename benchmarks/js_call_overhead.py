@@ -1,0 +1,81 @@
+"""What Kryon costs on top of QuickJS for a JavaScript call, measured side by side.
+
+Rows: a scalar call add(int, int) -> int, and a call with a 100-element list
+argument. Columns (ns per call, and ratios):
+
+- ``raw``: the bare binding, ``quickjs.Context().get(fn)(...)`` (lists passed
+  as ``ctx.parse_json(json.dumps(xs))``, what the binding itself does);
+- ``Function``: the binding's documented ``quickjs.Function`` helper (runs
+  every call on a worker thread; ``run_gc=False`` to leave its per-call GC out);
+- ``manager``: ``ScriptManager.call_function("add", [...])``;
+- ``bound``: the handle from ``manager.function("bench.add")``.
+
+Ratios are printed against ``raw`` and against ``Function``; run under a
+trusted and a sandboxed policy. Usage: ``python benchmarks/js_call_overhead.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import timeit
+
+import quickjs
+
+from kryon_core import ScriptManager, SecurityPolicy
+
+SOURCE = """
+function add(a, b) { return a + b; }
+function total(xs) { let s = 0; for (let i = 0; i < xs.length; i++) s += xs[i]; return s; }
+"""
+
+
+def per_call(fn, number: int) -> float:
+    fn()
+    return min(timeit.repeat(fn, number=number, repeat=7)) / number * 1e9
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    n_scalar, n_list = (20_000, 4_000) if quick else (100_000, 20_000)
+    xs = list(range(100))
+
+    ctx = quickjs.Context()
+    ctx.eval(SOURCE)
+    raw_add, raw_total = ctx.get("add"), ctx.get("total")
+    f_add = quickjs.Function("add", SOURCE)
+    f_total = quickjs.Function("total", SOURCE)
+
+    rows = []
+    for label, policy in (("trusted", SecurityPolicy.trusted()), ("sandboxed", SecurityPolicy.sandboxed())):
+        m = ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None)
+        m.load_script_from_source("bench", "javascript", SOURCE)
+        add, total = m.function("bench.add"), m.function("bench.total")
+        assert m.call_function("add", [2, 3]) == 5 and add(2, 3) == 5 and raw_add(2, 3) == 5
+        assert m.call_function("total", [xs]) == total(xs) == 4950
+        scalar = {
+            "raw": per_call(lambda: raw_add(2, 3), n_scalar),
+            "Function": per_call(lambda: f_add(2, 3, run_gc=False), n_scalar // 20),
+            "manager": per_call(lambda: m.call_function("add", [2, 3]), n_scalar),
+            "bound": per_call(lambda: add(2, 3), n_scalar),
+        }
+        listed = {
+            "raw": per_call(lambda: raw_total(ctx.parse_json(json.dumps(xs))), n_list),
+            "Function": per_call(lambda: f_total(xs, run_gc=False), n_list // 10),
+            "manager": per_call(lambda: m.call_function("total", [xs]), n_list),
+            "bound": per_call(lambda: total(xs), n_list),
+        }
+        rows.append((label, "add(int, int)", scalar))
+        rows.append((label, "total(100 ints)", listed))
+        m.close()
+
+    print(f"{'policy':10} {'call':16} {'raw ns':>8} {'Function':>9} {'manager':>8} {'bound':>8}"
+          f"  {'mgr/raw':>7} {'bound/raw':>9} {'mgr/Fn':>7} {'bound/Fn':>8}")
+    for label, call, t in rows:
+        print(f"{label:10} {call:16} {t['raw']:8.0f} {t['Function']:9.0f} {t['manager']:8.0f} {t['bound']:8.0f}"
+              f"  {t['manager'] / t['raw']:7.2f} {t['bound'] / t['raw']:9.2f}"
+              f" {t['manager'] / t['Function']:7.3f} {t['bound'] / t['Function']:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
