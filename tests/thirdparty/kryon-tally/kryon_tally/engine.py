@@ -21,6 +21,7 @@ from kryon_core import (
     CompileError,
     CompiledScript,
     EngineCapabilities,
+    EngineConfig,
     FunctionInfo,
     FunctionNotFoundError,
     FunctionRef,
@@ -81,7 +82,7 @@ class TallyEngine(ScriptEngine):
         # stack traces and breakpoints (debugging)
         return EngineCapabilities(supports_sandbox=True, supports_debugging=True)
 
-    def initialize(self, config: Any) -> None:
+    def initialize(self, config: EngineConfig) -> None:
         super().initialize(config)
         self._interp.output = config.output
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Callable
 
-from kryon_core import ScriptError, StackFrame
+from kryon_core import RecursionLimitError, ScriptError, StackFrame
 
 from .reader import Form, Sym
 from .sandbox import FORBIDDEN, Limits, TallyError
@@ -231,7 +231,7 @@ class Interpreter:
                 self._locate(exc, frame)
             raise
         except RecursionError:
-            raise TallyError("Python's stack ran out (recursion too deep)", _recursion_error()) from None
+            raise TallyError("Python's stack ran out (recursion too deep)", RecursionLimitError) from None
         finally:
             self.frames.pop()
 
@@ -365,6 +365,12 @@ class Interpreter:
                 raise TallyError("division by zero")
             return a / b
 
+        def mod(a: Any, b: Any) -> Any:
+            num(a, b)
+            if b == 0:
+                raise TallyError("modulo by zero")
+            return a % b
+
         def compare(op: Callable[[Any, Any], bool]) -> Callable[..., bool]:
             def cmp(*xs: Any) -> bool:
                 return all(op(a, b) for a, b in zip(xs, xs[1:]))
@@ -422,7 +428,7 @@ class Interpreter:
             return lambda *_: self.limits.forbidden(name)
 
         table: dict[str, Callable[..., Any]] = {
-            "+": add, "-": sub, "*": mul, "/": div, "mod": lambda a, b: (num(a, b), a % b)[1],
+            "+": add, "-": sub, "*": mul, "/": div, "mod": mod,
             "=": compare(lambda a, b: same(a, b)), "!=": lambda a, b: not same(a, b),
             "<": compare(lambda a, b: a < b), ">": compare(lambda a, b: a > b),
             "<=": compare(lambda a, b: a <= b), ">=": compare(lambda a, b: a >= b),
@@ -434,12 +440,6 @@ class Interpreter:
         }
         table.update({name: refuse(name) for name in FORBIDDEN})
         return {name: Builtin(name, fn) for name, fn in table.items()}
-
-
-def _recursion_error() -> type:
-    from kryon_core import RecursionLimitError
-
-    return RecursionLimitError
 
 
 def truthy(v: Any) -> bool:

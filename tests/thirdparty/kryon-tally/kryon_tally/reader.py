@@ -79,8 +79,8 @@ def read(text: str) -> list[Any]:
         else:
             stack[-1].append(_atom(m.group(), line, col))
     if len(stack) > 1:
-        form = stack[-1]
-        raise ReadError("'(' is never closed", form.line, form.col)  # type: ignore[attr-defined]
+        unclosed = stack[-1]
+        raise ReadError("'(' is never closed", unclosed.line, unclosed.col)  # type: ignore[attr-defined]
     return top
 
 

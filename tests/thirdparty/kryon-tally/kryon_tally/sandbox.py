@@ -23,6 +23,8 @@ from kryon_core import (
     AccessDeniedError,
     MemoryLimitError,
     RecursionLimitError,
+    ScriptError,
+    ScriptRuntimeError,
     ScriptTimeoutError,
     SecurityPolicy,
 )
@@ -39,12 +41,10 @@ class TallyError(Exception):
     error ``kind`` at the host boundary. ``line`` and ``stack`` are filled in
     by the form where it surfaced."""
 
-    def __init__(self, message: str, kind: type = None, *, value: Any = None) -> None:  # type: ignore[assignment]
+    def __init__(self, message: str, kind: type[ScriptError] = ScriptRuntimeError, *, value: Any = None) -> None:
         super().__init__(message)
-        from kryon_core import ScriptRuntimeError
-
         self.message = message
-        self.kind = kind or ScriptRuntimeError
+        self.kind = kind
         self.value = value
         self.line: int | None = None
         self.col: int | None = None
