@@ -66,6 +66,7 @@ _PLAIN = frozenset((type(None), bool, int, float, str, bytes))
 #: cancellation and a coroutine being closed
 _PASSTHROUGH = (KeyboardInterrupt, asyncio.CancelledError, GeneratorExit)
 
+_GENERATOR, _COROUTINE, _ASYNC_GENERATOR = types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType
 _CO_VARARGS, _CO_GENERATOR, _CO_COROUTINE, _CO_ASYNC_GENERATOR = 0x04, 0x20, 0x80, 0x200
 
 
@@ -159,6 +160,7 @@ class LispEngine(ScriptEngine):
         self._closed = False
         self._pending = ""  # printed text not yet ended by a newline
         self._isolated: dict[str, _Isolated] = {}
+        self._wrap_fn, self._unknown_fn = self._wrap, self._convert_unknown  # bound once, used per call
         self._runtime: Any = None  # kryon_core.isolation.IsolatedRuntime, made on first use
 
     # -- identification ----------------------------------------------------------
@@ -409,10 +411,25 @@ class LispEngine(ScriptEngine):
         return self._ref(s, fn, function)
 
     def _ref(self, s: _Script, fn: Callable[..., Any], name: str) -> FunctionRef:
-        protected, finish = self._protected, self._finish
+        protected, finish, fail, engine = self._protected, self._finish, self._fail, self
+        acquire, release = self._lock.acquire, self._lock.release
 
         def call(*args: Any) -> Any:
-            return protected(s, fn, args, finish)
+            # _protected's fast path, inlined: this is the hot path of bound handles
+            if s.time_limit is not None or engine._tracing:
+                return protected(s, fn, args, finish)
+            acquire()
+            try:
+                result = fn(*args)
+                if result.__class__ in _PLAIN:
+                    return result
+                return finish(result, s)
+            except _PASSTHROUGH:
+                raise
+            except BaseException as exc:
+                raise fail(exc, s)
+            finally:
+                release()
 
         code = getattr(fn, "__code__", None)
         call_async = None
@@ -440,7 +457,9 @@ class LispEngine(ScriptEngine):
         """Run ``fn(*args)`` of script ``s`` and ``finish`` its result, with
         entry serialised, the script's limits and breakpoints applied, and any
         exception turned into a Kryon error."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if s.time_limit is None and not self._tracing:
                 try:
                     return finish(fn(*args), s)
@@ -449,6 +468,8 @@ class LispEngine(ScriptEngine):
                 except BaseException as exc:
                     raise self._fail(exc, s)
             return self._guarded(s, fn, args, finish)
+        finally:
+            lock.release()
 
     def _guarded(self, s: _Script, fn: Callable[..., Any], args: Sequence[Any], finish: Callable[[Any, _Script], Any]) -> Any:
         local = self._local
@@ -503,11 +524,11 @@ class LispEngine(ScriptEngine):
         t = type(value)
         if t in _PLAIN:
             return value
-        if t is types.GeneratorType:
+        if t is _GENERATOR:
             value = list(value)
-        elif t is types.CoroutineType or t is types.AsyncGeneratorType:
+        elif t is _COROUTINE or t is _ASYNC_GENERATOR:
             value = self._run_async(value, s)
-        return to_host(value, self._wrap, self._convert_unknown)
+        return to_host(value, self._wrap_fn, self._unknown_fn)
 
     def _run_async(self, coro: Any, s: _Script) -> Any:
         try:

@@ -64,6 +64,18 @@ def to_host(
     t = type(value)
     if t in _PLAIN:
         return value
+    if t is list or t is tuple:  # the common case: flat lists of plain values, copied once
+        for v in value:
+            if v.__class__ not in _PLAIN:
+                break
+        else:
+            return list(value)
+    elif t is dict:  # and flat dicts with string keys
+        for k, v in value.items():
+            if k.__class__ is not str or v.__class__ not in _PLAIN:
+                break
+        else:
+            return dict(value)
     if isinstance(value, _PASS):
         return value
     if isinstance(value, HyObject):
