@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -132,6 +131,7 @@ class _Process:
         self.pending_release: list[int] = []
         self.dead: _Dead | None = None
         self.deadline: float | None = None
+        self.control = False
         self.depth = 0
         self.hardening: dict[str, Any] = {}
         policy = script.policy
@@ -157,6 +157,8 @@ class _Process:
         init = dict(init, t="init", i=0)
         self._send(init)
         self.deadline = time.monotonic() + START_TIMEOUT
+        self.control = True
+        _WATCHDOG.watch(self)
         try:
             reply = self._wait(0)
         finally:
@@ -228,12 +230,15 @@ class _Process:
         msg["i"] = rid
         outer = self.depth == 0
         if outer:
+            self.control = control
             if control:
                 self.deadline = time.monotonic() + CONTROL_TIMEOUT + (limit or 0)
             elif limit is not None:
                 self.deadline = time.monotonic() + limit + _grace(limit)
             else:
                 self.deadline = None
+            if self.deadline is not None:
+                _WATCHDOG.watch(self)
         self.depth += 1
         try:
             self._send(msg)
@@ -342,34 +347,40 @@ class _Process:
         return b"".join(parts)
 
     def _read(self, n: int) -> bytes:
-        """One read of at most ``n`` bytes, within the deadline."""
+        """One blocking read of at most ``n`` bytes. Deadlines are kept by the
+        watchdog thread, which kills a worker past its deadline: the read then
+        ends with EOF and the death's reason says "timeout"."""
         if self.dead is not None:
             raise self.dead
-        chunks = []
-        while not chunks:
-            if self.deadline is not None:
-                remaining = self.deadline - time.monotonic()
-                if remaining <= 0:
-                    self._timed_out()
-                ready, _, _ = select.select([self.rfd], [], [], remaining)
-                if not ready:
-                    self._timed_out()
-            try:
-                chunk = os.read(self.rfd, n)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self._died()
-            chunks.append(chunk)
-        return chunks[0]
+        try:
+            chunk = os.read(self.rfd, n)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._died()
+        return chunk
 
-    def _timed_out(self) -> None:
+    def expire(self) -> None:
+        """Called by the watchdog (another thread) once the deadline passed:
+        mark the death and kill the process; the waiting thread reaps it."""
+        if self.dead is not None:
+            return
         limit = self.script.policy.time_limit
-        self.kill("timeout", f"the call ran longer than the time limit ({limit:g} s); the worker was stopped")
-        raise self.dead  # type: ignore[misc]
+        if self.control:
+            self.dead = _Dead("runtime", "the worker stopped answering and was stopped")
+        else:
+            self.dead = _Dead(
+                "timeout", f"the call ran longer than the time limit ({limit:g} s); the worker was stopped"
+            )
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
 
     def _died(self) -> None:
-        if self.dead is None:
+        if self.dead is not None:
+            self._reap()
+        else:
             try:
                 code = self.popen.wait(timeout=2)
             except subprocess.TimeoutExpired:
@@ -491,6 +502,47 @@ class _Process:
                 obj = self.handles.pop(hid, None)
                 if obj is not None and self.handle_ids.get(id(obj)) == hid:
                     del self.handle_ids[id(obj)]
+
+
+class _Watchdog:
+    """One daemon thread that kills workers whose call ran past its deadline
+    (time limit plus grace). It wakes every ``TICK`` seconds while some
+    worker is watched, so the hot path pays no timer syscall on the host."""
+
+    TICK = 0.05
+
+    def __init__(self) -> None:
+        self._procs: "weakref.WeakSet[_Process]" = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, proc: _Process) -> None:
+        if proc in self._procs:
+            return
+        with self._lock:
+            self._procs.add(proc)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="kryon-isolation-watchdog", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            with self._lock:
+                procs = list(self._procs)
+            for proc in procs:
+                if proc.dead is not None:
+                    with self._lock:
+                        self._procs.discard(proc)
+                    continue
+                deadline = proc.deadline
+                if deadline is not None and now > deadline:
+                    proc.expire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _grace(limit: float) -> float:

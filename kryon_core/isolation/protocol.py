@@ -100,6 +100,15 @@ def encode_value(value, export, *, max_size=None, _seen=None):
     if t is list or t is tuple:
         if max_size is not None and len(value) > max_size:
             raise ValueRefused(f"list of {len(value)} elements is larger than the limit ({max_size})", "size")
+        for v in value:  # fast path: a list of plain scalars goes to JSON as it is
+            tv = type(v)
+            if tv is str:
+                if max_size is not None and len(v) > max_size:
+                    break
+            elif tv is not int and tv is not float and tv is not bool and v is not None:
+                break
+        else:
+            return value
         seen = _seen if _seen is not None else set()
         key = id(value)
         if key in seen:
