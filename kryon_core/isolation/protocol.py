@@ -108,7 +108,7 @@ def encode_value(value, export, *, max_size=None, _seen=None):
             elif tv is not int and tv is not float and tv is not bool and v is not None:
                 break
         else:
-            return value
+            return value if t is list else list(value)
         seen = _seen if _seen is not None else set()
         key = id(value)
         if key in seen:
