@@ -616,21 +616,17 @@ class JSEngine(ScriptEngine):
         return caller(*args)
 
     def get_function(self, function: str, *, script: str) -> FunctionRef:
+        """A handle straight to the (function, declared arity) caller; a call
+        with another number of arguments takes the general path."""
         ctx = self._ctx(script)
         info = ctx.functions.get(function)
         n = info.parameter_count if info is not None else 0
         fast = self._caller(ctx, function, n)
-        call_function = self.call_function
-
-        def call(*args: Any) -> Any:
-            if len(args) == n:
-                return fast(*args)
-            return call_function(function, args, script=script)
 
         async def call_async(*args: Any) -> Any:
             return await self.call_function_async(function, args, script=script)
 
-        return FunctionRef(call, name=function, language=LANG, script=script, call_async=call_async)
+        return FunctionRef(fast, name=function, language=LANG, script=script, call_async=call_async)
 
     def _caller(self, ctx: _Context, function: str, n: int) -> Callable[..., Any]:
         key = (function, n)
@@ -643,10 +639,10 @@ class JSEngine(ScriptEngine):
                 if wrapper is None or type(wrapper) is not JSObject:
                     raise FunctionNotFoundError(f"script '{ctx.script}' defines no function '{function}'",
                                                 language=LANG, script=ctx.script)
-                caller = ctx.callers[key] = self._make_caller(ctx, wrapper)
+                caller = ctx.callers[key] = self._make_caller(ctx, wrapper, function, n)
         return caller
 
-    def _make_caller(self, ctx: _Context, wrapper: Any) -> Callable[..., Any]:
+    def _make_caller(self, ctx: _Context, wrapper: Any, function: str, n: int) -> Callable[..., Any]:
         """The hot path of one (function, arity): scalars straight through the
         binding, one generated JS wrapper around the function."""
         lock, engine = self._lock, self
@@ -656,7 +652,12 @@ class JSEngine(ScriptEngine):
         enter = self._enter
         acquire, release = lock.acquire, lock.release
 
+        script = ctx.script
+        general = self.call_function
+
         def slow(args: tuple[Any, ...]) -> Any:
+            if len(args) != n:
+                return general(function, args, script=script)
             with lock:
                 if ctx.closed:
                     raise ScriptRuntimeError(f"script '{ctx.script}' was unloaded", language=LANG, script=ctx.script)
@@ -680,7 +681,33 @@ class JSEngine(ScriptEngine):
         if ctx.time_limit is not None:
 
             def call(*args: Any) -> Any:
-                return slow(args)
+                for a in args:
+                    t = type(a)
+                    if t is int:
+                        if int_lo <= a <= int_hi:
+                            continue
+                    elif t is float or t is bool or a is None:
+                        continue
+                    elif t is str and (a.isascii() or plain_str(a)):
+                        continue
+                    return slow(args)
+                if pending or ctx.closed or len(args) != n:
+                    return slow(args)
+                acquire()
+                prev = enter(ctx)
+                try:
+                    r = wrapper(*args)
+                    t = type(r)
+                    if t is int or t is str or t is bool or r is None:
+                        return r
+                    if t is float:
+                        return number_from_js(r)
+                    return unbox(ctx)
+                except _BINDING_ERRORS as exc:
+                    raise binding_error(ctx, exc) from None
+                finally:
+                    engine._deadline = prev
+                    release()
 
             return call
 
@@ -695,7 +722,7 @@ class JSEngine(ScriptEngine):
                 elif t is str and (a.isascii() or plain_str(a)):
                     continue
                 return slow(args)
-            if pending or ctx.closed:
+            if pending or ctx.closed or len(args) != n:
                 return slow(args)
             acquire()
             try:

@@ -25,6 +25,7 @@ _TAG_TEXT = "\\u0001k"
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_DEPTH = 200
+_PLAIN = frozenset({int, float, str, bool, type(None)})
 
 
 def number_from_js(value: float) -> "int | float":
@@ -79,6 +80,18 @@ class Encoder:
         if depth > _MAX_DEPTH:
             raise ConversionError(f"a value nested deeper than {_MAX_DEPTH} levels cannot cross to javascript",
                                   language="javascript", script=self.ctx.script)
+        if t is list or t is tuple:
+            types = set(map(type, value))
+            if types <= _PLAIN:  # a flat list of scalars: checked at C speed, dumped as is
+                if int in types:
+                    ints = value if len(types) == 1 else [x for x in value if type(x) is int]
+                    if ints and (min(ints) < -MAX_SAFE_DOUBLE_INT or max(ints) > MAX_SAFE_DOUBLE_INT):
+                        return [self.tree(x, depth + 1) for x in value]  # raises for the culprit
+                if float in types:
+                    floats = value if len(types) == 1 else [x for x in value if type(x) is float]
+                    if not all(map(math.isfinite, floats)):
+                        return [self.tree(x, depth + 1) for x in value]
+                return value
         if isinstance(value, (list, tuple, dict)):
             seen = seen if seen is not None else set()
             key = id(value)
