@@ -1,0 +1,349 @@
+/* api.c -- The embedding API exported from the wasm module.
+ *
+ * Thin wrappers that move values between the VM and its slots, create
+ * VMs, run source, make handles and call methods. The declarations and
+ * the conventions are in kryon_wren.h. wren_call_num is the fast path
+ * for host calls with numeric arguments and result: one wasm call, no
+ * slot traffic, the outcome left in *wren_status_pointer(vm).
+ */
+#include <stdlib.h>
+
+#include "kryon_wren.h"
+#include "vm.h"
+
+#ifdef __wasm__
+#define EXPORT(name) __attribute__((export_name(#name), used))
+#else
+#define EXPORT(name) __attribute__((used))
+#endif
+
+#define CALL_HANDLE_TAG ((Value)(QNAN | 8))
+
+/* ---- Memory and VM lifetime ----------------------------------------- */
+
+EXPORT(wren_abi_version) int wren_abi_version(void) { return 1; }
+
+EXPORT(wren_alloc) void* wren_alloc(int size) {
+  void* p = malloc(size > 0 ? (size_t)size : 1);
+  if (p == NULL) kwFatalOutOfMemory();
+  return p;
+}
+
+EXPORT(wren_dealloc) void wren_dealloc(void* pointer) { free(pointer); }
+
+EXPORT(wren_new_vm) WrenVM* wren_new_vm(int hostId) { return vmNew(hostId); }
+
+EXPORT(wren_free_vm) void wren_free_vm(WrenVM* vm) { vmFree(vm); }
+
+EXPORT(wren_interpret) int wren_interpret(WrenVM* vm, const char* module, const char* source) {
+  return (int)vmInterpret(vm, module, source);
+}
+
+EXPORT(wren_error_message) const char* wren_error_message(WrenVM* vm) {
+  return vm->errorMessage ? vm->errorMessage : "";
+}
+
+EXPORT(wren_error_module) const char* wren_error_module(WrenVM* vm) {
+  return vm->errorModule ? vm->errorModule : "";
+}
+
+EXPORT(wren_error_line) int wren_error_line(WrenVM* vm) { return vm->errorLine; }
+
+EXPORT(wren_error_trace) const char* wren_error_trace(WrenVM* vm) {
+  return vm->errorTrace ? vm->errorTrace : "";
+}
+
+EXPORT(wren_bytes_allocated) int wren_bytes_allocated(WrenVM* vm) {
+  return (int)vm->bytesAllocated;
+}
+
+EXPORT(wren_gc_count) int wren_gc_count(WrenVM* vm) { return vm->gcCount; }
+
+EXPORT(wren_collect_garbage) void wren_collect_garbage(WrenVM* vm) { gcCollect(vm); }
+
+/* ---- Slots ---------------------------------------------------------- */
+
+EXPORT(wren_ensure_slots) void wren_ensure_slots(WrenVM* vm, int count) {
+  if (count > vm->slotCapacity) {
+    vm->slots = (Value*)realloc(vm->slots, sizeof(Value) * (size_t)count);
+    if (vm->slots == NULL) kwFatalOutOfMemory();
+    vm->slotCapacity = count;
+  }
+  for (int i = vm->slotCount; i < count; i++) vm->slots[i] = NULL_VAL;
+  if (count > vm->slotCount) vm->slotCount = count;
+}
+
+EXPORT(wren_slot_count) int wren_slot_count(WrenVM* vm) { return vm->slotCount; }
+
+static Value* slotAt(WrenVM* vm, int slot) {
+  if (slot < 0) __builtin_trap();
+  if (slot >= vm->slotCount) wren_ensure_slots(vm, slot + 1);
+  return &vm->slots[slot];
+}
+
+EXPORT(wren_get_slot_type) int wren_get_slot_type(WrenVM* vm, int slot) {
+  Value v = *slotAt(vm, slot);
+  if (IS_BOOL(v)) return KW_TYPE_BOOL;
+  if (IS_NUM(v)) return KW_TYPE_NUM;
+  if (IS_NULL(v)) return KW_TYPE_NULL;
+  if (IS_LIST(v)) return KW_TYPE_LIST;
+  if (IS_MAP(v)) return KW_TYPE_MAP;
+  if (IS_STRING(v)) return KW_TYPE_STRING;
+  return KW_TYPE_UNKNOWN;
+}
+
+EXPORT(wren_get_slot_bool) int wren_get_slot_bool(WrenVM* vm, int slot) {
+  return *slotAt(vm, slot) == TRUE_VAL;
+}
+
+EXPORT(wren_get_slot_double) double wren_get_slot_double(WrenVM* vm, int slot) {
+  Value v = *slotAt(vm, slot);
+  return IS_NUM(v) ? AS_NUM(v) : 0;
+}
+
+EXPORT(wren_get_slot_bytes) const char* wren_get_slot_bytes(WrenVM* vm, int slot) {
+  Value v = *slotAt(vm, slot);
+  return IS_STRING(v) ? AS_CSTRING(v) : NULL;
+}
+
+EXPORT(wren_get_slot_bytes_length) int wren_get_slot_bytes_length(WrenVM* vm, int slot) {
+  Value v = *slotAt(vm, slot);
+  return IS_STRING(v) ? (int)AS_STRING(v)->length : -1;
+}
+
+EXPORT(wren_set_slot_null) void wren_set_slot_null(WrenVM* vm, int slot) {
+  *slotAt(vm, slot) = NULL_VAL;
+}
+
+EXPORT(wren_set_slot_bool) void wren_set_slot_bool(WrenVM* vm, int slot, int value) {
+  *slotAt(vm, slot) = BOOL_VAL(value);
+}
+
+EXPORT(wren_set_slot_double) void wren_set_slot_double(WrenVM* vm, int slot, double value) {
+  *slotAt(vm, slot) = NUM_VAL(value);
+}
+
+EXPORT(wren_set_slot_bytes)
+void wren_set_slot_bytes(WrenVM* vm, int slot, const char* bytes, int length) {
+  Value* target = slotAt(vm, slot);
+  *target = stringValue(vm, bytes, (size_t)length);
+}
+
+EXPORT(wren_set_slot_new_list) void wren_set_slot_new_list(WrenVM* vm, int slot) {
+  Value* target = slotAt(vm, slot);
+  *target = OBJ_VAL(newList(vm, 0));
+}
+
+static ObjList* listAt(WrenVM* vm, int slot) {
+  Value v = *slotAt(vm, slot);
+  if (!IS_LIST(v)) __builtin_trap();
+  return AS_LIST(v);
+}
+
+static ObjMap* mapAt(WrenVM* vm, int slot) {
+  Value v = *slotAt(vm, slot);
+  if (!IS_MAP(v)) __builtin_trap();
+  return AS_MAP(v);
+}
+
+EXPORT(wren_get_list_count) int wren_get_list_count(WrenVM* vm, int slot) {
+  return listAt(vm, slot)->count;
+}
+
+static int listIndex(ObjList* list, int index, int extra) {
+  if (index < 0) index += list->count + extra;
+  if (index < 0 || index >= list->count + extra) __builtin_trap();
+  return index;
+}
+
+EXPORT(wren_get_list_element)
+void wren_get_list_element(WrenVM* vm, int listSlot, int index, int elementSlot) {
+  ObjList* list = listAt(vm, listSlot);
+  Value v = list->items[listIndex(list, index, 0)];
+  *slotAt(vm, elementSlot) = v;
+}
+
+EXPORT(wren_set_list_element)
+void wren_set_list_element(WrenVM* vm, int listSlot, int index, int elementSlot) {
+  ObjList* list = listAt(vm, listSlot);
+  list->items[listIndex(list, index, 0)] = *slotAt(vm, elementSlot);
+}
+
+EXPORT(wren_insert_in_list)
+void wren_insert_in_list(WrenVM* vm, int listSlot, int index, int elementSlot) {
+  ObjList* list = listAt(vm, listSlot);
+  Value v = *slotAt(vm, elementSlot);
+  listInsert(vm, list, v, listIndex(list, index, 1));
+}
+
+EXPORT(wren_set_slot_new_map) void wren_set_slot_new_map(WrenVM* vm, int slot) {
+  Value* target = slotAt(vm, slot);
+  *target = OBJ_VAL(newMap(vm));
+}
+
+EXPORT(wren_get_map_count) int wren_get_map_count(WrenVM* vm, int slot) {
+  return (int)mapAt(vm, slot)->count;
+}
+
+EXPORT(wren_get_map_contains_key)
+int wren_get_map_contains_key(WrenVM* vm, int mapSlot, int keySlot) {
+  Value ignored;
+  return mapGet(mapAt(vm, mapSlot), *slotAt(vm, keySlot), &ignored);
+}
+
+EXPORT(wren_get_map_value)
+void wren_get_map_value(WrenVM* vm, int mapSlot, int keySlot, int valueSlot) {
+  Value value = NULL_VAL;
+  mapGet(mapAt(vm, mapSlot), *slotAt(vm, keySlot), &value);
+  *slotAt(vm, valueSlot) = value;
+}
+
+EXPORT(wren_set_map_value)
+void wren_set_map_value(WrenVM* vm, int mapSlot, int keySlot, int valueSlot) {
+  Value key = *slotAt(vm, keySlot);
+  if (!isValueType(key)) __builtin_trap();
+  mapSet(vm, mapAt(vm, mapSlot), key, *slotAt(vm, valueSlot));
+}
+
+EXPORT(wren_remove_map_value)
+void wren_remove_map_value(WrenVM* vm, int mapSlot, int keySlot, int removedSlot) {
+  Value removed = mapRemove(vm, mapAt(vm, mapSlot), *slotAt(vm, keySlot));
+  if (removedSlot >= 0) *slotAt(vm, removedSlot) = removed;
+}
+
+/* Index of the first entry at or after `index`, or -1 at the end. */
+EXPORT(wren_map_next) int wren_map_next(WrenVM* vm, int mapSlot, int index) {
+  ObjMap* map = mapAt(vm, mapSlot);
+  for (uint32_t i = index < 0 ? 0 : (uint32_t)index; i < map->capacity; i++) {
+    if (!IS_UNDEFINED(map->entries[i].key)) return (int)i;
+  }
+  return -1;
+}
+
+EXPORT(wren_get_map_entry)
+void wren_get_map_entry(WrenVM* vm, int mapSlot, int index, int keySlot, int valueSlot) {
+  ObjMap* map = mapAt(vm, mapSlot);
+  if (index < 0 || (uint32_t)index >= map->capacity) __builtin_trap();
+  MapEntry entry = map->entries[index];
+  *slotAt(vm, keySlot) = entry.key;
+  *slotAt(vm, valueSlot) = entry.value;
+}
+
+/* ---- Modules and variables ------------------------------------------ */
+
+EXPORT(wren_has_module) int wren_has_module(WrenVM* vm, const char* module) {
+  return vmGetModule(vm, module, (int)strlen(module)) != NULL;
+}
+
+static int findVariable(WrenVM* vm, const char* module, const char* name, ObjModule** out) {
+  ObjModule* m = vmGetModule(vm, module, (int)strlen(module));
+  if (m == NULL) return -1;
+  *out = m;
+  int index = moduleFindVariable(m, name, (int)strlen(name));
+  if (index >= 0 && IS_UNDEFINED(m->variables[index])) return -1;
+  return index;
+}
+
+EXPORT(wren_has_variable)
+int wren_has_variable(WrenVM* vm, const char* module, const char* name) {
+  ObjModule* m;
+  return findVariable(vm, module, name, &m) >= 0;
+}
+
+EXPORT(wren_get_variable)
+int wren_get_variable(WrenVM* vm, const char* module, const char* name, int slot) {
+  ObjModule* m;
+  int index = findVariable(vm, module, name, &m);
+  if (index < 0) return 0;
+  *slotAt(vm, slot) = m->variables[index];
+  return 1;
+}
+
+/* ---- Handles and calls ---------------------------------------------- */
+
+static Handle* newHandle(WrenVM* vm, Value value) {
+  Handle* h = (Handle*)malloc(sizeof(Handle));
+  if (h == NULL) kwFatalOutOfMemory();
+  h->value = value;
+  h->prev = NULL;
+  h->next = vm->handles;
+  if (vm->handles != NULL) vm->handles->prev = h;
+  vm->handles = h;
+  return h;
+}
+
+EXPORT(wren_get_slot_handle) WrenHandle* wren_get_slot_handle(WrenVM* vm, int slot) {
+  return newHandle(vm, *slotAt(vm, slot));
+}
+
+EXPORT(wren_set_slot_handle) void wren_set_slot_handle(WrenVM* vm, int slot, WrenHandle* handle) {
+  *slotAt(vm, slot) = handle->value;
+}
+
+/* A call handle holds the method symbol and arity packed in a number. */
+EXPORT(wren_make_call_handle)
+WrenHandle* wren_make_call_handle(WrenVM* vm, const char* signature) {
+  int length = (int)strlen(signature);
+  int symbol = symbolTableEnsure(&vm->methodNames, signature, length);
+  int arity = 0;
+  for (int i = 0; i < length; i++) {
+    if (signature[i] == '_') arity++;
+  }
+  return newHandle(vm, NUM_VAL((double)symbol * 32 + arity));
+}
+
+EXPORT(wren_release_handle) void wren_release_handle(WrenVM* vm, WrenHandle* handle) {
+  if (handle->prev != NULL) handle->prev->next = handle->next;
+  if (handle->next != NULL) handle->next->prev = handle->prev;
+  if (vm->handles == handle) vm->handles = handle->next;
+  free(handle);
+}
+
+static void decodeCallHandle(WrenHandle* method, int* symbol, int* arity) {
+  int packed = (int)AS_NUM(method->value);
+  *symbol = packed / 32;
+  *arity = packed % 32;
+}
+
+EXPORT(wren_call) int wren_call(WrenVM* vm, WrenHandle* method) {
+  int symbol, arity;
+  decodeCallHandle(method, &symbol, &arity);
+  wren_ensure_slots(vm, arity + 1);
+  Value args[MAX_PARAMETERS + 1];
+  memcpy(args, vm->slots, sizeof(Value) * (size_t)(arity + 1));
+  Value result = NULL_VAL;
+  InterpretResult r = vmCallMethod(vm, symbol, arity + 1, args, &result);
+  vm->slots[0] = r == RESULT_SUCCESS ? result : NULL_VAL;
+  return (int)r;
+}
+
+/* Status results travel as signalling-NaN bit patterns that a Wren
+ * number (always a canonical NaN when not a number) can never have. */
+#define STATUS_BITS(status) ((int64_t)(0x7ff4000000000000ULL | (uint64_t)(status)))
+
+EXPORT(wren_call_num)
+int64_t wren_call_num(WrenVM* vm, WrenHandle* receiver, WrenHandle* method, int argc,
+                      double a0, double a1, double a2, double a3) {
+  int symbol, arity;
+  decodeCallHandle(method, &symbol, &arity);
+  Value args[5];
+  args[0] = receiver->value;
+  args[1] = NUM_VAL(a0);
+  args[2] = NUM_VAL(a1);
+  args[3] = NUM_VAL(a2);
+  args[4] = NUM_VAL(a3);
+  (void)argc;
+  Value result = NULL_VAL;
+  InterpretResult r = vmCallMethod(vm, symbol, arity + 1, args, &result);
+  vm->status = (int)r;
+  if (r != RESULT_SUCCESS) return STATUS_BITS(r);
+  if (IS_NUM(result)) return (int64_t)result;
+  wren_ensure_slots(vm, 1);
+  vm->slots[0] = result;
+  vm->status = 3;
+  return STATUS_BITS(3);
+}
+
+EXPORT(wren_status_pointer) int* wren_status_pointer(WrenVM* vm) { return &vm->status; }
+
+EXPORT(wren_out_of_memory) int wren_out_of_memory(void) { return kwOutOfMemory; }

@@ -1,0 +1,1537 @@
+/* compiler.c -- Single-pass compiler from Wren source to bytecode.
+ *
+ * A Pratt parser reads tokens from the lexer and emits bytecode straight
+ * into ObjFn objects; there is no syntax tree. Each function being
+ * compiled (module body, block argument, method) has a Compiler with its
+ * locals and upvalues; Compilers nest through `parent`. Names resolve to
+ * locals, then upvalues, then (inside a class) lowercase names become
+ * calls on `this`, then module variables. Uppercase module variables may
+ * be used before they are defined; compileModule reports any left
+ * undefined at the end.
+ *
+ * The first error is recorded (message and line) and ends the parse: the
+ * parser then only sees end-of-file, so every loop stops quickly.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "lexer.h"
+#include "opcodes.h"
+#include "vm.h"
+
+#define MAX_LOCALS 256
+#define MAX_UPVALUES 256
+
+typedef struct {
+  VM* vm;
+  Lexer lexer;
+  ObjModule* module;
+  Token previous;
+  Token current;
+  bool hadError;
+} Parser;
+
+typedef struct {
+  const char* name;
+  int length;
+  int depth;
+  bool isCaptured;
+} Local;
+
+typedef struct {
+  bool isLocal;
+  int index;
+} UpvalueRef;
+
+typedef struct Loop {
+  int start;
+  int scopeDepth;
+  int* breaks;
+  int breakCount;
+  int breakCapacity;
+  struct Loop* enclosing;
+} Loop;
+
+typedef enum {
+  SIG_METHOD,
+  SIG_GETTER,
+  SIG_SETTER,
+  SIG_SUBSCRIPT,
+  SIG_SUBSCRIPT_SETTER,
+  SIG_INITIALIZER
+} SignatureType;
+
+typedef struct {
+  const char* name;
+  int length;
+  SignatureType type;
+  int arity;
+} Signature;
+
+typedef struct {
+  ObjString* name;
+  SymbolTable fields;
+  bool inStatic;
+  Signature* signature; /* method being compiled */
+} ClassInfo;
+
+typedef struct Compiler {
+  Parser* parser;
+  struct Compiler* parent;
+  ObjFn* fn;
+  Local locals[MAX_LOCALS];
+  int numLocals;
+  UpvalueRef upvalues[MAX_UPVALUES];
+  int scopeDepth; /* -1 at module level */
+  int numSlots;
+  Loop* loop;
+  ClassInfo* classInfo; /* set on method compilers only */
+  bool isInitializer;
+} Compiler;
+
+typedef enum {
+  PREC_NONE,
+  PREC_LOWEST,
+  PREC_ASSIGNMENT,
+  PREC_CONDITIONAL,
+  PREC_LOGICAL_OR,
+  PREC_LOGICAL_AND,
+  PREC_EQUALITY,
+  PREC_IS,
+  PREC_COMPARISON,
+  PREC_BITWISE_OR,
+  PREC_BITWISE_XOR,
+  PREC_BITWISE_AND,
+  PREC_BITWISE_SHIFT,
+  PREC_RANGE,
+  PREC_TERM,
+  PREC_FACTOR,
+  PREC_UNARY,
+  PREC_CALL,
+  PREC_PRIMARY
+} Precedence;
+
+typedef void (*ParseFn)(Compiler* c, bool canAssign);
+
+typedef struct {
+  ParseFn prefix;
+  ParseFn infix;
+  Precedence precedence;
+  const char* name; /* operator method name */
+} ParseRule;
+
+static const ParseRule* getRule(TokenType type);
+static void expression(Compiler* c);
+static void statement(Compiler* c);
+static void parsePrecedence(Compiler* c, Precedence precedence);
+static void compileClass(Compiler* c);
+
+/* ---- Errors --------------------------------------------------------- */
+
+static void errorAt(Compiler* c, Token* token, const char* message) {
+  Parser* p = c->parser;
+  if (p->hadError) return;
+  p->hadError = true;
+  char label[64];
+  if (token->type == TOKEN_LINE) {
+    snprintf(label, sizeof label, "Error at newline: ");
+  } else if (token->type == TOKEN_EOF) {
+    snprintf(label, sizeof label, "Error at end of file: ");
+  } else if (token->type == TOKEN_ERROR) {
+    snprintf(label, sizeof label, "Error: ");
+  } else {
+    int length = token->length > 20 ? 20 : token->length;
+    snprintf(label, sizeof label, "Error at '%.*s': ", length, token->start);
+  }
+  char buffer[512];
+  snprintf(buffer, sizeof buffer, "[%s line %d] %s%s",
+           p->module->name ? p->module->name->chars : "core", token->line, label, message);
+  vmSetError(p->vm, buffer, p->module->name ? p->module->name->chars : "core", token->line);
+}
+
+static void error(Compiler* c, const char* message) {
+  errorAt(c, &c->parser->previous, message);
+}
+
+/* ---- Token stream --------------------------------------------------- */
+
+static void nextToken(Compiler* c) {
+  Parser* p = c->parser;
+  p->previous = p->current;
+  if (p->hadError) {
+    p->current.type = TOKEN_EOF;
+    return;
+  }
+  p->current = lexerNext(&p->lexer);
+  if (p->current.type == TOKEN_ERROR) {
+    errorAt(c, &p->current, p->lexer.errorMessage);
+    p->current.type = TOKEN_EOF;
+  }
+}
+
+static bool check(Compiler* c, TokenType type) { return c->parser->current.type == type; }
+
+static bool match(Compiler* c, TokenType type) {
+  if (!check(c, type)) return false;
+  nextToken(c);
+  return true;
+}
+
+static void consume(Compiler* c, TokenType type, const char* message) {
+  if (match(c, type)) return;
+  errorAt(c, &c->parser->current, message);
+}
+
+static bool matchLine(Compiler* c) {
+  if (!match(c, TOKEN_LINE)) return false;
+  while (match(c, TOKEN_LINE)) {
+  }
+  return true;
+}
+
+static void ignoreNewlines(Compiler* c) { matchLine(c); }
+
+static void consumeLine(Compiler* c, const char* message) {
+  if (!matchLine(c)) errorAt(c, &c->parser->current, message);
+}
+
+/* True when the next non-blank source character starts a ".name" call,
+ * so a method chain may continue on the following line. */
+static bool nextLineStartsWithDot(Compiler* c) {
+  const char* p = c->parser->lexer.current;
+  for (;;) {
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    if (p[0] == '/' && p[1] == '/') {
+      while (*p != '\n' && *p != '\0') p++;
+      continue;
+    }
+    break;
+  }
+  return p[0] == '.' && p[1] != '.';
+}
+
+/* ---- Emitting code -------------------------------------------------- */
+
+static const int stackEffects[] = {
+#define X(name, effect, operands) effect,
+    OPCODE_LIST(X)
+#undef X
+};
+
+static int emitByte(Compiler* c, int byte) {
+  return fnEmitByte(c->parser->vm, c->fn, (uint8_t)byte, c->parser->previous.line);
+}
+
+static void adjustSlots(Compiler* c, int delta) {
+  c->numSlots += delta;
+  if (c->numSlots > c->fn->maxSlots) c->fn->maxSlots = c->numSlots;
+}
+
+static int emitOp(Compiler* c, OpCode op) {
+  int offset = emitByte(c, op);
+  adjustSlots(c, stackEffects[op]);
+  return offset;
+}
+
+static void emitShort(Compiler* c, int value) {
+  emitByte(c, (value >> 8) & 0xff);
+  emitByte(c, value & 0xff);
+}
+
+static void emitByteArg(Compiler* c, OpCode op, int arg) {
+  emitOp(c, op);
+  emitByte(c, arg);
+}
+
+static void emitShortArg(Compiler* c, OpCode op, int arg) {
+  emitOp(c, op);
+  emitShort(c, arg);
+}
+
+static int addConstant(Compiler* c, Value value) {
+  if (c->parser->hadError) return 0;
+  int index = fnAddConstant(c->parser->vm, c->fn, value);
+  if (index > 0xffff) error(c, "A function may only contain 65536 unique constants.");
+  return index;
+}
+
+static void emitConstant(Compiler* c, Value value) {
+  emitShortArg(c, OP_CONSTANT, addConstant(c, value));
+}
+
+/* Emits a jump with a placeholder offset; returns where to patch. */
+static int emitJump(Compiler* c, OpCode op) {
+  emitOp(c, op);
+  emitByte(c, 0xff);
+  return emitByte(c, 0xff) - 1;
+}
+
+static void patchJump(Compiler* c, int offset) {
+  int jump = c->fn->codeCount - offset - 2;
+  if (jump > 0xffff) error(c, "Too much code to jump over.");
+  c->fn->code[offset] = (jump >> 8) & 0xff;
+  c->fn->code[offset + 1] = jump & 0xff;
+}
+
+static void emitLoop(Compiler* c, int loopStart) {
+  emitOp(c, OP_LOOP);
+  int offset = c->fn->codeCount - loopStart + 2;
+  if (offset > 0xffff) error(c, "Loop body too large.");
+  emitShort(c, offset);
+}
+
+static int methodSymbol(Compiler* c, const char* name, int length) {
+  return symbolTableEnsure(&c->parser->vm->methodNames, name, length);
+}
+
+static void emitCall(Compiler* c, int argc, const char* name, int length) {
+  emitOp(c, OP_CALL);
+  emitByte(c, argc);
+  emitShort(c, methodSymbol(c, name, length));
+  adjustSlots(c, -argc);
+}
+
+/* ---- Signatures ----------------------------------------------------- */
+
+static void addParams(char* buffer, int* length, int arity, char open, char close) {
+  buffer[(*length)++] = open;
+  for (int i = 0; i < arity; i++) {
+    if (i > 0) buffer[(*length)++] = ',';
+    buffer[(*length)++] = '_';
+  }
+  buffer[(*length)++] = close;
+}
+
+/* Writes e.g. "foo(_,_)", "foo", "foo=(_)", "[_]=(_)", "init new(_)". */
+static int signatureToString(Signature* sig, char* buffer) {
+  int length = 0;
+  if (sig->type == SIG_INITIALIZER) {
+    memcpy(buffer, "init ", 5);
+    length = 5;
+  }
+  if (sig->type != SIG_SUBSCRIPT && sig->type != SIG_SUBSCRIPT_SETTER) {
+    memcpy(buffer + length, sig->name, sig->length);
+    length += sig->length;
+  }
+  switch (sig->type) {
+    case SIG_METHOD:
+    case SIG_INITIALIZER:
+      addParams(buffer, &length, sig->arity, '(', ')');
+      break;
+    case SIG_GETTER:
+      break;
+    case SIG_SETTER:
+      buffer[length++] = '=';
+      addParams(buffer, &length, 1, '(', ')');
+      break;
+    case SIG_SUBSCRIPT:
+      addParams(buffer, &length, sig->arity, '[', ']');
+      break;
+    case SIG_SUBSCRIPT_SETTER:
+      addParams(buffer, &length, sig->arity - 1, '[', ']');
+      buffer[length++] = '=';
+      addParams(buffer, &length, 1, '(', ')');
+      break;
+  }
+  buffer[length] = '\0';
+  return length;
+}
+
+#define MAX_SIGNATURE 320
+
+static int signatureSymbol(Compiler* c, Signature* sig) {
+  char buffer[MAX_SIGNATURE];
+  int length = signatureToString(sig, buffer);
+  return methodSymbol(c, buffer, length);
+}
+
+static void callSignature(Compiler* c, OpCode op, Signature* sig) {
+  int symbol = signatureSymbol(c, sig);
+  emitOp(c, op);
+  emitByte(c, sig->arity);
+  emitShort(c, symbol);
+  adjustSlots(c, -sig->arity);
+}
+
+/* ---- Compilers and scopes ------------------------------------------- */
+
+static void initCompiler(Compiler* c, Parser* parser, Compiler* parent, bool isMethod) {
+  c->parser = parser;
+  c->parent = parent;
+  c->loop = NULL;
+  c->classInfo = NULL;
+  c->isInitializer = false;
+  c->fn = newFn(parser->vm, parser->module, 1);
+  vmPushRoot(parser->vm, (Obj*)c->fn);
+  c->numLocals = 1;
+  c->numSlots = 1;
+  c->locals[0].name = isMethod ? "this" : NULL;
+  c->locals[0].length = isMethod ? 4 : 0;
+  c->locals[0].depth = -1;
+  c->locals[0].isCaptured = false;
+  c->scopeDepth = parent == NULL ? -1 : 0;
+}
+
+static ObjFn* endCompiler(Compiler* c, const char* debugName, int nameLength) {
+  ObjFn* fn = c->fn;
+  emitOp(c, OP_END);
+  fn->debugName = (char*)malloc((size_t)nameLength + 1);
+  memcpy(fn->debugName, debugName, nameLength);
+  fn->debugName[nameLength] = '\0';
+  vmPopRoot(c->parser->vm);
+  if (c->parent != NULL) {
+    Compiler* parent = c->parent;
+    emitShortArg(parent, OP_CLOSURE, addConstant(parent, OBJ_VAL(fn)));
+    for (int i = 0; i < fn->numUpvalues; i++) {
+      emitByte(parent, c->upvalues[i].isLocal ? 1 : 0);
+      emitByte(parent, c->upvalues[i].index);
+    }
+  }
+  return fn;
+}
+
+static void pushScope(Compiler* c) { c->scopeDepth++; }
+
+/* Emits code discarding locals deeper than depth; returns how many. */
+static int discardLocals(Compiler* c, int depth) {
+  int local = c->numLocals - 1;
+  while (local >= 0 && c->locals[local].depth > depth) {
+    emitByte(c, c->locals[local].isCaptured ? OP_CLOSE_UPVALUE : OP_POP);
+    local--;
+  }
+  return c->numLocals - 1 - local;
+}
+
+static void popScope(Compiler* c) {
+  int popped = discardLocals(c, c->scopeDepth - 1);
+  c->numLocals -= popped;
+  c->numSlots -= popped;
+  c->scopeDepth--;
+}
+
+static int addLocal(Compiler* c, const char* name, int length) {
+  if (c->numLocals >= MAX_LOCALS) {
+    error(c, "Too many local variables.");
+    return 0;
+  }
+  Local* local = &c->locals[c->numLocals];
+  local->name = name;
+  local->length = length;
+  local->depth = c->scopeDepth;
+  local->isCaptured = false;
+  return c->numLocals++;
+}
+
+/* Declares a variable named by the previous token in the current scope;
+ * returns its local slot or module variable index. */
+static int declareVariable(Compiler* c, Token* name) {
+  if (name->length > 64) {
+    error(c, "Variable name cannot be longer than 64 characters.");
+    return 0;
+  }
+  if (c->scopeDepth == -1) {
+    VM* vm = c->parser->vm;
+    ObjModule* module = c->parser->module;
+    int index = moduleFindVariable(module, name->start, name->length);
+    if (index == -1) {
+      return moduleAddVariable(vm, module, name->start, name->length, NULL_VAL);
+    }
+    if (IS_UNDEFINED(module->variables[index])) {
+      /* Used earlier, defined now. */
+      module->variables[index] = NULL_VAL;
+      return index;
+    }
+    error(c, "Module variable is already defined.");
+    return index;
+  }
+  for (int i = c->numLocals - 1; i >= 0; i--) {
+    Local* local = &c->locals[i];
+    if (local->depth < c->scopeDepth) break;
+    if (local->length == name->length && memcmp(local->name, name->start, name->length) == 0) {
+      error(c, "Variable is already declared in this scope.");
+      return i;
+    }
+  }
+  return addLocal(c, name->start, name->length);
+}
+
+/* Stores the value on top of the stack into a just-declared variable. */
+static void defineVariable(Compiler* c, int symbol) {
+  if (c->scopeDepth >= 0) return; /* the value already sits in its slot */
+  emitShortArg(c, OP_STORE_MODULE_VAR, symbol);
+  emitOp(c, OP_POP);
+}
+
+static int resolveLocal(Compiler* c, const char* name, int length) {
+  for (int i = c->numLocals - 1; i >= 0; i--) {
+    Local* local = &c->locals[i];
+    if (local->length == length && local->name != NULL &&
+        memcmp(local->name, name, length) == 0) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+static int addUpvalue(Compiler* c, bool isLocal, int index) {
+  for (int i = 0; i < c->fn->numUpvalues; i++) {
+    if (c->upvalues[i].index == index && c->upvalues[i].isLocal == isLocal) return i;
+  }
+  if (c->fn->numUpvalues >= MAX_UPVALUES) {
+    error(c, "Too many upvalues.");
+    return 0;
+  }
+  c->upvalues[c->fn->numUpvalues].isLocal = isLocal;
+  c->upvalues[c->fn->numUpvalues].index = index;
+  return c->fn->numUpvalues++;
+}
+
+static int resolveUpvalue(Compiler* c, const char* name, int length) {
+  if (c->parent == NULL) return -1;
+  int local = resolveLocal(c->parent, name, length);
+  if (local != -1) {
+    c->parent->locals[local].isCaptured = true;
+    return addUpvalue(c, true, local);
+  }
+  int upvalue = resolveUpvalue(c->parent, name, length);
+  if (upvalue != -1) return addUpvalue(c, false, upvalue);
+  return -1;
+}
+
+typedef enum { SCOPE_LOCAL, SCOPE_UPVALUE, SCOPE_MODULE } Scope;
+
+typedef struct {
+  Scope scope;
+  int index;
+} Variable;
+
+/* Looks for a local or captured variable (module variables excluded). */
+static Variable resolveNonModule(Compiler* c, const char* name, int length) {
+  Variable v;
+  v.scope = SCOPE_LOCAL;
+  v.index = resolveLocal(c, name, length);
+  if (v.index != -1) return v;
+  v.scope = SCOPE_UPVALUE;
+  v.index = resolveUpvalue(c, name, length);
+  return v;
+}
+
+static void loadVariable(Compiler* c, Variable v) {
+  switch (v.scope) {
+    case SCOPE_LOCAL: emitByteArg(c, OP_LOAD_LOCAL, v.index); break;
+    case SCOPE_UPVALUE: emitByteArg(c, OP_LOAD_UPVALUE, v.index); break;
+    case SCOPE_MODULE: emitShortArg(c, OP_LOAD_MODULE_VAR, v.index); break;
+  }
+}
+
+static void storeVariable(Compiler* c, Variable v) {
+  switch (v.scope) {
+    case SCOPE_LOCAL: emitByteArg(c, OP_STORE_LOCAL, v.index); break;
+    case SCOPE_UPVALUE: emitByteArg(c, OP_STORE_UPVALUE, v.index); break;
+    case SCOPE_MODULE: emitShortArg(c, OP_STORE_MODULE_VAR, v.index); break;
+  }
+}
+
+static void loadThis(Compiler* c) {
+  loadVariable(c, resolveNonModule(c, "this", 4));
+}
+
+static void loadCoreVariable(Compiler* c, const char* name) {
+  int index = moduleFindVariable(c->parser->module, name, (int)strlen(name));
+  Variable v = {SCOPE_MODULE, index};
+  loadVariable(c, v);
+}
+
+/* The class whose method (or block inside a method) is compiling. */
+static Compiler* methodCompiler(Compiler* c) {
+  while (c != NULL) {
+    if (c->classInfo != NULL) return c;
+    c = c->parent;
+  }
+  return NULL;
+}
+
+/* ---- Grammar: function bodies and arguments --------------------------- */
+
+static bool startsStatement(TokenType type) {
+  switch (type) {
+    case TOKEN_BREAK: case TOKEN_CONTINUE: case TOKEN_FOR: case TOKEN_IF:
+    case TOKEN_RETURN: case TOKEN_WHILE: case TOKEN_VAR: case TOKEN_CLASS:
+    case TOKEN_IMPORT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+static void emitReturnDefault(Compiler* c) {
+  if (c->isInitializer) {
+    emitByteArg(c, OP_LOAD_LOCAL, 0);
+  } else {
+    emitOp(c, OP_NULL);
+  }
+  emitOp(c, OP_RETURN);
+}
+
+/* Compiles statements up to the closing '}'. */
+static void finishStatements(Compiler* c) {
+  for (;;) {
+    if (check(c, TOKEN_RIGHT_BRACE) || check(c, TOKEN_EOF)) break;
+    statement(c);
+    if (check(c, TOKEN_RIGHT_BRACE)) break;
+    consumeLine(c, "Expect newline after statement.");
+  }
+  consume(c, TOKEN_RIGHT_BRACE, "Expect '}' at end of block.");
+}
+
+/* The body of a function or method, after its '{'. A single expression
+ * on the same line as the brace is the return value. */
+static void finishBody(Compiler* c) {
+  if (match(c, TOKEN_RIGHT_BRACE)) {
+    emitReturnDefault(c);
+    return;
+  }
+  if (!matchLine(c)) {
+    if (startsStatement(c->parser->current.type)) {
+      statement(c);
+      consume(c, TOKEN_RIGHT_BRACE, "Expect '}' at end of block.");
+      emitReturnDefault(c);
+      return;
+    }
+    expression(c);
+    consume(c, TOKEN_RIGHT_BRACE, "Expect '}' at end of block.");
+    if (c->isInitializer) {
+      emitOp(c, OP_POP);
+      emitByteArg(c, OP_LOAD_LOCAL, 0);
+    }
+    emitOp(c, OP_RETURN);
+    return;
+  }
+  finishStatements(c);
+  emitReturnDefault(c);
+}
+
+static void validateArity(Compiler* c, int arity) {
+  if (arity == MAX_PARAMETERS + 1) {
+    error(c, "Methods cannot have more than 16 parameters.");
+  }
+}
+
+/* Parses "a, b, c" declaring each as a parameter local. */
+static void parameterList(Compiler* c, Signature* sig, TokenType closing) {
+  if (check(c, closing)) return;
+  do {
+    ignoreNewlines(c);
+    validateArity(c, ++sig->arity);
+    consume(c, TOKEN_NAME, "Expect parameter name.");
+    declareVariable(c, &c->parser->previous);
+    adjustSlots(c, 1);
+  } while (match(c, TOKEN_COMMA));
+}
+
+/* A block argument "{ |a, b| body }", after the '{'. */
+static void blockArgument(Compiler* c) {
+  Compiler fnCompiler;
+  initCompiler(&fnCompiler, c->parser, c, false);
+  Signature sig = {"", 0, SIG_METHOD, 0};
+  if (match(&fnCompiler, TOKEN_PIPE)) {
+    parameterList(&fnCompiler, &sig, TOKEN_PIPE);
+    consume(&fnCompiler, TOKEN_PIPE, "Expect '|' after function parameters.");
+  }
+  fnCompiler.fn->arity = sig.arity;
+  finishBody(&fnCompiler);
+  endCompiler(&fnCompiler, "new(_) block argument", 21);
+}
+
+/* Parses an argument list into sig (no enclosing tokens). */
+static void argumentList(Compiler* c, Signature* sig) {
+  do {
+    ignoreNewlines(c);
+    validateArity(c, ++sig->arity);
+    expression(c);
+  } while (match(c, TOKEN_COMMA));
+  ignoreNewlines(c);
+}
+
+/* Arguments after a method name: "(args)", "{ block }", both or none. */
+static void methodCall(Compiler* c, OpCode op, Signature* sig) {
+  if (match(c, TOKEN_LEFT_PAREN)) {
+    sig->type = SIG_METHOD;
+    ignoreNewlines(c);
+    if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, sig);
+    consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
+  }
+  if (match(c, TOKEN_LEFT_BRACE)) {
+    sig->type = SIG_METHOD;
+    validateArity(c, ++sig->arity);
+    blockArgument(c);
+  }
+  callSignature(c, op, sig);
+}
+
+/* A call of the method named by the previous token, which may be a
+ * setter when followed by '='. */
+static void namedCall(Compiler* c, bool canAssign, OpCode op) {
+  Token* name = &c->parser->previous;
+  Signature sig = {name->start, name->length, SIG_GETTER, 0};
+  if (canAssign && match(c, TOKEN_EQ)) {
+    ignoreNewlines(c);
+    sig.type = SIG_SETTER;
+    sig.arity = 1;
+    expression(c);
+    callSignature(c, op, &sig);
+    return;
+  }
+  methodCall(c, op, &sig);
+}
+
+/* ---- Grammar: prefix expressions ------------------------------------ */
+
+static void literal(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  switch (c->parser->previous.type) {
+    case TOKEN_FALSE: emitOp(c, OP_FALSE); break;
+    case TOKEN_TRUE: emitOp(c, OP_TRUE); break;
+    case TOKEN_NULL: emitOp(c, OP_NULL); break;
+    default: emitConstant(c, c->parser->previous.value); break;
+  }
+}
+
+static void grouping(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  ignoreNewlines(c);
+  expression(c);
+  ignoreNewlines(c);
+  consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after expression.");
+}
+
+static void listLiteral(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  emitOp(c, OP_NEW_LIST);
+  do {
+    ignoreNewlines(c);
+    if (check(c, TOKEN_RIGHT_BRACKET)) break;
+    expression(c);
+    emitOp(c, OP_LIST_APPEND);
+    ignoreNewlines(c);
+  } while (match(c, TOKEN_COMMA));
+  ignoreNewlines(c);
+  consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after list elements.");
+}
+
+static void mapLiteral(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  emitOp(c, OP_NEW_MAP);
+  do {
+    ignoreNewlines(c);
+    if (check(c, TOKEN_RIGHT_BRACE)) break;
+    parsePrecedence(c, PREC_LOGICAL_OR);
+    consume(c, TOKEN_COLON, "Expect ':' after map key.");
+    ignoreNewlines(c);
+    expression(c);
+    emitOp(c, OP_MAP_INSERT);
+    ignoreNewlines(c);
+  } while (match(c, TOKEN_COMMA));
+  ignoreNewlines(c);
+  consume(c, TOKEN_RIGHT_BRACE, "Expect '}' after map entries.");
+}
+
+static void stringInterpolation(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  emitOp(c, OP_NEW_LIST);
+  do {
+    emitConstant(c, c->parser->previous.value);
+    emitOp(c, OP_LIST_APPEND);
+    ignoreNewlines(c);
+    expression(c);
+    emitOp(c, OP_LIST_APPEND);
+    ignoreNewlines(c);
+  } while (match(c, TOKEN_INTERPOLATION));
+  consume(c, TOKEN_STRING, "Expect end of string interpolation.");
+  emitConstant(c, c->parser->previous.value);
+  emitOp(c, OP_LIST_APPEND);
+  emitCall(c, 0, "join()", 6);
+}
+
+static void unaryOp(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  Token op = c->parser->previous;
+  ignoreNewlines(c);
+  parsePrecedence(c, PREC_UNARY + 1);
+  emitCall(c, 0, op.start, op.length);
+}
+
+static bool isLocalName(const char* name) { return name[0] >= 'a' && name[0] <= 'z'; }
+
+/* A bare name: variable, implicit self-call or module variable. */
+static void name(Compiler* c, bool canAssign) {
+  Token token = c->parser->previous;
+  Variable v = resolveNonModule(c, token.start, token.length);
+  if (v.index == -1 && isLocalName(token.start) && methodCompiler(c) != NULL) {
+    loadThis(c);
+    namedCall(c, canAssign, OP_CALL);
+    return;
+  }
+  if (v.index == -1) {
+    ObjModule* module = c->parser->module;
+    v.scope = SCOPE_MODULE;
+    v.index = moduleFindVariable(module, token.start, token.length);
+    if (v.index == -1) {
+      if (isLocalName(token.start) && c->parent == NULL) {
+        error(c, "Undefined variable.");
+        return;
+      }
+      /* Forward reference; the line is kept to report it if never defined. */
+      v.index = moduleAddVariable(c->parser->vm, module, token.start, token.length,
+                                  UNDEFINED_VAL);
+      module->variables[v.index] = UNDEFINED_VAL;
+      /* Record first use line in a side table via the number of the line. */
+      char key[80];
+      int length = snprintf(key, sizeof key, " line %.*s", token.length, token.start);
+      if (moduleFindVariable(module, key, length) == -1) {
+        moduleAddVariable(c->parser->vm, module, key, length, NUM_VAL(token.line));
+      }
+    }
+  }
+  if (canAssign && match(c, TOKEN_EQ)) {
+    ignoreNewlines(c);
+    expression(c);
+    storeVariable(c, v);
+    return;
+  }
+  loadVariable(c, v);
+}
+
+static ClassInfo* enclosingClassInfo(Compiler* c) {
+  Compiler* method = methodCompiler(c);
+  return method == NULL ? NULL : method->classInfo;
+}
+
+static void field(Compiler* c, bool canAssign) {
+  Compiler* method = methodCompiler(c);
+  int index = 0;
+  if (method == NULL) {
+    error(c, "Cannot reference a field outside of a class definition.");
+  } else if (method->classInfo->inStatic) {
+    error(c, "Cannot use an instance field in a static method.");
+  } else {
+    Token* t = &c->parser->previous;
+    index = symbolTableEnsure(&method->classInfo->fields, t->start, t->length);
+    if (index >= MAX_FIELDS) error(c, "A class can only have 255 fields.");
+  }
+  bool isAssignment = canAssign && match(c, TOKEN_EQ);
+  if (isAssignment) {
+    ignoreNewlines(c);
+    expression(c);
+  }
+  if (c == method) {
+    emitByteArg(c, isAssignment ? OP_STORE_FIELD_THIS : OP_LOAD_FIELD_THIS, index);
+  } else {
+    loadThis(c);
+    emitByteArg(c, isAssignment ? OP_STORE_FIELD : OP_LOAD_FIELD, index);
+  }
+}
+
+/* Static fields are hidden module variables named "Class.__name". */
+static void staticField(Compiler* c, bool canAssign) {
+  ClassInfo* info = enclosingClassInfo(c);
+  Token token = c->parser->previous;
+  if (info == NULL) {
+    error(c, "Cannot use a static field outside of a class definition.");
+    return;
+  }
+  char key[160];
+  int length = snprintf(key, sizeof key, "%s.%.*s", info->name->chars, token.length, token.start);
+  ObjModule* module = c->parser->module;
+  int index = moduleFindVariable(module, key, length);
+  if (index == -1) index = moduleAddVariable(c->parser->vm, module, key, length, NULL_VAL);
+  Variable v = {SCOPE_MODULE, index};
+  if (canAssign && match(c, TOKEN_EQ)) {
+    ignoreNewlines(c);
+    expression(c);
+    storeVariable(c, v);
+    return;
+  }
+  loadVariable(c, v);
+}
+
+static void thisExpr(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  if (methodCompiler(c) == NULL) {
+    error(c, "Cannot use 'this' outside of a method.");
+    return;
+  }
+  loadThis(c);
+}
+
+static void superExpr(Compiler* c, bool canAssign) {
+  Compiler* method = methodCompiler(c);
+  if (method == NULL) {
+    error(c, "Cannot use 'super' outside of a method.");
+    return;
+  }
+  loadThis(c);
+  if (match(c, TOKEN_DOT)) {
+    consume(c, TOKEN_NAME, "Expect method name after 'super.'.");
+    namedCall(c, canAssign, OP_SUPER);
+    return;
+  }
+  /* "super" alone calls the superclass method of the same name. */
+  Signature* current = method->classInfo->signature;
+  Signature sig = {current->name, current->length, current->type, 0};
+  if (sig.type == SIG_INITIALIZER) sig.type = SIG_METHOD;
+  if (current->type == SIG_INITIALIZER) {
+    /* super(...) in a constructor calls the superclass initializer. */
+    if (match(c, TOKEN_LEFT_PAREN)) {
+      ignoreNewlines(c);
+      if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, &sig);
+      consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
+    }
+    sig.type = SIG_INITIALIZER;
+    callSignature(c, OP_SUPER, &sig);
+    return;
+  }
+  methodCall(c, OP_SUPER, &sig);
+}
+
+/* ---- Grammar: infix expressions ------------------------------------- */
+
+static OpCode fastOp(TokenType type) {
+  switch (type) {
+    case TOKEN_PLUS: return OP_ADD;
+    case TOKEN_MINUS: return OP_SUB;
+    case TOKEN_STAR: return OP_MUL;
+    case TOKEN_SLASH: return OP_DIV;
+    case TOKEN_LT: return OP_LT;
+    case TOKEN_GT: return OP_GT;
+    case TOKEN_LTEQ: return OP_LTE;
+    case TOKEN_GTEQ: return OP_GTE;
+    case TOKEN_EQEQ: return OP_EQ;
+    case TOKEN_BANGEQ: return OP_NEQ;
+    default: return OP_END;
+  }
+}
+
+static void infixOp(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  TokenType type = c->parser->previous.type;
+  const ParseRule* rule = getRule(type);
+  ignoreNewlines(c);
+  parsePrecedence(c, (Precedence)(rule->precedence + 1));
+  Signature sig = {rule->name, (int)strlen(rule->name), SIG_METHOD, 1};
+  OpCode op = fastOp(type);
+  if (op != OP_END) {
+    emitShortArg(c, op, signatureSymbol(c, &sig));
+    return;
+  }
+  callSignature(c, OP_CALL, &sig);
+}
+
+static void andExpr(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  ignoreNewlines(c);
+  int jump = emitJump(c, OP_AND);
+  parsePrecedence(c, PREC_LOGICAL_AND);
+  patchJump(c, jump);
+}
+
+static void orExpr(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  ignoreNewlines(c);
+  int jump = emitJump(c, OP_OR);
+  parsePrecedence(c, PREC_LOGICAL_OR);
+  patchJump(c, jump);
+}
+
+static void conditional(Compiler* c, bool canAssign) {
+  (void)canAssign;
+  ignoreNewlines(c);
+  int elseJump = emitJump(c, OP_JUMP_IF_FALSE);
+  parsePrecedence(c, PREC_CONDITIONAL);
+  ignoreNewlines(c);
+  consume(c, TOKEN_COLON, "Expect ':' after then branch of conditional operator.");
+  ignoreNewlines(c);
+  int endJump = emitJump(c, OP_JUMP);
+  patchJump(c, elseJump);
+  adjustSlots(c, -1); /* only one branch's value is on the stack */
+  parsePrecedence(c, PREC_ASSIGNMENT);
+  patchJump(c, endJump);
+}
+
+static void subscript(Compiler* c, bool canAssign) {
+  Signature sig = {"", 0, SIG_SUBSCRIPT, 0};
+  ignoreNewlines(c);
+  argumentList(c, &sig);
+  consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after arguments.");
+  if (canAssign && match(c, TOKEN_EQ)) {
+    sig.type = SIG_SUBSCRIPT_SETTER;
+    validateArity(c, ++sig.arity);
+    ignoreNewlines(c);
+    expression(c);
+  }
+  callSignature(c, OP_CALL, &sig);
+}
+
+static void call(Compiler* c, bool canAssign) {
+  ignoreNewlines(c);
+  consume(c, TOKEN_NAME, "Expect method name after '.'.");
+  namedCall(c, canAssign, OP_CALL);
+}
+
+/* ---- The Pratt table ------------------------------------------------ */
+
+#define UNUSED {NULL, NULL, PREC_NONE, NULL}
+#define PREFIX(fn) {fn, NULL, PREC_NONE, NULL}
+#define INFIX_OP(prec, name) {NULL, infixOp, prec, name}
+#define OPERATOR(name) {unaryOp, infixOp, PREC_TERM, name}
+
+static const ParseRule rules[] = {
+    /* ( */ PREFIX(grouping),
+    /* ) */ UNUSED,
+    /* [ */ {listLiteral, subscript, PREC_CALL, NULL},
+    /* ] */ UNUSED,
+    /* { */ PREFIX(mapLiteral),
+    /* } */ UNUSED,
+    /* : */ UNUSED,
+    /* . */ {NULL, call, PREC_CALL, NULL},
+    /* .. */ INFIX_OP(PREC_RANGE, ".."),
+    /* ... */ INFIX_OP(PREC_RANGE, "..."),
+    /* , */ UNUSED,
+    /* * */ INFIX_OP(PREC_FACTOR, "*"),
+    /* / */ INFIX_OP(PREC_FACTOR, "/"),
+    /* % */ INFIX_OP(PREC_FACTOR, "%"),
+    /* # */ UNUSED,
+    /* + */ INFIX_OP(PREC_TERM, "+"),
+    /* - */ OPERATOR("-"),
+    /* << */ INFIX_OP(PREC_BITWISE_SHIFT, "<<"),
+    /* >> */ INFIX_OP(PREC_BITWISE_SHIFT, ">>"),
+    /* | */ INFIX_OP(PREC_BITWISE_OR, "|"),
+    /* || */ {NULL, orExpr, PREC_LOGICAL_OR, NULL},
+    /* ^ */ INFIX_OP(PREC_BITWISE_XOR, "^"),
+    /* & */ INFIX_OP(PREC_BITWISE_AND, "&"),
+    /* && */ {NULL, andExpr, PREC_LOGICAL_AND, NULL},
+    /* ! */ PREFIX(unaryOp),
+    /* ~ */ PREFIX(unaryOp),
+    /* ? */ {NULL, conditional, PREC_ASSIGNMENT, NULL},
+    /* = */ UNUSED,
+    /* < */ INFIX_OP(PREC_COMPARISON, "<"),
+    /* > */ INFIX_OP(PREC_COMPARISON, ">"),
+    /* <= */ INFIX_OP(PREC_COMPARISON, "<="),
+    /* >= */ INFIX_OP(PREC_COMPARISON, ">="),
+    /* == */ INFIX_OP(PREC_EQUALITY, "=="),
+    /* != */ INFIX_OP(PREC_EQUALITY, "!="),
+    /* as */ UNUSED,
+    /* break */ UNUSED,
+    /* class */ UNUSED,
+    /* construct */ UNUSED,
+    /* continue */ UNUSED,
+    /* else */ UNUSED,
+    /* false */ PREFIX(literal),
+    /* for */ UNUSED,
+    /* foreign */ UNUSED,
+    /* if */ UNUSED,
+    /* import */ UNUSED,
+    /* in */ UNUSED,
+    /* is */ INFIX_OP(PREC_IS, "is"),
+    /* null */ PREFIX(literal),
+    /* return */ UNUSED,
+    /* static */ UNUSED,
+    /* super */ PREFIX(superExpr),
+    /* this */ PREFIX(thisExpr),
+    /* true */ PREFIX(literal),
+    /* var */ UNUSED,
+    /* while */ UNUSED,
+    /* field */ PREFIX(field),
+    /* static field */ PREFIX(staticField),
+    /* name */ PREFIX(name),
+    /* number */ PREFIX(literal),
+    /* string */ PREFIX(literal),
+    /* interpolation */ PREFIX(stringInterpolation),
+    /* line */ UNUSED,
+    /* error */ UNUSED,
+    /* eof */ UNUSED,
+};
+
+static const ParseRule* getRule(TokenType type) { return &rules[type]; }
+
+static void parsePrecedence(Compiler* c, Precedence precedence) {
+  nextToken(c);
+  ParseFn prefix = getRule(c->parser->previous.type)->prefix;
+  if (prefix == NULL) {
+    error(c, "Expected expression.");
+    return;
+  }
+  bool canAssign = precedence <= PREC_CONDITIONAL;
+  prefix(c, canAssign);
+  for (;;) {
+    if (check(c, TOKEN_LINE) && precedence <= PREC_CALL && nextLineStartsWithDot(c)) {
+      ignoreNewlines(c);
+    }
+    const ParseRule* rule = getRule(c->parser->current.type);
+    if (rule->infix == NULL || precedence > rule->precedence) break;
+    nextToken(c);
+    rule->infix(c, canAssign);
+  }
+  if (canAssign && check(c, TOKEN_EQ)) {
+    errorAt(c, &c->parser->current, "Invalid assignment target.");
+  }
+}
+
+static void expression(Compiler* c) { parsePrecedence(c, PREC_LOWEST); }
+
+/* ---- Statements ----------------------------------------------------- */
+
+static void block(Compiler* c) {
+  pushScope(c);
+  if (!match(c, TOKEN_RIGHT_BRACE)) {
+    if (!matchLine(c)) {
+      statement(c);
+      ignoreNewlines(c);
+      consume(c, TOKEN_RIGHT_BRACE, "Expect '}' at end of block.");
+    } else {
+      finishStatements(c);
+    }
+  }
+  popScope(c);
+}
+
+static void startLoop(Compiler* c, Loop* loop) {
+  loop->start = c->fn->codeCount;
+  loop->scopeDepth = c->scopeDepth;
+  loop->breaks = NULL;
+  loop->breakCount = 0;
+  loop->breakCapacity = 0;
+  loop->enclosing = c->loop;
+  c->loop = loop;
+}
+
+static void loopBody(Compiler* c) {
+  statement(c);
+}
+
+static void endLoop(Compiler* c, Loop* loop) {
+  for (int i = 0; i < loop->breakCount; i++) patchJump(c, loop->breaks[i]);
+  free(loop->breaks);
+  c->loop = loop->enclosing;
+}
+
+static void whileStatement(Compiler* c) {
+  Loop loop;
+  startLoop(c, &loop);
+  consume(c, TOKEN_LEFT_PAREN, "Expect '(' after 'while'.");
+  ignoreNewlines(c);
+  expression(c);
+  ignoreNewlines(c);
+  consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after while condition.");
+  int exitJump = emitJump(c, OP_JUMP_IF_FALSE);
+  loopBody(c);
+  emitLoop(c, loop.start);
+  patchJump(c, exitJump);
+  endLoop(c, &loop);
+}
+
+static void forStatement(Compiler* c) {
+  pushScope(c);
+  consume(c, TOKEN_LEFT_PAREN, "Expect '(' after 'for'.");
+  consume(c, TOKEN_NAME, "Expect for loop variable name.");
+  Token varName = c->parser->previous;
+  consume(c, TOKEN_IN, "Expect 'in' after loop variable.");
+  ignoreNewlines(c);
+  expression(c);
+  ignoreNewlines(c);
+  consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after loop expression.");
+  int seqSlot = addLocal(c, "seq ", 4);
+  emitOp(c, OP_NULL);
+  int iterSlot = addLocal(c, "iter ", 5);
+
+  Loop loop;
+  startLoop(c, &loop);
+  emitByteArg(c, OP_LOAD_LOCAL, seqSlot);
+  emitByteArg(c, OP_LOAD_LOCAL, iterSlot);
+  emitCall(c, 1, "iterate(_)", 10);
+  emitByteArg(c, OP_STORE_LOCAL, iterSlot);
+  int exitJump = emitJump(c, OP_JUMP_IF_FALSE);
+  emitByteArg(c, OP_LOAD_LOCAL, seqSlot);
+  emitByteArg(c, OP_LOAD_LOCAL, iterSlot);
+  emitCall(c, 1, "iteratorValue(_)", 16);
+
+  pushScope(c);
+  addLocal(c, varName.start, varName.length);
+  loopBody(c);
+  popScope(c);
+
+  emitLoop(c, loop.start);
+  patchJump(c, exitJump);
+  endLoop(c, &loop);
+  popScope(c);
+}
+
+static void ifStatement(Compiler* c) {
+  consume(c, TOKEN_LEFT_PAREN, "Expect '(' after 'if'.");
+  ignoreNewlines(c);
+  expression(c);
+  ignoreNewlines(c);
+  consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after if condition.");
+  int elseJump = emitJump(c, OP_JUMP_IF_FALSE);
+  statement(c);
+  /* "else" may follow on the next line. */
+  if (check(c, TOKEN_LINE)) {
+    const char* p = c->parser->lexer.current;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    if (strncmp(p, "else", 4) == 0 && !(p[4] == '_' || (p[4] >= 'a' && p[4] <= 'z') ||
+                                        (p[4] >= 'A' && p[4] <= 'Z') || (p[4] >= '0' && p[4] <= '9'))) {
+      ignoreNewlines(c);
+    }
+  }
+  if (match(c, TOKEN_ELSE)) {
+    int endJump = emitJump(c, OP_JUMP);
+    patchJump(c, elseJump);
+    statement(c);
+    patchJump(c, endJump);
+  } else {
+    patchJump(c, elseJump);
+  }
+}
+
+static void breakStatement(Compiler* c) {
+  if (c->loop == NULL) {
+    error(c, "Cannot use 'break' outside of a loop.");
+    return;
+  }
+  discardLocals(c, c->loop->scopeDepth);
+  Loop* loop = c->loop;
+  if (loop->breakCount >= loop->breakCapacity) {
+    loop->breakCapacity = GROW_CAPACITY(loop->breakCapacity);
+    loop->breaks = (int*)realloc(loop->breaks, sizeof(int) * loop->breakCapacity);
+  }
+  loop->breaks[loop->breakCount++] = emitJump(c, OP_JUMP);
+}
+
+static void continueStatement(Compiler* c) {
+  if (c->loop == NULL) {
+    error(c, "Cannot use 'continue' outside of a loop.");
+    return;
+  }
+  discardLocals(c, c->loop->scopeDepth);
+  emitLoop(c, c->loop->start);
+}
+
+static void returnStatement(Compiler* c) {
+  if (check(c, TOKEN_LINE) || check(c, TOKEN_RIGHT_BRACE) || check(c, TOKEN_EOF)) {
+    emitReturnDefault(c);
+    return;
+  }
+  if (c->isInitializer) error(c, "A constructor cannot return a value.");
+  expression(c);
+  emitOp(c, OP_RETURN);
+}
+
+static void varDefinition(Compiler* c) {
+  consume(c, TOKEN_NAME, "Expect variable name.");
+  Token name = c->parser->previous;
+  if (match(c, TOKEN_EQ)) {
+    ignoreNewlines(c);
+    expression(c);
+  } else {
+    emitOp(c, OP_NULL);
+  }
+  int symbol = declareVariable(c, &name);
+  defineVariable(c, symbol);
+}
+
+static void importStatement(Compiler* c) {
+  ignoreNewlines(c);
+  consume(c, TOKEN_STRING, "Expect a string after 'import'.");
+  int moduleConstant = addConstant(c, c->parser->previous.value);
+  emitShortArg(c, OP_IMPORT_MODULE, moduleConstant);
+  emitOp(c, OP_POP);
+  if (!match(c, TOKEN_FOR)) return;
+  do {
+    ignoreNewlines(c);
+    consume(c, TOKEN_NAME, "Expect variable name.");
+    Token source = c->parser->previous;
+    Token target = source;
+    if (match(c, TOKEN_AS)) {
+      consume(c, TOKEN_NAME, "Expect variable name.");
+      target = c->parser->previous;
+    }
+    int nameConstant = addConstant(c, stringValue(c->parser->vm, source.start, source.length));
+    emitShortArg(c, OP_IMPORT_VARIABLE, nameConstant);
+    int symbol = declareVariable(c, &target);
+    defineVariable(c, symbol);
+  } while (match(c, TOKEN_COMMA));
+}
+
+/* Skips an attribute: "#key", "#key = value", "#group(a, b = 1)". */
+static void skipAttribute(Compiler* c) {
+  match(c, TOKEN_BANG);
+  consume(c, TOKEN_NAME, "Expect an attribute definition after #.");
+  if (match(c, TOKEN_EQ)) {
+    nextToken(c);
+  } else if (match(c, TOKEN_LEFT_PAREN)) {
+    ignoreNewlines(c);
+    while (!check(c, TOKEN_RIGHT_PAREN) && !check(c, TOKEN_EOF)) nextToken(c);
+    consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after grouped attributes.");
+  }
+  consumeLine(c, "Expect newline after attribute.");
+}
+
+static void statement(Compiler* c) {
+  if (match(c, TOKEN_HASH)) {
+    skipAttribute(c);
+    statement(c);
+  } else if (match(c, TOKEN_CLASS)) {
+    compileClass(c);
+  } else if (match(c, TOKEN_FOREIGN)) {
+    consume(c, TOKEN_CLASS, "Expect 'class' after 'foreign'.");
+    compileClass(c);
+  } else if (match(c, TOKEN_IMPORT)) {
+    importStatement(c);
+  } else if (match(c, TOKEN_VAR)) {
+    varDefinition(c);
+  } else if (match(c, TOKEN_BREAK)) {
+    breakStatement(c);
+  } else if (match(c, TOKEN_CONTINUE)) {
+    continueStatement(c);
+  } else if (match(c, TOKEN_FOR)) {
+    forStatement(c);
+  } else if (match(c, TOKEN_IF)) {
+    ifStatement(c);
+  } else if (match(c, TOKEN_RETURN)) {
+    returnStatement(c);
+  } else if (match(c, TOKEN_WHILE)) {
+    whileStatement(c);
+  } else if (match(c, TOKEN_LEFT_BRACE)) {
+    block(c);
+  } else {
+    expression(c);
+    emitOp(c, OP_POP);
+  }
+}
+
+/* ---- Classes -------------------------------------------------------- */
+
+static bool isOperatorToken(TokenType t) {
+  const ParseRule* rule = getRule(t);
+  return rule->name != NULL || t == TOKEN_BANG || t == TOKEN_TILDE;
+}
+
+/* Parses a method signature after its name token (in previous). */
+static bool methodSignature(Compiler* c, Signature* sig, bool isConstruct) {
+  Token* t = &c->parser->previous;
+  sig->name = t->start;
+  sig->length = t->length;
+  sig->arity = 0;
+  if (isConstruct) {
+    sig->type = SIG_INITIALIZER;
+    consume(c, TOKEN_LEFT_PAREN, "A constructor cannot be a getter.");
+    ignoreNewlines(c);
+    parameterList(c, sig, TOKEN_RIGHT_PAREN);
+    ignoreNewlines(c);
+    consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameters.");
+    return true;
+  }
+  if (t->type == TOKEN_LEFT_BRACKET) {
+    sig->type = SIG_SUBSCRIPT;
+    sig->name = "";
+    sig->length = 0;
+    parameterList(c, sig, TOKEN_RIGHT_BRACKET);
+    consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after parameters.");
+    if (match(c, TOKEN_EQ)) {
+      sig->type = SIG_SUBSCRIPT_SETTER;
+      consume(c, TOKEN_LEFT_PAREN, "Expect '(' after '='.");
+      Signature dummy = *sig;
+      parameterList(c, &dummy, TOKEN_RIGHT_PAREN);
+      if (dummy.arity != sig->arity + 1) error(c, "Expect one parameter for subscript setter.");
+      sig->arity = dummy.arity;
+      consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
+    }
+    return true;
+  }
+  if (t->type != TOKEN_NAME) {
+    /* Operator: unary when no parameter list follows. */
+    if (match(c, TOKEN_LEFT_PAREN)) {
+      sig->type = SIG_METHOD;
+      parameterList(c, sig, TOKEN_RIGHT_PAREN);
+      if (sig->arity != 1) error(c, "Operator methods take one parameter.");
+      consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
+    } else {
+      sig->type = SIG_GETTER;
+    }
+    return true;
+  }
+  if (match(c, TOKEN_EQ)) {
+    sig->type = SIG_SETTER;
+    consume(c, TOKEN_LEFT_PAREN, "Expect '(' after '='.");
+    parameterList(c, sig, TOKEN_RIGHT_PAREN);
+    if (sig->arity != 1) error(c, "A setter takes one parameter.");
+    consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
+    return true;
+  }
+  if (match(c, TOKEN_LEFT_PAREN)) {
+    sig->type = SIG_METHOD;
+    ignoreNewlines(c);
+    parameterList(c, sig, TOKEN_RIGHT_PAREN);
+    ignoreNewlines(c);
+    consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameters.");
+    return true;
+  }
+  sig->type = SIG_GETTER;
+  return true;
+}
+
+/* The static "new(...)" that allocates and runs the initializer. */
+static void createConstructor(Compiler* c, Signature* sig, int initSymbol) {
+  Compiler ctor;
+  initCompiler(&ctor, c->parser, c, true);
+  emitOp(&ctor, OP_CONSTRUCT);
+  for (int i = 0; i <= sig->arity; i++) emitByteArg(&ctor, OP_LOAD_LOCAL, i);
+  emitOp(&ctor, OP_CALL);
+  emitByte(&ctor, sig->arity);
+  emitShort(&ctor, initSymbol);
+  adjustSlots(&ctor, -sig->arity);
+  emitOp(&ctor, OP_RETURN);
+  ctor.fn->arity = sig->arity;
+  endCompiler(&ctor, "constructor", 11);
+}
+
+static void method(Compiler* c, ClassInfo* info) {
+  while (match(c, TOKEN_HASH)) skipAttribute(c);
+  bool isForeign = match(c, TOKEN_FOREIGN);
+  bool isStatic = match(c, TOKEN_STATIC);
+  bool isConstruct = match(c, TOKEN_CONSTRUCT);
+  info->inStatic = isStatic;
+  nextToken(c);
+  TokenType t = c->parser->previous.type;
+  if (isConstruct) {
+    if (t != TOKEN_NAME) {
+      error(c, "Expect constructor name after 'construct'.");
+      return;
+    }
+  } else if (t != TOKEN_NAME && t != TOKEN_LEFT_BRACKET && !isOperatorToken(t)) {
+    error(c, "Expect method definition.");
+    return;
+  }
+
+  Compiler methodC;
+  initCompiler(&methodC, c->parser, c, true);
+  methodC.classInfo = info;
+  methodC.isInitializer = isConstruct;
+  Signature sig;
+  methodSignature(&methodC, &sig, isConstruct);
+  info->signature = &sig;
+  methodC.fn->arity = sig.arity;
+  char buffer[MAX_SIGNATURE];
+  int length = signatureToString(&sig, buffer);
+  int symbol = methodSymbol(c, buffer, length);
+
+  if (isForeign) {
+    vmPopRoot(c->parser->vm);
+    emitShortArg(c, isStatic ? OP_FOREIGN_STATIC : OP_FOREIGN_INSTANCE, symbol);
+    return;
+  }
+  consume(&methodC, TOKEN_LEFT_BRACE, "Expect '{' to begin method body.");
+  finishBody(&methodC);
+  endCompiler(&methodC, buffer, length);
+  emitShortArg(c, isStatic ? OP_METHOD_STATIC : OP_METHOD_INSTANCE, symbol);
+
+  if (isConstruct) {
+    Signature newSig = sig;
+    newSig.type = SIG_METHOD;
+    createConstructor(c, &sig, symbol);
+    emitShortArg(c, OP_METHOD_STATIC, signatureSymbol(c, &newSig));
+  }
+}
+
+static void compileClass(Compiler* c) {
+  consume(c, TOKEN_NAME, "Expect class name.");
+  Token className = c->parser->previous;
+  ObjString* nameString = newStringLength(c->parser->vm, className.start, className.length);
+  vmPushRoot(c->parser->vm, (Obj*)nameString);
+  int symbol = declareVariable(c, &className);
+  emitConstant(c, OBJ_VAL(nameString));
+  if (match(c, TOKEN_IS)) {
+    parsePrecedence(c, PREC_CALL);
+  } else {
+    loadCoreVariable(c, "Object");
+  }
+  emitOp(c, OP_CLASS);
+  int numFieldsOffset = emitByte(c, 255);
+  if (c->scopeDepth == -1) {
+    emitShortArg(c, OP_STORE_MODULE_VAR, symbol);
+  }
+
+  ClassInfo info;
+  info.name = nameString;
+  info.inStatic = false;
+  info.signature = NULL;
+  symbolTableInit(&info.fields);
+
+  pushScope(c);
+  consume(c, TOKEN_LEFT_BRACE, "Expect '{' after class declaration.");
+  matchLine(c);
+  while (!match(c, TOKEN_RIGHT_BRACE)) {
+    if (check(c, TOKEN_EOF)) {
+      errorAt(c, &c->parser->current, "Expect '}' after class body.");
+      break;
+    }
+    method(c, &info);
+    if (match(c, TOKEN_RIGHT_BRACE)) break;
+    consumeLine(c, "Expect newline after definition in class.");
+  }
+  c->scopeDepth--;
+  c->fn->code[numFieldsOffset] = (uint8_t)info.fields.count;
+  symbolTableFree(&info.fields);
+  if (c->scopeDepth == -1) emitOp(c, OP_POP);
+  vmPopRoot(c->parser->vm);
+}
+
+/* ---- Module entry point --------------------------------------------- */
+
+static bool reportUndefined(Compiler* c) {
+  ObjModule* module = c->parser->module;
+  for (int i = 0; i < module->variableCount; i++) {
+    if (!IS_UNDEFINED(module->variables[i])) continue;
+    const char* varName = module->variableNames.names[i];
+    char key[80];
+    int length = snprintf(key, sizeof key, " line %s", varName);
+    int lineIndex = moduleFindVariable(module, key, length);
+    int line = lineIndex == -1 ? 1 : (int)AS_NUM(module->variables[lineIndex]);
+    char message[160];
+    snprintf(message, sizeof message, "[%s line %d] Error: Variable '%s' is used but not defined.",
+             module->name ? module->name->chars : "core", line, varName);
+    vmSetError(c->parser->vm, message, module->name ? module->name->chars : "core", line);
+    return true;
+  }
+  return false;
+}
+
+ObjFn* compileModule(VM* vm, ObjModule* module, const char* source) {
+  Parser parser;
+  parser.vm = vm;
+  parser.module = module;
+  parser.hadError = false;
+  lexerInit(&parser.lexer, vm, source);
+  parser.current.type = TOKEN_LINE;
+  parser.current.line = 1;
+  parser.current.start = source;
+  parser.current.length = 0;
+
+  Compiler c;
+  initCompiler(&c, &parser, NULL, false);
+  nextToken(&c);
+  ignoreNewlines(&c);
+  while (!match(&c, TOKEN_EOF)) {
+    statement(&c);
+    if (!matchLine(&c)) {
+      consume(&c, TOKEN_EOF, "Expect end of file.");
+      break;
+    }
+  }
+  emitOp(&c, OP_END_MODULE);
+  emitOp(&c, OP_RETURN);
+  ObjFn* fn = endCompiler(&c, "(script)", 8);
+  lexerFree(&parser.lexer);
+  if (!parser.hadError && reportUndefined(&c)) parser.hadError = true;
+  return parser.hadError ? NULL : fn;
+}

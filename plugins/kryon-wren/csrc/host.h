@@ -1,0 +1,33 @@
+/* host.h -- Functions the embedding host provides to the VM.
+ *
+ * In the wasm build these are imports from module "env"; the native
+ * build (for debugging with gcc) links host_native.c instead.
+ *   host_write        text written by System.print/write
+ *   host_load_module  size of a module's source, or -1 if unknown
+ *   host_read_module  copy the source found by host_load_module
+ *   host_bind_foreign id of a foreign method, or -1 if unknown
+ *   host_foreign      run a foreign method; arguments are in the slots,
+ *                     the result goes to slot 0; non-zero means slot 0
+ *                     holds an error to raise instead
+ *   host_clock        seconds since an arbitrary start (System.clock)
+ */
+#ifndef KW_HOST_H
+#define KW_HOST_H
+
+#ifdef __wasm__
+#define KW_IMPORT(name) __attribute__((import_module("env"), import_name(#name)))
+#else
+#define KW_IMPORT(name)
+#endif
+
+KW_IMPORT(host_write) void host_write(int vm, const char* text, int length);
+KW_IMPORT(host_load_module) int host_load_module(int vm, const char* name, int length);
+KW_IMPORT(host_read_module) void host_read_module(int vm, char* buffer);
+KW_IMPORT(host_bind_foreign)
+int host_bind_foreign(int vm, const char* module, int moduleLength,
+                      const char* className, int classLength, int isStatic,
+                      const char* signature, int signatureLength);
+KW_IMPORT(host_foreign) int host_foreign(int vm, int methodId);
+KW_IMPORT(host_clock) double host_clock(void);
+
+#endif

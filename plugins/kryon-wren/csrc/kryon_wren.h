@@ -1,0 +1,91 @@
+/* kryon_wren.h -- The embedding API of the Kryon Wren VM.
+ *
+ * These functions are exported from the wasm module under the same
+ * names. Pointers are offsets into the module's linear memory; strings
+ * passed in are NUL-terminated UTF-8 unless a length is given. The host
+ * gives each VM an integer id that comes back in every host import (see
+ * host.h). Slots are the VM's value registers for passing values across
+ * the boundary: a call takes its receiver in slot 0 and arguments in
+ * slots 1..n and leaves its result in slot 0; a foreign method finds its
+ * receiver and arguments the same way and puts its result in slot 0.
+ */
+#ifndef KRYON_WREN_H
+#define KRYON_WREN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct VM WrenVM;
+typedef struct Handle WrenHandle;
+
+/* Slot types, as in Wren's embedding API. */
+enum {
+  KW_TYPE_BOOL = 0,
+  KW_TYPE_NUM = 1,
+  KW_TYPE_FOREIGN = 2,
+  KW_TYPE_LIST = 3,
+  KW_TYPE_MAP = 4,
+  KW_TYPE_NULL = 5,
+  KW_TYPE_STRING = 6,
+  KW_TYPE_UNKNOWN = 7
+};
+
+/* Results: 0 success, 1 compile error, 2 runtime error; the fast call
+ * also uses 3 for "finished, but the result is not a number" (slot 0). */
+
+int wren_abi_version(void);
+void* wren_alloc(int size);
+void wren_dealloc(void* pointer);
+
+WrenVM* wren_new_vm(int hostId);
+void wren_free_vm(WrenVM* vm);
+int wren_interpret(WrenVM* vm, const char* module, const char* source);
+const char* wren_error_message(WrenVM* vm);
+const char* wren_error_module(WrenVM* vm);
+int wren_error_line(WrenVM* vm);
+const char* wren_error_trace(WrenVM* vm);
+
+int wren_bytes_allocated(WrenVM* vm);
+int wren_gc_count(WrenVM* vm);
+void wren_collect_garbage(WrenVM* vm);
+
+void wren_ensure_slots(WrenVM* vm, int count);
+int wren_slot_count(WrenVM* vm);
+int wren_get_slot_type(WrenVM* vm, int slot);
+int wren_get_slot_bool(WrenVM* vm, int slot);
+double wren_get_slot_double(WrenVM* vm, int slot);
+const char* wren_get_slot_bytes(WrenVM* vm, int slot);
+int wren_get_slot_bytes_length(WrenVM* vm, int slot);
+void wren_set_slot_null(WrenVM* vm, int slot);
+void wren_set_slot_bool(WrenVM* vm, int slot, int value);
+void wren_set_slot_double(WrenVM* vm, int slot, double value);
+void wren_set_slot_bytes(WrenVM* vm, int slot, const char* bytes, int length);
+void wren_set_slot_new_list(WrenVM* vm, int slot);
+int wren_get_list_count(WrenVM* vm, int slot);
+void wren_get_list_element(WrenVM* vm, int listSlot, int index, int elementSlot);
+void wren_set_list_element(WrenVM* vm, int listSlot, int index, int elementSlot);
+void wren_insert_in_list(WrenVM* vm, int listSlot, int index, int elementSlot);
+void wren_set_slot_new_map(WrenVM* vm, int slot);
+int wren_get_map_count(WrenVM* vm, int slot);
+int wren_get_map_contains_key(WrenVM* vm, int mapSlot, int keySlot);
+void wren_get_map_value(WrenVM* vm, int mapSlot, int keySlot, int valueSlot);
+void wren_set_map_value(WrenVM* vm, int mapSlot, int keySlot, int valueSlot);
+void wren_remove_map_value(WrenVM* vm, int mapSlot, int keySlot, int removedSlot);
+int wren_map_next(WrenVM* vm, int mapSlot, int index);
+void wren_get_map_entry(WrenVM* vm, int mapSlot, int index, int keySlot, int valueSlot);
+
+int wren_has_module(WrenVM* vm, const char* module);
+int wren_has_variable(WrenVM* vm, const char* module, const char* name);
+int wren_get_variable(WrenVM* vm, const char* module, const char* name, int slot);
+
+WrenHandle* wren_get_slot_handle(WrenVM* vm, int slot);
+void wren_set_slot_handle(WrenVM* vm, int slot, WrenHandle* handle);
+WrenHandle* wren_make_call_handle(WrenVM* vm, const char* signature);
+void wren_release_handle(WrenVM* vm, WrenHandle* handle);
+int wren_call(WrenVM* vm, WrenHandle* method);
+int64_t wren_call_num(WrenVM* vm, WrenHandle* receiver, WrenHandle* method, int argc,
+                      double a0, double a1, double a2, double a3);
+int wren_out_of_memory(void);
+int* wren_status_pointer(WrenVM* vm);
+
+#endif

@@ -1,0 +1,629 @@
+/* value.c -- Creating and manipulating values and heap objects.
+ *
+ * Object constructors register each new object with the VM (for the GC),
+ * strings are hashed on creation, lists grow geometrically and maps use
+ * open addressing with linear probing. Also home to equality, hashing,
+ * symbol tables and small UTF-8 helpers.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "vm.h"
+
+/* ---- Allocation of objects ------------------------------------------ */
+
+static Obj* allocateObject(VM* vm, size_t size, ObjType type, ObjClass* cls) {
+  Obj* obj = (Obj*)reallocate(vm, NULL, 0, size);
+  obj->type = type;
+  obj->isMarked = false;
+  obj->classObj = cls;
+  obj->next = vm->objects;
+  vm->objects = obj;
+  return obj;
+}
+
+#define ALLOCATE_OBJ(vm, type, objType, cls) \
+  ((type*)allocateObject(vm, sizeof(type), objType, cls))
+
+/* ---- Strings -------------------------------------------------------- */
+
+void stringHash(ObjString* s) {
+  uint32_t hash = 2166136261u;
+  for (uint32_t i = 0; i < s->length; i++) {
+    hash ^= (uint8_t)s->chars[i];
+    hash *= 16777619u;
+  }
+  s->hash = hash;
+}
+
+ObjString* newStringUninit(VM* vm, size_t length) {
+  ObjString* s = (ObjString*)allocateObject(
+      vm, sizeof(ObjString) + length + 1, OBJ_STRING, vm->stringClass);
+  s->length = (uint32_t)length;
+  s->hash = 0;
+  s->chars[length] = '\0';
+  return s;
+}
+
+ObjString* newStringLength(VM* vm, const char* chars, size_t length) {
+  ObjString* s = newStringUninit(vm, length);
+  if (length > 0) memcpy(s->chars, chars, length);
+  stringHash(s);
+  return s;
+}
+
+ObjString* newString(VM* vm, const char* chars) {
+  return newStringLength(vm, chars, strlen(chars));
+}
+
+Value stringValue(VM* vm, const char* chars, size_t length) {
+  return OBJ_VAL(newStringLength(vm, chars, length));
+}
+
+ObjString* concatStrings(VM* vm, ObjString* a, ObjString* b) {
+  ObjString* s = newStringUninit(vm, a->length + b->length);
+  memcpy(s->chars, a->chars, a->length);
+  memcpy(s->chars + a->length, b->chars, b->length);
+  stringHash(s);
+  return s;
+}
+
+/* Wren prints numbers like C's "%.14g", with words for the specials. */
+ObjString* stringFormatNum(VM* vm, double n) {
+  if (isnan(n)) return newString(vm, "nan");
+  if (isinf(n)) return newString(vm, n > 0 ? "infinity" : "-infinity");
+  if (n == 0 && signbit(n)) return newString(vm, "-0");
+  char buffer[32];
+  int length = snprintf(buffer, sizeof buffer, "%.14g", n);
+  return newStringLength(vm, buffer, (size_t)length);
+}
+
+/* ---- Lists ---------------------------------------------------------- */
+
+ObjList* newList(VM* vm, int count) {
+  Value* items = NULL;
+  if (count > 0) items = ALLOCATE(vm, Value, count);
+  ObjList* list = ALLOCATE_OBJ(vm, ObjList, OBJ_LIST, vm->listClass);
+  list->items = items;
+  list->count = count;
+  list->capacity = count;
+  for (int i = 0; i < count; i++) items[i] = NULL_VAL;
+  return list;
+}
+
+static void listEnsure(VM* vm, ObjList* list, int needed) {
+  if (needed <= list->capacity) return;
+  int capacity = GROW_CAPACITY(list->capacity);
+  while (capacity < needed) capacity *= 2;
+  list->items = (Value*)reallocate(vm, list->items,
+                                   sizeof(Value) * list->capacity,
+                                   sizeof(Value) * capacity);
+  list->capacity = capacity;
+}
+
+void listAppend(VM* vm, ObjList* list, Value v) {
+  listEnsure(vm, list, list->count + 1);
+  list->items[list->count++] = v;
+}
+
+void listInsert(VM* vm, ObjList* list, Value v, int index) {
+  listEnsure(vm, list, list->count + 1);
+  memmove(&list->items[index + 1], &list->items[index],
+          sizeof(Value) * (list->count - index));
+  list->items[index] = v;
+  list->count++;
+}
+
+Value listRemoveAt(VM* vm, ObjList* list, int index) {
+  (void)vm;
+  Value removed = list->items[index];
+  memmove(&list->items[index], &list->items[index + 1],
+          sizeof(Value) * (list->count - index - 1));
+  list->count--;
+  return removed;
+}
+
+/* ---- Equality and hashing ------------------------------------------- */
+
+bool valuesSame(Value a, Value b) {
+  if (IS_NUM(a) && IS_NUM(b)) return AS_NUM(a) == AS_NUM(b);
+  return a == b;
+}
+
+bool valuesEqual(Value a, Value b) {
+  if (valuesSame(a, b)) return true;
+  if (!IS_OBJ(a) || !IS_OBJ(b)) return false;
+  Obj* x = AS_OBJ(a);
+  Obj* y = AS_OBJ(b);
+  if (x->type != y->type) return false;
+  if (x->type == OBJ_STRING) {
+    ObjString* s = (ObjString*)x;
+    ObjString* t = (ObjString*)y;
+    return s->length == t->length && s->hash == t->hash &&
+           memcmp(s->chars, t->chars, s->length) == 0;
+  }
+  if (x->type == OBJ_RANGE) {
+    ObjRange* r = (ObjRange*)x;
+    ObjRange* q = (ObjRange*)y;
+    return r->from == q->from && r->to == q->to &&
+           r->isInclusive == q->isInclusive;
+  }
+  return false;
+}
+
+static uint32_t hashBits(uint64_t bits) {
+  bits = (~bits) + (bits << 18);
+  bits ^= bits >> 31;
+  bits *= 21;
+  bits ^= bits >> 11;
+  bits += bits << 6;
+  bits ^= bits >> 22;
+  return (uint32_t)(bits & 0x3fffffff);
+}
+
+static uint32_t hashNum(double n) {
+  if (n == 0) n = 0; /* -0 and 0 hash alike */
+  uint64_t bits;
+  memcpy(&bits, &n, sizeof bits);
+  return hashBits(bits);
+}
+
+bool isValueType(Value v) {
+  if (!IS_OBJ(v)) return !IS_UNDEFINED(v);
+  ObjType t = OBJ_TYPE(v);
+  return t == OBJ_STRING || t == OBJ_RANGE || t == OBJ_CLASS;
+}
+
+uint32_t hashValue(Value v) {
+  if (IS_NUM(v)) return hashNum(AS_NUM(v));
+  if (!IS_OBJ(v)) return hashBits(v);
+  Obj* obj = AS_OBJ(v);
+  switch (obj->type) {
+    case OBJ_STRING: return ((ObjString*)obj)->hash;
+    case OBJ_RANGE: {
+      ObjRange* r = (ObjRange*)obj;
+      return hashNum(r->from) ^ (hashNum(r->to) * 31u) ^ r->isInclusive;
+    }
+    default: return hashBits((uint64_t)(uintptr_t)obj);
+  }
+}
+
+/* ---- Maps ----------------------------------------------------------- */
+
+ObjMap* newMap(VM* vm) {
+  ObjMap* map = ALLOCATE_OBJ(vm, ObjMap, OBJ_MAP, vm->mapClass);
+  map->entries = NULL;
+  map->capacity = 0;
+  map->count = 0;
+  return map;
+}
+
+/* Returns the entry holding key, or the slot where it should go. */
+static MapEntry* findEntry(MapEntry* entries, uint32_t capacity, Value key) {
+  uint32_t index = hashValue(key) & (capacity - 1);
+  MapEntry* tombstone = NULL;
+  for (;;) {
+    MapEntry* entry = &entries[index];
+    if (IS_UNDEFINED(entry->key)) {
+      if (entry->value == FALSE_VAL) return tombstone ? tombstone : entry;
+      if (tombstone == NULL) tombstone = entry;
+    } else if (valuesEqual(entry->key, key)) {
+      return entry;
+    }
+    index = (index + 1) & (capacity - 1);
+  }
+}
+
+static void mapResize(VM* vm, ObjMap* map, uint32_t capacity) {
+  MapEntry* entries = ALLOCATE(vm, MapEntry, capacity);
+  for (uint32_t i = 0; i < capacity; i++) {
+    entries[i].key = UNDEFINED_VAL;
+    entries[i].value = FALSE_VAL;
+  }
+  map->count = 0;
+  for (uint32_t i = 0; i < map->capacity; i++) {
+    MapEntry* old = &map->entries[i];
+    if (IS_UNDEFINED(old->key)) continue;
+    MapEntry* dest = findEntry(entries, capacity, old->key);
+    *dest = *old;
+    map->count++;
+  }
+  FREE_ARRAY(vm, MapEntry, map->entries, map->capacity);
+  map->entries = entries;
+  map->capacity = capacity;
+}
+
+bool mapGet(ObjMap* map, Value key, Value* out) {
+  if (map->count == 0) return false;
+  MapEntry* entry = findEntry(map->entries, map->capacity, key);
+  if (IS_UNDEFINED(entry->key)) return false;
+  *out = entry->value;
+  return true;
+}
+
+void mapSet(VM* vm, ObjMap* map, Value key, Value value) {
+  if ((map->count + 1) * 4 > map->capacity * 3) {
+    mapResize(vm, map, map->capacity < 8 ? 8 : map->capacity * 2);
+  }
+  MapEntry* entry = findEntry(map->entries, map->capacity, key);
+  if (IS_UNDEFINED(entry->key)) map->count++;
+  entry->key = key;
+  entry->value = value;
+}
+
+Value mapRemove(VM* vm, ObjMap* map, Value key) {
+  (void)vm;
+  if (map->count == 0) return NULL_VAL;
+  MapEntry* entry = findEntry(map->entries, map->capacity, key);
+  if (IS_UNDEFINED(entry->key)) return NULL_VAL;
+  Value value = entry->value;
+  entry->key = UNDEFINED_VAL;
+  entry->value = TRUE_VAL;
+  map->count--;
+  return value;
+}
+
+void mapClear(VM* vm, ObjMap* map) {
+  FREE_ARRAY(vm, MapEntry, map->entries, map->capacity);
+  map->entries = NULL;
+  map->capacity = 0;
+  map->count = 0;
+}
+
+/* ---- Other objects -------------------------------------------------- */
+
+ObjRange* newRange(VM* vm, double from, double to, bool inclusive) {
+  ObjRange* r = ALLOCATE_OBJ(vm, ObjRange, OBJ_RANGE, vm->rangeClass);
+  r->from = from;
+  r->to = to;
+  r->isInclusive = inclusive;
+  return r;
+}
+
+ObjFn* newFn(VM* vm, ObjModule* module, int maxSlots) {
+  ObjFn* fn = ALLOCATE_OBJ(vm, ObjFn, OBJ_FN, vm->fnClass);
+  fn->code = NULL;
+  fn->codeCount = fn->codeCapacity = 0;
+  fn->lines = NULL;
+  fn->constants = NULL;
+  fn->constantCount = fn->constantCapacity = 0;
+  fn->arity = 0;
+  fn->numUpvalues = 0;
+  fn->maxSlots = maxSlots;
+  fn->module = module;
+  fn->boundClass = NULL;
+  fn->fieldBase = 0;
+  fn->debugName = NULL;
+  return fn;
+}
+
+int fnEmitByte(VM* vm, ObjFn* fn, uint8_t byte, int line) {
+  if (fn->codeCount >= fn->codeCapacity) {
+    int capacity = GROW_CAPACITY(fn->codeCapacity);
+    fn->code = (uint8_t*)reallocate(vm, fn->code, fn->codeCapacity, capacity);
+    fn->lines = (int*)reallocate(vm, fn->lines, sizeof(int) * fn->codeCapacity,
+                                 sizeof(int) * capacity);
+    fn->codeCapacity = capacity;
+  }
+  fn->code[fn->codeCount] = byte;
+  fn->lines[fn->codeCount] = line;
+  return fn->codeCount++;
+}
+
+int fnAddConstant(VM* vm, ObjFn* fn, Value value) {
+  for (int i = 0; i < fn->constantCount && i < 256; i++) {
+    Value c = fn->constants[i];
+    if (IS_NUM(value) != IS_NUM(c)) continue;
+    if (IS_NUM(value) ? (c == value) : (IS_STRING(value) && valuesEqual(c, value))) {
+      return i;
+    }
+  }
+  if (fn->constantCount >= fn->constantCapacity) {
+    int capacity = GROW_CAPACITY(fn->constantCapacity);
+    fn->constants = (Value*)reallocate(vm, fn->constants,
+                                       sizeof(Value) * fn->constantCapacity,
+                                       sizeof(Value) * capacity);
+    fn->constantCapacity = capacity;
+  }
+  fn->constants[fn->constantCount] = value;
+  return fn->constantCount++;
+}
+
+ObjClosure* newClosure(VM* vm, ObjFn* fn) {
+  ObjClosure* c = (ObjClosure*)allocateObject(
+      vm, sizeof(ObjClosure) + sizeof(ObjUpvalue*) * fn->numUpvalues,
+      OBJ_CLOSURE, vm->fnClass);
+  c->fn = fn;
+  c->upvalueCount = fn->numUpvalues;
+  for (int i = 0; i < fn->numUpvalues; i++) c->upvalues[i] = NULL;
+  return c;
+}
+
+ObjUpvalue* newUpvalue(VM* vm, Value* slot) {
+  ObjUpvalue* u = ALLOCATE_OBJ(vm, ObjUpvalue, OBJ_UPVALUE, NULL);
+  u->value = slot;
+  u->closed = NULL_VAL;
+  u->next = NULL;
+  return u;
+}
+
+ObjClass* newSingleClass(VM* vm, int numFields, ObjString* name) {
+  ObjClass* c = ALLOCATE_OBJ(vm, ObjClass, OBJ_CLASS, NULL);
+  c->superclass = NULL;
+  c->numFields = numFields;
+  c->methods = NULL;
+  c->methodCount = 0;
+  c->name = name;
+  c->attributes = NULL_VAL;
+  c->isSealed = false;
+  return c;
+}
+
+void bindMethod(VM* vm, ObjClass* cls, int symbol, Method method) {
+  if (symbol >= cls->methodCount) {
+    int count = symbol + 1 < 16 ? 16 : symbol + 1;
+    if (count < cls->methodCount * 2) count = cls->methodCount * 2;
+    cls->methods = (Method*)reallocate(vm, cls->methods,
+                                       sizeof(Method) * cls->methodCount,
+                                       sizeof(Method) * count);
+    for (int i = cls->methodCount; i < count; i++) {
+      cls->methods[i].type = METHOD_NONE;
+    }
+    cls->methodCount = count;
+  }
+  cls->methods[symbol] = method;
+}
+
+/* A subclass starts with a copy of every method of its superclass. */
+void bindSuperclass(VM* vm, ObjClass* subclass, ObjClass* superclass) {
+  subclass->superclass = superclass;
+  if (subclass->numFields != -1) subclass->numFields += superclass->numFields;
+  for (int i = 0; i < superclass->methodCount; i++) {
+    if (superclass->methods[i].type != METHOD_NONE) {
+      bindMethod(vm, subclass, i, superclass->methods[i]);
+    }
+  }
+}
+
+/* Creates a class and its metaclass ("Foo metaclass"). */
+ObjClass* newClass(VM* vm, ObjClass* superclass, int numFields, ObjString* name) {
+  vmPushRoot(vm, (Obj*)name);
+  char buffer[300];
+  int length = snprintf(buffer, sizeof buffer, "%.256s metaclass", name->chars);
+  ObjString* metaName = newStringLength(vm, buffer, (size_t)length);
+  vmPushRoot(vm, (Obj*)metaName);
+  ObjClass* metaclass = newSingleClass(vm, 0, metaName);
+  metaclass->obj.classObj = vm->classClass;
+  vmPushRoot(vm, (Obj*)metaclass);
+  bindSuperclass(vm, metaclass, vm->classClass);
+  ObjClass* cls = newSingleClass(vm, numFields, name);
+  cls->obj.classObj = metaclass;
+  if (superclass) bindSuperclass(vm, cls, superclass);
+  vmPopRoot(vm);
+  vmPopRoot(vm);
+  vmPopRoot(vm);
+  return cls;
+}
+
+ObjInstance* newInstance(VM* vm, ObjClass* cls) {
+  ObjInstance* inst = (ObjInstance*)allocateObject(
+      vm, sizeof(ObjInstance) + sizeof(Value) * cls->numFields, OBJ_INSTANCE, cls);
+  for (int i = 0; i < cls->numFields; i++) inst->fields[i] = NULL_VAL;
+  return inst;
+}
+
+ObjFiber* newFiber(VM* vm, ObjClosure* closure) {
+  int stackCapacity = 64;
+  Value* stack = ALLOCATE(vm, Value, stackCapacity);
+  CallFrame* frames = ALLOCATE(vm, CallFrame, 8);
+  ObjFiber* f = ALLOCATE_OBJ(vm, ObjFiber, OBJ_FIBER, vm->fiberClass);
+  f->stack = stack;
+  f->stackTop = stack;
+  f->stackCapacity = stackCapacity;
+  f->frames = frames;
+  f->frameCount = 0;
+  f->frameCapacity = 8;
+  f->openUpvalues = NULL;
+  f->caller = NULL;
+  f->error = NULL_VAL;
+  f->state = FIBER_OTHER;
+  f->started = false;
+  if (closure != NULL) {
+    *f->stackTop++ = OBJ_VAL(closure);
+    f->frames[0].closure = closure;
+    f->frames[0].ip = closure->fn->code;
+    f->frames[0].stackStart = f->stack;
+    f->frameCount = 1;
+  }
+  return f;
+}
+
+ObjModule* newModule(VM* vm, ObjString* name) {
+  ObjModule* m = ALLOCATE_OBJ(vm, ObjModule, OBJ_MODULE, NULL);
+  m->name = name;
+  m->variables = NULL;
+  m->variableCount = 0;
+  m->variableCapacity = 0;
+  symbolTableInit(&m->variableNames);
+  return m;
+}
+
+ObjClass* getClass(VM* vm, Value v) {
+  if (IS_NUM(v)) return vm->numClass;
+  if (IS_OBJ(v)) return AS_OBJ(v)->classObj;
+  if (v == NULL_VAL) return vm->nullClass;
+  return vm->boolClass;
+}
+
+/* ---- Symbol tables -------------------------------------------------- */
+
+void symbolTableInit(SymbolTable* t) {
+  t->names = NULL;
+  t->lengths = NULL;
+  t->count = t->capacity = 0;
+  t->buckets = NULL;
+  t->bucketCount = 0;
+}
+
+void symbolTableFree(SymbolTable* t) {
+  for (int i = 0; i < t->count; i++) free(t->names[i]);
+  free(t->names);
+  free(t->lengths);
+  free(t->buckets);
+  symbolTableInit(t);
+}
+
+static uint32_t hashName(const char* name, int length) {
+  uint32_t hash = 2166136261u;
+  for (int i = 0; i < length; i++) {
+    hash ^= (uint8_t)name[i];
+    hash *= 16777619u;
+  }
+  return hash;
+}
+
+static void symbolTableIndex(SymbolTable* t, int symbol) {
+  uint32_t mask = (uint32_t)t->bucketCount - 1;
+  uint32_t index = hashName(t->names[symbol], t->lengths[symbol]) & mask;
+  while (t->buckets[index] != -1) index = (index + 1) & mask;
+  t->buckets[index] = symbol;
+}
+
+static void symbolTableRehash(SymbolTable* t) {
+  int count = t->bucketCount == 0 ? 64 : t->bucketCount * 2;
+  free(t->buckets);
+  t->buckets = (int*)malloc(sizeof(int) * count);
+  if (t->buckets == NULL) kwFatalOutOfMemory();
+  for (int i = 0; i < count; i++) t->buckets[i] = -1;
+  t->bucketCount = count;
+  for (int i = 0; i < t->count; i++) symbolTableIndex(t, i);
+}
+
+int symbolTableFind(const SymbolTable* t, const char* name, int length) {
+  if (t->bucketCount == 0) return -1;
+  uint32_t mask = (uint32_t)t->bucketCount - 1;
+  uint32_t index = hashName(name, length) & mask;
+  for (;;) {
+    int symbol = t->buckets[index];
+    if (symbol == -1) return -1;
+    if (t->lengths[symbol] == length && memcmp(t->names[symbol], name, length) == 0) {
+      return symbol;
+    }
+    index = (index + 1) & mask;
+  }
+}
+
+int symbolTableAdd(SymbolTable* t, const char* name, int length) {
+  if (t->count >= t->capacity) {
+    t->capacity = GROW_CAPACITY(t->capacity);
+    t->names = (char**)realloc(t->names, sizeof(char*) * t->capacity);
+    t->lengths = (int*)realloc(t->lengths, sizeof(int) * t->capacity);
+    if (t->names == NULL || t->lengths == NULL) kwFatalOutOfMemory();
+  }
+  char* copy = (char*)malloc((size_t)length + 1);
+  if (copy == NULL) kwFatalOutOfMemory();
+  memcpy(copy, name, length);
+  copy[length] = '\0';
+  t->names[t->count] = copy;
+  t->lengths[t->count] = length;
+  int symbol = t->count++;
+  if (t->count * 2 > t->bucketCount) {
+    symbolTableRehash(t);
+  } else {
+    symbolTableIndex(t, symbol);
+  }
+  return symbol;
+}
+
+int symbolTableEnsure(SymbolTable* t, const char* name, int length) {
+  int existing = symbolTableFind(t, name, length);
+  if (existing != -1) return existing;
+  return symbolTableAdd(t, name, length);
+}
+
+int moduleFindVariable(ObjModule* m, const char* name, int length) {
+  return symbolTableFind(&m->variableNames, name, length);
+}
+
+int moduleAddVariable(VM* vm, ObjModule* m, const char* name, int length, Value value) {
+  if (m->variableCount >= m->variableCapacity) {
+    int capacity = GROW_CAPACITY(m->variableCapacity);
+    m->variables = (Value*)reallocate(vm, m->variables,
+                                      sizeof(Value) * m->variableCapacity,
+                                      sizeof(Value) * capacity);
+    m->variableCapacity = capacity;
+  }
+  symbolTableAdd(&m->variableNames, name, length);
+  m->variables[m->variableCount] = value;
+  return m->variableCount++;
+}
+
+/* ---- UTF-8 ---------------------------------------------------------- */
+
+int utf8EncodeLength(int cp) {
+  if (cp < 0) return 0;
+  if (cp <= 0x7f) return 1;
+  if (cp <= 0x7ff) return 2;
+  if (cp <= 0xffff) return 3;
+  if (cp <= 0x10ffff) return 4;
+  return 0;
+}
+
+int utf8Encode(int cp, uint8_t* out) {
+  if (cp <= 0x7f) {
+    out[0] = (uint8_t)cp;
+    return 1;
+  }
+  if (cp <= 0x7ff) {
+    out[0] = (uint8_t)(0xc0 | (cp >> 6));
+    out[1] = (uint8_t)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  if (cp <= 0xffff) {
+    out[0] = (uint8_t)(0xe0 | (cp >> 12));
+    out[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+    out[2] = (uint8_t)(0x80 | (cp & 0x3f));
+    return 3;
+  }
+  out[0] = (uint8_t)(0xf0 | (cp >> 18));
+  out[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+  out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+  out[3] = (uint8_t)(0x80 | (cp & 0x3f));
+  return 4;
+}
+
+int utf8DecodeLength(uint8_t first) {
+  if ((first & 0x80) == 0) return 1;
+  if ((first & 0xe0) == 0xc0) return 2;
+  if ((first & 0xf0) == 0xe0) return 3;
+  if ((first & 0xf8) == 0xf0) return 4;
+  return 1;
+}
+
+/* Decodes one code point; -1 if the bytes are not valid UTF-8. */
+int utf8Decode(const uint8_t* bytes, uint32_t length) {
+  if (length == 0) return -1;
+  uint8_t first = bytes[0];
+  if (first <= 0x7f) return first;
+  int count;
+  int value;
+  if ((first & 0xe0) == 0xc0) {
+    count = 1;
+    value = first & 0x1f;
+  } else if ((first & 0xf0) == 0xe0) {
+    count = 2;
+    value = first & 0x0f;
+  } else if ((first & 0xf8) == 0xf0) {
+    count = 3;
+    value = first & 0x07;
+  } else {
+    return -1;
+  }
+  if ((uint32_t)count >= length) return -1;
+  for (int i = 1; i <= count; i++) {
+    if ((bytes[i] & 0xc0) != 0x80) return -1;
+    value = (value << 6) | (bytes[i] & 0x3f);
+  }
+  return value;
+}

@@ -1,0 +1,905 @@
+/* vm.c -- The bytecode interpreter: fibers, calls and method dispatch.
+ *
+ * Each fiber has its own value stack and call frames, so switching
+ * fibers is just changing vm->fiber; the interpreter loop never recurses
+ * in C for Wren-to-Wren calls. Methods are found by symbol in the
+ * receiver's class method table (inherited methods are copied down when
+ * a class is created). Arithmetic and comparison on numbers have their
+ * own opcodes that skip dispatch. Runtime errors unwind through callers
+ * until a fiber started with try() catches them, or the error reaches
+ * the host.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "host.h"
+#include "opcodes.h"
+#include "vm.h"
+
+#ifdef KW_DEBUG
+void disassemble(VM* vm, ObjFn* fn);
+#endif
+
+/* ---- VM lifetime ---------------------------------------------------- */
+
+VM* vmNew(int hostId) {
+  VM* vm = (VM*)calloc(1, sizeof(VM));
+  if (vm == NULL) kwFatalOutOfMemory();
+  vm->hostId = hostId;
+  vm->heapMinimum = 1024 * 1024;
+  vm->nextGC = 4 * 1024 * 1024;
+  symbolTableInit(&vm->methodNames);
+  vm->modules = newMap(vm);
+  coreInitialize(vm);
+  return vm;
+}
+
+void vmFree(VM* vm) {
+  while (vm->handles != NULL) {
+    Handle* next = vm->handles->next;
+    free(vm->handles);
+    vm->handles = next;
+  }
+  gcFreeAll(vm);
+  symbolTableFree(&vm->methodNames);
+  free(vm->slots);
+  vmClearError(vm);
+  free(vm);
+}
+
+void vmPushRoot(VM* vm, Obj* obj) {
+  if (vm->tempRootCount >= MAX_TEMP_ROOTS) __builtin_trap();
+  vm->tempRoots[vm->tempRootCount++] = obj;
+}
+
+void vmPopRoot(VM* vm) { vm->tempRootCount--; }
+
+const char* methodName(VM* vm, int symbol) { return vm->methodNames.names[symbol]; }
+
+/* ---- Errors --------------------------------------------------------- */
+
+static char* copyString(const char* s) {
+  if (s == NULL) return NULL;
+  size_t n = strlen(s);
+  char* copy = (char*)malloc(n + 1);
+  memcpy(copy, s, n + 1);
+  return copy;
+}
+
+void vmClearError(VM* vm) {
+  free(vm->errorMessage);
+  free(vm->errorModule);
+  free(vm->errorTrace);
+  vm->errorMessage = NULL;
+  vm->errorModule = NULL;
+  vm->errorTrace = NULL;
+  vm->errorLine = 0;
+}
+
+void vmSetError(VM* vm, const char* message, const char* module, int line) {
+  vmClearError(vm);
+  vm->errorMessage = copyString(message);
+  vm->errorModule = copyString(module);
+  vm->errorLine = line;
+}
+
+Value vmRuntimeErrorValue(VM* vm, const char* format, ...) {
+  char buffer[512];
+  va_list args;
+  va_start(args, format);
+  int length = vsnprintf(buffer, sizeof buffer, format, args);
+  va_end(args);
+  if (length > (int)sizeof buffer - 1) length = (int)sizeof buffer - 1;
+  return stringValue(vm, buffer, (size_t)length);
+}
+
+static int frameLine(CallFrame* frame) {
+  ObjFn* fn = frame->closure->fn;
+  int offset = (int)(frame->ip - fn->code) - 1;
+  if (offset < 0) offset = 0;
+  if (offset >= fn->codeCount) offset = fn->codeCount - 1;
+  return fn->lines[offset];
+}
+
+static const char* moduleNameOf(ObjFn* fn) {
+  return fn->module->name ? fn->module->name->chars : "core";
+}
+
+/* Records message, module, line and a stack trace of the failed fiber. */
+static void reportRuntimeError(VM* vm, ObjFiber* fiber) {
+  char message[600];
+  Value error = fiber->error;
+  if (IS_STRING(error)) {
+    snprintf(message, sizeof message, "%s", AS_CSTRING(error));
+  } else {
+    ObjString* text = valueToCString(vm, error);
+    snprintf(message, sizeof message, "%s", text ? text->chars : "[error object]");
+  }
+  const char* module = "core";
+  int line = 0;
+  char trace[2048];
+  int traceLength = 0;
+  trace[0] = '\0';
+  for (int i = fiber->frameCount - 1; i >= 0; i--) {
+    CallFrame* frame = &fiber->frames[i];
+    ObjFn* fn = frame->closure->fn;
+    if (fn->module->name == NULL) continue; /* hide core frames */
+    int frameLineNumber = frameLine(frame);
+    if (line == 0) {
+      module = moduleNameOf(fn);
+      line = frameLineNumber;
+    }
+    if (traceLength < (int)sizeof trace - 200) {
+      traceLength += snprintf(trace + traceLength, sizeof trace - traceLength,
+                              "[%s line %d] in %s\n", moduleNameOf(fn),
+                              frameLineNumber, fn->debugName ? fn->debugName : "?");
+    }
+  }
+  vmSetError(vm, message, module, line);
+  vm->errorTrace = copyString(trace);
+}
+
+/* ---- Fiber stacks --------------------------------------------------- */
+
+void fiberEnsureStack(VM* vm, ObjFiber* fiber, int needed) {
+  if (needed <= fiber->stackCapacity) return;
+  int capacity = fiber->stackCapacity;
+  while (capacity < needed) capacity *= 2;
+  Value* oldStack = fiber->stack;
+  fiber->stack = (Value*)reallocate(vm, fiber->stack, sizeof(Value) * fiber->stackCapacity,
+                                    sizeof(Value) * capacity);
+  fiber->stackCapacity = capacity;
+  if (fiber->stack == oldStack) return;
+  /* Re-point everything that addressed the old stack. */
+  fiber->stackTop = fiber->stack + (fiber->stackTop - oldStack);
+  for (int i = 0; i < fiber->frameCount; i++) {
+    CallFrame* f = &fiber->frames[i];
+    f->stackStart = fiber->stack + (f->stackStart - oldStack);
+  }
+  for (ObjUpvalue* u = fiber->openUpvalues; u != NULL; u = u->next) {
+    u->value = fiber->stack + (u->value - oldStack);
+  }
+}
+
+/* Pushes a frame for closure whose slot 0 and arguments (argc values
+ * including the receiver) are already on the stack. */
+static bool pushFrame(VM* vm, ObjFiber* fiber, ObjClosure* closure, int argc) {
+  if (fiber->frameCount >= fiber->frameCapacity) {
+    if (fiber->frameCount >= FIBER_MAX_FRAMES) {
+      fiber->error = vmRuntimeErrorValue(vm, "Stack overflow.");
+      return false;
+    }
+    int capacity = fiber->frameCapacity * 2;
+    fiber->frames = (CallFrame*)reallocate(vm, fiber->frames,
+                                           sizeof(CallFrame) * fiber->frameCapacity,
+                                           sizeof(CallFrame) * capacity);
+    fiber->frameCapacity = capacity;
+  }
+  int base = (int)(fiber->stackTop - fiber->stack) - argc;
+  fiberEnsureStack(vm, fiber, base + closure->fn->maxSlots + 1);
+  CallFrame* frame = &fiber->frames[fiber->frameCount++];
+  frame->closure = closure;
+  frame->ip = closure->fn->code;
+  frame->stackStart = fiber->stack + base;
+  return true;
+}
+
+static ObjUpvalue* captureUpvalue(VM* vm, ObjFiber* fiber, Value* local) {
+  ObjUpvalue* prev = NULL;
+  ObjUpvalue* u = fiber->openUpvalues;
+  while (u != NULL && u->value > local) {
+    prev = u;
+    u = u->next;
+  }
+  if (u != NULL && u->value == local) return u;
+  ObjUpvalue* created = newUpvalue(vm, local);
+  created->next = u;
+  if (prev == NULL) {
+    fiber->openUpvalues = created;
+  } else {
+    prev->next = created;
+  }
+  return created;
+}
+
+static void closeUpvalues(ObjFiber* fiber, Value* last) {
+  while (fiber->openUpvalues != NULL && fiber->openUpvalues->value >= last) {
+    ObjUpvalue* u = fiber->openUpvalues;
+    u->closed = *u->value;
+    u->value = &u->closed;
+    fiber->openUpvalues = u->next;
+  }
+}
+
+/* ---- Modules -------------------------------------------------------- */
+
+ObjModule* vmGetModule(VM* vm, const char* name, int length) {
+  Value key = name == NULL ? NULL_VAL : stringValue(vm, name, (size_t)length);
+  Value module;
+  if (mapGet(vm->modules, key, &module)) return AS_MODULE(module);
+  return NULL;
+}
+
+/* Creates a module that sees every core variable. */
+static ObjModule* createModule(VM* vm, ObjString* name) {
+  ObjModule* module = newModule(vm, name);
+  vmPushRoot(vm, (Obj*)module);
+  mapSet(vm, vm->modules, OBJ_VAL(name), OBJ_VAL(module));
+  vmPopRoot(vm);
+  ObjModule* core = vm->coreModule;
+  for (int i = 0; i < core->variableCount; i++) {
+    moduleAddVariable(vm, module, core->variableNames.names[i],
+                      core->variableNames.lengths[i], core->variables[i]);
+  }
+  return module;
+}
+
+static ObjClosure* compileInModule(VM* vm, ObjModule* module, const char* source) {
+  ObjFn* fn = compileModule(vm, module, source);
+  if (fn == NULL) return NULL;
+  vmPushRoot(vm, (Obj*)fn);
+  ObjClosure* closure = newClosure(vm, fn);
+  vmPopRoot(vm);
+  return closure;
+}
+
+/* Loads a module's source from the host and compiles it. */
+ObjModule* vmLoadModule(VM* vm, ObjString* name, ObjClosure** outClosure) {
+  int length = host_load_module(vm->hostId, name->chars, (int)name->length);
+  if (length < 0) return NULL;
+  char* source = (char*)malloc((size_t)length + 1);
+  if (source == NULL) kwFatalOutOfMemory();
+  host_read_module(vm->hostId, source);
+  source[length] = '\0';
+  ObjModule* module = createModule(vm, name);
+  *outClosure = compileInModule(vm, module, source);
+  free(source);
+  return module;
+}
+
+/* ---- Calls from primitives and the host ------------------------------ */
+
+static Value methodNotFound(VM* vm, ObjClass* cls, int symbol) {
+  return vmRuntimeErrorValue(vm, "%s does not implement '%s'.", cls->name->chars,
+                             methodName(vm, symbol));
+}
+
+static void bindNestedFns(ObjFn* fn, ObjClass* cls, int fieldBase) {
+  fn->boundClass = cls;
+  fn->fieldBase = fieldBase;
+  for (int i = 0; i < fn->constantCount; i++) {
+    if (IS_FN(fn->constants[i])) bindNestedFns(AS_FN(fn->constants[i]), cls, fieldBase);
+  }
+}
+
+static bool defineClass(VM* vm, ObjFiber* fiber, int numFields) {
+  Value name = fiber->stackTop[-2];
+  Value super = fiber->stackTop[-1];
+  const char* className = AS_CSTRING(name);
+  if (!IS_CLASS(super)) {
+    fiber->error = vmRuntimeErrorValue(vm, "Class '%s' cannot inherit from a non-class object.",
+                                       className);
+    return false;
+  }
+  ObjClass* superclass = AS_CLASS(super);
+  if (superclass->isSealed) {
+    fiber->error = vmRuntimeErrorValue(vm, "Class '%s' cannot inherit from built-in class '%s'.",
+                                       className, superclass->name->chars);
+    return false;
+  }
+  if (superclass->numFields + numFields > MAX_FIELDS) {
+    fiber->error = vmRuntimeErrorValue(
+        vm, "Class '%s' may not have more than 255 fields, including inherited ones.",
+        className);
+    return false;
+  }
+  ObjClass* cls = newClass(vm, superclass, numFields, AS_STRING(name));
+  fiber->stackTop--;
+  fiber->stackTop[-1] = OBJ_VAL(cls);
+  return true;
+}
+
+static bool defineForeign(VM* vm, ObjFiber* fiber, int symbol, bool isStatic, ObjFn* fn) {
+  ObjClass* cls = AS_CLASS(fiber->stackTop[-1]);
+  const char* module = fn->module->name ? fn->module->name->chars : "core";
+  const char* signature = methodName(vm, symbol);
+  int id = host_bind_foreign(vm->hostId, module, (int)strlen(module), cls->name->chars,
+                             (int)cls->name->length, isStatic, signature,
+                             (int)strlen(signature));
+  if (id < 0) {
+    fiber->error = vmRuntimeErrorValue(
+        vm, "Could not find foreign method '%s' for class %s in module '%s'.", signature,
+        cls->name->chars, module);
+    return false;
+  }
+  Method m;
+  m.type = METHOD_FOREIGN;
+  m.as.foreignId = id;
+  bindMethod(vm, isStatic ? cls->obj.classObj : cls, symbol, m);
+  return true;
+}
+
+static bool callForeign(VM* vm, ObjFiber* fiber, int id, Value* args, int argc) {
+  if (vm->slotCapacity < argc) {
+    vm->slots = (Value*)realloc(vm->slots, sizeof(Value) * argc);
+    vm->slotCapacity = argc;
+  }
+  memcpy(vm->slots, args, sizeof(Value) * argc);
+  vm->slotCount = argc;
+  bool saved = vm->inForeign;
+  vm->inForeign = true;
+  int failed = host_foreign(vm->hostId, id);
+  vm->inForeign = saved;
+  Value result = vm->slotCount > 0 ? vm->slots[0] : NULL_VAL;
+  vm->slotCount = 0;
+  if (failed) {
+    fiber->error = IS_NULL(result) ? vmRuntimeErrorValue(vm, "Foreign method failed.") : result;
+    return false;
+  }
+  args[0] = result;
+  return true;
+}
+
+/* ---- Fiber switching on completion and error ------------------------- */
+
+/* Delivers a value to a fiber that is about to run (see core.c). */
+void fiberResumeWith(VM* vm, ObjFiber* fiber, Value value) {
+  if (!fiber->started) {
+    fiber->started = true;
+    if (fiber->frameCount > 0 && fiber->frames[0].closure->fn->arity == 1) {
+      fiberEnsureStack(vm, fiber, (int)(fiber->stackTop - fiber->stack) + 2);
+      *fiber->stackTop++ = value;
+    }
+    return;
+  }
+  if (fiber->stackTop > fiber->stack) fiber->stackTop[-1] = value;
+}
+
+/* Handles fiber->error: returns false when no fiber catches it. */
+static bool unwindError(VM* vm) {
+  ObjFiber* failed = vm->fiber;
+  Value error = failed->error;
+  ObjFiber* current = failed;
+  while (current != NULL) {
+    current->error = error;
+    ObjFiber* caller = current->caller;
+    current->caller = NULL;
+    if (current->state == FIBER_TRY && caller != NULL) {
+      current->state = FIBER_OTHER;
+      vm->fiber = caller;
+      caller->stackTop[-1] = error;
+      return true;
+    }
+    current = caller;
+  }
+  reportRuntimeError(vm, failed);
+  vm->fiber = NULL;
+  return false;
+}
+
+/* ---- The interpreter loop ------------------------------------------- */
+
+static inline uint16_t readShortAt(uint8_t* ip) { return (uint16_t)((ip[0] << 8) | ip[1]); }
+
+InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
+  vm->fiber = start;
+  vmPushRoot(vm, (Obj*)start);
+  register ObjFiber* fiber;
+  register CallFrame* frame;
+  register uint8_t* ip;
+  register Value* slots;
+  register Value* sp;
+  ObjFn* fn;
+  int argc;
+  int symbol;
+  ObjClass* cls;
+  Value* args;
+  InterpretResult result = RESULT_SUCCESS;
+
+#define READ_BYTE() (*ip++)
+#define READ_SHORT() (ip += 2, readShortAt(ip - 2))
+#define PUSH(v) (*sp++ = (v))
+#define POP() (*--sp)
+#define PEEK(n) (sp[-1 - (n)])
+#define STORE_FRAME()      \
+  do {                     \
+    frame->ip = ip;        \
+    fiber->stackTop = sp;  \
+  } while (0)
+#define LOAD_FRAME()                                  \
+  do {                                                \
+    fiber = vm->fiber;                                \
+    frame = &fiber->frames[fiber->frameCount - 1];    \
+    ip = frame->ip;                                   \
+    slots = frame->stackStart;                        \
+    sp = fiber->stackTop;                             \
+    fn = frame->closure->fn;                          \
+  } while (0)
+#define RUNTIME_ERROR()       \
+  do {                        \
+    goto handleError;         \
+  } while (0)
+#define ERROR_MSG(...)                                           \
+  do {                                                           \
+    STORE_FRAME();                                               \
+    fiber->error = vmRuntimeErrorValue(vm, __VA_ARGS__);         \
+    goto handleError;                                            \
+  } while (0)
+#define SAFEPOINT()                             \
+  do {                                          \
+    if (vm->bytesAllocated > vm->nextGC) {      \
+      STORE_FRAME();                            \
+      gcCollect(vm);                            \
+    }                                           \
+  } while (0)
+
+  LOAD_FRAME();
+#ifdef KW_DEBUG
+  static int trace = -1;
+  if (trace == -1) trace = getenv("KW_TRACE") != NULL;
+#endif
+  for (;;) {
+#ifdef KW_DEBUG
+    if (trace) {
+      fprintf(stderr, "[%s @%d depth %d] op %d\n", fn->debugName, (int)(ip - fn->code),
+              (int)(sp - slots), *ip);
+    }
+#endif
+    uint8_t instruction = READ_BYTE();
+    switch (instruction) {
+      case OP_CONSTANT:
+        PUSH(fn->constants[READ_SHORT()]);
+        break;
+      case OP_NULL: PUSH(NULL_VAL); break;
+      case OP_FALSE: PUSH(FALSE_VAL); break;
+      case OP_TRUE: PUSH(TRUE_VAL); break;
+      case OP_LOAD_LOCAL: PUSH(slots[READ_BYTE()]); break;
+      case OP_STORE_LOCAL: slots[READ_BYTE()] = PEEK(0); break;
+      case OP_LOAD_UPVALUE: PUSH(*frame->closure->upvalues[READ_BYTE()]->value); break;
+      case OP_STORE_UPVALUE: *frame->closure->upvalues[READ_BYTE()]->value = PEEK(0); break;
+      case OP_LOAD_MODULE_VAR: PUSH(fn->module->variables[READ_SHORT()]); break;
+      case OP_STORE_MODULE_VAR: fn->module->variables[READ_SHORT()] = PEEK(0); break;
+      case OP_LOAD_FIELD_THIS: {
+        int index = READ_BYTE() + fn->fieldBase;
+        PUSH(((ObjInstance*)AS_OBJ(slots[0]))->fields[index]);
+        break;
+      }
+      case OP_STORE_FIELD_THIS: {
+        int index = READ_BYTE() + fn->fieldBase;
+        ((ObjInstance*)AS_OBJ(slots[0]))->fields[index] = PEEK(0);
+        break;
+      }
+      case OP_LOAD_FIELD: {
+        int index = READ_BYTE() + fn->fieldBase;
+        Value receiver = POP();
+        PUSH(((ObjInstance*)AS_OBJ(receiver))->fields[index]);
+        break;
+      }
+      case OP_STORE_FIELD: {
+        int index = READ_BYTE() + fn->fieldBase;
+        Value receiver = POP();
+        ((ObjInstance*)AS_OBJ(receiver))->fields[index] = PEEK(0);
+        break;
+      }
+      case OP_POP: sp--; break;
+
+#define BINARY_FAST(op, expr)                               \
+  case op: {                                                \
+    Value b = sp[-1];                                       \
+    Value a = sp[-2];                                       \
+    if (IS_NUM(a) && IS_NUM(b)) {                           \
+      double x = AS_NUM(a), y = AS_NUM(b);                  \
+      sp--;                                                 \
+      sp[-1] = (expr);                                      \
+      ip += 2;                                              \
+      break;                                                \
+    }                                                       \
+    argc = 1;                                               \
+    symbol = READ_SHORT();                                  \
+    goto invoke;                                            \
+  }
+      BINARY_FAST(OP_ADD, NUM_VAL(x + y))
+      BINARY_FAST(OP_SUB, NUM_VAL(x - y))
+      BINARY_FAST(OP_MUL, NUM_VAL(x * y))
+      BINARY_FAST(OP_DIV, NUM_VAL(x / y))
+      BINARY_FAST(OP_LT, BOOL_VAL(x < y))
+      BINARY_FAST(OP_GT, BOOL_VAL(x > y))
+      BINARY_FAST(OP_LTE, BOOL_VAL(x <= y))
+      BINARY_FAST(OP_GTE, BOOL_VAL(x >= y))
+      BINARY_FAST(OP_EQ, BOOL_VAL(x == y))
+      BINARY_FAST(OP_NEQ, BOOL_VAL(x != y))
+#undef BINARY_FAST
+
+      case OP_CALL: {
+        argc = READ_BYTE();
+        symbol = READ_SHORT();
+        goto invoke;
+      case OP_SUPER:
+        argc = READ_BYTE();
+        symbol = READ_SHORT();
+        args = sp - argc - 1;
+        cls = fn->boundClass ? fn->boundClass->superclass : NULL;
+        if (cls == NULL) ERROR_MSG("No superclass.");
+        goto dispatch;
+      invoke:
+        args = sp - argc - 1;
+        cls = getClass(vm, args[0]);
+      dispatch:
+        if (symbol >= cls->methodCount || cls->methods[symbol].type == METHOD_NONE) {
+          STORE_FRAME();
+          fiber->error = methodNotFound(vm, cls, symbol);
+          RUNTIME_ERROR();
+        }
+        Method* method = &cls->methods[symbol];
+        switch (method->type) {
+          case METHOD_PRIMITIVE: {
+            STORE_FRAME();
+            PrimResult r = method->as.primitive(vm, args, argc + 1);
+            if (r == PRIM_VALUE) {
+              sp = args + 1;
+              break;
+            }
+            if (r == PRIM_ERROR) {
+              if (vm->fiber != fiber) fiber->stackTop = args + 1;
+              goto handleError;
+            }
+            if (r == PRIM_SWITCH) {
+              fiber->stackTop = args + 1;
+              if (vm->fiber == NULL || vm->fiber->frameCount == 0) goto finished;
+              LOAD_FRAME();
+              break;
+            }
+            /* PRIM_CALL: args[0] is a closure (Fn.call). */
+            ObjClosure* closure = AS_CLOSURE(args[0]);
+            fiber->stackTop = args + argc + 1;
+            if (!pushFrame(vm, fiber, closure, argc + 1)) goto handleError;
+            LOAD_FRAME();
+            break;
+          }
+          case METHOD_FN_CALL: {
+            ObjClosure* closure = AS_CLOSURE(args[0]);
+            int arity = closure->fn->arity;
+            if (argc < arity) ERROR_MSG("Function expects more arguments.");
+            sp = args + arity + 1;
+            STORE_FRAME();
+            if (!pushFrame(vm, fiber, closure, arity + 1)) goto handleError;
+            LOAD_FRAME();
+            break;
+          }
+          case METHOD_BLOCK:
+            STORE_FRAME();
+            if (!pushFrame(vm, fiber, method->as.closure, argc + 1)) goto handleError;
+            LOAD_FRAME();
+            break;
+          case METHOD_FOREIGN:
+            STORE_FRAME();
+            if (!callForeign(vm, fiber, method->as.foreignId, args, argc + 1)) goto handleError;
+            sp = args + 1;
+            break;
+          case METHOD_NONE:
+            break;
+        }
+        break;
+      }
+
+      case OP_JUMP: {
+        int offset = READ_SHORT();
+        ip += offset;
+        break;
+      }
+      case OP_LOOP: {
+        int offset = READ_SHORT();
+        ip -= offset;
+        SAFEPOINT();
+        break;
+      }
+      case OP_JUMP_IF_FALSE: {
+        int offset = READ_SHORT();
+        if (IS_FALSY(POP())) ip += offset;
+        break;
+      }
+      case OP_AND: {
+        int offset = READ_SHORT();
+        if (IS_FALSY(PEEK(0))) {
+          ip += offset;
+        } else {
+          sp--;
+        }
+        break;
+      }
+      case OP_OR: {
+        int offset = READ_SHORT();
+        if (IS_FALSY(PEEK(0))) {
+          sp--;
+        } else {
+          ip += offset;
+        }
+        break;
+      }
+      case OP_CLOSE_UPVALUE:
+        closeUpvalues(fiber, sp - 1);
+        sp--;
+        break;
+      case OP_RETURN: {
+        Value value = POP();
+        closeUpvalues(fiber, slots);
+        fiber->frameCount--;
+        if (fiber->frameCount == 0) {
+          fiber->stackTop = fiber->stack;
+          *fiber->stackTop++ = value;
+          ObjFiber* caller = fiber->caller;
+          if (caller == NULL) {
+            vm->fiber = NULL;
+            goto finished;
+          }
+          fiber->caller = NULL;
+          fiber->stackTop = fiber->stack;
+          vm->fiber = caller;
+          caller->stackTop[-1] = value;
+          if (caller->frameCount == 0) goto finished;
+          LOAD_FRAME();
+          SAFEPOINT();
+          break;
+        }
+        sp = slots;
+        PUSH(value);
+        fiber->stackTop = sp;
+        LOAD_FRAME();
+        SAFEPOINT();
+        break;
+      }
+      case OP_CLOSURE: {
+        ObjFn* inner = AS_FN(fn->constants[READ_SHORT()]);
+        STORE_FRAME();
+        ObjClosure* closure = newClosure(vm, inner);
+        PUSH(OBJ_VAL(closure));
+        for (int i = 0; i < inner->numUpvalues; i++) {
+          uint8_t isLocal = READ_BYTE();
+          uint8_t index = READ_BYTE();
+          closure->upvalues[i] = isLocal ? captureUpvalue(vm, fiber, slots + index)
+                                         : frame->closure->upvalues[index];
+        }
+        SAFEPOINT();
+        break;
+      }
+      case OP_CONSTRUCT: {
+        STORE_FRAME();
+        slots[0] = OBJ_VAL(newInstance(vm, AS_CLASS(slots[0])));
+        break;
+      }
+      case OP_CLASS: {
+        int numFields = READ_BYTE();
+        STORE_FRAME();
+        if (!defineClass(vm, fiber, numFields)) goto handleError;
+        sp = fiber->stackTop;
+        break;
+      }
+      case OP_METHOD_INSTANCE:
+      case OP_METHOD_STATIC: {
+        int symbol = READ_SHORT();
+        ObjClass* cls = AS_CLASS(PEEK(1));
+        ObjClosure* closure = AS_CLOSURE(PEEK(0));
+        if (instruction == OP_METHOD_STATIC) {
+          cls = cls->obj.classObj;
+          bindNestedFns(closure->fn, cls, 0);
+        } else {
+          bindNestedFns(closure->fn, cls, cls->superclass ? cls->superclass->numFields : 0);
+        }
+        Method m;
+        m.type = METHOD_BLOCK;
+        m.as.closure = closure;
+        STORE_FRAME();
+        bindMethod(vm, cls, symbol, m);
+        sp--;
+        break;
+      }
+      case OP_FOREIGN_INSTANCE:
+      case OP_FOREIGN_STATIC: {
+        int symbol = READ_SHORT();
+        STORE_FRAME();
+        if (!defineForeign(vm, fiber, symbol, instruction == OP_FOREIGN_STATIC, fn)) {
+          goto handleError;
+        }
+        break;
+      }
+      case OP_NEW_LIST:
+        STORE_FRAME();
+        PUSH(OBJ_VAL(newList(vm, 0)));
+        break;
+      case OP_LIST_APPEND: {
+        Value v = POP();
+        STORE_FRAME();
+        listAppend(vm, AS_LIST(PEEK(0)), v);
+        break;
+      }
+      case OP_NEW_MAP:
+        STORE_FRAME();
+        PUSH(OBJ_VAL(newMap(vm)));
+        break;
+      case OP_MAP_INSERT: {
+        Value value = POP();
+        Value key = POP();
+        if (!isValueType(key)) ERROR_MSG("Key must be a value type.");
+        STORE_FRAME();
+        mapSet(vm, AS_MAP(PEEK(0)), key, value);
+        break;
+      }
+      case OP_END_MODULE:
+        vm->lastModule = fn->module;
+        PUSH(NULL_VAL);
+        break;
+      case OP_IMPORT_MODULE: {
+        Value name = fn->constants[READ_SHORT()];
+        STORE_FRAME();
+        Value existing;
+        if (mapGet(vm->modules, name, &existing)) {
+          vm->lastModule = AS_MODULE(existing);
+          PUSH(NULL_VAL);
+          break;
+        }
+        ObjClosure* closure = NULL;
+        ObjModule* module = vmLoadModule(vm, AS_STRING(name), &closure);
+        if (module == NULL) ERROR_MSG("Could not load module '%s'.", AS_CSTRING(name));
+        if (closure == NULL) ERROR_MSG("Could not compile module '%s'.", AS_CSTRING(name));
+        PUSH(OBJ_VAL(closure));
+        STORE_FRAME();
+        if (!pushFrame(vm, fiber, closure, 1)) goto handleError;
+        LOAD_FRAME();
+        break;
+      }
+      case OP_IMPORT_VARIABLE: {
+        Value name = fn->constants[READ_SHORT()];
+        ObjModule* module = vm->lastModule;
+        int index = moduleFindVariable(module, AS_CSTRING(name), (int)AS_STRING(name)->length);
+        if (index == -1) {
+          ERROR_MSG("Could not find a variable named '%s' in module '%s'.", AS_CSTRING(name),
+                    module->name ? module->name->chars : "core");
+        }
+        PUSH(module->variables[index]);
+        break;
+      }
+      case OP_END:
+      default:
+        ERROR_MSG("Invalid instruction.");
+    }
+    continue;
+
+  handleError:
+    if (!unwindError(vm)) {
+      result = RESULT_RUNTIME_ERROR;
+      goto finished;
+    }
+    if (vm->fiber->frameCount == 0) goto finished;
+    LOAD_FRAME();
+  }
+
+finished:
+  vmPopRoot(vm);
+  return result;
+#undef READ_BYTE
+#undef READ_SHORT
+#undef PUSH
+#undef POP
+#undef PEEK
+}
+
+/* ---- Entry points --------------------------------------------------- */
+
+InterpretResult vmInterpret(VM* vm, const char* moduleName, const char* source) {
+  vmClearError(vm);
+  ObjModule* module = vmGetModule(vm, moduleName, (int)strlen(moduleName));
+  if (module == NULL) module = createModule(vm, newString(vm, moduleName));
+  vmPushRoot(vm, (Obj*)module);
+  ObjClosure* closure = compileInModule(vm, module, source);
+  vmPopRoot(vm);
+  if (closure == NULL) return RESULT_COMPILE_ERROR;
+#ifdef KW_DEBUG
+  if (getenv("KW_DUMP")) disassemble(vm, closure->fn);
+#endif
+  vmPushRoot(vm, (Obj*)closure);
+  ObjFiber* fiber = newFiber(vm, closure);
+  vmPopRoot(vm);
+  fiber->state = FIBER_ROOT;
+  fiber->started = true;
+  return vmRunFiber(vm, fiber);
+}
+
+/* A fresh root fiber for a host call; the cached one when it is idle. */
+static ObjFiber* acquireApiFiber(VM* vm) {
+  ObjFiber* fiber = vm->apiFiber;
+  if (fiber == NULL || vm->apiFiberBusy) {
+    fiber = newFiber(vm, NULL);
+    if (vm->apiFiber == NULL) vm->apiFiber = fiber;
+  }
+  if (fiber == vm->apiFiber) vm->apiFiberBusy = true;
+  fiber->stackTop = fiber->stack;
+  fiber->frameCount = 0;
+  fiber->openUpvalues = NULL;
+  fiber->caller = NULL;
+  fiber->error = NULL_VAL;
+  fiber->state = FIBER_ROOT;
+  fiber->started = true;
+  return fiber;
+}
+
+/* Calls method `symbol` on args[0] with argc-1 arguments from the host. */
+InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* result) {
+  vmClearError(vm);
+  ObjClass* cls = getClass(vm, args[0]);
+  if (symbol >= cls->methodCount || cls->methods[symbol].type == METHOD_NONE) {
+    ObjFiber* f = newFiber(vm, NULL);
+    f->error = methodNotFound(vm, cls, symbol);
+    reportRuntimeError(vm, f);
+    return RESULT_RUNTIME_ERROR;
+  }
+  Method* method = &cls->methods[symbol];
+  ObjFiber* fiber = acquireApiFiber(vm);
+  fiberEnsureStack(vm, fiber, argc + 1);
+  for (int i = 0; i < argc; i++) *fiber->stackTop++ = args[i];
+  ObjFiber* saved = vm->fiber;
+  vm->fiber = fiber;
+  InterpretResult r = RESULT_SUCCESS;
+  switch (method->type) {
+    case METHOD_PRIMITIVE: {
+      PrimResult p = method->as.primitive(vm, fiber->stack, argc);
+      if (p == PRIM_VALUE) {
+        *result = fiber->stack[0];
+        break;
+      }
+      if (p == PRIM_ERROR) {
+        if (vm->fiber != fiber) fiber->stackTop = fiber->stack + 1;
+        if (!unwindError(vm)) {
+          r = RESULT_RUNTIME_ERROR;
+          break;
+        }
+      } else if (p == PRIM_CALL) {
+        ObjClosure* closure = AS_CLOSURE(fiber->stack[0]);
+        if (argc - 1 < closure->fn->arity) {
+          fiber->error = vmRuntimeErrorValue(vm, "Function expects more arguments.");
+          reportRuntimeError(vm, fiber);
+          r = RESULT_RUNTIME_ERROR;
+          break;
+        }
+        fiber->stackTop = fiber->stack + closure->fn->arity + 1;
+        pushFrame(vm, fiber, closure, closure->fn->arity + 1);
+      } else {
+        fiber->stackTop = fiber->stack + 1;
+      }
+      if (vm->fiber != NULL && vm->fiber->frameCount > 0) r = vmRunFiber(vm, vm->fiber);
+      *result = fiber->stackTop > fiber->stack ? fiber->stack[0] : NULL_VAL;
+      break;
+    }
+    case METHOD_FN_CALL: {
+      ObjClosure* closure = AS_CLOSURE(args[0]);
+      if (argc - 1 < closure->fn->arity) {
+        fiber->error = vmRuntimeErrorValue(vm, "Function expects more arguments.");
+        reportRuntimeError(vm, fiber);
+        r = RESULT_RUNTIME_ERROR;
+        break;
+      }
+      fiber->stackTop = fiber->stack + closure->fn->arity + 1;
+      pushFrame(vm, fiber, closure, closure->fn->arity + 1);
+      r = vmRunFiber(vm, fiber);
+      *result = fiber->stack[0];
+      break;
+    }
+    case METHOD_BLOCK:
+      pushFrame(vm, fiber, method->as.closure, argc);
+      r = vmRunFiber(vm, fiber);
+      *result = fiber->stack[0];
+      break;
+    case METHOD_FOREIGN:
+      if (!callForeign(vm, fiber, method->as.foreignId, fiber->stack, argc)) {
+        reportRuntimeError(vm, fiber);
+        r = RESULT_RUNTIME_ERROR;
+      }
+      *result = fiber->stack[0];
+      break;
+    case METHOD_NONE:
+      break;
+  }
+  vm->fiber = saved;
+  if (fiber == vm->apiFiber) vm->apiFiberBusy = false;
+  return r;
+}

@@ -1,0 +1,123 @@
+/* vm.h -- The VM state shared by every stage of the Kryon Wren VM.
+ *
+ * One VM owns its heap (all objects, GC bookkeeping), its loaded modules,
+ * the global table of method signatures, the currently running fiber,
+ * the embedding API's slots and handles and the last error report.
+ */
+#ifndef KW_VM_H
+#define KW_VM_H
+
+#include "value.h"
+
+#define MAX_PARAMETERS 16
+#define MAX_FIELDS 255
+#define MAX_TEMP_ROOTS 16
+#define FIBER_MAX_FRAMES 100000
+
+typedef enum {
+  RESULT_SUCCESS = 0,
+  RESULT_COMPILE_ERROR = 1,
+  RESULT_RUNTIME_ERROR = 2
+} InterpretResult;
+
+/* A handle pins a value for the host until it is released. */
+typedef struct Handle {
+  Value value;
+  struct Handle* prev;
+  struct Handle* next;
+} Handle;
+
+struct VM {
+  /* Core classes. */
+  ObjClass* objectClass;
+  ObjClass* classClass;
+  ObjClass* boolClass;
+  ObjClass* nullClass;
+  ObjClass* numClass;
+  ObjClass* stringClass;
+  ObjClass* listClass;
+  ObjClass* mapClass;
+  ObjClass* rangeClass;
+  ObjClass* fnClass;
+  ObjClass* fiberClass;
+
+  /* Heap. */
+  Obj* objects;
+  size_t bytesAllocated;
+  size_t nextGC;
+  size_t heapMinimum;
+  Obj** grayStack;
+  int grayCount;
+  int grayCapacity;
+  Obj* tempRoots[MAX_TEMP_ROOTS];
+  int tempRootCount;
+  int gcCount;
+
+  /* Modules and symbols. */
+  ObjMap* modules;
+  ObjModule* coreModule;
+  ObjModule* lastModule;
+  SymbolTable methodNames;
+
+  /* Execution. */
+  ObjFiber* fiber;
+  int hostId;          /* passed to every host import */
+  bool inForeign;      /* a foreign method is running */
+
+  /* Embedding API. */
+  ObjFiber* apiFiber;  /* reused by host calls when idle */
+  bool apiFiberBusy;
+  int status;          /* result of the last fast-path call */
+  Value* slots;
+  int slotCount;
+  int slotCapacity;
+  Handle* handles;
+
+  /* Last error (owned C strings). */
+  char* errorMessage;
+  char* errorModule;
+  int errorLine;
+  char* errorTrace;
+
+  /* Well-known method symbols. */
+  int symIterate;
+  int symIteratorValue;
+  int symToString;
+  int symCall[MAX_PARAMETERS + 1];
+};
+
+/* vm.c */
+VM* vmNew(int hostId);
+void vmFree(VM* vm);
+InterpretResult vmInterpret(VM* vm, const char* moduleName, const char* source);
+InterpretResult vmRunFiber(VM* vm, ObjFiber* fiber);
+InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* result);
+ObjModule* vmGetModule(VM* vm, const char* name, int length);
+ObjModule* vmLoadModule(VM* vm, ObjString* name, ObjClosure** outClosure);
+void vmSetError(VM* vm, const char* message, const char* module, int line);
+void vmClearError(VM* vm);
+Value vmRuntimeErrorValue(VM* vm, const char* format, ...);
+void vmPushRoot(VM* vm, Obj* obj);
+void vmPopRoot(VM* vm);
+void fiberEnsureStack(VM* vm, ObjFiber* fiber, int needed);
+void fiberResumeWith(VM* vm, ObjFiber* fiber, Value value);
+const char* methodName(VM* vm, int symbol);
+
+/* memory.c */
+extern int kwOutOfMemory;
+void kwFatalOutOfMemory(void);
+void gcCollect(VM* vm);
+void gcMaybeCollect(VM* vm);
+void gcFreeAll(VM* vm);
+void gcMarkValue(VM* vm, Value v);
+void gcMarkObject(VM* vm, Obj* obj);
+
+/* core.c */
+void coreInitialize(VM* vm);
+ObjString* valueToCString(VM* vm, Value v); /* built-in toString */
+
+/* compiler.c */
+ObjFn* compileModule(VM* vm, ObjModule* module, const char* source);
+
+/* Host imports (host.h); the vm's host id identifies it to the host. */
+#endif

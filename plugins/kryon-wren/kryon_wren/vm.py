@@ -1,0 +1,800 @@
+"""vm.py -- Low-level Python wrapper over the Kryon Wren wasm module.
+
+The Wren VM is C code compiled to wasm32 (see ``csrc/``); this module runs it
+inside wasmtime and speaks its embedding API (``csrc/kryon_wren.h``):
+
+* :class:`WasmInstance` -- one wasmtime Store + instance of the module. It
+  provides the host imports (``env.host_write``, ``env.host_load_module``,
+  ``env.host_read_module``, ``env.host_bind_foreign``, ``env.host_foreign``,
+  ``env.host_clock``), a memory cap, and fuel / epoch time limits. Traps
+  become Python exceptions; after a trap the instance is dead.
+* :class:`WrenVM` -- one Wren VM: interpret source as a module, read
+  variables, make handles and call methods (with a fast path for numeric
+  calls), convert values through slots, and expose foreign methods to Wren.
+
+Compiled wasm modules are cached per engine configuration, in memory and on
+disk (``Module.serialize``) so new instances start quickly.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+WASM_PATH = Path(__file__).with_name("kryon_wren.wasm")
+
+DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
+EPOCH_TICK_SECONDS = 0.005
+
+# Result codes of the C API.
+SUCCESS, COMPILE_ERROR, RUNTIME_ERROR, NON_NUMBER_RESULT = 0, 1, 2, 3
+# Slot types (kryon_wren.h).
+TYPE_BOOL, TYPE_NUM, TYPE_FOREIGN, TYPE_LIST, TYPE_MAP, TYPE_NULL, TYPE_STRING, TYPE_UNKNOWN = range(8)
+
+_STATUS_TAG = 0x7FF4000000000000
+_STATUS_MASK = 0xFFFFFFFFFFFF0000
+
+
+# ---- Errors -----------------------------------------------------------------
+
+
+class WrenError(Exception):
+    """Base class of every error raised by the Wren VM wrapper."""
+
+
+class WrenCompileError(WrenError):
+    def __init__(self, message: str, module: str = "", line: int = 0):
+        super().__init__(message)
+        self.message = message
+        self.module = module
+        self.line = line
+
+
+class WrenRuntimeError(WrenError):
+    def __init__(self, message: str, module: str = "", line: int = 0, trace: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.module = module
+        self.line = line
+        self.trace = trace
+
+
+class WrenTimeoutError(WrenError):
+    """The script ran out of fuel or past its time limit."""
+
+
+class WrenMemoryError(WrenError):
+    """The VM hit the memory cap of its store."""
+
+
+class WrenTrapError(WrenError):
+    """The wasm instance trapped for another reason (a VM bug)."""
+
+
+class WrenVMClosedError(WrenError):
+    """The VM was closed, or its instance died in an earlier trap."""
+
+
+# ---- Engines and compiled modules ---------------------------------------------
+
+_engine_lock = threading.Lock()
+_engines: Dict[Tuple[bool, bool], Tuple[wasmtime.Engine, wasmtime.Module]] = {}
+_epoch_engines: list = []
+_ticker_started = False
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("KRYON_WREN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "kryon-wren"
+    )
+    return Path(base)
+
+
+def _load_module(engine: wasmtime.Engine, key: str) -> wasmtime.Module:
+    wasm = WASM_PATH.read_bytes()
+    digest = hashlib.sha256(wasm + key.encode() + wasmtime.__name__.encode()).hexdigest()[:24]
+    version = getattr(wasmtime, "__version__", "") or ""
+    cached = _cache_dir() / f"{digest}-{version}.cwasm"
+    if cached.exists():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(cached))
+        except Exception:
+            pass
+    module = wasmtime.Module(engine, wasm)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=str(cached.parent))
+        with os.fdopen(fd, "wb") as f:
+            f.write(module.serialize())
+        os.replace(tmp, cached)
+    except OSError:
+        pass
+    return module
+
+
+def _ticker() -> None:
+    while True:
+        time.sleep(EPOCH_TICK_SECONDS)
+        for engine in list(_epoch_engines):
+            engine.increment_epoch()
+
+
+def get_engine(fuel: bool = False, epoch: bool = True) -> Tuple[wasmtime.Engine, wasmtime.Module]:
+    """The shared engine and compiled module for a configuration."""
+    global _ticker_started
+    key = (fuel, epoch)
+    with _engine_lock:
+        if key in _engines:
+            return _engines[key]
+        if not WASM_PATH.exists():
+            raise WrenError(f"kryon_wren.wasm is missing ({WASM_PATH}); build it with build_wasm.py")
+        config = wasmtime.Config()
+        config.consume_fuel = fuel
+        config.epoch_interruption = epoch
+        engine = wasmtime.Engine(config)
+        module = _load_module(engine, f"fuel={fuel},epoch={epoch}")
+        _engines[key] = (engine, module)
+        if epoch:
+            _epoch_engines.append(engine)
+            if not _ticker_started:
+                threading.Thread(target=_ticker, name="kryon-wren-epoch", daemon=True).start()
+                _ticker_started = True
+        return engine, module
+
+
+# ---- One wasm instance -------------------------------------------------------------
+
+_I32 = wasmtime.ValType.i32()
+_I64 = wasmtime.ValType.i64()
+_F64 = wasmtime.ValType.f64()
+
+
+class WasmInstance:
+    """A wasmtime store and instance of the Wren module, shared by its VMs."""
+
+    def __init__(
+        self,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        fuel: Optional[int] = None,
+        timeout: Optional[float] = None,
+    ):
+        self.memory_limit = memory_limit
+        self.fuel = fuel
+        self.timeout = timeout
+        self.engine, self.module = get_engine(fuel=fuel is not None, epoch=True)
+        self.store = wasmtime.Store(self.engine)
+        self.store.set_limits(memory_size=memory_limit)
+        self.store.set_epoch_deadline(1 << 62)
+        if fuel is not None:
+            self.store.set_fuel(fuel)
+        self.targets: Dict[int, "WrenVM"] = {}
+        self.dead: Optional[str] = None
+        self._pending_source: bytes = b""
+        self._next_host_id = 1
+        self.instance = wasmtime.Instance(self.store, self.module, self._imports())
+        exports = self.instance.exports(self.store)
+        self.memory: wasmtime.Memory = exports["memory"]
+        self.funcs: Dict[str, wasmtime.Func] = {
+            e.name: exports[e.name] for e in self.module.exports if e.name.startswith("wren_")
+        }
+        exports["_initialize"](self.store)
+        self.limited = fuel is not None or timeout is not None
+        self.fns: Dict[str, _RawExport] = {
+            name: _RawExport(self, func) for name, func in self.funcs.items()
+        }
+
+    # -- host imports --------------------------------------------------------
+
+    def _imports(self) -> list:
+        store = self.store
+
+        def func(params, results, fn):
+            return wasmtime.Func(store, wasmtime.FuncType(params, results), fn)
+
+        by_name = {
+            "host_write": func([_I32, _I32, _I32], [], self._host_write),
+            "host_load_module": func([_I32, _I32, _I32], [_I32], self._host_load_module),
+            "host_read_module": func([_I32, _I32], [], self._host_read_module),
+            "host_bind_foreign": func([_I32] * 8, [_I32], self._host_bind_foreign),
+            "host_foreign": func([_I32, _I32], [_I32], self._host_foreign),
+            "host_clock": func([], [_F64], time.perf_counter),
+        }
+        return [by_name[imp.name] for imp in self.module.imports]
+
+    def _host_write(self, vm: int, ptr: int, length: int) -> None:
+        target = self.targets.get(vm)
+        text = self.read_bytes(ptr, length).decode("utf-8", "replace")
+        if target is not None:
+            target._on_write(text)
+
+    def _host_load_module(self, vm: int, ptr: int, length: int) -> int:
+        target = self.targets.get(vm)
+        name = self.read_bytes(ptr, length).decode("utf-8", "replace")
+        source = target._on_load_module(name) if target is not None else None
+        if source is None:
+            return -1
+        self._pending_source = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+        return len(self._pending_source)
+
+    def _host_read_module(self, vm: int, buffer: int) -> None:
+        self.write_bytes(buffer, self._pending_source)
+        self._pending_source = b""
+
+    def _host_bind_foreign(self, vm, mptr, mlen, cptr, clen, is_static, sptr, slen) -> int:
+        target = self.targets.get(vm)
+        if target is None:
+            return -1
+        module = self.read_bytes(mptr, mlen).decode()
+        class_name = self.read_bytes(cptr, clen).decode()
+        signature = self.read_bytes(sptr, slen).decode()
+        return target._on_bind_foreign(module, class_name, bool(is_static), signature)
+
+    def _host_foreign(self, vm: int, method_id: int) -> int:
+        target = self.targets.get(vm)
+        if target is None:
+            return 1
+        return target._on_foreign(method_id)
+
+    # -- memory --------------------------------------------------------------
+
+    def read_bytes(self, ptr: int, length: int) -> bytes:
+        base = ctypes.addressof(self.memory.data_ptr(self.store).contents)
+        return ctypes.string_at(base + ptr, length)
+
+    def read_cstring(self, ptr: int) -> str:
+        if not ptr:
+            return ""
+        base = ctypes.addressof(self.memory.data_ptr(self.store).contents)
+        return ctypes.string_at(base + ptr).decode("utf-8", "replace")
+
+    def write_bytes(self, ptr: int, data: bytes) -> None:
+        base = ctypes.addressof(self.memory.data_ptr(self.store).contents)
+        ctypes.memmove(base + ptr, data, len(data))
+
+    def memory_size(self) -> int:
+        """Bytes of linear memory the instance currently has."""
+        return self.memory.data_len(self.store)
+
+    def alloc_cstring(self, text: str) -> int:
+        data = text.encode("utf-8") + b"\0"
+        ptr = self.call("wren_alloc", len(data))
+        self.write_bytes(ptr, data)
+        return ptr
+
+    # -- calls ---------------------------------------------------------------
+
+    def _arm_limits(self) -> None:
+        if self.fuel is not None:
+            self.store.set_fuel(self.fuel)
+        if self.timeout is not None:
+            ticks = max(1, int(self.timeout / EPOCH_TICK_SECONDS + 0.999))
+            self.store.set_epoch_deadline(ticks)
+
+    def check_alive(self) -> None:
+        if self.dead is not None:
+            raise WrenVMClosedError(f"the Wren VM's wasm instance is dead: {self.dead}")
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Calls an export, arming limits and turning traps into errors."""
+        if self.dead is not None:
+            self.check_alive()
+        return self.fns[name](*args)
+
+    def _raise_trap(self, trap_ptr: Any, error_ptr: Any) -> None:
+        from wasmtime import _func
+
+        exc = _func.LAST_EXCEPTION
+        _func.LAST_EXCEPTION = None
+        if exc is not None:
+            # A host callback raised: the wasm stack was unwound mid-call.
+            self.dead = f"host callback raised {type(exc).__name__}"
+            raise exc
+        if trap_ptr:
+            raise self._trap_error(wasmtime.Trap._from_ptr(trap_ptr))
+        raise self._trap_error(wasmtime.WasmtimeError._from_ptr(error_ptr))
+
+    def _trap_error(self, trap: Exception) -> WrenError:
+        code = getattr(trap, "trap_code", None)
+        message = str(trap).splitlines()[0] if str(trap) else type(trap).__name__
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            error: WrenError = WrenTimeoutError(
+                f"Wren script ran out of fuel (budget {self.fuel} wasm instructions)"
+            )
+        elif code == wasmtime.TrapCode.INTERRUPT:
+            error = WrenTimeoutError(f"Wren script exceeded its time limit of {self.timeout} s")
+        elif self._out_of_memory():
+            error = WrenMemoryError(f"Wren VM exceeded its memory limit of {self.memory_limit} bytes")
+        else:
+            error = WrenTrapError(f"Wren VM trapped: {message}")
+        self.dead = str(error)
+        return error
+
+    def _out_of_memory(self) -> bool:
+        try:
+            return bool(self.funcs["wren_out_of_memory"](self.store))
+        except Exception:
+            return False
+
+    def new_host_id(self) -> int:
+        host_id = self._next_host_id
+        self._next_host_id += 1
+        return host_id
+
+
+def _kind_name(ty: wasmtime.ValType) -> str:
+    for name in ("i32", "i64", "f32", "f64"):
+        if ty == getattr(wasmtime.ValType, name)():
+            return name
+    raise WrenError(f"unsupported wasm value type {ty}")
+
+
+def _make_unchecked() -> Any:
+    # A private ctypes function object (dll[...] is not cached, unlike
+    # dll.attr) so plain integers can be passed without conversion.
+    fn = ffi.dll["wasmtime_func_call_unchecked"]
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    fn.restype = ctypes.c_void_p
+    return fn
+
+
+_UNCHECKED = _make_unchecked()
+
+
+class _RawExport:
+    """Calls one export through ``wasmtime_func_call_unchecked``.
+
+    wasmtime-py's ``Func.__call__`` costs ~20 us (it rebuilds the type and
+    converts every value); this keeps a preallocated raw value array (with
+    typed views over it) and calls the C API directly. Traps and host
+    exceptions still raise, through ``WasmInstance._raise_trap``.
+    """
+
+    __slots__ = ("inst", "raw", "i32", "i64", "f64", "size", "params", "result",
+                 "trap", "call_args", "func")
+
+    def __init__(self, inst: WasmInstance, func: wasmtime.Func):
+        ty = func.type(inst.store)
+        params = [_kind_name(p) for p in ty.params]
+        results = [_kind_name(r) for r in ty.results]
+        self.inst = inst
+        self.func = func
+        self.size = max(len(params), len(results), 1)
+        self.raw = (ffi.wasmtime_val_raw * self.size)()
+        stride = ctypes.sizeof(ffi.wasmtime_val_raw)
+        words = self.size * stride
+        self.i32 = (ctypes.c_int32 * (words // 4)).from_buffer(self.raw)
+        self.i64 = (ctypes.c_int64 * (words // 8)).from_buffer(self.raw)
+        self.f64 = (ctypes.c_double * (words // 8)).from_buffer(self.raw)
+        per = stride // 4, stride // 8
+        self.params = [(getattr(self, kind if kind != "f32" else "f64"), i * (per[0] if kind == "i32" else per[1]))
+                       for i, kind in enumerate(params)]
+        self.result = results[0] if results else None
+        self.trap = ctypes.c_void_p()
+        context = ctypes.cast(inst.store._context(), ctypes.c_void_p).value
+        self.call_args = (context, ctypes.addressof(func._func), ctypes.addressof(self.raw),
+                          self.size, ctypes.addressof(self.trap))
+
+    def invoke(self) -> None:
+        """Runs the call with the raw values already in place."""
+        inst = self.inst
+        if inst.limited:
+            inst._arm_limits()
+        error = _UNCHECKED(*self.call_args)
+        if error or self.trap.value:
+            trap = self.trap.value
+            self.trap.value = None
+            inst._raise_trap(
+                ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)) if trap else None,
+                ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
+            )
+
+    def __call__(self, *args: Any) -> Any:
+        for (view, index), value in zip(self.params, args):
+            view[index] = value
+        self.invoke()
+        result = self.result
+        if result is None:
+            return None
+        if result == "i32":
+            return self.i32[0]
+        if result == "f64":
+            return self.f64[0]
+        return self.i64[0]
+
+
+# ---- Handles ------------------------------------------------------------------
+
+
+class Handle:
+    """A Wren value pinned for the host (``wren_get_slot_handle``)."""
+
+    __slots__ = ("vm", "ptr", "__weakref__")
+
+    def __init__(self, vm: "WrenVM", ptr: int):
+        self.vm = vm
+        self.ptr = ptr
+
+    def release(self) -> None:
+        if self.ptr and self.vm is not None:
+            self.vm._release_handle_ptr(self.ptr)
+        self.ptr = 0
+
+    def __repr__(self) -> str:
+        return f"<Wren handle {self.ptr:#x}>"
+
+
+class CallHandle(Handle):
+    """A method signature ready to call, e.g. ``call(_,_)``."""
+
+    __slots__ = ("signature", "arity")
+
+    def __init__(self, vm: "WrenVM", ptr: int, signature: str):
+        super().__init__(vm, ptr)
+        self.signature = signature
+        self.arity = signature.count("_")
+
+
+ForeignFn = Callable[..., Any]
+
+
+class WrenVM:
+    """One Wren VM inside a wasm instance (its own unless ``instance`` is given).
+
+    ``write`` receives System.print/write output (default: collected in
+    ``self.output`` when ``capture=True``, else printed). ``load_module``
+    maps an import name to source text or None. ``foreign`` maps
+    ``(module, class, is_static, signature)`` to a Python callable taking the
+    Wren arguments (receiver excluded) and returning the result; raising
+    an exception aborts the Wren fiber with its message. ``bind_foreign``
+    may resolve foreign methods dynamically with the same key parts.
+    """
+
+    def __init__(
+        self,
+        *,
+        instance: Optional[WasmInstance] = None,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        fuel: Optional[int] = None,
+        timeout: Optional[float] = None,
+        write: Optional[Callable[[str], None]] = None,
+        capture: bool = False,
+        load_module: Optional[Callable[[str], Optional[str]]] = None,
+        foreign: Optional[Dict[Tuple[str, str, bool, str], ForeignFn]] = None,
+        bind_foreign: Optional[Callable[[str, str, bool, str], Optional[ForeignFn]]] = None,
+    ):
+        self.instance = instance or WasmInstance(memory_limit=memory_limit, fuel=fuel, timeout=timeout)
+        self.output: list = []
+        self._write = write if write is not None else (self.output.append if capture else _print_raw)
+        self._load_module = load_module
+        self._foreign_table = dict(foreign or {})
+        self._bind_foreign = bind_foreign
+        self._foreign_methods: list = []
+        self._foreign_error: Optional[BaseException] = None
+        self.host_id = self.instance.new_host_id()
+        self.instance.targets[self.host_id] = self
+        self.ptr = self.instance.call("wren_new_vm", self.host_id)
+        self._closed = False
+        self._fast = None
+
+    # -- lifetime ------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.instance.targets.pop(self.host_id, None)
+        if self.instance.dead is None:
+            self.instance.call("wren_free_vm", self.ptr)
+        self.ptr = 0
+
+    def __enter__(self) -> "WrenVM":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _check(self) -> None:
+        if self._closed:
+            raise WrenVMClosedError("the Wren VM is closed")
+        self.instance.check_alive()
+
+    def _c(self, name: str, *args: Any) -> Any:
+        if self._closed or self.instance.dead is not None:
+            self._check()
+        return self.instance.fns[name](self.ptr, *args)
+
+    # -- running code --------------------------------------------------------
+
+    def interpret(self, source: str, module: str = "main") -> None:
+        """Runs source as the named module; raises on compile or runtime errors."""
+        self._check()
+        inst = self.instance
+        module_ptr = inst.alloc_cstring(module)
+        source_ptr = inst.alloc_cstring(source)
+        try:
+            result = self._c("wren_interpret", module_ptr, source_ptr)
+        finally:
+            if inst.dead is None:
+                inst.call("wren_dealloc", module_ptr)
+                inst.call("wren_dealloc", source_ptr)
+        self._raise_for(result)
+
+    def _raise_for(self, result: int) -> None:
+        if self._foreign_error is not None:
+            error, self._foreign_error = self._foreign_error, None
+            if not isinstance(error, Exception):
+                raise error
+        if result == SUCCESS:
+            return
+        inst = self.instance
+        message = inst.read_cstring(self._c("wren_error_message"))
+        module = inst.read_cstring(self._c("wren_error_module"))
+        line = self._c("wren_error_line")
+        if result == COMPILE_ERROR:
+            raise WrenCompileError(message, module, line)
+        trace = inst.read_cstring(self._c("wren_error_trace"))
+        raise WrenRuntimeError(message, module, line, trace)
+
+    # -- slots ---------------------------------------------------------------
+
+    def ensure_slots(self, count: int) -> None:
+        self._c("wren_ensure_slots", count)
+
+    def slot_type(self, slot: int) -> int:
+        return self._c("wren_get_slot_type", slot)
+
+    def set_slot(self, slot: int, value: Any) -> None:
+        """Stores a Python value (None, bool, number, str, list, dict, Handle)."""
+        if value is None:
+            self._c("wren_set_slot_null", slot)
+        elif value is True or value is False:
+            self._c("wren_set_slot_bool", slot, int(value))
+        elif isinstance(value, (int, float)):
+            self._c("wren_set_slot_double", slot, float(value))
+        elif isinstance(value, str):
+            self._set_slot_bytes(slot, value.encode("utf-8"))
+        elif isinstance(value, (bytes, bytearray)):
+            self._set_slot_bytes(slot, bytes(value))
+        elif isinstance(value, Handle):
+            self._c("wren_set_slot_handle", slot, value.ptr)
+        elif isinstance(value, (list, tuple)):
+            self._c("wren_set_slot_new_list", slot)
+            temp = slot + 1
+            for item in value:
+                self.set_slot(temp, item)
+                self._c("wren_insert_in_list", slot, -1, temp)
+        elif isinstance(value, dict):
+            self._c("wren_set_slot_new_map", slot)
+            key_slot, value_slot = slot + 1, slot + 2
+            for key, item in value.items():
+                self.set_slot(key_slot, key)
+                self.set_slot(value_slot, item)
+                self._c("wren_set_map_value", slot, key_slot, value_slot)
+        else:
+            raise TypeError(f"cannot pass {type(value).__name__} to Wren")
+
+    def _set_slot_bytes(self, slot: int, data: bytes) -> None:
+        inst = self.instance
+        ptr = inst.call("wren_alloc", len(data) + 1)
+        try:
+            inst.write_bytes(ptr, data)
+            self._c("wren_set_slot_bytes", slot, ptr, len(data))
+        finally:
+            if inst.dead is None:
+                inst.call("wren_dealloc", ptr)
+
+    def get_slot(self, slot: int) -> Any:
+        """Reads a slot as a Python value; objects come back as Handles."""
+        kind = self._c("wren_get_slot_type", slot)
+        if kind == TYPE_NUM:
+            return self._c("wren_get_slot_double", slot)
+        if kind == TYPE_NULL:
+            return None
+        if kind == TYPE_BOOL:
+            return bool(self._c("wren_get_slot_bool", slot))
+        if kind == TYPE_STRING:
+            ptr = self._c("wren_get_slot_bytes", slot)
+            length = self._c("wren_get_slot_bytes_length", slot)
+            return self.instance.read_bytes(ptr, length).decode("utf-8", "replace")
+        if kind == TYPE_LIST:
+            count = self._c("wren_get_list_count", slot)
+            temp = slot + 1
+            items = []
+            for i in range(count):
+                self._c("wren_get_list_element", slot, i, temp)
+                items.append(self.get_slot(temp))
+            return items
+        if kind == TYPE_MAP:
+            key_slot, value_slot = slot + 1, slot + 2
+            result = {}
+            index = self._c("wren_map_next", slot, 0)
+            while index >= 0:
+                self._c("wren_get_map_entry", slot, index, key_slot, value_slot)
+                key = self.get_slot(key_slot)
+                result[key if not isinstance(key, list) else tuple(key)] = self.get_slot(value_slot)
+                index = self._c("wren_map_next", slot, index + 1)
+            return result
+        return self.get_slot_handle(slot)
+
+    def get_slot_handle(self, slot: int) -> Handle:
+        return Handle(self, self._c("wren_get_slot_handle", slot))
+
+    def _release_handle_ptr(self, ptr: int) -> None:
+        if not self._closed and self.instance.dead is None:
+            self._c("wren_release_handle", ptr)
+
+    # -- variables and calls -------------------------------------------------
+
+    def has_module(self, module: str) -> bool:
+        ptr = self.instance.alloc_cstring(module)
+        try:
+            return bool(self._c("wren_has_module", ptr))
+        finally:
+            self.instance.call("wren_dealloc", ptr)
+
+    def has_variable(self, module: str, name: str) -> bool:
+        inst = self.instance
+        m, n = inst.alloc_cstring(module), inst.alloc_cstring(name)
+        try:
+            return bool(self._c("wren_has_variable", m, n))
+        finally:
+            inst.call("wren_dealloc", m)
+            inst.call("wren_dealloc", n)
+
+    def _load_variable(self, module: str, name: str, slot: int) -> None:
+        inst = self.instance
+        m, n = inst.alloc_cstring(module), inst.alloc_cstring(name)
+        try:
+            found = self._c("wren_get_variable", m, n, slot)
+        finally:
+            inst.call("wren_dealloc", m)
+            inst.call("wren_dealloc", n)
+        if not found:
+            raise KeyError(f"no variable {name!r} in Wren module {module!r}")
+
+    def get_variable(self, module: str, name: str) -> Any:
+        """A top-level variable converted to Python (objects as Handles)."""
+        self.ensure_slots(3)
+        self._load_variable(module, name, 0)
+        return self.get_slot(0)
+
+    def variable_handle(self, module: str, name: str) -> Handle:
+        """A handle to a top-level variable (e.g. a class or an object)."""
+        self.ensure_slots(1)
+        self._load_variable(module, name, 0)
+        return self.get_slot_handle(0)
+
+    def make_call_handle(self, signature: str) -> CallHandle:
+        ptr = self.instance.alloc_cstring(signature)
+        try:
+            handle = self._c("wren_make_call_handle", ptr)
+        finally:
+            self.instance.call("wren_dealloc", ptr)
+        return CallHandle(self, handle, signature)
+
+    def call(self, receiver: Any, method: CallHandle, *args: Any) -> Any:
+        """Calls ``method`` on ``receiver`` with Python arguments via slots."""
+        if len(args) != method.arity:
+            raise TypeError(f"{method.signature} takes {method.arity} arguments, got {len(args)}")
+        self.ensure_slots(len(args) + 3)
+        self.set_slot(0, receiver)
+        for i, arg in enumerate(args):
+            self.set_slot(i + 1, arg)
+        result = self._c("wren_call", method.ptr)
+        self._raise_for(result)
+        return self.get_slot(0)
+
+    def call_num(self, receiver: Handle, method: CallHandle, *args: float) -> Any:
+        """Fast path: numeric arguments (at most 4) and result, one wasm call.
+
+        Uses wasmtime's unchecked C call with preallocated raw values; traps
+        and Wren errors still raise. A non-number result is returned through
+        the slots.
+        """
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = _FastCall(self)
+        return fast(receiver, method, args)
+
+    # -- memory and GC ---------------------------------------------------------
+
+    def bytes_allocated(self) -> int:
+        return self._c("wren_bytes_allocated")
+
+    def gc_count(self) -> int:
+        return self._c("wren_gc_count")
+
+    def collect_garbage(self) -> None:
+        self._c("wren_collect_garbage")
+
+    # -- callbacks from the instance --------------------------------------------
+
+    def _on_write(self, text: str) -> None:
+        self._write(text)
+
+    def _on_load_module(self, name: str) -> Optional[str]:
+        if self._load_module is None:
+            return None
+        return self._load_module(name)
+
+    def _on_bind_foreign(self, module: str, class_name: str, is_static: bool, signature: str) -> int:
+        fn = self._foreign_table.get((module, class_name, is_static, signature))
+        if fn is None and self._bind_foreign is not None:
+            fn = self._bind_foreign(module, class_name, is_static, signature)
+        if fn is None:
+            return -1
+        self._foreign_methods.append((fn, signature.count("_")))
+        return len(self._foreign_methods) - 1
+
+    def _on_foreign(self, method_id: int) -> int:
+        fn, arity = self._foreign_methods[method_id]
+        try:
+            args = [self.get_slot(i) for i in range(1, arity + 1)]
+            result = fn(*args)
+            self.ensure_slots(3)
+            self.set_slot(0, result)
+            return 0
+        except WrenError:
+            raise
+        except Exception as exc:  # reported to Wren as a runtime error
+            self.ensure_slots(1)
+            self.set_slot(0, str(exc) or type(exc).__name__)
+            return 1
+        except BaseException as exc:  # KeyboardInterrupt etc.: re-raise after the call
+            self._foreign_error = exc
+            self.ensure_slots(1)
+            self.set_slot(0, type(exc).__name__)
+            return 1
+
+
+def _print_raw(text: str) -> None:
+    print(text, end="")
+
+
+class _FastCall:
+    """wren_call_num through the raw unchecked call: one wasm call, no slots."""
+
+    def __init__(self, vm: WrenVM):
+        self.vm = vm
+        self.inst = vm.instance
+        self.export = self.inst.fns["wren_call_num"]
+        self.i32 = self.export.i32
+        self.f64 = self.export.f64
+        self.stride32 = ctypes.sizeof(ffi.wasmtime_val_raw) // 4
+        self.stride64 = ctypes.sizeof(ffi.wasmtime_val_raw) // 8
+
+    def __call__(self, receiver: Handle, method: CallHandle, args: Tuple[float, ...]) -> Any:
+        vm = self.vm
+        if vm._closed or self.inst.dead is not None:
+            vm._check()
+        n = len(args)
+        if n != method.arity or n > 4:
+            raise TypeError(f"call_num: {method.signature} with {n} numeric arguments (max 4)")
+        i32 = self.i32
+        s32 = self.stride32
+        i32[0] = vm.ptr
+        i32[s32] = receiver.ptr
+        i32[2 * s32] = method.ptr
+        i32[3 * s32] = n
+        f64 = self.f64
+        s64 = self.stride64
+        for i in range(n):
+            f64[(4 + i) * s64] = args[i]
+        self.export.invoke()
+        bits = self.export.i64[0] & 0xFFFFFFFFFFFFFFFF
+        if (bits & _STATUS_MASK) != _STATUS_TAG:
+            return f64[0]
+        status = bits & 0xFFFF
+        if status == NON_NUMBER_RESULT:
+            vm.ensure_slots(3)
+            return vm.get_slot(0)
+        vm._raise_for(status)
+        return None

@@ -1,0 +1,1 @@
+System.print(_x) // expect error

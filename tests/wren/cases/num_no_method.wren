@@ -1,0 +1,1 @@
+1.foo // expect runtime error: Num does not implement 'foo'.

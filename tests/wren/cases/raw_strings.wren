@@ -1,0 +1,8 @@
+var s = """
+line one
+  "quoted" %(not) \n
+"""
+System.print(s)
+// expect: line one
+// expect:   "quoted" %(not) \n
+System.print("""single""") // expect: single

@@ -1,0 +1,1 @@
+System.print("abc"[10]) // expect runtime error: Subscript out of bounds.

@@ -1,0 +1,1 @@
+System.print("abc"["x"]) // expect runtime error: Subscript must be a number or a range.

@@ -1,0 +1,1 @@
+System.print(notDefined) // expect error
