@@ -671,3 +671,37 @@ def test_bound_handle_and_missing_functions(m):
     assert add(2, 3) == 6 and add(2, 3, 4) == 6
     with pytest.raises(Exception):
         m.call_function("lib.Point")
+
+
+def test_references_the_script_dropped_are_freed():
+    import gc
+
+    mgr = manager()
+    mgr.load_script_from_source("refs", "javascript", """
+        function apply(f, x) { return f(x); }
+        function make() { return () => 1; }
+        let kept = null;
+        function keep(h) { kept = h; return h; }
+    """)
+    engine = mgr.engine("javascript")
+    ctx = engine._scripts["refs"]
+    for i in range(2000):
+        assert mgr.call_function("apply", [lambda x: x + 1, i]) == i + 1
+        mgr.call_function("keep", [UserData(i)]) if i % 2 else None
+    assert len(ctx.py_objs) + len(ctx.ud_objs) < 1100  # swept as it went
+    token = UserData("kept")
+    assert mgr.call_function("keep", [token]) is token
+    engine.collect_garbage()
+    assert len(ctx.py_objs) == 0 and list(ctx.ud_objs.values()) == [token]
+    refs = [mgr.call_function("make") for _ in range(10)]
+    assert json_counts(ctx)[0] == 10
+    del refs
+    gc.collect()
+    mgr.call_function("apply", [lambda x: x, 0])  # the next call frees their JS side
+    assert json_counts(ctx)[0] == 0
+
+
+def json_counts(ctx):
+    import json
+
+    return json.loads(ctx.counts())

@@ -99,6 +99,7 @@ class _Context:
         self.py_objs: dict[int, Any] = {}
         self.fnrefs: "weakref.WeakValueDictionary[int, FunctionRef]" = weakref.WeakValueDictionary()
         self._ids = itertools.count(1)
+        self.sweep_at = 512
         self.input_is_script = not engine._capi
         self._install()
 
@@ -137,6 +138,8 @@ class _Context:
         self.describe = get("describe")
         self.stack_now = get("stackNow")
         self.holder = get("holder")
+        self.sweep_js = get("sweep")
+        self.counts = get("counts")
         self.take_held = get("takeHeld")
         for name, value in engine._globals.items():
             self.set_global(name, self.to_js(value))
@@ -196,7 +199,26 @@ class _Context:
             return self.ctx.parse_json(text)
         return self.import_text(text)
 
+    def sweep(self) -> None:
+        """Forget handles and host functions the script no longer holds."""
+        py_dead, ud_dead = json.loads(self.sweep_js())
+        for pid in py_dead:
+            fn = self.py_objs.pop(pid, None)
+            if fn is not None and self.py_ids.get(id(fn)) == pid:
+                del self.py_ids[id(fn)]
+        for uid in ud_dead:
+            obj = self.ud_objs.pop(uid, None)
+            if obj is not None:
+                try:
+                    if self.ud_ids.get(obj) == uid:
+                        del self.ud_ids[obj]
+                except TypeError:
+                    pass
+        self.sweep_at = max(512, 2 * (len(self.py_objs) + len(self.ud_objs)))
+
     def userdata_id(self, value: Any) -> int:
+        if len(self.ud_objs) + len(self.py_objs) > self.sweep_at:
+            self.sweep()
         try:
             uid = self.ud_ids.get(value)
         except TypeError:  # unhashable UserData subclass
@@ -220,6 +242,8 @@ class _Context:
             raise ConversionError("unknown handle", language=LANG, script=self.script) from None
 
     def callable_id(self, fn: Any) -> int:
+        if len(self.ud_objs) + len(self.py_objs) > self.sweep_at:
+            self.sweep()
         pid = self.py_ids.get(id(fn))
         if pid is None or self.py_objs.get(pid) is not fn:
             pid = next(self._ids)
@@ -843,6 +867,8 @@ class JSEngine(ScriptEngine):
             self._flush_releases()
             for c in self._contexts():
                 c.ctx.gc()
+                if not c.closed:
+                    c.sweep()
             after = self._used()
         return GarbageCollectionStats(before, after, None, (time.perf_counter() - start) * 1000)
 

@@ -98,6 +98,10 @@ def _from_host(host: BaseException, message: str, frames: list[StackFrame], wher
             err = type(host)(text, stack=frames + callee, value=host.value, **where)
         except TypeError:
             err = ScriptRuntimeError(text, stack=frames + callee, value=host.value, **where)
+    elif isinstance(host, RecursionError):
+        err = RecursionLimitError(f"calls nested too deep through the host ({host})", stack=frames, **where)
+    elif isinstance(host, MemoryError):
+        err = MemoryLimitError(f"the host ran out of memory ({host})", stack=frames, **where)
     else:
         err = ScriptRuntimeError(f"{type(host).__name__}: {host}", stack=frames, **where)
     err.__cause__ = host

@@ -93,19 +93,30 @@
   function encode(v) { return stringify(enc(v, new SetC(), 0)); }
 
   // -- JSON text with tags -> JS value ----------------------------------------
+  // handles and host functions are held weakly here: the host frees its side
+  // of those the script dropped (see sweep below)
+  const WeakRefC = WeakRef, deref = call.bind(WeakRef.prototype.deref);
   function makeHandle(id, label) {
-    let h = handles.get(id);
-    if (h === undefined) { h = freeze(create(HandleProto)); handles.set(id, h); handleIds.set(h, id); handleLabels.set(h, label || "KryonHandle"); }
+    const ref = handles.get(id);
+    let h = ref === undefined ? undefined : deref(ref);
+    if (h === undefined) { h = freeze(create(HandleProto)); handles.set(id, new WeakRefC(h)); handleIds.set(h, id); handleLabels.set(h, label || "KryonHandle"); }
     return h;
   }
   function makePyFn(pid, name) {
-    let f = pyFns.get(pid);
+    const ref = pyFns.get(pid);
+    let f = ref === undefined ? undefined : deref(ref);
     if (f === undefined) {
       f = function () { return callPy(pid, arguments); };
       try { defineProperty(f, "name", { value: name || "hostFunction" }); } catch (_) {}
-      pyFns.set(pid, f); pyIds.set(f, pid);
+      pyFns.set(pid, new WeakRefC(f)); pyIds.set(f, pid);
     }
     return f;
+  }
+  function sweep() {
+    const dead = [[], []];
+    for (const [pid, ref] of pyFns) if (deref(ref) === undefined) { pyFns.delete(pid); dead[0].push(pid); }
+    for (const [id, ref] of handles) if (deref(ref) === undefined) { handles.delete(id); dead[1].push(id); }
+    return stringify(dead);
   }
   function revive(v) {
     if (v === null || typeof v !== "object") return v;
@@ -322,6 +333,8 @@
     stackNow: () => errStack(new ErrorC("stack")),
     boxError: (e) => fail(e),
     holder: create(null),
+    sweep: () => sweep(),
+    counts: () => stringify([fns.size, pyFns.size, handles.size, promises.size]),
     takeHeld: () => { const h = internals.holder, e = h.e; delete h.e; return fail(e); },
   };
   return function internal(name) { return internals[name]; };
