@@ -702,67 +702,14 @@ class JSEngine(ScriptEngine):
                     return number_from_js(r)
                 return unbox(ctx)
 
-        if ctx.time_limit is not None:
-
-            def call(*args: Any) -> Any:
-                for a in args:
-                    t = type(a)
-                    if t is int:
-                        if int_lo <= a <= int_hi:
-                            continue
-                    elif t is float or t is bool or a is None:
-                        continue
-                    elif t is str and (a.isascii() or plain_str(a)):
-                        continue
-                    return slow(args)
-                if pending or ctx.closed or len(args) != n:
-                    return slow(args)
-                acquire()
-                prev = enter(ctx)
-                try:
-                    r = wrapper(*args)
-                    t = type(r)
-                    if t is int or t is str or t is bool or r is None:
-                        return r
-                    if t is float:
-                        return number_from_js(r)
-                    return unbox(ctx)
-                except _BINDING_ERRORS as exc:
-                    raise binding_error(ctx, exc) from None
-                finally:
-                    engine._deadline = prev
-                    release()
-
-            return call
-
-        def call(*args: Any) -> Any:  # noqa: F811 - unlimited: no deadline bookkeeping
-            for a in args:
-                t = type(a)
-                if t is int:
-                    if int_lo <= a <= int_hi:
-                        continue
-                elif t is float or t is bool or a is None:
-                    continue
-                elif t is str and (a.isascii() or plain_str(a)):
-                    continue
-                return slow(args)
-            if pending or ctx.closed or len(args) != n:
-                return slow(args)
-            acquire()
-            try:
-                r = wrapper(*args)
-                t = type(r)
-                if t is int or t is str or t is bool or r is None:
-                    return r
-                if t is float:
-                    return number_from_js(r)
-                return unbox(ctx)
-            except _BINDING_ERRORS as exc:
-                raise binding_error(ctx, exc) from None
-            finally:
-                release()
-
-        return call
+        env = dict(
+            slow=slow, ctx=ctx, pending=pending, acquire=acquire, release=release, wrapper=wrapper, unbox=unbox,
+            binding_error=binding_error, number_from_js=number_from_js, plain_str=plain_str, engine=engine,
+            enter=enter, _BINDING_ERRORS=_BINDING_ERRORS, MISSING=_MISSING, SCALARS=_PASS_TYPES, int=int, str=str,
+            float=float, bool=bool, type=type,
+        )
+        exec(_caller_source(n, ctx.time_limit is not None), env)  # noqa: S102 - generated from a fixed template
+        return env["call"]
 
     def _call_ref(self, ctx: _Context, fid: int, args: Sequence[Any]) -> Any:
         with self._lock:
@@ -901,6 +848,52 @@ class JSEngine(ScriptEngine):
             if self._compiler is not None:
                 self._compiler.close()
                 self._compiler = None
+
+
+_MISSING = object()
+_PASS_TYPES = frozenset({float, bool, type(None)})
+
+
+def _caller_source(n: int, limited: bool) -> str:
+    """Python source of the hot-path caller for a function of ``n`` declared
+    parameters: one test per argument, no loop (scalars the binding passes
+    exactly go straight through; anything else takes ``slow``)."""
+    names = [f"a{i}" for i in range(n)]
+    if n > 8:
+        head = "def call(*args):\n"
+        check = "    for a in args:\n        if not (type(a) is int and -2147483648 <= a <= 2147483647 or type(a) in SCALARS or type(a) is str and (a.isascii() or plain_str(a))):\n            return slow(args)\n    if len(args) != %d or pending or ctx.closed:\n        return slow(args)\n" % n
+        call_args = "*args"
+    else:
+        params = ", ".join([f"{a}=MISSING" for a in names] + ["*rest"])
+        head = f"def call({params}):\n"
+        tests = " or ".join(
+            f"not (type({a}) is int and -2147483648 <= {a} <= 2147483647 or type({a}) in SCALARS"
+            f" or type({a}) is str and ({a}.isascii() or plain_str({a})))" for a in names
+        )
+        given = f"({', '.join(names)}{',' if n == 1 else ''})" if n else "()"
+        present = " or ".join([f"{a} is MISSING" for a in names] + ["rest"]) if n else "rest"
+        check = (
+            f"    if {present}:\n        return slow(tuple(x for x in {given} if x is not MISSING) + rest)\n"
+            + (f"    if {tests}:\n        return slow({given})\n" if n else "")
+            + f"    if pending or ctx.closed:\n        return slow({given})\n"
+        )
+        call_args = ", ".join(names)
+    body = "    acquire()\n"
+    if limited:
+        body += "    prev = enter(ctx)\n"
+    body += (
+        "    try:\n"
+        f"        r = wrapper({call_args})\n"
+        "        t = type(r)\n"
+        "        if t is int or t is str or t is bool or r is None:\n            return r\n"
+        "        if t is float:\n            return number_from_js(r)\n"
+        "        return unbox(ctx)\n"
+        "    except _BINDING_ERRORS as exc:\n        raise binding_error(ctx, exc) from None\n"
+        "    finally:\n"
+        + ("        engine._deadline = prev\n" if limited else "")
+        + "        release()\n"
+    )
+    return head + check + body
 
 
 class _Pending:
