@@ -166,6 +166,14 @@ def test_bound_handle(manager):
     assert asyncio.run(fetch.call_async(5)) == 10
 
 
+def test_engine_accepts_either_spelling(manager):
+    manager.load_script_from_source("counter", "lisp", COUNTER)
+    engine = manager.engine("lisp")
+    assert engine.call_function("add_numbers", [1, 2], script="counter") == 3
+    assert engine.call_function("add-numbers", [1, 2], script="counter") == 3
+    assert "counter.add_numbers" not in manager.functions()  # the registry keeps the source's spelling
+
+
 def test_missing_function(manager):
     manager.load_script_from_source("counter", "lisp", COUNTER)
     with pytest.raises(FunctionNotFoundError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kryon_core import (
+    AccessDeniedError,
     CompileError,
     DOMError,
     RecursionLimitError,
@@ -224,4 +225,21 @@ def test_exit_does_not_stop_the_host(bystander):
     bystander.load_script_from_source("ex", "lisp", "(import sys)\n(defn quit [] (sys.exit 3))")
     with pytest.raises(ScriptRuntimeError, match="exit"):
         bystander.call_function("ex.quit")
+    _intact(bystander)
+
+
+def test_trusted_policy_without_imports_or_files(bystander):
+    policy = SecurityPolicy.trusted(allow_imports=False, allow_file_system=False, allowed_modules={"math"})
+    bystander.load_script_from_source(
+        "guarded",
+        "lisp",
+        '(import math)\n(defn root [x] (math.sqrt x))\n(defn sneaky []\n  (import os))\n(defn peek []\n  (open "x.txt"))',
+        policy=policy,
+    )
+    assert bystander.call_function("guarded.root", [9]) == 3.0  # granted, and Hy's own runtime import works
+    with pytest.raises(AccessDeniedError, match="import of 'os'") as info:
+        bystander.call_function("guarded.sneaky")
+    assert (info.value.script, info.value.line) == ("guarded", 4)
+    with pytest.raises(AccessDeniedError, match="file access"):
+        bystander.call_function("guarded.peek")
     _intact(bystander)

@@ -5,6 +5,8 @@ one manager serves the module.)"""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from kryon_core import (
@@ -34,6 +36,9 @@ def sandboxed():
 (defn calls-os []
   (import os)
   (os.getcwd))
+(defn :async double [x] (* x 2))
+(defn :async fetch [x]
+  (await (double x)))
 (defn spin []
   (setv i 0)
   (while True
@@ -54,6 +59,11 @@ def test_a_bare_manager_runs_lisp_sandboxed():
         m.load_script_from_source("plain", "lisp", "(defn add-numbers [a b] (+ a b))")
         assert m.engine("lisp")._isolated  # it runs in a worker, not in this process
         assert m.call_function("add-numbers", [2, 3]) == 5
+
+
+def test_sandboxed_async(sandboxed):
+    assert sandboxed.functions()["bystander.fetch"].is_async
+    assert asyncio.run(sandboxed.call_function_async("bystander.fetch", [21])) == 42
 
 
 def test_sandboxed_functions_keep_lisp_names(sandboxed):

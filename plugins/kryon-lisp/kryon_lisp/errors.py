@@ -112,18 +112,19 @@ def translate(exc: BaseException, script: str | None) -> ScriptError:
 
     A ScriptError (from the bridge, another language or a limit) keeps its
     type and message; the Lisp frames it passed through are added to its
-    stack, and where it names no script (a DOM argument error) it gets the
+    stack, and where it names no line (a DOM argument error, an import refused) it gets the
     Lisp location. The caller raises the result with its traceback cleared,
     so an outer Lisp boundary adds only the frames outside this one. Any other exception becomes ScriptRuntimeError, or
     RecursionLimitError / MemoryLimitError for Python's own limits."""
     stack = stack_from_traceback(exc.__traceback__)
     top = stack[0] if stack else None
     if isinstance(exc, ScriptError):
-        if exc.language is None or (exc.script is None and exc.language == LANGUAGE):
+        if exc.language is None or (exc.language == LANGUAGE and exc.line is None):
             exc.language = LANGUAGE
-            exc.script = top.script if top else script
-            exc.line = top.line if top else exc.line
-            exc.column = top.column if top else exc.column
+            if top is not None:
+                exc.script, exc.line, exc.column = top.script, top.line, top.column
+            elif exc.script is None:
+                exc.script = script
         exc.stack.extend(stack)
         return exc
     where = dict(
