@@ -54,6 +54,7 @@ def zig_cc() -> list[str]:
 
 def build_wasm(out: Path = DEFAULT_WASM) -> Path:
     generate_core_inc()
+    out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = zig_cc() + WASM_FLAGS + ["-o", str(out)] + [str(CSRC / s) for s in VM_SOURCES]
     env = dict(os.environ)
