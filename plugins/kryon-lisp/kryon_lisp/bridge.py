@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import hy
 
-from kryon_core import API, ApiMethod, FunctionRef, ScriptBridge, ScriptRuntimeError, UserData
+from kryon_core import ApiMethod, FunctionRef, ScriptBridge, ScriptRuntimeError, UserData
 
 from .values import LANGUAGE
 

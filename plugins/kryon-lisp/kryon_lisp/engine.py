@@ -45,17 +45,15 @@ from kryon_core import (
     ScriptError,
     ScriptNotFoundError,
     ScriptRuntimeError,
-    ScriptTimeoutError,
     SecurityPolicy,
     StackFrame,
     UserData,
 )
 
-from .bridge import build_api
-from .compiler import ENGINE_VERSION, compile_source, display_name, load_code
-from .errors import stack_from_frame, stack_from_traceback, translate
 from . import sandbox
-from .compiler import check_sandboxable
+from .bridge import build_api
+from .compiler import ENGINE_VERSION, check_sandboxable, compile_source, display_name, load_code
+from .errors import lisp_name, stack_from_frame, translate
 from .sandbox import TimeLimitExceeded, Watchdog, script_builtins
 from .values import LANGUAGE, SCRIPT_KEY, to_host
 
@@ -106,18 +104,19 @@ class _Isolated:
 
 def _lisp_frames(error: ScriptError) -> ScriptError:
     """Name a worker's frames the Lisp way (``<top level>``, unmangled names)."""
-    error.stack = [
-        dataclasses.replace(f, function=_frame_name(f.function)) if f.language == LANGUAGE else f for f in error.stack
-    ]
+    error.stack = _lisp_stack(error.stack)
     return error
 
 
-def _frame_name(name: str) -> str:
-    if name == "<module>":
-        return "<top level>"
-    if name == "<lambda>" or name.startswith("_hy_anon"):
-        return "fn"
-    return display_name(name)
+def _lisp_stack(stack: list[StackFrame]) -> list[StackFrame]:
+    return [
+        dataclasses.replace(
+            f, function=lisp_name(f.function), locals={display_name(k): v for k, v in f.locals.items()}
+        )
+        if f.language == LANGUAGE
+        else f
+        for f in stack
+    ]
 
 
 def _step(coro: Any, value: Any, exc: BaseException | None) -> tuple[bool, Any]:
@@ -157,7 +156,6 @@ class LispEngine(ScriptEngine):
         self._bp_ids = itertools.count(1)
         self._bp_lines: dict[str, dict[int, int]] = {}
         self._tracing = False
-        self._closed = False
         self._pending = ""  # printed text not yet ended by a newline
         self._isolated: dict[str, _Isolated] = {}
         self._wrap_fn, self._unknown_fn = self._wrap, self._convert_unknown  # bound once, used per call
@@ -275,11 +273,12 @@ class LispEngine(ScriptEngine):
         swap only if its top level succeeds: a failing version leaves the
         old one running with its state."""
         policy = policy or self.config.policy
-        if script_id in self._isolated or policy.sandboxed:
-            if script_id in self._scripts or not policy.sandboxed:  # the policy changed: load beside, then swap
-                ScriptEngine.reload_script(self, script_id, compiled, policy=policy, previous=previous)
-            else:
-                self._load_isolated(compiled, policy, reload=True)
+        isolated = script_id in self._isolated
+        if isolated and policy.sandboxed:  # the runtime swaps workers the same way
+            self._load_isolated(compiled, policy, reload=True)
+            return
+        if isolated or policy.sandboxed:  # moving between this process and a worker
+            ScriptEngine.reload_script(self, script_id, compiled, policy=policy, previous=previous)
             return
         with self._lock:
             old = self._script(script_id)
@@ -344,7 +343,6 @@ class LispEngine(ScriptEngine):
             if self._watchdog is not None:
                 self._watchdog.close()
                 self._watchdog = None
-            self._closed = True
 
     # -- calls ------------------------------------------------------------------------
     def _resolve(self, function: str, script_id: str) -> tuple[_Script, Callable[..., Any]]:
@@ -444,8 +442,7 @@ class LispEngine(ScriptEngine):
 
     def _wrap(self, fn: types.FunctionType) -> FunctionRef:
         """A Lisp function handed to the host: a FunctionRef owned by its script."""
-        name = fn.__name__
-        name = "fn" if name == "<lambda>" or name.startswith("_hy_anon") else display_name(name)
+        name = lisp_name(fn.__name__)
         s = self._live.get(id(fn.__globals__))
         if s is None:  # its script was unloaded meanwhile
             ref = FunctionRef(fn, name=name, language=LANGUAGE, script=fn.__globals__.get(SCRIPT_KEY))
@@ -501,22 +498,9 @@ class LispEngine(ScriptEngine):
         except BaseException as exc:
             raise self._fail(exc, s)
 
-    def _fail(self, exc: BaseException, s: _Script) -> ScriptError:
-        if isinstance(exc, TimeLimitExceeded):
-            stack = stack_from_traceback(exc.__traceback__)
-            top = stack[0] if stack else StackFrame("?", script=s.id, language=LANGUAGE)
-            limit = f" of {s.time_limit:g} s" if s.time_limit is not None else ""
-            error: ScriptError = ScriptTimeoutError(
-                f"the call ran past the time limit{limit}",
-                language=LANGUAGE,
-                script=top.script,
-                line=top.line,
-                column=top.column,
-                stack=stack,
-            )
-        else:
-            error = translate(exc, s.id)
-        return error.with_traceback(None)
+    @staticmethod
+    def _fail(exc: BaseException, s: _Script) -> ScriptError:
+        return translate(exc, s.id, s.time_limit).with_traceback(None)
 
     def _finish(self, value: Any, s: _Script) -> Any:
         """A Lisp result as a host value: generators are drained into a list,
@@ -536,14 +520,15 @@ class LispEngine(ScriptEngine):
         except RuntimeError:
             pass
         else:
-            coro.close() if hasattr(coro, "close") else None
+            if type(coro) is _COROUTINE:
+                coro.close()  # never started: closing it avoids the "never awaited" warning
             raise ScriptRuntimeError(
                 "an async Lisp function was called synchronously inside a running event loop: "
                 "await it with call_function_async (or FunctionRef.call_async)",
                 language=LANGUAGE,
                 script=s.id,
             )
-        if type(coro) is types.AsyncGeneratorType:
+        if type(coro) is _ASYNC_GENERATOR:
             coro = _collect(coro)
         loop = asyncio.new_event_loop()
         try:
@@ -624,10 +609,7 @@ class LispEngine(ScriptEngine):
     def get_stack_trace(self) -> list[StackFrame]:
         frames = stack_from_frame(sys._getframe(1))
         if not frames and self._runtime is not None:  # inside a callback from a worker
-            frames = [
-                dataclasses.replace(f, function=_frame_name(f.function)) if f.language == LANGUAGE else f
-                for f in self._runtime.current_stack()
-            ]
+            frames = _lisp_stack(self._runtime.current_stack())
         return frames
 
     def set_breakpoint(self, file: str, line: int) -> int:
@@ -655,17 +637,8 @@ class LispEngine(ScriptEngine):
 
     def _isolated_hit(self, hit: BreakpointHit) -> None:
         handler = self.breakpoint_handler
-        if handler is None:
-            return
-        stack = [
-            dataclasses.replace(
-                f, function=_frame_name(f.function), locals={display_name(k): v for k, v in f.locals.items()}
-            )
-            if f.language == LANGUAGE
-            else f
-            for f in hit.stack
-        ]
-        handler(dataclasses.replace(hit, stack=stack))
+        if handler is not None:
+            handler(dataclasses.replace(hit, stack=_lisp_stack(hit.stack)))
 
     def _lines_for(self, script_id: str) -> dict[int, int]:
         lines = self._bp_lines.get(script_id)

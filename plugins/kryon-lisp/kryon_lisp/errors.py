@@ -20,21 +20,24 @@ from kryon_core import (
     RecursionLimitError,
     ScriptError,
     ScriptRuntimeError,
+    ScriptTimeoutError,
     StackFrame,
 )
 
 from .compiler import top_level_name
+from .sandbox import TimeLimitExceeded
 from .values import LANGUAGE, SCRIPT_KEY
 
-__all__ = ["translate", "stack_from_traceback", "stack_from_frame", "frame_info", "MAX_FRAMES"]
+__all__ = ["translate", "lisp_name", "stack_from_traceback", "stack_from_frame", "frame_info", "MAX_FRAMES"]
 
 #: at most this many frames are kept (the innermost ones): deep recursion
 #: must not turn into a megabyte of stack trace
 MAX_FRAMES = 64
 
 
-def _function_name(code: types.CodeType) -> str:
-    name = code.co_name
+def lisp_name(name: str) -> str:
+    """A Python function name as Lisp shows it: the top level, ``fn`` for
+    anonymous functions, else the unmangled name."""
     if name == "<module>":
         return top_level_name
     if name == "<lambda>" or name.startswith("_hy_anon"):
@@ -68,7 +71,7 @@ def frame_info(
         return None
     code = frame.f_code
     return StackFrame(
-        function=_function_name(code),
+        function=lisp_name(code.co_name),
         script=script,
         line=lineno,
         column=_column(code, lasti),
@@ -107,15 +110,17 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def translate(exc: BaseException, script: str | None) -> ScriptError:
+def translate(exc: BaseException, script: str | None, time_limit: float | None = None) -> ScriptError:
     """The Kryon error for an exception that left Lisp code.
 
     A ScriptError (from the bridge, another language or a limit) keeps its
     type and message; the Lisp frames it passed through are added to its
     stack, and where it names no line (a DOM argument error, an import refused) it gets the
     Lisp location. The caller raises the result with its traceback cleared,
-    so an outer Lisp boundary adds only the frames outside this one. Any other exception becomes ScriptRuntimeError, or
-    RecursionLimitError / MemoryLimitError for Python's own limits."""
+    so an outer Lisp boundary adds only the frames outside this one. The
+    watchdog's interrupt becomes ScriptTimeoutError (naming ``time_limit``),
+    Python's own limits RecursionLimitError / MemoryLimitError, anything
+    else ScriptRuntimeError."""
     stack = stack_from_traceback(exc.__traceback__)
     top = stack[0] if stack else None
     if isinstance(exc, ScriptError):
@@ -134,13 +139,16 @@ def translate(exc: BaseException, script: str | None) -> ScriptError:
         column=top.column if top else None,
         stack=stack,
     )
-    if isinstance(exc, RecursionError):
-        error: ScriptError = RecursionLimitError(f"maximum recursion depth exceeded ({exc})", **where)
+    if isinstance(exc, TimeLimitExceeded):
+        limit = f" of {time_limit:g} s" if time_limit is not None else ""
+        error: ScriptError = ScriptTimeoutError(f"the call ran past the time limit{limit}", **where)
+    elif isinstance(exc, RecursionError):
+        error = RecursionLimitError(f"maximum recursion depth exceeded ({exc})", **where)
     elif isinstance(exc, MemoryError):
         error = MemoryLimitError("out of memory", **where)
     elif isinstance(exc, SystemExit):
         error = ScriptRuntimeError(f"the script tried to exit the process (exit code {exc.code!r})", **where)
     else:
         error = ScriptRuntimeError(_message(exc), **where)
-    error.__cause__ = exc if not isinstance(exc, (RecursionError, MemoryError)) else None
+    error.__cause__ = exc if not isinstance(exc, (RecursionError, MemoryError, TimeLimitExceeded)) else None
     return error

@@ -31,7 +31,7 @@ from hy.models import Keyword, Object as HyObject
 from kryon_core import ConversionError, FunctionRef, UserData
 from kryon_core.values import dict_key
 
-__all__ = ["LANGUAGE", "SCRIPT_KEY", "to_host", "script_of", "is_lisp_function"]
+__all__ = ["LANGUAGE", "SCRIPT_KEY", "to_host"]
 
 LANGUAGE = "lisp"
 #: the key in every script namespace naming the script it belongs to
@@ -39,16 +39,6 @@ SCRIPT_KEY = "__kryon_script__"
 
 _PLAIN = frozenset((type(None), bool, int, float, str, bytes))
 _PASS = (FunctionRef, UserData)
-
-
-def script_of(function: Any) -> str | None:
-    """The id of the script that defined ``function`` (None for host functions)."""
-    g = getattr(function, "__globals__", None)
-    return g.get(SCRIPT_KEY) if g is not None else None
-
-
-def is_lisp_function(value: Any) -> bool:
-    return isinstance(value, types.FunctionType) and SCRIPT_KEY in value.__globals__
 
 
 def to_host(
