@@ -40,7 +40,7 @@ from .errors import (
     StackFrame,
 )
 from .hookspecs import hookimpl
-from .interop import AccessPolicy, SharedDataManager
+from .interop import AccessPolicy, CrossLanguageRegistry, SharedDataManager
 from .manager import LoadedScript, ScriptManager
 from .plugins import EngineSpec
 from .policy import SecurityPolicy
@@ -62,6 +62,7 @@ __all__ = [
     "CompileError",
     "CompiledScript",
     "ConversionError",
+    "CrossLanguageRegistry",
     "DOMBridge",
     "DOMError",
     "Document",

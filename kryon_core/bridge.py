@@ -72,6 +72,8 @@ API: tuple[ApiMethod, ...] = (
     _m("call", "call", "kryon-call", (1, -1), "call(name, ...args): a function of any loaded script"),
     _m("get_shared", "getShared", "get-shared", (1, 1), "read a shared object"),
     _m("set_shared", "setShared", "set-shared!", (2, 2), "write a shared object"),
+    _m("create_shared", "createShared", "create-shared!", (2, 3), "create a shared object (optional access policy)"),
+    _m("watch_shared", "watchShared", "watch-shared!", (2, 2), "callback(id, new, old) after each write"),
 )
 
 
@@ -98,7 +100,7 @@ class ScriptBridge:
 
     def methods(self) -> list[tuple[ApiMethod, Callable[..., Any]]]:
         """Every API method with the bound host function implementing it."""
-        out = [(m, getattr(self, m.name)) for m in API]
+        out = [(m, _with_language(getattr(self, m.name), self.language)) for m in API]
         out += [(ApiMethod(n, n, n, (0, -1), "plugin function"), f) for n, f in self.extra.items()]
         return out
 
@@ -222,7 +224,7 @@ class ScriptBridge:
                 raise RecursionLimitError(
                     f"cross-language calls nested deeper than {limit} (calling '{name}')", language=self.language
                 )
-            return self.manager.call_function(_text(name, "function name"), list(args), caller=self.language)
+            return self.manager.interop.call(self.language, _text(name, "function name"), list(args))
         finally:
             counter.n -= 1
 
@@ -231,6 +233,26 @@ class ScriptBridge:
 
     def set_shared(self, object_id: str, value: Any) -> None:
         self._shared().write(_text(object_id, "shared object id"), value, self.language)
+
+    def create_shared(self, object_id: str, value: Any, policy: Mapping[str, Any] | None = None) -> None:
+        """Create a shared object owned by this language. ``policy`` may give
+        ``read`` and ``write`` lists of languages and ``readonly``."""
+        from .interop import AccessPolicy
+
+        access = None
+        if policy is not None:
+            if not isinstance(policy, Mapping):
+                raise ScriptError("shared object policy must be a table/object", language=self.language)
+            access = AccessPolicy.of(
+                read=policy.get("read"), write=policy.get("write"), readonly=bool(policy.get("readonly", False))
+            )
+        self._shared().create(_text(object_id, "shared object id"), value, owner=self.language, policy=access)
+
+    def watch_shared(self, object_id: str, callback: Callable[..., Any]) -> int:
+        shared = self._shared()
+        oid = _text(object_id, "shared object id")
+        shared.read(oid, self.language)  # watching needs read access
+        return shared.on_change(oid, _callable(callback))
 
     def _shared(self) -> Any:
         if self.manager is None:
@@ -267,6 +289,23 @@ def _callable(value: Any) -> Callable[..., Any]:
     if callable(value):
         return value
     raise DOMError(f"expected a function, got {type(value).__name__}")
+
+
+def _with_language(method: Callable[..., Any], language: str) -> Callable[..., Any]:
+    """Wrap a bridge method so errors it raises without a language get the
+    script's language (engines then only add the position)."""
+
+    def call(*args: Any) -> Any:
+        try:
+            return method(*args)
+        except ScriptError as exc:
+            if exc.language is None:
+                exc.language = language
+            raise
+
+    call.__name__ = getattr(method, "__name__", "kryon_api")
+    call.__doc__ = getattr(method, "__doc__", None)
+    return call
 
 
 def _display(value: Any) -> str:

@@ -48,7 +48,7 @@ def _report(exc: ScriptError) -> int:
 
 def cmd_engines(args: argparse.Namespace) -> int:
     m = ScriptManager(cache=False)
-    if not m.languages:
+    if not m.languages and not m.broken_plugins:
         print("no engines installed (pip install kryon-lua, kryon-js, kryon-python, kryon-wren or kryon-lisp)")
         return 0
     rows = []
@@ -60,6 +60,8 @@ def cmd_engines(args: argparse.Namespace) -> int:
         except Exception as exc:  # a broken engine is reported, the others still listed
             caps, version = [f"unavailable: {exc}"], "?"
         rows.append((lang, spec.distribution or "(in-process)", spec.version or "", version, ", ".join(caps)))
+    for name, why in sorted(m.broken_plugins.items()):
+        rows.append((name, "(failed to load)", "", "?", why))
     if args.json:
         keys = ("language", "distribution", "distribution_version", "engine_version", "capabilities")
         print(json.dumps([dict(zip(keys, r)) for r in rows], indent=2))

@@ -82,6 +82,7 @@ class FunctionInfo:
     is_generator: bool = False
     is_variadic: bool = False
     line: int | None = None
+    documentation: str | None = None
     bytecode_offset: int = 0
     bytecode_length: int = 0
 

@@ -1,5 +1,10 @@
 """Data and functions shared across languages.
 
+:class:`CrossLanguageRegistry` is the directory of every function scripts
+export (every function a loaded script defines), with metadata, and the
+route of ``kryon.call``: it records per-function statistics of calls from
+each language.
+
 :class:`SharedDataManager` holds named objects any script may read or write
 through ``kryon.getShared`` / ``kryon.setShared``, subject to an
 :class:`AccessPolicy` per object: which languages may read, which may write,
@@ -17,10 +22,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from time import perf_counter_ns
+from typing import TYPE_CHECKING
+
 from .errors import AccessDeniedError, ScriptError
 from .values import FunctionRef, to_host
 
-__all__ = ["AccessPolicy", "SharedObject", "SharedDataManager", "HOST"]
+if TYPE_CHECKING:
+    from .manager import ScriptManager
+
+__all__ = [
+    "AccessPolicy",
+    "SharedObject",
+    "SharedDataManager",
+    "HOST",
+    "CrossLanguageRegistry",
+    "FunctionMetadata",
+    "CallStatistics",
+]
 
 log = logging.getLogger("kryon.shared")
 
@@ -167,3 +186,89 @@ class SharedDataManager:
 def _detach(data: Any, language: str) -> Any:
     value = to_host(data, language=language)
     return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
+
+
+@dataclass(frozen=True)
+class FunctionMetadata:
+    """The specification's FunctionMetadata for an exported function."""
+
+    name: str
+    qualified_name: str
+    language: str
+    script: str
+    parameter_names: tuple[str, ...]
+    parameter_count: int
+    is_async: bool
+    is_variadic: bool
+    documentation: str | None
+
+
+@dataclass
+class CallStatistics:
+    """Calls of one function that came through ``kryon.call``."""
+
+    successful_calls: int = 0
+    failed_calls: int = 0
+    total_ns: int = 0
+    by_caller: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def average_us(self) -> float:
+        calls = self.successful_calls + self.failed_calls
+        return self.total_ns / calls / 1000 if calls else 0.0
+
+
+class CrossLanguageRegistry:
+    """Exported functions of every language, and cross-language call routing.
+
+    Functions are exported by loading the script that defines them; the
+    registry reads the manager's function table, so it is never stale."""
+
+    def __init__(self, manager: "ScriptManager") -> None:
+        self._manager = manager
+        self.call_stats: dict[str, CallStatistics] = {}
+        self._lock = threading.Lock()
+
+    def exported_functions(self, language: str | None = None) -> dict[str, FunctionMetadata]:
+        """qualified name -> metadata, optionally for one language."""
+        out = {}
+        for qualified, info in self._manager.functions().items():
+            script = qualified[: -len(info.name) - 1]
+            lang = self._manager.scripts[script].language
+            if language is not None and lang != language:
+                continue
+            out[qualified] = FunctionMetadata(
+                name=info.name,
+                qualified_name=qualified,
+                language=lang,
+                script=script,
+                parameter_names=tuple(info.parameter_names),
+                parameter_count=info.parameter_count,
+                is_async=info.is_async,
+                is_variadic=info.is_variadic,
+                documentation=info.documentation,
+            )
+        return out
+
+    def call(self, source_language: str, target: str, args: list[Any]) -> Any:
+        """Call ``target`` (any resolvable name) on behalf of a script in
+        ``source_language``; arguments and result convert through the value
+        model inside each engine."""
+        start = perf_counter_ns()
+        ok = False
+        try:
+            result = self._manager.call_function(target, args, caller=source_language)
+            ok = True
+            return result
+        finally:
+            elapsed = perf_counter_ns() - start
+            with self._lock:
+                stats = self.call_stats.get(target)
+                if stats is None:
+                    stats = self.call_stats[target] = CallStatistics()
+                if ok:
+                    stats.successful_calls += 1
+                else:
+                    stats.failed_calls += 1
+                stats.total_ns += elapsed
+                stats.by_caller[source_language] = stats.by_caller.get(source_language, 0) + 1

@@ -34,7 +34,7 @@ from .errors import (
     ScriptRuntimeError,
     SizeLimitError,
 )
-from .interop import SharedDataManager
+from .interop import CrossLanguageRegistry, SharedDataManager
 from .plugins import KNOWN_DISTRIBUTIONS, EngineSpec, collect_engine_specs, make_plugin_manager
 from .policy import SecurityPolicy
 from .profiling import CallStats, Profiler
@@ -120,6 +120,8 @@ class ScriptManager:
         self.debug = debug
         self._pm = make_plugin_manager(plugins, discover=discover)
         self._specs: dict[str, EngineSpec] = collect_engine_specs(self._pm)
+        #: installed engine plugins that failed to load: entry point -> reason
+        self.broken_plugins: dict[str, str] = dict(self._pm.kryon_broken)
         self._engines: dict[str, ScriptEngine] = {}
         self._bridges: dict[str, ScriptBridge] = {}
         self._scripts: dict[str, LoadedScript] = {}
@@ -132,6 +134,7 @@ class ScriptManager:
         self.profiler = Profiler(enabled=profiling, hot_threshold=hot_threshold)
         self.profiler.on_hot = self._on_hot
         self.shared = SharedDataManager()
+        self.interop = CrossLanguageRegistry(self)
         if not cache:
             self.cache: CompilationCache | None = None
         elif cache_dir is False:
@@ -171,8 +174,9 @@ class ScriptManager:
         if spec is None:
             installed = ", ".join(self.languages) or "none"
             dist = KNOWN_DISTRIBUTIONS.get(lang, f"a Kryon engine for '{lang}'")
+            broken = "".join(f"; failed to load: {why}" for why in self.broken_plugins.values())
             raise EngineNotFoundError(
-                f"no engine for language '{lang}' is installed (installed: {installed}); install {dist}",
+                f"no engine for language '{lang}' is installed (installed: {installed}); install {dist}{broken}",
                 language=lang,
             )
         config = EngineConfig(
@@ -192,12 +196,15 @@ class ScriptManager:
         self._pm.hook.kryon_engine_initialized(engine=engine, manager=self)
         return engine
 
-    def language_for_file(self, path: "str | Path") -> str:
+    def _extensions(self) -> dict[str, str]:
         extensions = dict(EXTENSIONS)
         for spec in self._specs.values():
             for ext in spec.extensions:
                 extensions[ext.lower()] = spec.language
-        lang = language_for_path(str(path), extensions)
+        return extensions
+
+    def language_for_file(self, path: "str | Path") -> str:
+        lang = language_for_path(str(path), self._extensions())
         if lang is None:
             raise EngineNotFoundError(f"no language is known for the file '{path}'")
         return lang
@@ -545,7 +552,7 @@ class ScriptManager:
         base = importer_script.filename if importer_script is not None else None
         if base is None:
             return None
-        exts = [ext for ext, lang in EXTENSIONS.items() if lang == language]
+        exts = [ext for ext, lang in self._extensions().items() if lang == language]
         for ext in exts:
             candidate = Path(base).parent / f"{name}{ext}"
             if candidate.is_file():

@@ -13,6 +13,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+import logging
+
 import pluggy
 
 from . import hookspecs
@@ -21,6 +23,8 @@ from .engine import ScriptEngine
 __all__ = ["EngineSpec", "ENTRY_POINT_GROUP", "make_plugin_manager", "collect_engine_specs", "KNOWN_DISTRIBUTIONS"]
 
 ENTRY_POINT_GROUP = "kryon.engines"
+
+log = logging.getLogger("kryon")
 
 #: where to get the engines of the specification, for "not installed" errors
 KNOWN_DISTRIBUTIONS = {
@@ -67,26 +71,47 @@ def make_plugin_manager(plugins: Iterable[Any] = (), *, discover: bool = True) -
     (unless ``discover`` is false) and the given in-process plugins."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
+    pm.kryon_broken = {}  # type: ignore[attr-defined]  # entry point name -> why it failed
+    pm.kryon_dists = {}  # type: ignore[attr-defined]  # id(plugin) -> (distribution, version)
     if discover:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        load_entry_points(pm)
     for plugin in plugins:
         if not pm.is_registered(plugin):
             pm.register(plugin)
     return pm
 
 
+def load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register every installed plugin of the ``kryon.engines`` group. One
+    broken distribution (an import error, a bad hook) is recorded in
+    ``pm.kryon_broken`` and logged; the others still load."""
+    from importlib import metadata
+
+    for dist in metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                pm.register(plugin, name=ep.name)
+            except Exception as exc:  # a broken plugin must not take the others down
+                name = dist.metadata.get("Name", ep.name)
+                pm.kryon_broken[ep.name] = f"{name}: {type(exc).__name__}: {exc}"  # type: ignore[attr-defined]
+                log.warning("kryon engine plugin %s (%s) failed to load: %s", ep.name, name, exc)
+                continue
+            pm.kryon_dists[id(plugin)] = (dist.metadata["Name"], dist.version)  # type: ignore[attr-defined]
+
+
 def collect_engine_specs(pm: pluggy.PluginManager) -> dict[str, EngineSpec]:
     """language id -> EngineSpec; an in-process plugin registered later wins
     over an installed one for the same language."""
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    dists: dict[int, tuple[str, str]] = getattr(pm, "kryon_dists", {})
     specs: dict[str, EngineSpec] = {}
     for impl in pm.hook.kryon_register_engines.get_hookimpls():  # registration order
         result = impl.function()
         for spec in result or ():
             dist = dists.get(id(impl.plugin))
             if dist is not None and (spec.distribution is None or spec.version is None):
-                spec = dataclasses.replace(
-                    spec, distribution=spec.distribution or dist.project_name, version=spec.version or dist.version
-                )
+                spec = dataclasses.replace(spec, distribution=spec.distribution or dist[0], version=spec.version or dist[1])
             specs[spec.language] = spec
     return specs

@@ -861,7 +861,7 @@ class IsolatedRuntime:
         lang, sid = self.language, script.id
 
         def owns(cb: Any) -> bool:
-            return isinstance(cb, FunctionRef) and cb.language == lang and cb.script == sid and not _named(cb)
+            return isinstance(cb, FunctionRef) and cb.language == lang and cb.script == sid
 
         keys = owned(owns)
         if keys:
@@ -956,10 +956,6 @@ class IsolatedRuntime:
             if script.proc is not None:
                 script.proc.close()
                 script.proc = None
-
-
-def _named(ref: FunctionRef) -> bool:
-    return False
 
 
 def _refused(exc: protocol.ValueRefused, language: str, script: str) -> ScriptError:

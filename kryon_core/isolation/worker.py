@@ -329,8 +329,13 @@ def _audit_hook(grants, allowed_import):
         deny += _NET_PREFIX
     deny_t = tuple(deny)
 
+    importing_ok = bool(grants.get("imports"))
+    import_events = ("open", "os.listdir", "os.scandir", "marshal.loads")
+
     def hook(event, args):
         if S.internal:
+            return
+        if importing_ok and event in import_events and _from_importlib(event, args):
             return
         if event == "import":
             name = args[0]
@@ -341,6 +346,20 @@ def _audit_hook(grants, allowed_import):
             raise AccessDenied(f"'{event}' is not allowed by the sandbox policy")
 
     return hook
+
+
+_IMPORTLIB_FILES = ("<frozen importlib._bootstrap_external>", "<frozen importlib._bootstrap>", "<frozen zipimport>")
+
+
+def _from_importlib(event, args):
+    """Whether the import system itself (reading a module's source or
+    bytecode) raised the event: allowed when imports are granted."""
+    if event == "open":
+        mode = args[1] if len(args) > 1 else "r"
+        if not isinstance(mode, str) or any(c in mode for c in "wax+"):
+            return False
+    frame = sys._getframe(2)
+    return frame is not None and frame.f_code.co_filename in _IMPORTLIB_FILES
 
 
 def _unshare_net():
@@ -367,6 +386,90 @@ def _prctl(option, value):
         return False
 
 
+# -- seccomp: a BPF filter assembled here, loaded with prctl ------------------------------------
+_SYSCALLS = {
+    # name: (x86_64, aarch64); None where the call does not exist
+    "fork": (57, None), "vfork": (58, None), "execve": (59, 221), "execveat": (322, 281),
+    "clone": (56, 220), "clone3": (435, 435), "socket": (41, 198), "socketpair": (53, 199),
+    "kill": (62, 129), "tkill": (200, 130), "tgkill": (234, 131), "ptrace": (101, 117),
+    "process_vm_readv": (310, 270), "process_vm_writev": (311, 271), "unshare": (272, 97),
+    "setns": (308, 268), "mount": (165, 40), "bpf": (321, 280), "perf_event_open": (298, 241),
+    "keyctl": (250, 219), "userfaultfd": (323, 282), "io_uring_setup": (425, 425),
+    "open_by_handle_at": (304, 265), "pidfd_open": (434, 434), "pidfd_send_signal": (424, 424),
+}
+_ARCHES = {"x86_64": (0, 0xC000003E), "amd64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7), "arm64": (1, 0xC00000B7)}
+
+
+def _seccomp(grants):
+    """Refuse (EPERM) the system calls the policy withholds: new processes
+    (fork, vfork, clone without CLONE_THREAD, clone3, execve), sockets, signals
+    to other processes, and always ptrace, namespaces, mounts, bpf and the
+    like. Returns what happened, for the hardening report."""
+    import ctypes
+    import struct
+
+    machine = os.uname().machine
+    arch = _ARCHES.get(machine.lower())
+    if arch is None:
+        return f"not applied (no syscall table for {machine})"
+    column, audit_arch = arch
+    deny = ["ptrace", "process_vm_readv", "process_vm_writev", "unshare", "setns", "mount", "bpf",
+            "perf_event_open", "keyctl", "userfaultfd", "io_uring_setup", "open_by_handle_at"]
+    if not grants.get("processes"):
+        deny += ["fork", "vfork", "execve", "execveat", "clone3", "kill", "tkill", "tgkill", "pidfd_open",
+                 "pidfd_send_signal"]
+    if not grants.get("network"):
+        deny += ["socket", "socketpair"]
+    numbers = [_SYSCALLS[n][column] for n in deny if _SYSCALLS[n][column] is not None]
+    check_clone = not grants.get("processes")
+    LD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
+    ALLOW, ERRNO_EPERM, KILL = 0x7FFF0000, 0x00050000 | 1, 0x80000000
+    prog = [(LD, 0, 0, 4), ("JEQ_ARCH",), (LD, 0, 0, 0)]
+    if column == 0:
+        prog.append(("JGE_X32",))  # the x32 ABI: syscall numbers with bit 30 set
+    for nr in numbers:
+        prog.append(("DENY_IF", nr))
+    if check_clone:
+        clone = _SYSCALLS["clone"][column]
+        prog += [("CLONE", clone), (LD, 0, 0, 16), ("THREAD",)]
+    prog += [("ALLOW",), ("DENY",), ("KILL",)]
+    n = len(prog)
+    allow_at, deny_at, kill_at = n - 3, n - 2, n - 1
+    out = []
+    for i, ins in enumerate(prog):
+        op = ins[0]
+        if op == "JEQ_ARCH":
+            out.append((JEQ, 0, kill_at - i - 1, audit_arch))
+        elif op == "JGE_X32":
+            out.append((JGE, deny_at - i - 1, 0, 0x40000000))
+        elif op == "DENY_IF":
+            out.append((JEQ, deny_at - i - 1, 0, ins[1]))
+        elif op == "CLONE":
+            out.append((JEQ, 0, allow_at - i - 1, ins[1]))
+        elif op == "THREAD":
+            out.append((JSET, allow_at - i - 1, deny_at - i - 1, 0x00010000))  # CLONE_THREAD
+        elif op == "ALLOW":
+            out.append((RET, 0, 0, ALLOW))
+        elif op == "DENY":
+            out.append((RET, 0, 0, ERRNO_EPERM))
+        elif op == "KILL":
+            out.append((RET, 0, 0, KILL))
+        else:
+            out.append(ins)
+    raw = b"".join(struct.pack("=HBBI", *ins) for ins in out)
+    buf = ctypes.create_string_buffer(raw, len(raw))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(out), ctypes.addressof(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        return f"failed (errno {ctypes.get_errno()})"
+    return f"{len(numbers) + (1 if check_clone else 0)} system calls refused"
+
+
 def _vm_size():
     try:
         with open("/proc/self/status") as f:
@@ -390,6 +493,8 @@ def arm(cfg):
         os.environ.clear()
     if not grants.get("network"):
         report["network"] = _unshare_net()
+    else:
+        import ctypes  # noqa: F401  (the seccomp step loads its filter with it)
     mem = limits.get("memory")
     if mem:
         total = _vm_size() + int(mem)
@@ -403,10 +508,11 @@ def arm(cfg):
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
         report["fsize"] = 0
     if not grants.get("file_system") and not grants.get("network"):
-        top = max(S.in_fd, S.out_fd, 2) + 1
+        # granted imports read module files (one descriptor at a time)
+        top = max(S.in_fd, S.out_fd, 2) + (3 if grants.get("imports") else 1)
         resource.setrlimit(resource.RLIMIT_NOFILE, (top, top))
         report["nofile"] = top
-    if os.getuid() == 0 and not grants.get("file_system") and not grants.get("processes"):
+    if os.getuid() == 0 and not grants.get("file_system") and not grants.get("processes") and not grants.get("imports"):
         try:
             os.setgroups([])
             os.setgid(65534)
@@ -425,6 +531,10 @@ def arm(cfg):
     _prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL (after the uid change, which clears it)
     if os.getppid() == 1:
         os._exit(0)  # the host is already gone
+    try:
+        report["seccomp"] = _seccomp(grants)  # needs NO_NEW_PRIVS (set above)
+    except Exception as exc:  # no ctypes or an unknown libc: the other layers still hold
+        report["seccomp"] = f"not applied ({exc})"
     allowed = set(cfg.get("allowed_imports", ())) | set(SAFE_MODULES) | {"kryon"}
     allow_all = bool(grants.get("imports"))
 
@@ -909,6 +1019,13 @@ def main():
         sys.setrecursionlimit(int(init["recursion"]) + 60)
     for name in init.get("preload", ()):
         __import__(name)
+    if init.get("grants", {}).get("network"):
+        import encodings.idna  # noqa: F401  (host names are encoded with it, lazily)
+    for name in init.get("allowed_imports", ()):  # granted modules load now, while files can be read
+        try:
+            __import__(name)
+        except Exception:
+            pass
     S.compile = _resolve_compiler(init.get("compiler"))
     _prepare_modules()
     if init.get("asyncio"):

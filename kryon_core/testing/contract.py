@@ -118,6 +118,18 @@ class EngineContract:
     """Subclass with ``snippets`` set; pytest runs every test for the engine."""
 
     snippets: ClassVar[Snippets]
+    #: in-process plugins to test instead of installed ones (then entry
+    #: points are not consulted): lets an engine run the suite before install
+    plugins: ClassVar[tuple[Any, ...]] = ()
+
+    def make_manager(self, **options: Any) -> ScriptManager:
+        """A manager for the engine under test: installed engines, or only
+        ``plugins`` when the class names some."""
+        if self.plugins:
+            options.setdefault("plugins", self.plugins)
+            options.setdefault("discover", False)
+        options.setdefault("cache", False)
+        return ScriptManager(**options)
 
     @pytest.fixture(params=["trusted", "sandboxed"])
     def policy(self, request: Any) -> SecurityPolicy:
@@ -131,7 +143,7 @@ class EngineContract:
 
     @pytest.fixture
     def manager(self, policy: SecurityPolicy, output: list[tuple[str, str]]) -> Any:
-        m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: output.append((lang, text)))
+        m = self.make_manager(policy=policy, output=lambda lang, text: output.append((lang, text)))
         yield m
         m.close()
 
@@ -146,7 +158,7 @@ class EngineContract:
 
     # -- identity --------------------------------------------------------------------
     def test_engine_is_discovered(self) -> None:
-        m = ScriptManager(cache=False)
+        m = self.make_manager()
         assert self.lang in m.languages
         assert not m.is_loaded(self.lang), "engines must be created lazily"
         engine = m.engine(self.lang)
@@ -334,7 +346,7 @@ class EngineContract:
     # -- limits (sandboxed) ----------------------------------------------------------------------------
     def _sandbox(self, **limits: Any) -> ScriptManager:
         policy = SecurityPolicy.sandboxed(**{**self.snippets.sandbox_overrides, **limits})
-        m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
+        m = self.make_manager(policy=policy, output=lambda lang, text: None)
         m.load_script_from_source("lib", self.lang, self.snippets.library)
         m.load_script_from_source("bystander", self.lang, self.snippets.counter_v1)
         return m
