@@ -285,3 +285,40 @@ def test_plugin_functions_reach_the_sandbox() -> None:
     m.load_script_from_source("p", "python", "import kryon\ndef go(): return kryon.double(21)\n")
     assert m.call_function("go") == 42
     m.close()
+
+
+def test_grants_open_what_they_name(tmp_path) -> None:
+    data = tmp_path / "data.txt"
+    data.write_text("granted")
+    os.chmod(tmp_path, 0o755)
+    listener = __import__("socket").socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(5)
+    port = listener.getsockname()[1]
+    policy = SecurityPolicy.sandboxed(allow_file_system=True, allow_network=True, allowed_modules={"socket"})
+    m = ScriptManager(policy=policy, cache=False)
+    m.load_script_from_source(
+        "g",
+        "python",
+        f"import socket\ndef read():\n    with open({str(data)!r}) as f:\n        return f.read()\n"
+        f"def connect():\n    s = socket.create_connection(('127.0.0.1', {port}), timeout=5)\n    s.sendall(b'hi')\n    s.close()\n    return True\n",
+    )
+    try:
+        assert m.call_function("read") == "granted"
+        assert m.call_function("connect") is True
+        conn, _ = listener.accept()
+        assert conn.recv(2) == b"hi"
+        conn.close()
+        with pytest.raises(ScriptError):  # processes stay forbidden: os is not granted
+            m.load_script_from_source("p", "python", "import os\n")
+    finally:
+        listener.close()
+        m.close()
+
+
+def test_source_size_limit() -> None:
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(max_source_size=100), cache=False)
+    with pytest.raises(SizeLimitError):
+        m.load_script_from_source("big", "python", "x = 1\n" * 50)
+    m.close()
