@@ -705,3 +705,20 @@ def json_counts(ctx):
     import json
 
     return json.loads(ctx.counts())
+
+
+def test_function_ref_call_async_awaits_the_promise():
+    mgr = manager()
+    doc = mgr.setup_dom_bridge(Document())
+    mgr.load_script_from_source("ar", "javascript", """
+        function make() { return async (x) => { await new Promise((r) => setTimeout(r, 10)); return x + 1; }; }
+    """)
+    fn = mgr.call_function("make")
+
+    async def main():
+        task = asyncio.ensure_future(fn.call_async(41))
+        await asyncio.sleep(0.005)
+        doc.advance(20)
+        return await asyncio.wait_for(task, 5)
+
+    assert asyncio.run(main()) == 42
