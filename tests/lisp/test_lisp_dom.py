@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kryon_core import Document, FunctionRef, ScriptManager, SecurityPolicy
+from kryon_core import Document, FunctionRef, ScriptManager, ScriptRuntimeError, SecurityPolicy
 
 TODO_APP = """
 (setv items [])
@@ -166,3 +166,37 @@ def test_cross_language_callbacks(dom):
     m.load_script_from_source("lua_side", "lua", "function run(f, x) return f(x) + 1 end")
     m.load_script_from_source("lisp_side", "lisp", '(defn go [n] (kryon-call "lua_side.run" (fn [x] (* x 10)) n))')
     assert m.call_function("lisp_side.go", [4]) == 41
+
+
+def test_errors_cross_languages_with_both_stacks(dom):
+    m, _ = dom
+    if "lua" not in m.languages:
+        pytest.skip("kryon-lua is not installed")
+    m.load_script_from_source("lua_side", "lua", 'function explode()\n  error("lua broke")\nend')
+    m.load_script_from_source(
+        "lisp_side",
+        "lisp",
+        '(defn go []\n  (kryon-call "lua_side.explode"))\n'
+        '(defn safe []\n  (try (go) (except [e Exception] (+ "caught: " (. e message)))))',
+    )
+    with pytest.raises(ScriptRuntimeError) as info:
+        m.call_function("lisp_side.go")
+    err = info.value
+    assert "lua broke" in str(err) and err.language == "lua"
+    languages = [f.language for f in err.stack]
+    assert "lua" in languages and languages[-1] == "lisp"
+    assert (err.stack[-1].script, err.stack[-1].line) == ("lisp_side", 2)
+    assert "lua broke" in m.call_function("lisp_side.safe")  # Lisp catches it like any exception
+
+
+def test_shared_data(dom):
+    m, _ = dom
+    m.shared.create("settings", {"theme": "dark"})
+    m.load_script_from_source(
+        "shared",
+        "lisp",
+        '(defn theme [] (get (get-shared "settings") "theme"))\n(defn set-theme! [t] (set-shared! "settings" {:theme t}))',
+    )
+    assert m.call_function("theme") == "dark"
+    m.call_function("set-theme!", ["light"])
+    assert m.shared.read("settings", "host") == {"theme": "light"}

@@ -7,6 +7,7 @@ import marshal
 import platform
 import subprocess
 import sys
+import threading
 import types
 
 import hy
@@ -327,3 +328,40 @@ def test_memory_and_gc(manager):
     manager.unload_script("big")
     stats = engine.collect_garbage()
     assert stats.bytes_after < usage.used_bytes
+
+
+def test_hy_eval_and_run_time_macros(manager):
+    manager.load_script_from_source(
+        "ev",
+        "lisp",
+        "(defmacro twice [x] `(* 2 ~x))\n(defn plain [] (hy.eval '(+ 1 2)))\n(defn with-macro [] (hy.eval '(twice 5)))",
+    )
+    assert manager.call_function("plain") == 3
+    assert manager.call_function("with-macro") == 10
+    name = manager.engine("lisp")._scripts["ev"].module.__name__
+    assert sys.modules[name].plain  # findable by Hy's calling-module lookup while loaded...
+    manager.unload_script("ev")
+    assert name not in sys.modules  # ...and gone with the script
+
+
+def test_calls_from_several_threads_are_serialised(manager):
+    # a read-modify-write with a GIL release in the middle: without the
+    # engine's entry lock, threads lose updates (checked: ~500 of 2000)
+    manager.load_script_from_source(
+        "t",
+        "lisp",
+        "(import time)\n(setv count 0)\n(defn bump []\n  (global count)\n  (setv old count)\n"
+        "  (time.sleep 0)\n  (setv count (+ old 1)))",
+    )
+    bump = manager.function("t.bump")
+
+    def worker():
+        for _ in range(500):
+            bump()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert manager.engine("lisp")._scripts["t"].ns["count"] == 2000

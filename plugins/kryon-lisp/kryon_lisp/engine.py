@@ -68,22 +68,25 @@ _GENERATOR, _COROUTINE, _ASYNC_GENERATOR = types.GeneratorType, types.CoroutineT
 _CO_VARARGS, _CO_GENERATOR, _CO_COROUTINE, _CO_ASYNC_GENERATOR = 0x04, 0x20, 0x80, 0x200
 
 
+_module_serial = itertools.count(1)
+
+
 class _Script:
     """A loaded script: its namespace, builtins, policy and handed-out refs."""
 
-    __slots__ = ("id", "ns", "builtins", "policy", "compiled", "refs", "time_limit", "spelled", "__weakref__")
+    __slots__ = ("id", "module", "ns", "builtins", "policy", "compiled", "refs", "time_limit", "spelled", "__weakref__")
 
     def __init__(self, compiled: CompiledScript, policy: SecurityPolicy, builtins: dict[str, Any]) -> None:
         self.id = compiled.id
         self.compiled = compiled
         self.policy = policy
         self.builtins = builtins
-        self.ns: dict[str, Any] = {
-            "__name__": f"kryon-lisp:{compiled.id}",
-            "__builtins__": builtins,
-            "__file__": compiled.filename or compiled.id,
-            SCRIPT_KEY: compiled.id,
-        }
+        # A module object of its own, listed in sys.modules under a name no
+        # import statement can spell, so Hy's run-time machinery that looks
+        # up the calling module (hy.eval, defmacro at run time) finds it.
+        self.module = types.ModuleType(f"kryon-lisp:{compiled.id}#{next(_module_serial)}")
+        self.ns: dict[str, Any] = self.module.__dict__
+        self.ns.update({"__builtins__": builtins, "__file__": compiled.filename or compiled.id, SCRIPT_KEY: compiled.id})
         self.refs: "weakref.WeakSet[FunctionRef]" = weakref.WeakSet()
         self.time_limit = policy.time_limit
         #: mangled name -> the name the source spells (the registry's name)
@@ -257,12 +260,12 @@ class LispEngine(ScriptEngine):
         builtins.update(self._globals)
         script = _Script(compiled, policy, builtins)
         self._live[id(script.ns)] = script
+        sys.modules[script.module.__name__] = script.module
         self._bp_lines.pop(script.id, None)
         try:
             self._protected(script, exec, (code, script.ns), _raw)
         except BaseException:
-            self._live.pop(id(script.ns), None)
-            self._release_refs(script)
+            self._retire(script)
             raise
         return script
 
@@ -300,6 +303,7 @@ class LispEngine(ScriptEngine):
 
     def _retire(self, script: _Script) -> None:
         self._live.pop(id(script.ns), None)
+        sys.modules.pop(script.module.__name__, None)
         self._release_refs(script)
 
     @staticmethod
