@@ -722,3 +722,16 @@ def test_function_ref_call_async_awaits_the_promise():
         return await asyncio.wait_for(task, 5)
 
     assert asyncio.run(main()) == 42
+
+
+def test_deep_recursion_at_every_nesting_level_stays_a_clear_error():
+    # every entry into QuickJS starts a fresh native stack budget: nested entries share one instead
+    mgr = manager(SecurityPolicy.sandboxed(max_recursion=1000, time_limit=20))
+    mgr.load_script_from_source("nest", "javascript", """
+        function deep(n) { return n === 0 ? kryon.call("nest.down", 0) : 1 + deep(n - 1); }
+        function down(k) { return deep(400); }
+    """)
+    with pytest.raises(RecursionLimitError):
+        mgr.call_function("down", [0])
+    mgr.load_script_from_source("ok", "javascript", "function f() { return 1; }")
+    assert mgr.call_function("ok.f") == 1

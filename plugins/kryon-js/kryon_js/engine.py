@@ -33,6 +33,7 @@ from kryon_core import (
     FunctionRef,
     GarbageCollectionStats,
     MemoryUsage,
+    RecursionLimitError,
     ScriptBridge,
     ScriptEngine,
     ScriptError,
@@ -146,7 +147,9 @@ class _Context:
         limit = sandbox.memory_limit(self.policy)
         if limit is not None:
             ctx.set_memory_limit(limit)
-        ctx.set_max_stack_size(sandbox.stack_size(self.policy))
+        self.stack_size = self.current_stack = sandbox.stack_size(self.policy)
+        self.stack_sizes: list[int] = []
+        ctx.set_max_stack_size(self.stack_size)
         if self.time_limit is not None:
             if engine._capi:
                 _capi.set_interrupt_handler(ctx, engine._interrupt)
@@ -308,9 +311,11 @@ class _Context:
             if fn is None:
                 raise ScriptRuntimeError(f"kryon.{name} needs a ScriptManager bridge", language=LANG, script=self.script)
             outer, engine._in_callback = engine._in_callback, self
+            engine._nesting += 1
             try:
                 result = fn(*values)
             finally:
+                engine._nesting -= 1
                 engine._in_callback = outer
             return self.to_js(result)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to JS as an Error
@@ -322,9 +327,11 @@ class _Context:
             fn = self.py_objs[int(pid)]
             values = self._args(enc, args)
             outer, engine._in_callback = engine._in_callback, self
+            engine._nesting += 1
             try:
                 result = fn(*values)
             finally:
+                engine._nesting -= 1
                 engine._in_callback = outer
             return self.to_js(result)
         except BaseException as exc:  # noqa: BLE001
@@ -351,6 +358,7 @@ class JSEngine(ScriptEngine):
         self._pending_release: list[tuple[Any, int]] = []
         self._deadline = _INF
         self._in_callback: _Context | None = None
+        self._nesting = 0  # host callbacks running now (JS -> host -> JS nesting)
         self._api = api_table(None)
         self._compiler: _Context | None = None
         self._version = f"QuickJS-ng (quickjs-ng binding {_binding_version()})"
@@ -513,13 +521,37 @@ class JSEngine(ScriptEngine):
         return ctx
 
     def _enter(self, ctx: _Context) -> float:
-        """Arm the deadline for a call into ``ctx``; returns the previous one."""
+        """Arm the deadline for a call into ``ctx``; returns the previous one.
+        A call nested inside a host callback also gets a smaller native stack
+        (every entry into QuickJS starts a fresh stack budget, so nesting
+        must divide one budget instead of stacking them)."""
+        if self._nesting:
+            self._shrink(ctx)
         prev = self._deadline
         if ctx.time_limit is not None:
             deadline = time.monotonic() + ctx.time_limit
             if deadline < prev:
                 self._deadline = deadline
         return prev
+
+    def _leave(self, ctx: _Context, prev: float) -> None:
+        self._deadline = prev
+        if ctx.stack_sizes and ctx.current_stack != ctx.stack_sizes[-1]:
+            ctx.current_stack = ctx.stack_sizes.pop()
+            ctx.ctx.set_max_stack_size(ctx.current_stack)
+        elif ctx.stack_sizes:
+            ctx.stack_sizes.pop()
+
+    def _shrink(self, ctx: _Context) -> None:
+        depth = self._nesting
+        if depth > sandbox.MAX_NESTING:
+            raise RecursionLimitError(
+                f"JavaScript calls nested through the host more than {sandbox.MAX_NESTING} deep",
+                language=LANG, script=ctx.script)
+        size = max(sandbox.MIN_NESTED_STACK, ctx.stack_size // (depth + 1))
+        ctx.stack_sizes.append(ctx.current_stack)
+        ctx.current_stack = size
+        ctx.ctx.set_max_stack_size(size)
 
     # -- compile and load -----------------------------------------------------------------
     def compile(self, source: "str | bytes", name: str, *, policy: SecurityPolicy | None = None) -> CompiledScript:
@@ -586,7 +618,7 @@ class JSEngine(ScriptEngine):
                             raise err from None
                     self._pump(ctx)
                 finally:
-                    self._deadline = prev
+                    self._leave(ctx, prev)
                 ctx.functions = self._describe(ctx, compiled.source)
                 ok = True
             finally:
@@ -694,7 +726,7 @@ class JSEngine(ScriptEngine):
                 except _BINDING_ERRORS as exc:
                     raise binding_error(ctx, exc) from None
                 finally:
-                    engine._deadline = prev
+                    engine._leave(ctx, prev)
                 t = type(r)
                 if t is int or t is str or t is bool or r is None:
                     return r
@@ -728,7 +760,7 @@ class JSEngine(ScriptEngine):
             except _BINDING_ERRORS as exc:
                 raise self._binding_error(ctx, exc) from None
             finally:
-                self._deadline = prev
+                self._leave(ctx, prev)
 
     async def _call_ref_async(self, ctx: _Context, fid: int, args: Sequence[Any]) -> Any:
         value = self._call_ref(ctx, fid, args, allow_pending=True)
@@ -750,7 +782,7 @@ class JSEngine(ScriptEngine):
             except _BINDING_ERRORS as exc:
                 raise self._binding_error(ctx, exc) from None
             finally:
-                self._deadline = prev
+                self._leave(ctx, prev)
         if not isinstance(value, _Pending):
             return value
         return await self._settle(ctx, value.id)
@@ -771,7 +803,7 @@ class JSEngine(ScriptEngine):
                 except _BINDING_ERRORS as exc:
                     raise self._binding_error(ctx, exc) from None
                 finally:
-                    self._deadline = prev
+                    self._leave(ctx, prev)
                 if not self._stash_kind_pending:
                     return result
                 self._stash_kind_pending = False
@@ -865,7 +897,7 @@ def _caller_source(n: int, limited: bool) -> str:
     names = [f"a{i}" for i in range(n)]
     if n > 8:
         head = "def call(*args):\n"
-        check = "    for a in args:\n        if not (type(a) is int and -2147483648 <= a <= 2147483647 or type(a) in SCALARS or type(a) is str and (a.isascii() or plain_str(a))):\n            return slow(args)\n    if len(args) != %d or pending or ctx.closed:\n        return slow(args)\n" % n
+        check = "    for a in args:\n        if not (type(a) is int and -2147483648 <= a <= 2147483647 or type(a) in SCALARS or type(a) is str and (a.isascii() or plain_str(a))):\n            return slow(args)\n    if len(args) != %d or pending or ctx.closed or engine._nesting:\n        return slow(args)\n" % n
         call_args = "*args"
     else:
         params = ", ".join([f"{a}=MISSING" for a in names] + ["*rest"])
@@ -879,7 +911,7 @@ def _caller_source(n: int, limited: bool) -> str:
         check = (
             f"    if {present}:\n        return slow(tuple(x for x in {given} if x is not MISSING) + rest)\n"
             + (f"    if {tests}:\n        return slow({given})\n" if n else "")
-            + f"    if pending or ctx.closed:\n        return slow({given})\n"
+            + f"    if pending or ctx.closed or engine._nesting:\n        return slow({given})\n"
         )
         call_args = ", ".join(names)
     body = "    acquire()\n"

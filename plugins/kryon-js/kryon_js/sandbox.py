@@ -20,6 +20,11 @@ BYTES_PER_FRAME = 2048
 BASE_STACK = 48 * 1024
 #: QuickJS's own default (JS_DEFAULT_STACK_SIZE); used when the policy sets no recursion limit
 DEFAULT_STACK = 1024 * 1024
+#: JS entries nested through host callbacks (JS -> host -> JS ...) allowed before a RecursionLimitError;
+#: nested entry k gets 1/(k+1) of the script's stack (at least MIN_NESTED_STACK), so the native stack all
+#: levels together may use stays bounded (about 4.5 MiB for 1 MiB scripts) whatever the nesting
+MAX_NESTING = 60
+MIN_NESTED_STACK = 48 * 1024
 #: memory the prelude and runtime need before a script's limit applies
 MIN_MEMORY = 2 * 1024 * 1024
 
