@@ -72,6 +72,7 @@ def _load() -> Any:
         "JS_UpdateStackTop": (None, [P]),
         "JS_SetInterruptHandler": (None, [P, INTERRUPT_HANDLER, P]),
         "js_free": (None, [P, P]),
+        "JS_RunGC": (None, [P]),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)
@@ -122,6 +123,13 @@ def set_interrupt_handler(ctx: Any, handler: Any) -> None:
     """Install ``handler`` (an INTERRUPT_HANDLER) on the context's runtime."""
     rt, _ = pointers(ctx)
     _lib.JS_SetInterruptHandler(rt, handler, None)
+
+
+def run_gc(ctx: Any) -> None:
+    """QuickJS's cycle collector on the context's runtime (the binding's own
+    ``gc()`` also runs Python's full ``gc.collect()`` every time)."""
+    rt, _ = pointers(ctx)
+    _lib.JS_RunGC(rt)
 
 
 class CompileFailed(Exception):

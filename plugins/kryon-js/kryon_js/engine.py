@@ -848,8 +848,15 @@ class JSEngine(ScriptEngine):
         with self._lock:
             before = self._used()
             self._flush_releases()
+            if not self._capi:
+                import gc
+
+                gc.collect()
             for c in self._contexts():
-                c.ctx.gc()
+                if self._capi:
+                    _capi.run_gc(c.ctx)
+                else:
+                    c.ctx.gc()
                 if not c.closed:
                     c.sweep()
             after = self._used()
