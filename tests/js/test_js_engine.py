@@ -735,3 +735,32 @@ def test_deep_recursion_at_every_nesting_level_stays_a_clear_error():
         mgr.call_function("down", [0])
     mgr.load_script_from_source("ok", "javascript", "function f() { return 1; }")
     assert mgr.call_function("ok.f") == 1
+
+
+@pytest.mark.parametrize("bomb", [
+    "new Array(2 ** 31).fill(0).length",
+    '"x".repeat(2 ** 29).length',
+    "new ArrayBuffer(2 ** 30).byteLength",
+    "(() => { const o = []; while (true) o.push({ a: 1, b: [1, 2, 3] }); })()",
+    "(() => { let o = {}; for (let i = 0; i < 1e7; i++) o = { o }; return 1; })()",
+])
+def test_allocation_bombs_are_memory_limit_errors(bomb):
+    mgr = manager(SecurityPolicy.sandboxed(memory_limit=16 * 1024 * 1024, time_limit=20))
+    mgr.load_script_from_source("b", "javascript", f"function bomb() {{ return {bomb}; }}\nfunction ok() {{ return 1; }}")
+    mgr.load_script_from_source("other", "javascript", "function ok() { return 2; }")
+    with pytest.raises(MemoryLimitError) as info:
+        mgr.call_function("b.bomb")
+    assert info.value.script == "b"
+    assert mgr.call_function("b.ok") == 1 and mgr.call_function("other.ok") == 2
+
+
+def test_other_engine_limits_are_clear_errors():
+    mgr = manager(SecurityPolicy.sandboxed(memory_limit=64 * 1024 * 1024, time_limit=20))
+    mgr.load_script_from_source("l", "javascript", """
+        function longString() { let s = "ab"; while (true) s += s; }
+        function deepJson() { return JSON.parse("[".repeat(100000) + "]".repeat(100000)); }
+    """)
+    with pytest.raises(ScriptRuntimeError, match="string too long"):
+        mgr.call_function("longString")
+    with pytest.raises(RecursionLimitError):
+        mgr.call_function("deepJson")

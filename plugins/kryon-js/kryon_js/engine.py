@@ -480,7 +480,7 @@ class JSEngine(ScriptEngine):
             except Exception:  # noqa: BLE001
                 thrown = None
         return from_info(info, ctx.script, input_is_script=ctx.input_is_script, host_errors=self._host_errors,
-                         thrown_value=thrown)
+                         thrown_value=thrown, memory_limited=ctx.policy.memory_limit is not None)
 
     @staticmethod
     def _scalar(r: Any) -> Any:

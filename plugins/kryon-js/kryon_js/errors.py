@@ -59,7 +59,7 @@ def classify(name: str, message: str) -> type[ScriptError]:
 
 
 def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool, host_errors: dict[int, BaseException],
-              thrown_value: Any = None, compiling: bool = False) -> ScriptError:
+              thrown_value: Any = None, compiling: bool = False, memory_limited: bool = False) -> ScriptError:
     """The prelude's error record (``errInfo``) -> a kryon_core error."""
     frames = parse_stack(info.get("stack") or "", script, input_is_script=input_is_script)
     top = frames[0] if frames else None
@@ -67,6 +67,10 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
                  column=top.column if top else None)
     if not info.get("isError"):
         text = info.get("message") or "a value"
+        if memory_limited and thrown_value is None and text == "null":
+            # QuickJS throws null when it cannot even allocate the "out of memory" error
+            return MemoryLimitError("the script went over the policy's memory_limit (out of memory)",
+                                    stack=frames, **where)
         return ScriptRuntimeError(f"uncaught exception: {text}", stack=frames, value=thrown_value, **where)
     name, message = info.get("name") or "Error", info.get("message") or ""
     host = host_errors.pop(int(info.get("host") or 0), None)
