@@ -764,3 +764,10 @@ def test_other_engine_limits_are_clear_errors():
         mgr.call_function("longString")
     with pytest.raises(RecursionLimitError):
         mgr.call_function("deepJson")
+
+
+def test_a_limit_set_on_a_trusted_policy_applies_too():
+    mgr = manager(SecurityPolicy.trusted(time_limit=0.1))
+    mgr.load_script_from_source("t", "javascript", "function spin() { for (;;) {} }")
+    with pytest.raises(ScriptTimeoutError):
+        mgr.call_function("spin")

@@ -90,7 +90,7 @@ class _Context:
         self.script = script
         self.policy = policy
         self.closed = False
-        self.time_limit = sandbox.time_limit(policy) if policy.sandboxed else None
+        self.time_limit = sandbox.time_limit(policy)
         self.ctx = quickjs.Context()
         self.callers: dict[tuple[str, int], Any] = {}
         self.functions: dict[str, FunctionInfo] = {}
