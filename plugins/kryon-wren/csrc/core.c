@@ -912,7 +912,6 @@ PRIM(fiber_transfer) {
   ObjFiber* target = AS_FIBER(args[0]);
   if (target->frameCount == 0) RETURN_ERROR("Cannot transfer to a finished fiber.");
   if (!IS_NULL(target->error)) RETURN_ERROR("Cannot transfer to an aborted fiber.");
-  if (target->caller != NULL) RETURN_ERROR("Fiber has already been called.");
   if (target == vm->fiber) RETURN_VAL(argc > 1 ? args[1] : NULL_VAL);
   fiberResumeWith(vm, target, argc > 1 ? args[1] : NULL_VAL);
   vm->fiber = target;
@@ -924,7 +923,6 @@ PRIM(fiber_transferError) {
   ObjFiber* target = AS_FIBER(args[0]);
   if (target->frameCount == 0) RETURN_ERROR("Cannot transfer to a finished fiber.");
   if (!IS_NULL(target->error)) RETURN_ERROR("Cannot transfer to an aborted fiber.");
-  if (target->caller != NULL) RETURN_ERROR("Fiber has already been called.");
   target->started = true;
   vm->fiber = target;
   target->error = args[1];

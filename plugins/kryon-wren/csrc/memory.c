@@ -253,6 +253,7 @@ void gcCollect(VM* vm) {
   vm->gcCount++;
   vm->nextGC = vm->bytesAllocated * 2;
   if (vm->nextGC < vm->heapMinimum) vm->nextGC = vm->heapMinimum;
+  if (vm->gcStress) vm->nextGC = 0;
 }
 
 void gcMaybeCollect(VM* vm) {

@@ -29,6 +29,9 @@ VM* vmNew(int hostId) {
   vm->hostId = hostId;
   vm->heapMinimum = 1024 * 1024;
   vm->nextGC = 4 * 1024 * 1024;
+#ifdef KW_DEBUG
+  if (getenv("KW_GC_STRESS")) vm->gcStress = true;
+#endif
   symbolTableInit(&vm->methodNames);
   vm->modules = newMap(vm);
   coreInitialize(vm);

@@ -52,6 +52,7 @@ struct VM {
   Obj* tempRoots[MAX_TEMP_ROOTS];
   int tempRootCount;
   int gcCount;
+  bool gcStress; /* collect at every safe point (debug builds) */
 
   /* Modules and symbols. */
   ObjMap* modules;

@@ -1,0 +1,2 @@
+Fiber.abort(null)
+System.print("still running") // expect: still running

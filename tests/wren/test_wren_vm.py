@@ -1,0 +1,247 @@
+"""Tests of the Kryon Wren VM's Python wrapper and embedding API."""
+import time
+
+import pytest
+
+kryon_wren = pytest.importorskip(
+    "kryon_wren", reason="kryon_wren is not installed (pip install ./plugins/kryon-wren)"
+)
+from kryon_wren import (  # noqa: E402
+    WasmInstance,
+    WrenCompileError,
+    WrenMemoryError,
+    WrenRuntimeError,
+    WrenTimeoutError,
+    WrenVM,
+    WrenVMClosedError,
+)
+
+
+def test_output_goes_to_write_callback():
+    seen = []
+    with WrenVM(write=seen.append) as vm:
+        vm.interpret('System.print("hi")\nSystem.write(1 + 1)')
+    assert "".join(seen) == "hi\n2"
+
+
+def test_compile_error_reports_module_and_line():
+    with WrenVM(capture=True) as vm:
+        with pytest.raises(WrenCompileError) as info:
+            vm.interpret("var a = 1\nvar b = (\n", module="broken")
+        assert info.value.module == "broken"
+        assert info.value.line == 3
+
+
+def test_runtime_error_reports_message_line_and_trace():
+    with WrenVM(capture=True) as vm:
+        with pytest.raises(WrenRuntimeError) as info:
+            vm.interpret('class A {\n  static f() { g() }\n  static g() { 1.x }\n}\nA.f()\n')
+        error = info.value
+        assert error.message == "Num does not implement 'x'."
+        assert (error.module, error.line) == ("main", 3)
+        assert "[main line 3] in g()" in error.trace
+        assert "[main line 5] in (script)" in error.trace
+
+
+def test_vm_keeps_module_state_between_interprets():
+    with WrenVM(capture=True) as vm:
+        vm.interpret("var counter = 1")
+        vm.interpret("counter = counter + 41\nSystem.print(counter)")
+        assert vm.output == ["42", "\n"]
+        assert vm.get_variable("main", "counter") == 42
+
+
+def test_variables_and_value_conversion():
+    with WrenVM(capture=True) as vm:
+        vm.interpret('var n = 1.5\nvar s = "héllo"\nvar l = [1, "two", [true, null]]\nvar m = {"k": [1]}\nvar b = false')
+        assert vm.get_variable("main", "n") == 1.5
+        assert vm.get_variable("main", "s") == "héllo"
+        assert vm.get_variable("main", "l") == [1, "two", [True, None]]
+        assert vm.get_variable("main", "m") == {"k": [1]}
+        assert vm.get_variable("main", "b") is False
+        assert vm.has_variable("main", "n")
+        assert not vm.has_variable("main", "nope")
+        with pytest.raises(KeyError):
+            vm.get_variable("main", "nope")
+
+
+def test_call_handles_with_slots():
+    with WrenVM(capture=True) as vm:
+        vm.interpret(
+            "class Calc {\n"
+            "  static add(a, b) { a + b }\n"
+            "  static wrap(x) { [x, {\"x\": x}] }\n"
+            "  static fail() { Fiber.abort(\"nope\") }\n"
+            "}\n"
+            "class Counter {\n"
+            "  construct new() { _n = 0 }\n"
+            "  increment(by) { _n = _n + by }\n"
+            "}\n"
+            "var counter = Counter.new()\n"
+        )
+        calc = vm.variable_handle("main", "Calc")
+        add = vm.make_call_handle("add(_,_)")
+        assert vm.call(calc, add, 2, 3) == 5
+        assert vm.call(calc, add, "a", "b") == "ab"
+        assert vm.call(calc, vm.make_call_handle("wrap(_)"), "v") == ["v", {"x": "v"}]
+        with pytest.raises(WrenRuntimeError, match="nope"):
+            vm.call(calc, vm.make_call_handle("fail()"))
+        counter = vm.variable_handle("main", "counter")
+        increment = vm.make_call_handle("increment(_)")
+        for _ in range(10):
+            vm.call_num(counter, increment, 2)
+        assert vm.call_num(counter, increment, 0) == 20
+        with pytest.raises(WrenRuntimeError, match="does not implement 'increment\\(_\\)'"):
+            vm.call_num(calc, increment, 1)
+        counter.release()
+        increment.release()
+
+
+def test_fast_path_returns_non_numbers_and_errors():
+    with WrenVM(capture=True) as vm:
+        vm.interpret('class T {\n  static s(x) { "n%(x)" }\n  static e(x) { x.boom }\n}')
+        t = vm.variable_handle("main", "T")
+        assert vm.call_num(t, vm.make_call_handle("s(_)"), 3) == "n3"
+        with pytest.raises(WrenRuntimeError, match="Num does not implement 'boom'."):
+            vm.call_num(t, vm.make_call_handle("e(_)"), 1)
+        # The VM keeps working after a Wren error.
+        assert vm.call_num(t, vm.make_call_handle("s(_)"), 4) == "n4"
+
+
+def test_call_fn_values():
+    with WrenVM(capture=True) as vm:
+        vm.interpret("var twice = Fn.new {|x| x * 2 }")
+        fn = vm.variable_handle("main", "twice")
+        assert vm.call_num(fn, vm.make_call_handle("call(_)"), 21) == 42
+
+
+def test_foreign_methods_reach_the_host():
+    calls = []
+
+    def get_element(element_id):
+        calls.append(element_id)
+        return {"id": element_id, "tag": "div"}
+
+    def fail(message):
+        raise ValueError(message)
+
+    foreign = {
+        ("kryon", "Kryon", True, "getElementById(_)"): get_element,
+        ("kryon", "Kryon", True, "fail(_)"): fail,
+    }
+    sources = {
+        "kryon": "class Kryon {\n  foreign static getElementById(id)\n  foreign static fail(message)\n}\n"
+    }
+    with WrenVM(capture=True, foreign=foreign, load_module=sources.get) as vm:
+        vm.interpret(
+            'import "kryon" for Kryon\n'
+            'var el = Kryon.getElementById("app")\n'
+            'System.print(el["tag"])\n'
+            'System.print(Fiber.new { Kryon.fail("bad input") }.try())\n'
+        )
+        assert "".join(vm.output) == "div\nbad input\n"
+        assert calls == ["app"]
+
+
+def test_unknown_foreign_method_is_a_runtime_error():
+    with WrenVM(capture=True) as vm:
+        with pytest.raises(WrenRuntimeError, match="Could not find foreign method 'f\\(\\)' for class K"):
+            vm.interpret("class K {\n  foreign static f()\n}")
+
+
+def test_imports_load_modules_from_the_host():
+    modules = {
+        "util": 'var greeting = "hi"\nclass Util {\n  static twice(x) { x * 2 }\n}\nSystem.print("util loaded")',
+    }
+    loaded = []
+
+    def load(name):
+        loaded.append(name)
+        return modules.get(name)
+
+    with WrenVM(capture=True, load_module=load) as vm:
+        vm.interpret('import "util" for Util, greeting as hello\nimport "util"\nSystem.print(Util.twice(21))\nSystem.print(hello)')
+        assert "".join(vm.output) == "util loaded\n42\nhi\n"
+        assert loaded == ["util"]
+        with pytest.raises(WrenRuntimeError, match="Could not load module 'missing'."):
+            vm.interpret('import "missing"')
+        with pytest.raises(WrenRuntimeError, match="Could not find a variable named 'Nope' in module 'util'."):
+            vm.interpret('import "util" for Nope')
+
+
+def test_memory_stays_flat_over_many_vms():
+    instance = WasmInstance()
+    source = 'var Items = []\nfor (i in 1..50) Items.add("s%(i)")\nclass A {\n  construct new() { _x = Items }\n}\nvar a = A.new()\n'
+
+    def cycle():
+        vm = WrenVM(instance=instance, capture=True)
+        vm.interpret(source)
+        vm.close()
+
+    for _ in range(50):
+        cycle()
+    baseline = instance.memory_size()
+    for _ in range(1000):
+        cycle()
+    assert instance.memory_size() == baseline
+
+
+def test_garbage_is_collected_inside_one_vm():
+    with WrenVM(capture=True) as vm:
+        vm.interpret("class Node {\n  construct new() { _other = null }\n  other=(o) { _other = o }\n}")
+        vm.collect_garbage()
+        before = vm.bytes_allocated()
+        vm.interpret(
+            "for (i in 1..20000) {\n"
+            "  var a = Node.new()\n"
+            "  var b = Node.new()\n"
+            "  a.other = b\n"
+            "  b.other = a\n"
+            "}\n"
+        )
+        vm.collect_garbage()
+        assert vm.gc_count() >= 1
+        assert vm.bytes_allocated() < before + 64 * 1024
+
+
+def test_infinite_loop_is_stopped_by_fuel():
+    with WrenVM(capture=True, fuel=5_000_000) as vm:
+        vm.interpret("var x = 0\nfor (i in 1..10) x = x + i")
+        with pytest.raises(WrenTimeoutError, match="fuel"):
+            vm.interpret("while (true) {}")
+        with pytest.raises(WrenVMClosedError):
+            vm.interpret("System.print(1)")
+
+
+def test_infinite_loop_is_stopped_by_timeout():
+    vm = WrenVM(capture=True, timeout=0.2)
+    start = time.monotonic()
+    with pytest.raises(WrenTimeoutError, match="time limit"):
+        vm.interpret("var i = 0\nwhile (true) { i = i + 1 }")
+    assert time.monotonic() - start < 5
+    vm.close()
+
+
+def test_memory_bomb_hits_the_cap_and_next_vm_works():
+    vm = WrenVM(capture=True, memory_limit=32 * 1024 * 1024)
+    with pytest.raises(WrenMemoryError, match="memory limit"):
+        vm.interpret('var l = []\nvar s = "xxxxxxxxxxxxxxxx"\nwhile (true) {\n  s = s + s\n  l.add(s)\n}')
+    with pytest.raises(WrenVMClosedError):
+        vm.interpret("System.print(1)")
+    vm.close()
+    with WrenVM(capture=True, memory_limit=32 * 1024 * 1024) as fresh:
+        fresh.interpret("System.print(6 * 7)")
+        assert fresh.output == ["42", "\n"]
+
+
+def test_list_growth_bomb_hits_the_cap():
+    with WrenVM(capture=True, memory_limit=24 * 1024 * 1024) as vm:
+        with pytest.raises(WrenMemoryError):
+            vm.interpret("var l = []\nwhile (true) l.add([1, 2, 3])")
+
+
+def test_closed_vm_raises():
+    vm = WrenVM(capture=True)
+    vm.close()
+    with pytest.raises(WrenVMClosedError):
+        vm.interpret("System.print(1)")
