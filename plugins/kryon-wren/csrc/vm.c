@@ -570,11 +570,26 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
             LOAD_FRAME();
             break;
           }
-          case METHOD_BLOCK:
+          case METHOD_BLOCK: {
+            ObjClosure* closure = method->as.closure;
+            ObjFn* callee = closure->fn;
+            /* Fast path: room for the frame and its stack already. */
+            if (fiber->frameCount < fiber->frameCapacity &&
+                args + callee->maxSlots + 1 <= fiber->stack + fiber->stackCapacity) {
+              frame->ip = ip;
+              frame = &fiber->frames[fiber->frameCount++];
+              frame->closure = closure;
+              frame->stackStart = args;
+              ip = callee->code;
+              slots = args;
+              fn = callee;
+              break;
+            }
             STORE_FRAME();
-            if (!pushFrame(vm, fiber, method->as.closure, argc + 1)) goto handleError;
+            if (!pushFrame(vm, fiber, closure, argc + 1)) goto handleError;
             LOAD_FRAME();
             break;
+          }
           case METHOD_FOREIGN:
             STORE_FRAME();
             if (!callForeign(vm, fiber, method->as.foreignId, args, argc + 1)) goto handleError;
@@ -626,7 +641,7 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
         break;
       case OP_RETURN: {
         Value value = POP();
-        closeUpvalues(fiber, slots);
+        if (fiber->openUpvalues != NULL) closeUpvalues(fiber, slots);
         fiber->frameCount--;
         if (fiber->frameCount == 0) {
           fiber->stackTop = fiber->stack;
@@ -647,8 +662,10 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
         }
         sp = slots;
         PUSH(value);
-        fiber->stackTop = sp;
-        LOAD_FRAME();
+        frame = &fiber->frames[fiber->frameCount - 1];
+        ip = frame->ip;
+        slots = frame->stackStart;
+        fn = frame->closure->fn;
         SAFEPOINT();
         break;
       }

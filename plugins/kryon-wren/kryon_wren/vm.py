@@ -169,10 +169,11 @@ class WasmInstance:
         self.memory_limit = memory_limit
         self.fuel = fuel
         self.timeout = timeout
-        self.engine, self.module = get_engine(fuel=fuel is not None, epoch=True)
+        self.engine, self.module = get_engine(fuel=fuel is not None, epoch=timeout is not None)
         self.store = wasmtime.Store(self.engine)
         self.store.set_limits(memory_size=memory_limit)
-        self.store.set_epoch_deadline(1 << 62)
+        if timeout is not None:
+            self.store.set_epoch_deadline(1 << 62)
         if fuel is not None:
             self.store.set_fuel(fuel)
         self.targets: Dict[int, "WrenVM"] = {}
