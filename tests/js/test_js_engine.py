@@ -771,3 +771,57 @@ def test_a_limit_set_on_a_trusted_policy_applies_too():
     mgr.load_script_from_source("t", "javascript", "function spin() { for (;;) {} }")
     with pytest.raises(ScriptTimeoutError):
         mgr.call_function("spin")
+
+
+def test_threads_with_compound_values_and_callbacks():
+    mgr = manager()
+    doc = mgr.setup_dom_bridge(Document())
+    doc.append_child(doc.root, doc.create_element("button", {"id": "b"}))
+    mgr.load_script_from_source("tc", "javascript", """
+        let clicks = 0;
+        kryon.addEventListener("b", "click", () => { clicks++; });
+        function shape(xs, tag) { return { tag, total: xs.reduce((a, b) => a + b, 0), xs: xs.map((x) => [x]) }; }
+        function call(f, x) { return f({ x }); }
+        function count() { return clicks; }
+    """)
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(150):
+                r = mgr.call_function("shape", [[i, k, 1], f"t{k}"])
+                assert r == {"tag": f"t{k}", "total": i + k + 1, "xs": [[i], [k], [1]]}
+                assert mgr.call_function("call", [lambda d: d["x"] * 2, i]) == 2 * i
+                doc.click("b")
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and not doc.errors and mgr.call_function("count") == 600
+
+
+def test_scripts_load_and_compile_from_several_threads():
+    mgr = manager()
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(15):
+                name = f"t{k}_{i}"
+                mgr.load_script_from_source(name, "javascript", f"function f{k}_{i}(x) {{ return [x, {i}]; }}")
+                assert mgr.call_function(f"{name}.f{k}_{i}", [k]) == [k, i]
+                with pytest.raises(CompileError):
+                    mgr.load_script_from_source(name + "bad", "javascript", "function (")
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -150,7 +150,8 @@ def compile_only(ctx: Any, source: str, filename: str, holder: Any) -> bytes:
     """Compile ``source`` as global code named ``filename`` without running
     it; return its bytecode. On a syntax error the exception is left on
     ``holder.e`` and CompileFailed is raised."""
-    _, cx = pointers(ctx)
+    rt, cx = pointers(ctx)
+    _lib.JS_UpdateStackTop(rt)  # the parser checks the native stack against the calling thread's
     data = source.encode("utf-8", "surrogatepass")
     value = _lib.JS_Eval(cx, data, len(data), filename.encode("utf-8", "replace"), JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_COMPILE_ONLY)
     if value.tag == JS_TAG_EXCEPTION:
@@ -178,6 +179,7 @@ def run_bytecode(ctx: Any, bytecode: bytes, holder: Any) -> bool:
         raise ValueError("not Kryon JS bytecode")
     rt, cx = pointers(ctx)
     body = bytecode[len(MAGIC):]
+    _lib.JS_UpdateStackTop(rt)
     fn = _lib.JS_ReadObject(cx, body, len(body), JS_READ_OBJ_BYTECODE)
     if fn.tag == JS_TAG_EXCEPTION:
         _take_exception(cx, holder)

@@ -132,6 +132,9 @@ class _Context:
         self.release = get("release")
         self.poll = get("poll")
         self.import_text = get("importText")
+        # JSON.parse through a JS call rather than the binding's parse_json: only a JS call updates
+        # QuickJS's stack top for the calling thread (parse_json from another thread fails spuriously)
+        self.parse_text = get("parseText")
         self.box_text = get("boxText")
         self.apply_args = get("applyArgs")
         self.set_global = get("setGlobal")
@@ -191,7 +194,7 @@ class _Context:
             return tree if plain_str(tree) else self.box_text(json.dumps(tree))
         text = json.dumps(tree)
         if not enc.special:
-            return self.ctx.parse_json(text)
+            return self.parse_text(text)
         return self.import_text(text)
 
     def args_obj(self, args: Sequence[Any]) -> Any:
@@ -199,7 +202,7 @@ class _Context:
         enc = Encoder(self)
         text = json.dumps(enc.tree(list(args)))
         if not enc.special:
-            return self.ctx.parse_json(text)
+            return self.parse_text(text)
         return self.import_text(text)
 
     def sweep(self) -> None:
@@ -719,20 +722,24 @@ class JSEngine(ScriptEngine):
                     raise ScriptRuntimeError(f"script '{ctx.script}' was unloaded", language=LANG, script=ctx.script)
                 if pending:
                     engine._flush_releases()
-                argv = args_obj(args)
                 prev = enter(ctx)
+                argv = r = None
                 try:
+                    argv = args_obj(args)
                     r = apply_args(wrapper, argv)
+                    argv = None  # binding Objects are released under the lock (see _call_ref)
+                    t = type(r)
+                    if t is int or t is str or t is bool or r is None:
+                        return r
+                    if t is float:
+                        return number_from_js(r)
+                    r = None
+                    return unbox(ctx)
                 except _BINDING_ERRORS as exc:
                     raise binding_error(ctx, exc) from None
                 finally:
+                    argv = r = None
                     engine._leave(ctx, prev)
-                t = type(r)
-                if t is int or t is str or t is bool or r is None:
-                    return r
-                if t is float:
-                    return number_from_js(r)
-                return unbox(ctx)
 
         env = dict(
             slow=slow, ctx=ctx, pending=pending, acquire=acquire, release=release, wrapper=wrapper, unbox=unbox,
@@ -754,7 +761,10 @@ class JSEngine(ScriptEngine):
             prev = self._enter(ctx)
             try:
                 r = ctx.call_ref(fid, argv)
-                result = self._unbox(ctx, allow_pending=allow_pending) if type(r) is JSObject else self._scalar(r)
+                # drop binding Objects while the lock is held: QuickJS refcounts are not atomic,
+                # and another thread may be running this runtime as soon as the lock is free
+                boxed, argv, r = type(r) is JSObject, None, (None if type(r) is JSObject else r)
+                result = self._unbox(ctx, allow_pending=allow_pending) if boxed else self._scalar(r)
                 self._pump(ctx)
                 return result
             except _BINDING_ERRORS as exc:
@@ -777,7 +787,8 @@ class JSEngine(ScriptEngine):
             argv = ctx.args_obj(args)
             prev = self._enter(ctx)
             try:
-                r = ctx.call_name(function, argv)
+                r = argv = ctx.call_name(function, argv)
+                r = argv = None
                 value = self._unbox(ctx, allow_pending=True)
             except _BINDING_ERRORS as exc:
                 raise self._binding_error(ctx, exc) from None
@@ -799,7 +810,8 @@ class JSEngine(ScriptEngine):
                 try:
                     self._pump(ctx)
                     r = ctx.poll(pid)
-                    result = self._unbox(ctx, allow_pending=True) if type(r) is JSObject else self._scalar(r)
+                    boxed, r = type(r) is JSObject, (None if type(r) is JSObject else r)
+                    result = self._unbox(ctx, allow_pending=True) if boxed else self._scalar(r)
                 except _BINDING_ERRORS as exc:
                     raise self._binding_error(ctx, exc) from None
                 finally:
@@ -826,7 +838,8 @@ class JSEngine(ScriptEngine):
             for ctx in reversed(list(self._scripts.values())):
                 try:
                     r = ctx.get_global(name)
-                    value = self._unbox(ctx) if type(r) is JSObject else self._scalar(r)
+                    boxed, r = type(r) is JSObject, (None if type(r) is JSObject else r)
+                    value = self._unbox(ctx) if boxed else self._scalar(r)
                 except _BINDING_ERRORS as exc:
                     raise self._binding_error(ctx, exc) from None
                 if value is not None:
@@ -930,6 +943,7 @@ def _caller_source(n: int, limited: bool) -> str:
         "        t = type(r)\n"
         "        if t is int or t is str or t is bool or r is None:\n            return r\n"
         "        if t is float:\n            return number_from_js(r)\n"
+        "        r = None\n"  # the BOX Object is released under the lock
         "        return unbox(ctx)\n"
         "    except _BINDING_ERRORS as exc:\n        raise binding_error(ctx, exc) from None\n"
         "    finally:\n"

@@ -71,6 +71,8 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
             # QuickJS throws null when it cannot even allocate the "out of memory" error
             return MemoryLimitError("the script went over the policy's memory_limit (out of memory)",
                                     stack=frames, **where)
+        if classify("", text) is RecursionLimitError:  # thrown while the stack was exhausted
+            return RecursionLimitError(f"calls nested too deep (stack size exhausted: {text})", stack=frames, **where)
         return ScriptRuntimeError(f"uncaught exception: {text}", stack=frames, value=thrown_value, **where)
     name, message = info.get("name") or "Error", info.get("message") or ""
     host = host_errors.pop(int(info.get("host") or 0), None)

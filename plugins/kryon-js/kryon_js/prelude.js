@@ -324,6 +324,7 @@
       return fail(slot.value);
     },
     importText: (text) => importText(text),
+    parseText: (text) => parse(text),
     boxText: (text) => { const b = { v: importText(text) }; boxes.add(b); return b; },
     applyArgs: (w, a) => apply(w, undefined, a),
     setGlobal: (name, v) => { G[name] = ret(v); },
