@@ -9,6 +9,9 @@
  * be used before they are defined; compileModule reports any left
  * undefined at the end.
  *
+ * The GC never runs while compiling (it only collects at safe points of
+ * the interpreter loop), so objects made here need no rooting.
+ *
  * The first error is recorded (message and line) and ends the parse: the
  * parser then only sees end-of-file, so every loop stops quickly.
  */
@@ -29,6 +32,7 @@ typedef struct {
   Token previous;
   Token current;
   bool hadError;
+  int depth; /* nesting of expressions and bodies, to bound C recursion */
 } Parser;
 
 typedef struct {
@@ -124,6 +128,7 @@ static const ParseRule* getRule(TokenType type);
 static void expression(Compiler* c);
 static void statement(Compiler* c);
 static void parsePrecedence(Compiler* c, Precedence precedence);
+static void parsePrecedenceInner(Compiler* c, Precedence precedence);
 static void compileClass(Compiler* c);
 
 /* ---- Errors --------------------------------------------------------- */
@@ -355,14 +360,20 @@ static void callSignature(Compiler* c, OpCode op, Signature* sig) {
 
 /* ---- Compilers and scopes ------------------------------------------- */
 
+#define MAX_FUNCTION_NESTING 48
+
 static void initCompiler(Compiler* c, Parser* parser, Compiler* parent, bool isMethod) {
+  int nesting = 0;
+  for (Compiler* p = parent; p != NULL; p = p->parent) nesting++;
+  if (nesting > MAX_FUNCTION_NESTING) {
+    errorAt(parent, &parser->current, "Functions are nested too deeply.");
+  }
   c->parser = parser;
   c->parent = parent;
   c->loop = NULL;
   c->classInfo = NULL;
   c->isInitializer = false;
   c->fn = newFn(parser->vm, parser->module, 1);
-  vmPushRoot(parser->vm, (Obj*)c->fn);
   c->numLocals = 1;
   c->numSlots = 1;
   c->locals[0].name = isMethod ? "this" : NULL;
@@ -378,7 +389,6 @@ static ObjFn* endCompiler(Compiler* c, const char* debugName, int nameLength) {
   fn->debugName = (char*)malloc((size_t)nameLength + 1);
   memcpy(fn->debugName, debugName, nameLength);
   fn->debugName[nameLength] = '\0';
-  vmPopRoot(c->parser->vm);
   if (c->parent != NULL) {
     Compiler* parent = c->parent;
     emitShortArg(parent, OP_CLOSURE, addConstant(parent, OBJ_VAL(fn)));
@@ -1054,7 +1064,19 @@ static const ParseRule rules[] = {
 
 static const ParseRule* getRule(TokenType type) { return &rules[type]; }
 
+#define MAX_NESTING 400
+
 static void parsePrecedence(Compiler* c, Precedence precedence) {
+  if (++c->parser->depth > MAX_NESTING) {
+    errorAt(c, &c->parser->current, "Code is nested too deeply.");
+    c->parser->depth--;
+    return;
+  }
+  parsePrecedenceInner(c, precedence);
+  c->parser->depth--;
+}
+
+static void parsePrecedenceInner(Compiler* c, Precedence precedence) {
   nextToken(c);
   ParseFn prefix = getRule(c->parser->previous.type)->prefix;
   if (prefix == NULL) {
@@ -1276,7 +1298,19 @@ static void skipAttribute(Compiler* c) {
   consumeLine(c, "Expect newline after attribute.");
 }
 
+static void statementInner(Compiler* c);
+
 static void statement(Compiler* c) {
+  if (++c->parser->depth > MAX_NESTING) {
+    errorAt(c, &c->parser->current, "Code is nested too deeply.");
+    c->parser->depth--;
+    return;
+  }
+  statementInner(c);
+  c->parser->depth--;
+}
+
+static void statementInner(Compiler* c) {
   if (match(c, TOKEN_HASH)) {
     skipAttribute(c);
     statement(c);
@@ -1426,7 +1460,6 @@ static void method(Compiler* c, ClassInfo* info) {
   int symbol = methodSymbol(c, buffer, length);
 
   if (isForeign) {
-    vmPopRoot(c->parser->vm);
     emitShortArg(c, isStatic ? OP_FOREIGN_STATIC : OP_FOREIGN_INSTANCE, symbol);
     return;
   }
@@ -1447,7 +1480,6 @@ static void compileClass(Compiler* c) {
   consume(c, TOKEN_NAME, "Expect class name.");
   Token className = c->parser->previous;
   ObjString* nameString = newStringLength(c->parser->vm, className.start, className.length);
-  vmPushRoot(c->parser->vm, (Obj*)nameString);
   int symbol = declareVariable(c, &className);
   emitConstant(c, OBJ_VAL(nameString));
   if (match(c, TOKEN_IS)) {
@@ -1483,7 +1515,6 @@ static void compileClass(Compiler* c) {
   c->fn->code[numFieldsOffset] = (uint8_t)info.fields.count;
   symbolTableFree(&info.fields);
   if (c->scopeDepth == -1) emitOp(c, OP_POP);
-  vmPopRoot(c->parser->vm);
 }
 
 /* ---- Module entry point --------------------------------------------- */
@@ -1511,6 +1542,7 @@ ObjFn* compileModule(VM* vm, ObjModule* module, const char* source) {
   parser.vm = vm;
   parser.module = module;
   parser.hadError = false;
+  parser.depth = 0;
   lexerInit(&parser.lexer, vm, source);
   parser.current.type = TOKEN_LINE;
   parser.current.line = 1;

@@ -38,6 +38,7 @@ void lexerInit(Lexer* lexer, VM* vm, const char* source) {
   lexer->tokenStart = source;
   lexer->current = source;
   lexer->line = 1;
+  lexer->tokenLine = 1;
   lexer->numParens = 0;
   lexer->buffer = NULL;
   lexer->bufferLength = 0;
@@ -94,6 +95,7 @@ static Token makeToken(Lexer* l, TokenType type) {
 
 static Token errorToken(Lexer* l, const char* message) {
   Token t = makeToken(l, TOKEN_ERROR);
+  t.line = l->tokenLine;
   snprintf(l->errorMessage, sizeof l->errorMessage, "%s", message);
   return t;
 }
@@ -391,11 +393,13 @@ static Token punctuation(Lexer* l, char c) {
 }
 
 Token lexerNext(Lexer* l) {
+  l->tokenLine = l->line;
   if (!skipWhitespace(l)) {
     l->tokenStart = l->current;
     return errorToken(l, "Unterminated block comment.");
   }
   l->tokenStart = l->current;
+  l->tokenLine = l->line;
   if (peek(l) == '\0') return makeToken(l, TOKEN_EOF);
   char c = advance(l);
   if (c == '\n') return makeToken(l, TOKEN_LINE);

@@ -38,6 +38,7 @@ typedef struct {
   const char* tokenStart;
   const char* current;
   int line;
+  int tokenLine; /* line where the current token starts */
   int parens[MAX_INTERPOLATION_NESTING];
   int numParens;
   char* buffer; /* scratch space for string literals */

@@ -11,7 +11,7 @@
 
 #define MAX_PARAMETERS 16
 #define MAX_FIELDS 255
-#define MAX_TEMP_ROOTS 16
+#define MAX_TEMP_ROOTS 64
 #define FIBER_MAX_FRAMES 100000
 
 typedef enum {

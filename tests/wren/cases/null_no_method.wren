@@ -1,0 +1,2 @@
+var x
+x.foo // expect runtime error: Null does not implement 'foo'.

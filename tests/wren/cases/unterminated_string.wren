@@ -1,0 +1,2 @@
+System.print("ok")
+var s = "never closed // expect error
