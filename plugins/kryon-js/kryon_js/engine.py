@@ -48,7 +48,7 @@ from kryon_core.values import MAX_SAFE_DOUBLE_INT
 from . import _capi, sandbox
 from .bridge import REQUIRE, api_table, require
 from .errors import LANG, from_exception_text, from_info, parse_stack
-from .values import INT32_MAX, INT32_MIN, Encoder, decode, number_from_js, plain_str
+from .values import INT32_MAX, INT32_MIN, Encoder, _label, decode, number_from_js, plain_str
 
 JSException = quickjs.JSException
 JSObject = quickjs.Object
@@ -135,6 +135,7 @@ class _Context:
         # JSON.parse through a JS call rather than the binding's parse_json: only a JS call updates
         # QuickJS's stack top for the calling thread (parse_json from another thread fails spuriously)
         self.parse_text = get("parseText")
+        self.make_handle = get("handle")
         self.box_text = get("boxText")
         self.apply_args = get("applyArgs")
         self.set_global = get("setGlobal")
@@ -184,6 +185,8 @@ class _Context:
             return v
         elif t is str and plain_str(v):
             return v
+        elif isinstance(v, UserData):
+            return self.make_handle(self.userdata_id(v), _label(v))
         enc = Encoder(self)
         tree = enc.tree(v)
         if type(tree) is int:
@@ -291,18 +294,25 @@ class _Context:
 
     # -- calls from JS into the host --------------------------------------------------
     def _args(self, enc: Any, args: tuple[Any, ...]) -> list[Any]:
-        if enc is not None:
+        """Arguments of a call from JS: as they came (scalars), with handle
+        ids at the positions set in an int ``enc`` mask, or tagged JSON."""
+        if type(enc) is str:
             return decode(enc, self)
         out = list(args)
         for i, a in enumerate(out):
             if type(a) is float:
                 out[i] = number_from_js(a)
+        if enc:
+            mask = int(enc)
+            for i in range(len(out)):
+                if mask >> i & 1:
+                    out[i] = self.userdata(int(out[i]))
         return out
 
     def _host(self, idx: int, enc: Any, *args: Any) -> Any:
         engine = self.engine
         try:
-            values = self._args(enc, args)
+            values = self._args(enc, args) if enc or args else []
             idx = int(idx)
             name, (lo, hi), fn = engine._api[idx]
             if len(values) < lo or (hi >= 0 and len(values) > hi):

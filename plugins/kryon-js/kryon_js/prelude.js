@@ -195,6 +195,8 @@
     }
     return r;
   }
+  // host calls: plain scalars go as they are; handles go as their id with a bit set in a mask
+  // (the host looks them up); anything else sends the whole argument list as tagged JSON
   function plainArgs(args) {
     for (let i = 0; i < args.length; i++) {
       const v = args[i], t = typeof v;
@@ -203,18 +205,28 @@
     }
     return true;
   }
-  function callHost(idx, args) {
-    if (plainArgs(args)) {
-      switch (args.length) {
-        case 0: return ret(HOST(idx, null));
-        case 1: return ret(HOST(idx, null, args[0]));
-        case 2: return ret(HOST(idx, null, args[0], args[1]));
-        case 3: return ret(HOST(idx, null, args[0], args[1], args[2]));
-      }
-      const a = [idx, null]; for (let i = 0; i < args.length; i++) a.push(args[i]);
-      return ret(apply(HOST, undefined, a));
+  function handleMask(args) {   // -1: needs JSON; else bit i set where args[i] is a handle
+    let mask = 0;
+    for (let i = 0; i < args.length; i++) {
+      const v = args[i], t = typeof v;
+      if (t === "string") { if (!safeStr(v)) return -1; }
+      else if (t === "object") { if (v !== null) { if (i > 29 || !handleIds.has(v)) return -1; mask |= 1 << i; } }
+      else if (t === "function" || t === "symbol") return -1;
     }
-    return ret(HOST(idx, encode(Array.prototype.slice.call(args))));
+    return mask;
+  }
+  function callHost(idx, args) {   // args: a fresh array of ours (rest parameters)
+    const mask = handleMask(args);
+    if (mask < 0) return ret(HOST(idx, encode(args)));
+    if (mask) for (let i = 0; i < args.length; i++) if (mask & (1 << i)) args[i] = handleIds.get(args[i]);
+    switch (args.length) {
+      case 0: return ret(HOST(idx, mask));
+      case 1: return ret(HOST(idx, mask, args[0]));
+      case 2: return ret(HOST(idx, mask, args[0], args[1]));
+      case 3: return ret(HOST(idx, mask, args[0], args[1], args[2]));
+    }
+    args.unshift(idx, mask);
+    return ret(apply(HOST, undefined, args));
   }
   function callPy(pid, args) {
     if (plainArgs(args)) { const a = [pid, null]; for (let i = 0; i < args.length; i++) a.push(args[i]); return ret(apply(INVOKE, undefined, a)); }
@@ -325,6 +337,7 @@
     },
     importText: (text) => importText(text),
     parseText: (text) => parse(text),
+    handle: (id, label) => makeHandle(id, label),
     boxText: (text) => { const b = { v: importText(text) }; boxes.add(b); return b; },
     applyArgs: (w, a) => apply(w, undefined, a),
     setGlobal: (name, v) => { G[name] = ret(v); },
