@@ -614,11 +614,13 @@ def test_disk_cache_round_trip(tmp_path):
         mgr.close()
     assert mgr.cache.stats.disk_hits == 1
     # the same source under another name reports its own name
-    other = ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed())
-    other.load_script_from_source("renamed", "javascript", source)
-    with pytest.raises(ScriptRuntimeError) as info:
-        other.call_function("f")
-    assert info.value.script == "renamed"
+    for policy in (SecurityPolicy.sandboxed(), SecurityPolicy.trusted()):
+        other = ScriptManager(cache_dir=tmp_path, policy=policy)
+        other.load_script_from_source("renamed", "javascript", source)
+        with pytest.raises(ScriptRuntimeError) as info:
+            other.call_function("f")
+        assert info.value.script == "renamed"
+        other.close()
 
 
 def test_hot_reload_keeps_old_state_on_failure(m):

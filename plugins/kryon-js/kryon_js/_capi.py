@@ -41,8 +41,17 @@ JS_WRITE_OBJ_BYTECODE = 1 << 0
 JS_READ_OBJ_BYTECODE = 1 << 0
 JS_TAG_EXCEPTION = 6
 
-#: bytecode blobs we write start with this, so a foreign blob is never read
-MAGIC = b"KRYONJS1"
+#: bytecode blobs we write start with this, so a foreign blob is never read; then the length (4 bytes,
+#: little-endian) and UTF-8 text of the file name compiled in (frames name it), then QuickJS's bytecode
+MAGIC = b"KRYONJS2"
+
+
+def bytecode_name(bytecode: bytes) -> str | None:
+    """The file name a blob was compiled under, or None if it is not ours."""
+    if not bytecode.startswith(MAGIC) or len(bytecode) < len(MAGIC) + 4:
+        return None
+    n = int.from_bytes(bytecode[len(MAGIC):len(MAGIC) + 4], "little")
+    return bytecode[len(MAGIC) + 4:len(MAGIC) + 4 + n].decode("utf-8", "replace")
 
 
 class JSValue(ctypes.Structure):
@@ -163,7 +172,8 @@ def compile_only(ctx: Any, source: str, filename: str, holder: Any) -> bytes:
         if not buf:
             raise CompileFailed()
         try:
-            return MAGIC + ctypes.string_at(buf, size.value)
+            name = filename.encode("utf-8", "replace")
+            return MAGIC + len(name).to_bytes(4, "little") + name + ctypes.string_at(buf, size.value)
         finally:
             _lib.js_free(cx, buf)
     finally:
@@ -175,10 +185,11 @@ def run_bytecode(ctx: Any, bytecode: bytes, holder: Any) -> bool:
     it: the binding's saved-thread-state slot is filled for the duration,
     exactly as its own ``eval`` does. Returns False (exception on
     ``holder.e``) when the script threw."""
-    if not bytecode.startswith(MAGIC):
+    if bytecode_name(bytecode) is None:
         raise ValueError("not Kryon JS bytecode")
     rt, cx = pointers(ctx)
-    body = bytecode[len(MAGIC):]
+    n = int.from_bytes(bytecode[len(MAGIC):len(MAGIC) + 4], "little")
+    body = bytecode[len(MAGIC) + 4 + n:]
     _lib.JS_UpdateStackTop(rt)
     fn = _lib.JS_ReadObject(cx, body, len(body), JS_READ_OBJ_BYTECODE)
     if fn.tag == JS_TAG_EXCEPTION:

@@ -615,8 +615,9 @@ class JSEngine(ScriptEngine):
                 try:
                     if self._capi:
                         code = compiled.bytecode
-                        if not code.startswith(_capi.MAGIC) or (compiled.from_cache and policy.sandboxed):
-                            code = self._compile_in(ctx, compiled.source, compiled.id)  # never trust foreign bytecode
+                        if (_capi.bytecode_name(code) != compiled.id  # foreign, or compiled under another name
+                                or (compiled.from_cache and policy.sandboxed)):  # disk bytecode is not verified
+                            code = self._compile_in(ctx, compiled.source, compiled.id)
                         if not _capi.run_bytecode(ctx.ctx, code, ctx.holder):
                             ctx.take_held()
                             self._unbox(ctx)
