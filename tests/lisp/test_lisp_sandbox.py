@@ -161,3 +161,13 @@ def test_sandboxed_dom_and_globals():
         assert doc.get_variable("clicked") == "title"
         m.unload_script("ui")
         assert doc.callback_counts()["listeners"] == 0
+
+
+def test_a_cached_trusted_compile_never_lets_macros_into_the_sandbox():
+    source = "(defmacro shout [x] `(.upper ~x))\n(defn hello [] (shout \"hi\"))"
+    with ScriptManager(cache_dir=False) as m:  # one in-memory cache for both loads
+        m.load_script_from_source("trusted", "lisp", source, policy=SecurityPolicy.trusted())
+        assert m.call_function("trusted.hello") == "HI"
+        with pytest.raises(AccessDeniedError) as info:
+            m.load_script_from_source("untrusted", "lisp", source)  # same source: a cache hit
+        assert "defmacro" in info.value.message and info.value.line == 1
