@@ -95,6 +95,7 @@ ESCAPES = {
     "require": "(require hyrule [->])",
     "one-shot-require": "(hy.R.hyrule.-> 1)",
     "nested-defmacro": "(defn f []\n  (when True\n    (defmacro m [] 1)))",
+    "before-a-reader-error": '(eval-when-compile (import os) (os.getcwd))\n(setv broken "never closed',
 }
 
 

@@ -12,8 +12,10 @@ and Hy or Python syntax errors all become :class:`~kryon_core.CompileError`
 with the script, line and column.
 
 Compiling runs macros (``defmacro`` bodies, reader macros, ``require``) in
-this process: it is as trusted as running the script. Untrusted source is
-compiled in the isolated worker, never here (see ``sandbox.py``).
+this process: it is as trusted as running the script. Sandboxed source is
+first read (reading runs no user code) and refused by :func:`check_sandboxable`
+if any form would run code while compiling, so compiling what is left runs
+only Hy's own macros; it then runs in an isolated worker (``sandbox.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,19 @@ from kryon_core import AccessDeniedError, CompiledScript, CompileError, Function
 from . import __version__
 from .values import LANGUAGE
 
-__all__ = ["ENGINE_VERSION", "compile_source", "load_code", "function_info", "display_name", "top_level_name"]
+__all__ = [
+    "ENGINE_VERSION",
+    "compile_source",
+    "compile_ast",
+    "load_code",
+    "function_info",
+    "spelled_names",
+    "display_name",
+    "top_level_name",
+    "unclosed_opener",
+    "sandbox_violation",
+    "check_sandboxable",
+]
 
 #: part of the compilation-cache key: bytecode depends on the Python version
 #: (marshal format, magic number), on Hy's code generation and on our prelude
@@ -316,11 +330,14 @@ def sandbox_violation(source: str, name: str) -> tuple[str, int | None, int | No
     column), or None. Only reads (Hy's reader runs no user code): refuses
     macro definitions, reader macros, compile-time evaluation, ``require``
     and one-shot ``hy.R`` requires anywhere in the source. A reader error
-    is left for the compiler to report."""
+    is left for the compiler to report, but the forms before it are checked:
+    the compiler would compile them before reaching it."""
+    todo: list[Any] = []
     try:
-        todo = list(hy.read_many(source, filename=name))
+        for form in hy.read_many(source, filename=name):
+            todo.append(form)
     except (LexException, RecursionError, HyLanguageError):
-        return None
+        pass
     while todo:
         form = todo.pop()
         if isinstance(form, Expression) and form:
