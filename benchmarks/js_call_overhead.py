@@ -30,14 +30,23 @@ function total(xs) { let s = 0; for (let i = 0; i < xs.length; i++) s += xs[i]; 
 """
 
 
-def per_call(fn, number: int) -> float:
-    fn()
-    return min(timeit.repeat(fn, number=number, repeat=7)) / number * 1e9
+def interleaved(variants: dict, numbers: dict, rounds: int) -> dict:
+    """ns per call of each variant: the best of ``rounds`` batches, the
+    variants' batches interleaved so a change in machine load hits them alike."""
+    best = {name: float("inf") for name in variants}
+    for fn in variants.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            n = numbers[name]
+            best[name] = min(best[name], timeit.timeit(fn, number=n) / n * 1e9)
+    return best
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    n_scalar, n_list = (20_000, 4_000) if quick else (100_000, 20_000)
+    n_scalar, n_list = (2_000, 400) if quick else (10_000, 1_000)
+    rounds = 5 if quick else 15
     xs = list(range(100))
 
     ctx = quickjs.Context()
@@ -53,18 +62,26 @@ def main() -> None:
         add, total = m.function("bench.add"), m.function("bench.total")
         assert m.call_function("add", [2, 3]) == 5 and add(2, 3) == 5 and raw_add(2, 3) == 5
         assert m.call_function("total", [xs]) == total(xs) == 4950
-        scalar = {
-            "raw": per_call(lambda: raw_add(2, 3), n_scalar),
-            "Function": per_call(lambda: f_add(2, 3, run_gc=False), n_scalar // 20),
-            "manager": per_call(lambda: m.call_function("add", [2, 3]), n_scalar),
-            "bound": per_call(lambda: add(2, 3), n_scalar),
-        }
-        listed = {
-            "raw": per_call(lambda: raw_total(ctx.parse_json(json.dumps(xs))), n_list),
-            "Function": per_call(lambda: f_total(xs, run_gc=False), n_list // 10),
-            "manager": per_call(lambda: m.call_function("total", [xs]), n_list),
-            "bound": per_call(lambda: total(xs), n_list),
-        }
+        scalar = interleaved(
+            {
+                "raw": lambda: raw_add(2, 3),
+                "Function": lambda: f_add(2, 3, run_gc=False),
+                "manager": lambda: m.call_function("add", [2, 3]),
+                "bound": lambda: add(2, 3),
+            },
+            {"raw": n_scalar, "Function": max(50, n_scalar // 100), "manager": n_scalar, "bound": n_scalar},
+            rounds,
+        )
+        listed = interleaved(
+            {
+                "raw": lambda: raw_total(ctx.parse_json(json.dumps(xs))),
+                "Function": lambda: f_total(xs, run_gc=False),
+                "manager": lambda: m.call_function("total", [xs]),
+                "bound": lambda: total(xs),
+            },
+            {"raw": n_list, "Function": max(50, n_list // 20), "manager": n_list, "bound": n_list},
+            rounds,
+        )
         rows.append((label, "add(int, int)", scalar))
         rows.append((label, "total(100 ints)", listed))
         m.close()
