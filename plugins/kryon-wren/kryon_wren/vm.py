@@ -181,16 +181,24 @@ class WasmInstance:
         self._pending_source: bytes = b""
         self._next_host_id = 1
         self.instance = wasmtime.Instance(self.store, self.module, self._imports())
-        exports = self.instance.exports(self.store)
-        self.memory: wasmtime.Memory = exports["memory"]
-        self.funcs: Dict[str, wasmtime.Func] = {
-            e.name: exports[e.name] for e in self.module.exports if e.name.startswith("wren_")
-        }
-        exports["_initialize"](self.store)
+        self.memory: wasmtime.Memory = self.export("memory")
+        self.funcs: Dict[str, wasmtime.Func] = _LazyFuncs(self)
+        self.export("_initialize")(self.store)
         self.limited = fuel is not None or timeout is not None
-        self.fns: Dict[str, _RawExport] = {
-            name: _RawExport(self, func) for name, func in self.funcs.items()
-        }
+        self.fns: Dict[str, _RawExport] = _LazyExports(self)
+
+    def export(self, name: str) -> Any:
+        """One export by name (cheaper than listing them all)."""
+        from wasmtime._extern import wrap_extern
+
+        item = ffi.wasmtime_extern_t()
+        data = name.encode()
+        found = ffi.wasmtime_instance_export_get(
+            self.store._context(), ctypes.byref(self.instance._instance), data, len(data), ctypes.byref(item)
+        )
+        if not found:
+            raise KeyError(name)
+        return wrap_extern(item)
 
     # -- host imports --------------------------------------------------------
 
@@ -409,6 +417,32 @@ class _RawExport:
         if result == "f64":
             return self.f64[0]
         return self.i64[0]
+
+
+class _LazyFuncs(dict):
+    """Looks exported functions up on first use."""
+
+    def __init__(self, inst: WasmInstance):
+        super().__init__()
+        self.inst = inst
+
+    def __missing__(self, name: str) -> wasmtime.Func:
+        func = self.inst.export(name)
+        self[name] = func
+        return func
+
+
+class _LazyExports(dict):
+    """Builds each export's raw caller on first use (instances start faster)."""
+
+    def __init__(self, inst: WasmInstance):
+        super().__init__()
+        self.inst = inst
+
+    def __missing__(self, name: str) -> _RawExport:
+        export = _RawExport(self.inst, self.inst.funcs[name])
+        self[name] = export
+        return export
 
 
 # ---- Handles ------------------------------------------------------------------
@@ -685,6 +719,10 @@ class WrenVM:
         """Calls ``method`` on ``receiver`` with Python arguments via slots."""
         if len(args) != method.arity:
             raise TypeError(f"{method.signature} takes {method.arity} arguments, got {len(args)}")
+        if isinstance(receiver, Handle) and len(args) <= 4 and all(
+            type(a) is float or type(a) is int for a in args
+        ):
+            return self.call_num(receiver, method, *args)
         self.ensure_slots(len(args) + 3)
         self.set_slot(0, receiver)
         for i, arg in enumerate(args):
