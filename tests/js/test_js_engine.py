@@ -827,3 +827,30 @@ def test_scripts_load_and_compile_from_several_threads():
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_plugin_import_is_cheap_and_capabilities_tell_the_truth():
+    import subprocess
+    import sys
+
+    code = ("import sys, kryon_js.plugin; "
+            "specs = kryon_js.plugin.kryon_register_engines(); "
+            "assert 'quickjs' not in sys.modules and '_quickjs' not in sys.modules, sorted(sys.modules); "
+            "assert specs[0].language == 'javascript' and specs[0].extensions == ('.js', '.mjs')")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    caps = manager().engine("javascript").capabilities
+    # each flag set here has its own test above: async (call_async), generators, bytecode (compile,
+    # disk cache) and sandbox (limits); the others are not claimed
+    assert caps.as_dict() == {
+        "supports_async": True, "supports_generators": True, "supports_coroutines": False,
+        "supports_modules": False, "supports_debugging": False, "supports_jit": False,
+        "supports_bytecode": True, "supports_sandbox": True,
+    }
+
+
+def test_script_files_by_extension(tmp_path):
+    path = tmp_path / "widget.mjs"
+    path.write_text("function hello(name) { return `hello ${name}`; }", encoding="utf-8")
+    mgr = manager()
+    assert mgr.load_script_file(path) == "widget"
+    assert mgr.call_function("widget.hello", ["js"]) == "hello js"
