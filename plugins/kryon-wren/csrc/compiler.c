@@ -75,6 +75,7 @@ typedef struct {
 typedef struct {
   ObjString* name;
   SymbolTable fields;
+  SymbolTable methods; /* "static " prefixed for static methods */
   bool inStatic;
   Signature* signature; /* method being compiled */
 } ClassInfo;
@@ -1458,6 +1459,15 @@ static void method(Compiler* c, ClassInfo* info) {
   char buffer[MAX_SIGNATURE];
   int length = signatureToString(&sig, buffer);
   int symbol = methodSymbol(c, buffer, length);
+  char key[MAX_SIGNATURE + 8];
+  int keyLength = snprintf(key, sizeof key, "%s%s", isStatic ? "static " : "", buffer);
+  if (symbolTableFind(&info->methods, key, keyLength) != -1) {
+    char message[MAX_SIGNATURE + 80];
+    snprintf(message, sizeof message, "Class %s already defines a %smethod '%s'.",
+             info->name->chars, isStatic ? "static " : "", buffer);
+    error(c, message);
+  }
+  symbolTableAdd(&info->methods, key, keyLength);
 
   if (isForeign) {
     emitShortArg(c, isStatic ? OP_FOREIGN_STATIC : OP_FOREIGN_INSTANCE, symbol);
@@ -1498,6 +1508,7 @@ static void compileClass(Compiler* c) {
   info.inStatic = false;
   info.signature = NULL;
   symbolTableInit(&info.fields);
+  symbolTableInit(&info.methods);
 
   pushScope(c);
   consume(c, TOKEN_LEFT_BRACE, "Expect '{' after class declaration.");
@@ -1514,6 +1525,7 @@ static void compileClass(Compiler* c) {
   c->scopeDepth--;
   c->fn->code[numFieldsOffset] = (uint8_t)info.fields.count;
   symbolTableFree(&info.fields);
+  symbolTableFree(&info.methods);
   if (c->scopeDepth == -1) emitOp(c, OP_POP);
 }
 

@@ -134,7 +134,7 @@ ObjString* valueToCString(VM* vm, Value v) {
 PRIM(object_not) { UNUSED_ARGS(); RETURN_VAL(FALSE_VAL); }
 PRIM(object_eq) { UNUSED_ARGS(); RETURN_BOOL(valuesEqual(args[0], args[1])); }
 PRIM(object_neq) { UNUSED_ARGS(); RETURN_BOOL(!valuesEqual(args[0], args[1])); }
-PRIM(object_same) { UNUSED_ARGS(); RETURN_BOOL(valuesEqual(args[1], args[2])); }
+PRIM(object_same) { UNUSED_ARGS(); RETURN_BOOL(valuesSame(args[1], args[2])); }
 PRIM(object_type) { UNUSED_ARGS(); RETURN_OBJ(getClass(vm, args[0])); }
 PRIM(object_toString) { UNUSED_ARGS(); RETURN_OBJ(valueToCString(vm, args[0])); }
 
