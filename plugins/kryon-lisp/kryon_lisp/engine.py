@@ -423,8 +423,15 @@ class LispEngine(ScriptEngine):
             acquire()
             try:
                 result = fn(*args)
-                if result.__class__ in _PLAIN:
+                cls = result.__class__
+                if cls in _PLAIN:
                     return result
+                if cls is list:  # a flat list of plain values: one copy, no further calls
+                    for item in result:
+                        if item.__class__ not in _PLAIN:
+                            break
+                    else:
+                        return result[:]
                 return finish(result, s)
             except _PASSTHROUGH:
                 raise
