@@ -115,12 +115,12 @@ def translate(exc: BaseException, script: str | None, time_limit: float | None =
 
     A ScriptError (from the bridge, another language or a limit) keeps its
     type and message; the Lisp frames it passed through are added to its
-    stack, and where it names no line (a DOM argument error, an import refused) it gets the
-    Lisp location. The caller raises the result with its traceback cleared,
-    so an outer Lisp boundary adds only the frames outside this one. The
-    watchdog's interrupt becomes ScriptTimeoutError (naming ``time_limit``),
-    Python's own limits RecursionLimitError / MemoryLimitError, anything
-    else ScriptRuntimeError."""
+    stack, and where it names no line (a DOM argument error, an import
+    refused) it gets the Lisp location. The caller raises the result with
+    its traceback cleared, so an outer Lisp boundary adds only the frames
+    outside this one. The watchdog's interrupt becomes ScriptTimeoutError
+    (naming ``time_limit``), Python's own limits RecursionLimitError /
+    MemoryLimitError, anything else ScriptRuntimeError."""
     stack = stack_from_traceback(exc.__traceback__)
     top = stack[0] if stack else None
     if isinstance(exc, ScriptError):
