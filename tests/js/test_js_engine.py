@@ -854,3 +854,23 @@ def test_script_files_by_extension(tmp_path):
     mgr = manager()
     assert mgr.load_script_file(path) == "widget"
     assert mgr.call_function("widget.hello", ["js"]) == "hello js"
+
+
+def test_fallback_without_the_c_api(monkeypatch):
+    """If the binding's layout check fails, the engine still works through plain eval, and says so."""
+    import kryon_js._capi
+
+    monkeypatch.setattr(kryon_js._capi, "available", lambda: False)
+    mgr = manager()
+    engine = mgr.engine("javascript")
+    assert not engine.capabilities.supports_bytecode and not engine.capabilities.supports_sandbox
+    assert engine.compile("function f() {}", "c").bytecode == b""
+    mgr.load_script_from_source("fb", "javascript", "function add(a, b) { return a + b; }\nfunction fail() {\n  throw new Error('boom');\n}")
+    assert mgr.call_function("add", [2, 3]) == 5
+    assert mgr.call_function("add", [[1], {"a": "x\x00"}]) == "1[object Object]"
+    with pytest.raises(ScriptRuntimeError) as info:
+        mgr.call_function("fail")
+    assert info.value.script == "fb" and info.value.line == 3
+    with pytest.raises(CompileError) as info:
+        mgr.load_script_from_source("bad", "javascript", "let a = 1;\nlet b = ;")
+    assert info.value.line == 2
