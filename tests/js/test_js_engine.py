@@ -204,7 +204,10 @@ def test_user_data_identity(m):
     kind, frozen, text = m.call_function("handleInfo", [token])
     assert kind == "object" and frozen is True and "UserData" in text
     handle = ElementHandle(7)
-    assert m.call_function("echo", [handle]) == handle
+    assert m.call_function("echo", [handle]) is handle
+    again = ElementHandle(7)
+    assert m.call_function("same", [handle, again]) is True  # one element, one JS handle
+    assert m.call_function("echo", [again]) is again
     assert "ElementHandle 7" in m.call_function("handleInfo", [handle])[2]
 
 

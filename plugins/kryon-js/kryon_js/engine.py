@@ -226,22 +226,22 @@ class _Context:
         self.sweep_at = max(512, 2 * (len(self.py_objs) + len(self.ud_objs)))
 
     def userdata_id(self, value: Any) -> int:
+        """The handle id of a host object: equal handles (ElementHandles of one
+        element) share one id and one JS handle object; the latest instance
+        passed in is the one that comes back."""
         if len(self.ud_objs) + len(self.py_objs) > self.sweep_at:
             self.sweep()
         try:
             uid = self.ud_ids.get(value)
-        except TypeError:  # unhashable UserData subclass
-            uid = None
-            for k, obj in self.ud_objs.items():
-                if obj is value:
-                    uid = k
+        except TypeError:  # unhashable UserData subclass: identity only
+            uid = next((k for k, obj in self.ud_objs.items() if obj is value), None)
         if uid is None:
             uid = next(self._ids)
             try:
                 self.ud_ids[value] = uid
             except TypeError:
                 pass
-            self.ud_objs[uid] = value
+        self.ud_objs[uid] = value
         return uid
 
     def userdata(self, uid: int) -> Any:
