@@ -111,6 +111,15 @@ EXPORT(wren_get_slot_bytes_length) int wren_get_slot_bytes_length(WrenVM* vm, in
   return IS_STRING(v) ? (int)AS_STRING(v)->length : -1;
 }
 
+/* A string slot as one word: length in the high 32 bits, pointer in the
+ * low 32 bits; -1 when the slot does not hold a string. */
+EXPORT(wren_get_slot_string) int64_t wren_get_slot_string(WrenVM* vm, int slot) {
+  Value v = *slotAt(vm, slot);
+  if (!IS_STRING(v)) return -1;
+  ObjString* s = AS_STRING(v);
+  return ((int64_t)s->length << 32) | (int64_t)(uint32_t)(uintptr_t)s->chars;
+}
+
 EXPORT(wren_set_slot_null) void wren_set_slot_null(WrenVM* vm, int slot) {
   *slotAt(vm, slot) = NULL_VAL;
 }

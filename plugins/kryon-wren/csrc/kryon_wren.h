@@ -56,6 +56,7 @@ int wren_get_slot_bool(WrenVM* vm, int slot);
 double wren_get_slot_double(WrenVM* vm, int slot);
 const char* wren_get_slot_bytes(WrenVM* vm, int slot);
 int wren_get_slot_bytes_length(WrenVM* vm, int slot);
+int64_t wren_get_slot_string(WrenVM* vm, int slot);
 void wren_set_slot_null(WrenVM* vm, int slot);
 void wren_set_slot_bool(WrenVM* vm, int slot, int value);
 void wren_set_slot_double(WrenVM* vm, int slot, double value);

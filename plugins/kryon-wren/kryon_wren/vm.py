@@ -182,6 +182,10 @@ class WasmInstance:
         self._next_host_id = 1
         self.instance = wasmtime.Instance(self.store, self.module, self._imports())
         self.memory: wasmtime.Memory = self.export("memory")
+        self._context_addr = ctypes.cast(self.store._context(), ctypes.c_void_p).value
+        self._memory_addr = ctypes.addressof(self.memory._memory)
+        self._scratch_ptr = 0
+        self._scratch_size = 0
         self.funcs: Dict[str, wasmtime.Func] = _LazyFuncs(self)
         self.export("_initialize")(self.store)
         self.limited = fuel is not None or timeout is not None
@@ -254,19 +258,29 @@ class WasmInstance:
 
     # -- memory --------------------------------------------------------------
 
+    def base(self) -> int:
+        """Host address of linear memory (it moves when memory grows)."""
+        return _MEMORY_DATA(self._context_addr, self._memory_addr)
+
     def read_bytes(self, ptr: int, length: int) -> bytes:
-        base = ctypes.addressof(self.memory.data_ptr(self.store).contents)
-        return ctypes.string_at(base + ptr, length)
+        return ctypes.string_at(self.base() + ptr, length)
 
     def read_cstring(self, ptr: int) -> str:
         if not ptr:
             return ""
-        base = ctypes.addressof(self.memory.data_ptr(self.store).contents)
-        return ctypes.string_at(base + ptr).decode("utf-8", "replace")
+        return ctypes.string_at(self.base() + ptr).decode("utf-8", "replace")
 
     def write_bytes(self, ptr: int, data: bytes) -> None:
-        base = ctypes.addressof(self.memory.data_ptr(self.store).contents)
-        ctypes.memmove(base + ptr, data, len(data))
+        ctypes.memmove(self.base() + ptr, data, len(data))
+
+    def scratch(self, size: int) -> int:
+        """A reusable buffer in linear memory for passing bytes in."""
+        if size > self._scratch_size:
+            if self._scratch_ptr:
+                self.call("wren_dealloc", self._scratch_ptr)
+            self._scratch_size = max(size, 256, self._scratch_size * 2)
+            self._scratch_ptr = self.call("wren_alloc", self._scratch_size)
+        return self._scratch_ptr
 
     def memory_size(self) -> int:
         """Bytes of linear memory the instance currently has."""
@@ -355,6 +369,16 @@ def _make_unchecked() -> Any:
 
 
 _UNCHECKED = _make_unchecked()
+
+
+def _make_memory_data() -> Any:
+    fn = ffi.dll["wasmtime_memory_data"]
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    fn.restype = ctypes.c_void_p
+    return fn
+
+
+_MEMORY_DATA = _make_memory_data()
 
 
 class _RawExport:
@@ -618,13 +642,9 @@ class WrenVM:
 
     def _set_slot_bytes(self, slot: int, data: bytes) -> None:
         inst = self.instance
-        ptr = inst.call("wren_alloc", len(data) + 1)
-        try:
-            inst.write_bytes(ptr, data)
-            self._c("wren_set_slot_bytes", slot, ptr, len(data))
-        finally:
-            if inst.dead is None:
-                inst.call("wren_dealloc", ptr)
+        ptr = inst.scratch(len(data) + 1)
+        inst.write_bytes(ptr, data)
+        self._c("wren_set_slot_bytes", slot, ptr, len(data))
 
     def get_slot(self, slot: int) -> Any:
         """Reads a slot as a Python value; objects come back as Handles."""
@@ -636,9 +656,8 @@ class WrenVM:
         if kind == TYPE_BOOL:
             return bool(self._c("wren_get_slot_bool", slot))
         if kind == TYPE_STRING:
-            ptr = self._c("wren_get_slot_bytes", slot)
-            length = self._c("wren_get_slot_bytes_length", slot)
-            return self.instance.read_bytes(ptr, length).decode("utf-8", "replace")
+            packed = self._c("wren_get_slot_string", slot)
+            return self.instance.read_bytes(packed & 0xFFFFFFFF, packed >> 32).decode("utf-8", "replace")
         if kind == TYPE_LIST:
             count = self._c("wren_get_list_count", slot)
             temp = slot + 1
