@@ -2,6 +2,8 @@
 
     kryon engines                      installed engines, their distributions and capabilities
     kryon run FILE [--call NAME ARGS]  run a script (language from its extension)
+    kryon run APP [--watch]            run an app directory headlessly (reload on change)
+    kryon serve APP [--port N]         the app as a live web page on localhost
 
 What scripts print goes to stdout. An error goes to stderr with language,
 script, line and the script's stack, and the exit status tells its kind:
@@ -104,6 +106,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .serve import serve
+
+    return serve(Path(args.path), host=args.host, port=args.port, play=args.play)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kryon", description="Run scripts in every installed language.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--advance", type=float, default=0, metavar="MS", help="then run timers for MS milliseconds")
     p.add_argument("--watch", action="store_true", help="(apps) reload scripts when their files change")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("serve", help="serve an app directory as a live web page on localhost")
+    p.add_argument("path", help="app directory (with app.json)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--play", action="store_true", help="play the app's scripted events first")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -15,5 +15,5 @@ for plugin in plugins/*/; do
     targets+=("$plugin")
   fi
 done
-"$PY" -m pip install -q --disable-pip-version-check "${targets[@]}" pytest pytest-timeout watchfiles
+"$PY" -m pip install -q --disable-pip-version-check "${targets[@]}" pytest pytest-timeout watchfiles playwright
 echo "kryon: environment ready in $VENV"
