@@ -175,13 +175,15 @@ def _watch(app: App, out: TextIO, stop: Callable[[], bool] | None = None) -> Non
     from watchfiles import watch
 
     print(f"watching {app.directory} for changes (Ctrl-C stops)", file=out)
-    for changes in watch(app.directory, stop_event=None):
+    for changes in watch(app.directory):
         for _, changed in changes:
             path = Path(changed)
             if app.reload(path):
                 print(f"reloaded {path.name}", file=out)
+                print(app.document.render_text(), file=out)
             for message in app.errors:
-                print(f"error: {message}", file=sys.stderr)
+                print(f"error: {message}", file=sys.stderr, flush=True)
             app.errors.clear()
+            out.flush()
         if stop is not None and stop():
             return

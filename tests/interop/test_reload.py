@@ -1,0 +1,73 @@
+"""Hot reload of a running app: callbacks move to the new version, never
+leak or double; a broken edit leaves the old version running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("kryon_lua")
+
+from kryon_core.app import App  # noqa: E402
+
+TREE = {"type": "panel", "id": "p", "children": [{"type": "button", "id": "b"}, {"type": "label", "id": "l"}]}
+V1 = 'kryon.addEventListener("b", "click", function() kryon.setProperty("l", "text", "v1") end)\nkryon.setInterval(function() end, 50)\n'
+V2 = 'kryon.addEventListener("b", "click", function() kryon.setProperty("l", "text", "v2") end)\nkryon.setInterval(function() end, 50)\n'
+
+
+def make_app(tmp_path: Path) -> Path:
+    (tmp_path / "app.json").write_text(json.dumps({"tree": TREE, "scripts": ["ui.lua"]}))
+    (tmp_path / "ui.lua").write_text(V1)
+    return tmp_path
+
+
+def test_reload_moves_callbacks(tmp_path):
+    app = App.load(make_app(tmp_path))
+    doc = app.document
+    doc.click("b")
+    assert doc.get_property("l", "text") == "v1"
+    (tmp_path / "ui.lua").write_text(V2)
+    assert app.reload(tmp_path / "ui.lua")
+    assert doc.callback_counts() == {"listeners": 1, "watchers": 0, "timers": 1, "animations": 0}
+    assert doc.click("b") == 1
+    assert doc.get_property("l", "text") == "v2"
+    (tmp_path / "ui.lua").write_text("kryon.addEventListener(\n")  # a broken edit
+    assert not app.reload(tmp_path / "ui.lua")
+    assert app.errors and "old version kept" in app.errors[-1]
+    doc.click("b")
+    assert doc.get_property("l", "text") == "v2"
+    assert doc.callback_counts()["listeners"] == 1
+    app.manager.close()
+
+
+def test_watch_reloads_on_file_change(tmp_path):
+    pytest.importorskip("watchfiles")
+    make_app(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kryon_core.cli", "run", str(tmp_path), "--watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = ""
+        deadline = time.monotonic() + 30
+        while "watching" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+        assert "watching" in line
+        time.sleep(0.5)
+        (tmp_path / "ui.lua").write_text(V2)
+        while "reloaded ui.lua" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+        assert "reloaded ui.lua" in line
+        (tmp_path / "ui.lua").write_text("if then\n")
+        err = ""
+        while "old version kept" not in err and time.monotonic() < deadline:
+            err = proc.stderr.readline()
+        assert "old version kept" in err and "ui:1" in err
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
