@@ -1171,12 +1171,12 @@ static void forStatement(Compiler* c) {
   startLoop(c, &loop);
   emitByteArg(c, OP_LOAD_LOCAL, seqSlot);
   emitByteArg(c, OP_LOAD_LOCAL, iterSlot);
-  emitCall(c, 1, "iterate(_)", 10);
+  emitShortArg(c, OP_ITERATE, methodSymbol(c, "iterate(_)", 10));
   emitByteArg(c, OP_STORE_LOCAL, iterSlot);
   int exitJump = emitJump(c, OP_JUMP_IF_FALSE);
   emitByteArg(c, OP_LOAD_LOCAL, seqSlot);
   emitByteArg(c, OP_LOAD_LOCAL, iterSlot);
-  emitCall(c, 1, "iteratorValue(_)", 16);
+  emitShortArg(c, OP_ITERATOR_VALUE, methodSymbol(c, "iteratorValue(_)", 16));
 
   pushScope(c);
   addLocal(c, varName.start, varName.length);

@@ -32,6 +32,8 @@
   X(GTE, -1, 2)                 \
   X(EQ, -1, 2)                  \
   X(NEQ, -1, 2)                 \
+  X(ITERATE, -1, 2)             \
+  X(ITERATOR_VALUE, -1, 2)      \
   X(JUMP, 0, 2)                 \
   X(LOOP, 0, 2)                 \
   X(JUMP_IF_FALSE, -1, 2)       \

@@ -9,6 +9,7 @@
  * until a fiber started with try() catches them, or the error reaches
  * the host.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -513,6 +514,69 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
       BINARY_FAST(OP_EQ, BOOL_VAL(x == y))
       BINARY_FAST(OP_NEQ, BOOL_VAL(x != y))
 #undef BINARY_FAST
+
+      /* for-in over lists and ranges without dispatch; those classes are
+       * sealed, so their iterate methods cannot be replaced. */
+      case OP_ITERATE: {
+        Value seq = sp[-2];
+        Value iter = sp[-1];
+        if (IS_LIST(seq) && (IS_NULL(iter) || IS_NUM(iter))) {
+          ObjList* list = AS_LIST(seq);
+          double i = IS_NULL(iter) ? -1 : AS_NUM(iter);
+          if (i == trunc(i)) {
+            sp--;
+            sp[-1] = (i >= -1 && i + 1 < list->count) ? NUM_VAL(i + 1) : FALSE_VAL;
+            ip += 2;
+            break;
+          }
+        } else if (IS_RANGE(seq) && (IS_NULL(iter) || IS_NUM(iter))) {
+          ObjRange* r = AS_RANGE(seq);
+          Value next;
+          if (r->from == r->to && !r->isInclusive) {
+            next = FALSE_VAL;
+          } else if (IS_NULL(iter)) {
+            next = NUM_VAL(r->from);
+          } else {
+            double i = AS_NUM(iter);
+            if (r->from < r->to) {
+              i++;
+              next = (i > r->to || (!r->isInclusive && i == r->to)) ? FALSE_VAL : NUM_VAL(i);
+            } else {
+              i--;
+              next = (i < r->to || (!r->isInclusive && i == r->to)) ? FALSE_VAL : NUM_VAL(i);
+            }
+          }
+          sp--;
+          sp[-1] = next;
+          ip += 2;
+          break;
+        }
+        argc = 1;
+        symbol = READ_SHORT();
+        goto invoke;
+      }
+      case OP_ITERATOR_VALUE: {
+        Value seq = sp[-2];
+        Value iter = sp[-1];
+        if (IS_LIST(seq) && IS_NUM(iter)) {
+          ObjList* list = AS_LIST(seq);
+          double i = AS_NUM(iter);
+          if (i >= 0 && i < list->count && i == trunc(i)) {
+            sp--;
+            sp[-1] = list->items[(int)i];
+            ip += 2;
+            break;
+          }
+        } else if (IS_RANGE(seq) && IS_NUM(iter)) {
+          sp--;
+          sp[-1] = iter;
+          ip += 2;
+          break;
+        }
+        argc = 1;
+        symbol = READ_SHORT();
+        goto invoke;
+      }
 
       case OP_CALL: {
         argc = READ_BYTE();
