@@ -245,3 +245,59 @@ def test_closed_vm_raises():
     vm.close()
     with pytest.raises(WrenVMClosedError):
         vm.interpret("System.print(1)")
+
+
+def test_slots_round_trip_python_values():
+    with WrenVM(capture=True) as vm:
+        vm.interpret("class Id {\n  static of(x) { x }\n  static kind(x) { x.type.name }\n}")
+        ident = vm.variable_handle("main", "Id")
+        of = vm.make_call_handle("of(_)")
+        kind = vm.make_call_handle("kind(_)")
+        for value in [None, True, False, 0, -2.5, "", "ünïcode ✓", [], [1, [2, [3]]], {}, {"a": {"b": [None]}}, {1: "one", True: "t"}]:
+            assert vm.call(ident, of, value) == value
+        assert vm.call(ident, kind, (1, 2)) == "List"
+        assert vm.call(ident, kind, {"k": 1}) == "Map"
+        handle = vm.call(ident, of, ident)
+        assert vm.call(ident, kind, handle) == "Id metaclass"
+        with pytest.raises(TypeError):
+            vm.call(ident, of, object())
+        assert vm.has_module("main") and not vm.has_module("nope")
+
+
+def test_host_call_into_fiber_code_and_nested_host_calls():
+    holder = {}
+
+    def outer(x):
+        vm = holder["vm"]
+        return vm.call(vm.variable_handle("main", "Helper"), vm.make_call_handle("double(_)"), x) + 1
+
+    foreign = {("main", "Helper", True, "viaHost(_)"): outer}
+    with WrenVM(capture=True, foreign=foreign) as vm:
+        holder["vm"] = vm
+        vm.interpret(
+            "class Helper {\n"
+            "  static double(x) { x * 2 }\n"
+            "  foreign static viaHost(x)\n"
+            "  static gen() {\n"
+            "    var f = Fiber.new {\n"
+            "      Fiber.yield(1)\n"
+            "      Fiber.yield(2)\n"
+            "    }\n"
+            "    return [f.call(), f.call(), Helper.viaHost(20)]\n"
+            "  }\n"
+            "}\n"
+        )
+        helper = vm.variable_handle("main", "Helper")
+        assert vm.call(helper, vm.make_call_handle("gen()")) == [1, 2, 41]
+
+
+def test_write_callback_exception_propagates_and_kills_instance():
+    def boom(text):
+        raise RuntimeError("host write failed")
+
+    vm = WrenVM(write=boom)
+    with pytest.raises(RuntimeError, match="host write failed"):
+        vm.interpret('System.print("x")')
+    with pytest.raises(WrenVMClosedError):
+        vm.interpret("1")
+    vm.close()
