@@ -15,7 +15,6 @@ error handler and the others still run: one broken script never stops the app.
 from __future__ import annotations
 
 import abc
-import asyncio
 import itertools
 import logging
 import math
@@ -592,6 +591,8 @@ class Document(DOMBridge):
     async def run_clock(self, *, tick_ms: float = 16.0, until_idle: bool = False) -> None:
         """Drive timers and animations from real time on the running loop.
         With ``until_idle`` it returns once no timer or animation is left."""
+        import asyncio  # only apps that drive the clock from a loop pay for asyncio
+
         last = time.monotonic()
         while True:
             await asyncio.sleep(tick_ms / 1000.0)

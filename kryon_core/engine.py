@@ -13,7 +13,6 @@ serialises entry into its runtime itself (its library's lock or its own).
 from __future__ import annotations
 
 import abc
-import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -232,6 +231,8 @@ class ScriptEngine(abc.ABC):
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         """Await a function: coroutines, promises and fibers run cooperatively
         on the caller's loop. The default runs the call to completion."""
+        import asyncio
+
         await asyncio.sleep(0)
         return self.call_function(function, args, script=script)
 

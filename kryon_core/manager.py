@@ -9,7 +9,6 @@ callbacks, and wires the ``kryon`` API of every engine to one document.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import threading
