@@ -244,7 +244,7 @@ bool mapGet(ObjMap* map, Value key, Value* out) {
 
 void mapSet(VM* vm, ObjMap* map, Value key, Value value) {
   if ((map->count + 1) * 4 > map->capacity * 3) {
-    mapResize(vm, map, map->capacity < 8 ? 8 : map->capacity * 2);
+    mapResize(vm, map, map->capacity < 16 ? 16 : map->capacity * 2);
   }
   MapEntry* entry = findEntry(map->entries, map->capacity, key);
   if (IS_UNDEFINED(entry->key)) map->count++;
