@@ -877,3 +877,28 @@ def test_fallback_without_the_c_api(monkeypatch):
     with pytest.raises(CompileError) as info:
         mgr.load_script_from_source("bad", "javascript", "let a = 1;\nlet b = ;")
     assert info.value.line == 2
+
+
+def test_a_script_that_breaks_its_own_builtins_still_talks_to_the_host():
+    mgr = manager()
+    mgr.load_script_from_source("wreck", "javascript", """
+        function echo(x) { return x; }
+        function* gen() { yield 1; yield 2; }
+        function fail() { throw new Error("still structured"); }
+        JSON.parse = JSON.stringify = () => { throw new Error("hijacked JSON"); };
+        Reflect.apply = () => "hijacked";
+        Object.prototype.toString = () => "[object Generator]";
+        Object.keys = () => [];
+        Array.isArray = () => false;
+        String.prototype.isWellFormed = () => true;
+        Function.prototype.apply = Function.prototype.call = () => "hijacked";
+        globalThis.eval = () => "hijacked";
+        Promise.prototype.then = () => "hijacked";
+    """)
+    value = {"a": [1, "x\x00", {"b": None}], "c": b"\x01"}
+    assert mgr.call_function("echo", [value]) == value
+    assert mgr.call_function("gen") == [1, 2]
+    assert mgr.call_function("echo", ["x\ud800"]) == "x\ud800"
+    with pytest.raises(ScriptRuntimeError, match="still structured"):
+        mgr.call_function("fail")
+    assert mgr.functions()["wreck.echo"].parameter_names == ("x",)

@@ -22,6 +22,7 @@
   const isView = ArrayBuffer.isView, U8 = Uint8Array, ABuf = ArrayBuffer;
   const MapC = Map, SetC = Set, DateC = Date, ErrorC = Error, WeakMapC = WeakMap, WeakSetC = WeakSet;
   const T = "\u0001k";
+  const objToString = call.bind(Object.prototype.toString), parseIntC = parseInt;
   const BOX = freeze(create(null)), ERR = freeze(create(null));
   const baseline = new SetC(Object.getOwnPropertyNames(G));
   const AsyncFn = getProto(async function () {}).constructor, GenFn = getProto(function* () {}).constructor,
@@ -46,7 +47,7 @@
     return id;
   }
   function hex(bytes) { let s = ""; for (let i = 0; i < bytes.length; i++) s += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16); return s; }
-  function unhex(s) { const b = new U8(s.length >> 1); for (let i = 0; i < b.length; i++) b[i] = parseInt(s.substr(2 * i, 2), 16); return b; }
+  function unhex(s) { const b = new U8(s.length >> 1); for (let i = 0; i < b.length; i++) b[i] = parseIntC(s.substr(2 * i, 2), 16); return b; }
 
   // -- JS value -> JSON text with tags (the host decodes it) ----------------
   function enc(v, seen, depth) {
@@ -146,8 +147,7 @@
       STASH(2, String(id));
       return BOX;
     }
-    if (r !== null && typeof r === "object" && typeof r.next === "function" && typeof r[Symbol.iterator] === "function"
-        && Object.prototype.toString.call(r) === "[object Generator]") {
+    if (r !== null && typeof r === "object" && objToString(r) === "[object Generator]") {
       const items = []; for (const x of r) { items.push(x); if (items.length > 1000000) throw convErr("a generator yielded more than 1000000 values"); }
       r = items;
     }
