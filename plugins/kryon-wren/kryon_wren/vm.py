@@ -92,10 +92,13 @@ _ticker_started = False
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("KRYON_WREN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "kryon-wren"
-    )
-    return Path(base)
+    """KRYON_WREN_CACHE, else KRYON_CACHE_DIR/wren, else ~/.cache/kryon-wren."""
+    if os.environ.get("KRYON_WREN_CACHE"):
+        return Path(os.environ["KRYON_WREN_CACHE"])
+    if os.environ.get("KRYON_CACHE_DIR"):
+        return Path(os.environ["KRYON_CACHE_DIR"]) / "wren"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kryon-wren"
 
 
 def _load_module(engine: wasmtime.Engine, key: str) -> wasmtime.Module:
