@@ -194,12 +194,24 @@ def test_infinite_loop_hits_the_time_limit(bystander):
     _intact(bystander)
 
 
-def test_time_limit_survives_a_script_catching_everything(bystander):
+def test_time_limit_fires_again_after_a_script_swallows_it(bystander):
     policy = SecurityPolicy.trusted(time_limit=0.2)
-    source = "(defn stubborn []\n  (setv i 0)\n  (while True\n    (try (while True (+= i 1))\n      (except [] None))))"
+    source = """(setv swallowed 0)
+(defn stubborn []
+  (global swallowed)
+  (setv i 0)
+  (try
+    (setv i 1)
+    (while True (+= i 1))
+    (except [] (+= swallowed 1)))
+  (while True
+    (+= i 1)))
+(defn get-swallowed [] swallowed)"""
     bystander.load_script_from_source("loop", "lisp", source, policy=policy)
-    with pytest.raises(ScriptTimeoutError):
+    with pytest.raises(ScriptTimeoutError) as info:
         bystander.call_function("loop.stubborn")
+    assert info.value.line in (9, 10)  # stopped in the second loop, by the repeated interrupt
+    assert bystander.call_function("loop.get-swallowed") == 1
     _intact(bystander)
 
 

@@ -149,8 +149,10 @@ class Watchdog:
 
     ``arm(seconds)`` returns a token for the calling thread; when the
     deadline passes while it is armed, :class:`TimeLimitExceeded` is raised
-    in that thread (again every ``repeat`` seconds, in case the script
-    catches it). ``disarm(token)`` stops it and clears an exception still
+    in that thread, and again every ``repeat`` seconds while the call
+    runs on (a script that swallowed one interrupt is still stopped; one
+    catching every BaseException in a loop is not: trusted limits are a
+    convenience, not a boundary). ``disarm(token)`` stops it and clears an exception still
     pending, so none lands in host code after the call returned; callers
     retry ``disarm`` if the exception arrives while they call it."""
 
