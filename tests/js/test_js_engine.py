@@ -902,3 +902,22 @@ def test_a_script_that_breaks_its_own_builtins_still_talks_to_the_host():
     with pytest.raises(ScriptRuntimeError, match="still structured"):
         mgr.call_function("fail")
     assert mgr.functions()["wreck.echo"].parameter_names == ("x",)
+
+
+def test_max_value_size_both_ways():
+    from kryon_core import SizeLimitError
+
+    mgr = manager(SecurityPolicy.sandboxed(max_value_size=1000))
+    mgr.load_script_from_source("v", "javascript", """
+        function big() { return "x".repeat(2000); }
+        function bigList() { return new Array(600).fill(1); }
+        function echo(x) { return x; }
+        function len(x) { return x.length; }
+        function hostBig() { return kryon.setVariable("v", "y".repeat(5000)); }
+    """)
+    mgr.setup_dom_bridge(Document())
+    for call, args in [("big", []), ("bigList", []), ("echo", ["z" * 2000]), ("len", [[1] * 600]), ("hostBig", [])]:
+        with pytest.raises(SizeLimitError):
+            mgr.call_function(call, args)
+    assert mgr.call_function("len", ["z" * 900]) == 900
+    assert mgr.call_function("echo", [[1] * 100]) == [1] * 100

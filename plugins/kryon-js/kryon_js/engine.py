@@ -34,6 +34,7 @@ from kryon_core import (
     GarbageCollectionStats,
     MemoryUsage,
     RecursionLimitError,
+    SizeLimitError,
     ScriptBridge,
     ScriptEngine,
     ScriptError,
@@ -91,6 +92,7 @@ class _Context:
         self.policy = policy
         self.closed = False
         self.time_limit = sandbox.time_limit(policy)
+        self.max_value = policy.max_value_size
         self.ctx = quickjs.Context()
         self.callers: dict[tuple[str, int], Any] = {}
         self.functions: dict[str, FunctionInfo] = {}
@@ -184,6 +186,8 @@ class _Context:
         elif t is float or t is bool or v is None:
             return v
         elif t is str and plain_str(v):
+            if self.max_value is not None and len(v) > self.max_value:
+                self.too_big("a string")
             return v
         elif isinstance(v, UserData):
             return self.make_handle(self.userdata_id(v), _label(v))
@@ -196,14 +200,22 @@ class _Context:
         if type(tree) is str:
             return tree if plain_str(tree) else self.box_text(json.dumps(tree))
         text = json.dumps(tree)
+        if self.max_value is not None and len(text) > self.max_value:
+            self.too_big("a value")
         if not enc.special:
             return self.parse_text(text)
         return self.import_text(text)
+
+    def too_big(self, what: str) -> None:
+        raise SizeLimitError(f"{what} crossing between the host and the script is larger than the policy's "
+                             f"max_value_size ({self.max_value} bytes as JSON)", language=LANG, script=self.script)
 
     def args_obj(self, args: Sequence[Any]) -> Any:
         """A JS array (an Object) holding ``args`` converted exactly."""
         enc = Encoder(self)
         text = json.dumps(enc.tree(list(args)))
+        if self.max_value is not None and len(text) > self.max_value:
+            self.too_big("the arguments")
         if not enc.special:
             return self.parse_text(text)
         return self.import_text(text)
@@ -297,8 +309,14 @@ class _Context:
         """Arguments of a call from JS: as they came (scalars), with handle
         ids at the positions set in an int ``enc`` mask, or tagged JSON."""
         if type(enc) is str:
+            if self.max_value is not None and len(enc) > self.max_value:
+                self.too_big("the arguments of a host call")
             return decode(enc, self)
         out = list(args)
+        if self.max_value is not None:
+            for a in out:
+                if type(a) is str and len(a) > self.max_value:
+                    self.too_big("a string")
         for i, a in enumerate(out):
             if type(a) is float:
                 out[i] = number_from_js(a)
@@ -459,6 +477,8 @@ class JSEngine(ScriptEngine):
             raise ScriptRuntimeError("internal error: no result from the script", language=LANG, script=ctx.script)
         kind, text = stash
         if kind == 0:
+            if ctx.max_value is not None and len(text) > ctx.max_value:
+                ctx.too_big("a result")
             return decode(text, ctx)
         if kind == 1:
             raise self._error(ctx, json.loads(text))
@@ -740,6 +760,8 @@ class JSEngine(ScriptEngine):
                     r = apply_args(wrapper, argv)
                     argv = None  # binding Objects are released under the lock (see _call_ref)
                     t = type(r)
+                    if t is str and ctx.max_value is not None and len(r) > ctx.max_value:
+                        ctx.too_big("a result")
                     if t is int or t is str or t is bool or r is None:
                         return r
                     if t is float:
@@ -758,7 +780,7 @@ class JSEngine(ScriptEngine):
             enter=enter, _BINDING_ERRORS=_BINDING_ERRORS, MISSING=_MISSING, SCALARS=_PASS_TYPES, int=int, str=str,
             float=float, bool=bool, type=type,
         )
-        exec(_caller_source(n, ctx.time_limit is not None), env)  # noqa: S102 - generated from a fixed template
+        exec(_caller_source(n, ctx.time_limit is not None, ctx.max_value), env)  # noqa: S102 - generated from a fixed template
         return env["call"]
 
     def _call_ref(self, ctx: _Context, fid: int, args: Sequence[Any], *, allow_pending: bool = False) -> Any:
@@ -921,7 +943,7 @@ _MISSING = object()
 _PASS_TYPES = frozenset({float, bool, type(None)})
 
 
-def _caller_source(n: int, limited: bool) -> str:
+def _caller_source(n: int, limited: bool, max_value: int | None = None) -> str:
     """Python source of the hot-path caller for a function of ``n`` declared
     parameters: one test per argument, no loop (scalars the binding passes
     exactly go straight through; anything else takes ``slow``)."""
@@ -933,9 +955,10 @@ def _caller_source(n: int, limited: bool) -> str:
     else:
         params = ", ".join([f"{a}=MISSING" for a in names] + ["*rest"])
         head = f"def call({params}):\n"
+        size = f" and len({{a}}) <= {int(max_value)}" if max_value is not None else ""
         tests = " or ".join(
             f"not (type({a}) is int and -2147483648 <= {a} <= 2147483647 or type({a}) in SCALARS"
-            f" or type({a}) is str and ({a}.isascii() or plain_str({a})))" for a in names
+            f" or type({a}) is str and ({a}.isascii() or plain_str({a})){size.format(a=a)})" for a in names
         )
         given = f"({', '.join(names)}{',' if n == 1 else ''})" if n else "()"
         present = " or ".join([f"{a} is MISSING" for a in names] + ["rest"]) if n else "rest"
@@ -952,7 +975,8 @@ def _caller_source(n: int, limited: bool) -> str:
         "    try:\n"
         f"        r = wrapper({call_args})\n"
         "        t = type(r)\n"
-        "        if t is int or t is str or t is bool or r is None:\n            return r\n"
+        + ("        if t is str and len(r) > %d:\n            ctx.too_big('a result')\n" % max_value if max_value is not None else "")
+        + "        if t is int or t is str or t is bool or r is None:\n            return r\n"
         "        if t is float:\n            return number_from_js(r)\n"
         "        r = None\n"  # the BOX Object is released under the lock
         "        return unbox(ctx)\n"
