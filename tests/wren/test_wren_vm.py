@@ -301,3 +301,11 @@ def test_write_callback_exception_propagates_and_kills_instance():
     with pytest.raises(WrenVMClosedError):
         vm.interpret("1")
     vm.close()
+
+
+def test_compile_error_in_imported_module_is_reported():
+    modules = {"bad": "var x = (\n"}
+    with WrenVM(capture=True, load_module=modules.get) as vm:
+        with pytest.raises(WrenRuntimeError, match="Could not compile module 'bad'.") as info:
+            vm.interpret('import "bad"')
+        assert "[bad line 2] Error" in info.value.trace

@@ -48,6 +48,7 @@ void vmFree(VM* vm) {
   gcFreeAll(vm);
   symbolTableFree(&vm->methodNames);
   free(vm->slots);
+  free(vm->errorDetail);
   vmClearError(vm);
   free(vm);
 }
@@ -140,6 +141,11 @@ static void reportRuntimeError(VM* vm, ObjFiber* fiber) {
                               frameLineNumber, fn->debugName ? fn->debugName : "?");
     }
   }
+  if (vm->errorDetail != NULL && traceLength < (int)sizeof trace - 2) {
+    snprintf(trace + traceLength, sizeof trace - traceLength, "%s\n", vm->errorDetail);
+  }
+  free(vm->errorDetail);
+  vm->errorDetail = NULL;
   vmSetError(vm, message, module, line);
   vm->errorTrace = copyString(trace);
 }
@@ -825,7 +831,12 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
         ObjClosure* closure = NULL;
         ObjModule* module = vmLoadModule(vm, AS_STRING(name), &closure);
         if (module == NULL) ERROR_MSG("Could not load module '%s'.", AS_CSTRING(name));
-        if (closure == NULL) ERROR_MSG("Could not compile module '%s'.", AS_CSTRING(name));
+        if (closure == NULL) {
+          /* Keep the compile error for the trace of the runtime error. */
+          free(vm->errorDetail);
+          vm->errorDetail = copyString(vm->errorMessage);
+          ERROR_MSG("Could not compile module '%s'.", AS_CSTRING(name));
+        }
         PUSH(OBJ_VAL(closure));
         STORE_FRAME();
         if (!pushFrame(vm, fiber, closure, 1)) goto handleError;

@@ -79,6 +79,7 @@ struct VM {
   char* errorModule;
   int errorLine;
   char* errorTrace;
+  char* errorDetail; /* extra text for the next runtime error's trace */
 
   /* Well-known method symbols. */
   int symIterate;
