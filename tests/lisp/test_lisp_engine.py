@@ -314,6 +314,8 @@ def test_disk_cache_round_trip(tmp_path):
         second.load_script_from_source("two", "lisp", src)  # same source, other name: cached bytecode
         assert second.scripts["two"].compiled.from_cache is True
         assert second.call_function("two.g") == 7
+        g = second.engine("lisp")._scripts["two"].ns["g"]
+        assert g.__code__.co_filename == "two"  # Python-level tracebacks name this script too
         with pytest.raises(ScriptRuntimeError) as info:
             second.call_function("two.f", [1])
         assert (info.value.script, info.value.line) == ("two", 2)  # the cached code names this script
