@@ -244,3 +244,29 @@ def test_memory_is_flat_over_load_unload_cycles(trusted):
         trusted.unload_script("cycle")
     trusted.engine("lua").collect_garbage()
     assert trusted.engine("lua").get_memory_usage().used_bytes < base + 128 * 1024
+
+
+def test_luajit_sandbox_keeps_every_limit():
+    # LuaJIT skips hooks in compiled traces; the sandboxed runtime keeps the
+    # JIT compiler off so the time limit still stops an endless loop.
+    m = ScriptManager(
+        policy=SecurityPolicy.sandboxed(use_jit=True, time_limit=0.3, memory_limit=16 * 1024 * 1024), cache=False
+    )
+    m.load_script_from_source(
+        "k", "lua",
+        "function spin() while true do end end\n"
+        "function dive(n) return dive(n + 1) + 1 end\n"
+        "function hog() local t = {} while true do t[#t + 1] = string.rep('x', 1000) .. #t end end\n"
+        "function files() return io.open('/etc/hostname') end\n"
+        "function ok() return 1 end\n",
+    )
+    with pytest.raises(ScriptTimeoutError):
+        m.call_function("spin")
+    with pytest.raises(RecursionLimitError):
+        m.call_function("dive", [0])
+    with pytest.raises(Exception) as info:
+        m.call_function("hog")
+    assert type(info.value).__name__ == "MemoryLimitError"
+    with pytest.raises(AccessDeniedError):
+        m.call_function("files")
+    assert m.call_function("ok") == 1

@@ -176,8 +176,8 @@ class LuaEngine(ScriptEngine):
         header = b"\x1bLJ" if rt.key.jit else b"\x1bLua"
         code: Any = compiled.bytecode if compiled.bytecode.startswith(header) else compiled.source
         with self._lock:
-            env = rt.helpers.newenv(rt.kryon)
             try:
+                env = rt.helpers.newenv(rt.kryon)
                 chunk = rt.helpers.load(code, "=" + compiled.id, env)
             except rt.LuaError as exc:
                 exc._kryon_source = compiled.source  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ local function kprint(...)
 end
 
 local function copy(t)
+  if t == nil then return nil end -- LuaJIT has no utf8 library
   local c = {}
   for k, v in pairs(t) do c[k] = v end
   return c
@@ -100,6 +101,11 @@ end
 base.print = kprint
 _G.print = kprint
 
+-- LuaJIT does not run debug hooks inside compiled traces, so a sandbox that
+-- must stop endless loops keeps the JIT compiler off (the LuaJIT
+-- interpreter, which does run hooks, still executes the scripts).
+if sandboxed and jit then jit.off() end
+
 local function coroutine_lib()
   local c = copy(coroutine)
   c.resume = function(co, ...) return rethrow_limits(coroutine.resume(co, ...)) end
@@ -146,6 +152,7 @@ function K.load(code, chunkname, env)
   local mode = (type(code) == "string" and code:byte(1) == 27) and "b" or "t"
   local f, err = load(code, chunkname, mode, env)
   if not f then error(err, 0) end
+  if setfenv then setfenv(f, env) end -- LuaJIT: make sure the chunk sees only its environment
   return f
 end
 
