@@ -367,3 +367,17 @@ def test_calls_from_several_threads_are_serialised(manager):
     for t in threads:
         t.join()
     assert manager.engine("lisp")._scripts["t"].ns["count"] == 2000
+
+
+def test_results_are_copies_of_script_state(manager):
+    manager.load_script_from_source(
+        "st", "lisp", '(setv items [1 2])\n(setv table {"a" 1})\n(defn get-items [] items)\n(defn get-table [] table)'
+    )
+    bound = manager.function("st.get-items")
+    for get in (bound, lambda: manager.call_function("st.get-items")):
+        got = get()
+        got.append(3)
+        assert bound() == [1, 2]
+    table = manager.call_function("st.get-table")
+    table["b"] = 2
+    assert manager.call_function("st.get-table") == {"a": 1}
