@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent("""
     from kryon_wren import WrenVM
     vm = WrenVM(capture=True)
     vm.interpret('class Fib {\\n  static get(n) { n < 2 ? n : get(n - 1) + get(n - 2) }\\n}\\nSystem.print(Fib.get(20))')
-    assert vm.output == ["6765", "\\n"], vm.output
+    assert "".join(vm.output) == "6765\\n", vm.output
     print("ok")
 """)
 

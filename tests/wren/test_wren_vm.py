@@ -47,7 +47,7 @@ def test_vm_keeps_module_state_between_interprets():
     with WrenVM(capture=True) as vm:
         vm.interpret("var counter = 1")
         vm.interpret("counter = counter + 41\nSystem.print(counter)")
-        assert vm.output == ["42", "\n"]
+        assert "".join(vm.output) == "42\n"
         assert vm.get_variable("main", "counter") == 42
 
 
@@ -231,7 +231,7 @@ def test_memory_bomb_hits_the_cap_and_next_vm_works():
     vm.close()
     with WrenVM(capture=True, memory_limit=32 * 1024 * 1024) as fresh:
         fresh.interpret("System.print(6 * 7)")
-        assert fresh.output == ["42", "\n"]
+        assert "".join(fresh.output) == "42\n"
 
 
 def test_list_growth_bomb_hits_the_cap():
@@ -309,3 +309,24 @@ def test_compile_error_in_imported_module_is_reported():
         with pytest.raises(WrenRuntimeError, match="Could not compile module 'bad'.") as info:
             vm.interpret('import "bad"')
         assert "[bad line 2] Error" in info.value.trace
+
+
+def test_output_before_a_timeout_is_not_lost():
+    vm = WrenVM(capture=True, fuel=300_000)
+    with pytest.raises(WrenTimeoutError):
+        vm.interpret('System.print("progress")\nwhile (true) {}')
+    assert "".join(vm.output) == "progress\n"
+    vm.close()
+
+
+def test_output_is_batched_but_ordered_with_host_calls():
+    seen = []
+
+    def note(text):
+        seen.append(("host", text))
+        return None
+
+    vm = WrenVM(write=lambda text: seen.append(("wren", text)), foreign={("main", "H", True, "note(_)"): note})
+    vm.interpret('class H {\n  foreign static note(x)\n}\nSystem.print("a")\nH.note("b")\nSystem.print("c")')
+    assert seen == [("wren", "a\n"), ("host", "b"), ("wren", "c\n")]
+    vm.close()

@@ -356,3 +356,7 @@ int64_t wren_call_num(WrenVM* vm, WrenHandle* receiver, WrenHandle* method, int 
 EXPORT(wren_status_pointer) int* wren_status_pointer(WrenVM* vm) { return &vm->status; }
 
 EXPORT(wren_out_of_memory) int wren_out_of_memory(void) { return kwOutOfMemory; }
+
+/* Where the unflushed output lives: an int length, then the bytes. The
+ * host reads it after a trap so no printed text is lost. */
+EXPORT(wren_pending_output) int* wren_pending_output(WrenVM* vm) { return &vm->outputLength; }

@@ -946,7 +946,7 @@ PRIM(system_writeString) {
   UNUSED_ARGS();
   if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[1]);
-  host_write(vm->hostId, s->chars, (int)s->length);
+  vmWrite(vm, s->chars, (int)s->length);
   RETURN_VAL(args[1]);
 }
 
@@ -956,7 +956,7 @@ PRIM(system_writeDirect) {
   Value v = args[1];
   if (IS_OBJ(v) && !IS_STRING(v)) RETURN_VAL(FALSE_VAL);
   ObjString* s = valueToCString(vm, v);
-  host_write(vm->hostId, s->chars, (int)s->length);
+  vmWrite(vm, s->chars, (int)s->length);
   RETURN_VAL(TRUE_VAL);
 }
 

@@ -87,6 +87,7 @@ int wren_call(WrenVM* vm, WrenHandle* method);
 int64_t wren_call_num(WrenVM* vm, WrenHandle* receiver, WrenHandle* method, int argc,
                       double a0, double a1, double a2, double a3);
 int wren_out_of_memory(void);
+int* wren_pending_output(WrenVM* vm);
 int* wren_status_pointer(WrenVM* vm);
 
 #endif

@@ -62,6 +62,27 @@ void vmPopRoot(VM* vm) { vm->tempRootCount--; }
 
 const char* methodName(VM* vm, int symbol) { return vm->methodNames.names[symbol]; }
 
+/* ---- Output --------------------------------------------------------- */
+
+void vmFlushOutput(VM* vm) {
+  if (vm->outputLength == 0) return;
+  int length = vm->outputLength;
+  vm->outputLength = 0;
+  host_write(vm->hostId, vm->output, length);
+}
+
+/* Buffers output; the host gets it before any other host call and when
+ * control returns to it. */
+void vmWrite(VM* vm, const char* text, int length) {
+  if (vm->outputLength + length > OUTPUT_BUFFER_SIZE) vmFlushOutput(vm);
+  if (length > OUTPUT_BUFFER_SIZE) {
+    host_write(vm->hostId, text, length);
+    return;
+  }
+  memcpy(vm->output + vm->outputLength, text, (size_t)length);
+  vm->outputLength += length;
+}
+
 /* ---- Errors --------------------------------------------------------- */
 
 static char* copyString(const char* s) {
@@ -256,6 +277,7 @@ static ObjClosure* compileInModule(VM* vm, ObjModule* module, const char* source
 
 /* Loads a module's source from the host and compiles it. */
 ObjModule* vmLoadModule(VM* vm, ObjString* name, ObjClosure** outClosure) {
+  vmFlushOutput(vm);
   int length = host_load_module(vm->hostId, name->chars, (int)name->length);
   if (length < 0) return NULL;
   char* source = (char*)malloc((size_t)length + 1);
@@ -314,6 +336,7 @@ static bool defineForeign(VM* vm, ObjFiber* fiber, int symbol, bool isStatic, Ob
   ObjClass* cls = AS_CLASS(fiber->stackTop[-1]);
   const char* module = fn->module->name ? fn->module->name->chars : "core";
   const char* signature = methodName(vm, symbol);
+  vmFlushOutput(vm);
   int id = host_bind_foreign(vm->hostId, module, (int)strlen(module), cls->name->chars,
                              (int)cls->name->length, isStatic, signature,
                              (int)strlen(signature));
@@ -337,6 +360,7 @@ static bool callForeign(VM* vm, ObjFiber* fiber, int id, Value* args, int argc) 
   }
   memcpy(vm->slots, args, sizeof(Value) * argc);
   vm->slotCount = argc;
+  vmFlushOutput(vm);
   bool saved = vm->inForeign;
   vm->inForeign = true;
   int failed = host_foreign(vm->hostId, id);
@@ -897,7 +921,9 @@ InterpretResult vmInterpret(VM* vm, const char* moduleName, const char* source) 
   vmPopRoot(vm);
   fiber->state = FIBER_ROOT;
   fiber->started = true;
-  return vmRunFiber(vm, fiber);
+  InterpretResult result = vmRunFiber(vm, fiber);
+  vmFlushOutput(vm);
+  return result;
 }
 
 /* A fresh root fiber for a host call; the cached one when it is idle. */
@@ -996,5 +1022,6 @@ InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* r
   }
   vm->fiber = saved;
   if (fiber == vm->apiFiber) vm->apiFiberBusy = false;
+  vmFlushOutput(vm);
   return r;
 }

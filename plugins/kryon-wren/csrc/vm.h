@@ -13,6 +13,7 @@
 #define MAX_FIELDS 255
 #define MAX_TEMP_ROOTS 64
 #define FIBER_MAX_FRAMES 100000
+#define OUTPUT_BUFFER_SIZE 4096
 
 typedef enum {
   RESULT_SUCCESS = 0,
@@ -74,6 +75,11 @@ struct VM {
   int slotCapacity;
   Handle* handles;
 
+  /* Output of System.print/write, handed to the host in batches; the
+   * length comes first so the host can read both after a trap. */
+  int outputLength;
+  char output[OUTPUT_BUFFER_SIZE];
+
   /* Last error (owned C strings). */
   char* errorMessage;
   char* errorModule;
@@ -102,6 +108,8 @@ Value vmRuntimeErrorValue(VM* vm, const char* format, ...);
 void vmPushRoot(VM* vm, Obj* obj);
 void vmPopRoot(VM* vm);
 void fiberEnsureStack(VM* vm, ObjFiber* fiber, int needed);
+void vmWrite(VM* vm, const char* text, int length);
+void vmFlushOutput(VM* vm);
 void fiberResumeWith(VM* vm, ObjFiber* fiber, Value value);
 const char* methodName(VM* vm, int symbol);
 

@@ -304,6 +304,21 @@ class WasmInstance:
             ticks = max(1, int(self.timeout / EPOCH_TICK_SECONDS + 0.999))
             self.store.set_epoch_deadline(ticks)
 
+    def call_unlimited(self, name: str, *args: Any) -> Any:
+        """Calls an export without the fuel / time budget (VM set-up)."""
+        self.check_alive()
+        limited = self.limited
+        if limited:
+            if self.fuel is not None:
+                self.store.set_fuel(1 << 40)
+            if self.timeout is not None:
+                self.store.set_epoch_deadline(1 << 40)
+        self.limited = False
+        try:
+            return self.fns[name](*args)
+        finally:
+            self.limited = limited
+
     def check_alive(self) -> None:
         if self.dead is not None:
             raise WrenVMClosedError(f"the Wren VM's wasm instance is dead: {self.dead}")
@@ -340,6 +355,8 @@ class WasmInstance:
             error = WrenMemoryError(f"Wren VM exceeded its memory limit of {self.memory_limit} bytes")
         else:
             error = WrenTrapError(f"Wren VM trapped: {message}")
+        for target in list(self.targets.values()):
+            target._drain_pending_output()
         self.dead = str(error)
         return error
 
@@ -542,7 +559,7 @@ class WrenVM:
         self._foreign_error: Optional[BaseException] = None
         self.host_id = self.instance.new_host_id()
         self.instance.targets[self.host_id] = self
-        self.ptr = self.instance.call("wren_new_vm", self.host_id)
+        self.ptr = self.instance.call_unlimited("wren_new_vm", self.host_id)
         self._closed = False
         self._fast = None
 
@@ -554,7 +571,7 @@ class WrenVM:
         self._closed = True
         self.instance.targets.pop(self.host_id, None)
         if self.instance.dead is None:
-            self.instance.call("wren_free_vm", self.ptr)
+            self.instance.call_unlimited("wren_free_vm", self.ptr)
         self.ptr = 0
 
     def __enter__(self) -> "WrenVM":
@@ -775,6 +792,19 @@ class WrenVM:
 
     def collect_garbage(self) -> None:
         self._c("wren_collect_garbage")
+
+    def _drain_pending_output(self) -> None:
+        """Delivers output still buffered in the VM (used after a trap)."""
+        inst = self.instance
+        try:
+            ptr = inst.fns["wren_pending_output"](self.ptr)
+            length = int.from_bytes(inst.read_bytes(ptr, 4), "little")
+            if 0 < length <= 1 << 20:
+                text = inst.read_bytes(ptr + 4, length).decode("utf-8", "replace")
+                inst.write_bytes(ptr, b"\0\0\0\0")
+                self._write(text)
+        except Exception:
+            pass
 
     # -- callbacks from the instance --------------------------------------------
 
