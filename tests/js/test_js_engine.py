@@ -921,3 +921,28 @@ def test_max_value_size_both_ways():
             mgr.call_function(call, args)
     assert mgr.call_function("len", ["z" * 900]) == 900
     assert mgr.call_function("echo", [[1] * 100]) == [1] * 100
+
+
+def test_unloaded_scripts_free_their_runtime():
+    import gc
+
+    import quickjs
+
+    def live() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is quickjs.Context)
+
+    mgr = manager()
+    mgr.load_script_from_source("first", "javascript", "function f() {}")
+    before = live()
+    for i in range(20):
+        mgr.load_script_from_source(f"s{i}", "javascript", "function f(a) { return [a, () => a]; }")
+        kept = mgr.call_function(f"s{i}.f", [i])
+        bound = mgr.function(f"s{i}.f")
+        mgr.hot_reload_script(f"s{i}", "function f(a) { return a; }")
+        assert bound(1) == 1
+        mgr.unload_script(f"s{i}")
+        with pytest.raises(ScriptError):
+            kept[1]()
+    del kept, bound
+    assert live() == before

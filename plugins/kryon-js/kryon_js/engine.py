@@ -162,7 +162,14 @@ class _Context:
             else:  # pragma: no cover - the binding's limit (host calls refused meanwhile)
                 ctx.set_time_limit(self.time_limit)
 
+    _OBJECTS = ("ERR", "make_caller", "call_ref", "call_name", "release", "poll", "import_text", "parse_text",
+                "make_handle", "box_text", "apply_args", "set_global", "get_global", "describe", "stack_now",
+                "holder", "sweep_js", "counts", "take_held")
+
     def close(self) -> None:
+        """Mark the script gone and drop every reference into its runtime, so
+        QuickJS frees it as soon as no handle to one of its functions is left
+        (call with the engine lock held)."""
         self.closed = True
         self.callers.clear()
         self.ud_ids.clear()
@@ -171,6 +178,9 @@ class _Context:
         self.py_objs.clear()
         for ref in list(self.fnrefs.values()):
             ref.release()
+        for name in self._OBJECTS:
+            self.__dict__.pop(name, None)
+        self.ctx = None
 
     # -- host values -> JS ----------------------------------------------------------
     def to_js(self, v: Any) -> Any:
@@ -620,8 +630,8 @@ class JSEngine(ScriptEngine):
         with self._lock:
             old = self._scripts.get(compiled.id)
             self._scripts[compiled.id] = ctx
-        if old is not None:
-            old.close()
+            if old is not None:
+                old.close()
         return compiled.id
 
     def _run(self, compiled: CompiledScript, policy: SecurityPolicy) -> _Context:
@@ -687,7 +697,7 @@ class JSEngine(ScriptEngine):
         ctx = self._run(compiled, policy or old.policy)
         with self._lock:
             self._scripts[script_id] = ctx
-        old.close()
+            old.close()
 
     def unload_script(self, script_id: str) -> None:
         with self._lock:
