@@ -103,9 +103,14 @@ def _cache_dir() -> Path:
 
 def _load_module(engine: wasmtime.Engine, key: str) -> wasmtime.Module:
     wasm = WASM_PATH.read_bytes()
-    digest = hashlib.sha256(wasm + key.encode() + wasmtime.__name__.encode()).hexdigest()[:24]
-    version = getattr(wasmtime, "__version__", "") or ""
-    cached = _cache_dir() / f"{digest}-{version}.cwasm"
+    try:
+        from importlib.metadata import version as _version
+
+        version = _version("wasmtime")
+    except Exception:
+        version = "unknown"
+    digest = hashlib.sha256(wasm + key.encode()).hexdigest()[:24]
+    cached = _cache_dir() / f"{digest}-wasmtime{version}.cwasm"
     if cached.exists():
         try:
             return wasmtime.Module.deserialize_file(engine, str(cached))
@@ -118,9 +123,21 @@ def _load_module(engine: wasmtime.Engine, key: str) -> wasmtime.Module:
         with os.fdopen(fd, "wb") as f:
             f.write(module.serialize())
         os.replace(tmp, cached)
+        _prune_cache(cached)
     except OSError:
         pass
     return module
+
+
+def _prune_cache(keep: Path) -> None:
+    """Drops cached modules of older builds unused for a day."""
+    cutoff = time.time() - 86400
+    for old in keep.parent.glob("*.cwasm"):
+        try:
+            if old != keep and old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass
 
 
 def _ticker() -> None:
