@@ -65,10 +65,25 @@ _ok: bool | None = None
 _lock = threading.Lock()
 
 
+#: run with the GIL released (they run or parse JavaScript); every other function keeps the GIL, so
+#: that nothing QuickJS frees along the way (a host callable's finalizer) can touch Python without it
+_RELEASE_GIL = frozenset({"JS_Eval", "JS_EvalFunction"})
+
+
+class _Lib:
+    """QuickJS's exports, each loaded through CDLL (GIL released) or PyDLL (GIL held)."""
+
+    def __init__(self, path: str, sig: dict) -> None:
+        cdll, pydll = ctypes.CDLL(path), ctypes.PyDLL(path)
+        for name, (res, args) in sig.items():
+            fn = getattr(cdll if name in _RELEASE_GIL else pydll, name)
+            fn.restype, fn.argtypes = res, args
+            setattr(self, name, fn)
+
+
 def _load() -> Any:
     import _quickjs
 
-    lib = ctypes.CDLL(_quickjs.__file__)
     sig = {
         "JS_GetRuntime": (P, [P]),
         "JS_Eval": (JSValue, [P, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_int]),
@@ -83,10 +98,7 @@ def _load() -> Any:
         "js_free": (None, [P, P]),
         "JS_RunGC": (None, [P]),
     }
-    for name, (res, args) in sig.items():
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = res, args
-    return lib
+    return _Lib(_quickjs.__file__, sig)
 
 
 def available() -> bool:
