@@ -10,6 +10,7 @@ kebab-case (Lisp) name, so an engine binds the whole API mechanically.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -213,10 +214,13 @@ class ScriptBridge:
     def call(self, name: str, *args: Any) -> Any:
         """Call a function of any loaded script, in any language. Calls that
         nest across languages deeper than the policy's ``max_recursion``
-        (default 200) raise RecursionLimitError instead of overflowing."""
+        (default 200, and at most a sixteenth of Python's recursion limit)
+        raise RecursionLimitError instead of overflowing the host's stack."""
         if self.manager is None:
             raise ScriptError("kryon.call needs a ScriptManager", language=self.language)
-        limit = self.manager.policy.max_recursion or DEFAULT_CALL_DEPTH
+        # Each level of kryon.call costs the host a dozen or so Python frames;
+        # stop before Python's own recursion limit turns into a host error.
+        limit = min(self.manager.policy.max_recursion or DEFAULT_CALL_DEPTH, sys.getrecursionlimit() // 16)
         counter = self.manager._call_depth  # per thread, shared by every engine's bridge
         counter.n = getattr(counter, "n", 0) + 1
         try:

@@ -129,9 +129,24 @@ class TimeLimitExceeded(BaseException):
 _raw_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 
 
-def _set_async_exc(thread: int, exc: type | None) -> None:
-    """Schedule ``exc`` in ``thread``; None (a NULL pointer) clears a pending one."""
-    _raw_set_async_exc(ctypes.c_ulong(thread), ctypes.py_object(exc) if exc is not None else None)
+def _set_async_exc(thread: int, exc: type) -> None:
+    """Schedule ``exc`` to be raised in ``thread``."""
+    _raw_set_async_exc(ctypes.c_ulong(thread), ctypes.py_object(exc))
+
+
+def _absorb_pending() -> None:
+    """Let a TimeLimitExceeded still pending for this thread land here.
+
+    A pending asynchronous exception is delivered at the next backward jump,
+    so a short loop catches it. (Clearing it with PyThreadState_SetAsyncExc(
+    NULL) instead leaves CPython 3.11's eval breaker set for good, and any
+    later traced call, a breakpoint in another engine say, then spins forever
+    on its first instruction.)"""
+    try:
+        for _ in range(64):
+            pass
+    except TimeLimitExceeded:
+        pass
 
 
 class _Arm:
@@ -179,8 +194,10 @@ class Watchdog:
                 token.armed = False
                 if token in self._arms:
                     self._arms.remove(token)
-                if token.fired:
-                    _set_async_exc(token.thread, None)  # drop one still pending
+            fired = token.fired
+        if fired:
+            _absorb_pending()
+
 
     def close(self) -> None:
         with self._cond:
