@@ -184,8 +184,16 @@ class ScriptManager:
             output=lambda text, _lang=lang: self._output(_lang, text),
             module_loader=lambda importer, name, _lang=lang: self._load_module(_lang, importer, name),
         )
-        engine = self._pm.hook.kryon_create_engine(spec=spec, config=config) or spec.create()
-        engine.initialize(config)
+        try:
+            engine = self._pm.hook.kryon_create_engine(spec=spec, config=config) or spec.create()
+            engine.initialize(config)
+        except ScriptError:
+            raise
+        except Exception as exc:  # a broken engine distribution: say which, keep the others working
+            raise EngineNotFoundError(
+                f"the {lang} engine ({spec.distribution or spec.factory}) failed to start: {type(exc).__name__}: {exc}",
+                language=lang,
+            ) from exc
         bridge = ScriptBridge(lang, self)
         bridge.dom = self.dom
         self._pm.hook.kryon_setup_bridge(bridge=bridge, language=lang)

@@ -208,3 +208,21 @@ def test_shared_data_through_bridge(manager):
     assert bridge.get_shared("config") == {"n": 1}
     with pytest.raises(AccessDeniedError):
         bridge.set_shared("config", {"n": 2})
+
+
+class BrokenEnginePlugin:
+    @hookimpl
+    def kryon_register_engines(self):
+        from kryon_core import EngineSpec
+
+        return [EngineSpec(language="broken", factory="no_such_module_anywhere:Engine", distribution="kryon-broken")]
+
+
+def test_engine_that_fails_to_start_is_a_clear_error():
+    m = ScriptManager(plugins=[FakePlugin(), BrokenEnginePlugin()], discover=False, cache=False)
+    assert m.languages == ["broken", "fake"]
+    with pytest.raises(EngineNotFoundError) as info:
+        m.load_script_from_source("x", "broken", "anything")
+    assert "kryon-broken" in str(info.value) and "failed to start" in str(info.value)
+    m.load_script_from_source("lib", "fake", LIB)
+    assert m.call_function("add", [1, 2]) == 3
