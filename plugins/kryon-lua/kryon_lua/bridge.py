@@ -9,9 +9,9 @@ carry the Lua position where the call was made. ``kryon.sleep`` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from kryon_core import ScriptBridge, ScriptError, ScriptRuntimeError
+from kryon_core import ScriptBridge
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -20,24 +20,7 @@ if TYPE_CHECKING:
 def build_kryon_table(rt: "Runtime", bridge: ScriptBridge) -> Any:
     entries: dict[str, Any] = {}
     for method, function in bridge.methods():
-        entries[method.camel] = _wrap(rt, method.camel, function)
+        entries[method.camel] = rt.lua_callable(function, label=f"kryon.{method.camel}")
     for name, function in rt.helpers.async_api.items():
         entries[str(name)] = function
     return rt.lua.table_from(entries)
-
-
-def _wrap(rt: "Runtime", name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    conv = rt.conv
-
-    def call_from_lua(*args: Any) -> Any:
-        try:
-            return conv.to_lua(function(*[conv.from_lua(a) for a in args]))
-        except ScriptError as exc:
-            rt.locate(exc)
-            raise
-        except TypeError as exc:
-            err = ScriptRuntimeError(f"kryon.{name}: {exc}", language="lua")
-            rt.locate(err)
-            raise err from None
-
-    return call_from_lua

@@ -177,8 +177,10 @@ class Runtime:
         self._raw[ref] = function
         return ref
 
-    def lua_callable(self, target: Callable[..., Any]) -> Any:
-        """What Lua receives for a FunctionRef or host callable."""
+    def lua_callable(self, target: Callable[..., Any], label: str = "host function") -> Any:
+        """What Lua receives for a FunctionRef or host callable: arguments
+        convert from Lua, the result back; a host error becomes a Lua error
+        carrying the Lua position of the call (``label`` names the callee)."""
         if isinstance(target, FunctionRef):
             raw = self._raw.get(target)
             if raw is not None and target.alive:
@@ -192,7 +194,7 @@ class Runtime:
                 self.locate(exc)
                 raise
             except Exception as exc:
-                err = ScriptRuntimeError(f"host function failed: {type(exc).__name__}: {exc}", language="lua")
+                err = ScriptRuntimeError(f"{label} failed: {type(exc).__name__}: {exc}", language="lua")
                 self.locate(err)
                 raise err from exc
 
