@@ -656,9 +656,21 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
           }
           case METHOD_FN_CALL: {
             ObjClosure* closure = AS_CLOSURE(args[0]);
-            int arity = closure->fn->arity;
+            ObjFn* callee = closure->fn;
+            int arity = callee->arity;
             if (argc < arity) ERROR_MSG("Function expects more arguments.");
             sp = args + arity + 1;
+            if (fiber->frameCount < fiber->frameCapacity &&
+                args + callee->maxSlots + 1 <= fiber->stack + fiber->stackCapacity) {
+              frame->ip = ip;
+              frame = &fiber->frames[fiber->frameCount++];
+              frame->closure = closure;
+              frame->stackStart = args;
+              ip = callee->code;
+              slots = args;
+              fn = callee;
+              break;
+            }
             STORE_FRAME();
             if (!pushFrame(vm, fiber, closure, arity + 1)) goto handleError;
             LOAD_FRAME();

@@ -1,0 +1,99 @@
+"""The ``kryon`` module every Wren script can import.
+
+``import "kryon" for Kryon`` gives the camelCase API of :data:`kryon_core.API`
+as static foreign methods of class ``Kryon``: Wren methods have fixed
+arities, so each API method gets one signature per arity it accepts
+(``Kryon.setStyle(el, name)`` and ``Kryon.setStyle(el, name, value)``).
+
+``Kryon.call``: ``call(name)`` calls with no arguments; ``call(name, args)``
+spreads ``args`` when it is a List (to pass one List argument, wrap it:
+``call(name, [list])``) and otherwise passes it as the one argument;
+``call(name, a, b)`` up to eight arguments pass them as given.
+``Kryon.global(name)`` reads an engine global (``ScriptEngine.set_global``).
+Plugin functions (``ScriptBridge.add_function``) get arities 0..8.
+
+The same module holds the classes the engine uses to carry host values:
+``HostRef`` (an opaque host object) and ``HostFn`` (a host callable with
+``call(...)`` methods, so Wren code calls it like a Fn).
+
+``import "io" for File`` gives ``File.read(path)`` and
+``File.exists(path)``: allowed only when the script's policy grants the file
+system (AccessDeniedError otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kryon_core import API
+
+from .values import MAX_HOST_ARITY
+
+VARIADIC_EXTRA = MAX_HOST_ARITY
+
+
+def _params(n: int) -> str:
+    return ", ".join(f"a{i}" for i in range(n))
+
+
+def api_signatures(extra_names: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+    """(camel name, arity) of every foreign method of class Kryon."""
+    out: list[tuple[str, int]] = []
+    for m in API:
+        lo, hi = m.arity
+        if hi < 0:
+            hi = lo + VARIADIC_EXTRA
+        out += [(m.camel, n) for n in range(lo, hi + 1)]
+    for name in extra_names:
+        if name.isidentifier() and not any(name == m.camel for m in API):
+            out += [(name, n) for n in range(0, VARIADIC_EXTRA + 1)]
+    return out
+
+
+def kryon_module_source(extra_names: tuple[str, ...] = ()) -> str:
+    lines = ["class Kryon {"]
+    for name, n in api_signatures(extra_names):
+        lines.append(f"  foreign static {name}({_params(n)})")
+    lines.append("  foreign static global(name)")
+    lines.append("}")
+    lines.append("class HostRef {")
+    lines.append("  construct make(id) { _id = id }")
+    lines.append("  hostId { _id }")
+    lines.append('  toString { "HostRef(%(_id))" }')
+    lines.append("}")
+    lines.append("class HostFn {")
+    lines.append("  construct make(id) { _id = id }")
+    lines.append("  hostId { _id }")
+    for n in range(MAX_HOST_ARITY + 1):
+        lines.append(f"  call({_params(n)}) {{ KryonHost.invoke(_id, [{_params(n)}]) }}")
+    lines.append('  toString { "HostFn(%(_id))" }')
+    lines.append("}")
+    lines.append(
+        """class KryonHost {
+  foreign static invoke(id, args)
+  static kindOf(x) { (x is HostRef || x is HostFn) ? x.hostId : (x is Fn ? -1 : -2) }
+  static arityOf(x) { x is Fn ? x.arity : -1 }
+  static ref(id) { HostRef.make(id) }
+  static fn(id) { HostFn.make(id) }
+  static fiber(fn) { Fiber.new { fn.call() } }
+  static step(fiber) {
+    var value = fiber.call()
+    return [fiber.isDone, value]
+  }
+}"""
+    )
+    return "\n".join(lines) + "\n"
+
+
+IO_SOURCE = """class File {
+  foreign static read(path)
+  foreign static exists(path)
+}
+"""
+
+
+def spread_call_args(rest: tuple[Any, ...]) -> list[Any]:
+    """Kryon.call's argument rule (see the module docstring)."""
+    if len(rest) == 1 and isinstance(rest[0], list):
+        return list(rest[0])
+    return list(rest)

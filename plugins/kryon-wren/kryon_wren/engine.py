@@ -1,0 +1,867 @@
+"""The Wren engine: Kryon's ScriptEngine over the project's own Wren VM.
+
+Every loaded script has its own Wren VM, named module = script id, inside a
+wasm instance shared by the scripts of one kind of limits (sandbox.py). In
+each VM the module "kryon" (bridge.py) is defined first, so a script writes
+``import "kryon" for Kryon``. ``import "other" for X`` asks the manager's
+module loader for the source of another loaded Wren script (or a file beside
+the importing one) and runs it inside the importing script's VM (a copy with
+its own state, as in every Wren host).
+
+Callable functions are static methods of top-level classes
+(``"Counter.increment"``, getters too) and top-level variables holding a Fn
+(``"greet"``); ``compile`` finds both by scanning the source, ``load_script``
+keeps the variables that really hold a Fn, with its arity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from kryon_core import (
+    AccessDeniedError,
+    CompiledScript,
+    EngineCapabilities,
+    EngineConfig,
+    FunctionInfo,
+    FunctionNotFoundError,
+    FunctionRef,
+    GarbageCollectionStats,
+    MemoryUsage,
+    ScriptBridge,
+    ScriptEngine,
+    ScriptError,
+    ScriptNotFoundError,
+    ScriptRuntimeError,
+    SecurityPolicy,
+    UserData,
+)
+
+from . import sandbox
+from .bridge import IO_SOURCE, kryon_module_source, spread_call_args
+from .values import MAX_SAFE, WrenObject, host_callable, number, prepare, resolve
+
+LANG = "wren"
+_COMPILE_GUARD = 'Fiber.abort("kryon: compile only")\n'
+
+
+@dataclass
+class _Pool:
+    """One wasm instance and the scripts living in it."""
+
+    key: sandbox.LimitsKey
+    instance: Any
+    states: list["_VMState"] = field(default_factory=list)
+    restarts: int = 0
+
+
+class _VMState:
+    """One loaded script: its Wren VM and what the engine knows about it."""
+
+    def __init__(self, engine: "WrenEngine", compiled: CompiledScript, policy: SecurityPolicy, pool: _Pool) -> None:
+        self.engine = engine
+        self.script_id = compiled.id
+        self.compiled = compiled
+        self.policy = policy
+        self.pool = pool
+        self.vm: Any = None
+        self.functions: dict[str, FunctionInfo] = {}
+        self.callers: dict[str, Callable[..., Any]] = {}
+        self.pending: ScriptError | None = None
+        self.release_queue: list[Any] = []
+        self._line: list[str] = []
+        self._reset_registry()
+
+    def _reset_registry(self) -> None:
+        self.objects: dict[int, Any] = {}
+        self.ids: dict[int, int] = {}
+        self.wren_handles: dict[int, Any] = {}
+        self.next_id = itertools.count()
+        self.calls: dict[str, Any] = {}
+
+    # -- the VM ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Make the VM and run the kryon module and the script's top level."""
+        from .vm import WrenVM
+
+        self._reset_registry()
+        self.callers = {}
+        vm = WrenVM(
+            instance=self.pool.instance,
+            write=self._write,
+            load_module=self._load_module,
+            bind_foreign=self._bind_foreign,
+        )
+        self.vm = vm
+        extras = tuple(self.engine.bridge.extra) if self.engine.bridge is not None else ()
+        vm.interpret(kryon_module_source(extras), module="kryon")
+        self.host = vm.variable_handle("kryon", "KryonHost")
+        vm.interpret(self.compiled.source, module=self.script_id)
+        self.flush()
+
+    def close(self) -> None:
+        vm, self.vm = self.vm, None
+        if vm is not None:
+            try:
+                vm.close()
+            except Exception:
+                pass
+
+    def call_handle(self, signature: str) -> Any:
+        handle = self.calls.get(signature)
+        if handle is None:
+            handle = self.calls[signature] = self.vm.make_call_handle(signature)
+        return handle
+
+    def helper(self, signature: str, *args: Any) -> Any:
+        return self.vm.call(self.host, self.call_handle(signature), *args)
+
+    def drain(self) -> None:
+        queue, self.release_queue = self.release_queue, []
+        for handle in queue:
+            if handle.vm is self.vm:
+                handle.release()
+
+    # -- output and modules ----------------------------------------------------------
+    def _write(self, text: str) -> None:
+        parts = text.split("\n")
+        if len(parts) == 1:
+            self._line.append(text)
+            return
+        output = self.engine.config.output
+        first = "".join(self._line) + parts[0]
+        self._line = [parts[-1]] if parts[-1] else []
+        output(first)
+        for part in parts[1:-1]:
+            output(part)
+
+    def flush(self) -> None:
+        if self._line:
+            text, self._line = "".join(self._line), []
+            self.engine.config.output(text)
+
+    def _load_module(self, name: str) -> str | None:
+        if name == "io":
+            return IO_SOURCE
+        loader = self.engine.config.module_loader
+        if loader is None:
+            return None
+        return loader(self.script_id, name)
+
+    # -- host values in Wren -----------------------------------------------------------
+    def register(self, value: Any) -> int:
+        key = id(value)
+        number_ = self.ids.get(key)
+        if number_ is None or self.objects.get(number_) is not value:
+            number_ = next(self.next_id)
+            self.ids[key] = number_
+            self.objects[number_] = value
+        return number_
+
+    def host_handle(self, value: Any) -> Any:
+        """A Wren handle standing for a host value (values.prepare)."""
+        if isinstance(value, WrenObject) and getattr(value.value, "vm", None) is self.vm:
+            return value.value
+        if isinstance(value, FunctionRef):
+            own = self.engine._wren_fns.get(value)
+            if own is not None and own[0] is self and own[1].vm is self.vm:
+                return own[1]
+        elif not (isinstance(value, UserData) or host_callable(value)):
+            converted = self.engine.convert_unknown(value)
+            if converted is not value:
+                return prepare(self, converted)
+        number_ = self.register(value)
+        handle = self.wren_handles.get(number_)
+        if handle is None:
+            signature = "fn(_)" if host_callable(value) else "ref(_)"
+            handle = self.helper(signature, number_)
+            self.wren_handles[number_] = handle
+        return handle
+
+    def from_handle(self, handle: Any) -> Any:
+        """A Wren object read from a slot as a host value (values.resolve)."""
+        kind = self.helper("kindOf(_)", handle)
+        if kind >= 0:
+            handle.release()
+            return self.objects[int(kind)]
+        if kind == -1:
+            return self.engine._fn_ref(self, handle)
+        return WrenObject(handle)
+
+    # -- foreign methods -----------------------------------------------------------------
+    def _bind_foreign(self, module: str, class_name: str, is_static: bool, signature: str) -> Any:
+        if not is_static:
+            return None
+        name = signature[: signature.index("(")] if "(" in signature else signature
+        if module == "kryon" and class_name == "Kryon":
+            if name == "global":
+                return self._foreign(lambda n: self.engine._globals.get(n))
+            bridge = self.engine.bridge
+            if bridge is None:
+                return self._foreign(_no_bridge(name))
+            for method, fn in bridge.methods():
+                if method.camel == name:
+                    if name == "call":
+                        return self._foreign(lambda target, *rest, _fn=fn: _fn(target, *spread_call_args(rest)))
+                    return self._foreign(fn)
+            return None
+        if module == "kryon" and class_name == "KryonHost" and name == "invoke":
+            return self._foreign(lambda number_, args: self.objects[int(number_)](*args))
+        if module == "io" and class_name == "File":
+            return self._foreign(self._file_method(name))
+        return None
+
+    def _foreign(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        state = self
+
+        def foreign(*raw: Any) -> Any:
+            try:
+                args = [resolve(state, a) for a in raw]
+                return prepare(state, fn(*args))
+            except ScriptError as exc:
+                state.pending = exc
+                raise RuntimeError(exc.message) from None
+
+        return foreign
+
+    def _file_method(self, name: str) -> Callable[..., Any]:
+        def check(path: Any) -> str:
+            if self.policy.sandboxed and not self.policy.allow_file_system:
+                raise AccessDeniedError(
+                    f"File.{name}: the script's policy does not grant the file system", language=LANG,
+                    script=self.script_id,
+                )
+            if not isinstance(path, str):
+                raise ScriptRuntimeError("Path must be a string.", language=LANG)
+            return path
+
+        def read(path: Any) -> str:
+            with open(check(path), encoding="utf-8") as f:
+                return f.read()
+
+        def exists(path: Any) -> bool:
+            import os
+
+            return os.path.exists(check(path))
+
+        return read if name == "read" else exists
+
+
+def _no_bridge(name: str) -> Callable[..., Any]:
+    def fail(*args: Any) -> Any:
+        raise ScriptError(f"Kryon.{name}: no kryon bridge is set up", language=LANG)
+
+    return fail
+
+
+class WrenEngine(ScriptEngine):
+    language = LANG
+    extensions = (".wren",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pools: dict[sandbox.LimitsKey, _Pool] = {}
+        self._scripts: dict[str, _VMState] = {}
+        self._globals: dict[str, Any] = {}
+        self._wren_fns: "weakref.WeakKeyDictionary[FunctionRef, tuple[_VMState, Any]]" = weakref.WeakKeyDictionary()
+        self._lock = threading.RLock()
+        self._checker: Any = None
+        self._async_ids = itertools.count(1)
+
+    # -- identification ------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return "Wren 0.4 (kryon-wren VM on wasmtime)"
+
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        return EngineCapabilities(
+            supports_async=True,
+            supports_generators=False,
+            supports_coroutines=True,
+            supports_modules=True,
+            supports_debugging=False,
+            supports_jit=False,
+            supports_bytecode=False,
+            supports_sandbox=True,
+        )
+
+    def initialize(self, config: EngineConfig) -> None:
+        super().initialize(config)
+
+    # -- pools -------------------------------------------------------------------------------
+    def _pool(self, policy: SecurityPolicy) -> _Pool:
+        key = sandbox.LimitsKey.for_policy(policy)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = _Pool(key, sandbox.new_instance(key))
+        elif pool.instance.dead is not None:
+            self._rebuild(pool)
+        return pool
+
+    def _rebuild(self, pool: _Pool) -> None:
+        """A new instance for a pool whose instance trapped; every script in
+        it runs its top level again (its state restarts)."""
+        pool.instance = sandbox.new_instance(pool.key)
+        pool.restarts += 1
+        for state in list(pool.states):
+            state.vm = None
+            try:
+                state.start()
+            except Exception:  # a script whose top level now fails stays loaded but broken
+                state.vm = None
+
+    def _after_trap(self, state: _VMState, exc: Exception) -> ScriptError:
+        error = sandbox.trap_error(exc, state.script_id)
+        pool = state.pool
+        if pool.instance.dead is None:
+            pool.instance.dead = str(exc)
+        self._rebuild(pool)
+        return error
+
+    # -- compile and load ------------------------------------------------------------------
+    def compile(self, source: "str | bytes", name: str, *, policy: SecurityPolicy | None = None) -> CompiledScript:
+        text = source.decode("utf-8") if isinstance(source, bytes) else source
+        self._check_syntax(text, name)
+        return CompiledScript(
+            id=name,
+            language=LANG,
+            source=text,
+            functions=scan_functions(text),
+            engine_version=self.version,
+        )
+
+    def _check_syntax(self, text: str, name: str) -> None:
+        """Compile in a scratch VM whose first statement aborts: the compiler
+        reports every syntax error and nothing of the script runs."""
+        from .vm import WrenCompileError, WrenRuntimeError, WrenVM
+
+        with self._lock:
+            if self._checker is None or self._checker.instance.dead is not None:
+                self._checker = WrenVM(instance=sandbox.new_instance(sandbox.LimitsKey(256 << 20, 10.0)),
+                                       write=lambda text: None)
+            module = f"{name}#check{next(self._async_ids)}"
+            try:
+                self._checker.interpret(_COMPILE_GUARD + text, module=module)
+            except WrenCompileError as exc:
+                error = sandbox.compile_error(exc, name)
+                error.script = name
+                if error.line is not None:
+                    error.line = max(1, error.line - 1)
+                raise error from None
+            except WrenRuntimeError:
+                pass
+            except Exception:
+                self._checker = None
+
+    def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
+        with self._lock:
+            state = self._start(compiled, policy or self.config.policy)
+            self._scripts[compiled.id] = state
+        return compiled.id
+
+    def _start(self, compiled: CompiledScript, policy: SecurityPolicy) -> _VMState:
+        from .vm import WrenCompileError, WrenError, WrenRuntimeError
+
+        pool = self._pool(policy)
+        state = _VMState(self, compiled, policy, pool)
+        try:
+            state.start()
+        except WrenCompileError as exc:
+            state.close()
+            raise sandbox.compile_error(exc, compiled.id) from None
+        except WrenRuntimeError as exc:
+            state.flush()
+            state.close()
+            raise self._runtime_error(state, exc) from None
+        except WrenError as exc:
+            state.close()
+            raise self._after_trap(state, exc) from None
+        state.functions = self._describe(state)
+        pool.states.append(state)
+        return state
+
+    def _describe(self, state: _VMState) -> dict[str, FunctionInfo]:
+        functions: dict[str, FunctionInfo] = {}
+        vm = state.vm
+        for name, info in state.compiled.functions.items():
+            if "." in name:
+                if vm.has_variable(state.script_id, name.split(".", 1)[0]):
+                    functions[name] = info
+                continue
+            if not vm.has_variable(state.script_id, name):
+                continue
+            handle = vm.get_variable(state.script_id, name)
+            if not hasattr(handle, "release"):
+                continue
+            try:
+                arity = int(state.helper("arityOf(_)", handle))
+            finally:
+                handle.release()
+            if arity >= 0:
+                names = info.parameter_names if len(info.parameter_names) == arity else ()
+                functions[name] = FunctionInfo(name=name, parameter_count=arity, parameter_names=names, line=info.line)
+        return functions
+
+    def reload_script(
+        self, script_id: str, compiled: CompiledScript, *, policy: SecurityPolicy | None, previous: CompiledScript
+    ) -> None:
+        """The new version starts in a VM of its own; the old one is closed
+        only once the new top level succeeded (else it keeps running)."""
+        with self._lock:
+            old = self._state(script_id)
+            state = self._start(compiled, policy or old.policy)
+            self._drop(old)
+            self._scripts[script_id] = state
+
+    def unload_script(self, script_id: str) -> None:
+        with self._lock:
+            state = self._scripts.pop(script_id, None)
+            if state is None:
+                raise ScriptNotFoundError(f"no Wren script '{script_id}' is loaded", language=LANG, script=script_id)
+            self._drop(state)
+
+    def _drop(self, state: _VMState) -> None:
+        if state in state.pool.states:
+            state.pool.states.remove(state)
+        state.flush()
+        state.close()
+
+    def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
+        return dict(self._state(script_id).functions)
+
+    def _state(self, script_id: str) -> _VMState:
+        state = self._scripts.get(script_id)
+        if state is None:
+            raise ScriptNotFoundError(f"no Wren script '{script_id}' is loaded", language=LANG, script=script_id)
+        return state
+
+    # -- calls -------------------------------------------------------------------------------
+    def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
+        state = self._scripts.get(script) or self._state(script)
+        caller = state.callers.get(function) or self._caller(state, function)
+        return caller(*args)
+
+    def get_function(self, function: str, *, script: str) -> FunctionRef:
+        state = self._state(script)
+        call = self._caller(state, function)
+
+        async def call_async(*args: Any) -> Any:
+            return await self.call_function_async(function, args, script=script)
+
+        return FunctionRef(call, name=function, language=LANG, script=script, call_async=call_async)
+
+    def _target(self, state: _VMState, function: str) -> tuple[Any, str, bool]:
+        """(receiver handle, method name, getter?) of a callable name."""
+        vm = state.vm
+        if vm is None:
+            raise ScriptRuntimeError(
+                f"script '{state.script_id}' failed to restart after its instance trapped", language=LANG,
+                script=state.script_id,
+            )
+        owner, _, method = function.partition(".")
+        if not vm.has_variable(state.script_id, owner):
+            raise FunctionNotFoundError(
+                f"script '{state.script_id}' defines no function '{function}'", language=LANG, script=state.script_id
+            )
+        receiver = vm.get_variable(state.script_id, owner)
+        if not hasattr(receiver, "release"):
+            raise FunctionNotFoundError(
+                f"'{function}' of script '{state.script_id}' is not a Fn or class", language=LANG,
+                script=state.script_id,
+            )
+        if method:
+            info = state.compiled.functions.get(function)
+            getter = bool(info is not None and info.documentation == _GETTER)
+            return receiver, method, getter
+        if int(state.helper("arityOf(_)", receiver)) < 0:
+            receiver.release()
+            raise FunctionNotFoundError(
+                f"'{function}' of script '{state.script_id}' is not a Fn", language=LANG, script=state.script_id
+            )
+        return receiver, "call", False
+
+    def _caller(self, state: _VMState, function: str) -> Callable[..., Any]:
+        caller = state.callers.get(function)
+        if caller is None:
+            with self._lock:
+                receiver, method, getter = self._target(state, function)
+                caller = self._make_caller(state, function, receiver, method, getter)
+                state.callers[function] = caller
+        return caller
+
+    def _make_caller(
+        self, state: _VMState, function: str, receiver: Any, method: str, getter: bool
+    ) -> Callable[..., Any]:
+        from .vm import WrenError, WrenRuntimeError
+
+        vm = state.vm
+        lock = self._lock
+        handles: dict[int, Any] = {}
+        script = state.script_id
+
+        def signature(n: int) -> Any:
+            handle = handles.get(n)
+            if handle is None:
+                sig = method if getter and n == 0 else f"{method}({','.join('_' * n)})"
+                handle = handles[n] = vm.make_call_handle(sig)
+            return handle
+
+        from .vm import _FastCall
+
+        fast = _FastCall(vm)
+        inst = vm.instance
+
+        def call(*args: Any) -> Any:
+            if state.vm is not vm or inst.dead is not None:
+                return self._stale(state, function, args)
+            with lock:
+                if state.release_queue:
+                    state.drain()
+                method_handle = handles.get(len(args)) or signature(len(args))
+                try:
+                    if len(args) <= 4:
+                        for a in args:
+                            t = type(a)
+                            if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
+                                break
+                        else:
+                            result = fast(receiver, method_handle, args)
+                            if type(result) is float:
+                                return number(result)
+                            state.pending = None
+                            return resolve(state, result)
+                    prepared = [prepare(state, a) for a in args]
+                    result = vm.call(receiver, method_handle, *prepared)
+                    state.pending = None
+                    return resolve(state, result)
+                except WrenRuntimeError as exc:
+                    state.flush()
+                    raise self._runtime_error(state, exc) from None
+                except WrenError as exc:
+                    raise self._after_trap(state, exc) from None
+                finally:
+                    if state._line:
+                        state.flush()
+
+        return call
+
+    def _stale(self, state: _VMState, function: str, args: Sequence[Any]) -> Any:
+        """A caller made for a VM that has since been replaced (a restart)."""
+        current = self._scripts.get(state.script_id)
+        if current is None:
+            raise ScriptRuntimeError(
+                f"script '{state.script_id}' was unloaded", language=LANG, script=state.script_id
+            )
+        if current.pool.instance.dead is not None:
+            self._rebuild(current.pool)
+        current.callers.pop(function, None)
+        return self._caller(current, function)(*args)
+
+    def _runtime_error(self, state: _VMState, exc: Any) -> ScriptError:
+        pending, state.pending = state.pending, None
+        error = sandbox.runtime_error(exc, state.script_id)
+        if pending is not None and pending.message == exc.message:
+            if pending.language in (None, LANG):
+                pending.language = LANG
+                if pending.script is None:
+                    pending.script = error.script
+                if pending.line is None:
+                    pending.line = error.line
+            pending.stack = list(pending.stack) + error.stack
+            return pending
+        return error
+
+    # -- FunctionRefs of Wren Fns -------------------------------------------------------------
+    def _fn_ref(self, state: _VMState, handle: Any) -> FunctionRef:
+        from .vm import WrenError, WrenRuntimeError
+
+        vm = state.vm
+        lock = self._lock
+        handles: dict[int, Any] = {}
+
+        def call(*args: Any) -> Any:
+            if state.vm is not vm or vm.instance.dead is not None:
+                raise ScriptRuntimeError(
+                    "this Wren function no longer exists (its script was unloaded or restarted)",
+                    language=LANG, script=state.script_id,
+                )
+            with lock:
+                n = len(args)
+                method = handles.get(n)
+                if method is None:
+                    method = handles[n] = state.call_handle(f"call({','.join('_' * n)})")
+                try:
+                    prepared = [prepare(state, a) for a in args]
+                    result = vm.call(handle, method, *prepared)
+                    state.pending = None
+                    return resolve(state, result)
+                except WrenRuntimeError as exc:
+                    state.flush()
+                    raise self._runtime_error(state, exc) from None
+                except WrenError as exc:
+                    raise self._after_trap(state, exc) from None
+                finally:
+                    if state._line:
+                        state.flush()
+
+        ref = FunctionRef(call, name="<fn>", language=LANG, script=state.script_id,
+                          release=_Releaser(state, handle))
+        self._wren_fns[ref] = (state, handle)
+        return ref
+
+    # -- async: fibers -------------------------------------------------------------------------
+    async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
+        """Run the function in a new fiber. ``Fiber.yield()`` gives the loop a
+        turn; ``Fiber.yield(ms)`` with a number sleeps that long; the fiber's
+        return value is the result."""
+        from .vm import WrenError, WrenRuntimeError
+
+        state = self._state(script)
+        with self._lock:
+            fiber = self._fiber(state, function, args)
+        vm = state.vm
+        try:
+            while True:
+                with self._lock:
+                    if state.vm is not vm:
+                        raise ScriptRuntimeError("the script was unloaded or restarted while awaited",
+                                                 language=LANG, script=script)
+                    try:
+                        done, value = vm.call(state.host, state.call_handle("step(_)"), fiber)
+                        state.pending = None
+                    except WrenRuntimeError as exc:
+                        state.flush()
+                        raise self._runtime_error(state, exc) from None
+                    except WrenError as exc:
+                        raise self._after_trap(state, exc) from None
+                    finally:
+                        state.flush()
+                    if done:
+                        return resolve(state, value)
+                    value = resolve(state, value)
+                delay = value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+                await asyncio.sleep(max(0.0, float(delay)) / 1000.0)
+        finally:
+            if state.vm is vm:
+                fiber.release()
+
+    def _fiber(self, state: _VMState, function: str, args: Sequence[Any]) -> Any:
+        from .vm import WrenCompileError, WrenRuntimeError
+
+        params = ", ".join(f"a{i}" for i in range(len(args)))
+        owner, _, method = function.partition(".")
+        if not state.vm.has_variable(state.script_id, owner):
+            raise FunctionNotFoundError(f"script '{state.script_id}' defines no function '{function}'",
+                                        language=LANG, script=state.script_id)
+        invoke = f"{owner}.{method}({params})" if method else f"{owner}.call({params})"
+        module = f"{state.script_id}#async{next(self._async_ids)}"
+        source = (f'import "{state.script_id}" for {owner}\n'
+                  f"var run = Fn.new {{|{params}| Fiber.new {{ {invoke} }} }}\n")
+        try:
+            state.vm.interpret(source, module=module)
+            maker = state.vm.variable_handle(module, "run")
+            prepared = [prepare(state, a) for a in args]
+            try:
+                return state.vm.call(maker, state.call_handle(f"call({','.join('_' * len(args))})"), *prepared)
+            finally:
+                maker.release()
+        except (WrenCompileError, WrenRuntimeError) as exc:
+            raise self._runtime_error(state, exc) from None
+
+    # -- globals -----------------------------------------------------------------------------------
+    def set_global(self, name: str, value: Any) -> None:
+        from kryon_core.values import to_host
+
+        self._globals[name] = to_host(value, language=LANG)
+
+    def get_global(self, name: str) -> Any:
+        return self._globals.get(name)
+
+    # -- memory ------------------------------------------------------------------------------------
+    def _live_vms(self) -> list[Any]:
+        return [s.vm for s in self._scripts.values() if s.vm is not None and s.pool.instance.dead is None]
+
+    def collect_garbage(self) -> GarbageCollectionStats:
+        start = time.perf_counter()
+        with self._lock:
+            vms = self._live_vms()
+            before = sum(vm.bytes_allocated() for vm in vms)
+            for vm in vms:
+                vm.collect_garbage()
+            after = sum(vm.bytes_allocated() for vm in vms)
+        return GarbageCollectionStats(before, after, None, (time.perf_counter() - start) * 1000)
+
+    def get_memory_usage(self) -> MemoryUsage:
+        with self._lock:
+            used = sum(vm.bytes_allocated() for vm in self._live_vms())
+            limits = [p.key.memory_limit for p in self._pools.values()]
+            limited = [p for p in self._pools.values() if p.key.memory_limit < sandbox.UNLIMITED_MEMORY]
+            limit = sum(limits) if limits and len(limited) == len(limits) else None
+            peak = sum(p.instance.memory_size() for p in self._pools.values() if p.instance.dead is None)
+        return MemoryUsage(used_bytes=used, limit=limit, peak_bytes=peak, scripts=len(self._scripts))
+
+    # -- bridge ------------------------------------------------------------------------------------
+    def setup_bridge(self, bridge: ScriptBridge) -> None:
+        super().setup_bridge(bridge)
+
+    def convert_unknown(self, value: Any) -> Any:
+        if self.bridge is not None:
+            return self.bridge.convert_unknown(value)
+        from kryon_core import ConversionError
+
+        raise ConversionError(f"cannot pass a {type(value).__name__} to Wren", language=LANG)
+
+    def close(self) -> None:
+        with self._lock:
+            for state in list(self._scripts.values()):
+                state.close()
+            self._scripts.clear()
+            self._pools.clear()
+            self._checker = None
+
+
+class _Releaser:
+    """Finalizer of a Wren Fn's FunctionRef: queues the handle (released at
+    the next call into that VM, never from inside a finalizer)."""
+
+    __slots__ = ("state", "handle")
+
+    def __init__(self, state: _VMState, handle: Any) -> None:
+        self.state = state
+        self.handle = handle
+
+    def __call__(self) -> None:
+        self.state.release_queue.append(self.handle)
+
+
+# -- the source scan ----------------------------------------------------------------------
+
+_GETTER = "Wren getter"
+
+
+def _tokens(text: str) -> list[tuple[str, int]]:
+    """Identifiers and punctuation with their lines; strings and comments skipped."""
+    out: list[tuple[str, int]] = []
+    i, n, line = 0, len(text), 1
+
+    def skip_string(i: int) -> int:
+        nonlocal line
+        if text.startswith('"""', i):
+            end = text.find('"""', i + 3)
+            end = n if end < 0 else end + 3
+            line += text.count("\n", i, end)
+            return end
+        i += 1
+        while i < n:
+            c = text[i]
+            if c == "\\":
+                i += 2
+                continue
+            if c == '"':
+                return i + 1
+            if c == "\n":
+                line += 1
+            if c == "%" and i + 1 < n and text[i + 1] == "(":
+                depth, i = 1, i + 2
+                while i < n and depth:
+                    c = text[i]
+                    if c == '"':
+                        i = skip_string(i)
+                        continue
+                    if c == "\n":
+                        line += 1
+                    depth += (c == "(") - (c == ")")
+                    i += 1
+                continue
+            i += 1
+        return i
+
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif c in " \t\r":
+            i += 1
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    line += text[i] == "\n"
+                    i += 1
+        elif c == '"':
+            i = skip_string(i)
+            out.append(('""', line))
+        elif c.isalpha() or c == "_":
+            j = i
+            while j < n and (text[j].isalnum() or text[j] == "_"):
+                j += 1
+            out.append((text[i:j], line))
+            i = j
+        else:
+            out.append((c, line))
+            i += 1
+    return out
+
+
+def _params(toks: list[tuple[str, int]], i: int, close: str) -> tuple[tuple[str, ...], int]:
+    names = []
+    while i < len(toks) and toks[i][0] != close:
+        if toks[i][0] not in (",",):
+            names.append(toks[i][0])
+        i += 1
+    return tuple(names), i + 1
+
+
+def scan_functions(text: str) -> dict[str, FunctionInfo]:
+    """Static methods (and getters) of top-level classes and top-level
+    variables that may hold a Fn, with parameter names where the source
+    gives them (``Fn.new { |a, b| ... }``)."""
+    toks = _tokens(text)
+    found: dict[str, FunctionInfo] = {}
+    depth = 0
+    cls: str | None = None
+    i = 0
+    while i < len(toks):
+        tok, line = toks[i]
+        if tok == "{":
+            depth += 1
+        elif tok == "}":
+            depth -= 1
+            if depth == 0:
+                cls = None
+        elif depth == 0 and tok == "class" and i + 1 < len(toks):
+            cls = toks[i + 1][0]
+        elif depth == 0 and tok == "var" and i + 1 < len(toks) and toks[i + 1][0].isidentifier():
+            name = toks[i + 1][0]
+            params: tuple[str, ...] = ()
+            if [t for t, _ in toks[i + 3:i + 7]] == ["Fn", ".", "new", "{"] and i + 7 < len(toks) and toks[i + 7][0] == "|":
+                params, _ = _params(toks, i + 8, "|")
+            found.setdefault(name, FunctionInfo(name=name, parameter_count=len(params), parameter_names=params,
+                                                line=line))
+        elif depth == 1 and cls is not None and tok in ("static", "construct") and i + 2 < len(toks):
+            name, after = toks[i + 1][0], toks[i + 2][0]
+            if name.isidentifier() and name not in ("foreign",):
+                qualified = f"{cls}.{name}"
+                if after == "(":
+                    params, _ = _params(toks, i + 3, ")")
+                    found.setdefault(qualified, FunctionInfo(name=qualified, parameter_count=len(params),
+                                                             parameter_names=params, line=line))
+                elif after == "{" and tok == "static":
+                    found.setdefault(qualified, FunctionInfo(name=qualified, line=line, documentation=_GETTER))
+        i += 1
+    return found

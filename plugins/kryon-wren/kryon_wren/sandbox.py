@@ -1,0 +1,108 @@
+"""Limits for Wren scripts, enforced by WebAssembly.
+
+Scripts run in wasm instances shared per kind of limits (``LimitsKey``): the
+store's linear-memory cap is the policy's ``memory_limit`` (MemoryLimitError),
+epoch interruption bounds each call by ``time_limit`` (ScriptTimeoutError).
+The module imports no WASI functions at all, so no script can reach files,
+the network or processes except through host functions the engine grants
+(``File.read`` of module "io" checks ``allow_file_system``).
+
+Recursion: the VM stops a fiber at a fixed depth (100000 frames, "Stack
+overflow."), reported as RecursionLimitError; with a memory cap the cap may
+be hit first (MemoryLimitError). ``max_recursion`` also bounds nested
+``Kryon.call`` chains (the core bridge counts them).
+
+A trap kills the instance: the engine builds a new one and runs the top
+level of every script that lived in it again (their state restarts); other
+instances and engines are untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kryon_core import (
+    CompileError,
+    MemoryLimitError,
+    RecursionLimitError,
+    ScriptError,
+    ScriptRuntimeError,
+    ScriptTimeoutError,
+    SecurityPolicy,
+    StackFrame,
+)
+
+LANG = "wren"
+#: linear memory for trusted scripts (wasm32 addresses at most 4 GiB)
+UNLIMITED_MEMORY = (4 << 30) - (64 << 10)
+#: floor for a sandboxed memory cap: the VM and its core library need this much
+MIN_MEMORY = 4 << 20
+
+_TRACE_LINE = re.compile(r"\[(?P<module>.*?) line (?P<line>\d+)\] in (?P<fn>.*)")
+_COMPILE_PREFIX = re.compile(r"^\[(?P<module>.*?) line (?P<line>\d+)\] ")
+
+
+@dataclass(frozen=True)
+class LimitsKey:
+    memory_limit: int
+    time_limit: float | None
+
+    @classmethod
+    def for_policy(cls, policy: SecurityPolicy) -> "LimitsKey":
+        if not policy.sandboxed:
+            return cls(UNLIMITED_MEMORY, None)
+        memory = policy.memory_limit
+        memory = UNLIMITED_MEMORY if memory is None else max(MIN_MEMORY, min(int(memory), UNLIMITED_MEMORY))
+        return cls(memory, float(policy.time_limit) if policy.time_limit else None)
+
+
+def new_instance(key: LimitsKey) -> Any:
+    from .vm import WasmInstance
+
+    return WasmInstance(memory_limit=key.memory_limit, timeout=key.time_limit)
+
+
+def parse_trace(trace: str) -> list[StackFrame]:
+    frames = []
+    for line in trace.splitlines():
+        m = _TRACE_LINE.match(line.strip())
+        if m:
+            fn = m.group("fn")
+            frames.append(
+                StackFrame(
+                    function="<top level>" if fn == "(script)" else fn,
+                    script=m.group("module"),
+                    line=int(m.group("line")),
+                    language=LANG,
+                )
+            )
+    return frames
+
+
+def compile_error(exc: Any, script: str) -> CompileError:
+    message = exc.message
+    m = _COMPILE_PREFIX.match(message)
+    if m:
+        message = message[m.end():]
+    module = exc.module or script
+    return CompileError(message, language=LANG, script=module, line=exc.line or None)
+
+
+def runtime_error(exc: Any, script: str) -> ScriptRuntimeError:
+    frames = parse_trace(getattr(exc, "trace", "") or "")
+    module = exc.module or (frames[0].script if frames else script)
+    line = exc.line or (frames[0].line if frames else None)
+    cls = RecursionLimitError if exc.message == "Stack overflow." else ScriptRuntimeError
+    return cls(exc.message, language=LANG, script=module, line=line, stack=frames)
+
+
+def trap_error(exc: Any, script: str) -> ScriptError:
+    from .vm import WrenMemoryError, WrenTimeoutError
+
+    if isinstance(exc, WrenTimeoutError):
+        return ScriptTimeoutError(str(exc), language=LANG, script=script)
+    if isinstance(exc, WrenMemoryError):
+        return MemoryLimitError(str(exc), language=LANG, script=script)
+    return ScriptRuntimeError(str(exc), language=LANG, script=script)

@@ -1,0 +1,151 @@
+"""Value conversion between host values and Wren values.
+
+Rules (see the README):
+
+- Wren numbers are doubles. An integral number within 2**53 comes back as a
+  Python ``int``, any other number (fractions, -0.0, NaN, infinities, and
+  integral values beyond 2**53) as ``float``. A Python int beyond 2**53 is a
+  :class:`~kryon_core.ConversionError`, never a rounding.
+- str <-> String, bytes -> String (raw bytes), list/tuple <-> List,
+  dict <-> Map. Map keys coming back must be strings or integral numbers
+  (numbers become their decimal text, the core rule); other keys are a
+  ConversionError. Host dict keys follow the core rule (str, or int as text).
+- A Wren ``Fn`` becomes a :class:`FunctionRef` (language "wren", ``script``
+  the owning script); handed back into the same script it is that very Fn.
+- A host callable (a FunctionRef of any language, a Python function) becomes
+  a Wren object with ``call(...)`` methods of arity 0..8.
+- :class:`UserData` (ElementHandle too) and any other host object cross as an
+  opaque Wren object and come back as the same Python object.
+- Any other Wren object (an instance, a class, a range) comes back as a
+  :class:`WrenObject` (a UserData) that goes back into its script as the
+  same Wren object.
+
+Conversion runs in two passes so the VM's slots are never clobbered:
+``prepare`` turns a host value into plain values plus VM handles (making the
+handles may call into Wren), then the VM writes it to slots; reading goes the
+other way (``resolve`` after the VM read the slots).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Callable
+
+from kryon_core import ConversionError, FunctionRef, UserData
+
+if TYPE_CHECKING:
+    from .engine import _VMState
+
+LANG = "wren"
+MAX_SAFE = 2**53
+MAX_DEPTH = 200
+#: calls of a host function from Wren take at most this many arguments
+MAX_HOST_ARITY = 8
+
+
+class WrenObject(UserData):
+    """A Wren object with no host equivalent (an instance, a class, a range),
+    held for the host; passed back into its script it is the same object."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<WrenObject {self.value!r}>"
+
+
+def number(d: float) -> "int | float":
+    """A Wren number as a host value: integral doubles within 2**53 as int."""
+    if d == d and -MAX_SAFE <= d <= MAX_SAFE and d == int(d) and (d != 0.0 or math.copysign(1.0, d) > 0):
+        return int(d)
+    return d
+
+
+def check_number(value: int, script: str | None = None) -> float:
+    if -MAX_SAFE <= value <= MAX_SAFE:
+        return float(value)
+    raise ConversionError(
+        f"integer {value} cannot be represented exactly in wren (beyond 2**53)", language=LANG, script=script
+    )
+
+
+def _needs_prepare(value: Any) -> bool:
+    t = type(value)
+    return not (t is str or t is float or t is bool or value is None)
+
+
+def prepare(state: "_VMState", value: Any, _seen: set[int] | None = None, _depth: int = 0) -> Any:
+    """A host value as something ``WrenVM.set_slot`` can write (handles made now)."""
+    t = type(value)
+    if value is None or t is bool or t is float or t is str:
+        return value
+    if t is int:
+        return check_number(value, state.script_id)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return check_number(int(value), state.script_id)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (list, tuple, dict)):
+        if _depth > MAX_DEPTH:
+            raise ConversionError("value nested too deeply to cross into wren", language=LANG)
+        seen = _seen if _seen is not None else set()
+        key = id(value)
+        if key in seen:
+            raise ConversionError(f"cyclic {t.__name__} cannot cross into wren", language=LANG)
+        seen.add(key)
+        try:
+            if isinstance(value, dict):
+                return {_dict_key(k): prepare(state, v, seen, _depth + 1) for k, v in value.items()}
+            return [prepare(state, v, seen, _depth + 1) for v in value]
+        finally:
+            seen.discard(key)
+    return state.host_handle(value)
+
+
+def _dict_key(key: Any) -> str:
+    from kryon_core.values import dict_key
+
+    return dict_key(key, LANG)
+
+
+def resolve(state: "_VMState", raw: Any, _depth: int = 0) -> Any:
+    """A value read by ``WrenVM.get_slot`` as a host value."""
+    t = type(raw)
+    if t is float:
+        return number(raw)
+    if raw is None or t is str or t is bool:
+        return raw
+    if t is list:
+        if _depth > MAX_DEPTH:
+            raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANG)
+        return [resolve(state, v, _depth + 1) for v in raw]
+    if t is dict:
+        if _depth > MAX_DEPTH:
+            raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANG)
+        out = {}
+        for k, v in raw.items():
+            out[_map_key(state, k)] = resolve(state, v, _depth + 1)
+        return out
+    return state.from_handle(raw)
+
+
+def _map_key(state: "_VMState", key: Any) -> str:
+    if type(key) is str:
+        return key
+    if type(key) is float and key == key and not math.isinf(key) and key == int(key):
+        return str(int(key))
+    if hasattr(key, "release") and not isinstance(key, (tuple, bool)):
+        key.release()
+    raise ConversionError(f"a Wren map key {key!r} is not a string or an integral number", language=LANG)
+
+
+def host_callable(value: Any) -> bool:
+    return isinstance(value, FunctionRef) or (callable(value) and not isinstance(value, (type, UserData)))
+
+
+Convert = Callable[[Any], Any]
