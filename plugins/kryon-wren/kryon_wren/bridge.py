@@ -75,8 +75,33 @@ def kryon_module_source(extra_names: tuple[str, ...] = ()) -> str:
   static arityOf(x) { x is Fn ? x.arity : -1 }
   static ref(id) { HostRef.make(id) }
   static fn(id) { HostFn.make(id) }
-  static fiber(fn) { Fiber.new { fn.call() } }
-  static step(fiber) {
+  static prep(f, a) {
+    __f = f
+    __a = a
+  }
+  static go() {
+    var f = __f
+    var a = __a
+    __f = null
+    __a = null
+    return apply(f, a)
+  }
+  static apply(f, a) {
+    var n = a.count
+    if (n == 0) return f.call()
+    if (n == 1) return f.call(a[0])
+    if (n == 2) return f.call(a[0], a[1])
+    if (n == 3) return f.call(a[0], a[1], a[2])
+    if (n == 4) return f.call(a[0], a[1], a[2], a[3])
+    if (n == 5) return f.call(a[0], a[1], a[2], a[3], a[4])
+    if (n == 6) return f.call(a[0], a[1], a[2], a[3], a[4], a[5])
+    if (n == 7) return f.call(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+    if (n == 8) return f.call(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+    Fiber.abort("too many arguments")
+  }
+  static stepGo() {
+    var fiber = __f
+    __f = null
     var value = fiber.call()
     return [fiber.isDone, value]
   }

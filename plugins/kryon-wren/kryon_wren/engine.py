@@ -122,6 +122,31 @@ class _VMState:
     def helper(self, signature: str, *args: Any) -> Any:
         return self.vm.call(self.host, self.call_handle(signature), *args)
 
+    def invoke(self, fn: Any, args: Sequence[Any]) -> Any:
+        """Calls a Fn (or an object with call(...)) with prepared arguments.
+
+        The result travels through ``wren_call_num``: a result left in slot
+        0 by ``wren_call`` does not survive a foreign method run during the
+        call (the VM resets its slot count), so arguments go in by one call
+        (``KryonHost.prep``) and the call runs by a second (``go()``)."""
+        vm = self.vm
+        vm.call(self.host, self.call_handle("prep(_,_)"), fn, list(args))
+        return vm.call_num(self.host, self.call_handle("go()"))
+
+    def method_fn(self, owner: str, method: str, n: int, getter: bool) -> Any:
+        """A Fn calling static method ``owner.method`` with n arguments."""
+        key = f"fn:{owner}.{method}/{n}"
+        handle = self.calls.get(key)
+        if handle is None:
+            params = ", ".join(f"a{i}" for i in range(n))
+            target = f"{owner}.{method}" if getter and n == 0 else f"{owner}.{method}({params})"
+            module = f"{self.script_id}#call{next(self.engine._async_ids)}"
+            self.vm.interpret(
+                f'import "{self.script_id}" for {owner}\nvar run = Fn.new {{|{params}| {target} }}\n', module=module
+            )
+            handle = self.calls[key] = self.vm.variable_handle(module, "run")
+        return handle
+
     def drain(self) -> None:
         queue, self.release_queue = self.release_queue, []
         for handle in queue:
@@ -504,7 +529,7 @@ class WrenEngine(ScriptEngine):
         vm = state.vm
         lock = self._lock
         handles: dict[int, Any] = {}
-        script = state.script_id
+        owner = function.partition(".")[0] if method != "call" or "." in function else ""
 
         def signature(n: int) -> Any:
             handle = handles.get(n)
@@ -538,7 +563,8 @@ class WrenEngine(ScriptEngine):
                             state.pending = None
                             return resolve(state, result)
                     prepared = [prepare(state, a) for a in args]
-                    result = vm.call(receiver, method_handle, *prepared)
+                    fn = state.method_fn(owner, method, len(args), getter) if owner else receiver
+                    result = state.invoke(fn, prepared)
                     state.pending = None
                     return resolve(state, result)
                 except WrenRuntimeError as exc:
@@ -584,7 +610,6 @@ class WrenEngine(ScriptEngine):
 
         vm = state.vm
         lock = self._lock
-        handles: dict[int, Any] = {}
 
         def call(*args: Any) -> Any:
             if state.vm is not vm or vm.instance.dead is not None:
@@ -593,13 +618,9 @@ class WrenEngine(ScriptEngine):
                     language=LANG, script=state.script_id,
                 )
             with lock:
-                n = len(args)
-                method = handles.get(n)
-                if method is None:
-                    method = handles[n] = state.call_handle(f"call({','.join('_' * n)})")
                 try:
                     prepared = [prepare(state, a) for a in args]
-                    result = vm.call(handle, method, *prepared)
+                    result = state.invoke(handle, prepared)
                     state.pending = None
                     return resolve(state, result)
                 except WrenRuntimeError as exc:
@@ -634,7 +655,8 @@ class WrenEngine(ScriptEngine):
                         raise ScriptRuntimeError("the script was unloaded or restarted while awaited",
                                                  language=LANG, script=script)
                     try:
-                        done, value = vm.call(state.host, state.call_handle("step(_)"), fiber)
+                        vm.call(state.host, state.call_handle("prep(_,_)"), fiber, [])
+                        done, value = vm.call_num(state.host, state.call_handle("stepGo()"))
                         state.pending = None
                     except WrenRuntimeError as exc:
                         state.flush()
@@ -669,7 +691,7 @@ class WrenEngine(ScriptEngine):
             maker = state.vm.variable_handle(module, "run")
             prepared = [prepare(state, a) for a in args]
             try:
-                return state.vm.call(maker, state.call_handle(f"call({','.join('_' * len(args))})"), *prepared)
+                return state.invoke(maker, prepared)
             finally:
                 maker.release()
         except (WrenCompileError, WrenRuntimeError) as exc:
