@@ -141,7 +141,7 @@ class _Process:
             [sys.executable, "-I", "-S", WORKER_PATH],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,  # only start-up failures and fatal errors land here
             env=env,
             close_fds=True,
             start_new_session=True,
@@ -177,8 +177,22 @@ class _Process:
                 pass
         self._reap()
 
+    def _stderr_tail(self) -> str:
+        """The last line the worker wrote to its stderr (a start-up failure
+        or a fatal error), read without blocking."""
+        stream = self.popen.stderr
+        if stream is None:
+            return ""
+        try:
+            os.set_blocking(stream.fileno(), False)
+            data = os.read(stream.fileno(), 65536)
+        except (OSError, ValueError):
+            return ""
+        lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+        return lines[-1].strip()[:300] if lines else ""
+
     def _reap(self) -> None:
-        for stream in (self.popen.stdin, self.popen.stdout):
+        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             try:
                 stream.close()  # type: ignore[union-attr]
             except OSError:
@@ -389,9 +403,11 @@ class _Process:
                 self.kill("timeout", "the call used more CPU time than the time limit allows; the worker was stopped")
             elif code is not None and code < 0:
                 name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-                self.kill("runtime", f"the worker running the script was killed by {name}")
+                tail = self._stderr_tail()
+                self.kill("runtime", f"the worker running the script was killed by {name}" + (f" ({tail})" if tail else ""))
             else:
-                self.kill("runtime", f"the worker running the script exited (status {code})")
+                tail = self._stderr_tail()
+                self.kill("runtime", f"the worker running the script exited (status {code})" + (f": {tail}" if tail else ""))
         raise self.dead  # type: ignore[misc]
 
     def _violation(self, what: str) -> None:

@@ -322,3 +322,24 @@ def test_source_size_limit() -> None:
     with pytest.raises(SizeLimitError):
         m.load_script_from_source("big", "python", "x = 1\n" * 50)
     m.close()
+
+
+def test_calls_from_several_threads(m: ScriptManager) -> None:
+    import threading
+
+    m.load_script_from_source("t", "python", "import kryon\ndef sq(x): return x * x\ndef via(x): return kryon.call('t.sq', x)\n")
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def worker(base: int) -> None:
+        for i in range(30):
+            value = m.call_function("t.via" if i % 2 else "t.sq", [base + i])
+            with lock:
+                results.append(value)
+
+    threads = [threading.Thread(target=worker, args=(k * 100,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted((k * 100 + i) ** 2 for k in range(4) for i in range(30))
