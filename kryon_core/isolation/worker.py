@@ -897,6 +897,7 @@ def do_load(msg):
                     exec(code, ns)
             finally:
                 S.script_running = False
+                _flush_output()
         S.scripts[script] = ns
         S.builtins[script] = b
     finally:
@@ -922,7 +923,15 @@ def _call(fn, args):
             result = _run(fn, args)
         finally:
             S.script_running = was
+            _flush_output()
     return encode(result)
+
+
+def _flush_output():
+    """What a call printed without a final newline still reaches the host."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, _Output) and stream.buf:
+            stream.flush()
 
 
 def do_callh(msg):

@@ -267,10 +267,12 @@ def test_trusted_and_sandboxed_side_by_side(m: ScriptManager) -> None:
 
 
 def test_output_and_globals(m: ScriptManager) -> None:
-    m.load_script_from_source("o", "python", "print('hello', 'sandbox')\ndef cfg(): return config['theme']\n")
+    m.load_script_from_source(
+        "o", "python", "print('hello', 'sandbox')\ndef cfg():\n    print('no newline', end='')\n    return config['theme']\n"
+    )
     m.set_global("python", "config", {"theme": "dark"})
     assert m.call_function("cfg") == "dark"
-    assert m.printed == ["hello sandbox"]  # type: ignore[attr-defined]
+    assert m.printed == ["hello sandbox", "no newline"]  # type: ignore[attr-defined]
 
 
 def test_plugin_functions_reach_the_sandbox() -> None:
