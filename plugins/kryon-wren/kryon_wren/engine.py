@@ -80,7 +80,7 @@ class _VMState:
 
     def _reset_registry(self) -> None:
         self.objects: dict[int, Any] = {}
-        self.ids: dict[int, int] = {}
+        self.ids: dict[Any, int] = {}
         self.wren_handles: dict[int, Any] = {}
         self.next_id = itertools.count()
         self.calls: dict[str, Any] = {}
@@ -181,9 +181,20 @@ class _VMState:
 
     # -- host values in Wren -----------------------------------------------------------
     def register(self, value: Any) -> int:
-        key = id(value)
+        """The registry number of a host value: equal hashable handles (an
+        ElementHandle fetched twice) share one number, so they are one Wren
+        object and ``==`` holds in Wren; other objects go by identity."""
+        try:
+            key: Any = value if type(value).__hash__ is not object.__hash__ and type(value).__eq__ is not object.__eq__ else None
+            if key is not None:
+                hash(key)
+        except TypeError:
+            key = None
+        by_id = key is None
+        if by_id:
+            key = ("id", id(value))
         number_ = self.ids.get(key)
-        if number_ is None or self.objects.get(number_) is not value:
+        if number_ is None or (by_id and self.objects.get(number_) is not value):
             number_ = next(self.next_id)
             self.ids[key] = number_
             self.objects[number_] = value

@@ -1,0 +1,229 @@
+"""The Wren engine beyond the contract: class methods, Fn variables,
+imports, values, errors, fibers, limits and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from kryon_core import (
+    CompileError,
+    ConversionError,
+    Document,
+    FunctionRef,
+    MemoryLimitError,
+    ScriptManager,
+    ScriptRuntimeError,
+    ScriptTimeoutError,
+    SecurityPolicy,
+    UserData,
+)
+
+pytest.importorskip("kryon_wren")
+
+LIB = """\
+import "kryon" for Kryon
+class Counter {
+  static increment(n) { n + 1 }
+  static add(a, b) { a + b }
+  static name { "counter" }
+  static half(x) { x / 2 }
+}
+var greet = Fn.new { |name| "hello, %(name)" }
+var same = Fn.new { |x| x }
+var kinds = Fn.new { |x| x.type.name }
+"""
+
+
+@pytest.fixture
+def out():
+    return []
+
+
+@pytest.fixture
+def m(out):
+    manager = ScriptManager(policy=SecurityPolicy.trusted(), cache=False,
+                            output=lambda lang, text: out.append((lang, text)))
+    manager.load_script_from_source("lib", "wren", LIB)
+    yield manager
+    manager.close()
+
+
+def test_class_methods_and_fn_variables(m):
+    assert m.call_function("Counter.increment", [41]) == 42
+    assert m.call_function("lib.Counter.add", [2, 3]) == 5
+    assert m.call_function("greet", ["ana"]) == "hello, ana"
+    assert m.call_function("Counter.name") == "counter"
+    functions = m.functions()
+    assert functions["lib.Counter.add"].parameter_names == ("a", "b")
+    assert functions["lib.greet"].parameter_count == 1
+    assert functions["lib.greet"].parameter_names == ("name",)
+
+
+def test_numbers(m):
+    assert type(m.call_function("Counter.increment", [1])) is int
+    assert m.call_function("Counter.half", [3]) == 1.5
+    assert type(m.call_function("same", [2.0])) is int  # Wren cannot tell 2 from 2.0
+    with pytest.raises(ConversionError):
+        m.call_function("same", [2**53 + 1])
+    with pytest.raises(ConversionError):
+        m.call_function("same", [[2**60]])
+    big = m.call_function("same", [1e300])
+    assert type(big) is float and big == 1e300
+
+
+def test_bound_handle_and_string_args(m):
+    inc = m.function("Counter.increment")
+    assert inc(1) == 2
+    assert m.function("greet")("bo") == "hello, bo"
+    assert m.call_function("kinds", [[1]]) == "List"
+
+
+def test_user_data_and_host_objects_keep_identity(m):
+    token = UserData({"x": 1})
+    assert m.call_function("same", [token]) is token
+    assert m.call_function("same", [{"k": [token]}])["k"][0] is token
+    with pytest.raises(ConversionError):
+        m.call_function("same", [object()])  # unknown host objects need a kryon_convert_value hook
+
+
+def test_wren_objects_come_back_as_themselves(m):
+    m.load_script_from_source("obj", "wren", "class P {\n  construct new() {}\n}\nvar make = Fn.new { P.new() }\n"
+                              "var isP = Fn.new { |x| x is P }\n")
+    p = m.call_function("make")
+    assert isinstance(p, UserData)
+    assert m.call_function("isP", [p]) is True
+
+
+def test_output_lines(m, out):
+    m.load_script_from_source("talk", "wren", 'System.print("one")\nSystem.write("two")\nSystem.print(3)\n')
+    assert ("wren", "one") in out and ("wren", "two3") in out
+
+
+def test_imports_between_scripts(m):
+    m.load_script_from_source("util", "wren", "class Util {\n  static twice(x) { x * 2 }\n}\n")
+    m.load_script_from_source("user", "wren", 'import "util" for Util\nvar run = Fn.new { |x| Util.twice(x) + 1 }\n')
+    assert m.call_function("user.run", [4]) == 9
+    with pytest.raises(ScriptRuntimeError):
+        m.load_script_from_source("broken_import", "wren", 'import "nope" for Nope\n')
+
+
+def test_fn_crosses_to_host_and_back(m):
+    m.load_script_from_source("fns", "wren", "var make = Fn.new { |n| Fn.new { |x| x * n } }\n"
+                              "var run = Fn.new { |f, x| f.call(x) }\n")
+    triple = m.call_function("make", [3])
+    assert isinstance(triple, FunctionRef) and triple.language == "wren" and triple.script == "fns"
+    assert triple(5) == 15
+    assert m.call_function("run", [triple, 2]) == 6
+    assert m.call_function("run", [lambda x: [x, x], "a"]) == ["a", "a"]
+
+
+def test_compile_error_line():
+    with ScriptManager(policy=SecurityPolicy.trusted(), cache=False) as m:
+        with pytest.raises(CompileError) as info:
+            m.load_script_from_source("bad", "wren", "var a = 1\nvar b = (\nvar c = 3\n")
+        assert info.value.line == 3 and info.value.script == "bad" and info.value.language == "wren"
+
+
+def test_runtime_error_wording_line_and_stack(m):
+    m.load_script_from_source("err", "wren", "class A {\n  static f() { g() }\n  static g() { 1.x }\n}\n"
+                              "var run = Fn.new {\n  A.f()\n}\n")
+    with pytest.raises(ScriptRuntimeError) as info:
+        m.call_function("err.run")
+    err = info.value
+    assert err.message == "Num does not implement 'x'."
+    assert err.script == "err" and err.line == 3
+    assert [f.line for f in err.stack][:3] == [3, 2, 6]
+
+
+def test_host_error_type_survives_wren():
+    from kryon_core import AccessDeniedError
+
+    with ScriptManager(cache=False) as m:
+        m.load_script_from_source("f", "wren", 'import "io" for File\nvar read = Fn.new {\n  File.read("x")\n}\n')
+        with pytest.raises(AccessDeniedError) as info:
+            m.call_function("read")
+        assert info.value.script == "f" and info.value.line == 3
+
+
+def test_async_fiber_yields_to_the_loop(m):
+    m.load_script_from_source("slow", "wren", """\
+class Job {
+  static run(n) {
+    var total = 0
+    for (i in 1..n) {
+      total = total + i
+      Fiber.yield()
+    }
+    return total
+  }
+}
+var wait = Fn.new { |ms|
+  Fiber.yield(ms)
+  return "waited"
+}
+""")
+    ticks = []
+
+    async def main():
+        async def ticker():
+            for _ in range(3):
+                ticks.append(1)
+                await asyncio.sleep(0)
+
+        result, _ = await asyncio.gather(m.call_function_async("Job.run", [4]), ticker())
+        waited = await m.call_function_async("slow.wait", [5])
+        return result, waited
+
+    assert asyncio.run(main()) == (10, "waited")
+    assert len(ticks) == 3
+
+
+def test_trap_restarts_instance_and_restores_scripts():
+    policy = SecurityPolicy.sandboxed(time_limit=3, memory_limit=32 << 20)
+    with ScriptManager(policy=policy, cache=False) as m:
+        m.load_script_from_source("state", "wren", "var n = 0\nvar bump = Fn.new { n = n + 1 }\n")
+        m.load_script_from_source("spin", "wren", "var spin = Fn.new { while (true) {} }\n")
+        assert m.call_function("bump") == 1
+        assert m.call_function("bump") == 2
+        with pytest.raises(ScriptTimeoutError):
+            m.call_function("spin")
+        assert m.call_function("bump") == 1, "state restarts after a trap"
+        with pytest.raises(MemoryLimitError):
+            m.load_script_from_source("hog", "wren", 'var t = []\nwhile (true) t.add("x" * 4096)\n')
+        assert m.call_function("bump") == 1
+
+
+def test_dom_handles_and_events():
+    with ScriptManager(policy=SecurityPolicy.trusted(), cache=False) as m:
+        doc = m.setup_dom_bridge(Document())
+        doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+        m.load_script_from_source("ui", "wren", """\
+import "kryon" for Kryon
+var box = Kryon.getElementById("box")
+Kryon.setStyle(box, "color", "red")
+Kryon.addClass(box, "on")
+var same = Fn.new { |el| el == box }
+var box2 = Fn.new { Kryon.getElementById("box") }
+""")
+        box = doc.get_element_by_id("box")
+        assert doc.has_class(box, "on")
+        assert m.call_function("ui.same", [box]) is True
+        assert m.call_function("ui.box2") == box
+
+
+@pytest.mark.skipif("kryon_lua" not in sys.modules and __import__("importlib").util.find_spec("kryon_lua") is None,
+                    reason="kryon-lua is not installed")
+def test_lua_calls_wren_class_method():
+    with ScriptManager(policy=SecurityPolicy.trusted(), cache=False) as m:
+        m.load_script_from_source("format", "wren", """\
+class Format {
+  static summary(done, total) { "%(done) of %(total) done" }
+}
+""")
+        m.load_script_from_source("app", "lua", 'function run() return kryon.call("Format.summary", 2, 5) end')
+        assert m.call_function("app.run") == "2 of 5 done"
+        wren_fn = m.function("format.Format.summary")
+        assert wren_fn(1, 3) == "1 of 3 done"
