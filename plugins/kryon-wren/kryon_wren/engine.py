@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import threading
 import time
 import weakref
@@ -549,32 +550,54 @@ class WrenEngine(ScriptEngine):
                 handle = handles[n] = vm.make_call_handle(sig)
             return handle
 
-        from .vm import _FastCall
+        from .vm import _STATUS_MASK, _STATUS_TAG, _FastCall
 
         fast = _FastCall(vm)
         inst = vm.instance
+        # The scalar fast path writes wren_call_num's raw arguments itself
+        # (the layout _FastCall uses), saving a Python frame per call.
+        export = fast.export
+        i32, i64, f64, invoke = export.i32, export.i64, export.f64, export.invoke
+        s32, s64 = fast.stride32, fast.stride64
+        vm_ptr, receiver_ptr = vm.ptr, receiver.ptr
+        copysign = math.copysign
 
         def call(*args: Any) -> Any:
             if state.vm is not vm or inst.dead is not None:
                 return self._stale(state, function, args)
+            n = len(args)
             with lock:
                 if state.release_queue:
                     state.drain()
-                method_handle = handles.get(len(args)) or signature(len(args))
+                method_handle = handles.get(n) or signature(n)
                 try:
-                    if len(args) <= 4:
+                    if n <= 4:
                         for a in args:
                             t = type(a)
                             if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
                                 break
                         else:
-                            result = fast(receiver, method_handle, args)
-                            if type(result) is float:
-                                return number(result)
+                            i32[0] = vm_ptr
+                            i32[s32] = receiver_ptr
+                            i32[2 * s32] = method_handle.ptr
+                            i32[3 * s32] = n
+                            for i in range(n):
+                                f64[(4 + i) * s64] = args[i]
+                            invoke()
+                            if (i64[0] & _STATUS_MASK) != _STATUS_TAG:
+                                d = f64[0]
+                                if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
+                                    return int(d)
+                                return d
+                            status = i64[0] & 0xFFFF
+                            if status != 3:
+                                vm._raise_for(status)
+                            vm.ensure_slots(3)
+                            result = vm.get_slot(0)
                             state.pending = None
                             return resolve(state, result)
                     prepared = [prepare(state, a) for a in args]
-                    fn = state.method_fn(owner, method, len(args), getter) if owner else receiver
+                    fn = state.method_fn(owner, method, n, getter) if owner else receiver
                     result = state.invoke(fn, prepared)
                     state.pending = None
                     return resolve(state, result)
