@@ -1,4 +1,5 @@
-// Text formatting (Wren): the summary sentence under the list.
+// Text formatting (Wren): the summary sentence under the list, and the
+// percentage Python shows in its statistics.
 
 class Format {
   static summary(done, total) {
@@ -8,4 +9,6 @@ class Format {
     var noun = left == 1 ? "item" : "items"
     return "%(left) %(noun) left of %(total)"
   }
+
+  static percent(ratio) { "%((ratio * 100).round)\%" }
 }
