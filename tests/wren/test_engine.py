@@ -227,3 +227,71 @@ class Format {
         assert m.call_function("app.run") == "2 of 5 done"
         wren_fn = m.function("format.Format.summary")
         assert wren_fn(1, 3) == "1 of 3 done"
+
+
+def test_kryon_run_imports_a_file_beside_the_script(tmp_path):
+    import subprocess
+
+    (tmp_path / "util.wren").write_text("class Util {\n  static twice(x) { x * 2 }\n}\n")
+    (tmp_path / "main.wren").write_text('import "util" for Util\nSystem.print("twice: %(Util.twice(21))")\n')
+    done = subprocess.run([sys.executable, "-m", "kryon_core.cli", "run", str(tmp_path / "main.wren")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "twice: 42" in done.stdout
+
+
+INSTALL_CHECK = """
+import asyncio
+from kryon_core import ScriptManager, SecurityPolicy, Document
+m = ScriptManager(cache_dir=False)
+assert "wren" in m.languages and not m.is_loaded("wren"), m.languages
+doc = m.setup_dom_bridge(Document())
+doc.append_child(doc.root, doc.create_element("button", {"id": "go"}))
+m.load_script_from_source("app", "wren", '''
+import "kryon" for Kryon
+Kryon.addEventListener(Kryon.getElementById("go"), "click", Fn.new { |e| Kryon.setVariable("clicked", true) })
+class Counter {
+  static increment(n) { n + 1 }
+}
+var greet = Fn.new { |name| "hi %(name)" }
+''')
+doc.click("go")
+assert doc.get_variable("clicked") is True
+assert m.call_function("Counter.increment", [41]) == 42
+assert m.function("app.greet")("you") == "hi you"
+assert asyncio.run(m.call_function_async("greet", ["async"])) == "hi async"
+print("ok", m.engine("wren").version)
+"""
+
+
+@pytest.mark.slow
+def test_fresh_venv_with_core_and_wren_alone(tmp_path):
+    """pip install the repository root and plugins/kryon-wren into a new venv:
+    the wasm is built during the install; Wren runs through the Python API
+    and through ``kryon run``."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "VIRTUAL_ENV"))}
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    bindir = venv / ("Scripts" if sys.platform == "win32" else "bin")
+    py = bindir / ("python.exe" if sys.platform == "win32" else "python")
+    installed = subprocess.run([str(py), "-m", "pip", "install", "-q", str(root), str(root / "plugins" / "kryon-wren")],
+                               capture_output=True, text=True, timeout=1800, env=env)
+    if installed.returncode != 0 and "No matching distribution" in installed.stderr:
+        pytest.skip("the package index is unreachable")
+    assert installed.returncode == 0, installed.stderr
+    listed = subprocess.run([str(py), "-m", "pip", "list"], capture_output=True, text=True, env=env).stdout
+    assert "kryon-wren" in listed and "lupa" not in listed and "quickjs" not in listed
+    done = subprocess.run([str(py), "-c", INSTALL_CHECK], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "ok Wren" in done.stdout
+    (tmp_path / "hello.wren").write_text('System.print("hello from wren %(1 + 1)")\n')
+    ran = subprocess.run([str(bindir / "kryon"), "run", str(tmp_path / "hello.wren")], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "hello from wren 2" in ran.stdout

@@ -176,9 +176,17 @@ class _VMState:
         if name == "io":
             return IO_SOURCE
         loader = self.engine.config.module_loader
-        if loader is None:
-            return None
-        return loader(self.script_id, name)
+        source = loader(self.script_id, name) if loader is not None else None
+        if source is None and self.compiled.filename and _plain_module_name(name):
+            # while a script's top level runs the manager does not know its
+            # file yet: look beside it here (what the manager does later)
+            import os
+
+            candidate = os.path.join(os.path.dirname(self.compiled.filename), name + ".wren")
+            if os.path.isfile(candidate):
+                with open(candidate, encoding="utf-8") as f:
+                    source = f.read()
+        return source
 
     # -- host values in Wren -----------------------------------------------------------
     def register(self, value: Any) -> int:
@@ -288,6 +296,11 @@ class _VMState:
             return os.path.exists(check(path))
 
         return read if name == "read" else exists
+
+
+def _plain_module_name(name: str) -> bool:
+    parts = name.replace("\\", "/").split("/")
+    return bool(name) and not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
 def _no_bridge(name: str) -> Callable[..., Any]:
@@ -561,6 +574,8 @@ class WrenEngine(ScriptEngine):
         s32, s64 = fast.stride32, fast.stride64
         vm_ptr, receiver_ptr = vm.ptr, receiver.ptr
         copysign = math.copysign
+        if inst.limited and inst.fuel is None and inst.timeout:
+            invoke = _rearm_lazily(export, inst)
 
         def call(*args: Any) -> Any:
             if state.vm is not vm or inst.dead is not None:
@@ -781,6 +796,39 @@ class WrenEngine(ScriptEngine):
             self._scripts.clear()
             self._pools.clear()
             self._checker = None
+
+
+def _rearm_lazily(export: Any, inst: Any) -> Callable[[], None]:
+    """``export.invoke`` for an instance with a time limit, re-arming the
+    epoch deadline only when 1% of the limit (at most 5 ms, one epoch tick)
+    has passed since it was last armed: a call still gets at least 99% of
+    its time limit, and back-to-back calls skip a wasmtime call each."""
+    import ctypes
+
+    from wasmtime import _ffi as ffi
+
+    from .vm import _UNCHECKED
+
+    slack = min(0.005, inst.timeout * 0.01)
+    armed = [-1e9]
+    call_args, trap = export.call_args, export.trap
+    clock = time.perf_counter
+
+    def invoke() -> None:
+        now = clock()
+        if now - armed[0] > slack:
+            inst._arm_limits()
+            armed[0] = now
+        error = _UNCHECKED(*call_args)
+        if error or trap.value:
+            armed[0] = -1e9
+            pending, trap.value = trap.value, None
+            inst._raise_trap(
+                ctypes.cast(pending, ctypes.POINTER(ffi.wasm_trap_t)) if pending else None,
+                ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
+            )
+
+    return invoke
 
 
 class _Releaser:
