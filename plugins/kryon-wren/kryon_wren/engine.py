@@ -270,8 +270,10 @@ class _VMState:
                 args = [resolve(state, a) for a in raw]
                 return prepare(state, fn(*args))
             except ScriptError as exc:
+                # Wren sees the error's full text (language, script, line);
+                # uncaught, the host caller gets the error itself back
                 state.pending = exc
-                raise RuntimeError(exc.message) from None
+                raise RuntimeError(str(exc)) from None
 
         return foreign
 
@@ -642,7 +644,7 @@ class WrenEngine(ScriptEngine):
     def _runtime_error(self, state: _VMState, exc: Any) -> ScriptError:
         pending, state.pending = state.pending, None
         error = sandbox.runtime_error(exc, state.script_id)
-        if pending is not None and pending.message == exc.message:
+        if pending is not None and exc.message in (str(pending), pending.message):
             if pending.language in (None, LANG):
                 pending.language = LANG
                 if pending.script is None:
