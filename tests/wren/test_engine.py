@@ -295,3 +295,39 @@ def test_fresh_venv_with_core_and_wren_alone(tmp_path):
                          text=True, timeout=300, cwd=tmp_path, env=env)
     assert ran.returncode == 0, ran.stderr
     assert "hello from wren 2" in ran.stdout
+
+
+def test_async_getter_and_repeated_async_calls(m):
+    async def main():
+        return [await m.call_function_async("Counter.name", []) for _ in range(3)]
+
+    assert asyncio.run(main()) == ["counter"] * 3
+
+
+def test_calls_from_several_threads(m):
+    from concurrent.futures import ThreadPoolExecutor
+
+    add = m.function("lib.Counter.add")
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: (add(i, 1), m.call_function("greet", [str(i)])), range(400)))
+    assert results == [(i + 1, f"hello, {i}") for i in range(400)]
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("kryon_js") is None, reason="kryon-js is not installed")
+def test_wren_fn_as_javascript_event_handler():
+    with ScriptManager(policy=SecurityPolicy.trusted(), cache=False) as m:
+        doc = m.setup_dom_bridge(Document())
+        doc.append_child(doc.root, doc.create_element("button", {"id": "go"}))
+        m.load_script_from_source("handlers", "wren", """\
+import "kryon" for Kryon
+class Handlers {
+  static click() { Fn.new { |event| Kryon.setVariable("clicked_by", "wren:%(event["type"])") } }
+}
+""")
+        m.load_script_from_source("page", "javascript", """\
+const handler = kryon.call("Handlers.click");
+kryon.addEventListener(kryon.getElementById("go"), "click", handler);
+""")
+        assert doc.click("go") == 1
+        assert doc.get_variable("clicked_by") == "wren:click"
+        assert not doc.errors, doc.errors

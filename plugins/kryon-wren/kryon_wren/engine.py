@@ -143,7 +143,7 @@ class _VMState:
             target = f"{owner}.{method}" if getter and n == 0 else f"{owner}.{method}({params})"
             module = f"{self.script_id}#call{next(self.engine._async_ids)}"
             self.vm.interpret(
-                f'import "{self.script_id}" for {owner}\nvar run = Fn.new {{|{params}| {target} }}\n', module=module
+                f'import "{self.script_id}" for {owner}\nvar run = Fn.new {{{_bars(params)} {target} }}\n', module=module
             )
             handle = self.calls[key] = self.vm.variable_handle(module, "run")
         return handle
@@ -300,6 +300,10 @@ class _VMState:
         return read if name == "read" else exists
 
 
+def _bars(params: str) -> str:
+    return f"|{params}|" if params else ""
+
+
 def _plain_module_name(name: str) -> bool:
     parts = name.replace("\\", "/").split("/")
     return bool(name) and not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
@@ -324,6 +328,7 @@ class WrenEngine(ScriptEngine):
         self._wren_fns: "weakref.WeakKeyDictionary[FunctionRef, tuple[_VMState, Any]]" = weakref.WeakKeyDictionary()
         self._lock = threading.RLock()
         self._checker: Any = None
+        self._checks = 0
         self._async_ids = itertools.count(1)
 
     # -- identification ------------------------------------------------------------------
@@ -395,7 +400,8 @@ class WrenEngine(ScriptEngine):
         from .vm import WrenCompileError, WrenRuntimeError, WrenVM
 
         with self._lock:
-            if self._checker is None or self._checker.instance.dead is not None:
+            self._checks += 1
+            if self._checker is None or self._checker.instance.dead is not None or self._checks % 200 == 0:
                 self._checker = WrenVM(instance=sandbox.new_instance(sandbox.LimitsKey(256 << 20, 10.0)),
                                        write=lambda text: None)
             module = f"{name}#check{next(self._async_ids)}"
@@ -733,18 +739,22 @@ class WrenEngine(ScriptEngine):
         if not state.vm.has_variable(state.script_id, owner):
             raise FunctionNotFoundError(f"script '{state.script_id}' defines no function '{function}'",
                                         language=LANG, script=state.script_id)
-        invoke = f"{owner}.{method}({params})" if method else f"{owner}.call({params})"
-        module = f"{state.script_id}#async{next(self._async_ids)}"
-        source = (f'import "{state.script_id}" for {owner}\n'
-                  f"var run = Fn.new {{|{params}| Fiber.new {{ {invoke} }} }}\n")
+        info = state.compiled.functions.get(function)
+        if method and not args and info is not None and info.documentation == _GETTER:
+            invoke = f"{owner}.{method}"
+        else:
+            invoke = f"{owner}.{method}({params})" if method else f"{owner}.call({params})"
+        key = f"async:{function}/{len(args)}"
         try:
-            state.vm.interpret(source, module=module)
-            maker = state.vm.variable_handle(module, "run")
+            maker = state.calls.get(key)
+            if maker is None:
+                module = f"{state.script_id}#async{next(self._async_ids)}"
+                source = (f'import "{state.script_id}" for {owner}\n'
+                          f"var run = Fn.new {{{_bars(params)} Fiber.new {{ {invoke} }} }}\n")
+                state.vm.interpret(source, module=module)
+                maker = state.calls[key] = state.vm.variable_handle(module, "run")
             prepared = [prepare(state, a) for a in args]
-            try:
-                return state.invoke(maker, prepared)
-            finally:
-                maker.release()
+            return state.invoke(maker, prepared)
         except (WrenCompileError, WrenRuntimeError) as exc:
             raise self._runtime_error(state, exc) from None
 
