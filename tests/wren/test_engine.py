@@ -331,3 +331,28 @@ kryon.addEventListener(kryon.getElementById("go"), "click", handler);
         assert doc.click("go") == 1
         assert doc.get_variable("clicked_by") == "wren:click"
         assert not doc.errors, doc.errors
+
+
+def test_kryon_call_back_into_the_same_script(m):
+    m.load_script_from_source("loop", "wren", """\
+import "kryon" for Kryon
+class Loop {
+  static down(n) { n <= 0 ? "done" : Kryon.call("loop.Loop.down", n - 1) }
+  static sum(xs) { Kryon.call("loop.Loop.total", [xs]) }
+  static total(xs) { xs.reduce(0) { |a, b| a + b } }
+}
+""")
+    assert m.call_function("Loop.down", [20]) == "done"
+    assert m.call_function("Loop.sum", [[1, 2, 3]]) == 6
+
+
+def test_wren_objects_are_released_when_dropped(m):
+    import gc
+
+    m.load_script_from_source("objs", "wren", "class P {\n  construct new() {}\n}\nvar make = Fn.new { P.new() }\n")
+    state = m.engine("wren")._scripts["objs"]
+    for _ in range(50):
+        m.call_function("make")
+    gc.collect()
+    m.call_function("make")
+    assert len(state.release_queue) <= 1  # the last result, dropped after its call

@@ -237,7 +237,9 @@ class _VMState:
             return self.objects[int(kind)]
         if kind == -1:
             return self.engine._fn_ref(self, handle)
-        return WrenObject(handle)
+        obj = WrenObject(handle)
+        weakref.finalize(obj, self.release_queue.append, handle)
+        return obj
 
     # -- foreign methods -----------------------------------------------------------------
     def _bind_foreign(self, module: str, class_name: str, is_static: bool, signature: str) -> Any:
