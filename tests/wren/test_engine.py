@@ -356,3 +356,18 @@ def test_wren_objects_are_released_when_dropped(m):
     gc.collect()
     m.call_function("make")
     assert len(state.release_queue) <= 1  # the last result, dropped after its call
+
+
+def test_compile_lists_imports_as_dependencies(m):
+    compiled = m.engine("wren").compile('import "kryon" for Kryon\nimport "util" for U\n', "deps")
+    assert compiled.dependencies == ["util"]
+
+
+def test_failed_reload_keeps_the_old_state(m):
+    m.load_script_from_source("st", "wren", "var n = 0\nvar bump = Fn.new { n = n + 1 }\n")
+    assert m.call_function("st.bump") == 1
+    with pytest.raises(ScriptRuntimeError):
+        m.hot_reload_script("st", 'var bump = Fn.new { 0 }\nFiber.abort("no")\n')
+    assert m.call_function("st.bump") == 2, "the old version keeps its state"
+    m.hot_reload_script("st", "var bump = Fn.new { 100 }\n")
+    assert m.call_function("st.bump") == 100

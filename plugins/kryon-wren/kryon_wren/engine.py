@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import re
 import threading
 import time
 import weakref
@@ -49,6 +50,7 @@ from .bridge import IO_SOURCE, kryon_module_source, spread_call_args
 from .values import MAX_SAFE, WrenObject, host_callable, number, prepare, resolve
 
 LANG = "wren"
+_IMPORT = re.compile(r'^[ \t]*import[ \t]+"([^"\n]+)"', re.M)
 _COMPILE_GUARD = 'Fiber.abort("kryon: compile only")\n'
 
 
@@ -393,6 +395,7 @@ class WrenEngine(ScriptEngine):
             language=LANG,
             source=text,
             functions=scan_functions(text),
+            dependencies=[d for d in dict.fromkeys(_IMPORT.findall(text)) if d not in ("kryon", "io")],
             engine_version=self.version,
         )
 
