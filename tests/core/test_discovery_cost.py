@@ -1,0 +1,24 @@
+"""Discovery must stay cheap: ScriptManager() imports plugin modules only,
+never a language runtime or an engine module."""
+
+import json
+import subprocess
+import sys
+
+PROBE = """
+import json, sys
+from kryon_core import ScriptManager
+m = ScriptManager(cache=False)
+heavy = ("lupa", "quickjs", "wasmtime", "hy", "hyrule", "asyncio")
+loaded = sorted({n.split(".")[0] for n in sys.modules if n.split(".")[0] in heavy})
+engines = sorted(n for n in sys.modules if n.startswith("kryon_") and n.endswith(".engine") and n != "kryon_core.engine")
+print(json.dumps({"languages": m.languages, "heavy": loaded, "engines": engines}))
+"""
+
+
+def test_discovery_imports_no_runtime():
+    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["heavy"] == [], f"discovery imported {found['heavy']} (installed: {found['languages']})"
+    assert found["engines"] == [], f"discovery imported engine modules {found['engines']}"
