@@ -90,7 +90,7 @@ class AnimationConfig:
     on_complete: Callable[..., Any] | None = None
 
     @classmethod
-    def from_value(cls, config: "AnimationConfig | Mapping[str, Any]") -> "AnimationConfig":
+    def coerce(cls, config: "AnimationConfig | Mapping[str, Any]") -> "AnimationConfig":
         if isinstance(config, AnimationConfig):
             return config
         if not isinstance(config, Mapping):
@@ -527,7 +527,7 @@ class Document(DOMBridge):
             self._animations.pop(timer_id, None)
 
     def animate(self, element: Any, animation: "AnimationConfig | Mapping[str, Any]") -> int:
-        config = AnimationConfig.from_value(animation)
+        config = AnimationConfig.coerce(animation)
         with self._lock:
             el = self.element(element)
             start_value = config.from_value if config.from_value is not None else el.properties.get(config.property)

@@ -30,13 +30,12 @@ from .errors import (
     FunctionNotFoundError,
     ScriptError,
     ScriptNotFoundError,
-    ScriptRuntimeError,
     SizeLimitError,
 )
 from .interop import CrossLanguageRegistry, SharedDataManager
 from .plugins import KNOWN_DISTRIBUTIONS, EngineSpec, collect_engine_specs, make_plugin_manager
 from .policy import SecurityPolicy
-from .profiling import CallStats, Profiler
+from .profiling import Profiler
 from .values import EXTENSIONS, FunctionRef, ScriptLanguage, language_for_path, normalize_language
 
 __all__ = ["ScriptManager", "LoadedScript"]

@@ -32,7 +32,6 @@ import builtins
 import gc
 import os
 import sys
-import time
 import types
 import weakref
 

@@ -4,7 +4,6 @@ import json
 import os
 import time
 
-import pytest
 
 from kryon_core import CompilationCache, ScriptManager
 

@@ -157,3 +157,11 @@ def test_observers_see_changes(doc):
     stop()
     doc.set_property("ok", "text", "z")
     assert seen == ["property", "class"]
+
+
+def test_animation_config_defaults():
+    from kryon_core import AnimationConfig
+
+    config = AnimationConfig("x", 1, 10)
+    assert config.from_value is None and config.easing == "linear" and config.on_complete is None
+    assert AnimationConfig.coerce({"prop": "x", "to-value": 5, "duration-ms": 20}).to_value == 5

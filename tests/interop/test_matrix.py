@@ -17,7 +17,7 @@ import pytest
 from kryon_core import FunctionRef, ScriptError, ScriptManager, SecurityPolicy
 
 SNIPPETS: dict[str, tuple[str, str, int]] = {
-    # language: (extension-less source, error-raising line of fail())
+    # language: (source, prefix of its function names, line where fail() raises)
     "lua": (
         """\
 function echo(x) return x end
@@ -93,6 +93,33 @@ def bounce(target, back): return kryon.call(target, back, target)
         "",
         6,
     ),
+    # Wren functions are static methods of a class; fail has two arities
+    # because Wren, unlike the others, is strict about argument counts.
+    "wren": (
+        """\
+import "kryon" for Kryon
+class M {
+  static echo(x) { x }
+  static relay(name, x) { Kryon.call(name, [x]) }
+  static apply(f, x) { f.call(x) }
+  static offer(name) { Kryon.call(name, Fn.new { |x| x * 2 }, 21) }
+  static fail() {
+    Fiber.abort("boom from wren")
+  }
+  static fail(x) { fail() }
+  static trap(name) {
+    var fiber = Fiber.new { Kryon.call(name) }
+    fiber.try()
+    if (fiber.error == null) return "no error"
+    return fiber.error.toString
+  }
+  static keeper() { Fn.new { |x| x + 100 } }
+  static bounce(target, back) { Kryon.call(target, back, target) }
+}
+""",
+        "M.",
+        8,
+    ),
 }
 
 VALUES = [None, True, 7, -2.5, "", "héllo ✓ 𝄞", [1, "a", [2.5]], {"k": [1, 2], "nested": {"deep": "yes"}}]
@@ -111,6 +138,11 @@ pytestmark = pytest.mark.skipif(len(LANGS) < 2, reason=f"needs two engines, inst
 
 def script_id(lang: str) -> str:
     return f"m_{lang}"
+
+
+def fn(lang: str, name: str) -> str:
+    """The qualified name of one of the snippet's functions."""
+    return f"{script_id(lang)}.{SNIPPETS[lang][1]}{name}"
 
 
 @pytest.fixture(scope="module")
@@ -135,45 +167,45 @@ def _same(a, b):
 @pytest.mark.parametrize("caller,callee", PAIRS)
 def test_values_cross_there_and_back(manager, caller, callee):
     for value in VALUES:
-        got = manager.call_function(f"{script_id(caller)}.relay", [f"{script_id(callee)}.echo", value])
+        got = manager.call_function(fn(caller, "relay"), [fn(callee, "echo"), value])
         assert _same(value, got), f"{caller} -> {callee}: {value!r} came back as {got!r}"
 
 
 @pytest.mark.parametrize("caller,callee", PAIRS)
 def test_callback_round_trip(manager, caller, callee):
     # the caller hands the callee one of its own functions; the callee calls it
-    assert manager.call_function(f"{script_id(caller)}.offer", [f"{script_id(callee)}.apply"]) == 42
+    assert manager.call_function(fn(caller, "offer"), [fn(callee, "apply")]) == 42
 
 
 @pytest.mark.parametrize("caller,callee", PAIRS)
 def test_error_in_callee_reaches_caller(manager, caller, callee):
-    message = manager.call_function(f"{script_id(caller)}.trap", [f"{script_id(callee)}.fail"])
+    message = manager.call_function(fn(caller, "trap"), [fn(callee, "fail")])
     assert f"boom from {callee}" in message, message
     assert script_id(callee) in message and str(SNIPPETS[callee][2]) in message, message
     with pytest.raises(ScriptError) as info:
-        manager.call_function(f"{script_id(caller)}.relay", [f"{script_id(callee)}.fail", None])
+        manager.call_function(fn(caller, "relay"), [fn(callee, "fail"), None])
     assert f"boom from {callee}" in str(info.value)
 
 
 @pytest.mark.parametrize("caller,callee", PAIRS)
 def test_released_function_ref_is_dead_everywhere(manager, caller, callee):
-    ref = manager.call_function(f"{script_id(callee)}.keeper")
+    ref = manager.call_function(fn(callee, "keeper"))
     assert isinstance(ref, FunctionRef) and ref.language == callee
-    assert manager.call_function(f"{script_id(caller)}.apply", [ref, 1]) == 101
+    assert manager.call_function(fn(caller, "apply"), [ref, 1]) == 101
     ref.release()
     with pytest.raises(ScriptError):
-        manager.call_function(f"{script_id(caller)}.apply", [ref, 1])
+        manager.call_function(fn(caller, "apply"), [ref, 1])
 
 
 def test_cross_language_statistics(manager):
     if len(LANGS) < 2:
         pytest.skip("needs two engines")
     a, b = LANGS[0], LANGS[1]
-    manager.call_function(f"{script_id(a)}.relay", [f"{script_id(b)}.echo", 1])
-    stats = manager.interop.call_stats[f"{script_id(b)}.echo"]
+    manager.call_function(fn(a, "relay"), [fn(b, "echo"), 1])
+    stats = manager.interop.call_stats[fn(b, "echo")]
     assert stats.successful_calls >= 1 and stats.by_caller.get(a, 0) >= 1
     exported = manager.interop.exported_functions(b)
-    assert f"{script_id(b)}.echo" in exported and exported[f"{script_id(b)}.echo"].language == b
+    assert fn(b, "echo") in exported and exported[fn(b, "echo")].language == b
 
 
 def test_endless_cycle_between_languages_is_bounded():
@@ -185,6 +217,6 @@ def test_endless_cycle_between_languages_is_bounded():
         m.load_script_from_source(script_id(lang), lang, SNIPPETS[lang][0])
     # a.bounce(b, a) -> b.bounce(a, b) -> a.bounce(b, a) -> ... forever, across two languages
     with pytest.raises(ScriptError) as info:
-        m.call_function(f"{script_id(a)}.bounce", [f"{script_id(b)}.bounce", f"{script_id(a)}.bounce"])
+        m.call_function(fn(a, "bounce"), [fn(b, "bounce"), fn(a, "bounce")])
     assert "nested deeper than 60" in str(info.value)
-    assert m.call_function(f"{script_id(a)}.echo", [5]) == 5, "the host and both engines keep working"
+    assert m.call_function(fn(a, "echo"), [5]) == 5, "the host and both engines keep working"

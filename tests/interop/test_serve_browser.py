@@ -4,7 +4,6 @@ scripts (timers included) are pushed to the page as they happen."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
