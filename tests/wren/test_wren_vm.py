@@ -330,3 +330,23 @@ def test_output_is_batched_but_ordered_with_host_calls():
     vm.interpret('class H {\n  foreign static note(x)\n}\nSystem.print("a")\nH.note("b")\nSystem.print("c")')
     assert seen == [("wren", "a\n"), ("host", "b"), ("wren", "c\n")]
     vm.close()
+
+
+def test_call_result_survives_a_foreign_method_run_during_the_call():
+    # A foreign method resets the slot count; wren_call must still leave its
+    # result in slot 0 for the host to read.
+    foreign = {("main", "Host", True, "ping()"): lambda: 1}
+    with WrenVM(capture=True, foreign=foreign) as vm:
+        vm.interpret(
+            "class Host {\n"
+            "  foreign static ping()\n"
+            "}\n"
+            "class T {\n"
+            "  static run(s) {\n"
+            "    Host.ping()\n"
+            '    return s + "!"\n'
+            "  }\n"
+            "}\n"
+        )
+        t = vm.variable_handle("main", "T")
+        assert vm.call(t, vm.make_call_handle("run(_)"), "hi") == "hi!"

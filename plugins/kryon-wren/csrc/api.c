@@ -322,6 +322,9 @@ EXPORT(wren_call) int wren_call(WrenVM* vm, WrenHandle* method) {
   memcpy(args, vm->slots, sizeof(Value) * (size_t)(arity + 1));
   Value result = NULL_VAL;
   InterpretResult r = vmCallMethod(vm, symbol, arity + 1, args, &result);
+  /* A foreign method run during the call resets the slot count: make room
+   * again before the result goes to slot 0 (as wren_call_num does). */
+  wren_ensure_slots(vm, 1);
   vm->slots[0] = r == RESULT_SUCCESS ? result : NULL_VAL;
   return (int)r;
 }
