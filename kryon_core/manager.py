@@ -123,6 +123,7 @@ class ScriptManager:
         self._engines: dict[str, ScriptEngine] = {}
         self._bridges: dict[str, ScriptBridge] = {}
         self._scripts: dict[str, LoadedScript] = {}
+        self._loading: dict[str, LoadedScript] = {}
         self._lookup: dict[str, "_Location | list[str]"] = {}
         self._bound: dict[str, "weakref.WeakSet[FunctionRef]"] = {}
         self._lock = threading.RLock()
@@ -240,8 +241,12 @@ class ScriptManager:
             policy = policy or self.policy
             text = self._prepare_source(name, lang, source, policy)
             compiled = self._compile(engine, name, text, policy, filename)
-            engine.load_script(compiled, policy=policy)
             script = LoadedScript(name, lang, compiled, policy, filename)
+            self._loading[name] = script  # its top level may import files beside it
+            try:
+                engine.load_script(compiled, policy=policy)
+            finally:
+                del self._loading[name]
             self._scripts[name] = script
             self._register(script, engine)
         self._pm.hook.kryon_script_loaded(
@@ -554,7 +559,7 @@ class ScriptManager:
         loaded = self._scripts.get(name)
         if loaded is not None and loaded.language == language:
             return loaded.compiled.source
-        importer_script = self._scripts.get(importer)
+        importer_script = self._scripts.get(importer) or self._loading.get(importer)
         base = importer_script.filename if importer_script is not None else None
         if base is None:
             return None

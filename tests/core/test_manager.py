@@ -226,3 +226,25 @@ def test_engine_that_fails_to_start_is_a_clear_error():
     assert "kryon-broken" in str(info.value) and "failed to start" in str(info.value)
     m.load_script_from_source("lib", "fake", LIB)
     assert m.call_function("add", [1, 2]) == 3
+
+
+def test_module_loader_sees_a_script_while_its_top_level_runs(tmp_path):
+    seen = {}
+
+    class Importing(FakeEngine):
+        def load_script(self, compiled, *, policy=None):
+            seen["source"] = self.config.module_loader(compiled.id, "helper")
+            return super().load_script(compiled, policy=policy)
+
+    class Plugin:
+        @hookimpl
+        def kryon_register_engines(self):
+            from kryon_core import EngineSpec
+
+            return [EngineSpec(language="fake", factory=Importing, extensions=(".fake",))]
+
+    (tmp_path / "helper.fake").write_text('{"x": "echo"}')
+    (tmp_path / "main.fake").write_text(LIB)
+    m = ScriptManager(plugins=[Plugin()], discover=False, cache=False)
+    m.load_script_file(tmp_path / "main.fake")
+    assert seen["source"] == '{"x": "echo"}'
