@@ -21,7 +21,7 @@ SOURCES = {
     "python": "import kryon\ndef noop(x): return x\n"
               "def loop(name, n):\n    for i in range(n):\n        kryon.call(name, i)\n    return n",
     "lisp": "(defn noop [x] x)\n(defn loop [name n] (for [i (range n)] (kryon-call name i)) n)",
-    "wren": "class Bench {\n  static noop(x) { x }\n"
+    "wren": "import \"kryon\" for Kryon\nclass Bench {\n  static noop(x) { x }\n"
             "  static loop(name, n) {\n    for (i in 0...n) Kryon.call(name, [i])\n    return n\n  }\n}",
 }
 
