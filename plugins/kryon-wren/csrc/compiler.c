@@ -72,8 +72,34 @@ typedef struct {
   int arity;
 } Signature;
 
+/* One runtime attribute ("#!"): names are source text, values constants. */
+typedef struct {
+  const char* group; /* NULL when ungrouped */
+  int groupLength;
+  const char* key;
+  int keyLength;
+  int valueKind; /* 0 null, 1 false, 2 true, 3 constant */
+  int valueConstant;
+} Attribute;
+
+typedef struct {
+  Attribute* items;
+  int count;
+  int capacity;
+} AttributeList;
+
+typedef struct {
+  char* signature;
+  int length;
+  AttributeList attributes;
+} MethodAttributes;
+
 typedef struct {
   ObjString* name;
+  AttributeList* classAttributes;
+  MethodAttributes* methodAttributes;
+  int methodAttributeCount;
+  int methodAttributeCapacity;
   SymbolTable fields;
   SymbolTable methods; /* "static " prefixed for static methods */
   bool inStatic;
@@ -130,7 +156,7 @@ static void expression(Compiler* c);
 static void statement(Compiler* c);
 static void parsePrecedence(Compiler* c, Precedence precedence);
 static void parsePrecedenceInner(Compiler* c, Precedence precedence);
-static void compileClass(Compiler* c);
+static void compileClass(Compiler* c, AttributeList* attributes);
 
 /* ---- Errors --------------------------------------------------------- */
 
@@ -1285,18 +1311,158 @@ static void importStatement(Compiler* c) {
   } while (match(c, TOKEN_COMMA));
 }
 
-/* Skips an attribute: "#key", "#key = value", "#group(a, b = 1)". */
-static void skipAttribute(Compiler* c) {
-  match(c, TOKEN_BANG);
-  consume(c, TOKEN_NAME, "Expect an attribute definition after #.");
+static void attributeListFree(AttributeList* list) {
+  free(list->items);
+  list->items = NULL;
+  list->count = list->capacity = 0;
+}
+
+static int addAttributeConstant(Compiler* c, const char* start, int length) {
+  return addConstant(c, stringValue(c->parser->vm, start, length));
+}
+
+/* Records the key in previous, with its optional "= value", in list
+ * when the attribute is a run-time one. */
+static void attributeEntry(Compiler* c, AttributeList* list, bool runtime,
+                           const Token* group) {
+  Token key = c->parser->previous;
+  Attribute a;
+  a.group = group ? group->start : NULL;
+  a.groupLength = group ? group->length : 0;
+  a.key = key.start;
+  a.keyLength = key.length;
+  a.valueKind = 0;
+  a.valueConstant = 0;
   if (match(c, TOKEN_EQ)) {
     nextToken(c);
-  } else if (match(c, TOKEN_LEFT_PAREN)) {
+    Token* v = &c->parser->previous;
+    switch (v->type) {
+      case TOKEN_NULL: a.valueKind = 0; break;
+      case TOKEN_FALSE: a.valueKind = 1; break;
+      case TOKEN_TRUE: a.valueKind = 2; break;
+      case TOKEN_NUMBER:
+      case TOKEN_STRING:
+        a.valueKind = 3;
+        if (runtime) a.valueConstant = addConstant(c, v->value);
+        break;
+      case TOKEN_NAME:
+        a.valueKind = 3;
+        if (runtime) a.valueConstant = addAttributeConstant(c, v->start, v->length);
+        break;
+      default:
+        error(c, "Expect a Name, String, Bool, Num or null attribute value.");
+        return;
+    }
+  }
+  if (!runtime || list == NULL || c->parser->hadError) return;
+  if (list->count >= list->capacity) {
+    list->capacity = list->capacity < 4 ? 4 : list->capacity * 2;
+    list->items = (Attribute*)realloc(list->items, sizeof(Attribute) * list->capacity);
+  }
+  list->items[list->count++] = a;
+}
+
+/* Parses an attribute after "#": "#key", "#key = value",
+ * "#group(a, b = 1)"; "#!" ones are kept in list for run time. */
+static void attribute(Compiler* c, AttributeList* list) {
+  bool runtime = match(c, TOKEN_BANG);
+  consume(c, TOKEN_NAME, "Expect an attribute definition after #.");
+  Token name = c->parser->previous;
+  if (match(c, TOKEN_LEFT_PAREN)) {
     ignoreNewlines(c);
-    while (!check(c, TOKEN_RIGHT_PAREN) && !check(c, TOKEN_EOF)) nextToken(c);
+    if (!check(c, TOKEN_RIGHT_PAREN)) {
+      do {
+        ignoreNewlines(c);
+        consume(c, TOKEN_NAME, "Expect an attribute definition after #.");
+        attributeEntry(c, list, runtime, &name);
+        ignoreNewlines(c);
+      } while (!c->parser->hadError && match(c, TOKEN_COMMA));
+    }
+    ignoreNewlines(c);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after grouped attributes.");
+  } else {
+    attributeEntry(c, list, runtime, NULL);
   }
   consumeLine(c, "Expect newline after attribute.");
+}
+
+static bool sameName(const char* a, int aLength, const char* b, int bLength) {
+  if (a == NULL || b == NULL) return a == b;
+  return aLength == bLength && memcmp(a, b, (size_t)aLength) == 0;
+}
+
+/* Emits code that leaves a Map of group -> Map of key -> List of values. */
+static void emitAttributeMap(Compiler* c, AttributeList* list) {
+  emitOp(c, OP_NEW_MAP);
+  for (int g = 0; g < list->count; g++) {
+    Attribute* first = &list->items[g];
+    bool seen = false;
+    for (int p = 0; p < g && !seen; p++) {
+      seen = sameName(list->items[p].group, list->items[p].groupLength, first->group, first->groupLength);
+    }
+    if (seen) continue;
+    if (first->group == NULL) {
+      emitOp(c, OP_NULL);
+    } else {
+      emitConstant(c, stringValue(c->parser->vm, first->group, first->groupLength));
+    }
+    emitOp(c, OP_NEW_MAP);
+    for (int k = g; k < list->count; k++) {
+      Attribute* key = &list->items[k];
+      if (!sameName(key->group, key->groupLength, first->group, first->groupLength)) continue;
+      bool keySeen = false;
+      for (int p = g; p < k && !keySeen; p++) {
+        Attribute* q = &list->items[p];
+        keySeen = sameName(q->group, q->groupLength, first->group, first->groupLength) &&
+                  sameName(q->key, q->keyLength, key->key, key->keyLength);
+      }
+      if (keySeen) continue;
+      emitConstant(c, stringValue(c->parser->vm, key->key, key->keyLength));
+      emitOp(c, OP_NEW_LIST);
+      for (int v = k; v < list->count; v++) {
+        Attribute* value = &list->items[v];
+        if (!sameName(value->group, value->groupLength, first->group, first->groupLength) ||
+            !sameName(value->key, value->keyLength, key->key, key->keyLength)) {
+          continue;
+        }
+        switch (value->valueKind) {
+          case 0: emitOp(c, OP_NULL); break;
+          case 1: emitOp(c, OP_FALSE); break;
+          case 2: emitOp(c, OP_TRUE); break;
+          default: emitShortArg(c, OP_CONSTANT, value->valueConstant); break;
+        }
+        emitOp(c, OP_LIST_APPEND);
+      }
+      emitOp(c, OP_MAP_INSERT);
+    }
+    emitOp(c, OP_MAP_INSERT);
+  }
+}
+
+/* With the class on top of the stack, stores its ClassAttributes. */
+static void emitClassAttributes(Compiler* c, ClassInfo* info) {
+  bool hasSelf = info->classAttributes != NULL && info->classAttributes->count > 0;
+  if (!hasSelf && info->methodAttributeCount == 0) return;
+  if (moduleFindVariable(c->parser->module, "ClassAttributes", 15) == -1) return;
+  loadCoreVariable(c, "ClassAttributes");
+  if (hasSelf) {
+    emitAttributeMap(c, info->classAttributes);
+  } else {
+    emitOp(c, OP_NULL);
+  }
+  if (info->methodAttributeCount > 0) {
+    emitOp(c, OP_NEW_MAP);
+    for (int i = 0; i < info->methodAttributeCount; i++) {
+      MethodAttributes* m = &info->methodAttributes[i];
+      emitConstant(c, stringValue(c->parser->vm, m->signature, m->length));
+      emitAttributeMap(c, &m->attributes);
+      emitOp(c, OP_MAP_INSERT);
+    }
+  } else {
+    emitOp(c, OP_NULL);
+  }
+  emitCall(c, 2, "new(_,_)", 8);
+  emitOp(c, OP_END_CLASS);
 }
 
 static void statementInner(Compiler* c);
@@ -1313,13 +1479,24 @@ static void statement(Compiler* c) {
 
 static void statementInner(Compiler* c) {
   if (match(c, TOKEN_HASH)) {
-    skipAttribute(c);
-    statement(c);
+    AttributeList attributes = {NULL, 0, 0};
+    do {
+      attribute(c, &attributes);
+    } while (!c->parser->hadError && match(c, TOKEN_HASH));
+    if (match(c, TOKEN_CLASS)) {
+      compileClass(c, &attributes);
+    } else if (match(c, TOKEN_FOREIGN)) {
+      consume(c, TOKEN_CLASS, "Expect 'class' after 'foreign'.");
+      compileClass(c, &attributes);
+    } else {
+      statement(c);
+    }
+    attributeListFree(&attributes);
   } else if (match(c, TOKEN_CLASS)) {
-    compileClass(c);
+    compileClass(c, NULL);
   } else if (match(c, TOKEN_FOREIGN)) {
     consume(c, TOKEN_CLASS, "Expect 'class' after 'foreign'.");
-    compileClass(c);
+    compileClass(c, NULL);
   } else if (match(c, TOKEN_IMPORT)) {
     importStatement(c);
   } else if (match(c, TOKEN_VAR)) {
@@ -1431,7 +1608,8 @@ static void createConstructor(Compiler* c, Signature* sig, int initSymbol) {
 }
 
 static void method(Compiler* c, ClassInfo* info) {
-  while (match(c, TOKEN_HASH)) skipAttribute(c);
+  AttributeList attributes = {NULL, 0, 0};
+  while (!c->parser->hadError && match(c, TOKEN_HASH)) attribute(c, &attributes);
   bool isForeign = match(c, TOKEN_FOREIGN);
   bool isStatic = match(c, TOKEN_STATIC);
   bool isConstruct = match(c, TOKEN_CONSTRUCT);
@@ -1441,10 +1619,12 @@ static void method(Compiler* c, ClassInfo* info) {
   if (isConstruct) {
     if (t != TOKEN_NAME) {
       error(c, "Expect constructor name after 'construct'.");
+      attributeListFree(&attributes);
       return;
     }
   } else if (t != TOKEN_NAME && t != TOKEN_LEFT_BRACKET && !isOperatorToken(t)) {
     error(c, "Expect method definition.");
+    attributeListFree(&attributes);
     return;
   }
 
@@ -1468,6 +1648,22 @@ static void method(Compiler* c, ClassInfo* info) {
     error(c, message);
   }
   symbolTableAdd(&info->methods, key, keyLength);
+  if (attributes.count > 0) {
+    if (info->methodAttributeCount >= info->methodAttributeCapacity) {
+      info->methodAttributeCapacity = info->methodAttributeCapacity < 4 ? 4 : info->methodAttributeCapacity * 2;
+      info->methodAttributes = (MethodAttributes*)realloc(
+          info->methodAttributes, sizeof(MethodAttributes) * info->methodAttributeCapacity);
+    }
+    MethodAttributes* m = &info->methodAttributes[info->methodAttributeCount++];
+    char full[MAX_SIGNATURE + 16];
+    int fullLength = snprintf(full, sizeof full, "%s%s", isForeign ? "foreign " : "", key);
+    m->signature = (char*)malloc((size_t)fullLength + 1);
+    memcpy(m->signature, full, (size_t)fullLength + 1);
+    m->length = fullLength;
+    m->attributes = attributes;
+  } else {
+    attributeListFree(&attributes);
+  }
 
   if (isForeign) {
     emitShortArg(c, isStatic ? OP_FOREIGN_STATIC : OP_FOREIGN_INSTANCE, symbol);
@@ -1486,7 +1682,7 @@ static void method(Compiler* c, ClassInfo* info) {
   }
 }
 
-static void compileClass(Compiler* c) {
+static void compileClass(Compiler* c, AttributeList* attributes) {
   consume(c, TOKEN_NAME, "Expect class name.");
   Token className = c->parser->previous;
   ObjString* nameString = newStringLength(c->parser->vm, className.start, className.length);
@@ -1505,6 +1701,10 @@ static void compileClass(Compiler* c) {
 
   ClassInfo info;
   info.name = nameString;
+  info.classAttributes = attributes;
+  info.methodAttributes = NULL;
+  info.methodAttributeCount = 0;
+  info.methodAttributeCapacity = 0;
   info.inStatic = false;
   info.signature = NULL;
   symbolTableInit(&info.fields);
@@ -1523,6 +1723,12 @@ static void compileClass(Compiler* c) {
     consumeLine(c, "Expect newline after definition in class.");
   }
   c->scopeDepth--;
+  if (!c->parser->hadError) emitClassAttributes(c, &info);
+  for (int i = 0; i < info.methodAttributeCount; i++) {
+    free(info.methodAttributes[i].signature);
+    attributeListFree(&info.methodAttributes[i].attributes);
+  }
+  free(info.methodAttributes);
   c->fn->code[numFieldsOffset] = (uint8_t)info.fields.count;
   symbolTableFree(&info.fields);
   symbolTableFree(&info.methods);

@@ -299,6 +299,15 @@ class MapValueSequence is Sequence {
 
 class Range is Sequence {}
 
+class ClassAttributes {
+  self { _self }
+  methods { _methods }
+  construct new(self, methods) {
+    _self = self
+    _methods = methods
+  }
+}
+
 class System {
   static print() {
     writeString_("\n")

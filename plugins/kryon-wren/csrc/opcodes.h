@@ -55,6 +55,7 @@
   X(END_MODULE, 1, 0)           \
   X(IMPORT_MODULE, 1, 2)        \
   X(IMPORT_VARIABLE, 1, 2)      \
+  X(END_CLASS, -1, 0)           \
   X(END, 0, 0)
 
 typedef enum {

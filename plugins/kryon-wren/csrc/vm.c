@@ -839,6 +839,11 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
         listAppend(vm, AS_LIST(PEEK(0)), v);
         break;
       }
+      case OP_END_CLASS: {
+        Value attributes = POP();
+        AS_CLASS(PEEK(0))->attributes = attributes;
+        break;
+      }
       case OP_NEW_MAP:
         STORE_FRAME();
         PUSH(OBJ_VAL(newMap(vm)));

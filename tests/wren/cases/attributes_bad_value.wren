@@ -1,0 +1,5 @@
+// Attribute values are literals or names, not expressions.
+class Bad {
+  #!key = [1] // expect error
+  foo() {}
+}
