@@ -49,8 +49,13 @@ function render(node) {
   for (const child of node.children || []) el.appendChild(render(child));
   return el;
 }
+// Events go one after another, so the server sees them in the order the user made them
+// (an input change before the click that reads it).
+let queue = Promise.resolve();
 function send(event) {
-  return fetch("/event", {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(event)});
+  queue = queue.then(() => fetch("/event", {method: "POST", headers: {"content-type": "application/json"},
+                                            body: JSON.stringify(event)})).catch(() => {});
+  return queue;
 }
 document.addEventListener("click", (e) => {
   const target = e.target.closest("[data-number]");
@@ -61,12 +66,21 @@ document.addEventListener("change", (e) => {
   if (target) send({type: "input", number: +target.dataset.number, value: e.target.value});
 });
 function show(state) {
-  const focused = document.activeElement && document.activeElement.id;
+  // A push (a timer's change, say) must not wipe what the user is typing:
+  // the focused input keeps its text, caret and focus across the re-render.
+  const active = document.activeElement;
+  const draft = active && active.id && active.tagName === "INPUT"
+    ? {id: active.id, value: active.value, start: active.selectionStart, end: active.selectionEnd} : null;
   const root = document.getElementById("k-root");
   root.replaceChildren(render(state.tree));
   document.getElementById("k-errors").textContent = (state.errors || []).join("\\n");
   document.body.dataset.version = state.version;
-  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+  const again = draft && document.getElementById(draft.id);
+  if (again) {
+    again.value = draft.value;
+    again.focus();
+    try { again.setSelectionRange(draft.start, draft.end); } catch (e) {}
+  }
 }
 fetch("/state").then((r) => r.json()).then(show);
 new EventSource("/events").onmessage = (m) => show(JSON.parse(m.data));

@@ -83,11 +83,11 @@ def test_page_round_trip(served, tmp_path):
             page.fill("#name", "Ada")
             page.dispatch_event("#name", "change")
             page.click("#go")
-            page.wait_for_function("document.getElementById('out').textContent === 'hello Ada #1'", timeout=10000)
+            page.wait_for_function("document.getElementById('out').textContent === 'hello Ada #1'", timeout=30000)
             page.click("#go")
-            page.wait_for_function("document.getElementById('out').textContent === 'hello Ada #2'", timeout=10000)
+            page.wait_for_function("document.getElementById('out').textContent === 'hello Ada #2'", timeout=30000)
             # the interval runs on the server's clock and its changes are pushed
-            page.wait_for_function("+document.getElementById('ticks').textContent >= 3", timeout=10000)
+            page.wait_for_function("+document.getElementById('ticks').textContent >= 3", timeout=30000)
             page.screenshot(path=str(tmp_path / "page.png"))
         finally:
             browser.close()
