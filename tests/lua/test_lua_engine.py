@@ -270,3 +270,19 @@ def test_luajit_sandbox_keeps_every_limit():
     with pytest.raises(AccessDeniedError):
         m.call_function("files")
     assert m.call_function("ok") == 1
+
+
+def test_specialised_callers_run_the_function_once(trusted):
+    trusted.load_script_from_source("once", "lua", """
+calls = 0
+function bump(a, b) calls = calls + 1 if a == "fail" then error("asked to fail") end return {a, b} end
+function count() return calls end
+""")
+    bound = trusted.function("once.bump")
+    assert bound(1, 2) == [1, 2]                       # table result: converted, not re-run
+    with pytest.raises(ScriptRuntimeError, match="asked to fail"):
+        bound("fail", 2)                               # error: translated, not re-run
+    assert bound(1) == [1]                             # fewer arguments: nil for the rest
+    assert bound(1, 2, 3) == [1, 2]                    # more: Lua drops them
+    assert bound([1], {"k": 2}) == [[1], {"k": 2}]     # non-scalars: converted
+    assert trusted.call_function("once.count") == 5

@@ -287,20 +287,27 @@ class LuaEngine(ScriptEngine):
                     break
             try:
                 result = f(*args)
-            except LuaError as exc:
-                raise translate(exc, script) from None
-            except OverflowError:
-                raise ConversionError(
-                    "an integer argument is outside the 64-bit integer range", language="lua", script=script
-                ) from None
-            except UnicodeDecodeError as exc:
-                raise _not_utf8(exc, script) from None
             except Exception as exc:
-                raise host_error(exc, script) from None
+                raise failure(exc) from None
             if type(result) in SCALARS:
                 return result
             return from_lua(result)
 
+        def failure(exc: Exception) -> ScriptError:
+            """The kryon error for what a call into Lua raised."""
+            if isinstance(exc, LuaError):
+                return translate(exc, script)
+            if isinstance(exc, OverflowError):
+                return ConversionError(
+                    "an integer argument is outside the 64-bit integer range", language="lua", script=script
+                )
+            if isinstance(exc, UnicodeDecodeError):
+                return _not_utf8(exc, script)
+            return host_error(exc, script)
+
+        info = state.functions.get(function)
+        if info is not None and not info.is_variadic and 1 <= info.parameter_count <= len(_FIXED_PARAMS):
+            return _fixed_arity(info.parameter_count, f, call, failure, from_lua, passthrough)
         return call
 
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
@@ -427,6 +434,45 @@ class LuaEngine(ScriptEngine):
             self._scripts.clear()
             self._runtimes.clear()
             self._compilers.clear()
+
+
+_FIXED_PARAMS = ("a", "b", "c", "d")
+_MISSING = object()
+
+
+def _fixed_arity(
+    count: int,
+    f: Any,
+    generic: Callable[..., Any],
+    failure: Callable[[Exception], ScriptError],
+    from_lua: Callable[[Any], Any],
+    passthrough: Any,
+) -> Callable[..., Any]:
+    """A caller specialised for a function of ``count`` parameters: given
+    exactly that many scalar arguments it makes one type check per argument
+    around the lupa call (the hot case); any other call goes through
+    ``generic``. Either way the Lua function runs once."""
+    params = _FIXED_PARAMS[:count]
+    listed = ", ".join(params)
+    checks = " or ".join(f"type({p}) not in passthrough" for p in params)
+    source = (
+        f"def call({', '.join(p + '=_MISSING' for p in params)}, *rest):\n"
+        f"    if rest or {params[-1]} is _MISSING or {checks}:\n"
+        f"        return generic(*[x for x in ({listed}, *rest) if x is not _MISSING])\n"
+        f"    try:\n"
+        f"        result = f({listed})\n"
+        f"    except Exception as exc:\n"
+        f"        raise failure(exc) from None\n"
+        f"    if type(result) in scalars:\n"
+        f"        return result\n"
+        f"    return from_lua(result)\n"
+    )
+    namespace = {
+        "_MISSING": _MISSING, "passthrough": passthrough, "generic": generic, "f": f,
+        "failure": failure, "from_lua": from_lua, "scalars": SCALARS,
+    }
+    exec(compile(source, f"<kryon-lua caller/{count}>", "exec"), namespace)
+    return namespace["call"]
 
 
 def _scan_functions(text: str) -> dict[str, FunctionInfo]:
