@@ -371,3 +371,24 @@ def test_failed_reload_keeps_the_old_state(m):
     assert m.call_function("st.bump") == 2, "the old version keeps its state"
     m.hot_reload_script("st", "var bump = Fn.new { 100 }\n")
     assert m.call_function("st.bump") == 100
+
+
+def test_memory_stays_flat_over_1000_load_unload_cycles():
+    from kryon_core import ScriptManager, SecurityPolicy
+
+    m = ScriptManager(policy=SecurityPolicy.trusted(), cache=False, output=lambda lang, text: None)
+    source = 'class Counter {\n  static bump(n) { n + 1 }\n}\nvar junk = (1..200).map { |i| "item %(i)" }.toList\n'
+    engine = m.engine("wren")
+
+    def cycle(count):
+        for _ in range(count):
+            m.load_script_from_source("cyc", "wren", source)
+            assert m.call_function("cyc.Counter.bump", [1]) == 2
+            m.unload_script("cyc")
+        engine.collect_garbage()
+        return engine.get_memory_usage().used_bytes
+
+    warm = cycle(50)
+    after = cycle(1000)
+    assert after <= warm + 256 * 1024, (warm, after)
+    m.close()
