@@ -35,19 +35,38 @@ PAGE = """<!doctype html>
 <script>
 const TAGS = {button: "button", input: "input", list: "ul", item: "li", header: "h1", label: "div",
               text: "span", checkbox: "input", link: "a", image: "img"};
-function render(node) {
-  const el = document.createElement(TAGS[node.type] || "div");
+function tagFor(node) { return (TAGS[node.type] || "div").toUpperCase(); }
+// Patch the page in place, element by element (keyed by element number):
+// replacing the tree on every push would swallow a click whose mousedown and
+// mouseup land on two different copies of the same button.
+function update(el, node) {
   el.className = "k-" + node.type + " " + (node["class"] || []).join(" ");
   el.dataset.number = node.number;
-  if (node.id) el.id = node.id;
+  if (node.id) el.id = node.id; else el.removeAttribute("id");
   const props = node.properties || {};
-  if (node.type === "input") { el.value = props.value ?? ""; if (props.placeholder) el.placeholder = props.placeholder; }
-  else if (node.type === "checkbox") { el.type = "checkbox"; el.checked = !!props.checked; }
-  else if (props.text !== undefined) el.textContent = props.text;
+  if (node.type === "input") {
+    if (document.activeElement !== el) el.value = props.value ?? "";  // never under the user's caret
+    if (props.placeholder) el.placeholder = props.placeholder;
+  } else if (node.type === "checkbox") {
+    el.type = "checkbox"; el.checked = !!props.checked;
+  } else if (props.text !== undefined && !(node.children || []).length) {
+    if (el.textContent !== String(props.text)) el.textContent = props.text;
+  }
   if (node.type === "bar") el.style.width = (props.width || 0) + "%";
-  if (typeof node.style === "object") Object.assign(el.style, node.style);
-  for (const child of node.children || []) el.appendChild(render(child));
+  if (typeof node.style === "object" && node.style) Object.assign(el.style, node.style);
+  sync(el, node.children || []);
   return el;
+}
+function sync(parent, nodes) {
+  const byNumber = new Map();
+  for (const child of parent.children) byNumber.set(+child.dataset.number, child);
+  nodes.forEach((node, i) => {
+    let el = byNumber.get(node.number);
+    if (!el || el.tagName !== tagFor(node)) el = document.createElement(TAGS[node.type] || "div");
+    update(el, node);
+    if (parent.children[i] !== el) parent.insertBefore(el, parent.children[i] || null);
+  });
+  while (parent.children.length > nodes.length) parent.lastElementChild.remove();
 }
 // Events go one after another, so the server sees them in the order the user made them
 // (an input change before the click that reads it).
@@ -66,21 +85,9 @@ document.addEventListener("change", (e) => {
   if (target) send({type: "input", number: +target.dataset.number, value: e.target.value});
 });
 function show(state) {
-  // A push (a timer's change, say) must not wipe what the user is typing:
-  // the focused input keeps its text, caret and focus across the re-render.
-  const active = document.activeElement;
-  const draft = active && active.id && active.tagName === "INPUT"
-    ? {id: active.id, value: active.value, start: active.selectionStart, end: active.selectionEnd} : null;
-  const root = document.getElementById("k-root");
-  root.replaceChildren(render(state.tree));
+  sync(document.getElementById("k-root"), [state.tree]);
   document.getElementById("k-errors").textContent = (state.errors || []).join("\\n");
   document.body.dataset.version = state.version;
-  const again = draft && document.getElementById(draft.id);
-  if (again) {
-    again.value = draft.value;
-    again.focus();
-    try { again.setSelectionRange(draft.start, draft.end); } catch (e) {}
-  }
 }
 fetch("/state").then((r) => r.json()).then(show);
 new EventSource("/events").onmessage = (m) => show(JSON.parse(m.data));
