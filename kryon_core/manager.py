@@ -42,7 +42,6 @@ __all__ = ["ScriptManager", "LoadedScript"]
 
 log = logging.getLogger("kryon")
 
-_UNSET: Any = object()
 
 
 @dataclass

@@ -21,7 +21,6 @@ from kryon_core import (
     CompiledScript,
     ConversionError,
     EngineCapabilities,
-    EngineConfig,
     FunctionInfo,
     FunctionNotFoundError,
     FunctionRef,
@@ -95,9 +94,6 @@ class LuaEngine(ScriptEngine):
             supports_bytecode=True,
             supports_sandbox=True,
         )
-
-    def initialize(self, config: EngineConfig) -> None:
-        super().initialize(config)
 
     # -- runtimes -------------------------------------------------------------------
     def _runtime(self, policy: SecurityPolicy) -> Runtime:
