@@ -2,6 +2,9 @@
 async, LuaJIT, per-script policies, threads."""
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -250,7 +253,7 @@ def test_luajit_sandbox_keeps_every_limit():
     # LuaJIT skips hooks in compiled traces; the sandboxed runtime keeps the
     # JIT compiler off so the time limit still stops an endless loop.
     m = ScriptManager(
-        policy=SecurityPolicy.sandboxed(use_jit=True, time_limit=0.3, memory_limit=16 * 1024 * 1024), cache=False
+        policy=SecurityPolicy.sandboxed(use_jit=True, time_limit=1.0, memory_limit=16 * 1024 * 1024), cache=False
     )
     m.load_script_from_source(
         "k", "lua",
@@ -270,6 +273,57 @@ def test_luajit_sandbox_keeps_every_limit():
     with pytest.raises(AccessDeniedError):
         m.call_function("files")
     assert m.call_function("ok") == 1
+
+
+AT_THE_CAP = textwrap.dedent('''
+    import sys
+    from kryon_core import MemoryLimitError, ScriptManager, SecurityPolicy
+    policy = SecurityPolicy.sandboxed(use_jit=sys.argv[1] == "jit", time_limit=5, memory_limit=8 * 1024 * 1024)
+    m = ScriptManager(policy=policy, cache=False)
+    m.load_script_from_source("full", "lua", """
+    keep = {}
+    function add(n) for i = 1, n do keep[#keep + 1] = string.rep('x', 1000) .. #keep end return #keep end
+    function echo(v) return v end
+    function ask(f) return f() end
+    function grow()
+      local t = {}
+      for i = 1, 1e6 do t[i] = tostring(i) .. 'y' end
+      return #t
+    end
+    """)
+    added = 0
+    while True:
+        try:
+            added = m.call_function("add", [50])
+        except MemoryLimitError:
+            break
+    assert added > 1000
+    # The state is now right at its cap: host-side allocations around the calls
+    # (arguments in, a host function's result, error positions) must not panic.
+    # Whether the script itself still has room is Lua's business: either a
+    # result or a MemoryLimitError naming the script, never a dead process.
+    big = {"rows": [f"row {i}" * 20 for i in range(2000)], "n": 1}
+    for name, args in [("echo", [big]), ("ask", [lambda: [f"fresh {i}" for i in range(500)]]), ("grow", [])]:
+        try:
+            print(name, "returned", type(m.call_function(name, args)).__name__)
+        except MemoryLimitError as exc:
+            print(name, "limit", exc.script)
+    # Scripts of one policy share a Lua state and its cap: unloading the one
+    # that holds the memory gives it back to the others.
+    m.unload_script("full")
+    m.load_script_from_source("next", "lua", "function hello(name) return 'hello ' .. name end")
+    assert m.call_function("hello", ["again"]) == "hello again"
+    print("alive")
+''')
+
+
+@pytest.mark.parametrize("runtime", ["lua54", "jit"])
+def test_host_side_allocations_at_the_memory_cap_never_panic(runtime):
+    # Lua and LuaJIT end the whole process on an allocation refused outside a
+    # protected call (a "PANIC"); the cap must apply to script code only.
+    done = subprocess.run([sys.executable, "-c", AT_THE_CAP, runtime], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "grow limit full" in done.stdout and done.stdout.rstrip().endswith("alive"), done.stdout
 
 
 def test_specialised_callers_run_the_function_once(trusted):

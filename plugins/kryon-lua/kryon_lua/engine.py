@@ -10,6 +10,7 @@ read from the script's environment with their parameter names.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import re
 import threading
@@ -214,6 +215,16 @@ class LuaEngine(ScriptEngine):
         state = self._scripts.pop(script_id, None)
         if state is None:
             raise ScriptNotFoundError(f"no Lua script '{script_id}' is loaded", language="lua", script=script_id)
+        rt = state.runtime
+        if rt.key.memory_limit:
+            # Give its memory back to the scripts sharing the capped state now
+            # (a Python reference cycle, such as a caught exception's
+            # traceback, can still pin its functions: collect those too).
+            del state
+            rt.collect()
+            if rt.memory_pressure():
+                gc.collect()
+                rt.collect()
 
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
         return dict(self._script(script_id).functions)
@@ -263,7 +274,7 @@ class LuaEngine(ScriptEngine):
         rt, script, policy = state.runtime, state.id, state.policy
         to_lua, from_lua = rt.conv.to_lua, rt.conv.from_lua
         passthrough = rt.passthrough
-        if policy.sandboxed and (policy.time_limit or policy.max_recursion):
+        if rt.key.memory_limit or (policy.sandboxed and (policy.time_limit or policy.max_recursion)):
             limited = rt.call
 
             def call(*args: Any) -> Any:

@@ -7,7 +7,7 @@
 -- a script defines, and reading the stack and locals. Scripts never see this
 -- table; it keeps private references to `debug` and `load`.
 
-local sandboxed, grants, out, check_time, on_breakpoint = ...
+local sandboxed, grants, out, check_time, on_breakpoint, setcap = ...
 
 local debug, string, table, coroutine, math, utf8, os = debug, string, table, coroutine, math, utf8, os
 local getinfo, getlocal, sethook = debug.getinfo, debug.getlocal, debug.sethook
@@ -291,6 +291,29 @@ function K.stepper(f)
     end
     return true, status, table.unpack(r, 2, r.n)
   end
+end
+
+-- Calls under a memory cap: the host switches the cap on only from in here,
+-- after the arguments are pushed, and off before results or errors leave, so
+-- no allocation it makes outside Lua's protection can be refused (that would
+-- be a panic: the end of the process). The message handler lifts the cap
+-- first, or a traceback could not be built for a memory error at the cap.
+local function capped_error(e)
+  setcap(false)
+  if type(e) == "string" then return debug.traceback(e, 2) end
+  return e
+end
+
+local function capped_finish(ok, ...)
+  setcap(false)
+  if ok then return ... end
+  error((...), 0)
+end
+
+function K.capped(f, ...)
+  state.where_source = nil -- the last position seen belongs to an earlier call
+  setcap(true) -- an error before xpcall is caught by the host's own protected call
+  return capped_finish(xpcall(f, capped_error, ...))
 end
 
 K.base = base

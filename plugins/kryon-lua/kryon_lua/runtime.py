@@ -8,13 +8,14 @@ enforced by the prelude's hook with values set before each call.
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Callable
 
-from kryon_core import ConversionError, FunctionRef, ScriptError, ScriptRuntimeError, SecurityPolicy, StackFrame
+from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, SecurityPolicy, StackFrame
 
 from .errors import translate
 from .values import Converter
@@ -88,6 +89,15 @@ class Runtime:
         if key.memory_limit:
             options["max_memory"] = key.memory_limit
         self.lua = module.LuaRuntime(**options)
+        if key.memory_limit:
+            # The cap holds only while script code runs (`K.capped` in the
+            # prelude switches it from inside Lua): an allocation refused outside
+            # a protected call (lupa pushing an argument or reading a table) is a
+            # Lua panic, which ends the whole host process.
+            self.lua.set_max_memory(0)
+        self.lock = threading.RLock()
+        #: whether the memory cap is in force now (Lua code of a capped state is running)
+        self.capped = False
         self.deadline = 0.0
         self.maxdepth = 0
         self.conv = Converter(self, module.lua_type, key.jit)
@@ -95,10 +105,12 @@ class Runtime:
         self.passthrough = frozenset((type(None), bool, float, str) if key.jit else (type(None), bool, int, float, str))
         grants = self.lua.table_from({"files": key.files, "processes": key.processes, "imports": key.imports})
         self.helpers = self.lua.execute(
-            prelude_source(), key.sandboxed, grants, self._output, self._check_time, self._on_breakpoint,
+            prelude_source(), key.sandboxed, grants, self._output, self._check_time, self._on_breakpoint, self._setcap,
             name=PRELUDE_NAME,
         )
         self.state = self.helpers.state
+        self._collect = self.helpers.collect
+        self._capped = self.helpers.capped
         self.is_object = self.helpers.is_object
         self.kryon: Any = None
         self._raw: "weakref.WeakKeyDictionary[FunctionRef, Any]" = weakref.WeakKeyDictionary()
@@ -118,12 +130,26 @@ class Runtime:
     def _check_time(self) -> bool:
         return self.deadline != 0.0 and time.monotonic() > self.deadline
 
+    def _setcap(self, on: bool) -> bool:
+        """Put the memory cap in force or lift it; the previous state. Called
+        from Lua (`K.capped`), so the switch happens inside a protected call."""
+        was = self.capped
+        if on != was:
+            self.lua.set_max_memory(self.key.memory_limit if on else 0)
+            self.capped = on
+        return was
+
     def _on_breakpoint(self, breakpoint_id: int, source: str, line: int) -> None:
         self.engine._breakpoint_hit(self, int(breakpoint_id), source, int(line))
 
     # -- calls with limits ----------------------------------------------------------
     def call(self, function: Any, args: list[Any], policy: SecurityPolicy, script: str) -> Any:
-        """Call a Lua function under ``policy``'s time and recursion limits."""
+        """Call a Lua function under ``policy``'s time, recursion and memory limits."""
+        # One thread at a time: the deadline, depth and cap are this state's, not the thread's.
+        with self.lock:
+            return self._call(function, args, policy, script)
+
+    def _call(self, function: Any, args: list[Any], policy: SecurityPolicy, script: str) -> Any:
         previous = self.deadline
         if policy.time_limit:
             deadline = time.monotonic() + policy.time_limit
@@ -133,9 +159,18 @@ class Runtime:
             self.state.maxdepth = depth
             self.maxdepth = depth
         try:
-            return function(*args)
+            if not self.key.memory_limit:
+                return function(*args)
+            was = self.capped
+            try:
+                return self._capped(function, *args)
+            finally:
+                if self.capped != was:  # an error outside K.capped's own protection
+                    self._setcap(was)
         except self.LuaError as exc:
-            raise self._located(translate(exc, script)) from None
+            raise self._located(translate(exc, script), script) from None
+        except ScriptError as exc:  # raised by host code the script called
+            raise self._located(exc, script) from None
         except OverflowError:
             raise ConversionError("an integer argument is outside the 64-bit integer range", language="lua",
                                   script=script) from None
@@ -146,16 +181,25 @@ class Runtime:
             raise host_error(exc, script) from None
         finally:
             self.deadline = previous
-            if self.key.memory_limit and self.memory_pressure():
-                self.helpers.collect()
+            if self.key.memory_limit and not self.capped and self.memory_pressure():
+                self._collect()
 
-    def _located(self, err: ScriptError) -> ScriptError:
-        """Memory errors carry no position: use the last one the hook saw."""
+    def _located(self, err: ScriptError, script: str) -> ScriptError:
+        """Memory errors carry no position: use the last one the hook saw,
+        or at least the script that was called."""
         if err.line is None and self.key.sandboxed:
             source, line = self.state.where_source, self.state.where_line
             if isinstance(source, str) and source.startswith("=") and source != PRELUDE_NAME:
                 err.script, err.line = source[1:], int(line) if line else None
+        if err.script is None:
+            err.script = script
         return err
+
+    def collect(self) -> None:
+        """A full garbage collection, outside any call."""
+        with self.lock:
+            if not self.capped:
+                self._collect()
 
     def memory_pressure(self) -> bool:
         limit = self.key.memory_limit or 0
@@ -198,7 +242,34 @@ class Runtime:
                 self.locate(err)
                 raise err from exc
 
-        return from_lua_call
+        if not self.key.memory_limit:
+            return from_lua_call
+        setcap, lua, limit = self._setcap, self.lua, self.key.memory_limit
+
+        def recap(was: bool, need: int) -> None:
+            # lupa pushes the result (or the error) after this returns, under the
+            # cap again: with no room for it that push would be a panic, so the
+            # call fails here, as a limit error, and the cap stays off while it unwinds.
+            if was and lua.get_memory_used() + need >= limit:
+                err = MemoryLimitError("memory limit exceeded (not enough memory)", language="lua")
+                self.locate(err)
+                raise err
+            setcap(was)
+
+        def uncapped_call(*args: Any) -> Any:
+            # Host code and the conversions around it run without the script's
+            # cap, as outside calls: a refused allocation there would not be a
+            # clean Lua error (see `call`).
+            was = setcap(False)
+            try:
+                result = from_lua_call(*args)
+            except BaseException:
+                recap(was, 4096)
+                raise
+            recap(was, 256 + len(result) if type(result) is str else 256)
+            return result
+
+        return uncapped_call
 
     # -- stack ------------------------------------------------------------------------------
     def script_frames(self, with_locals: bool = False) -> list[StackFrame]:
