@@ -3,8 +3,10 @@
 Prints, for an (int, int) -> int Lua function and for a call with a
 100-element list argument, the time per call of: the raw lupa function,
 ``manager.call_function`` (profiling on), and a bound handle from
-``manager.function``; and each one's ratio to raw. Rounds alternate between
-the variants so machine noise hits them alike; the best round counts.
+``manager.function``; and each one's ratio to raw. A last row runs the scalar
+call under the default sandboxed policy (time, recursion and memory limits
+enforced on every call). Rounds alternate between the variants so machine
+noise hits them alike; the best round counts.
 
     python benchmarks/call_overhead.py [--rounds N] [--calls N]
 """
@@ -71,12 +73,25 @@ def main() -> None:
         for _ in range(n):
             bound_total(numbers)
 
-    assert raw_add(2, 3) == call("add", [2, 3]) == bound_add(2, 3) == 5
+    sandboxed = ScriptManager(policy=SecurityPolicy.sandboxed(), cache=False)
+    sandboxed.load_script_from_source("bench", "lua", SOURCE)
+    sandboxed_call, sandboxed_add = sandboxed.call_function, sandboxed.function("bench.add")
+
+    def sandboxed_manager_scalar(n):
+        for _ in range(n):
+            sandboxed_call("add", [2, 3])
+
+    def sandboxed_bound_scalar(n):
+        for _ in range(n):
+            sandboxed_add(2, 3)
+
+    assert raw_add(2, 3) == call("add", [2, 3]) == bound_add(2, 3) == sandboxed_add(2, 3) == 5
     assert raw_total(raw_rt.table_from(numbers)) == call("total", [numbers]) == bound_total(numbers) == 4950
 
     rows = [
         ("scalar (int, int) -> int", raw_scalar, manager_scalar, bound_scalar, args.calls),
         ("100-element list argument", raw_list, manager_list, bound_list, args.calls // 5),
+        ("sandboxed scalar", raw_scalar, sandboxed_manager_scalar, sandboxed_bound_scalar, args.calls // 5),
     ]
     print(f"Lua call overhead, best of {args.rounds} alternating rounds (lupa {lua54.LuaRuntime().lua_implementation})")
     for label, raw, manager, bound, calls in rows:
