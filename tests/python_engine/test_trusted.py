@@ -21,6 +21,7 @@ from kryon_core import (
     RecursionLimitError,
     ScriptManager,
     ScriptRuntimeError,
+    ScriptTimeoutError,
     SecurityPolicy,
     UserData,
 )
@@ -258,3 +259,62 @@ def test_bound_function_is_a_direct_handle(m: ScriptManager) -> None:
     add = m.function("h.add")
     assert add(2, 3) == 5
     assert add.script == "h" and add.language == "python"
+
+
+LOOPS = """
+count = 0
+def bump():
+    global count
+    count += 1
+    return count
+def spin():
+    while True:
+        pass
+def stubborn():
+    while True:
+        try:
+            while True:
+                pass
+        except Exception:
+            pass
+def endless():
+    n = 0
+    while True:
+        n += 1
+        yield n
+"""
+
+
+def test_trusted_time_limit_stops_loops_and_keeps_the_state() -> None:
+    m = ScriptManager(policy=SecurityPolicy.trusted(time_limit=0.2), cache=False)
+    m.load_script_from_source("loops", "python", LOOPS)
+    assert m.call_function("bump") == 1
+    for name in ("spin", "stubborn", "endless"):  # endless: a generator drained by the host
+        with pytest.raises(ScriptTimeoutError) as info:
+            m.call_function(name)
+        err = info.value
+        assert (err.language, err.script) == ("python", "loops") and err.line is not None
+        assert "time limit of 0.2 s" in err.message
+    bound = m.function("loops.spin")
+    with pytest.raises(ScriptTimeoutError):
+        bound()
+    assert m.call_function("bump") == 2, "the script and its state survive the interrupts"
+    m.close()
+
+
+def test_trusted_time_limit_at_load_and_none_leaks_afterwards() -> None:
+    m = ScriptManager(policy=SecurityPolicy.trusted(time_limit=0.2), cache=False)
+    with pytest.raises(ScriptTimeoutError):
+        m.load_script_from_source("top", "python", "while True:\n    pass\n")
+    assert "top" not in m.scripts
+    m.load_script_from_source("quick", "python", "def f(x): return x * 2\n")
+    assert m.call_function("f", [21]) == 42
+    total = sum(range(2_000_000))  # host code after limited calls: no interrupt lands here
+    assert total == 1999999000000
+    m.close()
+
+
+def test_no_time_limit_means_no_watchdog(m: ScriptManager) -> None:
+    m.load_script_from_source("w", "python", "def f(): return 1\n")
+    assert m.call_function("f") == 1
+    assert m.engine("python")._watchdog is None

@@ -7,7 +7,10 @@ A script's policy decides where it runs:
   answered by the script's own ``__import__`` (its ``__builtins__`` is a
   per-script copy), so the host's ``sys.modules`` never holds a ``kryon``.
   Calls go straight to the function object; breakpoints use ``sys.settrace``
-  only while a script runs and only while breakpoints exist.
+  only while a script runs and only while breakpoints exist. A trusted
+  policy's ``time_limit`` is kept by :class:`kryon_core.watchdog.Watchdog`
+  (a convenience against mistakes: it interrupts Python code, not a blocking
+  C call); recursion stops at Python's own limit (a RecursionLimitError).
 - untrusted (``policy.sandboxed``, the default of a bare ``ScriptManager()``):
   in a sandboxed worker process of its own (``kryon_core.isolation``).
 
@@ -50,11 +53,13 @@ from kryon_core import (
     ScriptError,
     ScriptNotFoundError,
     ScriptRuntimeError,
+    ScriptTimeoutError,
     SecurityPolicy,
     StackFrame,
     UserData,
 )
 from kryon_core.isolation import IsolatedRuntime
+from kryon_core.watchdog import TimeLimitExceeded, Watchdog
 
 from .bridge import make_kryon_module
 from .sandbox import make_runtime
@@ -95,6 +100,8 @@ class PythonEngine(ScriptEngine):
         self._bp_lines: dict[str, dict[int, int]] = {}
         self._bp_ids = itertools.count(1)
         self._tracing = False
+        self._watchdog: Watchdog | None = None
+        self._depth = threading.local()  # trusted calls of this thread in progress (the outermost arms the watchdog)
         self._out_buf = ""
 
     # -- identification --------------------------------------------------------
@@ -163,14 +170,11 @@ class PythonEngine(ScriptEngine):
         linecache.cache[sid] = (len(compiled.source), None, compiled.source.splitlines(True), sid)
         self._loading.add(sid)
         try:
-            if self._tracing:
-                self._traced(exec, (code, ns))
-            else:
-                exec(code, ns)
-        except (Exception, SystemExit) as exc:
+            self._run(policy.time_limit, exec, (code, ns))
+        except (Exception, SystemExit, TimeLimitExceeded) as exc:
             if sid not in self._trusted:
                 linecache.cache.pop(sid, None)
-            raise self._translate(exc, sid) from None
+            raise self._translate(exc, sid, policy.time_limit) from None
         finally:
             self._loading.discard(sid)
         entry = _Trusted(sid, ns, b, policy, compiled.source)
@@ -299,13 +303,36 @@ class PythonEngine(ScriptEngine):
             raise FunctionNotFoundError(
                 f"script '{script}' defines no function '{function}'", language=_LANG, script=script
             )
+        limit = entry.policy.time_limit
         try:
-            result = self._traced(fn, args) if self._tracing else fn(*args)
-        except (Exception, SystemExit) as exc:
-            raise self._translate(exc, script) from None
+            if limit is None and not self._tracing:
+                result = fn(*args)
+            else:
+                result = self._run(limit, fn, args)
+        except (Exception, SystemExit, TimeLimitExceeded) as exc:
+            raise self._translate(exc, script, limit) from None
         if type(result) in SCALARS:
             return result
-        return self._result(result, script)
+        return self._result(result, script, limit)
+
+    def _run(self, limit: float | None, fn: Callable[..., Any], args: Sequence[Any]) -> Any:
+        """``fn(*args)`` traced when breakpoints exist, and under ``limit``
+        seconds when this is the thread's outermost trusted call."""
+        depth = getattr(self._depth, "n", 0)
+        token = None
+        if limit is not None and depth == 0:
+            if self._watchdog is None:
+                with self._lock:
+                    if self._watchdog is None:
+                        self._watchdog = Watchdog()
+            token = self._watchdog.arm(limit)
+        self._depth.n = depth + 1
+        try:
+            return self._traced(fn, args) if self._tracing else fn(*args)
+        finally:
+            self._depth.n = depth
+            if token is not None:
+                self._watchdog.release(token)  # type: ignore[union-attr]
 
     def _call_isolated(self, function: str, args: Sequence[Any], script: str) -> Any:
         rt = self._runtime
@@ -313,15 +340,17 @@ class PythonEngine(ScriptEngine):
             raise ScriptNotFoundError(f"no script '{script}' is loaded", language=_LANG, script=script)
         return rt.call(script, function, args)
 
-    def _result(self, result: Any, script: str | None) -> Any:
+    def _result(self, result: Any, script: str | None, limit: float | None = None) -> Any:
+        """A call's result as a host value: a coroutine run to completion (when
+        no loop runs here), a generator drained, both under ``limit``."""
         if inspect.iscoroutine(result):
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
                 try:
-                    result = asyncio.run(result)
-                except (Exception, SystemExit) as exc:
-                    raise self._translate(exc, script) from None
+                    result = self._run(limit, asyncio.run, (result,))
+                except (Exception, SystemExit, TimeLimitExceeded) as exc:
+                    raise self._translate(exc, script, limit) from None
             else:
                 result.close()
                 raise ScriptRuntimeError(
@@ -331,9 +360,9 @@ class PythonEngine(ScriptEngine):
                 )
         if isinstance(result, types.GeneratorType):
             try:
-                result = list(result)
-            except (Exception, SystemExit) as exc:
-                raise self._translate(exc, script) from None
+                result = self._run(limit, list, (result,))
+            except (Exception, SystemExit, TimeLimitExceeded) as exc:
+                raise self._translate(exc, script, limit) from None
         return self._convert.out(result, script)
 
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
@@ -390,14 +419,20 @@ class PythonEngine(ScriptEngine):
         """A FunctionRef calling a trusted script's callable directly."""
         engine = self
 
+        entry = self._trusted.get(script or "")
+        limit = entry.policy.time_limit if entry is not None else None
+
         def call(*args: Any) -> Any:
             try:
-                result = engine._traced(fn, args) if engine._tracing else fn(*args)
-            except (Exception, SystemExit) as exc:
-                raise engine._translate(exc, script) from None
+                if limit is None and not engine._tracing:
+                    result = fn(*args)
+                else:
+                    result = engine._run(limit, fn, args)
+            except (Exception, SystemExit, TimeLimitExceeded) as exc:
+                raise engine._translate(exc, script, limit) from None
             if type(result) in SCALARS:
                 return result
-            return engine._result(result, script)
+            return engine._result(result, script, limit)
 
         async def call_async(*args: Any) -> Any:
             return await engine._await(fn, args, script)
@@ -415,7 +450,7 @@ class PythonEngine(ScriptEngine):
         frames.reverse()
         return frames
 
-    def _translate(self, exc: BaseException, script: str | None) -> ScriptError:
+    def _translate(self, exc: BaseException, script: str | None, time_limit: float | None = None) -> ScriptError:
         frames = self._frames(exc.__traceback__)
         if isinstance(exc, ScriptError):
             known = {(f.script, f.line, f.function) for f in exc.stack}
@@ -432,6 +467,9 @@ class PythonEngine(ScriptEngine):
             line=where.line if where else None,
             stack=frames,
         )
+        if isinstance(exc, TimeLimitExceeded):
+            limit = f" of {time_limit:g} s" if time_limit is not None else ""
+            return ScriptTimeoutError(f"time limit{limit} exceeded", **kw)
         if isinstance(exc, RecursionError):
             return RecursionLimitError(f"RecursionError: {exc}", **kw)
         if isinstance(exc, MemoryError):
@@ -621,6 +659,9 @@ class PythonEngine(ScriptEngine):
             if self._runtime is not None:
                 self._runtime.close()
                 self._runtime = None
+            if self._watchdog is not None:
+                self._watchdog.close()
+                self._watchdog = None
 
 
 def _text(source: "str | bytes", name: str) -> str:
