@@ -56,6 +56,7 @@ System.print(names.contains("a")) // expect: true
 System.print(names.contains("C")) // expect: true
 System.print(names.contains("w")) // expect: true
 System.print(names.contains("g")) // expect: false
+System.print(names.contains("var")) // expect: false
 System.print(names.contains("Enum")) // expect: true
 System.print(names.any {|n| n.contains(".") || n.contains(" ") }) // expect: false
 System.print(Meta.getModuleVariables("counter").contains("Counter")) // expect: true
