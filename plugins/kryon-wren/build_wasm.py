@@ -19,7 +19,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
-VM_SOURCES = ["value.c", "memory.c", "lexer.c", "compiler.c", "vm.c", "core.c", "api.c"]
+VM_SOURCES = ["value.c", "memory.c", "lexer.c", "compiler.c", "vm.c", "core.c", "api.c",
+              "opt_modules.c", "opt_random.c", "opt_meta.c"]
+# Wren sources embedded as C strings: csrc/NAME.wren -> csrc/NAME_wren.inc
+WREN_SOURCES = ["core", "opt_random", "opt_meta"]
 NATIVE_SOURCES = ["host_native.c", "main_native.c", "debug.c"]
 DEFAULT_WASM = HERE / "kryon_wren" / "kryon_wren.wasm"
 
@@ -35,17 +38,19 @@ WASM_FLAGS = [
 
 
 def generate_core_inc() -> Path:
-    """Turn core.wren into a C string literal, one line per source line."""
-    source = (CSRC / "core.wren").read_text(encoding="utf-8")
-    lines = []
-    for line in source.splitlines():
-        escaped = line.replace("\\", "\\\\").replace('"', '\\"')
-        lines.append(f'"{escaped}\\n"')
-    out = CSRC / "core_wren.inc"
-    text = "/* Generated from core.wren by build_wasm.py; do not edit. */\n" + "\n".join(lines) + "\n"
-    if not out.exists() or out.read_text(encoding="utf-8") != text:
-        out.write_text(text, encoding="utf-8")
-    return out
+    """Turn core.wren (and the optional modules' .wren halves) into C string
+    literals, one line per source line; returns core_wren.inc."""
+    for name in WREN_SOURCES:
+        source = (CSRC / f"{name}.wren").read_text(encoding="utf-8")
+        lines = []
+        for line in source.splitlines():
+            escaped = line.replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'"{escaped}\\n"')
+        out = CSRC / f"{name}_wren.inc"
+        text = f"/* Generated from {name}.wren by build_wasm.py; do not edit. */\n" + "\n".join(lines) + "\n"
+        if not out.exists() or out.read_text(encoding="utf-8") != text:
+            out.write_text(text, encoding="utf-8")
+    return CSRC / "core_wren.inc"
 
 
 def zig_cc() -> list[str]:

@@ -467,6 +467,9 @@ static int declareVariable(Compiler* c, Token* name) {
     return 0;
   }
   if (c->scopeDepth == -1) {
+    /* After an error the code is thrown away: add no stray module
+     * variable (Meta.compile keeps using the module). */
+    if (c->parser->hadError) return 0;
     VM* vm = c->parser->vm;
     ObjModule* module = c->parser->module;
     int index = moduleFindVariable(module, name->start, name->length);

@@ -134,7 +134,12 @@ ObjString* valueToCString(VM* vm, Value v) {
 PRIM(object_not) { UNUSED_ARGS(); RETURN_VAL(FALSE_VAL); }
 PRIM(object_eq) { UNUSED_ARGS(); RETURN_BOOL(valuesEqual(args[0], args[1])); }
 PRIM(object_neq) { UNUSED_ARGS(); RETURN_BOOL(!valuesEqual(args[0], args[1])); }
-PRIM(object_same) { UNUSED_ARGS(); RETURN_BOOL(valuesSame(args[1], args[2])); }
+/* Numbers by their bits (so 0 and -0 differ), strings and ranges by
+ * value, everything else by identity. */
+PRIM(object_same) {
+  UNUSED_ARGS();
+  RETURN_BOOL(args[1] == args[2] || (IS_OBJ(args[1]) && valuesEqual(args[1], args[2])));
+}
 PRIM(object_type) { UNUSED_ARGS(); RETURN_OBJ(getClass(vm, args[0])); }
 PRIM(object_toString) { UNUSED_ARGS(); RETURN_OBJ(valueToCString(vm, args[0])); }
 
@@ -276,6 +281,7 @@ PRIM(num_pi) { UNUSED_ARGS(); RETURN_NUM(3.14159265358979323846264338327950288);
 PRIM(num_tau) { UNUSED_ARGS(); RETURN_NUM(6.28318530717958647692528676655900577); }
 PRIM(num_largest) { UNUSED_ARGS(); RETURN_NUM(DBL_MAX); }
 PRIM(num_smallest) { UNUSED_ARGS(); RETURN_NUM(DBL_MIN); }
+PRIM(num_epsilon) { UNUSED_ARGS(); RETURN_NUM(DBL_EPSILON); }
 PRIM(num_maxSafeInteger) { UNUSED_ARGS(); RETURN_NUM(9007199254740991.0); }
 PRIM(num_minSafeInteger) { UNUSED_ARGS(); RETURN_NUM(-9007199254740991.0); }
 
@@ -1014,6 +1020,7 @@ static void bindNum(VM* vm) {
   BIND_STATIC(c, "tau", num_tau);
   BIND_STATIC(c, "largest", num_largest);
   BIND_STATIC(c, "smallest", num_smallest);
+  BIND_STATIC(c, "epsilon", num_epsilon);
   BIND_STATIC(c, "maxSafeInteger", num_maxSafeInteger);
   BIND_STATIC(c, "minSafeInteger", num_minSafeInteger);
   BIND(c, "-", num_negate);

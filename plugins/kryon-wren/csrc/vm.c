@@ -17,6 +17,7 @@
 #include "host.h"
 #include "opcodes.h"
 #include "vm.h"
+#include "opt_modules.h"
 
 #ifdef KW_DEBUG
 void disassemble(VM* vm, ObjFn* fn);
@@ -277,6 +278,12 @@ static ObjClosure* compileInModule(VM* vm, ObjModule* module, const char* source
 
 /* Loads a module's source from the host and compiles it. */
 ObjModule* vmLoadModule(VM* vm, ObjString* name, ObjClosure** outClosure) {
+  const char* builtin = optModuleSource(name->chars, (int)name->length);
+  if (builtin != NULL) { /* "random", "meta": before the host is asked */
+    ObjModule* module = createModule(vm, name);
+    *outClosure = compileInModule(vm, module, builtin);
+    return module;
+  }
   vmFlushOutput(vm);
   int length = host_load_module(vm->hostId, name->chars, (int)name->length);
   if (length < 0) return NULL;
@@ -336,6 +343,12 @@ static bool defineForeign(VM* vm, ObjFiber* fiber, int symbol, bool isStatic, Ob
   ObjClass* cls = AS_CLASS(fiber->stackTop[-1]);
   const char* module = fn->module->name ? fn->module->name->chars : "core";
   const char* signature = methodName(vm, symbol);
+  Primitive builtin = optModuleForeign(module, cls->name->chars, isStatic, signature);
+  if (builtin != NULL) { /* a method of "random" or "meta" */
+    Method m = {.type = METHOD_PRIMITIVE, .as.primitive = builtin};
+    bindMethod(vm, isStatic ? cls->obj.classObj : cls, symbol, m);
+    return true;
+  }
   vmFlushOutput(vm);
   int id = host_bind_foreign(vm->hostId, module, (int)strlen(module), cls->name->chars,
                              (int)cls->name->length, isStatic, signature,
