@@ -340,3 +340,17 @@ function count() return calls end
     assert bound(1, 2, 3) == [1, 2]                    # more: Lua drops them
     assert bound([1], {"k": 2}) == [[1], {"k": 2}]     # non-scalars: converted
     assert trusted.call_function("once.count") == 5
+
+
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(use_jit=True), SecurityPolicy.sandboxed(use_jit=True)],
+                         ids=["trusted", "sandboxed"])
+def test_luajit_async(policy):
+    # LuaJIT is Lua 5.1 underneath (no table.pack): async calls must work there too.
+    m = ScriptManager(policy=policy, cache=False)
+    m.load_script_from_source("a", "lua", """
+function slow(n) kryon.sleep(1) return n * 2 end
+function viacall(x) return kryon.callAsync("a.slow", x) end
+""")
+    assert asyncio.run(m.call_function_async("slow", [21])) == 42
+    assert asyncio.run(m.call_function_async("viacall", [5])) == 10
+    m.close()

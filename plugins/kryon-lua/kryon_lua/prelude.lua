@@ -14,6 +14,10 @@ local getinfo, getlocal, sethook = debug.getinfo, debug.getlocal, debug.sethook
 local load, pcall, xpcall, error, type, tostring = load, pcall, xpcall, error, type, tostring
 local select, setmetatable, pairs, ipairs, rawget = select, setmetatable, pairs, ipairs, rawget
 
+-- LuaJIT is Lua 5.1: no table.pack / table.unpack
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack
+
 local LIMIT = "kryon-limit:"
 local DENIED = "kryon-denied:"
 
@@ -274,7 +278,7 @@ K.async_api = {
     if not coroutine.isyieldable() then
       error("kryon.callAsync works only in a function called with call_function_async", 2)
     end
-    return coroutine.yield({ op = "call", name = name, args = table.pack(...) })
+    return coroutine.yield({ op = "call", name = name, args = pack(...) })
   end,
 }
 
@@ -283,13 +287,13 @@ K.async_api = {
 function K.stepper(f)
   local co = coroutine.create(f)
   return function(...)
-    local r = table.pack(coroutine.resume(co, ...))
+    local r = pack(coroutine.resume(co, ...))
     local status = coroutine.status(co)
     if not r[1] then
       if is_limit(r[2]) then error(r[2], 0) end
       return false, debug.traceback(co, tostring(r[2])), status
     end
-    return true, status, table.unpack(r, 2, r.n)
+    return true, status, unpack(r, 2, r.n)
   end
 end
 
