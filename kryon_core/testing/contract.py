@@ -75,6 +75,9 @@ class Snippets:
     skip_values: tuple[str, ...] = ()
     #: extra keyword arguments for the sandboxed policy used by the limit tests
     sandbox_overrides: dict[str, Any] = field(default_factory=dict)
+    #: keyword arguments for every policy the suite makes, trusted and sandboxed
+    #: (e.g. ``{"use_jit": True}`` runs the whole suite on a JIT variant)
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 ROUND_TRIP_VALUES: dict[str, Any] = {
@@ -134,8 +137,8 @@ class EngineContract:
     @pytest.fixture(params=["trusted", "sandboxed"])
     def policy(self, request: Any) -> SecurityPolicy:
         if request.param == "trusted":
-            return SecurityPolicy.trusted()
-        return SecurityPolicy.sandboxed(**self.snippets.sandbox_overrides)
+            return SecurityPolicy.trusted(**self.snippets.policy_overrides)
+        return SecurityPolicy.sandboxed(**{**self.snippets.policy_overrides, **self.snippets.sandbox_overrides})
 
     @pytest.fixture
     def output(self) -> list[tuple[str, str]]:
@@ -345,7 +348,7 @@ class EngineContract:
 
     # -- limits (sandboxed) ----------------------------------------------------------------------------
     def _sandbox(self, **limits: Any) -> ScriptManager:
-        policy = SecurityPolicy.sandboxed(**{**self.snippets.sandbox_overrides, **limits})
+        policy = SecurityPolicy.sandboxed(**{**self.snippets.policy_overrides, **self.snippets.sandbox_overrides, **limits})
         m = self.make_manager(policy=policy, output=lambda lang, text: None)
         m.load_script_from_source("lib", self.lang, self.snippets.library)
         m.load_script_from_source("bystander", self.lang, self.snippets.counter_v1)

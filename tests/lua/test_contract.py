@@ -1,4 +1,6 @@
-"""kryon-lua against the engine contract suite."""
+"""kryon-lua against the engine contract suite, on Lua 5.4 and on LuaJIT."""
+
+import dataclasses
 
 import pytest
 
@@ -54,3 +56,17 @@ LUA = Snippets(
 
 class TestLuaContract(EngineContract):
     snippets = LUA
+
+
+class TestLuaJITContract(EngineContract):
+    # LuaJIT is Lua 5.1 with 5.2 extensions: 1 and 1.0 are one number there. A
+    # tail call replaces the caller's frame in LuaJIT, so a host function
+    # reached by `return f(x)` cannot tell where it was called from: `apply`
+    # here calls it first and returns after (see the kryon-lua README).
+    snippets = dataclasses.replace(
+        LUA,
+        library=LIBRARY.replace("function apply(f, x) return f(x) end",
+                                "function apply(f, x) local r = f(x) return r end"),
+        policy_overrides={"use_jit": True},
+        distinct_int_float=False,
+    )

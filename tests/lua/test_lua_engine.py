@@ -354,3 +354,19 @@ function viacall(x) return kryon.callAsync("a.slow", x) end
     assert asyncio.run(m.call_function_async("slow", [21])) == 42
     assert asyncio.run(m.call_function_async("viacall", [5])) == 10
     m.close()
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["lua54", "luajit"])
+def test_host_function_errors_carry_the_script_position(jit):
+    # LuaJIT cannot see past lupa's C boundary; host functions are wrapped to
+    # record their caller (not after a tail call, where LuaJIT drops the frame).
+    m = ScriptManager(policy=SecurityPolicy.trusted(use_jit=jit), cache=False)
+    m.load_script_from_source("lib", "lua", "function bad(f)\n  local r = f()\n  return r\nend\n")
+
+    def boom():
+        raise ValueError("host says no")
+
+    with pytest.raises(ScriptRuntimeError, match="host says no") as info:
+        m.call_function("bad", [boom])
+    assert (info.value.script, info.value.line) == ("lib", 2)
+    m.close()

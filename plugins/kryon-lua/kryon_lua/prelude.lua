@@ -211,6 +211,28 @@ function K.stack(level)
   return frames
 end
 
+-- LuaJIT cannot walk the stack past lupa's C boundary: from inside a host
+-- function its caller is invisible. Under LuaJIT host functions reach scripts
+-- wrapped, so the calling position is recorded on the way in (and restored on
+-- the way out, for nested calls); errors and stack traces fall back to it.
+local function host_restore(source, line, name, ...)
+  state.host_source, state.host_line, state.host_name = source, line, name
+  return ...
+end
+
+function K.hostfn(f)
+  return function(...)
+    local info = getinfo(2, "Sln") -- nil after a tail call: LuaJIT drops the caller's frame
+    local source, line, name = state.host_source, state.host_line, state.host_name
+    if info then
+      state.host_source, state.host_line, state.host_name = info.source, info.currentline, info.name
+    else
+      state.host_source, state.host_line, state.host_name = nil, nil, nil
+    end
+    return host_restore(source, line, name, f(...))
+  end
+end
+
 function K.locals(level)
   local vars = {}
   local i = 1

@@ -243,7 +243,7 @@ class Runtime:
                 raise err from exc
 
         if not self.key.memory_limit:
-            return from_lua_call
+            return self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call
         setcap, lua, limit = self._setcap, self.lua, self.key.memory_limit
 
         def recap(was: bool, need: int) -> None:
@@ -269,7 +269,7 @@ class Runtime:
             recap(was, 256 + len(result) if type(result) is str else 256)
             return result
 
-        return uncapped_call
+        return self.helpers.hostfn(uncapped_call) if self.key.jit else uncapped_call
 
     # -- stack ------------------------------------------------------------------------------
     def script_frames(self, with_locals: bool = False) -> list[StackFrame]:
@@ -294,7 +294,18 @@ class Runtime:
                     locals=local_vars,
                 )
             )
+        if not frames and self.key.jit:
+            frames = self._host_caller()
         return frames
+
+    def _host_caller(self) -> list[StackFrame]:
+        """Under LuaJIT, the frame that called the running host function, as
+        `K.hostfn` recorded it (LuaJIT shows no frames past the host call)."""
+        source, line, name = self.state.host_source, self.state.host_line, self.state.host_name
+        if not isinstance(source, str) or not source.startswith("=") or source == PRELUDE_NAME:
+            return []
+        return [StackFrame(function=str(name or "?"), script=source[1:],
+                           line=line if isinstance(line, int) and line > 0 else None, language="lua")]
 
     def _locals(self, level: int) -> dict[str, Any]:
         out = {}
