@@ -96,17 +96,6 @@ class Watchdog:
         if fired:
             _absorb_pending()
 
-    def release(self, token: _Arm) -> None:
-        """``disarm`` from a ``finally`` block: an interrupt that arrives
-        while disarming is absorbed and the disarm retried, never leaked
-        into the caller."""
-        while True:
-            try:
-                self.disarm(token)
-                return
-            except TimeLimitExceeded:
-                pass
-
     def close(self) -> None:
         with self._cond:
             self._closed = True

@@ -8,6 +8,7 @@ import marshal
 import platform
 import sys
 import threading
+import time
 import types
 
 import pytest
@@ -299,6 +300,10 @@ def test_trusted_time_limit_stops_loops_and_keeps_the_state() -> None:
     with pytest.raises(ScriptTimeoutError):
         bound()
     assert m.call_function("bump") == 2, "the script and its state survive the interrupts"
+    assert not m.engine("python")._watchdog._arms, "every call disarmed its deadline"
+    deadline = time.monotonic() + 0.4
+    while time.monotonic() < deadline:  # host code: no interrupt may land here
+        pass
     m.close()
 
 

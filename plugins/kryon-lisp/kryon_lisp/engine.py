@@ -54,7 +54,7 @@ from . import sandbox
 from .bridge import build_api
 from .compiler import ENGINE_VERSION, check_sandboxable, compile_source, display_name, load_code
 from .errors import lisp_name, stack_from_frame, translate
-from .sandbox import Watchdog, script_builtins
+from .sandbox import TimeLimitExceeded, Watchdog, script_builtins
 from .values import LANGUAGE, SCRIPT_KEY, to_host
 
 __all__ = ["LispEngine"]
@@ -495,8 +495,12 @@ class LispEngine(ScriptEngine):
             try:
                 return finish(fn(*args), s)
             finally:
-                if token is not None:
-                    self._watchdog.release(token)  # type: ignore[union-attr]
+                while token is not None:  # an interrupt arriving now is retried, never leaked
+                    try:
+                        self._watchdog.disarm(token)  # type: ignore[union-attr]
+                        token = None
+                    except TimeLimitExceeded:
+                        pass
                 local.depth = depth
                 if sys.gettrace() is not old_trace:
                     sys.settrace(old_trace)

@@ -330,9 +330,16 @@ class PythonEngine(ScriptEngine):
         try:
             return self._traced(fn, args) if self._tracing else fn(*args)
         finally:
+            # Disarm first, retrying inline: an interrupt may land on any
+            # statement here (even on entry to a helper function), and an armed
+            # token left behind would keep interrupting host code.
+            while token is not None:
+                try:
+                    self._watchdog.disarm(token)  # type: ignore[union-attr]
+                    token = None
+                except TimeLimitExceeded:
+                    pass
             self._depth.n = depth
-            if token is not None:
-                self._watchdog.release(token)  # type: ignore[union-attr]
 
     def _call_isolated(self, function: str, args: Sequence[Any], script: str) -> Any:
         rt = self._runtime
