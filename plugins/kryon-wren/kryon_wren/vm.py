@@ -6,8 +6,9 @@ inside wasmtime and speaks its embedding API (``csrc/kryon_wren.h``):
 * :class:`WasmInstance` -- one wasmtime Store + instance of the module. It
   provides the host imports (``env.host_write``, ``env.host_load_module``,
   ``env.host_read_module``, ``env.host_bind_foreign``, ``env.host_foreign``,
-  ``env.host_clock``), a memory cap, and fuel / epoch time limits. Traps
-  become Python exceptions; after a trap the instance is dead.
+  ``env.host_clock``, ``env.host_breakpoint``), a memory cap, and fuel /
+  epoch time limits. Traps become Python exceptions; after a trap the
+  instance is dead.
 * :class:`WrenVM` -- one Wren VM: interpret source as a module, read
   variables, make handles and call methods (with a fast path for numeric
   calls), convert values through slots, and expose foreign methods to Wren.
@@ -239,6 +240,7 @@ class WasmInstance:
             "host_bind_foreign": func([_I32] * 8, [_I32], self._host_bind_foreign),
             "host_foreign": func([_I32, _I32], [_I32], self._host_foreign),
             "host_clock": func([], [_F64], time.perf_counter),
+            "host_breakpoint": func([_I32] * 4, [_I32], self._host_breakpoint),
         }
         return [by_name[imp.name] for imp in self.module.imports]
 
@@ -275,6 +277,12 @@ class WasmInstance:
         if target is None:
             return 1
         return target._on_foreign(method_id)
+
+    def _host_breakpoint(self, vm: int, mptr: int, mlen: int, line: int) -> int:
+        target = self.targets.get(vm)
+        if target is None:
+            return 0
+        return target._on_breakpoint(self.read_bytes(mptr, mlen).decode("utf-8", "replace"), line)
 
     # -- memory --------------------------------------------------------------
 
@@ -551,6 +559,10 @@ class WrenVM:
     Wren arguments (receiver excluded) and returning the result; raising
     an exception aborts the Wren fiber with its message. ``bind_foreign``
     may resolve foreign methods dynamically with the same key parts.
+    ``breakpoint`` is called as ``breakpoint(module, line)`` when execution
+    reaches a line set with :meth:`add_breakpoint` (the VM is paused there:
+    :meth:`stack` and :meth:`frame_locals` describe it); raising an
+    exception aborts the Wren fiber with its message, as for foreign methods.
     """
 
     def __init__(
@@ -565,6 +577,8 @@ class WrenVM:
         load_module: Optional[Callable[[str], Optional[str]]] = None,
         foreign: Optional[Dict[Tuple[str, str, bool, str], ForeignFn]] = None,
         bind_foreign: Optional[Callable[[str, str, bool, str], Optional[ForeignFn]]] = None,
+        breakpoint: Optional[Callable[[str, int], None]] = None,
+        max_frames: Optional[int] = None,
     ):
         self.instance = instance or WasmInstance(memory_limit=memory_limit, fuel=fuel, timeout=timeout)
         self.output: list = []
@@ -572,6 +586,7 @@ class WrenVM:
         self._load_module = load_module
         self._foreign_table = dict(foreign or {})
         self._bind_foreign = bind_foreign
+        self.breakpoint = breakpoint
         self._foreign_methods: list = []
         self._foreign_error: Optional[BaseException] = None
         self.host_id = self.instance.new_host_id()
@@ -579,6 +594,8 @@ class WrenVM:
         self.ptr = self.instance.call_unlimited("wren_new_vm", self.host_id)
         self._closed = False
         self._fast = None
+        if max_frames:
+            self.set_max_frames(max_frames)
 
     # -- lifetime ------------------------------------------------------------
 
@@ -799,6 +816,57 @@ class WrenVM:
             fast = self._fast = _FastCall(self)
         return fast(receiver, method, args)
 
+    # -- limits and debugging ----------------------------------------------------
+
+    def set_max_frames(self, count: Optional[int]) -> None:
+        """Bounds the call frames of each fiber (deeper calls fail with the
+        runtime error "Stack overflow."); None or 0: the VM's own 100000."""
+        self._c("wren_set_max_frames", int(count or 0))
+
+    @property
+    def max_frames(self) -> int:
+        return self._c("wren_max_frames")
+
+    def add_breakpoint(self, module: str, line: int) -> int:
+        """Breaks at ``line`` of ``module`` (now and in code compiled later);
+        returns how many instructions of already compiled code were patched."""
+        ptr = self.instance.alloc_cstring(module)
+        try:
+            return self._c("wren_debug_add_breakpoint", ptr, int(line))
+        finally:
+            self.instance.call("wren_dealloc", ptr)
+
+    def remove_breakpoint(self, module: str, line: int) -> bool:
+        ptr = self.instance.alloc_cstring(module)
+        try:
+            return bool(self._c("wren_debug_remove_breakpoint", ptr, int(line)))
+        finally:
+            self.instance.call("wren_dealloc", ptr)
+
+    def stack(self) -> list:
+        """The running Wren frames, innermost first, as ``(index, module,
+        line, function)``; empty when no Wren code is running. Meaningful
+        inside a foreign method or a breakpoint callback."""
+        text = self.instance.read_cstring(self._c("wren_debug_stack"))
+        frames = []
+        for row in text.splitlines():
+            index, module, line, function = row.split("\t", 3)
+            frames.append((int(index), module, int(line), function))
+        return frames
+
+    def frame_locals(self, index: int) -> Dict[str, Any]:
+        """Named locals in scope in frame ``index`` (from :meth:`stack`),
+        converted like :meth:`get_slot` (objects as Handles)."""
+        result: Dict[str, Any] = {}
+        self.ensure_slots(3)
+        i = 0
+        while True:
+            name_ptr = self._c("wren_debug_local", int(index), i, 0)
+            if not name_ptr:
+                return result
+            result[self.instance.read_cstring(name_ptr)] = self.get_slot(0)
+            i += 1
+
     # -- memory and GC ---------------------------------------------------------
 
     def bytes_allocated(self) -> int:
@@ -841,6 +909,24 @@ class WrenVM:
             return -1
         self._foreign_methods.append((fn, signature.count("_")))
         return len(self._foreign_methods) - 1
+
+    def _on_breakpoint(self, module: str, line: int) -> int:
+        if self.breakpoint is None:
+            return 0
+        try:
+            self.breakpoint(module, line)
+            return 0
+        except WrenError:
+            raise
+        except Exception as exc:  # reported to Wren as a runtime error at that line
+            self.ensure_slots(1)
+            self.set_slot(0, str(exc) or type(exc).__name__)
+            return 1
+        except BaseException as exc:
+            self._foreign_error = exc
+            self.ensure_slots(1)
+            self.set_slot(0, type(exc).__name__)
+            return 1
 
     def _on_foreign(self, method_id: int) -> int:
         fn, arity = self._foreign_methods[method_id]
