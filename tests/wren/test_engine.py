@@ -9,11 +9,11 @@ import sys
 import pytest
 
 from kryon_core import (
+    BreakpointHit,
     CompileError,
     ConversionError,
     Document,
     FunctionRef,
-    BreakpointHit,
     MemoryLimitError,
     RecursionLimitError,
     ScriptError,

@@ -488,3 +488,20 @@ def test_stack_inside_a_foreign_method_sees_frames_below_host_calls():
         )
         vm.call(vm.variable_handle("main", "T"), vm.make_call_handle("start()"))
         assert seen == [[("main", 4, "inner()"), ("main", 5, "start()")]]
+
+
+def test_engine_imports_only_public_names_of_the_vm_module():
+    import ast
+    import inspect
+
+    from kryon_wren import engine
+
+    tree = ast.parse(inspect.getsource(engine))
+    private = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "vm"
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert private == []

@@ -44,11 +44,11 @@ from kryon_core import (
     FunctionRef,
     GarbageCollectionStats,
     MemoryUsage,
+    RecursionLimitError,
     ScriptBridge,
     ScriptEngine,
     ScriptError,
     ScriptNotFoundError,
-    RecursionLimitError,
     ScriptRuntimeError,
     SecurityPolicy,
     StackFrame,
@@ -360,7 +360,7 @@ class _VMState:
 def _script_id_of(file: str) -> str:
     """A breakpoint's script: the script id, or a file path naming it."""
     name = file.replace("\\", "/").rsplit("/", 1)[-1]
-    return name[:-5] if name.endswith(".wren") else name
+    return name.removesuffix(".wren")
 
 
 def _bars(params: str) -> str:
@@ -639,19 +639,18 @@ class WrenEngine(ScriptEngine):
                 handle = handles[n] = vm.make_call_handle(sig)
             return handle
 
-        from .vm import _STATUS_MASK, _STATUS_TAG, _FastCall
+        from .vm import STATUS_MASK, STATUS_TAG
 
-        fast = _FastCall(vm)
+        fast = vm.fast_call()
         inst = vm.instance
         # The scalar fast path writes wren_call_num's raw arguments itself
-        # (the layout _FastCall uses), saving a Python frame per call.
+        # (the layout FastCall documents), saving a Python frame per call.
         export = fast.export
-        i32, i64, f64, invoke = export.i32, export.i64, export.f64, export.invoke
+        i32, i64, f64 = export.i32, export.i64, export.f64
+        invoke = export.invoke_rearming_lazily()
         s32, s64 = fast.stride32, fast.stride64
         vm_ptr, receiver_ptr = vm.ptr, receiver.ptr
         copysign = math.copysign
-        if inst.limited and inst.fuel is None and inst.timeout:
-            invoke = _rearm_lazily(export, inst)
 
         def call(*args: Any) -> Any:
             if state.vm is not vm or inst.dead is not None:
@@ -675,14 +674,14 @@ class WrenEngine(ScriptEngine):
                             for i in range(n):
                                 f64[(4 + i) * s64] = args[i]
                             invoke()
-                            if (i64[0] & _STATUS_MASK) != _STATUS_TAG:
+                            if (i64[0] & STATUS_MASK) != STATUS_TAG:
                                 d = f64[0]
                                 if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
                                     return int(d)
                                 return d
                             status = i64[0] & 0xFFFF
                             if status != 3:
-                                vm._raise_for(status)
+                                vm.raise_for_status(status)
                             vm.ensure_slots(3)
                             result = vm.get_slot(0)
                             state.pending = None
@@ -930,39 +929,6 @@ class WrenEngine(ScriptEngine):
             self._scripts.clear()
             self._pools.clear()
             self._checker = None
-
-
-def _rearm_lazily(export: Any, inst: Any) -> Callable[[], None]:
-    """``export.invoke`` for an instance with a time limit, re-arming the
-    epoch deadline only when 1% of the limit (at most 5 ms, one epoch tick)
-    has passed since it was last armed: a call still gets at least 99% of
-    its time limit, and back-to-back calls skip a wasmtime call each."""
-    import ctypes
-
-    from wasmtime import _ffi as ffi
-
-    from .vm import _UNCHECKED
-
-    slack = min(0.005, inst.timeout * 0.01)
-    armed = [-1e9]
-    call_args, trap = export.call_args, export.trap
-    clock = time.perf_counter
-
-    def invoke() -> None:
-        now = clock()
-        if now - armed[0] > slack:
-            inst._arm_limits()
-            armed[0] = now
-        error = _UNCHECKED(*call_args)
-        if error or trap.value:
-            armed[0] = -1e9
-            pending, trap.value = trap.value, None
-            inst._raise_trap(
-                ctypes.cast(pending, ctypes.POINTER(ffi.wasm_trap_t)) if pending else None,
-                ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
-            )
-
-    return invoke
 
 
 class _Releaser:

@@ -40,8 +40,11 @@ SUCCESS, COMPILE_ERROR, RUNTIME_ERROR, NON_NUMBER_RESULT = 0, 1, 2, 3
 # Slot types (kryon_wren.h).
 TYPE_BOOL, TYPE_NUM, TYPE_FOREIGN, TYPE_LIST, TYPE_MAP, TYPE_NULL, TYPE_STRING, TYPE_UNKNOWN = range(8)
 
-_STATUS_TAG = 0x7FF4000000000000
-_STATUS_MASK = 0xFFFFFFFFFFFF0000
+# wren_call_num returns a status instead of a number as these signalling-NaN
+# bits: ``(bits & STATUS_MASK) == STATUS_TAG``, the status in the low 16 bits.
+STATUS_TAG = 0x7FF4000000000000
+STATUS_MASK = 0xFFFFFFFFFFFF0000
+_STATUS_TAG, _STATUS_MASK = STATUS_TAG, STATUS_MASK
 
 
 # ---- Errors -----------------------------------------------------------------
@@ -474,6 +477,36 @@ class _RawExport:
                 ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
             )
 
+    def invoke_rearming_lazily(self) -> Callable[[], None]:
+        """:meth:`invoke` for an instance with a time limit, re-arming the
+        epoch deadline only when 1% of the limit (at most 5 ms, one epoch
+        tick) has passed since it was last armed: a call still gets at
+        least 99% of its time limit, and back-to-back calls skip a wasmtime
+        call each. Without a time limit it is :meth:`invoke` itself."""
+        inst = self.inst
+        if not inst.timeout or inst.fuel is not None:
+            return self.invoke
+        slack = min(0.005, inst.timeout * 0.01)
+        armed = [-1e9]
+        call_args, trap = self.call_args, self.trap
+        clock = time.perf_counter
+
+        def invoke() -> None:
+            now = clock()
+            if now - armed[0] > slack:
+                inst._arm_limits()
+                armed[0] = now
+            error = _UNCHECKED(*call_args)
+            if error or trap.value:
+                armed[0] = -1e9
+                pending, trap.value = trap.value, None
+                inst._raise_trap(
+                    ctypes.cast(pending, ctypes.POINTER(ffi.wasm_trap_t)) if pending else None,
+                    ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
+                )
+
+        return invoke
+
     def __call__(self, *args: Any) -> Any:
         for (view, index), value in zip(self.params, args):
             view[index] = value
@@ -638,6 +671,11 @@ class WrenVM:
             if inst.dead is None:
                 inst.call("wren_dealloc", module_ptr)
                 inst.call("wren_dealloc", source_ptr)
+        self._raise_for(result)
+
+    def raise_for_status(self, result: int) -> None:
+        """Raises what a call's result code says (the error the VM recorded,
+        or an exception a host callback stashed); nothing on success."""
         self._raise_for(result)
 
     def _raise_for(self, result: int) -> None:
@@ -811,10 +849,15 @@ class WrenVM:
         and Wren errors still raise. A non-number result is returned through
         the slots.
         """
+        return self.fast_call()(receiver, method, args)
+
+    def fast_call(self) -> "FastCall":
+        """This VM's :class:`FastCall` (for callers that write its raw
+        arguments themselves)."""
         fast = self._fast
         if fast is None:
-            fast = self._fast = _FastCall(self)
-        return fast(receiver, method, args)
+            fast = self._fast = FastCall(self)
+        return fast
 
     # -- limits and debugging ----------------------------------------------------
 
@@ -953,8 +996,18 @@ def _print_raw(text: str) -> None:
     print(text, end="")
 
 
-class _FastCall:
-    """wren_call_num through the raw unchecked call: one wasm call, no slots."""
+class FastCall:
+    """wren_call_num through the raw unchecked call: one wasm call, no slots.
+
+    Calling it does the whole call. A hot caller may instead write the raw
+    arguments itself: ``i32[0]`` the VM pointer, ``i32[stride32]`` the
+    receiver handle, ``i32[2 * stride32]`` the call handle, ``i32[3 *
+    stride32]`` the argument count, ``f64[(4 + i) * stride64]`` argument i;
+    then ``export.invoke()`` (or ``export.invoke_rearming_lazily()``'s
+    function) and read ``i64[0]``: a number's bits, or a status (see
+    ``STATUS_TAG``) for :meth:`WrenVM.raise_for_status` (3: the result is
+    not a number and waits in slot 0).
+    """
 
     def __init__(self, vm: WrenVM):
         self.vm = vm
@@ -992,3 +1045,6 @@ class _FastCall:
             return vm.get_slot(0)
         vm._raise_for(status)
         return None
+
+
+_FastCall = FastCall
