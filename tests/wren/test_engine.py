@@ -9,11 +9,14 @@ import sys
 import pytest
 
 from kryon_core import (
+    BreakpointHit,
     CompileError,
     ConversionError,
     Document,
     FunctionRef,
     MemoryLimitError,
+    RecursionLimitError,
+    ScriptError,
     ScriptManager,
     ScriptRuntimeError,
     ScriptTimeoutError,
@@ -392,3 +395,133 @@ def test_memory_stays_flat_over_1000_load_unload_cycles():
     after = cycle(1000)
     assert after <= warm + 256 * 1024, (warm, after)
     m.close()
+
+
+# -- recursion limit and debugging -------------------------------------------------------
+
+DEEP = """\
+class Deep {
+  static down(n) {
+    if (n == 0) return 0
+    return down(n - 1) + 1
+  }
+  static inFiber(n) { Fiber.new { Deep.down(n) }.call() }
+  static forever(n) { forever(n + 1) }
+}
+var down = Fn.new { |n| Deep.down(n) }
+"""
+
+
+def test_policy_max_recursion_bounds_wren_frames():
+    policy = SecurityPolicy.sandboxed(max_recursion=50, time_limit=20)
+    with ScriptManager(policy=policy, cache=False) as m:
+        m.load_script_from_source("deep", "wren", DEEP)
+        m.load_script_from_source("other", "wren", "var twice = Fn.new { |x| x * 2 }\n")
+        assert m.call_function("Deep.down", [40]) == 40
+        assert m.call_function("down", [40]) == 40
+        for function in ("Deep.forever", "Deep.down", "down", "Deep.inFiber"):
+            with pytest.raises(RecursionLimitError) as info:
+                m.call_function(function, [0] if function == "Deep.forever" else [60])
+            error = info.value
+            assert error.language == "wren" and error.script == "deep"
+            assert error.line == (7 if function == "Deep.forever" else 4)
+            assert "50" in error.message and "max_recursion" in error.message
+        # the script, the engine and other scripts keep working
+        assert m.call_function("Deep.down", [45]) == 45
+        assert m.call_function("Deep.inFiber", [40]) == 40
+        assert m.call_function("twice", [21]) == 42
+
+
+def test_trusted_policy_recurses_up_to_the_vm_limit():
+    with ScriptManager(policy=SecurityPolicy.trusted(), cache=False) as m:
+        m.load_script_from_source("deep", "wren", DEEP)
+        assert m.call_function("Deep.down", [20000]) == 20000
+        with pytest.raises(RecursionLimitError) as info:
+            m.call_function("Deep.forever", [0])
+        assert info.value.message == "Stack overflow." and info.value.line == 7
+        assert m.call_function("Deep.down", [10]) == 10
+
+
+DEBUGGEE = """\
+class Shop {
+  static total(items, rate, audit) {
+    var sum = 0
+    for (item in items) {
+      sum = sum + item["price"]
+    }
+    var taxed = sum * rate
+    return audit.call(taxed)
+  }
+}
+var total = Fn.new { |items, audit| Shop.total(items, 2, audit) }
+"""
+
+
+def test_breakpoint_hit_has_stack_and_locals_and_can_be_removed(m):
+    engine = m.engine("wren")
+    assert engine.capabilities.supports_debugging
+    hits: list[BreakpointHit] = []
+    engine.set_breakpoint_handler(hits.append)
+    bid = engine.set_breakpoint("shop", 8)  # before the script exists
+
+    def audit(x):
+        return x + 1
+
+    m.load_script_from_source("shop", "wren", DEBUGGEE)
+    items = [{"price": 3}, {"price": 4}]
+    assert m.call_function("total", [items, audit]) == 15
+    assert len(hits) == 1
+    hit = hits[0]
+    assert (hit.breakpoint_id, hit.language, hit.script, hit.line) == (bid, "wren", "shop", 8)
+    assert [(f.script, f.line, f.function) for f in hit.stack] == [
+        ("shop", 8, "total(_,_,_)"), ("shop", 11, "new(_) block argument")]
+    assert hit.locals == {"items": items, "rate": 2, "audit": audit, "sum": 7, "taxed": 14}
+    # a breakpoint in a loop body stops on every pass; a file path names the script
+    loop_bid = engine.set_breakpoint("scripts/shop.wren", 5)
+    hits.clear()
+    assert m.call_function("total", [items, audit]) == 15
+    assert [(h.breakpoint_id, h.line) for h in hits] == [(loop_bid, 5), (loop_bid, 5), (bid, 8)]
+    assert [h.locals["item"] for h in hits[:2]] == items
+    engine.remove_breakpoint(bid)
+    engine.remove_breakpoint(loop_bid)
+    hits.clear()
+    assert m.call_function("total", [items, audit]) == 15
+    assert hits == []
+    with pytest.raises(ScriptError):
+        engine.remove_breakpoint(bid)
+    with pytest.raises(ScriptError):
+        engine.set_breakpoint("shop", 0)
+
+
+def test_breakpoint_survives_reload_and_handler_errors_reach_the_caller(m):
+    engine = m.engine("wren")
+    m.load_script_from_source("shop", "wren", DEBUGGEE)
+    engine.set_breakpoint("shop", 8)
+
+    class Stop(ScriptError):
+        pass
+
+    def handler(hit):
+        raise Stop("stopped by the debugger")
+
+    engine.set_breakpoint_handler(handler)
+    with pytest.raises(Stop):
+        m.call_function("total", [[{"price": 1}], lambda x: x])
+    m.hot_reload_script("shop", DEBUGGEE.replace("* rate\n", "* rate + 0\n"))
+    hits = []
+    engine.set_breakpoint_handler(hits.append)
+    assert m.call_function("total", [[{"price": 1}], lambda x: x]) == 2
+    assert [h.line for h in hits] == [8]
+
+
+def test_stack_trace_inside_nested_callbacks_spans_scripts(m):
+    engine = m.engine("wren")
+    seen = []
+    m.load_script_from_source("shop", "wren", DEBUGGEE)
+    m.load_script_from_source(
+        "front", "wren",
+        'import "kryon" for Kryon\nvar buy = Fn.new { |audit|\n  return Kryon.call("shop.total", [[{"price": 5}], audit])\n}\n')
+    assert m.call_function("buy", [lambda x: seen.append(engine.get_stack_trace()) or x]) == 10
+    assert [(f.script, f.line) for f in seen[0]] == [("shop", 8), ("shop", 11), ("front", 3)]
+    assert all(f.language == "wren" for f in seen[0])
+    assert engine.get_stack_trace() == []

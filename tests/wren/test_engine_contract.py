@@ -57,7 +57,7 @@ WREN = Snippets(
     syntax_error_line=2,
     ident_a='var ident = "a"\nvar get_ident = Fn.new { ident }\n',
     ident_b='var ident = "b"\nvar get_ident = Fn.new { ident }\n',
-    breakpoint_line=None,
+    breakpoint_line=4,
     distinct_int_float=False,
 )
 

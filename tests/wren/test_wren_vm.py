@@ -350,3 +350,158 @@ def test_call_result_survives_a_foreign_method_run_during_the_call():
         )
         t = vm.variable_handle("main", "T")
         assert vm.call(t, vm.make_call_handle("run(_)"), "hi") == "hi!"
+
+
+# ---- recursion limit and debugging --------------------------------------------
+
+RECURSE = (
+    "class R {\n"
+    "  static down(n) {\n"
+    "    if (n == 0) return 0\n"
+    "    return down(n - 1) + 1\n"
+    "  }\n"
+    "  static inFiber(n) { Fiber.new { down(n) }.call() }\n"
+    "}\n"
+)
+
+
+def test_max_frames_bounds_each_fiber_and_the_vm_keeps_working():
+    with WrenVM(capture=True, max_frames=50) as vm:
+        assert vm.max_frames == 50
+        vm.interpret(RECURSE)
+        r = vm.variable_handle("main", "R")
+        down, in_fiber = vm.make_call_handle("down(_)"), vm.make_call_handle("inFiber(_)")
+        assert vm.call(r, down, 40) == 40
+        with pytest.raises(WrenRuntimeError) as info:
+            vm.call(r, down, 60)
+        assert info.value.message == "Stack overflow." and info.value.line == 4
+        # a new fiber gets its own 50 frames, not one more than its caller
+        assert vm.call(r, in_fiber, 40) == 40
+        with pytest.raises(WrenRuntimeError, match="Stack overflow"):
+            vm.call(r, in_fiber, 60)
+        assert vm.call(r, down, 45) == 45
+        vm.set_max_frames(None)
+        assert vm.max_frames == 100000
+        assert vm.call(r, down, 5000) == 5000
+
+
+def test_breakpoint_reports_stack_and_locals_then_runs_the_line():
+    hits = []
+
+    def on_break(module, line):
+        hits.append((module, line, vm.stack(), vm.frame_locals(vm.stack()[0][0])))
+
+    with WrenVM(capture=True, breakpoint=on_break) as vm:
+        assert vm.add_breakpoint("main", 3) == 0  # nothing compiled yet: applies to later code
+        vm.interpret(
+            "var add = Fn.new { |a, b|\n"
+            "  var sum = a + b\n"
+            "  return sum\n"
+            "}\n"
+            "var r = 0\n"
+            "for (i in 1..2) {\n"
+            "  var s = \"x%(i)\"\n"
+            "  r = r + add.call(i, 10)\n"
+            "}\n"
+        )
+        assert vm.get_variable("main", "r") == 23
+        assert [(m, l) for m, l, _, _ in hits] == [("main", 3), ("main", 3)]
+        _, _, stack, local_vars = hits[0]
+        assert [(m, l, f) for _, m, l, f in stack] == [("main", 3, "new(_) block argument"), ("main", 8, "(script)")]
+        assert local_vars == {"a": 1, "b": 10, "sum": 11}
+        hits.clear()
+        vm.remove_breakpoint("main", 3)
+        assert vm.add_breakpoint("main", 8) == 1  # the compiled top level, patched in place
+        caller_locals = []
+        vm.breakpoint = lambda m, l: caller_locals.append((m, l, vm.frame_locals(vm.stack()[0][0])))
+        vm.add_breakpoint("other", 2)
+        vm.interpret('import "main" for add\nvar x = add.call(1, 2)\nfor (i in 1..2) {\n  var k = add.call(i, i)\n}\n',
+                     module="other")
+        assert caller_locals == [("other", 2, {})] and hits == []
+        vm.add_breakpoint("other", 4)
+        vm.interpret('import "main" for add\nfor (j in 1..1) {\n  var q = j\n  var k = add.call(q, q)\n}\n', module="third")
+        assert len(caller_locals) == 1  # "other" ran already; line 4 of "third" has no breakpoint
+        assert vm.remove_breakpoint("main", 8) and not vm.remove_breakpoint("main", 8)
+
+
+def test_breakpoint_in_a_method_loop_and_inside_a_fiber():
+    lines = []
+    with WrenVM(capture=True) as vm:
+        vm.breakpoint = lambda m, l: lines.append((l, [f[3] for f in vm.stack()]))
+        vm.interpret(
+            "class C {\n"
+            "  static loop(n) {\n"
+            "    var t = 0\n"
+            "    while (t < n) t = t + 1\n"
+            "    return t\n"
+            "  }\n"
+            "  static viaFiber() { Fiber.new { C.loop(2) }.call() }\n"
+            "}\n"
+        )
+        vm.add_breakpoint("main", 4)
+        c = vm.variable_handle("main", "C")
+        assert vm.call(c, vm.make_call_handle("loop(_)"), 3) == 3
+        # the loop's line is reached once per iteration plus the last test
+        assert [l for l, _ in lines] == [4, 4, 4, 4]
+        lines.clear()
+        assert vm.call(c, vm.make_call_handle("viaFiber()")) == 2
+        assert lines[0][1] == ["loop(_)", "new(_) block argument", "viaFiber()"]
+
+
+def test_breakpoint_handler_error_is_a_runtime_error_at_that_line():
+    def fail(module, line):
+        raise ValueError("stop here")
+
+    with WrenVM(capture=True, breakpoint=fail) as vm:
+        vm.add_breakpoint("main", 2)
+        with pytest.raises(WrenRuntimeError) as info:
+            vm.interpret("var a = 1\nvar b = 2\n")
+        assert info.value.message == "stop here" and info.value.line == 2
+        vm.remove_breakpoint("main", 2)
+        vm.interpret("var c = 3\n", module="later")
+        assert vm.get_variable("later", "c") == 3
+
+
+def test_stack_inside_a_foreign_method_sees_frames_below_host_calls():
+    seen = []
+    holder = {}
+
+    def probe():
+        seen.append([(m, l, f) for _, m, l, f in holder["vm"].stack()])
+        return 0
+
+    def outer():
+        vm = holder["vm"]
+        return vm.call(vm.variable_handle("main", "T"), vm.make_call_handle("inner()"))
+
+    foreign = {("main", "T", True, "probe()"): probe, ("main", "T", True, "outer()"): outer}
+    with WrenVM(capture=True, foreign=foreign) as vm:
+        holder["vm"] = vm
+        assert vm.stack() == []
+        vm.interpret(
+            "class T {\n"
+            "  foreign static probe()\n"
+            "  foreign static outer()\n"
+            "  static inner() { probe() }\n"
+            "  static start() { outer() }\n"
+            "}\n"
+        )
+        vm.call(vm.variable_handle("main", "T"), vm.make_call_handle("start()"))
+        assert seen == [[("main", 4, "inner()"), ("main", 5, "start()")]]
+
+
+def test_engine_imports_only_public_names_of_the_vm_module():
+    import ast
+    import inspect
+
+    from kryon_wren import engine
+
+    tree = ast.parse(inspect.getsource(engine))
+    private = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "vm"
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert private == []

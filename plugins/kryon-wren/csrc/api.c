@@ -6,6 +6,7 @@
  * for host calls with numeric arguments and result: one wasm call, no
  * slot traffic, the outcome left in *wren_status_pointer(vm).
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kryon_wren.h"
@@ -363,3 +364,72 @@ EXPORT(wren_out_of_memory) int wren_out_of_memory(void) { return kwOutOfMemory; 
 /* Where the unflushed output lives: an int length, then the bytes. The
  * host reads it after a trap so no printed text is lost. */
 EXPORT(wren_pending_output) int* wren_pending_output(WrenVM* vm) { return &vm->outputLength; }
+
+/* ---- Limits and debugging ------------------------------------------- */
+
+/* Call frames one fiber may hold (the policy's recursion limit); 0 or
+ * less restores the VM's own limit. */
+EXPORT(wren_set_max_frames) void wren_set_max_frames(WrenVM* vm, int maxFrames) {
+  vmSetMaxFrames(vm, maxFrames);
+}
+
+EXPORT(wren_max_frames) int wren_max_frames(WrenVM* vm) { return vm->maxFrames; }
+
+EXPORT(wren_debug_add_breakpoint)
+int wren_debug_add_breakpoint(WrenVM* vm, const char* module, int line) {
+  return vmAddBreakpoint(vm, module, line);
+}
+
+EXPORT(wren_debug_remove_breakpoint)
+int wren_debug_remove_breakpoint(WrenVM* vm, const char* module, int line) {
+  return vmRemoveBreakpoint(vm, module, line);
+}
+
+/* The running Wren stack as text, innermost first, one frame a line:
+ * "index<TAB>module<TAB>line<TAB>function"; core library frames are left
+ * out (their indexes are skipped). Owned by the VM until the next call. */
+EXPORT(wren_debug_stack) const char* wren_debug_stack(WrenVM* vm) {
+  size_t capacity = 256, length = 0;
+  char* text = (char*)malloc(capacity);
+  if (text == NULL) kwFatalOutOfMemory();
+  text[0] = '\0';
+  CallFrame* frame;
+  for (int index = 0; (frame = vmDebugFrame(vm, index)) != NULL; index++) {
+    ObjFn* fn = frame->closure->fn;
+    if (fn->module == NULL || fn->module->name == NULL) continue;
+    const char* name = fn->debugName ? fn->debugName : "?";
+    size_t need = length + fn->module->name->length + strlen(name) + 40;
+    if (need > capacity) {
+      while (capacity < need) capacity *= 2;
+      text = (char*)realloc(text, capacity);
+      if (text == NULL) kwFatalOutOfMemory();
+    }
+    length += (size_t)snprintf(text + length, capacity - length, "%d\t%s\t%d\t%s\n", index,
+                               fn->module->name->chars, vmDebugFrameLine(frame), name);
+  }
+  free(vm->debugText);
+  vm->debugText = text;
+  return text;
+}
+
+/* The `localIndex`th named local in scope at frame `frameIndex` (as
+ * wren_debug_stack numbers them): its value goes to `slot`, its name is
+ * returned; NULL when there are no more. */
+EXPORT(wren_debug_local)
+const char* wren_debug_local(WrenVM* vm, int frameIndex, int localIndex, int slot) {
+  CallFrame* frame = vmDebugFrame(vm, frameIndex);
+  if (frame == NULL) return NULL;
+  ObjFn* fn = frame->closure->fn;
+  FnDebug* d = fn->debug;
+  if (d == NULL) return NULL;
+  int pc = (int)(frame->ip - fn->code) - 1;
+  if (pc < 0) pc = 0;
+  for (int i = 0; i < d->localCount; i++) {
+    DebugLocal* local = &d->locals[i];
+    if (local->start > pc || (local->end != -1 && pc >= local->end)) continue;
+    if (localIndex-- > 0) continue;
+    *slotAt(vm, slot) = frame->stackStart[local->slot];
+    return local->name;
+  }
+  return NULL;
+}

@@ -413,6 +413,7 @@ static void initCompiler(Compiler* c, Parser* parser, Compiler* parent, bool isM
 static ObjFn* endCompiler(Compiler* c, const char* debugName, int nameLength) {
   ObjFn* fn = c->fn;
   emitOp(c, OP_END);
+  fnDebugLocalsEnd(fn, 0);
   fn->debugName = (char*)malloc((size_t)nameLength + 1);
   memcpy(fn->debugName, debugName, nameLength);
   fn->debugName[nameLength] = '\0';
@@ -441,6 +442,7 @@ static int discardLocals(Compiler* c, int depth) {
 
 static void popScope(Compiler* c) {
   int popped = discardLocals(c, c->scopeDepth - 1);
+  fnDebugLocalsEnd(c->fn, c->numLocals - popped);
   c->numLocals -= popped;
   c->numSlots -= popped;
   c->scopeDepth--;
@@ -456,6 +458,9 @@ static int addLocal(Compiler* c, const char* name, int length) {
   local->length = length;
   local->depth = c->scopeDepth;
   local->isCaptured = false;
+  if (name != NULL && length > 0 && name[length - 1] != ' ') {
+    fnDebugLocalBegin(c->fn, name, length, c->numLocals);
+  }
   return c->numLocals++;
 }
 

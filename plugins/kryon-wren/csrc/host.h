@@ -10,6 +10,10 @@
  *                     the result goes to slot 0; non-zero means slot 0
  *                     holds an error to raise instead
  *   host_clock        seconds since an arbitrary start (System.clock)
+ *   host_breakpoint   execution reached a line with a breakpoint (module,
+ *                     line); the host may inspect the stack (wren_debug_*)
+ *                     and call into the VM; non-zero means slot 0 holds an
+ *                     error to raise at that line instead of running it
  */
 #ifndef KW_HOST_H
 #define KW_HOST_H
@@ -29,5 +33,7 @@ int host_bind_foreign(int vm, const char* module, int moduleLength,
                       const char* signature, int signatureLength);
 KW_IMPORT(host_foreign) int host_foreign(int vm, int methodId);
 KW_IMPORT(host_clock) double host_clock(void);
+KW_IMPORT(host_breakpoint)
+int host_breakpoint(int vm, const char* module, int moduleLength, int line);
 
 #endif

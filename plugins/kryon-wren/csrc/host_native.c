@@ -7,6 +7,10 @@
 #include <time.h>
 
 #include "host.h"
+#include "kryon_wren.h"
+
+/* The runner's VM (main_native.c), for the breakpoint report. */
+WrenVM* kwNativeVm = NULL;
 
 static char* pendingSource = NULL;
 static long pendingLength = 0;
@@ -49,6 +53,23 @@ int host_foreign(int vm, int methodId) {
   (void)vm;
   (void)methodId;
   return 1;
+}
+
+/* Prints the stack and the innermost frame's numeric locals. */
+int host_breakpoint(int vm, const char* module, int moduleLength, int line) {
+  (void)vm;
+  fprintf(stderr, "[breakpoint %.*s line %d]\n%s", moduleLength, module, line,
+          kwNativeVm ? wren_debug_stack(kwNativeVm) : "");
+  if (kwNativeVm == NULL) return 0;
+  const char* name;
+  for (int i = 0; (name = wren_debug_local(kwNativeVm, 0, i, 0)) != NULL; i++) {
+    if (wren_get_slot_type(kwNativeVm, 0) == KW_TYPE_NUM) {
+      fprintf(stderr, "  %s = %g\n", name, wren_get_slot_double(kwNativeVm, 0));
+    } else {
+      fprintf(stderr, "  %s (type %d)\n", name, wren_get_slot_type(kwNativeVm, 0));
+    }
+  }
+  return 0;
 }
 
 double host_clock(void) { return (double)clock() / CLOCKS_PER_SEC; }

@@ -90,4 +90,19 @@ int wren_out_of_memory(void);
 int* wren_pending_output(WrenVM* vm);
 int* wren_status_pointer(WrenVM* vm);
 
+/* Limits and debugging. wren_set_max_frames bounds the call frames of each
+ * fiber (0: the VM's own limit, 100000); a deeper call is the runtime
+ * error "Stack overflow.". Breakpoints are (module, line) pairs: when
+ * execution reaches the first load, store, constant or pop of a run of
+ * instructions of that line (where a statement starts) the VM
+ * calls the host import host_breakpoint (host.h); there the host reads
+ * the stack with wren_debug_stack and the locals in scope of a frame with
+ * wren_debug_local. Costs nothing while no breakpoint is set. */
+void wren_set_max_frames(WrenVM* vm, int maxFrames);
+int wren_max_frames(WrenVM* vm);
+int wren_debug_add_breakpoint(WrenVM* vm, const char* module, int line);
+int wren_debug_remove_breakpoint(WrenVM* vm, const char* module, int line);
+const char* wren_debug_stack(WrenVM* vm);
+const char* wren_debug_local(WrenVM* vm, int frameIndex, int localIndex, int slot);
+
 #endif

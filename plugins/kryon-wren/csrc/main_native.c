@@ -1,5 +1,7 @@
 /* main_native.c -- Command-line runner for the native debug build:
- * runs a .wren file as module "main" and reports errors on stderr. */
+ * runs a .wren file as module "main" and reports errors on stderr.
+ * KW_BREAK=3,7 sets breakpoints on lines of "main" (reported on stderr),
+ * KW_MAX_FRAMES=n the recursion limit. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,6 +31,14 @@ int main(int argc, char** argv) {
     return 66;
   }
   WrenVM* vm = wren_new_vm(1);
+  extern WrenVM* kwNativeVm;
+  kwNativeVm = vm;
+  if (getenv("KW_MAX_FRAMES")) wren_set_max_frames(vm, atoi(getenv("KW_MAX_FRAMES")));
+  for (const char* p = getenv("KW_BREAK"); p != NULL && *p;) {
+    wren_debug_add_breakpoint(vm, "main", atoi(p));
+    while (*p && *p != ',') p++;
+    if (*p == ',') p++;
+  }
   int result = wren_interpret(vm, "main", source);
   fflush(stdout);
   if (result == 1) {

@@ -183,6 +183,7 @@ static void freeObject(VM* vm, Obj* obj) {
       FREE_ARRAY(vm, int, fn->lines, fn->codeCapacity);
       FREE_ARRAY(vm, Value, fn->constants, fn->constantCapacity);
       free(fn->debugName);
+      fnDebugFree(fn);
       reallocate(vm, obj, sizeof(ObjFn), 0);
       return;
     }

@@ -56,7 +56,8 @@
   X(IMPORT_MODULE, 1, 2)        \
   X(IMPORT_VARIABLE, 1, 2)      \
   X(END_CLASS, -1, 0)           \
-  X(END, 0, 0)
+  X(END, 0, 0)                  \
+  X(BREAKPOINT, 0, 0)
 
 typedef enum {
 #define X(name, effect, operands) OP_##name,

@@ -295,6 +295,7 @@ ObjFn* newFn(VM* vm, ObjModule* module, int maxSlots) {
   fn->boundClass = NULL;
   fn->fieldBase = 0;
   fn->debugName = NULL;
+  fn->debug = NULL;
   return fn;
 }
 

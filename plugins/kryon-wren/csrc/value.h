@@ -178,6 +178,7 @@ struct ObjFn {
   ObjClass* boundClass; /* class the enclosing method is bound to */
   int fieldBase;        /* number of fields inherited by boundClass */
   char* debugName;
+  struct FnDebug* debug; /* named locals, breakpoint patches (vm.h); NULL when none */
 };
 
 struct ObjUpvalue {

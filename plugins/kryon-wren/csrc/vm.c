@@ -29,6 +29,7 @@ VM* vmNew(int hostId) {
   VM* vm = (VM*)calloc(1, sizeof(VM));
   if (vm == NULL) kwFatalOutOfMemory();
   vm->hostId = hostId;
+  vm->maxFrames = FIBER_MAX_FRAMES;
   vm->heapMinimum = 1024 * 1024;
   vm->nextGC = 4 * 1024 * 1024;
 #ifdef KW_DEBUG
@@ -50,6 +51,9 @@ void vmFree(VM* vm) {
   symbolTableFree(&vm->methodNames);
   free(vm->slots);
   free(vm->errorDetail);
+  for (int i = 0; i < vm->breakpointCount; i++) free(vm->breakpoints[i].module);
+  free(vm->breakpoints);
+  free(vm->debugText);
   vmClearError(vm);
   free(vm);
 }
@@ -194,15 +198,45 @@ void fiberEnsureStack(VM* vm, ObjFiber* fiber, int needed) {
   }
 }
 
+/* The recursion limit: vm->maxFrames bounds the call frames of each fiber
+ * (per fiber, not summed over a chain of fibers calling fibers: a fiber
+ * switch does not recurse in C, and every fiber's frames are bounded).
+ * The interpreter's fast call paths only check frameCount against
+ * frameCapacity, so a fiber's frame array never grows past the limit and
+ * is shrunk to it when the limit is lowered or the fiber starts: the
+ * limit costs nothing per call; a push beyond it reaches pushFrame. */
+static void fiberClampFrames(VM* vm, ObjFiber* fiber) {
+  int limit = vm->maxFrames;
+  if (fiber->frameCapacity <= limit || fiber->frameCount > limit) return;
+  int capacity = limit < 1 ? 1 : limit;
+  if (capacity < fiber->frameCount) capacity = fiber->frameCount;
+  fiber->frames = (CallFrame*)reallocate(vm, fiber->frames,
+                                         sizeof(CallFrame) * fiber->frameCapacity,
+                                         sizeof(CallFrame) * capacity);
+  fiber->frameCapacity = capacity;
+}
+
+void vmSetMaxFrames(VM* vm, int maxFrames) {
+  if (maxFrames <= 0 || maxFrames > FIBER_MAX_FRAMES) maxFrames = FIBER_MAX_FRAMES;
+  vm->maxFrames = maxFrames;
+  /* Running fibers keep their frame arrays (the interpreter points into
+   * them); they are clamped when they next start. */
+  if (vm->fiber != NULL) return;
+  for (Obj* obj = vm->objects; obj != NULL; obj = obj->next) {
+    if (obj->type == OBJ_FIBER) fiberClampFrames(vm, (ObjFiber*)obj);
+  }
+}
+
 /* Pushes a frame for closure whose slot 0 and arguments (argc values
  * including the receiver) are already on the stack. */
 static bool pushFrame(VM* vm, ObjFiber* fiber, ObjClosure* closure, int argc) {
   if (fiber->frameCount >= fiber->frameCapacity) {
-    if (fiber->frameCount >= FIBER_MAX_FRAMES) {
+    if (fiber->frameCount >= vm->maxFrames) {
       fiber->error = vmRuntimeErrorValue(vm, "Stack overflow.");
       return false;
     }
     int capacity = fiber->frameCapacity * 2;
+    if (capacity > vm->maxFrames) capacity = vm->maxFrames;
     fiber->frames = (CallFrame*)reallocate(vm, fiber->frames,
                                            sizeof(CallFrame) * fiber->frameCapacity,
                                            sizeof(CallFrame) * capacity);
@@ -244,6 +278,240 @@ static void closeUpvalues(ObjFiber* fiber, Value* last) {
   }
 }
 
+
+/* ---- Debugging: locals, breakpoints, stack inspection ------------------ */
+
+static FnDebug* fnDebugOf(ObjFn* fn) {
+  if (fn->debug == NULL) {
+    fn->debug = (FnDebug*)calloc(1, sizeof(FnDebug));
+    if (fn->debug == NULL) kwFatalOutOfMemory();
+  }
+  return fn->debug;
+}
+
+/* The compiler declared a named local in `slot`, live from here on. */
+void fnDebugLocalBegin(ObjFn* fn, const char* name, int length, int slot) {
+  FnDebug* d = fnDebugOf(fn);
+  if (d->localCount >= d->localCapacity) {
+    d->localCapacity = d->localCapacity < 4 ? 4 : d->localCapacity * 2;
+    d->locals = (DebugLocal*)realloc(d->locals, sizeof(DebugLocal) * (size_t)d->localCapacity);
+    if (d->locals == NULL) kwFatalOutOfMemory();
+  }
+  DebugLocal* local = &d->locals[d->localCount++];
+  local->name = (char*)malloc((size_t)length + 1);
+  if (local->name == NULL) kwFatalOutOfMemory();
+  memcpy(local->name, name, (size_t)length);
+  local->name[length] = '\0';
+  local->slot = slot;
+  local->start = fn->codeCount;
+  local->end = -1;
+}
+
+/* The locals in slots >= firstSlot went out of scope here. */
+void fnDebugLocalsEnd(ObjFn* fn, int firstSlot) {
+  FnDebug* d = fn->debug;
+  if (d == NULL) return;
+  for (int i = 0; i < d->localCount; i++) {
+    if (d->locals[i].end == -1 && d->locals[i].slot >= firstSlot) d->locals[i].end = fn->codeCount;
+  }
+}
+
+void fnDebugFree(ObjFn* fn) {
+  FnDebug* d = fn->debug;
+  if (d == NULL) return;
+  for (int i = 0; i < d->localCount; i++) free(d->locals[i].name);
+  free(d->locals);
+  free(d->patches);
+  free(d);
+  fn->debug = NULL;
+}
+
+static const uint8_t opOperandBytes[] = {
+#define X(name, effect, operands) operands,
+    OPCODE_LIST(X)
+#undef X
+};
+
+/* The opcode at offset as compiled (under a breakpoint's patch if any). */
+static uint8_t originalOp(ObjFn* fn, int offset) {
+  uint8_t op = fn->code[offset];
+  if (op != OP_BREAKPOINT || fn->debug == NULL) return op;
+  FnDebug* d = fn->debug;
+  for (int i = 0; i < d->patchCount; i++) {
+    if (d->patches[i].offset == offset) return d->patches[i].op;
+  }
+  return op;
+}
+
+static int instructionSize(ObjFn* fn, int offset, uint8_t op) {
+  int size = 1 + opOperandBytes[op];
+  if (op == OP_CLOSURE) {
+    ObjFn* inner = AS_FN(fn->constants[(fn->code[offset + 1] << 8) | fn->code[offset + 2]]);
+    size += inner->numUpvalues * 2;
+  }
+  return size;
+}
+
+/* Instructions a breakpoint may replace: OP_BREAKPOINT runs them itself
+ * (they cannot fail, jump, call or allocate), so the interpreter loop
+ * needs no second dispatch path (which slowed every instruction). */
+static bool isPatchable(uint8_t op) {
+  switch (op) {
+    case OP_CONSTANT: case OP_NULL: case OP_FALSE: case OP_TRUE:
+    case OP_LOAD_LOCAL: case OP_STORE_LOCAL: case OP_LOAD_UPVALUE: case OP_STORE_UPVALUE:
+    case OP_LOAD_MODULE_VAR: case OP_STORE_MODULE_VAR: case OP_LOAD_FIELD_THIS:
+    case OP_STORE_FIELD_THIS: case OP_POP:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/* Patches, in every run of instructions of `line` in fn, the first one
+ * OP_BREAKPOINT can stand in for (a statement starts with one: a load or
+ * a constant); returns how many instructions were patched. */
+static int patchLine(ObjFn* fn, int line) {
+  int patched = 0;
+  int previousLine = -1;
+  bool runDone = false;
+  for (int offset = 0; offset < fn->codeCount;) {
+    uint8_t op = originalOp(fn, offset);
+    int here = fn->lines[offset];
+    if (here != previousLine) runDone = false;
+    if (here == line && !runDone && fn->code[offset] == OP_BREAKPOINT) runDone = true;
+    if (here == line && !runDone && isPatchable(op)) {
+      runDone = true;
+      FnDebug* d = fnDebugOf(fn);
+      if (d->patchCount >= d->patchCapacity) {
+        d->patchCapacity = d->patchCapacity < 4 ? 4 : d->patchCapacity * 2;
+        d->patches = (DebugPatch*)realloc(d->patches, sizeof(DebugPatch) * (size_t)d->patchCapacity);
+        if (d->patches == NULL) kwFatalOutOfMemory();
+      }
+      d->patches[d->patchCount].offset = offset;
+      d->patches[d->patchCount].op = op;
+      d->patchCount++;
+      fn->code[offset] = OP_BREAKPOINT;
+      patched++;
+    }
+    previousLine = here;
+    offset += instructionSize(fn, offset, op);
+  }
+  return patched;
+}
+
+/* Restores the instructions of `line` (every line when line is 0). */
+static void unpatchLine(ObjFn* fn, int line) {
+  FnDebug* d = fn->debug;
+  if (d == NULL) return;
+  int kept = 0;
+  for (int i = 0; i < d->patchCount; i++) {
+    DebugPatch patch = d->patches[i];
+    if (line == 0 || fn->lines[patch.offset] == line) {
+      fn->code[patch.offset] = patch.op;
+    } else {
+      d->patches[kept++] = patch;
+    }
+  }
+  d->patchCount = kept;
+}
+
+static bool fnInModule(ObjFn* fn, const char* module) {
+  return fn->module != NULL && fn->module->name != NULL && strcmp(fn->module->name->chars, module) == 0;
+}
+
+int vmAddBreakpoint(VM* vm, const char* module, int line) {
+  if (line <= 0) return 0;
+  bool known = false;
+  for (int i = 0; i < vm->breakpointCount; i++) {
+    if (vm->breakpoints[i].line == line && strcmp(vm->breakpoints[i].module, module) == 0) known = true;
+  }
+  if (!known) {
+    vm->breakpoints = (Breakpoint*)realloc(vm->breakpoints,
+                                           sizeof(Breakpoint) * (size_t)(vm->breakpointCount + 1));
+    if (vm->breakpoints == NULL) kwFatalOutOfMemory();
+    vm->breakpoints[vm->breakpointCount].module = copyString(module);
+    vm->breakpoints[vm->breakpointCount].line = line;
+    vm->breakpointCount++;
+  }
+  int patched = 0;
+  for (Obj* obj = vm->objects; obj != NULL; obj = obj->next) {
+    if (obj->type == OBJ_FN && fnInModule((ObjFn*)obj, module)) patched += patchLine((ObjFn*)obj, line);
+  }
+  return patched;
+}
+
+int vmRemoveBreakpoint(VM* vm, const char* module, int line) {
+  int found = 0;
+  for (int i = 0; i < vm->breakpointCount; i++) {
+    if (vm->breakpoints[i].line == line && strcmp(vm->breakpoints[i].module, module) == 0) {
+      free(vm->breakpoints[i].module);
+      vm->breakpoints[i] = vm->breakpoints[--vm->breakpointCount];
+      found = 1;
+      break;
+    }
+  }
+  if (!found) return 0;
+  for (Obj* obj = vm->objects; obj != NULL; obj = obj->next) {
+    if (obj->type == OBJ_FN && fnInModule((ObjFn*)obj, module)) unpatchLine((ObjFn*)obj, line);
+  }
+  return 1;
+}
+
+/* Applies the breakpoints to a freshly compiled function and the
+ * functions nested in it. */
+static void patchCompiled(VM* vm, ObjFn* fn) {
+  if (fn->module == NULL || fn->module->name == NULL) return;
+  for (int i = 0; i < vm->breakpointCount; i++) {
+    if (strcmp(vm->breakpoints[i].module, fn->module->name->chars) == 0) {
+      patchLine(fn, vm->breakpoints[i].line);
+    }
+  }
+  for (int i = 0; i < fn->constantCount; i++) {
+    if (IS_FN(fn->constants[i])) patchCompiled(vm, AS_FN(fn->constants[i]));
+  }
+}
+
+/* Runs the host's breakpoint handler for the instruction at frame->ip - 1;
+ * false when the handler failed (fiber->error is set). */
+static bool hitBreakpoint(VM* vm, ObjFiber* fiber, CallFrame* frame) {
+  if (vm->inBreakpoint) return true; /* no breakpoints inside the handler's own calls */
+  ObjFn* fn = frame->closure->fn;
+  const char* module = moduleNameOf(fn);
+  vmFlushOutput(vm);
+  vm->slotCount = 0;
+  vm->inBreakpoint = true;
+  int failed = host_breakpoint(vm->hostId, module, (int)strlen(module), frameLine(frame));
+  vm->inBreakpoint = false;
+  Value result = vm->slotCount > 0 ? vm->slots[0] : NULL_VAL;
+  vm->slotCount = 0;
+  if (failed) {
+    fiber->error = IS_NULL(result) ? vmRuntimeErrorValue(vm, "Breakpoint handler failed.") : result;
+    return false;
+  }
+  return true;
+}
+
+/* Frame `index` of the running Wren stack, innermost first: the current
+ * fiber, the fibers that called it, then the same for every fiber a host
+ * call (vmCallMethod) interrupted. NULL past the outermost frame. */
+CallFrame* vmDebugFrame(VM* vm, int index) {
+  ObjFiber* fiber = vm->fiber;
+  HostCall* call = vm->hostCalls;
+  if (index < 0) return NULL;
+  for (;;) {
+    for (ObjFiber* f = fiber; f != NULL; f = f->caller) {
+      if (index < f->frameCount) return &f->frames[f->frameCount - 1 - index];
+      index -= f->frameCount;
+    }
+    while (call != NULL && call->fiber == NULL) call = call->outer;
+    if (call == NULL) return NULL;
+    fiber = call->fiber;
+    call = call->outer;
+  }
+}
+
+int vmDebugFrameLine(CallFrame* frame) { return frameLine(frame); }
+
 /* ---- Modules -------------------------------------------------------- */
 
 ObjModule* vmGetModule(VM* vm, const char* name, int length) {
@@ -270,6 +538,7 @@ static ObjModule* createModule(VM* vm, ObjString* name) {
 static ObjClosure* compileInModule(VM* vm, ObjModule* module, const char* source) {
   ObjFn* fn = compileModule(vm, module, source);
   if (fn == NULL) return NULL;
+  if (vm->breakpointCount > 0) patchCompiled(vm, fn);
   vmPushRoot(vm, (Obj*)fn);
   ObjClosure* closure = newClosure(vm, fn);
   vmPopRoot(vm);
@@ -394,6 +663,7 @@ static bool callForeign(VM* vm, ObjFiber* fiber, int id, Value* args, int argc) 
 void fiberResumeWith(VM* vm, ObjFiber* fiber, Value value) {
   if (!fiber->started) {
     fiber->started = true;
+    fiberClampFrames(vm, fiber);
     if (fiber->frameCount > 0 && fiber->frames[0].closure->fn->arity == 1) {
       fiberEnsureStack(vm, fiber, (int)(fiber->stackTop - fiber->stack) + 2);
       *fiber->stackTop++ = value;
@@ -908,6 +1178,38 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
         PUSH(module->variables[index]);
         break;
       }
+      case OP_BREAKPOINT: {
+        /* A patched instruction: tell the host, then run the original
+         * here (patchLine only patches these kinds). */
+        STORE_FRAME();
+        if (!hitBreakpoint(vm, fiber, frame)) goto handleError;
+        LOAD_FRAME();
+        switch (originalOp(fn, (int)(ip - fn->code) - 1)) {
+          case OP_CONSTANT: PUSH(fn->constants[READ_SHORT()]); break;
+          case OP_NULL: PUSH(NULL_VAL); break;
+          case OP_FALSE: PUSH(FALSE_VAL); break;
+          case OP_TRUE: PUSH(TRUE_VAL); break;
+          case OP_LOAD_LOCAL: PUSH(slots[READ_BYTE()]); break;
+          case OP_STORE_LOCAL: slots[READ_BYTE()] = PEEK(0); break;
+          case OP_LOAD_UPVALUE: PUSH(*frame->closure->upvalues[READ_BYTE()]->value); break;
+          case OP_STORE_UPVALUE: *frame->closure->upvalues[READ_BYTE()]->value = PEEK(0); break;
+          case OP_LOAD_MODULE_VAR: PUSH(fn->module->variables[READ_SHORT()]); break;
+          case OP_STORE_MODULE_VAR: fn->module->variables[READ_SHORT()] = PEEK(0); break;
+          case OP_LOAD_FIELD_THIS: {
+            int index = READ_BYTE() + fn->fieldBase;
+            PUSH(((ObjInstance*)AS_OBJ(slots[0]))->fields[index]);
+            break;
+          }
+          case OP_STORE_FIELD_THIS: {
+            int index = READ_BYTE() + fn->fieldBase;
+            ((ObjInstance*)AS_OBJ(slots[0]))->fields[index] = PEEK(0);
+            break;
+          }
+          case OP_POP: sp--; break;
+          default: ERROR_MSG("Invalid instruction under a breakpoint.");
+        }
+        break;
+      }
       case OP_END:
       default:
         ERROR_MSG("Invalid instruction.");
@@ -951,6 +1253,7 @@ InterpretResult vmInterpret(VM* vm, const char* moduleName, const char* source) 
   vmPopRoot(vm);
   fiber->state = FIBER_ROOT;
   fiber->started = true;
+  fiberClampFrames(vm, fiber);
   InterpretResult result = vmRunFiber(vm, fiber);
   vmFlushOutput(vm);
   return result;
@@ -971,6 +1274,7 @@ static ObjFiber* acquireApiFiber(VM* vm) {
   fiber->error = NULL_VAL;
   fiber->state = FIBER_ROOT;
   fiber->started = true;
+  fiberClampFrames(vm, fiber);
   return fiber;
 }
 
@@ -989,6 +1293,8 @@ InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* r
   fiberEnsureStack(vm, fiber, argc + 1);
   for (int i = 0; i < argc; i++) *fiber->stackTop++ = args[i];
   ObjFiber* saved = vm->fiber;
+  HostCall hostCall = {saved, vm->hostCalls};
+  vm->hostCalls = &hostCall;
   vm->fiber = fiber;
   InterpretResult r = RESULT_SUCCESS;
   switch (method->type) {
@@ -1051,6 +1357,7 @@ InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* r
       break;
   }
   vm->fiber = saved;
+  vm->hostCalls = hostCall.outer;
   if (fiber == vm->apiFiber) vm->apiFiberBusy = false;
   vmFlushOutput(vm);
   return r;

@@ -28,6 +28,45 @@ typedef struct Handle {
   struct Handle* next;
 } Handle;
 
+/* Debug information of one function (ObjFn.debug), made by the compiler
+ * only for functions that declare named locals and by the breakpoint code
+ * for patched functions: named locals with their slot and the code range
+ * [start, end) where the slot holds them, and the opcodes a breakpoint
+ * replaced with OP_BREAKPOINT. */
+typedef struct {
+  char* name;
+  int slot;
+  int start;
+  int end; /* -1 while the compiler still has the local in scope */
+} DebugLocal;
+
+typedef struct {
+  int offset;
+  uint8_t op;
+} DebugPatch;
+
+typedef struct FnDebug {
+  DebugLocal* locals;
+  int localCount;
+  int localCapacity;
+  DebugPatch* patches;
+  int patchCount;
+  int patchCapacity;
+} FnDebug;
+
+/* A breakpoint: a line of a module (its name). */
+typedef struct {
+  char* module;
+  int line;
+} Breakpoint;
+
+/* The fiber a host call interrupted (vmCallMethod), so stack inspection
+ * sees the Wren frames below a host function that called back into Wren. */
+typedef struct HostCall {
+  ObjFiber* fiber;
+  struct HostCall* outer;
+} HostCall;
+
 struct VM {
   /* Core classes. */
   ObjClass* objectClass;
@@ -65,6 +104,14 @@ struct VM {
   ObjFiber* fiber;
   int hostId;          /* passed to every host import */
   bool inForeign;      /* a foreign method is running */
+  int maxFrames;       /* call frames one fiber may hold (policy or FIBER_MAX_FRAMES) */
+  HostCall* hostCalls; /* innermost host call running Wren code */
+
+  /* Debugging: breakpoints (module, line), applied by patching code. */
+  Breakpoint* breakpoints;
+  int breakpointCount;
+  bool inBreakpoint;   /* the host is handling a breakpoint */
+  char* debugText;     /* last wren_debug_stack text */
 
   /* Embedding API. */
   ObjFiber* apiFiber;  /* reused by host calls when idle */
@@ -112,6 +159,17 @@ void vmWrite(VM* vm, const char* text, int length);
 void vmFlushOutput(VM* vm);
 void fiberResumeWith(VM* vm, ObjFiber* fiber, Value value);
 const char* methodName(VM* vm, int symbol);
+void vmSetMaxFrames(VM* vm, int maxFrames);
+
+/* Debug support (vm.c). The compiler records named locals; breakpoints
+ * patch the first instruction of each run of a line with OP_BREAKPOINT. */
+void fnDebugLocalBegin(ObjFn* fn, const char* name, int length, int slot);
+void fnDebugLocalsEnd(ObjFn* fn, int firstSlot);
+void fnDebugFree(ObjFn* fn);
+int vmAddBreakpoint(VM* vm, const char* module, int line);
+int vmRemoveBreakpoint(VM* vm, const char* module, int line);
+CallFrame* vmDebugFrame(VM* vm, int index);
+int vmDebugFrameLine(CallFrame* frame);
 
 /* memory.c */
 extern int kwOutOfMemory;

@@ -12,6 +12,13 @@ Callable functions are static methods of top-level classes
 (``"Counter.increment"``, getters too) and top-level variables holding a Fn
 (``"greet"``); ``compile`` finds both by scanning the source, ``load_script``
 keeps the variables that really hold a Fn, with its arity.
+
+Limits and debugging: the policy's ``max_recursion`` bounds the call frames
+of each Wren fiber (the VM's ``wren_set_max_frames``). Breakpoints are
+(script, line) pairs applied to every script's VM (the VM patches the first
+instruction of each run of the line, so code without breakpoints runs
+untouched); ``get_stack_trace`` inside a host function called from Wren, or
+inside the breakpoint handler, reads the paused VMs' frames.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 from kryon_core import (
     AccessDeniedError,
+    BreakpointHit,
     CompiledScript,
     EngineCapabilities,
     EngineConfig,
@@ -36,12 +44,14 @@ from kryon_core import (
     FunctionRef,
     GarbageCollectionStats,
     MemoryUsage,
+    RecursionLimitError,
     ScriptBridge,
     ScriptEngine,
     ScriptError,
     ScriptNotFoundError,
     ScriptRuntimeError,
     SecurityPolicy,
+    StackFrame,
     UserData,
 )
 
@@ -100,8 +110,12 @@ class _VMState:
             write=self._write,
             load_module=self._load_module,
             bind_foreign=self._bind_foreign,
+            breakpoint=self._on_breakpoint,
+            max_frames=self.policy.max_recursion or None,
         )
         self.vm = vm
+        for script, line in self.engine._breakpoint_lines():
+            vm.add_breakpoint(script, line)
         extras = tuple(self.engine.bridge.extra) if self.engine.bridge is not None else ()
         vm.interpret(kryon_module_source(extras), module="kryon")
         self.host = vm.variable_handle("kryon", "KryonHost")
@@ -268,8 +282,10 @@ class _VMState:
 
     def _foreign(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         state = self
+        active = self.engine._active
 
         def foreign(*raw: Any) -> Any:
+            active.append(state)  # get_stack_trace reads this VM's frames
             try:
                 args = [resolve(state, a) for a in raw]
                 return prepare(state, fn(*args))
@@ -278,8 +294,45 @@ class _VMState:
                 # uncaught, the host caller gets the error itself back
                 state.pending = exc
                 raise RuntimeError(str(exc)) from None
+            finally:
+                active.pop()
 
         return foreign
+
+    def _on_breakpoint(self, module: str, line: int) -> None:
+        try:
+            self.engine._breakpoint_hit(self, module, line)
+        except ScriptError as exc:  # raised by the handler: the host caller gets it back
+            self.pending = exc
+            raise RuntimeError(str(exc)) from None
+
+    def frames(self, with_locals: bool = False) -> list[StackFrame]:
+        """The script frames of this VM now, innermost first (the engine's
+        glue modules left out); locals of the innermost one if asked."""
+        vm = self.vm
+        if vm is None or vm.instance.dead is not None:
+            return []
+        out: list[StackFrame] = []
+        for index, module, line, function in vm.stack():
+            if module in ("kryon", "io") or "#" in module:
+                continue
+            local_vars: dict[str, Any] = {}
+            if with_locals and not out:
+                for name, raw in vm.frame_locals(index).items():
+                    try:
+                        local_vars[name] = resolve(self, raw)
+                    except ScriptError:
+                        local_vars[name] = repr(raw)
+            out.append(
+                StackFrame(
+                    function="<top level>" if function == "(script)" else function,
+                    script=module,
+                    line=line,
+                    language=LANG,
+                    locals=local_vars,
+                )
+            )
+        return out
 
     def _file_method(self, name: str) -> Callable[..., Any]:
         def check(path: Any) -> str:
@@ -302,6 +355,12 @@ class _VMState:
             return os.path.exists(check(path))
 
         return read if name == "read" else exists
+
+
+def _script_id_of(file: str) -> str:
+    """A breakpoint's script: the script id, or a file path naming it."""
+    name = file.replace("\\", "/").rsplit("/", 1)[-1]
+    return name.removesuffix(".wren")
 
 
 def _bars(params: str) -> str:
@@ -334,6 +393,10 @@ class WrenEngine(ScriptEngine):
         self._checker: Any = None
         self._checks = 0
         self._async_ids = itertools.count(1)
+        #: scripts running a host function or a breakpoint handler, innermost last
+        self._active: list[_VMState] = []
+        self._breakpoints: dict[int, tuple[str, int]] = {}
+        self._breakpoint_ids = itertools.count(1)
 
     # -- identification ------------------------------------------------------------------
     @property
@@ -347,7 +410,7 @@ class WrenEngine(ScriptEngine):
             supports_generators=False,
             supports_coroutines=True,
             supports_modules=True,
-            supports_debugging=False,
+            supports_debugging=True,
             supports_jit=False,
             supports_bytecode=False,
             supports_sandbox=True,
@@ -576,19 +639,18 @@ class WrenEngine(ScriptEngine):
                 handle = handles[n] = vm.make_call_handle(sig)
             return handle
 
-        from .vm import _STATUS_MASK, _STATUS_TAG, _FastCall
+        from .vm import STATUS_MASK, STATUS_TAG
 
-        fast = _FastCall(vm)
+        fast = vm.fast_call()
         inst = vm.instance
         # The scalar fast path writes wren_call_num's raw arguments itself
-        # (the layout _FastCall uses), saving a Python frame per call.
+        # (the layout FastCall documents), saving a Python frame per call.
         export = fast.export
-        i32, i64, f64, invoke = export.i32, export.i64, export.f64, export.invoke
+        i32, i64, f64 = export.i32, export.i64, export.f64
+        invoke = export.invoke_rearming_lazily()
         s32, s64 = fast.stride32, fast.stride64
         vm_ptr, receiver_ptr = vm.ptr, receiver.ptr
         copysign = math.copysign
-        if inst.limited and inst.fuel is None and inst.timeout:
-            invoke = _rearm_lazily(export, inst)
 
         def call(*args: Any) -> Any:
             if state.vm is not vm or inst.dead is not None:
@@ -612,14 +674,14 @@ class WrenEngine(ScriptEngine):
                             for i in range(n):
                                 f64[(4 + i) * s64] = args[i]
                             invoke()
-                            if (i64[0] & _STATUS_MASK) != _STATUS_TAG:
+                            if (i64[0] & STATUS_MASK) != STATUS_TAG:
                                 d = f64[0]
                                 if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
                                     return int(d)
                                 return d
                             status = i64[0] & 0xFFFF
                             if status != 3:
-                                vm._raise_for(status)
+                                vm.raise_for_status(status)
                             vm.ensure_slots(3)
                             result = vm.get_slot(0)
                             state.pending = None
@@ -655,6 +717,10 @@ class WrenEngine(ScriptEngine):
     def _runtime_error(self, state: _VMState, exc: Any) -> ScriptError:
         pending, state.pending = state.pending, None
         error = sandbox.runtime_error(exc, state.script_id)
+        if isinstance(error, RecursionLimitError) and state.policy.max_recursion:
+            error.message = (f"Stack overflow: a fiber went deeper than {state.policy.max_recursion} "
+                             "Wren call frames (the policy's max_recursion).")
+            error.args = (error.message,)
         if pending is not None and exc.message in (str(pending), pending.message):
             if pending.language in (None, LANG):
                 pending.language = LANG
@@ -763,6 +829,56 @@ class WrenEngine(ScriptEngine):
         except (WrenCompileError, WrenRuntimeError) as exc:
             raise self._runtime_error(state, exc) from None
 
+    # -- debugging -----------------------------------------------------------------------------------
+    def get_stack_trace(self) -> list[StackFrame]:
+        """The Wren frames paused under the running host function (or
+        breakpoint handler), innermost first, across scripts."""
+        with self._lock:
+            frames: list[StackFrame] = []
+            seen: set[int] = set()
+            for state in reversed(self._active):
+                if id(state) not in seen:
+                    seen.add(id(state))
+                    frames.extend(state.frames())
+            return frames
+
+    def set_breakpoint(self, file: str, line: int) -> int:
+        script = file if file in self._scripts else _script_id_of(file)
+        if isinstance(line, bool) or not isinstance(line, int) or line < 1:
+            raise ScriptError(f"a breakpoint needs a line number >= 1, not {line!r}", language=LANG, script=script)
+        with self._lock:
+            bid = next(self._breakpoint_ids)
+            self._breakpoints[bid] = (script, line)
+            for state in self._live_states():
+                state.vm.add_breakpoint(script, line)
+        return bid
+
+    def remove_breakpoint(self, breakpoint_id: int) -> None:
+        with self._lock:
+            where = self._breakpoints.pop(breakpoint_id, None)
+            if where is None:
+                raise ScriptError(f"no breakpoint {breakpoint_id}", language=LANG)
+            if where not in self._breakpoints.values():
+                for state in self._live_states():
+                    state.vm.remove_breakpoint(*where)
+
+    def _breakpoint_lines(self) -> set[tuple[str, int]]:
+        return set(self._breakpoints.values())
+
+    def _live_states(self) -> list[_VMState]:
+        return [s for p in self._pools.values() if p.instance.dead is None for s in p.states if s.vm is not None]
+
+    def _breakpoint_hit(self, state: _VMState, module: str, line: int) -> None:
+        handler = self.breakpoint_handler
+        ids = [bid for bid, where in self._breakpoints.items() if where == (module, line)]
+        if handler is None or not ids:
+            return
+        self._active.append(state)
+        try:
+            handler(BreakpointHit(min(ids), LANG, module, line, state.frames(with_locals=True)))
+        finally:
+            self._active.pop()
+
     # -- globals -----------------------------------------------------------------------------------
     def set_global(self, name: str, value: Any) -> None:
         from kryon_core.values import to_host
@@ -813,39 +929,6 @@ class WrenEngine(ScriptEngine):
             self._scripts.clear()
             self._pools.clear()
             self._checker = None
-
-
-def _rearm_lazily(export: Any, inst: Any) -> Callable[[], None]:
-    """``export.invoke`` for an instance with a time limit, re-arming the
-    epoch deadline only when 1% of the limit (at most 5 ms, one epoch tick)
-    has passed since it was last armed: a call still gets at least 99% of
-    its time limit, and back-to-back calls skip a wasmtime call each."""
-    import ctypes
-
-    from wasmtime import _ffi as ffi
-
-    from .vm import _UNCHECKED
-
-    slack = min(0.005, inst.timeout * 0.01)
-    armed = [-1e9]
-    call_args, trap = export.call_args, export.trap
-    clock = time.perf_counter
-
-    def invoke() -> None:
-        now = clock()
-        if now - armed[0] > slack:
-            inst._arm_limits()
-            armed[0] = now
-        error = _UNCHECKED(*call_args)
-        if error or trap.value:
-            armed[0] = -1e9
-            pending, trap.value = trap.value, None
-            inst._raise_trap(
-                ctypes.cast(pending, ctypes.POINTER(ffi.wasm_trap_t)) if pending else None,
-                ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
-            )
-
-    return invoke
 
 
 class _Releaser:

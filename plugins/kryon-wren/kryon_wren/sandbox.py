@@ -7,9 +7,12 @@ The module imports no WASI functions at all, so no script can reach files,
 the network or processes except through host functions the engine grants
 (``File.read`` of module "io" checks ``allow_file_system``).
 
-Recursion: the VM stops a fiber at a fixed depth (100000 frames, "Stack
-overflow."), reported as RecursionLimitError; with a memory cap the cap may
-be hit first (MemoryLimitError). ``max_recursion`` also bounds nested
+Recursion: the policy's ``max_recursion`` is the number of call frames each
+Wren fiber may hold (``WrenVM.set_max_frames``; the host's entry call counts
+as one; a fiber started by a fiber gets frames of its own); without it the
+VM's own limit is 100000 frames. A deeper call is Wren's "Stack overflow."
+error, reported as RecursionLimitError; with a memory cap the cap may be hit
+first (MemoryLimitError). ``max_recursion`` also bounds nested
 ``Kryon.call`` chains (the core bridge counts them).
 
 A trap kills the instance: the engine builds a new one and runs the top

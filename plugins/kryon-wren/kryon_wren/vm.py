@@ -6,8 +6,9 @@ inside wasmtime and speaks its embedding API (``csrc/kryon_wren.h``):
 * :class:`WasmInstance` -- one wasmtime Store + instance of the module. It
   provides the host imports (``env.host_write``, ``env.host_load_module``,
   ``env.host_read_module``, ``env.host_bind_foreign``, ``env.host_foreign``,
-  ``env.host_clock``), a memory cap, and fuel / epoch time limits. Traps
-  become Python exceptions; after a trap the instance is dead.
+  ``env.host_clock``, ``env.host_breakpoint``), a memory cap, and fuel /
+  epoch time limits. Traps become Python exceptions; after a trap the
+  instance is dead.
 * :class:`WrenVM` -- one Wren VM: interpret source as a module, read
   variables, make handles and call methods (with a fast path for numeric
   calls), convert values through slots, and expose foreign methods to Wren.
@@ -39,8 +40,11 @@ SUCCESS, COMPILE_ERROR, RUNTIME_ERROR, NON_NUMBER_RESULT = 0, 1, 2, 3
 # Slot types (kryon_wren.h).
 TYPE_BOOL, TYPE_NUM, TYPE_FOREIGN, TYPE_LIST, TYPE_MAP, TYPE_NULL, TYPE_STRING, TYPE_UNKNOWN = range(8)
 
-_STATUS_TAG = 0x7FF4000000000000
-_STATUS_MASK = 0xFFFFFFFFFFFF0000
+# wren_call_num returns a status instead of a number as these signalling-NaN
+# bits: ``(bits & STATUS_MASK) == STATUS_TAG``, the status in the low 16 bits.
+STATUS_TAG = 0x7FF4000000000000
+STATUS_MASK = 0xFFFFFFFFFFFF0000
+_STATUS_TAG, _STATUS_MASK = STATUS_TAG, STATUS_MASK
 
 
 # ---- Errors -----------------------------------------------------------------
@@ -239,6 +243,7 @@ class WasmInstance:
             "host_bind_foreign": func([_I32] * 8, [_I32], self._host_bind_foreign),
             "host_foreign": func([_I32, _I32], [_I32], self._host_foreign),
             "host_clock": func([], [_F64], time.perf_counter),
+            "host_breakpoint": func([_I32] * 4, [_I32], self._host_breakpoint),
         }
         return [by_name[imp.name] for imp in self.module.imports]
 
@@ -275,6 +280,12 @@ class WasmInstance:
         if target is None:
             return 1
         return target._on_foreign(method_id)
+
+    def _host_breakpoint(self, vm: int, mptr: int, mlen: int, line: int) -> int:
+        target = self.targets.get(vm)
+        if target is None:
+            return 0
+        return target._on_breakpoint(self.read_bytes(mptr, mlen).decode("utf-8", "replace"), line)
 
     # -- memory --------------------------------------------------------------
 
@@ -466,6 +477,36 @@ class _RawExport:
                 ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
             )
 
+    def invoke_rearming_lazily(self) -> Callable[[], None]:
+        """:meth:`invoke` for an instance with a time limit, re-arming the
+        epoch deadline only when 1% of the limit (at most 5 ms, one epoch
+        tick) has passed since it was last armed: a call still gets at
+        least 99% of its time limit, and back-to-back calls skip a wasmtime
+        call each. Without a time limit it is :meth:`invoke` itself."""
+        inst = self.inst
+        if not inst.timeout or inst.fuel is not None:
+            return self.invoke
+        slack = min(0.005, inst.timeout * 0.01)
+        armed = [-1e9]
+        call_args, trap = self.call_args, self.trap
+        clock = time.perf_counter
+
+        def invoke() -> None:
+            now = clock()
+            if now - armed[0] > slack:
+                inst._arm_limits()
+                armed[0] = now
+            error = _UNCHECKED(*call_args)
+            if error or trap.value:
+                armed[0] = -1e9
+                pending, trap.value = trap.value, None
+                inst._raise_trap(
+                    ctypes.cast(pending, ctypes.POINTER(ffi.wasm_trap_t)) if pending else None,
+                    ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
+                )
+
+        return invoke
+
     def __call__(self, *args: Any) -> Any:
         for (view, index), value in zip(self.params, args):
             view[index] = value
@@ -551,6 +592,10 @@ class WrenVM:
     Wren arguments (receiver excluded) and returning the result; raising
     an exception aborts the Wren fiber with its message. ``bind_foreign``
     may resolve foreign methods dynamically with the same key parts.
+    ``breakpoint`` is called as ``breakpoint(module, line)`` when execution
+    reaches a line set with :meth:`add_breakpoint` (the VM is paused there:
+    :meth:`stack` and :meth:`frame_locals` describe it); raising an
+    exception aborts the Wren fiber with its message, as for foreign methods.
     """
 
     def __init__(
@@ -565,6 +610,8 @@ class WrenVM:
         load_module: Optional[Callable[[str], Optional[str]]] = None,
         foreign: Optional[Dict[Tuple[str, str, bool, str], ForeignFn]] = None,
         bind_foreign: Optional[Callable[[str, str, bool, str], Optional[ForeignFn]]] = None,
+        breakpoint: Optional[Callable[[str, int], None]] = None,
+        max_frames: Optional[int] = None,
     ):
         self.instance = instance or WasmInstance(memory_limit=memory_limit, fuel=fuel, timeout=timeout)
         self.output: list = []
@@ -572,6 +619,7 @@ class WrenVM:
         self._load_module = load_module
         self._foreign_table = dict(foreign or {})
         self._bind_foreign = bind_foreign
+        self.breakpoint = breakpoint
         self._foreign_methods: list = []
         self._foreign_error: Optional[BaseException] = None
         self.host_id = self.instance.new_host_id()
@@ -579,6 +627,8 @@ class WrenVM:
         self.ptr = self.instance.call_unlimited("wren_new_vm", self.host_id)
         self._closed = False
         self._fast = None
+        if max_frames:
+            self.set_max_frames(max_frames)
 
     # -- lifetime ------------------------------------------------------------
 
@@ -621,6 +671,11 @@ class WrenVM:
             if inst.dead is None:
                 inst.call("wren_dealloc", module_ptr)
                 inst.call("wren_dealloc", source_ptr)
+        self._raise_for(result)
+
+    def raise_for_status(self, result: int) -> None:
+        """Raises what a call's result code says (the error the VM recorded,
+        or an exception a host callback stashed); nothing on success."""
         self._raise_for(result)
 
     def _raise_for(self, result: int) -> None:
@@ -794,10 +849,66 @@ class WrenVM:
         and Wren errors still raise. A non-number result is returned through
         the slots.
         """
+        return self.fast_call()(receiver, method, args)
+
+    def fast_call(self) -> "FastCall":
+        """This VM's :class:`FastCall` (for callers that write its raw
+        arguments themselves)."""
         fast = self._fast
         if fast is None:
-            fast = self._fast = _FastCall(self)
-        return fast(receiver, method, args)
+            fast = self._fast = FastCall(self)
+        return fast
+
+    # -- limits and debugging ----------------------------------------------------
+
+    def set_max_frames(self, count: Optional[int]) -> None:
+        """Bounds the call frames of each fiber (deeper calls fail with the
+        runtime error "Stack overflow."); None or 0: the VM's own 100000."""
+        self._c("wren_set_max_frames", int(count or 0))
+
+    @property
+    def max_frames(self) -> int:
+        return self._c("wren_max_frames")
+
+    def add_breakpoint(self, module: str, line: int) -> int:
+        """Breaks at ``line`` of ``module`` (now and in code compiled later);
+        returns how many instructions of already compiled code were patched."""
+        ptr = self.instance.alloc_cstring(module)
+        try:
+            return self._c("wren_debug_add_breakpoint", ptr, int(line))
+        finally:
+            self.instance.call("wren_dealloc", ptr)
+
+    def remove_breakpoint(self, module: str, line: int) -> bool:
+        ptr = self.instance.alloc_cstring(module)
+        try:
+            return bool(self._c("wren_debug_remove_breakpoint", ptr, int(line)))
+        finally:
+            self.instance.call("wren_dealloc", ptr)
+
+    def stack(self) -> list:
+        """The running Wren frames, innermost first, as ``(index, module,
+        line, function)``; empty when no Wren code is running. Meaningful
+        inside a foreign method or a breakpoint callback."""
+        text = self.instance.read_cstring(self._c("wren_debug_stack"))
+        frames = []
+        for row in text.splitlines():
+            index, module, line, function = row.split("\t", 3)
+            frames.append((int(index), module, int(line), function))
+        return frames
+
+    def frame_locals(self, index: int) -> Dict[str, Any]:
+        """Named locals in scope in frame ``index`` (from :meth:`stack`),
+        converted like :meth:`get_slot` (objects as Handles)."""
+        result: Dict[str, Any] = {}
+        self.ensure_slots(3)
+        i = 0
+        while True:
+            name_ptr = self._c("wren_debug_local", int(index), i, 0)
+            if not name_ptr:
+                return result
+            result[self.instance.read_cstring(name_ptr)] = self.get_slot(0)
+            i += 1
 
     # -- memory and GC ---------------------------------------------------------
 
@@ -842,6 +953,24 @@ class WrenVM:
         self._foreign_methods.append((fn, signature.count("_")))
         return len(self._foreign_methods) - 1
 
+    def _on_breakpoint(self, module: str, line: int) -> int:
+        if self.breakpoint is None:
+            return 0
+        try:
+            self.breakpoint(module, line)
+            return 0
+        except WrenError:
+            raise
+        except Exception as exc:  # reported to Wren as a runtime error at that line
+            self.ensure_slots(1)
+            self.set_slot(0, str(exc) or type(exc).__name__)
+            return 1
+        except BaseException as exc:
+            self._foreign_error = exc
+            self.ensure_slots(1)
+            self.set_slot(0, type(exc).__name__)
+            return 1
+
     def _on_foreign(self, method_id: int) -> int:
         fn, arity = self._foreign_methods[method_id]
         try:
@@ -867,8 +996,18 @@ def _print_raw(text: str) -> None:
     print(text, end="")
 
 
-class _FastCall:
-    """wren_call_num through the raw unchecked call: one wasm call, no slots."""
+class FastCall:
+    """wren_call_num through the raw unchecked call: one wasm call, no slots.
+
+    Calling it does the whole call. A hot caller may instead write the raw
+    arguments itself: ``i32[0]`` the VM pointer, ``i32[stride32]`` the
+    receiver handle, ``i32[2 * stride32]`` the call handle, ``i32[3 *
+    stride32]`` the argument count, ``f64[(4 + i) * stride64]`` argument i;
+    then ``export.invoke()`` (or ``export.invoke_rearming_lazily()``'s
+    function) and read ``i64[0]``: a number's bits, or a status (see
+    ``STATUS_TAG``) for :meth:`WrenVM.raise_for_status` (3: the result is
+    not a number and waits in slot 0).
+    """
 
     def __init__(self, vm: WrenVM):
         self.vm = vm
@@ -906,3 +1045,6 @@ class _FastCall:
             return vm.get_slot(0)
         vm._raise_for(status)
         return None
+
+
+_FastCall = FastCall
