@@ -189,7 +189,15 @@ uint32_t hashValue(Value v) {
   }
 }
 
-/* ---- Maps ----------------------------------------------------------- */
+/* ---- Maps -----------------------------------------------------------
+ *
+ * Keys compare by value equality, the same test as `==` (wren.io
+ * values/maps). In Wren `0 == -0` is true, so 0 and -0 are one key: they
+ * hash alike and match each other. Assigning to a key that is already
+ * present replaces the value and keeps the key as first stored, so
+ * `m[0] = 1; m[-0] = 2` leaves the single entry `0: 2`. NaN is never
+ * equal to anything, itself included, so a NaN key can be stored but
+ * never looked up again (each assignment adds an entry). */
 
 ObjMap* newMap(VM* vm) {
   ObjMap* map = ALLOCATE_OBJ(vm, ObjMap, OBJ_MAP, vm->mapClass);
@@ -247,8 +255,11 @@ void mapSet(VM* vm, ObjMap* map, Value key, Value value) {
     mapResize(vm, map, map->capacity < 16 ? 16 : map->capacity * 2);
   }
   MapEntry* entry = findEntry(map->entries, map->capacity, key);
-  if (IS_UNDEFINED(entry->key)) map->count++;
-  entry->key = key;
+  if (IS_UNDEFINED(entry->key)) {
+    map->count++;
+    entry->key = key;
+  }
+  /* An existing key stays as first stored; only the value changes. */
   entry->value = value;
 }
 
