@@ -75,6 +75,20 @@ ObjString* stringFormatNum(VM* vm, double n) {
   if (isinf(n)) return newString(vm, n > 0 ? "infinity" : "-infinity");
   if (n == 0 && signbit(n)) return newString(vm, "-0");
   char buffer[32];
+  if (n > -1e14 && n < 1e14 && n == (double)(int64_t)n) {
+    /* Integers below 1e14 have at most 14 digits, so "%.14g" prints
+     * them plainly; format them without snprintf. */
+    int64_t i = (int64_t)n;
+    uint64_t u = i < 0 ? (uint64_t)(-i) : (uint64_t)i;
+    char* end = buffer + sizeof buffer;
+    char* p = end;
+    do {
+      *--p = (char)('0' + u % 10);
+      u /= 10;
+    } while (u != 0);
+    if (i < 0) *--p = '-';
+    return newStringLength(vm, p, (size_t)(end - p));
+  }
   int length = snprintf(buffer, sizeof buffer, "%.14g", n);
   return newStringLength(vm, buffer, (size_t)length);
 }
