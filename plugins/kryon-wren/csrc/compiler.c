@@ -20,6 +20,7 @@
 
 #include "lexer.h"
 #include "opcodes.h"
+#include "opt_modules.h"
 #include "vm.h"
 
 #define MAX_LOCALS 256
@@ -1763,7 +1764,7 @@ static bool reportUndefined(Compiler* c) {
   return false;
 }
 
-ObjFn* compileModule(VM* vm, ObjModule* module, const char* source) {
+static ObjFn* compileSource(VM* vm, ObjModule* module, const char* source, bool isExpression) {
   Parser parser;
   parser.vm = vm;
   parser.module = module;
@@ -1779,17 +1780,34 @@ ObjFn* compileModule(VM* vm, ObjModule* module, const char* source) {
   initCompiler(&c, &parser, NULL, false);
   nextToken(&c);
   ignoreNewlines(&c);
-  while (!match(&c, TOKEN_EOF)) {
-    statement(&c);
-    if (!matchLine(&c)) {
-      consume(&c, TOKEN_EOF, "Expect end of file.");
-      break;
+  if (isExpression) {
+    /* Exactly one expression, optionally surrounded by blank lines; the
+     * function returns its value. */
+    expression(&c);
+    ignoreNewlines(&c);
+    consume(&c, TOKEN_EOF, "Expect end of expression.");
+    emitOp(&c, OP_RETURN);
+  } else {
+    while (!match(&c, TOKEN_EOF)) {
+      statement(&c);
+      if (!matchLine(&c)) {
+        consume(&c, TOKEN_EOF, "Expect end of file.");
+        break;
+      }
     }
+    emitOp(&c, OP_END_MODULE);
+    emitOp(&c, OP_RETURN);
   }
-  emitOp(&c, OP_END_MODULE);
-  emitOp(&c, OP_RETURN);
   ObjFn* fn = endCompiler(&c, "(script)", 8);
   lexerFree(&parser.lexer);
   if (!parser.hadError && reportUndefined(&c)) parser.hadError = true;
   return parser.hadError ? NULL : fn;
+}
+
+ObjFn* compileModule(VM* vm, ObjModule* module, const char* source) {
+  return compileSource(vm, module, source, false);
+}
+
+ObjFn* compileExpressionFn(VM* vm, ObjModule* module, const char* source) {
+  return compileSource(vm, module, source, true);
 }

@@ -66,8 +66,8 @@ static bool validateFn(VM* vm, Value v, const char* argName) {
   return fail(vm, "%s must be a function.", argName);
 }
 
-static bool validateKey(VM* vm, Value v) {
-  if (isValueType(v)) return true;
+static inline bool validateKey(VM* vm, Value v) {
+  if (IS_NUM(v) || isValueType(v)) return true;
   vm->fiber->error = vmRuntimeErrorValue(vm, "Key must be a value type.");
   return false;
 }

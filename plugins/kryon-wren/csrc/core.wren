@@ -128,20 +128,27 @@ class SkipSequence is Sequence {
   iteratorValue(iterator) { _sequence.iteratorValue(iterator) }
 }
 
+// The lazy sequences keep no iteration state of their own: everything a
+// loop needs travels in the iterator value, so one sequence can be
+// iterated by any number of loops at once (nested or interleaved).
+// TakeSequence's iterator is a fresh [taken, innerIterator] pair per step.
 class TakeSequence is Sequence {
   construct new(sequence, count) {
     _sequence = sequence
     _count = count
   }
   iterate(iterator) {
-    if (!iterator) {
-      _taken = 1
-    } else {
-      _taken = _taken + 1
+    var taken = 1
+    var inner = null
+    if (iterator) {
+      taken = iterator[0] + 1
+      inner = iterator[1]
     }
-    return _taken > _count ? null : _sequence.iterate(iterator)
+    if (taken > _count) return false
+    inner = _sequence.iterate(inner)
+    return inner ? [taken, inner] : inner
   }
-  iteratorValue(iterator) { _sequence.iteratorValue(iterator) }
+  iteratorValue(iterator) { _sequence.iteratorValue(iterator[1]) }
 }
 
 class WhereSequence is Sequence {

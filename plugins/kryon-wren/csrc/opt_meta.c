@@ -2,7 +2,8 @@
  *
  * Meta.compile_ compiles source in the module of the Wren code that
  * called Meta (the nearest frame outside the meta module), as a function
- * that runs it; an expression becomes a function returning its value.
+ * that runs it; an expression (exactly one, compileExpressionFn in
+ * compiler.c) becomes a function returning its value.
  * Meta.getModuleVariables_ lists a module's variable names, leaving out
  * the compiler's bookkeeping entries (names with a space or a dot).
  */
@@ -39,20 +40,18 @@ static PrimResult meta_compile(VM* vm, Value* args, int argc) {
   }
   ObjString* source = AS_STRING(args[1]);
   bool isExpression = args[2] == TRUE_VAL;
-  char* text = NULL;
-  if (isExpression) {
-    /* The expression's value is the function's result. */
-    static const char prefix[] = "return ";
-    text = (char*)malloc(sizeof prefix + source->length);
-    if (text == NULL) kwFatalOutOfMemory();
-    memcpy(text, prefix, sizeof prefix - 1);
-    memcpy(text + sizeof prefix - 1, source->chars, source->length);
-    text[sizeof prefix - 1 + source->length] = '\0';
-  }
-  ObjFn* fn = compileModule(vm, module, text ? text : source->chars);
-  free(text);
+  bool printErrors = args[3] == TRUE_VAL;
+  ObjFn* fn = isExpression ? compileExpressionFn(vm, module, source->chars)
+                           : compileModule(vm, module, source->chars);
   if (fn == NULL) {
-    /* The failed compile is not a runtime error: the caller gets null. */
+    /* A failed compile is not a runtime error: Meta.compile and
+     * compileExpression print the error where System.print output goes
+     * (the VM's output buffer, handed to the host's host_write) and
+     * return null; Meta.eval passes printErrors false and aborts. */
+    if (printErrors && vm->errorMessage != NULL) {
+      vmWrite(vm, vm->errorMessage, (int)strlen(vm->errorMessage));
+      vmWrite(vm, "\n", 1);
+    }
     vmClearError(vm);
     args[0] = NULL_VAL;
     return PRIM_VALUE;

@@ -24,4 +24,9 @@ Primitive optRandomForeign(const char* className, bool isStatic, const char* sig
 extern const char optMetaSource[];
 Primitive optMetaForeign(const char* className, bool isStatic, const char* signature);
 
+/* compiler.c: compiles source that must be exactly one expression into a
+ * function returning its value (Meta.compileExpression); NULL and the
+ * VM's error set when it does not compile. */
+ObjFn* compileExpressionFn(VM* vm, ObjModule* module, const char* source);
+
 #endif

@@ -75,6 +75,20 @@ ObjString* stringFormatNum(VM* vm, double n) {
   if (isinf(n)) return newString(vm, n > 0 ? "infinity" : "-infinity");
   if (n == 0 && signbit(n)) return newString(vm, "-0");
   char buffer[32];
+  if (n > -1e14 && n < 1e14 && n == (double)(int64_t)n) {
+    /* Integers below 1e14 have at most 14 digits, so "%.14g" prints
+     * them plainly; format them without snprintf. */
+    int64_t i = (int64_t)n;
+    uint64_t u = i < 0 ? (uint64_t)(-i) : (uint64_t)i;
+    char* end = buffer + sizeof buffer;
+    char* p = end;
+    do {
+      *--p = (char)('0' + u % 10);
+      u /= 10;
+    } while (u != 0);
+    if (i < 0) *--p = '-';
+    return newStringLength(vm, p, (size_t)(end - p));
+  }
   int length = snprintf(buffer, sizeof buffer, "%.14g", n);
   return newStringLength(vm, buffer, (size_t)length);
 }
@@ -162,8 +176,20 @@ static uint32_t hashBits(uint64_t bits) {
   return (uint32_t)(bits & 0x3fffffff);
 }
 
-static uint32_t hashNum(double n) {
-  if (n == 0) n = 0; /* -0 and 0 hash alike */
+/* Integral numbers hash to their own value (folded to 32 bits), as
+ * CPython's ints do: consecutive keys land in consecutive slots, which
+ * keeps map loops over counters cache-friendly; the perturbed probe
+ * sequence in mapFind breaks up strided keys that share low bits.
+ * Other numbers mix their bits. -0 converts to the integer 0, so 0 and
+ * -0 hash alike (they are the same key). */
+static inline uint32_t hashNum(double n) {
+  if (n > -9223372036854775808.0 && n < 9223372036854775808.0) {
+    int64_t i = (int64_t)n;
+    if ((double)i == n) {
+      uint64_t u = (uint64_t)i;
+      return (uint32_t)(u ^ (u >> 32));
+    }
+  }
   uint64_t bits;
   memcpy(&bits, &n, sizeof bits);
   return hashBits(bits);
@@ -189,78 +215,162 @@ uint32_t hashValue(Value v) {
   }
 }
 
-/* ---- Maps ----------------------------------------------------------- */
+/* ---- Maps -----------------------------------------------------------
+ *
+ * Keys compare by value equality, the same test as `==` (wren.io
+ * values/maps). In Wren `0 == -0` is true, so 0 and -0 are one key: they
+ * hash alike and match each other. Assigning to a key that is already
+ * present replaces the value and keeps the key as first stored, so
+ * `m[0] = 1; m[-0] = 2` leaves the single entry `0: 2`. NaN is never
+ * equal to anything, itself included, so a NaN key can be stored but
+ * never looked up again (each assignment adds an entry). */
 
 ObjMap* newMap(VM* vm) {
   ObjMap* map = ALLOCATE_OBJ(vm, ObjMap, OBJ_MAP, vm->mapClass);
   map->entries = NULL;
   map->capacity = 0;
   map->count = 0;
+  map->tombstones = 0;
   return map;
 }
 
-/* Returns the entry holding key, or the slot where it should go. */
-static MapEntry* findEntry(MapEntry* entries, uint32_t capacity, Value key) {
-  uint32_t index = hashValue(key) & (capacity - 1);
-  MapEntry* tombstone = NULL;
-  for (;;) {
-    MapEntry* entry = &entries[index];
-    if (IS_UNDEFINED(entry->key)) {
-      if (entry->value == FALSE_VAL) return tombstone ? tombstone : entry;
-      if (tombstone == NULL) tombstone = entry;
-    } else if (valuesEqual(entry->key, key)) {
-      return entry;
+/* Open addressing over a power-of-two table with CPython's probe
+ * sequence: start at hash & mask, then index = index * 5 + 1 + perturb
+ * with perturb = hash shifted right 5 bits per step. The high hash bits
+ * join in after a few probes, and once perturb reaches 0 the recurrence
+ * visits every slot, so a lookup always ends at an empty slot (the table
+ * is never more than 3/4 full counting tombstones). */
+#define PROBE_NEXT(index, perturb, mask) \
+  do {                                   \
+    (perturb) >>= 5;                     \
+    (index) = ((index) * 5 + 1 + (perturb)) & (mask); \
+  } while (0)
+
+static inline bool objKeysEqual(Value a, Value b) {
+  if (a == b) return true;
+  if (!IS_OBJ(a) || !IS_OBJ(b)) return false;
+  return valuesEqual(a, b);
+}
+
+/* The entry holding key, or NULL. */
+static MapEntry* mapFind(const ObjMap* map, Value key) {
+  if (map->count == 0) return NULL;
+  uint32_t mask = map->capacity - 1;
+  MapEntry* entries = map->entries;
+  if (IS_NUM(key)) {
+    double d = AS_NUM(key);
+    uint32_t hash = hashNum(d);
+    uint32_t perturb = hash;
+    uint32_t index = hash & mask;
+    for (;;) {
+      MapEntry* e = &entries[index];
+      Value k = e->key;
+      if (IS_NUM(k)) {
+        if (AS_NUM(k) == d) return e;
+      } else if (k == UNDEFINED_VAL && e->value == FALSE_VAL) {
+        return NULL;
+      }
+      PROBE_NEXT(index, perturb, mask);
     }
-    index = (index + 1) & (capacity - 1);
+  }
+  uint32_t hash = hashValue(key);
+  uint32_t perturb = hash;
+  uint32_t index = hash & mask;
+  for (;;) {
+    MapEntry* e = &entries[index];
+    Value k = e->key;
+    if (k == UNDEFINED_VAL) {
+      if (e->value == FALSE_VAL) return NULL;
+    } else if (objKeysEqual(k, key)) {
+      return e;
+    }
+    PROBE_NEXT(index, perturb, mask);
   }
 }
 
-static void mapResize(VM* vm, ObjMap* map, uint32_t capacity) {
+/* Puts a key known to be absent into a table without tombstones. */
+static void insertFresh(MapEntry* entries, uint32_t mask, Value key, Value value) {
+  uint32_t hash = hashValue(key);
+  uint32_t perturb = hash;
+  uint32_t index = hash & mask;
+  while (entries[index].key != UNDEFINED_VAL) PROBE_NEXT(index, perturb, mask);
+  entries[index].key = key;
+  entries[index].value = value;
+}
+
+/* Rehashes into a table that holds count + 1 entries at most half full;
+ * this drops the tombstones, and grows or shrinks the table as needed. */
+static void mapRehash(VM* vm, ObjMap* map) {
+  uint32_t capacity = 16;
+  while (capacity < (map->count + 1) * 2) capacity *= 2;
   MapEntry* entries = ALLOCATE(vm, MapEntry, capacity);
   for (uint32_t i = 0; i < capacity; i++) {
     entries[i].key = UNDEFINED_VAL;
     entries[i].value = FALSE_VAL;
   }
-  map->count = 0;
   for (uint32_t i = 0; i < map->capacity; i++) {
     MapEntry* old = &map->entries[i];
-    if (IS_UNDEFINED(old->key)) continue;
-    MapEntry* dest = findEntry(entries, capacity, old->key);
-    *dest = *old;
-    map->count++;
+    if (old->key == UNDEFINED_VAL) continue;
+    insertFresh(entries, capacity - 1, old->key, old->value);
   }
   FREE_ARRAY(vm, MapEntry, map->entries, map->capacity);
   map->entries = entries;
   map->capacity = capacity;
+  map->tombstones = 0;
 }
 
 bool mapGet(ObjMap* map, Value key, Value* out) {
-  if (map->count == 0) return false;
-  MapEntry* entry = findEntry(map->entries, map->capacity, key);
-  if (IS_UNDEFINED(entry->key)) return false;
+  MapEntry* entry = mapFind(map, key);
+  if (entry == NULL) return false;
   *out = entry->value;
   return true;
 }
 
 void mapSet(VM* vm, ObjMap* map, Value key, Value value) {
-  if ((map->count + 1) * 4 > map->capacity * 3) {
-    mapResize(vm, map, map->capacity < 16 ? 16 : map->capacity * 2);
+  if (map->capacity == 0) mapRehash(vm, map);
+  uint32_t mask = map->capacity - 1;
+  uint32_t hash = hashValue(key);
+  uint32_t perturb = hash;
+  uint32_t index = hash & mask;
+  MapEntry* tombstone = NULL;
+  MapEntry* entry;
+  for (;;) {
+    entry = &map->entries[index];
+    Value k = entry->key;
+    if (k == UNDEFINED_VAL) {
+      if (entry->value == FALSE_VAL) break;
+      if (tombstone == NULL) tombstone = entry;
+    } else if (IS_NUM(key) ? (IS_NUM(k) && AS_NUM(k) == AS_NUM(key)) : objKeysEqual(k, key)) {
+      /* An existing key stays as first stored; only the value changes. */
+      entry->value = value;
+      return;
+    }
+    PROBE_NEXT(index, perturb, mask);
   }
-  MapEntry* entry = findEntry(map->entries, map->capacity, key);
-  if (IS_UNDEFINED(entry->key)) map->count++;
+  if (tombstone != NULL) {
+    /* Reuse the first tombstone on the key's probe path. */
+    entry = tombstone;
+    map->tombstones--;
+  } else if ((map->count + map->tombstones + 1) * 4 > map->capacity * 3) {
+    mapRehash(vm, map);
+    insertFresh(map->entries, map->capacity - 1, key, value);
+    map->count++;
+    return;
+  }
   entry->key = key;
   entry->value = value;
+  map->count++;
 }
 
 Value mapRemove(VM* vm, ObjMap* map, Value key) {
   (void)vm;
-  if (map->count == 0) return NULL_VAL;
-  MapEntry* entry = findEntry(map->entries, map->capacity, key);
-  if (IS_UNDEFINED(entry->key)) return NULL_VAL;
+  MapEntry* entry = mapFind(map, key);
+  if (entry == NULL) return NULL_VAL;
   Value value = entry->value;
   entry->key = UNDEFINED_VAL;
   entry->value = TRUE_VAL;
   map->count--;
+  map->tombstones++;
   return value;
 }
 
@@ -269,6 +379,7 @@ void mapClear(VM* vm, ObjMap* map) {
   map->entries = NULL;
   map->capacity = 0;
   map->count = 0;
+  map->tombstones = 0;
 }
 
 /* ---- Other objects -------------------------------------------------- */

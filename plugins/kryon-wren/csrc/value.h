@@ -150,8 +150,9 @@ typedef struct {
 struct ObjMap {
   Obj obj;
   MapEntry* entries;
-  uint32_t capacity;
-  uint32_t count;
+  uint32_t capacity;   /* 0 or a power of two */
+  uint32_t count;      /* live entries */
+  uint32_t tombstones; /* removed entries still occupying slots */
 };
 
 struct ObjRange {

@@ -14,8 +14,10 @@ var closure = Meta.compileExpression("d * e")
 System.print(closure.call()) // expect: 20
 System.print(Meta.compileExpression("[a,\n b]").call()) // expect: [2, 3]
 System.print(Fn.new { Meta.compileExpression("a + b") }.call().call()) // expect: 5
-System.print(Meta.compileExpression("1 +")) // expect: null
-System.print(Meta.compile("var")) // expect: null
+System.print(Meta.compileExpression("1 +")) // expect: [main line 1] Error at end of file: Expected expression.
+// expect: null
+System.print(Meta.compile("var")) // expect: [main line 1] Error at end of file: Expect variable name.
+// expect: null
 System.print(Meta.compile("return a + d").call()) // expect: 6
 System.print(Fiber.new { Meta.eval("var 1") }.try()) // expect: Could not compile source code.
 System.print(Fiber.new { Meta.eval(1) }.try()) // expect: Source code must be a string.
