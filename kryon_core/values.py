@@ -15,7 +15,7 @@ import math
 import weakref
 from typing import Any, Callable, Iterable
 
-from .errors import ConversionError
+from .errors import ConversionError, SizeLimitError
 
 __all__ = [
     "ScriptLanguage",
@@ -261,3 +261,16 @@ def dict_key(key: Any, language: str) -> str:
     if isinstance(key, float) and key.is_integer() and not math.isinf(key):
         return str(int(key))
     raise ConversionError(f"dict key {key!r} ({type(key).__name__}) is not a string", language=language)
+
+
+def value_too_large(size: int, limit: int, *, kind: str, language: str, script: str | None = None) -> SizeLimitError:
+    """The error for a string (``kind`` "string", ``size`` in characters or
+    bytes) or a list / map (``size`` in elements) crossing between host and
+    script beyond the policy's ``max_value_size``: the same wording for every engine."""
+    unit = "characters" if kind == "string" else "elements"
+    return SizeLimitError(
+        f"a {kind} of {size} {unit} crossing between the host and the script is larger than the policy's "
+        f"max_value_size ({limit})",
+        language=language,
+        script=script,
+    )

@@ -119,6 +119,8 @@ def encode_value(value, export, *, max_size=None, _seen=None):
         finally:
             seen.discard(key)
     if t is dict:
+        if max_size is not None and len(value) > max_size:
+            raise ValueRefused(f"map of {len(value)} entries is larger than the limit ({max_size})", "size")
         seen = _seen if _seen is not None else set()
         key = id(value)
         if key in seen:

@@ -22,6 +22,7 @@ from .. import (
     ScriptManager,
     ScriptRuntimeError,
     ScriptTimeoutError,
+    SizeLimitError,
     SecurityPolicy,
     UserData,
 )
@@ -378,6 +379,17 @@ class EngineContract:
         with pytest.raises((RecursionLimitError, LimitExceededError)) as info:
             m.call_function("dive", [0])
         assert info.value.language == self.lang
+        self._survives(m)
+
+    def test_value_size_limit(self) -> None:
+        m = self._sandbox(max_value_size=1000)
+        for args in (["y" * 2000], [list(range(2000))], [{str(i): i for i in range(2000)}]):
+            with pytest.raises(SizeLimitError) as info:
+                m.call_function("lib.echo", args)
+            assert info.value.language == self.lang
+        with pytest.raises(SizeLimitError):  # a host function's result crossing into the script
+            m.call_function("lib.apply", [lambda x: "z" * 2000, 0])
+        assert m.call_function("lib.echo", ["y" * 900]) == "y" * 900
         self._survives(m)
 
     def test_sandbox_denies_files(self) -> None:

@@ -21,6 +21,7 @@ from kryon_core import (  # noqa: E402
     ScriptRuntimeError,
     ScriptTimeoutError,
     SecurityPolicy,
+    SizeLimitError,
     UserData,
 )
 
@@ -369,4 +370,20 @@ def test_host_function_errors_carry_the_script_position(jit):
     with pytest.raises(ScriptRuntimeError, match="host says no") as info:
         m.call_function("bad", [boom])
     assert (info.value.script, info.value.line) == ("lib", 2)
+    m.close()
+
+
+def test_value_size_limit_on_results_and_host_calls():
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(max_value_size=1000), cache=False)
+    m.load_script_from_source("big", "lua", """
+function text() return string.rep("x", 5000) end
+function rows() local t = {} for i = 1, 5000 do t[i] = i end return t end
+function send(f) return f(string.rep("y", 5000)) end
+function fine() return string.rep("z", 900) end
+""")
+    for name, args in (("text", []), ("rows", []), ("send", [lambda s: len(s)])):
+        with pytest.raises(SizeLimitError) as info:
+            m.call_function(name, args)
+        assert (info.value.language, info.value.script) == ("lua", "big")
+    assert m.call_function("fine") == "z" * 900
     m.close()

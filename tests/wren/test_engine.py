@@ -21,6 +21,7 @@ from kryon_core import (
     ScriptRuntimeError,
     ScriptTimeoutError,
     SecurityPolicy,
+    SizeLimitError,
     UserData,
 )
 
@@ -525,3 +526,19 @@ def test_stack_trace_inside_nested_callbacks_spans_scripts(m):
     assert [(f.script, f.line) for f in seen[0]] == [("shop", 8), ("shop", 11), ("front", 3)]
     assert all(f.language == "wren" for f in seen[0])
     assert engine.get_stack_trace() == []
+
+
+def test_value_size_limit_on_results_and_host_calls():
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(max_value_size=1000), cache=False)
+    m.load_script_from_source("big", "wren", """
+var text = Fn.new { "x" * 5000 }
+var rows = Fn.new { (1..5000).toList }
+var send = Fn.new {|f| f.call("y" * 5000) }
+var fine = Fn.new { "z" * 900 }
+""")
+    for name, args in (("text", []), ("rows", []), ("send", [lambda s: len(s)])):
+        with pytest.raises(SizeLimitError) as info:
+            m.call_function(name, args)
+        assert (info.value.language, info.value.script) == ("wren", "big")
+    assert m.call_function("fine") == "z" * 900
+    m.close()

@@ -274,15 +274,19 @@ class LuaEngine(ScriptEngine):
         rt, script, policy = state.runtime, state.id, state.policy
         to_lua, from_lua = rt.conv.to_lua, rt.conv.from_lua
         passthrough = rt.passthrough
-        if rt.key.memory_limit or (policy.sandboxed and (policy.time_limit or policy.max_recursion)):
+        if rt.key.memory_limit or rt.key.max_value_size or (policy.sandboxed and (policy.time_limit or policy.max_recursion)):
             limited = rt.call
 
             def call(*args: Any) -> Any:
                 try:
                     result = limited(f, [to_lua(a) for a in args], policy, script)
-                    return result if type(result) in SCALARS else from_lua(result)
+                    return from_lua(result)  # checks the size of a string result too
                 except UnicodeDecodeError as exc:
                     raise _not_utf8(exc, script) from None
+                except ScriptError as exc:  # a conversion of the arguments or the result
+                    if exc.script is None:
+                        exc.script = script
+                    raise
 
             return call
         LuaError = rt.LuaError

@@ -40,6 +40,7 @@ class RuntimeKey:
 
     sandboxed: bool
     memory_limit: int | None
+    max_value_size: int | None
     jit: bool
     files: bool
     processes: bool
@@ -50,6 +51,7 @@ class RuntimeKey:
         return cls(
             sandboxed=policy.sandboxed,
             memory_limit=policy.memory_limit,
+            max_value_size=policy.max_value_size,
             jit=policy.use_jit,
             files=policy.allow_file_system,
             processes=policy.allow_processes,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from kryon_core import ConversionError, FunctionRef, UserData
-from kryon_core.values import INT64_MAX, INT64_MIN, MAX_SAFE_DOUBLE_INT, dict_key
+from kryon_core.values import INT64_MAX, INT64_MIN, MAX_SAFE_DOUBLE_INT, dict_key, value_too_large
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -36,10 +36,17 @@ class Converter:
         self.lua_type = lua_type
         self.jit = jit
         self.int_min, self.int_max = (-MAX_SAFE_DOUBLE_INT, MAX_SAFE_DOUBLE_INT) if jit else (INT64_MIN, INT64_MAX)
+        #: the policy's max_value_size for strings, lists and maps crossing either way (None: no limit)
+        self.limit = runtime.key.max_value_size
+
+    def too_large(self, size: int, kind: str) -> Exception:
+        return value_too_large(size, self.limit or 0, kind=kind, language="lua")
 
     # -- Lua -> host ---------------------------------------------------------
     def from_lua(self, value: Any, depth: int = 0) -> Any:
         if type(value) in SCALARS:
+            if type(value) is str and self.limit is not None and len(value) > self.limit:
+                raise self.too_large(len(value), "string")
             return value
         kind = self.lua_type(value)
         if kind is None:  # a Python object that went into Lua and came back
@@ -61,6 +68,8 @@ class Converter:
             )
         n = len(table)
         items = list(table.items())
+        if self.limit is not None and len(items) > self.limit:
+            raise self.too_large(len(items), "table")
         if len(items) == n and not (n == 0 and self.rt.is_object(table)):
             # keys are exactly 1..n: a list (Lua's # is only a border, so check)
             out = [None] * n
@@ -96,7 +105,11 @@ class Converter:
                 raise ConversionError(f"integer {value} is {what}", language="lua")
             return value
         if kind in SCALARS or kind is bytes:
+            if self.limit is not None and (kind is str or kind is bytes) and len(value) > self.limit:
+                raise self.too_large(len(value), "string")
             return value
+        if self.limit is not None and kind in (list, tuple, dict) and len(value) > self.limit:
+            raise self.too_large(len(value), "list" if kind is not dict else "map")
         if depth >= MAX_DEPTH:
             raise ConversionError(f"value nested deeper than {MAX_DEPTH} levels (or cyclic)", language="lua")
         if kind is list or kind is tuple:

@@ -32,6 +32,7 @@ import math
 from typing import TYPE_CHECKING, Any, Callable
 
 from kryon_core import ConversionError, FunctionRef, UserData
+from kryon_core.values import value_too_large
 
 if TYPE_CHECKING:
     from .engine import _VMState
@@ -73,24 +74,38 @@ def _needs_prepare(value: Any) -> bool:
     return not (t is str or t is float or t is bool or value is None)
 
 
+def _too_large(state: "_VMState", size: int, kind: str) -> Exception:
+    return value_too_large(size, state.policy.max_value_size or 0, kind=kind, language=LANG, script=state.script_id)
+
+
 def prepare(state: "_VMState", value: Any, _seen: set[int] | None = None, _depth: int = 0) -> Any:
-    """A host value as something ``WrenVM.set_slot`` can write (handles made now)."""
+    """A host value as something ``WrenVM.set_slot`` can write (handles made now);
+    strings, lists and maps beyond the policy's max_value_size are a SizeLimitError."""
     t = type(value)
-    if value is None or t is bool or t is float or t is str:
+    if value is None or t is bool or t is float:
+        return value
+    if t is str:
+        limit = state.policy.max_value_size
+        if limit is not None and len(value) > limit:
+            raise _too_large(state, len(value), "string")
         return value
     if t is int:
         return check_number(value, state.script_id)
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
+    if isinstance(value, (bytes, bytearray, str)):
+        limit = state.policy.max_value_size
+        if limit is not None and len(value) > limit:
+            raise _too_large(state, len(value), "string")
+        return str(value) if isinstance(value, str) else bytes(value)
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
         return check_number(int(value), state.script_id)
     if isinstance(value, float):
         return float(value)
-    if isinstance(value, str):
-        return str(value)
     if isinstance(value, (list, tuple, dict)):
+        limit = state.policy.max_value_size
+        if limit is not None and len(value) > limit:
+            raise _too_large(state, len(value), "map" if isinstance(value, dict) else "list")
         if _depth > MAX_DEPTH:
             raise ConversionError("value nested too deeply to cross into wren", language=LANG)
         seen = _seen if _seen is not None else set()
@@ -114,11 +129,17 @@ def _dict_key(key: Any) -> str:
 
 
 def resolve(state: "_VMState", raw: Any, _depth: int = 0) -> Any:
-    """A value read by ``WrenVM.get_slot`` as a host value."""
+    """A value read by ``WrenVM.get_slot`` as a host value (sizes checked as in ``prepare``)."""
     t = type(raw)
     if t is float:
         return number(raw)
-    if raw is None or t is str or t is bool:
+    if raw is None or t is bool:
+        return raw
+    if t is str or t is list or t is dict:
+        limit = state.policy.max_value_size
+        if limit is not None and len(raw) > limit:
+            raise _too_large(state, len(raw), "string" if t is str else "list" if t is list else "map")
+    if t is str:
         return raw
     if t is list:
         if _depth > MAX_DEPTH:

@@ -61,7 +61,7 @@ class TallyEngine(ScriptEngine):
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.RLock()
-        self._limits = Limits()
+        self._limits = self.limits = Limits()
         self._conv = Converter(self)
         self._root = Env()
         self._globals = Env({}, self._root)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import ConversionError, FunctionRef, UserData
-from kryon_core.values import dict_key
+from kryon_core.values import dict_key, value_too_large
 
 from .interpreter import Builtin, Closure
 
@@ -24,14 +24,25 @@ if TYPE_CHECKING:
 
 MAX_DEPTH = 100
 SCALARS = frozenset((type(None), bool, int, float, str, bytes))
+SIZED = frozenset((str, bytes, list, tuple, dict))
 
 
 class Converter:
     def __init__(self, engine: "TallyEngine") -> None:
         self.engine = engine
 
+    def _check_size(self, value: Any, kind: type) -> None:
+        """Strings, lists and dicts crossing either way obey the running
+        call's ``max_value_size``."""
+        limit = self.engine.limits.policy.max_value_size
+        if limit is not None and kind in SIZED and len(value) > limit:
+            what = "string" if kind in (str, bytes) else "map" if kind is dict else "list"
+            raise value_too_large(len(value), limit, kind=what, language="tally")
+
     def to_tally(self, value: Any, depth: int = 0) -> Any:
         kind = type(value)
+        if kind in SIZED:
+            self._check_size(value, kind)
         if kind in SCALARS:
             return value
         if depth >= MAX_DEPTH:
@@ -46,6 +57,8 @@ class Converter:
 
     def to_host(self, value: Any, depth: int = 0) -> Any:
         kind = type(value)
+        if kind in SIZED:
+            self._check_size(value, kind)
         if kind in SCALARS:
             return value
         if depth >= MAX_DEPTH:
