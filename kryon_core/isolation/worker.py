@@ -829,7 +829,9 @@ def error_reply(rid, exc):
         kind = "compile"
     elif isinstance(exc, PermissionError):
         kind = "access"
-    stack = _stack(exc.__traceback__)
+    stack = getattr(exc, "_kryon_stack", None)
+    if stack is None:
+        stack = _stack(exc.__traceback__)
     if isinstance(exc, (KryonError, ScriptTimeout, MemoryError, AccessDenied, RecursionError, protocol.ValueRefused,
                         guard.GuardViolation)):
         text = str(exc) or type(exc).__name__
@@ -899,9 +901,22 @@ def do_load(msg):
                 _flush_output()
         S.scripts[script] = ns
         S.builtins[script] = b
+    except BaseException as exc:
+        _keep_stack(exc)
+        raise
     finally:
         S.loading.discard(filename)
     return function_infos(script, ns)
+
+
+def _keep_stack(exc):
+    """Take a failed top level's stack now: once the script leaves
+    ``S.loading`` its frames no longer count as script frames, and the error
+    would reach the host with no line."""
+    try:
+        exc._kryon_stack = _stack(exc.__traceback__)
+    except Exception:  # an exception class that refuses attributes keeps no stack
+        pass
 
 
 def do_call(msg):
