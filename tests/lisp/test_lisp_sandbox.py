@@ -136,7 +136,7 @@ def test_errors_in_the_worker_are_lisp_errors(sandboxed):
         with pytest.raises(ScriptRuntimeError) as info:
             sandboxed.call_function("rt.set-it!", [1])
         err = info.value
-        assert "ZeroDivisionError" in err.message and (err.script, err.line) == ("rt", 2)
+        assert "ZeroDivisionError" in err.message and (err.script, err.line, err.column) == ("rt", 2, 3)
         assert err.stack[0].function == "set-it!"
     finally:
         sandboxed.unload_script("rt")
@@ -149,12 +149,12 @@ def test_top_level_errors_carry_the_lisp_line_and_stack(sandboxed):
     with pytest.raises(ScriptRuntimeError) as info:
         sandboxed.load_script_from_source("top", "lisp", '(setv x 1)\n(setv y 2)\n(raise (ValueError "top"))\n')
     err = info.value
-    assert (err.language, err.script, err.line) == ("lisp", "top", 3) and "ValueError: top" in err.message
-    assert [(f.function, f.script, f.line) for f in err.stack] == [("<top level>", "top", 3)]
+    assert (err.language, err.script, err.line, err.column) == ("lisp", "top", 3, 1) and "ValueError: top" in err.message
+    assert [(f.function, f.script, f.line, f.column) for f in err.stack] == [("<top level>", "top", 3, 1)]
     with pytest.raises(ScriptRuntimeError) as info:
         sandboxed.load_script_from_source("inner", "lisp", "(defn f []\n  (/ 1 0))\n(f)\n")
-    assert info.value.line == 2
-    assert [(f.function, f.line) for f in info.value.stack] == [("f", 2), ("<top level>", 3)]
+    assert (info.value.line, info.value.column) == (2, 3)
+    assert [(f.function, f.line, f.column) for f in info.value.stack] == [("f", 2, 3), ("<top level>", 3, 1)]
     with pytest.raises(AccessDeniedError) as info:
         sandboxed.load_script_from_source("imp", "lisp", "(setv x 1)\n(import os)\n")
     assert (info.value.script, info.value.line) == ("imp", 2)
