@@ -84,13 +84,17 @@ class CompilerSpec:
     ``site`` runs ``site.main()`` first (for compilers installed in editable
     mode); ``preload`` names modules to import before arming; ``runtime_imports``
     names modules the compiled code imports at run time (Hy's ``hy``), which
-    scripts are then allowed to import.
+    scripts are then allowed to import. ``columns``: the compiled code's
+    column positions are the source's own, as errors should name them (Hy's
+    1-based .kl columns), so stack frames carry them; Python's 0-based AST
+    offsets are not reported.
     """
 
     name: str = "python"
     site: bool = False
     preload: tuple[str, ...] = ()
     runtime_imports: tuple[str, ...] = ()
+    columns: bool = False
 
 
 def limits_for(policy: SecurityPolicy) -> dict[str, Any]:
@@ -420,11 +424,13 @@ class _Process:
             if isinstance(frame, list) and len(frame) >= 3:
                 fn, script, line = frame[0], frame[1], frame[2]
                 lang = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else self.runtime.language
+                col = frame[4] if len(frame) > 4 else None
                 stack.append(
                     StackFrame(
                         str(fn),
                         script=str(script) if script is not None else None,
                         line=line if isinstance(line, int) else None,
+                        column=col if isinstance(col, int) else None,
                         language=lang,
                     )
                 )
@@ -435,7 +441,10 @@ class _Process:
         cls = ERROR_CLASSES.get(kind if isinstance(kind, str) else "runtime", ScriptRuntimeError)
         stack = self._frames(msg.get("s"))
         line = msg.get("l")
+        line = line if isinstance(line, int) else (stack[0].line if stack else None)
         col = msg.get("c")
+        if not isinstance(col, int):  # a runtime error: the innermost frame's column, if the worker sends columns
+            col = stack[0].column if stack and stack[0].line == line else None
         text = msg.get("m")
         script_id = self.script.id
         if stack and stack[0].script:
@@ -444,8 +453,8 @@ class _Process:
             str(text) if text is not None else "error",
             language=self.runtime.language if not stack else (stack[0].language or self.runtime.language),
             script=script_id,
-            line=line if isinstance(line, int) else (stack[0].line if stack else None),
-            column=col if isinstance(col, int) else None,
+            line=line,
+            column=col,
             stack=stack,
         )
 
@@ -686,6 +695,7 @@ class IsolatedRuntime:
                 "compiler": self.compiler.name,
                 "site": self.compiler.site,
                 "preload": list(self.compiler.preload),
+                "columns": self.compiler.columns,
                 "allowed_imports": sorted(set(script.policy.allowed_modules) | set(self.compiler.runtime_imports)),
                 "sys_path": [p for p in sys.path if isinstance(p, str) and p],
                 "api": self._api_names,

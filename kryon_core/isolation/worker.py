@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import builtins
 import gc
+import itertools
 import os
 import sys
 import types
@@ -111,6 +112,7 @@ class State:
         self.loading = set()
         self.breakpoints = {}  # script id -> {str(line): breakpoint id}
         self.time_limit = None
+        self.columns = False
         self.cpu_soft = 0
         self.reader = None
         self.decoder = None
@@ -167,9 +169,19 @@ def _current_stack(frame):
     while frame is not None:
         code = frame.f_code
         if code.co_filename in S.scripts or code.co_filename in S.loading:
-            out.append([code.co_name, code.co_filename, frame.f_lineno])
+            out.append(_frame(code, frame.f_lineno, frame.f_lasti))
         frame = frame.f_back
     return out
+
+
+def _frame(code, line, lasti):
+    """A stack frame for the host: [function, script, line], plus
+    [language (the runtime's), column] when the compiler's columns are the
+    source's own (``CompilerSpec.columns``)."""
+    if not S.columns or lasti < 0:
+        return [code.co_name, code.co_filename, line]
+    pos = next(itertools.islice(code.co_positions(), lasti // 2, None), None)
+    return [code.co_name, code.co_filename, line, None, pos[2] if pos else None]
 
 
 # -- breakpoints -------------------------------------------------------------------------
@@ -803,7 +815,7 @@ def _stack(tb):
     while tb is not None:
         code = tb.tb_frame.f_code
         if code.co_filename in S.scripts or code.co_filename in S.loading:
-            frames.append([code.co_name, code.co_filename, tb.tb_lineno])
+            frames.append(_frame(code, tb.tb_lineno, tb.tb_lasti))
         tb = tb.tb_next
     frames.reverse()  # innermost first
     return frames
@@ -829,7 +841,9 @@ def error_reply(rid, exc):
         kind = "compile"
     elif isinstance(exc, PermissionError):
         kind = "access"
-    stack = _stack(exc.__traceback__)
+    stack = getattr(exc, "_kryon_stack", None)
+    if stack is None:
+        stack = _stack(exc.__traceback__)
     if isinstance(exc, (KryonError, ScriptTimeout, MemoryError, AccessDenied, RecursionError, protocol.ValueRefused,
                         guard.GuardViolation)):
         text = str(exc) or type(exc).__name__
@@ -899,9 +913,22 @@ def do_load(msg):
                 _flush_output()
         S.scripts[script] = ns
         S.builtins[script] = b
+    except BaseException as exc:
+        _keep_stack(exc)
+        raise
     finally:
         S.loading.discard(filename)
     return function_infos(script, ns)
+
+
+def _keep_stack(exc):
+    """Take a failed top level's stack now: once the script leaves
+    ``S.loading`` its frames no longer count as script frames, and the error
+    would reach the host with no line."""
+    try:
+        exc._kryon_stack = _stack(exc.__traceback__)
+    except Exception:  # an exception class that refuses attributes keeps no stack
+        pass
 
 
 def do_call(msg):
@@ -1023,6 +1050,7 @@ def main():
         site.main()
     S.max_value = init.get("limits", {}).get("value_size")
     S.time_limit = init.get("limits", {}).get("time")
+    S.columns = bool(init.get("columns"))
     if init.get("recursion"):
         sys.setrecursionlimit(int(init["recursion"]) + 60)
     for name in init.get("preload", ()):

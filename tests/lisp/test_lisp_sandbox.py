@@ -136,13 +136,46 @@ def test_errors_in_the_worker_are_lisp_errors(sandboxed):
         with pytest.raises(ScriptRuntimeError) as info:
             sandboxed.call_function("rt.set-it!", [1])
         err = info.value
-        assert "ZeroDivisionError" in err.message and (err.script, err.line) == ("rt", 2)
+        assert "ZeroDivisionError" in err.message and (err.script, err.line, err.column) == ("rt", 2, 3)
         assert err.stack[0].function == "set-it!"
     finally:
         sandboxed.unload_script("rt")
     with pytest.raises(CompileError) as info:
         sandboxed.load_script_from_source("bad", "lisp", "(defn f []\n  (+ 1 2)))")
     assert info.value.line == 2
+
+
+def test_top_level_errors_carry_the_lisp_line_and_stack(sandboxed):
+    with pytest.raises(ScriptRuntimeError) as info:
+        sandboxed.load_script_from_source("top", "lisp", '(setv x 1)\n(setv y 2)\n(raise (ValueError "top"))\n')
+    err = info.value
+    assert (err.language, err.script, err.line, err.column) == ("lisp", "top", 3, 1) and "ValueError: top" in err.message
+    assert [(f.function, f.script, f.line, f.column) for f in err.stack] == [("<top level>", "top", 3, 1)]
+    with pytest.raises(ScriptRuntimeError) as info:
+        sandboxed.load_script_from_source("inner", "lisp", "(defn f []\n  (/ 1 0))\n(f)\n")
+    assert (info.value.line, info.value.column) == (2, 3)
+    assert [(f.function, f.line, f.column) for f in info.value.stack] == [("f", 2, 3), ("<top level>", 3, 1)]
+    with pytest.raises(AccessDeniedError) as info:
+        sandboxed.load_script_from_source("imp", "lisp", "(setv x 1)\n(import os)\n")
+    assert (info.value.script, info.value.line) == ("imp", 2)
+    with pytest.raises(CompileError) as info:
+        sandboxed.load_script_from_source("syn", "lisp", "(setv x 1)\n(setv y (+ 1 2)\n")
+    assert (info.value.line, info.value.column) == (2, 1)
+    assert set(sandboxed.scripts) == {"bystander"}
+    _intact(sandboxed)
+
+
+def test_top_level_time_limit_and_failed_reload_name_the_line():
+    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=0.3)) as m:
+        with pytest.raises(ScriptTimeoutError) as info:
+            m.load_script_from_source("spin", "lisp", "(setv i 0)\n(while True\n  (+= i 1))\n")
+        assert info.value.script == "spin" and info.value.line in (2, 3)
+        m.load_script_from_source("c", "lisp", "(setv n 0)\n(defn inc [] (global n) (+= n 1) n)\n")
+        assert m.call_function("c.inc") == 1
+        with pytest.raises(ScriptRuntimeError) as info:
+            m.hot_reload_script("c", '(setv n 10)\n(raise (RuntimeError "no"))\n')
+        assert (info.value.script, info.value.line) == ("c", 2)
+        assert m.call_function("c.inc") == 2, "the old version keeps running"
 
 
 def test_sandboxed_dom_and_globals():

@@ -10,6 +10,8 @@ import sys
 import pytest
 
 from kryon_core import (
+    AccessDeniedError,
+    CompileError,
     ConversionError,
     Document,
     FunctionRef,
@@ -222,12 +224,40 @@ def test_runtime_error_stack(m: ScriptManager) -> None:
     assert info.value.line == 2 and "KeyError" in str(info.value)
 
 
+def test_top_level_errors_carry_the_line_and_stack(m: ScriptManager) -> None:
+    with pytest.raises(ScriptRuntimeError) as info:
+        m.load_script_from_source("top", "python", "x = 1\ny = 2\nraise ValueError('top')\n")
+    err = info.value
+    assert (err.script, err.line) == ("top", 3) and "ValueError: top" in err.message
+    assert [(f.function, f.script, f.line) for f in err.stack] == [("<module>", "top", 3)]
+    with pytest.raises(ScriptRuntimeError) as info:
+        m.load_script_from_source("inner", "python", "def f():\n    return 1/0\nf()\n")
+    assert info.value.line == 2
+    assert [(f.function, f.line) for f in info.value.stack] == [("f", 2), ("<module>", 3)]
+    with pytest.raises(AccessDeniedError) as info:
+        m.load_script_from_source("imp", "python", "x = 1\nimport os\n")
+    assert (info.value.script, info.value.line) == ("imp", 2)
+    with pytest.raises(CompileError) as info:
+        m.load_script_from_source("syn", "python", "x = 1\ny = (\n")
+    assert (info.value.line, info.value.column) == (2, 5)
+    assert not m.scripts
+
+
+def test_top_level_time_limit_names_the_line() -> None:
+    with ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.3), cache=False) as m:
+        with pytest.raises(ScriptTimeoutError) as info:
+            m.load_script_from_source("spin", "python", "x = 1\nwhile True:\n    x += 1\n")
+        assert info.value.script == "spin" and info.value.line in (2, 3)
+        assert info.value.stack and info.value.stack[0].function == "<module>"
+
+
 def test_failed_reload_keeps_the_old_worker(m: ScriptManager) -> None:
     m.load_script_from_source("c", "python", "n = 0\ndef inc():\n    global n\n    n += 1\n    return n\n")
     m.call_function("inc")
     pid = m.engine("python").runtime.worker_info("c")["pid"]
-    with pytest.raises(ScriptRuntimeError):
-        m.hot_reload_script("c", "raise RuntimeError('no')\n")
+    with pytest.raises(ScriptRuntimeError) as info:
+        m.hot_reload_script("c", "n = 10\nraise RuntimeError('no')\n")
+    assert (info.value.script, info.value.line) == ("c", 2)
     assert m.call_function("inc") == 2
     assert m.engine("python").runtime.worker_info("c")["pid"] == pid
     m.hot_reload_script("c", "def inc(): return 'v2'\n")

@@ -59,13 +59,15 @@ ISOLATION_MISSING = (
 )
 
 #: how a worker compiles Lisp: Hy imported (and warmed up) before the sandbox
-#: is armed; compiled code imports the curated ``kryon_lisp_hy`` as ``hy``
+#: is armed; compiled code imports the curated ``kryon_lisp_hy`` as ``hy``;
+#: errors name Hy's columns (the .kl file's, 1-based, as in-process errors do)
 LISP_COMPILER = (
     CompilerSpec(
         name="kryon_lisp.sandboxed:compile",
         site=True,
         preload=("encodings.unicode_escape", "encodings.raw_unicode_escape", "kryon_lisp.sandboxed"),
         runtime_imports=("kryon_lisp_hy",),
+        columns=True,
     )
     if CompilerSpec is not None
     else None
