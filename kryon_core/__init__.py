@@ -47,7 +47,7 @@ from .policy import SecurityPolicy
 from .profiling import HotFunctionInfo, Profiler
 from .values import FunctionRef, ScriptLanguage, UserData
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "API",

@@ -11,7 +11,7 @@ The engine class is imported on first access, so discovery (which imports
 from typing import Any
 
 __all__ = ["PythonEngine"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
