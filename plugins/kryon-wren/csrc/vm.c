@@ -751,6 +751,27 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
     }                                           \
   } while (0)
 
+/* The instructions a breakpoint may replace (see isPatchable): written once,
+ * expanded in the interpreter's switch and in OP_BREAKPOINT's. */
+#define SIMPLE_INSTRUCTIONS                                                     \
+  case OP_CONSTANT: PUSH(fn->constants[READ_SHORT()]); break;                   \
+  case OP_NULL: PUSH(NULL_VAL); break;                                          \
+  case OP_FALSE: PUSH(FALSE_VAL); break;                                        \
+  case OP_TRUE: PUSH(TRUE_VAL); break;                                          \
+  case OP_LOAD_LOCAL: PUSH(slots[READ_BYTE()]); break;                          \
+  case OP_STORE_LOCAL: slots[READ_BYTE()] = PEEK(0); break;                     \
+  case OP_LOAD_UPVALUE: PUSH(*frame->closure->upvalues[READ_BYTE()]->value); break; \
+  case OP_STORE_UPVALUE: *frame->closure->upvalues[READ_BYTE()]->value = PEEK(0); break; \
+  case OP_LOAD_MODULE_VAR: PUSH(fn->module->variables[READ_SHORT()]); break;    \
+  case OP_STORE_MODULE_VAR: fn->module->variables[READ_SHORT()] = PEEK(0); break; \
+  case OP_LOAD_FIELD_THIS:                                                      \
+    PUSH(((ObjInstance*)AS_OBJ(slots[0]))->fields[READ_BYTE() + fn->fieldBase]); \
+    break;                                                                      \
+  case OP_STORE_FIELD_THIS:                                                     \
+    ((ObjInstance*)AS_OBJ(slots[0]))->fields[READ_BYTE() + fn->fieldBase] = PEEK(0); \
+    break;                                                                      \
+  case OP_POP: sp--; break;
+
   LOAD_FRAME();
 #ifdef KW_DEBUG
   static int trace = -1;
@@ -765,28 +786,7 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
 #endif
     uint8_t instruction = READ_BYTE();
     switch (instruction) {
-      case OP_CONSTANT:
-        PUSH(fn->constants[READ_SHORT()]);
-        break;
-      case OP_NULL: PUSH(NULL_VAL); break;
-      case OP_FALSE: PUSH(FALSE_VAL); break;
-      case OP_TRUE: PUSH(TRUE_VAL); break;
-      case OP_LOAD_LOCAL: PUSH(slots[READ_BYTE()]); break;
-      case OP_STORE_LOCAL: slots[READ_BYTE()] = PEEK(0); break;
-      case OP_LOAD_UPVALUE: PUSH(*frame->closure->upvalues[READ_BYTE()]->value); break;
-      case OP_STORE_UPVALUE: *frame->closure->upvalues[READ_BYTE()]->value = PEEK(0); break;
-      case OP_LOAD_MODULE_VAR: PUSH(fn->module->variables[READ_SHORT()]); break;
-      case OP_STORE_MODULE_VAR: fn->module->variables[READ_SHORT()] = PEEK(0); break;
-      case OP_LOAD_FIELD_THIS: {
-        int index = READ_BYTE() + fn->fieldBase;
-        PUSH(((ObjInstance*)AS_OBJ(slots[0]))->fields[index]);
-        break;
-      }
-      case OP_STORE_FIELD_THIS: {
-        int index = READ_BYTE() + fn->fieldBase;
-        ((ObjInstance*)AS_OBJ(slots[0]))->fields[index] = PEEK(0);
-        break;
-      }
+      SIMPLE_INSTRUCTIONS
       case OP_LOAD_FIELD: {
         int index = READ_BYTE() + fn->fieldBase;
         Value receiver = POP();
@@ -799,7 +799,6 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
         ((ObjInstance*)AS_OBJ(receiver))->fields[index] = PEEK(0);
         break;
       }
-      case OP_POP: sp--; break;
 
 #define BINARY_FAST(op, expr)                               \
   case op: {                                                \
@@ -1185,27 +1184,7 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
         if (!hitBreakpoint(vm, fiber, frame)) goto handleError;
         LOAD_FRAME();
         switch (originalOp(fn, (int)(ip - fn->code) - 1)) {
-          case OP_CONSTANT: PUSH(fn->constants[READ_SHORT()]); break;
-          case OP_NULL: PUSH(NULL_VAL); break;
-          case OP_FALSE: PUSH(FALSE_VAL); break;
-          case OP_TRUE: PUSH(TRUE_VAL); break;
-          case OP_LOAD_LOCAL: PUSH(slots[READ_BYTE()]); break;
-          case OP_STORE_LOCAL: slots[READ_BYTE()] = PEEK(0); break;
-          case OP_LOAD_UPVALUE: PUSH(*frame->closure->upvalues[READ_BYTE()]->value); break;
-          case OP_STORE_UPVALUE: *frame->closure->upvalues[READ_BYTE()]->value = PEEK(0); break;
-          case OP_LOAD_MODULE_VAR: PUSH(fn->module->variables[READ_SHORT()]); break;
-          case OP_STORE_MODULE_VAR: fn->module->variables[READ_SHORT()] = PEEK(0); break;
-          case OP_LOAD_FIELD_THIS: {
-            int index = READ_BYTE() + fn->fieldBase;
-            PUSH(((ObjInstance*)AS_OBJ(slots[0]))->fields[index]);
-            break;
-          }
-          case OP_STORE_FIELD_THIS: {
-            int index = READ_BYTE() + fn->fieldBase;
-            ((ObjInstance*)AS_OBJ(slots[0]))->fields[index] = PEEK(0);
-            break;
-          }
-          case OP_POP: sp--; break;
+          SIMPLE_INSTRUCTIONS
           default: ERROR_MSG("Invalid instruction under a breakpoint.");
         }
         break;
@@ -1233,6 +1212,7 @@ finished:
 #undef PUSH
 #undef POP
 #undef PEEK
+#undef SIMPLE_INSTRUCTIONS
 }
 
 /* ---- Entry points --------------------------------------------------- */
