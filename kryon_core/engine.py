@@ -245,7 +245,16 @@ class ScriptEngine(abc.ABC):
         def bound(*args: Any) -> Any:
             return call(function, args, script=script)
 
-        return FunctionRef(bound, name=function, language=self.language, script=script)
+        return self._function_ref(bound, function, script)
+
+    def _function_ref(self, call: Callable[..., Any], function: str, script: str) -> FunctionRef:
+        """The handle ``get_function`` returns: ``call`` (the engine's fast
+        callable for ``function``) when called, ``call_function_async`` when awaited."""
+
+        async def call_async(*args: Any) -> Any:
+            return await self.call_function_async(function, args, script=script)
+
+        return FunctionRef(call, name=function, language=self.language, script=script, call_async=call_async)
 
     # -- globals ---------------------------------------------------------------
     @abc.abstractmethod

@@ -721,12 +721,7 @@ class JSEngine(ScriptEngine):
         ctx = self._ctx(script)
         info = ctx.functions.get(function)
         n = info.parameter_count if info is not None else 0
-        fast = self._caller(ctx, function, n)
-
-        async def call_async(*args: Any) -> Any:
-            return await self.call_function_async(function, args, script=script)
-
-        return FunctionRef(fast, name=function, language=LANG, script=script, call_async=call_async)
+        return self._function_ref(self._caller(ctx, function, n), function, script)
 
     def _caller(self, ctx: _Context, function: str, n: int) -> Callable[..., Any]:
         key = (function, n)
@@ -748,7 +743,6 @@ class JSEngine(ScriptEngine):
         lock, engine = self._lock, self
         args_obj, apply_args, unbox, binding_error = ctx.args_obj, ctx.apply_args, self._unbox, self._binding_error
         pending = self._pending_release
-        int_lo, int_hi = INT32_MIN, INT32_MAX
         enter = self._enter
         acquire, release = lock.acquire, lock.release
 

@@ -254,12 +254,7 @@ class LuaEngine(ScriptEngine):
 
     def get_function(self, function: str, *, script: str) -> FunctionRef:
         state = self._script(script)
-        call = self._caller(state, function)
-
-        async def call_async(*args: Any) -> Any:
-            return await self.call_function_async(function, args, script=script)
-
-        return FunctionRef(call, name=function, language="lua", script=script, call_async=call_async)
+        return self._function_ref(self._caller(state, function), function, script)
 
     def _caller(self, state: _Script, function: str) -> Callable[..., Any]:
         """The callable that runs one function with host values, made once

@@ -57,7 +57,7 @@ from kryon_core import (
 
 from . import sandbox
 from .bridge import IO_SOURCE, kryon_module_source, spread_call_args
-from .values import MAX_SAFE, WrenObject, host_callable, number, prepare, resolve
+from .values import MAX_SAFE, WrenObject, host_callable, prepare, resolve
 
 LANG = "wren"
 _IMPORT = re.compile(r'^[ \t]*import[ \t]+"([^"\n]+)"', re.M)
@@ -576,12 +576,7 @@ class WrenEngine(ScriptEngine):
 
     def get_function(self, function: str, *, script: str) -> FunctionRef:
         state = self._state(script)
-        call = self._caller(state, function)
-
-        async def call_async(*args: Any) -> Any:
-            return await self.call_function_async(function, args, script=script)
-
-        return FunctionRef(call, name=function, language=LANG, script=script, call_async=call_async)
+        return self._function_ref(self._caller(state, function), function, script)
 
     def _target(self, state: _VMState, function: str) -> tuple[Any, str, bool]:
         """(receiver handle, method name, getter?) of a callable name."""
@@ -636,7 +631,7 @@ class WrenEngine(ScriptEngine):
             handle = handles.get(n)
             if handle is None:
                 sig = method if getter and n == 0 else f"{method}({','.join('_' * n)})"
-                handle = handles[n] = vm.make_call_handle(sig)
+                handle = handles[n] = state.call_handle(sig)  # shared per VM: callers of Fn refs come and go
             return handle
 
         from .vm import STATUS_MASK, STATUS_TAG
@@ -734,10 +729,11 @@ class WrenEngine(ScriptEngine):
 
     # -- FunctionRefs of Wren Fns -------------------------------------------------------------
     def _fn_ref(self, state: _VMState, handle: Any) -> FunctionRef:
-        from .vm import WrenError, WrenRuntimeError
-
         vm = state.vm
-        lock = self._lock
+        # The same caller a Fn held in a script variable gets (scalar fast path,
+        # conversions, error translation, output flushing); only a stale VM is
+        # handled here, since an anonymous Fn cannot be looked up again by name.
+        invoke = self._make_caller(state, "<fn>", handle, "call", False)
 
         def call(*args: Any) -> Any:
             if state.vm is not vm or vm.instance.dead is not None:
@@ -745,20 +741,7 @@ class WrenEngine(ScriptEngine):
                     "this Wren function no longer exists (its script was unloaded or restarted)",
                     language=LANG, script=state.script_id,
                 )
-            with lock:
-                try:
-                    prepared = [prepare(state, a) for a in args]
-                    result = state.invoke(handle, prepared)
-                    state.pending = None
-                    return resolve(state, result)
-                except WrenRuntimeError as exc:
-                    state.flush()
-                    raise self._runtime_error(state, exc) from None
-                except WrenError as exc:
-                    raise self._after_trap(state, exc) from None
-                finally:
-                    if state._line:
-                        state.flush()
+            return invoke(*args)
 
         ref = FunctionRef(call, name="<fn>", language=LANG, script=state.script_id,
                           release=_Releaser(state, handle))
