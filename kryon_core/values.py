@@ -266,7 +266,9 @@ def dict_key(key: Any, language: str) -> str:
 def value_too_large(size: int, limit: int, *, kind: str, language: str, script: str | None = None) -> SizeLimitError:
     """The error for a string (``kind`` "string", ``size`` in characters or
     bytes) or a list / map (``size`` in elements) crossing between host and
-    script beyond the policy's ``max_value_size``: the same wording for every engine."""
+    script beyond the policy's ``max_value_size``, worded alike by the engines
+    that convert in-process (kryon-js measures a list as its JSON text, and the
+    isolation worker, which cannot import kryon_core, words its own)."""
     unit = "characters" if kind == "string" else "elements"
     return SizeLimitError(
         f"a {kind} of {size} {unit} crossing between the host and the script is larger than the policy's "
