@@ -38,6 +38,7 @@ from .errors import (
     ScriptTimeoutError,
     SizeLimitError,
     StackFrame,
+    UnsupportedPolicyError,
 )
 from .hookspecs import hookimpl
 from .interop import AccessPolicy, CrossLanguageRegistry, SharedDataManager
@@ -45,6 +46,7 @@ from .manager import LoadedScript, ScriptManager
 from .plugins import EngineSpec
 from .policy import SecurityPolicy
 from .profiling import HotFunctionInfo, Profiler
+from .threads import EngineGate
 from .values import FunctionRef, ScriptLanguage, UserData
 
 __version__ = "0.2.0"
@@ -69,6 +71,7 @@ __all__ = [
     "ElementHandle",
     "EngineCapabilities",
     "EngineConfig",
+    "EngineGate",
     "EngineNotFoundError",
     "EngineSpec",
     "FunctionInfo",
@@ -94,6 +97,7 @@ __all__ = [
     "SharedDataManager",
     "SizeLimitError",
     "StackFrame",
+    "UnsupportedPolicyError",
     "UserData",
     "hookimpl",
 ]
