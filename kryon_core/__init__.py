@@ -13,6 +13,7 @@ from .cache import CacheStatistics, CompilationCache
 from .dom import AnimationConfig, Document, DOMBridge, ElementHandle
 from .engine import (
     BreakpointHit,
+    CallerCache,
     CompiledScript,
     EngineCapabilities,
     EngineConfig,
@@ -60,6 +61,7 @@ __all__ = [
     "ApiMethod",
     "BreakpointHit",
     "CacheStatistics",
+    "CallerCache",
     "CompilationCache",
     "CompileError",
     "CompiledScript",

@@ -35,6 +35,7 @@ __all__ = [
     "GarbageCollectionStats",
     "MemoryUsage",
     "BreakpointHit",
+    "CallerCache",
     "ScriptEngine",
 ]
 
@@ -158,6 +159,38 @@ class BreakpointHit:
     @property
     def locals(self) -> dict[str, Any]:
         return self.stack[0].locals if self.stack else {}
+
+
+class CallerCache:
+    """The callables an engine makes for its hot path, one per key (a function
+    name, or a name and an arity), made on first use and kept with the script
+    version they belong to: a per-script state holds one, and a reload or
+    unload drops it with the state (or calls :meth:`clear`)."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self) -> None:
+        self._made: dict[Any, Callable[..., Any]] = {}
+
+    def get(self, key: Any, make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+        """The callable for ``key``, made by ``make()`` the first time."""
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = make()
+        return made
+
+    def peek(self, key: Any) -> Callable[..., Any] | None:
+        """The callable for ``key`` if it was made (the hot path's one dict look-up)."""
+        return self._made.get(key)
+
+    def drop(self, key: Any) -> None:
+        self._made.pop(key, None)
+
+    def clear(self) -> None:
+        self._made.clear()
+
+    def __len__(self) -> int:
+        return len(self._made)
 
 
 class ScriptEngine(abc.ABC):

@@ -130,3 +130,18 @@ def test_three_runtime_cycle():
 
     run_threads([chain(a, b), chain(b, c), chain(c, a)])
     assert sorted(out) == ["ab", "bc", "ca"]
+
+
+def test_caller_cache_makes_each_callable_once():
+    from kryon_core import CallerCache
+
+    made = []
+    cache = CallerCache()
+    for _ in range(3):
+        assert cache.get(("add", 2), lambda: made.append(1) or (lambda a, b: a + b))(1, 2) == 3
+    assert len(made) == 1 and len(cache) == 1 and cache.peek(("add", 2)) is not None
+    cache.drop(("add", 2))
+    assert cache.peek(("add", 2)) is None
+    cache.get("x", lambda: print)
+    cache.clear()
+    assert len(cache) == 0
