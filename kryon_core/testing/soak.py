@@ -18,7 +18,7 @@ from typing import Any
 from ..manager import ScriptManager
 from ..policy import SecurityPolicy
 
-__all__ = ["SOURCES", "SoakResult", "soak", "rss_bytes"]
+__all__ = ["COUNTERS", "SOURCES", "SoakResult", "soak", "rss_bytes"]
 
 #: version 1 and 2 of a small stateful script per language: a counter and its reader
 _LISTEN = {
@@ -28,7 +28,8 @@ _LISTEN = {
     "lisp": '(add-event-listener! (get-element-by-id "btn") "click" (fn [e] None))\n',
     "wren": 'import "kryon" for Kryon\nKryon.addEventListener(Kryon.getElementById("btn"), "click") {|e| Count = Count + 1 }\n',
 }
-_V1 = {
+#: a small stateful script per language: a counter and a version
+COUNTERS = {
     "lua": "count = 0\nfunction bump(n) count = count + n return count end\nfunction version() return 1 end\n",
     "javascript": "var count = 0;\nfunction bump(n) { count += n; return count; }\nfunction version() { return 1; }\n",
     "python": "count = 0\ndef bump(n):\n    global count\n    count += n\n    return count\ndef version(): return 1\n",
@@ -40,7 +41,7 @@ _V1 = {
 SOURCES: dict[str, tuple[str, str]] = {
     lang: (v1 + _LISTEN[lang], v1.replace("version() { 1 }", "version() { 2 }").replace("return 1", "return 2")
            .replace("(defn version [] 1)", "(defn version [] 2)").replace("return 1;", "return 2;") + _LISTEN[lang])
-    for lang, v1 in _V1.items()
+    for lang, v1 in COUNTERS.items()
 }
 FUNCTIONS = {"wren": ("C.bump", "C.version")}
 
