@@ -146,8 +146,8 @@ class ScriptManager:
         elif cache_dir is False:
             self.cache = CompilationCache(None)
         else:
-            directory = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)  # type: ignore[arg-type]
-            self.cache = CompilationCache(directory)
+            where = default_cache_dir if cache_dir in (None, True) else Path(cache_dir)  # type: ignore[arg-type]
+            self.cache = CompilationCache(where)
 
     # -- engines ---------------------------------------------------------------
     @property
