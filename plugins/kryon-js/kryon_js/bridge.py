@@ -17,7 +17,7 @@ from kryon_core.bridge import API
 REQUIRE = 0
 
 
-def api_table(bridge: ScriptBridge | None) -> list[tuple[str, tuple[int, int], Callable[..., Any] | None]]:
+def build_kryon_api(bridge: ScriptBridge | None) -> list[tuple[str, tuple[int, int], Callable[..., Any] | None]]:
     """(camelCase name, (min, max) arity, host function) for every kryon function;
     entry 0 is the internal ``require``."""
     table: list[tuple[str, tuple[int, int], Callable[..., Any] | None]] = [("__require__", (1, 1), None)]

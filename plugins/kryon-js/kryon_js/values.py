@@ -18,7 +18,7 @@ from kryon_core import ConversionError, FunctionRef, UserData
 from kryon_core.values import MAX_SAFE_DOUBLE_INT
 
 if TYPE_CHECKING:
-    from .engine import _Context
+    from .state import ScriptState
 
 TAG = "\x01k"
 _TAG_TEXT = "\\u0001k"
@@ -49,7 +49,7 @@ class Encoder:
 
     __slots__ = ("ctx", "special")
 
-    def __init__(self, ctx: "_Context") -> None:
+    def __init__(self, ctx: "ScriptState") -> None:
         self.ctx = ctx
         self.special = False
 
@@ -110,14 +110,14 @@ class Encoder:
             return {TAG: "y", "v": bytes(value).hex()}
         if isinstance(value, UserData):
             self.special = True
-            return {TAG: "h", "i": self.ctx.userdata_id(value), "t": _label(value)}
+            return {TAG: "h", "i": self.ctx.userdata_id(value), "t": handle_label(value)}
         if isinstance(value, FunctionRef) or callable(value):
             self.special = True
             fid = self.ctx.own_function_id(value)
             if fid is not None:
                 return {TAG: "f", "i": fid}
             return {TAG: "p", "i": self.ctx.callable_id(value), "n": getattr(value, "name", None) or getattr(value, "__name__", "")}
-        converted = self.ctx.engine.convert_unknown(value, self.ctx.script)
+        converted = self.ctx.convert_unknown(value)
         return self.tree(converted, depth + 1, seen)
 
     def _key(self, key: Any) -> str:
@@ -131,20 +131,20 @@ class Encoder:
                               script=self.ctx.script)
 
 
-def _label(value: UserData) -> str:
+def handle_label(value: UserData) -> str:
     if type(value).__name__ == "ElementHandle":
         return f"ElementHandle {value.value}"
     return type(value).__name__
 
 
-def decode(text: str, ctx: "_Context") -> Any:
+def decode(text: str, ctx: "ScriptState") -> Any:
     """JSON text from the prelude's ``encode`` -> Python value."""
     if _TAG_TEXT not in text:
         return json.loads(text)
     return json.loads(text, object_hook=_hook(ctx))
 
 
-def _hook(ctx: "_Context") -> Callable[[dict], Any]:
+def _hook(ctx: "ScriptState") -> Callable[[dict], Any]:
     def hook(d: dict) -> Any:
         tag = d.get(TAG)
         if tag is None:
