@@ -192,11 +192,12 @@ def compile_only(ctx: Any, source: str, filename: str, holder: Any) -> bytes:
         _lib.JS_FreeValue(cx, value)
 
 
-def run_bytecode(ctx: Any, bytecode: bytes, holder: Any) -> bool:
+def run_bytecode(ctx: Any, bytecode: bytes, holder: Any, *, keep_result: bool = False) -> bool:
     """Run compiled global code in ``ctx``. Host callables may be called from
     it: the binding's saved-thread-state slot is filled for the duration,
     exactly as its own ``eval`` does. Returns False (exception on
-    ``holder.e``) when the script threw."""
+    ``holder.e``) when the script threw; with ``keep_result`` the completion
+    value is left on ``holder.r``."""
     if bytecode_name(bytecode) is None:
         raise ValueError("not Kryon JS bytecode")
     rt, cx = pointers(ctx)
@@ -218,5 +219,9 @@ def run_bytecode(ctx: Any, bytecode: bytes, holder: Any) -> bool:
     if result.tag == JS_TAG_EXCEPTION:
         _take_exception(cx, holder)
         return False
-    _lib.JS_FreeValue(cx, result)
+    if keep_result and holder is not None:
+        target = JSValue.from_address(id(holder) + _OFF_OBJ_VALUE)
+        _lib.JS_SetPropertyStr(cx, target, b"r", result)  # takes ownership of result
+    else:
+        _lib.JS_FreeValue(cx, result)
     return True

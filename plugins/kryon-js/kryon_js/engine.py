@@ -1,21 +1,23 @@
 """The JavaScript engine: Kryon's ScriptEngine over QuickJS (quickjs-ng).
 
-Thin by design: each script's context lives in a :class:`~kryon_js.state.ScriptState`,
-the plumbing every context shares in :class:`~kryon_js.runtime.Host`, calls
-in :mod:`kryon_js.calls`, values in :mod:`kryon_js.values`, errors in
-:mod:`kryon_js.errors`, limits in :mod:`kryon_js.sandbox`.
+Thin by design: each script's context lives in a :class:`~kryon_js.state.ScriptState`
+(with its own gate), the plumbing every context shares in
+:class:`~kryon_js.runtime.Host`, top levels, evaluation and reload state in
+:mod:`kryon_js.loader`, calls in :mod:`kryon_js.calls`, values in
+:mod:`kryon_js.values`, errors in :mod:`kryon_js.errors`, limits in
+:mod:`kryon_js.sandbox`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import threading
 import time
 from typing import Any, Callable, Sequence
 
 from kryon_core import (
+    CallerCache,
     CompiledScript,
-    CompileError,
     ConversionError,
     EngineCapabilities,
     EngineConfig,
@@ -35,10 +37,11 @@ from kryon_core import (
 from . import capi, sandbox
 from .bridge import build_kryon_api
 from .calls import call_name_async, make_caller, unloaded
-from .errors import from_info, parse_stack
+from .errors import parse_stack
+from .loader import carry_over, compile_in, data_of, evaluate_in, run_top_level
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, Host, JSObject
-from .scan import IDENT, declared_names, parse_params, scan_functions
+from .scan import IDENT, scan_functions
 from .state import ScriptState
 
 
@@ -63,6 +66,7 @@ class JSEngine(ScriptEngine):
         self.host.api = build_kryon_api(None)
         self.states: dict[str, ScriptState] = {}
         self.compiler: ScriptState | None = None
+        self._states_lock = threading.Lock()  # the table of states, never held while a runtime runs
         self._version = f"QuickJS-ng (quickjs-ng binding {binding_version()})"
 
     def _output(self, text: str) -> None:
@@ -72,8 +76,10 @@ class JSEngine(ScriptEngine):
         dom = self.bridge.dom if self.bridge is not None else None
         if dom is not None and hasattr(dom, "errors"):
             dom.errors.append(err)
+            on_error = getattr(dom, "on_error", None)
             try:
-                dom.on_error(err)
+                if on_error is not None:
+                    on_error(err)
             except Exception:  # noqa: BLE001
                 pass
 
@@ -93,6 +99,9 @@ class JSEngine(ScriptEngine):
     def initialize(self, config: EngineConfig) -> None:
         super().initialize(config)
 
+    def check_policy(self, policy: SecurityPolicy) -> None:
+        sandbox.check_policy(policy)
+
     def setup_bridge(self, bridge: ScriptBridge) -> None:
         super().setup_bridge(bridge)
         self.host.api = build_kryon_api(bridge)
@@ -109,122 +118,83 @@ class JSEngine(ScriptEngine):
         return state
 
     def _new_state(self, script: str, policy: SecurityPolicy) -> ScriptState:
-        return ScriptState(self.host, script, policy, self.convert_unknown)
+        view = self.bridge.for_script(script, policy) if self.bridge is not None else None
+        return ScriptState(self.host, script, policy, view, self.convert_unknown)
 
     # -- compile and load -----------------------------------------------------------------
     def compile(self, source: "str | bytes", name: str, *, policy: SecurityPolicy | None = None) -> CompiledScript:
         text = source.decode("utf-8") if isinstance(source, bytes) else source
         bytecode = b""
         if self.host.capi:
-            with self.host.lock:
+            with self._states_lock:
                 if self.compiler is None:
                     self.compiler = self._new_state("<compiler>", SecurityPolicy.trusted())
-                bytecode = self._compile_in(self.compiler, text, name)
+            bytecode = self.compiler.run(compile_in, self.compiler, text, name)
         return CompiledScript(
             id=name, language=LANGUAGE, source=text, bytecode=bytecode, functions=scan_functions(text),
             engine_version=self.version,
         )
 
-    def _compile_in(self, state: ScriptState, text: str, name: str) -> bytes:
-        try:
-            return capi.compile_only(state.ctx, text, name, state.holder)
-        except capi.CompileFailed:
-            state.take_held()
-            stash, self.host.stash = self.host.stash, None
-            info = json.loads(stash[1]) if stash else {"isError": True, "name": "SyntaxError", "message": "?"}
-            err = from_info(info, name, input_is_script=False, host_errors={}, compiling=True)
-            raise CompileError(err.message, language=LANGUAGE, script=name, line=err.line, column=err.column,
-                               stack=err.stack) from None
-
-    def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
-        state = self._run(compiled, policy or self.config.policy)
-        with self.host.lock:
-            old = self.states.get(compiled.id)
-            self.states[compiled.id] = state
-            if old is not None:
-                old.close()
-        return compiled.id
-
     def _run(self, compiled: CompiledScript, policy: SecurityPolicy) -> ScriptState:
         """A fresh context with the script's top level run in it; nothing is
         registered unless it succeeds."""
-        host = self.host
-        with host.lock:
-            state = self._new_state(compiled.id, policy)
-            ok = False
-            try:
-                prev = host.enter(state)
-                try:
-                    self._run_top_level(state, compiled, policy)
-                    host.pump(state)
-                finally:
-                    host.leave(state, prev)
-                state.functions = self._describe(state, compiled.source)
-                ok = True
-            finally:
-                if not ok:
-                    state.close()
+        state = self._new_state(compiled.id, policy)
+        try:
+            state.run(run_top_level, state, compiled)
+        except BaseException:
+            state.close()
+            raise
         return state
 
-    def _run_top_level(self, state: ScriptState, compiled: CompiledScript, policy: SecurityPolicy) -> None:
-        host = self.host
-        if host.capi:
-            code = compiled.bytecode
-            if (capi.bytecode_name(code) != compiled.id  # foreign, or compiled under another name
-                    or (compiled.from_cache and policy.sandboxed)):  # disk bytecode is not verified
-                code = self._compile_in(state, compiled.source, compiled.id)
-            if not capi.run_bytecode(state.ctx, code, state.holder):
-                state.take_held()
-                host.unbox(state)
-            return
-        try:
-            state.ctx.eval(compiled.source)
-        except BINDING_ERRORS as exc:
-            err = host.binding_error(state, exc)
-            if "SyntaxError" in str(exc.args[0] if exc.args else ""):
-                raise CompileError(err.message, language=LANGUAGE, script=compiled.id, line=err.line,
-                                   column=err.column, stack=err.stack) from None
-            raise err from None
-
-    def _describe(self, state: ScriptState, source: str) -> dict[str, FunctionInfo]:
-        listing = json.loads(state.describe(json.dumps(declared_names(source))))
-        lines = scan_functions(source)
-        out: dict[str, FunctionInfo] = {}
-        for name, src, kind, length in listing:
-            names, variadic = parse_params(src)
-            out[name] = FunctionInfo(
-                name=name, parameter_count=len(names), parameter_names=tuple(names),
-                is_async=kind in ("async", "asyncgenerator"), is_generator=kind in ("generator", "asyncgenerator"),
-                is_variadic=variadic, line=lines[name].line if name in lines else None,
-            )
-        return out
+    def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
+        state = self._run(compiled, policy or self.config.policy)
+        with self._states_lock:
+            old, self.states[compiled.id] = self.states.get(compiled.id), state
+        if old is not None:
+            old.close()
+        return compiled.id
 
     def reload_script(
         self, script_id: str, compiled: CompiledScript, *, policy: SecurityPolicy | None, previous: CompiledScript
     ) -> None:
-        """Run the new version in a new context and swap only when its top
-        level succeeded: a failing version leaves the old one running."""
+        """Run the new version in a new context beside the old one, hand it the
+        old version's state (its ``onReload`` hook, or the data it leaves
+        unset), and swap only when all of that succeeded: a failing version
+        leaves the old one running with its state."""
         old = self._state(script_id)
+        old_data = old.run(data_of, old)
         state = self._run(compiled, policy or old.policy)
-        with self.host.lock:
+        try:
+            state.run(carry_over, state, old_data)
+        except BaseException:
+            state.close()
+            raise
+        with self._states_lock:
             self.states[script_id] = state
-            old.close()
+        old.close()
 
     def unload_script(self, script_id: str) -> None:
-        with self.host.lock:
+        with self._states_lock:
             state = self.states.pop(script_id, None)
-            if state is None:
-                raise ScriptNotFoundError(f"no JavaScript script '{script_id}' is loaded", language=LANGUAGE,
-                                          script=script_id)
-            state.close()
+        if state is None:
+            raise ScriptNotFoundError(f"no JavaScript script '{script_id}' is loaded", language=LANGUAGE,
+                                      script=script_id)
+        state.close()
 
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
         return dict(self._state(script_id).functions)
 
+    def evaluate(self, script_id: str, code: str) -> Any:
+        """Run ``code`` as global code of the script (its top-level ``var`` and
+        function declarations stay); the value of its last expression."""
+        state = self._state(script_id)
+        state.callers.clear()  # a definition may replace a function the callers wrap
+        return state.run(evaluate_in, state, code)
+
     # -- calls ------------------------------------------------------------------------------
     def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         state = self.states.get(script) or self._state(script)
-        caller = state.callers.get((function, len(args))) or self._caller(state, function, len(args))
+        caller = state.callers.peek((function, len(args))) or self._caller(state, function, len(args))
         return caller(*args)
 
     def get_function(self, function: str, *, script: str) -> FunctionRef:
@@ -236,48 +206,38 @@ class JSEngine(ScriptEngine):
         return self._function_ref(self._caller(state, function, n), function, script)
 
     def _caller(self, state: ScriptState, function: str, n: int) -> Callable[..., Any]:
-        key = (function, n)
-        caller = state.callers.get(key)
-        if caller is None:
-            with self.host.lock:
-                if state.closed:
-                    raise unloaded(state)
-                wrapper = state.make_caller(function, n) if IDENT.match(function) else None
-                if wrapper is None or type(wrapper) is not JSObject:
-                    raise FunctionNotFoundError(f"script '{state.script}' defines no function '{function}'",
-                                                language=LANGUAGE, script=state.script)
-                caller = state.callers[key] = make_caller(self.host, state, wrapper, function, n, self.call_function)
-        return caller
+        def make() -> Callable[..., Any]:
+            wrapper = state.run(state.make_caller, function, n) if IDENT.match(function) else None
+            if wrapper is None or type(wrapper) is not JSObject:
+                raise FunctionNotFoundError(f"script '{state.script}' defines no function '{function}'",
+                                            language=LANGUAGE, script=state.script)
+            return make_caller(state, wrapper, function, n, self.call_function)
+
+        if state.closed:
+            raise unloaded(state)
+        return state.callers.get((function, n), make)
 
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         """Call the function; when it returns a Promise (an async function),
         pump QuickJS's job queue and yield to the running asyncio loop until
         the promise settles. A rejection is a ScriptRuntimeError with the JS stack."""
-        return await call_name_async(self.host, self._state(script), function, args)
+        return await call_name_async(self._state(script), function, args)
 
     # -- globals ------------------------------------------------------------------------------
     def set_global(self, name: str, value: Any) -> None:
         if not isinstance(name, str) or not name:
             raise ScriptError("a global needs a non-empty name", language=LANGUAGE)
-        with self.host.lock:
-            for state in list(self.states.values()):
-                state.set_global(name, state.to_js(value))
-            self.host.globals[name] = copy.deepcopy(value)
+        for state in list(self.states.values()):
+            state.run(lambda s=state: s.set_global(name, s.to_js(value)))
+        self.host.globals[name] = copy.deepcopy(value)
 
     def get_global(self, name: str) -> Any:
-        host = self.host
-        if name in host.globals:
-            return copy.deepcopy(host.globals[name])
-        with host.lock:
-            for state in reversed(list(self.states.values())):
-                try:
-                    r = state.get_global(name)
-                    boxed, r = type(r) is JSObject, (None if type(r) is JSObject else r)
-                    value = host.unbox(state) if boxed else host.scalar(r)
-                except BINDING_ERRORS as exc:
-                    raise host.binding_error(state, exc) from None
-                if value is not None:
-                    return value
+        if name in self.host.globals:
+            return copy.deepcopy(self.host.globals[name])
+        for state in reversed(list(self.states.values())):
+            value = state.run(lambda s=state: s.result(s.get_global(name)))
+            if value is not None:
+                return value
         return None
 
     # -- memory ---------------------------------------------------------------------------------
@@ -288,54 +248,52 @@ class JSEngine(ScriptEngine):
         return out
 
     def _used(self) -> int:
-        return sum(int(s.ctx.memory()["memory_used_size"]) for s in self._all_states())
+        return sum(int(s.run(lambda s=s: s.ctx.memory()["memory_used_size"])) for s in self._all_states())
 
     def collect_garbage(self) -> GarbageCollectionStats:
         start = time.perf_counter()
-        host = self.host
-        with host.lock:
-            before = self._used()
-            host.flush_releases()
-            if not host.capi:
-                import gc
+        before = self._used()
+        if not self.host.capi:
+            import gc
 
-                gc.collect()
-            for s in self._all_states():
-                if host.capi:
-                    capi.run_gc(s.ctx)
-                else:
-                    s.ctx.gc()
-                if not s.closed:
-                    s.handles.sweep()
-            after = self._used()
+            gc.collect()
+        for state in self._all_states():
+            state.run(self._collect, state)
+        after = self._used()
         return GarbageCollectionStats(before, after, None, (time.perf_counter() - start) * 1000)
 
+    def _collect(self, state: ScriptState) -> None:
+        """One context's cycle collection, then the finalizers it queued, then
+        a sweep of the handles it dropped: all inside its runtime and deadline."""
+        if self.host.capi:
+            capi.run_gc(state.ctx)
+        else:
+            state.ctx.gc()
+        state.pump()
+        state.handles.sweep()
+
     def get_memory_usage(self) -> MemoryUsage:
-        with self.host.lock:
-            used = self._used()
-            limits = [sandbox.memory_limit(s.policy) for s in self.states.values()]
+        used = self._used()
+        limits = [sandbox.memory_limit(s.policy) for s in self.states.values()]
         limit = None if not limits or None in limits else sum(l for l in limits if l)
         return MemoryUsage(used_bytes=used, limit=limit, scripts=len(self.states))
 
     # -- debugging -------------------------------------------------------------------------------
     def get_stack_trace(self) -> list[StackFrame]:
         """The JS stack of the innermost running script (inside a host
-        callback), innermost first; empty when no script is running."""
-        with self.host.lock:
-            state = self.host.in_callback
-            if state is None or state.closed:
-                return []
-            try:
-                text = state.stack_now()
-            except BINDING_ERRORS:
-                return []
-            return parse_stack(str(text), state.script, input_is_script=state.input_is_script)
+        callback on this thread), innermost first; empty when none runs."""
+        state = self.host.chain.inside
+        if state is None or state.closed:
+            return []
+        try:
+            text = state.run(state.stack_now)
+        except (ScriptError, *BINDING_ERRORS):
+            return []
+        return parse_stack(str(text), state.script, input_is_script=state.input_is_script)
 
     def close(self) -> None:
-        with self.host.lock:
-            for state in list(self.states.values()):
-                state.close()
-            self.states.clear()
-            if self.compiler is not None:
-                self.compiler.close()
-                self.compiler = None
+        with self._states_lock:
+            states, self.states = list(self.states.values()), {}
+            compiler, self.compiler = self.compiler, None
+        for state in states + ([compiler] if compiler is not None else []):
+            state.close()

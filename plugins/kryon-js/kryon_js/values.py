@@ -14,8 +14,10 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Callable
 
-from kryon_core import ConversionError, FunctionRef, UserData
+from kryon_core import ConversionError, FunctionRef, SizeLimitError, UserData
 from kryon_core.values import MAX_SAFE_DOUBLE_INT
+
+from .plugin import LANGUAGE
 
 if TYPE_CHECKING:
     from .state import ScriptState
@@ -62,7 +64,7 @@ class Encoder:
                 return value
             raise ConversionError(
                 f"integer {value} cannot be represented exactly in javascript (beyond 2**53)",
-                language="javascript", script=self.ctx.script,
+                language=LANGUAGE, script=self.ctx.script,
             )
         if t is float:
             if math.isfinite(value):
@@ -79,7 +81,7 @@ class Encoder:
             return str(value)
         if depth > _MAX_DEPTH:
             raise ConversionError(f"a value nested deeper than {_MAX_DEPTH} levels cannot cross to javascript",
-                                  language="javascript", script=self.ctx.script)
+                                  language=LANGUAGE, script=self.ctx.script)
         if t is list or t is tuple:
             types = set(map(type, value))
             if types <= _PLAIN:  # a flat list of scalars: checked at C speed, dumped as is
@@ -96,7 +98,7 @@ class Encoder:
             seen = seen if seen is not None else set()
             key = id(value)
             if key in seen:
-                raise ConversionError("a cyclic value cannot cross to javascript", language="javascript",
+                raise ConversionError("a cyclic value cannot cross to javascript", language=LANGUAGE,
                                       script=self.ctx.script)
             seen.add(key)
             try:
@@ -127,7 +129,7 @@ class Encoder:
             return str(key)
         if isinstance(key, float) and key.is_integer() and not math.isinf(key):
             return str(int(key))
-        raise ConversionError(f"dict key {key!r} ({type(key).__name__}) is not a string", language="javascript",
+        raise ConversionError(f"dict key {key!r} ({type(key).__name__}) is not a string", language=LANGUAGE,
                               script=self.ctx.script)
 
 
@@ -166,3 +168,53 @@ def _hook(ctx: "ScriptState") -> Callable[[dict], Any]:
         return d
 
     return hook
+
+
+def to_js(state: "ScriptState", v: Any) -> Any:
+    """A host value as something the binding passes into ``state``'s context:
+    a scalar, or an Object built there (strings with lone surrogates come
+    boxed; ``kryon`` functions unbox them). Call inside the state's runtime."""
+    t = type(v)
+    if t is int:
+        if INT32_MIN <= v <= INT32_MAX:
+            return v
+        if -MAX_SAFE_DOUBLE_INT <= v <= MAX_SAFE_DOUBLE_INT:
+            return float(v)
+    elif t is float or t is bool or v is None:
+        return v
+    elif t is str and plain_str(v):
+        if state.max_value is not None and len(v) > state.max_value:
+            too_big(state, "a string")
+        return v
+    elif isinstance(v, UserData):
+        return state.make_handle(state.userdata_id(v), handle_label(v))
+    enc = Encoder(state)
+    tree = enc.tree(v)
+    if type(tree) is int:
+        return to_js(state, tree)
+    if type(tree) is float or type(tree) is bool or tree is None:
+        return tree
+    if type(tree) is str:
+        return tree if plain_str(tree) else state.box_text(json.dumps(tree))
+    text = json.dumps(tree)
+    if state.max_value is not None and len(text) > state.max_value:
+        too_big(state, "a value")
+    if not enc.special:
+        return state.parse_text(text)
+    return state.import_text(text)
+
+
+def too_big(state: "ScriptState", what: str) -> None:
+    raise SizeLimitError(f"{what} crossing between the host and the script is larger than the policy's "
+                         f"max_value_size ({state.max_value} bytes as JSON)", language=LANGUAGE, script=state.script)
+
+
+def args_obj(state: "ScriptState", args: Any) -> Any:
+    """A JS array (an Object) holding ``args`` converted exactly."""
+    enc = Encoder(state)
+    text = json.dumps(enc.tree(list(args)))
+    if state.max_value is not None and len(text) > state.max_value:
+        too_big(state, "the arguments")
+    if not enc.special:
+        return state.parse_text(text)
+    return state.import_text(text)
