@@ -97,6 +97,7 @@ def _load() -> Any:
         "JS_SetInterruptHandler": (None, [P, INTERRUPT_HANDLER, P]),
         "js_free": (None, [P, P]),
         "JS_RunGC": (None, [P]),
+        "JS_SetUncatchableError": (None, [P, JSValue]),
     }
     return _Lib(_quickjs.__file__, sig)
 
@@ -151,6 +152,13 @@ def run_gc(ctx: Any) -> None:
     ``gc()`` also runs Python's full ``gc.collect()`` every time)."""
     rt, _ = pointers(ctx)
     _lib.JS_RunGC(rt)
+
+
+def set_uncatchable(ctx: Any, error: Any) -> None:
+    """Make ``error`` (a binding Object holding a JS error) one ``catch`` cannot
+    stop, as QuickJS's own "interrupted" error is."""
+    _, cx = pointers(ctx)
+    _lib.JS_SetUncatchableError(cx, JSValue.from_address(id(error) + _OFF_OBJ_VALUE))
 
 
 class CompileFailed(Exception):

@@ -8,9 +8,12 @@
   "use strict";
   const G = globalThis;
   const HOST = G.__kryon_host, INVOKE = G.__kryon_invoke, STASH = G.__kryon_stash,
-        HOSTERR = G.__kryon_hosterr, OUT = G.__kryon_out;
-  for (const k of ["__kryon_host", "__kryon_invoke", "__kryon_stash", "__kryon_hosterr", "__kryon_out"]) delete G[k];
+        HOSTERR = G.__kryon_hosterr, OUT = G.__kryon_out, TICK = G.__kryon_tick, MARK = G.__kryon_mark;
+  const CONF = JSON.parse(G.__KRYON_CONF__);        // {guard: the script runs under a time limit}
+  for (const k of ["__kryon_host", "__kryon_invoke", "__kryon_stash", "__kryon_hosterr", "__kryon_out", "__kryon_tick",
+                   "__kryon_mark", "__KRYON_CONF__"]) delete G[k];
   const API = JSON.parse(G.__KRYON_API__);          // [[camelName, index], ...]
+  const AP = Array.prototype, getOwnDesc = Object.getOwnPropertyDescriptor;
   const apply = Reflect.apply, isArray = Array.isArray, keys = Object.keys, freeze = Object.freeze;
   const create = Object.create, getProto = Object.getPrototypeOf, defineProperty = Object.defineProperty;
   const stringify = JSON.stringify, parse = JSON.parse, geval = eval, Fn = Function;
@@ -349,6 +352,7 @@
     try { Fn("v", name + " = v;")(value); } catch (e) { return onlyUnset ? null : fail(e); }
     return null;
   }
+/*GUARDS*/
   const internals = {
     BOX, ERR,
     caller: (name, n) => { const f = lookup(name); return typeof f === "function" ? caller(f, n) : null; },

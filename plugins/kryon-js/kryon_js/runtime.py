@@ -34,7 +34,8 @@ JSObject = quickjs.Object
 BINDING_ERRORS = (quickjs.JSException, quickjs.StackOverflow)
 INF = float("inf")
 
-PRELUDE = resources.files("kryon_js").joinpath("prelude.js").read_text(encoding="utf-8")
+PRELUDE = resources.files("kryon_js").joinpath("prelude.js").read_text(encoding="utf-8").replace(
+    "/*GUARDS*/", resources.files("kryon_js").joinpath("guards.js").read_text(encoding="utf-8"))
 PRELUDE_SOURCE = "globalThis.__kryon_internal = " + PRELUDE.strip().rstrip(";") + ";\n"
 
 

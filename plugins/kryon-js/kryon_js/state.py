@@ -123,8 +123,11 @@ class ScriptState:
         ctx.add_callable("__kryon_stash", self._stash)
         ctx.add_callable("__kryon_hosterr", self._hosterr)
         ctx.add_callable("__kryon_out", host.out_fn)
+        ctx.add_callable("__kryon_tick", self._tick)
+        ctx.add_callable("__kryon_mark", self._mark)
         api = [[entry.name, i] for i, entry in enumerate(host.api) if i != REQUIRE]
         ctx.set("__KRYON_API__", json.dumps(api))
+        ctx.set("__KRYON_CONF__", json.dumps({"guard": self.time_limit is not None}))
         if host.capi:
             with host.compile_lock:
                 if host.prelude_bytecode is None:
@@ -143,6 +146,14 @@ class ScriptState:
             setattr(self, attr, internal(name))
         for name, value in host.globals.items():
             self.set_global(name, self.to_js(value))
+
+    def _tick(self) -> bool:
+        """Whether the running chain is past its deadline (the guards ask between chunks)."""
+        return time.monotonic() > self.host.chain.deadline
+
+    def _mark(self, error: Any) -> None:
+        if self.host.capi:
+            capi.set_uncatchable(self.ctx, error)
 
     def _stash(self, kind: int, text: str) -> None:
         self.stash = (kind, text)
