@@ -119,7 +119,7 @@ class JSEngine(ScriptEngine):
 
     def _new_state(self, script: str, policy: SecurityPolicy) -> ScriptState:
         view = self.bridge.for_script(script, policy) if self.bridge is not None else None
-        return ScriptState(self.host, script, policy, view, self.convert_unknown)
+        return ScriptState(self.host, script, policy, view, self.convert_unknown, self.make_gate(script))
 
     # -- compile and load -----------------------------------------------------------------
     def compile(self, source: "str | bytes", name: str, *, policy: SecurityPolicy | None = None) -> CompiledScript:

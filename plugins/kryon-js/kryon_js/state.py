@@ -83,12 +83,12 @@ class ScriptState:
     eval_code: Any
 
     def __init__(self, host: Host, script: str, policy: SecurityPolicy, view: ScriptBridge | None,
-                 convert_unknown: Callable[[Any, str | None], Any]) -> None:
+                 convert_unknown: Callable[[Any, str | None], Any], gate: EngineGate) -> None:
         self.host = host
         self.script = script
         self.policy = policy
         self.view = view
-        self.gate = EngineGate(f"{LANGUAGE}:{script}")
+        self.gate = gate
         self.closed = False
         self.time_limit = sandbox.time_limit(policy)
         self.max_value = policy.max_value_size
