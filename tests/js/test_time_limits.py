@@ -75,22 +75,22 @@ def test_native_loops_stop_at_the_deadline(m, name):
 
 GUARDED_RESULTS = """
 function results() {
-  const big = {length: 2 ** 19 + 3, 0: "a", 5: "b", [2 ** 19 + 2]: "z"};
+  const big = {length: 2 ** 18 + 3 + 3, 0: "a", 5: "b", [2 ** 18 + 3 + 2]: "z"};
   const joined = Array.prototype.join.call(big, "");
-  const filled = Array.prototype.fill.call({length: 2 ** 19}, 7, 2 ** 19 - 2);
-  const copied = Array.prototype.copyWithin.call({length: 2 ** 19, 0: 1, 1: 2, 2: 3}, 1, 0, 3);
-  const rev = Array.prototype.reverse.call({length: 2 ** 19, 0: "first"});
-  const arr = []; for (let i = 0; i < 2 ** 19; i++) arr.push((i * 7919) % 1000);
+  const filled = Array.prototype.fill.call({length: 2 ** 18 + 3}, 7, 2 ** 18 + 3 - 2);
+  const copied = Array.prototype.copyWithin.call({length: 2 ** 18 + 3, 0: 1, 1: 2, 2: 3}, 1, 0, 3);
+  const rev = Array.prototype.reverse.call({length: 2 ** 18 + 3, 0: "first"});
+  const arr = []; for (let i = 0; i < 2 ** 18 + 3; i++) arr.push((i * 7919) % 1000);
   const sorted = arr.slice().sort((a, b) => a - b);
   let ordered = true; for (let i = 1; i < sorted.length; i++) if (sorted[i - 1] > sorted[i]) ordered = false;
   const spliced = arr.slice(); const removed = spliced.splice(1, 2, "x");
   const shifted = arr.slice(); const first = shifted.shift(); shifted.unshift("u", "v");
-  const typed = new Float64Array(2 ** 19).map((_, i) => (i * 31) % 977); typed.sort();
+  const typed = new Float64Array(2 ** 18 + 3).map((_, i) => (i * 31) % 977); typed.sort();
   let typedOrdered = true; for (let i = 1; i < typed.length; i++) if (typed[i - 1] > typed[i]) typedOrdered = false;
-  const u8 = new Uint8Array(2 ** 19); u8[2 ** 19 - 1] = 9;
-  return [joined, filled[2 ** 19 - 1], filled[0], copied[1], copied[3], rev[2 ** 19 - 1], ordered, sorted.length,
+  const u8 = new Uint8Array(2 ** 18 + 3); u8[2 ** 18 + 3 - 1] = 9;
+  return [joined, filled[2 ** 18 + 3 - 1], filled[0], copied[1], copied[3], rev[2 ** 18 + 3 - 1], ordered, sorted.length,
           removed, spliced[1], spliced.length, first, shifted[0], shifted[2], shifted.length, typedOrdered,
-          u8.indexOf(9), u8.lastIndexOf(9), u8.includes(9), Array.from({length: 2 ** 19})[5], [[1, [2]], 3].flat(2),
+          u8.indexOf(9), u8.lastIndexOf(9), u8.includes(9), Array.from({length: 2 ** 18 + 3})[5], [[1, [2]], 3].flat(2),
           JSON.stringify([1, {a: [2]}]), [1].concat([2], 3)];
 }
 """
@@ -98,13 +98,13 @@ function results() {
 
 def test_guarded_builtins_give_the_native_results():
     results = []
-    for policy in (SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=30)):  # native, then guarded
+    for policy in (SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=120)):  # native, then guarded
         mgr = ScriptManager(cache_dir=False, policy=policy, output=lambda l, t: None)
         mgr.load_script_from_source("r", JS, GUARDED_RESULTS)
         results.append(mgr.call_function("r.results"))
         mgr.close()
     assert results[0] == results[1]
-    assert results[1][:8] == ["abz", 7, None, 1, 3, "first", True, 2 ** 19]
+    assert results[1][:8] == ["abz", 7, None, 1, 3, "first", True, 2 ** 18 + 3]
 
 
 HOSTILE_GLOBALS = """

@@ -92,6 +92,9 @@ class ScriptState:
         self.closed = False
         self.time_limit = sandbox.time_limit(policy)
         self.max_value = policy.max_value_size
+        #: the most a value handed in may take before it is built (see values.Encoder)
+        limits = [x for x in (policy.max_value_size, sandbox.memory_limit(policy)) if x is not None]
+        self.value_budget = min(limits) if limits else float("inf")
         self.ctx: Any = quickjs.Context()
         self.callers = CallerCache()
         self.functions: dict[str, FunctionInfo] = {}

@@ -49,15 +49,26 @@ def plain_str(s: str) -> bool:
 class Encoder:
     """Python value -> JSON-able tree for one script context."""
 
-    __slots__ = ("ctx", "special")
+    __slots__ = ("ctx", "special", "budget")
 
     def __init__(self, ctx: "ScriptState") -> None:
         self.ctx = ctx
         self.special = False
+        #: bytes the value may still take once built in the script (its JSON text is about that): shared
+        #: sub-values are copied, so a small DAG can stand for a huge tree; it is refused before it is built
+        self.budget = ctx.value_budget
+
+    def _charge(self, size: int) -> None:
+        self.budget -= size
+        if self.budget < 0:
+            too_big(self.ctx, "a value")
 
     def tree(self, value: Any, depth: int = 0, seen: "set[int] | None" = None) -> Any:
         t = type(value)
-        if value is None or t is bool or t is str:
+        if value is None or t is bool:
+            return value
+        if t is str:
+            self._charge(len(value) + 2)
             return value
         if t is int:
             if -MAX_SAFE_DOUBLE_INT <= value <= MAX_SAFE_DOUBLE_INT:
@@ -82,6 +93,8 @@ class Encoder:
         if depth > _MAX_DEPTH:
             raise ConversionError(f"a value nested deeper than {_MAX_DEPTH} levels cannot cross to javascript",
                                   language=LANGUAGE, script=self.ctx.script)
+        if t is list or t is tuple or t is dict:
+            self._charge(16 + 8 * len(value))
         if t is list or t is tuple:
             types = set(map(type, value))
             if types <= _PLAIN:  # a flat list of scalars: checked at C speed, dumped as is
@@ -93,6 +106,8 @@ class Encoder:
                     floats = value if len(types) == 1 else [x for x in value if type(x) is float]
                     if not all(map(math.isfinite, floats)):
                         return [self.tree(x, depth + 1) for x in value]
+                if str in types:
+                    self._charge(sum(len(x) for x in value if type(x) is str))
                 return value
         if isinstance(value, (list, tuple, dict)):
             seen = seen if seen is not None else set()
@@ -108,6 +123,7 @@ class Encoder:
             finally:
                 seen.discard(key)
         if isinstance(value, (bytes, bytearray, memoryview)):
+            self._charge(2 * len(value) + 16)
             self.special = True
             return {TAG: "y", "v": bytes(value).hex()}
         if isinstance(value, UserData):
@@ -206,7 +222,8 @@ def to_js(state: "ScriptState", v: Any) -> Any:
 
 def too_big(state: "ScriptState", what: str) -> None:
     raise SizeLimitError(f"{what} crossing between the host and the script is larger than the policy's "
-                         f"max_value_size ({state.max_value} bytes as JSON)", language=LANGUAGE, script=state.script)
+                         f"max_value_size ({state.max_value} bytes as JSON) or memory_limit allows",
+                         language=LANGUAGE, script=state.script)
 
 
 def args_obj(state: "ScriptState", args: Any) -> Any:
