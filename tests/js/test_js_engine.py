@@ -689,15 +689,15 @@ def test_references_the_script_dropped_are_freed():
         function keep(h) { kept = h; return h; }
     """)
     engine = mgr.engine("javascript")
-    ctx = engine._scripts["refs"]
+    ctx = engine.states["refs"]
     for i in range(2000):
         assert mgr.call_function("apply", [lambda x: x + 1, i]) == i + 1
         mgr.call_function("keep", [UserData(i)]) if i % 2 else None
-    assert len(ctx.py_objs) + len(ctx.ud_objs) < 1100  # swept as it went
+    assert len(ctx.handles.py_objs) + len(ctx.handles.ud_objs) < 1100  # swept as it went
     token = UserData("kept")
     assert mgr.call_function("keep", [token]) is token
     engine.collect_garbage()
-    assert len(ctx.py_objs) == 0 and list(ctx.ud_objs.values()) == [token]
+    assert len(ctx.handles.py_objs) == 0 and list(ctx.handles.ud_objs.values()) == [token]
     refs = [mgr.call_function("make") for _ in range(10)]
     assert json_counts(ctx)[0] == 10
     del refs
@@ -861,9 +861,9 @@ def test_script_files_by_extension(tmp_path):
 
 def test_fallback_without_the_c_api(monkeypatch):
     """If the binding's layout check fails, the engine still works through plain eval, and says so."""
-    import kryon_js._capi
+    import kryon_js.capi
 
-    monkeypatch.setattr(kryon_js._capi, "available", lambda: False)
+    monkeypatch.setattr(kryon_js.capi, "available", lambda: False)
     mgr = manager()
     engine = mgr.engine("javascript")
     assert not engine.capabilities.supports_bytecode and not engine.capabilities.supports_sandbox

@@ -16,7 +16,9 @@ from kryon_core import (
     StackFrame,
 )
 
-LANG = "javascript"
+from .plugin import LANGUAGE
+
+LANG = LANGUAGE
 #: file names of Kryon's own code inside a context; frames from it are not shown
 INTERNAL_FILES = ("<kryon>",)
 _FRAME = re.compile(r"^\s*at (?:(?P<fn>[^()]*?) \()?(?P<file>[^()]*?):(?P<line>\d+):(?P<col>\d+)\)?\s*$")

@@ -8,9 +8,12 @@
   "use strict";
   const G = globalThis;
   const HOST = G.__kryon_host, INVOKE = G.__kryon_invoke, STASH = G.__kryon_stash,
-        HOSTERR = G.__kryon_hosterr, OUT = G.__kryon_out;
-  for (const k of ["__kryon_host", "__kryon_invoke", "__kryon_stash", "__kryon_hosterr", "__kryon_out"]) delete G[k];
+        HOSTERR = G.__kryon_hosterr, OUT = G.__kryon_out, TICK = G.__kryon_tick, MARK = G.__kryon_mark;
+  const CONF = JSON.parse(G.__KRYON_CONF__);        // {guard: the script runs under a time limit}
+  for (const k of ["__kryon_host", "__kryon_invoke", "__kryon_stash", "__kryon_hosterr", "__kryon_out", "__kryon_tick",
+                   "__kryon_mark", "__KRYON_CONF__"]) delete G[k];
   const API = JSON.parse(G.__KRYON_API__);          // [[camelName, index], ...]
+  const AP = Array.prototype, getOwnDesc = Object.getOwnPropertyDescriptor;
   const apply = Reflect.apply, isArray = Array.isArray, keys = Object.keys, freeze = Object.freeze;
   const create = Object.create, getProto = Object.getPrototypeOf, defineProperty = Object.defineProperty;
   const stringify = JSON.stringify, parse = JSON.parse, geval = eval, Fn = Function;
@@ -24,7 +27,7 @@
   const T = "\u0001k";
   const objToString = call.bind(Object.prototype.toString), parseIntC = parseInt;
   const BOX = freeze(create(null)), ERR = freeze(create(null));
-  const baseline = new SetC(Object.getOwnPropertyNames(G));
+  const baseline = create(null); for (const n of Object.getOwnPropertyNames(G)) baseline[n] = 1;
   const AsyncFn = getProto(async function () {}).constructor, GenFn = getProto(function* () {}).constructor,
         AsyncGenFn = getProto(async function* () {}).constructor;
 
@@ -287,30 +290,69 @@
                                ["clearTimeout", clear], ["clearInterval", clear], ["require", requireFn]]) {
     defineProperty(G, name, { value, writable: true, enumerable: false, configurable: true });
   }
-  for (const n of ["kryon", "window", "console", "print", "setTimeout", "setInterval", "clearTimeout", "clearInterval", "require"]) baseline.add(n);
+  for (const n of ["kryon", "window", "console", "print", "setTimeout", "setInterval", "clearTimeout", "clearInterval", "require"]) baseline[n] = 1;
 
   // -- helpers the host fetches through internal(name) ------------------------
-  const IDENT = /^[A-Za-z_$][\w$]*$/;
+  // Host scans use builtins saved before the script ran (a script may replace
+  // its own), and run inside the script's deadline (a getter still runs code).
+  const ownNames = Object.getOwnPropertyNames, charCode = call.bind(String.prototype.charCodeAt);
+  function isIdent(s) {
+    if (typeof s !== "string" || s.length === 0) return false;
+    for (let i = 0; i < s.length; i++) {
+      const c = charCode(s, i);
+      const letter = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 36;
+      if (!letter && !(i > 0 && c >= 48 && c <= 57)) return false;
+    }
+    return true;
+  }
   function lookup(name) {
-    if (!IDENT.test(name)) return undefined;
+    if (!isIdent(name)) return undefined;
     try { return geval(name); } catch (_) { return undefined; }
   }
+  function startsWithClass(src) {
+    return src.length >= 5 && src[0] === "c" && src[1] === "l" && src[2] === "a" && src[3] === "s" && src[4] === "s" &&
+      (src.length === 5 || !isIdent("a" + src[5]));
+  }
+  function globalNames(candidates) {   // own globals the script added, then declared names (let/const too)
+    const seen = create(null), out = [];
+    const own = ownNames(G), more = parse(candidates);
+    for (let i = 0; i < own.length; i++) { const n = own[i]; if (!(n in seen) && !baseline[n]) { seen[n] = 1; out[out.length] = n; } }
+    for (let i = 0; i < more.length; i++) { const n = more[i]; if (!(n in seen) && !baseline[n]) { seen[n] = 1; out[out.length] = n; } }
+    return out;
+  }
   function describe(candidates) {
-    const names = new SetC();
-    for (const n of Object.getOwnPropertyNames(G)) if (!baseline.has(n)) names.add(n);
-    for (const n of parse(candidates)) if (!baseline.has(n)) names.add(n);
-    const out = [];
-    for (const n of names) {
+    const names = globalNames(candidates), out = [];
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i];
       let f; try { f = lookup(n); } catch (_) { continue; }
       if (typeof f !== "function" || pyIds.has(f)) continue;
       let src = ""; try { src = fnToString(f); } catch (_) {}
-      if (/^class\b/.test(src)) continue;
-      const proto = getProto(f);
+      if (startsWithClass(src)) continue;
+      let proto = null; try { proto = getProto(f); } catch (_) {}
       const kind = proto === AsyncFn.prototype ? "async" : proto === GenFn.prototype ? "generator" : proto === AsyncGenFn.prototype ? "asyncgenerator" : "plain";
-      out.push([n, src.length > 4000 ? src.slice(0, 4000) : src, kind, f.length]);
+      out[out.length] = [n, src.length > 4000 ? src.slice(0, 4000) : src, kind, 0];
     }
     return stringify(out);
   }
+  function snapshot(candidates) {   // module-level data, for a reload that keeps state
+    const names = globalNames(candidates), out = create(null);
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i];
+      let v; try { v = lookup(n); } catch (_) { continue; }
+      if (v === undefined || typeof v === "function" || typeof v === "symbol") continue;
+      try { out[n] = enc(v, new SetC(), 0); } catch (_) { /* not data: left out */ }
+    }
+    STASH(0, stringify(out));
+    return BOX;
+  }
+  function restore(name, boxed, onlyUnset) {   // set one module-level name (a let/var binding or a global)
+    if (!isIdent(name)) return null;
+    const value = ret(boxed);
+    if (onlyUnset) { const now = lookup(name); if (now !== undefined && now !== null) return null; }
+    try { Fn("v", name + " = v;")(value); } catch (e) { return onlyUnset ? null : fail(e); }
+    return null;
+  }
+/*GUARDS*/
   const internals = {
     BOX, ERR,
     caller: (name, n) => { const f = lookup(name); return typeof f === "function" ? caller(f, n) : null; },
@@ -342,8 +384,11 @@
     applyArgs: (w, a) => apply(w, undefined, a),
     setGlobal: (name, v) => { G[name] = ret(v); },
     getGlobal: (name) => { try { return done(lookup(name)); } catch (e) { return fail(e); } },
-    hasGlobal: (name) => { const v = lookup(name); return v !== undefined; },
     describe: (candidates) => describe(candidates),
+    snapshot: (candidates) => { try { return snapshot(candidates); } catch (e) { return fail(e); } },
+    restore: (name, v, onlyUnset) => restore(name, v, onlyUnset),
+    takeResult: () => { const h = internals.holder, r = h.r; delete h.r; try { return done(r); } catch (e) { return fail(e); } },
+    evalCode: (code) => { try { return done(geval(code)); } catch (e) { return fail(e); } },
     stackNow: () => errStack(new ErrorC("stack")),
     boxError: (e) => fail(e),
     holder: create(null),

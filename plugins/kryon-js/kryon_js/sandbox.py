@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
-from kryon_core import SecurityPolicy
+from kryon_core import SecurityPolicy, UnsupportedPolicyError
+
+from .plugin import LANGUAGE
 
 #: bytes of native stack one simple JS frame takes in quickjs-ng 0.17 (measured), with headroom
 BYTES_PER_FRAME = 2048
@@ -27,12 +29,34 @@ MAX_NESTING = 60
 MIN_NESTED_STACK = 48 * 1024
 #: memory the prelude and runtime need before a script's limit applies
 MIN_MEMORY = 2 * 1024 * 1024
+#: the deepest native stack a script may get (QuickJS's default times eight)
+MAX_STACK = DEFAULT_STACK * 8
+#: the largest max_recursion whose frames fit in MAX_STACK
+MAX_RECURSION = (MAX_STACK - BASE_STACK) // BYTES_PER_FRAME
+
+
+def check_policy(policy: SecurityPolicy) -> None:
+    """Refuse a limit kryon-js cannot keep as asked (never round it silently)."""
+    if policy.memory_limit is not None and int(policy.memory_limit) < MIN_MEMORY:
+        raise UnsupportedPolicyError(
+            f"memory_limit {policy.memory_limit} is below what a JavaScript context needs to start "
+            f"({MIN_MEMORY} bytes): use memory_limit >= {MIN_MEMORY}",
+            limit="memory_limit", language=LANGUAGE)
+    if policy.max_recursion is not None and int(policy.max_recursion) > MAX_RECURSION:
+        raise UnsupportedPolicyError(
+            f"max_recursion {policy.max_recursion} needs more native stack than kryon-js gives a script "
+            f"({MAX_STACK // 1024} KiB): use max_recursion <= {MAX_RECURSION}, or None for QuickJS's default stack",
+            limit="max_recursion", language=LANGUAGE)
+    if policy.time_limit is not None and not float(policy.time_limit) > 0:
+        raise UnsupportedPolicyError(
+            f"time_limit {policy.time_limit} is not a positive number of seconds: use None for no limit",
+            limit="time_limit", language=LANGUAGE)
 
 
 def stack_size(policy: SecurityPolicy) -> int:
     if policy.max_recursion is None:
         return DEFAULT_STACK
-    return min(DEFAULT_STACK * 8, BASE_STACK + int(policy.max_recursion) * BYTES_PER_FRAME)
+    return min(MAX_STACK, BASE_STACK + int(policy.max_recursion) * BYTES_PER_FRAME)
 
 
 def memory_limit(policy: SecurityPolicy) -> int | None:

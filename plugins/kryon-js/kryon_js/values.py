@@ -14,11 +14,13 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Callable
 
-from kryon_core import ConversionError, FunctionRef, UserData
+from kryon_core import ConversionError, FunctionRef, SizeLimitError, UserData
 from kryon_core.values import MAX_SAFE_DOUBLE_INT
 
+from .plugin import LANGUAGE
+
 if TYPE_CHECKING:
-    from .engine import _Context
+    from .state import ScriptState
 
 TAG = "\x01k"
 _TAG_TEXT = "\\u0001k"
@@ -47,22 +49,33 @@ def plain_str(s: str) -> bool:
 class Encoder:
     """Python value -> JSON-able tree for one script context."""
 
-    __slots__ = ("ctx", "special")
+    __slots__ = ("ctx", "special", "budget")
 
-    def __init__(self, ctx: "_Context") -> None:
+    def __init__(self, ctx: "ScriptState") -> None:
         self.ctx = ctx
         self.special = False
+        #: bytes the value may still take once built in the script (its JSON text is about that): shared
+        #: sub-values are copied, so a small DAG can stand for a huge tree; it is refused before it is built
+        self.budget = ctx.value_budget
+
+    def _charge(self, size: int) -> None:
+        self.budget -= size
+        if self.budget < 0:
+            too_big(self.ctx, "a value")
 
     def tree(self, value: Any, depth: int = 0, seen: "set[int] | None" = None) -> Any:
         t = type(value)
-        if value is None or t is bool or t is str:
+        if value is None or t is bool:
+            return value
+        if t is str:
+            self._charge(len(value) + 2)
             return value
         if t is int:
             if -MAX_SAFE_DOUBLE_INT <= value <= MAX_SAFE_DOUBLE_INT:
                 return value
             raise ConversionError(
                 f"integer {value} cannot be represented exactly in javascript (beyond 2**53)",
-                language="javascript", script=self.ctx.script,
+                language=LANGUAGE, script=self.ctx.script,
             )
         if t is float:
             if math.isfinite(value):
@@ -79,7 +92,9 @@ class Encoder:
             return str(value)
         if depth > _MAX_DEPTH:
             raise ConversionError(f"a value nested deeper than {_MAX_DEPTH} levels cannot cross to javascript",
-                                  language="javascript", script=self.ctx.script)
+                                  language=LANGUAGE, script=self.ctx.script)
+        if t is list or t is tuple or t is dict:
+            self._charge(16 + 8 * len(value))
         if t is list or t is tuple:
             types = set(map(type, value))
             if types <= _PLAIN:  # a flat list of scalars: checked at C speed, dumped as is
@@ -91,12 +106,14 @@ class Encoder:
                     floats = value if len(types) == 1 else [x for x in value if type(x) is float]
                     if not all(map(math.isfinite, floats)):
                         return [self.tree(x, depth + 1) for x in value]
+                if str in types:
+                    self._charge(sum(len(x) for x in value if type(x) is str))
                 return value
         if isinstance(value, (list, tuple, dict)):
             seen = seen if seen is not None else set()
             key = id(value)
             if key in seen:
-                raise ConversionError("a cyclic value cannot cross to javascript", language="javascript",
+                raise ConversionError("a cyclic value cannot cross to javascript", language=LANGUAGE,
                                       script=self.ctx.script)
             seen.add(key)
             try:
@@ -106,18 +123,19 @@ class Encoder:
             finally:
                 seen.discard(key)
         if isinstance(value, (bytes, bytearray, memoryview)):
+            self._charge(2 * len(value) + 16)
             self.special = True
             return {TAG: "y", "v": bytes(value).hex()}
         if isinstance(value, UserData):
             self.special = True
-            return {TAG: "h", "i": self.ctx.userdata_id(value), "t": _label(value)}
+            return {TAG: "h", "i": self.ctx.userdata_id(value), "t": handle_label(value)}
         if isinstance(value, FunctionRef) or callable(value):
             self.special = True
             fid = self.ctx.own_function_id(value)
             if fid is not None:
                 return {TAG: "f", "i": fid}
             return {TAG: "p", "i": self.ctx.callable_id(value), "n": getattr(value, "name", None) or getattr(value, "__name__", "")}
-        converted = self.ctx.engine.convert_unknown(value, self.ctx.script)
+        converted = self.ctx.convert_unknown(value)
         return self.tree(converted, depth + 1, seen)
 
     def _key(self, key: Any) -> str:
@@ -127,24 +145,24 @@ class Encoder:
             return str(key)
         if isinstance(key, float) and key.is_integer() and not math.isinf(key):
             return str(int(key))
-        raise ConversionError(f"dict key {key!r} ({type(key).__name__}) is not a string", language="javascript",
+        raise ConversionError(f"dict key {key!r} ({type(key).__name__}) is not a string", language=LANGUAGE,
                               script=self.ctx.script)
 
 
-def _label(value: UserData) -> str:
+def handle_label(value: UserData) -> str:
     if type(value).__name__ == "ElementHandle":
         return f"ElementHandle {value.value}"
     return type(value).__name__
 
 
-def decode(text: str, ctx: "_Context") -> Any:
+def decode(text: str, ctx: "ScriptState") -> Any:
     """JSON text from the prelude's ``encode`` -> Python value."""
     if _TAG_TEXT not in text:
         return json.loads(text)
     return json.loads(text, object_hook=_hook(ctx))
 
 
-def _hook(ctx: "_Context") -> Callable[[dict], Any]:
+def _hook(ctx: "ScriptState") -> Callable[[dict], Any]:
     def hook(d: dict) -> Any:
         tag = d.get(TAG)
         if tag is None:
@@ -166,3 +184,54 @@ def _hook(ctx: "_Context") -> Callable[[dict], Any]:
         return d
 
     return hook
+
+
+def to_js(state: "ScriptState", v: Any) -> Any:
+    """A host value as something the binding passes into ``state``'s context:
+    a scalar, or an Object built there (strings with lone surrogates come
+    boxed; ``kryon`` functions unbox them). Call inside the state's runtime."""
+    t = type(v)
+    if t is int:
+        if INT32_MIN <= v <= INT32_MAX:
+            return v
+        if -MAX_SAFE_DOUBLE_INT <= v <= MAX_SAFE_DOUBLE_INT:
+            return float(v)
+    elif t is float or t is bool or v is None:
+        return v
+    elif t is str and plain_str(v):
+        if state.max_value is not None and len(v) > state.max_value:
+            too_big(state, "a string")
+        return v
+    elif isinstance(v, UserData):
+        return state.make_handle(state.userdata_id(v), handle_label(v))
+    enc = Encoder(state)
+    tree = enc.tree(v)
+    if type(tree) is int:
+        return to_js(state, tree)
+    if type(tree) is float or type(tree) is bool or tree is None:
+        return tree
+    if type(tree) is str:
+        return tree if plain_str(tree) else state.box_text(json.dumps(tree))
+    text = json.dumps(tree)
+    if state.max_value is not None and len(text) > state.max_value:
+        too_big(state, "a value")
+    if not enc.special:
+        return state.parse_text(text)
+    return state.import_text(text)
+
+
+def too_big(state: "ScriptState", what: str) -> None:
+    raise SizeLimitError(f"{what} crossing between the host and the script is larger than the policy's "
+                         f"max_value_size ({state.max_value} bytes as JSON) or memory_limit allows",
+                         language=LANGUAGE, script=state.script)
+
+
+def args_obj(state: "ScriptState", args: Any) -> Any:
+    """A JS array (an Object) holding ``args`` converted exactly."""
+    enc = Encoder(state)
+    text = json.dumps(enc.tree(list(args)))
+    if state.max_value is not None and len(text) > state.max_value:
+        too_big(state, "the arguments")
+    if not enc.special:
+        return state.parse_text(text)
+    return state.import_text(text)

@@ -97,6 +97,7 @@ def _load() -> Any:
         "JS_SetInterruptHandler": (None, [P, INTERRUPT_HANDLER, P]),
         "js_free": (None, [P, P]),
         "JS_RunGC": (None, [P]),
+        "JS_SetUncatchableError": (None, [P, JSValue]),
     }
     return _Lib(_quickjs.__file__, sig)
 
@@ -153,6 +154,13 @@ def run_gc(ctx: Any) -> None:
     _lib.JS_RunGC(rt)
 
 
+def set_uncatchable(ctx: Any, error: Any) -> None:
+    """Make ``error`` (a binding Object holding a JS error) one ``catch`` cannot
+    stop, as QuickJS's own "interrupted" error is."""
+    _, cx = pointers(ctx)
+    _lib.JS_SetUncatchableError(cx, JSValue.from_address(id(error) + _OFF_OBJ_VALUE))
+
+
 class CompileFailed(Exception):
     """compile_only hit a JS exception; ``stashed`` says it was put on the holder."""
 
@@ -192,11 +200,12 @@ def compile_only(ctx: Any, source: str, filename: str, holder: Any) -> bytes:
         _lib.JS_FreeValue(cx, value)
 
 
-def run_bytecode(ctx: Any, bytecode: bytes, holder: Any) -> bool:
+def run_bytecode(ctx: Any, bytecode: bytes, holder: Any, *, keep_result: bool = False) -> bool:
     """Run compiled global code in ``ctx``. Host callables may be called from
     it: the binding's saved-thread-state slot is filled for the duration,
     exactly as its own ``eval`` does. Returns False (exception on
-    ``holder.e``) when the script threw."""
+    ``holder.e``) when the script threw; with ``keep_result`` the completion
+    value is left on ``holder.r``."""
     if bytecode_name(bytecode) is None:
         raise ValueError("not Kryon JS bytecode")
     rt, cx = pointers(ctx)
@@ -218,5 +227,9 @@ def run_bytecode(ctx: Any, bytecode: bytes, holder: Any) -> bool:
     if result.tag == JS_TAG_EXCEPTION:
         _take_exception(cx, holder)
         return False
-    _lib.JS_FreeValue(cx, result)
+    if keep_result and holder is not None:
+        target = JSValue.from_address(id(holder) + _OFF_OBJ_VALUE)
+        _lib.JS_SetPropertyStr(cx, target, b"r", result)  # takes ownership of result
+    else:
+        _lib.JS_FreeValue(cx, result)
     return True

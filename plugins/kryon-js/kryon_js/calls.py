@@ -1,0 +1,208 @@
+"""Calls from the host into a script: the generated hot-path caller of each
+(function, arity), calls through FunctionRefs a script handed out, and the
+async path that pumps QuickJS's job queue until a promise settles. Every
+call enters the script's runtime through its gate, under its deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from kryon_core import FunctionRef, ScriptRuntimeError
+
+from .plugin import LANGUAGE
+from .runtime import BINDING_ERRORS, JSObject, Pending
+from .values import number_from_js, plain_str
+
+if TYPE_CHECKING:
+    from .state import ScriptState
+
+MISSING = object()
+PASS_TYPES = frozenset({float, bool, type(None)})
+
+
+class JSCall:
+    """The call behind a FunctionRef to a JS function a script handed out."""
+
+    __slots__ = ("state", "fid", "__weakref__")
+
+    def __init__(self, state: "ScriptState", fid: int) -> None:
+        self.state, self.fid = state, fid
+
+    def __call__(self, *args: Any) -> Any:
+        return call_ref(self.state, self.fid, args)
+
+
+def function_ref(state: "ScriptState", fid: int, name: str) -> FunctionRef:
+    """The FunctionRef for function ``fid`` the script handed out (one per live function)."""
+    ref = state.fnrefs.get(fid)
+    if ref is not None and ref.alive:
+        return ref
+    pending = state.pending_release
+
+    def release(fid: int = fid) -> None:
+        pending.append(fid)  # freed at the next entry into the runtime (any thread may drop a ref)
+
+    async def call_async(*args: Any) -> Any:
+        return await call_ref_async(state, fid, args)
+
+    ref = FunctionRef(JSCall(state, fid), name=name, language=LANGUAGE, script=state.script, release=release,
+                      call_async=call_async)
+    state.fnrefs[fid] = ref
+    state.fnids[ref] = fid
+    return ref
+
+
+def unloaded(state: "ScriptState", what: str = "") -> ScriptRuntimeError:
+    return ScriptRuntimeError(f"script '{state.script}' was unloaded{what}", language=LANGUAGE, script=state.script)
+
+
+def _call_ref_in(state: "ScriptState", fid: int, args: Sequence[Any], allow_pending: bool) -> Any:
+    argv = state.args_obj(args)
+    r = state.call_ref(fid, argv)
+    # binding Objects are dropped inside the gate: QuickJS refcounts are not atomic,
+    # and another thread may be running this runtime as soon as the gate is free
+    argv = None
+    result = state.result(r, allow_pending=allow_pending)
+    r = None
+    state.pump()
+    return result
+
+
+def call_ref(state: "ScriptState", fid: int, args: Sequence[Any], *, allow_pending: bool = False) -> Any:
+    if state.closed:
+        raise unloaded(state, "; its function cannot be called")
+    return state.run(_call_ref_in, state, fid, args, allow_pending)
+
+
+async def call_ref_async(state: "ScriptState", fid: int, args: Sequence[Any]) -> Any:
+    value = call_ref(state, fid, args, allow_pending=True)
+    if isinstance(value, Pending):
+        return await settle(state, value.id)
+    return value
+
+
+def _call_name_in(state: "ScriptState", function: str, args: Sequence[Any]) -> Any:
+    argv = state.args_obj(args)
+    r = state.call_name(function, argv)
+    argv = r = None
+    return state.unbox(allow_pending=True)
+
+
+async def call_name_async(state: "ScriptState", function: str, args: Sequence[Any]) -> Any:
+    """Call a function by name; await the promise it returns, if any."""
+    value = state.run(_call_name_in, state, function, args)
+    if not isinstance(value, Pending):
+        return value
+    return await settle(state, value.id)
+
+
+def _poll_in(state: "ScriptState", pid: int) -> tuple[bool, Any]:
+    state.pump()
+    result = state.result(state.poll(pid), allow_pending=True)
+    if state.stash_pending:
+        state.stash_pending = False
+        return False, None
+    return True, result
+
+
+async def settle(state: "ScriptState", pid: int) -> Any:
+    """Pump the context's jobs and yield to the loop until promise ``pid`` settles."""
+    delay = 0.0
+    while True:
+        if state.closed:
+            raise unloaded(state, " while awaited")
+        done, result = state.run(_poll_in, state, pid)
+        if done:
+            return result
+        await asyncio.sleep(delay)
+        delay = min(0.01, delay * 2 or 0.0005)
+
+
+def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
+                general: Callable[..., Any]) -> Callable[..., Any]:
+    """The hot path of one (function, arity): scalars straight through the
+    binding, one generated JS wrapper around the function; ``general`` takes
+    a call with another number of arguments."""
+    script = state.script
+
+    def slow_in(args: tuple[Any, ...]) -> Any:
+        argv = state.args_obj(args)
+        r = state.apply_args(wrapper, argv)
+        argv = None
+        t = type(r)
+        if t is str and state.max_value is not None and len(r) > state.max_value:
+            state.too_big("a result")
+        if t is int or t is str or t is bool or r is None:
+            return r
+        if t is float:
+            return number_from_js(r)
+        r = None
+        return state.unbox()
+
+    def slow(args: tuple[Any, ...]) -> Any:
+        if len(args) != n:
+            return general(function, args, script=script)
+        if state.closed:
+            raise unloaded(state)
+        return state.run(slow_in, args)
+
+    env = dict(
+        slow=slow, ctx=state, pending=state.pending_release, run=state.gate.run, wrapper=wrapper,
+        unbox=state.unbox, binding_error=state.host.binding_error, number_from_js=number_from_js,
+        plain_str=plain_str, chain=state.host.chain, monotonic=time.monotonic, BINDING_ERRORS=BINDING_ERRORS,
+        MISSING=MISSING, SCALARS=PASS_TYPES, int=int, str=str, float=float, bool=bool, type=type, JSObject=JSObject,
+    )
+    exec(caller_source(n, state.time_limit, state.max_value), env)  # noqa: S102 - generated from a fixed template
+    return env["call"]  # type: ignore[no-any-return]
+
+
+def caller_source(n: int, time_limit: float | None, max_value: int | None = None) -> str:
+    """Python source of the hot-path caller for a function of ``n`` declared
+    parameters: one test per argument, no loop (scalars the binding passes
+    exactly go straight through; anything else takes ``slow``), then the
+    body run through the script's gate."""
+    names = [f"a{i}" for i in range(n)]
+    if n > 8:
+        head = "def call(*args):\n"
+        check = ("    for a in args:\n        if not (type(a) is int and -2147483648 <= a <= 2147483647 or type(a) in SCALARS"
+                 " or type(a) is str and (a.isascii() or plain_str(a))):\n            return slow(args)\n"
+                 f"    if len(args) != {n} or chain.nesting:\n        return slow(args)\n")
+        call_args, given = "*args", "args"
+    else:
+        params = ", ".join([f"{a}=MISSING" for a in names] + ["*rest"])
+        head = f"def call({params}):\n"
+        size = f" and len({{a}}) <= {int(max_value)}" if max_value is not None else ""
+        tests = " or ".join(
+            f"not (type({a}) is int and -2147483648 <= {a} <= 2147483647 or type({a}) in SCALARS"
+            f" or type({a}) is str and ({a}.isascii() or plain_str({a})){size.format(a=a)})" for a in names
+        )
+        given = f"({', '.join(names)}{',' if n == 1 else ''})" if n else "()"
+        present = " or ".join([f"{a} is MISSING" for a in names] + ["rest"]) if n else "rest"
+        check = (
+            f"    if {present}:\n        return slow(tuple(x for x in {given} if x is not MISSING) + rest)\n"
+            + (f"    if {tests}:\n        return slow({given})\n" if n else "")
+            + f"    if chain.nesting:\n        return slow({given})\n"
+        )
+        call_args = ", ".join(names)
+    caller = head + check + f"    return run(body, {call_args})\n"
+    body = f"def body({'*args' if n > 8 else ', '.join(names)}):\n"
+    body += f"    if pending or ctx.closed:\n        return slow({given})\n"
+    if time_limit is not None:
+        body += (f"    prev = chain.deadline\n    deadline = monotonic() + {float(time_limit)!r}\n"
+                 "    if deadline < prev:\n        chain.deadline = deadline\n")
+    body += (
+        "    try:\n"
+        f"        r = wrapper({call_args})\n"
+        "        t = type(r)\n"
+        + ("        if t is str and len(r) > %d:\n            ctx.too_big('a result')\n" % max_value if max_value is not None else "")
+        + "        if t is int or t is str or t is bool or r is None:\n            return r\n"
+        "        if t is float:\n            return number_from_js(r)\n"
+        "        r = None\n"  # the BOX Object is released inside the gate
+        "        return unbox()\n"
+        "    except BINDING_ERRORS as exc:\n        raise binding_error(ctx, exc) from None\n"
+    )
+    if time_limit is not None:
+        body += "    finally:\n        chain.deadline = prev\n"
+    return body + caller

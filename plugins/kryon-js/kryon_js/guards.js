@@ -1,0 +1,301 @@
+  // -- guards: builtins that loop natively without looking at the deadline ----
+  // QuickJS checks its interrupt handler at loop back-edges of JavaScript code
+  // and in some builtins, not in every native loop: join, fill, copyWithin,
+  // reverse, sort, splice/shift/unshift, slice, concat, flat, Array.from and
+  // the typed-array methods run to the end of a length the script chooses
+  // (a generic array-like's length costs no memory). Under a time limit each
+  // of them is replaced, before the script runs, by a wrapper that calls the
+  // original for short inputs and otherwise works in chunks of CH elements,
+  // asking the host between chunks whether the deadline passed (TICK) and
+  // then throwing QuickJS's own uncatchable "interrupted" error (MARK makes
+  // it uncatchable), or runs a JavaScript version the interrupt handler stops.
+  function installGuards() {
+    const CH = 1 << 16, BIG = 1 << 18, MAXLEN = 9007199254740991;
+    const InternalErrorC = G.InternalError, ObjectC = Object, StringC = String, ArrayC = Array;
+    const floor = Math.floor, min = Math.min, max = Math.max, trunc = Math.trunc;
+    const slice = AP.slice;
+    function tick() { if (TICK()) { const e = new InternalErrorC("interrupted"); MARK(e); throw e; } }
+    function len(o) { const n = +o.length; return n > 0 ? (n > MAXLEN ? MAXLEN : floor(n)) : 0; }
+    function rel(v, n, dflt) {
+      if (v === undefined) return dflt;
+      let k = +v; k = k !== k ? 0 : trunc(k);
+      return k < 0 ? max(n + k, 0) : min(k, n);
+    }
+    function wrap(obj, name, make) {
+      const orig = obj[name], f = make(orig);
+      defineProperty(f, "name", { value: name });
+      defineProperty(f, "length", { value: orig.length });
+      defineProperty(obj, name, { value: f, writable: true, enumerable: false, configurable: true });
+      return f;
+    }
+    const big = (o) => o !== null && o !== undefined && len(ObjectC(o)) > BIG;
+    // bottom-up merge sort (stable, as the spec asks of sort), interruptible
+    function mergeSort(items, less) {
+      let a = items, b = new ArrayC(items.length);
+      for (let width = 1; width < a.length; width *= 2) {
+        for (let lo = 0; lo < a.length; lo += 2 * width) {
+          const mid = min(lo + width, a.length), hi = min(lo + 2 * width, a.length);
+          let i = lo, j = mid, k = lo;
+          while (i < mid && j < hi) b[k++] = less(a[j], a[i]) ? a[j++] : a[i++];
+          while (i < mid) b[k++] = a[i++];
+          while (j < hi) b[k++] = a[j++];
+        }
+        const t = a; a = b; b = t;
+      }
+      return a;
+    }
+    function lessFor(cmp) {
+      if (cmp === undefined) return (x, y) => { const s = StringC(x), t = StringC(y); return s < t; };
+      if (typeof cmp !== "function") throw new TypeError("the comparison function must be a function or undefined");
+      return (x, y) => { const r = +cmp(x, y); return r < 0; };
+    }
+
+    wrap(AP, "fill", (fill) => function (value, start, end) {
+      const o = ObjectC(this), n = len(o);
+      if (n <= BIG) return apply(fill, this, arguments);
+      const s = rel(start, n, 0), e = rel(end, n, n);
+      for (let i = s; i < e; i += CH) { tick(); apply(fill, o, [value, i, min(i + CH, e)]); }
+      return o;
+    });
+    wrap(AP, "copyWithin", (cw) => function (target, start, end) {
+      const o = ObjectC(this), n = len(o);
+      if (n <= BIG) return apply(cw, this, arguments);
+      const to = rel(target, n, 0), from = rel(start, n, 0), fin = rel(end, n, n), count = min(fin - from, n - to);
+      if (from < to && to < from + count) {
+        for (let k = count; k > 0; k -= CH) { tick(); const c = min(CH, k); apply(cw, o, [to + k - c, from + k - c, from + k]); }
+      } else {
+        for (let k = 0; k < count; k += CH) { tick(); const c = min(CH, count - k); apply(cw, o, [to + k, from + k, from + k + c]); }
+      }
+      return o;
+    });
+    wrap(AP, "join", (nativeJoin) => function (sep) {
+      const o = ObjectC(this), n = len(o);
+      if (n <= BIG) return apply(nativeJoin, this, arguments);
+      const s = sep === undefined ? "," : StringC(sep);
+      let out = "";
+      for (let i = 0; i < n; i += CH) {
+        tick();
+        const part = apply(nativeJoin, apply(slice, o, [i, min(i + CH, n)]), [s]);
+        out = i === 0 ? part : out + s + part;
+      }
+      return out;
+    });
+    wrap(AP, "toLocaleString", (tls) => function () {
+      const o = ObjectC(this), n = len(o);
+      if (n <= BIG) return apply(tls, this, arguments);
+      let out = "";
+      for (let i = 0; i < n; i += CH) { tick(); const part = apply(tls, apply(slice, o, [i, min(i + CH, n)]), arguments); out = i === 0 ? part : out + "," + part; }
+      return out;
+    });
+    wrap(AP, "reverse", (rev) => function () {
+      const o = ObjectC(this), n = len(o);
+      if (n <= BIG) return apply(rev, this, arguments);
+      for (let lo = 0, hi = n - 1; lo < hi; lo++, hi--) {
+        const le = lo in o, he = hi in o, lv = le ? o[lo] : undefined, hv = he ? o[hi] : undefined;
+        if (he) o[lo] = hv; else delete o[lo];
+        if (le) o[hi] = lv; else delete o[hi];
+      }
+      return o;
+    });
+    wrap(AP, "sort", (sort) => function (cmp) {
+      const o = ObjectC(this), n = len(o);
+      if (n <= BIG) return apply(sort, this, arguments);
+      const less = lessFor(cmp), items = [];
+      let undefs = 0;
+      for (let i = 0; i < n; i++) if (i in o) { const v = o[i]; if (v === undefined) undefs++; else items[items.length] = v; }
+      const sorted = mergeSort(items, less);
+      let i = 0;
+      for (; i < sorted.length; i++) o[i] = sorted[i];
+      for (; undefs > 0; undefs--) o[i++] = undefined;
+      for (; i < n; i++) delete o[i];
+      return o;
+    });
+    // moves of every element after the edit point: JavaScript versions (spec steps), interruptible
+    function move(o, from, to, count) {
+      if (from < to) { for (let k = count - 1; k >= 0; k--) { if (from + k in o) o[to + k] = o[from + k]; else delete o[to + k]; } }
+      else { for (let k = 0; k < count; k++) { if (from + k in o) o[to + k] = o[from + k]; else delete o[to + k]; } }
+    }
+    const guardedSplice = wrap(AP, "splice", (nativeSplice) => function (start, deleteCount, ...items) {
+      const o = ObjectC(this), n = len(o);
+      if (n <= BIG) return apply(nativeSplice, this, arguments);
+      const s = rel(start, n, 0);
+      const del = arguments.length === 0 ? 0 : arguments.length === 1 ? n - s : min(max(rel(deleteCount, MAXLEN, 0), 0), n - s);
+      if (n + items.length - del > MAXLEN) throw new TypeError("array length too large");
+      const removed = [];
+      for (let k = 0; k < del; k++) { tick(); if (s + k in o) removed[k] = o[s + k]; }
+      removed.length = del;
+      move(o, s + del, s + items.length, n - s - del);
+      for (let k = n; k > n - del + items.length; k--) delete o[k - 1];
+      for (let k = 0; k < items.length; k++) o[s + k] = items[k];
+      o.length = n - del + items.length;
+      return removed;
+    });
+    wrap(AP, "unshift", (nativeUnshift) => function (...items) {
+      const o = ObjectC(this), n = len(o);
+      if (n <= BIG || items.length === 0) return apply(nativeUnshift, this, arguments);
+      apply(guardedSplice, o, [0, 0, ...items]);
+      return len(o);
+    });
+    wrap(AP, "shift", (nativeShift) => function () {
+      const o = ObjectC(this), n = len(o);
+      if (n <= BIG) return apply(nativeShift, this, arguments);
+      return apply(guardedSplice, o, [0, 1])[0];
+    });
+    wrap(AP, "slice", (nativeSlice) => function (start, end) {
+      const o = ObjectC(this), n = len(o);
+      if (n <= BIG) return apply(nativeSlice, this, arguments);
+      const s = rel(start, n, 0), e = rel(end, n, n), out = [];
+      for (let k = s; k < e; k++) if (k in o) out[k - s] = o[k];
+      out.length = max(e - s, 0);
+      return out;
+    });
+    const spreadable = Symbol.isConcatSpreadable;
+    wrap(AP, "concat", (nativeConcat) => function (...args) {
+      const parts = [ObjectC(this), ...args];
+      let huge = false;
+      for (let i = 0; i < parts.length; i++) {
+        const p = parts[i];
+        if (p !== null && typeof p === "object" && (p[spreadable] !== undefined ? p[spreadable] : isArray(p)) && big(p)) huge = true;
+      }
+      if (!huge) return apply(nativeConcat, this, arguments);
+      const out = [];
+      let n = 0;
+      for (let i = 0; i < parts.length; i++) {
+        const p = parts[i];
+        const spread = p !== null && typeof p === "object" && (p[spreadable] !== undefined ? !!p[spreadable] : isArray(p));
+        if (!spread) { out[n++] = p; continue; }
+        const m = len(p);
+        for (let k = 0; k < m; k++, n++) if (k in p) out[n] = p[k];
+      }
+      out.length = n;
+      return out;
+    });
+    function flatInto(target, src, depth) {
+      const n = len(src);
+      for (let i = 0; i < n; i++) {
+        if (!(i in src)) continue;
+        const v = src[i];
+        if (depth > 0 && isArray(v)) flatInto(target, v, depth - 1); else target[target.length] = v;
+      }
+      return target;
+    }
+    wrap(AP, "flat", () => function (depth) {   // always the JavaScript version: nested arrays may be huge
+      const d = depth === undefined ? 1 : (+depth !== +depth ? 0 : trunc(+depth));
+      return flatInto([], ObjectC(this), d);
+    });
+    wrap(AP, "flatMap", () => function (fn, thisArg) {
+      if (typeof fn !== "function") throw new TypeError("flatMap needs a function");
+      const o = ObjectC(this), n = len(o), out = [];
+      for (let i = 0; i < n; i++) {
+        if (!(i in o)) continue;
+        const v = apply(fn, thisArg, [o[i], i, o]);
+        if (isArray(v)) flatInto(out, v, 0); else out[out.length] = v;
+      }
+      return out;
+    });
+    wrap(ArrayC, "from", (nativeFrom) => function (items, fn, thisArg) {
+      if (items === null || items === undefined || !big(items)) return apply(nativeFrom, this, arguments);
+      if (fn !== undefined && typeof fn !== "function") throw new TypeError("Array.from: the map function must be a function");
+      const out = [];
+      let i = 0;
+      if (typeof items === "string") {
+        for (const ch of items) { out[i] = fn ? apply(fn, thisArg, [ch, i]) : ch; i++; }
+        return out;
+      }
+      const o = ObjectC(items), n = len(o);
+      for (; i < n; i++) { const v = o[i]; out[i] = fn ? apply(fn, thisArg, [v, i]) : v; }
+      return out;
+    });
+
+    // typed arrays: their length is real memory, but one native pass over the largest a memory
+    // limit allows still outlasts a time limit; work through subarray views in chunks
+    const TA = getProto(U8.prototype);
+    const tlen = call.bind(getOwnDesc(TA, "length").get), sub = call.bind(TA.subarray);
+    wrap(TA, "fill", (fill) => function (value, start, end) {
+      const n = tlen(this);
+      if (n <= BIG) return apply(fill, this, arguments);
+      const s = rel(start, n, 0), e = rel(end, n, n);
+      for (let i = s; i < e; i += CH) { tick(); apply(fill, this, [value, i, min(i + CH, e)]); }
+      return this;
+    });
+    wrap(TA, "copyWithin", (cw) => function (target, start, end) {
+      const n = tlen(this);
+      if (n <= BIG) return apply(cw, this, arguments);
+      const to = rel(target, n, 0), from = rel(start, n, 0), fin = rel(end, n, n), count = min(fin - from, n - to);
+      if (from < to && to < from + count) {
+        for (let k = count; k > 0; k -= CH) { tick(); const c = min(CH, k); apply(cw, this, [to + k - c, from + k - c, from + k]); }
+      } else {
+        for (let k = 0; k < count; k += CH) { tick(); const c = min(CH, count - k); apply(cw, this, [to + k, from + k, from + k + c]); }
+      }
+      return this;
+    });
+    for (const name of ["indexOf", "includes"]) {
+      wrap(TA, name, (find) => function (x, fromIndex) {
+        const n = tlen(this);
+        if (n <= BIG) return apply(find, this, arguments);
+        for (let i = rel(fromIndex, n, 0); i < n; i += CH) {
+          tick();
+          const r = apply(find, sub(this, i, min(i + CH, n)), [x]);
+          if (name === "includes" ? r : r >= 0) return name === "includes" ? true : i + r;
+        }
+        return name === "includes" ? false : -1;
+      });
+    }
+    wrap(TA, "lastIndexOf", (find) => function (x, fromIndex) {
+      const n = tlen(this);
+      if (n <= BIG) return apply(find, this, arguments);
+      const last = arguments.length > 1 ? (rel(fromIndex, n, n - 1) < 0 ? -1 : min(+fromIndex < 0 ? n + trunc(+fromIndex) : trunc(+fromIndex), n - 1)) : n - 1;
+      for (let hi = last + 1; hi > 0; hi -= CH) {
+        tick();
+        const lo = max(0, hi - CH), r = apply(find, sub(this, lo, hi), [x]);
+        if (r >= 0) return lo + r;
+      }
+      return -1;
+    });
+    wrap(TA, "join", (nativeJoin) => function (sep) {
+      const n = tlen(this);
+      if (n <= BIG) return apply(nativeJoin, this, arguments);
+      const s = sep === undefined ? "," : StringC(sep);
+      let out = "";
+      for (let i = 0; i < n; i += CH) { tick(); const part = apply(nativeJoin, sub(this, i, min(i + CH, n)), [s]); out = i === 0 ? part : out + s + part; }
+      return out;
+    });
+    wrap(TA, "reverse", (rev) => function () {
+      const n = tlen(this);
+      if (n <= BIG) return apply(rev, this, arguments);
+      for (let lo = 0, hi = n - 1; lo < hi; lo++, hi--) { const t = this[lo]; this[lo] = this[hi]; this[hi] = t; }
+      return this;
+    });
+    wrap(TA, "sort", (sort) => function (cmp) {
+      const n = tlen(this);
+      if (n <= BIG) return apply(sort, this, arguments);
+      if (cmp !== undefined && typeof cmp !== "function") throw new TypeError("the comparison function must be a function or undefined");
+      const items = new ArrayC(n);
+      for (let i = 0; i < n; i++) items[i] = this[i];
+      const less = cmp === undefined
+        ? (x, y) => x < y || (x === 0 && y === 0 && 1 / x < 0 && 1 / y > 0) || (y !== y && x === x)
+        : (x, y) => +cmp(x, y) < 0;
+      const sorted = mergeSort(items, less);
+      for (let i = 0; i < n; i++) this[i] = sorted[i];
+      return this;
+    });
+    wrap(TA, "set", (set) => function (source, offset) {
+      const n = source !== null && typeof source === "object" ? len(source) : 0;
+      if (n <= BIG) return apply(set, this, arguments);
+      const at = offset === undefined ? 0 : trunc(+offset) || 0, typed = isView(source);
+      for (let i = 0; i < n; i += CH) {
+        tick();
+        const chunk = typed ? sub(source, i, min(i + CH, n)) : apply(slice, source, [i, min(i + CH, n)]);
+        apply(set, this, [chunk, at + i]);
+      }
+      return undefined;
+    });
+    // JSON.stringify walks arrays natively; with a replacer each value passes through a JavaScript
+    // call, where the interrupt handler is asked (same output: the replacer returns what it gets)
+    const stringifyC = JSON.stringify;
+    defineProperty(JSON, "stringify", { value: function stringify(value, replacer, space) {
+      if (replacer !== undefined && replacer !== null) return apply(stringifyC, JSON, arguments);
+      return apply(stringifyC, JSON, [value, function (k, v) { return v; }, space]);
+    }, writable: true, enumerable: false, configurable: true });
+  }
+  if (CONF.guard) installGuards();

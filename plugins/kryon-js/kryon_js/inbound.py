@@ -1,0 +1,91 @@
+"""Calls from a script into the host: ``kryon.<name>(...)`` (an entry of the
+API table, called with the script's bridge view) and host callables the
+script holds. Every failure goes back to JavaScript as an Error the script
+may catch; uncaught, it surfaces as the original kryon error class."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from kryon_core import ScriptError, ScriptRuntimeError
+
+from .bridge import REQUIRE, require
+from .plugin import LANGUAGE
+from .values import decode, number_from_js
+
+if TYPE_CHECKING:
+    from .state import ScriptState
+
+
+def arguments(state: "ScriptState", enc: Any, args: tuple[Any, ...]) -> list[Any]:
+    """Arguments of a call from JS: as they came (scalars), with handle ids at
+    the positions set in an int ``enc`` mask, or tagged JSON."""
+    limit = state.max_value
+    if type(enc) is str:
+        if limit is not None and len(enc) > limit:
+            state.too_big("the arguments of a host call")
+        return decode(enc, state)  # type: ignore[no-any-return]
+    out = list(args)
+    for i, a in enumerate(out):
+        if type(a) is float:
+            out[i] = number_from_js(a)
+        elif limit is not None and type(a) is str and len(a) > limit:
+            state.too_big("a string")
+    if enc:
+        mask = int(enc)
+        for i in range(len(out)):
+            if mask >> i & 1:
+                out[i] = state.userdata(int(out[i]))
+    return out
+
+
+def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) -> Any:
+    chain = state.host.chain
+    outer, chain.inside = chain.inside, state
+    chain.nesting += 1
+    try:
+        return fn(*values)
+    finally:
+        chain.nesting -= 1
+        chain.inside = outer
+
+
+def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
+    """``kryon.<name>(...)`` from the script: entry ``idx`` of the API table."""
+    try:
+        values = arguments(state, enc, args) if enc or args else []
+        idx = int(idx)
+        name, (lo, hi), fn, on_view = state.host.api[idx]
+        if len(values) < lo or (hi >= 0 and len(values) > hi):
+            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi < 0 else f"{lo} to {hi}")
+            raise ScriptRuntimeError(f"kryon.{name} takes {want} argument(s), {len(values)} given",
+                                     language=LANGUAGE, script=state.script)
+        if idx == REQUIRE:
+            return require(str(values[0]), state.policy, state.script)
+        if fn is None or (on_view and state.view is None):
+            raise ScriptRuntimeError(f"kryon.{name} needs a ScriptManager bridge", language=LANGUAGE,
+                                     script=state.script)
+        if on_view:
+            values.insert(0, state.view)
+        return state.to_js(run_host(state, fn, values))
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to JS as an Error
+        return failed(state, exc)
+
+
+def invoke(state: "ScriptState", pid: int, enc: Any, *args: Any) -> Any:
+    """A host callable the script holds, called from the script."""
+    try:
+        fn = state.handles.py_objs[int(pid)]
+        values = arguments(state, enc, args)
+        return state.to_js(run_host(state, fn, values))
+    except BaseException as exc:  # noqa: BLE001
+        return failed(state, exc)
+
+
+def failed(state: "ScriptState", exc: BaseException) -> Any:
+    """Keep a host exception for the JS error that will carry it; returns the ERR marker."""
+    hid = state.host.keep_host_error(exc)
+    name = type(exc).__name__
+    message = str(exc) if not isinstance(exc, ScriptError) or exc.language not in (None, LANGUAGE) else exc.message
+    state.last_host_error = (name, message, hid)
+    return state.ERR

@@ -1,0 +1,120 @@
+"""What every script context of one engine shares: the running call chain of
+each thread (its deadline, how deep it nests through the host, the script
+whose host callback runs), host errors on their way through JavaScript, the
+compiled prelude, the ``kryon`` API table and the host globals.
+
+Each script's runtime has its own gate (``ScriptState.gate``); nothing here
+is tied to one script, so :class:`Host` needs no lock of its own: the chain
+is per thread, and the tables it holds are only added to.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Callable
+
+import quickjs
+
+from kryon_core import ScriptError
+
+from . import capi
+from .bridge import ApiEntry
+from .errors import from_exception_text
+from .plugin import LANGUAGE
+from .values import number_from_js
+
+if TYPE_CHECKING:
+    from .state import ScriptState
+
+JSObject = quickjs.Object
+#: exceptions the binding raises for a JavaScript error it saw itself
+BINDING_ERRORS = (quickjs.JSException, quickjs.StackOverflow)
+INF = float("inf")
+
+PRELUDE = resources.files("kryon_js").joinpath("prelude.js").read_text(encoding="utf-8").replace(
+    "/*GUARDS*/", resources.files("kryon_js").joinpath("guards.js").read_text(encoding="utf-8"))
+PRELUDE_SOURCE = "globalThis.__kryon_internal = " + PRELUDE.strip().rstrip(";") + ";\n"
+
+
+class Pending:
+    """A call's result that is a Promise still pending (its id in the prelude's table)."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, pid: int) -> None:
+        self.id = pid
+
+
+class Chain(threading.local):
+    """The call chain running on one thread (class attributes are the defaults)."""
+
+    #: when the chain must stop (monotonic seconds): the earliest deadline of every limited call in it
+    deadline: float = INF
+    #: host callbacks running now on this thread (JS -> host -> JS nesting)
+    nesting: int = 0
+    #: the script whose host callback runs now (for get_stack_trace)
+    inside: "ScriptState | None" = None
+
+
+class Host:
+    """Engine-wide plumbing between Python and every script context."""
+
+    def __init__(self, output: Callable[[str], None], report: Callable[[ScriptError], None]) -> None:
+        self.capi = capi.available()
+        self.prelude_bytecode: bytes | None = None
+        self.api: list[ApiEntry] = []
+        self.globals: dict[str, Any] = {}
+        self.chain = Chain()
+        #: host exceptions on their way through JavaScript, by id (the JS Error carries the id)
+        self.host_errors: dict[int, BaseException] = {}
+        self.host_error_ids = itertools.count(1)
+        self.report = report
+        self.output = output
+        self.interrupt: Any = None
+        if self.capi:
+            monotonic, chain = time.monotonic, self.chain
+
+            @capi.INTERRUPT_HANDLER
+            def interrupt(rt: int, opaque: int) -> int:
+                # runs on the thread executing JavaScript, so it reads that thread's chain
+                return 1 if monotonic() > chain.deadline else 0
+
+            self.interrupt = interrupt
+        # one lock for the shared compile-only context and the prelude bytecode made once
+        self.compile_lock = threading.Lock()
+
+    def out_fn(self, text: str) -> None:
+        try:
+            self.output(text)
+        except Exception:  # noqa: BLE001 - a broken output handler must not break the script
+            pass
+
+    def keep_host_error(self, exc: BaseException) -> int:
+        hid = next(self.host_error_ids)
+        self.host_errors[hid] = exc
+        while len(self.host_errors) > 256:
+            try:
+                self.host_errors.pop(next(iter(self.host_errors)))
+            except (StopIteration, KeyError, RuntimeError):  # another thread trimmed it meanwhile
+                break
+        return hid
+
+    @staticmethod
+    def binding_error(state: "ScriptState", exc: BaseException) -> ScriptError:
+        text = str(exc.args[0]) if exc.args else str(exc)
+        return from_exception_text(text, state.script, input_is_script=state.input_is_script)
+
+    @staticmethod
+    def scalar(r: Any) -> Any:
+        if type(r) is float:
+            return number_from_js(r)
+        return r
+
+    def is_limit(self, err: ScriptError) -> bool:
+        return type(err).__name__ in ("ScriptTimeoutError", "MemoryLimitError")
+
+
+__all__ = ["BINDING_ERRORS", "Chain", "Host", "INF", "JSObject", "LANGUAGE", "PRELUDE_SOURCE", "Pending"]
