@@ -220,6 +220,11 @@ def check_int(value: int, *, exact_limit: int | None, language: str, what: str =
 
 _LEAVES = (bool, int, float, str, bytes, FunctionRef, UserData)
 
+#: how many elements a converted value may have once shared references are
+#: copied: a small structure of shared references (a DAG) would otherwise
+#: expand into an exponentially large tree before any size limit could see it
+MAX_EXPANDED_ELEMENTS = 10_000_000
+
 
 def to_host(value: Any, *, language: str = "host", convert: Callable[[Any], Any] | None = None) -> Any:
     """Normalize a Python value to the value model, checking every rule.
@@ -234,47 +239,69 @@ def to_host(value: Any, *, language: str = "host", convert: Callable[[Any], Any]
     """
     if value is None or isinstance(value, _LEAVES):
         return value
+    if _expanded_elements(value, language) > MAX_EXPANDED_ELEMENTS:
+        raise ConversionError(
+            f"the value would have more than {MAX_EXPANDED_ELEMENTS} elements once its shared references are copied",
+            language=language,
+        )
     root: list[Any] = [None]
     # work items: (source, container to fill, key in it); containers are filled in place
     work: list[tuple[Any, Any, Any]] = [(value, root, 0)]
-    open_ids: dict[int, Any] = {}  # containers on the current path: a repeat is a cycle
-    exits: list[tuple[int, int]] = []  # (len(work) when to close, id) for cycle bookkeeping
     while work:
-        while exits and len(work) <= exits[-1][0]:
-            open_ids.pop(exits.pop()[1], None)
         v, target, key = work.pop()
         if v is None or isinstance(v, _LEAVES):
             target[key] = v
-            continue
-        if isinstance(v, (list, tuple)):
-            if id(v) in open_ids:
-                raise ConversionError("cyclic list cannot cross between languages", language=language)
+        elif isinstance(v, (list, tuple)):
             out: Any = [None] * len(v)
             target[key] = out
-            exits.append((len(work), id(v)))
-            open_ids[id(v)] = v
             work.extend((item, out, i) for i, item in enumerate(v))
-            continue
-        if isinstance(v, dict):
-            if id(v) in open_ids:
-                raise ConversionError("cyclic dict cannot cross between languages", language=language)
+        elif isinstance(v, dict):
             out = {}
             target[key] = out
-            exits.append((len(work), id(v)))
-            open_ids[id(v)] = v
             for k, item in v.items():
                 k = dict_key(k, language)
                 out[k] = None  # keeps the source's key order
                 work.append((item, out, k))
-            continue
-        if callable(v):
+        elif callable(v):
             target[key] = v
-            continue
-        converted = convert(v) if convert is not None else None
-        if converted is None:
-            raise ConversionError(f"cannot convert a {type(v).__name__} to a script value", language=language)
-        work.append((converted, target, key))
+        else:
+            converted = convert(v) if convert is not None else None
+            if converted is None:
+                raise ConversionError(f"cannot convert a {type(v).__name__} to a script value", language=language)
+            if _expanded_elements(converted, language) > MAX_EXPANDED_ELEMENTS:  # a hook's value: same rules
+                raise ConversionError("a converted value is too large once its shared references are copied",
+                                      language=language)
+            work.append((converted, target, key))
     return root[0]
+
+
+def _expanded_elements(value: Any, language: str) -> int:
+    """How many elements ``value`` has with every shared reference copied,
+    counted once per distinct container (memoised, iterative): linear in the
+    value's real size even when the copy would be exponential. Cycles are a
+    ConversionError here already."""
+    if not isinstance(value, (list, tuple, dict)):
+        return 0
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        v, done = stack.pop()
+        key = id(v)
+        children = list(v.values()) if isinstance(v, dict) else v
+        if done:
+            on_path.discard(key)
+            size[key] = len(children) + sum(size.get(id(c), 0) for c in children if isinstance(c, (list, tuple, dict)))
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            kind = "dict" if isinstance(v, dict) else "list"
+            raise ConversionError(f"cyclic {kind} cannot cross between languages", language=language)
+        on_path.add(key)
+        stack.append((v, True))
+        stack.extend((c, False) for c in children if isinstance(c, (list, tuple, dict)) and id(c) not in size)
+    return size[id(value)]
 
 
 #: rough bytes of CPython objects, for quotas: what a value costs the host to keep

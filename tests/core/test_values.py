@@ -60,3 +60,18 @@ def test_languages_and_extensions():
     assert language_for_path("x.WREN") == "wren"
     assert language_for_path("README") is None
     assert normalize_language("JS") == "javascript"
+
+
+def test_shared_references_cannot_expand_without_bound():
+    import pytest
+
+    from kryon_core import ConversionError
+    from kryon_core.values import to_host
+
+    node: list = ["leaf"]
+    for _ in range(40):  # 40 levels of two references to one list: 2**40 leaves once copied
+        node = [node, node]
+    with pytest.raises(ConversionError, match="shared references"):
+        to_host(node)
+    row = {"a": 1, "b": 2}
+    assert len(to_host([row] * 100_000)) == 100_000  # plain repetition is fine
