@@ -20,6 +20,7 @@ from typing import Any
 
 from .app import App
 from .errors import DOMError, ScriptError
+from .policy import SecurityPolicy
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Kryon</title>
@@ -220,12 +221,22 @@ def make_server(live: LiveApp, host: str = "127.0.0.1", port: int = 0) -> Thread
     return server
 
 
-def serve(directory: Path, *, host: str = "127.0.0.1", port: int = 8765, play: bool = False) -> int:
-    app = App.load(directory)
-    if play:
-        app.play()
-    live = LiveApp(app)
-    server = make_server(live, host, port)
+def serve(
+    directory: Path, *, host: str = "127.0.0.1", port: int = 8765, play: bool = False,
+    policy: SecurityPolicy | None = None,
+) -> int:
+    """Serve the app until Ctrl-C. The port is taken before the app loads,
+    so a busy port fails at once (an ``OSError``)."""
+    holder: dict[str, LiveApp] = {}
+    server = make_server(_Deferred(holder), host, port)
+    try:
+        app = App.load(directory, policy=policy)
+        if play:
+            app.play()
+        live = holder["live"] = LiveApp(app)
+    except BaseException:
+        server.server_close()
+        raise
     clock = threading.Thread(target=live.run_clock, daemon=True)
     clock.start()
     print(f"serving {directory} at http://{host}:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
@@ -238,3 +249,13 @@ def serve(directory: Path, *, host: str = "127.0.0.1", port: int = 8765, play: b
         server.server_close()
         app.manager.close()
     return 0
+
+
+class _Deferred:
+    """Stands for the LiveApp until it exists (the server is made first)."""
+
+    def __init__(self, holder: dict[str, LiveApp]) -> None:
+        self._holder = holder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._holder["live"], name)
