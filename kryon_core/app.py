@@ -21,6 +21,7 @@ Errors name the script's file (``model.lua:3:5``), not its id.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ ELEMENT_TYPES = frozenset(
     {"app", "panel", "row", "column", "label", "text", "button", "input", "checkbox", "list", "item",
      "chart", "bar", "image", "link", "header", "footer"}
 )
+
+
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,12 @@ class App:
     failures: list[Failure] = field(default_factory=list)
 
     @classmethod
-    def load(cls, directory: Path, *, policy: SecurityPolicy | None = None, out: TextIO = sys.stdout) -> "App":
+    def load(
+        cls, directory: Path, *, policy: SecurityPolicy | None = None, out: TextIO = sys.stdout,
+        log_level: int = logging.INFO,
+    ) -> "App":
+        """Load ``directory/app.json`` and its scripts; script log lines below
+        ``log_level`` are dropped, the others printed to ``out``."""
         config_path = directory / "app.json"
         try:
             text = config_path.read_text(encoding="utf-8")
@@ -86,7 +95,9 @@ class App:
             policy=policy or SecurityPolicy.trusted(), output=lambda lang, text: print(f"[{lang}] {text}", file=out)
         )
         app = cls(directory, manager, Document(seed=config.get("seed", 1)), config)
-        app.document.on_log = lambda level, msg: print(f"[log:{level}] {msg}", file=out)
+        app.document.on_log = lambda level, msg: (
+            print(f"[log:{level}] {msg}", file=out) if _LOG_LEVELS.get(level, logging.INFO) >= log_level else None
+        )
         app.document.on_error = lambda exc: app._error("callback failed", exc)
         manager.setup_dom_bridge(app.document)
         app._build_tree(config.get("tree"))
@@ -146,8 +157,8 @@ class App:
             del self.scripts[path.stem]
             self.skipped.append(f"{name} ({exc.message})")
         except ScriptError as exc:
-            del self.scripts[path.stem]
             self._error(f"loading {name}", exc)
+            del self.scripts[path.stem]
 
     def play(self, steps: list[dict[str, Any]] | None = None) -> None:
         """Play the event steps (the app's own when none are given)."""
@@ -212,7 +223,7 @@ class App:
 
 def run_app(
     directory: Path, *, watch: bool = False, policy: SecurityPolicy | None = None, out: TextIO = sys.stdout,
-    sandboxed: bool = False,
+    sandboxed: bool = False, log_level: int = logging.INFO,
 ) -> int:
     """``kryon run APP``: load, play the events, print the document and
     statistics; returns the exit status (non-zero when anything failed)."""
@@ -221,7 +232,7 @@ def run_app(
     if policy is None and sandboxed:
         policy = SecurityPolicy.sandboxed()
     try:
-        app = App.load(directory, policy=policy, out=out)
+        app = App.load(directory, policy=policy, out=out, log_level=log_level)
     except ScriptError as exc:
         return print_error(exc)
     app.play()

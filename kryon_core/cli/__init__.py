@@ -112,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return exits.INTERRUPTED
+    except BrokenPipeError:  # `kryon ... | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except (CommandError, ScriptError) as exc:
         return print_error(exc, as_json=as_json)
     except Exception as exc:  # a failure of the command itself: a message, the traceback on request

@@ -39,7 +39,7 @@ _SCRIPT_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logg
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", parents=parents, help="run a script file, stdin (-), or an app directory",
                        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("path", help="script file (the extension picks the language), - for stdin, or an app directory")
+    p.add_argument("path", nargs="?", help="script file (the extension picks the language), - for stdin, or an app directory")
     p.add_argument("args", nargs="*", metavar="ARG", help="arguments of --call (JSON values, else strings)")
     p.add_argument("--call", metavar="NAME", help="then call the function NAME with the ARGs and print its result")
     p.add_argument("--lang", metavar="LANG", help="the script's language (required for -; overrides the extension)")
@@ -49,6 +49,9 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.path is None:
+        raise CommandError("kryon run: give a script file, - (stdin) or an app directory (see kryon run --help)",
+                           exits.USAGE)
     policy = policy_from(args)
     if args.args and not args.call:
         raise CommandError(f"unexpected argument {args.args[0]!r}: arguments follow --call NAME", exits.USAGE)
@@ -84,7 +87,8 @@ def _run_app(args: argparse.Namespace, directory: Path, policy: Any) -> int:
         require_watchfiles()
     from ..app import run_app
 
-    return run_app(directory, watch=args.watch, policy=None if not args.sandbox else policy)
+    return run_app(directory, watch=args.watch, policy=policy if args.sandbox else None,
+                   log_level=args.log_level_number)
 
 
 def require_watchfiles() -> None:
