@@ -24,6 +24,7 @@ import json
 import logging
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
@@ -42,6 +43,8 @@ ELEMENT_TYPES = frozenset(
 )
 
 
+#: how many printed or logged lines an app keeps for the inspector
+OUTPUT_LINES = 200
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
 
@@ -71,6 +74,8 @@ class App:
     errors: list[str] = field(default_factory=list)
     scripts: dict[str, Path] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    #: the latest lines scripts printed or logged: (time, source, text); source is the language or "log:LEVEL"
+    output: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=OUTPUT_LINES))
 
     @classmethod
     def load(
@@ -91,14 +96,18 @@ class App:
                                column=exc.colno) from None
         if not isinstance(config, dict):
             raise CompileError("app.json must hold a JSON object", script=str(config_path), line=1, column=1)
-        manager = ScriptManager(
-            policy=policy or SecurityPolicy.trusted(), output=lambda lang, text: print(f"[{lang}] {text}", file=out)
-        )
+        def record(source: str, text: str) -> None:
+            app.output.append((time.time(), source, text))
+            print(f"[{source}] {text}", file=out)
+
+        def log(level: str, text: str) -> None:
+            if _LOG_LEVELS.get(level, logging.INFO) >= log_level:
+                record(f"log:{level}", text)
+
+        manager = ScriptManager(policy=policy or SecurityPolicy.trusted(), output=record)
         app = cls(directory, manager, Document(seed=config.get("seed", 1)), config)
-        app.document.on_log = lambda level, msg: (
-            print(f"[log:{level}] {msg}", file=out) if _LOG_LEVELS.get(level, logging.INFO) >= log_level else None
-        )
-        app.document.on_error = lambda exc: app._error("callback failed", exc)
+        app.document.on_log = log
+        app.document.on_error = lambda exc: app.record_failure("callback failed", exc)
         manager.setup_dom_bridge(app.document)
         app._build_tree(config.get("tree"))
         for shared in config.get("shared", []):
@@ -111,7 +120,9 @@ class App:
         """Script id -> the file it came from, for error locations."""
         return {sid: str(path) for sid, path in self.scripts.items()}
 
-    def _error(self, context: str, exc: BaseException | None = None, status: int | None = None) -> None:
+    def record_failure(self, context: str, exc: BaseException | None = None, status: int | None = None) -> None:
+        """Note a failure: the message (with the error's location and stack
+        when ``exc`` is given) and the exit status it stands for."""
         from .cli.exits import SOFTWARE, status_for
         from .cli.report import format_text
 
@@ -133,7 +144,7 @@ class App:
         from .cli.exits import DATAERR
 
         for exc in problems:
-            self._error(f"app tree: {exc.message}", status=DATAERR)
+            self.record_failure(f"app tree: {exc.message}", status=DATAERR)
 
     def _load_script(self, name: str) -> None:
         from .cli.exits import NOINPUT
@@ -148,7 +159,7 @@ class App:
             self.skipped.append(f"{name} (no {language} engine installed)")
             return
         if not path.is_file():
-            self._error(f"{path}: no such script file (listed in app.json)", status=NOINPUT)
+            self.record_failure(f"{path}: no such script file (listed in app.json)", status=NOINPUT)
             return
         self.scripts[path.stem] = path  # before loading: a compile error names the file
         try:
@@ -157,7 +168,7 @@ class App:
             del self.scripts[path.stem]
             self.skipped.append(f"{name} ({exc.message})")
         except ScriptError as exc:
-            self._error(f"loading {name}", exc)
+            self.record_failure(f"loading {name}", exc)
             del self.scripts[path.stem]
 
     def play(self, steps: list[dict[str, Any]] | None = None) -> None:
@@ -166,7 +177,7 @@ class App:
             try:
                 self._step(step)
             except (ScriptError, DOMError) as exc:
-                self._error(f"step {json.dumps(step)}", exc)
+                self.record_failure(f"step {json.dumps(step)}", exc)
 
     def _step(self, step: dict[str, Any]) -> None:
         doc = self.document
@@ -196,7 +207,7 @@ class App:
             self.manager.hot_reload_script(name, path.read_bytes())
             return True
         except ScriptError as exc:
-            self._error(f"reload of {path.name} failed, old version kept", exc)
+            self.record_failure(f"reload of {path.name} failed, old version kept", exc)
             return False
 
     def report(self, out: TextIO = sys.stdout) -> None:
