@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from .dom import Document
-from .errors import CompileError, DOMError, EngineNotFoundError, ScriptError
+from .errors import AccessDeniedError, CompileError, DOMError, EngineNotFoundError, ScriptError
 from .manager import ScriptManager
 from .policy import SecurityPolicy
 
@@ -151,9 +151,14 @@ class App:
 
         path = self.directory / name
         try:
+            if not isinstance(name, str) or not path.resolve().is_relative_to(self.directory.resolve()):
+                raise AccessDeniedError(f"the script path '{name}' leaves the app's folder")
             language = self.manager.language_for_file(path)
         except EngineNotFoundError as exc:
             self.skipped.append(f"{name} ({exc.message})")
+            return
+        except AccessDeniedError as exc:
+            self.record_failure(f"loading {name}", exc)
             return
         if language not in self.manager.languages:
             self.skipped.append(f"{name} (no {language} engine installed)")
@@ -163,7 +168,7 @@ class App:
             return
         self.scripts[path.stem] = path  # before loading: a compile error names the file
         try:
-            self.manager.load_script_file(path)
+            self.manager.load_script_file(path, root=self.directory)
         except EngineNotFoundError as exc:
             del self.scripts[path.stem]
             self.skipped.append(f"{name} ({exc.message})")
