@@ -27,7 +27,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterable, TextIO
 
 from .dom import Document
 from .errors import AccessDeniedError, CompileError, DOMError, EngineNotFoundError, ScriptError
@@ -80,7 +80,7 @@ class App:
     @classmethod
     def load(
         cls, directory: Path, *, policy: SecurityPolicy | None = None, out: TextIO = sys.stdout,
-        log_level: int = logging.INFO,
+        log_level: int = logging.INFO, plugins: Iterable[Any] = (),
     ) -> "App":
         """Load ``directory/app.json`` and its scripts; script log lines below
         ``log_level`` are dropped, the others printed to ``out``."""
@@ -104,7 +104,7 @@ class App:
             if _LOG_LEVELS.get(level, logging.INFO) >= log_level:
                 record(f"log:{level}", text)
 
-        manager = ScriptManager(policy=policy or SecurityPolicy.trusted(), output=record)
+        manager = ScriptManager(policy=policy or SecurityPolicy.trusted(), output=record, plugins=plugins)
         app = cls(directory, manager, Document(seed=config.get("seed", 1)), config)
         app.document.on_log = log
         app.document.on_error = lambda exc: app.record_failure("callback failed", exc)
@@ -239,7 +239,7 @@ class App:
 
 def run_app(
     directory: Path, *, watch: bool = False, policy: SecurityPolicy | None = None, out: TextIO = sys.stdout,
-    sandboxed: bool = False, log_level: int = logging.INFO,
+    sandboxed: bool = False, log_level: int = logging.INFO, plugins: Iterable[Any] = (),
 ) -> int:
     """``kryon run APP``: load, play the events, print the document and
     statistics; returns the exit status (non-zero when anything failed)."""
@@ -248,7 +248,7 @@ def run_app(
     if policy is None and sandboxed:
         policy = SecurityPolicy.sandboxed()
     try:
-        app = App.load(directory, policy=policy, out=out, log_level=log_level)
+        app = App.load(directory, policy=policy, out=out, log_level=log_level, plugins=plugins)
     except ScriptError as exc:
         return print_error(exc)
     app.play()

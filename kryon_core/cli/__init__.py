@@ -4,6 +4,8 @@
     kryon run FILE [--call NAME ARGS]   run a script (language from its extension)
     kryon run - --lang LANG             run a script read from stdin
     kryon run APP [--watch]             run an app directory headlessly (reload on change)
+    kryon eval LANG CODE                evaluate code and print its value as JSON
+    kryon repl [LANG]                   an interactive loop (:lang X switches language)
     kryon serve APP [--port N]          the app as a live web page with an inspector
     kryon cache info|clear              the compilation cache
     kryon --version                     kryon-core's and each engine's version
@@ -27,17 +29,17 @@ import sys
 import traceback
 from typing import NoReturn, Sequence
 
-from . import cache, engines, exits, run, serve
+from . import cache, engines, evaluate, exits, repl, run, serve
 from ..errors import ScriptError
 from .exits import CommandError
-from .options import common_options, configure_logging, policy_options
+from .options import common_options, configure_logging, load_plugins, policy_options
 from .report import print_error
 
 __all__ = ["main", "build_parser"]
 
-COMMAND_MODULES = (engines, run, serve, cache)
+COMMAND_MODULES = (engines, run, evaluate, repl, serve, cache)
 #: commands whose scripts run under a policy (they take --sandbox and the limits)
-POLICY_COMMANDS = frozenset({"run", "serve"})
+POLICY_COMMANDS = frozenset({"run", "eval", "repl", "serve"})
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,17 +55,20 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
                  description="Run scripts in every installed language.",
                  epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="store_true", help="show kryon-core's and each engine's version")
-    top.add_argument("command", nargs="?", help="engines, run, serve or cache")
+    top.add_argument("command", nargs="?", help="engines, run, eval, repl, serve or cache")
     sub = argparse.ArgumentParser(add_help=False).add_subparsers(parser_class=Parser)
     shared = common_options(suppress=True)
     for module in COMMAND_MODULES:
-        name = module.__name__.rsplit(".", 1)[1]
-        parents = [shared, policy_options()] if name in POLICY_COMMANDS else [shared]
-        module.add_parser(sub, parents)
+        module.add_parser(sub, [shared, policy_options()] if _command_of(module) in POLICY_COMMANDS else [shared])
     commands = {name: parser for name, parser in sub.choices.items()}
     for name, parser in commands.items():
         parser.prog = f"kryon {name}"
     return top, commands
+
+
+def _command_of(module: object) -> str:
+    name = getattr(module, "__name__", "").rsplit(".", 1)[1]
+    return {"evaluate": "eval"}.get(name, name)
 
 
 def _split(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
@@ -71,7 +76,7 @@ def _split(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg == "--log-level":
+        if arg in ("--log-level", "--plugin"):
             i += 2
             continue
         if not arg.startswith("-") or arg == "-":
@@ -103,10 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse(argv)
         as_json = args.json
+        args.plugins = load_plugins(args.plugin)
         if args.version:
             from .engines import version_text
 
-            print(version_text())
+            print(version_text(args.plugins))
             return exits.OK
         args.log_level_number = configure_logging(args.log_level)
         return int(args.func(args))

@@ -40,7 +40,7 @@ def _rows(manager: ScriptManager) -> list[dict[str, Any]]:
 
 
 def cmd_engines(args: argparse.Namespace) -> int:
-    manager = ScriptManager(cache=False)
+    manager = ScriptManager(cache=False, plugins=args.plugins)
     try:
         rows = _rows(manager)
     finally:
@@ -60,9 +60,9 @@ def cmd_engines(args: argparse.Namespace) -> int:
     return 0
 
 
-def version_text() -> str:
+def version_text(plugins: list[object] = ()) -> str:  # type: ignore[assignment]
     """kryon-core's version and each installed engine distribution's, without starting any engine."""
-    manager = ScriptManager(cache=False)
+    manager = ScriptManager(cache=False, plugins=plugins)
     lines = [f"kryon-core {__version__}"]
     for lang, spec in sorted(manager.engine_specs.items()):
         lines.append(f"{spec.distribution or '(in-process)'} {spec.version or '?'} ({lang})")

@@ -18,7 +18,8 @@ from ..policy import SecurityPolicy
 from . import exits
 from .exits import CommandError
 
-__all__ = ["common_options", "policy_options", "policy_from", "configure_logging", "parse_size", "LOG_LEVELS"]
+__all__ = ["common_options", "policy_options", "policy_from", "configure_logging", "parse_size", "load_plugins",
+           "LOG_LEVELS"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -34,7 +35,30 @@ def common_options(*, suppress: bool) -> argparse.ArgumentParser:
                         help="machine-readable output; an error is one JSON object on stderr")
     parent.add_argument("--log-level", choices=LOG_LEVELS, default=default, type=str.lower,
                         help="what Kryon and the scripts' kryon.log report (default: info, or $KRYON_LOG_LEVEL)")
+    parent.add_argument("--plugin", action="append", metavar="MODULE", dest="plugin",
+                        default=argparse.SUPPRESS if suppress else [],
+                        help="also load this pluggy plugin module (MODULE or MODULE:NAME), for one "
+                             "not installed yet; repeatable; $KRYON_PLUGINS takes a comma-separated list")
     return parent
+
+
+def load_plugins(names: list[str]) -> list[object]:
+    """The plugin objects named by ``--plugin`` and ``$KRYON_PLUGINS``."""
+    import importlib
+
+    wanted = [n.strip() for n in os.environ.get("KRYON_PLUGINS", "").split(",") if n.strip()] + list(names)
+    plugins = []
+    for name in wanted:
+        module_name, _, attr = name.partition(":")
+        try:
+            obj: object = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else ():
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise CommandError(f"--plugin {name}: cannot load it: {type(exc).__name__}: {exc}",
+                               exits.UNAVAILABLE) from None
+        plugins.append(obj)
+    return plugins
 
 
 def policy_options() -> argparse.ArgumentParser:

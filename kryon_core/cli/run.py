@@ -88,7 +88,7 @@ def _run_app(args: argparse.Namespace, directory: Path, policy: Any) -> int:
     from ..app import run_app
 
     return run_app(directory, watch=args.watch, policy=policy if args.sandbox else None,
-                   log_level=args.log_level_number)
+                   log_level=args.log_level_number, plugins=args.plugins)
 
 
 def require_watchfiles() -> None:
@@ -113,7 +113,7 @@ def script_logger(threshold: int) -> Callable[[str, str], None]:
 def _run_script(
     args: argparse.Namespace, policy: Any, data: bytes, language: str | None, shown: str, path: Path | None
 ) -> int:
-    manager = ScriptManager(policy=policy)
+    manager = ScriptManager(policy=policy, plugins=args.plugins)
     try:
         if language is None:
             language = language_of(manager, path or Path(shown))

@@ -35,7 +35,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "see examples/todo)", exits.NOINPUT)
     policy = policy_from(args)
     try:
-        return serve(directory, host=args.host, port=args.port, play=args.play, policy=policy)
+        return serve(directory, host=args.host, port=args.port, play=args.play, policy=policy,
+                     plugins=args.plugins)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise CommandError(f"port {args.port} on {args.host} is in use: pick another with --port N "

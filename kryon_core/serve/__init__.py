@@ -27,7 +27,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 from ..app import App
@@ -234,14 +234,14 @@ def make_server(live: LiveApp, host: str = "127.0.0.1", port: int = 0) -> Thread
 
 def serve(
     directory: Path, *, host: str = "127.0.0.1", port: int = 8765, play: bool = False,
-    policy: SecurityPolicy | None = None,
+    policy: SecurityPolicy | None = None, plugins: Iterable[Any] = (),
 ) -> int:
     """Serve the app until Ctrl-C. The port is taken before the app loads,
     so a busy port fails at once (an ``OSError``)."""
     holder: dict[str, LiveApp] = {}
     server = make_server(_Deferred(holder), host, port)  # type: ignore[arg-type]
     try:
-        app = App.load(directory, policy=policy)
+        app = App.load(directory, policy=policy, plugins=plugins)
         if play:
             app.play()
         live = holder["live"] = LiveApp(app)
