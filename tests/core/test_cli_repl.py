@@ -247,3 +247,12 @@ def test_real_engines(language, kryon):
     assert kryon("eval", language, use.replace("twice(21)", "21 * 2").replace("(twice 21)", "(* 21 2)")).stdout == "42\n"
     result = kryon("repl", language, stdin=define + "\n\n" + use + "\n")
     assert result.returncode == 0 and result.stdout.splitlines()[-1] == "42", result.stdout + result.stderr
+
+
+def test_readme_transcript(kryon):
+    """The README's REPL example: a Lua function called from JavaScript in one session."""
+    if not (_evaluates("lua") and _evaluates("javascript")):
+        pytest.skip("the lua and javascript engines do not both implement ScriptEngine.evaluate yet")
+    session = 'function twice(x) return x * 2 end\n:lang javascript\nkryon.call("twice", 21)\n'
+    result = kryon("repl", "lua", stdin=session)
+    assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
