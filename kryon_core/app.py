@@ -81,9 +81,12 @@ class App:
     def load(
         cls, directory: Path, *, policy: SecurityPolicy | None = None, out: TextIO = sys.stdout,
         log_level: int = logging.INFO, plugins: Iterable[Any] = (),
+        on_manager: "Callable[[ScriptManager], None] | None" = None,
     ) -> "App":
         """Load ``directory/app.json`` and its scripts; script log lines below
-        ``log_level`` are dropped, the others printed to ``out``."""
+        ``log_level`` are dropped, the others printed to ``out``; ``on_manager``
+        sees the manager before any script loads (``kryon debug`` attaches its
+        debugger there)."""
         config_path = directory / "app.json"
         try:
             text = config_path.read_text(encoding="utf-8")
@@ -96,6 +99,7 @@ class App:
                                column=exc.colno) from None
         if not isinstance(config, dict):
             raise CompileError("app.json must hold a JSON object", script=str(config_path), line=1, column=1)
+
         def record(source: str, text: str) -> None:
             app.output.append((time.time(), source, text))
             print(f"[{source}] {text}", file=out)
@@ -105,6 +109,8 @@ class App:
                 record(f"log:{level}", text)
 
         manager = ScriptManager(policy=policy or SecurityPolicy.trusted(), output=record, plugins=plugins)
+        if on_manager is not None:
+            on_manager(manager)
         app = cls(directory, manager, Document(seed=config.get("seed", 1)), config)
         app.document.on_log = log
         app.document.on_error = lambda exc: app.record_failure("callback failed", exc)

@@ -7,6 +7,7 @@
     kryon eval LANG CODE                evaluate code and print its value as JSON
     kryon repl [LANG]                   an interactive loop (:lang X switches language)
     kryon serve APP [--port N]          the app as a live web page with an inspector
+    kryon debug [--listen HOST:PORT]    a Debug Adapter Protocol server for editors
     kryon cache info|clear              the compilation cache
     kryon --version                     kryon-core's and each engine's version
 
@@ -29,7 +30,7 @@ import sys
 import traceback
 from typing import NoReturn, Sequence
 
-from . import cache, engines, evaluate, exits, repl, run, serve
+from . import cache, debug, engines, evaluate, exits, repl, run, serve
 from ..errors import ScriptError
 from .exits import CommandError
 from .options import common_options, configure_logging, load_plugins, policy_options
@@ -37,7 +38,7 @@ from .report import print_error
 
 __all__ = ["main", "build_parser"]
 
-COMMAND_MODULES = (engines, run, evaluate, repl, serve, cache)
+COMMAND_MODULES = (engines, run, evaluate, repl, serve, debug, cache)
 #: commands whose scripts run under a policy (they take --sandbox and the limits)
 POLICY_COMMANDS = frozenset({"run", "eval", "repl", "serve"})
 
@@ -55,7 +56,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
                  description="Run scripts in every installed language.",
                  epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="store_true", help="show kryon-core's and each engine's version")
-    top.add_argument("command", nargs="?", help="engines, run, eval, repl, serve or cache")
+    top.add_argument("command", nargs="?", help="engines, run, eval, repl, serve, debug or cache")
     sub = argparse.ArgumentParser(add_help=False).add_subparsers(parser_class=Parser)
     shared = common_options(suppress=True)
     for module in COMMAND_MODULES:

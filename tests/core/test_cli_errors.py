@@ -67,8 +67,8 @@ def test_usage_errors_exit_64(tmp_path):
     (tmp_path / "f.lua").write_text("function twice(x) return x * 2 end\n")
     cases = {
         ("run",): "error: kryon run: give a script file, - (stdin) or an app directory (see kryon run --help)\n",
-        ("bogus",): "error: unknown command 'bogus': use one of engines, run, eval, repl, serve, cache\n",
-        (): "error: no command given: one of engines, run, eval, repl, serve, cache (see kryon --help)\n",
+        ("bogus",): "error: unknown command 'bogus': use one of engines, run, eval, repl, serve, debug, cache\n",
+        (): "error: no command given: one of engines, run, eval, repl, serve, debug, cache (see kryon --help)\n",
         ("run", "f.lua", "--frobnicate"): "error: unrecognized arguments: --frobnicate (see kryon run --help)\n",
         ("run", "-"): "error: kryon run -: give the script's language with --lang (for example --lang lua)\n",
         ("run", "f.lua", "1"): "error: unexpected argument '1': arguments follow --call NAME\n",
