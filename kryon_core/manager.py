@@ -139,6 +139,7 @@ class ScriptManager:
         self.dom: DOMBridge | None = None
         self.profiler = Profiler(enabled=profiling, hot_threshold=hot_threshold)
         self.profiler.on_hot = self._on_hot
+        self.profiler.has_faster_tier = self._has_faster_tier
         self.shared = SharedDataManager()
         self.interop = CrossLanguageRegistry(self)
         if not cache:
@@ -146,8 +147,8 @@ class ScriptManager:
         elif cache_dir is False:
             self.cache = CompilationCache(None)
         else:
-            directory = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)  # type: ignore[arg-type]
-            self.cache = CompilationCache(directory)
+            where = default_cache_dir if cache_dir in (None, True) else Path(cache_dir)  # type: ignore[arg-type]
+            self.cache = CompilationCache(where)
 
     # -- engines ---------------------------------------------------------------
     @property
@@ -744,9 +745,22 @@ class ScriptManager:
     def _on_hot(self, qualified: str, language: str) -> None:
         engine = self._engines.get(language)
         loc = self._lookup.get(qualified)
-        notify = getattr(engine, "on_hot_function", None)
-        if notify is not None and isinstance(loc, _Location):
-            notify(loc.script, loc.function)
+        if engine is None or not isinstance(loc, _Location):
+            return
+        try:
+            moved = engine.on_hot_function(loc.script, loc.function)
+        except ScriptError as exc:  # a failed promotion leaves the function where it was
+            log.warning("moving hot function %s to a faster tier failed: %s", qualified, exc)
+            return
+        if moved is not None:
+            loc.stats.tier, loc.stats.speedup = moved
+            loc.call = None  # the engine's bound callable changed: fetch it again
+            self._rebind(loc.script)
+
+    def _has_faster_tier(self, qualified: str, language: str) -> bool:
+        engine = self._engines.get(language)
+        loc = self._lookup.get(qualified)
+        return engine is not None and isinstance(loc, _Location) and engine.faster_tier(loc.script, loc.function) is not None
 
     def convert_value(self, value: Any, language: str) -> Any:
         """What the ``kryon_convert_value`` hooks make of a host object the
