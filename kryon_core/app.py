@@ -13,23 +13,28 @@ Event steps: ``{"click": id}``, ``{"input": [id, text]}`` (sets the element's
 ``value`` then dispatches "input"), ``{"event": [id, type, data]}``,
 ``{"advance": ms}``, ``{"call": [name, args...]}``. A script whose language is
 not installed is skipped with a note; a missing script, an unknown element
-type or a failing step prints a clear error and the app goes on.
+type or a failing step prints a clear error and the app goes on; ``kryon
+run APP`` then ends with a non-zero status (see ``kryon_core.cli.exits``).
+Errors name the script's file (``model.lua:3:5``), not its id.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterable, TextIO
 
 from .dom import Document
-from .errors import AccessDeniedError, DOMError, EngineNotFoundError, ScriptError
+from .errors import AccessDeniedError, CompileError, DOMError, EngineNotFoundError, ScriptError
 from .manager import ScriptManager
 from .policy import SecurityPolicy
 
-__all__ = ["App", "ELEMENT_TYPES", "run_app"]
+__all__ = ["App", "Failure", "ELEMENT_TYPES", "run_app"]
 
 #: element types an app's tree may use
 ELEMENT_TYPES = frozenset(
@@ -38,9 +43,28 @@ ELEMENT_TYPES = frozenset(
 )
 
 
+#: how many printed or logged lines an app keeps for the inspector
+OUTPUT_LINES = 200
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One thing that went wrong in an app: the message shown, the exit
+    status it stands for, and the error itself where there is one."""
+
+    message: str
+    status: int
+    error: BaseException | None = None
+    time: float = field(default_factory=time.time)
+
+
 @dataclass
 class App:
-    """A loaded app: its manager, document and what was skipped or failed."""
+    """A loaded app: its manager, document and what was skipped or failed.
+
+    ``errors`` holds the messages, ``failures`` the same with their exit
+    status and error; ``scripts`` maps each loaded script id to its file."""
 
     directory: Path
     manager: ScriptManager
@@ -49,31 +73,47 @@ class App:
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     scripts: dict[str, Path] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    #: the latest lines scripts printed or logged: (time, source, text); source is the language or "log:LEVEL"
+    output: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=OUTPUT_LINES))
 
     @classmethod
     def load(
-        cls,
-        directory: Path,
-        *,
-        policy: SecurityPolicy | None = None,
-        out: TextIO = sys.stdout,
+        cls, directory: Path, *, policy: SecurityPolicy | None = None, out: TextIO = sys.stdout,
+        log_level: int = logging.INFO, plugins: Iterable[Any] = (),
         on_manager: "Callable[[ScriptManager], None] | None" = None,
     ) -> "App":
-        """Load the app in ``directory``; ``on_manager`` sees the manager before
-        any script loads (``kryon debug`` attaches its debugger there)."""
+        """Load ``directory/app.json`` and its scripts; script log lines below
+        ``log_level`` are dropped, the others printed to ``out``; ``on_manager``
+        sees the manager before any script loads (``kryon debug`` attaches its
+        debugger there)."""
         config_path = directory / "app.json"
         try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            text = config_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise ScriptError(f"cannot read {config_path.name}: {exc}", script=str(config_path)) from None
-        manager = ScriptManager(
-            policy=policy or SecurityPolicy.trusted(), output=lambda lang, text: print(f"[{lang}] {text}", file=out)
-        )
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CompileError(f"invalid JSON: {exc.msg}", script=str(config_path), line=exc.lineno,
+                               column=exc.colno) from None
+        if not isinstance(config, dict):
+            raise CompileError("app.json must hold a JSON object", script=str(config_path), line=1, column=1)
+
+        def record(source: str, text: str) -> None:
+            app.output.append((time.time(), source, text))
+            print(f"[{source}] {text}", file=out)
+
+        def log(level: str, text: str) -> None:
+            if _LOG_LEVELS.get(level, logging.INFO) >= log_level:
+                record(f"log:{level}", text)
+
+        manager = ScriptManager(policy=policy or SecurityPolicy.trusted(), output=record, plugins=plugins)
         if on_manager is not None:
             on_manager(manager)
         app = cls(directory, manager, Document(seed=config.get("seed", 1)), config)
-        app.document.on_log = lambda level, msg: print(f"[log:{level}] {msg}", file=out)
-        app.document.on_error = lambda exc: app._error(f"callback failed: {exc}")
+        app.document.on_log = log
+        app.document.on_error = lambda exc: app.record_failure("callback failed", exc)
         manager.setup_dom_bridge(app.document)
         app._build_tree(config.get("tree"))
         for shared in config.get("shared", []):
@@ -82,8 +122,24 @@ class App:
             app._load_script(name)
         return app
 
-    def _error(self, message: str) -> None:
+    def files(self) -> dict[str, str]:
+        """Script id -> the file it came from, for error locations."""
+        return {sid: str(path) for sid, path in self.scripts.items()}
+
+    def record_failure(self, context: str, exc: BaseException | None = None, status: int | None = None) -> None:
+        """Note a failure: the message (with the error's location and stack
+        when ``exc`` is given) and the exit status it stands for."""
+        from .cli.exits import SOFTWARE, status_for
+        from .cli.report import format_text
+
+        message = f"{context}: {format_text(exc, self.files(), label=None)}" if exc is not None else context
         self.errors.append(message)
+        code = status if status is not None else status_for(exc) if exc is not None else SOFTWARE
+        self.failures.append(Failure(message, code, exc))
+
+    def exit_status(self) -> int:
+        """0 when nothing failed, else the status of the first failure."""
+        return self.failures[0].status if self.failures else 0
 
     def _build_tree(self, tree: Any) -> None:
         if tree is None:
@@ -91,24 +147,40 @@ class App:
         problems: list[DOMError] = []
         for child in tree if isinstance(tree, list) else [tree]:
             self.document.build(child, element_types=ELEMENT_TYPES, errors=problems)
+        from .cli.exits import DATAERR
+
         for exc in problems:
-            self._error(f"app tree: {exc.message}")
+            self.record_failure(f"app tree: {exc.message}", status=DATAERR)
 
     def _load_script(self, name: str) -> None:
+        from .cli.exits import NOINPUT
+
         path = self.directory / name
         try:
             if not isinstance(name, str) or not path.resolve().is_relative_to(self.directory.resolve()):
                 raise AccessDeniedError(f"the script path '{name}' leaves the app's folder")
             language = self.manager.language_for_file(path)
-            if language not in self.manager.languages:
-                self.skipped.append(f"{name} (no {language} engine installed)")
-                return
-            self.manager.load_script_file(path, root=self.directory)
-            self.scripts[path.stem] = path
         except EngineNotFoundError as exc:
             self.skipped.append(f"{name} ({exc.message})")
+            return
+        except AccessDeniedError as exc:
+            self.record_failure(f"loading {name}", exc)
+            return
+        if language not in self.manager.languages:
+            self.skipped.append(f"{name} (no {language} engine installed)")
+            return
+        if not path.is_file():
+            self.record_failure(f"{path}: no such script file (listed in app.json)", status=NOINPUT)
+            return
+        self.scripts[path.stem] = path  # before loading: a compile error names the file
+        try:
+            self.manager.load_script_file(path, root=self.directory)
+        except EngineNotFoundError as exc:
+            del self.scripts[path.stem]
+            self.skipped.append(f"{name} ({exc.message})")
         except ScriptError as exc:
-            self._error(f"{name}: {exc}")
+            self.record_failure(f"loading {name}", exc)
+            del self.scripts[path.stem]
 
     def play(self, steps: list[dict[str, Any]] | None = None) -> None:
         """Play the event steps (the app's own when none are given)."""
@@ -116,7 +188,7 @@ class App:
             try:
                 self._step(step)
             except (ScriptError, DOMError) as exc:
-                self._error(f"step {json.dumps(step)}: {exc}")
+                self.record_failure(f"step {json.dumps(step)}", exc)
 
     def _step(self, step: dict[str, Any]) -> None:
         doc = self.document
@@ -146,7 +218,7 @@ class App:
             self.manager.hot_reload_script(name, path.read_bytes())
             return True
         except ScriptError as exc:
-            self._error(f"reload of {path.name} failed, old version kept: {exc}")
+            self.record_failure(f"reload of {path.name} failed, old version kept", exc)
             return False
 
     def report(self, out: TextIO = sys.stdout) -> None:
@@ -167,21 +239,31 @@ class App:
             print(f"  skipped: {note}", file=out)
         for message in self.errors:
             print(f"error: {message}", file=sys.stderr)
+        if self.errors:
+            print(f"== {len(self.errors)} error(s); see above", file=out)
 
 
-def run_app(directory: Path, *, watch: bool = False, sandboxed: bool = False, out: TextIO = sys.stdout) -> int:
-    """``kryon run APP``: load, play the events, print the document and statistics."""
+def run_app(
+    directory: Path, *, watch: bool = False, policy: SecurityPolicy | None = None, out: TextIO = sys.stdout,
+    sandboxed: bool = False, log_level: int = logging.INFO, plugins: Iterable[Any] = (),
+) -> int:
+    """``kryon run APP``: load, play the events, print the document and
+    statistics; returns the exit status (non-zero when anything failed)."""
+    from .cli.report import print_error
+
+    if policy is None and sandboxed:
+        policy = SecurityPolicy.sandboxed()
     try:
-        app = App.load(directory, policy=SecurityPolicy.sandboxed() if sandboxed else None, out=out)
+        app = App.load(directory, policy=policy, out=out, log_level=log_level, plugins=plugins)
     except ScriptError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return print_error(exc)
     app.play()
     app.report(out)
+    status = app.exit_status()
     if watch:
         _watch(app, out)
     app.manager.close()
-    return 0
+    return status
 
 
 def _watch(app: App, out: TextIO, stop: Callable[[], bool] | None = None) -> None:

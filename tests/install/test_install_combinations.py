@@ -83,7 +83,7 @@ def test_core_and_lua(tmp_path: Path) -> None:
     ok = env.run(env.kryon, "run", str(script), "--call", "double", "21")
     assert ok.returncode == 0 and ok.stdout.split() == ["loaded", "42"], ok.stderr
     bad = env.run(env.kryon, "run", str(script), "--call", "bad")
-    assert bad.returncode == 70 and "calc:4" in bad.stderr and "nope" in bad.stderr
+    assert bad.returncode == 70 and "calc.lua:4" in bad.stderr and "nope" in bad.stderr
     broken = tmp_path / "broken.lua"
     broken.write_text("x = = 1\n")
     assert env.run(env.kryon, "run", str(broken)).returncode == 65

@@ -67,7 +67,7 @@ def test_watch_reloads_on_file_change(tmp_path):
         err = ""
         while "old version kept" not in err and time.monotonic() < deadline:
             err = proc.stderr.readline()
-        assert "old version kept" in err and "ui:1" in err
+        assert "old version kept" in err and "ui.lua:1" in err
     finally:
         proc.terminate()
         proc.wait(timeout=10)

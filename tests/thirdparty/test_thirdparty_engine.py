@@ -271,7 +271,7 @@ def test_pip_installed_in_a_fresh_venv(tmp_path: Path) -> None:
     assert engines["tally"]["distribution"] == "kryon-tally"
     assert engines["tally"]["distribution_version"] == "0.1.0"
     assert engines["tally"]["engine_version"] == "Tally 0.1.0"
-    assert set(engines["tally"]["capabilities"].split(", ")) == {"debugging", "sandbox"}
+    assert set(engines["tally"]["capabilities"]) == {"debugging", "sandbox"}
     assert any(line.split()[:2] == ["tally", "kryon-tally"] for line in text.splitlines()), text
 
     script = work / "hello.tally"
