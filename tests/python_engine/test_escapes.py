@@ -320,12 +320,14 @@ def test_worker_killed_from_outside_is_restarted() -> None:
 
 def test_hardening_report() -> None:
     m = _manager()
-    info = m.engine("python").runtime.worker_info("bystander")
-    h = info["hardening"]
-    assert h["audit_hook"] is True and h["fsize"] == 0 and h["nproc"] == 0
-    if sys.platform == "linux" and os.uname().machine in ("x86_64", "aarch64"):
-        assert "refused" in h["seccomp"], h["seccomp"]
-    assert isinstance(h["memory"], int)
-    if os.geteuid() == 0:
-        assert h["user"] == "nobody"
+    h = m.engine("python").runtime.worker_info("bystander")["hardening"]
+    assert h["audit_hook"] is True and h["guard"] is True and h["builtins"] == "curated"
+    assert h["fsize"] == 0 and h["nproc"] == 0 and isinstance(h["memory"], int)
+    assert h["user"] == "nobody" and h["uid"] != 0 and h["capabilities"] == "none"
+    assert h["no_new_privs"] is True and h["dumpable"] is False
+    assert "file system closed" in h["landlock"], h["landlock"]
+    assert "allow-list" in h["seccomp"], h["seccomp"]
+    assert {"network", "ipc", "mount"} <= set(h["namespaces"]), h["namespaces"]
+    assert h["mounts"].startswith("read-only"), h["mounts"]
+    assert "weaker" not in h
     m.close()

@@ -319,10 +319,24 @@ def test_plugin_functions_reach_the_sandbox() -> None:
     m.close()
 
 
-def test_grants_open_what_they_name(tmp_path) -> None:
-    data = tmp_path / "data.txt"
+@pytest.fixture
+def shared_dir():
+    """A directory any user may read: a granted file system is reached with
+    the worker's own (never root) permissions, and pytest's tmp_path lies
+    under a directory only its owner may enter."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="kryon-test-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_grants_open_what_they_name(shared_dir) -> None:
+    data = shared_dir / "data.txt"
     data.write_text("granted")
-    os.chmod(tmp_path, 0o755)
     listener = __import__("socket").socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
