@@ -130,7 +130,25 @@ def _proxy_module(name: str, module: types.ModuleType) -> types.ModuleType:
     return proxy
 
 
-def proxy_modules() -> dict[str, types.ModuleType]:
+def _guarded_formatter(attribute_allowed: Checker) -> type:
+    """``string.Formatter`` whose field names (``"{0.attr[key]}"``) obey the
+    guard's attribute rule: ``get_field`` walks attributes named in a string,
+    a classic way around a static check (``"0.__class__.__base__..."``)."""
+    import _string
+    import string
+
+    class Formatter(string.Formatter):
+        def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+            _, rest = _string.formatter_field_name_split(field_name)
+            for is_attribute, name in rest:
+                if is_attribute and not attribute_allowed(name):
+                    raise AccessDenied(f"access to the attribute '{name}' is not allowed in the sandbox")
+            return super().get_field(field_name, args, kwargs)
+
+    return Formatter
+
+
+def proxy_modules(attribute_allowed: Checker) -> dict[str, types.ModuleType]:
     """Read-only proxies of :data:`SAFE_MODULES` (imported now)."""
     proxies = {}
     for name in SAFE_MODULES:
@@ -138,6 +156,8 @@ def proxy_modules() -> dict[str, types.ModuleType]:
             proxies[name] = _proxy_module(name, __import__(name))
         except ImportError:
             pass
+    if "string" in proxies:
+        proxies["string"].Formatter = _guarded_formatter(attribute_allowed)  # type: ignore[attr-defined]
     return proxies
 
 

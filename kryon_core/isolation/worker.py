@@ -674,7 +674,7 @@ def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
         except ImportError:
             pass
     S.compile = _resolve_compiler(init.get("compiler"))
-    S.modules = scriptenv.proxy_modules()
+    S.modules = scriptenv.proxy_modules(guard.attribute_allowed)
     if init.get("asyncio"):
         import asyncio
 

@@ -1,24 +1,26 @@
-"""The known-escape corpus for untrusted Python.
+"""The escape corpus for untrusted Python.
 
 Every attempt runs through ``ScriptManager`` under a sandboxed policy and must
-end in AccessDeniedError, MemoryLimitError, ScriptTimeoutError or another
-contained ScriptError, while:
+not have its effect, while the host keeps running and another script (the
+"bystander", with state) is unaffected.
 
-- the forbidden effect did not happen (no file, no connection, no child process),
-- the host keeps running, and
-- another script (the "bystander", with state) is unaffected.
+The threat model is arbitrary Python inside the worker. So the attacker's
+corpus (``escape_corpus.py``: files, sockets, processes, signals, ptrace,
+privilege, ctypes, walks past the Python layers) runs with the Python-level
+layers switched off (no AST guard, Python's own builtins, no audit hook) as
+well as on, and then with each kernel mechanism missing in turn, to show what
+the others hold alone (the gaps each one leaves are listed and checked).
 
-The first group is stopped by the in-worker layers (AST guard, curated
-builtins and imports). The second group grants ``allow_imports`` so the
-script reaches real ``os``/``socket``/``ctypes``; the audit hook and then the
-OS limits (uid nobody, RLIMIT_NPROC 0, RLIMIT_NOFILE, RLIMIT_FSIZE 0, an empty
-network namespace) still hold. The real boundary is the process: the last
-group breaks the worker itself (crash, protocol garbage) and shows the host
-restarts it.
+The Python layers are also tested on their own: the guard, builtins and
+imports refuse the classic escapes with a clear AccessDeniedError, and with
+``allow_imports`` the audit hook refuses what real ``os``/``socket``/``ctypes``
+reach. The last group breaks the worker itself (crash, protocol garbage) and
+shows the host restarts it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import sys
@@ -36,6 +38,7 @@ from kryon_core import (
     ScriptTimeoutError,
     SecurityPolicy,
 )
+from kryon_core.isolation.testing import kernel_mechanisms_off, python_layers_off
 
 pytest.importorskip("kryon_python")
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker sandbox uses Linux limits")
@@ -228,6 +231,183 @@ def test_sys_modules_writes_stay_in_the_worker() -> None:
 
     assert sys.modules["json"] is json
     _unaffected(m)
+
+
+# -- the kernel layer: arbitrary Python in the worker -------------------------------------------
+def _load_corpus():
+    spec = importlib.util.spec_from_file_location("escape_corpus", Path(__file__).with_name("escape_corpus.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = _load_corpus()
+
+#: what each kernel mechanism alone holds back: the attacks that do get
+#: through when it is missing (the other layers cannot stop them)
+_ROOT_HOST = os.geteuid() == 0
+WITHOUT_LANDLOCK = {
+    # world-readable files and directories: only Landlock closes them
+    "read secret with open", "read secret with os.open", "read secret by descriptor (openat)",
+    "read secret through a symlink", "read /etc/passwd", "list the root directory", "read the host's cmdline",
+    "string.Formatter walk to os", "gc walk to os", "frame walk to the worker",
+    "unshare a user namespace and use it",
+    # its own memory: not a boundary (the worker may already run any code in itself)
+    "open /proc/self/mem",
+} | (set() if _ROOT_HOST else {
+    # a host that is not root shares its uid with the worker: only Landlock keeps its /proc entries closed
+    "read the host's environ", "read the parent's environ", "read the host's memory",
+})
+WITHOUT_SECCOMP = {
+    # pathname UNIX sockets are not a Landlock right on this ABI, nor in the network namespace
+    "path UNIX socket",
+    # kernel surface, not an effect: creating the object is all these attacks do
+    "io_uring_setup", "bpf",
+}
+MODES = {
+    # mode: (python layers, kernel mechanisms off, policy overrides, attacks allowed through)
+    "python layers on": (True, (), {}, set()),
+    "python layers off": (False, (), {}, set()),
+    "python layers off, imports granted": (False, (), {"allow_imports": True}, set()),
+    "python layers off, without landlock": (False, ("landlock",), {}, WITHOUT_LANDLOCK),
+    "python layers off, without seccomp": (False, ("seccomp",), {}, WITHOUT_SECCOMP),
+    "python layers off, without namespaces": (False, ("namespaces",), {}, set()),
+}
+
+
+@pytest.fixture
+def traps():
+    t = corpus.Traps()
+    yield t
+    t.close()
+
+
+def run_corpus(m: ScriptManager, language: str, script: str, attacks: dict[str, str], traps) -> dict[str, list[str]]:
+    """Call every attack function of ``script``; returns attack -> what escaped."""
+    runtime = m.engine(language).runtime
+    escaped = {}
+    for fn, name in attacks.items():
+        try:
+            result = corpus.result_text(m.call_function(f"{script}.{fn}"))
+        except ScriptError as exc:
+            result = f"{type(exc).__name__}: {exc.message}"
+        found = traps.escapes(result)
+        pid = runtime.worker_info(script)["pid"]
+        if pid and corpus.descendants(pid):
+            found.append(f"the worker has child processes {corpus.descendants(pid)}")
+        if found:
+            escaped[name] = found
+    return escaped
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_escape_corpus(mode: str, traps) -> None:
+    layers, missing, overrides, gaps = MODES[mode]
+    policy = SecurityPolicy.sandboxed(
+        time_limit=5.0, accept_weaker_isolation=set(missing), allowed_modules=corpus.GRANTED_MODULES, **overrides
+    )
+    m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
+    with kernel_mechanisms_off(*missing):
+        m.load_script_from_source("bystander", "python", BYSTANDER)
+        bystander_pid = m.engine("python").runtime.worker_info("bystander")["pid"]
+        m.set_global("python", "T", traps.targets(bystander_pid))
+        if layers:
+            m.load_script_from_source("corpus", "python", corpus.python_corpus_source())
+        else:
+            with python_layers_off():
+                m.load_script_from_source("corpus", "python", corpus.python_corpus_source())
+    assert m.call_function("bystander.bump") == 1
+    hardening = m.engine("python").runtime.worker_info("corpus")["hardening"]
+    assert hardening["guard"] is layers and hardening["uid"] != 0
+    assert set(hardening.get("weaker", {})) == set(missing)
+    escaped = run_corpus(m, "python", "corpus", corpus.python_attack_functions(), traps)
+    unexpected = {name: why for name, why in escaped.items() if name not in gaps}
+    assert not unexpected, f"escapes in mode '{mode}': {unexpected}"
+    if "landlock" in missing:  # the traps see an escape when there is one
+        assert "read secret with open" in escaped
+    assert m.call_function("bystander.bump") == 2, "the other script's worker and state are untouched"
+    assert os.environ.get("KRYON_ESCAPE_SECRET") == traps.secret_value
+    m.close()
+
+
+def test_corpus_attacks_are_refused_by_the_python_layers_too(traps) -> None:
+    """With the layers on, what the kernel would stop is already refused with
+    a clear error naming the line (the worker stays up)."""
+    m = _manager()
+    m.set_global("python", "T", traps.targets(0))
+    m.load_script_from_source("corpus", "python", corpus.python_corpus_source())
+    for fn in corpus.python_attack_functions():
+        with pytest.raises(AccessDeniedError) as info:
+            m.call_function(f"corpus.{fn}")
+        assert info.value.script == "corpus" and info.value.line is not None
+    assert m.engine("python").runtime.worker_info("corpus")["restarts"] == 0
+    _unaffected(m)
+
+
+def test_formatter_fields_follow_the_guard_rule() -> None:
+    """string.Formatter.get_field walks attributes named in a string; in the
+    sandbox it applies the guard's rule, as getattr does."""
+    m = _manager()
+    m.load_script_from_source(
+        "fmt", "python",
+        "import string\nclass P:\n    x = 3\ndef ok():\n    return string.Formatter().format('{0.x}-{1[k]}', P(), {'k': 4})\n"
+        "def walk(field):\n    return repr(string.Formatter().get_field(field, [()], {})[0])\n",
+    )
+    assert m.call_function("fmt.ok") == "3-4"
+    for field in ("0.__class__", "0.__class__.__base__.__subclasses__", "0.__init__.__globals__", "0.mro"):
+        with pytest.raises(AccessDeniedError):
+            m.call_function("fmt.walk", [field])
+    _unaffected(m)
+
+
+@pytest.mark.parametrize("mechanism", ["landlock", "seccomp", "namespaces"])
+def test_a_missing_mechanism_refuses_to_start(mechanism: str) -> None:
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(), cache=False)
+    with kernel_mechanisms_off(mechanism):
+        with pytest.raises(AccessDeniedError) as info:
+            m.load_script_from_source("s", "python", "def f(): return 1\n")
+        assert mechanism in info.value.message and "accept_weaker_isolation" in info.value.message
+        assert info.value.script == "s" and "s" not in m.scripts
+        weaker = SecurityPolicy.sandboxed(accept_weaker_isolation={mechanism})
+        m.load_script_from_source("s", "python", "def f(): return 1\n", policy=weaker)
+    assert m.call_function("s.f") == 1
+    h = m.engine("python").runtime.worker_info("s")["hardening"]
+    assert list(h["weaker"]) == [mechanism]
+    assert h["user"] == "nobody" and h["audit_hook"] is True
+    m.close()
+
+
+def test_imports_granted_read_only_what_is_on_the_path(traps, monkeypatch) -> None:
+    """allow_imports: modules load lazily from the host's sys.path, read-only;
+    nothing outside it is readable, not even through a symlink placed inside
+    it, and the worker is never root."""
+    libdir = traps.dir / "lib"
+    libdir.mkdir()
+    os.chmod(libdir, 0o755)
+    (libdir / "granted_mod.py").write_text("VALUE = 'from a granted directory'\n")
+    (libdir / "inside-link").symlink_to(traps.secret)
+    monkeypatch.syspath_prepend(str(libdir))
+    traps.initial = sorted(p.name for p in traps.dir.iterdir())
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(allow_imports=True), cache=False)
+    with python_layers_off():
+        m.load_script_from_source(
+            "imp", "python",
+            "import os\ndef lazy():\n    import granted_mod\n    return granted_mod.VALUE\n"
+            "def via_link():\n    return open(T['dir'] + '/lib/inside-link').read()\n"
+            "def outside():\n    return open(T['secret']).read()\n"
+            "def write_inside():\n    open(T['dir'] + '/lib/new.py', 'w').write('x')\n"
+            "def whoami():\n    return [os.getuid(), os.geteuid(), os.getgid()]\n",
+        )
+    m.set_global("python", "T", traps.targets(0))
+    assert m.call_function("imp.lazy") == "from a granted directory"
+    for fn in ("via_link", "outside", "write_inside"):
+        with pytest.raises(ScriptError) as info:
+            m.call_function(f"imp.{fn}")
+        assert not traps.escapes(info.value.message), fn
+    assert 0 not in m.call_function("imp.whoami")
+    assert not traps.escapes("")
+    m.close()
 
 
 # -- limits ------------------------------------------------------------------------------------
