@@ -389,3 +389,64 @@ def test_calls_from_several_threads(m: ScriptManager) -> None:
     for t in threads:
         t.join()
     assert sorted(results) == sorted((k * 100 + i) ** 2 for k in range(4) for i in range(30))
+
+
+def test_callbacks_fired_during_the_top_level(m: ScriptManager) -> None:
+    """A listener, watcher or host callback registered by a script's top level
+    and fired before that top level ends reaches the worker being loaded."""
+    doc = m.setup_dom_bridge(Document())
+    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+    m.load_script_from_source("early_helper", "python", "def apply(f, x):\n    return f(x)\n")
+    m.load_script_from_source(
+        "early",
+        "python",
+        """\
+import kryon
+seen = []
+def on_ping(event):
+    seen.append(event["type"])
+box = kryon.get_element_by_id("box")
+kryon.add_event_listener(box, "ping", on_ping)
+kryon.watch_variable("mode", lambda new, old, name: seen.append(new))
+kryon.emit_custom_event(box, "ping", {"n": 1})
+kryon.set_variable("mode", "early")
+seen.append(kryon.call("early_helper.apply", lambda x: x + 1, 41))
+def events():
+    return seen
+""",
+    )
+    assert m.call_function("early.events") == ["ping", "early", 42]
+    assert not doc.errors, doc.errors
+    doc.emit_custom_event("box", "ping")  # and the listener keeps working afterwards
+    assert m.call_function("early.events") == ["ping", "early", 42, "ping"]
+
+
+def test_a_replacement_worker_outlives_the_thread_that_started_it() -> None:
+    """PR_SET_PDEATHSIG follows the thread that forked a worker: workers are
+    started from one long-lived thread, so a worker restarted during a call
+    made on a short-lived thread keeps running after that thread ends."""
+    import threading
+
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.5), cache=False)
+    m.load_script_from_source(
+        "s", "python", "n = 0\ndef inc():\n    global n\n    n += 1\n    return n\ndef hang():\n    return sum(range(10**12))\n"
+    )
+    assert m.call_function("s.inc") == 1
+    errors: list[BaseException] = []
+
+    def short_lived() -> None:
+        try:
+            m.call_function("s.hang")  # killed past its deadline; the replacement is started here
+        except BaseException as exc:
+            errors.append(exc)
+
+    for _ in range(2):
+        t = threading.Thread(target=short_lived)
+        t.start()
+        t.join()
+        assert errors and isinstance(errors[-1], ScriptTimeoutError)
+        pid = m.engine("python").runtime.worker_info("s")["pid"]
+        assert _pid_alive(pid), "the replacement died with the thread that started it"
+        assert m.call_function("s.inc") == 1, "the replacement serves calls (its script reloaded)"
+    assert m.engine("python").runtime.worker_info("s")["restarts"] == 2
+    m.close()
