@@ -13,6 +13,7 @@ from .cache import CacheStatistics, CompilationCache
 from .dom import AnimationConfig, Document, DOMBridge, ElementHandle
 from .engine import (
     BreakpointHit,
+    CallerCache,
     CompiledScript,
     EngineCapabilities,
     EngineConfig,
@@ -38,6 +39,7 @@ from .errors import (
     ScriptTimeoutError,
     SizeLimitError,
     StackFrame,
+    UnsupportedPolicyError,
 )
 from .hookspecs import hookimpl
 from .interop import AccessPolicy, CrossLanguageRegistry, SharedDataManager
@@ -45,6 +47,7 @@ from .manager import LoadedScript, ScriptManager
 from .plugins import EngineSpec
 from .policy import SecurityPolicy
 from .profiling import HotFunctionInfo, Profiler
+from .threads import EngineGate
 from .values import FunctionRef, ScriptLanguage, UserData
 
 __version__ = "0.2.0"
@@ -58,6 +61,7 @@ __all__ = [
     "ApiMethod",
     "BreakpointHit",
     "CacheStatistics",
+    "CallerCache",
     "CompilationCache",
     "CompileError",
     "CompiledScript",
@@ -69,6 +73,7 @@ __all__ = [
     "ElementHandle",
     "EngineCapabilities",
     "EngineConfig",
+    "EngineGate",
     "EngineNotFoundError",
     "EngineSpec",
     "FunctionInfo",
@@ -94,6 +99,7 @@ __all__ = [
     "SharedDataManager",
     "SizeLimitError",
     "StackFrame",
+    "UnsupportedPolicyError",
     "UserData",
     "hookimpl",
 ]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from .dom import Document
-from .errors import DOMError, EngineNotFoundError, ScriptError
+from .errors import AccessDeniedError, DOMError, EngineNotFoundError, ScriptError
 from .manager import ScriptManager
 from .policy import SecurityPolicy
 
@@ -86,11 +86,13 @@ class App:
     def _load_script(self, name: str) -> None:
         path = self.directory / name
         try:
+            if not isinstance(name, str) or not path.resolve().is_relative_to(self.directory.resolve()):
+                raise AccessDeniedError(f"the script path '{name}' leaves the app's folder")
             language = self.manager.language_for_file(path)
             if language not in self.manager.languages:
                 self.skipped.append(f"{name} (no {language} engine installed)")
                 return
-            self.manager.load_script_file(path)
+            self.manager.load_script_file(path, root=self.directory)
             self.scripts[path.stem] = path
         except EngineNotFoundError as exc:
             self.skipped.append(f"{name} ({exc.message})")

@@ -6,16 +6,27 @@ shared data and plugin-added functions, all as plain host methods taking host
 values. Engines only adapt it to their idiom: :data:`API` lists every method
 with its camelCase (Lua, JavaScript, Wren), snake_case (Python) and
 kebab-case (Lisp) name, so an engine binds the whole API mechanically.
+
+Each script gets its own *view* of the bridge (:meth:`ScriptBridge.for_script`),
+so the host knows who is calling: ``kryon.call`` checks that the caller may
+call the callee (trust has a direction, see ``SecurityPolicy.covers``),
+shared data and registrations are charged to the script, and values handed
+to a sandboxed script never carry a more trusted script's functions unless
+that script exposed them. An engine binds each script's ``kryon`` API from
+that script's view; the language-wide bridge speaks for the manager's
+default policy.
 """
 
 from __future__ import annotations
 
-import sys
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .dom import DOMBridge, ElementHandle
-from .errors import DOMError, RecursionLimitError, ScriptError
+from .errors import DOMError, ScriptError
+from .policy import SecurityPolicy
+from .values import FunctionRef
 
 if TYPE_CHECKING:
     from .manager import ScriptManager
@@ -75,11 +86,30 @@ API: tuple[ApiMethod, ...] = (
     _m("set_shared", "setShared", "set-shared!", (2, 2), "write a shared object"),
     _m("create_shared", "createShared", "create-shared!", (2, 3), "create a shared object (optional access policy)"),
     _m("watch_shared", "watchShared", "watch-shared!", (2, 2), "callback(id, new, old) after each write"),
+    _m("expose", "expose", "expose!", (1, 2), "let less trusted scripts call one of this script's functions"),
 )
 
 
+def _api(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a :class:`ScriptBridge` method as part of the ``kryon`` API: errors it
+    raises without a language get the bridge's (engines then add the script
+    position)."""
+
+    @functools.wraps(method)
+    def call(self: "ScriptBridge", *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except ScriptError as exc:
+            if exc.language is None:
+                exc.language = self.language
+            raise
+
+    return call
+
+
 class ScriptBridge:
-    """The host side of the ``kryon`` API for one engine.
+    """The host side of the ``kryon`` API for one engine, or, as a view made
+    by :meth:`for_script`, for one script of it.
 
     Every method takes and returns host values. DOM methods need a document
     (``ScriptManager.setup_dom_bridge``); without one they raise DOMError.
@@ -88,8 +118,45 @@ class ScriptBridge:
     def __init__(self, language: str, manager: "ScriptManager | None" = None) -> None:
         self.language = language
         self.manager = manager
-        self.dom: DOMBridge | None = None
-        self.extra: dict[str, Callable[..., Any]] = {}
+        #: the script this view speaks for (None on the language-wide bridge)
+        self.script: str | None = None
+        #: that script's policy (None on the language-wide bridge)
+        self.policy: SecurityPolicy | None = None
+        self._root = self
+        self._dom: DOMBridge | None = None
+        self._extra: dict[str, Callable[..., Any]] = {}
+
+    def for_script(self, script_id: str, policy: SecurityPolicy) -> "ScriptBridge":
+        """The view of this bridge that one script's ``kryon`` API is bound to.
+        It shares the document and plugin functions; calls through it act on
+        behalf of ``script_id`` under ``policy``. Cheap: make one per script."""
+        view = object.__new__(type(self))
+        view.language = self.language
+        view.manager = self.manager
+        view.script = script_id
+        view.policy = policy
+        view._root = self._root
+        return view
+
+    @property
+    def dom(self) -> DOMBridge | None:
+        return self._root._dom
+
+    @dom.setter
+    def dom(self, document: DOMBridge | None) -> None:
+        self._root._dom = document
+
+    @property
+    def extra(self) -> dict[str, Callable[..., Any]]:
+        """Plugin functions added with :meth:`add_function` (shared by every view)."""
+        return self._root._extra
+
+    def caller_policy(self) -> SecurityPolicy | None:
+        """The policy calls through this bridge act under: the script's own on a
+        view, the manager's default on the language-wide bridge."""
+        if self.policy is not None:
+            return self.policy
+        return self.manager.policy if self.manager is not None else None
 
     # -- plugin extension ---------------------------------------------------
     def add_function(self, name: str, function: Callable[..., Any]) -> None:
@@ -100,147 +167,201 @@ class ScriptBridge:
         self.extra[name] = function
 
     def methods(self) -> list[tuple[ApiMethod, Callable[..., Any]]]:
-        """Every API method with the bound host function implementing it."""
-        out = [(m, _with_language(getattr(self, m.name), self.language)) for m in API]
-        out += [(ApiMethod(n, n, n, (0, -1), "plugin function"), f) for n, f in self.extra.items()]
+        """Every API method with the host function implementing it, bound to
+        this bridge (or view)."""
+        out = [(m, getattr(self, m.name)) for m in API]
+        out += [(ApiMethod(n, n, n, (0, -1), "plugin function"), _tagged(f, self.language)) for n, f in self.extra.items()]
         return out
 
     def _document(self) -> DOMBridge:
-        if self.dom is None:
+        dom = self._root._dom
+        if dom is None:
             raise DOMError(
                 "no document is attached: call ScriptManager.setup_dom_bridge(Document()) first",
                 language=self.language,
             )
-        return self.dom
+        return dom
+
+    def _admit(self, value: Any) -> Any:
+        """``value`` as it may reach this view's script: a sandboxed script never
+        receives a function of a script it does not cover, unless exposed."""
+        policy = self.policy
+        if policy is None or not policy.sandboxed or self.manager is None:
+            return value
+        if value is None or type(value) in _PLAIN:
+            return value
+        return self.manager.admit(value, self.script, policy)
 
     # -- DOM -------------------------------------------------------------------
+    @_api
     def get_element_by_id(self, id: str) -> ElementHandle | None:
         return self._document().get_element_by_id(_text(id, "element id"))
 
+    @_api
     def get_elements_by_class(self, class_name: str) -> list[ElementHandle]:
         return self._document().get_elements_by_class(_text(class_name, "class name"))
 
+    @_api
     def get_elements_by_tag(self, tag_name: str) -> list[ElementHandle]:
         return self._document().get_elements_by_tag(_text(tag_name, "tag name"))
 
+    @_api
     def set_property(self, element: Any, property: str, value: Any) -> None:
         self._document().set_property(element, _text(property, "property"), value)
 
+    @_api
     def get_property(self, element: Any, property: str) -> Any:
-        return self._document().get_property(element, _text(property, "property"))
+        return self._admit(self._document().get_property(element, _text(property, "property")))
 
+    @_api
     def set_style(self, element: Any, style_name: str, value: Any = None) -> None:
         self._document().set_style(element, _text(style_name, "style"), value)
 
+    @_api
     def get_style(self, element: Any, style_name: str | None = None) -> Any:
         doc = self._document()
         getter = getattr(doc, "get_style", None)
         if getter is None:
             raise DOMError("this document has no get_style", language=self.language)
-        return getter(element, style_name)
+        return self._admit(getter(element, style_name))
 
+    @_api
     def add_class(self, element: Any, class_name: str) -> None:
         self._document().add_class(element, _text(class_name, "class name"))
 
+    @_api
     def remove_class(self, element: Any, class_name: str) -> None:
         self._document().remove_class(element, _text(class_name, "class name"))
 
+    @_api
     def has_class(self, element: Any, class_name: str) -> bool:
         doc = self._document()
         return bool(getattr(doc, "has_class")(element, _text(class_name, "class name")))
 
+    @_api
     def toggle_class(self, element: Any, class_name: str) -> bool:
         doc = self._document()
         return bool(getattr(doc, "toggle_class")(element, _text(class_name, "class name")))
 
+    @_api
     def create_element(self, element_type: str, properties: Mapping[str, Any] | None = None) -> ElementHandle:
         if properties is not None and not isinstance(properties, Mapping):
             raise DOMError("createElement properties must be a table/object", language=self.language)
         return self._document().create_element(_text(element_type, "element type"), properties)
 
+    @_api
     def append_child(self, parent: Any, child: Any) -> None:
         self._document().append_child(parent, child)
 
+    @_api
     def remove_element(self, element: Any) -> None:
         self._document().remove_element(element)
 
+    @_api
     def add_event_listener(self, element: Any, event_type: str, callback: Callable[..., Any]) -> int:
-        return self._document().add_event_listener(element, _text(event_type, "event type"), _callable(callback))
+        return self._document().add_event_listener(
+            element, _text(event_type, "event type"), self._receiving(_callable(callback))
+        )
 
+    @_api
     def remove_event_listener(self, listener_id: int) -> None:
         self._document().remove_event_listener(_int(listener_id, "listener id"))
 
+    @_api
     def emit_custom_event(self, element: Any, event_name: str, data: Any = None) -> None:
         self._document().emit_custom_event(element, _text(event_name, "event name"), data)
 
+    @_api
     def set_variable(self, name: str, value: Any) -> None:
         self._document().set_variable(_text(name, "variable name"), value)
 
+    @_api
     def get_variable(self, name: str) -> Any:
-        return self._document().get_variable(_text(name, "variable name"))
+        return self._admit(self._document().get_variable(_text(name, "variable name")))
 
+    @_api
     def watch_variable(self, name: str, callback: Callable[..., Any]) -> int:
-        return self._document().watch_variable(_text(name, "variable name"), _callable(callback))
+        return self._document().watch_variable(_text(name, "variable name"), self._receiving(_callable(callback)))
 
+    @_api
     def unwatch_variable(self, watcher_id: int) -> None:
         self._document().unwatch_variable(_int(watcher_id, "watcher id"))
 
+    @_api
     def animate(self, element: Any, config: Mapping[str, Any]) -> int:
         return self._document().animate(element, config)
 
+    @_api
     def set_timeout(self, callback: Callable[..., Any], delay_ms: float) -> int:
         return self._document().set_timeout(_callable(callback), delay_ms)
 
+    @_api
     def set_interval(self, callback: Callable[..., Any], interval_ms: float) -> int:
         return self._document().set_interval(_callable(callback), interval_ms)
 
+    @_api
     def clear_timer(self, timer_id: int) -> None:
         self._document().clear_timer(_int(timer_id, "timer id"))
 
+    @_api
     def get_current_time(self) -> float:
         return self._document().get_current_time()
 
+    @_api
     def get_random(self) -> float:
         return self._document().get_random()
 
     # -- works without a document ------------------------------------------------
+    @_api
     def log(self, message: Any, level: str = "info") -> None:
         text = message if isinstance(message, str) else _display(message)
-        if self.dom is not None:
-            self.dom.log(str(level), text)
+        dom = self._root._dom
+        if dom is not None:
+            dom.log(str(level), text)
         elif self.manager is not None:
-            self.manager._log(self.language, str(level), text)
+            self.manager.log_script(self.language, str(level), text)
 
+    @_api
     def call(self, name: str, *args: Any) -> Any:
-        """Call a function of any loaded script, in any language. Calls that
-        nest across languages deeper than the policy's ``max_recursion``
-        (default 200, and at most a sixteenth of Python's recursion limit)
-        raise RecursionLimitError instead of overflowing the host's stack."""
-        if self.manager is None:
-            raise ScriptError("kryon.call needs a ScriptManager", language=self.language)
-        # Each level of kryon.call costs the host a dozen or so Python frames;
-        # stop before Python's own recursion limit turns into a host error.
-        limit = min(self.manager.policy.max_recursion or DEFAULT_CALL_DEPTH, sys.getrecursionlimit() // 16)
-        counter = self.manager._call_depth  # per thread, shared by every engine's bridge
-        counter.n = getattr(counter, "n", 0) + 1
-        try:
-            if counter.n > limit:
-                raise RecursionLimitError(
-                    f"cross-language calls nested deeper than {limit} (calling '{name}')", language=self.language
-                )
-            return self.manager.interop.call(self.language, _text(name, "function name"), list(args))
-        finally:
-            counter.n -= 1
+        """Call a function of any loaded script, in any language, on behalf of
+        this view's script. A call into a script whose grants the caller's
+        policy does not cover needs that function to be exposed
+        (:meth:`expose`, ``ScriptManager.expose``); results never hand the
+        caller a function it could not call itself. Calls that nest across
+        languages deeper than the policy's ``max_recursion`` raise
+        RecursionLimitError (see ``CrossLanguageRegistry.call``)."""
+        manager = self._manager("kryon.call")
+        result = manager.interop.call(
+            self.language, _text(name, "function name"), list(args), caller=self.script, policy=self.caller_policy()
+        )
+        return result
 
+    @_api
+    def expose(self, function: str, to: Any = None) -> None:
+        """Let scripts less trusted than this one call ``function`` (one of this
+        script's own functions): ``to`` is omitted for every script, or a
+        script id or list of script ids. Declared at top level, it is part of
+        the load: a load that fails declares nothing."""
+        manager = self._manager("kryon.expose")
+        if self.script is None:
+            raise ScriptError("kryon.expose needs a script (the language-wide bridge has none)", language=self.language)
+        targets = _expose_targets(to)
+        manager.expose_from_script(self.script, _text(function, "function name"), targets)
+
+    @_api
     def get_shared(self, object_id: str) -> Any:
-        return self._shared().read(_text(object_id, "shared object id"), self.language)
+        value = self._shared().read(_text(object_id, "shared object id"), self.language, **self._requester())
+        return self._admit(value)
 
+    @_api
     def set_shared(self, object_id: str, value: Any) -> None:
-        self._shared().write(_text(object_id, "shared object id"), value, self.language)
+        self._shared().write(_text(object_id, "shared object id"), value, self.language, **self._requester())
 
+    @_api
     def create_shared(self, object_id: str, value: Any, policy: Mapping[str, Any] | None = None) -> None:
-        """Create a shared object owned by this language. ``policy`` may give
-        ``read`` and ``write`` lists of languages and ``readonly``."""
+        """Create a shared object owned by this script. ``policy`` may give
+        ``read`` and ``write`` lists of languages and ``readonly``; without
+        one, scripts whose policy covers this script's may read and write it."""
         from .interop import AccessPolicy
 
         access = None
@@ -250,18 +371,44 @@ class ScriptBridge:
             access = AccessPolicy.of(
                 read=policy.get("read"), write=policy.get("write"), readonly=bool(policy.get("readonly", False))
             )
-        self._shared().create(_text(object_id, "shared object id"), value, owner=self.language, policy=access)
+        self._shared().create(
+            _text(object_id, "shared object id"), value, owner=self.language, policy=access, **self._requester()
+        )
 
+    @_api
     def watch_shared(self, object_id: str, callback: Callable[..., Any]) -> int:
         shared = self._shared()
         oid = _text(object_id, "shared object id")
-        shared.read(oid, self.language)  # watching needs read access
-        return shared.on_change(oid, _callable(callback))
+        shared.read(oid, self.language, **self._requester())  # watching needs read access
+        return shared.on_change(oid, self._receiving(_callable(callback)))
+
+    # -- plumbing ------------------------------------------------------------------
+    def _manager(self, what: str) -> "ScriptManager":
+        if self.manager is None:
+            raise ScriptError(f"{what} needs a ScriptManager", language=self.language)
+        return self.manager
 
     def _shared(self) -> Any:
-        if self.manager is None:
-            raise ScriptError("shared data needs a ScriptManager", language=self.language)
-        return self.manager.shared
+        return self._manager("shared data").shared
+
+    def _requester(self) -> dict[str, Any]:
+        return {"script": self.script, "trust": self.caller_policy()}
+
+    def _receiving(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """A callback of this view's script that the host will call with data
+        from elsewhere (event data, variable and shared-data values): for a
+        sandboxed script the data is admitted first (see :meth:`_admit`)."""
+        policy = self.policy
+        if policy is None or not policy.sandboxed or self.manager is None:
+            return callback
+        admit = self._admit
+
+        def receive(*args: Any) -> Any:
+            return callback(*[admit(a) for a in args])
+
+        if isinstance(callback, FunctionRef):  # keep its owner: reloads and unloads find it by that
+            return FunctionRef(receive, name=callback.name, language=callback.language, script=callback.script)
+        return receive
 
     def convert_unknown(self, value: Any) -> Any:
         """Ask the ``kryon_convert_value`` hooks to turn a host object the
@@ -269,10 +416,13 @@ class ScriptBridge:
         from .errors import ConversionError
 
         if self.manager is not None:
-            converted = self.manager._convert_value(value, self.language)
+            converted = self.manager.convert_value(value, self.language)
             if converted is not None:
                 return converted
         raise ConversionError(f"cannot pass a {type(value).__name__} to {self.language}", language=self.language)
+
+
+_PLAIN = frozenset({bool, int, float, str, bytes})
 
 
 def _text(value: Any, what: str) -> str:
@@ -295,20 +445,31 @@ def _callable(value: Any) -> Callable[..., Any]:
     raise DOMError(f"expected a function, got {type(value).__name__}")
 
 
-def _with_language(method: Callable[..., Any], language: str) -> Callable[..., Any]:
-    """Wrap a bridge method so errors it raises without a language get the
+def _expose_targets(to: Any) -> "frozenset[str] | None":
+    """None for every script, else the set of script ids ``to`` names."""
+    if to is None or to == "*":
+        return None
+    if isinstance(to, str):
+        return frozenset({to})
+    if isinstance(to, (list, tuple)) and all(isinstance(t, str) for t in to):
+        return frozenset(to)
+    raise ScriptError("expose: 'to' must be a script id or a list of script ids")
+
+
+def _tagged(function: Callable[..., Any], language: str) -> Callable[..., Any]:
+    """Wrap a plugin function so errors it raises without a language get the
     script's language (engines then only add the position)."""
 
     def call(*args: Any) -> Any:
         try:
-            return method(*args)
+            return function(*args)
         except ScriptError as exc:
             if exc.language is None:
                 exc.language = language
             raise
 
-    call.__name__ = getattr(method, "__name__", "kryon_api")
-    call.__doc__ = getattr(method, "__doc__", None)
+    call.__name__ = getattr(function, "__name__", "kryon_api")
+    call.__doc__ = getattr(function, "__doc__", None)
     return call
 
 

@@ -7,7 +7,10 @@ through this class, so a third-party engine is a subclass plus an entry point
 (see ``docs/plugins.md``); ``kryon_core.testing`` checks it keeps the contract.
 
 Threading: the manager may call an engine from several threads. An engine
-serialises entry into its runtime itself (its library's lock or its own).
+enters its runtime only through an :class:`~kryon_core.threads.EngineGate`
+(``self.gate``, or one gate per runtime where an engine keeps several), which
+serialises entry and keeps threads that call across engines in opposite
+orders from deadlocking (see ``docs/design.md``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .errors import StackFrame
 from .policy import SecurityPolicy
+from .threads import EngineGate
 from .values import FunctionRef
 
 if TYPE_CHECKING:
@@ -31,6 +35,7 @@ __all__ = [
     "GarbageCollectionStats",
     "MemoryUsage",
     "BreakpointHit",
+    "CallerCache",
     "ScriptEngine",
 ]
 
@@ -156,6 +161,38 @@ class BreakpointHit:
         return self.stack[0].locals if self.stack else {}
 
 
+class CallerCache:
+    """The callables an engine makes for its hot path, one per key (a function
+    name, or a name and an arity), made on first use and kept with the script
+    version they belong to: a per-script state holds one, and a reload or
+    unload drops it with the state (or calls :meth:`clear`)."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self) -> None:
+        self._made: dict[Any, Callable[..., Any]] = {}
+
+    def get(self, key: Any, make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+        """The callable for ``key``, made by ``make()`` the first time."""
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = make()
+        return made
+
+    def peek(self, key: Any) -> Callable[..., Any] | None:
+        """The callable for ``key`` if it was made (the hot path's one dict look-up)."""
+        return self._made.get(key)
+
+    def drop(self, key: Any) -> None:
+        self._made.pop(key, None)
+
+    def clear(self) -> None:
+        self._made.clear()
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+
 class ScriptEngine(abc.ABC):
     """One language runtime with its loaded scripts.
 
@@ -173,6 +210,8 @@ class ScriptEngine(abc.ABC):
         self.config = EngineConfig()
         self.bridge: "ScriptBridge | None" = None
         self.breakpoint_handler: Callable[[BreakpointHit], None] | None = None
+        #: the way into this engine's runtime; engines with several runtimes make one gate each
+        self.gate = EngineGate(self.language or type(self).__name__)
 
     # -- identification ----------------------------------------------------
     @property
@@ -189,6 +228,14 @@ class ScriptEngine(abc.ABC):
     def initialize(self, config: EngineConfig) -> None:
         """Set the engine up; called once by the manager before any other call."""
         self.config = config
+
+    def check_policy(self, policy: SecurityPolicy) -> None:
+        """Refuse a policy this engine cannot keep. Called by the manager when a
+        policy is applied to this engine: the manager's default when the
+        engine starts, and a script's own before it compiles. Raise
+        :class:`~kryon_core.errors.UnsupportedPolicyError` naming the limit and
+        what to use instead; a limit is never silently ignored. The default
+        accepts every policy (an engine that keeps every limit)."""
 
     @abc.abstractmethod
     def compile(self, source: "str | bytes", name: str, *, policy: SecurityPolicy | None = None) -> CompiledScript:
@@ -255,6 +302,16 @@ class ScriptEngine(abc.ABC):
             return await self.call_function_async(function, args, script=script)
 
         return FunctionRef(call, name=function, language=self.language, script=script, call_async=call_async)
+
+    def evaluate(self, script_id: str, code: str) -> Any:
+        """Run ``code`` inside a loaded script's namespace, under the script's
+        policy, and return its value as a host value: an expression's value,
+        or None for statements. Definitions it makes stay in the namespace
+        (this is what ``kryon eval`` and ``kryon repl`` use). Errors are
+        ScriptErrors naming the script and the line within ``code``."""
+        from .errors import ScriptError
+
+        raise ScriptError("this engine cannot evaluate code in a script", language=self.language, script=script_id)
 
     # -- globals ---------------------------------------------------------------
     @abc.abstractmethod

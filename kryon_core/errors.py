@@ -28,6 +28,7 @@ __all__ = [
     "ScriptNotFoundError",
     "ConversionError",
     "DOMError",
+    "UnsupportedPolicyError",
 ]
 
 
@@ -160,3 +161,14 @@ class ConversionError(ScriptError, TypeError):
 
 class DOMError(ScriptError):
     """A DOM bridge operation failed: unknown element, listener, timer or bad argument."""
+
+
+class UnsupportedPolicyError(ScriptError, ValueError):
+    """A policy asks for a limit the engine cannot keep. Raised when the policy
+    is applied to that engine (never silently ignored); ``limit`` names the
+    policy field, and the message says what to use instead."""
+
+    def __init__(self, message: str, *, limit: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.limit = limit
+

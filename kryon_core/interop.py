@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,8 +26,10 @@ from typing import Any, Callable, Iterable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
-from .errors import AccessDeniedError, ScriptError
-from .values import FunctionRef, to_host
+from .bridge import DEFAULT_CALL_DEPTH
+from .errors import AccessDeniedError, MemoryLimitError, RecursionLimitError, ScriptError
+from .policy import SecurityPolicy
+from .values import FunctionRef, approximate_size, to_host
 
 if TYPE_CHECKING:
     from .manager import ScriptManager
@@ -49,7 +52,9 @@ HOST = "host"
 
 @dataclass(frozen=True)
 class AccessPolicy:
-    """Who may touch a shared object. ``None`` means every language."""
+    """Who may touch a shared object, by language. ``None`` means the default
+    rule: the host always; a script whose policy covers the owner's (see
+    ``SecurityPolicy.covers``). A list names the languages granted explicitly."""
 
     read_languages: frozenset[str] | None = None
     write_languages: frozenset[str] | None = None
@@ -60,8 +65,8 @@ class AccessPolicy:
         cls, *, read: Iterable[str] | None = None, write: Iterable[str] | None = None, readonly: bool = False
     ) -> "AccessPolicy":
         return cls(
-            frozenset(read) if read is not None else None,
-            frozenset(write) if write is not None else None,
+            frozenset(_names(read, "read")) if read is not None else None,
+            frozenset(_names(write, "write")) if write is not None else None,
             readonly,
         )
 
@@ -74,6 +79,12 @@ class AccessPolicy:
         return language == HOST or self.write_languages is None or language in self.write_languages
 
 
+def _names(items: Iterable[str], what: str) -> list[str]:
+    if isinstance(items, str) or not all(isinstance(i, str) for i in items):
+        raise ScriptError(f"a shared object's '{what}' must be a list of language names")
+    return list(items)
+
+
 @dataclass
 class SharedObject:
     id: str
@@ -84,22 +95,59 @@ class SharedObject:
     last_modified: float = field(default_factory=time.time)
     access_count: int = 0
     version: int = 1
+    #: the script that created it (None: the host), and that script's policy
+    owner_script: str | None = None
+    owner_policy: SecurityPolicy | None = None
+    #: bytes of ``data`` (approximate), and the script they are charged to
+    size: int = 0
+    charged_to: tuple[str, str] | None = None
+
+
+@dataclass
+class ScriptQuota:
+    """What one script holds in shared data (see ``SecurityPolicy.max_shared_*``)."""
+
+    entries: int = 0
+    bytes: int = 0
 
 
 class SharedDataManager:
+    """Named objects shared between languages; see the module docstring.
+
+    Requests made on behalf of a script pass ``script`` and ``policy`` (the
+    ``kryon`` API does): the object is charged to that script's quota and the
+    trust rule applies. Requests without them come from the host."""
+
     def __init__(self, on_error: Callable[[BaseException], None] | None = None) -> None:
         self._objects: dict[str, SharedObject] = {}
         self._listeners: dict[int, tuple[str, Callable[..., Any]]] = {}
+        self._quotas: dict[tuple[str, str], ScriptQuota] = {}
         self._next_listener = 1
         self._lock = threading.RLock()
         self.on_error = on_error or (lambda exc: log.error("shared-data listener failed: %s", exc))
 
-    def create(self, object_id: str, data: Any, *, owner: str = HOST, policy: AccessPolicy | None = None) -> None:
+    def create(
+        self,
+        object_id: str,
+        data: Any,
+        *,
+        owner: str = HOST,
+        policy: AccessPolicy | None = None,
+        script: str | None = None,
+        trust: SecurityPolicy | None = None,
+    ) -> None:
         value = _detach(data, owner)
+        size = approximate_size(value)
         with self._lock:
             if object_id in self._objects:
-                raise ScriptError(f"shared object '{object_id}' already exists")
-            self._objects[object_id] = SharedObject(object_id, value, owner, policy or AccessPolicy())
+                raise ScriptError(f"shared object '{object_id}' already exists", language=_lang(owner))
+            obj = SharedObject(object_id, value, owner, policy or AccessPolicy(), owner_script=script)
+            if script is not None:
+                obj.owner_policy = trust
+                self._charge(obj, owner, script, trust, size, new_entry=True)
+            else:
+                obj.size = size
+            self._objects[object_id] = obj
 
     def _get(self, object_id: str) -> SharedObject:
         obj = self._objects.get(object_id)
@@ -107,26 +155,40 @@ class SharedDataManager:
             raise ScriptError(f"no shared object '{object_id}'")
         return obj
 
-    def read(self, object_id: str, language: str = HOST) -> Any:
+    def read(
+        self, object_id: str, language: str = HOST, *, script: str | None = None, trust: SecurityPolicy | None = None
+    ) -> Any:
         with self._lock:
             obj = self._get(object_id)
-            if not obj.policy.may_read(language):
-                raise AccessDeniedError(
-                    f"{language} may not read shared object '{object_id}'", language=language
-                )
+            if not self._may(obj, language, trust, obj.policy.read_languages):
+                raise AccessDeniedError(f"{_who(language, script)} may not read shared object '{object_id}'", language=_lang(language))
             obj.access_count += 1
             return copy.deepcopy(obj.data)
 
-    def write(self, object_id: str, data: Any, language: str = HOST) -> None:
+    def write(
+        self,
+        object_id: str,
+        data: Any,
+        language: str = HOST,
+        *,
+        script: str | None = None,
+        trust: SecurityPolicy | None = None,
+    ) -> None:
         value = _detach(data, language)
+        size = approximate_size(value)
         with self._lock:
             obj = self._get(object_id)
             if obj.policy.is_readonly:
-                raise AccessDeniedError(f"shared object '{object_id}' is read-only", language=language)
-            if not obj.policy.may_write(language):
+                raise AccessDeniedError(f"shared object '{object_id}' is read-only", language=_lang(language))
+            if not self._may(obj, language, trust, obj.policy.write_languages):
                 raise AccessDeniedError(
-                    f"{language} may not write shared object '{object_id}'", language=language
+                    f"{_who(language, script)} may not write shared object '{object_id}'", language=_lang(language)
                 )
+            if script is not None:
+                self._charge(obj, language, script, trust, size, new_entry=False)
+            else:
+                self._uncharge(obj)
+                obj.size = size
             old = obj.data
             obj.data = value
             obj.last_modified = time.time()
@@ -139,12 +201,86 @@ class SharedDataManager:
             except Exception as exc:  # a broken listener never undoes the write
                 self.on_error(exc)
 
-    def delete(self, object_id: str, language: str = HOST) -> None:
+    def _may(
+        self, obj: SharedObject, language: str, trust: SecurityPolicy | None, granted: frozenset[str] | None
+    ) -> bool:
+        """The access rule: the host always; an explicit language list; else a
+        requester whose policy covers the owner's (host-made objects are open)."""
+        if language == HOST:
+            return True
+        if granted is not None:
+            return language in granted
+        if obj.owner_policy is None:
+            return True
+        if trust is None:
+            return True  # a request that does not say who is calling (the host's own code)
+        return trust.covers(obj.owner_policy)
+
+    def _charge(
+        self,
+        obj: SharedObject,
+        language: str,
+        script: str,
+        policy: SecurityPolicy | None,
+        size: int,
+        *,
+        new_entry: bool,
+    ) -> None:
+        """Charge ``size`` bytes of ``obj`` (and, for a new object, one entry) to
+        ``script``; MemoryLimitError past the script's quota (nothing changes)."""
+        key = (language, script)
+        quota = self._quotas.setdefault(key, ScriptQuota())
+        held = obj.size if obj.charged_to == key else 0
+        if policy is not None:
+            if new_entry and policy.max_shared_entries is not None and quota.entries >= policy.max_shared_entries:
+                raise MemoryLimitError(
+                    f"script '{script}' may create at most {policy.max_shared_entries} shared objects "
+                    "(SecurityPolicy.max_shared_entries)",
+                    language=_lang(language),
+                    script=script,
+                )
+            if policy.max_shared_bytes is not None and quota.bytes - held + size > policy.max_shared_bytes:
+                raise MemoryLimitError(
+                    f"shared data of script '{script}' would take {quota.bytes - held + size} bytes, over its "
+                    f"quota of {policy.max_shared_bytes} (SecurityPolicy.max_shared_bytes)",
+                    language=_lang(language),
+                    script=script,
+                )
+        self._uncharge(obj)
+        if new_entry:
+            quota.entries += 1
+        quota.bytes += size
+        obj.size, obj.charged_to = size, key
+
+    def _uncharge(self, obj: SharedObject) -> None:
+        if obj.charged_to is not None:
+            quota = self._quotas.get(obj.charged_to)
+            if quota is not None:
+                quota.bytes -= obj.size
+            obj.charged_to = None
+
+    def usage(self, language: str, script: str) -> ScriptQuota:
+        """What ``script`` holds in shared data now (entries it created, bytes charged to it)."""
+        with self._lock:
+            quota = self._quotas.get((language, script), ScriptQuota())
+            return ScriptQuota(quota.entries, quota.bytes)
+
+    def delete(self, object_id: str, language: str = HOST, *, script: str | None = None) -> None:
         with self._lock:
             obj = self._get(object_id)
-            if language != HOST and language != obj.owner_language:
-                raise AccessDeniedError(f"only {obj.owner_language} may delete '{object_id}'", language=language)
-            del self._objects[object_id]
+            if language != HOST and (language != obj.owner_language or (script is not None and script != obj.owner_script)):
+                raise AccessDeniedError(f"only the owner may delete '{object_id}'", language=_lang(language))
+            self._drop(obj)
+
+    def _drop(self, obj: SharedObject) -> None:
+        self._uncharge(obj)
+        if obj.owner_script is not None:
+            quota = self._quotas.get((obj.owner_language, obj.owner_script))
+            if quota is not None:
+                quota.entries -= 1
+        del self._objects[obj.id]
+        for lid in [lid for lid, (oid, _) in self._listeners.items() if oid == obj.id]:
+            del self._listeners[lid]
 
     def on_change(self, object_id: str, callback: Callable[..., Any]) -> int:
         """``callback(id, new, old)`` after each write; returns a listener id."""
@@ -159,14 +295,29 @@ class SharedDataManager:
         with self._lock:
             self._listeners.pop(listener_id, None)
 
+    def snapshot(self, language: str, script: str) -> tuple[frozenset[int], frozenset[str]]:
+        """The listeners and objects ``script`` has now (a load transaction's start)."""
+        with self._lock:
+            return (
+                frozenset(lid for lid, (_, cb) in self._listeners.items() if _owned_by(cb, language, script)),
+                frozenset(o.id for o in self._objects.values() if (o.owner_language, o.owner_script) == (language, script)),
+            )
+
+    def roll_back(self, language: str, script: str, before: tuple[frozenset[int], frozenset[str]]) -> None:
+        """Drop what ``script`` added since ``snapshot`` (a failed load)."""
+        listeners, objects = before
+        with self._lock:
+            for lid in [lid for lid, (_, cb) in self._listeners.items() if _owned_by(cb, language, script)]:
+                if lid not in listeners:
+                    del self._listeners[lid]
+            for obj in [o for o in self._objects.values() if (o.owner_language, o.owner_script) == (language, script)]:
+                if obj.id not in objects:
+                    self._drop(obj)
+
     def release_script(self, language: str, script: str) -> int:
         """Drop listeners that are functions of an unloaded script."""
         with self._lock:
-            doomed = [
-                lid
-                for lid, (_, cb) in self._listeners.items()
-                if isinstance(cb, FunctionRef) and cb.language == language and cb.script == script
-            ]
+            doomed = [lid for lid, (_, cb) in self._listeners.items() if _owned_by(cb, language, script)]
             for lid in doomed:
                 del self._listeners[lid]
             return len(doomed)
@@ -181,6 +332,18 @@ class SharedDataManager:
     def ids(self) -> list[str]:
         with self._lock:
             return sorted(self._objects)
+
+
+def _owned_by(callback: Any, language: str, script: str) -> bool:
+    return isinstance(callback, FunctionRef) and callback.language == language and callback.script == script
+
+
+def _lang(language: str) -> str | None:
+    return None if language == HOST else language
+
+
+def _who(language: str, script: str | None) -> str:
+    return f"script '{script}' ({language})" if script else language
 
 
 def _detach(data: Any, language: str) -> Any:
@@ -228,6 +391,7 @@ class CrossLanguageRegistry:
         self._manager = manager
         self.call_stats: dict[str, CallStatistics] = {}
         self._lock = threading.Lock()
+        self._depth = threading.local()  # cross-language nesting, per thread, every engine's calls together
 
     def exported_functions(self, language: str | None = None) -> dict[str, FunctionMetadata]:
         """qualified name -> metadata, optionally for one language."""
@@ -250,17 +414,46 @@ class CrossLanguageRegistry:
             )
         return out
 
-    def call(self, source_language: str, target: str, args: list[Any]) -> Any:
-        """Call ``target`` (any resolvable name) on behalf of a script in
-        ``source_language``; arguments and result convert through the value
-        model inside each engine."""
+    def call(
+        self,
+        source_language: str,
+        target: str,
+        args: list[Any],
+        *,
+        caller: str | None = None,
+        policy: "SecurityPolicy | None" = None,
+    ) -> Any:
+        """Call ``target`` (any resolvable name) on behalf of script ``caller``
+        of ``source_language`` running under ``policy``.
+
+        The caller must be allowed to call the callee (``ScriptManager.check_call``),
+        and a sandboxed caller receives the result only as far as it may
+        (``ScriptManager.admit``). Calls that nest across languages deeper than
+        the caller's ``max_recursion`` (default 200, and at most a sixteenth
+        of Python's recursion limit) raise RecursionLimitError instead of
+        overflowing the host's stack."""
+        manager = self._manager
+        limit = min(
+            (policy.max_recursion if policy is not None else None) or manager.policy.max_recursion or DEFAULT_CALL_DEPTH,
+            sys.getrecursionlimit() // 16,
+        )
+        depth = self._depth
+        depth.n = getattr(depth, "n", 0) + 1
         start = perf_counter_ns()
         ok = False
         try:
-            result = self._manager.call_function(target, args, caller=source_language)
+            if depth.n > limit:
+                raise RecursionLimitError(
+                    f"cross-language calls nested deeper than {limit} (calling '{target}')", language=source_language
+                )
+            location = manager.check_call(target, caller=caller, policy=policy, language=source_language)
+            result = manager.call_function(target, args, caller=source_language)
+            if policy is not None and policy.sandboxed:
+                result = manager.admit(result, caller, policy, source=location)
             ok = True
             return result
         finally:
+            depth.n -= 1
             elapsed = perf_counter_ns() - start
             with self._lock:
                 stats = self.call_stats.get(target)

@@ -24,8 +24,10 @@ from .cache import CompilationCache, default_cache_dir
 from .dom import Document, DOMBridge
 from .engine import CompiledScript, EngineConfig, FunctionInfo, GarbageCollectionStats, MemoryUsage, ScriptEngine
 from .errors import (
+    AccessDeniedError,
     AmbiguousFunctionError,
     CompileError,
+    ConversionError,
     EngineNotFoundError,
     FunctionNotFoundError,
     ScriptError,
@@ -36,7 +38,7 @@ from .interop import CrossLanguageRegistry, SharedDataManager
 from .plugins import KNOWN_DISTRIBUTIONS, EngineSpec, collect_engine_specs, make_plugin_manager
 from .policy import SecurityPolicy
 from .profiling import Profiler
-from .values import EXTENSIONS, FunctionRef, ScriptLanguage, language_for_path, normalize_language
+from .values import EXTENSIONS, FunctionRef, ScriptLanguage, language_for_path, normalize_language, to_host
 
 __all__ = ["ScriptManager", "LoadedScript"]
 
@@ -56,6 +58,8 @@ class LoadedScript:
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
     load_time: float = field(default_factory=time.time)
     reloads: int = 0
+    #: the folder file-relative lookups (imports of files) must stay inside
+    root: str | None = None
 
     @property
     def name(self) -> str:
@@ -118,15 +122,18 @@ class ScriptManager:
         self._pm = make_plugin_manager(plugins, discover=discover)
         self._specs: dict[str, EngineSpec] = collect_engine_specs(self._pm)
         #: installed engine plugins that failed to load: entry point -> reason
-        self.broken_plugins: dict[str, str] = dict(self._pm.kryon_broken)
+        self.broken_plugins: dict[str, str] = dict(self._pm.broken)
         self._engines: dict[str, ScriptEngine] = {}
         self._bridges: dict[str, ScriptBridge] = {}
         self._scripts: dict[str, LoadedScript] = {}
         self._loading: dict[str, LoadedScript] = {}
         self._lookup: dict[str, "_Location | list[str]"] = {}
         self._bound: dict[str, "weakref.WeakSet[FunctionRef]"] = {}
+        #: exports to less trusted callers: declared by the host ("script.fn" -> callers, None = all)
+        self._host_exports: dict[str, frozenset[str] | None] = {}
+        #: ... and declared by scripts (script id -> function -> callers)
+        self._script_exports: dict[str, dict[str, frozenset[str] | None]] = {}
         self._lock = threading.RLock()
-        self._call_depth = threading.local()
         self._output = output or _stdout_output
         self.dom: DOMBridge | None = None
         self.profiler = Profiler(enabled=profiling, hot_threshold=hot_threshold)
@@ -186,6 +193,7 @@ class ScriptManager:
         try:
             engine = self._pm.hook.kryon_create_engine(spec=spec, config=config) or spec.create()
             engine.initialize(config)
+            engine.check_policy(self.policy)
         except ScriptError:
             raise
         except Exception as exc:  # a broken engine distribution: say which, keep the others working
@@ -224,11 +232,16 @@ class ScriptManager:
         *,
         policy: SecurityPolicy | None = None,
         filename: str | None = None,
+        root: "str | Path | None" = None,
     ) -> str:
-        """Compile (through the cache) and load a script; returns its id (the name)."""
+        """Compile (through the cache) and load a script; returns its id (the name).
+
+        ``filename`` is where the source came from (error locations use it);
+        ``root`` is the folder its imports of other files must stay inside (by
+        default the folder of ``filename``; an app passes the app's folder)."""
         lang = normalize_language(language)
-        if not isinstance(name, str) or not name:
-            raise ScriptError("a script needs a non-empty name", language=lang)
+        _check_script_name(name, lang)
+        policy = _check_policy_arg(policy, lang, name)
         with self._lock:
             if name in self._scripts:
                 raise ScriptError(
@@ -238,12 +251,18 @@ class ScriptManager:
                 )
             engine = self.engine(lang)
             policy = policy or self.policy
+            if policy is not self.policy:
+                engine.check_policy(policy)
             text = self._prepare_source(name, lang, source, policy)
             compiled = self._compile(engine, name, text, policy, filename)
-            script = LoadedScript(name, lang, compiled, policy, filename)
+            script = LoadedScript(name, lang, compiled, policy, filename, root=_root_of(root, filename))
             self._loading[name] = script  # its top level may import files beside it
+            transaction = self._begin(script)
             try:
                 engine.load_script(compiled, policy=policy)
+            except BaseException:
+                self._roll_back(transaction)
+                raise
             finally:
                 del self._loading[name]
             self._scripts[name] = script
@@ -260,16 +279,18 @@ class ScriptManager:
         name: str | None = None,
         language: "str | ScriptLanguage | None" = None,
         policy: SecurityPolicy | None = None,
+        root: "str | Path | None" = None,
     ) -> str:
         """Load a script from a file; the language comes from its extension
-        and the name from its stem unless given."""
+        and the name from its stem unless given. ``root`` as for
+        :meth:`load_script_from_source`."""
         p = Path(path)
         lang = normalize_language(language) if language is not None else self.language_for_file(p)
         try:
             data = p.read_bytes()
         except OSError as exc:
             raise ScriptError(f"cannot read script file: {exc}", language=lang, script=str(p)) from None
-        return self.load_script_from_source(name or p.stem, lang, data, policy=policy, filename=str(p))
+        return self.load_script_from_source(name or p.stem, lang, data, policy=policy, filename=str(p), root=root)
 
     def _prepare_source(self, name: str, lang: str, source: "str | bytes", policy: SecurityPolicy) -> str:
         if isinstance(source, (bytes, bytearray)):
@@ -423,6 +444,118 @@ class ScriptManager:
             else:
                 ref.release()
 
+    def evaluate(self, language: "str | ScriptLanguage", code: str, *, script: str | None = None) -> Any:
+        """Run ``code`` in a loaded script's namespace and return its value (an
+        expression's value, None for statements). Without ``script``, a console
+        script of the language is used, made empty on first use under the
+        manager's policy: the state of ``kryon eval`` and ``kryon repl``.
+        Functions the code defines become callable like any script's."""
+        lang = normalize_language(language)
+        if not isinstance(code, str):
+            raise ScriptError(f"code must be a str, not {type(code).__name__}", language=lang)
+        with self._lock:
+            name = script if script is not None else f"{lang}-console"
+            if script is None and name not in self._scripts:
+                self.load_script_from_source(name, lang, "")
+            loaded = self._script(name)
+            if loaded.language != lang:
+                raise ScriptError(f"script '{name}' is {loaded.language}, not {lang}", language=lang, script=name)
+            engine = self.engine(lang)
+        try:
+            return engine.evaluate(name, code)
+        finally:
+            with self._lock:
+                if name in self._scripts:
+                    self._unregister(loaded)
+                    self._register(loaded, engine)
+
+    # -- trust between scripts -------------------------------------------------------
+    def expose(self, function: str, to: "str | Iterable[str]" = "*") -> None:
+        """Let scripts whose policy does not cover ``function``'s own script call
+        it (through ``kryon.call``, or a FunctionRef handed across): ``to`` is
+        ``"*"`` for every script, or the script ids allowed. ``function`` is
+        "script.fn" (the script need not be loaded yet) or a bare name that
+        resolves now. Scripts declare their own exports with ``kryon.expose``."""
+        qualified = function if "." in function else self._location(function).qualified
+        with self._lock:
+            self._host_exports[qualified] = _callers(to)
+
+    def unexpose(self, function: str) -> None:
+        """Take back a host export made with :meth:`expose`."""
+        with self._lock:
+            self._host_exports.pop(function if "." in function else self._location(function).qualified, None)
+
+    def expose_from_script(self, script_id: str, function: str, to: "frozenset[str] | None") -> None:
+        """A script's own ``kryon.expose(function, to)`` (``to`` None: every script)."""
+        with self._lock:
+            self._script_exports.setdefault(script_id, {})[function] = to
+
+    def _exported_to(self, script_id: str, function: str, caller: str | None) -> bool:
+        for to in (
+            self._host_exports.get(f"{script_id}.{function}", False),
+            self._script_exports.get(script_id, {}).get(function, False),
+        ):
+            if to is None or (to is not False and caller in to):
+                return True
+        return False
+
+    def check_call(
+        self, target: str, *, caller: str | None, policy: SecurityPolicy | None, language: str | None = None
+    ) -> "_Location":
+        """Resolve ``target`` for a call by script ``caller`` under ``policy``;
+        AccessDeniedError unless the caller's policy covers the callee's or the
+        callee exposed the function to the caller."""
+        loc = self._location(target)
+        if policy is None or caller == loc.script:
+            return loc
+        callee = self._scripts.get(loc.script)
+        if callee is None or policy.covers(callee.policy) or self._exported_to(loc.script, loc.function, caller):
+            return loc
+        who = f"script '{caller}'" if caller else f"a {language or 'script'} caller"
+        raise AccessDeniedError(
+            f"{who} ({policy.describe()}) may not call '{loc.qualified}' of a more trusted script "
+            f"({callee.policy.describe()}): the callee must expose it (kryon.expose, or ScriptManager.expose)",
+            language=language,
+            script=caller,
+        )
+
+    def admit(self, value: Any, caller: str | None, policy: SecurityPolicy, *, source: "_Location | None" = None) -> Any:
+        """``value`` as a script ``caller`` under ``policy`` may receive it: every
+        function in it must belong to a script the caller's policy covers, or
+        be exposed to the caller; other callables (host functions) only come
+        from scripts the caller covers. AccessDeniedError otherwise."""
+        if value is None or not isinstance(value, (list, dict)) and not callable(value):
+            return value
+        source_trusted = source is None or (
+            (src := self._scripts.get(source.script)) is None or policy.covers(src.policy)
+        )
+        stack = [value]
+        seen: set[int] = set()
+        while stack:
+            v = stack.pop()
+            if isinstance(v, list):
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    stack.extend(v)
+            elif isinstance(v, dict):
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    stack.extend(v.values())
+            elif isinstance(v, FunctionRef) and v.script is not None:
+                owner = self._scripts.get(v.script)
+                if owner is not None and not policy.covers(owner.policy) and not self._exported_to(v.script, v.name, caller):
+                    raise AccessDeniedError(
+                        f"function '{v.script}.{v.name}' of a more trusted script cannot be handed to "
+                        f"script '{caller}' ({policy.describe()}) unless that script exposes it",
+                        script=caller,
+                    )
+            elif callable(v) and not isinstance(v, FunctionRef) and not source_trusted:
+                raise AccessDeniedError(
+                    f"a host function cannot be handed to script '{caller}' ({policy.describe()}) by a more trusted script",
+                    script=caller,
+                )
+        return value
+
     # -- reload and unload ------------------------------------------------------------
     def hot_reload_script(self, script_id: str, new_source: "str | bytes") -> None:
         """Replace a script's code while the app runs. If the new version
@@ -436,7 +569,13 @@ class ScriptManager:
             text = self._prepare_source(script.id, script.language, new_source, script.policy)
             compiled = self._compile(engine, script.id, text, script.policy, script.filename)
             owned = self._owned_callbacks(script)
-            engine.reload_script(script.id, compiled, policy=script.policy, previous=script.compiled)
+            transaction = self._begin(script)
+            self._script_exports.pop(script.id, None)  # the new top level declares its own
+            try:
+                engine.reload_script(script.id, compiled, policy=script.policy, previous=script.compiled)
+            except BaseException:
+                self._roll_back(transaction)
+                raise
             self._drop_callbacks(owned)
             self._unregister(script)
             script.compiled = compiled
@@ -455,6 +594,7 @@ class ScriptManager:
             script = self._script(script_id)
             self._drop_callbacks(self._owned_callbacks(script))
             self.shared.release_script(script.language, script.id)
+            self._script_exports.pop(script.id, None)
             self._unregister(script)
             del self._scripts[script_id]
             for ref in list(self._bound.pop(script_id, ())):
@@ -462,6 +602,28 @@ class ScriptManager:
             self._engines[script.language].unload_script(script_id)
             self.profiler.forget_script(script_id)
         self._pm.hook.kryon_script_unloaded(manager=self, script_id=script_id, language=script.language)
+
+    def _begin(self, script: LoadedScript) -> "_Transaction":
+        """Note what ``script`` holds before its top level runs (a load or a
+        reload), so that a failure can take back everything the top level
+        registered: listeners, watchers, timers, animations, shared objects
+        and listeners, and exports."""
+        return _Transaction(
+            script=script,
+            callbacks=frozenset(self._owned_callbacks(script)),
+            shared=self.shared.snapshot(script.language, script.id),
+            exports=dict(self._script_exports.get(script.id, {})),
+        )
+
+    def _roll_back(self, transaction: "_Transaction") -> None:
+        script = transaction.script
+        added = [key for key in self._owned_callbacks(script) if key not in transaction.callbacks]
+        self._drop_callbacks(added)
+        self.shared.roll_back(script.language, script.id, transaction.shared)
+        if transaction.exports:
+            self._script_exports[script.id] = transaction.exports
+        else:
+            self._script_exports.pop(script.id, None)
 
     def _owned_callbacks(self, script: LoadedScript) -> list[tuple[str, int]]:
         owned = getattr(self.dom, "owned_callbacks", None)
@@ -496,10 +658,25 @@ class ScriptManager:
 
     # -- globals ----------------------------------------------------------------------------
     def set_global(self, language: "str | ScriptLanguage", name: str, value: Any) -> None:
-        self.engine(language).set_global(name, value)
+        """Set a global every script of ``language`` sees. The name must be an
+        identifier and the value a value-model value (checked here, before the
+        engine holds any of it, so a bad value poisons nothing)."""
+        lang = normalize_language(language)
+        _check_global_name(name, lang)
+        value = self._checked_value(value, lang)
+        self.engine(lang).set_global(name, value)
 
     def get_global(self, language: "str | ScriptLanguage", name: str) -> Any:
-        return self.engine(language).get_global(name)
+        lang = normalize_language(language)
+        _check_global_name(name, lang)
+        return self.engine(lang).get_global(name)
+
+    def _checked_value(self, value: Any, language: str) -> Any:
+        """``value`` in the value model, host objects converted by the
+        ``kryon_convert_value`` hooks; ConversionError for anything else."""
+        if value is None or type(value) in (bool, int, float, str, bytes):
+            return value
+        return to_host(value, language=language, convert=lambda v: self.convert_value(v, language))
 
     # -- the DOM ---------------------------------------------------------------------------
     def setup_dom_bridge(self, document: DOMBridge | None = None) -> DOMBridge:
@@ -532,7 +709,7 @@ class ScriptManager:
             }
         return {
             "engines": per_engine,
-            "cache": self.cache.stats.as_dict() if self.cache else None,
+            "cache": self.cache.stats.as_dict() if self.cache is not None else None,
             "hot_functions": [h.function_name for h in self.profiler.hot_functions()],
         }
 
@@ -544,44 +721,78 @@ class ScriptManager:
         if notify is not None and isinstance(loc, _Location):
             notify(loc.script, loc.function)
 
-    def _convert_value(self, value: Any, language: str) -> Any:
+    def convert_value(self, value: Any, language: str) -> Any:
+        """What the ``kryon_convert_value`` hooks make of a host object the
+        engine does not know (None when no hook converts it)."""
         return self._pm.hook.kryon_convert_value(value=value, language=language)
 
-    def _log(self, language: str, level: str, text: str) -> None:
+    def log_script(self, language: str, level: str, text: str) -> None:
+        """Log a script's ``kryon.log`` message (when no document is attached)
+        to the ``kryon.script.<language>`` logger."""
         logging.getLogger(f"kryon.script.{language}").log(
             {"debug": 10, "info": 20, "warn": 30, "error": 40}.get(level, 20), text
         )
 
     def _load_module(self, language: str, importer: str, name: str) -> str | None:
         """Source of a module a script imports: a loaded script of the same
-        language named ``name``, else a file beside the importing script."""
+        language named ``name``, else a file relative to the importing
+        script's file, which must resolve (symlinks followed) inside the
+        script's root; anything else is AccessDeniedError."""
         loaded = self._scripts.get(name)
         if loaded is not None and loaded.language == language:
             return loaded.compiled.source
         importer_script = self._scripts.get(importer) or self._loading.get(importer)
-        base = importer_script.filename if importer_script is not None else None
-        if base is None:
+        if importer_script is None or importer_script.filename is None:
             return None
+        base = Path(importer_script.filename).parent
+        root = Path(importer_script.root or base)
+        if "\x00" in name or Path(name).is_absolute():
+            raise AccessDeniedError(
+                f"import of '{name}': only paths relative to the script are allowed",
+                language=language,
+                script=importer,
+            )
         exts = [ext for ext, lang in self._extensions().items() if lang == language]
         for ext in exts:
-            candidate = Path(base).parent / f"{name}{ext}"
-            if candidate.is_file():
-                return candidate.read_text(encoding="utf-8")
+            candidate = base / f"{name}{ext}"
+            if not candidate.is_file():
+                continue
+            if not _inside(candidate, root):
+                raise AccessDeniedError(
+                    f"import of '{name}' resolves outside the script's folder ({root})",
+                    language=language,
+                    script=importer,
+                )
+            return candidate.read_text(encoding="utf-8")
         return None
 
     def close(self) -> None:
-        """Unload every script and free every engine."""
+        """Unload every script and free every engine. A failing unload,
+        ``kryon_engine_closing`` hook or ``engine.close()`` never stops the
+        rest from closing: each failure is logged on the ``kryon`` logger and
+        kept in :attr:`close_errors`."""
         with self._lock:
+            self.close_errors: list[BaseException] = []
             for script_id in list(self._scripts):
                 try:
                     self.unload_script(script_id)
-                except ScriptError as exc:
-                    log.warning("unloading %s failed: %s", script_id, exc)
+                except Exception as exc:
+                    self._close_failed(f"unloading {script_id}", exc)
             for lang, engine in list(self._engines.items()):
-                self._pm.hook.kryon_engine_closing(engine=engine, manager=self)
-                engine.close()
+                try:
+                    self._pm.hook.kryon_engine_closing(engine=engine, manager=self)
+                except Exception as exc:
+                    self._close_failed(f"a kryon_engine_closing hook for {lang}", exc)
+                try:
+                    engine.close()
+                except Exception as exc:
+                    self._close_failed(f"closing the {lang} engine", exc)
             self._engines.clear()
             self._bridges.clear()
+
+    def _close_failed(self, what: str, exc: BaseException) -> None:
+        self.close_errors.append(exc)
+        log.error("%s failed while the manager closed: %s: %s", what, type(exc).__name__, exc)
 
     def __enter__(self) -> "ScriptManager":
         return self
@@ -591,6 +802,66 @@ class ScriptManager:
 
     def __repr__(self) -> str:
         return f"<ScriptManager languages={self.languages} scripts={sorted(self._scripts)}>"
+
+
+@dataclass(frozen=True)
+class _Transaction:
+    """What a script held before its top level ran (see ``ScriptManager._begin``)."""
+
+    script: LoadedScript
+    callbacks: frozenset[tuple[str, int]]
+    shared: tuple[frozenset[int], frozenset[str]]
+    exports: dict[str, "frozenset[str] | None"]
+
+
+def _callers(to: "str | Iterable[str]") -> "frozenset[str] | None":
+    if to == "*":
+        return None
+    if isinstance(to, str):
+        return frozenset({to})
+    names = list(to)
+    if not all(isinstance(n, str) for n in names):
+        raise ScriptError("expose: 'to' must be \"*\", a script id or script ids")
+    return frozenset(names)
+
+
+def _check_script_name(name: Any, language: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise ScriptError(f"a script needs a non-empty name (a str), not {name!r}", language=language)
+    if len(name) > 256 or any(ord(c) < 32 or c == "\x7f" for c in name):
+        raise ScriptError(
+            f"a script name must be at most 256 characters without control characters: {name[:40]!r}",
+            language=language,
+        )
+
+
+def _check_global_name(name: Any, language: str) -> None:
+    """A global's name: a non-empty str without spaces or control characters
+    (each language may refuse more: Lisp takes kebab-case, Lua an identifier)."""
+    if not isinstance(name, str) or not name or len(name) > 256 or any(c.isspace() or ord(c) < 32 for c in name):
+        raise ScriptError(f"a global's name must be a word without spaces, not {name!r}", language=language)
+
+
+def _check_policy_arg(policy: Any, language: str, script: str) -> SecurityPolicy | None:
+    if policy is None or isinstance(policy, SecurityPolicy):
+        return policy
+    raise ScriptError(
+        f"policy must be a SecurityPolicy, not {type(policy).__name__}", language=language, script=script
+    )
+
+
+def _root_of(root: "str | Path | None", filename: str | None) -> str | None:
+    if root is not None:
+        return str(Path(root).resolve())
+    return str(Path(filename).resolve().parent) if filename else None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, symlinks resolved, lies inside ``root``."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
 
 
 def _owner(callback: Any) -> tuple[str, str] | None:

@@ -20,7 +20,14 @@ import pluggy
 from . import hookspecs
 from .engine import ScriptEngine
 
-__all__ = ["EngineSpec", "ENTRY_POINT_GROUP", "make_plugin_manager", "collect_engine_specs", "KNOWN_DISTRIBUTIONS"]
+__all__ = [
+    "EngineSpec",
+    "ENTRY_POINT_GROUP",
+    "Plugins",
+    "make_plugin_manager",
+    "collect_engine_specs",
+    "KNOWN_DISTRIBUTIONS",
+]
 
 ENTRY_POINT_GROUP = "kryon.engines"
 
@@ -66,27 +73,43 @@ class EngineSpec:
         return engine
 
 
-def make_plugin_manager(plugins: Iterable[Any] = (), *, discover: bool = True) -> pluggy.PluginManager:
-    """A pluggy manager with the kryon hookspecs, the installed entry points
-    (unless ``discover`` is false) and the given in-process plugins."""
+@dataclass
+class Plugins:
+    """The pluggy manager with the kryon hookspecs, and what discovery learned
+    beside it: installed plugins that failed to load (entry point -> why), and
+    the distribution each loaded plugin came from."""
+
+    pm: pluggy.PluginManager
+    broken: dict[str, str] = field(default_factory=dict)
+    #: id(plugin) -> (distribution name, version)
+    dists: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+
+def make_plugin_manager(plugins: Iterable[Any] = (), *, discover: bool = True) -> Plugins:
+    """The installed entry points (unless ``discover`` is false) and the given
+    in-process plugins, registered with the kryon hookspecs."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.kryon_broken = {}  # type: ignore[attr-defined]  # entry point name -> why it failed
-    pm.kryon_dists = {}  # type: ignore[attr-defined]  # id(plugin) -> (distribution, version)
+    found = Plugins(pm)
     if discover:
-        load_entry_points(pm)
+        load_entry_points(found)
     for plugin in plugins:
         if not pm.is_registered(plugin):
             pm.register(plugin)
-    return pm
+    return found
 
 
-def load_entry_points(pm: pluggy.PluginManager) -> None:
+def load_entry_points(plugins: Plugins) -> None:
     """Register every installed plugin of the ``kryon.engines`` group. One
     broken distribution (an import error, a bad hook) is recorded in
-    ``pm.kryon_broken`` and logged; the others still load."""
+    ``plugins.broken`` and logged; the others still load."""
     from importlib import metadata
 
+    pm = plugins.pm
     for dist in metadata.distributions():
         for ep in dist.entry_points:
             if ep.group != ENTRY_POINT_GROUP or pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
@@ -96,18 +119,18 @@ def load_entry_points(pm: pluggy.PluginManager) -> None:
                 pm.register(plugin, name=ep.name)
             except Exception as exc:  # a broken plugin must not take the others down
                 name = dist.metadata.get("Name", ep.name)
-                pm.kryon_broken[ep.name] = f"{name}: {type(exc).__name__}: {exc}"  # type: ignore[attr-defined]
+                plugins.broken[ep.name] = f"{name}: {type(exc).__name__}: {exc}"
                 log.warning("kryon engine plugin %s (%s) failed to load: %s", ep.name, name, exc)
                 continue
-            pm.kryon_dists[id(plugin)] = (dist.metadata["Name"], dist.version)  # type: ignore[attr-defined]
+            plugins.dists[id(plugin)] = (dist.metadata["Name"], dist.version)
 
 
-def collect_engine_specs(pm: pluggy.PluginManager) -> dict[str, EngineSpec]:
+def collect_engine_specs(plugins: Plugins) -> dict[str, EngineSpec]:
     """language id -> EngineSpec; an in-process plugin registered later wins
     over an installed one for the same language."""
-    dists: dict[int, tuple[str, str]] = getattr(pm, "kryon_dists", {})
+    dists = plugins.dists
     specs: dict[str, EngineSpec] = {}
-    for impl in pm.hook.kryon_register_engines.get_hookimpls():  # registration order
+    for impl in plugins.pm.hook.kryon_register_engines.get_hookimpls():  # registration order
         result = impl.function()
         for spec in result or ():
             dist = dists.get(id(impl.plugin))

@@ -31,6 +31,10 @@ class SecurityPolicy:
     - ``max_recursion``: how deep script calls may nest.
     - ``max_source_size``: bytes of source accepted by ``load_script_from_source``.
     - ``max_value_size``: bytes of a string or elements of a list crossing in or out.
+    - ``max_shared_entries`` / ``max_shared_bytes``: how many shared objects a
+      script may create, and how many bytes of shared data it may hold (what
+      it stored last is charged to it), so no script grows the host through
+      shared data.
     - grants: ``allow_file_system``, ``allow_network``, ``allow_processes``,
       ``allow_imports`` (host modules a script may import: Lua ``require``,
       Python ``import``), and ``allowed_modules`` to grant named ones only.
@@ -38,6 +42,10 @@ class SecurityPolicy:
       ``WEAKER_ISOLATION``: ``"landlock"``, ``"seccomp"``, ``"namespaces"``)
       that untrusted workers may run without where the kernel lacks them;
       by default a worker that cannot apply one refuses to start.
+
+    Trust has a direction (:meth:`covers`): a script may call, without an
+    explicit export, only functions of scripts whose grants its own policy
+    covers, so it never gains through another script what it is denied.
     """
 
     sandboxed: bool = True
@@ -46,6 +54,8 @@ class SecurityPolicy:
     max_recursion: int | None = 200
     max_source_size: int | None = 4 * MiB
     max_value_size: int | None = 64 * MiB
+    max_shared_entries: int | None = 1024
+    max_shared_bytes: int | None = 16 * MiB
     allow_file_system: bool = False
     allow_network: bool = False
     allow_processes: bool = False
@@ -77,6 +87,8 @@ class SecurityPolicy:
             max_recursion=None,
             max_source_size=None,
             max_value_size=None,
+            max_shared_entries=None,
+            max_shared_bytes=None,
             allow_file_system=True,
             allow_network=True,
             allow_processes=True,
@@ -101,6 +113,24 @@ class SecurityPolicy:
             return True
         root = module.split(".", 1)[0]
         return module in self.allowed_modules or root in self.allowed_modules
+
+    def covers(self, other: "SecurityPolicy") -> bool:
+        """Whether a script under this policy may do everything a script under
+        ``other`` may: trusted covers every policy; a sandboxed policy covers
+        another sandboxed one whose grants (files, network, processes,
+        imports, named modules) and accepted weaker isolation are all its own
+        too. Numeric limits are not
+        authority: each side of a call keeps its own."""
+        if not self.sandboxed:
+            return True
+        if not other.sandboxed:
+            return False
+        for grant in ("allow_file_system", "allow_network", "allow_processes", "allow_imports"):
+            if getattr(other, grant) and not getattr(self, grant):
+                return False
+        if not other.accept_weaker_isolation <= self.accept_weaker_isolation:
+            return False  # a worker missing a kernel mechanism may reach what this one may not
+        return self.allow_imports or other.allowed_modules <= self.allowed_modules
 
     def describe(self) -> str:
         if not self.sandboxed:

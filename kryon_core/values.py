@@ -25,6 +25,7 @@ __all__ = [
     "language_for_path",
     "normalize_language",
     "to_host",
+    "approximate_size",
     "check_int",
     "SCALAR_TYPES",
     "MAX_SAFE_DOUBLE_INT",
@@ -217,39 +218,99 @@ def check_int(value: int, *, exact_limit: int | None, language: str, what: str =
     )
 
 
-def to_host(value: Any, *, language: str = "host", _seen: set[int] | None = None) -> Any:
+_LEAVES = (bool, int, float, str, bytes, FunctionRef, UserData)
+
+
+def to_host(value: Any, *, language: str = "host", convert: Callable[[Any], Any] | None = None) -> Any:
     """Normalize a Python value to the value model, checking every rule.
 
     Tuples become lists; dict keys must be ``str`` (an ``int`` key becomes its
     decimal string, any other key is a :class:`ConversionError`); cycles are a
-    :class:`ConversionError`; FunctionRef and UserData pass through. Other
-    objects are a :class:`ConversionError` unless a ``kryon_convert_value``
-    hook (applied by the manager) turned them into values first.
+    :class:`ConversionError`; FunctionRef, UserData and callables pass
+    through. Any other object goes to ``convert`` (the manager passes the
+    ``kryon_convert_value`` hooks), which returns a value or None; without a
+    conversion it is a :class:`ConversionError`. Iterative: any nesting depth
+    works, and the input is never modified.
     """
-    if value is None or isinstance(value, (bool, int, float, str, bytes, FunctionRef, UserData)):
+    if value is None or isinstance(value, _LEAVES):
         return value
-    seen = _seen if _seen is not None else set()
-    if isinstance(value, (list, tuple)):
-        key = id(value)
-        if key in seen:
-            raise ConversionError("cyclic list cannot cross between languages", language=language)
-        seen.add(key)
-        try:
-            return [to_host(v, language=language, _seen=seen) for v in value]
-        finally:
-            seen.discard(key)
-    if isinstance(value, dict):
-        key = id(value)
-        if key in seen:
-            raise ConversionError("cyclic dict cannot cross between languages", language=language)
-        seen.add(key)
-        try:
-            return {dict_key(k, language): to_host(v, language=language, _seen=seen) for k, v in value.items()}
-        finally:
-            seen.discard(key)
-    if callable(value):
-        return value
-    raise ConversionError(f"cannot convert a {type(value).__name__} to a script value", language=language)
+    root: list[Any] = [None]
+    # work items: (source, container to fill, key in it); containers are filled in place
+    work: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    open_ids: dict[int, Any] = {}  # containers on the current path: a repeat is a cycle
+    exits: list[tuple[int, int]] = []  # (len(work) when to close, id) for cycle bookkeeping
+    while work:
+        while exits and len(work) <= exits[-1][0]:
+            open_ids.pop(exits.pop()[1], None)
+        v, target, key = work.pop()
+        if v is None or isinstance(v, _LEAVES):
+            target[key] = v
+            continue
+        if isinstance(v, (list, tuple)):
+            if id(v) in open_ids:
+                raise ConversionError("cyclic list cannot cross between languages", language=language)
+            out: Any = [None] * len(v)
+            target[key] = out
+            exits.append((len(work), id(v)))
+            open_ids[id(v)] = v
+            work.extend((item, out, i) for i, item in enumerate(v))
+            continue
+        if isinstance(v, dict):
+            if id(v) in open_ids:
+                raise ConversionError("cyclic dict cannot cross between languages", language=language)
+            out = {}
+            target[key] = out
+            exits.append((len(work), id(v)))
+            open_ids[id(v)] = v
+            for k, item in v.items():
+                k = dict_key(k, language)
+                out[k] = None  # keeps the source's key order
+                work.append((item, out, k))
+            continue
+        if callable(v):
+            target[key] = v
+            continue
+        converted = convert(v) if convert is not None else None
+        if converted is None:
+            raise ConversionError(f"cannot convert a {type(v).__name__} to a script value", language=language)
+        work.append((converted, target, key))
+    return root[0]
+
+
+#: rough bytes of CPython objects, for quotas: what a value costs the host to keep
+_SIZE_OF_SCALAR = 32
+_SIZE_OF_STR = 49
+_SIZE_OF_LIST, _SIZE_PER_ITEM = 56, 8
+_SIZE_OF_DICT, _SIZE_PER_ENTRY = 64, 24
+
+
+def approximate_size(value: Any) -> int:
+    """About how many bytes the host holds for ``value`` (a value-model value),
+    counting shared sub-values once. Iterative, so any nesting depth works."""
+    total = 0
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is str:
+            total += _SIZE_OF_STR + len(v) * (1 if v.isascii() else 4)
+        elif t is bytes:
+            total += 33 + len(v)
+        elif t is list or t is tuple or t is dict:
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if t is dict:
+                total += _SIZE_OF_DICT + _SIZE_PER_ENTRY * len(v)
+                stack.extend(v.keys())
+                stack.extend(v.values())
+            else:
+                total += _SIZE_OF_LIST + _SIZE_PER_ITEM * len(v)
+                stack.extend(v)
+        else:
+            total += _SIZE_OF_SCALAR
+    return total
 
 
 def dict_key(key: Any, language: str) -> str:

@@ -118,6 +118,8 @@ class _Script:
     starting: WorkerProcess | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     restarts: int = 0
+    #: the script's own ``kryon`` API (its view of the bridge), made on first use
+    api: dict[str, Callable[..., Any]] | None = None
 
 
 class IsolatedRuntime:
@@ -160,6 +162,8 @@ class IsolatedRuntime:
         default every bridge method under its snake_case name."""
         self.bridge = bridge
         self._api = {m.name: fn for m, fn in bridge.methods()}
+        for script in self._scripts.values():
+            script.api = None  # each script's view is made again from the new bridge
         if api_names is not None:
             self._api_names = dict(api_names)
         elif not self._api_names:
@@ -356,7 +360,11 @@ class IsolatedRuntime:
         return FunctionRef(call, name=name, language=self.language, script=script_id, release=release)
 
     def _api_call(self, script: _Script, name: Any, args: list[Any]) -> Any:
-        fn = self._api.get(name) if isinstance(name, str) else None
+        api = script.api
+        if api is None:
+            view = self.bridge.for_script(script.id, script.policy) if self.bridge is not None else None
+            api = script.api = {m.name: fn for m, fn in view.methods()} if view is not None else dict(self._api)
+        fn = api.get(name) if isinstance(name, str) else None
         if fn is None:
             raise ScriptRuntimeError(f"kryon has no function {name!r}", language=self.language, script=script.id)
         return fn(*args)

@@ -48,6 +48,12 @@ JS = Snippets(
     ident_b='var ident = "b";\nfunction get_ident() { return ident; }',
     breakpoint_line=None,
     distinct_int_float=False,
+    raise_statement='throw new Error("load fails");',
+    evaluate=('var x = 40;', 'x + 2'),
+    pending={
+        "test_evaluate": "ScriptEngine.evaluate is not implemented yet",
+        "test_sandboxed_caller_needs_an_export": "kryon is bound per runtime, not per script (bridge.for_script)",
+    },
 )
 
 

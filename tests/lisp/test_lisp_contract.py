@@ -50,6 +50,11 @@ LISP = Snippets(
     ident_a='(setv ident "a")\n(defn get_ident [] ident)',
     ident_b='(setv ident "b")\n(defn get_ident [] ident)',
     breakpoint_line=2,
+    raise_statement='(raise (RuntimeError "load fails"))',
+    evaluate=('(setv x 40)', '(+ x 2)'),
+    pending={
+        "test_evaluate": "ScriptEngine.evaluate is not implemented yet",
+    },
 )
 
 

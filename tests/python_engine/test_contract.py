@@ -56,6 +56,11 @@ PYTHON = Snippets(
     ident_a='ident = "a"\ndef get_ident(): return ident',
     ident_b='ident = "b"\ndef get_ident(): return ident',
     breakpoint_line=2,
+    raise_statement='raise RuntimeError("load fails")',
+    evaluate=('x = 40', 'x + 2'),
+    pending={
+        "test_evaluate": "ScriptEngine.evaluate is not implemented yet",
+    },
 )
 
 

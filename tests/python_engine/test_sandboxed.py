@@ -291,6 +291,9 @@ def test_memory_figures_are_worker_rss(m: ScriptManager) -> None:
 def test_trusted_and_sandboxed_side_by_side(m: ScriptManager) -> None:
     m.load_script_from_source("app", "python", "import os\ndef cwd(): return os.getcwd()\n", policy=SecurityPolicy.trusted())
     m.load_script_from_source("plugin", "python", "import kryon\ndef ask(): return kryon.call('app.cwd')\n")
+    with pytest.raises(AccessDeniedError, match="must expose it"):
+        m.call_function("plugin.ask")  # a sandboxed script never borrows a trusted one's grants
+    m.expose("app.cwd", to=["plugin"])
     assert m.call_function("plugin.ask") == os.getcwd()
     engine = m.engine("python")
     assert not engine.is_sandboxed("app") and engine.is_sandboxed("plugin")

@@ -16,5 +16,6 @@ from kryon_core import ScriptBridge
 
 
 def kryon_api(bridge: ScriptBridge) -> dict[str, Callable[..., Any]]:
-    """Global name -> host function, for every method (plugins' included)."""
+    """Name -> host function, for every method (plugins' included), of one
+    script's view of the bridge (``bridge.for_script``)."""
     return {f"kryon.{method.camel}": function for method, function in bridge.methods()}

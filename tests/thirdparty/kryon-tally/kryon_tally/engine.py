@@ -87,8 +87,8 @@ class TallyEngine(ScriptEngine):
         self._interp.output = config.output
 
     def setup_bridge(self, bridge: ScriptBridge) -> None:
+        # each script binds its own view of the bridge when it loads (see _run_new)
         super().setup_bridge(bridge)
-        self._root.vars.update(kryon_api(bridge))
 
     def bridge_convert_unknown(self, value: Any) -> Any:
         if self.bridge is None:
@@ -125,7 +125,10 @@ class TallyEngine(ScriptEngine):
 
     def _run_new(self, compiled: CompiledScript, policy: SecurityPolicy | None) -> Script:
         forms = self._read(compiled.source, compiled.id)
-        script = Script(compiled.id, Env({}, self._globals), policy or self.config.policy)
+        policy = policy or self.config.policy
+        # the script's own kryon API: calls through it act on behalf of this script
+        api = kryon_api(self.bridge.for_script(compiled.id, policy)) if self.bridge is not None else {}
+        script = Script(compiled.id, Env(api, self._globals), policy)
         self._enter(script.policy, lambda: self._interp.run_top(forms, script))
         return script
 
