@@ -362,3 +362,20 @@ def test_lisp_escape_corpus(layers, traps):
                 escaped[name] = found
         assert not escaped, escaped
         assert m.call_function("bystander.bump") == 1, "the other script's worker and state are untouched"
+
+
+@pytest.mark.parametrize("body", ["(sum (range (** 10 12)))", "(do (import math) (> (math.factorial (** 10 8)) 0))"],
+                         ids=["sum of a huge range", "factorial"])
+def test_c_level_loops_stop_and_the_engine_stays_usable(body):
+    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=0.5)) as m:
+        m.load_script_from_source("other", "lisp", "(setv n 0)\n(defn bump [] (global n) (+= n 1) n)\n")
+        assert m.call_function("other.bump") == 1
+        m.load_script_from_source("spin", "lisp", f"(setv kept [])\n(defn keep [x] (.append kept x) (len kept))\n(defn attack [] {body})\n")
+        assert m.call_function("spin.keep", [1]) == 1
+        with pytest.raises(ScriptTimeoutError) as info:
+            m.call_function("spin.attack")
+        assert info.value.language == "lisp" and info.value.script == "spin"
+        restarted = m.engine("lisp").runtime.worker_info("spin")["restarts"]
+        # a hard stop restarts the worker and reruns the top level; an interrupt keeps the state
+        assert m.call_function("spin.keep", [2]) == (1 if restarted else 2)
+        assert m.call_function("other.bump") == 2, "another script keeps its state"

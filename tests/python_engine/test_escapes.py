@@ -442,6 +442,44 @@ def test_cpu_exhaustion_inside_c_code() -> None:
     _unaffected(m)
 
 
+C_LEVEL_LOOPS = {
+    # one C call that never returns to the interpreter loop, so the worker's own
+    # timer cannot interrupt it: the host stops the worker at its deadline
+    "sum of a huge range": "return sum(range(10**12))",
+    "factorial": "import math\nreturn math.factorial(10**8) > 0",
+    "catastrophic regex": "import re\nreturn bool(re.match(r'(a+)+$', 'a' * 40 + 'b'))",
+    # these run into the memory limit first
+    "string repeated past memory": "return len('x' * 10**10)",
+    "sorted huge range": "return len(sorted(range(10**9)))",
+}
+
+
+@pytest.mark.parametrize("name", sorted(C_LEVEL_LOOPS))
+def test_c_level_loops_stop_and_the_engine_stays_usable(name: str) -> None:
+    m = _manager(time_limit=0.5)
+    body = textwrap.indent(C_LEVEL_LOOPS[name], "    ")
+    m.load_script_from_source(
+        "spin", "python", f"state = []\ndef keep(x):\n    state.append(x)\n    return len(state)\ndef attack():\n{body}\n"
+    )
+    assert m.call_function("spin.keep", [1]) == 1
+    with pytest.raises((ScriptTimeoutError, MemoryLimitError)) as info:
+        m.call_function("spin.attack")
+    assert info.value.script == "spin"
+    restarted = m.engine("python").runtime.worker_info("spin")["restarts"]
+    # a hard stop restarts the worker and reruns the top level (state starts over);
+    # an interrupt the worker caught itself keeps the state
+    assert m.call_function("spin.keep", [2]) == (1 if restarted else 2)
+    _unaffected(m)
+
+
+def test_the_hard_deadline_is_within_one_and_a_half_times_the_limit() -> None:
+    from kryon_core.isolation.process import MIN_GRACE, kill_after
+
+    for limit in (0.25, 0.5, 1.0, 5.0, 60.0):
+        assert limit < kill_after(limit) <= 1.4 * limit + 1e-9
+    assert kill_after(0.05) == 0.05 + MIN_GRACE  # below 0.25 s the grace is a fixed minimum
+
+
 def test_timeout_at_load() -> None:
     m = _manager(time_limit=0.3)
     with pytest.raises(ScriptTimeoutError):

@@ -165,7 +165,7 @@ def test_value_size_limit() -> None:
 
 
 def test_soft_timeout_keeps_the_worker_and_its_state() -> None:
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.3), cache=False)
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.6), cache=False)
     m.load_script_from_source("s", "python", "n = 0\ndef inc():\n    global n\n    n += 1\n    return n\ndef spin():\n    while True:\n        pass\n")
     assert m.call_function("inc") == 1
     with pytest.raises(ScriptTimeoutError) as info:
