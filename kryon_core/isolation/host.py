@@ -25,7 +25,7 @@ from ..errors import ConversionError, ScriptError, ScriptRuntimeError, StackFram
 from ..policy import SecurityPolicy
 from ..values import FunctionRef
 from . import protocol
-from .process import ERROR_CLASSES, WORKER_PATH, WorkerDied, WorkerProcess
+from .process import ERROR_CLASSES, SPAWNER, WORKER_PATH, WorkerDied, WorkerProcess
 from .testing import SWITCHES
 
 if TYPE_CHECKING:
@@ -116,6 +116,9 @@ class _Script:
     proc: WorkerProcess | None = None
     #: the worker whose start (top level) is running, before it becomes ``proc``
     starting: WorkerProcess | None = None
+    #: a started, sealed worker waiting to replace ``proc`` if it must be killed
+    standby: WorkerProcess | None = None
+    standby_lock: threading.Lock = field(default_factory=threading.Lock)
     lock: threading.RLock = field(default_factory=threading.RLock)
     restarts: int = 0
     #: the script's own ``kryon`` API (its view of the bridge), made on first use
@@ -206,6 +209,45 @@ class IsolatedRuntime:
     def pop_stack(self) -> None:
         self._stacks.items.pop()
 
+    def prepare_standby(self, proc: WorkerProcess) -> None:
+        """A call of ``proc`` has run half its time limit (the watchdog thread
+        asks): start a replacement on the spawner thread now, so that if the
+        worker must be killed, the restart only reruns the script's top level."""
+        script: _Script = proc.owner
+        if script is not None and script.standby is None and not self._closed:
+            SPAWNER.submit(lambda: self._spawn_standby(script))
+
+    def _spawn_standby(self, script: _Script) -> None:
+        proc = WorkerProcess(self, script.id, script.policy, owner=script)
+        try:
+            proc.send_init(self._init_message(script))
+        except WorkerDied:
+            return
+        with script.standby_lock:
+            if script.standby is None and self._scripts.get(script.id) is script and not self._closed:
+                script.standby = proc
+                return
+        proc.kill("runtime", "not needed")
+
+    def _take_standby(self, script: _Script) -> WorkerProcess | None:
+        """The script's standby worker, if it was started with what a new
+        worker would be told now (else it is ended)."""
+        with script.standby_lock:
+            proc, script.standby = script.standby, None
+        if proc is None:
+            return None
+        fresh = self._init_message(script)
+        if proc.dead is None and all(proc.init.get(k) == fresh[k] for k in ("api", "sys_path", "python_layers")):
+            return proc
+        proc.kill("runtime", "out of date")
+        return None
+
+    def _end_standby(self, script: _Script) -> None:
+        with script.standby_lock:
+            proc, script.standby = script.standby, None
+        if proc is not None:
+            proc.close()
+
     # -- scripts ------------------------------------------------------------------
     def load(
         self, script_id: str, source: str, *, policy: SecurityPolicy, filename: str | None = None
@@ -224,6 +266,7 @@ class IsolatedRuntime:
             old = self._scripts.get(script_id)
             self._scripts[script_id] = script
         if old is not None:
+            self._end_standby(old)
             with old.lock:
                 if old.proc is not None:
                     old.proc.close()
@@ -261,10 +304,10 @@ class IsolatedRuntime:
         script's lock held). While the top level runs the worker is the
         script's ``starting`` one, so callbacks it registers and fires at
         once (a listener, then an event) reach it."""
-        proc = WorkerProcess(self, script.id, script.policy, owner=script)
-        script.starting = proc
         try:
-            proc.start(self._init_message(script))
+            proc = self._ready_worker(script)
+            if proc.init.get("breakpoints") != self._breakpoints:
+                proc.request({"t": "bps", "b": self._breakpoints}, limit=None, control=True)
             for name, value in self._globals.items():
                 proc.request({"t": "setg", "n": name, "v": proc.encode(value)}, limit=None, control=True)
             infos = proc.request(
@@ -272,10 +315,12 @@ class IsolatedRuntime:
                 limit=script.policy.time_limit,
             )
         except WorkerDied as dead:
-            proc.kill(dead.kind, str(dead))
+            if script.starting is not None:
+                script.starting.kill(dead.kind, str(dead))
             raise self._dead_error(script, dead, during="loading") from None
         except BaseException:
-            proc.kill("runtime", "load failed")
+            if script.starting is not None:
+                script.starting.kill("runtime", "load failed")
             raise
         finally:
             script.starting = None
@@ -289,10 +334,29 @@ class IsolatedRuntime:
         script.functions = functions
         script.proc = proc
 
+    def _ready_worker(self, script: _Script) -> WorkerProcess:
+        """A worker that answered its init message: the script's standby when
+        it is restarting and has one (started while the failed call ran past
+        its limit), else a new one. It is the script's ``starting`` worker."""
+        standby = self._take_standby(script) if script.restarts else None
+        if standby is not None:
+            script.starting = standby
+            try:
+                standby.finish_start()
+                standby.from_standby = True
+                return standby
+            except WorkerDied:
+                standby.kill("runtime", "the standby worker failed to start")
+        proc = WorkerProcess(self, script.id, script.policy, owner=script)
+        script.starting = proc
+        proc.start(self._init_message(script))
+        return proc
+
     def unload(self, script_id: str) -> None:
         with self._lock:
             script = self._scripts.pop(script_id, None)
         if script is not None:
+            self._end_standby(script)
             with script.lock:
                 if script.proc is not None:
                     script.proc.close()
@@ -537,6 +601,9 @@ class IsolatedRuntime:
             "restarts": script.restarts,
             "hardening": dict(proc.hardening) if proc else {},
             "rss": proc.rss if proc else 0,
+            #: the worker was the standby started while a call ran long (see process.Watchdog)
+            "from_standby": bool(proc and proc.from_standby),
+            "standby_pid": script.standby.pid if script.standby is not None else None,
         }
 
     def close(self) -> None:
@@ -545,6 +612,7 @@ class IsolatedRuntime:
             scripts = list(self._scripts.values())
             self._scripts.clear()
         for script in scripts:
+            self._end_standby(script)
             if script.proc is not None:
                 script.proc.close()
                 script.proc = None

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Protocol
 
 from ..errors import (
     AccessDeniedError,
@@ -86,6 +86,10 @@ START_TIMEOUT = 30.0
 #: a C-level loop, which the worker's own timer cannot interrupt, stops within 1.4x
 GRACE_SHARE = 0.4
 MIN_GRACE = 0.1
+#: a call still running at this share of its time limit gets a standby worker
+#: started (once per worker): if it must be killed, the restart costs only the
+#: script's top level (a Hy worker takes a good part of a second to start)
+STANDBY_SHARE = 0.5
 
 
 def kill_after(limit: float) -> float:
@@ -123,6 +127,8 @@ class WorkerHost(Protocol):
 
     def pop_stack(self) -> None: ...
 
+    def prepare_standby(self, proc: "WorkerProcess") -> None: ...
+
 
 # -- starting workers from one thread ---------------------------------------------------------
 class Spawner:
@@ -130,7 +136,7 @@ class Spawner:
     module doc: the worker's parent-death signal follows the forking thread)."""
 
     def __init__(self) -> None:
-        self._requests: "queue.SimpleQueue[tuple[list[str], dict[str, str], list[Any], threading.Event]]" = (
+        self._requests: "queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event | None]]" = (
             queue.SimpleQueue()
         )
         self._thread: threading.Thread | None = None
@@ -144,12 +150,18 @@ class Spawner:
             return _popen(argv, env)
         box: list[Any] = []
         done = threading.Event()
-        self._requests.put((argv, env, box, done))
+        self._requests.put((lambda: _popen(argv, env), box, done))
         done.wait()
         result = box[0]
         if isinstance(result, BaseException):
             raise result
         return result  # type: ignore[no-any-return]
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        """Run ``job`` on the spawner thread without waiting for it (it starts
+        workers itself, which then belong to that thread)."""
+        self._ensure_thread()
+        self._requests.put((job, [], None))
 
     def _ensure_thread(self) -> threading.Thread:
         with self._lock:
@@ -164,12 +176,13 @@ class Spawner:
     def _run(self) -> None:
         requests = self._requests
         while True:
-            argv, env, box, done = requests.get()
+            job, box, done = requests.get()
             try:
-                box.append(_popen(argv, env))
-            except BaseException as exc:  # handed to the waiting caller
+                box.append(job())
+            except BaseException as exc:  # handed to the waiting caller; a submitted job's is dropped
                 box.append(exc)
-            done.set()
+            if done is not None:
+                done.set()
 
 
 def _popen(argv: list[str], env: dict[str, str]) -> "subprocess.Popen[bytes]":
@@ -205,6 +218,12 @@ class WorkerProcess:
         self.pending_release: list[int] = []
         self.dead: WorkerDied | None = None
         self.deadline: float | None = None
+        #: when a call that is still running gets a standby worker started
+        self.standby_at: float | None = None
+        self.standby_requested = False
+        #: this worker was started as a standby and took over after a kill
+        self.from_standby = False
+        self.init: dict[str, Any] = {}
         self.control = False
         self.depth = 0
         self.hardening: dict[str, Any] = {}
@@ -219,7 +238,16 @@ class WorkerProcess:
     # -- lifecycle -----------------------------------------------------------
     def start(self, init: dict[str, Any]) -> None:
         """Send the init message and wait until the worker sealed itself."""
+        self.send_init(init)
+        self.finish_start()
+
+    def send_init(self, init: dict[str, Any]) -> None:
+        """Send the init message; the worker imports and seals itself meanwhile."""
+        self.init = init
         self._send(dict(init, t="init", i=0))
+
+    def finish_start(self) -> None:
+        """Wait for the worker's answer to its init message."""
         self.deadline = time.monotonic() + START_TIMEOUT
         self.control = True
         WATCHDOG.watch(self)
@@ -312,7 +340,9 @@ class WorkerProcess:
             if control:
                 self.deadline = time.monotonic() + CONTROL_TIMEOUT + (limit or 0)
             elif limit is not None:
-                self.deadline = time.monotonic() + kill_after(limit)
+                now = time.monotonic()
+                self.deadline = now + kill_after(limit)
+                self.standby_at = now + STANDBY_SHARE * limit
             else:
                 self.deadline = None
             if self.deadline is not None:
@@ -324,7 +354,7 @@ class WorkerProcess:
         finally:
             self.depth -= 1
             if outer:
-                self.deadline = None
+                self.deadline = self.standby_at = None
 
     def _send(self, msg: dict[str, Any]) -> None:
         if self.pending_release:
@@ -590,7 +620,10 @@ class Watchdog:
     """One daemon thread that kills workers whose call ran past its deadline.
     It wakes at least every ``TICK`` seconds while some worker is watched and
     sleeps precisely until the nearest deadline it knows of, so a kill comes
-    on time while the hot path pays no timer system call on the host."""
+    on time while the hot path pays no timer system call on the host. When a
+    call has run half its time limit, it asks the runtime for a standby
+    worker, so a restart after a kill costs only the script's top level, not
+    a whole interpreter start."""
 
     TICK = 0.05
 
@@ -619,6 +652,13 @@ class Watchdog:
                     with self._lock:
                         self._procs.discard(proc)
                     continue
+                soft = proc.standby_at
+                if soft is not None and not proc.standby_requested:
+                    if now >= soft:  # a long call: have a replacement ready in case it must be killed
+                        proc.standby_requested = True
+                        proc.host.prepare_standby(proc)
+                    else:
+                        nearest = min(nearest, soft)
                 deadline = proc.deadline
                 if deadline is None:
                     continue

@@ -25,6 +25,7 @@ import os
 import socket
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -470,6 +471,49 @@ def test_c_level_loops_stop_and_the_engine_stays_usable(name: str) -> None:
     # an interrupt the worker caught itself keeps the state
     assert m.call_function("spin.keep", [2]) == (1 if restarted else 2)
     _unaffected(m)
+
+
+def test_a_hard_stop_restarts_on_the_standby_started_during_the_call() -> None:
+    """A call still running at half its limit gets a replacement worker started
+    beside it; after the kill the script's top level reruns there (no
+    interpreter start between the kill and the error)."""
+    m = _manager(time_limit=1.0)
+    m.load_script_from_source("spin", "python", "def attack():\n    return sum(range(10**12))\ndef ok():\n    return 'ok'\n")
+    runtime = m.engine("python").runtime
+    first = runtime.worker_info("spin")
+    assert not first["from_standby"] and first["standby_pid"] is None
+    with pytest.raises(ScriptTimeoutError):
+        m.call_function("spin.attack")
+    info = runtime.worker_info("spin")
+    assert info["restarts"] == 1 and info["from_standby"] and info["pid"] != first["pid"]
+    assert m.call_function("spin.ok") == "ok"
+    _unaffected(m)
+
+
+def test_a_standby_worker_ends_with_its_script() -> None:
+    m = _manager(time_limit=0.6)
+    m.load_script_from_source("spin", "python", "def loop():\n    while True:\n        pass\n")
+    with pytest.raises(ScriptTimeoutError):
+        m.call_function("spin.loop")  # interrupted in the worker; a standby was started meanwhile
+    runtime = m.engine("python").runtime
+    for _ in range(100):
+        standby = runtime.worker_info("spin")["standby_pid"]
+        if standby:
+            break
+        time.sleep(0.05)
+    assert standby and runtime.worker_info("spin")["restarts"] == 0
+    m.unload_script("spin")
+    assert not _alive(standby)
+    _unaffected(m)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1][0] != "Z"
 
 
 def test_the_hard_deadline_is_within_one_and_a_half_times_the_limit() -> None:
