@@ -621,6 +621,8 @@ def audit_hook(
             return
         if importing_ok and event in _IMPORT_EVENTS and _from_importlib(event, args):
             return
+        if event == "open" and args and isinstance(args[0], int):
+            return  # a file object around a descriptor the worker already has (a pipe): no path is opened
         if event == "import":
             name = args[0]
             if name in sys.modules or allowed_import(name):

@@ -453,3 +453,30 @@ def test_a_replacement_worker_outlives_the_thread_that_started_it() -> None:
         assert m.call_function("s.inc") == 1, "the replacement serves calls (its script reloaded)"
     assert m.engine("python").runtime.worker_info("s")["restarts"] == 2
     m.close()
+
+
+@pytest.mark.parametrize("layers", [True, False], ids=["python layers on", "python layers off"])
+def test_the_process_grant_runs_programs_still_confined(layers: bool, shared_dir) -> None:
+    """allow_processes: programs run (as nobody), and they inherit the
+    confinement: no file outside the grants, no writes."""
+    from kryon_core.isolation.testing import python_layers_off
+
+    os.chmod(shared_dir, 0o777)
+    policy = SecurityPolicy.sandboxed(allow_processes=True, allowed_modules={"subprocess"})
+    m = ScriptManager(policy=policy, cache=False)
+    source = (
+        "import subprocess\ndef run(*argv):\n    r = subprocess.run(list(argv), capture_output=True)\n"
+        "    return [r.returncode, r.stdout.decode(), r.stderr.decode()]\n"
+    )
+    if layers:
+        m.load_script_from_source("p", "python", source)
+    else:
+        with python_layers_off():
+            m.load_script_from_source("p", "python", source)
+    assert m.call_function("p.run", ["/bin/echo", "hello"])[:2] == [0, "hello\n"]
+    assert m.call_function("p.run", ["/bin/sh", "-c", "id -u"])[1].strip() != "0"
+    code, out, _ = m.call_function("p.run", ["/bin/sh", "-c", "cat /etc/passwd"])
+    assert code != 0 and "root:" not in out
+    code, _, _ = m.call_function("p.run", ["/bin/sh", "-c", f"touch {shared_dir}/child-wrote"])
+    assert code != 0 and not (shared_dir / "child-wrote").exists()
+    m.close()
