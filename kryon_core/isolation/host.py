@@ -457,7 +457,8 @@ class IsolatedRuntime:
         handler = self.on_breakpoint
         if handler is None:
             return None
-        local_vars = msg.get("v") if isinstance(msg.get("v"), dict) else {}
+        raw_locals = msg.get("v")
+        local_vars: dict[str, Any] = raw_locals if isinstance(raw_locals, dict) else {}
         if stack:
             top = stack[0]
             stack = [StackFrame(top.function, script=top.script, line=top.line, language=top.language,

@@ -403,7 +403,8 @@ class WorkerProcess:
             if not isinstance(args, list):
                 raise ScriptRuntimeError("arguments must be a list", language=language)
             if msg["t"] == "bp":
-                result = self.host.serve_breakpoint(msg, self.frames(msg.get("st")))
+                self.host.serve_breakpoint(msg, self.frames(msg.get("st")))
+                result = None
             elif msg["t"] == "api":
                 result = self.host.serve_api(self, msg.get("n"), args)
             else:

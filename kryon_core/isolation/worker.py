@@ -355,12 +355,11 @@ class _Armed:
             _setitimer(_ITIMER_REAL, self.limit)
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: Any) -> None:
         if self.outer:
             _setitimer(_ITIMER_REAL, 0)
             S.timer_armed = False
             S.pending_timeout = False
-        return False
 
 
 # -- compiling --------------------------------------------------------------------------
@@ -391,7 +390,8 @@ def compile_script(source: str, filename: str) -> types.CodeType:
         if S.python_layers:
             guard.check(result)
         ast.fix_missing_locations(result)
-        return compile(result, filename, "exec", dont_inherit=True)
+        code: types.CodeType = compile(result, filename, "exec", dont_inherit=True)  # type: ignore[call-overload]
+        return code
     if isinstance(result, types.CodeType):
         return result
     raise TypeError(f"the compiler returned {type(result).__name__}, not an AST or code object")
