@@ -218,11 +218,18 @@ def seal(plan: Plan) -> dict[str, Any]:
         except _Missing as exc:
             missing["namespaces"] = str(exc)
             _refuse_unaccepted(missing, plan)
+    top_fd = max(_open_fds())
+    ruleset = None
+    if "landlock" not in missing:
+        # the rules' paths are opened before the privilege drop: a granted
+        # directory may lie below one that nobody cannot enter
+        ruleset, report["landlock"] = _build_landlock(plan, report.pop("landlock_abi"))
     report.update(_set_rlimits(plan))
     report.update(_drop_privilege())
     report.update(_process_flags(plan))
-    if "landlock" not in missing:
-        report["landlock"] = _apply_landlock(plan, report.pop("landlock_abi"))
+    if ruleset is not None:
+        _enforce_landlock(ruleset)  # needs no_new_privs (set above)
+    report.update(_limit_descriptors(plan, top_fd))
     if "seccomp" not in missing:
         report["seccomp"] = _apply_seccomp(plan)
     if missing:
@@ -322,11 +329,6 @@ def _set_rlimits(plan: Plan) -> dict[str, Any]:
     if not plan.file_system:
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
         report["fsize"] = 0
-    if not (plan.file_system or plan.network or plan.processes):
-        # the channel, stdio, and (with imports granted) a module file being read
-        top = max(_open_fds()) + (3 if plan.imports else 1)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (top, top))
-        report["nofile"] = top
     if not plan.processes:
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
         report["nproc"] = 0
@@ -335,6 +337,16 @@ def _set_rlimits(plan: Plan) -> dict[str, Any]:
 
 def _open_fds() -> list[int]:
     return [int(name) for name in os.listdir("/proc/self/fd")] or [2]
+
+
+def _limit_descriptors(plan: Plan, top_fd: int) -> dict[str, Any]:
+    """No new descriptors beyond the channel and stdio, and (with modules
+    granted) a few for the import system reading a module file."""
+    if plan.file_system or plan.network or plan.processes:
+        return {}
+    top = top_fd + (3 if plan.imports or plan.read_paths else 1)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top, top))
+    return {"nofile": top}
 
 
 def _drop_privilege() -> dict[str, Any]:
@@ -427,7 +439,8 @@ def _landlock_abi() -> int:
     return abi
 
 
-def _apply_landlock(plan: Plan, abi: int) -> str:
+def _build_landlock(plan: Plan, abi: int) -> tuple[int, str]:
+    """The worker's ruleset (a descriptor) and its description."""
     landlock = _LIBRARIES["landlock"]
     plumbing = landlock.plumbing
     access = landlock.FSAccess
@@ -445,7 +458,7 @@ def _apply_landlock(plan: Plan, abi: int) -> str:
         for path, rights in _landlock_rules(plan):
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-            except OSError:
+            except FileNotFoundError:
                 continue  # a granted path that does not exist grants nothing
             try:
                 # a rule on a file may only hold the rights files have
@@ -456,10 +469,9 @@ def _apply_landlock(plan: Plan, abi: int) -> str:
                 granted.append(path)
             finally:
                 os.close(fd)
-        ctypes.set_errno(0)
-        plumbing.get_restrict_self()(ruleset, 0)
-    finally:
+    except BaseException:
         os.close(ruleset)
+        raise
     words = [f"ABI {abi}"]
     if plan.file_system:
         words.append("file system granted")
@@ -471,7 +483,16 @@ def _apply_landlock(plan: Plan, abi: int) -> str:
         words.append("TCP bind/connect denied")
     if scoped:
         words.append("signals and abstract UNIX sockets scoped to the worker")
-    return "; ".join(words)
+    return ruleset, "; ".join(words)
+
+
+def _enforce_landlock(ruleset: int) -> None:
+    plumbing = _LIBRARIES["landlock"].plumbing
+    try:
+        ctypes.set_errno(0)
+        plumbing.get_restrict_self()(ruleset, 0)
+    finally:
+        os.close(ruleset)
 
 
 def _landlock_rules(plan: Plan) -> list[tuple[str, int]]:
@@ -601,9 +622,10 @@ def audit_hook(
     allowed_import: Callable[[str], bool],
     bypass: Callable[[], bool],
     denied: type[Exception],
+    import_denied: type[Exception],
 ) -> Callable[[str, tuple[Any, ...]], None]:
-    """The audit hook: refuses, as ``denied`` errors naming the event, the
-    operations the policy withholds (files, processes, sockets, ctypes, gc and
+    """The audit hook: refuses, as ``denied`` errors naming the event (imports
+    as ``import_denied``, an ImportError too), the operations the policy withholds (files, processes, sockets, ctypes, gc and
     frame introspection, marshal, signals, new hooks). ``bypass()`` is true
     while the worker's own code runs (sending a reply, arming a timer)."""
     deny = list(_DENY_ALWAYS_PREFIX)
@@ -614,7 +636,7 @@ def audit_hook(
     if not plan.network:
         deny += _NET_PREFIX
     deny_t = tuple(deny)
-    importing_ok = plan.imports
+    importing_ok = plan.imports or bool(plan.read_paths)  # granted packages load submodules lazily
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if bypass():
@@ -627,7 +649,7 @@ def audit_hook(
             name = args[0]
             if name in sys.modules or allowed_import(name):
                 return
-            raise denied(f"importing '{name}' is not allowed by the sandbox policy")
+            raise import_denied(f"importing '{name}' is not allowed by the sandbox policy")
         if event.startswith(deny_t):
             raise denied(f"'{event}' is not allowed by the sandbox policy")
 

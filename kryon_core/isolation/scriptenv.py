@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 __all__ = [
     "AccessDenied",
+    "ImportDenied",
     "KryonError",
     "SAFE_MODULES",
     "EAGER_MODULES",
@@ -50,6 +51,12 @@ _REMOVED_BUILTINS = (
 
 class AccessDenied(Exception):
     """The sandbox refused an operation (reported to the host as AccessDeniedError)."""
+
+
+class ImportDenied(AccessDenied, ImportError):
+    """An import the sandbox refused: also an ImportError, so code that
+    imports an optional module (``try: import x except ImportError``) goes on
+    without it."""
 
 
 class KryonError(Exception):
@@ -174,7 +181,7 @@ def _make_import(
             return __import__(name, globals, locals, fromlist, level)
         if name in proxies:
             return proxies[name]
-        raise AccessDenied(f"importing '{name}' is not allowed by the sandbox policy")
+        raise ImportDenied(f"importing '{name}' is not allowed by the sandbox policy")
 
     return safe_import
 

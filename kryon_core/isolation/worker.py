@@ -690,6 +690,42 @@ def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
     return granted_dirs
 
 
+def _keep_reachable(paths: list[str]) -> None:
+    """Granted directories stay importable after the drop to nobody.
+
+    A worker started as root becomes nobody, who may not be allowed to walk
+    into a directory above a granted one (an interpreter under a home only
+    its owner may enter). Each granted directory is opened now, and the
+    import system (``sys.path`` and packages' ``__path__``) reaches it as
+    ``/proc/self/fd/N``, which does not walk its parents. Landlock still
+    decides what may be read there; the descriptors do not reach children."""
+    if os.geteuid() != 0:
+        return
+    mapping: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        mapping.append((path.rstrip(os.sep) or os.sep, f"/proc/self/fd/{fd}"))
+    mapping.sort(key=lambda pair: len(pair[0]), reverse=True)  # the deepest directory wins
+
+    def through_fd(entry: Any) -> Any:
+        if not isinstance(entry, str):
+            return entry
+        for directory, fd_path in mapping:
+            if entry == directory or entry.startswith(directory + os.sep):
+                return fd_path + entry[len(directory):]
+        return entry
+
+    sys.path[:] = [through_fd(entry) for entry in sys.path]
+    for module in list(sys.modules.values()):
+        search = getattr(module, "__path__", None)
+        if type(search) is list:
+            search[:] = [through_fd(entry) for entry in search]
+    sys.path_importer_cache.clear()
+
+
 def _allowed_import(init: dict[str, Any]) -> Callable[[str], bool]:
     allowed = set(init.get("allowed_imports", ())) | set(scriptenv.SAFE_MODULES) | {"kryon"}
     allow_all = bool(init.get("grants", {}).get("imports"))
@@ -705,7 +741,9 @@ def _seal(init: dict[str, Any], read_paths: list[str]) -> dict[str, Any]:
     plan = confine.Plan.from_init(init, read_paths)
     report = confine.seal(plan)
     if S.python_layers:
-        sys.addaudithook(confine.audit_hook(plan, _allowed_import(init), lambda: S.internal > 0, AccessDenied))
+        sys.addaudithook(
+            confine.audit_hook(plan, _allowed_import(init), lambda: S.internal > 0, AccessDenied, scriptenv.ImportDenied)
+        )
     report["audit_hook"] = S.python_layers
     report["guard"] = S.python_layers
     report["builtins"] = "curated" if S.python_layers else "python"
@@ -734,6 +772,7 @@ def main() -> None:
     if init.get("recursion"):
         sys.setrecursionlimit(int(init["recursion"]) + 60)
     read_paths = _import_what_is_granted(init)
+    _keep_reachable(read_paths)
     S.kryon = scriptenv.make_kryon_module(init.get("api", {}), _call_api)
     S.engine_globals.update(init.get("globals", {}))
     _set_breakpoints(init.get("breakpoints"))

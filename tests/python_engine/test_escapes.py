@@ -395,6 +395,7 @@ def test_imports_granted_read_only_what_is_on_the_path(traps, monkeypatch) -> No
         m.load_script_from_source(
             "imp", "python",
             "import os\ndef lazy():\n    import granted_mod\n    return granted_mod.VALUE\n"
+            "def stdlib():\n    import difflib\n    return difflib.SequenceMatcher(None, 'abc', 'abd').ratio() > 0.5\n"
             "def via_link():\n    return open(T['dir'] + '/lib/inside-link').read()\n"
             "def outside():\n    return open(T['secret']).read()\n"
             "def write_inside():\n    open(T['dir'] + '/lib/new.py', 'w').write('x')\n"
@@ -402,6 +403,7 @@ def test_imports_granted_read_only_what_is_on_the_path(traps, monkeypatch) -> No
         )
     m.set_global("python", "T", traps.targets(0))
     assert m.call_function("imp.lazy") == "from a granted directory"
+    assert m.call_function("imp.stdlib") is True  # the standard library, imported after sealing
     for fn in ("via_link", "outside", "write_inside"):
         with pytest.raises(ScriptError) as info:
             m.call_function(f"imp.{fn}")

@@ -20,6 +20,7 @@ USE = textwrap.dedent(
     assert "python" in m.languages, m.languages
     m.load_script_from_source("app", "python", "def add(a, b): return a + b", policy=SecurityPolicy.trusted())
     m.load_script_from_source("plug", "python", "import kryon\\ndef via(): return kryon.call('app.add', 2, 3)")
+    m.expose("app.add", to=["plug"])
     assert m.call_function("plug.via") == 5
     try:
         m.load_script_from_source("bad", "python", "open('/etc/hostname').read()")

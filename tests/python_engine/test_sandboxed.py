@@ -480,3 +480,28 @@ def test_the_process_grant_runs_programs_still_confined(layers: bool, shared_dir
     code, _, _ = m.call_function("p.run", ["/bin/sh", "-c", f"touch {shared_dir}/child-wrote"])
     assert code != 0 and not (shared_dir / "child-wrote").exists()
     m.close()
+
+
+@pytest.mark.parametrize("layers", [True, False], ids=["python layers on", "python layers off"])
+def test_a_granted_package_loads_its_submodules_later(layers: bool) -> None:
+    """allowed_modules names a package: it is imported before sealing and its
+    directory stays readable, so a submodule imported later loads."""
+    from kryon_core.isolation.testing import python_layers_off
+
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(allowed_modules={"xml"}), cache=False)
+    source = (
+        "def build(tag):\n    import xml.etree.ElementTree as ET\n    return ET.tostring(ET.Element(tag)).decode()\n"
+        "def outside():\n    return open('/etc/hostname').read()\n"
+    )
+    if layers:
+        m.load_script_from_source("x", "python", source)
+    else:
+        with python_layers_off():
+            m.load_script_from_source("x", "python", source)
+    # the package's own optional C accelerator (_elementtree) is not granted: it falls back to Python
+    assert m.call_function("x.build", ["root"]) == "<root />"
+    with pytest.raises(ScriptError):
+        m.call_function("x.outside")
+    h = m.engine("python").runtime.worker_info("x")["hardening"]
+    assert "1 read-only path" in h["landlock"] and h["nofile"] > 0
+    m.close()
