@@ -13,9 +13,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SecurityPolicy", "MiB"]
+__all__ = ["SecurityPolicy", "MiB", "WEAKER_ISOLATION"]
 
 MiB = 1024 * 1024
+
+#: kernel mechanisms a sandboxed policy may accept going without, by name
+#: (``accept_weaker_isolation``; ``docs/security.md`` says what each one denies)
+WEAKER_ISOLATION = frozenset({"landlock", "seccomp", "namespaces"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,10 @@ class SecurityPolicy:
     - grants: ``allow_file_system``, ``allow_network``, ``allow_processes``,
       ``allow_imports`` (host modules a script may import: Lua ``require``,
       Python ``import``), and ``allowed_modules`` to grant named ones only.
+    - ``accept_weaker_isolation``: kernel mechanisms (names from
+      ``WEAKER_ISOLATION``: ``"landlock"``, ``"seccomp"``, ``"namespaces"``)
+      that untrusted workers may run without where the kernel lacks them;
+      by default a worker that cannot apply one refuses to start.
 
     Trust has a direction (:meth:`covers`): a script may call, without an
     explicit export, only functions of scripts whose grants its own policy
@@ -53,8 +61,21 @@ class SecurityPolicy:
     allow_processes: bool = False
     allow_imports: bool = False
     allowed_modules: frozenset[str] = field(default_factory=frozenset)
+    accept_weaker_isolation: frozenset[str] = field(default_factory=frozenset)
     #: use a JIT where the engine has one (LuaJIT for Lua)
     use_jit: bool = False
+
+    def __post_init__(self) -> None:
+        for name in _SET_FIELDS:  # a plain set or list given for a set field
+            value = getattr(self, name)
+            if not isinstance(value, frozenset):
+                object.__setattr__(self, name, frozenset(value))
+        unknown = set(self.accept_weaker_isolation) - WEAKER_ISOLATION
+        if unknown:
+            raise ValueError(
+                f"accept_weaker_isolation names unknown mechanisms {sorted(unknown)}; "
+                f"known: {sorted(WEAKER_ISOLATION)}"
+            )
 
     @classmethod
     def trusted(cls, **overrides: Any) -> "SecurityPolicy":
@@ -81,13 +102,9 @@ class SecurityPolicy:
 
         Also reachable as ``SecurityPolicy.sandboxed(...)`` (see below): the
         dataclass field ``sandboxed`` is the flag, the classmethod the factory."""
-        if "allowed_modules" in overrides:
-            overrides["allowed_modules"] = frozenset(overrides["allowed_modules"])
         return dataclasses.replace(cls(), **overrides)
 
     def replace(self, **changes: Any) -> "SecurityPolicy":
-        if "allowed_modules" in changes:
-            changes["allowed_modules"] = frozenset(changes["allowed_modules"])
         return dataclasses.replace(self, **changes)
 
     def may_import(self, module: str) -> bool:
@@ -101,7 +118,8 @@ class SecurityPolicy:
         """Whether a script under this policy may do everything a script under
         ``other`` may: trusted covers every policy; a sandboxed policy covers
         another sandboxed one whose grants (files, network, processes,
-        imports, named modules) are all its own too. Numeric limits are not
+        imports, named modules) and accepted weaker isolation are all its own
+        too. Numeric limits are not
         authority: each side of a call keeps its own."""
         if not self.sandboxed:
             return True
@@ -110,6 +128,8 @@ class SecurityPolicy:
         for grant in ("allow_file_system", "allow_network", "allow_processes", "allow_imports"):
             if getattr(other, grant) and not getattr(self, grant):
                 return False
+        if not other.accept_weaker_isolation <= self.accept_weaker_isolation:
+            return False  # a worker missing a kernel mechanism may reach what this one may not
         return self.allow_imports or other.allowed_modules <= self.allowed_modules
 
     def describe(self) -> str:
@@ -122,7 +142,12 @@ class SecurityPolicy:
             limits.append(f"time {self.time_limit:g} s")
         if self.max_recursion:
             limits.append(f"recursion {self.max_recursion}")
+        if self.accept_weaker_isolation:
+            limits.append("without " + ", ".join(sorted(self.accept_weaker_isolation)))
         return "sandboxed (" + ", ".join(limits) + ")"
+
+
+_SET_FIELDS = ("allowed_modules", "accept_weaker_isolation")
 
 
 class _SandboxedFactory:

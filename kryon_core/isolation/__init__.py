@@ -1,19 +1,24 @@
 """Running untrusted script code in isolated worker processes.
 
 In-process Python cannot be sandboxed, so untrusted Python (kryon-python)
-and Hy (kryon-lisp) run in a separate worker process per script, locked down
-by the OS and watched by the host. This package is the reusable part:
+and Hy (kryon-lisp) run in a separate worker process per script, confined by
+the kernel and watched by the host (``docs/security.md``). The package
+follows the trust boundary:
 
-- :class:`IsolatedRuntime`: the host side an engine composes (load, call,
-  function handles, globals, memory, restart after a crash or a timeout);
-- :class:`CompilerSpec`: how the worker compiles source ("python", or a
-  ``"module:function"`` another language supplies, e.g. Hy's AST compiler);
-- ``protocol``: length-prefixed JSON frames and the value encoding (never
-  pickle: the host only ever parses JSON the worker wrote);
-- ``worker``: the program the worker runs (standard library only);
-- ``guard``: the AST check applied to every script before it runs.
+- host side: :class:`IsolatedRuntime` (``host.py``), what an engine composes
+  (load, call, function handles, globals, memory, restart after a crash or a
+  timeout); ``process.py``, one worker process, its request loop, the
+  watchdog and the spawner thread; ``testing.py``, test-only switches;
+- both sides: ``protocol.py``, length-prefixed JSON frames and the value
+  encoding (never pickle: the host only ever parses JSON the worker wrote);
+- worker side (standard library only, loaded by path): ``worker.py``, the
+  start-up and protocol loop; ``confine.py``, the kernel confinement
+  (Landlock, seccomp, namespaces, rlimits, never root) and the audit hook;
+  ``scriptenv.py``, a script's builtins, imports and ``kryon`` module;
+  ``guard.py``, the AST check applied to every script before it runs.
 
-See ``docs``/README of kryon-python for why a process and not WebAssembly.
+:class:`CompilerSpec` says how the worker compiles source ("python", or a
+``"module:function"`` another language supplies, e.g. Hy's AST compiler).
 """
 
 from .host import ERROR_CLASSES, WORKER_PATH, CompilerSpec, IsolatedRuntime, limits_for

@@ -1,76 +1,40 @@
-"""The host side of isolation: worker processes, the re-entrant protocol,
-limits, restarts, and the value handles that cross.
+"""The runtime an engine composes to run untrusted scripts in workers.
 
-:class:`IsolatedRuntime` is what an engine uses. Each loaded script gets its
-own worker process (the strongest boundary there is between scripts: one
-script's crash, memory or CPU exhaustion never touches another's state) with
-its own :class:`~kryon_core.SecurityPolicy` turned into OS limits and grants.
-
-The host never trusts a byte the worker writes: messages are JSON
-(:mod:`.protocol`), handle ids are looked up in tables the host owns, frames
-past the size limit or malformed ones end the worker, and every wait has a
-deadline when the policy has a time limit.
+:class:`IsolatedRuntime` gives each loaded script its own worker process (the
+strongest boundary there is between scripts: one script's crash, memory or
+CPU exhaustion never touches another's state) with its own
+:class:`~kryon_core.SecurityPolicy` turned into kernel confinement, limits and
+grants (see ``confine.py`` and ``docs/security.md``). It loads, calls,
+restarts a worker that died (reloading its script), and binds the ``kryon``
+API. One worker process and its channel are :class:`.process.WorkerProcess`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import importlib.util
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ..engine import FunctionInfo, GarbageCollectionStats, MemoryUsage
-from ..errors import (
-    AccessDeniedError,
-    CompileError,
-    ConversionError,
-    DOMError,
-    FunctionNotFoundError,
-    MemoryLimitError,
-    RecursionLimitError,
-    ScriptError,
-    ScriptRuntimeError,
-    ScriptTimeoutError,
-    SizeLimitError,
-    StackFrame,
-)
+from ..engine import BreakpointHit, FunctionInfo, GarbageCollectionStats, MemoryUsage
+from ..errors import ConversionError, ScriptError, ScriptRuntimeError, StackFrame
 from ..policy import SecurityPolicy
-from ..values import FunctionRef, UserData
+from ..values import FunctionRef
 from . import protocol
+from .process import ERROR_CLASSES, SPAWNER, WORKER_PATH, WorkerDied, WorkerProcess
+from .testing import SWITCHES
 
 if TYPE_CHECKING:
     from ..bridge import ScriptBridge
 
 __all__ = ["CompilerSpec", "IsolatedRuntime", "WORKER_PATH", "limits_for", "ERROR_CLASSES"]
 
-#: the worker program, run as ``python -I -S WORKER_PATH``
-WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
-
-ERROR_CLASSES: dict[str, type[ScriptError]] = {
-    "runtime": ScriptRuntimeError,
-    "compile": CompileError,
-    "access": AccessDeniedError,
-    "timeout": ScriptTimeoutError,
-    "memory": MemoryLimitError,
-    "recursion": RecursionLimitError,
-    "size": SizeLimitError,
-    "conversion": ConversionError,
-    "notfound": FunctionNotFoundError,
-    "dom": DOMError,
-    "script": ScriptError,
-}
-_KIND_OF = [(cls, kind) for kind, cls in ERROR_CLASSES.items()]
-
-#: how long control requests (unload, gc, globals) may take when nothing else limits them
-CONTROL_TIMEOUT = 10.0
-START_TIMEOUT = 30.0
+#: the libraries the worker confines itself with (found on the host, handed to the worker)
+CONFINEMENT_MODULES = ("landlock", "pyseccomp")
 
 
 @dataclass(frozen=True)
@@ -112,485 +76,30 @@ def limits_for(policy: SecurityPolicy) -> dict[str, Any]:
             "imports": policy.allow_imports,
         },
         "recursion": policy.max_recursion,
+        "accept_weaker": sorted(policy.accept_weaker_isolation),
     }
 
 
-class _Dead(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+_CONFINEMENT_PATHS: list[str] | None = None
 
 
-class _Process:
-    """One worker process and its channel. Used with its script's lock held."""
-
-    def __init__(self, runtime: "IsolatedRuntime", script: "_Script") -> None:
-        self.runtime = runtime
-        self.script = script
-        self.ids = itertools.count(1)
-        self.handles: dict[int, Any] = {}  # host handle id -> host object the worker holds
-        self.handle_ids: dict[int, int] = {}  # id(obj) -> host handle id
-        self.refs: "weakref.WeakValueDictionary[int, FunctionRef]" = weakref.WeakValueDictionary()
-        self.exported: "weakref.WeakKeyDictionary[FunctionRef, int]" = weakref.WeakKeyDictionary()
-        self.pending_release: list[int] = []
-        self.dead: _Dead | None = None
-        self.deadline: float | None = None
-        self.control = False
-        self.depth = 0
-        self.hardening: dict[str, Any] = {}
-        policy = script.policy
-        self.max_frame = max(protocol.DEFAULT_MAX_FRAME, 4 * (policy.max_value_size or 0))
-        env = {"LC_ALL": "C.UTF-8"}
-        self.popen = subprocess.Popen(
-            [sys.executable, "-I", "-S", WORKER_PATH],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,  # only start-up failures and fatal errors land here
-            env=env,
-            close_fds=True,
-            start_new_session=True,
-        )
-        self.pid = self.popen.pid
-        self.wfd = self.popen.stdin.fileno()  # type: ignore[union-attr]
-        self.rfd = self.popen.stdout.fileno()  # type: ignore[union-attr]
-        self.buf = b""
-        self.decoder = protocol.decoder(self._decode_tag)
-
-    # -- lifecycle -----------------------------------------------------------
-    def start(self, init: dict[str, Any]) -> None:
-        init = dict(init, t="init", i=0)
-        self._send(init)
-        self.deadline = time.monotonic() + START_TIMEOUT
-        self.control = True
-        _WATCHDOG.watch(self)
-        try:
-            reply = self._wait(0)
-        finally:
-            self.deadline = None
-        self.hardening = reply.get("hardening", {}) if isinstance(reply, dict) else {}
-
-    def kill(self, kind: str, message: str) -> None:
-        if self.dead is None:
-            self.dead = _Dead(kind, message)
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except OSError:
-            try:
-                self.popen.kill()
-            except OSError:
-                pass
-        self._reap()
-
-    def _stderr_tail(self) -> str:
-        """The last line the worker wrote to its stderr (a start-up failure
-        or a fatal error), read without blocking."""
-        stream = self.popen.stderr
-        if stream is None:
-            return ""
-        try:
-            os.set_blocking(stream.fileno(), False)
-            data = os.read(stream.fileno(), 65536)
-        except (OSError, ValueError):
-            return ""
-        lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
-        return lines[-1].strip()[:300] if lines else ""
-
-    def _reap(self) -> None:
-        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
-            try:
-                stream.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
-        try:
-            self.popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a zombie we cannot reap
-            pass
-        self.handles.clear()
-        self.handle_ids.clear()
-
-    def close(self) -> None:
-        if self.dead is not None:
-            return
-        self.dead = _Dead("runtime", "the worker was closed")
-        try:
-            protocol.write_frame(self.wfd, protocol.dumps({"t": "exit", "i": next(self.ids)}))
-            self.popen.wait(timeout=0.5)
-        except (OSError, subprocess.TimeoutExpired, ValueError):
-            pass
-        self.kill("runtime", "the worker was closed")
-
-    @property
-    def rss(self) -> int:
-        try:
-            with open(f"/proc/{self.pid}/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            return 0
-
-    @property
-    def peak(self) -> int | None:
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) * 1024
-        except (OSError, ValueError):
-            pass
-        return None
-
-    # -- requests --------------------------------------------------------------
-    def request(self, msg: dict[str, Any], *, limit: float | None, control: bool = False) -> Any:
-        """Send a request and wait for its reply, serving the worker's own
-        requests meanwhile. ``limit`` is the policy's time limit for calls."""
-        if self.dead is not None:
-            raise self.dead
-        rid = next(self.ids)
-        msg["i"] = rid
-        outer = self.depth == 0
-        if outer:
-            self.control = control
-            if control:
-                self.deadline = time.monotonic() + CONTROL_TIMEOUT + (limit or 0)
-            elif limit is not None:
-                self.deadline = time.monotonic() + limit + _grace(limit)
-            else:
-                self.deadline = None
-            if self.deadline is not None:
-                _WATCHDOG.watch(self)
-        self.depth += 1
-        try:
-            self._send(msg)
-            return self._wait(rid)
-        finally:
-            self.depth -= 1
-            if outer:
-                self.deadline = None
-
-    def _send(self, msg: dict[str, Any]) -> None:
-        if self.pending_release:
-            released, self.pending_release = self.pending_release, []
-            msg["rel"] = released
-        try:
-            protocol.write_frame(self.wfd, protocol.dumps(msg))
-        except (OSError, ValueError):
-            self._died()
-            raise self.dead  # type: ignore[misc]
-
-    def _wait(self, rid: int) -> Any:
-        while True:
-            msg = self._receive()
-            rel = msg.get("rel")
-            if rel:
-                self._drop_handles(rel)
-            t = msg.get("t")
-            if t == "r":
-                if msg.get("i") == rid:
-                    return msg.get("v")
-                self._violation(f"reply to an unknown request {msg.get('i')!r}")
-            elif t == "e":
-                if msg.get("i") == rid:
-                    raise self._error(msg)
-                self._violation(f"error for an unknown request {msg.get('i')!r}")
-            elif t == "out":
-                text = msg.get("x")
-                if isinstance(text, str):
-                    self.runtime._output(text)
-            elif t in ("api", "callh", "bp"):
-                self._serve(msg)
-            else:
-                self._violation(f"unknown message type {t!r}")
-
-    def _serve(self, msg: dict[str, Any]) -> None:
-        rid = msg.get("i")
-        stacks = self.runtime._stacks
-        if not hasattr(stacks, "items"):
-            stacks.items = []
-        stacks.items.append(self._frames(msg.get("st")))
-        try:
-            self._serve_one(rid, msg)
-        finally:
-            stacks.items.pop()
-
-    def _serve_one(self, rid: Any, msg: dict[str, Any]) -> None:
-        try:
-            args = msg.get("a", [])
-            if not isinstance(args, list):
-                raise ScriptRuntimeError("arguments must be a list", language=self.runtime.language)
-            if msg["t"] == "bp":
-                result = self.runtime._breakpoint(msg, self.runtime._stacks.items[-1])
-            elif msg["t"] == "api":
-                result = self.runtime._api_call(self.script, msg.get("n"), args)
-            else:
-                target = self.handles.get(msg.get("h"))  # type: ignore[arg-type]
-                if target is None or not callable(target):
-                    raise ScriptRuntimeError("unknown host function handle", language=self.runtime.language)
-                result = target(*args)
-            reply = {"t": "r", "i": rid, "v": self.encode(result)}
-        except _Dead:
-            raise
-        except ScriptError as exc:
-            reply = _error_message(rid, exc)
-        except protocol.ValueRefused as exc:
-            reply = {"t": "e", "i": rid, "k": exc.kind, "m": str(exc), "s": []}
-        except Exception as exc:  # a host function failed: the script sees it as an error
-            reply = {"t": "e", "i": rid, "k": "runtime", "m": f"{type(exc).__name__}: {exc}", "s": []}
-        if self.dead is not None:
-            raise self.dead
-        self._send(reply)
-
-    def _receive(self) -> dict[str, Any]:
-        buf = self.buf
-        if len(buf) < 4:
-            buf = self._fill(buf, 4)
-        (n,) = protocol.HEADER.unpack_from(buf)
-        if n > self.max_frame:
-            self._violation(f"a message of {n} bytes is larger than allowed")
-        end = 4 + n
-        if len(buf) < end:
-            buf = self._fill(buf, end)
-        self.buf = buf[end:]
-        try:
-            return protocol.loads(buf[4:end], self.decoder)
-        except protocol.ProtocolError as exc:
-            self._violation(str(exc))
-            raise  # unreachable
-
-    def _fill(self, buf: bytes, need: int) -> bytes:
-        parts = [buf]
-        have = len(buf)
-        while have < need:
-            chunk = self._read(max(1 << 16, min(need - have, 1 << 24)))
-            parts.append(chunk)
-            have += len(chunk)
-        return b"".join(parts)
-
-    def _read(self, n: int) -> bytes:
-        """One blocking read of at most ``n`` bytes. Deadlines are kept by the
-        watchdog thread, which kills a worker past its deadline: the read then
-        ends with EOF and the death's reason says "timeout"."""
-        if self.dead is not None:
-            raise self.dead
-        try:
-            chunk = os.read(self.rfd, n)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self._died()
-        return chunk
-
-    def expire(self) -> None:
-        """Called by the watchdog (another thread) once the deadline passed:
-        mark the death and kill the process; the waiting thread reaps it."""
-        if self.dead is not None:
-            return
-        limit = self.script.policy.time_limit
-        if self.control:
-            self.dead = _Dead("runtime", "the worker stopped answering and was stopped")
-        else:
-            self.dead = _Dead(
-                "timeout", f"the call ran longer than the time limit ({limit:g} s); the worker was stopped"
-            )
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-    def _died(self) -> None:
-        if self.dead is not None:
-            self._reap()
-        else:
-            try:
-                code = self.popen.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                code = None
-            if code is not None and code < 0 and -code == signal.SIGXCPU:
-                self.kill("timeout", "the call used more CPU time than the time limit allows; the worker was stopped")
-            elif code is not None and code < 0:
-                name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-                tail = self._stderr_tail()
-                self.kill("runtime", f"the worker running the script was killed by {name}" + (f" ({tail})" if tail else ""))
-            else:
-                tail = self._stderr_tail()
-                self.kill("runtime", f"the worker running the script exited (status {code})" + (f": {tail}" if tail else ""))
-        raise self.dead  # type: ignore[misc]
-
-    def _violation(self, what: str) -> None:
-        self.kill("runtime", f"the worker broke the protocol ({what}) and was stopped")
-        raise self.dead  # type: ignore[misc]
-
-    def _frames(self, raw: Any) -> list[StackFrame]:
-        stack = []
-        for frame in raw if isinstance(raw, list) else ():
-            if isinstance(frame, list) and len(frame) >= 3:
-                fn, script, line = frame[0], frame[1], frame[2]
-                lang = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else self.runtime.language
-                col = frame[4] if len(frame) > 4 else None
-                stack.append(
-                    StackFrame(
-                        str(fn),
-                        script=str(script) if script is not None else None,
-                        line=line if isinstance(line, int) else None,
-                        column=col if isinstance(col, int) else None,
-                        language=lang,
-                    )
-                )
-        return stack
-
-    def _error(self, msg: dict[str, Any]) -> ScriptError:
-        kind = msg.get("k")
-        cls = ERROR_CLASSES.get(kind if isinstance(kind, str) else "runtime", ScriptRuntimeError)
-        stack = self._frames(msg.get("s"))
-        line = msg.get("l")
-        line = line if isinstance(line, int) else (stack[0].line if stack else None)
-        col = msg.get("c")
-        if not isinstance(col, int):  # a runtime error: the innermost frame's column, if the worker sends columns
-            col = stack[0].column if stack and stack[0].line == line else None
-        text = msg.get("m")
-        script_id = self.script.id
-        if stack and stack[0].script:
-            script_id = stack[0].script
-        return cls(
-            str(text) if text is not None else "error",
-            language=self.runtime.language if not stack else (stack[0].language or self.runtime.language),
-            script=script_id,
-            line=line,
-            column=col,
-            stack=stack,
-        )
-
-    # -- values --------------------------------------------------------------------
-    def _decode_tag(self, d: dict[str, Any]) -> Any:
-        if protocol.TAG not in d:
-            return d
-        tag = d[protocol.TAG]
-        if tag == "b":
-            return protocol.decode_bytes(d)
-        if tag == "h":
-            hid = d.get("v")
-            if not isinstance(hid, int) or hid not in self.handles:
-                raise protocol.ProtocolError(f"unknown host handle {hid!r}")
-            return self.handles[hid]
-        if tag == "f":
-            hid = d.get("v")
-            if not isinstance(hid, int):
-                raise protocol.ProtocolError("bad function handle")
-            ref = self.refs.get(hid)
-            if ref is None:
-                name = d.get("n") if isinstance(d.get("n"), str) else "function"
-                script = d.get("s") if isinstance(d.get("s"), str) else None
-                ref = self.runtime._worker_function(self, hid, name, script or self.script.id)
-                self.refs[hid] = ref
-                self.exported[ref] = hid
-            return ref
-        if tag == "d":
-            items = d.get("v")
-            if not isinstance(items, list):
-                raise protocol.ProtocolError("bad escaped dict")
-            out = {}
-            for item in items:
-                if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
-                    raise protocol.ProtocolError("bad escaped dict item")
-                out[item[0]] = item[1]
-            return out
-        raise protocol.ProtocolError(f"unknown tag {tag!r}")
-
-    def encode(self, value: Any) -> Any:
-        return protocol.encode_value(value, self._export, max_size=self.script.policy.max_value_size)
-
-    def _export(self, obj: Any) -> Any:
-        if isinstance(obj, FunctionRef):
-            hid = self.exported.get(obj)
-            if hid is not None:
-                return {protocol.TAG: "f", "v": hid}
-        if isinstance(obj, (FunctionRef, UserData)) or callable(obj):
-            key = id(obj)
-            hid = self.handle_ids.get(key)
-            if hid is None or self.handles.get(hid) is not obj:
-                hid = next(self.ids)
-                self.handles[hid] = obj
-                self.handle_ids[key] = hid
-            return {protocol.TAG: "h", "v": hid, "c": 1 if callable(obj) else 0}
-        bridge = self.runtime.bridge
-        if bridge is not None:
-            try:
-                converted = bridge.convert_unknown(obj)
-            except ScriptError as exc:
-                raise protocol.ValueRefused(exc.message) from None
-            return self.encode(converted)
-        raise protocol.ValueRefused(f"cannot pass a {type(obj).__name__} to {self.runtime.language}")
-
-    def _drop_handles(self, ids: Any) -> None:
-        if not isinstance(ids, list):
-            return
-        for hid in ids:
-            if isinstance(hid, int):
-                obj = self.handles.pop(hid, None)
-                if obj is not None and self.handle_ids.get(id(obj)) == hid:
-                    del self.handle_ids[id(obj)]
-
-
-class _Watchdog:
-    """One daemon thread that kills workers whose call ran past its deadline
-    (time limit plus grace). It wakes every ``TICK`` seconds while some
-    worker is watched, so the hot path pays no timer syscall on the host."""
-
-    TICK = 0.05
-
-    def __init__(self) -> None:
-        self._procs: "weakref.WeakSet[_Process]" = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def watch(self, proc: _Process) -> None:
-        if proc in self._procs:
-            return
-        with self._lock:
-            self._procs.add(proc)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="kryon-isolation-watchdog", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.TICK)
-            now = time.monotonic()
-            with self._lock:
-                procs = list(self._procs)
-            for proc in procs:
-                if proc.dead is not None:
-                    with self._lock:
-                        self._procs.discard(proc)
-                    continue
-                deadline = proc.deadline
-                if deadline is not None and now > deadline:
-                    proc.expire()
-
-
-_WATCHDOG = _Watchdog()
-
-
-def _grace(limit: float) -> float:
-    """How long past the time limit the host waits for the worker's own
-    interrupt before it kills the process."""
-    return min(2.0, max(0.25, limit))
-
-
-def _kind_of(exc: ScriptError) -> str:
-    for cls, kind in _KIND_OF:
-        if type(exc) is cls:
-            return kind
-    for cls, kind in _KIND_OF:
-        if isinstance(exc, cls) and kind != "script":
-            return kind
-    return "script"
-
-
-def _error_message(rid: Any, exc: ScriptError) -> dict[str, Any]:
-    stack = [[f.function, f.script, f.line, f.language] for f in exc.stack]
-    if not stack and exc.script is not None:
-        stack = [["<host>", exc.script, exc.line, exc.language]]
-    return {"t": "e", "i": rid, "k": _kind_of(exc), "m": exc.message, "s": stack}
+def confinement_paths() -> list[str]:
+    """The directories that hold the confinement libraries: the worker runs
+    with ``-I -S`` (no site-packages) and is told where to import them from."""
+    global _CONFINEMENT_PATHS
+    if _CONFINEMENT_PATHS is None:
+        paths: list[str] = []
+        for name in CONFINEMENT_MODULES:
+            spec = importlib.util.find_spec(name)
+            origin = spec.origin if spec is not None else None
+            if origin:
+                top = os.path.dirname(origin)
+                if spec is not None and spec.submodule_search_locations:  # a package: its parent
+                    top = os.path.dirname(top)
+                if top not in paths:
+                    paths.append(top)
+        _CONFINEMENT_PATHS = paths
+    return list(_CONFINEMENT_PATHS)
 
 
 @dataclass
@@ -600,8 +109,16 @@ class _Script:
     filename: str | None
     policy: SecurityPolicy
     uses_async: bool
+    #: test switches in force when the script was loaded (its restarts keep them)
+    python_layers: bool = True
+    unavailable: frozenset[str] = frozenset()
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
-    proc: _Process | None = None
+    proc: WorkerProcess | None = None
+    #: the worker whose start (top level) is running, before it becomes ``proc``
+    starting: WorkerProcess | None = None
+    #: a started, sealed worker waiting to replace ``proc`` if it must be killed
+    standby: WorkerProcess | None = None
+    standby_lock: threading.Lock = field(default_factory=threading.Lock)
     lock: threading.RLock = field(default_factory=threading.RLock)
     restarts: int = 0
     #: the script's own ``kryon`` API (its view of the bridge), made on first use
@@ -658,11 +175,78 @@ class IsolatedRuntime:
             for m, _ in bridge.methods():
                 self._api_names.setdefault(m.name, m.name)
 
-    def _output(self, text: str) -> None:
+    # -- what a worker process asks of its runtime (process.WorkerHost) ---------------
+    def deliver_output(self, text: str) -> None:
         try:
             self.output(text)
         except Exception:  # the host's output sink must not break a call
             pass
+
+    def serve_api(self, proc: WorkerProcess, name: Any, args: list[Any]) -> Any:
+        return self._api_call(proc.owner, name, args)
+
+    def serve_breakpoint(self, msg: dict[str, Any], stack: list[StackFrame]) -> None:
+        self._breakpoint(msg, stack)
+
+    def worker_function(self, proc: WorkerProcess, hid: int, name: str, script_id: str) -> FunctionRef:
+        return self._worker_function(proc, hid, name, script_id)
+
+    def convert_unknown(self, obj: Any) -> Any:
+        bridge = self.bridge
+        if bridge is None:
+            raise protocol.ValueRefused(f"cannot pass a {type(obj).__name__} to {self.language}")
+        try:
+            return bridge.convert_unknown(obj)
+        except ScriptError as exc:
+            raise protocol.ValueRefused(exc.message) from None
+
+    def push_stack(self, frames: list[StackFrame]) -> None:
+        items = getattr(self._stacks, "items", None)
+        if items is None:
+            items = self._stacks.items = []
+        items.append(frames)
+
+    def pop_stack(self) -> None:
+        self._stacks.items.pop()
+
+    def prepare_standby(self, proc: WorkerProcess) -> None:
+        """A call of ``proc`` has run half its time limit (the watchdog thread
+        asks): start a replacement on the spawner thread now, so that if the
+        worker must be killed, the restart only reruns the script's top level."""
+        script: _Script = proc.owner
+        if script is not None and script.standby is None and not self._closed:
+            SPAWNER.submit(lambda: self._spawn_standby(script))
+
+    def _spawn_standby(self, script: _Script) -> None:
+        proc = WorkerProcess(self, script.id, script.policy, owner=script)
+        try:
+            proc.send_init(self._init_message(script))
+        except WorkerDied:
+            return
+        with script.standby_lock:
+            if script.standby is None and self._scripts.get(script.id) is script and not self._closed:
+                script.standby = proc
+                return
+        proc.kill("runtime", "not needed")
+
+    def _take_standby(self, script: _Script) -> WorkerProcess | None:
+        """The script's standby worker, if it was started with what a new
+        worker would be told now (else it is ended)."""
+        with script.standby_lock:
+            proc, script.standby = script.standby, None
+        if proc is None:
+            return None
+        fresh = self._init_message(script)
+        if proc.dead is None and all(proc.init.get(k) == fresh[k] for k in ("api", "sys_path", "python_layers")):
+            return proc
+        proc.kill("runtime", "out of date")
+        return None
+
+    def _end_standby(self, script: _Script) -> None:
+        with script.standby_lock:
+            proc, script.standby = script.standby, None
+        if proc is not None:
+            proc.close()
 
     # -- scripts ------------------------------------------------------------------
     def load(
@@ -673,12 +257,16 @@ class IsolatedRuntime:
         AccessDeniedError, a limit error or ScriptRuntimeError."""
         if self._closed:
             raise ScriptError("the isolated runtime was closed", language=self.language)
-        script = _Script(script_id, source, filename, policy, uses_async="async" in source)
-        self._start(script)
+        with SWITCHES.lock:
+            layers, unavailable = SWITCHES.python_layers, SWITCHES.unavailable
+        script = _Script(script_id, source, filename, policy, "async" in source, layers, unavailable)
+        with script.lock:
+            self._start(script)
         with self._lock:
             old = self._scripts.get(script_id)
             self._scripts[script_id] = script
         if old is not None:
+            self._end_standby(old)
             with old.lock:
                 if old.proc is not None:
                     old.proc.close()
@@ -691,35 +279,51 @@ class IsolatedRuntime:
         succeeded does it replace the old one (which otherwise keeps running)."""
         return self.load(script_id, source, policy=policy, filename=filename)
 
+    def _init_message(self, script: _Script) -> dict[str, Any]:
+        policy = script.policy
+        return {
+            **limits_for(policy),
+            "compiler": self.compiler.name,
+            "site": self.compiler.site,
+            "preload": list(self.compiler.preload),
+            "columns": self.compiler.columns,
+            "allowed_imports": sorted(set(policy.allowed_modules) | set(self.compiler.runtime_imports)),
+            "sys_path": [p for p in sys.path if isinstance(p, str) and p],
+            "confine_paths": confinement_paths(),
+            "host_pid": os.getpid(),
+            "api": self._api_names,
+            "asyncio": script.uses_async,
+            "globals": {},
+            "breakpoints": self._breakpoints,
+            "python_layers": script.python_layers,
+            "test_unavailable": sorted(script.unavailable),
+        }
+
     def _start(self, script: _Script) -> None:
-        proc = _Process(self, script)
+        """Start a worker and run the script's top level in it (with the
+        script's lock held). While the top level runs the worker is the
+        script's ``starting`` one, so callbacks it registers and fires at
+        once (a listener, then an event) reach it."""
         try:
-            init = {
-                **limits_for(script.policy),
-                "compiler": self.compiler.name,
-                "site": self.compiler.site,
-                "preload": list(self.compiler.preload),
-                "columns": self.compiler.columns,
-                "allowed_imports": sorted(set(script.policy.allowed_modules) | set(self.compiler.runtime_imports)),
-                "sys_path": [p for p in sys.path if isinstance(p, str) and p],
-                "api": self._api_names,
-                "asyncio": script.uses_async,
-                "globals": {},
-                "breakpoints": self._breakpoints,
-            }
-            proc.start(init)
+            proc = self._ready_worker(script)
+            if proc.init.get("breakpoints") != self._breakpoints:
+                proc.request({"t": "bps", "b": self._breakpoints}, limit=None, control=True)
             for name, value in self._globals.items():
                 proc.request({"t": "setg", "n": name, "v": proc.encode(value)}, limit=None, control=True)
             infos = proc.request(
                 {"t": "load", "script": script.id, "source": script.source},
                 limit=script.policy.time_limit,
             )
-        except _Dead as dead:
-            proc.kill(dead.kind, str(dead))
+        except WorkerDied as dead:
+            if script.starting is not None:
+                script.starting.kill(dead.kind, str(dead))
             raise self._dead_error(script, dead, during="loading") from None
         except BaseException:
-            proc.kill("runtime", "load failed")
+            if script.starting is not None:
+                script.starting.kill("runtime", "load failed")
             raise
+        finally:
+            script.starting = None
         functions = {}
         for info in infos if isinstance(infos, list) else ():
             if isinstance(info, dict) and isinstance(info.get("name"), str):
@@ -730,10 +334,29 @@ class IsolatedRuntime:
         script.functions = functions
         script.proc = proc
 
+    def _ready_worker(self, script: _Script) -> WorkerProcess:
+        """A worker that answered its init message: the script's standby when
+        it is restarting and has one (started while the failed call ran past
+        its limit), else a new one. It is the script's ``starting`` worker."""
+        standby = self._take_standby(script) if script.restarts else None
+        if standby is not None:
+            script.starting = standby
+            try:
+                standby.finish_start()
+                standby.from_standby = True
+                return standby
+            except WorkerDied:
+                standby.kill("runtime", "the standby worker failed to start")
+        proc = WorkerProcess(self, script.id, script.policy, owner=script)
+        script.starting = proc
+        proc.start(self._init_message(script))
+        return proc
+
     def unload(self, script_id: str) -> None:
         with self._lock:
             script = self._scripts.pop(script_id, None)
         if script is not None:
+            self._end_standby(script)
             with script.lock:
                 if script.proc is not None:
                     script.proc.close()
@@ -764,7 +387,7 @@ class IsolatedRuntime:
                 return proc.request(
                     {"t": "call", "script": script_id, "fn": function, "a": encoded}, limit=script.policy.time_limit
                 )
-            except _Dead as dead:
+            except WorkerDied as dead:
                 raise self._after_death(script, proc, dead) from None
 
     async def call_async(self, script_id: str, function: str, args: Sequence[Any]) -> Any:
@@ -773,10 +396,10 @@ class IsolatedRuntime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.call, script_id, function, list(args))
 
-    def _call_handle(self, proc: _Process, hid: int, name: str, args: Sequence[Any]) -> Any:
-        script = proc.script
+    def _call_handle(self, proc: WorkerProcess, hid: int, name: str, args: Sequence[Any]) -> Any:
+        script: _Script = proc.owner
         with script.lock:
-            if script.proc is not proc or proc.dead is not None:
+            if (script.proc is not proc and script.starting is not proc) or proc.dead is not None:
                 raise ScriptRuntimeError(
                     f"function '{name}' belongs to a worker that was restarted or closed",
                     language=self.language,
@@ -788,10 +411,10 @@ class IsolatedRuntime:
                 raise _refused(exc, self.language, script.id) from None
             try:
                 return proc.request({"t": "callh", "h": hid, "a": encoded}, limit=script.policy.time_limit)
-            except _Dead as dead:
+            except WorkerDied as dead:
                 raise self._after_death(script, proc, dead) from None
 
-    def _worker_function(self, proc: _Process, hid: int, name: str, script_id: str) -> FunctionRef:
+    def _worker_function(self, proc: WorkerProcess, hid: int, name: str, script_id: str) -> FunctionRef:
         def release() -> None:
             proc.pending_release.append(hid)
 
@@ -827,16 +450,15 @@ class IsolatedRuntime:
                     continue
                 try:
                     proc.request({"t": "bps", "b": self._breakpoints}, limit=None, control=True)
-                except _Dead as dead:
+                except WorkerDied as dead:
                     self._after_death(script, proc, dead)
 
     def _breakpoint(self, msg: dict[str, Any], stack: list[StackFrame]) -> None:
-        from ..engine import BreakpointHit
-
         handler = self.on_breakpoint
         if handler is None:
             return None
-        local_vars = msg.get("v") if isinstance(msg.get("v"), dict) else {}
+        raw_locals = msg.get("v")
+        local_vars: dict[str, Any] = raw_locals if isinstance(raw_locals, dict) else {}
         if stack:
             top = stack[0]
             stack = [StackFrame(top.function, script=top.script, line=top.line, language=top.language,
@@ -854,7 +476,7 @@ class IsolatedRuntime:
         return None
 
     # -- death and restart ------------------------------------------------------------
-    def _live(self, script: _Script) -> _Process:
+    def _live(self, script: _Script) -> WorkerProcess:
         proc = script.proc
         if proc is None or proc.dead is not None:
             self._restart(script)
@@ -865,7 +487,7 @@ class IsolatedRuntime:
                 )
         return proc
 
-    def _after_death(self, script: _Script, proc: _Process, dead: _Dead) -> ScriptError:
+    def _after_death(self, script: _Script, proc: WorkerProcess, dead: WorkerDied) -> ScriptError:
         """The worker died during a call: restart it (reloading the script)
         and return the error the caller gets."""
         if script.proc is proc and self._scripts.get(script.id) is script and proc.depth == 0:
@@ -901,7 +523,7 @@ class IsolatedRuntime:
         if keys:
             drop(keys)
 
-    def _dead_error(self, script: _Script, dead: _Dead, during: str = "") -> ScriptError:
+    def _dead_error(self, script: _Script, dead: WorkerDied, during: str = "") -> ScriptError:
         cls = ERROR_CLASSES.get(dead.kind, ScriptRuntimeError)
         text = str(dead)
         if during != "loading" and dead.kind not in ("timeout",):
@@ -922,7 +544,7 @@ class IsolatedRuntime:
                     proc.request({"t": "setg", "n": name, "v": proc.encode(value)}, limit=None, control=True)
                 except protocol.ValueRefused as exc:
                     raise _refused(exc, self.language, script.id) from None
-                except _Dead as dead:
+                except WorkerDied as dead:
                     raise self._after_death(script, proc, dead) from None
 
     def get_global(self, name: str) -> Any:
@@ -955,7 +577,7 @@ class IsolatedRuntime:
                 before += proc.rss
                 try:
                     r = proc.request({"t": "gc"}, limit=None, control=True)
-                except _Dead as dead:
+                except WorkerDied as dead:
                     self._after_death(script, proc, dead)
                     continue
                 after += proc.rss
@@ -965,12 +587,13 @@ class IsolatedRuntime:
             bytes_before=before, bytes_after=after, objects_freed=freed, duration_ms=(time.perf_counter() - start) * 1000
         )
 
-    def _procs(self) -> list[tuple[_Script, _Process]]:
+    def _procs(self) -> list[tuple[_Script, WorkerProcess]]:
         return [(s, s.proc) for s in list(self._scripts.values()) if s.proc is not None and s.proc.dead is None]
 
     def worker_info(self, script_id: str) -> dict[str, Any]:
-        """pid, restarts and the hardening report of a script's worker (for
-        diagnostics and tests)."""
+        """pid, restarts and the hardening report of a script's worker: what
+        the kernel confinement applied (and, under ``weaker``, what the policy
+        accepted going without), for diagnostics and tests."""
         script = self._script(script_id)
         proc = script.proc
         return {
@@ -979,6 +602,9 @@ class IsolatedRuntime:
             "restarts": script.restarts,
             "hardening": dict(proc.hardening) if proc else {},
             "rss": proc.rss if proc else 0,
+            #: the worker was the standby started while a call ran long (see process.Watchdog)
+            "from_standby": bool(proc and proc.from_standby),
+            "standby_pid": script.standby.pid if script.standby is not None else None,
         }
 
     def close(self) -> None:
@@ -987,6 +613,7 @@ class IsolatedRuntime:
             scripts = list(self._scripts.values())
             self._scripts.clear()
         for script in scripts:
+            self._end_standby(script)
             if script.proc is not None:
                 script.proc.close()
                 script.proc = None

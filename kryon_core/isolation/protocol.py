@@ -32,6 +32,7 @@ import json
 import math
 import os
 import struct
+from typing import Any, Callable
 
 __all__ = [
     "TAG",
@@ -81,7 +82,9 @@ class ValueRefused(Exception):
         self.kind = kind
 
 
-def encode_value(value, export, *, max_size=None, _seen=None):
+def encode_value(
+    value: Any, export: Callable[[Any], Any], *, max_size: int | None = None, _seen: set[int] | None = None
+) -> Any:
     """``value`` as JSON-ready data. ``export(obj)`` turns an object outside
     the plain model (a function, a handle) into a tag dict or raises
     :class:`ValueRefused`. Tuples become lists; int dict keys become their
@@ -142,7 +145,7 @@ def encode_value(value, export, *, max_size=None, _seen=None):
     return export(value)
 
 
-def _key(k):
+def _key(k: Any) -> str:
     if type(k) is str:
         return k
     if type(k) is int:
@@ -156,13 +159,13 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_cir
 _pack = HEADER.pack
 
 
-def dumps(message) -> bytes:
+def dumps(message: Any) -> bytes:
     """A message as one frame (header + JSON)."""
     data = _ENCODER.encode(message).encode("utf-8", "surrogatepass")
     return _pack(len(data)) + data
 
 
-def decoder(object_hook=None):
+def decoder(object_hook: Callable[[dict[str, Any]], Any] | None = None) -> json.JSONDecoder:
     """A JSON decoder to hand to :func:`loads` (one per channel)."""
     return json.JSONDecoder(object_hook=object_hook)
 
@@ -170,7 +173,7 @@ def decoder(object_hook=None):
 _PLAIN = json.JSONDecoder()
 
 
-def loads(data: bytes, decoder=None):
+def loads(data: bytes, decoder: json.JSONDecoder | None = None) -> dict[str, Any]:
     """Parse one frame's body. Any malformed input is a :class:`ProtocolError`."""
     decoder = decoder or _PLAIN
     try:
@@ -231,7 +234,7 @@ def read_exact(fd: int, n: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def decode_bytes(tag_dict) -> bytes:
+def decode_bytes(tag_dict: dict[str, Any]) -> bytes:
     try:
         return base64.b64decode(tag_dict["v"], validate=True)
     except (KeyError, TypeError, ValueError) as exc:

@@ -1,25 +1,26 @@
 """The isolated worker: a separate Python process that runs untrusted scripts.
 
 Started by the host as ``python -I -S <this file>`` with the channel on stdin
-and stdout, a clean environment, and ``start_new_session``. Standard library
-only: it loads ``protocol.py`` and ``guard.py`` beside it by path.
+and stdout, an empty environment, in its own session, from the host's spawner
+thread. It loads its siblings by path (``protocol``, ``guard``, ``confine``,
+``scriptenv``): standard library only, plus the confinement libraries the
+host tells it where to find.
 
 Start-up, in this order:
 
 1. read the ``init`` message: limits, grants, the compiler, the ``kryon`` API names;
-2. import what it needs while it still may: the compiler module (``"python"``
-   is built in; another is ``"module:function"``, e.g. Hy's), the modules
-   scripts may import, asyncio when scripts have async functions;
-3. arm the sandbox (:func:`arm`): environment cleared; a fresh network
-   namespace with no interfaces (unless network is granted); ``RLIMIT_AS``
-   (memory), ``RLIMIT_FSIZE`` 0 (no file writes), ``RLIMIT_NPROC`` 0 (no
-   processes or threads), ``RLIMIT_NOFILE`` (no new descriptors), ``RLIMIT_CORE`` 0;
-   root drops to nobody; ``PR_SET_NO_NEW_PRIVS``; ``PR_SET_PDEATHSIG``; an
-   audit hook refusing files, sockets, processes, signals, ctypes, gc
-   introspection, marshal and new audit hooks;
-4. serve requests: ``load`` (compile with the compiler, check with the AST
-   guard, exec in a namespace with curated builtins), ``call``, ``callh``
-   (a function handle), ``setg``/``getg``, ``gc``, ``stats``, ``unload``, ``exit``.
+2. import everything the policy grants while files can still be read: the
+   compiler module (``"python"`` is built in; another is ``"module:function"``,
+   e.g. Hy's), the modules scripts may import, asyncio when scripts have async
+   functions, the codecs the standard library loads lazily, and the
+   confinement libraries;
+3. seal (``confine.seal``): namespaces, read-only mounts, rlimits, never root,
+   no new privileges, Landlock, seccomp; then the audit hook. A mechanism the
+   kernel lacks ends the start with an error naming it, unless the policy
+   accepts weaker isolation by that name;
+4. serve requests: ``load`` (compile, check with the AST guard, exec in a
+   namespace with curated builtins), ``call``, ``callh`` (a function handle),
+   ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``.
 
 Per call the worker arms ``ITIMER_REAL`` (a ``ScriptTimeout`` raised in script
 code) and ``RLIMIT_CPU`` (the kernel's SIGXCPU if the script hides in C code);
@@ -32,97 +33,81 @@ import builtins
 import gc
 import itertools
 import os
+import signal
 import sys
 import types
 import weakref
+from typing import TYPE_CHECKING, Any, Callable
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _load_sibling(name):
+def _load_sibling(name: str) -> types.ModuleType:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(f"kryon_isolation_{name}", os.path.join(_HERE, f"{name}.py"))
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
-protocol = _load_sibling("protocol")
-guard = _load_sibling("guard")
+if TYPE_CHECKING:
+    from . import confine, guard, protocol, scriptenv
+else:
+    protocol = _load_sibling("protocol")
+    guard = _load_sibling("guard")
+    confine = _load_sibling("confine")
+    scriptenv = _load_sibling("scriptenv")
+
 TAG = protocol.TAG
-
-#: modules a sandboxed script may import without a grant: pure computation,
-#: handed over as read-only proxies of their public, non-module attributes
-SAFE_MODULES = (
-    "math", "cmath", "random", "json", "re", "string", "itertools", "functools", "collections",
-    "heapq", "bisect", "datetime", "time", "decimal", "fractions", "statistics", "textwrap", "copy",
-)
-
-_REMOVED_BUILTINS = (
-    "eval", "exec", "compile", "open", "input", "breakpoint", "help", "exit", "quit",
-    "__import__", "__loader__", "__spec__", "__build_class__", "copyright", "credits", "license",
-    "globals", "locals", "vars", "memoryview",
-)
-
-
-# -- errors ----------------------------------------------------------------------
-class AccessDenied(Exception):
-    """The sandbox refused an operation (reported to the host as AccessDeniedError)."""
+AccessDenied = scriptenv.AccessDenied
+KryonError = scriptenv.KryonError
 
 
 class ScriptTimeout(BaseException):
     """The call ran past its time limit (a BaseException: ``except Exception`` does not hide it)."""
 
 
-class KryonError(Exception):
-    """An error the host reported for a ``kryon`` call; ``kind`` is the error kind."""
-
-    def __init__(self, message, kind="runtime", stack=()):
-        super().__init__(message)
-        self.kind = kind
-        self.host_stack = list(stack)
-
-
 # -- state -----------------------------------------------------------------------
 class State:
-    def __init__(self):
+    def __init__(self) -> None:
         self.in_fd = -1
         self.out_fd = -1
         self.next_id = 1
-        self.config = {}
-        self.compile = None
-        self.scripts = {}  # script id -> namespace
-        self.builtins = {}  # script id -> builtins dict
-        self.engine_globals = {}
-        self.handles = {}  # worker handle id -> callable
-        self.handle_ids = {}  # id(callable) -> handle id
-        self.released_host = []  # host handle ids dropped by this worker
-        self.proxies = {}  # host handle id -> proxy (weak)
-        self.modules = {}  # name -> proxy module
-        self.kryon = None
-        self.loop = None
+        self.config: dict[str, Any] = {}
+        self.compile: Callable[[str, str], Any] | None = None
+        self.scripts: dict[str, dict[str, Any]] = {}  # script id -> namespace
+        self.builtins: dict[str, dict[str, Any]] = {}  # script id -> builtins dict
+        self.engine_globals: dict[str, Any] = {}
+        self.handles: dict[int, Any] = {}  # worker handle id -> callable
+        self.handle_ids: dict[int, int] = {}  # id(callable) -> handle id
+        self.released_host: list[int] = []  # host handle ids dropped by this worker
+        self.proxies: dict[int, Any] = {}  # host handle id -> proxy (weak)
+        self.modules: dict[str, types.ModuleType] = {}  # name -> read-only module proxy
+        self.kryon: types.ModuleType | None = None
+        self.loop: Any = None
         self.timer_armed = False
         self.pending_timeout = False
         self.script_running = False
         self.internal = 0
-        self.max_value = None
-        self.call_depth = 0
-        self.loading = set()
-        self.breakpoints = {}  # script id -> {str(line): breakpoint id}
-        self.time_limit = None
+        self.max_value: int | None = None
+        self.loading: set[str] = set()
+        self.breakpoints: dict[str, dict[str, int]] = {}  # script id -> {str(line): breakpoint id}
+        self.time_limit: float | None = None
         self.columns = False
+        self.python_layers = True
         self.cpu_soft = 0
-        self.reader = None
-        self.decoder = None
+        self.reader: Any = None
+        self.decoder: Any = None
 
 
 S = State()
 
 
 # -- channel ------------------------------------------------------------------------
-def send(msg):
+def send(msg: dict[str, Any]) -> None:
     if S.released_host:
         msg["rel"] = S.released_host
         S.released_host = []
@@ -133,11 +118,11 @@ def send(msg):
         S.internal -= 1
 
 
-def receive():
+def receive() -> dict[str, Any]:
     return protocol.loads(S.reader.frame(), S.decoder)
 
 
-def host_request(kind, payload):
+def host_request(kind: str, payload: dict[str, Any]) -> Any:
     """Ask the host (a ``kryon`` API call or a host function) and wait for the
     reply, serving requests the host sends meanwhile."""
     rid = S.next_id
@@ -164,7 +149,11 @@ def host_request(kind, payload):
             raise ScriptTimeout("time limit exceeded")
 
 
-def _current_stack(frame):
+def _call_api(method: str, args: tuple[Any, ...]) -> Any:
+    return host_request("api", {"n": method, "a": encode_args(args)})
+
+
+def _current_stack(frame: types.FrameType | None) -> list[list[Any]]:
     out = []
     while frame is not None:
         code = frame.f_code
@@ -174,7 +163,7 @@ def _current_stack(frame):
     return out
 
 
-def _frame(code, line, lasti):
+def _frame(code: types.CodeType, line: int | None, lasti: int) -> list[Any]:
     """A stack frame for the host: [function, script, line], plus
     [language (the runtime's), column] when the compiler's columns are the
     source's own (``CompilerSpec.columns``)."""
@@ -185,12 +174,12 @@ def _frame(code, line, lasti):
 
 
 # -- breakpoints -------------------------------------------------------------------------
-def _trace_call(frame, event, arg):
+def _trace_call(frame: types.FrameType, event: str, arg: Any) -> Any:
     lines = S.breakpoints.get(frame.f_code.co_filename)
     if not lines:
         return None
 
-    def trace_line(frame, event, arg):
+    def trace_line(frame: types.FrameType, event: str, arg: Any) -> Any:
         if event == "line":
             bid = lines.get(str(frame.f_lineno))
             if bid is not None:
@@ -200,7 +189,7 @@ def _trace_call(frame, event, arg):
     return trace_line
 
 
-def _hit(bid, frame):
+def _hit(bid: int, frame: types.FrameType) -> None:
     local_vars = {}
     for k, v in frame.f_locals.items():
         if k.startswith("__"):
@@ -209,18 +198,22 @@ def _hit(bid, frame):
             local_vars[k] = encode(v)
         except Exception:
             local_vars[k] = repr(v)[:200]
-    S.internal += 1
-    sys.settrace(None)
-    S.internal -= 1
+    _settrace(None)
     try:
         host_request("bp", {"b": bid, "l": frame.f_lineno, "s": frame.f_code.co_filename, "v": local_vars})
     finally:
-        S.internal += 1
-        sys.settrace(_trace_call)
+        _settrace(_trace_call)
+
+
+def _settrace(fn: Any) -> None:
+    S.internal += 1
+    try:
+        sys.settrace(fn)
+    finally:
         S.internal -= 1
 
 
-def _set_breakpoints(bps):
+def _set_breakpoints(bps: Any) -> None:
     S.breakpoints = {f: dict(lines) for f, lines in (bps or {}).items() if lines}
 
 
@@ -230,16 +223,16 @@ class HostObject:
 
     __slots__ = ("_kryon_id", "__weakref__")
 
-    def __init__(self, hid):
+    def __init__(self, hid: int) -> None:
         self._kryon_id = hid
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<host object {self._kryon_id}>"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, HostObject) and other._kryon_id == self._kryon_id
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(("host", self._kryon_id))
 
 
@@ -248,19 +241,19 @@ class HostFunction(HostObject):
 
     __slots__ = ()
 
-    def __call__(self, *args):
+    def __call__(self, *args: Any) -> Any:
         return host_request("callh", {"h": self._kryon_id, "a": encode_args(args)})
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<host function {self._kryon_id}>"
 
 
-def _release_host(hid):
+def _release_host(hid: int) -> None:
     S.proxies.pop(hid, None)
     S.released_host.append(hid)
 
 
-def _decode_tag(d):
+def _decode_tag(d: dict[str, Any]) -> Any:
     if TAG not in d:
         return d
     tag = d[TAG]
@@ -285,10 +278,10 @@ def _decode_tag(d):
     raise protocol.ProtocolError(f"unknown tag {tag!r}")
 
 
-def _export(obj):
+def _export(obj: Any) -> Any:
     if isinstance(obj, HostObject):
         return {TAG: "h", "v": obj._kryon_id}
-    if isinstance(obj, (types.GeneratorType,)):
+    if isinstance(obj, types.GeneratorType):
         return [encode(v) for v in obj]
     if isinstance(obj, (set, frozenset)):
         raise protocol.ValueRefused(f"a {type(obj).__name__} cannot cross between languages; use a list")
@@ -307,268 +300,25 @@ def _export(obj):
     raise protocol.ValueRefused(f"cannot convert a {type(obj).__name__} to a host value")
 
 
-def encode(value):
+def encode(value: Any) -> Any:
     return protocol.encode_value(value, _export, max_size=S.max_value)
 
 
-def encode_args(args):
+def encode_args(args: Any) -> list[Any]:
     return [encode(a) for a in args]
 
 
-# -- the sandbox --------------------------------------------------------------------------
-_DENY_ALWAYS_PREFIX = ("ctypes.", "gc.get_", "marshal.", "sys.addaudithook", "sys.settrace", "sys.setprofile",
-                       "sys._current_frames", "sys.setrecursionlimit", "code.__new__", "function.__new__",
-                       "resource.", "signal.", "winreg.", "os.setuid", "os.setgid", "webbrowser.")
-_FS_PREFIX = ("open", "os.listdir", "os.scandir", "os.remove", "os.rename", "os.mkdir", "os.rmdir",
-              "os.chmod", "os.chown", "os.link", "os.symlink", "os.truncate", "os.utime", "os.chdir",
-              "os.chflags", "os.lchown", "os.walk", "os.fwalk", "shutil.", "glob.", "tempfile.", "pathlib.",
-              "io.open", "os.mkfifo", "os.mknod", "os.getxattr", "os.setxattr", "os.listxattr", "os.removexattr",
-              "os.add_dll_directory", "os.truncate", "fcntl.", "mmap.")
-_PROC_PREFIX = ("subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-                "os.kill", "os.killpg", "os.startfile", "pty.", "_thread.start_new_thread", "os.putenv",
-                "os.unsetenv")
-_NET_PREFIX = ("socket.", "http.", "urllib.", "ftplib.", "smtplib.", "imaplib.", "poplib.", "nntplib.", "telnetlib.")
+# -- time limits --------------------------------------------------------------------------
+_setitimer = signal.setitimer
+_ITIMER_REAL = signal.ITIMER_REAL
 
 
-def _audit_hook(grants, allowed_import):
-    deny = list(_DENY_ALWAYS_PREFIX)
-    if not grants.get("file_system"):
-        deny += _FS_PREFIX
-    if not grants.get("processes"):
-        deny += _PROC_PREFIX
-    if not grants.get("network"):
-        deny += _NET_PREFIX
-    deny_t = tuple(deny)
-
-    importing_ok = bool(grants.get("imports"))
-    import_events = ("open", "os.listdir", "os.scandir", "marshal.loads")
-
-    def hook(event, args):
-        if S.internal:
-            return
-        if importing_ok and event in import_events and _from_importlib(event, args):
-            return
-        if event == "import":
-            name = args[0]
-            if name in sys.modules or allowed_import(name):
-                return
-            raise AccessDenied(f"importing '{name}' is not allowed by the sandbox policy")
-        if event.startswith(deny_t):
-            raise AccessDenied(f"'{event}' is not allowed by the sandbox policy")
-
-    return hook
-
-
-_IMPORTLIB_FILES = ("<frozen importlib._bootstrap_external>", "<frozen importlib._bootstrap>", "<frozen zipimport>")
-
-
-def _from_importlib(event, args):
-    """Whether the import system itself (reading a module's source or
-    bytecode) raised the event: allowed when imports are granted."""
-    if event == "open":
-        mode = args[1] if len(args) > 1 else "r"
-        if not isinstance(mode, str) or any(c in mode for c in "wax+"):
-            return False
-    frame = sys._getframe(2)
-    return frame is not None and frame.f_code.co_filename in _IMPORTLIB_FILES
-
-
-def _unshare_net():
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        flags = 0x40000000  # CLONE_NEWNET
-        if os.getuid() != 0:
-            flags |= 0x10000000  # CLONE_NEWUSER
-        if libc.unshare(flags) == 0:
-            return "network namespace"
-        return f"unshare failed (errno {ctypes.get_errno()})"
-    except Exception as exc:  # no libc, no ctypes: other layers still hold
-        return f"unshare unavailable ({exc})"
-
-
-def _prctl(option, value):
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
-    except Exception:
-        return False
-
-
-# -- seccomp: a BPF filter assembled here, loaded with prctl ------------------------------------
-_SYSCALLS = {
-    # name: (x86_64, aarch64); None where the call does not exist
-    "fork": (57, None), "vfork": (58, None), "execve": (59, 221), "execveat": (322, 281),
-    "clone": (56, 220), "clone3": (435, 435), "socket": (41, 198), "socketpair": (53, 199),
-    "kill": (62, 129), "tkill": (200, 130), "tgkill": (234, 131), "ptrace": (101, 117),
-    "process_vm_readv": (310, 270), "process_vm_writev": (311, 271), "unshare": (272, 97),
-    "setns": (308, 268), "mount": (165, 40), "bpf": (321, 280), "perf_event_open": (298, 241),
-    "keyctl": (250, 219), "userfaultfd": (323, 282), "io_uring_setup": (425, 425),
-    "open_by_handle_at": (304, 265), "pidfd_open": (434, 434), "pidfd_send_signal": (424, 424),
-}
-_ARCHES = {"x86_64": (0, 0xC000003E), "amd64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7), "arm64": (1, 0xC00000B7)}
-
-
-def _seccomp(grants):
-    """Refuse (EPERM) the system calls the policy withholds: new processes
-    (fork, vfork, clone without CLONE_THREAD, clone3, execve), sockets, signals
-    to other processes, and always ptrace, namespaces, mounts, bpf and the
-    like. Returns what happened, for the hardening report."""
-    import ctypes
-    import struct
-
-    machine = os.uname().machine
-    arch = _ARCHES.get(machine.lower())
-    if arch is None:
-        return f"not applied (no syscall table for {machine})"
-    column, audit_arch = arch
-    deny = ["ptrace", "process_vm_readv", "process_vm_writev", "unshare", "setns", "mount", "bpf",
-            "perf_event_open", "keyctl", "userfaultfd", "io_uring_setup", "open_by_handle_at"]
-    if not grants.get("processes"):
-        deny += ["fork", "vfork", "execve", "execveat", "clone3", "kill", "tkill", "tgkill", "pidfd_open",
-                 "pidfd_send_signal"]
-    if not grants.get("network"):
-        deny += ["socket", "socketpair"]
-    numbers = [_SYSCALLS[n][column] for n in deny if _SYSCALLS[n][column] is not None]
-    check_clone = not grants.get("processes")
-    LD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
-    ALLOW, ERRNO_EPERM, KILL = 0x7FFF0000, 0x00050000 | 1, 0x80000000
-    prog = [(LD, 0, 0, 4), ("JEQ_ARCH",), (LD, 0, 0, 0)]
-    if column == 0:
-        prog.append(("JGE_X32",))  # the x32 ABI: syscall numbers with bit 30 set
-    for nr in numbers:
-        prog.append(("DENY_IF", nr))
-    if check_clone:
-        clone = _SYSCALLS["clone"][column]
-        prog += [("CLONE", clone), (LD, 0, 0, 16), ("THREAD",)]
-    prog += [("ALLOW",), ("DENY",), ("KILL",)]
-    n = len(prog)
-    allow_at, deny_at, kill_at = n - 3, n - 2, n - 1
-    out = []
-    for i, ins in enumerate(prog):
-        op = ins[0]
-        if op == "JEQ_ARCH":
-            out.append((JEQ, 0, kill_at - i - 1, audit_arch))
-        elif op == "JGE_X32":
-            out.append((JGE, deny_at - i - 1, 0, 0x40000000))
-        elif op == "DENY_IF":
-            out.append((JEQ, deny_at - i - 1, 0, ins[1]))
-        elif op == "CLONE":
-            out.append((JEQ, 0, allow_at - i - 1, ins[1]))
-        elif op == "THREAD":
-            out.append((JSET, allow_at - i - 1, deny_at - i - 1, 0x00010000))  # CLONE_THREAD
-        elif op == "ALLOW":
-            out.append((RET, 0, 0, ALLOW))
-        elif op == "DENY":
-            out.append((RET, 0, 0, ERRNO_EPERM))
-        elif op == "KILL":
-            out.append((RET, 0, 0, KILL))
-        else:
-            out.append(ins)
-    raw = b"".join(struct.pack("=HBBI", *ins) for ins in out)
-    buf = ctypes.create_string_buffer(raw, len(raw))
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    fprog = SockFprog(len(out), ctypes.addressof(buf))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
-    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
-        return f"failed (errno {ctypes.get_errno()})"
-    return f"{len(numbers) + (1 if check_clone else 0)} system calls refused"
-
-
-def _vm_size():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def arm(cfg):
-    """Lock the process down according to the init message. Returns a report
-    of what was applied (the host shows it in ``worker_info``)."""
-    import resource
-
-    grants = cfg.get("grants", {})
-    limits = cfg.get("limits", {})
-    report = {}
-    if not grants.get("processes"):
-        os.environ.clear()
-    if not grants.get("network"):
-        report["network"] = _unshare_net()
-    else:
-        import ctypes  # noqa: F401  (the seccomp step loads its filter with it)
-    mem = limits.get("memory")
-    if mem:
-        total = _vm_size() + int(mem)
-        try:
-            resource.setrlimit(resource.RLIMIT_AS, (total, total))
-            report["memory"] = total
-        except (ValueError, OSError) as exc:
-            report["memory"] = f"failed: {exc}"
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if not grants.get("file_system"):
-        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-        report["fsize"] = 0
-    if not grants.get("file_system") and not grants.get("network"):
-        # granted imports read module files (one descriptor at a time)
-        top = max(S.in_fd, S.out_fd, 2) + (3 if grants.get("imports") else 1)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (top, top))
-        report["nofile"] = top
-    if os.getuid() == 0 and not grants.get("file_system") and not grants.get("processes") and not grants.get("imports"):
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            report["user"] = "nobody"
-        except OSError as exc:
-            report["user"] = f"failed: {exc}"
-    if not grants.get("processes"):
-        try:
-            resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-            report["nproc"] = 0
-        except (ValueError, OSError) as exc:
-            report["nproc"] = f"failed: {exc}"
-    report["no_new_privs"] = _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS
-    report["dumpable"] = not _prctl(4, 0)  # PR_SET_DUMPABLE 0: no core dumps, no ptrace by others
-    _prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL (after the uid change, which clears it)
-    if os.getppid() == 1:
-        os._exit(0)  # the host is already gone
-    try:
-        report["seccomp"] = _seccomp(grants)  # needs NO_NEW_PRIVS (set above)
-    except Exception as exc:  # no ctypes or an unknown libc: the other layers still hold
-        report["seccomp"] = f"not applied ({exc})"
-    allowed = set(cfg.get("allowed_imports", ())) | set(SAFE_MODULES) | {"kryon"}
-    allow_all = bool(grants.get("imports"))
-
-    def allowed_import(name):
-        return allow_all or name in allowed or name.split(".", 1)[0] in allowed
-
-    sys.addaudithook(_audit_hook(grants, allowed_import))
-    report["audit_hook"] = True
-    return report
-
-
-import signal as _signal  # noqa: E402
-
-_setitimer = _signal.setitimer
-_ITIMER_REAL = _signal.ITIMER_REAL
-
-
-def _cpu_now():
+def _cpu_now() -> float:
     t = os.times()
     return t.user + t.system
 
 
-def _on_alarm(signum, frame):
+def _on_alarm(signum: int, frame: Any) -> None:
     if S.script_running:
         raise ScriptTimeout("time limit exceeded")
     S.pending_timeout = True
@@ -579,11 +329,11 @@ class _Armed:
 
     __slots__ = ("limit", "outer")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.limit = S.time_limit
         self.outer = False
 
-    def __enter__(self):
+    def __enter__(self) -> "_Armed":
         if self.limit and not S.timer_armed:
             self.outer = True
             S.timer_armed = True
@@ -605,186 +355,49 @@ class _Armed:
             _setitimer(_ITIMER_REAL, self.limit)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         if self.outer:
             _setitimer(_ITIMER_REAL, 0)
             S.timer_armed = False
             S.pending_timeout = False
-        return False
-
-
-# -- script namespaces ----------------------------------------------------------------------
-def _safe_getattr(obj, name, *default):
-    if not isinstance(name, str):
-        raise TypeError("attribute name must be a string")
-    if not guard.attribute_allowed(name):
-        raise AccessDenied(f"access to the attribute '{name}' is not allowed in the sandbox")
-    return getattr(obj, name, *default)
-
-
-def _safe_setattr(obj, name, value):
-    if not isinstance(name, str) or not guard.attribute_allowed(name):
-        raise AccessDenied(f"setting the attribute '{name}' is not allowed in the sandbox")
-    setattr(obj, name, value)
-
-
-def _safe_delattr(obj, name):
-    if not isinstance(name, str) or not guard.attribute_allowed(name):
-        raise AccessDenied(f"deleting the attribute '{name}' is not allowed in the sandbox")
-    delattr(obj, name)
-
-
-def _safe_hasattr(obj, name):
-    if not isinstance(name, str) or not guard.attribute_allowed(name):
-        return False
-    return hasattr(obj, name)
-
-
-def _denied(what):
-    def stub(*args, **kwargs):
-        raise AccessDenied(f"{what} is not allowed by the sandbox policy")
-
-    stub.__name__ = what
-    return stub
-
-
-class _ModuleProxy(types.ModuleType):
-    """A safe module's public, non-module attributes; the rest is refused."""
-
-    def __getattr__(self, attr):
-        raise AccessDenied(f"'{self.__name__}.{attr}' is not available in the sandbox")
-
-
-def _proxy_module(name, module):
-    proxy = _ModuleProxy(name)
-    for attr, value in vars(module).items():
-        if attr.startswith("_") or isinstance(value, types.ModuleType):
-            continue
-        setattr(proxy, attr, value)
-    return proxy
-
-
-def _make_import(cfg):
-    grants = cfg.get("grants", {})
-    allowed = set(cfg.get("allowed_imports", ()))
-    allow_all = bool(grants.get("imports"))
-
-    def safe_import(name, globals=None, locals=None, fromlist=(), level=0):
-        if level:
-            raise AccessDenied("relative imports are not allowed in the sandbox")
-        root = name.split(".", 1)[0]
-        if name == "kryon":
-            return S.kryon
-        if allow_all or name in allowed or root in allowed:
-            return __import__(name, globals, locals, fromlist, level)
-        if name in S.modules:
-            return S.modules[name]
-        raise AccessDenied(f"importing '{name}' is not allowed by the sandbox policy")
-
-    return safe_import
-
-
-def _prepare_modules():
-    for name in SAFE_MODULES:
-        try:
-            S.modules[name] = _proxy_module(name, __import__(name))
-        except ImportError:
-            pass
-
-
-def make_builtins(cfg):
-    b = dict(vars(builtins))
-    for name in _REMOVED_BUILTINS:
-        b.pop(name, None)
-    b["__build_class__"] = builtins.__build_class__
-    b["__import__"] = _make_import(cfg)
-    b["getattr"] = _safe_getattr
-    b["setattr"] = _safe_setattr
-    b["delattr"] = _safe_delattr
-    b["hasattr"] = _safe_hasattr
-    grants = cfg.get("grants", {})
-    b["open"] = open if grants.get("file_system") else _denied("open")
-    for name in ("eval", "exec", "compile", "breakpoint", "input", "globals", "locals", "vars"):
-        b[name] = _denied(name)
-    b["AccessDenied"] = AccessDenied
-    b.update(S.engine_globals)
-    return b
-
-
-class _Output:
-    """``sys.stdout`` for scripts: each line goes to the host's output."""
-
-    def __init__(self):
-        self.buf = ""
-
-    def write(self, text):
-        if not isinstance(text, str):
-            raise TypeError("write() argument must be str")
-        self.buf += text
-        if "\n" in self.buf:
-            *lines, self.buf = self.buf.split("\n")
-            for line in lines:
-                send({"t": "out", "x": line})
-        return len(text)
-
-    def flush(self):
-        if self.buf:
-            send({"t": "out", "x": self.buf})
-            self.buf = ""
-
-
-def make_kryon_module(api_names):
-    mod = types.ModuleType("kryon")
-
-    def bind(script_name, method):
-        def api(*args):
-            return host_request("api", {"n": method, "a": encode_args(args)})
-
-        api.__name__ = script_name
-        api.__qualname__ = script_name
-        return api
-
-    for script_name, method in api_names.items():
-        setattr(mod, script_name, bind(script_name, method))
-    mod.KryonError = KryonError
-    mod.ScriptError = KryonError
-    mod.AccessDenied = AccessDenied
-    return mod
 
 
 # -- compiling --------------------------------------------------------------------------
-def _python_compiler(source, filename):
+def _python_compiler(source: str, filename: str) -> Any:
     import ast
 
     return ast.parse(source, filename, "exec")
 
 
-def _resolve_compiler(spec):
+def _resolve_compiler(spec: str | None) -> Callable[[str, str], Any]:
     if spec in (None, "", "python"):
         return _python_compiler
-    module_name, _, attr = spec.partition(":")
-    obj = __import__(module_name, fromlist=["_"])
+    module_name, _, attr = str(spec).partition(":")
+    obj: Any = __import__(module_name, fromlist=["_"])
     for part in (attr or "compile").split("."):
         obj = getattr(obj, part)
-    return obj
+    return obj  # type: ignore[no-any-return]
 
 
-def compile_script(source, filename):
+def compile_script(source: str, filename: str) -> types.CodeType:
     """The compiler hook returns an ``ast.Module`` (checked by the guard, then
     compiled) or a code object (then it must have checked the code itself)."""
     import ast
 
+    assert S.compile is not None
     result = S.compile(source, filename)
     if isinstance(result, ast.AST):
-        guard.check(result)
+        if S.python_layers:
+            guard.check(result)
         ast.fix_missing_locations(result)
-        return compile(result, filename, "exec", dont_inherit=True)
+        code: types.CodeType = compile(result, filename, "exec", dont_inherit=True)  # type: ignore[call-overload]
+        return code
     if isinstance(result, types.CodeType):
         return result
     raise TypeError(f"the compiler returned {type(result).__name__}, not an AST or code object")
 
 
-def function_infos(script, ns):
+def function_infos(script: str, ns: dict[str, Any]) -> list[dict[str, Any]]:
     import inspect
 
     out = []
@@ -810,7 +423,7 @@ def function_infos(script, ns):
 
 
 # -- errors to the host ---------------------------------------------------------------------------
-def _stack(tb):
+def _stack(tb: types.TracebackType | None) -> list[list[Any]]:
     frames = []
     while tb is not None:
         code = tb.tb_frame.f_code
@@ -821,26 +434,27 @@ def _stack(tb):
     return frames
 
 
-def error_reply(rid, exc):
-    kind = "runtime"
-    if isinstance(exc, AccessDenied):
-        kind = "access"
-    elif isinstance(exc, guard.GuardViolation):
-        kind = "access"
-    elif isinstance(exc, ScriptTimeout):
-        kind = "timeout"
-    elif isinstance(exc, MemoryError):
-        kind = "memory"
-    elif isinstance(exc, RecursionError):
-        kind = "recursion"
-    elif isinstance(exc, KryonError):
-        kind = exc.kind
-    elif isinstance(exc, protocol.ValueRefused):
-        kind = exc.kind
-    elif isinstance(exc, SyntaxError):
-        kind = "compile"
-    elif isinstance(exc, PermissionError):
-        kind = "access"
+_KINDS: tuple[tuple[Any, str], ...] = ()
+
+
+def _error_kind(exc: BaseException) -> str:
+    global _KINDS
+    if not _KINDS:
+        _KINDS = (
+            (AccessDenied, "access"), (guard.GuardViolation, "access"), (ScriptTimeout, "timeout"),
+            (MemoryError, "memory"), (RecursionError, "recursion"), (SyntaxError, "compile"),
+            (PermissionError, "access"),
+        )
+    if isinstance(exc, (KryonError, protocol.ValueRefused)):
+        return exc.kind
+    for cls, kind in _KINDS:
+        if isinstance(exc, cls):
+            return kind
+    return "runtime"
+
+
+def error_reply(rid: Any, exc: BaseException) -> dict[str, Any]:
+    kind = _error_kind(exc)
     stack = getattr(exc, "_kryon_stack", None)
     if stack is None:
         stack = _stack(exc.__traceback__)
@@ -849,7 +463,7 @@ def error_reply(rid, exc):
         text = str(exc) or type(exc).__name__
     else:
         text = f"{type(exc).__name__}: {exc}"
-    msg = {"t": "e", "i": rid, "k": kind, "m": text, "s": stack}
+    msg: dict[str, Any] = {"t": "e", "i": rid, "k": kind, "m": text, "s": stack}
     if isinstance(exc, SyntaxError):
         msg["m"] = exc.msg or "invalid syntax"
         msg["l"] = exc.lineno
@@ -865,23 +479,15 @@ def error_reply(rid, exc):
 
 
 # -- requests -------------------------------------------------------------------------------
-def _traced(fn, args):
-    S.internal += 1
-    try:
-        sys.settrace(_trace_call)
-    finally:
-        S.internal -= 1
+def _traced(fn: Callable[..., Any], args: Any) -> Any:
+    _settrace(_trace_call)
     try:
         return fn(*args)
     finally:
-        S.internal += 1
-        try:
-            sys.settrace(None)
-        finally:
-            S.internal -= 1
+        _settrace(None)
 
 
-def _run(fn, args):
+def _run(fn: Callable[..., Any], args: Any) -> Any:
     result = _traced(fn, args) if S.breakpoints else fn(*args)
     if isinstance(result, types.CoroutineType):
         if S.loop is None:
@@ -893,13 +499,20 @@ def _run(fn, args):
     return result
 
 
-def do_load(msg):
+def do_load(msg: dict[str, Any]) -> list[dict[str, Any]]:
     script = msg["script"]
     filename = script
     S.loading.add(filename)
     try:
         code = compile_script(msg["source"], filename)
-        b = make_builtins(S.config)
+        b = scriptenv.make_builtins(
+            S.config,
+            kryon=S.kryon,  # type: ignore[arg-type]
+            proxies=S.modules,
+            engine_globals=S.engine_globals,
+            attribute_allowed=guard.attribute_allowed,
+            curated=S.python_layers,
+        )
         ns = {"__name__": script, "__builtins__": b, "__file__": script, "__doc__": None}
         with _Armed():
             S.script_running = True
@@ -921,17 +534,17 @@ def do_load(msg):
     return function_infos(script, ns)
 
 
-def _keep_stack(exc):
+def _keep_stack(exc: BaseException) -> None:
     """Take a failed top level's stack now: once the script leaves
     ``S.loading`` its frames no longer count as script frames, and the error
     would reach the host with no line."""
     try:
-        exc._kryon_stack = _stack(exc.__traceback__)
+        exc._kryon_stack = _stack(exc.__traceback__)  # type: ignore[attr-defined]
     except Exception:  # an exception class that refuses attributes keeps no stack
         pass
 
 
-def do_call(msg):
+def do_call(msg: dict[str, Any]) -> Any:
     ns = S.scripts.get(msg["script"])
     if ns is None:
         raise KryonError(f"script '{msg['script']}' is not loaded in this worker", "notfound")
@@ -941,7 +554,7 @@ def do_call(msg):
     return _call(fn, msg.get("a", ()))
 
 
-def _call(fn, args):
+def _call(fn: Callable[..., Any], args: Any) -> Any:
     with _Armed():
         was = S.script_running
         S.script_running = True
@@ -953,65 +566,72 @@ def _call(fn, args):
     return encode(result)
 
 
-def _flush_output():
+def _flush_output() -> None:
     """What a call printed without a final newline still reaches the host."""
     for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, _Output) and stream.buf:
+        if isinstance(stream, scriptenv.ScriptOutput) and stream.buf:
             stream.flush()
 
 
-def do_callh(msg):
+def do_callh(msg: dict[str, Any]) -> Any:
     fn = S.handles.get(msg["h"])
     if fn is None:
         raise KryonError("this function was released or its worker restarted", "runtime")
     return _call(fn, msg.get("a", ()))
 
 
-def do_gc(msg):
-    return {"freed": gc.collect()}
+def _release(ids: Any) -> None:
+    for hid in ids:
+        fn = S.handles.pop(hid, None)
+        if fn is not None:
+            S.handle_ids.pop(id(fn), None)
 
 
-def serve(msg):
+def _set_global(name: str, value: Any) -> None:
+    S.engine_globals[name] = value
+    for b in S.builtins.values():
+        b[name] = value
+
+
+def _dispatch(t: Any, msg: dict[str, Any], rid: Any) -> Any:
+    if t == "call":
+        return do_call(msg)
+    if t == "callh":
+        return do_callh(msg)
+    if t == "load":
+        return do_load(msg)
+    if t == "unload":
+        S.scripts.pop(msg["script"], None)
+        S.builtins.pop(msg["script"], None)
+        return None
+    if t == "setg":
+        _set_global(msg["n"], msg.get("v"))
+        return None
+    if t == "getg":
+        return encode(S.engine_globals.get(msg["n"]))
+    if t == "gc":
+        return {"freed": gc.collect()}
+    if t == "bps":
+        _set_breakpoints(msg.get("b"))
+        return None
+    if t == "ping":
+        return msg.get("v")
+    if t == "exit":
+        send({"t": "r", "i": rid, "v": None})
+        os._exit(0)
+    raise protocol.ProtocolError(f"unknown request {t!r}")
+
+
+def serve(msg: dict[str, Any]) -> None:
     t = msg.get("t")
     rid = msg.get("i")
     rel = msg.get("rel")
     if rel:
-        for hid in rel:
-            fn = S.handles.pop(hid, None)
-            if fn is not None:
-                S.handle_ids.pop(id(fn), None)
+        _release(rel)
     if t == "release":
         return
     try:
-        if t == "call":
-            value = do_call(msg)
-        elif t == "callh":
-            value = do_callh(msg)
-        elif t == "load":
-            value = do_load(msg)
-        elif t == "unload":
-            S.scripts.pop(msg["script"], None)
-            S.builtins.pop(msg["script"], None)
-            value = None
-        elif t == "setg":
-            S.engine_globals[msg["n"]] = msg.get("v")
-            for b in S.builtins.values():
-                b[msg["n"]] = msg.get("v")
-            value = None
-        elif t == "getg":
-            value = encode(S.engine_globals.get(msg["n"]))
-        elif t == "gc":
-            value = do_gc(msg)
-        elif t == "bps":
-            _set_breakpoints(msg.get("b"))
-            value = None
-        elif t == "ping":
-            value = msg.get("v")
-        elif t == "exit":
-            send({"t": "r", "i": rid, "v": None})
-            os._exit(0)
-        else:
-            raise protocol.ProtocolError(f"unknown request {t!r}")
+        value = _dispatch(t, msg, rid)
         send({"t": "r", "i": rid, "v": value})
     except ScriptTimeout as exc:
         send(error_reply(rid, exc))
@@ -1022,11 +642,115 @@ def serve(msg):
             reply = error_reply(rid, exc)
         except MemoryError:
             reply = {"t": "e", "i": rid, "k": "memory", "m": "out of memory", "s": []}
-        exc = None
+        del exc
         send(reply)
 
 
-def main():
+# -- start-up -------------------------------------------------------------------------------
+def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
+    """Everything scripts may use, imported while files can still be read.
+    Returns the directories granted modules load submodules from lazily."""
+    for p in init.get("sys_path") or []:
+        if p not in sys.path:
+            sys.path.append(p)
+    if init.get("site"):
+        import site
+
+        site.main()
+    for name in init.get("preload", ()):
+        __import__(name)
+    if init.get("grants", {}).get("network"):
+        import encodings.idna  # noqa: F401  (host names are encoded with it, lazily)
+    granted_dirs: list[str] = []
+    for name in init.get("allowed_imports", ()):
+        try:
+            module = __import__(name)
+        except Exception:
+            continue
+        granted_dirs += [p for p in getattr(sys.modules.get(name, module), "__path__", ()) if isinstance(p, str)]
+    for name in scriptenv.EAGER_MODULES:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    S.compile = _resolve_compiler(init.get("compiler"))
+    S.modules = scriptenv.proxy_modules(guard.attribute_allowed)
+    if init.get("asyncio"):
+        import asyncio
+
+        S.loop = asyncio.new_event_loop()
+    import ast  # noqa: F401  (compile_script and function_infos use these after sealing)
+    import atexit  # noqa: F401  (weakref.finalize imports it on first use)
+    import inspect  # noqa: F401
+    import resource  # noqa: F401
+
+    if init.get("grants", {}).get("imports"):
+        # any module on the path may be imported lazily: its directories stay readable
+        return [p for p in sys.path if isinstance(p, str) and os.path.isdir(p)]
+    return granted_dirs
+
+
+def _keep_reachable(paths: list[str]) -> None:
+    """Granted directories stay importable after the drop to nobody.
+
+    A worker started as root becomes nobody, who may not be allowed to walk
+    into a directory above a granted one (an interpreter under a home only
+    its owner may enter). Each granted directory is opened now, and the
+    import system (``sys.path`` and packages' ``__path__``) reaches it as
+    ``/proc/self/fd/N``, which does not walk its parents. Landlock still
+    decides what may be read there; the descriptors do not reach children."""
+    if os.geteuid() != 0:
+        return
+    mapping: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        mapping.append((path.rstrip(os.sep) or os.sep, f"/proc/self/fd/{fd}"))
+    mapping.sort(key=lambda pair: len(pair[0]), reverse=True)  # the deepest directory wins
+
+    def through_fd(entry: Any) -> Any:
+        if not isinstance(entry, str):
+            return entry
+        for directory, fd_path in mapping:
+            if entry == directory or entry.startswith(directory + os.sep):
+                return fd_path + entry[len(directory):]
+        return entry
+
+    sys.path[:] = [through_fd(entry) for entry in sys.path]
+    for module in list(sys.modules.values()):
+        search = getattr(module, "__path__", None)
+        if type(search) is list:
+            search[:] = [through_fd(entry) for entry in search]
+    sys.path_importer_cache.clear()
+
+
+def _allowed_import(init: dict[str, Any]) -> Callable[[str], bool]:
+    allowed = set(init.get("allowed_imports", ())) | set(scriptenv.SAFE_MODULES) | {"kryon"}
+    allow_all = bool(init.get("grants", {}).get("imports"))
+
+    def allowed_import(name: str) -> bool:
+        return allow_all or name in allowed or name.split(".", 1)[0] in allowed
+
+    return allowed_import
+
+
+def _seal(init: dict[str, Any], read_paths: list[str]) -> dict[str, Any]:
+    """The kernel's confinement, then the audit hook (when the Python layers are on)."""
+    plan = confine.Plan.from_init(init, read_paths)
+    report = confine.seal(plan)
+    if S.python_layers:
+        sys.addaudithook(
+            confine.audit_hook(plan, _allowed_import(init), lambda: S.internal > 0, AccessDenied, scriptenv.ImportDenied)
+        )
+    report["audit_hook"] = S.python_layers
+    report["guard"] = S.python_layers
+    report["builtins"] = "curated" if S.python_layers else "python"
+    return report
+
+
+def main() -> None:
     # the channel moves off 0 and 1, which point to /dev/null from now on
     S.in_fd = os.dup(0)
     S.out_fd = os.dup(1)
@@ -1040,48 +764,27 @@ def main():
     if init.get("t") != "init":
         raise SystemExit("expected init")
     S.config = init
-    extra_path = init.get("sys_path") or []
-    for p in extra_path:
-        if p not in sys.path:
-            sys.path.append(p)
-    if init.get("site"):
-        import site
-
-        site.main()
+    S.python_layers = init.get("python_layers", True) is not False
+    confine.load_libraries(init.get("confine_paths") or [])
     S.max_value = init.get("limits", {}).get("value_size")
     S.time_limit = init.get("limits", {}).get("time")
     S.columns = bool(init.get("columns"))
     if init.get("recursion"):
         sys.setrecursionlimit(int(init["recursion"]) + 60)
-    for name in init.get("preload", ()):
-        __import__(name)
-    if init.get("grants", {}).get("network"):
-        import encodings.idna  # noqa: F401  (host names are encoded with it, lazily)
-    for name in init.get("allowed_imports", ()):  # granted modules load now, while files can be read
-        try:
-            __import__(name)
-        except Exception:
-            pass
-    S.compile = _resolve_compiler(init.get("compiler"))
-    _prepare_modules()
-    if init.get("asyncio"):
-        import asyncio
-
-        S.loop = asyncio.new_event_loop()
-    S.kryon = make_kryon_module(init.get("api", {}))
+    read_paths = _import_what_is_granted(init)
+    _keep_reachable(read_paths)
+    S.kryon = scriptenv.make_kryon_module(init.get("api", {}), _call_api)
     S.engine_globals.update(init.get("globals", {}))
     _set_breakpoints(init.get("breakpoints"))
-    import atexit  # noqa: F401  (weakref.finalize imports it on first use)
-    import signal
-    import inspect  # noqa: F401  (used by function_infos after arming)
-    import ast  # noqa: F401
-    import resource  # noqa: F401
-
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.stdout = sys.__stdout__ = _Output()
-    sys.stderr = sys.__stderr__ = _Output()
-    report = arm(init) if init.get("sandbox", True) else {}
+    sys.stdout = sys.__stdout__ = scriptenv.ScriptOutput(_send_line)  # type: ignore[misc,assignment]
+    sys.stderr = sys.__stderr__ = scriptenv.ScriptOutput(_send_line)  # type: ignore[misc,assignment]
+    try:
+        report = _seal(init, read_paths)
+    except confine.Unavailable as exc:
+        send({"t": "e", "i": init.get("i"), "k": "access", "m": str(exc), "s": []})
+        os._exit(0)
     send({"t": "r", "i": init.get("i"), "v": {"pid": os.getpid(), "hardening": report}})
     while True:
         try:
@@ -1089,6 +792,10 @@ def main():
         except EOFError:
             os._exit(0)
         serve(msg)
+
+
+def _send_line(line: str) -> None:
+    send({"t": "out", "x": line})
 
 
 if __name__ == "__main__":

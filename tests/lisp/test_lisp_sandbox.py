@@ -205,3 +205,177 @@ def test_a_cached_trusted_compile_never_lets_macros_into_the_sandbox():
         with pytest.raises(AccessDeniedError) as info:
             m.load_script_from_source("untrusted", "lisp", source)  # same source: a cache hit
         assert "defmacro" in info.value.message and info.value.line == 1
+
+
+# -- the kernel layer: arbitrary code in a Lisp worker --------------------------------------------
+def _load_corpus():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "python_engine" / "escape_corpus.py"
+    spec = importlib.util.spec_from_file_location("escape_corpus", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = _load_corpus()
+
+LISP_CORPUS = r'''
+(defn make-room []
+  (try
+    (import os)
+    (for [fd [0 1]]
+      (try (os.close fd) (except [OSError] None)))
+    (except [Exception] None)))
+
+(defn read-secret [] (make-room)
+  (with [f (open (get T "secret"))] (.read f)))
+(defn read-secret-os [] (make-room)
+  (import os)
+  (setv fd (os.open (get T "secret") os.O_RDONLY))
+  (try (os.read fd 100) (finally (os.close fd))))
+(defn read-symlink [] (make-room)
+  (with [f (open (get T "link"))] (.read f)))
+(defn read-shadow [] (make-room)
+  (with [f (open "/etc/shadow")] (.read f)))
+(defn read-passwd [] (make-room)
+  (with [f (open "/etc/passwd")] (.read f)))
+(defn host-environ [] (make-room)
+  (with [f (open (% "/proc/%d/environ" (get T "host_pid")) "rb")] (.read f)))
+(defn own-environ [] (make-room)
+  (import os)
+  (dict os.environ))
+(defn self-mem [] (make-room)
+  (import os)
+  (os.open "/proc/self/mem" os.O_RDWR)
+  "ESCAPED")
+(defn write-file [] (make-room)
+  (with [f (open (+ (get T "dir") "/lisp-written") "w")] (.write f "x")))
+(defn write-shm [] (make-room)
+  (with [f (open (+ "/dev/shm/kryon-escape-" (get T "token")) "w")] (.write f "x")))
+(defn chmod-secret [] (make-room)
+  (import os)
+  (os.chmod (get T "secret") 0o666))
+(defn tcp-connect [] (make-room)
+  (import socket)
+  (setv s (socket.socket))
+  (.settimeout s 1)
+  (.connect s #("127.0.0.1" (get T "port")))
+  "ESCAPED")
+(defn unix-connect [] (make-room)
+  (import socket)
+  (setv s (socket.socket socket.AF_UNIX))
+  (.settimeout s 1)
+  (.connect s (get T "abstract"))
+  "ESCAPED")
+(defn fork [] (make-room)
+  (import os)
+  (setv pid (os.fork))
+  (when (= pid 0) ((getattr os "_exit") 0))
+  (% "ESCAPED %d" pid))
+(defn spawn [] (make-room)
+  (import os)
+  (% "ESCAPED %d" (os.posix_spawn "/bin/sh" ["sh" "-c" (+ "touch " (get T "dir") "/lisp-spawned")] {})))
+(defn kill-decoys [] (make-room)
+  (import os)
+  (for [pid (get T "decoys")] (os.kill pid 9))
+  "ESCAPED")
+(defn kill-host [] (make-room)
+  (import os signal)
+  (os.kill (get T "host_pid") signal.SIGCONT)
+  "ESCAPED")
+(defn kill-bystander [] (make-room)
+  (import os)
+  (os.kill (get T "bystander_pid") 9)
+  "ESCAPED")
+(defn setuid-root [] (make-room)
+  (import os)
+  (os.setuid 0)
+  "ESCAPED")
+(defn ctypes-shadow [] (make-room)
+  (import ctypes)
+  (setv libc (ctypes.CDLL None))
+  (setv fd (libc.open b"/etc/shadow" 0))
+  (setv buf (ctypes.create_string_buffer 200))
+  (setv n (libc.read fd buf 200))
+  (cut buf.raw 0 (max n 0)))
+(defn ctypes-ptrace [] (make-room)
+  (import ctypes)
+  (setv r ((. (ctypes.CDLL None) ptrace) 16 (get T "host_pid") 0 0))
+  (if (= r 0) "ESCAPED" r))
+(defn python-inside-lisp []
+  (setv ns {"T" T})
+  (exec (get T "python") ns)
+  (dfor [fn name] (.items (get ns "ATTACK_NAMES"))
+        :if (!= name "x32 system call ABI")
+        name (try (repr ((get ns fn))) (except [e Exception] (str e)))))
+'''
+
+LISP_ATTACKS = [
+    "read-secret", "read-secret-os", "read-symlink", "read-shadow", "read-passwd", "host-environ", "own-environ",
+    "self-mem", "write-file", "write-shm", "chmod-secret", "tcp-connect", "unix-connect", "fork", "spawn",
+    "kill-decoys", "kill-host", "kill-bystander", "setuid-root", "ctypes-shadow", "ctypes-ptrace",
+    "python-inside-lisp",
+]
+
+
+@pytest.fixture
+def traps():
+    t = corpus.Traps()
+    yield t
+    t.close()
+
+
+@pytest.mark.parametrize("layers", [False, True], ids=["python layers off", "python layers on"])
+def test_lisp_escape_corpus(layers, traps):
+    from kryon_core import ScriptError
+    from kryon_core.isolation.testing import python_layers_off
+
+    policy = SecurityPolicy.sandboxed(time_limit=5.0, allowed_modules=corpus.GRANTED_MODULES)
+    with ScriptManager(cache=False, policy=policy) as m:
+        m.load_script_from_source("bystander", "lisp", "(setv n 0)\n(defn bump [] (global n) (+= n 1) n)\n")
+        runtime = m.engine("lisp").runtime
+        targets = traps.targets(runtime.worker_info("bystander")["pid"])
+        m.set_global("lisp", "T", {**targets, "python": corpus.python_corpus_source()})
+        if layers:
+            m.load_script_from_source("attacks", "lisp", LISP_CORPUS)
+        else:
+            with python_layers_off():
+                m.load_script_from_source("attacks", "lisp", LISP_CORPUS)
+        assert runtime.worker_info("attacks")["hardening"]["guard"] is layers
+        escaped = {}
+        for name in LISP_ATTACKS:
+            try:
+                result = corpus.result_text(m.call_function(f"attacks.{name}"))
+            except ScriptError as exc:
+                result = f"{type(exc).__name__}: {exc.message}"
+                if layers:
+                    assert isinstance(exc, AccessDeniedError), (name, exc)
+            found = traps.escapes(result)
+            pid = runtime.worker_info("attacks")["pid"]
+            if pid and corpus.descendants(pid):
+                found.append("the worker has child processes")
+            if found:
+                escaped[name] = found
+        assert not escaped, escaped
+        assert m.call_function("bystander.bump") == 1, "the other script's worker and state are untouched"
+
+
+@pytest.mark.parametrize("body", ["(sum (range (** 10 12)))", "(do (import math) (> (math.factorial (** 10 8)) 0))"],
+                         ids=["sum of a huge range", "factorial"])
+def test_c_level_loops_stop_and_the_engine_stays_usable(body):
+    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=0.5)) as m:
+        m.load_script_from_source("other", "lisp", "(setv n 0)\n(defn bump [] (global n) (+= n 1) n)\n")
+        assert m.call_function("other.bump") == 1
+        m.load_script_from_source("spin", "lisp", f"(setv kept [])\n(defn keep [x] (.append kept x) (len kept))\n(defn attack [] {body})\n")
+        assert m.call_function("spin.keep", [1]) == 1
+        with pytest.raises(ScriptTimeoutError) as info:
+            m.call_function("spin.attack")
+        assert info.value.language == "lisp" and info.value.script == "spin"
+        restarted = m.engine("lisp").runtime.worker_info("spin")["restarts"]
+        # a hard stop restarts the worker and reruns the top level; an interrupt keeps the state
+        assert m.call_function("spin.keep", [2]) == (1 if restarted else 2)
+        assert m.call_function("other.bump") == 2, "another script keeps its state"

@@ -21,6 +21,7 @@ USE = textwrap.dedent(
     m.load_script_from_source("app", "python", "def add(a, b): return a + b", policy=SecurityPolicy.trusted())
     m.expose("app.add", to=["plug"])  # a sandboxed script calls a trusted one only through an export
     m.load_script_from_source("plug", "python", "import kryon\\ndef via(): return kryon.call('app.add', 2, 3)")
+    m.expose("app.add", to=["plug"])
     assert m.call_function("plug.via") == 5
     try:
         m.load_script_from_source("bad", "python", "open('/etc/hostname').read()")

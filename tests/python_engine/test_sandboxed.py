@@ -165,7 +165,7 @@ def test_value_size_limit() -> None:
 
 
 def test_soft_timeout_keeps_the_worker_and_its_state() -> None:
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.3), cache=False)
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.6), cache=False)
     m.load_script_from_source("s", "python", "n = 0\ndef inc():\n    global n\n    n += 1\n    return n\ndef spin():\n    while True:\n        pass\n")
     assert m.call_function("inc") == 1
     with pytest.raises(ScriptTimeoutError) as info:
@@ -322,10 +322,24 @@ def test_plugin_functions_reach_the_sandbox() -> None:
     m.close()
 
 
-def test_grants_open_what_they_name(tmp_path) -> None:
-    data = tmp_path / "data.txt"
+@pytest.fixture
+def shared_dir():
+    """A directory any user may read: a granted file system is reached with
+    the worker's own (never root) permissions, and pytest's tmp_path lies
+    under a directory only its owner may enter."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="kryon-test-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_grants_open_what_they_name(shared_dir) -> None:
+    data = shared_dir / "data.txt"
     data.write_text("granted")
-    os.chmod(tmp_path, 0o755)
     listener = __import__("socket").socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -378,3 +392,116 @@ def test_calls_from_several_threads(m: ScriptManager) -> None:
     for t in threads:
         t.join()
     assert sorted(results) == sorted((k * 100 + i) ** 2 for k in range(4) for i in range(30))
+
+
+def test_callbacks_fired_during_the_top_level(m: ScriptManager) -> None:
+    """A listener, watcher or host callback registered by a script's top level
+    and fired before that top level ends reaches the worker being loaded."""
+    doc = m.setup_dom_bridge(Document())
+    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+    m.load_script_from_source("early_helper", "python", "def apply(f, x):\n    return f(x)\n")
+    m.load_script_from_source(
+        "early",
+        "python",
+        """\
+import kryon
+seen = []
+def on_ping(event):
+    seen.append(event["type"])
+box = kryon.get_element_by_id("box")
+kryon.add_event_listener(box, "ping", on_ping)
+kryon.watch_variable("mode", lambda new, old, name: seen.append(new))
+kryon.emit_custom_event(box, "ping", {"n": 1})
+kryon.set_variable("mode", "early")
+seen.append(kryon.call("early_helper.apply", lambda x: x + 1, 41))
+def events():
+    return seen
+""",
+    )
+    assert m.call_function("early.events") == ["ping", "early", 42]
+    assert not doc.errors, doc.errors
+    doc.emit_custom_event("box", "ping")  # and the listener keeps working afterwards
+    assert m.call_function("early.events") == ["ping", "early", 42, "ping"]
+
+
+def test_a_replacement_worker_outlives_the_thread_that_started_it() -> None:
+    """PR_SET_PDEATHSIG follows the thread that forked a worker: workers are
+    started from one long-lived thread, so a worker restarted during a call
+    made on a short-lived thread keeps running after that thread ends."""
+    import threading
+
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.5), cache=False)
+    m.load_script_from_source(
+        "s", "python", "n = 0\ndef inc():\n    global n\n    n += 1\n    return n\ndef hang():\n    return sum(range(10**12))\n"
+    )
+    assert m.call_function("s.inc") == 1
+    errors: list[BaseException] = []
+
+    def short_lived() -> None:
+        try:
+            m.call_function("s.hang")  # killed past its deadline; the replacement is started here
+        except BaseException as exc:
+            errors.append(exc)
+
+    for _ in range(2):
+        t = threading.Thread(target=short_lived)
+        t.start()
+        t.join()
+        assert errors and isinstance(errors[-1], ScriptTimeoutError)
+        pid = m.engine("python").runtime.worker_info("s")["pid"]
+        assert _pid_alive(pid), "the replacement died with the thread that started it"
+        assert m.call_function("s.inc") == 1, "the replacement serves calls (its script reloaded)"
+    assert m.engine("python").runtime.worker_info("s")["restarts"] == 2
+    m.close()
+
+
+@pytest.mark.parametrize("layers", [True, False], ids=["python layers on", "python layers off"])
+def test_the_process_grant_runs_programs_still_confined(layers: bool, shared_dir) -> None:
+    """allow_processes: programs run (as nobody), and they inherit the
+    confinement: no file outside the grants, no writes."""
+    from kryon_core.isolation.testing import python_layers_off
+
+    os.chmod(shared_dir, 0o777)
+    policy = SecurityPolicy.sandboxed(allow_processes=True, allowed_modules={"subprocess"})
+    m = ScriptManager(policy=policy, cache=False)
+    source = (
+        "import subprocess\ndef run(*argv):\n    r = subprocess.run(list(argv), capture_output=True)\n"
+        "    return [r.returncode, r.stdout.decode(), r.stderr.decode()]\n"
+    )
+    if layers:
+        m.load_script_from_source("p", "python", source)
+    else:
+        with python_layers_off():
+            m.load_script_from_source("p", "python", source)
+    assert m.call_function("p.run", ["/bin/echo", "hello"])[:2] == [0, "hello\n"]
+    assert m.call_function("p.run", ["/bin/sh", "-c", "id -u"])[1].strip() != "0"
+    code, out, _ = m.call_function("p.run", ["/bin/sh", "-c", "cat /etc/passwd"])
+    assert code != 0 and "root:" not in out
+    code, _, _ = m.call_function("p.run", ["/bin/sh", "-c", f"touch {shared_dir}/child-wrote"])
+    assert code != 0 and not (shared_dir / "child-wrote").exists()
+    m.close()
+
+
+@pytest.mark.parametrize("layers", [True, False], ids=["python layers on", "python layers off"])
+def test_a_granted_package_loads_its_submodules_later(layers: bool) -> None:
+    """allowed_modules names a package: it is imported before sealing and its
+    directory stays readable, so a submodule imported later loads."""
+    from kryon_core.isolation.testing import python_layers_off
+
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(allowed_modules={"xml"}), cache=False)
+    source = (
+        "def build(tag):\n    import xml.etree.ElementTree as ET\n    return ET.tostring(ET.Element(tag)).decode()\n"
+        "def outside():\n    return open('/etc/hostname').read()\n"
+    )
+    if layers:
+        m.load_script_from_source("x", "python", source)
+    else:
+        with python_layers_off():
+            m.load_script_from_source("x", "python", source)
+    # the package's own optional C accelerator (_elementtree) is not granted: it falls back to Python
+    assert m.call_function("x.build", ["root"]) == "<root />"
+    with pytest.raises(ScriptError):
+        m.call_function("x.outside")
+    h = m.engine("python").runtime.worker_info("x")["hardening"]
+    assert "1 read-only path" in h["landlock"] and h["nofile"] > 0
+    m.close()

@@ -1,0 +1,274 @@
+"""What a script sees inside the worker: its builtins, its imports, ``kryon``.
+
+Loaded by the worker by file path (standard library only). With the Python
+layers on (the default) a script gets curated builtins (no ``eval``, ``exec``,
+``compile``, ``open``, ``globals``, ``vars``...; ``getattr`` and friends apply
+the guard's attribute rule), an ``__import__`` that hands out ``kryon``,
+read-only proxies of a few pure modules and whatever the policy grants, and
+nothing else. These are speed bumps that give clear errors; the kernel's
+confinement (``confine.py``) is the boundary. With the layers switched off
+for a test, a script gets Python's own builtins and imports.
+"""
+
+from __future__ import annotations
+
+import builtins
+import types
+from typing import Any, Callable
+
+__all__ = [
+    "AccessDenied",
+    "ImportDenied",
+    "KryonError",
+    "SAFE_MODULES",
+    "EAGER_MODULES",
+    "ScriptOutput",
+    "make_builtins",
+    "make_kryon_module",
+    "proxy_modules",
+]
+
+#: modules a sandboxed script may import without a grant: pure computation,
+#: handed over as read-only proxies of their public, non-module attributes
+SAFE_MODULES = (
+    "math", "cmath", "random", "json", "re", "string", "itertools", "functools", "collections",
+    "heapq", "bisect", "datetime", "time", "decimal", "fractions", "statistics", "textwrap", "copy",
+)
+
+#: modules the standard library loads lazily on first use (codecs, strptime),
+#: imported before the file system closes so they keep working after it
+EAGER_MODULES = (
+    "encodings.ascii", "encodings.latin_1", "encodings.utf_16", "encodings.utf_32", "encodings.cp1252",
+    "encodings.unicode_escape", "encodings.raw_unicode_escape", "_strptime",
+)
+
+_REMOVED_BUILTINS = (
+    "eval", "exec", "compile", "open", "input", "breakpoint", "help", "exit", "quit",
+    "__import__", "__loader__", "__spec__", "__build_class__", "copyright", "credits", "license",
+    "globals", "locals", "vars", "memoryview",
+)
+
+
+class AccessDenied(Exception):
+    """The sandbox refused an operation (reported to the host as AccessDeniedError)."""
+
+
+class ImportDenied(AccessDenied, ImportError):
+    """An import the sandbox refused: also an ImportError, so code that
+    imports an optional module (``try: import x except ImportError``) goes on
+    without it."""
+
+
+class KryonError(Exception):
+    """An error the host reported for a ``kryon`` call; ``kind`` is the error kind."""
+
+    def __init__(self, message: str, kind: str = "runtime", stack: Any = ()) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.host_stack = list(stack)
+
+
+Checker = Callable[..., bool]
+
+
+def _safe_getattr(attribute_allowed: Checker) -> Callable[..., Any]:
+    def getattr_(obj: Any, name: str, *default: Any) -> Any:
+        if not isinstance(name, str):
+            raise TypeError("attribute name must be a string")
+        if not attribute_allowed(name):
+            raise AccessDenied(f"access to the attribute '{name}' is not allowed in the sandbox")
+        return getattr(obj, name, *default)
+
+    getattr_.__name__ = "getattr"
+    return getattr_
+
+
+def _safe_setattr(attribute_allowed: Checker) -> Callable[..., None]:
+    def setattr_(obj: Any, name: str, value: Any) -> None:
+        if not isinstance(name, str) or not attribute_allowed(name):
+            raise AccessDenied(f"setting the attribute '{name}' is not allowed in the sandbox")
+        setattr(obj, name, value)
+
+    setattr_.__name__ = "setattr"
+    return setattr_
+
+
+def _safe_delattr(attribute_allowed: Checker) -> Callable[..., None]:
+    def delattr_(obj: Any, name: str) -> None:
+        if not isinstance(name, str) or not attribute_allowed(name):
+            raise AccessDenied(f"deleting the attribute '{name}' is not allowed in the sandbox")
+        delattr(obj, name)
+
+    delattr_.__name__ = "delattr"
+    return delattr_
+
+
+def _safe_hasattr(attribute_allowed: Checker) -> Callable[..., bool]:
+    def hasattr_(obj: Any, name: str) -> bool:
+        if not isinstance(name, str) or not attribute_allowed(name):
+            return False
+        return hasattr(obj, name)
+
+    hasattr_.__name__ = "hasattr"
+    return hasattr_
+
+
+def _denied(what: str) -> Callable[..., Any]:
+    def stub(*args: Any, **kwargs: Any) -> Any:
+        raise AccessDenied(f"{what} is not allowed by the sandbox policy")
+
+    stub.__name__ = what
+    return stub
+
+
+class _ModuleProxy(types.ModuleType):
+    """A safe module's public, non-module attributes; the rest is refused."""
+
+    def __getattr__(self, attr: str) -> Any:
+        raise AccessDenied(f"'{self.__name__}.{attr}' is not available in the sandbox")
+
+
+def _proxy_module(name: str, module: types.ModuleType) -> types.ModuleType:
+    proxy = _ModuleProxy(name)
+    for attr, value in vars(module).items():
+        if attr.startswith("_") or isinstance(value, types.ModuleType):
+            continue
+        setattr(proxy, attr, value)
+    return proxy
+
+
+def _guarded_formatter(attribute_allowed: Checker) -> type:
+    """``string.Formatter`` whose field names (``"{0.attr[key]}"``) obey the
+    guard's attribute rule: ``get_field`` walks attributes named in a string,
+    a classic way around a static check (``"0.__class__.__base__..."``)."""
+    import _string
+    import string
+
+    class Formatter(string.Formatter):
+        def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+            _, rest = _string.formatter_field_name_split(field_name)
+            for is_attribute, name in rest:
+                if is_attribute and not attribute_allowed(name):
+                    raise AccessDenied(f"access to the attribute '{name}' is not allowed in the sandbox")
+            return super().get_field(field_name, args, kwargs)
+
+    return Formatter
+
+
+def proxy_modules(attribute_allowed: Checker) -> dict[str, types.ModuleType]:
+    """Read-only proxies of :data:`SAFE_MODULES` (imported now)."""
+    proxies = {}
+    for name in SAFE_MODULES:
+        try:
+            proxies[name] = _proxy_module(name, __import__(name))
+        except ImportError:
+            pass
+    if "string" in proxies:
+        proxies["string"].Formatter = _guarded_formatter(attribute_allowed)  # type: ignore[attr-defined]
+    return proxies
+
+
+def _make_import(
+    kryon: types.ModuleType, proxies: dict[str, types.ModuleType], allowed: set[str], allow_all: bool
+) -> Callable[..., Any]:
+    def safe_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        if level:
+            raise AccessDenied("relative imports are not allowed in the sandbox")
+        root = name.split(".", 1)[0]
+        if name == "kryon":
+            return kryon
+        if allow_all or name in allowed or root in allowed:
+            return __import__(name, globals, locals, fromlist, level)
+        if name in proxies:
+            return proxies[name]
+        raise ImportDenied(f"importing '{name}' is not allowed by the sandbox policy")
+
+    return safe_import
+
+
+def _open_import(kryon: types.ModuleType) -> Callable[..., Any]:
+    """Python's own import, plus ``kryon`` (the Python layers are off)."""
+
+    def import_(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        if name == "kryon" and not level:
+            return kryon
+        return __import__(name, globals, locals, fromlist, level)
+
+    return import_
+
+
+def make_builtins(
+    cfg: dict[str, Any],
+    *,
+    kryon: types.ModuleType,
+    proxies: dict[str, types.ModuleType],
+    engine_globals: dict[str, Any],
+    attribute_allowed: Checker,
+    curated: bool,
+) -> dict[str, Any]:
+    """A script's builtins: curated (the Python layers on) or Python's own."""
+    b = dict(vars(builtins))
+    if not curated:
+        b["__import__"] = _open_import(kryon)
+        b["AccessDenied"] = AccessDenied
+        b.update(engine_globals)
+        return b
+    grants = cfg.get("grants", {})
+    for name in _REMOVED_BUILTINS:
+        b.pop(name, None)
+    b["__build_class__"] = builtins.__build_class__
+    b["__import__"] = _make_import(kryon, proxies, set(cfg.get("allowed_imports", ())), bool(grants.get("imports")))
+    b["getattr"] = _safe_getattr(attribute_allowed)
+    b["setattr"] = _safe_setattr(attribute_allowed)
+    b["delattr"] = _safe_delattr(attribute_allowed)
+    b["hasattr"] = _safe_hasattr(attribute_allowed)
+    b["open"] = open if grants.get("file_system") else _denied("open")
+    for name in ("eval", "exec", "compile", "breakpoint", "input", "globals", "locals", "vars"):
+        b[name] = _denied(name)
+    b["AccessDenied"] = AccessDenied
+    b.update(engine_globals)
+    return b
+
+
+class ScriptOutput:
+    """``sys.stdout`` for scripts: each line goes to the host's output."""
+
+    def __init__(self, send_line: Callable[[str], None]) -> None:
+        self.buf = ""
+        self.send_line = send_line
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str")
+        self.buf += text
+        if "\n" in self.buf:
+            *lines, self.buf = self.buf.split("\n")
+            for line in lines:
+                self.send_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.buf:
+            self.send_line(self.buf)
+            self.buf = ""
+
+
+def make_kryon_module(api_names: dict[str, str], call_api: Callable[[str, tuple[Any, ...]], Any]) -> types.ModuleType:
+    """The ``kryon`` module: one function per API name, each a host request."""
+    mod = types.ModuleType("kryon")
+
+    def bind(script_name: str, method: str) -> Callable[..., Any]:
+        def api(*args: Any) -> Any:
+            return call_api(method, args)
+
+        api.__name__ = script_name
+        api.__qualname__ = script_name
+        return api
+
+    for script_name, method in api_names.items():
+        setattr(mod, script_name, bind(script_name, method))
+    mod.KryonError = KryonError  # type: ignore[attr-defined]
+    mod.ScriptError = KryonError  # type: ignore[attr-defined]
+    mod.AccessDenied = AccessDenied  # type: ignore[attr-defined]
+    return mod
+

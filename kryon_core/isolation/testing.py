@@ -1,0 +1,65 @@
+"""Test-only switches that weaken isolated workers, to check each layer alone.
+
+They live in the host process and take effect when a worker starts (they are
+part of its init message), so code running inside a worker can never reach
+them. Tests use them as context managers:
+
+- :func:`python_layers_off`: the worker runs scripts without the AST guard,
+  with Python's full builtins (``eval``, ``open``, ``__import__``...) and
+  without the audit hook, so script code is arbitrary Python and only the
+  kernel's confinement stands in its way;
+- :func:`kernel_mechanisms_off`: the worker behaves as if the kernel lacked
+  the named mechanisms (``"landlock"``, ``"seccomp"``, ``"namespaces"``), to
+  test the refusal to start and, with ``accept_weaker_isolation``, that the
+  other layers still hold.
+
+Trusted in-process code can call these (it can do anything anyway); no
+policy, script or message from a worker can.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+__all__ = ["SWITCHES", "Switches", "python_layers_off", "kernel_mechanisms_off"]
+
+
+class Switches:
+    """The current test switches (read when a worker is started)."""
+
+    def __init__(self) -> None:
+        self.python_layers = True
+        self.unavailable: frozenset[str] = frozenset()
+        self.lock = threading.Lock()
+
+
+SWITCHES = Switches()
+
+
+@contextmanager
+def python_layers_off() -> Iterator[None]:
+    """Workers started inside the block run without the guard, the curated
+    builtins and the audit hook."""
+    with SWITCHES.lock:
+        before = SWITCHES.python_layers
+        SWITCHES.python_layers = False
+    try:
+        yield
+    finally:
+        with SWITCHES.lock:
+            SWITCHES.python_layers = before
+
+
+@contextmanager
+def kernel_mechanisms_off(*names: str) -> Iterator[None]:
+    """Workers started inside the block treat ``names`` as missing from the kernel."""
+    with SWITCHES.lock:
+        before = SWITCHES.unavailable
+        SWITCHES.unavailable = before | frozenset(names)
+    try:
+        yield
+    finally:
+        with SWITCHES.lock:
+            SWITCHES.unavailable = before
