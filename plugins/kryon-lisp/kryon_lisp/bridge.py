@@ -23,14 +23,14 @@ import hy
 
 from kryon_core import ApiMethod, FunctionRef, ScriptBridge, ScriptRuntimeError, UserData
 
-from .values import LANGUAGE
+from .plugin import LANGUAGE
 
-__all__ = ["build_api"]
+__all__ = ["build_kryon_api"]
 
 _PLAIN = (type(None), bool, int, float, str, bytes, FunctionRef, UserData)
 
 
-def build_api(bridge: ScriptBridge, convert: Callable[[Any], Any]) -> dict[str, Any]:
+def build_kryon_api(bridge: ScriptBridge, convert: Callable[[Any], Any]) -> dict[str, Any]:
     """Mangled name -> function for every API method (and plugin-added
     function) of ``bridge``, plus ``kryon``: an object holding them all.
     ``convert`` turns one Lisp value into a host value."""

@@ -38,7 +38,7 @@ from hy.reader.exceptions import LexException
 from kryon_core import AccessDeniedError, CompiledScript, CompileError, FunctionInfo, StackFrame
 
 from . import __version__
-from .values import LANGUAGE
+from .plugin import LANGUAGE
 
 __all__ = [
     "ENGINE_VERSION",

@@ -24,7 +24,6 @@ import sys
 import threading
 import time
 import types
-import weakref
 from typing import Any, Callable, Sequence
 
 import hy
@@ -51,11 +50,13 @@ from kryon_core import (
 )
 
 from . import sandbox
-from .bridge import build_api
+from .bridge import build_kryon_api
 from .compiler import ENGINE_VERSION, check_sandboxable, compile_source, display_name, load_code
 from .errors import lisp_name, stack_from_frame, translate
+from .plugin import LANGUAGE
 from .sandbox import TimeLimitExceeded, Watchdog, script_builtins
-from .values import LANGUAGE, SCRIPT_KEY, to_host
+from .state import IsolatedScript, LispScript
+from .values import SCRIPT_KEY, to_host
 
 __all__ = ["LispEngine"]
 
@@ -66,43 +67,6 @@ _PASSTHROUGH = (KeyboardInterrupt, asyncio.CancelledError, GeneratorExit)
 
 _GENERATOR, _COROUTINE, _ASYNC_GENERATOR = types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType
 _CO_VARARGS, _CO_GENERATOR, _CO_COROUTINE, _CO_ASYNC_GENERATOR = 0x04, 0x20, 0x80, 0x200
-
-
-_module_serial = itertools.count(1)
-
-
-class _Script:
-    """A loaded script: its namespace, builtins, policy and handed-out refs."""
-
-    __slots__ = ("id", "module", "ns", "builtins", "policy", "compiled", "refs", "time_limit", "spelled", "__weakref__")
-
-    def __init__(self, compiled: CompiledScript, policy: SecurityPolicy, builtins: dict[str, Any]) -> None:
-        self.id = compiled.id
-        self.compiled = compiled
-        self.policy = policy
-        self.builtins = builtins
-        # A module object of its own, listed in sys.modules under a name no
-        # import statement can spell, so Hy's run-time machinery that looks
-        # up the calling module (hy.eval, defmacro at run time) finds it.
-        self.module = types.ModuleType(f"kryon-lisp:{compiled.id}#{next(_module_serial)}")
-        self.ns: dict[str, Any] = self.module.__dict__
-        self.ns.update({"__builtins__": builtins, "__file__": compiled.filename or compiled.id, SCRIPT_KEY: compiled.id})
-        self.refs: "weakref.WeakSet[FunctionRef]" = weakref.WeakSet()
-        self.time_limit = policy.time_limit
-        #: mangled name -> the name the source spells (the registry's name)
-        self.spelled = {hy.mangle(name): name for name in compiled.functions}
-
-
-class _Isolated:
-    """A script running in an isolated worker: what the host keeps of it."""
-
-    __slots__ = ("id", "policy", "compiled", "spelled")
-
-    def __init__(self, compiled: CompiledScript, policy: SecurityPolicy) -> None:
-        self.id = compiled.id
-        self.policy = policy
-        self.compiled = compiled
-        self.spelled = {hy.mangle(name): name for name in compiled.functions}
 
 
 def _lisp_frames(error: ScriptError) -> ScriptError:
@@ -135,7 +99,7 @@ async def _collect(agen: Any) -> list[Any]:
     return [item async for item in agen]
 
 
-def _raw(value: Any, script: "_Script") -> Any:
+def _raw(value: Any, script: "LispScript") -> Any:
     return value
 
 
@@ -148,8 +112,8 @@ class LispEngine(ScriptEngine):
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.RLock()
-        self._scripts: dict[str, _Script] = {}
-        self._live: dict[int, _Script] = {}  # id(namespace) -> script, also while loading
+        self._scripts: dict[str, LispScript] = {}
+        self._live: dict[int, LispScript] = {}  # id(namespace) -> script, also while loading
         self._globals: dict[str, Any] = {}  # mangled name -> value, seen by every script
         self._api: dict[str, Any] = {}
         self._mangled: dict[str, str] = {}
@@ -160,7 +124,7 @@ class LispEngine(ScriptEngine):
         self._bp_lines: dict[str, dict[int, int]] = {}
         self._tracing = False
         self._pending = ""  # printed text not yet ended by a newline
-        self._isolated: dict[str, _Isolated] = {}
+        self._isolated: dict[str, IsolatedScript] = {}
         self._wrap_fn, self._unknown_fn = self._wrap, self._convert_unknown  # bound once, used per call
         self._runtime: Any = None  # kryon_core.isolation.IsolatedRuntime, made on first use
 
@@ -247,18 +211,18 @@ class LispEngine(ScriptEngine):
             load(compiled.id, compiled.source, policy=policy, filename=compiled.filename)
         except ScriptError as exc:
             raise _lisp_frames(exc) from None
-        self._isolated[compiled.id] = _Isolated(compiled, policy)
+        self._isolated[compiled.id] = IsolatedScript(compiled, policy)
         if self._breakpoints:
             self._bp_lines.pop(compiled.id, None)
             self._push_isolated_breakpoints()
 
-    def _run_top_level(self, compiled: CompiledScript, policy: SecurityPolicy) -> _Script:
+    def _run_top_level(self, compiled: CompiledScript, policy: SecurityPolicy) -> LispScript:
         code = load_code(compiled)
         builtins = script_builtins(policy)
         builtins["print"] = self._print
         builtins.update(self._api)
         builtins.update(self._globals)
-        script = _Script(compiled, policy, builtins)
+        script = LispScript(compiled, policy, builtins)
         self._live[id(script.ns)] = script
         sys.modules[script.module.__name__] = script.module
         self._bp_lines.pop(script.id, None)
@@ -301,17 +265,17 @@ class LispEngine(ScriptEngine):
             self._retire(script)
             self._bp_lines.clear()
 
-    def _retire(self, script: _Script) -> None:
+    def _retire(self, script: LispScript) -> None:
         self._live.pop(id(script.ns), None)
         sys.modules.pop(script.module.__name__, None)
         self._release_refs(script)
 
     @staticmethod
-    def _release_refs(script: _Script) -> None:
+    def _release_refs(script: LispScript) -> None:
         for ref in list(script.refs):
             ref.release()
 
-    def _script(self, script_id: str) -> _Script:
+    def _script(self, script_id: str) -> LispScript:
         script = self._scripts.get(script_id)
         if script is None:
             raise ScriptNotFoundError(f"no Lisp script '{script_id}' is loaded", language=LANGUAGE, script=script_id)
@@ -349,7 +313,7 @@ class LispEngine(ScriptEngine):
                 self._watchdog = None
 
     # -- calls ------------------------------------------------------------------------
-    def _resolve(self, function: str, script_id: str) -> tuple[_Script, Callable[..., Any]]:
+    def _resolve(self, function: str, script_id: str) -> tuple[LispScript, Callable[..., Any]]:
         script = self._scripts.get(script_id)
         if script is None:
             raise ScriptNotFoundError(f"no Lisp script '{script_id}' is loaded", language=LANGUAGE, script=script_id)
@@ -381,7 +345,7 @@ class LispEngine(ScriptEngine):
         s, fn = self._resolve(function, script)
         return await self._await(s, fn, args)
 
-    async def _await(self, s: _Script, fn: Callable[..., Any], args: Sequence[Any]) -> Any:
+    async def _await(self, s: LispScript, fn: Callable[..., Any], args: Sequence[Any]) -> Any:
         """Await a Lisp function on the running loop. An async function (or
         async generator, collected into a list) runs one step at a time, each
         step entering the engine like a call; anything else runs to completion."""
@@ -412,7 +376,7 @@ class LispEngine(ScriptEngine):
         s, fn = self._resolve(function, script)
         return self._ref(s, fn, function)
 
-    def _ref(self, s: _Script, fn: Callable[..., Any], name: str) -> FunctionRef:
+    def _ref(self, s: LispScript, fn: Callable[..., Any], name: str) -> FunctionRef:
         protected, finish, fail, engine = self._protected, self._finish, self._fail, self
         acquire, release = self._lock.acquire, self._lock.release
 
@@ -461,7 +425,7 @@ class LispEngine(ScriptEngine):
             return ref
         return self._ref(s, fn, name)
 
-    def _protected(self, s: _Script, fn: Callable[..., Any], args: Sequence[Any], finish: Callable[[Any, _Script], Any]) -> Any:
+    def _protected(self, s: LispScript, fn: Callable[..., Any], args: Sequence[Any], finish: Callable[[Any, LispScript], Any]) -> Any:
         """Run ``fn(*args)`` of script ``s`` and ``finish`` its result, with
         entry serialised, the script's limits and breakpoints applied, and any
         exception turned into a Kryon error."""
@@ -479,7 +443,7 @@ class LispEngine(ScriptEngine):
         finally:
             lock.release()
 
-    def _guarded(self, s: _Script, fn: Callable[..., Any], args: Sequence[Any], finish: Callable[[Any, _Script], Any]) -> Any:
+    def _guarded(self, s: LispScript, fn: Callable[..., Any], args: Sequence[Any], finish: Callable[[Any, LispScript], Any]) -> Any:
         local = self._local
         depth = getattr(local, "depth", 0)
         local.depth = depth + 1
@@ -510,10 +474,10 @@ class LispEngine(ScriptEngine):
             raise self._fail(exc, s)
 
     @staticmethod
-    def _fail(exc: BaseException, s: _Script) -> ScriptError:
+    def _fail(exc: BaseException, s: LispScript) -> ScriptError:
         return translate(exc, s.id, s.time_limit).with_traceback(None)
 
-    def _finish(self, value: Any, s: _Script) -> Any:
+    def _finish(self, value: Any, s: LispScript) -> Any:
         """A Lisp result as a host value: generators are drained into a list,
         coroutines run to completion, the rest converts by the value rules."""
         t = type(value)
@@ -525,7 +489,7 @@ class LispEngine(ScriptEngine):
             value = self._run_async(value, s)
         return to_host(value, self._wrap_fn, self._unknown_fn)
 
-    def _run_async(self, coro: Any, s: _Script) -> Any:
+    def _run_async(self, coro: Any, s: LispScript) -> Any:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -581,7 +545,7 @@ class LispEngine(ScriptEngine):
         super().setup_bridge(bridge)
         wrap, unknown = self._wrap, self._convert_unknown
         with self._lock:
-            self._api = build_api(bridge, lambda v: to_host(v, wrap, unknown))
+            self._api = build_kryon_api(bridge, lambda v: to_host(v, wrap, unknown))
             for s in self._live.values():
                 s.builtins.update(self._api)
                 s.builtins.update(self._globals)
@@ -703,7 +667,7 @@ class _Steps:
 
     __slots__ = ("engine", "script", "coro")
 
-    def __init__(self, engine: LispEngine, script: _Script, coro: Any) -> None:
+    def __init__(self, engine: LispEngine, script: LispScript, coro: Any) -> None:
         self.engine, self.script, self.coro = engine, script, coro
 
     def __await__(self) -> Any:

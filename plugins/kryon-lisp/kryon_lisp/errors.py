@@ -26,7 +26,8 @@ from kryon_core import (
 
 from .compiler import top_level_name
 from .sandbox import TimeLimitExceeded
-from .values import LANGUAGE, SCRIPT_KEY
+from .plugin import LANGUAGE
+from .values import SCRIPT_KEY
 
 __all__ = ["translate", "lisp_name", "stack_from_traceback", "stack_from_frame", "frame_info", "MAX_FRAMES"]
 

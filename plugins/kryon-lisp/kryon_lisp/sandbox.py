@@ -34,7 +34,7 @@ import hy
 from kryon_core import AccessDeniedError, ScriptBridge, SecurityPolicy
 from kryon_core.watchdog import TimeLimitExceeded, Watchdog
 
-from .values import LANGUAGE
+from .plugin import LANGUAGE
 
 try:
     from kryon_core.isolation import CompilerSpec, IsolatedRuntime

@@ -31,9 +31,10 @@ from hy.models import Keyword, Object as HyObject
 from kryon_core import ConversionError, FunctionRef, UserData
 from kryon_core.values import dict_key
 
-__all__ = ["LANGUAGE", "SCRIPT_KEY", "to_host"]
+from .plugin import LANGUAGE
 
-LANGUAGE = "lisp"
+__all__ = ["SCRIPT_KEY", "to_host"]
+
 #: the key in every script namespace naming the script it belongs to
 SCRIPT_KEY = "__kryon_script__"
 

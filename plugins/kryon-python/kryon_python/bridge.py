@@ -2,7 +2,7 @@
 
 One module object per engine, never put in the host's ``sys.modules``:
 ``import kryon`` in a script resolves through the script's own
-``__import__`` (see ``engine.py``). Every :data:`kryon_core.API` method
+``__import__`` (see ``sandbox.py``). Every :data:`kryon_core.API` method
 appears under its snake_case name (``kryon.get_element_by_id``), plus the
 functions plugins add with ``ScriptBridge.add_function``. Script callables
 handed to the API (listeners, timers, watchers) become FunctionRefs owned by
@@ -12,24 +12,26 @@ their script.
 from __future__ import annotations
 
 import types
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import kryon_core
 from kryon_core import ScriptBridge
 
-if TYPE_CHECKING:
-    from .engine import PythonEngine
+__all__ = ["build_kryon_api"]
 
 
-def make_kryon_module(engine: "PythonEngine", bridge: ScriptBridge | None) -> types.ModuleType:
+def build_kryon_api(
+    bridge: ScriptBridge | None, arg: Callable[[Any], Any], output: Callable[[str], None]
+) -> types.ModuleType:
+    """The ``kryon`` module: ``arg`` converts each argument a script passes,
+    ``output`` takes ``kryon.log`` lines when there is no bridge."""
     mod = types.ModuleType("kryon", "The Kryon API (snake_case), backed by the host's ScriptBridge.")
-    arg = engine._convert.arg
     if bridge is not None:
         for method, fn in bridge.methods():
             setattr(mod, method.name, _bind(method.name, fn, arg, method.doc))
     else:
         def log(message: Any, level: str = "info") -> None:
-            engine.config.output(str(message))
+            output(str(message))
 
         mod.log = log
     # errors a script may catch or raise

@@ -19,7 +19,6 @@ Both kinds can be loaded into one engine side by side.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import builtins
 import gc
@@ -27,33 +26,26 @@ import importlib.util
 import inspect
 import itertools
 import linecache
-import marshal
 import platform
 import sys
 import threading
 import time
 import types
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from kryon_core import (
-    AccessDeniedError,
     BreakpointHit,
     CompiledScript,
-    CompileError,
     EngineCapabilities,
     FunctionInfo,
     FunctionNotFoundError,
     FunctionRef,
     GarbageCollectionStats,
-    MemoryLimitError,
     MemoryUsage,
-    RecursionLimitError,
     ScriptEngine,
     ScriptError,
     ScriptNotFoundError,
     ScriptRuntimeError,
-    ScriptTimeoutError,
     SecurityPolicy,
     StackFrame,
     UserData,
@@ -61,41 +53,33 @@ from kryon_core import (
 from kryon_core.isolation import IsolatedRuntime
 from kryon_core.watchdog import TimeLimitExceeded, Watchdog
 
-from .bridge import make_kryon_module
-from .sandbox import make_runtime
+from .bridge import build_kryon_api
+from .compiler import code_of, compile_source, namespace_functions, source_text
+from .errors import translate
+from .plugin import LANGUAGE
+from .sandbox import make_runtime, script_builtins
+from .state import TrustedScript
 from .values import SCALARS, Converter
 
 __all__ = ["PythonEngine"]
 
-_REAL_IMPORT = builtins.__import__
-_LANG = "python"
-
-
-@dataclass
-class _Trusted:
-    id: str
-    ns: dict[str, Any]
-    builtins: dict[str, Any]
-    policy: SecurityPolicy
-    source: str
-    functions: dict[str, FunctionInfo] = field(default_factory=dict)
 
 
 class PythonEngine(ScriptEngine):
     """CPython scripts. See the module docstring for where each script runs."""
 
-    language = _LANG
+    language = LANGUAGE
     extensions = (".py",)
 
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.RLock()
-        self._trusted: dict[str, _Trusted] = {}
+        self._trusted: dict[str, TrustedScript] = {}
         self._loading: set[str] = set()
         self._runtime: IsolatedRuntime | None = None
         self._globals: dict[str, Any] = {}
-        self._convert = Converter(self)
-        self._kryon = make_kryon_module(self, None)
+        self._convert = Converter(self._make_ref, self._owner_of, self._convert_unknown)
+        self._kryon = build_kryon_api(None, self._convert.arg, self._output)
         self._breakpoints: dict[int, tuple[str, int]] = {}
         self._bp_lines: dict[str, dict[int, int]] = {}
         self._bp_ids = itertools.count(1)
@@ -129,26 +113,7 @@ class PythonEngine(ScriptEngine):
         list the top-level functions. Nothing runs. The result does not
         depend on the policy (the cache shares it): sandboxed scripts are
         compiled again, and checked, inside their worker."""
-        text = _text(source, name)
-        try:
-            tree = ast.parse(text, name, "exec")
-            code = compile(tree, name, "exec", dont_inherit=True)
-        except SyntaxError as exc:
-            raise CompileError(
-                exc.msg or "invalid syntax", language=_LANG, script=name, line=exc.lineno, column=exc.offset
-            ) from None
-        except (ValueError, RecursionError, MemoryError) as exc:
-            raise CompileError(f"cannot compile: {exc}", language=_LANG, script=name) from None
-        functions, names = _top_level(tree)
-        return CompiledScript(
-            id=name,
-            language=_LANG,
-            source=text,
-            bytecode=marshal.dumps(code),
-            functions=functions,
-            globals=names,
-            engine_version=self.version,
-        )
+        return compile_source(source_text(source, name), name, self.version)
 
     # -- loading -----------------------------------------------------------------
     def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
@@ -162,7 +127,7 @@ class PythonEngine(ScriptEngine):
             self._trusted[sid] = entry
         return sid
 
-    def _run_trusted(self, compiled: CompiledScript, policy: SecurityPolicy) -> _Trusted:
+    def _run_trusted(self, compiled: CompiledScript, policy: SecurityPolicy) -> TrustedScript:
         sid = compiled.id
         code = self._code(compiled)
         b = self._script_builtins(policy)
@@ -177,43 +142,15 @@ class PythonEngine(ScriptEngine):
             raise self._translate(exc, sid, policy.time_limit) from None
         finally:
             self._loading.discard(sid)
-        entry = _Trusted(sid, ns, b, policy, compiled.source)
-        entry.functions = _namespace_functions(sid, ns)
+        entry = TrustedScript(sid, ns, b, policy, compiled.source)
+        entry.functions = namespace_functions(sid, ns)
         return entry
 
     def _code(self, compiled: CompiledScript) -> types.CodeType:
-        if compiled.bytecode and compiled.engine_version == self.version:
-            try:
-                code = marshal.loads(compiled.bytecode)
-                if isinstance(code, types.CodeType) and code.co_filename == compiled.id:
-                    return code
-            except (ValueError, EOFError, TypeError):
-                pass
-        try:
-            return compile(compiled.source, compiled.id, "exec", dont_inherit=True)
-        except SyntaxError as exc:
-            raise CompileError(
-                exc.msg or "invalid syntax", language=_LANG, script=compiled.id, line=exc.lineno, column=exc.offset
-            ) from None
+        return code_of(compiled, self.version)
 
     def _script_builtins(self, policy: SecurityPolicy) -> dict[str, Any]:
-        b = dict(vars(builtins))
-        kryon = self._kryon
-
-        def __import__(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-            if level == 0:
-                if name == "kryon":
-                    return kryon
-                if not policy.may_import(name):
-                    raise AccessDeniedError(
-                        f"importing '{name}' is not allowed by the script's policy", language=_LANG
-                    )
-            return _REAL_IMPORT(name, globals, locals, fromlist, level)
-
-        b["__import__"] = __import__
-        b["print"] = self._print
-        b.update(self._globals)
-        return b
+        return script_builtins(policy, self._kryon, self._print, self._globals)
 
     def _print(self, *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:
         """``print`` for scripts: lines go to the host's output (``EngineConfig.output``)."""
@@ -261,7 +198,7 @@ class PythonEngine(ScriptEngine):
         if self._runtime is not None and self._runtime.has_script(script_id):
             self._runtime.unload(script_id)
             return
-        raise ScriptNotFoundError(f"no script '{script_id}' is loaded", language=_LANG, script=script_id)
+        raise ScriptNotFoundError(f"no script '{script_id}' is loaded", language=LANGUAGE, script=script_id)
 
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
         entry = self._trusted.get(script_id)
@@ -269,7 +206,7 @@ class PythonEngine(ScriptEngine):
             return dict(entry.functions)
         if self._runtime is not None and self._runtime.has_script(script_id):
             return self._runtime.functions(script_id)
-        raise ScriptNotFoundError(f"no script '{script_id}' is loaded", language=_LANG, script=script_id)
+        raise ScriptNotFoundError(f"no script '{script_id}' is loaded", language=LANGUAGE, script=script_id)
 
     @property
     def runtime(self) -> IsolatedRuntime:
@@ -301,7 +238,7 @@ class PythonEngine(ScriptEngine):
         fn = entry.ns.get(function)
         if fn is None or not callable(fn):
             raise FunctionNotFoundError(
-                f"script '{script}' defines no function '{function}'", language=_LANG, script=script
+                f"script '{script}' defines no function '{function}'", language=LANGUAGE, script=script
             )
         limit = entry.policy.time_limit
         try:
@@ -344,7 +281,7 @@ class PythonEngine(ScriptEngine):
     def _call_isolated(self, function: str, args: Sequence[Any], script: str) -> Any:
         rt = self._runtime
         if rt is None or not rt.has_script(script):
-            raise ScriptNotFoundError(f"no script '{script}' is loaded", language=_LANG, script=script)
+            raise ScriptNotFoundError(f"no script '{script}' is loaded", language=LANGUAGE, script=script)
         return rt.call(script, function, args)
 
     def _result(self, result: Any, script: str | None, limit: float | None = None) -> Any:
@@ -362,7 +299,7 @@ class PythonEngine(ScriptEngine):
                 result.close()
                 raise ScriptRuntimeError(
                     "this function is async and a loop is running here: use call_function_async",
-                    language=_LANG,
+                    language=LANGUAGE,
                     script=script,
                 )
         if isinstance(result, types.GeneratorType):
@@ -379,12 +316,12 @@ class PythonEngine(ScriptEngine):
         if entry is None:
             rt = self._runtime
             if rt is None or not rt.has_script(script):
-                raise ScriptNotFoundError(f"no script '{script}' is loaded", language=_LANG, script=script)
+                raise ScriptNotFoundError(f"no script '{script}' is loaded", language=LANGUAGE, script=script)
             return await rt.call_async(script, function, args)
         fn = entry.ns.get(function)
         if fn is None or not callable(fn):
             raise FunctionNotFoundError(
-                f"script '{script}' defines no function '{function}'", language=_LANG, script=script
+                f"script '{script}' defines no function '{function}'", language=LANGUAGE, script=script
             )
         return await self._await(fn, args, script)
 
@@ -406,7 +343,7 @@ class PythonEngine(ScriptEngine):
         if entry is None:
             rt = self._runtime
             if rt is None or not rt.has_script(script):
-                raise ScriptNotFoundError(f"no script '{script}' is loaded", language=_LANG, script=script)
+                raise ScriptNotFoundError(f"no script '{script}' is loaded", language=LANGUAGE, script=script)
 
             def call(*args: Any) -> Any:
                 return rt.call(script, function, args)
@@ -414,11 +351,11 @@ class PythonEngine(ScriptEngine):
             async def call_async(*args: Any) -> Any:
                 return await rt.call_async(script, function, args)
 
-            return FunctionRef(call, name=function, language=_LANG, script=script, call_async=call_async)
+            return FunctionRef(call, name=function, language=LANGUAGE, script=script, call_async=call_async)
         fn = entry.ns.get(function)
         if fn is None or not callable(fn):
             raise FunctionNotFoundError(
-                f"script '{script}' defines no function '{function}'", language=_LANG, script=script
+                f"script '{script}' defines no function '{function}'", language=LANGUAGE, script=script
             )
         return self._make_ref(fn, function, script)
 
@@ -444,46 +381,27 @@ class PythonEngine(ScriptEngine):
         async def call_async(*args: Any) -> Any:
             return await engine._await(fn, args, script)
 
-        return FunctionRef(call, name=name, language=_LANG, script=script, call_async=call_async)
+        return FunctionRef(call, name=name, language=LANGUAGE, script=script, call_async=call_async)
 
     # -- errors ----------------------------------------------------------------------
-    def _frames(self, tb: types.TracebackType | None) -> list[StackFrame]:
-        frames = []
-        while tb is not None:
-            code = tb.tb_frame.f_code
-            if code.co_filename in self._trusted or code.co_filename in self._loading:
-                frames.append(StackFrame(code.co_name, script=code.co_filename, line=tb.tb_lineno, language=_LANG))
-            tb = tb.tb_next
-        frames.reverse()
-        return frames
+    def _is_script(self, filename: str) -> bool:
+        return filename in self._trusted or filename in self._loading
+
+    def _owner_of(self, filename: str) -> str | None:
+        return filename if self._is_script(filename) else None
+
+    def _convert_unknown(self, value: Any) -> Any:
+        if self.bridge is None:
+            from kryon_core import ConversionError
+
+            raise ConversionError(f"cannot convert a {type(value).__name__} to a host value", language=LANGUAGE)
+        return self.bridge.convert_unknown(value)
+
+    def _output(self, text: str) -> None:
+        self.config.output(text)
 
     def _translate(self, exc: BaseException, script: str | None, time_limit: float | None = None) -> ScriptError:
-        frames = self._frames(exc.__traceback__)
-        if isinstance(exc, ScriptError):
-            known = {(f.script, f.line, f.function) for f in exc.stack}
-            exc.stack = [f for f in frames if (f.script, f.line, f.function) not in known] + list(exc.stack)
-            if exc.script is None:
-                exc.script = frames[0].script if frames else script
-                exc.line = frames[0].line if frames else exc.line
-                exc.language = exc.language or _LANG
-            return exc.with_traceback(None)
-        where = frames[0] if frames else None
-        kw = dict(
-            language=_LANG,
-            script=where.script if where else script,
-            line=where.line if where else None,
-            stack=frames,
-        )
-        if isinstance(exc, TimeLimitExceeded):
-            limit = f" of {time_limit:g} s" if time_limit is not None else ""
-            return ScriptTimeoutError(f"time limit{limit} exceeded", **kw)
-        if isinstance(exc, RecursionError):
-            return RecursionLimitError(f"RecursionError: {exc}", **kw)
-        if isinstance(exc, MemoryError):
-            return MemoryLimitError(f"MemoryError: {exc}", **kw)
-        if isinstance(exc, SyntaxError):  # exec/compile inside a script
-            return CompileError(exc.msg or "invalid syntax", language=_LANG, script=script, line=exc.lineno)
-        return ScriptRuntimeError(f"{type(exc).__name__}: {exc}", **kw)
+        return translate(exc, script, self._is_script, time_limit)
 
     # -- globals -------------------------------------------------------------------------
     def set_global(self, name: str, value: Any) -> None:
@@ -561,7 +479,7 @@ class PythonEngine(ScriptEngine):
         handler (``set_breakpoint_handler``) gets a BreakpointHit with the
         script stack and the innermost frame's locals, then the script goes on."""
         if not isinstance(line, int) or line < 1:
-            raise ScriptError(f"bad breakpoint line {line!r}", language=_LANG, script=file)
+            raise ScriptError(f"bad breakpoint line {line!r}", language=LANGUAGE, script=file)
         with self._lock:
             bid = next(self._bp_ids)
             self._breakpoints[bid] = (file, line)
@@ -575,7 +493,7 @@ class PythonEngine(ScriptEngine):
         with self._lock:
             where = self._breakpoints.pop(breakpoint_id, None)
             if where is None:
-                raise ScriptError(f"no breakpoint {breakpoint_id}", language=_LANG)
+                raise ScriptError(f"no breakpoint {breakpoint_id}", language=LANGUAGE)
             lines = self._bp_lines.get(where[0], {})
             lines.pop(where[1], None)
             if not lines:
@@ -615,7 +533,7 @@ class PythonEngine(ScriptEngine):
         if handler is None:
             return
         stack = self._stack_from(frame, with_locals=True)
-        hit = BreakpointHit(bid, _LANG, frame.f_code.co_filename, frame.f_lineno, stack)
+        hit = BreakpointHit(bid, LANGUAGE, frame.f_code.co_filename, frame.f_lineno, stack)
         previous = sys.gettrace()
         sys.settrace(None)  # the handler itself is not traced
         try:
@@ -633,7 +551,7 @@ class PythonEngine(ScriptEngine):
                 if with_locals and first:
                     local_vars = {k: v for k, v in frame.f_locals.items() if not k.startswith("__")}
                 out.append(
-                    StackFrame(code.co_name, script=code.co_filename, line=frame.f_lineno, language=_LANG, locals=local_vars)
+                    StackFrame(code.co_name, script=code.co_filename, line=frame.f_lineno, language=LANGUAGE, locals=local_vars)
                 )
                 first = False
             frame = frame.f_back
@@ -651,7 +569,7 @@ class PythonEngine(ScriptEngine):
     # -- bridge --------------------------------------------------------------------------------------
     def setup_bridge(self, bridge: Any) -> None:
         super().setup_bridge(bridge)
-        self._kryon = make_kryon_module(self, bridge)
+        self._kryon = build_kryon_api(bridge, self._convert.arg, self._output)
         with self._lock:
             for entry in self._trusted.values():
                 pass  # scripts imported the old module object; new imports get the new one
@@ -670,66 +588,3 @@ class PythonEngine(ScriptEngine):
                 self._watchdog.close()
                 self._watchdog = None
 
-
-def _text(source: "str | bytes", name: str) -> str:
-    if isinstance(source, (bytes, bytearray)):
-        try:
-            return bytes(source).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CompileError(f"source is not valid UTF-8 (byte {exc.start})", language=_LANG, script=name) from None
-    return source
-
-
-def _top_level(tree: ast.Module) -> tuple[dict[str, FunctionInfo], list[str]]:
-    functions: dict[str, FunctionInfo] = {}
-    names: list[str] = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            a = node.args
-            params = tuple(p.arg for p in (*a.posonlyargs, *a.args))
-            functions[node.name] = FunctionInfo(
-                name=node.name,
-                parameter_count=len(params),
-                parameter_names=params,
-                is_async=isinstance(node, ast.AsyncFunctionDef),
-                is_generator=_yields(node),
-                is_variadic=a.vararg is not None,
-                line=node.lineno,
-            )
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                if isinstance(t, ast.Name) and t.id not in names:
-                    names.append(t.id)
-    return functions, names
-
-
-def _yields(fn: ast.AST) -> bool:
-    stack = list(ast.iter_child_nodes(fn))
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.Yield, ast.YieldFrom)):
-            return True
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-    return False
-
-
-def _namespace_functions(sid: str, ns: dict[str, Any]) -> dict[str, FunctionInfo]:
-    out = {}
-    for name, value in ns.items():
-        if not isinstance(value, types.FunctionType) or value.__code__.co_filename != sid:
-            continue
-        code = value.__code__
-        params = code.co_varnames[: code.co_argcount]
-        out[name] = FunctionInfo(
-            name=name,
-            parameter_count=code.co_argcount,
-            parameter_names=tuple(params),
-            is_async=inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value),
-            is_generator=inspect.isgeneratorfunction(value) or inspect.isasyncgenfunction(value),
-            is_variadic=bool(code.co_flags & inspect.CO_VARARGS),
-            line=code.co_firstlineno,
-        )
-    return out

@@ -14,22 +14,30 @@ release a script's DOM callbacks when it is reloaded or unloaded).
 from __future__ import annotations
 
 import types
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from kryon_core import ConversionError, FunctionRef, UserData
 from kryon_core.values import dict_key
-
-if TYPE_CHECKING:
-    from .engine import PythonEngine
 
 SCALARS = frozenset({type(None), bool, int, float, str, bytes})
 
 
 class Converter:
-    """Converts script results for one engine."""
+    """Converts script results for one engine.
 
-    def __init__(self, engine: "PythonEngine") -> None:
-        self.engine = engine
+    ``make_ref(fn, name, owner)`` makes the FunctionRef for a script callable,
+    ``owner_of(filename)`` names the script a code file belongs to (None for
+    host code) and ``unknown(value)`` asks the ``kryon_convert_value`` hooks."""
+
+    def __init__(
+        self,
+        make_ref: Callable[[Callable[..., Any], str, "str | None"], FunctionRef],
+        owner_of: Callable[[str], "str | None"],
+        unknown: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.make_ref = make_ref
+        self.owner_of = owner_of
+        self.unknown = unknown
         self._refs: dict[int, tuple[Any, FunctionRef]] = {}
 
     def out(self, value: Any, script: str | None) -> Any:
@@ -72,10 +80,9 @@ class Converter:
             raise ConversionError(
                 f"a {t.__name__} cannot cross between languages; use a list", language="python", script=script
             )
-        bridge = self.engine.bridge
-        if bridge is not None:
+        if self.unknown is not None:
             try:
-                return self._out(bridge.convert_unknown(value), script, seen)
+                return self._out(self.unknown(value), script, seen)
             except ConversionError:
                 pass
         raise ConversionError(f"cannot convert a {t.__name__} to a host value", language="python", script=script)
@@ -86,12 +93,8 @@ class Converter:
         if cached is not None and cached[0] is fn:
             return cached[1]
         code = getattr(fn, "__code__", None)
-        owner = (
-            code.co_filename
-            if code is not None and (code.co_filename in self.engine._trusted or code.co_filename in self.engine._loading)
-            else script
-        )
-        ref = self.engine._make_ref(fn, getattr(fn, "__name__", "function"), owner)
+        owner = (self.owner_of(code.co_filename) if code is not None else None) or script
+        ref = self.make_ref(fn, getattr(fn, "__name__", "function"), owner)
         if owner is not None:
             self._refs[id(fn)] = (fn, ref)
         return ref
