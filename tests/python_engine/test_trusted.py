@@ -300,7 +300,7 @@ def test_trusted_time_limit_stops_loops_and_keeps_the_state() -> None:
     with pytest.raises(ScriptTimeoutError):
         bound()
     assert m.call_function("bump") == 2, "the script and its state survive the interrupts"
-    assert not m.engine("python")._watchdog._arms, "every call disarmed its deadline"
+    assert not m.engine("python").watchdog._arms, "every call disarmed its deadline"
     deadline = time.monotonic() + 0.4
     while time.monotonic() < deadline:  # host code: no interrupt may land here
         pass
@@ -322,4 +322,4 @@ def test_trusted_time_limit_at_load_and_none_leaks_afterwards() -> None:
 def test_no_time_limit_means_no_watchdog(m: ScriptManager) -> None:
     m.load_script_from_source("w", "python", "def f(): return 1\n")
     assert m.call_function("f") == 1
-    assert m.engine("python")._watchdog is None
+    assert m.engine("python").watchdog is None

@@ -21,13 +21,15 @@ only Hy's own macros; it then runs in an isolated worker (``sandbox.py``).
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import importlib.util
 import marshal
 import platform
+import re
 import types
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import hy
 from hy.compiler import hy_compile
@@ -44,6 +46,9 @@ __all__ = [
     "ENGINE_VERSION",
     "compile_source",
     "compile_ast",
+    "compile_evaluation",
+    "compile_module",
+    "has_relative_require",
     "load_code",
     "function_info",
     "spelled_names",
@@ -85,18 +90,22 @@ def display_name(mangled: str) -> str:
 
 
 def compile_source(source: str, name: str) -> CompiledScript:
-    """Compile Kryon Lisp source into a :class:`CompiledScript` (see module doc)."""
+    """Compile Kryon Lisp source into a :class:`CompiledScript` (see module doc).
+
+    A script that requires macros from a file beside it (``(require .macros
+    ...)``) is not compiled now: what it expands to depends on that file,
+    which only the load can find (inside the script's root). Its entry holds
+    the source, and the load compiles it."""
+    if has_relative_require(source, name):
+        forms = list(_read(source, name))
+        spelled = spelled_names(forms)
+        return CompiledScript(
+            id=name, language=LANGUAGE, source=source, engine_version=ENGINE_VERSION,
+            functions={n: FunctionInfo(name=n) for n in spelled.values()},
+        )
     forms: list[Any] = []
     module = compile_ast(source, name, forms)
-    try:
-        code = compile(module, name, "exec", dont_inherit=True)
-    except SyntaxError as exc:  # e.g. `return` outside a function: Hy positions, so Lisp lines
-        raise _error(exc.msg or str(exc), name, exc.lineno, exc.offset) from None
-    except (RecursionError, MemoryError) as exc:
-        raise _too_deep(exc, name) from None
-    except (ValueError, TypeError) as exc:  # an AST Python refuses, e.g. a dict literal with an odd count
-        line, column = _odd_dict(module)
-        raise _error(f"invalid form: {exc}", name, line, column) from None
+    code = _code(module, name)
     return CompiledScript(
         id=name,
         language=LANGUAGE,
@@ -109,11 +118,28 @@ def compile_source(source: str, name: str) -> CompiledScript:
     )
 
 
-def load_code(compiled: CompiledScript) -> types.CodeType:
+def _code(module: ast.AST, name: str, mode: str = "exec", script: str | None = None) -> types.CodeType:
+    """``compile()`` of a Hy-made AST, its errors as CompileErrors on the Lisp
+    lines (naming ``script``, by default ``name``)."""
+    name, filename = script or name, name
+    try:
+        return compile(module, filename, mode, dont_inherit=True)
+    except SyntaxError as exc:  # e.g. `return` outside a function: Hy positions, so Lisp lines
+        raise _error(exc.msg or str(exc), name, exc.lineno, exc.offset) from None
+    except (RecursionError, MemoryError) as exc:
+        raise _too_deep(exc, name) from None
+    except (ValueError, TypeError) as exc:  # an AST Python refuses, e.g. a dict literal with an odd count
+        line, column = _odd_dict(module) if isinstance(module, ast.Module) else (None, None)
+        raise _error(f"invalid form: {exc}", name, line, column) from None
+
+
+def load_code(compiled: CompiledScript, module: types.ModuleType | None = None) -> types.CodeType:
     """The code object of a compiled script, with its file name set to the
-    script id (a cached entry may have been compiled under another name)."""
+    script id (a cached entry may have been compiled under another name).
+    Without bytecode the source is compiled now, in ``module`` (so that
+    relative requires resolve in the script's own package)."""
     if not compiled.bytecode:
-        return compile(compile_ast(compiled.source, compiled.id), compiled.id, "exec", dont_inherit=True)
+        return _code(compile_ast(compiled.source, compiled.id, module=module), compiled.id)
     try:
         code = marshal.loads(compiled.bytecode)
     except (ValueError, EOFError, TypeError) as exc:
@@ -123,23 +149,83 @@ def load_code(compiled: CompiledScript) -> types.CodeType:
     return _rename(code, compiled.id) if code.co_filename != compiled.id else code
 
 
+def compile_evaluation(code: str, script: str, module: types.ModuleType) -> tuple[types.CodeType, types.CodeType]:
+    """``code`` for ``evaluate``: its forms but the last as statements, and the
+    value of the last (None when it is a statement), compiled in the script's
+    ``module`` (its macros apply). Lines are the lines within ``code``; errors
+    name ``script``."""
+    filename = f"<evaluate {script}>"
+    with _compile_errors(code, script):
+        body, expression = hy_compile(
+            hy.read_many(code, filename=filename), module, filename=filename, source=code, get_expr=True,
+            extra_macros=PRELUDE_MACROS,
+        )
+    return _code(body, filename, script=script), _code(expression, filename, "eval", script=script)
+
+
+def compile_module(source: str, filename: str, module: types.ModuleType) -> types.CodeType:
+    """A file a script imports (or requires) relatively, compiled in its own ``module``."""
+    return _code(compile_ast(source, filename, module=module), filename)
+
+
 def _rename(code: types.CodeType, filename: str) -> types.CodeType:
     consts = tuple(_rename(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
     return code.replace(co_filename=filename, co_consts=consts)
 
 
-def compile_ast(source: str, name: str, forms: list[Any] | None = None) -> ast.Module:
-    """Read and compile to a Python AST; the top-level forms read are
-    appended to ``forms`` (reading stays lazy, form by form, as Hy needs
-    for reader macros)."""
-    module = types.ModuleType(f"kryon_lisp.compiling.{name}")
+#: the compiling module of a script compiled for the cache: a relative require
+#: resolves in no package from it (the load compiles such scripts instead)
+_UNRESOLVED = "kryon-lisp-compiling"
+
+_RELATIVE_REQUIRE = re.compile(r"\(\s*require\s+\.")
+
+
+def has_relative_require(source: str, name: str) -> bool:
+    """Whether the source requires macros from a module beside the script."""
+    if not _RELATIVE_REQUIRE.search(source):
+        return False
+    try:
+        forms = list(_read(source, name))
+    except (LexException, RecursionError, HyLanguageError):
+        return False  # the compiler reports the reader error
+    todo = list(forms)
+    while todo:
+        form = todo.pop()
+        if isinstance(form, Expression) and len(form) > 1 and form[0] == Symbol("require"):
+            target = form[1]
+            if isinstance(target, Expression) and target and isinstance(target[0], Symbol) and set(str(target[0])) == {"."}:
+                return True
+        if isinstance(form, tuple):
+            todo.extend(form)
+    return False
+
+
+def _read(source: str, name: str) -> Any:
+    return hy.read_many(source, filename=name)
+
+
+def compile_ast(source: str, name: str, forms: list[Any] | None = None,
+                module: types.ModuleType | None = None) -> ast.Module:
+    """Read and compile to a Python AST in ``module`` (by default one whose
+    relative requires resolve nowhere); the top-level forms read are appended
+    to ``forms`` (reading stays lazy, form by form, as Hy needs for reader macros)."""
+    if module is None:
+        module = types.ModuleType(f"{_UNRESOLVED}.{name}")
+    with _compile_errors(source, name):
+        tree = hy.read_many(source, filename=name)
+        if forms is not None:
+            tree = _recording(tree, forms)
+        return hy_compile(tree, module, filename=name, source=source, extra_macros=PRELUDE_MACROS)
+    raise AssertionError("unreachable")  # pragma: no cover - _compile_errors raises or the body returns
+
+
+@contextlib.contextmanager
+def _compile_errors(source: str, name: str) -> Iterator[None]:
+    """Hy's reader, macro and compiler errors as CompileErrors on the Lisp lines."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
-            tree = hy.read_many(source, filename=name)
-            if forms is not None:
-                tree = _recording(tree, forms)
-            return hy_compile(tree, module, filename=name, source=source, extra_macros=PRELUDE_MACROS)
+            yield
     except LexException as exc:
         raise _reader_error(exc, source, name) from None
     except HyMacroExpansionError as exc:
@@ -150,6 +236,8 @@ def compile_ast(source: str, name: str, forms: list[Any] | None = None) -> ast.M
         raise _error(_one_line(exc.msg), name, exc.lineno, exc.offset) from None
     except (RecursionError, MemoryError) as exc:
         raise _too_deep(exc, name) from None
+    except CompileError:
+        raise
     except Exception as exc:  # an internal compiler error or a macro's own exception type
         raise _error(f"{type(exc).__name__}: {exc}", name, None, None) from None
 

@@ -1,54 +1,45 @@
-"""What the engine keeps of each Kryon Lisp script: in-process ones
-(:class:`LispScript`) and those running in an isolated worker
-(:class:`IsolatedScript`)."""
+"""What a Lisp script's module is called, and how its functions are listed.
+
+Each in-process script is a module object of its own
+(``kryon_core.pyhost.HostedScript``), listed in ``sys.modules`` while it
+lives, so Hy's run-time machinery that looks up the calling module works:
+``hy.eval``, and macros defined with ``defmacro`` used from ``hy.eval``. Its
+name is ``<package>.__script__``, inside the package its relative imports and
+requires resolve in (a name no import statement can spell), or
+``"__main__"`` for the script the host runs as the program.
+
+Functions are registered under the name as the source spells it
+(``(defn set-count! ...)`` registers ``set-count!``), found from the forms
+read; the mangled Python identifier is listed too when it differs
+(``test_foo`` for ``test-foo``), so either spelling resolves.
+"""
 
 from __future__ import annotations
 
-import itertools
-import types
-import weakref
-from typing import Any
+import dataclasses
 
 import hy
 
-from kryon_core import CompiledScript, FunctionRef, SecurityPolicy
+from kryon_core import CompiledScript, FunctionInfo
 
-from .values import SCRIPT_KEY
+from .compiler import display_name
 
-__all__ = ["LispScript", "IsolatedScript"]
-
-_module_serial = itertools.count(1)
+__all__ = ["module_name", "listing"]
 
 
-class LispScript:
-    """A loaded script: its namespace, builtins, policy and handed-out refs."""
-
-    __slots__ = ("id", "module", "ns", "builtins", "policy", "compiled", "refs", "time_limit", "spelled", "__weakref__")
-
-    def __init__(self, compiled: CompiledScript, policy: SecurityPolicy, builtins: dict[str, Any]) -> None:
-        self.id = compiled.id
-        self.compiled = compiled
-        self.policy = policy
-        self.builtins = builtins
-        # A module object of its own, listed in sys.modules under a name no
-        # import statement can spell, so Hy's run-time machinery that looks
-        # up the calling module (hy.eval, defmacro at run time) finds it.
-        self.module = types.ModuleType(f"kryon-lisp:{compiled.id}#{next(_module_serial)}")
-        self.ns: dict[str, Any] = self.module.__dict__
-        self.ns.update({"__builtins__": builtins, "__file__": compiled.filename or compiled.id, SCRIPT_KEY: compiled.id})
-        self.refs: "weakref.WeakSet[FunctionRef]" = weakref.WeakSet()
-        self.time_limit = policy.time_limit
-        #: mangled name -> the name the source spells (the registry's name)
-        self.spelled = {hy.mangle(name): name for name in compiled.functions}
+def module_name(package: str, as_main: bool) -> str:
+    return "__main__" if as_main else f"{package}.__script__"
 
 
-class IsolatedScript:
-    """A script running in an isolated worker: what the host keeps of it."""
-
-    __slots__ = ("id", "policy", "compiled", "spelled")
-
-    def __init__(self, compiled: CompiledScript, policy: SecurityPolicy) -> None:
-        self.id = compiled.id
-        self.policy = policy
-        self.compiled = compiled
-        self.spelled = {hy.mangle(name): name for name in compiled.functions}
+def listing(functions: dict[str, FunctionInfo], compiled: CompiledScript) -> dict[str, FunctionInfo]:
+    """Functions by identifier -> by source spelling, with the identifier as
+    an alias where it differs."""
+    spelled = {hy.mangle(name): name for name in compiled.functions}
+    out: dict[str, FunctionInfo] = {}
+    for key, info in functions.items():
+        name = spelled.get(key) or display_name(key)
+        named = dataclasses.replace(info, name=name)
+        out[name] = named
+        if key != name:
+            out.setdefault(key, named)
+    return out

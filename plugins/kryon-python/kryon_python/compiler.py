@@ -1,34 +1,25 @@
 """Python source to code objects, and what a script defines.
 
 ``compile_source`` parses and compiles a script (nothing runs) and lists its
-top-level functions and assignments from the AST; ``code_of`` gives back the
-code object of a compiled script (its marshalled bytecode when it was made by
-this interpreter, else the source compiled again); ``namespace_functions``
-lists the functions a script's namespace holds after its top level ran.
+top-level functions and assignments from the AST; ``code_for`` gives back
+the code object of a compiled script (its marshalled bytecode when this
+interpreter made it for this script id, else the source compiled again);
+``compile_evaluation`` splits code for ``evaluate`` into its statements and
+a final expression; ``compile_module`` compiles a file a script imports.
 """
 
 from __future__ import annotations
 
 import ast
-import inspect
 import marshal
 import types
-from typing import Any
 
-from kryon_core import CompiledScript, CompileError, FunctionInfo
+from kryon_core import CompiledScript, FunctionInfo
 
+from .errors import compile_error
 from .plugin import LANGUAGE
 
-__all__ = ["source_text", "compile_source", "code_of", "namespace_functions"]
-
-
-def source_text(source: "str | bytes", name: str) -> str:
-    if isinstance(source, (bytes, bytearray)):
-        try:
-            return bytes(source).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CompileError(f"source is not valid UTF-8 (byte {exc.start})", language=LANGUAGE, script=name) from None
-    return source
+__all__ = ["compile_source", "code_for", "compile_evaluation", "compile_module"]
 
 
 def compile_source(text: str, name: str, version: str) -> CompiledScript:
@@ -37,12 +28,8 @@ def compile_source(text: str, name: str, version: str) -> CompiledScript:
     try:
         tree = ast.parse(text, name, "exec")
         code = compile(tree, name, "exec", dont_inherit=True)
-    except SyntaxError as exc:
-        raise CompileError(
-            exc.msg or "invalid syntax", language=LANGUAGE, script=name, line=exc.lineno, column=exc.offset
-        ) from None
-    except (ValueError, RecursionError, MemoryError) as exc:
-        raise CompileError(f"cannot compile: {exc}", language=LANGUAGE, script=name) from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise compile_error(exc, name) from None
     functions, names = _top_level(tree)
     return CompiledScript(
         id=name,
@@ -55,7 +42,7 @@ def compile_source(text: str, name: str, version: str) -> CompiledScript:
     )
 
 
-def code_of(compiled: CompiledScript, version: str) -> types.CodeType:
+def code_for(compiled: CompiledScript, version: str) -> types.CodeType:
     """The code object to run: the cached bytecode when this interpreter made
     it for this script id, else the source compiled again."""
     if compiled.bytecode and compiled.engine_version == version:
@@ -67,10 +54,33 @@ def code_of(compiled: CompiledScript, version: str) -> types.CodeType:
             pass
     try:
         return compile(compiled.source, compiled.id, "exec", dont_inherit=True)
-    except SyntaxError as exc:
-        raise CompileError(
-            exc.msg or "invalid syntax", language=LANGUAGE, script=compiled.id, line=exc.lineno, column=exc.offset
-        ) from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise compile_error(exc, compiled.id) from None
+
+
+def compile_evaluation(code: str, script: str) -> tuple[types.CodeType, types.CodeType | None]:
+    """The statements of ``code`` and, when it ends in an expression, that
+    expression on its own (its value is what ``evaluate`` returns). Lines are
+    the lines within ``code``; errors name ``script``."""
+    filename = f"<evaluate {script}>"
+    try:
+        tree = ast.parse(code, filename, "exec")
+        last = tree.body[-1] if tree.body else None
+        expression = None
+        if isinstance(last, ast.Expr):
+            tree.body.pop()
+            expression = compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)
+        return compile(tree, filename, "exec", dont_inherit=True), expression
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise compile_error(exc, script) from None
+
+
+def compile_module(source: str, filename: str) -> types.CodeType:
+    """A file a script imports relatively."""
+    try:
+        return compile(source, filename, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise compile_error(exc, filename) from None
 
 
 def _top_level(tree: ast.Module) -> tuple[dict[str, FunctionInfo], list[str]]:
@@ -107,22 +117,3 @@ def _yields(fn: ast.AST) -> bool:
             continue
         stack.extend(ast.iter_child_nodes(node))
     return False
-
-
-def namespace_functions(sid: str, ns: dict[str, Any]) -> dict[str, FunctionInfo]:
-    out = {}
-    for name, value in ns.items():
-        if not isinstance(value, types.FunctionType) or value.__code__.co_filename != sid:
-            continue
-        code = value.__code__
-        params = code.co_varnames[: code.co_argcount]
-        out[name] = FunctionInfo(
-            name=name,
-            parameter_count=code.co_argcount,
-            parameter_names=tuple(params),
-            is_async=inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value),
-            is_generator=inspect.isgeneratorfunction(value) or inspect.isasyncgenfunction(value),
-            is_variadic=bool(code.co_flags & inspect.CO_VARARGS),
-            line=code.co_firstlineno,
-        )
-    return out
