@@ -15,10 +15,30 @@ worker. This package is that shared part: a plugin subclasses
 - :mod:`.reload`: reload that keeps state; :mod:`.policy`: the limits
   in-process code cannot keep; :mod:`.memory`: the memory estimate;
 - :mod:`.sandboxed`: sandboxed scripts through :mod:`kryon_core.isolation`.
+
+
+The names below are imported on first use: a worker process that only needs
+:mod:`.bytecode` (Kryon Lisp's compiler runs in sandboxed workers) loads
+nothing else of the package.
 """
 
-from .dialect import NOT_MINE, Dialect
-from .engine import PyHostedEngine
-from .state import SCRIPT_KEY, HostedScript
+from typing import Any
 
 __all__ = ["Dialect", "HostedScript", "NOT_MINE", "PyHostedEngine", "SCRIPT_KEY"]
+
+_WHERE = {
+    "Dialect": "dialect",
+    "NOT_MINE": "dialect",
+    "PyHostedEngine": "engine",
+    "HostedScript": "state",
+    "SCRIPT_KEY": "state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

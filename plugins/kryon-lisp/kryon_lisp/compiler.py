@@ -13,7 +13,7 @@ with the script, line and column.
 
 Compiling runs macros (``defmacro`` bodies, reader macros, ``require``) in
 this process: it is as trusted as running the script. Sandboxed source is
-first read (reading runs no user code) and refused by :func:`check_sandboxable`
+first read (reading runs no user code) and refused by :func:`.scan.check_sandboxable`
 if any form would run code while compiling, so compiling what is left runs
 only Hy's own macros; it then runs in an isolated worker (``sandbox.py``).
 """
@@ -26,7 +26,6 @@ import dataclasses
 import importlib.util
 import marshal
 import platform
-import re
 import types
 import warnings
 from typing import Any, Iterator
@@ -34,13 +33,15 @@ from typing import Any, Iterator
 import hy
 from hy.compiler import hy_compile
 from hy.errors import HyLanguageError, HyMacroExpansionError
-from hy.models import Expression, FString, Keyword, Lazy, List, Symbol
+from hy.models import Expression, Keyword, Lazy, Symbol
 from hy.reader.exceptions import LexException
 
-from kryon_core import AccessDeniedError, CompiledScript, CompileError, FunctionInfo, StackFrame
+from kryon_core import CompiledScript, CompileError, FunctionInfo, StackFrame
+from kryon_core.pyhost.bytecode import load_bytecode
 
 from . import __version__
 from .plugin import LANGUAGE
+from .scan import CLOSERS, has_relative_require, spelled_names, top_level_name, unclosed_opener
 
 __all__ = [
     "ENGINE_VERSION",
@@ -48,15 +49,9 @@ __all__ = [
     "compile_ast",
     "compile_evaluation",
     "compile_module",
-    "has_relative_require",
     "load_code",
     "function_info",
-    "spelled_names",
     "display_name",
-    "top_level_name",
-    "unclosed_opener",
-    "sandbox_violation",
-    "check_sandboxable",
 ]
 
 #: part of the compilation-cache key: bytecode depends on the Python version
@@ -65,10 +60,6 @@ ENGINE_VERSION = (
     f"Kryon Lisp {__version__} (Hy {hy.__version__}, {platform.python_implementation()} "
     f"{platform.python_version()}, bytecode {importlib.util.MAGIC_NUMBER.hex()})"
 )
-
-#: the name stack frames use for a script's top level
-top_level_name = "<top level>"
-
 
 def _defn_async(*args: Any) -> Expression:
     """``(defn/a name [params] body...)``: Hy 0.x spelling of ``(defn :async ...)``."""
@@ -97,8 +88,7 @@ def compile_source(source: str, name: str) -> CompiledScript:
     which only the load can find (inside the script's root). Its entry holds
     the source, and the load compiles it."""
     if has_relative_require(source, name):
-        forms = list(_read(source, name))
-        spelled = spelled_names(forms)
+        spelled = spelled_names(list(hy.read_many(source, filename=name)))
         return CompiledScript(
             id=name, language=LANGUAGE, source=source, engine_version=ENGINE_VERSION,
             functions={n: FunctionInfo(name=n) for n in spelled.values()},
@@ -138,15 +128,9 @@ def load_code(compiled: CompiledScript, module: types.ModuleType | None = None) 
     script id (a cached entry may have been compiled under another name).
     Without bytecode the source is compiled now, in ``module`` (so that
     relative requires resolve in the script's own package)."""
-    if not compiled.bytecode:
+    if not compiled.bytecode or compiled.engine_version != ENGINE_VERSION:
         return _code(compile_ast(compiled.source, compiled.id, module=module), compiled.id)
-    try:
-        code = marshal.loads(compiled.bytecode)
-    except (ValueError, EOFError, TypeError) as exc:
-        raise CompileError(f"corrupt bytecode: {exc}", language=LANGUAGE, script=compiled.id) from None
-    if not isinstance(code, types.CodeType):
-        raise CompileError("bytecode is not a code object", language=LANGUAGE, script=compiled.id)
-    return _rename(code, compiled.id) if code.co_filename != compiled.id else code
+    return load_bytecode(compiled, LANGUAGE)
 
 
 def compile_evaluation(code: str, script: str, module: types.ModuleType) -> tuple[types.CodeType, types.CodeType]:
@@ -168,41 +152,9 @@ def compile_module(source: str, filename: str, module: types.ModuleType) -> type
     return _code(compile_ast(source, filename, module=module), filename)
 
 
-def _rename(code: types.CodeType, filename: str) -> types.CodeType:
-    consts = tuple(_rename(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
-    return code.replace(co_filename=filename, co_consts=consts)
-
-
 #: the compiling module of a script compiled for the cache: a relative require
 #: resolves in no package from it (the load compiles such scripts instead)
 _UNRESOLVED = "kryon-lisp-compiling"
-
-_RELATIVE_REQUIRE = re.compile(r"\(\s*require\s+\.")
-
-
-def has_relative_require(source: str, name: str) -> bool:
-    """Whether the source requires macros from a module beside the script."""
-    if not _RELATIVE_REQUIRE.search(source):
-        return False
-    try:
-        forms = list(_read(source, name))
-    except (LexException, RecursionError, HyLanguageError):
-        return False  # the compiler reports the reader error
-    todo = list(forms)
-    while todo:
-        form = todo.pop()
-        if isinstance(form, Expression) and len(form) > 1 and form[0] == Symbol("require"):
-            target = form[1]
-            if isinstance(target, Expression) and target and isinstance(target[0], Symbol) and set(str(target[0])) == {"."}:
-                return True
-        if isinstance(form, tuple):
-            todo.extend(form)
-    return False
-
-
-def _read(source: str, name: str) -> Any:
-    return hy.read_many(source, filename=name)
-
 
 def compile_ast(source: str, name: str, forms: list[Any] | None = None,
                 module: types.ModuleType | None = None) -> ast.Module:
@@ -253,41 +205,6 @@ def _recording(tree: Lazy, forms: list[Any]) -> Lazy:
     return recorded
 
 
-_DEFINERS = {"defn", "defn/a"}
-_FNS = {"fn", "fn/a"}
-
-
-def spelled_names(forms: list[Any]) -> dict[str, str]:
-    """Mangled name -> the name as the source spells it, for the functions
-    top-level forms define: ``(defn make-adder ...)`` registers as
-    ``make-adder``, ``(defn make_adder ...)`` as ``make_adder`` (Hy mangles
-    both to ``make_adder``; the registry keeps what the author wrote)."""
-    names: dict[str, str] = {}
-    for form in forms:
-        if not isinstance(form, Expression) or not form or not isinstance(form[0], Symbol):
-            continue
-        head = str(form[0])
-        if head in _DEFINERS:
-            for part in form[1:]:
-                if isinstance(part, Symbol):
-                    names[hy.mangle(part)] = str(part)
-                    break
-                if not isinstance(part, (Keyword, List)):
-                    break
-        elif head == "setv":
-            pairs = form[1:]
-            for target, value in zip(pairs[::2], pairs[1::2]):
-                if (
-                    isinstance(target, Symbol)
-                    and isinstance(value, Expression)
-                    and value
-                    and isinstance(value[0], Symbol)
-                    and str(value[0]) in _FNS
-                ):
-                    names[hy.mangle(target)] = str(target)
-    return names
-
-
 def _too_deep(exc: BaseException, name: str) -> CompileError:
     return _error(f"the script is nested too deeply to compile ({type(exc).__name__})", name, None, None)
 
@@ -334,125 +251,11 @@ def _reader_error(exc: LexException, source: str, name: str) -> CompileError:
             char, line, column = opener
             message = (
                 f"unbalanced parentheses: {message} ('{char}' opened at line {line}, column {column} "
-                f"needs '{_CLOSERS[char]}')"
+                f"needs '{CLOSERS[char]}')"
             )
         else:
             message = f"unbalanced parentheses: {message}"
     return _error(message, name, exc.lineno, exc.offset)
-
-
-_CLOSERS = {"(": ")", "[": "]", "{": "}"}
-
-
-def unclosed_opener(source: str, stop: tuple[int, int] | None = None) -> tuple[str, int, int] | None:
-    """The innermost bracket or string left open at the end of ``source``
-    (or just before the 1-based (line, column) ``stop``), as (character,
-    line, column), both 1-based; None when everything closes."""
-    stack: list[tuple[str, int, int]] = []
-    line, col = 1, 0
-    i, n = 0, len(source)
-    in_string: tuple[str, int, int] | None = None
-    in_comment = False
-    while i < n:
-        ch = source[i]
-        col += 1
-        if stop is not None and (line, col) >= stop:
-            break
-        if ch == "\n":
-            line, col = line + 1, 0
-            in_comment = False
-        elif in_comment:
-            pass
-        elif in_string is not None:
-            if ch == "\\":
-                i += 1
-                col += 1
-                if i < n and source[i] == "\n":
-                    line, col = line + 1, 0
-            elif ch == '"':
-                in_string = None
-        elif ch == ";":
-            in_comment = True
-        elif ch == '"':
-            in_string = ('"', line, col)
-        elif ch in _CLOSERS:
-            stack.append((ch, line, col))
-        elif ch in ")]}" and stack and _CLOSERS[stack[-1][0]] == ch:
-            stack.pop()
-        i += 1
-    if in_string is not None:
-        return in_string
-    return stack[-1] if stack else None
-
-
-# -- what sandboxed source may contain ---------------------------------------------------
-
-#: forms that run code while compiling (or import modules then): refused in
-#: sandboxed scripts, so that compiling one runs only Hy's own macros
-COMPILE_TIME_FORMS = frozenset(
-    hy.mangle(name)
-    for name in (
-        "defmacro", "defreader", "do-mac", "eval-and-compile", "eval-when-compile",
-        "require", "get-macro", "local-macros", "export",
-    )
-)
-
-
-def _head(form: Any) -> str | None:
-    """The name a form's head calls, as Hy's macro expansion sees it."""
-    head = form[0]
-    if isinstance(head, Symbol):
-        return str(head)
-    if (
-        isinstance(head, Expression)
-        and head
-        and head[0] == Symbol(".")
-        and all(isinstance(part, Symbol) for part in head)
-    ):
-        return ".".join(str(part) for part in head[1:])
-    return None
-
-
-def sandbox_violation(source: str, name: str) -> tuple[str, int | None, int | None] | None:
-    """Why sandboxed ``source`` may not be compiled, as (message, line,
-    column), or None. Only reads (Hy's reader runs no user code): refuses
-    macro definitions, reader macros, compile-time evaluation, ``require``
-    and one-shot ``hy.R`` requires anywhere in the source. A reader error
-    is left for the compiler to report, but the forms before it are checked:
-    the compiler would compile them before reaching it."""
-    todo: list[Any] = []
-    try:
-        for form in hy.read_many(source, filename=name):
-            todo.append(form)
-    except (LexException, RecursionError, HyLanguageError):
-        pass
-    while todo:
-        form = todo.pop()
-        if isinstance(form, Expression) and form:
-            head = _head(form)
-            if head is not None:
-                mangled = ".".join(hy.mangle(part) if part else part for part in head.split("."))
-                if mangled in COMPILE_TIME_FORMS or mangled.startswith("hy.R."):
-                    return (
-                        f"({head} ...) runs code while compiling, which sandboxed Lisp does not allow",
-                        getattr(form, "start_line", None),
-                        getattr(form, "start_column", None),
-                    )
-        if isinstance(form, tuple):  # every sequence model, quoted forms included
-            todo.extend(form)
-        elif isinstance(form, FString):
-            todo.extend(form)
-    return None
-
-
-def check_sandboxable(source: str, name: str) -> None:
-    """Raise AccessDeniedError when sandboxed ``source`` contains a form
-    that would run code while compiling (see :func:`sandbox_violation`)."""
-    found = sandbox_violation(source, name)
-    if found is not None:
-        message, line, column = found
-        frame = StackFrame(top_level_name, script=name, line=line, column=column, language=LANGUAGE)
-        raise AccessDeniedError(message, language=LANGUAGE, script=name, line=line, column=column, stack=[frame])
 
 
 # -- what a compiled script defines -------------------------------------------------

@@ -17,7 +17,7 @@ from kryon_core.isolation import CompilerSpec
 from kryon_core.pyhost import Dialect, HostedScript, PyHostedEngine
 from kryon_core.pyhost.api import ScriptApi
 
-from . import bridge, compiler, errors, state, values
+from . import bridge, compiler, errors, scan, state, values
 from .plugin import LANGUAGE
 from .sandbox import LISP_COMPILER, RUNTIME_MODULES
 
@@ -40,7 +40,7 @@ class LispDialect(Dialect):
 
     def compile(self, text: str, name: str, *, sandboxed: bool) -> CompiledScript:
         if sandboxed:
-            compiler.check_sandboxable(text, name)
+            scan.check_sandboxable(text, name)
         return compiler.compile_source(text, name)
 
     def code_for(self, compiled: CompiledScript, module: types.ModuleType) -> types.CodeType:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hy
 
-from .compiler import top_level_name
+from .scan import top_level_name
 
 __all__ = ["lisp_name", "describe"]
 

@@ -36,6 +36,7 @@ import hy.pyops as _pyops
 from hy import models as _models
 
 from . import compiler as _compiler
+from . import scan as _scan
 
 __all__ = ["compile", "RUNTIME_MODULE"]
 
@@ -139,7 +140,7 @@ class _Rewrite(_ast.NodeTransformer):
 
 def compile(source: str, filename: str) -> _ast.Module:  # noqa: A001 - the worker's compiler hook
     """Sandboxed Kryon Lisp source to a checked ``ast.Module`` (see module doc)."""
-    found = _compiler.sandbox_violation(source, filename)
+    found = _scan.sandbox_violation(source, filename)
     if found is not None:
         raise _violation(*found)
     try:

@@ -15,6 +15,7 @@ import marshal
 import types
 
 from kryon_core import CompiledScript, FunctionInfo
+from kryon_core.pyhost.bytecode import load_bytecode
 
 from .errors import compile_error
 from .plugin import LANGUAGE
@@ -44,14 +45,9 @@ def compile_source(text: str, name: str, version: str) -> CompiledScript:
 
 def code_for(compiled: CompiledScript, version: str) -> types.CodeType:
     """The code object to run: the cached bytecode when this interpreter made
-    it for this script id, else the source compiled again."""
+    it (named for this script), else the source compiled again."""
     if compiled.bytecode and compiled.engine_version == version:
-        try:
-            code = marshal.loads(compiled.bytecode)
-            if isinstance(code, types.CodeType) and code.co_filename == compiled.id:
-                return code
-        except (ValueError, EOFError, TypeError):
-            pass
+        return load_bytecode(compiled, LANGUAGE)
     try:
         return compile(compiled.source, compiled.id, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
