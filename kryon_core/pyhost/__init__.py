@@ -22,7 +22,12 @@ The names below are imported on first use: a worker process that only needs
 nothing else of the package.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .dialect import NOT_MINE, Dialect
+    from .engine import PyHostedEngine
+    from .state import SCRIPT_KEY, HostedScript
 
 __all__ = ["Dialect", "HostedScript", "NOT_MINE", "PyHostedEngine", "SCRIPT_KEY"]
 

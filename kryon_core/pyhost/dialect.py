@@ -43,6 +43,8 @@ class Dialect(abc.ABC):
     reload_hook: str = "on_reload"
     #: modules a script's compiled code imports itself, granted whatever the policy (Hy's runtime)
     runtime_modules: frozenset[str] = frozenset()
+    #: how a worker compiles the language (``kryon_core.isolation``)
+    compiler_spec: "CompilerSpec"
     #: functions whose names start with this are private: not listed (None: every function is listed)
     private_prefix: str | None = None
 
@@ -108,11 +110,6 @@ class Dialect(abc.ABC):
         return {}
 
     # -- the sandbox ------------------------------------------------------------------------
-    @property
-    @abc.abstractmethod
-    def compiler_spec(self) -> "CompilerSpec":
-        """How a worker compiles the language (``kryon_core.isolation``)."""
-
     def api_names(self, methods: list[tuple[ApiMethod, Callable[..., Any]]]) -> dict[str, str] | None:
         """Name in a worker script -> bridge method (None: the snake_case names)."""
         return None

@@ -75,7 +75,8 @@ class Converter:
     def _unusual(self, value: Any, owner: str | None, limit: int | None, seen: set[int]) -> Any:
         t = type(value)
         if isinstance(value, _BASES):  # subclasses (IntEnum, str enums) cross as the base type
-            return self._out(next(base for base in _BASES if isinstance(value, base))(value), owner, limit, seen)
+            base: Any = next(b for b in _BASES if isinstance(value, b))
+            return self._out(base(value), owner, limit, seen)
         if t is bytearray:
             return self._out(bytes(value), owner, limit, seen)
         if t is types.GeneratorType:
@@ -117,8 +118,8 @@ class Converter:
             seen.discard(key)
 
     def _key(self, key: Any) -> str:
-        if key.__class__ is str:
-            return key  # type: ignore[no-any-return]
+        if type(key) is str:
+            return key
         other = self.dialect.convert_other(key, lambda v: v)
         if isinstance(other, str):
             return other

@@ -31,7 +31,7 @@ __all__ = ["build_kryon_api", "api_name", "api_form", "api_names"]
 def build_kryon_api(api: ScriptApi) -> dict[str, Any]:
     """The builtins a script gets for its API: every function under its
     mangled kebab-case name, and ``kryon``."""
-    table = api.all()
+    table: dict[str, Any] = dict(api.all())
     table["kryon"] = api.module
     return table
 

@@ -75,9 +75,9 @@ def _fn_async(*args: Any) -> Expression:
 PRELUDE_MACROS = {hy.mangle("defn/a"): _defn_async, hy.mangle("fn/a"): _fn_async}
 
 
-def display_name(mangled: str) -> str:
+def display_name(identifier: str) -> str:
     """The Lisp spelling of a Python identifier Hy produced (``set_it`` -> ``set-it``)."""
-    return hy.unmangle(mangled)
+    return str(hy.unmangle(identifier))
 
 
 def compile_source(source: str, name: str) -> CompiledScript:
@@ -108,12 +108,13 @@ def compile_source(source: str, name: str) -> CompiledScript:
     )
 
 
-def _code(module: ast.AST, name: str, mode: str = "exec", script: str | None = None) -> types.CodeType:
+def _code(module: "ast.Module | ast.Expression", name: str, mode: str = "exec", script: str | None = None) -> types.CodeType:
     """``compile()`` of a Hy-made AST, its errors as CompileErrors on the Lisp
     lines (naming ``script``, by default ``name``)."""
     name, filename = script or name, name
     try:
-        return compile(module, filename, mode, dont_inherit=True)
+        code: types.CodeType = compile(module, filename, mode, dont_inherit=True)
+        return code
     except SyntaxError as exc:  # e.g. `return` outside a function: Hy positions, so Lisp lines
         raise _error(exc.msg or str(exc), name, exc.lineno, exc.offset) from None
     except (RecursionError, MemoryError) as exc:
@@ -167,8 +168,8 @@ def compile_ast(source: str, name: str, forms: list[Any] | None = None,
         tree = hy.read_many(source, filename=name)
         if forms is not None:
             tree = _recording(tree, forms)
-        return hy_compile(tree, module, filename=name, source=source, extra_macros=PRELUDE_MACROS)
-    raise AssertionError("unreachable")  # pragma: no cover - _compile_errors raises or the body returns
+        compiled: ast.Module = hy_compile(tree, module, filename=name, source=source, extra_macros=PRELUDE_MACROS)
+    return compiled
 
 
 @contextlib.contextmanager

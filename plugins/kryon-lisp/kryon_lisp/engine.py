@@ -8,14 +8,11 @@ dialect of it: Hy compilation, the .kl lines and columns, kebab-case names.
 from __future__ import annotations
 
 import types
-from typing import Any, Callable
 
 import hy
 
-from kryon_core import ApiMethod, CompiledScript, EngineCapabilities, FunctionInfo
-from kryon_core.isolation import CompilerSpec
+from kryon_core import CompiledScript, EngineCapabilities
 from kryon_core.pyhost import Dialect, HostedScript, PyHostedEngine
-from kryon_core.pyhost.api import ScriptApi
 
 from . import bridge, compiler, errors, scan, state, values
 from .plugin import LANGUAGE
@@ -34,6 +31,17 @@ class LispDialect(Dialect):
     reload_hook = "on-reload"
     runtime_modules = RUNTIME_MODULES
     private_prefix = "_"
+    compiler_spec = LISP_COMPILER
+    # names (mangled identifiers, .kl spellings), errors, values and the API, from their modules
+    spelling = staticmethod(compiler.display_name)
+    frame_name = staticmethod(errors.lisp_name)
+    describe = staticmethod(errors.describe)
+    listing = staticmethod(state.listing)
+    convert_other = staticmethod(values.convert_other)
+    script_api = staticmethod(bridge.build_kryon_api)
+    api_name = staticmethod(bridge.api_name)
+    api_form = staticmethod(bridge.api_form)
+    api_names = staticmethod(bridge.api_names)
 
     def __init__(self) -> None:
         self._mangled: dict[str, str] = {}
@@ -58,39 +66,8 @@ class LispDialect(Dialect):
             mangled = self._mangled[name] = str(hy.mangle(name))
         return mangled
 
-    def spelling(self, identifier: str) -> str:
-        return compiler.display_name(identifier)
-
-    def frame_name(self, co_name: str) -> str:
-        return errors.lisp_name(co_name)
-
-    def describe(self, exc: BaseException) -> str:
-        return errors.describe(exc)
-
-    def api_name(self, method: ApiMethod) -> str:
-        return bridge.api_name(method)
-
-    def api_form(self, method: ApiMethod) -> str:
-        return bridge.api_form(method)
-
-    def script_api(self, api: ScriptApi) -> dict[str, Any]:
-        return bridge.build_kryon_api(api)
-
-    def convert_other(self, value: Any, convert: Callable[[Any], Any]) -> Any:
-        return values.convert_other(value, convert)
-
     def module_name(self, script_id: str, package: str, as_main: bool) -> str:
         return state.module_name(package, as_main)
-
-    def listing(self, functions: dict[str, FunctionInfo], compiled: CompiledScript) -> dict[str, FunctionInfo]:
-        return state.listing(functions, compiled)
-
-    @property
-    def compiler_spec(self) -> CompilerSpec:
-        return LISP_COMPILER
-
-    def api_names(self, methods: list[tuple[ApiMethod, Callable[..., Any]]]) -> dict[str, str] | None:
-        return bridge.api_names(methods)
 
 
 class LispEngine(PyHostedEngine):

@@ -17,14 +17,14 @@ from .scan import top_level_name
 __all__ = ["lisp_name", "describe"]
 
 
-def lisp_name(name: str) -> str:
+def lisp_name(co_name: str) -> str:
     """A Python function name as Lisp shows it: the top level, ``fn`` for
     anonymous functions, else the unmangled name."""
-    if name == "<module>":
+    if co_name == "<module>":
         return top_level_name
-    if name == "<lambda>" or name.startswith("_hy_anon"):
+    if co_name == "<lambda>" or co_name.startswith("_hy_anon"):
         return "fn"
-    return hy.unmangle(name)
+    return str(hy.unmangle(co_name))
 
 
 def describe(exc: BaseException) -> str:

@@ -45,7 +45,7 @@ def convert_other(value: Any, convert: Callable[[Any], Any]) -> Any:
         return value.name
     for base in _BASES:
         if isinstance(value, base):
-            return base(value)
+            return base(value)  # type: ignore[arg-type]
     if isinstance(value, tuple):  # List, Expression, Tuple, Set, Dict models are tuples
         return [convert(v) for v in value]
     raise ConversionError(f"cannot convert the Hy model {value!r} to a host value", language=LANGUAGE)

@@ -11,12 +11,9 @@ from __future__ import annotations
 import importlib.util
 import platform
 import types
-from typing import Any, Callable
 
-from kryon_core import ApiMethod, CompiledScript, EngineCapabilities
-from kryon_core.isolation import CompilerSpec
+from kryon_core import CompiledScript, EngineCapabilities
 from kryon_core.pyhost import Dialect, HostedScript, PyHostedEngine
-from kryon_core.pyhost.api import ScriptApi
 
 from . import bridge, compiler, state, values
 from .plugin import LANGUAGE
@@ -33,6 +30,12 @@ class PythonDialect(Dialect):
 
     language = LANGUAGE
     sets_as_lists = values.SETS_AS_LISTS
+    compiler_spec = PYTHON_COMPILER
+    # values and the API, from their modules
+    convert_other = staticmethod(values.convert_other)
+    script_api = staticmethod(bridge.build_kryon_api)
+    api_name = staticmethod(bridge.api_name)
+    api_form = staticmethod(bridge.api_form)
 
     def compile(self, text: str, name: str, *, sandboxed: bool) -> CompiledScript:
         return compiler.compile_source(text, name, VERSION)
@@ -48,22 +51,6 @@ class PythonDialect(Dialect):
 
     def module_name(self, script_id: str, package: str, as_main: bool) -> str:
         return state.module_name(script_id, as_main)
-
-    def api_name(self, method: ApiMethod) -> str:
-        return bridge.api_name(method)
-
-    def api_form(self, method: ApiMethod) -> str:
-        return bridge.api_form(method)
-
-    def script_api(self, api: ScriptApi) -> dict[str, Any]:
-        return bridge.build_kryon_api(api)
-
-    def convert_other(self, value: Any, convert: Callable[[Any], Any]) -> Any:
-        return values.convert_other(value, convert)
-
-    @property
-    def compiler_spec(self) -> CompilerSpec:
-        return PYTHON_COMPILER
 
 
 class PythonEngine(PyHostedEngine):
