@@ -157,7 +157,8 @@ class Packages(importlib.abc.MetaPathFinder):
             source = load(package.script, f"{relative}/__init__")
             is_package = source is not None
         if source is None:
-            raise ModuleNotFoundError(f"script '{package.script}' has no module '{rest}' beside it", name=fullname)
+            # no ``name``: the import system would turn it into a vaguer "cannot import name"
+            raise ModuleNotFoundError(f"script '{package.script}' has no module '{rest}' beside it")
         return importlib.machinery.ModuleSpec(fullname, _Loader(package, source, relative, is_package), is_package=is_package)
 
 
