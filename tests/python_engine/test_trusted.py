@@ -22,7 +22,6 @@ from kryon_core import (
     FunctionRef,
     MemoryLimitError,
     RecursionLimitError,
-    ScriptError,
     ScriptManager,
     ScriptRuntimeError,
     ScriptTimeoutError,
