@@ -51,7 +51,16 @@ class App:
     scripts: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, directory: Path, *, policy: SecurityPolicy | None = None, out: TextIO = sys.stdout) -> "App":
+    def load(
+        cls,
+        directory: Path,
+        *,
+        policy: SecurityPolicy | None = None,
+        out: TextIO = sys.stdout,
+        on_manager: "Callable[[ScriptManager], None] | None" = None,
+    ) -> "App":
+        """Load the app in ``directory``; ``on_manager`` sees the manager before
+        any script loads (``kryon debug`` attaches its debugger there)."""
         config_path = directory / "app.json"
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -60,6 +69,8 @@ class App:
         manager = ScriptManager(
             policy=policy or SecurityPolicy.trusted(), output=lambda lang, text: print(f"[{lang}] {text}", file=out)
         )
+        if on_manager is not None:
+            on_manager(manager)
         app = cls(directory, manager, Document(seed=config.get("seed", 1)), config)
         app.document.on_log = lambda level, msg: print(f"[log:{level}] {msg}", file=out)
         app.document.on_error = lambda exc: app._error(f"callback failed: {exc}")

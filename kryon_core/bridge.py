@@ -289,15 +289,20 @@ class ScriptBridge:
 
     @_api
     def animate(self, element: Any, config: Mapping[str, Any]) -> int:
-        return self._document().animate(element, config)
+        from .dom import AnimationConfig
+
+        animation = AnimationConfig.coerce(config)
+        if animation.on_complete is not None:
+            animation.on_complete = self._owned(_callable(animation.on_complete))
+        return self._document().animate(element, animation)
 
     @_api
     def set_timeout(self, callback: Callable[..., Any], delay_ms: float) -> int:
-        return self._document().set_timeout(_callable(callback), delay_ms)
+        return self._document().set_timeout(self._owned(_callable(callback)), delay_ms)
 
     @_api
     def set_interval(self, callback: Callable[..., Any], interval_ms: float) -> int:
-        return self._document().set_interval(_callable(callback), interval_ms)
+        return self._document().set_interval(self._owned(_callable(callback)), interval_ms)
 
     @_api
     def clear_timer(self, timer_id: int) -> None:
@@ -394,21 +399,30 @@ class ScriptBridge:
     def _requester(self) -> dict[str, Any]:
         return {"script": self.script, "trust": self.caller_policy()}
 
+    def _owned(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """``callback`` as a FunctionRef owned by this view's script, so that an
+        unload, a reload or a failed load finds and releases it whatever the
+        engine made of the function (engines need not stamp ownership)."""
+        if self.script is None or (isinstance(callback, FunctionRef) and callback.script == self.script):
+            return callback
+        name = getattr(callback, "name", None) or getattr(callback, "__name__", "callback")
+        return FunctionRef(callback, name=str(name), language=self.language, script=self.script)
+
     def _receiving(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         """A callback of this view's script that the host will call with data
-        from elsewhere (event data, variable and shared-data values): for a
-        sandboxed script the data is admitted first (see :meth:`_admit`)."""
+        from elsewhere (event data, variable and shared-data values): owned by
+        the script (see :meth:`_owned`), and for a sandboxed script the data is
+        admitted first (see :meth:`_admit`)."""
         policy = self.policy
         if policy is None or not policy.sandboxed or self.manager is None:
-            return callback
+            return self._owned(callback)
         admit = self._admit
 
         def receive(*args: Any) -> Any:
             return callback(*[admit(a) for a in args])
 
-        if isinstance(callback, FunctionRef):  # keep its owner: reloads and unloads find it by that
-            return FunctionRef(receive, name=callback.name, language=callback.language, script=callback.script)
-        return receive
+        name = getattr(callback, "name", None) or getattr(callback, "__name__", "callback")
+        return FunctionRef(receive, name=str(name), language=self.language, script=self.script)
 
     def convert_unknown(self, value: Any) -> Any:
         """Ask the ``kryon_convert_value`` hooks to turn a host object the

@@ -114,6 +114,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(Path(args.path), host=args.host, port=args.port, play=args.play)
 
 
+def cmd_debug(args: argparse.Namespace) -> int:
+    from .debug.dap import serve_stdio, serve_tcp
+
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        if not port.isdigit():
+            print("error: --listen needs HOST:PORT", file=sys.stderr)
+            return 64
+        return serve_tcp(host or "127.0.0.1", int(port))
+    return serve_stdio()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kryon", description="Run scripts in every installed language.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--advance", type=float, default=0, metavar="MS", help="then run timers for MS milliseconds")
     p.add_argument("--watch", action="store_true", help="(apps) reload scripts when their files change")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("debug", help="a Debug Adapter Protocol server (stdio, or --listen HOST:PORT)")
+    p.add_argument("--listen", metavar="HOST:PORT", help="accept one client on a TCP port instead of stdio")
+    p.set_defaults(func=cmd_debug)
+
     p = sub.add_parser("serve", help="serve an app directory as a live web page on localhost")
     p.add_argument("path", help="app directory (with app.json)")
     p.add_argument("--host", default="127.0.0.1")

@@ -26,6 +26,7 @@ from .values import FunctionRef
 
 if TYPE_CHECKING:
     from .bridge import ScriptBridge
+    from .debug.target import DebugTarget
 
 __all__ = [
     "EngineCapabilities",
@@ -211,7 +212,7 @@ class ScriptEngine(abc.ABC):
         self.bridge: "ScriptBridge | None" = None
         self.breakpoint_handler: Callable[[BreakpointHit], None] | None = None
         #: the way into this engine's runtime; engines with several runtimes make one gate each
-        self.gate = EngineGate(self.language or type(self).__name__)
+        self.gate = self.make_gate("main")
 
     # -- identification ----------------------------------------------------
     @property
@@ -223,6 +224,11 @@ class ScriptEngine(abc.ABC):
     @abc.abstractmethod
     def capabilities(self) -> EngineCapabilities:
         """What this engine supports; see :class:`EngineCapabilities`."""
+
+    def make_gate(self, name: str) -> EngineGate:
+        """A gate for one runtime of this engine (``self.gate`` is the first);
+        engines with a runtime per policy or per script make one each."""
+        return EngineGate(f"{self.language or type(self).__name__}/{name}", language=self.language or None)
 
     # -- lifecycle -----------------------------------------------------------
     def initialize(self, config: EngineConfig) -> None:
@@ -337,6 +343,12 @@ class ScriptEngine(abc.ABC):
         """The script stack at this moment (inside a callback or breakpoint);
         empty when no script is running."""
         return []
+
+    def debug_target(self) -> "DebugTarget | None":
+        """This engine's adapter for the debugger (``ScriptManager.debugger()``),
+        or None when it cannot be debugged. Made once; see
+        ``kryon_core.debug.target``."""
+        return None
 
     def set_breakpoint(self, file: str, line: int) -> int:
         from .errors import ScriptError

@@ -134,6 +134,7 @@ class ScriptManager:
         #: ... and declared by scripts (script id -> function -> callers)
         self._script_exports: dict[str, dict[str, frozenset[str] | None]] = {}
         self._lock = threading.RLock()
+        self._debugger: Any = None  # a kryon_core.debug.Debugger once debugger() is asked for
         self._output = output or _stdout_output
         self.dom: DOMBridge | None = None
         self.profiler = Profiler(enabled=profiling, hot_threshold=hot_threshold)
@@ -157,6 +158,10 @@ class ScriptManager:
     @property
     def engine_specs(self) -> dict[str, EngineSpec]:
         return dict(self._specs)
+
+    def engines(self) -> dict[str, ScriptEngine]:
+        """The engines created so far, by language (none is created by asking)."""
+        return dict(self._engines)
 
     def is_loaded(self, language: "str | ScriptLanguage") -> bool:
         """Whether the engine for ``language`` has been created yet."""
@@ -208,6 +213,8 @@ class ScriptManager:
         self._bridges[lang] = bridge
         self._engines[lang] = engine
         self._pm.hook.kryon_engine_initialized(engine=engine, manager=self)
+        if self._debugger is not None:
+            self._debugger.attach_engine(engine)
         return engine
 
     def _extensions(self) -> dict[str, str]:
@@ -257,6 +264,8 @@ class ScriptManager:
             compiled = self._compile(engine, name, text, policy, filename)
             script = LoadedScript(name, lang, compiled, policy, filename, root=_root_of(root, filename))
             self._loading[name] = script  # its top level may import files beside it
+            if self._debugger is not None:  # breakpoints in its top level must be in place first
+                self._debugger.script_starting(script)
             transaction = self._begin(script)
             try:
                 engine.load_script(compiled, policy=policy)
@@ -267,6 +276,8 @@ class ScriptManager:
                 del self._loading[name]
             self._scripts[name] = script
             self._register(script, engine)
+        if self._debugger is not None:
+            self._debugger.scripts_loaded()
         self._pm.hook.kryon_script_loaded(
             manager=self, script_id=name, language=lang, functions=sorted(script.functions)
         )
@@ -383,8 +394,10 @@ class ScriptManager:
         start = perf_counter_ns()
         try:
             result = call(*args)
-        except BaseException:
+        except BaseException as exc:
             stats.errors += 1
+            if self._debugger is not None and caller is None and isinstance(exc, ScriptError):
+                self._debugger.uncaught(exc)
             raise
         finally:  # inline rather than a method call: this is the per-call cost
             elapsed = perf_counter_ns() - start
@@ -468,6 +481,18 @@ class ScriptManager:
                 if name in self._scripts:
                     self._unregister(loaded)
                     self._register(loaded, engine)
+
+    def debugger(self) -> Any:
+        """The manager's debugger (a :class:`kryon_core.debug.Debugger`), made and
+        attached to every engine that supports debugging on first use; engines
+        created later attach as they start. Runs without it pay nothing."""
+        with self._lock:
+            if self._debugger is None:
+                from .debug import Debugger
+
+                self._debugger = Debugger(self)
+                self._debugger.attach()
+            return self._debugger
 
     # -- trust between scripts -------------------------------------------------------
     def expose(self, function: str, to: "str | Iterable[str]" = "*") -> None:
@@ -582,6 +607,8 @@ class ScriptManager:
             script.reloads += 1
             self._register(script, engine)
             self._rebind(script.id)
+        if self._debugger is not None:
+            self._debugger.scripts_loaded()
         self._pm.hook.kryon_script_loaded(
             manager=self, script_id=script.id, language=script.language, functions=sorted(script.functions)
         )
@@ -789,6 +816,9 @@ class ScriptManager:
                     self._close_failed(f"closing the {lang} engine", exc)
             self._engines.clear()
             self._bridges.clear()
+            if self._debugger is not None:
+                self._debugger.detach()
+                self._debugger = None
 
     def _close_failed(self, what: str, exc: BaseException) -> None:
         self.close_errors.append(exc)

@@ -36,7 +36,7 @@ import weakref
 from collections import deque
 from typing import Any, Callable, TypeVar
 
-__all__ = ["EngineGate"]
+__all__ = ["EngineGate", "track_entries", "entries"]
 
 T = TypeVar("T")
 
@@ -60,10 +60,12 @@ class EngineGate:
     """The one way into a runtime: a re-entrant lock whose waiters help each
     other instead of deadlocking (see the module docstring)."""
 
-    __slots__ = ("name", "_lock", "_waiting", "__weakref__")
+    __slots__ = ("name", "language", "_lock", "_waiting", "__weakref__")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, language: str | None = None) -> None:
         self.name = name
+        #: the language of the runtime behind the gate (the debugger orders stacks by it)
+        self.language = language
         self._lock = threading.RLock()
         self._waiting = 0  # threads polling this gate: a release wakes them
         _gates.add(self)
@@ -187,3 +189,37 @@ def _serve(me: int) -> None:
         with _cond:
             job.state = "done"
             _cond.notify_all()
+
+
+# -- which runtimes a thread is inside (for the debugger) ----------------------------------
+_entered = threading.local()
+_plain_run = EngineGate.run
+
+
+def _tracking_run(self: EngineGate, fn: Callable[..., T], *args: Any) -> T:
+    stack = getattr(_entered, "stack", None)
+    if stack is None:
+        stack = _entered.stack = []
+    stack.append(self.language)
+    try:
+        return _plain_run(self, fn, *args)
+    finally:
+        stack.pop()
+
+
+_trackers = 0
+
+
+def track_entries(on: bool) -> None:
+    """Record, per thread, which runtimes it entered, in order, while at least
+    one debugger asks for it; runs without a debugger pay nothing for it."""
+    global _trackers
+    with _cond:
+        _trackers = max(0, _trackers + (1 if on else -1))
+        EngineGate.run = _tracking_run if _trackers else _plain_run  # type: ignore[method-assign]
+
+
+def entries() -> list[str]:
+    """The languages of the runtimes the calling thread is inside, outermost
+    first (recorded only while :func:`track_entries` is on)."""
+    return [lang for lang in getattr(_entered, "stack", ()) if lang is not None]

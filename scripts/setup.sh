@@ -15,5 +15,5 @@ for plugin in plugins/*/; do
     targets+=("$plugin")
   fi
 done
-"$PY" -m pip install -q --disable-pip-version-check "${targets[@]}" pytest pytest-timeout watchfiles playwright
+"$PY" -m pip install -q --disable-pip-version-check "${targets[@]}" pytest pytest-timeout hypothesis dap-types watchfiles playwright
 echo "kryon: environment ready in $VENV"

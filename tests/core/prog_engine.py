@@ -10,6 +10,7 @@ from __future__ import annotations
 import types
 from typing import Any, Sequence
 
+from kryon_core.debug.pytrace import PyTraceTarget
 from kryon_core import (
     CompiledScript,
     EngineCapabilities,
@@ -32,6 +33,8 @@ class ProgEngine(ScriptEngine):
     def __init__(self) -> None:
         super().__init__()
         self.namespaces: dict[str, dict[str, Any]] = {}
+        self._debug: PyTraceTarget | None = None
+        self._loading: set[str] = set()
         #: names every script's namespace starts with (tests hand scripts their probes this way)
         self.injected: dict[str, Any] = {}
 
@@ -44,7 +47,7 @@ class ProgEngine(ScriptEngine):
         return EngineCapabilities()
 
     def compile(self, source: "str | bytes", name: str, *, policy: Any = None) -> CompiledScript:
-        return CompiledScript(id=name, language="prog", source=str(source), engine_version=self.version)
+        return CompiledScript(id=name, language=self.language, source=str(source), engine_version=self.version)
 
     def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
         policy = policy or self.config.policy
@@ -52,13 +55,36 @@ class ProgEngine(ScriptEngine):
         if self.bridge is not None:
             view = self.bridge.for_script(compiled.id, policy)
             ns["kryon"] = types.SimpleNamespace(**{m.name: fn for m, fn in view.methods()})
-        ns["ref"] = lambda fn: FunctionRef(fn, name=fn.__name__, language="prog", script=compiled.id)
+        language = self.language
+        ns["ref"] = lambda fn: FunctionRef(fn, name=fn.__name__, language=language, script=compiled.id)
+        self._loading.add(compiled.id)
         try:
-            exec(compile(compiled.source, compiled.id, "exec"), ns)
+            self.gate.run(self._traced, exec, compile(compiled.source, compiled.id, "exec"), ns)
         except Exception as exc:
-            raise ScriptRuntimeError(str(exc), language="prog", script=compiled.id) from None
+            if hasattr(exc, "language"):
+                raise
+            raise ScriptRuntimeError(str(exc), language=self.language, script=compiled.id) from None
+        finally:
+            self._loading.discard(compiled.id)
         self.namespaces[compiled.id] = ns
         return compiled.id
+
+    def _traced(self, fn: Any, *args: Any) -> Any:
+        debug = self._debug
+        if debug is None or not debug.active:
+            return fn(*args)
+        previous = debug.enter()
+        try:
+            return fn(*args)
+        finally:
+            debug.leave(previous)
+
+    def debug_target(self) -> PyTraceTarget:
+        if self._debug is None:
+            self._debug = PyTraceTarget(
+                self.language, script_of=lambda code: code.co_filename if code.co_filename in self.namespaces or code.co_filename in self._loading else None
+            )
+        return self._debug
 
     def unload_script(self, script_id: str) -> None:
         self.namespaces.pop(script_id, None)
@@ -73,11 +99,11 @@ class ProgEngine(ScriptEngine):
 
     def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         try:
-            return self.namespaces[script][function](*args)
+            return self.gate.run(self._traced, self.namespaces[script][function], *args)
         except Exception as exc:
             if hasattr(exc, "language"):
                 raise
-            raise ScriptRuntimeError(str(exc), language="prog", script=script) from None
+            raise ScriptRuntimeError(str(exc), language=self.language, script=script) from None
 
     def evaluate(self, script_id: str, code: str) -> Any:
         ns = self.namespaces[script_id]
@@ -101,7 +127,17 @@ class ProgEngine(ScriptEngine):
         return MemoryUsage(used_bytes=0, scripts=len(self.namespaces))
 
 
+class Prog2Engine(ProgEngine):
+    """The same engine under a second language id, for cross-language tests."""
+
+    language = "prog2"
+    extensions = (".prog2",)
+
+
 class ProgPlugin:
     @hookimpl
     def kryon_register_engines(self) -> list[EngineSpec]:
-        return [EngineSpec(language="prog", factory=ProgEngine, extensions=(".prog",))]
+        return [
+            EngineSpec(language="prog", factory=ProgEngine, extensions=(".prog",)),
+            EngineSpec(language="prog2", factory=Prog2Engine, extensions=(".prog2",)),
+        ]

@@ -1,0 +1,85 @@
+"""Cold and warm loads per engine and policy, each in a fresh process: cold
+with an empty compile cache, warm with the cache the cold run left. A warm
+load should skip every compiler (the cache holds the engine's compiled form),
+in isolated workers too; a sandboxed warm load should take at most 2x the
+trusted warm load of the same script. The script is generated: ``--functions``
+small functions per language.
+
+    python benchmarks/load_times.py [--functions 500] [--languages lua,lisp] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+
+from kryon_core import ScriptManager
+
+FUNCTION = {
+    "lua": "function f{i}(a, b)\n  local s = a + b * {i}\n  if s > 10 then return s - 1 end\n  return s\nend\n",
+    "javascript": "function f{i}(a, b) {{\n  let s = a + b * {i};\n  if (s > 10) return s - 1;\n  return s;\n}}\n",
+    "python": "def f{i}(a, b):\n    s = a + b * {i}\n    if s > 10:\n        return s - 1\n    return s\n",
+    "lisp": "(defn f{i} [a b]\n  (setv s (+ a (* b {i})))\n  (if (> s 10) (- s 1) s))\n",
+    "wren": "class F{i} {{\n  static f(a, b) {{\n    var s = a + b * {i}\n    if (s > 10) return s - 1\n    return s\n  }}\n}}\n",
+}
+
+CHILD = """
+import json, sys, time
+from kryon_core import ScriptManager, SecurityPolicy
+language, policy, cache, path = sys.argv[1:5]
+pol = SecurityPolicy.trusted() if policy == "trusted" else SecurityPolicy.sandboxed(time_limit=60)
+m = ScriptManager(policy=pol, cache_dir=cache, output=lambda lang, text: None)
+m.engine(language)  # engine start-up is not part of the load
+source = open(path, encoding="utf-8").read()
+start = time.perf_counter()
+m.load_script_from_source("big", language, source)
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "from_cache": m.scripts["big"].compiled.from_cache}))
+m.close()
+"""
+
+
+def run(language: str, policy: str, cache: str, path: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, language, policy, cache, path], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--functions", type=int, default=500)
+    parser.add_argument("--languages", default=",".join(FUNCTION))
+    parser.add_argument("--repeat", type=int, default=3, help="warm loads measured (best counts)")
+    args = parser.parse_args()
+    installed = ScriptManager(cache=False).languages
+    print(f"load of a {args.functions}-function script in a fresh process: cold (empty cache) and warm (best of {args.repeat})")
+    print(f"  {'language':12s} {'policy':10s} {'cold':>10s} {'warm':>10s} {'cached':>7s}  warm vs trusted warm")
+    for language in args.languages.split(","):
+        if language not in installed:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            path = f"{tmp}/big"
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("".join(FUNCTION[language].format(i=i) for i in range(args.functions)))
+            trusted_warm = None
+            for policy in ("trusted", "sandboxed"):
+                cache = f"{tmp}/cache-{policy}"
+                cold = run(language, policy, cache, path)
+                warm = [run(language, policy, cache, path) for _ in range(args.repeat)]
+                if "error" in cold or any("error" in w for w in warm):
+                    print(f"  {language:12s} {policy:10s} failed: {cold.get('error') or warm[0].get('error')}")
+                    continue
+                best = min(w["seconds"] for w in warm)
+                if policy == "trusted":
+                    trusted_warm = best
+                ratio = f"{best / trusted_warm:5.2f}x" if trusted_warm else ""
+                print(f"  {language:12s} {policy:10s} {cold['seconds'] * 1e3:7.1f} ms {best * 1e3:7.1f} ms "
+                      f"{str(all(w['from_cache'] for w in warm)):>7s}  {ratio}")
+
+
+if __name__ == "__main__":
+    main()
