@@ -79,7 +79,7 @@ class Calls:
         return script.callers.get(fn, lambda: self._make_caller(script, fn))
 
     def _make_caller(self, script: HostedScript, fn: Callable[..., Any]) -> Callable[..., Any]:
-        run, finish, fail, tracer = self.entry.run, self.finish, self.entry.fail, self.entry.tracer
+        run, finish, fail = self.entry.run, self.finish, self.entry.fail
         limit = script.policy.max_value_size
         if script.guarded:
             language = self.language
@@ -90,11 +90,13 @@ class Calls:
                 return run(script, fn, args, finish)
 
             return guarded
-        gate_run = self.entry.gate.run
+        gate_run, breakpoints = self.entry.gate.run, self.entry.tracer.breakpoints
 
-        def body(args: tuple[Any, ...]) -> Any:
+        def call(*args: Any) -> Any:
+            if breakpoints.active:
+                return run(script, fn, args, finish)
             try:
-                result = fn(*args)
+                result = gate_run(fn, *args)
                 cls = result.__class__
                 if cls in PLAIN:
                     return result
@@ -104,16 +106,11 @@ class Calls:
                             break
                     else:
                         return result[:]
-                return finish(result, script)
+                return gate_run(finish, result, script)  # a generator's body runs in the runtime
             except PASSTHROUGH:
                 raise
             except BaseException as exc:
                 raise fail(exc, script) from None
-
-        def call(*args: Any) -> Any:
-            if tracer.active:
-                return run(script, fn, args, finish)
-            return gate_run(body, args)
 
         return call
 

@@ -50,7 +50,7 @@ class Entry:
 
     def run(self, script: HostedScript, fn: Callable[..., Any], args: Sequence[Any], finish: Finish) -> Any:
         """``finish(fn(*args), script)`` inside the engine (see the module docstring)."""
-        if script.guarded or self.tracer.active:
+        if script.guarded or self.tracer.breakpoints.active:
             return self.gate.run(self._guarded, script, fn, args, finish)
         return self.gate.run(self._plain, script, fn, args, finish)
 

@@ -51,10 +51,8 @@ class Breakpoints:
         self._ids = itertools.count(1)
         self._lines: dict[str, dict[int, int]] = {}  # script id -> line -> breakpoint id (a cache)
         self._lock = threading.Lock()
-
-    @property
-    def active(self) -> bool:
-        return bool(self._by_id)
+        #: whether any breakpoint exists (read on every call: a plain attribute)
+        self.active = False
 
     def add(self, file: str, line: int) -> int:
         if not isinstance(line, int) or isinstance(line, bool) or line < 1:
@@ -63,6 +61,7 @@ class Breakpoints:
             bid = next(self._ids)
             self._by_id[bid] = (str(file), line)
             self._lines = {}
+            self.active = True
         return bid
 
     def remove(self, breakpoint_id: int) -> None:
@@ -70,6 +69,7 @@ class Breakpoints:
             if self._by_id.pop(breakpoint_id, None) is None:
                 raise ScriptError(f"no breakpoint {breakpoint_id}", language=self.language)
             self._lines = {}
+            self.active = bool(self._by_id)
 
     def forget(self, script_id: str) -> None:
         """A script's names may have changed (loaded, reloaded, unloaded)."""
