@@ -19,6 +19,7 @@ USE = textwrap.dedent(
     m = ScriptManager(cache=False)
     assert "python" in m.languages, m.languages
     m.load_script_from_source("app", "python", "def add(a, b): return a + b", policy=SecurityPolicy.trusted())
+    m.expose("app.add", to=["plug"])  # a sandboxed script calls a trusted one only through an export
     m.load_script_from_source("plug", "python", "import kryon\\ndef via(): return kryon.call('app.add', 2, 3)")
     assert m.call_function("plug.via") == 5
     try:
