@@ -29,7 +29,7 @@ from .memory import reachable_size
 from .reload import carry_state
 from .state import HostedScript, ScriptTable, new_package
 from .tracing import Breakpoints, Tracer
-from .values import PLAIN, Converter, check_size
+from .values import PASSING, PLAIN, Converter, check_size, passes
 
 __all__ = ["InProcess"]
 
@@ -230,7 +230,7 @@ class InProcess:
             if n < lo or (hi >= 0 and n > hi):
                 raise arity_error(method, form, n)
             for a in args:
-                if a.__class__ not in PLAIN or limit is not None:
+                if limit is not None or a.__class__ not in PASSING and not passes(a):
                     args = tuple(out(v, script_id, limit) for v in args)
                     break
             result = host(*args)

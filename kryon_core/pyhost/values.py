@@ -20,11 +20,25 @@ from ..errors import ConversionError
 from ..values import FunctionRef, UserData, dict_key, value_too_large
 from .dialect import NOT_MINE, Dialect
 
-__all__ = ["PLAIN", "Converter", "check_size"]
+__all__ = ["PLAIN", "PASSING", "passes", "Converter", "check_size"]
 
 #: types that cross as they are, without a copy or a check
 PLAIN = frozenset((type(None), bool, int, float, str, bytes))
 _BASES = (bool, int, float, str, bytes)
+_HANDLES = (FunctionRef, UserData)
+
+#: the classes seen to pass into the host as they are: the plain types, and
+#: each FunctionRef and UserData class (element handles...) once seen
+PASSING: set[type] = set(PLAIN)
+
+
+def passes(value: Any) -> bool:
+    """Whether ``value`` goes to the host as it is (a plain value or a handle);
+    a handle's class joins :data:`PASSING`, so the next one costs a set look-up."""
+    if isinstance(value, _HANDLES):
+        PASSING.add(value.__class__)
+        return True
+    return value.__class__ in PLAIN
 
 
 class Converter:
