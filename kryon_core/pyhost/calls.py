@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 from ..errors import ScriptRuntimeError
 from ..values import FunctionRef
 from .entry import PASSTHROUGH, Entry
+from .fastcall import arity, fast_caller
 from .state import SCRIPT_KEY, HostedScript, ScriptTable
 from .values import PLAIN, Converter, check_size
 
@@ -92,25 +93,42 @@ class Calls:
             return guarded
         gate_run, breakpoints = self.entry.gate.run, self.entry.tracer.breakpoints
 
-        def call(*args: Any) -> Any:
-            if breakpoints.active:
-                return run(script, fn, args, finish)
+        def general(args: tuple[Any, ...]) -> Any:
+            return run(script, fn, args, finish)
+
+        def failed(exc: BaseException) -> BaseException:
+            return fail(exc, script)
+
+        def rest_of(result: Any) -> Any:
+            if result.__class__ is list:  # a flat list of plain values: one copy, no further calls
+                for item in result:
+                    if item.__class__ not in PLAIN:
+                        break
+                else:
+                    return result[:]
             try:
-                result = gate_run(fn, *args)
-                cls = result.__class__
-                if cls in PLAIN:
-                    return result
-                if cls is list:  # a flat list of plain values: one copy, no further calls
-                    for item in result:
-                        if item.__class__ not in PLAIN:
-                            break
-                    else:
-                        return result[:]
                 return gate_run(finish, result, script)  # a generator's body runs in the runtime
             except PASSTHROUGH:
                 raise
             except BaseException as exc:
                 raise fail(exc, script) from None
+
+        n = arity(fn)
+        if n is not None:
+            return fast_caller(fn, n, gate_run, breakpoints, general, failed, rest_of)
+
+        def call(*args: Any) -> Any:
+            if breakpoints.active:
+                return general(args)
+            try:
+                result = gate_run(fn, *args)
+            except PASSTHROUGH:
+                raise
+            except BaseException as exc:
+                raise fail(exc, script) from None
+            if result.__class__ in PLAIN:
+                return result
+            return rest_of(result)
 
         return call
 

@@ -679,3 +679,19 @@ def test_a_warm_load_never_runs_the_compiler(tmp_path, monkeypatch) -> None:
         with pytest.raises(ScriptRuntimeError) as info:
             second.evaluate("python", "1/0", script="two")
         assert info.value.script == "two"
+
+
+def test_bound_handles_take_any_number_of_arguments(m: ScriptManager) -> None:
+    m.load_script_from_source(
+        "h", "python",
+        "def add(a, b): return a + b\ndef none(): return 'none'\ndef opt(a, b=2): return a + b\n"
+        "def many(*xs): return list(xs)\ndef pair(a, b): return (a, b)\n",
+    )
+    add, none, opt, many, pair = (m.function(f"h.{n}") for n in ("add", "none", "opt", "many", "pair"))
+    assert add(1, 2) == 3 and none() == "none" and opt(1) == 3 and opt(1, 1) == 2 and many(1, 2, 3) == [1, 2, 3]
+    assert pair(1, "x") == [1, "x"]  # a result that is not plain is converted
+    for bad in ((1,), (1, 2, 3), ()):
+        with pytest.raises(ScriptRuntimeError, match="TypeError"):
+            add(*bad)
+    with pytest.raises(ScriptRuntimeError, match="TypeError"):
+        none(1)
