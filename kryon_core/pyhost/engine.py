@@ -136,7 +136,7 @@ class PyHostedEngine(ScriptEngine):
         if script_id in self.sandboxed:
             self.sandboxed.unload(script_id)
         else:
-            self.local.unload(script_id)
+            self.gate.run(self.local.unload, script_id)
 
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
         self._known(script_id)
@@ -145,7 +145,7 @@ class PyHostedEngine(ScriptEngine):
         return self.local.functions(script_id)
 
     def close(self) -> None:
-        self.local.close()
+        self.gate.run(self.local.close)
         self.sandboxed.close()
 
     # -- calls -------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ class PyHostedEngine(ScriptEngine):
     def set_global(self, name: str, value: Any) -> None:
         """A global every script sees (a builtin: a script's own definition of
         the name shadows it in that script only), live."""
-        self.local.set_global(name, value)
+        self.gate.run(self.local.set_global, name, value)
         self.sandboxed.set_global(self.dialect.identifier(name), value)
 
     def get_global(self, name: str) -> Any:
@@ -184,7 +184,7 @@ class PyHostedEngine(ScriptEngine):
         """In-process scripts: an estimate of what their namespaces hold;
         sandboxed ones: their workers' resident memory (each worker's limit is
         its script's policy)."""
-        used = self.local.estimate()
+        used = self.gate.run(self.local.estimate)
         iso = self.sandboxed.memory()
         if iso is None:
             return MemoryUsage(used_bytes=used, scripts=len(self.local.table))
@@ -193,7 +193,7 @@ class PyHostedEngine(ScriptEngine):
                            scripts=len(self.local.table) + iso.scripts)
 
     def collect_garbage(self) -> GarbageCollectionStats:
-        stats = collect(self.local.estimate)
+        stats = self.gate.run(collect, self.local.estimate)
         iso = self.sandboxed.collect()
         if iso is None:
             return stats

@@ -140,3 +140,19 @@ def test_each_lisp_script_has_its_own_kryon(dom):
         manager.evaluate("lisp", "(set-property! 1)", script="a")
     assert manager.evaluate("lisp", '(kryon.get-element-by-id "btn")', script="a") is not None
     assert isinstance(doc, Document)
+
+
+def test_a_warm_load_never_runs_hy(tmp_path, monkeypatch):
+    import kryon_lisp.compiler
+
+    source = "(defn f [] 42)\n(defn g [] (f))"
+    with ScriptManager(policy=SecurityPolicy.trusted(), cache_dir=tmp_path) as first:
+        first.load_script_from_source("one", "lisp", source)
+
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("Hy compiled a cached script again")
+
+    monkeypatch.setattr(kryon_lisp.compiler, "hy_compile", no_compiling)
+    with ScriptManager(policy=SecurityPolicy.trusted(), cache_dir=tmp_path) as second:
+        second.load_script_from_source("two", "lisp", source)
+        assert second.scripts["two"].compiled.from_cache and second.call_function("two.g") == 42
