@@ -18,7 +18,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from ..bridge import ScriptBridge
-from ..engine import BreakpointHit, CompiledScript, EngineConfig, FunctionInfo, GarbageCollectionStats, MemoryUsage, ScriptEngine
+from ..engine import BreakpointHit, CompiledScript, EngineCapabilities, EngineConfig, FunctionInfo, GarbageCollectionStats, MemoryUsage, ScriptEngine
 from ..errors import CompileError, ScriptError, ScriptNotFoundError, StackFrame
 from ..isolation import IsolatedRuntime
 from ..policy import SecurityPolicy
@@ -38,6 +38,10 @@ __all__ = ["PyHostedEngine"]
 class PyHostedEngine(ScriptEngine):
     """Scripts compiled to Python bytecode, trusted ones in-process and
     sandboxed ones isolated (see the module docstring)."""
+
+    #: whether coroutines and modules (``EngineCapabilities``) are claimed; the rest is the same for every dialect
+    supports_coroutines = False
+    supports_modules = False
 
     def __init__(self, dialect: Dialect) -> None:
         super().__init__()
@@ -60,6 +64,19 @@ class PyHostedEngine(ScriptEngine):
         script = self.local.table.get(script_id)
         compiled = script.compiled if script is not None else self.sandboxed.scripts.get(script_id)
         return names_for(script_id, compiled.filename if compiled else None, self.extensions)
+
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        return EngineCapabilities(
+            supports_async=True,
+            supports_generators=True,
+            supports_coroutines=self.supports_coroutines,
+            supports_modules=self.supports_modules,
+            supports_debugging=True,
+            supports_jit=False,
+            supports_bytecode=True,
+            supports_sandbox=True,
+        )
 
     # -- where a script runs --------------------------------------------------------------
     @property

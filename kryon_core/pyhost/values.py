@@ -108,28 +108,29 @@ class Converter:
         return self._out(self.unknown(value), owner, limit, seen)
 
     def _sequence(self, value: Any, owner: str | None, limit: int | None, seen: set[int]) -> list[Any]:
-        if limit is not None and len(value) > limit:
-            raise value_too_large(len(value), limit, kind="list", language=self.language, script=owner)
-        key = id(value)
-        if key in seen:
-            raise ConversionError("a cyclic list cannot cross between languages", language=self.language)
-        seen.add(key)
+        key = self._open(value, "list", owner, limit, seen)
         try:
             return [v if v.__class__ in PLAIN and limit is None else self._out(v, owner, limit, seen) for v in value]
         finally:
             seen.discard(key)
 
     def _map(self, value: Any, owner: str | None, limit: int | None, seen: set[int]) -> dict[str, Any]:
-        if limit is not None and len(value) > limit:
-            raise value_too_large(len(value), limit, kind="map", language=self.language, script=owner)
-        key = id(value)
-        if key in seen:
-            raise ConversionError("a cyclic dict cannot cross between languages", language=self.language)
-        seen.add(key)
+        key = self._open(value, "map", owner, limit, seen)
         try:
             return {self._key(k): self._out(v, owner, limit, seen) for k, v in value.items()}
         finally:
             seen.discard(key)
+
+    def _open(self, value: Any, kind: str, owner: str | None, limit: int | None, seen: set[int]) -> int:
+        """Enter a container: its size checked, a cycle refused; returns its key in ``seen``."""
+        if limit is not None and len(value) > limit:
+            raise value_too_large(len(value), limit, kind=kind, language=self.language, script=owner)
+        key = id(value)
+        if key in seen:
+            what = "list" if kind == "list" else "dict"
+            raise ConversionError(f"a cyclic {what} cannot cross between languages", language=self.language)
+        seen.add(key)
+        return key
 
     def _key(self, key: Any) -> str:
         if type(key) is str:

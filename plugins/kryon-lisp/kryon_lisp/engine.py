@@ -11,7 +11,7 @@ import types
 
 import hy
 
-from kryon_core import CompiledScript, EngineCapabilities
+from kryon_core import CompiledScript
 from kryon_core.pyhost import Dialect, HostedScript, PyHostedEngine
 
 from . import bridge, compiler, errors, scan, state, values
@@ -82,19 +82,6 @@ class LispEngine(PyHostedEngine):
     @property
     def version(self) -> str:
         return compiler.ENGINE_VERSION
-
-    @property
-    def capabilities(self) -> EngineCapabilities:
-        return EngineCapabilities(
-            supports_async=True,
-            supports_generators=True,
-            supports_coroutines=False,
-            supports_modules=False,
-            supports_debugging=True,
-            supports_jit=False,
-            supports_bytecode=True,
-            supports_sandbox=True,
-        )
 
     @property
     def _isolated(self) -> dict[str, CompiledScript]:

@@ -12,7 +12,7 @@ import importlib.util
 import platform
 import types
 
-from kryon_core import CompiledScript, EngineCapabilities
+from kryon_core import CompiledScript
 from kryon_core.pyhost import Dialect, HostedScript, PyHostedEngine
 
 from . import bridge, compiler, state, values
@@ -59,6 +59,8 @@ class PythonEngine(PyHostedEngine):
 
     language = LANGUAGE
     extensions = (".py",)
+    supports_coroutines = True
+    supports_modules = True
 
     def __init__(self) -> None:
         super().__init__(PythonDialect())
@@ -66,16 +68,3 @@ class PythonEngine(PyHostedEngine):
     @property
     def version(self) -> str:
         return VERSION
-
-    @property
-    def capabilities(self) -> EngineCapabilities:
-        return EngineCapabilities(
-            supports_async=True,
-            supports_generators=True,
-            supports_coroutines=True,
-            supports_modules=True,
-            supports_debugging=True,
-            supports_jit=False,
-            supports_bytecode=True,
-            supports_sandbox=True,
-        )
