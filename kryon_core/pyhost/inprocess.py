@@ -78,6 +78,8 @@ class InProcess:
             self.entry.run(script, exec, (code, script.ns), _raw)
         except BaseException:
             self.retire(script)
+            if self.table.get(compiled.id) is None:  # a failed first load leaves no source behind
+                linecache.cache.pop(compiled.id, None)
             raise
         return script
 
@@ -181,8 +183,8 @@ class InProcess:
             script.builtins[key] = value
 
     def get_global(self, name: str) -> Any:
-        value = self.globals.get(self.dialect.identifier(name))
-        return value if type(value) in PLAIN else self.converter.out(value)
+        """The value the host set (the manager checked it on the way in)."""
+        return self.globals.get(self.dialect.identifier(name))
 
     def estimate(self) -> int:
         """Bytes the scripts' namespaces hold (see :mod:`.memory`)."""

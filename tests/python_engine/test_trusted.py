@@ -695,3 +695,14 @@ def test_bound_handles_take_any_number_of_arguments(m: ScriptManager) -> None:
             add(*bad)
     with pytest.raises(ScriptRuntimeError, match="TypeError"):
         none(1)
+
+
+def test_globals_come_back_as_the_host_set_them(m: ScriptManager) -> None:
+    def host_function(x: int) -> int:
+        return x + 1
+
+    m.set_global("python", "callback", host_function)
+    m.set_global("python", "table", {"k": [1, 2]})
+    m.load_script_from_source("g", "python", "def use(x): return callback(x)\n")
+    assert m.get_global("python", "callback") is host_function
+    assert m.get_global("python", "table") == {"k": [1, 2]} and m.call_function("g.use", [1]) == 2
