@@ -29,7 +29,7 @@ from .memory import reachable_size
 from .reload import carry_state
 from .state import HostedScript, ScriptTable, new_package
 from .tracing import Breakpoints, Tracer
-from .values import PASSING, PLAIN, Converter, check_size, passes
+from .values import PASSING, Converter, check_size, passes
 
 __all__ = ["InProcess"]
 
