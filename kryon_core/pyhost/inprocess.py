@@ -54,6 +54,7 @@ class InProcess:
         self.printer = Printer(lambda: self._config().output)
         self.globals: dict[str, Any] = {}  # identifier -> value, seen by every script
         self._api_names = api_names(dialect)
+        self._api_functions: dict[ApiMethod, Callable[..., Any]] = {}
 
     # -- loading -------------------------------------------------------------------------
     def start(self, compiled: CompiledScript, policy: SecurityPolicy) -> HostedScript:
@@ -218,32 +219,50 @@ class InProcess:
         return bridge.convert_unknown(value)
 
     def _bind(self, method: ApiMethod, host: Callable[..., Any], script_id: str, policy: SecurityPolicy) -> Callable[..., Any]:
-        """The function a script calls for one API method: arity checked in the
-        language's words, arguments made host values (script callables become
-        FunctionRefs owned by the script), results size-checked under a limit."""
+        """The function a script calls for one API method: the method's shared
+        function (see :meth:`_api_function`) bound to what is this script's."""
+        shared = self._api_functions.get(method)
+        if shared is None:
+            shared = self._api_functions[method] = self._api_function(method)
+        return types.MethodType(shared, _ApiTarget(host, script_id, policy.max_value_size))
+
+    def _api_function(self, method: ApiMethod) -> Callable[..., Any]:
+        """One API method's function, shared by every script: arity checked in
+        the language's words, arguments made host values (script callables
+        become FunctionRefs owned by the script), results size-checked under a
+        limit. What is the script's own comes in ``target``."""
         lo, hi = method.arity
         form = self.dialect.api_form(method)
         out = self.converter.out
-        limit = policy.max_value_size
         language = self.language
 
-        def api(*args: Any) -> Any:
+        def api(target: _ApiTarget, *args: Any) -> Any:
             n = len(args)
             if n < lo or (hi >= 0 and n > hi):
                 raise arity_error(method, form, n)
+            limit = target.limit
             for a in args:
                 if limit is not None or a.__class__ not in PASSING and not passes(a):
-                    args = tuple(out(v, script_id, limit) for v in args)
+                    args = tuple(out(v, target.script_id, limit) for v in args)
                     break
-            result = host(*args)
+            result = target.host(*args)
             if limit is not None and result is not None:
-                check_size(result, limit, language, script_id)
+                check_size(result, limit, language, target.script_id)
             return result
 
         api.__name__ = api.__qualname__ = self.dialect.api_name(method)
         api.__doc__ = method.doc
         return api
 
+
+class _ApiTarget:
+    """What one script's API function acts on: the host function of its
+    bridge view, the script, and its value-size limit."""
+
+    __slots__ = ("host", "script_id", "limit")
+
+    def __init__(self, host: Callable[..., Any], script_id: str, limit: int | None) -> None:
+        self.host, self.script_id, self.limit = host, script_id, limit
 
 def _raw(value: Any, script: HostedScript) -> Any:
     return value

@@ -18,6 +18,7 @@ FunctionRef owned by the script that defined it).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import hy
@@ -36,8 +37,13 @@ def build_kryon_api(api: ScriptApi) -> dict[str, Any]:
     return table
 
 
+@functools.lru_cache(maxsize=1024)
+def _mangled(kebab: str) -> str:
+    return str(hy.mangle(kebab))
+
+
 def api_name(method: ApiMethod) -> str:
-    return str(hy.mangle(method.kebab))
+    return _mangled(method.kebab)
 
 
 def api_form(method: ApiMethod) -> str:
