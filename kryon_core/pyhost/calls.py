@@ -77,7 +77,8 @@ class Calls:
     # -- callers ------------------------------------------------------------------------
     def caller(self, script: HostedScript, fn: Callable[..., Any]) -> Callable[..., Any]:
         """The hot-path callable for ``fn`` of ``script`` (made once, kept in its callers)."""
-        return script.callers.get(fn, lambda: self._make_caller(script, fn))
+        made = script.callers.peek(fn)
+        return made if made is not None else script.callers.get(fn, lambda: self._make_caller(script, fn))
 
     def _make_caller(self, script: HostedScript, fn: Callable[..., Any]) -> Callable[..., Any]:
         run, finish, fail = self.entry.run, self.finish, self.entry.fail
