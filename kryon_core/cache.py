@@ -67,16 +67,29 @@ class _Entry:
 class CompilationCache:
     """In-memory LRU-ish cache with an optional on-disk layer.
 
-    ``directory=None`` keeps the cache in memory only. ``max_entries``
-    bounds the memory layer (least recently used entries are evicted first).
+    ``directory=None`` keeps the cache in memory only; a callable giving the
+    directory is called on first use of the disk (so a manager that never
+    compiles never looks the per-user directory up). ``max_entries`` bounds
+    the memory layer (least recently used entries are evicted first).
     """
 
-    def __init__(self, directory: "Path | str | None" = None, *, max_entries: int = 512) -> None:
-        self.directory = Path(directory) if directory is not None else None
+    def __init__(
+        self, directory: "Path | str | Callable[[], Path] | None" = None, *, max_entries: int = 512
+    ) -> None:
+        self._where = directory
+        self._directory: Path | None = None
         self.max_entries = max_entries
         self.stats = CacheStatistics()
         self._memory: dict[tuple[str, str, str], _Entry] = {}
         self._lock = threading.Lock()
+
+    @property
+    def directory(self) -> Path | None:
+        """The on-disk layer's folder (None: memory only)."""
+        if self._directory is None and self._where is not None:
+            where = self._where
+            self._directory = Path(where() if callable(where) else where)
+        return self._directory
 
     # -- the one entry point the manager uses ------------------------------------
     def get_or_compile(

@@ -344,6 +344,20 @@ class ScriptEngine(abc.ABC):
         empty when no script is running."""
         return []
 
+    # -- hot functions -------------------------------------------------------------
+    def faster_tier(self, script: str, function: str) -> str | None:
+        """The name of a faster tier this engine could move ``function`` to
+        when it turns hot (for example ``"LuaJIT"``), or None when there is none
+        (the default: most engines have one tier)."""
+        return None
+
+    def on_hot_function(self, script: str, function: str) -> "tuple[str, float] | None":
+        """Called when ``function`` becomes hot (the profiler's threshold). An
+        engine with a faster tier moves the function (or its script) there and
+        returns ``(tier, measured speed-up)``; the default does nothing and
+        returns None."""
+        return None
+
     def debug_target(self) -> "DebugTarget | None":
         """This engine's adapter for the debugger (``ScriptManager.debugger()``),
         or None when it cannot be debugged. Made once; see

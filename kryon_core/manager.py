@@ -139,6 +139,7 @@ class ScriptManager:
         self.dom: DOMBridge | None = None
         self.profiler = Profiler(enabled=profiling, hot_threshold=hot_threshold)
         self.profiler.on_hot = self._on_hot
+        self.profiler.has_faster_tier = self._has_faster_tier
         self.shared = SharedDataManager()
         self.interop = CrossLanguageRegistry(self)
         if not cache:
@@ -146,8 +147,8 @@ class ScriptManager:
         elif cache_dir is False:
             self.cache = CompilationCache(None)
         else:
-            directory = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)  # type: ignore[arg-type]
-            self.cache = CompilationCache(directory)
+            where = default_cache_dir if cache_dir in (None, True) else Path(cache_dir)  # type: ignore[arg-type]
+            self.cache = CompilationCache(where)
 
     # -- engines ---------------------------------------------------------------
     @property
@@ -208,11 +209,11 @@ class ScriptManager:
             ) from exc
         bridge = ScriptBridge(lang, self)
         bridge.dom = self.dom
-        self._pm.hook.kryon_setup_bridge(bridge=bridge, language=lang)
+        self._hook("kryon_setup_bridge", bridge=bridge, language=lang)
         engine.setup_bridge(bridge)
         self._bridges[lang] = bridge
         self._engines[lang] = engine
-        self._pm.hook.kryon_engine_initialized(engine=engine, manager=self)
+        self._hook("kryon_engine_initialized", engine=engine, manager=self)
         if self._debugger is not None:
             self._debugger.attach_engine(engine)
         return engine
@@ -278,7 +279,8 @@ class ScriptManager:
             self._register(script, engine)
         if self._debugger is not None:
             self._debugger.scripts_loaded()
-        self._pm.hook.kryon_script_loaded(
+        self._hook(
+            "kryon_script_loaded",
             manager=self, script_id=name, language=lang, functions=sorted(script.functions)
         )
         return name
@@ -323,7 +325,7 @@ class ScriptManager:
             raise SizeLimitError(
                 f"source is larger than the policy's max_source_size ({limit} bytes)", language=lang, script=name
             )
-        self._pm.hook.kryon_validate_script(name=name, language=lang, source=text, policy=policy)
+        self._hook("kryon_validate_script", name=name, language=lang, source=text, policy=policy)
         return text
 
     def _compile(
@@ -609,7 +611,8 @@ class ScriptManager:
             self._rebind(script.id)
         if self._debugger is not None:
             self._debugger.scripts_loaded()
-        self._pm.hook.kryon_script_loaded(
+        self._hook(
+            "kryon_script_loaded",
             manager=self, script_id=script.id, language=script.language, functions=sorted(script.functions)
         )
 
@@ -628,7 +631,7 @@ class ScriptManager:
                 ref.release()
             self._engines[script.language].unload_script(script_id)
             self.profiler.forget_script(script_id)
-        self._pm.hook.kryon_script_unloaded(manager=self, script_id=script_id, language=script.language)
+        self._hook("kryon_script_unloaded", manager=self, script_id=script_id, language=script.language)
 
     def _begin(self, script: LoadedScript) -> "_Transaction":
         """Note what ``script`` holds before its top level runs (a load or a
@@ -744,14 +747,43 @@ class ScriptManager:
     def _on_hot(self, qualified: str, language: str) -> None:
         engine = self._engines.get(language)
         loc = self._lookup.get(qualified)
-        notify = getattr(engine, "on_hot_function", None)
-        if notify is not None and isinstance(loc, _Location):
-            notify(loc.script, loc.function)
+        if engine is None or not isinstance(loc, _Location):
+            return
+        try:
+            moved = engine.on_hot_function(loc.script, loc.function)
+        except ScriptError as exc:  # a failed promotion leaves the function where it was
+            log.warning("moving hot function %s to a faster tier failed: %s", qualified, exc)
+            return
+        if moved is not None:
+            loc.stats.tier, loc.stats.speedup = moved
+            loc.call = None  # the engine's bound callable changed: fetch it again
+            self._rebind(loc.script)
+
+    def _has_faster_tier(self, qualified: str, language: str) -> bool:
+        engine = self._engines.get(language)
+        loc = self._lookup.get(qualified)
+        return engine is not None and isinstance(loc, _Location) and engine.faster_tier(loc.script, loc.function) is not None
+
+    def _hook(self, hook: str, /, **kwargs: Any) -> Any:
+        """Call plugin hook ``hook``. A ScriptError a hook raises passes as it is
+        (that is how a plugin refuses a script); any other exception is a
+        plugin's bug, reported as a ScriptError naming the hook."""
+        try:
+            return getattr(self._pm.hook, hook)(**kwargs)
+        except ScriptError:
+            raise
+        except Exception as exc:
+            language = kwargs.get("language")
+            raise ScriptError(
+                f"a plugin's {hook} hook failed: {type(exc).__name__}: {exc}",
+                language=language if isinstance(language, str) else None,
+                script=kwargs.get("script_id") or kwargs.get("name"),
+            ) from exc
 
     def convert_value(self, value: Any, language: str) -> Any:
         """What the ``kryon_convert_value`` hooks make of a host object the
         engine does not know (None when no hook converts it)."""
-        return self._pm.hook.kryon_convert_value(value=value, language=language)
+        return self._hook("kryon_convert_value", value=value, language=language)
 
     def log_script(self, language: str, level: str, text: str) -> None:
         """Log a script's ``kryon.log`` message (when no document is attached)

@@ -3,8 +3,11 @@
 The manager records every call it routes through ``call_function`` (bound
 handles from ``manager.function`` skip timing for speed). A function whose
 call count reaches ``hot_threshold`` is *hot*: it is listed by
-:meth:`Profiler.hot_functions` and reported to its engine's ``on_hot_function``
-(engines with a JIT, such as LuaJIT, use it; others ignore it).
+:meth:`Profiler.hot_functions` and reported to its engine's
+``on_hot_function``. An engine with a faster tier for it (Lua: a LuaJIT
+runtime, under a policy that asks for it) moves the function there and says
+which tier and the speed-up it measured; ``is_jit_candidate`` is true only
+where the engine has such a tier for the function.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ __all__ = ["CallStats", "Profiler", "HotFunctionInfo"]
 class CallStats:
     """Counts and times of one function or script. Times in nanoseconds."""
 
-    __slots__ = ("name", "language", "calls", "errors", "total_ns", "max_ns", "hot")
+    __slots__ = ("name", "language", "calls", "errors", "total_ns", "max_ns", "hot", "tier", "speedup")
 
     def __init__(self, name: str, language: str) -> None:
         self.name = name
@@ -28,6 +31,9 @@ class CallStats:
         self.total_ns = 0
         self.max_ns = 0
         self.hot = False
+        #: the faster tier the engine moved the function to, and its measured speed-up
+        self.tier: str | None = None
+        self.speedup: float | None = None
 
     @property
     def average_ns(self) -> float:
@@ -43,6 +49,8 @@ class CallStats:
             "average_us": self.average_ns / 1e3,
             "max_us": self.max_ns / 1e3,
             "hot": self.hot,
+            "tier": self.tier,
+            "speedup": self.speedup,
         }
 
 
@@ -57,6 +65,10 @@ class HotFunctionInfo:
     total_execution_ms: float
     average_execution_us: float
     is_jit_candidate: bool
+    #: the faster tier it runs in now (None: where it started)
+    tier: str | None = None
+    #: the speed-up the engine measured after the move (None: not moved)
+    speedup_factor: float | None = None
 
 
 class Profiler:
@@ -68,6 +80,8 @@ class Profiler:
         self.functions: dict[str, CallStats] = {}
         self._script_of: dict[str, str] = {}
         self.on_hot: Callable[[str, str], None] | None = None
+        #: whether an engine has a faster tier for a function (qualified, language) -> bool
+        self.has_faster_tier: Callable[[str, str], bool] = lambda qualified, language: False
 
     def stats_for(self, qualified: str, script: str, language: str) -> CallStats:
         """The stats record of one function, created on first use. The
@@ -110,7 +124,10 @@ class Profiler:
 
     def hot_functions(self) -> list[HotFunctionInfo]:
         return [
-            HotFunctionInfo(s.name, s.language, s.calls, s.total_ns / 1e6, s.average_ns / 1e3, True)
+            HotFunctionInfo(
+                s.name, s.language, s.calls, s.total_ns / 1e6, s.average_ns / 1e3,
+                s.tier is not None or self.has_faster_tier(s.name, s.language), s.tier, s.speedup,
+            )
             for s in sorted(self.functions.values(), key=lambda s: -s.calls)
             if s.hot
         ]

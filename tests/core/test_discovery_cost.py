@@ -1,5 +1,7 @@
 """Discovery must stay cheap: ScriptManager() imports plugin modules only,
-never a language runtime or an engine module."""
+never a language runtime or an engine module, nor the slow-to-import
+``importlib.metadata`` (entry points are read from the dist-info folders) or
+``platformdirs`` (the cache folder is looked up on first use of the disk)."""
 
 import json
 import subprocess
@@ -7,10 +9,12 @@ import sys
 
 PROBE = """
 import json, sys
+before = set(sys.modules)
 from kryon_core import ScriptManager
-m = ScriptManager(cache=False)
-heavy = ("lupa", "quickjs", "wasmtime", "hy", "hyrule", "asyncio")
-loaded = sorted({n.split(".")[0] for n in sys.modules if n.split(".")[0] in heavy})
+m = ScriptManager()
+heavy = ("lupa", "quickjs", "wasmtime", "hy", "hyrule", "asyncio", "importlib.metadata", "platformdirs", "email")
+new = set(sys.modules) - before
+loaded = sorted({h for h in heavy for n in new if n == h or n.startswith(h + ".")})
 engines = sorted(n for n in sys.modules if n.startswith("kryon_") and n.endswith(".engine") and n != "kryon_core.engine")
 print(json.dumps({"languages": m.languages, "heavy": loaded, "engines": engines}))
 """

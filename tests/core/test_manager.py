@@ -109,6 +109,7 @@ def test_hot_functions_are_reported():
         m.call_function("add", [1, 2])
     hot = m.profiler.hot_functions()
     assert [h.function_name for h in hot] == ["lib.add"] and hot[0].call_count == 5
+    assert hot[0].is_jit_candidate is False and hot[0].tier is None, "the fake engine has no faster tier"
 
 
 def test_hot_reload_is_atomic(manager):

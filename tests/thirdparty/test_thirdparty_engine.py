@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -189,8 +188,10 @@ class TestTallyContractInProcess(_load_distribution_contract().TestTallyContract
             (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kryon-tally\nVersion: 0.1.0\n")
             (info / "entry_points.txt").write_text("[kryon.engines]\ntally = kryon_tally.plugin\n")
         monkeypatch.syspath_prepend(str(DIST))
-        only_tally = importlib.metadata.distributions
-        monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: only_tally(path=[str(site)]))
+        from kryon_core import plugins
+
+        find = plugins.find_entry_points
+        monkeypatch.setattr(plugins, "find_entry_points", lambda group=plugins.ENTRY_POINT_GROUP: find(group, [str(site)]))
 
 
 # -- a fresh virtual environment -------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""Start-up, each figure the median of fresh processes: ``ScriptManager()``
+discovery (after ``import kryon_core``), and ``kryon run hello.X`` per
+language next to ``python -c "import kryon_core"`` plus that engine's own
+start-up (its library imported and one runtime made), with the ratio.
+Targets: discovery at most 20 ms; ``kryon run hello.X`` at most 1.5x.
+
+    python benchmarks/startup.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kryon_core import ScriptManager
+
+HELLO = {
+    "lua": ("hello.lua", 'print("hello")'),
+    "javascript": ("hello.js", 'print("hello");'),
+    "python": ("hello.py", 'print("hello")'),
+    "lisp": ("hello.kl", '(print "hello")'),
+    "wren": ("hello.wren", 'System.print("hello")'),
+}
+#: each engine's own start-up: its library imported and one runtime made
+RAW = {
+    "lua": "import lupa.lua54 as l; l.LuaRuntime()",
+    "javascript": "import quickjs; quickjs.Context()",
+    "python": "pass",
+    "lisp": "import hy",
+    "wren": "import wasmtime, kryon_wren, importlib.resources as r; e = wasmtime.Engine(); "
+            "wasmtime.Module(e, r.files('kryon_wren').joinpath('kryon_wren.wasm').read_bytes())",
+}
+DISCOVERY = (
+    "import time, kryon_core; t = time.perf_counter(); kryon_core.ScriptManager(); "
+    "print(time.perf_counter() - t)"
+)
+
+
+def timed(cmd: list[str], runs: int) -> float:
+    """Median wall seconds of ``cmd`` over ``runs`` runs (after one warm-up)."""
+    subprocess.run(cmd, capture_output=True)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    py = sys.executable
+    inner = [float(subprocess.run([py, "-c", DISCOVERY], capture_output=True, text=True).stdout) for _ in range(args.runs)]
+    print(f"ScriptManager() discovery: median {statistics.median(inner) * 1e3:.1f} ms (target <= 20 ms)")
+    base = timed([py, "-c", "import kryon_core"], args.runs)
+    print(f"python -c 'import kryon_core': {base * 1e3:.0f} ms")
+    print(f"  {'language':12s} {'kryon run hello':>16s} {'import + engine':>16s}  ratio (target <= 1.5)")
+    installed = ScriptManager(cache=False).languages
+    with tempfile.TemporaryDirectory() as tmp:
+        for lang, (name, source) in HELLO.items():
+            if lang not in installed:
+                continue
+            path = Path(tmp) / name
+            path.write_text(source)
+            run = timed([py, "-m", "kryon_core.cli", "run", str(path)], args.runs)
+            raw = timed([py, "-c", f"import kryon_core; {RAW[lang]}"], args.runs)
+            print(f"  {lang:12s} {run * 1e3:13.0f} ms {raw * 1e3:13.0f} ms  {run / raw:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
