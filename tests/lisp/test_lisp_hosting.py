@@ -156,3 +156,35 @@ def test_a_warm_load_never_runs_hy(tmp_path, monkeypatch):
     with ScriptManager(policy=SecurityPolicy.trusted(), cache_dir=tmp_path) as second:
         second.load_script_from_source("two", "lisp", source)
         assert second.scripts["two"].compiled.from_cache and second.call_function("two.g") == 42
+
+
+SANDBOXED_PROBE = """
+(defn by-name [name] (kryon-call name 1))
+(defn via-ref [name] ((kryon-call name) 1))
+(defn shared [] (get-shared "app-data"))
+(defn listen []
+  (add-event-listener! (get-element-by-id "btn") "click" (fn [event] (set-variable! "got" (get event "data")))))
+"""
+
+
+def test_a_sandboxed_lisp_script_reaches_trusted_functions_only_when_exposed(dom):
+    manager, doc = dom
+    manager.load_script_from_source(
+        "app", "lisp",
+        '(defn secret [x] (+ x 100))\n(defn handout [] secret)\n(create-shared! "app-data" {"f" secret})\n'
+        '(defn fire [] (emit-custom-event! (get-element-by-id "btn") "click" secret))',
+    )
+    manager.load_script_from_source("plug", "lisp", SANDBOXED_PROBE, policy=SecurityPolicy.sandboxed())
+    manager.call_function("plug.listen")
+    for call, args in (("plug.by-name", ["app.secret"]), ("plug.by-name", ["secret"]),
+                       ("plug.via-ref", ["app.handout"]), ("plug.shared", [])):
+        with pytest.raises(AccessDeniedError):
+            manager.call_function(call, args)
+    manager.call_function("app.fire")
+    assert doc.get_variable("got") is None, "a DOM event handed the sandboxed script a trusted function"
+    manager.expose("app.secret", to=["plug"])
+    manager.expose("app.handout", to=["plug"])
+    assert manager.call_function("plug.by-name", ["app.secret"]) == 101
+    assert manager.call_function("plug.via-ref", ["app.handout"]) == 101
+    manager.load_script_from_source("app2", "lisp", '(expose! "mine" ["plug"])\n(defn mine [x] (- x))')
+    assert manager.call_function("plug.by-name", ["app2.mine"]) == -1, "a script's own expose!"
