@@ -78,7 +78,7 @@ def main() -> None:
     trusted = ScriptManager(policy=SecurityPolicy.trusted(), cache=False)
     trusted.load_script_from_source("bench", "python", SOURCE)
     engine = trusted.engine("python")
-    ns = engine._trusted["bench"].ns  # the script's own function objects, for the direct baseline
+    ns = engine.local.script("bench").ns  # the script's own function objects, for the direct baseline
     add, work = ns["add"], ns["work"]
 
     rows = []

@@ -75,4 +75,4 @@ def test_tracing_is_off_without_breakpoints(manager):
     engine = manager.engine("lisp")
     bid = engine.set_breakpoint("s", 1)
     engine.remove_breakpoint(bid)
-    assert engine._tracing is False
+    assert engine.tracing is False

@@ -172,7 +172,20 @@ def test_engine_accepts_either_spelling(manager):
     engine = manager.engine("lisp")
     assert engine.call_function("add_numbers", [1, 2], script="counter") == 3
     assert engine.call_function("add-numbers", [1, 2], script="counter") == 3
-    assert "counter.add_numbers" not in manager.functions()  # the registry keeps the source's spelling
+
+
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(), SecurityPolicy.sandboxed()], ids=["trusted", "sandboxed"])
+def test_either_spelling_resolves_through_the_manager(policy):
+    with ScriptManager(cache=False, policy=policy, output=lambda lang, text: None) as m:
+        m.load_script_from_source("s", "lisp", "(defn test-foo [x] (* x 2))\n(defn set-it! [] 1)\n(defn plain [] 3)")
+        functions = m.functions()
+        assert functions["s.test-foo"].name == "test-foo"  # the source's spelling is the function's name
+        assert functions["s.test_foo"] is functions["s.test-foo"] or functions["s.test_foo"].name == "test-foo"
+        assert m.call_function("s.test_foo", [2]) == 4 and m.call_function("s.test-foo", [2]) == 4
+        assert m.call_function("test_foo", [3]) == 6  # bare, the mangled spelling
+        assert m.function("s.test_foo")(5) == 10
+        assert m.call_function(f"s.{hy.mangle('set-it!')}") == 1 and m.call_function("s.set-it!") == 1
+        assert "s.plain" in functions and len([k for k in functions if k.endswith("plain")]) == 1
 
 
 def test_missing_function(manager):
@@ -314,7 +327,7 @@ def test_disk_cache_round_trip(tmp_path):
         second.load_script_from_source("two", "lisp", src)  # same source, other name: cached bytecode
         assert second.scripts["two"].compiled.from_cache is True
         assert second.call_function("two.g") == 7
-        g = second.engine("lisp")._scripts["two"].ns["g"]
+        g = second.engine("lisp").local.script("two").ns["g"]
         assert g.__code__.co_filename == "two"  # Python-level tracebacks name this script too
         with pytest.raises(ScriptRuntimeError) as info:
             second.call_function("two.f", [1])
@@ -340,7 +353,7 @@ def test_hy_eval_and_run_time_macros(manager):
     )
     assert manager.call_function("plain") == 3
     assert manager.call_function("with-macro") == 10
-    name = manager.engine("lisp")._scripts["ev"].module.__name__
+    name = manager.engine("lisp").local.script("ev").module.__name__
     assert sys.modules[name].plain  # findable by Hy's calling-module lookup while loaded...
     manager.unload_script("ev")
     assert name not in sys.modules  # ...and gone with the script
@@ -366,7 +379,7 @@ def test_calls_from_several_threads_are_serialised(manager):
         t.start()
     for t in threads:
         t.join()
-    assert manager.engine("lisp")._scripts["t"].ns["count"] == 2000
+    assert manager.engine("lisp").local.script("t").ns["count"] == 2000
 
 
 def test_results_are_copies_of_script_state(manager):

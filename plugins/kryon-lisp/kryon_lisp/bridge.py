@@ -8,61 +8,48 @@ in each script's builtins under their Hy-mangled spelling (``hy.mangle``), so
 same functions are attributes of a ``kryon`` object: ``(kryon.log "hi")``.
 A script's own definition of a name shadows the API name within that script.
 
-Arguments cross from Lisp to the host through :func:`values.to_host`, so a
-Lisp function handed to ``add-event-listener!`` or ``set-timeout!`` arrives
-as a FunctionRef owned by the script that defined it; results come back
-unchanged (host values are Lisp values).
+Each script's functions are bound to its own view of the host's bridge
+(``kryon_core.pyhost.api``), so the host knows which script calls. Wrong
+argument counts are an error naming the Lisp form
+(``(set-property! ...) takes 3 arguments, got 1``); arguments cross as host
+values (a Lisp function handed to ``add-event-listener!`` arrives as a
+FunctionRef owned by the script that defined it).
 """
 
 from __future__ import annotations
 
-import types
-from typing import Any, Callable
+import functools
+from typing import Any
 
 import hy
 
-from kryon_core import ApiMethod, FunctionRef, ScriptBridge, ScriptRuntimeError, UserData
+from kryon_core import ApiMethod
+from kryon_core.pyhost.api import ScriptApi
 
-from .values import LANGUAGE
-
-__all__ = ["build_api"]
-
-_PLAIN = (type(None), bool, int, float, str, bytes, FunctionRef, UserData)
+__all__ = ["build_kryon_api", "api_name", "api_form", "api_names"]
 
 
-def build_api(bridge: ScriptBridge, convert: Callable[[Any], Any]) -> dict[str, Any]:
-    """Mangled name -> function for every API method (and plugin-added
-    function) of ``bridge``, plus ``kryon``: an object holding them all.
-    ``convert`` turns one Lisp value into a host value."""
-    table: dict[str, Any] = {}
-    for method, function in bridge.methods():
-        table[hy.mangle(method.kebab)] = _binding(method, function, convert)
-    table["kryon"] = types.SimpleNamespace(**table)
+def build_kryon_api(api: ScriptApi) -> dict[str, Any]:
+    """The builtins a script gets for its API: every function under its
+    mangled kebab-case name, and ``kryon``."""
+    table: dict[str, Any] = dict(api.all())
+    table["kryon"] = api.module
     return table
 
 
-def _binding(method: ApiMethod, function: Callable[..., Any], convert: Callable[[Any], Any]) -> Callable[..., Any]:
-    lo, hi = method.arity
-    name = method.kebab
-
-    def api_function(*args: Any) -> Any:
-        n = len(args)
-        if n < lo or (hi >= 0 and n > hi):
-            raise ScriptRuntimeError(f"({name} ...) takes {_arity(lo, hi)}, got {n}", language=LANGUAGE)
-        for a in args:
-            if not isinstance(a, _PLAIN):
-                return function(*[convert(v) for v in args])
-        return function(*args)
-
-    api_function.__name__ = hy.mangle(name)
-    api_function.__qualname__ = name
-    api_function.__doc__ = f"({name} ...): {method.doc}"
-    return api_function
+@functools.lru_cache(maxsize=1024)
+def _mangled(kebab: str) -> str:
+    return str(hy.mangle(kebab))
 
 
-def _arity(lo: int, hi: int) -> str:
-    if hi < 0:
-        return f"at least {lo} argument{'s' if lo != 1 else ''}"
-    if lo == hi:
-        return f"{lo} argument{'s' if lo != 1 else ''}"
-    return f"{lo} to {hi} arguments"
+def api_name(method: ApiMethod) -> str:
+    return _mangled(method.kebab)
+
+
+def api_form(method: ApiMethod) -> str:
+    return f"({method.kebab} ...)"
+
+
+def api_names(methods: list[tuple[ApiMethod, Any]]) -> dict[str, str]:
+    """Name in a worker script (the mangled kebab-case name) -> bridge method."""
+    return {api_name(method): method.name for method, _ in methods}

@@ -13,7 +13,7 @@ with the script, line and column.
 
 Compiling runs macros (``defmacro`` bodies, reader macros, ``require``) in
 this process: it is as trusted as running the script. Sandboxed source is
-first read (reading runs no user code) and refused by :func:`check_sandboxable`
+first read (reading runs no user code) and refused by :func:`.scan.check_sandboxable`
 if any form would run code while compiling, so compiling what is left runs
 only Hy's own macros; it then runs in an isolated worker (``sandbox.py``).
 """
@@ -21,37 +21,37 @@ only Hy's own macros; it then runs in an isolated worker (``sandbox.py``).
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import importlib.util
 import marshal
 import platform
 import types
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import hy
 from hy.compiler import hy_compile
 from hy.errors import HyLanguageError, HyMacroExpansionError
-from hy.models import Expression, FString, Keyword, Lazy, List, Symbol
+from hy.models import Expression, Keyword, Lazy, Symbol
 from hy.reader.exceptions import LexException
 
-from kryon_core import AccessDeniedError, CompiledScript, CompileError, FunctionInfo, StackFrame
+from kryon_core import CompiledScript, CompileError, FunctionInfo, StackFrame
+from kryon_core.pyhost.bytecode import load_bytecode
 
 from . import __version__
-from .values import LANGUAGE
+from .plugin import LANGUAGE
+from .scan import CLOSERS, has_relative_require, spelled_names, top_level_name, unclosed_opener
 
 __all__ = [
     "ENGINE_VERSION",
     "compile_source",
     "compile_ast",
+    "compile_evaluation",
+    "compile_module",
     "load_code",
     "function_info",
-    "spelled_names",
     "display_name",
-    "top_level_name",
-    "unclosed_opener",
-    "sandbox_violation",
-    "check_sandboxable",
 ]
 
 #: part of the compilation-cache key: bytecode depends on the Python version
@@ -60,10 +60,6 @@ ENGINE_VERSION = (
     f"Kryon Lisp {__version__} (Hy {hy.__version__}, {platform.python_implementation()} "
     f"{platform.python_version()}, bytecode {importlib.util.MAGIC_NUMBER.hex()})"
 )
-
-#: the name stack frames use for a script's top level
-top_level_name = "<top level>"
-
 
 def _defn_async(*args: Any) -> Expression:
     """``(defn/a name [params] body...)``: Hy 0.x spelling of ``(defn :async ...)``."""
@@ -79,24 +75,27 @@ def _fn_async(*args: Any) -> Expression:
 PRELUDE_MACROS = {hy.mangle("defn/a"): _defn_async, hy.mangle("fn/a"): _fn_async}
 
 
-def display_name(mangled: str) -> str:
+def display_name(identifier: str) -> str:
     """The Lisp spelling of a Python identifier Hy produced (``set_it`` -> ``set-it``)."""
-    return hy.unmangle(mangled)
+    return str(hy.unmangle(identifier))
 
 
 def compile_source(source: str, name: str) -> CompiledScript:
-    """Compile Kryon Lisp source into a :class:`CompiledScript` (see module doc)."""
+    """Compile Kryon Lisp source into a :class:`CompiledScript` (see module doc).
+
+    A script that requires macros from a file beside it (``(require .macros
+    ...)``) is not compiled now: what it expands to depends on that file,
+    which only the load can find (inside the script's root). Its entry holds
+    the source, and the load compiles it."""
+    if has_relative_require(source, name):
+        spelled = spelled_names(list(hy.read_many(source, filename=name)))
+        return CompiledScript(
+            id=name, language=LANGUAGE, source=source, engine_version=ENGINE_VERSION,
+            functions={n: FunctionInfo(name=n) for n in spelled.values()},
+        )
     forms: list[Any] = []
     module = compile_ast(source, name, forms)
-    try:
-        code = compile(module, name, "exec", dont_inherit=True)
-    except SyntaxError as exc:  # e.g. `return` outside a function: Hy positions, so Lisp lines
-        raise _error(exc.msg or str(exc), name, exc.lineno, exc.offset) from None
-    except (RecursionError, MemoryError) as exc:
-        raise _too_deep(exc, name) from None
-    except (ValueError, TypeError) as exc:  # an AST Python refuses, e.g. a dict literal with an odd count
-        line, column = _odd_dict(module)
-        raise _error(f"invalid form: {exc}", name, line, column) from None
+    code = _code(module, name)
     return CompiledScript(
         id=name,
         language=LANGUAGE,
@@ -109,37 +108,77 @@ def compile_source(source: str, name: str) -> CompiledScript:
     )
 
 
-def load_code(compiled: CompiledScript) -> types.CodeType:
-    """The code object of a compiled script, with its file name set to the
-    script id (a cached entry may have been compiled under another name)."""
-    if not compiled.bytecode:
-        return compile(compile_ast(compiled.source, compiled.id), compiled.id, "exec", dont_inherit=True)
+def _code(module: "ast.Module | ast.Expression", name: str, mode: str = "exec", script: str | None = None) -> types.CodeType:
+    """``compile()`` of a Hy-made AST, its errors as CompileErrors on the Lisp
+    lines (naming ``script``, by default ``name``)."""
+    name, filename = script or name, name
     try:
-        code = marshal.loads(compiled.bytecode)
-    except (ValueError, EOFError, TypeError) as exc:
-        raise CompileError(f"corrupt bytecode: {exc}", language=LANGUAGE, script=compiled.id) from None
-    if not isinstance(code, types.CodeType):
-        raise CompileError("bytecode is not a code object", language=LANGUAGE, script=compiled.id)
-    return _rename(code, compiled.id) if code.co_filename != compiled.id else code
+        code: types.CodeType = compile(module, filename, mode, dont_inherit=True)
+        return code
+    except SyntaxError as exc:  # e.g. `return` outside a function: Hy positions, so Lisp lines
+        raise _error(exc.msg or str(exc), name, exc.lineno, exc.offset) from None
+    except (RecursionError, MemoryError) as exc:
+        raise _too_deep(exc, name) from None
+    except (ValueError, TypeError) as exc:  # an AST Python refuses, e.g. a dict literal with an odd count
+        line, column = _odd_dict(module) if isinstance(module, ast.Module) else (None, None)
+        raise _error(f"invalid form: {exc}", name, line, column) from None
 
 
-def _rename(code: types.CodeType, filename: str) -> types.CodeType:
-    consts = tuple(_rename(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
-    return code.replace(co_filename=filename, co_consts=consts)
+def load_code(compiled: CompiledScript, module: types.ModuleType | None = None) -> types.CodeType:
+    """The code object of a compiled script, with its file name set to the
+    script id (a cached entry may have been compiled under another name).
+    Without bytecode the source is compiled now, in ``module`` (so that
+    relative requires resolve in the script's own package)."""
+    if not compiled.bytecode or compiled.engine_version != ENGINE_VERSION:
+        return _code(compile_ast(compiled.source, compiled.id, module=module), compiled.id)
+    return load_bytecode(compiled, LANGUAGE)
 
 
-def compile_ast(source: str, name: str, forms: list[Any] | None = None) -> ast.Module:
-    """Read and compile to a Python AST; the top-level forms read are
-    appended to ``forms`` (reading stays lazy, form by form, as Hy needs
-    for reader macros)."""
-    module = types.ModuleType(f"kryon_lisp.compiling.{name}")
+def compile_evaluation(code: str, script: str, module: types.ModuleType) -> tuple[types.CodeType, types.CodeType]:
+    """``code`` for ``evaluate``: its forms but the last as statements, and the
+    value of the last (None when it is a statement), compiled in the script's
+    ``module`` (its macros apply). Lines are the lines within ``code``; errors
+    name ``script``."""
+    filename = f"<evaluate {script}>"
+    with _compile_errors(code, script):
+        body, expression = hy_compile(
+            hy.read_many(code, filename=filename), module, filename=filename, source=code, get_expr=True,
+            extra_macros=PRELUDE_MACROS,
+        )
+    return _code(body, filename, script=script), _code(expression, filename, "eval", script=script)
+
+
+def compile_module(source: str, filename: str, module: types.ModuleType) -> types.CodeType:
+    """A file a script imports (or requires) relatively, compiled in its own ``module``."""
+    return _code(compile_ast(source, filename, module=module), filename)
+
+
+#: the compiling module of a script compiled for the cache: a relative require
+#: resolves in no package from it (the load compiles such scripts instead)
+_UNRESOLVED = "kryon-lisp-compiling"
+
+def compile_ast(source: str, name: str, forms: list[Any] | None = None,
+                module: types.ModuleType | None = None) -> ast.Module:
+    """Read and compile to a Python AST in ``module`` (by default one whose
+    relative requires resolve nowhere); the top-level forms read are appended
+    to ``forms`` (reading stays lazy, form by form, as Hy needs for reader macros)."""
+    if module is None:
+        module = types.ModuleType(f"{_UNRESOLVED}.{name}")
+    with _compile_errors(source, name):
+        tree = hy.read_many(source, filename=name)
+        if forms is not None:
+            tree = _recording(tree, forms)
+        compiled: ast.Module = hy_compile(tree, module, filename=name, source=source, extra_macros=PRELUDE_MACROS)
+    return compiled
+
+
+@contextlib.contextmanager
+def _compile_errors(source: str, name: str) -> Iterator[None]:
+    """Hy's reader, macro and compiler errors as CompileErrors on the Lisp lines."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
-            tree = hy.read_many(source, filename=name)
-            if forms is not None:
-                tree = _recording(tree, forms)
-            return hy_compile(tree, module, filename=name, source=source, extra_macros=PRELUDE_MACROS)
+            yield
     except LexException as exc:
         raise _reader_error(exc, source, name) from None
     except HyMacroExpansionError as exc:
@@ -150,6 +189,8 @@ def compile_ast(source: str, name: str, forms: list[Any] | None = None) -> ast.M
         raise _error(_one_line(exc.msg), name, exc.lineno, exc.offset) from None
     except (RecursionError, MemoryError) as exc:
         raise _too_deep(exc, name) from None
+    except CompileError:
+        raise
     except Exception as exc:  # an internal compiler error or a macro's own exception type
         raise _error(f"{type(exc).__name__}: {exc}", name, None, None) from None
 
@@ -163,41 +204,6 @@ def _recording(tree: Lazy, forms: list[Any]) -> Lazy:
     recorded = Lazy(read())
     recorded.source, recorded.filename, recorded.reader = tree.source, tree.filename, tree.reader
     return recorded
-
-
-_DEFINERS = {"defn", "defn/a"}
-_FNS = {"fn", "fn/a"}
-
-
-def spelled_names(forms: list[Any]) -> dict[str, str]:
-    """Mangled name -> the name as the source spells it, for the functions
-    top-level forms define: ``(defn make-adder ...)`` registers as
-    ``make-adder``, ``(defn make_adder ...)`` as ``make_adder`` (Hy mangles
-    both to ``make_adder``; the registry keeps what the author wrote)."""
-    names: dict[str, str] = {}
-    for form in forms:
-        if not isinstance(form, Expression) or not form or not isinstance(form[0], Symbol):
-            continue
-        head = str(form[0])
-        if head in _DEFINERS:
-            for part in form[1:]:
-                if isinstance(part, Symbol):
-                    names[hy.mangle(part)] = str(part)
-                    break
-                if not isinstance(part, (Keyword, List)):
-                    break
-        elif head == "setv":
-            pairs = form[1:]
-            for target, value in zip(pairs[::2], pairs[1::2]):
-                if (
-                    isinstance(target, Symbol)
-                    and isinstance(value, Expression)
-                    and value
-                    and isinstance(value[0], Symbol)
-                    and str(value[0]) in _FNS
-                ):
-                    names[hy.mangle(target)] = str(target)
-    return names
 
 
 def _too_deep(exc: BaseException, name: str) -> CompileError:
@@ -246,125 +252,11 @@ def _reader_error(exc: LexException, source: str, name: str) -> CompileError:
             char, line, column = opener
             message = (
                 f"unbalanced parentheses: {message} ('{char}' opened at line {line}, column {column} "
-                f"needs '{_CLOSERS[char]}')"
+                f"needs '{CLOSERS[char]}')"
             )
         else:
             message = f"unbalanced parentheses: {message}"
     return _error(message, name, exc.lineno, exc.offset)
-
-
-_CLOSERS = {"(": ")", "[": "]", "{": "}"}
-
-
-def unclosed_opener(source: str, stop: tuple[int, int] | None = None) -> tuple[str, int, int] | None:
-    """The innermost bracket or string left open at the end of ``source``
-    (or just before the 1-based (line, column) ``stop``), as (character,
-    line, column), both 1-based; None when everything closes."""
-    stack: list[tuple[str, int, int]] = []
-    line, col = 1, 0
-    i, n = 0, len(source)
-    in_string: tuple[str, int, int] | None = None
-    in_comment = False
-    while i < n:
-        ch = source[i]
-        col += 1
-        if stop is not None and (line, col) >= stop:
-            break
-        if ch == "\n":
-            line, col = line + 1, 0
-            in_comment = False
-        elif in_comment:
-            pass
-        elif in_string is not None:
-            if ch == "\\":
-                i += 1
-                col += 1
-                if i < n and source[i] == "\n":
-                    line, col = line + 1, 0
-            elif ch == '"':
-                in_string = None
-        elif ch == ";":
-            in_comment = True
-        elif ch == '"':
-            in_string = ('"', line, col)
-        elif ch in _CLOSERS:
-            stack.append((ch, line, col))
-        elif ch in ")]}" and stack and _CLOSERS[stack[-1][0]] == ch:
-            stack.pop()
-        i += 1
-    if in_string is not None:
-        return in_string
-    return stack[-1] if stack else None
-
-
-# -- what sandboxed source may contain ---------------------------------------------------
-
-#: forms that run code while compiling (or import modules then): refused in
-#: sandboxed scripts, so that compiling one runs only Hy's own macros
-COMPILE_TIME_FORMS = frozenset(
-    hy.mangle(name)
-    for name in (
-        "defmacro", "defreader", "do-mac", "eval-and-compile", "eval-when-compile",
-        "require", "get-macro", "local-macros", "export",
-    )
-)
-
-
-def _head(form: Any) -> str | None:
-    """The name a form's head calls, as Hy's macro expansion sees it."""
-    head = form[0]
-    if isinstance(head, Symbol):
-        return str(head)
-    if (
-        isinstance(head, Expression)
-        and head
-        and head[0] == Symbol(".")
-        and all(isinstance(part, Symbol) for part in head)
-    ):
-        return ".".join(str(part) for part in head[1:])
-    return None
-
-
-def sandbox_violation(source: str, name: str) -> tuple[str, int | None, int | None] | None:
-    """Why sandboxed ``source`` may not be compiled, as (message, line,
-    column), or None. Only reads (Hy's reader runs no user code): refuses
-    macro definitions, reader macros, compile-time evaluation, ``require``
-    and one-shot ``hy.R`` requires anywhere in the source. A reader error
-    is left for the compiler to report, but the forms before it are checked:
-    the compiler would compile them before reaching it."""
-    todo: list[Any] = []
-    try:
-        for form in hy.read_many(source, filename=name):
-            todo.append(form)
-    except (LexException, RecursionError, HyLanguageError):
-        pass
-    while todo:
-        form = todo.pop()
-        if isinstance(form, Expression) and form:
-            head = _head(form)
-            if head is not None:
-                mangled = ".".join(hy.mangle(part) if part else part for part in head.split("."))
-                if mangled in COMPILE_TIME_FORMS or mangled.startswith("hy.R."):
-                    return (
-                        f"({head} ...) runs code while compiling, which sandboxed Lisp does not allow",
-                        getattr(form, "start_line", None),
-                        getattr(form, "start_column", None),
-                    )
-        if isinstance(form, tuple):  # every sequence model, quoted forms included
-            todo.extend(form)
-        elif isinstance(form, FString):
-            todo.extend(form)
-    return None
-
-
-def check_sandboxable(source: str, name: str) -> None:
-    """Raise AccessDeniedError when sandboxed ``source`` contains a form
-    that would run code while compiling (see :func:`sandbox_violation`)."""
-    found = sandbox_violation(source, name)
-    if found is not None:
-        message, line, column = found
-        frame = StackFrame(top_level_name, script=name, line=line, column=column, language=LANGUAGE)
-        raise AccessDeniedError(message, language=LANGUAGE, script=name, line=line, column=column, stack=[frame])
 
 
 # -- what a compiled script defines -------------------------------------------------

@@ -2,20 +2,24 @@
 
 Importing this module must stay cheap: it names the engine factory by import
 path and never imports Hy; the manager creates the engine on first use.
+``LANGUAGE`` is the plugin's language id, used by every module of the package.
 """
 
 from __future__ import annotations
 
 from kryon_core import EngineSpec, hookimpl
 
-__all__ = ["kryon_register_engines"]
+__all__ = ["LANGUAGE", "kryon_register_engines"]
+
+#: the language id of this plugin
+LANGUAGE = "lisp"
 
 
 @hookimpl
 def kryon_register_engines() -> list[EngineSpec]:
     return [
         EngineSpec(
-            language="lisp",
+            language=LANGUAGE,
             factory="kryon_lisp.engine:LispEngine",
             extensions=(".kl", ".hy"),
             distribution="kryon-lisp",

@@ -35,7 +35,10 @@ import hy as _hy
 import hy.pyops as _pyops
 from hy import models as _models
 
+from kryon_core import CompileError as _CompileError
+
 from . import compiler as _compiler
+from . import scan as _scan
 
 __all__ = ["compile", "RUNTIME_MODULE"]
 
@@ -58,15 +61,16 @@ def _no_macros(*args: object, **kwargs: object) -> object:
 
 def _runtime_module() -> _types.ModuleType:
     mod = _types.ModuleType(RUNTIME_MODULE, "What sandboxed Hy code sees as `hy`.")
-    mod.models = _types.SimpleNamespace(**{n: getattr(_models, n) for n in _MODEL_NAMES if hasattr(_models, n)})
-    mod.pyops = _types.SimpleNamespace(
+    setattr(mod, "models", _types.SimpleNamespace(**{n: getattr(_models, n) for n in _MODEL_NAMES if hasattr(_models, n)}))
+    pyops = _types.SimpleNamespace(
         **{
             n: v
             for n, v in vars(_pyops).items()
             if not n.startswith("_") and callable(v) and not isinstance(v, _types.ModuleType)
         }
     )
-    mod.macros = _types.SimpleNamespace(macro=_no_macros, reader_macro=_no_macros, require=_no_macros)
+    setattr(mod, "pyops", pyops)
+    setattr(mod, "macros", _types.SimpleNamespace(macro=_no_macros, reader_macro=_no_macros, require=_no_macros))
     for name in ("mangle", "unmangle", "gensym", "repr", "repr_register", "as_model"):
         if hasattr(_hy, name):
             setattr(mod, name, getattr(_hy, name))
@@ -110,7 +114,8 @@ def _violation(message: str, line: int | None, column: int | None) -> BaseExcept
     AccessDeniedError with the line), else a PermissionError."""
     guard = _sys.modules.get("kryon_isolation_guard")
     if guard is not None:
-        return guard.GuardViolation(message, line, column)
+        violation: BaseException = guard.GuardViolation(message, line, column)
+        return violation
     return PermissionError(f"line {line}: {message}")
 
 
@@ -139,14 +144,14 @@ class _Rewrite(_ast.NodeTransformer):
 
 def compile(source: str, filename: str) -> _ast.Module:  # noqa: A001 - the worker's compiler hook
     """Sandboxed Kryon Lisp source to a checked ``ast.Module`` (see module doc)."""
-    found = _compiler.sandbox_violation(source, filename)
+    found = _scan.sandbox_violation(source, filename)
     if found is not None:
         raise _violation(*found)
     try:
         module = _compiler.compile_ast(source, filename)
-    except _compiler.CompileError as exc:
+    except _CompileError as exc:
         raise SyntaxError(exc.message, (filename, exc.line, exc.column, None)) from None
-    module = _Rewrite().visit(module)
+    module = _checked(_Rewrite().visit(module))
     prelude = [
         _ast.Import(names=[_ast.alias(name="kryon")]),
         _ast.ImportFrom(module="kryon", names=[_ast.alias(name="*")], level=0),
@@ -155,4 +160,11 @@ def compile(source: str, filename: str) -> _ast.Module:  # noqa: A001 - the work
         node.lineno = node.end_lineno = 1
         node.col_offset = node.end_col_offset = 0
     module.body[:0] = prelude
+    return module
+
+
+def _checked(module: object) -> _ast.Module:
+    """What the rewrite gives back is still a module (a transformer may replace any node)."""
+    if not isinstance(module, _ast.Module):
+        raise TypeError("the rewritten script is not a module")
     return module

@@ -1,47 +1,33 @@
-"""The ``kryon`` module trusted scripts import.
+"""The ``kryon`` module trusted Python scripts import.
 
-One module object per engine, never put in the host's ``sys.modules``:
-``import kryon`` in a script resolves through the script's own
-``__import__`` (see ``engine.py``). Every :data:`kryon_core.API` method
-appears under its snake_case name (``kryon.get_element_by_id``), plus the
-functions plugins add with ``ScriptBridge.add_function``. Script callables
-handed to the API (listeners, timers, watchers) become FunctionRefs owned by
-their script.
+``import kryon`` in a script gives that script's own API module (bound to its
+view of the host's bridge, ``kryon_core.pyhost.api``), with every
+:data:`kryon_core.API` method under its snake_case name
+(``kryon.get_element_by_id``), the functions plugins add with
+``ScriptBridge.add_function``, and the error classes a script may catch or
+raise (``kryon.ScriptError``...). The module exists only for scripts: the
+host's ``sys.modules`` never holds a ``kryon``. Nothing else is put in a
+script's builtins.
 """
 
 from __future__ import annotations
 
-import types
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
-import kryon_core
-from kryon_core import ScriptBridge
+from kryon_core import ApiMethod
+from kryon_core.pyhost.api import ScriptApi
 
-if TYPE_CHECKING:
-    from .engine import PythonEngine
+__all__ = ["build_kryon_api", "api_name", "api_form"]
 
 
-def make_kryon_module(engine: "PythonEngine", bridge: ScriptBridge | None) -> types.ModuleType:
-    mod = types.ModuleType("kryon", "The Kryon API (snake_case), backed by the host's ScriptBridge.")
-    arg = engine._convert.arg
-    if bridge is not None:
-        for method, fn in bridge.methods():
-            setattr(mod, method.name, _bind(method.name, fn, arg, method.doc))
-    else:
-        def log(message: Any, level: str = "info") -> None:
-            engine.config.output(str(message))
-
-        mod.log = log
-    # errors a script may catch or raise
-    for name in ("ScriptError", "ScriptRuntimeError", "DOMError", "AccessDeniedError", "ConversionError"):
-        setattr(mod, name, getattr(kryon_core, name))
-    return mod
+def build_kryon_api(api: ScriptApi) -> dict[str, Any]:
+    """Builtins a script gets for its API: none (it imports ``kryon``)."""
+    return {}
 
 
-def _bind(name: str, fn: Callable[..., Any], arg: Callable[[Any], Any], doc: str) -> Callable[..., Any]:
-    def api(*args: Any) -> Any:
-        return fn(*[arg(a) for a in args])
+def api_name(method: ApiMethod) -> str:
+    return method.name
 
-    api.__name__ = api.__qualname__ = name
-    api.__doc__ = doc
-    return api
+
+def api_form(method: ApiMethod) -> str:
+    return f"kryon.{method.name}()"

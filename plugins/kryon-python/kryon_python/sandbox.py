@@ -1,19 +1,19 @@
-"""Untrusted Python: one sandboxed worker process per script.
+"""What a policy means for Python scripts.
 
-The isolation itself lives in ``kryon_core.isolation`` (shared with
-kryon-lisp); this module only chooses the compiler (``ast.parse``, then the
-sandbox's AST guard) and the ``kryon`` names scripts see (snake_case). See
-README.md for what the sandbox does and why a process rather than WebAssembly.
+- **sandboxed** (``policy.sandboxed``, the default of a bare ``ScriptManager()``):
+  the script runs in a worker process of its own (``kryon_core.isolation``),
+  compiled there with ``ast.parse`` and checked by the worker's AST guard
+  (:data:`PYTHON_COMPILER`); its ``kryon`` module has the snake_case names.
+- **trusted**: the script runs in the host interpreter; the limits in-process
+  code can keep are kept as conveniences and the rest are refused
+  (``kryon_core.pyhost.policy``; see README.md).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from kryon_core.isolation import CompilerSpec
 
-from kryon_core.isolation import CompilerSpec, IsolatedRuntime
+__all__ = ["PYTHON_COMPILER"]
 
+#: how a worker compiles Python
 PYTHON_COMPILER = CompilerSpec(name="python")
-
-
-def make_runtime(output: Callable[[str], None]) -> IsolatedRuntime:
-    return IsolatedRuntime("python", compiler=PYTHON_COMPILER, output=output)

@@ -1,116 +1,31 @@
-"""Values between the host and trusted (in-process) Python scripts.
+"""Values between the host and trusted Python scripts.
 
-Host values go into a script as they are: they already are Python values, and
-nothing is copied. What comes out of a script is checked against the value
-model (``kryon_core.values``): tuples become lists, dict keys must be ``str``
-(an ``int`` key becomes its decimal text), cycles and objects outside the
-model are a :class:`~kryon_core.ConversionError` (unless a
-``kryon_convert_value`` hook converts them), a generator becomes the list it
-yields, and a function defined by a script becomes a
-:class:`~kryon_core.FunctionRef` that knows its script (so the manager can
-release a script's DOM callbacks when it is reloaded or unloaded).
+The value rules are the shared in-process ones (``kryon_core.pyhost.values``):
+host values go into a script unchanged; what comes out is checked against the
+value model (tuples become lists, dict keys must be strings, cycles and
+objects outside the model are a ConversionError, a generator becomes the list
+it yields, a script's function becomes a FunctionRef owned by its script).
+Python's own: a ``set`` or ``frozenset`` is a ConversionError (its order is
+not the script's to give), and a ``range`` or ``memoryview`` crosses as the
+list or bytes it stands for.
 """
 
 from __future__ import annotations
 
-import types
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from kryon_core import ConversionError, FunctionRef, UserData
-from kryon_core.values import dict_key
+from kryon_core.pyhost import NOT_MINE
 
-if TYPE_CHECKING:
-    from .engine import PythonEngine
+__all__ = ["SETS_AS_LISTS", "convert_other"]
 
-SCALARS = frozenset({type(None), bool, int, float, str, bytes})
+#: sets are refused rather than given an order
+SETS_AS_LISTS = False
 
 
-class Converter:
-    """Converts script results for one engine."""
-
-    def __init__(self, engine: "PythonEngine") -> None:
-        self.engine = engine
-        self._refs: dict[int, tuple[Any, FunctionRef]] = {}
-
-    def out(self, value: Any, script: str | None) -> Any:
-        if type(value) in SCALARS:
-            return value
-        return self._out(value, script, set())
-
-    def _out(self, value: Any, script: str | None, seen: set[int]) -> Any:
-        t = type(value)
-        if t in SCALARS or isinstance(value, (FunctionRef, UserData)):
-            return value
-        if t is bytearray:
-            return bytes(value)
-        if t is list or t is tuple:
-            key = id(value)
-            if key in seen:
-                raise ConversionError("a cyclic list cannot cross between languages", language="python", script=script)
-            seen.add(key)
-            try:
-                return [self._out(v, script, seen) for v in value]
-            finally:
-                seen.discard(key)
-        if t is dict:
-            key = id(value)
-            if key in seen:
-                raise ConversionError("a cyclic dict cannot cross between languages", language="python", script=script)
-            seen.add(key)
-            try:
-                return {dict_key(k, "python"): self._out(v, script, seen) for k, v in value.items()}
-            finally:
-                seen.discard(key)
-        if t is types.GeneratorType:
-            return [self._out(v, script, seen) for v in value]
-        for base in (bool, int, float, str):  # subclasses (IntEnum, str enums) cross as the base type
-            if isinstance(value, base):
-                return base(value)
-        if callable(value) and not isinstance(value, type):
-            return self.function_ref(value, script)
-        if isinstance(value, (set, frozenset)):
-            raise ConversionError(
-                f"a {t.__name__} cannot cross between languages; use a list", language="python", script=script
-            )
-        bridge = self.engine.bridge
-        if bridge is not None:
-            try:
-                return self._out(bridge.convert_unknown(value), script, seen)
-            except ConversionError:
-                pass
-        raise ConversionError(f"cannot convert a {t.__name__} to a host value", language="python", script=script)
-
-    def function_ref(self, fn: Callable[..., Any], script: str | None = None) -> FunctionRef:
-        """A FunctionRef for a script's callable (one per callable while it lives)."""
-        cached = self._refs.get(id(fn))
-        if cached is not None and cached[0] is fn:
-            return cached[1]
-        code = getattr(fn, "__code__", None)
-        owner = (
-            code.co_filename
-            if code is not None and (code.co_filename in self.engine._trusted or code.co_filename in self.engine._loading)
-            else script
-        )
-        ref = self.engine._make_ref(fn, getattr(fn, "__name__", "function"), owner)
-        if owner is not None:
-            self._refs[id(fn)] = (fn, ref)
-        return ref
-
-    def forget_script(self, script: str) -> None:
-        for key, (fn, ref) in list(self._refs.items()):
-            if ref.script == script:
-                del self._refs[key]
-
-    def arg(self, value: Any) -> Any:
-        """A value a script hands to the ``kryon`` API: script callables
-        become FunctionRefs (the DOM keeps them), the rest passes as is."""
-        t = type(value)
-        if t in SCALARS or isinstance(value, (FunctionRef, UserData)):
-            return value
-        if t is types.FunctionType or t is types.MethodType or (callable(value) and not isinstance(value, type)):
-            return self.function_ref(value)
-        if t is dict:
-            return {k: self.arg(v) for k, v in value.items()}
-        if t is list or t is tuple:
-            return [self.arg(v) for v in value]
-        return value
+def convert_other(value: Any, convert: Callable[[Any], Any]) -> Any:
+    """A value only Python has, as a host value (``convert`` converts its parts)."""
+    if type(value) is range:
+        return convert(list(value))
+    if type(value) is memoryview:
+        return convert(value.tobytes())
+    return NOT_MINE

@@ -1,0 +1,97 @@
+"""The way into script code: every call into an in-process script runs here.
+
+:meth:`Entry.run` enters the engine's gate (``kryon_core.threads``), applies
+the script's limits and the debugger's trace hook, runs the script's code,
+turns its result into a host value (``finish``) while still inside, and turns
+any exception into a Kryon error. Calls with nothing to watch (no limit, no
+breakpoint) take the short path: the gate, the call, the result.
+
+Limits kept here, as conveniences against mistakes in trusted code (a script
+in the host interpreter can defeat any of them; untrusted code runs in worker
+processes instead):
+
+- ``time_limit``: :class:`kryon_core.watchdog.Watchdog` raises into the
+  thread's outermost script call when it runs past its deadline;
+- ``max_recursion``: script calls nested deeper than the limit are stopped by
+  the tracer (:mod:`.tracing`), counted from the call that entered;
+- ``max_value_size``: strings, lists and maps crossing in or out (:mod:`.values`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, Sequence
+
+from ..threads import EngineGate
+from ..watchdog import TimeLimitExceeded, Watchdog
+from .state import HostedScript
+from .tracing import Tracer
+
+__all__ = ["Entry", "PASSTHROUGH"]
+
+#: exceptions that leave script code untranslated: the user's Ctrl-C, task
+#: cancellation and a coroutine being closed
+PASSTHROUGH = (KeyboardInterrupt, asyncio.CancelledError, GeneratorExit)
+
+Finish = Callable[[Any, HostedScript], Any]
+Fail = Callable[[BaseException, HostedScript], BaseException]
+
+
+class Entry:
+    """Runs script code for one engine (see the module docstring)."""
+
+    def __init__(self, gate: EngineGate, tracer: Tracer, fail: Fail) -> None:
+        self.gate = gate
+        self.tracer = tracer
+        self.fail = fail
+        self.watchdog: Watchdog | None = None
+        self._local = threading.local()  # .depth: script calls of this thread in progress
+
+    def run(self, script: HostedScript, fn: Callable[..., Any], args: Sequence[Any], finish: Finish) -> Any:
+        """``finish(fn(*args), script)`` inside the engine (see the module docstring)."""
+        if script.guarded or self.tracer.breakpoints.active:
+            return self.gate.run(self._guarded, script, fn, args, finish)
+        return self.gate.run(self._plain, script, fn, args, finish)
+
+    def _plain(self, script: HostedScript, fn: Callable[..., Any], args: Sequence[Any], finish: Finish) -> Any:
+        try:
+            return finish(fn(*args), script)
+        except PASSTHROUGH:
+            raise
+        except BaseException as exc:
+            raise self.fail(exc, script) from None
+
+    def _guarded(self, script: HostedScript, fn: Callable[..., Any], args: Sequence[Any], finish: Finish) -> Any:
+        local = self._local
+        depth = getattr(local, "depth", 0)
+        local.depth = depth + 1
+        token = self._arm(script) if depth == 0 and script.time_limit is not None else None
+        traced = self.tracer.enter(script.policy.max_recursion)
+        try:
+            try:
+                return finish(fn(*args), script)
+            finally:
+                self.tracer.leave(traced)
+                while token is not None:  # an interrupt arriving now is retried, never leaked
+                    try:
+                        self.watchdog.disarm(token)  # type: ignore[union-attr]
+                        token = None
+                    except TimeLimitExceeded:
+                        pass
+                local.depth = depth
+        except PASSTHROUGH:
+            raise
+        except BaseException as exc:
+            raise self.fail(exc, script) from None
+
+    def _arm(self, script: HostedScript) -> Any:
+        if self.watchdog is None:
+            self.watchdog = Watchdog()
+        return self.watchdog.arm(script.time_limit)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.close()
+            self.watchdog = None
+
