@@ -4,7 +4,8 @@ A frame belongs to a script when its globals are a script namespace (they
 carry :data:`~kryon_core.pyhost.state.SCRIPT_KEY`); frames of the host, of
 libraries and of the engine are left out. Lines come from the code objects
 (a dialect's compiler keeps its source's lines), columns from
-``co_positions``. At most :data:`MAX_FRAMES` frames are kept, the innermost.
+``co_positions``. At most :data:`MAX_FRAMES` frames are kept: the innermost,
+and the outermost few, so a deep recursion still shows where it started.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ __all__ = ["MAX_FRAMES", "RecursionLimitExceeded", "ErrorTranslator"]
 
 #: at most this many frames are kept: deep recursion must not become a megabyte of stack
 MAX_FRAMES = 64
+#: of which this many are the outermost (the entry into the script)
+OUTER_FRAMES = 8
 
 
 class RecursionLimitExceeded(BaseException):
@@ -68,7 +71,9 @@ class ErrorTranslator:
                 frames.append(info)
             tb = tb.tb_next
         frames.reverse()
-        return frames[:MAX_FRAMES]
+        if len(frames) > MAX_FRAMES:
+            frames = frames[: MAX_FRAMES - OUTER_FRAMES] + frames[-OUTER_FRAMES:]
+        return frames
 
     def from_frame(self, frame: types.FrameType | None, *, with_locals: bool = False) -> list[StackFrame]:
         """Script frames from ``frame`` outwards, innermost first (with each frame's locals if asked)."""
@@ -123,7 +128,7 @@ class ErrorTranslator:
         if isinstance(exc, RecursionLimitExceeded):
             return RecursionLimitError(f"script calls nested deeper than the policy's max_recursion ({max_recursion})", **where)
         if isinstance(exc, RecursionError):
-            return RecursionLimitError(f"maximum recursion depth exceeded ({exc})", **where)
+            return RecursionLimitError("maximum recursion depth exceeded", **where)
         if isinstance(exc, MemoryError):
             return MemoryLimitError("out of memory", **where)
         if isinstance(exc, SystemExit):

@@ -70,7 +70,6 @@ def test_a_hook_that_raises_is_a_clear_error(policy: SecurityPolicy) -> None:
 
 @pytest.mark.skipif(not {"lua", "python"} <= set(LANGS), reason="needs kryon-lua and kryon-python")
 def test_a_worker_killed_in_a_cross_language_call() -> None:
-    pytest.skip("pending: a worker restarted from a thread dies when that thread ends (the isolation rework fixes it)")
     m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=30), cache=False)
     m.load_script_from_source("slow", "python", "import time\nn = 0\ndef work():\n    global n\n    n += 1\n"
                               "    time.sleep(20)\n    return n\ndef count():\n    return n\n")
