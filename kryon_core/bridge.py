@@ -385,7 +385,8 @@ class ScriptBridge:
         shared = self._shared()
         oid = _text(object_id, "shared object id")
         shared.read(oid, self.language, **self._requester())  # watching needs read access
-        return shared.on_change(oid, self._receiving(_callable(callback)))
+        listener: int = shared.on_change(oid, self._receiving(_callable(callback)))
+        return listener
 
     # -- plumbing ------------------------------------------------------------------
     def _manager(self, what: str) -> "ScriptManager":
@@ -455,7 +456,8 @@ def _int(value: Any, what: str) -> int:
 
 def _callable(value: Any) -> Callable[..., Any]:
     if callable(value):
-        return value
+        function: Callable[..., Any] = value
+        return function
     raise DOMError(f"expected a function, got {type(value).__name__}")
 
 

@@ -47,7 +47,8 @@ class ElementHandle(UserData):
 
     @property
     def number(self) -> int:
-        return self.value
+        number: int = self.value
+        return number
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ElementHandle) and other.value == self.value
@@ -95,7 +96,9 @@ class AnimationConfig:
             return config
         if not isinstance(config, Mapping):
             raise DOMError(f"animation config must be a table/object, not {type(config).__name__}")
-        get = lambda *names, default=None: next((config[n] for n in names if n in config), default)  # noqa: E731
+        def get(*names: str, default: Any = None) -> Any:
+            return next((config[n] for n in names if n in config), default)
+
         prop = get("property", "prop")
         if not isinstance(prop, str):
             raise DOMError("animation config needs a 'property' name")

@@ -28,14 +28,14 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def kryon_register_engines() -> "list[EngineSpec]":
+def kryon_register_engines() -> "list[EngineSpec] | None":
     """Return the engines this plugin provides.
 
     Called once when a :class:`~kryon_core.ScriptManager` is created (so it
     must be cheap: no language runtime is imported here; the engine class is
     named by import path and created on first use).
 
-    :return: a list of :class:`~kryon_core.EngineSpec`. When two plugins
+    :return: a list of :class:`~kryon_core.EngineSpec` (None: none). When two plugins
         register the same language, the one registered later wins (an
         in-process plugin over an installed distribution).
 

@@ -9,6 +9,7 @@ callbacks, and wires the ``kryon`` API of every engine to one document.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -17,7 +18,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar, overload
 
 from .bridge import ScriptBridge
 from .cache import CompilationCache, default_cache_dir
@@ -33,6 +34,7 @@ from .errors import (
     ScriptError,
     ScriptNotFoundError,
     SizeLimitError,
+    StackFrame,
 )
 from .interop import CrossLanguageRegistry, SharedDataManager
 from .plugins import KNOWN_DISTRIBUTIONS, EngineSpec, collect_engine_specs, make_plugin_manager
@@ -43,6 +45,8 @@ from .values import EXTENSIONS, FunctionRef, ScriptLanguage, language_for_path, 
 __all__ = ["ScriptManager", "LoadedScript"]
 
 log = logging.getLogger("kryon")
+
+_Doc = TypeVar("_Doc", bound=DOMBridge)
 
 
 
@@ -193,8 +197,8 @@ class ScriptManager:
         config = EngineConfig(
             policy=self.policy,
             debug=self.debug,
-            output=lambda text, _lang=lang: self._output(_lang, text),
-            module_loader=lambda importer, name, _lang=lang: self._load_module(_lang, importer, name),
+            output=functools.partial(self._output, lang),
+            module_loader=functools.partial(self._load_module, lang),
         )
         try:
             engine = self._pm.hook.kryon_create_engine(spec=spec, config=config) or spec.create()
@@ -518,11 +522,12 @@ class ScriptManager:
             self._script_exports.setdefault(script_id, {})[function] = to
 
     def _exported_to(self, script_id: str, function: str, caller: str | None) -> bool:
+        missing = frozenset[str]()  # not exported at all
         for to in (
-            self._host_exports.get(f"{script_id}.{function}", False),
-            self._script_exports.get(script_id, {}).get(function, False),
+            self._host_exports.get(f"{script_id}.{function}", missing),
+            self._script_exports.get(script_id, {}).get(function, missing),
         ):
-            if to is None or (to is not False and caller in to):
+            if to is None or caller in to:
                 return True
         return False
 
@@ -659,7 +664,8 @@ class ScriptManager:
         owned = getattr(self.dom, "owned_callbacks", None)
         if owned is None:
             return []
-        return owned(lambda cb: _owner(cb) == (script.language, script.id))
+        keys: list[tuple[str, int]] = owned(lambda cb: _owner(cb) == (script.language, script.id))
+        return keys
 
     def _drop_callbacks(self, keys: list[tuple[str, int]]) -> None:
         drop = getattr(self.dom, "drop_callbacks", None)
@@ -683,7 +689,7 @@ class ScriptManager:
             k: v.info for k, v in self._lookup.items() if isinstance(v, _Location) and k == v.qualified
         }
 
-    def stack_trace(self, language: "str | ScriptLanguage") -> list:
+    def stack_trace(self, language: "str | ScriptLanguage") -> list[StackFrame]:
         return self.engine(language).get_stack_trace()
 
     # -- globals ----------------------------------------------------------------------------
@@ -709,9 +715,15 @@ class ScriptManager:
         return to_host(value, language=language, convert=lambda v: self.convert_value(v, language))
 
     # -- the DOM ---------------------------------------------------------------------------
+    @overload
+    def setup_dom_bridge(self, document: None = None) -> Document: ...
+
+    @overload
+    def setup_dom_bridge(self, document: _Doc) -> _Doc: ...
+
     def setup_dom_bridge(self, document: DOMBridge | None = None) -> DOMBridge:
         """Attach a document (a new :class:`Document` when omitted) to the
-        ``kryon`` API of every engine, now and created later."""
+        ``kryon`` API of every engine, now and created later; returns it."""
         doc = document if document is not None else Document()
         with self._lock:
             self.dom = doc

@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, cast
 
 import logging
 
@@ -69,7 +69,7 @@ class EngineSpec:
             for part in attr.split(".") if attr else ():
                 obj = getattr(obj, part)
             factory = obj
-        engine = factory()  # type: ignore[operator]
+        engine = factory()
         if not isinstance(engine, ScriptEngine):
             raise TypeError(f"engine factory for {self.language} returned {type(engine).__name__}, not a ScriptEngine")
         return engine
@@ -192,7 +192,7 @@ def collect_engine_specs(plugins: Plugins) -> dict[str, EngineSpec]:
     dists = plugins.dists
     specs: dict[str, EngineSpec] = {}
     for impl in plugins.pm.hook.kryon_register_engines.get_hookimpls():  # registration order
-        result = impl.function()
+        result = cast("list[EngineSpec] | None", impl.function())
         for spec in result or ():
             dist = dists.get(id(impl.plugin))
             if dist is not None and (spec.distribution is None or spec.version is None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, overload
 
 __all__ = ["SecurityPolicy", "MiB", "WEAKER_ISOLATION"]
 
@@ -48,7 +48,12 @@ class SecurityPolicy:
     covers, so it never gains through another script what it is denied.
     """
 
-    sandboxed: bool = True
+    # a bool on instances; on the class, the factory ``SecurityPolicy.sandboxed(...)``
+    # (see _SandboxedFactory below, which type checkers are told about here)
+    if TYPE_CHECKING:
+        sandboxed: _SandboxedFactory = _SandboxedFactory()
+    else:
+        sandboxed: bool = True
     memory_limit: int | None = 256 * MiB
     time_limit: float | None = 5.0
     max_recursion: int | None = 200
@@ -154,12 +159,23 @@ class _SandboxedFactory:
     """Lets ``SecurityPolicy.sandboxed(...)`` build a policy while
     ``policy.sandboxed`` on an instance still reads the boolean field."""
 
-    def __get__(self, instance: SecurityPolicy | None, owner: type) -> Any:
+    @overload
+    def __get__(self, instance: None, owner: type[SecurityPolicy]) -> Callable[..., SecurityPolicy]: ...
+
+    @overload
+    def __get__(self, instance: SecurityPolicy, owner: type[SecurityPolicy]) -> bool: ...
+
+    def __get__(self, instance: SecurityPolicy | None, owner: type[SecurityPolicy]) -> Any:
         if instance is None:
             return owner.sandboxed_policy
         return instance.__dict__["sandboxed"]
 
+    if TYPE_CHECKING:  # for the dataclass's __init__ as type checkers see it; at run time the
+        # descriptor has no __set__, so each instance's own flag (in its __dict__) is what it reads
+
+        def __set__(self, instance: SecurityPolicy, value: bool) -> None: ...
+
 
 # The dataclass machinery has already read the field default; swap in the
 # descriptor so the class attribute is the factory and instances keep the flag.
-SecurityPolicy.sandboxed = _SandboxedFactory()  # type: ignore[assignment]
+SecurityPolicy.sandboxed = _SandboxedFactory()

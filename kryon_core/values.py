@@ -142,7 +142,7 @@ class FunctionRef:
         It gets a one-off subclass whose ``__call__`` is ``call`` itself, so
         it costs a class object: make these once, not per call."""
         sub = type(cls.__name__, (cls,), {"__slots__": (), "__call__": staticmethod(call)})
-        ref = sub(call, **kwargs)
+        ref: FunctionRef = sub(call, **kwargs)
         return ref
 
     def _retarget(self, call: Callable[..., Any], call_async: Callable[..., Any] | None) -> None:

@@ -105,7 +105,7 @@ def configure_logging(level_name: str | None) -> int:
     name = (level_name or os.environ.get("KRYON_LOG_LEVEL") or "info").lower()
     if name not in LOG_LEVELS:
         raise CommandError(f"KRYON_LOG_LEVEL={name!r} is not one of {', '.join(LOG_LEVELS)}", exits.USAGE)
-    level = getattr(logging, name.upper())
+    level: int = getattr(logging, name.upper())
     logger = logging.getLogger("kryon")
     logger.setLevel(level)
     if not any(getattr(h, "kryon_cli", False) for h in logger.handlers):

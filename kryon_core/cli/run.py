@@ -128,8 +128,8 @@ def _run_script(
                 doc.advance(args.advance)
         except ScriptError as exc:
             return print_error(exc, files, as_json=args.json)
-        for exc in doc.errors:  # a listener or timer that failed
-            return print_error(exc, files, as_json=args.json)
+        for failure in doc.errors:  # a listener or timer that failed
+            return print_error(failure, files, as_json=args.json)
         return exits.OK
     finally:
         manager.close()

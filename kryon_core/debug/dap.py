@@ -15,13 +15,14 @@ policy), ``noDebug`` (run without the debugger).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, TextIO, cast
 
 from ..errors import ScriptError
 from .session import BreakpointSpec, DebugError, Debugger, Stop
@@ -259,7 +260,7 @@ class DapServer:
                     self.debugger.stop_on_entry()
 
         out = _OutputStream(lambda text: self.event("output", {"category": "stdout", "output": text}))
-        app = App.load(directory, policy=self._app_policy, out=out, on_manager=prepare)
+        app = App.load(directory, policy=self._app_policy, out=cast(TextIO, out), on_manager=prepare)
         app.play()
         for problem in app.errors:
             self.event("output", {"category": "stderr", "output": f"error: {problem}\n"})
@@ -363,19 +364,17 @@ class DapServer:
         return self.debugger
 
 
-class _OutputStream:
-    """A text stream that sends each line as an output event (apps print to one)."""
+class _OutputStream(io.TextIOBase):
+    """A text stream that sends what is written as output events (apps print to one)."""
 
     def __init__(self, emit: Callable[[str], None]) -> None:
+        super().__init__()
         self.emit = emit
 
     def write(self, text: str) -> int:
         if text:
             self.emit(text)
         return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 def serve_stdio() -> int:

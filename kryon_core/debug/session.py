@@ -592,7 +592,8 @@ class Debugger(DebugEvents):
             if not stopped:
                 raise DebugError("no thread is stopped")
             thread = stopped[0]
-            pairs = self._ask(thread, lambda: self._live_frames(thread))  # type: ignore[arg-type]
+            stopped_thread = thread
+            pairs = self._ask(stopped_thread, lambda: self._live_frames(stopped_thread))
             if not pairs:
                 raise DebugError("the stopped thread has no script frame")
             language, frame = pairs[0]

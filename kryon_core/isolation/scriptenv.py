@@ -141,7 +141,7 @@ def _guarded_formatter(attribute_allowed: Checker) -> type:
     """``string.Formatter`` whose field names (``"{0.attr[key]}"``) obey the
     guard's attribute rule: ``get_field`` walks attributes named in a string,
     a classic way around a static check (``"0.__class__.__base__..."``)."""
-    import _string
+    import _string  # type: ignore[import-not-found]  # CPython's formatter helpers, no stubs
     import string
 
     class Formatter(string.Formatter):

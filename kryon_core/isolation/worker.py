@@ -167,9 +167,10 @@ def _frame(code: types.CodeType, line: int | None, lasti: int) -> list[Any]:
     """A stack frame for the host: [function, script, line], plus
     [language (the runtime's), column] when the compiler's columns are the
     source's own (``CompilerSpec.columns``)."""
-    if not S.columns or lasti < 0:
+    positions = getattr(code, "co_positions", None)  # Python 3.11+
+    if not S.columns or lasti < 0 or positions is None:
         return [code.co_name, code.co_filename, line]
-    pos = next(itertools.islice(code.co_positions(), lasti // 2, None), None)
+    pos = next(itertools.islice(positions(), lasti // 2, None), None)
     return [code.co_name, code.co_filename, line, None, pos[2] if pos else None]
 
 

@@ -87,9 +87,10 @@ class ErrorTranslator:
 
     def _column(self, code: types.CodeType, lasti: int) -> int | None:
         base = self.dialect.column_base
-        if base is None or lasti < 0:
+        positions = getattr(code, "co_positions", None)  # Python 3.11+: columns; none before
+        if base is None or lasti < 0 or positions is None:
             return None
-        for position in itertools.islice(code.co_positions(), lasti // 2, None):
+        for position in itertools.islice(positions(), lasti // 2, None):
             return None if position[2] is None else position[2] + base
         return None
 

@@ -47,7 +47,7 @@ def _static(name: str) -> bytes | None:
     """A file of ``static/`` by bare name (no paths: nothing else is reachable)."""
     if "/" in name or name.startswith(".") or Path(name).suffix not in STATIC_TYPES:
         return None
-    resource = resources.files(__package__).joinpath("static", name)
+    resource = resources.files(__package__).joinpath("static").joinpath(name)
     return resource.read_bytes() if resource.is_file() else None
 
 
@@ -130,7 +130,7 @@ def _numbered(doc: Any) -> dict[str, Any]:
     """The document tree with each element's number (the page sends it back)."""
 
     def walk(number: int) -> dict[str, Any]:
-        node = doc.to_dict(number)
+        node: dict[str, Any] = doc.to_dict(number)
         node.pop("children", None)
         node["number"] = number
         node["children"] = [walk(c) for c in doc.element(number).children]

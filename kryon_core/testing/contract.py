@@ -124,8 +124,8 @@ def _same(a: Any, b: Any, distinct_int_float: bool) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if distinct_int_float and type(a) in (int, float):
-        return type(a) is type(b) and a == b
-    return a == b
+        return type(a) is type(b) and bool(a == b)
+    return bool(a == b)
 
 
 class EngineContract:
