@@ -25,9 +25,10 @@ import logging
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, TextIO
+from typing import Any, TextIO
 
 from .dom import Document
 from .errors import AccessDeniedError, CompileError, DOMError, EngineNotFoundError, ScriptError

@@ -20,8 +20,9 @@ default policy.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .dom import DOMBridge, ElementHandle
 from .errors import DOMError, ScriptError
@@ -236,12 +237,12 @@ class ScriptBridge:
     @_api
     def has_class(self, element: Any, class_name: str) -> bool:
         doc = self._document()
-        return bool(getattr(doc, "has_class")(element, _text(class_name, "class name")))
+        return bool(doc.has_class(element, _text(class_name, "class name")))
 
     @_api
     def toggle_class(self, element: Any, class_name: str) -> bool:
         doc = self._document()
-        return bool(getattr(doc, "toggle_class")(element, _text(class_name, "class name")))
+        return bool(doc.toggle_class(element, _text(class_name, "class name")))
 
     @_api
     def create_element(self, element_type: str, properties: Mapping[str, Any] | None = None) -> ElementHandle:

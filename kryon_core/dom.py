@@ -21,8 +21,9 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from .errors import DOMError, ScriptError
 from .values import UserData
@@ -441,7 +442,7 @@ class Document(DOMBridge):
             path = [target.number, *self._ancestors(target.number)]
             calls = []
             for number in path:
-                for lid, (n, etype, cb) in list(self._listeners.items()):
+                for n, etype, cb in list(self._listeners.values()):
                     if n == number and etype == event_type:
                         calls.append((number, cb))
         ran = 0

@@ -16,8 +16,9 @@ orders from deadlocking (see ``docs/design.md``).
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .errors import StackFrame
 from .policy import SecurityPolicy
@@ -235,7 +236,7 @@ class ScriptEngine(abc.ABC):
         """Set the engine up; called once by the manager before any other call."""
         self.config = config
 
-    def check_policy(self, policy: SecurityPolicy) -> None:
+    def check_policy(self, policy: SecurityPolicy) -> None:  # noqa: B027 (a hook: accepting is the default)
         """Refuse a policy this engine cannot keep. Called by the manager when a
         policy is applied to this engine: the manager's default when the
         engine starts, and a script's own before it compiles. Raise
@@ -382,5 +383,5 @@ class ScriptEngine(abc.ABC):
         """Expose the ``kryon`` API, backed by ``bridge``, to every script."""
         self.bridge = bridge
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (engines with nothing to free need not override it)
         """Free the runtime. The engine is unusable afterwards."""

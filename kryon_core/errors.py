@@ -8,8 +8,9 @@ the engine knows it, the line, column and the script-level stack.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = [
     "StackFrame",

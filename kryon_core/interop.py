@@ -20,11 +20,10 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
-
 from time import perf_counter_ns
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .bridge import DEFAULT_CALL_DEPTH
 from .errors import AccessDeniedError, MemoryLimitError, RecursionLimitError, ScriptError

@@ -15,10 +15,11 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any, Callable, Iterable, Sequence, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from .bridge import ScriptBridge
 from .cache import CompilationCache, default_cache_dir
@@ -28,7 +29,6 @@ from .errors import (
     AccessDeniedError,
     AmbiguousFunctionError,
     CompileError,
-    ConversionError,
     EngineNotFoundError,
     FunctionNotFoundError,
     ScriptError,
@@ -370,7 +370,7 @@ class ScriptManager:
         for fname, locs in bare.items():
             if fname in lookup:
                 continue  # a qualified name wins over a bare one of the same spelling
-            lookup[fname] = locs[0] if len(locs) == 1 else sorted(l.qualified for l in locs)
+            lookup[fname] = locs[0] if len(locs) == 1 else sorted(loc.qualified for loc in locs)
         self._lookup = lookup
 
     def _location(self, name: str) -> _Location:

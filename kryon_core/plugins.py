@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import os
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, cast
-
-import logging
+from typing import Any, cast
 
 import pluggy
 

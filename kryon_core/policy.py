@@ -10,8 +10,9 @@ memory, time per call and recursion. Trusted application code opts out with
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, overload
+from typing import TYPE_CHECKING, Any, overload
 
 __all__ = ["SecurityPolicy", "MiB", "WEAKER_ISOLATION"]
 
@@ -51,7 +52,7 @@ class SecurityPolicy:
     # a bool on instances; on the class, the factory ``SecurityPolicy.sandboxed(...)``
     # (see _SandboxedFactory below, which type checkers are told about here)
     if TYPE_CHECKING:
-        sandboxed: _SandboxedFactory = _SandboxedFactory()
+        sandboxed: "_SandboxedFactory" = _SandboxedFactory()  # noqa: F821 (defined below the class)
     else:
         sandboxed: bool = True
     memory_limit: int | None = 256 * MiB

@@ -12,8 +12,8 @@ where the engine has such a tier for the function.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = ["CallStats", "Profiler", "HotFunctionInfo"]
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import enum
 import math
 import weakref
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .errors import ConversionError, SizeLimitError
 

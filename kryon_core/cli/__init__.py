@@ -28,10 +28,11 @@ import argparse
 import os
 import sys
 import traceback
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
-from . import cache, debug, engines, evaluate, exits, repl, run, serve
 from ..errors import ScriptError
+from . import cache, debug, engines, evaluate, exits, repl, run, serve
 from .exits import CommandError
 from .options import common_options, configure_logging, load_plugins, policy_options
 from .report import print_error

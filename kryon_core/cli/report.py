@@ -13,8 +13,9 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, TextIO
+from typing import Any, TextIO
 
 from ..errors import ScriptError, StackFrame
 from .exits import CommandError, status_for

@@ -21,8 +21,9 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, TextIO, cast
+from typing import Any, BinaryIO, TextIO, cast
 
 from ..errors import ScriptError
 from .session import BreakpointSpec, DebugError, Debugger, Stop

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from types import CodeType, FrameType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..errors import ScriptError, ScriptRuntimeError
 from .target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo

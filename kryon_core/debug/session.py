@@ -24,11 +24,12 @@ import itertools
 import os
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ScriptError, StackFrame
 from .. import threads as _gates
+from ..errors import ScriptError, StackFrame
 from .target import DebugEvents, DebugTarget, FrameInfo, TraceMode, ValueInfo
 
 if TYPE_CHECKING:

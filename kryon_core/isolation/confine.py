@@ -40,8 +40,9 @@ import errno
 import os
 import resource
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 __all__ = [
     "MECHANISMS",

@@ -17,8 +17,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..engine import BreakpointHit, FunctionInfo, GarbageCollectionStats, MemoryUsage
 from ..errors import ConversionError, ScriptError, ScriptRuntimeError, StackFrame
@@ -442,7 +443,7 @@ class IsolatedRuntime:
 
     def set_breakpoints(self, breakpoints: Mapping[str, Mapping[int, int]]) -> None:
         """Replace every breakpoint: script id -> {line: breakpoint id}."""
-        self._breakpoints = {f: {str(l): b for l, b in lines.items()} for f, lines in breakpoints.items() if lines}
+        self._breakpoints = {f: {str(line): b for line, b in lines.items()} for f, lines in breakpoints.items() if lines}
         for script in list(self._scripts.values()):
             with script.lock:
                 proc = script.proc

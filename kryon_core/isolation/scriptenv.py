@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import builtins
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "AccessDenied",

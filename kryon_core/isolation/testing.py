@@ -20,8 +20,8 @@ policy, script or message from a worker can.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 __all__ = ["SWITCHES", "Switches", "python_layers_off", "kernel_mechanisms_off"]
 

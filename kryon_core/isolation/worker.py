@@ -29,7 +29,6 @@ the host keeps its own deadline and kills the process past it.
 
 from __future__ import annotations
 
-import builtins
 import gc
 import itertools
 import os
@@ -37,7 +36,8 @@ import signal
 import sys
 import types
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 

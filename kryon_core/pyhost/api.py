@@ -14,7 +14,8 @@ API names, and in Lisp also as builtins (see ``Dialect.script_api``).
 from __future__ import annotations
 
 import types
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .. import errors as kryon_errors
 from ..bridge import API, ApiMethod, ScriptBridge

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import abc
 import types
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..bridge import ApiMethod
 from ..engine import CompiledScript, FunctionInfo

@@ -15,10 +15,20 @@ as the program (its module's ``__name__`` is ``"__main__"``), as
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..bridge import ScriptBridge
-from ..engine import BreakpointHit, CompiledScript, EngineCapabilities, EngineConfig, FunctionInfo, GarbageCollectionStats, MemoryUsage, ScriptEngine
+from ..engine import (
+    BreakpointHit,
+    CompiledScript,
+    EngineCapabilities,
+    EngineConfig,
+    FunctionInfo,
+    GarbageCollectionStats,
+    MemoryUsage,
+    ScriptEngine,
+)
 from ..errors import CompileError, ScriptError, ScriptNotFoundError, StackFrame
 from ..isolation import IsolatedRuntime
 from ..policy import SecurityPolicy

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..threads import EngineGate
 from ..watchdog import TimeLimitExceeded, Watchdog

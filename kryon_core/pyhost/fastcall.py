@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 import inspect
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .entry import PASSTHROUGH
 from .values import PLAIN
@@ -40,7 +41,7 @@ def arity(fn: Callable[..., Any]) -> int | None:
     return code.co_argcount
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _template(n: int) -> types.CodeType:
     names = [f"a{i}" for i in range(n)]
     params = "".join(f"{a}=MISSING, " for a in names)

@@ -28,7 +28,8 @@ import importlib.machinery
 import sys
 import threading
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import AccessDeniedError
 from ..policy import SecurityPolicy

@@ -11,7 +11,8 @@ from __future__ import annotations
 import linecache
 import sys
 import types
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..bridge import ApiMethod, ScriptBridge
 from ..engine import CompiledScript, EngineConfig, FunctionInfo

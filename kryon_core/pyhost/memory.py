@@ -12,7 +12,8 @@ import gc
 import sys
 import time
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..engine import GarbageCollectionStats
 from ..values import FunctionRef, UserData

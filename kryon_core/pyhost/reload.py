@@ -18,7 +18,8 @@ the old one keeps running with its state.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ScriptRuntimeError
 from ..values import UserData

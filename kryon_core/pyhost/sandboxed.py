@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..bridge import ScriptBridge
 from ..engine import BreakpointHit, CompiledScript, FunctionInfo, GarbageCollectionStats, MemoryUsage

@@ -15,7 +15,8 @@ import itertools
 import threading
 import types
 import weakref
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..engine import CallerCache, CompiledScript
 from ..policy import SecurityPolicy

@@ -22,7 +22,8 @@ import os
 import sys
 import threading
 import types
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ..engine import BreakpointHit
 from ..errors import ScriptError

@@ -14,7 +14,8 @@ the ``kryon_convert_value`` hooks or are a ConversionError. A policy's
 from __future__ import annotations
 
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ConversionError
 from ..values import FunctionRef, UserData, dict_key, value_too_large

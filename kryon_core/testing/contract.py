@@ -22,8 +22,8 @@ from .. import (
     ScriptManager,
     ScriptRuntimeError,
     ScriptTimeoutError,
-    SizeLimitError,
     SecurityPolicy,
+    SizeLimitError,
     UserData,
 )
 from ..engine import BreakpointHit, CompiledScript, EngineCapabilities, GarbageCollectionStats, MemoryUsage
@@ -118,7 +118,7 @@ def _same(a: Any, b: Any, distinct_int_float: bool) -> bool:
     if isinstance(a, float) and a == 0.0 and isinstance(b, float):
         return math.copysign(1, a) == math.copysign(1, b)
     if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y, distinct_int_float) for x, y in zip(a, b))
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y, distinct_int_float) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k], distinct_int_float) for k in a)
     if isinstance(a, bool) or isinstance(b, bool):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..manager import ScriptManager
 from ..policy import SecurityPolicy
