@@ -7,11 +7,13 @@
   serving, then is stopped). Lines that install (`pip install ...`, `bash scripts/...`) are not
   run here (tests/install builds real environments); every path and distribution they name must
   exist and the scripts must parse.
+- ```json blocks must parse.
 - ```text blocks and blocks without a language are output, not code.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -68,8 +70,13 @@ SHELL_LINES = [(b, n, line) for b in CODE if b.language in ("sh", "bash", "conso
 
 def test_every_block_has_a_known_kind():
     kinds = {b.language for b in ALL}
-    assert kinds <= {"", "text", "python", "wren", "toml", "sh"}, kinds
+    assert kinds <= {"", "text", "python", "wren", "toml", "sh", "json"}, kinds
     assert len(CODE) >= 10  # the README, the design, the plugin guide and each plugin README
+
+
+@pytest.mark.parametrize("block", [b for b in CODE if b.language == "json"], ids=str)
+def test_json_block_parses(block):
+    json.loads(block.code)
 
 
 @pytest.mark.parametrize("block", [b for b in CODE if b.language == "python"], ids=str)
