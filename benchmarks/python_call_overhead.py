@@ -88,20 +88,28 @@ def main() -> None:
     bound_work = trusted.function("bench.work")
     rows.append(("trusted add: manager.call_function", per_call(loop(trusted.call_function, ("add", [2, 3])), n_fast), direct_add))
     rows.append(("trusted add: manager.function() handle", per_call(loop(bound_add, (2, 3)), n_fast), direct_add))
-    rows.append(("trusted add: engine.call_function", per_call(loop(lambda: engine.call_function("add", (2, 3), script="bench"), ()), n_fast), direct_add))
-    rows.append(("trusted work(50): manager.call_function", per_call(loop(trusted.call_function, ("work", [50])), n_fast // 4), direct_work))
-    rows.append(("trusted work(50): manager.function() handle", per_call(loop(bound_work, (50,)), n_fast // 4), direct_work))
+    def engine_add() -> object:
+        return engine.call_function("add", (2, 3), script="bench")
+
+    rows.append(("trusted add: engine.call_function", per_call(loop(engine_add, ()), n_fast), direct_add))
+    rows.append(("trusted work(50): manager.call_function",
+                 per_call(loop(trusted.call_function, ("work", [50])), n_fast // 4), direct_work))
+    rows.append(("trusted work(50): manager.function() handle",
+                 per_call(loop(bound_work, (50,)), n_fast // 4), direct_work))
 
     untrusted = ScriptManager(policy=SecurityPolicy.sandboxed(), cache=False)
     untrusted.load_script_from_source("bench", "python", SOURCE)
     unlimited = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=None), cache=False)
     unlimited.load_script_from_source("bench", "python", SOURCE)
     floor = pipe_floor(n_slow)
-    rows.append(("untrusted add: round trip (5 s time limit)", per_call(loop(untrusted.call_function, ("add", [2, 3])), n_slow), direct_add))
+    rows.append(("untrusted add: round trip (5 s time limit)",
+                 per_call(loop(untrusted.call_function, ("add", [2, 3])), n_slow), direct_add))
     rows.append(("untrusted add: round trip (no time limit)", per_call(loop(unlimited.call_function, ("add", [2, 3])), n_slow), direct_add))
-    rows.append(("untrusted work(50): round trip", per_call(loop(untrusted.call_function, ("work", [50])), n_slow), direct_work))
+    rows.append(("untrusted work(50): round trip",
+                 per_call(loop(untrusted.call_function, ("work", [50])), n_slow), direct_work))
     big = list(range(1000))
-    rows.append(("untrusted add: 1000-int list argument", per_call(loop(untrusted.call_function, ("add", [big, [1]])), n_slow // 2), direct_add))
+    rows.append(("untrusted add: 1000-int list argument",
+                 per_call(loop(untrusted.call_function, ("add", [big, [1]])), n_slow // 2), direct_add))
 
     print(f"Python {sys.version.split()[0]}; direct call of add: {direct_add:.3f} us, of work(50): {direct_work:.3f} us")
     print(f"bare pipe ping-pong between two processes: {floor:.1f} us")

@@ -20,8 +20,9 @@ from __future__ import annotations
 import sys
 import timeit
 
-from kryon_core import ScriptManager, SecurityPolicy
 from kryon_wren.vm import WrenVM
+
+from kryon_core import ScriptManager, SecurityPolicy
 
 SOURCE = """
 class Calc {

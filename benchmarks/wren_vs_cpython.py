@@ -29,7 +29,6 @@ import math
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 PROGRAMS_DIR = Path(__file__).resolve().parent / "programs"
 
@@ -53,10 +52,10 @@ class RunError(Exception):
     """A program failed to run or printed no ``elapsed:`` line."""
 
 
-def parse_output(text: str) -> Tuple[List[str], float]:
+def parse_output(text: str) -> tuple[list[str], float]:
     """Splits a program's output into checksum lines and its elapsed time."""
-    checksums: List[str] = []
-    elapsed: Optional[float] = None
+    checksums: list[str] = []
+    elapsed: float | None = None
     for line in text.splitlines():
         line = line.strip()
         if not line:
@@ -70,11 +69,11 @@ def parse_output(text: str) -> Tuple[List[str], float]:
     return checksums, elapsed
 
 
-def normalize(lines: List[str]) -> List[Tuple[object, ...]]:
+def normalize(lines: list[str]) -> list[tuple[object, ...]]:
     """Checksum lines with numbers compared by value (Python may print 5.0 where Wren prints 5)."""
     result = []
     for line in lines:
-        tokens: List[object] = []
+        tokens: list[object] = []
         for token in line.split():
             try:
                 tokens.append(float(token))
@@ -84,7 +83,7 @@ def normalize(lines: List[str]) -> List[Tuple[object, ...]]:
     return result
 
 
-def run_python(name: str) -> Tuple[List[str], float]:
+def run_python(name: str) -> tuple[list[str], float]:
     path = PROGRAMS_DIR / f"{name}.py"
     proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -92,7 +91,7 @@ def run_python(name: str) -> Tuple[List[str], float]:
     return parse_output(proc.stdout)
 
 
-def run_wren(name: str) -> Tuple[List[str], float]:
+def run_wren(name: str) -> tuple[list[str], float]:
     from kryon_wren.vm import WrenError, WrenVM
 
     source = (PROGRAMS_DIR / f"{name}.wren").read_text()
@@ -140,7 +139,7 @@ def bench(name: str, rounds: int) -> dict:
     return {"best": best, "checksums": checksums, "errors": errors, "mismatch": mismatch}
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="runs per program and language (best is kept)")
     parser.add_argument(

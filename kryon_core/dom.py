@@ -155,6 +155,22 @@ class DOMBridge(abc.ABC):
     def add_class(self, element: Any, class_name: str) -> None: ...
     @abc.abstractmethod
     def remove_class(self, element: Any, class_name: str) -> None: ...
+
+    # Not abstract, so bridges written before these existed keep working: the defaults are
+    # built on the abstract lookups above; a document overrides them with a direct test.
+    def has_class(self, element: Any, class_name: str) -> bool:
+        """Whether the element carries ``class_name``."""
+        target = element if isinstance(element, ElementHandle) else self.get_element_by_id(str(element))
+        return target is not None and target in self.get_elements_by_class(class_name)
+
+    def toggle_class(self, element: Any, class_name: str) -> bool:
+        """Add ``class_name`` if it is absent, else remove it; returns whether it is present now."""
+        if self.has_class(element, class_name):
+            self.remove_class(element, class_name)
+            return False
+        self.add_class(element, class_name)
+        return True
+
     @abc.abstractmethod
     def create_element(self, element_type: str, properties: Mapping[str, Any] | None = None) -> ElementHandle: ...
     @abc.abstractmethod
@@ -360,13 +376,6 @@ class Document(DOMBridge):
     def has_class(self, element: Any, class_name: str) -> bool:
         with self._lock:
             return class_name in self.element(element).classes
-
-    def toggle_class(self, element: Any, class_name: str) -> bool:
-        if self.has_class(element, class_name):
-            self.remove_class(element, class_name)
-            return False
-        self.add_class(element, class_name)
-        return True
 
     # -- creation and removal -------------------------------------------------------
     def create_element(self, element_type: str, properties: Mapping[str, Any] | None = None) -> ElementHandle:

@@ -87,8 +87,9 @@ shutil.copyfile(pathlib.Path(kryon_wren.__file__).parent / "kryon_wren.wasm", sy
 fi
 
 if [ "$WITH_TESTS" = 1 ]; then
-  # the test tools; dap-types for `kryon debug`, watchfiles for `--watch`, playwright drives the system Chromium
-  tools="pytest pytest-timeout hypothesis dap-types watchfiles playwright"
+  # the test tools; dap-types for `kryon debug`, watchfiles for `--watch`, playwright drives the system Chromium,
+  # mypy and ruff for scripts/lint.sh
+  tools="pytest pytest-timeout hypothesis dap-types watchfiles playwright mypy ruff"
   if [ "$(cat "$STAMPS/test-tools" 2>/dev/null)" != "$tools" ]; then
     say "installing the test tools: $tools"
     "$PY" -m pip install -q --disable-pip-version-check $tools

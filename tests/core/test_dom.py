@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from kryon_core import Document, DOMError, ElementHandle
+from kryon_core.dom import DOMBridge
 
 
 @pytest.fixture
@@ -40,6 +41,22 @@ def test_properties_styles_classes(doc):
         doc.set_property("ok", "id", "other")
     with pytest.raises(DOMError):
         doc.set_property("nope", "text", "x")
+
+
+class _BridgeWithoutClassTests(Document):
+    """A bridge that implements only the abstract methods, as one written before has_class existed."""
+
+    has_class = DOMBridge.has_class
+    toggle_class = DOMBridge.toggle_class
+
+
+def test_class_tests_have_defaults_built_on_the_abstract_lookups():
+    d = _BridgeWithoutClassTests()
+    d.append_child(d.root, d.create_element("button", {"id": "ok", "class": "btn"}))
+    assert d.has_class("ok", "btn") and d.has_class(d.get_element_by_id("ok"), "btn")
+    assert not d.has_class("ok", "active") and not d.has_class("missing", "btn")
+    assert d.toggle_class("ok", "active") is True and d.has_class("ok", "active")
+    assert d.toggle_class("ok", "active") is False and not d.has_class("ok", "active")
 
 
 def test_create_append_remove(doc):
