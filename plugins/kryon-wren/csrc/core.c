@@ -7,11 +7,13 @@
  * the receiver and arguments in args[0..argc-1] and leaves its result in
  * args[0]; validation failures set the fiber's error with Wren's wording.
  */
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core_prims.h"
 #include "host.h"
 #include "vm.h"
 
@@ -20,22 +22,31 @@ static const char coreSource[] =
     ;
 
 #define PRIM(name) static PrimResult prim_##name(VM* vm, Value* args, int argc)
-#define UNUSED_ARGS() \
+#define NO_UNUSED() \
   (void)vm;           \
   (void)argc
-#define RETURN_VAL(v)   \
+#define GIVE(v)   \
   do {                  \
     args[0] = (v);      \
     return PRIM_VALUE;  \
   } while (0)
-#define RETURN_NUM(n) RETURN_VAL(NUM_VAL(n))
-#define RETURN_BOOL(b) RETURN_VAL(BOOL_VAL(b))
-#define RETURN_OBJ(o) RETURN_VAL(OBJ_VAL(o))
-#define RETURN_ERROR(...)                                        \
+#define GIVE_NUM(n) GIVE(NUM_VAL(n))
+#define GIVE_BOOL(b) GIVE(BOOL_VAL(b))
+#define GIVE_OBJ(o) GIVE(OBJ_VAL(o))
+#define FAIL(...)                                        \
   do {                                                           \
     vm->fiber->error = vmRuntimeErrorValue(vm, __VA_ARGS__);     \
     return PRIM_ERROR;                                           \
   } while (0)
+
+/* Views (MapKeys, MapValues, StringBytes, StringCodePoints) keep what
+ * they view in their first field; their primitives put it in the
+ * receiver's slot and run the viewed object's own primitive. */
+#define OVER_VIEWED(name, inner)                       \
+  PRIM(name) {                                         \
+    args[0] = AS_INSTANCE(args[0])->fields[0];         \
+    return prim_##inner(vm, args, argc);               \
+  }
 
 /* ---- Validation ----------------------------------------------------- */
 
@@ -44,50 +55,50 @@ static bool fail(VM* vm, const char* message, const char* argName) {
   return false;
 }
 
-static bool validateNum(VM* vm, Value v, const char* argName) {
+static bool needNum(VM* vm, Value v, const char* argName) {
   if (IS_NUM(v)) return true;
   return fail(vm, "%s must be a number.", argName);
 }
 
-static bool validateInt(VM* vm, Value v, const char* argName) {
-  if (!validateNum(vm, v, argName)) return false;
+static bool needInt(VM* vm, Value v, const char* argName) {
+  if (!needNum(vm, v, argName)) return false;
   double n = AS_NUM(v);
   if (trunc(n) != n || isinf(n)) return fail(vm, "%s must be an integer.", argName);
   return true;
 }
 
-static bool validateString(VM* vm, Value v, const char* argName) {
+static bool needString(VM* vm, Value v, const char* argName) {
   if (IS_STRING(v)) return true;
   return fail(vm, "%s must be a string.", argName);
 }
 
-static bool validateFn(VM* vm, Value v, const char* argName) {
+static bool needFn(VM* vm, Value v, const char* argName) {
   if (IS_CLOSURE(v)) return true;
   return fail(vm, "%s must be a function.", argName);
 }
 
-static inline bool validateKey(VM* vm, Value v) {
+static inline bool needKey(VM* vm, Value v) {
   if (IS_NUM(v) || isValueType(v)) return true;
   vm->fiber->error = vmRuntimeErrorValue(vm, "Key must be a value type.");
   return false;
 }
 
 /* Returns a valid index in [0, count) or -1 after setting the error. */
-static int validateIndexValue(VM* vm, double index, int count, const char* argName) {
+static int indexWithin(VM* vm, double index, int count, const char* argName) {
   if (index < 0) index += count;
   if (index >= 0 && index < count) return (int)index;
   fail(vm, "%s out of bounds.", argName);
   return -1;
 }
 
-static int validateIndex(VM* vm, Value v, int count, const char* argName) {
-  if (!validateInt(vm, v, argName)) return -1;
-  return validateIndexValue(vm, AS_NUM(v), count, argName);
+static int needIndex(VM* vm, Value v, int count, const char* argName) {
+  if (!needInt(vm, v, argName)) return -1;
+  return indexWithin(vm, AS_NUM(v), count, argName);
 }
 
 /* Turns a range into start/step/length over a sequence of `*length`
  * items; returns false after setting the error. */
-static bool calculateRange(VM* vm, ObjRange* range, int* length, int* start, int* step) {
+static bool sliceBounds(VM* vm, ObjRange* range, int* length, int* start, int* step) {
   *step = 0;
   if (range->from == *length && range->to == (range->isInclusive ? -1.0 : (double)*length)) {
     *start = 0;
@@ -95,7 +106,7 @@ static bool calculateRange(VM* vm, ObjRange* range, int* length, int* start, int
     return true;
   }
   if (trunc(range->from) != range->from) return fail(vm, "%s must be an integer.", "Range start");
-  int from = validateIndexValue(vm, range->from, *length, "Range start");
+  int from = indexWithin(vm, range->from, *length, "Range start");
   if (from == -1) return false;
   if (trunc(range->to) != range->to) return fail(vm, "%s must be an integer.", "Range end");
   double value = range->to;
@@ -131,55 +142,55 @@ ObjString* valueToCString(VM* vm, Value v) {
   return newString(vm, buffer);
 }
 
-PRIM(object_not) { UNUSED_ARGS(); RETURN_VAL(FALSE_VAL); }
-PRIM(object_eq) { UNUSED_ARGS(); RETURN_BOOL(valuesEqual(args[0], args[1])); }
-PRIM(object_neq) { UNUSED_ARGS(); RETURN_BOOL(!valuesEqual(args[0], args[1])); }
+PRIM(object_not) { NO_UNUSED(); GIVE(FALSE_VAL); }
+PRIM(object_eq) { NO_UNUSED(); GIVE_BOOL(valuesEqual(args[0], args[1])); }
+PRIM(object_neq) { NO_UNUSED(); GIVE_BOOL(!valuesEqual(args[0], args[1])); }
 /* Numbers by their bits (so 0 and -0 differ), strings and ranges by
  * value, everything else by identity. */
 PRIM(object_same) {
-  UNUSED_ARGS();
-  RETURN_BOOL(args[1] == args[2] || (IS_OBJ(args[1]) && valuesEqual(args[1], args[2])));
+  NO_UNUSED();
+  GIVE_BOOL(args[1] == args[2] || (IS_OBJ(args[1]) && valuesEqual(args[1], args[2])));
 }
-PRIM(object_type) { UNUSED_ARGS(); RETURN_OBJ(getClass(vm, args[0])); }
-PRIM(object_toString) { UNUSED_ARGS(); RETURN_OBJ(valueToCString(vm, args[0])); }
+PRIM(object_type) { NO_UNUSED(); GIVE_OBJ(getClass(vm, args[0])); }
+PRIM(object_toString) { NO_UNUSED(); GIVE_OBJ(valueToCString(vm, args[0])); }
 
 PRIM(object_is) {
-  UNUSED_ARGS();
-  if (!IS_CLASS(args[1])) RETURN_ERROR("Right operand must be a class.");
+  NO_UNUSED();
+  if (!IS_CLASS(args[1])) FAIL("Right operand must be a class.");
   ObjClass* target = AS_CLASS(args[1]);
   for (ObjClass* c = getClass(vm, args[0]); c != NULL; c = c->superclass) {
-    if (c == target) RETURN_VAL(TRUE_VAL);
+    if (c == target) GIVE(TRUE_VAL);
   }
-  RETURN_VAL(FALSE_VAL);
+  GIVE(FALSE_VAL);
 }
 
-PRIM(class_name) { UNUSED_ARGS(); RETURN_OBJ(AS_CLASS(args[0])->name); }
+PRIM(class_name) { NO_UNUSED(); GIVE_OBJ(AS_CLASS(args[0])->name); }
 PRIM(class_supertype) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjClass* super = AS_CLASS(args[0])->superclass;
-  RETURN_VAL(super == NULL ? NULL_VAL : OBJ_VAL(super));
+  GIVE(super == NULL ? NULL_VAL : OBJ_VAL(super));
 }
-PRIM(class_attributes) { UNUSED_ARGS(); RETURN_VAL(AS_CLASS(args[0])->attributes); }
+PRIM(class_attributes) { NO_UNUSED(); GIVE(AS_CLASS(args[0])->attributes); }
 
 /* ---- Bool and Null -------------------------------------------------- */
 
-PRIM(bool_not) { UNUSED_ARGS(); RETURN_BOOL(!AS_BOOL(args[0])); }
+PRIM(bool_not) { NO_UNUSED(); GIVE_BOOL(!AS_BOOL(args[0])); }
 PRIM(bool_toString) {
-  UNUSED_ARGS();
-  RETURN_OBJ(newString(vm, AS_BOOL(args[0]) ? "true" : "false"));
+  NO_UNUSED();
+  GIVE_OBJ(newString(vm, AS_BOOL(args[0]) ? "true" : "false"));
 }
-PRIM(null_not) { UNUSED_ARGS(); RETURN_VAL(TRUE_VAL); }
-PRIM(null_toString) { UNUSED_ARGS(); RETURN_OBJ(newString(vm, "null")); }
+PRIM(null_not) { NO_UNUSED(); GIVE(TRUE_VAL); }
+PRIM(null_toString) { NO_UNUSED(); GIVE_OBJ(newString(vm, "null")); }
 
 /* ---- Num ------------------------------------------------------------ */
 
 #define NUM_BINARY(name, expr)                                        \
   PRIM(num_##name) {                                                  \
-    UNUSED_ARGS();                                                    \
-    if (!validateNum(vm, args[1], "Right operand")) return PRIM_ERROR; \
+    NO_UNUSED();                                                    \
+    if (!needNum(vm, args[1], "Right operand")) return PRIM_ERROR; \
     double a = AS_NUM(args[0]);                                       \
     double b = AS_NUM(args[1]);                                       \
-    RETURN_VAL(expr);                                                 \
+    GIVE(expr);                                                 \
   }
 
 static uint32_t toU32(double d) {
@@ -201,53 +212,63 @@ NUM_BINARY(bitOr, NUM_VAL((double)(toU32(a) | toU32(b))))
 NUM_BINARY(bitXor, NUM_VAL((double)(toU32(a) ^ toU32(b))))
 NUM_BINARY(shl, NUM_VAL((double)(uint32_t)(toU32(a) << (toU32(b) & 31))))
 NUM_BINARY(shr, NUM_VAL((double)(toU32(a) >> (toU32(b) & 31))))
-NUM_BINARY(atan2, NUM_VAL(atan2(a, b)))
-NUM_BINARY(min, NUM_VAL(a < b ? a : b))
-NUM_BINARY(max, NUM_VAL(a > b ? a : b))
+/* Methods whose argument is not "the right operand" name it their way. */
+#define NUM_WITH(name, what, expr)                                 \
+  PRIM(num_##name) {                                               \
+    NO_UNUSED();                                                   \
+    if (!needNum(vm, args[1], what)) return PRIM_ERROR;            \
+    double a = AS_NUM(args[0]);                                    \
+    double b = AS_NUM(args[1]);                                    \
+    GIVE(expr);                                                    \
+  }
+
+NUM_WITH(atan2, "x value", NUM_VAL(atan2(a, b)))
+NUM_WITH(min, "Other value", NUM_VAL(a < b ? a : b))
+NUM_WITH(max, "Other value", NUM_VAL(a > b ? a : b))
 
 PRIM(num_pow) {
-  UNUSED_ARGS();
-  if (!validateNum(vm, args[1], "Power value")) return PRIM_ERROR;
-  RETURN_NUM(pow(AS_NUM(args[0]), AS_NUM(args[1])));
+  NO_UNUSED();
+  if (!needNum(vm, args[1], "Power value")) return PRIM_ERROR;
+  GIVE_NUM(pow(AS_NUM(args[0]), AS_NUM(args[1])));
 }
 
 PRIM(num_eq) {
-  UNUSED_ARGS();
-  if (!IS_NUM(args[1])) RETURN_VAL(FALSE_VAL);
-  RETURN_BOOL(AS_NUM(args[0]) == AS_NUM(args[1]));
+  NO_UNUSED();
+  if (!IS_NUM(args[1])) GIVE(FALSE_VAL);
+  GIVE_BOOL(AS_NUM(args[0]) == AS_NUM(args[1]));
 }
 
 PRIM(num_neq) {
-  UNUSED_ARGS();
-  if (!IS_NUM(args[1])) RETURN_VAL(TRUE_VAL);
-  RETURN_BOOL(AS_NUM(args[0]) != AS_NUM(args[1]));
+  NO_UNUSED();
+  if (!IS_NUM(args[1])) GIVE(TRUE_VAL);
+  GIVE_BOOL(AS_NUM(args[0]) != AS_NUM(args[1]));
 }
 
 PRIM(num_clamp) {
-  UNUSED_ARGS();
-  if (!validateNum(vm, args[1], "Min value")) return PRIM_ERROR;
-  if (!validateNum(vm, args[2], "Max value")) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needNum(vm, args[1], "Min value")) return PRIM_ERROR;
+  if (!needNum(vm, args[2], "Max value")) return PRIM_ERROR;
   double v = AS_NUM(args[0]), lo = AS_NUM(args[1]), hi = AS_NUM(args[2]);
-  RETURN_NUM(v < lo ? lo : (v > hi ? hi : v));
+  GIVE_NUM(v < lo ? lo : (v > hi ? hi : v));
 }
 
 PRIM(num_range) {
-  UNUSED_ARGS();
-  if (!validateNum(vm, args[1], "Right hand side of range")) return PRIM_ERROR;
-  RETURN_OBJ(newRange(vm, AS_NUM(args[0]), AS_NUM(args[1]), true));
+  NO_UNUSED();
+  if (!needNum(vm, args[1], "Right hand side of range")) return PRIM_ERROR;
+  GIVE_OBJ(newRange(vm, AS_NUM(args[0]), AS_NUM(args[1]), true));
 }
 
 PRIM(num_rangeExclusive) {
-  UNUSED_ARGS();
-  if (!validateNum(vm, args[1], "Right hand side of range")) return PRIM_ERROR;
-  RETURN_OBJ(newRange(vm, AS_NUM(args[0]), AS_NUM(args[1]), false));
+  NO_UNUSED();
+  if (!needNum(vm, args[1], "Right hand side of range")) return PRIM_ERROR;
+  GIVE_OBJ(newRange(vm, AS_NUM(args[0]), AS_NUM(args[1]), false));
 }
 
 #define NUM_UNARY(name, expr)      \
   PRIM(num_##name) {               \
-    UNUSED_ARGS();                 \
+    NO_UNUSED();                 \
     double n = AS_NUM(args[0]);    \
-    RETURN_VAL(expr);              \
+    GIVE(expr);              \
   }
 
 NUM_UNARY(negate, NUM_VAL(-n))
@@ -267,7 +288,12 @@ NUM_UNARY(sin, NUM_VAL(sin(n)))
 NUM_UNARY(sqrt, NUM_VAL(sqrt(n)))
 NUM_UNARY(tan, NUM_VAL(tan(n)))
 NUM_UNARY(truncate, NUM_VAL(trunc(n)))
-NUM_UNARY(fraction, NUM_VAL(n - trunc(n)))
+/* modf keeps the sign: (-0).fraction and (-3).fraction are -0. */
+PRIM(num_fraction) {
+  NO_UNUSED();
+  double whole;
+  GIVE_NUM(modf(AS_NUM(args[0]), &whole));
+}
 NUM_UNARY(bitNot, NUM_VAL((double)(~toU32(n))))
 NUM_UNARY(isInfinity, BOOL_VAL(isinf(n)))
 NUM_UNARY(isNan, BOOL_VAL(isnan(n)))
@@ -275,31 +301,35 @@ NUM_UNARY(isInteger, BOOL_VAL(!isnan(n) && !isinf(n) && trunc(n) == n))
 NUM_UNARY(sign, NUM_VAL(n > 0 ? 1 : (n < 0 ? -1 : 0)))
 NUM_UNARY(toString, OBJ_VAL(stringFormatNum(vm, n)))
 
-PRIM(num_infinity) { UNUSED_ARGS(); RETURN_NUM(INFINITY); }
-PRIM(num_nan) { UNUSED_ARGS(); RETURN_NUM(NAN); }
-PRIM(num_pi) { UNUSED_ARGS(); RETURN_NUM(3.14159265358979323846264338327950288); }
-PRIM(num_tau) { UNUSED_ARGS(); RETURN_NUM(6.28318530717958647692528676655900577); }
-PRIM(num_largest) { UNUSED_ARGS(); RETURN_NUM(DBL_MAX); }
-PRIM(num_smallest) { UNUSED_ARGS(); RETURN_NUM(DBL_MIN); }
-PRIM(num_epsilon) { UNUSED_ARGS(); RETURN_NUM(DBL_EPSILON); }
-PRIM(num_maxSafeInteger) { UNUSED_ARGS(); RETURN_NUM(9007199254740991.0); }
-PRIM(num_minSafeInteger) { UNUSED_ARGS(); RETURN_NUM(-9007199254740991.0); }
+PRIM(num_infinity) { NO_UNUSED(); GIVE_NUM(INFINITY); }
+PRIM(num_nan) { NO_UNUSED(); GIVE_NUM(NAN); }
+PRIM(num_pi) { NO_UNUSED(); GIVE_NUM(3.14159265358979323846264338327950288); }
+PRIM(num_tau) { NO_UNUSED(); GIVE_NUM(6.28318530717958647692528676655900577); }
+PRIM(num_largest) { NO_UNUSED(); GIVE_NUM(DBL_MAX); }
+PRIM(num_smallest) { NO_UNUSED(); GIVE_NUM(DBL_MIN); }
+PRIM(num_epsilon) { NO_UNUSED(); GIVE_NUM(DBL_EPSILON); }
+PRIM(num_maxSafeInteger) { NO_UNUSED(); GIVE_NUM(9007199254740991.0); }
+PRIM(num_minSafeInteger) { NO_UNUSED(); GIVE_NUM(-9007199254740991.0); }
 
 static bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 PRIM(num_fromString) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[1]);
   const char* start = s->chars;
   const char* end = s->chars + s->length;
   while (start < end && isSpace(*start)) start++;
   while (end > start && isSpace(end[-1])) end--;
-  if (start == end) RETURN_VAL(NULL_VAL);
+  if (start == end) GIVE(NULL_VAL);
   char* parsedEnd;
+  errno = 0;
   double value = strtod(start, &parsedEnd);
-  if (parsedEnd != end) RETURN_VAL(NULL_VAL);
-  RETURN_NUM(value);
+  if (parsedEnd != end) GIVE(NULL_VAL);
+  /* Overflow (decimal or hex) is an error, as for a literal; underflow
+   * to zero or a subnormal is not. */
+  if (errno == ERANGE && isinf(value)) FAIL("Number literal is too large.");
+  GIVE_NUM(value);
 }
 
 /* ---- String --------------------------------------------------------- */
@@ -309,6 +339,14 @@ static ObjString* codePointAt(VM* vm, ObjString* s, uint32_t index) {
   uint32_t length = (uint32_t)utf8DecodeLength(first);
   if ((first & 0xc0) == 0x80 || index + length > s->length) length = 1;
   return newStringLength(vm, s->chars + index, length);
+}
+
+/* Bytes of the character starting at byte `at`, 0 when none starts there. */
+static int sliceCharLength(ObjString* s, uint32_t at) {
+  uint8_t lead = (uint8_t)s->chars[at];
+  if (lead < 0x80) return 1;
+  if (utf8Decode((const uint8_t*)s->chars + at, s->length - at) == -1) return 0;
+  return utf8DecodeLength(lead);
 }
 
 static uint32_t nextCodePointIndex(ObjString* s, uint32_t index) {
@@ -327,167 +365,186 @@ static int64_t stringFind(ObjString* haystack, ObjString* needle, uint32_t start
 }
 
 PRIM(string_fromCodePoint) {
-  UNUSED_ARGS();
-  if (!validateInt(vm, args[1], "Code point")) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needInt(vm, args[1], "Code point")) return PRIM_ERROR;
   int cp = (int)AS_NUM(args[1]);
-  if (cp < 0) RETURN_ERROR("Code point cannot be negative.");
-  if (cp > 0x10ffff) RETURN_ERROR("Code point cannot be greater than 0x10ffff.");
+  if (cp < 0) FAIL("Code point cannot be negative.");
+  if (cp > 0x10ffff) FAIL("Code point cannot be greater than 0x10ffff.");
   uint8_t bytes[4];
   int n = utf8Encode(cp, bytes);
-  RETURN_OBJ(newStringLength(vm, (const char*)bytes, (size_t)n));
+  GIVE_OBJ(newStringLength(vm, (const char*)bytes, (size_t)n));
 }
 
 PRIM(string_fromByte) {
-  UNUSED_ARGS();
-  if (!validateInt(vm, args[1], "Byte")) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needInt(vm, args[1], "Byte")) return PRIM_ERROR;
   int byte = (int)AS_NUM(args[1]);
-  if (byte < 0) RETURN_ERROR("Byte cannot be negative.");
-  if (byte > 0xff) RETURN_ERROR("Byte cannot be greater than 0xff.");
+  if (byte < 0) FAIL("Byte cannot be negative.");
+  if (byte > 0xff) FAIL("Byte cannot be greater than 0xff.");
   char c = (char)byte;
-  RETURN_OBJ(newStringLength(vm, &c, 1));
+  GIVE_OBJ(newStringLength(vm, &c, 1));
 }
 
 PRIM(string_plus) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Right operand")) return PRIM_ERROR;
-  RETURN_OBJ(concatStrings(vm, AS_STRING(args[0]), AS_STRING(args[1])));
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Right operand")) return PRIM_ERROR;
+  GIVE_OBJ(concatStrings(vm, AS_STRING(args[0]), AS_STRING(args[1])));
 }
 
 PRIM(string_times) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   if (!IS_NUM(args[1]) || trunc(AS_NUM(args[1])) != AS_NUM(args[1]) || AS_NUM(args[1]) < 0) {
-    RETURN_ERROR("Count must be a non-negative integer.");
+    FAIL("Count must be a non-negative integer.");
   }
   double count = AS_NUM(args[1]);
-  if (count * s->length > 1e9) RETURN_ERROR("String too large.");
+  if (count * s->length > 1e9) FAIL("String too large.");
   ObjString* result = newStringUninit(vm, (size_t)(s->length * count));
   for (uint32_t i = 0; i < (uint32_t)count; i++) {
     memcpy(result->chars + i * s->length, s->chars, s->length);
   }
   stringHash(result);
-  RETURN_OBJ(result);
+  GIVE_OBJ(result);
 }
 
 PRIM(string_subscript) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   if (IS_NUM(args[1])) {
-    int index = validateIndex(vm, args[1], (int)s->length, "Subscript");
+    int index = needIndex(vm, args[1], (int)s->length, "Subscript");
     if (index == -1) return PRIM_ERROR;
-    RETURN_OBJ(codePointAt(vm, s, (uint32_t)index));
+    GIVE_OBJ(codePointAt(vm, s, (uint32_t)index));
   }
-  if (!IS_RANGE(args[1])) RETURN_ERROR("Subscript must be a number or a range.");
+  if (!IS_RANGE(args[1])) FAIL("Subscript must be a number or a range.");
   int length = (int)s->length, start, step;
-  if (!calculateRange(vm, AS_RANGE(args[1]), &length, &start, &step)) return PRIM_ERROR;
-  ObjString* result = newStringUninit(vm, (size_t)length);
-  for (int i = 0; i < length; i++) result->chars[i] = s->chars[start + i * step];
+  if (!sliceBounds(vm, AS_RANGE(args[1]), &length, &start, &step)) return PRIM_ERROR;
+  /* The range counts bytes. A byte that starts a character brings the
+   * whole character along; continuation bytes and bytes that start no
+   * valid character add nothing. */
+  size_t size = 0;
+  for (int i = 0; i < length; i++) size += (size_t)sliceCharLength(s, (uint32_t)(start + i * step));
+  ObjString* result = newStringUninit(vm, size);
+  char* out = result->chars;
+  for (int i = 0; i < length; i++) {
+    uint32_t at = (uint32_t)(start + i * step);
+    int n = sliceCharLength(s, at);
+    memcpy(out, s->chars + at, (size_t)n);
+    out += n;
+  }
   stringHash(result);
-  RETURN_OBJ(result);
+  GIVE_OBJ(result);
 }
 
 PRIM(string_byteAt) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
-  int index = validateIndex(vm, args[1], (int)s->length, "Index");
+  int index = needIndex(vm, args[1], (int)s->length, "Index");
   if (index == -1) return PRIM_ERROR;
-  RETURN_NUM((uint8_t)s->chars[index]);
+  GIVE_NUM((uint8_t)s->chars[index]);
 }
 
-PRIM(string_byteCount) { UNUSED_ARGS(); RETURN_NUM(AS_STRING(args[0])->length); }
+PRIM(string_byteCount) { NO_UNUSED(); GIVE_NUM(AS_STRING(args[0])->length); }
 
 PRIM(string_codePointAt) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
-  int index = validateIndex(vm, args[1], (int)s->length, "Index");
+  int index = needIndex(vm, args[1], (int)s->length, "Index");
   if (index == -1) return PRIM_ERROR;
   const uint8_t* bytes = (const uint8_t*)s->chars + index;
-  if ((*bytes & 0xc0) == 0x80) RETURN_NUM(-1);
-  RETURN_NUM(utf8Decode(bytes, s->length - (uint32_t)index));
+  if ((*bytes & 0xc0) == 0x80) GIVE_NUM(-1);
+  GIVE_NUM(utf8Decode(bytes, s->length - (uint32_t)index));
 }
 
 PRIM(string_count) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   int count = 0;
   for (uint32_t i = 0; i < s->length; i++) {
     if (((uint8_t)s->chars[i] & 0xc0) != 0x80) count++;
   }
-  RETURN_NUM(count);
+  GIVE_NUM(count);
 }
 
 PRIM(string_contains) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
-  RETURN_BOOL(stringFind(AS_STRING(args[0]), AS_STRING(args[1]), 0) != -1);
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
+  GIVE_BOOL(stringFind(AS_STRING(args[0]), AS_STRING(args[1]), 0) != -1);
 }
 
 PRIM(string_startsWith) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[0]);
   ObjString* t = AS_STRING(args[1]);
-  RETURN_BOOL(t->length <= s->length && memcmp(s->chars, t->chars, t->length) == 0);
+  GIVE_BOOL(t->length <= s->length && memcmp(s->chars, t->chars, t->length) == 0);
 }
 
 PRIM(string_endsWith) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[0]);
   ObjString* t = AS_STRING(args[1]);
-  RETURN_BOOL(t->length <= s->length &&
+  GIVE_BOOL(t->length <= s->length &&
               memcmp(s->chars + s->length - t->length, t->chars, t->length) == 0);
 }
 
 PRIM(string_indexOf) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   uint32_t start = 0;
   if (argc > 2) {
-    int index = validateIndex(vm, args[2], (int)AS_STRING(args[0])->length + 1, "Start");
+    int index = needIndex(vm, args[2], (int)AS_STRING(args[0])->length, "Start");
     if (index == -1) return PRIM_ERROR;
     start = (uint32_t)index;
   }
-  RETURN_NUM((double)stringFind(AS_STRING(args[0]), AS_STRING(args[1]), start));
+  GIVE_NUM((double)stringFind(AS_STRING(args[0]), AS_STRING(args[1]), start));
 }
 
 PRIM(string_iterate) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
-  if (IS_NULL(args[1])) RETURN_VAL(s->length == 0 ? FALSE_VAL : NUM_VAL(0));
-  if (!validateInt(vm, args[1], "Iterator")) return PRIM_ERROR;
+  if (IS_NULL(args[1])) GIVE(s->length == 0 ? FALSE_VAL : NUM_VAL(0));
+  if (!needInt(vm, args[1], "Iterator")) return PRIM_ERROR;
   double i = AS_NUM(args[1]);
-  if (i < 0 || i >= s->length) RETURN_VAL(FALSE_VAL);
+  if (i < 0 || i >= s->length) GIVE(FALSE_VAL);
   uint32_t next = nextCodePointIndex(s, (uint32_t)i);
-  RETURN_VAL(next >= s->length ? FALSE_VAL : NUM_VAL(next));
+  GIVE(next >= s->length ? FALSE_VAL : NUM_VAL(next));
 }
 
 PRIM(string_iterateByte) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
-  if (IS_NULL(args[1])) RETURN_VAL(s->length == 0 ? FALSE_VAL : NUM_VAL(0));
-  if (!validateInt(vm, args[1], "Iterator")) return PRIM_ERROR;
+  if (IS_NULL(args[1])) GIVE(s->length == 0 ? FALSE_VAL : NUM_VAL(0));
+  if (!needInt(vm, args[1], "Iterator")) return PRIM_ERROR;
   double i = AS_NUM(args[1]);
-  if (i < 0 || i + 1 >= s->length) RETURN_VAL(FALSE_VAL);
-  RETURN_NUM(i + 1);
+  if (i < 0 || i + 1 >= s->length) GIVE(FALSE_VAL);
+  GIVE_NUM(i + 1);
 }
 
 PRIM(string_iteratorValue) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
-  int index = validateIndex(vm, args[1], (int)s->length, "Iterator");
+  int index = needIndex(vm, args[1], (int)s->length, "Iterator");
   if (index == -1) return PRIM_ERROR;
-  RETURN_OBJ(codePointAt(vm, s, (uint32_t)index));
+  GIVE_OBJ(codePointAt(vm, s, (uint32_t)index));
 }
 
-PRIM(string_toString) { UNUSED_ARGS(); return PRIM_VALUE; }
+PRIM(string_toString) { NO_UNUSED(); return PRIM_VALUE; }
+
+OVER_VIEWED(bytes_at, string_byteAt)
+OVER_VIEWED(bytes_count, string_byteCount)
+OVER_VIEWED(bytes_iterate, string_iterateByte)
+OVER_VIEWED(codePoints_at, string_codePointAt)
+OVER_VIEWED(codePoints_count, string_count)
+OVER_VIEWED(codePoints_iterate, string_iterate)
 
 PRIM(string_split) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Delimiter")) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!IS_STRING(args[1]) || AS_STRING(args[1])->length == 0) {
+    FAIL("Delimiter must be a non-empty string.");
+  }
   ObjString* s = AS_STRING(args[0]);
   ObjString* delim = AS_STRING(args[1]);
-  if (delim->length == 0) RETURN_ERROR("Delimiter cannot be empty.");
   ObjList* list = newList(vm, 0);
   uint32_t start = 0;
   for (;;) {
@@ -497,17 +554,18 @@ PRIM(string_split) {
     start = (uint32_t)found + delim->length;
   }
   listAppend(vm, list, stringValue(vm, s->chars + start, s->length - start));
-  RETURN_OBJ(list);
+  GIVE_OBJ(list);
 }
 
 PRIM(string_replace) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "From")) return PRIM_ERROR;
-  if (!validateString(vm, args[2], "To")) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!IS_STRING(args[1]) || AS_STRING(args[1])->length == 0) {
+    FAIL("From must be a non-empty string.");
+  }
+  if (!needString(vm, args[2], "To")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[0]);
   ObjString* from = AS_STRING(args[1]);
   ObjString* to = AS_STRING(args[2]);
-  if (from->length == 0) RETURN_ERROR("From must be a non-empty string.");
   size_t capacity = s->length + 16, length = 0;
   char* buffer = (char*)malloc(capacity);
   uint32_t start = 0;
@@ -528,7 +586,7 @@ PRIM(string_replace) {
   }
   ObjString* result = newStringLength(vm, buffer, length);
   free(buffer);
-  RETURN_OBJ(result);
+  GIVE_OBJ(result);
 }
 
 static bool inChars(ObjString* chars, const char* p) {
@@ -539,7 +597,7 @@ static bool inChars(ObjString* chars, const char* p) {
 static PrimResult trimString(VM* vm, Value* args, int argc, bool left, bool right) {
   ObjString* chars = NULL;
   if (argc > 1) {
-    if (!validateString(vm, args[1], "Characters")) return PRIM_ERROR;
+    if (!needString(vm, args[1], "Characters")) return PRIM_ERROR;
     chars = AS_STRING(args[1]);
   }
   ObjString* s = AS_STRING(args[0]);
@@ -551,7 +609,7 @@ static PrimResult trimString(VM* vm, Value* args, int argc, bool left, bool righ
   if (right) {
     while (end > start && inChars(chars, end - 1)) end--;
   }
-  RETURN_VAL(stringValue(vm, start, (size_t)(end - start)));
+  GIVE(stringValue(vm, start, (size_t)(end - start)));
 }
 
 PRIM(string_trim) { return trimString(vm, args, argc, true, true); }
@@ -560,124 +618,123 @@ PRIM(string_trimEnd) { return trimString(vm, args, argc, false, true); }
 
 /* ---- List ----------------------------------------------------------- */
 
-PRIM(list_new) { UNUSED_ARGS(); RETURN_OBJ(newList(vm, 0)); }
+PRIM(list_new) { NO_UNUSED(); GIVE_OBJ(newList(vm, 0)); }
 
 PRIM(list_filled) {
-  UNUSED_ARGS();
-  if (!IS_NUM(args[1]) || trunc(AS_NUM(args[1])) != AS_NUM(args[1]) || AS_NUM(args[1]) < 0) {
-    RETURN_ERROR("Size must be a non-negative integer.");
-  }
+  NO_UNUSED();
+  if (!needInt(vm, args[1], "Size")) return PRIM_ERROR;
+  if (AS_NUM(args[1]) < 0) FAIL("Size cannot be negative.");
   ObjList* list = newList(vm, (int)AS_NUM(args[1]));
   for (int i = 0; i < list->count; i++) list->items[i] = args[2];
-  RETURN_OBJ(list);
+  GIVE_OBJ(list);
 }
 
 PRIM(list_subscript) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   if (IS_NUM(args[1])) {
-    int index = validateIndex(vm, args[1], list->count, "Subscript");
+    int index = needIndex(vm, args[1], list->count, "Subscript");
     if (index == -1) return PRIM_ERROR;
-    RETURN_VAL(list->items[index]);
+    GIVE(list->items[index]);
   }
-  if (!IS_RANGE(args[1])) RETURN_ERROR("Subscript must be a number or a range.");
+  if (!IS_RANGE(args[1])) FAIL("Subscript must be a number or a range.");
   int length = list->count, start, step;
-  if (!calculateRange(vm, AS_RANGE(args[1]), &length, &start, &step)) return PRIM_ERROR;
+  if (!sliceBounds(vm, AS_RANGE(args[1]), &length, &start, &step)) return PRIM_ERROR;
   ObjList* result = newList(vm, length);
   for (int i = 0; i < length; i++) result->items[i] = list->items[start + i * step];
-  RETURN_OBJ(result);
+  GIVE_OBJ(result);
 }
 
 PRIM(list_subscriptSetter) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  int index = validateIndex(vm, args[1], list->count, "Subscript");
+  int index = needIndex(vm, args[1], list->count, "Subscript");
   if (index == -1) return PRIM_ERROR;
   list->items[index] = args[2];
-  RETURN_VAL(args[2]);
+  GIVE(args[2]);
 }
 
 PRIM(list_add) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   listAppend(vm, AS_LIST(args[0]), args[1]);
-  RETURN_VAL(args[1]);
+  GIVE(args[1]);
 }
 
 PRIM(list_clear) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   FREE_ARRAY(vm, Value, list->items, list->capacity);
   list->items = NULL;
   list->count = list->capacity = 0;
-  RETURN_VAL(NULL_VAL);
+  GIVE(NULL_VAL);
 }
 
-PRIM(list_count) { UNUSED_ARGS(); RETURN_NUM(AS_LIST(args[0])->count); }
+PRIM(list_count) { NO_UNUSED(); GIVE_NUM(AS_LIST(args[0])->count); }
 
 PRIM(list_insert) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  int index = validateIndex(vm, args[1], list->count + 1, "Index");
+  int index = needIndex(vm, args[1], list->count + 1, "Index");
   if (index == -1) return PRIM_ERROR;
   listInsert(vm, list, args[2], index);
-  RETURN_VAL(args[2]);
+  GIVE(args[2]);
 }
 
 PRIM(list_iterate) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  if (IS_NULL(args[1])) RETURN_VAL(list->count == 0 ? FALSE_VAL : NUM_VAL(0));
-  if (!validateInt(vm, args[1], "Iterator")) return PRIM_ERROR;
+  if (IS_NULL(args[1])) GIVE(list->count == 0 ? FALSE_VAL : NUM_VAL(0));
+  if (!needInt(vm, args[1], "Iterator")) return PRIM_ERROR;
   double i = AS_NUM(args[1]);
-  if (i < 0 || i >= list->count - 1) RETURN_VAL(FALSE_VAL);
-  RETURN_NUM(i + 1);
+  if (i < 0 || i >= list->count - 1) GIVE(FALSE_VAL);
+  GIVE_NUM(i + 1);
 }
 
 PRIM(list_iteratorValue) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  int index = validateIndex(vm, args[1], list->count, "Iterator");
+  int index = needIndex(vm, args[1], list->count, "Iterator");
   if (index == -1) return PRIM_ERROR;
-  RETURN_VAL(list->items[index]);
+  GIVE(list->items[index]);
 }
 
 PRIM(list_removeAt) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  int index = validateIndex(vm, args[1], list->count, "Index");
+  int index = needIndex(vm, args[1], list->count, "Index");
   if (index == -1) return PRIM_ERROR;
-  RETURN_VAL(listRemoveAt(vm, list, index));
+  GIVE(listRemoveAt(vm, list, index));
 }
 
 PRIM(list_remove) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   for (int i = 0; i < list->count; i++) {
-    if (valuesEqual(list->items[i], args[1])) RETURN_VAL(listRemoveAt(vm, list, i));
+    if (valuesEqual(list->items[i], args[1])) GIVE(listRemoveAt(vm, list, i));
   }
-  RETURN_VAL(NULL_VAL);
+  GIVE(NULL_VAL);
 }
 
 PRIM(list_indexOf) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   for (int i = 0; i < list->count; i++) {
-    if (valuesEqual(list->items[i], args[1])) RETURN_NUM(i);
+    if (valuesEqual(list->items[i], args[1])) GIVE_NUM(i);
   }
-  RETURN_NUM(-1);
+  GIVE_NUM(-1);
 }
 
 PRIM(list_swap) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  int a = validateIndex(vm, args[1], list->count, "Index 0");
+  int a = needIndex(vm, args[1], list->count, "Index 0");
   if (a == -1) return PRIM_ERROR;
-  int b = validateIndex(vm, args[2], list->count, "Index 1");
+  int b = needIndex(vm, args[2], list->count, "Index 1");
   if (b == -1) return PRIM_ERROR;
   Value t = list->items[a];
   list->items[a] = list->items[b];
   list->items[b] = t;
-  RETURN_VAL(NULL_VAL);
+  GIVE(NULL_VAL);
 }
 
 static int compareNums(const void* a, const void* b) {
@@ -685,101 +742,140 @@ static int compareNums(const void* a, const void* b) {
   return x < y ? -1 : (x > y ? 1 : 0);
 }
 
-/* Sorts all-number lists natively; returns false to use the comparer. */
-PRIM(list_sortDefault) {
-  UNUSED_ARGS();
+/* Sorts a list of numbers in place; false (nothing done) otherwise. */
+PRIM(list_sortPlain) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   for (int i = 0; i < list->count; i++) {
-    if (!IS_NUM(list->items[i])) RETURN_VAL(FALSE_VAL);
+    if (!IS_NUM(list->items[i])) GIVE(FALSE_VAL);
   }
   qsort(list->items, (size_t)list->count, sizeof(Value), compareNums);
-  RETURN_VAL(TRUE_VAL);
+  GIVE(TRUE_VAL);
 }
 
-PRIM(list_joinStrings) {
-  UNUSED_ARGS();
+
+/* Whether `needle == item` can be decided without running Wren: true
+ * unless the needle is an instance whose class defines ==. */
+static bool plainEquality(VM* vm, Value needle) {
+  if (!IS_INSTANCE(needle)) return true;
+  ObjClass* cls = getClass(vm, needle);
+  int symbol = vm->symEquals;
+  return symbol < cls->methodCount && symbol < vm->objectClass->methodCount &&
+         cls->methods[symbol].type == METHOD_PRIMITIVE &&
+         cls->methods[symbol].as.primitive == vm->objectClass->methods[symbol].as.primitive;
+}
+
+/* true or false, or null when the needle's own == must decide. */
+PRIM(list_containsPlain) {
+  NO_UNUSED();
+  if (!plainEquality(vm, args[1])) GIVE(NULL_VAL);
   ObjList* list = AS_LIST(args[0]);
-  ObjString* sep = AS_STRING(args[1]);
-  size_t length = 0;
   for (int i = 0; i < list->count; i++) {
-    if (!IS_STRING(list->items[i])) RETURN_ERROR("List elements must be strings.");
-    length += AS_STRING(list->items[i])->length;
-    if (i > 0) length += sep->length;
+    if (valuesEqual(args[1], list->items[i])) GIVE(TRUE_VAL);
   }
-  ObjString* result = newStringUninit(vm, length);
-  char* p = result->chars;
-  for (int i = 0; i < list->count; i++) {
-    if (i > 0) {
-      memcpy(p, sep->chars, sep->length);
-      p += sep->length;
-    }
-    ObjString* part = AS_STRING(list->items[i]);
-    memcpy(p, part->chars, part->length);
-    p += part->length;
+  GIVE(FALSE_VAL);
+}
+
+PRIM(list_toList) {
+  NO_UNUSED();
+  ObjList* source = AS_LIST(args[0]);
+  ObjList* copy = newList(vm, source->count);
+  if (source->count > 0) memcpy(copy->items, source->items, sizeof(Value) * (size_t)source->count);
+  GIVE_OBJ(copy);
+}
+
+PRIM(list_isEmpty) { NO_UNUSED(); GIVE_BOOL(AS_LIST(args[0])->count == 0); }
+
+/* Appends another list's elements; false for any other sequence. */
+PRIM(list_appendPlain) {
+  NO_UNUSED();
+  if (!IS_LIST(args[1])) GIVE(FALSE_VAL);
+  ObjList* list = AS_LIST(args[0]);
+  ObjList* other = AS_LIST(args[1]);
+  int n = other->count; /* fixed first: the list may be appended to itself */
+  for (int i = 0; i < n; i++) listAppend(vm, list, other->items[i]);
+  GIVE(TRUE_VAL);
+}
+
+/* Lists and ranges are capped well below what a VM heap could hold, so
+ * that the size arithmetic stays in int. */
+#define LIST_MAX_ITEMS (1 << 27)
+
+PRIM(list_times) {
+  NO_UNUSED();
+  double times = IS_NUM(args[1]) ? AS_NUM(args[1]) : -1;
+  if (!isfinite(times) || trunc(times) != times || times < 0) {
+    FAIL("Count must be a non-negative integer.");
   }
-  stringHash(result);
-  RETURN_OBJ(result);
+  ObjList* list = AS_LIST(args[0]);
+  if (times * list->count > LIST_MAX_ITEMS) FAIL("List would be too large.");
+  int n = list->count;
+  ObjList* result = newList(vm, n * (int)times);
+  for (int k = 0; k < (int)times; k++) {
+    for (int i = 0; i < n; i++) result->items[k * n + i] = list->items[i];
+  }
+  GIVE_OBJ(result);
 }
 
 /* ---- Map ------------------------------------------------------------ */
 
-PRIM(map_new) { UNUSED_ARGS(); RETURN_OBJ(newMap(vm)); }
+PRIM(map_new) { NO_UNUSED(); GIVE_OBJ(newMap(vm)); }
 
 PRIM(map_subscript) {
-  UNUSED_ARGS();
-  if (!validateKey(vm, args[1])) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needKey(vm, args[1])) return PRIM_ERROR;
   Value value;
-  if (mapGet(AS_MAP(args[0]), args[1], &value)) RETURN_VAL(value);
-  RETURN_VAL(NULL_VAL);
+  if (mapGet(AS_MAP(args[0]), args[1], &value)) GIVE(value);
+  GIVE(NULL_VAL);
 }
 
 PRIM(map_subscriptSetter) {
-  UNUSED_ARGS();
-  if (!validateKey(vm, args[1])) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needKey(vm, args[1])) return PRIM_ERROR;
   mapSet(vm, AS_MAP(args[0]), args[1], args[2]);
-  RETURN_VAL(args[2]);
+  GIVE(args[2]);
 }
 
 PRIM(map_clear) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   mapClear(vm, AS_MAP(args[0]));
-  RETURN_VAL(NULL_VAL);
+  GIVE(NULL_VAL);
 }
 
 PRIM(map_containsKey) {
-  UNUSED_ARGS();
-  if (!validateKey(vm, args[1])) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needKey(vm, args[1])) return PRIM_ERROR;
   Value value;
-  RETURN_BOOL(mapGet(AS_MAP(args[0]), args[1], &value));
+  GIVE_BOOL(mapGet(AS_MAP(args[0]), args[1], &value));
 }
 
-PRIM(map_count) { UNUSED_ARGS(); RETURN_NUM(AS_MAP(args[0])->count); }
+PRIM(map_count) { NO_UNUSED(); GIVE_NUM(AS_MAP(args[0])->count); }
 
 PRIM(map_remove) {
-  UNUSED_ARGS();
-  if (!validateKey(vm, args[1])) return PRIM_ERROR;
-  RETURN_VAL(mapRemove(vm, AS_MAP(args[0]), args[1]));
+  NO_UNUSED();
+  if (!needKey(vm, args[1])) return PRIM_ERROR;
+  GIVE(mapRemove(vm, AS_MAP(args[0]), args[1]));
 }
 
 PRIM(map_iterate) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjMap* map = AS_MAP(args[0]);
-  if (map->count == 0) RETURN_VAL(FALSE_VAL);
+  if (map->count == 0) GIVE(FALSE_VAL);
   uint32_t index = 0;
   if (!IS_NULL(args[1])) {
-    if (!validateInt(vm, args[1], "Iterator")) return PRIM_ERROR;
-    if (AS_NUM(args[1]) < 0) RETURN_VAL(FALSE_VAL);
+    if (!needInt(vm, args[1], "Iterator")) return PRIM_ERROR;
+    if (AS_NUM(args[1]) < 0) GIVE(FALSE_VAL);
     index = (uint32_t)AS_NUM(args[1]) + 1;
   }
   for (; index < map->capacity; index++) {
-    if (!IS_UNDEFINED(map->entries[index].key)) RETURN_NUM(index);
+    if (!IS_UNDEFINED(map->entries[index].key)) GIVE_NUM(index);
   }
-  RETURN_VAL(FALSE_VAL);
+  GIVE(FALSE_VAL);
 }
 
 static MapEntry* mapIteratorEntry(VM* vm, Value map, Value iterator) {
   ObjMap* m = AS_MAP(map);
-  int index = validateIndex(vm, iterator, (int)m->capacity, "Iterator");
+  int index = needIndex(vm, iterator, (int)m->capacity, "Iterator");
   if (index == -1) return NULL;
   MapEntry* entry = &m->entries[index];
   if (IS_UNDEFINED(entry->key)) {
@@ -789,100 +885,148 @@ static MapEntry* mapIteratorEntry(VM* vm, Value map, Value iterator) {
   return entry;
 }
 
-PRIM(map_keyIteratorValue) {
-  UNUSED_ARGS();
+PRIM(map_keyAt) {
+  NO_UNUSED();
   MapEntry* entry = mapIteratorEntry(vm, args[0], args[1]);
   if (entry == NULL) return PRIM_ERROR;
-  RETURN_VAL(entry->key);
+  GIVE(entry->key);
 }
 
-PRIM(map_valueIteratorValue) {
-  UNUSED_ARGS();
+PRIM(map_valueAt) {
+  NO_UNUSED();
   MapEntry* entry = mapIteratorEntry(vm, args[0], args[1]);
   if (entry == NULL) return PRIM_ERROR;
-  RETURN_VAL(entry->value);
+  GIVE(entry->value);
 }
+
+/* Map iteration yields MapEntry instances: key in the first field,
+ * value in the second. */
+PRIM(map_iteratorValue) {
+  NO_UNUSED();
+  MapEntry* entry = mapIteratorEntry(vm, args[0], args[1]);
+  if (entry == NULL) return PRIM_ERROR;
+  Value key = entry->key, value = entry->value;
+  ObjInstance* pair = newInstance(vm, vm->mapEntryClass);
+  pair->fields[0] = key;
+  pair->fields[1] = value;
+  GIVE_OBJ(pair);
+}
+
+PRIM(map_isEmpty) { NO_UNUSED(); GIVE_BOOL(AS_MAP(args[0])->count == 0); }
+
+PRIM(mapEntry_key) { NO_UNUSED(); GIVE(AS_INSTANCE(args[0])->fields[0]); }
+PRIM(mapEntry_value) { NO_UNUSED(); GIVE(AS_INSTANCE(args[0])->fields[1]); }
+
+OVER_VIEWED(mapKeys_iterate, map_iterate)
+OVER_VIEWED(mapKeys_iteratorValue, map_keyAt)
+OVER_VIEWED(mapValues_iterate, map_iterate)
+OVER_VIEWED(mapValues_iteratorValue, map_valueAt)
+OVER_VIEWED(mapKeys_count, map_count)
+OVER_VIEWED(mapValues_count, map_count)
 
 /* ---- Range ---------------------------------------------------------- */
 
-PRIM(range_from) { UNUSED_ARGS(); RETURN_NUM(AS_RANGE(args[0])->from); }
-PRIM(range_to) { UNUSED_ARGS(); RETURN_NUM(AS_RANGE(args[0])->to); }
+PRIM(range_from) { NO_UNUSED(); GIVE_NUM(AS_RANGE(args[0])->from); }
+PRIM(range_to) { NO_UNUSED(); GIVE_NUM(AS_RANGE(args[0])->to); }
 PRIM(range_min) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
-  RETURN_NUM(r->from < r->to ? r->from : r->to);
+  GIVE_NUM(r->from < r->to ? r->from : r->to);
 }
 PRIM(range_max) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
-  RETURN_NUM(r->from > r->to ? r->from : r->to);
+  GIVE_NUM(r->from > r->to ? r->from : r->to);
 }
-PRIM(range_isInclusive) { UNUSED_ARGS(); RETURN_BOOL(AS_RANGE(args[0])->isInclusive); }
+PRIM(range_isInclusive) { NO_UNUSED(); GIVE_BOOL(AS_RANGE(args[0])->isInclusive); }
 
 PRIM(range_iterate) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
-  if (r->from == r->to && !r->isInclusive) RETURN_VAL(FALSE_VAL);
-  if (IS_NULL(args[1])) RETURN_NUM(r->from);
-  if (!validateNum(vm, args[1], "Iterator")) return PRIM_ERROR;
+  if (r->from == r->to && !r->isInclusive) GIVE(FALSE_VAL);
+  if (IS_NULL(args[1])) GIVE_NUM(r->from);
+  if (!needNum(vm, args[1], "Iterator")) return PRIM_ERROR;
   double i = AS_NUM(args[1]);
   if (r->from < r->to) {
     i++;
-    if (i > r->to || (!r->isInclusive && i == r->to)) RETURN_VAL(FALSE_VAL);
+    if (i > r->to || (!r->isInclusive && i == r->to)) GIVE(FALSE_VAL);
   } else {
     i--;
-    if (i < r->to || (!r->isInclusive && i == r->to)) RETURN_VAL(FALSE_VAL);
+    if (i < r->to || (!r->isInclusive && i == r->to)) GIVE(FALSE_VAL);
   }
-  RETURN_NUM(i);
+  GIVE_NUM(i);
 }
 
-PRIM(range_iteratorValue) { UNUSED_ARGS(); RETURN_VAL(args[1]); }
+PRIM(range_iteratorValue) { NO_UNUSED(); GIVE(args[1]); }
+
+/* How many values iterating r visits: the start, then steps of one
+ * towards the end, which is visited when inclusive and passed over
+ * otherwise. */
+static double rangeLength(ObjRange* r) {
+  if (r->from == r->to) return r->isInclusive ? 1 : 0;
+  double span = fabs(r->to - r->from);
+  if (isnan(span)) return 1;
+  return r->isInclusive ? 1 + floor(span) : ceil(span);
+}
+
+PRIM(range_count) { NO_UNUSED(); GIVE_NUM(rangeLength(AS_RANGE(args[0]))); }
+
+PRIM(range_toList) {
+  NO_UNUSED();
+  ObjRange* r = AS_RANGE(args[0]);
+  double length = rangeLength(r);
+  if (length > LIST_MAX_ITEMS) FAIL("Range is too large to make a list.");
+  ObjList* list = newList(vm, (int)length);
+  double step = r->from < r->to ? 1 : -1;
+  for (int i = 0; i < list->count; i++) list->items[i] = NUM_VAL(r->from + step * i);
+  GIVE_OBJ(list);
+}
 
 PRIM(range_toString) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
   ObjString* from = stringFormatNum(vm, r->from);
   ObjString* to = stringFormatNum(vm, r->to);
   char buffer[100];
   int length = snprintf(buffer, sizeof buffer, "%s%s%s", from->chars,
                         r->isInclusive ? ".." : "...", to->chars);
-  RETURN_VAL(stringValue(vm, buffer, (size_t)length));
+  GIVE(stringValue(vm, buffer, (size_t)length));
 }
 
 /* ---- Fn ------------------------------------------------------------- */
 
 PRIM(fn_new) {
-  UNUSED_ARGS();
-  if (!validateFn(vm, args[1], "Argument")) return PRIM_ERROR;
-  RETURN_VAL(args[1]);
+  NO_UNUSED();
+  if (!needFn(vm, args[1], "Argument")) return PRIM_ERROR;
+  GIVE(args[1]);
 }
 
-PRIM(fn_arity) { UNUSED_ARGS(); RETURN_NUM(AS_CLOSURE(args[0])->fn->arity); }
-PRIM(fn_toString) { UNUSED_ARGS(); RETURN_OBJ(newString(vm, "<fn>")); }
+PRIM(fn_arity) { NO_UNUSED(); GIVE_NUM(AS_CLOSURE(args[0])->fn->arity); }
+PRIM(fn_toString) { NO_UNUSED(); GIVE_OBJ(newString(vm, "<fn>")); }
 
 /* ---- Fiber ---------------------------------------------------------- */
 
 static bool fiberIsDone(ObjFiber* f) { return f->frameCount == 0 || !IS_NULL(f->error); }
 
 PRIM(fiber_new) {
-  UNUSED_ARGS();
-  if (!validateFn(vm, args[1], "Argument")) return PRIM_ERROR;
+  NO_UNUSED();
+  if (!needFn(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjClosure* closure = AS_CLOSURE(args[1]);
-  if (closure->fn->arity > 1) RETURN_ERROR("Function cannot take more than one parameter.");
-  RETURN_OBJ(newFiber(vm, closure));
+  if (closure->fn->arity > 1) FAIL("Function cannot take more than one parameter.");
+  GIVE_OBJ(newFiber(vm, closure));
 }
 
 PRIM(fiber_abort) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   vm->fiber->error = args[1];
-  if (IS_NULL(args[1])) RETURN_VAL(NULL_VAL);
+  if (IS_NULL(args[1])) GIVE(NULL_VAL);
   return PRIM_ERROR;
 }
 
-PRIM(fiber_current) { UNUSED_ARGS(); RETURN_OBJ(vm->fiber); }
+PRIM(fiber_current) { NO_UNUSED(); GIVE_OBJ(vm->fiber); }
 
 PRIM(fiber_suspend) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   vm->fiber = NULL;
   return PRIM_SWITCH;
 }
@@ -900,10 +1044,10 @@ PRIM(fiber_yield) {
 /* Shared by call() and try(). */
 static PrimResult runFiber(VM* vm, Value* args, int argc, bool isTry, const char* verb) {
   ObjFiber* target = AS_FIBER(args[0]);
-  if (target->frameCount == 0) RETURN_ERROR("Cannot %s a finished fiber.", verb);
-  if (!IS_NULL(target->error)) RETURN_ERROR("Cannot %s an aborted fiber.", verb);
-  if (target->caller != NULL || target == vm->fiber) RETURN_ERROR("Fiber has already been called.");
-  if (target->state == FIBER_ROOT) RETURN_ERROR("Cannot %s root fiber.", verb);
+  if (target->frameCount == 0) FAIL("Cannot %s a finished fiber.", verb);
+  if (!IS_NULL(target->error)) FAIL("Cannot %s an aborted fiber.", verb);
+  if (target->caller != NULL || target == vm->fiber) FAIL("Fiber has already been called.");
+  if (target->state == FIBER_ROOT) FAIL("Cannot %s root fiber.", verb);
   target->caller = vm->fiber;
   target->state = isTry ? FIBER_TRY : FIBER_OTHER;
   fiberResumeWith(vm, target, argc > 1 ? args[1] : NULL_VAL);
@@ -916,54 +1060,46 @@ PRIM(fiber_try) { return runFiber(vm, args, argc, true, "try"); }
 
 PRIM(fiber_transfer) {
   ObjFiber* target = AS_FIBER(args[0]);
-  if (target->frameCount == 0) RETURN_ERROR("Cannot transfer to a finished fiber.");
-  if (!IS_NULL(target->error)) RETURN_ERROR("Cannot transfer to an aborted fiber.");
-  if (target == vm->fiber) RETURN_VAL(argc > 1 ? args[1] : NULL_VAL);
+  if (target->frameCount == 0) FAIL("Cannot transfer to a finished fiber.");
+  if (!IS_NULL(target->error)) FAIL("Cannot transfer to an aborted fiber.");
+  if (target == vm->fiber) GIVE(argc > 1 ? args[1] : NULL_VAL);
   fiberResumeWith(vm, target, argc > 1 ? args[1] : NULL_VAL);
   vm->fiber = target;
   return PRIM_SWITCH;
 }
 
 PRIM(fiber_transferError) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   ObjFiber* target = AS_FIBER(args[0]);
-  if (target->frameCount == 0) RETURN_ERROR("Cannot transfer to a finished fiber.");
-  if (!IS_NULL(target->error)) RETURN_ERROR("Cannot transfer to an aborted fiber.");
+  if (target->frameCount == 0) FAIL("Cannot transfer to a finished fiber.");
+  if (!IS_NULL(target->error)) FAIL("Cannot transfer to an aborted fiber.");
   target->started = true;
   vm->fiber = target;
   target->error = args[1];
   return PRIM_ERROR;
 }
 
-PRIM(fiber_error) { UNUSED_ARGS(); RETURN_VAL(AS_FIBER(args[0])->error); }
-PRIM(fiber_isDone) { UNUSED_ARGS(); RETURN_BOOL(fiberIsDone(AS_FIBER(args[0]))); }
+PRIM(fiber_error) { NO_UNUSED(); GIVE(AS_FIBER(args[0])->error); }
+PRIM(fiber_isDone) { NO_UNUSED(); GIVE_BOOL(fiberIsDone(AS_FIBER(args[0]))); }
+
+/* ---- Sequence ------------------------------------------------------- */
+
+/* Sequence.checkCount_(n), the argument check of skip and take. */
+PRIM(sequence_checkCount) {
+  NO_UNUSED();
+  double n = IS_NUM(args[1]) ? AS_NUM(args[1]) : -1;
+  if (!isfinite(n) || trunc(n) != n || n < 0) FAIL("Count must be a non-negative integer.");
+  GIVE(NULL_VAL);
+}
 
 /* ---- System --------------------------------------------------------- */
 
-PRIM(system_clock) { UNUSED_ARGS(); RETURN_NUM(host_clock()); }
+PRIM(system_clock) { NO_UNUSED(); GIVE_NUM(host_clock()); }
 
 PRIM(system_gc) {
-  UNUSED_ARGS();
+  NO_UNUSED();
   gcCollect(vm);
-  RETURN_VAL(NULL_VAL);
-}
-
-PRIM(system_writeString) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
-  ObjString* s = AS_STRING(args[1]);
-  vmWrite(vm, s->chars, (int)s->length);
-  RETURN_VAL(args[1]);
-}
-
-/* Writes strings, numbers, bools and null without calling toString. */
-PRIM(system_writeDirect) {
-  UNUSED_ARGS();
-  Value v = args[1];
-  if (IS_OBJ(v) && !IS_STRING(v)) RETURN_VAL(FALSE_VAL);
-  ObjString* s = valueToCString(vm, v);
-  vmWrite(vm, s->chars, (int)s->length);
-  RETURN_VAL(TRUE_VAL);
+  GIVE(NULL_VAL);
 }
 
 /* ---- Binding -------------------------------------------------------- */
@@ -1079,9 +1215,6 @@ static void bindString(VM* vm) {
   BIND(c, "+(_)", string_plus);
   BIND(c, "*(_)", string_times);
   BIND(c, "[_]", string_subscript);
-  BIND(c, "byteAt_(_)", string_byteAt);
-  BIND(c, "byteCount_", string_byteCount);
-  BIND(c, "codePointAt_(_)", string_codePointAt);
   BIND(c, "count", string_count);
   BIND(c, "contains(_)", string_contains);
   BIND(c, "startsWith(_)", string_startsWith);
@@ -1089,7 +1222,6 @@ static void bindString(VM* vm) {
   BIND(c, "indexOf(_)", string_indexOf);
   BIND(c, "indexOf(_,_)", string_indexOf);
   BIND(c, "iterate(_)", string_iterate);
-  BIND(c, "iterateByte_(_)", string_iterateByte);
   BIND(c, "iteratorValue(_)", string_iteratorValue);
   BIND(c, "toString", string_toString);
   BIND(c, "split(_)", string_split);
@@ -1100,6 +1232,17 @@ static void bindString(VM* vm) {
   BIND(c, "trimStart(_)", string_trimStart);
   BIND(c, "trimEnd()", string_trimEnd);
   BIND(c, "trimEnd(_)", string_trimEnd);
+
+  c = coreClass(vm, "StringBytes");
+  BIND(c, "[_]", bytes_at);
+  BIND(c, "count", bytes_count);
+  BIND(c, "iterate(_)", bytes_iterate);
+  BIND(c, "iteratorValue(_)", bytes_at);
+  c = coreClass(vm, "StringCodePoints");
+  BIND(c, "[_]", codePoints_at);
+  BIND(c, "count", codePoints_count);
+  BIND(c, "iterate(_)", codePoints_iterate);
+  BIND(c, "iteratorValue(_)", codePoints_at);
 }
 
 static void bindCollections(VM* vm) {
@@ -1118,8 +1261,14 @@ static void bindCollections(VM* vm) {
   BIND(c, "remove(_)", list_remove);
   BIND(c, "indexOf(_)", list_indexOf);
   BIND(c, "swap(_,_)", list_swap);
-  BIND(c, "sortDefault_()", list_sortDefault);
-  BIND(c, "joinStrings_(_)", list_joinStrings);
+  BIND(c, "sortPlain_()", list_sortPlain);
+  BIND(c, "containsPlain_(_)", list_containsPlain);
+  BIND(c, "toList", list_toList);
+  BIND(c, "isEmpty", list_isEmpty);
+  BIND(c, "appendPlain_(_)", list_appendPlain);
+  BIND(c, "*(_)", list_times);
+  bindPrimitive(vm, c, "joinPlain_(_)", coreListJoinPlain);
+  bindPrimitive(vm, c, "plainText_", corePlainText);
 
   c = vm->mapClass;
   BIND_STATIC(c, "new()", map_new);
@@ -1130,8 +1279,21 @@ static void bindCollections(VM* vm) {
   BIND(c, "count", map_count);
   BIND(c, "remove(_)", map_remove);
   BIND(c, "iterate(_)", map_iterate);
-  BIND(c, "keyIteratorValue_(_)", map_keyIteratorValue);
-  BIND(c, "valueIteratorValue_(_)", map_valueIteratorValue);
+  BIND(c, "iteratorValue(_)", map_iteratorValue);
+  BIND(c, "isEmpty", map_isEmpty);
+  bindPrimitive(vm, c, "plainText_", corePlainText);
+
+  c = vm->mapEntryClass;
+  BIND(c, "key", mapEntry_key);
+  BIND(c, "value", mapEntry_value);
+  c = coreClass(vm, "MapKeys");
+  BIND(c, "iterate(_)", mapKeys_iterate);
+  BIND(c, "iteratorValue(_)", mapKeys_iteratorValue);
+  BIND(c, "count", mapKeys_count);
+  c = coreClass(vm, "MapValues");
+  BIND(c, "iterate(_)", mapValues_iterate);
+  BIND(c, "iteratorValue(_)", mapValues_iteratorValue);
+  BIND(c, "count", mapValues_count);
 
   c = vm->rangeClass;
   BIND(c, "from", range_from);
@@ -1142,6 +1304,10 @@ static void bindCollections(VM* vm) {
   BIND(c, "iterate(_)", range_iterate);
   BIND(c, "iteratorValue(_)", range_iteratorValue);
   BIND(c, "toString", range_toString);
+  BIND(c, "count", range_count);
+  BIND(c, "toList", range_toList);
+
+  BIND_STATIC(coreClass(vm, "Sequence"), "checkCount_(_)", sequence_checkCount);
 }
 
 static void bindFnFiberSystem(VM* vm) {
@@ -1191,8 +1357,7 @@ static void bindFnFiberSystem(VM* vm) {
   c = coreClass(vm, "System");
   BIND_STATIC(c, "clock", system_clock);
   BIND_STATIC(c, "gc()", system_gc);
-  BIND_STATIC(c, "writeString_(_)", system_writeString);
-  BIND_STATIC(c, "writeDirect_(_)", system_writeDirect);
+  bindPrimitive(vm, c->obj.classObj, "put_(_,_)", coreSystemPut);
 }
 
 /* Objects made before their class existed get it now. */
@@ -1241,6 +1406,7 @@ void coreInitialize(VM* vm) {
   vm->rangeClass = coreClass(vm, "Range");
   vm->fnClass = coreClass(vm, "Fn");
   vm->fiberClass = coreClass(vm, "Fiber");
+  vm->mapEntryClass = coreClass(vm, "MapEntry");
   ObjClass* sealed[] = {vm->boolClass, vm->nullClass, vm->numClass, vm->stringClass,
                         vm->listClass, vm->mapClass, vm->rangeClass, vm->fnClass,
                         vm->fiberClass, vm->classClass};
@@ -1259,4 +1425,5 @@ void coreInitialize(VM* vm) {
   vm->symIterate = symbolTableEnsure(&vm->methodNames, "iterate(_)", 10);
   vm->symIteratorValue = symbolTableEnsure(&vm->methodNames, "iteratorValue(_)", 16);
   vm->symToString = symbolTableEnsure(&vm->methodNames, "toString", 8);
+  vm->symEquals = symbolTableEnsure(&vm->methodNames, "==(_)", 5);
 }

@@ -28,6 +28,7 @@ static Obj* allocateObject(VM* vm, size_t size, ObjType type, ObjClass* cls) {
 
 /* ---- Strings -------------------------------------------------------- */
 
+/* 32-bit FNV-1a over the bytes. */
 void stringHash(ObjString* s) {
   uint32_t hash = 2166136261u;
   for (uint32_t i = 0; i < s->length; i++) {
@@ -70,27 +71,40 @@ ObjString* concatStrings(VM* vm, ObjString* a, ObjString* b) {
 }
 
 /* Wren prints numbers like C's "%.14g", with words for the specials. */
-ObjString* stringFormatNum(VM* vm, double n) {
-  if (isnan(n)) return newString(vm, "nan");
-  if (isinf(n)) return newString(vm, n > 0 ? "infinity" : "-infinity");
-  if (n == 0 && signbit(n)) return newString(vm, "-0");
-  char buffer[32];
-  if (n > -1e14 && n < 1e14 && n == (double)(int64_t)n) {
-    /* Integers below 1e14 have at most 14 digits, so "%.14g" prints
-     * them plainly; format them without snprintf. */
-    int64_t i = (int64_t)n;
-    uint64_t u = i < 0 ? (uint64_t)(-i) : (uint64_t)i;
-    char* end = buffer + sizeof buffer;
-    char* p = end;
-    do {
-      *--p = (char)('0' + u % 10);
-      u /= 10;
-    } while (u != 0);
-    if (i < 0) *--p = '-';
-    return newStringLength(vm, p, (size_t)(end - p));
+/* Writes Wren's spelling of n into out (at least NUM_TEXT_MAX bytes) and
+ * returns its length: "nan", "infinity", "-0", integers below 1e14 digit
+ * by digit, everything else with 14 significant digits. */
+int formatNum(double n, char* out) {
+  const char* word = NULL;
+  if (isnan(n)) word = "nan";
+  else if (isinf(n)) word = n > 0 ? "infinity" : "-infinity";
+  else if (n == 0 && signbit(n)) word = "-0";
+  if (word != NULL) {
+    size_t length = strlen(word);
+    memcpy(out, word, length);
+    return (int)length;
   }
-  int length = snprintf(buffer, sizeof buffer, "%.14g", n);
-  return newStringLength(vm, buffer, (size_t)length);
+  if (n > -1e14 && n < 1e14 && n == (double)(int64_t)n) {
+    char digits[24];
+    int64_t whole = (int64_t)n;
+    uint64_t rest = whole < 0 ? (uint64_t)(-whole) : (uint64_t)whole;
+    int count = 0;
+    do {
+      digits[count++] = (char)('0' + rest % 10);
+      rest /= 10;
+    } while (rest != 0);
+    int length = 0;
+    if (whole < 0) out[length++] = '-';
+    while (count > 0) out[length++] = digits[--count];
+    return length;
+  }
+  return snprintf(out, NUM_TEXT_MAX, "%.14g", n);
+}
+
+ObjString* stringFormatNum(VM* vm, double n) {
+  char text[NUM_TEXT_MAX];
+  int length = formatNum(n, text);
+  return newStringLength(vm, text, (size_t)length);
 }
 
 /* ---- Lists ---------------------------------------------------------- */
