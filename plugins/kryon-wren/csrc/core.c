@@ -327,8 +327,13 @@ PRIM(num_fromString) {
   double value = strtod(start, &parsedEnd);
   if (parsedEnd != end) GIVE(NULL_VAL);
   /* Overflow (decimal or hex) is an error, as for a literal; underflow
-   * to zero or a subnormal is not. */
-  if (errno == ERANGE && isinf(value)) FAIL("Number literal is too large.");
+   * to zero or a subnormal is not. An infinity spelled with digits is an
+   * overflow even where the C library leaves errno alone (hex input). */
+  if (isinf(value)) {
+    bool hasDigit = false;
+    for (const char* p = start; p < end && !hasDigit; p++) hasDigit = *p >= '0' && *p <= '9';
+    if (errno == ERANGE || hasDigit) FAIL("Number literal is too large.");
+  }
   GIVE_NUM(value);
 }
 

@@ -242,10 +242,12 @@ class List is Sequence {
   // Some element has a Wren toString: spell each one out, then join.
   joinSpelled_(separator) {
     var texts = []
-    for (item in this) texts.add(item.toString)
-    var joined = texts.joinPlain_(separator)
-    if (joined == null) Fiber.abort("toString must return a string.")
-    return joined
+    for (item in this) {
+      var text = item.toString
+      if (!(text is String)) Fiber.abort("toString must return a string.")
+      texts.add(text)
+    }
+    return texts.joinPlain_(separator)
   }
 
   toString { plainText_ || "[" + joinSpelled_(", ") + "]" }
