@@ -1,11 +1,13 @@
-/* core.c -- The core library's primitive methods and VM bootstrap.
+/* core.c -- The core library's primitives and the VM's bootstrap.
  *
- * coreInitialize builds Object, Class and Object's metaclass by hand,
- * runs the Wren half of the core library (core.wren, embedded as
- * core_wren.inc by the build) in the core module, then binds the C
- * primitives below onto the classes it defined. A primitive receives
- * the receiver and arguments in args[0..argc-1] and leaves its result in
- * args[0]; validation failures set the fiber's error with Wren's wording.
+ * coreInitialize makes Object, Class and Object's metaclass by hand, runs
+ * core.wren (embedded as core_wren.inc by the build) in the core module,
+ * then binds the primitives listed in ROOT_METHODS and CORE_METHODS onto
+ * the classes it declared. A primitive finds the receiver and arguments
+ * in args[0..argc-1], leaves its result in args[0] (GIVE) or sets the
+ * fiber's error (FAIL) with the message Wren users know. The plain-text
+ * primitives (printing, joining, toString of lists and maps) live in
+ * core_text.c.
  */
 #include <errno.h>
 #include <float.h>
@@ -21,20 +23,20 @@ static const char coreSource[] =
 #include "core_wren.inc"
     ;
 
-#define PRIM(name) static PrimResult prim_##name(VM* vm, Value* args, int argc)
+#define PRIM(name) static PrimResult name(VM* vm, Value* args, int argc)
 #define NO_UNUSED() \
-  (void)vm;           \
+  (void)vm;         \
   (void)argc
-#define GIVE(v)   \
-  do {                  \
-    args[0] = (v);      \
-    return PRIM_VALUE;  \
+#define GIVE(v)        \
+  do {                 \
+    args[0] = (v);     \
+    return PRIM_VALUE; \
   } while (0)
 #define GIVE_NUM(n) GIVE(NUM_VAL(n))
 #define GIVE_BOOL(b) GIVE(BOOL_VAL(b))
 #define GIVE_OBJ(o) GIVE(OBJ_VAL(o))
-#define FAIL(...)                                        \
-  do {                                                           \
+#define FAIL(...)                                              \
+  do {                                                         \
     vm->fiber->error = vmRuntimeErrorValue(vm, __VA_ARGS__);     \
     return PRIM_ERROR;                                           \
   } while (0)
@@ -45,7 +47,7 @@ static const char coreSource[] =
 #define OVER_VIEWED(name, inner)                       \
   PRIM(name) {                                         \
     args[0] = AS_INSTANCE(args[0])->fields[0];         \
-    return prim_##inner(vm, args, argc);               \
+    return inner(vm, args, argc);                      \
   }
 
 /* ---- Validation ----------------------------------------------------- */
@@ -142,19 +144,19 @@ ObjString* valueToCString(VM* vm, Value v) {
   return newString(vm, buffer);
 }
 
-PRIM(object_not) { NO_UNUSED(); GIVE(FALSE_VAL); }
-PRIM(object_eq) { NO_UNUSED(); GIVE_BOOL(valuesEqual(args[0], args[1])); }
-PRIM(object_neq) { NO_UNUSED(); GIVE_BOOL(!valuesEqual(args[0], args[1])); }
+PRIM(coreObjectNot) { NO_UNUSED(); GIVE(FALSE_VAL); }
+PRIM(coreObjectEq) { NO_UNUSED(); GIVE_BOOL(valuesEqual(args[0], args[1])); }
+PRIM(coreObjectNeq) { NO_UNUSED(); GIVE_BOOL(!valuesEqual(args[0], args[1])); }
 /* Numbers by their bits (so 0 and -0 differ), strings and ranges by
  * value, everything else by identity. */
-PRIM(object_same) {
+PRIM(coreObjectSame) {
   NO_UNUSED();
   GIVE_BOOL(args[1] == args[2] || (IS_OBJ(args[1]) && valuesEqual(args[1], args[2])));
 }
-PRIM(object_type) { NO_UNUSED(); GIVE_OBJ(getClass(vm, args[0])); }
-PRIM(object_toString) { NO_UNUSED(); GIVE_OBJ(valueToCString(vm, args[0])); }
+PRIM(coreObjectType) { NO_UNUSED(); GIVE_OBJ(getClass(vm, args[0])); }
+PRIM(coreObjectToString) { NO_UNUSED(); GIVE_OBJ(valueToCString(vm, args[0])); }
 
-PRIM(object_is) {
+PRIM(coreObjectIs) {
   NO_UNUSED();
   if (!IS_CLASS(args[1])) FAIL("Right operand must be a class.");
   ObjClass* target = AS_CLASS(args[1]);
@@ -164,28 +166,28 @@ PRIM(object_is) {
   GIVE(FALSE_VAL);
 }
 
-PRIM(class_name) { NO_UNUSED(); GIVE_OBJ(AS_CLASS(args[0])->name); }
-PRIM(class_supertype) {
+PRIM(coreClassName) { NO_UNUSED(); GIVE_OBJ(AS_CLASS(args[0])->name); }
+PRIM(coreClassSupertype) {
   NO_UNUSED();
   ObjClass* super = AS_CLASS(args[0])->superclass;
   GIVE(super == NULL ? NULL_VAL : OBJ_VAL(super));
 }
-PRIM(class_attributes) { NO_UNUSED(); GIVE(AS_CLASS(args[0])->attributes); }
+PRIM(coreClassAttributes) { NO_UNUSED(); GIVE(AS_CLASS(args[0])->attributes); }
 
 /* ---- Bool and Null -------------------------------------------------- */
 
-PRIM(bool_not) { NO_UNUSED(); GIVE_BOOL(!AS_BOOL(args[0])); }
-PRIM(bool_toString) {
+PRIM(coreBoolNot) { NO_UNUSED(); GIVE_BOOL(!AS_BOOL(args[0])); }
+PRIM(coreBoolToString) {
   NO_UNUSED();
   GIVE_OBJ(newString(vm, AS_BOOL(args[0]) ? "true" : "false"));
 }
-PRIM(null_not) { NO_UNUSED(); GIVE(TRUE_VAL); }
-PRIM(null_toString) { NO_UNUSED(); GIVE_OBJ(newString(vm, "null")); }
+PRIM(coreNullNot) { NO_UNUSED(); GIVE(TRUE_VAL); }
+PRIM(coreNullToString) { NO_UNUSED(); GIVE_OBJ(newString(vm, "null")); }
 
 /* ---- Num ------------------------------------------------------------ */
 
 #define NUM_BINARY(name, expr)                                        \
-  PRIM(num_##name) {                                                  \
+  PRIM(name) {                                                  \
     NO_UNUSED();                                                    \
     if (!needNum(vm, args[1], "Right operand")) return PRIM_ERROR; \
     double a = AS_NUM(args[0]);                                       \
@@ -198,23 +200,23 @@ static uint32_t toU32(double d) {
   return (uint32_t)(int64_t)d;
 }
 
-NUM_BINARY(add, NUM_VAL(a + b))
-NUM_BINARY(sub, NUM_VAL(a - b))
-NUM_BINARY(mul, NUM_VAL(a * b))
-NUM_BINARY(div, NUM_VAL(a / b))
-NUM_BINARY(mod, NUM_VAL(fmod(a, b)))
-NUM_BINARY(lt, BOOL_VAL(a < b))
-NUM_BINARY(gt, BOOL_VAL(a > b))
-NUM_BINARY(lte, BOOL_VAL(a <= b))
-NUM_BINARY(gte, BOOL_VAL(a >= b))
-NUM_BINARY(bitAnd, NUM_VAL((double)(toU32(a) & toU32(b))))
-NUM_BINARY(bitOr, NUM_VAL((double)(toU32(a) | toU32(b))))
-NUM_BINARY(bitXor, NUM_VAL((double)(toU32(a) ^ toU32(b))))
-NUM_BINARY(shl, NUM_VAL((double)(uint32_t)(toU32(a) << (toU32(b) & 31))))
-NUM_BINARY(shr, NUM_VAL((double)(toU32(a) >> (toU32(b) & 31))))
+NUM_BINARY(coreNumAdd, NUM_VAL(a + b))
+NUM_BINARY(coreNumSub, NUM_VAL(a - b))
+NUM_BINARY(coreNumMul, NUM_VAL(a * b))
+NUM_BINARY(coreNumDiv, NUM_VAL(a / b))
+NUM_BINARY(coreNumMod, NUM_VAL(fmod(a, b)))
+NUM_BINARY(coreNumLt, BOOL_VAL(a < b))
+NUM_BINARY(coreNumGt, BOOL_VAL(a > b))
+NUM_BINARY(coreNumLte, BOOL_VAL(a <= b))
+NUM_BINARY(coreNumGte, BOOL_VAL(a >= b))
+NUM_BINARY(coreNumBitAnd, NUM_VAL((double)(toU32(a) & toU32(b))))
+NUM_BINARY(coreNumBitOr, NUM_VAL((double)(toU32(a) | toU32(b))))
+NUM_BINARY(coreNumBitXor, NUM_VAL((double)(toU32(a) ^ toU32(b))))
+NUM_BINARY(coreNumShl, NUM_VAL((double)(uint32_t)(toU32(a) << (toU32(b) & 31))))
+NUM_BINARY(coreNumShr, NUM_VAL((double)(toU32(a) >> (toU32(b) & 31))))
 /* Methods whose argument is not "the right operand" name it their way. */
 #define NUM_WITH(name, what, expr)                                 \
-  PRIM(num_##name) {                                               \
+  PRIM(name) {                                               \
     NO_UNUSED();                                                   \
     if (!needNum(vm, args[1], what)) return PRIM_ERROR;            \
     double a = AS_NUM(args[0]);                                    \
@@ -222,29 +224,29 @@ NUM_BINARY(shr, NUM_VAL((double)(toU32(a) >> (toU32(b) & 31))))
     GIVE(expr);                                                    \
   }
 
-NUM_WITH(atan2, "x value", NUM_VAL(atan2(a, b)))
-NUM_WITH(min, "Other value", NUM_VAL(a < b ? a : b))
-NUM_WITH(max, "Other value", NUM_VAL(a > b ? a : b))
+NUM_WITH(coreNumAtan2, "x value", NUM_VAL(atan2(a, b)))
+NUM_WITH(coreNumMin, "Other value", NUM_VAL(a < b ? a : b))
+NUM_WITH(coreNumMax, "Other value", NUM_VAL(a > b ? a : b))
 
-PRIM(num_pow) {
+PRIM(coreNumPow) {
   NO_UNUSED();
   if (!needNum(vm, args[1], "Power value")) return PRIM_ERROR;
   GIVE_NUM(pow(AS_NUM(args[0]), AS_NUM(args[1])));
 }
 
-PRIM(num_eq) {
+PRIM(coreNumEq) {
   NO_UNUSED();
   if (!IS_NUM(args[1])) GIVE(FALSE_VAL);
   GIVE_BOOL(AS_NUM(args[0]) == AS_NUM(args[1]));
 }
 
-PRIM(num_neq) {
+PRIM(coreNumNeq) {
   NO_UNUSED();
   if (!IS_NUM(args[1])) GIVE(TRUE_VAL);
   GIVE_BOOL(AS_NUM(args[0]) != AS_NUM(args[1]));
 }
 
-PRIM(num_clamp) {
+PRIM(coreNumClamp) {
   NO_UNUSED();
   if (!needNum(vm, args[1], "Min value")) return PRIM_ERROR;
   if (!needNum(vm, args[2], "Max value")) return PRIM_ERROR;
@@ -252,68 +254,68 @@ PRIM(num_clamp) {
   GIVE_NUM(v < lo ? lo : (v > hi ? hi : v));
 }
 
-PRIM(num_range) {
+PRIM(coreNumRange) {
   NO_UNUSED();
   if (!needNum(vm, args[1], "Right hand side of range")) return PRIM_ERROR;
   GIVE_OBJ(newRange(vm, AS_NUM(args[0]), AS_NUM(args[1]), true));
 }
 
-PRIM(num_rangeExclusive) {
+PRIM(coreNumRangeExclusive) {
   NO_UNUSED();
   if (!needNum(vm, args[1], "Right hand side of range")) return PRIM_ERROR;
   GIVE_OBJ(newRange(vm, AS_NUM(args[0]), AS_NUM(args[1]), false));
 }
 
 #define NUM_UNARY(name, expr)      \
-  PRIM(num_##name) {               \
+  PRIM(name) {               \
     NO_UNUSED();                 \
     double n = AS_NUM(args[0]);    \
     GIVE(expr);              \
   }
 
-NUM_UNARY(negate, NUM_VAL(-n))
-NUM_UNARY(abs, NUM_VAL(fabs(n)))
-NUM_UNARY(acos, NUM_VAL(acos(n)))
-NUM_UNARY(asin, NUM_VAL(asin(n)))
-NUM_UNARY(atan, NUM_VAL(atan(n)))
-NUM_UNARY(cbrt, NUM_VAL(cbrt(n)))
-NUM_UNARY(ceil, NUM_VAL(ceil(n)))
-NUM_UNARY(cos, NUM_VAL(cos(n)))
-NUM_UNARY(exp, NUM_VAL(exp(n)))
-NUM_UNARY(floor, NUM_VAL(floor(n)))
-NUM_UNARY(log, NUM_VAL(log(n)))
-NUM_UNARY(log2, NUM_VAL(log2(n)))
-NUM_UNARY(round, NUM_VAL(round(n)))
-NUM_UNARY(sin, NUM_VAL(sin(n)))
-NUM_UNARY(sqrt, NUM_VAL(sqrt(n)))
-NUM_UNARY(tan, NUM_VAL(tan(n)))
-NUM_UNARY(truncate, NUM_VAL(trunc(n)))
+NUM_UNARY(coreNumNegate, NUM_VAL(-n))
+NUM_UNARY(coreNumAbs, NUM_VAL(fabs(n)))
+NUM_UNARY(coreNumAcos, NUM_VAL(acos(n)))
+NUM_UNARY(coreNumAsin, NUM_VAL(asin(n)))
+NUM_UNARY(coreNumAtan, NUM_VAL(atan(n)))
+NUM_UNARY(coreNumCbrt, NUM_VAL(cbrt(n)))
+NUM_UNARY(coreNumCeil, NUM_VAL(ceil(n)))
+NUM_UNARY(coreNumCos, NUM_VAL(cos(n)))
+NUM_UNARY(coreNumExp, NUM_VAL(exp(n)))
+NUM_UNARY(coreNumFloor, NUM_VAL(floor(n)))
+NUM_UNARY(coreNumLog, NUM_VAL(log(n)))
+NUM_UNARY(coreNumLog2, NUM_VAL(log2(n)))
+NUM_UNARY(coreNumRound, NUM_VAL(round(n)))
+NUM_UNARY(coreNumSin, NUM_VAL(sin(n)))
+NUM_UNARY(coreNumSqrt, NUM_VAL(sqrt(n)))
+NUM_UNARY(coreNumTan, NUM_VAL(tan(n)))
+NUM_UNARY(coreNumTruncate, NUM_VAL(trunc(n)))
 /* modf keeps the sign: (-0).fraction and (-3).fraction are -0. */
-PRIM(num_fraction) {
+PRIM(coreNumFraction) {
   NO_UNUSED();
   double whole;
   GIVE_NUM(modf(AS_NUM(args[0]), &whole));
 }
-NUM_UNARY(bitNot, NUM_VAL((double)(~toU32(n))))
-NUM_UNARY(isInfinity, BOOL_VAL(isinf(n)))
-NUM_UNARY(isNan, BOOL_VAL(isnan(n)))
-NUM_UNARY(isInteger, BOOL_VAL(!isnan(n) && !isinf(n) && trunc(n) == n))
-NUM_UNARY(sign, NUM_VAL(n > 0 ? 1 : (n < 0 ? -1 : 0)))
-NUM_UNARY(toString, OBJ_VAL(stringFormatNum(vm, n)))
+NUM_UNARY(coreNumBitNot, NUM_VAL((double)(~toU32(n))))
+NUM_UNARY(coreNumIsInfinity, BOOL_VAL(isinf(n)))
+NUM_UNARY(coreNumIsNan, BOOL_VAL(isnan(n)))
+NUM_UNARY(coreNumIsInteger, BOOL_VAL(!isnan(n) && !isinf(n) && trunc(n) == n))
+NUM_UNARY(coreNumSign, NUM_VAL(n > 0 ? 1 : (n < 0 ? -1 : 0)))
+NUM_UNARY(coreNumToString, OBJ_VAL(stringFormatNum(vm, n)))
 
-PRIM(num_infinity) { NO_UNUSED(); GIVE_NUM(INFINITY); }
-PRIM(num_nan) { NO_UNUSED(); GIVE_NUM(NAN); }
-PRIM(num_pi) { NO_UNUSED(); GIVE_NUM(3.14159265358979323846264338327950288); }
-PRIM(num_tau) { NO_UNUSED(); GIVE_NUM(6.28318530717958647692528676655900577); }
-PRIM(num_largest) { NO_UNUSED(); GIVE_NUM(DBL_MAX); }
-PRIM(num_smallest) { NO_UNUSED(); GIVE_NUM(DBL_MIN); }
-PRIM(num_epsilon) { NO_UNUSED(); GIVE_NUM(DBL_EPSILON); }
-PRIM(num_maxSafeInteger) { NO_UNUSED(); GIVE_NUM(9007199254740991.0); }
-PRIM(num_minSafeInteger) { NO_UNUSED(); GIVE_NUM(-9007199254740991.0); }
+PRIM(coreNumInfinity) { NO_UNUSED(); GIVE_NUM(INFINITY); }
+PRIM(coreNumNan) { NO_UNUSED(); GIVE_NUM(NAN); }
+PRIM(coreNumPi) { NO_UNUSED(); GIVE_NUM(3.14159265358979323846264338327950288); }
+PRIM(coreNumTau) { NO_UNUSED(); GIVE_NUM(6.28318530717958647692528676655900577); }
+PRIM(coreNumLargest) { NO_UNUSED(); GIVE_NUM(DBL_MAX); }
+PRIM(coreNumSmallest) { NO_UNUSED(); GIVE_NUM(DBL_MIN); }
+PRIM(coreNumEpsilon) { NO_UNUSED(); GIVE_NUM(DBL_EPSILON); }
+PRIM(coreNumMaxSafeInteger) { NO_UNUSED(); GIVE_NUM(9007199254740991.0); }
+PRIM(coreNumMinSafeInteger) { NO_UNUSED(); GIVE_NUM(-9007199254740991.0); }
 
 static bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-PRIM(num_fromString) {
+PRIM(coreNumFromString) {
   NO_UNUSED();
   if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[1]);
@@ -369,7 +371,7 @@ static int64_t stringFind(ObjString* haystack, ObjString* needle, uint32_t start
   return -1;
 }
 
-PRIM(string_fromCodePoint) {
+PRIM(coreStringFromCodePoint) {
   NO_UNUSED();
   if (!needInt(vm, args[1], "Code point")) return PRIM_ERROR;
   int cp = (int)AS_NUM(args[1]);
@@ -380,7 +382,7 @@ PRIM(string_fromCodePoint) {
   GIVE_OBJ(newStringLength(vm, (const char*)bytes, (size_t)n));
 }
 
-PRIM(string_fromByte) {
+PRIM(coreStringFromByte) {
   NO_UNUSED();
   if (!needInt(vm, args[1], "Byte")) return PRIM_ERROR;
   int byte = (int)AS_NUM(args[1]);
@@ -390,13 +392,13 @@ PRIM(string_fromByte) {
   GIVE_OBJ(newStringLength(vm, &c, 1));
 }
 
-PRIM(string_plus) {
+PRIM(coreStringPlus) {
   NO_UNUSED();
   if (!needString(vm, args[1], "Right operand")) return PRIM_ERROR;
   GIVE_OBJ(concatStrings(vm, AS_STRING(args[0]), AS_STRING(args[1])));
 }
 
-PRIM(string_times) {
+PRIM(coreStringTimes) {
   NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   if (!IS_NUM(args[1]) || trunc(AS_NUM(args[1])) != AS_NUM(args[1]) || AS_NUM(args[1]) < 0) {
@@ -412,7 +414,7 @@ PRIM(string_times) {
   GIVE_OBJ(result);
 }
 
-PRIM(string_subscript) {
+PRIM(coreStringSubscript) {
   NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   if (IS_NUM(args[1])) {
@@ -440,7 +442,7 @@ PRIM(string_subscript) {
   GIVE_OBJ(result);
 }
 
-PRIM(string_byteAt) {
+PRIM(coreStringByteAt) {
   NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   int index = needIndex(vm, args[1], (int)s->length, "Index");
@@ -448,9 +450,9 @@ PRIM(string_byteAt) {
   GIVE_NUM((uint8_t)s->chars[index]);
 }
 
-PRIM(string_byteCount) { NO_UNUSED(); GIVE_NUM(AS_STRING(args[0])->length); }
+PRIM(coreStringByteCount) { NO_UNUSED(); GIVE_NUM(AS_STRING(args[0])->length); }
 
-PRIM(string_codePointAt) {
+PRIM(coreStringCodePointAt) {
   NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   int index = needIndex(vm, args[1], (int)s->length, "Index");
@@ -460,7 +462,7 @@ PRIM(string_codePointAt) {
   GIVE_NUM(utf8Decode(bytes, s->length - (uint32_t)index));
 }
 
-PRIM(string_count) {
+PRIM(coreStringCount) {
   NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   int count = 0;
@@ -470,13 +472,13 @@ PRIM(string_count) {
   GIVE_NUM(count);
 }
 
-PRIM(string_contains) {
+PRIM(coreStringContains) {
   NO_UNUSED();
   if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   GIVE_BOOL(stringFind(AS_STRING(args[0]), AS_STRING(args[1]), 0) != -1);
 }
 
-PRIM(string_startsWith) {
+PRIM(coreStringStartsWith) {
   NO_UNUSED();
   if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[0]);
@@ -484,7 +486,7 @@ PRIM(string_startsWith) {
   GIVE_BOOL(t->length <= s->length && memcmp(s->chars, t->chars, t->length) == 0);
 }
 
-PRIM(string_endsWith) {
+PRIM(coreStringEndsWith) {
   NO_UNUSED();
   if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[0]);
@@ -493,7 +495,7 @@ PRIM(string_endsWith) {
               memcmp(s->chars + s->length - t->length, t->chars, t->length) == 0);
 }
 
-PRIM(string_indexOf) {
+PRIM(coreStringIndexOf) {
   NO_UNUSED();
   if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   uint32_t start = 0;
@@ -505,7 +507,7 @@ PRIM(string_indexOf) {
   GIVE_NUM((double)stringFind(AS_STRING(args[0]), AS_STRING(args[1]), start));
 }
 
-PRIM(string_iterate) {
+PRIM(coreStringIterate) {
   NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   if (IS_NULL(args[1])) GIVE(s->length == 0 ? FALSE_VAL : NUM_VAL(0));
@@ -516,7 +518,7 @@ PRIM(string_iterate) {
   GIVE(next >= s->length ? FALSE_VAL : NUM_VAL(next));
 }
 
-PRIM(string_iterateByte) {
+PRIM(coreStringIterateByte) {
   NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   if (IS_NULL(args[1])) GIVE(s->length == 0 ? FALSE_VAL : NUM_VAL(0));
@@ -526,7 +528,7 @@ PRIM(string_iterateByte) {
   GIVE_NUM(i + 1);
 }
 
-PRIM(string_iteratorValue) {
+PRIM(coreStringIteratorValue) {
   NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   int index = needIndex(vm, args[1], (int)s->length, "Iterator");
@@ -534,16 +536,16 @@ PRIM(string_iteratorValue) {
   GIVE_OBJ(codePointAt(vm, s, (uint32_t)index));
 }
 
-PRIM(string_toString) { NO_UNUSED(); return PRIM_VALUE; }
+PRIM(coreStringToString) { NO_UNUSED(); return PRIM_VALUE; }
 
-OVER_VIEWED(bytes_at, string_byteAt)
-OVER_VIEWED(bytes_count, string_byteCount)
-OVER_VIEWED(bytes_iterate, string_iterateByte)
-OVER_VIEWED(codePoints_at, string_codePointAt)
-OVER_VIEWED(codePoints_count, string_count)
-OVER_VIEWED(codePoints_iterate, string_iterate)
+OVER_VIEWED(coreBytesAt, coreStringByteAt)
+OVER_VIEWED(coreBytesCount, coreStringByteCount)
+OVER_VIEWED(coreBytesIterate, coreStringIterateByte)
+OVER_VIEWED(coreCodePointsAt, coreStringCodePointAt)
+OVER_VIEWED(coreCodePointsCount, coreStringCount)
+OVER_VIEWED(coreCodePointsIterate, coreStringIterate)
 
-PRIM(string_split) {
+PRIM(coreStringSplit) {
   NO_UNUSED();
   if (!IS_STRING(args[1]) || AS_STRING(args[1])->length == 0) {
     FAIL("Delimiter must be a non-empty string.");
@@ -562,7 +564,7 @@ PRIM(string_split) {
   GIVE_OBJ(list);
 }
 
-PRIM(string_replace) {
+PRIM(coreStringReplace) {
   NO_UNUSED();
   if (!IS_STRING(args[1]) || AS_STRING(args[1])->length == 0) {
     FAIL("From must be a non-empty string.");
@@ -617,15 +619,15 @@ static PrimResult trimString(VM* vm, Value* args, int argc, bool left, bool righ
   GIVE(stringValue(vm, start, (size_t)(end - start)));
 }
 
-PRIM(string_trim) { return trimString(vm, args, argc, true, true); }
-PRIM(string_trimStart) { return trimString(vm, args, argc, true, false); }
-PRIM(string_trimEnd) { return trimString(vm, args, argc, false, true); }
+PRIM(coreStringTrim) { return trimString(vm, args, argc, true, true); }
+PRIM(coreStringTrimStart) { return trimString(vm, args, argc, true, false); }
+PRIM(coreStringTrimEnd) { return trimString(vm, args, argc, false, true); }
 
 /* ---- List ----------------------------------------------------------- */
 
-PRIM(list_new) { NO_UNUSED(); GIVE_OBJ(newList(vm, 0)); }
+PRIM(coreListNew) { NO_UNUSED(); GIVE_OBJ(newList(vm, 0)); }
 
-PRIM(list_filled) {
+PRIM(coreListFilled) {
   NO_UNUSED();
   if (!needInt(vm, args[1], "Size")) return PRIM_ERROR;
   if (AS_NUM(args[1]) < 0) FAIL("Size cannot be negative.");
@@ -634,7 +636,7 @@ PRIM(list_filled) {
   GIVE_OBJ(list);
 }
 
-PRIM(list_subscript) {
+PRIM(coreListSubscript) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   if (IS_NUM(args[1])) {
@@ -650,7 +652,7 @@ PRIM(list_subscript) {
   GIVE_OBJ(result);
 }
 
-PRIM(list_subscriptSetter) {
+PRIM(coreListSubscriptSetter) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   int index = needIndex(vm, args[1], list->count, "Subscript");
@@ -659,13 +661,13 @@ PRIM(list_subscriptSetter) {
   GIVE(args[2]);
 }
 
-PRIM(list_add) {
+PRIM(coreListAdd) {
   NO_UNUSED();
   listAppend(vm, AS_LIST(args[0]), args[1]);
   GIVE(args[1]);
 }
 
-PRIM(list_clear) {
+PRIM(coreListClear) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   FREE_ARRAY(vm, Value, list->items, list->capacity);
@@ -674,9 +676,9 @@ PRIM(list_clear) {
   GIVE(NULL_VAL);
 }
 
-PRIM(list_count) { NO_UNUSED(); GIVE_NUM(AS_LIST(args[0])->count); }
+PRIM(coreListCount) { NO_UNUSED(); GIVE_NUM(AS_LIST(args[0])->count); }
 
-PRIM(list_insert) {
+PRIM(coreListInsert) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   int index = needIndex(vm, args[1], list->count + 1, "Index");
@@ -685,7 +687,7 @@ PRIM(list_insert) {
   GIVE(args[2]);
 }
 
-PRIM(list_iterate) {
+PRIM(coreListIterate) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   if (IS_NULL(args[1])) GIVE(list->count == 0 ? FALSE_VAL : NUM_VAL(0));
@@ -695,7 +697,7 @@ PRIM(list_iterate) {
   GIVE_NUM(i + 1);
 }
 
-PRIM(list_iteratorValue) {
+PRIM(coreListIteratorValue) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   int index = needIndex(vm, args[1], list->count, "Iterator");
@@ -703,7 +705,7 @@ PRIM(list_iteratorValue) {
   GIVE(list->items[index]);
 }
 
-PRIM(list_removeAt) {
+PRIM(coreListRemoveAt) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   int index = needIndex(vm, args[1], list->count, "Index");
@@ -711,7 +713,7 @@ PRIM(list_removeAt) {
   GIVE(listRemoveAt(vm, list, index));
 }
 
-PRIM(list_remove) {
+PRIM(coreListRemove) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   for (int i = 0; i < list->count; i++) {
@@ -720,7 +722,7 @@ PRIM(list_remove) {
   GIVE(NULL_VAL);
 }
 
-PRIM(list_indexOf) {
+PRIM(coreListIndexOf) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   for (int i = 0; i < list->count; i++) {
@@ -729,7 +731,7 @@ PRIM(list_indexOf) {
   GIVE_NUM(-1);
 }
 
-PRIM(list_swap) {
+PRIM(coreListSwap) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   int a = needIndex(vm, args[1], list->count, "Index 0");
@@ -748,7 +750,7 @@ static int compareNums(const void* a, const void* b) {
 }
 
 /* Sorts a list of numbers in place; false (nothing done) otherwise. */
-PRIM(list_sortPlain) {
+PRIM(coreListSortPlain) {
   NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   for (int i = 0; i < list->count; i++) {
@@ -771,7 +773,7 @@ static bool plainEquality(VM* vm, Value needle) {
 }
 
 /* true or false, or null when the needle's own == must decide. */
-PRIM(list_containsPlain) {
+PRIM(coreListContainsPlain) {
   NO_UNUSED();
   if (!plainEquality(vm, args[1])) GIVE(NULL_VAL);
   ObjList* list = AS_LIST(args[0]);
@@ -781,7 +783,7 @@ PRIM(list_containsPlain) {
   GIVE(FALSE_VAL);
 }
 
-PRIM(list_toList) {
+PRIM(coreListToList) {
   NO_UNUSED();
   ObjList* source = AS_LIST(args[0]);
   ObjList* copy = newList(vm, source->count);
@@ -789,10 +791,10 @@ PRIM(list_toList) {
   GIVE_OBJ(copy);
 }
 
-PRIM(list_isEmpty) { NO_UNUSED(); GIVE_BOOL(AS_LIST(args[0])->count == 0); }
+PRIM(coreListIsEmpty) { NO_UNUSED(); GIVE_BOOL(AS_LIST(args[0])->count == 0); }
 
 /* Appends another list's elements; false for any other sequence. */
-PRIM(list_appendPlain) {
+PRIM(coreListAppendPlain) {
   NO_UNUSED();
   if (!IS_LIST(args[1])) GIVE(FALSE_VAL);
   ObjList* list = AS_LIST(args[0]);
@@ -806,7 +808,7 @@ PRIM(list_appendPlain) {
  * that the size arithmetic stays in int. */
 #define LIST_MAX_ITEMS (1 << 27)
 
-PRIM(list_times) {
+PRIM(coreListTimes) {
   NO_UNUSED();
   double times = IS_NUM(args[1]) ? AS_NUM(args[1]) : -1;
   if (!isfinite(times) || trunc(times) != times || times < 0) {
@@ -824,9 +826,9 @@ PRIM(list_times) {
 
 /* ---- Map ------------------------------------------------------------ */
 
-PRIM(map_new) { NO_UNUSED(); GIVE_OBJ(newMap(vm)); }
+PRIM(coreMapNew) { NO_UNUSED(); GIVE_OBJ(newMap(vm)); }
 
-PRIM(map_subscript) {
+PRIM(coreMapSubscript) {
   NO_UNUSED();
   if (!needKey(vm, args[1])) return PRIM_ERROR;
   Value value;
@@ -834,35 +836,35 @@ PRIM(map_subscript) {
   GIVE(NULL_VAL);
 }
 
-PRIM(map_subscriptSetter) {
+PRIM(coreMapSubscriptSetter) {
   NO_UNUSED();
   if (!needKey(vm, args[1])) return PRIM_ERROR;
   mapSet(vm, AS_MAP(args[0]), args[1], args[2]);
   GIVE(args[2]);
 }
 
-PRIM(map_clear) {
+PRIM(coreMapClear) {
   NO_UNUSED();
   mapClear(vm, AS_MAP(args[0]));
   GIVE(NULL_VAL);
 }
 
-PRIM(map_containsKey) {
+PRIM(coreMapContainsKey) {
   NO_UNUSED();
   if (!needKey(vm, args[1])) return PRIM_ERROR;
   Value value;
   GIVE_BOOL(mapGet(AS_MAP(args[0]), args[1], &value));
 }
 
-PRIM(map_count) { NO_UNUSED(); GIVE_NUM(AS_MAP(args[0])->count); }
+PRIM(coreMapCount) { NO_UNUSED(); GIVE_NUM(AS_MAP(args[0])->count); }
 
-PRIM(map_remove) {
+PRIM(coreMapRemove) {
   NO_UNUSED();
   if (!needKey(vm, args[1])) return PRIM_ERROR;
   GIVE(mapRemove(vm, AS_MAP(args[0]), args[1]));
 }
 
-PRIM(map_iterate) {
+PRIM(coreMapIterate) {
   NO_UNUSED();
   ObjMap* map = AS_MAP(args[0]);
   if (map->count == 0) GIVE(FALSE_VAL);
@@ -890,14 +892,14 @@ static MapEntry* mapIteratorEntry(VM* vm, Value map, Value iterator) {
   return entry;
 }
 
-PRIM(map_keyAt) {
+PRIM(coreMapKeyAt) {
   NO_UNUSED();
   MapEntry* entry = mapIteratorEntry(vm, args[0], args[1]);
   if (entry == NULL) return PRIM_ERROR;
   GIVE(entry->key);
 }
 
-PRIM(map_valueAt) {
+PRIM(coreMapValueAt) {
   NO_UNUSED();
   MapEntry* entry = mapIteratorEntry(vm, args[0], args[1]);
   if (entry == NULL) return PRIM_ERROR;
@@ -906,7 +908,7 @@ PRIM(map_valueAt) {
 
 /* Map iteration yields MapEntry instances: key in the first field,
  * value in the second. */
-PRIM(map_iteratorValue) {
+PRIM(coreMapIteratorValue) {
   NO_UNUSED();
   MapEntry* entry = mapIteratorEntry(vm, args[0], args[1]);
   if (entry == NULL) return PRIM_ERROR;
@@ -917,35 +919,35 @@ PRIM(map_iteratorValue) {
   GIVE_OBJ(pair);
 }
 
-PRIM(map_isEmpty) { NO_UNUSED(); GIVE_BOOL(AS_MAP(args[0])->count == 0); }
+PRIM(coreMapIsEmpty) { NO_UNUSED(); GIVE_BOOL(AS_MAP(args[0])->count == 0); }
 
-PRIM(mapEntry_key) { NO_UNUSED(); GIVE(AS_INSTANCE(args[0])->fields[0]); }
-PRIM(mapEntry_value) { NO_UNUSED(); GIVE(AS_INSTANCE(args[0])->fields[1]); }
+PRIM(coreMapEntryKey) { NO_UNUSED(); GIVE(AS_INSTANCE(args[0])->fields[0]); }
+PRIM(coreMapEntryValue) { NO_UNUSED(); GIVE(AS_INSTANCE(args[0])->fields[1]); }
 
-OVER_VIEWED(mapKeys_iterate, map_iterate)
-OVER_VIEWED(mapKeys_iteratorValue, map_keyAt)
-OVER_VIEWED(mapValues_iterate, map_iterate)
-OVER_VIEWED(mapValues_iteratorValue, map_valueAt)
-OVER_VIEWED(mapKeys_count, map_count)
-OVER_VIEWED(mapValues_count, map_count)
+OVER_VIEWED(coreMapKeysIterate, coreMapIterate)
+OVER_VIEWED(coreMapKeysIteratorValue, coreMapKeyAt)
+OVER_VIEWED(coreMapValuesIterate, coreMapIterate)
+OVER_VIEWED(coreMapValuesIteratorValue, coreMapValueAt)
+OVER_VIEWED(coreMapKeysCount, coreMapCount)
+OVER_VIEWED(coreMapValuesCount, coreMapCount)
 
 /* ---- Range ---------------------------------------------------------- */
 
-PRIM(range_from) { NO_UNUSED(); GIVE_NUM(AS_RANGE(args[0])->from); }
-PRIM(range_to) { NO_UNUSED(); GIVE_NUM(AS_RANGE(args[0])->to); }
-PRIM(range_min) {
+PRIM(coreRangeFrom) { NO_UNUSED(); GIVE_NUM(AS_RANGE(args[0])->from); }
+PRIM(coreRangeTo) { NO_UNUSED(); GIVE_NUM(AS_RANGE(args[0])->to); }
+PRIM(coreRangeMin) {
   NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
   GIVE_NUM(r->from < r->to ? r->from : r->to);
 }
-PRIM(range_max) {
+PRIM(coreRangeMax) {
   NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
   GIVE_NUM(r->from > r->to ? r->from : r->to);
 }
-PRIM(range_isInclusive) { NO_UNUSED(); GIVE_BOOL(AS_RANGE(args[0])->isInclusive); }
+PRIM(coreRangeIsInclusive) { NO_UNUSED(); GIVE_BOOL(AS_RANGE(args[0])->isInclusive); }
 
-PRIM(range_iterate) {
+PRIM(coreRangeIterate) {
   NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
   if (r->from == r->to && !r->isInclusive) GIVE(FALSE_VAL);
@@ -962,7 +964,7 @@ PRIM(range_iterate) {
   GIVE_NUM(i);
 }
 
-PRIM(range_iteratorValue) { NO_UNUSED(); GIVE(args[1]); }
+PRIM(coreRangeIteratorValue) { NO_UNUSED(); GIVE(args[1]); }
 
 /* How many values iterating r visits: the start, then steps of one
  * towards the end, which is visited when inclusive and passed over
@@ -974,9 +976,9 @@ static double rangeLength(ObjRange* r) {
   return r->isInclusive ? 1 + floor(span) : ceil(span);
 }
 
-PRIM(range_count) { NO_UNUSED(); GIVE_NUM(rangeLength(AS_RANGE(args[0]))); }
+PRIM(coreRangeCount) { NO_UNUSED(); GIVE_NUM(rangeLength(AS_RANGE(args[0]))); }
 
-PRIM(range_toList) {
+PRIM(coreRangeToList) {
   NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
   double length = rangeLength(r);
@@ -987,7 +989,7 @@ PRIM(range_toList) {
   GIVE_OBJ(list);
 }
 
-PRIM(range_toString) {
+PRIM(coreRangeToString) {
   NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
   ObjString* from = stringFormatNum(vm, r->from);
@@ -1000,20 +1002,20 @@ PRIM(range_toString) {
 
 /* ---- Fn ------------------------------------------------------------- */
 
-PRIM(fn_new) {
+PRIM(coreFnNew) {
   NO_UNUSED();
   if (!needFn(vm, args[1], "Argument")) return PRIM_ERROR;
   GIVE(args[1]);
 }
 
-PRIM(fn_arity) { NO_UNUSED(); GIVE_NUM(AS_CLOSURE(args[0])->fn->arity); }
-PRIM(fn_toString) { NO_UNUSED(); GIVE_OBJ(newString(vm, "<fn>")); }
+PRIM(coreFnArity) { NO_UNUSED(); GIVE_NUM(AS_CLOSURE(args[0])->fn->arity); }
+PRIM(coreFnToString) { NO_UNUSED(); GIVE_OBJ(newString(vm, "<fn>")); }
 
 /* ---- Fiber ---------------------------------------------------------- */
 
 static bool fiberIsDone(ObjFiber* f) { return f->frameCount == 0 || !IS_NULL(f->error); }
 
-PRIM(fiber_new) {
+PRIM(coreFiberNew) {
   NO_UNUSED();
   if (!needFn(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjClosure* closure = AS_CLOSURE(args[1]);
@@ -1021,22 +1023,22 @@ PRIM(fiber_new) {
   GIVE_OBJ(newFiber(vm, closure));
 }
 
-PRIM(fiber_abort) {
+PRIM(coreFiberAbort) {
   NO_UNUSED();
   vm->fiber->error = args[1];
   if (IS_NULL(args[1])) GIVE(NULL_VAL);
   return PRIM_ERROR;
 }
 
-PRIM(fiber_current) { NO_UNUSED(); GIVE_OBJ(vm->fiber); }
+PRIM(coreFiberCurrent) { NO_UNUSED(); GIVE_OBJ(vm->fiber); }
 
-PRIM(fiber_suspend) {
+PRIM(coreFiberSuspend) {
   NO_UNUSED();
   vm->fiber = NULL;
   return PRIM_SWITCH;
 }
 
-PRIM(fiber_yield) {
+PRIM(coreFiberYield) {
   ObjFiber* current = vm->fiber;
   ObjFiber* caller = current->caller;
   current->caller = NULL;
@@ -1060,10 +1062,10 @@ static PrimResult runFiber(VM* vm, Value* args, int argc, bool isTry, const char
   return PRIM_SWITCH;
 }
 
-PRIM(fiber_call) { return runFiber(vm, args, argc, false, "call"); }
-PRIM(fiber_try) { return runFiber(vm, args, argc, true, "try"); }
+PRIM(coreFiberCall) { return runFiber(vm, args, argc, false, "call"); }
+PRIM(coreFiberTry) { return runFiber(vm, args, argc, true, "try"); }
 
-PRIM(fiber_transfer) {
+PRIM(coreFiberTransfer) {
   ObjFiber* target = AS_FIBER(args[0]);
   if (target->frameCount == 0) FAIL("Cannot transfer to a finished fiber.");
   if (!IS_NULL(target->error)) FAIL("Cannot transfer to an aborted fiber.");
@@ -1073,7 +1075,7 @@ PRIM(fiber_transfer) {
   return PRIM_SWITCH;
 }
 
-PRIM(fiber_transferError) {
+PRIM(coreFiberTransferError) {
   NO_UNUSED();
   ObjFiber* target = AS_FIBER(args[0]);
   if (target->frameCount == 0) FAIL("Cannot transfer to a finished fiber.");
@@ -1084,13 +1086,13 @@ PRIM(fiber_transferError) {
   return PRIM_ERROR;
 }
 
-PRIM(fiber_error) { NO_UNUSED(); GIVE(AS_FIBER(args[0])->error); }
-PRIM(fiber_isDone) { NO_UNUSED(); GIVE_BOOL(fiberIsDone(AS_FIBER(args[0]))); }
+PRIM(coreFiberError) { NO_UNUSED(); GIVE(AS_FIBER(args[0])->error); }
+PRIM(coreFiberIsDone) { NO_UNUSED(); GIVE_BOOL(fiberIsDone(AS_FIBER(args[0]))); }
 
 /* ---- Sequence ------------------------------------------------------- */
 
 /* Sequence.checkCount_(n), the argument check of skip and take. */
-PRIM(sequence_checkCount) {
+PRIM(coreSequenceCheckCount) {
   NO_UNUSED();
   double n = IS_NUM(args[1]) ? AS_NUM(args[1]) : -1;
   if (!isfinite(n) || trunc(n) != n || n < 0) FAIL("Count must be a non-negative integer.");
@@ -1099,9 +1101,9 @@ PRIM(sequence_checkCount) {
 
 /* ---- System --------------------------------------------------------- */
 
-PRIM(system_clock) { NO_UNUSED(); GIVE_NUM(host_clock()); }
+PRIM(coreSystemClock) { NO_UNUSED(); GIVE_NUM(host_clock()); }
 
-PRIM(system_gc) {
+PRIM(coreSystemGc) {
   NO_UNUSED();
   gcCollect(vm);
   GIVE(NULL_VAL);
@@ -1117,252 +1119,273 @@ static void bindPrimitive(VM* vm, ObjClass* cls, const char* signature, Primitiv
   bindMethod(vm, cls, symbol, m);
 }
 
-#define BIND(cls, sig, name) bindPrimitive(vm, cls, sig, prim_##name)
-#define BIND_STATIC(cls, sig, name) bindPrimitive(vm, (cls)->obj.classObj, sig, prim_##name)
-
 static ObjClass* coreClass(VM* vm, const char* name) {
   int index = moduleFindVariable(vm->coreModule, name, (int)strlen(name));
   return AS_CLASS(vm->coreModule->variables[index]);
 }
 
-static void bindObjectAndClass(VM* vm) {
+/* One primitive of a core class: the class (a core module variable),
+ * whether the method is static (bound on its metaclass), its signature
+ * and its C function. */
+typedef struct {
+  const char* owner;
+  bool isStatic;
+  const char* signature;
+  Primitive fn;
+} CoreMethod;
+
+/* Object and Class are made by hand before core.wren runs, and their
+ * methods bound at once: each class core.wren declares starts from a
+ * copy of Object's methods. */
+static const CoreMethod ROOT_METHODS[] = {
+  {"Object", false, "!", coreObjectNot},
+  {"Object", false, "==(_)", coreObjectEq},
+  {"Object", false, "!=(_)", coreObjectNeq},
+  {"Object", false, "is(_)", coreObjectIs},
+  {"Object", false, "toString", coreObjectToString},
+  {"Object", false, "type", coreObjectType},
+  {"Class", false, "name", coreClassName},
+  {"Class", false, "supertype", coreClassSupertype},
+  {"Class", false, "toString", coreClassName},
+  {"Class", false, "attributes", coreClassAttributes},
+  {"Object", true, "same(_,_)", coreObjectSame},
+};
+
+/* Everything else, bound once core.wren has declared the classes; a
+ * primitive replaces a Wren method of the same signature. */
+static const CoreMethod CORE_METHODS[] = {
+  {"Bool", false, "!", coreBoolNot},
+  {"Bool", false, "toString", coreBoolToString},
+  {"Null", false, "!", coreNullNot},
+  {"Null", false, "toString", coreNullToString},
+  {"Num", true, "fromString(_)", coreNumFromString},
+  {"Num", true, "infinity", coreNumInfinity},
+  {"Num", true, "nan", coreNumNan},
+  {"Num", true, "pi", coreNumPi},
+  {"Num", true, "tau", coreNumTau},
+  {"Num", true, "largest", coreNumLargest},
+  {"Num", true, "smallest", coreNumSmallest},
+  {"Num", true, "epsilon", coreNumEpsilon},
+  {"Num", true, "maxSafeInteger", coreNumMaxSafeInteger},
+  {"Num", true, "minSafeInteger", coreNumMinSafeInteger},
+  {"Num", false, "-", coreNumNegate},
+  {"Num", false, "+(_)", coreNumAdd},
+  {"Num", false, "-(_)", coreNumSub},
+  {"Num", false, "*(_)", coreNumMul},
+  {"Num", false, "/(_)", coreNumDiv},
+  {"Num", false, "%(_)", coreNumMod},
+  {"Num", false, "<(_)", coreNumLt},
+  {"Num", false, ">(_)", coreNumGt},
+  {"Num", false, "<=(_)", coreNumLte},
+  {"Num", false, ">=(_)", coreNumGte},
+  {"Num", false, "==(_)", coreNumEq},
+  {"Num", false, "!=(_)", coreNumNeq},
+  {"Num", false, "&(_)", coreNumBitAnd},
+  {"Num", false, "|(_)", coreNumBitOr},
+  {"Num", false, "^(_)", coreNumBitXor},
+  {"Num", false, "<<(_)", coreNumShl},
+  {"Num", false, ">>(_)", coreNumShr},
+  {"Num", false, "~", coreNumBitNot},
+  {"Num", false, "..(_)", coreNumRange},
+  {"Num", false, "...(_)", coreNumRangeExclusive},
+  {"Num", false, "abs", coreNumAbs},
+  {"Num", false, "acos", coreNumAcos},
+  {"Num", false, "asin", coreNumAsin},
+  {"Num", false, "atan", coreNumAtan},
+  {"Num", false, "atan(_)", coreNumAtan2},
+  {"Num", false, "cbrt", coreNumCbrt},
+  {"Num", false, "ceil", coreNumCeil},
+  {"Num", false, "cos", coreNumCos},
+  {"Num", false, "exp", coreNumExp},
+  {"Num", false, "floor", coreNumFloor},
+  {"Num", false, "fraction", coreNumFraction},
+  {"Num", false, "isInfinity", coreNumIsInfinity},
+  {"Num", false, "isInteger", coreNumIsInteger},
+  {"Num", false, "isNan", coreNumIsNan},
+  {"Num", false, "log", coreNumLog},
+  {"Num", false, "log2", coreNumLog2},
+  {"Num", false, "pow(_)", coreNumPow},
+  {"Num", false, "round", coreNumRound},
+  {"Num", false, "sign", coreNumSign},
+  {"Num", false, "sin", coreNumSin},
+  {"Num", false, "sqrt", coreNumSqrt},
+  {"Num", false, "tan", coreNumTan},
+  {"Num", false, "truncate", coreNumTruncate},
+  {"Num", false, "min(_)", coreNumMin},
+  {"Num", false, "max(_)", coreNumMax},
+  {"Num", false, "clamp(_,_)", coreNumClamp},
+  {"Num", false, "toString", coreNumToString},
+  {"String", true, "fromCodePoint(_)", coreStringFromCodePoint},
+  {"String", true, "fromByte(_)", coreStringFromByte},
+  {"String", false, "+(_)", coreStringPlus},
+  {"String", false, "*(_)", coreStringTimes},
+  {"String", false, "[_]", coreStringSubscript},
+  {"String", false, "count", coreStringCount},
+  {"String", false, "contains(_)", coreStringContains},
+  {"String", false, "startsWith(_)", coreStringStartsWith},
+  {"String", false, "endsWith(_)", coreStringEndsWith},
+  {"String", false, "indexOf(_)", coreStringIndexOf},
+  {"String", false, "indexOf(_,_)", coreStringIndexOf},
+  {"String", false, "iterate(_)", coreStringIterate},
+  {"String", false, "iteratorValue(_)", coreStringIteratorValue},
+  {"String", false, "toString", coreStringToString},
+  {"String", false, "split(_)", coreStringSplit},
+  {"String", false, "replace(_,_)", coreStringReplace},
+  {"String", false, "trim()", coreStringTrim},
+  {"String", false, "trim(_)", coreStringTrim},
+  {"String", false, "trimStart()", coreStringTrimStart},
+  {"String", false, "trimStart(_)", coreStringTrimStart},
+  {"String", false, "trimEnd()", coreStringTrimEnd},
+  {"String", false, "trimEnd(_)", coreStringTrimEnd},
+  {"StringBytes", false, "[_]", coreBytesAt},
+  {"StringBytes", false, "count", coreBytesCount},
+  {"StringBytes", false, "iterate(_)", coreBytesIterate},
+  {"StringBytes", false, "iteratorValue(_)", coreBytesAt},
+  {"StringCodePoints", false, "[_]", coreCodePointsAt},
+  {"StringCodePoints", false, "count", coreCodePointsCount},
+  {"StringCodePoints", false, "iterate(_)", coreCodePointsIterate},
+  {"StringCodePoints", false, "iteratorValue(_)", coreCodePointsAt},
+  {"List", true, "new()", coreListNew},
+  {"List", true, "filled(_,_)", coreListFilled},
+  {"List", false, "[_]", coreListSubscript},
+  {"List", false, "[_]=(_)", coreListSubscriptSetter},
+  {"List", false, "add(_)", coreListAdd},
+  {"List", false, "clear()", coreListClear},
+  {"List", false, "count", coreListCount},
+  {"List", false, "insert(_,_)", coreListInsert},
+  {"List", false, "iterate(_)", coreListIterate},
+  {"List", false, "iteratorValue(_)", coreListIteratorValue},
+  {"List", false, "removeAt(_)", coreListRemoveAt},
+  {"List", false, "remove(_)", coreListRemove},
+  {"List", false, "indexOf(_)", coreListIndexOf},
+  {"List", false, "swap(_,_)", coreListSwap},
+  {"List", false, "sortPlain_()", coreListSortPlain},
+  {"List", false, "containsPlain_(_)", coreListContainsPlain},
+  {"List", false, "toList", coreListToList},
+  {"List", false, "isEmpty", coreListIsEmpty},
+  {"List", false, "appendPlain_(_)", coreListAppendPlain},
+  {"List", false, "*(_)", coreListTimes},
+  {"List", false, "joinPlain_(_)", coreListJoinPlain},
+  {"List", false, "plainText_", corePlainText},
+  {"Map", true, "new()", coreMapNew},
+  {"Map", false, "[_]", coreMapSubscript},
+  {"Map", false, "[_]=(_)", coreMapSubscriptSetter},
+  {"Map", false, "clear()", coreMapClear},
+  {"Map", false, "containsKey(_)", coreMapContainsKey},
+  {"Map", false, "count", coreMapCount},
+  {"Map", false, "remove(_)", coreMapRemove},
+  {"Map", false, "iterate(_)", coreMapIterate},
+  {"Map", false, "iteratorValue(_)", coreMapIteratorValue},
+  {"Map", false, "isEmpty", coreMapIsEmpty},
+  {"Map", false, "plainText_", corePlainText},
+  {"MapEntry", false, "key", coreMapEntryKey},
+  {"MapEntry", false, "value", coreMapEntryValue},
+  {"MapKeys", false, "iterate(_)", coreMapKeysIterate},
+  {"MapKeys", false, "iteratorValue(_)", coreMapKeysIteratorValue},
+  {"MapKeys", false, "count", coreMapKeysCount},
+  {"MapValues", false, "iterate(_)", coreMapValuesIterate},
+  {"MapValues", false, "iteratorValue(_)", coreMapValuesIteratorValue},
+  {"MapValues", false, "count", coreMapValuesCount},
+  {"Range", false, "from", coreRangeFrom},
+  {"Range", false, "to", coreRangeTo},
+  {"Range", false, "min", coreRangeMin},
+  {"Range", false, "max", coreRangeMax},
+  {"Range", false, "isInclusive", coreRangeIsInclusive},
+  {"Range", false, "iterate(_)", coreRangeIterate},
+  {"Range", false, "iteratorValue(_)", coreRangeIteratorValue},
+  {"Range", false, "toString", coreRangeToString},
+  {"Range", false, "count", coreRangeCount},
+  {"Range", false, "toList", coreRangeToList},
+  {"Sequence", true, "checkCount_(_)", coreSequenceCheckCount},
+  {"Fn", true, "new(_)", coreFnNew},
+  {"Fn", false, "arity", coreFnArity},
+  {"Fn", false, "toString", coreFnToString},
+  {"Fiber", true, "new(_)", coreFiberNew},
+  {"Fiber", true, "abort(_)", coreFiberAbort},
+  {"Fiber", true, "current", coreFiberCurrent},
+  {"Fiber", true, "suspend()", coreFiberSuspend},
+  {"Fiber", true, "yield()", coreFiberYield},
+  {"Fiber", true, "yield(_)", coreFiberYield},
+  {"Fiber", false, "call()", coreFiberCall},
+  {"Fiber", false, "call(_)", coreFiberCall},
+  {"Fiber", false, "try()", coreFiberTry},
+  {"Fiber", false, "try(_)", coreFiberTry},
+  {"Fiber", false, "transfer()", coreFiberTransfer},
+  {"Fiber", false, "transfer(_)", coreFiberTransfer},
+  {"Fiber", false, "transferError(_)", coreFiberTransferError},
+  {"Fiber", false, "error", coreFiberError},
+  {"Fiber", false, "isDone", coreFiberIsDone},
+  {"System", true, "clock", coreSystemClock},
+  {"System", true, "gc()", coreSystemGc},
+  {"System", true, "put_(_,_)", coreSystemPut},
+};
+
+static void bindTable(VM* vm, const CoreMethod* table, size_t count) {
+  const char* lastOwner = NULL;
+  ObjClass* cls = NULL;
+  for (size_t i = 0; i < count; i++) {
+    if (lastOwner == NULL || strcmp(lastOwner, table[i].owner) != 0) {
+      lastOwner = table[i].owner;
+      cls = coreClass(vm, lastOwner);
+    }
+    bindPrimitive(vm, table[i].isStatic ? cls->obj.classObj : cls, table[i].signature, table[i].fn);
+  }
+}
+
+#define BIND_TABLE(vm, table) bindTable(vm, table, sizeof table / sizeof table[0])
+
+/* Binds the entries of ROOT_METHODS for one class, static or not. */
+static void bindRoot(VM* vm, ObjClass* cls, const char* owner, bool isStatic) {
+  for (size_t i = 0; i < sizeof ROOT_METHODS / sizeof ROOT_METHODS[0]; i++) {
+    const CoreMethod* m = &ROOT_METHODS[i];
+    if (m->isStatic == isStatic && strcmp(m->owner, owner) == 0) {
+      bindPrimitive(vm, cls, m->signature, m->fn);
+    }
+  }
+}
+
+/* Object, Class and Object's metaclass refer to one another, so they are
+ * wired up by hand, each bound before the next copies its methods:
+ * Class is an Object, Object's metaclass is a Class, and Class is its
+ * own class. */
+static void makeRootClasses(VM* vm) {
   ObjModule* core = vm->coreModule;
   vm->objectClass = newSingleClass(vm, 0, newString(vm, "Object"));
   moduleAddVariable(vm, core, "Object", 6, OBJ_VAL(vm->objectClass));
-  BIND(vm->objectClass, "!", object_not);
-  BIND(vm->objectClass, "==(_)", object_eq);
-  BIND(vm->objectClass, "!=(_)", object_neq);
-  BIND(vm->objectClass, "is(_)", object_is);
-  BIND(vm->objectClass, "toString", object_toString);
-  BIND(vm->objectClass, "type", object_type);
-
+  bindRoot(vm, vm->objectClass, "Object", false);
   vm->classClass = newSingleClass(vm, 0, newString(vm, "Class"));
   bindSuperclass(vm, vm->classClass, vm->objectClass);
   moduleAddVariable(vm, core, "Class", 5, OBJ_VAL(vm->classClass));
-  BIND(vm->classClass, "name", class_name);
-  BIND(vm->classClass, "supertype", class_supertype);
-  BIND(vm->classClass, "toString", class_name);
-  BIND(vm->classClass, "attributes", class_attributes);
-
+  bindRoot(vm, vm->classClass, "Class", false);
   ObjClass* objectMeta = newSingleClass(vm, 0, newString(vm, "Object metaclass"));
   bindSuperclass(vm, objectMeta, vm->classClass);
   vm->objectClass->obj.classObj = objectMeta;
   objectMeta->obj.classObj = vm->classClass;
   vm->classClass->obj.classObj = vm->classClass;
-  BIND(objectMeta, "same(_,_)", object_same);
+  bindRoot(vm, objectMeta, "Object", true);
 }
 
-static void bindNum(VM* vm) {
-  ObjClass* c = vm->numClass;
-  BIND_STATIC(c, "fromString(_)", num_fromString);
-  BIND_STATIC(c, "infinity", num_infinity);
-  BIND_STATIC(c, "nan", num_nan);
-  BIND_STATIC(c, "pi", num_pi);
-  BIND_STATIC(c, "tau", num_tau);
-  BIND_STATIC(c, "largest", num_largest);
-  BIND_STATIC(c, "smallest", num_smallest);
-  BIND_STATIC(c, "epsilon", num_epsilon);
-  BIND_STATIC(c, "maxSafeInteger", num_maxSafeInteger);
-  BIND_STATIC(c, "minSafeInteger", num_minSafeInteger);
-  BIND(c, "-", num_negate);
-  BIND(c, "+(_)", num_add);
-  BIND(c, "-(_)", num_sub);
-  BIND(c, "*(_)", num_mul);
-  BIND(c, "/(_)", num_div);
-  BIND(c, "%(_)", num_mod);
-  BIND(c, "<(_)", num_lt);
-  BIND(c, ">(_)", num_gt);
-  BIND(c, "<=(_)", num_lte);
-  BIND(c, ">=(_)", num_gte);
-  BIND(c, "==(_)", num_eq);
-  BIND(c, "!=(_)", num_neq);
-  BIND(c, "&(_)", num_bitAnd);
-  BIND(c, "|(_)", num_bitOr);
-  BIND(c, "^(_)", num_bitXor);
-  BIND(c, "<<(_)", num_shl);
-  BIND(c, ">>(_)", num_shr);
-  BIND(c, "~", num_bitNot);
-  BIND(c, "..(_)", num_range);
-  BIND(c, "...(_)", num_rangeExclusive);
-  BIND(c, "abs", num_abs);
-  BIND(c, "acos", num_acos);
-  BIND(c, "asin", num_asin);
-  BIND(c, "atan", num_atan);
-  BIND(c, "atan(_)", num_atan2);
-  BIND(c, "cbrt", num_cbrt);
-  BIND(c, "ceil", num_ceil);
-  BIND(c, "cos", num_cos);
-  BIND(c, "exp", num_exp);
-  BIND(c, "floor", num_floor);
-  BIND(c, "fraction", num_fraction);
-  BIND(c, "isInfinity", num_isInfinity);
-  BIND(c, "isInteger", num_isInteger);
-  BIND(c, "isNan", num_isNan);
-  BIND(c, "log", num_log);
-  BIND(c, "log2", num_log2);
-  BIND(c, "pow(_)", num_pow);
-  BIND(c, "round", num_round);
-  BIND(c, "sign", num_sign);
-  BIND(c, "sin", num_sin);
-  BIND(c, "sqrt", num_sqrt);
-  BIND(c, "tan", num_tan);
-  BIND(c, "truncate", num_truncate);
-  BIND(c, "min(_)", num_min);
-  BIND(c, "max(_)", num_max);
-  BIND(c, "clamp(_,_)", num_clamp);
-  BIND(c, "toString", num_toString);
-}
-
-static void bindString(VM* vm) {
-  ObjClass* c = vm->stringClass;
-  BIND_STATIC(c, "fromCodePoint(_)", string_fromCodePoint);
-  BIND_STATIC(c, "fromByte(_)", string_fromByte);
-  BIND(c, "+(_)", string_plus);
-  BIND(c, "*(_)", string_times);
-  BIND(c, "[_]", string_subscript);
-  BIND(c, "count", string_count);
-  BIND(c, "contains(_)", string_contains);
-  BIND(c, "startsWith(_)", string_startsWith);
-  BIND(c, "endsWith(_)", string_endsWith);
-  BIND(c, "indexOf(_)", string_indexOf);
-  BIND(c, "indexOf(_,_)", string_indexOf);
-  BIND(c, "iterate(_)", string_iterate);
-  BIND(c, "iteratorValue(_)", string_iteratorValue);
-  BIND(c, "toString", string_toString);
-  BIND(c, "split(_)", string_split);
-  BIND(c, "replace(_,_)", string_replace);
-  BIND(c, "trim()", string_trim);
-  BIND(c, "trim(_)", string_trim);
-  BIND(c, "trimStart()", string_trimStart);
-  BIND(c, "trimStart(_)", string_trimStart);
-  BIND(c, "trimEnd()", string_trimEnd);
-  BIND(c, "trimEnd(_)", string_trimEnd);
-
-  c = coreClass(vm, "StringBytes");
-  BIND(c, "[_]", bytes_at);
-  BIND(c, "count", bytes_count);
-  BIND(c, "iterate(_)", bytes_iterate);
-  BIND(c, "iteratorValue(_)", bytes_at);
-  c = coreClass(vm, "StringCodePoints");
-  BIND(c, "[_]", codePoints_at);
-  BIND(c, "count", codePoints_count);
-  BIND(c, "iterate(_)", codePoints_iterate);
-  BIND(c, "iteratorValue(_)", codePoints_at);
-}
-
-static void bindCollections(VM* vm) {
-  ObjClass* c = vm->listClass;
-  BIND_STATIC(c, "new()", list_new);
-  BIND_STATIC(c, "filled(_,_)", list_filled);
-  BIND(c, "[_]", list_subscript);
-  BIND(c, "[_]=(_)", list_subscriptSetter);
-  BIND(c, "add(_)", list_add);
-  BIND(c, "clear()", list_clear);
-  BIND(c, "count", list_count);
-  BIND(c, "insert(_,_)", list_insert);
-  BIND(c, "iterate(_)", list_iterate);
-  BIND(c, "iteratorValue(_)", list_iteratorValue);
-  BIND(c, "removeAt(_)", list_removeAt);
-  BIND(c, "remove(_)", list_remove);
-  BIND(c, "indexOf(_)", list_indexOf);
-  BIND(c, "swap(_,_)", list_swap);
-  BIND(c, "sortPlain_()", list_sortPlain);
-  BIND(c, "containsPlain_(_)", list_containsPlain);
-  BIND(c, "toList", list_toList);
-  BIND(c, "isEmpty", list_isEmpty);
-  BIND(c, "appendPlain_(_)", list_appendPlain);
-  BIND(c, "*(_)", list_times);
-  bindPrimitive(vm, c, "joinPlain_(_)", coreListJoinPlain);
-  bindPrimitive(vm, c, "plainText_", corePlainText);
-
-  c = vm->mapClass;
-  BIND_STATIC(c, "new()", map_new);
-  BIND(c, "[_]", map_subscript);
-  BIND(c, "[_]=(_)", map_subscriptSetter);
-  BIND(c, "clear()", map_clear);
-  BIND(c, "containsKey(_)", map_containsKey);
-  BIND(c, "count", map_count);
-  BIND(c, "remove(_)", map_remove);
-  BIND(c, "iterate(_)", map_iterate);
-  BIND(c, "iteratorValue(_)", map_iteratorValue);
-  BIND(c, "isEmpty", map_isEmpty);
-  bindPrimitive(vm, c, "plainText_", corePlainText);
-
-  c = vm->mapEntryClass;
-  BIND(c, "key", mapEntry_key);
-  BIND(c, "value", mapEntry_value);
-  c = coreClass(vm, "MapKeys");
-  BIND(c, "iterate(_)", mapKeys_iterate);
-  BIND(c, "iteratorValue(_)", mapKeys_iteratorValue);
-  BIND(c, "count", mapKeys_count);
-  c = coreClass(vm, "MapValues");
-  BIND(c, "iterate(_)", mapValues_iterate);
-  BIND(c, "iteratorValue(_)", mapValues_iteratorValue);
-  BIND(c, "count", mapValues_count);
-
-  c = vm->rangeClass;
-  BIND(c, "from", range_from);
-  BIND(c, "to", range_to);
-  BIND(c, "min", range_min);
-  BIND(c, "max", range_max);
-  BIND(c, "isInclusive", range_isInclusive);
-  BIND(c, "iterate(_)", range_iterate);
-  BIND(c, "iteratorValue(_)", range_iteratorValue);
-  BIND(c, "toString", range_toString);
-  BIND(c, "count", range_count);
-  BIND(c, "toList", range_toList);
-
-  BIND_STATIC(coreClass(vm, "Sequence"), "checkCount_(_)", sequence_checkCount);
-}
-
-static void bindFnFiberSystem(VM* vm) {
-  ObjClass* c = vm->fnClass;
-  BIND_STATIC(c, "new(_)", fn_new);
-  BIND(c, "arity", fn_arity);
-  BIND(c, "toString", fn_toString);
-  char signature[64];
-  for (int i = 0; i <= MAX_PARAMETERS; i++) {
-    int length = snprintf(signature, sizeof signature, "call");
-    if (i > 0) {
-      signature[length++] = '(';
-      for (int j = 0; j < i; j++) {
-        if (j > 0) signature[length++] = ',';
-        signature[length++] = '_';
-      }
-      signature[length++] = ')';
-    } else {
-      length += snprintf(signature + length, sizeof signature - length, "()");
+/* Fn.call with 0 to MAX_PARAMETERS arguments: "call()", "call(_)",
+ * "call(_,_)"... all dispatched by the interpreter itself. */
+static void bindFnCalls(VM* vm) {
+  char signature[8 + 2 * MAX_PARAMETERS];
+  for (int arity = 0; arity <= MAX_PARAMETERS; arity++) {
+    int length = 0;
+    memcpy(signature, "call(", 5);
+    length = 5;
+    for (int k = 0; k < arity; k++) {
+      if (k > 0) signature[length++] = ',';
+      signature[length++] = '_';
     }
+    signature[length++] = ')';
     signature[length] = '\0';
     int symbol = symbolTableEnsure(&vm->methodNames, signature, length);
-    vm->symCall[i] = symbol;
+    vm->symCall[arity] = symbol;
     Method m;
     m.type = METHOD_FN_CALL;
     m.as.primitive = NULL;
-    bindMethod(vm, c, symbol, m);
+    bindMethod(vm, vm->fnClass, symbol, m);
   }
-
-  c = vm->fiberClass;
-  BIND_STATIC(c, "new(_)", fiber_new);
-  BIND_STATIC(c, "abort(_)", fiber_abort);
-  BIND_STATIC(c, "current", fiber_current);
-  BIND_STATIC(c, "suspend()", fiber_suspend);
-  BIND_STATIC(c, "yield()", fiber_yield);
-  BIND_STATIC(c, "yield(_)", fiber_yield);
-  BIND(c, "call()", fiber_call);
-  BIND(c, "call(_)", fiber_call);
-  BIND(c, "try()", fiber_try);
-  BIND(c, "try(_)", fiber_try);
-  BIND(c, "transfer()", fiber_transfer);
-  BIND(c, "transfer(_)", fiber_transfer);
-  BIND(c, "transferError(_)", fiber_transferError);
-  BIND(c, "error", fiber_error);
-  BIND(c, "isDone", fiber_isDone);
-
-  c = coreClass(vm, "System");
-  BIND_STATIC(c, "clock", system_clock);
-  BIND_STATIC(c, "gc()", system_gc);
-  bindPrimitive(vm, c->obj.classObj, "put_(_,_)", coreSystemPut);
 }
 
 /* Objects made before their class existed get it now. */
@@ -1385,7 +1408,7 @@ static void fixUpClasses(VM* vm) {
 void coreInitialize(VM* vm) {
   vm->coreModule = newModule(vm, NULL);
   mapSet(vm, vm->modules, NULL_VAL, OBJ_VAL(vm->coreModule));
-  bindObjectAndClass(vm);
+  makeRootClasses(vm);
 
   ObjFn* fn = compileModule(vm, vm->coreModule, coreSource);
   if (fn == NULL) __builtin_trap();
@@ -1417,14 +1440,8 @@ void coreInitialize(VM* vm) {
                         vm->fiberClass, vm->classClass};
   for (size_t i = 0; i < sizeof sealed / sizeof sealed[0]; i++) sealed[i]->isSealed = true;
 
-  BIND(vm->boolClass, "!", bool_not);
-  BIND(vm->boolClass, "toString", bool_toString);
-  BIND(vm->nullClass, "!", null_not);
-  BIND(vm->nullClass, "toString", null_toString);
-  bindNum(vm);
-  bindString(vm);
-  bindCollections(vm);
-  bindFnFiberSystem(vm);
+  BIND_TABLE(vm, CORE_METHODS);
+  bindFnCalls(vm);
   fixUpClasses(vm);
 
   vm->symIterate = symbolTableEnsure(&vm->methodNames, "iterate(_)", 10);
