@@ -26,6 +26,7 @@ typedef struct {
 } TextBuf;
 
 static void textPut(TextBuf* t, const char* chars, size_t length) {
+  if (length == 0) return;
   if (t->length + length > t->capacity) {
     size_t capacity = t->capacity < 64 ? 64 : t->capacity;
     while (capacity < t->length + length) capacity *= 2;
