@@ -1091,6 +1091,35 @@ PRIM(coreFiberIsDone) { NO_UNUSED(); GIVE_BOOL(fiberIsDone(AS_FIBER(args[0]))); 
 
 /* ---- Sequence ------------------------------------------------------- */
 
+/* SequenceView.iterate and iteratorValue. A view's fields: 0 its source,
+ * 1 and 2 the advance and read functions, 3 and 4 whether those merely
+ * stand in for the source's own iterate and iteratorValue. A stand-in
+ * is skipped when the source's method is a primitive (it is called
+ * directly, with the source as receiver); otherwise the function runs in
+ * place of the method, with the cursor as its argument. Either way a
+ * chain of views costs at most one call per view and step. */
+static PrimResult viewStep(VM* vm, Value* args, int argc, int field, int symbol) {
+  ObjInstance* view = AS_INSTANCE(args[0]);
+  if (view->fields[field + 2] == TRUE_VAL) {
+    Value source = view->fields[0];
+    ObjClass* cls = getClass(vm, source);
+    if (symbol < cls->methodCount && cls->methods[symbol].type == METHOD_PRIMITIVE) {
+      args[0] = source;
+      return cls->methods[symbol].as.primitive(vm, args, argc);
+    }
+  }
+  Value step = view->fields[field];
+  if (!IS_CLOSURE(step) || AS_CLOSURE(step)->fn->arity != 1) {
+    FAIL("A sequence view needs functions of one argument.");
+  }
+  args[0] = step;
+  return PRIM_CALL;
+}
+
+PRIM(coreViewIterate) { return viewStep(vm, args, argc, 1, vm->symIterate); }
+
+PRIM(coreViewIteratorValue) { return viewStep(vm, args, argc, 2, vm->symIteratorValue); }
+
 /* Sequence.checkCount_(n), the argument check of skip and take. */
 PRIM(coreSequenceCheckCount) {
   NO_UNUSED();
@@ -1297,6 +1326,8 @@ static const CoreMethod CORE_METHODS[] = {
   {"Range", false, "count", coreRangeCount},
   {"Range", false, "toList", coreRangeToList},
   {"Sequence", true, "checkCount_(_)", coreSequenceCheckCount},
+  {"SequenceView", false, "iterate(_)", coreViewIterate},
+  {"SequenceView", false, "iteratorValue(_)", coreViewIteratorValue},
   {"Fn", true, "new(_)", coreFnNew},
   {"Fn", false, "arity", coreFnArity},
   {"Fn", false, "toString", coreFnToString},

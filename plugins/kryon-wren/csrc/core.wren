@@ -94,59 +94,65 @@ class Sequence {
 
   map(fn) {
     var source = this
-    return SequenceView.new_(Fn.new {|at| source.iterate(at) }) {|at|
-      return fn.call(source.iteratorValue(at))
-    }
+    return SequenceView.new_(source, null) {|at| fn.call(source.iteratorValue(at)) }
   }
 
   where(test) {
     var source = this
-    return SequenceView.new_(Fn.new {|at|
+    return SequenceView.new_(source, Fn.new {|at|
       at = source.iterate(at)
       while (at && !test.call(source.iteratorValue(at))) at = source.iterate(at)
       return at
-    }) {|at| source.iteratorValue(at) }
+    }, null)
   }
 
   skip(count) {
     Sequence.checkCount_(count)
     var source = this
-    return SequenceView.new_(Fn.new {|at|
+    return SequenceView.new_(source, Fn.new {|at|
       // Only the first step skips; later ones just follow the source.
-      var left = at == null ? count : 0
-      at = source.iterate(at)
+      if (at) return source.iterate(at)
+      var left = count
+      at = source.iterate(null)
       while (at && left > 0) {
         at = source.iterate(at)
         left = left - 1
       }
       return at
-    }) {|at| source.iteratorValue(at) }
+    }, null)
   }
 
   // take's cursor is a fresh [stepsTaken, sourceCursor] pair each step.
   take(count) {
     Sequence.checkCount_(count)
     var source = this
-    return SequenceView.new_(Fn.new {|at|
-      var taken = at == null ? 0 : at[0]
+    return SequenceView.new_(source, Fn.new {|at|
+      var taken = at ? at[0] : 0
       if (taken >= count) return false
-      var inner = source.iterate(at == null ? null : at[1])
+      var inner = source.iterate(at ? at[1] : null)
       return inner ? [taken + 1, inner] : inner
     }) {|at| source.iteratorValue(at[1]) }
   }
 }
 
-// The lazy sequence behind map, where, skip and take: `advance` turns a
-// cursor into the next one, `read` a cursor into its element. The view
-// keeps no position of its own; the cursor a loop holds is the whole
+// The lazy sequence behind map, where, skip and take over a source
+// sequence: `advance` turns a cursor into the next one and `read` a
+// cursor into its element. Its iterate and iteratorValue are primitives
+// that hand the call to these functions directly (the function runs in
+// place of the method). The
+// view keeps no position of its own; the cursor a loop holds is the whole
 // state, so any number of loops can walk one view at the same time.
 class SequenceView is Sequence {
-  construct new_(advance, read) {
-    _advance = advance
-    _read = read
+  // A null step means "as the source does": the primitives then call the
+  // source's own primitive directly when it has one (lists, ranges,
+  // strings, maps, other views) and the stand-in function otherwise.
+  construct new_(source, advance, read) {
+    _source = source
+    _advance = advance || Fn.new {|at| source.iterate(at) }
+    _read = read || Fn.new {|at| source.iteratorValue(at) }
+    _advanceIsSource = advance == null
+    _readIsSource = read == null
   }
-  iterate(at) { _advance.call(at) }
-  iteratorValue(at) { _read.call(at) }
 }
 
 class String is Sequence {
@@ -187,32 +193,70 @@ class List is Sequence {
     return this
   }
 
-  // Bottom-up merge sort: runs of 1, 2, 4... elements are merged pair by
-  // pair into a scratch list, then the two lists trade places. An element
-  // of the right run goes first only when the comparer says it must, so
-  // equal elements keep their order.
+  // Bottom-up merge sort. Runs of 8 are first sorted in place by
+  // insertion; then runs of 8, 16, 32... are merged pair by pair into a
+  // scratch list and the two lists trade places. An element moves ahead
+  // of another only when the comparer says it must, so equal elements
+  // keep their order.
   mergeSort_(before) {
     var n = count
     if (n < 2) return
+    var lo = 0
+    while (lo < n) {
+      var hi = (lo + 8).min(n)
+      var i = lo + 1
+      while (i < hi) {
+        var item = this[i]
+        var j = i
+        while (j > lo && before.call(item, this[j - 1])) {
+          this[j] = this[j - 1]
+          j = j - 1
+        }
+        this[j] = item
+        i = i + 1
+      }
+      lo = hi
+    }
     var from = this
     var into = List.filled(n, null)
-    var width = 1
+    var width = 8
     while (width < n) {
-      var lo = 0
+      lo = 0
       while (lo < n) {
         var mid = (lo + width).min(n)
-        var hi = (lo + width + width).min(n)
+        var hi = (mid + width).min(n)
         var left = lo
         var right = mid
         var out = lo
-        while (out < hi) {
-          if (right < hi && (left >= mid || before.call(from[right], from[left]))) {
-            into[out] = from[right]
-            right = right + 1
-          } else {
-            into[out] = from[left]
-            left = left + 1
+        if (right < hi) {
+          // a and b are the heads of the two runs; only the one taken
+          // is read again.
+          var a = from[left]
+          var b = from[right]
+          while (true) {
+            if (before.call(b, a)) {
+              into[out] = b
+              out = out + 1
+              right = right + 1
+              if (right == hi) break
+              b = from[right]
+            } else {
+              into[out] = a
+              out = out + 1
+              left = left + 1
+              if (left == mid) break
+              a = from[left]
+            }
           }
+        }
+        while (left < mid) {
+          into[out] = from[left]
+          left = left + 1
+          out = out + 1
+        }
+        while (right < hi) {
+          into[out] = from[right]
+          right = right + 1
           out = out + 1
         }
         lo = hi
@@ -223,10 +267,10 @@ class List is Sequence {
       width = width + width
     }
     if (!Object.same(from, this)) {
-      var i = 0
-      while (i < n) {
-        this[i] = from[i]
-        i = i + 1
+      var k = 0
+      while (k < n) {
+        this[k] = from[k]
+        k = k + 1
       }
     }
   }

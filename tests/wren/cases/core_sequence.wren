@@ -104,3 +104,7 @@ System.print("héllo".codePoints.count) // expect: 5
 System.print("héllo".bytes.count) // expect: 6
 System.print("hé".codePoints[1]) // expect: 233
 System.print("hé".bytes[2]) // expect: 169
+// The view's private constructor checks what it is given when stepped.
+System.print(Fiber.new { SequenceView.new_([1], 2, null).toList }.try()) // expect: A sequence view needs functions of one argument.
+System.print(SequenceView.new_([1, 2], null, null).toList) // expect: [1, 2]
+System.print(SequenceView.new_(evens, null, null).toList) // expect: [0, 2, 4, 6, 8]
