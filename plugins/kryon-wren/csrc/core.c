@@ -762,9 +762,10 @@ PRIM(coreListSortPlain) {
 
 
 /* Whether `needle == item` can be decided without running Wren: true
- * unless the needle is an instance whose class defines ==. */
+ * for numbers, strings, ranges, bools and null (sealed classes) and for
+ * any other object whose class, or metaclass, keeps Object's ==. */
 static bool plainEquality(VM* vm, Value needle) {
-  if (!IS_INSTANCE(needle)) return true;
+  if (!IS_OBJ(needle) || IS_STRING(needle) || IS_RANGE(needle)) return true;
   ObjClass* cls = getClass(vm, needle);
   int symbol = vm->symEquals;
   return symbol < cls->methodCount && symbol < vm->objectClass->methodCount &&

@@ -108,3 +108,10 @@ System.print("hé".bytes[2]) // expect: 169
 System.print(Fiber.new { SequenceView.new_([1], 2, null).toList }.try()) // expect: A sequence view needs functions of one argument.
 System.print(SequenceView.new_([1, 2], null, null).toList) // expect: [1, 2]
 System.print(SequenceView.new_(evens, null, null).toList) // expect: [0, 2, 4, 6, 8]
+// A class with a static == is asked too when it is the value looked for.
+class AnyOne {
+  static ==(other) { true }
+}
+System.print([1].contains(AnyOne)) // expect: true
+System.print([1].contains(Fn)) // expect: false
+System.print([Fn].contains(Fn)) // expect: true
