@@ -139,9 +139,9 @@ class Sequence {
 // sequence: `advance` turns a cursor into the next one and `read` a
 // cursor into its element. Its iterate and iteratorValue are primitives
 // that hand the call to these functions directly (the function runs in
-// place of the method). The
-// view keeps no position of its own; the cursor a loop holds is the whole
-// state, so any number of loops can walk one view at the same time.
+// place of the method). The view keeps no position of its own; the
+// cursor a loop holds is the whole state, so any number of loops can walk
+// one view at the same time.
 class SequenceView is Sequence {
   // A null step means "as the source does": the primitives then call the
   // source's own primitive directly when it has one (lists, ranges,
