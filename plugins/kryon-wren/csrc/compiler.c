@@ -57,21 +57,25 @@ typedef struct Loop {
   struct Loop* enclosing;
 } Loop;
 
+/* The ways a method can be named: "f(a)", "f", "f = v", "x[i]",
+ * "x[i] = v" and a constructor's initializer ("construct f(a)"). */
 typedef enum {
-  SIG_METHOD,
-  SIG_GETTER,
-  SIG_SETTER,
-  SIG_SUBSCRIPT,
-  SIG_SUBSCRIPT_SETTER,
-  SIG_INITIALIZER
-} SignatureType;
+  SHAPE_PARENS,
+  SHAPE_BARE,
+  SHAPE_ASSIGN,
+  SHAPE_INDEX,
+  SHAPE_INDEX_ASSIGN,
+  SHAPE_CONSTRUCTOR
+} CallShape;
 
+/* How a method is named at a call site and a definition: the method
+ * symbol is its name plus this shape plus the argument count. */
 typedef struct {
-  const char* name;
-  int length;
-  SignatureType type;
-  int arity;
-} Signature;
+  const char* name; /* empty for the index shapes */
+  int nameLength;
+  CallShape shape;
+  int argCount; /* for SHAPE_INDEX_ASSIGN, the index arguments and the value */
+} MethodKey;
 
 /* One runtime attribute ("#!"): names are source text, values constants. */
 typedef struct {
@@ -90,7 +94,7 @@ typedef struct {
 } AttributeList;
 
 typedef struct {
-  char* signature;
+  char* text; /* the method's key text, "static " / "foreign " prefixed */
   int length;
   AttributeList attributes;
 } MethodAttributes;
@@ -104,7 +108,7 @@ typedef struct {
   SymbolTable fields;
   SymbolTable methods; /* "static " prefixed for static methods */
   bool inStatic;
-  Signature* signature; /* method being compiled */
+  MethodKey* currentKey; /* key of the method being compiled */
 } ClassInfo;
 
 typedef struct Compiler {
@@ -324,66 +328,71 @@ static void emitCall(Compiler* c, int argc, const char* name, int length) {
   adjustSlots(c, -argc);
 }
 
-/* ---- Signatures ----------------------------------------------------- */
+/* ---- Method keys ---------------------------------------------------- */
 
-static void addParams(char* buffer, int* length, int arity, char open, char close) {
-  buffer[(*length)++] = open;
-  for (int i = 0; i < arity; i++) {
-    if (i > 0) buffer[(*length)++] = ',';
-    buffer[(*length)++] = '_';
+/* The text of each shape around the name: what comes before it, the
+ * brackets of the argument list (none for a bare name) and what follows.
+ * An assigning shape takes its last argument as "=(_)". */
+typedef struct {
+  const char* before;
+  char open;
+  char close;
+  bool assigns;
+} ShapeText;
+
+static const ShapeText shapeTexts[] = {
+    [SHAPE_PARENS] = {"", '(', ')', false},
+    [SHAPE_BARE] = {"", 0, 0, false},
+    [SHAPE_ASSIGN] = {"", 0, 0, true},
+    [SHAPE_INDEX] = {"", '[', ']', false},
+    [SHAPE_INDEX_ASSIGN] = {"", '[', ']', true},
+    [SHAPE_CONSTRUCTOR] = {"init ", '(', ')', false},
+};
+
+/* Appends "(_,_)" style holes for count arguments between open and close. */
+static int writeHoles(char* out, int at, int count, char open, char close) {
+  out[at++] = open;
+  for (int i = 0; i < count; i++) {
+    if (i > 0) out[at++] = ',';
+    out[at++] = '_';
   }
-  buffer[(*length)++] = close;
+  out[at++] = close;
+  return at;
 }
 
-/* Writes e.g. "foo(_,_)", "foo", "foo=(_)", "[_]=(_)", "init new(_)". */
-static int signatureToString(Signature* sig, char* buffer) {
-  int length = 0;
-  if (sig->type == SIG_INITIALIZER) {
-    memcpy(buffer, "init ", 5);
-    length = 5;
+/* The symbol text of a key: "foo(_,_)", "foo", "foo=(_)", "[_]",
+ * "[_]=(_)", "init new(_)". out must hold MAX_KEY_TEXT bytes; names are
+ * at most MAX_NAME long and argument counts at most MAX_PARAMETERS + 1. */
+static int keyText(MethodKey* mk, char* out) {
+  const ShapeText* shape = &shapeTexts[mk->shape];
+  int at = (int)strlen(shape->before);
+  memcpy(out, shape->before, (size_t)at);
+  memcpy(out + at, mk->name, (size_t)mk->nameLength);
+  at += mk->nameLength;
+  int listed = shape->assigns ? mk->argCount - 1 : mk->argCount;
+  if (shape->open != 0) at = writeHoles(out, at, listed, shape->open, shape->close);
+  if (shape->assigns) {
+    out[at++] = '=';
+    at = writeHoles(out, at, 1, '(', ')');
   }
-  if (sig->type != SIG_SUBSCRIPT && sig->type != SIG_SUBSCRIPT_SETTER) {
-    memcpy(buffer + length, sig->name, sig->length);
-    length += sig->length;
-  }
-  switch (sig->type) {
-    case SIG_METHOD:
-    case SIG_INITIALIZER:
-      addParams(buffer, &length, sig->arity, '(', ')');
-      break;
-    case SIG_GETTER:
-      break;
-    case SIG_SETTER:
-      buffer[length++] = '=';
-      addParams(buffer, &length, 1, '(', ')');
-      break;
-    case SIG_SUBSCRIPT:
-      addParams(buffer, &length, sig->arity, '[', ']');
-      break;
-    case SIG_SUBSCRIPT_SETTER:
-      addParams(buffer, &length, sig->arity - 1, '[', ']');
-      buffer[length++] = '=';
-      addParams(buffer, &length, 1, '(', ')');
-      break;
-  }
-  buffer[length] = '\0';
-  return length;
+  out[at] = '\0';
+  return at;
 }
 
-#define MAX_SIGNATURE 320
+#define MAX_KEY_TEXT 320
 
-static int signatureSymbol(Compiler* c, Signature* sig) {
-  char buffer[MAX_SIGNATURE];
-  int length = signatureToString(sig, buffer);
+static int keySymbol(Compiler* c, MethodKey* mk) {
+  char buffer[MAX_KEY_TEXT];
+  int length = keyText(mk, buffer);
   return methodSymbol(c, buffer, length);
 }
 
-static void callSignature(Compiler* c, OpCode op, Signature* sig) {
-  int symbol = signatureSymbol(c, sig);
+static void emitKeyedCall(Compiler* c, OpCode op, MethodKey* mk) {
+  int symbol = keySymbol(c, mk);
   emitOp(c, op);
-  emitByte(c, sig->arity);
+  emitByte(c, mk->argCount);
   emitShort(c, symbol);
-  adjustSlots(c, -sig->arity);
+  adjustSlots(c, -mk->argCount);
 }
 
 /* ---- Compilers and scopes ------------------------------------------- */
@@ -664,11 +673,11 @@ static void validateArity(Compiler* c, int arity) {
 }
 
 /* Parses "a, b, c" declaring each as a parameter local. */
-static void parameterList(Compiler* c, Signature* sig, TokenType closing) {
+static void parameterList(Compiler* c, MethodKey* mk, TokenType closing) {
   if (check(c, closing)) return;
   do {
     ignoreNewlines(c);
-    validateArity(c, ++sig->arity);
+    validateArity(c, ++mk->argCount);
     consume(c, TOKEN_NAME, "Expect parameter name.");
     declareVariable(c, &c->parser->previous);
     adjustSlots(c, 1);
@@ -679,56 +688,56 @@ static void parameterList(Compiler* c, Signature* sig, TokenType closing) {
 static void blockArgument(Compiler* c) {
   Compiler fnCompiler;
   initCompiler(&fnCompiler, c->parser, c, false);
-  Signature sig = {"", 0, SIG_METHOD, 0};
+  MethodKey mk = {"", 0, SHAPE_PARENS, 0};
   if (match(&fnCompiler, TOKEN_PIPE)) {
-    parameterList(&fnCompiler, &sig, TOKEN_PIPE);
+    parameterList(&fnCompiler, &mk, TOKEN_PIPE);
     consume(&fnCompiler, TOKEN_PIPE, "Expect '|' after function parameters.");
   }
-  fnCompiler.fn->arity = sig.arity;
+  fnCompiler.fn->arity = mk.argCount;
   finishBody(&fnCompiler);
   endCompiler(&fnCompiler, "new(_) block argument", 21);
 }
 
-/* Parses an argument list into sig (no enclosing tokens). */
-static void argumentList(Compiler* c, Signature* sig) {
+/* Parses an argument list into mk (no enclosing tokens). */
+static void argumentList(Compiler* c, MethodKey* mk) {
   do {
     ignoreNewlines(c);
-    validateArity(c, ++sig->arity);
+    validateArity(c, ++mk->argCount);
     expression(c);
   } while (match(c, TOKEN_COMMA));
   ignoreNewlines(c);
 }
 
 /* Arguments after a method name: "(args)", "{ block }", both or none. */
-static void methodCall(Compiler* c, OpCode op, Signature* sig) {
+static void methodCall(Compiler* c, OpCode op, MethodKey* mk) {
   if (match(c, TOKEN_LEFT_PAREN)) {
-    sig->type = SIG_METHOD;
+    mk->shape = SHAPE_PARENS;
     ignoreNewlines(c);
-    if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, sig);
+    if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, mk);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
   }
   if (match(c, TOKEN_LEFT_BRACE)) {
-    sig->type = SIG_METHOD;
-    validateArity(c, ++sig->arity);
+    mk->shape = SHAPE_PARENS;
+    validateArity(c, ++mk->argCount);
     blockArgument(c);
   }
-  callSignature(c, op, sig);
+  emitKeyedCall(c, op, mk);
 }
 
 /* A call of the method named by the previous token, which may be a
  * setter when followed by '='. */
 static void namedCall(Compiler* c, bool canAssign, OpCode op) {
   Token* name = &c->parser->previous;
-  Signature sig = {name->start, name->length, SIG_GETTER, 0};
+  MethodKey mk = {name->start, name->length, SHAPE_BARE, 0};
   if (canAssign && match(c, TOKEN_EQ)) {
     ignoreNewlines(c);
-    sig.type = SIG_SETTER;
-    sig.arity = 1;
+    mk.shape = SHAPE_ASSIGN;
+    mk.argCount = 1;
     expression(c);
-    callSignature(c, op, &sig);
+    emitKeyedCall(c, op, &mk);
     return;
   }
-  methodCall(c, op, &sig);
+  methodCall(c, op, &mk);
 }
 
 /* ---- Grammar: prefix expressions ------------------------------------ */
@@ -923,21 +932,21 @@ static void superExpr(Compiler* c, bool canAssign) {
     return;
   }
   /* "super" alone calls the superclass method of the same name. */
-  Signature* current = method->classInfo->signature;
-  Signature sig = {current->name, current->length, current->type, 0};
-  if (sig.type == SIG_INITIALIZER) sig.type = SIG_METHOD;
-  if (current->type == SIG_INITIALIZER) {
+  MethodKey* current = method->classInfo->currentKey;
+  MethodKey mk = {current->name, current->nameLength, current->shape, 0};
+  if (mk.shape == SHAPE_CONSTRUCTOR) mk.shape = SHAPE_PARENS;
+  if (current->shape == SHAPE_CONSTRUCTOR) {
     /* super(...) in a constructor calls the superclass initializer. */
     if (match(c, TOKEN_LEFT_PAREN)) {
       ignoreNewlines(c);
-      if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, &sig);
+      if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, &mk);
       consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
     }
-    sig.type = SIG_INITIALIZER;
-    callSignature(c, OP_SUPER, &sig);
+    mk.shape = SHAPE_CONSTRUCTOR;
+    emitKeyedCall(c, OP_SUPER, &mk);
     return;
   }
-  methodCall(c, OP_SUPER, &sig);
+  methodCall(c, OP_SUPER, &mk);
 }
 
 /* ---- Grammar: infix expressions ------------------------------------- */
@@ -964,13 +973,13 @@ static void infixOp(Compiler* c, bool canAssign) {
   const ParseRule* rule = getRule(type);
   ignoreNewlines(c);
   parsePrecedence(c, (Precedence)(rule->precedence + 1));
-  Signature sig = {rule->name, (int)strlen(rule->name), SIG_METHOD, 1};
+  MethodKey mk = {rule->name, (int)strlen(rule->name), SHAPE_PARENS, 1};
   OpCode op = fastOp(type);
   if (op != OP_END) {
-    emitShortArg(c, op, signatureSymbol(c, &sig));
+    emitShortArg(c, op, keySymbol(c, &mk));
     return;
   }
-  callSignature(c, OP_CALL, &sig);
+  emitKeyedCall(c, OP_CALL, &mk);
 }
 
 static void andExpr(Compiler* c, bool canAssign) {
@@ -1005,17 +1014,17 @@ static void conditional(Compiler* c, bool canAssign) {
 }
 
 static void subscript(Compiler* c, bool canAssign) {
-  Signature sig = {"", 0, SIG_SUBSCRIPT, 0};
+  MethodKey mk = {"", 0, SHAPE_INDEX, 0};
   ignoreNewlines(c);
-  argumentList(c, &sig);
+  argumentList(c, &mk);
   consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after arguments.");
   if (canAssign && match(c, TOKEN_EQ)) {
-    sig.type = SIG_SUBSCRIPT_SETTER;
-    validateArity(c, ++sig.arity);
+    mk.shape = SHAPE_INDEX_ASSIGN;
+    validateArity(c, ++mk.argCount);
     ignoreNewlines(c);
     expression(c);
   }
-  callSignature(c, OP_CALL, &sig);
+  emitKeyedCall(c, OP_CALL, &mk);
 }
 
 static void call(Compiler* c, bool canAssign) {
@@ -1463,7 +1472,7 @@ static void emitClassAttributes(Compiler* c, ClassInfo* info) {
     emitOp(c, OP_NEW_MAP);
     for (int i = 0; i < info->methodAttributeCount; i++) {
       MethodAttributes* m = &info->methodAttributes[i];
-      emitConstant(c, stringValue(c->parser->vm, m->signature, m->length));
+      emitConstant(c, stringValue(c->parser->vm, m->text, m->length));
       emitAttributeMap(c, &m->attributes);
       emitOp(c, OP_MAP_INSERT);
     }
@@ -1537,34 +1546,35 @@ static bool isOperatorToken(TokenType t) {
   return rule->name != NULL || t == TOKEN_BANG || t == TOKEN_TILDE;
 }
 
-/* Parses a method signature after its name token (in previous). */
-static bool methodSignature(Compiler* c, Signature* sig, bool isConstruct) {
+/* Reads the header of a method definition (its name token is in
+ * previous) into mk: its shape, and its parameters as locals. */
+static bool parseMethodHeader(Compiler* c, MethodKey* mk, bool isConstruct) {
   Token* t = &c->parser->previous;
-  sig->name = t->start;
-  sig->length = t->length;
-  sig->arity = 0;
+  mk->name = t->start;
+  mk->nameLength = t->length;
+  mk->argCount = 0;
   if (isConstruct) {
-    sig->type = SIG_INITIALIZER;
+    mk->shape = SHAPE_CONSTRUCTOR;
     consume(c, TOKEN_LEFT_PAREN, "A constructor cannot be a getter.");
     ignoreNewlines(c);
-    parameterList(c, sig, TOKEN_RIGHT_PAREN);
+    parameterList(c, mk, TOKEN_RIGHT_PAREN);
     ignoreNewlines(c);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameters.");
     return true;
   }
   if (t->type == TOKEN_LEFT_BRACKET) {
-    sig->type = SIG_SUBSCRIPT;
-    sig->name = "";
-    sig->length = 0;
-    parameterList(c, sig, TOKEN_RIGHT_BRACKET);
+    mk->shape = SHAPE_INDEX;
+    mk->name = "";
+    mk->nameLength = 0;
+    parameterList(c, mk, TOKEN_RIGHT_BRACKET);
     consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after parameters.");
     if (match(c, TOKEN_EQ)) {
-      sig->type = SIG_SUBSCRIPT_SETTER;
+      mk->shape = SHAPE_INDEX_ASSIGN;
       consume(c, TOKEN_LEFT_PAREN, "Expect '(' after '='.");
-      Signature dummy = *sig;
-      parameterList(c, &dummy, TOKEN_RIGHT_PAREN);
-      if (dummy.arity != sig->arity + 1) error(c, "Expect one parameter for subscript setter.");
-      sig->arity = dummy.arity;
+      MethodKey setterKey = *mk;
+      parameterList(c, &setterKey, TOKEN_RIGHT_PAREN);
+      if (setterKey.argCount != mk->argCount + 1) error(c, "Expect one parameter for subscript setter.");
+      mk->argCount = setterKey.argCount;
       consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
     }
     return true;
@@ -1572,47 +1582,47 @@ static bool methodSignature(Compiler* c, Signature* sig, bool isConstruct) {
   if (t->type != TOKEN_NAME) {
     /* Operator: unary when no parameter list follows. */
     if (match(c, TOKEN_LEFT_PAREN)) {
-      sig->type = SIG_METHOD;
-      parameterList(c, sig, TOKEN_RIGHT_PAREN);
-      if (sig->arity != 1) error(c, "Operator methods take one parameter.");
+      mk->shape = SHAPE_PARENS;
+      parameterList(c, mk, TOKEN_RIGHT_PAREN);
+      if (mk->argCount != 1) error(c, "Operator methods take one parameter.");
       consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
     } else {
-      sig->type = SIG_GETTER;
+      mk->shape = SHAPE_BARE;
     }
     return true;
   }
   if (match(c, TOKEN_EQ)) {
-    sig->type = SIG_SETTER;
+    mk->shape = SHAPE_ASSIGN;
     consume(c, TOKEN_LEFT_PAREN, "Expect '(' after '='.");
-    parameterList(c, sig, TOKEN_RIGHT_PAREN);
-    if (sig->arity != 1) error(c, "A setter takes one parameter.");
+    parameterList(c, mk, TOKEN_RIGHT_PAREN);
+    if (mk->argCount != 1) error(c, "A setter takes one parameter.");
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
     return true;
   }
   if (match(c, TOKEN_LEFT_PAREN)) {
-    sig->type = SIG_METHOD;
+    mk->shape = SHAPE_PARENS;
     ignoreNewlines(c);
-    parameterList(c, sig, TOKEN_RIGHT_PAREN);
+    parameterList(c, mk, TOKEN_RIGHT_PAREN);
     ignoreNewlines(c);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameters.");
     return true;
   }
-  sig->type = SIG_GETTER;
+  mk->shape = SHAPE_BARE;
   return true;
 }
 
 /* The static "new(...)" that allocates and runs the initializer. */
-static void createConstructor(Compiler* c, Signature* sig, int initSymbol) {
+static void createConstructor(Compiler* c, MethodKey* mk, int initSymbol) {
   Compiler ctor;
   initCompiler(&ctor, c->parser, c, true);
   emitOp(&ctor, OP_CONSTRUCT);
-  for (int i = 0; i <= sig->arity; i++) emitByteArg(&ctor, OP_LOAD_LOCAL, i);
+  for (int i = 0; i <= mk->argCount; i++) emitByteArg(&ctor, OP_LOAD_LOCAL, i);
   emitOp(&ctor, OP_CALL);
-  emitByte(&ctor, sig->arity);
+  emitByte(&ctor, mk->argCount);
   emitShort(&ctor, initSymbol);
-  adjustSlots(&ctor, -sig->arity);
+  adjustSlots(&ctor, -mk->argCount);
   emitOp(&ctor, OP_RETURN);
-  ctor.fn->arity = sig->arity;
+  ctor.fn->arity = mk->argCount;
   endCompiler(&ctor, "constructor", 11);
 }
 
@@ -1641,17 +1651,17 @@ static void method(Compiler* c, ClassInfo* info) {
   initCompiler(&methodC, c->parser, c, true);
   methodC.classInfo = info;
   methodC.isInitializer = isConstruct;
-  Signature sig;
-  methodSignature(&methodC, &sig, isConstruct);
-  info->signature = &sig;
-  methodC.fn->arity = sig.arity;
-  char buffer[MAX_SIGNATURE];
-  int length = signatureToString(&sig, buffer);
+  MethodKey mk;
+  parseMethodHeader(&methodC, &mk, isConstruct);
+  info->currentKey = &mk;
+  methodC.fn->arity = mk.argCount;
+  char buffer[MAX_KEY_TEXT];
+  int length = keyText(&mk, buffer);
   int symbol = methodSymbol(c, buffer, length);
-  char key[MAX_SIGNATURE + 8];
+  char key[MAX_KEY_TEXT + 8];
   int keyLength = snprintf(key, sizeof key, "%s%s", isStatic ? "static " : "", buffer);
   if (symbolTableFind(&info->methods, key, keyLength) != -1) {
-    char message[MAX_SIGNATURE + 80];
+    char message[MAX_KEY_TEXT + 80];
     snprintf(message, sizeof message, "Class %s already defines a %smethod '%s'.",
              info->name->chars, isStatic ? "static " : "", buffer);
     error(c, message);
@@ -1664,10 +1674,10 @@ static void method(Compiler* c, ClassInfo* info) {
           info->methodAttributes, sizeof(MethodAttributes) * info->methodAttributeCapacity);
     }
     MethodAttributes* m = &info->methodAttributes[info->methodAttributeCount++];
-    char full[MAX_SIGNATURE + 16];
+    char full[MAX_KEY_TEXT + 16];
     int fullLength = snprintf(full, sizeof full, "%s%s", isForeign ? "foreign " : "", key);
-    m->signature = (char*)malloc((size_t)fullLength + 1);
-    memcpy(m->signature, full, (size_t)fullLength + 1);
+    m->text = (char*)malloc((size_t)fullLength + 1);
+    memcpy(m->text, full, (size_t)fullLength + 1);
     m->length = fullLength;
     m->attributes = attributes;
   } else {
@@ -1684,10 +1694,10 @@ static void method(Compiler* c, ClassInfo* info) {
   emitShortArg(c, isStatic ? OP_METHOD_STATIC : OP_METHOD_INSTANCE, symbol);
 
   if (isConstruct) {
-    Signature newSig = sig;
-    newSig.type = SIG_METHOD;
-    createConstructor(c, &sig, symbol);
-    emitShortArg(c, OP_METHOD_STATIC, signatureSymbol(c, &newSig));
+    MethodKey newKey = mk;
+    newKey.shape = SHAPE_PARENS;
+    createConstructor(c, &mk, symbol);
+    emitShortArg(c, OP_METHOD_STATIC, keySymbol(c, &newKey));
   }
 }
 
@@ -1715,7 +1725,7 @@ static void compileClass(Compiler* c, AttributeList* attributes) {
   info.methodAttributeCount = 0;
   info.methodAttributeCapacity = 0;
   info.inStatic = false;
-  info.signature = NULL;
+  info.currentKey = NULL;
   symbolTableInit(&info.fields);
   symbolTableInit(&info.methods);
 
@@ -1734,7 +1744,7 @@ static void compileClass(Compiler* c, AttributeList* attributes) {
   c->scopeDepth--;
   if (!c->parser->hadError) emitClassAttributes(c, &info);
   for (int i = 0; i < info.methodAttributeCount; i++) {
-    free(info.methodAttributes[i].signature);
+    free(info.methodAttributes[i].text);
     attributeListFree(&info.methodAttributes[i].attributes);
   }
   free(info.methodAttributes);
