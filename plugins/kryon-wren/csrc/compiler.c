@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "host.h"
 #include "lexer.h"
 #include "opcodes.h"
 #include "opt_modules.h"
@@ -188,6 +189,18 @@ static void errorAt(Compiler* c, Token* token, const char* message) {
 
 static void error(Compiler* c, const char* message) {
   errorAt(c, &c->parser->previous, message);
+}
+
+/* Names longer than this are refused: variables, methods, fields. */
+#define MAX_NAME 64
+
+/* Reports a name token longer than MAX_NAME; true when it is too long. */
+static bool nameTooLong(Compiler* c, Token* name, const char* what) {
+  if (name->length <= MAX_NAME) return false;
+  char message[96];
+  snprintf(message, sizeof message, "%s cannot be longer than %d characters.", what, MAX_NAME);
+  errorAt(c, name, message);
+  return true;
 }
 
 /* ---- Token stream --------------------------------------------------- */
@@ -477,10 +490,7 @@ static int addLocal(Compiler* c, const char* name, int length) {
 /* Declares a variable named by the previous token in the current scope;
  * returns its local slot or module variable index. */
 static int declareVariable(Compiler* c, Token* name) {
-  if (name->length > 64) {
-    error(c, "Variable name cannot be longer than 64 characters.");
-    return 0;
-  }
+  if (nameTooLong(c, name, "Variable name")) return 0;
   if (c->scopeDepth == -1) {
     /* After an error the code is thrown away: add no stray module
      * variable (Meta.compile keeps using the module). */
@@ -633,7 +643,6 @@ static void finishStatements(Compiler* c) {
   for (;;) {
     if (check(c, TOKEN_RIGHT_BRACE) || check(c, TOKEN_EOF)) break;
     statement(c);
-    if (check(c, TOKEN_RIGHT_BRACE)) break;
     consumeLine(c, "Expect newline after statement.");
   }
   consume(c, TOKEN_RIGHT_BRACE, "Expect '}' at end of block.");
@@ -728,6 +737,7 @@ static void methodCall(Compiler* c, OpCode op, MethodKey* mk) {
  * setter when followed by '='. */
 static void namedCall(Compiler* c, bool canAssign, OpCode op) {
   Token* name = &c->parser->previous;
+  nameTooLong(c, name, "Method name");
   MethodKey mk = {name->start, name->length, SHAPE_BARE, 0};
   if (canAssign && match(c, TOKEN_EQ)) {
     ignoreNewlines(c);
@@ -768,7 +778,8 @@ static void listLiteral(Compiler* c, bool canAssign) {
     if (check(c, TOKEN_RIGHT_BRACKET)) break;
     expression(c);
     emitOp(c, OP_LIST_APPEND);
-    ignoreNewlines(c);
+    /* After an element a line may end only before the closing ']'. */
+    if (matchLine(c)) break;
   } while (match(c, TOKEN_COMMA));
   ignoreNewlines(c);
   consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after list elements.");
@@ -780,12 +791,13 @@ static void mapLiteral(Compiler* c, bool canAssign) {
   do {
     ignoreNewlines(c);
     if (check(c, TOKEN_RIGHT_BRACE)) break;
-    parsePrecedence(c, PREC_LOGICAL_OR);
+    /* A key is a unary expression at most: "{a + b: v}" needs parentheses. */
+    parsePrecedence(c, PREC_UNARY);
     consume(c, TOKEN_COLON, "Expect ':' after map key.");
     ignoreNewlines(c);
     expression(c);
     emitOp(c, OP_MAP_INSERT);
-    ignoreNewlines(c);
+    if (matchLine(c)) break;
   } while (match(c, TOKEN_COMMA));
   ignoreNewlines(c);
   consume(c, TOKEN_RIGHT_BRACE, "Expect '}' after map entries.");
@@ -871,6 +883,7 @@ static void field(Compiler* c, bool canAssign) {
     error(c, "Cannot use an instance field in a static method.");
   } else {
     Token* t = &c->parser->previous;
+    nameTooLong(c, t, "Field name");
     index = symbolTableEnsure(&method->classInfo->fields, t->start, t->length);
     if (index >= MAX_FIELDS) error(c, "A class can only have 255 fields.");
   }
@@ -895,6 +908,7 @@ static void staticField(Compiler* c, bool canAssign) {
     error(c, "Cannot use a static field outside of a class definition.");
     return;
   }
+  if (nameTooLong(c, &token, "Field name")) return;
   char key[160];
   int length = snprintf(key, sizeof key, "%s.%.*s", info->name->chars, token.length, token.start);
   ObjModule* module = c->parser->module;
@@ -936,12 +950,15 @@ static void superExpr(Compiler* c, bool canAssign) {
   MethodKey mk = {current->name, current->nameLength, current->shape, 0};
   if (mk.shape == SHAPE_CONSTRUCTOR) mk.shape = SHAPE_PARENS;
   if (current->shape == SHAPE_CONSTRUCTOR) {
-    /* super(...) in a constructor calls the superclass initializer. */
-    if (match(c, TOKEN_LEFT_PAREN)) {
-      ignoreNewlines(c);
-      if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, &mk);
-      consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
+    /* super(...) in a constructor calls the superclass initializer; the
+     * argument list is required, even when empty. */
+    if (!match(c, TOKEN_LEFT_PAREN)) {
+      error(c, "A superclass constructor call needs an argument list: 'super(...)'.");
+      return;
     }
+    ignoreNewlines(c);
+    if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, &mk);
+    consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
     mk.shape = SHAPE_CONSTRUCTOR;
     emitKeyedCall(c, OP_SUPER, &mk);
     return;
@@ -1485,6 +1502,15 @@ static void emitClassAttributes(Compiler* c, ClassInfo* info) {
 
 static void statementInner(Compiler* c);
 
+/* Kryon's Wren has no foreign classes: the host cannot allocate or
+ * finalize instances of Wren classes, so "foreign class" is refused here
+ * rather than making a class whose construction fails later. */
+static void foreignClass(Compiler* c) {
+  errorAt(c, &c->parser->current,
+          "Foreign classes are not supported: Kryon's Wren host defines no foreign "
+          "classes (use a plain class; hosts provide foreign methods only).");
+}
+
 static void statement(Compiler* c) {
   if (++c->parser->depth > MAX_NESTING) {
     errorAt(c, &c->parser->current, "Code is nested too deeply.");
@@ -1503,18 +1529,16 @@ static void statementInner(Compiler* c) {
     } while (!c->parser->hadError && match(c, TOKEN_HASH));
     if (match(c, TOKEN_CLASS)) {
       compileClass(c, &attributes);
-    } else if (match(c, TOKEN_FOREIGN)) {
-      consume(c, TOKEN_CLASS, "Expect 'class' after 'foreign'.");
-      compileClass(c, &attributes);
+    } else if (check(c, TOKEN_FOREIGN)) {
+      foreignClass(c);
     } else {
-      statement(c);
+      errorAt(c, &c->parser->current, "Attributes may only come before a class or a method.");
     }
     attributeListFree(&attributes);
   } else if (match(c, TOKEN_CLASS)) {
     compileClass(c, NULL);
-  } else if (match(c, TOKEN_FOREIGN)) {
-    consume(c, TOKEN_CLASS, "Expect 'class' after 'foreign'.");
-    compileClass(c, NULL);
+  } else if (check(c, TOKEN_FOREIGN)) {
+    foreignClass(c);
   } else if (match(c, TOKEN_IMPORT)) {
     importStatement(c);
   } else if (match(c, TOKEN_VAR)) {
@@ -1553,6 +1577,7 @@ static bool parseMethodHeader(Compiler* c, MethodKey* mk, bool isConstruct) {
   mk->name = t->start;
   mk->nameLength = t->length;
   mk->argCount = 0;
+  if (t->type == TOKEN_NAME) nameTooLong(c, t, "Method name");
   if (isConstruct) {
     mk->shape = SHAPE_CONSTRUCTOR;
     consume(c, TOKEN_LEFT_PAREN, "A constructor cannot be a getter.");
@@ -1566,6 +1591,10 @@ static bool parseMethodHeader(Compiler* c, MethodKey* mk, bool isConstruct) {
     mk->shape = SHAPE_INDEX;
     mk->name = "";
     mk->nameLength = 0;
+    if (check(c, TOKEN_RIGHT_BRACKET)) {
+      errorAt(c, &c->parser->current, "A subscript method needs at least one parameter.");
+      return false;
+    }
     parameterList(c, mk, TOKEN_RIGHT_BRACKET);
     consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after parameters.");
     if (match(c, TOKEN_EQ)) {
@@ -1626,6 +1655,30 @@ static void createConstructor(Compiler* c, MethodKey* mk, int initSymbol) {
   endCompiler(&ctor, "constructor", 11);
 }
 
+/* Foreign methods are bound when they are compiled, so one the host does
+ * not provide is a compile error at its declaration. Returns the host's
+ * id for the method, or -1 for a built-in one of an optional module
+ * (bound again by name when the class is made). */
+static int bindForeign(Compiler* c, Token* name, ClassInfo* info, bool isStatic,
+                       const char* keyText, int keyLength) {
+  if (c->parser->hadError) return -1;
+  ObjModule* module = c->parser->module;
+  const char* moduleName = module->name ? module->name->chars : "core";
+  if (optModuleForeign(moduleName, info->name->chars, isStatic, keyText) != NULL) return -1;
+  VM* vm = c->parser->vm;
+  vmFlushOutput(vm);
+  int id = host_bind_foreign(vm->hostId, moduleName, (int)strlen(moduleName), info->name->chars,
+                             (int)info->name->length, isStatic, keyText, keyLength);
+  if (id < 0) {
+    char message[MAX_KEY_TEXT + 160];
+    snprintf(message, sizeof message,
+             "The host provides no foreign %smethod '%s' for class %s in module '%s'.",
+             isStatic ? "static " : "", keyText, info->name->chars, moduleName);
+    errorAt(c, name, message);
+  }
+  return id;
+}
+
 static void method(Compiler* c, ClassInfo* info) {
   AttributeList attributes = {NULL, 0, 0};
   while (!c->parser->hadError && match(c, TOKEN_HASH)) attribute(c, &attributes);
@@ -1634,7 +1687,13 @@ static void method(Compiler* c, ClassInfo* info) {
   bool isConstruct = match(c, TOKEN_CONSTRUCT);
   info->inStatic = isStatic;
   nextToken(c);
-  TokenType t = c->parser->previous.type;
+  Token nameToken = c->parser->previous;
+  TokenType t = nameToken.type;
+  if (isForeign && isConstruct) {
+    error(c, "A constructor cannot be foreign.");
+    attributeListFree(&attributes);
+    return;
+  }
   if (isConstruct) {
     if (t != TOKEN_NAME) {
       error(c, "Expect constructor name after 'construct'.");
@@ -1685,7 +1744,9 @@ static void method(Compiler* c, ClassInfo* info) {
   }
 
   if (isForeign) {
+    int bound = bindForeign(c, &nameToken, info, isStatic, buffer, length);
     emitShortArg(c, isStatic ? OP_FOREIGN_STATIC : OP_FOREIGN_INSTANCE, symbol);
+    emitShort(c, addConstant(c, NUM_VAL(bound)));
     return;
   }
   consume(&methodC, TOKEN_LEFT_BRACE, "Expect '{' to begin method body.");

@@ -608,20 +608,18 @@ static bool defineClass(VM* vm, ObjFiber* fiber, int numFields) {
   return true;
 }
 
-static bool defineForeign(VM* vm, ObjFiber* fiber, int symbol, bool isStatic, ObjFn* fn) {
+/* Binds a foreign method the compiler already resolved: id is the host's
+ * id for it, or -1 for a built-in method of "random" or "meta". */
+static bool defineForeign(VM* vm, ObjFiber* fiber, int symbol, bool isStatic, ObjFn* fn, int id) {
   ObjClass* cls = AS_CLASS(fiber->stackTop[-1]);
   const char* module = fn->module->name ? fn->module->name->chars : "core";
   const char* signature = methodName(vm, symbol);
-  Primitive builtin = optModuleForeign(module, cls->name->chars, isStatic, signature);
-  if (builtin != NULL) { /* a method of "random" or "meta" */
+  Primitive builtin = id < 0 ? optModuleForeign(module, cls->name->chars, isStatic, signature) : NULL;
+  if (builtin != NULL) {
     Method m = {.type = METHOD_PRIMITIVE, .as.primitive = builtin};
     bindMethod(vm, isStatic ? cls->obj.classObj : cls, symbol, m);
     return true;
   }
-  vmFlushOutput(vm);
-  int id = host_bind_foreign(vm->hostId, module, (int)strlen(module), cls->name->chars,
-                             (int)cls->name->length, isStatic, signature,
-                             (int)strlen(signature));
   if (id < 0) {
     fiber->error = vmRuntimeErrorValue(
         vm, "Could not find foreign method '%s' for class %s in module '%s'.", signature,
@@ -1105,8 +1103,9 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
       case OP_FOREIGN_INSTANCE:
       case OP_FOREIGN_STATIC: {
         int symbol = READ_SHORT();
+        int id = (int)AS_NUM(fn->constants[READ_SHORT()]);
         STORE_FRAME();
-        if (!defineForeign(vm, fiber, symbol, instruction == OP_FOREIGN_STATIC, fn)) {
+        if (!defineForeign(vm, fiber, symbol, instruction == OP_FOREIGN_STATIC, fn, id)) {
           goto handleError;
         }
         break;
