@@ -397,6 +397,7 @@ EXPORT(wren_debug_stack) const char* wren_debug_stack(WrenVM* vm) {
   for (int index = 0; (frame = vmDebugFrame(vm, index)) != NULL; index++) {
     ObjFn* fn = frame->closure->fn;
     if (fn->module == NULL || fn->module->name == NULL) continue;
+    if (fn->debugName != NULL && fn->debugName[0] == '\0') continue; /* a hidden frame */
     const char* name = fn->debugName ? fn->debugName : "?";
     size_t need = length + fn->module->name->length + strlen(name) + 40;
     if (need > capacity) {

@@ -551,16 +551,24 @@ static int addUpvalue(Compiler* c, bool isLocal, int index) {
   return c->fn->numUpvalues++;
 }
 
-static int resolveUpvalue(Compiler* c, const char* name, int length) {
+/* With inMethodOnly, the search does not leave the method being compiled:
+ * a lowercase name a method does not declare is a call on this, even when
+ * the code around the class has a local of that name. */
+static int resolveUpvalueIn(Compiler* c, const char* name, int length, bool inMethodOnly) {
   if (c->parent == NULL) return -1;
+  if (inMethodOnly && c->classInfo != NULL) return -1;
   int local = resolveLocal(c->parent, name, length);
   if (local != -1) {
     c->parent->locals[local].isCaptured = true;
     return addUpvalue(c, true, local);
   }
-  int upvalue = resolveUpvalue(c->parent, name, length);
+  int upvalue = resolveUpvalueIn(c->parent, name, length, inMethodOnly);
   if (upvalue != -1) return addUpvalue(c, false, upvalue);
   return -1;
+}
+
+static int resolveUpvalue(Compiler* c, const char* name, int length) {
+  return resolveUpvalueIn(c, name, length, false);
 }
 
 typedef enum { SCOPE_LOCAL, SCOPE_UPVALUE, SCOPE_MODULE } Scope;
@@ -695,6 +703,7 @@ static void parameterList(Compiler* c, MethodKey* mk, TokenType closing) {
 
 /* A block argument "{ |a, b| body }", after the '{'. */
 static void blockArgument(Compiler* c) {
+  int line = c->parser->previous.line; /* of the '{' */
   Compiler fnCompiler;
   initCompiler(&fnCompiler, c->parser, c, false);
   MethodKey mk = {"", 0, SHAPE_PARENS, 0};
@@ -704,7 +713,9 @@ static void blockArgument(Compiler* c) {
   }
   fnCompiler.fn->arity = mk.argCount;
   finishBody(&fnCompiler);
-  endCompiler(&fnCompiler, "new(_) block argument", 21);
+  /* Stack traces name a block by "Fn" and the line it starts on. */
+  char name[32];
+  endCompiler(&fnCompiler, name, snprintf(name, sizeof name, "Fn (line %d)", line));
 }
 
 /* Parses an argument list into mk (no enclosing tokens). */
@@ -735,10 +746,8 @@ static void methodCall(Compiler* c, OpCode op, MethodKey* mk) {
 
 /* A call of the method named by the previous token, which may be a
  * setter when followed by '='. */
-static void namedCall(Compiler* c, bool canAssign, OpCode op) {
-  Token* name = &c->parser->previous;
-  nameTooLong(c, name, "Method name");
-  MethodKey mk = {name->start, name->length, SHAPE_BARE, 0};
+static void callByName(Compiler* c, const char* name, int length, bool canAssign, OpCode op) {
+  MethodKey mk = {name, length, SHAPE_BARE, 0};
   if (canAssign && match(c, TOKEN_EQ)) {
     ignoreNewlines(c);
     mk.shape = SHAPE_ASSIGN;
@@ -748,6 +757,12 @@ static void namedCall(Compiler* c, bool canAssign, OpCode op) {
     return;
   }
   methodCall(c, op, &mk);
+}
+
+static void namedCall(Compiler* c, bool canAssign, OpCode op) {
+  Token* name = &c->parser->previous;
+  nameTooLong(c, name, "Method name");
+  callByName(c, name->start, name->length, canAssign, op);
 }
 
 /* ---- Grammar: prefix expressions ------------------------------------ */
@@ -833,8 +848,19 @@ static bool isLocalName(const char* name) { return name[0] >= 'a' && name[0] <= 
 /* A bare name: variable, implicit self-call or module variable. */
 static void name(Compiler* c, bool canAssign) {
   Token token = c->parser->previous;
-  Variable v = resolveNonModule(c, token.start, token.length);
-  if (v.index == -1 && isLocalName(token.start) && methodCompiler(c) != NULL) {
+  bool inMethod = methodCompiler(c) != NULL;
+  Variable v;
+  if (inMethod && isLocalName(token.start)) {
+    v.scope = SCOPE_LOCAL;
+    v.index = resolveLocal(c, token.start, token.length);
+    if (v.index == -1) {
+      v.scope = SCOPE_UPVALUE;
+      v.index = resolveUpvalueIn(c, token.start, token.length, true);
+    }
+  } else {
+    v = resolveNonModule(c, token.start, token.length);
+  }
+  if (v.index == -1 && isLocalName(token.start) && inMethod) {
     loadThis(c);
     namedCall(c, canAssign, OP_CALL);
     return;
@@ -945,10 +971,11 @@ static void superExpr(Compiler* c, bool canAssign) {
     namedCall(c, canAssign, OP_SUPER);
     return;
   }
-  /* "super" alone calls the superclass method of the same name. */
+  /* "super" alone names the superclass method of the same name; the
+   * arguments written after it choose the arity, as in any call:
+   * "super" is the getter, "super(a, b)" takes two. */
   MethodKey* current = method->classInfo->currentKey;
-  MethodKey mk = {current->name, current->nameLength, current->shape, 0};
-  if (mk.shape == SHAPE_CONSTRUCTOR) mk.shape = SHAPE_PARENS;
+  MethodKey mk = {current->name, current->nameLength, SHAPE_PARENS, 0};
   if (current->shape == SHAPE_CONSTRUCTOR) {
     /* super(...) in a constructor calls the superclass initializer; the
      * argument list is required, even when empty. */
@@ -963,7 +990,7 @@ static void superExpr(Compiler* c, bool canAssign) {
     emitKeyedCall(c, OP_SUPER, &mk);
     return;
   }
-  methodCall(c, OP_SUPER, &mk);
+  callByName(c, current->name, current->nameLength, canAssign, OP_SUPER);
 }
 
 /* ---- Grammar: infix expressions ------------------------------------- */
@@ -1652,7 +1679,9 @@ static void createConstructor(Compiler* c, MethodKey* mk, int initSymbol) {
   adjustSlots(&ctor, -mk->argCount);
   emitOp(&ctor, OP_RETURN);
   ctor.fn->arity = mk->argCount;
-  endCompiler(&ctor, "constructor", 11);
+  /* An empty name hides this frame from stack traces: the initializer's
+   * frame above it already names the constructor. */
+  endCompiler(&ctor, "", 0);
 }
 
 /* Foreign methods are bound when they are compiled, so one the host does
@@ -1751,7 +1780,9 @@ static void method(Compiler* c, ClassInfo* info) {
   }
   consume(&methodC, TOKEN_LEFT_BRACE, "Expect '{' to begin method body.");
   finishBody(&methodC);
-  endCompiler(&methodC, buffer, length);
+  /* A constructor's frame is named "new(_)", not by its symbol "init new(_)". */
+  int prefix = isConstruct ? 5 : 0;
+  endCompiler(&methodC, buffer + prefix, length - prefix);
   emitShortArg(c, isStatic ? OP_METHOD_STATIC : OP_METHOD_INSTANCE, symbol);
 
   if (isConstruct) {

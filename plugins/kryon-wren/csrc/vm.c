@@ -137,6 +137,19 @@ static const char* moduleNameOf(ObjFn* fn) {
   return fn->module->name ? fn->module->name->chars : "core";
 }
 
+/* Whether a stack trace shows frames of fn. Left out: the core library,
+ * frames the compiler left unnamed (a constructor's allocating wrapper)
+ * and the host's glue: the "kryon" and "io" modules and the modules the
+ * host makes for its own calls, whose names hold a '#'. An error is
+ * reported at the first frame shown, so it names the script's line. */
+static bool frameIsShown(ObjFn* fn) {
+  if (fn->module->name == NULL) return false;
+  if (fn->debugName == NULL || fn->debugName[0] == '\0') return false;
+  const char* module = fn->module->name->chars;
+  if (strcmp(module, "kryon") == 0 || strcmp(module, "io") == 0) return false;
+  return strchr(module, '#') == NULL;
+}
+
 /* Records message, module, line and a stack trace of the failed fiber. */
 static void reportRuntimeError(VM* vm, ObjFiber* fiber) {
   char message[600];
@@ -147,7 +160,10 @@ static void reportRuntimeError(VM* vm, ObjFiber* fiber) {
     ObjString* text = valueToCString(vm, error);
     snprintf(message, sizeof message, "%s", text ? text->chars : "[error object]");
   }
-  const char* module = "core";
+  /* With no frame shown, the error is the host call's own (a method the
+   * receiver lacks, a wrong arity): no module or line, so the caller's
+   * location stands. */
+  const char* module = "";
   int line = 0;
   char trace[2048];
   int traceLength = 0;
@@ -155,7 +171,7 @@ static void reportRuntimeError(VM* vm, ObjFiber* fiber) {
   for (int i = fiber->frameCount - 1; i >= 0; i--) {
     CallFrame* frame = &fiber->frames[i];
     ObjFn* fn = frame->closure->fn;
-    if (fn->module->name == NULL) continue; /* hide core frames */
+    if (!frameIsShown(fn)) continue;
     int frameLineNumber = frameLine(frame);
     if (line == 0) {
       module = moduleNameOf(fn);
@@ -543,6 +559,69 @@ static ObjClosure* compileInModule(VM* vm, ObjModule* module, const char* source
   ObjClosure* closure = newClosure(vm, fn);
   vmPopRoot(vm);
   return closure;
+}
+
+/* The name a module is known by. An import starting with "./" or "../"
+ * is relative to the importing module: a module itself imported that way
+ * (its name starts with "./") has the folder of its name, any other module
+ * (the script, a named module) the root folder. Such names are kept as
+ * "./" followed by the path with "." and ".." segments folded, so one file
+ * is one module however it is reached. Other names are used as written. */
+static ObjString* importName(VM* vm, ObjModule* importer, ObjString* name) {
+  const char* text = name->chars;
+  bool relative = strncmp(text, "./", 2) == 0 || strncmp(text, "../", 3) == 0;
+  if (!relative) return name;
+  size_t size = name->length + 3;
+  const char* base = "";
+  size_t baseLength = 0;
+  if (importer->name != NULL && strncmp(importer->name->chars, "./", 2) == 0) {
+    base = importer->name->chars;
+    const char* slash = strrchr(base, '/');
+    baseLength = (size_t)(slash - base);
+    size += baseLength + 1;
+  }
+  char* joined = (char*)malloc(size);
+  char* out = (char*)malloc(size + 2);
+  if (joined == NULL || out == NULL) kwFatalOutOfMemory();
+  snprintf(joined, size, "%.*s%s%s", (int)baseLength, base, baseLength ? "/" : "", text);
+  /* Fold the segments: "." is dropped, ".." removes the previous kept
+   * segment or, with none left, stays (a path above the root). */
+  size_t length = 0;
+  int kept = 0; /* segments in out that ".." may remove */
+  const char* p = joined;
+  while (*p != '\0') {
+    const char* end = strchr(p, '/');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n == 0 || (n == 1 && p[0] == '.')) {
+      /* nothing */
+    } else if (n == 2 && p[0] == '.' && p[1] == '.' && kept > 0) {
+      while (length > 0 && out[length - 1] != '/') length--;
+      if (length > 0) length--;
+      kept--;
+    } else {
+      if (length > 0) out[length++] = '/';
+      memcpy(out + length, p, n);
+      length += n;
+      if (!(n == 2 && p[0] == '.' && p[1] == '.')) kept++;
+    }
+    p += n;
+    if (*p == '/') p++;
+  }
+  free(joined);
+  bool above = length >= 2 && out[0] == '.' && out[1] == '.';
+  ObjString* result;
+  if (above) {
+    result = newStringLength(vm, out, length);
+  } else {
+    char* prefixed = (char*)malloc(length + 3);
+    if (prefixed == NULL) kwFatalOutOfMemory();
+    memcpy(prefixed, "./", 2);
+    memcpy(prefixed + 2, out, length);
+    result = newStringLength(vm, prefixed, length + 2);
+    free(prefixed);
+  }
+  free(out);
+  return result;
 }
 
 /* Loads a module's source from the host and compiles it. */
@@ -1144,6 +1223,7 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
       case OP_IMPORT_MODULE: {
         Value name = fn->constants[READ_SHORT()];
         STORE_FRAME();
+        name = OBJ_VAL(importName(vm, fn->module, AS_STRING(name)));
         Value existing;
         if (mapGet(vm->modules, name, &existing)) {
           vm->lastModule = AS_MODULE(existing);
@@ -1151,7 +1231,9 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
           break;
         }
         ObjClosure* closure = NULL;
+        vmPushRoot(vm, AS_OBJ(name));
         ObjModule* module = vmLoadModule(vm, AS_STRING(name), &closure);
+        vmPopRoot(vm);
         if (module == NULL) ERROR_MSG("Could not load module '%s'.", AS_CSTRING(name));
         if (closure == NULL) {
           /* Keep the compile error for the trace of the runtime error. */

@@ -95,7 +95,10 @@ def compile_error(exc: Any, script: str) -> CompileError:
 
 def runtime_error(exc: Any, script: str) -> ScriptRuntimeError:
     frames = parse_trace(getattr(exc, "trace", "") or "")
-    module = exc.module or (frames[0].script if frames else script)
+    # No module and no frame: the host's call itself failed (a wrong arity, a
+    # missing method), so no Wren line is to blame; a calling script's
+    # engine fills in its own location.
+    module = exc.module or (frames[0].script if frames else None)
     line = exc.line or (frames[0].line if frames else None)
     cls = RecursionLimitError if exc.message == "Stack overflow." else ScriptRuntimeError
     return cls(exc.message, language=LANG, script=module, line=line, stack=frames)
