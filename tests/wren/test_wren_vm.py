@@ -38,9 +38,9 @@ def test_runtime_error_reports_message_line_and_trace():
             vm.interpret('class A {\n  static f() { g() }\n  static g() { 1.x }\n}\nA.f()\n')
         error = info.value
         assert error.message == "Num does not implement 'x'."
-        assert (error.module, error.line) == ("main", 3)
-        assert "[main line 3] in g()" in error.trace
-        assert "[main line 5] in (script)" in error.trace
+        assert (error.module, error.line, error.column) == ("main", 3, 18)
+        assert "[main line 3:18] in g()" in error.trace
+        assert "[main line 5:3] in (script)" in error.trace
 
 
 def test_vm_keeps_module_state_between_interprets():

@@ -50,6 +50,9 @@ EXPORT(wren_error_module) const char* wren_error_module(WrenVM* vm) {
 
 EXPORT(wren_error_line) int wren_error_line(WrenVM* vm) { return vm->errorLine; }
 
+/* The column of the last error, counted in characters from 1; 0 when unknown. */
+EXPORT(wren_error_column) int wren_error_column(WrenVM* vm) { return vm->errorColumn; }
+
 EXPORT(wren_error_trace) const char* wren_error_trace(WrenVM* vm) {
   return vm->errorTrace ? vm->errorTrace : "";
 }

@@ -35,6 +35,8 @@ typedef struct {
   Token current;
   bool hadError;
   int depth; /* nesting of expressions and bodies, to bound C recursion */
+  int callLine;   /* when not 0, where the code being emitted is said to be */
+  int callColumn;
 } Parser;
 
 typedef struct {
@@ -76,6 +78,8 @@ typedef struct {
   int nameLength;
   CallShape shape;
   int argCount; /* for SHAPE_INDEX_ASSIGN, the index arguments and the value */
+  int atLine;   /* at a call site, where a failing call is reported (0: not set) */
+  int atColumn;
 } MethodKey;
 
 /* One runtime attribute ("#!"): names are source text, values constants. */
@@ -185,6 +189,7 @@ static void errorAt(Compiler* c, Token* token, const char* message) {
   snprintf(buffer, sizeof buffer, "[%s line %d] %s%s",
            p->module->name ? p->module->name->chars : "core", token->line, label, message);
   vmSetError(p->vm, buffer, p->module->name ? p->module->name->chars : "core", token->line);
+  vmSetErrorColumn(p->vm, token->column);
 }
 
 static void error(Compiler* c, const char* message) {
@@ -215,6 +220,13 @@ static void nextToken(Compiler* c) {
   p->current = lexerNext(&p->lexer);
   if (p->current.type == TOKEN_ERROR) {
     errorAt(c, &p->current, p->lexer.errorMessage);
+    p->current.type = TOKEN_EOF;
+  } else if (p->current.line > MAX_SOURCE_LINE) {
+    /* Code positions keep the line in POSITION_LINE_BITS bits. */
+    char message[64];
+    snprintf(message, sizeof message, "A module may have at most %d lines.", MAX_SOURCE_LINE);
+    p->current.line = MAX_SOURCE_LINE;
+    errorAt(c, &p->current, message);
     p->current.type = TOKEN_EOF;
   }
 }
@@ -268,8 +280,12 @@ static const int stackEffects[] = {
 #undef X
 };
 
+/* Code is placed at the token just read, or at the call being emitted. */
 static int emitByte(Compiler* c, int byte) {
-  return fnEmitByte(c->parser->vm, c->fn, (uint8_t)byte, c->parser->previous.line);
+  Parser* p = c->parser;
+  int position = p->callLine != 0 ? POSITION(p->callLine, p->callColumn)
+                                  : POSITION(p->previous.line, p->previous.column);
+  return fnEmitByte(p->vm, c->fn, (uint8_t)byte, position);
 }
 
 static void adjustSlots(Compiler* c, int delta) {
@@ -402,9 +418,17 @@ static int keySymbol(Compiler* c, MethodKey* mk) {
 
 static void emitKeyedCall(Compiler* c, OpCode op, MethodKey* mk) {
   int symbol = keySymbol(c, mk);
+  Parser* p = c->parser;
+  int savedLine = p->callLine, savedColumn = p->callColumn;
+  if (mk->atLine != 0) {
+    p->callLine = mk->atLine;
+    p->callColumn = mk->atColumn;
+  }
   emitOp(c, op);
   emitByte(c, mk->argCount);
   emitShort(c, symbol);
+  p->callLine = savedLine;
+  p->callColumn = savedColumn;
   adjustSlots(c, -mk->argCount);
 }
 
@@ -747,7 +771,8 @@ static void methodCall(Compiler* c, OpCode op, MethodKey* mk) {
 /* A call of the method named by the previous token, which may be a
  * setter when followed by '='. */
 static void callByName(Compiler* c, const char* name, int length, bool canAssign, OpCode op) {
-  MethodKey mk = {name, length, SHAPE_BARE, 0};
+  Token* at = &c->parser->previous; /* the name, or "super" */
+  MethodKey mk = {name, length, SHAPE_BARE, 0, at->line, at->column};
   if (canAssign && match(c, TOKEN_EQ)) {
     ignoreNewlines(c);
     mk.shape = SHAPE_ASSIGN;
@@ -840,7 +865,10 @@ static void unaryOp(Compiler* c, bool canAssign) {
   Token op = c->parser->previous;
   ignoreNewlines(c);
   parsePrecedence(c, PREC_UNARY + 1);
+  c->parser->callLine = op.line;
+  c->parser->callColumn = op.column;
   emitCall(c, 0, op.start, op.length);
+  c->parser->callLine = 0;
 }
 
 static bool isLocalName(const char* name) { return name[0] >= 'a' && name[0] <= 'z'; }
@@ -975,7 +1003,8 @@ static void superExpr(Compiler* c, bool canAssign) {
    * arguments written after it choose the arity, as in any call:
    * "super" is the getter, "super(a, b)" takes two. */
   MethodKey* current = method->classInfo->currentKey;
-  MethodKey mk = {current->name, current->nameLength, SHAPE_PARENS, 0};
+  Token at = c->parser->previous;
+  MethodKey mk = {current->name, current->nameLength, SHAPE_PARENS, 0, at.line, at.column};
   if (current->shape == SHAPE_CONSTRUCTOR) {
     /* super(...) in a constructor calls the superclass initializer; the
      * argument list is required, even when empty. */
@@ -1013,14 +1042,19 @@ static OpCode fastOp(TokenType type) {
 
 static void infixOp(Compiler* c, bool canAssign) {
   (void)canAssign;
-  TokenType type = c->parser->previous.type;
+  Token at = c->parser->previous; /* the operator */
+  TokenType type = at.type;
   const ParseRule* rule = getRule(type);
   ignoreNewlines(c);
   parsePrecedence(c, (Precedence)(rule->precedence + 1));
-  MethodKey mk = {rule->name, (int)strlen(rule->name), SHAPE_PARENS, 1};
+  MethodKey mk = {rule->name, (int)strlen(rule->name), SHAPE_PARENS, 1, at.line, at.column};
   OpCode op = fastOp(type);
   if (op != OP_END) {
-    emitShortArg(c, op, keySymbol(c, &mk));
+    int symbol = keySymbol(c, &mk);
+    c->parser->callLine = at.line;
+    c->parser->callColumn = at.column;
+    emitShortArg(c, op, symbol);
+    c->parser->callLine = 0;
     return;
   }
   emitKeyedCall(c, OP_CALL, &mk);
@@ -1058,7 +1092,8 @@ static void conditional(Compiler* c, bool canAssign) {
 }
 
 static void subscript(Compiler* c, bool canAssign) {
-  MethodKey mk = {"", 0, SHAPE_INDEX, 0};
+  Token at = c->parser->previous; /* the '[' */
+  MethodKey mk = {"", 0, SHAPE_INDEX, 0, at.line, at.column};
   ignoreNewlines(c);
   argumentList(c, &mk);
   consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after arguments.");
@@ -1877,6 +1912,9 @@ static ObjFn* compileSource(VM* vm, ObjModule* module, const char* source, bool 
   parser.current.line = 1;
   parser.current.start = source;
   parser.current.length = 0;
+  parser.current.column = 1;
+  parser.callLine = 0;
+  parser.callColumn = 0;
 
   Compiler c;
   initCompiler(&c, &parser, NULL, false);

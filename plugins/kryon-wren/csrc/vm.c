@@ -106,6 +106,7 @@ void vmClearError(VM* vm) {
   vm->errorModule = NULL;
   vm->errorTrace = NULL;
   vm->errorLine = 0;
+  vm->errorColumn = 0;
 }
 
 void vmSetError(VM* vm, const char* message, const char* module, int line) {
@@ -114,6 +115,8 @@ void vmSetError(VM* vm, const char* message, const char* module, int line) {
   vm->errorModule = copyString(module);
   vm->errorLine = line;
 }
+
+void vmSetErrorColumn(VM* vm, int column) { vm->errorColumn = column; }
 
 Value vmRuntimeErrorValue(VM* vm, const char* format, ...) {
   char buffer[512];
@@ -125,13 +128,16 @@ Value vmRuntimeErrorValue(VM* vm, const char* format, ...) {
   return stringValue(vm, buffer, (size_t)length);
 }
 
-static int frameLine(CallFrame* frame) {
+/* The source position of the instruction a frame is running. */
+static int framePosition(CallFrame* frame) {
   ObjFn* fn = frame->closure->fn;
   int offset = (int)(frame->ip - fn->code) - 1;
   if (offset < 0) offset = 0;
   if (offset >= fn->codeCount) offset = fn->codeCount - 1;
   return fn->lines[offset];
 }
+
+static int frameLine(CallFrame* frame) { return POSITION_LINE(framePosition(frame)); }
 
 static const char* moduleNameOf(ObjFn* fn) {
   return fn->module->name ? fn->module->name->chars : "core";
@@ -165,6 +171,7 @@ static void reportRuntimeError(VM* vm, ObjFiber* fiber) {
    * location stands. */
   const char* module = "";
   int line = 0;
+  int column = 0;
   char trace[2048];
   int traceLength = 0;
   trace[0] = '\0';
@@ -172,15 +179,21 @@ static void reportRuntimeError(VM* vm, ObjFiber* fiber) {
     CallFrame* frame = &fiber->frames[i];
     ObjFn* fn = frame->closure->fn;
     if (!frameIsShown(fn)) continue;
-    int frameLineNumber = frameLine(frame);
+    int position = framePosition(frame);
+    int frameLineNumber = POSITION_LINE(position);
+    int frameColumn = POSITION_COLUMN(position);
     if (line == 0) {
       module = moduleNameOf(fn);
       line = frameLineNumber;
+      column = frameColumn;
     }
+    /* "[module line N] in name", or "[module line N:C] in name" with a column. */
     if (traceLength < (int)sizeof trace - 200) {
+      char where[24] = "";
+      if (frameColumn > 0) snprintf(where, sizeof where, ":%d", frameColumn);
       traceLength += snprintf(trace + traceLength, sizeof trace - traceLength,
-                              "[%s line %d] in %s\n", moduleNameOf(fn),
-                              frameLineNumber, fn->debugName ? fn->debugName : "?");
+                              "[%s line %d%s] in %s\n", moduleNameOf(fn),
+                              frameLineNumber, where, fn->debugName);
     }
   }
   if (vm->errorDetail != NULL && traceLength < (int)sizeof trace - 2) {
@@ -189,6 +202,7 @@ static void reportRuntimeError(VM* vm, ObjFiber* fiber) {
   free(vm->errorDetail);
   vm->errorDetail = NULL;
   vmSetError(vm, message, module, line);
+  vm->errorColumn = column;
   vm->errorTrace = copyString(trace);
 }
 
@@ -392,7 +406,7 @@ static int patchLine(ObjFn* fn, int line) {
   bool runDone = false;
   for (int offset = 0; offset < fn->codeCount;) {
     uint8_t op = originalOp(fn, offset);
-    int here = fn->lines[offset];
+    int here = POSITION_LINE(fn->lines[offset]);
     if (here != previousLine) runDone = false;
     if (here == line && !runDone && fn->code[offset] == OP_BREAKPOINT) runDone = true;
     if (here == line && !runDone && isPatchable(op)) {
@@ -422,7 +436,7 @@ static void unpatchLine(ObjFn* fn, int line) {
   int kept = 0;
   for (int i = 0; i < d->patchCount; i++) {
     DebugPatch patch = d->patches[i];
-    if (line == 0 || fn->lines[patch.offset] == line) {
+    if (line == 0 || POSITION_LINE(fn->lines[patch.offset]) == line) {
       fn->code[patch.offset] = patch.op;
     } else {
       d->patches[kept++] = patch;
@@ -527,6 +541,8 @@ CallFrame* vmDebugFrame(VM* vm, int index) {
 }
 
 int vmDebugFrameLine(CallFrame* frame) { return frameLine(frame); }
+
+int vmDebugFrameColumn(CallFrame* frame) { return POSITION_COLUMN(framePosition(frame)); }
 
 /* ---- Modules -------------------------------------------------------- */
 
