@@ -221,6 +221,8 @@ static void nextToken(Compiler* c) {
   if (p->current.type == TOKEN_ERROR) {
     errorAt(c, &p->current, p->lexer.errorMessage);
     p->current.type = TOKEN_EOF;
+  } else if (p->current.line > MAX_SOURCE_LINE && p->current.type == TOKEN_EOF) {
+    p->current.line = MAX_SOURCE_LINE; /* the end after a last full line */
   } else if (p->current.line > MAX_SOURCE_LINE) {
     /* Code positions keep the line in POSITION_LINE_BITS bits. */
     char message[64];
