@@ -191,3 +191,20 @@ def test_limit_errors_name_their_line(m):
     with pytest.raises(CompileError, match="nested too deeply") as info:
         m.load_script_from_source("nested", "wren", "var a = 1\nvar x = " + "(" * 500 + "1" + ")" * 500 + "\n")
     assert info.value.line == 2
+
+
+def test_time_and_memory_limits_name_the_running_line(m):
+    from kryon_core import MemoryLimitError, ScriptTimeoutError
+
+    spin = "class Spin {\n  static forever() {\n    var i = 0\n    while (true) {\n      i = i + 1\n    }\n  }\n}\nSpin.forever()\n"
+    with pytest.raises(ScriptTimeoutError) as info:
+        m.load_script_from_source("spin", "wren", spin, policy=SecurityPolicy(time_limit=0.5))
+    assert (info.value.script, info.value.line) == ("spin", 4)  # the loop that never ended
+    assert info.value.stack == [] or info.value.stack[0].line == 4
+    grow = 'var l = []\nvar s = "x" * 1000\nwhile (true) {\n  l.add(s + s)\n}\n'
+    with pytest.raises(MemoryLimitError) as info:
+        m.load_script_from_source("grow", "wren", grow, policy=SecurityPolicy(memory_limit=16 << 20))
+    assert (info.value.script, info.value.line) == ("grow", 4)
+    # the engine is usable afterwards
+    m.load_script_from_source("after", "wren", "var ok = Fn.new { 1 + 1 }\n")
+    assert m.call_function("after.ok", []) == 2

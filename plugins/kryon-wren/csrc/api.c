@@ -50,6 +50,13 @@ EXPORT(wren_error_module) const char* wren_error_module(WrenVM* vm) {
 
 EXPORT(wren_error_line) int wren_error_line(WrenVM* vm) { return vm->errorLine; }
 
+/* Where the fiber vm runs stands after a trap (vmFaultWhere). */
+EXPORT(wren_fault_where) const char* wren_fault_where(WrenVM* vm) {
+  static char where[320];
+  vmFaultWhere(vm, where, (int)sizeof where);
+  return where;
+}
+
 /* The column of the last error, counted in characters from 1; 0 when unknown. */
 EXPORT(wren_error_column) int wren_error_column(WrenVM* vm) { return vm->errorColumn; }
 

@@ -58,6 +58,7 @@ typedef struct Loop {
   int breakCount;
   int breakCapacity;
   struct Loop* enclosing;
+  Token keyword; /* "while" or "for": where the loop's back-edge is placed */
 } Loop;
 
 /* The ways a method can be named: "f(a)", "f", "f = v", "x[i]",
@@ -1263,8 +1264,18 @@ static void endLoop(Compiler* c, Loop* loop) {
   c->loop = loop->enclosing;
 }
 
+/* The jump back to the loop's start, placed at its keyword so a limit
+ * firing while the loop spins names the loop's line. */
+static void emitLoopBack(Compiler* c, Loop* loop) {
+  c->parser->callLine = loop->keyword.line;
+  c->parser->callColumn = loop->keyword.column;
+  emitLoop(c, loop->start);
+  c->parser->callLine = 0;
+}
+
 static void whileStatement(Compiler* c) {
   Loop loop;
+  loop.keyword = c->parser->previous;
   startLoop(c, &loop);
   consume(c, TOKEN_LEFT_PAREN, "Expect '(' after 'while'.");
   ignoreNewlines(c);
@@ -1273,12 +1284,13 @@ static void whileStatement(Compiler* c) {
   consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after while condition.");
   int exitJump = emitJump(c, OP_JUMP_IF_FALSE);
   loopBody(c);
-  emitLoop(c, loop.start);
+  emitLoopBack(c, &loop);
   patchJump(c, exitJump);
   endLoop(c, &loop);
 }
 
 static void forStatement(Compiler* c) {
+  Token keyword = c->parser->previous;
   pushScope(c);
   consume(c, TOKEN_LEFT_PAREN, "Expect '(' after 'for'.");
   consume(c, TOKEN_NAME, "Expect for loop variable name.");
@@ -1293,6 +1305,7 @@ static void forStatement(Compiler* c) {
   int iterSlot = addLocal(c, "iter ", 5);
 
   Loop loop;
+  loop.keyword = keyword;
   startLoop(c, &loop);
   emitByteArg(c, OP_LOAD_LOCAL, seqSlot);
   emitByteArg(c, OP_LOAD_LOCAL, iterSlot);
@@ -1308,7 +1321,7 @@ static void forStatement(Compiler* c) {
   loopBody(c);
   popScope(c);
 
-  emitLoop(c, loop.start);
+  emitLoopBack(c, &loop);
   patchJump(c, exitJump);
   endLoop(c, &loop);
   popScope(c);

@@ -544,6 +544,25 @@ int vmDebugFrameLine(CallFrame* frame) { return frameLine(frame); }
 
 int vmDebugFrameColumn(CallFrame* frame) { return POSITION_COLUMN(framePosition(frame)); }
 
+/* Writes "module<TAB>line<TAB>column" of the innermost frame a trace would
+ * show of the fiber vm is running, or "" when it runs none. Used after a
+ * trap (a time or memory limit), which leaves no error report: a frame
+ * holds the position of its last call or loop back-edge. No allocation. */
+void vmFaultWhere(VM* vm, char* out, int size) {
+  out[0] = '\0';
+  for (ObjFiber* fiber = vm->fiber; fiber != NULL; fiber = fiber->caller) {
+    for (int i = fiber->frameCount - 1; i >= 0; i--) {
+      CallFrame* frame = &fiber->frames[i];
+      ObjFn* fn = frame->closure->fn;
+      if (!frameIsShown(fn)) continue;
+      int position = framePosition(frame);
+      snprintf(out, (size_t)size, "%s\t%d\t%d", moduleNameOf(fn), POSITION_LINE(position),
+               POSITION_COLUMN(position));
+      return;
+    }
+  }
+}
+
 /* ---- Modules -------------------------------------------------------- */
 
 ObjModule* vmGetModule(VM* vm, const char* name, int length) {
@@ -1089,6 +1108,10 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
       }
       case OP_LOOP: {
         int offset = READ_SHORT();
+        /* The frame keeps this instruction's end, placed at the loop's
+         * keyword, so a time limit firing in a loop with no calls still
+         * finds its line (vmFaultWhere). */
+        frame->ip = ip;
         ip -= offset;
         SAFEPOINT();
         break;

@@ -185,6 +185,7 @@ int vmRemoveBreakpoint(VM* vm, const char* module, int line);
 CallFrame* vmDebugFrame(VM* vm, int index);
 int vmDebugFrameLine(CallFrame* frame);
 int vmDebugFrameColumn(CallFrame* frame);
+void vmFaultWhere(VM* vm, char* out, int size);
 
 /* memory.c */
 extern int kwOutOfMemory;

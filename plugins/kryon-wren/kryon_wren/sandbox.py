@@ -110,8 +110,11 @@ def runtime_error(exc: Any, script: str) -> ScriptRuntimeError:
 def trap_error(exc: Any, script: str) -> ScriptError:
     from .vm import WrenMemoryError, WrenTimeoutError
 
+    # where the running script stood when the limit fired (vm._fault_where)
+    where = {"language": LANG, "script": getattr(exc, "module", None) or script,
+             "line": getattr(exc, "line", None) or None, "column": getattr(exc, "column", None) or None}
     if isinstance(exc, WrenTimeoutError):
-        return ScriptTimeoutError(str(exc), language=LANG, script=script)
+        return ScriptTimeoutError(str(exc), **where)
     if isinstance(exc, WrenMemoryError):
-        return MemoryLimitError(str(exc), language=LANG, script=script)
-    return ScriptRuntimeError(str(exc), language=LANG, script=script)
+        return MemoryLimitError(str(exc), **where)
+    return ScriptRuntimeError(str(exc), **where)
