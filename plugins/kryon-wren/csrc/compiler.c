@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "host.h"
 #include "lexer.h"
 #include "opcodes.h"
 #include "opt_modules.h"
@@ -34,6 +35,8 @@ typedef struct {
   Token current;
   bool hadError;
   int depth; /* nesting of expressions and bodies, to bound C recursion */
+  int callLine;   /* when not 0, where the code being emitted is said to be */
+  int callColumn;
 } Parser;
 
 typedef struct {
@@ -55,23 +58,30 @@ typedef struct Loop {
   int breakCount;
   int breakCapacity;
   struct Loop* enclosing;
+  Token keyword; /* "while" or "for": where the loop's back-edge is placed */
 } Loop;
 
+/* The ways a method can be named: "f(a)", "f", "f = v", "x[i]",
+ * "x[i] = v" and a constructor's initializer ("construct f(a)"). */
 typedef enum {
-  SIG_METHOD,
-  SIG_GETTER,
-  SIG_SETTER,
-  SIG_SUBSCRIPT,
-  SIG_SUBSCRIPT_SETTER,
-  SIG_INITIALIZER
-} SignatureType;
+  SHAPE_PARENS,
+  SHAPE_BARE,
+  SHAPE_ASSIGN,
+  SHAPE_INDEX,
+  SHAPE_INDEX_ASSIGN,
+  SHAPE_CONSTRUCTOR
+} CallShape;
 
+/* How a method is named at a call site and a definition: the method
+ * symbol is its name plus this shape plus the argument count. */
 typedef struct {
-  const char* name;
-  int length;
-  SignatureType type;
-  int arity;
-} Signature;
+  const char* name; /* empty for the index shapes */
+  int nameLength;
+  CallShape shape;
+  int argCount; /* for SHAPE_INDEX_ASSIGN, the index arguments and the value */
+  int atLine;   /* at a call site, where a failing call is reported (0: not set) */
+  int atColumn;
+} MethodKey;
 
 /* One runtime attribute ("#!"): names are source text, values constants. */
 typedef struct {
@@ -90,7 +100,7 @@ typedef struct {
 } AttributeList;
 
 typedef struct {
-  char* signature;
+  char* text; /* the method's key text, "static " / "foreign " prefixed */
   int length;
   AttributeList attributes;
 } MethodAttributes;
@@ -104,8 +114,8 @@ typedef struct {
   SymbolTable fields;
   SymbolTable methods; /* "static " prefixed for static methods */
   bool inStatic;
-  Signature* signature; /* method being compiled */
-} ClassInfo;
+  MethodKey* currentKey; /* key of the method being compiled */
+} ClassScope;
 
 typedef struct Compiler {
   Parser* parser;
@@ -117,46 +127,49 @@ typedef struct Compiler {
   int scopeDepth; /* -1 at module level */
   int numSlots;
   Loop* loop;
-  ClassInfo* classInfo; /* set on method compilers only */
+  ClassScope* classScope; /* set on method compilers only */
   bool isInitializer;
 } Compiler;
 
+/* How tightly an operator holds its operands, loosest first. Pratt
+ * parsing (the well-known top-down operator precedence method): parsing
+ * "at least b" takes infix operators binding at least as tightly as b. */
 typedef enum {
-  PREC_NONE,
-  PREC_LOWEST,
-  PREC_ASSIGNMENT,
-  PREC_CONDITIONAL,
-  PREC_LOGICAL_OR,
-  PREC_LOGICAL_AND,
-  PREC_EQUALITY,
-  PREC_IS,
-  PREC_COMPARISON,
-  PREC_BITWISE_OR,
-  PREC_BITWISE_XOR,
-  PREC_BITWISE_AND,
-  PREC_BITWISE_SHIFT,
-  PREC_RANGE,
-  PREC_TERM,
-  PREC_FACTOR,
-  PREC_UNARY,
-  PREC_CALL,
-  PREC_PRIMARY
-} Precedence;
+  BIND_NONE,
+  BIND_LOWEST,
+  BIND_ASSIGN,
+  BIND_TERNARY,
+  BIND_OR,
+  BIND_AND,
+  BIND_EQUALS,
+  BIND_IS,
+  BIND_COMPARE,
+  BIND_BIT_OR,
+  BIND_BIT_XOR,
+  BIND_BIT_AND,
+  BIND_SHIFT,
+  BIND_RANGE,
+  BIND_SUM,
+  BIND_PRODUCT,
+  BIND_PREFIX,
+  BIND_CALL,
+  BIND_ATOM
+} Binding;
 
-typedef void (*ParseFn)(Compiler* c, bool canAssign);
+typedef void (*GrammarFn)(Compiler* c, bool canAssign);
 
 typedef struct {
-  ParseFn prefix;
-  ParseFn infix;
-  Precedence precedence;
+  GrammarFn prefix;
+  GrammarFn infix;
+  Binding binding;
   const char* name; /* operator method name */
-} ParseRule;
+} GrammarRule;
 
-static const ParseRule* getRule(TokenType type);
+static const GrammarRule* ruleFor(TokenType type);
 static void expression(Compiler* c);
 static void statement(Compiler* c);
-static void parsePrecedence(Compiler* c, Precedence precedence);
-static void parsePrecedenceInner(Compiler* c, Precedence precedence);
+static void parseBound(Compiler* c, Binding binding);
+static void parseBoundInner(Compiler* c, Binding binding);
 static void compileClass(Compiler* c, AttributeList* attributes);
 
 /* ---- Errors --------------------------------------------------------- */
@@ -180,10 +193,23 @@ static void errorAt(Compiler* c, Token* token, const char* message) {
   snprintf(buffer, sizeof buffer, "[%s line %d] %s%s",
            p->module->name ? p->module->name->chars : "core", token->line, label, message);
   vmSetError(p->vm, buffer, p->module->name ? p->module->name->chars : "core", token->line);
+  vmSetErrorColumn(p->vm, token->column);
 }
 
 static void error(Compiler* c, const char* message) {
   errorAt(c, &c->parser->previous, message);
+}
+
+/* Names longer than this are refused: variables, methods, fields. */
+#define MAX_NAME 64
+
+/* Reports a name token longer than MAX_NAME; true when it is too long. */
+static bool nameTooLong(Compiler* c, Token* name, const char* what) {
+  if (name->length <= MAX_NAME) return false;
+  char message[96];
+  snprintf(message, sizeof message, "%s cannot be longer than %d characters.", what, MAX_NAME);
+  errorAt(c, name, message);
+  return true;
 }
 
 /* ---- Token stream --------------------------------------------------- */
@@ -198,6 +224,15 @@ static void nextToken(Compiler* c) {
   p->current = lexerNext(&p->lexer);
   if (p->current.type == TOKEN_ERROR) {
     errorAt(c, &p->current, p->lexer.errorMessage);
+    p->current.type = TOKEN_EOF;
+  } else if (p->current.line > MAX_SOURCE_LINE && p->current.type == TOKEN_EOF) {
+    p->current.line = MAX_SOURCE_LINE; /* the end after a last full line */
+  } else if (p->current.line > MAX_SOURCE_LINE) {
+    /* Code positions keep the line in POSITION_LINE_BITS bits. */
+    char message[64];
+    snprintf(message, sizeof message, "A module may have at most %d lines.", MAX_SOURCE_LINE);
+    p->current.line = MAX_SOURCE_LINE;
+    errorAt(c, &p->current, message);
     p->current.type = TOKEN_EOF;
   }
 }
@@ -215,17 +250,17 @@ static void consume(Compiler* c, TokenType type, const char* message) {
   errorAt(c, &c->parser->current, message);
 }
 
-static bool matchLine(Compiler* c) {
+static bool matchNewlines(Compiler* c) {
   if (!match(c, TOKEN_LINE)) return false;
   while (match(c, TOKEN_LINE)) {
   }
   return true;
 }
 
-static void ignoreNewlines(Compiler* c) { matchLine(c); }
+static void skipNewlines(Compiler* c) { matchNewlines(c); }
 
-static void consumeLine(Compiler* c, const char* message) {
-  if (!matchLine(c)) errorAt(c, &c->parser->current, message);
+static void expectNewline(Compiler* c, const char* message) {
+  if (!matchNewlines(c)) errorAt(c, &c->parser->current, message);
 }
 
 /* True when the next non-blank source character starts a ".name" call,
@@ -251,8 +286,12 @@ static const int stackEffects[] = {
 #undef X
 };
 
+/* Code is placed at the token just read, or at the call being emitted. */
 static int emitByte(Compiler* c, int byte) {
-  return fnEmitByte(c->parser->vm, c->fn, (uint8_t)byte, c->parser->previous.line);
+  Parser* p = c->parser;
+  int position = p->callLine != 0 ? POSITION(p->callLine, p->callColumn)
+                                  : POSITION(p->previous.line, p->previous.column);
+  return fnEmitByte(p->vm, c->fn, (uint8_t)byte, position);
 }
 
 static void adjustSlots(Compiler* c, int delta) {
@@ -271,12 +310,12 @@ static void emitShort(Compiler* c, int value) {
   emitByte(c, value & 0xff);
 }
 
-static void emitByteArg(Compiler* c, OpCode op, int arg) {
+static void emitWithByte(Compiler* c, OpCode op, int arg) {
   emitOp(c, op);
   emitByte(c, arg);
 }
 
-static void emitShortArg(Compiler* c, OpCode op, int arg) {
+static void emitWithShort(Compiler* c, OpCode op, int arg) {
   emitOp(c, op);
   emitShort(c, arg);
 }
@@ -289,7 +328,7 @@ static int addConstant(Compiler* c, Value value) {
 }
 
 static void emitConstant(Compiler* c, Value value) {
-  emitShortArg(c, OP_CONSTANT, addConstant(c, value));
+  emitWithShort(c, OP_CONSTANT, addConstant(c, value));
 }
 
 /* Emits a jump with a placeholder offset; returns where to patch. */
@@ -324,73 +363,86 @@ static void emitCall(Compiler* c, int argc, const char* name, int length) {
   adjustSlots(c, -argc);
 }
 
-/* ---- Signatures ----------------------------------------------------- */
+/* ---- Method keys ---------------------------------------------------- */
 
-static void addParams(char* buffer, int* length, int arity, char open, char close) {
-  buffer[(*length)++] = open;
-  for (int i = 0; i < arity; i++) {
-    if (i > 0) buffer[(*length)++] = ',';
-    buffer[(*length)++] = '_';
+/* The text of each shape around the name: what comes before it, the
+ * brackets of the argument list (none for a bare name) and what follows.
+ * An assigning shape takes its last argument as "=(_)". */
+typedef struct {
+  const char* before;
+  char open;
+  char close;
+  bool assigns;
+} ShapeText;
+
+static const ShapeText shapeTexts[] = {
+    [SHAPE_PARENS] = {"", '(', ')', false},
+    [SHAPE_BARE] = {"", 0, 0, false},
+    [SHAPE_ASSIGN] = {"", 0, 0, true},
+    [SHAPE_INDEX] = {"", '[', ']', false},
+    [SHAPE_INDEX_ASSIGN] = {"", '[', ']', true},
+    [SHAPE_CONSTRUCTOR] = {"init ", '(', ')', false},
+};
+
+/* Appends "(_,_)" style holes for count arguments between open and close. */
+static int writeHoles(char* out, int at, int count, char open, char close) {
+  out[at++] = open;
+  for (int i = 0; i < count; i++) {
+    if (i > 0) out[at++] = ',';
+    out[at++] = '_';
   }
-  buffer[(*length)++] = close;
+  out[at++] = close;
+  return at;
 }
 
-/* Writes e.g. "foo(_,_)", "foo", "foo=(_)", "[_]=(_)", "init new(_)". */
-static int signatureToString(Signature* sig, char* buffer) {
-  int length = 0;
-  if (sig->type == SIG_INITIALIZER) {
-    memcpy(buffer, "init ", 5);
-    length = 5;
+/* The symbol text of a key: "foo(_,_)", "foo", "foo=(_)", "[_]",
+ * "[_]=(_)", "init new(_)". out must hold MAX_KEY_TEXT bytes; names are
+ * at most MAX_NAME long and argument counts at most MAX_PARAMETERS + 1. */
+static int keyText(MethodKey* mk, char* out) {
+  const ShapeText* shape = &shapeTexts[mk->shape];
+  int at = (int)strlen(shape->before);
+  memcpy(out, shape->before, (size_t)at);
+  memcpy(out + at, mk->name, (size_t)mk->nameLength);
+  at += mk->nameLength;
+  int listed = shape->assigns ? mk->argCount - 1 : mk->argCount;
+  if (shape->open != 0) at = writeHoles(out, at, listed, shape->open, shape->close);
+  if (shape->assigns) {
+    out[at++] = '=';
+    at = writeHoles(out, at, 1, '(', ')');
   }
-  if (sig->type != SIG_SUBSCRIPT && sig->type != SIG_SUBSCRIPT_SETTER) {
-    memcpy(buffer + length, sig->name, sig->length);
-    length += sig->length;
-  }
-  switch (sig->type) {
-    case SIG_METHOD:
-    case SIG_INITIALIZER:
-      addParams(buffer, &length, sig->arity, '(', ')');
-      break;
-    case SIG_GETTER:
-      break;
-    case SIG_SETTER:
-      buffer[length++] = '=';
-      addParams(buffer, &length, 1, '(', ')');
-      break;
-    case SIG_SUBSCRIPT:
-      addParams(buffer, &length, sig->arity, '[', ']');
-      break;
-    case SIG_SUBSCRIPT_SETTER:
-      addParams(buffer, &length, sig->arity - 1, '[', ']');
-      buffer[length++] = '=';
-      addParams(buffer, &length, 1, '(', ')');
-      break;
-  }
-  buffer[length] = '\0';
-  return length;
+  out[at] = '\0';
+  return at;
 }
 
-#define MAX_SIGNATURE 320
+#define MAX_KEY_TEXT 320
 
-static int signatureSymbol(Compiler* c, Signature* sig) {
-  char buffer[MAX_SIGNATURE];
-  int length = signatureToString(sig, buffer);
+static int keySymbol(Compiler* c, MethodKey* mk) {
+  char buffer[MAX_KEY_TEXT];
+  int length = keyText(mk, buffer);
   return methodSymbol(c, buffer, length);
 }
 
-static void callSignature(Compiler* c, OpCode op, Signature* sig) {
-  int symbol = signatureSymbol(c, sig);
+static void emitKeyedCall(Compiler* c, OpCode op, MethodKey* mk) {
+  int symbol = keySymbol(c, mk);
+  Parser* p = c->parser;
+  int savedLine = p->callLine, savedColumn = p->callColumn;
+  if (mk->atLine != 0) {
+    p->callLine = mk->atLine;
+    p->callColumn = mk->atColumn;
+  }
   emitOp(c, op);
-  emitByte(c, sig->arity);
+  emitByte(c, mk->argCount);
   emitShort(c, symbol);
-  adjustSlots(c, -sig->arity);
+  p->callLine = savedLine;
+  p->callColumn = savedColumn;
+  adjustSlots(c, -mk->argCount);
 }
 
 /* ---- Compilers and scopes ------------------------------------------- */
 
 #define MAX_FUNCTION_NESTING 48
 
-static void initCompiler(Compiler* c, Parser* parser, Compiler* parent, bool isMethod) {
+static void beginFunction(Compiler* c, Parser* parser, Compiler* parent, bool isMethod) {
   int nesting = 0;
   for (Compiler* p = parent; p != NULL; p = p->parent) nesting++;
   if (nesting > MAX_FUNCTION_NESTING) {
@@ -399,7 +451,7 @@ static void initCompiler(Compiler* c, Parser* parser, Compiler* parent, bool isM
   c->parser = parser;
   c->parent = parent;
   c->loop = NULL;
-  c->classInfo = NULL;
+  c->classScope = NULL;
   c->isInitializer = false;
   c->fn = newFn(parser->vm, parser->module, 1);
   c->numLocals = 1;
@@ -411,7 +463,7 @@ static void initCompiler(Compiler* c, Parser* parser, Compiler* parent, bool isM
   c->scopeDepth = parent == NULL ? -1 : 0;
 }
 
-static ObjFn* endCompiler(Compiler* c, const char* debugName, int nameLength) {
+static ObjFn* finishFunction(Compiler* c, const char* debugName, int nameLength) {
   ObjFn* fn = c->fn;
   emitOp(c, OP_END);
   fnDebugLocalsEnd(fn, 0);
@@ -420,7 +472,7 @@ static ObjFn* endCompiler(Compiler* c, const char* debugName, int nameLength) {
   fn->debugName[nameLength] = '\0';
   if (c->parent != NULL) {
     Compiler* parent = c->parent;
-    emitShortArg(parent, OP_CLOSURE, addConstant(parent, OBJ_VAL(fn)));
+    emitWithShort(parent, OP_CLOSURE, addConstant(parent, OBJ_VAL(fn)));
     for (int i = 0; i < fn->numUpvalues; i++) {
       emitByte(parent, c->upvalues[i].isLocal ? 1 : 0);
       emitByte(parent, c->upvalues[i].index);
@@ -429,10 +481,10 @@ static ObjFn* endCompiler(Compiler* c, const char* debugName, int nameLength) {
   return fn;
 }
 
-static void pushScope(Compiler* c) { c->scopeDepth++; }
+static void enterScope(Compiler* c) { c->scopeDepth++; }
 
 /* Emits code discarding locals deeper than depth; returns how many. */
-static int discardLocals(Compiler* c, int depth) {
+static int emitDiscardLocals(Compiler* c, int depth) {
   int local = c->numLocals - 1;
   while (local >= 0 && c->locals[local].depth > depth) {
     emitByte(c, c->locals[local].isCaptured ? OP_CLOSE_UPVALUE : OP_POP);
@@ -441,8 +493,8 @@ static int discardLocals(Compiler* c, int depth) {
   return c->numLocals - 1 - local;
 }
 
-static void popScope(Compiler* c) {
-  int popped = discardLocals(c, c->scopeDepth - 1);
+static void leaveScope(Compiler* c) {
+  int popped = emitDiscardLocals(c, c->scopeDepth - 1);
   fnDebugLocalsEnd(c->fn, c->numLocals - popped);
   c->numLocals -= popped;
   c->numSlots -= popped;
@@ -467,11 +519,8 @@ static int addLocal(Compiler* c, const char* name, int length) {
 
 /* Declares a variable named by the previous token in the current scope;
  * returns its local slot or module variable index. */
-static int declareVariable(Compiler* c, Token* name) {
-  if (name->length > 64) {
-    error(c, "Variable name cannot be longer than 64 characters.");
-    return 0;
-  }
+static int declareName(Compiler* c, Token* name) {
+  if (nameTooLong(c, name, "Variable name")) return 0;
   if (c->scopeDepth == -1) {
     /* After an error the code is thrown away: add no stray module
      * variable (Meta.compile keeps using the module). */
@@ -502,13 +551,13 @@ static int declareVariable(Compiler* c, Token* name) {
 }
 
 /* Stores the value on top of the stack into a just-declared variable. */
-static void defineVariable(Compiler* c, int symbol) {
+static void storeDeclared(Compiler* c, int symbol) {
   if (c->scopeDepth >= 0) return; /* the value already sits in its slot */
-  emitShortArg(c, OP_STORE_MODULE_VAR, symbol);
+  emitWithShort(c, OP_STORE_MODULE_VAR, symbol);
   emitOp(c, OP_POP);
 }
 
-static int resolveLocal(Compiler* c, const char* name, int length) {
+static int findLocal(Compiler* c, const char* name, int length) {
   for (int i = c->numLocals - 1; i >= 0; i--) {
     Local* local = &c->locals[i];
     if (local->length == length && local->name != NULL &&
@@ -519,7 +568,7 @@ static int resolveLocal(Compiler* c, const char* name, int length) {
   return -1;
 }
 
-static int addUpvalue(Compiler* c, bool isLocal, int index) {
+static int captureIn(Compiler* c, bool isLocal, int index) {
   for (int i = 0; i < c->fn->numUpvalues; i++) {
     if (c->upvalues[i].index == index && c->upvalues[i].isLocal == isLocal) return i;
   }
@@ -532,16 +581,24 @@ static int addUpvalue(Compiler* c, bool isLocal, int index) {
   return c->fn->numUpvalues++;
 }
 
-static int resolveUpvalue(Compiler* c, const char* name, int length) {
+/* With inMethodOnly, the search does not leave the method being compiled:
+ * a lowercase name a method does not declare is a call on this, even when
+ * the code around the class has a local of that name. */
+static int findCapturedIn(Compiler* c, const char* name, int length, bool inMethodOnly) {
   if (c->parent == NULL) return -1;
-  int local = resolveLocal(c->parent, name, length);
+  if (inMethodOnly && c->classScope != NULL) return -1;
+  int local = findLocal(c->parent, name, length);
   if (local != -1) {
     c->parent->locals[local].isCaptured = true;
-    return addUpvalue(c, true, local);
+    return captureIn(c, true, local);
   }
-  int upvalue = resolveUpvalue(c->parent, name, length);
-  if (upvalue != -1) return addUpvalue(c, false, upvalue);
+  int upvalue = findCapturedIn(c->parent, name, length, inMethodOnly);
+  if (upvalue != -1) return captureIn(c, false, upvalue);
   return -1;
+}
+
+static int findCaptured(Compiler* c, const char* name, int length) {
+  return findCapturedIn(c, name, length, false);
 }
 
 typedef enum { SCOPE_LOCAL, SCOPE_UPVALUE, SCOPE_MODULE } Scope;
@@ -552,46 +609,46 @@ typedef struct {
 } Variable;
 
 /* Looks for a local or captured variable (module variables excluded). */
-static Variable resolveNonModule(Compiler* c, const char* name, int length) {
+static Variable findNonModule(Compiler* c, const char* name, int length) {
   Variable v;
   v.scope = SCOPE_LOCAL;
-  v.index = resolveLocal(c, name, length);
+  v.index = findLocal(c, name, length);
   if (v.index != -1) return v;
   v.scope = SCOPE_UPVALUE;
-  v.index = resolveUpvalue(c, name, length);
+  v.index = findCaptured(c, name, length);
   return v;
 }
 
 static void loadVariable(Compiler* c, Variable v) {
   switch (v.scope) {
-    case SCOPE_LOCAL: emitByteArg(c, OP_LOAD_LOCAL, v.index); break;
-    case SCOPE_UPVALUE: emitByteArg(c, OP_LOAD_UPVALUE, v.index); break;
-    case SCOPE_MODULE: emitShortArg(c, OP_LOAD_MODULE_VAR, v.index); break;
+    case SCOPE_LOCAL: emitWithByte(c, OP_LOAD_LOCAL, v.index); break;
+    case SCOPE_UPVALUE: emitWithByte(c, OP_LOAD_UPVALUE, v.index); break;
+    case SCOPE_MODULE: emitWithShort(c, OP_LOAD_MODULE_VAR, v.index); break;
   }
 }
 
 static void storeVariable(Compiler* c, Variable v) {
   switch (v.scope) {
-    case SCOPE_LOCAL: emitByteArg(c, OP_STORE_LOCAL, v.index); break;
-    case SCOPE_UPVALUE: emitByteArg(c, OP_STORE_UPVALUE, v.index); break;
-    case SCOPE_MODULE: emitShortArg(c, OP_STORE_MODULE_VAR, v.index); break;
+    case SCOPE_LOCAL: emitWithByte(c, OP_STORE_LOCAL, v.index); break;
+    case SCOPE_UPVALUE: emitWithByte(c, OP_STORE_UPVALUE, v.index); break;
+    case SCOPE_MODULE: emitWithShort(c, OP_STORE_MODULE_VAR, v.index); break;
   }
 }
 
 static void loadThis(Compiler* c) {
-  loadVariable(c, resolveNonModule(c, "this", 4));
+  loadVariable(c, findNonModule(c, "this", 4));
 }
 
-static void loadCoreVariable(Compiler* c, const char* name) {
+static void loadCoreName(Compiler* c, const char* name) {
   int index = moduleFindVariable(c->parser->module, name, (int)strlen(name));
   Variable v = {SCOPE_MODULE, index};
   loadVariable(c, v);
 }
 
 /* The class whose method (or block inside a method) is compiling. */
-static Compiler* methodCompiler(Compiler* c) {
+static Compiler* enclosingMethod(Compiler* c) {
   while (c != NULL) {
-    if (c->classInfo != NULL) return c;
+    if (c->classScope != NULL) return c;
     c = c->parent;
   }
   return NULL;
@@ -610,9 +667,9 @@ static bool startsStatement(TokenType type) {
   }
 }
 
-static void emitReturnDefault(Compiler* c) {
+static void emitImplicitReturn(Compiler* c) {
   if (c->isInitializer) {
-    emitByteArg(c, OP_LOAD_LOCAL, 0);
+    emitWithByte(c, OP_LOAD_LOCAL, 0);
   } else {
     emitOp(c, OP_NULL);
   }
@@ -620,120 +677,128 @@ static void emitReturnDefault(Compiler* c) {
 }
 
 /* Compiles statements up to the closing '}'. */
-static void finishStatements(Compiler* c) {
+static void compileStatements(Compiler* c) {
   for (;;) {
     if (check(c, TOKEN_RIGHT_BRACE) || check(c, TOKEN_EOF)) break;
     statement(c);
-    if (check(c, TOKEN_RIGHT_BRACE)) break;
-    consumeLine(c, "Expect newline after statement.");
+    expectNewline(c, "Expect newline after statement.");
   }
   consume(c, TOKEN_RIGHT_BRACE, "Expect '}' at end of block.");
 }
 
 /* The body of a function or method, after its '{'. A single expression
  * on the same line as the brace is the return value. */
-static void finishBody(Compiler* c) {
+static void compileBody(Compiler* c) {
   if (match(c, TOKEN_RIGHT_BRACE)) {
-    emitReturnDefault(c);
+    emitImplicitReturn(c);
     return;
   }
-  if (!matchLine(c)) {
+  if (!matchNewlines(c)) {
     if (startsStatement(c->parser->current.type)) {
       statement(c);
       consume(c, TOKEN_RIGHT_BRACE, "Expect '}' at end of block.");
-      emitReturnDefault(c);
+      emitImplicitReturn(c);
       return;
     }
     expression(c);
     consume(c, TOKEN_RIGHT_BRACE, "Expect '}' at end of block.");
     if (c->isInitializer) {
       emitOp(c, OP_POP);
-      emitByteArg(c, OP_LOAD_LOCAL, 0);
+      emitWithByte(c, OP_LOAD_LOCAL, 0);
     }
     emitOp(c, OP_RETURN);
     return;
   }
-  finishStatements(c);
-  emitReturnDefault(c);
+  compileStatements(c);
+  emitImplicitReturn(c);
 }
 
-static void validateArity(Compiler* c, int arity) {
+static void checkArgumentCount(Compiler* c, int arity) {
   if (arity == MAX_PARAMETERS + 1) {
     error(c, "Methods cannot have more than 16 parameters.");
   }
 }
 
 /* Parses "a, b, c" declaring each as a parameter local. */
-static void parameterList(Compiler* c, Signature* sig, TokenType closing) {
+static void declareParameters(Compiler* c, MethodKey* mk, TokenType closing) {
   if (check(c, closing)) return;
   do {
-    ignoreNewlines(c);
-    validateArity(c, ++sig->arity);
+    skipNewlines(c);
+    checkArgumentCount(c, ++mk->argCount);
     consume(c, TOKEN_NAME, "Expect parameter name.");
-    declareVariable(c, &c->parser->previous);
+    declareName(c, &c->parser->previous);
     adjustSlots(c, 1);
   } while (match(c, TOKEN_COMMA));
 }
 
 /* A block argument "{ |a, b| body }", after the '{'. */
-static void blockArgument(Compiler* c) {
+static void blockFunction(Compiler* c) {
+  int line = c->parser->previous.line; /* of the '{' */
   Compiler fnCompiler;
-  initCompiler(&fnCompiler, c->parser, c, false);
-  Signature sig = {"", 0, SIG_METHOD, 0};
+  beginFunction(&fnCompiler, c->parser, c, false);
+  MethodKey mk = {"", 0, SHAPE_PARENS, 0, 0, 0};
   if (match(&fnCompiler, TOKEN_PIPE)) {
-    parameterList(&fnCompiler, &sig, TOKEN_PIPE);
+    declareParameters(&fnCompiler, &mk, TOKEN_PIPE);
     consume(&fnCompiler, TOKEN_PIPE, "Expect '|' after function parameters.");
   }
-  fnCompiler.fn->arity = sig.arity;
-  finishBody(&fnCompiler);
-  endCompiler(&fnCompiler, "new(_) block argument", 21);
+  fnCompiler.fn->arity = mk.argCount;
+  compileBody(&fnCompiler);
+  /* Stack traces name a block by "Fn" and the line it starts on. */
+  char name[32];
+  finishFunction(&fnCompiler, name, snprintf(name, sizeof name, "Fn (line %d)", line));
 }
 
-/* Parses an argument list into sig (no enclosing tokens). */
-static void argumentList(Compiler* c, Signature* sig) {
+/* Parses an argument list into mk (no enclosing tokens). */
+static void pushArguments(Compiler* c, MethodKey* mk) {
   do {
-    ignoreNewlines(c);
-    validateArity(c, ++sig->arity);
+    skipNewlines(c);
+    checkArgumentCount(c, ++mk->argCount);
     expression(c);
   } while (match(c, TOKEN_COMMA));
-  ignoreNewlines(c);
+  skipNewlines(c);
 }
 
 /* Arguments after a method name: "(args)", "{ block }", both or none. */
-static void methodCall(Compiler* c, OpCode op, Signature* sig) {
+static void callArguments(Compiler* c, OpCode op, MethodKey* mk) {
   if (match(c, TOKEN_LEFT_PAREN)) {
-    sig->type = SIG_METHOD;
-    ignoreNewlines(c);
-    if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, sig);
+    mk->shape = SHAPE_PARENS;
+    skipNewlines(c);
+    if (!check(c, TOKEN_RIGHT_PAREN)) pushArguments(c, mk);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
   }
   if (match(c, TOKEN_LEFT_BRACE)) {
-    sig->type = SIG_METHOD;
-    validateArity(c, ++sig->arity);
-    blockArgument(c);
+    mk->shape = SHAPE_PARENS;
+    checkArgumentCount(c, ++mk->argCount);
+    blockFunction(c);
   }
-  callSignature(c, op, sig);
+  emitKeyedCall(c, op, mk);
 }
 
 /* A call of the method named by the previous token, which may be a
  * setter when followed by '='. */
-static void namedCall(Compiler* c, bool canAssign, OpCode op) {
-  Token* name = &c->parser->previous;
-  Signature sig = {name->start, name->length, SIG_GETTER, 0};
+static void callByName(Compiler* c, const char* name, int length, bool canAssign, OpCode op) {
+  Token* at = &c->parser->previous; /* the name, or "super" */
+  MethodKey mk = {name, length, SHAPE_BARE, 0, at->line, at->column};
   if (canAssign && match(c, TOKEN_EQ)) {
-    ignoreNewlines(c);
-    sig.type = SIG_SETTER;
-    sig.arity = 1;
+    skipNewlines(c);
+    mk.shape = SHAPE_ASSIGN;
+    mk.argCount = 1;
     expression(c);
-    callSignature(c, op, &sig);
+    emitKeyedCall(c, op, &mk);
     return;
   }
-  methodCall(c, op, &sig);
+  callArguments(c, op, &mk);
+}
+
+static void callNamed(Compiler* c, bool canAssign, OpCode op) {
+  Token* name = &c->parser->previous;
+  nameTooLong(c, name, "Method name");
+  callByName(c, name->start, name->length, canAssign, op);
 }
 
 /* ---- Grammar: prefix expressions ------------------------------------ */
 
-static void literal(Compiler* c, bool canAssign) {
+static void constantLiteral(Compiler* c, bool canAssign) {
   (void)canAssign;
   switch (c->parser->previous.type) {
     case TOKEN_FALSE: emitOp(c, OP_FALSE); break;
@@ -743,11 +808,11 @@ static void literal(Compiler* c, bool canAssign) {
   }
 }
 
-static void grouping(Compiler* c, bool canAssign) {
+static void parenthesized(Compiler* c, bool canAssign) {
   (void)canAssign;
-  ignoreNewlines(c);
+  skipNewlines(c);
   expression(c);
-  ignoreNewlines(c);
+  skipNewlines(c);
   consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after expression.");
 }
 
@@ -755,13 +820,14 @@ static void listLiteral(Compiler* c, bool canAssign) {
   (void)canAssign;
   emitOp(c, OP_NEW_LIST);
   do {
-    ignoreNewlines(c);
+    skipNewlines(c);
     if (check(c, TOKEN_RIGHT_BRACKET)) break;
     expression(c);
     emitOp(c, OP_LIST_APPEND);
-    ignoreNewlines(c);
+    /* After an element a line may end only before the closing ']'. */
+    if (matchNewlines(c)) break;
   } while (match(c, TOKEN_COMMA));
-  ignoreNewlines(c);
+  skipNewlines(c);
   consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after list elements.");
 }
 
@@ -769,29 +835,30 @@ static void mapLiteral(Compiler* c, bool canAssign) {
   (void)canAssign;
   emitOp(c, OP_NEW_MAP);
   do {
-    ignoreNewlines(c);
+    skipNewlines(c);
     if (check(c, TOKEN_RIGHT_BRACE)) break;
-    parsePrecedence(c, PREC_LOGICAL_OR);
+    /* A key is a unary expression at most: "{a + b: v}" needs parentheses. */
+    parseBound(c, BIND_PREFIX);
     consume(c, TOKEN_COLON, "Expect ':' after map key.");
-    ignoreNewlines(c);
+    skipNewlines(c);
     expression(c);
     emitOp(c, OP_MAP_INSERT);
-    ignoreNewlines(c);
+    if (matchNewlines(c)) break;
   } while (match(c, TOKEN_COMMA));
-  ignoreNewlines(c);
+  skipNewlines(c);
   consume(c, TOKEN_RIGHT_BRACE, "Expect '}' after map entries.");
 }
 
-static void stringInterpolation(Compiler* c, bool canAssign) {
+static void interpolation(Compiler* c, bool canAssign) {
   (void)canAssign;
   emitOp(c, OP_NEW_LIST);
   do {
     emitConstant(c, c->parser->previous.value);
     emitOp(c, OP_LIST_APPEND);
-    ignoreNewlines(c);
+    skipNewlines(c);
     expression(c);
     emitOp(c, OP_LIST_APPEND);
-    ignoreNewlines(c);
+    skipNewlines(c);
   } while (match(c, TOKEN_INTERPOLATION));
   consume(c, TOKEN_STRING, "Expect end of string interpolation.");
   emitConstant(c, c->parser->previous.value);
@@ -799,23 +866,37 @@ static void stringInterpolation(Compiler* c, bool canAssign) {
   emitCall(c, 0, "join()", 6);
 }
 
-static void unaryOp(Compiler* c, bool canAssign) {
+static void prefixOperator(Compiler* c, bool canAssign) {
   (void)canAssign;
   Token op = c->parser->previous;
-  ignoreNewlines(c);
-  parsePrecedence(c, PREC_UNARY + 1);
+  skipNewlines(c);
+  parseBound(c, BIND_PREFIX + 1);
+  c->parser->callLine = op.line;
+  c->parser->callColumn = op.column;
   emitCall(c, 0, op.start, op.length);
+  c->parser->callLine = 0;
 }
 
-static bool isLocalName(const char* name) { return name[0] >= 'a' && name[0] <= 'z'; }
+static bool startsLowercase(const char* name) { return name[0] >= 'a' && name[0] <= 'z'; }
 
 /* A bare name: variable, implicit self-call or module variable. */
-static void name(Compiler* c, bool canAssign) {
+static void variableOrCall(Compiler* c, bool canAssign) {
   Token token = c->parser->previous;
-  Variable v = resolveNonModule(c, token.start, token.length);
-  if (v.index == -1 && isLocalName(token.start) && methodCompiler(c) != NULL) {
+  bool inMethod = enclosingMethod(c) != NULL;
+  Variable v;
+  if (inMethod && startsLowercase(token.start)) {
+    v.scope = SCOPE_LOCAL;
+    v.index = findLocal(c, token.start, token.length);
+    if (v.index == -1) {
+      v.scope = SCOPE_UPVALUE;
+      v.index = findCapturedIn(c, token.start, token.length, true);
+    }
+  } else {
+    v = findNonModule(c, token.start, token.length);
+  }
+  if (v.index == -1 && startsLowercase(token.start) && inMethod) {
     loadThis(c);
-    namedCall(c, canAssign, OP_CALL);
+    callNamed(c, canAssign, OP_CALL);
     return;
   }
   if (v.index == -1) {
@@ -823,7 +904,7 @@ static void name(Compiler* c, bool canAssign) {
     v.scope = SCOPE_MODULE;
     v.index = moduleFindVariable(module, token.start, token.length);
     if (v.index == -1) {
-      if (isLocalName(token.start) && c->parent == NULL) {
+      if (startsLowercase(token.start) && c->parent == NULL) {
         error(c, "Undefined variable.");
         return;
       }
@@ -840,7 +921,7 @@ static void name(Compiler* c, bool canAssign) {
     }
   }
   if (canAssign && match(c, TOKEN_EQ)) {
-    ignoreNewlines(c);
+    skipNewlines(c);
     expression(c);
     storeVariable(c, v);
     return;
@@ -848,44 +929,46 @@ static void name(Compiler* c, bool canAssign) {
   loadVariable(c, v);
 }
 
-static ClassInfo* enclosingClassInfo(Compiler* c) {
-  Compiler* method = methodCompiler(c);
-  return method == NULL ? NULL : method->classInfo;
+static ClassScope* enclosingClassScope(Compiler* c) {
+  Compiler* method = enclosingMethod(c);
+  return method == NULL ? NULL : method->classScope;
 }
 
-static void field(Compiler* c, bool canAssign) {
-  Compiler* method = methodCompiler(c);
+static void instanceField(Compiler* c, bool canAssign) {
+  Compiler* method = enclosingMethod(c);
   int index = 0;
   if (method == NULL) {
     error(c, "Cannot reference a field outside of a class definition.");
-  } else if (method->classInfo->inStatic) {
+  } else if (method->classScope->inStatic) {
     error(c, "Cannot use an instance field in a static method.");
   } else {
     Token* t = &c->parser->previous;
-    index = symbolTableEnsure(&method->classInfo->fields, t->start, t->length);
+    nameTooLong(c, t, "Field name");
+    index = symbolTableEnsure(&method->classScope->fields, t->start, t->length);
     if (index >= MAX_FIELDS) error(c, "A class can only have 255 fields.");
   }
   bool isAssignment = canAssign && match(c, TOKEN_EQ);
   if (isAssignment) {
-    ignoreNewlines(c);
+    skipNewlines(c);
     expression(c);
   }
   if (c == method) {
-    emitByteArg(c, isAssignment ? OP_STORE_FIELD_THIS : OP_LOAD_FIELD_THIS, index);
+    emitWithByte(c, isAssignment ? OP_STORE_FIELD_THIS : OP_LOAD_FIELD_THIS, index);
   } else {
     loadThis(c);
-    emitByteArg(c, isAssignment ? OP_STORE_FIELD : OP_LOAD_FIELD, index);
+    emitWithByte(c, isAssignment ? OP_STORE_FIELD : OP_LOAD_FIELD, index);
   }
 }
 
 /* Static fields are hidden module variables named "Class.__name". */
-static void staticField(Compiler* c, bool canAssign) {
-  ClassInfo* info = enclosingClassInfo(c);
+static void classField(Compiler* c, bool canAssign) {
+  ClassScope* info = enclosingClassScope(c);
   Token token = c->parser->previous;
   if (info == NULL) {
     error(c, "Cannot use a static field outside of a class definition.");
     return;
   }
+  if (nameTooLong(c, &token, "Field name")) return;
   char key[160];
   int length = snprintf(key, sizeof key, "%s.%.*s", info->name->chars, token.length, token.start);
   ObjModule* module = c->parser->module;
@@ -893,7 +976,7 @@ static void staticField(Compiler* c, bool canAssign) {
   if (index == -1) index = moduleAddVariable(c->parser->vm, module, key, length, NULL_VAL);
   Variable v = {SCOPE_MODULE, index};
   if (canAssign && match(c, TOKEN_EQ)) {
-    ignoreNewlines(c);
+    skipNewlines(c);
     expression(c);
     storeVariable(c, v);
     return;
@@ -903,7 +986,7 @@ static void staticField(Compiler* c, bool canAssign) {
 
 static void thisExpr(Compiler* c, bool canAssign) {
   (void)canAssign;
-  if (methodCompiler(c) == NULL) {
+  if (enclosingMethod(c) == NULL) {
     error(c, "Cannot use 'this' outside of a method.");
     return;
   }
@@ -911,7 +994,7 @@ static void thisExpr(Compiler* c, bool canAssign) {
 }
 
 static void superExpr(Compiler* c, bool canAssign) {
-  Compiler* method = methodCompiler(c);
+  Compiler* method = enclosingMethod(c);
   if (method == NULL) {
     error(c, "Cannot use 'super' outside of a method.");
     return;
@@ -919,25 +1002,30 @@ static void superExpr(Compiler* c, bool canAssign) {
   loadThis(c);
   if (match(c, TOKEN_DOT)) {
     consume(c, TOKEN_NAME, "Expect method name after 'super.'.");
-    namedCall(c, canAssign, OP_SUPER);
+    callNamed(c, canAssign, OP_SUPER);
     return;
   }
-  /* "super" alone calls the superclass method of the same name. */
-  Signature* current = method->classInfo->signature;
-  Signature sig = {current->name, current->length, current->type, 0};
-  if (sig.type == SIG_INITIALIZER) sig.type = SIG_METHOD;
-  if (current->type == SIG_INITIALIZER) {
-    /* super(...) in a constructor calls the superclass initializer. */
-    if (match(c, TOKEN_LEFT_PAREN)) {
-      ignoreNewlines(c);
-      if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, &sig);
-      consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
+  /* "super" alone names the superclass method of the same name; the
+   * arguments written after it choose the arity, as in any call:
+   * "super" is the getter, "super(a, b)" takes two. */
+  MethodKey* current = method->classScope->currentKey;
+  Token at = c->parser->previous;
+  MethodKey mk = {current->name, current->nameLength, SHAPE_PARENS, 0, at.line, at.column};
+  if (current->shape == SHAPE_CONSTRUCTOR) {
+    /* super(...) in a constructor calls the superclass initializer; the
+     * argument list is required, even when empty. */
+    if (!match(c, TOKEN_LEFT_PAREN)) {
+      error(c, "A superclass constructor call needs an argument list: 'super(...)'.");
+      return;
     }
-    sig.type = SIG_INITIALIZER;
-    callSignature(c, OP_SUPER, &sig);
+    skipNewlines(c);
+    if (!check(c, TOKEN_RIGHT_PAREN)) pushArguments(c, &mk);
+    consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
+    mk.shape = SHAPE_CONSTRUCTOR;
+    emitKeyedCall(c, OP_SUPER, &mk);
     return;
   }
-  methodCall(c, OP_SUPER, &sig);
+  callByName(c, current->name, current->nameLength, canAssign, OP_SUPER);
 }
 
 /* ---- Grammar: infix expressions ------------------------------------- */
@@ -958,175 +1046,181 @@ static OpCode fastOp(TokenType type) {
   }
 }
 
-static void infixOp(Compiler* c, bool canAssign) {
+static void binaryOperator(Compiler* c, bool canAssign) {
   (void)canAssign;
-  TokenType type = c->parser->previous.type;
-  const ParseRule* rule = getRule(type);
-  ignoreNewlines(c);
-  parsePrecedence(c, (Precedence)(rule->precedence + 1));
-  Signature sig = {rule->name, (int)strlen(rule->name), SIG_METHOD, 1};
+  Token at = c->parser->previous; /* the operator */
+  TokenType type = at.type;
+  const GrammarRule* rule = ruleFor(type);
+  skipNewlines(c);
+  parseBound(c, (Binding)(rule->binding + 1));
+  MethodKey mk = {rule->name, (int)strlen(rule->name), SHAPE_PARENS, 1, at.line, at.column};
   OpCode op = fastOp(type);
   if (op != OP_END) {
-    emitShortArg(c, op, signatureSymbol(c, &sig));
+    int symbol = keySymbol(c, &mk);
+    c->parser->callLine = at.line;
+    c->parser->callColumn = at.column;
+    emitWithShort(c, op, symbol);
+    c->parser->callLine = 0;
     return;
   }
-  callSignature(c, OP_CALL, &sig);
+  emitKeyedCall(c, OP_CALL, &mk);
 }
 
 static void andExpr(Compiler* c, bool canAssign) {
   (void)canAssign;
-  ignoreNewlines(c);
+  skipNewlines(c);
   int jump = emitJump(c, OP_AND);
-  parsePrecedence(c, PREC_LOGICAL_AND);
+  parseBound(c, BIND_AND);
   patchJump(c, jump);
 }
 
 static void orExpr(Compiler* c, bool canAssign) {
   (void)canAssign;
-  ignoreNewlines(c);
+  skipNewlines(c);
   int jump = emitJump(c, OP_OR);
-  parsePrecedence(c, PREC_LOGICAL_OR);
+  parseBound(c, BIND_OR);
   patchJump(c, jump);
 }
 
-static void conditional(Compiler* c, bool canAssign) {
+static void ternary(Compiler* c, bool canAssign) {
   (void)canAssign;
-  ignoreNewlines(c);
+  skipNewlines(c);
   int elseJump = emitJump(c, OP_JUMP_IF_FALSE);
-  parsePrecedence(c, PREC_CONDITIONAL);
-  ignoreNewlines(c);
+  parseBound(c, BIND_TERNARY);
+  skipNewlines(c);
   consume(c, TOKEN_COLON, "Expect ':' after then branch of conditional operator.");
-  ignoreNewlines(c);
+  skipNewlines(c);
   int endJump = emitJump(c, OP_JUMP);
   patchJump(c, elseJump);
   adjustSlots(c, -1); /* only one branch's value is on the stack */
-  parsePrecedence(c, PREC_ASSIGNMENT);
+  parseBound(c, BIND_ASSIGN);
   patchJump(c, endJump);
 }
 
-static void subscript(Compiler* c, bool canAssign) {
-  Signature sig = {"", 0, SIG_SUBSCRIPT, 0};
-  ignoreNewlines(c);
-  argumentList(c, &sig);
+static void indexCall(Compiler* c, bool canAssign) {
+  Token at = c->parser->previous; /* the '[' */
+  MethodKey mk = {"", 0, SHAPE_INDEX, 0, at.line, at.column};
+  skipNewlines(c);
+  pushArguments(c, &mk);
   consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after arguments.");
   if (canAssign && match(c, TOKEN_EQ)) {
-    sig.type = SIG_SUBSCRIPT_SETTER;
-    validateArity(c, ++sig.arity);
-    ignoreNewlines(c);
+    mk.shape = SHAPE_INDEX_ASSIGN;
+    checkArgumentCount(c, ++mk.argCount);
+    skipNewlines(c);
     expression(c);
   }
-  callSignature(c, OP_CALL, &sig);
+  emitKeyedCall(c, OP_CALL, &mk);
 }
 
-static void call(Compiler* c, bool canAssign) {
-  ignoreNewlines(c);
+static void dotCall(Compiler* c, bool canAssign) {
+  skipNewlines(c);
   consume(c, TOKEN_NAME, "Expect method name after '.'.");
-  namedCall(c, canAssign, OP_CALL);
+  callNamed(c, canAssign, OP_CALL);
 }
 
 /* ---- The Pratt table ------------------------------------------------ */
 
-#define UNUSED {NULL, NULL, PREC_NONE, NULL}
-#define PREFIX(fn) {fn, NULL, PREC_NONE, NULL}
-#define INFIX_OP(prec, name) {NULL, infixOp, prec, name}
-#define OPERATOR(name) {unaryOp, infixOp, PREC_TERM, name}
+#define UNUSED {NULL, NULL, BIND_NONE, NULL}
+#define PREFIX(fn) {fn, NULL, BIND_NONE, NULL}
+#define INFIX_OP(prec, name) {NULL, binaryOperator, prec, name}
+#define OPERATOR(name) {prefixOperator, binaryOperator, BIND_SUM, name}
 
-static const ParseRule rules[] = {
-    /* ( */ PREFIX(grouping),
+static const GrammarRule rules[] = {
+    /* ( */ PREFIX(parenthesized),
     /* ) */ UNUSED,
-    /* [ */ {listLiteral, subscript, PREC_CALL, NULL},
+    /* [ */ {listLiteral, indexCall, BIND_CALL, NULL},
     /* ] */ UNUSED,
     /* { */ PREFIX(mapLiteral),
     /* } */ UNUSED,
     /* : */ UNUSED,
-    /* . */ {NULL, call, PREC_CALL, NULL},
-    /* .. */ INFIX_OP(PREC_RANGE, ".."),
-    /* ... */ INFIX_OP(PREC_RANGE, "..."),
+    /* . */ {NULL, dotCall, BIND_CALL, NULL},
+    /* .. */ INFIX_OP(BIND_RANGE, ".."),
+    /* ... */ INFIX_OP(BIND_RANGE, "..."),
     /* , */ UNUSED,
-    /* * */ INFIX_OP(PREC_FACTOR, "*"),
-    /* / */ INFIX_OP(PREC_FACTOR, "/"),
-    /* % */ INFIX_OP(PREC_FACTOR, "%"),
+    /* * */ INFIX_OP(BIND_PRODUCT, "*"),
+    /* / */ INFIX_OP(BIND_PRODUCT, "/"),
+    /* % */ INFIX_OP(BIND_PRODUCT, "%"),
     /* # */ UNUSED,
-    /* + */ INFIX_OP(PREC_TERM, "+"),
+    /* + */ INFIX_OP(BIND_SUM, "+"),
     /* - */ OPERATOR("-"),
-    /* << */ INFIX_OP(PREC_BITWISE_SHIFT, "<<"),
-    /* >> */ INFIX_OP(PREC_BITWISE_SHIFT, ">>"),
-    /* | */ INFIX_OP(PREC_BITWISE_OR, "|"),
-    /* || */ {NULL, orExpr, PREC_LOGICAL_OR, NULL},
-    /* ^ */ INFIX_OP(PREC_BITWISE_XOR, "^"),
-    /* & */ INFIX_OP(PREC_BITWISE_AND, "&"),
-    /* && */ {NULL, andExpr, PREC_LOGICAL_AND, NULL},
-    /* ! */ PREFIX(unaryOp),
-    /* ~ */ PREFIX(unaryOp),
-    /* ? */ {NULL, conditional, PREC_ASSIGNMENT, NULL},
+    /* << */ INFIX_OP(BIND_SHIFT, "<<"),
+    /* >> */ INFIX_OP(BIND_SHIFT, ">>"),
+    /* | */ INFIX_OP(BIND_BIT_OR, "|"),
+    /* || */ {NULL, orExpr, BIND_OR, NULL},
+    /* ^ */ INFIX_OP(BIND_BIT_XOR, "^"),
+    /* & */ INFIX_OP(BIND_BIT_AND, "&"),
+    /* && */ {NULL, andExpr, BIND_AND, NULL},
+    /* ! */ PREFIX(prefixOperator),
+    /* ~ */ PREFIX(prefixOperator),
+    /* ? */ {NULL, ternary, BIND_ASSIGN, NULL},
     /* = */ UNUSED,
-    /* < */ INFIX_OP(PREC_COMPARISON, "<"),
-    /* > */ INFIX_OP(PREC_COMPARISON, ">"),
-    /* <= */ INFIX_OP(PREC_COMPARISON, "<="),
-    /* >= */ INFIX_OP(PREC_COMPARISON, ">="),
-    /* == */ INFIX_OP(PREC_EQUALITY, "=="),
-    /* != */ INFIX_OP(PREC_EQUALITY, "!="),
+    /* < */ INFIX_OP(BIND_COMPARE, "<"),
+    /* > */ INFIX_OP(BIND_COMPARE, ">"),
+    /* <= */ INFIX_OP(BIND_COMPARE, "<="),
+    /* >= */ INFIX_OP(BIND_COMPARE, ">="),
+    /* == */ INFIX_OP(BIND_EQUALS, "=="),
+    /* != */ INFIX_OP(BIND_EQUALS, "!="),
     /* as */ UNUSED,
     /* break */ UNUSED,
     /* class */ UNUSED,
     /* construct */ UNUSED,
     /* continue */ UNUSED,
     /* else */ UNUSED,
-    /* false */ PREFIX(literal),
+    /* false */ PREFIX(constantLiteral),
     /* for */ UNUSED,
     /* foreign */ UNUSED,
     /* if */ UNUSED,
     /* import */ UNUSED,
     /* in */ UNUSED,
-    /* is */ INFIX_OP(PREC_IS, "is"),
-    /* null */ PREFIX(literal),
+    /* is */ INFIX_OP(BIND_IS, "is"),
+    /* null */ PREFIX(constantLiteral),
     /* return */ UNUSED,
     /* static */ UNUSED,
     /* super */ PREFIX(superExpr),
     /* this */ PREFIX(thisExpr),
-    /* true */ PREFIX(literal),
+    /* true */ PREFIX(constantLiteral),
     /* var */ UNUSED,
     /* while */ UNUSED,
-    /* field */ PREFIX(field),
-    /* static field */ PREFIX(staticField),
-    /* name */ PREFIX(name),
-    /* number */ PREFIX(literal),
-    /* string */ PREFIX(literal),
-    /* interpolation */ PREFIX(stringInterpolation),
+    /* field */ PREFIX(instanceField),
+    /* static field */ PREFIX(classField),
+    /* name */ PREFIX(variableOrCall),
+    /* number */ PREFIX(constantLiteral),
+    /* string */ PREFIX(constantLiteral),
+    /* interpolation */ PREFIX(interpolation),
     /* line */ UNUSED,
     /* error */ UNUSED,
     /* eof */ UNUSED,
 };
 
-static const ParseRule* getRule(TokenType type) { return &rules[type]; }
+static const GrammarRule* ruleFor(TokenType type) { return &rules[type]; }
 
 #define MAX_NESTING 400
 
-static void parsePrecedence(Compiler* c, Precedence precedence) {
+static void parseBound(Compiler* c, Binding binding) {
   if (++c->parser->depth > MAX_NESTING) {
     errorAt(c, &c->parser->current, "Code is nested too deeply.");
     c->parser->depth--;
     return;
   }
-  parsePrecedenceInner(c, precedence);
+  parseBoundInner(c, binding);
   c->parser->depth--;
 }
 
-static void parsePrecedenceInner(Compiler* c, Precedence precedence) {
+static void parseBoundInner(Compiler* c, Binding binding) {
   nextToken(c);
-  ParseFn prefix = getRule(c->parser->previous.type)->prefix;
+  GrammarFn prefix = ruleFor(c->parser->previous.type)->prefix;
   if (prefix == NULL) {
     error(c, "Expected expression.");
     return;
   }
-  bool canAssign = precedence <= PREC_CONDITIONAL;
+  bool canAssign = binding <= BIND_TERNARY;
   prefix(c, canAssign);
   for (;;) {
-    if (check(c, TOKEN_LINE) && precedence <= PREC_CALL && nextLineStartsWithDot(c)) {
-      ignoreNewlines(c);
+    if (check(c, TOKEN_LINE) && binding <= BIND_CALL && nextLineStartsWithDot(c)) {
+      skipNewlines(c);
     }
-    const ParseRule* rule = getRule(c->parser->current.type);
-    if (rule->infix == NULL || precedence > rule->precedence) break;
+    const GrammarRule* rule = ruleFor(c->parser->current.type);
+    if (rule->infix == NULL || binding > rule->binding) break;
     nextToken(c);
     rule->infix(c, canAssign);
   }
@@ -1135,25 +1229,25 @@ static void parsePrecedenceInner(Compiler* c, Precedence precedence) {
   }
 }
 
-static void expression(Compiler* c) { parsePrecedence(c, PREC_LOWEST); }
+static void expression(Compiler* c) { parseBound(c, BIND_LOWEST); }
 
 /* ---- Statements ----------------------------------------------------- */
 
 static void block(Compiler* c) {
-  pushScope(c);
+  enterScope(c);
   if (!match(c, TOKEN_RIGHT_BRACE)) {
-    if (!matchLine(c)) {
+    if (!matchNewlines(c)) {
       statement(c);
-      ignoreNewlines(c);
+      skipNewlines(c);
       consume(c, TOKEN_RIGHT_BRACE, "Expect '}' at end of block.");
     } else {
-      finishStatements(c);
+      compileStatements(c);
     }
   }
-  popScope(c);
+  leaveScope(c);
 }
 
-static void startLoop(Compiler* c, Loop* loop) {
+static void openLoop(Compiler* c, Loop* loop) {
   loop->start = c->fn->codeCount;
   loop->scopeDepth = c->scopeDepth;
   loop->breaks = NULL;
@@ -1163,72 +1257,84 @@ static void startLoop(Compiler* c, Loop* loop) {
   c->loop = loop;
 }
 
-static void loopBody(Compiler* c) {
+static void compileLoopBody(Compiler* c) {
   statement(c);
 }
 
-static void endLoop(Compiler* c, Loop* loop) {
+static void closeLoop(Compiler* c, Loop* loop) {
   for (int i = 0; i < loop->breakCount; i++) patchJump(c, loop->breaks[i]);
   free(loop->breaks);
   c->loop = loop->enclosing;
 }
 
+/* The jump back to the loop's start, placed at its keyword so a limit
+ * firing while the loop spins names the loop's line. */
+static void emitLoopBack(Compiler* c, Loop* loop) {
+  c->parser->callLine = loop->keyword.line;
+  c->parser->callColumn = loop->keyword.column;
+  emitLoop(c, loop->start);
+  c->parser->callLine = 0;
+}
+
 static void whileStatement(Compiler* c) {
   Loop loop;
-  startLoop(c, &loop);
+  loop.keyword = c->parser->previous;
+  openLoop(c, &loop);
   consume(c, TOKEN_LEFT_PAREN, "Expect '(' after 'while'.");
-  ignoreNewlines(c);
+  skipNewlines(c);
   expression(c);
-  ignoreNewlines(c);
+  skipNewlines(c);
   consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after while condition.");
   int exitJump = emitJump(c, OP_JUMP_IF_FALSE);
-  loopBody(c);
-  emitLoop(c, loop.start);
+  compileLoopBody(c);
+  emitLoopBack(c, &loop);
   patchJump(c, exitJump);
-  endLoop(c, &loop);
+  closeLoop(c, &loop);
 }
 
 static void forStatement(Compiler* c) {
-  pushScope(c);
+  Token keyword = c->parser->previous;
+  enterScope(c);
   consume(c, TOKEN_LEFT_PAREN, "Expect '(' after 'for'.");
   consume(c, TOKEN_NAME, "Expect for loop variable name.");
   Token varName = c->parser->previous;
   consume(c, TOKEN_IN, "Expect 'in' after loop variable.");
-  ignoreNewlines(c);
+  skipNewlines(c);
   expression(c);
-  ignoreNewlines(c);
+  skipNewlines(c);
   consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after loop expression.");
   int seqSlot = addLocal(c, "seq ", 4);
   emitOp(c, OP_NULL);
   int iterSlot = addLocal(c, "iter ", 5);
 
   Loop loop;
-  startLoop(c, &loop);
-  emitByteArg(c, OP_LOAD_LOCAL, seqSlot);
-  emitByteArg(c, OP_LOAD_LOCAL, iterSlot);
-  emitShortArg(c, OP_ITERATE, methodSymbol(c, "iterate(_)", 10));
-  emitByteArg(c, OP_STORE_LOCAL, iterSlot);
+  loop.keyword = keyword;
+  openLoop(c, &loop);
+  emitWithByte(c, OP_LOAD_LOCAL, seqSlot);
+  emitWithByte(c, OP_LOAD_LOCAL, iterSlot);
+  emitWithShort(c, OP_ITERATE, methodSymbol(c, "iterate(_)", 10));
+  emitWithByte(c, OP_STORE_LOCAL, iterSlot);
   int exitJump = emitJump(c, OP_JUMP_IF_FALSE);
-  emitByteArg(c, OP_LOAD_LOCAL, seqSlot);
-  emitByteArg(c, OP_LOAD_LOCAL, iterSlot);
-  emitShortArg(c, OP_ITERATOR_VALUE, methodSymbol(c, "iteratorValue(_)", 16));
+  emitWithByte(c, OP_LOAD_LOCAL, seqSlot);
+  emitWithByte(c, OP_LOAD_LOCAL, iterSlot);
+  emitWithShort(c, OP_ITERATOR_VALUE, methodSymbol(c, "iteratorValue(_)", 16));
 
-  pushScope(c);
+  enterScope(c);
   addLocal(c, varName.start, varName.length);
-  loopBody(c);
-  popScope(c);
+  compileLoopBody(c);
+  leaveScope(c);
 
-  emitLoop(c, loop.start);
+  emitLoopBack(c, &loop);
   patchJump(c, exitJump);
-  endLoop(c, &loop);
-  popScope(c);
+  closeLoop(c, &loop);
+  leaveScope(c);
 }
 
 static void ifStatement(Compiler* c) {
   consume(c, TOKEN_LEFT_PAREN, "Expect '(' after 'if'.");
-  ignoreNewlines(c);
+  skipNewlines(c);
   expression(c);
-  ignoreNewlines(c);
+  skipNewlines(c);
   consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after if condition.");
   int elseJump = emitJump(c, OP_JUMP_IF_FALSE);
   statement(c);
@@ -1238,7 +1344,7 @@ static void ifStatement(Compiler* c) {
     while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
     if (strncmp(p, "else", 4) == 0 && !(p[4] == '_' || (p[4] >= 'a' && p[4] <= 'z') ||
                                         (p[4] >= 'A' && p[4] <= 'Z') || (p[4] >= '0' && p[4] <= '9'))) {
-      ignoreNewlines(c);
+      skipNewlines(c);
     }
   }
   if (match(c, TOKEN_ELSE)) {
@@ -1256,7 +1362,7 @@ static void breakStatement(Compiler* c) {
     error(c, "Cannot use 'break' outside of a loop.");
     return;
   }
-  discardLocals(c, c->loop->scopeDepth);
+  emitDiscardLocals(c, c->loop->scopeDepth);
   Loop* loop = c->loop;
   if (loop->breakCount >= loop->breakCapacity) {
     loop->breakCapacity = GROW_CAPACITY(loop->breakCapacity);
@@ -1270,13 +1376,13 @@ static void continueStatement(Compiler* c) {
     error(c, "Cannot use 'continue' outside of a loop.");
     return;
   }
-  discardLocals(c, c->loop->scopeDepth);
+  emitDiscardLocals(c, c->loop->scopeDepth);
   emitLoop(c, c->loop->start);
 }
 
 static void returnStatement(Compiler* c) {
   if (check(c, TOKEN_LINE) || check(c, TOKEN_RIGHT_BRACE) || check(c, TOKEN_EOF)) {
-    emitReturnDefault(c);
+    emitImplicitReturn(c);
     return;
   }
   if (c->isInitializer) error(c, "A constructor cannot return a value.");
@@ -1284,28 +1390,28 @@ static void returnStatement(Compiler* c) {
   emitOp(c, OP_RETURN);
 }
 
-static void varDefinition(Compiler* c) {
+static void varStatement(Compiler* c) {
   consume(c, TOKEN_NAME, "Expect variable name.");
   Token name = c->parser->previous;
   if (match(c, TOKEN_EQ)) {
-    ignoreNewlines(c);
+    skipNewlines(c);
     expression(c);
   } else {
     emitOp(c, OP_NULL);
   }
-  int symbol = declareVariable(c, &name);
-  defineVariable(c, symbol);
+  int symbol = declareName(c, &name);
+  storeDeclared(c, symbol);
 }
 
 static void importStatement(Compiler* c) {
-  ignoreNewlines(c);
+  skipNewlines(c);
   consume(c, TOKEN_STRING, "Expect a string after 'import'.");
   int moduleConstant = addConstant(c, c->parser->previous.value);
-  emitShortArg(c, OP_IMPORT_MODULE, moduleConstant);
+  emitWithShort(c, OP_IMPORT_MODULE, moduleConstant);
   emitOp(c, OP_POP);
   if (!match(c, TOKEN_FOR)) return;
   do {
-    ignoreNewlines(c);
+    skipNewlines(c);
     consume(c, TOKEN_NAME, "Expect variable name.");
     Token source = c->parser->previous;
     Token target = source;
@@ -1314,9 +1420,9 @@ static void importStatement(Compiler* c) {
       target = c->parser->previous;
     }
     int nameConstant = addConstant(c, stringValue(c->parser->vm, source.start, source.length));
-    emitShortArg(c, OP_IMPORT_VARIABLE, nameConstant);
-    int symbol = declareVariable(c, &target);
-    defineVariable(c, symbol);
+    emitWithShort(c, OP_IMPORT_VARIABLE, nameConstant);
+    int symbol = declareName(c, &target);
+    storeDeclared(c, symbol);
   } while (match(c, TOKEN_COMMA));
 }
 
@@ -1378,21 +1484,21 @@ static void attribute(Compiler* c, AttributeList* list) {
   consume(c, TOKEN_NAME, "Expect an attribute definition after #.");
   Token name = c->parser->previous;
   if (match(c, TOKEN_LEFT_PAREN)) {
-    ignoreNewlines(c);
+    skipNewlines(c);
     if (!check(c, TOKEN_RIGHT_PAREN)) {
       do {
-        ignoreNewlines(c);
+        skipNewlines(c);
         consume(c, TOKEN_NAME, "Expect an attribute definition after #.");
         attributeEntry(c, list, runtime, &name);
-        ignoreNewlines(c);
+        skipNewlines(c);
       } while (!c->parser->hadError && match(c, TOKEN_COMMA));
     }
-    ignoreNewlines(c);
+    skipNewlines(c);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after grouped attributes.");
   } else {
     attributeEntry(c, list, runtime, NULL);
   }
-  consumeLine(c, "Expect newline after attribute.");
+  expectNewline(c, "Expect newline after attribute.");
 }
 
 static bool sameName(const char* a, int aLength, const char* b, int bLength) {
@@ -1438,7 +1544,7 @@ static void emitAttributeMap(Compiler* c, AttributeList* list) {
           case 0: emitOp(c, OP_NULL); break;
           case 1: emitOp(c, OP_FALSE); break;
           case 2: emitOp(c, OP_TRUE); break;
-          default: emitShortArg(c, OP_CONSTANT, value->valueConstant); break;
+          default: emitWithShort(c, OP_CONSTANT, value->valueConstant); break;
         }
         emitOp(c, OP_LIST_APPEND);
       }
@@ -1449,11 +1555,11 @@ static void emitAttributeMap(Compiler* c, AttributeList* list) {
 }
 
 /* With the class on top of the stack, stores its ClassAttributes. */
-static void emitClassAttributes(Compiler* c, ClassInfo* info) {
+static void emitClassAttributeMaps(Compiler* c, ClassScope* info) {
   bool hasSelf = info->classAttributes != NULL && info->classAttributes->count > 0;
   if (!hasSelf && info->methodAttributeCount == 0) return;
   if (moduleFindVariable(c->parser->module, "ClassAttributes", 15) == -1) return;
-  loadCoreVariable(c, "ClassAttributes");
+  loadCoreName(c, "ClassAttributes");
   if (hasSelf) {
     emitAttributeMap(c, info->classAttributes);
   } else {
@@ -1463,7 +1569,7 @@ static void emitClassAttributes(Compiler* c, ClassInfo* info) {
     emitOp(c, OP_NEW_MAP);
     for (int i = 0; i < info->methodAttributeCount; i++) {
       MethodAttributes* m = &info->methodAttributes[i];
-      emitConstant(c, stringValue(c->parser->vm, m->signature, m->length));
+      emitConstant(c, stringValue(c->parser->vm, m->text, m->length));
       emitAttributeMap(c, &m->attributes);
       emitOp(c, OP_MAP_INSERT);
     }
@@ -1475,6 +1581,15 @@ static void emitClassAttributes(Compiler* c, ClassInfo* info) {
 }
 
 static void statementInner(Compiler* c);
+
+/* Kryon's Wren has no foreign classes: the host cannot allocate or
+ * finalize instances of Wren classes, so "foreign class" is refused here
+ * rather than making a class whose construction fails later. */
+static void foreignClass(Compiler* c) {
+  errorAt(c, &c->parser->current,
+          "Foreign classes are not supported: Kryon's Wren host defines no foreign "
+          "classes (use a plain class; hosts provide foreign methods only).");
+}
 
 static void statement(Compiler* c) {
   if (++c->parser->depth > MAX_NESTING) {
@@ -1494,22 +1609,20 @@ static void statementInner(Compiler* c) {
     } while (!c->parser->hadError && match(c, TOKEN_HASH));
     if (match(c, TOKEN_CLASS)) {
       compileClass(c, &attributes);
-    } else if (match(c, TOKEN_FOREIGN)) {
-      consume(c, TOKEN_CLASS, "Expect 'class' after 'foreign'.");
-      compileClass(c, &attributes);
+    } else if (check(c, TOKEN_FOREIGN)) {
+      foreignClass(c);
     } else {
-      statement(c);
+      errorAt(c, &c->parser->current, "Attributes may only come before a class or a method.");
     }
     attributeListFree(&attributes);
   } else if (match(c, TOKEN_CLASS)) {
     compileClass(c, NULL);
-  } else if (match(c, TOKEN_FOREIGN)) {
-    consume(c, TOKEN_CLASS, "Expect 'class' after 'foreign'.");
-    compileClass(c, NULL);
+  } else if (check(c, TOKEN_FOREIGN)) {
+    foreignClass(c);
   } else if (match(c, TOKEN_IMPORT)) {
     importStatement(c);
   } else if (match(c, TOKEN_VAR)) {
-    varDefinition(c);
+    varStatement(c);
   } else if (match(c, TOKEN_BREAK)) {
     breakStatement(c);
   } else if (match(c, TOKEN_CONTINUE)) {
@@ -1533,38 +1646,44 @@ static void statementInner(Compiler* c) {
 /* ---- Classes -------------------------------------------------------- */
 
 static bool isOperatorToken(TokenType t) {
-  const ParseRule* rule = getRule(t);
+  const GrammarRule* rule = ruleFor(t);
   return rule->name != NULL || t == TOKEN_BANG || t == TOKEN_TILDE;
 }
 
-/* Parses a method signature after its name token (in previous). */
-static bool methodSignature(Compiler* c, Signature* sig, bool isConstruct) {
+/* Reads the header of a method definition (its name token is in
+ * previous) into mk: its shape, and its parameters as locals. */
+static bool parseMethodHeader(Compiler* c, MethodKey* mk, bool isConstruct) {
   Token* t = &c->parser->previous;
-  sig->name = t->start;
-  sig->length = t->length;
-  sig->arity = 0;
+  mk->name = t->start;
+  mk->nameLength = t->length;
+  mk->argCount = 0;
+  if (t->type == TOKEN_NAME) nameTooLong(c, t, "Method name");
   if (isConstruct) {
-    sig->type = SIG_INITIALIZER;
+    mk->shape = SHAPE_CONSTRUCTOR;
     consume(c, TOKEN_LEFT_PAREN, "A constructor cannot be a getter.");
-    ignoreNewlines(c);
-    parameterList(c, sig, TOKEN_RIGHT_PAREN);
-    ignoreNewlines(c);
+    skipNewlines(c);
+    declareParameters(c, mk, TOKEN_RIGHT_PAREN);
+    skipNewlines(c);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameters.");
     return true;
   }
   if (t->type == TOKEN_LEFT_BRACKET) {
-    sig->type = SIG_SUBSCRIPT;
-    sig->name = "";
-    sig->length = 0;
-    parameterList(c, sig, TOKEN_RIGHT_BRACKET);
+    mk->shape = SHAPE_INDEX;
+    mk->name = "";
+    mk->nameLength = 0;
+    if (check(c, TOKEN_RIGHT_BRACKET)) {
+      errorAt(c, &c->parser->current, "A subscript method needs at least one parameter.");
+      return false;
+    }
+    declareParameters(c, mk, TOKEN_RIGHT_BRACKET);
     consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after parameters.");
     if (match(c, TOKEN_EQ)) {
-      sig->type = SIG_SUBSCRIPT_SETTER;
+      mk->shape = SHAPE_INDEX_ASSIGN;
       consume(c, TOKEN_LEFT_PAREN, "Expect '(' after '='.");
-      Signature dummy = *sig;
-      parameterList(c, &dummy, TOKEN_RIGHT_PAREN);
-      if (dummy.arity != sig->arity + 1) error(c, "Expect one parameter for subscript setter.");
-      sig->arity = dummy.arity;
+      MethodKey setterKey = *mk;
+      declareParameters(c, &setterKey, TOKEN_RIGHT_PAREN);
+      if (setterKey.argCount != mk->argCount + 1) error(c, "Expect one parameter for subscript setter.");
+      mk->argCount = setterKey.argCount;
       consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
     }
     return true;
@@ -1572,51 +1691,77 @@ static bool methodSignature(Compiler* c, Signature* sig, bool isConstruct) {
   if (t->type != TOKEN_NAME) {
     /* Operator: unary when no parameter list follows. */
     if (match(c, TOKEN_LEFT_PAREN)) {
-      sig->type = SIG_METHOD;
-      parameterList(c, sig, TOKEN_RIGHT_PAREN);
-      if (sig->arity != 1) error(c, "Operator methods take one parameter.");
+      mk->shape = SHAPE_PARENS;
+      declareParameters(c, mk, TOKEN_RIGHT_PAREN);
+      if (mk->argCount != 1) error(c, "Operator methods take one parameter.");
       consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
     } else {
-      sig->type = SIG_GETTER;
+      mk->shape = SHAPE_BARE;
     }
     return true;
   }
   if (match(c, TOKEN_EQ)) {
-    sig->type = SIG_SETTER;
+    mk->shape = SHAPE_ASSIGN;
     consume(c, TOKEN_LEFT_PAREN, "Expect '(' after '='.");
-    parameterList(c, sig, TOKEN_RIGHT_PAREN);
-    if (sig->arity != 1) error(c, "A setter takes one parameter.");
+    declareParameters(c, mk, TOKEN_RIGHT_PAREN);
+    if (mk->argCount != 1) error(c, "A setter takes one parameter.");
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
     return true;
   }
   if (match(c, TOKEN_LEFT_PAREN)) {
-    sig->type = SIG_METHOD;
-    ignoreNewlines(c);
-    parameterList(c, sig, TOKEN_RIGHT_PAREN);
-    ignoreNewlines(c);
+    mk->shape = SHAPE_PARENS;
+    skipNewlines(c);
+    declareParameters(c, mk, TOKEN_RIGHT_PAREN);
+    skipNewlines(c);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameters.");
     return true;
   }
-  sig->type = SIG_GETTER;
+  mk->shape = SHAPE_BARE;
   return true;
 }
 
 /* The static "new(...)" that allocates and runs the initializer. */
-static void createConstructor(Compiler* c, Signature* sig, int initSymbol) {
+static void emitAllocator(Compiler* c, MethodKey* mk, int initSymbol) {
   Compiler ctor;
-  initCompiler(&ctor, c->parser, c, true);
+  beginFunction(&ctor, c->parser, c, true);
   emitOp(&ctor, OP_CONSTRUCT);
-  for (int i = 0; i <= sig->arity; i++) emitByteArg(&ctor, OP_LOAD_LOCAL, i);
+  for (int i = 0; i <= mk->argCount; i++) emitWithByte(&ctor, OP_LOAD_LOCAL, i);
   emitOp(&ctor, OP_CALL);
-  emitByte(&ctor, sig->arity);
+  emitByte(&ctor, mk->argCount);
   emitShort(&ctor, initSymbol);
-  adjustSlots(&ctor, -sig->arity);
+  adjustSlots(&ctor, -mk->argCount);
   emitOp(&ctor, OP_RETURN);
-  ctor.fn->arity = sig->arity;
-  endCompiler(&ctor, "constructor", 11);
+  ctor.fn->arity = mk->argCount;
+  /* An empty name hides this frame from stack traces: the initializer's
+   * frame above it already names the constructor. */
+  finishFunction(&ctor, "", 0);
 }
 
-static void method(Compiler* c, ClassInfo* info) {
+/* Foreign methods are bound when they are compiled, so one the host does
+ * not provide is a compile error at its declaration. Returns the host's
+ * id for the method, or -1 for a built-in one of an optional module
+ * (bound again by name when the class is made). */
+static int bindForeign(Compiler* c, Token* name, ClassScope* info, bool isStatic,
+                       const char* keyText, int keyLength) {
+  if (c->parser->hadError) return -1;
+  ObjModule* module = c->parser->module;
+  const char* moduleName = module->name ? module->name->chars : "core";
+  if (optModuleForeign(moduleName, info->name->chars, isStatic, keyText) != NULL) return -1;
+  VM* vm = c->parser->vm;
+  vmFlushOutput(vm);
+  int id = host_bind_foreign(vm->hostId, moduleName, (int)strlen(moduleName), info->name->chars,
+                             (int)info->name->length, isStatic, keyText, keyLength);
+  if (id < 0) {
+    char message[MAX_KEY_TEXT + 160];
+    snprintf(message, sizeof message,
+             "The host provides no foreign %smethod '%s' for class %s in module '%s'.",
+             isStatic ? "static " : "", keyText, info->name->chars, moduleName);
+    errorAt(c, name, message);
+  }
+  return id;
+}
+
+static void methodDefinition(Compiler* c, ClassScope* info) {
   AttributeList attributes = {NULL, 0, 0};
   while (!c->parser->hadError && match(c, TOKEN_HASH)) attribute(c, &attributes);
   bool isForeign = match(c, TOKEN_FOREIGN);
@@ -1624,7 +1769,13 @@ static void method(Compiler* c, ClassInfo* info) {
   bool isConstruct = match(c, TOKEN_CONSTRUCT);
   info->inStatic = isStatic;
   nextToken(c);
-  TokenType t = c->parser->previous.type;
+  Token nameToken = c->parser->previous;
+  TokenType t = nameToken.type;
+  if (isForeign && isConstruct) {
+    error(c, "A constructor cannot be foreign.");
+    attributeListFree(&attributes);
+    return;
+  }
   if (isConstruct) {
     if (t != TOKEN_NAME) {
       error(c, "Expect constructor name after 'construct'.");
@@ -1638,20 +1789,20 @@ static void method(Compiler* c, ClassInfo* info) {
   }
 
   Compiler methodC;
-  initCompiler(&methodC, c->parser, c, true);
-  methodC.classInfo = info;
+  beginFunction(&methodC, c->parser, c, true);
+  methodC.classScope = info;
   methodC.isInitializer = isConstruct;
-  Signature sig;
-  methodSignature(&methodC, &sig, isConstruct);
-  info->signature = &sig;
-  methodC.fn->arity = sig.arity;
-  char buffer[MAX_SIGNATURE];
-  int length = signatureToString(&sig, buffer);
+  MethodKey mk;
+  parseMethodHeader(&methodC, &mk, isConstruct);
+  info->currentKey = &mk;
+  methodC.fn->arity = mk.argCount;
+  char buffer[MAX_KEY_TEXT];
+  int length = keyText(&mk, buffer);
   int symbol = methodSymbol(c, buffer, length);
-  char key[MAX_SIGNATURE + 8];
+  char key[MAX_KEY_TEXT + 8];
   int keyLength = snprintf(key, sizeof key, "%s%s", isStatic ? "static " : "", buffer);
   if (symbolTableFind(&info->methods, key, keyLength) != -1) {
-    char message[MAX_SIGNATURE + 80];
+    char message[MAX_KEY_TEXT + 80];
     snprintf(message, sizeof message, "Class %s already defines a %smethod '%s'.",
              info->name->chars, isStatic ? "static " : "", buffer);
     error(c, message);
@@ -1664,10 +1815,10 @@ static void method(Compiler* c, ClassInfo* info) {
           info->methodAttributes, sizeof(MethodAttributes) * info->methodAttributeCapacity);
     }
     MethodAttributes* m = &info->methodAttributes[info->methodAttributeCount++];
-    char full[MAX_SIGNATURE + 16];
+    char full[MAX_KEY_TEXT + 16];
     int fullLength = snprintf(full, sizeof full, "%s%s", isForeign ? "foreign " : "", key);
-    m->signature = (char*)malloc((size_t)fullLength + 1);
-    memcpy(m->signature, full, (size_t)fullLength + 1);
+    m->text = (char*)malloc((size_t)fullLength + 1);
+    memcpy(m->text, full, (size_t)fullLength + 1);
     m->length = fullLength;
     m->attributes = attributes;
   } else {
@@ -1675,19 +1826,23 @@ static void method(Compiler* c, ClassInfo* info) {
   }
 
   if (isForeign) {
-    emitShortArg(c, isStatic ? OP_FOREIGN_STATIC : OP_FOREIGN_INSTANCE, symbol);
+    int bound = bindForeign(c, &nameToken, info, isStatic, buffer, length);
+    emitWithShort(c, isStatic ? OP_FOREIGN_STATIC : OP_FOREIGN_INSTANCE, symbol);
+    emitShort(c, addConstant(c, NUM_VAL(bound)));
     return;
   }
   consume(&methodC, TOKEN_LEFT_BRACE, "Expect '{' to begin method body.");
-  finishBody(&methodC);
-  endCompiler(&methodC, buffer, length);
-  emitShortArg(c, isStatic ? OP_METHOD_STATIC : OP_METHOD_INSTANCE, symbol);
+  compileBody(&methodC);
+  /* A constructor's frame is named "new(_)", not by its symbol "init new(_)". */
+  int prefix = isConstruct ? 5 : 0;
+  finishFunction(&methodC, buffer + prefix, length - prefix);
+  emitWithShort(c, isStatic ? OP_METHOD_STATIC : OP_METHOD_INSTANCE, symbol);
 
   if (isConstruct) {
-    Signature newSig = sig;
-    newSig.type = SIG_METHOD;
-    createConstructor(c, &sig, symbol);
-    emitShortArg(c, OP_METHOD_STATIC, signatureSymbol(c, &newSig));
+    MethodKey newKey = mk;
+    newKey.shape = SHAPE_PARENS;
+    emitAllocator(c, &mk, symbol);
+    emitWithShort(c, OP_METHOD_STATIC, keySymbol(c, &newKey));
   }
 }
 
@@ -1695,46 +1850,46 @@ static void compileClass(Compiler* c, AttributeList* attributes) {
   consume(c, TOKEN_NAME, "Expect class name.");
   Token className = c->parser->previous;
   ObjString* nameString = newStringLength(c->parser->vm, className.start, className.length);
-  int symbol = declareVariable(c, &className);
+  int symbol = declareName(c, &className);
   emitConstant(c, OBJ_VAL(nameString));
   if (match(c, TOKEN_IS)) {
-    parsePrecedence(c, PREC_CALL);
+    parseBound(c, BIND_CALL);
   } else {
-    loadCoreVariable(c, "Object");
+    loadCoreName(c, "Object");
   }
   emitOp(c, OP_CLASS);
   int numFieldsOffset = emitByte(c, 255);
   if (c->scopeDepth == -1) {
-    emitShortArg(c, OP_STORE_MODULE_VAR, symbol);
+    emitWithShort(c, OP_STORE_MODULE_VAR, symbol);
   }
 
-  ClassInfo info;
+  ClassScope info;
   info.name = nameString;
   info.classAttributes = attributes;
   info.methodAttributes = NULL;
   info.methodAttributeCount = 0;
   info.methodAttributeCapacity = 0;
   info.inStatic = false;
-  info.signature = NULL;
+  info.currentKey = NULL;
   symbolTableInit(&info.fields);
   symbolTableInit(&info.methods);
 
-  pushScope(c);
+  enterScope(c);
   consume(c, TOKEN_LEFT_BRACE, "Expect '{' after class declaration.");
-  matchLine(c);
+  matchNewlines(c);
   while (!match(c, TOKEN_RIGHT_BRACE)) {
     if (check(c, TOKEN_EOF)) {
       errorAt(c, &c->parser->current, "Expect '}' after class body.");
       break;
     }
-    method(c, &info);
+    methodDefinition(c, &info);
     if (match(c, TOKEN_RIGHT_BRACE)) break;
-    consumeLine(c, "Expect newline after definition in class.");
+    expectNewline(c, "Expect newline after definition in class.");
   }
   c->scopeDepth--;
-  if (!c->parser->hadError) emitClassAttributes(c, &info);
+  if (!c->parser->hadError) emitClassAttributeMaps(c, &info);
   for (int i = 0; i < info.methodAttributeCount; i++) {
-    free(info.methodAttributes[i].signature);
+    free(info.methodAttributes[i].text);
     attributeListFree(&info.methodAttributes[i].attributes);
   }
   free(info.methodAttributes);
@@ -1775,22 +1930,25 @@ static ObjFn* compileSource(VM* vm, ObjModule* module, const char* source, bool 
   parser.current.line = 1;
   parser.current.start = source;
   parser.current.length = 0;
+  parser.current.column = 1;
+  parser.callLine = 0;
+  parser.callColumn = 0;
 
   Compiler c;
-  initCompiler(&c, &parser, NULL, false);
+  beginFunction(&c, &parser, NULL, false);
   nextToken(&c);
-  ignoreNewlines(&c);
+  skipNewlines(&c);
   if (isExpression) {
     /* Exactly one expression, optionally surrounded by blank lines; the
      * function returns its value. */
     expression(&c);
-    ignoreNewlines(&c);
+    skipNewlines(&c);
     consume(&c, TOKEN_EOF, "Expect end of expression.");
     emitOp(&c, OP_RETURN);
   } else {
     while (!match(&c, TOKEN_EOF)) {
       statement(&c);
-      if (!matchLine(&c)) {
+      if (!matchNewlines(&c)) {
         consume(&c, TOKEN_EOF, "Expect end of file.");
         break;
       }
@@ -1798,7 +1956,7 @@ static ObjFn* compileSource(VM* vm, ObjModule* module, const char* source, bool 
     emitOp(&c, OP_END_MODULE);
     emitOp(&c, OP_RETURN);
   }
-  ObjFn* fn = endCompiler(&c, "(script)", 8);
+  ObjFn* fn = finishFunction(&c, "(script)", 8);
   lexerFree(&parser.lexer);
   if (!parser.hadError && reportUndefined(&c)) parser.hadError = true;
   return parser.hadError ? NULL : fn;

@@ -55,20 +55,22 @@ class WrenError(Exception):
 
 
 class WrenCompileError(WrenError):
-    def __init__(self, message: str, module: str = "", line: int = 0):
+    def __init__(self, message: str, module: str = "", line: int = 0, column: int = 0):
         super().__init__(message)
         self.message = message
         self.module = module
         self.line = line
+        self.column = column  # 1-based, in characters; 0 when unknown
 
 
 class WrenRuntimeError(WrenError):
-    def __init__(self, message: str, module: str = "", line: int = 0, trace: str = ""):
+    def __init__(self, message: str, module: str = "", line: int = 0, trace: str = "", column: int = 0):
         super().__init__(message)
         self.message = message
         self.module = module
         self.line = line
         self.trace = trace
+        self.column = column  # of the failing call in the first frame shown; 0 when unknown
 
 
 class WrenTimeoutError(WrenError):
@@ -385,6 +387,11 @@ class WasmInstance:
             error = WrenTrapError(f"Wren VM trapped: {message}")
         for target in list(self.targets.values()):
             target._drain_pending_output()
+        for target in list(self.targets.values()):
+            where = target._fault_where()
+            if where is not None:  # the VM that was running: where its script stood
+                error.module, error.line, error.column = where  # type: ignore[attr-defined]
+                break
         self.dead = str(error)
         return error
 
@@ -689,10 +696,11 @@ class WrenVM:
         message = inst.read_cstring(self._c("wren_error_message"))
         module = inst.read_cstring(self._c("wren_error_module"))
         line = self._c("wren_error_line")
+        column = self._c("wren_error_column")
         if result == COMPILE_ERROR:
-            raise WrenCompileError(message, module, line)
+            raise WrenCompileError(message, module, line, column)
         trace = inst.read_cstring(self._c("wren_error_trace"))
-        raise WrenRuntimeError(message, module, line, trace)
+        raise WrenRuntimeError(message, module, line, trace, column)
 
     # -- slots ---------------------------------------------------------------
 
@@ -920,6 +928,19 @@ class WrenVM:
 
     def collect_garbage(self) -> None:
         self._c("wren_collect_garbage")
+
+    def _fault_where(self) -> Optional[Tuple[str, int, int]]:
+        """(module, line, column) of the script code this VM was running
+        when its instance trapped; None when it was not running."""
+        inst = self.instance
+        try:
+            text = inst.read_cstring(inst.fns["wren_fault_where"](self.ptr))
+        except Exception:
+            return None
+        parts = text.split("\t")
+        if len(parts) != 3 or not parts[1].isdigit():
+            return None
+        return parts[0], int(parts[1]), int(parts[2])
 
     def _drain_pending_output(self) -> None:
         """Delivers output still buffered in the VM (used after a trap)."""
