@@ -325,14 +325,7 @@ class IsolatedRuntime:
             raise
         finally:
             script.starting = None
-        functions = {}
-        for info in infos if isinstance(infos, list) else ():
-            if isinstance(info, dict) and isinstance(info.get("name"), str):
-                try:
-                    functions[info["name"]] = FunctionInfo.from_dict(info)
-                except TypeError:
-                    continue
-        script.functions = functions
+        script.functions = _function_infos(infos)
         script.proc = proc
 
     def _ready_worker(self, script: _Script) -> WorkerProcess:
@@ -390,6 +383,24 @@ class IsolatedRuntime:
                 )
             except WorkerDied as dead:
                 raise self._after_death(script, proc, dead) from None
+
+    def evaluate(self, script_id: str, code: str) -> Any:
+        """Run ``code`` in the script's namespace inside its worker, under the
+        script's limits and guards, and return the value of its last
+        expression (None for statements). The script's function list is
+        refreshed: the code may define functions."""
+        script = self._script(script_id)
+        with script.lock:
+            proc = self._live(script)
+            try:
+                reply = proc.request({"t": "eval", "script": script_id, "code": code}, limit=script.policy.time_limit)
+            except WorkerDied as dead:
+                raise self._after_death(script, proc, dead) from None
+        if not isinstance(reply, dict):
+            raise ScriptRuntimeError("the worker sent a malformed evaluation reply", language=self.language,
+                                     script=script_id)
+        script.functions = _function_infos(reply.get("f"))
+        return reply.get("v")
 
     async def call_async(self, script_id: str, function: str, args: Sequence[Any]) -> Any:
         """Await a call without blocking the caller's loop: the worker call
@@ -618,6 +629,18 @@ class IsolatedRuntime:
             if script.proc is not None:
                 script.proc.close()
                 script.proc = None
+
+
+def _function_infos(infos: Any) -> dict[str, FunctionInfo]:
+    """The function list a worker sent (anything malformed is skipped)."""
+    functions = {}
+    for info in infos if isinstance(infos, list) else ():
+        if isinstance(info, dict) and isinstance(info.get("name"), str):
+            try:
+                functions[info["name"]] = FunctionInfo.from_dict(info)
+            except TypeError:
+                continue
+    return functions
 
 
 def _refused(exc: protocol.ValueRefused, language: str, script: str) -> ScriptError:

@@ -20,6 +20,7 @@ Start-up, in this order:
    accepts weaker isolation by that name;
 4. serve requests: ``load`` (compile, check with the AST guard, exec in a
    namespace with curated builtins), ``call``, ``callh`` (a function handle),
+   ``eval`` (code run in a loaded script's namespace, as ``load`` runs it),
    ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``.
 
 Per call the worker arms ``ITIMER_REAL`` (a ``ScriptTimeout`` raised in script
@@ -380,22 +381,34 @@ def _resolve_compiler(spec: str | None) -> Callable[[str, str], Any]:
     return obj  # type: ignore[no-any-return]
 
 
-def compile_script(source: str, filename: str) -> types.CodeType:
-    """The compiler hook returns an ``ast.Module`` (checked by the guard, then
-    compiled) or a code object (then it must have checked the code itself)."""
+def compile_tree(source: str, filename: str) -> Any:
+    """What the compiler hook makes of ``source``: an ``ast.Module`` (to be
+    checked by the guard) or a code object (the hook checked it itself)."""
     import ast
 
     assert S.compile is not None
     result = S.compile(source, filename)
-    if isinstance(result, ast.AST):
-        if S.python_layers:
-            guard.check(result)
-        ast.fix_missing_locations(result)
-        code: types.CodeType = compile(result, filename, "exec", dont_inherit=True)  # type: ignore[call-overload]
-        return code
-    if isinstance(result, types.CodeType):
+    if isinstance(result, (ast.Module, types.CodeType)):
         return result
-    raise TypeError(f"the compiler returned {type(result).__name__}, not an AST or code object")
+    raise TypeError(f"the compiler returned {type(result).__name__}, not an AST module or code object")
+
+
+def compile_checked(tree: Any, filename: str, mode: str = "exec") -> types.CodeType:
+    """An AST checked by the guard (when the Python layers are on) and compiled."""
+    import ast
+
+    if S.python_layers:
+        guard.check(tree)
+    ast.fix_missing_locations(tree)
+    code: types.CodeType = compile(tree, filename, mode, dont_inherit=True)
+    return code
+
+
+def compile_script(source: str, filename: str) -> types.CodeType:
+    """The compiler hook returns an ``ast.Module`` (checked by the guard, then
+    compiled) or a code object (then it must have checked the code itself)."""
+    result = compile_tree(source, filename)
+    return result if isinstance(result, types.CodeType) else compile_checked(result, filename)
 
 
 def function_infos(script: str, ns: dict[str, Any]) -> list[dict[str, Any]]:
@@ -545,6 +558,39 @@ def _keep_stack(exc: BaseException) -> None:
         pass
 
 
+def do_eval(msg: dict[str, Any]) -> dict[str, Any]:
+    """``code`` run in a loaded script's namespace, under the script's limits
+    and guards: its statements, then the value of its last expression (None
+    when it ends with a statement). Its lines are the lines within ``code``;
+    definitions stay in the namespace, and the reply lists the script's
+    functions again (the code may have added some)."""
+    import ast
+
+    script = msg["script"]
+    ns = S.scripts.get(script)
+    if ns is None:
+        raise KryonError(f"script '{script}' is not loaded in this worker", "notfound")
+    code = msg.get("code")
+    if not isinstance(code, str):
+        raise KryonError("code must be text", "runtime")
+    with _Armed():
+        was = S.script_running
+        try:
+            tree = compile_tree(code, script)
+            expression = None
+            if isinstance(tree, ast.Module) and tree.body and isinstance(tree.body[-1], ast.Expr):
+                expression = ast.Expression(tree.body.pop().value)
+            statements = compile_checked(tree, script) if not isinstance(tree, types.CodeType) else tree
+            value_code = compile_checked(expression, script, "eval") if expression is not None else None
+            S.script_running = True
+            _run(exec, (statements, ns))
+            value = _run(eval, (value_code, ns)) if value_code is not None else None
+        finally:
+            S.script_running = was
+            _flush_output()
+    return {"v": encode(value), "f": function_infos(script, ns)}
+
+
 def do_call(msg: dict[str, Any]) -> Any:
     ns = S.scripts.get(msg["script"])
     if ns is None:
@@ -599,6 +645,8 @@ def _dispatch(t: Any, msg: dict[str, Any], rid: Any) -> Any:
         return do_call(msg)
     if t == "callh":
         return do_callh(msg)
+    if t == "eval":
+        return do_eval(msg)
     if t == "load":
         return do_load(msg)
     if t == "unload":

@@ -379,3 +379,55 @@ def test_c_level_loops_stop_and_the_engine_stays_usable(body):
         # a hard stop restarts the worker and reruns the top level; an interrupt keeps the state
         assert m.call_function("spin.keep", [2]) == (1 if restarted else 2)
         assert m.call_function("other.bump") == 2, "another script keeps its state"
+
+
+def test_evaluate_in_a_sandboxed_script(sandboxed):
+    """``evaluate`` runs Lisp in the script's worker: its names, its limits."""
+    m = sandboxed
+    m.load_script_from_source("ev", "lisp", "(setv n 40)\n(defn get-n [] n)")
+    assert m.evaluate("lisp", "(+ n 2)", script="ev") == 42
+    m.evaluate("lisp", "(setv n 1)\n(defn twice [x] (* 2 x))", script="ev")
+    assert m.call_function("ev.get-n") == 1
+    assert m.call_function("ev.twice", [21]) == 42
+    with pytest.raises(AccessDeniedError):
+        m.evaluate("lisp", "(. (tuple) __class__)", script="ev")
+    with pytest.raises(ScriptRuntimeError) as failed:
+        m.evaluate("lisp", "(setv y 2)\n(raise (ValueError \"no\"))", script="ev")
+    assert failed.value.line == 2 and failed.value.language == "lisp"
+    with pytest.raises(CompileError):
+        m.evaluate("lisp", "(+ 1", script="ev")
+    with pytest.raises(ScriptTimeoutError):
+        m.evaluate("lisp", "(while True (setv n 1))", script="ev")
+    assert m.evaluate("lisp", "n", script="ev") == 1
+    _intact(m)
+
+
+def test_callbacks_fired_during_the_top_level(sandboxed):
+    """Listeners, watchers and worker functions handed to another script,
+    fired while the script's own top level runs, reach the worker being loaded."""
+    m = ScriptManager(cache=False)
+    try:
+        doc = m.setup_dom_bridge(Document())
+        doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+        m.load_script_from_source("early_helper", "lisp", "(defn apply [f x] (f x))")
+        m.load_script_from_source(
+            "early",
+            "lisp",
+            """
+(setv seen [])
+(defn on-ping [event] (.append seen (get event "type")))
+(setv box (get-element-by-id "box"))
+(add-event-listener! box "ping" on-ping)
+(watch-variable! "mode" (fn [new old name] (.append seen new)))
+(emit-custom-event! box "ping" {"n" 1})
+(set-variable! "mode" "early")
+(.append seen (kryon-call "early_helper.apply" (fn [x] (+ x 1)) 41))
+(defn events [] seen)
+""",
+        )
+        assert m.call_function("early.events") == ["ping", "early", 42]
+        assert not doc.errors, doc.errors
+        doc.emit_custom_event("box", "ping")
+        assert m.call_function("early.events") == ["ping", "early", 42, "ping"]
+    finally:
+        m.close()

@@ -505,3 +505,34 @@ def test_a_granted_package_loads_its_submodules_later(layers: bool) -> None:
     h = m.engine("python").runtime.worker_info("x")["hardening"]
     assert "1 read-only path" in h["landlock"] and h["nofile"] > 0
     m.close()
+
+
+def test_evaluate_runs_in_the_worker_under_the_script_limits_and_guards() -> None:
+    """``evaluate`` on a sandboxed script runs in its worker: its namespace,
+    its time limit, the guard and the curated builtins, and the host's state
+    is not reachable."""
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.5), cache=False)
+    try:
+        m.load_script_from_source("s", "python", "n = 40\ndef get():\n    return n\n")
+        assert m.evaluate("python", "n + 2", script="s") == 42
+        assert m.evaluate("python", "n = 1\ndef twice(x):\n    return 2 * x", script="s") is None
+        assert m.call_function("s.get") == 1, "the evaluation changed the script's own namespace"
+        assert m.call_function("s.twice", [21]) == 42, "a function the evaluation defined is callable"
+        with pytest.raises(AccessDeniedError):
+            m.evaluate("python", "import os\nos.getpid()", script="s")
+        with pytest.raises(AccessDeniedError) as denied:
+            m.evaluate("python", "x = 1\n().__class__.__base__", script="s")
+        assert denied.value.line == 2 and denied.value.script == "s"
+        with pytest.raises(AccessDeniedError):
+            m.evaluate("python", "open('/etc/hostname').read()", script="s")
+        with pytest.raises(ScriptRuntimeError) as failed:
+            m.evaluate("python", "y = 2\nraise ValueError('no')", script="s")
+        assert failed.value.line == 2 and "ValueError" in failed.value.message
+        with pytest.raises(CompileError):
+            m.evaluate("python", "def (:", script="s")
+        with pytest.raises(ScriptTimeoutError):
+            m.evaluate("python", "while True:\n    pass", script="s")
+        assert m.evaluate("python", "n", script="s") == 1, "the worker kept its state after the timeout"
+        assert m.evaluate("python", "[1, {'a': b'x'}]", script="s") == [1, {"a": b"x"}]
+    finally:
+        m.close()
