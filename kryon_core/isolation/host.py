@@ -19,11 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..engine import BreakpointHit, FunctionInfo, GarbageCollectionStats, MemoryUsage
 from ..errors import ConversionError, ScriptError, ScriptRuntimeError, StackFrame
 from ..policy import SecurityPolicy
+from ..threads import EngineGate
 from ..values import FunctionRef
 from . import protocol
 from .process import ERROR_CLASSES, SPAWNER, WORKER_PATH, WorkerDied, WorkerProcess
@@ -31,6 +32,8 @@ from .testing import SWITCHES
 
 if TYPE_CHECKING:
     from ..bridge import ScriptBridge
+
+T = TypeVar("T")
 
 __all__ = ["CompilerSpec", "IsolatedRuntime", "WORKER_PATH", "limits_for", "ERROR_CLASSES"]
 
@@ -120,7 +123,9 @@ class _Script:
     #: a started, sealed worker waiting to replace ``proc`` if it must be killed
     standby: WorkerProcess | None = None
     standby_lock: threading.Lock = field(default_factory=threading.Lock)
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    #: the one way into the script's worker (see kryon_core.threads): a thread
+    #: that waits for it while holding another runtime helps instead of deadlocking
+    gate: EngineGate | None = None
     restarts: int = 0
     #: the script's own ``kryon`` API (its view of the bridge), made on first use
     api: dict[str, Callable[..., Any]] | None = None
@@ -261,16 +266,14 @@ class IsolatedRuntime:
         with SWITCHES.lock:
             layers, unavailable = SWITCHES.python_layers, SWITCHES.unavailable
         script = _Script(script_id, source, filename, policy, "async" in source, layers, unavailable)
-        with script.lock:
-            self._start(script)
+        script.gate = EngineGate(f"{self.language}/worker {script_id}", language=self.language)
+        _enter(script, self._start, script)
         with self._lock:
             old = self._scripts.get(script_id)
             self._scripts[script_id] = script
         if old is not None:
             self._end_standby(old)
-            with old.lock:
-                if old.proc is not None:
-                    old.proc.close()
+            _enter(old, _close_proc, old)
         return dict(script.functions)
 
     def reload(
@@ -302,7 +305,7 @@ class IsolatedRuntime:
 
     def _start(self, script: _Script) -> None:
         """Start a worker and run the script's top level in it (with the
-        script's lock held). While the top level runs the worker is the
+        script's gate held). While the top level runs the worker is the
         script's ``starting`` one, so callbacks it registers and fires at
         once (a listener, then an event) reach it."""
         try:
@@ -351,10 +354,7 @@ class IsolatedRuntime:
             script = self._scripts.pop(script_id, None)
         if script is not None:
             self._end_standby(script)
-            with script.lock:
-                if script.proc is not None:
-                    script.proc.close()
-                    script.proc = None
+            _enter(script, _close_proc, script)
 
     def functions(self, script_id: str) -> dict[str, FunctionInfo]:
         return dict(self._script(script_id).functions)
@@ -371,18 +371,27 @@ class IsolatedRuntime:
     # -- calls ----------------------------------------------------------------------
     def call(self, script_id: str, function: str, args: Sequence[Any]) -> Any:
         script = self._script(script_id)
-        with script.lock:
-            proc = self._live(script)
-            try:
-                encoded = [proc.encode(a) for a in args]
-            except protocol.ValueRefused as exc:
-                raise _refused(exc, self.language, script_id) from None
-            try:
-                return proc.request(
-                    {"t": "call", "script": script_id, "fn": function, "a": encoded}, limit=script.policy.time_limit
-                )
-            except WorkerDied as dead:
-                raise self._after_death(script, proc, dead) from None
+        return _enter(script, self._call, script, function, args)
+
+    def _call(self, script: _Script, function: str, args: Sequence[Any]) -> Any:
+        proc = self._live(script)
+        try:
+            encoded = [proc.encode(a) for a in args]
+        except protocol.ValueRefused as exc:
+            raise _refused(exc, self.language, script.id) from None
+        try:
+            return proc.request(
+                {"t": "call", "script": script.id, "fn": function, "a": encoded}, limit=script.policy.time_limit
+            )
+        except WorkerDied as dead:
+            raise self._after_death(script, proc, dead) from None
+
+    def _evaluate(self, script: _Script, code: str) -> Any:
+        proc = self._live(script)
+        try:
+            return proc.request({"t": "eval", "script": script.id, "code": code}, limit=script.policy.time_limit)
+        except WorkerDied as dead:
+            raise self._after_death(script, proc, dead) from None
 
     def evaluate(self, script_id: str, code: str) -> Any:
         """Run ``code`` in the script's namespace inside its worker, under the
@@ -390,12 +399,7 @@ class IsolatedRuntime:
         expression (None for statements). The script's function list is
         refreshed: the code may define functions."""
         script = self._script(script_id)
-        with script.lock:
-            proc = self._live(script)
-            try:
-                reply = proc.request({"t": "eval", "script": script_id, "code": code}, limit=script.policy.time_limit)
-            except WorkerDied as dead:
-                raise self._after_death(script, proc, dead) from None
+        reply = _enter(script, self._evaluate, script, code)
         if not isinstance(reply, dict):
             raise ScriptRuntimeError("the worker sent a malformed evaluation reply", language=self.language,
                                      script=script_id)
@@ -410,21 +414,23 @@ class IsolatedRuntime:
 
     def _call_handle(self, proc: WorkerProcess, hid: int, name: str, args: Sequence[Any]) -> Any:
         script: _Script = proc.owner
-        with script.lock:
-            if (script.proc is not proc and script.starting is not proc) or proc.dead is not None:
-                raise ScriptRuntimeError(
-                    f"function '{name}' belongs to a worker that was restarted or closed",
-                    language=self.language,
-                    script=script.id,
-                )
-            try:
-                encoded = [proc.encode(a) for a in args]
-            except protocol.ValueRefused as exc:
-                raise _refused(exc, self.language, script.id) from None
-            try:
-                return proc.request({"t": "callh", "h": hid, "a": encoded}, limit=script.policy.time_limit)
-            except WorkerDied as dead:
-                raise self._after_death(script, proc, dead) from None
+        return _enter(script, self._call_handle_inside, script, proc, hid, name, args)
+
+    def _call_handle_inside(self, script: _Script, proc: WorkerProcess, hid: int, name: str, args: Sequence[Any]) -> Any:
+        if (script.proc is not proc and script.starting is not proc) or proc.dead is not None:
+            raise ScriptRuntimeError(
+                f"function '{name}' belongs to a worker that was restarted or closed",
+                language=self.language,
+                script=script.id,
+            )
+        try:
+            encoded = [proc.encode(a) for a in args]
+        except protocol.ValueRefused as exc:
+            raise _refused(exc, self.language, script.id) from None
+        try:
+            return proc.request({"t": "callh", "h": hid, "a": encoded}, limit=script.policy.time_limit)
+        except WorkerDied as dead:
+            raise self._after_death(script, proc, dead) from None
 
     def _worker_function(self, proc: WorkerProcess, hid: int, name: str, script_id: str) -> FunctionRef:
         def release() -> None:
@@ -456,14 +462,16 @@ class IsolatedRuntime:
         """Replace every breakpoint: script id -> {line: breakpoint id}."""
         self._breakpoints = {f: {str(line): b for line, b in lines.items()} for f, lines in breakpoints.items() if lines}
         for script in list(self._scripts.values()):
-            with script.lock:
-                proc = script.proc
-                if proc is None or proc.dead is not None:
-                    continue
-                try:
-                    proc.request({"t": "bps", "b": self._breakpoints}, limit=None, control=True)
-                except WorkerDied as dead:
-                    self._after_death(script, proc, dead)
+            _enter(script, self._push_breakpoints, script)
+
+    def _push_breakpoints(self, script: _Script) -> None:
+        proc = script.proc
+        if proc is None or proc.dead is not None:
+            return
+        try:
+            proc.request({"t": "bps", "b": self._breakpoints}, limit=None, control=True)
+        except WorkerDied as dead:
+            self._after_death(script, proc, dead)
 
     def _breakpoint(self, msg: dict[str, Any], stack: list[StackFrame]) -> None:
         handler = self.on_breakpoint
@@ -548,16 +556,18 @@ class IsolatedRuntime:
     def set_global(self, name: str, value: Any) -> None:
         self._globals[name] = value
         for script in list(self._scripts.values()):
-            with script.lock:
-                proc = script.proc
-                if proc is None or proc.dead is not None:
-                    continue
-                try:
-                    proc.request({"t": "setg", "n": name, "v": proc.encode(value)}, limit=None, control=True)
-                except protocol.ValueRefused as exc:
-                    raise _refused(exc, self.language, script.id) from None
-                except WorkerDied as dead:
-                    raise self._after_death(script, proc, dead) from None
+            _enter(script, self._set_global_in, script, name, value)
+
+    def _set_global_in(self, script: _Script, name: str, value: Any) -> None:
+        proc = script.proc
+        if proc is None or proc.dead is not None:
+            return
+        try:
+            proc.request({"t": "setg", "n": name, "v": proc.encode(value)}, limit=None, control=True)
+        except protocol.ValueRefused as exc:
+            raise _refused(exc, self.language, script.id) from None
+        except WorkerDied as dead:
+            raise self._after_death(script, proc, dead) from None
 
     def get_global(self, name: str) -> Any:
         return self._globals.get(name)
@@ -583,21 +593,24 @@ class IsolatedRuntime:
         start = time.perf_counter()
         before = after = freed = 0
         for script, proc in self._procs():
-            with script.lock:
-                if proc.dead is not None:
-                    continue
-                before += proc.rss
-                try:
-                    r = proc.request({"t": "gc"}, limit=None, control=True)
-                except WorkerDied as dead:
-                    self._after_death(script, proc, dead)
-                    continue
-                after += proc.rss
-                if isinstance(r, dict) and isinstance(r.get("freed"), int):
-                    freed += r["freed"]
+            b, a, f = _enter(script, self._collect_in, script, proc)
+            before, after, freed = before + b, after + a, freed + f
         return GarbageCollectionStats(
             bytes_before=before, bytes_after=after, objects_freed=freed, duration_ms=(time.perf_counter() - start) * 1000
         )
+
+    def _collect_in(self, script: _Script, proc: WorkerProcess) -> tuple[int, int, int]:
+        """One worker's collection: (rss before, rss after, objects freed)."""
+        if proc.dead is not None:
+            return 0, 0, 0
+        before = proc.rss
+        try:
+            r = proc.request({"t": "gc"}, limit=None, control=True)
+        except WorkerDied as dead:
+            self._after_death(script, proc, dead)
+            return 0, 0, 0
+        freed = r["freed"] if isinstance(r, dict) and isinstance(r.get("freed"), int) else 0
+        return before, proc.rss, freed
 
     def _procs(self) -> list[tuple[_Script, WorkerProcess]]:
         return [(s, s.proc) for s in list(self._scripts.values()) if s.proc is not None and s.proc.dead is None]
@@ -629,6 +642,19 @@ class IsolatedRuntime:
             if script.proc is not None:
                 script.proc.close()
                 script.proc = None
+
+
+def _enter(script: _Script, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` inside the script's gate (the only way into its worker)."""
+    gate = script.gate
+    assert gate is not None
+    return gate.run(fn, *args)
+
+
+def _close_proc(script: _Script) -> None:
+    if script.proc is not None:
+        script.proc.close()
+        script.proc = None
 
 
 def _function_infos(infos: Any) -> dict[str, FunctionInfo]:

@@ -303,7 +303,7 @@ def _export(obj: Any) -> Any:
 
 
 def encode(value: Any) -> Any:
-    return protocol.encode_value(value, _export, max_size=S.max_value)
+    return protocol.encode_value(value, _export, max_size=S.max_value, room=True)
 
 
 def encode_args(args: Any) -> list[Any]:

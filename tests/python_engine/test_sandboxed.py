@@ -536,3 +536,61 @@ def test_evaluate_runs_in_the_worker_under_the_script_limits_and_guards() -> Non
         assert m.evaluate("python", "[1, {'a': b'x'}]", script="s") == [1, {"a": b"x"}]
     finally:
         m.close()
+
+
+@pytest.mark.parametrize("kind", ["list", "dict"])
+def test_deep_values_cross_or_are_refused_in_both_directions(kind: str) -> None:
+    """Values nested up to the protocol's depth cross both ways (the worker's
+    parser gets room past the script's recursion limit); deeper ones are a
+    ConversionError on whichever side made them; the worker keeps its state."""
+    from kryon_core.isolation.protocol import MAX_DEPTH
+
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=5), cache=False)
+    try:
+        m.load_script_from_source(
+            "d",
+            "python",
+            f"""\
+import kryon
+n = 0
+def echo(x):
+    global n
+    n += 1
+    return x
+def make(depth):
+    v = "bottom"
+    for _ in range(depth):
+        v = [v] if {kind!r} == "list" else {{"k": v}}
+    return v
+def relay(depth):
+    return kryon.call("host_echo.echo", make(depth))
+def count():
+    return n
+""",
+        )
+        m.load_script_from_source("host_echo", "python", "def echo(x): return x", policy=SecurityPolicy.trusted())
+        m.expose("host_echo.echo")
+
+        def nest(depth: int) -> object:
+            v: object = "bottom"
+            for _ in range(depth):
+                v = [v] if kind == "list" else {"k": v}
+            return v
+
+        assert m.call_function("d.make", [MAX_DEPTH - 1]) == nest(MAX_DEPTH - 1)
+        assert m.call_function("d.relay", [MAX_DEPTH - 1]) == nest(MAX_DEPTH - 1)
+        for depth in (MAX_DEPTH + 1, 5000):
+            with pytest.raises(ConversionError):
+                m.call_function("d.echo", [nest(depth)])
+            with pytest.raises(ConversionError):
+                m.call_function("d.make", [depth])
+            with pytest.raises(ConversionError):
+                m.call_function("d.relay", [depth])
+        assert m.call_function("d.count") == 0, "refused values never reached the script; the worker kept its state"
+        # inside the script's own recursion the parser still has room: 150 deep calls receive a 200-deep value
+        m.load_script_from_source(
+            "r", "python", "import kryon\ndef down(k, v):\n    return down(k - 1, v) if k else kryon.call('host_echo.echo', v)\n"
+        )
+        assert m.call_function("r.down", [150, nest(MAX_DEPTH // 2)]) == nest(MAX_DEPTH // 2)
+    finally:
+        m.close()
