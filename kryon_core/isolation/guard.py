@@ -11,7 +11,7 @@ It refuses:
 - the attributes that walk frames, code and tracebacks (``gi_frame``,
   ``f_back``, ``f_globals``, ``tb_frame``, ``cr_frame``, ``mro``, ...);
 - names that reach the interpreter (``__builtins__``, ``__loader__``, ``__spec__``,
-  ``__import__``) and any other ``__dunder__`` name except ``__name__``/``__doc__``/``__file__``.
+  ``__import__``) and any other ``__dunder__`` name except ``__name__``/``__doc__``/``__file__``/``__debug__``.
 
 Works on any ``ast.Module``: Python source parsed by ``ast.parse`` or the AST
 another compiler (Hy) produced. Standard library only (the worker loads it by path).
@@ -46,7 +46,8 @@ FORBIDDEN_ATTRIBUTES = frozenset(
     }
 )
 
-_SAFE_NAMES = frozenset({"__name__", "__doc__", "__file__"})
+#: ``__debug__`` is a constant the compiler folds (and cannot be assigned): Hy emits it for ``assert``
+_SAFE_NAMES = frozenset({"__name__", "__doc__", "__file__", "__debug__"})
 
 
 class GuardViolation(Exception):

@@ -27,6 +27,7 @@ __all__ = [
     "make_builtins",
     "make_kryon_module",
     "proxy_modules",
+    "proxy_module",
 ]
 
 #: modules a sandboxed script may import without a grant: pure computation,
@@ -129,7 +130,8 @@ class _ModuleProxy(types.ModuleType):
         raise AccessDenied(f"'{self.__name__}.{attr}' is not available in the sandbox")
 
 
-def _proxy_module(name: str, module: types.ModuleType) -> types.ModuleType:
+def proxy_module(name: str, module: types.ModuleType) -> types.ModuleType:
+    """A read-only proxy of ``module``'s public, non-module attributes."""
     proxy = _ModuleProxy(name)
     for attr, value in vars(module).items():
         if attr.startswith("_") or isinstance(value, types.ModuleType):
@@ -161,7 +163,7 @@ def proxy_modules(attribute_allowed: Checker) -> dict[str, types.ModuleType]:
     proxies = {}
     for name in SAFE_MODULES:
         try:
-            proxies[name] = _proxy_module(name, __import__(name))
+            proxies[name] = proxy_module(name, __import__(name))
         except ImportError:
             pass
     if "string" in proxies:

@@ -80,6 +80,7 @@ class State:
         self.config: dict[str, Any] = {}
         self.compile: Callable[[str, str], Any] | None = None
         self.scripts: dict[str, dict[str, Any]] = {}  # script id -> namespace
+        self.module_of: dict[str, types.ModuleType] = {}  # script id -> the module whose __dict__ is its namespace
         self.builtins: dict[str, dict[str, Any]] = {}  # script id -> builtins dict
         self.engine_globals: dict[str, Any] = {}
         self.handles: dict[int, Any] = {}  # worker handle id -> callable
@@ -383,14 +384,27 @@ def _resolve_compiler(spec: str | None) -> Callable[[str, str], Any]:
 
 def compile_tree(source: str, filename: str) -> Any:
     """What the compiler hook makes of ``source``: an ``ast.Module`` (to be
-    checked by the guard) or a code object (the hook checked it itself)."""
+    checked by the guard) or a code object (the hook checked it itself).
+
+    A hook marked ``kryon_module_aware`` (Hy's) compiles in the script's own
+    module, where code it runs while compiling (macros) lives and finds the
+    script's builtins, and gets the guard to check that code with first."""
     import ast
 
     assert S.compile is not None
-    result = S.compile(source, filename)
+    if getattr(S.compile, "kryon_module_aware", False):
+        module = S.module_of.get(filename)
+        result = S.compile(source, filename, module=module, check=_check_tree)
+    else:
+        result = S.compile(source, filename)
     if isinstance(result, (ast.Module, types.CodeType)):
         return result
     raise TypeError(f"the compiler returned {type(result).__name__}, not an AST module or code object")
+
+
+def _check_tree(tree: Any) -> None:
+    if S.python_layers:
+        guard.check(tree)
 
 
 def compile_checked(tree: Any, filename: str, mode: str = "exec") -> types.CodeType:
@@ -399,9 +413,22 @@ def compile_checked(tree: Any, filename: str, mode: str = "exec") -> types.CodeT
 
     if S.python_layers:
         guard.check(tree)
-    ast.fix_missing_locations(tree)
+    fix_locations(tree)
     code: types.CodeType = compile(tree, filename, mode, dont_inherit=True)
     return code
+
+
+def fix_locations(tree: Any) -> None:
+    """Positions for nodes a compiler left without them; an end filled in
+    before its start (a node with a start and no end, under a parent with
+    neither) is moved to the start, which ``compile`` requires."""
+    import ast
+
+    ast.fix_missing_locations(tree)
+    for node in ast.walk(tree):
+        end = getattr(node, "end_col_offset", None)
+        if end is not None and getattr(node, "end_lineno", None) == getattr(node, "lineno", None) and end < node.col_offset:
+            node.end_col_offset = node.col_offset
 
 
 def compile_script(source: str, filename: str) -> types.CodeType:
@@ -514,23 +541,29 @@ def _run(fn: Callable[..., Any], args: Any) -> Any:
 
 
 def do_load(msg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Compile the script and run its top level in a module of its own. The
+    script's limits hold from the first step: compiling may run the script's
+    own code (Hy's macros), with the script's builtins."""
     script = msg["script"]
     filename = script
+    b = scriptenv.make_builtins(
+        S.config,
+        kryon=S.kryon,  # type: ignore[arg-type]
+        proxies=S.modules,
+        engine_globals=S.engine_globals,
+        attribute_allowed=guard.attribute_allowed,
+        curated=S.python_layers,
+    )
+    module = types.ModuleType(script)
+    ns = module.__dict__
+    ns.update({"__builtins__": b, "__file__": script})
     S.loading.add(filename)
+    S.module_of[script] = module
     try:
-        code = compile_script(msg["source"], filename)
-        b = scriptenv.make_builtins(
-            S.config,
-            kryon=S.kryon,  # type: ignore[arg-type]
-            proxies=S.modules,
-            engine_globals=S.engine_globals,
-            attribute_allowed=guard.attribute_allowed,
-            curated=S.python_layers,
-        )
-        ns = {"__name__": script, "__builtins__": b, "__file__": script, "__doc__": None}
         with _Armed():
             S.script_running = True
             try:
+                code = compile_script(msg["source"], filename)
                 if S.breakpoints:
                     _traced(exec, (code, ns))
                 else:
@@ -542,6 +575,8 @@ def do_load(msg: dict[str, Any]) -> list[dict[str, Any]]:
         S.builtins[script] = b
     except BaseException as exc:
         _keep_stack(exc)
+        if script not in S.scripts:
+            S.module_of.pop(script, None)
         raise
     finally:
         S.loading.discard(filename)
@@ -576,13 +611,13 @@ def do_eval(msg: dict[str, Any]) -> dict[str, Any]:
     with _Armed():
         was = S.script_running
         try:
+            S.script_running = True  # compiling may run the script's macros
             tree = compile_tree(code, script)
             expression = None
             if isinstance(tree, ast.Module) and tree.body and isinstance(tree.body[-1], ast.Expr):
                 expression = ast.Expression(tree.body.pop().value)
             statements = compile_checked(tree, script) if not isinstance(tree, types.CodeType) else tree
             value_code = compile_checked(expression, script, "eval") if expression is not None else None
-            S.script_running = True
             _run(exec, (statements, ns))
             value = _run(eval, (value_code, ns)) if value_code is not None else None
         finally:
@@ -652,6 +687,7 @@ def _dispatch(t: Any, msg: dict[str, Any], rid: Any) -> Any:
     if t == "unload":
         S.scripts.pop(msg["script"], None)
         S.builtins.pop(msg["script"], None)
+        S.module_of.pop(msg["script"], None)
         return None
     if t == "setg":
         _set_global(msg["n"], msg.get("v"))
@@ -728,6 +764,9 @@ def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
         import asyncio
 
         S.loop = asyncio.new_event_loop()
+        # scripts with async code may import it (what it would do with files,
+        # sockets or processes is refused when they try)
+        S.modules.setdefault("asyncio", scriptenv.proxy_module("asyncio", asyncio))
     import ast  # noqa: F401  (compile_script and function_infos use these after sealing)
     import atexit  # noqa: F401  (weakref.finalize imports it on first use)
     import inspect  # noqa: F401

@@ -89,12 +89,18 @@ ESCAPES = {
     "hy-eval": "(hy.eval '(+ 1 2))",
     "hy-importer": "(hy.I.os.getcwd)",
     "hy-compiler": "(import hy.compiler)",
+    # macros run inside the worker while it compiles the script: what they do is refused there
     "defmacro": '(defmacro evil []\n  (import os)\n  (os.system "id"))\n(evil)',
+    "defmacro-open": '(defmacro evil []\n  (.read (open "/etc/passwd")))\n(evil)',
+    "defmacro-dunder": "(defmacro evil []\n  (. (tuple) __class__ __base__))\n(evil)",
     "eval-when-compile": "(eval-when-compile (import os))",
-    "reader-macro": '(defreader evil (import os) (os.getcwd))',
+    "do-mac": '(do-mac (do (import subprocess) 1))',
+    "reader-macro": '(defreader evil (import os) (os.getcwd))\n(setv x #evil)',
     "require": "(require hyrule [->])",
     "one-shot-require": "(hy.R.hyrule.-> 1)",
-    "nested-defmacro": "(defn f []\n  (when True\n    (defmacro m [] 1)))",
+    "nested-defmacro": "(defn f []\n  (when True\n    (defmacro m [] (import os) 1)\n    (m)))",
+    "macro-hy-eval": "(defmacro m [] (hy.eval '(+ 1 2)))\n(m)",
+    "macro-hy-importer": "(defmacro m [] (hy.I.os.getcwd))\n(m)",
     "before-a-reader-error": '(eval-when-compile (import os) (os.getcwd))\n(setv broken "never closed',
 }
 
@@ -109,11 +115,84 @@ def test_known_escapes_are_refused(sandboxed, name):
     _intact(sandboxed)
 
 
-def test_compile_time_forms_are_refused_with_their_line(sandboxed):
+def test_a_macro_refused_at_compile_time_names_the_line(sandboxed):
     with pytest.raises(AccessDeniedError) as info:
-        sandboxed.load_script_from_source("m", "lisp", "(defn f [] 1)\n(defn g []\n  (when True\n    (defmacro m [] 1)))")
-    assert (info.value.line, info.value.column) == (4, 5)
-    assert "defmacro" in info.value.message
+        sandboxed.load_script_from_source(
+            "m", "lisp", '(defn f [] 1)\n(defmacro peek []\n  (.read (open "/etc/hostname")))\n(defn g []\n  (peek))'
+        )
+    assert info.value.line == 5 and "open" in info.value.message
+    with pytest.raises(AccessDeniedError) as guard:
+        sandboxed.load_script_from_source("m", "lisp", "(defmacro peek []\n  (. (tuple) __class__))\n(peek)")
+    assert guard.value.line == 2 and "__class__" in guard.value.message
+    assert "m" not in sandboxed.scripts
+    _intact(sandboxed)
+
+
+MACRO_SCRIPT = """\
+(defmacro twice [x] `(* 2 ~x))
+(defmacro unless* [test #* body] `(when (not ~test) ~@body))
+(defreader upper (.upper (.parse-one-form &reader)))
+(do-mac `(setv generated ~(+ 40 2)))
+(eval-when-compile (setv compile-time-table {"a" 1 "b" 2}))
+(defmacro table-size [] (len compile-time-table))
+(defn double [x] (twice x))
+(defn guarded [x] (unless* (< x 0) x))
+(defn shout [] #upper "hi")
+(defn table [] (table-size))
+(defn has-macro [] (callable (get-macro twice)))
+(defn checked [x]
+  (assert (do (setv y (* x 2)) (> y 0)) "positive")
+  y)
+"""
+
+
+def test_a_sandboxed_lisp_is_a_whole_lisp(sandboxed):
+    """Macros, reader macros, do-mac, eval-when-compile, get-macro and Hy's
+    `assert` (which emits __debug__) compile and run inside the worker."""
+    m = sandboxed
+    m.load_script_from_source("macros", "lisp", MACRO_SCRIPT)
+    assert m.engine("lisp").is_sandboxed("macros")
+    assert m.call_function("macros.double", [21]) == 42
+    assert m.call_function("macros.guarded", [5]) == 5 and m.call_function("macros.guarded", [-1]) is None
+    assert m.call_function("macros.shout") == "HI"
+    assert m.call_function("macros.table") == 2
+    assert m.call_function("macros.has-macro") is True
+    assert m.call_function("macros.checked", [3]) == 6
+    with pytest.raises(ScriptRuntimeError, match="positive"):
+        m.call_function("macros.checked", [-3])
+    assert m.evaluate("lisp", "(twice generated)", script="macros") == 84, "evaluate sees the script's macros"
+    m.unload_script("macros")
+    _intact(m)
+
+
+def test_macros_run_under_the_time_limit(sandboxed):
+    with pytest.raises(ScriptTimeoutError) as info:
+        sandboxed.load_script_from_source("slow", "lisp", "(defmacro forever [] (while True 1))\n(forever)")
+    assert info.value.language == "lisp" and info.value.script == "slow"
+    _intact(sandboxed)
+
+
+def test_require_of_a_granted_macro_module(tmp_path, monkeypatch):
+    (tmp_path / "kryon_test_macs.hy").write_text('(defmacro triple [x] `(* 3 ~x))\n(defreader hello "hello")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = "(require kryon_test_macs [triple])\n(require kryon_test_macs :readers [hello])\n" \
+             "(defn f [x] (triple x))\n(defn g [] #hello)"
+    policy = SecurityPolicy.sandboxed(time_limit=5, allowed_modules=("kryon_test_macs",))
+    with ScriptManager(cache=False, policy=policy) as m:
+        m.load_script_from_source("r", "lisp", source)
+        assert m.call_function("r.f", [4]) == 12 and m.call_function("r.g") == "hello"
+        assert m.evaluate("lisp", "(triple 5)", script="r") == 15
+    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:  # not granted
+        with pytest.raises(AccessDeniedError):
+            m.load_script_from_source("r", "lisp", source)
+
+
+def test_import_asyncio_in_async_code(sandboxed):
+    sandboxed.load_script_from_source(
+        "aio", "lisp", "(import asyncio)\n(defn :async nap [x] (await (asyncio.sleep 0)) (* x 2))"
+    )
+    assert asyncio.run(sandboxed.call_function_async("aio.nap", [21])) == 42
+    sandboxed.unload_script("aio")
 
 
 def test_import_os_at_call_time(sandboxed):
@@ -197,14 +276,20 @@ def test_sandboxed_dom_and_globals():
         assert doc.callback_counts()["listeners"] == 0
 
 
-def test_a_cached_trusted_compile_never_lets_macros_into_the_sandbox():
-    source = "(defmacro shout [x] `(.upper ~x))\n(defn hello [] (shout \"hi\"))"
+def test_a_cached_trusted_compile_never_runs_macros_with_the_host_rights():
+    """A trusted load runs its macros in the host; a sandboxed load of the
+    same source (a cache hit) runs them in its worker, under its policy."""
+    import os
+
+    source = "(defmacro where [] (import os) (os.getpid))\n(defn pid [] (where))"
     with ScriptManager(cache_dir=False) as m:  # one in-memory cache for both loads
         m.load_script_from_source("trusted", "lisp", source, policy=SecurityPolicy.trusted())
-        assert m.call_function("trusted.hello") == "HI"
+        assert m.call_function("trusted.pid") == os.getpid()
         with pytest.raises(AccessDeniedError) as info:
             m.load_script_from_source("untrusted", "lisp", source)  # same source: a cache hit
-        assert "defmacro" in info.value.message and info.value.line == 1
+        assert "os" in info.value.message and info.value.line == 2
+        m.load_script_from_source("shout", "lisp", "(defmacro shout [x] `(.upper ~x))\n(defn hello [] (shout \"hi\"))")
+        assert m.call_function("shout.hello") == "HI"
 
 
 # -- the kernel layer: arbitrary code in a Lisp worker --------------------------------------------

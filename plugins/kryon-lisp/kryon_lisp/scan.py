@@ -4,7 +4,8 @@ Reading runs no user code (only compiling runs macros), so these checks are
 safe on any source, sandboxed or not:
 
 - :func:`sandbox_violation` / :func:`check_sandboxable`: forms that would run
-  code while compiling, refused in sandboxed scripts;
+  code while compiling (the host never compiles such sandboxed source: its
+  worker does);
 - :func:`has_relative_require`: a ``(require .macros ...)`` whose expansion
   depends on a file beside the script (compiled at load, not for the cache);
 - :func:`spelled_names`: the names functions are registered under, as the
