@@ -12,6 +12,7 @@ API. One worker process and its channel are :class:`.process.WorkerProcess`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import os
 import sys
@@ -52,7 +53,9 @@ class CompilerSpec:
     ``site`` runs ``site.main()`` first (for compilers installed in editable
     mode); ``preload`` names modules to import before arming; ``runtime_imports``
     names modules the compiled code imports at run time (Hy's ``hy``), which
-    scripts are then allowed to import. ``columns``: the compiled code's
+    scripts are then allowed to import; ``module_aliases`` and
+    ``api_in_namespace`` let code compiled outside the worker (the host's
+    cache) run as the worker's own compile would. ``columns``: the compiled code's
     column positions are the source's own, as errors should name them (Hy's
     1-based .kl columns), so stack frames carry them; Python's 0-based AST
     offsets are not reported.
@@ -63,6 +66,10 @@ class CompilerSpec:
     preload: tuple[str, ...] = ()
     runtime_imports: tuple[str, ...] = ()
     columns: bool = False
+    #: imports scripts spell one way and get another module for (Hy's compiled ``import hy``: its curated runtime)
+    module_aliases: tuple[tuple[str, str], ...] = ()
+    #: a script's namespace starts with the ``kryon`` API bound (what Hy's compiled code expects)
+    api_in_namespace: bool = False
 
 
 def limits_for(policy: SecurityPolicy) -> dict[str, Any]:
@@ -113,6 +120,10 @@ class _Script:
     filename: str | None
     policy: SecurityPolicy
     uses_async: bool
+    #: the host's cached code object (marshalled), sent so the worker compiles nothing; None: compile the source
+    bytecode: bytes | None = None
+    #: what the worker ran: "bytecode" or "source"
+    compiled_from: str = ""
     #: test switches in force when the script was loaded (its restarts keep them)
     python_layers: bool = True
     unavailable: frozenset[str] = frozenset()
@@ -256,16 +267,23 @@ class IsolatedRuntime:
 
     # -- scripts ------------------------------------------------------------------
     def load(
-        self, script_id: str, source: str, *, policy: SecurityPolicy, filename: str | None = None
+        self, script_id: str, source: str, *, policy: SecurityPolicy, filename: str | None = None,
+        bytecode: bytes | None = None,
     ) -> dict[str, FunctionInfo]:
         """Start a worker for the script, compile and run its top level there.
-        Returns the functions it defines. Raises CompileError,
-        AccessDeniedError, a limit error or ScriptRuntimeError."""
+        With ``bytecode`` (the marshalled code object of the host's cache) the
+        worker checks it and runs it instead of compiling the source (it
+        compiles the source when the check refuses it). Returns the functions
+        it defines. Raises CompileError, AccessDeniedError, a limit error or
+        ScriptRuntimeError."""
         if self._closed:
             raise ScriptError("the isolated runtime was closed", language=self.language)
         with SWITCHES.lock:
             layers, unavailable = SWITCHES.python_layers, SWITCHES.unavailable
-        script = _Script(script_id, source, filename, policy, "async" in source, layers, unavailable)
+            if not SWITCHES.worker_bytecode:
+                bytecode = None
+        script = _Script(script_id, source, filename, policy, "async" in source, python_layers=layers,
+                         unavailable=unavailable, bytecode=bytecode)
         script.gate = EngineGate(f"{self.language}/worker {script_id}", language=self.language)
         _enter(script, self._start, script)
         with self._lock:
@@ -277,11 +295,12 @@ class IsolatedRuntime:
         return dict(script.functions)
 
     def reload(
-        self, script_id: str, source: str, *, policy: SecurityPolicy, filename: str | None = None
+        self, script_id: str, source: str, *, policy: SecurityPolicy, filename: str | None = None,
+        bytecode: bytes | None = None,
     ) -> dict[str, FunctionInfo]:
         """Start the new version in a new worker; only when its top level
         succeeded does it replace the old one (which otherwise keeps running)."""
-        return self.load(script_id, source, policy=policy, filename=filename)
+        return self.load(script_id, source, policy=policy, filename=filename, bytecode=bytecode)
 
     def _init_message(self, script: _Script) -> dict[str, Any]:
         policy = script.policy
@@ -291,6 +310,8 @@ class IsolatedRuntime:
             "site": self.compiler.site,
             "preload": list(self.compiler.preload),
             "columns": self.compiler.columns,
+            "module_aliases": dict(self.compiler.module_aliases),
+            "api_in_namespace": self.compiler.api_in_namespace,
             "allowed_imports": sorted(set(policy.allowed_modules) | set(self.compiler.runtime_imports)),
             "sys_path": [p for p in sys.path if isinstance(p, str) and p],
             "confine_paths": confinement_paths(),
@@ -314,10 +335,10 @@ class IsolatedRuntime:
                 proc.request({"t": "bps", "b": self._breakpoints}, limit=None, control=True)
             for name, value in self._globals.items():
                 proc.request({"t": "setg", "n": name, "v": proc.encode(value)}, limit=None, control=True)
-            infos = proc.request(
-                {"t": "load", "script": script.id, "source": script.source},
-                limit=script.policy.time_limit,
-            )
+            load: dict[str, Any] = {"t": "load", "script": script.id, "source": script.source}
+            if script.bytecode:
+                load["code"] = {protocol.TAG: "b", "v": base64.b64encode(script.bytecode).decode("ascii")}
+            reply = proc.request(load, limit=script.policy.time_limit)
         except WorkerDied as dead:
             if script.starting is not None:
                 script.starting.kill(dead.kind, str(dead))
@@ -328,7 +349,11 @@ class IsolatedRuntime:
             raise
         finally:
             script.starting = None
-        script.functions = _function_infos(infos)
+        if isinstance(reply, dict):
+            script.functions = _function_infos(reply.get("f"))
+            script.compiled_from = str(reply.get("from") or "")
+        else:
+            script.functions = _function_infos(reply)
         script.proc = proc
 
     def _ready_worker(self, script: _Script) -> WorkerProcess:
@@ -630,6 +655,8 @@ class IsolatedRuntime:
             #: the worker was the standby started while a call ran long (see process.Watchdog)
             "from_standby": bool(proc and proc.from_standby),
             "standby_pid": script.standby.pid if script.standby is not None else None,
+            #: "bytecode": the worker ran the host's cached code; "source": it compiled the script
+            "compiled_from": script.compiled_from,
         }
 
     def close(self) -> None:

@@ -78,9 +78,10 @@ class State:
         self.out_fd = -1
         self.next_id = 1
         self.config: dict[str, Any] = {}
-        self.compile: Callable[[str, str], Any] | None = None
+        self.compile: Callable[..., Any] | None = None
         self.scripts: dict[str, dict[str, Any]] = {}  # script id -> namespace
         self.module_of: dict[str, types.ModuleType] = {}  # script id -> the module whose __dict__ is its namespace
+        self.compiled_from: dict[str, str] = {}  # script id -> "bytecode" (the host's cached code) or "source"
         self.builtins: dict[str, dict[str, Any]] = {}  # script id -> builtins dict
         self.engine_globals: dict[str, Any] = {}
         self.handles: dict[int, Any] = {}  # worker handle id -> callable
@@ -409,8 +410,6 @@ def _check_tree(tree: Any) -> None:
 
 def compile_checked(tree: Any, filename: str, mode: str = "exec") -> types.CodeType:
     """An AST checked by the guard (when the Python layers are on) and compiled."""
-    import ast
-
     if S.python_layers:
         guard.check(tree)
     fix_locations(tree)
@@ -426,9 +425,10 @@ def fix_locations(tree: Any) -> None:
 
     ast.fix_missing_locations(tree)
     for node in ast.walk(tree):
-        end = getattr(node, "end_col_offset", None)
-        if end is not None and getattr(node, "end_lineno", None) == getattr(node, "lineno", None) and end < node.col_offset:
-            node.end_col_offset = node.col_offset
+        start, end = getattr(node, "col_offset", None), getattr(node, "end_col_offset", None)
+        if start is not None and end is not None and getattr(node, "end_lineno", None) == getattr(node, "lineno", None):
+            if end < start:
+                node.end_col_offset = start  # type: ignore[attr-defined]
 
 
 def compile_script(source: str, filename: str) -> types.CodeType:
@@ -540,7 +540,7 @@ def _run(fn: Callable[..., Any], args: Any) -> Any:
     return result
 
 
-def do_load(msg: dict[str, Any]) -> list[dict[str, Any]]:
+def do_load(msg: dict[str, Any]) -> dict[str, Any]:
     """Compile the script and run its top level in a module of its own. The
     script's limits hold from the first step: compiling may run the script's
     own code (Hy's macros), with the script's builtins."""
@@ -557,13 +557,18 @@ def do_load(msg: dict[str, Any]) -> list[dict[str, Any]]:
     module = types.ModuleType(script)
     ns = module.__dict__
     ns.update({"__builtins__": b, "__file__": script})
+    if S.config.get("api_in_namespace") and S.kryon is not None:
+        ns.update({k: v for k, v in vars(S.kryon).items() if not k.startswith("_")})
     S.loading.add(filename)
     S.module_of[script] = module
+    code = cached_code(msg.get("code"), script)
+    S.compiled_from[script] = "bytecode" if code is not None else "source"
     try:
         with _Armed():
             S.script_running = True
             try:
-                code = compile_script(msg["source"], filename)
+                if code is None:
+                    code = compile_script(msg["source"], filename)
                 if S.breakpoints:
                     _traced(exec, (code, ns))
                 else:
@@ -580,7 +585,42 @@ def do_load(msg: dict[str, Any]) -> list[dict[str, Any]]:
         raise
     finally:
         S.loading.discard(filename)
-    return function_infos(script, ns)
+    return {"f": function_infos(script, ns), "from": S.compiled_from[script]}
+
+
+def cached_code(raw: Any, script: str) -> types.CodeType | None:
+    """The code object the host sent from its compilation cache (a warm load
+    compiles nothing), or None to compile the source instead: when none was
+    sent, when it is not a valid code object of this Python, or when the
+    guard's rules refuse it (:func:`guard.check_code`, the same rules the
+    AST check applies to source). Unmarshalling and renaming are the
+    worker's own steps (the audit hook refuses both to scripts)."""
+    if not isinstance(raw, bytes):
+        return None
+    import marshal
+
+    S.internal += 1
+    try:
+        code = marshal.loads(raw)
+        if not isinstance(code, types.CodeType):
+            return None
+        if code.co_filename != script:
+            code = _renamed(code, script)
+    except (ValueError, EOFError, TypeError):
+        return None
+    finally:
+        S.internal -= 1
+    if S.python_layers:
+        try:
+            guard.check_code(code)
+        except guard.GuardViolation:
+            return None
+    return code
+
+
+def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(_renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def _keep_stack(exc: BaseException) -> None:
@@ -614,8 +654,10 @@ def do_eval(msg: dict[str, Any]) -> dict[str, Any]:
             S.script_running = True  # compiling may run the script's macros
             tree = compile_tree(code, script)
             expression = None
-            if isinstance(tree, ast.Module) and tree.body and isinstance(tree.body[-1], ast.Expr):
-                expression = ast.Expression(tree.body.pop().value)
+            last = tree.body[-1] if isinstance(tree, ast.Module) and tree.body else None
+            if isinstance(last, ast.Expr):
+                tree.body.pop()
+                expression = ast.Expression(last.value)
             statements = compile_checked(tree, script) if not isinstance(tree, types.CodeType) else tree
             value_code = compile_checked(expression, script, "eval") if expression is not None else None
             _run(exec, (statements, ns))

@@ -71,7 +71,8 @@ class Sandboxed:
         rt = self.runtime
         load = rt.reload if reload else rt.load
         try:
-            load(compiled.id, compiled.source, policy=policy, filename=compiled.filename)
+            load(compiled.id, compiled.source, policy=policy, filename=compiled.filename,
+                 bytecode=self.dialect.worker_bytecode(compiled))
         except ScriptError as exc:
             raise self.renamed(exc) from None
         self.scripts[compiled.id] = compiled

@@ -276,6 +276,27 @@ def test_sandboxed_dom_and_globals():
         assert doc.callback_counts()["listeners"] == 0
 
 
+def test_code_run_while_compiling_never_runs_in_the_host(tmp_path):
+    """Every form that evaluates code while compiling (pragma's values among
+    them) is compiled in the worker only: the host never runs it, neither to
+    fill the cache nor to list functions."""
+    marker = tmp_path / "ran-in-the-host"
+    forms = [
+        f'(pragma :hy (do (import pathlib) (.touch (pathlib.Path "{marker}")) "1.0"))',
+        f'(pragma :warn-on-core-shadow (do (import pathlib) (.touch (pathlib.Path "{marker}")) True))',
+        f'(eval-when-compile (import pathlib) (.touch (pathlib.Path "{marker}")))',
+        f'(defmacro m [] (import pathlib) (.touch (pathlib.Path "{marker}")) 1)\n(m)',
+        # Hy reads symbols NFKC-normalised: full-width letters spell the same form
+        f'(\uff50\uff52\uff41\uff47\uff4d\uff41 :hy (do (import pathlib) (.touch (pathlib.Path "{marker}")) "1.0"))',
+        f'(do_mac (do (import pathlib) (.touch (pathlib.Path "{marker}")) 1))',
+    ]
+    with ScriptManager(cache_dir=False) as m:
+        for i, source in enumerate(forms):
+            with pytest.raises(AccessDeniedError):
+                m.load_script_from_source(f"p{i}", "lisp", source)
+            assert not marker.exists(), source
+
+
 def test_a_cached_trusted_compile_never_runs_macros_with_the_host_rights():
     """A trusted load runs its macros in the host; a sandboxed load of the
     same source (a cache hit) runs them in its worker, under its policy."""
@@ -516,3 +537,26 @@ def test_callbacks_fired_during_the_top_level(sandboxed):
         assert m.call_function("early.events") == ["ping", "early", 42, "ping"]
     finally:
         m.close()
+
+
+def test_a_warm_sandboxed_load_runs_the_cached_code(tmp_path):
+    """A warm load of a sandboxed Lisp script compiles nothing in the worker;
+    a script whose compiling runs its own code is compiled by its worker,
+    never taken from a trusted compile."""
+    source = "(setv n 0)\n(defn bump [] (global n) (+= n 1) n)\n(defn fail []\n  (raise (ValueError \"x\")))\n"
+    macro = "(defmacro twice [x] `(* 2 ~x))\n(defn double [x] (twice x))\n"
+    with ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
+        m.load_script_from_source("cold", "lisp", source)
+        m.load_script_from_source("mac", "lisp", macro, policy=SecurityPolicy.trusted())
+    with ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
+        m.load_script_from_source("warm", "lisp", source)
+        runtime = m.engine("lisp").runtime
+        assert runtime.worker_info("warm")["compiled_from"] == "bytecode"
+        assert m.call_function("warm.bump") == 1
+        with pytest.raises(ScriptRuntimeError) as info:
+            m.call_function("warm.fail")
+        assert (info.value.script, info.value.line, info.value.language) == ("warm", 4, "lisp")
+        m.load_script_from_source("mac2", "lisp", macro)  # a cache hit, compiled by the trusted load
+        assert m.scripts["mac2"].compiled.from_cache
+        assert runtime.worker_info("mac2")["compiled_from"] == "source"
+        assert m.call_function("mac2.double", [21]) == 42

@@ -594,3 +594,77 @@ def count():
         assert m.call_function("r.down", [150, nest(MAX_DEPTH // 2)]) == nest(MAX_DEPTH // 2)
     finally:
         m.close()
+
+
+def test_a_warm_load_runs_the_cached_code_in_the_worker(tmp_path) -> None:
+    """A warm load hands the worker the cached code object: it checks it and
+    runs it instead of compiling; a restarted worker reuses it too."""
+    source = "import kryon\nn = 0\ndef bump():\n    global n\n    n += 1\n    return n\ndef fail():\n    raise ValueError('x')\n"
+    with ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
+        m.load_script_from_source("cold", "python", source)
+    with ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:  # a fresh host
+        m.load_script_from_source("warm", "python", source)
+        runtime = m.engine("python").runtime
+        assert m.scripts["warm"].compiled.from_cache
+        assert runtime.worker_info("warm")["compiled_from"] == "bytecode"
+        assert m.call_function("warm.bump") == 1
+        with pytest.raises(ScriptRuntimeError) as info:
+            m.call_function("warm.fail")
+        assert info.value.script == "warm" and info.value.line == 8, "frames name the script, not the cached name"
+        os.kill(runtime.worker_info("warm")["pid"], 9)
+        with pytest.raises(ScriptError):
+            m.call_function("warm.bump")
+        assert m.call_function("warm.bump") == 1 and runtime.worker_info("warm")["compiled_from"] == "bytecode"
+
+
+def test_cached_code_the_guard_refuses_is_compiled_from_source_instead() -> None:
+    """The worker checks cached code with the guard's rules: code a trusted
+    compile cached for the same source is refused and the source compiled
+    (and refused by the AST guard); forged or corrupt code for a source is
+    never run."""
+    import marshal
+
+    from kryon_core.isolation import IsolatedRuntime
+
+    escape = "x = ().__class__.__base__\ndef get():\n    return x\n"
+    with ScriptManager(cache_dir=False) as m:  # one in-memory cache for both loads
+        m.load_script_from_source("t", "python", escape, policy=SecurityPolicy.trusted())
+        with pytest.raises(AccessDeniedError) as info:
+            m.load_script_from_source("s", "python", escape, policy=SecurityPolicy.sandboxed(time_limit=5))
+        assert info.value.line == 1 and "__base__" in info.value.message
+    runtime = IsolatedRuntime("python")
+    policy = SecurityPolicy.sandboxed(time_limit=5)
+    try:
+        forged = marshal.dumps(compile("x = ().__class__.__base__.__subclasses__()", "s", "exec"))
+        for name, bytecode in (("forged", forged), ("corrupt", b"\xe3not marshal"), ("not-code", marshal.dumps([1, 2]))):
+            runtime.load(name, "x = 41\ndef get():\n    return x + 1\n", policy=policy, bytecode=bytecode)
+            assert runtime.worker_info(name)["compiled_from"] == "source", name
+            assert runtime.call(name, "get", []) == 42, name
+        honest = marshal.dumps(compile("x = 1\ndef get():\n    return x\n", "elsewhere", "exec"))
+        runtime.load("honest", "x = 1\ndef get():\n    return x\n", policy=policy, bytecode=honest)
+        assert runtime.worker_info("honest")["compiled_from"] == "bytecode"
+    finally:
+        runtime.close()
+
+
+def test_the_bytecode_check_follows_the_guard() -> None:
+    """guard.check_code accepts ordinary code and refuses what the AST
+    guard refuses, in nested code objects too."""
+    from kryon_core.isolation import guard
+
+    accepted = [
+        "x = 1\ndef f(a):\n    return a.b + len([1])",
+        "class A:\n    def __init__(self):\n        self._x = 1\n    def __repr__(self):\n        return 'a'",
+        "import math\nfrom math import floor",
+        "def g():\n    return __name__\nassert __debug__",
+    ]
+    refused = [
+        "().__class__", "x.__globals__", "__builtins__", "from random import _os", "def f(o):\n    return o._x",
+        "def f(g):\n    return g.gi_frame", "__x__ = 1", "def outer():\n    def inner(t):\n        return t.f_back\n    return inner",
+        "class A:\n    def f(self):\n        return super().f()",  # refused here, accepted from source: compiled instead
+    ]
+    for source in accepted:
+        guard.check_code(compile(source, "s", "exec"))
+    for source in refused:
+        with pytest.raises(guard.GuardViolation):
+            guard.check_code(compile(source, "s", "exec"))

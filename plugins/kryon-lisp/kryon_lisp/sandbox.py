@@ -36,6 +36,9 @@ LISP_COMPILER = CompilerSpec(
     preload=("encodings.unicode_escape", "encodings.raw_unicode_escape", "kryon_lisp.sandboxed"),
     runtime_imports=("kryon_lisp_hy",),
     columns=True,
+    # code the host compiled (a warm load from its cache) imports `hy` and binds no API itself
+    module_aliases=(("hy", "kryon_lisp_hy"),),
+    api_in_namespace=True,
 )
 
 #: modules a script's compiled code imports itself (Hy's runtime)

@@ -16,6 +16,7 @@ safe on any source, sandboxed or not:
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import hy
@@ -32,6 +33,7 @@ __all__ = [
     "COMPILE_TIME_FORMS",
     "sandbox_violation",
     "check_sandboxable",
+    "may_run_code_while_compiling",
     "has_relative_require",
     "spelled_names",
     "unclosed_opener",
@@ -156,6 +158,8 @@ COMPILE_TIME_FORMS = frozenset(
     for name in (
         "defmacro", "defreader", "do-mac", "eval-and-compile", "eval-when-compile",
         "require", "get-macro", "local-macros", "export",
+        # evaluates its values while compiling (``(pragma :hy (do ...))``)
+        "pragma",
     )
 )
 
@@ -205,6 +209,23 @@ def sandbox_violation(source: str, name: str) -> tuple[str, int | None, int | No
         elif isinstance(form, FString):
             todo.extend(form)
     return None
+
+
+#: words any form that runs code while compiling must spell (a cheap first look at the source)
+_COMPILE_TIME_WORDS = re.compile(
+    r"defmacro|defreader|do-mac|do_mac|eval-when-compile|eval_when_compile|eval-and-compile|eval_and_compile"
+    r"|require|get-macro|get_macro|local-macros|local_macros|export|pragma|\bhy\b"
+)
+
+
+def may_run_code_while_compiling(source: str) -> bool:
+    """Whether compiling ``source`` might run code of its own: a text search
+    for the words such forms are spelled with (and ``hy``, through which
+    ``hy.R`` and the like can be reached), so it errs on the side of yes;
+    :func:`sandbox_violation` gives the answer form by form. The text is
+    NFKC-normalised first, as Hy normalises symbols (a full-width
+    ``ｄｅｆｍａｃｒｏ`` is ``defmacro``)."""
+    return _COMPILE_TIME_WORDS.search(unicodedata.normalize("NFKC", source)) is not None
 
 
 def check_sandboxable(source: str, name: str) -> None:
