@@ -560,3 +560,18 @@ def test_a_warm_sandboxed_load_runs_the_cached_code(tmp_path):
         assert m.scripts["mac2"].compiled.from_cache
         assert runtime.worker_info("mac2")["compiled_from"] == "source"
         assert m.call_function("mac2.double", [21]) == 42
+
+
+@pytest.mark.slow
+def test_a_4500_line_script_loads_warm_under_the_default_limits(tmp_path):
+    """Issue 15's large script: compiled once (cold, by the host), a warm load
+    in a fresh manager under the default policy runs the cached code in the
+    worker, well inside the default time limit."""
+    source = "".join(f"(defn f{i} [a b]\n  (setv s (+ a (* b {i})))\n  (if (> s 10) (- s 1) s))\n" for i in range(1500))
+    assert source.count("\n") == 4500
+    with ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed(time_limit=120)) as m:
+        m.load_script_from_source("big", "lisp", source)
+    with ScriptManager(cache_dir=tmp_path) as m:  # the default policy and its limits
+        m.load_script_from_source("big", "lisp", source)
+        assert m.engine("lisp").runtime.worker_info("big")["compiled_from"] == "bytecode"
+        assert m.call_function("big.f1499", [1, 1]) == 1499
