@@ -183,8 +183,9 @@ def test_require_of_a_granted_macro_module(tmp_path, monkeypatch):
         assert m.call_function("r.f", [4]) == 12 and m.call_function("r.g") == "hello"
         assert m.evaluate("lisp", "(triple 5)", script="r") == 15
     with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:  # not granted
-        with pytest.raises(AccessDeniedError):
+        with pytest.raises(AccessDeniedError, match="importing 'kryon_test_macs' is not allowed") as info:
             m.load_script_from_source("r", "lisp", source)
+        assert info.value.line == 1
 
 
 def test_import_asyncio_in_async_code(sandboxed):

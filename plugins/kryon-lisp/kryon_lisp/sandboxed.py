@@ -149,6 +149,27 @@ def _require_without_files() -> None:
     quiet.stack = lambda context=1: inspect.stack(0)  # type: ignore[attr-defined]
     hy.macros.inspect = quiet  # type: ignore[attr-defined]
     hy.macros._same_modules = lambda source, target: source is not None and source is target  # type: ignore[attr-defined]
+    hy.macros.importlib = _audited_importlib()  # type: ignore[attr-defined]
+
+
+def _audited_importlib() -> _types.ModuleType:
+    """``importlib`` for Hy's ``require``: ``import_module`` raises the
+    ``import`` audit event that the ``import`` statement raises (and
+    ``importlib`` does not), so the worker's audit hook answers a require of
+    a module the policy withholds with a clear refusal naming it, before
+    the import system tries the file system."""
+    import importlib
+    import importlib.util
+
+    def import_module(name: str, package: str | None = None) -> _types.ModuleType:
+        full = importlib.util.resolve_name(name, package) if name.startswith(".") else name
+        _sys.audit("import", full, None, _sys.path, _sys.meta_path, _sys.path_hooks)
+        return importlib.import_module(name, package)
+
+    audited = _types.ModuleType("importlib")
+    audited.__dict__.update(vars(importlib))
+    audited.import_module = import_module  # type: ignore[attr-defined]
+    return audited
 
 
 _require_without_files()
@@ -287,8 +308,9 @@ def compile(  # noqa: A001 - the worker's compiler hook
         if guard is not None and isinstance(inner, guard.GuardViolation):
             raise inner from None
         if isinstance(inner, Exception) and not isinstance(inner, (MemoryError, RecursionError)):
-            raise _violation(f"{inner} (while compiling: {exc.message.splitlines()[0][:200]})", exc.line,
-                             exc.column) from None
+            detail = exc.message.splitlines()[0][:200] if exc.message else ""
+            text = str(inner) if detail in ("", str(inner)) else f"{inner} (while compiling: {detail})"
+            raise _violation(text, exc.line, exc.column) from None
         raise inner.with_traceback(None) from None
     module = _checked(_Rewrite().visit(tree))
     prelude = [
