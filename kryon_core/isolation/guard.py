@@ -11,7 +11,7 @@ It refuses:
 - the attributes that walk frames, code and tracebacks (``gi_frame``,
   ``f_back``, ``f_globals``, ``tb_frame``, ``cr_frame``, ``mro``, ...);
 - names that reach the interpreter (``__builtins__``, ``__loader__``, ``__spec__``,
-  ``__import__``) and any other ``__dunder__`` name except ``__name__``/``__doc__``/``__file__``.
+  ``__import__``) and any other ``__dunder__`` name except ``__name__``/``__doc__``/``__file__``/``__debug__``.
 
 Works on any ``ast.Module``: Python source parsed by ``ast.parse`` or the AST
 another compiler (Hy) produced. Standard library only (the worker loads it by path).
@@ -20,8 +20,10 @@ another compiler (Hy) produced. Standard library only (the worker loads it by pa
 from __future__ import annotations
 
 import ast
+import types
+from typing import Any
 
-__all__ = ["GuardViolation", "check", "attribute_allowed", "SAFE_DUNDERS", "FORBIDDEN_ATTRIBUTES"]
+__all__ = ["GuardViolation", "check", "check_code", "attribute_allowed", "SAFE_DUNDERS", "FORBIDDEN_ATTRIBUTES"]
 
 SAFE_DUNDERS = frozenset(
     {
@@ -46,7 +48,8 @@ FORBIDDEN_ATTRIBUTES = frozenset(
     }
 )
 
-_SAFE_NAMES = frozenset({"__name__", "__doc__", "__file__"})
+#: ``__debug__`` is a constant the compiler folds (and cannot be assigned): Hy emits it for ``assert``
+_SAFE_NAMES = frozenset({"__name__", "__doc__", "__file__", "__debug__"})
 
 
 class GuardViolation(Exception):
@@ -96,3 +99,63 @@ class _Checker(ast.NodeVisitor):
 def check(tree: ast.AST) -> None:
     """Raise :class:`GuardViolation` at the first refused construct."""
     _Checker().visit(tree)
+
+
+# -- the same rules over compiled code (a cached code object) ----------------------------
+_ATTRIBUTE_OPS = frozenset({"LOAD_ATTR", "STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD", "IMPORT_FROM", "LOAD_SUPER_ATTR"})
+_NAME_OPS = frozenset({
+    "LOAD_NAME", "STORE_NAME", "DELETE_NAME", "LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL",
+    "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "STORE_FAST", "DELETE_FAST",
+    "LOAD_DEREF", "STORE_DEREF", "DELETE_DEREF", "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF",
+    "LOAD_CLOSURE", "MAKE_CELL", "IMPORT_NAME",
+})
+_SELF_LOADS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF"})
+#: what a class body stores itself (``class A: ...`` sets these from the name and the qualified name)
+_CLASS_BODY_NAMES = frozenset({"__module__", "__qualname__"})
+
+
+def check_code(code: "types.CodeType") -> None:
+    """The guard's rules applied to a compiled code object and every code
+    object inside it, instruction by instruction: attribute names (and the
+    names ``from`` imports take) as :func:`attribute_allowed` says, a
+    ``self``/``cls`` exemption only when the object was loaded just before,
+    no ``__dunder__`` name but the safe ones, a dunder method stored only
+    right after its function was made, and no opcode Python does not know.
+
+    It is sound, not complete: code it accepts, the AST check accepts too
+    (it never lets through what the source would be refused for), while some
+    code the AST check accepts is refused here (``self._x += 1``, ``super()``);
+    the worker then compiles the source instead. It checks names, not the
+    well-formedness of bytecode crafted by hand (the cached code is the
+    host's own compile, checksummed; the kernel's confinement holds either way).
+    A code object that names nothing starting with ``_`` or forbidden is
+    accepted without reading its instructions."""
+    import dis
+
+    todo = [code]
+    while todo:
+        current = todo.pop()
+        todo.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+        names = current.co_names + current.co_varnames + current.co_cellvars + current.co_freevars
+        if not any(n[:1] == "_" or n in FORBIDDEN_ATTRIBUTES for n in names):
+            continue
+        previous = None
+        for ins in dis.get_instructions(current):
+            op = ins.opname
+            name = ins.argval
+            if op in _ATTRIBUTE_OPS and isinstance(name, str):
+                on_self = previous is not None and previous.opname in _SELF_LOADS and previous.argval in ("self", "cls")
+                if not attribute_allowed(name, on_self=on_self):
+                    raise GuardViolation(f"access to the attribute '{name}' is not allowed in the sandbox",
+                                         _line(ins), None)
+            elif op in _NAME_OPS and isinstance(name, str) and name.startswith("__") and name.endswith("__"):
+                made = previous is not None and previous.opname == "MAKE_FUNCTION"
+                if not (name in _SAFE_NAMES or (op == "STORE_NAME" and (name in _CLASS_BODY_NAMES or
+                                                                         (made and name in SAFE_DUNDERS)))):
+                    raise GuardViolation(f"the name '{name}' is not allowed in the sandbox", _line(ins), None)
+            previous = ins
+
+
+def _line(ins: Any) -> int | None:
+    positions = getattr(ins, "positions", None)
+    return getattr(positions, "lineno", None) if positions is not None else None

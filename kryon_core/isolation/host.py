@@ -12,6 +12,7 @@ API. One worker process and its channel are :class:`.process.WorkerProcess`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import os
 import sys
@@ -19,11 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..engine import BreakpointHit, FunctionInfo, GarbageCollectionStats, MemoryUsage
 from ..errors import ConversionError, ScriptError, ScriptRuntimeError, StackFrame
 from ..policy import SecurityPolicy
+from ..threads import EngineGate
 from ..values import FunctionRef
 from . import protocol
 from .process import ERROR_CLASSES, SPAWNER, WORKER_PATH, WorkerDied, WorkerProcess
@@ -31,6 +33,8 @@ from .testing import SWITCHES
 
 if TYPE_CHECKING:
     from ..bridge import ScriptBridge
+
+T = TypeVar("T")
 
 __all__ = ["CompilerSpec", "IsolatedRuntime", "WORKER_PATH", "limits_for", "ERROR_CLASSES"]
 
@@ -49,7 +53,9 @@ class CompilerSpec:
     ``site`` runs ``site.main()`` first (for compilers installed in editable
     mode); ``preload`` names modules to import before arming; ``runtime_imports``
     names modules the compiled code imports at run time (Hy's ``hy``), which
-    scripts are then allowed to import. ``columns``: the compiled code's
+    scripts are then allowed to import; ``module_aliases`` and
+    ``api_in_namespace`` let code compiled outside the worker (the host's
+    cache) run as the worker's own compile would. ``columns``: the compiled code's
     column positions are the source's own, as errors should name them (Hy's
     1-based .kl columns), so stack frames carry them; Python's 0-based AST
     offsets are not reported.
@@ -60,6 +66,10 @@ class CompilerSpec:
     preload: tuple[str, ...] = ()
     runtime_imports: tuple[str, ...] = ()
     columns: bool = False
+    #: imports scripts spell one way and get another module for (Hy's compiled ``import hy``: its curated runtime)
+    module_aliases: tuple[tuple[str, str], ...] = ()
+    #: a script's namespace starts with the ``kryon`` API bound (what Hy's compiled code expects)
+    api_in_namespace: bool = False
 
 
 def limits_for(policy: SecurityPolicy) -> dict[str, Any]:
@@ -110,6 +120,10 @@ class _Script:
     filename: str | None
     policy: SecurityPolicy
     uses_async: bool
+    #: the host's cached code object (marshalled), sent so the worker compiles nothing; None: compile the source
+    bytecode: bytes | None = None
+    #: what the worker ran: "bytecode" or "source"
+    compiled_from: str = ""
     #: test switches in force when the script was loaded (its restarts keep them)
     python_layers: bool = True
     unavailable: frozenset[str] = frozenset()
@@ -120,7 +134,9 @@ class _Script:
     #: a started, sealed worker waiting to replace ``proc`` if it must be killed
     standby: WorkerProcess | None = None
     standby_lock: threading.Lock = field(default_factory=threading.Lock)
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    #: the one way into the script's worker (see kryon_core.threads): a thread
+    #: that waits for it while holding another runtime helps instead of deadlocking
+    gate: EngineGate | None = None
     restarts: int = 0
     #: the script's own ``kryon`` API (its view of the bridge), made on first use
     api: dict[str, Callable[..., Any]] | None = None
@@ -251,34 +267,40 @@ class IsolatedRuntime:
 
     # -- scripts ------------------------------------------------------------------
     def load(
-        self, script_id: str, source: str, *, policy: SecurityPolicy, filename: str | None = None
+        self, script_id: str, source: str, *, policy: SecurityPolicy, filename: str | None = None,
+        bytecode: bytes | None = None,
     ) -> dict[str, FunctionInfo]:
         """Start a worker for the script, compile and run its top level there.
-        Returns the functions it defines. Raises CompileError,
-        AccessDeniedError, a limit error or ScriptRuntimeError."""
+        With ``bytecode`` (the marshalled code object of the host's cache) the
+        worker checks it and runs it instead of compiling the source (it
+        compiles the source when the check refuses it). Returns the functions
+        it defines. Raises CompileError, AccessDeniedError, a limit error or
+        ScriptRuntimeError."""
         if self._closed:
             raise ScriptError("the isolated runtime was closed", language=self.language)
         with SWITCHES.lock:
             layers, unavailable = SWITCHES.python_layers, SWITCHES.unavailable
-        script = _Script(script_id, source, filename, policy, "async" in source, layers, unavailable)
-        with script.lock:
-            self._start(script)
+            if not SWITCHES.worker_bytecode:
+                bytecode = None
+        script = _Script(script_id, source, filename, policy, "async" in source, python_layers=layers,
+                         unavailable=unavailable, bytecode=bytecode)
+        script.gate = EngineGate(f"{self.language}/worker {script_id}", language=self.language)
+        _enter(script, self._start, script)
         with self._lock:
             old = self._scripts.get(script_id)
             self._scripts[script_id] = script
         if old is not None:
             self._end_standby(old)
-            with old.lock:
-                if old.proc is not None:
-                    old.proc.close()
+            _enter(old, _close_proc, old)
         return dict(script.functions)
 
     def reload(
-        self, script_id: str, source: str, *, policy: SecurityPolicy, filename: str | None = None
+        self, script_id: str, source: str, *, policy: SecurityPolicy, filename: str | None = None,
+        bytecode: bytes | None = None,
     ) -> dict[str, FunctionInfo]:
         """Start the new version in a new worker; only when its top level
         succeeded does it replace the old one (which otherwise keeps running)."""
-        return self.load(script_id, source, policy=policy, filename=filename)
+        return self.load(script_id, source, policy=policy, filename=filename, bytecode=bytecode)
 
     def _init_message(self, script: _Script) -> dict[str, Any]:
         policy = script.policy
@@ -288,6 +310,8 @@ class IsolatedRuntime:
             "site": self.compiler.site,
             "preload": list(self.compiler.preload),
             "columns": self.compiler.columns,
+            "module_aliases": dict(self.compiler.module_aliases),
+            "api_in_namespace": self.compiler.api_in_namespace,
             "allowed_imports": sorted(set(policy.allowed_modules) | set(self.compiler.runtime_imports)),
             "sys_path": [p for p in sys.path if isinstance(p, str) and p],
             "confine_paths": confinement_paths(),
@@ -302,7 +326,7 @@ class IsolatedRuntime:
 
     def _start(self, script: _Script) -> None:
         """Start a worker and run the script's top level in it (with the
-        script's lock held). While the top level runs the worker is the
+        script's gate held). While the top level runs the worker is the
         script's ``starting`` one, so callbacks it registers and fires at
         once (a listener, then an event) reach it."""
         try:
@@ -311,10 +335,10 @@ class IsolatedRuntime:
                 proc.request({"t": "bps", "b": self._breakpoints}, limit=None, control=True)
             for name, value in self._globals.items():
                 proc.request({"t": "setg", "n": name, "v": proc.encode(value)}, limit=None, control=True)
-            infos = proc.request(
-                {"t": "load", "script": script.id, "source": script.source},
-                limit=script.policy.time_limit,
-            )
+            load: dict[str, Any] = {"t": "load", "script": script.id, "source": script.source}
+            if script.bytecode:
+                load["code"] = {protocol.TAG: "b", "v": base64.b64encode(script.bytecode).decode("ascii")}
+            reply = proc.request(load, limit=script.policy.time_limit)
         except WorkerDied as dead:
             if script.starting is not None:
                 script.starting.kill(dead.kind, str(dead))
@@ -325,14 +349,11 @@ class IsolatedRuntime:
             raise
         finally:
             script.starting = None
-        functions = {}
-        for info in infos if isinstance(infos, list) else ():
-            if isinstance(info, dict) and isinstance(info.get("name"), str):
-                try:
-                    functions[info["name"]] = FunctionInfo.from_dict(info)
-                except TypeError:
-                    continue
-        script.functions = functions
+        if isinstance(reply, dict):
+            script.functions = _function_infos(reply.get("f"))
+            script.compiled_from = str(reply.get("from") or "")
+        else:
+            script.functions = _function_infos(reply)
         script.proc = proc
 
     def _ready_worker(self, script: _Script) -> WorkerProcess:
@@ -358,10 +379,7 @@ class IsolatedRuntime:
             script = self._scripts.pop(script_id, None)
         if script is not None:
             self._end_standby(script)
-            with script.lock:
-                if script.proc is not None:
-                    script.proc.close()
-                    script.proc = None
+            _enter(script, _close_proc, script)
 
     def functions(self, script_id: str) -> dict[str, FunctionInfo]:
         return dict(self._script(script_id).functions)
@@ -378,18 +396,40 @@ class IsolatedRuntime:
     # -- calls ----------------------------------------------------------------------
     def call(self, script_id: str, function: str, args: Sequence[Any]) -> Any:
         script = self._script(script_id)
-        with script.lock:
-            proc = self._live(script)
-            try:
-                encoded = [proc.encode(a) for a in args]
-            except protocol.ValueRefused as exc:
-                raise _refused(exc, self.language, script_id) from None
-            try:
-                return proc.request(
-                    {"t": "call", "script": script_id, "fn": function, "a": encoded}, limit=script.policy.time_limit
-                )
-            except WorkerDied as dead:
-                raise self._after_death(script, proc, dead) from None
+        return _enter(script, self._call, script, function, args)
+
+    def _call(self, script: _Script, function: str, args: Sequence[Any]) -> Any:
+        proc = self._live(script)
+        try:
+            encoded = [proc.encode(a) for a in args]
+        except protocol.ValueRefused as exc:
+            raise _refused(exc, self.language, script.id) from None
+        try:
+            return proc.request(
+                {"t": "call", "script": script.id, "fn": function, "a": encoded}, limit=script.policy.time_limit
+            )
+        except WorkerDied as dead:
+            raise self._after_death(script, proc, dead) from None
+
+    def _evaluate(self, script: _Script, code: str) -> Any:
+        proc = self._live(script)
+        try:
+            return proc.request({"t": "eval", "script": script.id, "code": code}, limit=script.policy.time_limit)
+        except WorkerDied as dead:
+            raise self._after_death(script, proc, dead) from None
+
+    def evaluate(self, script_id: str, code: str) -> Any:
+        """Run ``code`` in the script's namespace inside its worker, under the
+        script's limits and guards, and return the value of its last
+        expression (None for statements). The script's function list is
+        refreshed: the code may define functions."""
+        script = self._script(script_id)
+        reply = _enter(script, self._evaluate, script, code)
+        if not isinstance(reply, dict):
+            raise ScriptRuntimeError("the worker sent a malformed evaluation reply", language=self.language,
+                                     script=script_id)
+        script.functions = _function_infos(reply.get("f"))
+        return reply.get("v")
 
     async def call_async(self, script_id: str, function: str, args: Sequence[Any]) -> Any:
         """Await a call without blocking the caller's loop: the worker call
@@ -399,21 +439,23 @@ class IsolatedRuntime:
 
     def _call_handle(self, proc: WorkerProcess, hid: int, name: str, args: Sequence[Any]) -> Any:
         script: _Script = proc.owner
-        with script.lock:
-            if (script.proc is not proc and script.starting is not proc) or proc.dead is not None:
-                raise ScriptRuntimeError(
-                    f"function '{name}' belongs to a worker that was restarted or closed",
-                    language=self.language,
-                    script=script.id,
-                )
-            try:
-                encoded = [proc.encode(a) for a in args]
-            except protocol.ValueRefused as exc:
-                raise _refused(exc, self.language, script.id) from None
-            try:
-                return proc.request({"t": "callh", "h": hid, "a": encoded}, limit=script.policy.time_limit)
-            except WorkerDied as dead:
-                raise self._after_death(script, proc, dead) from None
+        return _enter(script, self._call_handle_inside, script, proc, hid, name, args)
+
+    def _call_handle_inside(self, script: _Script, proc: WorkerProcess, hid: int, name: str, args: Sequence[Any]) -> Any:
+        if (script.proc is not proc and script.starting is not proc) or proc.dead is not None:
+            raise ScriptRuntimeError(
+                f"function '{name}' belongs to a worker that was restarted or closed",
+                language=self.language,
+                script=script.id,
+            )
+        try:
+            encoded = [proc.encode(a) for a in args]
+        except protocol.ValueRefused as exc:
+            raise _refused(exc, self.language, script.id) from None
+        try:
+            return proc.request({"t": "callh", "h": hid, "a": encoded}, limit=script.policy.time_limit)
+        except WorkerDied as dead:
+            raise self._after_death(script, proc, dead) from None
 
     def _worker_function(self, proc: WorkerProcess, hid: int, name: str, script_id: str) -> FunctionRef:
         def release() -> None:
@@ -445,14 +487,16 @@ class IsolatedRuntime:
         """Replace every breakpoint: script id -> {line: breakpoint id}."""
         self._breakpoints = {f: {str(line): b for line, b in lines.items()} for f, lines in breakpoints.items() if lines}
         for script in list(self._scripts.values()):
-            with script.lock:
-                proc = script.proc
-                if proc is None or proc.dead is not None:
-                    continue
-                try:
-                    proc.request({"t": "bps", "b": self._breakpoints}, limit=None, control=True)
-                except WorkerDied as dead:
-                    self._after_death(script, proc, dead)
+            _enter(script, self._push_breakpoints, script)
+
+    def _push_breakpoints(self, script: _Script) -> None:
+        proc = script.proc
+        if proc is None or proc.dead is not None:
+            return
+        try:
+            proc.request({"t": "bps", "b": self._breakpoints}, limit=None, control=True)
+        except WorkerDied as dead:
+            self._after_death(script, proc, dead)
 
     def _breakpoint(self, msg: dict[str, Any], stack: list[StackFrame]) -> None:
         handler = self.on_breakpoint
@@ -537,16 +581,18 @@ class IsolatedRuntime:
     def set_global(self, name: str, value: Any) -> None:
         self._globals[name] = value
         for script in list(self._scripts.values()):
-            with script.lock:
-                proc = script.proc
-                if proc is None or proc.dead is not None:
-                    continue
-                try:
-                    proc.request({"t": "setg", "n": name, "v": proc.encode(value)}, limit=None, control=True)
-                except protocol.ValueRefused as exc:
-                    raise _refused(exc, self.language, script.id) from None
-                except WorkerDied as dead:
-                    raise self._after_death(script, proc, dead) from None
+            _enter(script, self._set_global_in, script, name, value)
+
+    def _set_global_in(self, script: _Script, name: str, value: Any) -> None:
+        proc = script.proc
+        if proc is None or proc.dead is not None:
+            return
+        try:
+            proc.request({"t": "setg", "n": name, "v": proc.encode(value)}, limit=None, control=True)
+        except protocol.ValueRefused as exc:
+            raise _refused(exc, self.language, script.id) from None
+        except WorkerDied as dead:
+            raise self._after_death(script, proc, dead) from None
 
     def get_global(self, name: str) -> Any:
         return self._globals.get(name)
@@ -572,21 +618,24 @@ class IsolatedRuntime:
         start = time.perf_counter()
         before = after = freed = 0
         for script, proc in self._procs():
-            with script.lock:
-                if proc.dead is not None:
-                    continue
-                before += proc.rss
-                try:
-                    r = proc.request({"t": "gc"}, limit=None, control=True)
-                except WorkerDied as dead:
-                    self._after_death(script, proc, dead)
-                    continue
-                after += proc.rss
-                if isinstance(r, dict) and isinstance(r.get("freed"), int):
-                    freed += r["freed"]
+            b, a, f = _enter(script, self._collect_in, script, proc)
+            before, after, freed = before + b, after + a, freed + f
         return GarbageCollectionStats(
             bytes_before=before, bytes_after=after, objects_freed=freed, duration_ms=(time.perf_counter() - start) * 1000
         )
+
+    def _collect_in(self, script: _Script, proc: WorkerProcess) -> tuple[int, int, int]:
+        """One worker's collection: (rss before, rss after, objects freed)."""
+        if proc.dead is not None:
+            return 0, 0, 0
+        before = proc.rss
+        try:
+            r = proc.request({"t": "gc"}, limit=None, control=True)
+        except WorkerDied as dead:
+            self._after_death(script, proc, dead)
+            return 0, 0, 0
+        freed = r["freed"] if isinstance(r, dict) and isinstance(r.get("freed"), int) else 0
+        return before, proc.rss, freed
 
     def _procs(self) -> list[tuple[_Script, WorkerProcess]]:
         return [(s, s.proc) for s in list(self._scripts.values()) if s.proc is not None and s.proc.dead is None]
@@ -606,6 +655,8 @@ class IsolatedRuntime:
             #: the worker was the standby started while a call ran long (see process.Watchdog)
             "from_standby": bool(proc and proc.from_standby),
             "standby_pid": script.standby.pid if script.standby is not None else None,
+            #: "bytecode": the worker ran the host's cached code; "source": it compiled the script
+            "compiled_from": script.compiled_from,
         }
 
     def close(self) -> None:
@@ -618,6 +669,31 @@ class IsolatedRuntime:
             if script.proc is not None:
                 script.proc.close()
                 script.proc = None
+
+
+def _enter(script: _Script, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` inside the script's gate (the only way into its worker)."""
+    gate = script.gate
+    assert gate is not None
+    return gate.run(fn, *args)
+
+
+def _close_proc(script: _Script) -> None:
+    if script.proc is not None:
+        script.proc.close()
+        script.proc = None
+
+
+def _function_infos(infos: Any) -> dict[str, FunctionInfo]:
+    """The function list a worker sent (anything malformed is skipped)."""
+    functions = {}
+    for info in infos if isinstance(infos, list) else ():
+        if isinstance(info, dict) and isinstance(info.get("name"), str):
+            try:
+                functions[info["name"]] = FunctionInfo.from_dict(info)
+            except TypeError:
+                continue
+    return functions
 
 
 def _refused(exc: protocol.ValueRefused, language: str, script: str) -> ScriptError:

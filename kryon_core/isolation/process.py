@@ -203,7 +203,7 @@ SPAWNER = Spawner()
 
 # -- one worker -----------------------------------------------------------------------------------
 class WorkerProcess:
-    """One worker process and its channel. Used with its script's lock held."""
+    """One worker process and its channel. Used inside its script's gate (host.py)."""
 
     def __init__(self, host: WorkerHost, script_id: str, policy: "SecurityPolicy", owner: Any = None) -> None:
         self.host = host

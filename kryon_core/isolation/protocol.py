@@ -32,6 +32,7 @@ import json
 import math
 import os
 import struct
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,11 @@ TAG = "\x00"
 HEADER = struct.Struct(">I")
 #: frames larger than this are a protocol violation unless a limit raises it
 DEFAULT_MAX_FRAME = 256 * 1024 * 1024
+#: lists and maps nested deeper than this are refused (ConversionError) before
+#: they are written: deeper values would run the encoder, JSON's parser or the
+#: other side's converter out of stack
+MAX_DEPTH = 256
+_ENCODE_ROOM = 2 * MAX_DEPTH + 64
 
 #: the error kinds a reply can carry, mapped to kryon_core error classes on the host
 ERROR_KINDS = (
@@ -83,13 +89,35 @@ class ValueRefused(Exception):
         self.kind = kind
 
 
-def encode_value(
-    value: Any, export: Callable[[Any], Any], *, max_size: int | None = None, _seen: set[int] | None = None
-) -> Any:
+def encode_value(value: Any, export: Callable[[Any], Any], *, max_size: int | None = None, room: bool = False) -> Any:
     """``value`` as JSON-ready data. ``export(obj)`` turns an object outside
     the plain model (a function, a handle) into a tag dict or raises
     :class:`ValueRefused`. Tuples become lists; int dict keys become their
-    decimal text; other non-str keys, cycles and over-size strings are refused."""
+    decimal text; other non-str keys, cycles, values nested deeper than
+    :data:`MAX_DEPTH` and over-size strings are refused.
+
+    The encoder recurses (two frames a level). With ``room`` (a worker, whose
+    recursion limit is its script's), a value that ran out of stack is
+    encoded again with room for :data:`MAX_DEPTH` levels; without it, or if
+    that fails too, it is refused."""
+    try:
+        return _encode(value, export, max_size, None)
+    except RecursionError:
+        if room:
+            limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(limit + _ENCODE_ROOM)
+            try:
+                return _encode(value, export, max_size, None)
+            except RecursionError:
+                pass
+            finally:
+                sys.setrecursionlimit(limit)
+    raise ValueRefused("a value nested too deeply cannot cross between languages")
+
+
+def _encode(value: Any, export: Callable[[Any], Any], max_size: int | None, _seen: set[int] | None) -> Any:
+    # ``_seen`` holds the lists and maps on the path to ``value``: a cycle
+    # check, and its size is the depth
     t = type(value)
     if t is str:
         if max_size is not None and len(value) > max_size:
@@ -104,6 +132,8 @@ def encode_value(
     if t is list or t is tuple:
         if max_size is not None and len(value) > max_size:
             raise ValueRefused(f"list of {len(value)} elements is larger than the limit ({max_size})", "size")
+        if _seen is not None and len(_seen) >= MAX_DEPTH:
+            _check_depth(_seen)
         for v in value:  # fast path: a list of plain scalars goes to JSON as it is
             tv = type(v)
             if tv is str:
@@ -117,9 +147,10 @@ def encode_value(
         key = id(value)
         if key in seen:
             raise ValueRefused("a cyclic list cannot cross between languages")
+        _check_depth(seen)
         seen.add(key)
         try:
-            return [encode_value(v, export, max_size=max_size, _seen=seen) for v in value]
+            return [_encode(v, export, max_size, seen) for v in value]
         finally:
             seen.discard(key)
     if t is dict:
@@ -129,11 +160,12 @@ def encode_value(
         key = id(value)
         if key in seen:
             raise ValueRefused("a cyclic dict cannot cross between languages")
+        _check_depth(seen)
         seen.add(key)
         try:
             out = {}
             for k, v in value.items():
-                out[_key(k)] = encode_value(v, export, max_size=max_size, _seen=seen)
+                out[_key(k)] = _encode(v, export, max_size, seen)
             if TAG in out:
                 return {TAG: "d", "v": [[k, v] for k, v in out.items()]}
             return out
@@ -144,6 +176,11 @@ def encode_value(
     if isinstance(value, int) and t.__module__ == "builtins":
         return int(value)
     return export(value)
+
+
+def _check_depth(path: set[int]) -> None:
+    if len(path) >= MAX_DEPTH:
+        raise ValueRefused(f"a value nested deeper than {MAX_DEPTH} levels cannot cross between languages")
 
 
 def _key(k: Any) -> str:
@@ -161,8 +198,19 @@ _pack = HEADER.pack
 
 
 def dumps(message: Any) -> bytes:
-    """A message as one frame (header + JSON)."""
-    data = _ENCODER.encode(message).encode("utf-8", "surrogatepass")
+    """A message as one frame (header + JSON). JSON's encoder recurses once a
+    level, against the caller's recursion limit: a message that ran out of
+    stack is encoded again with room for what :func:`encode_value` allows."""
+    try:
+        text = _ENCODER.encode(message)
+    except RecursionError:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + _PARSE_ROOM)
+        try:
+            text = _ENCODER.encode(message)
+        finally:
+            sys.setrecursionlimit(limit)
+    data = text.encode("utf-8", "surrogatepass")
     return _pack(len(data)) + data
 
 
@@ -172,13 +220,30 @@ def decoder(object_hook: Callable[[dict[str, Any]], Any] | None = None) -> json.
 
 
 _PLAIN = json.JSONDecoder()
+#: the parser's levels for a message of MAX_DEPTH: a tagged map adds two per level, plus the envelope
+_PARSE_ROOM = 3 * MAX_DEPTH + 64
 
 
 def loads(data: bytes, decoder: json.JSONDecoder | None = None) -> dict[str, Any]:
-    """Parse one frame's body. Any malformed input is a :class:`ProtocolError`."""
+    """Parse one frame's body. Any malformed input is a :class:`ProtocolError`.
+
+    JSON's parser recurses once per level and counts against the caller's
+    recursion limit, which may be nearly used (a worker runs under its
+    script's limit, deep inside a script's own recursion). A message within
+    the depth :func:`encode_value` allows is parsed again with room for it;
+    anything deeper is malformed."""
     decoder = decoder or _PLAIN
     try:
-        msg = decoder.decode(data.decode("utf-8", "surrogatepass"))
+        text = data.decode("utf-8", "surrogatepass")
+        try:
+            msg = decoder.decode(text)
+        except RecursionError:
+            limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(limit + _PARSE_ROOM)
+            try:
+                msg = decoder.decode(text)
+            finally:
+                sys.setrecursionlimit(limit)
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed message: {exc}") from None
     if type(msg) is not dict:

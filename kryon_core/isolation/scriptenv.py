@@ -27,6 +27,7 @@ __all__ = [
     "make_builtins",
     "make_kryon_module",
     "proxy_modules",
+    "proxy_module",
 ]
 
 #: modules a sandboxed script may import without a grant: pure computation,
@@ -129,7 +130,8 @@ class _ModuleProxy(types.ModuleType):
         raise AccessDenied(f"'{self.__name__}.{attr}' is not available in the sandbox")
 
 
-def _proxy_module(name: str, module: types.ModuleType) -> types.ModuleType:
+def proxy_module(name: str, module: types.ModuleType) -> types.ModuleType:
+    """A read-only proxy of ``module``'s public, non-module attributes."""
     proxy = _ModuleProxy(name)
     for attr, value in vars(module).items():
         if attr.startswith("_") or isinstance(value, types.ModuleType):
@@ -161,7 +163,7 @@ def proxy_modules(attribute_allowed: Checker) -> dict[str, types.ModuleType]:
     proxies = {}
     for name in SAFE_MODULES:
         try:
-            proxies[name] = _proxy_module(name, __import__(name))
+            proxies[name] = proxy_module(name, __import__(name))
         except ImportError:
             pass
     if "string" in proxies:
@@ -170,7 +172,8 @@ def proxy_modules(attribute_allowed: Checker) -> dict[str, types.ModuleType]:
 
 
 def _make_import(
-    kryon: types.ModuleType, proxies: dict[str, types.ModuleType], allowed: set[str], allow_all: bool
+    kryon: types.ModuleType, proxies: dict[str, types.ModuleType], allowed: set[str], allow_all: bool,
+    aliases: dict[str, str],
 ) -> Callable[..., Any]:
     def safe_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
         if level:
@@ -178,6 +181,8 @@ def _make_import(
         root = name.split(".", 1)[0]
         if name == "kryon":
             return kryon
+        if name in aliases:
+            return __import__(aliases[name])
         if allow_all or name in allowed or root in allowed:
             return __import__(name, globals, locals, fromlist, level)
         if name in proxies:
@@ -187,12 +192,14 @@ def _make_import(
     return safe_import
 
 
-def _open_import(kryon: types.ModuleType) -> Callable[..., Any]:
-    """Python's own import, plus ``kryon`` (the Python layers are off)."""
+def _open_import(kryon: types.ModuleType, aliases: dict[str, str]) -> Callable[..., Any]:
+    """Python's own import, plus ``kryon`` and the compiler's aliases (the Python layers are off)."""
 
     def import_(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
         if name == "kryon" and not level:
             return kryon
+        if name in aliases and not level:
+            return __import__(aliases[name])
         return __import__(name, globals, locals, fromlist, level)
 
     return import_
@@ -209,8 +216,9 @@ def make_builtins(
 ) -> dict[str, Any]:
     """A script's builtins: curated (the Python layers on) or Python's own."""
     b = dict(vars(builtins))
+    aliases = {k: v for k, v in (cfg.get("module_aliases") or {}).items() if isinstance(k, str) and isinstance(v, str)}
     if not curated:
-        b["__import__"] = _open_import(kryon)
+        b["__import__"] = _open_import(kryon, aliases)
         b["AccessDenied"] = AccessDenied
         b.update(engine_globals)
         return b
@@ -218,7 +226,8 @@ def make_builtins(
     for name in _REMOVED_BUILTINS:
         b.pop(name, None)
     b["__build_class__"] = builtins.__build_class__
-    b["__import__"] = _make_import(kryon, proxies, set(cfg.get("allowed_imports", ())), bool(grants.get("imports")))
+    b["__import__"] = _make_import(kryon, proxies, set(cfg.get("allowed_imports", ())), bool(grants.get("imports")),
+                                   aliases)
     b["getattr"] = _safe_getattr(attribute_allowed)
     b["setattr"] = _safe_setattr(attribute_allowed)
     b["delattr"] = _safe_delattr(attribute_allowed)

@@ -11,7 +11,10 @@ them. Tests use them as context managers:
 - :func:`kernel_mechanisms_off`: the worker behaves as if the kernel lacked
   the named mechanisms (``"landlock"``, ``"seccomp"``, ``"namespaces"``), to
   test the refusal to start and, with ``accept_weaker_isolation``, that the
-  other layers still hold.
+  other layers still hold;
+- :func:`cached_bytecode_off`: scripts loaded inside the block are compiled
+  by their worker even when the host has their code cached (to measure what
+  a warm load saves).
 
 Trusted in-process code can call these (it can do anything anyway); no
 policy, script or message from a worker can.
@@ -23,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["SWITCHES", "Switches", "python_layers_off", "kernel_mechanisms_off"]
+__all__ = ["SWITCHES", "Switches", "python_layers_off", "kernel_mechanisms_off", "cached_bytecode_off"]
 
 
 class Switches:
@@ -32,6 +35,7 @@ class Switches:
     def __init__(self) -> None:
         self.python_layers = True
         self.unavailable: frozenset[str] = frozenset()
+        self.worker_bytecode = True
         self.lock = threading.Lock()
 
 
@@ -63,3 +67,16 @@ def kernel_mechanisms_off(*names: str) -> Iterator[None]:
     finally:
         with SWITCHES.lock:
             SWITCHES.unavailable = before
+
+
+@contextmanager
+def cached_bytecode_off() -> Iterator[None]:
+    """Workers compile the source of scripts loaded inside the block."""
+    with SWITCHES.lock:
+        before = SWITCHES.worker_bytecode
+        SWITCHES.worker_bytecode = False
+    try:
+        yield
+    finally:
+        with SWITCHES.lock:
+            SWITCHES.worker_bytecode = before

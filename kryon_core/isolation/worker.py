@@ -20,6 +20,7 @@ Start-up, in this order:
    accepts weaker isolation by that name;
 4. serve requests: ``load`` (compile, check with the AST guard, exec in a
    namespace with curated builtins), ``call``, ``callh`` (a function handle),
+   ``eval`` (code run in a loaded script's namespace, as ``load`` runs it),
    ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``.
 
 Per call the worker arms ``ITIMER_REAL`` (a ``ScriptTimeout`` raised in script
@@ -77,8 +78,10 @@ class State:
         self.out_fd = -1
         self.next_id = 1
         self.config: dict[str, Any] = {}
-        self.compile: Callable[[str, str], Any] | None = None
+        self.compile: Callable[..., Any] | None = None
         self.scripts: dict[str, dict[str, Any]] = {}  # script id -> namespace
+        self.module_of: dict[str, types.ModuleType] = {}  # script id -> the module whose __dict__ is its namespace
+        self.compiled_from: dict[str, str] = {}  # script id -> "bytecode" (the host's cached code) or "source"
         self.builtins: dict[str, dict[str, Any]] = {}  # script id -> builtins dict
         self.engine_globals: dict[str, Any] = {}
         self.handles: dict[int, Any] = {}  # worker handle id -> callable
@@ -302,7 +305,7 @@ def _export(obj: Any) -> Any:
 
 
 def encode(value: Any) -> Any:
-    return protocol.encode_value(value, _export, max_size=S.max_value)
+    return protocol.encode_value(value, _export, max_size=S.max_value, room=True)
 
 
 def encode_args(args: Any) -> list[Any]:
@@ -380,22 +383,59 @@ def _resolve_compiler(spec: str | None) -> Callable[[str, str], Any]:
     return obj  # type: ignore[no-any-return]
 
 
-def compile_script(source: str, filename: str) -> types.CodeType:
-    """The compiler hook returns an ``ast.Module`` (checked by the guard, then
-    compiled) or a code object (then it must have checked the code itself)."""
+def compile_tree(source: str, filename: str) -> Any:
+    """What the compiler hook makes of ``source``: an ``ast.Module`` (to be
+    checked by the guard) or a code object (the hook checked it itself).
+
+    A hook marked ``kryon_module_aware`` (Hy's) compiles in the script's own
+    module, where code it runs while compiling (macros) lives and finds the
+    script's builtins, and gets the guard to check that code with first."""
     import ast
 
     assert S.compile is not None
-    result = S.compile(source, filename)
-    if isinstance(result, ast.AST):
-        if S.python_layers:
-            guard.check(result)
-        ast.fix_missing_locations(result)
-        code: types.CodeType = compile(result, filename, "exec", dont_inherit=True)  # type: ignore[call-overload]
-        return code
-    if isinstance(result, types.CodeType):
+    if getattr(S.compile, "kryon_module_aware", False):
+        module = S.module_of.get(filename)
+        result = S.compile(source, filename, module=module, check=_check_tree)
+    else:
+        result = S.compile(source, filename)
+    if isinstance(result, (ast.Module, types.CodeType)):
         return result
-    raise TypeError(f"the compiler returned {type(result).__name__}, not an AST or code object")
+    raise TypeError(f"the compiler returned {type(result).__name__}, not an AST module or code object")
+
+
+def _check_tree(tree: Any) -> None:
+    if S.python_layers:
+        guard.check(tree)
+
+
+def compile_checked(tree: Any, filename: str, mode: str = "exec") -> types.CodeType:
+    """An AST checked by the guard (when the Python layers are on) and compiled."""
+    if S.python_layers:
+        guard.check(tree)
+    fix_locations(tree)
+    code: types.CodeType = compile(tree, filename, mode, dont_inherit=True)
+    return code
+
+
+def fix_locations(tree: Any) -> None:
+    """Positions for nodes a compiler left without them; an end filled in
+    before its start (a node with a start and no end, under a parent with
+    neither) is moved to the start, which ``compile`` requires."""
+    import ast
+
+    ast.fix_missing_locations(tree)
+    for node in ast.walk(tree):
+        start, end = getattr(node, "col_offset", None), getattr(node, "end_col_offset", None)
+        if start is not None and end is not None and getattr(node, "end_lineno", None) == getattr(node, "lineno", None):
+            if end < start:
+                node.end_col_offset = start  # type: ignore[attr-defined]
+
+
+def compile_script(source: str, filename: str) -> types.CodeType:
+    """The compiler hook returns an ``ast.Module`` (checked by the guard, then
+    compiled) or a code object (then it must have checked the code itself)."""
+    result = compile_tree(source, filename)
+    return result if isinstance(result, types.CodeType) else compile_checked(result, filename)
 
 
 def function_infos(script: str, ns: dict[str, Any]) -> list[dict[str, Any]]:
@@ -500,24 +540,35 @@ def _run(fn: Callable[..., Any], args: Any) -> Any:
     return result
 
 
-def do_load(msg: dict[str, Any]) -> list[dict[str, Any]]:
+def do_load(msg: dict[str, Any]) -> dict[str, Any]:
+    """Compile the script and run its top level in a module of its own. The
+    script's limits hold from the first step: compiling may run the script's
+    own code (Hy's macros), with the script's builtins."""
     script = msg["script"]
     filename = script
+    b = scriptenv.make_builtins(
+        S.config,
+        kryon=S.kryon,  # type: ignore[arg-type]
+        proxies=S.modules,
+        engine_globals=S.engine_globals,
+        attribute_allowed=guard.attribute_allowed,
+        curated=S.python_layers,
+    )
+    module = types.ModuleType(script)
+    ns = module.__dict__
+    ns.update({"__builtins__": b, "__file__": script})
+    if S.config.get("api_in_namespace") and S.kryon is not None:
+        ns.update({k: v for k, v in vars(S.kryon).items() if not k.startswith("_")})
     S.loading.add(filename)
+    S.module_of[script] = module
+    code = cached_code(msg.get("code"), script)
+    S.compiled_from[script] = "bytecode" if code is not None else "source"
     try:
-        code = compile_script(msg["source"], filename)
-        b = scriptenv.make_builtins(
-            S.config,
-            kryon=S.kryon,  # type: ignore[arg-type]
-            proxies=S.modules,
-            engine_globals=S.engine_globals,
-            attribute_allowed=guard.attribute_allowed,
-            curated=S.python_layers,
-        )
-        ns = {"__name__": script, "__builtins__": b, "__file__": script, "__doc__": None}
         with _Armed():
             S.script_running = True
             try:
+                if code is None:
+                    code = compile_script(msg["source"], filename)
                 if S.breakpoints:
                     _traced(exec, (code, ns))
                 else:
@@ -529,10 +580,47 @@ def do_load(msg: dict[str, Any]) -> list[dict[str, Any]]:
         S.builtins[script] = b
     except BaseException as exc:
         _keep_stack(exc)
+        if script not in S.scripts:
+            S.module_of.pop(script, None)
         raise
     finally:
         S.loading.discard(filename)
-    return function_infos(script, ns)
+    return {"f": function_infos(script, ns), "from": S.compiled_from[script]}
+
+
+def cached_code(raw: Any, script: str) -> types.CodeType | None:
+    """The code object the host sent from its compilation cache (a warm load
+    compiles nothing), or None to compile the source instead: when none was
+    sent, when it is not a valid code object of this Python, or when the
+    guard's rules refuse it (:func:`guard.check_code`, the same rules the
+    AST check applies to source). Unmarshalling and renaming are the
+    worker's own steps (the audit hook refuses both to scripts)."""
+    if not isinstance(raw, bytes):
+        return None
+    import marshal
+
+    S.internal += 1
+    try:
+        code = marshal.loads(raw)
+        if not isinstance(code, types.CodeType):
+            return None
+        if code.co_filename != script:
+            code = _renamed(code, script)
+    except (ValueError, EOFError, TypeError):
+        return None
+    finally:
+        S.internal -= 1
+    if S.python_layers:
+        try:
+            guard.check_code(code)
+        except guard.GuardViolation:
+            return None
+    return code
+
+
+def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(_renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def _keep_stack(exc: BaseException) -> None:
@@ -543,6 +631,41 @@ def _keep_stack(exc: BaseException) -> None:
         exc._kryon_stack = _stack(exc.__traceback__)  # type: ignore[attr-defined]
     except Exception:  # an exception class that refuses attributes keeps no stack
         pass
+
+
+def do_eval(msg: dict[str, Any]) -> dict[str, Any]:
+    """``code`` run in a loaded script's namespace, under the script's limits
+    and guards: its statements, then the value of its last expression (None
+    when it ends with a statement). Its lines are the lines within ``code``;
+    definitions stay in the namespace, and the reply lists the script's
+    functions again (the code may have added some)."""
+    import ast
+
+    script = msg["script"]
+    ns = S.scripts.get(script)
+    if ns is None:
+        raise KryonError(f"script '{script}' is not loaded in this worker", "notfound")
+    code = msg.get("code")
+    if not isinstance(code, str):
+        raise KryonError("code must be text", "runtime")
+    with _Armed():
+        was = S.script_running
+        try:
+            S.script_running = True  # compiling may run the script's macros
+            tree = compile_tree(code, script)
+            expression = None
+            last = tree.body[-1] if isinstance(tree, ast.Module) and tree.body else None
+            if isinstance(last, ast.Expr):
+                tree.body.pop()
+                expression = ast.Expression(last.value)
+            statements = compile_checked(tree, script) if not isinstance(tree, types.CodeType) else tree
+            value_code = compile_checked(expression, script, "eval") if expression is not None else None
+            _run(exec, (statements, ns))
+            value = _run(eval, (value_code, ns)) if value_code is not None else None
+        finally:
+            S.script_running = was
+            _flush_output()
+    return {"v": encode(value), "f": function_infos(script, ns)}
 
 
 def do_call(msg: dict[str, Any]) -> Any:
@@ -599,11 +722,14 @@ def _dispatch(t: Any, msg: dict[str, Any], rid: Any) -> Any:
         return do_call(msg)
     if t == "callh":
         return do_callh(msg)
+    if t == "eval":
+        return do_eval(msg)
     if t == "load":
         return do_load(msg)
     if t == "unload":
         S.scripts.pop(msg["script"], None)
         S.builtins.pop(msg["script"], None)
+        S.module_of.pop(msg["script"], None)
         return None
     if t == "setg":
         _set_global(msg["n"], msg.get("v"))
@@ -680,6 +806,9 @@ def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
         import asyncio
 
         S.loop = asyncio.new_event_loop()
+        # scripts with async code may import it (what it would do with files,
+        # sockets or processes is refused when they try)
+        S.modules.setdefault("asyncio", scriptenv.proxy_module("asyncio", asyncio))
     import ast  # noqa: F401  (compile_script and function_infos use these after sealing)
     import atexit  # noqa: F401  (weakref.finalize imports it on first use)
     import inspect  # noqa: F401

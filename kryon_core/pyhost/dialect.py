@@ -54,6 +54,13 @@ class Dialect(abc.ABC):
     def compile(self, text: str, name: str, *, sandboxed: bool) -> CompiledScript:
         """Compile without running (a CompileError with line and column on failure)."""
 
+    def worker_bytecode(self, compiled: CompiledScript) -> bytes | None:
+        """The cached bytecode a sandboxed script's worker may run instead of
+        compiling (it checks it first), or None. By default the cache's own:
+        compiling Python runs no script code, so whoever compiled the source
+        made the same code object."""
+        return compiled.bytecode or None
+
     @abc.abstractmethod
     def code_for(self, compiled: CompiledScript, module: types.ModuleType) -> types.CodeType:
         """The code object to run for ``compiled`` in ``module`` (its cached

@@ -71,7 +71,8 @@ class Sandboxed:
         rt = self.runtime
         load = rt.reload if reload else rt.load
         try:
-            load(compiled.id, compiled.source, policy=policy, filename=compiled.filename)
+            load(compiled.id, compiled.source, policy=policy, filename=compiled.filename,
+                 bytecode=self.dialect.worker_bytecode(compiled))
         except ScriptError as exc:
             raise self.renamed(exc) from None
         self.scripts[compiled.id] = compiled
@@ -125,13 +126,13 @@ class Sandboxed:
         return FunctionRef(bound, name=function, language=self.language, script=script_id, call_async=bound_async)
 
     def evaluate(self, script_id: str, code: str) -> Any:
+        """``code`` run in the script's namespace inside its worker (compiled
+        there, checked and limited as the script's own code is)."""
         self._compiled(script_id)
-        raise ScriptError(
-            "evaluating code in a sandboxed script is not supported yet: the isolation worker has no request "
-            "that runs code in a loaded script's namespace",
-            language=self.language,
-            script=script_id,
-        )
+        try:
+            return self.runtime.evaluate(script_id, code)
+        except ScriptError as exc:
+            raise self.renamed(exc) from None
 
     # -- the rest -----------------------------------------------------------------------------
     def set_global(self, name: str, value: Any) -> None:

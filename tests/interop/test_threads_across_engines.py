@@ -38,8 +38,6 @@ PENDING = {
     ("lua", "sandboxed"): "kryon-lua's gates are on its branch, not merged yet",
     ("wren", "trusted"): "kryon-wren's gates are on its branch, not merged yet",
     ("wren", "sandboxed"): "kryon-wren's gates are on its branch, not merged yet",
-    ("python", "sandboxed"): "isolated workers are entered under their own per-script locks, not gates",
-    ("lisp", "sandboxed"): "isolated workers are entered under their own per-script locks, not gates",
 }
 AVAILABLE = [lang for lang in SOURCES if lang in ScriptManager(cache=False).languages]
 

@@ -89,12 +89,18 @@ ESCAPES = {
     "hy-eval": "(hy.eval '(+ 1 2))",
     "hy-importer": "(hy.I.os.getcwd)",
     "hy-compiler": "(import hy.compiler)",
+    # macros run inside the worker while it compiles the script: what they do is refused there
     "defmacro": '(defmacro evil []\n  (import os)\n  (os.system "id"))\n(evil)',
+    "defmacro-open": '(defmacro evil []\n  (.read (open "/etc/passwd")))\n(evil)',
+    "defmacro-dunder": "(defmacro evil []\n  (. (tuple) __class__ __base__))\n(evil)",
     "eval-when-compile": "(eval-when-compile (import os))",
-    "reader-macro": '(defreader evil (import os) (os.getcwd))',
+    "do-mac": '(do-mac (do (import subprocess) 1))',
+    "reader-macro": '(defreader evil (import os) (os.getcwd))\n(setv x #evil)',
     "require": "(require hyrule [->])",
     "one-shot-require": "(hy.R.hyrule.-> 1)",
-    "nested-defmacro": "(defn f []\n  (when True\n    (defmacro m [] 1)))",
+    "nested-defmacro": "(defn f []\n  (when True\n    (defmacro m [] (import os) 1)\n    (m)))",
+    "macro-hy-eval": "(defmacro m [] (hy.eval '(+ 1 2)))\n(m)",
+    "macro-hy-importer": "(defmacro m [] (hy.I.os.getcwd))\n(m)",
     "before-a-reader-error": '(eval-when-compile (import os) (os.getcwd))\n(setv broken "never closed',
 }
 
@@ -109,11 +115,85 @@ def test_known_escapes_are_refused(sandboxed, name):
     _intact(sandboxed)
 
 
-def test_compile_time_forms_are_refused_with_their_line(sandboxed):
+def test_a_macro_refused_at_compile_time_names_the_line(sandboxed):
     with pytest.raises(AccessDeniedError) as info:
-        sandboxed.load_script_from_source("m", "lisp", "(defn f [] 1)\n(defn g []\n  (when True\n    (defmacro m [] 1)))")
-    assert (info.value.line, info.value.column) == (4, 5)
-    assert "defmacro" in info.value.message
+        sandboxed.load_script_from_source(
+            "m", "lisp", '(defn f [] 1)\n(defmacro peek []\n  (.read (open "/etc/hostname")))\n(defn g []\n  (peek))'
+        )
+    assert info.value.line == 5 and "open" in info.value.message
+    with pytest.raises(AccessDeniedError) as guard:
+        sandboxed.load_script_from_source("m", "lisp", "(defmacro peek []\n  (. (tuple) __class__))\n(peek)")
+    assert guard.value.line == 2 and "__class__" in guard.value.message
+    assert "m" not in sandboxed.scripts
+    _intact(sandboxed)
+
+
+MACRO_SCRIPT = """\
+(defmacro twice [x] `(* 2 ~x))
+(defmacro unless* [test #* body] `(when (not ~test) ~@body))
+(defreader upper (.upper (.parse-one-form &reader)))
+(do-mac `(setv generated ~(+ 40 2)))
+(eval-when-compile (setv compile-time-table {"a" 1 "b" 2}))
+(defmacro table-size [] (len compile-time-table))
+(defn double [x] (twice x))
+(defn guarded [x] (unless* (< x 0) x))
+(defn shout [] #upper "hi")
+(defn table [] (table-size))
+(defn has-macro [] (callable (get-macro twice)))
+(defn checked [x]
+  (assert (do (setv y (* x 2)) (> y 0)) "positive")
+  y)
+"""
+
+
+def test_a_sandboxed_lisp_is_a_whole_lisp(sandboxed):
+    """Macros, reader macros, do-mac, eval-when-compile, get-macro and Hy's
+    `assert` (which emits __debug__) compile and run inside the worker."""
+    m = sandboxed
+    m.load_script_from_source("macros", "lisp", MACRO_SCRIPT)
+    assert m.engine("lisp").is_sandboxed("macros")
+    assert m.call_function("macros.double", [21]) == 42
+    assert m.call_function("macros.guarded", [5]) == 5 and m.call_function("macros.guarded", [-1]) is None
+    assert m.call_function("macros.shout") == "HI"
+    assert m.call_function("macros.table") == 2
+    assert m.call_function("macros.has-macro") is True
+    assert m.call_function("macros.checked", [3]) == 6
+    with pytest.raises(ScriptRuntimeError, match="positive"):
+        m.call_function("macros.checked", [-3])
+    assert m.evaluate("lisp", "(twice generated)", script="macros") == 84, "evaluate sees the script's macros"
+    m.unload_script("macros")
+    _intact(m)
+
+
+def test_macros_run_under_the_time_limit(sandboxed):
+    with pytest.raises(ScriptTimeoutError) as info:
+        sandboxed.load_script_from_source("slow", "lisp", "(defmacro forever [] (while True 1))\n(forever)")
+    assert info.value.language == "lisp" and info.value.script == "slow"
+    _intact(sandboxed)
+
+
+def test_require_of_a_granted_macro_module(tmp_path, monkeypatch):
+    (tmp_path / "kryon_test_macs.hy").write_text('(defmacro triple [x] `(* 3 ~x))\n(defreader hello "hello")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = "(require kryon_test_macs [triple])\n(require kryon_test_macs :readers [hello])\n" \
+             "(defn f [x] (triple x))\n(defn g [] #hello)"
+    policy = SecurityPolicy.sandboxed(time_limit=5, allowed_modules=("kryon_test_macs",))
+    with ScriptManager(cache=False, policy=policy) as m:
+        m.load_script_from_source("r", "lisp", source)
+        assert m.call_function("r.f", [4]) == 12 and m.call_function("r.g") == "hello"
+        assert m.evaluate("lisp", "(triple 5)", script="r") == 15
+    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:  # not granted
+        with pytest.raises(AccessDeniedError, match="importing 'kryon_test_macs' is not allowed") as info:
+            m.load_script_from_source("r", "lisp", source)
+        assert info.value.line == 1
+
+
+def test_import_asyncio_in_async_code(sandboxed):
+    sandboxed.load_script_from_source(
+        "aio", "lisp", "(import asyncio)\n(defn :async nap [x] (await (asyncio.sleep 0)) (* x 2))"
+    )
+    assert asyncio.run(sandboxed.call_function_async("aio.nap", [21])) == 42
+    sandboxed.unload_script("aio")
 
 
 def test_import_os_at_call_time(sandboxed):
@@ -197,14 +277,41 @@ def test_sandboxed_dom_and_globals():
         assert doc.callback_counts()["listeners"] == 0
 
 
-def test_a_cached_trusted_compile_never_lets_macros_into_the_sandbox():
-    source = "(defmacro shout [x] `(.upper ~x))\n(defn hello [] (shout \"hi\"))"
+def test_code_run_while_compiling_never_runs_in_the_host(tmp_path):
+    """Every form that evaluates code while compiling (pragma's values among
+    them) is compiled in the worker only: the host never runs it, neither to
+    fill the cache nor to list functions."""
+    marker = tmp_path / "ran-in-the-host"
+    forms = [
+        f'(pragma :hy (do (import pathlib) (.touch (pathlib.Path "{marker}")) "1.0"))',
+        f'(pragma :warn-on-core-shadow (do (import pathlib) (.touch (pathlib.Path "{marker}")) True))',
+        f'(eval-when-compile (import pathlib) (.touch (pathlib.Path "{marker}")))',
+        f'(defmacro m [] (import pathlib) (.touch (pathlib.Path "{marker}")) 1)\n(m)',
+        # Hy reads symbols NFKC-normalised: full-width letters spell the same form
+        f'(\uff50\uff52\uff41\uff47\uff4d\uff41 :hy (do (import pathlib) (.touch (pathlib.Path "{marker}")) "1.0"))',
+        f'(do_mac (do (import pathlib) (.touch (pathlib.Path "{marker}")) 1))',
+    ]
+    with ScriptManager(cache_dir=False) as m:
+        for i, source in enumerate(forms):
+            with pytest.raises(AccessDeniedError):
+                m.load_script_from_source(f"p{i}", "lisp", source)
+            assert not marker.exists(), source
+
+
+def test_a_cached_trusted_compile_never_runs_macros_with_the_host_rights():
+    """A trusted load runs its macros in the host; a sandboxed load of the
+    same source (a cache hit) runs them in its worker, under its policy."""
+    import os
+
+    source = "(defmacro where [] (import os) (os.getpid))\n(defn pid [] (where))"
     with ScriptManager(cache_dir=False) as m:  # one in-memory cache for both loads
         m.load_script_from_source("trusted", "lisp", source, policy=SecurityPolicy.trusted())
-        assert m.call_function("trusted.hello") == "HI"
+        assert m.call_function("trusted.pid") == os.getpid()
         with pytest.raises(AccessDeniedError) as info:
             m.load_script_from_source("untrusted", "lisp", source)  # same source: a cache hit
-        assert "defmacro" in info.value.message and info.value.line == 1
+        assert "os" in info.value.message and info.value.line == 2
+        m.load_script_from_source("shout", "lisp", "(defmacro shout [x] `(.upper ~x))\n(defn hello [] (shout \"hi\"))")
+        assert m.call_function("shout.hello") == "HI"
 
 
 # -- the kernel layer: arbitrary code in a Lisp worker --------------------------------------------
@@ -379,3 +486,93 @@ def test_c_level_loops_stop_and_the_engine_stays_usable(body):
         # a hard stop restarts the worker and reruns the top level; an interrupt keeps the state
         assert m.call_function("spin.keep", [2]) == (1 if restarted else 2)
         assert m.call_function("other.bump") == 2, "another script keeps its state"
+
+
+def test_evaluate_in_a_sandboxed_script(sandboxed):
+    """``evaluate`` runs Lisp in the script's worker: its names, its limits."""
+    m = sandboxed
+    m.load_script_from_source("ev", "lisp", "(setv n 40)\n(defn get-n [] n)")
+    assert m.evaluate("lisp", "(+ n 2)", script="ev") == 42
+    m.evaluate("lisp", "(setv n 1)\n(defn twice [x] (* 2 x))", script="ev")
+    assert m.call_function("ev.get-n") == 1
+    assert m.call_function("ev.twice", [21]) == 42
+    with pytest.raises(AccessDeniedError):
+        m.evaluate("lisp", "(. (tuple) __class__)", script="ev")
+    with pytest.raises(ScriptRuntimeError) as failed:
+        m.evaluate("lisp", "(setv y 2)\n(raise (ValueError \"no\"))", script="ev")
+    assert failed.value.line == 2 and failed.value.language == "lisp"
+    with pytest.raises(CompileError):
+        m.evaluate("lisp", "(+ 1", script="ev")
+    with pytest.raises(ScriptTimeoutError):
+        m.evaluate("lisp", "(while True (setv n 1))", script="ev")
+    assert m.evaluate("lisp", "n", script="ev") == 1
+    _intact(m)
+
+
+def test_callbacks_fired_during_the_top_level(sandboxed):
+    """Listeners, watchers and worker functions handed to another script,
+    fired while the script's own top level runs, reach the worker being loaded."""
+    m = ScriptManager(cache=False)
+    try:
+        doc = m.setup_dom_bridge(Document())
+        doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+        m.load_script_from_source("early_helper", "lisp", "(defn apply [f x] (f x))")
+        m.load_script_from_source(
+            "early",
+            "lisp",
+            """
+(setv seen [])
+(defn on-ping [event] (.append seen (get event "type")))
+(setv box (get-element-by-id "box"))
+(add-event-listener! box "ping" on-ping)
+(watch-variable! "mode" (fn [new old name] (.append seen new)))
+(emit-custom-event! box "ping" {"n" 1})
+(set-variable! "mode" "early")
+(.append seen (kryon-call "early_helper.apply" (fn [x] (+ x 1)) 41))
+(defn events [] seen)
+""",
+        )
+        assert m.call_function("early.events") == ["ping", "early", 42]
+        assert not doc.errors, doc.errors
+        doc.emit_custom_event("box", "ping")
+        assert m.call_function("early.events") == ["ping", "early", 42, "ping"]
+    finally:
+        m.close()
+
+
+def test_a_warm_sandboxed_load_runs_the_cached_code(tmp_path):
+    """A warm load of a sandboxed Lisp script compiles nothing in the worker;
+    a script whose compiling runs its own code is compiled by its worker,
+    never taken from a trusted compile."""
+    source = "(setv n 0)\n(defn bump [] (global n) (+= n 1) n)\n(defn fail []\n  (raise (ValueError \"x\")))\n"
+    macro = "(defmacro twice [x] `(* 2 ~x))\n(defn double [x] (twice x))\n"
+    with ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
+        m.load_script_from_source("cold", "lisp", source)
+        m.load_script_from_source("mac", "lisp", macro, policy=SecurityPolicy.trusted())
+    with ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
+        m.load_script_from_source("warm", "lisp", source)
+        runtime = m.engine("lisp").runtime
+        assert runtime.worker_info("warm")["compiled_from"] == "bytecode"
+        assert m.call_function("warm.bump") == 1
+        with pytest.raises(ScriptRuntimeError) as info:
+            m.call_function("warm.fail")
+        assert (info.value.script, info.value.line, info.value.language) == ("warm", 4, "lisp")
+        m.load_script_from_source("mac2", "lisp", macro)  # a cache hit, compiled by the trusted load
+        assert m.scripts["mac2"].compiled.from_cache
+        assert runtime.worker_info("mac2")["compiled_from"] == "source"
+        assert m.call_function("mac2.double", [21]) == 42
+
+
+@pytest.mark.slow
+def test_a_4500_line_script_loads_warm_under_the_default_limits(tmp_path):
+    """Issue 15's large script: compiled once (cold, by the host), a warm load
+    in a fresh manager under the default policy runs the cached code in the
+    worker, well inside the default time limit."""
+    source = "".join(f"(defn f{i} [a b]\n  (setv s (+ a (* b {i})))\n  (if (> s 10) (- s 1) s))\n" for i in range(1500))
+    assert source.count("\n") == 4500
+    with ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed(time_limit=120)) as m:
+        m.load_script_from_source("big", "lisp", source)
+    with ScriptManager(cache_dir=tmp_path) as m:  # the default policy and its limits
+        m.load_script_from_source("big", "lisp", source)
+        assert m.engine("lisp").runtime.worker_info("big")["compiled_from"] == "bytecode"
+        assert m.call_function("big.f1499", [1, 1]) == 1499

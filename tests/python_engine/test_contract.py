@@ -58,11 +58,6 @@ PYTHON = Snippets(
     breakpoint_line=2,
     raise_statement='raise RuntimeError("load fails")',
     evaluate=('x = 40', 'x + 2'),
-    pending={
-        # trusted scripts evaluate (tests/python_engine/test_trusted.py, tests/lisp/test_lisp_hosting.py)
-        "test_evaluate": "sandboxed scripts wait on kryon_core.isolation: its worker has no request that runs "
-        "code in a loaded script's namespace",
-    },
 )
 
 

@@ -505,3 +505,166 @@ def test_a_granted_package_loads_its_submodules_later(layers: bool) -> None:
     h = m.engine("python").runtime.worker_info("x")["hardening"]
     assert "1 read-only path" in h["landlock"] and h["nofile"] > 0
     m.close()
+
+
+def test_evaluate_runs_in_the_worker_under_the_script_limits_and_guards() -> None:
+    """``evaluate`` on a sandboxed script runs in its worker: its namespace,
+    its time limit, the guard and the curated builtins, and the host's state
+    is not reachable."""
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.5), cache=False)
+    try:
+        m.load_script_from_source("s", "python", "n = 40\ndef get():\n    return n\n")
+        assert m.evaluate("python", "n + 2", script="s") == 42
+        assert m.evaluate("python", "n = 1\ndef twice(x):\n    return 2 * x", script="s") is None
+        assert m.call_function("s.get") == 1, "the evaluation changed the script's own namespace"
+        assert m.call_function("s.twice", [21]) == 42, "a function the evaluation defined is callable"
+        with pytest.raises(AccessDeniedError):
+            m.evaluate("python", "import os\nos.getpid()", script="s")
+        with pytest.raises(AccessDeniedError) as denied:
+            m.evaluate("python", "x = 1\n().__class__.__base__", script="s")
+        assert denied.value.line == 2 and denied.value.script == "s"
+        with pytest.raises(AccessDeniedError):
+            m.evaluate("python", "open('/etc/hostname').read()", script="s")
+        with pytest.raises(ScriptRuntimeError) as failed:
+            m.evaluate("python", "y = 2\nraise ValueError('no')", script="s")
+        assert failed.value.line == 2 and "ValueError" in failed.value.message
+        with pytest.raises(CompileError):
+            m.evaluate("python", "def (:", script="s")
+        with pytest.raises(ScriptTimeoutError):
+            m.evaluate("python", "while True:\n    pass", script="s")
+        assert m.evaluate("python", "n", script="s") == 1, "the worker kept its state after the timeout"
+        assert m.evaluate("python", "[1, {'a': b'x'}]", script="s") == [1, {"a": b"x"}]
+    finally:
+        m.close()
+
+
+@pytest.mark.parametrize("kind", ["list", "dict"])
+def test_deep_values_cross_or_are_refused_in_both_directions(kind: str) -> None:
+    """Values nested up to the protocol's depth cross both ways (the worker's
+    parser gets room past the script's recursion limit); deeper ones are a
+    ConversionError on whichever side made them; the worker keeps its state."""
+    from kryon_core.isolation.protocol import MAX_DEPTH
+
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=5), cache=False)
+    try:
+        m.load_script_from_source(
+            "d",
+            "python",
+            f"""\
+import kryon
+n = 0
+def echo(x):
+    global n
+    n += 1
+    return x
+def make(depth):
+    v = "bottom"
+    for _ in range(depth):
+        v = [v] if {kind!r} == "list" else {{"k": v}}
+    return v
+def relay(depth):
+    return kryon.call("host_echo.echo", make(depth))
+def count():
+    return n
+""",
+        )
+        m.load_script_from_source("host_echo", "python", "def echo(x): return x", policy=SecurityPolicy.trusted())
+        m.expose("host_echo.echo")
+
+        def nest(depth: int) -> object:
+            v: object = "bottom"
+            for _ in range(depth):
+                v = [v] if kind == "list" else {"k": v}
+            return v
+
+        assert m.call_function("d.make", [MAX_DEPTH - 1]) == nest(MAX_DEPTH - 1)
+        assert m.call_function("d.relay", [MAX_DEPTH - 1]) == nest(MAX_DEPTH - 1)
+        for depth in (MAX_DEPTH + 1, 5000):
+            with pytest.raises(ConversionError):
+                m.call_function("d.echo", [nest(depth)])
+            with pytest.raises(ConversionError):
+                m.call_function("d.make", [depth])
+            with pytest.raises(ConversionError):
+                m.call_function("d.relay", [depth])
+        assert m.call_function("d.count") == 0, "refused values never reached the script; the worker kept its state"
+        # inside the script's own recursion the parser still has room: 150 deep calls receive a 200-deep value
+        m.load_script_from_source(
+            "r", "python", "import kryon\ndef down(k, v):\n    return down(k - 1, v) if k else kryon.call('host_echo.echo', v)\n"
+        )
+        assert m.call_function("r.down", [150, nest(MAX_DEPTH // 2)]) == nest(MAX_DEPTH // 2)
+    finally:
+        m.close()
+
+
+def test_a_warm_load_runs_the_cached_code_in_the_worker(tmp_path) -> None:
+    """A warm load hands the worker the cached code object: it checks it and
+    runs it instead of compiling; a restarted worker reuses it too."""
+    source = "import kryon\nn = 0\ndef bump():\n    global n\n    n += 1\n    return n\ndef fail():\n    raise ValueError('x')\n"
+    with ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
+        m.load_script_from_source("cold", "python", source)
+    with ScriptManager(cache_dir=tmp_path, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:  # a fresh host
+        m.load_script_from_source("warm", "python", source)
+        runtime = m.engine("python").runtime
+        assert m.scripts["warm"].compiled.from_cache
+        assert runtime.worker_info("warm")["compiled_from"] == "bytecode"
+        assert m.call_function("warm.bump") == 1
+        with pytest.raises(ScriptRuntimeError) as info:
+            m.call_function("warm.fail")
+        assert info.value.script == "warm" and info.value.line == 8, "frames name the script, not the cached name"
+        os.kill(runtime.worker_info("warm")["pid"], 9)
+        with pytest.raises(ScriptError):
+            m.call_function("warm.bump")
+        assert m.call_function("warm.bump") == 1 and runtime.worker_info("warm")["compiled_from"] == "bytecode"
+
+
+def test_cached_code_the_guard_refuses_is_compiled_from_source_instead() -> None:
+    """The worker checks cached code with the guard's rules: code a trusted
+    compile cached for the same source is refused and the source compiled
+    (and refused by the AST guard); forged or corrupt code for a source is
+    never run."""
+    import marshal
+
+    from kryon_core.isolation import IsolatedRuntime
+
+    escape = "x = ().__class__.__base__\ndef get():\n    return x\n"
+    with ScriptManager(cache_dir=False) as m:  # one in-memory cache for both loads
+        m.load_script_from_source("t", "python", escape, policy=SecurityPolicy.trusted())
+        with pytest.raises(AccessDeniedError) as info:
+            m.load_script_from_source("s", "python", escape, policy=SecurityPolicy.sandboxed(time_limit=5))
+        assert info.value.line == 1 and "__base__" in info.value.message
+    runtime = IsolatedRuntime("python")
+    policy = SecurityPolicy.sandboxed(time_limit=5)
+    try:
+        forged = marshal.dumps(compile("x = ().__class__.__base__.__subclasses__()", "s", "exec"))
+        for name, bytecode in (("forged", forged), ("corrupt", b"\xe3not marshal"), ("not-code", marshal.dumps([1, 2]))):
+            runtime.load(name, "x = 41\ndef get():\n    return x + 1\n", policy=policy, bytecode=bytecode)
+            assert runtime.worker_info(name)["compiled_from"] == "source", name
+            assert runtime.call(name, "get", []) == 42, name
+        honest = marshal.dumps(compile("x = 1\ndef get():\n    return x\n", "elsewhere", "exec"))
+        runtime.load("honest", "x = 1\ndef get():\n    return x\n", policy=policy, bytecode=honest)
+        assert runtime.worker_info("honest")["compiled_from"] == "bytecode"
+    finally:
+        runtime.close()
+
+
+def test_the_bytecode_check_follows_the_guard() -> None:
+    """guard.check_code accepts ordinary code and refuses what the AST
+    guard refuses, in nested code objects too."""
+    from kryon_core.isolation import guard
+
+    accepted = [
+        "x = 1\ndef f(a):\n    return a.b + len([1])",
+        "class A:\n    def __init__(self):\n        self._x = 1\n    def __repr__(self):\n        return 'a'",
+        "import math\nfrom math import floor",
+        "def g():\n    return __name__\nassert __debug__",
+    ]
+    refused = [
+        "().__class__", "x.__globals__", "__builtins__", "from random import _os", "def f(o):\n    return o._x",
+        "def f(g):\n    return g.gi_frame", "__x__ = 1", "def outer():\n    def inner(t):\n        return t.f_back\n    return inner",
+        "class A:\n    def f(self):\n        return super().f()",  # refused here, accepted from source: compiled instead
+    ]
+    for source in accepted:
+        guard.check_code(compile(source, "s", "exec"))
+    for source in refused:
+        with pytest.raises(guard.GuardViolation):
+            guard.check_code(compile(source, "s", "exec"))

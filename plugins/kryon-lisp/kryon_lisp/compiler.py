@@ -13,9 +13,10 @@ with the script, line and column.
 
 Compiling runs macros (``defmacro`` bodies, reader macros, ``require``) in
 this process: it is as trusted as running the script. Sandboxed source is
-first read (reading runs no user code) and refused by :func:`.scan.check_sandboxable`
-if any form would run code while compiling, so compiling what is left runs
-only Hy's own macros; it then runs in an isolated worker (``sandbox.py``).
+first read (reading runs no user code); if any form would run code while
+compiling (:func:`.scan.sandbox_violation`) it is not compiled here at all
+(:func:`source_only`: its worker compiles it, macros and all), so compiling
+sandboxed source here runs only Hy's own macros (``sandbox.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import warnings
 from typing import Any, Iterator
 
 import hy
-from hy.compiler import hy_compile
+from hy.compiler import HyASTCompiler, hy_compile
 from hy.errors import HyLanguageError, HyMacroExpansionError
 from hy.models import Expression, Keyword, Lazy, Symbol
 from hy.reader.exceptions import LexException
@@ -46,6 +47,7 @@ from .scan import CLOSERS, has_relative_require, spelled_names, top_level_name, 
 __all__ = [
     "ENGINE_VERSION",
     "compile_source",
+    "source_only",
     "compile_ast",
     "compile_evaluation",
     "compile_module",
@@ -88,11 +90,7 @@ def compile_source(source: str, name: str) -> CompiledScript:
     which only the load can find (inside the script's root). Its entry holds
     the source, and the load compiles it."""
     if has_relative_require(source, name):
-        spelled = spelled_names(list(hy.read_many(source, filename=name)))
-        return CompiledScript(
-            id=name, language=LANGUAGE, source=source, engine_version=ENGINE_VERSION,
-            functions={n: FunctionInfo(name=n) for n in spelled.values()},
-        )
+        return source_only(source, name)
     forms: list[Any] = []
     module = compile_ast(source, name, forms)
     code = _code(module, name)
@@ -105,6 +103,20 @@ def compile_source(source: str, name: str) -> CompiledScript:
         globals=_globals(module),
         dependencies=_dependencies(module),
         engine_version=ENGINE_VERSION,
+    )
+
+
+def source_only(source: str, name: str) -> CompiledScript:
+    """An entry that holds the source and the functions its forms name, for
+    a script compiled only where it loads (a sandboxed script with macros
+    compiles inside its worker; a relative require resolves at the load)."""
+    try:
+        spelled = spelled_names(list(hy.read_many(source, filename=name)))
+    except (LexException, RecursionError, HyLanguageError):
+        spelled = {}  # the compiler reports the reader error where it compiles
+    return CompiledScript(
+        id=name, language=LANGUAGE, source=source, engine_version=ENGINE_VERSION,
+        functions={n: FunctionInfo(name=n) for n in spelled.values()},
     )
 
 
@@ -158,17 +170,23 @@ def compile_module(source: str, filename: str, module: types.ModuleType) -> type
 _UNRESOLVED = "kryon-lisp-compiling"
 
 def compile_ast(source: str, name: str, forms: list[Any] | None = None,
-                module: types.ModuleType | None = None) -> ast.Module:
+                module: types.ModuleType | None = None, compiler_class: type[HyASTCompiler] | None = None) -> ast.Module:
     """Read and compile to a Python AST in ``module`` (by default one whose
     relative requires resolve nowhere); the top-level forms read are appended
-    to ``forms`` (reading stays lazy, form by form, as Hy needs for reader macros)."""
+    to ``forms`` (reading stays lazy, form by form, as Hy needs for reader
+    macros). ``compiler_class`` replaces Hy's compiler (the sandbox's checks
+    code that runs while compiling)."""
     if module is None:
         module = types.ModuleType(f"{_UNRESOLVED}.{name}")
     with _compile_errors(source, name):
         tree = hy.read_many(source, filename=name)
         if forms is not None:
             tree = _recording(tree, forms)
-        compiled: ast.Module = hy_compile(tree, module, filename=name, source=source, extra_macros=PRELUDE_MACROS)
+        compiler = (
+            compiler_class(module, filename=name, source=source, extra_macros=PRELUDE_MACROS) if compiler_class else None
+        )
+        compiled: ast.Module = hy_compile(tree, module, filename=name, source=source, extra_macros=PRELUDE_MACROS,
+                                          compiler=compiler)
     return compiled
 
 

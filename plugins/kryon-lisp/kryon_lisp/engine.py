@@ -47,9 +47,24 @@ class LispDialect(Dialect):
         self._mangled: dict[str, str] = {}
 
     def compile(self, text: str, name: str, *, sandboxed: bool) -> CompiledScript:
-        if sandboxed:
-            scan.check_sandboxable(text, name)
+        """A sandboxed script whose forms run code while compiling (its own
+        macros, ``require``...) is compiled only inside its worker: this
+        process never runs them; the entry holds the source."""
+        if sandboxed and scan.may_run_code_while_compiling(text) and scan.sandbox_violation(text, name) is not None:
+            return compiler.source_only(text, name)
         return compiler.compile_source(text, name)
+
+    def worker_bytecode(self, compiled: CompiledScript) -> bytes | None:
+        """Cached bytecode a sandboxed worker may run: only for source whose
+        compiling runs Hy's own macros alone (no form of its own runs code
+        while compiling), so that it is the same whoever compiled it; a
+        trusted compile of a script with macros ran them with the host's
+        rights, and its output never reaches a worker."""
+        if not compiled.bytecode or compiled.engine_version != compiler.ENGINE_VERSION:
+            return None
+        if scan.may_run_code_while_compiling(compiled.source):
+            return None
+        return compiled.bytecode
 
     def code_for(self, compiled: CompiledScript, module: types.ModuleType) -> types.CodeType:
         return compiler.load_code(compiled, module)

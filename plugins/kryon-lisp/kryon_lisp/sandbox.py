@@ -10,10 +10,11 @@ runs its macros. Therefore:
   through ``kryon_core.isolation`` (as kryon-python's untrusted mode does):
   OS limits for memory and CPU, no files, network or processes, an audit
   hook and the AST guard; the script is compiled inside the worker by
-  :mod:`kryon_lisp.sandboxed` (:data:`LISP_COMPILER`). Forms that run code
-  while compiling (``defmacro``, ``eval-when-compile``, ``require``...) are
-  refused (:func:`kryon_lisp.scan.check_sandboxable`), so the engine may
-  also compile sandboxed source in-process for the cache;
+  :mod:`kryon_lisp.sandboxed` (:data:`LISP_COMPILER`), where its macros run.
+  Source with forms that run code while compiling (``defmacro``,
+  ``eval-when-compile``, ``require``..., :func:`kryon_lisp.scan.sandbox_violation`)
+  is never compiled in this process; other sandboxed source (which runs only
+  Hy's own macros) is, for the cache;
 - a **trusted** policy runs in-process, with the limits in-process code can
   keep kept as conveniences and the rest refused (``kryon_core.pyhost.policy``;
   see README.md). Hy's runtime (``hy``, ``hyrule``) is importable whatever
@@ -35,6 +36,9 @@ LISP_COMPILER = CompilerSpec(
     preload=("encodings.unicode_escape", "encodings.raw_unicode_escape", "kryon_lisp.sandboxed"),
     runtime_imports=("kryon_lisp_hy",),
     columns=True,
+    # code the host compiled (a warm load from its cache) imports `hy` and binds no API itself
+    module_aliases=(("hy", "kryon_lisp_hy"),),
+    api_in_namespace=True,
 )
 
 #: modules a script's compiled code imports itself (Hy's runtime)

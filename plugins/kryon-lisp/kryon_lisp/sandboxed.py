@@ -4,19 +4,28 @@ The worker imports this module before it arms its sandbox (the compiler
 spec ``kryon_lisp.sandboxed:compile``), so everything Hy loads lazily is
 loaded here, by compiling a warm-up sample. After arming, :func:`compile`
 turns a sandboxed script's source into an ``ast.Module`` that the worker
-checks with its AST guard and runs:
+checks with its AST guard and runs. A sandboxed Lisp is a whole Lisp: the
+script is compiled here, inside the confined worker, in the script's own
+module, so its macros (``defmacro``, ``defreader``, ``do-mac``,
+``eval-when-compile``, ``require`` of a module the policy grants,
+``get-macro``) run here, under the script's time limit, with its builtins:
 
-1. forms that run code while compiling (``defmacro``, ``defreader``,
-   ``eval-when-compile``, ``require``, ``hy.R``...) are refused, so compiling
-   runs only Hy's own macros;
+1. code that runs while compiling (a macro's definition, ``do-mac``,
+   ``eval-when-compile``) is compiled by :class:`SandboxCompiler`, which
+   rewrites and checks it with the worker's guard exactly as the script's
+   own code, then runs it in the script's module; what it does at run time
+   (open a file, import a module the policy withholds) is refused there,
+   and the error names the line of the form that ran it;
 2. the source is compiled with Hy (reader and macro errors become a
    ``SyntaxError`` with the .kl line and column, which the worker reports as
-   a CompileError);
+   a CompileError; an access, timeout, memory or recursion error raised by a
+   macro stays what it is);
 3. ``import hy`` becomes ``import kryon_lisp_hy as hy``: a module holding only
    what compiled Hy code needs at run time (the model classes, ``mangle``,
-   ``gensym``, the operator functions...). ``hy.eval``, ``hy.read``,
-   ``hy.I`` and ``hy.R`` (which would compile or import past the guard) are
-   not in it, and any use of a ``hy.`` attribute outside it is refused;
+   ``gensym``, the operator functions, macro registration into the
+   script's own namespace...). ``hy.eval``, ``hy.read``, ``hy.I`` and
+   ``hy.R`` (which would compile or import past the guard) are not in it,
+   and any use of a ``hy.`` attribute outside it is refused;
 4. the ``kryon`` API is bound without an import (``from kryon import *``,
    under the mangled kebab-case names the host registered) and ``kryon``
    itself is importable as in Python.
@@ -28,17 +37,21 @@ refuses ``_`` attributes, so a script reaching this module sees nothing of Hy.
 from __future__ import annotations
 
 import ast as _ast
+import builtins as _builtins
 import sys as _sys
 import types as _types
+from typing import Any as _Any
 
 import hy as _hy
 import hy.pyops as _pyops
 from hy import models as _models
+from hy.compiler import HyASTCompiler as _HyASTCompiler
+from hy.compiler import hy_compile as _hy_compile
+from hy.reader import HyReader as _HyReader
 
 from kryon_core import CompileError as _CompileError
 
 from . import compiler as _compiler
-from . import scan as _scan
 
 __all__ = ["compile", "RUNTIME_MODULE"]
 
@@ -51,11 +64,47 @@ _MODEL_NAMES = (
 )
 
 
-def _no_macros(*args: object, **kwargs: object) -> object:
-    """Macro registration at run time: macros were expanded while compiling,
-    and sandboxed scripts define none, so there is nothing to register."""
-    if len(args) == 1 and isinstance(args[0], str):
-        return lambda fn: fn
+def _macro(name: str) -> _Any:
+    """``hy.macros.macro`` for sandboxed code: registers the function as a
+    macro in its own module's namespace (the script's), where compiling
+    looks macros up (Hy's own renames the function, which remakes a code
+    object: the sandbox refuses that)."""
+    key = _hy.mangle(name)
+
+    def install(fn: _Any) -> _Any:
+        if not isinstance(fn, _types.FunctionType):
+            raise TypeError("a macro must be a function")
+        fn.__globals__.setdefault("_hy_macros", {})[key] = fn
+        return fn
+
+    return install
+
+
+def _reader_macro(name: str, fn: _Any) -> None:
+    """``hy.macros.reader_macro`` for sandboxed code (see :func:`_macro`)."""
+    if not isinstance(fn, _types.FunctionType):
+        raise TypeError("a reader macro must be a function")
+    fn.__globals__.setdefault("_hy_reader_macros", {})[name] = fn
+
+
+def _enable_readers(module: _Any, reader: _Any, names: _Any) -> None:
+    """``hy.macros.enable_readers``: reader macros a ``require`` brought in
+    become active in the reader compiling the script (at run time, when no
+    reader is reading, there is nothing to do)."""
+    if reader is None:
+        return
+    if module is not None:
+        raise TypeError("sandboxed Lisp enables reader macros of its own module only")
+    defined = _sys._getframe(1).f_globals.get("_hy_reader_macros", {})
+    for name in defined.keys() if names == "ALL" else names:
+        if name not in defined:
+            raise NameError(f"reader {name} is not defined")
+        reader.reader_macros[name] = defined[name]
+
+
+def _no_require(*args: object, **kwargs: object) -> None:
+    """``require`` at run time: the macros were required into the script's
+    module while it was compiled (in this worker); nothing is imported again."""
     return None
 
 
@@ -70,13 +119,60 @@ def _runtime_module() -> _types.ModuleType:
         }
     )
     setattr(mod, "pyops", pyops)
-    setattr(mod, "macros", _types.SimpleNamespace(macro=_no_macros, reader_macro=_no_macros, require=_no_macros))
+    # macro registration writes into the defining function's own globals (the script's namespace)
+    setattr(mod, "macros", _types.SimpleNamespace(macro=_macro, reader_macro=_reader_macro,
+                                                  require=_no_require, require_reader=_no_require,
+                                                  enable_readers=_enable_readers))
+    # a reader macro's definition registers itself with the reader compiling the script
+    setattr(mod, "reader", _types.SimpleNamespace(HyReader=_types.SimpleNamespace(current_reader=_HyReader.current_reader)))
     for name in ("mangle", "unmangle", "gensym", "repr", "repr_register", "as_model"):
         if hasattr(_hy, name):
             setattr(mod, name, getattr(_hy, name))
     return mod
 
 
+def _require_without_files() -> None:
+    """Hy's ``require`` touches files it does not need, which a worker that
+    may not read them is refused: it finds its caller with
+    ``inspect.stack()``, which reads every frame's source, and compares the
+    required module's file with the compiling module's (``os.path.samefile``,
+    a ``stat`` of a path nobody may reach). In this process only, Hy's macro
+    module gets an ``inspect`` whose ``stack`` reads no source, and the
+    comparison is by identity: a script's module is never a file a
+    ``require`` could name."""
+    import inspect
+
+    import hy.macros
+
+    quiet = _types.ModuleType("inspect")
+    quiet.__dict__.update(vars(inspect))
+    quiet.stack = lambda context=1: inspect.stack(0)  # type: ignore[attr-defined]
+    hy.macros.inspect = quiet  # type: ignore[attr-defined]
+    hy.macros._same_modules = lambda source, target: source is not None and source is target  # type: ignore[attr-defined]
+    hy.macros.importlib = _audited_importlib()  # type: ignore[attr-defined]
+
+
+def _audited_importlib() -> _types.ModuleType:
+    """``importlib`` for Hy's ``require``: ``import_module`` raises the
+    ``import`` audit event that the ``import`` statement raises (and
+    ``importlib`` does not), so the worker's audit hook answers a require of
+    a module the policy withholds with a clear refusal naming it, before
+    the import system tries the file system."""
+    import importlib
+    import importlib.util
+
+    def import_module(name: str, package: str | None = None) -> _types.ModuleType:
+        full = importlib.util.resolve_name(name, package) if name.startswith(".") else name
+        _sys.audit("import", full, None, _sys.path, _sys.meta_path, _sys.path_hooks)
+        return importlib.import_module(name, package)
+
+    audited = _types.ModuleType("importlib")
+    audited.__dict__.update(vars(importlib))
+    audited.import_module = import_module  # type: ignore[attr-defined]
+    return audited
+
+
+_require_without_files()
 _RUNTIME = _runtime_module()
 _sys.modules.setdefault(RUNTIME_MODULE, _RUNTIME)
 _ALLOWED = frozenset(n for n in vars(_RUNTIME) if not n.startswith("_"))
@@ -142,16 +238,81 @@ class _Rewrite(_ast.NodeTransformer):
         return node
 
 
-def compile(source: str, filename: str) -> _ast.Module:  # noqa: A001 - the worker's compiler hook
-    """Sandboxed Kryon Lisp source to a checked ``ast.Module`` (see module doc)."""
-    found = _scan.sandbox_violation(source, filename)
-    if found is not None:
-        raise _violation(*found)
+class SandboxCompiler(_HyASTCompiler):
+    """Hy's compiler for sandboxed scripts: code it runs while compiling (a
+    macro's definition, ``do-mac``, ``eval-when-compile``...) is rewritten and
+    checked like the script's own code, then run in the script's module."""
+
+    #: the worker's check of an AST (its guard), set per compile by :func:`compile`
+    check: _Any = None
+
+    def __init__(self, module: _Any, *args: _Any, **kwargs: _Any) -> None:
+        super().__init__(module, *args, **kwargs)
+        # Hy's compiler binds the real ``hy`` in the module it compiles in (the
+        # script's namespace, where code run while compiling looks it up)
+        self.module.hy = _RUNTIME
+
+    def eval(self, model: _Any) -> _Any:
+        inner = type(self)(self.module, filename=self.filename, source=self.source,
+                           extra_macros=_compiler.PRELUDE_MACROS)
+        body, expression = _hy_compile(model, self.module, get_expr=True, compiler=inner, import_stdlib=False)
+        ns = self.module.__dict__
+        exec(_compile_checked(body, self.filename, "exec", self.check), ns, ns)
+        return eval(_compile_checked(expression, self.filename, "eval", self.check), ns, ns)
+
+
+def _compile_checked(tree: _ast.AST, filename: str, mode: str, check: _Any) -> _types.CodeType:
+    tree = _Rewrite().visit(tree)
+    if check is not None:
+        check(tree)
+    return _builtin_compile(tree, filename, mode, dont_inherit=True)  # type: ignore[no-any-return]
+
+
+_builtin_compile = _builtins.compile
+
+
+def _raised_at_run_time(error: BaseException) -> BaseException | None:
+    """What code run while compiling raised, when it is a refusal or a limit
+    (Hy wraps a macro's exception in its own error, even a BaseException)."""
+    scriptenv = _sys.modules.get("kryon_isolation_scriptenv")
+    guard = _sys.modules.get("kryon_isolation_guard")
+    kinds: tuple[type, ...] = (MemoryError, RecursionError, PermissionError)
+    if scriptenv is not None:
+        kinds += (scriptenv.AccessDenied,)
+    if guard is not None:
+        kinds += (guard.GuardViolation,)
+    seen = 0
+    cause: BaseException | None = error
+    while cause is not None and seen < 50:
+        if isinstance(cause, kinds) or not isinstance(cause, Exception):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return None
+
+
+def compile(  # noqa: A001 - the worker's compiler hook
+    source: str, filename: str, module: _types.ModuleType | None = None, check: _Any = None
+) -> _ast.Module:
+    """Sandboxed Kryon Lisp source to a checked ``ast.Module``, compiled in
+    the script's ``module`` with the worker's ``check`` applied to code that
+    runs while compiling (see the module doc)."""
+    compiler_class = type("ScriptCompiler", (SandboxCompiler,), {"check": staticmethod(check) if check else None})
     try:
-        module = _compiler.compile_ast(source, filename)
+        tree = _compiler.compile_ast(source, filename, module=module, compiler_class=compiler_class)
     except _CompileError as exc:
-        raise SyntaxError(exc.message, (filename, exc.line, exc.column, None)) from None
-    module = _checked(_Rewrite().visit(module))
+        inner = _raised_at_run_time(exc)
+        if inner is None:
+            raise SyntaxError(exc.message, (filename, exc.line, exc.column, None)) from None
+        guard = _sys.modules.get("kryon_isolation_guard")
+        if guard is not None and isinstance(inner, guard.GuardViolation):
+            raise inner from None
+        if isinstance(inner, Exception) and not isinstance(inner, (MemoryError, RecursionError)):
+            detail = exc.message.splitlines()[0][:200] if exc.message else ""
+            text = str(inner) if detail in ("", str(inner)) else f"{inner} (while compiling: {detail})"
+            raise _violation(text, exc.line, exc.column) from None
+        raise inner.with_traceback(None) from None
+    module = _checked(_Rewrite().visit(tree))
     prelude = [
         _ast.Import(names=[_ast.alias(name="kryon")]),
         _ast.ImportFrom(module="kryon", names=[_ast.alias(name="*")], level=0),
@@ -168,3 +329,7 @@ def _checked(module: object) -> _ast.Module:
     if not isinstance(module, _ast.Module):
         raise TypeError("the rewritten script is not a module")
     return module
+
+
+#: the worker hands this hook the script's module and its guard check
+compile.kryon_module_aware = True  # type: ignore[attr-defined]

@@ -4,7 +4,8 @@ Reading runs no user code (only compiling runs macros), so these checks are
 safe on any source, sandboxed or not:
 
 - :func:`sandbox_violation` / :func:`check_sandboxable`: forms that would run
-  code while compiling, refused in sandboxed scripts;
+  code while compiling (the host never compiles such sandboxed source: its
+  worker does);
 - :func:`has_relative_require`: a ``(require .macros ...)`` whose expansion
   depends on a file beside the script (compiled at load, not for the cache);
 - :func:`spelled_names`: the names functions are registered under, as the
@@ -15,6 +16,7 @@ safe on any source, sandboxed or not:
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import hy
@@ -31,6 +33,7 @@ __all__ = [
     "COMPILE_TIME_FORMS",
     "sandbox_violation",
     "check_sandboxable",
+    "may_run_code_while_compiling",
     "has_relative_require",
     "spelled_names",
     "unclosed_opener",
@@ -155,6 +158,8 @@ COMPILE_TIME_FORMS = frozenset(
     for name in (
         "defmacro", "defreader", "do-mac", "eval-and-compile", "eval-when-compile",
         "require", "get-macro", "local-macros", "export",
+        # evaluates its values while compiling (``(pragma :hy (do ...))``)
+        "pragma",
     )
 )
 
@@ -204,6 +209,23 @@ def sandbox_violation(source: str, name: str) -> tuple[str, int | None, int | No
         elif isinstance(form, FString):
             todo.extend(form)
     return None
+
+
+#: words any form that runs code while compiling must spell (a cheap first look at the source)
+_COMPILE_TIME_WORDS = re.compile(
+    r"defmacro|defreader|do-mac|do_mac|eval-when-compile|eval_when_compile|eval-and-compile|eval_and_compile"
+    r"|require|get-macro|get_macro|local-macros|local_macros|export|pragma|\bhy\b"
+)
+
+
+def may_run_code_while_compiling(source: str) -> bool:
+    """Whether compiling ``source`` might run code of its own: a text search
+    for the words such forms are spelled with (and ``hy``, through which
+    ``hy.R`` and the like can be reached), so it errs on the side of yes;
+    :func:`sandbox_violation` gives the answer form by form. The text is
+    NFKC-normalised first, as Hy normalises symbols (a full-width
+    ``ｄｅｆｍａｃｒｏ`` is ``defmacro``)."""
+    return _COMPILE_TIME_WORDS.search(unicodedata.normalize("NFKC", source)) is not None
 
 
 def check_sandboxable(source: str, name: str) -> None:
