@@ -63,7 +63,6 @@ WREN = Snippets(
     evaluate=('var x = 40', 'x + 2'),
     pending={
         "test_evaluate": "ScriptEngine.evaluate is not implemented yet",
-        "test_sandboxed_caller_needs_an_export": "kryon is bound per runtime, not per script (bridge.for_script)",
     },
 )
 

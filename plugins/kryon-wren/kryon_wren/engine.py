@@ -55,21 +55,28 @@ from kryon_core import (
     UserData,
 )
 
+from kryon_core.threads import EngineGate
+
 from . import sandbox
 from .bridge import IO_SOURCE, kryon_module_source, spread_call_args
 from .values import MAX_SAFE, WrenObject, host_callable, prepare, resolve
 
 LANG = "wren"
+#: marks a call whose time-limit region was already left (a trap)
+_NO_REGION = float("nan")
 _IMPORT = re.compile(r'^[ \t]*import[ \t]+"([^"\n]+)"', re.M)
 _COMPILE_GUARD = 'Fiber.abort("kryon: compile only")\n'
 
 
 @dataclass
 class _Pool:
-    """One wasm instance and the scripts living in it."""
+    """The wasm instance one script lives in, and the gate into it. Every
+    script has its own, so a trap (out of memory, a time limit, a VM fault)
+    restarts that script alone; the others keep their state."""
 
     key: sandbox.LimitsKey
     instance: Any
+    gate: EngineGate
     states: list["_VMState"] = field(default_factory=list)
     restarts: int = 0
 
@@ -268,6 +275,9 @@ class _VMState:
             bridge = self.engine.bridge
             if bridge is None:
                 return self._foreign(_no_bridge(name))
+            # the script's own view: its calls carry its identity and policy,
+            # and callbacks it registers are owned by it (unload releases them)
+            bridge = bridge.for_script(self.script_id, self.policy)
             for method, fn in bridge.methods():
                 if method.camel == name:
                     if name == "call":
@@ -357,6 +367,12 @@ class _VMState:
         return read if name == "read" else exists
 
 
+def _on_live_vm(state: _VMState, method: str, *args: Any) -> None:
+    vm = state.vm
+    if vm is not None and state.pool.instance.dead is None:
+        getattr(vm, method)(*args)
+
+
 def _script_id_of(file: str) -> str:
     """A breakpoint's script: the script id, or a file path naming it."""
     name = file.replace("\\", "/").rsplit("/", 1)[-1]
@@ -385,11 +401,13 @@ class WrenEngine(ScriptEngine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._pools: dict[sandbox.LimitsKey, _Pool] = {}
         self._scripts: dict[str, _VMState] = {}
         self._globals: dict[str, Any] = {}
         self._wren_fns: "weakref.WeakKeyDictionary[FunctionRef, tuple[_VMState, Any]]" = weakref.WeakKeyDictionary()
+        #: guards the engine's tables only; never held while script code runs
+        #: (each script's runtime is entered through its pool's gate)
         self._lock = threading.RLock()
+        self._check_lock = threading.Lock()
         self._checker: Any = None
         self._checks = 0
         self._async_ids = itertools.count(1)
@@ -397,6 +415,7 @@ class WrenEngine(ScriptEngine):
         self._active: list[_VMState] = []
         self._breakpoints: dict[int, tuple[str, int]] = {}
         self._breakpoint_ids = itertools.count(1)
+        self._peak = 0
 
     # -- identification ------------------------------------------------------------------
     @property
@@ -420,33 +439,35 @@ class WrenEngine(ScriptEngine):
         super().initialize(config)
 
     # -- pools -------------------------------------------------------------------------------
-    def _pool(self, policy: SecurityPolicy) -> _Pool:
+    def _pool(self, policy: SecurityPolicy, script_id: str) -> _Pool:
         key = sandbox.LimitsKey.for_policy(policy)
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = _Pool(key, sandbox.new_instance(key))
-        elif pool.instance.dead is not None:
-            self._rebuild(pool)
-        return pool
+        return _Pool(key, sandbox.new_instance(key), self.make_gate(script_id))
+
+    def _pools(self) -> list[_Pool]:
+        with self._lock:
+            return [s.pool for s in self._scripts.values()]
 
     def _rebuild(self, pool: _Pool) -> None:
-        """A new instance for a pool whose instance trapped; every script in
-        it runs its top level again (its state restarts)."""
+        """A new instance for a script whose instance trapped; it runs its top
+        level again (its own state restarts; no other script is touched)."""
+        sandbox.dispose(pool.instance)
         pool.instance = sandbox.new_instance(pool.key)
         pool.restarts += 1
-        for state in list(pool.states):
-            state.vm = None
-            try:
-                state.start()
-            except Exception:  # a script whose top level now fails stays loaded but broken
+        with sandbox.own_deadline():  # the restart is not part of the call that faulted
+            for state in list(pool.states):
                 state.vm = None
+                try:
+                    state.start()
+                except Exception:  # a script whose top level now fails stays loaded but broken
+                    state.vm = None
 
     def _after_trap(self, state: _VMState, exc: Exception) -> ScriptError:
         error = sandbox.trap_error(exc, state.script_id)
         pool = state.pool
         if pool.instance.dead is None:
             pool.instance.dead = str(exc)
-        self._rebuild(pool)
+        if pool.states:
+            self._rebuild(pool)
         return error
 
     # -- compile and load ------------------------------------------------------------------
@@ -467,9 +488,11 @@ class WrenEngine(ScriptEngine):
         reports every syntax error and nothing of the script runs."""
         from .vm import WrenCompileError, WrenRuntimeError, WrenVM
 
-        with self._lock:
+        with self._check_lock:
             self._checks += 1
             if self._checker is None or self._checker.instance.dead is not None or self._checks % 200 == 0:
+                if self._checker is not None:
+                    sandbox.dispose(self._checker.instance)
                 self._checker = WrenVM(instance=sandbox.new_instance(sandbox.LimitsKey(256 << 20, 10.0)),
                                        write=lambda text: None)
             module = f"{name}#check{next(self._async_ids)}"
@@ -487,30 +510,40 @@ class WrenEngine(ScriptEngine):
                 self._checker = None
 
     def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
+        state = self._start(compiled, policy or self.config.policy)
         with self._lock:
-            state = self._start(compiled, policy or self.config.policy)
+            old = self._scripts.get(compiled.id)
             self._scripts[compiled.id] = state
+        if old is not None:
+            self._drop(old)
         return compiled.id
 
     def _start(self, compiled: CompiledScript, policy: SecurityPolicy) -> _VMState:
         from .vm import WrenCompileError, WrenError, WrenRuntimeError
 
-        pool = self._pool(policy)
+        pool = self._pool(policy, compiled.id)
         state = _VMState(self, compiled, policy, pool)
+        return pool.gate.run(self._run_top_level, state)
+
+    def _run_top_level(self, state: _VMState) -> _VMState:
+        from .vm import WrenCompileError, WrenError, WrenRuntimeError
+
         try:
-            state.start()
-        except WrenCompileError as exc:
+            try:
+                state.start()
+            except WrenCompileError as exc:
+                raise sandbox.compile_error(exc, state.script_id) from None
+            except WrenRuntimeError as exc:
+                state.flush()
+                raise self._runtime_error(state, exc) from None
+            except WrenError as exc:
+                raise self._after_trap(state, exc) from None
+            state.functions = self._describe(state)
+        except BaseException:
             state.close()
-            raise sandbox.compile_error(exc, compiled.id) from None
-        except WrenRuntimeError as exc:
-            state.flush()
-            state.close()
-            raise self._runtime_error(state, exc) from None
-        except WrenError as exc:
-            state.close()
-            raise self._after_trap(state, exc) from None
-        state.functions = self._describe(state)
-        pool.states.append(state)
+            sandbox.dispose(state.pool.instance)
+            raise
+        state.pool.states.append(state)
         return state
 
     def _describe(self, state: _VMState) -> dict[str, FunctionInfo]:
@@ -540,24 +573,31 @@ class WrenEngine(ScriptEngine):
     ) -> None:
         """The new version starts in a VM of its own; the old one is closed
         only once the new top level succeeded (else it keeps running)."""
+        old = self._state(script_id)
+        state = self._start(compiled, policy or old.policy)
         with self._lock:
-            old = self._state(script_id)
-            state = self._start(compiled, policy or old.policy)
-            self._drop(old)
             self._scripts[script_id] = state
+        self._drop(old)
 
     def unload_script(self, script_id: str) -> None:
         with self._lock:
             state = self._scripts.pop(script_id, None)
-            if state is None:
-                raise ScriptNotFoundError(f"no Wren script '{script_id}' is loaded", language=LANG, script=script_id)
-            self._drop(state)
+        if state is None:
+            raise ScriptNotFoundError(f"no Wren script '{script_id}' is loaded", language=LANG, script=script_id)
+        self._drop(state)
 
     def _drop(self, state: _VMState) -> None:
-        if state in state.pool.states:
-            state.pool.states.remove(state)
-        state.flush()
-        state.close()
+        pool = state.pool
+
+        def drop() -> None:
+            if state in pool.states:
+                pool.states.remove(state)
+            state.flush()
+            state.close()
+            if not pool.states:  # the script's instance goes with it: its memory is freed whole
+                sandbox.dispose(pool.instance)
+
+        pool.gate.run(drop)
 
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
         return dict(self._state(script_id).functions)
@@ -611,10 +651,11 @@ class WrenEngine(ScriptEngine):
     def _caller(self, state: _VMState, function: str) -> Callable[..., Any]:
         caller = state.callers.get(function)
         if caller is None:
-            with self._lock:
+            def make() -> Callable[..., Any]:
                 receiver, method, getter = self._target(state, function)
-                caller = self._make_caller(state, function, receiver, method, getter)
-                state.callers[function] = caller
+                return self._make_caller(state, function, receiver, method, getter)
+
+            caller = state.callers[function] = state.pool.gate.run(make)
         return caller
 
     def _make_caller(
@@ -623,7 +664,6 @@ class WrenEngine(ScriptEngine):
         from .vm import WrenError, WrenRuntimeError
 
         vm = state.vm
-        lock = self._lock
         handles: dict[int, Any] = {}
         owner = function.partition(".")[0] if method != "call" or "." in function else ""
 
@@ -647,53 +687,67 @@ class WrenEngine(ScriptEngine):
         vm_ptr, receiver_ptr = vm.ptr, receiver.ptr
         copysign = math.copysign
 
-        def call(*args: Any) -> Any:
+        gate = state.pool.gate
+        enter, leave = inst.enter, inst.leave
+
+        def run(args: tuple[Any, ...]) -> Any:
             if state.vm is not vm or inst.dead is not None:
                 return self._stale(state, function, args)
             n = len(args)
-            with lock:
-                if state.release_queue:
-                    state.drain()
+            if state.release_queue:
+                state.drain()
+            # one deadline for the whole call: converting the arguments, the
+            # call, host functions it calls and converting the result
+            outer = enter(True)
+            try:
                 method_handle = handles.get(n) or signature(n)
-                try:
-                    if n <= 4:
-                        for a in args:
-                            t = type(a)
-                            if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
-                                break
-                        else:
-                            i32[0] = vm_ptr
-                            i32[s32] = receiver_ptr
-                            i32[2 * s32] = method_handle.ptr
-                            i32[3 * s32] = n
-                            for i in range(n):
-                                f64[(4 + i) * s64] = args[i]
-                            invoke()
-                            if (i64[0] & STATUS_MASK) != STATUS_TAG:
-                                d = f64[0]
-                                if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
-                                    return int(d)
-                                return d
-                            status = i64[0] & 0xFFFF
-                            if status != 3:
-                                vm.raise_for_status(status)
-                            vm.ensure_slots(3)
-                            result = vm.get_slot(0)
-                            state.pending = None
-                            return resolve(state, result)
-                    prepared = [prepare(state, a) for a in args]
-                    fn = state.method_fn(owner, method, n, getter) if owner else receiver
-                    result = state.invoke(fn, prepared)
-                    state.pending = None
-                    return resolve(state, result)
-                except WrenRuntimeError as exc:
+                if n <= 4:
+                    for a in args:
+                        t = type(a)
+                        if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
+                            break
+                    else:
+                        i32[0] = vm_ptr
+                        i32[s32] = receiver_ptr
+                        i32[2 * s32] = method_handle.ptr
+                        i32[3 * s32] = n
+                        for i in range(n):
+                            f64[(4 + i) * s64] = args[i]
+                        invoke()
+                        if (i64[0] & STATUS_MASK) != STATUS_TAG:
+                            d = f64[0]
+                            if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
+                                return int(d)
+                            return d
+                        status = i64[0] & 0xFFFF
+                        if status != 3:
+                            vm.raise_for_status(status)
+                        vm.ensure_slots(3)
+                        result = vm.get_slot(0)
+                        state.pending = None
+                        return resolve(state, result)
+                prepared = [prepare(state, a) for a in args]
+                fn = state.method_fn(owner, method, n, getter) if owner else receiver
+                result = state.invoke(fn, prepared)
+                state.pending = None
+                return resolve(state, result)
+            except WrenRuntimeError as exc:
+                state.flush()
+                raise self._runtime_error(state, exc) from None
+            except WrenError as exc:
+                leave(outer)
+                outer = _NO_REGION
+                raise self._after_trap(state, exc) from None
+            finally:
+                if outer is not _NO_REGION:
+                    leave(outer)
+                if state._line:
                     state.flush()
-                    raise self._runtime_error(state, exc) from None
-                except WrenError as exc:
-                    raise self._after_trap(state, exc) from None
-                finally:
-                    if state._line:
-                        state.flush()
+
+        def call(*args: Any) -> Any:
+            if state.vm is not vm or inst.dead is not None:
+                return self._stale(state, function, args)
+            return gate.run(run, args)
 
         return call
 
@@ -756,34 +810,42 @@ class WrenEngine(ScriptEngine):
         from .vm import WrenError, WrenRuntimeError
 
         state = self._state(script)
-        with self._lock:
-            fiber = self._fiber(state, function, args)
+        gate = state.pool.gate
+        fiber = gate.run(self._fiber, state, function, args)
         vm = state.vm
+
+        def step() -> tuple[bool, Any]:
+            if state.vm is not vm:
+                raise ScriptRuntimeError("the script was unloaded or restarted while awaited",
+                                         language=LANG, script=script)
+            outer = vm.instance.enter()
+            try:
+                vm.call(state.host, state.call_handle("prep(_,_)"), fiber, [])
+                done, value = vm.call_num(state.host, state.call_handle("stepGo()"))
+                state.pending = None
+                return bool(done), resolve(state, value)
+            except WrenRuntimeError as exc:
+                state.flush()
+                raise self._runtime_error(state, exc) from None
+            except WrenError as exc:
+                vm.instance.leave(outer)
+                outer = _NO_REGION
+                raise self._after_trap(state, exc) from None
+            finally:
+                if outer is not _NO_REGION:
+                    vm.instance.leave(outer)
+                state.flush()
+
         try:
             while True:
-                with self._lock:
-                    if state.vm is not vm:
-                        raise ScriptRuntimeError("the script was unloaded or restarted while awaited",
-                                                 language=LANG, script=script)
-                    try:
-                        vm.call(state.host, state.call_handle("prep(_,_)"), fiber, [])
-                        done, value = vm.call_num(state.host, state.call_handle("stepGo()"))
-                        state.pending = None
-                    except WrenRuntimeError as exc:
-                        state.flush()
-                        raise self._runtime_error(state, exc) from None
-                    except WrenError as exc:
-                        raise self._after_trap(state, exc) from None
-                    finally:
-                        state.flush()
-                    if done:
-                        return resolve(state, value)
-                    value = resolve(state, value)
+                done, value = gate.run(step)
+                if done:
+                    return value
                 delay = value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
                 await asyncio.sleep(max(0.0, float(delay)) / 1000.0)
         finally:
             if state.vm is vm:
-                fiber.release()
+                gate.run(fiber.release)
 
     def _fiber(self, state: _VMState, function: str, args: Sequence[Any]) -> Any:
         from .vm import WrenCompileError, WrenRuntimeError
@@ -816,14 +878,13 @@ class WrenEngine(ScriptEngine):
     def get_stack_trace(self) -> list[StackFrame]:
         """The Wren frames paused under the running host function (or
         breakpoint handler), innermost first, across scripts."""
-        with self._lock:
-            frames: list[StackFrame] = []
-            seen: set[int] = set()
-            for state in reversed(self._active):
-                if id(state) not in seen:
-                    seen.add(id(state))
-                    frames.extend(state.frames())
-            return frames
+        frames: list[StackFrame] = []
+        seen: set[int] = set()
+        for state in reversed(self._active):
+            if id(state) not in seen:
+                seen.add(id(state))
+                frames.extend(state.pool.gate.run(state.frames))
+        return frames
 
     def set_breakpoint(self, file: str, line: int) -> int:
         script = file if file in self._scripts else _script_id_of(file)
@@ -832,8 +893,8 @@ class WrenEngine(ScriptEngine):
         with self._lock:
             bid = next(self._breakpoint_ids)
             self._breakpoints[bid] = (script, line)
-            for state in self._live_states():
-                state.vm.add_breakpoint(script, line)
+        for state in self._live_states():
+            state.pool.gate.run(_on_live_vm, state, "add_breakpoint", script, line)
         return bid
 
     def remove_breakpoint(self, breakpoint_id: int) -> None:
@@ -841,15 +902,17 @@ class WrenEngine(ScriptEngine):
             where = self._breakpoints.pop(breakpoint_id, None)
             if where is None:
                 raise ScriptError(f"no breakpoint {breakpoint_id}", language=LANG)
-            if where not in self._breakpoints.values():
-                for state in self._live_states():
-                    state.vm.remove_breakpoint(*where)
+            still_set = where in self._breakpoints.values()
+        if not still_set:
+            for state in self._live_states():
+                state.pool.gate.run(_on_live_vm, state, "remove_breakpoint", *where)
 
     def _breakpoint_lines(self) -> set[tuple[str, int]]:
         return set(self._breakpoints.values())
 
     def _live_states(self) -> list[_VMState]:
-        return [s for p in self._pools.values() if p.instance.dead is None for s in p.states if s.vm is not None]
+        with self._lock:
+            return [s for s in self._scripts.values() if s.vm is not None and s.pool.instance.dead is None]
 
     def _breakpoint_hit(self, state: _VMState, module: str, line: int) -> None:
         handler = self.breakpoint_handler
@@ -872,27 +935,42 @@ class WrenEngine(ScriptEngine):
         return self._globals.get(name)
 
     # -- memory ------------------------------------------------------------------------------------
-    def _live_vms(self) -> list[Any]:
-        return [s.vm for s in self._scripts.values() if s.vm is not None and s.pool.instance.dead is None]
-
     def collect_garbage(self) -> GarbageCollectionStats:
+        """A full collection in every script's VM; the figures are the bytes
+        the VMs' collectors account for (live objects)."""
         start = time.perf_counter()
-        with self._lock:
-            vms = self._live_vms()
-            before = sum(vm.bytes_allocated() for vm in vms)
-            for vm in vms:
+
+        def collect(state: _VMState) -> tuple[int, int]:
+            vm = state.vm
+            if vm is None or state.pool.instance.dead is not None:
+                return 0, 0
+            outer = vm.instance.enter()  # under the script's own time limit, like a call
+            try:
+                before = vm.bytes_allocated()
                 vm.collect_garbage()
-            after = sum(vm.bytes_allocated() for vm in vms)
+                return before, vm.bytes_allocated()
+            finally:
+                vm.instance.leave(outer)
+
+        before = after = 0
+        for state in self._live_states():
+            b, a = state.pool.gate.run(collect, state)
+            before, after = before + b, after + a
         return GarbageCollectionStats(before, after, None, (time.perf_counter() - start) * 1000)
 
     def get_memory_usage(self) -> MemoryUsage:
-        with self._lock:
-            used = sum(vm.bytes_allocated() for vm in self._live_vms())
-            limits = [p.key.memory_limit for p in self._pools.values()]
-            limited = [p for p in self._pools.values() if p.key.memory_limit < sandbox.UNLIMITED_MEMORY]
-            limit = sum(limits) if limits and len(limited) == len(limits) else None
-            peak = sum(p.instance.memory_size() for p in self._pools.values() if p.instance.dead is None)
-        return MemoryUsage(used_bytes=used, limit=limit, peak_bytes=peak, scripts=len(self._scripts))
+        """``used_bytes``: the linear memory of every script's wasm instance,
+        which is what the VMs hold from the process (a wasm memory grows and
+        never shrinks; it is freed whole when its script unloads).
+        ``peak_bytes``: the largest ``used_bytes`` seen. ``limit``: the sum of
+        the scripts' memory caps, None when a script is unlimited."""
+        pools = self._pools()
+        used = sum(p.instance.memory_size() for p in pools if p.instance.dead is None)
+        limits = [p.key.memory_limit for p in pools]
+        limited = [m for m in limits if m < sandbox.UNLIMITED_MEMORY]
+        limit = sum(limits) if limits and len(limited) == len(limits) else None
+        self._peak = max(self._peak, used)
+        return MemoryUsage(used_bytes=used, limit=limit, peak_bytes=self._peak, scripts=len(pools))
 
     # -- bridge ------------------------------------------------------------------------------------
     def setup_bridge(self, bridge: ScriptBridge) -> None:
@@ -907,10 +985,13 @@ class WrenEngine(ScriptEngine):
 
     def close(self) -> None:
         with self._lock:
-            for state in list(self._scripts.values()):
-                state.close()
+            states = list(self._scripts.values())
             self._scripts.clear()
-            self._pools.clear()
+        for state in states:
+            self._drop(state)
+        with self._check_lock:
+            if self._checker is not None:
+                sandbox.dispose(self._checker.instance)
             self._checker = None
 
 

@@ -90,6 +90,9 @@ class WrenVMClosedError(WrenError):
 # ---- Engines and compiled modules ---------------------------------------------
 
 _engine_lock = threading.Lock()
+#: per thread, ``at``: the absolute deadline (time.perf_counter) of the limited
+#: call the thread is inside, if any (WasmInstance.enter)
+_deadlines = threading.local()
 _engines: Dict[Tuple[bool, bool], Tuple[wasmtime.Engine, wasmtime.Module]] = {}
 _epoch_engines: list = []
 _ticker_started = False
@@ -213,6 +216,11 @@ class WasmInstance:
         self.funcs: Dict[str, wasmtime.Func] = _LazyFuncs(self)
         self.export("_initialize")(self.store)
         self.limited = fuel is not None or timeout is not None
+        #: wasm calls into this instance in progress (0: none; see enter())
+        self.depth = 0
+        self.deadline_at = 0.0
+        self._armed_at = -1e18
+        self._slack = min(EPOCH_TICK_SECONDS, (timeout or 0) * 0.01)
         self.fns: Dict[str, _RawExport] = _LazyExports(self)
 
     def export(self, name: str) -> Any:
@@ -314,8 +322,9 @@ class WasmInstance:
         return self._scratch_ptr
 
     def memory_size(self) -> int:
-        """Bytes of linear memory the instance currently has."""
-        return self.memory.data_len(self.store)
+        """Bytes of linear memory the instance currently has (0 once closed)."""
+        store = self.__dict__.get("store")
+        return self.memory.data_len(store) if store is not None else 0
 
     def alloc_cstring(self, text: str) -> int:
         data = text.encode("utf-8") + b"\0"
@@ -325,27 +334,75 @@ class WasmInstance:
 
     # -- calls ---------------------------------------------------------------
 
-    def _arm_limits(self) -> None:
+    def _arm_limits(self, lazy: bool = False) -> None:
+        """Arms the budget of an outermost call into this instance. The time
+        deadline is absolute: it never lies past the deadline of a limited
+        call of another instance this thread is already inside (a Kryon.call
+        from script A into script B ends by A's deadline at the latest).
+        ``lazy``: keep a deadline armed less than 1% of the limit ago (at
+        most one epoch tick) when no outer deadline applies."""
         if self.fuel is not None:
             self.store.set_fuel(self.fuel)
+        timeout = self.timeout
+        if timeout is not None:
+            now = time.perf_counter()
+            outer = getattr(_deadlines, "at", None)
+            if lazy and outer is None and now - self._armed_at < self._slack:
+                return
+            at = now + timeout
+            if outer is not None and outer < at:
+                at = outer
+            self.deadline_at = at
+            self._armed_at = now if outer is None else -1e18
+            self.store.set_epoch_deadline(max(1, int((at - now) / EPOCH_TICK_SECONDS + 0.999)))
+
+    def enter(self, lazy: bool = False) -> Optional[float]:
+        """Starts a host call into this instance: the outermost one arms the
+        limits, and every wasm call made until :meth:`leave` (conversions,
+        foreign methods calling back, nested calls) runs under that same
+        deadline instead of re-arming it. Returns what :meth:`leave` needs."""
+        if not self.depth and self.limited:
+            self._arm_limits(lazy)
+        self.depth += 1
+        outer = getattr(_deadlines, "at", None)
         if self.timeout is not None:
-            ticks = max(1, int(self.timeout / EPOCH_TICK_SECONDS + 0.999))
-            self.store.set_epoch_deadline(ticks)
+            _deadlines.at = self.deadline_at
+        return outer
+
+    def leave(self, outer: Optional[float]) -> None:
+        self.depth -= 1
+        _deadlines.at = outer
 
     def call_unlimited(self, name: str, *args: Any) -> Any:
-        """Calls an export without the fuel / time budget (VM set-up)."""
+        """Calls an export without the fuel / time budget (VM set-up). Inside
+        a running call it runs under that call's budget instead."""
         self.check_alive()
-        limited = self.limited
-        if limited:
-            if self.fuel is not None:
-                self.store.set_fuel(1 << 40)
-            if self.timeout is not None:
-                self.store.set_epoch_deadline(1 << 40)
+        if self.depth or not self.limited:
+            return self.fns[name](*args)
+        if self.fuel is not None:
+            self.store.set_fuel(1 << 40)
+        if self.timeout is not None:
+            self.store.set_epoch_deadline(1 << 40)
+        self._armed_at = -1e18  # the next limited call re-arms
         self.limited = False
         try:
             return self.fns[name](*args)
         finally:
-            self.limited = limited
+            self.limited = True
+
+    def close(self) -> None:
+        """Frees the store (and with it all linear memory) now rather than
+        when the garbage collector finds the instance's reference cycles.
+        The instance is dead afterwards: every call refuses before touching
+        the store."""
+        if self.dead is None:
+            self.dead = "the instance was closed"
+        self.targets.clear()
+        self.fns.clear()
+        self.funcs.clear()
+        store = self.__dict__.pop("store", None)
+        if store is not None:
+            store.close()
 
     def check_alive(self) -> None:
         if self.dead is not None:
@@ -466,9 +523,14 @@ class _RawExport:
     def invoke(self) -> None:
         """Runs the call with the raw values already in place."""
         inst = self.inst
-        if inst.limited:
-            inst._arm_limits()
-        error = _UNCHECKED(*self.call_args)
+        if inst.limited and not inst.depth:
+            outer = inst.enter()
+            try:
+                error = _UNCHECKED(*self.call_args)
+            finally:
+                inst.leave(outer)
+        else:
+            error = _UNCHECKED(*self.call_args)
         if error or self.trap.value:
             trap = self.trap.value
             self.trap.value = None
@@ -479,26 +541,27 @@ class _RawExport:
 
     def invoke_rearming_lazily(self) -> Callable[[], None]:
         """:meth:`invoke` for an instance with a time limit, re-arming the
-        epoch deadline only when 1% of the limit (at most 5 ms, one epoch
-        tick) has passed since it was last armed: a call still gets at
-        least 99% of its time limit, and back-to-back calls skip a wasmtime
-        call each. Without a time limit it is :meth:`invoke` itself."""
+        epoch deadline of an outermost call only when 1% of the limit (at
+        most 5 ms, one epoch tick) has passed since it was last armed: a
+        call still gets at least 99% of its time limit, and back-to-back
+        calls skip a wasmtime call each. Without a time limit it is
+        :meth:`invoke` itself."""
         inst = self.inst
         if not inst.timeout or inst.fuel is not None:
             return self.invoke
-        slack = min(0.005, inst.timeout * 0.01)
-        armed = [-1e9]
         call_args, trap = self.call_args, self.trap
-        clock = time.perf_counter
 
         def invoke() -> None:
-            now = clock()
-            if now - armed[0] > slack:
-                inst._arm_limits()
-                armed[0] = now
-            error = _UNCHECKED(*call_args)
+            if inst.depth:
+                error = _UNCHECKED(*call_args)
+            else:
+                outer = inst.enter(True)
+                try:
+                    error = _UNCHECKED(*call_args)
+                finally:
+                    inst.leave(outer)
             if error or trap.value:
-                armed[0] = -1e9
+                inst._armed_at = -1e18
                 pending, trap.value = trap.value, None
                 inst._raise_trap(
                     ctypes.cast(pending, ctypes.POINTER(ffi.wasm_trap_t)) if pending else None,
