@@ -62,8 +62,6 @@ from .bridge import IO_SOURCE, kryon_module_source, spread_call_args
 from .values import MAX_SAFE, WrenObject, host_callable, prepare, resolve
 
 LANG = "wren"
-#: marks a call whose time-limit region was already left (a trap)
-_NO_REGION = float("nan")
 _IMPORT = re.compile(r'^[ \t]*import[ \t]+"([^"\n]+)"', re.M)
 _COMPILE_GUARD = 'Fiber.abort("kryon: compile only")\n'
 
@@ -367,6 +365,11 @@ class _VMState:
         return read if name == "read" else exists
 
 
+def _restarted(state: _VMState) -> ScriptError:
+    return ScriptRuntimeError(f"script '{state.script_id}' was restarted during the call (its instance trapped "
+                              "in a call nested inside it)", language=LANG, script=state.script_id)
+
+
 def _on_live_vm(state: _VMState, method: str, *args: Any) -> None:
     vm = state.vm
     if vm is not None and state.pool.instance.dead is None:
@@ -453,17 +456,22 @@ class WrenEngine(ScriptEngine):
         sandbox.dispose(pool.instance)
         pool.instance = sandbox.new_instance(pool.key)
         pool.restarts += 1
-        with sandbox.own_deadline():  # the restart is not part of the call that faulted
-            for state in list(pool.states):
+        for state in list(pool.states):
+            state.vm = None
+            try:
+                state.start()
+            except Exception:  # a script whose top level now fails stays loaded but broken
                 state.vm = None
-                try:
-                    state.start()
-                except Exception:  # a script whose top level now fails stays loaded but broken
-                    state.vm = None
 
-    def _after_trap(self, state: _VMState, exc: Exception) -> ScriptError:
+    def _after_trap(self, state: _VMState, exc: Exception, instance: Any = None) -> ScriptError:
+        """The error for a trap of ``instance`` (the state's), after giving
+        the script a new instance; nothing more when a trap of a call nested
+        inside this one already replaced it."""
         error = sandbox.trap_error(exc, state.script_id)
         pool = state.pool
+        if instance is not None and instance is not pool.instance:
+            pending, state.pending = state.pending, None
+            return pending if pending is not None else error
         if pool.instance.dead is None:
             pool.instance.dead = str(exc)
         if pool.states:
@@ -698,7 +706,7 @@ class WrenEngine(ScriptEngine):
                 state.drain()
             # one deadline for the whole call: converting the arguments, the
             # call, host functions it calls and converting the result
-            outer = enter(True)
+            enter(True)
             try:
                 method_handle = handles.get(n) or signature(n)
                 if n <= 4:
@@ -725,22 +733,23 @@ class WrenEngine(ScriptEngine):
                         vm.ensure_slots(3)
                         result = vm.get_slot(0)
                         state.pending = None
+                        if state.vm is not vm:
+                            raise _restarted(state)
                         return resolve(state, result)
                 prepared = [prepare(state, a) for a in args]
                 fn = state.method_fn(owner, method, n, getter) if owner else receiver
                 result = state.invoke(fn, prepared)
                 state.pending = None
+                if state.vm is not vm:
+                    raise _restarted(state)
                 return resolve(state, result)
             except WrenRuntimeError as exc:
                 state.flush()
                 raise self._runtime_error(state, exc) from None
             except WrenError as exc:
-                leave(outer)
-                outer = _NO_REGION
-                raise self._after_trap(state, exc) from None
+                raise self._after_trap(state, exc, inst) from None
             finally:
-                if outer is not _NO_REGION:
-                    leave(outer)
+                leave()
                 if state._line:
                     state.flush()
 
@@ -818,7 +827,7 @@ class WrenEngine(ScriptEngine):
             if state.vm is not vm:
                 raise ScriptRuntimeError("the script was unloaded or restarted while awaited",
                                          language=LANG, script=script)
-            outer = vm.instance.enter()
+            vm.instance.enter()
             try:
                 vm.call(state.host, state.call_handle("prep(_,_)"), fiber, [])
                 done, value = vm.call_num(state.host, state.call_handle("stepGo()"))
@@ -828,12 +837,9 @@ class WrenEngine(ScriptEngine):
                 state.flush()
                 raise self._runtime_error(state, exc) from None
             except WrenError as exc:
-                vm.instance.leave(outer)
-                outer = _NO_REGION
-                raise self._after_trap(state, exc) from None
+                raise self._after_trap(state, exc, vm.instance) from None
             finally:
-                if outer is not _NO_REGION:
-                    vm.instance.leave(outer)
+                vm.instance.leave()
                 state.flush()
 
         try:
@@ -944,13 +950,13 @@ class WrenEngine(ScriptEngine):
             vm = state.vm
             if vm is None or state.pool.instance.dead is not None:
                 return 0, 0
-            outer = vm.instance.enter()  # under the script's own time limit, like a call
+            vm.instance.enter()  # under the script's own time limit, like a call
             try:
                 before = vm.bytes_allocated()
                 vm.collect_garbage()
                 return before, vm.bytes_allocated()
             finally:
-                vm.instance.leave(outer)
+                vm.instance.leave()
 
         before = after = 0
         for state in self._live_states():

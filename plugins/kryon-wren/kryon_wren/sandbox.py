@@ -24,16 +24,16 @@ Unloading a script frees its instance, and with it all its linear memory.
 Time limits: the deadline of a call is fixed when the host enters the
 instance; whatever runs inside that call (host functions such as Kryon.call,
 getShared or DOM calls, conversions of arguments and results, calls back
-into the same script) runs under the same deadline and never re-arms it, and
-a call into another limited script's instance ends by the caller's deadline
-at the latest.
+into the same script) runs under the same deadline and never re-arms it. A
+call into another script's instance runs under that script's own limits (so
+that a caller's deadline never kills, and so restarts, a callee that did
+nothing wrong); the caller's deadline fires as soon as control is back in
+the caller.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,20 +81,6 @@ def new_instance(key: LimitsKey) -> Any:
 def dispose(instance: Any) -> None:
     """Frees an instance no script lives in any more."""
     instance.close()
-
-
-@contextlib.contextmanager
-def own_deadline() -> Iterator[None]:
-    """Code that runs under its own time limit, not under the deadline of the
-    call this thread is inside (a script's restart after a trap)."""
-    from .vm import _deadlines
-
-    saved = getattr(_deadlines, "at", None)
-    _deadlines.at = None
-    try:
-        yield
-    finally:
-        _deadlines.at = saved
 
 
 def parse_trace(trace: str) -> list[StackFrame]:

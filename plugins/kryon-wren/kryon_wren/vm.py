@@ -90,9 +90,6 @@ class WrenVMClosedError(WrenError):
 # ---- Engines and compiled modules ---------------------------------------------
 
 _engine_lock = threading.Lock()
-#: per thread, ``at``: the absolute deadline (time.perf_counter) of the limited
-#: call the thread is inside, if any (WasmInstance.enter)
-_deadlines = threading.local()
 _engines: Dict[Tuple[bool, bool], Tuple[wasmtime.Engine, wasmtime.Module]] = {}
 _epoch_engines: list = []
 _ticker_started = False
@@ -148,10 +145,20 @@ def _prune_cache(keep: Path) -> None:
 
 
 def _ticker() -> None:
+    """Advances the epoch of every engine with time limits by one per
+    EPOCH_TICK_SECONDS of wall time. It counts ticks from the clock, not
+    from its wake-ups: a wake-up that came late (this thread waits for the
+    GIL while script code runs Python host functions) catches up at once,
+    so a deadline of N ticks is N ticks of real time."""
+    start = time.perf_counter()
+    done = 0
     while True:
         time.sleep(EPOCH_TICK_SECONDS)
+        due = int((time.perf_counter() - start) / EPOCH_TICK_SECONDS)
         for engine in list(_epoch_engines):
-            engine.increment_epoch()
+            for _ in range(min(due - done, 1000)):
+                engine.increment_epoch()
+        done = due
 
 
 def get_engine(fuel: bool = False, epoch: bool = True) -> Tuple[wasmtime.Engine, wasmtime.Module]:
@@ -218,8 +225,8 @@ class WasmInstance:
         self.limited = fuel is not None or timeout is not None
         #: wasm calls into this instance in progress (0: none; see enter())
         self.depth = 0
-        self.deadline_at = 0.0
         self._armed_at = -1e18
+        self._close_pending = False
         self._slack = min(EPOCH_TICK_SECONDS, (timeout or 0) * 0.01)
         self.fns: Dict[str, _RawExport] = _LazyExports(self)
 
@@ -335,43 +342,34 @@ class WasmInstance:
     # -- calls ---------------------------------------------------------------
 
     def _arm_limits(self, lazy: bool = False) -> None:
-        """Arms the budget of an outermost call into this instance. The time
-        deadline is absolute: it never lies past the deadline of a limited
-        call of another instance this thread is already inside (a Kryon.call
-        from script A into script B ends by A's deadline at the latest).
-        ``lazy``: keep a deadline armed less than 1% of the limit ago (at
-        most one epoch tick) when no outer deadline applies."""
+        """Arms the budget of an outermost call into this instance. ``lazy``:
+        keep a deadline armed less than 1% of the limit ago (at most one
+        epoch tick)."""
         if self.fuel is not None:
             self.store.set_fuel(self.fuel)
         timeout = self.timeout
         if timeout is not None:
             now = time.perf_counter()
-            outer = getattr(_deadlines, "at", None)
-            if lazy and outer is None and now - self._armed_at < self._slack:
+            if lazy and now - self._armed_at < self._slack:
                 return
-            at = now + timeout
-            if outer is not None and outer < at:
-                at = outer
-            self.deadline_at = at
-            self._armed_at = now if outer is None else -1e18
-            self.store.set_epoch_deadline(max(1, int((at - now) / EPOCH_TICK_SECONDS + 0.999)))
+            self._armed_at = now
+            self.store.set_epoch_deadline(max(1, int(timeout / EPOCH_TICK_SECONDS + 0.999)))
 
-    def enter(self, lazy: bool = False) -> Optional[float]:
+    def enter(self, lazy: bool = False) -> None:
         """Starts a host call into this instance: the outermost one arms the
         limits, and every wasm call made until :meth:`leave` (conversions,
-        foreign methods calling back, nested calls) runs under that same
-        deadline instead of re-arming it. Returns what :meth:`leave` needs."""
+        host functions calling back into this instance, nested calls) runs
+        under that same deadline instead of re-arming it. A call into
+        another script's instance runs under that script's own limits; the
+        caller's deadline fires as soon as control is back in the caller."""
         if not self.depth and self.limited:
             self._arm_limits(lazy)
         self.depth += 1
-        outer = getattr(_deadlines, "at", None)
-        if self.timeout is not None:
-            _deadlines.at = self.deadline_at
-        return outer
 
-    def leave(self, outer: Optional[float]) -> None:
+    def leave(self) -> None:
         self.depth -= 1
-        _deadlines.at = outer
+        if not self.depth and self._close_pending:
+            self.close()
 
     def call_unlimited(self, name: str, *args: Any) -> Any:
         """Calls an export without the fuel / time budget (VM set-up). Inside
@@ -397,6 +395,11 @@ class WasmInstance:
         the store."""
         if self.dead is None:
             self.dead = "the instance was closed"
+        if self.depth:
+            # wasm frames of this store are still on the stack (a trap in a
+            # call nested inside another): free it when the outermost returns
+            self._close_pending = True
+            return
         self.targets.clear()
         self.fns.clear()
         self.funcs.clear()
@@ -523,14 +526,14 @@ class _RawExport:
     def invoke(self) -> None:
         """Runs the call with the raw values already in place."""
         inst = self.inst
-        if inst.limited and not inst.depth:
-            outer = inst.enter()
+        if inst.depth:
+            error = _UNCHECKED(*self.call_args)
+        else:
+            inst.enter()
             try:
                 error = _UNCHECKED(*self.call_args)
             finally:
-                inst.leave(outer)
-        else:
-            error = _UNCHECKED(*self.call_args)
+                inst.leave()
         if error or self.trap.value:
             trap = self.trap.value
             self.trap.value = None
@@ -555,11 +558,11 @@ class _RawExport:
             if inst.depth:
                 error = _UNCHECKED(*call_args)
             else:
-                outer = inst.enter(True)
+                inst.enter(True)
                 try:
                     error = _UNCHECKED(*call_args)
                 finally:
-                    inst.leave(outer)
+                    inst.leave()
             if error or trap.value:
                 inst._armed_at = -1e18
                 pending, trap.value = trap.value, None
