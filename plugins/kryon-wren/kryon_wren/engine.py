@@ -24,6 +24,7 @@ inside the breakpoint handler, reads the paused VMs' frames.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import math
 import re
@@ -606,6 +607,57 @@ class WrenEngine(ScriptEngine):
                 sandbox.dispose(pool.instance)
 
         pool.gate.run(drop)
+
+    def evaluate(self, script_id: str, code: str) -> Any:
+        """Run ``code`` in the script's module. An expression is evaluated
+        (``KryonHost.evalResult = (code)``, tried first: a compile error there
+        runs nothing) and its value returned; anything else runs as module
+        statements (its ``var`` and ``class`` definitions stay in the module)
+        and gives None. Line numbers of errors count from the code's first
+        line. Functions the code defines become callable."""
+        from .vm import WrenCompileError, WrenError, WrenRuntimeError
+
+        if not isinstance(code, str):
+            raise ScriptError(f"code must be a str, not {type(code).__name__}", language=LANG, script=script_id)
+        state = self._state(script_id)
+
+        def run() -> Any:
+            vm = state.vm
+            if vm is None:
+                raise ScriptRuntimeError(f"script '{script_id}' failed to restart after its instance trapped",
+                                         language=LANG, script=script_id)
+            inst = vm.instance
+            inst.enter()  # one deadline for the code and the conversion of its value
+            try:
+                if not vm.has_variable(script_id, "KryonHost"):
+                    vm.interpret('import "kryon" for KryonHost\n', module=script_id)
+                try:
+                    vm.interpret(f"KryonHost.evalResult = ({code}\n)", module=script_id)
+                    is_expression = True
+                except WrenCompileError:
+                    vm.interpret(code, module=script_id)
+                    is_expression = False
+                result = resolve(state, state.helper("takeEval()")) if is_expression else None
+                state.pending = None
+                return result
+            except WrenCompileError as exc:
+                raise sandbox.compile_error(exc, script_id) from None
+            except WrenRuntimeError as exc:
+                state.flush()
+                raise self._runtime_error(state, exc) from None
+            except WrenError as exc:
+                raise self._after_trap(state, exc, inst) from None
+            finally:
+                inst.leave()
+                state.flush()
+                # a definition may replace a function a caller wraps, or add one
+                state.callers = {}
+                found = {**state.compiled.functions, **scan_functions(code)}
+                state.compiled = dataclasses.replace(state.compiled, functions=found)
+                if state.vm is not None and state.pool.instance.dead is None:
+                    state.functions = self._describe(state)
+
+        return state.pool.gate.run(run)
 
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
         return dict(self._state(script_id).functions)
