@@ -291,9 +291,10 @@ class _VMState:
 
     def _foreign(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         state = self
-        active = self.engine._active
+        engine = self.engine
 
         def foreign(*raw: Any) -> Any:
+            active = engine._active
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
                 args = [resolve(state, a) for a in raw]
@@ -416,7 +417,7 @@ class WrenEngine(ScriptEngine):
         self._checks = 0
         self._async_ids = itertools.count(1)
         #: scripts running a host function or a breakpoint handler, innermost last
-        self._active: list[_VMState] = []
+        self._threads = threading.local()
         self._breakpoints: dict[int, tuple[str, int]] = {}
         self._breakpoint_ids = itertools.count(1)
         self._peak = 0
@@ -933,6 +934,16 @@ class WrenEngine(ScriptEngine):
             raise self._runtime_error(state, exc) from None
 
     # -- debugging -----------------------------------------------------------------------------------
+    @property
+    def _active(self) -> list[_VMState]:
+        """The calling thread's scripts running a host function or a
+        breakpoint handler, innermost last."""
+        try:
+            return self._threads.active  # type: ignore[no-any-return]
+        except AttributeError:
+            active = self._threads.active = []
+            return active
+
     def get_stack_trace(self) -> list[StackFrame]:
         """The Wren frames paused under the running host function (or
         breakpoint handler), innermost first, across scripts."""
