@@ -165,3 +165,26 @@ def test_a_trap_inside_a_nested_call_restarts_the_script_once() -> None:
         engine = m.engine("wren")
         assert engine._scripts["s"].pool.restarts == 1
         assert m.call_function("s.bump") == 1
+
+
+def test_callbacks_belong_to_the_script_that_registered_them() -> None:
+    """Two scripts register listeners, timers and watchers; each one's are
+    released with it (unload, failed reload) and the other's keep firing."""
+    source = ('import "kryon" for Kryon\nvar hits = 0\n'
+              'Kryon.addEventListener(Kryon.getElementById("btn"), "click", Fn.new { |e| hits = hits + 1 })\n'
+              'Kryon.watchVariable("v", Fn.new { |value| hits = hits + 10 })\n'
+              "var count = Fn.new { hits }\n")
+    with ScriptManager(policy=SecurityPolicy.sandboxed(), cache=False) as m:
+        doc = m.setup_dom_bridge(Document())
+        doc.append_child(doc.root, doc.create_element("button", {"id": "btn"}))
+        m.load_script_from_source("a", "wren", source)
+        m.load_script_from_source("b", "wren", source)
+        assert doc.callback_counts()["listeners"] == 2 and doc.callback_counts()["watchers"] == 2
+        with pytest.raises(ScriptError):
+            m.hot_reload_script("b", source + 'Fiber.abort("broken")\n')
+        assert doc.callback_counts()["listeners"] == 2, "the failed version's listener was not taken back"
+        m.unload_script("a")
+        assert doc.callback_counts()["listeners"] == 1 and doc.callback_counts()["watchers"] == 1
+        assert doc.click("btn") == 1
+        doc.set_variable("v", 1)
+        assert m.call_function("b.count") == 11
