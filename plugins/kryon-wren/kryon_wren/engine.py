@@ -111,6 +111,7 @@ class _VMState:
 
         self._reset_registry()
         self.callers = {}
+        self._api: dict[str, Callable[..., Any]] | None = None
         vm = WrenVM(
             instance=self.pool.instance,
             write=self._write,
@@ -274,15 +275,18 @@ class _VMState:
             bridge = self.engine.bridge
             if bridge is None:
                 return self._foreign(_no_bridge(name))
-            # the script's own view: its calls carry its identity and policy,
-            # and callbacks it registers are owned by it (unload releases them)
-            bridge = bridge.for_script(self.script_id, self.policy)
-            for method, fn in bridge.methods():
-                if method.camel == name:
-                    if name == "call":
-                        return self._foreign(lambda target, *rest, _fn=fn: _fn(target, *spread_call_args(rest)))
-                    return self._foreign(fn)
-            return None
+            api = self._api
+            if api is None:
+                # the script's own view: its calls carry its identity and policy,
+                # and callbacks it registers are owned by it (unload releases them)
+                view = bridge.for_script(self.script_id, self.policy)
+                api = self._api = {method.camel: fn for method, fn in reversed(view.methods())}
+            fn = api.get(name)
+            if fn is None:
+                return None
+            if name == "call":
+                return self._foreign(lambda target, *rest, _fn=fn: _fn(target, *spread_call_args(rest)))
+            return self._foreign(fn)
         if module == "kryon" and class_name == "KryonHost" and name == "invoke":
             return self._foreign(lambda number_, args: self.objects[int(number_)](*args))
         if module == "io" and class_name == "File":
@@ -538,6 +542,8 @@ class WrenEngine(ScriptEngine):
     def _run_top_level(self, state: _VMState) -> _VMState:
         from .vm import WrenCompileError, WrenError, WrenRuntimeError
 
+        instance = state.pool.instance
+        instance.enter()  # the top level, and what the engine does around it, under one deadline
         try:
             try:
                 state.start()
@@ -550,9 +556,11 @@ class WrenEngine(ScriptEngine):
                 raise self._after_trap(state, exc) from None
             state.functions = self._describe(state)
         except BaseException:
+            instance.leave()
             state.close()
             sandbox.dispose(state.pool.instance)
             raise
+        instance.leave()
         state.pool.states.append(state)
         return state
 
@@ -566,9 +574,7 @@ class WrenEngine(ScriptEngine):
                 continue
             if not vm.has_variable(state.script_id, name):
                 continue
-            handle = vm.get_variable(state.script_id, name)
-            if not hasattr(handle, "release"):
-                continue
+            handle = vm.variable_handle(state.script_id, name)  # not converted: it may hold a big value
             try:
                 arity = int(state.helper("arityOf(_)", handle))
             finally:

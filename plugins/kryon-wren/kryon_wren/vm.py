@@ -489,6 +489,10 @@ def _make_memory_data() -> Any:
 _MEMORY_DATA = _make_memory_data()
 
 
+#: (module, export name) -> (parameter kinds, result kinds)
+_EXPORT_KINDS: Dict[Tuple[Any, str], Tuple[list, list]] = {}
+
+
 class _RawExport:
     """Calls one export through ``wasmtime_func_call_unchecked``.
 
@@ -501,10 +505,14 @@ class _RawExport:
     __slots__ = ("inst", "raw", "i32", "i64", "f64", "size", "params", "result",
                  "trap", "call_args", "func")
 
-    def __init__(self, inst: WasmInstance, func: wasmtime.Func):
-        ty = func.type(inst.store)
-        params = [_kind_name(p) for p in ty.params]
-        results = [_kind_name(r) for r in ty.results]
+    def __init__(self, inst: WasmInstance, func: wasmtime.Func, name: str = ""):
+        kinds = _EXPORT_KINDS.get((inst.module, name)) if name else None
+        if kinds is None:
+            ty = func.type(inst.store)
+            kinds = ([_kind_name(p) for p in ty.params], [_kind_name(r) for r in ty.results])
+            if name:
+                _EXPORT_KINDS[(inst.module, name)] = kinds  # the same in every instance of a module
+        params, results = kinds
         self.inst = inst
         self.func = func
         self.size = max(len(params), len(results), 1)
@@ -608,7 +616,7 @@ class _LazyExports(dict):
         self.inst = inst
 
     def __missing__(self, name: str) -> _RawExport:
-        export = _RawExport(self.inst, self.inst.funcs[name])
+        export = _RawExport(self.inst, self.inst.funcs[name], name)
         self[name] = export
         return export
 
