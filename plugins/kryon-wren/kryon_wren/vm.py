@@ -14,14 +14,12 @@ inside wasmtime and speaks its embedding API (``csrc/kryon_wren.h``):
   calls), convert values through slots, and expose foreign methods to Wren.
 
 Compiled wasm modules are cached per engine configuration, in memory and on
-disk (``Module.serialize``) so new instances start quickly.
+disk (``wasm_cache``: validated before use) so new instances start quickly.
 """
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -95,55 +93,6 @@ _epoch_engines: list = []
 _ticker_started = False
 
 
-def _cache_dir() -> Path:
-    """KRYON_WREN_CACHE, else KRYON_CACHE_DIR/wren, else ~/.cache/kryon-wren."""
-    if os.environ.get("KRYON_WREN_CACHE"):
-        return Path(os.environ["KRYON_WREN_CACHE"])
-    if os.environ.get("KRYON_CACHE_DIR"):
-        return Path(os.environ["KRYON_CACHE_DIR"]) / "wren"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kryon-wren"
-
-
-def _load_module(engine: wasmtime.Engine, key: str) -> wasmtime.Module:
-    wasm = WASM_PATH.read_bytes()
-    try:
-        from importlib.metadata import version as _version
-
-        version = _version("wasmtime")
-    except Exception:
-        version = "unknown"
-    digest = hashlib.sha256(wasm + key.encode()).hexdigest()[:24]
-    cached = _cache_dir() / f"{digest}-wasmtime{version}.cwasm"
-    if cached.exists():
-        try:
-            return wasmtime.Module.deserialize_file(engine, str(cached))
-        except Exception:
-            pass
-    module = wasmtime.Module(engine, wasm)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=str(cached.parent))
-        with os.fdopen(fd, "wb") as f:
-            f.write(module.serialize())
-        os.replace(tmp, cached)
-        _prune_cache(cached)
-    except OSError:
-        pass
-    return module
-
-
-def _prune_cache(keep: Path) -> None:
-    """Drops cached modules of older builds unused for a day."""
-    cutoff = time.time() - 86400
-    for old in keep.parent.glob("*.cwasm"):
-        try:
-            if old != keep and old.stat().st_mtime < cutoff:
-                old.unlink()
-        except OSError:
-            pass
-
-
 def _ticker() -> None:
     """Advances the epoch of every engine with time limits by one per
     EPOCH_TICK_SECONDS of wall time. It counts ticks from the clock, not
@@ -174,7 +123,9 @@ def get_engine(fuel: bool = False, epoch: bool = True) -> Tuple[wasmtime.Engine,
         config.consume_fuel = fuel
         config.epoch_interruption = epoch
         engine = wasmtime.Engine(config)
-        module = _load_module(engine, f"fuel={fuel},epoch={epoch}")
+        from .wasm_cache import load_module
+
+        module = load_module(engine, WASM_PATH.read_bytes(), f"fuel={fuel},epoch={epoch}")
         _engines[key] = (engine, module)
         if epoch:
             _epoch_engines.append(engine)
