@@ -487,12 +487,16 @@ class _RawExport:
         inst = self.inst
         if inst.depth:
             error = _UNCHECKED(*self.call_args)
-        else:
-            inst.enter()
+        else:  # an outermost call: enter() and leave() inlined (the hot path)
+            if inst.limited:
+                inst._arm_limits()
+            inst.depth = 1
             try:
                 error = _UNCHECKED(*self.call_args)
             finally:
-                inst.leave()
+                inst.depth = 0
+                if inst._close_pending:
+                    inst.close()
         if error or self.trap.value:
             trap = self.trap.value
             self.trap.value = None
@@ -517,11 +521,14 @@ class _RawExport:
             if inst.depth:
                 error = _UNCHECKED(*call_args)
             else:
-                inst.enter(True)
+                inst._arm_limits(True)
+                inst.depth = 1
                 try:
                     error = _UNCHECKED(*call_args)
                 finally:
-                    inst.leave()
+                    inst.depth = 0
+                    if inst._close_pending:
+                        inst.close()
             if error or trap.value:
                 inst._armed_at = -1e18
                 pending, trap.value = trap.value, None
