@@ -31,10 +31,6 @@ PENDING: dict[str, dict[str, str]] = {
         "surrogates": "a str with a lone surrogate raises ScriptRuntimeError, not ConversionError",
         "bytes": "bytes that are not UTF-8, inside a list or map, raise UnicodeDecodeError, not ConversionError",
     },
-    "wren": {
-        "bytes": "bytes arrive as text",
-        "surrogates": "a str with a lone surrogate raises UnicodeEncodeError",
-    },
     "python": {"deep": "a value nested 5,000 deep raises RecursionError (trusted) instead of crossing or ConversionError"},
     "lisp": {"deep": "a value nested 5,000 deep raises RecursionLimitError instead of crossing or ConversionError"},
 }

@@ -743,7 +743,14 @@ class WrenVM:
         elif isinstance(value, (int, float)):
             self._c("wren_set_slot_double", slot, float(value))
         elif isinstance(value, str):
-            self._set_slot_bytes(slot, value.encode("utf-8"))
+            try:
+                data = value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: not text Wren can hold
+                from kryon_core.errors import ConversionError
+
+                raise ConversionError("a string with a lone surrogate cannot cross into wren (it is not UTF-8 text)",
+                                      language="wren") from None
+            self._set_slot_bytes(slot, data)
         elif isinstance(value, (bytes, bytearray)):
             self._set_slot_bytes(slot, bytes(value))
         elif isinstance(value, Handle):
