@@ -55,7 +55,6 @@ from kryon_core import (
     StackFrame,
     UserData,
 )
-
 from kryon_core.threads import EngineGate
 
 from . import sandbox
@@ -533,8 +532,6 @@ class WrenEngine(ScriptEngine):
         return compiled.id
 
     def _start(self, compiled: CompiledScript, policy: SecurityPolicy) -> _VMState:
-        from .vm import WrenCompileError, WrenError, WrenRuntimeError
-
         pool = self._pool(policy, compiled.id)
         state = _VMState(self, compiled, policy, pool)
         return pool.gate.run(self._run_top_level, state)

@@ -19,7 +19,6 @@ disk (``wasm_cache``: validated before use) so new instances start quickly.
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 import time
 from pathlib import Path
