@@ -130,8 +130,10 @@ def test_one_scripts_fault_never_resets_another_s_state(kind: str, bystander_pol
         assert m.call_function("counter.bump") == 1
         assert m.call_function("counter.bump") == 2
         assert m.call_function("faulty.inc") == 1
-        with pytest.raises(error):
+        with pytest.raises(error) as info:
             m.call_function("faulty.f", [0] if "|n|" in source else [])
+        assert info.value.language == "wren" and info.value.script == "faulty" and info.value.line is not None, \
+            f"a {kind} names language, script and line: {info.value!r}"
         assert m.call_function("counter.bump") == 3, f"a {kind} in another script reset this one"
         assert m.call_function("faulty.inc") in (1, 2), "the faulty script works again"
         with pytest.raises(error):  # and faults again the same way

@@ -118,10 +118,19 @@ def runtime_error(exc: Any, script: str) -> ScriptRuntimeError:
 
 
 def trap_error(exc: Any, script: str) -> ScriptError:
+    """The error for a trap: its script and line are those of the innermost
+    script frame running when it happened (the engine's glue left out)."""
     from .vm import WrenMemoryError, WrenTimeoutError
 
+    stack = [
+        StackFrame(function="<top level>" if fn == "(script)" else fn, script=module, line=line, language=LANG)
+        for _, module, line, fn in getattr(exc, "frames", ())
+        if module not in ("kryon", "io") and "#" not in module
+    ]
+    where = {"script": stack[0].script if stack else script, "line": stack[0].line if stack else None,
+             "stack": stack}
     if isinstance(exc, WrenTimeoutError):
-        return ScriptTimeoutError(str(exc), language=LANG, script=script)
+        return ScriptTimeoutError(str(exc), language=LANG, **where)
     if isinstance(exc, WrenMemoryError):
-        return MemoryLimitError(str(exc), language=LANG, script=script)
-    return ScriptRuntimeError(str(exc), language=LANG, script=script)
+        return MemoryLimitError(str(exc), language=LANG, **where)
+    return ScriptRuntimeError(str(exc), language=LANG, **where)

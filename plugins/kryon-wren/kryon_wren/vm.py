@@ -48,7 +48,10 @@ _STATUS_TAG, _STATUS_MASK = STATUS_TAG, STATUS_MASK
 
 
 class WrenError(Exception):
-    """Base class of every error raised by the Wren VM wrapper."""
+    """Base class of every error raised by the Wren VM wrapper. ``frames``:
+    for a trap, the Wren frames running when it happened (WrenVM.stack)."""
+
+    frames: list = []
 
 
 class WrenCompileError(WrenError):
@@ -382,7 +385,10 @@ class WasmInstance:
 
     def _trap_error(self, trap: Exception) -> WrenError:
         code = getattr(trap, "trap_code", None)
-        message = str(trap).splitlines()[0] if str(trap) else type(trap).__name__
+        text = str(trap)
+        # wasmtime's text starts with a backtrace of wasm offsets; the cause is the "wasm trap:" line
+        causes = [line.split("wasm trap:", 1)[1].strip() for line in text.splitlines() if "wasm trap:" in line]
+        message = causes[-1] if causes else (text.splitlines()[0] if text else type(trap).__name__)
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             error: WrenError = WrenTimeoutError(
                 f"Wren script ran out of fuel (budget {self.fuel} wasm instructions)"
@@ -392,11 +398,33 @@ class WasmInstance:
         elif self._out_of_memory():
             error = WrenMemoryError(f"Wren VM exceeded its memory limit of {self.memory_limit} bytes")
         else:
-            error = WrenTrapError(f"Wren VM trapped: {message}")
+            error = WrenTrapError(f"Wren VM trapped: {message} (a fault inside the VM)")
+        error.frames = self._frames_at_trap()
         for target in list(self.targets.values()):
             target._drain_pending_output()
         self.dead = str(error)
         return error
+
+    def _frames_at_trap(self) -> list:
+        """The Wren frames of the VM that was running when the instance
+        trapped, innermost first, as :meth:`WrenVM.stack` gives them. A
+        trap leaves linear memory intact, so they can be read once more
+        (under a lifted budget). The innermost line is where its function
+        last made a call or was entered: the interpreter keeps the running
+        instruction in a register, not in memory."""
+        try:
+            if self.timeout is not None:
+                self.store.set_epoch_deadline(1 << 40)
+            if self.fuel is not None:
+                self.store.set_fuel(1 << 40)
+            self._armed_at = -1e18
+            for target in list(self.targets.values()):
+                frames = target.stack()
+                if frames:
+                    return frames
+        except Exception:  # a second fault: the error goes without its frames
+            pass
+        return []
 
     def _out_of_memory(self) -> bool:
         try:
