@@ -752,7 +752,8 @@ class WrenEngine(ScriptEngine):
         copysign = math.copysign
 
         gate = state.pool.gate
-        enter, leave = inst.enter, inst.leave
+        arm, limited, slack, clock = inst._arm_limits, inst.limited, inst._slack, time.perf_counter
+        lazy = inst.timeout is not None and inst.fuel is None
 
         def run(args: tuple[Any, ...]) -> Any:
             if state.vm is not vm or inst.dead is not None:
@@ -762,7 +763,11 @@ class WrenEngine(ScriptEngine):
                 state.drain()
             # one deadline for the whole call: converting the arguments, the
             # call, host functions it calls and converting the result
-            enter(True)
+            # (WasmInstance.enter and leave, inlined: this is the hot path)
+            depth = inst.depth
+            if not depth and limited and not (lazy and clock() - inst._armed_at < slack):
+                arm()
+            inst.depth = depth + 1
             try:
                 method_handle = handles.get(n) or signature(n)
                 if n <= 4:
@@ -805,7 +810,9 @@ class WrenEngine(ScriptEngine):
             except WrenError as exc:
                 raise self._after_trap(state, exc, inst) from None
             finally:
-                leave()
+                inst.depth = depth
+                if not depth and inst._close_pending:
+                    inst.close()
                 if state._line:
                     state.flush()
 
