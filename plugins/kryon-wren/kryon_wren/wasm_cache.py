@@ -102,7 +102,7 @@ def load_module(engine: wasmtime.Engine, wasm: bytes, config: str, directory: Pa
             _reject(path)
     module = wasmtime.Module(engine, wasm)
     _count("misses")
-    _store(path, header, module.serialize())
+    _store(path, header, bytes(module.serialize()))
     return module
 
 
