@@ -36,8 +36,6 @@ NAMES = {"wren": "T.{}"}
 PENDING = {
     ("lua", "trusted"): "kryon-lua's gates are on its branch, not merged yet",
     ("lua", "sandboxed"): "kryon-lua's gates are on its branch, not merged yet",
-    ("wren", "trusted"): "kryon-wren's gates are on its branch, not merged yet",
-    ("wren", "sandboxed"): "kryon-wren's gates are on its branch, not merged yet",
 }
 AVAILABLE = [lang for lang in SOURCES if lang in ScriptManager(cache=False).languages]
 

@@ -31,10 +31,6 @@ PENDING: dict[str, dict[str, str]] = {
         "surrogates": "a str with a lone surrogate raises ScriptRuntimeError, not ConversionError",
         "bytes": "bytes that are not UTF-8, inside a list or map, raise UnicodeDecodeError, not ConversionError",
     },
-    "wren": {
-        "bytes": "bytes arrive as text",
-        "surrogates": "a str with a lone surrogate raises UnicodeEncodeError",
-    },
 }
 
 #: languages whose numbers are doubles (no int/float distinction, ints exact to 2**53)

@@ -15,9 +15,20 @@ error, reported as RecursionLimitError; with a memory cap the cap may be hit
 first (MemoryLimitError). ``max_recursion`` also bounds nested
 ``Kryon.call`` chains (the core bridge counts them).
 
-A trap kills the instance: the engine builds a new one and runs the top
-level of every script that lived in it again (their state restarts); other
-instances and engines are untouched.
+Every script has a wasm instance of its own (a few hundred KiB of touched
+memory, about a millisecond to make), so its memory cap is its own and a trap
+kills only its instance: the engine builds a new one and runs that script's
+top level again (its state restarts); every other script keeps its state.
+Unloading a script frees its instance, and with it all its linear memory.
+
+Time limits: the deadline of a call is fixed when the host enters the
+instance; whatever runs inside that call (host functions such as Kryon.call,
+getShared or DOM calls, conversions of arguments and results, calls back
+into the same script) runs under the same deadline and never re-arms it. A
+call into another script's instance runs under that script's own limits (so
+that a caller's deadline never kills, and so restarts, a callee that did
+nothing wrong); the caller's deadline fires as soon as control is back in
+the caller.
 """
 
 from __future__ import annotations
@@ -67,6 +78,11 @@ def new_instance(key: LimitsKey) -> Any:
     return WasmInstance(memory_limit=key.memory_limit, timeout=key.time_limit)
 
 
+def dispose(instance: Any) -> None:
+    """Frees an instance no script lives in any more."""
+    instance.close()
+
+
 def parse_trace(trace: str) -> list[StackFrame]:
     frames = []
     for line in trace.splitlines():
@@ -108,11 +124,19 @@ def runtime_error(exc: Any, script: str) -> ScriptRuntimeError:
 
 
 def trap_error(exc: Any, script: str) -> ScriptError:
+    """The error for a trap: its script and line are those of the innermost
+    script frame running when it happened (the engine's glue left out)."""
     from .vm import WrenMemoryError, WrenTimeoutError
 
-    # where the running script stood when the limit fired (vm._fault_where)
-    where = {"language": LANG, "script": getattr(exc, "module", None) or script,
-             "line": getattr(exc, "line", None) or None, "column": getattr(exc, "column", None) or None}
+    stack = [
+        StackFrame(function="<top level>" if fn == "(script)" else fn, script=module, line=line, language=LANG)
+        for _, module, line, fn in getattr(exc, "frames", ())
+        if module not in ("kryon", "io") and "#" not in module
+    ]
+    # where the running script stood when the limit fired (vm._fault_where), else its innermost frame
+    line = getattr(exc, "line", None) or (stack[0].line if stack else None)
+    where = {"language": LANG, "script": getattr(exc, "module", None) or (stack[0].script if stack else script),
+             "line": line, "column": getattr(exc, "column", None) or None, "stack": stack}
     if isinstance(exc, WrenTimeoutError):
         return ScriptTimeoutError(str(exc), **where)
     if isinstance(exc, WrenMemoryError):

@@ -6,8 +6,9 @@ Rules (see the README):
   Python ``int``, any other number (fractions, -0.0, NaN, infinities, and
   integral values beyond 2**53) as ``float``. A Python int beyond 2**53 is a
   :class:`~kryon_core.ConversionError`, never a rounding.
-- str <-> String, bytes -> String (raw bytes), list/tuple <-> List,
-  dict <-> Map. Map keys coming back must be strings or integral numbers
+- str <-> String, list/tuple <-> List, dict <-> Map. Wren has one string
+  type, read back as text, so bytes (which would come back changed) and a
+  str holding a lone surrogate (not UTF-8) are a ConversionError. Map keys coming back must be strings or integral numbers
   (numbers become their decimal text, the core rule); other keys are a
   ConversionError. Host dict keys follow the core rule (str, or int as text).
 - A Wren ``Fn`` becomes a :class:`FunctionRef` (language "wren", ``script``
@@ -91,11 +92,16 @@ def prepare(state: "_VMState", value: Any, _seen: set[int] | None = None, _depth
         return value
     if t is int:
         return check_number(value, state.script_id)
-    if isinstance(value, (bytes, bytearray, str)):
+    if isinstance(value, (bytes, bytearray)):
+        # Wren has one string type, read back as text: bytes would come back
+        # changed (as str, invalid UTF-8 replaced), so they are refused
+        raise ConversionError(f"a {t.__name__} cannot cross into wren, whose strings are text: decode it first",
+                              language=LANG, script=state.script_id)
+    if isinstance(value, str):
         limit = state.policy.max_value_size
         if limit is not None and len(value) > limit:
             raise _too_large(state, len(value), "string")
-        return str(value) if isinstance(value, str) else bytes(value)
+        return str(value)
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):

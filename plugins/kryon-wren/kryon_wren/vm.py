@@ -14,14 +14,11 @@ inside wasmtime and speaks its embedding API (``csrc/kryon_wren.h``):
   calls), convert values through slots, and expose foreign methods to Wren.
 
 Compiled wasm modules are cached per engine configuration, in memory and on
-disk (``Module.serialize``) so new instances start quickly.
+disk (``wasm_cache``: validated before use) so new instances start quickly.
 """
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -51,7 +48,10 @@ _STATUS_TAG, _STATUS_MASK = STATUS_TAG, STATUS_MASK
 
 
 class WrenError(Exception):
-    """Base class of every error raised by the Wren VM wrapper."""
+    """Base class of every error raised by the Wren VM wrapper. ``frames``:
+    for a trap, the Wren frames running when it happened (WrenVM.stack)."""
+
+    frames: list = []
 
 
 class WrenCompileError(WrenError):
@@ -97,60 +97,21 @@ _epoch_engines: list = []
 _ticker_started = False
 
 
-def _cache_dir() -> Path:
-    """KRYON_WREN_CACHE, else KRYON_CACHE_DIR/wren, else ~/.cache/kryon-wren."""
-    if os.environ.get("KRYON_WREN_CACHE"):
-        return Path(os.environ["KRYON_WREN_CACHE"])
-    if os.environ.get("KRYON_CACHE_DIR"):
-        return Path(os.environ["KRYON_CACHE_DIR"]) / "wren"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kryon-wren"
-
-
-def _load_module(engine: wasmtime.Engine, key: str) -> wasmtime.Module:
-    wasm = WASM_PATH.read_bytes()
-    try:
-        from importlib.metadata import version as _version
-
-        version = _version("wasmtime")
-    except Exception:
-        version = "unknown"
-    digest = hashlib.sha256(wasm + key.encode()).hexdigest()[:24]
-    cached = _cache_dir() / f"{digest}-wasmtime{version}.cwasm"
-    if cached.exists():
-        try:
-            return wasmtime.Module.deserialize_file(engine, str(cached))
-        except Exception:
-            pass
-    module = wasmtime.Module(engine, wasm)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=str(cached.parent))
-        with os.fdopen(fd, "wb") as f:
-            f.write(module.serialize())
-        os.replace(tmp, cached)
-        _prune_cache(cached)
-    except OSError:
-        pass
-    return module
-
-
-def _prune_cache(keep: Path) -> None:
-    """Drops cached modules of older builds unused for a day."""
-    cutoff = time.time() - 86400
-    for old in keep.parent.glob("*.cwasm"):
-        try:
-            if old != keep and old.stat().st_mtime < cutoff:
-                old.unlink()
-        except OSError:
-            pass
-
-
 def _ticker() -> None:
+    """Advances the epoch of every engine with time limits by one per
+    EPOCH_TICK_SECONDS of wall time. It counts ticks from the clock, not
+    from its wake-ups: a wake-up that came late (this thread waits for the
+    GIL while script code runs Python host functions) catches up at once,
+    so a deadline of N ticks is N ticks of real time."""
+    start = time.perf_counter()
+    done = 0
     while True:
         time.sleep(EPOCH_TICK_SECONDS)
+        due = int((time.perf_counter() - start) / EPOCH_TICK_SECONDS)
         for engine in list(_epoch_engines):
-            engine.increment_epoch()
+            for _ in range(min(due - done, 1000)):
+                engine.increment_epoch()
+        done = due
 
 
 def get_engine(fuel: bool = False, epoch: bool = True) -> Tuple[wasmtime.Engine, wasmtime.Module]:
@@ -166,7 +127,9 @@ def get_engine(fuel: bool = False, epoch: bool = True) -> Tuple[wasmtime.Engine,
         config.consume_fuel = fuel
         config.epoch_interruption = epoch
         engine = wasmtime.Engine(config)
-        module = _load_module(engine, f"fuel={fuel},epoch={epoch}")
+        from .wasm_cache import load_module
+
+        module = load_module(engine, WASM_PATH.read_bytes(), f"fuel={fuel},epoch={epoch}")
         _engines[key] = (engine, module)
         if epoch:
             _epoch_engines.append(engine)
@@ -215,6 +178,11 @@ class WasmInstance:
         self.funcs: Dict[str, wasmtime.Func] = _LazyFuncs(self)
         self.export("_initialize")(self.store)
         self.limited = fuel is not None or timeout is not None
+        #: wasm calls into this instance in progress (0: none; see enter())
+        self.depth = 0
+        self._armed_at = -1e18
+        self._close_pending = False
+        self._slack = min(EPOCH_TICK_SECONDS, (timeout or 0) * 0.01)
         self.fns: Dict[str, _RawExport] = _LazyExports(self)
 
     def export(self, name: str) -> Any:
@@ -316,8 +284,9 @@ class WasmInstance:
         return self._scratch_ptr
 
     def memory_size(self) -> int:
-        """Bytes of linear memory the instance currently has."""
-        return self.memory.data_len(self.store)
+        """Bytes of linear memory the instance currently has (0 once closed)."""
+        store = self.__dict__.get("store")
+        return self.memory.data_len(store) if store is not None else 0
 
     def alloc_cstring(self, text: str) -> int:
         data = text.encode("utf-8") + b"\0"
@@ -327,27 +296,71 @@ class WasmInstance:
 
     # -- calls ---------------------------------------------------------------
 
-    def _arm_limits(self) -> None:
+    def _arm_limits(self, lazy: bool = False) -> None:
+        """Arms the budget of an outermost call into this instance. ``lazy``:
+        keep a deadline armed less than 1% of the limit ago (at most one
+        epoch tick)."""
         if self.fuel is not None:
             self.store.set_fuel(self.fuel)
-        if self.timeout is not None:
-            ticks = max(1, int(self.timeout / EPOCH_TICK_SECONDS + 0.999))
-            self.store.set_epoch_deadline(ticks)
+        timeout = self.timeout
+        if timeout is not None:
+            now = time.perf_counter()
+            if lazy and now - self._armed_at < self._slack:
+                return
+            self._armed_at = now
+            self.store.set_epoch_deadline(max(1, int(timeout / EPOCH_TICK_SECONDS + 0.999)))
+
+    def enter(self, lazy: bool = False) -> None:
+        """Starts a host call into this instance: the outermost one arms the
+        limits, and every wasm call made until :meth:`leave` (conversions,
+        host functions calling back into this instance, nested calls) runs
+        under that same deadline instead of re-arming it. A call into
+        another script's instance runs under that script's own limits; the
+        caller's deadline fires as soon as control is back in the caller."""
+        if not self.depth and self.limited:
+            self._arm_limits(lazy)
+        self.depth += 1
+
+    def leave(self) -> None:
+        self.depth -= 1
+        if not self.depth and self._close_pending:
+            self.close()
 
     def call_unlimited(self, name: str, *args: Any) -> Any:
-        """Calls an export without the fuel / time budget (VM set-up)."""
+        """Calls an export without the fuel / time budget (VM set-up). Inside
+        a running call it runs under that call's budget instead."""
         self.check_alive()
-        limited = self.limited
-        if limited:
-            if self.fuel is not None:
-                self.store.set_fuel(1 << 40)
-            if self.timeout is not None:
-                self.store.set_epoch_deadline(1 << 40)
+        if self.depth or not self.limited:
+            return self.fns[name](*args)
+        if self.fuel is not None:
+            self.store.set_fuel(1 << 40)
+        if self.timeout is not None:
+            self.store.set_epoch_deadline(1 << 40)
+        self._armed_at = -1e18  # the next limited call re-arms
         self.limited = False
         try:
             return self.fns[name](*args)
         finally:
-            self.limited = limited
+            self.limited = True
+
+    def close(self) -> None:
+        """Frees the store (and with it all linear memory) now rather than
+        when the garbage collector finds the instance's reference cycles.
+        The instance is dead afterwards: every call refuses before touching
+        the store."""
+        if self.dead is None:
+            self.dead = "the instance was closed"
+        if self.depth:
+            # wasm frames of this store are still on the stack (a trap in a
+            # call nested inside another): free it when the outermost returns
+            self._close_pending = True
+            return
+        self.targets.clear()
+        self.fns.clear()
+        self.funcs.clear()
+        store = self.__dict__.pop("store", None)
+        if store is not None:
+            store.close()
 
     def check_alive(self) -> None:
         if self.dead is not None:
@@ -374,7 +387,10 @@ class WasmInstance:
 
     def _trap_error(self, trap: Exception) -> WrenError:
         code = getattr(trap, "trap_code", None)
-        message = str(trap).splitlines()[0] if str(trap) else type(trap).__name__
+        text = str(trap)
+        # wasmtime's text starts with a backtrace of wasm offsets; the cause is the "wasm trap:" line
+        causes = [line.split("wasm trap:", 1)[1].strip() for line in text.splitlines() if "wasm trap:" in line]
+        message = causes[-1] if causes else (text.splitlines()[0] if text else type(trap).__name__)
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             error: WrenError = WrenTimeoutError(
                 f"Wren script ran out of fuel (budget {self.fuel} wasm instructions)"
@@ -384,7 +400,8 @@ class WasmInstance:
         elif self._out_of_memory():
             error = WrenMemoryError(f"Wren VM exceeded its memory limit of {self.memory_limit} bytes")
         else:
-            error = WrenTrapError(f"Wren VM trapped: {message}")
+            error = WrenTrapError(f"Wren VM trapped: {message} (a fault inside the VM)")
+        error.frames = self._frames_at_trap()
         for target in list(self.targets.values()):
             target._drain_pending_output()
         for target in list(self.targets.values()):
@@ -394,6 +411,27 @@ class WasmInstance:
                 break
         self.dead = str(error)
         return error
+
+    def _frames_at_trap(self) -> list:
+        """The Wren frames of the VM that was running when the instance
+        trapped, innermost first, as :meth:`WrenVM.stack` gives them. A
+        trap leaves linear memory intact, so they can be read once more
+        (under a lifted budget). The innermost line is where its function
+        last made a call or was entered: the interpreter keeps the running
+        instruction in a register, not in memory."""
+        try:
+            if self.timeout is not None:
+                self.store.set_epoch_deadline(1 << 40)
+            if self.fuel is not None:
+                self.store.set_fuel(1 << 40)
+            self._armed_at = -1e18
+            for target in list(self.targets.values()):
+                frames = target.stack()
+                if frames:
+                    return frames
+        except Exception:  # a second fault: the error goes without its frames
+            pass
+        return []
 
     def _out_of_memory(self) -> bool:
         try:
@@ -436,6 +474,10 @@ def _make_memory_data() -> Any:
 _MEMORY_DATA = _make_memory_data()
 
 
+#: (module, export name) -> (parameter kinds, result kinds)
+_EXPORT_KINDS: Dict[Tuple[Any, str], Tuple[list, list]] = {}
+
+
 class _RawExport:
     """Calls one export through ``wasmtime_func_call_unchecked``.
 
@@ -448,10 +490,14 @@ class _RawExport:
     __slots__ = ("inst", "raw", "i32", "i64", "f64", "size", "params", "result",
                  "trap", "call_args", "func")
 
-    def __init__(self, inst: WasmInstance, func: wasmtime.Func):
-        ty = func.type(inst.store)
-        params = [_kind_name(p) for p in ty.params]
-        results = [_kind_name(r) for r in ty.results]
+    def __init__(self, inst: WasmInstance, func: wasmtime.Func, name: str = ""):
+        kinds = _EXPORT_KINDS.get((inst.module, name)) if name else None
+        if kinds is None:
+            ty = func.type(inst.store)
+            kinds = ([_kind_name(p) for p in ty.params], [_kind_name(r) for r in ty.results])
+            if name:
+                _EXPORT_KINDS[(inst.module, name)] = kinds  # the same in every instance of a module
+        params, results = kinds
         self.inst = inst
         self.func = func
         self.size = max(len(params), len(results), 1)
@@ -473,9 +519,18 @@ class _RawExport:
     def invoke(self) -> None:
         """Runs the call with the raw values already in place."""
         inst = self.inst
-        if inst.limited:
-            inst._arm_limits()
-        error = _UNCHECKED(*self.call_args)
+        if inst.depth:
+            error = _UNCHECKED(*self.call_args)
+        else:  # an outermost call: enter() and leave() inlined (the hot path)
+            if inst.limited:
+                inst._arm_limits()
+            inst.depth = 1
+            try:
+                error = _UNCHECKED(*self.call_args)
+            finally:
+                inst.depth = 0
+                if inst._close_pending:
+                    inst.close()
         if error or self.trap.value:
             trap = self.trap.value
             self.trap.value = None
@@ -486,26 +541,30 @@ class _RawExport:
 
     def invoke_rearming_lazily(self) -> Callable[[], None]:
         """:meth:`invoke` for an instance with a time limit, re-arming the
-        epoch deadline only when 1% of the limit (at most 5 ms, one epoch
-        tick) has passed since it was last armed: a call still gets at
-        least 99% of its time limit, and back-to-back calls skip a wasmtime
-        call each. Without a time limit it is :meth:`invoke` itself."""
+        epoch deadline of an outermost call only when 1% of the limit (at
+        most 5 ms, one epoch tick) has passed since it was last armed: a
+        call still gets at least 99% of its time limit, and back-to-back
+        calls skip a wasmtime call each. Without a time limit it is
+        :meth:`invoke` itself."""
         inst = self.inst
         if not inst.timeout or inst.fuel is not None:
             return self.invoke
-        slack = min(0.005, inst.timeout * 0.01)
-        armed = [-1e9]
         call_args, trap = self.call_args, self.trap
-        clock = time.perf_counter
 
         def invoke() -> None:
-            now = clock()
-            if now - armed[0] > slack:
-                inst._arm_limits()
-                armed[0] = now
-            error = _UNCHECKED(*call_args)
+            if inst.depth:
+                error = _UNCHECKED(*call_args)
+            else:
+                inst._arm_limits(True)
+                inst.depth = 1
+                try:
+                    error = _UNCHECKED(*call_args)
+                finally:
+                    inst.depth = 0
+                    if inst._close_pending:
+                        inst.close()
             if error or trap.value:
-                armed[0] = -1e9
+                inst._armed_at = -1e18
                 pending, trap.value = trap.value, None
                 inst._raise_trap(
                     ctypes.cast(pending, ctypes.POINTER(ffi.wasm_trap_t)) if pending else None,
@@ -549,7 +608,7 @@ class _LazyExports(dict):
         self.inst = inst
 
     def __missing__(self, name: str) -> _RawExport:
-        export = _RawExport(self.inst, self.inst.funcs[name])
+        export = _RawExport(self.inst, self.inst.funcs[name], name)
         self[name] = export
         return export
 
@@ -719,7 +778,14 @@ class WrenVM:
         elif isinstance(value, (int, float)):
             self._c("wren_set_slot_double", slot, float(value))
         elif isinstance(value, str):
-            self._set_slot_bytes(slot, value.encode("utf-8"))
+            try:
+                data = value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: not text Wren can hold
+                from kryon_core.errors import ConversionError
+
+                raise ConversionError("a string with a lone surrogate cannot cross into wren (it is not UTF-8 text)",
+                                      language="wren") from None
+            self._set_slot_bytes(slot, data)
         elif isinstance(value, (bytes, bytearray)):
             self._set_slot_bytes(slot, bytes(value))
         elif isinstance(value, Handle):
