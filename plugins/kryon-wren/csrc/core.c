@@ -371,12 +371,17 @@ static int64_t stringFind(ObjString* haystack, ObjString* needle, uint32_t start
   return -1;
 }
 
+/* Lists and ranges are capped well below what a VM heap could hold, so
+ * that the size arithmetic stays in int. */
+#define LIST_MAX_ITEMS (1 << 27)
+
 PRIM(coreStringFromCodePoint) {
   NO_UNUSED();
   if (!needInt(vm, args[1], "Code point")) return PRIM_ERROR;
+  /* compared as a double first: a huge number cast to int is undefined */
+  if (AS_NUM(args[1]) < 0) FAIL("Code point cannot be negative.");
+  if (AS_NUM(args[1]) > 0x10ffff) FAIL("Code point cannot be greater than 0x10ffff.");
   int cp = (int)AS_NUM(args[1]);
-  if (cp < 0) FAIL("Code point cannot be negative.");
-  if (cp > 0x10ffff) FAIL("Code point cannot be greater than 0x10ffff.");
   uint8_t bytes[4];
   int n = utf8Encode(cp, bytes);
   GIVE_OBJ(newStringLength(vm, (const char*)bytes, (size_t)n));
@@ -385,9 +390,9 @@ PRIM(coreStringFromCodePoint) {
 PRIM(coreStringFromByte) {
   NO_UNUSED();
   if (!needInt(vm, args[1], "Byte")) return PRIM_ERROR;
+  if (AS_NUM(args[1]) < 0) FAIL("Byte cannot be negative.");
+  if (AS_NUM(args[1]) > 0xff) FAIL("Byte cannot be greater than 0xff.");
   int byte = (int)AS_NUM(args[1]);
-  if (byte < 0) FAIL("Byte cannot be negative.");
-  if (byte > 0xff) FAIL("Byte cannot be greater than 0xff.");
   char c = (char)byte;
   GIVE_OBJ(newStringLength(vm, &c, 1));
 }
@@ -631,6 +636,7 @@ PRIM(coreListFilled) {
   NO_UNUSED();
   if (!needInt(vm, args[1], "Size")) return PRIM_ERROR;
   if (AS_NUM(args[1]) < 0) FAIL("Size cannot be negative.");
+  if (AS_NUM(args[1]) > LIST_MAX_ITEMS) FAIL("List would be too large.");
   ObjList* list = newList(vm, (int)AS_NUM(args[1]));
   for (int i = 0; i < list->count; i++) list->items[i] = args[2];
   GIVE_OBJ(list);
@@ -805,9 +811,6 @@ PRIM(coreListAppendPlain) {
   GIVE(TRUE_VAL);
 }
 
-/* Lists and ranges are capped well below what a VM heap could hold, so
- * that the size arithmetic stays in int. */
-#define LIST_MAX_ITEMS (1 << 27)
 
 PRIM(coreListTimes) {
   NO_UNUSED();

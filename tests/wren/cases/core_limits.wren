@@ -3,6 +3,11 @@
 System.print(Fiber.new { [1, 2] * 100000000 }.try()) // expect: List would be too large.
 System.print(Fiber.new { (1..1e9).toList }.try()) // expect: Range is too large to make a list.
 System.print(Fiber.new { (0..1/0).toList }.try()) // expect: Range is too large to make a list.
+System.print(Fiber.new { List.filled(2147483648, 0) }.try()) // expect: List would be too large.
+System.print(Fiber.new { List.filled(1e300, 0) }.try()) // expect: List would be too large.
+System.print(Fiber.new { String.fromCodePoint(4294967393) }.try()) // expect: Code point cannot be greater than 0x10ffff.
+System.print(Fiber.new { String.fromByte(1e20) }.try()) // expect: Byte cannot be greater than 0xff.
+System.print(List.filled(3, 0)) // expect: [0, 0, 0]
 System.print((1..1e9).count) // expect: 1000000000
 System.print((1..3).toList) // expect: [1, 2, 3]
 // Text past the C printer's nesting depth (32) is made by the Wren side,
