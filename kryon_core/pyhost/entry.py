@@ -67,20 +67,26 @@ class Entry:
         local = self._local
         depth = getattr(local, "depth", 0)
         local.depth = depth + 1
-        token = self._arm(script) if depth == 0 and script.time_limit is not None else None
-        traced = self.tracer.enter(script.policy.max_recursion)
+        token = None
+        traced = None
         try:
             try:
+                if depth == 0 and script.time_limit is not None:
+                    token = self._arm(script)
+                traced = self.tracer.enter(script.policy.max_recursion)
                 return finish(fn(*args), script)
             finally:
-                self.tracer.leave(traced)
-                while token is not None:  # an interrupt arriving now is retried, never leaked
+                # Disarm before anything else: until it is done an interrupt may land on any
+                # line here (leave() included), and one that skipped the disarm would leave
+                # the watchdog firing into this thread for good. One landing now is retried.
+                while token is not None:
                     try:
                         self.watchdog.disarm(token)  # type: ignore[union-attr]
                         token = None
                     except TimeLimitExceeded:
                         pass
                 local.depth = depth
+                self.tracer.leave(traced)
         except PASSTHROUGH:
             raise
         except BaseException as exc:

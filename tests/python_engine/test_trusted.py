@@ -323,6 +323,37 @@ def test_trusted_time_limit_at_load_and_none_leaks_afterwards() -> None:
     m.close()
 
 
+def test_an_interrupt_landing_as_a_call_ends_never_leaves_the_deadline_armed(monkeypatch) -> None:
+    """The watchdog's interrupt can land on any line after the script returns: simulate it in
+    the tracer's leave(), the first step after the call. The deadline must still be disarmed,
+    or the watchdog would fire into this thread (the host's) every 50 ms from then on."""
+    from kryon_core.errors import ScriptError
+    from kryon_core.watchdog import TimeLimitExceeded
+
+    m = ScriptManager(policy=SecurityPolicy.trusted(time_limit=0.2, max_recursion=50), cache=False)
+    m.load_script_from_source("quick", "python", "def f(x):\n    return x * 2\n")
+    tracer = m.engine("python").local.entry.tracer
+    real_leave = tracer.leave
+    landed = []
+
+    def leave_interrupted(token):
+        real_leave(token)
+        if not landed:  # the interrupt lands as leave() returns
+            landed.append(True)
+            raise TimeLimitExceeded()
+
+    monkeypatch.setattr(tracer, "leave", leave_interrupted)
+    with pytest.raises(ScriptError):
+        m.call_function("f", [1])
+    monkeypatch.setattr(tracer, "leave", real_leave)
+    assert landed and not m.engine("python").watchdog._arms, "the deadline was disarmed first"
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:  # host code: no interrupt may land here
+        pass
+    assert m.call_function("f", [21]) == 42
+    m.close()
+
+
 def test_no_time_limit_means_no_watchdog(m: ScriptManager) -> None:
     m.load_script_from_source("w", "python", "def f(): return 1\n")
     assert m.call_function("f") == 1
