@@ -1,17 +1,21 @@
-/* core.c -- The core library's primitive methods and VM bootstrap.
+/* core.c -- The core library's primitives and the VM's bootstrap.
  *
- * coreInitialize builds Object, Class and Object's metaclass by hand,
- * runs the Wren half of the core library (core.wren, embedded as
- * core_wren.inc by the build) in the core module, then binds the C
- * primitives below onto the classes it defined. A primitive receives
- * the receiver and arguments in args[0..argc-1] and leaves its result in
- * args[0]; validation failures set the fiber's error with Wren's wording.
+ * coreInitialize makes Object, Class and Object's metaclass by hand, runs
+ * core.wren (embedded as core_wren.inc by the build) in the core module,
+ * then binds the primitives listed in ROOT_METHODS and CORE_METHODS onto
+ * the classes it declared. A primitive finds the receiver and arguments
+ * in args[0..argc-1], leaves its result in args[0] (GIVE) or sets the
+ * fiber's error (FAIL) with the message Wren users know. The plain-text
+ * primitives (printing, joining, toString of lists and maps) live in
+ * core_text.c.
  */
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core_prims.h"
 #include "host.h"
 #include "vm.h"
 
@@ -19,23 +23,32 @@ static const char coreSource[] =
 #include "core_wren.inc"
     ;
 
-#define PRIM(name) static PrimResult prim_##name(VM* vm, Value* args, int argc)
-#define UNUSED_ARGS() \
-  (void)vm;           \
+#define PRIM(name) static PrimResult name(VM* vm, Value* args, int argc)
+#define NO_UNUSED() \
+  (void)vm;         \
   (void)argc
-#define RETURN_VAL(v)   \
-  do {                  \
-    args[0] = (v);      \
-    return PRIM_VALUE;  \
+#define GIVE(v)        \
+  do {                 \
+    args[0] = (v);     \
+    return PRIM_VALUE; \
   } while (0)
-#define RETURN_NUM(n) RETURN_VAL(NUM_VAL(n))
-#define RETURN_BOOL(b) RETURN_VAL(BOOL_VAL(b))
-#define RETURN_OBJ(o) RETURN_VAL(OBJ_VAL(o))
-#define RETURN_ERROR(...)                                        \
-  do {                                                           \
+#define GIVE_NUM(n) GIVE(NUM_VAL(n))
+#define GIVE_BOOL(b) GIVE(BOOL_VAL(b))
+#define GIVE_OBJ(o) GIVE(OBJ_VAL(o))
+#define FAIL(...)                                              \
+  do {                                                         \
     vm->fiber->error = vmRuntimeErrorValue(vm, __VA_ARGS__);     \
     return PRIM_ERROR;                                           \
   } while (0)
+
+/* Views (MapKeys, MapValues, StringBytes, StringCodePoints) keep what
+ * they view in their first field; their primitives put it in the
+ * receiver's slot and run the viewed object's own primitive. */
+#define OVER_VIEWED(name, inner)                       \
+  PRIM(name) {                                         \
+    args[0] = AS_INSTANCE(args[0])->fields[0];         \
+    return inner(vm, args, argc);                      \
+  }
 
 /* ---- Validation ----------------------------------------------------- */
 
@@ -44,50 +57,50 @@ static bool fail(VM* vm, const char* message, const char* argName) {
   return false;
 }
 
-static bool validateNum(VM* vm, Value v, const char* argName) {
+static bool needNum(VM* vm, Value v, const char* argName) {
   if (IS_NUM(v)) return true;
   return fail(vm, "%s must be a number.", argName);
 }
 
-static bool validateInt(VM* vm, Value v, const char* argName) {
-  if (!validateNum(vm, v, argName)) return false;
+static bool needInt(VM* vm, Value v, const char* argName) {
+  if (!needNum(vm, v, argName)) return false;
   double n = AS_NUM(v);
   if (trunc(n) != n || isinf(n)) return fail(vm, "%s must be an integer.", argName);
   return true;
 }
 
-static bool validateString(VM* vm, Value v, const char* argName) {
+static bool needString(VM* vm, Value v, const char* argName) {
   if (IS_STRING(v)) return true;
   return fail(vm, "%s must be a string.", argName);
 }
 
-static bool validateFn(VM* vm, Value v, const char* argName) {
+static bool needFn(VM* vm, Value v, const char* argName) {
   if (IS_CLOSURE(v)) return true;
   return fail(vm, "%s must be a function.", argName);
 }
 
-static inline bool validateKey(VM* vm, Value v) {
+static inline bool needKey(VM* vm, Value v) {
   if (IS_NUM(v) || isValueType(v)) return true;
   vm->fiber->error = vmRuntimeErrorValue(vm, "Key must be a value type.");
   return false;
 }
 
 /* Returns a valid index in [0, count) or -1 after setting the error. */
-static int validateIndexValue(VM* vm, double index, int count, const char* argName) {
+static int indexWithin(VM* vm, double index, int count, const char* argName) {
   if (index < 0) index += count;
   if (index >= 0 && index < count) return (int)index;
   fail(vm, "%s out of bounds.", argName);
   return -1;
 }
 
-static int validateIndex(VM* vm, Value v, int count, const char* argName) {
-  if (!validateInt(vm, v, argName)) return -1;
-  return validateIndexValue(vm, AS_NUM(v), count, argName);
+static int needIndex(VM* vm, Value v, int count, const char* argName) {
+  if (!needInt(vm, v, argName)) return -1;
+  return indexWithin(vm, AS_NUM(v), count, argName);
 }
 
 /* Turns a range into start/step/length over a sequence of `*length`
  * items; returns false after setting the error. */
-static bool calculateRange(VM* vm, ObjRange* range, int* length, int* start, int* step) {
+static bool sliceBounds(VM* vm, ObjRange* range, int* length, int* start, int* step) {
   *step = 0;
   if (range->from == *length && range->to == (range->isInclusive ? -1.0 : (double)*length)) {
     *start = 0;
@@ -95,7 +108,7 @@ static bool calculateRange(VM* vm, ObjRange* range, int* length, int* start, int
     return true;
   }
   if (trunc(range->from) != range->from) return fail(vm, "%s must be an integer.", "Range start");
-  int from = validateIndexValue(vm, range->from, *length, "Range start");
+  int from = indexWithin(vm, range->from, *length, "Range start");
   if (from == -1) return false;
   if (trunc(range->to) != range->to) return fail(vm, "%s must be an integer.", "Range end");
   double value = range->to;
@@ -131,55 +144,55 @@ ObjString* valueToCString(VM* vm, Value v) {
   return newString(vm, buffer);
 }
 
-PRIM(object_not) { UNUSED_ARGS(); RETURN_VAL(FALSE_VAL); }
-PRIM(object_eq) { UNUSED_ARGS(); RETURN_BOOL(valuesEqual(args[0], args[1])); }
-PRIM(object_neq) { UNUSED_ARGS(); RETURN_BOOL(!valuesEqual(args[0], args[1])); }
+PRIM(coreObjectNot) { NO_UNUSED(); GIVE(FALSE_VAL); }
+PRIM(coreObjectEq) { NO_UNUSED(); GIVE_BOOL(valuesEqual(args[0], args[1])); }
+PRIM(coreObjectNeq) { NO_UNUSED(); GIVE_BOOL(!valuesEqual(args[0], args[1])); }
 /* Numbers by their bits (so 0 and -0 differ), strings and ranges by
  * value, everything else by identity. */
-PRIM(object_same) {
-  UNUSED_ARGS();
-  RETURN_BOOL(args[1] == args[2] || (IS_OBJ(args[1]) && valuesEqual(args[1], args[2])));
+PRIM(coreObjectSame) {
+  NO_UNUSED();
+  GIVE_BOOL(args[1] == args[2] || (IS_OBJ(args[1]) && valuesEqual(args[1], args[2])));
 }
-PRIM(object_type) { UNUSED_ARGS(); RETURN_OBJ(getClass(vm, args[0])); }
-PRIM(object_toString) { UNUSED_ARGS(); RETURN_OBJ(valueToCString(vm, args[0])); }
+PRIM(coreObjectType) { NO_UNUSED(); GIVE_OBJ(getClass(vm, args[0])); }
+PRIM(coreObjectToString) { NO_UNUSED(); GIVE_OBJ(valueToCString(vm, args[0])); }
 
-PRIM(object_is) {
-  UNUSED_ARGS();
-  if (!IS_CLASS(args[1])) RETURN_ERROR("Right operand must be a class.");
+PRIM(coreObjectIs) {
+  NO_UNUSED();
+  if (!IS_CLASS(args[1])) FAIL("Right operand must be a class.");
   ObjClass* target = AS_CLASS(args[1]);
   for (ObjClass* c = getClass(vm, args[0]); c != NULL; c = c->superclass) {
-    if (c == target) RETURN_VAL(TRUE_VAL);
+    if (c == target) GIVE(TRUE_VAL);
   }
-  RETURN_VAL(FALSE_VAL);
+  GIVE(FALSE_VAL);
 }
 
-PRIM(class_name) { UNUSED_ARGS(); RETURN_OBJ(AS_CLASS(args[0])->name); }
-PRIM(class_supertype) {
-  UNUSED_ARGS();
+PRIM(coreClassName) { NO_UNUSED(); GIVE_OBJ(AS_CLASS(args[0])->name); }
+PRIM(coreClassSupertype) {
+  NO_UNUSED();
   ObjClass* super = AS_CLASS(args[0])->superclass;
-  RETURN_VAL(super == NULL ? NULL_VAL : OBJ_VAL(super));
+  GIVE(super == NULL ? NULL_VAL : OBJ_VAL(super));
 }
-PRIM(class_attributes) { UNUSED_ARGS(); RETURN_VAL(AS_CLASS(args[0])->attributes); }
+PRIM(coreClassAttributes) { NO_UNUSED(); GIVE(AS_CLASS(args[0])->attributes); }
 
 /* ---- Bool and Null -------------------------------------------------- */
 
-PRIM(bool_not) { UNUSED_ARGS(); RETURN_BOOL(!AS_BOOL(args[0])); }
-PRIM(bool_toString) {
-  UNUSED_ARGS();
-  RETURN_OBJ(newString(vm, AS_BOOL(args[0]) ? "true" : "false"));
+PRIM(coreBoolNot) { NO_UNUSED(); GIVE_BOOL(!AS_BOOL(args[0])); }
+PRIM(coreBoolToString) {
+  NO_UNUSED();
+  GIVE_OBJ(newString(vm, AS_BOOL(args[0]) ? "true" : "false"));
 }
-PRIM(null_not) { UNUSED_ARGS(); RETURN_VAL(TRUE_VAL); }
-PRIM(null_toString) { UNUSED_ARGS(); RETURN_OBJ(newString(vm, "null")); }
+PRIM(coreNullNot) { NO_UNUSED(); GIVE(TRUE_VAL); }
+PRIM(coreNullToString) { NO_UNUSED(); GIVE_OBJ(newString(vm, "null")); }
 
 /* ---- Num ------------------------------------------------------------ */
 
 #define NUM_BINARY(name, expr)                                        \
-  PRIM(num_##name) {                                                  \
-    UNUSED_ARGS();                                                    \
-    if (!validateNum(vm, args[1], "Right operand")) return PRIM_ERROR; \
+  PRIM(name) {                                                  \
+    NO_UNUSED();                                                    \
+    if (!needNum(vm, args[1], "Right operand")) return PRIM_ERROR; \
     double a = AS_NUM(args[0]);                                       \
     double b = AS_NUM(args[1]);                                       \
-    RETURN_VAL(expr);                                                 \
+    GIVE(expr);                                                 \
   }
 
 static uint32_t toU32(double d) {
@@ -187,119 +200,143 @@ static uint32_t toU32(double d) {
   return (uint32_t)(int64_t)d;
 }
 
-NUM_BINARY(add, NUM_VAL(a + b))
-NUM_BINARY(sub, NUM_VAL(a - b))
-NUM_BINARY(mul, NUM_VAL(a * b))
-NUM_BINARY(div, NUM_VAL(a / b))
-NUM_BINARY(mod, NUM_VAL(fmod(a, b)))
-NUM_BINARY(lt, BOOL_VAL(a < b))
-NUM_BINARY(gt, BOOL_VAL(a > b))
-NUM_BINARY(lte, BOOL_VAL(a <= b))
-NUM_BINARY(gte, BOOL_VAL(a >= b))
-NUM_BINARY(bitAnd, NUM_VAL((double)(toU32(a) & toU32(b))))
-NUM_BINARY(bitOr, NUM_VAL((double)(toU32(a) | toU32(b))))
-NUM_BINARY(bitXor, NUM_VAL((double)(toU32(a) ^ toU32(b))))
-NUM_BINARY(shl, NUM_VAL((double)(uint32_t)(toU32(a) << (toU32(b) & 31))))
-NUM_BINARY(shr, NUM_VAL((double)(toU32(a) >> (toU32(b) & 31))))
-NUM_BINARY(atan2, NUM_VAL(atan2(a, b)))
-NUM_BINARY(min, NUM_VAL(a < b ? a : b))
-NUM_BINARY(max, NUM_VAL(a > b ? a : b))
+NUM_BINARY(coreNumAdd, NUM_VAL(a + b))
+NUM_BINARY(coreNumSub, NUM_VAL(a - b))
+NUM_BINARY(coreNumMul, NUM_VAL(a * b))
+NUM_BINARY(coreNumDiv, NUM_VAL(a / b))
+NUM_BINARY(coreNumMod, NUM_VAL(fmod(a, b)))
+NUM_BINARY(coreNumLt, BOOL_VAL(a < b))
+NUM_BINARY(coreNumGt, BOOL_VAL(a > b))
+NUM_BINARY(coreNumLte, BOOL_VAL(a <= b))
+NUM_BINARY(coreNumGte, BOOL_VAL(a >= b))
+NUM_BINARY(coreNumBitAnd, NUM_VAL((double)(toU32(a) & toU32(b))))
+NUM_BINARY(coreNumBitOr, NUM_VAL((double)(toU32(a) | toU32(b))))
+NUM_BINARY(coreNumBitXor, NUM_VAL((double)(toU32(a) ^ toU32(b))))
+NUM_BINARY(coreNumShl, NUM_VAL((double)(uint32_t)(toU32(a) << (toU32(b) & 31))))
+NUM_BINARY(coreNumShr, NUM_VAL((double)(toU32(a) >> (toU32(b) & 31))))
+/* Methods whose argument is not "the right operand" name it their way. */
+#define NUM_WITH(name, what, expr)                                 \
+  PRIM(name) {                                               \
+    NO_UNUSED();                                                   \
+    if (!needNum(vm, args[1], what)) return PRIM_ERROR;            \
+    double a = AS_NUM(args[0]);                                    \
+    double b = AS_NUM(args[1]);                                    \
+    GIVE(expr);                                                    \
+  }
 
-PRIM(num_pow) {
-  UNUSED_ARGS();
-  if (!validateNum(vm, args[1], "Power value")) return PRIM_ERROR;
-  RETURN_NUM(pow(AS_NUM(args[0]), AS_NUM(args[1])));
+NUM_WITH(coreNumAtan2, "x value", NUM_VAL(atan2(a, b)))
+NUM_WITH(coreNumMin, "Other value", NUM_VAL(a < b ? a : b))
+NUM_WITH(coreNumMax, "Other value", NUM_VAL(a > b ? a : b))
+
+PRIM(coreNumPow) {
+  NO_UNUSED();
+  if (!needNum(vm, args[1], "Power value")) return PRIM_ERROR;
+  GIVE_NUM(pow(AS_NUM(args[0]), AS_NUM(args[1])));
 }
 
-PRIM(num_eq) {
-  UNUSED_ARGS();
-  if (!IS_NUM(args[1])) RETURN_VAL(FALSE_VAL);
-  RETURN_BOOL(AS_NUM(args[0]) == AS_NUM(args[1]));
+PRIM(coreNumEq) {
+  NO_UNUSED();
+  if (!IS_NUM(args[1])) GIVE(FALSE_VAL);
+  GIVE_BOOL(AS_NUM(args[0]) == AS_NUM(args[1]));
 }
 
-PRIM(num_neq) {
-  UNUSED_ARGS();
-  if (!IS_NUM(args[1])) RETURN_VAL(TRUE_VAL);
-  RETURN_BOOL(AS_NUM(args[0]) != AS_NUM(args[1]));
+PRIM(coreNumNeq) {
+  NO_UNUSED();
+  if (!IS_NUM(args[1])) GIVE(TRUE_VAL);
+  GIVE_BOOL(AS_NUM(args[0]) != AS_NUM(args[1]));
 }
 
-PRIM(num_clamp) {
-  UNUSED_ARGS();
-  if (!validateNum(vm, args[1], "Min value")) return PRIM_ERROR;
-  if (!validateNum(vm, args[2], "Max value")) return PRIM_ERROR;
+PRIM(coreNumClamp) {
+  NO_UNUSED();
+  if (!needNum(vm, args[1], "Min value")) return PRIM_ERROR;
+  if (!needNum(vm, args[2], "Max value")) return PRIM_ERROR;
   double v = AS_NUM(args[0]), lo = AS_NUM(args[1]), hi = AS_NUM(args[2]);
-  RETURN_NUM(v < lo ? lo : (v > hi ? hi : v));
+  GIVE_NUM(v < lo ? lo : (v > hi ? hi : v));
 }
 
-PRIM(num_range) {
-  UNUSED_ARGS();
-  if (!validateNum(vm, args[1], "Right hand side of range")) return PRIM_ERROR;
-  RETURN_OBJ(newRange(vm, AS_NUM(args[0]), AS_NUM(args[1]), true));
+PRIM(coreNumRange) {
+  NO_UNUSED();
+  if (!needNum(vm, args[1], "Right hand side of range")) return PRIM_ERROR;
+  GIVE_OBJ(newRange(vm, AS_NUM(args[0]), AS_NUM(args[1]), true));
 }
 
-PRIM(num_rangeExclusive) {
-  UNUSED_ARGS();
-  if (!validateNum(vm, args[1], "Right hand side of range")) return PRIM_ERROR;
-  RETURN_OBJ(newRange(vm, AS_NUM(args[0]), AS_NUM(args[1]), false));
+PRIM(coreNumRangeExclusive) {
+  NO_UNUSED();
+  if (!needNum(vm, args[1], "Right hand side of range")) return PRIM_ERROR;
+  GIVE_OBJ(newRange(vm, AS_NUM(args[0]), AS_NUM(args[1]), false));
 }
 
 #define NUM_UNARY(name, expr)      \
-  PRIM(num_##name) {               \
-    UNUSED_ARGS();                 \
+  PRIM(name) {               \
+    NO_UNUSED();                 \
     double n = AS_NUM(args[0]);    \
-    RETURN_VAL(expr);              \
+    GIVE(expr);              \
   }
 
-NUM_UNARY(negate, NUM_VAL(-n))
-NUM_UNARY(abs, NUM_VAL(fabs(n)))
-NUM_UNARY(acos, NUM_VAL(acos(n)))
-NUM_UNARY(asin, NUM_VAL(asin(n)))
-NUM_UNARY(atan, NUM_VAL(atan(n)))
-NUM_UNARY(cbrt, NUM_VAL(cbrt(n)))
-NUM_UNARY(ceil, NUM_VAL(ceil(n)))
-NUM_UNARY(cos, NUM_VAL(cos(n)))
-NUM_UNARY(exp, NUM_VAL(exp(n)))
-NUM_UNARY(floor, NUM_VAL(floor(n)))
-NUM_UNARY(log, NUM_VAL(log(n)))
-NUM_UNARY(log2, NUM_VAL(log2(n)))
-NUM_UNARY(round, NUM_VAL(round(n)))
-NUM_UNARY(sin, NUM_VAL(sin(n)))
-NUM_UNARY(sqrt, NUM_VAL(sqrt(n)))
-NUM_UNARY(tan, NUM_VAL(tan(n)))
-NUM_UNARY(truncate, NUM_VAL(trunc(n)))
-NUM_UNARY(fraction, NUM_VAL(n - trunc(n)))
-NUM_UNARY(bitNot, NUM_VAL((double)(~toU32(n))))
-NUM_UNARY(isInfinity, BOOL_VAL(isinf(n)))
-NUM_UNARY(isNan, BOOL_VAL(isnan(n)))
-NUM_UNARY(isInteger, BOOL_VAL(!isnan(n) && !isinf(n) && trunc(n) == n))
-NUM_UNARY(sign, NUM_VAL(n > 0 ? 1 : (n < 0 ? -1 : 0)))
-NUM_UNARY(toString, OBJ_VAL(stringFormatNum(vm, n)))
+NUM_UNARY(coreNumNegate, NUM_VAL(-n))
+NUM_UNARY(coreNumAbs, NUM_VAL(fabs(n)))
+NUM_UNARY(coreNumAcos, NUM_VAL(acos(n)))
+NUM_UNARY(coreNumAsin, NUM_VAL(asin(n)))
+NUM_UNARY(coreNumAtan, NUM_VAL(atan(n)))
+NUM_UNARY(coreNumCbrt, NUM_VAL(cbrt(n)))
+NUM_UNARY(coreNumCeil, NUM_VAL(ceil(n)))
+NUM_UNARY(coreNumCos, NUM_VAL(cos(n)))
+NUM_UNARY(coreNumExp, NUM_VAL(exp(n)))
+NUM_UNARY(coreNumFloor, NUM_VAL(floor(n)))
+NUM_UNARY(coreNumLog, NUM_VAL(log(n)))
+NUM_UNARY(coreNumLog2, NUM_VAL(log2(n)))
+NUM_UNARY(coreNumRound, NUM_VAL(round(n)))
+NUM_UNARY(coreNumSin, NUM_VAL(sin(n)))
+NUM_UNARY(coreNumSqrt, NUM_VAL(sqrt(n)))
+NUM_UNARY(coreNumTan, NUM_VAL(tan(n)))
+NUM_UNARY(coreNumTruncate, NUM_VAL(trunc(n)))
+/* modf keeps the sign: (-0).fraction and (-3).fraction are -0. */
+PRIM(coreNumFraction) {
+  NO_UNUSED();
+  double whole;
+  GIVE_NUM(modf(AS_NUM(args[0]), &whole));
+}
+NUM_UNARY(coreNumBitNot, NUM_VAL((double)(~toU32(n))))
+NUM_UNARY(coreNumIsInfinity, BOOL_VAL(isinf(n)))
+NUM_UNARY(coreNumIsNan, BOOL_VAL(isnan(n)))
+NUM_UNARY(coreNumIsInteger, BOOL_VAL(!isnan(n) && !isinf(n) && trunc(n) == n))
+NUM_UNARY(coreNumSign, NUM_VAL(n > 0 ? 1 : (n < 0 ? -1 : 0)))
+NUM_UNARY(coreNumToString, OBJ_VAL(stringFormatNum(vm, n)))
 
-PRIM(num_infinity) { UNUSED_ARGS(); RETURN_NUM(INFINITY); }
-PRIM(num_nan) { UNUSED_ARGS(); RETURN_NUM(NAN); }
-PRIM(num_pi) { UNUSED_ARGS(); RETURN_NUM(3.14159265358979323846264338327950288); }
-PRIM(num_tau) { UNUSED_ARGS(); RETURN_NUM(6.28318530717958647692528676655900577); }
-PRIM(num_largest) { UNUSED_ARGS(); RETURN_NUM(DBL_MAX); }
-PRIM(num_smallest) { UNUSED_ARGS(); RETURN_NUM(DBL_MIN); }
-PRIM(num_epsilon) { UNUSED_ARGS(); RETURN_NUM(DBL_EPSILON); }
-PRIM(num_maxSafeInteger) { UNUSED_ARGS(); RETURN_NUM(9007199254740991.0); }
-PRIM(num_minSafeInteger) { UNUSED_ARGS(); RETURN_NUM(-9007199254740991.0); }
+PRIM(coreNumInfinity) { NO_UNUSED(); GIVE_NUM(INFINITY); }
+PRIM(coreNumNan) { NO_UNUSED(); GIVE_NUM(NAN); }
+PRIM(coreNumPi) { NO_UNUSED(); GIVE_NUM(3.14159265358979323846264338327950288); }
+PRIM(coreNumTau) { NO_UNUSED(); GIVE_NUM(6.28318530717958647692528676655900577); }
+PRIM(coreNumLargest) { NO_UNUSED(); GIVE_NUM(DBL_MAX); }
+PRIM(coreNumSmallest) { NO_UNUSED(); GIVE_NUM(DBL_MIN); }
+PRIM(coreNumEpsilon) { NO_UNUSED(); GIVE_NUM(DBL_EPSILON); }
+PRIM(coreNumMaxSafeInteger) { NO_UNUSED(); GIVE_NUM(9007199254740991.0); }
+PRIM(coreNumMinSafeInteger) { NO_UNUSED(); GIVE_NUM(-9007199254740991.0); }
 
 static bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-PRIM(num_fromString) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
+PRIM(coreNumFromString) {
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[1]);
   const char* start = s->chars;
   const char* end = s->chars + s->length;
   while (start < end && isSpace(*start)) start++;
   while (end > start && isSpace(end[-1])) end--;
-  if (start == end) RETURN_VAL(NULL_VAL);
+  if (start == end) GIVE(NULL_VAL);
   char* parsedEnd;
+  errno = 0;
   double value = strtod(start, &parsedEnd);
-  if (parsedEnd != end) RETURN_VAL(NULL_VAL);
-  RETURN_NUM(value);
+  if (parsedEnd != end) GIVE(NULL_VAL);
+  /* Overflow (decimal or hex) is an error, as for a literal; underflow
+   * to zero or a subnormal is not. An infinity spelled with digits is an
+   * overflow even where the C library leaves errno alone (hex input). */
+  if (isinf(value)) {
+    bool hasDigit = false;
+    for (const char* p = start; p < end && !hasDigit; p++) hasDigit = *p >= '0' && *p <= '9';
+    if (errno == ERANGE || hasDigit) FAIL("Number literal is too large.");
+  }
+  GIVE_NUM(value);
 }
 
 /* ---- String --------------------------------------------------------- */
@@ -309,6 +346,14 @@ static ObjString* codePointAt(VM* vm, ObjString* s, uint32_t index) {
   uint32_t length = (uint32_t)utf8DecodeLength(first);
   if ((first & 0xc0) == 0x80 || index + length > s->length) length = 1;
   return newStringLength(vm, s->chars + index, length);
+}
+
+/* Bytes of the character starting at byte `at`, 0 when none starts there. */
+static int sliceCharLength(ObjString* s, uint32_t at) {
+  uint8_t lead = (uint8_t)s->chars[at];
+  if (lead < 0x80) return 1;
+  if (utf8Decode((const uint8_t*)s->chars + at, s->length - at) == -1) return 0;
+  return utf8DecodeLength(lead);
 }
 
 static uint32_t nextCodePointIndex(ObjString* s, uint32_t index) {
@@ -326,168 +371,187 @@ static int64_t stringFind(ObjString* haystack, ObjString* needle, uint32_t start
   return -1;
 }
 
-PRIM(string_fromCodePoint) {
-  UNUSED_ARGS();
-  if (!validateInt(vm, args[1], "Code point")) return PRIM_ERROR;
+PRIM(coreStringFromCodePoint) {
+  NO_UNUSED();
+  if (!needInt(vm, args[1], "Code point")) return PRIM_ERROR;
   int cp = (int)AS_NUM(args[1]);
-  if (cp < 0) RETURN_ERROR("Code point cannot be negative.");
-  if (cp > 0x10ffff) RETURN_ERROR("Code point cannot be greater than 0x10ffff.");
+  if (cp < 0) FAIL("Code point cannot be negative.");
+  if (cp > 0x10ffff) FAIL("Code point cannot be greater than 0x10ffff.");
   uint8_t bytes[4];
   int n = utf8Encode(cp, bytes);
-  RETURN_OBJ(newStringLength(vm, (const char*)bytes, (size_t)n));
+  GIVE_OBJ(newStringLength(vm, (const char*)bytes, (size_t)n));
 }
 
-PRIM(string_fromByte) {
-  UNUSED_ARGS();
-  if (!validateInt(vm, args[1], "Byte")) return PRIM_ERROR;
+PRIM(coreStringFromByte) {
+  NO_UNUSED();
+  if (!needInt(vm, args[1], "Byte")) return PRIM_ERROR;
   int byte = (int)AS_NUM(args[1]);
-  if (byte < 0) RETURN_ERROR("Byte cannot be negative.");
-  if (byte > 0xff) RETURN_ERROR("Byte cannot be greater than 0xff.");
+  if (byte < 0) FAIL("Byte cannot be negative.");
+  if (byte > 0xff) FAIL("Byte cannot be greater than 0xff.");
   char c = (char)byte;
-  RETURN_OBJ(newStringLength(vm, &c, 1));
+  GIVE_OBJ(newStringLength(vm, &c, 1));
 }
 
-PRIM(string_plus) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Right operand")) return PRIM_ERROR;
-  RETURN_OBJ(concatStrings(vm, AS_STRING(args[0]), AS_STRING(args[1])));
+PRIM(coreStringPlus) {
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Right operand")) return PRIM_ERROR;
+  GIVE_OBJ(concatStrings(vm, AS_STRING(args[0]), AS_STRING(args[1])));
 }
 
-PRIM(string_times) {
-  UNUSED_ARGS();
+PRIM(coreStringTimes) {
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   if (!IS_NUM(args[1]) || trunc(AS_NUM(args[1])) != AS_NUM(args[1]) || AS_NUM(args[1]) < 0) {
-    RETURN_ERROR("Count must be a non-negative integer.");
+    FAIL("Count must be a non-negative integer.");
   }
   double count = AS_NUM(args[1]);
-  if (count * s->length > 1e9) RETURN_ERROR("String too large.");
+  if (count * s->length > 1e9) FAIL("String too large.");
   ObjString* result = newStringUninit(vm, (size_t)(s->length * count));
   for (uint32_t i = 0; i < (uint32_t)count; i++) {
     memcpy(result->chars + i * s->length, s->chars, s->length);
   }
   stringHash(result);
-  RETURN_OBJ(result);
+  GIVE_OBJ(result);
 }
 
-PRIM(string_subscript) {
-  UNUSED_ARGS();
+PRIM(coreStringSubscript) {
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   if (IS_NUM(args[1])) {
-    int index = validateIndex(vm, args[1], (int)s->length, "Subscript");
+    int index = needIndex(vm, args[1], (int)s->length, "Subscript");
     if (index == -1) return PRIM_ERROR;
-    RETURN_OBJ(codePointAt(vm, s, (uint32_t)index));
+    GIVE_OBJ(codePointAt(vm, s, (uint32_t)index));
   }
-  if (!IS_RANGE(args[1])) RETURN_ERROR("Subscript must be a number or a range.");
+  if (!IS_RANGE(args[1])) FAIL("Subscript must be a number or a range.");
   int length = (int)s->length, start, step;
-  if (!calculateRange(vm, AS_RANGE(args[1]), &length, &start, &step)) return PRIM_ERROR;
-  ObjString* result = newStringUninit(vm, (size_t)length);
-  for (int i = 0; i < length; i++) result->chars[i] = s->chars[start + i * step];
+  if (!sliceBounds(vm, AS_RANGE(args[1]), &length, &start, &step)) return PRIM_ERROR;
+  /* The range counts bytes. A byte that starts a character brings the
+   * whole character along; continuation bytes and bytes that start no
+   * valid character add nothing. */
+  size_t size = 0;
+  for (int i = 0; i < length; i++) size += (size_t)sliceCharLength(s, (uint32_t)(start + i * step));
+  ObjString* result = newStringUninit(vm, size);
+  char* out = result->chars;
+  for (int i = 0; i < length; i++) {
+    uint32_t at = (uint32_t)(start + i * step);
+    int n = sliceCharLength(s, at);
+    memcpy(out, s->chars + at, (size_t)n);
+    out += n;
+  }
   stringHash(result);
-  RETURN_OBJ(result);
+  GIVE_OBJ(result);
 }
 
-PRIM(string_byteAt) {
-  UNUSED_ARGS();
+PRIM(coreStringByteAt) {
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
-  int index = validateIndex(vm, args[1], (int)s->length, "Index");
+  int index = needIndex(vm, args[1], (int)s->length, "Index");
   if (index == -1) return PRIM_ERROR;
-  RETURN_NUM((uint8_t)s->chars[index]);
+  GIVE_NUM((uint8_t)s->chars[index]);
 }
 
-PRIM(string_byteCount) { UNUSED_ARGS(); RETURN_NUM(AS_STRING(args[0])->length); }
+PRIM(coreStringByteCount) { NO_UNUSED(); GIVE_NUM(AS_STRING(args[0])->length); }
 
-PRIM(string_codePointAt) {
-  UNUSED_ARGS();
+PRIM(coreStringCodePointAt) {
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
-  int index = validateIndex(vm, args[1], (int)s->length, "Index");
+  int index = needIndex(vm, args[1], (int)s->length, "Index");
   if (index == -1) return PRIM_ERROR;
   const uint8_t* bytes = (const uint8_t*)s->chars + index;
-  if ((*bytes & 0xc0) == 0x80) RETURN_NUM(-1);
-  RETURN_NUM(utf8Decode(bytes, s->length - (uint32_t)index));
+  if ((*bytes & 0xc0) == 0x80) GIVE_NUM(-1);
+  GIVE_NUM(utf8Decode(bytes, s->length - (uint32_t)index));
 }
 
-PRIM(string_count) {
-  UNUSED_ARGS();
+PRIM(coreStringCount) {
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
   int count = 0;
   for (uint32_t i = 0; i < s->length; i++) {
     if (((uint8_t)s->chars[i] & 0xc0) != 0x80) count++;
   }
-  RETURN_NUM(count);
+  GIVE_NUM(count);
 }
 
-PRIM(string_contains) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
-  RETURN_BOOL(stringFind(AS_STRING(args[0]), AS_STRING(args[1]), 0) != -1);
+PRIM(coreStringContains) {
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
+  GIVE_BOOL(stringFind(AS_STRING(args[0]), AS_STRING(args[1]), 0) != -1);
 }
 
-PRIM(string_startsWith) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
+PRIM(coreStringStartsWith) {
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[0]);
   ObjString* t = AS_STRING(args[1]);
-  RETURN_BOOL(t->length <= s->length && memcmp(s->chars, t->chars, t->length) == 0);
+  GIVE_BOOL(t->length <= s->length && memcmp(s->chars, t->chars, t->length) == 0);
 }
 
-PRIM(string_endsWith) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
+PRIM(coreStringEndsWith) {
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[0]);
   ObjString* t = AS_STRING(args[1]);
-  RETURN_BOOL(t->length <= s->length &&
+  GIVE_BOOL(t->length <= s->length &&
               memcmp(s->chars + s->length - t->length, t->chars, t->length) == 0);
 }
 
-PRIM(string_indexOf) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
+PRIM(coreStringIndexOf) {
+  NO_UNUSED();
+  if (!needString(vm, args[1], "Argument")) return PRIM_ERROR;
   uint32_t start = 0;
   if (argc > 2) {
-    int index = validateIndex(vm, args[2], (int)AS_STRING(args[0])->length + 1, "Start");
+    int index = needIndex(vm, args[2], (int)AS_STRING(args[0])->length, "Start");
     if (index == -1) return PRIM_ERROR;
     start = (uint32_t)index;
   }
-  RETURN_NUM((double)stringFind(AS_STRING(args[0]), AS_STRING(args[1]), start));
+  GIVE_NUM((double)stringFind(AS_STRING(args[0]), AS_STRING(args[1]), start));
 }
 
-PRIM(string_iterate) {
-  UNUSED_ARGS();
+PRIM(coreStringIterate) {
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
-  if (IS_NULL(args[1])) RETURN_VAL(s->length == 0 ? FALSE_VAL : NUM_VAL(0));
-  if (!validateInt(vm, args[1], "Iterator")) return PRIM_ERROR;
+  if (IS_NULL(args[1])) GIVE(s->length == 0 ? FALSE_VAL : NUM_VAL(0));
+  if (!needInt(vm, args[1], "Iterator")) return PRIM_ERROR;
   double i = AS_NUM(args[1]);
-  if (i < 0 || i >= s->length) RETURN_VAL(FALSE_VAL);
+  if (i < 0 || i >= s->length) GIVE(FALSE_VAL);
   uint32_t next = nextCodePointIndex(s, (uint32_t)i);
-  RETURN_VAL(next >= s->length ? FALSE_VAL : NUM_VAL(next));
+  GIVE(next >= s->length ? FALSE_VAL : NUM_VAL(next));
 }
 
-PRIM(string_iterateByte) {
-  UNUSED_ARGS();
+PRIM(coreStringIterateByte) {
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
-  if (IS_NULL(args[1])) RETURN_VAL(s->length == 0 ? FALSE_VAL : NUM_VAL(0));
-  if (!validateInt(vm, args[1], "Iterator")) return PRIM_ERROR;
+  if (IS_NULL(args[1])) GIVE(s->length == 0 ? FALSE_VAL : NUM_VAL(0));
+  if (!needInt(vm, args[1], "Iterator")) return PRIM_ERROR;
   double i = AS_NUM(args[1]);
-  if (i < 0 || i + 1 >= s->length) RETURN_VAL(FALSE_VAL);
-  RETURN_NUM(i + 1);
+  if (i < 0 || i + 1 >= s->length) GIVE(FALSE_VAL);
+  GIVE_NUM(i + 1);
 }
 
-PRIM(string_iteratorValue) {
-  UNUSED_ARGS();
+PRIM(coreStringIteratorValue) {
+  NO_UNUSED();
   ObjString* s = AS_STRING(args[0]);
-  int index = validateIndex(vm, args[1], (int)s->length, "Iterator");
+  int index = needIndex(vm, args[1], (int)s->length, "Iterator");
   if (index == -1) return PRIM_ERROR;
-  RETURN_OBJ(codePointAt(vm, s, (uint32_t)index));
+  GIVE_OBJ(codePointAt(vm, s, (uint32_t)index));
 }
 
-PRIM(string_toString) { UNUSED_ARGS(); return PRIM_VALUE; }
+PRIM(coreStringToString) { NO_UNUSED(); return PRIM_VALUE; }
 
-PRIM(string_split) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Delimiter")) return PRIM_ERROR;
+OVER_VIEWED(coreBytesAt, coreStringByteAt)
+OVER_VIEWED(coreBytesCount, coreStringByteCount)
+OVER_VIEWED(coreBytesIterate, coreStringIterateByte)
+OVER_VIEWED(coreCodePointsAt, coreStringCodePointAt)
+OVER_VIEWED(coreCodePointsCount, coreStringCount)
+OVER_VIEWED(coreCodePointsIterate, coreStringIterate)
+
+PRIM(coreStringSplit) {
+  NO_UNUSED();
+  if (!IS_STRING(args[1]) || AS_STRING(args[1])->length == 0) {
+    FAIL("Delimiter must be a non-empty string.");
+  }
   ObjString* s = AS_STRING(args[0]);
   ObjString* delim = AS_STRING(args[1]);
-  if (delim->length == 0) RETURN_ERROR("Delimiter cannot be empty.");
   ObjList* list = newList(vm, 0);
   uint32_t start = 0;
   for (;;) {
@@ -497,17 +561,18 @@ PRIM(string_split) {
     start = (uint32_t)found + delim->length;
   }
   listAppend(vm, list, stringValue(vm, s->chars + start, s->length - start));
-  RETURN_OBJ(list);
+  GIVE_OBJ(list);
 }
 
-PRIM(string_replace) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "From")) return PRIM_ERROR;
-  if (!validateString(vm, args[2], "To")) return PRIM_ERROR;
+PRIM(coreStringReplace) {
+  NO_UNUSED();
+  if (!IS_STRING(args[1]) || AS_STRING(args[1])->length == 0) {
+    FAIL("From must be a non-empty string.");
+  }
+  if (!needString(vm, args[2], "To")) return PRIM_ERROR;
   ObjString* s = AS_STRING(args[0]);
   ObjString* from = AS_STRING(args[1]);
   ObjString* to = AS_STRING(args[2]);
-  if (from->length == 0) RETURN_ERROR("From must be a non-empty string.");
   size_t capacity = s->length + 16, length = 0;
   char* buffer = (char*)malloc(capacity);
   uint32_t start = 0;
@@ -528,7 +593,7 @@ PRIM(string_replace) {
   }
   ObjString* result = newStringLength(vm, buffer, length);
   free(buffer);
-  RETURN_OBJ(result);
+  GIVE_OBJ(result);
 }
 
 static bool inChars(ObjString* chars, const char* p) {
@@ -539,7 +604,7 @@ static bool inChars(ObjString* chars, const char* p) {
 static PrimResult trimString(VM* vm, Value* args, int argc, bool left, bool right) {
   ObjString* chars = NULL;
   if (argc > 1) {
-    if (!validateString(vm, args[1], "Characters")) return PRIM_ERROR;
+    if (!needString(vm, args[1], "Characters")) return PRIM_ERROR;
     chars = AS_STRING(args[1]);
   }
   ObjString* s = AS_STRING(args[0]);
@@ -551,133 +616,132 @@ static PrimResult trimString(VM* vm, Value* args, int argc, bool left, bool righ
   if (right) {
     while (end > start && inChars(chars, end - 1)) end--;
   }
-  RETURN_VAL(stringValue(vm, start, (size_t)(end - start)));
+  GIVE(stringValue(vm, start, (size_t)(end - start)));
 }
 
-PRIM(string_trim) { return trimString(vm, args, argc, true, true); }
-PRIM(string_trimStart) { return trimString(vm, args, argc, true, false); }
-PRIM(string_trimEnd) { return trimString(vm, args, argc, false, true); }
+PRIM(coreStringTrim) { return trimString(vm, args, argc, true, true); }
+PRIM(coreStringTrimStart) { return trimString(vm, args, argc, true, false); }
+PRIM(coreStringTrimEnd) { return trimString(vm, args, argc, false, true); }
 
 /* ---- List ----------------------------------------------------------- */
 
-PRIM(list_new) { UNUSED_ARGS(); RETURN_OBJ(newList(vm, 0)); }
+PRIM(coreListNew) { NO_UNUSED(); GIVE_OBJ(newList(vm, 0)); }
 
-PRIM(list_filled) {
-  UNUSED_ARGS();
-  if (!IS_NUM(args[1]) || trunc(AS_NUM(args[1])) != AS_NUM(args[1]) || AS_NUM(args[1]) < 0) {
-    RETURN_ERROR("Size must be a non-negative integer.");
-  }
+PRIM(coreListFilled) {
+  NO_UNUSED();
+  if (!needInt(vm, args[1], "Size")) return PRIM_ERROR;
+  if (AS_NUM(args[1]) < 0) FAIL("Size cannot be negative.");
   ObjList* list = newList(vm, (int)AS_NUM(args[1]));
   for (int i = 0; i < list->count; i++) list->items[i] = args[2];
-  RETURN_OBJ(list);
+  GIVE_OBJ(list);
 }
 
-PRIM(list_subscript) {
-  UNUSED_ARGS();
+PRIM(coreListSubscript) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   if (IS_NUM(args[1])) {
-    int index = validateIndex(vm, args[1], list->count, "Subscript");
+    int index = needIndex(vm, args[1], list->count, "Subscript");
     if (index == -1) return PRIM_ERROR;
-    RETURN_VAL(list->items[index]);
+    GIVE(list->items[index]);
   }
-  if (!IS_RANGE(args[1])) RETURN_ERROR("Subscript must be a number or a range.");
+  if (!IS_RANGE(args[1])) FAIL("Subscript must be a number or a range.");
   int length = list->count, start, step;
-  if (!calculateRange(vm, AS_RANGE(args[1]), &length, &start, &step)) return PRIM_ERROR;
+  if (!sliceBounds(vm, AS_RANGE(args[1]), &length, &start, &step)) return PRIM_ERROR;
   ObjList* result = newList(vm, length);
   for (int i = 0; i < length; i++) result->items[i] = list->items[start + i * step];
-  RETURN_OBJ(result);
+  GIVE_OBJ(result);
 }
 
-PRIM(list_subscriptSetter) {
-  UNUSED_ARGS();
+PRIM(coreListSubscriptSetter) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  int index = validateIndex(vm, args[1], list->count, "Subscript");
+  int index = needIndex(vm, args[1], list->count, "Subscript");
   if (index == -1) return PRIM_ERROR;
   list->items[index] = args[2];
-  RETURN_VAL(args[2]);
+  GIVE(args[2]);
 }
 
-PRIM(list_add) {
-  UNUSED_ARGS();
+PRIM(coreListAdd) {
+  NO_UNUSED();
   listAppend(vm, AS_LIST(args[0]), args[1]);
-  RETURN_VAL(args[1]);
+  GIVE(args[1]);
 }
 
-PRIM(list_clear) {
-  UNUSED_ARGS();
+PRIM(coreListClear) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   FREE_ARRAY(vm, Value, list->items, list->capacity);
   list->items = NULL;
   list->count = list->capacity = 0;
-  RETURN_VAL(NULL_VAL);
+  GIVE(NULL_VAL);
 }
 
-PRIM(list_count) { UNUSED_ARGS(); RETURN_NUM(AS_LIST(args[0])->count); }
+PRIM(coreListCount) { NO_UNUSED(); GIVE_NUM(AS_LIST(args[0])->count); }
 
-PRIM(list_insert) {
-  UNUSED_ARGS();
+PRIM(coreListInsert) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  int index = validateIndex(vm, args[1], list->count + 1, "Index");
+  int index = needIndex(vm, args[1], list->count + 1, "Index");
   if (index == -1) return PRIM_ERROR;
   listInsert(vm, list, args[2], index);
-  RETURN_VAL(args[2]);
+  GIVE(args[2]);
 }
 
-PRIM(list_iterate) {
-  UNUSED_ARGS();
+PRIM(coreListIterate) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  if (IS_NULL(args[1])) RETURN_VAL(list->count == 0 ? FALSE_VAL : NUM_VAL(0));
-  if (!validateInt(vm, args[1], "Iterator")) return PRIM_ERROR;
+  if (IS_NULL(args[1])) GIVE(list->count == 0 ? FALSE_VAL : NUM_VAL(0));
+  if (!needInt(vm, args[1], "Iterator")) return PRIM_ERROR;
   double i = AS_NUM(args[1]);
-  if (i < 0 || i >= list->count - 1) RETURN_VAL(FALSE_VAL);
-  RETURN_NUM(i + 1);
+  if (i < 0 || i >= list->count - 1) GIVE(FALSE_VAL);
+  GIVE_NUM(i + 1);
 }
 
-PRIM(list_iteratorValue) {
-  UNUSED_ARGS();
+PRIM(coreListIteratorValue) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  int index = validateIndex(vm, args[1], list->count, "Iterator");
+  int index = needIndex(vm, args[1], list->count, "Iterator");
   if (index == -1) return PRIM_ERROR;
-  RETURN_VAL(list->items[index]);
+  GIVE(list->items[index]);
 }
 
-PRIM(list_removeAt) {
-  UNUSED_ARGS();
+PRIM(coreListRemoveAt) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  int index = validateIndex(vm, args[1], list->count, "Index");
+  int index = needIndex(vm, args[1], list->count, "Index");
   if (index == -1) return PRIM_ERROR;
-  RETURN_VAL(listRemoveAt(vm, list, index));
+  GIVE(listRemoveAt(vm, list, index));
 }
 
-PRIM(list_remove) {
-  UNUSED_ARGS();
+PRIM(coreListRemove) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   for (int i = 0; i < list->count; i++) {
-    if (valuesEqual(list->items[i], args[1])) RETURN_VAL(listRemoveAt(vm, list, i));
+    if (valuesEqual(list->items[i], args[1])) GIVE(listRemoveAt(vm, list, i));
   }
-  RETURN_VAL(NULL_VAL);
+  GIVE(NULL_VAL);
 }
 
-PRIM(list_indexOf) {
-  UNUSED_ARGS();
+PRIM(coreListIndexOf) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   for (int i = 0; i < list->count; i++) {
-    if (valuesEqual(list->items[i], args[1])) RETURN_NUM(i);
+    if (valuesEqual(list->items[i], args[1])) GIVE_NUM(i);
   }
-  RETURN_NUM(-1);
+  GIVE_NUM(-1);
 }
 
-PRIM(list_swap) {
-  UNUSED_ARGS();
+PRIM(coreListSwap) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
-  int a = validateIndex(vm, args[1], list->count, "Index 0");
+  int a = needIndex(vm, args[1], list->count, "Index 0");
   if (a == -1) return PRIM_ERROR;
-  int b = validateIndex(vm, args[2], list->count, "Index 1");
+  int b = needIndex(vm, args[2], list->count, "Index 1");
   if (b == -1) return PRIM_ERROR;
   Value t = list->items[a];
   list->items[a] = list->items[b];
   list->items[b] = t;
-  RETURN_VAL(NULL_VAL);
+  GIVE(NULL_VAL);
 }
 
 static int compareNums(const void* a, const void* b) {
@@ -685,101 +749,140 @@ static int compareNums(const void* a, const void* b) {
   return x < y ? -1 : (x > y ? 1 : 0);
 }
 
-/* Sorts all-number lists natively; returns false to use the comparer. */
-PRIM(list_sortDefault) {
-  UNUSED_ARGS();
+/* Sorts a list of numbers in place; false (nothing done) otherwise. */
+PRIM(coreListSortPlain) {
+  NO_UNUSED();
   ObjList* list = AS_LIST(args[0]);
   for (int i = 0; i < list->count; i++) {
-    if (!IS_NUM(list->items[i])) RETURN_VAL(FALSE_VAL);
+    if (!IS_NUM(list->items[i])) GIVE(FALSE_VAL);
   }
   qsort(list->items, (size_t)list->count, sizeof(Value), compareNums);
-  RETURN_VAL(TRUE_VAL);
+  GIVE(TRUE_VAL);
 }
 
-PRIM(list_joinStrings) {
-  UNUSED_ARGS();
+
+/* Whether `needle == item` can be decided without running Wren: true
+ * unless the needle is an instance whose class defines ==. */
+static bool plainEquality(VM* vm, Value needle) {
+  if (!IS_INSTANCE(needle)) return true;
+  ObjClass* cls = getClass(vm, needle);
+  int symbol = vm->symEquals;
+  return symbol < cls->methodCount && symbol < vm->objectClass->methodCount &&
+         cls->methods[symbol].type == METHOD_PRIMITIVE &&
+         cls->methods[symbol].as.primitive == vm->objectClass->methods[symbol].as.primitive;
+}
+
+/* true or false, or null when the needle's own == must decide. */
+PRIM(coreListContainsPlain) {
+  NO_UNUSED();
+  if (!plainEquality(vm, args[1])) GIVE(NULL_VAL);
   ObjList* list = AS_LIST(args[0]);
-  ObjString* sep = AS_STRING(args[1]);
-  size_t length = 0;
   for (int i = 0; i < list->count; i++) {
-    if (!IS_STRING(list->items[i])) RETURN_ERROR("List elements must be strings.");
-    length += AS_STRING(list->items[i])->length;
-    if (i > 0) length += sep->length;
+    if (valuesEqual(args[1], list->items[i])) GIVE(TRUE_VAL);
   }
-  ObjString* result = newStringUninit(vm, length);
-  char* p = result->chars;
-  for (int i = 0; i < list->count; i++) {
-    if (i > 0) {
-      memcpy(p, sep->chars, sep->length);
-      p += sep->length;
-    }
-    ObjString* part = AS_STRING(list->items[i]);
-    memcpy(p, part->chars, part->length);
-    p += part->length;
+  GIVE(FALSE_VAL);
+}
+
+PRIM(coreListToList) {
+  NO_UNUSED();
+  ObjList* source = AS_LIST(args[0]);
+  ObjList* copy = newList(vm, source->count);
+  if (source->count > 0) memcpy(copy->items, source->items, sizeof(Value) * (size_t)source->count);
+  GIVE_OBJ(copy);
+}
+
+PRIM(coreListIsEmpty) { NO_UNUSED(); GIVE_BOOL(AS_LIST(args[0])->count == 0); }
+
+/* Appends another list's elements; false for any other sequence. */
+PRIM(coreListAppendPlain) {
+  NO_UNUSED();
+  if (!IS_LIST(args[1])) GIVE(FALSE_VAL);
+  ObjList* list = AS_LIST(args[0]);
+  ObjList* other = AS_LIST(args[1]);
+  int n = other->count; /* fixed first: the list may be appended to itself */
+  for (int i = 0; i < n; i++) listAppend(vm, list, other->items[i]);
+  GIVE(TRUE_VAL);
+}
+
+/* Lists and ranges are capped well below what a VM heap could hold, so
+ * that the size arithmetic stays in int. */
+#define LIST_MAX_ITEMS (1 << 27)
+
+PRIM(coreListTimes) {
+  NO_UNUSED();
+  double times = IS_NUM(args[1]) ? AS_NUM(args[1]) : -1;
+  if (!isfinite(times) || trunc(times) != times || times < 0) {
+    FAIL("Count must be a non-negative integer.");
   }
-  stringHash(result);
-  RETURN_OBJ(result);
+  ObjList* list = AS_LIST(args[0]);
+  if (times * list->count > LIST_MAX_ITEMS) FAIL("List would be too large.");
+  int n = list->count;
+  ObjList* result = newList(vm, n * (int)times);
+  for (int k = 0; k < (int)times; k++) {
+    for (int i = 0; i < n; i++) result->items[k * n + i] = list->items[i];
+  }
+  GIVE_OBJ(result);
 }
 
 /* ---- Map ------------------------------------------------------------ */
 
-PRIM(map_new) { UNUSED_ARGS(); RETURN_OBJ(newMap(vm)); }
+PRIM(coreMapNew) { NO_UNUSED(); GIVE_OBJ(newMap(vm)); }
 
-PRIM(map_subscript) {
-  UNUSED_ARGS();
-  if (!validateKey(vm, args[1])) return PRIM_ERROR;
+PRIM(coreMapSubscript) {
+  NO_UNUSED();
+  if (!needKey(vm, args[1])) return PRIM_ERROR;
   Value value;
-  if (mapGet(AS_MAP(args[0]), args[1], &value)) RETURN_VAL(value);
-  RETURN_VAL(NULL_VAL);
+  if (mapGet(AS_MAP(args[0]), args[1], &value)) GIVE(value);
+  GIVE(NULL_VAL);
 }
 
-PRIM(map_subscriptSetter) {
-  UNUSED_ARGS();
-  if (!validateKey(vm, args[1])) return PRIM_ERROR;
+PRIM(coreMapSubscriptSetter) {
+  NO_UNUSED();
+  if (!needKey(vm, args[1])) return PRIM_ERROR;
   mapSet(vm, AS_MAP(args[0]), args[1], args[2]);
-  RETURN_VAL(args[2]);
+  GIVE(args[2]);
 }
 
-PRIM(map_clear) {
-  UNUSED_ARGS();
+PRIM(coreMapClear) {
+  NO_UNUSED();
   mapClear(vm, AS_MAP(args[0]));
-  RETURN_VAL(NULL_VAL);
+  GIVE(NULL_VAL);
 }
 
-PRIM(map_containsKey) {
-  UNUSED_ARGS();
-  if (!validateKey(vm, args[1])) return PRIM_ERROR;
+PRIM(coreMapContainsKey) {
+  NO_UNUSED();
+  if (!needKey(vm, args[1])) return PRIM_ERROR;
   Value value;
-  RETURN_BOOL(mapGet(AS_MAP(args[0]), args[1], &value));
+  GIVE_BOOL(mapGet(AS_MAP(args[0]), args[1], &value));
 }
 
-PRIM(map_count) { UNUSED_ARGS(); RETURN_NUM(AS_MAP(args[0])->count); }
+PRIM(coreMapCount) { NO_UNUSED(); GIVE_NUM(AS_MAP(args[0])->count); }
 
-PRIM(map_remove) {
-  UNUSED_ARGS();
-  if (!validateKey(vm, args[1])) return PRIM_ERROR;
-  RETURN_VAL(mapRemove(vm, AS_MAP(args[0]), args[1]));
+PRIM(coreMapRemove) {
+  NO_UNUSED();
+  if (!needKey(vm, args[1])) return PRIM_ERROR;
+  GIVE(mapRemove(vm, AS_MAP(args[0]), args[1]));
 }
 
-PRIM(map_iterate) {
-  UNUSED_ARGS();
+PRIM(coreMapIterate) {
+  NO_UNUSED();
   ObjMap* map = AS_MAP(args[0]);
-  if (map->count == 0) RETURN_VAL(FALSE_VAL);
+  if (map->count == 0) GIVE(FALSE_VAL);
   uint32_t index = 0;
   if (!IS_NULL(args[1])) {
-    if (!validateInt(vm, args[1], "Iterator")) return PRIM_ERROR;
-    if (AS_NUM(args[1]) < 0) RETURN_VAL(FALSE_VAL);
+    if (!needInt(vm, args[1], "Iterator")) return PRIM_ERROR;
+    if (AS_NUM(args[1]) < 0) GIVE(FALSE_VAL);
     index = (uint32_t)AS_NUM(args[1]) + 1;
   }
   for (; index < map->capacity; index++) {
-    if (!IS_UNDEFINED(map->entries[index].key)) RETURN_NUM(index);
+    if (!IS_UNDEFINED(map->entries[index].key)) GIVE_NUM(index);
   }
-  RETURN_VAL(FALSE_VAL);
+  GIVE(FALSE_VAL);
 }
 
 static MapEntry* mapIteratorEntry(VM* vm, Value map, Value iterator) {
   ObjMap* m = AS_MAP(map);
-  int index = validateIndex(vm, iterator, (int)m->capacity, "Iterator");
+  int index = needIndex(vm, iterator, (int)m->capacity, "Iterator");
   if (index == -1) return NULL;
   MapEntry* entry = &m->entries[index];
   if (IS_UNDEFINED(entry->key)) {
@@ -789,105 +892,153 @@ static MapEntry* mapIteratorEntry(VM* vm, Value map, Value iterator) {
   return entry;
 }
 
-PRIM(map_keyIteratorValue) {
-  UNUSED_ARGS();
+PRIM(coreMapKeyAt) {
+  NO_UNUSED();
   MapEntry* entry = mapIteratorEntry(vm, args[0], args[1]);
   if (entry == NULL) return PRIM_ERROR;
-  RETURN_VAL(entry->key);
+  GIVE(entry->key);
 }
 
-PRIM(map_valueIteratorValue) {
-  UNUSED_ARGS();
+PRIM(coreMapValueAt) {
+  NO_UNUSED();
   MapEntry* entry = mapIteratorEntry(vm, args[0], args[1]);
   if (entry == NULL) return PRIM_ERROR;
-  RETURN_VAL(entry->value);
+  GIVE(entry->value);
 }
+
+/* Map iteration yields MapEntry instances: key in the first field,
+ * value in the second. */
+PRIM(coreMapIteratorValue) {
+  NO_UNUSED();
+  MapEntry* entry = mapIteratorEntry(vm, args[0], args[1]);
+  if (entry == NULL) return PRIM_ERROR;
+  Value key = entry->key, value = entry->value;
+  ObjInstance* pair = newInstance(vm, vm->mapEntryClass);
+  pair->fields[0] = key;
+  pair->fields[1] = value;
+  GIVE_OBJ(pair);
+}
+
+PRIM(coreMapIsEmpty) { NO_UNUSED(); GIVE_BOOL(AS_MAP(args[0])->count == 0); }
+
+PRIM(coreMapEntryKey) { NO_UNUSED(); GIVE(AS_INSTANCE(args[0])->fields[0]); }
+PRIM(coreMapEntryValue) { NO_UNUSED(); GIVE(AS_INSTANCE(args[0])->fields[1]); }
+
+OVER_VIEWED(coreMapKeysIterate, coreMapIterate)
+OVER_VIEWED(coreMapKeysIteratorValue, coreMapKeyAt)
+OVER_VIEWED(coreMapValuesIterate, coreMapIterate)
+OVER_VIEWED(coreMapValuesIteratorValue, coreMapValueAt)
+OVER_VIEWED(coreMapKeysCount, coreMapCount)
+OVER_VIEWED(coreMapValuesCount, coreMapCount)
 
 /* ---- Range ---------------------------------------------------------- */
 
-PRIM(range_from) { UNUSED_ARGS(); RETURN_NUM(AS_RANGE(args[0])->from); }
-PRIM(range_to) { UNUSED_ARGS(); RETURN_NUM(AS_RANGE(args[0])->to); }
-PRIM(range_min) {
-  UNUSED_ARGS();
+PRIM(coreRangeFrom) { NO_UNUSED(); GIVE_NUM(AS_RANGE(args[0])->from); }
+PRIM(coreRangeTo) { NO_UNUSED(); GIVE_NUM(AS_RANGE(args[0])->to); }
+PRIM(coreRangeMin) {
+  NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
-  RETURN_NUM(r->from < r->to ? r->from : r->to);
+  GIVE_NUM(r->from < r->to ? r->from : r->to);
 }
-PRIM(range_max) {
-  UNUSED_ARGS();
+PRIM(coreRangeMax) {
+  NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
-  RETURN_NUM(r->from > r->to ? r->from : r->to);
+  GIVE_NUM(r->from > r->to ? r->from : r->to);
 }
-PRIM(range_isInclusive) { UNUSED_ARGS(); RETURN_BOOL(AS_RANGE(args[0])->isInclusive); }
+PRIM(coreRangeIsInclusive) { NO_UNUSED(); GIVE_BOOL(AS_RANGE(args[0])->isInclusive); }
 
-PRIM(range_iterate) {
-  UNUSED_ARGS();
+PRIM(coreRangeIterate) {
+  NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
-  if (r->from == r->to && !r->isInclusive) RETURN_VAL(FALSE_VAL);
-  if (IS_NULL(args[1])) RETURN_NUM(r->from);
-  if (!validateNum(vm, args[1], "Iterator")) return PRIM_ERROR;
+  if (r->from == r->to && !r->isInclusive) GIVE(FALSE_VAL);
+  if (IS_NULL(args[1])) GIVE_NUM(r->from);
+  if (!needNum(vm, args[1], "Iterator")) return PRIM_ERROR;
   double i = AS_NUM(args[1]);
   if (r->from < r->to) {
     i++;
-    if (i > r->to || (!r->isInclusive && i == r->to)) RETURN_VAL(FALSE_VAL);
+    if (i > r->to || (!r->isInclusive && i == r->to)) GIVE(FALSE_VAL);
   } else {
     i--;
-    if (i < r->to || (!r->isInclusive && i == r->to)) RETURN_VAL(FALSE_VAL);
+    if (i < r->to || (!r->isInclusive && i == r->to)) GIVE(FALSE_VAL);
   }
-  RETURN_NUM(i);
+  GIVE_NUM(i);
 }
 
-PRIM(range_iteratorValue) { UNUSED_ARGS(); RETURN_VAL(args[1]); }
+PRIM(coreRangeIteratorValue) { NO_UNUSED(); GIVE(args[1]); }
 
-PRIM(range_toString) {
-  UNUSED_ARGS();
+/* How many values iterating r visits: the start, then steps of one
+ * towards the end, which is visited when inclusive and passed over
+ * otherwise. */
+static double rangeLength(ObjRange* r) {
+  if (r->from == r->to) return r->isInclusive ? 1 : 0;
+  double span = fabs(r->to - r->from);
+  if (isnan(span)) return 1;
+  return r->isInclusive ? 1 + floor(span) : ceil(span);
+}
+
+PRIM(coreRangeCount) { NO_UNUSED(); GIVE_NUM(rangeLength(AS_RANGE(args[0]))); }
+
+PRIM(coreRangeToList) {
+  NO_UNUSED();
+  ObjRange* r = AS_RANGE(args[0]);
+  double length = rangeLength(r);
+  if (length > LIST_MAX_ITEMS) FAIL("Range is too large to make a list.");
+  ObjList* list = newList(vm, (int)length);
+  double step = r->from < r->to ? 1 : -1;
+  for (int i = 0; i < list->count; i++) list->items[i] = NUM_VAL(r->from + step * i);
+  GIVE_OBJ(list);
+}
+
+PRIM(coreRangeToString) {
+  NO_UNUSED();
   ObjRange* r = AS_RANGE(args[0]);
   ObjString* from = stringFormatNum(vm, r->from);
   ObjString* to = stringFormatNum(vm, r->to);
   char buffer[100];
   int length = snprintf(buffer, sizeof buffer, "%s%s%s", from->chars,
                         r->isInclusive ? ".." : "...", to->chars);
-  RETURN_VAL(stringValue(vm, buffer, (size_t)length));
+  GIVE(stringValue(vm, buffer, (size_t)length));
 }
 
 /* ---- Fn ------------------------------------------------------------- */
 
-PRIM(fn_new) {
-  UNUSED_ARGS();
-  if (!validateFn(vm, args[1], "Argument")) return PRIM_ERROR;
-  RETURN_VAL(args[1]);
+PRIM(coreFnNew) {
+  NO_UNUSED();
+  if (!needFn(vm, args[1], "Argument")) return PRIM_ERROR;
+  GIVE(args[1]);
 }
 
-PRIM(fn_arity) { UNUSED_ARGS(); RETURN_NUM(AS_CLOSURE(args[0])->fn->arity); }
-PRIM(fn_toString) { UNUSED_ARGS(); RETURN_OBJ(newString(vm, "<fn>")); }
+PRIM(coreFnArity) { NO_UNUSED(); GIVE_NUM(AS_CLOSURE(args[0])->fn->arity); }
+PRIM(coreFnToString) { NO_UNUSED(); GIVE_OBJ(newString(vm, "<fn>")); }
 
 /* ---- Fiber ---------------------------------------------------------- */
 
 static bool fiberIsDone(ObjFiber* f) { return f->frameCount == 0 || !IS_NULL(f->error); }
 
-PRIM(fiber_new) {
-  UNUSED_ARGS();
-  if (!validateFn(vm, args[1], "Argument")) return PRIM_ERROR;
+PRIM(coreFiberNew) {
+  NO_UNUSED();
+  if (!needFn(vm, args[1], "Argument")) return PRIM_ERROR;
   ObjClosure* closure = AS_CLOSURE(args[1]);
-  if (closure->fn->arity > 1) RETURN_ERROR("Function cannot take more than one parameter.");
-  RETURN_OBJ(newFiber(vm, closure));
+  if (closure->fn->arity > 1) FAIL("Function cannot take more than one parameter.");
+  GIVE_OBJ(newFiber(vm, closure));
 }
 
-PRIM(fiber_abort) {
-  UNUSED_ARGS();
+PRIM(coreFiberAbort) {
+  NO_UNUSED();
   vm->fiber->error = args[1];
-  if (IS_NULL(args[1])) RETURN_VAL(NULL_VAL);
+  if (IS_NULL(args[1])) GIVE(NULL_VAL);
   return PRIM_ERROR;
 }
 
-PRIM(fiber_current) { UNUSED_ARGS(); RETURN_OBJ(vm->fiber); }
+PRIM(coreFiberCurrent) { NO_UNUSED(); GIVE_OBJ(vm->fiber); }
 
-PRIM(fiber_suspend) {
-  UNUSED_ARGS();
+PRIM(coreFiberSuspend) {
+  NO_UNUSED();
   vm->fiber = NULL;
   return PRIM_SWITCH;
 }
 
-PRIM(fiber_yield) {
+PRIM(coreFiberYield) {
   ObjFiber* current = vm->fiber;
   ObjFiber* caller = current->caller;
   current->caller = NULL;
@@ -900,10 +1051,10 @@ PRIM(fiber_yield) {
 /* Shared by call() and try(). */
 static PrimResult runFiber(VM* vm, Value* args, int argc, bool isTry, const char* verb) {
   ObjFiber* target = AS_FIBER(args[0]);
-  if (target->frameCount == 0) RETURN_ERROR("Cannot %s a finished fiber.", verb);
-  if (!IS_NULL(target->error)) RETURN_ERROR("Cannot %s an aborted fiber.", verb);
-  if (target->caller != NULL || target == vm->fiber) RETURN_ERROR("Fiber has already been called.");
-  if (target->state == FIBER_ROOT) RETURN_ERROR("Cannot %s root fiber.", verb);
+  if (target->frameCount == 0) FAIL("Cannot %s a finished fiber.", verb);
+  if (!IS_NULL(target->error)) FAIL("Cannot %s an aborted fiber.", verb);
+  if (target->caller != NULL || target == vm->fiber) FAIL("Fiber has already been called.");
+  if (target->state == FIBER_ROOT) FAIL("Cannot %s root fiber.", verb);
   target->caller = vm->fiber;
   target->state = isTry ? FIBER_TRY : FIBER_OTHER;
   fiberResumeWith(vm, target, argc > 1 ? args[1] : NULL_VAL);
@@ -911,59 +1062,80 @@ static PrimResult runFiber(VM* vm, Value* args, int argc, bool isTry, const char
   return PRIM_SWITCH;
 }
 
-PRIM(fiber_call) { return runFiber(vm, args, argc, false, "call"); }
-PRIM(fiber_try) { return runFiber(vm, args, argc, true, "try"); }
+PRIM(coreFiberCall) { return runFiber(vm, args, argc, false, "call"); }
+PRIM(coreFiberTry) { return runFiber(vm, args, argc, true, "try"); }
 
-PRIM(fiber_transfer) {
+PRIM(coreFiberTransfer) {
   ObjFiber* target = AS_FIBER(args[0]);
-  if (target->frameCount == 0) RETURN_ERROR("Cannot transfer to a finished fiber.");
-  if (!IS_NULL(target->error)) RETURN_ERROR("Cannot transfer to an aborted fiber.");
-  if (target == vm->fiber) RETURN_VAL(argc > 1 ? args[1] : NULL_VAL);
+  if (target->frameCount == 0) FAIL("Cannot transfer to a finished fiber.");
+  if (!IS_NULL(target->error)) FAIL("Cannot transfer to an aborted fiber.");
+  if (target == vm->fiber) GIVE(argc > 1 ? args[1] : NULL_VAL);
   fiberResumeWith(vm, target, argc > 1 ? args[1] : NULL_VAL);
   vm->fiber = target;
   return PRIM_SWITCH;
 }
 
-PRIM(fiber_transferError) {
-  UNUSED_ARGS();
+PRIM(coreFiberTransferError) {
+  NO_UNUSED();
   ObjFiber* target = AS_FIBER(args[0]);
-  if (target->frameCount == 0) RETURN_ERROR("Cannot transfer to a finished fiber.");
-  if (!IS_NULL(target->error)) RETURN_ERROR("Cannot transfer to an aborted fiber.");
+  if (target->frameCount == 0) FAIL("Cannot transfer to a finished fiber.");
+  if (!IS_NULL(target->error)) FAIL("Cannot transfer to an aborted fiber.");
   target->started = true;
   vm->fiber = target;
   target->error = args[1];
   return PRIM_ERROR;
 }
 
-PRIM(fiber_error) { UNUSED_ARGS(); RETURN_VAL(AS_FIBER(args[0])->error); }
-PRIM(fiber_isDone) { UNUSED_ARGS(); RETURN_BOOL(fiberIsDone(AS_FIBER(args[0]))); }
+PRIM(coreFiberError) { NO_UNUSED(); GIVE(AS_FIBER(args[0])->error); }
+PRIM(coreFiberIsDone) { NO_UNUSED(); GIVE_BOOL(fiberIsDone(AS_FIBER(args[0]))); }
+
+/* ---- Sequence ------------------------------------------------------- */
+
+/* SequenceView.iterate and iteratorValue. A view's fields: 0 its source,
+ * 1 and 2 the advance and read functions, 3 and 4 whether those merely
+ * stand in for the source's own iterate and iteratorValue. A stand-in
+ * is skipped when the source's method is a primitive (it is called
+ * directly, with the source as receiver); otherwise the function runs in
+ * place of the method, with the cursor as its argument. Either way a
+ * chain of views costs at most one call per view and step. */
+static PrimResult viewStep(VM* vm, Value* args, int argc, int field, int symbol) {
+  ObjInstance* view = AS_INSTANCE(args[0]);
+  if (view->fields[field + 2] == TRUE_VAL) {
+    Value source = view->fields[0];
+    ObjClass* cls = getClass(vm, source);
+    if (symbol < cls->methodCount && cls->methods[symbol].type == METHOD_PRIMITIVE) {
+      args[0] = source;
+      return cls->methods[symbol].as.primitive(vm, args, argc);
+    }
+  }
+  Value step = view->fields[field];
+  if (!IS_CLOSURE(step) || AS_CLOSURE(step)->fn->arity != 1) {
+    FAIL("A sequence view needs functions of one argument.");
+  }
+  args[0] = step;
+  return PRIM_CALL;
+}
+
+PRIM(coreViewIterate) { return viewStep(vm, args, argc, 1, vm->symIterate); }
+
+PRIM(coreViewIteratorValue) { return viewStep(vm, args, argc, 2, vm->symIteratorValue); }
+
+/* Sequence.checkCount_(n), the argument check of skip and take. */
+PRIM(coreSequenceCheckCount) {
+  NO_UNUSED();
+  double n = IS_NUM(args[1]) ? AS_NUM(args[1]) : -1;
+  if (!isfinite(n) || trunc(n) != n || n < 0) FAIL("Count must be a non-negative integer.");
+  GIVE(NULL_VAL);
+}
 
 /* ---- System --------------------------------------------------------- */
 
-PRIM(system_clock) { UNUSED_ARGS(); RETURN_NUM(host_clock()); }
+PRIM(coreSystemClock) { NO_UNUSED(); GIVE_NUM(host_clock()); }
 
-PRIM(system_gc) {
-  UNUSED_ARGS();
+PRIM(coreSystemGc) {
+  NO_UNUSED();
   gcCollect(vm);
-  RETURN_VAL(NULL_VAL);
-}
-
-PRIM(system_writeString) {
-  UNUSED_ARGS();
-  if (!validateString(vm, args[1], "Argument")) return PRIM_ERROR;
-  ObjString* s = AS_STRING(args[1]);
-  vmWrite(vm, s->chars, (int)s->length);
-  RETURN_VAL(args[1]);
-}
-
-/* Writes strings, numbers, bools and null without calling toString. */
-PRIM(system_writeDirect) {
-  UNUSED_ARGS();
-  Value v = args[1];
-  if (IS_OBJ(v) && !IS_STRING(v)) RETURN_VAL(FALSE_VAL);
-  ObjString* s = valueToCString(vm, v);
-  vmWrite(vm, s->chars, (int)s->length);
-  RETURN_VAL(TRUE_VAL);
+  GIVE(NULL_VAL);
 }
 
 /* ---- Binding -------------------------------------------------------- */
@@ -976,223 +1148,275 @@ static void bindPrimitive(VM* vm, ObjClass* cls, const char* signature, Primitiv
   bindMethod(vm, cls, symbol, m);
 }
 
-#define BIND(cls, sig, name) bindPrimitive(vm, cls, sig, prim_##name)
-#define BIND_STATIC(cls, sig, name) bindPrimitive(vm, (cls)->obj.classObj, sig, prim_##name)
-
 static ObjClass* coreClass(VM* vm, const char* name) {
   int index = moduleFindVariable(vm->coreModule, name, (int)strlen(name));
   return AS_CLASS(vm->coreModule->variables[index]);
 }
 
-static void bindObjectAndClass(VM* vm) {
+/* One primitive of a core class: the class (a core module variable),
+ * whether the method is static (bound on its metaclass), its signature
+ * and its C function. */
+typedef struct {
+  const char* owner;
+  bool isStatic;
+  const char* signature;
+  Primitive fn;
+} CoreMethod;
+
+/* Object and Class are made by hand before core.wren runs, and their
+ * methods bound at once: each class core.wren declares starts from a
+ * copy of Object's methods. */
+static const CoreMethod ROOT_METHODS[] = {
+  {"Object", false, "!", coreObjectNot},
+  {"Object", false, "==(_)", coreObjectEq},
+  {"Object", false, "!=(_)", coreObjectNeq},
+  {"Object", false, "is(_)", coreObjectIs},
+  {"Object", false, "toString", coreObjectToString},
+  {"Object", false, "type", coreObjectType},
+  {"Class", false, "name", coreClassName},
+  {"Class", false, "supertype", coreClassSupertype},
+  {"Class", false, "toString", coreClassName},
+  {"Class", false, "attributes", coreClassAttributes},
+  {"Object", true, "same(_,_)", coreObjectSame},
+};
+
+/* Everything else, bound once core.wren has declared the classes; a
+ * primitive replaces a Wren method of the same signature. */
+static const CoreMethod CORE_METHODS[] = {
+  {"Bool", false, "!", coreBoolNot},
+  {"Bool", false, "toString", coreBoolToString},
+  {"Null", false, "!", coreNullNot},
+  {"Null", false, "toString", coreNullToString},
+  {"Num", true, "fromString(_)", coreNumFromString},
+  {"Num", true, "infinity", coreNumInfinity},
+  {"Num", true, "nan", coreNumNan},
+  {"Num", true, "pi", coreNumPi},
+  {"Num", true, "tau", coreNumTau},
+  {"Num", true, "largest", coreNumLargest},
+  {"Num", true, "smallest", coreNumSmallest},
+  {"Num", true, "epsilon", coreNumEpsilon},
+  {"Num", true, "maxSafeInteger", coreNumMaxSafeInteger},
+  {"Num", true, "minSafeInteger", coreNumMinSafeInteger},
+  {"Num", false, "-", coreNumNegate},
+  {"Num", false, "+(_)", coreNumAdd},
+  {"Num", false, "-(_)", coreNumSub},
+  {"Num", false, "*(_)", coreNumMul},
+  {"Num", false, "/(_)", coreNumDiv},
+  {"Num", false, "%(_)", coreNumMod},
+  {"Num", false, "<(_)", coreNumLt},
+  {"Num", false, ">(_)", coreNumGt},
+  {"Num", false, "<=(_)", coreNumLte},
+  {"Num", false, ">=(_)", coreNumGte},
+  {"Num", false, "==(_)", coreNumEq},
+  {"Num", false, "!=(_)", coreNumNeq},
+  {"Num", false, "&(_)", coreNumBitAnd},
+  {"Num", false, "|(_)", coreNumBitOr},
+  {"Num", false, "^(_)", coreNumBitXor},
+  {"Num", false, "<<(_)", coreNumShl},
+  {"Num", false, ">>(_)", coreNumShr},
+  {"Num", false, "~", coreNumBitNot},
+  {"Num", false, "..(_)", coreNumRange},
+  {"Num", false, "...(_)", coreNumRangeExclusive},
+  {"Num", false, "abs", coreNumAbs},
+  {"Num", false, "acos", coreNumAcos},
+  {"Num", false, "asin", coreNumAsin},
+  {"Num", false, "atan", coreNumAtan},
+  {"Num", false, "atan(_)", coreNumAtan2},
+  {"Num", false, "cbrt", coreNumCbrt},
+  {"Num", false, "ceil", coreNumCeil},
+  {"Num", false, "cos", coreNumCos},
+  {"Num", false, "exp", coreNumExp},
+  {"Num", false, "floor", coreNumFloor},
+  {"Num", false, "fraction", coreNumFraction},
+  {"Num", false, "isInfinity", coreNumIsInfinity},
+  {"Num", false, "isInteger", coreNumIsInteger},
+  {"Num", false, "isNan", coreNumIsNan},
+  {"Num", false, "log", coreNumLog},
+  {"Num", false, "log2", coreNumLog2},
+  {"Num", false, "pow(_)", coreNumPow},
+  {"Num", false, "round", coreNumRound},
+  {"Num", false, "sign", coreNumSign},
+  {"Num", false, "sin", coreNumSin},
+  {"Num", false, "sqrt", coreNumSqrt},
+  {"Num", false, "tan", coreNumTan},
+  {"Num", false, "truncate", coreNumTruncate},
+  {"Num", false, "min(_)", coreNumMin},
+  {"Num", false, "max(_)", coreNumMax},
+  {"Num", false, "clamp(_,_)", coreNumClamp},
+  {"Num", false, "toString", coreNumToString},
+  {"String", true, "fromCodePoint(_)", coreStringFromCodePoint},
+  {"String", true, "fromByte(_)", coreStringFromByte},
+  {"String", false, "+(_)", coreStringPlus},
+  {"String", false, "*(_)", coreStringTimes},
+  {"String", false, "[_]", coreStringSubscript},
+  {"String", false, "count", coreStringCount},
+  {"String", false, "contains(_)", coreStringContains},
+  {"String", false, "startsWith(_)", coreStringStartsWith},
+  {"String", false, "endsWith(_)", coreStringEndsWith},
+  {"String", false, "indexOf(_)", coreStringIndexOf},
+  {"String", false, "indexOf(_,_)", coreStringIndexOf},
+  {"String", false, "iterate(_)", coreStringIterate},
+  {"String", false, "iteratorValue(_)", coreStringIteratorValue},
+  {"String", false, "toString", coreStringToString},
+  {"String", false, "split(_)", coreStringSplit},
+  {"String", false, "replace(_,_)", coreStringReplace},
+  {"String", false, "trim()", coreStringTrim},
+  {"String", false, "trim(_)", coreStringTrim},
+  {"String", false, "trimStart()", coreStringTrimStart},
+  {"String", false, "trimStart(_)", coreStringTrimStart},
+  {"String", false, "trimEnd()", coreStringTrimEnd},
+  {"String", false, "trimEnd(_)", coreStringTrimEnd},
+  {"StringBytes", false, "[_]", coreBytesAt},
+  {"StringBytes", false, "count", coreBytesCount},
+  {"StringBytes", false, "iterate(_)", coreBytesIterate},
+  {"StringBytes", false, "iteratorValue(_)", coreBytesAt},
+  {"StringCodePoints", false, "[_]", coreCodePointsAt},
+  {"StringCodePoints", false, "count", coreCodePointsCount},
+  {"StringCodePoints", false, "iterate(_)", coreCodePointsIterate},
+  {"StringCodePoints", false, "iteratorValue(_)", coreCodePointsAt},
+  {"List", true, "new()", coreListNew},
+  {"List", true, "filled(_,_)", coreListFilled},
+  {"List", false, "[_]", coreListSubscript},
+  {"List", false, "[_]=(_)", coreListSubscriptSetter},
+  {"List", false, "add(_)", coreListAdd},
+  {"List", false, "clear()", coreListClear},
+  {"List", false, "count", coreListCount},
+  {"List", false, "insert(_,_)", coreListInsert},
+  {"List", false, "iterate(_)", coreListIterate},
+  {"List", false, "iteratorValue(_)", coreListIteratorValue},
+  {"List", false, "removeAt(_)", coreListRemoveAt},
+  {"List", false, "remove(_)", coreListRemove},
+  {"List", false, "indexOf(_)", coreListIndexOf},
+  {"List", false, "swap(_,_)", coreListSwap},
+  {"List", false, "sortPlain_()", coreListSortPlain},
+  {"List", false, "containsPlain_(_)", coreListContainsPlain},
+  {"List", false, "toList", coreListToList},
+  {"List", false, "isEmpty", coreListIsEmpty},
+  {"List", false, "appendPlain_(_)", coreListAppendPlain},
+  {"List", false, "*(_)", coreListTimes},
+  {"List", false, "joinPlain_(_)", coreListJoinPlain},
+  {"List", false, "plainText_", corePlainText},
+  {"Map", true, "new()", coreMapNew},
+  {"Map", false, "[_]", coreMapSubscript},
+  {"Map", false, "[_]=(_)", coreMapSubscriptSetter},
+  {"Map", false, "clear()", coreMapClear},
+  {"Map", false, "containsKey(_)", coreMapContainsKey},
+  {"Map", false, "count", coreMapCount},
+  {"Map", false, "remove(_)", coreMapRemove},
+  {"Map", false, "iterate(_)", coreMapIterate},
+  {"Map", false, "iteratorValue(_)", coreMapIteratorValue},
+  {"Map", false, "isEmpty", coreMapIsEmpty},
+  {"Map", false, "plainText_", corePlainText},
+  {"MapEntry", false, "key", coreMapEntryKey},
+  {"MapEntry", false, "value", coreMapEntryValue},
+  {"MapKeys", false, "iterate(_)", coreMapKeysIterate},
+  {"MapKeys", false, "iteratorValue(_)", coreMapKeysIteratorValue},
+  {"MapKeys", false, "count", coreMapKeysCount},
+  {"MapValues", false, "iterate(_)", coreMapValuesIterate},
+  {"MapValues", false, "iteratorValue(_)", coreMapValuesIteratorValue},
+  {"MapValues", false, "count", coreMapValuesCount},
+  {"Range", false, "from", coreRangeFrom},
+  {"Range", false, "to", coreRangeTo},
+  {"Range", false, "min", coreRangeMin},
+  {"Range", false, "max", coreRangeMax},
+  {"Range", false, "isInclusive", coreRangeIsInclusive},
+  {"Range", false, "iterate(_)", coreRangeIterate},
+  {"Range", false, "iteratorValue(_)", coreRangeIteratorValue},
+  {"Range", false, "toString", coreRangeToString},
+  {"Range", false, "count", coreRangeCount},
+  {"Range", false, "toList", coreRangeToList},
+  {"Sequence", true, "checkCount_(_)", coreSequenceCheckCount},
+  {"SequenceView", false, "iterate(_)", coreViewIterate},
+  {"SequenceView", false, "iteratorValue(_)", coreViewIteratorValue},
+  {"Fn", true, "new(_)", coreFnNew},
+  {"Fn", false, "arity", coreFnArity},
+  {"Fn", false, "toString", coreFnToString},
+  {"Fiber", true, "new(_)", coreFiberNew},
+  {"Fiber", true, "abort(_)", coreFiberAbort},
+  {"Fiber", true, "current", coreFiberCurrent},
+  {"Fiber", true, "suspend()", coreFiberSuspend},
+  {"Fiber", true, "yield()", coreFiberYield},
+  {"Fiber", true, "yield(_)", coreFiberYield},
+  {"Fiber", false, "call()", coreFiberCall},
+  {"Fiber", false, "call(_)", coreFiberCall},
+  {"Fiber", false, "try()", coreFiberTry},
+  {"Fiber", false, "try(_)", coreFiberTry},
+  {"Fiber", false, "transfer()", coreFiberTransfer},
+  {"Fiber", false, "transfer(_)", coreFiberTransfer},
+  {"Fiber", false, "transferError(_)", coreFiberTransferError},
+  {"Fiber", false, "error", coreFiberError},
+  {"Fiber", false, "isDone", coreFiberIsDone},
+  {"System", true, "clock", coreSystemClock},
+  {"System", true, "gc()", coreSystemGc},
+  {"System", true, "put_(_,_)", coreSystemPut},
+};
+
+static void bindTable(VM* vm, const CoreMethod* table, size_t count) {
+  const char* lastOwner = NULL;
+  ObjClass* cls = NULL;
+  for (size_t i = 0; i < count; i++) {
+    if (lastOwner == NULL || strcmp(lastOwner, table[i].owner) != 0) {
+      lastOwner = table[i].owner;
+      cls = coreClass(vm, lastOwner);
+    }
+    bindPrimitive(vm, table[i].isStatic ? cls->obj.classObj : cls, table[i].signature, table[i].fn);
+  }
+}
+
+#define BIND_TABLE(vm, table) bindTable(vm, table, sizeof table / sizeof table[0])
+
+/* Binds the entries of ROOT_METHODS for one class, static or not. */
+static void bindRoot(VM* vm, ObjClass* cls, const char* owner, bool isStatic) {
+  for (size_t i = 0; i < sizeof ROOT_METHODS / sizeof ROOT_METHODS[0]; i++) {
+    const CoreMethod* m = &ROOT_METHODS[i];
+    if (m->isStatic == isStatic && strcmp(m->owner, owner) == 0) {
+      bindPrimitive(vm, cls, m->signature, m->fn);
+    }
+  }
+}
+
+/* Object, Class and Object's metaclass refer to one another, so they are
+ * wired up by hand, each bound before the next copies its methods:
+ * Class is an Object, Object's metaclass is a Class, and Class is its
+ * own class. */
+static void makeRootClasses(VM* vm) {
   ObjModule* core = vm->coreModule;
   vm->objectClass = newSingleClass(vm, 0, newString(vm, "Object"));
   moduleAddVariable(vm, core, "Object", 6, OBJ_VAL(vm->objectClass));
-  BIND(vm->objectClass, "!", object_not);
-  BIND(vm->objectClass, "==(_)", object_eq);
-  BIND(vm->objectClass, "!=(_)", object_neq);
-  BIND(vm->objectClass, "is(_)", object_is);
-  BIND(vm->objectClass, "toString", object_toString);
-  BIND(vm->objectClass, "type", object_type);
-
+  bindRoot(vm, vm->objectClass, "Object", false);
   vm->classClass = newSingleClass(vm, 0, newString(vm, "Class"));
   bindSuperclass(vm, vm->classClass, vm->objectClass);
   moduleAddVariable(vm, core, "Class", 5, OBJ_VAL(vm->classClass));
-  BIND(vm->classClass, "name", class_name);
-  BIND(vm->classClass, "supertype", class_supertype);
-  BIND(vm->classClass, "toString", class_name);
-  BIND(vm->classClass, "attributes", class_attributes);
-
+  bindRoot(vm, vm->classClass, "Class", false);
   ObjClass* objectMeta = newSingleClass(vm, 0, newString(vm, "Object metaclass"));
   bindSuperclass(vm, objectMeta, vm->classClass);
   vm->objectClass->obj.classObj = objectMeta;
   objectMeta->obj.classObj = vm->classClass;
   vm->classClass->obj.classObj = vm->classClass;
-  BIND(objectMeta, "same(_,_)", object_same);
+  bindRoot(vm, objectMeta, "Object", true);
 }
 
-static void bindNum(VM* vm) {
-  ObjClass* c = vm->numClass;
-  BIND_STATIC(c, "fromString(_)", num_fromString);
-  BIND_STATIC(c, "infinity", num_infinity);
-  BIND_STATIC(c, "nan", num_nan);
-  BIND_STATIC(c, "pi", num_pi);
-  BIND_STATIC(c, "tau", num_tau);
-  BIND_STATIC(c, "largest", num_largest);
-  BIND_STATIC(c, "smallest", num_smallest);
-  BIND_STATIC(c, "epsilon", num_epsilon);
-  BIND_STATIC(c, "maxSafeInteger", num_maxSafeInteger);
-  BIND_STATIC(c, "minSafeInteger", num_minSafeInteger);
-  BIND(c, "-", num_negate);
-  BIND(c, "+(_)", num_add);
-  BIND(c, "-(_)", num_sub);
-  BIND(c, "*(_)", num_mul);
-  BIND(c, "/(_)", num_div);
-  BIND(c, "%(_)", num_mod);
-  BIND(c, "<(_)", num_lt);
-  BIND(c, ">(_)", num_gt);
-  BIND(c, "<=(_)", num_lte);
-  BIND(c, ">=(_)", num_gte);
-  BIND(c, "==(_)", num_eq);
-  BIND(c, "!=(_)", num_neq);
-  BIND(c, "&(_)", num_bitAnd);
-  BIND(c, "|(_)", num_bitOr);
-  BIND(c, "^(_)", num_bitXor);
-  BIND(c, "<<(_)", num_shl);
-  BIND(c, ">>(_)", num_shr);
-  BIND(c, "~", num_bitNot);
-  BIND(c, "..(_)", num_range);
-  BIND(c, "...(_)", num_rangeExclusive);
-  BIND(c, "abs", num_abs);
-  BIND(c, "acos", num_acos);
-  BIND(c, "asin", num_asin);
-  BIND(c, "atan", num_atan);
-  BIND(c, "atan(_)", num_atan2);
-  BIND(c, "cbrt", num_cbrt);
-  BIND(c, "ceil", num_ceil);
-  BIND(c, "cos", num_cos);
-  BIND(c, "exp", num_exp);
-  BIND(c, "floor", num_floor);
-  BIND(c, "fraction", num_fraction);
-  BIND(c, "isInfinity", num_isInfinity);
-  BIND(c, "isInteger", num_isInteger);
-  BIND(c, "isNan", num_isNan);
-  BIND(c, "log", num_log);
-  BIND(c, "log2", num_log2);
-  BIND(c, "pow(_)", num_pow);
-  BIND(c, "round", num_round);
-  BIND(c, "sign", num_sign);
-  BIND(c, "sin", num_sin);
-  BIND(c, "sqrt", num_sqrt);
-  BIND(c, "tan", num_tan);
-  BIND(c, "truncate", num_truncate);
-  BIND(c, "min(_)", num_min);
-  BIND(c, "max(_)", num_max);
-  BIND(c, "clamp(_,_)", num_clamp);
-  BIND(c, "toString", num_toString);
-}
-
-static void bindString(VM* vm) {
-  ObjClass* c = vm->stringClass;
-  BIND_STATIC(c, "fromCodePoint(_)", string_fromCodePoint);
-  BIND_STATIC(c, "fromByte(_)", string_fromByte);
-  BIND(c, "+(_)", string_plus);
-  BIND(c, "*(_)", string_times);
-  BIND(c, "[_]", string_subscript);
-  BIND(c, "byteAt_(_)", string_byteAt);
-  BIND(c, "byteCount_", string_byteCount);
-  BIND(c, "codePointAt_(_)", string_codePointAt);
-  BIND(c, "count", string_count);
-  BIND(c, "contains(_)", string_contains);
-  BIND(c, "startsWith(_)", string_startsWith);
-  BIND(c, "endsWith(_)", string_endsWith);
-  BIND(c, "indexOf(_)", string_indexOf);
-  BIND(c, "indexOf(_,_)", string_indexOf);
-  BIND(c, "iterate(_)", string_iterate);
-  BIND(c, "iterateByte_(_)", string_iterateByte);
-  BIND(c, "iteratorValue(_)", string_iteratorValue);
-  BIND(c, "toString", string_toString);
-  BIND(c, "split(_)", string_split);
-  BIND(c, "replace(_,_)", string_replace);
-  BIND(c, "trim()", string_trim);
-  BIND(c, "trim(_)", string_trim);
-  BIND(c, "trimStart()", string_trimStart);
-  BIND(c, "trimStart(_)", string_trimStart);
-  BIND(c, "trimEnd()", string_trimEnd);
-  BIND(c, "trimEnd(_)", string_trimEnd);
-}
-
-static void bindCollections(VM* vm) {
-  ObjClass* c = vm->listClass;
-  BIND_STATIC(c, "new()", list_new);
-  BIND_STATIC(c, "filled(_,_)", list_filled);
-  BIND(c, "[_]", list_subscript);
-  BIND(c, "[_]=(_)", list_subscriptSetter);
-  BIND(c, "add(_)", list_add);
-  BIND(c, "clear()", list_clear);
-  BIND(c, "count", list_count);
-  BIND(c, "insert(_,_)", list_insert);
-  BIND(c, "iterate(_)", list_iterate);
-  BIND(c, "iteratorValue(_)", list_iteratorValue);
-  BIND(c, "removeAt(_)", list_removeAt);
-  BIND(c, "remove(_)", list_remove);
-  BIND(c, "indexOf(_)", list_indexOf);
-  BIND(c, "swap(_,_)", list_swap);
-  BIND(c, "sortDefault_()", list_sortDefault);
-  BIND(c, "joinStrings_(_)", list_joinStrings);
-
-  c = vm->mapClass;
-  BIND_STATIC(c, "new()", map_new);
-  BIND(c, "[_]", map_subscript);
-  BIND(c, "[_]=(_)", map_subscriptSetter);
-  BIND(c, "clear()", map_clear);
-  BIND(c, "containsKey(_)", map_containsKey);
-  BIND(c, "count", map_count);
-  BIND(c, "remove(_)", map_remove);
-  BIND(c, "iterate(_)", map_iterate);
-  BIND(c, "keyIteratorValue_(_)", map_keyIteratorValue);
-  BIND(c, "valueIteratorValue_(_)", map_valueIteratorValue);
-
-  c = vm->rangeClass;
-  BIND(c, "from", range_from);
-  BIND(c, "to", range_to);
-  BIND(c, "min", range_min);
-  BIND(c, "max", range_max);
-  BIND(c, "isInclusive", range_isInclusive);
-  BIND(c, "iterate(_)", range_iterate);
-  BIND(c, "iteratorValue(_)", range_iteratorValue);
-  BIND(c, "toString", range_toString);
-}
-
-static void bindFnFiberSystem(VM* vm) {
-  ObjClass* c = vm->fnClass;
-  BIND_STATIC(c, "new(_)", fn_new);
-  BIND(c, "arity", fn_arity);
-  BIND(c, "toString", fn_toString);
-  char signature[64];
-  for (int i = 0; i <= MAX_PARAMETERS; i++) {
-    int length = snprintf(signature, sizeof signature, "call");
-    if (i > 0) {
-      signature[length++] = '(';
-      for (int j = 0; j < i; j++) {
-        if (j > 0) signature[length++] = ',';
-        signature[length++] = '_';
-      }
-      signature[length++] = ')';
-    } else {
-      length += snprintf(signature + length, sizeof signature - length, "()");
+/* Fn.call with 0 to MAX_PARAMETERS arguments: "call()", "call(_)",
+ * "call(_,_)"... all dispatched by the interpreter itself. */
+static void bindFnCalls(VM* vm) {
+  char signature[8 + 2 * MAX_PARAMETERS];
+  for (int arity = 0; arity <= MAX_PARAMETERS; arity++) {
+    int length = 0;
+    memcpy(signature, "call(", 5);
+    length = 5;
+    for (int k = 0; k < arity; k++) {
+      if (k > 0) signature[length++] = ',';
+      signature[length++] = '_';
     }
+    signature[length++] = ')';
     signature[length] = '\0';
     int symbol = symbolTableEnsure(&vm->methodNames, signature, length);
-    vm->symCall[i] = symbol;
+    vm->symCall[arity] = symbol;
     Method m;
     m.type = METHOD_FN_CALL;
     m.as.primitive = NULL;
-    bindMethod(vm, c, symbol, m);
+    bindMethod(vm, vm->fnClass, symbol, m);
   }
-
-  c = vm->fiberClass;
-  BIND_STATIC(c, "new(_)", fiber_new);
-  BIND_STATIC(c, "abort(_)", fiber_abort);
-  BIND_STATIC(c, "current", fiber_current);
-  BIND_STATIC(c, "suspend()", fiber_suspend);
-  BIND_STATIC(c, "yield()", fiber_yield);
-  BIND_STATIC(c, "yield(_)", fiber_yield);
-  BIND(c, "call()", fiber_call);
-  BIND(c, "call(_)", fiber_call);
-  BIND(c, "try()", fiber_try);
-  BIND(c, "try(_)", fiber_try);
-  BIND(c, "transfer()", fiber_transfer);
-  BIND(c, "transfer(_)", fiber_transfer);
-  BIND(c, "transferError(_)", fiber_transferError);
-  BIND(c, "error", fiber_error);
-  BIND(c, "isDone", fiber_isDone);
-
-  c = coreClass(vm, "System");
-  BIND_STATIC(c, "clock", system_clock);
-  BIND_STATIC(c, "gc()", system_gc);
-  BIND_STATIC(c, "writeString_(_)", system_writeString);
-  BIND_STATIC(c, "writeDirect_(_)", system_writeDirect);
 }
 
 /* Objects made before their class existed get it now. */
@@ -1215,7 +1439,7 @@ static void fixUpClasses(VM* vm) {
 void coreInitialize(VM* vm) {
   vm->coreModule = newModule(vm, NULL);
   mapSet(vm, vm->modules, NULL_VAL, OBJ_VAL(vm->coreModule));
-  bindObjectAndClass(vm);
+  makeRootClasses(vm);
 
   ObjFn* fn = compileModule(vm, vm->coreModule, coreSource);
   if (fn == NULL) __builtin_trap();
@@ -1241,22 +1465,18 @@ void coreInitialize(VM* vm) {
   vm->rangeClass = coreClass(vm, "Range");
   vm->fnClass = coreClass(vm, "Fn");
   vm->fiberClass = coreClass(vm, "Fiber");
+  vm->mapEntryClass = coreClass(vm, "MapEntry");
   ObjClass* sealed[] = {vm->boolClass, vm->nullClass, vm->numClass, vm->stringClass,
                         vm->listClass, vm->mapClass, vm->rangeClass, vm->fnClass,
                         vm->fiberClass, vm->classClass};
   for (size_t i = 0; i < sizeof sealed / sizeof sealed[0]; i++) sealed[i]->isSealed = true;
 
-  BIND(vm->boolClass, "!", bool_not);
-  BIND(vm->boolClass, "toString", bool_toString);
-  BIND(vm->nullClass, "!", null_not);
-  BIND(vm->nullClass, "toString", null_toString);
-  bindNum(vm);
-  bindString(vm);
-  bindCollections(vm);
-  bindFnFiberSystem(vm);
+  BIND_TABLE(vm, CORE_METHODS);
+  bindFnCalls(vm);
   fixUpClasses(vm);
 
   vm->symIterate = symbolTableEnsure(&vm->methodNames, "iterate(_)", 10);
   vm->symIteratorValue = symbolTableEnsure(&vm->methodNames, "iteratorValue(_)", 16);
   vm->symToString = symbolTableEnsure(&vm->methodNames, "toString", 8);
+  vm->symEquals = symbolTableEnsure(&vm->methodNames, "==(_)", 5);
 }

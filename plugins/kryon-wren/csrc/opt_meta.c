@@ -1,11 +1,11 @@
-/* opt_meta.c -- The optional "meta" module: class Meta.
+/* opt_meta.c -- The optional "meta" module: class Meta, all primitives.
  *
- * Meta.compile_ compiles source in the module of the Wren code that
- * called Meta (the nearest frame outside the meta module), as a function
- * that runs it; an expression (exactly one, compileExpressionFn in
- * compiler.c) becomes a function returning its value.
- * Meta.getModuleVariables_ lists a module's variable names, leaving out
- * the compiler's bookkeeping entries (names with a space or a dot).
+ * Source handed to Meta is compiled into the module of the code that
+ * called Meta (the innermost frame whose module is not "meta" itself), so
+ * it sees that module's top-level variables. Meta.compile and
+ * Meta.compileExpression answer null for code that does not compile and
+ * write the compile error to the script's output; Meta.eval aborts the
+ * fiber instead.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,70 +16,90 @@ const char optMetaSource[] =
 #include "opt_meta_wren.inc"
     ;
 
-static bool isMetaModule(ObjModule* module) {
-  return module->name != NULL && module->name->length == 4 &&
-         memcmp(module->name->chars, "meta", 4) == 0;
+static PrimResult metaFail(VM* vm, const char* format, const char* detail) {
+  vm->fiber->error = vmRuntimeErrorValue(vm, format, detail);
+  return PRIM_ERROR;
 }
 
-/* The module of the innermost running frame outside the meta module. */
-static ObjModule* callerModule(VM* vm) {
+static bool inMetaModule(ObjModule* module) {
+  ObjString* name = module->name;
+  return name != NULL && name->length == 4 && memcmp(name->chars, "meta", 4) == 0;
+}
+
+static ObjModule* askingModule(VM* vm) {
   ObjFiber* fiber = vm->fiber;
   for (int i = fiber->frameCount - 1; i >= 0; i--) {
     ObjModule* module = fiber->frames[i].closure->fn->module;
-    if (!isMetaModule(module) && module->name != NULL) return module;
+    if (module->name != NULL && !inMetaModule(module)) return module;
   }
   return NULL;
 }
 
-static PrimResult meta_compile(VM* vm, Value* args, int argc) {
-  (void)argc;
-  ObjModule* module = callerModule(vm);
-  if (module == NULL || !IS_STRING(args[1])) {
-    args[0] = NULL_VAL;
-    return PRIM_VALUE;
-  }
-  ObjString* source = AS_STRING(args[1]);
-  bool isExpression = args[2] == TRUE_VAL;
-  bool printErrors = args[3] == TRUE_VAL;
-  ObjFn* fn = isExpression ? compileExpressionFn(vm, module, source->chars)
-                           : compileModule(vm, module, source->chars);
+typedef enum { AS_STATEMENTS, AS_EXPRESSION } SourceKind;
+
+/* Compiles args[1] for the asking module into a closure in args[0], or
+ * leaves null there; `report` writes a failed compile's error out. */
+static bool compileFor(VM* vm, Value* args, SourceKind kind, bool report) {
+  ObjModule* module = askingModule(vm);
+  args[0] = NULL_VAL;
+  if (module == NULL) return false;
+  const char* source = AS_STRING(args[1])->chars;
+  ObjFn* fn = kind == AS_EXPRESSION ? compileExpressionFn(vm, module, source)
+                                    : compileModule(vm, module, source);
   if (fn == NULL) {
-    /* A failed compile is not a runtime error: Meta.compile and
-     * compileExpression print the error where System.print output goes
-     * (the VM's output buffer, handed to the host's host_write) and
-     * return null; Meta.eval passes printErrors false and aborts. */
-    if (printErrors && vm->errorMessage != NULL) {
+    if (report && vm->errorMessage != NULL) {
       vmWrite(vm, vm->errorMessage, (int)strlen(vm->errorMessage));
       vmWrite(vm, "\n", 1);
     }
-    vmClearError(vm);
-    args[0] = NULL_VAL;
-    return PRIM_VALUE;
+    vmClearError(vm); /* not a runtime error: the caller gets null */
+    return false;
   }
   vmPushRoot(vm, (Obj*)fn);
-  ObjClosure* closure = newClosure(vm, fn);
+  args[0] = OBJ_VAL(newClosure(vm, fn));
   vmPopRoot(vm);
-  args[0] = OBJ_VAL(closure);
+  return true;
+}
+
+static PrimResult meta_compile(VM* vm, Value* args, int argc) {
+  (void)argc;
+  if (!IS_STRING(args[1])) return metaFail(vm, "%s must be a string.", "Source code");
+  compileFor(vm, args, AS_STATEMENTS, true);
   return PRIM_VALUE;
 }
 
+static PrimResult meta_compileExpression(VM* vm, Value* args, int argc) {
+  (void)argc;
+  if (!IS_STRING(args[1])) return metaFail(vm, "%s must be a string.", "Expression");
+  compileFor(vm, args, AS_EXPRESSION, true);
+  return PRIM_VALUE;
+}
+
+static PrimResult meta_compiledForEval(VM* vm, Value* args, int argc) {
+  (void)argc;
+  if (!IS_STRING(args[1])) return metaFail(vm, "%s must be a string.", "Source code");
+  if (!compileFor(vm, args, AS_STATEMENTS, false)) {
+    return metaFail(vm, "%s", "Could not compile source code.");
+  }
+  return PRIM_VALUE;
+}
+
+/* A list of the module's top-level variable names; the compiler's own
+ * entries (their names hold a space or a dot) are left out. */
 static PrimResult meta_getModuleVariables(VM* vm, Value* args, int argc) {
   (void)argc;
+  if (!IS_STRING(args[1])) return metaFail(vm, "%s must be a string.", "Module name");
   ObjString* name = AS_STRING(args[1]);
   ObjModule* module = vmGetModule(vm, name->chars, (int)name->length);
-  if (module == NULL) {
-    args[0] = NULL_VAL;
-    return PRIM_VALUE;
-  }
+  if (module == NULL) return metaFail(vm, "Could not find a module named '%s'.", name->chars);
   ObjList* names = newList(vm, 0);
   vmPushRoot(vm, (Obj*)names);
   for (int i = 0; i < module->variableCount; i++) {
-    const char* varName = module->variableNames.names[i];
-    int length = module->variableNames.lengths[i];
-    if (memchr(varName, ' ', length) != NULL || memchr(varName, '.', length) != NULL) continue;
-    Value string = stringValue(vm, varName, (size_t)length);
-    vmPushRoot(vm, AS_OBJ(string));
-    listAppend(vm, names, string);
+    const char* text = module->variableNames.names[i];
+    size_t length = (size_t)module->variableNames.lengths[i];
+    if (memchr(text, ' ', length) != NULL || memchr(text, '.', length) != NULL) continue;
+    Value entry = stringValue(vm, text, length);
+    vmPushRoot(vm, AS_OBJ(entry));
+    listAppend(vm, names, entry);
     vmPopRoot(vm);
   }
   vmPopRoot(vm);
@@ -89,7 +109,17 @@ static PrimResult meta_getModuleVariables(VM* vm, Value* args, int argc) {
 
 Primitive optMetaForeign(const char* className, bool isStatic, const char* signature) {
   if (strcmp(className, "Meta") != 0 || !isStatic) return NULL;
-  if (strcmp(signature, "compile_(_,_,_)") == 0) return meta_compile;
-  if (strcmp(signature, "getModuleVariables_(_)") == 0) return meta_getModuleVariables;
+  static const struct {
+    const char* signature;
+    Primitive fn;
+  } table[] = {
+      {"compile(_)", meta_compile},
+      {"compileExpression(_)", meta_compileExpression},
+      {"compiledForEval_(_)", meta_compiledForEval},
+      {"getModuleVariables(_)", meta_getModuleVariables},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    if (strcmp(signature, table[i].signature) == 0) return table[i].fn;
+  }
   return NULL;
 }

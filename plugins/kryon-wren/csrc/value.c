@@ -28,6 +28,7 @@ static Obj* allocateObject(VM* vm, size_t size, ObjType type, ObjClass* cls) {
 
 /* ---- Strings -------------------------------------------------------- */
 
+/* 32-bit FNV-1a over the bytes. */
 void stringHash(ObjString* s) {
   uint32_t hash = 2166136261u;
   for (uint32_t i = 0; i < s->length; i++) {
@@ -69,28 +70,40 @@ ObjString* concatStrings(VM* vm, ObjString* a, ObjString* b) {
   return s;
 }
 
-/* Wren prints numbers like C's "%.14g", with words for the specials. */
-ObjString* stringFormatNum(VM* vm, double n) {
-  if (isnan(n)) return newString(vm, "nan");
-  if (isinf(n)) return newString(vm, n > 0 ? "infinity" : "-infinity");
-  if (n == 0 && signbit(n)) return newString(vm, "-0");
-  char buffer[32];
-  if (n > -1e14 && n < 1e14 && n == (double)(int64_t)n) {
-    /* Integers below 1e14 have at most 14 digits, so "%.14g" prints
-     * them plainly; format them without snprintf. */
-    int64_t i = (int64_t)n;
-    uint64_t u = i < 0 ? (uint64_t)(-i) : (uint64_t)i;
-    char* end = buffer + sizeof buffer;
-    char* p = end;
-    do {
-      *--p = (char)('0' + u % 10);
-      u /= 10;
-    } while (u != 0);
-    if (i < 0) *--p = '-';
-    return newStringLength(vm, p, (size_t)(end - p));
+/* Writes Wren's spelling of n into out (at least NUM_TEXT_MAX bytes) and
+ * returns its length: "nan", "infinity", "-0", integers below 1e14 digit
+ * by digit, everything else with 14 significant digits. */
+int formatNum(double n, char* out) {
+  const char* word = NULL;
+  if (isnan(n)) word = "nan";
+  else if (isinf(n)) word = n > 0 ? "infinity" : "-infinity";
+  else if (n == 0 && signbit(n)) word = "-0";
+  if (word != NULL) {
+    size_t length = strlen(word);
+    memcpy(out, word, length);
+    return (int)length;
   }
-  int length = snprintf(buffer, sizeof buffer, "%.14g", n);
-  return newStringLength(vm, buffer, (size_t)length);
+  if (n > -1e14 && n < 1e14 && n == (double)(int64_t)n) {
+    char digits[24];
+    int64_t whole = (int64_t)n;
+    uint64_t rest = whole < 0 ? (uint64_t)(-whole) : (uint64_t)whole;
+    int count = 0;
+    do {
+      digits[count++] = (char)('0' + rest % 10);
+      rest /= 10;
+    } while (rest != 0);
+    int length = 0;
+    if (whole < 0) out[length++] = '-';
+    while (count > 0) out[length++] = digits[--count];
+    return length;
+  }
+  return snprintf(out, NUM_TEXT_MAX, "%.14g", n);
+}
+
+ObjString* stringFormatNum(VM* vm, double n) {
+  char text[NUM_TEXT_MAX];
+  int length = formatNum(n, text);
+  return newStringLength(vm, text, (size_t)length);
 }
 
 /* ---- Lists ---------------------------------------------------------- */
@@ -586,6 +599,8 @@ void symbolTableFree(SymbolTable* t) {
   symbolTableInit(t);
 }
 
+/* Method and variable names: FNV-1a hashes into a power-of-two bucket
+ * array, collisions resolved by linear probing. */
 static uint32_t hashName(const char* name, int length) {
   uint32_t hash = 2166136261u;
   for (int i = 0; i < length; i++) {
@@ -671,71 +686,49 @@ int moduleAddVariable(VM* vm, ObjModule* m, const char* name, int length, Value 
   return m->variableCount++;
 }
 
-/* ---- UTF-8 ---------------------------------------------------------- */
+/* ---- UTF-8 (RFC 3629) ------------------------------------------------
+ *
+ * A code point takes one to four bytes. The lead byte's top bits give
+ * the length (0xxxxxxx, 110xxxxx, 1110xxxx, 11110xxx); each byte after it
+ * is 10xxxxxx and carries six more bits, most significant first. */
 
 int utf8EncodeLength(int cp) {
-  if (cp < 0) return 0;
-  if (cp <= 0x7f) return 1;
-  if (cp <= 0x7ff) return 2;
-  if (cp <= 0xffff) return 3;
-  if (cp <= 0x10ffff) return 4;
-  return 0;
+  if (cp < 0 || cp > 0x10ffff) return 0;
+  return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
 }
 
+/* Callers pass valid code points; anything above 0xffff takes 4 bytes. */
 int utf8Encode(int cp, uint8_t* out) {
-  if (cp <= 0x7f) {
-    out[0] = (uint8_t)cp;
-    return 1;
+  static const uint8_t leadBits[5] = {0, 0x00, 0xc0, 0xe0, 0xf0};
+  int length = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+  for (int i = length - 1; i > 0; i--) {
+    out[i] = (uint8_t)(0x80 | (cp & 0x3f));
+    cp >>= 6;
   }
-  if (cp <= 0x7ff) {
-    out[0] = (uint8_t)(0xc0 | (cp >> 6));
-    out[1] = (uint8_t)(0x80 | (cp & 0x3f));
-    return 2;
-  }
-  if (cp <= 0xffff) {
-    out[0] = (uint8_t)(0xe0 | (cp >> 12));
-    out[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-    out[2] = (uint8_t)(0x80 | (cp & 0x3f));
-    return 3;
-  }
-  out[0] = (uint8_t)(0xf0 | (cp >> 18));
-  out[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-  out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-  out[3] = (uint8_t)(0x80 | (cp & 0x3f));
-  return 4;
+  out[0] = (uint8_t)(leadBits[length] | cp);
+  return length;
 }
 
-int utf8DecodeLength(uint8_t first) {
-  if ((first & 0x80) == 0) return 1;
-  if ((first & 0xe0) == 0xc0) return 2;
-  if ((first & 0xf0) == 0xe0) return 3;
-  if ((first & 0xf8) == 0xf0) return 4;
+/* The length a lead byte announces; 1 for a byte that leads nothing. */
+int utf8DecodeLength(uint8_t lead) {
+  if (lead < 0x80) return 1;
+  if ((lead >> 5) == 0x06) return 2;
+  if ((lead >> 4) == 0x0e) return 3;
+  if ((lead >> 3) == 0x1e) return 4;
   return 1;
 }
 
-/* Decodes one code point; -1 if the bytes are not valid UTF-8. */
+/* The code point at bytes; -1 when they do not start a whole character. */
 int utf8Decode(const uint8_t* bytes, uint32_t length) {
   if (length == 0) return -1;
-  uint8_t first = bytes[0];
-  if (first <= 0x7f) return first;
-  int count;
-  int value;
-  if ((first & 0xe0) == 0xc0) {
-    count = 1;
-    value = first & 0x1f;
-  } else if ((first & 0xf0) == 0xe0) {
-    count = 2;
-    value = first & 0x0f;
-  } else if ((first & 0xf8) == 0xf0) {
-    count = 3;
-    value = first & 0x07;
-  } else {
-    return -1;
-  }
-  if ((uint32_t)count >= length) return -1;
-  for (int i = 1; i <= count; i++) {
+  uint8_t lead = bytes[0];
+  if (lead < 0x80) return lead;
+  int size = utf8DecodeLength(lead);
+  if (size == 1 || (uint32_t)size > length) return -1;
+  int cp = lead & (0x7f >> size);
+  for (int i = 1; i < size; i++) {
     if ((bytes[i] & 0xc0) != 0x80) return -1;
-    value = (value << 6) | (bytes[i] & 0x3f);
+    cp = (cp << 6) | (bytes[i] & 0x3f);
   }
-  return value;
+  return cp;
 }

@@ -295,6 +295,8 @@ void* reallocate(VM* vm, void* ptr, size_t oldSize, size_t newSize);
 ObjString* newStringLength(VM* vm, const char* chars, size_t length);
 ObjString* newStringUninit(VM* vm, size_t length);
 ObjString* newString(VM* vm, const char* chars);
+#define NUM_TEXT_MAX 32
+int formatNum(double n, char* out);
 ObjString* stringFormatNum(VM* vm, double n);
 void stringHash(ObjString* s);
 Value stringValue(VM* vm, const char* chars, size_t length);

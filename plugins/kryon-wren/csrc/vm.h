@@ -80,6 +80,7 @@ struct VM {
   ObjClass* rangeClass;
   ObjClass* fnClass;
   ObjClass* fiberClass;
+  ObjClass* mapEntryClass; /* what map iteration yields */
 
   /* Heap. */
   Obj* objects;
@@ -138,6 +139,7 @@ struct VM {
   int symIterate;
   int symIteratorValue;
   int symToString;
+  int symEquals;
   int symCall[MAX_PARAMETERS + 1];
 };
 

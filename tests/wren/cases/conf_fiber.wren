@@ -83,11 +83,11 @@ System.print(Fiber.new { {}[[]] = 1 }.try()) // expect: Key must be a value type
 System.print(Fiber.new { null.foo }.try()) // expect: Null does not implement 'foo'.
 System.print(Fiber.new { Fn.new { |a| a }.call() }.try()) // expect: Function expects more arguments.
 System.print(Fiber.new { "abc"[10] }.try()) // expect: Subscript out of bounds.
-System.print(Fiber.new { List.filled(-1, 0) }.try()) // expect: Size must be a non-negative integer.
+System.print(Fiber.new { List.filled(-1, 0) }.try()) // expect: Size cannot be negative.
 System.print(Fiber.new { [1, 2].sort(3) }.try()) // expect: Comparer must be a function.
 System.print(Fiber.new { [].reduce {|a, b| a } }.try()) // expect: Can't reduce an empty sequence.
 System.print(Fiber.new { "a" * -1 }.try()) // expect: Count must be a non-negative integer.
-System.print(Fiber.new { "a".split("") }.try()) // expect: Delimiter cannot be empty.
+System.print(Fiber.new { "a".split("") }.try()) // expect: Delimiter must be a non-empty string.
 System.print(Fiber.new { String.fromCodePoint(-1) }.try()) // expect: Code point cannot be negative.
 System.print(Fiber.new { String.fromByte(256) }.try()) // expect: Byte cannot be greater than 0xff.
 System.print(Fiber.new { Num.fromString(1) }.try()) // expect: Argument must be a string.

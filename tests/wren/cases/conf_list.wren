@@ -93,7 +93,7 @@ System.print(doubles) // expect: [2, 4, 6]
 var lazy = numbers.map {|n| n * 2 }
 numbers.add(5)
 System.print(lazy.toList) // expect: [2, 4, 6, 8, 10]
-System.print(lazy) // expect: instance of MapSequence
+System.print(lazy) // expect: instance of SequenceView
 var l2 = [5, 3, 8, 1, 9, 2, 7, 4, 6, 0]
 l2.sort {|a, b| a > b }
 System.print(l2) // expect: [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
