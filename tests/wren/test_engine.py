@@ -475,7 +475,7 @@ def test_breakpoint_hit_has_stack_and_locals_and_can_be_removed(m):
     hit = hits[0]
     assert (hit.breakpoint_id, hit.language, hit.script, hit.line) == (bid, "wren", "shop", 8)
     assert [(f.script, f.line, f.function) for f in hit.stack] == [
-        ("shop", 8, "total(_,_,_)"), ("shop", 11, "new(_) block argument")]
+        ("shop", 8, "total(_,_,_)"), ("shop", 11, "Fn (line 11)")]
     assert hit.locals == {"items": items, "rate": 2, "audit": audit, "sum": 7, "taxed": 14}
     # a breakpoint in a loop body stops on every pass; a file path names the script
     loop_bid = engine.set_breakpoint("scripts/shop.wren", 5)

@@ -38,9 +38,9 @@ def test_runtime_error_reports_message_line_and_trace():
             vm.interpret('class A {\n  static f() { g() }\n  static g() { 1.x }\n}\nA.f()\n')
         error = info.value
         assert error.message == "Num does not implement 'x'."
-        assert (error.module, error.line) == ("main", 3)
-        assert "[main line 3] in g()" in error.trace
-        assert "[main line 5] in (script)" in error.trace
+        assert (error.module, error.line, error.column) == ("main", 3, 18)
+        assert "[main line 3:18] in g()" in error.trace
+        assert "[main line 5:3] in (script)" in error.trace
 
 
 def test_vm_keeps_module_state_between_interprets():
@@ -143,10 +143,14 @@ def test_foreign_methods_reach_the_host():
         assert calls == ["app"]
 
 
-def test_unknown_foreign_method_is_a_runtime_error():
+def test_unknown_foreign_method_is_a_compile_error():
+    # Foreign methods are bound as they are compiled: one the host does not
+    # provide is reported at its declaration, before anything runs.
     with WrenVM(capture=True) as vm:
-        with pytest.raises(WrenRuntimeError, match="Could not find foreign method 'f\\(\\)' for class K"):
-            vm.interpret("class K {\n  foreign static f()\n}")
+        with pytest.raises(WrenCompileError, match="no foreign static method 'f\\(\\)' for class K") as info:
+            vm.interpret("System.print(1)\nclass K {\n  foreign static f()\n}")
+        assert info.value.line == 3
+        assert vm.output == []
 
 
 def test_imports_load_modules_from_the_host():
@@ -407,7 +411,7 @@ def test_breakpoint_reports_stack_and_locals_then_runs_the_line():
         assert vm.get_variable("main", "r") == 23
         assert [(m, l) for m, l, _, _ in hits] == [("main", 3), ("main", 3)]
         _, _, stack, local_vars = hits[0]
-        assert [(m, l, f) for _, m, l, f in stack] == [("main", 3, "new(_) block argument"), ("main", 8, "(script)")]
+        assert [(m, l, f) for _, m, l, f in stack] == [("main", 3, "Fn (line 1)"), ("main", 8, "(script)")]
         assert local_vars == {"a": 1, "b": 10, "sum": 11}
         hits.clear()
         vm.remove_breakpoint("main", 3)
@@ -445,7 +449,7 @@ def test_breakpoint_in_a_method_loop_and_inside_a_fiber():
         assert [l for l, _ in lines] == [4, 4, 4, 4]
         lines.clear()
         assert vm.call(c, vm.make_call_handle("viaFiber()")) == 2
-        assert lines[0][1] == ["loop(_)", "new(_) block argument", "viaFiber()"]
+        assert lines[0][1] == ["loop(_)", "Fn (line 7)", "viaFiber()"]
 
 
 def test_breakpoint_handler_error_is_a_runtime_error_at_that_line():

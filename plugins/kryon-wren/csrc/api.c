@@ -50,6 +50,9 @@ EXPORT(wren_error_module) const char* wren_error_module(WrenVM* vm) {
 
 EXPORT(wren_error_line) int wren_error_line(WrenVM* vm) { return vm->errorLine; }
 
+/* The column of the last error, counted in characters from 1; 0 when unknown. */
+EXPORT(wren_error_column) int wren_error_column(WrenVM* vm) { return vm->errorColumn; }
+
 EXPORT(wren_error_trace) const char* wren_error_trace(WrenVM* vm) {
   return vm->errorTrace ? vm->errorTrace : "";
 }
@@ -397,6 +400,7 @@ EXPORT(wren_debug_stack) const char* wren_debug_stack(WrenVM* vm) {
   for (int index = 0; (frame = vmDebugFrame(vm, index)) != NULL; index++) {
     ObjFn* fn = frame->closure->fn;
     if (fn->module == NULL || fn->module->name == NULL) continue;
+    if (fn->debugName != NULL && fn->debugName[0] == '\0') continue; /* a hidden frame */
     const char* name = fn->debugName ? fn->debugName : "?";
     size_t need = length + fn->module->name->length + strlen(name) + 40;
     if (need > capacity) {

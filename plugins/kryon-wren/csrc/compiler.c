@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "host.h"
 #include "lexer.h"
 #include "opcodes.h"
 #include "opt_modules.h"
@@ -34,6 +35,8 @@ typedef struct {
   Token current;
   bool hadError;
   int depth; /* nesting of expressions and bodies, to bound C recursion */
+  int callLine;   /* when not 0, where the code being emitted is said to be */
+  int callColumn;
 } Parser;
 
 typedef struct {
@@ -57,21 +60,27 @@ typedef struct Loop {
   struct Loop* enclosing;
 } Loop;
 
+/* The ways a method can be named: "f(a)", "f", "f = v", "x[i]",
+ * "x[i] = v" and a constructor's initializer ("construct f(a)"). */
 typedef enum {
-  SIG_METHOD,
-  SIG_GETTER,
-  SIG_SETTER,
-  SIG_SUBSCRIPT,
-  SIG_SUBSCRIPT_SETTER,
-  SIG_INITIALIZER
-} SignatureType;
+  SHAPE_PARENS,
+  SHAPE_BARE,
+  SHAPE_ASSIGN,
+  SHAPE_INDEX,
+  SHAPE_INDEX_ASSIGN,
+  SHAPE_CONSTRUCTOR
+} CallShape;
 
+/* How a method is named at a call site and a definition: the method
+ * symbol is its name plus this shape plus the argument count. */
 typedef struct {
-  const char* name;
-  int length;
-  SignatureType type;
-  int arity;
-} Signature;
+  const char* name; /* empty for the index shapes */
+  int nameLength;
+  CallShape shape;
+  int argCount; /* for SHAPE_INDEX_ASSIGN, the index arguments and the value */
+  int atLine;   /* at a call site, where a failing call is reported (0: not set) */
+  int atColumn;
+} MethodKey;
 
 /* One runtime attribute ("#!"): names are source text, values constants. */
 typedef struct {
@@ -90,7 +99,7 @@ typedef struct {
 } AttributeList;
 
 typedef struct {
-  char* signature;
+  char* text; /* the method's key text, "static " / "foreign " prefixed */
   int length;
   AttributeList attributes;
 } MethodAttributes;
@@ -104,7 +113,7 @@ typedef struct {
   SymbolTable fields;
   SymbolTable methods; /* "static " prefixed for static methods */
   bool inStatic;
-  Signature* signature; /* method being compiled */
+  MethodKey* currentKey; /* key of the method being compiled */
 } ClassInfo;
 
 typedef struct Compiler {
@@ -180,10 +189,23 @@ static void errorAt(Compiler* c, Token* token, const char* message) {
   snprintf(buffer, sizeof buffer, "[%s line %d] %s%s",
            p->module->name ? p->module->name->chars : "core", token->line, label, message);
   vmSetError(p->vm, buffer, p->module->name ? p->module->name->chars : "core", token->line);
+  vmSetErrorColumn(p->vm, token->column);
 }
 
 static void error(Compiler* c, const char* message) {
   errorAt(c, &c->parser->previous, message);
+}
+
+/* Names longer than this are refused: variables, methods, fields. */
+#define MAX_NAME 64
+
+/* Reports a name token longer than MAX_NAME; true when it is too long. */
+static bool nameTooLong(Compiler* c, Token* name, const char* what) {
+  if (name->length <= MAX_NAME) return false;
+  char message[96];
+  snprintf(message, sizeof message, "%s cannot be longer than %d characters.", what, MAX_NAME);
+  errorAt(c, name, message);
+  return true;
 }
 
 /* ---- Token stream --------------------------------------------------- */
@@ -198,6 +220,15 @@ static void nextToken(Compiler* c) {
   p->current = lexerNext(&p->lexer);
   if (p->current.type == TOKEN_ERROR) {
     errorAt(c, &p->current, p->lexer.errorMessage);
+    p->current.type = TOKEN_EOF;
+  } else if (p->current.line > MAX_SOURCE_LINE && p->current.type == TOKEN_EOF) {
+    p->current.line = MAX_SOURCE_LINE; /* the end after a last full line */
+  } else if (p->current.line > MAX_SOURCE_LINE) {
+    /* Code positions keep the line in POSITION_LINE_BITS bits. */
+    char message[64];
+    snprintf(message, sizeof message, "A module may have at most %d lines.", MAX_SOURCE_LINE);
+    p->current.line = MAX_SOURCE_LINE;
+    errorAt(c, &p->current, message);
     p->current.type = TOKEN_EOF;
   }
 }
@@ -251,8 +282,12 @@ static const int stackEffects[] = {
 #undef X
 };
 
+/* Code is placed at the token just read, or at the call being emitted. */
 static int emitByte(Compiler* c, int byte) {
-  return fnEmitByte(c->parser->vm, c->fn, (uint8_t)byte, c->parser->previous.line);
+  Parser* p = c->parser;
+  int position = p->callLine != 0 ? POSITION(p->callLine, p->callColumn)
+                                  : POSITION(p->previous.line, p->previous.column);
+  return fnEmitByte(p->vm, c->fn, (uint8_t)byte, position);
 }
 
 static void adjustSlots(Compiler* c, int delta) {
@@ -324,66 +359,79 @@ static void emitCall(Compiler* c, int argc, const char* name, int length) {
   adjustSlots(c, -argc);
 }
 
-/* ---- Signatures ----------------------------------------------------- */
+/* ---- Method keys ---------------------------------------------------- */
 
-static void addParams(char* buffer, int* length, int arity, char open, char close) {
-  buffer[(*length)++] = open;
-  for (int i = 0; i < arity; i++) {
-    if (i > 0) buffer[(*length)++] = ',';
-    buffer[(*length)++] = '_';
+/* The text of each shape around the name: what comes before it, the
+ * brackets of the argument list (none for a bare name) and what follows.
+ * An assigning shape takes its last argument as "=(_)". */
+typedef struct {
+  const char* before;
+  char open;
+  char close;
+  bool assigns;
+} ShapeText;
+
+static const ShapeText shapeTexts[] = {
+    [SHAPE_PARENS] = {"", '(', ')', false},
+    [SHAPE_BARE] = {"", 0, 0, false},
+    [SHAPE_ASSIGN] = {"", 0, 0, true},
+    [SHAPE_INDEX] = {"", '[', ']', false},
+    [SHAPE_INDEX_ASSIGN] = {"", '[', ']', true},
+    [SHAPE_CONSTRUCTOR] = {"init ", '(', ')', false},
+};
+
+/* Appends "(_,_)" style holes for count arguments between open and close. */
+static int writeHoles(char* out, int at, int count, char open, char close) {
+  out[at++] = open;
+  for (int i = 0; i < count; i++) {
+    if (i > 0) out[at++] = ',';
+    out[at++] = '_';
   }
-  buffer[(*length)++] = close;
+  out[at++] = close;
+  return at;
 }
 
-/* Writes e.g. "foo(_,_)", "foo", "foo=(_)", "[_]=(_)", "init new(_)". */
-static int signatureToString(Signature* sig, char* buffer) {
-  int length = 0;
-  if (sig->type == SIG_INITIALIZER) {
-    memcpy(buffer, "init ", 5);
-    length = 5;
+/* The symbol text of a key: "foo(_,_)", "foo", "foo=(_)", "[_]",
+ * "[_]=(_)", "init new(_)". out must hold MAX_KEY_TEXT bytes; names are
+ * at most MAX_NAME long and argument counts at most MAX_PARAMETERS + 1. */
+static int keyText(MethodKey* mk, char* out) {
+  const ShapeText* shape = &shapeTexts[mk->shape];
+  int at = (int)strlen(shape->before);
+  memcpy(out, shape->before, (size_t)at);
+  memcpy(out + at, mk->name, (size_t)mk->nameLength);
+  at += mk->nameLength;
+  int listed = shape->assigns ? mk->argCount - 1 : mk->argCount;
+  if (shape->open != 0) at = writeHoles(out, at, listed, shape->open, shape->close);
+  if (shape->assigns) {
+    out[at++] = '=';
+    at = writeHoles(out, at, 1, '(', ')');
   }
-  if (sig->type != SIG_SUBSCRIPT && sig->type != SIG_SUBSCRIPT_SETTER) {
-    memcpy(buffer + length, sig->name, sig->length);
-    length += sig->length;
-  }
-  switch (sig->type) {
-    case SIG_METHOD:
-    case SIG_INITIALIZER:
-      addParams(buffer, &length, sig->arity, '(', ')');
-      break;
-    case SIG_GETTER:
-      break;
-    case SIG_SETTER:
-      buffer[length++] = '=';
-      addParams(buffer, &length, 1, '(', ')');
-      break;
-    case SIG_SUBSCRIPT:
-      addParams(buffer, &length, sig->arity, '[', ']');
-      break;
-    case SIG_SUBSCRIPT_SETTER:
-      addParams(buffer, &length, sig->arity - 1, '[', ']');
-      buffer[length++] = '=';
-      addParams(buffer, &length, 1, '(', ')');
-      break;
-  }
-  buffer[length] = '\0';
-  return length;
+  out[at] = '\0';
+  return at;
 }
 
-#define MAX_SIGNATURE 320
+#define MAX_KEY_TEXT 320
 
-static int signatureSymbol(Compiler* c, Signature* sig) {
-  char buffer[MAX_SIGNATURE];
-  int length = signatureToString(sig, buffer);
+static int keySymbol(Compiler* c, MethodKey* mk) {
+  char buffer[MAX_KEY_TEXT];
+  int length = keyText(mk, buffer);
   return methodSymbol(c, buffer, length);
 }
 
-static void callSignature(Compiler* c, OpCode op, Signature* sig) {
-  int symbol = signatureSymbol(c, sig);
+static void emitKeyedCall(Compiler* c, OpCode op, MethodKey* mk) {
+  int symbol = keySymbol(c, mk);
+  Parser* p = c->parser;
+  int savedLine = p->callLine, savedColumn = p->callColumn;
+  if (mk->atLine != 0) {
+    p->callLine = mk->atLine;
+    p->callColumn = mk->atColumn;
+  }
   emitOp(c, op);
-  emitByte(c, sig->arity);
+  emitByte(c, mk->argCount);
   emitShort(c, symbol);
-  adjustSlots(c, -sig->arity);
+  p->callLine = savedLine;
+  p->callColumn = savedColumn;
+  adjustSlots(c, -mk->argCount);
 }
 
 /* ---- Compilers and scopes ------------------------------------------- */
@@ -468,10 +516,7 @@ static int addLocal(Compiler* c, const char* name, int length) {
 /* Declares a variable named by the previous token in the current scope;
  * returns its local slot or module variable index. */
 static int declareVariable(Compiler* c, Token* name) {
-  if (name->length > 64) {
-    error(c, "Variable name cannot be longer than 64 characters.");
-    return 0;
-  }
+  if (nameTooLong(c, name, "Variable name")) return 0;
   if (c->scopeDepth == -1) {
     /* After an error the code is thrown away: add no stray module
      * variable (Meta.compile keeps using the module). */
@@ -532,16 +577,24 @@ static int addUpvalue(Compiler* c, bool isLocal, int index) {
   return c->fn->numUpvalues++;
 }
 
-static int resolveUpvalue(Compiler* c, const char* name, int length) {
+/* With inMethodOnly, the search does not leave the method being compiled:
+ * a lowercase name a method does not declare is a call on this, even when
+ * the code around the class has a local of that name. */
+static int resolveUpvalueIn(Compiler* c, const char* name, int length, bool inMethodOnly) {
   if (c->parent == NULL) return -1;
+  if (inMethodOnly && c->classInfo != NULL) return -1;
   int local = resolveLocal(c->parent, name, length);
   if (local != -1) {
     c->parent->locals[local].isCaptured = true;
     return addUpvalue(c, true, local);
   }
-  int upvalue = resolveUpvalue(c->parent, name, length);
+  int upvalue = resolveUpvalueIn(c->parent, name, length, inMethodOnly);
   if (upvalue != -1) return addUpvalue(c, false, upvalue);
   return -1;
+}
+
+static int resolveUpvalue(Compiler* c, const char* name, int length) {
+  return resolveUpvalueIn(c, name, length, false);
 }
 
 typedef enum { SCOPE_LOCAL, SCOPE_UPVALUE, SCOPE_MODULE } Scope;
@@ -624,7 +677,6 @@ static void finishStatements(Compiler* c) {
   for (;;) {
     if (check(c, TOKEN_RIGHT_BRACE) || check(c, TOKEN_EOF)) break;
     statement(c);
-    if (check(c, TOKEN_RIGHT_BRACE)) break;
     consumeLine(c, "Expect newline after statement.");
   }
   consume(c, TOKEN_RIGHT_BRACE, "Expect '}' at end of block.");
@@ -664,11 +716,11 @@ static void validateArity(Compiler* c, int arity) {
 }
 
 /* Parses "a, b, c" declaring each as a parameter local. */
-static void parameterList(Compiler* c, Signature* sig, TokenType closing) {
+static void parameterList(Compiler* c, MethodKey* mk, TokenType closing) {
   if (check(c, closing)) return;
   do {
     ignoreNewlines(c);
-    validateArity(c, ++sig->arity);
+    validateArity(c, ++mk->argCount);
     consume(c, TOKEN_NAME, "Expect parameter name.");
     declareVariable(c, &c->parser->previous);
     adjustSlots(c, 1);
@@ -677,58 +729,67 @@ static void parameterList(Compiler* c, Signature* sig, TokenType closing) {
 
 /* A block argument "{ |a, b| body }", after the '{'. */
 static void blockArgument(Compiler* c) {
+  int line = c->parser->previous.line; /* of the '{' */
   Compiler fnCompiler;
   initCompiler(&fnCompiler, c->parser, c, false);
-  Signature sig = {"", 0, SIG_METHOD, 0};
+  MethodKey mk = {"", 0, SHAPE_PARENS, 0};
   if (match(&fnCompiler, TOKEN_PIPE)) {
-    parameterList(&fnCompiler, &sig, TOKEN_PIPE);
+    parameterList(&fnCompiler, &mk, TOKEN_PIPE);
     consume(&fnCompiler, TOKEN_PIPE, "Expect '|' after function parameters.");
   }
-  fnCompiler.fn->arity = sig.arity;
+  fnCompiler.fn->arity = mk.argCount;
   finishBody(&fnCompiler);
-  endCompiler(&fnCompiler, "new(_) block argument", 21);
+  /* Stack traces name a block by "Fn" and the line it starts on. */
+  char name[32];
+  endCompiler(&fnCompiler, name, snprintf(name, sizeof name, "Fn (line %d)", line));
 }
 
-/* Parses an argument list into sig (no enclosing tokens). */
-static void argumentList(Compiler* c, Signature* sig) {
+/* Parses an argument list into mk (no enclosing tokens). */
+static void argumentList(Compiler* c, MethodKey* mk) {
   do {
     ignoreNewlines(c);
-    validateArity(c, ++sig->arity);
+    validateArity(c, ++mk->argCount);
     expression(c);
   } while (match(c, TOKEN_COMMA));
   ignoreNewlines(c);
 }
 
 /* Arguments after a method name: "(args)", "{ block }", both or none. */
-static void methodCall(Compiler* c, OpCode op, Signature* sig) {
+static void methodCall(Compiler* c, OpCode op, MethodKey* mk) {
   if (match(c, TOKEN_LEFT_PAREN)) {
-    sig->type = SIG_METHOD;
+    mk->shape = SHAPE_PARENS;
     ignoreNewlines(c);
-    if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, sig);
+    if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, mk);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
   }
   if (match(c, TOKEN_LEFT_BRACE)) {
-    sig->type = SIG_METHOD;
-    validateArity(c, ++sig->arity);
+    mk->shape = SHAPE_PARENS;
+    validateArity(c, ++mk->argCount);
     blockArgument(c);
   }
-  callSignature(c, op, sig);
+  emitKeyedCall(c, op, mk);
 }
 
 /* A call of the method named by the previous token, which may be a
  * setter when followed by '='. */
-static void namedCall(Compiler* c, bool canAssign, OpCode op) {
-  Token* name = &c->parser->previous;
-  Signature sig = {name->start, name->length, SIG_GETTER, 0};
+static void callByName(Compiler* c, const char* name, int length, bool canAssign, OpCode op) {
+  Token* at = &c->parser->previous; /* the name, or "super" */
+  MethodKey mk = {name, length, SHAPE_BARE, 0, at->line, at->column};
   if (canAssign && match(c, TOKEN_EQ)) {
     ignoreNewlines(c);
-    sig.type = SIG_SETTER;
-    sig.arity = 1;
+    mk.shape = SHAPE_ASSIGN;
+    mk.argCount = 1;
     expression(c);
-    callSignature(c, op, &sig);
+    emitKeyedCall(c, op, &mk);
     return;
   }
-  methodCall(c, op, &sig);
+  methodCall(c, op, &mk);
+}
+
+static void namedCall(Compiler* c, bool canAssign, OpCode op) {
+  Token* name = &c->parser->previous;
+  nameTooLong(c, name, "Method name");
+  callByName(c, name->start, name->length, canAssign, op);
 }
 
 /* ---- Grammar: prefix expressions ------------------------------------ */
@@ -759,7 +820,8 @@ static void listLiteral(Compiler* c, bool canAssign) {
     if (check(c, TOKEN_RIGHT_BRACKET)) break;
     expression(c);
     emitOp(c, OP_LIST_APPEND);
-    ignoreNewlines(c);
+    /* After an element a line may end only before the closing ']'. */
+    if (matchLine(c)) break;
   } while (match(c, TOKEN_COMMA));
   ignoreNewlines(c);
   consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after list elements.");
@@ -771,12 +833,13 @@ static void mapLiteral(Compiler* c, bool canAssign) {
   do {
     ignoreNewlines(c);
     if (check(c, TOKEN_RIGHT_BRACE)) break;
-    parsePrecedence(c, PREC_LOGICAL_OR);
+    /* A key is a unary expression at most: "{a + b: v}" needs parentheses. */
+    parsePrecedence(c, PREC_UNARY);
     consume(c, TOKEN_COLON, "Expect ':' after map key.");
     ignoreNewlines(c);
     expression(c);
     emitOp(c, OP_MAP_INSERT);
-    ignoreNewlines(c);
+    if (matchLine(c)) break;
   } while (match(c, TOKEN_COMMA));
   ignoreNewlines(c);
   consume(c, TOKEN_RIGHT_BRACE, "Expect '}' after map entries.");
@@ -804,7 +867,10 @@ static void unaryOp(Compiler* c, bool canAssign) {
   Token op = c->parser->previous;
   ignoreNewlines(c);
   parsePrecedence(c, PREC_UNARY + 1);
+  c->parser->callLine = op.line;
+  c->parser->callColumn = op.column;
   emitCall(c, 0, op.start, op.length);
+  c->parser->callLine = 0;
 }
 
 static bool isLocalName(const char* name) { return name[0] >= 'a' && name[0] <= 'z'; }
@@ -812,8 +878,19 @@ static bool isLocalName(const char* name) { return name[0] >= 'a' && name[0] <= 
 /* A bare name: variable, implicit self-call or module variable. */
 static void name(Compiler* c, bool canAssign) {
   Token token = c->parser->previous;
-  Variable v = resolveNonModule(c, token.start, token.length);
-  if (v.index == -1 && isLocalName(token.start) && methodCompiler(c) != NULL) {
+  bool inMethod = methodCompiler(c) != NULL;
+  Variable v;
+  if (inMethod && isLocalName(token.start)) {
+    v.scope = SCOPE_LOCAL;
+    v.index = resolveLocal(c, token.start, token.length);
+    if (v.index == -1) {
+      v.scope = SCOPE_UPVALUE;
+      v.index = resolveUpvalueIn(c, token.start, token.length, true);
+    }
+  } else {
+    v = resolveNonModule(c, token.start, token.length);
+  }
+  if (v.index == -1 && isLocalName(token.start) && inMethod) {
     loadThis(c);
     namedCall(c, canAssign, OP_CALL);
     return;
@@ -862,6 +939,7 @@ static void field(Compiler* c, bool canAssign) {
     error(c, "Cannot use an instance field in a static method.");
   } else {
     Token* t = &c->parser->previous;
+    nameTooLong(c, t, "Field name");
     index = symbolTableEnsure(&method->classInfo->fields, t->start, t->length);
     if (index >= MAX_FIELDS) error(c, "A class can only have 255 fields.");
   }
@@ -886,6 +964,7 @@ static void staticField(Compiler* c, bool canAssign) {
     error(c, "Cannot use a static field outside of a class definition.");
     return;
   }
+  if (nameTooLong(c, &token, "Field name")) return;
   char key[160];
   int length = snprintf(key, sizeof key, "%s.%.*s", info->name->chars, token.length, token.start);
   ObjModule* module = c->parser->module;
@@ -922,22 +1001,27 @@ static void superExpr(Compiler* c, bool canAssign) {
     namedCall(c, canAssign, OP_SUPER);
     return;
   }
-  /* "super" alone calls the superclass method of the same name. */
-  Signature* current = method->classInfo->signature;
-  Signature sig = {current->name, current->length, current->type, 0};
-  if (sig.type == SIG_INITIALIZER) sig.type = SIG_METHOD;
-  if (current->type == SIG_INITIALIZER) {
-    /* super(...) in a constructor calls the superclass initializer. */
-    if (match(c, TOKEN_LEFT_PAREN)) {
-      ignoreNewlines(c);
-      if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, &sig);
-      consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
+  /* "super" alone names the superclass method of the same name; the
+   * arguments written after it choose the arity, as in any call:
+   * "super" is the getter, "super(a, b)" takes two. */
+  MethodKey* current = method->classInfo->currentKey;
+  Token at = c->parser->previous;
+  MethodKey mk = {current->name, current->nameLength, SHAPE_PARENS, 0, at.line, at.column};
+  if (current->shape == SHAPE_CONSTRUCTOR) {
+    /* super(...) in a constructor calls the superclass initializer; the
+     * argument list is required, even when empty. */
+    if (!match(c, TOKEN_LEFT_PAREN)) {
+      error(c, "A superclass constructor call needs an argument list: 'super(...)'.");
+      return;
     }
-    sig.type = SIG_INITIALIZER;
-    callSignature(c, OP_SUPER, &sig);
+    ignoreNewlines(c);
+    if (!check(c, TOKEN_RIGHT_PAREN)) argumentList(c, &mk);
+    consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after arguments.");
+    mk.shape = SHAPE_CONSTRUCTOR;
+    emitKeyedCall(c, OP_SUPER, &mk);
     return;
   }
-  methodCall(c, OP_SUPER, &sig);
+  callByName(c, current->name, current->nameLength, canAssign, OP_SUPER);
 }
 
 /* ---- Grammar: infix expressions ------------------------------------- */
@@ -960,17 +1044,22 @@ static OpCode fastOp(TokenType type) {
 
 static void infixOp(Compiler* c, bool canAssign) {
   (void)canAssign;
-  TokenType type = c->parser->previous.type;
+  Token at = c->parser->previous; /* the operator */
+  TokenType type = at.type;
   const ParseRule* rule = getRule(type);
   ignoreNewlines(c);
   parsePrecedence(c, (Precedence)(rule->precedence + 1));
-  Signature sig = {rule->name, (int)strlen(rule->name), SIG_METHOD, 1};
+  MethodKey mk = {rule->name, (int)strlen(rule->name), SHAPE_PARENS, 1, at.line, at.column};
   OpCode op = fastOp(type);
   if (op != OP_END) {
-    emitShortArg(c, op, signatureSymbol(c, &sig));
+    int symbol = keySymbol(c, &mk);
+    c->parser->callLine = at.line;
+    c->parser->callColumn = at.column;
+    emitShortArg(c, op, symbol);
+    c->parser->callLine = 0;
     return;
   }
-  callSignature(c, OP_CALL, &sig);
+  emitKeyedCall(c, OP_CALL, &mk);
 }
 
 static void andExpr(Compiler* c, bool canAssign) {
@@ -1005,17 +1094,18 @@ static void conditional(Compiler* c, bool canAssign) {
 }
 
 static void subscript(Compiler* c, bool canAssign) {
-  Signature sig = {"", 0, SIG_SUBSCRIPT, 0};
+  Token at = c->parser->previous; /* the '[' */
+  MethodKey mk = {"", 0, SHAPE_INDEX, 0, at.line, at.column};
   ignoreNewlines(c);
-  argumentList(c, &sig);
+  argumentList(c, &mk);
   consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after arguments.");
   if (canAssign && match(c, TOKEN_EQ)) {
-    sig.type = SIG_SUBSCRIPT_SETTER;
-    validateArity(c, ++sig.arity);
+    mk.shape = SHAPE_INDEX_ASSIGN;
+    validateArity(c, ++mk.argCount);
     ignoreNewlines(c);
     expression(c);
   }
-  callSignature(c, OP_CALL, &sig);
+  emitKeyedCall(c, OP_CALL, &mk);
 }
 
 static void call(Compiler* c, bool canAssign) {
@@ -1463,7 +1553,7 @@ static void emitClassAttributes(Compiler* c, ClassInfo* info) {
     emitOp(c, OP_NEW_MAP);
     for (int i = 0; i < info->methodAttributeCount; i++) {
       MethodAttributes* m = &info->methodAttributes[i];
-      emitConstant(c, stringValue(c->parser->vm, m->signature, m->length));
+      emitConstant(c, stringValue(c->parser->vm, m->text, m->length));
       emitAttributeMap(c, &m->attributes);
       emitOp(c, OP_MAP_INSERT);
     }
@@ -1475,6 +1565,15 @@ static void emitClassAttributes(Compiler* c, ClassInfo* info) {
 }
 
 static void statementInner(Compiler* c);
+
+/* Kryon's Wren has no foreign classes: the host cannot allocate or
+ * finalize instances of Wren classes, so "foreign class" is refused here
+ * rather than making a class whose construction fails later. */
+static void foreignClass(Compiler* c) {
+  errorAt(c, &c->parser->current,
+          "Foreign classes are not supported: Kryon's Wren host defines no foreign "
+          "classes (use a plain class; hosts provide foreign methods only).");
+}
 
 static void statement(Compiler* c) {
   if (++c->parser->depth > MAX_NESTING) {
@@ -1494,18 +1593,16 @@ static void statementInner(Compiler* c) {
     } while (!c->parser->hadError && match(c, TOKEN_HASH));
     if (match(c, TOKEN_CLASS)) {
       compileClass(c, &attributes);
-    } else if (match(c, TOKEN_FOREIGN)) {
-      consume(c, TOKEN_CLASS, "Expect 'class' after 'foreign'.");
-      compileClass(c, &attributes);
+    } else if (check(c, TOKEN_FOREIGN)) {
+      foreignClass(c);
     } else {
-      statement(c);
+      errorAt(c, &c->parser->current, "Attributes may only come before a class or a method.");
     }
     attributeListFree(&attributes);
   } else if (match(c, TOKEN_CLASS)) {
     compileClass(c, NULL);
-  } else if (match(c, TOKEN_FOREIGN)) {
-    consume(c, TOKEN_CLASS, "Expect 'class' after 'foreign'.");
-    compileClass(c, NULL);
+  } else if (check(c, TOKEN_FOREIGN)) {
+    foreignClass(c);
   } else if (match(c, TOKEN_IMPORT)) {
     importStatement(c);
   } else if (match(c, TOKEN_VAR)) {
@@ -1537,34 +1634,40 @@ static bool isOperatorToken(TokenType t) {
   return rule->name != NULL || t == TOKEN_BANG || t == TOKEN_TILDE;
 }
 
-/* Parses a method signature after its name token (in previous). */
-static bool methodSignature(Compiler* c, Signature* sig, bool isConstruct) {
+/* Reads the header of a method definition (its name token is in
+ * previous) into mk: its shape, and its parameters as locals. */
+static bool parseMethodHeader(Compiler* c, MethodKey* mk, bool isConstruct) {
   Token* t = &c->parser->previous;
-  sig->name = t->start;
-  sig->length = t->length;
-  sig->arity = 0;
+  mk->name = t->start;
+  mk->nameLength = t->length;
+  mk->argCount = 0;
+  if (t->type == TOKEN_NAME) nameTooLong(c, t, "Method name");
   if (isConstruct) {
-    sig->type = SIG_INITIALIZER;
+    mk->shape = SHAPE_CONSTRUCTOR;
     consume(c, TOKEN_LEFT_PAREN, "A constructor cannot be a getter.");
     ignoreNewlines(c);
-    parameterList(c, sig, TOKEN_RIGHT_PAREN);
+    parameterList(c, mk, TOKEN_RIGHT_PAREN);
     ignoreNewlines(c);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameters.");
     return true;
   }
   if (t->type == TOKEN_LEFT_BRACKET) {
-    sig->type = SIG_SUBSCRIPT;
-    sig->name = "";
-    sig->length = 0;
-    parameterList(c, sig, TOKEN_RIGHT_BRACKET);
+    mk->shape = SHAPE_INDEX;
+    mk->name = "";
+    mk->nameLength = 0;
+    if (check(c, TOKEN_RIGHT_BRACKET)) {
+      errorAt(c, &c->parser->current, "A subscript method needs at least one parameter.");
+      return false;
+    }
+    parameterList(c, mk, TOKEN_RIGHT_BRACKET);
     consume(c, TOKEN_RIGHT_BRACKET, "Expect ']' after parameters.");
     if (match(c, TOKEN_EQ)) {
-      sig->type = SIG_SUBSCRIPT_SETTER;
+      mk->shape = SHAPE_INDEX_ASSIGN;
       consume(c, TOKEN_LEFT_PAREN, "Expect '(' after '='.");
-      Signature dummy = *sig;
-      parameterList(c, &dummy, TOKEN_RIGHT_PAREN);
-      if (dummy.arity != sig->arity + 1) error(c, "Expect one parameter for subscript setter.");
-      sig->arity = dummy.arity;
+      MethodKey setterKey = *mk;
+      parameterList(c, &setterKey, TOKEN_RIGHT_PAREN);
+      if (setterKey.argCount != mk->argCount + 1) error(c, "Expect one parameter for subscript setter.");
+      mk->argCount = setterKey.argCount;
       consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
     }
     return true;
@@ -1572,48 +1675,74 @@ static bool methodSignature(Compiler* c, Signature* sig, bool isConstruct) {
   if (t->type != TOKEN_NAME) {
     /* Operator: unary when no parameter list follows. */
     if (match(c, TOKEN_LEFT_PAREN)) {
-      sig->type = SIG_METHOD;
-      parameterList(c, sig, TOKEN_RIGHT_PAREN);
-      if (sig->arity != 1) error(c, "Operator methods take one parameter.");
+      mk->shape = SHAPE_PARENS;
+      parameterList(c, mk, TOKEN_RIGHT_PAREN);
+      if (mk->argCount != 1) error(c, "Operator methods take one parameter.");
       consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
     } else {
-      sig->type = SIG_GETTER;
+      mk->shape = SHAPE_BARE;
     }
     return true;
   }
   if (match(c, TOKEN_EQ)) {
-    sig->type = SIG_SETTER;
+    mk->shape = SHAPE_ASSIGN;
     consume(c, TOKEN_LEFT_PAREN, "Expect '(' after '='.");
-    parameterList(c, sig, TOKEN_RIGHT_PAREN);
-    if (sig->arity != 1) error(c, "A setter takes one parameter.");
+    parameterList(c, mk, TOKEN_RIGHT_PAREN);
+    if (mk->argCount != 1) error(c, "A setter takes one parameter.");
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameter.");
     return true;
   }
   if (match(c, TOKEN_LEFT_PAREN)) {
-    sig->type = SIG_METHOD;
+    mk->shape = SHAPE_PARENS;
     ignoreNewlines(c);
-    parameterList(c, sig, TOKEN_RIGHT_PAREN);
+    parameterList(c, mk, TOKEN_RIGHT_PAREN);
     ignoreNewlines(c);
     consume(c, TOKEN_RIGHT_PAREN, "Expect ')' after parameters.");
     return true;
   }
-  sig->type = SIG_GETTER;
+  mk->shape = SHAPE_BARE;
   return true;
 }
 
 /* The static "new(...)" that allocates and runs the initializer. */
-static void createConstructor(Compiler* c, Signature* sig, int initSymbol) {
+static void createConstructor(Compiler* c, MethodKey* mk, int initSymbol) {
   Compiler ctor;
   initCompiler(&ctor, c->parser, c, true);
   emitOp(&ctor, OP_CONSTRUCT);
-  for (int i = 0; i <= sig->arity; i++) emitByteArg(&ctor, OP_LOAD_LOCAL, i);
+  for (int i = 0; i <= mk->argCount; i++) emitByteArg(&ctor, OP_LOAD_LOCAL, i);
   emitOp(&ctor, OP_CALL);
-  emitByte(&ctor, sig->arity);
+  emitByte(&ctor, mk->argCount);
   emitShort(&ctor, initSymbol);
-  adjustSlots(&ctor, -sig->arity);
+  adjustSlots(&ctor, -mk->argCount);
   emitOp(&ctor, OP_RETURN);
-  ctor.fn->arity = sig->arity;
-  endCompiler(&ctor, "constructor", 11);
+  ctor.fn->arity = mk->argCount;
+  /* An empty name hides this frame from stack traces: the initializer's
+   * frame above it already names the constructor. */
+  endCompiler(&ctor, "", 0);
+}
+
+/* Foreign methods are bound when they are compiled, so one the host does
+ * not provide is a compile error at its declaration. Returns the host's
+ * id for the method, or -1 for a built-in one of an optional module
+ * (bound again by name when the class is made). */
+static int bindForeign(Compiler* c, Token* name, ClassInfo* info, bool isStatic,
+                       const char* keyText, int keyLength) {
+  if (c->parser->hadError) return -1;
+  ObjModule* module = c->parser->module;
+  const char* moduleName = module->name ? module->name->chars : "core";
+  if (optModuleForeign(moduleName, info->name->chars, isStatic, keyText) != NULL) return -1;
+  VM* vm = c->parser->vm;
+  vmFlushOutput(vm);
+  int id = host_bind_foreign(vm->hostId, moduleName, (int)strlen(moduleName), info->name->chars,
+                             (int)info->name->length, isStatic, keyText, keyLength);
+  if (id < 0) {
+    char message[MAX_KEY_TEXT + 160];
+    snprintf(message, sizeof message,
+             "The host provides no foreign %smethod '%s' for class %s in module '%s'.",
+             isStatic ? "static " : "", keyText, info->name->chars, moduleName);
+    errorAt(c, name, message);
+  }
+  return id;
 }
 
 static void method(Compiler* c, ClassInfo* info) {
@@ -1624,7 +1753,13 @@ static void method(Compiler* c, ClassInfo* info) {
   bool isConstruct = match(c, TOKEN_CONSTRUCT);
   info->inStatic = isStatic;
   nextToken(c);
-  TokenType t = c->parser->previous.type;
+  Token nameToken = c->parser->previous;
+  TokenType t = nameToken.type;
+  if (isForeign && isConstruct) {
+    error(c, "A constructor cannot be foreign.");
+    attributeListFree(&attributes);
+    return;
+  }
   if (isConstruct) {
     if (t != TOKEN_NAME) {
       error(c, "Expect constructor name after 'construct'.");
@@ -1641,17 +1776,17 @@ static void method(Compiler* c, ClassInfo* info) {
   initCompiler(&methodC, c->parser, c, true);
   methodC.classInfo = info;
   methodC.isInitializer = isConstruct;
-  Signature sig;
-  methodSignature(&methodC, &sig, isConstruct);
-  info->signature = &sig;
-  methodC.fn->arity = sig.arity;
-  char buffer[MAX_SIGNATURE];
-  int length = signatureToString(&sig, buffer);
+  MethodKey mk;
+  parseMethodHeader(&methodC, &mk, isConstruct);
+  info->currentKey = &mk;
+  methodC.fn->arity = mk.argCount;
+  char buffer[MAX_KEY_TEXT];
+  int length = keyText(&mk, buffer);
   int symbol = methodSymbol(c, buffer, length);
-  char key[MAX_SIGNATURE + 8];
+  char key[MAX_KEY_TEXT + 8];
   int keyLength = snprintf(key, sizeof key, "%s%s", isStatic ? "static " : "", buffer);
   if (symbolTableFind(&info->methods, key, keyLength) != -1) {
-    char message[MAX_SIGNATURE + 80];
+    char message[MAX_KEY_TEXT + 80];
     snprintf(message, sizeof message, "Class %s already defines a %smethod '%s'.",
              info->name->chars, isStatic ? "static " : "", buffer);
     error(c, message);
@@ -1664,10 +1799,10 @@ static void method(Compiler* c, ClassInfo* info) {
           info->methodAttributes, sizeof(MethodAttributes) * info->methodAttributeCapacity);
     }
     MethodAttributes* m = &info->methodAttributes[info->methodAttributeCount++];
-    char full[MAX_SIGNATURE + 16];
+    char full[MAX_KEY_TEXT + 16];
     int fullLength = snprintf(full, sizeof full, "%s%s", isForeign ? "foreign " : "", key);
-    m->signature = (char*)malloc((size_t)fullLength + 1);
-    memcpy(m->signature, full, (size_t)fullLength + 1);
+    m->text = (char*)malloc((size_t)fullLength + 1);
+    memcpy(m->text, full, (size_t)fullLength + 1);
     m->length = fullLength;
     m->attributes = attributes;
   } else {
@@ -1675,19 +1810,23 @@ static void method(Compiler* c, ClassInfo* info) {
   }
 
   if (isForeign) {
+    int bound = bindForeign(c, &nameToken, info, isStatic, buffer, length);
     emitShortArg(c, isStatic ? OP_FOREIGN_STATIC : OP_FOREIGN_INSTANCE, symbol);
+    emitShort(c, addConstant(c, NUM_VAL(bound)));
     return;
   }
   consume(&methodC, TOKEN_LEFT_BRACE, "Expect '{' to begin method body.");
   finishBody(&methodC);
-  endCompiler(&methodC, buffer, length);
+  /* A constructor's frame is named "new(_)", not by its symbol "init new(_)". */
+  int prefix = isConstruct ? 5 : 0;
+  endCompiler(&methodC, buffer + prefix, length - prefix);
   emitShortArg(c, isStatic ? OP_METHOD_STATIC : OP_METHOD_INSTANCE, symbol);
 
   if (isConstruct) {
-    Signature newSig = sig;
-    newSig.type = SIG_METHOD;
-    createConstructor(c, &sig, symbol);
-    emitShortArg(c, OP_METHOD_STATIC, signatureSymbol(c, &newSig));
+    MethodKey newKey = mk;
+    newKey.shape = SHAPE_PARENS;
+    createConstructor(c, &mk, symbol);
+    emitShortArg(c, OP_METHOD_STATIC, keySymbol(c, &newKey));
   }
 }
 
@@ -1715,7 +1854,7 @@ static void compileClass(Compiler* c, AttributeList* attributes) {
   info.methodAttributeCount = 0;
   info.methodAttributeCapacity = 0;
   info.inStatic = false;
-  info.signature = NULL;
+  info.currentKey = NULL;
   symbolTableInit(&info.fields);
   symbolTableInit(&info.methods);
 
@@ -1734,7 +1873,7 @@ static void compileClass(Compiler* c, AttributeList* attributes) {
   c->scopeDepth--;
   if (!c->parser->hadError) emitClassAttributes(c, &info);
   for (int i = 0; i < info.methodAttributeCount; i++) {
-    free(info.methodAttributes[i].signature);
+    free(info.methodAttributes[i].text);
     attributeListFree(&info.methodAttributes[i].attributes);
   }
   free(info.methodAttributes);
@@ -1775,6 +1914,9 @@ static ObjFn* compileSource(VM* vm, ObjModule* module, const char* source, bool 
   parser.current.line = 1;
   parser.current.start = source;
   parser.current.length = 0;
+  parser.current.column = 1;
+  parser.callLine = 0;
+  parser.callColumn = 0;
 
   Compiler c;
   initCompiler(&c, &parser, NULL, false);

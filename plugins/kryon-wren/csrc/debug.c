@@ -21,7 +21,7 @@ void disassemble(VM* vm, ObjFn* fn) {
   int i = 0;
   while (i < fn->codeCount) {
     int op = fn->code[i];
-    printf("%4d line %3d  %-18s", i, fn->lines[i], op <= OP_END ? opNames[op] : "???");
+    printf("%4d line %3d  %-18s", i, POSITION_LINE(fn->lines[i]), op <= OP_END ? opNames[op] : "???");
     if (op == OP_CALL || op == OP_SUPER) {
       int sym = (fn->code[i + 2] << 8) | fn->code[i + 3];
       printf(" %d '%s'", fn->code[i + 1], vm->methodNames.names[sym]);

@@ -39,6 +39,10 @@ void lexerInit(Lexer* lexer, VM* vm, const char* source) {
   lexer->current = source;
   lexer->line = 1;
   lexer->tokenLine = 1;
+  lexer->lineStart = source;
+  lexer->tokenColumn = 1;
+  lexer->countedTo = source;
+  lexer->countedColumn = 1;
   lexer->numParens = 0;
   lexer->buffer = NULL;
   lexer->bufferLength = 0;
@@ -71,8 +75,25 @@ static char peekNext(Lexer* l) {
 
 static char advance(Lexer* l) {
   char c = *l->current++;
-  if (c == '\n') l->line++;
+  if (c == '\n') {
+    l->line++;
+    l->lineStart = l->current;
+  }
   return c;
+}
+
+/* The column of p on the current line: UTF-8 continuation bytes (10xxxxxx)
+ * do not start a character, so they are not counted. */
+static int columnOf(Lexer* l, const char* p) {
+  if (l->countedTo < l->lineStart || l->countedTo > p) {
+    l->countedTo = l->lineStart;
+    l->countedColumn = 1;
+  }
+  for (const char* q = l->countedTo; q < p; q++) {
+    if (((unsigned char)*q & 0xc0) != 0x80) l->countedColumn++;
+  }
+  l->countedTo = p;
+  return l->countedColumn;
 }
 
 static bool matchChar(Lexer* l, char expected) {
@@ -87,9 +108,12 @@ static Token makeToken(Lexer* l, TokenType type) {
   t.start = l->tokenStart;
   t.length = (int)(l->current - l->tokenStart);
   t.line = l->line;
+  t.column = l->tokenColumn;
   t.value = NULL_VAL;
   /* A newline token belongs to the line it ends. */
   if (type == TOKEN_LINE) t.line--;
+  /* A token spanning lines (a raw string) starts where it started. */
+  t.line = type == TOKEN_LINE ? t.line : l->tokenLine;
   return t;
 }
 
@@ -385,8 +409,12 @@ static Token punctuation(Lexer* l, char c) {
       if (peek(l) == '"' && peekNext(l) == '"') return rawString(l);
       return stringBody(l);
     default: {
-      char message[40];
-      snprintf(message, sizeof message, "Invalid character '%c'.", c);
+      /* Show a whole UTF-8 sequence, not its first byte alone. */
+      int extra = 0;
+      while (extra < 3 && ((unsigned char)l->current[extra] & 0xc0) == 0x80) extra++;
+      if ((unsigned char)c < 0x80) extra = 0;
+      char message[48];
+      snprintf(message, sizeof message, "Invalid character '%c%.*s'.", c, extra, l->current);
       return errorToken(l, message);
     }
   }
@@ -394,12 +422,19 @@ static Token punctuation(Lexer* l, char c) {
 
 Token lexerNext(Lexer* l) {
   l->tokenLine = l->line;
+  const char* before = l->current;
+  int lineBefore = l->line;
+  int columnBefore = columnOf(l, before);
   if (!skipWhitespace(l)) {
+    /* Reported where the comment began. */
     l->tokenStart = l->current;
+    l->tokenLine = lineBefore;
+    l->tokenColumn = columnBefore;
     return errorToken(l, "Unterminated block comment.");
   }
   l->tokenStart = l->current;
   l->tokenLine = l->line;
+  l->tokenColumn = columnOf(l, l->current);
   if (peek(l) == '\0') return makeToken(l, TOKEN_EOF);
   char c = advance(l);
   if (c == '\n') return makeToken(l, TOKEN_LINE);

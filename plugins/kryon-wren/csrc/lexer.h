@@ -27,6 +27,7 @@ typedef struct {
   const char* start;
   int length;
   int line;
+  int column; /* 1-based, in characters, of the token's first character */
   Value value; /* numbers and strings */
 } Token;
 
@@ -39,6 +40,10 @@ typedef struct {
   const char* current;
   int line;
   int tokenLine; /* line where the current token starts */
+  const char* lineStart; /* first character of the current line */
+  int tokenColumn; /* column where the current token starts */
+  const char* countedTo; /* columns are counted on from here... */
+  int countedColumn;     /* ...whose column this is (long lines stay linear) */
   int parens[MAX_INTERPOLATION_NESTING];
   int numParens;
   char* buffer; /* scratch space for string literals */

@@ -46,8 +46,8 @@
   X(CLASS, -1, 1)               \
   X(METHOD_INSTANCE, -1, 2)     \
   X(METHOD_STATIC, -1, 2)       \
-  X(FOREIGN_INSTANCE, 0, 2)     \
-  X(FOREIGN_STATIC, 0, 2)       \
+  X(FOREIGN_INSTANCE, 0, 4)     \
+  X(FOREIGN_STATIC, 0, 4)       \
   X(NEW_LIST, 1, 0)             \
   X(LIST_APPEND, -1, 0)         \
   X(NEW_MAP, 1, 0)              \

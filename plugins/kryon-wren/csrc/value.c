@@ -539,7 +539,10 @@ ObjInstance* newInstance(VM* vm, ObjClass* cls) {
 }
 
 ObjFiber* newFiber(VM* vm, ObjClosure* closure) {
+  /* Room for the first function's slots: a module or block body with
+   * many locals needs more than the default. */
   int stackCapacity = 64;
+  while (closure != NULL && stackCapacity < closure->fn->maxSlots + 1) stackCapacity *= 2;
   Value* stack = ALLOCATE(vm, Value, stackCapacity);
   CallFrame* frames = ALLOCATE(vm, CallFrame, 8);
   ObjFiber* f = ALLOCATE_OBJ(vm, ObjFiber, OBJ_FIBER, vm->fiberClass);

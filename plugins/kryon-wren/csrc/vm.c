@@ -106,6 +106,7 @@ void vmClearError(VM* vm) {
   vm->errorModule = NULL;
   vm->errorTrace = NULL;
   vm->errorLine = 0;
+  vm->errorColumn = 0;
 }
 
 void vmSetError(VM* vm, const char* message, const char* module, int line) {
@@ -114,6 +115,8 @@ void vmSetError(VM* vm, const char* message, const char* module, int line) {
   vm->errorModule = copyString(module);
   vm->errorLine = line;
 }
+
+void vmSetErrorColumn(VM* vm, int column) { vm->errorColumn = column; }
 
 Value vmRuntimeErrorValue(VM* vm, const char* format, ...) {
   char buffer[512];
@@ -125,7 +128,8 @@ Value vmRuntimeErrorValue(VM* vm, const char* format, ...) {
   return stringValue(vm, buffer, (size_t)length);
 }
 
-static int frameLine(CallFrame* frame) {
+/* The source position of the instruction a frame is running. */
+static int framePosition(CallFrame* frame) {
   ObjFn* fn = frame->closure->fn;
   int offset = (int)(frame->ip - fn->code) - 1;
   if (offset < 0) offset = 0;
@@ -133,8 +137,23 @@ static int frameLine(CallFrame* frame) {
   return fn->lines[offset];
 }
 
+static int frameLine(CallFrame* frame) { return POSITION_LINE(framePosition(frame)); }
+
 static const char* moduleNameOf(ObjFn* fn) {
   return fn->module->name ? fn->module->name->chars : "core";
+}
+
+/* Whether a stack trace shows frames of fn. Left out: the core library,
+ * frames the compiler left unnamed (a constructor's allocating wrapper)
+ * and the host's glue: the "kryon" and "io" modules and the modules the
+ * host makes for its own calls, whose names hold a '#'. An error is
+ * reported at the first frame shown, so it names the script's line. */
+static bool frameIsShown(ObjFn* fn) {
+  if (fn->module->name == NULL) return false;
+  if (fn->debugName == NULL || fn->debugName[0] == '\0') return false;
+  const char* module = fn->module->name->chars;
+  if (strcmp(module, "kryon") == 0 || strcmp(module, "io") == 0) return false;
+  return strchr(module, '#') == NULL;
 }
 
 /* Records message, module, line and a stack trace of the failed fiber. */
@@ -147,24 +166,34 @@ static void reportRuntimeError(VM* vm, ObjFiber* fiber) {
     ObjString* text = valueToCString(vm, error);
     snprintf(message, sizeof message, "%s", text ? text->chars : "[error object]");
   }
-  const char* module = "core";
+  /* With no frame shown, the error is the host call's own (a method the
+   * receiver lacks, a wrong arity): no module or line, so the caller's
+   * location stands. */
+  const char* module = "";
   int line = 0;
+  int column = 0;
   char trace[2048];
   int traceLength = 0;
   trace[0] = '\0';
   for (int i = fiber->frameCount - 1; i >= 0; i--) {
     CallFrame* frame = &fiber->frames[i];
     ObjFn* fn = frame->closure->fn;
-    if (fn->module->name == NULL) continue; /* hide core frames */
-    int frameLineNumber = frameLine(frame);
+    if (!frameIsShown(fn)) continue;
+    int position = framePosition(frame);
+    int frameLineNumber = POSITION_LINE(position);
+    int frameColumn = POSITION_COLUMN(position);
     if (line == 0) {
       module = moduleNameOf(fn);
       line = frameLineNumber;
+      column = frameColumn;
     }
+    /* "[module line N] in name", or "[module line N:C] in name" with a column. */
     if (traceLength < (int)sizeof trace - 200) {
+      char where[24] = "";
+      if (frameColumn > 0) snprintf(where, sizeof where, ":%d", frameColumn);
       traceLength += snprintf(trace + traceLength, sizeof trace - traceLength,
-                              "[%s line %d] in %s\n", moduleNameOf(fn),
-                              frameLineNumber, fn->debugName ? fn->debugName : "?");
+                              "[%s line %d%s] in %s\n", moduleNameOf(fn),
+                              frameLineNumber, where, fn->debugName);
     }
   }
   if (vm->errorDetail != NULL && traceLength < (int)sizeof trace - 2) {
@@ -173,6 +202,7 @@ static void reportRuntimeError(VM* vm, ObjFiber* fiber) {
   free(vm->errorDetail);
   vm->errorDetail = NULL;
   vmSetError(vm, message, module, line);
+  vm->errorColumn = column;
   vm->errorTrace = copyString(trace);
 }
 
@@ -376,7 +406,7 @@ static int patchLine(ObjFn* fn, int line) {
   bool runDone = false;
   for (int offset = 0; offset < fn->codeCount;) {
     uint8_t op = originalOp(fn, offset);
-    int here = fn->lines[offset];
+    int here = POSITION_LINE(fn->lines[offset]);
     if (here != previousLine) runDone = false;
     if (here == line && !runDone && fn->code[offset] == OP_BREAKPOINT) runDone = true;
     if (here == line && !runDone && isPatchable(op)) {
@@ -406,7 +436,7 @@ static void unpatchLine(ObjFn* fn, int line) {
   int kept = 0;
   for (int i = 0; i < d->patchCount; i++) {
     DebugPatch patch = d->patches[i];
-    if (line == 0 || fn->lines[patch.offset] == line) {
+    if (line == 0 || POSITION_LINE(fn->lines[patch.offset]) == line) {
       fn->code[patch.offset] = patch.op;
     } else {
       d->patches[kept++] = patch;
@@ -512,6 +542,8 @@ CallFrame* vmDebugFrame(VM* vm, int index) {
 
 int vmDebugFrameLine(CallFrame* frame) { return frameLine(frame); }
 
+int vmDebugFrameColumn(CallFrame* frame) { return POSITION_COLUMN(framePosition(frame)); }
+
 /* ---- Modules -------------------------------------------------------- */
 
 ObjModule* vmGetModule(VM* vm, const char* name, int length) {
@@ -543,6 +575,69 @@ static ObjClosure* compileInModule(VM* vm, ObjModule* module, const char* source
   ObjClosure* closure = newClosure(vm, fn);
   vmPopRoot(vm);
   return closure;
+}
+
+/* The name a module is known by. An import starting with "./" or "../"
+ * is relative to the importing module: a module itself imported that way
+ * (its name starts with "./") has the folder of its name, any other module
+ * (the script, a named module) the root folder. Such names are kept as
+ * "./" followed by the path with "." and ".." segments folded, so one file
+ * is one module however it is reached. Other names are used as written. */
+static ObjString* importName(VM* vm, ObjModule* importer, ObjString* name) {
+  const char* text = name->chars;
+  bool relative = strncmp(text, "./", 2) == 0 || strncmp(text, "../", 3) == 0;
+  if (!relative) return name;
+  size_t size = name->length + 3;
+  const char* base = "";
+  size_t baseLength = 0;
+  if (importer->name != NULL && strncmp(importer->name->chars, "./", 2) == 0) {
+    base = importer->name->chars;
+    const char* slash = strrchr(base, '/');
+    baseLength = (size_t)(slash - base);
+    size += baseLength + 1;
+  }
+  char* joined = (char*)malloc(size);
+  char* out = (char*)malloc(size + 2);
+  if (joined == NULL || out == NULL) kwFatalOutOfMemory();
+  snprintf(joined, size, "%.*s%s%s", (int)baseLength, base, baseLength ? "/" : "", text);
+  /* Fold the segments: "." is dropped, ".." removes the previous kept
+   * segment or, with none left, stays (a path above the root). */
+  size_t length = 0;
+  int kept = 0; /* segments in out that ".." may remove */
+  const char* p = joined;
+  while (*p != '\0') {
+    const char* end = strchr(p, '/');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n == 0 || (n == 1 && p[0] == '.')) {
+      /* nothing */
+    } else if (n == 2 && p[0] == '.' && p[1] == '.' && kept > 0) {
+      while (length > 0 && out[length - 1] != '/') length--;
+      if (length > 0) length--;
+      kept--;
+    } else {
+      if (length > 0) out[length++] = '/';
+      memcpy(out + length, p, n);
+      length += n;
+      if (!(n == 2 && p[0] == '.' && p[1] == '.')) kept++;
+    }
+    p += n;
+    if (*p == '/') p++;
+  }
+  free(joined);
+  bool above = length >= 2 && out[0] == '.' && out[1] == '.';
+  ObjString* result;
+  if (above) {
+    result = newStringLength(vm, out, length);
+  } else {
+    char* prefixed = (char*)malloc(length + 3);
+    if (prefixed == NULL) kwFatalOutOfMemory();
+    memcpy(prefixed, "./", 2);
+    memcpy(prefixed + 2, out, length);
+    result = newStringLength(vm, prefixed, length + 2);
+    free(prefixed);
+  }
+  free(out);
+  return result;
 }
 
 /* Loads a module's source from the host and compiles it. */
@@ -608,20 +703,18 @@ static bool defineClass(VM* vm, ObjFiber* fiber, int numFields) {
   return true;
 }
 
-static bool defineForeign(VM* vm, ObjFiber* fiber, int symbol, bool isStatic, ObjFn* fn) {
+/* Binds a foreign method the compiler already resolved: id is the host's
+ * id for it, or -1 for a built-in method of "random" or "meta". */
+static bool defineForeign(VM* vm, ObjFiber* fiber, int symbol, bool isStatic, ObjFn* fn, int id) {
   ObjClass* cls = AS_CLASS(fiber->stackTop[-1]);
   const char* module = fn->module->name ? fn->module->name->chars : "core";
   const char* signature = methodName(vm, symbol);
-  Primitive builtin = optModuleForeign(module, cls->name->chars, isStatic, signature);
-  if (builtin != NULL) { /* a method of "random" or "meta" */
+  Primitive builtin = id < 0 ? optModuleForeign(module, cls->name->chars, isStatic, signature) : NULL;
+  if (builtin != NULL) {
     Method m = {.type = METHOD_PRIMITIVE, .as.primitive = builtin};
     bindMethod(vm, isStatic ? cls->obj.classObj : cls, symbol, m);
     return true;
   }
-  vmFlushOutput(vm);
-  int id = host_bind_foreign(vm->hostId, module, (int)strlen(module), cls->name->chars,
-                             (int)cls->name->length, isStatic, signature,
-                             (int)strlen(signature));
   if (id < 0) {
     fiber->error = vmRuntimeErrorValue(
         vm, "Could not find foreign method '%s' for class %s in module '%s'.", signature,
@@ -1105,8 +1198,9 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
       case OP_FOREIGN_INSTANCE:
       case OP_FOREIGN_STATIC: {
         int symbol = READ_SHORT();
+        int id = (int)AS_NUM(fn->constants[READ_SHORT()]);
         STORE_FRAME();
-        if (!defineForeign(vm, fiber, symbol, instruction == OP_FOREIGN_STATIC, fn)) {
+        if (!defineForeign(vm, fiber, symbol, instruction == OP_FOREIGN_STATIC, fn, id)) {
           goto handleError;
         }
         break;
@@ -1145,6 +1239,7 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
       case OP_IMPORT_MODULE: {
         Value name = fn->constants[READ_SHORT()];
         STORE_FRAME();
+        name = OBJ_VAL(importName(vm, fn->module, AS_STRING(name)));
         Value existing;
         if (mapGet(vm->modules, name, &existing)) {
           vm->lastModule = AS_MODULE(existing);
@@ -1152,7 +1247,9 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
           break;
         }
         ObjClosure* closure = NULL;
+        vmPushRoot(vm, AS_OBJ(name));
         ObjModule* module = vmLoadModule(vm, AS_STRING(name), &closure);
+        vmPopRoot(vm);
         if (module == NULL) ERROR_MSG("Could not load module '%s'.", AS_CSTRING(name));
         if (closure == NULL) {
           /* Keep the compile error for the trace of the runtime error. */

@@ -9,6 +9,18 @@
 
 #include "value.h"
 
+/* ObjFn.lines holds each code byte's source position: the line in the low
+ * POSITION_LINE_BITS bits and the column above them (0 when the column is
+ * past MAX_SOURCE_COLUMN: it is then left unknown). Longer scripts than
+ * MAX_SOURCE_LINE lines are a compile error. */
+#define POSITION_LINE_BITS 21
+#define MAX_SOURCE_LINE ((1 << POSITION_LINE_BITS) - 1)
+#define MAX_SOURCE_COLUMN 1023
+#define POSITION(line, column) \
+  ((line) | (((column) > MAX_SOURCE_COLUMN ? 0 : (column)) << POSITION_LINE_BITS))
+#define POSITION_LINE(p) ((p) & MAX_SOURCE_LINE)
+#define POSITION_COLUMN(p) ((int)((unsigned)(p) >> POSITION_LINE_BITS))
+
 #define MAX_PARAMETERS 16
 #define MAX_FIELDS 255
 #define MAX_TEMP_ROOTS 64
@@ -132,6 +144,7 @@ struct VM {
   char* errorMessage;
   char* errorModule;
   int errorLine;
+  int errorColumn; /* 0 when unknown */
   char* errorTrace;
   char* errorDetail; /* extra text for the next runtime error's trace */
 
@@ -152,6 +165,7 @@ InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* r
 ObjModule* vmGetModule(VM* vm, const char* name, int length);
 ObjModule* vmLoadModule(VM* vm, ObjString* name, ObjClosure** outClosure);
 void vmSetError(VM* vm, const char* message, const char* module, int line);
+void vmSetErrorColumn(VM* vm, int column);
 void vmClearError(VM* vm);
 Value vmRuntimeErrorValue(VM* vm, const char* format, ...);
 void vmPushRoot(VM* vm, Obj* obj);
@@ -172,6 +186,7 @@ int vmAddBreakpoint(VM* vm, const char* module, int line);
 int vmRemoveBreakpoint(VM* vm, const char* module, int line);
 CallFrame* vmDebugFrame(VM* vm, int index);
 int vmDebugFrameLine(CallFrame* frame);
+int vmDebugFrameColumn(CallFrame* frame);
 
 /* memory.c */
 extern int kwOutOfMemory;

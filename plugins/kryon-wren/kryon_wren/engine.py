@@ -139,6 +139,17 @@ class _VMState:
     def helper(self, signature: str, *args: Any) -> Any:
         return self.vm.call(self.host, self.call_handle(signature), *args)
 
+    def ask(self, signature: str, value: Any, otherwise: int) -> int:
+        """A kindOf/arityOf question about a script's value; ``otherwise``
+        when answering it fails (a class may redefine ``is`` or a static
+        ``is(_)``, so ``x is Fn`` holds and ``x.arity`` is missing)."""
+        from .vm import WrenRuntimeError
+
+        try:
+            return int(self.helper(signature, value))
+        except WrenRuntimeError:
+            return otherwise
+
     def invoke(self, fn: Any, args: Sequence[Any]) -> Any:
         """Calls a Fn (or an object with call(...)) with prepared arguments.
 
@@ -247,7 +258,7 @@ class _VMState:
 
     def from_handle(self, handle: Any) -> Any:
         """A Wren object read from a slot as a host value (values.resolve)."""
-        kind = self.helper("kindOf(_)", handle)
+        kind = self.ask("kindOf(_)", handle, -2)
         if kind >= 0:
             handle.release()
             return self.objects[int(kind)]
@@ -473,6 +484,8 @@ class WrenEngine(ScriptEngine):
                 self._checker = WrenVM(instance=sandbox.new_instance(sandbox.LimitsKey(256 << 20, 10.0)),
                                        write=lambda text: None)
             module = f"{name}#check{next(self._async_ids)}"
+            if text.startswith("#!"):  # a shebang is skipped only on line 1, where the guard goes
+                text = "//" + text
             try:
                 self._checker.interpret(_COMPILE_GUARD + text, module=module)
             except WrenCompileError as exc:
@@ -527,7 +540,7 @@ class WrenEngine(ScriptEngine):
             if not hasattr(handle, "release"):
                 continue
             try:
-                arity = int(state.helper("arityOf(_)", handle))
+                arity = state.ask("arityOf(_)", handle, -1)
             finally:
                 handle.release()
             if arity >= 0:
@@ -601,7 +614,7 @@ class WrenEngine(ScriptEngine):
             info = state.compiled.functions.get(function)
             getter = bool(info is not None and info.documentation == _GETTER)
             return receiver, method, getter
-        if int(state.helper("arityOf(_)", receiver)) < 0:
+        if state.ask("arityOf(_)", receiver, -1) < 0:
             receiver.release()
             raise FunctionNotFoundError(
                 f"'{function}' of script '{state.script_id}' is not a Fn", language=LANG, script=state.script_id

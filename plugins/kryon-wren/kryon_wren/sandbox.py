@@ -43,7 +43,7 @@ UNLIMITED_MEMORY = (4 << 30) - (64 << 10)
 #: floor for a sandboxed memory cap: the VM and its core library need this much
 MIN_MEMORY = 4 << 20
 
-_TRACE_LINE = re.compile(r"\[(?P<module>.*?) line (?P<line>\d+)\] in (?P<fn>.*)")
+_TRACE_LINE = re.compile(r"\[(?P<module>.*?) line (?P<line>\d+)(?::(?P<column>\d+))?\] in (?P<fn>.*)")
 _COMPILE_PREFIX = re.compile(r"^\[(?P<module>.*?) line (?P<line>\d+)\] ")
 
 
@@ -78,6 +78,7 @@ def parse_trace(trace: str) -> list[StackFrame]:
                     function="<top level>" if fn == "(script)" else fn,
                     script=m.group("module"),
                     line=int(m.group("line")),
+                    column=int(m.group("column")) if m.group("column") else None,
                     language=LANG,
                 )
             )
@@ -90,15 +91,20 @@ def compile_error(exc: Any, script: str) -> CompileError:
     if m:
         message = message[m.end():]
     module = exc.module or script
-    return CompileError(message, language=LANG, script=module, line=exc.line or None)
+    return CompileError(message, language=LANG, script=module, line=exc.line or None,
+                        column=getattr(exc, "column", 0) or None)
 
 
 def runtime_error(exc: Any, script: str) -> ScriptRuntimeError:
     frames = parse_trace(getattr(exc, "trace", "") or "")
-    module = exc.module or (frames[0].script if frames else script)
+    # No module and no frame: the host's call itself failed (a wrong arity, a
+    # missing method), so no Wren line is to blame; a calling script's
+    # engine fills in its own location.
+    module = exc.module or (frames[0].script if frames else None)
     line = exc.line or (frames[0].line if frames else None)
     cls = RecursionLimitError if exc.message == "Stack overflow." else ScriptRuntimeError
-    return cls(exc.message, language=LANG, script=module, line=line, stack=frames)
+    column = getattr(exc, "column", 0) or (frames[0].column if frames and not exc.line else None)
+    return cls(exc.message, language=LANG, script=module, line=line, column=column or None, stack=frames)
 
 
 def trap_error(exc: Any, script: str) -> ScriptError:

@@ -55,20 +55,22 @@ class WrenError(Exception):
 
 
 class WrenCompileError(WrenError):
-    def __init__(self, message: str, module: str = "", line: int = 0):
+    def __init__(self, message: str, module: str = "", line: int = 0, column: int = 0):
         super().__init__(message)
         self.message = message
         self.module = module
         self.line = line
+        self.column = column  # 1-based, in characters; 0 when unknown
 
 
 class WrenRuntimeError(WrenError):
-    def __init__(self, message: str, module: str = "", line: int = 0, trace: str = ""):
+    def __init__(self, message: str, module: str = "", line: int = 0, trace: str = "", column: int = 0):
         super().__init__(message)
         self.message = message
         self.module = module
         self.line = line
         self.trace = trace
+        self.column = column  # of the failing call in the first frame shown; 0 when unknown
 
 
 class WrenTimeoutError(WrenError):
@@ -689,10 +691,11 @@ class WrenVM:
         message = inst.read_cstring(self._c("wren_error_message"))
         module = inst.read_cstring(self._c("wren_error_module"))
         line = self._c("wren_error_line")
+        column = self._c("wren_error_column")
         if result == COMPILE_ERROR:
-            raise WrenCompileError(message, module, line)
+            raise WrenCompileError(message, module, line, column)
         trace = inst.read_cstring(self._c("wren_error_trace"))
-        raise WrenRuntimeError(message, module, line, trace)
+        raise WrenRuntimeError(message, module, line, trace, column)
 
     # -- slots ---------------------------------------------------------------
 

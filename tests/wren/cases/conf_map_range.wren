@@ -13,7 +13,7 @@ System.print(map.values.toList) // expect: [starr]
 map.clear()
 System.print(map) // expect: {}
 System.print(map.isEmpty) // expect: true
-var m = {1: "a", true: "b", null: "c", 1..2: "d", Num: "e", "s": "f"}
+var m = {1: "a", true: "b", null: "c", (1..2): "d", Num: "e", "s": "f"}
 System.print(m[1]) // expect: a
 System.print(m[true]) // expect: b
 System.print(m[null]) // expect: c

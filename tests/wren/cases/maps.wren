@@ -16,7 +16,7 @@ var total = 0
 for (v in map.values) total = total + v
 System.print(total) // expect: 5
 for (entry in {"k": "v"}) System.print("%(entry.key)=%(entry.value)") // expect: k=v
-var mixed = {true: "t", null: "n", 1..2: "r", Num: "class"}
+var mixed = {true: "t", null: "n", (1..2): "r", Num: "class"}
 System.print(mixed[true]) // expect: t
 System.print(mixed[null]) // expect: n
 System.print(mixed[1..2]) // expect: r

@@ -1,0 +1,4 @@
+class C {
+  m { 1 }
+  #dangling
+} // expect error

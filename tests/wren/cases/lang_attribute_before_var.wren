@@ -1,0 +1,3 @@
+// Attributes belong to classes and methods only.
+#doc = "not here"
+var x = 1 // expect error

@@ -1,0 +1,6 @@
+class C {
+  static m {
+    #key
+    return 1 // expect error
+  }
+}

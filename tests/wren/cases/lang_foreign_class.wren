@@ -1,0 +1,3 @@
+foreign class Point { // expect error
+  construct new() {}
+}

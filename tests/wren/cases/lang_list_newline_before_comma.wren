@@ -1,0 +1,2 @@
+var list = [1
+, 2] // expect error

@@ -1,0 +1,2 @@
+var map = {"a": 1
+, "b": 2} // expect error

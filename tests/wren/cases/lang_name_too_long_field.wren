@@ -1,0 +1,5 @@
+class C {
+  construct new() {
+    _aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1 // expect error
+  }
+}

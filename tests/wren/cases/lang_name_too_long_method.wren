@@ -1,0 +1,3 @@
+class C {
+  aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa() { 1 } // expect error
+}

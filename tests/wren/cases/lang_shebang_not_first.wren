@@ -1,0 +1,2 @@
+System.print("x")
+#!/usr/bin/env wren // expect error

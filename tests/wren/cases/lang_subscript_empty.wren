@@ -1,0 +1,3 @@
+class C {
+  [] { 1 } // expect error
+}

@@ -1,0 +1,8 @@
+class A {
+  construct new() {}
+}
+class B is A {
+  construct new() {
+    super // expect error
+  }
+}

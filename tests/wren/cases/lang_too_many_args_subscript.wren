@@ -1,0 +1,2 @@
+var list = [1]
+System.print(list[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]) // expect error

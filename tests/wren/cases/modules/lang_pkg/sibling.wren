@@ -1,0 +1,3 @@
+class Sibling {
+  static name { "sibling" }
+}
