@@ -36,8 +36,6 @@ NAMES = {"wren": "T.{}"}
 PENDING = {
     ("lua", "trusted"): "kryon-lua's gates are on its branch, not merged yet",
     ("lua", "sandboxed"): "kryon-lua's gates are on its branch, not merged yet",
-    ("wren", "trusted"): "kryon-wren's gates are on its branch, not merged yet",
-    ("wren", "sandboxed"): "kryon-wren's gates are on its branch, not merged yet",
     ("python", "sandboxed"): "isolated workers are entered under their own per-script locks, not gates",
     ("lisp", "sandboxed"): "isolated workers are entered under their own per-script locks, not gates",
 }

@@ -99,6 +99,12 @@ def kryon_module_source(extra_names: tuple[str, ...] = ()) -> str:
     if (n == 8) return f.call(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
     Fiber.abort("too many arguments")
   }
+  static evalResult=(value) { __e = value }
+  static takeEval() {
+    var value = __e
+    __e = null
+    return value
+  }
   static stepGo() {
     var fiber = __f
     __f = null

@@ -24,6 +24,7 @@ inside the breakpoint handler, reads the paused VMs' frames.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import math
 import re
@@ -55,6 +56,8 @@ from kryon_core import (
     UserData,
 )
 
+from kryon_core.threads import EngineGate
+
 from . import sandbox
 from .bridge import IO_SOURCE, kryon_module_source, spread_call_args
 from .values import MAX_SAFE, WrenObject, host_callable, prepare, resolve
@@ -66,10 +69,13 @@ _COMPILE_GUARD = 'Fiber.abort("kryon: compile only")\n'
 
 @dataclass
 class _Pool:
-    """One wasm instance and the scripts living in it."""
+    """The wasm instance one script lives in, and the gate into it. Every
+    script has its own, so a trap (out of memory, a time limit, a VM fault)
+    restarts that script alone; the others keep their state."""
 
     key: sandbox.LimitsKey
     instance: Any
+    gate: EngineGate
     states: list["_VMState"] = field(default_factory=list)
     restarts: int = 0
 
@@ -105,6 +111,7 @@ class _VMState:
 
         self._reset_registry()
         self.callers = {}
+        self._api: dict[str, Callable[..., Any]] | None = None
         vm = WrenVM(
             instance=self.pool.instance,
             write=self._write,
@@ -279,12 +286,18 @@ class _VMState:
             bridge = self.engine.bridge
             if bridge is None:
                 return self._foreign(_no_bridge(name))
-            for method, fn in bridge.methods():
-                if method.camel == name:
-                    if name == "call":
-                        return self._foreign(lambda target, *rest, _fn=fn: _fn(target, *spread_call_args(rest)))
-                    return self._foreign(fn)
-            return None
+            api = self._api
+            if api is None:
+                # the script's own view: its calls carry its identity and policy,
+                # and callbacks it registers are owned by it (unload releases them)
+                view = bridge.for_script(self.script_id, self.policy)
+                api = self._api = {method.camel: fn for method, fn in reversed(view.methods())}
+            fn = api.get(name)
+            if fn is None:
+                return None
+            if name == "call":
+                return self._foreign(lambda target, *rest, _fn=fn: _fn(target, *spread_call_args(rest)))
+            return self._foreign(fn)
         if module == "kryon" and class_name == "KryonHost" and name == "invoke":
             return self._foreign(lambda number_, args: self.objects[int(number_)](*args))
         if module == "io" and class_name == "File":
@@ -293,9 +306,10 @@ class _VMState:
 
     def _foreign(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         state = self
-        active = self.engine._active
+        engine = self.engine
 
         def foreign(*raw: Any) -> Any:
+            active = engine._active
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
                 args = [resolve(state, a) for a in raw]
@@ -368,6 +382,17 @@ class _VMState:
         return read if name == "read" else exists
 
 
+def _restarted(state: _VMState) -> ScriptError:
+    return ScriptRuntimeError(f"script '{state.script_id}' was restarted during the call (its instance trapped "
+                              "in a call nested inside it)", language=LANG, script=state.script_id)
+
+
+def _on_live_vm(state: _VMState, method: str, *args: Any) -> None:
+    vm = state.vm
+    if vm is not None and state.pool.instance.dead is None:
+        getattr(vm, method)(*args)
+
+
 def _script_id_of(file: str) -> str:
     """A breakpoint's script: the script id, or a file path naming it."""
     name = file.replace("\\", "/").rsplit("/", 1)[-1]
@@ -396,18 +421,21 @@ class WrenEngine(ScriptEngine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._pools: dict[sandbox.LimitsKey, _Pool] = {}
         self._scripts: dict[str, _VMState] = {}
         self._globals: dict[str, Any] = {}
         self._wren_fns: "weakref.WeakKeyDictionary[FunctionRef, tuple[_VMState, Any]]" = weakref.WeakKeyDictionary()
+        #: guards the engine's tables only; never held while script code runs
+        #: (each script's runtime is entered through its pool's gate)
         self._lock = threading.RLock()
+        self._check_lock = threading.Lock()
         self._checker: Any = None
         self._checks = 0
         self._async_ids = itertools.count(1)
         #: scripts running a host function or a breakpoint handler, innermost last
-        self._active: list[_VMState] = []
+        self._threads = threading.local()
         self._breakpoints: dict[int, tuple[str, int]] = {}
         self._breakpoint_ids = itertools.count(1)
+        self._peak = 0
 
     # -- identification ------------------------------------------------------------------
     @property
@@ -431,18 +459,18 @@ class WrenEngine(ScriptEngine):
         super().initialize(config)
 
     # -- pools -------------------------------------------------------------------------------
-    def _pool(self, policy: SecurityPolicy) -> _Pool:
+    def _pool(self, policy: SecurityPolicy, script_id: str) -> _Pool:
         key = sandbox.LimitsKey.for_policy(policy)
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = _Pool(key, sandbox.new_instance(key))
-        elif pool.instance.dead is not None:
-            self._rebuild(pool)
-        return pool
+        return _Pool(key, sandbox.new_instance(key), self.make_gate(script_id))
+
+    def _pools(self) -> list[_Pool]:
+        with self._lock:
+            return [s.pool for s in self._scripts.values()]
 
     def _rebuild(self, pool: _Pool) -> None:
-        """A new instance for a pool whose instance trapped; every script in
-        it runs its top level again (its state restarts)."""
+        """A new instance for a script whose instance trapped; it runs its top
+        level again (its own state restarts; no other script is touched)."""
+        sandbox.dispose(pool.instance)
         pool.instance = sandbox.new_instance(pool.key)
         pool.restarts += 1
         for state in list(pool.states):
@@ -452,12 +480,19 @@ class WrenEngine(ScriptEngine):
             except Exception:  # a script whose top level now fails stays loaded but broken
                 state.vm = None
 
-    def _after_trap(self, state: _VMState, exc: Exception) -> ScriptError:
+    def _after_trap(self, state: _VMState, exc: Exception, instance: Any = None) -> ScriptError:
+        """The error for a trap of ``instance`` (the state's), after giving
+        the script a new instance; nothing more when a trap of a call nested
+        inside this one already replaced it."""
         error = sandbox.trap_error(exc, state.script_id)
         pool = state.pool
+        if instance is not None and instance is not pool.instance:
+            pending, state.pending = state.pending, None
+            return pending if pending is not None else error
         if pool.instance.dead is None:
             pool.instance.dead = str(exc)
-        self._rebuild(pool)
+        if pool.states:
+            self._rebuild(pool)
         return error
 
     # -- compile and load ------------------------------------------------------------------
@@ -478,9 +513,11 @@ class WrenEngine(ScriptEngine):
         reports every syntax error and nothing of the script runs."""
         from .vm import WrenCompileError, WrenRuntimeError, WrenVM
 
-        with self._lock:
+        with self._check_lock:
             self._checks += 1
             if self._checker is None or self._checker.instance.dead is not None or self._checks % 200 == 0:
+                if self._checker is not None:
+                    sandbox.dispose(self._checker.instance)
                 self._checker = WrenVM(instance=sandbox.new_instance(sandbox.LimitsKey(256 << 20, 10.0)),
                                        write=lambda text: None)
             module = f"{name}#check{next(self._async_ids)}"
@@ -500,30 +537,44 @@ class WrenEngine(ScriptEngine):
                 self._checker = None
 
     def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
+        state = self._start(compiled, policy or self.config.policy)
         with self._lock:
-            state = self._start(compiled, policy or self.config.policy)
+            old = self._scripts.get(compiled.id)
             self._scripts[compiled.id] = state
+        if old is not None:
+            self._drop(old)
         return compiled.id
 
     def _start(self, compiled: CompiledScript, policy: SecurityPolicy) -> _VMState:
         from .vm import WrenCompileError, WrenError, WrenRuntimeError
 
-        pool = self._pool(policy)
+        pool = self._pool(policy, compiled.id)
         state = _VMState(self, compiled, policy, pool)
+        return pool.gate.run(self._run_top_level, state)
+
+    def _run_top_level(self, state: _VMState) -> _VMState:
+        from .vm import WrenCompileError, WrenError, WrenRuntimeError
+
+        instance = state.pool.instance
+        instance.enter()  # the top level, and what the engine does around it, under one deadline
         try:
-            state.start()
-        except WrenCompileError as exc:
+            try:
+                state.start()
+            except WrenCompileError as exc:
+                raise sandbox.compile_error(exc, state.script_id) from None
+            except WrenRuntimeError as exc:
+                state.flush()
+                raise self._runtime_error(state, exc) from None
+            except WrenError as exc:
+                raise self._after_trap(state, exc) from None
+            state.functions = self._describe(state)
+        except BaseException:
+            instance.leave()
             state.close()
-            raise sandbox.compile_error(exc, compiled.id) from None
-        except WrenRuntimeError as exc:
-            state.flush()
-            state.close()
-            raise self._runtime_error(state, exc) from None
-        except WrenError as exc:
-            state.close()
-            raise self._after_trap(state, exc) from None
-        state.functions = self._describe(state)
-        pool.states.append(state)
+            sandbox.dispose(state.pool.instance)
+            raise
+        instance.leave()
+        state.pool.states.append(state)
         return state
 
     def _describe(self, state: _VMState) -> dict[str, FunctionInfo]:
@@ -536,9 +587,7 @@ class WrenEngine(ScriptEngine):
                 continue
             if not vm.has_variable(state.script_id, name):
                 continue
-            handle = vm.get_variable(state.script_id, name)
-            if not hasattr(handle, "release"):
-                continue
+            handle = vm.variable_handle(state.script_id, name)  # not converted: it may hold a big value
             try:
                 arity = state.ask("arityOf(_)", handle, -1)
             finally:
@@ -553,24 +602,82 @@ class WrenEngine(ScriptEngine):
     ) -> None:
         """The new version starts in a VM of its own; the old one is closed
         only once the new top level succeeded (else it keeps running)."""
+        old = self._state(script_id)
+        state = self._start(compiled, policy or old.policy)
         with self._lock:
-            old = self._state(script_id)
-            state = self._start(compiled, policy or old.policy)
-            self._drop(old)
             self._scripts[script_id] = state
+        self._drop(old)
 
     def unload_script(self, script_id: str) -> None:
         with self._lock:
             state = self._scripts.pop(script_id, None)
-            if state is None:
-                raise ScriptNotFoundError(f"no Wren script '{script_id}' is loaded", language=LANG, script=script_id)
-            self._drop(state)
+        if state is None:
+            raise ScriptNotFoundError(f"no Wren script '{script_id}' is loaded", language=LANG, script=script_id)
+        self._drop(state)
 
     def _drop(self, state: _VMState) -> None:
-        if state in state.pool.states:
-            state.pool.states.remove(state)
-        state.flush()
-        state.close()
+        pool = state.pool
+
+        def drop() -> None:
+            if state in pool.states:
+                pool.states.remove(state)
+            state.flush()
+            state.close()
+            if not pool.states:  # the script's instance goes with it: its memory is freed whole
+                sandbox.dispose(pool.instance)
+
+        pool.gate.run(drop)
+
+    def evaluate(self, script_id: str, code: str) -> Any:
+        """Run ``code`` in the script's module. An expression is evaluated
+        (``KryonHost.evalResult = (code)``, tried first: a compile error there
+        runs nothing) and its value returned; anything else runs as module
+        statements (its ``var`` and ``class`` definitions stay in the module)
+        and gives None. Line numbers of errors count from the code's first
+        line. Functions the code defines become callable."""
+        from .vm import WrenCompileError, WrenError, WrenRuntimeError
+
+        if not isinstance(code, str):
+            raise ScriptError(f"code must be a str, not {type(code).__name__}", language=LANG, script=script_id)
+        state = self._state(script_id)
+
+        def run() -> Any:
+            vm = state.vm
+            if vm is None:
+                raise ScriptRuntimeError(f"script '{script_id}' failed to restart after its instance trapped",
+                                         language=LANG, script=script_id)
+            inst = vm.instance
+            inst.enter()  # one deadline for the code and the conversion of its value
+            try:
+                if not vm.has_variable(script_id, "KryonHost"):
+                    vm.interpret('import "kryon" for KryonHost\n', module=script_id)
+                try:
+                    vm.interpret(f"KryonHost.evalResult = ({code}\n)", module=script_id)
+                    is_expression = True
+                except WrenCompileError:
+                    vm.interpret(code, module=script_id)
+                    is_expression = False
+                result = resolve(state, state.helper("takeEval()")) if is_expression else None
+                state.pending = None
+                return result
+            except WrenCompileError as exc:
+                raise sandbox.compile_error(exc, script_id) from None
+            except WrenRuntimeError as exc:
+                state.flush()
+                raise self._runtime_error(state, exc) from None
+            except WrenError as exc:
+                raise self._after_trap(state, exc, inst) from None
+            finally:
+                inst.leave()
+                state.flush()
+                # a definition may replace a function a caller wraps, or add one
+                state.callers = {}
+                found = {**state.compiled.functions, **scan_functions(code)}
+                state.compiled = dataclasses.replace(state.compiled, functions=found)
+                if state.vm is not None and state.pool.instance.dead is None:
+                    state.functions = self._describe(state)
+
+        return state.pool.gate.run(run)
 
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
         return dict(self._state(script_id).functions)
@@ -624,10 +731,11 @@ class WrenEngine(ScriptEngine):
     def _caller(self, state: _VMState, function: str) -> Callable[..., Any]:
         caller = state.callers.get(function)
         if caller is None:
-            with self._lock:
+            def make() -> Callable[..., Any]:
                 receiver, method, getter = self._target(state, function)
-                caller = self._make_caller(state, function, receiver, method, getter)
-                state.callers[function] = caller
+                return self._make_caller(state, function, receiver, method, getter)
+
+            caller = state.callers[function] = state.pool.gate.run(make)
         return caller
 
     def _make_caller(
@@ -636,7 +744,6 @@ class WrenEngine(ScriptEngine):
         from .vm import WrenError, WrenRuntimeError
 
         vm = state.vm
-        lock = self._lock
         handles: dict[int, Any] = {}
         owner = function.partition(".")[0] if method != "call" or "." in function else ""
 
@@ -660,53 +767,68 @@ class WrenEngine(ScriptEngine):
         vm_ptr, receiver_ptr = vm.ptr, receiver.ptr
         copysign = math.copysign
 
-        def call(*args: Any) -> Any:
+        gate = state.pool.gate
+        enter, leave = inst.enter, inst.leave
+
+        def run(args: tuple[Any, ...]) -> Any:
             if state.vm is not vm or inst.dead is not None:
                 return self._stale(state, function, args)
             n = len(args)
-            with lock:
-                if state.release_queue:
-                    state.drain()
+            if state.release_queue:
+                state.drain()
+            # one deadline for the whole call: converting the arguments, the
+            # call, host functions it calls and converting the result
+            enter(True)
+            try:
                 method_handle = handles.get(n) or signature(n)
-                try:
-                    if n <= 4:
-                        for a in args:
-                            t = type(a)
-                            if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
-                                break
-                        else:
-                            i32[0] = vm_ptr
-                            i32[s32] = receiver_ptr
-                            i32[2 * s32] = method_handle.ptr
-                            i32[3 * s32] = n
-                            for i in range(n):
-                                f64[(4 + i) * s64] = args[i]
-                            invoke()
-                            if (i64[0] & STATUS_MASK) != STATUS_TAG:
-                                d = f64[0]
-                                if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
-                                    return int(d)
-                                return d
-                            status = i64[0] & 0xFFFF
-                            if status != 3:
-                                vm.raise_for_status(status)
-                            vm.ensure_slots(3)
-                            result = vm.get_slot(0)
-                            state.pending = None
-                            return resolve(state, result)
-                    prepared = [prepare(state, a) for a in args]
-                    fn = state.method_fn(owner, method, n, getter) if owner else receiver
-                    result = state.invoke(fn, prepared)
-                    state.pending = None
-                    return resolve(state, result)
-                except WrenRuntimeError as exc:
+                if n <= 4:
+                    for a in args:
+                        t = type(a)
+                        if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
+                            break
+                    else:
+                        i32[0] = vm_ptr
+                        i32[s32] = receiver_ptr
+                        i32[2 * s32] = method_handle.ptr
+                        i32[3 * s32] = n
+                        for i in range(n):
+                            f64[(4 + i) * s64] = args[i]
+                        invoke()
+                        if (i64[0] & STATUS_MASK) != STATUS_TAG:
+                            d = f64[0]
+                            if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
+                                return int(d)
+                            return d
+                        status = i64[0] & 0xFFFF
+                        if status != 3:
+                            vm.raise_for_status(status)
+                        vm.ensure_slots(3)
+                        result = vm.get_slot(0)
+                        state.pending = None
+                        if state.vm is not vm:
+                            raise _restarted(state)
+                        return resolve(state, result)
+                prepared = [prepare(state, a) for a in args]
+                fn = state.method_fn(owner, method, n, getter) if owner else receiver
+                result = state.invoke(fn, prepared)
+                state.pending = None
+                if state.vm is not vm:
+                    raise _restarted(state)
+                return resolve(state, result)
+            except WrenRuntimeError as exc:
+                state.flush()
+                raise self._runtime_error(state, exc) from None
+            except WrenError as exc:
+                raise self._after_trap(state, exc, inst) from None
+            finally:
+                leave()
+                if state._line:
                     state.flush()
-                    raise self._runtime_error(state, exc) from None
-                except WrenError as exc:
-                    raise self._after_trap(state, exc) from None
-                finally:
-                    if state._line:
-                        state.flush()
+
+        def call(*args: Any) -> Any:
+            if state.vm is not vm or inst.dead is not None:
+                return self._stale(state, function, args)
+            return gate.run(run, args)
 
         return call
 
@@ -769,34 +891,39 @@ class WrenEngine(ScriptEngine):
         from .vm import WrenError, WrenRuntimeError
 
         state = self._state(script)
-        with self._lock:
-            fiber = self._fiber(state, function, args)
+        gate = state.pool.gate
+        fiber = gate.run(self._fiber, state, function, args)
         vm = state.vm
+
+        def step() -> tuple[bool, Any]:
+            if state.vm is not vm:
+                raise ScriptRuntimeError("the script was unloaded or restarted while awaited",
+                                         language=LANG, script=script)
+            vm.instance.enter()
+            try:
+                vm.call(state.host, state.call_handle("prep(_,_)"), fiber, [])
+                done, value = vm.call_num(state.host, state.call_handle("stepGo()"))
+                state.pending = None
+                return bool(done), resolve(state, value)
+            except WrenRuntimeError as exc:
+                state.flush()
+                raise self._runtime_error(state, exc) from None
+            except WrenError as exc:
+                raise self._after_trap(state, exc, vm.instance) from None
+            finally:
+                vm.instance.leave()
+                state.flush()
+
         try:
             while True:
-                with self._lock:
-                    if state.vm is not vm:
-                        raise ScriptRuntimeError("the script was unloaded or restarted while awaited",
-                                                 language=LANG, script=script)
-                    try:
-                        vm.call(state.host, state.call_handle("prep(_,_)"), fiber, [])
-                        done, value = vm.call_num(state.host, state.call_handle("stepGo()"))
-                        state.pending = None
-                    except WrenRuntimeError as exc:
-                        state.flush()
-                        raise self._runtime_error(state, exc) from None
-                    except WrenError as exc:
-                        raise self._after_trap(state, exc) from None
-                    finally:
-                        state.flush()
-                    if done:
-                        return resolve(state, value)
-                    value = resolve(state, value)
+                done, value = gate.run(step)
+                if done:
+                    return value
                 delay = value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
                 await asyncio.sleep(max(0.0, float(delay)) / 1000.0)
         finally:
             if state.vm is vm:
-                fiber.release()
+                gate.run(fiber.release)
 
     def _fiber(self, state: _VMState, function: str, args: Sequence[Any]) -> Any:
         from .vm import WrenCompileError, WrenRuntimeError
@@ -826,17 +953,26 @@ class WrenEngine(ScriptEngine):
             raise self._runtime_error(state, exc) from None
 
     # -- debugging -----------------------------------------------------------------------------------
+    @property
+    def _active(self) -> list[_VMState]:
+        """The calling thread's scripts running a host function or a
+        breakpoint handler, innermost last."""
+        try:
+            return self._threads.active  # type: ignore[no-any-return]
+        except AttributeError:
+            active = self._threads.active = []
+            return active
+
     def get_stack_trace(self) -> list[StackFrame]:
         """The Wren frames paused under the running host function (or
         breakpoint handler), innermost first, across scripts."""
-        with self._lock:
-            frames: list[StackFrame] = []
-            seen: set[int] = set()
-            for state in reversed(self._active):
-                if id(state) not in seen:
-                    seen.add(id(state))
-                    frames.extend(state.frames())
-            return frames
+        frames: list[StackFrame] = []
+        seen: set[int] = set()
+        for state in reversed(self._active):
+            if id(state) not in seen:
+                seen.add(id(state))
+                frames.extend(state.pool.gate.run(state.frames))
+        return frames
 
     def set_breakpoint(self, file: str, line: int) -> int:
         script = file if file in self._scripts else _script_id_of(file)
@@ -845,8 +981,8 @@ class WrenEngine(ScriptEngine):
         with self._lock:
             bid = next(self._breakpoint_ids)
             self._breakpoints[bid] = (script, line)
-            for state in self._live_states():
-                state.vm.add_breakpoint(script, line)
+        for state in self._live_states():
+            state.pool.gate.run(_on_live_vm, state, "add_breakpoint", script, line)
         return bid
 
     def remove_breakpoint(self, breakpoint_id: int) -> None:
@@ -854,15 +990,17 @@ class WrenEngine(ScriptEngine):
             where = self._breakpoints.pop(breakpoint_id, None)
             if where is None:
                 raise ScriptError(f"no breakpoint {breakpoint_id}", language=LANG)
-            if where not in self._breakpoints.values():
-                for state in self._live_states():
-                    state.vm.remove_breakpoint(*where)
+            still_set = where in self._breakpoints.values()
+        if not still_set:
+            for state in self._live_states():
+                state.pool.gate.run(_on_live_vm, state, "remove_breakpoint", *where)
 
     def _breakpoint_lines(self) -> set[tuple[str, int]]:
         return set(self._breakpoints.values())
 
     def _live_states(self) -> list[_VMState]:
-        return [s for p in self._pools.values() if p.instance.dead is None for s in p.states if s.vm is not None]
+        with self._lock:
+            return [s for s in self._scripts.values() if s.vm is not None and s.pool.instance.dead is None]
 
     def _breakpoint_hit(self, state: _VMState, module: str, line: int) -> None:
         handler = self.breakpoint_handler
@@ -885,27 +1023,42 @@ class WrenEngine(ScriptEngine):
         return self._globals.get(name)
 
     # -- memory ------------------------------------------------------------------------------------
-    def _live_vms(self) -> list[Any]:
-        return [s.vm for s in self._scripts.values() if s.vm is not None and s.pool.instance.dead is None]
-
     def collect_garbage(self) -> GarbageCollectionStats:
+        """A full collection in every script's VM; the figures are the bytes
+        the VMs' collectors account for (live objects)."""
         start = time.perf_counter()
-        with self._lock:
-            vms = self._live_vms()
-            before = sum(vm.bytes_allocated() for vm in vms)
-            for vm in vms:
+
+        def collect(state: _VMState) -> tuple[int, int]:
+            vm = state.vm
+            if vm is None or state.pool.instance.dead is not None:
+                return 0, 0
+            vm.instance.enter()  # under the script's own time limit, like a call
+            try:
+                before = vm.bytes_allocated()
                 vm.collect_garbage()
-            after = sum(vm.bytes_allocated() for vm in vms)
+                return before, vm.bytes_allocated()
+            finally:
+                vm.instance.leave()
+
+        before = after = 0
+        for state in self._live_states():
+            b, a = state.pool.gate.run(collect, state)
+            before, after = before + b, after + a
         return GarbageCollectionStats(before, after, None, (time.perf_counter() - start) * 1000)
 
     def get_memory_usage(self) -> MemoryUsage:
-        with self._lock:
-            used = sum(vm.bytes_allocated() for vm in self._live_vms())
-            limits = [p.key.memory_limit for p in self._pools.values()]
-            limited = [p for p in self._pools.values() if p.key.memory_limit < sandbox.UNLIMITED_MEMORY]
-            limit = sum(limits) if limits and len(limited) == len(limits) else None
-            peak = sum(p.instance.memory_size() for p in self._pools.values() if p.instance.dead is None)
-        return MemoryUsage(used_bytes=used, limit=limit, peak_bytes=peak, scripts=len(self._scripts))
+        """``used_bytes``: the linear memory of every script's wasm instance,
+        which is what the VMs hold from the process (a wasm memory grows and
+        never shrinks; it is freed whole when its script unloads).
+        ``peak_bytes``: the largest ``used_bytes`` seen. ``limit``: the sum of
+        the scripts' memory caps, None when a script is unlimited."""
+        pools = self._pools()
+        used = sum(p.instance.memory_size() for p in pools if p.instance.dead is None)
+        limits = [p.key.memory_limit for p in pools]
+        limited = [m for m in limits if m < sandbox.UNLIMITED_MEMORY]
+        limit = sum(limits) if limits and len(limited) == len(limits) else None
+        self._peak = max(self._peak, used)
+        return MemoryUsage(used_bytes=used, limit=limit, peak_bytes=self._peak, scripts=len(pools))
 
     # -- bridge ------------------------------------------------------------------------------------
     def setup_bridge(self, bridge: ScriptBridge) -> None:
@@ -920,10 +1073,13 @@ class WrenEngine(ScriptEngine):
 
     def close(self) -> None:
         with self._lock:
-            for state in list(self._scripts.values()):
-                state.close()
+            states = list(self._scripts.values())
             self._scripts.clear()
-            self._pools.clear()
+        for state in states:
+            self._drop(state)
+        with self._check_lock:
+            if self._checker is not None:
+                sandbox.dispose(self._checker.instance)
             self._checker = None
 
 

@@ -15,9 +15,20 @@ error, reported as RecursionLimitError; with a memory cap the cap may be hit
 first (MemoryLimitError). ``max_recursion`` also bounds nested
 ``Kryon.call`` chains (the core bridge counts them).
 
-A trap kills the instance: the engine builds a new one and runs the top
-level of every script that lived in it again (their state restarts); other
-instances and engines are untouched.
+Every script has a wasm instance of its own (a few hundred KiB of touched
+memory, about a millisecond to make), so its memory cap is its own and a trap
+kills only its instance: the engine builds a new one and runs that script's
+top level again (its state restarts); every other script keeps its state.
+Unloading a script frees its instance, and with it all its linear memory.
+
+Time limits: the deadline of a call is fixed when the host enters the
+instance; whatever runs inside that call (host functions such as Kryon.call,
+getShared or DOM calls, conversions of arguments and results, calls back
+into the same script) runs under the same deadline and never re-arms it. A
+call into another script's instance runs under that script's own limits (so
+that a caller's deadline never kills, and so restarts, a callee that did
+nothing wrong); the caller's deadline fires as soon as control is back in
+the caller.
 """
 
 from __future__ import annotations
@@ -65,6 +76,11 @@ def new_instance(key: LimitsKey) -> Any:
     from .vm import WasmInstance
 
     return WasmInstance(memory_limit=key.memory_limit, timeout=key.time_limit)
+
+
+def dispose(instance: Any) -> None:
+    """Frees an instance no script lives in any more."""
+    instance.close()
 
 
 def parse_trace(trace: str) -> list[StackFrame]:

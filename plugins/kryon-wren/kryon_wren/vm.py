@@ -147,10 +147,20 @@ def _prune_cache(keep: Path) -> None:
 
 
 def _ticker() -> None:
+    """Advances the epoch of every engine with time limits by one per
+    EPOCH_TICK_SECONDS of wall time. It counts ticks from the clock, not
+    from its wake-ups: a wake-up that came late (this thread waits for the
+    GIL while script code runs Python host functions) catches up at once,
+    so a deadline of N ticks is N ticks of real time."""
+    start = time.perf_counter()
+    done = 0
     while True:
         time.sleep(EPOCH_TICK_SECONDS)
+        due = int((time.perf_counter() - start) / EPOCH_TICK_SECONDS)
         for engine in list(_epoch_engines):
-            engine.increment_epoch()
+            for _ in range(min(due - done, 1000)):
+                engine.increment_epoch()
+        done = due
 
 
 def get_engine(fuel: bool = False, epoch: bool = True) -> Tuple[wasmtime.Engine, wasmtime.Module]:
@@ -215,6 +225,11 @@ class WasmInstance:
         self.funcs: Dict[str, wasmtime.Func] = _LazyFuncs(self)
         self.export("_initialize")(self.store)
         self.limited = fuel is not None or timeout is not None
+        #: wasm calls into this instance in progress (0: none; see enter())
+        self.depth = 0
+        self._armed_at = -1e18
+        self._close_pending = False
+        self._slack = min(EPOCH_TICK_SECONDS, (timeout or 0) * 0.01)
         self.fns: Dict[str, _RawExport] = _LazyExports(self)
 
     def export(self, name: str) -> Any:
@@ -316,8 +331,9 @@ class WasmInstance:
         return self._scratch_ptr
 
     def memory_size(self) -> int:
-        """Bytes of linear memory the instance currently has."""
-        return self.memory.data_len(self.store)
+        """Bytes of linear memory the instance currently has (0 once closed)."""
+        store = self.__dict__.get("store")
+        return self.memory.data_len(store) if store is not None else 0
 
     def alloc_cstring(self, text: str) -> int:
         data = text.encode("utf-8") + b"\0"
@@ -327,27 +343,71 @@ class WasmInstance:
 
     # -- calls ---------------------------------------------------------------
 
-    def _arm_limits(self) -> None:
+    def _arm_limits(self, lazy: bool = False) -> None:
+        """Arms the budget of an outermost call into this instance. ``lazy``:
+        keep a deadline armed less than 1% of the limit ago (at most one
+        epoch tick)."""
         if self.fuel is not None:
             self.store.set_fuel(self.fuel)
-        if self.timeout is not None:
-            ticks = max(1, int(self.timeout / EPOCH_TICK_SECONDS + 0.999))
-            self.store.set_epoch_deadline(ticks)
+        timeout = self.timeout
+        if timeout is not None:
+            now = time.perf_counter()
+            if lazy and now - self._armed_at < self._slack:
+                return
+            self._armed_at = now
+            self.store.set_epoch_deadline(max(1, int(timeout / EPOCH_TICK_SECONDS + 0.999)))
+
+    def enter(self, lazy: bool = False) -> None:
+        """Starts a host call into this instance: the outermost one arms the
+        limits, and every wasm call made until :meth:`leave` (conversions,
+        host functions calling back into this instance, nested calls) runs
+        under that same deadline instead of re-arming it. A call into
+        another script's instance runs under that script's own limits; the
+        caller's deadline fires as soon as control is back in the caller."""
+        if not self.depth and self.limited:
+            self._arm_limits(lazy)
+        self.depth += 1
+
+    def leave(self) -> None:
+        self.depth -= 1
+        if not self.depth and self._close_pending:
+            self.close()
 
     def call_unlimited(self, name: str, *args: Any) -> Any:
-        """Calls an export without the fuel / time budget (VM set-up)."""
+        """Calls an export without the fuel / time budget (VM set-up). Inside
+        a running call it runs under that call's budget instead."""
         self.check_alive()
-        limited = self.limited
-        if limited:
-            if self.fuel is not None:
-                self.store.set_fuel(1 << 40)
-            if self.timeout is not None:
-                self.store.set_epoch_deadline(1 << 40)
+        if self.depth or not self.limited:
+            return self.fns[name](*args)
+        if self.fuel is not None:
+            self.store.set_fuel(1 << 40)
+        if self.timeout is not None:
+            self.store.set_epoch_deadline(1 << 40)
+        self._armed_at = -1e18  # the next limited call re-arms
         self.limited = False
         try:
             return self.fns[name](*args)
         finally:
-            self.limited = limited
+            self.limited = True
+
+    def close(self) -> None:
+        """Frees the store (and with it all linear memory) now rather than
+        when the garbage collector finds the instance's reference cycles.
+        The instance is dead afterwards: every call refuses before touching
+        the store."""
+        if self.dead is None:
+            self.dead = "the instance was closed"
+        if self.depth:
+            # wasm frames of this store are still on the stack (a trap in a
+            # call nested inside another): free it when the outermost returns
+            self._close_pending = True
+            return
+        self.targets.clear()
+        self.fns.clear()
+        self.funcs.clear()
+        store = self.__dict__.pop("store", None)
+        if store is not None:
+            store.close()
 
     def check_alive(self) -> None:
         if self.dead is not None:
@@ -431,6 +491,10 @@ def _make_memory_data() -> Any:
 _MEMORY_DATA = _make_memory_data()
 
 
+#: (module, export name) -> (parameter kinds, result kinds)
+_EXPORT_KINDS: Dict[Tuple[Any, str], Tuple[list, list]] = {}
+
+
 class _RawExport:
     """Calls one export through ``wasmtime_func_call_unchecked``.
 
@@ -443,10 +507,14 @@ class _RawExport:
     __slots__ = ("inst", "raw", "i32", "i64", "f64", "size", "params", "result",
                  "trap", "call_args", "func")
 
-    def __init__(self, inst: WasmInstance, func: wasmtime.Func):
-        ty = func.type(inst.store)
-        params = [_kind_name(p) for p in ty.params]
-        results = [_kind_name(r) for r in ty.results]
+    def __init__(self, inst: WasmInstance, func: wasmtime.Func, name: str = ""):
+        kinds = _EXPORT_KINDS.get((inst.module, name)) if name else None
+        if kinds is None:
+            ty = func.type(inst.store)
+            kinds = ([_kind_name(p) for p in ty.params], [_kind_name(r) for r in ty.results])
+            if name:
+                _EXPORT_KINDS[(inst.module, name)] = kinds  # the same in every instance of a module
+        params, results = kinds
         self.inst = inst
         self.func = func
         self.size = max(len(params), len(results), 1)
@@ -468,9 +536,14 @@ class _RawExport:
     def invoke(self) -> None:
         """Runs the call with the raw values already in place."""
         inst = self.inst
-        if inst.limited:
-            inst._arm_limits()
-        error = _UNCHECKED(*self.call_args)
+        if inst.depth:
+            error = _UNCHECKED(*self.call_args)
+        else:
+            inst.enter()
+            try:
+                error = _UNCHECKED(*self.call_args)
+            finally:
+                inst.leave()
         if error or self.trap.value:
             trap = self.trap.value
             self.trap.value = None
@@ -481,26 +554,27 @@ class _RawExport:
 
     def invoke_rearming_lazily(self) -> Callable[[], None]:
         """:meth:`invoke` for an instance with a time limit, re-arming the
-        epoch deadline only when 1% of the limit (at most 5 ms, one epoch
-        tick) has passed since it was last armed: a call still gets at
-        least 99% of its time limit, and back-to-back calls skip a wasmtime
-        call each. Without a time limit it is :meth:`invoke` itself."""
+        epoch deadline of an outermost call only when 1% of the limit (at
+        most 5 ms, one epoch tick) has passed since it was last armed: a
+        call still gets at least 99% of its time limit, and back-to-back
+        calls skip a wasmtime call each. Without a time limit it is
+        :meth:`invoke` itself."""
         inst = self.inst
         if not inst.timeout or inst.fuel is not None:
             return self.invoke
-        slack = min(0.005, inst.timeout * 0.01)
-        armed = [-1e9]
         call_args, trap = self.call_args, self.trap
-        clock = time.perf_counter
 
         def invoke() -> None:
-            now = clock()
-            if now - armed[0] > slack:
-                inst._arm_limits()
-                armed[0] = now
-            error = _UNCHECKED(*call_args)
+            if inst.depth:
+                error = _UNCHECKED(*call_args)
+            else:
+                inst.enter(True)
+                try:
+                    error = _UNCHECKED(*call_args)
+                finally:
+                    inst.leave()
             if error or trap.value:
-                armed[0] = -1e9
+                inst._armed_at = -1e18
                 pending, trap.value = trap.value, None
                 inst._raise_trap(
                     ctypes.cast(pending, ctypes.POINTER(ffi.wasm_trap_t)) if pending else None,
@@ -544,7 +618,7 @@ class _LazyExports(dict):
         self.inst = inst
 
     def __missing__(self, name: str) -> _RawExport:
-        export = _RawExport(self.inst, self.inst.funcs[name])
+        export = _RawExport(self.inst, self.inst.funcs[name], name)
         self[name] = export
         return export
 
