@@ -124,6 +124,8 @@ struct VM {
   Breakpoint* breakpoints;
   int breakpointCount;
   bool inBreakpoint;   /* the host is handling a breakpoint */
+  bool stepAll;        /* every line is patched (debug_step.c) */
+  int debugPoll;       /* set by the host from any thread: call it back soon */
   char* debugText;     /* last wren_debug_stack text */
 
   /* Embedding API. */
@@ -185,6 +187,14 @@ void fnDebugFree(ObjFn* fn);
 int vmAddBreakpoint(VM* vm, const char* module, int line);
 int vmRemoveBreakpoint(VM* vm, const char* module, int line);
 CallFrame* vmDebugFrame(VM* vm, int index);
+uint8_t originalOp(ObjFn* fn, int offset);
+int instructionSize(ObjFn* fn, int offset, uint8_t op);
+bool isPatchable(uint8_t op);
+int patchLine(ObjFn* fn, int line);
+void unpatchLine(ObjFn* fn, int line);
+/* debug_step.c */
+void vmDebugPatchNew(VM* vm, ObjFn* fn);
+bool vmDebugPoll(VM* vm, ObjFiber* fiber, CallFrame* frame);
 int vmDebugFrameLine(CallFrame* frame);
 int vmDebugFrameColumn(CallFrame* frame);
 
