@@ -81,6 +81,25 @@ bool vmDebugPoll(VM* vm, ObjFiber* fiber, CallFrame* frame) {
   return true;
 }
 
+/* A runtime error was raised in `fiber`, whose frames are still there:
+ * the host hears of it as host_breakpoint with line -1, the error value in
+ * slot 0 (what it answers is ignored: the error goes on unwinding). */
+void vmDebugError(VM* vm, ObjFiber* fiber) {
+  if (vm->inBreakpoint || fiber == NULL || IS_NULL(fiber->error) || fiber->frameCount == 0) return;
+  ObjFn* fn = fiber->frames[fiber->frameCount - 1].closure->fn;
+  const char* module = fn->module != NULL && fn->module->name != NULL ? fn->module->name->chars : "core";
+  vmFlushOutput(vm);
+  vm->slotCount = 0;
+  wren_ensure_slots(vm, 1);
+  vm->slots[0] = fiber->error;
+  vm->inBreakpoint = true;
+  host_breakpoint(vm->hostId, module, (int)strlen(module), -1);
+  vm->inBreakpoint = false;
+  vm->slotCount = 0;
+}
+
+EXPORT(wren_debug_errors) void wren_debug_errors(WrenVM* vm, int on) { vm->debugErrors = on != 0; }
+
 EXPORT(wren_debug_poll_pointer) int* wren_debug_poll_pointer(WrenVM* vm) { return &vm->debugPoll; }
 
 EXPORT(wren_debug_step_all) void wren_debug_step_all(WrenVM* vm, int on) { setStepAll(vm, on != 0); }

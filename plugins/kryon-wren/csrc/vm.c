@@ -1305,6 +1305,7 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
     continue;
 
   handleError:
+    if (vm->debugErrors) vmDebugError(vm, vm->fiber); /* before the frames unwind */
     if (!unwindError(vm)) {
       result = RESULT_RUNTIME_ERROR;
       goto finished;

@@ -126,6 +126,7 @@ struct VM {
   bool inBreakpoint;   /* the host is handling a breakpoint */
   bool stepAll;        /* every line is patched (debug_step.c) */
   int debugPoll;       /* set by the host from any thread: call it back soon */
+  bool debugErrors;    /* tell the host of each runtime error where it is raised */
   char* debugText;     /* last wren_debug_stack text */
 
   /* Embedding API. */
@@ -195,6 +196,7 @@ void unpatchLine(ObjFn* fn, int line);
 /* debug_step.c */
 void vmDebugPatchNew(VM* vm, ObjFn* fn);
 bool vmDebugPoll(VM* vm, ObjFiber* fiber, CallFrame* frame);
+void vmDebugError(VM* vm, ObjFiber* fiber);
 int vmDebugFrameLine(CallFrame* frame);
 int vmDebugFrameColumn(CallFrame* frame);
 

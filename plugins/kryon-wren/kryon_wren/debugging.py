@@ -74,6 +74,7 @@ class _Applied:
         self.version = -1
         self.lines: set[tuple[str, int]] = set()
         self.step_all = False
+        self.errors = False
 
 
 class WrenDebugTarget(DebugTarget):
@@ -88,6 +89,7 @@ class WrenDebugTarget(DebugTarget):
         self._lines: dict[str, frozenset[int]] = {}
         self._version = 0
         self._applied: "weakref.WeakKeyDictionary[Any, _Applied]" = weakref.WeakKeyDictionary()
+        self._applied_lock = threading.Lock()  # VMs register on their threads; wishes come from any
         self._local = threading.local()
         self._scratch: Any = None
         self._scratch_lock = threading.Lock()
@@ -112,7 +114,9 @@ class WrenDebugTarget(DebugTarget):
     def _changed(self) -> None:
         """A new wish: every VM calls back at its next loop or entry and applies it."""
         self._version += 1
-        for vm, applied in list(self._applied.items()):
+        with self._applied_lock:
+            known = list(self._applied.items())
+        for vm, applied in known:
             inst = vm.instance
             if inst.dead is None and not vm._closed:
                 inst.write_bytes(applied.poll, b"\x01\x00\x00\x00")
@@ -126,9 +130,12 @@ class WrenDebugTarget(DebugTarget):
         vm = state.vm
         if vm is None or vm.instance.dead is not None:
             return
-        applied = self._applied.get(vm)
+        with self._applied_lock:
+            applied = self._applied.get(vm)
         if applied is None:
-            applied = self._applied[vm] = _Applied(vm._c("wren_debug_poll_pointer"))
+            applied = _Applied(vm._c("wren_debug_poll_pointer"))
+            with self._applied_lock:
+                self._applied[vm] = applied
         version = self._version
         if applied.version == version:
             return
@@ -143,13 +150,19 @@ class WrenDebugTarget(DebugTarget):
         step_all = on and self._mode is TraceMode.EVERY_LINE
         if step_all != applied.step_all:
             vm._c("wren_debug_step_all", int(step_all))
-        applied.lines, applied.step_all, applied.version = wanted, step_all, version
+        if on != applied.errors:
+            vm._c("wren_debug_errors", int(on))
+        applied.lines, applied.step_all, applied.errors, applied.version = wanted, step_all, on, version
 
     # -- events from the VM (on its thread) ---------------------------------------------------
     def on_line(self, state: "_VMState", module: str, line: int) -> None:
-        """The VM called back: a patched line (``line`` > 0) or a poll (0)."""
+        """The VM called back: a patched line (``line`` > 0), a poll (0), or
+        a runtime error raised (-1, the error in slot 0)."""
         self._sync(state)
         events = self._events
+        if events is not None and line < 0:
+            self._raised(state, events)
+            return
         if line == 0 or events is None or module not in self._engine._scripts:
             return
         every = self._mode is TraceMode.EVERY_LINE
@@ -162,12 +175,24 @@ class WrenDebugTarget(DebugTarget):
                 for _ in range(last - depth):
                     events.ret(self)
             self._local.depth = depth
+        elif line in self._lines.get(module, ()):
+            self._local.depth = len(self._script_frames(state))  # where a step from this stop counts from
         else:
-            self._local.depth = None
-            if line not in self._lines.get(module, ()):
-                return
+            return
         self._stop_point(state, events.line, self, module, line)
         self._sync(state)  # the debugger's answer (go on, step) applies from the next line
+
+    def _raised(self, state: "_VMState", events: DebugEvents) -> None:
+        frames = self._script_frames(state)
+        if not frames:
+            return  # an error in the host's glue: the caller reports it
+        vm = state.vm
+        message = vm.get_slot(0) if vm.slot_type(0) == TYPE_STRING else self._read(state, "error", 0).value
+        _, module, line, _ = frames[0]
+        column = vm._c("wren_debug_frame_column", frames[0][0]) or None
+        error = ScriptRuntimeError(message, language=LANG, script=module, line=line, column=column)
+        self._local.depth = len(frames)
+        self._stop_point(state, events.exception, self, error)
 
     def _stop_point(self, state: "_VMState", report: Any, *args: Any) -> None:
         """Report an event with ``state`` paused; values read meanwhile are
@@ -421,7 +446,9 @@ class WrenDebugTarget(DebugTarget):
         except WrenCompileError as exc:
             raise sandbox.compile_error(exc, module) from None
         except WrenRuntimeError as exc:
-            raise ScriptRuntimeError(exc.message, language=LANG, script=module) from None
+            pending, state.pending = state.pending, None  # an error a host function raised
+            raise ScriptRuntimeError(pending.message if pending is not None else exc.message,
+                                     language=LANG, script=module) from None
         finally:
             state.flush()
         # takeEval's result is in slot 0
