@@ -326,3 +326,25 @@ def test_detach_takes_every_hook_away(calls: Session) -> None:
     vm = engine._scripts["prog"].vm
     applied = target._applied[vm]
     assert (applied.lines, applied.step_all, applied.errors) == (set(), False, False)
+
+
+def test_limits_of_inspection_and_evaluation() -> None:
+    names = [f"v{i}" for i in range(17)]
+    declared = "".join(f"    var {n} = {i}\n" for i, n in enumerate(names))
+    source = f"class P {{\n  static main() {{\n    var big = (1..1500).toList\n{declared}    return big.count\n  }}\n}}\n"
+    s = Session(source)
+    try:
+        s.d.set_breakpoints("prog", [BreakpointSpec(21)])
+        s.run("P.main")
+        stop = s.stop()
+        frame = s.stack(stop)[0]
+        big = s.scope(frame)["big"]
+        assert big.count == 1500 and len(big.value) <= 200 and big.value.endswith(", ...]")
+        assert len(s.d.variables(big.reference)) == 1000  # children listed at most
+        assert s.d.evaluate(" + ".join(names[:16]), frame.id).value == str(sum(range(16)))
+        with pytest.raises(ScriptError, match="more than 16 locals"):
+            s.d.evaluate(" + ".join(names), frame.id)
+        s.d.resume(stop.thread)
+        assert s.result() == ("ok", 1500)
+    finally:
+        s.close()
