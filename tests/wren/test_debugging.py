@@ -348,3 +348,34 @@ def test_limits_of_inspection_and_evaluation() -> None:
         assert s.result() == ("ok", 1500)
     finally:
         s.close()
+
+
+def test_stepping_across_languages_with_python(calls: Session) -> None:
+    calls.m.load_script_from_source("caller", "python", 'import kryon\ndef run(x):\n'
+                                    '    y = kryon.call("prog.P.twice", x)\n    return y + 1\n', policy=SecurityPolicy.trusted())
+    calls.d.set_breakpoints("caller", [BreakpointSpec(3)])
+
+    def run_caller() -> None:
+        calls.results.put(("ok", calls.m.call_function("caller.run", [4])))
+
+    threading.Thread(target=run_caller, daemon=True).start()
+    stop = calls.stop()
+    calls.d.resume(stop.thread, "stepIn")  # lands on the Wren callee's first line
+    stop = calls.stop()
+    frames = calls.stack(stop)
+    assert [(f.language, f.name, f.line) for f in frames[:2]] == [("wren", "twice(_)", 3), ("python", "run", 3)]
+    calls.d.resume(stop.thread, "stepOut")  # back in the Python caller
+    stop = calls.stop()
+    top = calls.stack(stop)[0]
+    assert (top.language, top.line) in {("python", 3), ("python", 4)}
+    calls.d.resume(stop.thread)
+    assert calls.result() == ("ok", 9)
+    # stepping over the line that calls Wren does not stop inside Wren
+    threading.Thread(target=run_caller, daemon=True).start()
+    stop = calls.stop()
+    calls.d.resume(stop.thread, "next")
+    stop = calls.stop()
+    top = calls.stack(stop)[0]
+    assert (top.language, top.line) == ("python", 4)
+    calls.d.resume(stop.thread)
+    assert calls.result() == ("ok", 9)

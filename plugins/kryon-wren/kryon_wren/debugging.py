@@ -29,7 +29,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kryon_core.debug.target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo
@@ -99,6 +99,7 @@ class WrenDebugTarget(DebugTarget):
     def attach(self, events: DebugEvents) -> None:
         self._events = events
         self._changed()
+        self._new_callers()
         for state in self._engine._live_states():  # learn where their poll flags are
             state.pool.gate.run(self._sync, state)
 
@@ -106,6 +107,42 @@ class WrenDebugTarget(DebugTarget):
         self._events = None
         self._mode, self._lines = TraceMode.OFF, {}
         self._changed()
+        self._new_callers()
+
+    @property
+    def attached(self) -> bool:
+        return self._events is not None
+
+    def _new_callers(self) -> None:
+        """Callers the engine made are remade: while attached they report
+        entering and leaving Wren (:meth:`activation`), otherwise not."""
+        for state in self._engine._live_states():
+            state.callers = {}
+
+    def activation(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        """``call`` (a host's entry into a Wren function) reporting a call and
+        a return while the debugger steps, so stepping over a call into Wren
+        from another language does not stop inside it, and stepping out of
+        Wren stops back in the caller. Line depths count afresh inside."""
+        local = self._local
+
+        def entered(*args: Any) -> Any:
+            events = self._events
+            if events is None:
+                return call(*args)
+            outer = getattr(local, "depth", None)
+            local.depth = None
+            if self._mode is TraceMode.EVERY_LINE:
+                events.call(self)
+            try:
+                return call(*args)
+            finally:
+                local.depth = outer
+                events = self._events
+                if events is not None and self._mode is TraceMode.EVERY_LINE:
+                    events.ret(self)
+
+        return entered
 
     def set_mode(self, mode: TraceMode, lines: Mapping[str, frozenset[int]]) -> None:
         self._mode, self._lines = mode, dict(lines)

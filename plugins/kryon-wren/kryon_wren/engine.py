@@ -837,6 +837,9 @@ class WrenEngine(ScriptEngine):
                 return self._stale(state, function, args)
             return gate.run(run, args)
 
+        debug = self._debug
+        if debug is not None and debug.attached:  # calls and returns across languages (debugging.py)
+            return debug.activation(call)  # type: ignore[no-any-return]
         return call
 
     def _stale(self, state: _VMState, function: str, args: Sequence[Any]) -> Any:
