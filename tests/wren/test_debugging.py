@@ -237,11 +237,12 @@ def test_pause_an_endless_loop_and_time_limits_keep_firing() -> None:
         assert (frame.name, frame.line) == ("spin()", 4)
         assert float(s.scope(frame)["i"].value) > 0
         time.sleep(1.2)  # stopped longer than the time limit: that time is not the script's
+        assert s.d.evaluate("i > 0", frame.id).value == "true"  # an evaluation gets a budget of its own
         s.d.resume(stop.thread)
         started = time.perf_counter()
         kind, error = s.result()
         assert kind == "error" and isinstance(error, ScriptTimeoutError)
-        assert time.perf_counter() - started > 0.5  # the budget started again after the stop
+        assert time.perf_counter() - started > 0.3  # what was left of the budget when it stopped
     finally:
         s.close()
 
@@ -379,3 +380,38 @@ def test_stepping_across_languages_with_python(calls: Session) -> None:
     assert (top.language, top.line) == ("python", 4)
     calls.d.resume(stop.thread)
     assert calls.result() == ("ok", 9)
+
+
+def test_attach_while_a_loop_runs_then_pause_it() -> None:
+    m = ScriptManager(cache=False)
+    try:
+        m.load_script_from_source("prog", "wren", "class P {\n  static spin() {\n    var i = 0\n"
+                                  "    while (i >= 0) { i = i + 1 }\n  }\n}\n", policy=SecurityPolicy.sandboxed_policy(time_limit=2.0))
+        outcome: "queue.Queue[BaseException]" = queue.Queue()
+
+        def spin() -> None:
+            try:
+                m.call_function("prog.P.spin")
+            except ScriptError as exc:
+                outcome.put(exc)
+
+        threading.Thread(target=spin, daemon=True).start()
+        time.sleep(0.3)  # running, with no debugger yet
+        d = m.debugger()  # attaching does not wait for the running call
+        stops: "queue.Queue[Stop]" = queue.Queue()
+        d.on_stop = stops.put
+        d.pause()
+        stop = stops.get(timeout=20)
+        assert stop.reason == "pause"
+        frame = d.stack(stop.thread)[0]
+        assert (frame.name, frame.line) == ("spin()", 4)
+        d.evaluate("i = -10", frame.id)  # a copy: the loop's own i is untouched
+        assert float(d.variables(d.scopes(frame.id)[0].reference)[0].value) > 0
+        # a condition evaluated at every pass neither stops nor stretches the time limit
+        d.set_breakpoints("prog", [BreakpointSpec(4, condition="i > 1000000000")])
+        d.resume(stop.thread)
+        time.sleep(0.5)
+        d.detach()
+        assert isinstance(outcome.get(timeout=20), ScriptTimeoutError)  # the limit still ends it
+    finally:
+        m.close()

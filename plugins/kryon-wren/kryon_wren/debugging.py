@@ -25,6 +25,7 @@ script's own VM, under its policy.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -36,7 +37,7 @@ from kryon_core.debug.target import DebugEvents, DebugTarget, FrameInfo, ScopeIn
 from kryon_core.errors import ScriptError, ScriptRuntimeError
 
 from . import sandbox
-from .vm import TYPE_BOOL, TYPE_LIST, TYPE_MAP, TYPE_NULL, TYPE_NUM, TYPE_STRING, Handle
+from .vm import EPOCH_TICK_SECONDS, TYPE_BOOL, TYPE_LIST, TYPE_MAP, TYPE_NULL, TYPE_NUM, TYPE_STRING, Handle
 
 if TYPE_CHECKING:
     from .engine import WrenEngine, _VMState
@@ -69,8 +70,7 @@ def _string_text(s: str) -> str:
 class _Applied:
     """What one VM has patched for the debugger."""
 
-    def __init__(self, poll: int) -> None:
-        self.poll = poll  # address of the VM's poll flag in linear memory
+    def __init__(self) -> None:
         self.version = -1
         self.lines: set[tuple[str, int]] = set()
         self.step_all = False
@@ -89,7 +89,6 @@ class WrenDebugTarget(DebugTarget):
         self._lines: dict[str, frozenset[int]] = {}
         self._version = 0
         self._applied: "weakref.WeakKeyDictionary[Any, _Applied]" = weakref.WeakKeyDictionary()
-        self._applied_lock = threading.Lock()  # VMs register on their threads; wishes come from any
         self._local = threading.local()
         self._scratch: Any = None
         self._scratch_lock = threading.Lock()
@@ -98,10 +97,8 @@ class WrenDebugTarget(DebugTarget):
     # -- attaching and modes -------------------------------------------------------------
     def attach(self, events: DebugEvents) -> None:
         self._events = events
-        self._changed()
+        self._changed()  # scripts already running (an endless loop too) apply it at their next loop
         self._new_callers()
-        for state in self._engine._live_states():  # learn where their poll flags are
-            state.pool.gate.run(self._sync, state)
 
     def detach(self) -> None:
         self._events = None
@@ -151,12 +148,12 @@ class WrenDebugTarget(DebugTarget):
     def _changed(self) -> None:
         """A new wish: every VM calls back at its next loop or entry and applies it."""
         self._version += 1
-        with self._applied_lock:
-            known = list(self._applied.items())
-        for vm, applied in known:
-            inst = vm.instance
-            if inst.dead is None and not vm._closed:
-                inst.write_bytes(applied.poll, b"\x01\x00\x00\x00")
+        for state in self._engine._live_states():
+            vm = state.vm
+            inst = vm.instance if vm is not None else None
+            if inst is not None and inst.dead is None and not vm._closed:
+                # a plain store to linear memory: safe while another thread runs the VM
+                inst.write_bytes(state.debug_poll, b"\x01\x00\x00\x00")
 
     def started(self, state: "_VMState") -> None:
         """A VM was made for a script (before any of its code compiles)."""
@@ -167,12 +164,9 @@ class WrenDebugTarget(DebugTarget):
         vm = state.vm
         if vm is None or vm.instance.dead is not None:
             return
-        with self._applied_lock:
-            applied = self._applied.get(vm)
+        applied = self._applied.get(vm)
         if applied is None:
-            applied = _Applied(vm._c("wren_debug_poll_pointer"))
-            with self._applied_lock:
-                self._applied[vm] = applied
+            applied = self._applied[vm] = _Applied()
         version = self._version
         if applied.version == version:
             return
@@ -233,12 +227,16 @@ class WrenDebugTarget(DebugTarget):
 
     def _stop_point(self, state: "_VMState", report: Any, *args: Any) -> None:
         """Report an event with ``state`` paused; values read meanwhile are
-        pinned until it returns, and the time spent stopped does not count
-        against the script's time limit."""
+        pinned until it returns. The time and fuel the debugger spends here
+        (stopped, evaluating) are not the script's: its time limit and fuel
+        budget go on from where they were."""
         engine = self._engine
+        inst = state.pool.instance
+        remaining = inst.timeout - (time.perf_counter() - inst._armed_at) if inst.timeout else None
+        fuel = inst.store.get_fuel() if inst.fuel is not None else None
+        _unlimited(inst)  # reading frames and values while stopped is the debugger's time
         engine._active.append(state)
         handles, self._local.handles = getattr(self._local, "handles", None), []
-        started = time.perf_counter()
         try:
             report(*args)
         finally:
@@ -246,9 +244,12 @@ class WrenDebugTarget(DebugTarget):
             for handle in self._local.handles:
                 handle.release()
             self._local.handles = handles
-            inst = state.pool.instance
-            if inst.dead is None and inst.depth and inst.limited and time.perf_counter() - started > 0.001:
-                inst._arm_limits()
+            if inst.dead is None:
+                if remaining is not None:
+                    inst._armed_at = time.perf_counter() - (inst.timeout - remaining)
+                    inst.store.set_epoch_deadline(max(1, math.ceil(remaining / EPOCH_TICK_SECONDS)))
+                if fuel is not None:
+                    inst.store.set_fuel(fuel)
 
     # -- breakpoint lines ----------------------------------------------------------------------
     def resolve_line(self, script: str, source: str, line: int) -> int | None:
@@ -257,6 +258,8 @@ class WrenDebugTarget(DebugTarget):
             lines = self._compile_lines(source)
             if lines is None:
                 return None
+            if len(self._code_lines) >= 64:  # sources of scripts reloaded many times
+                self._code_lines.clear()
             self._code_lines[source] = lines
         after = [n for n in lines if n >= line]
         return min(after) if after else None
@@ -468,6 +471,8 @@ class WrenDebugTarget(DebugTarget):
             values.append(self._pin(vm, 0) if vm.slot_type(0) not in (TYPE_NUM, TYPE_NULL, TYPE_BOOL, TYPE_STRING)
                           else vm.get_slot(0))
         bars = f"|{', '.join(params)}| " if params else ""
+        if vm.instance.limited:
+            vm.instance._arm_limits()  # each evaluation gets the script's limits afresh (see _stop_point)
         try:
             if not vm.has_variable(module, "KryonHost"):
                 vm.interpret('import "kryon" for KryonHost\n', module=module)
@@ -488,5 +493,15 @@ class WrenDebugTarget(DebugTarget):
                                      language=LANG, script=module) from None
         finally:
             state.flush()
+            _unlimited(vm.instance)
         # takeEval's result is in slot 0
         return self._read(state, expression, 0)
+
+
+def _unlimited(inst: Any) -> None:
+    """No deadline and no fuel budget (while the debugger holds a script stopped)."""
+    if inst.dead is None:
+        if inst.timeout is not None:
+            inst.store.set_epoch_deadline(1 << 40)
+        if inst.fuel is not None:
+            inst.store.set_fuel(1 << 40)

@@ -120,6 +120,7 @@ class _VMState:
             breakpoint=self._on_breakpoint,
             max_frames=self.policy.max_recursion or None,
         )
+        self.debug_poll = vm._c("wren_debug_poll_pointer")  # a debugger may ask from any thread
         self.vm = vm
         for script, line in self.engine._breakpoint_lines():
             vm.add_breakpoint(script, line)
