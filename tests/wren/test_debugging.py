@@ -415,3 +415,24 @@ def test_attach_while_a_loop_runs_then_pause_it() -> None:
         assert isinstance(outcome.get(timeout=20), ScriptTimeoutError)  # the limit still ends it
     finally:
         m.close()
+
+
+def test_closure_scope_shows_captured_variables() -> None:
+    source = ("class P {\n  static main(n) {\n    var base = n * 10\n    var add = Fn.new { |k|\n"
+              "      var sum = base + k\n      return sum\n    }\n    return add.call(3)\n  }\n}\n")
+    s = Session(source)
+    try:
+        s.d.set_breakpoints("prog", [BreakpointSpec(6)])
+        s.run("P.main", 2)
+        stop = s.stop()
+        block, outer = s.stack(stop)[:2]
+        assert block.name == "Fn (line 4)" and outer.name == "main(_)"
+        assert [sc.name for sc in s.d.scopes(block.id)] == ["Locals", "Closure", "Module"]
+        assert {k: v.value for k, v in s.scope(block).items()} == {"k": "3", "sum": "23"}
+        assert {k: v.value for k, v in s.scope(block, 1).items()} == {"base": "20"}
+        assert [sc.name for sc in s.d.scopes(outer.id)] == ["Locals", "Module"]  # captures nothing
+        assert s.d.evaluate("base + k + sum", block.id).value == "46"  # captured and own locals
+        s.d.resume(stop.thread)
+        assert s.result() == ("ok", 23)
+    finally:
+        s.close()

@@ -586,10 +586,10 @@ static int resolveUpvalueIn(Compiler* c, const char* name, int length, bool inMe
   int local = resolveLocal(c->parent, name, length);
   if (local != -1) {
     c->parent->locals[local].isCaptured = true;
-    return addUpvalue(c, true, local);
+    return fnDebugUpvalue(c->fn, name, length, addUpvalue(c, true, local));
   }
   int upvalue = resolveUpvalueIn(c->parent, name, length, inMethodOnly);
-  if (upvalue != -1) return addUpvalue(c, false, upvalue);
+  if (upvalue != -1) return fnDebugUpvalue(c->fn, name, length, addUpvalue(c, false, upvalue));
   return -1;
 }
 

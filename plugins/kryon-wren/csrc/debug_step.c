@@ -100,6 +100,36 @@ void vmDebugError(VM* vm, ObjFiber* fiber) {
 
 EXPORT(wren_debug_errors) void wren_debug_errors(WrenVM* vm, int on) { vm->debugErrors = on != 0; }
 
+/* The compiler resolved `name` to upvalue `index` of fn: kept among the
+ * named locals with slot -1 - index (wren_debug_local skips those), once. */
+int fnDebugUpvalue(ObjFn* fn, const char* name, int length, int index) {
+  FnDebug* d = fn->debug;
+  for (int i = 0; d != NULL && i < d->localCount; i++) {
+    if (d->locals[i].slot == -1 - index) return index;
+  }
+  fnDebugLocalBegin(fn, name, length, 0);
+  fn->debug->locals[fn->debug->localCount - 1].slot = -1 - index;
+  return index;
+}
+
+/* The `index`th upvalue of frame `frameIndex` that has a name: its value
+ * goes to `slot`, its name is returned; NULL past the last. */
+EXPORT(wren_debug_upvalue)
+const char* wren_debug_upvalue(WrenVM* vm, int frameIndex, int index, int slot) {
+  CallFrame* frame = vmDebugFrame(vm, frameIndex);
+  if (frame == NULL || frame->closure->fn->debug == NULL) return NULL;
+  FnDebug* d = frame->closure->fn->debug;
+  for (int i = 0; i < d->localCount; i++) {
+    int upvalue = -1 - d->locals[i].slot;
+    if (d->locals[i].slot >= 0 || upvalue >= frame->closure->fn->numUpvalues) continue;
+    if (index-- > 0) continue;
+    wren_ensure_slots(vm, slot + 1);
+    vm->slots[slot] = *frame->closure->upvalues[upvalue]->value;
+    return d->locals[i].name;
+  }
+  return NULL;
+}
+
 EXPORT(wren_debug_poll_pointer) int* wren_debug_poll_pointer(WrenVM* vm) { return &vm->debugPoll; }
 
 EXPORT(wren_debug_step_all) void wren_debug_step_all(WrenVM* vm, int on) { setStepAll(vm, on != 0); }

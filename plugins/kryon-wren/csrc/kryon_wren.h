@@ -122,5 +122,6 @@ const char* wren_debug_code_lines(WrenVM* vm, const char* source);
 const char* wren_debug_module_variable(WrenVM* vm, const char* module, int index, int slot);
 int wren_debug_instance_field(WrenVM* vm, int slot, int field, int outSlot);
 const char* wren_debug_class_name(WrenVM* vm, int slot);
+const char* wren_debug_upvalue(WrenVM* vm, int frameIndex, int index, int slot);
 
 #endif

@@ -184,6 +184,7 @@ void vmSetMaxFrames(VM* vm, int maxFrames);
  * patch the first instruction of each run of a line with OP_BREAKPOINT. */
 void fnDebugLocalBegin(ObjFn* fn, const char* name, int length, int slot);
 void fnDebugLocalsEnd(ObjFn* fn, int firstSlot);
+int fnDebugUpvalue(ObjFn* fn, const char* name, int length, int index);
 void fnDebugFree(ObjFn* fn);
 int vmAddBreakpoint(VM* vm, const char* module, int line);
 int vmRemoveBreakpoint(VM* vm, const char* module, int line);

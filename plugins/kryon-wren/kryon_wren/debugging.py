@@ -309,8 +309,13 @@ class WrenDebugTarget(DebugTarget):
 
     def scopes(self, frame: FrameInfo) -> list[ScopeInfo]:
         state, index = frame.handle
-        return [ScopeInfo("Locals", ("locals", state, index)),
-                ScopeInfo("Module", ("module", state, frame.script))]
+        scopes = [ScopeInfo("Locals", ("locals", state, index))]
+        vm = state.vm
+        vm.ensure_slots(1)
+        if vm._c("wren_debug_upvalue", index, 0, 0):
+            scopes.append(ScopeInfo("Closure", ("closure", state, index)))
+        scopes.append(ScopeInfo("Module", ("module", state, frame.script)))
+        return scopes
 
     def children(self, handle: Any) -> list[ValueInfo]:
         kind, state = handle[0], handle[1]
@@ -319,10 +324,11 @@ class WrenDebugTarget(DebugTarget):
             return []
         vm.ensure_slots(4)
         out: list[ValueInfo] = []
-        if kind == "locals":
+        if kind in ("locals", "closure"):
+            export = "wren_debug_local" if kind == "locals" else "wren_debug_upvalue"
             i = 0
             while len(out) < _MAX_CHILDREN:
-                name = vm._c("wren_debug_local", handle[2], i, 0)
+                name = vm._c(export, handle[2], i, 0)
                 if not name:
                     break
                 out.append(self._read(state, vm.instance.read_cstring(name), 0))
@@ -450,24 +456,25 @@ class WrenDebugTarget(DebugTarget):
         # the frame's locals the expression names become the function's parameters
         mentioned = set(_NAME.findall(expression))
         params: list[str] = []
-        slots: list[int] = []
+        sources: list[tuple[str, int]] = []
         vm.ensure_slots(2)
-        i = 0
-        while True:
-            name_ptr = vm._c("wren_debug_local", index, i, 0)
-            if not name_ptr:
-                break
-            name = vm.instance.read_cstring(name_ptr)
-            if name in mentioned and name != "this" and name not in params:
-                if len(params) == _MAX_PARAMETERS:
-                    raise ScriptRuntimeError(f"the expression names more than {_MAX_PARAMETERS} locals",
-                                             language=LANG, script=module)
-                params.append(name)
-                slots.append(i)
-            i += 1
+        for export in ("wren_debug_local", "wren_debug_upvalue"):  # a local shadows a captured name
+            i = 0
+            while True:
+                name_ptr = vm._c(export, index, i, 0)
+                if not name_ptr:
+                    break
+                name = vm.instance.read_cstring(name_ptr)
+                if name in mentioned and name != "this" and name not in params:
+                    if len(params) == _MAX_PARAMETERS:
+                        raise ScriptRuntimeError(f"the expression names more than {_MAX_PARAMETERS} locals",
+                                                 language=LANG, script=module)
+                    params.append(name)
+                    sources.append((export, i))
+                i += 1
         values = []
-        for i in slots:
-            vm._c("wren_debug_local", index, i, 0)
+        for export, i in sources:
+            vm._c(export, index, i, 0)
             values.append(self._pin(vm, 0) if vm.slot_type(0) not in (TYPE_NUM, TYPE_NULL, TYPE_BOOL, TYPE_STRING)
                           else vm.get_slot(0))
         bars = f"|{', '.join(params)}| " if params else ""
