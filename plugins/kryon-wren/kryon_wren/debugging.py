@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kryon_core.debug.target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo
-from kryon_core.errors import ScriptError, ScriptRuntimeError
+from kryon_core.errors import ScriptRuntimeError
 
 from . import sandbox
 from .vm import EPOCH_TICK_SECONDS, TYPE_BOOL, TYPE_LIST, TYPE_MAP, TYPE_NULL, TYPE_NUM, TYPE_STRING, Handle
@@ -374,7 +374,7 @@ class WrenDebugTarget(DebugTarget):
         return out
 
     def _pin(self, vm: Any, slot: int) -> Handle:
-        handle = vm.get_slot_handle(slot)
+        handle: Handle = vm.get_slot_handle(slot)
         pinned = getattr(self._local, "handles", None)
         if pinned is not None:
             pinned.append(handle)
