@@ -3,17 +3,19 @@ process (trusted Python, trusted Kryon Lisp, test engines), over
 ``sys.settrace``.
 
 While a debugger is attached the engine installs :meth:`PyTraceTarget.trace`
-as the thread's trace function whenever it enters script code (``enter``);
-the global trace sees only calls, and turns line events on for the frames
-of scripts that need them (a breakpoint in that script, or every line while
-stepping). A pause from another thread turns line events on for the frames
-that thread is running, so an endless loop stops at its next line. Without
-a debugger nothing is installed.
+as the thread's trace function whenever it enters script code (``enter``),
+or calls it from a trace function of its own (:meth:`PyTraceTarget.call_event`,
+when the engine already traces for its limits); the global trace sees only
+calls, and turns line events on for the frames of scripts that need them (a
+breakpoint in that script, or every line while stepping). A pause from
+another thread turns line events on for the frames that thread is running,
+so an endless loop stops at its next line. Without a debugger nothing is
+installed.
 
-Language specifics come from the engine: which code objects are script code
-(``script_of``), how a Python line maps to the script's own line and column
-(Lisp maps to its ``.kl`` positions), how an expression is evaluated and how
-a value is shown.
+Language specifics come from the engine: which frames are script code
+(``script_of`` / ``frame_script``), how a Python line maps to the script's
+own line and column (Lisp maps to its ``.kl`` positions), how names are
+spelled, how an expression is evaluated and how a value is shown.
 """
 
 from __future__ import annotations
@@ -27,10 +29,19 @@ from typing import Any
 from ..errors import ScriptError, ScriptRuntimeError
 from .target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo
 
-__all__ = ["PyTraceTarget"]
+__all__ = ["PyTraceTarget", "Chain"]
 
 _MAX_CHILDREN = 1000
 _MAX_TEXT = 200
+
+#: exceptions that are how Python ends iterations and generators, not errors
+_CONTROL_FLOW = (StopIteration, StopAsyncIteration, GeneratorExit)
+
+TraceFunction = Callable[[FrameType, str, Any], Any]
+
+
+def _untraced(frame: FrameType, event: str, arg: Any) -> Any:
+    return _untraced
 
 
 def _show(value: Any) -> tuple[str, str]:
@@ -46,6 +57,22 @@ def _has_children(value: Any) -> bool:
     )
 
 
+class Chain:
+    """A frame's local trace made of two: the engine's own (limits) and the
+    debugger's. Both see every event; the debugger's runs last, so its choice
+    of line events for the frame stands."""
+
+    __slots__ = ("inner", "mine")
+
+    def __init__(self, inner: TraceFunction, mine: TraceFunction) -> None:
+        self.inner, self.mine = inner, mine
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> "Chain":
+        self.inner = self.inner(frame, event, arg) or _untraced
+        self.mine(frame, event, arg)
+        return self
+
+
 class PyTraceTarget(DebugTarget):
     """See the module docstring."""
 
@@ -55,16 +82,24 @@ class PyTraceTarget(DebugTarget):
         *,
         script_of: Callable[[CodeType], str | None],
         position: Callable[[str, FrameType], tuple[int, int | None]] | None = None,
+        line: Callable[[str, FrameType], int] | None = None,
         evaluate: Callable[[str, Mapping[str, Any], dict[str, Any], str], Any] | None = None,
         show: Callable[[Any], tuple[str, str]] = _show,
         code_lines: Callable[[str, str], set[int]] | None = None,
+        frame_script: Callable[[FrameType], str | None] | None = None,
+        spell: Callable[[str], str] = str,
+        frame_name: Callable[[str], str] = str,
     ) -> None:
         self.language = language
         self._script_of = script_of
+        self._frame_script = frame_script or (lambda frame: script_of(frame.f_code))
         self._position = position or (lambda script, frame: (frame.f_lineno, None))
+        self._line = line or (lambda script, frame: self._position(script, frame)[0])
         self._evaluate = evaluate or (lambda script, globals_, locals_, expr: eval(expr, dict(globals_), locals_))
         self._show = show
         self._code_lines = code_lines or _python_code_lines
+        self._spell = spell
+        self._frame_name = frame_name
         self._events: DebugEvents | None = None
         self._mode = TraceMode.OFF
         self._lines: Mapping[str, frozenset[int]] = {}
@@ -78,10 +113,13 @@ class PyTraceTarget(DebugTarget):
         self._events = None
         self._mode = TraceMode.OFF
         for frame in sys._current_frames().values():
-            while frame is not None:
-                if frame.f_trace is self._local_trace:
-                    frame.f_trace = None
-                frame = frame.f_back  # type: ignore[assignment]
+            f: FrameType | None = frame
+            while f is not None:
+                if f.f_trace is self._local_trace:
+                    f.f_trace = None
+                elif isinstance(f.f_trace, Chain) and f.f_trace.mine == self._local_trace:
+                    f.f_trace = f.f_trace.inner
+                f = f.f_back
 
     @property
     def active(self) -> bool:
@@ -91,15 +129,18 @@ class PyTraceTarget(DebugTarget):
 
     def set_mode(self, mode: TraceMode, lines: Mapping[str, frozenset[int]]) -> None:
         self._mode, self._lines = mode, dict(lines)
-        if mode is TraceMode.EVERY_LINE:  # a pause: running frames report their next line
-            me = threading.get_ident()
-            for ident, frame in sys._current_frames().items():
-                if ident == me:
-                    continue
+        if mode is TraceMode.EVERY_LINE:  # a pause or a step: running frames report their next line
+            for frame in sys._current_frames().values():
                 f: FrameType | None = frame
                 while f is not None:
-                    if self._script_of(f.f_code) is not None:
-                        f.f_trace = self._local_trace
+                    if self._frame_script(f) is not None:
+                        current = f.f_trace
+                        if current is None:
+                            f.f_trace = self._local_trace
+                        elif current != self._local_trace and not (
+                            isinstance(current, Chain) and current.mine == self._local_trace
+                        ):
+                            f.f_trace = Chain(current, self._local_trace)
                         f.f_trace_lines = True
                     f = f.f_back
 
@@ -118,7 +159,7 @@ class PyTraceTarget(DebugTarget):
     def trace(self, frame: FrameType, event: str, arg: Any) -> Any:
         if event != "call" or self._events is None:
             return None
-        script = self._script_of(frame.f_code)
+        script = self._frame_script(frame)
         if script is None:
             return None
         mode = self._mode
@@ -129,37 +170,67 @@ class PyTraceTarget(DebugTarget):
             self._events.call(self)
         return self._local_trace
 
+    def call_event(self, frame: FrameType, inner: TraceFunction | None) -> TraceFunction | None:
+        """For an engine tracing on its own (limits): the local trace of a
+        frame just called, ``inner`` (the engine's, or None) chained with the
+        debugger's."""
+        mine = self.trace(frame, "call", None)
+        if mine is None:
+            return inner
+        if inner is None:
+            return mine  # type: ignore[no-any-return]
+        return Chain(inner, mine)
+
     def _local_trace(self, frame: FrameType, event: str, arg: Any) -> Any:
         events = self._events
         if events is None:
             return None
-        script = self._script_of(frame.f_code)
+        script = self._frame_script(frame)
         if script is None:
             return None
         if event == "line":
-            line, _ = self._position(script, frame)
+            line = self._line(script, frame)
             if self._mode is TraceMode.EVERY_LINE or line in self._lines.get(script, ()):
-                self._local.frame = frame
-                try:
-                    events.line(self, script, line)
-                finally:
-                    self._local.frame = None
+                self._stopped_in(frame, "line", events.line, self, script, line)
             frame.f_trace_lines = self._mode is TraceMode.EVERY_LINE or bool(self._lines.get(script))
         elif event == "return":
             if self._mode is TraceMode.EVERY_LINE:
                 events.ret(self)
         elif event == "exception":
-            exc = arg[1]
+            exc, tb = arg[1], arg[2]
+            if isinstance(exc, _CONTROL_FLOW) or self._passing_through(tb):
+                return self._local_trace
             error = exc if isinstance(exc, ScriptError) else ScriptRuntimeError(
                 f"{type(exc).__name__}: {exc}", language=self.language, script=script,
-                line=self._position(script, frame)[0],
+                line=self._line(script, frame),
             )
-            self._local.frame = frame
-            try:
-                events.exception(self, error)
-            finally:
-                self._local.frame = None
+            self._stopped_in(frame, "exception", events.exception, self, error)
         return self._local_trace
+
+    def _passing_through(self, tb: Any) -> bool:
+        """Whether an exception already went through a script frame deeper
+        than this one (it is reported once, where script code raised it)."""
+        tb = tb.tb_next if tb is not None else None
+        while tb is not None:
+            if self._frame_script(tb.tb_frame) is not None:
+                return True
+            tb = tb.tb_next
+        return False
+
+    def _stopped_in(self, frame: FrameType, event: str, report: Callable[..., None], *args: Any) -> None:
+        """Report an event with ``frame`` as the innermost one (nested: an
+        evaluation may run script code that reports again)."""
+        outer = getattr(self._local, "frame", None), getattr(self._local, "event", None)
+        self._local.frame, self._local.event = frame, event
+        try:
+            report(*args)
+        finally:
+            self._local.frame, self._local.event = outer
+
+    def at_line_start(self, frame: FrameType) -> bool:
+        """Whether ``frame`` is stopped before its line runs (a line event),
+        rather than inside it (a call it makes, an error it raised)."""
+        return frame is getattr(self._local, "frame", None) and getattr(self._local, "event", None) == "line"
 
     # -- breakpoint lines -----------------------------------------------------------------
     def resolve_line(self, script: str, source: str, line: int) -> int | None:
@@ -176,11 +247,12 @@ class PyTraceTarget(DebugTarget):
         groups: list[list[FrameInfo]] = []
         current: list[FrameInfo] = []
         while frame is not None:
-            script = self._script_of(frame.f_code)
+            script = self._frame_script(frame)
             if script is not None:
                 line, column = self._position(script, frame)
                 name = frame.f_code.co_name
-                current.append(FrameInfo("<top level>" if name == "<module>" else name, script, line, column, frame))
+                shown = "<top level>" if name == "<module>" else self._frame_name(name)
+                current.append(FrameInfo(shown, script, line, column, frame))
             elif current:  # host code between script frames: an activation ends here
                 groups.append(current)
                 current = []
@@ -191,17 +263,18 @@ class PyTraceTarget(DebugTarget):
 
     def scopes(self, frame: FrameInfo) -> list[ScopeInfo]:
         f: FrameType = frame.handle
-        local_names = dict(f.f_locals)
+        local_names = _visible(f.f_locals)
         out = [ScopeInfo("Locals", ("scope", local_names))]
         if f.f_code.co_freevars:
             out.append(ScopeInfo("Closure", ("scope", {n: local_names[n] for n in f.f_code.co_freevars if n in local_names})))
         if f.f_globals is not f.f_locals:
-            module = {k: v for k, v in f.f_globals.items() if not k.startswith("__")}
+            module = _visible(f.f_globals)
             out.append(ScopeInfo("Globals", ("scope", module), expensive=len(module) > 100))
         return out
 
     def children(self, handle: Any) -> list[ValueInfo]:
         kind, value = handle
+        spell = self._spell if kind == "scope" else str
         if kind == "scope" or isinstance(value, dict):
             items = list(value.items())
         elif isinstance(value, (list, tuple)):
@@ -212,11 +285,13 @@ class PyTraceTarget(DebugTarget):
             items = [(k, v) for k, v in vars(value).items() if not k.startswith("__")]
         out = []
         for key, item in items[:_MAX_CHILDREN]:
-            text, type_name = self._show(item)
-            child = ("value", item) if _has_children(item) else None
-            count = len(item) if isinstance(item, (list, tuple, dict, set, frozenset)) else None
-            out.append(ValueInfo(str(key), text, type_name, child, count))
+            out.append(self._value(spell(key) if isinstance(key, str) else str(key), item))
         return out
+
+    def _value(self, name: str, value: Any) -> ValueInfo:
+        text, type_name = self._show(value)
+        count = len(value) if isinstance(value, (list, tuple, dict, set, frozenset)) else None
+        return ValueInfo(name, text, type_name, ("value", value) if _has_children(value) else None, count)
 
     def evaluate(self, frame: FrameInfo | None, expression: str) -> ValueInfo:
         if frame is None:
@@ -228,17 +303,25 @@ class PyTraceTarget(DebugTarget):
             raise
         except Exception as exc:
             raise ScriptRuntimeError(f"{type(exc).__name__}: {exc}", language=self.language, script=frame.script) from None
-        text, type_name = self._show(value)
-        count = len(value) if isinstance(value, (list, tuple, dict, set, frozenset)) else None
-        return ValueInfo(expression, text, type_name, ("value", value) if _has_children(value) else None, count)
+        return self._value(expression, value)
+
+
+def _visible(names: Mapping[str, Any]) -> dict[str, Any]:
+    """A namespace without the interpreter's and the host's own entries (``__x__``)."""
+    return {k: v for k, v in names.items() if not (k.startswith("__") and k.endswith("__"))}
 
 
 def _python_code_lines(script: str, source: str) -> set[int]:
     """Lines that hold code in Python source: every line some code object runs."""
+    return code_lines(compile(source, script, "exec"))
+
+
+def code_lines(code: CodeType) -> set[int]:
+    """Every line some code object in ``code`` (nested ones included) runs."""
     lines: set[int] = set()
-    stack = [compile(source, script, "exec")]
+    stack = [code]
     while stack:
-        code = stack.pop()
-        lines.update(line for _, _, line in code.co_lines() if line is not None)
-        stack.extend(c for c in code.co_consts if isinstance(c, CodeType))
+        c = stack.pop()
+        lines.update(line for _, _, line in c.co_lines() if line is not None)
+        stack.extend(k for k in c.co_consts if isinstance(k, CodeType))
     return lines

@@ -34,6 +34,7 @@ from .target import DebugEvents, DebugTarget, FrameInfo, TraceMode, ValueInfo
 
 if TYPE_CHECKING:
     from ..manager import ScriptManager
+    from ..policy import SecurityPolicy
 
 __all__ = ["Debugger", "BreakpointSpec", "Breakpoint", "Stop", "Frame", "Scope", "Variable", "DebugError"]
 
@@ -265,7 +266,7 @@ class Debugger(DebugEvents):
     def _resolve(self, bp: Breakpoint) -> None:
         """Where ``bp`` lands: in a loaded script, or (for a file not loaded
         yet) in the file's text, so an editor sees the real line at once."""
-        script, language, source = self._source_of(bp.source)
+        script, language, source, policy = self._source_of(bp.source)
         bp.script = script
         if language is None:
             bp.verified, bp.line, bp.message = False, None, "no loaded script or known file type"
@@ -276,6 +277,10 @@ class Debugger(DebugEvents):
             target = self._targets.get(language)
         if target is None:
             bp.verified, bp.line, bp.message = False, None, f"the {language} engine cannot be debugged"
+            return
+        why = target.refuses(policy)
+        if why is not None:
+            bp.verified, bp.line, bp.message = False, None, why
             return
         if source is None:
             try:
@@ -289,9 +294,10 @@ class Debugger(DebugEvents):
         bp.line, bp.verified = line, line is not None
         bp.message = None if line is not None else f"no code at or after line {bp.requested_line}"
 
-    def _source_of(self, source: str) -> tuple[str | None, str | None, str | None]:
-        """(script id, language, source text) of a breakpoint's source: a
-        loaded script (by id or file), else a file's language alone."""
+    def _source_of(self, source: str) -> tuple[str | None, str | None, str | None, "SecurityPolicy"]:
+        """(script id, language, source text, policy) of a breakpoint's source:
+        a loaded script (by id or file), else a file's language alone (and the
+        policy it would load under)."""
         scripts = {**self.manager.scripts, **self._starting}
         loaded = scripts.get(source)
         if loaded is None:
@@ -301,12 +307,12 @@ class Debugger(DebugEvents):
                     loaded = s
                     break
         if loaded is not None:
-            return loaded.id, loaded.language, loaded.compiled.source
+            return loaded.id, loaded.language, loaded.compiled.source, loaded.policy
         try:
             language = self.manager.language_for_file(source)
         except ScriptError:
-            return None, None, None
-        return None, language, None
+            return None, None, None, self.manager.policy
+        return None, language, None, self.manager.policy
 
     def set_exception_breakpoints(self, *, uncaught: bool = False, raised: bool = False) -> None:
         """Stop where a script error is raised (``raised``), or when one reaches

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..errors import ScriptError
+    from ..policy import SecurityPolicy
 
 __all__ = ["TraceMode", "FrameInfo", "ScopeInfo", "ValueInfo", "DebugEvents", "DebugTarget"]
 
@@ -130,6 +131,12 @@ class DebugTarget(abc.ABC):
         """The line a breakpoint asked for at ``line`` lands on: ``line`` itself
         if it holds code, else the next line that does (within the same
         function), or None when none does. Works before the script loads."""
+
+    def refuses(self, policy: "SecurityPolicy") -> str | None:
+        """Why scripts loaded under ``policy`` cannot be debugged (say, they run
+        in a worker process the debugger cannot reach), or None when they can.
+        Their breakpoints are not verified and carry this message."""
+        return None
 
     # -- on the stopped thread only ----------------------------------------------------
     @abc.abstractmethod

@@ -60,6 +60,7 @@ class PyHostedEngine(ScriptEngine):
         self.breakpoints = Breakpoints(dialect.language, self._names_of, errors)
         self.local = InProcess(dialect, self.gate, self._get_config, self._get_bridge, self.breakpoints, errors)
         self.sandboxed = Sandboxed(dialect, self._output, self.breakpoints)
+        self._debug_target: Any = None  # made by debug_target()
 
     def _get_config(self) -> EngineConfig:
         return self.config
@@ -245,6 +246,14 @@ class PyHostedEngine(ScriptEngine):
     def remove_breakpoint(self, breakpoint_id: int) -> None:
         self.breakpoints.remove(breakpoint_id)
         self.sandboxed.push_breakpoints()
+
+    def debug_target(self) -> Any:
+        """The debugger's view of this engine's trusted scripts (see :mod:`.debugging`)."""
+        if self._debug_target is None:
+            from .debugging import PyHostDebugTarget
+
+            self._debug_target = PyHostDebugTarget(self)
+        return self._debug_target
 
     def set_breakpoint_handler(self, handler: Callable[[BreakpointHit], None] | None) -> None:
         super().set_breakpoint_handler(handler)

@@ -52,7 +52,9 @@ class Breakpoints:
         self._ids = itertools.count(1)
         self._lines: dict[str, dict[int, int]] = {}  # script id -> line -> breakpoint id (a cache)
         self._lock = threading.Lock()
-        #: whether any breakpoint exists (read on every call: a plain attribute)
+        #: whether a debugger is attached (see :mod:`.debugging`): every call traces then
+        self.debugging = False
+        #: whether any breakpoint exists or a debugger is attached (read on every call: a plain attribute)
         self.active = False
 
     def add(self, file: str, line: int) -> int:
@@ -70,7 +72,12 @@ class Breakpoints:
             if self._by_id.pop(breakpoint_id, None) is None:
                 raise ScriptError(f"no breakpoint {breakpoint_id}", language=self.language)
             self._lines = {}
-            self.active = bool(self._by_id)
+            self.active = bool(self._by_id) or self.debugging
+
+    def set_debugging(self, on: bool) -> None:
+        with self._lock:
+            self.debugging = on
+            self.active = bool(self._by_id) or on
 
     def forget(self, script_id: str) -> None:
         """A script's names may have changed (loaded, reloaded, unloaded)."""
@@ -127,6 +134,8 @@ class Tracer:
     def __init__(self, breakpoints: Breakpoints) -> None:
         self.breakpoints = breakpoints
         self._local = threading.local()
+        #: the debugger's target while one is attached (a kryon_core.debug.pytrace.PyTraceTarget)
+        self.debug: Any = None
 
     @property
     def active(self) -> bool:
@@ -169,6 +178,12 @@ class Tracer:
         script_id = frame.f_globals.get(SCRIPT_KEY)
         if script_id is None:
             return None
+        debug = self.debug
+        if debug is not None:
+            return debug.call_event(frame, self._limits(frame, script_id))  # type: ignore[no-any-return]
+        return self._limits(frame, script_id)
+
+    def _limits(self, frame: types.FrameType, script_id: str) -> TraceFunction | None:
         count = self._count()
         counting = count.limit is not None
         if counting:

@@ -5,6 +5,7 @@ against ``kryon debug`` as a subprocess)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 
 import pytest
@@ -124,7 +125,6 @@ def test_stop_on_entry_and_bad_requests(client):
 
 
 def _kryon_debug(*extra: str) -> "subprocess.Popen[bytes]":
-    import subprocess
     import sys
 
     code = "import sys; from kryon_core.cli import main; sys.exit(main(['debug', *sys.argv[1:]]))"

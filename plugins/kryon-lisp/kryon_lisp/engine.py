@@ -46,6 +46,11 @@ class LispDialect(Dialect):
     def __init__(self) -> None:
         self._mangled: dict[str, str] = {}
 
+    @staticmethod
+    def show_value(value: object) -> tuple[str, str]:
+        """A value as the debugger shows it: Lisp notation, and its type."""
+        return values.show(value), type(value).__name__
+
     def compile(self, text: str, name: str, *, sandboxed: bool) -> CompiledScript:
         """A sandboxed script whose forms run code while compiling (its own
         macros, ``require``...) is compiled only inside its worker: this

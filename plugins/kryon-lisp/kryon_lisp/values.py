@@ -22,14 +22,19 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from hy.models import Keyword, Object as HyObject
+import hy
+from hy.models import Keyword
+from hy.models import Object as HyObject
 
 from kryon_core import ConversionError
 from kryon_core.pyhost import NOT_MINE
 
 from .plugin import LANGUAGE
 
-__all__ = ["SETS_AS_LISTS", "convert_other"]
+__all__ = ["SETS_AS_LISTS", "convert_other", "show"]
+
+#: the debugger shows at most this many characters of a value
+_SHOWN = 200
 
 #: sets leave Lisp as lists
 SETS_AS_LISTS = True
@@ -49,3 +54,13 @@ def convert_other(value: Any, convert: Callable[[Any], Any]) -> Any:
     if isinstance(value, tuple):  # List, Expression, Tuple, Set, Dict models are tuples
         return [convert(v) for v in value]
     raise ConversionError(f"cannot convert the Hy model {value!r} to a host value", language=LANGUAGE)
+
+
+def show(value: Any) -> str:
+    """A value in Lisp notation (``hy.repr``: ``[1 2 3]``, ``{"a" 1}``,
+    ``True``), cut short for the debugger's display."""
+    try:
+        text = str(hy.repr(value))
+    except Exception:  # an object whose own repr fails still shows as something
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."

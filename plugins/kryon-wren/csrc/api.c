@@ -437,6 +437,7 @@ const char* wren_debug_local(WrenVM* vm, int frameIndex, int localIndex, int slo
   if (pc < 0) pc = 0;
   for (int i = 0; i < d->localCount; i++) {
     DebugLocal* local = &d->locals[i];
+    if (local->slot < 0) continue; /* an upvalue's name (debug_step.c) */
     if (local->start > pc || (local->end != -1 && pc >= local->end)) continue;
     if (localIndex-- > 0) continue;
     *slotAt(vm, slot) = frame->stackStart[local->slot];

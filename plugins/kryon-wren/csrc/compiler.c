@@ -590,10 +590,10 @@ static int findCapturedIn(Compiler* c, const char* name, int length, bool inMeth
   int local = findLocal(c->parent, name, length);
   if (local != -1) {
     c->parent->locals[local].isCaptured = true;
-    return captureIn(c, true, local);
+    return fnDebugUpvalue(c->fn, name, length, captureIn(c, true, local));
   }
   int upvalue = findCapturedIn(c->parent, name, length, inMethodOnly);
-  if (upvalue != -1) return captureIn(c, false, upvalue);
+  if (upvalue != -1) return fnDebugUpvalue(c->fn, name, length, captureIn(c, false, upvalue));
   return -1;
 }
 

@@ -105,4 +105,23 @@ int wren_debug_remove_breakpoint(WrenVM* vm, const char* module, int line);
 const char* wren_debug_stack(WrenVM* vm);
 const char* wren_debug_local(WrenVM* vm, int frameIndex, int localIndex, int slot);
 
+/* The debugger's part (debug_step.c). wren_debug_step_all patches every
+ * line of every script function (stepping); *wren_debug_poll_pointer(vm),
+ * set by the host from any thread, makes the VM call host_breakpoint with
+ * line 0 at its next loop back-edge or fiber start; wren_debug_errors makes
+ * it call host_breakpoint with line -1 (error in slot 0) where a runtime
+ * error is raised. wren_debug_code_lines lists the lines of source that can
+ * take a breakpoint (compiled, not run); wren_debug_module_variable,
+ * wren_debug_instance_field and wren_debug_class_name read what a
+ * debugger shows; wren_debug_frame_column the column of a frame. */
+void wren_debug_step_all(WrenVM* vm, int on);
+int* wren_debug_poll_pointer(WrenVM* vm);
+void wren_debug_errors(WrenVM* vm, int on);
+int wren_debug_frame_column(WrenVM* vm, int index);
+const char* wren_debug_code_lines(WrenVM* vm, const char* source);
+const char* wren_debug_module_variable(WrenVM* vm, const char* module, int index, int slot);
+int wren_debug_instance_field(WrenVM* vm, int slot, int field, int outSlot);
+const char* wren_debug_class_name(WrenVM* vm, int slot);
+const char* wren_debug_upvalue(WrenVM* vm, int frameIndex, int index, int slot);
+
 #endif

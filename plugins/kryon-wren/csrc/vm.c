@@ -363,7 +363,7 @@ static const uint8_t opOperandBytes[] = {
 };
 
 /* The opcode at offset as compiled (under a breakpoint's patch if any). */
-static uint8_t originalOp(ObjFn* fn, int offset) {
+uint8_t originalOp(ObjFn* fn, int offset) {
   uint8_t op = fn->code[offset];
   if (op != OP_BREAKPOINT || fn->debug == NULL) return op;
   FnDebug* d = fn->debug;
@@ -373,7 +373,7 @@ static uint8_t originalOp(ObjFn* fn, int offset) {
   return op;
 }
 
-static int instructionSize(ObjFn* fn, int offset, uint8_t op) {
+int instructionSize(ObjFn* fn, int offset, uint8_t op) {
   int size = 1 + opOperandBytes[op];
   if (op == OP_CLOSURE) {
     ObjFn* inner = AS_FN(fn->constants[(fn->code[offset + 1] << 8) | fn->code[offset + 2]]);
@@ -385,7 +385,7 @@ static int instructionSize(ObjFn* fn, int offset, uint8_t op) {
 /* Instructions a breakpoint may replace: OP_BREAKPOINT runs them itself
  * (they cannot fail, jump, call or allocate), so the interpreter loop
  * needs no second dispatch path (which slowed every instruction). */
-static bool isPatchable(uint8_t op) {
+bool isPatchable(uint8_t op) {
   switch (op) {
     case OP_CONSTANT: case OP_NULL: case OP_FALSE: case OP_TRUE:
     case OP_LOAD_LOCAL: case OP_STORE_LOCAL: case OP_LOAD_UPVALUE: case OP_STORE_UPVALUE:
@@ -397,10 +397,11 @@ static bool isPatchable(uint8_t op) {
   }
 }
 
-/* Patches, in every run of instructions of `line` in fn, the first one
- * OP_BREAKPOINT can stand in for (a statement starts with one: a load or
- * a constant); returns how many instructions were patched. */
-static int patchLine(ObjFn* fn, int line) {
+/* Patches, in every run of instructions of `line` (every line when line
+ * is 0) in fn, the first one OP_BREAKPOINT can stand in for (a statement
+ * starts with one: a load or a constant); returns how many instructions
+ * were patched. */
+int patchLine(ObjFn* fn, int line) {
   int patched = 0;
   int previousLine = -1;
   bool runDone = false;
@@ -408,8 +409,9 @@ static int patchLine(ObjFn* fn, int line) {
     uint8_t op = originalOp(fn, offset);
     int here = POSITION_LINE(fn->lines[offset]);
     if (here != previousLine) runDone = false;
-    if (here == line && !runDone && fn->code[offset] == OP_BREAKPOINT) runDone = true;
-    if (here == line && !runDone && isPatchable(op)) {
+    bool wanted = line == 0 || here == line;
+    if (wanted && !runDone && fn->code[offset] == OP_BREAKPOINT) runDone = true;
+    if (wanted && !runDone && isPatchable(op)) {
       runDone = true;
       FnDebug* d = fnDebugOf(fn);
       if (d->patchCount >= d->patchCapacity) {
@@ -430,7 +432,7 @@ static int patchLine(ObjFn* fn, int line) {
 }
 
 /* Restores the instructions of `line` (every line when line is 0). */
-static void unpatchLine(ObjFn* fn, int line) {
+void unpatchLine(ObjFn* fn, int line) {
   FnDebug* d = fn->debug;
   if (d == NULL) return;
   int kept = 0;
@@ -491,6 +493,7 @@ int vmRemoveBreakpoint(VM* vm, const char* module, int line) {
  * functions nested in it. */
 static void patchCompiled(VM* vm, ObjFn* fn) {
   if (fn->module == NULL || fn->module->name == NULL) return;
+  vmDebugPatchNew(vm, fn);
   for (int i = 0; i < vm->breakpointCount; i++) {
     if (strcmp(vm->breakpoints[i].module, fn->module->name->chars) == 0) {
       patchLine(fn, vm->breakpoints[i].line);
@@ -589,7 +592,7 @@ static ObjModule* createModule(VM* vm, ObjString* name) {
 static ObjClosure* compileInModule(VM* vm, ObjModule* module, const char* source) {
   ObjFn* fn = compileModule(vm, module, source);
   if (fn == NULL) return NULL;
-  if (vm->breakpointCount > 0) patchCompiled(vm, fn);
+  if (vm->breakpointCount > 0 || vm->stepAll) patchCompiled(vm, fn);
   vmPushRoot(vm, (Obj*)fn);
   ObjClosure* closure = newClosure(vm, fn);
   vmPopRoot(vm);
@@ -887,6 +890,10 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
   case OP_POP: sp--; break;
 
   LOAD_FRAME();
+  if (vm->debugPoll) {
+    if (!vmDebugPoll(vm, fiber, frame)) goto handleError;
+    LOAD_FRAME();
+  }
 #ifdef KW_DEBUG
   static int trace = -1;
   if (trace == -1) trace = getenv("KW_TRACE") != NULL;
@@ -1116,6 +1123,11 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
         frame->ip = ip;
         ip -= offset;
         SAFEPOINT();
+        if (vm->debugPoll) { /* the debugger asks (debug_step.c) */
+          STORE_FRAME();
+          if (!vmDebugPoll(vm, fiber, frame)) goto handleError;
+          LOAD_FRAME();
+        }
         break;
       }
       case OP_JUMP_IF_FALSE: {
@@ -1318,6 +1330,7 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
     continue;
 
   handleError:
+    if (vm->debugErrors) vmDebugError(vm, vm->fiber); /* before the frames unwind */
     if (!unwindError(vm)) {
       result = RESULT_RUNTIME_ERROR;
       goto finished;
@@ -1356,7 +1369,14 @@ InterpretResult vmInterpret(VM* vm, const char* moduleName, const char* source) 
   fiber->state = FIBER_ROOT;
   fiber->started = true;
   fiberClampFrames(vm, fiber);
+  /* Source run by the host while Wren code is paused under it (a debugger
+   * evaluating at a breakpoint) leaves the paused fiber as it was. */
+  ObjFiber* saved = vm->fiber;
+  HostCall hostCall = {saved, vm->hostCalls};
+  vm->hostCalls = &hostCall;
   InterpretResult result = vmRunFiber(vm, fiber);
+  vm->hostCalls = hostCall.outer;
+  vm->fiber = saved;
   vmFlushOutput(vm);
   return result;
 }

@@ -124,6 +124,9 @@ struct VM {
   Breakpoint* breakpoints;
   int breakpointCount;
   bool inBreakpoint;   /* the host is handling a breakpoint */
+  bool stepAll;        /* every line is patched (debug_step.c) */
+  int debugPoll;       /* set by the host from any thread: call it back soon */
+  bool debugErrors;    /* tell the host of each runtime error where it is raised */
   char* debugText;     /* last wren_debug_stack text */
 
   /* Embedding API. */
@@ -181,10 +184,20 @@ void vmSetMaxFrames(VM* vm, int maxFrames);
  * patch the first instruction of each run of a line with OP_BREAKPOINT. */
 void fnDebugLocalBegin(ObjFn* fn, const char* name, int length, int slot);
 void fnDebugLocalsEnd(ObjFn* fn, int firstSlot);
+int fnDebugUpvalue(ObjFn* fn, const char* name, int length, int index);
 void fnDebugFree(ObjFn* fn);
 int vmAddBreakpoint(VM* vm, const char* module, int line);
 int vmRemoveBreakpoint(VM* vm, const char* module, int line);
 CallFrame* vmDebugFrame(VM* vm, int index);
+uint8_t originalOp(ObjFn* fn, int offset);
+int instructionSize(ObjFn* fn, int offset, uint8_t op);
+bool isPatchable(uint8_t op);
+int patchLine(ObjFn* fn, int line);
+void unpatchLine(ObjFn* fn, int line);
+/* debug_step.c */
+void vmDebugPatchNew(VM* vm, ObjFn* fn);
+bool vmDebugPoll(VM* vm, ObjFiber* fiber, CallFrame* frame);
+void vmDebugError(VM* vm, ObjFiber* fiber);
 int vmDebugFrameLine(CallFrame* frame);
 int vmDebugFrameColumn(CallFrame* frame);
 void vmFaultWhere(VM* vm, char* out, int size);

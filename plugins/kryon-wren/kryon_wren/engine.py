@@ -119,9 +119,12 @@ class _VMState:
             breakpoint=self._on_breakpoint,
             max_frames=self.policy.max_recursion or None,
         )
+        self.debug_poll = vm._c("wren_debug_poll_pointer")  # a debugger may ask from any thread
         self.vm = vm
         for script, line in self.engine._breakpoint_lines():
             vm.add_breakpoint(script, line)
+        if self.engine._debug is not None:
+            self.engine._debug.started(self)
         extras = tuple(self.engine.bridge.extra) if self.engine.bridge is not None else ()
         vm.interpret(kryon_module_source(extras), module="kryon")
         self.host = vm.variable_handle("kryon", "KryonHost")
@@ -325,7 +328,11 @@ class _VMState:
 
     def _on_breakpoint(self, module: str, line: int) -> None:
         try:
-            self.engine._breakpoint_hit(self, module, line)
+            debug = self.engine._debug
+            if debug is not None:
+                debug.on_line(self, module, line)
+            if line:  # 0: the debugger's poll (debugging.py)
+                self.engine._breakpoint_hit(self, module, line)
         except ScriptError as exc:  # raised by the handler: the host caller gets it back
             self.pending = exc
             raise RuntimeError(str(exc)) from None
@@ -435,6 +442,7 @@ class WrenEngine(ScriptEngine):
         self._breakpoints: dict[int, tuple[str, int]] = {}
         self._breakpoint_ids = itertools.count(1)
         self._peak = 0
+        self._debug: Any = None  # the debugger's target, once asked for (debugging.py)
 
     # -- identification ------------------------------------------------------------------
     @property
@@ -834,6 +842,9 @@ class WrenEngine(ScriptEngine):
                 return self._stale(state, function, args)
             return gate.run(run, args)
 
+        debug = self._debug
+        if debug is not None and debug.attached:  # calls and returns across languages (debugging.py)
+            return debug.activation(call)  # type: ignore[no-any-return]
         return call
 
     def _stale(self, state: _VMState, function: str, args: Sequence[Any]) -> Any:
@@ -966,6 +977,17 @@ class WrenEngine(ScriptEngine):
         except AttributeError:
             active = self._threads.active = []
             return active
+
+    def debug_target(self) -> Any:
+        """Breakpoints, stepping, pausing and inspection for the debugger
+        (see debugging.py); every policy's scripts can be debugged, since
+        evaluation runs inside the script's own VM."""
+        with self._lock:
+            if self._debug is None:
+                from .debugging import WrenDebugTarget
+
+                self._debug = WrenDebugTarget(self)
+            return self._debug
 
     def get_stack_trace(self) -> list[StackFrame]:
         """The Wren frames paused under the running host function (or
