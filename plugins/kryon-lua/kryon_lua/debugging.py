@@ -27,6 +27,7 @@ uncaught error is shown at the line its message names, without variables).
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -63,7 +64,7 @@ class LuaDebugTarget(DebugTarget):
         self._mode = TraceMode.OFF
         self._lines: dict[str, frozenset[int]] = {}
         self._generation = 0
-        self._helpers: dict[int, tuple["Runtime", Any]] = {}  # id(runtime) -> (runtime, the chunk's table)
+        self._helpers: dict[int, tuple["Runtime", Any, Any]] = {}  # id(runtime) -> (runtime, D.ask, D.install)
         self._local = threading.local()  # .stop: (runtime, Lua thread) where this thread stopped in Lua
         self._lock = threading.Lock()
 
@@ -89,11 +90,11 @@ class LuaDebugTarget(DebugTarget):
         if entry is None:
             source = resources.files("kryon_lua").joinpath("debugger.lua").read_text(encoding="utf-8")
             helpers = rt.lua.execute(
-                source, self._poll, self._fetcher(rt), self._line_reporter(rt), self._on_call, self._on_return,
-                name=CHUNK_NAME,
+                source, self._poll, self._fetch, self._line_reporter(rt), self._on_call, self._on_return,
+                self._script_env, name=CHUNK_NAME,
             )
-            entry = self._helpers[id(rt)] = (rt, helpers)
-        entry[1].install()
+            entry = self._helpers[id(rt)] = (rt, helpers.ask, helpers.install)
+        entry[2]()
 
     def set_mode(self, mode: TraceMode, lines: Mapping[str, frozenset[int]]) -> None:
         self._mode, self._lines = mode, dict(lines)
@@ -107,13 +108,18 @@ class LuaDebugTarget(DebugTarget):
     def _poll(self) -> int:
         return self._generation
 
-    def _fetcher(self, rt: "Runtime") -> Any:
-        def fetch() -> tuple[str, Any, bool]:
-            table = rt.lua.table_from
-            lines = table({"=" + script: table({n: True for n in ls}) for script, ls in self._lines.items() if ls})
-            return _MODES[self._mode], lines, self._events is not None
+    def _fetch(self) -> tuple[str, str, bool]:
+        """The mode, the breakpoint lines ("=script<TAB>1,2" per line of text)
+        and whether a debugger is attached. Only strings and numbers go back
+        into Lua: see :meth:`_ask`."""
+        lines = "\n".join(f"={script}\t{','.join(map(str, sorted(ls)))}" for script, ls in self._lines.items() if ls)
+        return _MODES[self._mode], lines, self._events is not None
 
-        return fetch
+    def _script_env(self, script: str) -> tuple[Any, Any]:
+        """A loaded script's environment and the table its chunk returned
+        (None while its top level runs: the frame's own ``_ENV`` serves then)."""
+        state = self._engine._scripts.get(script)
+        return (state.env, state.returned) if state is not None else (None, None)
 
     def _line_reporter(self, rt: "Runtime") -> Any:
         def on_line(source: str, line: int, thread: Any) -> None:
@@ -151,7 +157,7 @@ class LuaDebugTarget(DebugTarget):
 
     # -- inspection (on the stopped thread) -----------------------------------------------------
     def _runtimes_here(self) -> list[tuple["Runtime", Any, Any]]:
-        """(runtime, helpers, Lua thread it stopped in or None) for each
+        """(runtime, its ``D.ask``, Lua thread it stopped in or None) for each
         runtime this thread is inside: none unless it stopped in Lua or a Lua
         call is on its Python stack (then every runtime: the engine admits
         one thread at a time)."""
@@ -159,80 +165,69 @@ class LuaDebugTarget(DebugTarget):
         if stop is None and not _inside_lua(sys._getframe(1)):
             return []
         out = []
-        for rt, helpers in list(self._helpers.values()):
+        for rt, ask, _ in list(self._helpers.values()):
             thread = stop[1] if stop is not None and stop[0] is rt else None
-            out.append((rt, helpers, thread))
+            out.append((rt, ask, thread))
         out.sort(key=lambda item: item[2] is None)  # the runtime it stopped in first
         return out
 
+    @staticmethod
+    def _ask(ask: Any, *args: Any) -> Any:
+        """A question to ``debugger.lua`` (``D.ask``), its JSON answer decoded.
+
+        While a coroutine is stopped, lupa reads the results of any call it
+        makes into the runtime from the bottom of the main thread's current
+        frame, which holds the resumed coroutine: values come back with
+        others in front of them. Every answer is therefore one string, the
+        last value, and no Lua object is handed out (they stay in Lua, by number)."""
+        answer = ask(*args)
+        if isinstance(answer, tuple):
+            answer = answer[-1]
+        return json.loads(answer)
+
     def frames(self) -> list[list[FrameInfo]]:
         groups: list[list[FrameInfo]] = []
-        for rt, helpers, thread in self._runtimes_here():
-            found = helpers.frames(thread)
+        for _rt, ask, thread in self._runtimes_here():
             current: list[FrameInfo] = []
             group = None
-            for i in range(1, len(found) + 1):
-                f = found[i]
+            for f in self._ask(ask, "frames", thread):
                 if group is not None and f["group"] != group and current:
                     groups.append(current)
                     current = []
                 group = f["group"]
-                line, name, script = f["line"], str(f["name"]), str(f["source"])[1:]
-                if name.startswith("function <"):
-                    name = self._global_name(helpers, script, f["func"]) or name
-                current.append(FrameInfo(
-                    name, script, int(line) if line and line > 0 else None, None,
-                    (rt, helpers, f["thread"], int(f["level"]), f["func"]),
-                ))
+                line = f["line"]
+                current.append(FrameInfo(f["name"], f["source"][1:], line if line and line > 0 else None, None,
+                                         (ask, f["id"])))
             if current:
                 groups.append(current)
         return groups
 
-    def _global_name(self, helpers: Any, script: str, func: Any) -> str | None:
-        state = self._engine._scripts.get(script)
-        if state is None:
-            return None
-        found = helpers.name_in(state.env, state.returned, func)
-        return str(found) if found is not None else None
-
     def scopes(self, frame: FrameInfo) -> list[ScopeInfo]:
-        rt, helpers, thread, level, func = frame.handle
-        out = [ScopeInfo("Locals", ("locals", helpers, thread, level))]
-        if helpers.has_upvalues(func):
-            out.append(ScopeInfo("Closure", ("upvalues", helpers, func)))
-        out.append(ScopeInfo("Globals", ("globals", helpers, func)))
-        return out
+        ask, frame_id = frame.handle
+        return [ScopeInfo(name, (ask, name, frame_id)) for name in self._ask(ask, "scopes", frame_id)]
 
     def children(self, handle: Any) -> list[ValueInfo]:
-        kind, helpers, *rest = handle
-        if kind == "locals":
-            found = helpers.locals(*rest)
-        elif kind == "upvalues":
-            found = helpers.upvalues(*rest)
-        elif kind == "globals":
-            found = helpers.globals(*rest)
-        else:
-            found = helpers.children(*rest)
-        return [self._value(helpers, found[i]) for i in range(1, len(found) + 1)]
+        ask, kind, ref = handle
+        return [self._value(ask, e) for e in self._ask(ask, kind, ref)]
 
     @staticmethod
-    def _value(helpers: Any, entry: Any) -> ValueInfo:
-        ref = entry["ref"]
-        count = entry["count"]
-        return ValueInfo(str(entry["name"]), str(entry["text"]), str(entry["type"]),
-                         ("table", helpers, ref) if ref is not None and count else None,
-                         int(count) if count is not None else None)
+    def _value(ask: Any, entry: dict[str, Any]) -> ValueInfo:
+        ref, count = entry["ref"], entry["count"]
+        return ValueInfo(entry["name"], entry["text"], entry["type"], (ask, "children", ref) if ref else None,
+                         count if count is not False else None)
 
     def evaluate(self, frame: FrameInfo | None, expression: str) -> ValueInfo:
         if frame is None:
             raise ScriptRuntimeError("no Lua frame to evaluate in", language="lua")
-        rt, helpers, thread, level, func = frame.handle
-        result = helpers.evaluate(thread, level, func, expression, EVALUATION_BUDGET)
-        ok, value = result if isinstance(result, tuple) else (result, None)
-        if not ok:
-            message = str(value).replace("kryon-limit: ", "").replace("kryon-denied:", "")
+        ask, frame_id = frame.handle
+        try:
+            result = self._ask(ask, "evaluate", frame_id, expression, EVALUATION_BUDGET)
+        except Exception as exc:  # a Lua error in the question itself (a frame gone)
+            raise ScriptRuntimeError(str(exc), language="lua", script=frame.script) from None
+        if not result["ok"]:
+            message = str(result["error"]).replace("kryon-limit: ", "").replace("kryon-denied:", "")
             raise ScriptRuntimeError(message, language="lua", script=frame.script)
-        return self._value(helpers, value)
+        return self._value(ask, result["entry"])
 
 
 def _inside_lua(frame: Any) -> bool:
