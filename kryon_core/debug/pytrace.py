@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from types import CodeType, FrameType
 from typing import Any
@@ -104,6 +105,7 @@ class PyTraceTarget(DebugTarget):
         self._mode = TraceMode.OFF
         self._lines: Mapping[str, frozenset[int]] = {}
         self._local = threading.local()
+        self._code_lines_cache: "weakref.WeakKeyDictionary[CodeType, frozenset[int]]" = weakref.WeakKeyDictionary()
 
     # -- attaching and modes -----------------------------------------------------------
     def attach(self, events: DebugEvents) -> None:
@@ -165,10 +167,21 @@ class PyTraceTarget(DebugTarget):
         mode = self._mode
         if mode is TraceMode.OFF:
             return None
-        frame.f_trace_lines = mode is TraceMode.EVERY_LINE or bool(self._lines.get(script))
+        frame.f_trace_lines = mode is TraceMode.EVERY_LINE or self._has_breakpoint(frame.f_code, script)
         if mode is TraceMode.EVERY_LINE:
             self._events.call(self)
         return self._local_trace
+
+    def _has_breakpoint(self, code: CodeType, script: str) -> bool:
+        """Whether a breakpoint is on a line of ``code`` (itself, not nested
+        functions): only such frames pay for line events in ``BREAKPOINTS`` mode."""
+        wanted = self._lines.get(script)
+        if not wanted:
+            return False
+        lines = self._code_lines_cache.get(code)
+        if lines is None:
+            lines = self._code_lines_cache[code] = frozenset(ln for _, _, ln in code.co_lines() if ln is not None)
+        return not lines.isdisjoint(wanted)
 
     def call_event(self, frame: FrameType, inner: TraceFunction | None) -> TraceFunction | None:
         """For an engine tracing on its own (limits): the local trace of a
@@ -192,7 +205,7 @@ class PyTraceTarget(DebugTarget):
             line = self._line(script, frame)
             if self._mode is TraceMode.EVERY_LINE or line in self._lines.get(script, ()):
                 self._stopped_in(frame, "line", events.line, self, script, line)
-            frame.f_trace_lines = self._mode is TraceMode.EVERY_LINE or bool(self._lines.get(script))
+            frame.f_trace_lines = self._mode is TraceMode.EVERY_LINE or self._has_breakpoint(frame.f_code, script)
         elif event == "return":
             if self._mode is TraceMode.EVERY_LINE:
                 events.ret(self)

@@ -545,6 +545,12 @@ class Debugger(DebugEvents):
         for language in reversed(chain):  # innermost first, runs of one language merged
             if language in groups and (not order or order[-1] != language):
                 order.append(language)
+        # runtimes not entered through a gate are not in the chain: the one the
+        # thread stopped in is innermost, others outermost
+        t = self._threads.get(thread)
+        stopped_in = t.target.language if t is not None and t.target is not None else None
+        if stopped_in in groups and stopped_in not in order:
+            order.insert(0, stopped_in)
         for language in groups:
             if language not in order:
                 order.append(language)

@@ -290,3 +290,36 @@ def test_lua_calling_javascript_stops_inside_and_steps_out(tmp_path: Path) -> No
         c.event("terminated")
     finally:
         finish(c, proc)
+
+
+@pytest.mark.skipif(not {"lua", "python"} <= DEBUGGABLE, reason="needs Lua and Python debug targets")
+def test_lua_calling_python_stops_inside_and_steps_out(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "model.lua").write_text('function run(x)\n  local y = kryon.call("view.render", x)\n  return y + 1\nend\n')
+    (app / "view.py").write_text("def render(x):\n    shown = x * 10\n    return shown\n")
+    (app / "app.json").write_text('{"scripts": ["view.py", "model.lua"], "events": [{"call": ["model.run", 4]}]}')
+    code = "import sys; from kryon_core.cli import main; sys.exit(main(['debug']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    c = DapClient(proc.stdout, proc.stdin)  # type: ignore[arg-type]
+    try:
+        c.ok("initialize", adapterID="kryon")
+        c.ok("launch", program=str(app))
+        c.event("initialized")
+        c.ok("setBreakpoints", source={"path": str(app / "view.py")}, breakpoints=[{"line": 2}])
+        c.ok("configurationDone")
+        stopped = c.event("stopped")
+        thread = stopped["threadId"]
+        frames = c.ok("stackTrace", threadId=thread)["stackFrames"]
+        assert [(f["source"]["name"], f["line"]) for f in frames[:2]] == [("view.py", 2), ("model.lua", 2)]
+        lua_locals = local_values(c, frames[1])
+        assert lua_locals["x"]["value"] == "4"
+        c.ok("stepOut", threadId=thread)
+        c.event("stopped")
+        frame = top(c, thread)
+        assert (frame["source"]["name"], frame["line"]) == ("model.lua", 3)
+        assert local_values(c, frame)["y"]["value"] == "40"
+        c.ok("continue", threadId=thread)
+        c.event("terminated")
+    finally:
+        finish(c, proc)

@@ -77,6 +77,7 @@ class LuaEngine(ScriptEngine):
         self._breakpoints: dict[int, tuple[str, int]] = {}
         self._breakpoint_ids = itertools.count(1)
         self._lock = threading.RLock()
+        self._debug_target: Any = None  # made by debug_target()
 
     # -- identification ----------------------------------------------------------
     @property
@@ -112,6 +113,8 @@ class LuaEngine(ScriptEngine):
                     rt.helpers.sethooks(bool(self._breakpoints))
                     self._apply_breakpoints(rt)
                     self._runtimes[key] = rt
+                    if self._debug_target is not None:
+                        self._debug_target.runtime_created(rt)
         return rt
 
     def _policy_of(self, script: str | None) -> SecurityPolicy:
@@ -393,6 +396,14 @@ class LuaEngine(ScriptEngine):
         for rt in self._runtimes.values():
             frames.extend(rt.script_frames())
         return frames
+
+    def debug_target(self) -> Any:
+        """The debugger's view of this engine (see ``kryon_lua.debugging``)."""
+        if self._debug_target is None:
+            from .debugging import LuaDebugTarget
+
+            self._debug_target = LuaDebugTarget(self)
+        return self._debug_target
 
     def set_breakpoint(self, file: str, line: int) -> int:
         script = _script_id_of(file)

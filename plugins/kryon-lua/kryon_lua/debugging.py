@@ -1,0 +1,241 @@
+"""The debugger's target for Lua (``LuaEngine.debug_target()``).
+
+Lua's own debug library does the work: ``debugger.lua`` (loaded into each
+Lua runtime once a debugger attaches) installs a hook on every Lua thread
+that reports lines, calls and returns, and answers questions about the
+stopped thread with ``debug.getinfo``, ``getlocal`` and ``getupvalue``;
+expressions run through ``load`` with an environment that resolves the
+frame's locals, upvalues, then the script's own environment. The runtime's
+own hook (the sandbox's count hook keeping the time limit, its call hook
+keeping the recursion limit) still gets every event it asked for, and the
+time a thread spends stopped is added to its deadline.
+
+What the debugger wants changes from any thread (a pause comes from the DAP
+server's). This side never enters a runtime another thread may be running
+in: it bumps a generation number, and each Lua thread's hook asks for it on
+count events and whenever the host enters Lua, then fetches the new state.
+
+Breakpoint lines are resolved without running anything: the source is
+compiled in a private Lua state and the line table of every function is read
+from its ``string.dump`` (:func:`code_lines`). Lua 5.4 only: LuaJIT cannot
+walk the stack past a host call, so its runtimes are not debugged.
+
+Limits: errors raised in Lua are not reported where they are raised (Lua
+has no hook for that; the ``raised`` filter does nothing here, and an
+uncaught error is shown at the line its message names, without variables).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from kryon_core import ScriptError, ScriptRuntimeError
+from kryon_core.debug.target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo
+
+from .linetable import code_lines
+
+if TYPE_CHECKING:
+    from .engine import LuaEngine
+    from .runtime import Runtime
+
+__all__ = ["LuaDebugTarget"]
+
+CHUNK_NAME = "=kryon-debug"
+#: an expression evaluated in the debugger runs at most this long (CPU seconds)
+EVALUATION_BUDGET = 2.0
+_MODES = {TraceMode.OFF: "off", TraceMode.BREAKPOINTS: "breakpoints", TraceMode.EVERY_LINE: "every"}
+_PACKAGE_DIR = str(resources.files("kryon_lua"))
+
+
+class LuaDebugTarget(DebugTarget):
+    """See the module docstring."""
+
+    language = "lua"
+
+    def __init__(self, engine: "LuaEngine") -> None:
+        self._engine = engine
+        self._events: DebugEvents | None = None
+        self._mode = TraceMode.OFF
+        self._lines: dict[str, frozenset[int]] = {}
+        self._generation = 0
+        self._helpers: dict[int, tuple["Runtime", Any, Any]] = {}  # id(runtime) -> (runtime, D.ask, D.install)
+        self._local = threading.local()  # .stop: (runtime, Lua thread) where this thread stopped in Lua
+        self._lock = threading.Lock()
+
+    # -- attaching and modes ---------------------------------------------------------------
+    def attach(self, events: DebugEvents) -> None:
+        self._events = events
+        self._bump()
+        for rt in list(self._engine._runtimes.values()):
+            self.runtime_created(rt)
+
+    def detach(self) -> None:
+        """Hooks come off each Lua thread at its next event (this thread may
+        not enter a runtime another one is running in)."""
+        self._events = None
+        self._mode = TraceMode.OFF
+        self._bump()
+
+    def runtime_created(self, rt: "Runtime") -> None:
+        """Called by the engine for each Lua runtime it makes (and on attach)."""
+        if self._events is None or rt.key.jit:
+            return
+        entry = self._helpers.get(id(rt))
+        if entry is None:
+            source = resources.files("kryon_lua").joinpath("debugger.lua").read_text(encoding="utf-8")
+            helpers = rt.lua.execute(
+                source, self._poll, self._fetch, self._line_reporter(rt), self._on_call, self._on_return,
+                self._script_env, name=CHUNK_NAME,
+            )
+            entry = self._helpers[id(rt)] = (rt, helpers.ask, helpers.install)
+        entry[2]()
+
+    def set_mode(self, mode: TraceMode, lines: Mapping[str, frozenset[int]]) -> None:
+        self._mode, self._lines = mode, dict(lines)
+        self._bump()
+
+    def _bump(self) -> None:
+        with self._lock:
+            self._generation += 1
+
+    # -- called from the hook (on the script's thread) ----------------------------------------
+    def _poll(self) -> int:
+        return self._generation
+
+    def _fetch(self) -> tuple[str, str, bool]:
+        """The mode, the breakpoint lines ("=script<TAB>1,2" per line of text)
+        and whether a debugger is attached. Only strings and numbers go back
+        into Lua: see :meth:`_ask`."""
+        lines = "\n".join(f"={script}\t{','.join(map(str, sorted(ls)))}" for script, ls in self._lines.items() if ls)
+        return _MODES[self._mode], lines, self._events is not None
+
+    def _script_env(self, script: str) -> tuple[Any, Any]:
+        """A loaded script's environment and the table its chunk returned
+        (None while its top level runs: the frame's own ``_ENV`` serves then)."""
+        state = self._engine._scripts.get(script)
+        return (state.env, state.returned) if state is not None else (None, None)
+
+    def _line_reporter(self, rt: "Runtime") -> Any:
+        def on_line(source: str, line: int, thread: Any) -> None:
+            events = self._events
+            if events is None:
+                return
+            outer = getattr(self._local, "stop", None)
+            self._local.stop = (rt, thread)
+            started = time.monotonic()
+            try:
+                events.line(self, source[1:], int(line))
+            finally:
+                self._local.stop = outer
+                if rt.deadline:  # time spent stopped is not the script's
+                    rt.deadline += time.monotonic() - started
+
+        return on_line
+
+    def _on_call(self) -> None:
+        if self._events is not None:
+            self._events.call(self)
+
+    def _on_return(self) -> None:
+        if self._events is not None:
+            self._events.ret(self)
+
+    # -- breakpoint lines -----------------------------------------------------------------------
+    def resolve_line(self, script: str, source: str, line: int) -> int | None:
+        try:
+            lines = code_lines(source, script)
+        except (ScriptError, ValueError):
+            return None
+        after = [n for n in lines if n >= line]
+        return min(after) if after else None
+
+    # -- inspection (on the stopped thread) -----------------------------------------------------
+    def _runtimes_here(self) -> list[tuple["Runtime", Any, Any]]:
+        """(runtime, its ``D.ask``, Lua thread it stopped in or None) for each
+        runtime this thread is inside: none unless it stopped in Lua or a Lua
+        call is on its Python stack (then every runtime: the engine admits
+        one thread at a time)."""
+        stop = getattr(self._local, "stop", None)
+        if stop is None and not _inside_lua(sys._getframe(1)):
+            return []
+        out = []
+        for rt, ask, _ in list(self._helpers.values()):
+            thread = stop[1] if stop is not None and stop[0] is rt else None
+            out.append((rt, ask, thread))
+        out.sort(key=lambda item: item[2] is None)  # the runtime it stopped in first
+        return out
+
+    @staticmethod
+    def _ask(ask: Any, *args: Any) -> Any:
+        """A question to ``debugger.lua`` (``D.ask``), its JSON answer decoded.
+
+        While a coroutine is stopped, lupa reads the results of any call it
+        makes into the runtime from the bottom of the main thread's current
+        frame, which holds the resumed coroutine: values come back with
+        others in front of them. Every answer is therefore one string, the
+        last value, and no Lua object is handed out (they stay in Lua, by number)."""
+        answer = ask(*args)
+        if isinstance(answer, tuple):
+            answer = answer[-1]
+        return json.loads(answer)
+
+    def frames(self) -> list[list[FrameInfo]]:
+        groups: list[list[FrameInfo]] = []
+        for _rt, ask, thread in self._runtimes_here():
+            current: list[FrameInfo] = []
+            group = None
+            for f in self._ask(ask, "frames", thread):
+                if group is not None and f["group"] != group and current:
+                    groups.append(current)
+                    current = []
+                group = f["group"]
+                line = f["line"]
+                current.append(FrameInfo(f["name"], f["source"][1:], line if line and line > 0 else None, None,
+                                         (ask, f["id"])))
+            if current:
+                groups.append(current)
+        return groups
+
+    def scopes(self, frame: FrameInfo) -> list[ScopeInfo]:
+        ask, frame_id = frame.handle
+        return [ScopeInfo(name, (ask, name, frame_id)) for name in self._ask(ask, "scopes", frame_id)]
+
+    def children(self, handle: Any) -> list[ValueInfo]:
+        ask, kind, ref = handle
+        return [self._value(ask, e) for e in self._ask(ask, kind, ref)]
+
+    @staticmethod
+    def _value(ask: Any, entry: dict[str, Any]) -> ValueInfo:
+        ref, count = entry["ref"], entry["count"]
+        return ValueInfo(entry["name"], entry["text"], entry["type"], (ask, "children", ref) if ref else None,
+                         count if count is not False else None)
+
+    def evaluate(self, frame: FrameInfo | None, expression: str) -> ValueInfo:
+        if frame is None:
+            raise ScriptRuntimeError("no Lua frame to evaluate in", language="lua")
+        ask, frame_id = frame.handle
+        try:
+            result = self._ask(ask, "evaluate", frame_id, expression, EVALUATION_BUDGET)
+        except Exception as exc:  # a Lua error in the question itself (a frame gone)
+            raise ScriptRuntimeError(str(exc), language="lua", script=frame.script) from None
+        if not result["ok"]:
+            message = str(result["error"]).replace("kryon-limit: ", "").replace("kryon-denied:", "")
+            raise ScriptRuntimeError(message, language="lua", script=frame.script)
+        return self._value(ask, result["entry"])
+
+
+def _inside_lua(frame: Any) -> bool:
+    """Whether a call into Lua is on this thread's Python stack (code of this
+    package, or the callers it compiles, named ``<kryon-lua ...>``)."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_PACKAGE_DIR) or filename.startswith("<kryon-lua"):
+            return True
+        frame = frame.f_back
+    return False
