@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, SecurityPolicy, StackFrame
 
 from .errors import translate
+from .sandbox import BOUNDED_NAME, load_bounded
 from .values import Converter
 
 if TYPE_CHECKING:
@@ -106,9 +107,10 @@ class Runtime:
         #: argument types lupa passes unchanged and exactly (LuaJIT would round big ints)
         self.passthrough = frozenset((type(None), bool, float, str) if key.jit else (type(None), bool, int, float, str))
         grants = self.lua.table_from({"files": key.files, "processes": key.processes, "imports": key.imports})
+        bounded = load_bounded(self.lua, key.memory_limit) if key.sandboxed else None
         self.helpers = self.lua.execute(
             prelude_source(), key.sandboxed, grants, self._output, self._check_time, self._on_breakpoint, self._setcap,
-            name=PRELUDE_NAME,
+            bounded, name=PRELUDE_NAME,
         )
         self.state = self.helpers.state
         self._collect = self.helpers.collect
@@ -191,7 +193,7 @@ class Runtime:
         or at least the script that was called."""
         if err.line is None and self.key.sandboxed:
             source, line = self.state.where_source, self.state.where_line
-            if isinstance(source, str) and source.startswith("=") and source != PRELUDE_NAME:
+            if isinstance(source, str) and source.startswith("=") and source not in (PRELUDE_NAME, BOUNDED_NAME):
                 err.script, err.line = source[1:], int(line) if line else None
         if err.script is None:
             err.script = script
@@ -281,7 +283,7 @@ class Runtime:
         for index in range(1, len(raw) + 1):
             info = raw[index]
             source = info["source"]
-            if not isinstance(source, str) or not source.startswith("=") or source in (PRELUDE_NAME, "=[C]"):
+            if not isinstance(source, str) or not source.startswith("=") or source in (PRELUDE_NAME, BOUNDED_NAME, "=[C]"):
                 continue
             local_vars: dict[str, Any] = {}
             if with_locals and not frames:
