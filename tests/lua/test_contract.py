@@ -55,7 +55,6 @@ LUA = Snippets(
     evaluate=('x = 40', 'x + 2'),
     pending={
         "test_evaluate": "ScriptEngine.evaluate is not implemented yet",
-        "test_sandboxed_caller_needs_an_export": "kryon is bound per runtime, not per script (bridge.for_script)",
     },
 )
 

@@ -36,7 +36,7 @@ from kryon_core import (
     StackFrame,
 )
 
-from .bridge import build_kryon_table
+from .bridge import script_binder
 from .errors import translate
 from .runtime import Runtime, RuntimeKey, host_error, lupa_module
 from .values import SCALARS
@@ -105,8 +105,6 @@ class LuaEngine(ScriptEngine):
                 rt = self._runtimes.get(key)
                 if rt is None:
                     rt = Runtime(self, key)
-                    if self.bridge is not None:
-                        rt.kryon = build_kryon_table(rt, self.bridge)
                     for name, value in self._globals.items():
                         rt.helpers.base[name] = rt.conv.to_lua(value)
                     rt.helpers.sethooks(bool(self._breakpoints))
@@ -174,7 +172,7 @@ class LuaEngine(ScriptEngine):
         code: Any = compiled.bytecode if compiled.bytecode.startswith(header) else compiled.source
         with self._lock:
             try:
-                env = rt.helpers.newenv(rt.kryon)
+                env = rt.helpers.newenv(script_binder(rt, self.bridge, compiled.id, policy))
                 chunk = rt.helpers.load(code, "=" + compiled.id, env)
             except rt.LuaError as exc:
                 exc._kryon_source = compiled.source  # type: ignore[attr-defined]
@@ -431,9 +429,6 @@ class LuaEngine(ScriptEngine):
     # -- bridge ------------------------------------------------------------------------------------
     def setup_bridge(self, bridge: ScriptBridge) -> None:
         super().setup_bridge(bridge)
-        with self._lock:
-            for rt in self._runtimes.values():
-                rt.kryon = build_kryon_table(rt, bridge)
 
     def close(self) -> None:
         with self._lock:

@@ -172,7 +172,7 @@ end
 -- A fresh environment for one script: its globals live here; reads fall back
 -- to the base. Sandboxed scripts get their own copies of the libraries, so
 -- one script patching string or table never reaches another.
-function K.newenv(kryon)
+function K.newenv(bind)
   local env = {}
   local meta = { __metatable = false }
   if sandboxed then
@@ -194,9 +194,19 @@ function K.newenv(kryon)
     end
     return load(chunk, name, sandboxed and "t" or mode, chunk_env or env)
   end
-  if kryon ~= nil then
+  if bind ~= nil then
+    -- This script's own `kryon` API, bound on first use of each name:
+    -- bind(name) makes the host function for this script, kept in `cache`.
+    local cache = {}
+    for k, v in next, K.async_api do cache[k] = v end
+    setmetatable(cache, { __index = function(c, key)
+      if type(key) ~= "string" then return nil end
+      local f = bind(key)
+      if f ~= nil then rawset(c, key, f) end
+      return f
+    end })
     env.kryon = setmetatable({}, {
-      __index = kryon,
+      __index = cache,
       __newindex = function(_, key) error("kryon." .. tostring(key) .. " is read-only", 2) end,
       __metatable = false,
     })

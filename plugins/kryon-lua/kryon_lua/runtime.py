@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 import weakref
 from dataclasses import dataclass
 from importlib import resources
@@ -116,7 +117,6 @@ class Runtime:
         self._collect = self.helpers.collect
         self._capped = self.helpers.capped
         self.is_object = self.helpers.is_object
-        self.kryon: Any = None
         self._raw: "weakref.WeakKeyDictionary[FunctionRef, Any]" = weakref.WeakKeyDictionary()
         self.version = self.lua.lua_implementation
 
@@ -247,7 +247,7 @@ class Runtime:
                 raise err from exc
 
         if not self.key.memory_limit:
-            return self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call
+            return self._ready(self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call)
         setcap, lua, limit = self._setcap, self.lua, self.key.memory_limit
 
         def recap(was: bool, need: int) -> None:
@@ -273,7 +273,15 @@ class Runtime:
             recap(was, 256 + len(result) if type(result) is str else 256)
             return result
 
-        return self.helpers.hostfn(uncapped_call) if self.key.jit else uncapped_call
+        return self._ready(self.helpers.hostfn(uncapped_call) if self.key.jit else uncapped_call)
+
+    @staticmethod
+    def _ready(function: Any) -> Any:
+        """Mark a callable made for Lua, so that converting it again (a host
+        function returning it) passes it through instead of wrapping it twice."""
+        if isinstance(function, types.FunctionType):  # under LuaJIT it is a Lua function already
+            function.lua_ready = True  # type: ignore[attr-defined]
+        return function
 
     # -- stack ------------------------------------------------------------------------------
     def script_frames(self, with_locals: bool = False) -> list[StackFrame]:

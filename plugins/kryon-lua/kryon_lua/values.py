@@ -133,6 +133,8 @@ class Converter:
         if self.lua_type(value) is not None:  # already a Lua object of this runtime
             return value
         if callable(value):
+            if getattr(value, "lua_ready", False):  # already made for Lua (a bound kryon method)
+                return value
             return self.rt.lua_callable(value)
         if isinstance(value, (list, tuple, dict)):  # subclasses
             return self.to_lua(list(value) if not isinstance(value, dict) else dict(value), depth)
