@@ -220,7 +220,7 @@ class LuaEngine(ScriptEngine):
             # traceback, can still pin its functions: collect those too).
             del state
             rt.collect()
-            if rt.memory_pressure():
+            if rt.lua.get_memory_used() > rt.key.memory_limit // 2:
                 gc.collect()
                 rt.collect()
 
@@ -270,8 +270,12 @@ class LuaEngine(ScriptEngine):
         if rt.key.memory_limit or rt.key.max_value_size or (policy.sandboxed and (policy.time_limit or policy.max_recursion)):
             limited = rt.call
 
+            charge = rt.charge if rt.key.memory_limit else None
+
             def call(*args: Any) -> Any:
                 try:
+                    if charge is not None and any(type(a) not in SCALARS for a in args):
+                        charge(args)  # host values entering a capped state must fit under its cap
                     result = limited(f, [to_lua(a) for a in args], policy, script)
                     return from_lua(result)  # checks the size of a string result too
                 except UnicodeDecodeError as exc:

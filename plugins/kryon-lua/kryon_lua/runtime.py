@@ -20,7 +20,7 @@ from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptErr
 
 from .errors import translate
 from .sandbox import BOUNDED_NAME, load_bounded
-from .values import Converter
+from .values import Converter, lua_size
 
 if TYPE_CHECKING:
     from .engine import LuaEngine
@@ -205,6 +205,20 @@ class Runtime:
             if not self.capped:
                 self._collect()
 
+    def charge(self, value: Any, extra: int = 0) -> None:
+        """Refuse (MemoryLimitError) a host value that would not fit under the
+        memory cap once converted into this state, before converting it."""
+        limit = self.key.memory_limit
+        if not limit:
+            return
+        room = limit - self.lua.get_memory_used() - extra
+        if room <= 0 or (value is not None and lua_size(value, room) > room):
+            err = MemoryLimitError(
+                "memory limit exceeded (not enough memory for a value the host hands to the script)", language="lua"
+            )
+            self.locate(err)
+            raise err
+
     def memory_pressure(self) -> bool:
         limit = self.key.memory_limit or 0
         return bool(limit) and self.lua.get_memory_used() > limit * 0.9
@@ -218,6 +232,8 @@ class Runtime:
 
         def call(*args: Any) -> Any:
             policy = engine._policy_of(script)
+            if self.key.memory_limit and args:
+                self.charge(args)  # event data and the like enter a capped state only if they fit
             result = self.call(function, [conv.to_lua(a) for a in args], policy, script or "?")
             return conv.from_lua(result)
 
@@ -235,43 +251,47 @@ class Runtime:
                 return raw  # a function of this very state: no round trip through Python
         conv = self.conv
 
-        def from_lua_call(*args: Any) -> Any:
-            try:
-                return conv.to_lua(target(*[conv.from_lua(a) for a in args]))
-            except ScriptError as exc:
+        def failed(exc: Exception) -> ScriptError:
+            if isinstance(exc, ScriptError):
                 self.locate(exc)
-                raise
-            except Exception as exc:
-                err = ScriptRuntimeError(f"{label} failed: {type(exc).__name__}: {exc}", language="lua")
-                self.locate(err)
-                raise err from exc
+                return exc
+            err = ScriptRuntimeError(f"{label} failed: {type(exc).__name__}: {exc}", language="lua")
+            err.__cause__ = exc
+            self.locate(err)
+            return err
 
         if not self.key.memory_limit:
+            def from_lua_call(*args: Any) -> Any:
+                try:
+                    return conv.to_lua(target(*[conv.from_lua(a) for a in args]))
+                except Exception as exc:
+                    raise failed(exc) from None
+
             return self._ready(self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call)
         setcap, lua, limit = self._setcap, self.lua, self.key.memory_limit
 
-        def recap(was: bool, need: int) -> None:
-            # lupa pushes the result (or the error) after this returns, under the
-            # cap again: with no room for it that push would be a panic, so the
-            # call fails here, as a limit error, and the cap stays off while it unwinds.
-            if was and lua.get_memory_used() + need >= limit:
-                err = MemoryLimitError("memory limit exceeded (not enough memory)", language="lua")
-                self.locate(err)
-                raise err
-            setcap(was)
-
         def uncapped_call(*args: Any) -> Any:
-            # Host code and the conversions around it run without the script's
-            # cap, as outside calls: a refused allocation there would not be a
-            # clean Lua error (see `call`).
+            # Host code and the conversions around it run with the cap lifted,
+            # as outside calls: an allocation refused there would not be a clean
+            # Lua error (see `call`). So what the host hands back is charged
+            # before it enters: its Lua size is estimated, and a value that would
+            # not fit under the cap is a MemoryLimitError, not an allocation.
             was = setcap(False)
             try:
-                result = from_lua_call(*args)
+                try:
+                    result = target(*[conv.from_lua(a) for a in args])
+                    if was:
+                        self.charge(result, 256)
+                    converted = conv.to_lua(result)
+                except Exception as exc:
+                    if was:  # lupa pushes the error under the cap again
+                        self.charge(None, 4096)
+                    raise failed(exc) from None
             except BaseException:
-                recap(was, 4096)
+                setcap(was)
                 raise
-            recap(was, 256 + len(result) if type(result) is str else 256)
-            return result
+            setcap(was)
+            return converted
 
         return self._ready(self.helpers.hostfn(uncapped_call) if self.key.jit else uncapped_call)
 
