@@ -53,9 +53,6 @@ LUA = Snippets(
     skip_values=("list_with_none",),
     raise_statement='error("load fails")',
     evaluate=('x = 40', 'x + 2'),
-    pending={
-        "test_evaluate": "ScriptEngine.evaluate is not implemented yet",
-    },
 )
 
 

@@ -356,6 +356,37 @@ class LuaEngine(ScriptEngine):
         await asyncio.sleep(0)
         return []
 
+    # -- evaluate ----------------------------------------------------------------------------
+    def evaluate(self, script_id: str, code: str) -> Any:
+        """Run ``code`` in the script's environment under its policy: as an
+        expression when it is one (``return <code>`` compiles), else as
+        statements. Definitions stay in the script's namespace."""
+        if not isinstance(code, str):
+            raise ScriptError(f"code must be a str, not {type(code).__name__}", language="lua", script=script_id)
+        state = self._script(script_id)
+        rt = state.runtime
+        with self._lock:
+            try:
+                chunk = rt.helpers.load(("return " + code).encode("utf-8"), "=" + script_id, state.env)
+            except rt.LuaError:
+                try:
+                    chunk = rt.helpers.load(code.encode("utf-8"), "=" + script_id, state.env)
+                except rt.LuaError as exc:
+                    exc._kryon_source = code  # type: ignore[attr-defined]
+                    raise translate(exc, script_id, compiling=True) from None
+        result = rt.call(chunk, [], state.policy, script_id)
+        # what the code defined or redefined is callable now; callers made
+        # before hold the old functions
+        self._describe(state)
+        state.callers.clear()
+        try:
+            if isinstance(result, tuple):
+                values = [rt.conv.from_lua(v) for v in result]
+                return values[0] if len(values) == 1 else (values or None)
+            return rt.conv.from_lua(result)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(exc, script_id) from None
+
     # -- globals ---------------------------------------------------------------------------
     def set_global(self, name: str, value: Any) -> None:
         with self._lock:
