@@ -39,6 +39,7 @@ from kryon_core import (
 from .bridge import script_binder
 from .errors import translate
 from .runtime import Runtime, RuntimeKey, host_error, lupa_module
+from .sandbox import module_resolver
 from .values import SCALARS
 
 _FUNCTION_DEF = re.compile(
@@ -172,7 +173,10 @@ class LuaEngine(ScriptEngine):
         code: Any = compiled.bytecode if compiled.bytecode.startswith(header) else compiled.source
         with self._lock:
             try:
-                env = rt.helpers.newenv(script_binder(rt, self.bridge, compiled.id, policy))
+                resolver = None
+                if policy.sandboxed and not policy.allow_imports:
+                    resolver = rt.lua_callable(module_resolver(self, compiled.id, policy), label="require")
+                env = rt.helpers.newenv(script_binder(rt, self.bridge, compiled.id, policy), resolver)
                 chunk = rt.helpers.load(code, "=" + compiled.id, env)
             except rt.LuaError as exc:
                 exc._kryon_source = compiled.source  # type: ignore[attr-defined]

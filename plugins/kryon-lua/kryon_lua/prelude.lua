@@ -172,7 +172,7 @@ end
 -- A fresh environment for one script: its globals live here; reads fall back
 -- to the base. Sandboxed scripts get their own copies of the libraries, so
 -- one script patching string or table never reaches another.
-function K.newenv(bind)
+function K.newenv(bind, resolve)
   local env = {}
   local meta = { __metatable = false }
   if sandboxed then
@@ -193,6 +193,26 @@ function K.newenv(bind)
       error(DENIED .. "loading binary chunks is not available under a sandboxed policy", 2)
     end
     return load(chunk, name, sandboxed and "t" or mode, chunk_env or env)
+  end
+  if resolve ~= nil then
+    -- `require` of the modules the policy grants (allowed_modules): the
+    -- host says which; a module runs once per script, in its environment.
+    local loaded = {}
+    env.require = function(name)
+      local mod = loaded[name]
+      if mod ~= nil then return mod end
+      local found = resolve(name)
+      if found == "std:" then
+        mod = env[name]
+      else
+        local f, err = load(found:sub(5), "=" .. tostring(name), "t", env)
+        if not f then error(err, 0) end
+        mod = f(name)
+        if mod == nil then mod = true end
+      end
+      loaded[name] = mod
+      return mod
+    end
   end
   if bind ~= nil then
     -- This script's own `kryon` API, bound on first use of each name:
