@@ -34,8 +34,6 @@ NAMES = {"wren": "T.{}"}
 #: (language, policy) pairs whose runtimes are not entered through an EngineGate yet: they
 #: can deadlock, so they are left out until they are (-> why)
 PENDING = {
-    ("lua", "trusted"): "kryon-lua's gates are on its branch, not merged yet",
-    ("lua", "sandboxed"): "kryon-lua's gates are on its branch, not merged yet",
     ("wren", "trusted"): "kryon-wren's gates are on its branch, not merged yet",
     ("wren", "sandboxed"): "kryon-wren's gates are on its branch, not merged yet",
     ("python", "sandboxed"): "isolated workers are entered under their own per-script locks, not gates",

@@ -8,7 +8,6 @@ enforced by the prelude's hook with values set before each call.
 
 from __future__ import annotations
 
-import threading
 import time
 import types
 import weakref
@@ -20,7 +19,7 @@ from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptErr
 
 from .errors import translate
 from .sandbox import BOUNDED_NAME, load_bounded
-from .values import Converter, lua_size
+from .values import SCALARS, Converter, lua_size
 
 if TYPE_CHECKING:
     from .engine import LuaEngine
@@ -59,6 +58,16 @@ class RuntimeKey:
             processes=policy.allow_processes,
             imports=policy.allow_imports,
         )
+
+    def name(self) -> str:
+        """A short name for the state (its gate's)."""
+        parts = ["sandboxed" if self.sandboxed else "trusted", "luajit" if self.jit else "lua54"]
+        if self.memory_limit:
+            parts.append(f"cap{self.memory_limit}")
+        if self.max_value_size:
+            parts.append(f"max{self.max_value_size}")
+        parts += [g for g, on in (("files", self.files), ("processes", self.processes), ("imports", self.imports)) if on]
+        return "-".join(parts)
 
 
 def host_error(exc: BaseException, script: str | None) -> ScriptError:
@@ -99,7 +108,9 @@ class Runtime:
             # a protected call (lupa pushing an argument or reading a table) is a
             # Lua panic, which ends the whole host process.
             self.lua.set_max_memory(0)
-        self.lock = threading.RLock()
+        #: the one way into this state (kryon_core.threads): threads calling
+        #: across engines in opposite orders help each other instead of deadlocking
+        self.gate = engine.make_gate(key.name())
         #: whether the memory cap is in force now (Lua code of a capped state is running)
         self.capped = False
         self.deadline = 0.0
@@ -148,10 +159,30 @@ class Runtime:
 
     # -- calls with limits ----------------------------------------------------------
     def call(self, function: Any, args: list[Any], policy: SecurityPolicy, script: str) -> Any:
-        """Call a Lua function under ``policy``'s time, recursion and memory limits."""
-        # One thread at a time: the deadline, depth and cap are this state's, not the thread's.
-        with self.lock:
-            return self._call(function, args, policy, script)
+        """Call a Lua function under ``policy``'s time, recursion and memory
+        limits, through the gate (one thread at a time: the deadline, depth and
+        cap are this state's, not the thread's)."""
+        return self.gate.run(self._call, function, args, policy, script)
+
+    def call_host(self, function: Any, args: "tuple[Any, ...] | list[Any]", policy: SecurityPolicy, script: str) -> Any:
+        """``call`` with host values: the arguments convert into Lua and the
+        result back inside the gate (conversions touch the state too)."""
+        return self.gate.run(self._call_host, function, args, policy, script)
+
+    def _call_host(self, function: Any, args: "tuple[Any, ...] | list[Any]", policy: SecurityPolicy, script: str) -> Any:
+        conv = self.conv
+        if self.key.memory_limit and any(type(a) not in SCALARS for a in args):
+            self.charge(args)  # host values entering a capped state must fit under its cap
+        try:
+            result = self._call(function, [conv.to_lua(a) for a in args], policy, script)
+            return conv.from_lua(result)
+        except UnicodeDecodeError:
+            raise ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
+                                  script=script) from None
+        except ScriptError as exc:  # a conversion of the arguments or the result
+            if exc.script is None:
+                exc.script = script
+            raise
 
     def _call(self, function: Any, args: list[Any], policy: SecurityPolicy, script: str) -> Any:
         previous = self.deadline
@@ -201,9 +232,11 @@ class Runtime:
 
     def collect(self) -> None:
         """A full garbage collection, outside any call."""
-        with self.lock:
-            if not self.capped:
-                self._collect()
+        self.gate.run(self._collect_uncapped)
+
+    def _collect_uncapped(self) -> None:
+        if not self.capped:
+            self._collect()
 
     def charge(self, value: Any, extra: int = 0) -> None:
         """Refuse (MemoryLimitError) a host value that would not fit under the
@@ -231,11 +264,7 @@ class Runtime:
         engine, conv = self.engine, self.conv
 
         def call(*args: Any) -> Any:
-            policy = engine._policy_of(script)
-            if self.key.memory_limit and args:
-                self.charge(args)  # event data and the like enter a capped state only if they fit
-            result = self.call(function, [conv.to_lua(a) for a in args], policy, script or "?")
-            return conv.from_lua(result)
+            return self.call_host(function, args, engine._policy_of(script), script or "?")
 
         ref = FunctionRef(call, name=f"function <{script or '?'}:{line}>", language="lua", script=script)
         self._raw[ref] = function
