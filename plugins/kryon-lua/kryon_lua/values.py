@@ -31,23 +31,27 @@ SCALARS = frozenset((type(None), bool, int, float, str))
 def lua_size(value: Any, budget: int) -> int:
     """An upper bound on the bytes ``value`` takes once converted into Lua
     (each reference to a string is a string of its own there), counted only
-    until it passes ``budget``."""
+    until it passes ``budget``. A value nested deeper than MAX_DEPTH (a cycle
+    among them) counts as 0: its conversion refuses it with a ConversionError."""
     total = 0
-    stack = [value]
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         kind = type(item)
         if kind is str:
             total += 48 + len(item) * (1 if item.isascii() else 4)
         elif kind is bytes:
             total += 48 + len(item)
-        elif kind is list or kind is tuple:
-            total += 64 + 24 * len(item)
-            stack.extend(item)
-        elif kind is dict:
-            total += 64 + 64 * len(item)
-            stack.extend(item.keys())
-            stack.extend(item.values())
+        elif kind is list or kind is tuple or kind is dict:
+            if depth >= MAX_DEPTH:
+                return 0
+            if kind is dict:
+                total += 64 + 64 * len(item)
+                stack.extend((k, depth + 1) for k in item.keys())
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                total += 64 + 24 * len(item)
+                stack.extend((v, depth + 1) for v in item)
         else:
             total += 32
         if total > budget:
