@@ -464,6 +464,42 @@ function K.capped(f, ...)
   return capped_finish(xpcall(f, capped_error, ...))
 end
 
+-- The cheaper capped call: the host switches the cap on and off itself,
+-- having checked there is room for lupa to push the arguments. Everything
+-- here runs inside lupa's protected call; what goes back to the host is only
+-- scalars (1, results...), or 2 with the results waiting in K.slot, or
+-- 0 and an error message, so lupa allocates nothing after the call.
+local slot = {}
+K.slot = slot
+local SCALAR = { ["nil"] = true, boolean = true, number = true, string = true }
+
+local function fast_error(e)
+  if type(e) == "string" then return debug.traceback(e, 2) end
+  return e
+end
+
+local function fast_finish(ok, ...)
+  if not ok then
+    local e = ...
+    -- not a string: a host exception lupa carries through Lua (it raises
+    -- the very exception again on its side) or a script's error object
+    if type(e) ~= "string" then error(e, 0) end
+    return 0, e
+  end
+  for i = 1, select("#", ...) do
+    if not SCALAR[type((select(i, ...)))] then
+      slot[1] = pack(...)
+      return 2
+    end
+  end
+  return 1, ...
+end
+
+function K.fastcapped(f, ...)
+  state.where_source = nil
+  return fast_finish(xpcall(f, fast_error, ...))
+end
+
 K.base = base
 K.is_limit = is_limit
 -- Marks a table made from a host dict, so an empty one comes back as {} and

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from .engine import LuaEngine
 
 PRELUDE_NAME = "=kryon-prelude"
+#: bytes of headroom a call switched under the cap from the host needs beyond its string arguments
+_FAST_MARGIN = 256 * 1024
 _PRELUDE: str | None = None
 
 
@@ -127,6 +129,8 @@ class Runtime:
         self.state = self.helpers.state
         self._collect = self.helpers.collect
         self._capped = self.helpers.capped
+        self._fastcall = self.helpers.fastcapped
+        self._slot = self.helpers.slot
         self.is_object = self.helpers.is_object
         self._raw: "weakref.WeakKeyDictionary[FunctionRef, Any]" = weakref.WeakKeyDictionary()
         self.version = self.lua.lua_implementation
@@ -171,10 +175,17 @@ class Runtime:
 
     def _call_host(self, function: Any, args: "tuple[Any, ...] | list[Any]", policy: SecurityPolicy, script: str) -> Any:
         conv = self.conv
-        if self.key.memory_limit and any(type(a) not in SCALARS for a in args):
-            self.charge(args)  # host values entering a capped state must fit under its cap
+        passthrough = self.passthrough
+        for a in args:
+            if type(a) not in passthrough:
+                if self.key.memory_limit:
+                    self.charge(args)  # host values entering a capped state must fit under its cap
+                args = [conv.to_lua(a) for a in args]
+                break
         try:
-            result = self._call(function, [conv.to_lua(a) for a in args], policy, script)
+            result = self._call(function, args, policy, script)
+            if type(result) in SCALARS and type(result) is not str:
+                return result
             return conv.from_lua(result)
         except UnicodeDecodeError:
             raise ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
@@ -197,6 +208,8 @@ class Runtime:
             if not self.key.memory_limit:
                 return function(*args)
             was = self.capped
+            if not was and self._headroom(args):
+                return self._fast_capped(function, args)
             try:
                 return self._capped(function, *args)
             finally:
@@ -218,6 +231,43 @@ class Runtime:
             self.deadline = previous
             if self.key.memory_limit and not self.capped and self.memory_pressure():
                 self._collect()
+
+    def _headroom(self, args: "list[Any] | tuple[Any, ...]") -> bool:
+        """Whether lupa can push these arguments under the cap for sure (its
+        pushes happen outside any protected call)."""
+        need = _FAST_MARGIN
+        for a in args:
+            if type(a) is str or type(a) is bytes:
+                need += len(a) * 4 + 64
+        return self.lua.get_memory_used() + need < (self.key.memory_limit or 0)
+
+    def _fast_capped(self, function: Any, args: "list[Any] | tuple[Any, ...]") -> Any:
+        """A capped call with the cap switched from the host (no callbacks from
+        Lua): safe because there is headroom for lupa's pushes of the
+        arguments, and because `K.fastcapped` hands back only scalars (other
+        results wait in a slot, read once the cap is lifted again)."""
+        lua, limit = self.lua, self.key.memory_limit
+        lua.set_max_memory(limit)
+        self.capped = True
+        try:
+            r = self._fastcall(function, *args)
+        finally:
+            lua.set_max_memory(0)
+            self.capped = False
+        if type(r) is not tuple:
+            r = (r,)
+        code = r[0]
+        if code == 1:
+            rest = r[1:]
+        elif code == 2:
+            packed = self._slot[1]
+            self._slot[1] = None
+            rest = tuple(packed[i] for i in range(1, int(packed["n"]) + 1))
+        else:
+            raise self.LuaError(r[1])
+        if not rest:
+            return None
+        return rest[0] if len(rest) == 1 else rest
 
     def _located(self, err: ScriptError, script: str) -> ScriptError:
         """Memory errors carry no position: use the last one the hook saw,
