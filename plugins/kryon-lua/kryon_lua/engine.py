@@ -302,8 +302,15 @@ class LuaEngine(ScriptEngine):
                 return result
             return from_lua(result)
 
+        acquire, release = rt.gate.uncontended()
+
         def call(*args: Any) -> Any:  # the hot path: no hook bookkeeping, scalars straight through
             try:
+                if acquire(False):  # the gate's uncontended path, inlined
+                    try:
+                        return inside(*args)
+                    finally:
+                        release()
                 return run(inside, *args)
             except Exception as exc:
                 raise failure(exc) from None
@@ -322,7 +329,7 @@ class LuaEngine(ScriptEngine):
 
         info = state.functions.get(function)
         if info is not None and not info.is_variadic and 1 <= info.parameter_count <= len(_FIXED_PARAMS):
-            return _fixed_arity(info.parameter_count, f, call, failure, from_lua, passthrough, run)
+            return _fixed_arity(info.parameter_count, f, call, failure, from_lua, passthrough, run, acquire, release)
         return call
 
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
@@ -502,6 +509,8 @@ def _fixed_arity(
     from_lua: Callable[[Any], Any],
     passthrough: Any,
     run: Callable[..., Any],
+    acquire: Callable[[bool], bool],
+    release: Callable[[], None],
 ) -> Callable[..., Any]:
     """A caller specialised for a function of ``count`` parameters: given
     exactly that many scalar arguments it makes one type check per argument
@@ -515,6 +524,12 @@ def _fixed_arity(
         f"    if rest or {params[-1]} is _MISSING or {checks}:\n"
         f"        return generic(*[x for x in ({listed}, *rest) if x is not _MISSING])\n"
         f"    try:\n"
+        f"        if acquire(False):\n"
+        f"            try:\n"
+        f"                result = f({listed})\n"
+        f"                return result if type(result) in scalars else from_lua(result)\n"
+        f"            finally:\n"
+        f"                release()\n"
         f"        return run(inside, {listed})\n"
         f"    except Exception as exc:\n"
         f"        raise failure(exc) from None\n"
@@ -527,6 +542,7 @@ def _fixed_arity(
     namespace = {
         "_MISSING": _MISSING, "passthrough": passthrough, "generic": generic, "f": f,
         "failure": failure, "from_lua": from_lua, "scalars": SCALARS, "run": run,
+        "acquire": acquire, "release": release,
     }
     exec(compile(source, f"<kryon-lua caller/{count}>", "exec"), namespace)
     return namespace["call"]

@@ -113,6 +113,7 @@ class Runtime:
         #: the one way into this state (kryon_core.threads): threads calling
         #: across engines in opposite orders help each other instead of deadlocking
         self.gate = engine.make_gate(key.name())
+        self._acquire, self._release = self.gate.uncontended()
         #: whether the memory cap is in force now (Lua code of a capped state is running)
         self.capped = False
         self.deadline = 0.0
@@ -171,6 +172,11 @@ class Runtime:
     def call_host(self, function: Any, args: "tuple[Any, ...] | list[Any]", policy: SecurityPolicy, script: str) -> Any:
         """``call`` with host values: the arguments convert into Lua and the
         result back inside the gate (conversions touch the state too)."""
+        if self._acquire(False):  # the gate's uncontended path, inlined
+            try:
+                return self._call_host(function, args, policy, script)
+            finally:
+                self._release()
         return self.gate.run(self._call_host, function, args, policy, script)
 
     def _call_host(self, function: Any, args: "tuple[Any, ...] | list[Any]", policy: SecurityPolicy, script: str) -> Any:
