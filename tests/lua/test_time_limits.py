@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("kryon_lua")
 
-from kryon_core import AccessDeniedError, ScriptManager, ScriptTimeoutError, SecurityPolicy  # noqa: E402
+from kryon_core import AccessDeniedError, FunctionNotFoundError, ScriptManager, ScriptTimeoutError, SecurityPolicy  # noqa: E402
 
 BUDGET = 0.5
 
@@ -103,7 +103,7 @@ def test_host_never_runs_script_metamethods(manager, returned):
     started = time.monotonic()
     manager.load_script_from_source("meta", "lua", source)
     assert manager.call_function("meta.get") == []
-    with pytest.raises(Exception):
+    with pytest.raises(FunctionNotFoundError):
         manager.call_function("meta.missing")
     assert time.monotonic() - started < BUDGET
     manager.unload_script("meta")

@@ -15,7 +15,8 @@ the host's event loop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kryon_core import ScriptBridge, SecurityPolicy
 

@@ -317,7 +317,7 @@ class Runtime:
         """A FunctionRef for a Lua function, owned by the script that defined it."""
         source, line = self.helpers.source_of(function)
         script = source[1:] if isinstance(source, str) and source.startswith("=") else None
-        engine, conv = self.engine, self.conv
+        engine = self.engine
 
         def call(*args: Any) -> Any:
             return self.call_host(function, args, engine._policy_of(script), script or "?")
@@ -353,7 +353,7 @@ class Runtime:
                     raise failed(exc) from None
 
             return self._ready(self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call)
-        setcap, lua, limit = self._setcap, self.lua, self.key.memory_limit
+        setcap = self._setcap
 
         def uncapped_call(*args: Any) -> Any:
             # Host code and the conversions around it run with the cap lifted,

@@ -12,9 +12,10 @@ It also answers a sandboxed script's ``require`` (``module_resolver``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 BOUNDED_NAME = "=kryon-sandbox"
 
