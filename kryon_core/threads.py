@@ -84,6 +84,19 @@ class EngineGate:
                     _wake()
         return _run_contended(self, fn, args)
 
+    def uncontended(self) -> tuple[Callable[[bool], bool], Callable[[], None]]:
+        """``(acquire, release)`` for a hot path that inlines :meth:`run`'s
+        uncontended case: ``if acquire(False): try: ... finally: release()``,
+        and calls :meth:`run` when ``acquire`` fails."""
+        lock = self._lock
+
+        def release() -> None:
+            lock.release()
+            if self._waiting:
+                _wake()
+
+        return lock.acquire, release
+
     def held(self) -> bool:
         """Whether the calling thread holds this gate."""
         return bool(self._lock._is_owned())  # type: ignore[attr-defined]

@@ -33,10 +33,7 @@ NAMES = {"wren": "T.{}"}
 
 #: (language, policy) pairs whose runtimes are not entered through an EngineGate yet: they
 #: can deadlock, so they are left out until they are (-> why)
-PENDING = {
-    ("lua", "trusted"): "kryon-lua's gates are on its branch, not merged yet",
-    ("lua", "sandboxed"): "kryon-lua's gates are on its branch, not merged yet",
-}
+PENDING: dict[tuple[str, str], str] = {}
 AVAILABLE = [lang for lang in SOURCES if lang in ScriptManager(cache=False).languages]
 
 

@@ -53,10 +53,6 @@ LUA = Snippets(
     skip_values=("list_with_none",),
     raise_statement='error("load fails")',
     evaluate=('x = 40', 'x + 2'),
-    pending={
-        "test_evaluate": "ScriptEngine.evaluate is not implemented yet",
-        "test_sandboxed_caller_needs_an_export": "kryon is bound per runtime, not per script (bridge.for_script)",
-    },
 )
 
 

@@ -36,9 +36,10 @@ from kryon_core import (
     StackFrame,
 )
 
-from .bridge import build_kryon_table
+from .bridge import script_binder
 from .errors import translate
 from .runtime import Runtime, RuntimeKey, host_error, lupa_module
+from .sandbox import module_resolver
 from .values import SCALARS
 
 _FUNCTION_DEF = re.compile(
@@ -106,8 +107,6 @@ class LuaEngine(ScriptEngine):
                 rt = self._runtimes.get(key)
                 if rt is None:
                     rt = Runtime(self, key)
-                    if self.bridge is not None:
-                        rt.kryon = build_kryon_table(rt, self.bridge)
                     for name, value in self._globals.items():
                         rt.helpers.base[name] = rt.conv.to_lua(value)
                     rt.helpers.sethooks(bool(self._breakpoints))
@@ -175,13 +174,18 @@ class LuaEngine(ScriptEngine):
         rt = self._runtime(policy)
         header = b"\x1bLJ" if rt.key.jit else b"\x1bLua"
         code: Any = compiled.bytecode if compiled.bytecode.startswith(header) else compiled.source
-        with self._lock:
-            try:
-                env = rt.helpers.newenv(rt.kryon)
-                chunk = rt.helpers.load(code, "=" + compiled.id, env)
-            except rt.LuaError as exc:
-                exc._kryon_source = compiled.source  # type: ignore[attr-defined]
-                raise translate(exc, compiled.id, compiling=True) from None
+        def prepare() -> Any:
+            resolver = None
+            if policy.sandboxed and not policy.allow_imports:
+                resolver = rt.lua_callable(module_resolver(self, compiled.id, policy), label="require")
+            env = rt.helpers.newenv(script_binder(rt, self.bridge, compiled.id, policy), resolver)
+            return env, rt.helpers.load(code, "=" + compiled.id, env)
+
+        try:
+            env, chunk = rt.gate.run(prepare)
+        except rt.LuaError as exc:
+            exc._kryon_source = compiled.source  # type: ignore[attr-defined]
+            raise translate(exc, compiled.id, compiling=True) from None
         returned = rt.call(chunk, [], policy, compiled.id)
         if isinstance(returned, tuple):
             returned = returned[0] if returned else None
@@ -190,6 +194,9 @@ class LuaEngine(ScriptEngine):
         return state
 
     def _describe(self, state: _Script) -> None:
+        state.runtime.gate.run(self._describe_inside, state)
+
+    def _describe_inside(self, state: _Script) -> None:
         found = state.runtime.helpers.functions(state.env, state.returned)
         functions = {}
         for name, info in found.items():
@@ -225,7 +232,7 @@ class LuaEngine(ScriptEngine):
             # traceback, can still pin its functions: collect those too).
             del state
             rt.collect()
-            if rt.memory_pressure():
+            if rt.lua.get_memory_used() > rt.key.memory_limit // 2:
                 gc.collect()
                 rt.collect()
 
@@ -241,8 +248,14 @@ class LuaEngine(ScriptEngine):
     def _lua_function(self, state: _Script, function: str) -> Any:
         f = state.lua_functions.get(function)
         if f is None:
-            f = state.runtime.helpers.lookup(state.env, state.returned, function)
-            if f is None or state.runtime.module.lua_type(f) != "function":
+            rt = state.runtime
+
+            def lookup() -> Any:  # every touch of a Lua object (even reading a table field) inside the gate
+                found = rt.helpers.lookup(state.env, state.returned, function)
+                return found if found is not None and rt.module.lua_type(found) == "function" else None
+
+            f = rt.gate.run(lookup)
+            if f is None:
                 raise FunctionNotFoundError(
                     f"script '{state.id}' defines no function '{function}'", language="lua", script=state.id
                 )
@@ -273,34 +286,37 @@ class LuaEngine(ScriptEngine):
         to_lua, from_lua = rt.conv.to_lua, rt.conv.from_lua
         passthrough = rt.passthrough
         if rt.key.memory_limit or rt.key.max_value_size or (policy.sandboxed and (policy.time_limit or policy.max_recursion)):
-            limited = rt.call
+            limited = rt.call_host
 
             def call(*args: Any) -> Any:
-                try:
-                    result = limited(f, [to_lua(a) for a in args], policy, script)
-                    return from_lua(result)  # checks the size of a string result too
-                except UnicodeDecodeError as exc:
-                    raise _not_utf8(exc, script) from None
-                except ScriptError as exc:  # a conversion of the arguments or the result
-                    if exc.script is None:
-                        exc.script = script
-                    raise
+                return limited(f, args, policy, script)
 
             return call
         LuaError = rt.LuaError
+        run = rt.gate.run
 
-        def call(*args: Any) -> Any:  # the hot path: no hook bookkeeping, scalars straight through
+        def inside(*args: Any) -> Any:  # in the gate: conversions touch the state too
             for a in args:
                 if type(a) not in passthrough:
                     args = tuple([to_lua(a) for a in args])
                     break
-            try:
-                result = f(*args)
-            except Exception as exc:
-                raise failure(exc) from None
+            result = f(*args)
             if type(result) in SCALARS:
                 return result
             return from_lua(result)
+
+        acquire, release = rt.gate.uncontended()
+
+        def call(*args: Any) -> Any:  # the hot path: no hook bookkeeping, scalars straight through
+            try:
+                if acquire(False):  # the gate's uncontended path, inlined
+                    try:
+                        return inside(*args)
+                    finally:
+                        release()
+                return run(inside, *args)
+            except Exception as exc:
+                raise failure(exc) from None
 
         def failure(exc: Exception) -> ScriptError:
             """The kryon error for what a call into Lua raised."""
@@ -316,7 +332,7 @@ class LuaEngine(ScriptEngine):
 
         info = state.functions.get(function)
         if info is not None and not info.is_variadic and 1 <= info.parameter_count <= len(_FIXED_PARAMS):
-            return _fixed_arity(info.parameter_count, f, call, failure, from_lua, passthrough)
+            return _fixed_arity(info.parameter_count, f, call, failure, from_lua, passthrough, run, acquire, release)
         return call
 
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
@@ -326,19 +342,25 @@ class LuaEngine(ScriptEngine):
         state = self._script(script)
         f = self._lua_function(state, function)
         rt, conv = state.runtime, state.runtime.conv
-        step = rt.helpers.stepper(f)
-        send = [conv.to_lua(a) for a in args]
-        while True:
-            result = rt.call(step, send, state.policy, script)
+        step = rt.gate.run(lambda: rt.helpers.stepper(f))
+        send = list(args)
+
+        def resume(send: list[Any]) -> Any:  # one step, conversions included, inside the gate
+            result = rt._call(step, [conv.to_lua(a) for a in send], state.policy, script)
             ok, status, *values = result if isinstance(result, tuple) else (result,)
             if not ok:
                 raise translate(rt.LuaError(status), script)
             if status == "dead":
-                return conv.from_lua(values[0]) if len(values) == 1 else ([conv.from_lua(v) for v in values] or None)
-            request = conv.from_lua(values[0]) if values else None
-            send = await self._answer(request, conv)
+                return True, (conv.from_lua(values[0]) if len(values) == 1 else ([conv.from_lua(v) for v in values] or None))
+            return False, conv.from_lua(values[0]) if values else None
 
-    async def _answer(self, request: Any, conv: Any) -> list[Any]:
+        while True:
+            done, value = rt.gate.run(resume, send)
+            if done:
+                return value
+            send = await self._answer(value)
+
+    async def _answer(self, request: Any) -> list[Any]:
         if isinstance(request, dict) and request.get("op") == "sleep":
             await asyncio.sleep(max(0.0, float(request.get("ms") or 0)) / 1000.0)
             return []
@@ -353,21 +375,58 @@ class LuaEngine(ScriptEngine):
             else:
                 call_args = list(packed)
             value = await manager.call_function_async(str(request.get("name")), call_args)
-            return [conv.to_lua(value)]
+            return [value]
         await asyncio.sleep(0)
         return []
+
+    # -- evaluate ----------------------------------------------------------------------------
+    def evaluate(self, script_id: str, code: str) -> Any:
+        """Run ``code`` in the script's environment under its policy: as an
+        expression when it is one (``return <code>`` compiles), else as
+        statements. Definitions stay in the script's namespace."""
+        if not isinstance(code, str):
+            raise ScriptError(f"code must be a str, not {type(code).__name__}", language="lua", script=script_id)
+        state = self._script(script_id)
+        rt = state.runtime
+        def compile_code() -> Any:
+            try:
+                return rt.helpers.load(("return " + code).encode("utf-8"), "=" + script_id, state.env)
+            except rt.LuaError:
+                return rt.helpers.load(code.encode("utf-8"), "=" + script_id, state.env)
+
+        try:
+            chunk = rt.gate.run(compile_code)
+        except rt.LuaError as exc:
+            exc._kryon_source = code  # type: ignore[attr-defined]
+            raise translate(exc, script_id, compiling=True) from None
+        result = rt.gate.run(self._evaluated, rt, chunk, state, script_id)
+        self._describe(state)
+        state.callers.clear()
+        return result
+
+    def _evaluated(self, rt: Runtime, chunk: Any, state: _Script, script_id: str) -> Any:
+        result = rt._call(chunk, [], state.policy, script_id)
+        # what the code defined or redefined is callable now (see evaluate);
+        # callers made before hold the old functions
+        try:
+            if isinstance(result, tuple):
+                values = [rt.conv.from_lua(v) for v in result]
+                return values[0] if len(values) == 1 else (values or None)
+            return rt.conv.from_lua(result)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(exc, script_id) from None
 
     # -- globals ---------------------------------------------------------------------------
     def set_global(self, name: str, value: Any) -> None:
         with self._lock:
             for rt in self._runtimes.values():
-                rt.helpers.base[name] = rt.conv.to_lua(value)
+                rt.gate.run(lambda rt=rt: rt.helpers.base.__setitem__(name, rt.conv.to_lua(value)))
             self._globals[name] = value
 
     def get_global(self, name: str) -> Any:
         rt = self._runtime(self.config.policy)
         try:
-            return rt.conv.from_lua(rt.helpers.base[name])
+            return rt.gate.run(lambda: rt.conv.from_lua(rt.helpers.base[name]))
         except UnicodeDecodeError as exc:
             raise _not_utf8(exc, None) from None
 
@@ -377,15 +436,14 @@ class LuaEngine(ScriptEngine):
 
         start = time.perf_counter()
         before = after = 0
-        with self._lock:
-            for rt in self._runtimes.values():
-                b, a = rt.helpers.collect()
-                before += int(b)
-                after += int(a)
+        for rt in list(self._runtimes.values()):  # no engine lock held while waiting on a gate
+            b, a = rt.gate.run(lambda rt=rt: rt.helpers.collect())
+            before += int(b)
+            after += int(a)
         return GarbageCollectionStats(before, after, None, (time.perf_counter() - start) * 1000)
 
     def get_memory_usage(self) -> MemoryUsage:
-        used = sum(int(rt.helpers.memory()) for rt in self._runtimes.values())
+        used = sum(int(rt.gate.run(lambda rt=rt: rt.helpers.memory())) for rt in list(self._runtimes.values()))
         limits = [rt.key.memory_limit for rt in self._runtimes.values()]
         limit = None if not limits or None in limits else sum(l for l in limits if l)
         return MemoryUsage(used_bytes=used, limit=limit, scripts=len(self._scripts))
@@ -411,8 +469,8 @@ class LuaEngine(ScriptEngine):
         with self._lock:
             self._breakpoints[bid] = (script, int(line))
             for rt in self._runtimes.values():
-                self._apply_breakpoints(rt)
-                rt.helpers.sethooks(True)
+                rt.gate.run(self._apply_breakpoints, rt)
+                rt.gate.run(lambda rt=rt: rt.helpers.sethooks(True))
         return bid
 
     def remove_breakpoint(self, breakpoint_id: int) -> None:
@@ -420,8 +478,8 @@ class LuaEngine(ScriptEngine):
             if self._breakpoints.pop(breakpoint_id, None) is None:
                 raise ScriptError(f"no breakpoint {breakpoint_id}", language="lua")
             for rt in self._runtimes.values():
-                self._apply_breakpoints(rt)
-                rt.helpers.sethooks(bool(self._breakpoints))
+                rt.gate.run(self._apply_breakpoints, rt)
+                rt.gate.run(lambda rt=rt: rt.helpers.sethooks(bool(self._breakpoints)))
 
     def _apply_breakpoints(self, rt: Runtime) -> None:
         table: dict[str, dict[int, int]] = {}
@@ -442,9 +500,6 @@ class LuaEngine(ScriptEngine):
     # -- bridge ------------------------------------------------------------------------------------
     def setup_bridge(self, bridge: ScriptBridge) -> None:
         super().setup_bridge(bridge)
-        with self._lock:
-            for rt in self._runtimes.values():
-                rt.kryon = build_kryon_table(rt, bridge)
 
     def close(self) -> None:
         with self._lock:
@@ -464,6 +519,9 @@ def _fixed_arity(
     failure: Callable[[Exception], ScriptError],
     from_lua: Callable[[Any], Any],
     passthrough: Any,
+    run: Callable[..., Any],
+    acquire: Callable[[bool], bool],
+    release: Callable[[], None],
 ) -> Callable[..., Any]:
     """A caller specialised for a function of ``count`` parameters: given
     exactly that many scalar arguments it makes one type check per argument
@@ -477,16 +535,25 @@ def _fixed_arity(
         f"    if rest or {params[-1]} is _MISSING or {checks}:\n"
         f"        return generic(*[x for x in ({listed}, *rest) if x is not _MISSING])\n"
         f"    try:\n"
-        f"        result = f({listed})\n"
+        f"        if acquire(False):\n"
+        f"            try:\n"
+        f"                result = f({listed})\n"
+        f"                return result if type(result) in scalars else from_lua(result)\n"
+        f"            finally:\n"
+        f"                release()\n"
+        f"        return run(inside, {listed})\n"
         f"    except Exception as exc:\n"
         f"        raise failure(exc) from None\n"
+        f"def inside({listed}):\n"
+        f"    result = f({listed})\n"
         f"    if type(result) in scalars:\n"
         f"        return result\n"
         f"    return from_lua(result)\n"
     )
     namespace = {
         "_MISSING": _MISSING, "passthrough": passthrough, "generic": generic, "f": f,
-        "failure": failure, "from_lua": from_lua, "scalars": SCALARS,
+        "failure": failure, "from_lua": from_lua, "scalars": SCALARS, "run": run,
+        "acquire": acquire, "release": release,
     }
     exec(compile(source, f"<kryon-lua caller/{count}>", "exec"), namespace)
     return namespace["call"]

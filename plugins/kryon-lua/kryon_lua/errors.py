@@ -37,7 +37,7 @@ def split_traceback(text: str) -> tuple[str, list[StackFrame]]:
     frames = []
     for line in trace.splitlines() if sep else ():
         m = _FRAME.match(line)
-        if not m or m.group("src") in ("[C]", "kryon-prelude"):
+        if not m or m.group("src") in ("[C]", "kryon-prelude", "kryon-sandbox"):
             continue
         what = m.group("what")
         name = _FUNC_NAME.search(what)

@@ -7,7 +7,7 @@
 -- a script defines, and reading the stack and locals. Scripts never see this
 -- table; it keeps private references to `debug` and `load`.
 
-local sandboxed, grants, out, check_time, on_breakpoint, setcap = ...
+local sandboxed, grants, out, check_time, on_breakpoint, setcap, bounded = ...
 
 local debug, string, table, coroutine, math, utf8, os = debug, string, table, coroutine, math, utf8, os
 local getinfo, getlocal, sethook = debug.getinfo, debug.getlocal, debug.sethook
@@ -51,9 +51,34 @@ end
 
 -- pcall, xpcall and coroutine.resume must not swallow a limit: a script that
 -- wraps an endless loop in pcall would otherwise outlive its time limit.
+-- Once the deadline has passed, any error counts as the limit: the hook's
+-- error raised inside a message handler arrives as "error in error handling".
 local function rethrow_limits(ok, ...)
-  if not ok and is_limit((...)) then error((...), 0) end
+  if not ok then
+    local e = ...
+    if is_limit(e) then error(e, 0) end
+    if check_time() then error(LIMIT .. "timeout", 0) end
+  end
   return ok, ...
+end
+
+-- The library tables sandboxed scripts see: their own copies, with the
+-- functions that could run unbounded in C replaced by bounded ones
+-- (sandbox.lua).
+local function bounded_string()
+  local s = copy(string)
+  for _, name in ipairs { "find", "match", "gmatch", "gsub", "rep" } do
+    if s[name] ~= nil then s[name] = bounded[name] end
+  end
+  return s
+end
+
+local function bounded_table()
+  local t = copy(table)
+  for _, name in ipairs { "concat", "move", "insert", "remove", "sort" } do
+    if t[name] ~= nil then t[name] = bounded[name] end
+  end
+  return t
 end
 
 local base
@@ -61,8 +86,16 @@ local denied_globals = {}
 if sandboxed then
   base = {}
   for _, name in ipairs { "assert", "error", "ipairs", "next", "pairs", "rawequal", "rawget", "rawlen",
-    "rawset", "select", "tonumber", "tostring", "type", "setmetatable", "getmetatable", "_VERSION" } do
+    "rawset", "select", "tonumber", "tostring", "type", "getmetatable", "_VERSION" } do
     base[name] = _G[name]
+  end
+  -- A finalizer runs inside the collector with hooks off, where no time limit
+  -- can reach it (and at unload, outside any call): sandboxed scripts get none.
+  base.setmetatable = function(t, mt)
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+      error(DENIED .. "__gc finalizers are not available under a sandboxed policy", 2)
+    end
+    return setmetatable(t, mt)
   end
   base.pcall = function(f, ...) return rethrow_limits(pcall(f, ...)) end
   base.xpcall = function(f, handler, ...)
@@ -97,7 +130,7 @@ if sandboxed then
   -- Method calls on strings use the string metatable, shared by every script
   -- in this runtime: point it at a private copy and hide it.
   local smt = getmetatable("")
-  smt.__index = copy(string)
+  smt.__index = bounded_string()
   smt.__metatable = false
 else
   base = _G
@@ -110,20 +143,40 @@ _G.print = kprint
 -- interpreter, which does run hooks, still executes the scripts).
 if sandboxed and jit then jit.off() end
 
+local hook -- defined below
+
+-- A Lua hook function belongs to one coroutine: each new one gets it here,
+-- or a loop inside it would never meet the time limit.
+local create = coroutine.create
+local function hooked_create(f)
+  local co = create(f)
+  if state.hookmask then sethook(co, hook, state.hookmask, state.hookcount) end
+  return co
+end
+
 local function coroutine_lib()
   local c = copy(coroutine)
   c.resume = function(co, ...) return rethrow_limits(coroutine.resume(co, ...)) end
+  c.create = hooked_create
+  c.wrap = function(f)
+    local co = hooked_create(f)
+    return function(...)
+      local r = pack(coroutine.resume(co, ...))
+      if r[1] then return unpack(r, 2, r.n) end
+      error(r[2], 0)
+    end
+  end
   return c
 end
 
 -- A fresh environment for one script: its globals live here; reads fall back
 -- to the base. Sandboxed scripts get their own copies of the libraries, so
 -- one script patching string or table never reaches another.
-function K.newenv(kryon)
+function K.newenv(bind, resolve)
   local env = {}
   local meta = { __metatable = false }
   if sandboxed then
-    env.string, env.table, env.math, env.utf8 = copy(string), copy(table), copy(math), copy(utf8)
+    env.string, env.table, env.math, env.utf8 = bounded_string(), bounded_table(), copy(math), copy(utf8)
     env.os, env.coroutine = copy(base.os), coroutine_lib()
     meta.__index = function(_, key)
       if denied_globals[key] then
@@ -141,9 +194,39 @@ function K.newenv(kryon)
     end
     return load(chunk, name, sandboxed and "t" or mode, chunk_env or env)
   end
-  if kryon ~= nil then
+  if resolve ~= nil then
+    -- `require` of the modules the policy grants (allowed_modules): the
+    -- host says which; a module runs once per script, in its environment.
+    local loaded = {}
+    env.require = function(name)
+      local mod = loaded[name]
+      if mod ~= nil then return mod end
+      local found = resolve(name)
+      if found == "std:" then
+        mod = env[name]
+      else
+        local f, err = load(found:sub(5), "=" .. tostring(name), "t", env)
+        if not f then error(err, 0) end
+        mod = f(name)
+        if mod == nil then mod = true end
+      end
+      loaded[name] = mod
+      return mod
+    end
+  end
+  if bind ~= nil then
+    -- This script's own `kryon` API, bound on first use of each name:
+    -- bind(name) makes the host function for this script, kept in `cache`.
+    local cache = {}
+    for k, v in next, K.async_api do cache[k] = v end
+    setmetatable(cache, { __index = function(c, key)
+      if type(key) ~= "string" then return nil end
+      local f = bind(key)
+      if f ~= nil then rawset(c, key, f) end
+      return f
+    end })
     env.kryon = setmetatable({}, {
-      __index = kryon,
+      __index = cache,
       __newindex = function(_, key) error("kryon." .. tostring(key) .. " is read-only", 2) end,
       __metatable = false,
     })
@@ -169,14 +252,16 @@ local function describe(f)
 end
 
 -- The functions a script defines: its globals, and the fields of a table its
--- chunk returned (the module style `local M = {} ... return M`).
+-- chunk returned (the module style `local M = {} ... return M`). Raw access
+-- only: the host runs this outside any call, so no script metamethod
+-- (__pairs, __index) may run here.
 function K.functions(env, returned)
   local found = {}
-  for k, v in pairs(env) do
+  for k, v in next, env do
     if type(k) == "string" and type(v) == "function" and k ~= "load" then found[k] = describe(v) end
   end
   if type(returned) == "table" then
-    for k, v in pairs(returned) do
+    for k, v in next, returned do
       if type(k) == "string" and type(v) == "function" and found[k] == nil then found[k] = describe(v) end
     end
   end
@@ -185,7 +270,7 @@ end
 
 function K.lookup(env, returned, name)
   local f = rawget(env, name)
-  if f == nil and type(returned) == "table" then f = returned[name] end
+  if f == nil and type(returned) == "table" then f = rawget(returned, name) end
   return f
 end
 
@@ -245,17 +330,53 @@ function K.locals(level)
   return vars
 end
 
-local function hook(event, line)
+-- The innermost frame of script code from `level` outwards (the bounded
+-- library functions and the prelude are not the script's position).
+local INTERNAL = { ["=kryon-sandbox"] = true, ["=kryon-prelude"] = true, ["=[C]"] = true }
+local function script_frame(level)
+  while true do
+    local info = getinfo(level, "Sl")
+    if not info then return nil end
+    if not INTERNAL[info.source] and info.what ~= "C" then return info end
+    level = level + 1
+  end
+end
+
+-- Limits are checked on the count hook alone, every 1000 VM instructions: the
+-- deadline, and the stack depth (a recursion deeper than max_recursion is
+-- caught within those instructions, a few hundred frames at most past the
+-- limit). A call hook would be exact but runs a Lua function on every call,
+-- which made every sandboxed call several times slower.
+local function check_limits()
+  local info = getinfo(3, "Sl")
+  if info and INTERNAL[info.source] then info = script_frame(4) end
+  if info then state.where_source, state.where_line = info.source, info.currentline end
+  if check_time() then
+    if info and info.currentline and info.currentline > 0 then
+      error(info.source:sub(2) .. ":" .. info.currentline .. ": " .. LIMIT .. "timeout", 0)
+    end
+    error(LIMIT .. "timeout", 0)
+  end
+  local limit = state.maxdepth
+  if limit > 0 and getinfo(limit + 3, "l") ~= nil then error(LIMIT .. "recursion", 3) end
+end
+
+-- Ticks of the count hook are also counted in a line hook's own
+-- instructions and dropped there; with breakpoints set, line events check
+-- the limits too, every LINE_CHECK lines.
+local LINE_CHECK = 100
+local lines = 0
+
+hook = function(event, line)
   if event == "count" then
-    local info = getinfo(2, "Sl")
-    if info then state.where_source, state.where_line = info.source, info.currentline end
-    if check_time() then error(LIMIT .. "timeout", 2) end
-  elseif event == "call" then
-    local limit = state.maxdepth
-    if limit > 0 and getinfo(limit + 2, "l") ~= nil then error(LIMIT .. "recursion", 2) end
+    check_limits()
   elseif event == "line" then
-    local lines = state.breakpoints[getinfo(2, "S").source]
-    local id = lines and lines[line]
+    if sandboxed then
+      lines = lines + 1
+      if lines >= LINE_CHECK then lines = 0; check_limits() end
+    end
+    local bps = state.breakpoints[getinfo(2, "S").source]
+    local id = bps and bps[line]
     if id then on_breakpoint(id, getinfo(2, "S").source, line) end
   end
 end
@@ -264,12 +385,13 @@ end
 -- a breakpoint is set (a line hook slows every line).
 function K.sethooks(with_lines)
   local mask = ""
-  if sandboxed then mask = "c" end
-  if with_lines then mask = mask .. "l" end
+  if with_lines then mask = "l" end
   if mask == "" and not sandboxed then
     sethook()
+    state.hookmask = nil
   else
-    sethook(hook, mask, sandboxed and 1000 or 0)
+    state.hookmask, state.hookcount = mask, sandboxed and 1000 or 0
+    sethook(hook, mask, state.hookcount)
   end
 end
 
@@ -307,7 +429,7 @@ K.async_api = {
 -- One coroutine for call_function_async, stepped from the host:
 -- step(...) -> true, status, values... | false, traceback, status
 function K.stepper(f)
-  local co = coroutine.create(f)
+  local co = hooked_create(f)
   return function(...)
     local r = pack(coroutine.resume(co, ...))
     local status = coroutine.status(co)
@@ -340,6 +462,42 @@ function K.capped(f, ...)
   state.where_source = nil -- the last position seen belongs to an earlier call
   setcap(true) -- an error before xpcall is caught by the host's own protected call
   return capped_finish(xpcall(f, capped_error, ...))
+end
+
+-- The cheaper capped call: the host switches the cap on and off itself,
+-- having checked there is room for lupa to push the arguments. Everything
+-- here runs inside lupa's protected call; what goes back to the host is only
+-- scalars (1, results...), or 2 with the results waiting in K.slot, or
+-- 0 and an error message, so lupa allocates nothing after the call.
+local slot = {}
+K.slot = slot
+local SCALAR = { ["nil"] = true, boolean = true, number = true, string = true }
+
+local function fast_error(e)
+  if type(e) == "string" then return debug.traceback(e, 2) end
+  return e
+end
+
+local function fast_finish(ok, ...)
+  if not ok then
+    local e = ...
+    -- not a string: a host exception lupa carries through Lua (it raises
+    -- the very exception again on its side) or a script's error object
+    if type(e) ~= "string" then error(e, 0) end
+    return 0, e
+  end
+  for i = 1, select("#", ...) do
+    if not SCALAR[type((select(i, ...)))] then
+      slot[1] = pack(...)
+      return 2
+    end
+  end
+  return 1, ...
+end
+
+function K.fastcapped(f, ...)
+  state.where_source = nil
+  return fast_finish(xpcall(f, fast_error, ...))
 end
 
 K.base = base

@@ -8,8 +8,8 @@ enforced by the prelude's hook with values set before each call.
 
 from __future__ import annotations
 
-import threading
 import time
+import types
 import weakref
 from dataclasses import dataclass
 from importlib import resources
@@ -18,12 +18,15 @@ from typing import TYPE_CHECKING, Any, Callable
 from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, SecurityPolicy, StackFrame
 
 from .errors import translate
-from .values import Converter
+from .sandbox import BOUNDED_NAME, load_bounded
+from .values import SCALARS, Converter, lua_size
 
 if TYPE_CHECKING:
     from .engine import LuaEngine
 
 PRELUDE_NAME = "=kryon-prelude"
+#: bytes of headroom a call switched under the cap from the host needs beyond its string arguments
+_FAST_MARGIN = 256 * 1024
 _PRELUDE: str | None = None
 
 
@@ -57,6 +60,16 @@ class RuntimeKey:
             processes=policy.allow_processes,
             imports=policy.allow_imports,
         )
+
+    def name(self) -> str:
+        """A short name for the state (its gate's)."""
+        parts = ["sandboxed" if self.sandboxed else "trusted", "luajit" if self.jit else "lua54"]
+        if self.memory_limit:
+            parts.append(f"cap{self.memory_limit}")
+        if self.max_value_size:
+            parts.append(f"max{self.max_value_size}")
+        parts += [g for g, on in (("files", self.files), ("processes", self.processes), ("imports", self.imports)) if on]
+        return "-".join(parts)
 
 
 def host_error(exc: BaseException, script: str | None) -> ScriptError:
@@ -97,7 +110,10 @@ class Runtime:
             # a protected call (lupa pushing an argument or reading a table) is a
             # Lua panic, which ends the whole host process.
             self.lua.set_max_memory(0)
-        self.lock = threading.RLock()
+        #: the one way into this state (kryon_core.threads): threads calling
+        #: across engines in opposite orders help each other instead of deadlocking
+        self.gate = engine.make_gate(key.name())
+        self._acquire, self._release = self.gate.uncontended()
         #: whether the memory cap is in force now (Lua code of a capped state is running)
         self.capped = False
         self.deadline = 0.0
@@ -106,15 +122,17 @@ class Runtime:
         #: argument types lupa passes unchanged and exactly (LuaJIT would round big ints)
         self.passthrough = frozenset((type(None), bool, float, str) if key.jit else (type(None), bool, int, float, str))
         grants = self.lua.table_from({"files": key.files, "processes": key.processes, "imports": key.imports})
+        bounded = load_bounded(self.lua, key.memory_limit) if key.sandboxed else None
         self.helpers = self.lua.execute(
             prelude_source(), key.sandboxed, grants, self._output, self._check_time, self._on_breakpoint, self._setcap,
-            name=PRELUDE_NAME,
+            bounded, name=PRELUDE_NAME,
         )
         self.state = self.helpers.state
         self._collect = self.helpers.collect
         self._capped = self.helpers.capped
+        self._fastcall = self.helpers.fastcapped
+        self._slot = self.helpers.slot
         self.is_object = self.helpers.is_object
-        self.kryon: Any = None
         self._raw: "weakref.WeakKeyDictionary[FunctionRef, Any]" = weakref.WeakKeyDictionary()
         self.version = self.lua.lua_implementation
 
@@ -146,10 +164,42 @@ class Runtime:
 
     # -- calls with limits ----------------------------------------------------------
     def call(self, function: Any, args: list[Any], policy: SecurityPolicy, script: str) -> Any:
-        """Call a Lua function under ``policy``'s time, recursion and memory limits."""
-        # One thread at a time: the deadline, depth and cap are this state's, not the thread's.
-        with self.lock:
-            return self._call(function, args, policy, script)
+        """Call a Lua function under ``policy``'s time, recursion and memory
+        limits, through the gate (one thread at a time: the deadline, depth and
+        cap are this state's, not the thread's)."""
+        return self.gate.run(self._call, function, args, policy, script)
+
+    def call_host(self, function: Any, args: "tuple[Any, ...] | list[Any]", policy: SecurityPolicy, script: str) -> Any:
+        """``call`` with host values: the arguments convert into Lua and the
+        result back inside the gate (conversions touch the state too)."""
+        if self._acquire(False):  # the gate's uncontended path, inlined
+            try:
+                return self._call_host(function, args, policy, script)
+            finally:
+                self._release()
+        return self.gate.run(self._call_host, function, args, policy, script)
+
+    def _call_host(self, function: Any, args: "tuple[Any, ...] | list[Any]", policy: SecurityPolicy, script: str) -> Any:
+        conv = self.conv
+        passthrough = self.passthrough
+        for a in args:
+            if type(a) not in passthrough:
+                if self.key.memory_limit:
+                    self.charge(args)  # host values entering a capped state must fit under its cap
+                args = [conv.to_lua(a) for a in args]
+                break
+        try:
+            result = self._call(function, args, policy, script)
+            if type(result) in SCALARS and type(result) is not str:
+                return result
+            return conv.from_lua(result)
+        except UnicodeDecodeError:
+            raise ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
+                                  script=script) from None
+        except ScriptError as exc:  # a conversion of the arguments or the result
+            if exc.script is None:
+                exc.script = script
+            raise
 
     def _call(self, function: Any, args: list[Any], policy: SecurityPolicy, script: str) -> Any:
         previous = self.deadline
@@ -164,6 +214,8 @@ class Runtime:
             if not self.key.memory_limit:
                 return function(*args)
             was = self.capped
+            if not was and self._headroom(args):
+                return self._fast_capped(function, args)
             try:
                 return self._capped(function, *args)
             finally:
@@ -186,12 +238,49 @@ class Runtime:
             if self.key.memory_limit and not self.capped and self.memory_pressure():
                 self._collect()
 
+    def _headroom(self, args: "list[Any] | tuple[Any, ...]") -> bool:
+        """Whether lupa can push these arguments under the cap for sure (its
+        pushes happen outside any protected call)."""
+        need = _FAST_MARGIN
+        for a in args:
+            if type(a) is str or type(a) is bytes:
+                need += len(a) * 4 + 64
+        return self.lua.get_memory_used() + need < (self.key.memory_limit or 0)
+
+    def _fast_capped(self, function: Any, args: "list[Any] | tuple[Any, ...]") -> Any:
+        """A capped call with the cap switched from the host (no callbacks from
+        Lua): safe because there is headroom for lupa's pushes of the
+        arguments, and because `K.fastcapped` hands back only scalars (other
+        results wait in a slot, read once the cap is lifted again)."""
+        lua, limit = self.lua, self.key.memory_limit
+        lua.set_max_memory(limit)
+        self.capped = True
+        try:
+            r = self._fastcall(function, *args)
+        finally:
+            lua.set_max_memory(0)
+            self.capped = False
+        if type(r) is not tuple:
+            r = (r,)
+        code = r[0]
+        if code == 1:
+            rest = r[1:]
+        elif code == 2:
+            packed = self._slot[1]
+            self._slot[1] = None
+            rest = tuple(packed[i] for i in range(1, int(packed["n"]) + 1))
+        else:
+            raise self.LuaError(r[1])
+        if not rest:
+            return None
+        return rest[0] if len(rest) == 1 else rest
+
     def _located(self, err: ScriptError, script: str) -> ScriptError:
         """Memory errors carry no position: use the last one the hook saw,
         or at least the script that was called."""
         if err.line is None and self.key.sandboxed:
             source, line = self.state.where_source, self.state.where_line
-            if isinstance(source, str) and source.startswith("=") and source != PRELUDE_NAME:
+            if isinstance(source, str) and source.startswith("=") and source not in (PRELUDE_NAME, BOUNDED_NAME):
                 err.script, err.line = source[1:], int(line) if line else None
         if err.script is None:
             err.script = script
@@ -199,9 +288,25 @@ class Runtime:
 
     def collect(self) -> None:
         """A full garbage collection, outside any call."""
-        with self.lock:
-            if not self.capped:
-                self._collect()
+        self.gate.run(self._collect_uncapped)
+
+    def _collect_uncapped(self) -> None:
+        if not self.capped:
+            self._collect()
+
+    def charge(self, value: Any, extra: int = 0) -> None:
+        """Refuse (MemoryLimitError) a host value that would not fit under the
+        memory cap once converted into this state, before converting it."""
+        limit = self.key.memory_limit
+        if not limit:
+            return
+        room = limit - self.lua.get_memory_used() - extra
+        if room <= 0 or (value is not None and lua_size(value, room) > room):
+            err = MemoryLimitError(
+                "memory limit exceeded (not enough memory for a value the host hands to the script)", language="lua"
+            )
+            self.locate(err)
+            raise err
 
     def memory_pressure(self) -> bool:
         limit = self.key.memory_limit or 0
@@ -212,12 +317,10 @@ class Runtime:
         """A FunctionRef for a Lua function, owned by the script that defined it."""
         source, line = self.helpers.source_of(function)
         script = source[1:] if isinstance(source, str) and source.startswith("=") else None
-        engine, conv = self.engine, self.conv
+        engine = self.engine
 
         def call(*args: Any) -> Any:
-            policy = engine._policy_of(script)
-            result = self.call(function, [conv.to_lua(a) for a in args], policy, script or "?")
-            return conv.from_lua(result)
+            return self.call_host(function, args, engine._policy_of(script), script or "?")
 
         ref = FunctionRef(call, name=f"function <{script or '?'}:{line}>", language="lua", script=script)
         self._raw[ref] = function
@@ -233,45 +336,57 @@ class Runtime:
                 return raw  # a function of this very state: no round trip through Python
         conv = self.conv
 
-        def from_lua_call(*args: Any) -> Any:
-            try:
-                return conv.to_lua(target(*[conv.from_lua(a) for a in args]))
-            except ScriptError as exc:
+        def failed(exc: Exception) -> ScriptError:
+            if isinstance(exc, ScriptError):
                 self.locate(exc)
-                raise
-            except Exception as exc:
-                err = ScriptRuntimeError(f"{label} failed: {type(exc).__name__}: {exc}", language="lua")
-                self.locate(err)
-                raise err from exc
+                return exc
+            err = ScriptRuntimeError(f"{label} failed: {type(exc).__name__}: {exc}", language="lua")
+            err.__cause__ = exc
+            self.locate(err)
+            return err
 
         if not self.key.memory_limit:
-            return self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call
-        setcap, lua, limit = self._setcap, self.lua, self.key.memory_limit
+            def from_lua_call(*args: Any) -> Any:
+                try:
+                    return conv.to_lua(target(*[conv.from_lua(a) for a in args]))
+                except Exception as exc:
+                    raise failed(exc) from None
 
-        def recap(was: bool, need: int) -> None:
-            # lupa pushes the result (or the error) after this returns, under the
-            # cap again: with no room for it that push would be a panic, so the
-            # call fails here, as a limit error, and the cap stays off while it unwinds.
-            if was and lua.get_memory_used() + need >= limit:
-                err = MemoryLimitError("memory limit exceeded (not enough memory)", language="lua")
-                self.locate(err)
-                raise err
-            setcap(was)
+            return self._ready(self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call)
+        setcap = self._setcap
 
         def uncapped_call(*args: Any) -> Any:
-            # Host code and the conversions around it run without the script's
-            # cap, as outside calls: a refused allocation there would not be a
-            # clean Lua error (see `call`).
+            # Host code and the conversions around it run with the cap lifted,
+            # as outside calls: an allocation refused there would not be a clean
+            # Lua error (see `call`). So what the host hands back is charged
+            # before it enters: its Lua size is estimated, and a value that would
+            # not fit under the cap is a MemoryLimitError, not an allocation.
             was = setcap(False)
             try:
-                result = from_lua_call(*args)
+                try:
+                    result = target(*[conv.from_lua(a) for a in args])
+                    if was:
+                        self.charge(result, 256)
+                    converted = conv.to_lua(result)
+                except Exception as exc:
+                    if was:  # lupa pushes the error under the cap again
+                        self.charge(None, 4096)
+                    raise failed(exc) from None
             except BaseException:
-                recap(was, 4096)
+                setcap(was)
                 raise
-            recap(was, 256 + len(result) if type(result) is str else 256)
-            return result
+            setcap(was)
+            return converted
 
-        return self.helpers.hostfn(uncapped_call) if self.key.jit else uncapped_call
+        return self._ready(self.helpers.hostfn(uncapped_call) if self.key.jit else uncapped_call)
+
+    @staticmethod
+    def _ready(function: Any) -> Any:
+        """Mark a callable made for Lua, so that converting it again (a host
+        function returning it) passes it through instead of wrapping it twice."""
+        if isinstance(function, types.FunctionType):  # under LuaJIT it is a Lua function already
+            function.lua_ready = True  # type: ignore[attr-defined]
+        return function
 
     # -- stack ------------------------------------------------------------------------------
     def script_frames(self, with_locals: bool = False) -> list[StackFrame]:
@@ -281,7 +396,7 @@ class Runtime:
         for index in range(1, len(raw) + 1):
             info = raw[index]
             source = info["source"]
-            if not isinstance(source, str) or not source.startswith("=") or source in (PRELUDE_NAME, "=[C]"):
+            if not isinstance(source, str) or not source.startswith("=") or source in (PRELUDE_NAME, BOUNDED_NAME, "=[C]"):
                 continue
             local_vars: dict[str, Any] = {}
             if with_locals and not frames:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from kryon_core import ConversionError, FunctionRef, UserData
+from kryon_core import ConversionError, FunctionRef, MemoryLimitError, UserData
 from kryon_core.values import INT64_MAX, INT64_MIN, MAX_SAFE_DOUBLE_INT, dict_key, value_too_large
 
 if TYPE_CHECKING:
@@ -26,6 +26,37 @@ if TYPE_CHECKING:
 
 MAX_DEPTH = 100
 SCALARS = frozenset((type(None), bool, int, float, str))
+
+
+def lua_size(value: Any, budget: int) -> int:
+    """An upper bound on the bytes ``value`` takes once converted into Lua
+    (each reference to a string is a string of its own there), counted only
+    until it passes ``budget``. A value nested deeper than MAX_DEPTH (a cycle
+    among them) counts as 0: its conversion refuses it with a ConversionError."""
+    total = 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is str:
+            total += 48 + len(item) * (1 if item.isascii() else 4)
+        elif kind is bytes:
+            total += 48 + len(item)
+        elif kind is list or kind is tuple or kind is dict:
+            if depth >= MAX_DEPTH:
+                return 0
+            if kind is dict:
+                total += 64 + 64 * len(item)
+                stack.extend((k, depth + 1) for k in item.keys())
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                total += 64 + 24 * len(item)
+                stack.extend((v, depth + 1) for v in item)
+        else:
+            total += 32
+        if total > budget:
+            return total
+    return total
 
 
 class Converter:
@@ -38,6 +69,8 @@ class Converter:
         self.int_min, self.int_max = (-MAX_SAFE_DOUBLE_INT, MAX_SAFE_DOUBLE_INT) if jit else (INT64_MIN, INT64_MAX)
         #: the policy's max_value_size for strings, lists and maps crossing either way (None: no limit)
         self.limit = runtime.key.max_value_size
+        #: host bytes one table may take once converted (the memory cap; None: no limit)
+        self.budget = runtime.key.memory_limit
 
     def too_large(self, size: int, kind: str) -> Exception:
         return value_too_large(size, self.limit or 0, kind=kind, language="lua")
@@ -61,22 +94,40 @@ class Converter:
             return self.rt.function_ref(value)
         raise ConversionError(f"a Lua {kind} cannot cross to the host", language="lua")
 
-    def _table(self, table: Any, depth: int) -> Any:
+    def _table(self, table: Any, depth: int, spent: "list[int] | None" = None) -> Any:
+        if spent is None:
+            # Host memory a table takes once converted: each reference to a Lua
+            # string becomes a host string of its own, so a table of many
+            # references to one big string is charged to the script (its memory
+            # cap, else the value size limit) before it can blow up the host.
+            spent = [0]
         if depth >= MAX_DEPTH:
             raise ConversionError(
                 f"table nested deeper than {MAX_DEPTH} levels (or cyclic) cannot cross to the host", language="lua"
             )
         n = len(table)
-        items = list(table.items())
-        if self.limit is not None and len(items) > self.limit:
-            raise self.too_large(len(items), "table")
+        budget = self.budget
+        items = []
+        for item in table.items():  # one host string at a time, each charged as it appears
+            items.append(item)
+            if self.limit is not None and len(items) > self.limit:
+                raise self.too_large(len(items), "table")
+            if budget is not None:
+                for part in item:
+                    if type(part) is str:
+                        spent[0] += 48 + len(part)
+                if spent[0] > budget:
+                    raise MemoryLimitError(
+                        f"a table of more than {budget} bytes (as host values) cannot cross to the host: "
+                        "the script's memory limit", language="lua")
+        convert = self._convert
         if len(items) == n and not (n == 0 and self.rt.is_object(table)):
             # keys are exactly 1..n: a list (Lua's # is only a border, so check)
             out = [None] * n
             for k, v in items:
                 if type(k) is not int or not 1 <= k <= n:
                     break
-                out[k - 1] = self.from_lua(v, depth + 1)
+                out[k - 1] = convert(v, depth + 1, spent)
             else:
                 return out
         result = {}
@@ -93,8 +144,16 @@ class Converter:
                     "only string and integer keys cross",
                     language="lua",
                 )
-            result[key] = self.from_lua(v, depth + 1)
+            result[key] = convert(v, depth + 1, spent)
         return result
+
+    def _convert(self, value: Any, depth: int, spent: list[int]) -> Any:
+        """A value inside a table: nested tables share the table's charge."""
+        if type(value) in SCALARS:
+            return self.from_lua(value, depth)
+        if self.lua_type(value) == "table":
+            return self._table(value, depth, spent)
+        return self.from_lua(value, depth)
 
     # -- host -> Lua -----------------------------------------------------------
     def to_lua(self, value: Any, depth: int = 0) -> Any:
@@ -133,6 +192,8 @@ class Converter:
         if self.lua_type(value) is not None:  # already a Lua object of this runtime
             return value
         if callable(value):
+            if getattr(value, "lua_ready", False):  # already made for Lua (a bound kryon method)
+                return value
             return self.rt.lua_callable(value)
         if isinstance(value, (list, tuple, dict)):  # subclasses
             return self.to_lua(list(value) if not isinstance(value, dict) else dict(value), depth)

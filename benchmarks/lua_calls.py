@@ -1,0 +1,78 @@
+"""Lua calls through Kryon against the raw lupa call, side by side, for the
+default (sandboxed) and the trusted policy: ``manager.call_function`` and a
+bound handle (``manager.function``) of an (int, int) -> int function, each
+with its ratio to raw lupa. Rounds alternate between the variants so machine
+noise hits them alike; the best round counts. Targets (issue 15): default
+policy at most 3x raw for call_function and 2x for a bound handle; trusted
+at most 2x and 1.3x.
+
+    python benchmarks/lua_calls.py [--rounds N] [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+from kryon_core import ScriptManager, SecurityPolicy
+
+SOURCE = "function add(a, b) return a + b end"
+
+
+def per_call(loop: Callable[[int], None], calls: int) -> float:
+    start = time.perf_counter()
+    loop(calls)
+    return (time.perf_counter() - start) / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=20_000)
+    args = parser.parse_args()
+
+    import lupa.lua54 as lua54
+
+    raw_rt = lua54.LuaRuntime(unpack_returned_tuples=True)
+    raw_rt.execute(SOURCE)
+    raw_add = raw_rt.globals().add
+
+    def raw(n: int) -> None:
+        for _ in range(n):
+            raw_add(2, 3)
+
+    variants: dict[str, Callable[[int], None]] = {"raw lupa": raw}
+    managers = []
+    for label, policy in (("default", SecurityPolicy()), ("trusted", SecurityPolicy.trusted())):
+        m = ScriptManager(policy=policy, cache=False)
+        managers.append(m)
+        m.load_script_from_source("bench", "lua", SOURCE)
+        call, bound = m.call_function, m.function("bench.add")
+        assert call("bench.add", [2, 3]) == bound(2, 3) == raw_add(2, 3) == 5
+
+        def by_name(n: int, call: Callable[..., object] = call) -> None:
+            for _ in range(n):
+                call("bench.add", [2, 3])
+
+        def by_handle(n: int, bound: Callable[..., object] = bound) -> None:
+            for _ in range(n):
+                bound(2, 3)
+
+        variants[f"{label} call_function"] = by_name
+        variants[f"{label} bound handle"] = by_handle
+
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(args.rounds):
+        for name, loop in variants.items():
+            best[name] = min(best[name], per_call(loop, args.calls))
+    raw_time = best["raw lupa"]
+    print(f"Lua calls, best of {args.rounds} alternating rounds of {args.calls} calls")
+    for name, seconds in best.items():
+        print(f"  {name:24s} {seconds * 1e9:8.0f} ns  {seconds / raw_time:6.2f}x raw")
+    for m in managers:
+        m.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""What a sandboxed Lua state adds to the prelude.
+
+``sandbox.lua`` holds bounded versions of the library functions that could
+otherwise run for a long time in C, out of reach of the count hook that
+enforces time limits (pattern matching, ``string.rep``, the table
+functions); the prelude puts them in every sandboxed script's ``string`` and
+``table`` and in the string metatable.
+
+It also answers a sandboxed script's ``require`` (``module_resolver``):
+``allowed_modules`` grants modules by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
+from typing import Any
+
+BOUNDED_NAME = "=kryon-sandbox"
+
+
+@cache
+def bounded_source() -> str:
+    return resources.files("kryon_lua").joinpath("sandbox.lua").read_text(encoding="utf-8")
+
+
+def load_bounded(lua: Any, memory_limit: int | None) -> Any:
+    """The table of bounded functions for one state (``memory_limit``: its cap)."""
+    return lua.execute(bounded_source(), memory_limit, name=BOUNDED_NAME)
+
+
+#: standard libraries a granted ``require`` returns (the script's own copies)
+STANDARD_MODULES = frozenset({"string", "table", "math", "utf8", "coroutine", "os"})
+#: names that are capabilities of the policy, never modules to grant
+CAPABILITIES = {
+    "io": "allow_file_system=True",
+    "package": "allow_imports=True",
+    "debug": "a trusted policy",
+}
+
+
+def module_resolver(engine: Any, script: str, policy: Any) -> Callable[[Any], str]:
+    """What a sandboxed script's ``require(name)`` asks (see the README): a
+    name the policy does not grant (``allowed_modules``) is AccessDeniedError;
+    a granted standard library answers ``"std:"``; any other granted name is
+    a Lua module found by the manager's module loader (a loaded Lua script of
+    that name, or ``name.lua`` next to the script, inside its root), answered
+    as ``"src:" + source``."""
+    from kryon_core import AccessDeniedError, ScriptRuntimeError
+
+    def resolve(name: Any) -> str:
+        if not isinstance(name, str) or not name:
+            raise AccessDeniedError(f"require: a module name must be a non-empty string, not {name!r}", language="lua")
+        if not policy.may_import(name):
+            raise AccessDeniedError(
+                f"require('{name}'): module '{name}' is not granted to this script (SecurityPolicy.allowed_modules)",
+                language="lua",
+            )
+        if name in STANDARD_MODULES:
+            return "std:"
+        if name in CAPABILITIES:
+            raise AccessDeniedError(
+                f"require('{name}'): '{name}' is a capability, not a module to grant; it needs {CAPABILITIES[name]}",
+                language="lua",
+            )
+        loader = engine.config.module_loader
+        source = loader(script, name.replace(".", "/")) if loader is not None else None
+        if source is None:
+            raise ScriptRuntimeError(f"require('{name}'): module '{name}' not found", language="lua")
+        return "src:" + source
+
+    return resolve

@@ -1,0 +1,75 @@
+"""Each Lua script's ``kryon`` table is its own, bound to its view of the
+bridge: calls carry the script's identity and policy, and what a script
+registers is owned by it."""
+
+import pytest
+
+pytest.importorskip("kryon_lua")
+
+from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy  # noqa: E402
+
+EMPTY = {"listeners": 0, "watchers": 0, "timers": 0, "animations": 0}
+
+UI = """
+kryon.addEventListener(kryon.getElementById("btn"), "click", function() clicks = (clicks or 0) + 1 end)
+kryon.watchVariable("v", function() end)
+kryon.setTimeout(function() end, 100000)
+function get() return clicks end
+"""
+
+
+@pytest.fixture(params=["trusted", "sandboxed"])
+def manager(request):
+    policy = SecurityPolicy.trusted() if request.param == "trusted" else SecurityPolicy.sandboxed(time_limit=5)
+    m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
+    doc = m.setup_dom_bridge(Document())
+    doc.append_child(doc.root, doc.create_element("button", {"id": "btn"}))
+    yield m
+    m.close()
+
+
+def test_registrations_are_owned_and_released(manager):
+    doc = manager.dom
+    for _ in range(3):
+        manager.load_script_from_source("ui", "lua", UI)
+        assert doc.callback_counts() == {"listeners": 1, "watchers": 1, "timers": 1, "animations": 0}
+        assert doc.click("btn") == 1
+        manager.hot_reload_script("ui", UI)
+        assert doc.callback_counts()["listeners"] == 1, "a reload replaces the old version's listener"
+        with pytest.raises(ScriptError):
+            manager.hot_reload_script("ui", UI + "\nerror('broken')\n")
+        assert doc.callback_counts()["listeners"] == 1, "a failed reload takes back what it registered"
+        manager.unload_script("ui")
+        assert doc.callback_counts() == EMPTY
+        assert doc.click("btn") == 0
+
+
+def test_each_script_has_its_own_read_only_table(manager):
+    manager.load_script_from_source("a", "lua", """
+function same() return kryon.log == kryon.log end
+function unknown() return kryon.noSuchThing end
+function write() kryon.log = nil end
+function table_of() return tostring(kryon) end
+""")
+    manager.load_script_from_source("b", "lua", "function table_of() return tostring(kryon) end")
+    assert manager.call_function("a.same") is True
+    assert manager.call_function("a.unknown") is None
+    with pytest.raises(ScriptError, match="read-only"):
+        manager.call_function("a.write")
+    assert manager.call_function("a.table_of") != manager.call_function("b.table_of")
+
+
+def test_calls_carry_the_callers_trust():
+    """A sandboxed script may call a trusted one only through an export (the
+    contract has the full matrix); here the refusal names the caller."""
+    m = ScriptManager(policy=SecurityPolicy.trusted(), cache=False)
+    try:
+        m.load_script_from_source("app", "lua", "function secret() return 42 end")
+        m.load_script_from_source("guest", "lua", 'function f() return kryon.call("app.secret") end',
+                                  policy=SecurityPolicy.sandboxed())
+        with pytest.raises(ScriptError, match="expose"):
+            m.call_function("guest.f")
+        m.expose("app.secret", to="guest")
+        assert m.call_function("guest.f") == 42
+    finally:
+        m.close()

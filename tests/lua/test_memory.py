@@ -1,0 +1,124 @@
+"""Memory a sandboxed Lua script can make the host hold: host values entering
+the state are charged to its cap before they are converted, values it hands
+the host are charged to it (its cap, its shared-data quota), and the host's
+RSS stays within the cap plus a bounded overhead."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("kryon_lua")
+
+from kryon_core import MemoryLimitError, ScriptManager, SecurityPolicy  # noqa: E402
+
+MiB = 1024 * 1024
+CAP = 16 * MiB
+
+
+def _limit_error_of(call):
+    """The script a MemoryLimitError names (the error itself is not kept: its
+    traceback would pin the script's state)."""
+    try:
+        call()
+    except MemoryLimitError as exc:
+        return exc.script
+    raise AssertionError("no MemoryLimitError")
+
+
+@pytest.fixture
+def manager():
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(memory_limit=CAP, time_limit=10), cache=False,
+                      output=lambda lang, text: None)
+    m.load_script_from_source("host", "lua", "function ok() return 1 end")
+    yield m
+    m.close()
+
+
+def test_get_shared_references_stay_under_the_cap(manager):
+    manager.shared.create("big", "x" * (6 * MiB))
+    manager.load_script_from_source("hog", "lua", """
+held = {}
+function grab(n) for i = 1, n do held[i] = kryon.getShared("big") end return #held end
+""")
+    assert _limit_error_of(lambda: manager.call_function("hog.grab", [100])) == "hog"
+    assert manager.engine("lua").get_memory_usage().used_bytes < CAP
+    assert manager.call_function("host.ok") == 1
+    manager.unload_script("hog")
+    manager.load_script_from_source("again", "lua", "function f() return #kryon.getShared('big') end")
+    assert manager.call_function("again.f") == 6 * MiB, "a later script still fits"
+
+
+def test_nested_host_values_are_charged(manager):
+    manager.shared.create("many", ["y" * MiB] * 40)  # 40 references: 40 MiB once converted
+    manager.load_script_from_source("hog", "lua", "function f() return #kryon.getShared('many') end")
+    with pytest.raises(MemoryLimitError):
+        manager.call_function("hog.f")
+    with pytest.raises(MemoryLimitError):  # arguments from the host too
+        manager.call_function("hog.f", [["z" * MiB] * 40])
+    assert manager.call_function("host.ok") == 1
+
+
+def test_tables_of_references_cannot_multiply_in_the_host(manager):
+    manager.load_script_from_source("hog", "lua", """
+local s = ("x"):rep(4 * 1024 * 1024)
+function result() local t = {} for i = 1, 100 do t[i] = s end return t end
+function nested() local t = {} for i = 1, 100 do t[i] = {s} end return t end
+function event() local t = {} for i = 1, 100 do t[i] = s end kryon.log(t) end
+""")
+    for function in ("result", "nested", "event"):
+        with pytest.raises(MemoryLimitError):
+            manager.call_function(f"hog.{function}")
+    assert manager.call_function("host.ok") == 1
+
+
+def test_shared_data_is_charged_to_the_script():
+    policy = SecurityPolicy.sandboxed(memory_limit=CAP, time_limit=10, max_shared_bytes=8 * MiB, max_shared_entries=5)
+    m = ScriptManager(policy=policy, cache=False)
+    try:
+        m.load_script_from_source("hog", "lua", """
+function bytes() local s = ("x"):rep(3 * 1024 * 1024) for i = 1, 100 do kryon.createShared("b" .. i, s) end end
+function entries() for i = 1, 100 do kryon.createShared("e" .. i, i) end end
+""")
+        with pytest.raises(MemoryLimitError, match="max_shared_bytes"):
+            m.call_function("hog.bytes")
+        m.unload_script("hog")
+        m.load_script_from_source("hog", "lua", "function entries() for i = 1, 100 do kryon.createShared('e' .. i, i) end end")
+        with pytest.raises(MemoryLimitError, match="max_shared_entries"):
+            m.call_function("hog.entries")
+    finally:
+        m.close()
+
+
+def test_host_rss_stays_within_cap_plus_overhead():
+    """Every attack above, one after another, in a fresh process: the peak RSS
+    grows by less than the cap plus 64 MiB (a 6 MiB string referenced 100
+    times was 600 MiB before)."""
+    code = textwrap.dedent("""
+        import resource
+        from kryon_core import ScriptManager, SecurityPolicy, ScriptError
+        MiB = 1024 * 1024
+        m = ScriptManager(policy=SecurityPolicy.sandboxed(memory_limit=16 * MiB, time_limit=10), cache=False)
+        m.load_script_from_source("warm", "lua", "function f() return 1 end")
+        m.call_function("warm.f")
+        m.shared.create("big", "x" * (6 * MiB))
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        m.load_script_from_source("hog", "lua", '''
+        local s = ("x"):rep(6 * 1024 * 1024)
+        held = {}
+        function grab() for i = 1, 100 do held[i] = kryon.getShared("big") end end
+        function refs() local t = {} for i = 1, 100 do t[i] = s end return t end
+        function shared() for i = 1, 100 do kryon.createShared("s" .. i, s) end end
+        ''')
+        for fn in ("grab", "refs", "shared"):
+            try:
+                m.call_function("hog." + fn)
+            except ScriptError:
+                pass
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024
+        print(grown // MiB)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) < 16 + 64, f"host grew {out.stdout.strip()} MiB"
