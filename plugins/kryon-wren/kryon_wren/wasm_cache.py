@@ -52,8 +52,11 @@ def cache_dir() -> Path:
     override = os.environ.get("KRYON_WREN_CACHE")
     if override:
         return Path(override)
-    from kryon_core.cache import default_cache_dir
-
+    try:
+        from kryon_core.cache import default_cache_dir
+    except ImportError:  # the VM used on its own (kryon_core or its dependencies absent)
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "kryon" / "wren-wasm"
     return default_cache_dir() / "wren-wasm"
 
 
