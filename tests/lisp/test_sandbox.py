@@ -320,7 +320,7 @@ def _load_corpus():
     import sys
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "python_engine" / "escape_corpus.py"
+    path = Path(__file__).resolve().parents[1] / "python" / "escape_corpus.py"
     spec = importlib.util.spec_from_file_location("escape_corpus", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
