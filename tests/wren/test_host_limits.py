@@ -190,3 +190,20 @@ def test_callbacks_belong_to_the_script_that_registered_them() -> None:
         assert doc.click("btn") == 1
         doc.set_variable("v", 1)
         assert m.call_function("b.count") == 11
+
+
+def test_a_trusted_policy_keeps_its_time_and_memory_limits():
+    """Trusted limits are conveniences, not a boundary, but an accepted limit is kept, never ignored."""
+    source = ("class W {\n  static spin() { while (true) {} }\n  static one() { 1 }\n"
+              "  static grow() {\n    var l = []\n    while (true) l.add(\"x\" * 1000)\n  }\n}")
+    with ScriptManager(policy=SecurityPolicy.trusted(time_limit=0.5, memory_limit=8 << 20), cache=False) as m:
+        m.load_script_from_source("w", "wren", source)
+        with pytest.raises(ScriptTimeoutError) as timed_out:
+            m.call_function("w.W.spin")
+        assert timed_out.value.script == "w" and timed_out.value.line == 2
+        with pytest.raises(MemoryLimitError):
+            m.call_function("w.W.grow")
+        assert m.call_function("w.W.one") == 1
+    with ScriptManager(policy=SecurityPolicy.trusted(), cache=False) as m:  # no limits given: none kept
+        m.load_script_from_source("w", "wren", source)
+        assert m.call_function("w.W.one") == 1

@@ -65,8 +65,8 @@ class LimitsKey:
 
     @classmethod
     def for_policy(cls, policy: SecurityPolicy) -> "LimitsKey":
-        if not policy.sandboxed:
-            return cls(UNLIMITED_MEMORY, None)
+        # a trusted policy's limits are kept too (they are conveniences there, not a boundary):
+        # its defaults are None, so a plain trusted policy runs unlimited
         memory = policy.memory_limit
         memory = UNLIMITED_MEMORY if memory is None else max(MIN_MEMORY, min(int(memory), UNLIMITED_MEMORY))
         return cls(memory, float(policy.time_limit) if policy.time_limit else None)
