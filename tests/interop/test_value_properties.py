@@ -27,10 +27,6 @@ FUNCTION = {"wren": "M.{}"}
 
 #: value classes a language does not carry the documented way yet: language -> (what, why)
 PENDING: dict[str, dict[str, str]] = {
-    "lua": {
-        "surrogates": "a str with a lone surrogate raises ScriptRuntimeError, not ConversionError",
-        "bytes": "bytes that are not UTF-8, inside a list or map, raise UnicodeDecodeError, not ConversionError",
-    },
 }
 
 #: languages whose numbers are doubles (no int/float distinction, ints exact to 2**53)

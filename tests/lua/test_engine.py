@@ -387,3 +387,24 @@ function fine() return string.rep("z", 900) end
         assert (info.value.language, info.value.script) == ("lua", "big")
     assert m.call_function("fine") == "z" * 900
     m.close()
+
+
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(), SecurityPolicy.sandboxed()], ids=["trusted", "sandboxed"])
+def test_text_without_a_utf8_form_is_a_conversion_error_on_every_route(policy):
+    """Lua strings are UTF-8 bytes: a str holding a lone surrogate cannot become one, and a Lua
+    string that is not UTF-8 cannot become a str; both are ConversionError, and nothing breaks."""
+    from kryon_core import ConversionError
+
+    with ScriptManager(policy=policy, cache=False) as m:
+        m.load_script_from_source("e", "lua", "function echo(x) return x end\nfunction bad() return {s = '\\255'} end")
+        bound = m.function("e.echo")
+        for value in ("\ud800", "a\udfffb", ["ok", "\udc00"], {"k": "\ud800"}, {"k\ud800": 1}):
+            with pytest.raises(ConversionError):
+                m.call_function("e.echo", [value])
+        with pytest.raises(ConversionError):
+            bound("\ud800")
+        with pytest.raises(ConversionError):
+            m.set_global("lua", "g", ["\ud800"])
+        with pytest.raises(ConversionError):
+            m.call_function("e.bad")
+        assert m.call_function("e.echo", [["é", {"ü": "日本"}]]) == ["é", {"ü": "日本"}]

@@ -77,6 +77,9 @@ def host_error(exc: BaseException, script: str | None) -> ScriptError:
     (a host callable's bug, a refused attribute access)."""
     if isinstance(exc, ScriptError):
         return exc
+    if isinstance(exc, UnicodeEncodeError):  # lupa pushing a str with a lone surrogate: it has no UTF-8 form
+        return ConversionError(f"a string cannot cross to Lua ({exc.reason}): Lua strings are UTF-8",
+                               language="lua", script=script)
     return ScriptRuntimeError(f"{type(exc).__name__}: {exc}", language="lua", script=script)
 
 

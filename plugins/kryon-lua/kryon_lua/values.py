@@ -166,6 +166,8 @@ class Converter:
         if kind in SCALARS or kind is bytes:
             if self.limit is not None and (kind is str or kind is bytes) and len(value) > self.limit:
                 raise self.too_large(len(value), "string")
+            if kind is str and not value.isascii():
+                _check_encodable(value)
             return value
         if self.limit is not None and kind in (list, tuple, dict) and len(value) > self.limit:
             raise self.too_large(len(value), "list" if kind is not dict else "map")
@@ -177,9 +179,15 @@ class Converter:
                     return self.rt.lua.table_from(value)
                 except OverflowError:
                     raise ConversionError("an integer is outside the 64-bit integer range", language="lua") from None
+                except UnicodeEncodeError as exc:  # lupa encodes each str itself
+                    raise _unencodable(exc) from None
             return self.rt.lua.table_from([self.to_lua(v, depth + 1) for v in value])
         if kind is dict:
-            table = self.rt.lua.table_from({dict_key(k, "lua"): self.to_lua(v, depth + 1) for k, v in value.items()})
+            items = {dict_key(k, "lua"): self.to_lua(v, depth + 1) for k, v in value.items()}
+            for key in items:
+                if not key.isascii():
+                    _check_encodable(key)
+            table = self.rt.lua.table_from(items)
             if not value:
                 self.rt.helpers.mark_object(table)
             return table
@@ -202,3 +210,17 @@ class Converter:
 
     def args_to_lua(self, args: Any) -> list[Any]:
         return [self.to_lua(a) for a in args]
+
+
+def _unencodable(exc: UnicodeEncodeError) -> ConversionError:
+    return ConversionError(
+        f"a string holding a lone surrogate (U+{ord(exc.object[exc.start]):04X}) cannot cross to Lua: "
+        "Lua strings are UTF-8", language="lua")
+
+
+def _check_encodable(text: str) -> None:
+    """Lua strings are bytes, made from a str as UTF-8: a lone surrogate has no UTF-8 form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _unencodable(exc) from None
