@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Type-check and lint what is held clean so far (CI runs this after the tests):
-# mypy --strict on kryon_core, ruff on kryon_core, the benchmarks, the examples and the scripts.
-# The engine plugins and the tests are not yet clean under either tool; they join the lists as they are.
+# mypy --strict on kryon_core; ruff on kryon_core, the benchmarks, the examples, the scripts and the engines but kryon-js.
+# kryon-js and the tests (ruff) and the engines (mypy) are not clean yet; they join the lists as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${KRYON_VENV:-.venv}/bin/python"
 echo "kryon lint: ruff check"
-"$PY" -m ruff check kryon_core benchmarks examples scripts
+"$PY" -m ruff check kryon_core benchmarks examples scripts plugins/kryon-lua plugins/kryon-python plugins/kryon-lisp plugins/kryon-wren
 echo "kryon lint: mypy --strict kryon_core"
 "$PY" -m mypy kryon_core

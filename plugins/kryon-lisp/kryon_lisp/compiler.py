@@ -29,7 +29,8 @@ import marshal
 import platform
 import types
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import hy
 from hy.compiler import HyASTCompiler, hy_compile

@@ -110,7 +110,7 @@ def _no_require(*args: object, **kwargs: object) -> None:
 
 def _runtime_module() -> _types.ModuleType:
     mod = _types.ModuleType(RUNTIME_MODULE, "What sandboxed Hy code sees as `hy`.")
-    setattr(mod, "models", _types.SimpleNamespace(**{n: getattr(_models, n) for n in _MODEL_NAMES if hasattr(_models, n)}))
+    mod.models = _types.SimpleNamespace(**{n: getattr(_models, n) for n in _MODEL_NAMES if hasattr(_models, n)})
     pyops = _types.SimpleNamespace(
         **{
             n: v
@@ -118,13 +118,14 @@ def _runtime_module() -> _types.ModuleType:
             if not n.startswith("_") and callable(v) and not isinstance(v, _types.ModuleType)
         }
     )
-    setattr(mod, "pyops", pyops)
+    mod.pyops = pyops
     # macro registration writes into the defining function's own globals (the script's namespace)
-    setattr(mod, "macros", _types.SimpleNamespace(macro=_macro, reader_macro=_reader_macro,
-                                                  require=_no_require, require_reader=_no_require,
-                                                  enable_readers=_enable_readers))
+    mod.macros = _types.SimpleNamespace(
+        macro=_macro, reader_macro=_reader_macro, require=_no_require, require_reader=_no_require,
+        enable_readers=_enable_readers,
+    )
     # a reader macro's definition registers itself with the reader compiling the script
-    setattr(mod, "reader", _types.SimpleNamespace(HyReader=_types.SimpleNamespace(current_reader=_HyReader.current_reader)))
+    mod.reader = _types.SimpleNamespace(HyReader=_types.SimpleNamespace(current_reader=_HyReader.current_reader))
     for name in ("mangle", "unmangle", "gensym", "repr", "repr_register", "as_model"):
         if hasattr(_hy, name):
             setattr(mod, name, getattr(_hy, name))

@@ -94,7 +94,7 @@ def spelled_names(forms: list[Any]) -> dict[str, str]:
                     break
         elif head == "setv":
             pairs = form[1:]
-            for target, value in zip(pairs[::2], pairs[1::2]):
+            for target, value in zip(pairs[::2], pairs[1::2], strict=False):
                 if (
                     isinstance(target, Symbol)
                     and isinstance(value, Expression)

@@ -20,7 +20,8 @@ them) are a ConversionError.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import hy
 from hy.models import Keyword

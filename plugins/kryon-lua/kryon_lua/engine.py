@@ -14,8 +14,9 @@ import gc
 import itertools
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from kryon_core import (
     BreakpointHit,
@@ -445,7 +446,7 @@ class LuaEngine(ScriptEngine):
     def get_memory_usage(self) -> MemoryUsage:
         used = sum(int(rt.gate.run(lambda rt=rt: rt.helpers.memory())) for rt in list(self._runtimes.values()))
         limits = [rt.key.memory_limit for rt in self._runtimes.values()]
-        limit = None if not limits or None in limits else sum(l for l in limits if l)
+        limit = None if not limits or None in limits else sum(cap for cap in limits if cap)
         return MemoryUsage(used_bytes=used, limit=limit, scripts=len(self._scripts))
 
     # -- debugging ------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ or host callable becomes a Lua-callable function that converts both ways.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kryon_core import ConversionError, FunctionRef, MemoryLimitError, UserData
 from kryon_core.values import INT64_MAX, INT64_MIN, MAX_SAFE_DOUBLE_INT, dict_key, value_too_large

@@ -12,7 +12,8 @@ list or bytes it stands for.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kryon_core.pyhost import NOT_MINE
 

@@ -31,8 +31,9 @@ import re
 import threading
 import time
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from kryon_core import (
     AccessDeniedError,

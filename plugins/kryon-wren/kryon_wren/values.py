@@ -30,7 +30,8 @@ other way (``resolve`` after the VM read the slots).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kryon_core import ConversionError, FunctionRef, UserData
 from kryon_core.values import value_too_large

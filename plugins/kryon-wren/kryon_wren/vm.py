@@ -21,8 +21,9 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -92,7 +93,7 @@ class WrenVMClosedError(WrenError):
 # ---- Engines and compiled modules ---------------------------------------------
 
 _engine_lock = threading.Lock()
-_engines: Dict[Tuple[bool, bool], Tuple[wasmtime.Engine, wasmtime.Module]] = {}
+_engines: dict[tuple[bool, bool], tuple[wasmtime.Engine, wasmtime.Module]] = {}
 _epoch_engines: list = []
 _ticker_started = False
 
@@ -114,7 +115,7 @@ def _ticker() -> None:
         done = due
 
 
-def get_engine(fuel: bool = False, epoch: bool = True) -> Tuple[wasmtime.Engine, wasmtime.Module]:
+def get_engine(fuel: bool = False, epoch: bool = True) -> tuple[wasmtime.Engine, wasmtime.Module]:
     """The shared engine and compiled module for a configuration."""
     global _ticker_started
     key = (fuel, epoch)
@@ -152,8 +153,8 @@ class WasmInstance:
     def __init__(
         self,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
-        fuel: Optional[int] = None,
-        timeout: Optional[float] = None,
+        fuel: int | None = None,
+        timeout: float | None = None,
     ):
         self.memory_limit = memory_limit
         self.fuel = fuel
@@ -165,8 +166,8 @@ class WasmInstance:
             self.store.set_epoch_deadline(1 << 62)
         if fuel is not None:
             self.store.set_fuel(fuel)
-        self.targets: Dict[int, "WrenVM"] = {}
-        self.dead: Optional[str] = None
+        self.targets: dict[int, "WrenVM"] = {}
+        self.dead: str | None = None
         self._pending_source: bytes = b""
         self._next_host_id = 1
         self.instance = wasmtime.Instance(self.store, self.module, self._imports())
@@ -175,7 +176,7 @@ class WasmInstance:
         self._memory_addr = ctypes.addressof(self.memory._memory)
         self._scratch_ptr = 0
         self._scratch_size = 0
-        self.funcs: Dict[str, wasmtime.Func] = _LazyFuncs(self)
+        self.funcs: dict[str, wasmtime.Func] = _LazyFuncs(self)
         self.export("_initialize")(self.store)
         self.limited = fuel is not None or timeout is not None
         #: wasm calls into this instance in progress (0: none; see enter())
@@ -183,7 +184,7 @@ class WasmInstance:
         self._armed_at = -1e18
         self._close_pending = False
         self._slack = min(EPOCH_TICK_SECONDS, (timeout or 0) * 0.01)
-        self.fns: Dict[str, _RawExport] = _LazyExports(self)
+        self.fns: dict[str, _RawExport] = _LazyExports(self)
 
     def export(self, name: str) -> Any:
         """One export by name (cheaper than listing them all)."""
@@ -475,7 +476,7 @@ _MEMORY_DATA = _make_memory_data()
 
 
 #: (module, export name) -> (parameter kinds, result kinds)
-_EXPORT_KINDS: Dict[Tuple[Any, str], Tuple[list, list]] = {}
+_EXPORT_KINDS: dict[tuple[Any, str], tuple[list, list]] = {}
 
 
 class _RawExport:
@@ -574,7 +575,7 @@ class _RawExport:
         return invoke
 
     def __call__(self, *args: Any) -> Any:
-        for (view, index), value in zip(self.params, args):
+        for (view, index), value in zip(self.params, args, strict=False):
             view[index] = value
         self.invoke()
         result = self.result
@@ -667,17 +668,17 @@ class WrenVM:
     def __init__(
         self,
         *,
-        instance: Optional[WasmInstance] = None,
+        instance: WasmInstance | None = None,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
-        fuel: Optional[int] = None,
-        timeout: Optional[float] = None,
-        write: Optional[Callable[[str], None]] = None,
+        fuel: int | None = None,
+        timeout: float | None = None,
+        write: Callable[[str], None] | None = None,
         capture: bool = False,
-        load_module: Optional[Callable[[str], Optional[str]]] = None,
-        foreign: Optional[Dict[Tuple[str, str, bool, str], ForeignFn]] = None,
-        bind_foreign: Optional[Callable[[str, str, bool, str], Optional[ForeignFn]]] = None,
-        breakpoint: Optional[Callable[[str, int], None]] = None,
-        max_frames: Optional[int] = None,
+        load_module: Callable[[str], str | None] | None = None,
+        foreign: dict[tuple[str, str, bool, str], ForeignFn] | None = None,
+        bind_foreign: Callable[[str, str, bool, str], ForeignFn | None] | None = None,
+        breakpoint: Callable[[str, int], None] | None = None,
+        max_frames: int | None = None,
     ):
         self.instance = instance or WasmInstance(memory_limit=memory_limit, fuel=fuel, timeout=timeout)
         self.output: list = []
@@ -687,7 +688,7 @@ class WrenVM:
         self._bind_foreign = bind_foreign
         self.breakpoint = breakpoint
         self._foreign_methods: list = []
-        self._foreign_error: Optional[BaseException] = None
+        self._foreign_error: BaseException | None = None
         self.host_id = self.instance.new_host_id()
         self.instance.targets[self.host_id] = self
         self.ptr = self.instance.call_unlimited("wren_new_vm", self.host_id)
@@ -935,7 +936,7 @@ class WrenVM:
 
     # -- limits and debugging ----------------------------------------------------
 
-    def set_max_frames(self, count: Optional[int]) -> None:
+    def set_max_frames(self, count: int | None) -> None:
         """Bounds the call frames of each fiber (deeper calls fail with the
         runtime error "Stack overflow."); None or 0: the VM's own 100000."""
         self._c("wren_set_max_frames", int(count or 0))
@@ -971,10 +972,10 @@ class WrenVM:
             frames.append((int(index), module, int(line), function))
         return frames
 
-    def frame_locals(self, index: int) -> Dict[str, Any]:
+    def frame_locals(self, index: int) -> dict[str, Any]:
         """Named locals in scope in frame ``index`` (from :meth:`stack`),
         converted like :meth:`get_slot` (objects as Handles)."""
-        result: Dict[str, Any] = {}
+        result: dict[str, Any] = {}
         self.ensure_slots(3)
         i = 0
         while True:
@@ -995,7 +996,7 @@ class WrenVM:
     def collect_garbage(self) -> None:
         self._c("wren_collect_garbage")
 
-    def _fault_where(self) -> Optional[Tuple[str, int, int]]:
+    def _fault_where(self) -> tuple[str, int, int] | None:
         """(module, line, column) of the script code this VM was running
         when its instance trapped; None when it was not running."""
         inst = self.instance
@@ -1026,7 +1027,7 @@ class WrenVM:
     def _on_write(self, text: str) -> None:
         self._write(text)
 
-    def _on_load_module(self, name: str) -> Optional[str]:
+    def _on_load_module(self, name: str) -> str | None:
         if self._load_module is None:
             return None
         return self._load_module(name)
@@ -1105,7 +1106,7 @@ class FastCall:
         self.stride32 = ctypes.sizeof(ffi.wasmtime_val_raw) // 4
         self.stride64 = ctypes.sizeof(ffi.wasmtime_val_raw) // 8
 
-    def __call__(self, receiver: Handle, method: CallHandle, args: Tuple[float, ...]) -> Any:
+    def __call__(self, receiver: Handle, method: CallHandle, args: tuple[float, ...]) -> Any:
         vm = self.vm
         if vm._closed or self.inst.dead is not None:
             vm._check()
