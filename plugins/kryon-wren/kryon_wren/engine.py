@@ -543,7 +543,7 @@ class WrenEngine(ScriptEngine):
                                        write=lambda text: None)
             module = f"{name}#check{next(self._async_ids)}"
             try:
-                data = self._checker.compile_bytecode(text, module)
+                data: bytes | None = self._checker.compile_bytecode(text, module)
             except WrenCompileError as exc:
                 error = sandbox.compile_error(exc, name)
                 error.script = name

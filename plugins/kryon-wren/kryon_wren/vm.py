@@ -758,7 +758,7 @@ class WrenVM:
         if result == BYTECODE_NOT_CACHEABLE:
             return None
         self._raise_for(result)
-        return inst.read_bytes(inst.call("wren_bytecode_data"), inst.call("wren_bytecode_length"))
+        return bytes(inst.read_bytes(inst.call("wren_bytecode_data"), inst.call("wren_bytecode_length")))
 
     def interpret_bytecode(self, data: bytes, module: str = "main") -> bool:
         """Runs a serialized module as the named module, like :meth:`interpret`.
