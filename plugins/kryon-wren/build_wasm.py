@@ -11,6 +11,7 @@ string (csrc/core_wren.inc) first.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
 VM_SOURCES = ["value.c", "memory.c", "lexer.c", "compiler.c", "vm.c", "debug_step.c", "core.c", "core_text.c", "api.c",
+              "bytecode.c",
               "opt_modules.c", "opt_random.c", "opt_meta.c"]
 # Wren sources embedded as C strings: csrc/NAME.wren -> csrc/NAME_wren.inc
 WREN_SOURCES = ["core", "opt_random", "opt_meta"]
@@ -53,6 +55,16 @@ def generate_core_inc() -> Path:
     return CSRC / "core_wren.inc"
 
 
+def build_hash() -> str:
+    """A hash of every VM source, compiled in as KW_BUILD_HASH: a serialized
+    module (csrc/bytecode.c) is only read by the build that wrote it."""
+    digest = hashlib.sha256()
+    for path in sorted(CSRC.iterdir()):
+        if path.suffix in (".c", ".h", ".wren"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return "-DKW_BUILD_HASH=0x" + digest.hexdigest()[:8] + "u"
+
+
 def zig_cc() -> list[str]:
     return [sys.executable, "-m", "ziglang", "cc"]
 
@@ -61,7 +73,7 @@ def build_wasm(out: Path = DEFAULT_WASM) -> Path:
     generate_core_inc()
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = zig_cc() + WASM_FLAGS + ["-o", str(out)] + [str(CSRC / s) for s in VM_SOURCES]
+    cmd = zig_cc() + WASM_FLAGS + [build_hash(), "-o", str(out)] + [str(CSRC / s) for s in VM_SOURCES]
     env = dict(os.environ)
     # zig keeps a cache; make sure it is writable even in sandboxed builds.
     env.setdefault("ZIG_GLOBAL_CACHE_DIR", str(Path.home() / ".cache" / "zig"))
@@ -79,7 +91,7 @@ def build_native(out: Path | None = None, sanitize: bool = False) -> Path:
     flags = ["-DKW_DEBUG", "-O2", "-g", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing"]
     if sanitize:
         flags = ["-DKW_DEBUG", "-O0", "-g", "-fsanitize=address,undefined", "-Wall", "-fno-strict-aliasing"]
-    cmd = [cc] + flags + ["-o", str(out)] + [str(CSRC / s) for s in VM_SOURCES + NATIVE_SOURCES] + ["-lm"]
+    cmd = [cc] + flags + [build_hash(), "-o", str(out)] + [str(CSRC / s) for s in VM_SOURCES + NATIVE_SOURCES] + ["-lm"]
     subprocess.run(cmd, check=True)
     return out
 

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include "bytecode.h"
 #include "kryon_wren.h"
 #include "vm.h"
 
@@ -445,3 +448,43 @@ const char* wren_debug_local(WrenVM* vm, int frameIndex, int localIndex, int slo
   }
   return NULL;
 }
+
+/* ---- Serialized modules (bytecode.c) -------------------------------- */
+
+static uint8_t* bytecodeOut = NULL;
+static int bytecodeOutLength = 0;
+
+/* Compiles `source` as a new module `module` without running it and keeps
+ * its serialized form for wren_bytecode_data/length. 0 ok, 1 compile
+ * error (the error report says where), 3 the module cannot be cached
+ * (wren_bytecode_error says why). */
+EXPORT(wren_compile_bytecode) int wren_compile_bytecode(WrenVM* vm, const char* module, const char* source) {
+  free(bytecodeOut);
+  bytecodeOut = NULL;
+  bytecodeOutLength = 0;
+  return bytecodeCompile(vm, module, source, &bytecodeOut, &bytecodeOutLength);
+}
+
+EXPORT(wren_bytecode_data) const uint8_t* wren_bytecode_data(void) { return bytecodeOut; }
+EXPORT(wren_bytecode_length) int wren_bytecode_length(void) { return bytecodeOutLength; }
+EXPORT(wren_bytecode_error) const char* wren_bytecode_error(void) { return bytecodeError(); }
+EXPORT(wren_bytecode_build_hash) int wren_bytecode_build_hash(void) { return (int)bytecodeBuildHash(); }
+
+/* Runs a serialized module as module `module`: like wren_interpret (0 ok,
+ * 2 runtime error), or 4 when the entry is refused (nothing ran; the
+ * caller compiles the source instead). */
+EXPORT(wren_interpret_bytecode) int wren_interpret_bytecode(WrenVM* vm, const char* module, const uint8_t* data,
+                                                            int length) {
+  vmClearError(vm);
+  ObjModule* target = vmGetModule(vm, module, (int)strlen(module));
+  if (target == NULL) target = vmCreateModule(vm, newString(vm, module));
+  vmPushRoot(vm, (Obj*)target);
+  ObjFn* fn = bytecodeLoad(vm, target, data, length);
+  vmPopRoot(vm);
+  if (fn == NULL) return 4;
+  return (int)vmRunModuleFn(vm, fn);
+}
+
+/* How many modules this instance compiled from source (tests use it to
+ * show that a cached load skips the compiler). */
+EXPORT(wren_compiler_runs) int wren_compiler_runs(void) { return kwCompilerRuns; }

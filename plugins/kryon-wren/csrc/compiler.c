@@ -1919,7 +1919,10 @@ static bool reportUndefined(Compiler* c) {
   return false;
 }
 
+int kwCompilerRuns = 0;
+
 static ObjFn* compileSource(VM* vm, ObjModule* module, const char* source, bool isExpression) {
+  kwCompilerRuns++;
   Parser parser;
   parser.vm = vm;
   parser.module = module;

@@ -576,7 +576,7 @@ ObjModule* vmGetModule(VM* vm, const char* name, int length) {
 }
 
 /* Creates a module that sees every core variable. */
-static ObjModule* createModule(VM* vm, ObjString* name) {
+ObjModule* vmCreateModule(VM* vm, ObjString* name) {
   ObjModule* module = newModule(vm, name);
   vmPushRoot(vm, (Obj*)module);
   mapSet(vm, vm->modules, OBJ_VAL(name), OBJ_VAL(module));
@@ -668,7 +668,7 @@ __attribute__((noinline)) static ObjString* importName(VM* vm, ObjModule* import
 ObjModule* vmLoadModule(VM* vm, ObjString* name, ObjClosure** outClosure) {
   const char* builtin = optModuleSource(name->chars, (int)name->length);
   if (builtin != NULL) { /* "random", "meta": before the host is asked */
-    ObjModule* module = createModule(vm, name);
+    ObjModule* module = vmCreateModule(vm, name);
     *outClosure = compileInModule(vm, module, builtin);
     return module;
   }
@@ -679,7 +679,7 @@ ObjModule* vmLoadModule(VM* vm, ObjString* name, ObjClosure** outClosure) {
   if (source == NULL) kwFatalOutOfMemory();
   host_read_module(vm->hostId, source);
   source[length] = '\0';
-  ObjModule* module = createModule(vm, name);
+  ObjModule* module = vmCreateModule(vm, name);
   *outClosure = compileInModule(vm, module, source);
   free(source);
   return module;
@@ -1352,14 +1352,29 @@ finished:
 
 /* ---- Entry points --------------------------------------------------- */
 
+static InterpretResult runModuleClosure(VM* vm, ObjClosure* closure);
+
 InterpretResult vmInterpret(VM* vm, const char* moduleName, const char* source) {
   vmClearError(vm);
   ObjModule* module = vmGetModule(vm, moduleName, (int)strlen(moduleName));
-  if (module == NULL) module = createModule(vm, newString(vm, moduleName));
+  if (module == NULL) module = vmCreateModule(vm, newString(vm, moduleName));
   vmPushRoot(vm, (Obj*)module);
   ObjClosure* closure = compileInModule(vm, module, source);
   vmPopRoot(vm);
   if (closure == NULL) return RESULT_COMPILE_ERROR;
+  return runModuleClosure(vm, closure);
+}
+
+/* Runs a module body read from its serialized form (bytecode.c). */
+InterpretResult vmRunModuleFn(VM* vm, ObjFn* fn) {
+  if (vm->breakpointCount > 0) patchCompiled(vm, fn);
+  vmPushRoot(vm, (Obj*)fn);
+  ObjClosure* closure = newClosure(vm, fn);
+  vmPopRoot(vm);
+  return runModuleClosure(vm, closure);
+}
+
+static InterpretResult runModuleClosure(VM* vm, ObjClosure* closure) {
 #ifdef KW_DEBUG
   if (getenv("KW_DUMP")) disassemble(vm, closure->fn);
 #endif

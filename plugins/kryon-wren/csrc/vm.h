@@ -164,6 +164,8 @@ VM* vmNew(int hostId);
 void vmFree(VM* vm);
 InterpretResult vmInterpret(VM* vm, const char* moduleName, const char* source);
 InterpretResult vmRunFiber(VM* vm, ObjFiber* fiber);
+InterpretResult vmRunModuleFn(VM* vm, ObjFn* fn);
+ObjModule* vmCreateModule(VM* vm, ObjString* name);
 InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* result);
 ObjModule* vmGetModule(VM* vm, const char* name, int length);
 ObjModule* vmLoadModule(VM* vm, ObjString* name, ObjClosure** outClosure);
@@ -217,6 +219,7 @@ ObjString* valueToCString(VM* vm, Value v); /* built-in toString */
 
 /* compiler.c */
 ObjFn* compileModule(VM* vm, ObjModule* module, const char* source);
+extern int kwCompilerRuns; /* modules compiled from source by this instance */
 
 /* Host imports (host.h); the vm's host id identifies it to the host. */
 #endif

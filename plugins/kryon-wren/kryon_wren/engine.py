@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import hashlib
 import itertools
 import math
 import re
@@ -80,6 +82,17 @@ class _Pool:
     restarts: int = 0
 
 
+@functools.lru_cache(maxsize=1)
+def _vm_build() -> str:
+    """A short digest of the wasm build the engine runs."""
+    from .vm import WASM_PATH
+
+    try:
+        return hashlib.sha256(WASM_PATH.read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "unbuilt"
+
+
 class _VMState:
     """One loaded script: its Wren VM and what the engine knows about it."""
 
@@ -129,7 +142,11 @@ class _VMState:
         extras = tuple(self.engine.bridge.extra) if self.engine.bridge is not None else ()
         vm.interpret(kryon_module_source(extras), module="kryon")
         self.host = vm.variable_handle("kryon", "KryonHost")
-        vm.interpret(self.compiled.source, module=self.script_id)
+        bytecode = self.compiled.bytecode
+        # A cached module runs without the Wren compiler; an entry the VM
+        # refuses (corrupt, another format or VM build) falls back to the source.
+        if not bytecode or not vm.interpret_bytecode(bytecode, module=self.script_id):
+            vm.interpret(self.compiled.source, module=self.script_id)
         self.flush()
 
     def close(self) -> None:
@@ -448,7 +465,9 @@ class WrenEngine(ScriptEngine):
     # -- identification ------------------------------------------------------------------
     @property
     def version(self) -> str:
-        return "Wren 0.4 (kryon-wren VM on wasmtime)"
+        # The VM build is part of the version, so the compile cache keys its
+        # bytecode entries on the build that wrote them.
+        return f"Wren 0.4 (kryon-wren VM {_vm_build()} on wasmtime)"
 
     @property
     def capabilities(self) -> EngineCapabilities:
@@ -459,7 +478,7 @@ class WrenEngine(ScriptEngine):
             supports_modules=True,
             supports_debugging=True,
             supports_jit=False,
-            supports_bytecode=False,
+            supports_bytecode=True,
             supports_sandbox=True,
         )
 
@@ -506,15 +525,45 @@ class WrenEngine(ScriptEngine):
     # -- compile and load ------------------------------------------------------------------
     def compile(self, source: "str | bytes", name: str, *, policy: SecurityPolicy | None = None) -> CompiledScript:
         text = source.decode("utf-8") if isinstance(source, bytes) else source
-        self._check_syntax(text, name)
+        bytecode = self._compile_bytecode(text, name)
         return CompiledScript(
             id=name,
             language=LANG,
             source=text,
+            bytecode=bytecode,
             functions=scan_functions(text),
             dependencies=[d for d in dict.fromkeys(_IMPORT.findall(text)) if d not in ("kryon", "io")],
             engine_version=self.version,
         )
+
+    def _compile_bytecode(self, text: str, name: str) -> bytes:
+        """Compile in a scratch VM without running anything: every syntax error
+        is reported here, and the result is the module's serialized form
+        (b"" for a module that cannot be cached: then the source is checked
+        the old way and run at load)."""
+        from .vm import WrenCompileError, WrenVM
+
+        with self._check_lock:
+            self._checks += 1
+            if self._checker is None or self._checker.instance.dead is not None or self._checks % 200 == 0:
+                if self._checker is not None:
+                    sandbox.dispose(self._checker.instance)
+                self._checker = WrenVM(instance=sandbox.new_instance(sandbox.LimitsKey(256 << 20, 10.0)),
+                                       write=lambda text: None)
+            module = f"{name}#check{next(self._async_ids)}"
+            try:
+                data: bytes | None = self._checker.compile_bytecode(text, module)
+            except WrenCompileError as exc:
+                error = sandbox.compile_error(exc, name)
+                error.script = name
+                raise error from None
+            except Exception:  # the checker trapped: the load reports what is wrong
+                self._checker = None
+                return b""
+        if data is None:
+            self._check_syntax(text, name)
+            return b""
+        return data
 
     def _check_syntax(self, text: str, name: str) -> None:
         """Compile in a scratch VM whose first statement aborts: the compiler

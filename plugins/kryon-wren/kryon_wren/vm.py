@@ -35,6 +35,7 @@ EPOCH_TICK_SECONDS = 0.005
 
 # Result codes of the C API.
 SUCCESS, COMPILE_ERROR, RUNTIME_ERROR, NON_NUMBER_RESULT = 0, 1, 2, 3
+BYTECODE_NOT_CACHEABLE, BYTECODE_REFUSED = 3, 4  # wren_compile_bytecode / wren_interpret_bytecode
 # Slot types (kryon_wren.h).
 TYPE_BOOL, TYPE_NUM, TYPE_FOREIGN, TYPE_LIST, TYPE_MAP, TYPE_NULL, TYPE_STRING, TYPE_UNKNOWN = range(8)
 
@@ -739,6 +740,55 @@ class WrenVM:
                 inst.call("wren_dealloc", module_ptr)
                 inst.call("wren_dealloc", source_ptr)
         self._raise_for(result)
+
+    def compile_bytecode(self, source: str, module: str) -> bytes | None:
+        """Compiles source as a new module (which must not exist in this VM)
+        without running it and returns its serialized form (csrc/bytecode.c),
+        or None when the module cannot be cached (it declares foreign
+        methods). Raises WrenCompileError on a compile error."""
+        self._check()
+        inst = self.instance
+        module_ptr = inst.alloc_cstring(module)
+        source_ptr = inst.alloc_cstring(source)
+        try:
+            result = self._c("wren_compile_bytecode", module_ptr, source_ptr)
+        finally:
+            if inst.dead is None:
+                inst.call("wren_dealloc", module_ptr)
+                inst.call("wren_dealloc", source_ptr)
+        if result == BYTECODE_NOT_CACHEABLE:
+            return None
+        self._raise_for(result)
+        return bytes(inst.read_bytes(inst.call("wren_bytecode_data"), inst.call("wren_bytecode_length")))
+
+    def interpret_bytecode(self, data: bytes, module: str = "main") -> bool:
+        """Runs a serialized module as the named module, like :meth:`interpret`.
+        Returns False, having run nothing, when the VM refuses the entry
+        (corrupt, truncated, another format version or VM build; the reason
+        is in :meth:`bytecode_error`)."""
+        self._check()
+        inst = self.instance
+        module_ptr = inst.alloc_cstring(module)
+        data_ptr = inst.call("wren_alloc", max(1, len(data)))
+        inst.write_bytes(data_ptr, data)
+        try:
+            result = self._c("wren_interpret_bytecode", module_ptr, data_ptr, len(data))
+        finally:
+            if inst.dead is None:
+                inst.call("wren_dealloc", module_ptr)
+                inst.call("wren_dealloc", data_ptr)
+        if result == BYTECODE_REFUSED:
+            return False
+        self._raise_for(result)
+        return True
+
+    def bytecode_error(self) -> str:
+        """Why the last bytecode compile or load was refused ("" if it was not)."""
+        return self.instance.read_cstring(self.instance.call("wren_bytecode_error"))
+
+    def compiler_runs(self) -> int:
+        """Modules this wasm instance has compiled from source so far."""
+        return int(self.instance.call("wren_compiler_runs"))
 
     def raise_for_status(self, result: int) -> None:
         """Raises what a call's result code says (the error the VM recorded,

@@ -1,0 +1,349 @@
+"""The serialized form of compiled Wren modules (csrc/bytecode.c): a cached
+module behaves as its source does, skips the Wren compiler, keeps debugging
+working, and a corrupt, truncated or foreign entry is refused, never run."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kryon_core import BreakpointHit, ScriptManager, SecurityPolicy
+
+pytest.importorskip("kryon_wren")
+from kryon_wren import WrenVM  # noqa: E402
+from kryon_wren.vm import WrenCompileError, WrenError, WrenRuntimeError  # noqa: E402
+
+HEADER = 20  # magic, version, zero, build hash, payload length, checksum
+
+UTIL = "class Util {\n  static twice(x) { x * 2 }\n}\n"
+
+PROGRAM = """\
+import "util" for Util
+var counter = 0
+class Point {
+  construct new(x, y) {
+    _x = x
+    _y = y
+  }
+  x { _x }
+  +(o) { Point.new(_x + o.x, _y) }
+  static made { __made }
+  static made=(v) { __made = v }
+}
+#!tag = "v"
+class Tagged {}
+var adders = []
+for (i in 1..3) {
+  var k = i * 10
+  adders.add(Fn.new {|v| v + k + counter })
+}
+counter = 5
+System.print(adders.map {|f| f.call(1) }.toList)
+Point.made = 7
+System.print([(Point.new(1, 2) + Point.new(3, 4)).x, Point.made])
+System.print(Util.twice(21))
+var useLater = Fn.new { Later.name }
+class Later {
+  static name { "later" }
+}
+System.print("str %(1 + 2) %(useLater.call())")
+var f = Fiber.new {
+  Fiber.yield(1)
+  return 2
+}
+System.print([f.call(), f.call(), f.isDone])
+System.print(Tagged.attributes.self)
+var t = true && false || 3 > 2 ? "yes" : "no"
+var i = 0
+while (i < 3) {
+  i = i + 1
+  if (i == 2) continue
+  System.print("w%(i)")
+}
+System.print(t)
+"""
+
+
+def fnv1a(data: bytes) -> int:
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def reseal(entry: bytes) -> bytes:
+    """Fix up payload length and checksum, so the structural checks (not the
+    checksum) are what must refuse a damaged payload."""
+    payload = entry[HEADER:]
+    return entry[:12] + struct.pack("<II", len(payload), fnv1a(payload)) + payload
+
+
+def new_vm() -> WrenVM:
+    return WrenVM(capture=True, load_module={"util": UTIL}.get)
+
+
+@pytest.fixture(scope="module")
+def entry() -> bytes:
+    data = new_vm().compile_bytecode(PROGRAM, "main#c")
+    assert data is not None and data[:4] == b"KWBC"
+    return data
+
+
+def source_output() -> list[str]:
+    vm = new_vm()
+    vm.interpret(PROGRAM, "main")
+    return vm.output
+
+
+def test_cached_module_runs_like_its_source_without_the_compiler(entry: bytes) -> None:
+    vm = new_vm()
+    before = vm.compiler_runs()
+    assert vm.interpret_bytecode(entry, "main")
+    assert vm.output == source_output()
+    # only the imported module "util" was compiled from source
+    assert vm.compiler_runs() - before == 1
+
+
+def test_module_variables_match_a_source_load(entry: bytes) -> None:
+    cached, plain = new_vm(), new_vm()
+    cached.interpret_bytecode(entry, "main")
+    plain.interpret(PROGRAM, "main")
+    for name in ("counter", "Point", "Tagged", "adders", "useLater", "Later", "t", "i", "Util", "System"):
+        assert cached.has_variable("main", name) and plain.has_variable("main", name), name
+    assert cached.get_variable("main", "counter") == plain.get_variable("main", "counter") == 5
+    assert cached.get_variable("main", "t") == "yes"
+    assert not cached.has_variable("main", "nothing")
+    # another module imports the cached one's variables and calls its methods
+    cached.interpret('import "main" for Point, Later\nSystem.print([Point.new(2, 0).x, Later.name])', "other")
+    assert "".join(cached.output).endswith("[2, later]\n")
+
+
+def test_same_entry_loads_twice_in_one_vm_and_in_a_vm_with_other_symbols(entry: bytes) -> None:
+    vm = new_vm()
+    # a VM that already knows other method names gives them other symbol ids
+    vm.interpret("class Q {\n  construct new() {}\n  zz(a, b, c) { a }\n  yy { 1 }\n}\nSystem.print(Q.new().zz(4, 5, 6))\n", "pre")
+    assert vm.interpret_bytecode(entry, "a")
+    assert vm.interpret_bytecode(entry, "b")
+    out = "".join(vm.output)
+    assert out.count("[16, 26, 36]") == 2 and out.startswith("4\n")
+
+
+def test_runtime_errors_keep_module_and_line() -> None:
+    data = new_vm().compile_bytecode('var a = 1\nvar b = "x"\nSystem.print(a + b)\n', "e#c")
+    vm = new_vm()
+    with pytest.raises(WrenRuntimeError) as info:
+        vm.interpret_bytecode(data, "e")
+    assert (info.value.module, info.value.line) == ("e", 3)
+
+
+def test_compile_errors_come_from_compile_bytecode() -> None:
+    with pytest.raises(WrenCompileError) as info:
+        new_vm().compile_bytecode("var x = \nclass {", "bad#1")
+    assert info.value.line == 2
+
+
+def test_foreign_methods_are_not_cached() -> None:
+    vm = WrenVM(capture=True, foreign={("f#1", "Host", True, "twice(_)"): lambda x: x * 2})
+    assert vm.compile_bytecode("class Host {\n  foreign static twice(x)\n}\n", "f#1") is None
+    assert "foreign" in vm.bytecode_error()
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda e: b"XWBC" + e[4:], "not a Kryon Wren bytecode entry"),
+    (lambda e: e[:4] + struct.pack("<H", 2) + e[6:], "format version"),
+    (lambda e: e[:8] + struct.pack("<I", struct.unpack("<I", e[8:12])[0] ^ 1) + e[12:], "another VM build"),
+    (lambda e: e[:-1], "payload length"),
+    (lambda e: e + b"\0", "payload length"),
+    (lambda e: e[:HEADER + 40] + bytes([e[HEADER + 40] ^ 0x10]) + e[HEADER + 41:], "checksum"),
+    (lambda e: e[:7], "shorter than its header"),
+    (lambda e: b"", "shorter than its header"),
+])
+def test_foreign_or_damaged_headers_are_refused(entry: bytes, damage, reason: str) -> None:
+    vm = new_vm()
+    assert not vm.interpret_bytecode(damage(entry), "main")
+    assert reason in vm.bytecode_error()
+    assert vm.output == [] or vm.output == [""]
+    vm.interpret("System.print(40 + 2)", "after")  # the VM keeps working
+    assert "42" in "".join(vm.output)
+
+
+def test_every_truncation_is_refused(entry: bytes) -> None:
+    vm = new_vm()
+    for cut in range(HEADER, len(entry), 7):
+        assert not vm.interpret_bytecode(reseal(entry[:cut]), "main"), cut
+    assert vm.output in ([], [""])
+
+
+def test_structural_checks_catch_bad_operands(entry: bytes) -> None:
+    """Hand-made payloads with one bad field each (checksum fixed up)."""
+    def fn(code: bytes, constants: bytes = b"\0\0\0\0", slots: int = 1, locals_: bytes = b"\0\0\0\0") -> bytes:
+        lines = b"\1\0\0\0" * len(code)
+        return (bytes([0]) + struct.pack("<HI", 0, slots) + struct.pack("<I", 0) + constants
+                + struct.pack("<I", len(code)) + code + lines + locals_)
+
+    ops = {name: i for i, name in enumerate([
+        "CONSTANT", "NULL", "FALSE", "TRUE", "LOAD_LOCAL", "STORE_LOCAL", "LOAD_UPVALUE", "STORE_UPVALUE",
+        "LOAD_MODULE_VAR", "STORE_MODULE_VAR", "LOAD_FIELD_THIS", "STORE_FIELD_THIS", "LOAD_FIELD",
+        "STORE_FIELD", "POP", "CALL", "SUPER", "ADD", "SUB", "MUL", "DIV", "LT", "GT", "LTE", "GTE", "EQ",
+        "NEQ", "ITERATE", "ITERATOR_VALUE", "JUMP", "LOOP", "JUMP_IF_FALSE", "AND", "OR", "CLOSE_UPVALUE",
+        "RETURN", "CLOSURE", "CONSTRUCT", "CLASS", "METHOD_INSTANCE", "METHOD_STATIC", "FOREIGN_INSTANCE",
+        "FOREIGN_STATIC", "NEW_LIST", "LIST_APPEND", "NEW_MAP", "MAP_INSERT", "END_MODULE", "IMPORT_MODULE",
+        "IMPORT_VARIABLE", "END_CLASS", "END", "BREAKPOINT"])}
+    header = entry[:12]
+    tables = struct.pack("<I", 0) + struct.pack("<I", 0)  # no module variables, no method names
+
+    def make(body: bytes) -> bytes:
+        return reseal(header + bytes(8) + tables + body)
+
+    O = ops
+    good = make(fn(bytes([O["NULL"], O["RETURN"], O["END"]])))
+    vm = new_vm()
+    assert vm.interpret_bytecode(good, "ok1"), vm.bytecode_error()
+    cases = {
+        "unknown opcode": fn(bytes([200, O["END"]])),
+        "breakpoint": fn(bytes([O["BREAKPOINT"], O["END"]])),
+        "no END": fn(bytes([O["NULL"], O["RETURN"]])),
+        "operand past code": fn(bytes([O["CONSTANT"], 0])),
+        "constant index": fn(bytes([O["CONSTANT"], 0, 3, O["END"]])),
+        "local slot": fn(bytes([O["LOAD_LOCAL"], 1, O["END"]]), slots=1),
+        "upvalue": fn(bytes([O["LOAD_UPVALUE"], 0, O["END"]])),
+        "module var": fn(bytes([O["LOAD_MODULE_VAR"], 0, 0, O["END"]])),
+        "method name": fn(bytes([O["CALL"], 0, 0, 0, O["END"]])),
+        "too many args": fn(bytes([O["CALL"], 17, 0, 0, O["END"]])),
+        "jump past": fn(bytes([O["JUMP"], 0, 5, O["END"]])),
+        "jump into": fn(bytes([O["JUMP"], 0, 1, O["CONSTANT"], 0, 0, O["END"]]),
+                        constants=struct.pack("<IB", 1, 0) + struct.pack("<d", 1.0)),
+        "loop before": fn(bytes([O["LOOP"], 0, 9, O["END"]])),
+        "closure of a number": fn(bytes([O["CLOSURE"], 0, 0, O["END"]]),
+                                  constants=struct.pack("<IB", 1, 0) + struct.pack("<d", 1.0)),
+        "constant tag": fn(bytes([O["END"]]), constants=struct.pack("<IB", 1, 9)),
+        "local record": fn(bytes([O["END"]]), locals_=struct.pack("<I", 1) + struct.pack("<I", 1) + b"x"
+                           + struct.pack("<IIi", 5, 0, 1)),
+        "huge count": fn(bytes([O["END"]]), constants=struct.pack("<I", 0xFFFFFFF0)),
+    }
+    for what, body in cases.items():
+        assert not vm.interpret_bytecode(make(body), "bad"), what
+    assert not vm.interpret_bytecode(make(fn(bytes([O["END"]])) + b"\0"), "bad")  # trailing bytes
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_bit_flips_are_refused_or_harmless(entry: bytes, data: st.DataObject) -> None:
+    """A flipped bit is refused by the checksum; with the checksum fixed up the
+    VM either refuses the entry or runs it without escaping its sandbox
+    (a Wren error at worst), and stays usable."""
+    position = data.draw(st.integers(HEADER, len(entry) - 1))
+    bit = data.draw(st.integers(0, 7))
+    flipped = bytearray(entry)
+    flipped[position] ^= 1 << bit
+    vm = new_vm()
+    assert not vm.interpret_bytecode(bytes(flipped), "main")
+    assert "checksum" in vm.bytecode_error()
+    resealed = reseal(bytes(flipped))
+    vm = new_vm()
+    try:
+        vm.interpret_bytecode(resealed, "main")
+    except (WrenRuntimeError, WrenCompileError):
+        pass
+    except WrenError:  # a trap of the instance (limits): acceptable, the host survives
+        return
+    vm.interpret("System.print(6 * 7)", "after")
+    assert "42" in "".join(vm.output)
+
+
+# ---- through the engine ------------------------------------------------------------
+
+DEBUGGEE = """\
+class Shop {
+  static total(items, rate) {
+    var sum = 0
+    for (item in items) {
+      sum = sum + item["price"]
+    }
+    var taxed = sum * rate
+    return taxed
+  }
+}
+var total = Fn.new { |items| Shop.total(items, 2) }
+"""
+
+
+def test_engine_compile_gives_bytecode_and_a_load_skips_the_compiler() -> None:
+    m = ScriptManager(policy=SecurityPolicy.trusted(), cache=False, output=lambda lang, text: None)
+    try:
+        engine = m.engine("wren")
+        compiled = engine.compile(DEBUGGEE, "shop")
+        assert compiled.bytecode[:4] == b"KWBC" and engine.capabilities.supports_bytecode
+        engine.load_script(compiled)
+        with_bytecode = engine._scripts["shop"].vm.compiler_runs()
+        from dataclasses import replace
+
+        engine.load_script(replace(compiled, id="shop2", bytecode=b""))
+        from_source = engine._scripts["shop2"].vm.compiler_runs()
+        # each fresh instance compiles the same built-in modules; the script itself only from source
+        assert from_source - with_bytecode == 1
+        # a refused entry falls back to the source
+        engine.load_script(replace(compiled, id="shop3", bytecode=compiled.bytecode[:-3]))
+        assert engine._scripts["shop3"].vm.compiler_runs() == from_source
+        assert engine.call_function("total", [[{"price": 1}]], script="shop3") == 2
+        assert engine.call_function("total", [[{"price": 2}]], script="shop") == 4
+    finally:
+        m.close()
+
+
+def test_breakpoints_and_locals_on_a_cached_load() -> None:
+    m = ScriptManager(policy=SecurityPolicy.trusted(), cache=False, output=lambda lang, text: None)
+    try:
+        engine = m.engine("wren")
+        hits: list[BreakpointHit] = []
+        engine.set_breakpoint_handler(hits.append)
+        engine.set_breakpoint("shop", 7)
+        m.load_script_from_source("shop", "wren", DEBUGGEE)
+        assert m.scripts["shop"].compiled.bytecode[:4] == b"KWBC"
+        runs = engine._scripts["shop"].vm.compiler_runs()
+        assert m.call_function("total", [[{"price": 3}, {"price": 4}]]) == 14
+        assert [(h.script, h.line) for h in hits] == [("shop", 7)]
+        assert hits[0].locals == {"items": [{"price": 3}, {"price": 4}], "rate": 2, "sum": 7}
+        assert [f.function for f in hits[0].stack] == ["total(_,_)", "Fn (line 11)"]
+        assert engine._scripts["shop"].vm.compiler_runs() == runs
+    finally:
+        m.close()
+
+
+CHILD = """
+import json, sys
+from kryon_core import ScriptManager, SecurityPolicy
+m = ScriptManager(policy=SecurityPolicy.trusted(), cache_dir=sys.argv[1], output=lambda lang, text: None)
+m.engine("wren")
+m.load_script_from_source("prog", "wren", sys.argv[2])
+engine = m.engine("wren")
+print(json.dumps({"from_cache": m.scripts["prog"].compiled.from_cache,
+                  "compiled_here": engine._checker is not None,
+                  "runs": engine._scripts["prog"].vm.compiler_runs(),
+                  "value": m.call_function("prog.total", [[{"price": 5}]])}))
+m.close()
+"""
+
+
+def test_warm_load_in_a_fresh_process_skips_the_wren_compiler(tmp_path) -> None:
+    def run() -> dict:
+        out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), DEBUGGEE],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    cold, warm = run(), run()
+    assert not cold["from_cache"] and warm["from_cache"]
+    assert cold["value"] == warm["value"] == 10
+    # the cold process compiled the script once (in the engine's compile
+    # step); the warm one never did, and the script's own instance ran no
+    # Wren compiler for it in either (only its built-in set-up modules)
+    assert cold["compiled_here"] and not warm["compiled_here"]
+    assert warm["runs"] == cold["runs"], textwrap.shorten(str((cold, warm)), 200)
