@@ -553,7 +553,12 @@ static ObjFn* readFn(Reader* r, LoadContext* ctx, int depth, bool isModule, ObjF
     uint32_t slot = getU32(r), start = getU32(r);
     int32_t end = (int32_t)getU32(r);
     if (r->failed) break;
-    if (slot >= maxSlots || start > codeCount || end < (int32_t)start || end > (int32_t)codeCount) {
+    /* A negative slot names a captured variable for the debugger: upvalue
+     * -1 - slot, from its capture to the end of the function (end -1). */
+    int32_t captured = -1 - (int32_t)slot;
+    bool upvalueName = (int32_t)slot < 0 && captured < fn->numUpvalues && start <= codeCount && end == -1;
+    if (!upvalueName &&
+        (slot >= maxSlots || start > codeCount || end < (int32_t)start || end > (int32_t)codeCount)) {
       refuse(r, "bad local variable record", (int)i);
       break;
     }
