@@ -46,6 +46,23 @@ ATTACKS = {
     "typed set": "(() => { const a = new Uint8Array(2 ** 26), b = new Array(2 ** 20).fill(1); for (;;) a.set(b); })()",
     "regex backtracking": "/(a+)+b/.test('a'.repeat(40))",
     "regex on a long subject": "/(x+x+)+y/.test('x'.repeat(5000))",
+    # strings: naive searches with a long needle, copies built one at a time, many replacements
+    "indexOf with a long needle": "'a'.repeat(2 ** 27).indexOf('a'.repeat(5000) + 'b')",
+    "includes with a long needle": "'a'.repeat(2 ** 27).includes('a'.repeat(5000) + 'b')",
+    "lastIndexOf with a long needle": "'a'.repeat(2 ** 27).lastIndexOf('b' + 'a'.repeat(5000))",
+    "split on a long separator": "'a'.repeat(2 ** 27).split('a'.repeat(5000) + 'b').length",
+    "replace of a long pattern": "'a'.repeat(2 ** 27).replace('a'.repeat(5000) + 'b', 'x').length",
+    "replaceAll of many matches": "'a'.repeat(2 ** 26).replaceAll('a', 'b').length",
+    "repeat": "(() => { for (;;) 'ab'.repeat(2 ** 26).length; })()",
+    "padStart": "(() => { for (;;) ''.padStart(2 ** 25, 'xy').length; })()",
+    # a loop whose every pass is one slow native call: QuickJS asks its interrupt handler once per
+    # 10,000 polls, so only the watchdog's poke makes it ask in time
+    "loop of slow string searches": "(() => { const s = 'x'.repeat(2 ** 20); for (;;) s.indexOf('x'.repeat(3) + 'y'); })()",
+    "loop of typed-array scans": "(() => { const a = new Uint8Array(2 ** 24); let n = 0; for (;;) n += a.indexOf(7); })()",
+    # typed arrays and objects filled element by element from a generic source
+    "typed array from an array-like": "new Uint8Array({length: 2 ** 27}).length",
+    "TypedArray.from an array-like": "Uint8Array.from({length: 2 ** 27}).length",
+    "Object.assign of a long string": "Object.keys(Object.assign({}, 'a'.repeat(2 ** 23))).length",
     "caught interrupt": "(() => { for (;;) { try { Array.prototype.fill.call({length: 2 ** 32 - 1}, 0); } catch (e) {} } })()",
 }
 LIMIT = 0.3
@@ -116,6 +133,33 @@ Array.prototype.push = () => { for (;;) {} };
 JSON.stringify = () => { for (;;) {} };
 function ok() { return 1; }
 """
+
+
+GUARDED_STRINGS = """
+function results() {
+  const big = 'ab'.repeat(2 ** 22) + 'needle$' + 'cd'.repeat(2 ** 21), n = 'ab'.repeat(40) + 'needle';
+  const sub = new (class extends Uint8Array {})({length: 2 ** 18 + 5, 3: 9});
+  return [big.indexOf(n), big.indexOf(n, 2 ** 23), big.lastIndexOf(n), big.lastIndexOf(n, 5), big.includes(n), big.includes(n, 2 ** 23 + 1),
+          big.split(n).map((p) => p.length), big.split('needle$', 1).length, big.replace(n, '[$&|$$]').length,
+          big.replace(n, (m, at) => String(at)).slice(2 ** 23 - 80, 2 ** 23 - 70),
+          big.replaceAll('needle', '$`').length, big.slice(0, 2 ** 18).replaceAll('b', '').length, 'xy'.repeat(2 ** 21 + 3).length,
+          'xy'.repeat(2 ** 21 + 3).slice(-3), 'z'.padStart(2 ** 22 + 2, 'ab').slice(0, 5), 'z'.padEnd(2 ** 22 + 2).length,
+          Array.from(Uint8Array.from({length: 2 ** 18 + 3, 1: 7}).slice(0, 3)), new Float64Array(new Set([1, 2])).length,
+          new Uint8Array([1, 2]) instanceof Uint8Array, new Uint8Array(2).constructor === Uint8Array, sub[3], sub.length,
+          Object.getPrototypeOf(sub.constructor) === Uint8Array, Object.keys(Object.assign({}, 'q'.repeat(2 ** 18 + 1))).length];
+}
+"""
+
+
+def test_guarded_string_and_typed_array_builtins_give_the_native_results():
+    results = []
+    for policy in (SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=120, memory_limit=1 << 30)):
+        mgr = ScriptManager(cache_dir=False, policy=policy, output=lambda l, t: None)
+        mgr.load_script_from_source("r", JS, GUARDED_STRINGS)
+        results.append(mgr.call_function("r.results"))
+        mgr.close()
+    assert results[0] == results[1]
+    assert results[1][0] == 2 ** 23 - 80 and results[1][4] is True and results[1][18:20] == [True, True]
 
 
 def test_host_scans_of_a_hostile_script_stay_under_its_deadline():

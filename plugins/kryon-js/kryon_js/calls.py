@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from kryon_core import FunctionRef, ScriptRuntimeError
 
 from .plugin import LANGUAGE
-from .runtime import BINDING_ERRORS, JSObject, Pending
+from .runtime import BINDING_ERRORS, INF, JSObject, Pending
 from .values import number_from_js, plain_str
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
         slow=slow, ctx=state, pending=state.pending_release, run=state.gate.run, wrapper=wrapper,
         unbox=state.unbox, binding_error=state.host.binding_error, number_from_js=number_from_js,
         plain_str=plain_str, chain=state.host.chain, monotonic=time.monotonic, BINDING_ERRORS=BINDING_ERRORS,
-        MISSING=MISSING, SCALARS=PASS_TYPES, int=int, str=str, float=float, bool=bool, type=type, JSObject=JSObject,
+        MISSING=MISSING, SCALARS=PASS_TYPES, INF=INF, int=int, str=str, float=float, bool=bool, type=type, JSObject=JSObject,
     )
     exec(caller_source(n, state.time_limit, state.max_value), env)  # noqa: S102 - generated from a fixed template
     return env["call"]  # type: ignore[no-any-return]
@@ -191,7 +191,8 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
     body += f"    if pending or ctx.closed:\n        return slow({given})\n"
     if time_limit is not None:
         body += (f"    prev = chain.deadline\n    deadline = monotonic() + {float(time_limit)!r}\n"
-                 "    if deadline < prev:\n        chain.deadline = deadline\n")
+                 "    if deadline < prev:\n        chain.deadline = deadline\n"
+                 "        if prev == INF:\n            chain.extended = 0.0\n")
     body += (
         "    try:\n"
         f"        r = wrapper({call_args})\n"

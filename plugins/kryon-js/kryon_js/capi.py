@@ -34,6 +34,10 @@ P = ctypes.c_void_p
 _OFF_RUNTIME, _OFF_CONTEXT, _OFF_HAS_LIMIT, _OFF_LIMIT, _OFF_TSTATE = 16, 24, 32, 40, 48
 # ObjectData: PyObject_HEAD | RuntimeData *runtime_data | JSValue object
 _OFF_OBJ_VALUE = 24
+# JSContext.interrupt_counter in quickjs-ng 0.17.0 (checked by a probe before use, see counter_offset):
+# the interpreter decrements it at every loop back-edge and call and asks the interrupt handler only
+# when it reaches 0 (then resets it to 10000)
+_OFF_INTERRUPT_COUNTER = 548
 
 JS_EVAL_TYPE_GLOBAL = 0
 JS_EVAL_FLAG_COMPILE_ONLY = 1 << 5
@@ -134,6 +138,62 @@ def available() -> bool:
         except Exception:  # pragma: no cover - other builds of the binding
             _lib, _ok = None, False
     return _ok
+
+
+_counter_ok: bool | None = None
+
+
+def counter_offset() -> int | None:
+    """The offset of ``interrupt_counter`` in a JSContext, or None when the
+    probe does not find it there. Probe: a counter set to 5000 must drop by
+    about two per iteration of a counted loop, and a counter set to 1 must
+    make the very next loop ask the interrupt handler."""
+    global _counter_ok
+    if _counter_ok is None:
+        ok = available()  # takes _lock itself
+        with _lock:
+            if _counter_ok is None:
+                _counter_ok = ok and _probe_counter()
+    return _OFF_INTERRUPT_COUNTER if _counter_ok else None
+
+
+def _probe_counter() -> bool:
+    import quickjs
+
+    try:
+        ctx = quickjs.Context()
+        _, cx = pointers(ctx)
+        counter = ctypes.c_int.from_address(cx + _OFF_INTERRUPT_COUNTER)
+        counter.value = 5000
+        ctx.eval("for (let i = 0; i < 100; i++) {}")
+        if not 4500 <= counter.value <= 4900:
+            return False
+        calls = []
+
+        @INTERRUPT_HANDLER
+        def handler(rt: int, opaque: int) -> int:
+            calls.append(1)
+            return 0
+
+        set_interrupt_handler(ctx, handler)
+        counter.value = 1
+        ctx.eval("for (let i = 0; i < 3; i++) {}")
+        ok = len(calls) == 1 and counter.value > 9000
+        rt, _ = pointers(ctx)
+        _lib.JS_SetInterruptHandler(rt, INTERRUPT_HANDLER(), None)
+        return ok
+    except Exception:  # pragma: no cover - another build of the binding
+        return False
+
+
+def interrupt_counter(ctx: Any) -> Any:
+    """A ctypes int over the context's interrupt counter (see counter_offset);
+    valid only while ``ctx`` lives."""
+    offset = counter_offset()
+    if offset is None:
+        return None
+    _, cx = pointers(ctx)
+    return ctypes.c_int.from_address(cx + offset)
 
 
 def pointers(ctx: Any) -> tuple[int, int]:

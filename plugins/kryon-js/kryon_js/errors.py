@@ -69,6 +69,8 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
                  column=top.column if top else None)
     if not info.get("isError"):
         text = info.get("message") or "a value"
+        if text == "interrupted" and thrown_value is None:  # the interrupt fired again while its error was read
+            return ScriptTimeoutError("the call ran longer than the policy's time_limit", stack=frames, **where)
         if memory_limited and thrown_value is None and text == "null":
             # QuickJS throws null when it cannot even allocate the "out of memory" error
             return MemoryLimitError("the script went over the policy's memory_limit (out of memory)",

@@ -297,5 +297,200 @@
       if (replacer !== undefined && replacer !== null) return apply(stringifyC, JSON, arguments);
       return apply(stringifyC, JSON, [value, function (k, v) { return v; }, space]);
     }, writable: true, enumerable: false, configurable: true });
+    installStringGuards(tick, wrap, rel, len, big);
+    installConstructorGuards(tick, wrap, len, big, BIG);
+  }
+
+  // -- strings: building and searching loop natively over lengths the script picks -----------------
+  // repeat/padStart/padEnd append one copy at a time; indexOf and the searches built on it compare
+  // naively (position x needle length). Above WORK units they run in chunks with a deadline check:
+  // repeat by doubling, searches window by window.
+  function installStringGuards(tick, wrap, rel, len, big) {
+    const WORK = 1 << 22, SP = String.prototype, StringC = String, floor = Math.floor, min = Math.min, max = Math.max;
+    const nRepeat = call.bind(SP.repeat), nIndexOf = call.bind(SP.indexOf), nLastIndexOf = call.bind(SP.lastIndexOf);
+    const nSlice = call.bind(SP.slice), matchSym = Symbol.match, splitSym = Symbol.split, replaceSym = Symbol.replace;
+    const RangeErrorC = RangeError, TypeErrorC = TypeError;
+    function str(v) { if (v === null || v === undefined) throw new TypeErrorC("String.prototype method called on null or undefined"); return StringC(v); }
+    function count(v) { let k = +v; k = k !== k ? 0 : Math.trunc(k); return k; }
+    function repeat(s, n) {   // s repeated n times, doubling (each step one concatenation, then a deadline check)
+      if (n <= 0 || s.length === 0) return "";
+      if (s.length * n <= WORK) return nRepeat(s, n);
+      const base = max(1, floor(WORK / s.length));
+      // concatenation makes a rope that holds no memory of its own: slice(0) makes each step a flat
+      // string, so the memory limit sees what the native repeat would allocate
+      const unit = nRepeat(s, base);
+      let out = "", k = n;
+      while (k >= base) {   // binary expansion of k in units of base
+        let piece = unit, m = base;
+        while (m * 2 <= k) { tick(); piece = nSlice(piece + piece, 0); m *= 2; }
+        out = out === "" ? piece : nSlice(out + piece, 0); k -= m; tick();
+      }
+      return k > 0 ? nSlice(out + nRepeat(s, k), 0) : out;
+    }
+    wrap(SP, "repeat", (nativeRepeat) => function (n) {
+      const s = str(this), k = count(n);
+      if (k < 0 || k === Infinity) return apply(nativeRepeat, s, [n]);   // its own RangeError
+      if (s.length * k <= WORK) return nativeRepeat.call(s, k);
+      if (s.length * k >= 2 ** 30) throw new RangeErrorC("invalid string length");
+      return repeat(s, k);
+    });
+    function pad(nativePad, atStart) {
+      return function (maxLength, fillString) {
+        const s = str(this), n = count(maxLength) > 2 ** 53 ? 2 ** 53 : count(maxLength);
+        if (n - s.length <= WORK) return apply(nativePad, s, [maxLength, fillString]);
+        const f = fillString === undefined ? " " : StringC(fillString);
+        if (f === "") return s;
+        if (n >= 2 ** 30) throw new RangeErrorC("invalid string length");
+        const k = n - s.length, filler = nSlice(repeat(f, floor(k / f.length) + 1), 0, k);
+        return atStart ? filler + s : s + filler;
+      };
+    }
+    wrap(SP, "padStart", (p) => pad(p, true));
+    wrap(SP, "padEnd", (p) => pad(p, false));
+    // first index of t in s at or after from, window by window: windows grow from 64 positions (a match
+    // nearby costs little) to WORK / needle length, with a deadline check after every WORK units
+    function find(s, t, from) {
+      const n = s.length, m = t.length, unit = m || 1;
+      if ((n - from) * unit <= WORK) return nIndexOf(s, t, from);
+      let w = 64, work = 0;
+      for (let i = from; i + m <= n; ) {
+        const span = min(w, n - m - i + 1), r = nIndexOf(nSlice(s, i, i + span + m - 1), t);
+        if (r >= 0) return i + r;
+        i += span;
+        work += span * unit;
+        if (work > WORK) { tick(); work = 0; }
+        if (w * unit < WORK) w *= 2;
+      }
+      return -1;
+    }
+    function findLast(s, t, from) {   // last index of t in s at or before from, the same way backwards
+      const n = s.length, m = t.length, unit = m || 1;
+      if ((from + 1) * unit <= WORK) return nLastIndexOf(s, t, from);
+      let w = 64, work = 0;
+      for (let hi = min(from, n - m); hi >= 0; ) {
+        const lo = max(0, hi - w + 1), r = nLastIndexOf(nSlice(s, lo, hi + m), t);
+        if (r >= 0) return lo + r;
+        work += (hi - lo + 1) * unit;
+        hi = lo - 1;
+        if (work > WORK) { tick(); work = 0; }
+        if (w * unit < WORK) w *= 2;
+      }
+      return -1;
+    }
+    const heavy = (s, t) => s.length > WORK || s.length * (t.length || 1) > WORK;
+    wrap(SP, "indexOf", (native) => function (search, position) {
+      const s = str(this), t = StringC(search);
+      if (!heavy(s, t)) return apply(native, s, [t, position]);
+      return find(s, t, rel(position === undefined ? 0 : max(0, count(position)), s.length, 0));
+    });
+    wrap(SP, "includes", (native) => function (search, position) {
+      const s = str(this);
+      if (search !== null && typeof search === "object" && search[matchSym] !== undefined ? !!search[matchSym] : false)
+        return apply(native, s, arguments);   // its own TypeError for a RegExp
+      const t = StringC(search);
+      if (!heavy(s, t)) return apply(native, s, [t, position]);
+      return find(s, t, min(max(0, count(position)), s.length)) >= 0;
+    });
+    wrap(SP, "lastIndexOf", (native) => function (search, position) {
+      const s = str(this), t = StringC(search);
+      if (!heavy(s, t)) return apply(native, s, [t, position]);
+      const p = +position, from = p !== p ? s.length : min(max(0, Math.trunc(p)), s.length);
+      return t.length === 0 ? from : findLast(s, t, from);
+    });
+    wrap(SP, "split", (native) => function (separator, limit) {
+      if (separator !== null && separator !== undefined && separator[splitSym] !== undefined) return apply(native, this, arguments);
+      const s = str(this);
+      if (separator === undefined || s.length <= WORK && s.length * (StringC(separator).length || 1) <= WORK) return apply(native, s, arguments);
+      const lim = limit === undefined ? 4294967295 : limit >>> 0, t = StringC(separator), out = [];
+      if (lim === 0) return out;
+      if (t === "") { for (let i = 0; i < s.length && out.length < lim; i++) out[out.length] = s[i]; return out; }
+      let p = 0;
+      for (let q = find(s, t, 0); q >= 0 && out.length < lim; q = find(s, t, p)) { out[out.length] = nSlice(s, p, q); p = q + t.length; }
+      if (out.length < lim) out[out.length] = nSlice(s, p);
+      return out;
+    });
+    // GetSubstitution for a string pattern (no captures): $$, $&, $` and $'
+    function substitute(matched, s, pos, replacement) {
+      let out = "";
+      for (let i = 0; i < replacement.length; i++) {
+        const c = replacement[i], d = replacement[i + 1];
+        if (c !== "$" || d === undefined) { out += c; continue; }
+        if (d === "$") { out += "$"; i++; }
+        else if (d === "&") { out += matched; i++; }
+        else if (d === "`") { out += nSlice(s, 0, pos); i++; }
+        else if (d === "'") { out += nSlice(s, pos + matched.length); i++; }
+        else out += c;
+      }
+      return out;
+    }
+    function replaceString(s, t, replaceValue, all) {
+      const fn = typeof replaceValue === "function", r = fn ? null : StringC(replaceValue);
+      let out = "", p = 0, q = find(s, t, 0);   // += grows one buffer in place (no array of pieces)
+      while (q >= 0) {
+        out += nSlice(s, p, q);
+        out += fn ? StringC(replaceValue(t, q, s)) : substitute(t, s, q, r);
+        p = q + t.length;
+        if (!all) break;
+        q = find(s, t, p);
+      }
+      return out + nSlice(s, p);
+    }
+    for (const name of ["replace", "replaceAll"]) {
+      wrap(SP, name, (native) => function (pattern, replacement) {
+        if (pattern !== null && pattern !== undefined && pattern[replaceSym] !== undefined) return apply(native, this, arguments);
+        const s = str(this), t = StringC(pattern);
+        if (!heavy(s, t) && (name === "replace" || s.length <= 1 << 16)) return apply(native, s, [t, replacement]);
+        if (t.length === 0) return apply(native, s, [t, replacement]);   // an empty pattern: at most one pass of inserts
+        return replaceString(s, t, replacement, name === "replaceAll");
+      });
+    }
+  }
+
+  // -- typed arrays built from a generic array-like or iterable read it natively, element by element
+  // (a million plain reads is fast; 2^28 of them, which a 256 MiB limit allows, is not). Their
+  // constructors and from() read such a source into an array through the guarded Array.from, then
+  // copy it through the guarded set(). The constructors are wrapped in a Proxy, so prototype,
+  // name, statics and instanceof are the originals'.
+  function installConstructorGuards(tick, wrap, len, big, BIG) {
+    const ProxyC = Proxy, construct = Reflect.construct, from = Array.from, iterSym = Symbol.iterator;
+    const TA = getProto(U8.prototype), taSet = call.bind(TA.set), SAB = G.SharedArrayBuffer;
+    function needsGuard(src) {
+      if (src === null || typeof src !== "object" || src instanceof ABuf || (SAB && src instanceof SAB) || isView(src)) return false;
+      return big(src) || (src[iterSym] !== undefined && !isArray(src));
+    }
+    function build(target, src, newTarget) {
+      const values = apply(from, ArrayC, [src]);
+      const out = construct(target, [values.length], newTarget);
+      taSet(out, values);
+      return out;
+    }
+    const ArrayC = Array;
+    for (const name of ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array",
+                        "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"]) {
+      const C = G[name];
+      if (typeof C !== "function") continue;
+      const P = new ProxyC(C, { construct(target, args, newTarget) {
+        return needsGuard(args[0]) ? build(target, args[0], newTarget === P ? target : newTarget) : construct(target, args, newTarget === P ? target : newTarget);
+      } });
+      defineProperty(C.prototype, "constructor", { value: P, writable: true, enumerable: false, configurable: true });
+      defineProperty(G, name, { value: P, writable: true, enumerable: false, configurable: true });
+    }
+    wrap(getProto(U8), "from", (nativeFrom) => function (source, fn, thisArg) {
+      if (fn !== undefined || !needsGuard(source)) return apply(nativeFrom, this, arguments);
+      return new this(apply(from, ArrayC, [source]));
+    });
+    // Object.assign copies every index of a string source natively, one property each
+    wrap(Object, "assign", (nativeAssign) => function (target, ...sources) {
+      let heavy = false;
+      for (let i = 0; i < sources.length; i++) { const v = sources[i]; if ((typeof v === "string" || v instanceof String) && v.length > BIG) heavy = true; }
+      if (!heavy) return apply(nativeAssign, Object, arguments);
+      const to = Object(target);
+      for (let i = 0; i < sources.length; i++) {
+        const v = sources[i];
+        if (typeof v === "string" || v instanceof String) { const s = String(v); for (let k = 0; k < s.length; k++) to[k] = s[k]; }
+        else apply(nativeAssign, Object, [to, v]);
+      }
+      return to;
+    });
   }
   if (CONF.guard) installGuards();

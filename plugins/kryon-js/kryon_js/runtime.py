@@ -33,6 +33,10 @@ JSObject = quickjs.Object
 #: exceptions the binding raises for a JavaScript error it saw itself
 BINDING_ERRORS = (quickjs.JSException, quickjs.StackOverflow)
 INF = float("inf")
+#: once a chain's deadline fired, the host's own work on the way out (turning the error into text, which
+#: may run JavaScript and so poll) gets this long before it would fire again; the interrupt itself
+#: cannot be caught, so the script gets no more time from it
+GRACE = 0.05
 
 PRELUDE = resources.files("kryon_js").joinpath("prelude.js").read_text(encoding="utf-8").replace(
     "/*GUARDS*/", resources.files("kryon_js").joinpath("guards.js").read_text(encoding="utf-8"))
@@ -53,6 +57,8 @@ class Chain(threading.local):
 
     #: when the chain must stop (monotonic seconds): the earliest deadline of every limited call in it
     deadline: float = INF
+    #: the deadline fired and was pushed back by GRACE once (cleared when an outermost limited call starts)
+    extended: float = 0.0
     #: host callbacks running now on this thread (JS -> host -> JS nesting)
     nesting: int = 0
     #: the script whose host callback runs now (for get_stack_trace)
@@ -80,11 +86,27 @@ class Host:
             @capi.INTERRUPT_HANDLER
             def interrupt(rt: int, opaque: int) -> int:
                 # runs on the thread executing JavaScript, so it reads that thread's chain
-                return 1 if monotonic() > chain.deadline else 0
+                now = monotonic()
+                if now > chain.deadline:
+                    if not chain.extended:  # once per outermost limited call: nested catches get no more
+                        chain.extended = chain.deadline = now + GRACE
+                    return 1
+                return 0
 
             self.interrupt = interrupt
         # one lock for the shared compile-only context and the prelude bytecode made once
         self.compile_lock = threading.Lock()
+
+    def expired(self) -> bool:
+        """Whether the running chain is past its deadline (the guards ask
+        between chunks); when it is, the host gets GRACE to unwind."""
+        now = time.monotonic()
+        chain = self.chain
+        if now > chain.deadline:
+            if not chain.extended:
+                chain.extended = chain.deadline = now + GRACE
+            return True
+        return False
 
     def out_fn(self, text: str) -> None:
         try:

@@ -38,9 +38,10 @@ from .errors import from_info
 from .handles import HandleTable
 from .inbound import host_call, invoke
 from .plugin import LANGUAGE
-from .runtime import BINDING_ERRORS, PRELUDE_SOURCE, Host, JSObject, Pending
+from .runtime import BINDING_ERRORS, INF, PRELUDE_SOURCE, Host, JSObject, Pending
 from .calls import function_ref
 from .values import args_obj, decode, to_js, too_big
+from .watchdog import WATCHDOG
 
 #: the prelude helpers a state fetches by name (attribute name, prelude name)
 HELPERS = (
@@ -139,6 +140,10 @@ class ScriptState:
                 raise ScriptError("the kryon prelude failed to run", language=LANGUAGE)
             # every runtime gets the deadline check: a limited chain may call into an unlimited script
             capi.set_interrupt_handler(ctx, host.interrupt)
+            counter = capi.interrupt_counter(ctx)
+            if counter is not None:
+                WATCHDOG.add(id(self), ctx, counter)
+                weakref.finalize(self, WATCHDOG.remove, id(self))  # a state dropped without close()
         else:
             ctx.eval(PRELUDE_SOURCE)
             if self.time_limit is not None:  # pragma: no cover - the binding's limit (host calls refused meanwhile)
@@ -152,7 +157,7 @@ class ScriptState:
 
     def _tick(self) -> bool:
         """Whether the running chain is past its deadline (the guards ask between chunks)."""
-        return time.monotonic() > self.host.chain.deadline
+        return self.host.expired()
 
     def _mark(self, error: Any) -> None:
         if self.host.capi:
@@ -174,6 +179,7 @@ class ScriptState:
 
     def _close(self) -> None:
         self.closed = True
+        WATCHDOG.remove(id(self))
         self.callers.clear()
         self.handles.clear()
         for ref in list(self.fnrefs.values()):
@@ -220,6 +226,8 @@ class ScriptState:
             self._shrink(chain.nesting)
         prev = chain.deadline
         if self.time_limit is not None:
+            if prev == INF:
+                chain.extended = 0.0
             deadline = time.monotonic() + self.time_limit
             if deadline < prev:
                 chain.deadline = deadline
