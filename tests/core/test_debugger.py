@@ -16,6 +16,7 @@ from prog_engine import ProgPlugin
 
 from kryon_core import ScriptError, ScriptManager, SecurityPolicy
 from kryon_core.debug import BreakpointSpec, DebugError, Stop
+from kryon_core.testing.debugging import DebugSession
 
 LIB = """\
 def add(a, b):
@@ -45,35 +46,14 @@ def twice(v):
 """
 
 
-class Session:
+class Session(DebugSession):
     """A program thread running calls, and the stops it reports."""
 
     def __init__(self) -> None:
-        self.m = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, policy=SecurityPolicy.trusted())
-        self.m.load_script_from_source("lib", "prog", LIB + "\ndone = False\n")
-        self.m.load_script_from_source("other", "prog2", OTHER)
-        self.dbg = self.m.debugger()
-        self.stops: "queue.Queue[Stop]" = queue.Queue()
-        self.dbg.on_stop = self.stops.put
-        self.results: "queue.Queue[Any]" = queue.Queue()
-
-    def run(self, name: str, *args: Any) -> None:
-        def body() -> None:
-            try:
-                self.results.put(self.m.call_function(name, list(args)))
-            except ScriptError as exc:
-                self.results.put(exc)
-
-        threading.Thread(target=body, daemon=True).start()
-
-    def stop(self) -> Stop:
-        return self.stops.get(timeout=10)
-
-    def result(self) -> Any:
-        return self.results.get(timeout=10)
-
-    def top(self, stop: Stop) -> Any:
-        return self.dbg.stack(stop.thread)[0]
+        m = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, policy=SecurityPolicy.trusted())
+        m.load_script_from_source("lib", "prog", LIB + "\ndone = False\n")
+        m.load_script_from_source("other", "prog2", OTHER)
+        super().__init__(m)
 
     def locals(self, stop: Stop) -> dict[str, Any]:
         scopes = self.dbg.scopes(self.top(stop).id)

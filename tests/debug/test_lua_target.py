@@ -14,6 +14,7 @@ import pytest
 
 from kryon_core import RecursionLimitError, ScriptError, ScriptManager, ScriptTimeoutError, SecurityPolicy
 from kryon_core.debug import BreakpointSpec, Stop
+from kryon_core.testing.debugging import DebugSession
 
 LUA = """\
 local counter = 10
@@ -58,37 +59,11 @@ def into_lua(x):
 """
 
 
-class Session:
+class Session(DebugSession):
     def __init__(self, policy: SecurityPolicy | None = None) -> None:
-        self.m = ScriptManager(cache=False, policy=policy or SecurityPolicy.trusted())
-        self.m.load_script_from_source("prog", "lua", LUA)
-        self.dbg = self.m.debugger()
-        self.stops: "queue.Queue[Stop]" = queue.Queue()
-        self.dbg.on_stop = self.stops.put
-        self.results: "queue.Queue[Any]" = queue.Queue()
-
-    def run(self, name: str, *args: Any) -> None:
-        def body() -> None:
-            try:
-                self.results.put(self.m.call_function(name, list(args)))
-            except ScriptError as exc:
-                self.results.put(exc)
-
-        threading.Thread(target=body, daemon=True).start()
-
-    def stop(self) -> Stop:
-        return self.stops.get(timeout=10)
-
-    def result(self) -> Any:
-        return self.results.get(timeout=10)
-
-    def scope(self, frame_id: int, name: str = "Locals") -> dict[str, Any]:
-        scopes = {s.name: s for s in self.dbg.scopes(frame_id)}
-        return {v.name: v for v in self.dbg.variables(scopes[name].reference)}
-
-    def close(self) -> None:
-        self.dbg.detach()
-        self.m.close()
+        m = ScriptManager(cache=False, policy=policy or SecurityPolicy.trusted())
+        m.load_script_from_source("prog", "lua", LUA)
+        super().__init__(m)
 
 
 @pytest.fixture

@@ -11,15 +11,13 @@ detaching taking every hook off."""
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from typing import Any
 
 import pytest
 
 from kryon_core import ScriptError, ScriptManager, ScriptTimeoutError, SecurityPolicy
 from kryon_core.debug import BreakpointSpec, Stop
+from kryon_core.testing.debugging import DebugSession
 
 PY = """\
 import kryon
@@ -61,34 +59,12 @@ LISP = """\
 """
 
 
-class Session:
+class Session(DebugSession):
     def __init__(self, policy: SecurityPolicy | None = None) -> None:
-        self.m = ScriptManager(cache=False, policy=policy or SecurityPolicy.trusted())
-        self.m.load_script_from_source("prog", "python", PY)
-        self.m.load_script_from_source("lib", "lisp", LISP)
-        self.dbg = self.m.debugger()
-        self.stops: "queue.Queue[Stop]" = queue.Queue()
-        self.dbg.on_stop = self.stops.put
-        self.results: "queue.Queue[Any]" = queue.Queue()
-
-    def run(self, name: str, *args: Any) -> None:
-        def body() -> None:
-            try:
-                self.results.put(self.m.call_function(name, list(args)))
-            except ScriptError as exc:
-                self.results.put(exc)
-
-        threading.Thread(target=body, daemon=True).start()
-
-    def stop(self) -> Stop:
-        return self.stops.get(timeout=10)
-
-    def result(self) -> Any:
-        return self.results.get(timeout=10)
-
-    def scope(self, frame_id: int, name: str = "Locals") -> dict[str, Any]:
-        scopes = {s.name: s for s in self.dbg.scopes(frame_id)}
-        return {v.name: v for v in self.dbg.variables(scopes[name].reference)}
+        m = ScriptManager(cache=False, policy=policy or SecurityPolicy.trusted())
+        m.load_script_from_source("prog", "python", PY)
+        m.load_script_from_source("lib", "lisp", LISP)
+        super().__init__(m)
 
 
 @pytest.fixture

@@ -1,0 +1,66 @@
+"""A debugging session for the tests of a debug target.
+
+A debugged call blocks where it stops, so :class:`DebugSession` runs each
+call on a thread of its own and hands the test the stops and the results
+through queues, waiting at most ``timeout`` seconds for either (a target
+that never stops fails the test instead of hanging it).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+from ..debug import Frame, Stop, Variable
+from ..errors import ScriptError
+from ..manager import ScriptManager
+
+__all__ = ["DebugSession"]
+
+
+class DebugSession:
+    """``manager`` with its debugger attached (``dbg``); scripts are loaded by the caller."""
+
+    def __init__(self, manager: ScriptManager, timeout: float = 10) -> None:
+        self.m = manager
+        self.dbg = manager.debugger()
+        self.timeout = timeout
+        self.stops: queue.Queue[Stop] = queue.Queue()
+        self.dbg.on_stop = self.stops.put
+        self.results: queue.Queue[Any] = queue.Queue()
+
+    def run(self, name: str, *args: Any) -> threading.Thread:
+        """Call ``name`` on a new thread; its result (or ScriptError) goes to :meth:`result`."""
+
+        def body() -> None:
+            try:
+                self.results.put(self.m.call_function(name, list(args)))
+            except ScriptError as exc:
+                self.results.put(exc)
+
+        thread = threading.Thread(target=body, daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> Stop:
+        """The next stop the debugger reports."""
+        return self.stops.get(timeout=self.timeout)
+
+    def result(self) -> Any:
+        """The next finished call's result, or the ScriptError it raised."""
+        return self.results.get(timeout=self.timeout)
+
+    def top(self, stop: Stop) -> Frame:
+        """The innermost frame of the stopped thread."""
+        frames: list[Frame] = self.dbg.stack(stop.thread)
+        return frames[0]
+
+    def scope(self, frame_id: int, name: str = "Locals") -> dict[str, Variable]:
+        """The variables of one named scope of a frame, by name."""
+        scopes = {s.name: s for s in self.dbg.scopes(frame_id)}
+        return {v.name: v for v in self.dbg.variables(scopes[name].reference)}
+
+    def close(self) -> None:
+        self.dbg.detach()
+        self.m.close()
