@@ -61,6 +61,13 @@ class _Script:
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
     lua_functions: dict[str, Any] = field(default_factory=dict)
     callers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    #: names the environment held before the top level ran (the libraries, _G, load, ...)
+    given_names: frozenset[str] = frozenset()
+
+
+#: the reload hook a new version may define: on_reload(old) gets the old version's
+#: module-level data and returns a table of names to set (or nothing)
+RELOAD_HOOK = "on_reload"
 
 
 class LuaEngine(ScriptEngine):
@@ -180,17 +187,18 @@ class LuaEngine(ScriptEngine):
             if policy.sandboxed and not policy.allow_imports:
                 resolver = rt.lua_callable(module_resolver(self, compiled.id, policy), label="require")
             env = rt.helpers.newenv(script_binder(rt, self.bridge, compiled.id, policy), resolver)
-            return env, rt.helpers.load(code, "=" + compiled.id, env)
+            given = frozenset(k for k in env.keys() if isinstance(k, str))
+            return env, given, rt.helpers.load(code, "=" + compiled.id, env)
 
         try:
-            env, chunk = rt.gate.run(prepare)
+            env, given, chunk = rt.gate.run(prepare)
         except rt.LuaError as exc:
             exc._kryon_source = compiled.source  # type: ignore[attr-defined]
             raise translate(exc, compiled.id, compiling=True) from None
         returned = rt.call(chunk, [], policy, compiled.id)
         if isinstance(returned, tuple):
             returned = returned[0] if returned else None
-        state = _Script(compiled.id, rt, env, returned, compiled, policy)
+        state = _Script(compiled.id, rt, env, returned, compiled, policy, given_names=given)
         self._describe(state)
         return state
 
@@ -220,7 +228,51 @@ class LuaEngine(ScriptEngine):
         level succeeds: the old version keeps its state on failure."""
         old = self._script(script_id)
         state = self._run_chunk(compiled, policy or old.policy)
+        self._carry_over(old, state)
         self._scripts[script_id] = state
+
+    # -- state across a reload ----------------------------------------------------------
+    def _carry_over(self, old: _Script, new: _Script) -> None:
+        """Give the new version the old one's module-level data: through its
+        ``on_reload(old)`` hook when it defines one (a table it returns is set
+        name by name), else every datum the new version leaves nil. A failing
+        hook raises, and the manager rolls the reload back."""
+        data = old.runtime.gate.run(self._module_data, old)
+        if RELOAD_HOOK in new.functions:
+            returned = self._caller(new, RELOAD_HOOK)(data)
+            if returned is None or returned == []:  # nothing, or an empty table
+                return
+            if not isinstance(returned, dict):
+                raise ScriptRuntimeError(f"{RELOAD_HOOK} must return a table of module-level names to set, or nothing",
+                                         language="lua", script=new.id)
+            new.runtime.gate.run(self._assign, new, returned, False)
+            return
+        new.runtime.gate.run(self._assign, new, data, True)
+
+    @staticmethod
+    def _module_data(state: _Script) -> dict[str, Any]:
+        """The script's own globals as host values; functions (they belong to
+        the old version) and what cannot cross are left behind."""
+        rt = state.runtime
+        data = {}
+        for name, value in list(state.env.items()):
+            if not isinstance(name, str) or name in state.given_names:
+                continue
+            if rt.module.lua_type(value) in ("function", "userdata", "thread"):
+                continue
+            try:
+                data[name] = rt.conv.from_lua(value)
+            except ScriptError:
+                continue
+        return data
+
+    @staticmethod
+    def _assign(state: _Script, values: dict[str, Any], only_unset: bool) -> None:
+        env, to_lua = state.env, state.runtime.conv.to_lua
+        present = {k for k, v in env.items() if v is not None} if only_unset else set()
+        for name, value in values.items():
+            if isinstance(name, str) and name not in present:
+                env[name] = to_lua(value)
 
     def unload_script(self, script_id: str) -> None:
         state = self._scripts.pop(script_id, None)
