@@ -725,21 +725,25 @@ class WrenVM:
             self._check()
         return self.instance.fns[name](self.ptr, *args)
 
+    def _c_text(self, name: str, texts: tuple[str, ...], *args: Any) -> Any:
+        """The export ``name`` called with ``texts`` as C strings in the VM's
+        memory, then ``args``; the strings are freed after (unless the call
+        killed the instance, whose memory is gone with it)."""
+        inst = self.instance
+        ptrs = [inst.alloc_cstring(text) for text in texts]
+        try:
+            return self._c(name, *ptrs, *args)
+        finally:
+            if inst.dead is None:
+                for ptr in ptrs:
+                    inst.call("wren_dealloc", ptr)
+
     # -- running code --------------------------------------------------------
 
     def interpret(self, source: str, module: str = "main") -> None:
         """Runs source as the named module; raises on compile or runtime errors."""
         self._check()
-        inst = self.instance
-        module_ptr = inst.alloc_cstring(module)
-        source_ptr = inst.alloc_cstring(source)
-        try:
-            result = self._c("wren_interpret", module_ptr, source_ptr)
-        finally:
-            if inst.dead is None:
-                inst.call("wren_dealloc", module_ptr)
-                inst.call("wren_dealloc", source_ptr)
-        self._raise_for(result)
+        self._raise_for(self._c_text("wren_interpret", (module, source)))
 
     def compile_bytecode(self, source: str, module: str) -> bytes | None:
         """Compiles source as a new module (which must not exist in this VM)
@@ -748,14 +752,7 @@ class WrenVM:
         methods). Raises WrenCompileError on a compile error."""
         self._check()
         inst = self.instance
-        module_ptr = inst.alloc_cstring(module)
-        source_ptr = inst.alloc_cstring(source)
-        try:
-            result = self._c("wren_compile_bytecode", module_ptr, source_ptr)
-        finally:
-            if inst.dead is None:
-                inst.call("wren_dealloc", module_ptr)
-                inst.call("wren_dealloc", source_ptr)
+        result = self._c_text("wren_compile_bytecode", (module, source))
         if result == BYTECODE_NOT_CACHEABLE:
             return None
         self._raise_for(result)
@@ -905,30 +902,13 @@ class WrenVM:
     # -- variables and calls -------------------------------------------------
 
     def has_module(self, module: str) -> bool:
-        ptr = self.instance.alloc_cstring(module)
-        try:
-            return bool(self._c("wren_has_module", ptr))
-        finally:
-            self.instance.call("wren_dealloc", ptr)
+        return bool(self._c_text("wren_has_module", (module,)))
 
     def has_variable(self, module: str, name: str) -> bool:
-        inst = self.instance
-        m, n = inst.alloc_cstring(module), inst.alloc_cstring(name)
-        try:
-            return bool(self._c("wren_has_variable", m, n))
-        finally:
-            inst.call("wren_dealloc", m)
-            inst.call("wren_dealloc", n)
+        return bool(self._c_text("wren_has_variable", (module, name)))
 
     def _load_variable(self, module: str, name: str, slot: int) -> None:
-        inst = self.instance
-        m, n = inst.alloc_cstring(module), inst.alloc_cstring(name)
-        try:
-            found = self._c("wren_get_variable", m, n, slot)
-        finally:
-            inst.call("wren_dealloc", m)
-            inst.call("wren_dealloc", n)
-        if not found:
+        if not self._c_text("wren_get_variable", (module, name), slot):
             raise KeyError(f"no variable {name!r} in Wren module {module!r}")
 
     def get_variable(self, module: str, name: str) -> Any:
@@ -944,11 +924,7 @@ class WrenVM:
         return self.get_slot_handle(0)
 
     def make_call_handle(self, signature: str) -> CallHandle:
-        ptr = self.instance.alloc_cstring(signature)
-        try:
-            handle = self._c("wren_make_call_handle", ptr)
-        finally:
-            self.instance.call("wren_dealloc", ptr)
+        handle = self._c_text("wren_make_call_handle", (signature,))
         return CallHandle(self, handle, signature)
 
     def call(self, receiver: Any, method: CallHandle, *args: Any) -> Any:
@@ -998,18 +974,10 @@ class WrenVM:
     def add_breakpoint(self, module: str, line: int) -> int:
         """Breaks at ``line`` of ``module`` (now and in code compiled later);
         returns how many instructions of already compiled code were patched."""
-        ptr = self.instance.alloc_cstring(module)
-        try:
-            return self._c("wren_debug_add_breakpoint", ptr, int(line))
-        finally:
-            self.instance.call("wren_dealloc", ptr)
+        return int(self._c_text("wren_debug_add_breakpoint", (module,), int(line)))
 
     def remove_breakpoint(self, module: str, line: int) -> bool:
-        ptr = self.instance.alloc_cstring(module)
-        try:
-            return bool(self._c("wren_debug_remove_breakpoint", ptr, int(line)))
-        finally:
-            self.instance.call("wren_dealloc", ptr)
+        return bool(self._c_text("wren_debug_remove_breakpoint", (module,), int(line)))
 
     def stack(self) -> list:
         """The running Wren frames, innermost first, as ``(index, module,
