@@ -262,13 +262,17 @@ def test_uncaught_error_shown_at_its_line(tmp_path: Path, lang: str) -> None:
         finish(c, proc)
 
 
-@pytest.mark.skipif(not {"lua", "javascript"} <= DEBUGGABLE, reason="needs Lua and JavaScript debug targets")
-def test_lua_calling_javascript_stops_inside_and_steps_out(tmp_path: Path) -> None:
+MODEL_LUA = 'function run(x)\n  local y = kryon.call("view.render", x)\n  return y + 1\nend\n'
+
+
+def _stopped_inside_the_callee(tmp_path: Path, view: str, source: str) -> tuple[Any, Any, int, list[dict]]:
+    """A Lua app calling ``view`` (file name, source) through kryon.call, under `kryon debug`,
+    stopped at a breakpoint on line 2 of the view: (process, client, thread, stack frames)."""
     app = tmp_path / "app"
     app.mkdir()
-    (app / "model.lua").write_text('function run(x)\n  local y = kryon.call("view.render", x)\n  return y + 1\nend\n')
-    (app / "view.js").write_text("function render(x) {\n  const shown = x * 10;\n  return shown;\n}\n")
-    (app / "app.json").write_text('{"scripts": ["view.js", "model.lua"], "events": [{"call": ["model.run", 4]}]}')
+    (app / "model.lua").write_text(MODEL_LUA)
+    (app / view).write_text(source)
+    (app / "app.json").write_text(f'{{"scripts": ["{view}", "model.lua"], "events": [{{"call": ["model.run", 4]}}]}}')
     code = "import sys; from kryon_core.cli import main; sys.exit(main(['debug']))"
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     c = DapClient(proc.stdout, proc.stdin)  # type: ignore[arg-type]
@@ -276,11 +280,20 @@ def test_lua_calling_javascript_stops_inside_and_steps_out(tmp_path: Path) -> No
         c.ok("initialize", adapterID="kryon")
         c.ok("launch", program=str(app))
         c.event("initialized")
-        c.ok("setBreakpoints", source={"path": str(app / "view.js")}, breakpoints=[{"line": 2}])
+        c.ok("setBreakpoints", source={"path": str(app / view)}, breakpoints=[{"line": 2}])
         c.ok("configurationDone")
-        stopped = c.event("stopped")
-        thread = stopped["threadId"]
-        frames = c.ok("stackTrace", threadId=thread)["stackFrames"]
+        thread = c.event("stopped")["threadId"]
+        return proc, c, thread, c.ok("stackTrace", threadId=thread)["stackFrames"]
+    except BaseException:
+        finish(c, proc)
+        raise
+
+
+@pytest.mark.skipif(not {"lua", "javascript"} <= DEBUGGABLE, reason="needs Lua and JavaScript debug targets")
+def test_lua_calling_javascript_stops_inside_and_steps_out(tmp_path: Path) -> None:
+    proc, c, thread, frames = _stopped_inside_the_callee(
+        tmp_path, "view.js", "function render(x) {\n  const shown = x * 10;\n  return shown;\n}\n")
+    try:
         assert [(f["source"]["name"], f["line"]) for f in frames[:2]] == [("view.js", 2), ("model.lua", 2)]
         c.ok("stepOut", threadId=thread)
         c.event("stopped")
@@ -294,23 +307,9 @@ def test_lua_calling_javascript_stops_inside_and_steps_out(tmp_path: Path) -> No
 
 @pytest.mark.skipif(not {"lua", "python"} <= DEBUGGABLE, reason="needs Lua and Python debug targets")
 def test_lua_calling_python_stops_inside_and_steps_out(tmp_path: Path) -> None:
-    app = tmp_path / "app"
-    app.mkdir()
-    (app / "model.lua").write_text('function run(x)\n  local y = kryon.call("view.render", x)\n  return y + 1\nend\n')
-    (app / "view.py").write_text("def render(x):\n    shown = x * 10\n    return shown\n")
-    (app / "app.json").write_text('{"scripts": ["view.py", "model.lua"], "events": [{"call": ["model.run", 4]}]}')
-    code = "import sys; from kryon_core.cli import main; sys.exit(main(['debug']))"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    c = DapClient(proc.stdout, proc.stdin)  # type: ignore[arg-type]
+    proc, c, thread, frames = _stopped_inside_the_callee(
+        tmp_path, "view.py", "def render(x):\n    shown = x * 10\n    return shown\n")
     try:
-        c.ok("initialize", adapterID="kryon")
-        c.ok("launch", program=str(app))
-        c.event("initialized")
-        c.ok("setBreakpoints", source={"path": str(app / "view.py")}, breakpoints=[{"line": 2}])
-        c.ok("configurationDone")
-        stopped = c.event("stopped")
-        thread = stopped["threadId"]
-        frames = c.ok("stackTrace", threadId=thread)["stackFrames"]
         assert [(f["source"]["name"], f["line"]) for f in frames[:2]] == [("view.py", 2), ("model.lua", 2)]
         lua_locals = local_values(c, frames[1])
         assert lua_locals["x"]["value"] == "4"
