@@ -509,3 +509,66 @@ def test_engine_imports_only_public_names_of_the_vm_module():
         if alias.name.startswith("_")
     ]
     assert private == []
+
+
+def test_foreign_arguments_of_every_kind_arrive_in_one_call():
+    """All of a foreign method's arguments are read with one encoding pass
+    (csrc/slot_codec.c): scalars, text with NUL and multi-byte characters,
+    nested lists and maps, and objects as handles."""
+    seen = []
+    foreign = {("kryon", "Kryon", True, "take(_,_,_,_,_,_)"): lambda *args: seen.append(args) or len(args)}
+    sources = {"kryon": "class Kryon {\n  foreign static take(a, b, c, d, e, f)\n}\n"}
+    with WrenVM(capture=True, foreign=foreign, load_module=sources.get) as vm:
+        vm.interpret(
+            'import "kryon" for Kryon\n'
+            'class Point {\n  construct new() {}\n}\n'
+            'var m = {"k": [1, null, true], 2: {"x": false}}\n'
+            'System.print(Kryon.take(null, -0.5, "a\\0b ✓", [[], [[3]]], m, Point.new()))\n'
+        )
+        assert "".join(vm.output) == "6\n"
+    (args,) = seen
+    assert args[:4] == (None, -0.5, "a\0b ✓", [[], [[3]]])
+    assert args[4] == {"k": [1, None, True], 2: {"x": False}}
+    point = args[5]
+    assert isinstance(point, kryon_wren.vm.Handle)
+
+
+def test_cyclic_or_deep_foreign_arguments_are_a_clear_error_not_a_crash():
+    """A value no host can hold (a list containing itself, nesting past the
+    bound) is refused with a ConversionError the script can catch; the VM
+    and its handles stay usable and nothing leaks."""
+    calls = []
+    foreign = {("kryon", "Kryon", True, "take(_)"): lambda value: calls.append(value) or "ok"}
+    sources = {"kryon": "class Kryon {\n  foreign static take(a)\n}\n"}
+    with WrenVM(capture=True, foreign=foreign, load_module=sources.get) as vm:
+        vm.interpret(
+            'import "kryon" for Kryon\n'
+            'class Box {\n  construct new() {}\n}\n'
+            'var cyclic = [Box.new()]\ncyclic.add(cyclic)\n'
+            'System.print(Fiber.new { Kryon.take(cyclic) }.try())\n'
+            'var deep = []\nfor (i in 0..300) deep = [deep]\n'
+            'System.print(Fiber.new { Kryon.take({"d": deep}) }.try())\n'
+            'var ok = []\nfor (i in 0..150) ok = [ok]\n'
+            'System.print(Kryon.take(ok))\n'
+        )
+        lines = "".join(vm.output).splitlines()
+    assert "nested too deeply (or cyclic)" in lines[0] and "nested too deeply (or cyclic)" in lines[1]
+    assert lines[2] == "ok" and len(calls) == 1
+    depth, value = 0, calls[0]
+    while value:
+        value, depth = value[0], depth + 1
+    assert depth == 151
+
+
+def test_a_base_exception_in_a_foreign_method_unwinds_and_reaches_the_host():
+    class Stop(BaseException):
+        pass
+
+    def stop():
+        raise Stop("from the host")
+
+    foreign = {("kryon", "Kryon", True, "stop()"): stop}
+    sources = {"kryon": "class Kryon {\n  foreign static stop()\n}\n"}
+    with WrenVM(capture=True, foreign=foreign, load_module=sources.get) as vm:
+        with pytest.raises(Stop):
+            vm.interpret('import "kryon" for Kryon\nKryon.stop()\n')

@@ -284,7 +284,7 @@ int wren_get_variable(WrenVM* vm, const char* module, const char* name, int slot
 
 /* ---- Handles and calls ---------------------------------------------- */
 
-static Handle* newHandle(WrenVM* vm, Value value) {
+Handle* vmNewHandle(WrenVM* vm, Value value) {
   Handle* h = (Handle*)malloc(sizeof(Handle));
   if (h == NULL) kwFatalOutOfMemory();
   h->value = value;
@@ -296,7 +296,7 @@ static Handle* newHandle(WrenVM* vm, Value value) {
 }
 
 EXPORT(wren_get_slot_handle) WrenHandle* wren_get_slot_handle(WrenVM* vm, int slot) {
-  return newHandle(vm, *slotAt(vm, slot));
+  return vmNewHandle(vm, *slotAt(vm, slot));
 }
 
 EXPORT(wren_set_slot_handle) void wren_set_slot_handle(WrenVM* vm, int slot, WrenHandle* handle) {
@@ -312,7 +312,7 @@ WrenHandle* wren_make_call_handle(WrenVM* vm, const char* signature) {
   for (int i = 0; i < length; i++) {
     if (signature[i] == '_') arity++;
   }
-  return newHandle(vm, NUM_VAL((double)symbol * 32 + arity));
+  return vmNewHandle(vm, NUM_VAL((double)symbol * 32 + arity));
 }
 
 EXPORT(wren_release_handle) void wren_release_handle(WrenVM* vm, WrenHandle* handle) {

@@ -83,6 +83,10 @@ WrenHandle* wren_get_slot_handle(WrenVM* vm, int slot);
 void wren_set_slot_handle(WrenVM* vm, int slot, WrenHandle* handle);
 WrenHandle* wren_make_call_handle(WrenVM* vm, const char* signature);
 void wren_release_handle(WrenVM* vm, WrenHandle* handle);
+
+/* Slots first..first+count-1 encoded for the host in one buffer (slot_codec.c):
+ * length << 32 | address, or -1 when a value nests too deeply or is cyclic. */
+int64_t wren_encode_slots(WrenVM* vm, int first, int count);
 int wren_call(WrenVM* vm, WrenHandle* method);
 int64_t wren_call_num(WrenVM* vm, WrenHandle* receiver, WrenHandle* method, int argc,
                       double a0, double a1, double a2, double a3);

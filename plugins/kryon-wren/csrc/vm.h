@@ -40,6 +40,9 @@ typedef struct Handle {
   struct Handle* next;
 } Handle;
 
+/* A new handle pinning value, linked into vm's list (api.c). */
+Handle* vmNewHandle(VM* vm, Value value);
+
 /* Debug information of one function (ObjFn.debug), made by the compiler
  * only for functions that declare named locals and by the breakpoint code
  * for patched functions: named locals with their slot and the code range

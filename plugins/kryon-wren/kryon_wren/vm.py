@@ -28,6 +28,8 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from . import slot_codec
+
 WASM_PATH = Path(__file__).with_name("kryon_wren.wasm")
 
 DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
@@ -171,6 +173,7 @@ class WasmInstance:
         self.dead: str | None = None
         self._pending_source: bytes = b""
         self._next_host_id = 1
+        self._import_callbacks: list[Any] = []
         self.instance = wasmtime.Instance(self.store, self.module, self._imports())
         self.memory: wasmtime.Memory = self.export("memory")
         self._context_addr = ctypes.cast(self.store._context(), ctypes.c_void_p).value
@@ -208,16 +211,46 @@ class WasmInstance:
         def func(params, results, fn):
             return wasmtime.Func(store, wasmtime.FuncType(params, results), fn)
 
+        i32_func = self._i32_import
         by_name = {
-            "host_write": func([_I32, _I32, _I32], [], self._host_write),
-            "host_load_module": func([_I32, _I32, _I32], [_I32], self._host_load_module),
-            "host_read_module": func([_I32, _I32], [], self._host_read_module),
-            "host_bind_foreign": func([_I32] * 8, [_I32], self._host_bind_foreign),
-            "host_foreign": func([_I32, _I32], [_I32], self._host_foreign),
+            "host_write": i32_func(3, False, self._host_write),
+            "host_load_module": i32_func(3, True, self._host_load_module),
+            "host_read_module": i32_func(2, False, self._host_read_module),
+            "host_bind_foreign": i32_func(8, True, self._host_bind_foreign),
+            "host_foreign": i32_func(2, True, self._host_foreign),
             "host_clock": func([], [_F64], time.perf_counter),
-            "host_breakpoint": func([_I32] * 4, [_I32], self._host_breakpoint),
+            "host_breakpoint": i32_func(4, True, self._host_breakpoint),
         }
         return [by_name[imp.name] for imp in self.module.imports]
+
+    def _i32_import(self, arity: int, returns: bool, fn: Callable[..., Any]) -> wasmtime.Func:
+        """An import taking ``arity`` i32s (and returning one when ``returns``),
+        made with ``wasmtime_func_new_unchecked``: the callback reads and
+        writes the raw value array itself, skipping wasmtime-py's trampoline,
+        which rebuilds and compares value types on every call (most of the
+        cost of a host call out of Wren). A Python exception unwinds the wasm
+        call as that trampoline does (a trap, the exception kept in
+        ``wasmtime._func.LAST_EXCEPTION`` for :meth:`_raise_trap`)."""
+        from wasmtime import _func
+
+        def callback(env: Any, caller: Any, raw: Any, count: int) -> int:
+            try:
+                result = fn(*[raw[i].i32 for i in range(arity)])
+                if returns:
+                    raw[0].i32 = result
+                return 0
+            except BaseException as exc:
+                _func.LAST_EXCEPTION = exc
+                trap = wasmtime.Trap("python exception")._consume()
+                return ctypes.cast(trap, ctypes.c_void_p).value or 0
+
+        c_callback = ffi.wasmtime_func_unchecked_callback_t(callback)
+        self._import_callbacks.append(c_callback)  # alive as long as the instance
+        ty = wasmtime.FuncType([_I32] * arity, [_I32] if returns else [])
+        raw_func = ffi.wasmtime_func_t()
+        ffi.wasmtime_func_new_unchecked(self.store._context(), ty.ptr(), c_callback, None, _NO_FINALIZER,
+                                        ctypes.byref(raw_func))
+        return wasmtime.Func._from_raw(raw_func)
 
     def _host_write(self, vm: int, ptr: int, length: int) -> None:
         target = self.targets.get(vm)
@@ -464,6 +497,7 @@ def _make_unchecked() -> Any:
 
 
 _UNCHECKED = _make_unchecked()
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a NULL finalizer: the callbacks live on the instance
 
 
 def _make_memory_data() -> Any:
@@ -862,35 +896,22 @@ class WrenVM:
 
     def get_slot(self, slot: int) -> Any:
         """Reads a slot as a Python value; objects come back as Handles."""
-        kind = self._c("wren_get_slot_type", slot)
-        if kind == TYPE_NUM:
-            return self._c("wren_get_slot_double", slot)
-        if kind == TYPE_NULL:
-            return None
-        if kind == TYPE_BOOL:
-            return bool(self._c("wren_get_slot_bool", slot))
-        if kind == TYPE_STRING:
-            packed = self._c("wren_get_slot_string", slot)
-            return self.instance.read_bytes(packed & 0xFFFFFFFF, packed >> 32).decode("utf-8", "replace")
-        if kind == TYPE_LIST:
-            count = self._c("wren_get_list_count", slot)
-            temp = slot + 1
-            items = []
-            for i in range(count):
-                self._c("wren_get_list_element", slot, i, temp)
-                items.append(self.get_slot(temp))
-            return items
-        if kind == TYPE_MAP:
-            key_slot, value_slot = slot + 1, slot + 2
-            result = {}
-            index = self._c("wren_map_next", slot, 0)
-            while index >= 0:
-                self._c("wren_get_map_entry", slot, index, key_slot, value_slot)
-                key = self.get_slot(key_slot)
-                result[key if not isinstance(key, list) else tuple(key)] = self.get_slot(value_slot)
-                index = self._c("wren_map_next", slot, index + 1)
-            return result
-        return self.get_slot_handle(slot)
+        return self.get_slots(slot, 1)[0]
+
+    def get_slots(self, first: int, count: int) -> list[Any]:
+        """The values of ``count`` slots from ``first``, read with one wasm
+        call (``wren_encode_slots``); objects come back as Handles. A value
+        nested more than 200 levels deep (or cyclic) is a ConversionError."""
+        packed = self._c("wren_encode_slots", first, count)
+        if packed < 0:
+            from kryon_core.errors import ConversionError
+
+            raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language="wren")
+        data = self.instance.read_bytes(packed & 0xFFFFFFFF, packed >> 32)
+        return slot_codec.decode(data, count, self._adopt_handle)
+
+    def _adopt_handle(self, ptr: int) -> Handle:
+        return Handle(self, ptr)
 
     def get_slot_handle(self, slot: int) -> Handle:
         return Handle(self, self._c("wren_get_slot_handle", slot))
@@ -1080,9 +1101,10 @@ class WrenVM:
     def _on_foreign(self, method_id: int) -> int:
         fn, arity = self._foreign_methods[method_id]
         try:
-            args = [self.get_slot(i) for i in range(1, arity + 1)]
+            args = self.get_slots(1, arity) if arity else []
             result = fn(*args)
-            self.ensure_slots(3)
+            if isinstance(result, (list, tuple, dict)):
+                self.ensure_slots(3)  # building a list or map takes temporary slots
             self.set_slot(0, result)
             return 0
         except WrenError:

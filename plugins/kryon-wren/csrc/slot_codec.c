@@ -1,0 +1,150 @@
+/* slot_codec.c -- A range of slots read out for the host in one call.
+ *
+ * A host function called from Wren used to read its arguments slot by
+ * slot, with several exports per value (the type, then the value, then
+ * each list element into a temporary slot): about ten wasm calls for
+ * Kryon.call("x", [1]), each costing more than the work it does.
+ * wren_encode_slots walks the values of slots first..first+count-1 and
+ * writes them into one buffer in a small tagged format that the host
+ * decodes in one pass (kryon_wren/vm.py, _decode_slots):
+ *
+ *   'n' null    'f' false    't' true
+ *   'd' + 8-byte little-endian IEEE double
+ *   's' + u32 byte length + the string's bytes
+ *   'l' + u32 count + count values
+ *   'm' + u32 count + count (key, value) pairs, in the map's entry order
+ *   'h' + u32 handle address: any other object, pinned by a handle the
+ *       host owns from then on (it releases it as for wren_get_slot_handle)
+ *
+ * Nesting is bounded (KW_CODEC_MAX_DEPTH levels, which a cycle always
+ * exceeds): past it the encoding is abandoned, every handle it made is
+ * released, and the result is -1. The buffer belongs to the instance
+ * and is reused; it is valid until the next call of wren_encode_slots.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kryon_wren.h"
+#include "vm.h"
+
+#ifdef __wasm__
+#define EXPORT(name) __attribute__((export_name(#name), used))
+#else
+#define EXPORT(name) __attribute__((used))
+#endif
+
+/* The host's own bound on nesting (kryon_wren/values.py MAX_DEPTH). */
+#define KW_CODEC_MAX_DEPTH 200
+
+typedef struct {
+  uint8_t* bytes;
+  size_t length;
+  size_t capacity;
+  Handle** made;     /* handles made by the encoding in progress */
+  int madeCount;
+  int madeCapacity;
+} CodecBuffer;
+
+static CodecBuffer codec;
+
+static void reserve(size_t extra) {
+  if (codec.length + extra <= codec.capacity) return;
+  size_t wanted = codec.capacity ? codec.capacity : 256;
+  while (wanted < codec.length + extra) wanted *= 2;
+  uint8_t* grown = (uint8_t*)realloc(codec.bytes, wanted);
+  if (grown == NULL) kwFatalOutOfMemory();
+  codec.bytes = grown;
+  codec.capacity = wanted;
+}
+
+static void putByte(uint8_t byte) {
+  reserve(1);
+  codec.bytes[codec.length++] = byte;
+}
+
+static void putU32(uint32_t word) {
+  reserve(4);
+  for (int i = 0; i < 4; i++) codec.bytes[codec.length++] = (uint8_t)(word >> (8 * i));
+}
+
+static void putBytes(const void* data, size_t size) {
+  reserve(size);
+  memcpy(codec.bytes + codec.length, data, size);
+  codec.length += size;
+}
+
+static void putHandle(WrenVM* vm, Value value) {
+  if (codec.madeCount == codec.madeCapacity) {
+    int wanted = codec.madeCapacity ? codec.madeCapacity * 2 : 8;
+    Handle** grown = (Handle**)realloc(codec.made, sizeof(Handle*) * (size_t)wanted);
+    if (grown == NULL) kwFatalOutOfMemory();
+    codec.made = grown;
+    codec.madeCapacity = wanted;
+  }
+  Handle* handle = vmNewHandle(vm, value);
+  codec.made[codec.madeCount++] = handle;
+  putByte('h');
+  putU32((uint32_t)(uintptr_t)handle);
+}
+
+/* Appends one value; false when it nests too deeply to encode. */
+static bool putValue(WrenVM* vm, Value value, int depth) {
+  if (value == NULL_VAL) { putByte('n'); return true; }
+  if (value == TRUE_VAL) { putByte('t'); return true; }
+  if (value == FALSE_VAL) { putByte('f'); return true; }
+  if (IS_NUM(value)) {
+    double number = AS_NUM(value);
+    putByte('d');
+    putBytes(&number, sizeof number);  /* wasm is little-endian */
+    return true;
+  }
+  if (IS_STRING(value)) {
+    ObjString* text = AS_STRING(value);
+    putByte('s');
+    putU32((uint32_t)text->length);
+    putBytes(text->chars, text->length);
+    return true;
+  }
+  if (IS_LIST(value) || IS_MAP(value)) {
+    if (depth >= KW_CODEC_MAX_DEPTH) return false;
+    if (IS_LIST(value)) {
+      ObjList* list = AS_LIST(value);
+      putByte('l');
+      putU32((uint32_t)list->count);
+      for (int i = 0; i < list->count; i++) {
+        if (!putValue(vm, list->items[i], depth + 1)) return false;
+      }
+      return true;
+    }
+    ObjMap* map = AS_MAP(value);
+    putByte('m');
+    putU32((uint32_t)map->count);
+    for (uint32_t i = 0; i < map->capacity; i++) {
+      MapEntry entry = map->entries[i];
+      if (IS_UNDEFINED(entry.key)) continue;
+      if (!putValue(vm, entry.key, depth + 1) || !putValue(vm, entry.value, depth + 1)) return false;
+    }
+    return true;
+  }
+  putHandle(vm, value);
+  return true;
+}
+
+/* The values of slots first..first+count-1 in the format above, as one
+ * word: the byte length in the high 32 bits and the buffer's address in
+ * the low 32 bits; -1 when a value nests too deeply (or is cyclic). */
+EXPORT(wren_encode_slots) int64_t wren_encode_slots(WrenVM* vm, int first, int count) {
+  if (first < 0 || count < 0) __builtin_trap();
+  if (first + count > vm->slotCount) wren_ensure_slots(vm, first + count);
+  codec.length = 0;
+  codec.madeCount = 0;
+  for (int slot = first; slot < first + count; slot++) {
+    if (!putValue(vm, vm->slots[slot], 0)) {
+      for (int i = 0; i < codec.madeCount; i++) wren_release_handle(vm, codec.made[i]);
+      codec.madeCount = 0;
+      return -1;
+    }
+  }
+  reserve(1);  /* a buffer exists even for an empty range */
+  return ((int64_t)codec.length << 32) | (int64_t)(uint32_t)(uintptr_t)codec.bytes;
+}

@@ -1,0 +1,64 @@
+"""The host side of ``wren_encode_slots`` (csrc/slot_codec.c describes the format).
+
+A host function called from Wren gets all its arguments from one wasm call
+and one read of linear memory, decoded here in one pass: the C side has
+already bounded the nesting, so the recursion below is bounded too.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+_DOUBLE = struct.Struct("<d")
+_U32 = struct.Struct("<I")
+
+
+def decode(data: bytes, count: int, adopt_handle: Callable[[int], Any]) -> list[Any]:
+    """The ``count`` values encoded in ``data``; objects other than lists,
+    maps and strings come back as ``adopt_handle(address)``."""
+    values: list[Any] = []
+    position = 0
+    for _ in range(count):
+        value, position = _value(data, position, adopt_handle)
+        values.append(value)
+    return values
+
+
+def _value(data: bytes, position: int, adopt_handle: Callable[[int], Any]) -> tuple[Any, int]:
+    tag = data[position]
+    position += 1
+    if tag == 0x64:  # 'd'
+        return _DOUBLE.unpack_from(data, position)[0], position + 8
+    if tag == 0x73:  # 's'
+        (length,) = _U32.unpack_from(data, position)
+        start = position + 4
+        return data[start:start + length].decode("utf-8", "replace"), start + length
+    if tag == 0x6E:  # 'n'
+        return None, position
+    if tag == 0x74:  # 't'
+        return True, position
+    if tag == 0x66:  # 'f'
+        return False, position
+    if tag == 0x6C:  # 'l'
+        (count,) = _U32.unpack_from(data, position)
+        position += 4
+        items = []
+        for _ in range(count):
+            item, position = _value(data, position, adopt_handle)
+            items.append(item)
+        return items, position
+    if tag == 0x6D:  # 'm'
+        (count,) = _U32.unpack_from(data, position)
+        position += 4
+        entries: dict[Any, Any] = {}
+        for _ in range(count):
+            key, position = _value(data, position, adopt_handle)
+            value, position = _value(data, position, adopt_handle)
+            entries[tuple(key) if isinstance(key, list) else key] = value
+        return entries, position
+    if tag == 0x68:  # 'h'
+        (address,) = _U32.unpack_from(data, position)
+        return adopt_handle(address), position + 4
+    raise ValueError(f"unknown tag {tag!r} in encoded Wren slots")
