@@ -248,7 +248,8 @@ class _VMState:
         ElementHandle fetched twice) share one number, so they are one Wren
         object and ``==`` holds in Wren; other objects go by identity."""
         try:
-            key: Any = value if type(value).__hash__ is not object.__hash__ and type(value).__eq__ is not object.__eq__ else None
+            cls: Any = type(value)
+            key: Any = value if cls.__hash__ is not object.__hash__ and cls.__eq__ is not object.__eq__ else None
             if key is not None:
                 hash(key)
         except TypeError:

@@ -135,10 +135,7 @@ def trap_error(exc: Any, script: str) -> ScriptError:
     ]
     # where the running script stood when the limit fired (vm._fault_where), else its innermost frame
     line = getattr(exc, "line", None) or (stack[0].line if stack else None)
-    where = {"language": LANG, "script": getattr(exc, "module", None) or (stack[0].script if stack else script),
-             "line": line, "column": getattr(exc, "column", None) or None, "stack": stack}
-    if isinstance(exc, WrenTimeoutError):
-        return ScriptTimeoutError(str(exc), **where)
-    if isinstance(exc, WrenMemoryError):
-        return MemoryLimitError(str(exc), **where)
-    return ScriptRuntimeError(str(exc), **where)
+    kind = ScriptTimeoutError if isinstance(exc, WrenTimeoutError) else \
+        MemoryLimitError if isinstance(exc, WrenMemoryError) else ScriptRuntimeError
+    return kind(str(exc), language=LANG, script=getattr(exc, "module", None) or (stack[0].script if stack else script),
+                line=line, column=getattr(exc, "column", None) or None, stack=stack)

@@ -55,7 +55,7 @@ class WrenError(Exception):
     """Base class of every error raised by the Wren VM wrapper. ``frames``:
     for a trap, the Wren frames running when it happened (WrenVM.stack)."""
 
-    frames: list = []
+    frames: list[Any] = []
 
 
 class WrenCompileError(WrenError):
@@ -97,7 +97,7 @@ class WrenVMClosedError(WrenError):
 
 _engine_lock = threading.Lock()
 _engines: dict[tuple[bool, bool], tuple[wasmtime.Engine, wasmtime.Module]] = {}
-_epoch_engines: list = []
+_epoch_engines: list[Any] = []
 _ticker_started = False
 
 
@@ -205,10 +205,10 @@ class WasmInstance:
 
     # -- host imports --------------------------------------------------------
 
-    def _imports(self) -> list:
+    def _imports(self) -> list[Any]:
         store = self.store
 
-        def func(params, results, fn):
+        def func(params: list[wasmtime.ValType], results: list[wasmtime.ValType], fn: Callable[..., Any]) -> wasmtime.Func:
             return wasmtime.Func(store, wasmtime.FuncType(params, results), fn)
 
         i32_func = self._i32_import
@@ -221,7 +221,7 @@ class WasmInstance:
             "host_clock": func([], [_F64], time.perf_counter),
             "host_breakpoint": i32_func(4, True, self._host_breakpoint),
         }
-        return [by_name[imp.name] for imp in self.module.imports]
+        return [by_name[str(imp.name)] for imp in self.module.imports]
 
     def _i32_import(self, arity: int, returns: bool, fn: Callable[..., Any]) -> wasmtime.Func:
         """An import taking ``arity`` i32s (and returning one when ``returns``),
@@ -240,7 +240,7 @@ class WasmInstance:
                     raw[0].i32 = result
                 return 0
             except BaseException as exc:
-                _func.LAST_EXCEPTION = exc
+                _func.LAST_EXCEPTION = exc  # type: ignore[assignment]  # wasmtime's own trampoline keeps any BaseException
                 trap = wasmtime.Trap("python exception")._consume()
                 return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
@@ -271,7 +271,8 @@ class WasmInstance:
         self.write_bytes(buffer, self._pending_source)
         self._pending_source = b""
 
-    def _host_bind_foreign(self, vm, mptr, mlen, cptr, clen, is_static, sptr, slen) -> int:
+    def _host_bind_foreign(self, vm: int, mptr: int, mlen: int, cptr: int, clen: int, is_static: int, sptr: int,
+                           slen: int) -> int:
         target = self.targets.get(vm)
         if target is None:
             return -1
@@ -296,7 +297,7 @@ class WasmInstance:
 
     def base(self) -> int:
         """Host address of linear memory (it moves when memory grows)."""
-        return _MEMORY_DATA(self._context_addr, self._memory_addr)
+        return int(_MEMORY_DATA(self._context_addr, self._memory_addr))
 
     def read_bytes(self, ptr: int, length: int) -> bytes:
         return ctypes.string_at(self.base() + ptr, length)
@@ -325,7 +326,7 @@ class WasmInstance:
 
     def alloc_cstring(self, text: str) -> int:
         data = text.encode("utf-8") + b"\0"
-        ptr = self.call("wren_alloc", len(data))
+        ptr = int(self.call("wren_alloc", len(data)))
         self.write_bytes(ptr, data)
         return ptr
 
@@ -447,7 +448,7 @@ class WasmInstance:
         self.dead = str(error)
         return error
 
-    def _frames_at_trap(self) -> list:
+    def _frames_at_trap(self) -> list[Any]:
         """The Wren frames of the VM that was running when the instance
         trapped, innermost first, as :meth:`WrenVM.stack` gives them. A
         trap leaves linear memory intact, so they can be read once more
@@ -511,7 +512,7 @@ _MEMORY_DATA = _make_memory_data()
 
 
 #: (module, export name) -> (parameter kinds, result kinds)
-_EXPORT_KINDS: dict[tuple[Any, str], tuple[list, list]] = {}
+_EXPORT_KINDS: dict[tuple[Any, str], tuple[list[str], list[str]]] = {}
 
 
 class _RawExport:
@@ -623,7 +624,7 @@ class _RawExport:
         return self.i64[0]
 
 
-class _LazyFuncs(dict):
+class _LazyFuncs(dict[str, wasmtime.Func]):
     """Looks exported functions up on first use."""
 
     def __init__(self, inst: WasmInstance):
@@ -631,12 +632,12 @@ class _LazyFuncs(dict):
         self.inst = inst
 
     def __missing__(self, name: str) -> wasmtime.Func:
-        func = self.inst.export(name)
+        func: wasmtime.Func = self.inst.export(name)
         self[name] = func
         return func
 
 
-class _LazyExports(dict):
+class _LazyExports(dict[str, "_RawExport"]):
     """Builds each export's raw caller on first use (instances start faster)."""
 
     def __init__(self, inst: WasmInstance):
@@ -716,19 +717,19 @@ class WrenVM:
         max_frames: int | None = None,
     ):
         self.instance = instance or WasmInstance(memory_limit=memory_limit, fuel=fuel, timeout=timeout)
-        self.output: list = []
+        self.output: list[str] = []
         self._write = write if write is not None else (self.output.append if capture else _print_raw)
         self._load_module = load_module
         self._foreign_table = dict(foreign or {})
         self._bind_foreign = bind_foreign
         self.breakpoint = breakpoint
-        self._foreign_methods: list = []
+        self._foreign_methods: list[tuple[Callable[..., Any], int]] = []
         self._foreign_error: BaseException | None = None
         self.host_id = self.instance.new_host_id()
         self.instance.targets[self.host_id] = self
         self.ptr = self.instance.call_unlimited("wren_new_vm", self.host_id)
         self._closed = False
-        self._fast = None
+        self._fast: FastCall | None = None
         if max_frames:
             self.set_max_frames(max_frames)
 
@@ -849,7 +850,7 @@ class WrenVM:
         self._c("wren_ensure_slots", count)
 
     def slot_type(self, slot: int) -> int:
-        return self._c("wren_get_slot_type", slot)
+        return int(self._c("wren_get_slot_type", slot))
 
     def set_slot(self, slot: int, value: Any) -> None:
         """Stores a Python value (None, bool, number, str, list, dict, Handle)."""
@@ -990,7 +991,7 @@ class WrenVM:
 
     @property
     def max_frames(self) -> int:
-        return self._c("wren_max_frames")
+        return int(self._c("wren_max_frames"))
 
     def add_breakpoint(self, module: str, line: int) -> int:
         """Breaks at ``line`` of ``module`` (now and in code compiled later);
@@ -1000,7 +1001,7 @@ class WrenVM:
     def remove_breakpoint(self, module: str, line: int) -> bool:
         return bool(self._c_text("wren_debug_remove_breakpoint", (module,), int(line)))
 
-    def stack(self) -> list:
+    def stack(self) -> list[tuple[int, str, int, str]]:
         """The running Wren frames, innermost first, as ``(index, module,
         line, function)``; empty when no Wren code is running. Meaningful
         inside a foreign method or a breakpoint callback."""
@@ -1027,10 +1028,10 @@ class WrenVM:
     # -- memory and GC ---------------------------------------------------------
 
     def bytes_allocated(self) -> int:
-        return self._c("wren_bytes_allocated")
+        return int(self._c("wren_bytes_allocated"))
 
     def gc_count(self) -> int:
-        return self._c("wren_gc_count")
+        return int(self._c("wren_gc_count"))
 
     def collect_garbage(self) -> None:
         self._c("wren_collect_garbage")
