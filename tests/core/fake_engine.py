@@ -6,7 +6,8 @@ language installed (the core-only install has none)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from kryon_core import (
     CompiledScript,

@@ -8,9 +8,9 @@ used only to say who is calling."""
 from __future__ import annotations
 
 import types
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from kryon_core.debug.pytrace import PyTraceTarget
 from kryon_core import (
     CompiledScript,
     EngineCapabilities,
@@ -24,6 +24,7 @@ from kryon_core import (
     SecurityPolicy,
     hookimpl,
 )
+from kryon_core.debug.pytrace import PyTraceTarget
 
 
 class ProgEngine(ScriptEngine):
@@ -82,7 +83,9 @@ class ProgEngine(ScriptEngine):
     def debug_target(self) -> PyTraceTarget:
         if self._debug is None:
             self._debug = PyTraceTarget(
-                self.language, script_of=lambda code: code.co_filename if code.co_filename in self.namespaces or code.co_filename in self._loading else None
+                self.language,
+                script_of=lambda code: (code.co_filename
+                                        if code.co_filename in self.namespaces or code.co_filename in self._loading else None)
             )
         return self._debug
 

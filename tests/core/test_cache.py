@@ -4,10 +4,9 @@ import json
 import os
 import time
 
+from fake_engine import FakeEngine, FakePlugin
 
 from kryon_core import CompilationCache, ScriptManager
-
-from fake_engine import FakeEngine, FakePlugin
 
 LIB = json.dumps({"add": "add"})
 

@@ -4,6 +4,7 @@ import asyncio
 import json
 
 import pytest
+from fake_engine import FakeEngine, FakePlugin
 
 from kryon_core import (
     AccessDeniedError,
@@ -20,8 +21,6 @@ from kryon_core import (
     SizeLimitError,
     hookimpl,
 )
-
-from fake_engine import FakeEngine, FakePlugin
 
 LIB = json.dumps({"add": "add", "greet": "greet", "fail": "fail"})
 

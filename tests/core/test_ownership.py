@@ -26,7 +26,7 @@ def test_plain_callables_are_owned_by_the_registering_script():
         doc.append_child(doc.root, doc.create_element("button", {"id": "btn"}))
         hits: list[str] = []
         m.engine("prog").injected["hits"] = hits
-        for cycle in range(3):
+        for _cycle in range(3):
             m.load_script_from_source("s", "prog", SOURCE)
             m.hot_reload_script("s", SOURCE + "\n")
             counts = doc.callback_counts()

@@ -102,7 +102,7 @@ def test_every_ordered_pair_from_eight_threads():
             for i in range(300):
                 src, dst = pairs[(seed * 7 + i) % len(pairs)]
                 # src calls dst, which calls back into src half of the time
-                def in_dst(src=src):
+                def in_dst(src=src, i=i):
                     if i % 2:
                         return src.enter(lambda: next(counter))
                     return next(counter)

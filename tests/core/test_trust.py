@@ -9,7 +9,6 @@ from prog_engine import ProgPlugin
 
 from kryon_core import (
     AccessDeniedError,
-    AccessPolicy,
     Document,
     MemoryLimitError,
     ScriptManager,
@@ -108,7 +107,8 @@ def test_functions_of_a_more_trusted_script_are_not_handed_across(m):
 
 
 def test_shared_data_follows_trust(m):
-    load(m, "app", "kryon.create_shared('keys', {'token': 't'})\nkryon.create_shared('open', 1, {'read': ['prog'], 'write': ['prog']})", TRUSTED)
+    load(m, "app", "kryon.create_shared('keys', {'token': 't'})\n"
+                   "kryon.create_shared('open', 1, {'read': ['prog'], 'write': ['prog']})", TRUSTED)
     load(m, "plugin", "def peek(i): return kryon.get_shared(i)\ndef poke(i, v): kryon.set_shared(i, v)")
     with pytest.raises(AccessDeniedError, match="may not read shared object 'keys'"):
         m.call_function("plugin.peek", ["keys"])

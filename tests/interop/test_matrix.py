@@ -158,7 +158,7 @@ def _same(a, b):
     if isinstance(a, float) and isinstance(b, (int, float)):
         return math.isclose(a, b)
     if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return a == b and type(a) is type(b) if isinstance(a, (bool, str)) or a is None else a == b

@@ -98,7 +98,7 @@ def agrees(lang: str, sent: Any, got: Any) -> bool:
             return isinstance(got, (dict, list))
         if lang == "lua" and isinstance(got, dict) and not sent:
             return got == {}
-        return isinstance(got, list) and len(got) == len(sent) and all(agrees(lang, s, g) for s, g in zip(sent, got))
+        return isinstance(got, list) and len(got) == len(sent) and all(agrees(lang, s, g) for s, g in zip(sent, got, strict=True))
     return False
 
 

@@ -46,7 +46,8 @@ def m():
 def test_import_kryon_only_in_scripts(m: ScriptManager) -> None:
     doc = m.setup_dom_bridge(Document())
     m.load_script_from_source(
-        "s", "python", "import kryon\nfrom kryon import set_variable\ndef go():\n    set_variable('x', 1)\n    return kryon.get_variable('x')\n"
+"s", "python",
+        "import kryon\nfrom kryon import set_variable\ndef go():\n    set_variable('x', 1)\n    return kryon.get_variable('x')\n"
     )
     assert m.call_function("s.go") == 1 and doc.get_variable("x") == 1
     assert "kryon" not in sys.modules
@@ -676,7 +677,7 @@ def test_threads_crossing_between_two_engines_do_not_deadlock(m: ScriptManager) 
         both_inside = threading.Barrier(2)
         results: dict[str, Any] = {}
 
-        def run(name: str, n: int) -> None:
+        def run(name: str, n: int, results: dict[str, Any] = results, both_inside: threading.Barrier = both_inside) -> None:
             try:
                 results[name] = m.call_function(f"{name}.ping", [n, lambda: both_inside.wait(30)])
             except BaseException as exc:  # reported by the assertion below, not by the thread

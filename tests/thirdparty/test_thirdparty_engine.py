@@ -56,7 +56,7 @@ def _manager(plugin: Any, **kw: Any) -> ScriptManager:
 # -- in-process ---------------------------------------------------------------------------------
 def test_plugin_registered_in_process_runs_a_script(tally_importable: Any) -> None:
     printed: list[tuple[str, str]] = []
-    with _manager(tally_importable, policy=SecurityPolicy.trusted(), output=lambda l, t: printed.append((l, t))) as m:
+    with _manager(tally_importable, policy=SecurityPolicy.trusted(), output=lambda lang, text: printed.append((lang, text))) as m:
         assert m.languages == ["tally"]
         assert not m.is_loaded("tally"), "discovery must not create the engine"
         spec = m.engine_specs["tally"]

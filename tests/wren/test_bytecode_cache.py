@@ -202,35 +202,35 @@ def test_structural_checks_catch_bad_operands(entry: bytes) -> None:
     def make(body: bytes) -> bytes:
         return reseal(header + bytes(8) + tables + body)
 
-    O = ops
-    good = make(fn(bytes([O["NULL"], O["RETURN"], O["END"]])))
+    op = ops
+    good = make(fn(bytes([op["NULL"], op["RETURN"], op["END"]])))
     vm = new_vm()
     assert vm.interpret_bytecode(good, "ok1"), vm.bytecode_error()
     cases = {
-        "unknown opcode": fn(bytes([200, O["END"]])),
-        "breakpoint": fn(bytes([O["BREAKPOINT"], O["END"]])),
-        "no END": fn(bytes([O["NULL"], O["RETURN"]])),
-        "operand past code": fn(bytes([O["CONSTANT"], 0])),
-        "constant index": fn(bytes([O["CONSTANT"], 0, 3, O["END"]])),
-        "local slot": fn(bytes([O["LOAD_LOCAL"], 1, O["END"]]), slots=1),
-        "upvalue": fn(bytes([O["LOAD_UPVALUE"], 0, O["END"]])),
-        "module var": fn(bytes([O["LOAD_MODULE_VAR"], 0, 0, O["END"]])),
-        "method name": fn(bytes([O["CALL"], 0, 0, 0, O["END"]])),
-        "too many args": fn(bytes([O["CALL"], 17, 0, 0, O["END"]])),
-        "jump past": fn(bytes([O["JUMP"], 0, 5, O["END"]])),
-        "jump into": fn(bytes([O["JUMP"], 0, 1, O["CONSTANT"], 0, 0, O["END"]]),
+        "unknown opcode": fn(bytes([200, op["END"]])),
+        "breakpoint": fn(bytes([op["BREAKPOINT"], op["END"]])),
+        "no END": fn(bytes([op["NULL"], op["RETURN"]])),
+        "operand past code": fn(bytes([op["CONSTANT"], 0])),
+        "constant index": fn(bytes([op["CONSTANT"], 0, 3, op["END"]])),
+        "local slot": fn(bytes([op["LOAD_LOCAL"], 1, op["END"]]), slots=1),
+        "upvalue": fn(bytes([op["LOAD_UPVALUE"], 0, op["END"]])),
+        "module var": fn(bytes([op["LOAD_MODULE_VAR"], 0, 0, op["END"]])),
+        "method name": fn(bytes([op["CALL"], 0, 0, 0, op["END"]])),
+        "too many args": fn(bytes([op["CALL"], 17, 0, 0, op["END"]])),
+        "jump past": fn(bytes([op["JUMP"], 0, 5, op["END"]])),
+        "jump into": fn(bytes([op["JUMP"], 0, 1, op["CONSTANT"], 0, 0, op["END"]]),
                         constants=struct.pack("<IB", 1, 0) + struct.pack("<d", 1.0)),
-        "loop before": fn(bytes([O["LOOP"], 0, 9, O["END"]])),
-        "closure of a number": fn(bytes([O["CLOSURE"], 0, 0, O["END"]]),
+        "loop before": fn(bytes([op["LOOP"], 0, 9, op["END"]])),
+        "closure of a number": fn(bytes([op["CLOSURE"], 0, 0, op["END"]]),
                                   constants=struct.pack("<IB", 1, 0) + struct.pack("<d", 1.0)),
-        "constant tag": fn(bytes([O["END"]]), constants=struct.pack("<IB", 1, 9)),
-        "local record": fn(bytes([O["END"]]), locals_=struct.pack("<I", 1) + struct.pack("<I", 1) + b"x"
+        "constant tag": fn(bytes([op["END"]]), constants=struct.pack("<IB", 1, 9)),
+        "local record": fn(bytes([op["END"]]), locals_=struct.pack("<I", 1) + struct.pack("<I", 1) + b"x"
                            + struct.pack("<IIi", 5, 0, 1)),
-        "huge count": fn(bytes([O["END"]]), constants=struct.pack("<I", 0xFFFFFFF0)),
+        "huge count": fn(bytes([op["END"]]), constants=struct.pack("<I", 0xFFFFFFF0)),
     }
     for what, body in cases.items():
         assert not vm.interpret_bytecode(make(body), "bad"), what
-    assert not vm.interpret_bytecode(make(fn(bytes([O["END"]])) + b"\0"), "bad")  # trailing bytes
+    assert not vm.interpret_bytecode(make(fn(bytes([op["END"]])) + b"\0"), "bad")  # trailing bytes
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

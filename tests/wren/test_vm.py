@@ -257,7 +257,7 @@ def test_slots_round_trip_python_values():
         ident = vm.variable_handle("main", "Id")
         of = vm.make_call_handle("of(_)")
         kind = vm.make_call_handle("kind(_)")
-        for value in [None, True, False, 0, -2.5, "", "ünïcode ✓", [], [1, [2, [3]]], {}, {"a": {"b": [None]}}, {1: "one", True: "t"}]:
+        for value in [None, True, False, 0, -2.5, "", "ünïcode ✓", [], [1, [2, [3]]], {}, {"a": {"b": [None]}}, {1: "one", False: "f"}]:
             assert vm.call(ident, of, value) == value
         assert vm.call(ident, kind, (1, 2)) == "List"
         assert vm.call(ident, kind, {"k": 1}) == "Map"
@@ -409,15 +409,15 @@ def test_breakpoint_reports_stack_and_locals_then_runs_the_line():
             "}\n"
         )
         assert vm.get_variable("main", "r") == 23
-        assert [(m, l) for m, l, _, _ in hits] == [("main", 3), ("main", 3)]
+        assert [(m, ln) for m, ln, _, _ in hits] == [("main", 3), ("main", 3)]
         _, _, stack, local_vars = hits[0]
-        assert [(m, l, f) for _, m, l, f in stack] == [("main", 3, "Fn (line 1)"), ("main", 8, "(script)")]
+        assert [(m, ln, f) for _, m, ln, f in stack] == [("main", 3, "Fn (line 1)"), ("main", 8, "(script)")]
         assert local_vars == {"a": 1, "b": 10, "sum": 11}
         hits.clear()
         vm.remove_breakpoint("main", 3)
         assert vm.add_breakpoint("main", 8) == 1  # the compiled top level, patched in place
         caller_locals = []
-        vm.breakpoint = lambda m, l: caller_locals.append((m, l, vm.frame_locals(vm.stack()[0][0])))
+        vm.breakpoint = lambda m, ln: caller_locals.append((m, ln, vm.frame_locals(vm.stack()[0][0])))
         vm.add_breakpoint("other", 2)
         vm.interpret('import "main" for add\nvar x = add.call(1, 2)\nfor (i in 1..2) {\n  var k = add.call(i, i)\n}\n',
                      module="other")
@@ -431,7 +431,7 @@ def test_breakpoint_reports_stack_and_locals_then_runs_the_line():
 def test_breakpoint_in_a_method_loop_and_inside_a_fiber():
     lines = []
     with WrenVM(capture=True) as vm:
-        vm.breakpoint = lambda m, l: lines.append((l, [f[3] for f in vm.stack()]))
+        vm.breakpoint = lambda m, ln: lines.append((ln, [f[3] for f in vm.stack()]))
         vm.interpret(
             "class C {\n"
             "  static loop(n) {\n"
@@ -446,7 +446,7 @@ def test_breakpoint_in_a_method_loop_and_inside_a_fiber():
         c = vm.variable_handle("main", "C")
         assert vm.call(c, vm.make_call_handle("loop(_)"), 3) == 3
         # the loop's line is reached once per iteration plus the last test
-        assert [l for l, _ in lines] == [4, 4, 4, 4]
+        assert [ln for ln, _ in lines] == [4, 4, 4, 4]
         lines.clear()
         assert vm.call(c, vm.make_call_handle("viaFiber()")) == 2
         assert lines[0][1] == ["loop(_)", "Fn (line 7)", "viaFiber()"]
@@ -471,7 +471,7 @@ def test_stack_inside_a_foreign_method_sees_frames_below_host_calls():
     holder = {}
 
     def probe():
-        seen.append([(m, l, f) for _, m, l, f in holder["vm"].stack()])
+        seen.append([(m, ln, f) for _, m, ln, f in holder["vm"].stack()])
         return 0
 
     def outer():

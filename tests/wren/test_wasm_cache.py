@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-
 from kryon_wren import wasm_cache
 from kryon_wren.vm import WASM_PATH
 

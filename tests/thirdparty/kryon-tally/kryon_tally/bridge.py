@@ -10,7 +10,8 @@ naming.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kryon_core import ScriptBridge
 

@@ -14,12 +14,13 @@ import gc
 import sys
 import threading
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kryon_core import (
     BreakpointHit,
-    CompileError,
     CompiledScript,
+    CompileError,
     EngineCapabilities,
     EngineConfig,
     FunctionInfo,

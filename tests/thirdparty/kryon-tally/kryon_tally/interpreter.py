@@ -20,7 +20,8 @@ so any function can be a DOM callback.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kryon_core import RecursionLimitError, ScriptError, StackFrame
 
@@ -212,7 +213,7 @@ class Interpreter:
         n = len(f.params)
         if strict and (len(args) < n or (len(args) > n and f.rest is None)):
             raise TallyError(f"{f.name} takes {n}{'+' if f.rest else ''} arguments, got {len(args)}")
-        env = Env(dict(zip(f.params, args)), f.env)
+        env = Env(dict(zip(f.params, args, strict=False)), f.env)
         for p in f.params[len(args):]:
             env.vars[p] = None
         if f.rest is not None:
@@ -373,7 +374,7 @@ class Interpreter:
 
         def compare(op: Callable[[Any, Any], bool]) -> Callable[..., bool]:
             def cmp(*xs: Any) -> bool:
-                return all(op(a, b) for a, b in zip(xs, xs[1:]))
+                return all(op(a, b) for a, b in zip(xs, xs[1:], strict=False))
             return cmp
 
         def make_list(*xs: Any) -> list[Any]:
@@ -384,7 +385,7 @@ class Interpreter:
             if len(kv) % 2:
                 raise TallyError("dict needs key value pairs")
             alloc(64 + 48 * len(kv))
-            return dict(zip(kv[::2], kv[1::2]))
+            return dict(zip(kv[::2], kv[1::2], strict=False))
 
         def get(coll: Any, key: Any, default: Any = None) -> Any:
             if type(coll) is list:
