@@ -405,8 +405,8 @@ def test_attach_while_a_loop_runs_then_pause_it() -> None:
         assert stop.reason == "pause"
         frame = d.stack(stop.thread)[0]
         assert (frame.name, frame.line) == ("spin()", 4)
-        d.evaluate("i = -10", frame.id)  # a copy: the loop's own i is untouched
-        assert float(d.variables(d.scopes(frame.id)[0].reference)[0].value) > 0
+        d.evaluate("i = 5", frame.id)  # an assignment reaches the paused loop's own i
+        assert d.variables(d.scopes(frame.id)[0].reference)[0].value == "5"
         # a condition evaluated at every pass neither stops nor stretches the time limit
         d.set_breakpoints("prog", [BreakpointSpec(4, condition="i > 1000000000")])
         d.resume(stop.thread)
@@ -434,5 +434,62 @@ def test_closure_scope_shows_captured_variables() -> None:
         assert s.d.evaluate("base + k + sum", block.id).value == "46"  # captured and own locals
         s.d.resume(stop.thread)
         assert s.result() == ("ok", 23)
+    finally:
+        s.close()
+
+
+COUNTER = """\
+class Counter {
+  construct new(start) {
+    _n = start
+  }
+  n { _n }
+  bump(by) {
+    var total = _n + by
+    _n = total
+    return total
+  }
+}
+var C = Counter.new(10)
+var Outer = 1
+var F = Fn.new { |k|
+  var local = k + Outer
+  return local
+}
+class P {
+  static go() { C.bump(5) + F.call(2) + Outer }
+}
+"""
+
+
+def test_evaluate_sees_this_and_assignments_change_the_paused_frame() -> None:
+    """`this` in a method's frame, in the expression's code and interpolations
+    (not in its strings); an assignment to a local, a parameter or a module
+    variable changes what the paused code goes on with; `this` elsewhere is
+    a clear error, and a failed evaluation leaves the module as it was."""
+    s = Session(COUNTER)
+    try:
+        s.d.set_breakpoints("prog", [BreakpointSpec(8), BreakpointSpec(16)])
+        s.run("P.go")
+        stop = s.stop()
+        frame = s.stack(stop)[0]
+        assert (frame.name, frame.line) == ("bump(_)", 8)
+        assert s.d.evaluate("this.n + total", frame.id).value == "25"
+        assert s.d.evaluate('"this %(this.n)"', frame.id).value == '"this 10"'
+        assert s.d.evaluate("this is Counter", frame.id).value == "true"
+        with pytest.raises(CompileError):
+            s.d.evaluate("notDefinedAnywhere + 1", frame.id)
+        assert s.d.evaluate("total = 100", frame.id).value == "100"
+        assert s.scope(frame)["total"].value == "100"
+        s.d.resume(stop.thread)
+        stop = s.stop()
+        frame = s.stack(stop)[0]
+        assert frame.line == 16
+        with pytest.raises(ScriptError, match="'this' is defined only in a method's frame"):
+            s.d.evaluate("this", frame.id)
+        s.d.evaluate("local = local * 10", frame.id)  # 3 -> 30
+        s.d.evaluate("Outer = 7", frame.id)
+        s.d.resume(stop.thread)
+        assert s.result() == ("ok", 100 + 30 + 7)
     finally:
         s.close()

@@ -572,3 +572,17 @@ def test_a_base_exception_in_a_foreign_method_unwinds_and_reaches_the_host():
     with WrenVM(capture=True, foreign=foreign, load_module=sources.get) as vm:
         with pytest.raises(Stop):
             vm.interpret('import "kryon" for Kryon\nKryon.stop()\n')
+
+
+def test_a_failed_compile_leaves_the_module_s_variables_as_they_were():
+    """A compile error (a REPL line, an evaluation, a reload) takes back the
+    variables it declared, explicitly or by using a name before defining it,
+    so the next source in the module compiles as if it had never been tried."""
+    with WrenVM(capture=True) as vm:
+        vm.interpret("var a = 1")
+        for broken in ("var g = Fn.new { notYetDefined }", "var q = 1\nvar r = (", "class K {}\nvar s = ["):
+            with pytest.raises(WrenCompileError):
+                vm.interpret(broken)
+        vm.interpret("var q = 2\nclass K {}\nSystem.print(a + q)")
+        vm.interpret("var notYetDefined = 3\nSystem.print(notYetDefined)")
+        assert "".join(vm.output) == "3\n3\n"

@@ -426,29 +426,6 @@ EXPORT(wren_debug_stack) const char* wren_debug_stack(WrenVM* vm) {
   return text;
 }
 
-/* The `localIndex`th named local in scope at frame `frameIndex` (as
- * wren_debug_stack numbers them): its value goes to `slot`, its name is
- * returned; NULL when there are no more. */
-EXPORT(wren_debug_local)
-const char* wren_debug_local(WrenVM* vm, int frameIndex, int localIndex, int slot) {
-  CallFrame* frame = vmDebugFrame(vm, frameIndex);
-  if (frame == NULL) return NULL;
-  ObjFn* fn = frame->closure->fn;
-  FnDebug* d = fn->debug;
-  if (d == NULL) return NULL;
-  int pc = (int)(frame->ip - fn->code) - 1;
-  if (pc < 0) pc = 0;
-  for (int i = 0; i < d->localCount; i++) {
-    DebugLocal* local = &d->locals[i];
-    if (local->slot < 0) continue; /* an upvalue's name (debug_step.c) */
-    if (local->start > pc || (local->end != -1 && pc >= local->end)) continue;
-    if (localIndex-- > 0) continue;
-    *slotAt(vm, slot) = frame->stackStart[local->slot];
-    return local->name;
-  }
-  return NULL;
-}
-
 /* ---- Serialized modules (bytecode.c) -------------------------------- */
 
 static uint8_t* bytecodeOut = NULL;

@@ -1923,6 +1923,7 @@ int kwCompilerRuns = 0;
 
 static ObjFn* compileSource(VM* vm, ObjModule* module, const char* source, bool isExpression) {
   kwCompilerRuns++;
+  int variablesBefore = module->variableCount;
   Parser parser;
   parser.vm = vm;
   parser.module = module;
@@ -1962,6 +1963,9 @@ static ObjFn* compileSource(VM* vm, ObjModule* module, const char* source, bool 
   ObjFn* fn = finishFunction(&c, "(script)", 8);
   lexerFree(&parser.lexer);
   if (!parser.hadError && reportUndefined(&c)) parser.hadError = true;
+  /* A module outlives a failed compile (a REPL line, an evaluation, a
+   * reload): the variables it declared must not make the next one fail. */
+  if (parser.hadError) moduleTruncateVariables(module, variablesBefore);
   return parser.hadError ? NULL : fn;
 }
 

@@ -112,22 +112,91 @@ int fnDebugUpvalue(ObjFn* fn, const char* name, int length, int index) {
   return index;
 }
 
+/* Where the `index`th named local in scope at `frame` lives (NULL past
+ * the last): the locals wren_debug_local lists, in its order. */
+static DebugLocal* liveLocal(CallFrame* frame, int index, Value** where) {
+  ObjFn* fn = frame->closure->fn;
+  FnDebug* d = fn->debug;
+  if (d == NULL) return NULL;
+  int pc = (int)(frame->ip - fn->code) - 1;
+  if (pc < 0) pc = 0;
+  for (int i = 0; i < d->localCount; i++) {
+    DebugLocal* local = &d->locals[i];
+    if (local->slot < 0) continue; /* an upvalue's name (fnDebugUpvalue) */
+    if (local->start > pc || (local->end != -1 && pc >= local->end)) continue;
+    if (index-- > 0) continue;
+    *where = &frame->stackStart[local->slot];
+    return local;
+  }
+  return NULL;
+}
+
+/* Where the `index`th named upvalue of `frame` lives (NULL past the last). */
+static DebugLocal* namedUpvalue(CallFrame* frame, int index, Value** where) {
+  FnDebug* d = frame->closure->fn->debug;
+  for (int i = 0; d != NULL && i < d->localCount; i++) {
+    int upvalue = -1 - d->locals[i].slot;
+    if (d->locals[i].slot >= 0 || upvalue >= frame->closure->fn->numUpvalues) continue;
+    if (index-- > 0) continue;
+    *where = frame->closure->upvalues[upvalue]->value;
+    return &d->locals[i];
+  }
+  return NULL;
+}
+
+/* The `localIndex`th named local in scope at frame `frameIndex` (as
+ * wren_debug_stack numbers them): its value goes to `slot`, its name is
+ * returned; NULL when there are no more. */
+EXPORT(wren_debug_local)
+const char* wren_debug_local(WrenVM* vm, int frameIndex, int localIndex, int slot) {
+  CallFrame* frame = vmDebugFrame(vm, frameIndex);
+  Value* where = NULL;
+  DebugLocal* local = frame != NULL ? liveLocal(frame, localIndex, &where) : NULL;
+  if (local == NULL) return NULL;
+  wren_ensure_slots(vm, slot + 1);
+  vm->slots[slot] = *where;
+  return local->name;
+}
+
 /* The `index`th upvalue of frame `frameIndex` that has a name: its value
  * goes to `slot`, its name is returned; NULL past the last. */
 EXPORT(wren_debug_upvalue)
 const char* wren_debug_upvalue(WrenVM* vm, int frameIndex, int index, int slot) {
   CallFrame* frame = vmDebugFrame(vm, frameIndex);
-  if (frame == NULL || frame->closure->fn->debug == NULL) return NULL;
-  FnDebug* d = frame->closure->fn->debug;
-  for (int i = 0; i < d->localCount; i++) {
-    int upvalue = -1 - d->locals[i].slot;
-    if (d->locals[i].slot >= 0 || upvalue >= frame->closure->fn->numUpvalues) continue;
-    if (index-- > 0) continue;
-    wren_ensure_slots(vm, slot + 1);
-    vm->slots[slot] = *frame->closure->upvalues[upvalue]->value;
-    return d->locals[i].name;
-  }
-  return NULL;
+  Value* where = NULL;
+  DebugLocal* local = frame != NULL ? namedUpvalue(frame, index, &where) : NULL;
+  if (local == NULL) return NULL;
+  wren_ensure_slots(vm, slot + 1);
+  vm->slots[slot] = *where;
+  return local->name;
+}
+
+/* The receiver (`this`) of frame `frameIndex` goes to `slot` when the
+ * frame runs a method: 1, else 0. A method's frame holds its receiver in
+ * its first stack slot; a function's holds the function itself there
+ * (a function inside a method reaches `this` as a named upvalue). */
+EXPORT(wren_debug_receiver) int wren_debug_receiver(WrenVM* vm, int frameIndex, int slot) {
+  CallFrame* frame = vmDebugFrame(vm, frameIndex);
+  if (frame == NULL || frame->closure->fn->boundClass == NULL) return 0;
+  Value receiver = frame->stackStart[0];
+  if (IS_OBJ(receiver) && AS_OBJ(receiver) == (Obj*)frame->closure) return 0;
+  wren_ensure_slots(vm, slot + 1);
+  vm->slots[slot] = receiver;
+  return 1;
+}
+
+/* Stores the value in `slot` into the `index`th named local (upvalue when
+ * `upvalue` is non-zero) of frame `frameIndex`, numbered as the two
+ * exports above number them: how an evaluation that assigns a variable
+ * changes the paused frame. 1 done, 0 no such variable. */
+EXPORT(wren_debug_assign)
+int wren_debug_assign(WrenVM* vm, int frameIndex, int upvalue, int index, int slot) {
+  CallFrame* frame = vmDebugFrame(vm, frameIndex);
+  Value* where = NULL;
+  if (frame == NULL || slot < 0 || slot >= vm->slotCount) return 0;
+  if ((upvalue ? namedUpvalue(frame, index, &where) : liveLocal(frame, index, &where)) == NULL) return 0;
+  *where = vm->slots[slot];
+  return 1;
 }
 
 EXPORT(wren_debug_poll_pointer) int* wren_debug_poll_pointer(WrenVM* vm) { return &vm->debugPoll; }

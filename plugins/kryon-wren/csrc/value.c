@@ -689,6 +689,20 @@ int moduleAddVariable(VM* vm, ObjModule* m, const char* name, int length, Value 
   return m->variableCount++;
 }
 
+/* Forgets the variables declared after the first `count` (their names
+ * too): what a failed compile declared, implicitly or not, goes with it. */
+void moduleTruncateVariables(ObjModule* m, int count) {
+  if (count >= m->variableCount) return;
+  SymbolTable* names = &m->variableNames;
+  for (int i = count; i < names->count; i++) free(names->names[i]);
+  names->count = count;
+  m->variableCount = count;
+  if (names->bucketCount > 0) {
+    for (int i = 0; i < names->bucketCount; i++) names->buckets[i] = -1;
+    for (int i = 0; i < names->count; i++) symbolTableIndex(names, i);
+  }
+}
+
 /* ---- UTF-8 (RFC 3629) ------------------------------------------------
  *
  * A code point takes one to four bytes. The lead byte's top bits give

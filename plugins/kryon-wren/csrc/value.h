@@ -342,6 +342,7 @@ int symbolTableEnsure(SymbolTable* t, const char* name, int length);
 
 int moduleFindVariable(ObjModule* m, const char* name, int length);
 int moduleAddVariable(VM* vm, ObjModule* m, const char* name, int length, Value value);
+void moduleTruncateVariables(ObjModule* m, int count);
 
 /* UTF-8 helpers. */
 int utf8EncodeLength(int codePoint);

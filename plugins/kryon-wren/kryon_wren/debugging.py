@@ -50,6 +50,9 @@ _MAX_TEXT = 200
 _MAX_PARAMETERS = 16
 _HIDDEN_MODULES = ("kryon", "io")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: what `this` is called inside an evaluation's function (see _rename_this)
+_THIS = "kryonThis_"
+
 
 
 def _number_text(d: float) -> str:
@@ -443,6 +446,17 @@ class WrenDebugTarget(DebugTarget):
         vm.raise_for_status(vm._c("wren_call", method.ptr))
 
     # -- evaluation ---------------------------------------------------------------------------
+    @staticmethod
+    def _assign_back(vm: Any, index: int, params: list[str], sources: list[tuple[str, int]]) -> None:
+        """Store the parameters' values after an evaluation (the list it
+        returned, in slot 0) into the frame's variables they came from."""
+        vm.ensure_slots(2)
+        for position, (param, (export, i)) in enumerate(zip(params, sources, strict=True)):
+            if param == _THIS:  # `this` is never assigned (Wren forbids it; the renamed name would allow it)
+                continue
+            vm._c("wren_get_list_element", 0, position, 1)
+            vm._c("wren_debug_assign", index, int(export == "wren_debug_upvalue"), i, 1)
+
     def evaluate(self, frame: FrameInfo | None, expression: str) -> ValueInfo:
         from .vm import WrenCompileError, WrenRuntimeError
 
@@ -453,8 +467,10 @@ class WrenDebugTarget(DebugTarget):
         module = frame.script or state.script_id
         if vm is None or vm.instance.dead is not None:
             raise ScriptRuntimeError("the frame's script is no longer running", language=LANG, script=module)
-        # the frame's locals the expression names become the function's parameters
-        mentioned = set(_NAME.findall(expression))
+        # the frame's locals the expression names become the function's parameters; `this` is
+        # renamed (a function outside the class may not say `this`) and never assigned back
+        code = _rename_this(expression)
+        mentioned = set(_NAME.findall(code))
         params: list[str] = []
         sources: list[tuple[str, int]] = []
         vm.ensure_slots(2)
@@ -465,32 +481,43 @@ class WrenDebugTarget(DebugTarget):
                 if not name_ptr:
                     break
                 name = vm.instance.read_cstring(name_ptr)
-                if name in mentioned and name != "this" and name not in params:
+                param = _THIS if name == "this" else name
+                if param in mentioned and param not in params:
                     if len(params) == _MAX_PARAMETERS:
                         raise ScriptRuntimeError(f"the expression names more than {_MAX_PARAMETERS} locals",
                                                  language=LANG, script=module)
-                    params.append(name)
+                    params.append(param)
                     sources.append((export, i))
                 i += 1
+        if _THIS in mentioned and _THIS not in params:
+            if not vm._c("wren_debug_receiver", index, 0):
+                raise ScriptRuntimeError("'this' is defined only in a method's frame", language=LANG, script=module)
+            params.append(_THIS)
+            sources.append(("wren_debug_receiver", -1))
         values = []
         for export, i in sources:
-            vm._c(export, index, i, 0)
+            if i < 0:
+                vm._c(export, index, 0)
+            else:
+                vm._c(export, index, i, 0)
             values.append(self._pin(vm, 0) if vm.slot_type(0) not in (TYPE_NUM, TYPE_NULL, TYPE_BOOL, TYPE_STRING)
                           else vm.get_slot(0))
-        bars = f"|{', '.join(params)}| " if params else ""
+        bars = f"|{', '.join(params)}|" if params else ""
         if vm.instance.limited:
             vm.instance._arm_limits()  # each evaluation gets the script's limits afresh (see _stop_point)
         try:
             if not vm.has_variable(module, "KryonHost"):
                 vm.interpret('import "kryon" for KryonHost\n', module=module)
-            vm.interpret(f"KryonHost.evalResult = Fn.new {{ {bars}KryonHost.evalResult = ({expression}\n) }}",
-                         module=module)
+            # the function hands back its parameters, so an assignment (`x = 5`) reaches the frame
+            vm.interpret(f"KryonHost.evalResult = Fn.new {{ {bars}\nKryonHost.evalResult = ({code}\n)\n"
+                         f"return [{', '.join(params)}]\n}}", module=module)
             fn = state.helper("takeEval()")
             try:
                 self._raw_call(vm, fn, state.call_handle(f"call({','.join('_' * len(params))})"), values)
             finally:
                 if isinstance(fn, Handle):
                     fn.release()
+            self._assign_back(vm, index, params, sources)
             self._raw_call(vm, state.host, state.call_handle("takeEval()"), [])
         except WrenCompileError as exc:
             raise sandbox.compile_error(exc, module) from None
@@ -512,3 +539,77 @@ def _unlimited(inst: Any) -> None:
             inst.store.set_epoch_deadline(1 << 40)
         if inst.fuel is not None:
             inst.store.set_fuel(1 << 40)
+
+
+def _rename_this(expression: str) -> str:
+    """``expression`` with each ``this`` in its code (not in string literals,
+    but inside their ``%(...)`` interpolations) renamed to ``_THIS``.
+
+    A scan of Wren's lexical structure: ``"..."`` strings with backslash
+    escapes and ``%(`` interpolations (which nest), ``\"\"\"`` raw strings, and
+    ``//`` and ``/* */`` comments (block comments nest)."""
+    out: list[str] = []
+    i, n = 0, len(expression)
+    interpolations: list[int] = []  # open parentheses inside each open interpolation
+    in_string = False
+    while i < n:
+        ch = expression[i]
+        if in_string:
+            if ch == "\\":
+                out.append(expression[i:i + 2])
+                i += 2
+                continue
+            if ch == '"':
+                in_string = False
+            elif expression.startswith("%(", i):
+                interpolations.append(1)
+                in_string = False
+                out.append("%(")
+                i += 2
+                continue
+            out.append(ch)
+            i += 1
+            continue
+        if expression.startswith('"""', i):
+            end = expression.find('"""', i + 3)
+            end = n if end < 0 else end + 3
+            out.append(expression[i:end])
+            i = end
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+            i += 1
+        elif expression.startswith("//", i):
+            end = expression.find("\n", i)
+            end = n if end < 0 else end
+            out.append(expression[i:end])
+            i = end
+        elif expression.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if expression.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif expression.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            out.append(expression[i:j])
+            i = j
+        elif ch.isalpha() or ch == "_":
+            match = _NAME.match(expression, i)
+            assert match is not None
+            word = match.group()
+            out.append(_THIS if word == "this" else word)
+            i = match.end()
+        else:
+            if interpolations:
+                if ch == "(":
+                    interpolations[-1] += 1
+                elif ch == ")":
+                    interpolations[-1] -= 1
+                    if interpolations[-1] == 0:
+                        interpolations.pop()
+                        in_string = True  # back in the string the interpolation sits in
+            out.append(ch)
+            i += 1
+    return "".join(out)
