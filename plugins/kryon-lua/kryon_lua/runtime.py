@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, SecurityPolicy, StackFrame
 
+from .chunks import run_chunk
 from .errors import translate
 from .sandbox import BOUNDED_NAME, load_bounded
 from .values import SCALARS, Converter, lua_size
@@ -130,10 +131,10 @@ class Runtime:
         #: argument types lupa passes unchanged and exactly (LuaJIT would round big ints)
         self.passthrough = frozenset((type(None), bool, float, str) if key.jit else (type(None), bool, int, float, str))
         grants = self.lua.table_from({"files": key.files, "processes": key.processes, "imports": key.imports})
-        bounded = load_bounded(self.lua, key.memory_limit) if key.sandboxed else None
-        self.helpers = self.lua.execute(
-            prelude_source(), key.sandboxed, grants, self._output, self._check_time, self._on_breakpoint, self._setcap,
-            bounded, name=PRELUDE_NAME,
+        bounded = load_bounded(self.lua, module, key.memory_limit) if key.sandboxed else None
+        self.helpers = run_chunk(
+            self.lua, module, prelude_source(), PRELUDE_NAME, key.sandboxed, grants, self._output, self._check_time,
+            self._on_breakpoint, self._setcap, bounded,
         )
         self.state = self.helpers.state
         self._collect = self.helpers.collect
