@@ -232,7 +232,8 @@ class LuaEngine(ScriptEngine):
             resolver = None
             if policy.sandboxed and not policy.allow_imports:
                 resolver = rt.lua_callable(module_resolver(self, compiled.id, policy), label="require")
-            env = rt.helpers.newenv(script_binder(rt, self.bridge, compiled.id, policy), resolver)
+            env = rt.helpers.newenv(script_binder(rt, self.bridge, compiled.id, policy), resolver,
+                                    policy.max_source_size)
             given = frozenset(k for k in env.keys() if isinstance(k, str))
             return env, given, rt.helpers.load(code, "=" + compiled.id, env)
 
