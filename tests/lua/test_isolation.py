@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("kryon_lua")
 
-from kryon_core import MemoryLimitError, ScriptManager, ScriptTimeoutError, SecurityPolicy  # noqa: E402
+from kryon_core import MemoryLimitError, ScriptManager, ScriptRuntimeError, ScriptTimeoutError, SecurityPolicy  # noqa: E402
 
 MiB = 1024 * 1024
 CAP = 16 * MiB
@@ -43,7 +43,8 @@ function used() return collectgarbage("count") * 1024 end
 """.replace("MiB_", str(MiB))
 
 #: a script holding `mib` distinct MiB strings from its top level
-FILLED = "held = {{}}\nfor i = 1, {mib} do held[i] = ('z'):rep(%d) .. i end\nfunction n() return #held end" % MiB
+FILLED = "held = {{}}\nfor i = 1, {mib} do held[i] = ('z'):rep(MiB_) .. i end\nfunction n() return #held end".replace(
+    "MiB_", str(MiB))
 
 
 @pytest.fixture
@@ -195,7 +196,7 @@ def test_unload_releases_the_state(manager):
 def test_a_failing_load_releases_its_state(manager):
     engine = manager.engine("lua")
     before = len(engine._live)
-    with pytest.raises(Exception):
+    with pytest.raises(ScriptRuntimeError):
         manager.load_script_from_source("broken", "lua", "error('no')")
     with pytest.raises(MemoryLimitError):
         manager.load_script_from_source("huge", "lua", f"local t = {{}} for i = 1, 64 do t[i] = ('v'):rep({MiB}) .. i end")

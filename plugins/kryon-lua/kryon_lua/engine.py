@@ -116,8 +116,8 @@ class LuaEngine(ScriptEngine):
         (released by ``_release`` when the script, or this version of it,
         goes). Trusted scripts share one per kind of policy: they could reach
         each other through ``debug`` anyway, have no cap of their own to
-        protect by default, and a state costs about 140 KiB of Lua memory and
-        2-3 ms to make (benchmarks/load_times.py)."""
+        protect by default, and a state costs about 150 KiB of Lua memory and
+        2-3 ms to make (benchmarks/lua_states.py)."""
         if policy.sandboxed:
             return self._new_runtime(RuntimeKey.for_policy(policy), script)
         return self._shared_runtime(policy)
