@@ -214,3 +214,13 @@ def test_reload_moves_to_a_new_state_keeping_data(manager):
     assert engine._scripts["r"].runtime is not first
     assert len(engine._live) == states, "the old state is released"
     assert manager.call_function("r.bump") == 12
+
+
+def test_set_global_reaches_every_state(manager):
+    manager.load_script_from_source("a", "lua", "function theme() return THEME end")
+    manager.set_global("lua", "THEME", {"dark": True})
+    manager.load_script_from_source("b", "lua", "function theme() return THEME end")
+    assert manager.call_function("a.theme") == manager.call_function("b.theme") == {"dark": True}
+    manager.set_global("lua", "THEME", "light")
+    assert manager.call_function("a.theme") == manager.call_function("b.theme") == "light"
+    assert manager.get_global("lua", "THEME") == "light"
