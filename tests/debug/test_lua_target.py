@@ -240,3 +240,35 @@ def test_breakpoint_lines_resolve_before_load_and_without_running(tmp_path):
         assert [(b.verified, b.line) for b in got] == [(True, 3), (True, 5), (True, 6), (False, None)]
     finally:
         m.close()
+
+
+LUA_HELPER = """\
+function triple(v)
+  local tripled = v * 3
+  return tripled
+end
+"""
+
+
+def test_sandboxed_scripts_each_in_their_own_state_are_all_seen():
+    """Each sandboxed script has a Lua state of its own: a breakpoint in a
+    script loaded after the debugger attached stops, and the stack runs
+    through both states with the variables of each."""
+    s = Session(SecurityPolicy.sandboxed(time_limit=30))
+    try:
+        s.dbg.set_breakpoints("helper", [BreakpointSpec(3)])
+        s.m.load_script_from_source("helper", "lua", LUA_HELPER)
+        engine = s.m.engine("lua")
+        assert engine._scripts["helper"].runtime is not engine._scripts["prog"].runtime
+        s.run("prog.across", 1)
+        stop = s.stop()
+        frames = s.dbg.stack(stop.thread)
+        assert [(f.language, f.name, f.line) for f in frames[:2]] == [("lua", "triple", 3), ("lua", "across", 25)]
+        assert s.scope(frames[0].id)["tripled"].value == "6"
+        assert s.scope(frames[1].id)["y"].value == "2"
+        s.dbg.resume(stop.thread)
+        assert s.result() == 7
+        s.m.unload_script("helper")
+        assert len(engine.debug_target()._helpers) == 1, "the unloaded script's state is forgotten"
+    finally:
+        s.close()

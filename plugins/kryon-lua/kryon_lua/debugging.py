@@ -72,7 +72,7 @@ class LuaDebugTarget(DebugTarget):
     def attach(self, events: DebugEvents) -> None:
         self._events = events
         self._bump()
-        for rt in list(self._engine._runtimes.values()):
+        for rt in self._engine._states():
             self.runtime_created(rt)
 
     def detach(self) -> None:
@@ -95,6 +95,11 @@ class LuaDebugTarget(DebugTarget):
             )
             entry = self._helpers[id(rt)] = (rt, helpers.ask, helpers.install)
         entry[2]()
+
+    def runtime_released(self, rt: "Runtime") -> None:
+        """Called by the engine when a state goes (a sandboxed script's own, at
+        unload or after a reload): the debugger forgets it."""
+        self._helpers.pop(id(rt), None)
 
     def set_mode(self, mode: TraceMode, lines: Mapping[str, frozenset[int]]) -> None:
         self._mode, self._lines = mode, dict(lines)
@@ -159,14 +164,16 @@ class LuaDebugTarget(DebugTarget):
     def _runtimes_here(self) -> list[tuple["Runtime", Any, Any]]:
         """(runtime, its ``D.ask``, Lua thread it stopped in or None) for each
         runtime this thread is inside: none unless it stopped in Lua or a Lua
-        call is on its Python stack (then every runtime: the engine admits
-        one thread at a time)."""
+        call is on its Python stack (then each runtime whose gate this thread
+        holds: another thread may be running in the others)."""
         stop = getattr(self._local, "stop", None)
         if stop is None and not _inside_lua(sys._getframe(1)):
             return []
         out = []
         for rt, ask, _ in list(self._helpers.values()):
             thread = stop[1] if stop is not None and stop[0] is rt else None
+            if thread is None and not rt.gate.held():
+                continue
             out.append((rt, ask, thread))
         out.sort(key=lambda item: item[2] is None)  # the runtime it stopped in first
         return out

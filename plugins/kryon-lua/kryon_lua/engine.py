@@ -1,8 +1,9 @@
 """The Lua engine: Kryon's ScriptEngine over lupa.
 
-Each script runs in its own environment table inside a shared Lua state (one
-state per kind of policy, see runtime.py), so scripts cannot see each
-other's globals. ``compile`` produces real Lua bytecode (``string.dump``)
+Every sandboxed script runs in a Lua state of its own (its own memory cap,
+gate, hooks and libraries: one script filling its cap or failing leaves the
+others alone); trusted scripts share a state per kind of policy, each in its
+own environment table, so no script sees another's globals. ``compile`` produces real Lua bytecode (``string.dump``)
 plus the functions a static scan finds; after loading, the functions are
 read from the script's environment with their parameter names.
 """
@@ -79,7 +80,10 @@ class LuaEngine(ScriptEngine):
         import lupa
 
         self._lupa_version = getattr(lupa, "__version__", "?")
+        #: states shared by the trusted scripts of one kind of policy (and get_global's)
         self._runtimes: dict[RuntimeKey, Runtime] = {}
+        #: every live state, shared or a sandboxed script's own, by id()
+        self._live: dict[int, Runtime] = {}
         self._compilers: dict[bool, Any] = {}
         self._scripts: dict[str, _Script] = {}
         self._globals: dict[str, Any] = {}
@@ -107,22 +111,54 @@ class LuaEngine(ScriptEngine):
         )
 
     # -- runtimes -------------------------------------------------------------------
-    def _runtime(self, policy: SecurityPolicy) -> Runtime:
+    def _runtime(self, policy: SecurityPolicy, script: str) -> Runtime:
+        """The state ``script`` runs in: a new one of its own when sandboxed
+        (released by ``_release`` when the script, or this version of it,
+        goes). Trusted scripts share one per kind of policy: they could reach
+        each other through ``debug`` anyway, have no cap of their own to
+        protect by default, and a state costs about 150 KiB of Lua memory and
+        2-3 ms to make (benchmarks/lua_states.py)."""
+        if policy.sandboxed:
+            return self._new_runtime(RuntimeKey.for_policy(policy), script)
+        return self._shared_runtime(policy)
+
+    def _shared_runtime(self, policy: SecurityPolicy) -> Runtime:
         key = RuntimeKey.for_policy(policy)
         rt = self._runtimes.get(key)
         if rt is None:
             with self._lock:
                 rt = self._runtimes.get(key)
                 if rt is None:
-                    rt = Runtime(self, key)
-                    for name, value in self._globals.items():
-                        rt.helpers.base[name] = rt.conv.to_lua(value)
-                    rt.helpers.sethooks(bool(self._breakpoints))
-                    self._apply_breakpoints(rt)
-                    self._runtimes[key] = rt
-                    if self._debug_target is not None:
-                        self._debug_target.runtime_created(rt)
+                    rt = self._runtimes[key] = self._new_runtime(key, None)
         return rt
+
+    def _new_runtime(self, key: RuntimeKey, owner: str | None) -> Runtime:
+        with self._lock:
+            rt = Runtime(self, key, owner)
+            for name, value in self._globals.items():
+                rt.helpers.base[name] = rt.conv.to_lua(value)
+            rt.helpers.sethooks(bool(self._breakpoints))
+            self._apply_breakpoints(rt)
+            self._live[id(rt)] = rt
+            if self._debug_target is not None:
+                self._debug_target.runtime_created(rt)
+        return rt
+
+    def _release(self, rt: Runtime) -> None:
+        """Let a sandboxed script's own state go (a shared one stays)."""
+        if rt.owner is None:
+            return
+        with self._lock:
+            if self._live.pop(id(rt), None) is None:
+                return
+            if self._debug_target is not None:
+                self._debug_target.runtime_released(rt)
+        rt.release()
+
+    def _states(self) -> list[Runtime]:
+        """Every live state (a copy: no engine lock is held while entering one)."""
+        with self._lock:
+            return list(self._live.values())
 
     def _policy_of(self, script: str | None) -> SecurityPolicy:
         st = self._scripts.get(script) if script else None
@@ -173,20 +209,31 @@ class LuaEngine(ScriptEngine):
 
     def load_script(self, compiled: CompiledScript, *, policy: SecurityPolicy | None = None) -> str:
         state = self._run_chunk(compiled, policy or self.config.policy)
+        previous = self._scripts.get(compiled.id)
         self._scripts[compiled.id] = state
+        if previous is not None and previous.runtime is not state.runtime:
+            self._release(previous.runtime)
         return compiled.id
 
     def _run_chunk(self, compiled: CompiledScript, policy: SecurityPolicy) -> _Script:
         """Run a script's top level in a fresh environment; nothing is
-        registered unless it succeeds."""
-        rt = self._runtime(policy)
+        registered unless it succeeds (and a state made for it is released)."""
+        rt = self._runtime(policy, compiled.id)
+        try:
+            return self._run_in(rt, compiled, policy)
+        except BaseException:
+            self._release(rt)
+            raise
+
+    def _run_in(self, rt: Runtime, compiled: CompiledScript, policy: SecurityPolicy) -> _Script:
         header = b"\x1bLJ" if rt.key.jit else b"\x1bLua"
         code: Any = compiled.bytecode if compiled.bytecode.startswith(header) else compiled.source
         def prepare() -> Any:
             resolver = None
             if policy.sandboxed and not policy.allow_imports:
                 resolver = rt.lua_callable(module_resolver(self, compiled.id, policy), label="require")
-            env = rt.helpers.newenv(script_binder(rt, self.bridge, compiled.id, policy), resolver)
+            env = rt.helpers.newenv(script_binder(rt, self.bridge, compiled.id, policy), resolver,
+                                    policy.max_source_size)
             given = frozenset(k for k in env.keys() if isinstance(k, str))
             return env, given, rt.helpers.load(code, "=" + compiled.id, env)
 
@@ -225,11 +272,20 @@ class LuaEngine(ScriptEngine):
         self, script_id: str, compiled: CompiledScript, *, policy: SecurityPolicy | None, previous: CompiledScript
     ) -> None:
         """Run the new version beside the old one and swap only if its top
-        level succeeds: the old version keeps its state on failure."""
+        level succeeds: the old version keeps its state on failure. A
+        sandboxed new version runs in a new Lua state; the old version's data
+        crosses as host values (``_carry_over``), and the old state is
+        released once the new one is in place."""
         old = self._script(script_id)
         state = self._run_chunk(compiled, policy or old.policy)
-        self._carry_over(old, state)
+        try:
+            self._carry_over(old, state)
+        except BaseException:
+            self._release(state.runtime)
+            raise
         self._scripts[script_id] = state
+        if old.runtime is not state.runtime:
+            self._release(old.runtime)
 
     # -- state across a reload ----------------------------------------------------------
     def _carry_over(self, old: _Script, new: _Script) -> None:
@@ -279,7 +335,10 @@ class LuaEngine(ScriptEngine):
         if state is None:
             raise ScriptNotFoundError(f"no Lua script '{script_id}' is loaded", language="lua", script=script_id)
         rt = state.runtime
-        if rt.key.memory_limit:
+        if rt.owner is not None:
+            del state
+            self._release(rt)
+        elif rt.key.memory_limit:
             # Give its memory back to the scripts sharing the capped state now
             # (a Python reference cycle, such as a caught exception's
             # traceback, can still pin its functions: collect those too).
@@ -472,12 +531,12 @@ class LuaEngine(ScriptEngine):
     # -- globals ---------------------------------------------------------------------------
     def set_global(self, name: str, value: Any) -> None:
         with self._lock:
-            for rt in self._runtimes.values():
-                rt.gate.run(lambda rt=rt: rt.helpers.base.__setitem__(name, rt.conv.to_lua(value)))
             self._globals[name] = value
+        for rt in self._states():  # a state made meanwhile gets it from _globals
+            rt.gate.run(lambda rt=rt: rt.helpers.base.__setitem__(name, rt.conv.to_lua(value)))
 
     def get_global(self, name: str) -> Any:
-        rt = self._runtime(self.config.policy)
+        rt = self._shared_runtime(self.config.policy)
         try:
             return rt.gate.run(lambda: rt.conv.from_lua(rt.helpers.base[name]))
         except UnicodeDecodeError as exc:
@@ -489,23 +548,25 @@ class LuaEngine(ScriptEngine):
 
         start = time.perf_counter()
         before = after = 0
-        for rt in list(self._runtimes.values()):  # no engine lock held while waiting on a gate
+        for rt in self._states():  # no engine lock held while waiting on a gate
             b, a = rt.gate.run(lambda rt=rt: rt.helpers.collect())
             before += int(b)
             after += int(a)
         return GarbageCollectionStats(before, after, None, (time.perf_counter() - start) * 1000)
 
     def get_memory_usage(self) -> MemoryUsage:
-        used = sum(int(rt.gate.run(lambda rt=rt: rt.helpers.memory())) for rt in list(self._runtimes.values()))
-        limits = [rt.key.memory_limit for rt in self._runtimes.values()]
+        states = self._states()  # the shared ones and every sandboxed script's own: each has its own cap
+        used = sum(int(rt.gate.run(lambda rt=rt: rt.helpers.memory())) for rt in states)
+        limits = [rt.key.memory_limit for rt in states]
         limit = None if not limits or None in limits else sum(cap for cap in limits if cap)
         return MemoryUsage(used_bytes=used, limit=limit, scripts=len(self._scripts))
 
     # -- debugging ------------------------------------------------------------------------------
     def get_stack_trace(self) -> list[StackFrame]:
         frames: list[StackFrame] = []
-        for rt in self._runtimes.values():
-            frames.extend(rt.script_frames())
+        for rt in self._states():
+            if rt.gate.held():  # only states this thread is inside: another thread may be running in the rest
+                frames.extend(rt.script_frames())
         return frames
 
     def debug_target(self) -> Any:
@@ -521,18 +582,18 @@ class LuaEngine(ScriptEngine):
         bid = next(self._breakpoint_ids)
         with self._lock:
             self._breakpoints[bid] = (script, int(line))
-            for rt in self._runtimes.values():
-                rt.gate.run(self._apply_breakpoints, rt)
-                rt.gate.run(lambda rt=rt: rt.helpers.sethooks(True))
+        for rt in self._states():
+            rt.gate.run(self._apply_breakpoints, rt)
+            rt.gate.run(lambda rt=rt: rt.helpers.sethooks(True))
         return bid
 
     def remove_breakpoint(self, breakpoint_id: int) -> None:
         with self._lock:
             if self._breakpoints.pop(breakpoint_id, None) is None:
                 raise ScriptError(f"no breakpoint {breakpoint_id}", language="lua")
-            for rt in self._runtimes.values():
-                rt.gate.run(self._apply_breakpoints, rt)
-                rt.gate.run(lambda rt=rt: rt.helpers.sethooks(bool(self._breakpoints)))
+        for rt in self._states():
+            rt.gate.run(self._apply_breakpoints, rt)
+            rt.gate.run(lambda rt=rt: rt.helpers.sethooks(bool(self._breakpoints)))
 
     def _apply_breakpoints(self, rt: Runtime) -> None:
         table: dict[str, dict[int, int]] = {}
@@ -558,6 +619,7 @@ class LuaEngine(ScriptEngine):
         with self._lock:
             self._scripts.clear()
             self._runtimes.clear()
+            self._live.clear()
             self._compilers.clear()
 
 

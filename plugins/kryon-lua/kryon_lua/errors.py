@@ -3,7 +3,8 @@
 Chunks are loaded with the name "=<script id>", so Lua reports positions as
 "counter:12: message" and tracebacks as "counter:12: in function 'add'".
 Limits raised by the prelude's hook carry the marker "kryon-limit:<kind>",
-sandbox denials "kryon-denied:"; both arrive as ordinary Lua errors.
+sandbox denials "kryon-denied:", size limits "kryon-size:"; all arrive as
+ordinary Lua errors.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kryon_core import (
     ScriptError,
     ScriptRuntimeError,
     ScriptTimeoutError,
+    SizeLimitError,
     StackFrame,
 )
 
@@ -29,6 +31,7 @@ _NEAR = re.compile(r"near '(.+)'$")
 
 LIMIT = "kryon-limit:"
 DENIED = "kryon-denied:"
+SIZE = "kryon-size:"
 
 
 def split_traceback(text: str) -> tuple[str, list[StackFrame]]:
@@ -73,6 +76,8 @@ def translate(exc: BaseException, script: str | None, *, compiling: bool = False
             return ScriptTimeoutError("time limit exceeded", **kw)
         if kind == "recursion":
             return RecursionLimitError("recursion limit exceeded", **kw)
+    if message.startswith(SIZE):
+        return SizeLimitError(message[len(SIZE) :].strip(), **kw)
     if message.startswith(DENIED):
         return AccessDeniedError(message[len(DENIED) :], **kw)
     if "stack overflow" in message:

@@ -20,6 +20,7 @@ local unpack = table.unpack or unpack
 
 local LIMIT = "kryon-limit:"
 local DENIED = "kryon-denied:"
+local SIZE = "kryon-size:" -- a size limit: an error a script may catch, SizeLimitError if it does not
 
 local K = { state = { maxdepth = 0, breakpoints = {} } }
 local state = K.state
@@ -169,10 +170,39 @@ local function coroutine_lib()
   return c
 end
 
+-- Lua's parser runs in C, where the count hook cannot stop it: a sandboxed
+-- script's `load` takes a chunk no larger than the script's own source may be
+-- (max_source_size; parsing that much costs well under a second). A reader
+-- function's pieces are counted as they come.
+local function too_big(max)
+  return SIZE .. "load: the chunk is larger than the policy's max_source_size (" .. max .. " bytes)"
+end
+
+local function bounded_load(chunk, name, mode, env, max)
+  if type(chunk) == "string" then
+    if #chunk > max then error(too_big(max), 3) end
+    return load(chunk, name, mode, env)
+  end
+  if type(chunk) ~= "function" then return load(chunk, name, mode, env) end
+  local total, over = 0, false
+  local function read()
+    local piece = chunk()
+    if type(piece) == "string" then
+      total = total + #piece
+      if total > max then over = true; return nil end
+    end
+    return piece
+  end
+  local f, err = load(read, name, mode, env)
+  if over then error(too_big(max), 3) end
+  return f, err
+end
+
 -- A fresh environment for one script: its globals live here; reads fall back
 -- to the base. Sandboxed scripts get their own copies of the libraries, so
--- one script patching string or table never reaches another.
-function K.newenv(bind, resolve)
+-- one script patching string or table never reaches another. `max_chunk`:
+-- the most a sandboxed script's `load` parses at once (nil: no bound).
+function K.newenv(bind, resolve, max_chunk)
   local env = {}
   local meta = { __metatable = false }
   if sandboxed then
@@ -191,6 +221,10 @@ function K.newenv(bind, resolve)
   env.load = function(chunk, name, mode, chunk_env)
     if type(chunk) == "string" and chunk:byte(1) == 27 and sandboxed then
       error(DENIED .. "loading binary chunks is not available under a sandboxed policy", 2)
+    end
+    if sandboxed and max_chunk then -- not a tail call: its errors name the script's line (level 3)
+      local f, err = bounded_load(chunk, name, "t", chunk_env or env, max_chunk)
+      return f, err
     end
     return load(chunk, name, sandboxed and "t" or mode, chunk_env or env)
   end

@@ -1,9 +1,11 @@
-"""One Lua state with the prelude loaded: a group of scripts sharing a policy.
+"""One Lua state with the prelude loaded.
 
-Scripts whose policies agree on what the state itself enforces (sandboxed
-or not, grants, memory cap, Lua or LuaJIT) share one state, each in its own
-environment table. Time and recursion limits are per call, so they are
-enforced by the prelude's hook with values set before each call.
+Every sandboxed script gets a state of its own (its own memory cap, gate,
+hooks and library tables); trusted scripts whose policies agree on what the
+state enforces (grants, memory cap, Lua or LuaJIT) share one, each in its
+own environment table (see ``LuaEngine._runtime``). Time and recursion
+limits are per call, so they are enforced by the prelude's hook with values
+set before each call.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, SecurityPolicy, StackFrame
 
+from .chunks import run_chunk
 from .errors import translate
 from .sandbox import BOUNDED_NAME, load_bounded
 from .values import SCALARS, Converter, lua_size
@@ -93,9 +96,11 @@ def lupa_module(jit: bool) -> Any:
 
 
 class Runtime:
-    def __init__(self, engine: "LuaEngine", key: RuntimeKey) -> None:
+    def __init__(self, engine: "LuaEngine", key: RuntimeKey, owner: str | None = None) -> None:
         self.engine = engine
         self.key = key
+        #: the one script this state belongs to (a sandboxed script's own), or None when shared
+        self.owner = owner
         module = lupa_module(key.jit)
         self.module = module
         self.LuaError = module.LuaError
@@ -116,7 +121,7 @@ class Runtime:
             self.lua.set_max_memory(0)
         #: the one way into this state (kryon_core.threads): threads calling
         #: across engines in opposite orders help each other instead of deadlocking
-        self.gate = engine.make_gate(key.name())
+        self.gate = engine.make_gate(key.name() if owner is None else f"{key.name()}/{owner}")
         self._acquire, self._release = self.gate.uncontended()
         #: whether the memory cap is in force now (Lua code of a capped state is running)
         self.capped = False
@@ -126,10 +131,10 @@ class Runtime:
         #: argument types lupa passes unchanged and exactly (LuaJIT would round big ints)
         self.passthrough = frozenset((type(None), bool, float, str) if key.jit else (type(None), bool, int, float, str))
         grants = self.lua.table_from({"files": key.files, "processes": key.processes, "imports": key.imports})
-        bounded = load_bounded(self.lua, key.memory_limit) if key.sandboxed else None
-        self.helpers = self.lua.execute(
-            prelude_source(), key.sandboxed, grants, self._output, self._check_time, self._on_breakpoint, self._setcap,
-            bounded, name=PRELUDE_NAME,
+        bounded = load_bounded(self.lua, module, key.memory_limit) if key.sandboxed else None
+        self.helpers = run_chunk(
+            self.lua, module, prelude_source(), PRELUDE_NAME, key.sandboxed, grants, self._output, self._check_time,
+            self._on_breakpoint, self._setcap, bounded,
         )
         self.state = self.helpers.state
         self._collect = self.helpers.collect
@@ -293,6 +298,14 @@ class Runtime:
     def collect(self) -> None:
         """A full garbage collection, outside any call."""
         self.gate.run(self._collect_uncapped)
+
+    def release(self) -> None:
+        """Give back what the state's scripts left (their environment is gone
+        by now): a full collection while nothing runs in it. The emptied state
+        itself is freed by Python's collector once nothing refers to it (its
+        host callbacks and the runtime refer to each other); a FunctionRef
+        still held to one of its functions keeps it, and keeps working."""
+        self.collect()
 
     def _collect_uncapped(self) -> None:
         if not self.capped:

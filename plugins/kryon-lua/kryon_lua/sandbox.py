@@ -17,6 +17,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from .chunks import run_chunk
+
 BOUNDED_NAME = "=kryon-sandbox"
 
 
@@ -25,9 +27,10 @@ def bounded_source() -> str:
     return resources.files("kryon_lua").joinpath("sandbox.lua").read_text(encoding="utf-8")
 
 
-def load_bounded(lua: Any, memory_limit: int | None) -> Any:
-    """The table of bounded functions for one state (``memory_limit``: its cap)."""
-    return lua.execute(bounded_source(), memory_limit, name=BOUNDED_NAME)
+def load_bounded(lua: Any, module: Any, memory_limit: int | None) -> Any:
+    """The table of bounded functions for one state of lupa ``module``
+    (``memory_limit``: its cap)."""
+    return run_chunk(lua, module, bounded_source(), BOUNDED_NAME, memory_limit)
 
 
 #: standard libraries a granted ``require`` returns (the script's own copies)
