@@ -106,6 +106,23 @@ def test_hy_eval_with_globals_of_its_own_keeps_the_sandbox(m, code):
         m.call_function("ev.attack-globals", [code])
 
 
+def test_hy_eval_globals_must_be_a_plain_dict(m):
+    """A dict subclass could refuse the script's builtins being set in it:
+    Python would then run the code with its own."""
+    m.load_script_from_source(
+        "sub", "lisp",
+        "(defclass D [dict] (defn __setitem__ [self k v] None))\n"
+        "(defn f [] (hy.eval '(.read (open \"/etc/passwd\")) (D)))\n"
+        "(setv g {})\n(setv (get g \"me\") g)\n"
+        "(defn popped [] (hy.eval '(do (.pop me \"__builtins__\") (defn ff [] (.read (open \"/etc/passwd\"))) (ff)) g))",
+    )
+    with pytest.raises(ScriptRuntimeError, match="globals must be a dict"):
+        m.call_function("sub.f")
+    with pytest.raises(AccessDeniedError, match="open is not allowed"):
+        m.call_function("sub.popped")
+    m.unload_script("sub")
+
+
 def test_hy_eval_module_must_be_the_scripts(m):
     with pytest.raises(ScriptRuntimeError, match="module must be the script's own"):
         m.call_function("ev.attack-module", ["(import os)"])

@@ -158,7 +158,7 @@ def _hy_eval(model: _Any, globals: _Any = None, locals: _Any = None, module: _An
         globals = target.__dict__
         if locals is None and module is None:
             locals = frame.f_locals  # as Hy's: the caller's local names are seen
-    elif not isinstance(globals, dict):
+    elif type(globals) is not dict:  # a subclass could refuse the builtins set below: Python's would be used
         raise TypeError("globals must be a dict")
     else:
         globals["__builtins__"] = record.builtins
@@ -336,10 +336,14 @@ class _Rewrite(_ast.NodeTransformer):
 class SandboxCompiler(_HyASTCompiler):
     """Hy's compiler for sandboxed scripts: code it runs while compiling (a
     macro's definition, ``do-mac``, ``eval-when-compile``...) is rewritten and
-    checked like the script's own code, then run in the script's module."""
+    checked like the script's own code, then run in the script's module.
 
-    #: the worker's check of an AST (its guard), set per compile by :func:`compile`
-    check: _Any = None
+    A macro may receive the compiler (a first parameter named
+    ``_hy_compiler``) and change its attributes or its class's: so neither
+    the check nor the namespace code runs in is taken from them. The
+    namespace must be a script module's the worker compiled (never a module
+    without the script's builtins, where Python would supply its own), and
+    the check is that script's, from the registry scripts cannot reach."""
 
     def __init__(self, module: _Any, *args: _Any, **kwargs: _Any) -> None:
         super().__init__(module, *args, **kwargs)
@@ -351,10 +355,13 @@ class SandboxCompiler(_HyASTCompiler):
         inner = type(self)(self.module, filename=self.filename, source=self.source,
                            extra_macros=_compiler.PRELUDE_MACROS)
         try:
+            ns = getattr(self.module, "__dict__", None)
+            record = _scripts.record_of(ns)
+            if record is None or ns is None:
+                raise _scripts.denied("code run while compiling runs in the script's own module only")
             body, expression = _hy_compile(model, self.module, get_expr=True, compiler=inner, import_stdlib=False)
-            ns = self.module.__dict__
-            exec(_compile_checked(body, self.filename, "exec", self.check), ns, ns)
-            return eval(_compile_checked(expression, self.filename, "eval", self.check), ns, ns)
+            exec(_compile_checked(body, self.filename, "exec", record.check), ns, ns)
+            return eval(_compile_checked(expression, self.filename, "eval", record.check), ns, ns)
         except BaseException as exc:
             # Hy does not wrap what `eval-when-compile` raises: remember the form's line for the error
             line = getattr(getattr(self, "this", None), "start_line", None) or getattr(model, "start_line", None)
@@ -404,7 +411,7 @@ def compile(  # noqa: A001 - the worker's compiler hook
     the script's ``module`` with the worker's ``check`` applied to code that
     runs while compiling (see the module doc). ``load_module`` asks the host
     for the source of a file beside the script (relative imports)."""
-    compiler_class = type("ScriptCompiler", (SandboxCompiler,), {"check": staticmethod(check) if check else None})
+    compiler_class = type("ScriptCompiler", (SandboxCompiler,), {})
     if module is not None:
         _scripts.register(module, check, compiler_class, load_module, _compile_file)
     try:
