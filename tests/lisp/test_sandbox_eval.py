@@ -146,7 +146,12 @@ def test_hy_eval_runs_under_the_time_limit(m):
     assert m.call_function("ev.quoted") == 3
     with pytest.raises(ScriptTimeoutError):
         m.load_script_from_source("slow", "lisp", "(defmacro m [] (hy.eval '(while True 1)))\n(m)")
+    with pytest.raises(ScriptTimeoutError):  # a macro hy.eval expands runs under the limit too
+        m.load_script_from_source("slow", "lisp", "(hy.eval '(do (defmacro spin [] (while True 1)) (spin)))")
     assert "slow" not in m.scripts
+    m.load_script_from_source("by-name", "lisp", "(import kryon_lisp_hy)\n(defn f [] (kryon_lisp_hy.eval '(+ 1 2)))")
+    assert m.call_function("by-name.f") == 3, "the runtime imported by its own name acts for the script too"
+    m.unload_script("by-name")
 
 
 @pytest.mark.parametrize(

@@ -228,6 +228,8 @@ def sandbox_violation(source: str, name: str) -> tuple[str, int | None, int | No
 _COMPILE_TIME_WORDS = re.compile(
     r"defmacro|defreader|do-mac|do_mac|eval-when-compile|eval_when_compile|eval-and-compile|eval_and_compile"
     r"|require|get-macro|get_macro|local-macros|local_macros|export|pragma|\bhy\b"
+    # the curated runtime by its own name: its hy.eval and hy.I act for scripts their worker compiled
+    r"|kryon_lisp_hy"
 )
 
 
