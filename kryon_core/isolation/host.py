@@ -219,7 +219,9 @@ class IsolatedRuntime:
                                     script=script.id)
         if self.module_loader is None:
             return None
-        return self.module_loader(script.id, name)
+        # "./name": a file beside the script only (the manager's loader takes a bare
+        # name for a loaded script's id first, and another script's source is not this one's)
+        return self.module_loader(script.id, f"./{name}")
 
     def worker_function(self, proc: WorkerProcess, hid: int, name: str, script_id: str) -> FunctionRef:
         return self._worker_function(proc, hid, name, script_id)

@@ -126,6 +126,18 @@ def test_a_cached_script_with_relative_imports_is_compiled_by_its_worker(app: Pa
             assert m.engine("lisp").runtime.worker_info("plain")["compiled_from"] == "source"
 
 
+def test_another_loaded_script_is_not_a_file_beside_the_script(app: Path) -> None:
+    """The manager's module loader hands trusted scripts a loaded script's
+    source by its id; a sandboxed script gets files beside it only."""
+    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
+        m.load_script_from_source("private", "lisp", '(setv value "the source of another script")',
+                                  policy=SecurityPolicy.trusted())
+        m.load_script_file(app / "main.kl")
+        with pytest.raises(ScriptRuntimeError, match="no module 'private'"):
+            m.call_function("main.imports", ["private"])
+        assert m.call_function("main.run", [1]) == 14, "files beside the script still resolve"
+
+
 def test_the_host_answers_only_module_paths(app: Path) -> None:
     """A worker asks for files by module path; anything else (a path with
     dots or slashes of its own, an absolute path, a NUL) is refused."""
