@@ -150,3 +150,17 @@ def test_the_host_answers_only_module_paths(app: Path) -> None:
                 runtime.serve_module(proc, name)
         assert runtime.serve_module(proc, "helpers").startswith("(setv SCALE 3)")
         assert runtime.serve_module(proc, "nothing_here") is None
+
+
+def test_with_the_python_layers_off_the_same_lisp_works(app: Path) -> None:
+    """The kernel's confinement alone (no guard, Python's builtins): files
+    beside the script, hy.eval and hy.I still work (the worker still reads
+    no file: the host sends the sources)."""
+    from kryon_core.isolation.testing import python_layers_off
+
+    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
+        with python_layers_off():
+            m.load_script_file(app / "main.kl")
+        assert m.engine("lisp").runtime.worker_info("main")["hardening"]["guard"] is False
+        assert m.call_function("main.run", [2]) == 16
+        assert m.call_function("main.via-eval") == 10
