@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..engine import BreakpointHit, FunctionInfo, GarbageCollectionStats, MemoryUsage
-from ..errors import ConversionError, ScriptError, ScriptRuntimeError, StackFrame
+from ..errors import AccessDeniedError, ConversionError, ScriptError, ScriptRuntimeError, StackFrame
 from ..policy import SecurityPolicy
 from ..threads import EngineGate
 from ..values import FunctionRef
@@ -172,6 +172,8 @@ class IsolatedRuntime:
         self._breakpoints: dict[str, dict[str, int]] = {}
         #: receives a BreakpointHit when a worker reaches a breakpoint
         self.on_breakpoint: Callable[[Any], None] | None = None
+        #: the manager's module loader (importing script, name) -> source: files beside a script
+        self.module_loader: Callable[[str, str], str | None] | None = None
         self._lock = threading.RLock()
         self._closed = False
 
@@ -204,6 +206,22 @@ class IsolatedRuntime:
 
     def serve_breakpoint(self, msg: dict[str, Any], stack: list[StackFrame]) -> None:
         self._breakpoint(msg, stack)
+
+    def serve_module(self, proc: WorkerProcess, name: Any) -> str | None:
+        """The source of a file beside the worker's script (``helpers``,
+        ``sub/helpers``), for a compiler's relative imports: found by the
+        module loader, which keeps it inside the script's root. Only dotted
+        module paths are asked for: each part an identifier."""
+        script: _Script = proc.owner
+        parts = name.split("/") if isinstance(name, str) and len(name) <= 512 else []
+        if not parts or not all(p.isidentifier() for p in parts):
+            raise AccessDeniedError(f"{name!r} is not a module beside the script", language=self.language,
+                                    script=script.id)
+        if self.module_loader is None:
+            return None
+        # "./name": a file beside the script only (the manager's loader takes a bare
+        # name for a loaded script's id first, and another script's source is not this one's)
+        return self.module_loader(script.id, f"./{name}")
 
     def worker_function(self, proc: WorkerProcess, hid: int, name: str, script_id: str) -> FunctionRef:
         return self._worker_function(proc, hid, name, script_id)

@@ -120,6 +120,8 @@ class WorkerHost(Protocol):
 
     def serve_breakpoint(self, msg: dict[str, Any], stack: list[StackFrame]) -> None: ...
 
+    def serve_module(self, proc: "WorkerProcess", name: Any) -> str | None: ...
+
     def worker_function(self, proc: "WorkerProcess", hid: int, name: str, script_id: str) -> FunctionRef: ...
 
     def convert_unknown(self, obj: Any) -> Any: ...
@@ -385,7 +387,7 @@ class WorkerProcess:
                 text = msg.get("x")
                 if isinstance(text, str):
                     self.host.deliver_output(text)
-            elif t in ("api", "callh", "bp"):
+            elif t in ("api", "callh", "bp", "mod"):
                 self._serve(msg)
             else:
                 self._violation(f"unknown message type {t!r}")
@@ -408,6 +410,8 @@ class WorkerProcess:
                 result = None
             elif msg["t"] == "api":
                 result = self.host.serve_api(self, msg.get("n"), args)
+            elif msg["t"] == "mod":
+                result = self.host.serve_module(self, msg.get("n"))
             else:
                 target = self.handles.get(msg.get("h"))  # type: ignore[arg-type]
                 if target is None or not callable(target):

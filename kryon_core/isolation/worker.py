@@ -21,7 +21,10 @@ Start-up, in this order:
 4. serve requests: ``load`` (compile, check with the AST guard, exec in a
    namespace with curated builtins), ``call``, ``callh`` (a function handle),
    ``eval`` (code run in a loaded script's namespace, as ``load`` runs it),
-   ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``.
+   ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``. The
+   worker asks the host ``api`` (a ``kryon`` call), ``callh`` (a host
+   function), ``bp`` (a breakpoint hit) and ``mod`` (the source of a file
+   beside the script, for a compiler's relative imports).
 
 Per call the worker arms ``ITIMER_REAL`` (a ``ScriptTimeout`` raised in script
 code) and ``RLIMIT_CPU`` (the kernel's SIGXCPU if the script hides in C code);
@@ -395,12 +398,29 @@ def compile_tree(source: str, filename: str) -> Any:
     assert S.compile is not None
     if getattr(S.compile, "kryon_module_aware", False):
         module = S.module_of.get(filename)
-        result = S.compile(source, filename, module=module, check=_check_tree)
+        result = S.compile(source, filename, module=module, check=_check_tree, load_module=module_source)
     else:
         result = S.compile(source, filename)
     if isinstance(result, (ast.Module, types.CodeType)):
         return result
     raise TypeError(f"the compiler returned {type(result).__name__}, not an AST module or code object")
+
+
+def module_source(name: str) -> str | None:
+    """The source of the file ``name`` (``helpers``, ``sub/helpers``; no
+    extension) beside the loading script, asked of the host, whose module
+    loader keeps it inside the script's root: None when there is none, an
+    ``AccessDenied`` when the host refuses it. For a module-aware compiler's
+    relative imports."""
+    try:
+        source = host_request("mod", {"n": name})
+    except KryonError as exc:
+        if exc.kind == "access":
+            raise AccessDenied(str(exc)) from None
+        raise
+    if source is not None and not isinstance(source, str):
+        raise protocol.ProtocolError("a module's source must be text")
+    return source
 
 
 def _check_tree(tree: Any) -> None:

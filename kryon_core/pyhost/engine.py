@@ -59,7 +59,7 @@ class PyHostedEngine(ScriptEngine):
         errors = ErrorTranslator(dialect)
         self.breakpoints = Breakpoints(dialect.language, self._names_of, errors)
         self.local = InProcess(dialect, self.gate, self._get_config, self._get_bridge, self.breakpoints, errors)
-        self.sandboxed = Sandboxed(dialect, self._output, self.breakpoints)
+        self.sandboxed = Sandboxed(dialect, self._output, self.breakpoints, lambda: self.config.module_loader)
         self._debug_target: Any = None  # made by debug_target()
 
     def _get_config(self) -> EngineConfig:

@@ -30,8 +30,11 @@ __all__ = ["Sandboxed"]
 class Sandboxed:
     """The sandboxed scripts of one engine (see the module docstring)."""
 
-    def __init__(self, dialect: Dialect, output: Callable[[str], None], breakpoints: Breakpoints) -> None:
+    def __init__(self, dialect: Dialect, output: Callable[[str], None], breakpoints: Breakpoints,
+                 module_loader: Callable[[], Callable[[str, str], str | None] | None] = lambda: None) -> None:
         self.dialect = dialect
+        #: the manager's module loader, for files a script imports beside it (read when the runtime is made)
+        self.module_loader = module_loader
         self.language = dialect.language
         self.output = output
         self.breakpoints = breakpoints
@@ -55,6 +58,7 @@ class Sandboxed:
                     for name, value in self.globals.items():
                         rt.set_global(name, value)
                     rt.on_breakpoint = self._hit
+                    rt.module_loader = self.module_loader()
                     self._runtime = rt
         return rt
 

@@ -86,7 +86,7 @@ ESCAPES = {
     "inline-python": "(py \"__import__('os')\")",
     "eval": '(eval "1")',
     "globals": "(globals)",
-    "hy-eval": "(hy.eval '(+ 1 2))",
+    "hy-eval": "(hy.eval '(import os))",
     "hy-importer": "(hy.I.os.getcwd)",
     "hy-compiler": "(import hy.compiler)",
     # macros run inside the worker while it compiles the script: what they do is refused there
@@ -99,9 +99,16 @@ ESCAPES = {
     "require": "(require hyrule [->])",
     "one-shot-require": "(hy.R.hyrule.-> 1)",
     "nested-defmacro": "(defn f []\n  (when True\n    (defmacro m [] (import os) 1)\n    (m)))",
-    "macro-hy-eval": "(defmacro m [] (hy.eval '(+ 1 2)))\n(m)",
+    "macro-hy-eval": "(defmacro m [] (hy.eval '(import os)))\n(m)",
     "macro-hy-importer": "(defmacro m [] (hy.I.os.getcwd))\n(m)",
     "before-a-reader-error": '(eval-when-compile (import os) (os.getcwd))\n(setv broken "never closed',
+    # a macro may receive the compiler: changing its check or its module must not turn the guard off
+    "compiler-check-off": "(defmacro m [_hy_compiler]\n  (setv _hy_compiler.check None)\n"
+                          "  (_hy_compiler.eval '(. (tuple) __class__)))\n(m)",
+    "compiler-class-check-off": "(defmacro m [_hy_compiler] (setv (. (type _hy_compiler) check) None) 1)\n(m)\n"
+                                "(eval-when-compile (. (tuple) __class__))",
+    "compiler-module-swap": "(defmacro m [_hy_compiler]\n  (setv _hy_compiler.module (hy.I \"math\"))\n"
+                            "  (_hy_compiler.eval '(.read (open \"/etc/passwd\"))))\n(m)",
 }
 
 

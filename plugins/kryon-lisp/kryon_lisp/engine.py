@@ -67,8 +67,8 @@ class LispDialect(Dialect):
         rights, and its output never reaches a worker."""
         if not compiled.bytecode or compiled.engine_version != compiler.ENGINE_VERSION:
             return None
-        if scan.may_run_code_while_compiling(compiled.source):
-            return None
+        if scan.may_run_code_while_compiling(compiled.source) or scan.may_import_relatively(compiled.source):
+            return None  # relative imports resolve through the worker's compile of the script
         return compiled.bytecode
 
     def code_for(self, compiled: CompiledScript, module: types.ModuleType) -> types.CodeType:

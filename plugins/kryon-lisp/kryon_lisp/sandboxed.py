@@ -23,9 +23,12 @@ module, so its macros (``defmacro``, ``defreader``, ``do-mac``,
 3. ``import hy`` becomes ``import kryon_lisp_hy as hy``: a module holding only
    what compiled Hy code needs at run time (the model classes, ``mangle``,
    ``gensym``, the operator functions, macro registration into the
-   script's own namespace...). ``hy.eval``, ``hy.read``, ``hy.I`` and
-   ``hy.R`` (which would compile or import past the guard) are not in it,
-   and any use of a ``hy.`` attribute outside it is refused;
+   script's own namespace...) and ``hy.eval``, ``hy.read``,
+   ``hy.read-many`` and ``hy.I`` of the sandbox's own: ``hy.eval`` compiles
+   with this module's compiler in the calling script's module and runs the
+   result only after the guard checked it, with the script's builtins (a
+   ``globals`` dict of the script's gets them too); ``hy.I`` imports through
+   the script's own ``__import__``. Any other ``hy.`` attribute is refused;
 4. the ``kryon`` API is bound without an import (``from kryon import *``,
    under the mangled kebab-case names the host registered) and ``kryon``
    itself is importable as in Python.
@@ -48,10 +51,14 @@ from hy import models as _models
 from hy.compiler import HyASTCompiler as _HyASTCompiler
 from hy.compiler import hy_compile as _hy_compile
 from hy.reader import HyReader as _HyReader
+from hy.reader import read as _hy_read
+from hy.reader import read_many as _hy_read_many
+from hy.reader.mangling import slashes2dots as _slashes2dots
 
 from kryon_core import CompileError as _CompileError
 
 from . import compiler as _compiler
+from . import sandboxed_scripts as _scripts
 
 __all__ = ["compile", "RUNTIME_MODULE"]
 
@@ -129,7 +136,92 @@ def _runtime_module() -> _types.ModuleType:
     for name in ("mangle", "unmangle", "gensym", "repr", "repr_register", "as_model"):
         if hasattr(_hy, name):
             setattr(mod, name, getattr(_hy, name))
+    mod.eval, mod.read, mod.read_many, mod.I = _hy_eval, _hy_read, _hy_read_many, _Importer()
     return mod
+
+
+def _hy_eval(model: _Any, globals: _Any = None, locals: _Any = None, module: _Any = None, macros: _Any = None) -> _Any:
+    """``hy.eval`` for sandboxed code: ``model`` compiled in the calling
+    script's module (its macros apply) by the script's compiler, which checks
+    what it runs while compiling; the result is rewritten and checked by the
+    guard like the script's own code, then run with the script's builtins
+    (also in a ``globals`` dict the script passes, which gets them: without,
+    Python would hand it the unrestricted ones). A refusal names the line of
+    the ``hy.eval`` call."""
+    record, frame = _scripts.caller("hy.eval")
+    if module is not None:
+        record = _scripts.record_of(getattr(module, "__dict__", None)) or _no_module()
+    target = record.module()
+    if target is None:
+        raise RuntimeError("the script was unloaded")
+    if globals is None:
+        globals = target.__dict__
+        if locals is None and module is None:
+            locals = frame.f_locals  # as Hy's: the caller's local names are seen
+    elif type(globals) is not dict:  # a subclass could refuse the builtins set below: Python's would be used
+        raise TypeError("globals must be a dict")
+    else:
+        globals["__builtins__"] = record.builtins
+    if locals is None:
+        locals = globals
+    if macros is not None and not isinstance(macros, dict):
+        raise TypeError("macros must be a dict")
+    # not the script's own file name: the worker's stacks then name the line of the hy.eval call
+    filename = f"{frame.f_code.co_filename}:hy.eval"
+    inner = record.compiler_class(target, filename=filename, source=getattr(model, "source", None),
+                                  extra_macros={**_compiler.PRELUDE_MACROS, **(macros or {})})
+    try:
+        try:
+            body, expression = _hy_compile(model, target, get_expr=True, compiler=inner, import_stdlib=False,
+                                           filename=filename)
+        except Exception as exc:
+            raised = _raised_at_run_time(exc)
+            if raised is None:
+                raise
+            raise raised.with_traceback(None) from None
+        statements = _compile_checked(body, filename, "exec", record.check)
+        value = _compile_checked(expression, filename, "eval", record.check)
+    except BaseException as exc:
+        guard = _sys.modules.get("kryon_isolation_guard")
+        if guard is not None and isinstance(exc, guard.GuardViolation):
+            raise guard.GuardViolation(f"{exc} (in code hy.eval compiled)", frame.f_lineno, None) from None
+        raise
+    added = "hy" not in globals  # compiled Hy refers to `hy` (quoted forms); Hy's own eval adds it too
+    if added:
+        globals["hy"] = _RUNTIME
+    try:
+        exec(statements, globals, locals)
+        return eval(value, globals, locals)
+    finally:
+        if added and globals is not target.__dict__:
+            globals.pop("hy", None)
+
+
+def _no_module() -> _Any:
+    raise TypeError("hy.eval's module must be the script's own or one it imported beside it")
+
+
+class _Importer:
+    """``hy.I`` for sandboxed code: ``(hy.I.math.sqrt 2)``, ``(hy.I "math")``;
+    imports through the calling script's own ``__import__`` (the policy's
+    grants, the safe modules' proxies), never Python's."""
+
+    def __call__(self, module_name: str) -> _Any:
+        if not isinstance(module_name, str):
+            raise TypeError("a module name must be a string")
+        record, _ = _scripts.caller("hy.I")
+        top = record.builtins["__import__"](module_name, None, None, (), 0)
+        if "." not in module_name or module_name not in _sys.modules:
+            return top
+        return _sys.modules[module_name]
+
+    def __getattr__(self, name: str) -> _Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self(_slashes2dots(name))
+
+    def __repr__(self) -> str:
+        return "hy.I"
 
 
 def _require_without_files() -> None:
@@ -164,6 +256,8 @@ def _audited_importlib() -> _types.ModuleType:
 
     def import_module(name: str, package: str | None = None) -> _types.ModuleType:
         full = importlib.util.resolve_name(name, package) if name.startswith(".") else name
+        if _scripts.is_script_module_name(full):  # `(require .macros ...)`: a file beside the script
+            return _scripts.import_relative(full, "", 0)
         _sys.audit("import", full, None, _sys.path, _sys.meta_path, _sys.path_hooks)
         return importlib.import_module(name, package)
 
@@ -242,10 +336,14 @@ class _Rewrite(_ast.NodeTransformer):
 class SandboxCompiler(_HyASTCompiler):
     """Hy's compiler for sandboxed scripts: code it runs while compiling (a
     macro's definition, ``do-mac``, ``eval-when-compile``...) is rewritten and
-    checked like the script's own code, then run in the script's module."""
+    checked like the script's own code, then run in the script's module.
 
-    #: the worker's check of an AST (its guard), set per compile by :func:`compile`
-    check: _Any = None
+    A macro may receive the compiler (a first parameter named
+    ``_hy_compiler``) and change its attributes or its class's: so neither
+    the check nor the namespace code runs in is taken from them. The
+    namespace must be a script module's the worker compiled (never a module
+    without the script's builtins, where Python would supply its own), and
+    the check is that script's, from the registry scripts cannot reach."""
 
     def __init__(self, module: _Any, *args: _Any, **kwargs: _Any) -> None:
         super().__init__(module, *args, **kwargs)
@@ -256,10 +354,23 @@ class SandboxCompiler(_HyASTCompiler):
     def eval(self, model: _Any) -> _Any:
         inner = type(self)(self.module, filename=self.filename, source=self.source,
                            extra_macros=_compiler.PRELUDE_MACROS)
-        body, expression = _hy_compile(model, self.module, get_expr=True, compiler=inner, import_stdlib=False)
-        ns = self.module.__dict__
-        exec(_compile_checked(body, self.filename, "exec", self.check), ns, ns)
-        return eval(_compile_checked(expression, self.filename, "eval", self.check), ns, ns)
+        try:
+            ns = getattr(self.module, "__dict__", None)
+            record = _scripts.record_of(ns)
+            if record is None or ns is None:
+                raise _scripts.denied("code run while compiling runs in the script's own module only")
+            body, expression = _hy_compile(model, self.module, get_expr=True, compiler=inner, import_stdlib=False)
+            exec(_compile_checked(body, self.filename, "exec", record.check), ns, ns)
+            return eval(_compile_checked(expression, self.filename, "eval", record.check), ns, ns)
+        except BaseException as exc:
+            # Hy does not wrap what `eval-when-compile` raises: remember the form's line for the error
+            line = getattr(getattr(self, "this", None), "start_line", None) or getattr(model, "start_line", None)
+            if line and getattr(exc, "kryon_compile_line", None) is None:
+                try:
+                    exc.kryon_compile_line = line  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+            raise
 
 
 def _compile_checked(tree: _ast.AST, filename: str, mode: str, check: _Any) -> _types.CodeType:
@@ -293,12 +404,16 @@ def _raised_at_run_time(error: BaseException) -> BaseException | None:
 
 
 def compile(  # noqa: A001 - the worker's compiler hook
-    source: str, filename: str, module: _types.ModuleType | None = None, check: _Any = None
+    source: str, filename: str, module: _types.ModuleType | None = None, check: _Any = None,
+    load_module: _scripts.SourceLoader | None = None,
 ) -> _ast.Module:
     """Sandboxed Kryon Lisp source to a checked ``ast.Module``, compiled in
     the script's ``module`` with the worker's ``check`` applied to code that
-    runs while compiling (see the module doc)."""
-    compiler_class = type("ScriptCompiler", (SandboxCompiler,), {"check": staticmethod(check) if check else None})
+    runs while compiling (see the module doc). ``load_module`` asks the host
+    for the source of a file beside the script (relative imports)."""
+    compiler_class = type("ScriptCompiler", (SandboxCompiler,), {})
+    if module is not None:
+        _scripts.register(module, check, compiler_class, load_module, _compile_file)
     try:
         tree = _compiler.compile_ast(source, filename, module=module, compiler_class=compiler_class)
     except _CompileError as exc:
@@ -311,7 +426,8 @@ def compile(  # noqa: A001 - the worker's compiler hook
         if isinstance(inner, Exception) and not isinstance(inner, (MemoryError, RecursionError)):
             detail = exc.message.splitlines()[0][:200] if exc.message else ""
             text = str(inner) if detail in ("", str(inner)) else f"{inner} (while compiling: {detail})"
-            raise _violation(text, exc.line, exc.column) from None
+            line = getattr(inner, "kryon_compile_line", None) or exc.line
+            raise _violation(text, line, exc.column) from None
         raise inner.with_traceback(None) from None
     module = _checked(_Rewrite().visit(tree))
     prelude = [
@@ -323,6 +439,29 @@ def compile(  # noqa: A001 - the worker's compiler hook
         node.col_offset = node.end_col_offset = 0
     module.body[:0] = prelude
     return module
+
+
+def _compile_file(source: str, filename: str, module: _types.ModuleType, record: _scripts.Record) -> None:
+    """A file a script imports or requires relatively: compiled here like the
+    script (its macros, the guard, the prelude) and run in ``module`` with the
+    script's builtins. Its errors name the file and its line (the worker's
+    stack shows the script's line that imported it)."""
+    _scripts.register(module, record.check, record.compiler_class, record.load_source, _compile_file,
+                      package=record.package)
+    guard = _sys.modules.get("kryon_isolation_guard")
+    try:
+        tree = compile(source, filename, module, record.check)
+        if record.check is not None:
+            record.check(tree)
+        _ast.fix_missing_locations(tree)
+        code = _builtin_compile(tree, filename, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise ImportError(f"cannot compile {filename}, line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:
+        if guard is not None and isinstance(exc, guard.GuardViolation):
+            raise _scripts.denied(f"{filename}, line {exc.line}: {exc}") from None
+        raise
+    exec(code, module.__dict__)
 
 
 def _checked(module: object) -> _ast.Module:

@@ -8,6 +8,8 @@ safe on any source, sandboxed or not:
   worker does);
 - :func:`has_relative_require`: a ``(require .macros ...)`` whose expansion
   depends on a file beside the script (compiled at load, not for the cache);
+- :func:`may_import_relatively`: an ``(import .helpers [f])`` a sandboxed
+  worker resolves through the script's compiler (so it compiles the source);
 - :func:`spelled_names`: the names functions are registered under, as the
   source spells them;
 - :func:`unclosed_opener`: the bracket or string a truncated source leaves open.
@@ -35,6 +37,7 @@ __all__ = [
     "check_sandboxable",
     "may_run_code_while_compiling",
     "has_relative_require",
+    "may_import_relatively",
     "spelled_names",
     "unclosed_opener",
     "CLOSERS",
@@ -69,6 +72,16 @@ def has_relative_require(source: str, name: str) -> bool:
         if isinstance(form, tuple):
             todo.extend(form)
     return False
+
+
+#: ``(import .helpers [f])``, ``(import math .helpers [f])``: an import form naming a module that starts with a dot
+_RELATIVE_IMPORT = re.compile(r"\(\s*import\b[^()]*?\s\.")
+
+
+def may_import_relatively(source: str) -> bool:
+    """Whether the source might import a file beside the script (a text
+    search that errs on the side of yes; NFKC-normalised as Hy reads)."""
+    return _RELATIVE_IMPORT.search(unicodedata.normalize("NFKC", source)) is not None
 
 
 _DEFINERS = {"defn", "defn/a"}
@@ -215,6 +228,8 @@ def sandbox_violation(source: str, name: str) -> tuple[str, int | None, int | No
 _COMPILE_TIME_WORDS = re.compile(
     r"defmacro|defreader|do-mac|do_mac|eval-when-compile|eval_when_compile|eval-and-compile|eval_and_compile"
     r"|require|get-macro|get_macro|local-macros|local_macros|export|pragma|\bhy\b"
+    # the curated runtime by its own name: its hy.eval and hy.I act for scripts their worker compiled
+    r"|kryon_lisp_hy"
 )
 
 
