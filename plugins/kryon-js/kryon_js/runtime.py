@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from threading import get_ident
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -74,6 +75,13 @@ class Host:
         self.api: list[ApiEntry] = []
         self.globals: dict[str, Any] = {}
         self.chain = Chain()
+        #: the threads whose chain runs a host callback now (nesting > 0): the hot-path callers read
+        #: this set, which is empty most of the time, instead of the thread-local chain; each thread adds
+        #: and discards only its own id (one atomic step each)
+        self.nested: set[int] = set()
+        #: the threads whose chain got its GRACE (``Chain.extended`` set), until their next outermost
+        #: limited call starts: the hot-path callers reset ``extended`` only when this set is not empty
+        self.graced: set[int] = set()
         #: host exceptions on their way through JavaScript, by id (the JS Error carries the id)
         self.host_errors: dict[int, BaseException] = {}
         self.host_error_ids = itertools.count(1)
@@ -81,7 +89,7 @@ class Host:
         self.output = output
         self.interrupt: Any = None
         if self.capi:
-            monotonic, chain = time.monotonic, self.chain
+            monotonic, chain, graced = time.monotonic, self.chain, self.graced
 
             @capi.INTERRUPT_HANDLER
             def interrupt(rt: int, opaque: int) -> int:
@@ -90,6 +98,7 @@ class Host:
                 if now > chain.deadline:
                     if not chain.extended:  # once per outermost limited call: nested catches get no more
                         chain.extended = chain.deadline = now + GRACE
+                        graced.add(get_ident())
                     return 1
                 return 0
 
@@ -105,8 +114,14 @@ class Host:
         if now > chain.deadline:
             if not chain.extended:
                 chain.extended = chain.deadline = now + GRACE
+                self.graced.add(get_ident())
             return True
         return False
+
+    def fresh_chain(self) -> None:
+        """An outermost limited call starts: its deadline may be pushed back by GRACE once again."""
+        self.chain.extended = 0.0
+        self.graced.discard(get_ident())
 
     def out_fn(self, text: str) -> None:
         try:

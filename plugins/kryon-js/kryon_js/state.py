@@ -227,7 +227,7 @@ class ScriptState:
         prev = chain.deadline
         if self.time_limit is not None:
             if prev == INF:
-                chain.extended = 0.0
+                self.host.fresh_chain()
             deadline = time.monotonic() + self.time_limit
             if deadline < prev:
                 chain.deadline = deadline
