@@ -9,7 +9,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from kryon_core import FunctionRef, ScriptRuntimeError
+from kryon_core import FunctionRef, ScriptRuntimeError, threads
 
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, INF, JSObject, Pending
@@ -126,34 +126,49 @@ def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
     binding, one generated JS wrapper around the function; ``general`` takes
     a call with another number of arguments."""
     script = state.script
+    max_value = state.max_value
 
-    def slow_in(args: tuple[Any, ...]) -> Any:
-        argv = state.args_obj(args)
-        r = state.apply_args(wrapper, argv)
-        argv = None
+    def result(r: Any) -> Any:
         t = type(r)
-        if t is str and state.max_value is not None and len(r) > state.max_value:
+        if t is str and max_value is not None and len(r) > max_value:
             state.too_big("a result")
         if t is int or t is str or t is bool or r is None:
             return r
         if t is float:
             return number_from_js(r)
-        r = None
+        r = None  # the BOX Object is released inside the gate
         return state.unbox()
 
+    def slow_in(args: tuple[Any, ...]) -> Any:
+        argv = state.args_obj(args)
+        r = state.apply_args(wrapper, argv)
+        argv = None
+        return result(r)
+
     def slow(args: tuple[Any, ...]) -> Any:
+        """Arguments that need converting, or another number of them."""
         if len(args) != n:
             return general(function, args, script=script)
         if state.closed:
             raise unloaded(state)
         return state.run(slow_in, args)
 
+    def entered_in(args: tuple[Any, ...]) -> Any:
+        return result(wrapper(*args))
+
+    def entered(args: tuple[Any, ...]) -> Any:
+        """Scalar arguments, but the call must go through ``ScriptState.run``: it
+        nests inside a host callback (``kryon.call`` between scripts), the gate
+        is contended, a release is pending or the script was unloaded (``ScriptState.close``
+        leaves a marker in ``pending_release``)."""
+        return state.run(entered_in, args)
+
     acquire, release = state.gate.uncontended()
     env = dict(
-        slow=slow, ctx=state, pending=state.pending_release, acquire=acquire, release=release, wrapper=wrapper,
-        unbox=state.unbox, binding_error=state.host.binding_error, number_from_js=number_from_js,
-        plain_str=plain_str, chain=state.host.chain, nested=state.host.nested, graced=state.host.graced,
-        fresh_chain=state.host.fresh_chain, monotonic=time.monotonic,
+        slow=slow, entered=entered, ctx=state, pending=state.pending_release, acquire=acquire, release=release,
+        wrapper=wrapper, unbox=state.unbox, binding_error=state.host.binding_error, number_from_js=number_from_js,
+        plain_str=plain_str, chains=state.host.chains, nested=state.host.nested, graced=state.host.graced,
+        fresh_chain=state.host.fresh_chain, tracking=threads.tracking, monotonic=time.monotonic,
         BINDING_ERRORS=BINDING_ERRORS, MISSING=MISSING, SCALARS=PASS_TYPES, INF=INF, int=int, str=str, float=float,
         bool=bool, type=type, JSObject=JSObject,
     )
@@ -168,9 +183,10 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
     binding passes exactly go straight through; anything else takes
     ``slow``), then the gate's uncontended path inlined, the deadline armed,
     the JS wrapper called and its result read. A call nested inside a host
-    callback (``nested`` names the threads running one), a contended gate, a
-    pending release or an unloaded script take ``slow``, which goes through
-    ``ScriptState.run``."""
+    callback (``nested`` names the threads running one), a debugger tracking
+    gate entries (``threads.tracking``), a contended gate, a pending release
+    or an unloaded script (both in ``pending``) take ``entered``, which goes
+    through ``ScriptState.run`` with the arguments as they are."""
     names = [f"a{i}" for i in range(n)]
     if n > 8:
         head = "def call(*args):\n"
@@ -194,8 +210,10 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
         )
         call_args = ", ".join(names)
     # a thread inside a host callback is in ``nested`` (one look-up instead of the thread-local's)
-    gate = (f"    if nested and chain.nesting or not acquire(False):\n        return slow({given})\n"
-            f"    if pending or ctx.closed:\n        release()\n        return slow({given})\n")
+    chain = "chain" if time_limit is not None else "chains.chain"
+    gate = ("    chain = chains.chain\n" if time_limit is not None else "")
+    gate += (f"    if nested and {chain}.nesting or tracking or not acquire(False):\n        return entered({given})\n"
+            f"    if pending:\n        release()\n        return entered({given})\n")
     body = ""
     if time_limit is not None:
         # outside a callback the chain's deadline is normally INF: this call starts a limited chain

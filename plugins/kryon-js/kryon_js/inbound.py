@@ -42,17 +42,18 @@ def arguments(state: "ScriptState", enc: Any, args: tuple[Any, ...]) -> list[Any
 
 def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) -> Any:
     host = state.host
-    chain = host.chain
-    outer, chain.inside = chain.inside, state
-    if not chain.nesting:
+    chain = host.chains.chain
+    outer, depth = chain.inside, chain.nesting
+    chain.inside = state
+    if not depth:
         host.nested.add(get_ident())
-    chain.nesting += 1
+    chain.nesting = depth + 1
     try:
         return fn(*values)
     finally:
-        chain.nesting -= 1
+        chain.nesting = depth
         chain.inside = outer
-        if not chain.nesting:
+        if not depth:
             host.nested.discard(get_ident())
 
 

@@ -184,7 +184,9 @@ class ScriptState:
         self.handles.clear()
         for ref in list(self.fnrefs.values()):
             ref.release()
-        self.pending_release.clear()
+        # never empty again: the hot-path callers test only this list (not ``closed`` as well) and so
+        # take the checked path, which refuses the call
+        self.pending_release[:] = [0]
         for attr, _ in HELPERS:
             self.__dict__.pop(attr, None)
         self.ctx = None
