@@ -11,13 +11,18 @@ argument. Columns (ns per call, and ratios):
 - ``bound``: the handle from ``manager.function("bench.add")``.
 
 Ratios are printed against ``raw`` and against ``Function``; run under a
-trusted and a sandboxed policy. Usage: ``python benchmarks/js_call_overhead.py``.
+trusted and a sandboxed policy. Usage: ``python benchmarks/js_call_overhead.py
+[--quick] [--cpu]``; ``--cpu`` times the calling thread's CPU time instead of
+the wall clock, which a loaded machine disturbs far less (the binding runs
+JavaScript on the calling thread, so its time counts; not so for
+``Function``, whose worker thread's time it leaves out).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 import timeit
 
 import quickjs
@@ -30,6 +35,9 @@ function total(xs) { let s = 0; for (let i = 0; i < xs.length; i++) s += xs[i]; 
 """
 
 
+TIMER = time.thread_time if "--cpu" in sys.argv else time.perf_counter
+
+
 def interleaved(variants: dict, numbers: dict, rounds: int) -> dict:
     """ns per call of each variant: the best of ``rounds`` batches, the
     variants' batches interleaved so a change in machine load hits them alike."""
@@ -39,7 +47,7 @@ def interleaved(variants: dict, numbers: dict, rounds: int) -> dict:
     for _ in range(rounds):
         for name, fn in variants.items():
             n = numbers[name]
-            best[name] = min(best[name], timeit.timeit(fn, number=n) / n * 1e9)
+            best[name] = min(best[name], timeit.timeit(fn, number=n, timer=TIMER) / n * 1e9)
     return best
 
 

@@ -9,7 +9,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from kryon_core import FunctionRef, ScriptRuntimeError
+from kryon_core import FunctionRef, ScriptRuntimeError, threads
 
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, INF, JSObject, Pending
@@ -126,33 +126,51 @@ def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
     binding, one generated JS wrapper around the function; ``general`` takes
     a call with another number of arguments."""
     script = state.script
+    max_value = state.max_value
 
-    def slow_in(args: tuple[Any, ...]) -> Any:
-        argv = state.args_obj(args)
-        r = state.apply_args(wrapper, argv)
-        argv = None
+    def result(r: Any) -> Any:
         t = type(r)
-        if t is str and state.max_value is not None and len(r) > state.max_value:
+        if t is str and max_value is not None and len(r) > max_value:
             state.too_big("a result")
         if t is int or t is str or t is bool or r is None:
             return r
         if t is float:
             return number_from_js(r)
-        r = None
+        r = None  # the BOX Object is released inside the gate
         return state.unbox()
 
+    def slow_in(args: tuple[Any, ...]) -> Any:
+        argv = state.args_obj(args)
+        r = state.apply_args(wrapper, argv)
+        argv = None
+        return result(r)
+
     def slow(args: tuple[Any, ...]) -> Any:
+        """Arguments that need converting, or another number of them."""
         if len(args) != n:
             return general(function, args, script=script)
         if state.closed:
             raise unloaded(state)
         return state.run(slow_in, args)
 
+    def entered_in(args: tuple[Any, ...]) -> Any:
+        return result(wrapper(*args))
+
+    def entered(args: tuple[Any, ...]) -> Any:
+        """Scalar arguments, but the call must go through ``ScriptState.run``: it
+        nests inside a host callback (``kryon.call`` between scripts), the gate
+        is contended, a release is pending or the script was unloaded (``ScriptState.close``
+        leaves a marker in ``pending_release``)."""
+        return state.run(entered_in, args)
+
+    acquire, release = state.gate.uncontended()
     env = dict(
-        slow=slow, ctx=state, pending=state.pending_release, run=state.gate.run, wrapper=wrapper,
-        unbox=state.unbox, binding_error=state.host.binding_error, number_from_js=number_from_js,
-        plain_str=plain_str, chain=state.host.chain, monotonic=time.monotonic, BINDING_ERRORS=BINDING_ERRORS,
-        MISSING=MISSING, SCALARS=PASS_TYPES, INF=INF, int=int, str=str, float=float, bool=bool, type=type, JSObject=JSObject,
+        slow=slow, entered=entered, ctx=state, pending=state.pending_release, acquire=acquire, release=release,
+        wrapper=wrapper, unbox=state.unbox, binding_error=state.host.binding_error, number_from_js=number_from_js,
+        plain_str=plain_str, chains=state.host.chains, nested=state.host.nested, graced=state.host.graced,
+        fresh_chain=state.host.fresh_chain, tracking=threads.tracking, monotonic=time.monotonic,
+        BINDING_ERRORS=BINDING_ERRORS, MISSING=MISSING, SCALARS=PASS_TYPES, INF=INF, int=int, str=str, float=float,
+        bool=bool, type=type, JSObject=JSObject,
     )
     exec(caller_source(n, state.time_limit, state.max_value), env)  # noqa: S102 - generated from a fixed template
     return env["call"]  # type: ignore[no-any-return]
@@ -160,15 +178,21 @@ def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
 
 def caller_source(n: int, time_limit: float | None, max_value: int | None = None) -> str:
     """Python source of the hot-path caller for a function of ``n`` declared
-    parameters: one test per argument, no loop (scalars the binding passes
-    exactly go straight through; anything else takes ``slow``), then the
-    body run through the script's gate."""
+    parameters, all in one frame (each Python call here costs as much as a
+    tenth of the JavaScript call): one test per argument, no loop (scalars the
+    binding passes exactly go straight through; anything else takes
+    ``slow``), then the gate's uncontended path inlined, the deadline armed,
+    the JS wrapper called and its result read. A call nested inside a host
+    callback (``nested`` names the threads running one), a debugger tracking
+    gate entries (``threads.tracking``), a contended gate, a pending release
+    or an unloaded script (both in ``pending``) take ``entered``, which goes
+    through ``ScriptState.run`` with the arguments as they are."""
     names = [f"a{i}" for i in range(n)]
     if n > 8:
         head = "def call(*args):\n"
         check = ("    for a in args:\n        if not (type(a) is int and -2147483648 <= a <= 2147483647 or type(a) in SCALARS"
                  " or type(a) is str and (a.isascii() or plain_str(a))):\n            return slow(args)\n"
-                 f"    if len(args) != {n} or chain.nesting:\n        return slow(args)\n")
+                 f"    if len(args) != {n}:\n        return slow(args)\n")
         call_args, given = "*args", "args"
     else:
         params = ", ".join([f"{a}=MISSING" for a in names] + ["*rest"])
@@ -183,16 +207,19 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
         check = (
             f"    if {present}:\n        return slow(tuple(x for x in {given} if x is not MISSING) + rest)\n"
             + (f"    if {tests}:\n        return slow({given})\n" if n else "")
-            + f"    if chain.nesting:\n        return slow({given})\n"
         )
         call_args = ", ".join(names)
-    caller = head + check + f"    return run(body, {call_args})\n"
-    body = f"def body({'*args' if n > 8 else ', '.join(names)}):\n"
-    body += f"    if pending or ctx.closed:\n        return slow({given})\n"
+    # a thread inside a host callback is in ``nested`` (one look-up instead of the thread-local's)
+    chain = "chain" if time_limit is not None else "chains.chain"
+    gate = ("    chain = chains.chain\n" if time_limit is not None else "")
+    gate += (f"    if nested and {chain}.nesting or tracking or not acquire(False):\n        return entered({given})\n"
+            f"    if pending:\n        release()\n        return entered({given})\n")
+    body = ""
     if time_limit is not None:
+        # outside a callback the chain's deadline is normally INF: this call starts a limited chain
         body += (f"    prev = chain.deadline\n    deadline = monotonic() + {float(time_limit)!r}\n"
                  "    if deadline < prev:\n        chain.deadline = deadline\n"
-                 "        if prev == INF:\n            chain.extended = 0.0\n")
+                 "        if graced and prev == INF:\n            fresh_chain()\n")
     body += (
         "    try:\n"
         f"        r = wrapper({call_args})\n"
@@ -203,7 +230,8 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
         "        r = None\n"  # the BOX Object is released inside the gate
         "        return unbox()\n"
         "    except BINDING_ERRORS as exc:\n        raise binding_error(ctx, exc) from None\n"
+        "    finally:\n"
+        + ("        chain.deadline = prev\n" if time_limit is not None else "")
+        + "        release()\n"
     )
-    if time_limit is not None:
-        body += "    finally:\n        chain.deadline = prev\n"
-    return body + caller
+    return head + check + gate + body

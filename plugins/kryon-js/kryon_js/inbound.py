@@ -5,6 +5,7 @@ may catch; uncaught, it surfaces as the original kryon error class."""
 
 from __future__ import annotations
 
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Callable
 
 from kryon_core import ScriptError, ScriptRuntimeError
@@ -40,14 +41,20 @@ def arguments(state: "ScriptState", enc: Any, args: tuple[Any, ...]) -> list[Any
 
 
 def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) -> Any:
-    chain = state.host.chain
-    outer, chain.inside = chain.inside, state
-    chain.nesting += 1
+    host = state.host
+    chain = host.chains.chain
+    outer, depth = chain.inside, chain.nesting
+    chain.inside = state
+    if not depth:
+        host.nested.add(get_ident())
+    chain.nesting = depth + 1
     try:
         return fn(*values)
     finally:
-        chain.nesting -= 1
+        chain.nesting = depth
         chain.inside = outer
+        if not depth:
+            host.nested.discard(get_ident())
 
 
 def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from threading import get_ident
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -52,17 +53,29 @@ class Pending:
         self.id = pid
 
 
-class Chain(threading.local):
-    """The call chain running on one thread (class attributes are the defaults)."""
+class Chain:
+    """The call chain running on one thread (see :class:`Chains`)."""
 
-    #: when the chain must stop (monotonic seconds): the earliest deadline of every limited call in it
-    deadline: float = INF
-    #: the deadline fired and was pushed back by GRACE once (cleared when an outermost limited call starts)
-    extended: float = 0.0
-    #: host callbacks running now on this thread (JS -> host -> JS nesting)
-    nesting: int = 0
-    #: the script whose host callback runs now (for get_stack_trace)
-    inside: "ScriptState | None" = None
+    __slots__ = ("deadline", "extended", "nesting", "inside")
+
+    def __init__(self) -> None:
+        #: when the chain must stop (monotonic seconds): the earliest deadline of every limited call in it
+        self.deadline = INF
+        #: the deadline fired and was pushed back by GRACE once (cleared when an outermost limited call starts)
+        self.extended = 0.0
+        #: host callbacks running now on this thread (JS -> host -> JS nesting)
+        self.nesting = 0
+        #: the script whose host callback runs now (for get_stack_trace)
+        self.inside: "ScriptState | None" = None
+
+
+class Chains(threading.local):
+    """Each thread's :class:`Chain`: one thread-local look-up, then plain slot
+    attributes (every attribute of a thread-local costs that look-up, and a
+    call reads and writes the chain several times)."""
+
+    def __init__(self) -> None:
+        self.chain = Chain()
 
 
 class Host:
@@ -73,7 +86,14 @@ class Host:
         self.prelude_bytecode: bytes | None = None
         self.api: list[ApiEntry] = []
         self.globals: dict[str, Any] = {}
-        self.chain = Chain()
+        self.chains = Chains()
+        #: the threads whose chain runs a host callback now (nesting > 0): the hot-path callers read
+        #: this set, which is empty most of the time, instead of the thread-local chain; each thread adds
+        #: and discards only its own id (one atomic step each)
+        self.nested: set[int] = set()
+        #: the threads whose chain got its GRACE (``Chain.extended`` set), until their next outermost
+        #: limited call starts: the hot-path callers reset ``extended`` only when this set is not empty
+        self.graced: set[int] = set()
         #: host exceptions on their way through JavaScript, by id (the JS Error carries the id)
         self.host_errors: dict[int, BaseException] = {}
         self.host_error_ids = itertools.count(1)
@@ -81,21 +101,28 @@ class Host:
         self.output = output
         self.interrupt: Any = None
         if self.capi:
-            monotonic, chain = time.monotonic, self.chain
+            monotonic, chains, graced = time.monotonic, self.chains, self.graced
 
             @capi.INTERRUPT_HANDLER
             def interrupt(rt: int, opaque: int) -> int:
                 # runs on the thread executing JavaScript, so it reads that thread's chain
                 now = monotonic()
+                chain = chains.chain
                 if now > chain.deadline:
                     if not chain.extended:  # once per outermost limited call: nested catches get no more
                         chain.extended = chain.deadline = now + GRACE
+                        graced.add(get_ident())
                     return 1
                 return 0
 
             self.interrupt = interrupt
         # one lock for the shared compile-only context and the prelude bytecode made once
         self.compile_lock = threading.Lock()
+
+    @property
+    def chain(self) -> Chain:
+        """The calling thread's call chain."""
+        return self.chains.chain
 
     def expired(self) -> bool:
         """Whether the running chain is past its deadline (the guards ask
@@ -105,8 +132,14 @@ class Host:
         if now > chain.deadline:
             if not chain.extended:
                 chain.extended = chain.deadline = now + GRACE
+                self.graced.add(get_ident())
             return True
         return False
+
+    def fresh_chain(self) -> None:
+        """An outermost limited call starts: its deadline may be pushed back by GRACE once again."""
+        self.chain.extended = 0.0
+        self.graced.discard(get_ident())
 
     def out_fn(self, text: str) -> None:
         try:
@@ -139,4 +172,4 @@ class Host:
         return type(err).__name__ in ("ScriptTimeoutError", "MemoryLimitError")
 
 
-__all__ = ["BINDING_ERRORS", "Chain", "Host", "INF", "JSObject", "LANGUAGE", "PRELUDE_SOURCE", "Pending"]
+__all__ = ["BINDING_ERRORS", "Chain", "Chains", "Host", "INF", "JSObject", "LANGUAGE", "PRELUDE_SOURCE", "Pending"]

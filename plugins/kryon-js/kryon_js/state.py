@@ -184,7 +184,9 @@ class ScriptState:
         self.handles.clear()
         for ref in list(self.fnrefs.values()):
             ref.release()
-        self.pending_release.clear()
+        # never empty again: the hot-path callers test only this list (not ``closed`` as well) and so
+        # take the checked path, which refuses the call
+        self.pending_release[:] = [0]
         for attr, _ in HELPERS:
             self.__dict__.pop(attr, None)
         self.ctx = None
@@ -227,7 +229,7 @@ class ScriptState:
         prev = chain.deadline
         if self.time_limit is not None:
             if prev == INF:
-                chain.extended = 0.0
+                self.host.fresh_chain()
             deadline = time.monotonic() + self.time_limit
             if deadline < prev:
                 chain.deadline = deadline
