@@ -820,6 +820,8 @@ def serve(msg: dict[str, Any]) -> None:
 WARM_KEYS = ("sys_path", "confine_paths", "site", "preload", "compiler")
 #: the warm-up this process did (a fork server's child inherits it)
 _warmed: tuple[Any, ...] | None = None
+#: read-only proxies of the modules every script may import (made by warm_up)
+_proxies: dict[str, types.ModuleType] = {}
 #: this worker was forked by a fork server (``zygote.py``) rather than started
 FORKED = False
 
@@ -849,6 +851,8 @@ def warm_up(init: dict[str, Any]) -> None:
         except ImportError:
             pass
     _resolve_compiler(init.get("compiler"))
+    _proxies.clear()
+    _proxies.update(scriptenv.proxy_modules(guard.attribute_allowed))
     import ast  # noqa: F401  (compile_script and function_infos use these after sealing)
     import atexit  # noqa: F401  (weakref.finalize imports it on first use)
     import inspect  # noqa: F401
@@ -880,7 +884,7 @@ def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
             continue
         granted_dirs += [p for p in getattr(sys.modules.get(name, module), "__path__", ()) if isinstance(p, str)]
     S.compile = _resolve_compiler(init.get("compiler"))
-    S.modules = scriptenv.proxy_modules(guard.attribute_allowed)
+    S.modules = dict(_proxies)
     if init.get("asyncio"):
         import asyncio
 
@@ -913,6 +917,8 @@ def _keep_reachable(paths: list[str]) -> None:
         except OSError:
             continue
         mapping.append((path.rstrip(os.sep) or os.sep, f"/proc/self/fd/{fd}"))
+    if not mapping:
+        return  # nothing granted to reach: the path stays as it is
     mapping.sort(key=lambda pair: len(pair[0]), reverse=True)  # the deepest directory wins
 
     def through_fd(entry: Any) -> Any:
