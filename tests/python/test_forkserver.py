@@ -239,3 +239,67 @@ def test_lisp_workers_fork_from_their_own_zygote() -> None:
     assert m.call_function("l2.mark") == 1
     assert _server(m, "lisp").spec["compiler"] != "python", "Lisp's zygote has imported Hy's compiler"
     m.close()
+
+
+# -- the fork server's own limits -------------------------------------------------------------------
+FAKE_SPEC = {"sys_path": [], "confine_paths": [], "site": False, "preload": [], "compiler": "python"}
+
+
+def _fake_zygote(tmp_path: Path, monkeypatch, body: str, tag: str) -> dict:
+    """A zygote program that misbehaves as ``body`` says (its control socket is fd 0)."""
+    program = tmp_path / f"zygote_{tag}.py"
+    program.write_text("import os, socket, time\ncontrol = socket.socket(fileno=0)\ncontrol.recv(65536)\n" + body)
+    monkeypatch.setattr(forkserver, "ZYGOTE_PATH", str(program))
+    return dict(FAKE_SPEC, preload=[f"kryon_fake_{tag}"])  # a spec of its own
+
+
+def _forget(spec: dict) -> None:
+    with forkserver._servers_lock:
+        server = forkserver._servers.pop(json.dumps(forkserver.warm_spec(spec), sort_keys=True), None)
+    if server is not None:
+        server.close()
+
+
+def test_a_worker_waits_for_a_warming_zygote_only_so_long(tmp_path, monkeypatch) -> None:
+    """A zygote that never finishes warming up: a worker start waits
+    WARM_WAIT for it, then starts the usual way."""
+    spec = _fake_zygote(tmp_path, monkeypatch, "time.sleep(600)\n", "stuck")
+    monkeypatch.setattr(forkserver, "WARM_WAIT", 0.3)
+    try:
+        assert forkserver.fork_worker(spec) is None
+        server = forkserver.server_for(spec, start=False)
+        assert server is not None and server.state == "starting", "still warming: it may serve a later worker"
+    finally:
+        _forget(spec)
+
+
+def test_a_zygote_that_does_not_answer_a_fork_is_dropped(tmp_path, monkeypatch) -> None:
+    """A ready zygote that does not answer a fork request within
+    FORK_TIMEOUT counts as dead: the worker starts the usual way."""
+    spec = _fake_zygote(tmp_path, monkeypatch, "control.sendall(b'R')\ntime.sleep(600)\n", "mute")
+    monkeypatch.setattr(forkserver, "FORK_TIMEOUT", 0.3)
+    try:
+        server = forkserver.server_for(spec)
+        assert server is not None and server.ready(60)
+        assert forkserver.fork_worker(spec) is None
+        assert server.state == "dead" and "stopped answering" in server.error
+        assert server.popen is not None and server.popen.poll() is not None, "the mute zygote was ended"
+    finally:
+        _forget(spec)
+
+
+def test_only_so_many_zygotes_are_kept(tmp_path, monkeypatch) -> None:
+    """One zygote per warm-up spec, MAX_SERVERS at most: the oldest is ended."""
+    monkeypatch.setattr(forkserver, "MAX_SERVERS", 2)
+    specs = [_fake_zygote(tmp_path, monkeypatch, "control.sendall(b'R')\ntime.sleep(600)\n", f"kept{i}")
+             for i in range(3)]
+    servers = []
+    try:
+        for spec in specs:
+            servers.append(forkserver.server_for(spec))
+        assert len(forkserver._servers) <= 2
+        assert servers[0].state == "dead" and servers[0].popen.wait(10) is not None
+        assert servers[2].ready(60)
+    finally:
+        for spec in specs:
+            _forget(spec)
