@@ -92,10 +92,8 @@ class ForkedChild:
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is not None:
             return self.returncode
-        if timeout is not None:
-            ready, _, _ = select.select([self._pidfd], [], [], max(timeout, 0))
-            if not ready:
-                raise subprocess.TimeoutExpired(self.args, timeout)
+        if timeout is not None and not _readable(self._pidfd, timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout)
         code = self._reap(0)
         assert code is not None
         return code
@@ -174,8 +172,7 @@ class ForkServer:
         """Whether the zygote warmed up (waiting up to ``timeout`` seconds)."""
         with self._lock:
             if self.state == "starting" and self.sock is not None:
-                readable, _, _ = select.select([self.sock], [], [], timeout)
-                if readable:
+                if _readable(self.sock.fileno(), timeout):
                     try:
                         answer = self.sock.recv(600)
                     except OSError as exc:
@@ -250,6 +247,14 @@ class ForkServer:
     @property
     def pid(self) -> int | None:
         return self.popen.pid if self.popen is not None else None
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` is readable within ``timeout`` seconds (poll: a host
+    with many workers has descriptors past select's limit of 1024)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(timeout, 0) * 1000))
 
 
 def _popen_zygote(control: int) -> "subprocess.Popen[bytes]":

@@ -303,3 +303,30 @@ def test_only_so_many_zygotes_are_kept(tmp_path, monkeypatch) -> None:
     finally:
         for spec in specs:
             _forget(spec)
+
+
+def test_a_host_with_descriptors_past_1024_still_waits_for_its_workers() -> None:
+    """The host waits on a forked worker's pidfd (and a zygote's socket) with
+    poll: select refuses descriptors past 1024, which a busy host reaches."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1400:
+        pytest.skip("the descriptor limit is too low to pass 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1400), hard))
+    null = os.open(os.devnull, os.O_RDONLY)
+    filler = [os.dup(null) for _ in range(1100)]
+    try:
+        m = _manager()
+        _probe(m, "a")
+        proc = m.engine("python").runtime._scripts["a"].proc
+        assert _info(m, "a")["hardening"]["start"] == "fork"
+        assert proc.popen._pidfd > 1024
+        pid = proc.pid
+        m.close()  # asks the worker to exit, waits for it on the pidfd, reaps it
+        assert proc.popen.returncode is not None
+        assert not os.path.exists(f"/proc/{pid}")
+    finally:
+        for fd in filler + [null]:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
