@@ -11,7 +11,9 @@ Every worker is started from one long-lived thread (:class:`Spawner`): the
 worker asks the kernel to kill it when its parent dies (``PR_SET_PDEATHSIG``),
 and Linux sends that signal when the *thread* that forked it ends, so a worker
 started from a short-lived thread (a replacement started inside some caller's
-call) would die with that thread.
+call) would die with that thread. A worker forked by a fork server
+(:mod:`.forkserver`) has that same thread as its parent: the zygote was started
+from it and forks with ``CLONE_PARENT``.
 """
 
 from __future__ import annotations
