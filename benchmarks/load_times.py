@@ -29,11 +29,15 @@ FUNCTION = {
 CHILD = """
 import contextlib, json, sys, time
 from kryon_core import ScriptManager, SecurityPolicy
+from kryon_core.isolation import forkserver
 from kryon_core.isolation.testing import cached_bytecode_off
 language, policy, cache, path = sys.argv[1:5]
+forkserver.ENABLED.on = policy != "fresh-worker"
 pol = SecurityPolicy.trusted() if policy == "trusted" else SecurityPolicy.sandboxed(time_limit=60)
 m = ScriptManager(policy=pol, cache_dir=cache, output=lambda lang, text: None)
 engine = m.engine(language)  # engine start-up is not part of the load
+if policy in ("sandboxed", "worker-compiles") and hasattr(engine, "runtime"):
+    engine.runtime.prestart(wait=60)  # nor is the fork server's warm-up, which the engine's start began
 source = open(path, encoding="utf-8").read()
 switch = cached_bytecode_off() if policy == "worker-compiles" else contextlib.nullcontext()
 start = time.perf_counter()
@@ -64,7 +68,10 @@ def main() -> None:
     installed = ScriptManager(cache=False).languages
     print(f"load of a {args.functions}-function script in a fresh process: cold (empty cache) and warm (best of {args.repeat})")
     print("  (sandboxed Python and Lisp: 'worker' says whether the worker ran the cached code or compiled;")
-    print("   'worker-compiles' is the sandboxed load with the cached code withheld from the worker, side by side)")
+    print("   'worker-compiles' is the sandboxed load with the cached code withheld from the worker, side by side;")
+    print("   'sandboxed' forks the worker from the fork server the engine's start warmed up, 'sandboxed-first'")
+    print("   loads at once after the engine's start and waits for that warm-up, 'fresh-worker' starts a new")
+    print("   interpreter per worker, as without a fork server)")
     print(f"  {'language':12s} {'policy':16s} {'cold':>10s} {'warm':>10s} {'cached':>7s} {'worker':>9s}  warm vs trusted warm")
     for language in args.languages.split(","):
         if language not in installed:
@@ -74,7 +81,9 @@ def main() -> None:
             with open(path, "w", encoding="utf-8") as f:
                 f.write("".join(FUNCTION[language].format(i=i) for i in range(args.functions)))
             trusted_warm = None
-            policies = ["trusted", "sandboxed"] + (["worker-compiles"] if language in ("python", "lisp") else [])
+            policies = ["trusted", "sandboxed"]
+            if language in ("python", "lisp"):
+                policies += ["sandboxed-first", "fresh-worker", "worker-compiles"]
             for policy in policies:
                 cache = f"{tmp}/cache-{policy}"
                 cold = run(language, policy, cache, path)

@@ -8,14 +8,17 @@ follows the trust boundary:
 - host side: :class:`IsolatedRuntime` (``host.py``), what an engine composes
   (load, call, function handles, globals, memory, restart after a crash or a
   timeout); ``process.py``, one worker process, its request loop, the
-  watchdog and the spawner thread; ``testing.py``, test-only switches;
+  watchdog and the spawner thread; ``forkserver.py``, the fork servers
+  workers are forked from; ``testing.py``, test-only switches;
 - both sides: ``protocol.py``, length-prefixed JSON frames and the value
   encoding (never pickle: the host only ever parses JSON the worker wrote);
 - worker side (standard library only, loaded by path): ``worker.py``, the
   start-up and protocol loop; ``confine.py``, the kernel confinement
   (Landlock, seccomp, namespaces, rlimits, never root) and the audit hook;
   ``scriptenv.py``, a script's builtins, imports and ``kryon`` module;
-  ``guard.py``, the AST check applied to every script before it runs.
+  ``guard.py``, the AST check applied to every script before it runs;
+  ``zygote.py``, the fork server's program (imports what workers need,
+  forks them; not confined itself).
 
 :class:`CompilerSpec` says how the worker compiles source ("python", or a
 ``"module:function"`` another language supplies, e.g. Hy's AST compiler).

@@ -27,7 +27,7 @@ from ..errors import AccessDeniedError, ConversionError, ScriptError, ScriptRunt
 from ..policy import SecurityPolicy
 from ..threads import EngineGate
 from ..values import FunctionRef
-from . import protocol
+from . import forkserver, protocol
 from .process import ERROR_CLASSES, SPAWNER, WORKER_PATH, WorkerDied, WorkerProcess
 from .testing import SWITCHES
 
@@ -320,19 +320,30 @@ class IsolatedRuntime:
         succeeded does it replace the old one (which otherwise keeps running)."""
         return self.load(script_id, source, policy=policy, filename=filename, bytecode=bytecode)
 
+    def _warm_message(self) -> dict[str, Any]:
+        """The part of every init message no policy changes (a fork server's warm-up)."""
+        return {
+            "compiler": self.compiler.name,
+            "site": self.compiler.site,
+            "preload": list(self.compiler.preload),
+            "sys_path": [p for p in sys.path if isinstance(p, str) and p],
+            "confine_paths": confinement_paths(),
+        }
+
+    def prestart(self, wait: float = 0.0) -> None:
+        """Start the fork server of this runtime's workers ahead of the first
+        worker (waiting up to ``wait`` seconds until it is ready)."""
+        forkserver.prestart(self._warm_message(), wait=wait)
+
     def _init_message(self, script: _Script) -> dict[str, Any]:
         policy = script.policy
         return {
             **limits_for(policy),
-            "compiler": self.compiler.name,
-            "site": self.compiler.site,
-            "preload": list(self.compiler.preload),
+            **self._warm_message(),
             "columns": self.compiler.columns,
             "module_aliases": dict(self.compiler.module_aliases),
             "api_in_namespace": self.compiler.api_in_namespace,
             "allowed_imports": sorted(set(policy.allowed_modules) | set(self.compiler.runtime_imports)),
-            "sys_path": [p for p in sys.path if isinstance(p, str) and p],
-            "confine_paths": confinement_paths(),
             "host_pid": os.getpid(),
             "api": self._api_names,
             "asyncio": script.uses_async,

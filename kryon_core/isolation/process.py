@@ -11,7 +11,9 @@ Every worker is started from one long-lived thread (:class:`Spawner`): the
 worker asks the kernel to kill it when its parent dies (``PR_SET_PDEATHSIG``),
 and Linux sends that signal when the *thread* that forked it ends, so a worker
 started from a short-lived thread (a replacement started inside some caller's
-call) would die with that thread.
+call) would die with that thread. A worker forked by a fork server
+(:mod:`.forkserver`) has that same thread as its parent: the zygote was started
+from it and forks with ``CLONE_PARENT``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from ..errors import (
     StackFrame,
 )
 from ..values import FunctionRef, UserData
-from . import protocol
+from . import forkserver, protocol
+from .forkserver import ForkedChild
 
 if TYPE_CHECKING:
     from ..policy import SecurityPolicy
@@ -148,17 +151,21 @@ class Spawner:
 
     def spawn(self, argv: list[str], env: dict[str, str]) -> "subprocess.Popen[bytes]":
         """Start ``argv`` from the spawner thread and return its Popen."""
+        return self.call(lambda: _popen(argv, env))  # type: ignore[no-any-return]
+
+    def call(self, job: Callable[[], Any]) -> Any:
+        """Run ``job`` (which starts a process) on the spawner thread and return its result."""
         thread = self._ensure_thread()
         if threading.current_thread() is thread:
-            return _popen(argv, env)
+            return job()
         box: list[Any] = []
         done = threading.Event()
-        self._requests.put((lambda: _popen(argv, env), box, done))
+        self._requests.put((job, box, done))
         done.wait()
         result = box[0]
         if isinstance(result, BaseException):
             raise result
-        return result  # type: ignore[no-any-return]
+        return result
 
     def submit(self, job: Callable[[], Any]) -> None:
         """Run ``job`` on the spawner thread without waiting for it (it starts
@@ -231,21 +238,28 @@ class WorkerProcess:
         self.depth = 0
         self.hardening: dict[str, Any] = {}
         self.max_frame = max(protocol.DEFAULT_MAX_FRAME, 4 * (policy.max_value_size or 0))
-        self.popen = SPAWNER.spawn([sys.executable, "-I", "-S", WORKER_PATH], {"LC_ALL": "C.UTF-8"})
-        self.pid = self.popen.pid
-        self.wfd = self.popen.stdin.fileno()  # type: ignore[union-attr]
-        self.rfd = self.popen.stdout.fileno()  # type: ignore[union-attr]
+        self.popen: "subprocess.Popen[bytes] | ForkedChild | None" = None
+        self.pid = 0
+        self.wfd = self.rfd = -1
         self.buf = b""
         self.decoder = protocol.decoder(self._decode_tag)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, init: dict[str, Any]) -> None:
-        """Send the init message and wait until the worker sealed itself."""
+        """Start the process, send the init message and wait until the worker sealed itself."""
         self.send_init(init)
         self.finish_start()
 
     def send_init(self, init: dict[str, Any]) -> None:
-        """Send the init message; the worker imports and seals itself meanwhile."""
+        """Start the process and send the init message; the worker imports and
+        seals itself meanwhile. The process is forked by the fork server of
+        ``init``'s warm-up spec when one is ready, else started anew."""
+        self.popen = forkserver.fork_worker(init) or SPAWNER.spawn(
+            [sys.executable, "-I", "-S", WORKER_PATH], {"LC_ALL": "C.UTF-8"}
+        )
+        self.pid = self.popen.pid
+        self.wfd = self.popen.stdin.fileno()  # type: ignore[union-attr]
+        self.rfd = self.popen.stdout.fileno()  # type: ignore[union-attr]
         self.init = init
         self._send(dict(init, t="init", i=0))
 
@@ -263,6 +277,8 @@ class WorkerProcess:
     def kill(self, kind: str, message: str) -> None:
         if self.dead is None:
             self.dead = WorkerDied(kind, message)
+        if self.popen is None:  # never started
+            return
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except OSError:
@@ -276,6 +292,8 @@ class WorkerProcess:
         if self.dead is not None:
             return
         self.dead = WorkerDied("runtime", "the worker was closed")
+        if self.popen is None:
+            return
         try:
             protocol.write_frame(self.wfd, protocol.dumps({"t": "exit", "i": next(self.ids)}))
             self.popen.wait(timeout=0.5)
@@ -286,7 +304,7 @@ class WorkerProcess:
     def _stderr_tail(self) -> str:
         """The last line the worker wrote to its stderr (a start-up failure
         or a fatal error), read without blocking."""
-        stream = self.popen.stderr
+        stream = self.popen.stderr if self.popen is not None else None
         if stream is None:
             return ""
         try:
@@ -298,6 +316,8 @@ class WorkerProcess:
         return lines[-1].strip()[:300] if lines else ""
 
     def _reap(self) -> None:
+        if self.popen is None:
+            return
         for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             try:
                 stream.close()  # type: ignore[union-attr]
@@ -481,6 +501,8 @@ class WorkerProcess:
             self.dead = WorkerDied(
                 "timeout", f"the call ran longer than the time limit ({limit:g} s); the worker was stopped"
             )
+        if self.pid <= 0:
+            return
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except OSError:
@@ -491,7 +513,7 @@ class WorkerProcess:
             self._reap()
         else:
             try:
-                code = self.popen.wait(timeout=2)
+                code = self.popen.wait(timeout=2) if self.popen is not None else None
             except subprocess.TimeoutExpired:
                 code = None
             tail = self._stderr_tail()

@@ -195,6 +195,20 @@ def _key(k: Any) -> str:
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 _pack = HEADER.pack
+# The C encoder JSONEncoder.encode would build for every message, built once
+# (it keeps no state between messages: no circular-check markers): a
+# trivial call's round trip encodes two messages on each side.
+_c_encode: Callable[[Any, int], Any] | None = None
+if json.encoder.c_make_encoder is not None:  # type: ignore[attr-defined]
+    _c_encode = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+
+
+def _encode_text(message: Any) -> str:
+    if _c_encode is None or type(message) is not dict:
+        return _ENCODER.encode(message)
+    return "".join(_c_encode(message, 0))
 
 
 def dumps(message: Any) -> bytes:
@@ -202,12 +216,12 @@ def dumps(message: Any) -> bytes:
     level, against the caller's recursion limit: a message that ran out of
     stack is encoded again with room for what :func:`encode_value` allows."""
     try:
-        text = _ENCODER.encode(message)
+        text = _encode_text(message)
     except RecursionError:
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(limit + _PARSE_ROOM)
         try:
-            text = _ENCODER.encode(message)
+            text = _encode_text(message)
         finally:
             sys.setrecursionlimit(limit)
     data = text.encode("utf-8", "surrogatepass")
@@ -236,7 +250,7 @@ def loads(data: bytes, decoder: json.JSONDecoder | None = None) -> dict[str, Any
     try:
         text = data.decode("utf-8", "surrogatepass")
         try:
-            msg = decoder.decode(text)
+            msg = _decode(decoder, text)
         except RecursionError:
             limit = sys.getrecursionlimit()
             sys.setrecursionlimit(limit + _PARSE_ROOM)
@@ -249,6 +263,19 @@ def loads(data: bytes, decoder: json.JSONDecoder | None = None) -> dict[str, Any
     if type(msg) is not dict:
         raise ProtocolError("a message must be a JSON object")
     return msg
+
+
+def _decode(decoder: json.JSONDecoder, text: str) -> Any:
+    """``decoder.decode(text)``, calling its scanner directly when the text
+    is one value with nothing around it (what :func:`dumps` writes); anything
+    else goes the long way, which raises the usual errors."""
+    try:
+        value, end = decoder.scan_once(text, 0)  # type: ignore[attr-defined]
+    except StopIteration:
+        return decoder.decode(text)
+    if end != len(text):
+        return decoder.decode(text)
+    return value
 
 
 def write_frame(fd: int, frame: bytes) -> None:

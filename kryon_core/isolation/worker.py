@@ -26,9 +26,14 @@ Start-up, in this order:
    function), ``bp`` (a breakpoint hit) and ``mod`` (the source of a file
    beside the script, for a compiler's relative imports).
 
-Per call the worker arms ``ITIMER_REAL`` (a ``ScriptTimeout`` raised in script
-code) and ``RLIMIT_CPU`` (the kernel's SIGXCPU if the script hides in C code);
-the host keeps its own deadline and kills the process past it.
+Per call the worker keeps ``ITIMER_REAL`` (a ``ScriptTimeout`` raised in script
+code; the timer is left running between calls, see "time limits") and
+``RLIMIT_CPU`` (the kernel's SIGXCPU if the script hides in C code); the host
+keeps its own deadline and kills the process past it.
+
+A fork server (``zygote.py``) may have done the start-up's imports already
+(:func:`warm_up`) and forked this process; it then runs :func:`main` from
+step 1 like a worker the host started.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import itertools
 import os
 import signal
 import sys
+import time
 import types
 import weakref
 from collections.abc import Callable
@@ -94,7 +100,11 @@ class State:
         self.modules: dict[str, types.ModuleType] = {}  # name -> read-only module proxy
         self.kryon: types.ModuleType | None = None
         self.loop: Any = None
-        self.timer_armed = False
+        self.timer_armed = False  # an outermost call with a time limit runs
+        self.call_deadline: float | None = None  # when it must end (monotonic)
+        self.timer_at = 0.0  # when ITIMER_REAL fires (0: not armed)
+        self.cpu_checked_cpu = 0.0  # the CPU time at the last read, and when (monotonic)
+        self.cpu_checked_at = 0.0
         self.pending_timeout = False
         self.script_running = False
         self.internal = 0
@@ -316,8 +326,18 @@ def encode_args(args: Any) -> list[Any]:
 
 
 # -- time limits --------------------------------------------------------------------------
+# Arming and disarming ITIMER_REAL and reading the CPU clock for every call
+# cost more than the rest of a trivial call's round trip (system calls are
+# dear in a VM). So the kernel timer is left running after a call: a later
+# call whose deadline is later finds it armed and lets it fire early; the
+# handler then re-arms it for the rest of that call's limit (or does nothing
+# when no call runs). The CPU backstop is refreshed only when the CPU time
+# used since the last check could, at most, have reached it: a process uses
+# no more CPU time than wall time times its CPUs.
 _setitimer = signal.setitimer
 _ITIMER_REAL = signal.ITIMER_REAL
+_monotonic = time.monotonic
+_CPUS = os.cpu_count() or 1
 
 
 def _cpu_now() -> float:
@@ -326,9 +346,38 @@ def _cpu_now() -> float:
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
+    S.timer_at = 0.0
+    deadline = S.call_deadline
+    if deadline is None:
+        return  # the timer of a call that already ended
+    left = deadline - _monotonic()
+    if left > 0:  # armed by an earlier call: the rest of this call's limit
+        S.timer_at = deadline
+        _setitimer(_ITIMER_REAL, left)
+        return
     if S.script_running:
         raise ScriptTimeout("time limit exceeded")
     S.pending_timeout = True
+
+
+def _refresh_cpu_limit(limit: float, now: float) -> None:
+    """The kernel's backstop: SIGXCPU once this process used its CPU budget
+    (kept a few limits ahead; read and moved only when it could be near)."""
+    if S.cpu_checked_cpu + (now - S.cpu_checked_at) * _CPUS + limit + 1 <= S.cpu_soft:
+        return
+    cpu = _cpu_now()
+    S.cpu_checked_cpu, S.cpu_checked_at = cpu, now
+    if S.cpu_soft - cpu < limit + 1:
+        import resource
+
+        S.cpu_soft = int(cpu + 4 * limit) + 2
+        S.internal += 1
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (S.cpu_soft, resource.RLIM_INFINITY))
+        except (ValueError, OSError):
+            pass
+        finally:
+            S.internal -= 1
 
 
 class _Armed:
@@ -341,30 +390,23 @@ class _Armed:
         self.outer = False
 
     def __enter__(self) -> "_Armed":
-        if self.limit and not S.timer_armed:
+        limit = self.limit
+        if limit and not S.timer_armed:
             self.outer = True
             S.timer_armed = True
             S.pending_timeout = False
-            now = _cpu_now()
-            if S.cpu_soft - now < self.limit + 1:
-                # the kernel's backstop: SIGXCPU once this process used its
-                # CPU budget (refreshed lazily, at most a few limits ahead)
-                import resource
-
-                S.cpu_soft = int(now + 4 * self.limit) + 2
-                S.internal += 1
-                try:
-                    resource.setrlimit(resource.RLIMIT_CPU, (S.cpu_soft, resource.RLIM_INFINITY))
-                except (ValueError, OSError):
-                    pass
-                finally:
-                    S.internal -= 1
-            _setitimer(_ITIMER_REAL, self.limit)
+            now = _monotonic()
+            deadline = now + limit
+            S.call_deadline = deadline
+            _refresh_cpu_limit(limit, now)
+            if not S.timer_at or S.timer_at <= now or S.timer_at > deadline:
+                S.timer_at = deadline
+                _setitimer(_ITIMER_REAL, limit)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.outer:
-            _setitimer(_ITIMER_REAL, 0)
+            S.call_deadline = None  # the timer may still fire: the handler then does nothing
             S.timer_armed = False
             S.pending_timeout = False
 
@@ -794,9 +836,26 @@ def serve(msg: dict[str, Any]) -> None:
 
 
 # -- start-up -------------------------------------------------------------------------------
-def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
-    """Everything scripts may use, imported while files can still be read.
-    Returns the directories granted modules load submodules from lazily."""
+#: the init keys :func:`warm_up` reads: what no policy changes
+WARM_KEYS = ("sys_path", "confine_paths", "site", "preload", "compiler")
+#: the warm-up this process did (a fork server's child inherits it)
+_warmed: tuple[Any, ...] | None = None
+#: read-only proxies of the modules every script may import (made by warm_up)
+_proxies: dict[str, types.ModuleType] = {}
+#: this worker was forked by a fork server (``zygote.py``) rather than started
+FORKED = False
+
+
+def warm_up(init: dict[str, Any]) -> None:
+    """The imports every worker with these :data:`WARM_KEYS` makes, whatever
+    its policy: the path, the confinement libraries, ``site``, the preloaded
+    modules, the lazily loaded codecs, the compiler. A fork server does this
+    once; its children skip it (``site.main`` must not run twice)."""
+    global _warmed
+    key = tuple(json_key(init.get(k)) for k in WARM_KEYS)
+    if _warmed == key:
+        return
+    confine.load_libraries(init.get("confine_paths") or [])
     for p in init.get("sys_path") or []:
         if p not in sys.path:
             sys.path.append(p)
@@ -806,6 +865,35 @@ def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
         site.main()
     for name in init.get("preload", ()):
         __import__(name)
+    for name in scriptenv.EAGER_MODULES + scriptenv.SAFE_MODULES:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    _resolve_compiler(init.get("compiler"))
+    _proxies.clear()
+    _proxies.update(scriptenv.proxy_modules(guard.attribute_allowed))
+    import ast  # noqa: F401  (compile_script and function_infos use these after sealing)
+    import atexit  # noqa: F401  (weakref.finalize imports it on first use)
+    import inspect  # noqa: F401
+    import resource  # noqa: F401
+
+    _warmed = key
+
+
+def json_key(value: Any) -> Any:
+    """``value`` (plain JSON data) as something hashable and comparable."""
+    if isinstance(value, list):
+        return tuple(json_key(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, json_key(v)) for k, v in value.items()))
+    return value
+
+
+def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
+    """Everything scripts may use, imported while files can still be read.
+    Returns the directories granted modules load submodules from lazily."""
+    warm_up(init)
     if init.get("grants", {}).get("network"):
         import encodings.idna  # noqa: F401  (host names are encoded with it, lazily)
     granted_dirs: list[str] = []
@@ -815,13 +903,8 @@ def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
         except Exception:
             continue
         granted_dirs += [p for p in getattr(sys.modules.get(name, module), "__path__", ()) if isinstance(p, str)]
-    for name in scriptenv.EAGER_MODULES:
-        try:
-            __import__(name)
-        except ImportError:
-            pass
     S.compile = _resolve_compiler(init.get("compiler"))
-    S.modules = scriptenv.proxy_modules(guard.attribute_allowed)
+    S.modules = dict(_proxies)
     if init.get("asyncio"):
         import asyncio
 
@@ -829,10 +912,6 @@ def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
         # scripts with async code may import it (what it would do with files,
         # sockets or processes is refused when they try)
         S.modules.setdefault("asyncio", scriptenv.proxy_module("asyncio", asyncio))
-    import ast  # noqa: F401  (compile_script and function_infos use these after sealing)
-    import atexit  # noqa: F401  (weakref.finalize imports it on first use)
-    import inspect  # noqa: F401
-    import resource  # noqa: F401
 
     if init.get("grants", {}).get("imports"):
         # any module on the path may be imported lazily: its directories stay readable
@@ -858,6 +937,8 @@ def _keep_reachable(paths: list[str]) -> None:
         except OSError:
             continue
         mapping.append((path.rstrip(os.sep) or os.sep, f"/proc/self/fd/{fd}"))
+    if not mapping:
+        return  # nothing granted to reach: the path stays as it is
     mapping.sort(key=lambda pair: len(pair[0]), reverse=True)  # the deepest directory wins
 
     def through_fd(entry: Any) -> Any:
@@ -897,6 +978,7 @@ def _seal(init: dict[str, Any], read_paths: list[str]) -> dict[str, Any]:
     report["audit_hook"] = S.python_layers
     report["guard"] = S.python_layers
     report["builtins"] = "curated" if S.python_layers else "python"
+    report["start"] = "fork" if FORKED else "fresh"
     return report
 
 
@@ -915,7 +997,6 @@ def main() -> None:
         raise SystemExit("expected init")
     S.config = init
     S.python_layers = init.get("python_layers", True) is not False
-    confine.load_libraries(init.get("confine_paths") or [])
     S.max_value = init.get("limits", {}).get("value_size")
     S.time_limit = init.get("limits", {}).get("time")
     S.columns = bool(init.get("columns"))

@@ -114,6 +114,11 @@ class PyHostedEngine(ScriptEngine):
                                       script=script_id)
 
     # -- lifecycle ------------------------------------------------------------------------
+    def initialize(self, config: EngineConfig) -> None:
+        super().initialize(config)
+        if config.policy.sandboxed:  # sandboxed scripts are expected: their fork server warms up now
+            self.sandboxed.runtime.prestart()
+
     def check_policy(self, policy: SecurityPolicy) -> None:
         refuse_unkeepable(policy, self.language)
 

@@ -1,0 +1,188 @@
+"""The fork server's own program: a process that has imported what workers
+need and forks a fresh worker on request.
+
+Started by the host (:mod:`.forkserver`) as ``python -I -S <this file>``
+from the host's spawner thread, with an environment of ``LC_ALL`` alone, in
+its own session, its control socket (a UNIX stream socket) on stdin and
+``/dev/null`` on stdout and stderr. Standard library only, like the worker.
+
+1. it reads its warm-up spec (one frame: the part of a worker's init message
+   that no policy changes: the path, the confinement libraries, the compiler
+   and what it preloads) and imports all of it (``worker.warm_up``), then
+   answers ``R`` (ready) or ``E`` and why;
+2. for every request (one byte, with the new worker's stdin, stdout and
+   stderr passed as descriptors) it forks a child and answers the child's pid
+   (4 bytes, negative: an errno).
+
+The child is made with ``clone(CLONE_PARENT)``: its parent is the zygote's
+parent, the host's spawner thread, exactly as for a worker the host starts
+itself. The host reaps it and learns its exit status, and the child's
+parent-death signal (armed while it seals) follows the host, not the
+zygote: workers outlive a zygote that dies.
+
+The zygote holds no secret: it never sees a script, a grant or the host's
+environment, only the warm-up spec. It stays single-threaded (checked before
+each fork: a thread would not exist in the child and might hold a lock). The
+child moves its descriptors onto 0, 1 and 2, closes every other one, starts
+its own session, reseeds what Python's at-fork handlers reseed (``random``),
+and then runs the worker's ``main`` from its first step: it reads its own
+init message and confines itself as a freshly started worker does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import platform
+import signal
+import socket
+import struct
+import sys
+import types
+from typing import Any
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+#: ``clone`` system call numbers (the fork server is offered on these architectures only)
+CLONE_SYSCALLS = {"x86_64": 56, "aarch64": 220}
+_CLONE_PARENT = 0x00008000
+_PR_SET_PDEATHSIG = 1
+_PID = struct.Struct("<i")
+
+
+def _load_worker() -> types.ModuleType:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kryon_isolation_worker", os.path.join(_HERE, "worker.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# PyDLL: the GIL stays held across clone, as os.fork holds it across fork
+_api = ctypes.pythonapi
+_libc = ctypes.PyDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_libc.syscall.argtypes = [ctypes.c_long, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                          ctypes.c_ulong]
+
+
+def clone_parent() -> int:
+    """``os.fork`` with ``CLONE_PARENT``: Python's own before/after-fork steps
+    (locks, thread states, at-fork handlers such as ``random``'s reseed)
+    around a raw ``clone``. Returns 0 in the child, the pid in the caller."""
+    number = CLONE_SYSCALLS[platform.machine()]
+    _api.PyOS_BeforeFork()
+    ctypes.set_errno(0)
+    pid = _libc.syscall(number, _CLONE_PARENT | signal.SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:
+        _api.PyOS_AfterFork_Child()
+        return 0
+    errno = ctypes.get_errno()
+    _api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(errno, os.strerror(errno))
+    return int(pid)
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _child(worker: Any, control: socket.socket, fds: list[int]) -> None:
+    """In the new child: its channel on 0 and 1, its stderr on 2, nothing
+    else open, its own session; then the worker's start-up from step one."""
+    code = 1
+    try:
+        control.detach()  # the descriptor is closed below; the object must not close a reused number
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target, inheritable=True)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        worker.FORKED = True  # reported in worker_info()["hardening"]["start"]
+        worker.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _read_spec(control: socket.socket) -> dict[str, object]:
+    header = b""
+    while len(header) < 4:
+        chunk = control.recv(4 - len(header))
+        if not chunk:
+            raise SystemExit(0)
+        header += chunk
+    (n,) = struct.unpack(">I", header)
+    body = b""
+    while len(body) < n:
+        chunk = control.recv(n - len(body))
+        if not chunk:
+            raise SystemExit(0)
+        body += chunk
+    spec = json.loads(body.decode("utf-8"))
+    if not isinstance(spec, dict):
+        raise SystemExit("the warm-up spec must be an object")
+    return spec
+
+
+def main() -> None:
+    control = socket.socket(fileno=os.dup(0))
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
+    spec = _read_spec(control)
+    host = spec.get("host_pid")
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if isinstance(host, int) and os.getppid() != host:
+        os._exit(0)  # the host died before the signal was armed
+    try:
+        worker = _load_worker()
+        worker.warm_up(spec)
+    except BaseException as exc:
+        control.sendall(b"E" + f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:500])
+        os._exit(1)
+    # what the warm-up made is never collected in a child: its pages stay shared (copy-on-write)
+    gc.collect()
+    gc.freeze()
+    control.sendall(b"R")
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(control, 1, 3)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)  # the host closed its end (or died)
+        if len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            control.sendall(_PID.pack(-22))  # EINVAL
+            continue
+        if _threads() != 1:
+            for fd in fds:
+                os.close(fd)
+            control.sendall(_PID.pack(-35))  # EDEADLK: forking now could copy a held lock
+            continue
+        try:
+            pid = clone_parent()
+        except OSError as exc:
+            pid = -(exc.errno or 1)
+        if pid == 0:
+            _child(worker, control, fds)
+        for fd in fds:
+            os.close(fd)
+        control.sendall(_PID.pack(pid))
+
+
+if __name__ == "__main__":
+    main()

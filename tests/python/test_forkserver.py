@@ -1,0 +1,332 @@
+"""Workers forked by the fork server (kryon_core/isolation/forkserver.py and
+zygote.py): confined exactly as a freshly started worker, sharing nothing with
+each other or with the zygote, children of the host, and a dead zygote is
+replaced."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kryon_core import ScriptManager, SecurityPolicy
+from kryon_core.errors import ScriptError
+from kryon_core.isolation import forkserver
+from kryon_core.isolation.testing import python_layers_off
+
+pytestmark = pytest.mark.skipif(not forkserver.supported(), reason="the fork server needs Linux on x86_64 or aarch64")
+
+
+def _load_corpus():
+    spec = importlib.util.spec_from_file_location("escape_corpus", Path(__file__).with_name("escape_corpus.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = _load_corpus()
+
+
+def _manager(**policy) -> ScriptManager:
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=5.0, **policy), cache=False,
+                      output=lambda lang, text: None)
+    m.engine("python").runtime.prestart(wait=60)
+    return m
+
+
+def _info(m: ScriptManager, script: str, language: str = "python") -> dict:
+    return m.engine(language).runtime.worker_info(script)
+
+
+def _server(m: ScriptManager, language: str = "python") -> forkserver.ForkServer:
+    server = forkserver.server_for(m.engine(language).runtime._warm_message(), start=False)
+    assert server is not None
+    return server
+
+
+def _status(pid: int, field: str) -> str:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return line.split(":", 1)[1].strip()
+    raise KeyError(field)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+PROBE = "import os, random\ndef who():\n    return [os.getpid(), os.getppid(), random.random()]\n"
+
+
+def _probe(m: ScriptManager, script: str) -> None:
+    """A script that reports its worker's pid, parent and a random number (arbitrary Python: layers off)."""
+    with python_layers_off():
+        m.load_script_from_source(script, "python", PROBE)
+
+
+def test_a_ready_fork_server_forks_workers_that_are_the_hosts_children() -> None:
+    m = _manager()
+    _probe(m, "a")
+    _probe(m, "b")
+    for script in ("a", "b"):
+        info = _info(m, script)
+        assert info["hardening"]["start"] == "fork"
+        pid = info["pid"]
+        # CLONE_PARENT: the host is the parent (it reaps the worker and its death signal follows the host)
+        assert int(_status(pid, "PPid")) == os.getpid()
+        assert _status(pid, "Seccomp") == "2", "the forked worker runs under its seccomp filter"
+        assert _status(pid, "NoNewPrivs") == "1"
+        assert _status(pid, "Uid").split()[0] != "0"
+    a, b = m.call_function("a.who"), m.call_function("b.who")
+    assert a[0] != b[0] and a[1] == b[1] == os.getpid()
+    assert a[2] != b[2], "each forked worker reseeds random (the zygote's state is not shared)"
+    m.close()
+
+
+def test_forked_workers_share_nothing() -> None:
+    """A global, a module attribute and a builtin set by one script's worker
+    are not seen by another's (each is its own copy of the zygote)."""
+    with python_layers_off():
+        m = _manager()
+        source = (
+            "import sys, math, builtins\nstate = []\n"
+            "def mark(v):\n    state.append(v)\n    math.kryon_mark = v\n    builtins.kryon_mark = v\n"
+            "    sys.modules['kryon_mark'] = v\n    return len(state)\n"
+            "def seen():\n    return [len(state), getattr(math, 'kryon_mark', None), getattr(builtins, 'kryon_mark', None),"
+            " 'kryon_mark' in sys.modules]\n"
+        )
+        m.load_script_from_source("one", "python", source)
+        m.load_script_from_source("two", "python", source)
+    assert _info(m, "one")["hardening"]["start"] == _info(m, "two")["hardening"]["start"] == "fork"
+    assert m.call_function("one.mark", [7]) == 1
+    assert m.call_function("one.seen") == [1, 7, 7, True]
+    assert m.call_function("two.seen") == [0, None, None, False]
+    with python_layers_off():
+        m.load_script_from_source("three", "python", source)
+    assert m.call_function("three.seen") == [0, None, None, False], "nor by a worker forked later"
+    m.close()
+
+
+def test_a_forked_worker_keeps_only_its_own_descriptors() -> None:
+    """The zygote's control socket and other workers' pipes do not reach a forked worker."""
+    m = _manager()
+    _probe(m, "a")
+    _probe(m, "b")
+    pid = _info(m, "b")["pid"]
+    targets = sorted(os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
+    assert not [t for t in targets if t.startswith("socket:")], targets
+    pipes = [t for t in targets if t.startswith("pipe:")]
+    assert len(set(pipes)) == 3, f"its channel (in, out) and stderr only: {targets}"
+    m.close()
+
+
+def test_a_forked_worker_is_confined_like_a_fresh_one(monkeypatch) -> None:
+    """The escape corpus, arbitrary Python (Python layers off), against a
+    forked worker: nothing escapes, the zygote's environment and files
+    included; the same corpus against a freshly started worker agrees."""
+    traps = corpus.Traps()
+    try:
+        results = {}
+        for start in ("fork", "fresh"):
+            monkeypatch.setattr(forkserver.ENABLED, "on", start == "fork")
+            m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=5.0, allowed_modules=corpus.GRANTED_MODULES),
+                              cache=False, output=lambda lang, text: None)
+            if start == "fork":
+                m.engine("python").runtime.prestart(wait=60)
+            m.load_script_from_source("bystander", "python", "n = 0\ndef bump():\n    global n\n    n += 1\n    return n\n")
+            m.set_global("python", "T", traps.targets(_info(m, "bystander")["pid"]))
+            with python_layers_off():
+                m.load_script_from_source("corpus", "python", corpus.python_corpus_source())
+            assert _info(m, "corpus")["hardening"]["start"] == start
+            escaped = {}
+            for fn, name in corpus.python_attack_functions().items():
+                try:
+                    result = corpus.result_text(m.call_function(f"corpus.{fn}"))
+                except ScriptError as exc:
+                    result = f"{type(exc).__name__}: {exc.message}"
+                found = traps.escapes(result)
+                if corpus.descendants(_info(m, "corpus")["pid"]):
+                    found.append("the worker has child processes")
+                if found:
+                    escaped[name] = found
+            assert not escaped, f"escapes from a {start} worker: {escaped}"
+            assert m.call_function("bystander.bump") == 1
+            results[start] = _info(m, "corpus")["hardening"]
+            m.close()
+        # the address-space limit is what the worker uses plus the policy's memory: it differs a little
+        fork, fresh = ({k: v for k, v in results[s].items() if k not in ("start", "memory")} for s in ("fork", "fresh"))
+        assert fork == fresh, "a forked worker reports the same confinement as a fresh one"
+    finally:
+        traps.close()
+
+
+def test_a_dead_fork_server_is_replaced_and_its_workers_live_on() -> None:
+    m = _manager()
+    _probe(m, "before")
+    assert _info(m, "before")["hardening"]["start"] == "fork"
+    old = _server(m)
+    os.kill(old.pid, signal.SIGKILL)
+    old.popen.wait(timeout=10)
+    # the worker it forked is the host's child, not the zygote's: it lives on
+    assert m.call_function("before.who")[1] == os.getpid()
+    # the next worker starts the usual way (the dead zygote fails its request) ...
+    _probe(m, "during")
+    assert _info(m, "during")["hardening"]["start"] == "fresh"
+    # ... and a new zygote warms up for the ones after
+    new = _server(m)
+    assert new is not old and new.pid != old.pid
+    assert new.ready(60)
+    _probe(m, "after")
+    assert _info(m, "after")["hardening"]["start"] == "fork"
+    assert m.call_function("before.who")[0] == _info(m, "before")["pid"]
+    m.close()
+
+
+def test_a_zygote_that_cannot_warm_up_is_not_restarted() -> None:
+    """A warm-up that fails (here: a preloaded module that does not exist)
+    leaves workers to start the usual way, without a zygote start each time."""
+    spec = {"sys_path": list(sys.path), "confine_paths": [], "site": False, "preload": ["kryon_no_such_module"],
+            "compiler": "python"}
+    server = forkserver.server_for(spec)
+    assert server is not None
+    try:
+        assert not server.ready(60)
+        assert server.warm_failed and "kryon_no_such_module" in server.error
+        assert forkserver.server_for(spec) is server, "not started again"
+        assert forkserver.fork_worker(spec) is None
+    finally:
+        with forkserver._servers_lock:  # it would take a place among the kept zygotes
+            forkserver._servers.pop(json.dumps(forkserver.warm_spec(spec), sort_keys=True), None)
+
+
+def test_worker_killed_past_its_deadline_is_reaped() -> None:
+    """The host reaps a forked worker it killed (it is its child): no zombie is left."""
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.3), cache=False, output=lambda lang, text: None)
+    m.engine("python").runtime.prestart(wait=60)
+    m.load_script_from_source("s", "python", "def hang():\n    return sum(range(10**12))\n")
+    pid = _info(m, "s")["pid"]
+    assert _info(m, "s")["hardening"]["start"] == "fork"
+    with pytest.raises(ScriptError):
+        m.call_function("s.hang")
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}"), "the killed worker was reaped"
+    m.close()
+
+
+def test_lisp_workers_fork_from_their_own_zygote() -> None:
+    pytest.importorskip("kryon_lisp")
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=10.0), cache=False, output=lambda lang, text: None)
+    m.engine("lisp").runtime.prestart(wait=120)
+    m.load_script_from_source("l1", "lisp", "(defn add [a b] (+ a b))\n(setv state [])\n(defn mark [] (.append state 1) (len state))\n")
+    m.load_script_from_source("l2", "lisp", "(defn add [a b] (+ a b))\n(setv state [])\n(defn mark [] (.append state 1) (len state))\n")
+    assert _info(m, "l1", "lisp")["hardening"]["start"] == "fork"
+    assert m.call_function("l1.add", [2, 3]) == 5
+    assert m.call_function("l1.mark") == 1 and m.call_function("l1.mark") == 2
+    assert m.call_function("l2.mark") == 1
+    assert _server(m, "lisp").spec["compiler"] != "python", "Lisp's zygote has imported Hy's compiler"
+    m.close()
+
+
+# -- the fork server's own limits -------------------------------------------------------------------
+FAKE_SPEC = {"sys_path": [], "confine_paths": [], "site": False, "preload": [], "compiler": "python"}
+
+
+def _fake_zygote(tmp_path: Path, monkeypatch, body: str, tag: str) -> dict:
+    """A zygote program that misbehaves as ``body`` says (its control socket is fd 0)."""
+    program = tmp_path / f"zygote_{tag}.py"
+    program.write_text("import os, socket, time\ncontrol = socket.socket(fileno=0)\ncontrol.recv(65536)\n" + body)
+    monkeypatch.setattr(forkserver, "ZYGOTE_PATH", str(program))
+    return dict(FAKE_SPEC, preload=[f"kryon_fake_{tag}"])  # a spec of its own
+
+
+def _forget(spec: dict) -> None:
+    with forkserver._servers_lock:
+        server = forkserver._servers.pop(json.dumps(forkserver.warm_spec(spec), sort_keys=True), None)
+    if server is not None:
+        server.close()
+
+
+def test_a_worker_waits_for_a_warming_zygote_only_so_long(tmp_path, monkeypatch) -> None:
+    """A zygote that never finishes warming up: a worker start waits
+    WARM_WAIT for it, then starts the usual way."""
+    spec = _fake_zygote(tmp_path, monkeypatch, "time.sleep(600)\n", "stuck")
+    monkeypatch.setattr(forkserver, "WARM_WAIT", 0.3)
+    try:
+        assert forkserver.fork_worker(spec) is None
+        server = forkserver.server_for(spec, start=False)
+        assert server is not None and server.state == "starting", "still warming: it may serve a later worker"
+    finally:
+        _forget(spec)
+
+
+def test_a_zygote_that_does_not_answer_a_fork_is_dropped(tmp_path, monkeypatch) -> None:
+    """A ready zygote that does not answer a fork request within
+    FORK_TIMEOUT counts as dead: the worker starts the usual way."""
+    spec = _fake_zygote(tmp_path, monkeypatch, "control.sendall(b'R')\ntime.sleep(600)\n", "mute")
+    monkeypatch.setattr(forkserver, "FORK_TIMEOUT", 0.3)
+    try:
+        server = forkserver.server_for(spec)
+        assert server is not None and server.ready(60)
+        assert forkserver.fork_worker(spec) is None
+        assert server.state == "dead" and "stopped answering" in server.error
+        assert server.popen is not None and server.popen.poll() is not None, "the mute zygote was ended"
+    finally:
+        _forget(spec)
+
+
+def test_only_so_many_zygotes_are_kept(tmp_path, monkeypatch) -> None:
+    """One zygote per warm-up spec, MAX_SERVERS at most: the oldest is ended."""
+    monkeypatch.setattr(forkserver, "MAX_SERVERS", 2)
+    specs = [_fake_zygote(tmp_path, monkeypatch, "control.sendall(b'R')\ntime.sleep(600)\n", f"kept{i}")
+             for i in range(3)]
+    servers = []
+    try:
+        for spec in specs:
+            servers.append(forkserver.server_for(spec))
+        assert len(forkserver._servers) <= 2
+        assert servers[0].state == "dead" and servers[0].popen.wait(10) is not None
+        assert servers[2].ready(60)
+    finally:
+        for spec in specs:
+            _forget(spec)
+
+
+def test_a_host_with_descriptors_past_1024_still_waits_for_its_workers() -> None:
+    """The host waits on a forked worker's pidfd (and a zygote's socket) with
+    poll: select refuses descriptors past 1024, which a busy host reaches."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1400:
+        pytest.skip("the descriptor limit is too low to pass 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1400), hard))
+    null = os.open(os.devnull, os.O_RDONLY)
+    filler = [os.dup(null) for _ in range(1100)]
+    try:
+        m = _manager()
+        _probe(m, "a")
+        proc = m.engine("python").runtime._scripts["a"].proc
+        assert _info(m, "a")["hardening"]["start"] == "fork"
+        assert proc.popen._pidfd > 1024
+        pid = proc.pid
+        m.close()  # asks the worker to exit, waits for it on the pidfd, reaps it
+        assert proc.popen.returncode is not None
+        assert not os.path.exists(f"/proc/{pid}")
+    finally:
+        for fd in filler + [null]:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
