@@ -493,3 +493,39 @@ def test_evaluate_sees_this_and_assignments_change_the_paused_frame() -> None:
         assert s.result() == ("ok", 100 + 30 + 7)
     finally:
         s.close()
+
+
+def test_a_pause_asked_before_the_script_loads_stops_in_its_code() -> None:
+    """The debugger's wish (here: pause, so every line) reaches a VM made after
+    it was expressed, including code the VM reads from its compiled form."""
+    m = ScriptManager(cache=False)
+    try:
+        d = m.debugger()
+        stops: "queue.Queue[Stop]" = queue.Queue()
+        d.on_stop = stops.put
+        go = threading.Event()
+
+        def program() -> None:
+            go.wait()
+            m.load_script_from_source("prog", "wren", "class P {\n  static spin() {\n    var i = 0\n"
+                                      "    while (i >= 0) { i = i + 1 }\n  }\n}\n",
+                                      policy=SecurityPolicy.sandboxed_policy(time_limit=1.0))
+            try:
+                m.call_function("prog.P.spin")
+            except ScriptError:
+                pass
+
+        thread = threading.Thread(target=program, daemon=True)
+        thread.start()
+        assert thread.ident is not None
+        d.pause(thread.ident)
+        go.set()
+        stop = stops.get(timeout=20)
+        assert stop.reason == "pause"
+        frame = d.stack(stop.thread)[0]
+        assert (frame.name, frame.line) == ("spin()", 3)
+        d.detach()  # the loop runs on until its time limit ends it
+        thread.join(30)
+        assert not thread.is_alive()
+    finally:
+        m.close()

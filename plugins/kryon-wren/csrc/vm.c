@@ -1367,7 +1367,7 @@ InterpretResult vmInterpret(VM* vm, const char* moduleName, const char* source) 
 
 /* Runs a module body read from its serialized form (bytecode.c). */
 InterpretResult vmRunModuleFn(VM* vm, ObjFn* fn) {
-  if (vm->breakpointCount > 0) patchCompiled(vm, fn);
+  if (vm->breakpointCount > 0 || vm->stepAll) patchCompiled(vm, fn);
   vmPushRoot(vm, (Obj*)fn);
   ObjClosure* closure = newClosure(vm, fn);
   vmPopRoot(vm);
