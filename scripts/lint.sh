@@ -11,7 +11,7 @@ echo "kryon lint: ruff check"
 echo "kryon lint: mypy --strict kryon_core"
 "$PY" -m mypy kryon_core
 # each engine is checked as its own package, with kryon_core from the repository root
-TYPED_ENGINES="python wren"
+TYPED_ENGINES="python wren lisp"
 for engine in $TYPED_ENGINES; do
   echo "kryon lint: mypy --strict kryon_$engine"
   MYPYPATH="plugins/kryon-$engine" "$PY" -m mypy -p "kryon_$engine"

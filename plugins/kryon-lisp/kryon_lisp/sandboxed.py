@@ -117,7 +117,8 @@ def _no_require(*args: object, **kwargs: object) -> None:
 
 def _runtime_module() -> _types.ModuleType:
     mod = _types.ModuleType(RUNTIME_MODULE, "What sandboxed Hy code sees as `hy`.")
-    mod.models = _types.SimpleNamespace(**{n: getattr(_models, n) for n in _MODEL_NAMES if hasattr(_models, n)})
+    names = vars(mod)  # attributes set through the namespace: a ModuleType declares none of them
+    names["models"] = _types.SimpleNamespace(**{n: getattr(_models, n) for n in _MODEL_NAMES if hasattr(_models, n)})
     pyops = _types.SimpleNamespace(
         **{
             n: v
@@ -125,18 +126,18 @@ def _runtime_module() -> _types.ModuleType:
             if not n.startswith("_") and callable(v) and not isinstance(v, _types.ModuleType)
         }
     )
-    mod.pyops = pyops
+    names["pyops"] = pyops
     # macro registration writes into the defining function's own globals (the script's namespace)
-    mod.macros = _types.SimpleNamespace(
+    names["macros"] = _types.SimpleNamespace(
         macro=_macro, reader_macro=_reader_macro, require=_no_require, require_reader=_no_require,
         enable_readers=_enable_readers,
     )
     # a reader macro's definition registers itself with the reader compiling the script
-    mod.reader = _types.SimpleNamespace(HyReader=_types.SimpleNamespace(current_reader=_HyReader.current_reader))
+    names["reader"] = _types.SimpleNamespace(HyReader=_types.SimpleNamespace(current_reader=_HyReader.current_reader))
     for name in ("mangle", "unmangle", "gensym", "repr", "repr_register", "as_model"):
         if hasattr(_hy, name):
             setattr(mod, name, getattr(_hy, name))
-    mod.eval, mod.read, mod.read_many, mod.I = _hy_eval, _hy_read, _hy_read_many, _Importer()
+    names.update(eval=_hy_eval, read=_hy_read, read_many=_hy_read_many, I=_Importer())
     return mod
 
 
@@ -240,9 +241,9 @@ def _require_without_files() -> None:
     quiet = _types.ModuleType("inspect")
     quiet.__dict__.update(vars(inspect))
     quiet.stack = lambda context=1: inspect.stack(0)  # type: ignore[attr-defined]
-    hy.macros.inspect = quiet  # type: ignore[attr-defined]
-    hy.macros._same_modules = lambda source, target: source is not None and source is target  # type: ignore[attr-defined]
-    hy.macros.importlib = _audited_importlib()  # type: ignore[attr-defined]
+    hy.macros.inspect = quiet
+    hy.macros._same_modules = lambda source, target: source is not None and source is target
+    hy.macros.importlib = _audited_importlib()
 
 
 def _audited_importlib() -> _types.ModuleType:
@@ -333,7 +334,7 @@ class _Rewrite(_ast.NodeTransformer):
         return node
 
 
-class SandboxCompiler(_HyASTCompiler):
+class SandboxCompiler(_HyASTCompiler):  # type: ignore[misc]  # Hy ships no types
     """Hy's compiler for sandboxed scripts: code it runs while compiling (a
     macro's definition, ``do-mac``, ``eval-when-compile``...) is rewritten and
     checked like the script's own code, then run in the script's module.
@@ -377,7 +378,8 @@ def _compile_checked(tree: _ast.AST, filename: str, mode: str, check: _Any) -> _
     tree = _Rewrite().visit(tree)
     if check is not None:
         check(tree)
-    return _builtin_compile(tree, filename, mode, dont_inherit=True)  # type: ignore[no-any-return]
+    code: _types.CodeType = _builtin_compile(tree, filename, mode, dont_inherit=True)  # type: ignore[call-overload]
+    return code
 
 
 _builtin_compile = _builtins.compile
@@ -429,7 +431,7 @@ def compile(  # noqa: A001 - the worker's compiler hook
             line = getattr(inner, "kryon_compile_line", None) or exc.line
             raise _violation(text, line, exc.column) from None
         raise inner.with_traceback(None) from None
-    module = _checked(_Rewrite().visit(tree))
+    checked = _checked(_Rewrite().visit(tree))
     prelude = [
         _ast.Import(names=[_ast.alias(name="kryon")]),
         _ast.ImportFrom(module="kryon", names=[_ast.alias(name="*")], level=0),
@@ -437,8 +439,8 @@ def compile(  # noqa: A001 - the worker's compiler hook
     for node in prelude:
         node.lineno = node.end_lineno = 1
         node.col_offset = node.end_col_offset = 0
-    module.body[:0] = prelude
-    return module
+    checked.body[:0] = prelude
+    return checked
 
 
 def _compile_file(source: str, filename: str, module: _types.ModuleType, record: _scripts.Record) -> None:
