@@ -1,0 +1,170 @@
+// The debugger's side of a script loaded in debug mode (see probes.py and
+// debugging.py). It defines the probes the rewritten source calls, keeps the
+// stack of probed frames (each entry: the frame's identity, its last probe,
+// its last evaluator), and answers the host's questions while the script's
+// thread is stopped. Values go to the host as JSON text; nothing here hands
+// the script a host function.
+(function () {
+  "use strict";
+  const G = globalThis;
+  const LINE = G.__kryon_dbgline, SYNC = G.__kryon_dbgsync;
+  delete G.__kryon_dbgline; delete G.__kryon_dbgsync;
+  const stringify = JSON.stringify, parse = JSON.parse, isArray = Array.isArray;
+  const getOwnDesc = Object.getOwnPropertyDescriptor, ownNames = Object.getOwnPropertyNames;
+  const getProto = Object.getPrototypeOf, defineProperty = Object.defineProperty;
+  const MapC = Map, SetC = Set, SyntaxErrorC = SyntaxError, call = Function.prototype.call;
+  const mapEntries = call.bind(Map.prototype.entries), setValues = call.bind(Set.prototype.values);
+  const mapSize = call.bind(getOwnDesc(Map.prototype, "size").get);
+  const setSize = call.bind(getOwnDesc(Set.prototype, "size").get);
+  const symToString = call.bind(Symbol.prototype.toString), fnToString = call.bind(Function.prototype.toString);
+  const S = [], I = [], E = [];  // frames (null marks where a host entry began), last probe ids, evaluators
+  const R = [];                  // structured values shown while stopped (their refs are indexes + 1)
+  const POLL = 256;              // probes between two polls of the host for a changed wish
+  let mode = 0, B = [], gen = -1, count = 0;
+
+  function sync() {
+    const wish = SYNC(gen);   // "" when unchanged, else "generation;mode;id,id,..."
+    if (!wish) return;
+    const parts = wish.split(";");
+    gen = +parts[0]; mode = +parts[1];
+    B = [];
+    if (parts[2]) for (const id of parts[2].split(",")) B[+id] = 1;
+  }
+
+  function base() {
+    let k = S.length - 1;
+    while (k >= 0 && S[k] !== null) k--;
+    return k + 1;
+  }
+
+  function probe(f, id, ev) {
+    let n = S.length;
+    if (n === 0 || S[n - 1] !== f) {
+      let k = n - 1;
+      while (k >= 0 && S[k] !== f && S[k] !== null) k--;
+      n = k >= 0 && S[k] === f ? k + 1 : n + 1;  // returned frames above it are gone; else a new frame
+      S.length = I.length = E.length = n;
+      S[n - 1] = f;
+    }
+    I[n - 1] = id; E[n - 1] = ev;
+    if (--count <= 0) { count = POLL; sync(); }
+    if (mode === 2 || (mode === 1 && B[id] === 1)) {
+      try { LINE(id, n - base()); } finally { R.length = 0; }
+      sync();  // the debugger's answer (go on, step) applies from the next statement
+    }
+  }
+
+  function exit(f) {
+    let k = S.length - 1;
+    while (k >= 0 && S[k] !== f && S[k] !== null) k--;
+    if (k >= 0 && S[k] === f) S.length = I.length = E.length = k;
+  }
+
+  defineProperty(G, "__kryon_dbg", { value: probe, writable: false, enumerable: false, configurable: false });
+  defineProperty(G, "__kryon_dbx", { value: exit, writable: false, enumerable: false, configurable: false });
+
+  // -- shown values -------------------------------------------------------------------
+  function className(v) {
+    try {
+      const proto = getProto(v);
+      if (proto === null) return "Object";
+      const d = getOwnDesc(proto, "constructor");
+      const c = d && d.value;
+      const name = typeof c === "function" ? getOwnDesc(c, "name") : undefined;
+      return name && typeof name.value === "string" && name.value ? name.value : "Object";
+    } catch (_) { return "Object"; }
+  }
+
+  function short(v) {
+    const t = typeof v;
+    if (v === null) return "null";
+    if (t === "string") return stringify(v.length > 200 ? v.slice(0, 200) + "…" : v);
+    if (t === "bigint") return String(v) + "n";
+    if (t === "symbol") return symToString(v);
+    if (t === "function") return "ƒ " + (getOwnDesc(v, "name") || {}).value + "()";
+    if (t === "object") return isArray(v) ? "Array(" + v.length + ")" : className(v);
+    return String(v);
+  }
+
+  function entry(name, v) {
+    const t = typeof v;
+    let text = short(v), type = v === null ? "null" : t, ref = 0, count = null;
+    if (t === "object" && v !== null) {
+      R.push(v); ref = R.length;
+      if (isArray(v)) {
+        type = "Array"; count = v.length;
+        const shown = [];
+        for (let i = 0; i < v.length && i < 10; i++) {
+          const d = getOwnDesc(v, i);
+          const x = d ? d.value : undefined;
+          shown.push(typeof x === "object" && x !== null ? (isArray(x) ? "[…]" : "{…}") : short(x));
+        }
+        text = "[" + shown.join(", ") + (v.length > 10 ? ", …" : "") + "]";
+      } else if (v instanceof MapC) {
+        type = "Map"; count = mapSize(v); text = "Map(" + count + ")";
+      } else if (v instanceof SetC) {
+        type = "Set"; count = setSize(v); text = "Set(" + count + ")";
+      } else {
+        type = className(v); text = type + " {…}";
+      }
+    }
+    return { n: name, v: text, t: type, r: ref, c: count };
+  }
+
+  function children(v) {
+    const out = [];
+    if (v instanceof MapC) {
+      for (const [k, x] of mapEntries(v)) { out.push(entry(short(k), x)); if (out.length >= 1000) break; }
+      return out;
+    }
+    if (v instanceof SetC) {
+      let i = 0;
+      for (const x of setValues(v)) { out.push(entry(String(i++), x)); if (out.length >= 1000) break; }
+      return out;
+    }
+    for (const k of ownNames(v)) {
+      if (isArray(v) && k === "length") continue;
+      const d = getOwnDesc(v, k);
+      if (!d) continue;
+      out.push("value" in d ? entry(k, d.value) : { n: k, v: "<accessor>", t: "accessor", r: 0, c: null });
+      if (out.length >= 1000) break;
+    }
+    const proto = getProto(v);
+    if (proto !== null && proto !== Object.prototype && proto !== Array.prototype) out.push(entry("[[Prototype]]", proto));
+    return out;
+  }
+
+  const fail = (e) => { try { return String(e); } catch (_) { return "error"; } };
+
+  const API = {
+    enter() { S.push(null); I.push(0); E.push(null); count = 0; },
+    leave() { const k = base() - 1; if (k >= 0) S.length = I.length = E.length = k; },
+    frames() {  // [[[stack index, probe id], ...] per host entry, innermost first]
+      const out = []; let group = [];
+      for (let k = S.length - 1; k >= 0; k--) {
+        if (S[k] === null) { out.push(group); group = []; } else group.push([k, I[k]]);
+      }
+      out.push(group);
+      return stringify(out);
+    },
+    scope(k, names) {
+      const ev = E[k], out = [];
+      for (const name of parse(names)) {
+        let v;
+        try { v = ev(name); } catch (_) { continue; }  // not initialized yet (a let before its line)
+        out.push(entry(name, v));
+      }
+      return stringify(out);
+    },
+    children(ref) { const v = R[ref - 1]; return stringify(v === undefined ? [] : children(v)); },
+    evaluate(k, expression) {
+      try { return stringify({ ok: true, entry: entry("result", E[k]("(" + expression + "\n)")) }); }
+      catch (e) {
+        if (!(e instanceof SyntaxErrorC)) return stringify({ ok: false, error: fail(e) });
+        try { return stringify({ ok: true, entry: entry("result", E[k](expression)) }); }  // a statement
+        catch (_) { return stringify({ ok: false, error: fail(e) }); }
+      }
+    },
+  };
+  return (name) => API[name];
+})()
