@@ -22,13 +22,16 @@
   const POLL = 256;              // probes between two polls of the host for a changed wish
   let mode = 0, B = [], gen = -1, count = 0;
 
-  function sync() {
-    const wish = SYNC(gen);   // "" when unchanged, else "generation;mode;id,id,..."
-    if (!wish) return;
+  function apply(wish) {  // "generation;mode;id,id,..."
     const parts = wish.split(";");
     gen = +parts[0]; mode = +parts[1];
     B = [];
     if (parts[2]) for (const id of parts[2].split(",")) B[+id] = 1;
+  }
+
+  function sync() {
+    const wish = SYNC(gen);   // "" when unchanged
+    if (wish) apply(wish);
   }
 
   function base() {
@@ -37,12 +40,14 @@
     return k + 1;
   }
 
+  // Frames are unique per call, so a frame found anywhere on the stack is the running one: whatever is
+  // above it has returned (a host entry that ended, a suspended generator); a frame not found is new.
   function probe(f, id, ev) {
     let n = S.length;
     if (n === 0 || S[n - 1] !== f) {
       let k = n - 1;
-      while (k >= 0 && S[k] !== f && S[k] !== null) k--;
-      n = k >= 0 && S[k] === f ? k + 1 : n + 1;  // returned frames above it are gone; else a new frame
+      while (k >= 0 && S[k] !== f) k--;
+      n = k >= 0 ? k + 1 : n + 1;
       S.length = I.length = E.length = n;
       S[n - 1] = f;
     }
@@ -56,8 +61,8 @@
 
   function exit(f) {
     let k = S.length - 1;
-    while (k >= 0 && S[k] !== f && S[k] !== null) k--;
-    if (k >= 0 && S[k] === f) S.length = I.length = E.length = k;
+    while (k >= 0 && S[k] !== f) k--;
+    if (k >= 0) S.length = I.length = E.length = k;
   }
 
   defineProperty(G, "__kryon_dbg", { value: probe, writable: false, enumerable: false, configurable: false });
@@ -137,8 +142,14 @@
   const fail = (e) => { try { return String(e); } catch (_) { return "error"; } };
 
   const API = {
-    enter() { S.push(null); I.push(0); E.push(null); count = 0; },
-    leave() { const k = base() - 1; if (k >= 0) S.length = I.length = E.length = k; },
+    // a host entry, ``level`` entries deep into this script on this thread (entries above it ended)
+    enter(level, wish) {
+      let k = 0, seen = 0;
+      for (; k < S.length; k++) if (S[k] === null && seen++ === level) break;
+      S.length = I.length = E.length = k;
+      S.push(null); I.push(0); E.push(null);
+      if (wish) apply(wish);
+    },
     frames() {  // [[[stack index, probe id], ...] per host entry, innermost first]
       const out = []; let group = [];
       for (let k = S.length - 1; k >= 0; k--) {

@@ -14,7 +14,7 @@ server's): this side bumps a generation number, and each script's probes
 ask for it every 256 statements and whenever the host enters the script,
 so an endless loop sees a pause at once. Each host entry into a debugged
 script goes through :class:`_DebugGate`, which marks it on the probe stack
-(frames are grouped by entry) and reports a call and a return while the
+(frames are grouped by entry) and hands the probes the current wish and reports a call and a return while the
 debugger steps, so stepping out of JavaScript stops back in its caller.
 
 Variables and evaluation run through the frame's evaluator, in the script's
@@ -57,7 +57,7 @@ __all__ = ["JSDebugTarget"]
 EVALUATION_BUDGET = 2.0
 DEBUGGER_SOURCE = resources.files("kryon_js").joinpath("debugger.js").read_text(encoding="utf-8")
 _MODES = {TraceMode.OFF: 0, TraceMode.BREAKPOINTS: 1, TraceMode.EVERY_LINE: 2}
-_HELPERS = ("enter", "leave", "frames", "scope", "children", "evaluate")
+_HELPERS = ("enter", "frames", "scope", "children", "evaluate")
 
 
 class _Debugged:
@@ -65,7 +65,6 @@ class _Debugged:
     helpers ``debugger.js`` returned."""
 
     enter: Any
-    leave: Any
     frames: Any
     scope: Any
     children: Any
@@ -76,6 +75,7 @@ class _Debugged:
         self.script = state.script
         self.rewritten = rewritten
         self.wish: tuple[int, str] = (-1, "")  # (generation, the wish text made for it)
+        self.sent = -1  # the generation last handed to the probes
 
 
 class _DebugGate:
@@ -163,6 +163,7 @@ class JSDebugTarget(DebugTarget):
         current = self._generation
         if int(generation) == current:
             return ""
+        debugged.sent = current
         if debugged.wish[0] != current:
             mode = _MODES[self._mode] if self._events is not None else 0
             lines = self._lines.get(debugged.script, frozenset()) if mode == 1 else frozenset()
@@ -210,11 +211,10 @@ class JSDebugTarget(DebugTarget):
         if events is not None and self._mode is TraceMode.EVERY_LINE:
             events.call(self)
         state = debugged.state
-        marked = False
         if not state.closed:
+            level = sum(1 for d in active if d is debugged)
             try:
-                debugged.enter()
-                marked = True
+                debugged.enter(level, self._wish(debugged, debugged.sent))
             except BINDING_ERRORS:  # the deadline fired: the entry itself fails the same way
                 pass
         active.append(debugged)
@@ -222,11 +222,6 @@ class JSDebugTarget(DebugTarget):
             return fn(*args)
         finally:
             active.pop()
-            if marked and not state.closed:
-                try:
-                    debugged.leave()
-                except BINDING_ERRORS:
-                    pass
             local.depth = outer
             events = self._events
             if events is not None and self._mode is TraceMode.EVERY_LINE:

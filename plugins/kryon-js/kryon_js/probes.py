@@ -5,14 +5,17 @@ QuickJS has no line hook, so a script loaded while a debugger is attached
 runs a rewritten copy of its source. A tree-sitter parse (the
 tree-sitter-javascript grammar) finds every statement; before each one goes
 
-    ;__kryon_dbg(__kryon_f,ID,__k=>eval(__k));
+    ;__kryon_dbg(__kryon_f,ID,__kryon_e);
 
 ``ID`` indexes :attr:`Rewritten.probes` (line, column, function, names in
-scope); the arrow is a direct ``eval`` in the statement's own scope, which
-the debugger calls to read variables and evaluate expressions in the frame.
+scope); ``__kryon_e`` is the block's evaluator, ``__k=>eval(__k)`` declared
+at the block's start: a direct ``eval`` in the block's scope, which the
+debugger calls to read variables and evaluate expressions in the frame.
 Each function body starts with ``const __kryon_f={};try{`` (the frame's
 identity) and ends with ``}finally{__kryon_dbx(__kryon_f)}`` (the frame is
 gone); unbraced bodies of ``if``/``for``/``while``/``do``/``with`` get braces.
+Statements of a ``switch`` use the enclosing block's evaluator (a ``let`` of
+the switch itself is not shown).
 
 Nothing is inserted at a line break, and a probe goes right after the end of
 the code before its statement (the previous statement, a ``{``, a ``case
@@ -36,6 +39,9 @@ __all__ = ["Probe", "Rewritten", "RewriteError", "rewrite", "code_lines", "PROBE
 PROBE = "__kryon_dbg"
 EXIT = "__kryon_dbx"
 FRAME = "__kryon_f"
+EVAL = "__kryon_e"
+#: a block's evaluator: a direct eval in the block's scope (made once per entry into the block)
+EVALUATOR = f"const {EVAL}=__k=>eval(__k);"
 
 FUNCTIONS = frozenset({
     "function_declaration", "function_expression", "function", "generator_function_declaration",
@@ -189,6 +195,8 @@ class _Rewriter:
                 for n in names:
                     target.add(n)
         self.declare(node, chain[-1], chain[0])
+        if t == "statement_block":
+            self.insert(node.start_byte + 1, ";" + EVALUATOR, PROLOGUE)
         if t in ("program", "statement_block") or t in ("switch_case", "switch_default"):
             self.statements(node, fn, chain, outer)
         for name in BODIES.get(t, ()):
@@ -224,7 +232,7 @@ class _Rewriter:
             if c != body:
                 self.walk(c, fn, (fscope,), inner_outer)  # default parameter values
         start = self.after_directives(body)
-        self.insert(start, f";const {FRAME}={{}};try{{", PROLOGUE)
+        self.insert(start, f";const {FRAME}={{}};try{{{EVALUATOR}", PROLOGUE)
         self.insert(body.end_byte - 1, f"}}finally{{{EXIT}({FRAME})}}", FINALLY)
         inner = (Scope(), fscope)
         self.statements(body, fn, inner, inner_outer, start_at=start)
@@ -276,7 +284,7 @@ class _Rewriter:
         while prev is not None and prev.type in ("comment", "html_comment"):
             prev = prev.prev_sibling
         at = prev.end_byte if prev is not None else stmt.start_byte
-        self.insert(at, "{" + self.probe(stmt, fn, chain, outer))
+        self.insert(at, "{" + EVALUATOR + self.probe(stmt, fn, chain, outer))
         self.insert(stmt.end_byte, "}", CLOSE)
 
     def probe(self, stmt: Any, fn: int, chain: tuple[Scope, ...], outer: tuple[Scope, ...]) -> str:
@@ -287,7 +295,7 @@ class _Rewriter:
         del col
         local = tuple(s for s in chain if s is not self.program)
         self.probes.append(Probe(row + 1, column, fn, local, outer, self.program))
-        return f";{PROBE}({FRAME},{pid},__k=>eval(__k));"
+        return f";{PROBE}({FRAME},{pid},{EVAL});"
 
     def result(self) -> str:
         out = bytearray()
@@ -336,7 +344,7 @@ def _rewrite(source: str) -> Rewritten:
     rw = _Rewriter(data)
     chain = (rw.program,)
     start = rw.after_directives(root)
-    rw.insert(start, f";let {FRAME}={{}};", PROLOGUE)
+    rw.insert(start, f";let {FRAME}={{}};{EVALUATOR}", PROLOGUE)
     rw.declare(root, rw.program, rw.program)
     rw.statements(root, 0, chain, (), start_at=start)
     for c in root.children:
