@@ -458,3 +458,45 @@ def test_probe_ids_from_the_script_itself_are_ignored():
         assert json.dumps(s.m.call_function("prog.f", [])) == "1"
     finally:
         s.close()
+
+
+def _scripts_of_the_js_tests() -> list[str]:
+    """Every multi-line string in tests/js that is a JavaScript program (it parses)."""
+    import ast
+    from pathlib import Path
+
+    out = []
+    for path in sorted((Path(__file__).parent.parent / "js").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.count("\n") >= 2:
+                try:
+                    rewrite(node.value)
+                except ValueError:
+                    continue
+                out.append(node.value)
+    return out
+
+
+def test_every_script_of_the_js_tests_compiles_the_same_with_probes():
+    """The rewrite of each program the JavaScript tests use compiles exactly
+    when the original does, with the same lines."""
+    from kryon_core import CompileError
+
+    scripts = _scripts_of_the_js_tests()
+    assert len(scripts) > 30
+    m = ScriptManager(cache=False, policy=SecurityPolicy.trusted())
+    try:
+        engine = m.engine("javascript")
+        compiled = 0
+        for i, source in enumerate(scripts):
+            try:
+                plain = engine.compile(source, f"t{i}")
+            except CompileError:
+                continue
+            probed = engine.compile(rewrite(source).source, f"t{i}")
+            assert probed.source.count("\n") == source.count("\n")
+            assert plain.source != probed.source
+            compiled += 1
+        assert compiled > 30
+    finally:
+        m.close()
