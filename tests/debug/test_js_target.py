@@ -500,3 +500,65 @@ def test_every_script_of_the_js_tests_compiles_the_same_with_probes():
         assert compiled > 30
     finally:
         m.close()
+
+
+RAISING = """\
+function check(v) {
+  const limit = 3;
+  if (v > limit) {
+    throw new RangeError("too big: " + v);
+  }
+  return v;
+}
+function guarded(v) {
+  try {
+    return check(v);
+  } catch (e) {
+    return -1;
+  }
+}
+function local(v) {
+  const parts = [v];
+  try {
+    null.x;
+  } catch (err) {
+    parts.push(err.constructor.name);
+  }
+  return parts;
+}
+function spread(v) {
+  const r = [1,
+    v.missing.deeper];
+  return r;
+}
+"""
+
+
+def test_raised_errors_stop_where_raised_with_their_variables():
+    s = Session(source=RAISING)
+    try:
+        s.dbg.set_exception_breakpoints(raised=True)
+        s.run("prog.guarded", 5)
+        stop = s.stop()
+        assert stop.reason == "exception" and "too big: 5" in stop.description
+        frames = s.dbg.stack(stop.thread)
+        assert [(f.name, f.line, f.column) for f in frames] == [("check", 4, 40), ("guarded", 10, 5)]  # QuickJS: where the Error is made
+        assert {k: v.value for k, v in s.scope(frames[0].id).items()} == {"limit": "3", "v": "5"}
+        s.dbg.resume(stop.thread)
+        assert s.result() == -1  # reported once: not again as it left check(), nor in guarded's catch
+        s.run("prog.local", 1)  # raised and caught in one function: reported by the catch clause
+        stop = s.stop()
+        assert stop.reason == "exception" and "TypeError" in stop.description
+        assert s.top(stop).line == 18
+        s.dbg.resume(stop.thread)
+        assert s.result() == [1, "TypeError"]
+        s.dbg.set_exception_breakpoints(raised=False, uncaught=True)
+        assert s.m.call_function("prog.guarded", [9]) == -1  # caught: no stop
+        s.run("prog.spread", {})
+        stop = s.stop()
+        assert stop.reason == "exception"
+        assert [(f.name, f.line) for f in s.dbg.stack(stop.thread)][:1] == [("spread", 26)]  # the error's line, not its statement's
+        s.dbg.resume(stop.thread)
+        assert isinstance(s.result(), ScriptError)
+    finally:
+        s.close()

@@ -7,12 +7,12 @@
 (function () {
   "use strict";
   const G = globalThis;
-  const LINE = G.__kryon_dbgline, SYNC = G.__kryon_dbgsync;
-  delete G.__kryon_dbgline; delete G.__kryon_dbgsync;
+  const LINE = G.__kryon_dbgline, SYNC = G.__kryon_dbgsync, RAISED = G.__kryon_dbgraised;
+  delete G.__kryon_dbgline; delete G.__kryon_dbgsync; delete G.__kryon_dbgraised;
   const stringify = JSON.stringify, parse = JSON.parse, isArray = Array.isArray;
   const getOwnDesc = Object.getOwnPropertyDescriptor, ownNames = Object.getOwnPropertyNames;
   const getProto = Object.getPrototypeOf, defineProperty = Object.defineProperty;
-  const MapC = Map, SetC = Set, SyntaxErrorC = SyntaxError, call = Function.prototype.call;
+  const MapC = Map, SetC = Set, SyntaxErrorC = SyntaxError, ErrorC = Error, call = Function.prototype.call;
   const mapEntries = call.bind(Map.prototype.entries), setValues = call.bind(Set.prototype.values);
   const mapSize = call.bind(getOwnDesc(Map.prototype, "size").get);
   const setSize = call.bind(getOwnDesc(Set.prototype, "size").get);
@@ -20,7 +20,8 @@
   const S = [], I = [], E = [];  // frames (null marks where a host entry began), last probe ids, evaluators
   const R = [];                  // structured values shown while stopped (their refs are indexes + 1)
   const POLL = 256;              // probes between two polls of the host for a changed wish
-  let mode = 0, B = [], gen = -1, count = 0;
+  const NONE = {};
+  let mode = 0, B = [], gen = -1, count = 0, reported = NONE;
 
   function apply(wish) {  // "generation;mode;id,id,..."
     const parts = wish.split(";");
@@ -52,6 +53,7 @@
       S[n - 1] = f;
     }
     I[n - 1] = id; E[n - 1] = ev;
+    if (reported !== NONE) reported = NONE;  // a statement ran: a throw from here on is a new raise
     if (--count <= 0) { count = POLL; sync(); }
     if (mode === 2 || (mode === 1 && B[id] === 1)) {
       try { LINE(id, n - base()); } finally { R.length = 0; }
@@ -65,6 +67,25 @@
     if (k >= 0) S.length = I.length = E.length = k;
   }
 
+  // an error passing a function's end or a catch clause: reported once, while its frames are still here
+  function raised(f, x) {
+    if (x === reported || mode === 0) return;
+    reported = x;
+    let name = "Error", message = "", stack = "";
+    const data = (k) => { try { const d = getOwnDesc(x, k); return d && "value" in d ? String(d.value) : ""; } catch (_) { return ""; } };
+    if (typeof x === "object" && x !== null) {
+      message = data("message");
+      if (x instanceof ErrorC) { try { stack = String(x.stack || ""); } catch (_) { /* no position */ } }
+      try { name = className(x); } catch (_) { /* shown as Error */ }
+    } else {
+      name = "thrown value"; message = short(x);
+    }
+    const n = S.length;
+    try { RAISED(stringify([name, message, stack, n - base()])); } finally { R.length = 0; }
+    sync();
+  }
+
+  defineProperty(G, "__kryon_dbt", { value: raised, writable: false, enumerable: false, configurable: false });
   defineProperty(G, "__kryon_dbg", { value: probe, writable: false, enumerable: false, configurable: false });
   defineProperty(G, "__kryon_dbx", { value: exit, writable: false, enumerable: false, configurable: false });
 

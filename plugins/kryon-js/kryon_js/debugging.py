@@ -23,15 +23,20 @@ what the script reaches. Every question gets a budget of 2 s (the script's
 deadline is set aside meanwhile), and the time a script spends stopped is
 added to its deadline.
 
-Limits: errors are not reported where they are raised (the ``raised`` filter
-does nothing here); an uncaught error stops at the line and column of the
-error's own stack, without variables. Scripts loaded before the debugger
+Errors: every function body is wrapped in a ``catch`` that reports an error
+leaving it (once per error, while the frames where it was raised are still
+on the probe stack) and throws it on; a catch clause reports what it caught.
+So ``raised`` stops where the error was raised with its variables, and an
+uncaught error shows those frames. Limits: an error thrown and caught by
+the host's own code between two scripts is reported as it leaves the
+script. Scripts loaded before the debugger
 attached are not debugged (reload them). Arrow functions with an expression
 body have no statements and so no frame of their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import threading
@@ -44,6 +49,7 @@ from kryon_core import ScriptError, ScriptRuntimeError
 from kryon_core.debug.target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo
 
 from .plugin import LANGUAGE
+from .errors import parse_stack
 from .probes import RewriteError, Rewritten, code_lines, rewrite
 from .runtime import BINDING_ERRORS, INF
 
@@ -152,6 +158,7 @@ class JSDebugTarget(DebugTarget):
         ctx = debugged.state.ctx
         ctx.add_callable("__kryon_dbgline", functools.partial(self._on_line, debugged))
         ctx.add_callable("__kryon_dbgsync", functools.partial(self._wish, debugged))
+        ctx.add_callable("__kryon_dbgraised", functools.partial(self._on_raised, debugged))
         get = ctx.eval(DEBUGGER_SOURCE)
         for name in _HELPERS:
             setattr(debugged, name, get(name))
@@ -197,6 +204,31 @@ class JSDebugTarget(DebugTarget):
         finally:
             local.stop = outer
             if chain.deadline != INF:  # time spent stopped is not the script's
+                chain.deadline += time.monotonic() - started
+
+    def _on_raised(self, debugged: _Debugged, text: str) -> None:
+        """An error left a function or entered a catch clause (see debugger.js):
+        the ``exception`` event, with the frames where it was raised."""
+        events = self._events
+        if events is None:
+            return
+        name, message, stack, depth = json.loads(text)
+        at = next((f for f in parse_stack(stack, debugged.script, input_is_script=debugged.state.input_is_script)
+                   if f.script == debugged.script), None)
+        local = self._local
+        err = ScriptRuntimeError(f"{name}: {message}" if message else name, language=LANGUAGE,
+                                 script=debugged.script, line=at.line if at else None,
+                                 column=at.column if at else None)
+        outer = getattr(local, "stop", None), getattr(local, "raised_at", None)
+        local.stop, local.raised_at = debugged, (at.line, at.column) if at else None
+        local.depth = int(depth)
+        chain = debugged.state.host.chain
+        started = time.monotonic()
+        try:
+            events.exception(self, err)
+        finally:
+            local.stop, local.raised_at = outer
+            if chain.deadline != INF:
                 chain.deadline += time.monotonic() - started
 
     def _activation(self, debugged: _Debugged, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
@@ -277,6 +309,9 @@ class JSDebugTarget(DebugTarget):
                 frames.append(FrameInfo(rewritten.functions[probe.function], debugged.script, probe.line,
                                         probe.column, (debugged, index, probe)))
             out.append(frames)
+        raised_at = getattr(self._local, "raised_at", None)
+        if raised_at is not None and out and out[0]:  # the raise's own position, not its statement's
+            out[0][0] = dataclasses.replace(out[0][0], line=raised_at[0], column=raised_at[1])
         return out
 
     def scopes(self, frame: FrameInfo) -> list[ScopeInfo]:

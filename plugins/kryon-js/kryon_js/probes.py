@@ -12,8 +12,10 @@ scope); ``__kryon_e`` is the block's evaluator, ``__k=>eval(__k)`` declared
 at the block's start: a direct ``eval`` in the block's scope, which the
 debugger calls to read variables and evaluate expressions in the frame.
 Each function body starts with ``const __kryon_f={};try{`` (the frame's
-identity) and ends with ``}finally{__kryon_dbx(__kryon_f)}`` (the frame is
-gone); unbraced bodies of ``if``/``for``/``while``/``do``/``with`` get braces.
+identity) and ends with ``}catch(__kryon_x){__kryon_dbt(__kryon_f,__kryon_x);
+throw __kryon_x}finally{__kryon_dbx(__kryon_f)}`` (an error leaving the
+function is reported once, where it was raised; the frame is gone); a catch
+clause's body starts by reporting what it caught; unbraced bodies of ``if``/``for``/``while``/``do``/``with`` get braces.
 Statements of a ``switch`` use the enclosing block's evaluator (a ``let`` of
 the switch itself is not shown).
 
@@ -40,6 +42,8 @@ PROBE = "__kryon_dbg"
 EXIT = "__kryon_dbx"
 FRAME = "__kryon_f"
 EVAL = "__kryon_e"
+RAISED = "__kryon_dbt"
+CAUGHT = "__kryon_x"
 #: a block's evaluator: a direct eval in the block's scope (made once per entry into the block)
 EVALUATOR = f"const {EVAL}=__k=>eval(__k);"
 
@@ -196,7 +200,7 @@ class _Rewriter:
                     target.add(n)
         self.declare(node, chain[-1], chain[0])
         if t == "statement_block":
-            self.insert(node.start_byte + 1, ";" + EVALUATOR, PROLOGUE)
+            self.insert(node.start_byte + 1, ";" + EVALUATOR + self.caught(node), PROLOGUE)
         if t in ("program", "statement_block") or t in ("switch_case", "switch_default"):
             self.statements(node, fn, chain, outer)
         for name in BODIES.get(t, ()):
@@ -233,11 +237,24 @@ class _Rewriter:
                 self.walk(c, fn, (fscope,), inner_outer)  # default parameter values
         start = self.after_directives(body)
         self.insert(start, f";const {FRAME}={{}};try{{{EVALUATOR}", PROLOGUE)
-        self.insert(body.end_byte - 1, f"}}finally{{{EXIT}({FRAME})}}", FINALLY)
+        self.insert(body.end_byte - 1, f"}}catch({CAUGHT}){{{RAISED}({FRAME},{CAUGHT});throw {CAUGHT}}}"
+                    f"finally{{{EXIT}({FRAME})}}", FINALLY)
         inner = (Scope(), fscope)
         self.statements(body, fn, inner, inner_outer, start_at=start)
         for c in body.children:
             self.walk(c, fn, inner, inner_outer)
+
+    @staticmethod
+    def caught(block: Any) -> str:
+        """A catch clause's body reports what it caught (an error raised and
+        caught in one function never leaves it, so no function reports it)."""
+        parent = block.parent
+        if parent is None or parent.type != "catch_clause":
+            return ""
+        param = parent.child_by_field_name("parameter")
+        if param is None or param.type != "identifier":
+            return ""
+        return f"{RAISED}({FRAME},{param.text.decode()});"
 
     def after_directives(self, block: Any) -> int:
         """Where code may go in a function body or program: after its opening
