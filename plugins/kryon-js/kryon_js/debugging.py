@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 from kryon_core import ScriptError, ScriptRuntimeError
 from kryon_core.debug.target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo
 
-from .plugin import LANGUAGE
 from .errors import parse_stack
+from .plugin import LANGUAGE
 from .probes import RewriteError, Rewritten, code_lines, rewrite
 from .runtime import BINDING_ERRORS, INF
 
