@@ -562,3 +562,21 @@ def test_raised_errors_stop_where_raised_with_their_variables():
         assert isinstance(s.result(), ScriptError)
     finally:
         s.close()
+
+
+def test_a_reload_while_debugging_runs_the_new_version_with_probes():
+    s = Session()
+    try:
+        s.dbg.set_breakpoints("prog", [BreakpointSpec(5)])
+        s.run("prog.main", 1)
+        s.dbg.resume(s.stop().thread)
+        assert s.result() == 12
+        s.m.hot_reload_script("prog", PROG.replace("counter + double", "counter + double + 100"))
+        s.run("prog.main", 1)
+        stop = s.stop()
+        assert s.top(stop).line == 5
+        assert s.scope(s.top(stop).id, "Globals")["counter"].value == "10"  # the new version sets it itself
+        s.dbg.resume(stop.thread)
+        assert s.result() == 112
+    finally:
+        s.close()

@@ -149,7 +149,10 @@ class JSDebugTarget(DebugTarget):
         except RewriteError:
             return  # QuickJS reports the syntax error when the original compiles
         debugged = _Debugged(state, rewritten)
-        state.gate.run(self._install, debugged)
+        try:
+            state.gate.run(self._install, debugged)
+        except BINDING_ERRORS:  # no room for the debugger (a tiny memory limit): the script runs undebugged
+            return
         state.debug_source = rewritten.source
         state.gate = _DebugGate(state.gate, self, debugged)  # type: ignore[assignment]
         state.callers.clear()
