@@ -580,3 +580,56 @@ def test_a_reload_while_debugging_runs_the_new_version_with_probes():
         assert s.result() == 112
     finally:
         s.close()
+
+
+def _programs() -> Any:
+    """Random small programs: statements of several kinds, nested, one per line
+    or several to a line, with and without semicolons."""
+    from hypothesis import strategies as st
+
+    names = st.sampled_from(["a", "b", "c"])
+    expr = st.one_of(st.integers(-5, 5).map(str), names,
+                     st.tuples(names, st.sampled_from(["+", "-", "*", "%"]), st.integers(1, 4)).map(
+                         lambda t: f"({t[0]} {t[1]} {t[2]})"))
+    simple = st.one_of(
+        st.tuples(names, expr).map(lambda t: f"{t[0]} = {t[1]}"),
+        expr.map(lambda e: f"out.push({e})"),
+        st.just("out.push(`t\n${a}`)"),
+    )
+
+    def compound(inner: Any) -> Any:
+        body = st.lists(inner, min_size=1, max_size=3)
+        return st.one_of(
+            st.tuples(expr, body, body).map(lambda t: "if (" + t[0] + ") {\n" + "\n".join(t[1]) + "\n} else {\n"
+                                            + "\n".join(t[2]) + "\n}"),
+            st.tuples(expr, inner).map(lambda t: f"if ({t[0]}) {t[1]}"),
+            st.tuples(st.integers(0, 3), body).map(lambda t: f"for (let i = 0; i < {t[0]}; i++) {{\n"
+                                                   + "\n".join(t[1]) + "\n}"),
+            st.tuples(names, inner).map(lambda t: f"switch ({t[0]} % 3) {{ case 0: {t[1]}; break\n"
+                                        f"default: out.push(-1) }}"),
+            body.map(lambda b: "(() => {\n" + "\n".join(b) + "\n})()"),
+            body.map(lambda b: "try {\n" + "\n".join(b) + "\nnull.x\n} catch (e) { out.push(e.name) }"),
+        )
+
+    statement = st.recursive(simple, compound, max_leaves=6)
+    separator = st.sampled_from(["\n", ";\n", "; "])
+    return st.tuples(st.lists(statement, min_size=1, max_size=6), separator).map(
+        lambda t: "function run() {\nlet a = 1, b = 2, c = 3\nconst out = []\n" + t[1].join(t[0]) + "\nreturn out\n}\n")
+
+
+def test_random_programs_run_the_same_with_probes():
+    from hypothesis import HealthCheck, given, settings
+
+    def outcome(source: str, debugger: bool) -> Any:
+        try:
+            return _run(source, debugger)
+        except ScriptError as exc:  # an ASI hazard the generator made: the same error, at the same place
+            return type(exc).__name__, exc.message, exc.line, exc.column
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_programs())
+    def check(source: str) -> None:
+        assert rewrite(source).source.count("\n") == source.count("\n")
+        assert outcome(source, True) == outcome(source, False)
+
+    check()
