@@ -68,6 +68,7 @@ class JSEngine(ScriptEngine):
         self.compiler: ScriptState | None = None
         self._states_lock = threading.Lock()  # the table of states, never held while a runtime runs
         self._version = f"QuickJS-ng (quickjs-ng binding {binding_version()})"
+        self._debug: Any = None  # made by debug_target()
 
     def _output(self, text: str) -> None:
         self.config.output(text)
@@ -140,6 +141,8 @@ class JSEngine(ScriptEngine):
         registered unless it succeeds."""
         state = self._new_state(compiled.id, policy)
         try:
+            if self._debug is not None:
+                self._debug.prepare(state, compiled.source)  # probes, while a debugger is attached
             state.run(run_top_level, state, compiled)
         except BaseException:
             state.close()
@@ -279,6 +282,21 @@ class JSEngine(ScriptEngine):
         return MemoryUsage(used_bytes=used, limit=limit, scripts=len(self.states))
 
     # -- debugging -------------------------------------------------------------------------------
+    def debug_target(self) -> Any:
+        """Breakpoints, stepping, pausing and inspection for the debugger
+        (see debugging.py): scripts loaded while it is attached run with
+        statement probes; every policy's scripts can be debugged, since
+        evaluation runs inside the script's own context."""
+        if self._debug is None:
+            from .debugging import JSDebugTarget, available
+
+            if not available():  # pragma: no cover - tree-sitter is a dependency
+                return None
+            with self._states_lock:
+                if self._debug is None:
+                    self._debug = JSDebugTarget(self)
+        return self._debug
+
     def get_stack_trace(self) -> list[StackFrame]:
         """The JS stack of the innermost running script (inside a host
         callback on this thread), innermost first; empty when none runs."""

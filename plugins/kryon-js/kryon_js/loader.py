@@ -40,17 +40,31 @@ def run_top_level(state: ScriptState, compiled: CompiledScript) -> None:
     then list its functions (call inside ``state.run``)."""
     if state.host.capi:
         code = compiled.bytecode
-        if (capi.bytecode_name(code) != compiled.id  # foreign, or compiled under another name
+        probed = _probed_bytecode(state, compiled.id)
+        if probed is not None:
+            code = probed
+        elif (capi.bytecode_name(code) != compiled.id  # foreign, or compiled under another name
                 or (compiled.from_cache and state.policy.sandboxed)):  # disk bytecode is not verified
             code = compile_in(state, compiled.source, compiled.id)
         if not capi.run_bytecode(state.ctx, code, state.holder):
             state.take_held()
             state.unbox()
     else:
-        eval_source(state, compiled.source, compiled.id)
+        eval_source(state, state.debug_source or compiled.source, compiled.id)
     state.pump()
     state.sources.append(compiled.source)
     state.functions = describe(state)
+
+
+def _probed_bytecode(state: ScriptState, name: str) -> bytes | None:
+    """The source with statement probes compiled, while a debugger is attached (debugging.py)."""
+    if state.debug_source is None:
+        return None
+    try:
+        return compile_in(state, state.debug_source, name)
+    except CompileError:  # pragma: no cover - a rewrite QuickJS rejects: the script runs undebugged
+        state.debug_source = None
+        return None
 
 
 def eval_source(state: ScriptState, source: str, name: str) -> Any:

@@ -109,6 +109,8 @@ class ScriptState:
         self.last_host_error: tuple[str, str, int] | None = None
         self.input_is_script = not host.capi
         self.sources: list[str] = []
+        #: the source with statement probes this script runs while a debugger is attached (debugging.py)
+        self.debug_source: str | None = None
         self._convert_unknown = convert_unknown
         self.stack_size = self.current_stack = sandbox.stack_size(policy)
         self.stack_sizes: list[int] = []
