@@ -188,3 +188,76 @@ def test_reloads_in_a_row_keep_counting():
             assert m.call_function("c.C.bump") == n
             m.hot_reload_script("c", V1.replace("var Count = 0", "var Count").replace("var Items = []", "var Items"))
         assert m.call_function("c.C.bump") == 6
+
+
+APP_TREE = {"type": "panel", "id": "p", "children": [{"type": "button", "id": "b"}, {"type": "label", "id": "l"}]}
+APP_V1 = """import "kryon" for Kryon
+var Clicks = 0
+Kryon.addEventListener(Kryon.getElementById("b"), "click") { |e|
+  Clicks = Clicks + 1
+  Kryon.setProperty(Kryon.getElementById("l"), "text", "v1 %(Clicks)")
+}
+"""
+APP_V2 = APP_V1.replace("var Clicks = 0", "var Clicks").replace('"v1 ', '"v2 ')
+
+
+def _app(tmp_path):
+    import json
+
+    (tmp_path / "app.json").write_text(json.dumps({"tree": APP_TREE, "scripts": ["ui.wren"]}))
+    (tmp_path / "ui.wren").write_text(APP_V1)
+    return tmp_path
+
+
+def test_app_reload_moves_callbacks_and_keeps_the_count(tmp_path):
+    from kryon_core.app import App
+
+    app = App.load(_app(tmp_path))
+    doc = app.document
+    try:
+        doc.click("b")
+        doc.click("b")
+        assert doc.get_property("l", "text") == "v1 2"
+        (tmp_path / "ui.wren").write_text(APP_V2)
+        assert app.reload(tmp_path / "ui.wren")
+        assert doc.callback_counts()["listeners"] == 1
+        doc.click("b")
+        assert doc.get_property("l", "text") == "v2 3", "the new listener, the old count"
+        (tmp_path / "ui.wren").write_text(APP_V2 + 'var onReload = Fn.new { |old| Fiber.abort("no") }\n')
+        assert not app.reload(tmp_path / "ui.wren")
+        assert app.errors and "old version kept" in app.errors[-1]
+        doc.click("b")
+        assert doc.get_property("l", "text") == "v2 4"
+        assert doc.callback_counts()["listeners"] == 1
+    finally:
+        app.manager.close()
+
+
+def test_watch_reloads_a_wren_script_and_keeps_its_state(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("watchfiles")
+    _app(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "kryon_core.cli", "run", str(tmp_path), "--watch"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 60
+        while "watching" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+        assert "watching" in line
+        time.sleep(0.5)
+        (tmp_path / "ui.wren").write_text(APP_V2)
+        while "reloaded ui.wren" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+        assert "reloaded ui.wren" in line
+        (tmp_path / "ui.wren").write_text(APP_V2 + 'var onReload = Fn.new { |old| Fiber.abort("no migration") }\n')
+        err = ""
+        while "old version kept" not in err and time.monotonic() < deadline:
+            err = proc.stderr.readline()
+        assert "old version kept" in err and "no migration" in err
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
