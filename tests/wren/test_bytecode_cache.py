@@ -203,7 +203,7 @@ def test_structural_checks_catch_bad_operands(entry: bytes) -> None:
         return reseal(header + bytes(8) + tables + body)
 
     O = ops
-    good = make(fn(bytes([O["NULL"], O["RETURN"], O["END"]])))
+    good = make(fn(bytes([O["NULL"], O["RETURN"], O["END"]]), slots=2))  # the closure and the null
     vm = new_vm()
     assert vm.interpret_bytecode(good, "ok1"), vm.bytecode_error()
     cases = {
