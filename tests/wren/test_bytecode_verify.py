@@ -353,3 +353,45 @@ def test_instruction_level_mutations_never_trap_or_corrupt(classes_entry: bytes,
     vm.interpret("System.print([1, 2].map { |x| x * 21 }.toList[1])", "after")
     vm.collect_garbage()
     assert vm.output[-1] == "42\n"
+
+
+MAKE_CLASS = """class Small {
+  construct new() {}
+}
+class Three {
+  construct new() {
+    _a = 1
+    _b = 2
+    _c = 3
+  }
+}
+var make = Fn.new { |sup|
+  class A is sup {
+    construct new() { super() }
+    x { _x }
+    x=(v) { _x = v }
+  }
+  return A
+}
+var a1 = make.call(Small).new()
+a1.x = 5
+var again = make.call(Small).new()
+again.x = 6
+System.print([a1.x, again.x])
+"""
+
+
+def test_methods_shared_by_classes_with_other_field_bases_are_refused():
+    """A class declared in a function body is made again from the same code;
+    its methods' field operands are offset once per function, so binding
+    them to a class with another number of inherited fields would make the
+    first class's methods reach past its instances: a runtime error, and the
+    same superclass again still works."""
+    vm = new_vm()
+    vm.interpret(MAKE_CLASS, "m")
+    assert vm.output == ["[5, 6]\n"]
+    with pytest.raises(WrenRuntimeError) as info:
+        vm.interpret("var a3 = make.call(Three)\n", "m")
+    assert "inherits 3 fields" in info.value.message
+    vm.interpret("a1.x = 7\nSystem.print(a1.x)\n", "m")
+    assert vm.output[-1] == "7\n"
