@@ -261,3 +261,16 @@ def test_watch_reloads_a_wren_script_and_keeps_its_state(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_copying_a_big_state_is_not_cut_short_by_the_time_limit():
+    """Copying runs no script code: neither version's deadline applies to it
+    (the old one's would kill the old version), only to the hook."""
+    with ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.25), cache=False) as m:
+        m.load_script_from_source("c", "wren", "var Big = List.filled(100000, 1)\nBig[-1] = 2\n"
+                                               "class C {\n  static size { Big.count + Big[-1] }\n}\n")
+        m.hot_reload_script("c", "var Big\nclass C {\n  static size { Big.count + Big[-1] }\n}\n")
+        assert m.call_function("c.C.size") == 100002
+        m.hot_reload_script("c", "var Big\nvar onReload = Fn.new { |old|\n  Big = old[\"Big\"]\n  return null\n}\n"
+                                 "class C {\n  static size { Big.count }\n}\n")
+        assert m.call_function("c.C.size") == 100000

@@ -660,9 +660,14 @@ class WrenEngine(ScriptEngine):
         the module variables it leaves null); the old one is closed only once
         both succeeded (else it keeps running, state and all)."""
         old = self._state(script_id)
+        from .vm import WrenError
+
         state = self._start(compiled, policy or old.policy)
         try:
-            data = old.pool.gate.run(reload.read, old)
+            try:
+                data = old.pool.gate.run(reload.read, old)
+            except WrenError as exc:  # the old instance faulted: it restarts, as after any trap
+                raise old.pool.gate.run(self._after_trap, old, exc) from None
             state.pool.gate.run(self._carry_over, state, data)
         except BaseException:
             self._drop(state)
@@ -674,8 +679,6 @@ class WrenEngine(ScriptEngine):
     def _carry_over(self, state: _VMState, data: dict[str, Any]) -> None:
         from .vm import WrenError, WrenRuntimeError
 
-        instance = state.pool.instance
-        instance.enter()  # the hook and the copying under the new version's deadline
         try:
             reload.carry_over(state, data)
         except WrenRuntimeError as exc:
@@ -684,7 +687,6 @@ class WrenEngine(ScriptEngine):
         except WrenError as exc:
             raise sandbox.trap_error(exc, state.script_id) from None
         finally:
-            instance.leave()
             state.flush()
         state.functions = self._describe(state)  # the hook may have set a variable to a Fn
 

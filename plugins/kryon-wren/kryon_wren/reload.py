@@ -21,6 +21,8 @@ cross as a whole.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,29 @@ HOOK = "onReload"
 # ObjType (csrc/value.h)
 OBJ_STRING, OBJ_LIST, OBJ_MAP, OBJ_RANGE, OBJ_FN, OBJ_CLOSURE, OBJ_UPVALUE, OBJ_CLASS, OBJ_INSTANCE = range(9)
 _TYPE_BOOL, _TYPE_NUM, _TYPE_NULL, _TYPE_STRING = 0, 1, 5, 6
+
+
+@contextlib.contextmanager
+def host_work(inst: Any) -> Iterator[None]:
+    """Copying runs no script code and is bounded by the old version's heap:
+    it runs without the fuel and time budget (as the VM's set-up calls do),
+    so a big state is neither cut short nor, in the old instance, killed by
+    a deadline. Inside a running call it stays under that call's budget."""
+    lifted = not inst.depth and inst.limited
+    if lifted:
+        inst.limited = False
+        if inst.fuel is not None:
+            inst.store.set_fuel(1 << 40)
+        if inst.timeout is not None:
+            inst.store.set_epoch_deadline(1 << 40)
+    inst.enter()
+    try:
+        yield
+    finally:
+        inst.leave()
+        if lifted:
+            inst.limited = True
+            inst._armed_at = -1e18  # the next limited call re-arms
 
 
 class Unportable(Exception):
@@ -142,7 +167,11 @@ def read(state: "_VMState") -> dict[str, Any]:
     if vm is None or state.pool.instance.dead is not None:
         return {}
     inst = vm.instance
-    inst.enter()
+    with host_work(inst):
+        return _read(state, vm, inst)
+
+
+def _read(state: "_VMState", vm: Any, inst: Any) -> dict[str, Any]:
     ptr = inst.alloc_cstring(state.script_id)
     try:
         reader = _Reader(state)
@@ -172,7 +201,6 @@ def read(state: "_VMState") -> dict[str, Any]:
     finally:
         if inst.dead is None:
             inst.call("wren_dealloc", ptr)
-        inst.leave()
 
 
 class Writer:
@@ -282,36 +310,45 @@ def carry_over(state: "_VMState", data: dict[str, Any]) -> None:
     data: through its ``onReload(old)`` hook when it defines one, else every
     module variable it leaves null gets the old value of that name. Raises a
     ScriptError when the hook fails or returns what cannot be set (the
-    reload is then rolled back). Runs under the new version's gate."""
+    reload is then rolled back). Runs under the new version's gate; the hook
+    under the new version's limits, the copying without them (host_work)."""
     vm = state.vm
     module = state.script_id
-    writer = Writer(state, data)
+    inst = vm.instance
+    writer = None
+    hook_fn = old_map = None
     try:
-        data = {name: node for name, node in data.items() if writer.portable(node)}
-        vm.ensure_slots(4)
-        hook = vm._c_text("wren_get_variable", (module, HOOK), 0)
-        if hook and vm._c("wren_get_slot_type", 0) != _TYPE_NULL:
-            if vm._c("wren_object_type", 0) != OBJ_CLOSURE:
-                raise _error(state, f"{HOOK} must be a Fn taking the old version's data (a Map)")
-            hook_fn = vm.get_slot_handle(0)
-            try:
-                old = WMap([(name, node) for name, node in data.items()])
-                writer.to_slot(old, 1)
+        with host_work(inst):
+            writer = Writer(state, data)
+            data = {name: node for name, node in data.items() if writer.portable(node)}
+            vm.ensure_slots(4)
+            hook = vm._c_text("wren_get_variable", (module, HOOK), 0)
+            if hook and vm._c("wren_get_slot_type", 0) != _TYPE_NULL:
+                if vm._c("wren_object_type", 0) != OBJ_CLOSURE:
+                    raise _error(state, f"{HOOK} must be a Fn taking the old version's data (a Map)")
+                hook_fn = vm.get_slot_handle(0)
+                writer.to_slot(WMap([(name, node) for name, node in data.items()]), 1)
                 old_map = vm.get_slot_handle(1)
-                try:
-                    _run_hook(state, hook_fn, old_map)
-                finally:
-                    old_map.release()
+            else:
+                for name, node in data.items():
+                    if not vm._c_text("wren_get_variable", (module, name), 0) or \
+                            vm._c("wren_get_slot_type", 0) != _TYPE_NULL:
+                        continue
+                    writer.to_slot(node, 0)
+                    vm._c_text("wren_set_variable", (module, name), 0)
+            writer.release()
+        if hook_fn is not None:
+            inst.enter()  # the hook is script code: the new version's deadline
+            try:
+                _run_hook(state, hook_fn, old_map)
             finally:
-                hook_fn.release()
-            return
-        for name, node in data.items():
-            if not vm._c_text("wren_get_variable", (module, name), 0) or vm._c("wren_get_slot_type", 0) != _TYPE_NULL:
-                continue
-            writer.to_slot(node, 0)
-            vm._c_text("wren_set_variable", (module, name), 0)
+                inst.leave()
     finally:
-        writer.release()
+        if writer is not None:
+            writer.release()
+        for handle in (hook_fn, old_map):
+            if handle is not None:
+                handle.release()
 
 
 def _run_hook(state: "_VMState", hook: Any, old: Any) -> None:
