@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
 VM_SOURCES = ["value.c", "memory.c", "lexer.c", "compiler.c", "vm.c", "debug_step.c", "core.c", "core_text.c", "api.c",
-              "bytecode.c", "slot_codec.c",
+              "bytecode.c", "slot_codec.c", "verify.c", "reload.c",
               "opt_modules.c", "opt_random.c", "opt_meta.c"]
 # Wren sources embedded as C strings: csrc/NAME.wren -> csrc/NAME_wren.inc
 WREN_SOURCES = ["core", "opt_random", "opt_meta"]

@@ -203,7 +203,7 @@ def test_structural_checks_catch_bad_operands(entry: bytes) -> None:
         return reseal(header + bytes(8) + tables + body)
 
     op = ops
-    good = make(fn(bytes([op["NULL"], op["RETURN"], op["END"]])))
+    good = make(fn(bytes([op["NULL"], op["RETURN"], op["END"]]), slots=2))  # the closure and the null
     vm = new_vm()
     assert vm.interpret_bytecode(good, "ok1"), vm.bytecode_error()
     cases = {

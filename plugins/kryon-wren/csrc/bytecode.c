@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "opcodes.h"
+#include "verify.h"
 
 #ifndef KW_BUILD_HASH
 #define KW_BUILD_HASH 0u
@@ -653,6 +654,18 @@ ObjFn* bytecodeLoad(VM* vm, ObjModule* module, const uint8_t* data, int length) 
   if (fn != NULL && r.p != r.end) {
     refuse(&r, "bytes after the function tree", (int)(r.end - r.p));
     fn = NULL;
+  }
+  if (fn != NULL) {
+    /* What the interpreter takes on trust at run time (verify.c). */
+    int* arity = (int*)malloc(sizeof(int) * (ctx.symbolCount + 1));
+    if (arity == NULL) kwFatalOutOfMemory();
+    for (uint32_t i = 0; i < ctx.symbolCount; i++) {
+      arity[i] = signatureArity(symbolNames[i].name, (int)symbolNames[i].length);
+    }
+    vmPushRoot(vm, (Obj*)fn);
+    if (!bytecodeVerify(fn, arity, (int)ctx.symbolCount, errorText, sizeof errorText)) fn = NULL;
+    vmPopRoot(vm);
+    free(arity);
   }
   /* Names resolve before anything changes: a core name must exist and the
    * module's and VM's tables must stay addressable by a short operand. */

@@ -1724,6 +1724,9 @@ static bool parseMethodHeader(Compiler* c, MethodKey* mk, bool isConstruct) {
 static void emitAllocator(Compiler* c, MethodKey* mk, int initSymbol) {
   Compiler ctor;
   beginFunction(&ctor, c->parser, c, true);
+  /* The arguments occupy slots 1..argCount of the frame: count them, or the
+   * loads below would reach past the stack the VM reserves for it. */
+  adjustSlots(&ctor, mk->argCount);
   emitOp(&ctor, OP_CONSTRUCT);
   for (int i = 0; i <= mk->argCount; i++) emitWithByte(&ctor, OP_LOAD_LOCAL, i);
   emitOp(&ctor, OP_CALL);

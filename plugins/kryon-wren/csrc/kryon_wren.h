@@ -128,4 +128,18 @@ int wren_debug_instance_field(WrenVM* vm, int slot, int field, int outSlot);
 const char* wren_debug_class_name(WrenVM* vm, int slot);
 const char* wren_debug_upvalue(WrenVM* vm, int frameIndex, int index, int slot);
 
+/* Hot reload (reload.c): the host copies a module's state into a new VM.
+ * wren_object_type gives the ObjType of an object (-1: not an object),
+ * wren_object_id a number naming it while it lives, wren_class_of the class
+ * of a value; wren_new_instance makes an instance of a plain class without
+ * running a constructor (its field count, -1: not such a class) and
+ * wren_set_instance_field sets one of its fields; wren_set_variable sets a
+ * module variable the module defined itself (static fields: "Class.__f"). */
+int wren_object_type(WrenVM* vm, int slot);
+int wren_object_id(WrenVM* vm, int slot);
+void wren_class_of(WrenVM* vm, int slot, int outSlot);
+int wren_new_instance(WrenVM* vm, int classSlot, int outSlot);
+int wren_set_instance_field(WrenVM* vm, int slot, int field, int valueSlot);
+int wren_set_variable(WrenVM* vm, const char* module, const char* name, int slot);
+
 #endif

@@ -692,6 +692,20 @@ static Value methodNotFound(VM* vm, ObjClass* cls, int symbol) {
                              methodName(vm, symbol));
 }
 
+/* Whether binding fn (or a function nested in it) at fieldBase would move
+ * fields it was bound to before: its field operands are offset by one
+ * base per function, shared by every class made from the same code (a
+ * class declared in a function body runs again), so methods already bound
+ * to a class with another superclass would reach past that class's
+ * instances. */
+static bool movesFields(ObjFn* fn, int fieldBase) {
+  if (fn->boundClass != NULL && fn->fieldBase != fieldBase) return true;
+  for (int i = 0; i < fn->constantCount; i++) {
+    if (IS_FN(fn->constants[i]) && movesFields(AS_FN(fn->constants[i]), fieldBase)) return true;
+  }
+  return false;
+}
+
 static void bindNestedFns(ObjFn* fn, ObjClass* cls, int fieldBase) {
   fn->boundClass = cls;
   fn->fieldBase = fieldBase;
@@ -1222,7 +1236,12 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
           cls = cls->obj.classObj;
           bindNestedFns(closure->fn, cls, 0);
         } else {
-          bindNestedFns(closure->fn, cls, cls->superclass ? cls->superclass->numFields : 0);
+          int base = cls->superclass ? cls->superclass->numFields : 0;
+          if (movesFields(closure->fn, base)) {
+            ERROR_MSG("Class '%s' inherits %d fields, but its methods were bound to a class made from "
+                      "the same code with another number.", cls->name->chars, base);
+          }
+          bindNestedFns(closure->fn, cls, base);
         }
         Method m;
         m.type = METHOD_BLOCK;

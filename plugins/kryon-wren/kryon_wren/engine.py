@@ -60,7 +60,7 @@ from kryon_core import (
 )
 from kryon_core.threads import EngineGate
 
-from . import sandbox
+from . import reload, sandbox
 from .bridge import IO_SOURCE, kryon_module_source, spread_call_args
 from .values import MAX_SAFE, WrenObject, host_callable, prepare, resolve
 
@@ -656,13 +656,40 @@ class WrenEngine(ScriptEngine):
     def reload_script(
         self, script_id: str, compiled: CompiledScript, *, policy: SecurityPolicy | None, previous: CompiledScript
     ) -> None:
-        """The new version starts in a VM of its own; the old one is closed
-        only once the new top level succeeded (else it keeps running)."""
+        """The new version starts in a VM (and wasm instance) of its own and
+        gets the old one's state (reload.py: its ``onReload(old)`` hook, else
+        the module variables it leaves null); the old one is closed only once
+        both succeeded (else it keeps running, state and all)."""
         old = self._state(script_id)
+        from .vm import WrenError
+
         state = self._start(compiled, policy or old.policy)
+        try:
+            try:
+                data = old.pool.gate.run(reload.read, old)
+            except WrenError as exc:  # the old instance faulted: it restarts, as after any trap
+                raise old.pool.gate.run(self._after_trap, old, exc) from None
+            state.pool.gate.run(self._carry_over, state, data)
+        except BaseException:
+            self._drop(state)
+            raise
         with self._lock:
             self._scripts[script_id] = state
         self._drop(old)
+
+    def _carry_over(self, state: _VMState, data: dict[str, Any]) -> None:
+        from .vm import WrenError, WrenRuntimeError
+
+        try:
+            reload.carry_over(state, data)
+        except WrenRuntimeError as exc:
+            state.flush()
+            raise self._runtime_error(state, exc) from None
+        except WrenError as exc:
+            raise sandbox.trap_error(exc, state.script_id) from None
+        finally:
+            state.flush()
+        state.functions = self._describe(state)  # the hook may have set a variable to a Fn
 
     def unload_script(self, script_id: str) -> None:
         with self._lock:

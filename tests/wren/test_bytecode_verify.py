@@ -1,0 +1,397 @@
+"""The bytecode loader's run-time shape check (csrc/verify.c): an entry whose
+checksum was recomputed over edited code is refused when it would break what
+the interpreter takes on trust (stack depths on every path, a class where a
+method is bound, field numbers, argument counts, locals below the stack top,
+captured locals), and falls back to source; every entry the compiler writes
+passes; fuzzed entries never trap the instance or corrupt the VM."""
+
+from __future__ import annotations
+
+import glob
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("kryon_wren")
+from kryon_wren import WrenVM  # noqa: E402
+from kryon_wren.vm import WrenCompileError, WrenMemoryError, WrenRuntimeError, WrenTimeoutError  # noqa: E402
+
+from kryon_core import ScriptManager  # noqa: E402
+
+HEADER = 20
+OPS = {name: i for i, name in enumerate([
+    "CONSTANT", "NULL", "FALSE", "TRUE", "LOAD_LOCAL", "STORE_LOCAL", "LOAD_UPVALUE", "STORE_UPVALUE",
+    "LOAD_MODULE_VAR", "STORE_MODULE_VAR", "LOAD_FIELD_THIS", "STORE_FIELD_THIS", "LOAD_FIELD",
+    "STORE_FIELD", "POP", "CALL", "SUPER", "ADD", "SUB", "MUL", "DIV", "LT", "GT", "LTE", "GTE", "EQ",
+    "NEQ", "ITERATE", "ITERATOR_VALUE", "JUMP", "LOOP", "JUMP_IF_FALSE", "AND", "OR", "CLOSE_UPVALUE",
+    "RETURN", "CLOSURE", "CONSTRUCT", "CLASS", "METHOD_INSTANCE", "METHOD_STATIC", "FOREIGN_INSTANCE",
+    "FOREIGN_STATIC", "NEW_LIST", "LIST_APPEND", "NEW_MAP", "MAP_INSERT", "END_MODULE", "IMPORT_MODULE",
+    "IMPORT_VARIABLE", "END_CLASS", "END", "BREAKPOINT"])}
+OP = OPS
+
+CLASSES = """class Point {
+  construct new(x, y) {
+    _x = x
+    _y = y
+  }
+  x { _x }
+  y { _y }
+  sum { Fn.new { _x + _y }.call() }
+}
+class Point3 is Point {
+  construct new(x, y, z) {
+    super(x, y)
+    _z = z
+  }
+  sum { super.sum + _z }
+}
+var total = 0
+for (i in 1..3) {
+  var p = Point3.new(i, i, i)
+  total = total + p.sum
+}
+var list = [1, 2, 3].map { |v| v * total }.toList
+var map = {"a": list, "b": total}
+System.print([total, list, map["b"]])
+"""
+
+
+def fnv1a(data: bytes) -> int:
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def reseal(entry: bytes) -> bytes:
+    payload = entry[HEADER:]
+    return entry[:12] + struct.pack("<II", len(payload), fnv1a(payload)) + payload
+
+
+def new_vm(**limits) -> WrenVM:
+    return WrenVM(capture=True, load_module=lambda name: None, **limits)
+
+
+@pytest.fixture(scope="module")
+def header() -> bytes:
+    return new_vm().compile_bytecode("var x = 1\n", "h#c")[:12]
+
+
+def fn(code: bytes, constants: list[bytes] | None = None, slots: int = 4, arity: int = 0, upvalues: int = 0) -> bytes:
+    consts = constants or []
+    return (bytes([arity]) + struct.pack("<HI", upvalues, slots) + struct.pack("<I", 0)
+            + struct.pack("<I", len(consts)) + b"".join(consts)
+            + struct.pack("<I", len(code)) + code + b"\1\0\0\0" * len(code) + struct.pack("<I", 0))
+
+
+def fn_constant(body: bytes) -> bytes:
+    return b"\2" + body
+
+
+def str_constant(text: str) -> bytes:
+    data = text.encode()
+    return b"\1" + struct.pack("<I", len(data)) + data
+
+
+def entry(header: bytes, body: bytes, names: tuple[str, ...] = (), variables: tuple[str, ...] = ("Object",)) -> bytes:
+    tables = struct.pack("<I", len(variables)) + b"".join(
+        struct.pack("<I", len(v)) + v.encode() + b"\0" for v in variables)
+    tables += struct.pack("<I", len(names)) + b"".join(struct.pack("<I", len(n)) + n.encode() for n in names)
+    return reseal(header + bytes(8) + tables + body)
+
+
+def loads(data: bytes) -> tuple[bool, str]:
+    vm = new_vm()
+    ok = vm.interpret_bytecode(data, "m")
+    return ok, vm.bytecode_error()
+
+
+def test_every_compiled_case_passes():
+    """No false refusals: every test case, example and benchmark program the
+    compiler accepts loads from its entry."""
+    files = sorted(glob.glob("tests/wren/cases/*.wren")) + sorted(glob.glob("benchmarks/programs/*.wren"))
+    assert len(files) > 50
+    checked = 0
+    for path in files + [None]:
+        source = CLASSES if path is None else open(path, encoding="utf-8").read()
+        try:
+            data = new_vm().compile_bytecode(source, "m#c")
+        except WrenCompileError:
+            continue
+        if data is None:
+            continue
+        vm = new_vm()
+        try:
+            ok = vm.interpret_bytecode(data, "m")
+        except WrenRuntimeError:
+            ok = True
+        assert ok, (path, vm.bytecode_error())
+        checked += 1
+    assert checked > 50
+
+
+def test_a_well_shaped_entry_runs(header):
+    ok, why = loads(entry(header, fn(bytes([OP["NULL"], OP["RETURN"], OP["END"]]), slots=2)))
+    assert ok, why
+
+
+A_FN = fn(bytes([OP["NULL"], OP["RETURN"], OP["END"]]), slots=2)
+
+
+@pytest.mark.parametrize("what, body, names, words", [
+    ("underflow", fn(bytes([OP["POP"], OP["POP"], OP["NULL"], OP["RETURN"], OP["END"]])), (), "underflow"),
+    ("deeper than the slots", fn(bytes([OP["NULL"], OP["NULL"], OP["RETURN"], OP["END"]]), slots=2), (), "deeper"),
+    ("depths differ at a join",
+     fn(bytes([OP["TRUE"], OP["JUMP_IF_FALSE"], 0, 1, OP["NULL"], OP["NULL"], OP["RETURN"], OP["END"]])), (), "differs"),
+    ("a loop that grows the stack",
+     fn(bytes([OP["NULL"], OP["LOOP"], 0, 4, OP["END"]]), slots=64), (), "differs"),
+    ("local above the top", fn(bytes([OP["LOAD_LOCAL"], 2, OP["RETURN"], OP["END"]])), (), "above the stack top"),
+    ("store above the top", fn(bytes([OP["NULL"], OP["STORE_LOCAL"], 3, OP["RETURN"], OP["END"]])), (), "above"),
+    ("append to a non-list", fn(bytes([OP["NULL"], OP["NULL"], OP["LIST_APPEND"], OP["RETURN"], OP["END"]])), (), "list"),
+    ("insert into a non-map",
+     fn(bytes([OP["NULL"], OP["NULL"], OP["NULL"], OP["MAP_INSERT"], OP["RETURN"], OP["END"]])), (), "map"),
+    ("call with the wrong argument count", fn(bytes([OP["NULL"], OP["CALL"], 0, 0, 0, OP["RETURN"], OP["END"]])),
+     ("f(_)",), "argument count"),
+    ("operator with a two-argument name", fn(bytes([OP["NULL"], OP["NULL"], OP["ADD"], 0, 0, OP["RETURN"], OP["END"]])),
+     ("f(_,_)",), "operator"),
+    ("construct in a free function", fn(bytes([OP["CONSTRUCT"], OP["NULL"], OP["RETURN"], OP["END"]])), (), "construct"),
+    ("field of this in a free function", fn(bytes([OP["LOAD_FIELD_THIS"], 0, OP["RETURN"], OP["END"]])), (), "field"),
+    ("field of any value", fn(bytes([OP["NULL"], OP["LOAD_FIELD"], 0, OP["RETURN"], OP["END"]])), (), "field"),
+    ("super on any value", fn(bytes([OP["NULL"], OP["SUPER"], 0, 0, 0, OP["RETURN"], OP["END"]])), ("f",), "super"),
+    ("class without a name", fn(bytes([OP["NULL"], OP["NULL"], OP["CLASS"], 0, OP["RETURN"], OP["END"]])), (), "name"),
+    ("method without a class",
+     fn(bytes([OP["NULL"], OP["CLOSURE"], 0, 0, OP["METHOD_INSTANCE"], 0, 0, OP["RETURN"], OP["END"]]),
+        constants=[fn_constant(A_FN)]), ("f",), "without a class"),
+    ("class attributes on a non-class", fn(bytes([OP["NULL"], OP["NULL"], OP["END_CLASS"], OP["RETURN"], OP["END"]])),
+     (), "class attributes"),
+    ("a captured local popped without closing",
+     fn(bytes([OP["NULL"], OP["CLOSURE"], 0, 0, 1, 1, OP["POP"], OP["POP"], OP["NULL"], OP["RETURN"], OP["END"]]),
+        constants=[fn_constant(fn(bytes([OP["NULL"], OP["RETURN"], OP["END"]]), slots=2, upvalues=1))]), (), "captured"),
+])
+def test_shape_errors_are_refused(header, what, body, names, words):
+    ok, why = loads(entry(header, body, names))
+    assert not ok, what
+    assert words in why, (what, why)
+
+
+def test_closing_a_captured_local_passes(header):
+    body = fn(bytes([OP["NULL"], OP["CLOSURE"], 0, 0, 1, 1, OP["POP"], OP["CLOSE_UPVALUE"], OP["NULL"], OP["RETURN"],
+                     OP["END"]]), constants=[fn_constant(fn(bytes([OP["NULL"], OP["RETURN"], OP["END"]]), slots=2,
+                                                          upvalues=1))])
+    ok, why = loads(entry(header, body))
+    assert ok, why
+
+
+def _class_entry(fields: int, getter_field: int, arity: int = 0, name: str = "a") -> bytes:
+    """class P (own fields `fields`) with a getter reading field `getter_field`."""
+    getter = fn(bytes([OP["LOAD_FIELD_THIS"], getter_field, OP["RETURN"], OP["END"]]), slots=2 + arity, arity=arity)
+    code = bytes([OP["CONSTANT"], 0, 0, OP["LOAD_MODULE_VAR"], 0, 0, OP["CLASS"], fields,
+                  OP["CLOSURE"], 0, 1, OP["METHOD_INSTANCE"], 0, 0, OP["POP"], OP["NULL"], OP["RETURN"], OP["END"]])
+    return fn(code, constants=[str_constant("P"), fn_constant(getter)])
+
+
+def test_field_numbers_are_checked_against_the_class(header):
+    ok, why = loads(entry(header, _class_entry(2, 1), ("a",)))
+    assert ok, why
+    ok, why = loads(entry(header, _class_entry(1, 1), ("a",)))
+    assert not ok and "field index past" in why
+    ok, why = loads(entry(header, _class_entry(2, 0, arity=1), ("a",)))
+    assert not ok and "arity" in why
+
+
+def test_a_method_bound_inside_a_method_is_refused_and_runs_from_source():
+    source = ("class Outer {\n  static make() {\n    class Inner {\n      construct new() { _v = 5 }\n"
+              "      v { _v }\n    }\n    return Inner.new().v\n  }\n}\nSystem.print(Outer.make())\n")
+    data = new_vm().compile_bytecode(source, "m#c")
+    vm = new_vm()
+    assert not vm.interpret_bytecode(data, "m")
+    assert "inside another method" in vm.bytecode_error()
+    vm.interpret(source, "m")
+    assert vm.output == ["5\n"]
+
+
+def test_a_refused_entry_falls_back_to_source_in_the_engine(tmp_path):
+    from kryon_core import SecurityPolicy
+
+    with ScriptManager(policy=SecurityPolicy.sandboxed(), cache_dir=tmp_path) as m:
+        engine = m.engine("wren")
+        compiled = engine.compile(CLASSES.replace("System.print", "var shown = "), "s")
+        assert compiled.bytecode
+        damaged = bytearray(compiled.bytecode)
+        at = damaged.index(bytes([OP["CLASS"], 2]), HEADER)  # Point's own field count, 2 -> 1
+        damaged[at + 1] = 1
+        vm = new_vm()
+        assert not vm.interpret_bytecode(reseal(bytes(damaged)), "m")
+        import dataclasses
+
+        engine.load_script(dataclasses.replace(compiled, bytecode=reseal(bytes(damaged))))
+        assert engine.call_function("Point.new", [1, 2], script="s") is not None
+        assert engine.evaluate("s", "total") == 18
+
+
+@pytest.fixture(scope="module")
+def classes_entry() -> bytes:
+    return new_vm().compile_bytecode(CLASSES, "m#c")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_entries_never_trap_or_corrupt(classes_entry: bytes, data: st.DataObject) -> None:
+    """Bytes of the payload replaced (checksum recomputed): the entry is
+    refused, or it runs to a Wren error or a limit; never a wasm trap of the
+    instance (a fault of the VM), and the VM works afterwards, its heap
+    intact through a full collection."""
+    damaged = bytearray(classes_entry)
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(HEADER, len(damaged) - 1))
+        damaged[at] = data.draw(st.integers(0, 255))
+    vm = new_vm(fuel=20_000_000, memory_limit=32 << 20)
+    try:
+        vm.interpret_bytecode(reseal(bytes(damaged)), "m")
+    except (WrenRuntimeError, WrenCompileError):
+        pass
+    except (WrenTimeoutError, WrenMemoryError):  # a limit: the host survives
+        return
+    vm.collect_garbage()
+    vm.interpret("System.print([1, 2].map { |x| x * 21 }.toList[1])", "after")
+    vm.collect_garbage()
+    assert vm.output[-1] == "42\n"
+
+
+# ---- instruction-aware fuzzing ------------------------------------------------------
+
+OPERANDS = [2, 0, 0, 0, 1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 0, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0,
+            0, 2, 0, 1, 2, 2, 4, 4, 0, 0, 0, 0, 0, 2, 2, 0, 0, 0]
+SWAPPABLE = [op for op in range(len(OPERANDS)) if op not in (OP["FOREIGN_INSTANCE"], OP["FOREIGN_STATIC"],
+                                                             OP["BREAKPOINT"], OP["CLOSURE"])]
+
+
+def instructions(data: bytes) -> list[tuple[int, int]]:
+    """(offset, opcode) of every instruction of every function in an entry
+    (the format of csrc/bytecode.c), so mutations keep the structure valid
+    and reach the shape check rather than the structural one."""
+    pos = HEADER
+    out: list[tuple[int, int]] = []
+
+    def u32() -> int:
+        nonlocal pos
+        pos += 4
+        return struct.unpack_from("<I", data, pos - 4)[0]
+
+    def skip_str() -> None:
+        nonlocal pos
+        length = u32()
+        pos += length
+
+    for _ in range(u32()):
+        skip_str()
+        pos += 1
+        if data[pos - 1] == 2:
+            pos += 8
+    for _ in range(u32()):
+        skip_str()
+
+    def read_fn() -> int:
+        nonlocal pos
+        upvalues = struct.unpack_from("<H", data, pos + 1)[0]
+        pos += 7
+        skip_str()
+        children: dict[int, int] = {}
+        for k in range(u32()):
+            tag = data[pos]
+            pos += 1
+            if tag == 0:
+                pos += 8
+            elif tag == 1:
+                skip_str()
+            else:
+                children[k] = read_fn()
+        length = u32()
+        start, ip = pos, 0
+        while ip < length:
+            op = data[start + ip]
+            out.append((start + ip, op))
+            size = 1 + OPERANDS[op]
+            if op == OP["CLOSURE"]:
+                size += 2 * children[struct.unpack_from(">H", data, start + ip + 1)[0]]
+            ip += size
+        pos = start + length + 4 * length
+        for _ in range(u32()):
+            skip_str()
+            pos += 12
+        return upvalues
+
+    read_fn()
+    return out
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_instruction_level_mutations_never_trap_or_corrupt(classes_entry: bytes, data: st.DataObject) -> None:
+    """Opcodes swapped for others of the same operand size and operand bytes
+    changed (checksum recomputed): what passes the structural check must be
+    refused by the shape check or run without faulting the VM."""
+    damaged = bytearray(classes_entry)
+    code = instructions(classes_entry)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at, op = code[data.draw(st.integers(0, len(code) - 1))]
+        if OPERANDS[op] and data.draw(st.booleans()):
+            damaged[at + data.draw(st.integers(1, OPERANDS[op]))] = data.draw(st.integers(0, 255))
+        else:
+            same = [o for o in SWAPPABLE if OPERANDS[o] == OPERANDS[op]]
+            damaged[at] = data.draw(st.sampled_from(same))
+    vm = new_vm(fuel=20_000_000, memory_limit=32 << 20)
+    try:
+        vm.interpret_bytecode(reseal(bytes(damaged)), "m")
+    except (WrenRuntimeError, WrenCompileError):
+        pass
+    except (WrenTimeoutError, WrenMemoryError):
+        return
+    vm.collect_garbage()
+    vm.interpret("System.print([1, 2].map { |x| x * 21 }.toList[1])", "after")
+    vm.collect_garbage()
+    assert vm.output[-1] == "42\n"
+
+
+MAKE_CLASS = """class Small {
+  construct new() {}
+}
+class Three {
+  construct new() {
+    _a = 1
+    _b = 2
+    _c = 3
+  }
+}
+var make = Fn.new { |sup|
+  class A is sup {
+    construct new() { super() }
+    x { _x }
+    x=(v) { _x = v }
+  }
+  return A
+}
+var a1 = make.call(Small).new()
+a1.x = 5
+var again = make.call(Small).new()
+again.x = 6
+System.print([a1.x, again.x])
+"""
+
+
+def test_methods_shared_by_classes_with_other_field_bases_are_refused():
+    """A class declared in a function body is made again from the same code;
+    its methods' field operands are offset once per function, so binding
+    them to a class with another number of inherited fields would make the
+    first class's methods reach past its instances: a runtime error, and the
+    same superclass again still works."""
+    vm = new_vm()
+    vm.interpret(MAKE_CLASS, "m")
+    assert vm.output == ["[5, 6]\n"]
+    with pytest.raises(WrenRuntimeError) as info:
+        vm.interpret("var a3 = make.call(Three)\n", "m")
+    assert "inherits 3 fields" in info.value.message
+    vm.interpret("a1.x = 7\nSystem.print(a1.x)\n", "m")
+    assert vm.output[-1] == "7\n"
