@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["EngineGate", "track_entries", "entries"]
+__all__ = ["EngineGate", "track_entries", "entries", "tracking"]
 
 T = TypeVar("T")
 
@@ -87,7 +87,8 @@ class EngineGate:
     def uncontended(self) -> tuple[Callable[[bool], bool], Callable[[], None]]:
         """``(acquire, release)`` for a hot path that inlines :meth:`run`'s
         uncontended case: ``if acquire(False): try: ... finally: release()``,
-        and calls :meth:`run` when ``acquire`` fails."""
+        and calls :meth:`run` when ``acquire`` fails (or while the module's
+        ``tracking`` list is not empty: a debugger records every entry)."""
         lock = self._lock
 
         def release() -> None:
@@ -223,6 +224,11 @@ def _tracking_run(self: EngineGate, fn: Callable[..., T], *args: Any) -> T:
 
 _trackers = 0
 
+#: not empty while entries are tracked: a hot path that inlines the uncontended gate (see
+#: :meth:`EngineGate.uncontended`) tests it and goes through :meth:`EngineGate.run` instead, so that
+#: its entries are recorded too
+tracking: list[bool] = []
+
 
 def track_entries(on: bool) -> None:
     """Record, per thread, which runtimes it entered, in order, while at least
@@ -231,6 +237,7 @@ def track_entries(on: bool) -> None:
     with _cond:
         _trackers = max(0, _trackers + (1 if on else -1))
         EngineGate.run = _tracking_run if _trackers else _plain_run  # type: ignore[method-assign]
+        tracking[:] = [True] if _trackers else []
 
 
 def entries() -> list[str]:
