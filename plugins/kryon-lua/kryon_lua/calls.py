@@ -53,10 +53,13 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
     params = _PARAMS[:nparams]
     listed = "".join(p + ", " for p in params)
     simple = rt.passthrough - {str}
-    checks = "".join(
-        f" or (type({p}) not in simple and (type({p}) is not str or len({p}) > short or not {p}.isascii()))"
-        for p in params
-    )
+    if limited(rt, policy):  # a str argument must fit the headroom and pass to_lua's checks unchecked
+        checks = "".join(
+            f" or (type({p}) not in simple and (type({p}) is not str or len({p}) > short or not {p}.isascii()))"
+            for p in params
+        )
+    else:  # what lupa passes exactly (a str that is not UTF-8-encodable fails there, with the same error)
+        checks = "".join(f" or type({p}) not in passthrough" for p in params)
     signature = "".join(p + "=_MISSING, " for p in params) + "*rest"
     missing = f" or {params[-1]} is _MISSING" if params else ""
     head = (
@@ -74,7 +77,7 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
         "        release()\n"
     )
     namespace: dict[str, Any] = {
-        "_MISSING": _MISSING, "tracking": threads.tracking, "simple": simple, "short": _SHORT_STR,
+        "_MISSING": _MISSING, "tracking": threads.tracking, "simple": simple, "passthrough": rt.passthrough, "short": _SHORT_STR,
         "generic": generic, "acquire": rt.gate.uncontended()[0], "release": rt.gate.uncontended()[1], "f": f,
     }
     if not limited(rt, policy):
