@@ -137,6 +137,8 @@ def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
             "            rt.deadline = 0.0\n",
             "            if memory_used() > pressure:\n",
             "                collect()\n",
+            "        if type(r) in plain:  # the common case, first\n",
+            "            return r\n",
             "        if type(r) is tuple:\n",
             "            r = fast_result(r)\n",
         ]
