@@ -39,10 +39,10 @@ from kryon_core import (
 )
 
 from .bridge import script_binder
+from .calls import make_caller
 from .errors import translate
-from .runtime import Runtime, RuntimeKey, host_error, lupa_module
+from .runtime import Runtime, RuntimeKey, lupa_module
 from .sandbox import module_resolver
-from .values import SCALARS
 
 _FUNCTION_DEF = re.compile(
     r"^[ \t]*(?:local[ \t]+)?function[ \t]+([A-Za-z_][\w.:]*)[ \t]*\(([^)]*)\)"
@@ -394,58 +394,9 @@ class LuaEngine(ScriptEngine):
 
     def _make_caller(self, state: _Script, function: str) -> Callable[..., Any]:
         f = self._lua_function(state, function)
-        rt, script, policy = state.runtime, state.id, state.policy
-        to_lua, from_lua = rt.conv.to_lua, rt.conv.from_lua
-        passthrough = rt.passthrough
-        if rt.key.memory_limit or rt.key.max_value_size or (policy.sandboxed and (policy.time_limit or policy.max_recursion)):
-            limited = rt.call_host
-
-            def call(*args: Any) -> Any:
-                return limited(f, args, policy, script)
-
-            return call
-        LuaError = rt.LuaError
-        run = rt.gate.run
-
-        def inside(*args: Any) -> Any:  # in the gate: conversions touch the state too
-            for a in args:
-                if type(a) not in passthrough:
-                    args = tuple([to_lua(a) for a in args])
-                    break
-            result = f(*args)
-            if type(result) in SCALARS:
-                return result
-            return from_lua(result)
-
-        acquire, release = rt.gate.uncontended()
-
-        def call(*args: Any) -> Any:  # the hot path: no hook bookkeeping, scalars straight through
-            try:
-                if acquire(False):  # the gate's uncontended path, inlined
-                    try:
-                        return inside(*args)
-                    finally:
-                        release()
-                return run(inside, *args)
-            except Exception as exc:
-                raise failure(exc) from None
-
-        def failure(exc: Exception) -> ScriptError:
-            """The kryon error for what a call into Lua raised."""
-            if isinstance(exc, LuaError):
-                return translate(exc, script)
-            if isinstance(exc, OverflowError):
-                return ConversionError(
-                    "an integer argument is outside the 64-bit integer range", language="lua", script=script
-                )
-            if isinstance(exc, UnicodeDecodeError):
-                return _not_utf8(exc, script)
-            return host_error(exc, script)
-
         info = state.functions.get(function)
-        if info is not None and not info.is_variadic and 1 <= info.parameter_count <= len(_FIXED_PARAMS):
-            return _fixed_arity(info.parameter_count, f, call, failure, from_lua, passthrough, run, acquire, release)
-        return call
+        nparams = info.parameter_count if info is not None and not info.is_variadic else None
+        return make_caller(state.runtime, f, state.policy, state.id, nparams)
 
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         """Run the function as a coroutine; ``kryon.sleep(ms)`` and
@@ -621,57 +572,6 @@ class LuaEngine(ScriptEngine):
             self._runtimes.clear()
             self._live.clear()
             self._compilers.clear()
-
-
-_FIXED_PARAMS = ("a", "b", "c", "d")
-_MISSING = object()
-
-
-def _fixed_arity(
-    count: int,
-    f: Any,
-    generic: Callable[..., Any],
-    failure: Callable[[Exception], ScriptError],
-    from_lua: Callable[[Any], Any],
-    passthrough: Any,
-    run: Callable[..., Any],
-    acquire: Callable[[bool], bool],
-    release: Callable[[], None],
-) -> Callable[..., Any]:
-    """A caller specialised for a function of ``count`` parameters: given
-    exactly that many scalar arguments it makes one type check per argument
-    around the lupa call (the hot case); any other call goes through
-    ``generic``. Either way the Lua function runs once."""
-    params = _FIXED_PARAMS[:count]
-    listed = ", ".join(params)
-    checks = " or ".join(f"type({p}) not in passthrough" for p in params)
-    source = (
-        f"def call({', '.join(p + '=_MISSING' for p in params)}, *rest):\n"
-        f"    if rest or {params[-1]} is _MISSING or {checks}:\n"
-        f"        return generic(*[x for x in ({listed}, *rest) if x is not _MISSING])\n"
-        f"    try:\n"
-        f"        if acquire(False):\n"
-        f"            try:\n"
-        f"                result = f({listed})\n"
-        f"                return result if type(result) in scalars else from_lua(result)\n"
-        f"            finally:\n"
-        f"                release()\n"
-        f"        return run(inside, {listed})\n"
-        f"    except Exception as exc:\n"
-        f"        raise failure(exc) from None\n"
-        f"def inside({listed}):\n"
-        f"    result = f({listed})\n"
-        f"    if type(result) in scalars:\n"
-        f"        return result\n"
-        f"    return from_lua(result)\n"
-    )
-    namespace = {
-        "_MISSING": _MISSING, "passthrough": passthrough, "generic": generic, "f": f,
-        "failure": failure, "from_lua": from_lua, "scalars": SCALARS, "run": run,
-        "acquire": acquire, "release": release,
-    }
-    exec(compile(source, f"<kryon-lua caller/{count}>", "exec"), namespace)
-    return namespace["call"]
 
 
 def _scan_functions(text: str) -> dict[str, FunctionInfo]:

@@ -501,8 +501,10 @@ end
 -- The cheaper capped call: the host switches the cap on and off itself,
 -- having checked there is room for lupa to push the arguments. Everything
 -- here runs inside lupa's protected call; what goes back to the host is only
--- scalars (1, results...), or 2 with the results waiting in K.slot, or
--- 0 and an error message, so lupa allocates nothing after the call.
+-- scalars, so lupa allocates nothing after the call: the one result when it
+-- is a scalar (the common case: no tuple to build and unpack), else
+-- (1, results...), or (2, nil) with the results waiting in K.slot, or
+-- (0, error message).
 local slot = {}
 K.slot = slot
 local SCALAR = { ["nil"] = true, boolean = true, number = true, string = true }
@@ -520,10 +522,13 @@ local function fast_finish(ok, ...)
     if type(e) ~= "string" then error(e, 0) end
     return 0, e
   end
-  for i = 1, select("#", ...) do
+  local n = select("#", ...)
+  if n == 0 then return nil end
+  if n == 1 and SCALAR[type((...))] then return (...) end
+  for i = 1, n do
     if not SCALAR[type((select(i, ...)))] then
       slot[1] = pack(...)
-      return 2
+      return 2, nil
     end
   end
   return 1, ...

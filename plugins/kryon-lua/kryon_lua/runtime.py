@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, SecurityPolicy, StackFrame
+from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, SecurityPolicy, StackFrame, threads
 
 from .chunks import run_chunk
 from .errors import translate
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 PRELUDE_NAME = "=kryon-prelude"
 #: bytes of headroom a call switched under the cap from the host needs beyond its string arguments
-_FAST_MARGIN = 256 * 1024
+FAST_MARGIN = 256 * 1024
 _PRELUDE: str | None = None
 
 
@@ -181,7 +181,7 @@ class Runtime:
     def call_host(self, function: Any, args: "tuple[Any, ...] | list[Any]", policy: SecurityPolicy, script: str) -> Any:
         """``call`` with host values: the arguments convert into Lua and the
         result back inside the gate (conversions touch the state too)."""
-        if self._acquire(False):  # the gate's uncontended path, inlined
+        if not threads.tracking and self._acquire(False):  # the gate's uncontended path, inlined
             try:
                 return self._call_host(function, args, policy, script)
             finally:
@@ -230,18 +230,8 @@ class Runtime:
             finally:
                 if self.capped != was:  # an error outside K.capped's own protection
                     self._setcap(was)
-        except self.LuaError as exc:
-            raise self._located(translate(exc, script), script) from None
-        except ScriptError as exc:  # raised by host code the script called
-            raise self._located(exc, script) from None
-        except OverflowError:
-            raise ConversionError("an integer argument is outside the 64-bit integer range", language="lua",
-                                  script=script) from None
-        except UnicodeDecodeError:
-            raise ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
-                                  script=script) from None
         except Exception as exc:
-            raise host_error(exc, script) from None
+            raise self.call_failure(exc, script) from None
         finally:
             self.deadline = previous
             if self.key.memory_limit and not self.capped and self.memory_pressure():
@@ -250,7 +240,7 @@ class Runtime:
     def _headroom(self, args: "list[Any] | tuple[Any, ...]") -> bool:
         """Whether lupa can push these arguments under the cap for sure (its
         pushes happen outside any protected call)."""
-        need = _FAST_MARGIN
+        need = FAST_MARGIN
         for a in args:
             if type(a) is str or type(a) is bytes:
                 need += len(a) * 4 + 64
@@ -269,8 +259,12 @@ class Runtime:
         finally:
             lua.set_max_memory(0)
             self.capped = False
-        if type(r) is not tuple:
-            r = (r,)
+        return r if type(r) is not tuple else self.fast_result(r)
+
+    def fast_result(self, r: "tuple[Any, ...]") -> Any:
+        """What a `K.fastcapped` call that did not hand back one scalar
+        returned: (1, results...), (2, nil) with the results in `K.slot`, or
+        (0, message) for an error (raised here as a LuaError)."""
         code = r[0]
         if code == 1:
             rest = r[1:]
@@ -283,6 +277,21 @@ class Runtime:
         if not rest:
             return None
         return rest[0] if len(rest) == 1 else rest
+
+    def call_failure(self, exc: Exception, script: str) -> ScriptError:
+        """The kryon error for what a call into this state raised, located
+        (see ``_located``)."""
+        if isinstance(exc, self.LuaError):
+            return self._located(translate(exc, script), script)
+        if isinstance(exc, ScriptError):  # raised by host code the script called, or a conversion
+            return self._located(exc, script)
+        if isinstance(exc, OverflowError):
+            return ConversionError("an integer argument is outside the 64-bit integer range", language="lua",
+                                   script=script)
+        if isinstance(exc, UnicodeDecodeError):
+            return ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
+                                   script=script)
+        return host_error(exc, script)
 
     def _located(self, err: ScriptError, script: str) -> ScriptError:
         """Memory errors carry no position: use the last one the hook saw,

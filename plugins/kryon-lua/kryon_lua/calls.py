@@ -1,0 +1,210 @@
+"""Per-function callers: the manager's and bound handles' path into Lua.
+
+One caller is made per (script version, function). For a function of 0-4
+fixed parameters it is generated source (``make_caller``) that, given that
+many simple arguments (nil, booleans, numbers, short ASCII strings), does the
+whole call in one Python frame: the gate's uncontended acquire, the deadline
+and recursion depth written where the count hook reads them, the memory cap
+switched on around the lupa call and off after it, and the result handed back
+without the generic converter. Everything else (other arguments, a call made
+from inside one of the state's own calls, low headroom under the cap, a
+contended gate, a debugger recording gate entries) goes through the generic
+path (``Runtime.call_host``), which gives the same results and errors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kryon_core import SecurityPolicy, threads
+from kryon_core.errors import ConversionError, ScriptError
+
+from .errors import translate
+from .runtime import FAST_MARGIN, host_error
+from .values import SCALARS
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+_PARAMS = ("a", "b", "c", "d")
+_MISSING = object()
+#: a str argument this long at most (and ASCII: no encodability check needed) takes the fast path;
+#: the headroom check's margin covers it
+_SHORT_STR = 4096
+#: results handed back as they are; a str result goes through the converter (its size limit)
+_PLAIN_RESULTS = SCALARS - {str}
+
+
+def limited(rt: "Runtime", policy: SecurityPolicy) -> bool:
+    """Whether calls into ``rt`` under ``policy`` have limits to enforce."""
+    return bool(rt.key.memory_limit or rt.key.max_value_size
+                or (policy.sandboxed and (policy.time_limit or policy.max_recursion)))
+
+
+def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams: int | None) -> Callable[..., Any]:
+    """The caller of Lua function ``f`` of ``script`` with host values.
+    ``nparams`` is its fixed parameter count, None when it is variadic or
+    unknown (then every call takes the generic path)."""
+    generic = _generic(rt, f, policy, script)
+    if nparams is None or not 0 <= nparams <= len(_PARAMS):
+        return generic
+    params = _PARAMS[:nparams]
+    listed = "".join(p + ", " for p in params)
+    simple = rt.passthrough - {str}
+    if limited(rt, policy):  # a str argument must fit the headroom and pass to_lua's checks unchecked
+        checks = "".join(
+            f" or (type({p}) not in simple and (type({p}) is not str or len({p}) > short or not {p}.isascii()))"
+            for p in params
+        )
+    else:  # what lupa passes exactly (a str that is not UTF-8-encodable fails there, with the same error)
+        checks = "".join(f" or type({p}) not in passthrough" for p in params)
+    signature = "".join(p + "=_MISSING, " for p in params) + "*rest"
+    missing = f" or {params[-1]} is _MISSING" if params else ""
+    head = (
+        f"def call({signature}):\n"
+        f"    if rest{missing} or tracking{checks}:\n"
+        f"        return generic(*[x for x in ({listed}*rest,) if x is not _MISSING])\n"
+        f"    if not acquire(False):\n"
+        f"        return generic({listed})\n"
+        f"    try:\n"
+    )
+    tail = (
+        "    except Exception as exc:\n"
+        "        raise failure(exc) from None\n"
+        "    finally:\n"
+        "        release()\n"
+    )
+    namespace: dict[str, Any] = {
+        "_MISSING": _MISSING, "tracking": threads.tracking, "simple": simple, "passthrough": rt.passthrough, "short": _SHORT_STR,
+        "generic": generic, "acquire": rt.gate.uncontended()[0], "release": rt.gate.uncontended()[1], "f": f,
+    }
+    if not limited(rt, policy):
+        body = (
+            f"        r = f({listed})\n"
+            f"        return r if type(r) in scalars else from_lua(r)\n"
+        )
+        namespace.update(scalars=SCALARS, from_lua=rt.conv.from_lua, failure=_unlimited_failure(rt, script))
+    else:
+        body = _limited_body(rt, policy, listed)
+        limit = rt.key.memory_limit or 0
+        namespace.update(
+            rt=rt, call_host=rt.call_host, policy=policy, script=script,
+            depth=policy.max_recursion or 0, luastate=rt.state, time_limit=policy.time_limit or 0.0,
+            monotonic=time.monotonic, memory_used=rt.lua.get_memory_used, set_max=rt.lua.set_max_memory,
+            limit=limit, margin=FAST_MARGIN, pressure=limit * 0.9, collect=rt.helpers.collect,
+            fastcall=rt.helpers.fastcapped, fast_result=rt.fast_result, plain=_PLAIN_RESULTS,
+            from_lua=rt.conv.from_lua, failure=lambda exc: rt.call_failure(exc, script),
+        )
+    exec(compile(head + body + tail, f"<kryon-lua caller/{nparams}>", "exec"), namespace)
+    call: Callable[..., Any] = namespace["call"]
+    return call
+
+
+def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
+    """The fast path under limits. It runs only as the outermost call into
+    the state (no deadline or cap of an enclosing call to keep), and, with a
+    memory cap, only with headroom for lupa to push the arguments (its
+    pushes happen outside any protected call: a refused allocation there is
+    a panic). The cap goes on from the host and ``K.fastcapped`` hands back
+    scalars only, as ``Runtime._fast_capped``."""
+    lines = [
+        "        if rt.deadline or rt.capped:  # inside a call of this state: keep its deadline and cap\n",
+        f"            return call_host(f, ({listed}), policy, script)\n",
+    ]
+    if rt.key.memory_limit:
+        lines += [
+            "        if memory_used() + margin >= limit:\n",
+            f"            return call_host(f, ({listed}), policy, script)\n",
+        ]
+    lines += [
+        "        if rt.maxdepth != depth:\n",
+        "            luastate.maxdepth = depth\n",
+        "            rt.maxdepth = depth\n",
+    ]
+    if policy.time_limit:
+        lines.append("        rt.deadline = monotonic() + time_limit  # the count hook reads it (Runtime._check_time)\n")
+    if rt.key.memory_limit:
+        lines += [
+            "        set_max(limit)\n",
+            "        rt.capped = True\n",
+            "        try:\n",
+            f"            r = fastcall(f, {listed})\n",
+            "        finally:\n",
+            "            set_max(0)\n",
+            "            rt.capped = False\n",
+            "            rt.deadline = 0.0\n",
+            "            if memory_used() > pressure:\n",
+            "                collect()\n",
+            "        if type(r) in plain:  # the common case, first\n",
+            "            return r\n",
+            "        if type(r) is tuple:\n",
+            "            r = fast_result(r)\n",
+        ]
+    else:
+        lines += [
+            "        try:\n",
+            f"            r = f({listed})\n",
+            "        finally:\n",
+            "            rt.deadline = 0.0\n",
+        ]
+    lines.append("        return r if type(r) in plain else from_lua(r)\n")
+    return "".join(lines)
+
+
+def _generic(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str) -> Callable[..., Any]:
+    """The caller for any arguments: the limited path's ``call_host``, or,
+    with no limits, the converter around a plain call."""
+    if limited(rt, policy):
+        call_host = rt.call_host
+
+        def call(*args: Any) -> Any:
+            return call_host(f, args, policy, script)
+
+        return call
+    to_lua, from_lua, passthrough = rt.conv.to_lua, rt.conv.from_lua, rt.passthrough
+    acquire, release = rt.gate.uncontended()
+    run, tracking = rt.gate.run, threads.tracking
+    failure = _unlimited_failure(rt, script)
+
+    def inside(*args: Any) -> Any:  # in the gate: conversions touch the state too
+        for a in args:
+            if type(a) not in passthrough:
+                args = tuple([to_lua(a) for a in args])
+                break
+        result = f(*args)
+        if type(result) in SCALARS:
+            return result
+        return from_lua(result)
+
+    def unlimited(*args: Any) -> Any:
+        try:
+            if not tracking and acquire(False):  # the gate's uncontended path, inlined
+                try:
+                    return inside(*args)
+                finally:
+                    release()
+            return run(inside, *args)
+        except Exception as exc:
+            raise failure(exc) from None
+
+    return unlimited
+
+
+def _unlimited_failure(rt: "Runtime", script: str) -> Callable[[Exception], ScriptError]:
+    LuaError = rt.LuaError
+
+    def failure(exc: Exception) -> ScriptError:
+        """The kryon error for what a call into Lua raised."""
+        if isinstance(exc, LuaError):
+            return translate(exc, script)
+        if isinstance(exc, OverflowError):
+            return ConversionError("an integer argument is outside the 64-bit integer range", language="lua",
+                                   script=script)
+        if isinstance(exc, UnicodeDecodeError):
+            return ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
+                                   script=script)
+        return host_error(exc, script)
+
+    return failure

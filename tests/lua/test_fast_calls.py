@@ -1,0 +1,217 @@
+"""The generated per-function callers (kryon_lua.calls): simple arguments take
+the fast path (counted: the generic path, ``Runtime.call_host``, is not
+reached), every other call takes the generic one, and both give the same
+results, limits and errors. Limits are shown to fire through the fast path."""
+
+import threading
+
+import pytest
+
+pytest.importorskip("kryon_lua")
+
+from kryon_lua.runtime import FAST_MARGIN  # noqa: E402
+
+from kryon_core import (  # noqa: E402
+    ConversionError,
+    MemoryLimitError,
+    RecursionLimitError,
+    ScriptManager,
+    ScriptRuntimeError,
+    ScriptTimeoutError,
+    SecurityPolicy,
+    threads,
+)
+
+SOURCE = """\
+function add(a, b) return a + b end
+function join(a, b) return a .. b end
+function echo(x) return x end
+function pair(a, b) return a, b end
+function nothing() end
+function listed(a, b) return {a, b} end
+function mixed(a) return a, {a} end
+function boom(x)
+  error("bad " .. tostring(x))
+end
+function spin(n)
+  while true do n = n + 1 end
+end
+function dive(n) return dive(n + 1) + 1 end
+function grow(n)
+  local t = {}
+  for i = 1, n do t[i] = ("x"):rep(65536) .. i end
+  return #t
+end
+function outer(n)
+  local r = host(n)
+  while true do r = r + 1 end
+end
+function entered() return record() end
+"""
+
+
+class Counted:
+    """Counts the calls that reach a runtime's generic path."""
+
+    def __init__(self, rt):
+        self.calls = 0
+        self.real = rt.call_host
+        rt.call_host = self
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.real(*args)
+
+
+def _manager(policy):
+    m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
+    m.load_script_from_source("s", "lua", SOURCE)
+    rt = m.engine("lua")._scripts["s"].runtime
+    return m, Counted(rt)  # before any caller is made: they take the generic path from the runtime
+
+
+SANDBOXED = SecurityPolicy.sandboxed(time_limit=0.3, memory_limit=16 * 1024 * 1024, max_recursion=100)
+
+
+@pytest.fixture(params=["sandboxed", "trusted"])
+def setup(request):
+    m, counted = _manager(SANDBOXED if request.param == "sandboxed" else SecurityPolicy.trusted())
+    yield m, counted, request.param
+    m.close()
+
+
+def test_results_on_the_fast_path(setup):
+    m, counted, kind = setup
+    call = m.call_function
+    assert call("s.add", [2, 3]) == 5
+    assert call("s.add", [2.5, 0.5]) == 3.0
+    assert call("s.join", ["ab", "c"]) == "abc"
+    assert call("s.echo", [None]) is None
+    assert call("s.echo", [True]) is True
+    assert call("s.pair", [1, "x"]) == [1, "x"]
+    assert call("s.nothing", []) is None
+    assert call("s.listed", [1, 2]) == [1, 2]
+    assert call("s.mixed", [7]) == [7, [7]]
+    bound = m.function("s.add")
+    assert bound(40, 2) == 42
+    if kind == "sandboxed":
+        assert counted.calls == 0
+
+
+def test_other_arguments_take_the_generic_path_with_the_same_results(setup):
+    m, counted, kind = setup
+    call = m.call_function
+    assert call("s.echo", [[1, 2]]) == [1, 2]  # a table argument
+    assert call("s.echo", ["é" * 3]) == "é" * 3  # not ASCII
+    long = "x" * 10_000
+    assert call("s.join", [long, "y"]) == long + "y"  # longer than the fast path takes
+    assert call("s.pair", [1]) == [1, None]  # fewer arguments than parameters: b is nil
+    assert call("s.add", [1, 2, 3]) == 3  # more: the extra one is dropped
+    if kind == "sandboxed":
+        assert counted.calls == 5
+
+
+def test_errors_name_script_and_line_on_the_fast_path(setup):
+    m, counted, kind = setup
+    with pytest.raises(ScriptRuntimeError) as info:
+        m.call_function("s.boom", [1])
+    assert (info.value.script, info.value.line, info.value.language) == ("s", 9, "lua")
+    assert "bad 1" in str(info.value)
+    with pytest.raises(ConversionError):
+        m.call_function("s.add", [2**70, 1])  # no Lua integer holds it: generic path, clear error
+    assert m.call_function("s.add", [1, 1]) == 2
+
+
+def test_time_limit_fires_on_the_fast_path():
+    m, counted = _manager(SANDBOXED)
+    with pytest.raises(ScriptTimeoutError) as info:
+        m.call_function("s.spin", [0])
+    assert (info.value.script, info.value.line) == ("s", 12)
+    assert counted.calls == 0
+    assert m.call_function("s.add", [1, 2]) == 3
+    m.close()
+
+
+def test_recursion_limit_fires_on_the_fast_path():
+    m, counted = _manager(SANDBOXED)
+    with pytest.raises(RecursionLimitError):
+        m.call_function("s.dive", [0])
+    assert counted.calls == 0
+    assert m.call_function("s.add", [1, 2]) == 3
+    m.close()
+
+
+def test_memory_cap_fires_on_the_fast_path_and_the_state_recovers():
+    m, counted = _manager(SANDBOXED)
+    with pytest.raises(MemoryLimitError):
+        m.call_function("s.grow", [100_000])
+    assert counted.calls == 0
+    assert m.call_function("s.grow", [10]) == 10  # the failed call's garbage was collected
+    m.close()
+
+
+def test_low_headroom_under_the_cap_takes_the_generic_path():
+    m, counted = _manager(SecurityPolicy.sandboxed(memory_limit=4 * 1024 * 1024, time_limit=5))
+    rt = m.engine("lua")._scripts["s"].runtime
+    m.evaluate("lua", "keep = {}", script="s")
+    while rt.key.memory_limit - rt.lua.get_memory_used() >= FAST_MARGIN:
+        m.evaluate("lua", "keep[#keep + 1] = ('z'):rep(16384) .. #keep", script="s")
+    counted.calls = 0
+    assert m.call_function("s.add", [2, 3]) == 5
+    assert counted.calls == 1  # too close to the cap for lupa's pushes outside a protected call
+    m.close()
+
+
+@pytest.mark.timeout(60)  # a lost deadline would loop for ever
+def test_a_call_from_inside_a_call_keeps_the_outer_deadline():
+    """A host function called by the script calls into the same state: that
+    inner call must not end the outer call's deadline (the outer loop would
+    then never stop)."""
+    m, counted = _manager(SANDBOXED)
+    inner = []
+
+    def host(n):
+        inner.append(m.call_function("s.add", [n, 1]))
+        return inner[-1]
+
+    m.set_global("lua", "host", host)
+    with pytest.raises(ScriptTimeoutError):
+        m.call_function("s.outer", [1])
+    assert inner == [2]
+    assert counted.calls == 1  # the inner call went the generic way
+    m.close()
+
+
+def test_a_debugger_tracking_gate_entries_sees_fast_calls(setup):
+    m, counted, kind = setup
+    seen = []
+    recorder = lambda: seen.append(threads.entries()) or 1  # noqa: E731
+    m.set_global("lua", "record", recorder)
+    threads.track_entries(True)
+    try:
+        assert m.call_function("s.entered", []) == 1
+    finally:
+        threads.track_entries(False)
+    assert seen and "lua" in seen[0]
+
+
+def test_a_held_gate_makes_the_call_wait(setup):
+    m, counted, kind = setup
+    gate = m.engine("lua")._scripts["s"].runtime.gate
+    inside, leave, results = threading.Event(), threading.Event(), []
+
+    def hold():
+        gate.run(lambda: (inside.set(), leave.wait(10)))
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    inside.wait(10)
+    caller = threading.Thread(target=lambda: results.append(m.call_function("s.add", [2, 2])))
+    caller.start()
+    caller.join(0.2)
+    assert results == []  # waiting on the gate, not running beside the holder
+    leave.set()
+    holder.join(10)
+    caller.join(10)
+    assert results == [4]
+
