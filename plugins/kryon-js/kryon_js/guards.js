@@ -299,6 +299,43 @@
     }, writable: true, enumerable: false, configurable: true });
     installStringGuards(tick, wrap, rel, len, big);
     installConstructorGuards(tick, wrap, len, big, BIG);
+    installJsonGuard(tick, AP.concat);
+    installHashGuards(wrap, BIG);
+  }
+
+  // -- Map and Set hash a string key natively, character by character. A rope (s + s, built in a few
+  // steps) is walked without being flattened: 2^30 characters take seconds and cost no memory. A long
+  // key is made flat first, so its size is charged to the memory limit and one pass over it is bounded
+  // by that limit, as for every other single pass over one string.
+  function installHashGuards(wrap, BIG) {
+    const flat = call.bind(String.prototype.slice);
+    const key = (k) => (typeof k === "string" && k.length > BIG ? flat(k, 0) : k);
+    for (const [proto, names] of [[MapC.prototype, ["get", "set", "has", "delete"]], [SetC.prototype, ["add", "has", "delete"]]]) {
+      for (const name of names) {
+        wrap(proto, name, (native) => function (k, v) { return apply(native, this, arguments.length > 1 ? [key(k), v] : [key(k)]); });
+      }
+    }
+    // the set methods hash what another set-like's keys() yields: its strings pass through key() too
+    function record(o) {
+      if (o === null || typeof o !== "object") return o;
+      const size = o.size, has = o.has, keys = o.keys;
+      if (typeof keys !== "function") return o;
+      return {
+        size, has: typeof has === "function" ? function (v) { return apply(has, o, [v]); } : has,
+        keys() {
+          const it = apply(keys, o, []), next = it === null || typeof it !== "object" ? undefined : it.next;
+          if (typeof next !== "function") return it;
+          return { next() { const r = apply(next, it, []); return r !== null && typeof r === "object" && typeof r.value === "string" && r.value.length > BIG ? { done: r.done, value: key(r.value) } : r; } };
+        },
+      };
+    }
+    for (const name of ["union", "intersection", "difference", "symmetricDifference", "isSubsetOf", "isSupersetOf", "isDisjointFrom"]) {
+      if (typeof SetC.prototype[name] === "function") wrap(SetC.prototype, name, (native) => function (other) { return apply(native, this, [record(other)]); });
+    }
+    wrap(MapC, "groupBy", (native) => function (items, fn) {
+      if (typeof fn !== "function") return apply(native, this, arguments);
+      return apply(native, this, [items, function (v, i) { return key(fn(v, i)); }]);
+    });
   }
 
   // -- strings: building and searching loop natively over lengths the script picks -----------------
@@ -409,6 +446,35 @@
       if (out.length < lim) out[out.length] = nSlice(s, p);
       return out;
     });
+    // normalize (and localeCompare, which compares the NFC forms) make one pass over the whole string.
+    // A long string is normalized in pieces cut before an ASCII character or a letter other than a
+    // Hangul jamo: such a character has combining class 0 and is never the second half of a composition,
+    // so nothing before the cut combines or reorders with anything after it
+    const SAFE = /(?![\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff])[\p{L}\0-\x7f]/gu, exec = call.bind(RegExp.prototype.exec);
+    const nNormalize = call.bind(SP.normalize);
+    function normalizeLong(s, f) {
+      let out = "";
+      for (let i = 0, j; i < s.length; i = j) {
+        j = i + (1 << 16);
+        if (j < s.length) { SAFE.lastIndex = j; const m = exec(SAFE, s); j = m === null ? s.length : m.index; } else j = s.length;
+        out += nNormalize(nSlice(s, i, j), f);
+        tick();
+      }
+      return out;
+    }
+    wrap(SP, "normalize", (native) => function (form) {
+      const s = str(this);
+      if (s.length <= WORK) return apply(native, s, arguments);
+      const f = form === undefined ? "NFC" : StringC(form);
+      nNormalize("", f);   // its own RangeError for an unknown form
+      return normalizeLong(s, f);
+    });
+    wrap(SP, "localeCompare", (native) => function (that) {
+      const s = str(this), t = StringC(that);
+      if (s.length + t.length <= WORK) return apply(native, s, arguments);
+      const a = normalizeLong(s, "NFC"), b = normalizeLong(t, "NFC");
+      return a < b ? -1 : a > b ? 1 : 0;
+    });
     // GetSubstitution for a string pattern (no captures): $$, $&, $` and $'
     function substitute(matched, s, pos, replacement) {
       let out = "";
@@ -492,5 +558,143 @@
       }
       return to;
     });
+  }
+  // -- JSON.parse builds its whole result in one native call (a second per 2^24 elements). A text longer
+  // than WORK is parsed piece by piece: a run of elements (or members) cut at a comma goes to the native
+  // parser, which accepts the run only if every cut falls between two complete elements (the run is read
+  // left to right exactly as the whole text is), doubling the run while it fails; an element longer than
+  // WORK is delimited by a scan (strings skipped) and parsed the same way, recursively.
+  function installJsonGuard(tick, nConcat) {
+    const WORK = 1 << 22, RUN = 1 << 12;
+    const nParse = JSON.parse, nSlice = call.bind(String.prototype.slice), nIndexOf = call.bind(String.prototype.indexOf);
+    const exec = call.bind(RegExp.prototype.exec), ownKeys = Reflect.ownKeys, StringC = String;
+    const SyntaxErrorC = SyntaxError;
+    const WS = /[ \t\n\r]*/y, SCAN = /[[\]{}"]/g, ATOM = /[^,\]} \t\n\r]*/y;
+    function bad(what, at) { return new SyntaxErrorC("JSON.parse: " + what + " at position " + at); }
+    function skipWs(s, i) { WS.lastIndex = i; exec(WS, s); return WS.lastIndex; }
+    function stringEnd(s, i, b) {   // s[i] is '"': the index after the closing quote
+      for (let from = i + 1; ; ) {
+        const q = nIndexOf(s, '"', from);
+        if (q < 0 || q >= b) throw bad("unterminated string", i);
+        let k = q - 1;
+        while (s[k] === "\\") k--;
+        if ((q - 1 - k) % 2 === 0) return q + 1;   // an even run of backslashes escapes itself, not the quote
+        from = q + 1;
+      }
+    }
+    function valueEnd(s, i, b) {   // the index after the value that starts at i
+      const c = s[i];
+      if (c === '"') return stringEnd(s, i, b);
+      if (c !== "[" && c !== "{") { ATOM.lastIndex = i; exec(ATOM, s); return ATOM.lastIndex; }
+      let depth = 0;
+      SCAN.lastIndex = i;
+      for (;;) {
+        const m = exec(SCAN, s);
+        if (m === null || SCAN.lastIndex > b) throw bad("unterminated " + (c === "[" ? "array" : "object"), i);
+        const d = m[0];
+        if (d === '"') SCAN.lastIndex = stringEnd(s, SCAN.lastIndex - 1, b);
+        else if (d === "[" || d === "{") depth++;
+        else if (--depth === 0) return SCAN.lastIndex;
+      }
+    }
+    function define(o, k, v) { defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true }); }
+    function value(s, a, b) {   // [a, b): one value, no surrounding whitespace
+      if (b - a <= WORK) return nParse(nSlice(s, a, b));
+      const c = s[a], close = c === "[" ? "]" : c === "{" ? "}" : "";
+      if (close === "") return nParse(nSlice(s, a, b));   // one string or number: a single pass
+      if (s[b - 1] !== close) throw bad("unexpected end of " + (c === "[" ? "array" : "object"), b - 1);
+      return elements(s, a + 1, b - 1, c === "{");
+    }
+    function member(s, p, b, isObj, parts, out, end) {   // one element from p (to end, if known); returns its end
+      if (!isObj) { const e = end >= 0 ? end : valueEnd(s, p, b); parts[parts.length] = [value(s, p, e)]; return e; }
+      if (s[p] !== '"') throw bad("expected a property name", p);
+      const ke = stringEnd(s, p, b), key = nParse(nSlice(s, p, ke)), q = skipWs(s, ke);
+      if (s[q] !== ":") throw bad("expected ':'", q);
+      const v0 = skipWs(s, q + 1), e = valueEnd(s, v0, b);
+      define(out, key, value(s, v0, e));
+      return e;
+    }
+    function elements(s, a, b, isObj) {   // the elements (or members) between a and b
+      const out = isObj ? {} : null, parts = [], open = isObj ? "{" : "[", close = isObj ? "}" : "]";
+      let p = skipWs(s, a), optimistic = true;
+      function take(stop) {   // [p, stop): complete elements, natively
+        const part = nParse(open + nSlice(s, p, stop) + close);
+        if (!isObj) parts[parts.length] = part;
+        else { const ks = ownKeys(part); for (let i = 0; i < ks.length; i++) define(out, ks[i], part[ks[i]]); }
+      }
+      while (p < b) {
+        tick();
+        let stop = b;
+        if (optimistic) {   // cut at a comma about RUN on: right for arrays of scalars, often wrong inside objects
+          if (b - p > RUN) { const c = nIndexOf(s, ",", p + RUN); if (c >= 0 && c < b) stop = c; }
+          if (stop - p <= WORK) {
+            let ok = true;
+            try { take(stop); } catch (e) { if (!(e instanceof SyntaxErrorC) || stop === b) throw e; ok = false; }
+            if (ok) { p = stop === b ? b : after(s, stop, b, close); continue; }
+          }
+          optimistic = false;
+        }
+        // scan element by element (strings skipped) until a run of RUN characters or more is delimited
+        let q = p, last = -1, first = -1;
+        while (q < b && q - p < RUN) {
+          const e = isObj ? memberEnd(s, q, b) : valueEnd(s, q, b);
+          if (e - p > WORK) { if (q === p) first = e; break; }
+          last = e; q = skipWs(s, e);
+          if (q < b) { if (s[q] !== ",") throw bad("expected ',' or '" + close + "'", q); q = skipWs(s, q + 1); if (q >= b) throw bad("unexpected '" + close + "' after ','", b); }
+        }
+        if (last < 0) { last = member(s, p, b, isObj, parts, out, first); q = after(s, last, b, close); }   // one element longer than WORK
+        else { take(last); q = last === b ? b : after(s, last, b, close); }
+        p = q;
+      }
+      if (isObj) return out;
+      return parts.length === 1 ? parts[0] : apply(nConcat, [], parts);
+    }
+    function after(s, e, b, close) {   // past the comma that follows the element ending at e (or at b)
+      const q = skipWs(s, e);
+      if (q >= b) return b;
+      if (s[q] !== ",") throw bad("expected ',' or '" + close + "'", q);
+      const r = skipWs(s, q + 1);
+      if (r >= b) throw bad("unexpected '" + close + "' after ','", b);
+      return r;
+    }
+    function memberEnd(s, p, b) {   // "key" : value
+      if (s[p] !== '"') throw bad("expected a property name", p);
+      const q = skipWs(s, stringEnd(s, p, b));
+      if (s[q] !== ":") throw bad("expected ':'", q);
+      return valueEnd(s, skipWs(s, q + 1), b);
+    }
+    // InternalizeJSONProperty (ECMA-262 25.5.1.1): the reviver walks the result bottom up
+    function internalize(holder, name, reviver) {
+      const val = holder[name];
+      if (val !== null && typeof val === "object") {
+        if (isArray(val)) {
+          for (let i = 0, n = val.length; i < n; i++) {
+            const v = internalize(val, StringC(i), reviver);
+            if (v === undefined) delete val[i]; else define(val, StringC(i), v);
+          }
+        } else {
+          const ks = keys(val);
+          for (let i = 0; i < ks.length; i++) {
+            const v = internalize(val, ks[i], reviver);
+            if (v === undefined) delete val[ks[i]]; else define(val, ks[i], v);
+          }
+        }
+      }
+      return apply(reviver, holder, [name, val, {}]);
+    }
+    defineProperty(JSON, "parse", { value: function parse(text, reviver) {
+      let s = StringC(text);
+      if (s.length <= WORK) return apply(nParse, JSON, arguments);
+      s = nSlice(s, 0);   // a flat copy: every step on a rope (s + t) costs a walk of the rope
+      const a = skipWs(s, 0);
+      let b = s.length;
+      while (b > a && (s[b - 1] === " " || s[b - 1] === "\t" || s[b - 1] === "\n" || s[b - 1] === "\r")) b--;
+      if (a === b) throw bad("unexpected end of input", a);
+      const result = value(s, a, b);
+      if (typeof reviver !== "function") return result;
+      const root = {};
+      define(root, "", result);
+      return internalize(root, "", reviver);
+    }, writable: true, enumerable: false, configurable: true });
   }
   if (CONF.guard) installGuards();
