@@ -79,38 +79,43 @@ function results() {
     '{' + '"k":1,'.repeat(2 ** 19) + '"k":3,"big":[' + '"s",'.repeat(2 ** 20) + '"t"],"x":{"y":[' + '0.5e3, '.repeat(2 ** 19) + 'null]}}',
     '"' + 'ab\\n'.repeat(2 ** 21) + '"',
   ];
-  const out = [];
-  for (const t of texts) {
-    const v = JSON.parse(t);
-    out.push(JSON.stringify(v).length, Object.getPrototypeOf(v) === (Array.isArray(v) ? Array.prototype : typeof v === 'string' ? String.prototype : Object.prototype));
+  const out = [], parsed = texts.map((t) => JSON.parse(t));
+  for (const v of parsed) {
+    const proto = Array.isArray(v) ? Array.prototype : typeof v === 'string' ? String.prototype : Object.prototype;
+    out.push(JSON.stringify(v).length, Object.getPrototypeOf(v) === proto);
   }
-  const second = JSON.parse(texts[1]), third = JSON.parse(texts[2]);
-  out.push(JSON.stringify(second[0]), Object.keys(second[0]), second[2 ** 15][0].length, Object.keys(third), third.k, third.big.length, third.x.y[7]);
+  const [, second, third] = parsed;
+  out.push(JSON.stringify(second[0]), Object.keys(second[0]), second[2 ** 15][0].length);
+  out.push(Object.keys(third), third.k, third.big.length, third.x.y[7]);
   let n = 0;
   const revived = JSON.parse(texts[2], function (k, v) { n++; return k === 'k' ? undefined : typeof v === 'number' ? v + 1 : v; });
   out.push(n, Object.keys(revived), revived.x.y[3]);
-  const bad = ['[' + '1,'.repeat(2 ** 22) + ']', '[' + '1,'.repeat(2 ** 22) + '1', '[' + '1,'.repeat(2 ** 22) + '1]]',
-               '{' + '"a":1,'.repeat(2 ** 20) + '"b"}', '[' + '1,'.repeat(2 ** 22) + '1][2]', '[,' + '1,'.repeat(2 ** 22) + '1]',
-               '[' + '"a",'.repeat(2 ** 21) + '"b]', '{' + '"a":1,'.repeat(2 ** 20) + '}'];
+  const ones = '1,'.repeat(2 ** 22), members = '"a":1,'.repeat(2 ** 20);
+  const bad = ['[' + ones + ']', '[' + ones + '1', '[' + ones + '1]]', '{' + members + '"b"}', '[' + ones + '1][2]',
+               '[,' + ones + '1]', '[' + '"a",'.repeat(2 ** 21) + '"b]', '{' + members + '}'];
   for (const t of bad) { try { JSON.parse(t); out.push('parsed'); } catch (e) { out.push(e.name); } }
-  const mixed = ('Ame\u0301lie \u1100\u1161\u11a8 \uac00\u11a8 A\u030a\u0323 \u00a8\u00bd \ufb01 \u212b\u0344e\u0301 \ud55c\uae00 ').repeat(2 ** 16);
+  // 100 characters a unit: the guard's cuts (every 2^16 characters, then at the next safe character) land
+  // at every offset of the unit, in front of and inside its combining sequences
+  const mixed = ('Ame\u0301lie \u1100\u1161\u11a8 \uac00\u11a8 A\u030a\u0323 \u00a8\u00bd \ufb01 ' +
+                 '\u212b\u0344e\u0301 \ud55c\uae00\u0301 ' + 'x'.repeat(60)).repeat(2 ** 16);
+  out.push(mixed.length > 2 ** 22);
   for (const f of ['NFC', 'NFD', 'NFKC', 'NFKD']) out.push(mixed.normalize(f));
-  out.push(mixed.normalize('NFD').normalize('NFC') === mixed.normalize('NFC'), mixed.normalize().slice(0, 40));
   try { mixed.normalize('NFX'); out.push('normalized'); } catch (e) { out.push(e.name); }
   const big = 'a\u0301'.repeat(2 ** 21);
-  out.push(big.localeCompare('\u00e1'.repeat(2 ** 21)), big.localeCompare(big + 'b'), (big + 'b').localeCompare(big), big.localeCompare('b'));
+  out.push(big.localeCompare('\u00e1'.repeat(2 ** 21)), big.localeCompare(big + 'b'), (big + 'b').localeCompare(big),
+           big.localeCompare('b'));
   let rope = 'x'.repeat(2 ** 20); for (let i = 0; i < 3; i++) rope = rope + rope;
   const map = new Map([[rope, 1]]), set = new Set([rope]);
   map.set(rope.slice(0), 2);
-  out.push(map.size, map.get(rope), map.has('x'.repeat(2 ** 23)), set.has(rope), set.size, map.delete(rope), set.delete(rope), set.size,
-           [...new Set([1, 2]).union(new Set([rope]))].length, new Set([rope]).isSubsetOf({size: 1, has: (x) => x === rope, keys: () => [rope].values()}),
-           Map.groupBy(['a', 'bb'], (s) => s.length).get(2)[0]);
+  const setLike = {size: 1, has: (x) => x === rope, keys: () => [rope].values()};
+  out.push(map.size, map.get(rope), map.has('x'.repeat(2 ** 23)), set.has(rope), set.size, map.delete(rope), set.delete(rope),
+           set.size, [...new Set([1, 2]).union(new Set([rope]))].length, new Set([rope]).isSubsetOf(setLike),
+           new Set([rope]).isSupersetOf(setLike), Map.groupBy(['a', 'bb'], (s) => s.length).get(2)[0]);
   return out;
 }
 """
 
 
-@pytest.mark.slow
 def test_guarded_builtins_give_the_native_results():
     results = []
     for policy in (SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=300, memory_limit=1 << 30)):

@@ -311,8 +311,13 @@
     const flat = call.bind(String.prototype.slice);
     const key = (k) => (typeof k === "string" && k.length > BIG ? flat(k, 0) : k);
     for (const [proto, names] of [[MapC.prototype, ["get", "set", "has", "delete"]], [SetC.prototype, ["add", "has", "delete"]]]) {
-      for (const name of names) {
-        wrap(proto, name, (native) => function (k, v) { return apply(native, this, arguments.length > 1 ? [key(k), v] : [key(k)]); });
+      for (const name of names) {   // bound natives: no arguments array on every call
+        wrap(proto, name, (native) => {
+          const n = call.bind(native);
+          return name === "set"
+            ? function (k, v) { return n(this, typeof k === "string" && k.length > BIG ? flat(k, 0) : k, v); }
+            : function (k) { return n(this, typeof k === "string" && k.length > BIG ? flat(k, 0) : k); };
+        });
       }
     }
     // the set methods hash what another set-like's keys() yields: its strings pass through key() too
@@ -560,124 +565,116 @@
     });
   }
   // -- JSON.parse builds its whole result in one native call (a second per 2^24 elements). A text longer
-  // than WORK is parsed piece by piece: a run of elements (or members) cut at a comma goes to the native
-  // parser, which accepts the run only if every cut falls between two complete elements (the run is read
-  // left to right exactly as the whole text is), doubling the run while it fails; an element longer than
-  // WORK is delimited by a scan (strings skipped) and parsed the same way, recursively.
+  // than WORK is read container by container, left to right: a run of elements (or members) cut at a comma
+  // about RUN characters on goes to the native parser, which accepts the run only if every cut falls
+  // between two complete elements of this container (the run is read exactly as the whole text is; a run
+  // reaching past the container's end is unbalanced). Where a cut fails (commas inside elements), elements
+  // are delimited by a scan (strings skipped) and handed over in runs; an element longer than LONG is
+  // read the same way, recursively. Every native call gets at most WORK characters.
   function installJsonGuard(tick, nConcat) {
-    const WORK = 1 << 22, RUN = 1 << 12;
+    const WORK = 1 << 22, RUN = 1 << 12, LONG = 1 << 16;   // LONG: how far a scan looks for an element's end
     const nParse = JSON.parse, nSlice = call.bind(String.prototype.slice), nIndexOf = call.bind(String.prototype.indexOf);
     const exec = call.bind(RegExp.prototype.exec), ownKeys = Reflect.ownKeys, StringC = String;
     const SyntaxErrorC = SyntaxError;
     const WS = /[ \t\n\r]*/y, SCAN = /[[\]{}"]/g, ATOM = /[^,\]} \t\n\r]*/y;
+    let END = 0;   // where the value value() just read ends
     function bad(what, at) { return new SyntaxErrorC("JSON.parse: " + what + " at position " + at); }
     function skipWs(s, i) { WS.lastIndex = i; exec(WS, s); return WS.lastIndex; }
-    function stringEnd(s, i, b) {   // s[i] is '"': the index after the closing quote
+    function stringEnd(s, i) {   // s[i] is '"': the index after the closing quote
       for (let from = i + 1; ; ) {
         const q = nIndexOf(s, '"', from);
-        if (q < 0 || q >= b) throw bad("unterminated string", i);
+        if (q < 0) throw bad("unterminated string", i);
         let k = q - 1;
         while (s[k] === "\\") k--;
         if ((q - 1 - k) % 2 === 0) return q + 1;   // an even run of backslashes escapes itself, not the quote
         from = q + 1;
       }
     }
-    function valueEnd(s, i, b) {   // the index after the value that starts at i
+    // the index after the value that starts at i, or -1 if it is a container that does not end before limit
+    function valueEnd(s, i, limit) {
       const c = s[i];
-      if (c === '"') return stringEnd(s, i, b);
+      if (c === '"') return stringEnd(s, i);
       if (c !== "[" && c !== "{") { ATOM.lastIndex = i; exec(ATOM, s); return ATOM.lastIndex; }
       let depth = 0;
       SCAN.lastIndex = i;
       for (;;) {
         const m = exec(SCAN, s);
-        if (m === null || SCAN.lastIndex > b) throw bad("unterminated " + (c === "[" ? "array" : "object"), i);
+        if (m === null) throw bad("unterminated " + (c === "[" ? "array" : "object"), i);
+        if (SCAN.lastIndex > limit) return -1;
         const d = m[0];
-        if (d === '"') SCAN.lastIndex = stringEnd(s, SCAN.lastIndex - 1, b);
+        if (d === '"') SCAN.lastIndex = stringEnd(s, SCAN.lastIndex - 1);
         else if (d === "[" || d === "{") depth++;
         else if (--depth === 0) return SCAN.lastIndex;
       }
     }
-    function define(o, k, v) { defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true }); }
-    function value(s, a, b) {   // [a, b): one value, no surrounding whitespace
-      if (b - a <= WORK) return nParse(nSlice(s, a, b));
-      const c = s[a], close = c === "[" ? "]" : c === "{" ? "}" : "";
-      if (close === "") return nParse(nSlice(s, a, b));   // one string or number: a single pass
-      if (s[b - 1] !== close) throw bad("unexpected end of " + (c === "[" ? "array" : "object"), b - 1);
-      return elements(s, a + 1, b - 1, c === "{");
-    }
-    function member(s, p, b, isObj, parts, out, end) {   // one element from p (to end, if known); returns its end
-      if (!isObj) { const e = end >= 0 ? end : valueEnd(s, p, b); parts[parts.length] = [value(s, p, e)]; return e; }
+    function memberEnd(s, p, limit) {   // "key" : value
       if (s[p] !== '"') throw bad("expected a property name", p);
-      const ke = stringEnd(s, p, b), key = nParse(nSlice(s, p, ke)), q = skipWs(s, ke);
+      const q = skipWs(s, stringEnd(s, p));
       if (s[q] !== ":") throw bad("expected ':'", q);
-      const v0 = skipWs(s, q + 1), e = valueEnd(s, v0, b);
-      define(out, key, value(s, v0, e));
-      return e;
+      return valueEnd(s, skipWs(s, q + 1), limit);
     }
-    function elements(s, a, b, isObj) {   // the elements (or members) between a and b
+    function define(o, k, v) { defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true }); }
+    function value(s, a) {   // the value at a (no whitespace before it); sets END
+      const c = s[a];
+      if (c === "[" || c === "{") return elements(s, a + 1, c === "{");
+      const e = valueEnd(s, a, Infinity);
+      END = e;
+      return nParse(nSlice(s, a, e));   // one string or scalar: a single pass
+    }
+    function elements(s, a, isObj) {   // the elements (or members) after the opening bracket at a - 1; sets END
       const out = isObj ? {} : null, parts = [], open = isObj ? "{" : "[", close = isObj ? "}" : "]";
-      let p = skipWs(s, a), optimistic = true;
+      let p = skipWs(s, a);
       function take(stop) {   // [p, stop): complete elements, natively
         const part = nParse(open + nSlice(s, p, stop) + close);
         if (!isObj) parts[parts.length] = part;
         else { const ks = ownKeys(part); for (let i = 0; i < ks.length; i++) define(out, ks[i], part[ks[i]]); }
       }
-      while (p < b) {
+      function next(e) {   // past the comma after an element ending at e; -1 at the closing bracket
+        const q = skipWs(s, e);
+        if (s[q] === close) { END = q + 1; return -1; }
+        if (s[q] !== ",") throw bad(q >= s.length ? "unexpected end of input" : "expected ',' or '" + close + "'", q);
+        const r = skipWs(s, q + 1);
+        if (s[r] === close) throw bad("unexpected '" + close + "' after ','", r);
+        return r;
+      }
+      if (s[p] === close) { END = p + 1; return isObj ? out : []; }
+      while (p >= 0) {
         tick();
-        let stop = b;
-        if (optimistic) {   // cut at a comma about RUN on: right for arrays of scalars, often wrong inside objects
-          if (b - p > RUN) { const c = nIndexOf(s, ",", p + RUN); if (c >= 0 && c < b) stop = c; }
-          if (stop - p <= WORK) {
-            let ok = true;
-            try { take(stop); } catch (e) { if (!(e instanceof SyntaxErrorC) || stop === b) throw e; ok = false; }
-            if (ok) { p = stop === b ? b : after(s, stop, b, close); continue; }
-          }
-          optimistic = false;
+        const cut = nIndexOf(s, ",", p + RUN);   // right for arrays of scalars, often wrong inside objects
+        if (cut >= 0 && cut - p <= WORK) {
+          let ok = true;
+          try { take(cut); } catch (e) { if (!(e instanceof SyntaxErrorC)) throw e; ok = false; }
+          if (ok) { p = next(cut); continue; }
         }
-        // scan element by element (strings skipped) until a run of RUN characters or more is delimited
-        let q = p, last = -1, first = -1;
-        while (q < b && q - p < RUN) {
-          const e = isObj ? memberEnd(s, q, b) : valueEnd(s, q, b);
-          if (e - p > WORK) { if (q === p) first = e; break; }
-          last = e; q = skipWs(s, e);
-          if (q < b) { if (s[q] !== ",") throw bad("expected ',' or '" + close + "'", q); q = skipWs(s, q + 1); if (q >= b) throw bad("unexpected '" + close + "' after ','", b); }
+        // scan element by element until a run of RUN characters or more is delimited
+        let q = p, last = -1, more = -1;
+        for (;;) {
+          const e = isObj ? memberEnd(s, q, q + LONG) : valueEnd(s, q, q + LONG);
+          if (e < 0 || e - p > WORK) break;
+          last = e;
+          more = next(e);
+          if (more < 0 || more - p >= RUN) break;
+          q = more;
         }
-        if (last < 0) { last = member(s, p, b, isObj, parts, out, first); q = after(s, last, b, close); }   // one element longer than WORK
-        else { take(last); q = last === b ? b : after(s, last, b, close); }
-        p = q;
+        if (last >= 0) { take(last); p = more; continue; }
+        // one element longer than LONG: read it the same way
+        if (isObj) {
+          const ke = stringEnd(s, p), key = nParse(nSlice(s, p, ke)), v0 = skipWs(s, skipWs(s, ke) + 1);
+          define(out, key, value(s, v0));
+        } else parts[parts.length] = [value(s, p)];
+        p = next(END);
       }
       if (isObj) return out;
       return parts.length === 1 ? parts[0] : apply(nConcat, [], parts);
-    }
-    function after(s, e, b, close) {   // past the comma that follows the element ending at e (or at b)
-      const q = skipWs(s, e);
-      if (q >= b) return b;
-      if (s[q] !== ",") throw bad("expected ',' or '" + close + "'", q);
-      const r = skipWs(s, q + 1);
-      if (r >= b) throw bad("unexpected '" + close + "' after ','", b);
-      return r;
-    }
-    function memberEnd(s, p, b) {   // "key" : value
-      if (s[p] !== '"') throw bad("expected a property name", p);
-      const q = skipWs(s, stringEnd(s, p, b));
-      if (s[q] !== ":") throw bad("expected ':'", q);
-      return valueEnd(s, skipWs(s, q + 1), b);
     }
     // InternalizeJSONProperty (ECMA-262 25.5.1.1): the reviver walks the result bottom up
     function internalize(holder, name, reviver) {
       const val = holder[name];
       if (val !== null && typeof val === "object") {
-        if (isArray(val)) {
-          for (let i = 0, n = val.length; i < n; i++) {
-            const v = internalize(val, StringC(i), reviver);
-            if (v === undefined) delete val[i]; else define(val, StringC(i), v);
-          }
-        } else {
-          const ks = keys(val);
-          for (let i = 0; i < ks.length; i++) {
-            const v = internalize(val, ks[i], reviver);
-            if (v === undefined) delete val[ks[i]]; else define(val, ks[i], v);
-          }
+        const ks = isArray(val) ? null : keys(val), n = ks === null ? val.length : ks.length;
+        for (let i = 0; i < n; i++) {
+          const k = ks === null ? StringC(i) : ks[i], v = internalize(val, k, reviver);
+          if (v === undefined) delete val[k]; else define(val, k, v);
         }
       }
       return apply(reviver, holder, [name, val, {}]);
@@ -685,12 +682,11 @@
     defineProperty(JSON, "parse", { value: function parse(text, reviver) {
       let s = StringC(text);
       if (s.length <= WORK) return apply(nParse, JSON, arguments);
-      s = nSlice(s, 0);   // a flat copy: every step on a rope (s + t) costs a walk of the rope
+      s = nSlice(s, 0);   // a flat copy: every step on a rope (s + t) walks the rope
       const a = skipWs(s, 0);
-      let b = s.length;
-      while (b > a && (s[b - 1] === " " || s[b - 1] === "\t" || s[b - 1] === "\n" || s[b - 1] === "\r")) b--;
-      if (a === b) throw bad("unexpected end of input", a);
-      const result = value(s, a, b);
+      if (s[a] !== "[" && s[a] !== "{") return apply(nParse, JSON, [s, reviver]);   // one string or scalar
+      const result = value(s, a), e = skipWs(s, END);
+      if (e !== s.length) throw bad("unexpected character after the value", e);
       if (typeof reviver !== "function") return result;
       const root = {};
       define(root, "", result);
