@@ -31,6 +31,11 @@ SLOW = {
     "JSON.parse with a reviver": "JSON.parse('[' + '1,'.repeat(2 ** 24) + '1]', (k, v) => v).length",
     "normalize": "'\\u00e9'.repeat(2 ** 24).normalize('NFD').length",
     "localeCompare": "'\\u00e9'.repeat(2 ** 24).localeCompare('\\u00e9'.repeat(2 ** 24 - 1) + 'e\\u0301')",
+    "escape": "escape('a'.repeat(2 ** 26)).length",
+    "encodeURI": "encodeURI('\\u00e9'.repeat(2 ** 25)).length",
+    "encodeURIComponent": "encodeURIComponent('\\u00e9'.repeat(2 ** 25)).length",
+    "toUpperCase": "'a'.repeat(2 ** 26).toUpperCase().length",
+    "toLowerCase": "'A'.repeat(2 ** 26).toLowerCase().length",
     "spread of a long string": "[...'x'.repeat(2 ** 24)].length",
     "Array.from a string iterator": "Array.from('x'.repeat(2 ** 24)[Symbol.iterator]()).length",
     "Object.keys of a long string": "Object.keys('x'.repeat(2 ** 24)).length",
@@ -104,6 +109,15 @@ function results() {
   const big = 'a\u0301'.repeat(2 ** 21);
   out.push(big.localeCompare('\u00e1'.repeat(2 ** 21)), big.localeCompare(big + 'b'), (big + 'b').localeCompare(big),
            big.localeCompare('b'));
+  // surrogate pairs, a final sigma next to a cut point, a character whose upper case is two
+  const cased = '\u00e9\ud83d\ude00 ,\u03a3a\u03a3 x\u00df\u03a3'.repeat(2 ** 19);
+  out.push(cased.toUpperCase(), cased.toLowerCase());
+  for (const f of [escape, encodeURI, encodeURIComponent]) {
+    const r = f(cased), samples = [r.length];
+    for (let k = 1; k * 2 ** 20 < r.length; k++) samples.push(r.slice(k * 2 ** 20 - 30, k * 2 ** 20 + 30));
+    out.push(samples);
+  }
+  try { encodeURI(cased + '\ud800'); out.push('encoded'); } catch (e) { out.push(e.name); }
   let rope = 'x'.repeat(2 ** 20); for (let i = 0; i < 3; i++) rope = rope + rope;
   const map = new Map([[rope, 1]]), set = new Set([rope]);
   map.set(rope.slice(0), 2);

@@ -480,6 +480,34 @@
       const a = normalizeLong(s, "NFC"), b = normalizeLong(t, "NFC");
       return a < b ? -1 : a > b ? 1 : 0;
     });
+    // per-character transforms (escape, encodeURI/encodeURIComponent, toUpperCase/toLowerCase) make one
+    // native pass too; a long string goes through in pieces of 2^20 cut where nothing spans the cut:
+    // never inside a surrogate pair, and for toLowerCase (whose final sigma looks at the letters around
+    // it) only before a space or a digit
+    const LOWER_CUT = /[ \t\n0-9]/g;
+    function pieces(s, f, cut) {
+      let out = "";
+      for (let i = 0, j; i < s.length; i = j) {
+        j = i + (1 << 20);
+        if (j >= s.length) j = s.length;
+        else if (cut !== null) { cut.lastIndex = j; const m = exec(cut, s); j = m === null ? s.length : m.index; }
+        else { const c = s.charCodeAt(j); if (c >= 0xdc00 && c <= 0xdfff) j++; }   // not between the halves of a pair
+        out += f(nSlice(s, i, j));
+        tick();
+      }
+      return out;
+    }
+    for (const [obj, name, cut] of [[G, "escape", null], [G, "encodeURI", null], [G, "encodeURIComponent", null],
+                                    [SP, "toUpperCase", null], [SP, "toLowerCase", LOWER_CUT]]) {
+      if (typeof obj[name] !== "function") continue;
+      const method = obj === SP;
+      wrap(obj, name, (native) => {
+        const f = method ? call.bind(native) : native;
+        return method
+          ? function () { const s = str(this); return s.length <= WORK ? f(s) : pieces(s, f, cut); }
+          : function (v) { const s = StringC(v); return s.length <= WORK ? f(s) : pieces(s, f, cut); };
+      });
+    }
     // GetSubstitution for a string pattern (no captures): $$, $&, $` and $'
     function substitute(matched, s, pos, replacement) {
       let out = "";
