@@ -36,6 +36,8 @@ SLOW = {
     "encodeURIComponent": "encodeURIComponent('\\u00e9'.repeat(2 ** 25)).length",
     "toUpperCase": "'a'.repeat(2 ** 26).toUpperCase().length",
     "toLowerCase": "'A'.repeat(2 ** 26).toLowerCase().length",
+    "replaceAll with $& of many matches": "'a'.repeat(2 ** 26).replaceAll('a', '$&b').length",
+    "replaceAll with a function of many matches": "'a'.repeat(2 ** 26).replaceAll('a', () => 'b').length",
     "spread of a long string": "[...'x'.repeat(2 ** 24)].length",
     "Array.from a string iterator": "Array.from('x'.repeat(2 ** 24)[Symbol.iterator]()).length",
     "Object.keys of a long string": "Object.keys('x'.repeat(2 ** 24)).length",
@@ -118,6 +120,11 @@ function results() {
     out.push(samples);
   }
   try { encodeURI(cased + '\ud800'); out.push('encoded'); } catch (e) { out.push(e.name); }
+  // replaceAll window by window: periodic and overlapping patterns, matches across window ends, "$" patterns
+  const unit = 'xy' + 'a'.repeat(1000), long = 'ab'.repeat(2500) + 'c';
+  out.push('aaa'.repeat(2 ** 20).replaceAll('aa', 'b'), unit.repeat(2 ** 12).replaceAll('a'.repeat(7), '[$&|$$|$1]'),
+           ('z'.repeat(2 ** 17 - 3) + long).repeat(40).replaceAll(long, '[$$&]'), 'a'.repeat(2 ** 22).replaceAll('a', 'bc').length,
+           ('q' + 'z'.repeat(2 ** 22) + 'q').replaceAll('q', "<$'|$`>").length, 'ab'.repeat(2 ** 20).replaceAll('b', (m, at) => at % 7).length);
   let rope = 'x'.repeat(2 ** 20); for (let i = 0; i < 3; i++) rope = rope + rope;
   const map = new Map([[rope, 1]]), set = new Set([rope]);
   map.set(rope.slice(0), 2);

@@ -522,6 +522,15 @@
       }
       return out;
     }
+    function positional(r) {   // whether the replacement uses $` or $' (text around the match)
+      for (let i = 0; i < r.length - 1; i++) {
+        if (r[i] !== "$") continue;
+        const d = r[i + 1];
+        if (d === "`" || d === "'") return true;
+        if (d === "$" || d === "&") i++;
+      }
+      return false;
+    }
     function replaceString(s, t, replaceValue, all) {
       const fn = typeof replaceValue === "function", r = fn ? null : StringC(replaceValue);
       let out = "", p = 0, q = find(s, t, 0);   // += grows one buffer in place (no array of pieces)
@@ -534,12 +543,36 @@
       }
       return out + nSlice(s, p);
     }
+    // replaceAll with a plain replacement (no "$" patterns, not a function) is split + join, done natively
+    // window by window: a window's split finds the same leftmost non-overlapping matches as the whole
+    // string does, except one that crosses the window's end; keeping back the last m - 1 unmatched
+    // characters for the next window finds that one there
+    const nSplit = call.bind(SP.split), nJoin = call.bind(AP.join);
+    function replaceAllPlain(s, t, r) {
+      const n = s.length, m = t.length, w = max(min(1 << 17, floor(WORK / m)), 2 * m);
+      let out = "";
+      for (let p = 0; p < n; ) {
+        const e = min(p + w, n), parts = nSplit(nSlice(s, p, e), t);
+        if (e === n) { out += nJoin(parts, r); break; }
+        const last = parts[parts.length - 1], keep = min(last.length, m - 1);
+        parts[parts.length - 1] = nSlice(last, 0, last.length - keep);
+        out += nJoin(parts, r);
+        p = e - keep;
+        tick();
+      }
+      return out;
+    }
     for (const name of ["replace", "replaceAll"]) {
       wrap(SP, name, (native) => function (pattern, replacement) {
         if (pattern !== null && pattern !== undefined && pattern[replaceSym] !== undefined) return apply(native, this, arguments);
         const s = str(this), t = StringC(pattern);
         if (!heavy(s, t) && (name === "replace" || s.length <= 1 << 16)) return apply(native, s, [t, replacement]);
         if (t.length === 0) return apply(native, s, [t, replacement]);   // an empty pattern: at most one pass of inserts
+        if (name === "replaceAll" && typeof replacement !== "function") {
+          const r = StringC(replacement);
+          if (nIndexOf(r, "$") < 0) return replaceAllPlain(s, t, r);
+          if (!positional(r)) return replaceAllPlain(s, t, substitute(t, "", 0, r));   // $$ and $& only: the same every time
+        }
         return replaceString(s, t, replacement, name === "replaceAll");
       });
     }
