@@ -636,7 +636,7 @@
     const WORK = 1 << 22, RUN = 1 << 12, LONG = 1 << 16;   // LONG: how far a scan looks for an element's end
     const nParse = JSON.parse, nSlice = call.bind(String.prototype.slice), nIndexOf = call.bind(String.prototype.indexOf);
     const exec = call.bind(RegExp.prototype.exec), ownKeys = Reflect.ownKeys, StringC = String;
-    const SyntaxErrorC = SyntaxError;
+    const SyntaxErrorC = SyntaxError, max = Math.max;
     const WS = /[ \t\n\r]*/y, SCAN = /[[\]{}"]/g, ATOM = /[^,\]} \t\n\r]*/y;
     let END = 0;   // where the value value() just read ends
     function bad(what, at) { return new SyntaxErrorC("JSON.parse: " + what + " at position " + at); }
@@ -674,6 +674,10 @@
       if (s[q] !== ":") throw bad("expected ':'", q);
       return valueEnd(s, skipWs(s, q + 1), limit);
     }
+    function near(s, pattern, from, span) {   // the first occurrence of pattern in the span characters from from, or -1
+      const i = nIndexOf(nSlice(s, from, from + span), pattern);
+      return i < 0 ? -1 : from + i;
+    }
     function define(o, k, v) { defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true }); }
     function value(s, a) {   // the value at a (no whitespace before it); sets END
       const c = s[a];
@@ -684,7 +688,7 @@
     }
     function elements(s, a, isObj) {   // the elements (or members) after the opening bracket at a - 1; sets END
       const out = isObj ? {} : null, parts = [], open = isObj ? "{" : "[", close = isObj ? "}" : "]";
-      let p = skipWs(s, a);
+      let p = skipWs(s, a), run = RUN;
       function take(stop) {   // [p, stop): complete elements, natively
         const part = nParse(open + nSlice(s, p, stop) + close);
         if (!isObj) parts[parts.length] = part;
@@ -701,12 +705,18 @@
       if (s[p] === close) { END = p + 1; return isObj ? out : []; }
       while (p >= 0) {
         tick();
-        const cut = nIndexOf(s, ",", p + RUN);   // right for arrays of scalars, often wrong inside objects
-        if (cut >= 0 && cut - p <= WORK) {
-          let ok = true;
-          try { take(cut); } catch (e) { if (!(e instanceof SyntaxErrorC)) throw e; ok = false; }
-          if (ok) { p = next(cut); continue; }
+        // a few guesses at a comma about RUN on: "}," and "]," often end an element, any comma does between
+        // scalars; a wrong guess costs one native parse of RUN characters, cheaper than scanning them
+        // (runs double while the guesses hold, up to 2^20 characters)
+        let ok = false;
+        for (let k = 0, from = p + run; k < 6 && !ok; k++) {
+          let cut = near(s, k === 0 ? "}," : k === 1 ? "]," : ",", from, run);
+          if (cut < 0) continue;
+          if (k < 2) cut++;
+          try { take(cut); ok = true; p = next(cut); } catch (e) { if (!(e instanceof SyntaxErrorC)) throw e; if (k >= 2) from = cut + 1; }
         }
+        if (ok) { if (run < 1 << 20) run *= 2; continue; }
+        if (run > RUN) { run = max(RUN, run >> 3); continue; }   // the container may end sooner: shorter runs first
         // scan element by element until a run of RUN characters or more is delimited
         let q = p, last = -1, more = -1;
         for (;;) {
