@@ -79,6 +79,33 @@ def test_long_native_calls_stop_within_the_budget(m, name):
         m.unload_script("attacker")
 
 
+#: one element per character: memory-bound, so they overrun only under a larger memory limit
+SPREADS = {
+    "spread of a long string": "[...'x'.repeat(2 ** 26)].length",
+    "Array.from a string iterator": "Array.from('x'.repeat(2 ** 26)[Symbol.iterator]()).length",
+    "Set of a long string's characters": "new Set('x'.repeat(2 ** 26)).size",
+    "Object.keys of a long string": "Object.keys('x'.repeat(2 ** 26)).length",
+    "Object.entries of a long string": "Object.entries('x'.repeat(2 ** 25)).length",
+    "Object.getOwnPropertyNames of a long string": "Object.getOwnPropertyNames('x'.repeat(2 ** 26)).length",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPREADS))
+def test_spreading_a_long_string_stops_within_the_budget_under_a_large_memory_limit(name):
+    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=BUDGET, memory_limit=1 << 30),
+                        output=lambda l, t: None)
+    try:
+        mgr.load_script_from_source("attacker", JS, f"function attack() {{ for (;;) {SPREADS[name]}; }}\nfunction ok() {{ return 1; }}")
+        start = time.thread_time()
+        with pytest.raises((ScriptTimeoutError, MemoryLimitError)):
+            mgr.call_function("attacker.attack")
+        spent = time.thread_time() - start
+        assert spent < 1.5 * BUDGET, f"{name} ran {spent:.2f} s of CPU time under a {BUDGET} s limit"
+        assert mgr.call_function("attacker.ok") == 1
+    finally:
+        mgr.close()
+
+
 GUARDED = r"""
 function results() {
   const texts = [
@@ -126,6 +153,11 @@ function results() {
   out.push('aaa'.repeat(2 ** 20).replaceAll('aa', 'b'), unit.repeat(2 ** 12).replaceAll('a'.repeat(7), '[$&|$$|$1]'),
            ('z'.repeat(2 ** 17 - 3) + long).repeat(40).replaceAll(long, '[$$&]'), 'a'.repeat(2 ** 22).replaceAll('a', 'bc').length,
            ('q' + 'z'.repeat(2 ** 22) + 'q').replaceAll('q', "<$'|$`>").length, 'ab'.repeat(2 ** 20).replaceAll('b', (m, at) => at % 7).length);
+  const astral = 'a\ud83d\ude00b\udc00'.repeat(2 ** 17), spread = [...astral];
+  out.push(spread.length, spread.slice(0, 8), Object.prototype.toString.call(astral[Symbol.iterator]()), String.prototype[Symbol.iterator].name,
+           Object.keys(astral).length, Object.keys(astral).slice(-2), Object.values(astral).slice(0, 5), Object.entries(astral).slice(3, 5),
+           Object.getOwnPropertyNames(astral).slice(-2), new Set(astral).size, Array.from(astral[Symbol.iterator]()).length,
+           [...astral[Symbol.iterator]()].length, Object.keys(new String('ab')), [...'ab\ud83d']);
   let rope = 'x'.repeat(2 ** 20); for (let i = 0; i < 3; i++) rope = rope + rope;
   const map = new Map([[rope, 1]]), set = new Set([rope]);
   map.set(rope.slice(0), 2);

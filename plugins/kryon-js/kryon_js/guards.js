@@ -611,6 +611,41 @@
       if (fn !== undefined || !needsGuard(source)) return apply(nativeFrom, this, arguments);
       return new this(apply(from, ArrayC, [source]));
     });
+    // spreading a long string ([...s], Array.from(s[Symbol.iterator]()), new Set(s)) runs the string
+    // iterator from a native loop: above BIG characters the iterator's next() is a JavaScript function,
+    // where the interrupt handler is asked (same prototype, so it still reads as a String Iterator)
+    const iterProto = getProto(""[iterSym]()), nSlice = call.bind(String.prototype.slice), charCode = call.bind(String.prototype.charCodeAt);
+    const SP = String.prototype;
+    wrap(SP, iterSym, (nativeIter) => function () {
+      if (this === null || this === undefined) return apply(nativeIter, this, []);   // its own TypeError
+      const s = String(this);
+      if (s.length <= BIG) return apply(nativeIter, s, []);
+      let i = 0;
+      return create(iterProto, { next: { value: function next() {
+        if (i >= s.length) return { value: undefined, done: true };
+        const c = charCode(s, i);
+        const n = c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (charCode(s, i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+        const v = nSlice(s, i, i + n);
+        i += n;
+        return { value: v, done: false };
+      }, writable: true, configurable: true } });
+    });
+    defineProperty(SP[iterSym], "name", { value: "[Symbol.iterator]" });
+    // Object.keys/values/entries/getOwnPropertyNames of a long string list its indices natively
+    const nKeys = Object.keys, nValues = Object.values, nEntries = Object.entries, nNames = Object.getOwnPropertyNames;
+    function indices(s, what) {
+      const out = [];
+      for (let i = 0; i < s.length; i++) out[i] = what === 0 ? "" + i : what === 1 ? s[i] : ["" + i, s[i]];
+      return out;
+    }
+    for (const [name, native, what] of [["keys", nKeys, 0], ["values", nValues, 1], ["entries", nEntries, 2], ["getOwnPropertyNames", nNames, 3]]) {
+      wrap(Object, name, () => function (o) {
+        if (typeof o !== "string" || o.length <= BIG) return apply(native, Object, arguments);
+        const out = indices(o, what === 3 ? 0 : what);
+        if (what === 3) out[out.length] = "length";
+        return out;
+      });
+    }
     // Object.assign copies every index of a string source natively, one property each
     wrap(Object, "assign", (nativeAssign) => function (target, ...sources) {
       let heavy = false;
