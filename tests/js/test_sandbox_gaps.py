@@ -38,6 +38,8 @@ SLOW = {
     "toLowerCase": "'A'.repeat(2 ** 26).toLowerCase().length",
     "replaceAll with $& of many matches": "'a'.repeat(2 ** 26).replaceAll('a', '$&b').length",
     "replaceAll with a function of many matches": "'a'.repeat(2 ** 26).replaceAll('a', () => 'b').length",
+    "JSON.stringify of a long string": "JSON.stringify('\\u0001'.repeat(2 ** 24)).length",
+    "JSON.stringify of a long string, with a replacer": "JSON.stringify({a: ['\\u0001'.repeat(2 ** 24)]}, (k, v) => v).length",
     "spread of a long string": "[...'x'.repeat(2 ** 24)].length",
     "Array.from a string iterator": "Array.from('x'.repeat(2 ** 24)[Symbol.iterator]()).length",
     "Object.keys of a long string": "Object.keys('x'.repeat(2 ** 24)).length",
@@ -158,6 +160,10 @@ function results() {
            Object.keys(astral).length, Object.keys(astral).slice(-2), Object.values(astral).slice(0, 5), Object.entries(astral).slice(3, 5),
            Object.getOwnPropertyNames(astral).slice(-2), new Set(astral).size, Array.from(astral[Symbol.iterator]()).length,
            [...astral[Symbol.iterator]()].length, Object.keys(new String('ab')), [...'ab\ud83d']);
+  const quote = '\u0001a\ud83d\ude00\ud800"\\\u2028'.repeat(2 ** 20), pairs = 'a\ud83d\ude00'.repeat(2 ** 21);
+  const qa = JSON.stringify({x: [quote, 1], y: quote}, null, 2), qb = JSON.stringify(quote, (k, v) => v), qc = JSON.stringify(pairs);
+  out.push(qa.length, qb.length, qc.length, qa.slice(2 ** 22 - 20, 2 ** 22 + 20), qb.slice(-40), qc.slice(2 ** 20 - 5, 2 ** 20 + 5),
+           JSON.parse(qb) === quote, JSON.parse(qc) === pairs, JSON.stringify([quote], ['x']).length);
   let rope = 'x'.repeat(2 ** 20); for (let i = 0; i < 3; i++) rope = rope + rope;
   const map = new Map([[rope, 1]]), set = new Set([rope]);
   map.set(rope.slice(0), 2);

@@ -292,10 +292,28 @@
     });
     // JSON.stringify walks arrays natively; with a replacer each value passes through a JavaScript
     // call, where the interrupt handler is asked (same output: the replacer returns what it gets)
-    const stringifyC = JSON.stringify;
+    // A string longer than 2^22 is quoted in pieces of 2^20 (never between the halves of a surrogate
+    // pair) with a deadline check between them, and handed back as JSON.rawJSON, which is copied as it is
+    const stringifyC = JSON.stringify, rawJSON = JSON.rawJSON, sliceS = call.bind(StringC.prototype.slice);
+    const codeAt = call.bind(StringC.prototype.charCodeAt);
+    function quoted(v) {
+      if (typeof v !== "string" || v.length <= 1 << 22 || typeof rawJSON !== "function") return v;
+      let out = "\"";
+      for (let i = 0, j; i < v.length; i = j) {
+        j = min(i + (1 << 20), v.length);
+        if (j < v.length && (codeAt(v, j) & 0xfc00) === 0xdc00) j++;
+        const q = apply(stringifyC, JSON, [sliceS(v, i, j)]);
+        out += sliceS(q, 1, q.length - 1);
+        tick();
+      }
+      return rawJSON(out + "\"");
+    }
     defineProperty(JSON, "stringify", { value: function stringify(value, replacer, space) {
+      if (typeof replacer === "function") {
+        return apply(stringifyC, JSON, [value, function (k, v) { return quoted(apply(replacer, this, [k, v])); }, space]);
+      }
       if (replacer !== undefined && replacer !== null) return apply(stringifyC, JSON, arguments);
-      return apply(stringifyC, JSON, [value, function (k, v) { return v; }, space]);
+      return apply(stringifyC, JSON, [value, function (k, v) { return quoted(v); }, space]);
     }, writable: true, enumerable: false, configurable: true });
     installStringGuards(tick, wrap, rel, len, big);
     installConstructorGuards(tick, wrap, len, big, BIG);
