@@ -238,3 +238,18 @@ def test_big_strings_end_in_a_memory_limit_error_and_the_host_stays_small():
     outcome, grown = json.loads(out.stdout.strip().splitlines()[-1])
     assert outcome == {name: "MemoryLimitError" for name in BUILDERS}
     assert grown < 64, f"host grew {grown} MiB"
+
+
+def test_a_builtin_that_runs_out_of_memory_without_throwing_is_a_memory_limit_error():
+    """QuickJS's normalize fails an allocation without throwing (no exception pending): without a time
+    limit (no guards) the native normalize runs, and its failure is still a MemoryLimitError."""
+    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=None, memory_limit=256 << 20),
+                        output=lambda l, t: None)
+    try:
+        mgr.load_script_from_source("s", JS, "function f() { return '\\u00e9'.repeat(2 ** 25).normalize('NFD').length; }\n"
+                                    "function ok() { return 'e\\u0301'.normalize().length; }")
+        with pytest.raises(MemoryLimitError):
+            mgr.call_function("s.f")
+        assert mgr.call_function("s.ok") == 1
+    finally:
+        mgr.close()
