@@ -71,8 +71,9 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
         text = info.get("message") or "a value"
         if text == "interrupted" and thrown_value is None:  # the interrupt fired again while its error was read
             return ScriptTimeoutError("the call ran longer than the policy's time_limit", stack=frames, **where)
-        if memory_limited and thrown_value is None and text == "null":
-            # QuickJS throws null when it cannot even allocate the "out of memory" error
+        if memory_limited and thrown_value is None and text in ("null", "[uninitialized]"):
+            # QuickJS throws null when it cannot even allocate the "out of memory" error, and some builtins
+            # (normalize) fail an allocation without throwing at all: no exception is pending
             return MemoryLimitError("the script went over the policy's memory_limit (out of memory)",
                                     stack=frames, **where)
         if classify("", text) is RecursionLimitError:  # thrown while the stack was exhausted

@@ -292,13 +292,73 @@
     });
     // JSON.stringify walks arrays natively; with a replacer each value passes through a JavaScript
     // call, where the interrupt handler is asked (same output: the replacer returns what it gets)
-    const stringifyC = JSON.stringify;
+    // A string longer than 2^22 is quoted in pieces of 2^20 (never between the halves of a surrogate
+    // pair) with a deadline check between them, and handed back as JSON.rawJSON, which is copied as it is
+    const stringifyC = JSON.stringify, rawJSON = JSON.rawJSON, sliceS = call.bind(StringC.prototype.slice);
+    const codeAt = call.bind(StringC.prototype.charCodeAt);
+    function quoted(v) {
+      if (typeof v !== "string" || v.length <= 1 << 22 || typeof rawJSON !== "function") return v;
+      let out = "\"";
+      for (let i = 0, j; i < v.length; i = j) {
+        j = min(i + (1 << 20), v.length);
+        if (j < v.length && (codeAt(v, j) & 0xfc00) === 0xdc00) j++;
+        const q = apply(stringifyC, JSON, [sliceS(v, i, j)]);
+        out += sliceS(q, 1, q.length - 1);
+        tick();
+      }
+      return rawJSON(out + "\"");
+    }
     defineProperty(JSON, "stringify", { value: function stringify(value, replacer, space) {
+      if (typeof replacer === "function") {
+        return apply(stringifyC, JSON, [value, function (k, v) { return quoted(apply(replacer, this, [k, v])); }, space]);
+      }
       if (replacer !== undefined && replacer !== null) return apply(stringifyC, JSON, arguments);
-      return apply(stringifyC, JSON, [value, function (k, v) { return v; }, space]);
+      return apply(stringifyC, JSON, [value, function (k, v) { return quoted(v); }, space]);
     }, writable: true, enumerable: false, configurable: true });
     installStringGuards(tick, wrap, rel, len, big);
     installConstructorGuards(tick, wrap, len, big, BIG);
+    installJsonGuard(tick, AP.concat);
+    installHashGuards(wrap, BIG);
+  }
+
+  // -- Map and Set hash a string key natively, character by character. A rope (s + s, built in a few
+  // steps) is walked without being flattened: 2^30 characters take seconds and cost no memory. A long
+  // key is made flat first, so its size is charged to the memory limit and one pass over it is bounded
+  // by that limit, as for every other single pass over one string.
+  function installHashGuards(wrap, BIG) {
+    const flat = call.bind(String.prototype.slice);
+    const key = (k) => (typeof k === "string" && k.length > BIG ? flat(k, 0) : k);
+    for (const [proto, names] of [[MapC.prototype, ["get", "set", "has", "delete"]], [SetC.prototype, ["add", "has", "delete"]]]) {
+      for (const name of names) {   // bound natives: no arguments array on every call
+        wrap(proto, name, (native) => {
+          const n = call.bind(native);
+          return name === "set"
+            ? function (k, v) { return n(this, typeof k === "string" && k.length > BIG ? flat(k, 0) : k, v); }
+            : function (k) { return n(this, typeof k === "string" && k.length > BIG ? flat(k, 0) : k); };
+        });
+      }
+    }
+    // the set methods hash what another set-like's keys() yields: its strings pass through key() too
+    function record(o) {
+      if (o === null || typeof o !== "object") return o;
+      const size = o.size, has = o.has, keys = o.keys;
+      if (typeof keys !== "function") return o;
+      return {
+        size, has: typeof has === "function" ? function (v) { return apply(has, o, [v]); } : has,
+        keys() {
+          const it = apply(keys, o, []), next = it === null || typeof it !== "object" ? undefined : it.next;
+          if (typeof next !== "function") return it;
+          return { next() { const r = apply(next, it, []); return r !== null && typeof r === "object" && typeof r.value === "string" && r.value.length > BIG ? { done: r.done, value: key(r.value) } : r; } };
+        },
+      };
+    }
+    for (const name of ["union", "intersection", "difference", "symmetricDifference", "isSubsetOf", "isSupersetOf", "isDisjointFrom"]) {
+      if (typeof SetC.prototype[name] === "function") wrap(SetC.prototype, name, (native) => function (other) { return apply(native, this, [record(other)]); });
+    }
+    wrap(MapC, "groupBy", (native) => function (items, fn) {
+      if (typeof fn !== "function") return apply(native, this, arguments);
+      return apply(native, this, [items, function (v, i) { return key(fn(v, i)); }]);
+    });
   }
 
   // -- strings: building and searching loop natively over lengths the script picks -----------------
@@ -409,6 +469,63 @@
       if (out.length < lim) out[out.length] = nSlice(s, p);
       return out;
     });
+    // normalize (and localeCompare, which compares the NFC forms) make one pass over the whole string.
+    // A long string is normalized in pieces cut before an ASCII character or a letter other than a
+    // Hangul jamo: such a character has combining class 0 and is never the second half of a composition,
+    // so nothing before the cut combines or reorders with anything after it
+    const SAFE = /(?![\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff])[\p{L}\0-\x7f]/gu, exec = call.bind(RegExp.prototype.exec);
+    const nNormalize = call.bind(SP.normalize);
+    function normalizeLong(s, f) {
+      let out = "";
+      for (let i = 0, j; i < s.length; i = j) {
+        j = i + (1 << 16);
+        if (j < s.length) { SAFE.lastIndex = j; const m = exec(SAFE, s); j = m === null ? s.length : m.index; } else j = s.length;
+        out += nNormalize(nSlice(s, i, j), f);
+        tick();
+      }
+      return out;
+    }
+    wrap(SP, "normalize", (native) => function (form) {
+      const s = str(this);
+      if (s.length <= WORK) return apply(native, s, arguments);
+      const f = form === undefined ? "NFC" : StringC(form);
+      nNormalize("", f);   // its own RangeError for an unknown form
+      return normalizeLong(s, f);
+    });
+    wrap(SP, "localeCompare", (native) => function (that) {
+      const s = str(this), t = StringC(that);
+      if (s.length + t.length <= WORK) return apply(native, s, arguments);
+      const a = normalizeLong(s, "NFC"), b = normalizeLong(t, "NFC");
+      return a < b ? -1 : a > b ? 1 : 0;
+    });
+    // per-character transforms (escape, encodeURI/encodeURIComponent, toUpperCase/toLowerCase) make one
+    // native pass too; a long string goes through in pieces of 2^20 cut where nothing spans the cut:
+    // never inside a surrogate pair, and for toLowerCase (whose final sigma looks at the letters around
+    // it) only before a space or a digit
+    const LOWER_CUT = /[ \t\n0-9]/g;
+    function pieces(s, f, cut) {
+      let out = "";
+      for (let i = 0, j; i < s.length; i = j) {
+        j = i + (1 << 20);
+        if (j >= s.length) j = s.length;
+        else if (cut !== null) { cut.lastIndex = j; const m = exec(cut, s); j = m === null ? s.length : m.index; }
+        else { const c = s.charCodeAt(j); if (c >= 0xdc00 && c <= 0xdfff) j++; }   // not between the halves of a pair
+        out += f(nSlice(s, i, j));
+        tick();
+      }
+      return out;
+    }
+    for (const [obj, name, cut] of [[G, "escape", null], [G, "encodeURI", null], [G, "encodeURIComponent", null],
+                                    [SP, "toUpperCase", null], [SP, "toLowerCase", LOWER_CUT]]) {
+      if (typeof obj[name] !== "function") continue;
+      const method = obj === SP;
+      wrap(obj, name, (native) => {
+        const f = method ? call.bind(native) : native;
+        return method
+          ? function () { const s = str(this); return s.length <= WORK ? f(s) : pieces(s, f, cut); }
+          : function (v) { const s = StringC(v); return s.length <= WORK ? f(s) : pieces(s, f, cut); };
+      });
+    }
     // GetSubstitution for a string pattern (no captures): $$, $&, $` and $'
     function substitute(matched, s, pos, replacement) {
       let out = "";
@@ -423,6 +540,15 @@
       }
       return out;
     }
+    function positional(r) {   // whether the replacement uses $` or $' (text around the match)
+      for (let i = 0; i < r.length - 1; i++) {
+        if (r[i] !== "$") continue;
+        const d = r[i + 1];
+        if (d === "`" || d === "'") return true;
+        if (d === "$" || d === "&") i++;
+      }
+      return false;
+    }
     function replaceString(s, t, replaceValue, all) {
       const fn = typeof replaceValue === "function", r = fn ? null : StringC(replaceValue);
       let out = "", p = 0, q = find(s, t, 0);   // += grows one buffer in place (no array of pieces)
@@ -435,12 +561,36 @@
       }
       return out + nSlice(s, p);
     }
+    // replaceAll with a plain replacement (no "$" patterns, not a function) is split + join, done natively
+    // window by window: a window's split finds the same leftmost non-overlapping matches as the whole
+    // string does, except one that crosses the window's end; keeping back the last m - 1 unmatched
+    // characters for the next window finds that one there
+    const nSplit = call.bind(SP.split), nJoin = call.bind(AP.join);
+    function replaceAllPlain(s, t, r) {
+      const n = s.length, m = t.length, w = max(min(1 << 17, floor(WORK / m)), 2 * m);
+      let out = "";
+      for (let p = 0; p < n; ) {
+        const e = min(p + w, n), parts = nSplit(nSlice(s, p, e), t);
+        if (e === n) { out += nJoin(parts, r); break; }
+        const last = parts[parts.length - 1], keep = min(last.length, m - 1);
+        parts[parts.length - 1] = nSlice(last, 0, last.length - keep);
+        out += nJoin(parts, r);
+        p = e - keep;
+        tick();
+      }
+      return out;
+    }
     for (const name of ["replace", "replaceAll"]) {
       wrap(SP, name, (native) => function (pattern, replacement) {
         if (pattern !== null && pattern !== undefined && pattern[replaceSym] !== undefined) return apply(native, this, arguments);
         const s = str(this), t = StringC(pattern);
         if (!heavy(s, t) && (name === "replace" || s.length <= 1 << 16)) return apply(native, s, [t, replacement]);
         if (t.length === 0) return apply(native, s, [t, replacement]);   // an empty pattern: at most one pass of inserts
+        if (name === "replaceAll" && typeof replacement !== "function") {
+          const r = StringC(replacement);
+          if (nIndexOf(r, "$") < 0) return replaceAllPlain(s, t, r);
+          if (!positional(r)) return replaceAllPlain(s, t, substitute(t, "", 0, r));   // $$ and $& only: the same every time
+        }
         return replaceString(s, t, replacement, name === "replaceAll");
       });
     }
@@ -479,6 +629,41 @@
       if (fn !== undefined || !needsGuard(source)) return apply(nativeFrom, this, arguments);
       return new this(apply(from, ArrayC, [source]));
     });
+    // spreading a long string ([...s], Array.from(s[Symbol.iterator]()), new Set(s)) runs the string
+    // iterator from a native loop: above BIG characters the iterator's next() is a JavaScript function,
+    // where the interrupt handler is asked (same prototype, so it still reads as a String Iterator)
+    const iterProto = getProto(""[iterSym]()), nSlice = call.bind(String.prototype.slice), charCode = call.bind(String.prototype.charCodeAt);
+    const SP = String.prototype;
+    wrap(SP, iterSym, (nativeIter) => function () {
+      if (this === null || this === undefined) return apply(nativeIter, this, []);   // its own TypeError
+      const s = String(this);
+      if (s.length <= BIG) return apply(nativeIter, s, []);
+      let i = 0;
+      return create(iterProto, { next: { value: function next() {
+        if (i >= s.length) return { value: undefined, done: true };
+        const c = charCode(s, i);
+        const n = c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (charCode(s, i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+        const v = nSlice(s, i, i + n);
+        i += n;
+        return { value: v, done: false };
+      }, writable: true, configurable: true } });
+    });
+    defineProperty(SP[iterSym], "name", { value: "[Symbol.iterator]" });
+    // Object.keys/values/entries/getOwnPropertyNames of a long string list its indices natively
+    const nKeys = Object.keys, nValues = Object.values, nEntries = Object.entries, nNames = Object.getOwnPropertyNames;
+    function indices(s, what) {
+      const out = [];
+      for (let i = 0; i < s.length; i++) out[i] = what === 0 ? "" + i : what === 1 ? s[i] : ["" + i, s[i]];
+      return out;
+    }
+    for (const [name, native, what] of [["keys", nKeys, 0], ["values", nValues, 1], ["entries", nEntries, 2], ["getOwnPropertyNames", nNames, 3]]) {
+      wrap(Object, name, () => function (o) {
+        if (typeof o !== "string" || o.length <= BIG) return apply(native, Object, arguments);
+        const out = indices(o, what === 3 ? 0 : what);
+        if (what === 3) out[out.length] = "length";
+        return out;
+      });
+    }
     // Object.assign copies every index of a string source natively, one property each
     wrap(Object, "assign", (nativeAssign) => function (target, ...sources) {
       let heavy = false;
@@ -492,5 +677,144 @@
       }
       return to;
     });
+  }
+  // -- JSON.parse builds its whole result in one native call (a second per 2^24 elements). A text longer
+  // than WORK is read container by container, left to right: a run of elements (or members) cut at a comma
+  // about RUN characters on goes to the native parser, which accepts the run only if every cut falls
+  // between two complete elements of this container (the run is read exactly as the whole text is; a run
+  // reaching past the container's end is unbalanced). Where a cut fails (commas inside elements), elements
+  // are delimited by a scan (strings skipped) and handed over in runs; an element longer than LONG is
+  // read the same way, recursively. Every native call gets at most WORK characters.
+  function installJsonGuard(tick, nConcat) {
+    const WORK = 1 << 22, RUN = 1 << 12, LONG = 1 << 16;   // LONG: how far a scan looks for an element's end
+    const nParse = JSON.parse, nSlice = call.bind(String.prototype.slice), nIndexOf = call.bind(String.prototype.indexOf);
+    const exec = call.bind(RegExp.prototype.exec), ownKeys = Reflect.ownKeys, StringC = String;
+    const SyntaxErrorC = SyntaxError, max = Math.max;
+    const WS = /[ \t\n\r]*/y, SCAN = /[[\]{}"]/g, ATOM = /[^,\]} \t\n\r]*/y;
+    let END = 0;   // where the value value() just read ends
+    function bad(what, at) { return new SyntaxErrorC("JSON.parse: " + what + " at position " + at); }
+    function skipWs(s, i) { WS.lastIndex = i; exec(WS, s); return WS.lastIndex; }
+    function stringEnd(s, i) {   // s[i] is '"': the index after the closing quote
+      for (let from = i + 1; ; ) {
+        const q = nIndexOf(s, '"', from);
+        if (q < 0) throw bad("unterminated string", i);
+        let k = q - 1;
+        while (s[k] === "\\") k--;
+        if ((q - 1 - k) % 2 === 0) return q + 1;   // an even run of backslashes escapes itself, not the quote
+        from = q + 1;
+      }
+    }
+    // the index after the value that starts at i, or -1 if it is a container that does not end before limit
+    function valueEnd(s, i, limit) {
+      const c = s[i];
+      if (c === '"') return stringEnd(s, i);
+      if (c !== "[" && c !== "{") { ATOM.lastIndex = i; exec(ATOM, s); return ATOM.lastIndex; }
+      let depth = 0;
+      SCAN.lastIndex = i;
+      for (;;) {
+        const m = exec(SCAN, s);
+        if (m === null) throw bad("unterminated " + (c === "[" ? "array" : "object"), i);
+        if (SCAN.lastIndex > limit) return -1;
+        const d = m[0];
+        if (d === '"') SCAN.lastIndex = stringEnd(s, SCAN.lastIndex - 1);
+        else if (d === "[" || d === "{") depth++;
+        else if (--depth === 0) return SCAN.lastIndex;
+      }
+    }
+    function memberEnd(s, p, limit) {   // "key" : value
+      if (s[p] !== '"') throw bad("expected a property name", p);
+      const q = skipWs(s, stringEnd(s, p));
+      if (s[q] !== ":") throw bad("expected ':'", q);
+      return valueEnd(s, skipWs(s, q + 1), limit);
+    }
+    function near(s, pattern, from, span) {   // the first occurrence of pattern in the span characters from from, or -1
+      const i = nIndexOf(nSlice(s, from, from + span), pattern);
+      return i < 0 ? -1 : from + i;
+    }
+    function define(o, k, v) { defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true }); }
+    function value(s, a) {   // the value at a (no whitespace before it); sets END
+      const c = s[a];
+      if (c === "[" || c === "{") return elements(s, a + 1, c === "{");
+      const e = valueEnd(s, a, Infinity);
+      END = e;
+      return nParse(nSlice(s, a, e));   // one string or scalar: a single pass
+    }
+    function elements(s, a, isObj) {   // the elements (or members) after the opening bracket at a - 1; sets END
+      const out = isObj ? {} : null, parts = [], open = isObj ? "{" : "[", close = isObj ? "}" : "]";
+      let p = skipWs(s, a), run = RUN;
+      function take(stop) {   // [p, stop): complete elements, natively
+        const part = nParse(open + nSlice(s, p, stop) + close);
+        if (!isObj) parts[parts.length] = part;
+        else { const ks = ownKeys(part); for (let i = 0; i < ks.length; i++) define(out, ks[i], part[ks[i]]); }
+      }
+      function next(e) {   // past the comma after an element ending at e; -1 at the closing bracket
+        const q = skipWs(s, e);
+        if (s[q] === close) { END = q + 1; return -1; }
+        if (s[q] !== ",") throw bad(q >= s.length ? "unexpected end of input" : "expected ',' or '" + close + "'", q);
+        const r = skipWs(s, q + 1);
+        if (s[r] === close) throw bad("unexpected '" + close + "' after ','", r);
+        return r;
+      }
+      if (s[p] === close) { END = p + 1; return isObj ? out : []; }
+      while (p >= 0) {
+        tick();
+        // a few guesses at a comma about RUN on: "}," and "]," often end an element, any comma does between
+        // scalars; a wrong guess costs one native parse of RUN characters, cheaper than scanning them
+        // (runs double while the guesses hold, up to 2^20 characters)
+        let ok = false;
+        for (let k = 0, from = p + run; k < 6 && !ok; k++) {
+          let cut = near(s, k === 0 ? "}," : k === 1 ? "]," : ",", from, run);
+          if (cut < 0) continue;
+          if (k < 2) cut++;
+          try { take(cut); ok = true; p = next(cut); } catch (e) { if (!(e instanceof SyntaxErrorC)) throw e; if (k >= 2) from = cut + 1; }
+        }
+        if (ok) { if (run < 1 << 20) run *= 2; continue; }
+        if (run > RUN) { run = max(RUN, run >> 3); continue; }   // the container may end sooner: shorter runs first
+        // scan element by element until a run of RUN characters or more is delimited
+        let q = p, last = -1, more = -1;
+        for (;;) {
+          const e = isObj ? memberEnd(s, q, q + LONG) : valueEnd(s, q, q + LONG);
+          if (e < 0 || e - p > WORK) break;
+          last = e;
+          more = next(e);
+          if (more < 0 || more - p >= RUN) break;
+          q = more;
+        }
+        if (last >= 0) { take(last); p = more; continue; }
+        // one element longer than LONG: read it the same way
+        if (isObj) {
+          const ke = stringEnd(s, p), key = nParse(nSlice(s, p, ke)), v0 = skipWs(s, skipWs(s, ke) + 1);
+          define(out, key, value(s, v0));
+        } else parts[parts.length] = [value(s, p)];
+        p = next(END);
+      }
+      if (isObj) return out;
+      return parts.length === 1 ? parts[0] : apply(nConcat, [], parts);
+    }
+    // InternalizeJSONProperty (ECMA-262 25.5.1.1): the reviver walks the result bottom up
+    function internalize(holder, name, reviver) {
+      const val = holder[name];
+      if (val !== null && typeof val === "object") {
+        const ks = isArray(val) ? null : keys(val), n = ks === null ? val.length : ks.length;
+        for (let i = 0; i < n; i++) {
+          const k = ks === null ? StringC(i) : ks[i], v = internalize(val, k, reviver);
+          if (v === undefined) delete val[k]; else define(val, k, v);
+        }
+      }
+      return apply(reviver, holder, [name, val, {}]);
+    }
+    defineProperty(JSON, "parse", { value: function parse(text, reviver) {
+      let s = StringC(text);
+      if (s.length <= WORK) return apply(nParse, JSON, arguments);
+      s = nSlice(s, 0);   // a flat copy: every step on a rope (s + t) walks the rope
+      const a = skipWs(s, 0);
+      if (s[a] !== "[" && s[a] !== "{") return apply(nParse, JSON, [s, reviver]);   // one string or scalar
+      const result = value(s, a), e = skipWs(s, END);
+      if (e !== s.length) throw bad("unexpected character after the value", e);
+      if (typeof reviver !== "function") return result;
+      const root = {};
+      define(root, "", result);
+      return internalize(root, "", reviver);
+    }, writable: true, enumerable: false, configurable: true });
   }
   if (CONF.guard) installGuards();
