@@ -841,9 +841,12 @@ class ScriptManager:
         """Unload every script and free every engine. A failing unload,
         ``kryon_engine_closing`` hook or ``engine.close()`` never stops the
         rest from closing: each failure is logged on the ``kryon`` logger and
-        kept in :attr:`close_errors`."""
+        kept in :attr:`close_errors`. The debugger detaches first: a thread
+        stopped in it holds its engine, which could not be closed."""
         with self._lock:
             self.close_errors: list[BaseException] = []
+            if self._debugger is not None:
+                self._debugger.detach()
             for script_id in list(self._scripts):
                 try:
                     self.unload_script(script_id)
