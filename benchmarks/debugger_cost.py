@@ -1,5 +1,8 @@
 """What the debugger costs, measured side by side, for Python, Kryon Lisp and Lua.
 
+Python and Kryon Lisp are measured twice: trusted (in process) and sandboxed
+(``-sandboxed``: in a worker process, whose tracer the debugger drives).
+
 For each language, a bound handle calls a function that loops over a small
 amount of script work (so both the per-call and the per-line cost show),
 in four managers side by side:
@@ -33,13 +36,16 @@ PROGRAMS = {
     "lua": ("lua", "function work(n)\n  local s = 0\n  for i = 1, n do\n    s = s + i\n  end\n  return s\nend\n\n"
             "function other()\n  return 1\nend\n", 10),
 }
+PROGRAMS["python-sandboxed"] = PROGRAMS["python"]
+PROGRAMS["lisp-sandboxed"] = PROGRAMS["lisp"]
 VARIANTS = ("plain", "detached", "attached", "breakpoints")
 
 
 def manager(language: str, variant: str) -> tuple[ScriptManager, Callable[..., object]]:
     _, source, other_line = PROGRAMS[language]
-    m = ScriptManager(policy=SecurityPolicy.trusted(), cache=False)
-    m.load_script_from_source("bench", language, source)
+    sandboxed = language.endswith("-sandboxed")
+    m = ScriptManager(policy=SecurityPolicy.sandboxed() if sandboxed else SecurityPolicy.trusted(), cache=False)
+    m.load_script_from_source("bench", language.removesuffix("-sandboxed"), source)
     if variant != "plain":
         dbg = m.debugger()
         if variant == "detached":
@@ -55,7 +61,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--loop", type=int, default=20, help="loop iterations inside each call")
     args = parser.parse_args()
-    print(f"{'language':10}{'variant':13}{'us/call':>10}{'ratio':>8}")
+    print(f"{'language':18}{'variant':13}{'us/call':>10}{'ratio':>8}")
     for language in PROGRAMS:
         setups = {v: manager(language, v) for v in VARIANTS}
         best = {v: float("inf") for v in VARIANTS}
@@ -67,7 +73,7 @@ def main() -> None:
                     fn(args.loop)
                 best[variant] = min(best[variant], (time.perf_counter() - start) / args.calls)
         for variant in VARIANTS:
-            print(f"{language:10}{variant:13}{best[variant] * 1e6:10.2f}{best[variant] / best['plain']:8.2f}")
+            print(f"{language:18}{variant:13}{best[variant] * 1e6:10.2f}{best[variant] / best['plain']:8.2f}")
         for m, _ in setups.values():
             m.close()
 

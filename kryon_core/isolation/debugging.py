@@ -100,7 +100,7 @@ class WorkerDebugHost:
         runtime = self.runtime
         if runtime is None:
             return
-        for proc in _live_procs(runtime):
+        for proc in runtime.workers():
             if proc.depth > 0:  # running a call: it reads no message until it asks the host something
                 try:
                     os.kill(proc.pid, signal.SIGUSR1)
@@ -122,7 +122,7 @@ class WorkerDebugHost:
         runtime = self.runtime
         if self.events is not None or runtime is None or runtime.debug is not self:
             return
-        if all(self._told.get(p) == self.version for p in _live_procs(runtime)):
+        if all(self._told.get(p) == self.version for p in runtime.workers()):
             runtime.debug = None
 
     # -- events from a worker (on the thread waiting for it) -------------------------------------
@@ -257,12 +257,3 @@ class WorkerDebugHost:
         finally:
             if proc.dead is None:
                 proc.deadline = saved
-
-
-def _live_procs(runtime: "IsolatedRuntime") -> list[WorkerProcess]:
-    procs = []
-    for script in list(runtime._scripts.values()):
-        for proc in (script.proc, script.starting):
-            if proc is not None and proc.dead is None:
-                procs.append(proc)
-    return procs

@@ -652,6 +652,15 @@ class IsolatedRuntime:
         freed = r["freed"] if isinstance(r, dict) and isinstance(r.get("freed"), int) else 0
         return before, proc.rss, freed
 
+    def workers(self) -> list[WorkerProcess]:
+        """Every live worker running a script (those still running its top level too)."""
+        procs = []
+        for script in list(self._scripts.values()):
+            for proc in (script.proc, script.starting):
+                if proc is not None and proc.dead is None:
+                    procs.append(proc)
+        return procs
+
     def _procs(self) -> list[tuple[_Script, WorkerProcess]]:
         return [(s, s.proc) for s in list(self._scripts.values()) if s.proc is not None and s.proc.dead is None]
 

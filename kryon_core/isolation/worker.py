@@ -21,7 +21,9 @@ Start-up, in this order:
 4. serve requests: ``load`` (compile, check with the AST guard, exec in a
    namespace with curated builtins), ``call``, ``callh`` (a function handle),
    ``eval`` (code run in a loaded script's namespace, as ``load`` runs it),
-   ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``.
+   ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``, and the
+   debugger's questions (``dq``; see ``worker_debug``: any message may carry the
+   debugger's mode, ``dm``).
 
 Per call the worker arms ``ITIMER_REAL`` (a ``ScriptTimeout`` raised in script
 code) and ``RLIMIT_CPU`` (the kernel's SIGXCPU if the script hides in C code);
@@ -544,6 +546,8 @@ def _traced(fn: Callable[..., Any], args: Any) -> Any:
 
 
 def _run(fn: Callable[..., Any], args: Any) -> Any:
+    if D.active:
+        D.ensure_traced()
     result = _traced(fn, args) if S.breakpoints and not D.active else fn(*args)
     if isinstance(result, types.CoroutineType):
         if S.loop is None:
@@ -584,6 +588,8 @@ def do_load(msg: dict[str, Any]) -> dict[str, Any]:
             try:
                 if code is None:
                     code = compile_script(msg["source"], filename)
+                if D.active:
+                    D.ensure_traced()
                 if S.breakpoints and not D.active:
                     _traced(exec, (code, ns))
                 else:

@@ -139,6 +139,16 @@ class WorkerDebugger:
         finally:
             S.internal -= 1
 
+    def ensure_traced(self) -> None:
+        """The global trace back on for a new call: Python drops a trace
+        function that raised (a timeout or a recursion error inside it)."""
+        if sys.gettrace() is not self.global_trace:
+            self.S.internal += 1
+            try:
+                sys.settrace(self.global_trace)
+            finally:
+                self.S.internal -= 1
+
     def on_signal(self, signum: int, frame: Any) -> None:
         """SIGUSR1: the host's mode changed while a script ran."""
         self.stale = True

@@ -13,7 +13,8 @@ and test_dap_languages.py.)
   stopped thread go on first;
 - a sandboxed Lisp file's macros never run in the host when its breakpoints
   are resolved;
-- detaching tells every worker to stop tracing, and the hook comes off.
+- detaching tells every worker to stop tracing, and the hook comes off;
+- stepping from Lua into a sandboxed Python function and out again.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def spin():
     while True:
         i = i + 1
 """
+
+MODEL_LUA = 'function run(x)\n  local y = kryon.call("view.render", x)\n  return y + 1\nend\n'
 
 LISP = """\
 (defn main [n]
@@ -225,3 +228,30 @@ def test_detaching_takes_the_workers_hook_off(s):
     assert s.m.call_function("prog.main", [1]) == 2  # this call tells the worker: it traces no more
     assert runtime.debug is None
     assert s.stops.empty()
+
+
+def test_step_from_lua_into_a_sandboxed_python_function_and_out():
+    m = ScriptManager(cache=False, policy=SecurityPolicy.sandboxed())
+    m.load_script_from_source("view", "python", "def render(x):\n    shown = x * 10\n    return shown\n")
+    m.load_script_from_source("model", "lua", MODEL_LUA)
+    s = DebugSession(m)
+    try:
+        s.dbg.set_breakpoints("model", [BreakpointSpec(2)])
+        s.run("model.run", 4)
+        stop = s.stop()
+        assert (s.top(stop).language, s.top(stop).line) == ("lua", 2)
+        s.dbg.resume(stop.thread, "stepIn")
+        stop = s.stop()
+        frames = s.dbg.stack(stop.thread)
+        assert [(f.language, f.name, f.line) for f in frames[:2]] == [("python", "render", 2), ("lua", "run", 2)]
+        assert s.scope(frames[0].id)["x"].value == "4"
+        assert s.scope(frames[1].id)["x"].value == "4"  # the Lua frame below answers too
+        s.dbg.resume(stop.thread, "stepOut")
+        stop = s.stop()
+        top = s.top(stop)
+        assert (top.language, top.line) == ("lua", 3)
+        assert s.scope(top.id)["y"].value == "40"
+        s.dbg.resume(stop.thread)
+        assert s.result() == 41
+    finally:
+        s.close()
