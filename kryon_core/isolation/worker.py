@@ -546,9 +546,14 @@ def _traced(fn: Callable[..., Any], args: Any) -> Any:
 
 
 def _run(fn: Callable[..., Any], args: Any) -> Any:
-    if D.active:
-        D.ensure_traced()
-    result = _traced(fn, args) if S.breakpoints and not D.active else fn(*args)
+    if D.active:  # the debugger's tracer (see worker_debug), also while a coroutine or generator runs
+        return D.run(_complete, (fn, args))
+    return _complete(fn, args) if not S.breakpoints else _traced(_complete, (fn, args))
+
+
+def _complete(fn: Callable[..., Any], args: Any) -> Any:
+    """``fn(*args)``, a coroutine it returns run to its end, a generator listed."""
+    result = fn(*args)
     if isinstance(result, types.CoroutineType):
         if S.loop is None:
             result.close()
@@ -589,8 +594,8 @@ def do_load(msg: dict[str, Any]) -> dict[str, Any]:
                 if code is None:
                     code = compile_script(msg["source"], filename)
                 if D.active:
-                    D.ensure_traced()
-                if S.breakpoints and not D.active:
+                    D.run(exec, (code, ns))
+                elif S.breakpoints:
                     _traced(exec, (code, ns))
                 else:
                     exec(code, ns)

@@ -87,6 +87,7 @@ class WorkerDebugger:
         self.lines: dict[str, frozenset[int]] = {}
         self.stale = False  # a signal said the mode changed: report the next line whatever it is
         self.delta = 0  # calls minus returns not sent yet
+        self.running = 0  # script calls in progress (run)
         self.show: Callable[[Any], str] = _python_show
         self.refs: dict[int, Any] = {}
         self._next_ref = 1
@@ -122,32 +123,43 @@ class WorkerDebugger:
         self._install(caller)
 
     def _install(self, frame: types.FrameType | None) -> None:
-        """The global trace on (or off), and line events for the running
-        script frames that need them from now on."""
+        """The global trace on (or off) while script code runs, and line
+        events for the running script frames that need them from now on."""
         S = self.S
         S.internal += 1
         try:
-            sys.settrace(self.global_trace if self.active else None)
             every = self.mode == "every-line" or self.stale
+            in_script = self.running > 0
             f = frame
             while f is not None:
                 script = self.script_of(f)
-                if script is not None and (every or self._has_breakpoint(f.f_code, script)):
-                    f.f_trace = self.local_trace
-                    f.f_trace_lines = True
+                if script is not None:
+                    in_script = True
+                    if every or self._has_breakpoint(f.f_code, script):
+                        f.f_trace = self.local_trace
+                        f.f_trace_lines = True
                 f = f.f_back
+            sys.settrace(self.global_trace if self.active and in_script else None)
         finally:
             S.internal -= 1
 
-    def ensure_traced(self) -> None:
-        """The global trace back on for a new call: Python drops a trace
-        function that raised (a timeout or a recursion error inside it)."""
-        if sys.gettrace() is not self.global_trace:
-            self.S.internal += 1
+    def run(self, fn: Callable[..., Any], args: Any) -> Any:
+        """``fn(*args)`` with the global trace on: only script code pays
+        for tracing, not the worker's own loop between requests."""
+        S = self.S
+        self.running += 1
+        S.internal += 1
+        sys.settrace(self.global_trace)
+        S.internal -= 1
+        try:
+            return fn(*args)
+        finally:
+            self.running -= 1
+            S.internal += 1
             try:
-                sys.settrace(self.global_trace)
+                sys.settrace(self.global_trace if self.running and self.active else None)
             finally:
-                self.S.internal -= 1
+                S.internal -= 1
 
     def on_signal(self, signum: int, frame: Any) -> None:
         """SIGUSR1: the host's mode changed while a script ran."""

@@ -14,7 +14,8 @@ and test_dap_languages.py.)
 - a sandboxed Lisp file's macros never run in the host when its breakpoints
   are resolved;
 - detaching tells every worker to stop tracing, and the hook comes off;
-- stepping from Lua into a sandboxed Python function and out again.
+- stepping from Lua into a sandboxed Python function and out again;
+- breakpoints in async functions and generators, which the worker drives.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ def spin():
     i = 0
     while True:
         i = i + 1
+"""
+
+ASYNC_PY = """\
+import asyncio
+async def f(x):
+    y = x + 1
+    await asyncio.sleep(0)
+    return y
+
+def g(n):
+    for i in range(n):
+        yield i * 2
 """
 
 MODEL_LUA = 'function run(x)\n  local y = kryon.call("view.render", x)\n  return y + 1\nend\n'
@@ -253,5 +266,26 @@ def test_step_from_lua_into_a_sandboxed_python_function_and_out():
         assert s.scope(top.id)["y"].value == "40"
         s.dbg.resume(stop.thread)
         assert s.result() == 41
+    finally:
+        s.close()
+
+
+def test_breakpoints_in_sandboxed_async_functions_and_generators():
+    m = ScriptManager(cache=False, policy=SecurityPolicy.sandboxed())
+    m.load_script_from_source("a", "python", ASYNC_PY)
+    s = DebugSession(m)
+    try:
+        s.dbg.set_breakpoints("a", [BreakpointSpec(3), BreakpointSpec(9)])
+        s.run("a.f", 1)  # the worker drives the coroutine on its own loop, traced
+        stop = s.stop()
+        assert (s.top(stop).name, s.top(stop).line) == ("f", 3)
+        s.dbg.resume(stop.thread)
+        assert s.result() == 2
+        s.run("a.g", 2)  # a generator is listed in the worker, traced
+        for i in range(2):
+            stop = s.stop()
+            assert s.scope(s.top(stop).id)["i"].value == str(i)
+            s.dbg.resume(stop.thread)
+        assert s.result() == [0, 2]
     finally:
         s.close()
