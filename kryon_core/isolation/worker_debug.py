@@ -395,7 +395,8 @@ class WorkerDebugger:
         sys.settrace(None)
         if limit:
             _signal.setitimer(_signal.ITIMER_REAL, limit)
-        S.internal -= 1
+        # the expression is the script's code: the audit hook's bypass must be off, whatever asked
+        was_internal, S.internal = S.internal - 1, 0
         S.pending_timeout = False
         try:
             S.script_running = True  # compiling may run the script's macros
@@ -404,7 +405,7 @@ class WorkerDebugger:
             value = eval(value_code, globals_, locals_) if value_code is not None else None  # noqa: S307
         finally:
             S.script_running = was_running
-            S.internal += 1
+            S.internal = was_internal + 1
             try:
                 if limit:
                     _signal.setitimer(_signal.ITIMER_REAL, 0)
