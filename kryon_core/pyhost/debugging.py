@@ -16,8 +16,10 @@ this target, chained with its own recursion counting), so breakpoints,
 stepping and pausing work whatever the script's limits.
 
 Sandboxed scripts run in worker processes (:mod:`.sandboxed`): their frames
-are not in this interpreter. The debugger cannot reach them; breakpoints in
-them are refused with a message saying so (:meth:`refuses`).
+are not in this interpreter, and they are debugged inside their workers
+(:mod:`kryon_core.isolation.debugging`): this target hands their frames,
+scopes, values and evaluations (``WorkerRef`` handles) to it, and gives it
+the modes it gets.
 """
 
 from __future__ import annotations
