@@ -15,7 +15,9 @@ and test_dap_languages.py.)
   are resolved;
 - detaching tells every worker to stop tracing, and the hook comes off;
 - stepping from Lua into a sandboxed Python function and out again;
-- breakpoints in async functions and generators, which the worker drives.
+- breakpoints in async functions and generators, which the worker drives;
+- a hostile worker (arbitrary Python inside it) sending malformed debugger
+  events is ignored, with or without a debugger attached.
 """
 
 from __future__ import annotations
@@ -289,3 +291,38 @@ def test_breakpoints_in_sandboxed_async_functions_and_generators():
         assert s.result() == [0, 2]
     finally:
         s.close()
+
+
+HOSTILE_PY = """\
+import sys
+worker = sys.modules["__main__"]  # arbitrary Python: the worker's own channel functions
+
+def attack():
+    worker.send({"t": "dev", "d": "many"})
+    worker.send({"t": "dev", "d": 10 ** 12})
+    worker.host_request("dbg", {"e": "line", "s": None, "l": "x"})
+    worker.host_request("dbg", {"e": "exc", "s": 5, "l": None, "m": [1]})
+    worker.host_request("dbg", {"e": "nonsense", "s": "prog", "l": 1})
+    return 1
+"""
+
+
+@pytest.mark.parametrize("attached", [False, True], ids=["no-debugger", "debugger"])
+def test_a_hostile_worker_cannot_fake_debugger_traffic(attached):
+    from kryon_core.isolation.testing import python_layers_off
+
+    m = ScriptManager(cache=False, policy=SecurityPolicy.sandboxed())
+    with python_layers_off():  # the script is arbitrary Python inside its worker
+        m.load_script_from_source("evil", "python", HOSTILE_PY)
+    s = DebugSession(m) if attached else None
+    try:
+        if s is not None:
+            s.dbg.set_exception_breakpoints(raised=True)
+        assert m.call_function("evil.attack", []) == 1  # malformed events are ignored, the worker lives on
+        assert s is None or s.stops.empty()
+        assert m.engine("python").sandboxed.runtime.worker_info("evil")["restarts"] == 0
+    finally:
+        if s is not None:
+            s.close()
+        else:
+            m.close()
