@@ -863,9 +863,7 @@ class ScriptManager:
                     self._close_failed(f"closing the {lang} engine", exc)
             self._engines.clear()
             self._bridges.clear()
-            if self._debugger is not None:
-                self._debugger.detach()
-                self._debugger = None
+            self._debugger = None  # detached above
 
     def _close_failed(self, what: str, exc: BaseException) -> None:
         self.close_errors.append(exc)
