@@ -155,6 +155,8 @@ class WorkerDebugger:
             return fn(*args)
         finally:
             self.running -= 1
+            if not self.running and self.refs:  # the call is over: what the debugger was shown goes
+                self.refs.clear()
             S.internal += 1
             try:
                 sys.settrace(self.global_trace if self.running and self.active else None)
