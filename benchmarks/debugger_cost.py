@@ -1,5 +1,8 @@
 """What the debugger costs, measured side by side, for Python, Kryon Lisp, Lua and JavaScript.
 
+Python and Kryon Lisp are measured twice: trusted (in process) and sandboxed
+(``-sandboxed``: in a worker process, whose tracer the debugger drives).
+
 For each language, a bound handle calls a function that loops over a small
 amount of script work (so both the per-call and the per-line cost show),
 in four managers side by side:
@@ -42,12 +45,16 @@ PROGRAMS = {
 }
 #: languages whose scripts must load after the debugger attaches to be debugged
 LOAD_AFTER_ATTACH = {"javascript"}
+PROGRAMS["python-sandboxed"] = PROGRAMS["python"]
+PROGRAMS["lisp-sandboxed"] = PROGRAMS["lisp"]
 VARIANTS = ("plain", "detached", "attached", "breakpoints")
 
 
 def manager(language: str, variant: str) -> tuple[ScriptManager, Callable[..., object]]:
     _, source, other_line = PROGRAMS[language]
-    m = ScriptManager(policy=SecurityPolicy.trusted(), cache=False)
+    sandboxed = language.endswith("-sandboxed")
+    language = language.removesuffix("-sandboxed")
+    m = ScriptManager(policy=SecurityPolicy.sandboxed() if sandboxed else SecurityPolicy.trusted(), cache=False)
     late = language in LOAD_AFTER_ATTACH and variant != "plain"
     if not late:
         m.load_script_from_source("bench", language, source)
@@ -68,7 +75,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--loop", type=int, default=20, help="loop iterations inside each call")
     args = parser.parse_args()
-    print(f"{'language':10}{'variant':13}{'us/call':>10}{'ratio':>8}")
+    print(f"{'language':18}{'variant':13}{'us/call':>10}{'ratio':>8}")
     for language in PROGRAMS:
         setups = {v: manager(language, v) for v in VARIANTS}
         best = {v: float("inf") for v in VARIANTS}
@@ -80,7 +87,7 @@ def main() -> None:
                     fn(args.loop)
                 best[variant] = min(best[variant], (time.process_time() - start) / args.calls)
         for variant in VARIANTS:
-            print(f"{language:10}{variant:13}{best[variant] * 1e6:10.2f}{best[variant] / best['plain']:8.2f}")
+            print(f"{language:18}{variant:13}{best[variant] * 1e6:10.2f}{best[variant] / best['plain']:8.2f}")
         for m, _ in setups.values():
             m.close()
 

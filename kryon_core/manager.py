@@ -841,9 +841,12 @@ class ScriptManager:
         """Unload every script and free every engine. A failing unload,
         ``kryon_engine_closing`` hook or ``engine.close()`` never stops the
         rest from closing: each failure is logged on the ``kryon`` logger and
-        kept in :attr:`close_errors`."""
+        kept in :attr:`close_errors`. The debugger detaches first: a thread
+        stopped in it holds its engine, which could not be closed."""
         with self._lock:
             self.close_errors: list[BaseException] = []
+            if self._debugger is not None:
+                self._debugger.detach()
             for script_id in list(self._scripts):
                 try:
                     self.unload_script(script_id)
@@ -860,9 +863,7 @@ class ScriptManager:
                     self._close_failed(f"closing the {lang} engine", exc)
             self._engines.clear()
             self._bridges.clear()
-            if self._debugger is not None:
-                self._debugger.detach()
-                self._debugger = None
+            self._debugger = None  # detached above
 
     def _close_failed(self, what: str, exc: BaseException) -> None:
         self.close_errors.append(exc)

@@ -204,8 +204,11 @@ class Debugger(DebugEvents):
         self._apply_mode()
 
     def detach(self) -> None:
-        """Detach from every engine: every hook comes off, stopped threads go on."""
+        """Detach from every engine: every hook comes off, stopped threads go on.
+        Detaching again does nothing (the gates' entry tracking is counted)."""
         with self._lock:
+            if not self._attached:
+                return
             self._attached = False
             for target in self._targets.values():
                 target.detach()

@@ -70,6 +70,8 @@ class CompilerSpec:
     module_aliases: tuple[tuple[str, str], ...] = ()
     #: a script's namespace starts with the ``kryon`` API bound (what Hy's compiled code expects)
     api_in_namespace: bool = False
+    #: ``"module:function"`` showing a value for the debugger in the language's notation (text); "": ``repr``
+    debug_show: str = ""
 
 
 def limits_for(policy: SecurityPolicy) -> dict[str, Any]:
@@ -174,6 +176,8 @@ class IsolatedRuntime:
         self.on_breakpoint: Callable[[Any], None] | None = None
         #: the manager's module loader (importing script, name) -> source: files beside a script
         self.module_loader: Callable[[str, str], str | None] | None = None
+        #: the debugger's side of the workers (``.debugging.WorkerDebugHost``) while one is attached
+        self.debug: Any = None
         self._lock = threading.RLock()
         self._closed = False
 
@@ -235,14 +239,24 @@ class IsolatedRuntime:
         except ScriptError as exc:
             raise protocol.ValueRefused(exc.message) from None
 
-    def push_stack(self, frames: list[StackFrame]) -> None:
+    def push_stack(self, frames: list[StackFrame], proc: WorkerProcess | None = None) -> None:
         items = getattr(self._stacks, "items", None)
         if items is None:
             items = self._stacks.items = []
+            self._stacks.procs = []
         items.append(frames)
+        self._stacks.procs.append(proc)
 
     def pop_stack(self) -> None:
         self._stacks.items.pop()
+        self._stacks.procs.pop()
+
+    def serving(self) -> list[WorkerProcess]:
+        """The workers waiting on this thread for the host to answer them (a
+        ``kryon`` call, a callback, a debugger event), outermost first: they
+        answer requests meanwhile."""
+        procs = getattr(self._stacks, "procs", None)
+        return [p for p in procs if p is not None] if procs else []
 
     def prepare_standby(self, proc: WorkerProcess) -> None:
         """A call of ``proc`` has run half its time limit (the watchdog thread
@@ -349,6 +363,7 @@ class IsolatedRuntime:
             "asyncio": script.uses_async,
             "globals": {},
             "breakpoints": self._breakpoints,
+            "debug_show": self.compiler.debug_show,
             "python_layers": script.python_layers,
             "test_unavailable": sorted(script.unavailable),
         }
@@ -665,6 +680,15 @@ class IsolatedRuntime:
             return 0, 0, 0
         freed = r["freed"] if isinstance(r, dict) and isinstance(r.get("freed"), int) else 0
         return before, proc.rss, freed
+
+    def workers(self) -> list[WorkerProcess]:
+        """Every live worker running a script (those still running its top level too)."""
+        procs = []
+        for script in list(self._scripts.values()):
+            for proc in (script.proc, script.starting):
+                if proc is not None and proc.dead is None:
+                    procs.append(proc)
+        return procs
 
     def _procs(self) -> list[tuple[_Script, WorkerProcess]]:
         return [(s, s.proc) for s in list(self._scripts.values()) if s.proc is not None and s.proc.dead is None]

@@ -116,6 +116,8 @@ class WorkerHost(Protocol):
     """What a worker process needs from the runtime that owns it."""
 
     language: str
+    #: the debugger's side of the workers (``isolation.debugging``), None without a debugger
+    debug: Any
 
     def deliver_output(self, text: str) -> None: ...
 
@@ -129,7 +131,7 @@ class WorkerHost(Protocol):
 
     def convert_unknown(self, obj: Any) -> Any: ...
 
-    def push_stack(self, frames: list[StackFrame]) -> None: ...
+    def push_stack(self, frames: list[StackFrame], proc: "WorkerProcess | None" = None) -> None: ...
 
     def pop_stack(self) -> None: ...
 
@@ -380,6 +382,9 @@ class WorkerProcess:
                 self.deadline = self.standby_at = None
 
     def _send(self, msg: dict[str, Any]) -> None:
+        debug = self.host.debug
+        if debug is not None:  # the debugger's mode rides on the next message (see worker_debug)
+            debug.outgoing(self, msg)
         if self.pending_release:
             released, self.pending_release = self.pending_release, []
             msg["rel"] = released
@@ -407,13 +412,16 @@ class WorkerProcess:
                 text = msg.get("x")
                 if isinstance(text, str):
                     self.host.deliver_output(text)
-            elif t in ("api", "callh", "bp", "mod"):
+            elif t in ("api", "callh", "bp", "mod", "dbg"):
                 self._serve(msg)
+            elif t == "dev":  # calls and returns counted by the worker's tracer
+                if self.host.debug is not None:
+                    self.host.debug.calls(self, msg)
             else:
                 self._violation(f"unknown message type {t!r}")
 
     def _serve(self, msg: dict[str, Any]) -> None:
-        self.host.push_stack(self.frames(msg.get("st")))
+        self.host.push_stack(self.frames(msg.get("st")), self)
         try:
             self._serve_one(msg.get("i"), msg)
         finally:
@@ -428,6 +436,8 @@ class WorkerProcess:
             if msg["t"] == "bp":
                 self.host.serve_breakpoint(msg, self.frames(msg.get("st")))
                 result = None
+            elif msg["t"] == "dbg":
+                result = self.host.debug.event(self, msg) if self.host.debug is not None else None
             elif msg["t"] == "api":
                 result = self.host.serve_api(self, msg.get("n"), args)
             elif msg["t"] == "mod":

@@ -21,10 +21,11 @@ Start-up, in this order:
 4. serve requests: ``load`` (compile, check with the AST guard, exec in a
    namespace with curated builtins), ``call``, ``callh`` (a function handle),
    ``eval`` (code run in a loaded script's namespace, as ``load`` runs it),
-   ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``. The
-   worker asks the host ``api`` (a ``kryon`` call), ``callh`` (a host
-   function), ``bp`` (a breakpoint hit) and ``mod`` (the source of a file
-   beside the script, for a compiler's relative imports).
+   ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``, and the
+   debugger's questions (``dq``; see ``worker_debug``: any message may carry the
+   debugger's mode, ``dm``). The worker asks the host ``api`` (a ``kryon`` call),
+   ``callh`` (a host function), ``bp`` (a breakpoint hit) and ``mod`` (the source
+   of a file beside the script, for a compiler's relative imports).
 
 Per call the worker keeps ``ITIMER_REAL`` (a ``ScriptTimeout`` raised in script
 code; the timer is left running between calls, see "time limits") and
@@ -64,12 +65,13 @@ def _load_sibling(name: str) -> types.ModuleType:
 
 
 if TYPE_CHECKING:
-    from . import confine, guard, protocol, scriptenv
+    from . import confine, guard, protocol, scriptenv, worker_debug
 else:
     protocol = _load_sibling("protocol")
     guard = _load_sibling("guard")
     confine = _load_sibling("confine")
     scriptenv = _load_sibling("scriptenv")
+    worker_debug = _load_sibling("worker_debug")
 
 TAG = protocol.TAG
 AccessDenied = scriptenv.AccessDenied
@@ -124,6 +126,8 @@ S = State()
 
 # -- channel ------------------------------------------------------------------------
 def send(msg: dict[str, Any]) -> None:
+    if D.delta:  # calls and returns the debugger counts, before what they led to
+        _send_debug_delta()
     if S.released_host:
         msg["rel"] = S.released_host
         S.released_host = []
@@ -135,7 +139,19 @@ def send(msg: dict[str, Any]) -> None:
 
 
 def receive() -> dict[str, Any]:
-    return protocol.loads(S.reader.frame(), S.decoder)
+    msg = protocol.loads(S.reader.frame(), S.decoder)
+    dm = msg.get("dm")
+    if dm is not None:  # the debugger's mode changed (see worker_debug)
+        D.apply(dm)
+    return msg
+
+
+def _send_debug_delta() -> None:
+    S.internal += 1
+    try:
+        protocol.write_frame(S.out_fd, protocol.dumps({"t": "dev", "d": D.take_delta()}))
+    finally:
+        S.internal -= 1
 
 
 def host_request(kind: str, payload: dict[str, Any]) -> Any:
@@ -591,7 +607,14 @@ def _traced(fn: Callable[..., Any], args: Any) -> Any:
 
 
 def _run(fn: Callable[..., Any], args: Any) -> Any:
-    result = _traced(fn, args) if S.breakpoints else fn(*args)
+    if D.active:  # the debugger's tracer (see worker_debug), also while a coroutine or generator runs
+        return D.run(_complete, (fn, args))
+    return _complete(fn, args) if not S.breakpoints else _traced(_complete, (fn, args))
+
+
+def _complete(fn: Callable[..., Any], args: Any) -> Any:
+    """``fn(*args)``, a coroutine it returns run to its end, a generator listed."""
+    result = fn(*args)
     if isinstance(result, types.CoroutineType):
         if S.loop is None:
             result.close()
@@ -631,7 +654,9 @@ def do_load(msg: dict[str, Any]) -> dict[str, Any]:
             try:
                 if code is None:
                     code = compile_script(msg["source"], filename)
-                if S.breakpoints:
+                if D.active:
+                    D.run(exec, (code, ns))
+                elif S.breakpoints:
                     _traced(exec, (code, ns))
                 else:
                     exec(code, ns)
@@ -701,8 +726,6 @@ def do_eval(msg: dict[str, Any]) -> dict[str, Any]:
     when it ends with a statement). Its lines are the lines within ``code``;
     definitions stay in the namespace, and the reply lists the script's
     functions again (the code may have added some)."""
-    import ast
-
     script = msg["script"]
     ns = S.scripts.get(script)
     if ns is None:
@@ -714,20 +737,30 @@ def do_eval(msg: dict[str, Any]) -> dict[str, Any]:
         was = S.script_running
         try:
             S.script_running = True  # compiling may run the script's macros
-            tree = compile_tree(code, script)
-            expression = None
-            last = tree.body[-1] if isinstance(tree, ast.Module) and tree.body else None
-            if isinstance(last, ast.Expr):
-                tree.body.pop()
-                expression = ast.Expression(last.value)
-            statements = compile_checked(tree, script) if not isinstance(tree, types.CodeType) else tree
-            value_code = compile_checked(expression, script, "eval") if expression is not None else None
+            statements, value_code = compile_evaluation(code, script)
             _run(exec, (statements, ns))
             value = _run(eval, (value_code, ns)) if value_code is not None else None
         finally:
             S.script_running = was
             _flush_output()
     return {"v": encode(value), "f": function_infos(script, ns)}
+
+
+def compile_evaluation(code: str, script: str) -> tuple[types.CodeType, types.CodeType | None]:
+    """``code`` compiled by the script's compiler and checked by the guard:
+    its statements, and the value of its last expression (None when it ends
+    with a statement)."""
+    import ast
+
+    tree = compile_tree(code, script)
+    expression = None
+    last = tree.body[-1] if isinstance(tree, ast.Module) and tree.body else None
+    if isinstance(last, ast.Expr):
+        tree.body.pop()
+        expression = ast.Expression(last.value)
+    statements = compile_checked(tree, script) if not isinstance(tree, types.CodeType) else tree
+    value_code = compile_checked(expression, script, "eval") if expression is not None else None
+    return statements, value_code
 
 
 def do_call(msg: dict[str, Any]) -> Any:
@@ -803,6 +836,8 @@ def _dispatch(t: Any, msg: dict[str, Any], rid: Any) -> Any:
     if t == "bps":
         _set_breakpoints(msg.get("b"))
         return None
+    if t == "dq":
+        return D.query(msg)
     if t == "ping":
         return msg.get("v")
     if t == "exit":
@@ -833,6 +868,10 @@ def serve(msg: dict[str, Any]) -> None:
             reply = {"t": "e", "i": rid, "k": "memory", "m": "out of memory", "s": []}
         del exc
         send(reply)
+
+
+#: the debugger's agent (see worker_debug): traces only while a debugger asks for events
+D = worker_debug.WorkerDebugger(S, host_request, compile_evaluation, ScriptTimeout)
 
 
 # -- start-up -------------------------------------------------------------------------------
@@ -904,6 +943,8 @@ def _import_what_is_granted(init: dict[str, Any]) -> list[str]:
             continue
         granted_dirs += [p for p in getattr(sys.modules.get(name, module), "__path__", ()) if isinstance(p, str)]
     S.compile = _resolve_compiler(init.get("compiler"))
+    if init.get("debug_show"):  # how the debugger shows values (Lisp notation), resolved while imports work
+        D.show = _resolve_compiler(init["debug_show"])  # type: ignore[assignment]  # text from a value
     S.modules = dict(_proxies)
     if init.get("asyncio"):
         import asyncio
@@ -1008,6 +1049,7 @@ def main() -> None:
     S.engine_globals.update(init.get("globals", {}))
     _set_breakpoints(init.get("breakpoints"))
     signal.signal(signal.SIGALRM, _on_alarm)
+    D.install_signal()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.stdout = sys.__stdout__ = scriptenv.ScriptOutput(_send_line)  # type: ignore[misc,assignment]
     sys.stderr = sys.__stderr__ = scriptenv.ScriptOutput(_send_line)  # type: ignore[misc,assignment]

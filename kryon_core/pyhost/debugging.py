@@ -16,8 +16,10 @@ this target, chained with its own recursion counting), so breakpoints,
 stepping and pausing work whatever the script's limits.
 
 Sandboxed scripts run in worker processes (:mod:`.sandboxed`): their frames
-are not in this interpreter. The debugger cannot reach them; breakpoints in
-them are refused with a message saying so (:meth:`refuses`).
+are not in this interpreter, and they are debugged inside their workers
+(:mod:`kryon_core.isolation.debugging`): this target hands their frames,
+scopes, values and evaluations (``WorkerRef`` handles) to it, and gives it
+the modes it gets.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..debug.pytrace import PyTraceTarget, code_lines
-from ..debug.target import DebugEvents
+from ..debug.target import DebugEvents, FrameInfo, ScopeInfo, TraceMode, ValueInfo
 from ..errors import ScriptError, ScriptRuntimeError
-from ..policy import SecurityPolicy
+from ..isolation.debugging import WorkerDebugHost, WorkerRef
 
 if TYPE_CHECKING:
     from .engine import PyHostedEngine
@@ -59,24 +61,54 @@ class PyHostDebugTarget(PyTraceTarget):
             frame_name=dialect.frame_name,
             **({"show": show} if show is not None else {}),
         )
+        #: sandboxed scripts are debugged inside their workers (see isolation.debugging)
+        self._workers = WorkerDebugHost(self, frame_name=dialect.frame_name, spelling=dialect.spelling,
+                                        describe=dialect.describe)
 
     # -- attaching: every call into a script goes through the tracer -----------------------
     def attach(self, events: DebugEvents) -> None:
         super().attach(events)
         self._tracer.debug = self
         self._tracer.breakpoints.set_debugging(True)
+        self._workers.attach(events)
+        self._engine.sandboxed.set_debug(self._workers)
 
     def detach(self) -> None:
         self._tracer.debug = None
         self._tracer.breakpoints.set_debugging(False)
+        self._workers.detach()
         super().detach()
 
-    def refuses(self, policy: SecurityPolicy) -> str | None:
-        """Sandboxed scripts run in a worker process: the debugger cannot reach them."""
-        if policy.sandboxed:
-            return (f"sandboxed {self.language} scripts run in an isolated worker process, "
-                    "which the debugger cannot reach")
-        return None
+    def set_mode(self, mode: TraceMode, lines: Mapping[str, frozenset[int]]) -> None:
+        super().set_mode(mode, lines)
+        self._workers.set_mode(mode, lines)
+
+    # -- frames here and in the workers waiting on this thread ----------------------------------
+    def frames(self) -> list[list[FrameInfo]]:
+        """Trusted frames (this interpreter's) and the frames of every worker
+        waiting on this thread: the one that reported the stop first."""
+        here = super().frames()
+        workers = self._workers.frames()
+        return here + workers if self.stopped_here() else workers + here
+
+    def stopped_here(self) -> bool:
+        """Whether the thread stopped in a trusted frame (not in a worker)."""
+        return getattr(self._local, "frame", None) is not None
+
+    def scopes(self, frame: FrameInfo) -> list[ScopeInfo]:
+        if isinstance(frame.handle, WorkerRef):
+            return self._workers.scopes(frame)
+        return super().scopes(frame)
+
+    def children(self, handle: Any) -> list[ValueInfo]:
+        if isinstance(handle, WorkerRef):
+            return self._workers.children(handle)
+        return super().children(handle)
+
+    def evaluate(self, frame: FrameInfo | None, expression: str) -> ValueInfo:
+        if frame is not None and isinstance(frame.handle, WorkerRef):
+            return self._workers.evaluate(frame, expression)
+        return super().evaluate(frame, expression)
 
     # -- what is script code, and where -------------------------------------------------------
     def _script_of_code(self, code: types.CodeType) -> str | None:
@@ -104,7 +136,11 @@ class PyHostDebugTarget(PyTraceTarget):
     def _lines_of(self, script: str, source: str) -> set[int]:
         """Lines holding code: the dialect compiles the source (nothing runs
         but what compiling runs, as for a load) and its code objects name them."""
-        compiled = self._engine.dialect.compile(source, script, sandboxed=False)
+        engine = self._engine
+        trusted = engine.local.table.get(script) is not None
+        sandboxed = not trusted and (script in engine.sandboxed or engine.config.policy.sandboxed)
+        # a sandboxed script's code that runs while compiling (Lisp macros) never runs here
+        compiled = engine.dialect.compile(source, script, sandboxed=sandboxed)
         if not compiled.bytecode:  # compiled only when it loads (Lisp with a relative require)
             return {n for n, text in enumerate(source.splitlines(), 1) if text.strip()[:1] not in ("", ";", "#")}
         code = marshal.loads(compiled.bytecode)

@@ -19,6 +19,7 @@ from ..bridge import ScriptBridge
 from ..engine import BreakpointHit, CompiledScript, FunctionInfo, GarbageCollectionStats, MemoryUsage
 from ..errors import ScriptError, ScriptNotFoundError, StackFrame
 from ..isolation import IsolatedRuntime
+from ..isolation.debugging import WorkerDebugHost
 from ..policy import SecurityPolicy
 from ..values import FunctionRef
 from .dialect import Dialect
@@ -43,6 +44,8 @@ class Sandboxed:
         self.scripts: dict[str, CompiledScript] = {}
         self._runtime: IsolatedRuntime | None = None
         self._lock = threading.Lock()
+        #: the debugger's side of the workers, while a debugger is attached (see isolation.debugging)
+        self.debug: WorkerDebugHost | None = None
 
     @property
     def runtime(self) -> IsolatedRuntime:
@@ -59,11 +62,20 @@ class Sandboxed:
                         rt.set_global(name, value)
                     rt.on_breakpoint = self._hit
                     rt.module_loader = self.module_loader()
+                    if self.debug is not None:
+                        self.debug.bind(rt)
                     self._runtime = rt
         return rt
 
     def __contains__(self, script_id: object) -> bool:
         return script_id in self.scripts
+
+    def set_debug(self, debug: WorkerDebugHost) -> None:
+        """Debug the workers through ``debug`` (it stays bound after a detach
+        until every worker was told to stop tracing)."""
+        self.debug = debug
+        if self._runtime is not None:
+            debug.bind(self._runtime)
 
     def setup_bridge(self, bridge: ScriptBridge) -> None:
         self.bridge = bridge

@@ -5,7 +5,8 @@ an expression, expand a list, continue, see the output event, terminate.
 Then, per language: a conditional breakpoint never hit, pausing an endless
 loop, an uncaught error shown at its line; and across languages a Lua script
 calling JavaScript, stopped inside the JavaScript with both frames on the
-stack, then a step out.
+stack, then a step out. Python and Kryon Lisp run each test twice: trusted,
+and sandboxed (``sandbox: true``, debugged inside their worker processes).
 
 A language runs here once its engine gives a debug target
 (``ScriptEngine.debug_target()``); until then it is skipped, saying so."""
@@ -144,11 +145,17 @@ def _debuggable() -> set[str]:
 
 DEBUGGABLE = _debuggable()
 LANGUAGES = [pytest.param(lang, marks=pytest.mark.skipif(lang not in DEBUGGABLE, reason=f"{lang}: no debug target yet"))
-             for lang in PROGRAMS]
+             for lang in PROGRAMS] + [
+    pytest.param(f"{lang}-sandboxed", marks=pytest.mark.skipif(lang not in DEBUGGABLE, reason=f"{lang}: no debug target"))
+    for lang in ("python", "lisp")
+]
 
 
 def start(tmp_path: Path, lang: str, **launch: Any) -> tuple[DapClient, "subprocess.Popen[bytes]", Path]:
-    program = PROGRAMS[lang]
+    """``lang`` is a language, or ``"LANG-sandboxed"`` to launch it with ``sandbox: true``."""
+    if lang.endswith("-sandboxed"):
+        launch["sandbox"] = True
+    program = PROGRAMS[lang.removesuffix("-sandboxed")]
     path = tmp_path / f"prog{program.ext}"
     path.write_text(program.source)
     code = "import sys; from kryon_core.cli import main; sys.exit(main(['debug']))"
@@ -181,7 +188,7 @@ def local_values(c: DapClient, frame: dict[str, Any]) -> dict[str, dict[str, Any
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_breakpoint_step_evaluate_expand_continue(tmp_path: Path, lang: str) -> None:
-    program = PROGRAMS[lang]
+    program = PROGRAMS[lang.removesuffix("-sandboxed")]
     c, proc, path = start(tmp_path, lang, call=f"{program.call_prefix}main", args=[20])
     try:
         [bp] = c.ok("setBreakpoints", source={"path": str(path)}, breakpoints=[{"line": program.bp}])["breakpoints"]
@@ -217,11 +224,12 @@ def test_breakpoint_step_evaluate_expand_continue(tmp_path: Path, lang: str) -> 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_conditional_breakpoint_never_hit(tmp_path: Path, lang: str) -> None:
-    program = PROGRAMS[lang]
+    program = PROGRAMS[lang.removesuffix("-sandboxed")]
     never = {"lua": "n > 1000", "javascript": "n > 1000", "python": "n > 1000", "lisp": "(> n 1000)", "wren": "n > 1000"}
     c, proc, path = start(tmp_path, lang, call=f"{program.call_prefix}main", args=[3])
     try:
-        c.ok("setBreakpoints", source={"path": str(path)}, breakpoints=[{"line": program.bp, "condition": never[lang]}])
+        condition = never[lang.removesuffix("-sandboxed")]
+        c.ok("setBreakpoints", source={"path": str(path)}, breakpoints=[{"line": program.bp, "condition": condition}])
         c.ok("configurationDone")
         assert c.event("exited")["exitCode"] == 0
         assert not any(e["event"] == "stopped" for e in c.seen)
@@ -231,15 +239,13 @@ def test_conditional_breakpoint_never_hit(tmp_path: Path, lang: str) -> None:
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_pause_an_endless_loop(tmp_path: Path, lang: str) -> None:
-    program = PROGRAMS[lang]
+    program = PROGRAMS[lang.removesuffix("-sandboxed")]
     c, proc, path = start(tmp_path, lang, call=f"{program.call_prefix}spin")
     try:
         c.ok("configurationDone")
-        time.sleep(0.5)
-        threads = c.ok("threads")["threads"]
-        # on a busy machine the pause may land while the program still loads: it stops at the
-        # script's top level then, and the next pause finds the loop
-        for _ in range(5):
+        for _ in range(10):  # the program may still be loading (a busy machine, a worker starting): pause again
+            time.sleep(0.5)
+            threads = c.ok("threads")["threads"]
             c.ok("pause", threadId=threads[0]["id"])
             stopped = c.event("stopped")
             assert stopped["reason"] == "pause"
@@ -247,7 +253,6 @@ def test_pause_an_endless_loop(tmp_path: Path, lang: str) -> None:
             if "spin" in frame["name"]:
                 break
             c.ok("continue", threadId=stopped["threadId"])
-            time.sleep(0.5)
         assert "spin" in frame["name"]
     finally:
         finish(c, proc)
@@ -255,7 +260,7 @@ def test_pause_an_endless_loop(tmp_path: Path, lang: str) -> None:
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_uncaught_error_shown_at_its_line(tmp_path: Path, lang: str) -> None:
-    program = PROGRAMS[lang]
+    program = PROGRAMS[lang.removesuffix("-sandboxed")]
     c, proc, path = start(tmp_path, lang, call=f"{program.call_prefix}fail")
     try:
         c.ok("setExceptionBreakpoints", filters=["uncaught"])
@@ -272,9 +277,11 @@ def test_uncaught_error_shown_at_its_line(tmp_path: Path, lang: str) -> None:
 MODEL_LUA = 'function run(x)\n  local y = kryon.call("view.render", x)\n  return y + 1\nend\n'
 
 
-def _stopped_inside_the_callee(tmp_path: Path, view: str, source: str) -> tuple[Any, Any, int, list[dict]]:
-    """A Lua app calling ``view`` (file name, source) through kryon.call, under `kryon debug`,
-    stopped at a breakpoint on line 2 of the view: (process, client, thread, stack frames)."""
+def _stopped_inside_the_callee(tmp_path: Path, view: str, source: str, sandbox: bool = False
+                               ) -> tuple[Any, Any, int, list[dict]]:
+    """A Lua app calling ``view`` (file name, source) through kryon.call, under `kryon debug`
+    (sandboxed with ``sandbox``), stopped at a breakpoint on line 2 of the view:
+    (process, client, thread, stack frames)."""
     app = tmp_path / "app"
     app.mkdir()
     (app / "model.lua").write_text(MODEL_LUA)
@@ -285,7 +292,7 @@ def _stopped_inside_the_callee(tmp_path: Path, view: str, source: str) -> tuple[
     c = DapClient(proc.stdout, proc.stdin)  # type: ignore[arg-type]
     try:
         c.ok("initialize", adapterID="kryon")
-        c.ok("launch", program=str(app))
+        c.ok("launch", program=str(app), sandbox=sandbox)
         c.event("initialized")
         c.ok("setBreakpoints", source={"path": str(app / view)}, breakpoints=[{"line": 2}])
         c.ok("configurationDone")
@@ -313,9 +320,10 @@ def test_lua_calling_javascript_stops_inside_and_steps_out(tmp_path: Path) -> No
 
 
 @pytest.mark.skipif(not {"lua", "python"} <= DEBUGGABLE, reason="needs Lua and Python debug targets")
-def test_lua_calling_python_stops_inside_and_steps_out(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sandbox", [False, True], ids=["trusted", "sandboxed"])
+def test_lua_calling_python_stops_inside_and_steps_out(tmp_path: Path, sandbox: bool) -> None:
     proc, c, thread, frames = _stopped_inside_the_callee(
-        tmp_path, "view.py", "def render(x):\n    shown = x * 10\n    return shown\n")
+        tmp_path, "view.py", "def render(x):\n    shown = x * 10\n    return shown\n", sandbox)
     try:
         assert [(f["source"]["name"], f["line"]) for f in frames[:2]] == [("view.py", 2), ("model.lua", 2)]
         lua_locals = local_values(c, frames[1])

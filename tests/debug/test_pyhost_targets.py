@@ -6,8 +6,12 @@ Covers what the per-language DAP tests do not: columns and Lisp spellings,
 structured values expanded level by level, evaluation errors, stepping in
 and out across the two languages through ``kryon.call``, an exception
 reported once where it was raised, the engines' own limits still firing
-while a debugger is attached, sandboxed scripts refused with a reason, and
-detaching taking every hook off."""
+while a debugger is attached, breakpoints in sandboxed files set before they load, and
+detaching taking every hook off.
+
+Every test taking the ``s`` fixture runs twice: with trusted scripts (debugged
+in this interpreter) and with sandboxed ones (debugged inside their worker
+processes, see ``kryon_core.isolation.debugging``)."""
 
 from __future__ import annotations
 
@@ -62,14 +66,15 @@ LISP = """\
 class Session(DebugSession):
     def __init__(self, policy: SecurityPolicy | None = None) -> None:
         m = ScriptManager(cache=False, policy=policy or SecurityPolicy.trusted())
+        self.sandboxed = m.policy.sandboxed
         m.load_script_from_source("prog", "python", PY)
         m.load_script_from_source("lib", "lisp", LISP)
         super().__init__(m)
 
 
-@pytest.fixture
-def s():
-    session = Session()
+@pytest.fixture(params=["trusted", "sandboxed"])
+def s(request):
+    session = Session(SecurityPolicy.sandboxed() if request.param == "sandboxed" else None)
     yield session
     session.dbg.detach()
     session.m.close()
@@ -198,6 +203,10 @@ def test_pause_a_python_loop_then_detach_lets_it_run(s):
     s.dbg.detach()
     engine = s.m.engine("python")
     assert engine.tracing is False and engine.local.tracer.debug is None
+    if s.sandboxed:  # the worker runs on untraced until its time limit ends the loop
+        assert isinstance(s.result(), ScriptTimeoutError)
+        assert engine.sandboxed.runtime.debug is None  # every worker was told: the hook is off
+        return
     engine.local.table.get("prog").ns["stopping"] = True  # the loop ends on its next test
     assert s.result() is None
 
@@ -231,19 +240,21 @@ def test_limits_still_fire_while_debugging():
     ("python", "def f(x):\n    y = x * 2\n    return y\n", "sand.py"),
     ("lisp", "(defn f [x]\n  (setv y (* x 2))\n  y)\n", "sand.kl"),
 ])
-def test_sandboxed_scripts_are_refused_with_a_reason(tmp_path, language, source, name):
+def test_sandboxed_file_breakpoints_set_before_loading_stop_in_the_worker(tmp_path, language, source, name):
     path = tmp_path / name
     path.write_text(source)
-    m = ScriptManager(cache=False, policy=SecurityPolicy.sandboxed())
+    s = DebugSession(ScriptManager(cache=False, policy=SecurityPolicy.sandboxed()))
     try:
-        dbg = m.debugger()
-        stops: list[Stop] = []
-        dbg.on_stop = stops.append
-        [before] = dbg.set_breakpoints(str(path), [BreakpointSpec(2)])  # not loaded yet: the manager's policy
-        assert not before.verified and "isolated worker" in (before.message or "")
-        m.load_script_file(path)
-        [after] = dbg.set_breakpoints(str(path), [BreakpointSpec(2)])
-        assert not after.verified and "cannot reach" in (after.message or "")
-        assert m.call_function("sand.f", [4]) == 8 and stops == []
+        [before] = s.dbg.set_breakpoints(str(path), [BreakpointSpec(2)])  # not loaded yet: resolved from the text
+        assert before.verified and before.line == 2
+        s.m.load_script_file(path)
+        s.run("sand.f", 4)
+        stop = s.stop()
+        assert stop.reason == "breakpoint" and stop.breakpoints == (before.id,)
+        frame = s.top(stop)
+        assert (frame.name, frame.language, frame.line, frame.file) == ("f", language, 2, str(path))
+        assert s.scope(frame.id)["x"].value == "4"
+        s.dbg.resume(stop.thread)
+        assert s.result() == 8
     finally:
-        m.close()
+        s.close()

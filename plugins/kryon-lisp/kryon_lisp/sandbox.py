@@ -39,6 +39,8 @@ LISP_COMPILER = CompilerSpec(
     # code the host compiled (a warm load from its cache) imports `hy` and binds no API itself
     module_aliases=(("hy", "kryon_lisp_hy"),),
     api_in_namespace=True,
+    # the debugger shows values in Lisp notation, inside the worker as in process
+    debug_show="kryon_lisp.values:show",
 )
 
 #: modules a script's compiled code imports itself (Hy's runtime)
