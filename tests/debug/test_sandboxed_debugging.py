@@ -121,7 +121,7 @@ LISP_ESCAPES = [
     '(import os) (os.getcwd)',
     '(open "/etc/hostname")',
     '(. (type n) __subclasses__)',
-    '(hy.eval (quote (+ 1 2)))',
+    '(hy.eval (quote (do (import os) (os.getcwd))))',  # hy.eval itself is granted: what it runs is guarded
     '(__import__ "os")',
 ]
 
@@ -295,7 +295,8 @@ def test_breakpoints_in_sandboxed_async_functions_and_generators():
 
 HOSTILE_PY = """\
 import sys
-worker = sys.modules["__main__"]  # arbitrary Python: the worker's own channel functions
+# arbitrary Python: the worker's own channel functions (its main module, or the fork server's copy of it)
+worker = sys.modules.get("kryon_isolation_worker") or sys.modules["__main__"]
 
 def attack():
     worker.send({"t": "dev", "d": "many"})
