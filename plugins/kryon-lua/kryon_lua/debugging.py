@@ -20,9 +20,12 @@ compiled in a private Lua state and the line table of every function is read
 from its ``string.dump`` (:func:`code_lines`). Lua 5.4 only: LuaJIT cannot
 walk the stack past a host call, so its runtimes are not debugged.
 
-Limits: errors raised in Lua are not reported where they are raised (Lua
-has no hook for that; the ``raised`` filter does nothing here, and an
-uncaught error is shown at the line its message names, without variables).
+Raised errors: Lua has no hook for them, so while attached the scripts'
+``error``/``assert`` report before raising and their ``pcall``/``xpcall``
+run with a message handler that reports where the error was raised, the
+stack still there (``on_raise``). Not reported where raised: VM errors the
+host or ``coroutine.resume`` catches (the ``uncaught`` stop shows the line
+the message names).
 """
 
 from __future__ import annotations
