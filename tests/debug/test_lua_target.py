@@ -433,3 +433,69 @@ end
             assert s.result() == expected
     finally:
         s.close()
+
+
+UNWOUND = """\
+function fails()
+  local t = nil
+  return t.x
+end
+function guarded()
+  local ok = pcall(fails)
+  local co = coroutine.create(fails)
+  local ok2 = coroutine.resume(co)
+  local after = tostring(ok) .. tostring(ok2)
+  return after
+end
+"""
+
+
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(), SecurityPolicy.sandboxed()], ids=["trusted", "sandboxed"])
+def test_breakpoints_after_an_error_unwound_a_function_without_line_events(policy):
+    """An error unwinds without return events: the protected call returning
+    (pcall, coroutine.resume) turns line events back on for its caller."""
+    m = ScriptManager(cache=False, policy=policy)
+    m.load_script_from_source("prog", "lua", UNWOUND)
+    s = DebugSession(m)
+    try:
+        s.dbg.set_breakpoints("prog", [BreakpointSpec(7), BreakpointSpec(9)])
+        s.run("prog.guarded")
+        for line in (7, 9):
+            stop = s.stop()
+            assert (stop.reason, s.dbg.stack(stop.thread)[0].line) == ("breakpoint", line)
+            s.dbg.resume(stop.thread)
+        assert s.result() == "falsefalse"
+    finally:
+        s.close()
+
+
+TRAPPED_ERROR = """\
+ran = 0
+local trap = {}
+for _, name in ipairs {"__eq", "__tostring", "__index", "__len", "__concat", "__call"} do
+  trap[name] = function() ran = ran + 1 return "" end
+end
+function raise_object()
+  local ok = pcall(error, setmetatable({code = 7}, trap))
+  local ok2 = pcall(function() error(setmetatable({}, trap)) end)
+  return ran
+end
+"""
+
+
+def test_reporting_a_raised_error_object_runs_none_of_its_metamethods():
+    m = ScriptManager(cache=False, policy=SecurityPolicy.sandboxed())
+    m.load_script_from_source("prog", "lua", TRAPPED_ERROR)
+    s = DebugSession(m)
+    try:
+        s.dbg.set_exception_breakpoints(raised=True)
+        s.run("prog.raise_object")
+        descriptions = []
+        for _ in range(2):
+            stop = s.stop()
+            descriptions.append(stop.description)
+            s.dbg.resume(stop.thread)
+        assert descriptions == ["{code = 7}", "{}"]
+        assert s.result() == 0
+    finally:
+        s.close()

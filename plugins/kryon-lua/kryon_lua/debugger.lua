@@ -30,7 +30,7 @@ local running, create, resume, status = coroutine.running, coroutine.create, cor
 local co_resume = resume
 local format, concat, sort = string.format, table.concat, table.sort
 local next, type, tostring, load, select, setmetatable = next, type, tostring, load, select, setmetatable
-local rawlen, rawget, ipairs, min = rawlen, rawget, ipairs, math.min
+local rawlen, rawget, rawequal, ipairs, min = rawlen, rawget, rawequal, ipairs, math.min
 local mtype, clock, tonumber, pairs, utf8len = math.type, os.clock, tonumber, pairs, utf8.len
 -- Lua's own: a trusted script's globals are this chunk's too, and the
 -- debugger replaces these there (see `wrap_raising`)
@@ -341,7 +341,7 @@ local function from_script(level)
 end
 
 local function handler(e)
-  if e == last_raised then last_raised = nil
+  if rawequal(e, last_raised) then last_raised = nil -- (never a script's __eq)
   elseif attached and not is_limit(e) and from_script(2) then last_raised = nil; report(e) end
   return e
 end
