@@ -74,9 +74,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--loop", type=int, default=20, help="loop iterations inside each call")
+    parser.add_argument("--languages", default=",".join(PROGRAMS), help="comma-separated, of: " + ", ".join(PROGRAMS))
     args = parser.parse_args()
-    print(f"{'language':18}{'variant':13}{'us/call':>10}{'ratio':>8}")
-    for language in PROGRAMS:
+    print(f"{'language':18}{'variant':13}{'CPU us/call':>12}{'ratio':>8}")
+    for language in args.languages.split(","):
         setups = {v: manager(language, v) for v in VARIANTS}
         best = {v: float("inf") for v in VARIANTS}
         for _ in range(args.rounds):
@@ -87,7 +88,7 @@ def main() -> None:
                     fn(args.loop)
                 best[variant] = min(best[variant], (time.process_time() - start) / args.calls)
         for variant in VARIANTS:
-            print(f"{language:18}{variant:13}{best[variant] * 1e6:10.2f}{best[variant] / best['plain']:8.2f}")
+            print(f"{language:18}{variant:13}{best[variant] * 1e6:12.2f}{best[variant] / best['plain']:8.2f}")
         for m, _ in setups.values():
             m.close()
 

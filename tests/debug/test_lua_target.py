@@ -272,3 +272,230 @@ def test_sandboxed_scripts_each_in_their_own_state_are_all_seen():
         assert len(engine.debug_target()._helpers) == 1, "the unloaded script's state is forgotten"
     finally:
         s.close()
+
+
+RAISING = """\
+function raises(n)
+  local mine = n * 2
+  error("bad " .. mine)
+end
+function vm(n)
+  local t = nil
+  local here = n + 1
+  return t.x
+end
+function catches(n)
+  local ok, e = pcall(raises, n)
+  local ok2 = pcall(vm, n)
+  local ok3, e3 = pcall(function() local flag = false; assert(flag, "asserted") end)
+  local ok4, e4 = xpcall(vm, function(m) return "handled: " .. m end, n)
+  return tostring(ok) .. tostring(ok2) .. tostring(ok3) .. " " .. e .. " | " .. e3 .. " | " .. e4
+end
+function limited()
+  local ok = pcall(function() while true do end end)
+  return ok
+end
+"""
+
+
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=0.5)],
+                         ids=["trusted", "sandboxed"])
+def test_raised_filter_stops_where_lua_raises_even_when_pcall_catches(policy):
+    m = ScriptManager(cache=False, policy=policy)
+    m.load_script_from_source("prog", "lua", RAISING)
+    s = DebugSession(m)
+    try:
+        s.dbg.set_exception_breakpoints(raised=True)
+        s.run("prog.catches", 5)
+        seen = []
+        for _ in range(4):
+            stop = s.stop()
+            frames = s.dbg.stack(stop.thread)
+            assert stop.reason == "exception"
+            seen.append((stop.description, [(f.name, f.line) for f in frames[:2]],
+                         {k: v.value for k, v in s.scope(frames[0].id).items()}))
+            s.dbg.resume(stop.thread)
+        assert seen == [
+            ("bad 10", [("raises", 3), ("catches", 11)], {"n": "5", "mine": "10"}),  # error(), caught by pcall
+            ("attempt to index a nil value (local 't')", [("vm", 8), ("catches", 12)],  # raised by the VM
+             {"n": "5", "t": "nil", "here": "6"}),
+            ("asserted", [("function <prog:13>", 13), ("catches", 13)], {"flag": "false"}),  # assert
+            ("attempt to index a nil value (local 't')", [("vm", 8), ("catches", 14)],  # xpcall, its handler kept
+             {"n": "5", "t": "nil", "here": "6"}),
+        ]
+        assert s.result() == ("falsefalsefalse prog:3: bad 10 | prog:13: asserted"
+                              " | handled: prog:8: attempt to index a nil value (local 't')")
+        if policy.time_limit:  # a limit is not the script's error: no stop, and pcall does not swallow it
+            with pytest.raises(ScriptTimeoutError):
+                m.call_function("prog.limited", [])
+        s.dbg.set_exception_breakpoints()  # off again: the same calls run through
+        assert m.call_function("prog.catches", [1]).startswith("falsefalsefalse prog:3: bad 2")
+    finally:
+        s.close()
+
+
+COROUTINE_LATE = """\
+function resumer()
+  local co = coroutine.create(function()
+    set_breakpoint()
+    coroutine.yield(1)
+  end)
+  coroutine.resume(co)
+  local after = 2
+  local w = coroutine.wrap(function() set_breakpoint_2() coroutine.yield() end)
+  w()
+  local later = after + 1
+  return later
+end
+"""
+
+
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(), SecurityPolicy.sandboxed()], ids=["trusted", "sandboxed"])
+def test_breakpoint_set_while_a_coroutine_runs_reaches_the_thread_that_resumed_it(policy):
+    m = ScriptManager(cache=False, policy=policy)
+    m.load_script_from_source("prog", "lua", COROUTINE_LATE)
+    s = DebugSession(m)
+    try:
+        def setter(*lines: int) -> Any:
+            def set_breakpoints() -> None:  # called from the coroutine, while it runs
+                s.dbg.set_breakpoints("prog", [BreakpointSpec(n) for n in lines])
+            return set_breakpoints
+
+        m.set_global("lua", "set_breakpoint", setter(7))
+        m.set_global("lua", "set_breakpoint_2", setter(7, 10))
+        s.run("prog.resumer")
+        for line in (7, 10):
+            stop = s.stop()
+            assert (stop.reason, s.dbg.stack(stop.thread)[0].line) == ("breakpoint", line)
+            s.dbg.resume(stop.thread)
+        assert s.result() == 3
+    finally:
+        s.close()
+
+
+LINES_WHERE_NEEDED = """\
+function mask()
+  local _, m = debug.gethook()
+  return m
+end
+function plain()
+  return mask()
+end
+function with_breakpoint()
+  local inner = plain()
+  local here = mask()
+  return inner .. "/" .. here
+end
+"""
+
+
+def test_line_events_only_in_functions_holding_a_breakpoint(s):
+    m = s.m
+    m.load_script_from_source("masks", "lua", LINES_WHERE_NEEDED)
+    s.dbg.set_breakpoints("masks", [BreakpointSpec(10)])
+    s.run("masks.with_breakpoint")
+    stop = s.stop()  # line 10 still stops: leaving plain() turned line events back on
+    assert (stop.reason, s.dbg.stack(stop.thread)[0].line) == ("breakpoint", 10)
+    s.dbg.resume(stop.thread)
+    inner, here = s.result().split("/")
+    # mask() and plain() hold no breakpoint line: no line events there
+    assert "l" not in inner and "l" not in here and "c" in inner
+    s.dbg.set_breakpoints("masks", [BreakpointSpec(3, condition="false")])
+    assert "l" in m.call_function("masks.mask", [])  # a function holding one has them
+
+
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(), SecurityPolicy.sandboxed()], ids=["trusted", "sandboxed"])
+def test_error_and_assert_messages_are_lua_s_own_with_a_debugger_attached(policy):
+    source = """\
+function positions()
+  local _, a = pcall(error, "plain")
+  local _, b = pcall(function() error("one") end)
+  local _, c = pcall(function() local function inner() error("two", 2) end
+    inner() end)
+  local _, d = pcall(function() assert(false) end)
+  local _, e = pcall(function() assert(nil, {}) end)
+  local _, f = pcall(function() error("none", 0) end)
+  return table.concat({a, b, c, d, type(e), f}, "|")
+end
+"""
+    m = ScriptManager(cache=False, policy=policy)
+    m.load_script_from_source("prog", "lua", source)
+    expected = m.call_function("prog.positions", [])
+    assert expected == "plain|prog:3: one|prog:5: two|prog:6: assertion failed!|table|none"
+    s = DebugSession(m)
+    try:
+        for raised in (False, True):
+            s.dbg.set_exception_breakpoints(raised=raised)
+            s.run("prog.positions")
+            if raised:
+                for _ in range(6):  # each of the six raises
+                    s.dbg.resume(s.stop().thread)
+            assert s.result() == expected
+    finally:
+        s.close()
+
+
+UNWOUND = """\
+function fails()
+  local t = nil
+  return t.x
+end
+function guarded()
+  local ok = pcall(fails)
+  local co = coroutine.create(fails)
+  local ok2 = coroutine.resume(co)
+  local after = tostring(ok) .. tostring(ok2)
+  return after
+end
+"""
+
+
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(), SecurityPolicy.sandboxed()], ids=["trusted", "sandboxed"])
+def test_breakpoints_after_an_error_unwound_a_function_without_line_events(policy):
+    """An error unwinds without return events: the protected call returning
+    (pcall, coroutine.resume) turns line events back on for its caller."""
+    m = ScriptManager(cache=False, policy=policy)
+    m.load_script_from_source("prog", "lua", UNWOUND)
+    s = DebugSession(m)
+    try:
+        s.dbg.set_breakpoints("prog", [BreakpointSpec(7), BreakpointSpec(9)])
+        s.run("prog.guarded")
+        for line in (7, 9):
+            stop = s.stop()
+            assert (stop.reason, s.dbg.stack(stop.thread)[0].line) == ("breakpoint", line)
+            s.dbg.resume(stop.thread)
+        assert s.result() == "falsefalse"
+    finally:
+        s.close()
+
+
+TRAPPED_ERROR = """\
+ran = 0
+local trap = {}
+for _, name in ipairs {"__eq", "__tostring", "__index", "__len", "__concat", "__call"} do
+  trap[name] = function() ran = ran + 1 return "" end
+end
+function raise_object()
+  local ok = pcall(error, setmetatable({code = 7}, trap))
+  local ok2 = pcall(function() error(setmetatable({}, trap)) end)
+  return ran
+end
+"""
+
+
+def test_reporting_a_raised_error_object_runs_none_of_its_metamethods():
+    m = ScriptManager(cache=False, policy=SecurityPolicy.sandboxed())
+    m.load_script_from_source("prog", "lua", TRAPPED_ERROR)
+    s = DebugSession(m)
+    try:
+        s.dbg.set_exception_breakpoints(raised=True)
+        s.run("prog.raise_object")
+        descriptions = []
+        for _ in range(2):
+            stop = s.stop()
+            descriptions.append(stop.description)
+            s.dbg.resume(stop.thread)
+        assert descriptions == ["{code = 7}", "{}"]
+        assert s.result() == 0
+    finally:
+        s.close()

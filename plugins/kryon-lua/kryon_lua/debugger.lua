@@ -21,7 +21,7 @@
 -- called directly from the host, so a frame's level stays valid while the
 -- thread is stopped.
 
-local poll, fetch, on_line, on_call, on_return, script_env = ...
+local poll, fetch, on_line, on_call, on_return, script_env, on_raise, base, is_limit = ...
 
 local getinfo, getlocal, setlocal = debug.getinfo, debug.getlocal, debug.setlocal
 local getupvalue, setupvalue = debug.getupvalue, debug.setupvalue
@@ -30,8 +30,11 @@ local running, create, resume, status = coroutine.running, coroutine.create, cor
 local co_resume = resume
 local format, concat, sort = string.format, table.concat, table.sort
 local next, type, tostring, load, select, setmetatable = next, type, tostring, load, select, setmetatable
-local rawlen, rawget, ipairs, min = rawlen, rawget, ipairs, math.min
+local rawlen, rawget, rawequal, ipairs, min = rawlen, rawget, rawequal, ipairs, math.min
 local mtype, clock, tonumber, pairs, utf8len = math.type, os.clock, tonumber, pairs, utf8.len
+-- Lua's own: a trusted script's globals are this chunk's too, and the
+-- debugger replaces these there (see `wrap_raising`)
+local error, pcall = error, pcall
 
 local D = {}
 local NOT_SCRIPT = { ["=kryon-prelude"] = true, ["=kryon-debug"] = true, ["=[C]"] = true, ["=(debug)"] = true }
@@ -55,30 +58,87 @@ local function merged(mine)
   return m
 end
 
--- The hook the current state wants: function, mask, count.
-local function wanted()
+-- Line events cost about a microsecond each, so with breakpoints set (and
+-- not stepping) a thread has them on only while it runs a function whose
+-- lines [linedefined, lastlinedefined] hold a breakpoint: the call hook turns
+-- them on entering such a function, the return hook decides again for the
+-- caller it returns to. `lined[thread]` is whether that thread has them on.
+local lined = setmetatable({}, { __mode = "k" })
+local spans = {} -- source -> linedefined -> whether that function holds a breakpoint line
+
+-- Whether the function `info` describes ("S") holds a breakpoint line.
+local function holds(info)
+  local ls = lines[info.source]
+  if ls == nil then return false end
+  local known = spans[info.source]
+  if known == nil then known = {}; spans[info.source] = known end
+  local first, last = info.linedefined, info.lastlinedefined
+  local key = first + last * 4294967296 -- two functions may start on one line
+  local at = known[key]
+  if at == nil then
+    at = false
+    for n in next, ls do
+      if first == 0 or (n >= first and n <= last) then at = true; break end
+    end
+    known[key] = at
+  end
+  return at
+end
+
+-- The hook the current state wants: function, mask, count. `inside` is
+-- whether the thread runs a function holding a breakpoint line.
+local function wanted(inside)
   if not attached then return old_fn, old_mask, old_count end
   local mine = "c"
-  if mode == "every" or mode == "breakpoints" and next(lines) then mine = "crl"
+  if mode == "every" or mode == "breakpoints" and next(lines) and inside then mine = "crl"
   elseif mode == "breakpoints" then mine = "cr" end
   return hook, merged(mine), old_count > 0 and old_count or 1000
 end
 
--- Give the running thread the hook the current state wants.
-local function apply()
-  local f, m, c = wanted()
-  if f then sethook(f, m, c) else sethook() end
-  seen[running()] = generation
+-- Give a thread (the running one if nil) the hook the current state wants.
+-- Line events go on whenever breakpoints exist: the next call or return
+-- narrows them to the functions that need them.
+local function apply(th)
+  local f, m, c = wanted(true)
+  if th == nil then
+    if f then sethook(f, m, c) else sethook() end
+    th = running()
+  elseif f then sethook(th, f, m, c) else sethook(th) end
+  seen[th], lined[th] = generation, true
+end
+
+-- Line events on or off for the running thread, as the function it now runs needs.
+local function narrow(inside)
+  local th = running()
+  if lined[th] ~= inside then
+    local f, m, c = wanted(inside)
+    if f then sethook(f, m, c) end
+    lined[th] = inside
+  end
 end
 
 -- A coroutine about to be resumed: Lua keeps a hook function per thread and
 -- a new coroutine starts with none, so each gets ours before it runs.
 local function hook_thread(co)
-  if type(co) == "thread" and seen[co] ~= generation and status(co) == "suspended" then
-    local f, m, c = wanted()
-    if f then sethook(co, f, m, c) else sethook(co) end
-    seen[co] = generation
-  end
+  if type(co) == "thread" and seen[co] ~= generation and status(co) == "suspended" then apply(co) end
+end
+
+-- The running thread resumes `co`. It goes on when `co` yields or ends, the
+-- debugger's state may have changed meanwhile (a breakpoint set while `co`
+-- ran), and nothing else would tell it before its next call: it gets a
+-- return event for this resume, where it catches up.
+local function resuming(co)
+  hook_thread(co)
+  local f, m, c = gethook()
+  if f == hook and not m:find("r", 1, true) then sethook(f, m .. "r", c) end
+end
+
+-- Whether C function `f` resumes a coroutine (coroutine.resume, or a
+-- coroutine.wrap function: the coroutine is its upvalue).
+local function resumes(f)
+  if f == co_resume then return true end
+  local name, up = getupvalue(f, 1)
+  return name == "" and type(up) == "thread"
 end
 
 local function sync()
@@ -86,7 +146,7 @@ local function sync()
   if g ~= generation then
     local spec
     mode, spec, attached = fetch()
-    lines = {}
+    lines, spans = {}, {}
     for source, numbers in spec:gmatch("([^\t\n]+)\t([^\n]*)") do
       local set = {}
       for n in numbers:gmatch("%d+") do set[tonumber(n)] = true end
@@ -143,10 +203,10 @@ hook = function(event, line)
     if info.what == "C" then -- coroutine.resume(co) or a coroutine.wrap function (co is its upvalue)
       local f = getinfo(2, "f").func
       if f == co_resume then
-        hook_thread(select(2, getlocal(2, 1)))
+        resuming(select(2, getlocal(2, 1)))
       else
         local name, up = getupvalue(f, 1)
-        if name == "" and type(up) == "thread" then hook_thread(up) end
+        if name == "" and type(up) == "thread" then resuming(up) end
       end
     end
     if event == "call" then
@@ -154,15 +214,26 @@ hook = function(event, line)
       if caller == nil or caller.what == "C" then sync() end -- entered from the host: catch up
       if mode == "every" and scripted(info) then on_call() end
     end
+    -- (C functions have no lines: what they call decides for itself)
+    if mode == "breakpoints" and attached and info.what ~= "C" then narrow(holds(info)) end
     if due() then return old_fn("count") end
     if old_fn and old_mask:find("c", 1, true) then return old_fn(event, line) end
   elseif event == "return" then
     if info.what == "C" then
       -- a host function returning: the host may have stopped this thread in
       -- another language meanwhile, and what the debugger wants changed
-      if getinfo(2, "f").func == PYCALL then sync() end
+      local f = getinfo(2, "f").func
+      if f == PYCALL then sync()
+      elseif resumes(f) then
+        seen[running()] = nil -- the mask as wanted again (`resuming` added "r")
+        sync()
+      end
     elseif mode == "every" and scripted(info) then
       on_return()
+    end
+    if mode == "breakpoints" and attached then
+      local caller = getinfo(3, "S") -- where this returns to
+      if caller ~= nil and caller.what ~= "C" then narrow(holds(caller)) end
     end
     if due() then return old_fn("count") end
     if old_fn and old_mask:find("r", 1, true) then return old_fn(event, line) end
@@ -171,6 +242,8 @@ end
 
 -- Put the hook on the running (main) thread, keeping the runtime's own hook
 -- to hand its events on to.
+local wrap_raising -- below: it reports through `show`
+
 function D.install()
   local f, m, c = gethook()
   if f ~= hook then
@@ -179,6 +252,7 @@ function D.install()
   end
   seen[running()] = nil
   sync()
+  if not D.wrapped then wrap_raising(); D.wrapped = true end
 end
 
 -- -- values -----------------------------------------------------------------------
@@ -233,6 +307,86 @@ show = function(v)
   end
   if t == "userdata" and getmetatable_raw(v) == PYTHON then return "host object", t end
   return t, t
+end
+
+-- -- raised errors ------------------------------------------------------------------
+-- Lua has no hook for a raised error. While a debugger is attached the
+-- script's `error` and `assert` report before raising, and its `pcall` and
+-- `xpcall` run the protected call with a message handler that reports: a
+-- message handler runs where the error was raised, before the stack unwinds,
+-- so the stop shows the raising frame with its locals (errors the VM raises
+-- itself included). A time or recursion limit is not the script's error.
+local last_raised -- what `error`/`assert` just reported: the handler must not report it again
+
+local function report(e)
+  local text = type(e) == "string" and e or (show(e))
+  pcall(on_raise, text, (running()))
+  refs, nref = {}, 0 -- what the stop handed out is gone once the thread goes on
+  sync()
+end
+
+-- Whether the error being raised comes from script code: the first frame
+-- from `level` (counted from this function's caller) up that is neither C
+-- (`error` itself) nor the prelude's or this chunk's (message handlers
+-- wrapping each other) is a script's. Errors of other Lua the engine runs
+-- (a trusted state shares its globals with it) are not the script's.
+local function from_script(level)
+  level = level + 1
+  while true do
+    local info = getinfo(level, "S")
+    if info == nil then return false end
+    if info.what ~= "C" and not NOT_SCRIPT[info.source] then return scripted(info) end
+    level = level + 1
+  end
+end
+
+local function handler(e)
+  if rawequal(e, last_raised) then last_raised = nil -- (never a script's __eq)
+  elseif attached and not is_limit(e) and from_script(2) then last_raised = nil; report(e) end
+  return e
+end
+
+-- `message` with the position Lua's `error` adds: that of the function
+-- `level` levels above this one's caller.
+local function positioned(message, level)
+  if type(message) == "string" and level > 0 then
+    local info = getinfo(level + 2, "Sl")
+    if info ~= nil and info.currentline > 0 then message = info.short_src .. ":" .. info.currentline .. ": " .. message end
+  end
+  return message
+end
+
+wrap_raising = function()
+  local error0, assert0, pcall0, xpcall0 = base.error, base.assert, base.pcall, base.xpcall
+  base.error = function(message, level)
+    if not attached or not from_script(2) then return error0(message, level == nil and 1 or level > 0 and level + 1 or 0) end
+    message = positioned(message, level == nil and 1 or level)
+    last_raised = message
+    report(message)
+    return error0(message, 0)
+  end
+  base.assert = function(...)
+    local v = ...
+    if v then return ... end
+    local n = select("#", ...)
+    if n == 0 then return assert0() end -- its "value expected" error
+    local message = "assertion failed!"
+    if n > 1 then message = select(2, ...) end
+    message = positioned(message, 1) -- (called through here, assert0 would name this line)
+    if attached and from_script(2) then
+      last_raised = message
+      report(message)
+    end
+    return error0(message, 0)
+  end
+  base.pcall = function(f, ...)
+    if not attached then return pcall0(f, ...) end
+    return xpcall0(f, handler, ...)
+  end
+  base.xpcall = function(f, h, ...)
+    if not attached then return xpcall0(f, h, ...) end
+    return xpcall0(f, function(e) return h(handler(e)) end, ...)
+  end
 end
 
 local function ref(v)

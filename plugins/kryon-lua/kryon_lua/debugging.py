@@ -20,18 +20,23 @@ compiled in a private Lua state and the line table of every function is read
 from its ``string.dump`` (:func:`code_lines`). Lua 5.4 only: LuaJIT cannot
 walk the stack past a host call, so its runtimes are not debugged.
 
-Limits: errors raised in Lua are not reported where they are raised (Lua
-has no hook for that; the ``raised`` filter does nothing here, and an
-uncaught error is shown at the line its message names, without variables).
+Raised errors: Lua has no hook for them, so while attached the scripts'
+``error``/``assert`` report before raising and their ``pcall``/``xpcall``
+run with a message handler that reports where the error was raised, the
+stack still there (``on_raise``). Not reported where raised: VM errors the
+host or ``coroutine.resume`` catches (the ``uncaught`` stop shows the line
+the message names).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +56,8 @@ CHUNK_NAME = "=kryon-debug"
 EVALUATION_BUDGET = 2.0
 _MODES = {TraceMode.OFF: "off", TraceMode.BREAKPOINTS: "breakpoints", TraceMode.EVERY_LINE: "every"}
 _PACKAGE_DIR = str(resources.files("kryon_lua"))
+#: "script:line: message", as Lua positions an error message
+_POSITION = re.compile(r"^(?P<src>[^\n]*?):(?P<line>\d+): (?P<msg>.*)$", re.S)
 
 
 class LuaDebugTarget(DebugTarget):
@@ -91,7 +98,7 @@ class LuaDebugTarget(DebugTarget):
             source = resources.files("kryon_lua").joinpath("debugger.lua").read_text(encoding="utf-8")
             helpers = rt.lua.execute(
                 source, self._poll, self._fetch, self._line_reporter(rt), self._on_call, self._on_return,
-                self._script_env, name=CHUNK_NAME,
+                self._script_env, self._raise_reporter(rt), rt.helpers.base, rt.helpers.is_limit, name=CHUNK_NAME,
             )
             entry = self._helpers[id(rt)] = (rt, helpers.ask, helpers.install)
         entry[2]()
@@ -126,22 +133,44 @@ class LuaDebugTarget(DebugTarget):
         state = self._engine._scripts.get(script)
         return (state.env, state.returned) if state is not None else (None, None)
 
+    @contextmanager
+    def _stopped_in(self, rt: "Runtime", thread: Any) -> Iterator[None]:
+        """While an event may stop the thread: where it stopped (for
+        inspection), and the time spent stopped is not counted as the script's."""
+        outer = getattr(self._local, "stop", None)
+        self._local.stop = (rt, thread)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._local.stop = outer
+            if rt.deadline:
+                rt.deadline += time.monotonic() - started
+
     def _line_reporter(self, rt: "Runtime") -> Any:
         def on_line(source: str, line: int, thread: Any) -> None:
             events = self._events
             if events is None:
                 return
-            outer = getattr(self._local, "stop", None)
-            self._local.stop = (rt, thread)
-            started = time.monotonic()
-            try:
+            with self._stopped_in(rt, thread):
                 events.line(self, source[1:], int(line))
-            finally:
-                self._local.stop = outer
-                if rt.deadline:  # time spent stopped is not the script's
-                    rt.deadline += time.monotonic() - started
 
         return on_line
+
+    def _raise_reporter(self, rt: "Runtime") -> Any:
+        """``on_raise(message, thread)``: a script error was raised on the
+        thread, whose frames are still there (see ``debugger.lua``)."""
+        def on_raise(message: str, thread: Any) -> None:
+            events = self._events
+            if events is None:
+                return
+            m = _POSITION.match(message)
+            error = ScriptRuntimeError(m["msg"] if m else message, language="lua",
+                                       script=m["src"] if m else None, line=int(m["line"]) if m else None)
+            with self._stopped_in(rt, thread):
+                events.exception(self, error)
+
+        return on_raise
 
     def _on_call(self) -> None:
         if self._events is not None:
