@@ -20,7 +20,7 @@ import time
 import pytest
 
 from kryon_core import ScriptError, ScriptManager, ScriptTimeoutError, SecurityPolicy
-from kryon_core.debug import BreakpointSpec, Stop
+from kryon_core.debug import BreakpointSpec
 from kryon_core.testing.debugging import DebugSession
 
 PY = """\

@@ -674,7 +674,7 @@ def test_threads_share_the_engine_safely():
 def test_bound_handle_and_missing_functions(m):
     add = m.function("lib.arrow")
     assert add(2, 3) == 6 and add(2, 3, 4) == 6
-    with pytest.raises(Exception):
+    with pytest.raises(ScriptError):  # a class is not a function the host can call
         m.call_function("lib.Point")
 
 
@@ -868,7 +868,8 @@ def test_fallback_without_the_c_api(monkeypatch):
     engine = mgr.engine("javascript")
     assert not engine.capabilities.supports_bytecode and not engine.capabilities.supports_sandbox
     assert engine.compile("function f() {}", "c").bytecode == b""
-    mgr.load_script_from_source("fb", "javascript", "function add(a, b) { return a + b; }\nfunction fail() {\n  throw new Error('boom');\n}")
+    mgr.load_script_from_source("fb", "javascript",
+                                "function add(a, b) { return a + b; }\nfunction fail() {\n  throw new Error('boom');\n}")
     assert mgr.call_function("add", [2, 3]) == 5
     assert mgr.call_function("add", [[1], {"a": "x\x00"}]) == "1[object Object]"
     with pytest.raises(ScriptRuntimeError) as info:

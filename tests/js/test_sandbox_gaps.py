@@ -54,7 +54,7 @@ SLOW = {
 
 @pytest.fixture(scope="module")
 def m():
-    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=BUDGET), output=lambda l, t: None)
+    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=BUDGET), output=lambda lang, text: None)
     mgr.load_script_from_source("bystander", JS, "let n = 0; function bump() { return ++n; }")
     yield mgr
     mgr.close()
@@ -95,7 +95,7 @@ SPREADS = {
 @pytest.mark.parametrize("name", sorted(SPREADS))
 def test_spreading_a_long_string_stops_within_the_budget_under_a_large_memory_limit(name):
     mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=BUDGET, memory_limit=1 << 30),
-                        output=lambda l, t: None)
+                        output=lambda lang, text: None)
     try:
         mgr.load_script_from_source("attacker", JS, f"function attack() {{ for (;;) {SPREADS[name]}; }}\nfunction ok() {{ return 1; }}")
         start = time.thread_time()
@@ -154,9 +154,11 @@ function results() {
   const unit = 'xy' + 'a'.repeat(1000), long = 'ab'.repeat(2500) + 'c';
   out.push('aaa'.repeat(2 ** 20).replaceAll('aa', 'b'), unit.repeat(2 ** 12).replaceAll('a'.repeat(7), '[$&|$$|$1]'),
            ('z'.repeat(2 ** 17 - 3) + long).repeat(40).replaceAll(long, '[$$&]'), 'a'.repeat(2 ** 22).replaceAll('a', 'bc').length,
-           ('q' + 'z'.repeat(2 ** 22) + 'q').replaceAll('q', "<$'|$`>").length, 'ab'.repeat(2 ** 20).replaceAll('b', (m, at) => at % 7).length);
+           ('q' + 'z'.repeat(2 ** 22) + 'q').replaceAll('q', "<$'|$`>").length,
+           'ab'.repeat(2 ** 20).replaceAll('b', (m, at) => at % 7).length);
   const astral = 'a\ud83d\ude00b\udc00'.repeat(2 ** 17), spread = [...astral];
-  out.push(spread.length, spread.slice(0, 8), Object.prototype.toString.call(astral[Symbol.iterator]()), String.prototype[Symbol.iterator].name,
+  out.push(spread.length, spread.slice(0, 8), Object.prototype.toString.call(astral[Symbol.iterator]()),
+           String.prototype[Symbol.iterator].name,
            Object.keys(astral).length, Object.keys(astral).slice(-2), Object.values(astral).slice(0, 5), Object.entries(astral).slice(3, 5),
            Object.getOwnPropertyNames(astral).slice(-2), new Set(astral).size, Array.from(astral[Symbol.iterator]()).length,
            [...astral[Symbol.iterator]()].length, Object.keys(new String('ab')), [...'ab\ud83d']);
@@ -179,7 +181,7 @@ function results() {
 def test_guarded_builtins_give_the_native_results():
     results = []
     for policy in (SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=300, memory_limit=1 << 30)):
-        mgr = ScriptManager(cache_dir=False, policy=policy, output=lambda l, t: None)
+        mgr = ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None)
         mgr.load_script_from_source("r", JS, GUARDED)
         results.append(mgr.call_function("r.results"))
         mgr.close()
@@ -217,7 +219,7 @@ def test_big_strings_end_in_a_memory_limit_error_and_the_host_stays_small():
         MiB = 1024 * 1024
         builders = json.loads(sys.argv[1])
         m = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(memory_limit=16 * MiB, time_limit=30),
-                          output=lambda l, t: None)
+                          output=lambda lang, text: None)
         m.load_script_from_source("warm", "javascript", "function f() { return 'x'.repeat(1000).length; }")
         m.call_function("warm.f")
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -244,7 +246,7 @@ def test_a_builtin_that_runs_out_of_memory_without_throwing_is_a_memory_limit_er
     """QuickJS's normalize fails an allocation without throwing (no exception pending): without a time
     limit (no guards) the native normalize runs, and its failure is still a MemoryLimitError."""
     mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=None, memory_limit=256 << 20),
-                        output=lambda l, t: None)
+                        output=lambda lang, text: None)
     try:
         mgr.load_script_from_source("s", JS, "function f() { return '\\u00e9'.repeat(2 ** 25).normalize('NFD').length; }\n"
                                     "function ok() { return 'e\\u0301'.normalize().length; }")

@@ -18,7 +18,7 @@ HUGE = "{length: 2 ** 32 - 1}"
 ATTACKS = {
     "join": f"Array.prototype.join.call({HUGE})",
     "join of a sparse array": "new Array(2 ** 32 - 1).join('')",
-    "toString": f"Array.prototype.toString.call({{length: 2 ** 32 - 1, join: Array.prototype.join}})",
+    "toString": "Array.prototype.toString.call({length: 2 ** 32 - 1, join: Array.prototype.join})",
     "toLocaleString": f"Array.prototype.toLocaleString.call({HUGE})",
     "copyWithin": f"Array.prototype.copyWithin.call({HUGE}, 0, 1)",
     "copyWithin backwards": f"Array.prototype.copyWithin.call({HUGE}, 1, 0)",
@@ -70,7 +70,7 @@ LIMIT = 0.3
 
 @pytest.fixture(scope="module")
 def m():
-    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=LIMIT), output=lambda l, t: None)
+    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=LIMIT), output=lambda lang, text: None)
     mgr.load_script_from_source("bystander", JS, "let n = 0; function bump() { return ++n; }")
     yield mgr
     mgr.close()
@@ -116,7 +116,7 @@ function results() {
 def test_guarded_builtins_give_the_native_results():
     results = []
     for policy in (SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=120)):  # native, then guarded
-        mgr = ScriptManager(cache_dir=False, policy=policy, output=lambda l, t: None)
+        mgr = ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None)
         mgr.load_script_from_source("r", JS, GUARDED_RESULTS)
         results.append(mgr.call_function("r.results"))
         mgr.close()
@@ -154,7 +154,7 @@ function results() {
 def test_guarded_string_and_typed_array_builtins_give_the_native_results():
     results = []
     for policy in (SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=120, memory_limit=1 << 30)):
-        mgr = ScriptManager(cache_dir=False, policy=policy, output=lambda l, t: None)
+        mgr = ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None)
         mgr.load_script_from_source("r", JS, GUARDED_STRINGS)
         results.append(mgr.call_function("r.results"))
         mgr.close()
@@ -163,7 +163,7 @@ def test_guarded_string_and_typed_array_builtins_give_the_native_results():
 
 
 def test_host_scans_of_a_hostile_script_stay_under_its_deadline():
-    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=LIMIT), output=lambda l, t: None)
+    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=LIMIT), output=lambda lang, text: None)
     mgr.load_script_from_source("bystander", JS, "function ok() { return 2; }")
     with pytest.raises(ScriptTimeoutError):  # listing its functions reads the trapped global, under the deadline
         mgr.load_script_from_source("hostile", JS, HOSTILE_GLOBALS)
@@ -185,7 +185,7 @@ def test_host_scans_of_a_hostile_script_stay_under_its_deadline():
 
 
 def test_finalizers_and_iterators_run_by_the_host_stay_under_the_deadline():
-    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=LIMIT), output=lambda l, t: None)
+    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=LIMIT), output=lambda lang, text: None)
     mgr.load_script_from_source("fin", JS, """
         const registry = new FinalizationRegistry(() => { for (;;) {} });
         function arm() { registry.register({}, 1); return 1; }

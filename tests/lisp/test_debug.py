@@ -52,7 +52,8 @@ def test_breakpoint_at_top_level_and_in_callbacks(dom):
     m.load_script_from_source(
         "ui",
         "lisp",
-        '(setv clicks 0)\n(setv label "clicks")\n(add-event-listener! (get-element-by-id "btn") "click"\n  (fn [e] (set-variable! label 1)))',
+        '(setv clicks 0)\n(setv label "clicks")\n'
+        '(add-event-listener! (get-element-by-id "btn") "click"\n  (fn [e] (set-variable! label 1)))',
     )
     # line 4 runs once at load (making the fn) and again in the handler
     assert [(h.line, h.stack[0].function) for h in hits] == [(2, "<top level>"), (4, "<top level>")]

@@ -86,7 +86,8 @@ def test_syntax_errors_from_hy_and_python(bystander):
 
 
 def test_macro_expansion_error(bystander):
-    source = '(defmacro checked [x]\n  (if (isinstance x int) x (raise (ValueError "needs a literal int"))))\n(setv a (checked 1))\n(setv b (checked "two"))'
+    source = ('(defmacro checked [x]\n  (if (isinstance x int) x (raise (ValueError "needs a literal int"))))\n'
+              '(setv a (checked 1))\n(setv b (checked "two"))')
     err = _load_error(bystander, source)
     assert isinstance(err, CompileError)
     assert (err.line, err.column) == (4, 9)

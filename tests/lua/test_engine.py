@@ -219,7 +219,8 @@ def test_callbacks_and_function_refs_release(trusted):
 
 
 def test_threads_share_one_manager(trusted):
-    trusted.load_script_from_source("t", "lua", "total = 0\nfunction bump(n) total = total + n return total end\nfunction get() return total end")
+    trusted.load_script_from_source("t", "lua",
+                                    "total = 0\nfunction bump(n) total = total + n return total end\nfunction get() return total end")
     errors = []
 
     def worker():
@@ -243,7 +244,7 @@ def test_memory_is_flat_over_load_unload_cycles(trusted):
     trusted.unload_script("warm")
     trusted.engine("lua").collect_garbage()
     base = trusted.engine("lua").get_memory_usage().used_bytes
-    for i in range(300):
+    for _ in range(300):
         trusted.load_script_from_source("cycle", "lua", src)
         trusted.unload_script("cycle")
     trusted.engine("lua").collect_garbage()

@@ -90,7 +90,8 @@ PY_ATTACKS: dict[str, str] = {
     "path UNIX socket": (
         "import socket\ns = socket.socket(socket.AF_UNIX)\ns.settimeout(1)\ns.connect(T['unix_path'])\nreturn 'ESCAPED'"
     ),
-    "UDP send": "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.sendto(b'x', ('127.0.0.1', T['port']))\nreturn 'ESCAPED'",
+    "UDP send": "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                "s.sendto(b'x', ('127.0.0.1', T['port']))\nreturn 'ESCAPED'",
     # -- processes
     "fork": "import os\npid = os.fork()\nif pid == 0:\n    getattr(os, '_exit')(0)\nreturn 'ESCAPED forked %d' % pid",
     "posix_spawn": "import os\nreturn 'ESCAPED %d' % os.posix_spawn('/bin/sh', ['sh', '-c', 'touch ' + T['dir'] + '/spawned'], {})",
@@ -140,7 +141,8 @@ PY_ATTACKS: dict[str, str] = {
         "import ctypes\np = ctypes.create_string_buffer(120)\nr = ctypes.CDLL(None).syscall(425, 8, p)\n"
         "return 'ESCAPED io_uring' if r >= 0 else r"
     ),
-    "bpf": "import ctypes\na = ctypes.create_string_buffer(128)\nr = ctypes.CDLL(None).syscall(321, 0, a, 128)\nreturn 'ESCAPED bpf' if r >= 0 else r",
+    "bpf": "import ctypes\na = ctypes.create_string_buffer(128)\nr = ctypes.CDLL(None).syscall(321, 0, a, 128)\n"
+           "return 'ESCAPED bpf' if r >= 0 else r",
     "x32 system call ABI": (
         "import ctypes, platform\nif platform.machine() != 'x86_64':\n    return 'not x86_64'\n"
         "r = ctypes.CDLL(None).syscall(0x40000000 | 57)\nreturn 'ESCAPED x32 fork' if r >= 0 else r"

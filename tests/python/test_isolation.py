@@ -8,8 +8,7 @@ import sys
 import pytest
 
 from kryon_core import AccessDeniedError, CompileError, Document, ScriptBridge, SecurityPolicy
-from kryon_core.isolation import CompilerSpec, IsolatedRuntime, limits_for
-from kryon_core.isolation import protocol
+from kryon_core.isolation import CompilerSpec, IsolatedRuntime, limits_for, protocol
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker sandbox uses Linux limits")
 

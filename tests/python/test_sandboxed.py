@@ -166,7 +166,8 @@ def test_value_size_limit() -> None:
 
 def test_soft_timeout_keeps_the_worker_and_its_state() -> None:
     m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.6), cache=False)
-    m.load_script_from_source("s", "python", "n = 0\ndef inc():\n    global n\n    n += 1\n    return n\ndef spin():\n    while True:\n        pass\n")
+    m.load_script_from_source("s", "python",
+                              "n = 0\ndef inc():\n    global n\n    n += 1\n    return n\ndef spin():\n    while True:\n        pass\n")
     assert m.call_function("inc") == 1
     with pytest.raises(ScriptTimeoutError) as info:
         m.call_function("spin")
@@ -351,7 +352,8 @@ def test_grants_open_what_they_name(shared_dir) -> None:
         "g",
         "python",
         f"import socket\ndef read():\n    with open({str(data)!r}) as f:\n        return f.read()\n"
-        f"def connect():\n    s = socket.create_connection(('127.0.0.1', {port}), timeout=5)\n    s.sendall(b'hi')\n    s.close()\n    return True\n",
+        f"def connect():\n    s = socket.create_connection(('127.0.0.1', {port}), timeout=5)\n"
+        "    s.sendall(b'hi')\n    s.close()\n    return True\n",
     )
     try:
         assert m.call_function("read") == "granted"

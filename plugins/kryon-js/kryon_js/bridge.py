@@ -14,7 +14,8 @@ object instead of a table of bound methods.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from kryon_core import AccessDeniedError, ScriptBridge, ScriptError, ScriptRuntimeError, SecurityPolicy
 from kryon_core.bridge import API

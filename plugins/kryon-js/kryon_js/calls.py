@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from kryon_core import FunctionRef, ScriptRuntimeError, threads
 
@@ -85,8 +86,8 @@ async def call_ref_async(state: "ScriptState", fid: int, args: Sequence[Any]) ->
 
 def _call_name_in(state: "ScriptState", function: str, args: Sequence[Any]) -> Any:
     argv = state.args_obj(args)
-    r = state.call_name(function, argv)
-    argv = r = None
+    state.call_name(function, argv)  # returns a marker: the prelude stashed the result, which unbox reads
+    argv = None
     return state.unbox(allow_pending=True)
 
 
@@ -224,7 +225,7 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
         "    try:\n"
         f"        r = wrapper({call_args})\n"
         "        t = type(r)\n"
-        + ("        if t is str and len(r) > %d:\n            ctx.too_big('a result')\n" % max_value if max_value is not None else "")
+        + (f"        if t is str and len(r) > {max_value}:\n            ctx.too_big('a result')\n" if max_value is not None else "")
         + "        if t is int or t is str or t is bool or r is None:\n            return r\n"
         "        if t is float:\n            return number_from_js(r)\n"
         "        r = None\n"  # the BOX Object is released inside the gate

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import threading
-from typing import Any, Callable
+from typing import Any
 
 P = ctypes.c_void_p
 
@@ -77,7 +77,7 @@ _RELEASE_GIL = frozenset({"JS_Eval", "JS_EvalFunction"})
 class _Lib:
     """QuickJS's exports, each loaded through CDLL (GIL released) or PyDLL (GIL held)."""
 
-    def __init__(self, path: str, sig: dict) -> None:
+    def __init__(self, path: str, sig: dict[str, Any]) -> None:
         cdll, pydll = ctypes.CDLL(path), ctypes.PyDLL(path)
         for name, (res, args) in sig.items():
             fn = getattr(cdll if name in _RELEASE_GIL else pydll, name)
@@ -170,7 +170,7 @@ def _probe_counter() -> bool:
             return False
         calls = []
 
-        @INTERRUPT_HANDLER
+        @INTERRUPT_HANDLER  # type: ignore[untyped-decorator]  # a ctypes function type
         def handler(rt: int, opaque: int) -> int:
             calls.append(1)
             return 0
@@ -198,7 +198,7 @@ def interrupt_counter(ctx: Any) -> Any:
 
 def pointers(ctx: Any) -> tuple[int, int]:
     base = id(ctx)
-    return P.from_address(base + _OFF_RUNTIME).value, P.from_address(base + _OFF_CONTEXT).value
+    return int(P.from_address(base + _OFF_RUNTIME).value or 0), int(P.from_address(base + _OFF_CONTEXT).value or 0)
 
 
 def set_interrupt_handler(ctx: Any, handler: Any) -> None:

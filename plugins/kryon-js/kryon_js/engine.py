@@ -13,10 +13,10 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kryon_core import (
-    CallerCache,
     CompiledScript,
     ConversionError,
     EngineCapabilities,
@@ -278,7 +278,7 @@ class JSEngine(ScriptEngine):
     def get_memory_usage(self) -> MemoryUsage:
         used = self._used()
         limits = [sandbox.memory_limit(s.policy) for s in self.states.values()]
-        limit = None if not limits or None in limits else sum(l for l in limits if l)
+        limit = None if not limits or None in limits else sum(limit for limit in limits if limit)
         return MemoryUsage(used_bytes=used, limit=limit, scripts=len(self.states))
 
     # -- debugging -------------------------------------------------------------------------------

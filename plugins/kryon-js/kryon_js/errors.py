@@ -65,8 +65,8 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
     """The prelude's error record (``errInfo``) -> a kryon_core error."""
     frames = parse_stack(info.get("stack") or "", script, input_is_script=input_is_script)
     top = frames[0] if frames else None
-    where = dict(language=LANG, script=top.script if top else script, line=top.line if top else None,
-                 column=top.column if top else None)
+    where: dict[str, Any] = dict(language=LANG, script=top.script if top else script, line=top.line if top else None,
+                                 column=top.column if top else None)
     if not info.get("isError"):
         text = info.get("message") or "a value"
         if text == "interrupted" and thrown_value is None:  # the interrupt fired again while its error was read

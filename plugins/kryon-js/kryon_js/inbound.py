@@ -5,8 +5,9 @@ may catch; uncaught, it surfaces as the original kryon error class."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from threading import get_ident
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from kryon_core import ScriptError, ScriptRuntimeError
 

@@ -86,7 +86,7 @@ def describe(state: ScriptState) -> dict[str, FunctionInfo]:
     listing = json.loads(state.describe(json.dumps(declared_names(text))))
     lines = scan_functions(state.sources[0] if state.sources else "")
     out: dict[str, FunctionInfo] = {}
-    for name, src, kind, length in listing:
+    for name, src, kind, _length in listing:
         names, variadic = parse_params(src)
         out[name] = FunctionInfo(
             name=name, parameter_count=len(names), parameter_names=tuple(names),

@@ -13,9 +13,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from threading import get_ident
+from collections.abc import Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Callable
+from threading import get_ident
+from typing import TYPE_CHECKING, Any
 
 import quickjs
 
@@ -103,7 +104,7 @@ class Host:
         if self.capi:
             monotonic, chains, graced = time.monotonic, self.chains, self.graced
 
-            @capi.INTERRUPT_HANDLER
+            @capi.INTERRUPT_HANDLER  # type: ignore[untyped-decorator]  # a ctypes function type
             def interrupt(rt: int, opaque: int) -> int:
                 # runs on the thread executing JavaScript, so it reads that thread's chain
                 now = monotonic()

@@ -15,7 +15,8 @@ DECLARED = re.compile(r"(?:\bfunction\s*\*?\s*|\b(?:const|let|var|class)\s+)([A-
 FUNCTION_DEF = re.compile(
     r"^[ \t]*(?:export[ \t]+)?(?P<async>async[ \t]+)?function[ \t]*(?P<gen>\*)?[ \t]*(?P<name>[A-Za-z_$][\w$]*)[ \t]*\((?P<params>[^)]*)\)"
     r"|^[ \t]*(?:export[ \t]+)?(?:const|let|var)[ \t]+(?P<name2>[A-Za-z_$][\w$]*)[ \t]*=[ \t]*(?P<async2>async[ \t]+)?"
-    r"(?:function[ \t]*(?P<gen2>\*)?[ \t]*[A-Za-z_$]?[\w$]*[ \t]*\((?P<params2>[^)]*)\)|\((?P<params3>[^)]*)\)[ \t]*=>|(?P<param4>[A-Za-z_$][\w$]*)[ \t]*=>)",
+    r"(?:function[ \t]*(?P<gen2>\*)?[ \t]*[A-Za-z_$]?[\w$]*[ \t]*\((?P<params2>[^)]*)\)"
+    r"|\((?P<params3>[^)]*)\)[ \t]*=>|(?P<param4>[A-Za-z_$][\w$]*)[ \t]*=>)",
     re.M,
 )
 
@@ -29,7 +30,7 @@ def scan_functions(text: str) -> dict[str, FunctionInfo]:
             name, params, is_async, is_gen = m.group("name"), m.group("params"), bool(m.group("async")), bool(m.group("gen"))
         else:
             name = m.group("name2")
-            params = m.group("params2") if m.group("params2") is not None else (m.group("params3") if m.group("params3") is not None else m.group("param4"))
+            params = next((m.group(g) for g in ("params2", "params3") if m.group(g) is not None), m.group("param4"))
             is_async, is_gen = bool(m.group("async2")), bool(m.group("gen2"))
         names, variadic = _split_params(params or "")
         found.setdefault(name, FunctionInfo(
@@ -107,7 +108,11 @@ def _split_params(text: str) -> tuple[list[str], bool]:
         if p.startswith("..."):
             variadic = True
             continue
-        name = p.split("=", 1)[0].strip() if p[0] not in "[{" else re.sub(r"\s+", " ", p.split("=", 1)[0] if "=" in p and p.rfind("=") > max(p.rfind("}"), p.rfind("]")) else p).strip()
+        if p[0] not in "[{":
+            name = p.split("=", 1)[0].strip()
+        else:  # a destructuring pattern, without its default value
+            has_default = "=" in p and p.rfind("=") > max(p.rfind("}"), p.rfind("]"))
+            name = re.sub(r"\s+", " ", p.split("=", 1)[0] if has_default else p).strip()
         names.append(name)
     return names, variadic
 

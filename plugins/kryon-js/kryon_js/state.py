@@ -16,7 +16,8 @@ import functools
 import json
 import time
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import quickjs
 
@@ -34,12 +35,12 @@ from kryon_core import (
 
 from . import capi, sandbox
 from .bridge import REQUIRE
+from .calls import function_ref
 from .errors import from_info
 from .handles import HandleTable
 from .inbound import host_call, invoke
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, INF, PRELUDE_SOURCE, Host, JSObject, Pending
-from .calls import function_ref
 from .values import args_obj, decode, to_js, too_big
 from .watchdog import WATCHDOG
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kryon_core import ConversionError, FunctionRef, SizeLimitError, UserData
 from kryon_core.values import MAX_SAFE_DOUBLE_INT
@@ -162,8 +163,8 @@ def decode(text: str, ctx: "ScriptState") -> Any:
     return json.loads(text, object_hook=_hook(ctx))
 
 
-def _hook(ctx: "ScriptState") -> Callable[[dict], Any]:
-    def hook(d: dict) -> Any:
+def _hook(ctx: "ScriptState") -> Callable[[dict[str, Any]], Any]:
+    def hook(d: dict[str, Any]) -> Any:
         tag = d.get(TAG)
         if tag is None:
             return d

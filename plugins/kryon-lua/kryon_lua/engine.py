@@ -240,7 +240,7 @@ class LuaEngine(ScriptEngine):
         try:
             env, given, chunk = rt.gate.run(prepare)
         except rt.LuaError as exc:
-            exc._kryon_source = compiled.source  # type: ignore[attr-defined]
+            exc._kryon_source = compiled.source
             raise translate(exc, compiled.id, compiling=True) from None
         returned = rt.call(chunk, [], policy, compiled.id)
         if isinstance(returned, tuple):
@@ -460,7 +460,7 @@ class LuaEngine(ScriptEngine):
         try:
             chunk = rt.gate.run(compile_code)
         except rt.LuaError as exc:
-            exc._kryon_source = code  # type: ignore[attr-defined]
+            exc._kryon_source = code
             raise translate(exc, script_id, compiling=True) from None
         result = rt.gate.run(self._evaluated, rt, chunk, state, script_id)
         self._describe(state)

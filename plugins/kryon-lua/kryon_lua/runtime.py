@@ -210,7 +210,7 @@ class Runtime:
                 exc.script = script
             raise
 
-    def _call(self, function: Any, args: list[Any], policy: SecurityPolicy, script: str) -> Any:
+    def _call(self, function: Any, args: "list[Any] | tuple[Any, ...]", policy: SecurityPolicy, script: str) -> Any:
         previous = self.deadline
         if policy.time_limit:
             deadline = time.monotonic() + policy.time_limit
@@ -244,7 +244,7 @@ class Runtime:
         for a in args:
             if type(a) is str or type(a) is bytes:
                 need += len(a) * 4 + 64
-        return self.lua.get_memory_used() + need < (self.key.memory_limit or 0)
+        return bool(self.lua.get_memory_used() + need < (self.key.memory_limit or 0))
 
     def _fast_capped(self, function: Any, args: "list[Any] | tuple[Any, ...]") -> Any:
         """A capped call with the cap switched from the host (no callbacks from
@@ -417,7 +417,7 @@ class Runtime:
     # -- stack ------------------------------------------------------------------------------
     def script_frames(self, with_locals: bool = False) -> list[StackFrame]:
         """The script frames on the Lua stack now, innermost first."""
-        frames = []
+        frames: list[StackFrame] = []
         raw = self.helpers.stack(1)
         for index in range(1, len(raw) + 1):
             info = raw[index]

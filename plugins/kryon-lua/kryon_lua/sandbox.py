@@ -71,6 +71,6 @@ def module_resolver(engine: Any, script: str, policy: Any) -> Callable[[Any], st
         source = loader(script, name.replace(".", "/")) if loader is not None else None
         if source is None:
             raise ScriptRuntimeError(f"require('{name}'): module '{name}' not found", language="lua")
-        return "src:" + source
+        return "src:" + str(source)
 
     return resolve
