@@ -499,3 +499,28 @@ def test_reporting_a_raised_error_object_runs_none_of_its_metamethods():
         assert s.result() == 0
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=5.0)],
+                         ids=["trusted", "sandboxed"])
+def test_raised_filter_stops_where_an_error_no_script_catches_is_raised(policy):
+    """An error that reaches the host (the VM's own, or `error` with nothing
+    around it) stops where it is raised, with the raising frame's locals,
+    once: the host's message handler reports it before the stack unwinds."""
+    m = ScriptManager(cache=False, policy=policy)
+    m.load_script_from_source("prog", "lua", RAISING)
+    s = DebugSession(m)
+    try:
+        s.dbg.set_exception_breakpoints(raised=True)
+        for function, expected in (("prog.vm", ("vm", 8, {"n": "5", "t": "nil", "here": "6"})),
+                                   ("prog.raises", ("raises", 3, {"n": "5", "mine": "10"}))):
+            s.run(function, 5)
+            stop = s.stop()
+            assert stop.reason == "exception"
+            frame = s.dbg.stack(stop.thread)[0]
+            assert (frame.name, frame.line, {k: v.value for k, v in s.scope(frame.id).items()}) == expected
+            s.dbg.resume(stop.thread)
+            assert isinstance(s.results.get(timeout=20), ScriptError)  # the host still gets the error
+            assert s.stops.empty(), "reported once"
+    finally:
+        s.close()

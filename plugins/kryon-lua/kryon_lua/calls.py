@@ -178,6 +178,14 @@ def _generic(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str) -> Call
             return result
         return from_lua(result)
 
+    def inside_debugged(*args: Any) -> Any:
+        """``inside`` through K.boundary_call once a debugger has attached: its
+        message handler shows the debugger where an error is raised."""
+        if not rt.debugged:
+            return inside(*args)
+        result = rt.helpers.boundary_call(f, *[a if type(a) in passthrough else to_lua(a) for a in args])
+        return result if type(result) in SCALARS else from_lua(result)
+
     def unlimited(*args: Any) -> Any:
         try:
             if not tracking and acquire(False):  # the gate's uncontended path, inlined
@@ -185,7 +193,7 @@ def _generic(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str) -> Call
                     return inside(*args)
                 finally:
                     release()
-            return run(inside, *args)
+            return run(inside_debugged, *args)  # contended, or a debugger is attached
         except Exception as exc:
             raise failure(exc) from None
 

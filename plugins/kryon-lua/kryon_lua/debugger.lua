@@ -21,7 +21,7 @@
 -- called directly from the host, so a frame's level stays valid while the
 -- thread is stopped.
 
-local poll, fetch, on_line, on_call, on_return, script_env, on_raise, base, is_limit = ...
+local poll, fetch, on_line, on_call, on_return, script_env, on_raise, base, is_limit, set_boundary_handler = ...
 
 local getinfo, getlocal, setlocal = debug.getinfo, debug.getlocal, debug.setlocal
 local getupvalue, setupvalue = debug.getupvalue, debug.setupvalue
@@ -387,6 +387,7 @@ wrap_raising = function()
     if not attached then return xpcall0(f, h, ...) end
     return xpcall0(f, function(e) return h(handler(e)) end, ...)
   end
+  set_boundary_handler(handler) -- the host's own calls report what no script pcall catches
 end
 
 local function ref(v)

@@ -23,9 +23,10 @@ walk the stack past a host call, so its runtimes are not debugged.
 Raised errors: Lua has no hook for them, so while attached the scripts'
 ``error``/``assert`` report before raising and their ``pcall``/``xpcall``
 run with a message handler that reports where the error was raised, the
-stack still there (``on_raise``). Not reported where raised: VM errors the
-host or ``coroutine.resume`` catches (the ``uncaught`` stop shows the line
-the message names).
+stack still there (``on_raise``); so do the host's own calls into Lua (the
+prelude's message handlers, ``K.boundary_call`` for a state without a cap).
+Not reported where raised: VM errors ``coroutine.resume`` catches (the
+``uncaught`` stop shows the line the message names).
 """
 
 from __future__ import annotations
@@ -98,9 +99,11 @@ class LuaDebugTarget(DebugTarget):
             source = resources.files("kryon_lua").joinpath("debugger.lua").read_text(encoding="utf-8")
             helpers = rt.lua.execute(
                 source, self._poll, self._fetch, self._line_reporter(rt), self._on_call, self._on_return,
-                self._script_env, self._raise_reporter(rt), rt.helpers.base, rt.helpers.is_limit, name=CHUNK_NAME,
+                self._script_env, self._raise_reporter(rt), rt.helpers.base, rt.helpers.is_limit,
+                rt.helpers.set_boundary_handler, name=CHUNK_NAME,
             )
             entry = self._helpers[id(rt)] = (rt, helpers.ask, helpers.install)
+        rt.debugged = True
         entry[2]()
 
     def runtime_released(self, rt: "Runtime") -> None:

@@ -480,10 +480,36 @@ end
 -- no allocation it makes outside Lua's protection can be refused (that would
 -- be a panic: the end of the process). The message handler lifts the cap
 -- first, or a traceback could not be built for a memory error at the cap.
+-- While a debugger is attached, the message handlers of the host's calls
+-- first give it the error, where it was raised and before the stack unwinds:
+-- an error no script pcall catches (one the VM raises included) stops there
+-- with its locals (debugger.lua sets the handler).
+local boundary_handler = nil
+function K.set_boundary_handler(h) boundary_handler = h end
+
 local function capped_error(e)
   setcap(false)
+  if boundary_handler ~= nil then e = boundary_handler(e) end
   if type(e) == "string" then return debug.traceback(e, 2) end
   return e
+end
+
+-- A call into a state without a cap while a debugger is attached: only for
+-- the message handler above (see runtime.py, Runtime._call).
+local function boundary_error(e)
+  if boundary_handler ~= nil then e = boundary_handler(e) end
+  if type(e) == "string" then return debug.traceback(e, 2) end
+  return e
+end
+
+local function boundary_finish(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+
+function K.boundary_call(f, ...)
+  state.where_source = nil
+  return boundary_finish(xpcall(f, boundary_error, ...))
 end
 
 local function capped_finish(ok, ...)
@@ -510,6 +536,10 @@ K.slot = slot
 local SCALAR = { ["nil"] = true, boolean = true, number = true, string = true }
 
 local function fast_error(e)
+  if boundary_handler ~= nil then
+    setcap(false) -- the stop allocates; the host switches the cap off after the call anyway
+    e = boundary_handler(e)
+  end
   if type(e) == "string" then return debug.traceback(e, 2) end
   return e
 end

@@ -125,6 +125,8 @@ class Runtime:
         self._acquire, self._release = self.gate.uncontended()
         #: whether the memory cap is in force now (Lua code of a capped state is running)
         self.capped = False
+        #: a debugger was attached to this state (debugging.py): host calls go through K.boundary_call
+        self.debugged = False
         self.deadline = 0.0
         self.maxdepth = 0
         self.conv = Converter(self, module.lua_type, key.jit)
@@ -221,6 +223,8 @@ class Runtime:
             self.maxdepth = depth
         try:
             if not self.key.memory_limit:
+                if self.debugged:  # a message handler gives the debugger the error where it is raised
+                    return self.helpers.boundary_call(function, *args)
                 return function(*args)
             was = self.capped
             if not was and self._headroom(args):
