@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import SecurityPolicy, threads
-from kryon_core.errors import ConversionError, ScriptError
+from kryon_core.errors import ScriptError
 
 from .errors import translate
 from .runtime import FAST_MARGIN, host_error
@@ -168,23 +168,25 @@ def _generic(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str) -> Call
     run, tracking = rt.gate.run, threads.tracking
     failure = _unlimited_failure(rt, script)
 
-    def inside(*args: Any) -> Any:  # in the gate: conversions touch the state too
-        for a in args:
-            if type(a) not in passthrough:
-                args = tuple([to_lua(a) for a in args])
-                break
-        result = f(*args)
-        if type(result) in SCALARS:
-            return result
-        return from_lua(result)
+    def converting(callee: Callable[..., Any]) -> Callable[..., Any]:
+        def inside(*args: Any) -> Any:  # in the gate: conversions touch the state too
+            for a in args:
+                if type(a) not in passthrough:
+                    args = tuple([to_lua(a) for a in args])
+                    break
+            result = callee(*args)
+            if type(result) in SCALARS:
+                return result
+            return from_lua(result)
+
+        return inside
+
+    inside = converting(f)
+    # once a debugger has attached: K.boundary_call's message handler shows it where an error is raised
+    inside_boundary = converting(lambda *args: rt.helpers.boundary_call(f, *args))
 
     def inside_debugged(*args: Any) -> Any:
-        """``inside`` through K.boundary_call once a debugger has attached: its
-        message handler shows the debugger where an error is raised."""
-        if not rt.debugged:
-            return inside(*args)
-        result = rt.helpers.boundary_call(f, *[a if type(a) in passthrough else to_lua(a) for a in args])
-        return result if type(result) in SCALARS else from_lua(result)
+        return (inside_boundary if rt.debugged else inside)(*args)
 
     def unlimited(*args: Any) -> Any:
         try:
@@ -207,12 +209,6 @@ def _unlimited_failure(rt: "Runtime", script: str) -> Callable[[Exception], Scri
         """The kryon error for what a call into Lua raised."""
         if isinstance(exc, LuaError):
             return translate(exc, script)
-        if isinstance(exc, OverflowError):
-            return ConversionError("an integer argument is outside the 64-bit integer range", language="lua",
-                                   script=script)
-        if isinstance(exc, UnicodeDecodeError):
-            return ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
-                                   script=script)
         return host_error(exc, script)
 
     return failure

@@ -81,6 +81,11 @@ def host_error(exc: BaseException, script: str | None) -> ScriptError:
     (a host callable's bug, a refused attribute access)."""
     if isinstance(exc, ScriptError):
         return exc
+    if isinstance(exc, OverflowError):
+        return ConversionError("an integer argument is outside the 64-bit integer range", language="lua", script=script)
+    if isinstance(exc, UnicodeDecodeError):
+        return ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
+                               script=script)
     if isinstance(exc, UnicodeEncodeError):  # lupa pushing a str with a lone surrogate: it has no UTF-8 form
         return ConversionError(f"a string cannot cross to Lua ({exc.reason}): Lua strings are UTF-8",
                                language="lua", script=script)
@@ -289,12 +294,6 @@ class Runtime:
             return self._located(translate(exc, script), script)
         if isinstance(exc, ScriptError):  # raised by host code the script called, or a conversion
             return self._located(exc, script)
-        if isinstance(exc, OverflowError):
-            return ConversionError("an integer argument is outside the 64-bit integer range", language="lua",
-                                   script=script)
-        if isinstance(exc, UnicodeDecodeError):
-            return ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
-                                   script=script)
         return host_error(exc, script)
 
     def _located(self, err: ScriptError, script: str) -> ScriptError:
