@@ -89,14 +89,14 @@ EXPORT(wren_ensure_slots) void wren_ensure_slots(WrenVM* vm, int count) {
 
 EXPORT(wren_slot_count) int wren_slot_count(WrenVM* vm) { return vm->slotCount; }
 
-static Value* slotAt(WrenVM* vm, int slot) {
+Value* vmSlotAt(WrenVM* vm, int slot) {
   if (slot < 0) __builtin_trap();
   if (slot >= vm->slotCount) wren_ensure_slots(vm, slot + 1);
   return &vm->slots[slot];
 }
 
 EXPORT(wren_get_slot_type) int wren_get_slot_type(WrenVM* vm, int slot) {
-  Value v = *slotAt(vm, slot);
+  Value v = *vmSlotAt(vm, slot);
   if (IS_BOOL(v)) return KW_TYPE_BOOL;
   if (IS_NUM(v)) return KW_TYPE_NUM;
   if (IS_NULL(v)) return KW_TYPE_NULL;
@@ -107,64 +107,64 @@ EXPORT(wren_get_slot_type) int wren_get_slot_type(WrenVM* vm, int slot) {
 }
 
 EXPORT(wren_get_slot_bool) int wren_get_slot_bool(WrenVM* vm, int slot) {
-  return *slotAt(vm, slot) == TRUE_VAL;
+  return *vmSlotAt(vm, slot) == TRUE_VAL;
 }
 
 EXPORT(wren_get_slot_double) double wren_get_slot_double(WrenVM* vm, int slot) {
-  Value v = *slotAt(vm, slot);
+  Value v = *vmSlotAt(vm, slot);
   return IS_NUM(v) ? AS_NUM(v) : 0;
 }
 
 EXPORT(wren_get_slot_bytes) const char* wren_get_slot_bytes(WrenVM* vm, int slot) {
-  Value v = *slotAt(vm, slot);
+  Value v = *vmSlotAt(vm, slot);
   return IS_STRING(v) ? AS_CSTRING(v) : NULL;
 }
 
 EXPORT(wren_get_slot_bytes_length) int wren_get_slot_bytes_length(WrenVM* vm, int slot) {
-  Value v = *slotAt(vm, slot);
+  Value v = *vmSlotAt(vm, slot);
   return IS_STRING(v) ? (int)AS_STRING(v)->length : -1;
 }
 
 /* A string slot as one word: length in the high 32 bits, pointer in the
  * low 32 bits; -1 when the slot does not hold a string. */
 EXPORT(wren_get_slot_string) int64_t wren_get_slot_string(WrenVM* vm, int slot) {
-  Value v = *slotAt(vm, slot);
+  Value v = *vmSlotAt(vm, slot);
   if (!IS_STRING(v)) return -1;
   ObjString* s = AS_STRING(v);
   return ((int64_t)s->length << 32) | (int64_t)(uint32_t)(uintptr_t)s->chars;
 }
 
 EXPORT(wren_set_slot_null) void wren_set_slot_null(WrenVM* vm, int slot) {
-  *slotAt(vm, slot) = NULL_VAL;
+  *vmSlotAt(vm, slot) = NULL_VAL;
 }
 
 EXPORT(wren_set_slot_bool) void wren_set_slot_bool(WrenVM* vm, int slot, int value) {
-  *slotAt(vm, slot) = BOOL_VAL(value);
+  *vmSlotAt(vm, slot) = BOOL_VAL(value);
 }
 
 EXPORT(wren_set_slot_double) void wren_set_slot_double(WrenVM* vm, int slot, double value) {
-  *slotAt(vm, slot) = NUM_VAL(value);
+  *vmSlotAt(vm, slot) = NUM_VAL(value);
 }
 
 EXPORT(wren_set_slot_bytes)
 void wren_set_slot_bytes(WrenVM* vm, int slot, const char* bytes, int length) {
-  Value* target = slotAt(vm, slot);
+  Value* target = vmSlotAt(vm, slot);
   *target = stringValue(vm, bytes, (size_t)length);
 }
 
 EXPORT(wren_set_slot_new_list) void wren_set_slot_new_list(WrenVM* vm, int slot) {
-  Value* target = slotAt(vm, slot);
+  Value* target = vmSlotAt(vm, slot);
   *target = OBJ_VAL(newList(vm, 0));
 }
 
 static ObjList* listAt(WrenVM* vm, int slot) {
-  Value v = *slotAt(vm, slot);
+  Value v = *vmSlotAt(vm, slot);
   if (!IS_LIST(v)) __builtin_trap();
   return AS_LIST(v);
 }
 
 static ObjMap* mapAt(WrenVM* vm, int slot) {
-  Value v = *slotAt(vm, slot);
+  Value v = *vmSlotAt(vm, slot);
   if (!IS_MAP(v)) __builtin_trap();
   return AS_MAP(v);
 }
@@ -183,24 +183,24 @@ EXPORT(wren_get_list_element)
 void wren_get_list_element(WrenVM* vm, int listSlot, int index, int elementSlot) {
   ObjList* list = listAt(vm, listSlot);
   Value v = list->items[listIndex(list, index, 0)];
-  *slotAt(vm, elementSlot) = v;
+  *vmSlotAt(vm, elementSlot) = v;
 }
 
 EXPORT(wren_set_list_element)
 void wren_set_list_element(WrenVM* vm, int listSlot, int index, int elementSlot) {
   ObjList* list = listAt(vm, listSlot);
-  list->items[listIndex(list, index, 0)] = *slotAt(vm, elementSlot);
+  list->items[listIndex(list, index, 0)] = *vmSlotAt(vm, elementSlot);
 }
 
 EXPORT(wren_insert_in_list)
 void wren_insert_in_list(WrenVM* vm, int listSlot, int index, int elementSlot) {
   ObjList* list = listAt(vm, listSlot);
-  Value v = *slotAt(vm, elementSlot);
+  Value v = *vmSlotAt(vm, elementSlot);
   listInsert(vm, list, v, listIndex(list, index, 1));
 }
 
 EXPORT(wren_set_slot_new_map) void wren_set_slot_new_map(WrenVM* vm, int slot) {
-  Value* target = slotAt(vm, slot);
+  Value* target = vmSlotAt(vm, slot);
   *target = OBJ_VAL(newMap(vm));
 }
 
@@ -211,27 +211,27 @@ EXPORT(wren_get_map_count) int wren_get_map_count(WrenVM* vm, int slot) {
 EXPORT(wren_get_map_contains_key)
 int wren_get_map_contains_key(WrenVM* vm, int mapSlot, int keySlot) {
   Value ignored;
-  return mapGet(mapAt(vm, mapSlot), *slotAt(vm, keySlot), &ignored);
+  return mapGet(mapAt(vm, mapSlot), *vmSlotAt(vm, keySlot), &ignored);
 }
 
 EXPORT(wren_get_map_value)
 void wren_get_map_value(WrenVM* vm, int mapSlot, int keySlot, int valueSlot) {
   Value value = NULL_VAL;
-  mapGet(mapAt(vm, mapSlot), *slotAt(vm, keySlot), &value);
-  *slotAt(vm, valueSlot) = value;
+  mapGet(mapAt(vm, mapSlot), *vmSlotAt(vm, keySlot), &value);
+  *vmSlotAt(vm, valueSlot) = value;
 }
 
 EXPORT(wren_set_map_value)
 void wren_set_map_value(WrenVM* vm, int mapSlot, int keySlot, int valueSlot) {
-  Value key = *slotAt(vm, keySlot);
+  Value key = *vmSlotAt(vm, keySlot);
   if (!isValueType(key)) __builtin_trap();
-  mapSet(vm, mapAt(vm, mapSlot), key, *slotAt(vm, valueSlot));
+  mapSet(vm, mapAt(vm, mapSlot), key, *vmSlotAt(vm, valueSlot));
 }
 
 EXPORT(wren_remove_map_value)
 void wren_remove_map_value(WrenVM* vm, int mapSlot, int keySlot, int removedSlot) {
-  Value removed = mapRemove(vm, mapAt(vm, mapSlot), *slotAt(vm, keySlot));
-  if (removedSlot >= 0) *slotAt(vm, removedSlot) = removed;
+  Value removed = mapRemove(vm, mapAt(vm, mapSlot), *vmSlotAt(vm, keySlot));
+  if (removedSlot >= 0) *vmSlotAt(vm, removedSlot) = removed;
 }
 
 /* Index of the first entry at or after `index`, or -1 at the end. */
@@ -248,8 +248,8 @@ void wren_get_map_entry(WrenVM* vm, int mapSlot, int index, int keySlot, int val
   ObjMap* map = mapAt(vm, mapSlot);
   if (index < 0 || (uint32_t)index >= map->capacity) __builtin_trap();
   MapEntry entry = map->entries[index];
-  *slotAt(vm, keySlot) = entry.key;
-  *slotAt(vm, valueSlot) = entry.value;
+  *vmSlotAt(vm, keySlot) = entry.key;
+  *vmSlotAt(vm, valueSlot) = entry.value;
 }
 
 /* ---- Modules and variables ------------------------------------------ */
@@ -278,7 +278,7 @@ int wren_get_variable(WrenVM* vm, const char* module, const char* name, int slot
   ObjModule* m;
   int index = findVariable(vm, module, name, &m);
   if (index < 0) return 0;
-  *slotAt(vm, slot) = m->variables[index];
+  *vmSlotAt(vm, slot) = m->variables[index];
   return 1;
 }
 
@@ -296,11 +296,11 @@ Handle* vmNewHandle(WrenVM* vm, Value value) {
 }
 
 EXPORT(wren_get_slot_handle) WrenHandle* wren_get_slot_handle(WrenVM* vm, int slot) {
-  return vmNewHandle(vm, *slotAt(vm, slot));
+  return vmNewHandle(vm, *vmSlotAt(vm, slot));
 }
 
 EXPORT(wren_set_slot_handle) void wren_set_slot_handle(WrenVM* vm, int slot, WrenHandle* handle) {
-  *slotAt(vm, slot) = handle->value;
+  *vmSlotAt(vm, slot) = handle->value;
 }
 
 /* A call handle holds the method symbol and arity packed in a number. */

@@ -20,31 +20,25 @@
 #define EXPORT(name) __attribute__((used))
 #endif
 
-static Value* slotOf(WrenVM* vm, int slot) {
-  if (slot < 0) __builtin_trap();
-  if (slot >= vm->slotCount) wren_ensure_slots(vm, slot + 1);
-  return &vm->slots[slot];
-}
-
 /* The object type (ObjType, value.h) of the value in `slot`; -1 when it is
  * not an object (null, a bool, a number). */
 EXPORT(wren_object_type) int wren_object_type(WrenVM* vm, int slot) {
-  Value v = *slotOf(vm, slot);
+  Value v = *vmSlotAt(vm, slot);
   return IS_OBJ(v) ? (int)OBJ_TYPE(v) : -1;
 }
 
 /* A number naming the object in `slot` while it lives (its address); 0 when
  * the value is not an object. */
 EXPORT(wren_object_id) int wren_object_id(WrenVM* vm, int slot) {
-  Value v = *slotOf(vm, slot);
+  Value v = *vmSlotAt(vm, slot);
   return IS_OBJ(v) ? (int)(uintptr_t)AS_OBJ(v) : 0;
 }
 
 /* The class of the value in `slot` goes to `outSlot`. */
 EXPORT(wren_class_of) void wren_class_of(WrenVM* vm, int slot, int outSlot) {
-  Value v = *slotOf(vm, slot);
+  Value v = *vmSlotAt(vm, slot);
   ObjClass* cls = getClass(vm, v);
-  *slotOf(vm, outSlot) = cls != NULL ? OBJ_VAL(cls) : NULL_VAL;
+  *vmSlotAt(vm, outSlot) = cls != NULL ? OBJ_VAL(cls) : NULL_VAL;
 }
 
 /* A new instance of the class in `classSlot`, every field null and no
@@ -52,7 +46,7 @@ EXPORT(wren_class_of) void wren_class_of(WrenVM* vm, int slot, int outSlot) {
  * slot holds no class whose instances are plain field holders (a built-in
  * class: their values are not instances). */
 EXPORT(wren_new_instance) int wren_new_instance(WrenVM* vm, int classSlot, int outSlot) {
-  Value v = *slotOf(vm, classSlot);
+  Value v = *vmSlotAt(vm, classSlot);
   if (!IS_CLASS(v)) return -1;
   ObjClass* cls = AS_CLASS(v);
   if (cls->isSealed || cls->numFields < 0) return -1;
@@ -70,8 +64,8 @@ EXPORT(wren_new_instance) int wren_new_instance(WrenVM* vm, int classSlot, int o
 /* Field `field` of the instance in `slot` := the value in `valueSlot`;
  * 0 when the slot holds no instance or the field does not exist. */
 EXPORT(wren_set_instance_field) int wren_set_instance_field(WrenVM* vm, int slot, int field, int valueSlot) {
-  Value v = *slotOf(vm, slot);
-  Value value = *slotOf(vm, valueSlot);
+  Value v = *vmSlotAt(vm, slot);
+  Value value = *vmSlotAt(vm, valueSlot);
   if (!IS_INSTANCE(v)) return 0;
   ObjClass* cls = AS_OBJ(v)->classObj;
   if (field < 0 || field >= cls->numFields) return 0;
@@ -88,6 +82,6 @@ EXPORT(wren_set_variable) int wren_set_variable(WrenVM* vm, const char* module, 
   if (m == NULL) return 0;
   int index = moduleFindVariable(m, name, (int)strlen(name));
   if (index < vm->coreModule->variableCount || IS_UNDEFINED(m->variables[index])) return 0;
-  m->variables[index] = *slotOf(vm, slot);
+  m->variables[index] = *vmSlotAt(vm, slot);
   return 1;
 }

@@ -43,6 +43,9 @@ typedef struct Handle {
 /* A new handle pinning value, linked into vm's list (api.c). */
 Handle* vmNewHandle(VM* vm, Value value);
 
+/* Slot `slot` of vm, the slots grown to hold it (a negative slot traps) (api.c). */
+Value* vmSlotAt(VM* vm, int slot);
+
 /* Debug information of one function (ObjFn.debug), made by the compiler
  * only for functions that declare named locals and by the breakpoint code
  * for patched functions: named locals with their slot and the code range
