@@ -144,31 +144,36 @@ static DebugLocal* namedUpvalue(CallFrame* frame, int index, Value** where) {
   return NULL;
 }
 
+/* The named variable `index` of frame `frameIndex`: a local in scope, or
+ * with `upvalue` a captured one; NULL when there is none (where: its cell). */
+static DebugLocal* frameVariable(WrenVM* vm, int frameIndex, bool upvalue, int index, Value** where) {
+  CallFrame* frame = vmDebugFrame(vm, frameIndex);
+  if (frame == NULL) return NULL;
+  return upvalue ? namedUpvalue(frame, index, where) : liveLocal(frame, index, where);
+}
+
+/* Reads variable `index` (as frameVariable finds it) into `slot`; its name, or NULL. */
+static const char* readVariable(WrenVM* vm, int frameIndex, bool upvalue, int index, int slot) {
+  Value* where = NULL;
+  DebugLocal* variable = frameVariable(vm, frameIndex, upvalue, index, &where);
+  if (variable == NULL) return NULL;
+  *vmSlotAt(vm, slot) = *where;
+  return variable->name;
+}
+
 /* The `localIndex`th named local in scope at frame `frameIndex` (as
  * wren_debug_stack numbers them): its value goes to `slot`, its name is
  * returned; NULL when there are no more. */
 EXPORT(wren_debug_local)
 const char* wren_debug_local(WrenVM* vm, int frameIndex, int localIndex, int slot) {
-  CallFrame* frame = vmDebugFrame(vm, frameIndex);
-  Value* where = NULL;
-  DebugLocal* local = frame != NULL ? liveLocal(frame, localIndex, &where) : NULL;
-  if (local == NULL) return NULL;
-  wren_ensure_slots(vm, slot + 1);
-  vm->slots[slot] = *where;
-  return local->name;
+  return readVariable(vm, frameIndex, false, localIndex, slot);
 }
 
 /* The `index`th upvalue of frame `frameIndex` that has a name: its value
  * goes to `slot`, its name is returned; NULL past the last. */
 EXPORT(wren_debug_upvalue)
 const char* wren_debug_upvalue(WrenVM* vm, int frameIndex, int index, int slot) {
-  CallFrame* frame = vmDebugFrame(vm, frameIndex);
-  Value* where = NULL;
-  DebugLocal* local = frame != NULL ? namedUpvalue(frame, index, &where) : NULL;
-  if (local == NULL) return NULL;
-  wren_ensure_slots(vm, slot + 1);
-  vm->slots[slot] = *where;
-  return local->name;
+  return readVariable(vm, frameIndex, true, index, slot);
 }
 
 /* The receiver (`this`) of frame `frameIndex` goes to `slot` when the
@@ -191,10 +196,9 @@ EXPORT(wren_debug_receiver) int wren_debug_receiver(WrenVM* vm, int frameIndex, 
  * changes the paused frame. 1 done, 0 no such variable. */
 EXPORT(wren_debug_assign)
 int wren_debug_assign(WrenVM* vm, int frameIndex, int upvalue, int index, int slot) {
-  CallFrame* frame = vmDebugFrame(vm, frameIndex);
   Value* where = NULL;
-  if (frame == NULL || slot < 0 || slot >= vm->slotCount) return 0;
-  if ((upvalue ? namedUpvalue(frame, index, &where) : liveLocal(frame, index, &where)) == NULL) return 0;
+  if (slot < 0 || slot >= vm->slotCount) return 0;
+  if (frameVariable(vm, frameIndex, upvalue != 0, index, &where) == NULL) return 0;
   *where = vm->slots[slot];
   return 1;
 }
