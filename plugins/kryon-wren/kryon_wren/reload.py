@@ -212,24 +212,9 @@ class Writer:
         self.state = state
         self.vm = state.vm
         self.memo: dict[int, Any] = {}  # id(tree node) -> handle of its copy
-        self.hosts: dict[int, Any] = {}
         self.fields: dict[str, int] = {}  # class name -> field count in the new version (-1: none)
-        self._collect_hosts(list(data.values()), set())
-
-    def _collect_hosts(self, todo: list[Any], seen: set[int]) -> None:
-        while todo:
-            node = todo.pop()
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            if isinstance(node, HostValue):
-                self.hosts[id(node)] = prepare(self.state, node.value)
-            elif isinstance(node, WList):
-                todo.extend(node.items)
-            elif isinstance(node, WMap):
-                todo.extend(v for _, v in node.pairs)
-            elif isinstance(node, WInstance):
-                todo.extend(node.fields)
+        self.hosts: dict[int, Any] = {id(node): prepare(self.state, node.value) for node in _nodes(list(data.values()))
+                      if isinstance(node, HostValue)}
 
     def release(self) -> None:
         for handle in self.memo.values():
@@ -288,21 +273,26 @@ class Writer:
     def portable(self, node: Any) -> bool:
         """Whether ``node`` can be built here: every instance in it has its
         class, with the same field count, in the new version."""
-        todo, seen = [node], set()
-        while todo:
-            item = todo.pop()
-            if id(item) in seen:
-                continue
-            seen.add(id(item))
-            if isinstance(item, WList):
-                todo.extend(item.items)
-            elif isinstance(item, WMap):
-                todo.extend(v for _, v in item.pairs)
-            elif isinstance(item, WInstance):
-                if len(item.fields) != self._field_count(item.cls):
-                    return False
-                todo.extend(item.fields)
-        return True
+        return all(len(item.fields) == self._field_count(item.cls)
+                   for item in _nodes([node]) if isinstance(item, WInstance))
+
+
+def _nodes(roots: list[Any]) -> Iterator[Any]:
+    """Every node of the copied trees reachable from ``roots``, once each
+    (shared and cyclic data make the trees a graph)."""
+    todo, seen = list(roots), set()
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        if isinstance(node, WList):
+            todo.extend(node.items)
+        elif isinstance(node, WMap):
+            todo.extend(v for _, v in node.pairs)
+        elif isinstance(node, WInstance):
+            todo.extend(node.fields)
 
 
 def carry_over(state: "_VMState", data: dict[str, Any]) -> None:
