@@ -396,7 +396,11 @@ class LuaEngine(ScriptEngine):
         f = self._lua_function(state, function)
         info = state.functions.get(function)
         nparams = info.parameter_count if info is not None and not info.is_variadic else None
-        return make_caller(state.runtime, f, state.policy, state.id, nparams)
+        # inside the gate: making the caller reads the prelude's functions (Lua table fields), and a
+        # thread that touches a Lua object outside the gate can block on lupa's lock while holding
+        # another runtime's gate (a deadlock across engines, seen in the threads test)
+        rt = state.runtime
+        return rt.gate.run(make_caller, rt, f, state.policy, state.id, nparams)
 
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         """Run the function as a coroutine; ``kryon.sleep(ms)`` and
