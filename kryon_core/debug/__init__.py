@@ -6,7 +6,7 @@ take part through a :class:`DebugTarget` (``ScriptEngine.debug_target()``).
 """
 
 from .session import Breakpoint, BreakpointSpec, DebugError, Debugger, Frame, Scope, Stop, Variable
-from .target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo
+from .target import DebugEvents, DebugTarget, FrameInfo, PolledDebugTarget, ScopeInfo, TraceMode, ValueInfo
 
 __all__ = [
     "Breakpoint",
@@ -14,6 +14,7 @@ __all__ = [
     "DebugError",
     "DebugEvents",
     "DebugTarget",
+    "PolledDebugTarget",
     "Debugger",
     "Frame",
     "FrameInfo",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from ..errors import ScriptError
     from ..policy import SecurityPolicy
 
-__all__ = ["TraceMode", "FrameInfo", "ScopeInfo", "ValueInfo", "DebugEvents", "DebugTarget"]
+__all__ = ["TraceMode", "FrameInfo", "ScopeInfo", "ValueInfo", "DebugEvents", "DebugTarget", "PolledDebugTarget"]
 
 
 class TraceMode(enum.Enum):
@@ -160,3 +161,37 @@ class DebugTarget(abc.ABC):
         globals), or in the script's module scope when ``frame`` is None, under
         the script's own policy: a sandboxed script's evaluation stays in its
         sandbox. Errors are ScriptErrors."""
+
+
+class PolledDebugTarget(DebugTarget):
+    """A target whose runtime asks for the mode itself (Lua's count hook,
+    JavaScript's probes) instead of being told: the mode and breakpoint lines
+    live here with a generation number that goes up at every change, so the
+    runtime's hot path compares one integer and fetches the rest only when it
+    moved. Subclasses call ``super().__init__()`` and read ``_events``,
+    ``_mode``, ``_lines`` and ``_generation``."""
+
+    def __init__(self) -> None:
+        self._events: DebugEvents | None = None
+        self._mode = TraceMode.OFF
+        self._lines: dict[str, frozenset[int]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def attach(self, events: DebugEvents) -> None:
+        self._events = events
+        self._bump()
+
+    def detach(self) -> None:
+        """The runtime goes quiet at its next poll."""
+        self._events = None
+        self._mode = TraceMode.OFF
+        self._bump()
+
+    def set_mode(self, mode: TraceMode, lines: Mapping[str, frozenset[int]]) -> None:
+        self._mode, self._lines = mode, dict(lines)
+        self._bump()
+
+    def _bump(self) -> None:
+        with self._lock:
+            self._generation += 1

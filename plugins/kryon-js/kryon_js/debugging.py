@@ -41,12 +41,12 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import ScriptError, ScriptRuntimeError
-from kryon_core.debug.target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo
+from kryon_core.debug.target import FrameInfo, PolledDebugTarget, ScopeInfo, TraceMode, ValueInfo
 
 from .errors import parse_stack
 from .plugin import LANGUAGE
@@ -102,42 +102,20 @@ class _DebugGate:
         return getattr(self._gate, name)
 
 
-class JSDebugTarget(DebugTarget):
+class JSDebugTarget(PolledDebugTarget):
     """See the module docstring."""
 
     language = LANGUAGE
 
     def __init__(self, engine: "JSEngine") -> None:
+        super().__init__()
         self._engine = engine
-        self._events: DebugEvents | None = None
-        self._mode = TraceMode.OFF
-        self._lines: dict[str, frozenset[int]] = {}
-        self._generation = 0
-        self._lock = threading.Lock()
         # .stop: the _Debugged this thread stopped in; .active: host entries into debugged
         # scripts, outermost first; .depth: the probe depth of the last line reported
         self._local = threading.local()
 
-    # -- attaching and modes ---------------------------------------------------------------
-    def attach(self, events: DebugEvents) -> None:
-        self._events = events
-        self._bump()
-
-    def detach(self) -> None:
-        """Probes go quiet at their next poll; scripts keep their rewritten source
-        (a reload runs the original again)."""
-        self._events = None
-        self._mode = TraceMode.OFF
-        self._bump()
-
-    def set_mode(self, mode: TraceMode, lines: Mapping[str, frozenset[int]]) -> None:
-        self._mode, self._lines = mode, dict(lines)
-        self._bump()
-
-    def _bump(self) -> None:
-        with self._lock:
-            self._generation += 1
-
+    # -- attaching and modes: PolledDebugTarget's (probes poll the generation; detaching leaves
+    # scripts their rewritten source, and a reload runs the original again) -------------------
     def prepare(self, state: "ScriptState", source: str) -> None:
         """Called by the engine for a new script context before its top level
         runs: while a debugger is attached, the context gets the probes and

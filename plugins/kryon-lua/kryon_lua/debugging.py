@@ -36,13 +36,13 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import ScriptError, ScriptRuntimeError
-from kryon_core.debug.target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo
+from kryon_core.debug.target import DebugEvents, FrameInfo, PolledDebugTarget, ScopeInfo, TraceMode, ValueInfo
 
 from .linetable import code_lines
 
@@ -61,34 +61,25 @@ _PACKAGE_DIR = str(resources.files("kryon_lua"))
 _POSITION = re.compile(r"^(?P<src>[^\n]*?):(?P<line>\d+): (?P<msg>.*)$", re.S)
 
 
-class LuaDebugTarget(DebugTarget):
+class LuaDebugTarget(PolledDebugTarget):
     """See the module docstring."""
 
     language = "lua"
 
     def __init__(self, engine: "LuaEngine") -> None:
+        super().__init__()
         self._engine = engine
-        self._events: DebugEvents | None = None
-        self._mode = TraceMode.OFF
-        self._lines: dict[str, frozenset[int]] = {}
-        self._generation = 0
         self._helpers: dict[int, tuple["Runtime", Any, Any]] = {}  # id(runtime) -> (runtime, D.ask, D.install)
         self._local = threading.local()  # .stop: (runtime, Lua thread) where this thread stopped in Lua
-        self._lock = threading.Lock()
 
     # -- attaching and modes ---------------------------------------------------------------
     def attach(self, events: DebugEvents) -> None:
-        self._events = events
-        self._bump()
+        super().attach(events)
         for rt in self._engine._states():
             self.runtime_created(rt)
 
-    def detach(self) -> None:
-        """Hooks come off each Lua thread at its next event (this thread may
-        not enter a runtime another one is running in)."""
-        self._events = None
-        self._mode = TraceMode.OFF
-        self._bump()
+    # detach (PolledDebugTarget's): hooks come off each Lua thread at its next event (this
+    # thread may not enter a runtime another one is running in)
 
     def runtime_created(self, rt: "Runtime") -> None:
         """Called by the engine for each Lua runtime it makes (and on attach)."""
@@ -110,14 +101,6 @@ class LuaDebugTarget(DebugTarget):
         """Called by the engine when a state goes (a sandboxed script's own, at
         unload or after a reload): the debugger forgets it."""
         self._helpers.pop(id(rt), None)
-
-    def set_mode(self, mode: TraceMode, lines: Mapping[str, frozenset[int]]) -> None:
-        self._mode, self._lines = mode, dict(lines)
-        self._bump()
-
-    def _bump(self) -> None:
-        with self._lock:
-            self._generation += 1
 
     # -- called from the hook (on the script's thread) ----------------------------------------
     def _poll(self) -> int:
