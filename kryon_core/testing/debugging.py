@@ -9,7 +9,9 @@ that never stops fails the test instead of hanging it).
 from __future__ import annotations
 
 import queue
+import sys
 import threading
+import traceback
 from typing import Any
 
 from ..debug import Frame, Stop, Variable
@@ -45,11 +47,27 @@ class DebugSession:
 
     def stop(self) -> Stop:
         """The next stop the debugger reports."""
-        return self.stops.get(timeout=self.timeout)
+        try:
+            return self.stops.get(timeout=self.timeout)
+        except queue.Empty:
+            raise AssertionError(f"no stop within {self.timeout} s\n{self._where()}") from None
 
     def result(self) -> Any:
         """The next finished call's result, or the ScriptError it raised."""
-        return self.results.get(timeout=self.timeout)
+        try:
+            return self.results.get(timeout=self.timeout)
+        except queue.Empty:
+            raise AssertionError(f"no result within {self.timeout} s\n{self._where()}") from None
+
+    def _where(self) -> str:
+        """What a test that waited in vain needs to be understood: the
+        debugger's stopped threads and every thread's Python stack."""
+        lines = [f"stopped: {self.dbg.stopped()!r}"]
+        names = {t.ident: t.name for t in threading.enumerate()}
+        for ident, frame in sys._current_frames().items():
+            lines.append(f"-- thread {names.get(ident, ident)}")
+            lines.extend(traceback.format_stack(frame))
+        return "\n".join(lines)
 
     def top(self, stop: Stop) -> Frame:
         """The innermost frame of the stopped thread."""
