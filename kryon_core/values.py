@@ -341,15 +341,16 @@ def approximate_size(value: Any) -> int:
     return total
 
 
-def dict_key(key: Any, language: str) -> str:
-    """The rule for dict keys: str stays, int becomes its decimal text, the rest is an error."""
+def dict_key(key: Any, language: str, script: str | None = None) -> str:
+    """The rule for dict keys: str stays, int becomes its decimal text, the rest
+    is an error (naming ``script`` when the caller knows it)."""
     if isinstance(key, str):
         return key
     if isinstance(key, int) and not isinstance(key, bool):
         return str(key)
     if isinstance(key, float) and key.is_integer() and not math.isinf(key):
         return str(int(key))
-    raise ConversionError(f"dict key {key!r} ({type(key).__name__}) is not a string", language=language)
+    raise ConversionError(f"dict key {key!r} ({type(key).__name__}) is not a string", language=language, script=script)
 
 
 def value_too_large(size: int, limit: int, *, kind: str, language: str, script: str | None = None) -> SizeLimitError:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import ConversionError, FunctionRef, SizeLimitError, UserData
-from kryon_core.values import MAX_SAFE_DOUBLE_INT
+from kryon_core.values import MAX_SAFE_DOUBLE_INT, dict_key
 
 from .plugin import LANGUAGE
 
@@ -119,7 +119,7 @@ class Encoder:
             seen.add(key)
             try:
                 if isinstance(value, dict):
-                    return {self._key(k): self.tree(v, depth + 1, seen) for k, v in value.items()}
+                    return {dict_key(k, LANGUAGE, self.ctx.script): self.tree(v, depth + 1, seen) for k, v in value.items()}
                 return [self.tree(v, depth + 1, seen) for v in value]
             finally:
                 seen.discard(key)
@@ -138,16 +138,6 @@ class Encoder:
             return {TAG: "p", "i": self.ctx.callable_id(value), "n": getattr(value, "name", None) or getattr(value, "__name__", "")}
         converted = self.ctx.convert_unknown(value)
         return self.tree(converted, depth + 1, seen)
-
-    def _key(self, key: Any) -> str:
-        if isinstance(key, str):
-            return key
-        if isinstance(key, int) and not isinstance(key, bool):
-            return str(key)
-        if isinstance(key, float) and key.is_integer() and not math.isinf(key):
-            return str(int(key))
-        raise ConversionError(f"dict key {key!r} ({type(key).__name__}) is not a string", language=LANGUAGE,
-                              script=self.ctx.script)
 
 
 def handle_label(value: UserData) -> str:
