@@ -156,8 +156,9 @@ def test_dict_keys(m):
     assert m.call_function("keysOf", [{1: "a", "b": 2}]) == ["1", "b"]
     with pytest.raises(ConversionError):
         m.call_function("echo", [{(1, 2): "tuple key"}])
-    with pytest.raises(ConversionError):
+    with pytest.raises(ConversionError) as err:
         m.call_function("echo", [{None: 1}])
+    assert (err.value.language, err.value.script) == ("javascript", "lib")
 
 
 def test_cycles_are_conversion_errors_both_ways(m):
