@@ -18,7 +18,6 @@ from kryon_core import (
 
 from .plugin import LANGUAGE
 
-LANG = LANGUAGE
 #: file names of Kryon's own code inside a context; frames from it are not shown
 INTERNAL_FILES = ("<kryon>",)
 _FRAME = re.compile(r"^\s*at (?:(?P<fn>[^()]*?) \()?(?P<file>[^()]*?):(?P<line>\d+):(?P<col>\d+)\)?\s*$")
@@ -44,7 +43,7 @@ def parse_stack(stack: str, script: str | None, *, input_is_script: bool) -> lis
         fn = (m.group("fn") or "<main>").strip()
         if fn in ("<eval>", ""):
             fn = "<main>"
-        frames.append(StackFrame(function=fn, script=file, line=int(m.group("line")), column=int(m.group("col")), language=LANG))
+        frames.append(StackFrame(function=fn, script=file, line=int(m.group("line")), column=int(m.group("col")), language=LANGUAGE))
     return frames
 
 
@@ -65,7 +64,7 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
     """The prelude's error record (``errInfo``) -> a kryon_core error."""
     frames = parse_stack(info.get("stack") or "", script, input_is_script=input_is_script)
     top = frames[0] if frames else None
-    where: dict[str, Any] = dict(language=LANG, script=top.script if top else script, line=top.line if top else None,
+    where: dict[str, Any] = dict(language=LANGUAGE, script=top.script if top else script, line=top.line if top else None,
                                  column=top.column if top else None)
     if not info.get("isError"):
         text = info.get("message") or "a value"
@@ -104,7 +103,7 @@ def _from_host(host: BaseException, message: str, frames: list[StackFrame], wher
     error), carrying the JS frames and then the callee's."""
     if isinstance(host, ScriptError):
         callee = list(host.stack)
-        text = str(host) if host.language not in (None, LANG) else host.message
+        text = str(host) if host.language not in (None, LANGUAGE) else host.message
         try:
             err = type(host)(text, stack=frames + callee, value=host.value, **where)
         except TypeError:

@@ -45,6 +45,7 @@ from kryon_core import ScriptError, ScriptRuntimeError
 from kryon_core.debug.target import DebugEvents, FrameInfo, PolledDebugTarget, ScopeInfo, TraceMode, ValueInfo
 
 from .linetable import code_lines
+from .plugin import LANGUAGE
 
 if TYPE_CHECKING:
     from .engine import LuaEngine
@@ -64,7 +65,7 @@ _POSITION = re.compile(r"^(?P<src>[^\n]*?):(?P<line>\d+): (?P<msg>.*)$", re.S)
 class LuaDebugTarget(PolledDebugTarget):
     """See the module docstring."""
 
-    language = "lua"
+    language = LANGUAGE
 
     def __init__(self, engine: "LuaEngine") -> None:
         super().__init__()
@@ -151,7 +152,7 @@ class LuaDebugTarget(PolledDebugTarget):
             if events is None:
                 return
             m = _POSITION.match(message)
-            error = ScriptRuntimeError(m["msg"] if m else message, language="lua",
+            error = ScriptRuntimeError(m["msg"] if m else message, language=LANGUAGE,
                                        script=m["src"] if m else None, line=int(m["line"]) if m else None)
             with self._stopped_in(rt, thread):
                 events.exception(self, error)
@@ -240,15 +241,15 @@ class LuaDebugTarget(PolledDebugTarget):
 
     def evaluate(self, frame: FrameInfo | None, expression: str) -> ValueInfo:
         if frame is None:
-            raise ScriptRuntimeError("no Lua frame to evaluate in", language="lua")
+            raise ScriptRuntimeError("no Lua frame to evaluate in", language=LANGUAGE)
         ask, frame_id = frame.handle
         try:
             result = self._ask(ask, "evaluate", frame_id, expression, EVALUATION_BUDGET)
         except Exception as exc:  # a Lua error in the question itself (a frame gone)
-            raise ScriptRuntimeError(str(exc), language="lua", script=frame.script) from None
+            raise ScriptRuntimeError(str(exc), language=LANGUAGE, script=frame.script) from None
         if not result["ok"]:
             message = str(result["error"]).replace("kryon-limit: ", "").replace("kryon-denied:", "")
-            raise ScriptRuntimeError(message, language="lua", script=frame.script)
+            raise ScriptRuntimeError(message, language=LANGUAGE, script=frame.script)
         return self._value(ask, result["entry"])
 
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
-import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from kryon_core import (
@@ -41,30 +39,11 @@ from kryon_core import (
 from .bridge import script_binder
 from .calls import make_caller
 from .errors import translate
+from .plugin import LANGUAGE
 from .runtime import Runtime, RuntimeKey, lupa_module
 from .sandbox import module_resolver
-
-_FUNCTION_DEF = re.compile(
-    r"^[ \t]*(?:local[ \t]+)?function[ \t]+([A-Za-z_][\w.:]*)[ \t]*\(([^)]*)\)"
-    r"|^[ \t]*(?:local[ \t]+)?([A-Za-z_][\w.]*)[ \t]*=[ \t]*function[ \t]*\(([^)]*)\)",
-    re.M,
-)
-
-
-@dataclass
-class _Script:
-    id: str
-    runtime: Runtime
-    env: Any
-    returned: Any
-    compiled: CompiledScript
-    policy: SecurityPolicy
-    functions: dict[str, FunctionInfo] = field(default_factory=dict)
-    lua_functions: dict[str, Any] = field(default_factory=dict)
-    callers: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    #: names the environment held before the top level ran (the libraries, _G, load, ...)
-    given_names: frozenset[str] = frozenset()
-
+from .scan import scan_functions, script_id_of
+from .state import ScriptState
 
 #: the reload hook a new version may define: on_reload(old) gets the old version's
 #: module-level data and returns a table of names to set (or nothing)
@@ -72,7 +51,7 @@ RELOAD_HOOK = "on_reload"
 
 
 class LuaEngine(ScriptEngine):
-    language = "lua"
+    language = LANGUAGE
     extensions = (".lua",)
 
     def __init__(self) -> None:
@@ -85,7 +64,7 @@ class LuaEngine(ScriptEngine):
         #: every live state, shared or a sandboxed script's own, by id()
         self._live: dict[int, Runtime] = {}
         self._compilers: dict[bool, Any] = {}
-        self._scripts: dict[str, _Script] = {}
+        self._scripts: dict[str, ScriptState] = {}
         self._globals: dict[str, Any] = {}
         self._breakpoints: dict[int, tuple[str, int]] = {}
         self._breakpoint_ids = itertools.count(1)
@@ -99,16 +78,9 @@ class LuaEngine(ScriptEngine):
 
     @property
     def capabilities(self) -> EngineCapabilities:
-        return EngineCapabilities(
-            supports_async=True,
-            supports_generators=False,
-            supports_coroutines=True,
-            supports_modules=True,
-            supports_debugging=True,
-            supports_jit=_has_luajit(),
-            supports_bytecode=True,
-            supports_sandbox=True,
-        )
+        return EngineCapabilities(supports_async=True, supports_coroutines=True, supports_modules=True,
+                                  supports_debugging=True, supports_jit=_has_luajit(), supports_bytecode=True,
+                                  supports_sandbox=True)
 
     # -- runtimes -------------------------------------------------------------------
     def _runtime(self, policy: SecurityPolicy, script: str) -> Runtime:
@@ -169,7 +141,7 @@ class LuaEngine(ScriptEngine):
             return self.bridge.convert_unknown(value)
         from kryon_core import ConversionError
 
-        raise ConversionError(f"cannot pass a {type(value).__name__} to Lua", language="lua")
+        raise ConversionError(f"cannot pass a {type(value).__name__} to Lua", language=LANGUAGE)
 
     # -- compile and load ----------------------------------------------------------------
     def _compiler(self, jit: bool) -> Any:
@@ -198,7 +170,7 @@ class LuaEngine(ScriptEngine):
             language=self.language,
             source=text,
             bytecode=bytes(bytecode),
-            functions=_scan_functions(text),
+            functions=scan_functions(text),
             engine_version=self.version,
         )
 
@@ -215,7 +187,7 @@ class LuaEngine(ScriptEngine):
             self._release(previous.runtime)
         return compiled.id
 
-    def _run_chunk(self, compiled: CompiledScript, policy: SecurityPolicy) -> _Script:
+    def _run_chunk(self, compiled: CompiledScript, policy: SecurityPolicy) -> ScriptState:
         """Run a script's top level in a fresh environment; nothing is
         registered unless it succeeds (and a state made for it is released)."""
         rt = self._runtime(policy, compiled.id)
@@ -225,7 +197,7 @@ class LuaEngine(ScriptEngine):
             self._release(rt)
             raise
 
-    def _run_in(self, rt: Runtime, compiled: CompiledScript, policy: SecurityPolicy) -> _Script:
+    def _run_in(self, rt: Runtime, compiled: CompiledScript, policy: SecurityPolicy) -> ScriptState:
         header = b"\x1bLJ" if rt.key.jit else b"\x1bLua"
         code: Any = compiled.bytecode if compiled.bytecode.startswith(header) else compiled.source
         def prepare() -> Any:
@@ -245,14 +217,14 @@ class LuaEngine(ScriptEngine):
         returned = rt.call(chunk, [], policy, compiled.id)
         if isinstance(returned, tuple):
             returned = returned[0] if returned else None
-        state = _Script(compiled.id, rt, env, returned, compiled, policy, given_names=given)
+        state = ScriptState(compiled.id, rt, env, returned, compiled, policy, given_names=given)
         self._describe(state)
         return state
 
-    def _describe(self, state: _Script) -> None:
+    def _describe(self, state: ScriptState) -> None:
         state.runtime.gate.run(self._describe_inside, state)
 
-    def _describe_inside(self, state: _Script) -> None:
+    def _describe_inside(self, state: ScriptState) -> None:
         found = state.runtime.helpers.functions(state.env, state.returned)
         functions = {}
         for name, info in found.items():
@@ -288,7 +260,7 @@ class LuaEngine(ScriptEngine):
             self._release(old.runtime)
 
     # -- state across a reload ----------------------------------------------------------
-    def _carry_over(self, old: _Script, new: _Script) -> None:
+    def _carry_over(self, old: ScriptState, new: ScriptState) -> None:
         """Give the new version the old one's module-level data: through its
         ``on_reload(old)`` hook when it defines one (a table it returns is set
         name by name), else every datum the new version leaves nil. A failing
@@ -300,13 +272,13 @@ class LuaEngine(ScriptEngine):
                 return
             if not isinstance(returned, dict):
                 raise ScriptRuntimeError(f"{RELOAD_HOOK} must return a table of module-level names to set, or nothing",
-                                         language="lua", script=new.id)
+                                         language=LANGUAGE, script=new.id)
             new.runtime.gate.run(self._assign, new, returned, False)
             return
         new.runtime.gate.run(self._assign, new, data, True)
 
     @staticmethod
-    def _module_data(state: _Script) -> dict[str, Any]:
+    def _module_data(state: ScriptState) -> dict[str, Any]:
         """The script's own globals as host values; functions (they belong to
         the old version) and what cannot cross are left behind."""
         rt = state.runtime
@@ -323,7 +295,7 @@ class LuaEngine(ScriptEngine):
         return data
 
     @staticmethod
-    def _assign(state: _Script, values: dict[str, Any], only_unset: bool) -> None:
+    def _assign(state: ScriptState, values: dict[str, Any], only_unset: bool) -> None:
         env, to_lua = state.env, state.runtime.conv.to_lua
         present = {k for k, v in env.items() if v is not None} if only_unset else set()
         for name, value in values.items():
@@ -333,7 +305,7 @@ class LuaEngine(ScriptEngine):
     def unload_script(self, script_id: str) -> None:
         state = self._scripts.pop(script_id, None)
         if state is None:
-            raise ScriptNotFoundError(f"no Lua script '{script_id}' is loaded", language="lua", script=script_id)
+            raise ScriptNotFoundError(f"no Lua script '{script_id}' is loaded", language=LANGUAGE, script=script_id)
         rt = state.runtime
         if rt.owner is not None:
             del state
@@ -351,13 +323,13 @@ class LuaEngine(ScriptEngine):
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
         return dict(self._script(script_id).functions)
 
-    def _script(self, script_id: str) -> _Script:
+    def _script(self, script_id: str) -> ScriptState:
         state = self._scripts.get(script_id)
         if state is None:
-            raise ScriptNotFoundError(f"no Lua script '{script_id}' is loaded", language="lua", script=script_id)
+            raise ScriptNotFoundError(f"no Lua script '{script_id}' is loaded", language=LANGUAGE, script=script_id)
         return state
 
-    def _lua_function(self, state: _Script, function: str) -> Any:
+    def _lua_function(self, state: ScriptState, function: str) -> Any:
         f = state.lua_functions.get(function)
         if f is None:
             rt = state.runtime
@@ -369,7 +341,7 @@ class LuaEngine(ScriptEngine):
             f = rt.gate.run(lookup)
             if f is None:
                 raise FunctionNotFoundError(
-                    f"script '{state.id}' defines no function '{function}'", language="lua", script=state.id
+                    f"script '{state.id}' defines no function '{function}'", language=LANGUAGE, script=state.id
                 )
             state.lua_functions[function] = f
         return f
@@ -384,7 +356,7 @@ class LuaEngine(ScriptEngine):
         state = self._script(script)
         return self._function_ref(self._caller(state, function), function, script)
 
-    def _caller(self, state: _Script, function: str) -> Callable[..., Any]:
+    def _caller(self, state: ScriptState, function: str) -> Callable[..., Any]:
         """The callable that runs one function with host values, made once
         per (script version, function): the manager's and bound handles' path."""
         caller = state.callers.get(function)
@@ -392,7 +364,7 @@ class LuaEngine(ScriptEngine):
             caller = state.callers[function] = self._make_caller(state, function)
         return caller
 
-    def _make_caller(self, state: _Script, function: str) -> Callable[..., Any]:
+    def _make_caller(self, state: ScriptState, function: str) -> Callable[..., Any]:
         f = self._lua_function(state, function)
         info = state.functions.get(function)
         nparams = info.parameter_count if info is not None and not info.is_variadic else None
@@ -434,7 +406,7 @@ class LuaEngine(ScriptEngine):
         if isinstance(request, dict) and request.get("op") == "call":
             manager = self.bridge.manager if self.bridge is not None else None
             if manager is None:
-                raise ScriptRuntimeError("kryon.callAsync needs a ScriptManager", language="lua")
+                raise ScriptRuntimeError("kryon.callAsync needs a ScriptManager", language=LANGUAGE)
             packed = request.get("args") or {}
             count = int(packed.pop("n", 0)) if isinstance(packed, dict) else len(packed)
             if isinstance(packed, dict):
@@ -452,7 +424,7 @@ class LuaEngine(ScriptEngine):
         expression when it is one (``return <code>`` compiles), else as
         statements. Definitions stay in the script's namespace."""
         if not isinstance(code, str):
-            raise ScriptError(f"code must be a str, not {type(code).__name__}", language="lua", script=script_id)
+            raise ScriptError(f"code must be a str, not {type(code).__name__}", language=LANGUAGE, script=script_id)
         state = self._script(script_id)
         rt = state.runtime
         def compile_code() -> Any:
@@ -471,7 +443,7 @@ class LuaEngine(ScriptEngine):
         state.callers.clear()
         return result
 
-    def _evaluated(self, rt: Runtime, chunk: Any, state: _Script, script_id: str) -> Any:
+    def _evaluated(self, rt: Runtime, chunk: Any, state: ScriptState, script_id: str) -> Any:
         result = rt._call(chunk, [], state.policy, script_id)
         # what the code defined or redefined is callable now (see evaluate);
         # callers made before hold the old functions
@@ -533,7 +505,7 @@ class LuaEngine(ScriptEngine):
         return self._debug_target
 
     def set_breakpoint(self, file: str, line: int) -> int:
-        script = _script_id_of(file)
+        script = script_id_of(file)
         bid = next(self._breakpoint_ids)
         with self._lock:
             self._breakpoints[bid] = (script, int(line))
@@ -545,7 +517,7 @@ class LuaEngine(ScriptEngine):
     def remove_breakpoint(self, breakpoint_id: int) -> None:
         with self._lock:
             if self._breakpoints.pop(breakpoint_id, None) is None:
-                raise ScriptError(f"no breakpoint {breakpoint_id}", language="lua")
+                raise ScriptError(f"no breakpoint {breakpoint_id}", language=LANGUAGE)
         for rt in self._states():
             rt.gate.run(self._apply_breakpoints, rt)
             rt.gate.run(lambda rt=rt: rt.helpers.sethooks(bool(self._breakpoints)))
@@ -561,7 +533,7 @@ class LuaEngine(ScriptEngine):
         if handler is None:
             return
         stack = rt.script_frames(with_locals=True)
-        handler(BreakpointHit(breakpoint_id, "lua", source[1:], line, stack))
+        handler(BreakpointHit(breakpoint_id, LANGUAGE, source[1:], line, stack))
 
     def on_hot_function(self, script: str, function: str) -> None:
         """LuaJIT compiles hot traces itself; plain Lua has nothing to do."""
@@ -578,29 +550,6 @@ class LuaEngine(ScriptEngine):
             self._compilers.clear()
 
 
-def _scan_functions(text: str) -> dict[str, FunctionInfo]:
-    """Functions a static scan of the source finds (before it runs)."""
-    found: dict[str, FunctionInfo] = {}
-    for m in _FUNCTION_DEF.finditer(text):
-        name = m.group(1) or m.group(3)
-        params_text = m.group(2) if m.group(1) else m.group(4)
-        params = tuple(p.strip() for p in (params_text or "").split(",") if p.strip())
-        variadic = "..." in params
-        names = tuple(p for p in params if p != "...")
-        line = text.count("\n", 0, m.start()) + 1
-        short = name.replace(":", ".").split(".")[-1]
-        found.setdefault(
-            short,
-            FunctionInfo(name=short, parameter_count=len(names), parameter_names=names, is_variadic=variadic, line=line),
-        )
-    return found
-
-
-def _script_id_of(file: str) -> str:
-    name = file.replace("\\", "/").rsplit("/", 1)[-1]
-    return name[:-4] if name.endswith(".lua") else name
-
-
 def _has_luajit() -> bool:
     try:
         import lupa.luajit21  # noqa: F401
@@ -611,5 +560,5 @@ def _has_luajit() -> bool:
 
 def _not_utf8(exc: UnicodeDecodeError, script: str | None) -> ScriptError:
     return ConversionError(
-        "a Lua string that is not valid UTF-8 cannot cross to the host", language="lua", script=script
+        "a Lua string that is not valid UTF-8 cannot cross to the host", language=LANGUAGE, script=script
     )

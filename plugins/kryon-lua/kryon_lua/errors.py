@@ -24,6 +24,8 @@ from kryon_core import (
     StackFrame,
 )
 
+from .plugin import LANGUAGE
+
 _POSITION = re.compile(r"^(?P<src>[^\n]*?):(?P<line>\d+): (?P<msg>.*)$", re.S)
 _FRAME = re.compile(r"^\s*(?P<src>[^\n]*?):(?P<line>\d+): in (?P<what>.*)$")
 _FUNC_NAME = re.compile(r"(?:function|local|method|field|upvalue) '([^']+)'|function <[^>]*>|(main chunk)")
@@ -45,7 +47,7 @@ def split_traceback(text: str) -> tuple[str, list[StackFrame]]:
         what = m.group("what")
         name = _FUNC_NAME.search(what)
         fname = (name.group(1) or name.group(2)) if name and (name.group(1) or name.group(2)) else what
-        frames.append(StackFrame(function=fname, script=m.group("src"), line=int(m.group("line")), language="lua"))
+        frames.append(StackFrame(function=fname, script=m.group("src"), line=int(m.group("line")), language=LANGUAGE))
     return head, frames
 
 
@@ -61,7 +63,7 @@ def translate(exc: BaseException, script: str | None, *, compiling: bool = False
         src, line, message = m.group("src"), int(m.group("line")), m.group("msg")
     if src and src.startswith("[string"):
         src = script
-    kw: dict[str, Any] = dict(language="lua", script=src or script, line=line, stack=frames)
+    kw: dict[str, Any] = dict(language=LANGUAGE, script=src or script, line=line, stack=frames)
     if compiling or "error loading code" in text:
         column = None
         near = _NEAR.search(message)

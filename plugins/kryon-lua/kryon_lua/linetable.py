@@ -21,6 +21,8 @@ from typing import Any
 
 from kryon_core import CompileError
 
+from .plugin import LANGUAGE
+
 __all__ = ["code_lines"]
 
 _SIGNATURE = b"\x1bLua\x54\x00\x19\x93\r\n\x1a\n"
@@ -48,7 +50,7 @@ def code_lines(source: str, name: str) -> set[int]:
     dumped, err = result if isinstance(result, tuple) else (result, None)
     if dumped is None:
         message = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
-        raise CompileError(message, language="lua", script=name)
+        raise CompileError(message, language=LANGUAGE, script=name)
     return _Reader(bytes(dumped)).chunk()
 
 

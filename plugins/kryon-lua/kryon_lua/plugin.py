@@ -5,12 +5,15 @@ Importing this module must stay cheap: it does not import lupa.
 
 from kryon_core import EngineSpec, hookimpl
 
+#: the language id of this plugin, used by every module of the package
+LANGUAGE = "lua"
+
 
 @hookimpl
 def kryon_register_engines() -> list[EngineSpec]:
     return [
         EngineSpec(
-            language="lua",
+            language=LANGUAGE,
             factory="kryon_lua.engine:LuaEngine",
             extensions=(".lua",),
             distribution="kryon-lua",

@@ -22,6 +22,7 @@ from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptErr
 
 from .chunks import run_chunk
 from .errors import translate
+from .plugin import LANGUAGE
 from .sandbox import BOUNDED_NAME, load_bounded
 from .values import SCALARS, Converter, lua_size
 
@@ -82,14 +83,14 @@ def host_error(exc: BaseException, script: str | None) -> ScriptError:
     if isinstance(exc, ScriptError):
         return exc
     if isinstance(exc, OverflowError):
-        return ConversionError("an integer argument is outside the 64-bit integer range", language="lua", script=script)
+        return ConversionError("an integer argument is outside the 64-bit integer range", language=LANGUAGE, script=script)
     if isinstance(exc, UnicodeDecodeError):
-        return ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
+        return ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language=LANGUAGE,
                                script=script)
     if isinstance(exc, UnicodeEncodeError):  # lupa pushing a str with a lone surrogate: it has no UTF-8 form
         return ConversionError(f"a string cannot cross to Lua ({exc.reason}): Lua strings are UTF-8",
-                               language="lua", script=script)
-    return ScriptRuntimeError(f"{type(exc).__name__}: {exc}", language="lua", script=script)
+                               language=LANGUAGE, script=script)
+    return ScriptRuntimeError(f"{type(exc).__name__}: {exc}", language=LANGUAGE, script=script)
 
 
 def lupa_module(jit: bool) -> Any:
@@ -157,7 +158,7 @@ class Runtime:
         # globals would be a way out of any sandbox.
         # (No position here: lupa does not allow calling back into Lua from
         # inside its attribute filter.)
-        raise ScriptRuntimeError(f"Lua scripts cannot access attributes of host objects ('{name}')", language="lua")
+        raise ScriptRuntimeError(f"Lua scripts cannot access attributes of host objects ('{name}')", language=LANGUAGE)
 
     # -- callbacks from the prelude ----------------------------------------------
     def _output(self, text: str) -> None:
@@ -210,7 +211,7 @@ class Runtime:
                 return result
             return conv.from_lua(result)
         except UnicodeDecodeError:
-            raise ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language="lua",
+            raise ConversionError("a Lua string that is not valid UTF-8 cannot cross to the host", language=LANGUAGE,
                                   script=script) from None
         except ScriptError as exc:  # a conversion of the arguments or the result
             if exc.script is None:
@@ -332,7 +333,7 @@ class Runtime:
         room = limit - self.lua.get_memory_used() - extra
         if room <= 0 or (value is not None and lua_size(value, room) > room):
             err = MemoryLimitError(
-                "memory limit exceeded (not enough memory for a value the host hands to the script)", language="lua"
+                "memory limit exceeded (not enough memory for a value the host hands to the script)", language=LANGUAGE
             )
             self.locate(err)
             raise err
@@ -351,7 +352,7 @@ class Runtime:
         def call(*args: Any) -> Any:
             return self.call_host(function, args, engine._policy_of(script), script or "?")
 
-        ref = FunctionRef(call, name=f"function <{script or '?'}:{line}>", language="lua", script=script)
+        ref = FunctionRef(call, name=f"function <{script or '?'}:{line}>", language=LANGUAGE, script=script)
         self._raw[ref] = function
         return ref
 
@@ -369,7 +370,7 @@ class Runtime:
             if isinstance(exc, ScriptError):
                 self.locate(exc)
                 return exc
-            err = ScriptRuntimeError(f"{label} failed: {type(exc).__name__}: {exc}", language="lua")
+            err = ScriptRuntimeError(f"{label} failed: {type(exc).__name__}: {exc}", language=LANGUAGE)
             err.__cause__ = exc
             self.locate(err)
             return err
@@ -436,7 +437,7 @@ class Runtime:
                     function=str(info["name"] or "?"),
                     script=source[1:],
                     line=line if isinstance(line, int) and line > 0 else None,
-                    language="lua",
+                    language=LANGUAGE,
                     locals=local_vars,
                 )
             )
@@ -451,7 +452,7 @@ class Runtime:
         if not isinstance(source, str) or not source.startswith("=") or source == PRELUDE_NAME:
             return []
         return [StackFrame(function=str(name or "?"), script=source[1:],
-                           line=line if isinstance(line, int) and line > 0 else None, language="lua")]
+                           line=line if isinstance(line, int) and line > 0 else None, language=LANGUAGE)]
 
     def _locals(self, level: int) -> dict[str, Any]:
         out = {}
@@ -464,9 +465,9 @@ class Runtime:
 
     def locate(self, exc: ScriptError) -> None:
         """Give an error raised in a host function the Lua position it came from."""
-        if exc.language in (None, "lua") and exc.line is None:
+        if exc.language in (None, LANGUAGE) and exc.line is None:
             frames = self.script_frames()
             if frames:
-                exc.language, exc.script, exc.line = "lua", frames[0].script, frames[0].line
+                exc.language, exc.script, exc.line = LANGUAGE, frames[0].script, frames[0].line
                 exc.stack = exc.stack or frames
 

@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 from .chunks import run_chunk
+from .plugin import LANGUAGE
 
 BOUNDED_NAME = "=kryon-sandbox"
 
@@ -54,23 +55,23 @@ def module_resolver(engine: Any, script: str, policy: Any) -> Callable[[Any], st
 
     def resolve(name: Any) -> str:
         if not isinstance(name, str) or not name:
-            raise AccessDeniedError(f"require: a module name must be a non-empty string, not {name!r}", language="lua")
+            raise AccessDeniedError(f"require: a module name must be a non-empty string, not {name!r}", language=LANGUAGE)
         if not policy.may_import(name):
             raise AccessDeniedError(
                 f"require('{name}'): module '{name}' is not granted to this script (SecurityPolicy.allowed_modules)",
-                language="lua",
+                language=LANGUAGE,
             )
         if name in STANDARD_MODULES:
             return "std:"
         if name in CAPABILITIES:
             raise AccessDeniedError(
                 f"require('{name}'): '{name}' is a capability, not a module to grant; it needs {CAPABILITIES[name]}",
-                language="lua",
+                language=LANGUAGE,
             )
         loader = engine.config.module_loader
         source = loader(script, name.replace(".", "/")) if loader is not None else None
         if source is None:
-            raise ScriptRuntimeError(f"require('{name}'): module '{name}' not found", language="lua")
+            raise ScriptRuntimeError(f"require('{name}'): module '{name}' not found", language=LANGUAGE)
         return "src:" + str(source)
 
     return resolve

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from kryon_core import ConversionError, FunctionRef, MemoryLimitError, UserData
 from kryon_core.values import INT64_MAX, INT64_MIN, MAX_SAFE_DOUBLE_INT, dict_key, value_too_large
 
+from .plugin import LANGUAGE
+
 if TYPE_CHECKING:
     from .runtime import Runtime
 
@@ -74,7 +76,7 @@ class Converter:
         self.budget = runtime.key.memory_limit
 
     def too_large(self, size: int, kind: str) -> Exception:
-        return value_too_large(size, self.limit or 0, kind=kind, language="lua")
+        return value_too_large(size, self.limit or 0, kind=kind, language=LANGUAGE)
 
     # -- Lua -> host ---------------------------------------------------------
     def from_lua(self, value: Any, depth: int = 0) -> Any:
@@ -93,7 +95,7 @@ class Converter:
             return self._table(value, depth)
         if kind == "function":
             return self.rt.function_ref(value)
-        raise ConversionError(f"a Lua {kind} cannot cross to the host", language="lua")
+        raise ConversionError(f"a Lua {kind} cannot cross to the host", language=LANGUAGE)
 
     def _table(self, table: Any, depth: int, spent: "list[int] | None" = None) -> Any:
         if spent is None:
@@ -104,7 +106,7 @@ class Converter:
             spent = [0]
         if depth >= MAX_DEPTH:
             raise ConversionError(
-                f"table nested deeper than {MAX_DEPTH} levels (or cyclic) cannot cross to the host", language="lua"
+                f"table nested deeper than {MAX_DEPTH} levels (or cyclic) cannot cross to the host", language=LANGUAGE
             )
         n = len(table)
         budget = self.budget
@@ -120,7 +122,7 @@ class Converter:
                 if spent[0] > budget:
                     raise MemoryLimitError(
                         f"a table of more than {budget} bytes (as host values) cannot cross to the host: "
-                        "the script's memory limit", language="lua")
+                        "the script's memory limit", language=LANGUAGE)
         convert = self._convert
         if len(items) == n and not (n == 0 and self.rt.is_object(table)):
             # keys are exactly 1..n: a list (Lua's # is only a border, so check)
@@ -143,7 +145,7 @@ class Converter:
                 raise ConversionError(
                     f"table key {k!r} ({self.lua_type(k) or type(k).__name__}) cannot be a dict key; "
                     "only string and integer keys cross",
-                    language="lua",
+                    language=LANGUAGE,
                 )
             result[key] = convert(v, depth + 1, spent)
         return result
@@ -162,7 +164,7 @@ class Converter:
         if kind is int:
             if not self.int_min <= value <= self.int_max:
                 what = "beyond 2**53 (LuaJIT numbers are doubles)" if self.jit else "outside the 64-bit integer range"
-                raise ConversionError(f"integer {value} is {what}", language="lua")
+                raise ConversionError(f"integer {value} is {what}", language=LANGUAGE)
             return value
         if kind in SCALARS or kind is bytes:
             if self.limit is not None and (kind is str or kind is bytes) and len(value) > self.limit:
@@ -173,18 +175,18 @@ class Converter:
         if self.limit is not None and kind in (list, tuple, dict) and len(value) > self.limit:
             raise self.too_large(len(value), "list" if kind is not dict else "map")
         if depth >= MAX_DEPTH:
-            raise ConversionError(f"value nested deeper than {MAX_DEPTH} levels (or cyclic)", language="lua")
+            raise ConversionError(f"value nested deeper than {MAX_DEPTH} levels (or cyclic)", language=LANGUAGE)
         if kind is list or kind is tuple:
             if set(map(type, value)) <= self.rt.passthrough:  # flat scalars: one C-level copy
                 try:
                     return self.rt.lua.table_from(value)
                 except OverflowError:
-                    raise ConversionError("an integer is outside the 64-bit integer range", language="lua") from None
+                    raise ConversionError("an integer is outside the 64-bit integer range", language=LANGUAGE) from None
                 except UnicodeEncodeError as exc:  # lupa encodes each str itself
                     raise _unencodable(exc) from None
             return self.rt.lua.table_from([self.to_lua(v, depth + 1) for v in value])
         if kind is dict:
-            items = {dict_key(k, "lua"): self.to_lua(v, depth + 1) for k, v in value.items()}
+            items = {dict_key(k, LANGUAGE): self.to_lua(v, depth + 1) for k, v in value.items()}
             for key in items:
                 if not key.isascii():
                     _check_encodable(key)
@@ -216,7 +218,7 @@ class Converter:
 def _unencodable(exc: UnicodeEncodeError) -> ConversionError:
     return ConversionError(
         f"a string holding a lone surrogate (U+{ord(exc.object[exc.start]):04X}) cannot cross to Lua: "
-        "Lua strings are UTF-8", language="lua")
+        "Lua strings are UTF-8", language=LANGUAGE)
 
 
 def _check_encodable(text: str) -> None:
