@@ -43,7 +43,7 @@ from .plugin import LANGUAGE
 from .runtime import Runtime, RuntimeKey, lupa_module
 from .sandbox import module_resolver
 from .scan import scan_functions, script_id_of
-from .state import ScriptState
+from .state import ScriptState, assign, module_data
 
 #: the reload hook a new version may define: on_reload(old) gets the old version's
 #: module-level data and returns a table of names to set (or nothing)
@@ -265,7 +265,7 @@ class LuaEngine(ScriptEngine):
         ``on_reload(old)`` hook when it defines one (a table it returns is set
         name by name), else every datum the new version leaves nil. A failing
         hook raises, and the manager rolls the reload back."""
-        data = old.runtime.gate.run(self._module_data, old)
+        data = old.runtime.gate.run(module_data, old)
         if RELOAD_HOOK in new.functions:
             returned = self._caller(new, RELOAD_HOOK)(data)
             if returned is None or returned == []:  # nothing, or an empty table
@@ -273,34 +273,9 @@ class LuaEngine(ScriptEngine):
             if not isinstance(returned, dict):
                 raise ScriptRuntimeError(f"{RELOAD_HOOK} must return a table of module-level names to set, or nothing",
                                          language=LANGUAGE, script=new.id)
-            new.runtime.gate.run(self._assign, new, returned, False)
+            new.runtime.gate.run(assign, new, returned, False)
             return
-        new.runtime.gate.run(self._assign, new, data, True)
-
-    @staticmethod
-    def _module_data(state: ScriptState) -> dict[str, Any]:
-        """The script's own globals as host values; functions (they belong to
-        the old version) and what cannot cross are left behind."""
-        rt = state.runtime
-        data = {}
-        for name, value in list(state.env.items()):
-            if not isinstance(name, str) or name in state.given_names:
-                continue
-            if rt.module.lua_type(value) in ("function", "userdata", "thread"):
-                continue
-            try:
-                data[name] = rt.conv.from_lua(value)
-            except ScriptError:
-                continue
-        return data
-
-    @staticmethod
-    def _assign(state: ScriptState, values: dict[str, Any], only_unset: bool) -> None:
-        env, to_lua = state.env, state.runtime.conv.to_lua
-        present = {k for k, v in env.items() if v is not None} if only_unset else set()
-        for name, value in values.items():
-            if isinstance(name, str) and name not in present:
-                env[name] = to_lua(value)
+        new.runtime.gate.run(assign, new, data, True)
 
     def unload_script(self, script_id: str) -> None:
         state = self._scripts.pop(script_id, None)
