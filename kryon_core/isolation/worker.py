@@ -65,13 +65,14 @@ def _load_sibling(name: str) -> types.ModuleType:
 
 
 if TYPE_CHECKING:
-    from . import confine, guard, protocol, scriptenv, worker_debug
+    from . import confine, guard, protocol, relative_imports, scriptenv, worker_debug
 else:
     protocol = _load_sibling("protocol")
     guard = _load_sibling("guard")
     confine = _load_sibling("confine")
     scriptenv = _load_sibling("scriptenv")
     worker_debug = _load_sibling("worker_debug")
+    relative_imports = _load_sibling("relative_imports")
 
 TAG = protocol.TAG
 AccessDenied = scriptenv.AccessDenied
@@ -646,6 +647,8 @@ def do_load(msg: dict[str, Any]) -> dict[str, Any]:
         ns.update({k: v for k, v in vars(S.kryon).items() if not k.startswith("_")})
     S.loading.add(filename)
     S.module_of[script] = module
+    if not getattr(S.compile, "kryon_module_aware", False):  # such a compiler resolves them itself
+        IMPORTS.attach(module, script)  # files beside the script, imported relatively
     code = cached_code(msg.get("code"), script)
     S.compiled_from[script] = "bytecode" if code is not None else "source"
     try:
@@ -869,6 +872,9 @@ def serve(msg: dict[str, Any]) -> None:
         del exc
         send(reply)
 
+
+#: relative imports of files beside a script (see relative_imports), for compilers that are not module-aware
+IMPORTS = relative_imports.RelativeImports(module_source, compile_script, AccessDenied, guard.GuardViolation)
 
 #: the debugger's agent (see worker_debug): traces only while a debugger asks for events
 D = worker_debug.WorkerDebugger(S, host_request, compile_evaluation, ScriptTimeout)
