@@ -153,6 +153,9 @@ class RelativeImports:
         parent_name, _, leaf = full.rpartition(".")
         parent = self._load(owner, parent_name)
         relative = full.split(".", 1)[1].replace(".", "/")
+        if "__path__" not in parent.__dict__:  # `from .helpers.x import y` with helpers a file, as Python says
+            raise ModuleNotFoundError(f"'{relative.rpartition('/')[0].replace('/', '.')}' beside script "
+                                      f"'{owner.script}' is a module, not a folder of modules")
         source = self._load_source(relative)
         is_package = False
         if source is None:  # a folder of modules: its __init__ file

@@ -191,6 +191,8 @@ def test_broken_missing_failing_and_slow_files(app: Path) -> None:
         assert (info.value.script, info.value.line) == ("probe_raises", 3)
         with pytest.raises(ScriptTimeoutError):
             m.call_function("probe_slow.go")
+        with pytest.raises(ScriptRuntimeError, match="'helpers' .* is a module, not a folder"):
+            m.evaluate("python", "from .helpers.scale import x", script="main")
         # a file that failed is not kept half-run: the next import runs it again
         with pytest.raises(ScriptRuntimeError, match="ZeroDivisionError"):
             m.call_function("probe_raises.go")
