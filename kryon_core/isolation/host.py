@@ -428,6 +428,26 @@ class IsolatedRuntime:
     def functions(self, script_id: str) -> dict[str, FunctionInfo]:
         return dict(self._script(script_id).functions)
 
+    def current_functions(self, script_id: str) -> dict[str, FunctionInfo]:
+        """The functions the script's namespace holds now, asked of its worker
+        (a call may have defined some since the load: Lisp's ``hy.eval``);
+        the load's listing when the worker is not running."""
+        script = self._script(script_id)
+        listed = _enter(script, self._list_in, script)
+        if listed is not None:
+            script.functions = _function_infos(listed)
+        return dict(script.functions)
+
+    def _list_in(self, script: _Script) -> Any:
+        proc = script.proc
+        if proc is None or proc.dead is not None:
+            return None
+        try:
+            return proc.request({"t": "fns", "script": script.id}, limit=None, control=True)
+        except WorkerDied as dead:
+            self._after_death(script, proc, dead)
+            return None
+
     def has_script(self, script_id: str) -> bool:
         return script_id in self._scripts
 

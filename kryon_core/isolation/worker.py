@@ -21,7 +21,7 @@ Start-up, in this order:
 4. serve requests: ``load`` (compile, check with the AST guard, exec in a
    namespace with curated builtins), ``call``, ``callh`` (a function handle),
    ``eval`` (code run in a loaded script's namespace, as ``load`` runs it),
-   ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``, and the
+   ``setg``/``getg``, ``fns`` (the functions a script holds now), ``gc``, ``bps``, ``ping``, ``unload``, ``exit``, and the
    debugger's questions (``dq``; see ``worker_debug``: any message may carry the
    debugger's mode, ``dm``). The worker asks the host ``api`` (a ``kryon`` call),
    ``callh`` (a host function), ``bp`` (a breakpoint hit) and ``mod`` (the source
@@ -525,7 +525,7 @@ def function_infos(script: str, ns: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(value, types.FunctionType):
             continue
         code = value.__code__
-        if code.co_filename != script:
+        if code.co_filename != script and value.__globals__ is not ns:  # defined in the namespace: hy.eval's too
             continue
         params = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
         out.append(
@@ -829,6 +829,9 @@ def _dispatch(t: Any, msg: dict[str, Any], rid: Any) -> Any:
         S.builtins.pop(msg["script"], None)
         S.module_of.pop(msg["script"], None)
         return None
+    if t == "fns":  # the functions a script's namespace holds now (calls may have defined some)
+        ns = S.scripts.get(msg.get("script"))  # type: ignore[arg-type]
+        return function_infos(msg["script"], ns) if ns is not None else []
     if t == "setg":
         _set_global(msg["n"], msg.get("v"))
         return None
