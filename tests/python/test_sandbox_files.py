@@ -24,6 +24,7 @@ from kryon_core import (
     ScriptRuntimeError,
     ScriptTimeoutError,
     SecurityPolicy,
+    SizeLimitError,
 )
 
 pytest.importorskip("kryon_core.isolation")
@@ -295,3 +296,67 @@ def test_an_app_run_sandboxed_imports_inside_its_folder(tmp_path: Path) -> None:
         assert info.value.line == 5
     finally:
         loaded.manager.close()
+
+
+def test_a_file_over_max_source_size_is_refused(app: Path) -> None:
+    """The worker's parser runs in C, out of its timer's reach: a file beside
+    the script is bounded by max_source_size as the script's own source is
+    (the host refuses it before sending it)."""
+    (app / "small.py").write_text("value = 1\n" + "# pad\n" * 100)
+    (app / "big.py").write_text("value = 2\n" + "x = 1\n" * 400)
+    policy = SecurityPolicy.sandboxed(time_limit=5, max_source_size=2000)
+    with ScriptManager(cache=False, policy=policy) as m:
+        m.load_script_file(probe(app, "small"))
+        m.load_script_file(probe(app, "big"))
+        assert m.call_function("probe_small.go") == 1
+        with pytest.raises(SizeLimitError, match=r"'big' .*max_source_size \(2000 bytes\)") as info:
+            m.call_function("probe_big.go")
+        assert (info.value.script, info.value.line) == ("probe_big", 3)
+        assert m.call_function("probe_small.go") == 1
+
+
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        ("from .outside_dir.inner import value", "outside the script's folder"),  # a folder linked out of the root
+        ("from .sub.up import value", "reaches above the script's folder"),  # `...` from a nested file
+        ("from .sub.up_far import value", "reaches above the script's folder"),
+    ],
+)
+def test_escapes_through_folders_are_refused(app: Path, tmp_path: Path, code: str, message: str) -> None:
+    outside = tmp_path / "outside_dir"
+    outside.mkdir()
+    (outside / "__init__.py").write_text("")
+    (outside / "inner.py").write_text("value = 'outside the root'\n")
+    (app / "outside_dir").symlink_to(outside, target_is_directory=True)
+    (app / "sub" / "up.py").write_text("from ... import helpers\nvalue = 1\n")
+    (app / "sub" / "up_far.py").write_text("from ....etc import passwd\nvalue = 1\n")
+    with ScriptManager(cache=False, policy=SANDBOX) as m:
+        m.load_script_file(app / "main.py")
+        with pytest.raises(AccessDeniedError, match=message) as info:
+            m.evaluate("python", f"x = 1\n{code}", script="main")
+        assert (info.value.script, info.value.line) == ("main", 2)
+        assert m.call_function("main.run", [1]) == 24
+
+
+def test_with_the_python_layers_off_an_import_with_forged_globals_is_refused(app: Path) -> None:
+    """Arbitrary Python (no guard, Python's builtins): the script's
+    ``__import__`` resolves a relative import only for the namespaces it made,
+    whatever ``__package__`` the caller's globals claim."""
+    from kryon_core.isolation.testing import python_layers_off
+
+    (app / "forger.py").write_text(
+        "def forged():\n"
+        "    return __import__('helpers', {'__package__': 'kryon-script#1', '__name__': 'x'}, None, ['scale'], 1)\n"
+        "def spoofed():\n"
+        "    global __package__\n"
+        "    __package__ = 'elsewhere'\n"
+        "    from .helpers import scale\n"
+        "    return scale(2)\n"
+    )
+    with ScriptManager(cache=False, policy=SANDBOX) as m:
+        with python_layers_off():
+            m.load_script_file(app / "forger.py")
+        with pytest.raises(AccessDeniedError, match="relative imports resolve only beside a script"):
+            m.call_function("forger.forged")
+        assert m.call_function("forger.spoofed") == 6, "a namespace's package is the one it was given"
