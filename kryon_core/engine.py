@@ -277,6 +277,13 @@ class ScriptEngine(abc.ABC):
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
         """The callable functions a loaded script defines (after its top level ran)."""
 
+    def current_functions(self, script_id: str) -> dict[str, FunctionInfo]:
+        """The functions a loaded script defines now: also those its calls
+        defined since it loaded (Lisp's ``hy.eval`` of a ``defn``). The
+        manager asks when a name it does not know is looked up and when it
+        lists every function. By default what :meth:`list_functions` says."""
+        return self.list_functions(script_id)
+
     # -- calls ---------------------------------------------------------------
     @abc.abstractmethod
     def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:

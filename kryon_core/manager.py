@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter_ns
@@ -346,8 +346,9 @@ class ScriptManager:
         compiled.filename = filename
         return compiled
 
-    def _register(self, script: LoadedScript, engine: ScriptEngine) -> None:
-        script.functions = dict(engine.list_functions(script.id))
+    def _register(self, script: LoadedScript, engine: ScriptEngine,
+                  listed: "Mapping[str, FunctionInfo] | None" = None) -> None:
+        script.functions = dict(listed if listed is not None else engine.list_functions(script.id))
         for fname in script.functions:
             qualified = f"{script.id}.{fname}"
             self._lookup[qualified] = _Location(qualified, script, fname, engine, self.profiler)
@@ -373,8 +374,35 @@ class ScriptManager:
             lookup[fname] = locs[0] if len(locs) == 1 else sorted(loc.qualified for loc in locs)
         self._lookup = lookup
 
+    def _refresh(self, scripts: "Iterable[LoadedScript]") -> None:
+        """Register what each script defines now: a call may have defined
+        functions since its load (Lisp's ``hy.eval`` of a ``defn``). The
+        engines are asked outside the manager's lock (a sandboxed one asks
+        its worker, which may be busy calling back into the manager)."""
+        fresh = []
+        for script in list(scripts):
+            engine = self._engines.get(script.language)
+            if engine is None:
+                continue
+            try:
+                fresh.append((script, engine, engine.current_functions(script.id)))
+            except ScriptError:  # unloaded meanwhile, or its worker could not answer: keep what is known
+                continue
+        with self._lock:
+            for script, engine, listed in fresh:
+                if self._scripts.get(script.id) is script and dict(listed) != script.functions:
+                    self._unregister(script)
+                    self._register(script, engine, listed)
+
     def _location(self, name: str) -> _Location:
         loc = self._lookup.get(name)
+        if isinstance(loc, _Location):
+            return loc
+        if loc is None:  # not known: maybe defined since its script loaded
+            scripts = self.scripts
+            owner = [s for sid, s in scripts.items() if name.startswith(sid + ".")]
+            self._refresh(owner or scripts.values())
+            loc = self._lookup.get(name)
         if isinstance(loc, _Location):
             return loc
         if isinstance(loc, list):
@@ -684,7 +712,9 @@ class ScriptManager:
         return dict(self._scripts)
 
     def functions(self) -> dict[str, FunctionInfo]:
-        """Every registered function by qualified name."""
+        """Every function by qualified name, as the scripts define them now
+        (a call may have defined some since its script loaded)."""
+        self._refresh(self.scripts.values())
         return {
             k: v.info for k, v in self._lookup.items() if isinstance(v, _Location) and k == v.qualified
         }

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..engine import BreakpointHit, FunctionInfo, GarbageCollectionStats, MemoryUsage
-from ..errors import AccessDeniedError, ConversionError, ScriptError, ScriptRuntimeError, StackFrame
+from ..errors import AccessDeniedError, ConversionError, ScriptError, ScriptRuntimeError, SizeLimitError, StackFrame
 from ..policy import SecurityPolicy
 from ..threads import EngineGate
 from ..values import FunctionRef
@@ -225,7 +225,13 @@ class IsolatedRuntime:
             return None
         # "./name": a file beside the script only (the manager's loader takes a bare
         # name for a loaded script's id first, and another script's source is not this one's)
-        return self.module_loader(script.id, f"./{name}")
+        source = self.module_loader(script.id, f"./{name}")
+        limit = script.policy.max_source_size
+        if source is not None and limit is not None and len(source.encode("utf-8", "surrogatepass")) > limit:
+            # the worker's parser runs in C, out of its timer's reach: bounded as the script's own source is
+            raise SizeLimitError(f"the module '{name.replace('/', '.')}' beside the script is larger than the "
+                                 f"policy's max_source_size ({limit} bytes)", language=self.language, script=script.id)
+        return source
 
     def worker_function(self, proc: WorkerProcess, hid: int, name: str, script_id: str) -> FunctionRef:
         return self._worker_function(proc, hid, name, script_id)
@@ -427,6 +433,26 @@ class IsolatedRuntime:
 
     def functions(self, script_id: str) -> dict[str, FunctionInfo]:
         return dict(self._script(script_id).functions)
+
+    def current_functions(self, script_id: str) -> dict[str, FunctionInfo]:
+        """The functions the script's namespace holds now, asked of its worker
+        (a call may have defined some since the load: Lisp's ``hy.eval``);
+        the load's listing when the worker is not running."""
+        script = self._script(script_id)
+        listed = _enter(script, self._list_in, script)
+        if listed is not None:
+            script.functions = _function_infos(listed)
+        return dict(script.functions)
+
+    def _list_in(self, script: _Script) -> Any:
+        proc = script.proc
+        if proc is None or proc.dead is not None:
+            return None
+        try:
+            return proc.request({"t": "fns", "script": script.id}, limit=None, control=True)
+        except WorkerDied as dead:
+            self._after_death(script, proc, dead)
+            return None
 
     def has_script(self, script_id: str) -> bool:
         return script_id in self._scripts

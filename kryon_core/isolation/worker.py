@@ -21,7 +21,7 @@ Start-up, in this order:
 4. serve requests: ``load`` (compile, check with the AST guard, exec in a
    namespace with curated builtins), ``call``, ``callh`` (a function handle),
    ``eval`` (code run in a loaded script's namespace, as ``load`` runs it),
-   ``setg``/``getg``, ``gc``, ``bps``, ``ping``, ``unload``, ``exit``, and the
+   ``setg``/``getg``, ``fns`` (the functions a script holds now), ``gc``, ``bps``, ``ping``, ``unload``, ``exit``, and the
    debugger's questions (``dq``; see ``worker_debug``: any message may carry the
    debugger's mode, ``dm``). The worker asks the host ``api`` (a ``kryon`` call),
    ``callh`` (a host function), ``bp`` (a breakpoint hit) and ``mod`` (the source
@@ -65,13 +65,14 @@ def _load_sibling(name: str) -> types.ModuleType:
 
 
 if TYPE_CHECKING:
-    from . import confine, guard, protocol, scriptenv, worker_debug
+    from . import confine, guard, protocol, relative_imports, scriptenv, worker_debug
 else:
     protocol = _load_sibling("protocol")
     guard = _load_sibling("guard")
     confine = _load_sibling("confine")
     scriptenv = _load_sibling("scriptenv")
     worker_debug = _load_sibling("worker_debug")
+    relative_imports = _load_sibling("relative_imports")
 
 TAG = protocol.TAG
 AccessDenied = scriptenv.AccessDenied
@@ -524,7 +525,7 @@ def function_infos(script: str, ns: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(value, types.FunctionType):
             continue
         code = value.__code__
-        if code.co_filename != script:
+        if code.co_filename != script and value.__globals__ is not ns:  # defined in the namespace: hy.eval's too
             continue
         params = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
         out.append(
@@ -646,6 +647,8 @@ def do_load(msg: dict[str, Any]) -> dict[str, Any]:
         ns.update({k: v for k, v in vars(S.kryon).items() if not k.startswith("_")})
     S.loading.add(filename)
     S.module_of[script] = module
+    if not getattr(S.compile, "kryon_module_aware", False):  # such a compiler resolves them itself
+        IMPORTS.attach(module, script)  # files beside the script, imported relatively
     code = cached_code(msg.get("code"), script)
     S.compiled_from[script] = "bytecode" if code is not None else "source"
     try:
@@ -826,6 +829,9 @@ def _dispatch(t: Any, msg: dict[str, Any], rid: Any) -> Any:
         S.builtins.pop(msg["script"], None)
         S.module_of.pop(msg["script"], None)
         return None
+    if t == "fns":  # the functions a script's namespace holds now (calls may have defined some)
+        ns = S.scripts.get(msg.get("script"))  # type: ignore[arg-type]
+        return function_infos(msg["script"], ns) if ns is not None else []
     if t == "setg":
         _set_global(msg["n"], msg.get("v"))
         return None
@@ -869,6 +875,9 @@ def serve(msg: dict[str, Any]) -> None:
         del exc
         send(reply)
 
+
+#: relative imports of files beside a script (see relative_imports), for compilers that are not module-aware
+IMPORTS = relative_imports.RelativeImports(module_source, compile_script, AccessDenied, guard.GuardViolation)
 
 #: the debugger's agent (see worker_debug): traces only while a debugger asks for events
 D = worker_debug.WorkerDebugger(S, host_request, compile_evaluation, ScriptTimeout)

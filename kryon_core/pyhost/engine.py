@@ -177,6 +177,14 @@ class PyHostedEngine(ScriptEngine):
             return self.sandboxed.functions(script_id)
         return self.local.functions(script_id)
 
+    def current_functions(self, script_id: str) -> dict[str, FunctionInfo]:
+        """A trusted script's namespace is read as it is; a sandboxed one's
+        worker is asked (its listing is otherwise the one made at load)."""
+        self._known(script_id)
+        if script_id in self.sandboxed:
+            return self.sandboxed.functions(script_id, fresh=True)
+        return self.local.functions(script_id)
+
     def close(self) -> None:
         self.gate.run(self.local.close)
         self.sandboxed.close()

@@ -99,11 +99,14 @@ class Sandboxed:
         if self.scripts.pop(script_id, None) is not None and self._runtime is not None:
             self._runtime.unload(script_id)
 
-    def functions(self, script_id: str) -> dict[str, FunctionInfo]:
+    def functions(self, script_id: str, *, fresh: bool = False) -> dict[str, FunctionInfo]:
+        """The script's functions as the worker listed them at load (or after
+        an evaluation); ``fresh``: as its namespace holds them now."""
         compiled = self._compiled(script_id)
         spelling = self.dialect.spelling
         out = {}
-        for info in self.runtime.functions(script_id).values():
+        listed = self.runtime.current_functions(script_id) if fresh else self.runtime.functions(script_id)
+        for info in listed.values():
             params = tuple(spelling(p) for p in info.parameter_names)
             out[info.name] = dataclasses.replace(info, parameter_names=params)
         return self.dialect.listing(out, compiled)

@@ -164,3 +164,18 @@ def test_with_the_python_layers_off_the_same_lisp_works(app: Path) -> None:
         assert m.engine("lisp").runtime.worker_info("main")["hardening"]["guard"] is False
         assert m.call_function("main.run", [2]) == 16
         assert m.call_function("main.via-eval") == 10
+
+
+def test_a_file_over_max_source_size_is_refused(app: Path) -> None:
+    """A file beside the script is bounded by max_source_size as the
+    script's own source is (the worker compiles it, partly in C)."""
+    from kryon_core import SizeLimitError
+
+    (app / "big.kl").write_text("(setv value 2)\n" + "(setv x 1)\n" * 400)
+    policy = SecurityPolicy.sandboxed(time_limit=5, max_source_size=3000)
+    with ScriptManager(cache=False, policy=policy) as m:
+        m.load_script_file(app / "main.kl")
+        with pytest.raises(SizeLimitError, match=r"'big' .*max_source_size \(3000 bytes\)") as info:
+            m.call_function("main.imports", ["big"])
+        assert (info.value.script, info.value.line) == ("main", 8)
+        assert m.call_function("main.run", [1]) == 14

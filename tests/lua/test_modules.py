@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("kryon_lua")
 
-from kryon_core import AccessDeniedError, ScriptError, ScriptManager, SecurityPolicy  # noqa: E402
+from kryon_core import AccessDeniedError, ScriptError, ScriptManager, SecurityPolicy, SizeLimitError  # noqa: E402
 
 
 def _manager(*modules):
@@ -73,3 +73,36 @@ def test_a_loaded_script_is_a_module_and_paths_stay_inside(tmp_path):
         assert "escaped" not in str(info.value)
     finally:
         m.close()
+
+
+def test_a_granted_module_over_max_source_size_is_refused(tmp_path):
+    """Lua's parser runs in C, out of the time limit's reach: a granted
+    module's source is bounded by max_source_size as a sandboxed `load` is
+    (a SizeLimitError naming the line that required it; a script may catch it)."""
+    (tmp_path / "small.lua").write_text("return {n = 1}\n" + "-- pad\n" * 10)
+    (tmp_path / "big.lua").write_text("return {n = 2}\n" + "x = 1\n" * 200)
+    main = tmp_path / "main.lua"
+    main.write_text(
+        "function small() return require('small').n end\n"
+        "function big()\n  return require('big').n\nend\n"
+        "function caught() local ok, err = pcall(require, 'big') return ok, err end\n"
+        "function nested() return require('wraps_big') end\n"
+    )
+    (tmp_path / "wraps_big.lua").write_text("local x = 1\nreturn require('big')\n")
+    policy = SecurityPolicy.sandboxed(time_limit=5, max_source_size=1000,
+                                      allowed_modules=frozenset({"small", "big", "wraps_big"}))
+    m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
+    try:
+        m.load_script_file(str(main))
+        assert m.call_function("main.small") == 1, "a module under the limit loads"
+        with pytest.raises(SizeLimitError, match=r"require\('big'\).*max_source_size \(1000 bytes\)") as info:
+            m.call_function("main.big")
+        assert (info.value.script, info.value.language, info.value.line) == ("main", "lua", 3)
+        ok, message = m.call_function("main.caught")
+        assert ok is False and "max_source_size" in message
+        with pytest.raises(SizeLimitError, match="max_source_size"):
+            m.call_function("main.nested")
+        assert m.call_function("main.small") == 1, "the script keeps working"
+    finally:
+        m.close()
+

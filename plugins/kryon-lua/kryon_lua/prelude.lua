@@ -238,6 +238,9 @@ function K.newenv(bind, resolve, max_chunk)
       local found = resolve(name)
       if found == "std:" then
         mod = env[name]
+      elseif found == "big:" then -- the module's source is over max_source_size: bounded as `load` is
+        error(SIZE .. "require('" .. tostring(name) .. "'): the module is larger than the policy's max_source_size ("
+          .. tostring(max_chunk) .. " bytes)", 2)
       else
         local f, err = load(found:sub(5), "=" .. tostring(name), "t", env)
         if not f then error(err, 0) end

@@ -50,8 +50,12 @@ def module_resolver(engine: Any, script: str, policy: Any) -> Callable[[Any], st
     a granted standard library answers ``"std:"``; any other granted name is
     a Lua module found by the manager's module loader (a loaded Lua script of
     that name, or ``name.lua`` next to the script, inside its root), answered
-    as ``"src:" + source``."""
+    as ``"src:" + source``, or ``"big:"`` when the source is larger than the
+    policy's ``max_source_size`` (the prelude raises the SizeLimitError, so it
+    names the line that called ``require``)."""
     from kryon_core import AccessDeniedError, ScriptRuntimeError
+
+    limit = policy.max_source_size
 
     def resolve(name: Any) -> str:
         if not isinstance(name, str) or not name:
@@ -72,6 +76,9 @@ def module_resolver(engine: Any, script: str, policy: Any) -> Callable[[Any], st
         source = loader(script, name.replace(".", "/")) if loader is not None else None
         if source is None:
             raise ScriptRuntimeError(f"require('{name}'): module '{name}' not found", language=LANGUAGE)
-        return "src:" + str(source)
+        text = str(source)
+        if limit is not None and len(text.encode("utf-8", "surrogatepass")) > limit:
+            return "big:"  # Lua's parser runs in C, out of the time limit's reach: refused as a `load` would be
+        return "src:" + text
 
     return resolve
