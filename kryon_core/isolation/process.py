@@ -45,7 +45,7 @@ from ..errors import (
     StackFrame,
 )
 from ..values import FunctionRef, UserData
-from . import forkserver, protocol
+from . import dombatch, forkserver, protocol
 from .forkserver import ForkedChild
 
 if TYPE_CHECKING:
@@ -400,18 +400,28 @@ class WorkerProcess:
             if rel:
                 self._drop_handles(rel)
             t = msg.get("t")
+            failed = self._apply_writes(msg) if "w" in msg else None
             if t == "r":
                 if msg.get("i") == rid:
+                    if failed is not None:  # the call's last writes: a refused one is the call's error
+                        raise self.error(failed)
                     return msg.get("v")
                 self._violation(f"reply to an unknown request {msg.get('i')!r}")
             elif t == "e":
                 if msg.get("i") == rid:
-                    raise self.error(msg)
+                    raise self.error(failed if failed is not None else msg)
                 self._violation(f"error for an unknown request {msg.get('i')!r}")
             elif t == "out":
                 text = msg.get("x")
                 if isinstance(text, str):
                     self.host.deliver_output(text)
+            elif failed is not None and t in ("api", "callh", "bp", "mod", "dbg", "wb"):
+                # a write the request carried failed: the request is not served,
+                # the worker raises the error at the write's line (its index)
+                self._send({"t": "e", "i": msg.get("i"), "k": failed["k"], "m": failed["m"],
+                            "s": failed["hs"], "wi": failed["wi"]})
+            elif t == "wb":  # a full batch of writes, applied above
+                self._send({"t": "r", "i": msg.get("i"), "v": None})
             elif t in ("api", "callh", "bp", "mod", "dbg"):
                 self._serve(msg)
             elif t == "dev":  # calls and returns counted by the worker's tracer
@@ -459,6 +469,46 @@ class WorkerProcess:
         if self.dead is not None:
             raise self.dead
         self._send(reply)
+
+    def _apply_writes(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply the DOM writes ``msg`` carries (see :mod:`.dombatch`), in
+        order, each as the ``kryon`` call it stands for. The first one that
+        fails stops them: returned as an error message (the worker's form:
+        the write's stack first, then the host's) with ``"wi"``, its index,
+        and ``"hs"``, the host's part of the stack. None when all applied."""
+        if msg.get("t") not in ("r", "e", "api", "callh", "bp", "mod", "dbg", "wb"):
+            self._violation(f"DOM writes on a {msg.get('t')!r} message")
+        raw_stacks = msg.get("ws")
+        writes = dombatch.parse_writes(msg.get("w"), raw_stacks)
+        if writes is None:
+            self._violation("malformed DOM writes")
+        stacks: dict[int, list[StackFrame]] = {}  # each distinct stack made once
+        for index, (method, args, si) in enumerate(writes):
+            frames = stacks.get(si)
+            if frames is None:
+                frames = stacks[si] = self.frames(raw_stacks[si])
+            self.host.push_stack(frames, self)
+            try:
+                self.host.serve_api(self, method, args)
+            except WorkerDied:
+                raise
+            except ScriptError as exc:
+                failed = error_message(index, exc)
+            except Exception as exc:  # as a failed kryon call: the script's error
+                failed = {"k": "runtime", "m": f"{type(exc).__name__}: {exc}", "s": []}
+            else:
+                continue
+            finally:
+                self.host.pop_stack()
+            if self.dead is not None:
+                raise self.dead
+            stack = [frame for frame in raw_stacks[si] if isinstance(frame, list)]
+            line = stack[0][2] if stack and len(stack[0]) > 2 else None
+            return {"k": failed["k"], "m": failed["m"], "s": stack + failed["s"], "hs": failed["s"], "wi": index,
+                    "l": line}
+        if self.dead is not None:
+            raise self.dead
+        return None
 
     def _receive(self) -> dict[str, Any]:
         buf = self.buf
