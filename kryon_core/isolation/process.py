@@ -245,6 +245,8 @@ class WorkerProcess:
         self.wfd = self.rfd = -1
         self.buf = b""
         self.decoder = protocol.decoder(self._decode_tag)
+        #: the watchdog knows this worker (it forgets it only once it is dead)
+        self.watched = False
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, init: dict[str, Any]) -> None:
@@ -370,7 +372,7 @@ class WorkerProcess:
                 self.standby_at = now + STANDBY_SHARE * limit
             else:
                 self.deadline = None
-            if self.deadline is not None:
+            if self.deadline is not None and not self.watched:
                 WATCHDOG.watch(self)
         self.depth += 1
         try:
@@ -478,7 +480,7 @@ class WorkerProcess:
         and ``"hs"``, the host's part of the stack. None when all applied."""
         if msg.get("t") not in ("r", "e", "api", "callh", "bp", "mod", "dbg", "wb"):
             self._violation(f"DOM writes on a {msg.get('t')!r} message")
-        raw_stacks = msg.get("ws")
+        raw_stacks: list[Any] = msg.get("ws")  # type: ignore[assignment]  # a list once parse_writes accepts it
         writes = dombatch.parse_writes(msg.get("w"), raw_stacks)
         if writes is None:
             self._violation("malformed DOM writes")
@@ -512,6 +514,13 @@ class WorkerProcess:
 
     def _receive(self) -> dict[str, Any]:
         buf = self.buf
+        if not buf and self.dead is None:  # the usual case: one read brings the whole message
+            try:
+                buf = os.read(self.rfd, 1 << 16)
+            except OSError:
+                buf = b""
+            if not buf:
+                self._died()
         if len(buf) < 4:
             buf = self._fill(buf, 4)
         (n,) = protocol.HEADER.unpack_from(buf)
@@ -666,6 +675,10 @@ class WorkerProcess:
     def encode(self, value: Any) -> Any:
         return protocol.encode_value(value, self._export, max_size=self.policy.max_value_size)
 
+    def encode_args(self, args: Any) -> list[Any]:
+        """A call's arguments, each as :meth:`encode` makes it."""
+        return protocol.encode_args(args, self._export, max_size=self.policy.max_value_size)
+
     def _export(self, obj: Any) -> Any:
         if isinstance(obj, FunctionRef):
             hid = self.exported.get(obj)
@@ -725,6 +738,7 @@ class Watchdog:
             return
         with self._lock:
             self._procs.add(proc)
+            proc.watched = True
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="kryon-isolation-watchdog", daemon=True)
                 self._thread.start()

@@ -357,11 +357,26 @@ def _export(obj: Any) -> Any:
 
 
 def encode(value: Any) -> Any:
+    t = type(value)
+    if t is int or t is float or t is bool or value is None:  # a call's usual result, without the encoder's calls
+        return value
     return protocol.encode_value(value, _export, max_size=S.max_value, room=True)
 
 
 def encode_args(args: Any) -> list[Any]:
-    return [encode(a) for a in args]
+    """Arguments of a host request, encoded; plain scalars and host objects
+    (what DOM calls pass, once each per write) without the encoder's walk."""
+    out = []
+    limit = S.max_value
+    for a in args:
+        t = type(a)
+        if t is int or t is float or t is bool or a is None or (t is str and (limit is None or len(a) <= limit)):
+            out.append(a)
+        elif t is HostObject or t is HostFunction:
+            out.append({TAG: "h", "v": a._kryon_id})
+        else:
+            out.append(encode(a))
+    return out
 
 
 # -- time limits --------------------------------------------------------------------------
