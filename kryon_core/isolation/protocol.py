@@ -247,11 +247,15 @@ def dumps(message: Any) -> bytes:
 
 
 def decoder(object_hook: Callable[[dict[str, Any]], Any] | None = None) -> json.JSONDecoder:
-    """A JSON decoder to hand to :func:`loads` (one per channel)."""
+    """A JSON decoder to hand to :func:`loads` (one per channel). Its
+    ``object_hook`` resolves tagged values; :func:`loads` uses it only for a
+    message that holds one."""
     return json.JSONDecoder(object_hook=object_hook)
 
 
 _PLAIN = json.JSONDecoder()
+#: how the tag key appears in a frame's bytes (dumps escapes control characters)
+_TAG_TEXT = b"\\u0000"
 #: the parser's levels for a message of MAX_DEPTH: a tagged map adds two per level, plus the envelope
 _PARSE_ROOM = 3 * MAX_DEPTH + 64
 
@@ -264,7 +268,11 @@ def loads(data: bytes, decoder: json.JSONDecoder | None = None) -> dict[str, Any
     script's limit, deep inside a script's own recursion). A message within
     the depth :func:`encode_value` allows is parsed again with room for it;
     anything deeper is malformed."""
-    decoder = decoder or _PLAIN
+    if decoder is None or _TAG_TEXT not in data:
+        # no tagged value in the message: a tag key can only be written as this
+        # escape (the parser refuses a raw control character in a string), so
+        # the plain parser gives the same result without a hook call per object
+        decoder = _PLAIN
     try:
         text = data.decode("utf-8", "surrogatepass")
         try:
