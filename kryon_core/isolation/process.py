@@ -484,33 +484,41 @@ class WorkerProcess:
         writes = dombatch.parse_writes(msg.get("w"), raw_stacks)
         if writes is None:
             self._violation("malformed DOM writes")
+        host = self.host
         stacks: dict[int, list[StackFrame]] = {}  # each distinct stack made once
-        for index, (method, args, si) in enumerate(writes):
-            frames = stacks.get(si)
-            if frames is None:
-                frames = stacks[si] = self.frames(raw_stacks[si])
-            self.host.push_stack(frames, self)
-            try:
-                self.host.serve_api(self, method, args)
-            except WorkerDied:
-                raise
-            except ScriptError as exc:
-                failed = error_message(index, exc)
-            except Exception as exc:  # as a failed kryon call: the script's error
-                failed = {"k": "runtime", "m": f"{type(exc).__name__}: {exc}", "s": []}
-            else:
-                continue
-            finally:
-                self.host.pop_stack()
-            if self.dead is not None:
-                raise self.dead
-            stack = [frame for frame in raw_stacks[si] if isinstance(frame, list)]
-            line = stack[0][2] if stack and len(stack[0]) > 2 else None
-            return {"k": failed["k"], "m": failed["m"], "s": stack + failed["s"], "hs": failed["s"], "wi": index,
-                    "l": line}
+        pushed = -1  # the stack index whose frames are the host's current stack (a loop's writes share one)
+        failed: dict[str, Any] | None = None
+        try:
+            for index, (method, args, si) in enumerate(writes):
+                if si != pushed:
+                    frames = stacks.get(si)
+                    if frames is None:
+                        frames = stacks[si] = self.frames(raw_stacks[si])
+                    if pushed >= 0:
+                        host.pop_stack()
+                        pushed = -1
+                    host.push_stack(frames, self)
+                    pushed = si
+                try:
+                    host.serve_api(self, method, args)
+                except WorkerDied:
+                    raise
+                except ScriptError as exc:
+                    failed = error_message(index, exc)
+                except Exception as exc:  # as a failed kryon call: the script's error
+                    failed = {"k": "runtime", "m": f"{type(exc).__name__}: {exc}", "s": []}
+                if failed is not None:
+                    stack = [frame for frame in raw_stacks[si] if isinstance(frame, list)]
+                    line = stack[0][2] if stack and len(stack[0]) > 2 else None
+                    failed = {"k": failed["k"], "m": failed["m"], "s": stack + failed["s"], "hs": failed["s"],
+                              "wi": index, "l": line}
+                    break
+        finally:
+            if pushed >= 0:
+                host.pop_stack()
         if self.dead is not None:
             raise self.dead
-        return None
+        return failed
 
     def _receive(self) -> dict[str, Any]:
         buf = self.buf

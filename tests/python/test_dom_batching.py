@@ -250,3 +250,22 @@ def test_parse_writes_is_strict() -> None:
         ([[1, [], 0]], [[]]), ([["get_property", [], 0]], [[]]), (None, [[]]), (good, None), (good, [{}]),
     ]:
         assert dombatch.parse_writes(writes, stacks) is None, (writes, stacks)
+
+
+def test_while_a_batched_write_applies_the_host_sees_its_stack(ui: tuple[ScriptManager, Document]) -> None:
+    m, doc = ui
+    runtime = m.engine("python").runtime
+    lines: list[list[tuple[str, int | None]]] = []
+    doc.observe(lambda kind, d: lines.append([(f.function, f.line) for f in runtime.current_stack()]))
+    m.load_script_from_source("s", "python", """\
+import kryon
+def paint(box, n):
+    for i in range(n):
+        kryon.set_property(box, "x", i)
+    kryon.add_class(box, "done")
+def go():
+    paint(kryon.get_element_by_id("box"), 3)
+""")
+    m.call_function("s.go")
+    assert lines == [[("paint", 4), ("go", 7)]] * 3 + [[("paint", 5), ("go", 7)]]
+    assert runtime.current_stack() == []
