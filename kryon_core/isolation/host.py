@@ -471,7 +471,7 @@ class IsolatedRuntime:
     def _call(self, script: _Script, function: str, args: Sequence[Any]) -> Any:
         proc = self._live(script)
         try:
-            encoded = [proc.encode(a) for a in args]
+            encoded = proc.encode_args(args)
         except protocol.ValueRefused as exc:
             raise _refused(exc, self.language, script.id) from None
         try:
@@ -519,7 +519,7 @@ class IsolatedRuntime:
                 script=script.id,
             )
         try:
-            encoded = [proc.encode(a) for a in args]
+            encoded = proc.encode_args(args)
         except protocol.ValueRefused as exc:
             raise _refused(exc, self.language, script.id) from None
         try:

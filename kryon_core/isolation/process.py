@@ -45,7 +45,7 @@ from ..errors import (
     StackFrame,
 )
 from ..values import FunctionRef, UserData
-from . import forkserver, protocol
+from . import dombatch, forkserver, protocol
 from .forkserver import ForkedChild
 
 if TYPE_CHECKING:
@@ -245,6 +245,8 @@ class WorkerProcess:
         self.wfd = self.rfd = -1
         self.buf = b""
         self.decoder = protocol.decoder(self._decode_tag)
+        #: the watchdog knows this worker (it forgets it only once it is dead)
+        self.watched = False
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, init: dict[str, Any]) -> None:
@@ -370,7 +372,7 @@ class WorkerProcess:
                 self.standby_at = now + STANDBY_SHARE * limit
             else:
                 self.deadline = None
-            if self.deadline is not None:
+            if self.deadline is not None and not self.watched:
                 WATCHDOG.watch(self)
         self.depth += 1
         try:
@@ -400,18 +402,28 @@ class WorkerProcess:
             if rel:
                 self._drop_handles(rel)
             t = msg.get("t")
+            failed = self._apply_writes(msg) if "w" in msg else None
             if t == "r":
                 if msg.get("i") == rid:
+                    if failed is not None:  # the call's last writes: a refused one is the call's error
+                        raise self.error(failed)
                     return msg.get("v")
                 self._violation(f"reply to an unknown request {msg.get('i')!r}")
             elif t == "e":
                 if msg.get("i") == rid:
-                    raise self.error(msg)
+                    raise self.error(failed if failed is not None else msg)
                 self._violation(f"error for an unknown request {msg.get('i')!r}")
             elif t == "out":
                 text = msg.get("x")
                 if isinstance(text, str):
                     self.host.deliver_output(text)
+            elif failed is not None and t in ("api", "callh", "bp", "mod", "dbg", "wb"):
+                # a write the request carried failed: the request is not served,
+                # the worker raises the error at the write's line (its index)
+                self._send({"t": "e", "i": msg.get("i"), "k": failed["k"], "m": failed["m"],
+                            "s": failed["hs"], "wi": failed["wi"]})
+            elif t == "wb":  # a full batch of writes, applied above
+                self._send({"t": "r", "i": msg.get("i"), "v": None})
             elif t in ("api", "callh", "bp", "mod", "dbg"):
                 self._serve(msg)
             elif t == "dev":  # calls and returns counted by the worker's tracer
@@ -460,8 +472,63 @@ class WorkerProcess:
             raise self.dead
         self._send(reply)
 
+    def _apply_writes(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply the DOM writes ``msg`` carries (see :mod:`.dombatch`), in
+        order, each as the ``kryon`` call it stands for. The first one that
+        fails stops them: returned as an error message (the worker's form:
+        the write's stack first, then the host's) with ``"wi"``, its index,
+        and ``"hs"``, the host's part of the stack. None when all applied."""
+        if msg.get("t") not in ("r", "e", "api", "callh", "bp", "mod", "dbg", "wb"):
+            self._violation(f"DOM writes on a {msg.get('t')!r} message")
+        raw_stacks: list[Any] = msg.get("ws")  # type: ignore[assignment]  # a list once parse_writes accepts it
+        writes = dombatch.parse_writes(msg.get("w"), raw_stacks)
+        if writes is None:
+            self._violation("malformed DOM writes")
+        host = self.host
+        stacks: dict[int, list[StackFrame]] = {}  # each distinct stack made once
+        pushed = -1  # the stack index whose frames are the host's current stack (a loop's writes share one)
+        failed: dict[str, Any] | None = None
+        try:
+            for index, (method, args, si) in enumerate(writes):
+                if si != pushed:
+                    frames = stacks.get(si)
+                    if frames is None:
+                        frames = stacks[si] = self.frames(raw_stacks[si])
+                    if pushed >= 0:
+                        host.pop_stack()
+                        pushed = -1
+                    host.push_stack(frames, self)
+                    pushed = si
+                try:
+                    host.serve_api(self, method, args)
+                except WorkerDied:
+                    raise
+                except ScriptError as exc:
+                    failed = error_message(index, exc)
+                except Exception as exc:  # as a failed kryon call: the script's error
+                    failed = {"k": "runtime", "m": f"{type(exc).__name__}: {exc}", "s": []}
+                if failed is not None:
+                    stack = [frame for frame in raw_stacks[si] if isinstance(frame, list)]
+                    line = stack[0][2] if stack and len(stack[0]) > 2 else None
+                    failed = {"k": failed["k"], "m": failed["m"], "s": stack + failed["s"], "hs": failed["s"],
+                              "wi": index, "l": line}
+                    break
+        finally:
+            if pushed >= 0:
+                host.pop_stack()
+        if self.dead is not None:
+            raise self.dead
+        return failed
+
     def _receive(self) -> dict[str, Any]:
         buf = self.buf
+        if not buf and self.dead is None:  # the usual case: one read brings the whole message
+            try:
+                buf = os.read(self.rfd, 1 << 16)
+            except OSError:
+                buf = b""
+            if not buf:
+                self._died()
         if len(buf) < 4:
             buf = self._fill(buf, 4)
         (n,) = protocol.HEADER.unpack_from(buf)
@@ -616,6 +683,10 @@ class WorkerProcess:
     def encode(self, value: Any) -> Any:
         return protocol.encode_value(value, self._export, max_size=self.policy.max_value_size)
 
+    def encode_args(self, args: Any) -> list[Any]:
+        """A call's arguments, each as :meth:`encode` makes it."""
+        return protocol.encode_args(args, self._export, max_size=self.policy.max_value_size)
+
     def _export(self, obj: Any) -> Any:
         if isinstance(obj, FunctionRef):
             hid = self.exported.get(obj)
@@ -675,6 +746,7 @@ class Watchdog:
             return
         with self._lock:
             self._procs.add(proc)
+            proc.watched = True
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="kryon-isolation-watchdog", daemon=True)
                 self._thread.start()

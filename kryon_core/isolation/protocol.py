@@ -42,6 +42,7 @@ __all__ = [
     "ProtocolError",
     "ValueRefused",
     "encode_value",
+    "encode_args",
     "dumps",
     "loads",
     "write_frame",
@@ -113,6 +114,20 @@ def encode_value(value: Any, export: Callable[[Any], Any], *, max_size: int | No
             finally:
                 sys.setrecursionlimit(limit)
     raise ValueRefused("a value nested too deeply cannot cross between languages")
+
+
+def encode_args(values: Any, export: Callable[[Any], Any], *, max_size: int | None = None) -> list[Any]:
+    """Each of ``values`` (a call's arguments) as :func:`encode_value` makes
+    it; plain scalars, most arguments, are taken as they are without the
+    encoder's calls."""
+    out = []
+    for v in values:
+        t = type(v)
+        if t is int or t is float or t is bool or v is None or (t is str and (max_size is None or len(v) <= max_size)):
+            out.append(v)
+        else:
+            out.append(encode_value(v, export, max_size=max_size))
+    return out
 
 
 def _encode(value: Any, export: Callable[[Any], Any], max_size: int | None, _seen: set[int] | None) -> Any:
@@ -216,7 +231,10 @@ def dumps(message: Any) -> bytes:
     level, against the caller's recursion limit: a message that ran out of
     stack is encoded again with room for what :func:`encode_value` allows."""
     try:
-        text = _encode_text(message)
+        if _c_encode is not None and type(message) is dict:  # _encode_text inlined: every message passes here
+            text = "".join(_c_encode(message, 0))
+        else:
+            text = _ENCODER.encode(message)
     except RecursionError:
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(limit + _PARSE_ROOM)
@@ -229,11 +247,15 @@ def dumps(message: Any) -> bytes:
 
 
 def decoder(object_hook: Callable[[dict[str, Any]], Any] | None = None) -> json.JSONDecoder:
-    """A JSON decoder to hand to :func:`loads` (one per channel)."""
+    """A JSON decoder to hand to :func:`loads` (one per channel). Its
+    ``object_hook`` resolves tagged values; :func:`loads` uses it only for a
+    message that holds one."""
     return json.JSONDecoder(object_hook=object_hook)
 
 
 _PLAIN = json.JSONDecoder()
+#: how the tag key appears in a frame's bytes (dumps escapes control characters)
+_TAG_TEXT = b"\\u0000"
 #: the parser's levels for a message of MAX_DEPTH: a tagged map adds two per level, plus the envelope
 _PARSE_ROOM = 3 * MAX_DEPTH + 64
 
@@ -246,11 +268,22 @@ def loads(data: bytes, decoder: json.JSONDecoder | None = None) -> dict[str, Any
     script's limit, deep inside a script's own recursion). A message within
     the depth :func:`encode_value` allows is parsed again with room for it;
     anything deeper is malformed."""
-    decoder = decoder or _PLAIN
+    if decoder is None or _TAG_TEXT not in data:
+        # no tagged value in the message: a tag key can only be written as this
+        # escape (the parser refuses a raw control character in a string), so
+        # the plain parser gives the same result without a hook call per object
+        decoder = _PLAIN
     try:
         text = data.decode("utf-8", "surrogatepass")
         try:
-            msg = _decode(decoder, text)
+            # _decode inlined (every message of a round trip passes here): the
+            # scanner reads the one value dumps wrote; anything else goes the long way
+            try:
+                msg, end = decoder.scan_once(text, 0)  # type: ignore[attr-defined]
+            except StopIteration:
+                msg = end = None
+            if end != len(text):
+                msg = decoder.decode(text)
         except RecursionError:
             limit = sys.getrecursionlimit()
             sys.setrecursionlimit(limit + _PARSE_ROOM)
@@ -265,21 +298,13 @@ def loads(data: bytes, decoder: json.JSONDecoder | None = None) -> dict[str, Any
     return msg
 
 
-def _decode(decoder: json.JSONDecoder, text: str) -> Any:
-    """``decoder.decode(text)``, calling its scanner directly when the text
-    is one value with nothing around it (what :func:`dumps` writes); anything
-    else goes the long way, which raises the usual errors."""
-    try:
-        value, end = decoder.scan_once(text, 0)  # type: ignore[attr-defined]
-    except StopIteration:
-        return decoder.decode(text)
-    if end != len(text):
-        return decoder.decode(text)
-    return value
-
-
 def write_frame(fd: int, frame: bytes) -> None:
-    view = memoryview(frame)
+    """One write for the whole frame (a pipe takes a small one at once); the
+    rest of a large one in more."""
+    n = os.write(fd, frame)
+    if n == len(frame):
+        return
+    view = memoryview(frame)[n:]
     while view:
         n = os.write(fd, view)
         view = view[n:]
@@ -294,6 +319,15 @@ class Reader:
 
     def frame(self) -> bytes:
         buf = self.buf
+        if not buf:  # the usual case: nothing left over, one read brings the whole frame
+            buf = os.read(self.fd, 1 << 16)
+            if not buf:
+                raise EOFError("the other side closed the channel")
+            if len(buf) >= 4:
+                end = 4 + HEADER.unpack_from(buf)[0]
+                if len(buf) == end:
+                    self.buf = b""
+                    return buf[4:]
         while len(buf) < 4:
             chunk = os.read(self.fd, 1 << 16)
             if not chunk:

@@ -65,9 +65,10 @@ def _load_sibling(name: str) -> types.ModuleType:
 
 
 if TYPE_CHECKING:
-    from . import confine, guard, protocol, relative_imports, scriptenv, worker_debug
+    from . import confine, dombatch, guard, protocol, relative_imports, scriptenv, worker_debug
 else:
     protocol = _load_sibling("protocol")
+    dombatch = _load_sibling("dombatch")
     guard = _load_sibling("guard")
     confine = _load_sibling("confine")
     scriptenv = _load_sibling("scriptenv")
@@ -126,9 +127,16 @@ S = State()
 
 
 # -- channel ------------------------------------------------------------------------
-def send(msg: dict[str, Any]) -> None:
+def send(msg: dict[str, Any]) -> list[Any]:
+    """Write one message. Pending DOM writes ride on every message the host
+    answers or waits for (see ``dombatch``); returns the stacks of the writes
+    it carried (an error naming one of them comes back with its index)."""
     if D.delta:  # calls and returns the debugger counts, before what they led to
         _send_debug_delta()
+    stacks: list[Any] = []
+    if W.pending and msg.get("t") not in ("out", "dev"):
+        msg["w"], stacks = W.take()
+        msg["ws"] = stacks
     if S.released_host:
         msg["rel"] = S.released_host
         S.released_host = []
@@ -137,6 +145,7 @@ def send(msg: dict[str, Any]) -> None:
         protocol.write_frame(S.out_fd, protocol.dumps(msg))
     finally:
         S.internal -= 1
+    return stacks
 
 
 def receive() -> dict[str, Any]:
@@ -166,14 +175,18 @@ def host_request(kind: str, payload: dict[str, Any]) -> Any:
     was_running = S.script_running
     S.script_running = False  # a timer firing now waits until the script runs again
     try:
-        send(payload)
+        stacks = send(payload)
         while True:
             msg = receive()
             t = msg.get("t")
             if t == "r" and msg.get("i") == rid:
                 return msg.get("v")
             if t == "e" and msg.get("i") == rid:
-                raise KryonError(msg.get("m", "error"), msg.get("k", "runtime"), msg.get("s", ()))
+                exc = KryonError(msg.get("m", "error"), msg.get("k", "runtime"), msg.get("s", ()))
+                wi = msg.get("wi")
+                if type(wi) is int and 0 <= wi < len(stacks):  # a batched write failed: its own line
+                    exc._kryon_stack = stacks[wi]  # type: ignore[attr-defined]
+                raise exc
             serve(msg)
     finally:
         S.script_running = was_running
@@ -183,6 +196,16 @@ def host_request(kind: str, payload: dict[str, Any]) -> Any:
 
 
 def _call_api(method: str, args: tuple[Any, ...]) -> Any:
+    if method in dombatch.BATCHED:  # a DOM write: sent with the next message (see dombatch)
+        encoded = encode_args(args)
+        S.internal += 1  # the worker's own frame walk: the audit hook lets it through at once
+        try:
+            full = W.add(method, encoded, 2)
+        finally:
+            S.internal -= 1
+        if full:
+            host_request("wb", {})
+        return None
     return host_request("api", {"n": method, "a": encode_args(args)})
 
 
@@ -335,11 +358,26 @@ def _export(obj: Any) -> Any:
 
 
 def encode(value: Any) -> Any:
+    t = type(value)
+    if t is int or t is float or t is bool or value is None:  # a call's usual result, without the encoder's calls
+        return value
     return protocol.encode_value(value, _export, max_size=S.max_value, room=True)
 
 
 def encode_args(args: Any) -> list[Any]:
-    return [encode(a) for a in args]
+    """Arguments of a host request, encoded; plain scalars and host objects
+    (what DOM calls pass, once each per write) without the encoder's walk."""
+    out = []
+    limit = S.max_value
+    for a in args:
+        t = type(a)
+        if t is int or t is float or t is bool or a is None or (t is str and (limit is None or len(a) <= limit)):
+            out.append(a)
+        elif t is HostObject or t is HostFunction:
+            out.append({TAG: "h", "v": a._kryon_id})
+        else:
+            out.append(encode(a))
+    return out
 
 
 # -- time limits --------------------------------------------------------------------------
@@ -878,6 +916,9 @@ def serve(msg: dict[str, Any]) -> None:
 
 #: relative imports of files beside a script (see relative_imports), for compilers that are not module-aware
 IMPORTS = relative_imports.RelativeImports(module_source, compile_script, AccessDenied, guard.GuardViolation)
+
+#: the DOM writes waiting for the next message to the host (see dombatch)
+W = dombatch.WriteBatch(lambda name: name in S.scripts or name in S.loading, lambda c, line, lasti: _frame(c, line, lasti))
 
 #: the debugger's agent (see worker_debug): traces only while a debugger asks for events
 D = worker_debug.WorkerDebugger(S, host_request, compile_evaluation, ScriptTimeout)
