@@ -157,7 +157,8 @@ def test_foreign_methods_are_not_cached() -> None:
 
 @pytest.mark.parametrize("damage, reason", [
     (lambda e: b"XWBC" + e[4:], "not a Kryon Wren bytecode entry"),
-    (lambda e: e[:4] + struct.pack("<H", 2) + e[6:], "format version"),
+    (lambda e: e[:4] + struct.pack("<H", struct.unpack("<H", e[4:6])[0] + 1) + e[6:], "format version"),
+    (lambda e: e[:4] + struct.pack("<H", 1) + e[6:], "format version"),  # per-byte positions, before the run table
     (lambda e: e[:8] + struct.pack("<I", struct.unpack("<I", e[8:12])[0] ^ 1) + e[12:], "another VM build"),
     (lambda e: e[:-1], "payload length"),
     (lambda e: e + b"\0", "payload length"),
@@ -184,7 +185,7 @@ def test_every_truncation_is_refused(entry: bytes) -> None:
 def test_structural_checks_catch_bad_operands(entry: bytes) -> None:
     """Hand-made payloads with one bad field each (checksum fixed up)."""
     def fn(code: bytes, constants: bytes = b"\0\0\0\0", slots: int = 1, locals_: bytes = b"\0\0\0\0") -> bytes:
-        lines = b"\1\0\0\0" * len(code)
+        lines = struct.pack("<I", 1) + bytes([(len(code) - 1) << 1 | 1, 2, 0])  # one position run: line 1, column 0
         return (bytes([0]) + struct.pack("<HI", 0, slots) + struct.pack("<I", 0) + constants
                 + struct.pack("<I", len(code)) + code + lines + locals_)
 
