@@ -97,8 +97,8 @@ class Image:
 
 def pristine(inst: "WasmInstance") -> bool:
     """True while nothing has run in the instance since ``_initialize``: no
-    export has been looked up (every call goes through ``inst.funcs``) and no
-    VM was made."""
+    export has been looked up (every call goes through ``inst.funcs``) and
+    the VM being made is its first (host id 1)."""
     return inst.dead is None and not inst.funcs and inst._next_host_id == 2 and len(inst.targets) == 1
 
 
@@ -107,7 +107,7 @@ def new_vm(vm: "WrenVM", prelude: Sequence[tuple[str, str]] = ()) -> None:
     from an image when one fits, else from source (taking an image when the
     instance is pristine)."""
     inst = vm.instance
-    key = (inst.module, tuple(prelude))
+    key = (inst.module, tuple((module, source) for module, source in prelude))
     fresh_instance = enabled and pristine(inst)
     if fresh_instance:
         image = _images.get(key)
