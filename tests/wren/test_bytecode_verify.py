@@ -83,7 +83,33 @@ def fn(code: bytes, constants: list[bytes] | None = None, slots: int = 4, arity:
     consts = constants or []
     return (bytes([arity]) + struct.pack("<HI", upvalues, slots) + struct.pack("<I", 0)
             + struct.pack("<I", len(consts)) + b"".join(consts)
-            + struct.pack("<I", len(code)) + code + b"\1\0\0\0" * len(code) + struct.pack("<I", 0))
+            + struct.pack("<I", len(code)) + code + positions(len(code)) + struct.pack("<I", 0))
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out) + bytes([n])
+
+
+def zigzag(n: int) -> int:
+    return n * 2 if n >= 0 else -n * 2 - 1
+
+
+def positions(count: int, runs: list[tuple[int, int, int]] | None = None) -> bytes:
+    """The position table (csrc/bytecode.c putPositions) of runs given as
+    (count, line, column); default one run at line 1, column 0."""
+    runs = [(count, 1, 0)] if runs is None else runs
+    out, line, column = bytearray(), 0, 0
+    for n, new_line, new_column in runs:
+        out += varint((n - 1) << 1 | (new_line != line))
+        if new_line != line:
+            out += varint(zigzag(new_line - line))
+        out += varint(zigzag(new_column - column))
+        line, column = new_line, new_column
+    return struct.pack("<I", len(runs)) + bytes(out)
 
 
 def fn_constant(body: bytes) -> bytes:
@@ -268,12 +294,17 @@ SWAPPABLE = [op for op in range(len(OPERANDS)) if op not in (OP["FOREIGN_INSTANC
                                                              OP["BREAKPOINT"], OP["CLOSURE"])]
 
 
+#: (code bytes, position-table bytes) of each function of the last entry instructions() walked
+position_bytes: list[tuple[int, int]] = []
+
+
 def instructions(data: bytes) -> list[tuple[int, int]]:
     """(offset, opcode) of every instruction of every function in an entry
     (the format of csrc/bytecode.c), so mutations keep the structure valid
     and reach the shape check rather than the structural one."""
     pos = HEADER
     out: list[tuple[int, int]] = []
+    position_bytes.clear()
 
     def u32() -> int:
         nonlocal pos
@@ -317,7 +348,20 @@ def instructions(data: bytes) -> list[tuple[int, int]]:
             if op == OP["CLOSURE"]:
                 size += 2 * children[struct.unpack_from(">H", data, start + ip + 1)[0]]
             ip += size
-        pos = start + length + 4 * length
+        pos = start + length
+        def skip_varint() -> int:
+            nonlocal pos
+            first = data[pos]
+            while data[pos] & 0x80:
+                pos += 1
+            pos += 1
+            return first
+
+        for _ in range(u32()):  # position runs: a head, the line's change if flagged, the column's
+            if skip_varint() & 1:
+                skip_varint()
+            skip_varint()
+        position_bytes.append((length, pos - start - length))
         for _ in range(u32()):
             skip_str()
             pos += 12
@@ -395,3 +439,48 @@ def test_methods_shared_by_classes_with_other_field_bases_are_refused():
     assert "inherits 3 fields" in info.value.message
     vm.interpret("a1.x = 7\nSystem.print(a1.x)\n", "m")
     assert vm.output[-1] == "7\n"
+
+
+def _with_positions(table: bytes) -> bytes:
+    code = bytes([OP["NULL"], OP["RETURN"], OP["END"]])
+    return (bytes([0]) + struct.pack("<HI", 0, 2) + struct.pack("<I", 0) + struct.pack("<I", 0)
+            + struct.pack("<I", len(code)) + code + table + struct.pack("<I", 0))
+
+
+@pytest.mark.parametrize("what, table, words", [
+    ("two runs", positions(3, [(1, 1, 1), (2, 2, 7)]), None),
+    ("runs on one line", positions(3, [(1, 3, 9), (1, 3, 2), (1, 3, 1023)]), None),
+    ("a run past the code", positions(3, [(4, 1, 0)]), "position run"),
+    ("runs short of the code", positions(3, [(2, 1, 0)]), "do not cover"),
+    ("a second run past the code", positions(3, [(2, 1, 0), (2, 1, 3)]), "position run"),
+    ("a line before the first", positions(3, [(3, -1, 0)]), "position run"),
+    ("a line past the limit", positions(3, [(3, 1 << 21, 0)]), "position run"),
+    ("a column past 1023", positions(3, [(3, 1, 1024)]), "position run"),
+    ("a negative column", positions(3, [(1, 1, 5), (2, 1, -1)]), "position run"),
+    ("a varint longer than 32 bits", struct.pack("<I", 1) + b"\xff\xff\xff\xff\x7f\x00", "varint"),
+    ("more runs than bytes left", struct.pack("<I", 1000) + b"\x04\x00", "position runs"),
+])
+def test_position_tables_are_checked(header, what, table, words):
+    ok, why = loads(entry(header, _with_positions(table)))
+    if words is None:
+        assert ok, why
+    else:
+        assert not ok and words in why, (what, why)
+
+
+def test_positions_take_a_fraction_of_the_code_and_keep_error_places():
+    source = CLASSES + "\nvar boom = Fn.new {\n  var x = 1\n  return x.nope(2)\n}\n"
+    data = new_vm().compile_bytecode(source, "p#c")
+    instructions(data)
+    code = sum(n for n, _ in position_bytes)
+    table = sum(t for _, t in position_bytes)
+    assert table < code, (code, table)  # under a byte per code byte: it was 4
+    from_source, cached = new_vm(), new_vm()
+    from_source.interpret(source, "p")
+    assert cached.interpret_bytecode(data, "p")
+    errors = []
+    for vm in (from_source, cached):
+        with pytest.raises(WrenRuntimeError) as info:
+            vm.interpret('import "p" for boom\nboom.call()', "q")
+        errors.append((info.value.message, info.value.line, info.value.column, info.value.trace))
+    assert errors[0] == errors[1] and errors[0][1] > 1 and errors[0][2] > 1

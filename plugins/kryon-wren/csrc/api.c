@@ -465,3 +465,5 @@ EXPORT(wren_interpret_bytecode) int wren_interpret_bytecode(WrenVM* vm, const ch
 /* How many modules this instance compiled from source (tests use it to
  * show that a cached load skips the compiler). */
 EXPORT(wren_compiler_runs) int wren_compiler_runs(void) { return kwCompilerRuns; }
+/* An instance started from an image of another's set-up (kryon_wren/snapshot.py) compiled nothing itself. */
+EXPORT(wren_compiler_runs_reset) void wren_compiler_runs_reset(void) { kwCompilerRuns = 0; }

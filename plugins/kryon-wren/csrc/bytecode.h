@@ -12,7 +12,7 @@
 
 #include "vm.h"
 
-#define BYTECODE_FORMAT_VERSION 1
+#define BYTECODE_FORMAT_VERSION 2
 
 /* Outcomes of bytecodeCompile besides RESULT_SUCCESS/RESULT_COMPILE_ERROR. */
 #define BYTECODE_NOT_CACHEABLE 3

@@ -125,6 +125,7 @@ class _VMState:
         self._reset_registry()
         self.callers = {}
         self._api: dict[str, Callable[..., Any]] | None = None
+        extras = tuple(self.engine.bridge.extra) if self.engine.bridge is not None else ()
         vm = WrenVM(
             instance=self.pool.instance,
             write=self._write,
@@ -132,6 +133,7 @@ class _VMState:
             bind_foreign=self._bind_foreign,
             breakpoint=self._on_breakpoint,
             max_frames=self.policy.max_recursion or None,
+            prelude=(("kryon", kryon_module_source(extras)),),  # compiled once per process (snapshot.py)
         )
         self.debug_poll = vm._c("wren_debug_poll_pointer")  # a debugger may ask from any thread
         self.vm = vm
@@ -139,8 +141,6 @@ class _VMState:
             vm.add_breakpoint(script, line)
         if self.engine._debug is not None:
             self.engine._debug.started(self)
-        extras = tuple(self.engine.bridge.extra) if self.engine.bridge is not None else ()
-        vm.interpret(kryon_module_source(extras), module="kryon")
         self.host = vm.variable_handle("kryon", "KryonHost")
         bytecode = self.compiled.bytecode
         # A cached module runs without the Wren compiler; an entry the VM

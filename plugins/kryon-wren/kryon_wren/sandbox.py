@@ -16,7 +16,8 @@ first (MemoryLimitError). ``max_recursion`` also bounds nested
 ``Kryon.call`` chains (the core bridge counts them).
 
 Every script has a wasm instance of its own (a few hundred KiB of touched
-memory, about a millisecond to make), so its memory cap is its own and a trap
+memory, about a millisecond to make; after the first, its VM and ``kryon``
+module are restored from an image, ``snapshot.py``), so its memory cap is its own and a trap
 kills only its instance: the engine builds a new one and runs that script's
 top level again (its state restarts); every other script keeps its state.
 Unloading a script frees its instance, and with it all its linear memory.

@@ -21,14 +21,14 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from . import slot_codec
+from . import slot_codec, snapshot
 
 WASM_PATH = Path(__file__).with_name("kryon_wren.wasm")
 
@@ -174,7 +174,13 @@ class WasmInstance:
         self._pending_source: bytes = b""
         self._next_host_id = 1
         self._import_callbacks: list[Any] = []
-        self.instance = wasmtime.Instance(self.store, self.module, self._imports())
+        try:
+            self.instance = wasmtime.Instance(self.store, self.module, self._imports())
+        except wasmtime.WasmtimeError as exc:
+            if "memory" not in str(exc):
+                raise
+            # the cap is below the module's initial memory
+            raise WrenMemoryError(f"Wren VM exceeded its memory limit of {memory_limit} bytes ({exc})") from None
         self.memory: wasmtime.Memory = self.export("memory")
         self._context_addr = ctypes.cast(self.store._context(), ctypes.c_void_p).value
         self._memory_addr = ctypes.addressof(self.memory._memory)
@@ -699,6 +705,9 @@ class WrenVM:
     reaches a line set with :meth:`add_breakpoint` (the VM is paused there:
     :meth:`stack` and :meth:`frame_locals` describe it); raising an
     exception aborts the Wren fiber with its message, as for foreign methods.
+    ``prelude``: ``(module, source)`` pairs interpreted as soon as the VM is
+    made; in a new instance the VM and its prelude may come from an image of
+    an earlier set-up instead of the compiler (``snapshot.py``).
     """
 
     def __init__(
@@ -715,6 +724,7 @@ class WrenVM:
         bind_foreign: Callable[[str, str, bool, str], ForeignFn | None] | None = None,
         breakpoint: Callable[[str, int], None] | None = None,
         max_frames: int | None = None,
+        prelude: Sequence[tuple[str, str]] = (),
     ):
         self.instance = instance or WasmInstance(memory_limit=memory_limit, fuel=fuel, timeout=timeout)
         self.output: list[str] = []
@@ -727,9 +737,10 @@ class WrenVM:
         self._foreign_error: BaseException | None = None
         self.host_id = self.instance.new_host_id()
         self.instance.targets[self.host_id] = self
-        self.ptr = self.instance.call_unlimited("wren_new_vm", self.host_id)
+        self.ptr = 0
         self._closed = False
         self._fast: FastCall | None = None
+        snapshot.new_vm(self, prelude)  # the core library and prelude compiled, or restored from an image
         if max_frames:
             self.set_max_frames(max_frames)
 

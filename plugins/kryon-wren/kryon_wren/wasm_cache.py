@@ -100,12 +100,19 @@ def load_module(engine: wasmtime.Engine, wasm: bytes, config: str, directory: Pa
         try:
             module = wasmtime.Module.deserialize(engine, payload)
             _count("hits")
-            return module
+            return _tagged(module, header)
         except Exception:  # wasmtime's own checks refused it
             _reject(path)
     module = wasmtime.Module(engine, wasm)
     _count("misses")
     _store(path, header, bytes(module.serialize()))
+    return _tagged(module, header)
+
+
+def _tagged(module: wasmtime.Module, header: dict[str, Any]) -> wasmtime.Module:
+    """Names the wasm a module was compiled from (``module.kryon_wasm_sha256``):
+    what else is cached for it on disk (snapshot.py's images) is keyed by that."""
+    module.kryon_wasm_sha256 = header["wasm_sha256"]  # type: ignore[attr-defined]
     return module
 
 
@@ -181,9 +188,9 @@ def _store(path: Path, header: dict[str, Any], payload: bytes) -> None:
 
 
 def _prune(keep: Path) -> None:
-    """Removes entries of other builds unused for a day."""
+    """Removes entries of other builds (of the same kind: suffix) unused for a day."""
     cutoff = time.time() - STALE_SECONDS
-    for old in keep.parent.glob("*.cwasm"):
+    for old in keep.parent.glob("*" + keep.suffix):
         try:
             if old != keep and old.stat().st_atime < cutoff and old.stat().st_mtime < cutoff:
                 old.unlink()
