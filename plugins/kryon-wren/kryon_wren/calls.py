@@ -17,17 +17,11 @@ from typing import TYPE_CHECKING, Any
 from kryon_core import FunctionNotFoundError, FunctionRef, ScriptRuntimeError
 
 from .bridge import bars
-from .errors import (
-    WrenCompileError,
-    WrenError,
-    WrenRuntimeError,
-    after_trap,
-    restarted,
-    script_runtime_error,
-)
+from .errors import after_trap, restarted, script_runtime_error
 from .plugin import LANGUAGE
 from .scan import GETTER
 from .values import MAX_SAFE, prepare, resolve
+from .vm_errors import WrenCompileError, WrenError, WrenRuntimeError
 
 if TYPE_CHECKING:
     from .state import ScriptState

@@ -37,10 +37,11 @@ from kryon_core.debug.target import DebugEvents, DebugTarget, FrameInfo, ScopeIn
 from kryon_core.errors import ScriptRuntimeError
 
 from . import sandbox
-from .errors import WrenCompileError, WrenRuntimeError, compile_error
+from .errors import compile_error
 from .plugin import LANGUAGE
 from .scan import THIS, rename_this
 from .vm import EPOCH_TICK_SECONDS, TYPE_BOOL, TYPE_LIST, TYPE_MAP, TYPE_NULL, TYPE_NUM, TYPE_STRING, Handle
+from .vm_errors import WrenCompileError, WrenRuntimeError
 
 if TYPE_CHECKING:
     from .engine import WrenEngine

@@ -1,7 +1,6 @@
-"""Every error of kryon-wren: the exceptions the VM wrapper raises
-(``vm.py``, ``instance.py``), and their translation into
-:mod:`kryon_core.errors`, naming language, script, line and column, with the
-Wren stack as StackFrames.
+"""All error translation of kryon-wren: the exceptions the VM wrapper raises
+(``vm_errors.py``) become :mod:`kryon_core.errors`, naming language, script,
+line and column, with the Wren stack as StackFrames.
 
 A trap (out of memory, a time limit, a VM fault) kills the script's wasm
 instance: :func:`after_trap` gives the script a new one (its state restarts,
@@ -24,60 +23,13 @@ from kryon_core import (
 )
 
 from .plugin import LANGUAGE
+from .vm_errors import WrenMemoryError, WrenTimeoutError
 
 if TYPE_CHECKING:
     from .state import ScriptState
 
 _TRACE_LINE = re.compile(r"\[(?P<module>.*?) line (?P<line>\d+)(?::(?P<column>\d+))?\] in (?P<fn>.*)")
 _COMPILE_PREFIX = re.compile(r"^\[(?P<module>.*?) line (?P<line>\d+)\] ")
-
-
-# ---- The VM wrapper's exceptions ------------------------------------------------
-
-
-class WrenError(Exception):
-    """Base class of every error raised by the Wren VM wrapper. ``frames``:
-    for a trap, the Wren frames running when it happened (WrenVM.stack)."""
-
-    frames: list[Any] = []
-
-
-class WrenCompileError(WrenError):
-    def __init__(self, message: str, module: str = "", line: int = 0, column: int = 0):
-        super().__init__(message)
-        self.message = message
-        self.module = module
-        self.line = line
-        self.column = column  # 1-based, in characters; 0 when unknown
-
-
-class WrenRuntimeError(WrenError):
-    def __init__(self, message: str, module: str = "", line: int = 0, trace: str = "", column: int = 0):
-        super().__init__(message)
-        self.message = message
-        self.module = module
-        self.line = line
-        self.trace = trace
-        self.column = column  # of the failing call in the first frame shown; 0 when unknown
-
-
-class WrenTimeoutError(WrenError):
-    """The script ran out of fuel or past its time limit."""
-
-
-class WrenMemoryError(WrenError):
-    """The VM hit the memory cap of its store."""
-
-
-class WrenTrapError(WrenError):
-    """The wasm instance trapped for another reason (a VM bug)."""
-
-
-class WrenVMClosedError(WrenError):
-    """The VM was closed, or its instance died in an earlier trap."""
-
-
-# ---- Translation into kryon_core errors -------------------------------------------
 
 
 def parse_trace(trace: str) -> list[StackFrame]:

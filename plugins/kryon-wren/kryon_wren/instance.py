@@ -4,7 +4,7 @@
 ``env.host_load_module``, ``env.host_read_module``, ``env.host_bind_foreign``,
 ``env.host_foreign``, ``env.host_clock``, ``env.host_breakpoint``, each passed
 on to the :class:`~kryon_wren.vm.WrenVM` it names), a memory cap, and fuel /
-epoch time limits. Traps become Python exceptions (``errors.py``); after a
+epoch time limits. Traps become Python exceptions (``vm_errors.py``); after a
 trap the instance is dead. Exports are called through wasmtime's unchecked C
 call with preallocated raw values (:class:`RawExport`), the cost that matters
 on every call into Wren.
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from .errors import WrenError, WrenMemoryError, WrenTimeoutError, WrenTrapError, WrenVMClosedError
+from .vm_errors import WrenError, WrenMemoryError, WrenTimeoutError, WrenTrapError, WrenVMClosedError
 
 if TYPE_CHECKING:
     from .vm import WrenVM

@@ -15,19 +15,12 @@ from typing import TYPE_CHECKING, Any
 from kryon_core import CompiledScript, FunctionInfo, ScriptRuntimeError, SecurityPolicy
 
 from . import reload, sandbox
-from .errors import (
-    WrenCompileError,
-    WrenError,
-    WrenRuntimeError,
-    after_trap,
-    compile_error,
-    script_runtime_error,
-    trap_error,
-)
+from .errors import after_trap, compile_error, script_runtime_error, trap_error
 from .plugin import LANGUAGE
 from .scan import scan_functions
 from .state import Pool, ScriptState
 from .values import resolve
+from .vm_errors import WrenCompileError, WrenError, WrenRuntimeError
 
 if TYPE_CHECKING:
     from .engine import WrenEngine

@@ -36,9 +36,9 @@ from kryon_core.threads import EngineGate
 from . import sandbox
 from .bridge import IO_SOURCE, bars, kryon_module_source, spread_call_args
 from .calls import fn_ref
-from .errors import WrenRuntimeError
 from .plugin import LANGUAGE
 from .values import WrenObject, host_callable, prepare, resolve
+from .vm_errors import WrenRuntimeError
 
 if TYPE_CHECKING:
     from .engine import WrenEngine

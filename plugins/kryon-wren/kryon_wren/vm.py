@@ -6,7 +6,7 @@ handles and calls methods (with a fast path for numeric calls,
 :class:`FastCall`), converts values through slots, and exposes foreign
 methods to Wren. The wasm instance it runs in (wasmtime, host imports,
 limits, traps) is :class:`~kryon_wren.instance.WasmInstance`; the errors it
-raises are in :mod:`kryon_wren.errors`. Both are re-exported here, the
+raises are in :mod:`kryon_wren.vm_errors`. Both are re-exported here, the
 low-level API's one import place.
 """
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 from wasmtime import _ffi as ffi
 
 from . import slot_codec
-from .errors import (
+from .instance import DEFAULT_MEMORY_LIMIT, EPOCH_TICK_SECONDS, WASM_PATH, WasmInstance, get_engine
+from .vm_errors import (
     WrenCompileError,
     WrenError,
     WrenMemoryError,
@@ -27,7 +28,6 @@ from .errors import (
     WrenTrapError,
     WrenVMClosedError,
 )
-from .instance import DEFAULT_MEMORY_LIMIT, EPOCH_TICK_SECONDS, WASM_PATH, WasmInstance, get_engine
 
 __all__ = [
     "BYTECODE_NOT_CACHEABLE", "BYTECODE_REFUSED", "COMPILE_ERROR", "DEFAULT_MEMORY_LIMIT", "EPOCH_TICK_SECONDS",
