@@ -586,3 +586,27 @@ def test_a_failed_compile_leaves_the_module_s_variables_as_they_were():
         vm.interpret("var q = 2\nclass K {}\nSystem.print(a + q)")
         vm.interpret("var notYetDefined = 3\nSystem.print(notYetDefined)")
         assert "".join(vm.output) == "3\n3\n"
+
+
+def test_the_vm_wrapper_runs_without_kryon_core() -> None:
+    """The low-level API (WrenVM, its errors, the wasm instance) needs only
+    wasmtime: the wheel test installs kryon-core without its dependencies,
+    so importing it must not pull kryon_core in (conversion errors import
+    it on use only)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['kryon_core'] = None  # any import of it fails\n"
+        "from kryon_wren import WrenRuntimeError, WrenVM\n"
+        "vm = WrenVM(capture=True)\n"
+        "vm.interpret('System.print(6 * 7)')\n"
+        "try:\n"
+        "    vm.interpret('Fiber.abort(\"no\")')\n"
+        "except WrenRuntimeError as exc:\n"
+        "    print(''.join(vm.output).strip(), exc.message)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["42", "no"]

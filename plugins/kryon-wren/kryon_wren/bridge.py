@@ -36,6 +36,11 @@ def _params(n: int) -> str:
     return ", ".join(f"a{i}" for i in range(n))
 
 
+def bars(params: str) -> str:
+    """A Wren block's parameter list (``|a0, a1|``) for ``params``, nothing for none."""
+    return f"|{params}|" if params else ""
+
+
 def api_signatures(extra_names: tuple[str, ...] = ()) -> list[tuple[str, int]]:
     """(camel name, arity) of every foreign method of class Kryon."""
     out: list[tuple[str, int]] = []

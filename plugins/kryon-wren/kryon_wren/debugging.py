@@ -37,21 +37,23 @@ from kryon_core.debug.target import DebugEvents, DebugTarget, FrameInfo, ScopeIn
 from kryon_core.errors import ScriptRuntimeError
 
 from . import sandbox
+from .errors import compile_error
+from .plugin import LANGUAGE
+from .scan import THIS, rename_this
 from .vm import EPOCH_TICK_SECONDS, TYPE_BOOL, TYPE_LIST, TYPE_MAP, TYPE_NULL, TYPE_NUM, TYPE_STRING, Handle
+from .vm_errors import WrenCompileError, WrenRuntimeError
 
 if TYPE_CHECKING:
-    from .engine import WrenEngine, _VMState
+    from .engine import WrenEngine
+    from .state import ScriptState
 
 __all__ = ["WrenDebugTarget"]
 
-LANG = "wren"
 _MAX_CHILDREN = 1000
 _MAX_TEXT = 200
 _MAX_PARAMETERS = 16
 _HIDDEN_MODULES = ("kryon", "io")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: what `this` is called inside an evaluation's function (see _rename_this)
-_THIS = "kryonThis_"
 
 
 
@@ -83,7 +85,7 @@ class _Applied:
 class WrenDebugTarget(DebugTarget):
     """See the module docstring."""
 
-    language = LANG
+    language = LANGUAGE
 
     def __init__(self, engine: "WrenEngine") -> None:
         self._engine = engine
@@ -116,7 +118,7 @@ class WrenDebugTarget(DebugTarget):
     def _new_callers(self) -> None:
         """Callers the engine made are remade: while attached they report
         entering and leaving Wren (:meth:`activation`), otherwise not."""
-        for state in self._engine._live_states():
+        for state in self._engine.live_states():
             state.callers = {}
 
     def activation(self, call: Callable[..., Any]) -> Callable[..., Any]:
@@ -151,18 +153,18 @@ class WrenDebugTarget(DebugTarget):
     def _changed(self) -> None:
         """A new wish: every VM calls back at its next loop or entry and applies it."""
         self._version += 1
-        for state in self._engine._live_states():
+        for state in self._engine.live_states():
             vm = state.vm
             inst = vm.instance if vm is not None else None
             if inst is not None and inst.dead is None and not vm._closed:
                 # a plain store to linear memory: safe while another thread runs the VM
                 inst.write_bytes(state.debug_poll, b"\x01\x00\x00\x00")
 
-    def started(self, state: "_VMState") -> None:
+    def started(self, state: "ScriptState") -> None:
         """A VM was made for a script (before any of its code compiles)."""
         self._sync(state)
 
-    def _sync(self, state: "_VMState") -> None:
+    def _sync(self, state: "ScriptState") -> None:
         """Apply the current wish to the state's VM (on its thread)."""
         vm = state.vm
         if vm is None or vm.instance.dead is not None:
@@ -175,7 +177,7 @@ class WrenDebugTarget(DebugTarget):
             return
         on = self._events is not None and self._mode is not TraceMode.OFF
         wanted = {(script, line) for script, lines in self._lines.items() for line in lines} if on else set()
-        legacy = self._engine._breakpoint_lines()
+        legacy = self._engine.breakpoint_lines()
         for script, line in applied.lines - wanted:
             if (script, line) not in legacy:
                 vm.remove_breakpoint(script, line)
@@ -189,7 +191,7 @@ class WrenDebugTarget(DebugTarget):
         applied.lines, applied.step_all, applied.errors, applied.version = wanted, step_all, on, version
 
     # -- events from the VM (on its thread) ---------------------------------------------------
-    def on_line(self, state: "_VMState", module: str, line: int) -> None:
+    def on_line(self, state: "ScriptState", module: str, line: int) -> None:
         """The VM called back: a patched line (``line`` > 0), a poll (0), or
         a runtime error raised (-1, the error in slot 0)."""
         self._sync(state)
@@ -197,7 +199,7 @@ class WrenDebugTarget(DebugTarget):
         if events is not None and line < 0:
             self._raised(state, events)
             return
-        if line == 0 or events is None or module not in self._engine._scripts:
+        if line == 0 or events is None or self._engine.current(module) is None:
             return
         every = self._mode is TraceMode.EVERY_LINE
         if every:
@@ -216,7 +218,7 @@ class WrenDebugTarget(DebugTarget):
         self._stop_point(state, events.line, self, module, line)
         self._sync(state)  # the debugger's answer (go on, step) applies from the next line
 
-    def _raised(self, state: "_VMState", events: DebugEvents) -> None:
+    def _raised(self, state: "ScriptState", events: DebugEvents) -> None:
         frames = self._script_frames(state)
         if not frames:
             return  # an error in the host's glue: the caller reports it
@@ -224,11 +226,11 @@ class WrenDebugTarget(DebugTarget):
         message = vm.get_slot(0) if vm.slot_type(0) == TYPE_STRING else self._read(state, "error", 0).value
         _, module, line, _ = frames[0]
         column = vm._c("wren_debug_frame_column", frames[0][0]) or None
-        error = ScriptRuntimeError(message, language=LANG, script=module, line=line, column=column)
+        error = ScriptRuntimeError(message, language=LANGUAGE, script=module, line=line, column=column)
         self._local.depth = len(frames)
         self._stop_point(state, events.exception, self, error)
 
-    def _stop_point(self, state: "_VMState", report: Any, *args: Any) -> None:
+    def _stop_point(self, state: "ScriptState", report: Any, *args: Any) -> None:
         """Report an event with ``state`` paused; values read meanwhile are
         pinned until it returns. The time and fuel the debugger spends here
         (stopped, evaluating) are not the script's: its time limit and fuel
@@ -238,12 +240,12 @@ class WrenDebugTarget(DebugTarget):
         remaining = inst.timeout - (time.perf_counter() - inst._armed_at) if inst.timeout else None
         fuel = inst.store.get_fuel() if inst.fuel is not None else None
         _unlimited(inst)  # reading frames and values while stopped is the debugger's time
-        engine._active.append(state)
+        engine.active.append(state)
         handles, self._local.handles = getattr(self._local, "handles", None), []
         try:
             report(*args)
         finally:
-            engine._active.pop()
+            engine.active.pop()
             for handle in self._local.handles:
                 handle.release()
             self._local.handles = handles
@@ -290,13 +292,13 @@ class WrenDebugTarget(DebugTarget):
         return sorted({int(n) for n in text.split()})
 
     # -- inspection (on the stopped thread) --------------------------------------------------------
-    def _script_frames(self, state: "_VMState") -> list[tuple[int, str, int, str]]:
+    def _script_frames(self, state: "ScriptState") -> list[tuple[int, str, int, str]]:
         return [f for f in state.vm.stack() if f[1] not in _HIDDEN_MODULES and "#" not in f[1]]
 
     def frames(self) -> list[list[FrameInfo]]:
         groups: list[list[FrameInfo]] = []
         seen: set[int] = set()
-        for state in reversed(self._engine._active):
+        for state in reversed(self._engine.active):
             vm = state.vm
             if id(state) in seen or vm is None or vm.instance.dead is not None:
                 continue
@@ -383,7 +385,7 @@ class WrenDebugTarget(DebugTarget):
             pinned.append(handle)
         return handle
 
-    def _read(self, state: "_VMState", name: str, slot: int) -> ValueInfo:
+    def _read(self, state: "ScriptState", name: str, slot: int) -> ValueInfo:
         """The value in ``slot`` as the debugger shows it (children unread)."""
         vm = state.vm
         kind = vm.slot_type(slot)
@@ -414,7 +416,7 @@ class WrenDebugTarget(DebugTarget):
                              ("instance", state, handle) if fields else None, fields)
         return ValueInfo(name, class_name, class_name)
 
-    def _preview(self, state: "_VMState", handle: Handle, count: int, kind: str) -> str:
+    def _preview(self, state: "ScriptState", handle: Handle, count: int, kind: str) -> str:
         """A list's text with its first elements (nested values by kind only)."""
         vm = state.vm
         parts: list[str] = []
@@ -452,24 +454,22 @@ class WrenDebugTarget(DebugTarget):
         returned, in slot 0) into the frame's variables they came from."""
         vm.ensure_slots(2)
         for position, (param, (export, i)) in enumerate(zip(params, sources, strict=True)):
-            if param == _THIS:  # `this` is never assigned (Wren forbids it; the renamed name would allow it)
+            if param == THIS:  # `this` is never assigned (Wren forbids it; the renamed name would allow it)
                 continue
             vm._c("wren_get_list_element", 0, position, 1)
             vm._c("wren_debug_assign", index, int(export == "wren_debug_upvalue"), i, 1)
 
     def evaluate(self, frame: FrameInfo | None, expression: str) -> ValueInfo:
-        from .vm import WrenCompileError, WrenRuntimeError
-
         if frame is None:
-            raise ScriptRuntimeError("no Wren frame to evaluate in", language=LANG)
+            raise ScriptRuntimeError("no Wren frame to evaluate in", language=LANGUAGE)
         state, index = frame.handle
         vm = state.vm
         module = frame.script or state.script_id
         if vm is None or vm.instance.dead is not None:
-            raise ScriptRuntimeError("the frame's script is no longer running", language=LANG, script=module)
+            raise ScriptRuntimeError("the frame's script is no longer running", language=LANGUAGE, script=module)
         # the frame's locals the expression names become the function's parameters; `this` is
         # renamed (a function outside the class may not say `this`) and never assigned back
-        code = _rename_this(expression)
+        code = rename_this(expression)
         mentioned = set(_NAME.findall(code))
         params: list[str] = []
         sources: list[tuple[str, int]] = []
@@ -481,18 +481,18 @@ class WrenDebugTarget(DebugTarget):
                 if not name_ptr:
                     break
                 name = vm.instance.read_cstring(name_ptr)
-                param = _THIS if name == "this" else name
+                param = THIS if name == "this" else name
                 if param in mentioned and param not in params:
                     if len(params) == _MAX_PARAMETERS:
                         raise ScriptRuntimeError(f"the expression names more than {_MAX_PARAMETERS} locals",
-                                                 language=LANG, script=module)
+                                                 language=LANGUAGE, script=module)
                     params.append(param)
                     sources.append((export, i))
                 i += 1
-        if _THIS in mentioned and _THIS not in params:
+        if THIS in mentioned and THIS not in params:
             if not vm._c("wren_debug_receiver", index, 0):
-                raise ScriptRuntimeError("'this' is defined only in a method's frame", language=LANG, script=module)
-            params.append(_THIS)
+                raise ScriptRuntimeError("'this' is defined only in a method's frame", language=LANGUAGE, script=module)
+            params.append(THIS)
             sources.append(("wren_debug_receiver", -1))
         values = []
         for export, i in sources:
@@ -520,11 +520,11 @@ class WrenDebugTarget(DebugTarget):
             self._assign_back(vm, index, params, sources)
             self._raw_call(vm, state.host, state.call_handle("takeEval()"), [])
         except WrenCompileError as exc:
-            raise sandbox.compile_error(exc, module) from None
+            raise compile_error(exc, module) from None
         except WrenRuntimeError as exc:
             pending, state.pending = state.pending, None  # an error a host function raised
             raise ScriptRuntimeError(pending.message if pending is not None else exc.message,
-                                     language=LANG, script=module) from None
+                                     language=LANGUAGE, script=module) from None
         finally:
             state.flush()
             _unlimited(vm.instance)
@@ -540,76 +540,3 @@ def _unlimited(inst: Any) -> None:
         if inst.fuel is not None:
             inst.store.set_fuel(1 << 40)
 
-
-def _rename_this(expression: str) -> str:
-    """``expression`` with each ``this`` in its code (not in string literals,
-    but inside their ``%(...)`` interpolations) renamed to ``_THIS``.
-
-    A scan of Wren's lexical structure: ``"..."`` strings with backslash
-    escapes and ``%(`` interpolations (which nest), ``\"\"\"`` raw strings, and
-    ``//`` and ``/* */`` comments (block comments nest)."""
-    out: list[str] = []
-    i, n = 0, len(expression)
-    interpolations: list[int] = []  # open parentheses inside each open interpolation
-    in_string = False
-    while i < n:
-        ch = expression[i]
-        if in_string:
-            if ch == "\\":
-                out.append(expression[i:i + 2])
-                i += 2
-                continue
-            if ch == '"':
-                in_string = False
-            elif expression.startswith("%(", i):
-                interpolations.append(1)
-                in_string = False
-                out.append("%(")
-                i += 2
-                continue
-            out.append(ch)
-            i += 1
-            continue
-        if expression.startswith('"""', i):
-            end = expression.find('"""', i + 3)
-            end = n if end < 0 else end + 3
-            out.append(expression[i:end])
-            i = end
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-            i += 1
-        elif expression.startswith("//", i):
-            end = expression.find("\n", i)
-            end = n if end < 0 else end
-            out.append(expression[i:end])
-            i = end
-        elif expression.startswith("/*", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if expression.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif expression.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            out.append(expression[i:j])
-            i = j
-        elif ch.isalpha() or ch == "_":
-            match = _NAME.match(expression, i)
-            assert match is not None
-            word = match.group()
-            out.append(_THIS if word == "this" else word)
-            i = match.end()
-        else:
-            if interpolations:
-                if ch == "(":
-                    interpolations[-1] += 1
-                elif ch == ")":
-                    interpolations[-1] -= 1
-                    if interpolations[-1] == 0:
-                        interpolations.pop()
-                        in_string = True  # back in the string the interpolation sits in
-            out.append(ch)
-            i += 1
-    return "".join(out)

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from kryon_core import ScriptRuntimeError
 
+from .plugin import LANGUAGE
 from .values import MAX_DEPTH, prepare
 
 if TYPE_CHECKING:
-    from .engine import _VMState
+    from .state import ScriptState
 
-LANG = "wren"
 #: the new version's hook: a top-level variable holding a Fn of one argument
 HOOK = "onReload"
 # ObjType (csrc/value.h)
@@ -93,7 +93,7 @@ class _Reader:
     """Reads values of the old VM into the plain tree (the VM's slots from
     ``base`` up are scratch: depth d uses slots base + d and base + d + 1)."""
 
-    def __init__(self, state: "_VMState") -> None:
+    def __init__(self, state: "ScriptState") -> None:
         self.state = state
         self.vm = vm = state.vm
         self.memo: dict[int, Any] = {}
@@ -160,7 +160,7 @@ class _Reader:
         raise Unportable("a function, fiber, class or range")
 
 
-def read(state: "_VMState") -> dict[str, Any]:
+def read(state: "ScriptState") -> dict[str, Any]:
     """The old version's module variables that can cross, by name (static
     fields as ``Class.__field``), as a plain tree. Runs under its gate."""
     vm = state.vm
@@ -171,7 +171,7 @@ def read(state: "_VMState") -> dict[str, Any]:
         return _read(state, vm, inst)
 
 
-def _read(state: "_VMState", vm: Any, inst: Any) -> dict[str, Any]:
+def _read(state: "ScriptState", vm: Any, inst: Any) -> dict[str, Any]:
     ptr = inst.alloc_cstring(state.script_id)
     try:
         reader = _Reader(state)
@@ -208,7 +208,7 @@ class Writer:
     handles first (making one runs Wren code, which would clobber the slots
     the build works in)."""
 
-    def __init__(self, state: "_VMState", data: dict[str, Any]) -> None:
+    def __init__(self, state: "ScriptState", data: dict[str, Any]) -> None:
         self.state = state
         self.vm = state.vm
         self.memo: dict[int, Any] = {}  # id(tree node) -> handle of its copy
@@ -295,7 +295,7 @@ def _nodes(roots: list[Any]) -> Iterator[Any]:
             todo.extend(node.fields)
 
 
-def carry_over(state: "_VMState", data: dict[str, Any]) -> None:
+def carry_over(state: "ScriptState", data: dict[str, Any]) -> None:
     """Gives the new version (``state``, its top level run) the old one's
     data: through its ``onReload(old)`` hook when it defines one, else every
     module variable it leaves null gets the old value of that name. Raises a
@@ -341,7 +341,7 @@ def carry_over(state: "_VMState", data: dict[str, Any]) -> None:
                 handle.release()
 
 
-def _run_hook(state: "_VMState", hook: Any, old: Any) -> None:
+def _run_hook(state: "ScriptState", hook: Any, old: Any) -> None:
     """Calls ``onReload(old)``; a Map it returns is set name by name (keys
     name the new version's module variables; static fields as
     ``Class.__field``), null keeps the new top level's values."""
@@ -367,5 +367,5 @@ def _run_hook(state: "_VMState", hook: Any, old: Any) -> None:
         index = vm._c("wren_map_next", 0, index + 1)
 
 
-def _error(state: "_VMState", message: str) -> ScriptRuntimeError:
-    return ScriptRuntimeError(message, language=LANG, script=state.script_id)
+def _error(state: "ScriptState", message: str) -> ScriptRuntimeError:
+    return ScriptRuntimeError(message, language=LANGUAGE, script=state.script_id)

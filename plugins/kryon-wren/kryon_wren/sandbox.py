@@ -1,4 +1,5 @@
-"""Limits for Wren scripts, enforced by WebAssembly.
+"""Limits for Wren scripts, enforced by WebAssembly: a policy becomes the limits
+of the wasm instance a script runs in (errors are translated in ``errors.py``).
 
 Scripts run in wasm instances shared per kind of limits (``LimitsKey``): the
 store's linear-memory cap is the policy's ``memory_limit`` (MemoryLimitError),
@@ -34,29 +35,15 @@ the caller.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from kryon_core import (
-    CompileError,
-    MemoryLimitError,
-    RecursionLimitError,
-    ScriptError,
-    ScriptRuntimeError,
-    ScriptTimeoutError,
-    SecurityPolicy,
-    StackFrame,
-)
+from kryon_core import SecurityPolicy
 
-LANG = "wren"
 #: linear memory for trusted scripts (wasm32 addresses at most 4 GiB)
 UNLIMITED_MEMORY = (4 << 30) - (64 << 10)
 #: floor for a sandboxed memory cap: the VM and its core library need this much
 MIN_MEMORY = 4 << 20
-
-_TRACE_LINE = re.compile(r"\[(?P<module>.*?) line (?P<line>\d+)(?::(?P<column>\d+))?\] in (?P<fn>.*)")
-_COMPILE_PREFIX = re.compile(r"^\[(?P<module>.*?) line (?P<line>\d+)\] ")
 
 
 @dataclass(frozen=True)
@@ -74,7 +61,7 @@ class LimitsKey:
 
 
 def new_instance(key: LimitsKey) -> Any:
-    from .vm import WasmInstance
+    from .instance import WasmInstance
 
     return WasmInstance(memory_limit=key.memory_limit, timeout=key.time_limit)
 
@@ -82,61 +69,3 @@ def new_instance(key: LimitsKey) -> Any:
 def dispose(instance: Any) -> None:
     """Frees an instance no script lives in any more."""
     instance.close()
-
-
-def parse_trace(trace: str) -> list[StackFrame]:
-    frames = []
-    for line in trace.splitlines():
-        m = _TRACE_LINE.match(line.strip())
-        if m:
-            fn = m.group("fn")
-            frames.append(
-                StackFrame(
-                    function="<top level>" if fn == "(script)" else fn,
-                    script=m.group("module"),
-                    line=int(m.group("line")),
-                    column=int(m.group("column")) if m.group("column") else None,
-                    language=LANG,
-                )
-            )
-    return frames
-
-
-def compile_error(exc: Any, script: str) -> CompileError:
-    message = exc.message
-    m = _COMPILE_PREFIX.match(message)
-    if m:
-        message = message[m.end():]
-    module = exc.module or script
-    return CompileError(message, language=LANG, script=module, line=exc.line or None,
-                        column=getattr(exc, "column", 0) or None)
-
-
-def runtime_error(exc: Any, script: str) -> ScriptRuntimeError:
-    frames = parse_trace(getattr(exc, "trace", "") or "")
-    # No module and no frame: the host's call itself failed (a wrong arity, a
-    # missing method), so no Wren line is to blame; a calling script's
-    # engine fills in its own location.
-    module = exc.module or (frames[0].script if frames else None)
-    line = exc.line or (frames[0].line if frames else None)
-    cls = RecursionLimitError if exc.message == "Stack overflow." else ScriptRuntimeError
-    column = getattr(exc, "column", 0) or (frames[0].column if frames and not exc.line else None)
-    return cls(exc.message, language=LANG, script=module, line=line, column=column or None, stack=frames)
-
-
-def trap_error(exc: Any, script: str) -> ScriptError:
-    """The error for a trap: its script and line are those of the innermost
-    script frame running when it happened (the engine's glue left out)."""
-    from .vm import WrenMemoryError, WrenTimeoutError
-
-    stack = [
-        StackFrame(function="<top level>" if fn == "(script)" else fn, script=module, line=line, language=LANG)
-        for _, module, line, fn in getattr(exc, "frames", ())
-        if module not in ("kryon", "io") and "#" not in module
-    ]
-    # where the running script stood when the limit fired (vm._fault_where), else its innermost frame
-    line = getattr(exc, "line", None) or (stack[0].line if stack else None)
-    kind = ScriptTimeoutError if isinstance(exc, WrenTimeoutError) else \
-        MemoryLimitError if isinstance(exc, WrenMemoryError) else ScriptRuntimeError
-    return kind(str(exc), language=LANG, script=getattr(exc, "module", None) or (stack[0].script if stack else script),
-                line=line, column=getattr(exc, "column", None) or None, stack=stack)

@@ -36,10 +36,11 @@ from typing import TYPE_CHECKING, Any
 from kryon_core import ConversionError, FunctionRef, UserData
 from kryon_core.values import value_too_large
 
-if TYPE_CHECKING:
-    from .engine import _VMState
+from .plugin import LANGUAGE
 
-LANG = "wren"
+if TYPE_CHECKING:
+    from .state import ScriptState
+
 MAX_SAFE = 2**53
 MAX_DEPTH = 200
 #: calls of a host function from Wren take at most this many arguments
@@ -67,7 +68,7 @@ def check_number(value: int, script: str | None = None) -> float:
     if -MAX_SAFE <= value <= MAX_SAFE:
         return float(value)
     raise ConversionError(
-        f"integer {value} cannot be represented exactly in wren (beyond 2**53)", language=LANG, script=script
+        f"integer {value} cannot be represented exactly in wren (beyond 2**53)", language=LANGUAGE, script=script
     )
 
 
@@ -76,11 +77,11 @@ def _needs_prepare(value: Any) -> bool:
     return not (t is str or t is float or t is bool or value is None)
 
 
-def _too_large(state: "_VMState", size: int, kind: str) -> Exception:
-    return value_too_large(size, state.policy.max_value_size or 0, kind=kind, language=LANG, script=state.script_id)
+def _too_large(state: "ScriptState", size: int, kind: str) -> Exception:
+    return value_too_large(size, state.policy.max_value_size or 0, kind=kind, language=LANGUAGE, script=state.script_id)
 
 
-def prepare(state: "_VMState", value: Any, _seen: set[int] | None = None, _depth: int = 0) -> Any:
+def prepare(state: "ScriptState", value: Any, _seen: set[int] | None = None, _depth: int = 0) -> Any:
     """A host value as something ``WrenVM.set_slot`` can write (handles made now);
     strings, lists and maps beyond the policy's max_value_size are a SizeLimitError."""
     t = type(value)
@@ -97,7 +98,7 @@ def prepare(state: "_VMState", value: Any, _seen: set[int] | None = None, _depth
         # Wren has one string type, read back as text: bytes would come back
         # changed (as str, invalid UTF-8 replaced), so they are refused
         raise ConversionError(f"a {t.__name__} cannot cross into wren, whose strings are text: decode it first",
-                              language=LANG, script=state.script_id)
+                              language=LANGUAGE, script=state.script_id)
     if isinstance(value, str):
         limit = state.policy.max_value_size
         if limit is not None and len(value) > limit:
@@ -114,11 +115,11 @@ def prepare(state: "_VMState", value: Any, _seen: set[int] | None = None, _depth
         if limit is not None and len(value) > limit:
             raise _too_large(state, len(value), "map" if isinstance(value, dict) else "list")
         if _depth > MAX_DEPTH:
-            raise ConversionError("value nested too deeply to cross into wren", language=LANG)
+            raise ConversionError("value nested too deeply to cross into wren", language=LANGUAGE)
         seen = _seen if _seen is not None else set()
         key = id(value)
         if key in seen:
-            raise ConversionError(f"cyclic {t.__name__} cannot cross into wren", language=LANG)
+            raise ConversionError(f"cyclic {t.__name__} cannot cross into wren", language=LANGUAGE)
         seen.add(key)
         try:
             if isinstance(value, dict):
@@ -132,10 +133,10 @@ def prepare(state: "_VMState", value: Any, _seen: set[int] | None = None, _depth
 def _dict_key(key: Any) -> str:
     from kryon_core.values import dict_key
 
-    return dict_key(key, LANG)
+    return dict_key(key, LANGUAGE)
 
 
-def resolve(state: "_VMState", raw: Any, _depth: int = 0) -> Any:
+def resolve(state: "ScriptState", raw: Any, _depth: int = 0) -> Any:
     """A value read by ``WrenVM.get_slot`` as a host value (sizes checked as in ``prepare``)."""
     t = type(raw)
     if t is float:
@@ -150,11 +151,11 @@ def resolve(state: "_VMState", raw: Any, _depth: int = 0) -> Any:
         return raw
     if t is list:
         if _depth > MAX_DEPTH:
-            raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANG)
+            raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANGUAGE)
         return [resolve(state, v, _depth + 1) for v in raw]
     if t is dict:
         if _depth > MAX_DEPTH:
-            raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANG)
+            raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANGUAGE)
         out = {}
         for k, v in raw.items():
             out[_map_key(state, k)] = resolve(state, v, _depth + 1)
@@ -162,14 +163,14 @@ def resolve(state: "_VMState", raw: Any, _depth: int = 0) -> Any:
     return state.from_handle(raw)
 
 
-def _map_key(state: "_VMState", key: Any) -> str:
+def _map_key(state: "ScriptState", key: Any) -> str:
     if type(key) is str:
         return key
     if type(key) is float and key == key and not math.isinf(key) and key == int(key):
         return str(int(key))
     if hasattr(key, "release") and not isinstance(key, (tuple, bool)):
         key.release()
-    raise ConversionError(f"a Wren map key {key!r} is not a string or an integral number", language=LANG)
+    raise ConversionError(f"a Wren map key {key!r} is not a string or an integral number", language=LANGUAGE)
 
 
 def host_callable(value: Any) -> bool:
