@@ -246,29 +246,29 @@ def _save(module: Any, prelude: tuple[tuple[str, str], ...], image: Image) -> No
     header = _disk_header(module, prelude)
     if header is None:
         return
-    from .wasm_cache import _store
+    from .wasm_cache import store_entry
 
     meta = json.dumps({
         "memory_size": image.memory_size, "vm_ptr": image.vm_ptr, "host_id": image.host_id,
         "binds": image.binds, "scratch": image.scratch,
         "runs": [(offset, len(data)) for offset, data in image.runs],
     }).encode()
-    _store(_disk_path(header), header, struct.pack("<I", len(meta)) + meta + b"".join(d for _, d in image.runs))
+    store_entry(_disk_path(header), header, struct.pack("<I", len(meta)) + meta + b"".join(d for _, d in image.runs))
 
 
 def _load(module: Any, prelude: tuple[tuple[str, str], ...]) -> Image | None:
     header = _disk_header(module, prelude)
     if header is None:
         return None
-    from .wasm_cache import _read_valid, _reject
+    from .wasm_cache import read_valid, reject
 
     path = _disk_path(header)
-    payload = _read_valid(path, header)
+    payload = read_valid(path, header)
     if payload is None:
         return None
     image = _decode(payload)
     if image is None:
-        _reject(path)
+        reject(path)
         return None
     stats["loaded"] += 1
     return image

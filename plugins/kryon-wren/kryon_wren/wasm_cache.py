@@ -95,17 +95,17 @@ def load_module(engine: wasmtime.Engine, wasm: bytes, config: str, directory: Pa
     directory = cache_dir() if directory is None else directory
     header = expected_header(wasm, config)
     path = entry_path(directory, header)
-    payload = _read_valid(path, header)
+    payload = read_valid(path, header)
     if payload is not None:
         try:
             module = wasmtime.Module.deserialize(engine, payload)
             _count("hits")
             return _tagged(module, header)
         except Exception:  # wasmtime's own checks refused it
-            _reject(path)
+            reject(path)
     module = wasmtime.Module(engine, wasm)
     _count("misses")
-    _store(path, header, bytes(module.serialize()))
+    store_entry(path, header, bytes(module.serialize()))
     return _tagged(module, header)
 
 
@@ -121,7 +121,7 @@ def _count(what: str) -> None:
         stats[what] += 1
 
 
-def _reject(path: Path) -> None:
+def reject(path: Path) -> None:
     _count("rejected")
     try:
         path.unlink()
@@ -135,7 +135,7 @@ def _private(st: os.stat_result) -> bool:
     return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _read_valid(path: Path, header: dict[str, Any]) -> bytes | None:
+def read_valid(path: Path, header: dict[str, Any]) -> bytes | None:
     """The payload of the entry at ``path`` if it passes every check, else
     None (a present but invalid entry is counted and removed)."""
     try:
@@ -146,10 +146,10 @@ def _read_valid(path: Path, header: dict[str, Any]) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError:
-        _reject(path)
+        reject(path)
         return None
     if not (stat.S_ISREG(st.st_mode) and _private(st) and directory_ok and data.startswith(MAGIC)):
-        _reject(path)
+        reject(path)
         return None
     end = data.find(b"\n", len(MAGIC))
     try:
@@ -163,12 +163,12 @@ def _read_valid(path: Path, header: dict[str, Any]) -> bytes | None:
         or found.get("size") != len(payload)
         or found.get("payload_sha256") != hashlib.sha256(payload).hexdigest()
     ):
-        _reject(path)
+        reject(path)
         return None
     return payload
 
 
-def _store(path: Path, header: dict[str, Any], payload: bytes) -> None:
+def store_entry(path: Path, header: dict[str, Any], payload: bytes) -> None:
     """Writes the entry atomically (a temporary file renamed over it); a
     cache that cannot be written is skipped, never an error."""
     full = dict(header, size=len(payload), payload_sha256=hashlib.sha256(payload).hexdigest())
