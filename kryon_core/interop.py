@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .bridge import DEFAULT_CALL_DEPTH
 from .errors import AccessDeniedError, MemoryLimitError, RecursionLimitError, ScriptError
 from .policy import SecurityPolicy
+from .profiling import SAMPLE_MASK
 from .values import FunctionRef, approximate_size, to_host
 
 if TYPE_CHECKING:
@@ -367,17 +368,45 @@ class FunctionMetadata:
 
 @dataclass
 class CallStatistics:
-    """Calls of one function that came through ``kryon.call``."""
+    """Calls of one function that came through ``kryon.call``. Counts are
+    exact; times are of a sample (one call in ``SAMPLE_EVERY``, see
+    :mod:`kryon_core.profiling`), ``total_ns`` estimated from it."""
 
     successful_calls: int = 0
     failed_calls: int = 0
-    total_ns: int = 0
     by_caller: dict[str, int] = field(default_factory=dict)
+    timed: int = 0
+    timed_ns: int = 0
+
+    @property
+    def total_ns(self) -> int:
+        calls = self.successful_calls + self.failed_calls
+        if self.timed >= calls:
+            return self.timed_ns
+        return self.timed_ns * calls // self.timed if self.timed else 0
 
     @property
     def average_us(self) -> float:
-        calls = self.successful_calls + self.failed_calls
-        return self.total_ns / calls / 1000 if calls else 0.0
+        return self.timed_ns / self.timed / 1000 if self.timed else 0.0
+
+
+class _Route:
+    """A ``kryon.call`` target resolved for one caller (one bridge view): where
+    it lives, that the caller may call it, its statistics records and the
+    caller's nesting limit. Valid while the manager's ``routes_version`` is
+    the one it was made at (loads, reloads, unloads and exports move it)."""
+
+    __slots__ = ("version", "loc", "stats", "limit", "admit")
+
+    def __init__(self, version: int, loc: Any, stats: CallStatistics, limit: int, admit: bool) -> None:
+        self.version, self.loc, self.stats, self.limit, self.admit = version, loc, stats, limit, admit
+
+
+class _Depth(threading.local):
+    n = 0
+
+
+_SCALARS = frozenset({bool, int, float, str, bytes})
 
 
 class CrossLanguageRegistry:
@@ -390,7 +419,7 @@ class CrossLanguageRegistry:
         self._manager = manager
         self.call_stats: dict[str, CallStatistics] = {}
         self._lock = threading.Lock()
-        self._depth = threading.local()  # cross-language nesting, per thread, every engine's calls together
+        self._depth = _Depth()  # cross-language nesting, per thread, every engine's calls together
 
     def exported_functions(self, language: str | None = None) -> dict[str, FunctionMetadata]:
         """qualified name -> metadata, optionally for one language."""
@@ -417,10 +446,11 @@ class CrossLanguageRegistry:
         self,
         source_language: str,
         target: str,
-        args: list[Any],
+        args: "list[Any] | tuple[Any, ...]",
         *,
         caller: str | None = None,
         policy: "SecurityPolicy | None" = None,
+        routes: "dict[str, _Route] | None" = None,
     ) -> Any:
         """Call ``target`` (any resolvable name) on behalf of script ``caller``
         of ``source_language`` running under ``policy``.
@@ -430,37 +460,89 @@ class CrossLanguageRegistry:
         (``ScriptManager.admit``). Calls that nest across languages deeper than
         the caller's ``max_recursion`` (default 200, and at most a sixteenth
         of Python's recursion limit) raise RecursionLimitError instead of
-        overflowing the host's stack."""
+        overflowing the host's stack.
+
+        ``routes`` is the caller's cache of resolved targets (a bridge view
+        keeps one): a target resolved and checked once is called straight
+        through its engine's bound callable until the manager's
+        ``routes_version`` moves. The call is counted in :attr:`call_stats`
+        and in the manager's profiler (one timing, sampled, feeds both)."""
         manager = self._manager
-        limit = min(
-            (policy.max_recursion if policy is not None else None) or manager.policy.max_recursion or DEFAULT_CALL_DEPTH,
-            sys.getrecursionlimit() // 16,
-        )
+        route = routes.get(target) if routes is not None else None
+        if route is None or route.version != manager.routes_version:
+            route = self._resolve(source_language, target, caller, policy)
+            if routes is not None:
+                routes[target] = route
+        stats = route.stats
+        bc = stats.by_caller
+        bc[source_language] = bc.get(source_language, 0) + 1
         depth = self._depth
-        depth.n = getattr(depth, "n", 0) + 1
-        start = perf_counter_ns()
-        ok = False
+        n = depth.n + 1
+        if n > route.limit or (n > 4 and n * 16 > sys.getrecursionlimit()):
+            stats.failed_calls += 1
+            raise RecursionLimitError(
+                f"cross-language calls nested deeper than {min(route.limit, sys.getrecursionlimit() // 16)} "
+                f"(calling '{target}')",
+                language=source_language,
+            )
+        loc = route.loc
+        call = loc.call or loc.bound_call()
+        profiler = manager.profiler
+        pstats = loc.stats if profiler.enabled else None
+        k = stats.successful_calls + stats.failed_calls + 1
+        sampled = k & SAMPLE_MASK == 1
+        if pstats is not None:
+            pn = pstats.calls + 1
+            pstats.calls = pn
+            if pn == profiler.hot_threshold:
+                sampled = True
+        else:
+            pn = 0
+        depth.n = n
         try:
-            if depth.n > limit:
-                raise RecursionLimitError(
-                    f"cross-language calls nested deeper than {limit} (calling '{target}')", language=source_language
-                )
-            location = manager.check_call(target, caller=caller, policy=policy, language=source_language)
-            result = manager.call_function(target, args, caller=source_language)
-            if policy is not None and policy.sandboxed:
-                result = manager.admit(result, caller, policy, source=location)
-            ok = True
-            return result
+            if not sampled:
+                result = call(*args)
+            else:
+                start = perf_counter_ns()
+                try:
+                    result = call(*args)
+                finally:
+                    elapsed = perf_counter_ns() - start
+                    stats.timed += 1
+                    stats.timed_ns += elapsed
+                    if pstats is not None:
+                        pstats.record(elapsed)
+                        if pn == profiler.hot_threshold:
+                            profiler.became_hot(pstats)
+            if route.admit and result is not None and type(result) not in _SCALARS:
+                result = manager.admit(result, caller, policy, source=loc)  # type: ignore[arg-type]
+        except BaseException:
+            stats.failed_calls += 1
+            if pstats is not None:
+                pstats.errors += 1
+            raise
         finally:
-            depth.n -= 1
-            elapsed = perf_counter_ns() - start
+            depth.n = n - 1
+        stats.successful_calls += 1
+        return result
+
+    def _resolve(
+        self, source_language: str, target: str, caller: str | None, policy: "SecurityPolicy | None"
+    ) -> _Route:
+        """Resolve and check ``target`` for ``caller`` (a refusal or an unknown
+        name is counted as a failed call of ``target`` and raised)."""
+        manager = self._manager
+        version = manager.routes_version
+        stats = self.call_stats.get(target)
+        if stats is None:
             with self._lock:
-                stats = self.call_stats.get(target)
-                if stats is None:
-                    stats = self.call_stats[target] = CallStatistics()
-                if ok:
-                    stats.successful_calls += 1
-                else:
-                    stats.failed_calls += 1
-                stats.total_ns += elapsed
-                stats.by_caller[source_language] = stats.by_caller.get(source_language, 0) + 1
+                stats = self.call_stats.setdefault(target, CallStatistics())
+        try:
+            loc = manager.check_call(target, caller=caller, policy=policy, language=source_language)
+        except BaseException:
+            stats.failed_calls += 1
+            bc = stats.by_caller
+            bc[source_language] = bc.get(source_language, 0) + 1
+            raise
+        limit = (policy.max_recursion if policy is not None else None) or manager.policy.max_recursion or DEFAULT_CALL_DEPTH
+        return _Route(version, loc, stats, limit, policy is not None and policy.sandboxed)
