@@ -366,21 +366,49 @@ class FunctionMetadata:
     documentation: str | None
 
 
-@dataclass
+class _Count:
+    """Calls of one function from one language: the counter a resolved route
+    bumps (one slot write per call instead of dictionary updates)."""
+
+    __slots__ = ("calls", "failed")
+
+    def __init__(self) -> None:
+        self.calls = 0  # failed ones included
+        self.failed = 0
+
+
 class CallStatistics:
     """Calls of one function that came through ``kryon.call``. Counts are
     exact; times are of a sample (one call in ``SAMPLE_EVERY``, see
     :mod:`kryon_core.profiling`), ``total_ns`` estimated from it."""
 
-    successful_calls: int = 0
-    failed_calls: int = 0
-    by_caller: dict[str, int] = field(default_factory=dict)
-    timed: int = 0
-    timed_ns: int = 0
+    def __init__(self) -> None:
+        self._by_language: dict[str, _Count] = {}
+        self.timed = 0
+        self.timed_ns = 0
+
+    def count_for(self, language: str) -> _Count:
+        count = self._by_language.get(language)
+        if count is None:
+            count = self._by_language.setdefault(language, _Count())
+        return count
+
+    @property
+    def by_caller(self) -> dict[str, int]:
+        """Calls (failed ones included) by the caller's language."""
+        return {lang: c.calls for lang, c in list(self._by_language.items())}
+
+    @property
+    def successful_calls(self) -> int:
+        return sum(c.calls - c.failed for c in list(self._by_language.values()))
+
+    @property
+    def failed_calls(self) -> int:
+        return sum(c.failed for c in list(self._by_language.values()))
 
     @property
     def total_ns(self) -> int:
-        calls = self.successful_calls + self.failed_calls
+        calls = sum(c.calls for c in list(self._by_language.values()))
         if self.timed >= calls:
             return self.timed_ns
         return self.timed_ns * calls // self.timed if self.timed else 0
@@ -389,21 +417,37 @@ class CallStatistics:
     def average_us(self) -> float:
         return self.timed_ns / self.timed / 1000 if self.timed else 0.0
 
+    def __repr__(self) -> str:
+        return (f"CallStatistics(successful_calls={self.successful_calls}, failed_calls={self.failed_calls}, "
+                f"by_caller={self.by_caller})")
+
 
 class _Route:
     """A ``kryon.call`` target resolved for one caller (one bridge view): where
-    it lives, that the caller may call it, its statistics records and the
-    caller's nesting limit. Valid while the manager's ``routes_version`` is
-    the one it was made at (loads, reloads, unloads and exports move it)."""
+    it lives, that the caller may call it, its counters and the caller's
+    nesting limit. Valid while the manager's ``routes_version`` is the one it
+    was made at (loads, reloads, unloads and exports move it)."""
 
-    __slots__ = ("version", "loc", "stats", "limit", "admit")
+    __slots__ = ("version", "loc", "stats", "count", "limit", "admit")
 
-    def __init__(self, version: int, loc: Any, stats: CallStatistics, limit: int, admit: bool) -> None:
-        self.version, self.loc, self.stats, self.limit, self.admit = version, loc, stats, limit, admit
+    def __init__(self, version: int, loc: Any, stats: CallStatistics, count: _Count, limit: int, admit: bool) -> None:
+        self.version, self.loc, self.stats, self.count = version, loc, stats, count
+        self.limit, self.admit = limit, admit
 
 
-class _Depth(threading.local):
-    n = 0
+class _Depth:
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+class _Depths(threading.local):
+    """Each thread's :class:`_Depth`: one thread-local look-up per call, then
+    slot reads and writes (a thread-local attribute costs twice a slot)."""
+
+    def __init__(self) -> None:
+        self.depth = _Depth()
 
 
 _SCALARS = frozenset({bool, int, float, str, bytes})
@@ -419,7 +463,7 @@ class CrossLanguageRegistry:
         self._manager = manager
         self.call_stats: dict[str, CallStatistics] = {}
         self._lock = threading.Lock()
-        self._depth = _Depth()  # cross-language nesting, per thread, every engine's calls together
+        self._depths = _Depths()  # cross-language nesting, per thread, every engine's calls together
 
     def exported_functions(self, language: str | None = None) -> dict[str, FunctionMetadata]:
         """qualified name -> metadata, optionally for one language."""
@@ -473,13 +517,13 @@ class CrossLanguageRegistry:
             route = self._resolve(source_language, target, caller, policy)
             if routes is not None:
                 routes[target] = route
-        stats = route.stats
-        bc = stats.by_caller
-        bc[source_language] = bc.get(source_language, 0) + 1
-        depth = self._depth
+        count = route.count
+        k = count.calls + 1
+        count.calls = k
+        depth = self._depths.depth
         n = depth.n + 1
         if n > route.limit or (n > 4 and n * 16 > sys.getrecursionlimit()):
-            stats.failed_calls += 1
+            count.failed += 1
             raise RecursionLimitError(
                 f"cross-language calls nested deeper than {min(route.limit, sys.getrecursionlimit() // 16)} "
                 f"(calling '{target}')",
@@ -487,44 +531,55 @@ class CrossLanguageRegistry:
             )
         loc = route.loc
         call = loc.call or loc.bound_call()
-        profiler = manager.profiler
-        pstats = loc.stats if profiler.enabled else None
-        k = stats.successful_calls + stats.failed_calls + 1
-        sampled = k & SAMPLE_MASK == 1
-        if pstats is not None:
-            pn = pstats.calls + 1
-            pstats.calls = pn
-            if pn == profiler.hot_threshold:
-                sampled = True
-        else:
-            pn = 0
         depth.n = n
         try:
-            if not sampled:
-                result = call(*args)
+            profiler = manager.profiler
+            if profiler.enabled:
+                pstats = loc.stats
+                pn = pstats.calls + 1
+                pstats.calls = pn
+                if k & SAMPLE_MASK == 1 or pn == profiler.hot_threshold:
+                    result = self._timed(route, call, args, pstats, pn)
+                else:
+                    try:
+                        result = call(*args)
+                    except BaseException:
+                        pstats.errors += 1
+                        raise
+            elif k & SAMPLE_MASK == 1:
+                result = self._timed(route, call, args, None, 0)
             else:
-                start = perf_counter_ns()
-                try:
-                    result = call(*args)
-                finally:
-                    elapsed = perf_counter_ns() - start
-                    stats.timed += 1
-                    stats.timed_ns += elapsed
-                    if pstats is not None:
-                        pstats.record(elapsed)
-                        if pn == profiler.hot_threshold:
-                            profiler.became_hot(pstats)
+                result = call(*args)
             if route.admit and result is not None and type(result) not in _SCALARS:
                 result = manager.admit(result, caller, policy, source=loc)  # type: ignore[arg-type]
         except BaseException:
-            stats.failed_calls += 1
+            count.failed += 1
+            raise
+        finally:
+            depth.n = n - 1
+        return result
+
+    def _timed(self, route: _Route, call: Callable[..., Any], args: Any, pstats: Any, pn: int) -> Any:
+        """The sampled call of :meth:`call` (already counted): one timing for the
+        cross-language and the profiler's statistics; the call that makes the
+        function hot reports it."""
+        start = perf_counter_ns()
+        try:
+            return call(*args)
+        except BaseException:
             if pstats is not None:
                 pstats.errors += 1
             raise
         finally:
-            depth.n = n - 1
-        stats.successful_calls += 1
-        return result
+            elapsed = perf_counter_ns() - start
+            stats = route.stats
+            stats.timed += 1
+            stats.timed_ns += elapsed
+            if pstats is not None:
+                pstats.record(elapsed)
+                profiler = self._manager.profiler
+                if pn == profiler.hot_threshold:
+                    profiler.became_hot(pstats)
 
     def _resolve(
         self, source_language: str, target: str, caller: str | None, policy: "SecurityPolicy | None"
@@ -537,12 +592,13 @@ class CrossLanguageRegistry:
         if stats is None:
             with self._lock:
                 stats = self.call_stats.setdefault(target, CallStatistics())
+        with self._lock:
+            count = stats.count_for(source_language)
         try:
             loc = manager.check_call(target, caller=caller, policy=policy, language=source_language)
         except BaseException:
-            stats.failed_calls += 1
-            bc = stats.by_caller
-            bc[source_language] = bc.get(source_language, 0) + 1
+            count.calls += 1
+            count.failed += 1
             raise
         limit = (policy.max_recursion if policy is not None else None) or manager.policy.max_recursion or DEFAULT_CALL_DEPTH
-        return _Route(version, loc, stats, limit, policy is not None and policy.sandboxed)
+        return _Route(version, loc, stats, count, limit, policy is not None and policy.sandboxed)
