@@ -347,9 +347,8 @@ class ScriptBridge:
             if type(name) is not str:
                 name = _text(name, "function name")
             policy = self.policy
-            return manager.interop.call(
-                self.language, name, args, caller=self.script,
-                policy=policy if policy is not None else manager.policy, routes=self._routes,
+            return manager.interop.call_routed(
+                self.language, name, args, self.script, policy if policy is not None else manager.policy, self._routes
             )
         except ScriptError as exc:
             if exc.language is None:

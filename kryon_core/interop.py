@@ -511,6 +511,19 @@ class CrossLanguageRegistry:
         through its engine's bound callable until the manager's
         ``routes_version`` moves. The call is counted in :attr:`call_stats`
         and in the manager's profiler (one timing, sampled, feeds both)."""
+        return self.call_routed(source_language, target, args, caller, policy, routes)
+
+    def call_routed(
+        self,
+        source_language: str,
+        target: str,
+        args: "list[Any] | tuple[Any, ...]",
+        caller: str | None,
+        policy: "SecurityPolicy | None",
+        routes: "dict[str, _Route] | None",
+    ) -> Any:
+        """:meth:`call` with positional arguments (what a bridge view calls:
+        keyword arguments cost a little on every call)."""
         manager = self._manager
         route = routes.get(target) if routes is not None else None
         if route is None or route.version != manager.routes_version:
