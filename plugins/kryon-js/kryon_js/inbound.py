@@ -66,7 +66,7 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
     try:
         host = state.host
         name, (lo, hi), fn, on_view = host.api[idx if type(idx) is int else int(idx)]
-        values = None
+        values: Any = None  # the arguments as the host function takes them
         if enc == 0 and type(enc) is int:  # no handles, no JSON: scalars as they came, unless a float or too long
             limit = state.max_value
             for a in args:
