@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .bridge import DEFAULT_CALL_DEPTH
 from .errors import AccessDeniedError, MemoryLimitError, RecursionLimitError, ScriptError
 from .policy import SecurityPolicy
-from .profiling import SAMPLE_MASK
+from .profiling import SAMPLE_EVERY, SAMPLE_MASK, estimate_total
 from .values import FunctionRef, approximate_size, to_host
 
 if TYPE_CHECKING:
@@ -379,13 +379,22 @@ class _Count:
 
 class CallStatistics:
     """Calls of one function that came through ``kryon.call``. Counts are
-    exact; times are of a sample (one call in ``SAMPLE_EVERY``, see
-    :mod:`kryon_core.profiling`), ``total_ns`` estimated from it."""
+    exact; times are of a sample (see :mod:`kryon_core.profiling`), and
+    ``total_ns`` is estimated from it."""
 
     def __init__(self) -> None:
         self._by_language: dict[str, _Count] = {}
         self.timed = 0
         self.timed_ns = 0
+        self.steady = 0
+        self.steady_ns = 0
+
+    def record(self, elapsed: int, n: int) -> None:
+        self.timed += 1
+        self.timed_ns += elapsed
+        if n > SAMPLE_EVERY:
+            self.steady += 1
+            self.steady_ns += elapsed
 
     def count_for(self, language: str) -> _Count:
         count = self._by_language.get(language)
@@ -409,13 +418,12 @@ class CallStatistics:
     @property
     def total_ns(self) -> int:
         calls = sum(c.calls for c in list(self._by_language.values()))
-        if self.timed >= calls:
-            return self.timed_ns
-        return self.timed_ns * calls // self.timed if self.timed else 0
+        return estimate_total(calls, self.timed, self.timed_ns, self.steady, self.steady_ns)
 
     @property
     def average_us(self) -> float:
-        return self.timed_ns / self.timed / 1000 if self.timed else 0.0
+        calls = sum(c.calls for c in list(self._by_language.values()))
+        return self.total_ns / calls / 1000 if calls else 0.0
 
     def __repr__(self) -> str:
         return (f"CallStatistics(successful_calls={self.successful_calls}, failed_calls={self.failed_calls}, "
@@ -551,16 +559,18 @@ class CrossLanguageRegistry:
                 pstats = loc.stats
                 pn = pstats.calls + 1
                 pstats.calls = pn
-                if k & SAMPLE_MASK == 1 or pn == profiler.hot_threshold:
-                    result = self._timed(route, call, args, pstats, pn)
+                # timed as each record's own count asks (see kryon_core.profiling), and the call that makes it hot
+                if (k <= SAMPLE_EVERY or pn <= SAMPLE_EVERY or k & SAMPLE_MASK == 1 or pn & SAMPLE_MASK == 1
+                        or pn == profiler.hot_threshold):
+                    result = self._timed(route, call, args, pstats, pn, k)
                 else:
                     try:
                         result = call(*args)
                     except BaseException:
                         pstats.errors += 1
                         raise
-            elif k & SAMPLE_MASK == 1:
-                result = self._timed(route, call, args, None, 0)
+            elif k <= SAMPLE_EVERY or k & SAMPLE_MASK == 1:
+                result = self._timed(route, call, args, None, 0, k)
             else:
                 result = call(*args)
             if route.admit and result is not None and type(result) not in _SCALARS:
@@ -572,7 +582,7 @@ class CrossLanguageRegistry:
             depth.n = n - 1
         return result
 
-    def _timed(self, route: _Route, call: Callable[..., Any], args: Any, pstats: Any, pn: int) -> Any:
+    def _timed(self, route: _Route, call: Callable[..., Any], args: Any, pstats: Any, pn: int, k: int) -> Any:
         """The sampled call of :meth:`call` (already counted): one timing for the
         cross-language and the profiler's statistics; the call that makes the
         function hot reports it."""
@@ -585,11 +595,9 @@ class CrossLanguageRegistry:
             raise
         finally:
             elapsed = perf_counter_ns() - start
-            stats = route.stats
-            stats.timed += 1
-            stats.timed_ns += elapsed
+            route.stats.record(elapsed, k)
             if pstats is not None:
-                pstats.record(elapsed)
+                pstats.record(elapsed, pn)
                 profiler = self._manager.profiler
                 if pn == profiler.hot_threshold:
                     profiler.became_hot(pstats)

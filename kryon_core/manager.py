@@ -39,7 +39,7 @@ from .errors import (
 from .interop import CrossLanguageRegistry, SharedDataManager
 from .plugins import KNOWN_DISTRIBUTIONS, EngineSpec, collect_engine_specs, make_plugin_manager
 from .policy import SecurityPolicy
-from .profiling import SAMPLE_MASK, CallStats, Profiler
+from .profiling import SAMPLE_EVERY, SAMPLE_MASK, CallStats, Profiler
 from .values import EXTENSIONS, FunctionRef, ScriptLanguage, language_for_path, normalize_language, to_host
 
 __all__ = ["ScriptManager", "LoadedScript"]
@@ -400,12 +400,12 @@ class ScriptManager:
         profiler = self.profiler
         if not profiler.enabled:
             return call(*args)
-        # counted always, timed one call in SAMPLE_EVERY (and the call that makes it hot): inline,
-        # this is the per-call cost of the manager's path
+        # counted always; timed the first SAMPLE_EVERY calls, then one in SAMPLE_EVERY, and the call
+        # that makes it hot: inline, this is the per-call cost of the manager's path
         stats = loc.stats
         n = stats.calls + 1
         stats.calls = n
-        if n & SAMPLE_MASK != 1 and n != profiler.hot_threshold:
+        if n > SAMPLE_EVERY and n & SAMPLE_MASK != 1 and n != profiler.hot_threshold:
             try:
                 return call(*args)
             except BaseException as exc:
@@ -425,7 +425,7 @@ class ScriptManager:
             self._call_failed(stats, exc, caller)
             raise
         finally:
-            stats.record(perf_counter_ns() - start)
+            stats.record(perf_counter_ns() - start, n)
             if n == self.profiler.hot_threshold:  # this call's count: nested calls may have added more
                 self.profiler.became_hot(stats)
 
@@ -448,7 +448,7 @@ class ScriptManager:
         finally:
             if self.profiler.enabled:
                 stats.calls += 1
-                stats.record(perf_counter_ns() - start)
+                stats.record(perf_counter_ns() - start, 0)  # every async call is timed: none is an estimate
 
     def function(self, name: str) -> FunctionRef:
         """A callable bound once to one function, for hot paths. It follows

@@ -2,11 +2,13 @@
 
 The manager counts every call it routes through ``call_function`` and
 ``kryon.call`` (bound handles from ``manager.function`` skip the statistics
-for speed), and times one call in :data:`SAMPLE_EVERY`: the first, then every
-sixteenth. Two clock reads cost about as much as a whole call of a small
-function, so timing every call would double the price of the manager's path;
-totals are estimated from the timed sample (``CallStats.total_ns``), counts
-and errors are exact. A function whose
+for speed). It times the first :data:`SAMPLE_EVERY` calls of a function, then
+one call in :data:`SAMPLE_EVERY`. Two clock reads cost about as much as a
+whole call of a small function, so timing every call would double the price
+of the manager's path. Counts and errors are exact; a function called a few
+times is timed exactly; past that the untimed calls are estimated from the
+periodic sample (``CallStats.total_ns``), which leaves the first, often cold,
+calls out of the estimate. A function whose
 call count reaches ``hot_threshold`` is *hot*: it is listed by
 :meth:`Profiler.hot_functions` and reported to its engine's
 ``on_hot_function``. An engine with a faster tier for it (Lua: a LuaJIT
@@ -20,19 +22,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CallStats", "Profiler", "HotFunctionInfo", "SAMPLE_EVERY"]
+__all__ = ["CallStats", "Profiler", "HotFunctionInfo", "SAMPLE_EVERY", "estimate_total"]
 
 #: one call in this many is timed (a power of two: the test is a bit mask on the call count)
 SAMPLE_EVERY = 16
-#: a call whose count ``n`` (counting from 1) has ``n & SAMPLE_MASK == 1`` is timed
+#: a call whose count ``n`` (counting from 1) is at most SAMPLE_EVERY or has ``n & SAMPLE_MASK == 1`` is timed
 SAMPLE_MASK = SAMPLE_EVERY - 1
+
+
+def estimate_total(calls: int, timed: int, timed_ns: int, steady: int, steady_ns: int) -> int:
+    """Time of ``calls`` calls of which ``timed`` took ``timed_ns``: the untimed
+    ones at the average of the ``steady`` periodic sample (past the first
+    SAMPLE_EVERY calls), or of every timed call while there is none yet."""
+    untimed = calls - timed
+    if untimed <= 0:
+        return timed_ns
+    if steady:
+        return timed_ns + untimed * steady_ns // steady
+    return timed_ns + untimed * timed_ns // timed if timed else 0
 
 
 class CallStats:
     """Counts and times of one function or script. Times in nanoseconds, of
     the timed sample of the calls (see the module docstring)."""
 
-    __slots__ = ("name", "language", "calls", "errors", "timed", "timed_ns", "max_ns", "hot", "tier", "speedup")
+    __slots__ = ("name", "language", "calls", "errors", "timed", "timed_ns", "steady", "steady_ns", "max_ns", "hot",
+                 "tier", "speedup")
 
     def __init__(self, name: str, language: str) -> None:
         self.name = name
@@ -42,6 +57,9 @@ class CallStats:
         #: how many of the calls were timed, and their total time
         self.timed = 0
         self.timed_ns = 0
+        #: the timed calls past the first SAMPLE_EVERY (the periodic sample), and their time
+        self.steady = 0
+        self.steady_ns = 0
         #: the longest timed call
         self.max_ns = 0
         self.hot = False
@@ -49,24 +67,25 @@ class CallStats:
         self.tier: str | None = None
         self.speedup: float | None = None
 
-    def record(self, elapsed: int) -> None:
-        """One timed call took ``elapsed`` ns (the call itself was counted already)."""
+    def record(self, elapsed: int, n: int) -> None:
+        """Timed call number ``n`` took ``elapsed`` ns (it was counted already)."""
         self.timed += 1
         self.timed_ns += elapsed
+        if n > SAMPLE_EVERY:
+            self.steady += 1
+            self.steady_ns += elapsed
         if elapsed > self.max_ns:
             self.max_ns = elapsed
 
     @property
     def average_ns(self) -> float:
-        return self.timed_ns / self.timed if self.timed else 0.0
+        return self.total_ns / self.calls if self.calls else 0.0
 
     @property
     def total_ns(self) -> int:
-        """Time spent in all the calls: exact while every call was timed,
-        else the timed calls' average times the count."""
-        if self.timed >= self.calls:
-            return self.timed_ns
-        return self.timed_ns * self.calls // self.timed if self.timed else 0
+        """Time spent in all the calls: exact while every call was timed, else
+        estimated (see :func:`estimate_total`)."""
+        return estimate_total(self.calls, self.timed, self.timed_ns, self.steady, self.steady_ns)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -171,5 +190,5 @@ class Profiler:
 
     def reset(self) -> None:
         for stats in self.functions.values():
-            stats.calls = stats.errors = stats.timed = stats.timed_ns = stats.max_ns = 0
+            stats.calls = stats.errors = stats.timed = stats.timed_ns = stats.steady = stats.steady_ns = stats.max_ns = 0
             stats.hot = False

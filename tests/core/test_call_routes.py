@@ -106,12 +106,12 @@ def test_counts_are_exact_and_times_sampled(m):
             m.call_function("app.ask", ["lib.bad"])
     stats = m.profiler.functions["lib.f"]
     assert stats.calls == 2 * calls and stats.errors == 0
-    assert 0 < stats.timed < stats.calls, "only a sample of the calls is timed"
+    assert SAMPLE_EVERY < stats.timed < stats.calls, "the first calls are timed, then only a sample"
     assert stats.total_ns >= stats.timed_ns and stats.max_ns <= stats.timed_ns
     assert m.profiler.functions["lib.bad"].errors == 3
     cross = m.interop.call_stats["lib.f"]
     assert (cross.successful_calls, cross.failed_calls, cross.by_caller) == (calls, 0, {"prog": calls})
-    assert cross.timed == -(-calls // SAMPLE_EVERY) and cross.total_ns >= cross.timed_ns
+    assert SAMPLE_EVERY <= cross.timed < calls and cross.total_ns >= cross.timed_ns
     assert m.interop.call_stats["lib.bad"].failed_calls == 3
     assert m.profiler.scripts["lib"].calls == 2 * calls + 3
 
@@ -126,3 +126,16 @@ def test_a_function_becomes_hot_through_kryon_call():
     m.call_function("app.ask", ["lib.f", 0])
     assert "lib.f" in [h.function_name for h in m.profiler.hot_functions()]
     m.close()
+
+
+def test_a_function_called_a_few_times_is_timed_exactly_and_a_cold_call_does_not_swell_the_estimate(m):
+    load(m, "lib", "import time\ndef f(cold=False):\n    if cold:\n        time.sleep(0.05)\n    return 1")
+    for _ in range(SAMPLE_EVERY - 1):
+        m.call_function("lib.f")
+    m.call_function("lib.f", [True])  # one slow call among the first: it stays out of the periodic sample
+    stats = m.profiler.functions["lib.f"]
+    assert stats.timed == stats.calls == SAMPLE_EVERY and stats.total_ns == stats.timed_ns >= 50_000_000
+    for _ in range(20 * SAMPLE_EVERY):
+        m.call_function("lib.f")
+    assert stats.steady and stats.total_ns < stats.timed_ns + (stats.calls - stats.timed) * 1_000_000, (
+        "the untimed calls are estimated from the periodic sample, not from the slow early call")
