@@ -2,7 +2,11 @@
 (A calls B through ``kryon.call``), the time of A calling B's ``noop`` over A
 calling its own ``noop`` the same way, measured side by side in one run.
 
-    python benchmarks/cross_language.py [--calls N] [--rounds N]
+    python benchmarks/cross_language.py [--calls N] [--rounds N] [--cpu]
+
+``--cpu`` times the calling thread's CPU time instead of the wall clock, which
+a loaded machine disturbs far less (every engine runs its calls on the
+calling thread, so their time counts).
 """
 
 from __future__ import annotations
@@ -26,18 +30,24 @@ SOURCES = {
 }
 
 
+TIMER = time.perf_counter
+
+
 def per_call(m: ScriptManager, caller: str, target: str, calls: int) -> float:
     loop = "Bench.loop" if caller == "wren" else "loop"
-    start = time.perf_counter()
+    start = TIMER()
     m.call_function(f"b_{caller}.{loop}", [target, calls])
-    return (time.perf_counter() - start) / calls
+    return (TIMER() - start) / calls
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cpu", action="store_true", help="time the thread's CPU time, not the wall clock")
     args = parser.parse_args()
+    global TIMER
+    TIMER = time.thread_time if args.cpu else time.perf_counter
     m = ScriptManager(policy=SecurityPolicy.trusted(), cache=False, output=lambda lang, text: None)
     langs = []
     for lang, source in SOURCES.items():
@@ -48,7 +58,8 @@ def main() -> None:
             except Exception as exc:  # an engine that cannot run the loop is reported, not fatal
                 print(f"  {lang}: skipped ({exc})")
     noop = {lang: f"b_{lang}.Bench.noop" if lang == "wren" else f"b_{lang}.noop" for lang in langs}
-    print(f"cross-language kryon.call overhead, best of {args.rounds} rounds of {args.calls} calls")
+    clock = "thread CPU time" if args.cpu else "wall clock"
+    print(f"cross-language kryon.call overhead, best of {args.rounds} rounds of {args.calls} calls ({clock})")
     print(f"  {'caller -> callee':24s} {'same-language':>14s} {'cross':>10s}  ratio")
     for caller, callee in itertools.permutations(langs, 2):
         same = cross = float("inf")

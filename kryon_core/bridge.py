@@ -126,6 +126,8 @@ class ScriptBridge:
         self._root = self
         self._dom: DOMBridge | None = None
         self._extra: dict[str, Callable[..., Any]] = {}
+        #: ``kryon.call`` targets resolved for this bridge's caller (see ``CrossLanguageRegistry.call``)
+        self._routes: dict[str, Any] = {}
 
     def for_script(self, script_id: str, policy: SecurityPolicy) -> "ScriptBridge":
         """The view of this bridge that one script's ``kryon`` API is bound to.
@@ -137,6 +139,7 @@ class ScriptBridge:
         view.script = script_id
         view.policy = policy
         view._root = self._root
+        view._routes = {}
         return view
 
     @property
@@ -327,7 +330,6 @@ class ScriptBridge:
         elif self.manager is not None:
             self.manager.log_script(self.language, str(level), text)
 
-    @_api
     def call(self, name: str, *args: Any) -> Any:
         """Call a function of any loaded script, in any language, on behalf of
         this view's script. A call into a script whose grants the caller's
@@ -335,12 +337,23 @@ class ScriptBridge:
         (:meth:`expose`, ``ScriptManager.expose``); results never hand the
         caller a function it could not call itself. Calls that nest across
         languages deeper than the policy's ``max_recursion`` raise
-        RecursionLimitError (see ``CrossLanguageRegistry.call``)."""
-        manager = self._manager("kryon.call")
-        result = manager.interop.call(
-            self.language, _text(name, "function name"), list(args), caller=self.script, policy=self.caller_policy()
-        )
-        return result
+        RecursionLimitError (see ``CrossLanguageRegistry.call``, which also
+        keeps this view's resolved targets)."""
+        # the _api wrapper written out: this is every script's kryon.call, one frame less
+        try:
+            manager = self.manager
+            if manager is None:
+                raise ScriptError("kryon.call needs a ScriptManager", language=self.language)
+            if type(name) is not str:
+                name = _text(name, "function name")
+            policy = self.policy
+            return manager.interop.call_routed(
+                self.language, name, args, self.script, policy if policy is not None else manager.policy, self._routes
+            )
+        except ScriptError as exc:
+            if exc.language is None:
+                exc.language = self.language
+            raise
 
     @_api
     def expose(self, function: str, to: Any = None) -> None:

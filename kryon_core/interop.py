@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .bridge import DEFAULT_CALL_DEPTH
 from .errors import AccessDeniedError, MemoryLimitError, RecursionLimitError, ScriptError
 from .policy import SecurityPolicy
+from .profiling import SAMPLE_EVERY, SAMPLE_MASK, estimate_total
 from .values import FunctionRef, approximate_size, to_host
 
 if TYPE_CHECKING:
@@ -365,19 +366,99 @@ class FunctionMetadata:
     documentation: str | None
 
 
-@dataclass
-class CallStatistics:
-    """Calls of one function that came through ``kryon.call``."""
+class _Count:
+    """Calls of one function from one language: the counter a resolved route
+    bumps (one slot write per call instead of dictionary updates)."""
 
-    successful_calls: int = 0
-    failed_calls: int = 0
-    total_ns: int = 0
-    by_caller: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("calls", "failed")
+
+    def __init__(self) -> None:
+        self.calls = 0  # failed ones included
+        self.failed = 0
+
+
+class CallStatistics:
+    """Calls of one function that came through ``kryon.call``. Counts are
+    exact; times are of a sample (see :mod:`kryon_core.profiling`), and
+    ``total_ns`` is estimated from it."""
+
+    def __init__(self) -> None:
+        self._by_language: dict[str, _Count] = {}
+        self.timed = 0
+        self.timed_ns = 0
+        self.steady = 0
+        self.steady_ns = 0
+
+    def record(self, elapsed: int, n: int) -> None:
+        self.timed += 1
+        self.timed_ns += elapsed
+        if n > SAMPLE_EVERY:
+            self.steady += 1
+            self.steady_ns += elapsed
+
+    def count_for(self, language: str) -> _Count:
+        count = self._by_language.get(language)
+        if count is None:
+            count = self._by_language.setdefault(language, _Count())
+        return count
+
+    @property
+    def by_caller(self) -> dict[str, int]:
+        """Calls (failed ones included) by the caller's language."""
+        return {lang: c.calls for lang, c in list(self._by_language.items())}
+
+    @property
+    def successful_calls(self) -> int:
+        return sum(c.calls - c.failed for c in list(self._by_language.values()))
+
+    @property
+    def failed_calls(self) -> int:
+        return sum(c.failed for c in list(self._by_language.values()))
+
+    @property
+    def total_ns(self) -> int:
+        calls = sum(c.calls for c in list(self._by_language.values()))
+        return estimate_total(calls, self.timed, self.timed_ns, self.steady, self.steady_ns)
 
     @property
     def average_us(self) -> float:
-        calls = self.successful_calls + self.failed_calls
+        calls = sum(c.calls for c in list(self._by_language.values()))
         return self.total_ns / calls / 1000 if calls else 0.0
+
+    def __repr__(self) -> str:
+        return (f"CallStatistics(successful_calls={self.successful_calls}, failed_calls={self.failed_calls}, "
+                f"by_caller={self.by_caller})")
+
+
+class _Route:
+    """A ``kryon.call`` target resolved for one caller (one bridge view): where
+    it lives, that the caller may call it, its counters and the caller's
+    nesting limit. Valid while the manager's ``routes_version`` is the one it
+    was made at (loads, reloads, unloads and exports move it)."""
+
+    __slots__ = ("version", "loc", "stats", "count", "limit", "admit")
+
+    def __init__(self, version: int, loc: Any, stats: CallStatistics, count: _Count, limit: int, admit: bool) -> None:
+        self.version, self.loc, self.stats, self.count = version, loc, stats, count
+        self.limit, self.admit = limit, admit
+
+
+class _Depth:
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+class _Depths(threading.local):
+    """Each thread's :class:`_Depth`: one thread-local look-up per call, then
+    slot reads and writes (a thread-local attribute costs twice a slot)."""
+
+    def __init__(self) -> None:
+        self.depth = _Depth()
+
+
+_SCALARS = frozenset({bool, int, float, str, bytes})
 
 
 class CrossLanguageRegistry:
@@ -390,7 +471,7 @@ class CrossLanguageRegistry:
         self._manager = manager
         self.call_stats: dict[str, CallStatistics] = {}
         self._lock = threading.Lock()
-        self._depth = threading.local()  # cross-language nesting, per thread, every engine's calls together
+        self._depths = _Depths()  # cross-language nesting, per thread, every engine's calls together
 
     def exported_functions(self, language: str | None = None) -> dict[str, FunctionMetadata]:
         """qualified name -> metadata, optionally for one language."""
@@ -417,10 +498,11 @@ class CrossLanguageRegistry:
         self,
         source_language: str,
         target: str,
-        args: list[Any],
+        args: "list[Any] | tuple[Any, ...]",
         *,
         caller: str | None = None,
         policy: "SecurityPolicy | None" = None,
+        routes: "dict[str, _Route] | None" = None,
     ) -> Any:
         """Call ``target`` (any resolvable name) on behalf of script ``caller``
         of ``source_language`` running under ``policy``.
@@ -430,37 +512,114 @@ class CrossLanguageRegistry:
         (``ScriptManager.admit``). Calls that nest across languages deeper than
         the caller's ``max_recursion`` (default 200, and at most a sixteenth
         of Python's recursion limit) raise RecursionLimitError instead of
-        overflowing the host's stack."""
+        overflowing the host's stack.
+
+        ``routes`` is the caller's cache of resolved targets (a bridge view
+        keeps one): a target resolved and checked once is called straight
+        through its engine's bound callable until the manager's
+        ``routes_version`` moves. The call is counted in :attr:`call_stats`
+        and in the manager's profiler (one timing, sampled, feeds both)."""
+        return self.call_routed(source_language, target, args, caller, policy, routes)
+
+    def call_routed(
+        self,
+        source_language: str,
+        target: str,
+        args: "list[Any] | tuple[Any, ...]",
+        caller: str | None,
+        policy: "SecurityPolicy | None",
+        routes: "dict[str, _Route] | None",
+    ) -> Any:
+        """:meth:`call` with positional arguments (what a bridge view calls:
+        keyword arguments cost a little on every call)."""
         manager = self._manager
-        limit = min(
-            (policy.max_recursion if policy is not None else None) or manager.policy.max_recursion or DEFAULT_CALL_DEPTH,
-            sys.getrecursionlimit() // 16,
-        )
-        depth = self._depth
-        depth.n = getattr(depth, "n", 0) + 1
-        start = perf_counter_ns()
-        ok = False
+        route = routes.get(target) if routes is not None else None
+        if route is None or route.version != manager.routes_version:
+            route = self._resolve(source_language, target, caller, policy)
+            if routes is not None:
+                routes[target] = route
+        count = route.count
+        k = count.calls + 1
+        count.calls = k
+        depth = self._depths.depth
+        n = depth.n + 1
+        if n > route.limit or (n > 4 and n * 16 > sys.getrecursionlimit()):
+            count.failed += 1
+            raise RecursionLimitError(
+                f"cross-language calls nested deeper than {min(route.limit, sys.getrecursionlimit() // 16)} "
+                f"(calling '{target}')",
+                language=source_language,
+            )
+        loc = route.loc
+        call = loc.call or loc.bound_call()
+        depth.n = n
         try:
-            if depth.n > limit:
-                raise RecursionLimitError(
-                    f"cross-language calls nested deeper than {limit} (calling '{target}')", language=source_language
-                )
-            location = manager.check_call(target, caller=caller, policy=policy, language=source_language)
-            result = manager.call_function(target, args, caller=source_language)
-            if policy is not None and policy.sandboxed:
-                result = manager.admit(result, caller, policy, source=location)
-            ok = True
-            return result
-        finally:
-            depth.n -= 1
-            elapsed = perf_counter_ns() - start
-            with self._lock:
-                stats = self.call_stats.get(target)
-                if stats is None:
-                    stats = self.call_stats[target] = CallStatistics()
-                if ok:
-                    stats.successful_calls += 1
+            profiler = manager.profiler
+            if profiler.enabled:
+                pstats = loc.stats
+                pn = pstats.calls + 1
+                pstats.calls = pn
+                # timed as each record's own count asks (see kryon_core.profiling), and the call that makes it hot
+                if (k <= SAMPLE_EVERY or pn <= SAMPLE_EVERY or k & SAMPLE_MASK == 1 or pn & SAMPLE_MASK == 1
+                        or pn == profiler.hot_threshold):
+                    result = self._timed(route, call, args, pstats, pn, k)
                 else:
-                    stats.failed_calls += 1
-                stats.total_ns += elapsed
-                stats.by_caller[source_language] = stats.by_caller.get(source_language, 0) + 1
+                    try:
+                        result = call(*args)
+                    except BaseException:
+                        pstats.errors += 1
+                        raise
+            elif k <= SAMPLE_EVERY or k & SAMPLE_MASK == 1:
+                result = self._timed(route, call, args, None, 0, k)
+            else:
+                result = call(*args)
+            if route.admit and result is not None and type(result) not in _SCALARS:
+                result = manager.admit(result, caller, policy, source=loc)  # type: ignore[arg-type]
+        except BaseException:
+            count.failed += 1
+            raise
+        finally:
+            depth.n = n - 1
+        return result
+
+    def _timed(self, route: _Route, call: Callable[..., Any], args: Any, pstats: Any, pn: int, k: int) -> Any:
+        """The sampled call of :meth:`call` (already counted): one timing for the
+        cross-language and the profiler's statistics; the call that makes the
+        function hot reports it."""
+        start = perf_counter_ns()
+        try:
+            return call(*args)
+        except BaseException:
+            if pstats is not None:
+                pstats.errors += 1
+            raise
+        finally:
+            elapsed = perf_counter_ns() - start
+            route.stats.record(elapsed, k)
+            if pstats is not None:
+                pstats.record(elapsed, pn)
+                profiler = self._manager.profiler
+                if pn == profiler.hot_threshold:
+                    profiler.became_hot(pstats)
+
+    def _resolve(
+        self, source_language: str, target: str, caller: str | None, policy: "SecurityPolicy | None"
+    ) -> _Route:
+        """Resolve and check ``target`` for ``caller`` (a refusal or an unknown
+        name is counted as a failed call of ``target`` and raised)."""
+        manager = self._manager
+        version = manager.routes_version
+        stats = self.call_stats.get(target)
+        if stats is None:
+            with self._lock:
+                stats = self.call_stats.setdefault(target, CallStatistics())
+        with self._lock:
+            count = stats.count_for(source_language)
+        try:
+            loc = manager.check_call(target, caller=caller, policy=policy, language=source_language)
+        except BaseException:
+            count.calls += 1
+            count.failed += 1
+            raise
+        limit = (policy.max_recursion if policy is not None else None) or manager.policy.max_recursion or DEFAULT_CALL_DEPTH
+        return _Route(version, loc, stats, count, limit, policy is not None and policy.sandboxed)

@@ -39,7 +39,7 @@ from .errors import (
 from .interop import CrossLanguageRegistry, SharedDataManager
 from .plugins import KNOWN_DISTRIBUTIONS, EngineSpec, collect_engine_specs, make_plugin_manager
 from .policy import SecurityPolicy
-from .profiling import Profiler
+from .profiling import SAMPLE_EVERY, SAMPLE_MASK, CallStats, Profiler
 from .values import EXTENSIONS, FunctionRef, ScriptLanguage, language_for_path, normalize_language, to_host
 
 __all__ = ["ScriptManager", "LoadedScript"]
@@ -137,6 +137,9 @@ class ScriptManager:
         self._host_exports: dict[str, frozenset[str] | None] = {}
         #: ... and declared by scripts (script id -> function -> callers)
         self._script_exports: dict[str, dict[str, frozenset[str] | None]] = {}
+        #: bumped whenever what a name resolves to or who may call it changes (a load, reload or
+        #: unload, an export): ``kryon.call`` keeps resolved targets per caller until it moves
+        self.routes_version = 0
         self._lock = threading.RLock()
         self._debugger: Any = None  # a kryon_core.debug.Debugger once debugger() is asked for
         self._output = output or _stdout_output
@@ -373,6 +376,7 @@ class ScriptManager:
                 continue  # a qualified name wins over a bare one of the same spelling
             lookup[fname] = locs[0] if len(locs) == 1 else sorted(loc.qualified for loc in locs)
         self._lookup = lookup
+        self.routes_version += 1
 
     def _refresh(self, scripts: "Iterable[LoadedScript]") -> None:
         """Register what each script defines now: a call may have defined
@@ -424,28 +428,43 @@ class ScriptManager:
         profiler = self.profiler
         if not profiler.enabled:
             return call(*args)
+        # counted always; timed the first SAMPLE_EVERY calls, then one in SAMPLE_EVERY, and the call
+        # that makes it hot: inline, this is the per-call cost of the manager's path
         stats = loc.stats
+        n = stats.calls + 1
+        stats.calls = n
+        if n > SAMPLE_EVERY and n & SAMPLE_MASK != 1 and n != profiler.hot_threshold:
+            try:
+                return call(*args)
+            except BaseException as exc:
+                self._call_failed(stats, exc, caller)
+                raise
+        return self._timed_call(stats, n, call, args, caller)
+
+    def _timed_call(
+        self, stats: CallStats, n: int, call: Callable[..., Any], args: Sequence[Any], caller: str | None
+    ) -> Any:
+        """The sampled call of :meth:`call_function` (already counted): timed, and
+        the one that reports the function hot when its count reaches the threshold."""
         start = perf_counter_ns()
         try:
-            result = call(*args)
+            return call(*args)
         except BaseException as exc:
-            stats.errors += 1
-            if self._debugger is not None and caller is None and isinstance(exc, ScriptError):
-                self._debugger.uncaught(exc)
+            self._call_failed(stats, exc, caller)
             raise
-        finally:  # inline rather than a method call: this is the per-call cost
-            elapsed = perf_counter_ns() - start
-            stats.calls += 1
-            stats.total_ns += elapsed
-            if elapsed > stats.max_ns:
-                stats.max_ns = elapsed
-            if stats.calls == profiler.hot_threshold:
-                profiler.became_hot(stats)
-        return result
+        finally:
+            stats.record(perf_counter_ns() - start, n)
+            if n == self.profiler.hot_threshold:  # this call's count: nested calls may have added more
+                self.profiler.became_hot(stats)
+
+    def _call_failed(self, stats: CallStats, exc: BaseException, caller: str | None) -> None:
+        stats.errors += 1
+        if self._debugger is not None and caller is None and isinstance(exc, ScriptError):
+            self._debugger.uncaught(exc)
 
     async def call_function_async(self, name: str, args: Sequence[Any] = ()) -> Any:
         """Await a function: async functions, coroutines, promises and fibers
-        run cooperatively on the running loop."""
+        run cooperatively on the running loop (every such call is timed)."""
         loc = self._location(name)
         stats = loc.stats
         start = perf_counter_ns()
@@ -456,10 +475,8 @@ class ScriptManager:
             raise
         finally:
             if self.profiler.enabled:
-                elapsed = perf_counter_ns() - start
                 stats.calls += 1
-                stats.total_ns += elapsed
-                stats.max_ns = max(stats.max_ns, elapsed)
+                stats.record(perf_counter_ns() - start, 0)  # every async call is timed: none is an estimate
 
     def function(self, name: str) -> FunctionRef:
         """A callable bound once to one function, for hot paths. It follows
@@ -538,16 +555,19 @@ class ScriptManager:
         qualified = function if "." in function else self._location(function).qualified
         with self._lock:
             self._host_exports[qualified] = _callers(to)
+            self.routes_version += 1
 
     def unexpose(self, function: str) -> None:
         """Take back a host export made with :meth:`expose`."""
         with self._lock:
             self._host_exports.pop(function if "." in function else self._location(function).qualified, None)
+            self.routes_version += 1
 
     def expose_from_script(self, script_id: str, function: str, to: "frozenset[str] | None") -> None:
         """A script's own ``kryon.expose(function, to)`` (``to`` None: every script)."""
         with self._lock:
             self._script_exports.setdefault(script_id, {})[function] = to
+            self.routes_version += 1
 
     def _exported_to(self, script_id: str, function: str, caller: str | None) -> bool:
         missing = frozenset[str]()  # not exported at all
@@ -631,6 +651,7 @@ class ScriptManager:
             owned = self._owned_callbacks(script)
             transaction = self._begin(script)
             self._script_exports.pop(script.id, None)  # the new top level declares its own
+            self.routes_version += 1
             try:
                 engine.reload_script(script.id, compiled, policy=script.policy, previous=script.compiled)
             except BaseException:
@@ -658,7 +679,7 @@ class ScriptManager:
             self._drop_callbacks(self._owned_callbacks(script))
             self.shared.release_script(script.language, script.id)
             self._script_exports.pop(script.id, None)
-            self._unregister(script)
+            self._unregister(script)  # (which moves routes_version)
             del self._scripts[script_id]
             for ref in list(self._bound.pop(script_id, ())):
                 ref.release()
@@ -687,6 +708,7 @@ class ScriptManager:
             self._script_exports[script.id] = transaction.exports
         else:
             self._script_exports.pop(script.id, None)
+        self.routes_version += 1
 
     def _owned_callbacks(self, script: LoadedScript) -> list[tuple[str, int]]:
         owned = getattr(self.dom, "owned_callbacks", None)

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["EngineGate", "track_entries", "entries", "tracking"]
+__all__ = ["EngineGate", "track_entries", "entries", "tracking", "wake_waiters"]
 
 T = TypeVar("T")
 
@@ -98,6 +98,14 @@ class EngineGate:
 
         return lock.acquire, release
 
+    def uncontended_inline(self) -> tuple[Callable[[bool], bool], Callable[[], None]]:
+        """``(acquire, unlock)``: :meth:`uncontended` for generated code that
+        writes its release out too, one Python frame less per call: after
+        ``unlock()`` it must call :func:`wake_waiters` when ``gate._waiting``
+        is not zero (the gate's ``release`` does exactly that)."""
+        lock = self._lock
+        return lock.acquire, lock.release
+
     def held(self) -> bool:
         """Whether the calling thread holds this gate."""
         return bool(self._lock._is_owned())  # type: ignore[attr-defined]
@@ -121,6 +129,10 @@ class _Job:
 def _wake() -> None:
     with _cond:
         _cond.notify_all()
+
+
+#: wake the threads polling gates (see :meth:`EngineGate.uncontended_inline`)
+wake_waiters = _wake
 
 
 def _run_contended(gate: EngineGate, fn: Callable[..., T], args: tuple[Any, ...]) -> T:

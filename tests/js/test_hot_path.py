@@ -185,3 +185,24 @@ def test_entries_are_recorded_while_a_debugger_tracks_them(m):
     finally:
         threads.track_entries(False)
     assert seen == [["javascript"], ["javascript"]]
+
+
+def test_host_calls_check_every_string_even_after_a_safe_one():
+    """The prelude remembers the last string it found safe to pass as it is; a
+    string with NUL or a lone surrogate after it still goes as tagged JSON and
+    arrives exactly, and a long string under max_value_size is still refused."""
+    mgr = manager(SecurityPolicy.sandboxed(max_value_size=64))
+    mgr.load_script_from_source("lib", JS, "function echo(x) { return x; }\nfunction count(...xs) { return xs.length; }")
+    mgr.load_script_from_source("a", JS, """
+        function run() {
+          const out = [];
+          for (const s of ["ab", "ab", "a\\u0000b", "ab", "x\\ud800y", "x\\ud800y", "ab"]) out.push(kryon.call("lib.echo", s));
+          out.push(kryon.call("lib.count"), kryon.call("lib.count", 1, 2, 3, 4, 5), kryon.call("lib.echo", 2.5));
+          return out;
+        }
+        function long() { return kryon.call("lib.echo", "z".repeat(100)); }
+    """)
+    assert mgr.call_function("a.run") == ["ab", "ab", "a\x00b", "ab", "x\ud800y", "x\ud800y", "ab", 0, 5, 2.5]
+    with pytest.raises(ScriptError, match="max_value_size"):
+        mgr.call_function("a.long")
+    mgr.close()

@@ -165,8 +165,10 @@ def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
         return state.run(entered_in, args)
 
     acquire, release = state.gate.uncontended()
+    _, unlock = state.gate.uncontended_inline()
     env = dict(
         slow=slow, entered=entered, ctx=state, pending=state.pending_release, acquire=acquire, release=release,
+        unlock=unlock, gate=state.gate, wake=threads.wake_waiters,
         wrapper=wrapper, unbox=state.unbox, binding_error=state.host.binding_error, number_from_js=number_from_js,
         plain_str=plain_str, chains=state.host.chains, nested=state.host.nested, graced=state.host.graced,
         fresh_chain=state.host.fresh_chain, tracking=threads.tracking, monotonic=time.monotonic,
@@ -233,6 +235,7 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
         "    except BINDING_ERRORS as exc:\n        raise binding_error(ctx, exc) from None\n"
         "    finally:\n"
         + ("        chain.deadline = prev\n" if time_limit is not None else "")
-        + "        release()\n"
+        # the gate's release written out (EngineGate.uncontended_inline): one frame less per call
+        + "        unlock()\n        if gate._waiting:\n            wake()\n"
     )
     return head + check + gate + body

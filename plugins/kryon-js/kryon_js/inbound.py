@@ -59,23 +59,56 @@ def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) ->
 
 
 def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
-    """``kryon.<name>(...)`` from the script: entry ``idx`` of the API table."""
+    """``kryon.<name>(...)`` from the script: entry ``idx`` of the API table.
+    Every ``kryon.call`` comes this way, so :func:`arguments`, :func:`run_host`
+    and the scalar cases of ``to_js`` are written out here (a Python frame
+    each saved)."""
     try:
-        values = arguments(state, enc, args) if enc or args else []
-        idx = int(idx)
-        name, (lo, hi), fn, on_view = state.host.api[idx]
-        if len(values) < lo or (hi >= 0 and len(values) > hi):
+        host = state.host
+        name, (lo, hi), fn, on_view = host.api[idx if type(idx) is int else int(idx)]
+        values: Any = None  # the arguments as the host function takes them
+        if enc == 0 and type(enc) is int:  # no handles, no JSON: scalars as they came, unless a float or too long
+            limit = state.max_value
+            for a in args:
+                t = type(a)
+                if t is float or (t is str and limit is not None and len(a) > limit):
+                    break
+            else:
+                values = args
+        if values is None:
+            values = arguments(state, enc, args) if enc or args else ()
+        n = len(values)
+        if n < lo or (hi >= 0 and n > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi < 0 else f"{lo} to {hi}")
-            raise ScriptRuntimeError(f"kryon.{name} takes {want} argument(s), {len(values)} given",
+            raise ScriptRuntimeError(f"kryon.{name} takes {want} argument(s), {n} given",
                                      language=LANGUAGE, script=state.script)
         if idx == REQUIRE:
             return require(str(values[0]), state.policy, state.script)
         if fn is None or (on_view and state.view is None):
             raise ScriptRuntimeError(f"kryon.{name} needs a ScriptManager bridge", language=LANGUAGE,
                                      script=state.script)
-        if on_view:
-            values.insert(0, state.view)
-        return state.to_js(run_host(state, fn, values))
+        # run_host, written out
+        chain = host.chains.chain
+        outer, depth = chain.inside, chain.nesting
+        chain.inside = state
+        if not depth:
+            me = get_ident()
+            host.nested.add(me)
+        chain.nesting = depth + 1
+        try:
+            r = fn(state.view, *values) if on_view else fn(*values)
+        finally:
+            chain.nesting = depth
+            chain.inside = outer
+            if not depth:
+                host.nested.discard(me)
+        # the scalar cases of to_js, written out
+        t = type(r)
+        if r is None or t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):
+            return r
+        if t is str and r.isascii() and (state.max_value is None or len(r) <= state.max_value):
+            return r
+        return state.to_js(r)
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to JS as an Error
         return failed(state, exc)
 

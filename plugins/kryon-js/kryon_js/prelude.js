@@ -208,28 +208,32 @@
     }
     return true;
   }
-  function handleMask(args) {   // -1: needs JSON; else bit i set where args[i] is a handle
-    let mask = 0;
-    for (let i = 0; i < args.length; i++) {
-      const v = args[i], t = typeof v;
-      if (t === "string") { if (!safeStr(v)) return -1; }
-      else if (t === "object") { if (v !== null) { if (i > 29 || !handleIds.has(v)) return -1; mask |= 1 << i; } }
-      else if (t === "function" || t === "symbol") return -1;
-    }
-    return mask;
-  }
+  // the last string found safe: a script passes the same names (a kryon.call target, an element id)
+  // over and over, and comparing with it costs less than the two builtin calls of safeStr
+  let lastSafe = "";
   function callHost(idx, args) {   // args: a fresh array of ours (rest parameters)
-    const mask = handleMask(args);
-    if (mask < 0) return ret(HOST(idx, encode(args)));
-    if (mask) for (let i = 0; i < args.length; i++) if (mask & (1 << i)) args[i] = handleIds.get(args[i]);
-    switch (args.length) {
-      case 0: return ret(HOST(idx, mask));
-      case 1: return ret(HOST(idx, mask, args[0]));
-      case 2: return ret(HOST(idx, mask, args[0], args[1]));
-      case 3: return ret(HOST(idx, mask, args[0], args[1], args[2]));
+    // one pass, written out (each JS call costs here): plain scalars go as they are; a handle goes
+    // as its id with bit i set in a mask; anything else sends the whole argument list as tagged JSON
+    let mask = 0;
+    const n = args.length;
+    for (let i = 0; i < n; i++) {
+      const v = args[i], t = typeof v;
+      if (t === "string") {
+        if (v !== lastSafe) { if (!safeStr(v)) return ret(HOST(idx, encode(args))); lastSafe = v; }
+      } else if (t === "object") {
+        if (v !== null) { if (i > 29 || !handleIds.has(v)) return ret(HOST(idx, encode(args))); mask |= 1 << i; }
+      } else if (t === "function" || t === "symbol") return ret(HOST(idx, encode(args)));
     }
-    args.unshift(idx, mask);
-    return ret(apply(HOST, undefined, args));
+    if (mask) for (let i = 0; i < n; i++) if (mask & (1 << i)) args[i] = handleIds.get(args[i]);
+    let r;
+    switch (n) {
+      case 0: r = HOST(idx, mask); break;
+      case 1: r = HOST(idx, mask, args[0]); break;
+      case 2: r = HOST(idx, mask, args[0], args[1]); break;
+      case 3: r = HOST(idx, mask, args[0], args[1], args[2]); break;
+      default: args.unshift(idx, mask); r = apply(HOST, undefined, args);
+    }
+    return typeof r !== "object" || r === null ? r : ret(r);   // ret's scalar case, written out
   }
   function callPy(pid, args) {
     if (plainArgs(args)) { const a = [pid, null]; for (let i = 0; i < args.length; i++) a.push(args[i]); return ret(apply(INVOKE, undefined, a)); }

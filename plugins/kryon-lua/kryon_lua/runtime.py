@@ -376,11 +376,29 @@ class Runtime:
             return err
 
         if not self.key.memory_limit:
-            def from_lua_call(*args: Any) -> Any:
-                try:
-                    return conv.to_lua(target(*[conv.from_lua(a) for a in args]))
-                except Exception as exc:
-                    raise failed(exc) from None
+            from_lua, to_lua = conv.from_lua, conv.to_lua
+            if conv.limit is None:
+                # no size limit: scalar arguments need no conversion, and None, bools and floats
+                # none back (the hot case of kryon.call; a frame and a list per argument saved)
+                def from_lua_call(*args: Any) -> Any:
+                    try:
+                        for a in args:
+                            if type(a) not in SCALARS:
+                                args = tuple([from_lua(a) for a in args])
+                                break
+                        r = target(*args)
+                        t = type(r)
+                        if r is None or t is bool or t is float:
+                            return r
+                        return to_lua(r)
+                    except Exception as exc:
+                        raise failed(exc) from None
+            else:
+                def from_lua_call(*args: Any) -> Any:
+                    try:
+                        return to_lua(target(*[from_lua(a) for a in args]))
+                    except Exception as exc:
+                        raise failed(exc) from None
 
             return self._ready(self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call)
         setcap = self._setcap
