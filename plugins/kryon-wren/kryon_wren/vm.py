@@ -270,8 +270,10 @@ class WrenVM:
             except UnicodeEncodeError:  # a lone surrogate: not text Wren can hold
                 from kryon_core.errors import ConversionError
 
+                from .plugin import LANGUAGE  # here: the VM wrapper runs without kryon_core
+
                 raise ConversionError("a string with a lone surrogate cannot cross into wren (it is not UTF-8 text)",
-                                      language="wren") from None
+                                      language=LANGUAGE) from None
             self._set_slot_bytes(slot, data)
         elif isinstance(value, (bytes, bytearray)):
             self._set_slot_bytes(slot, bytes(value))
@@ -311,7 +313,9 @@ class WrenVM:
         if packed < 0:
             from kryon_core.errors import ConversionError
 
-            raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language="wren")
+            from .plugin import LANGUAGE  # here, not at the top: the VM wrapper runs without kryon_core
+
+            raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANGUAGE)
         data = self.instance.read_bytes(packed & 0xFFFFFFFF, packed >> 32)
         return slot_codec.decode(data, count, self._adopt_handle)
 
