@@ -13,6 +13,7 @@ from kryon_core import (
     ScriptError,
     ScriptRuntimeError,
     ScriptTimeoutError,
+    SizeLimitError,
     StackFrame,
 )
 
@@ -85,6 +86,8 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
         return _from_host(host, message, frames, where)
     if info.get("conv"):
         return ConversionError(message, stack=frames, **where)
+    if info.get("size"):  # a source over max_source_size compiled at run time (compile_guards.js)
+        return SizeLimitError(f"{name}: {message}", stack=frames, **where)
     if compiling or name == "SyntaxError" and compiling:
         return CompileError(f"{name}: {message}", stack=frames, **where)
     cls = classify(name, message)

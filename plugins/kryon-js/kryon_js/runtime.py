@@ -41,7 +41,8 @@ INF = float("inf")
 GRACE = 0.05
 
 PRELUDE = resources.files("kryon_js").joinpath("prelude.js").read_text(encoding="utf-8").replace(
-    "/*GUARDS*/", resources.files("kryon_js").joinpath("guards.js").read_text(encoding="utf-8"))
+    "/*GUARDS*/", "".join(resources.files("kryon_js").joinpath(name).read_text(encoding="utf-8")
+                          for name in ("guards.js", "compile_guards.js")))
 PRELUDE_SOURCE = "globalThis.__kryon_internal = " + PRELUDE.strip().rstrip(";") + ";\n"
 
 

@@ -1,0 +1,178 @@
+"""Direct-eval call sites rewritten so their argument is checked.
+
+Under a time limit, source compiled at run time is bounded by the policy's
+``max_source_size`` (QuickJS's parser never looks at the interrupt handler).
+``globalThis.eval`` is then a checking wrapper, and the intrinsic ``eval``
+lives in a global lexical binding named ``eval`` (declared after the prelude),
+which is what makes ``eval(x)`` still a *direct* eval: QuickJS treats the call
+as direct only when the callee it finds is the realm's intrinsic. Every other
+use of that binding must not hand the unchecked intrinsic out, so before a
+source is compiled (the script at load, code the host evaluates, and every
+string compiled at run time):
+
+- a direct call ``eval(a, ...)`` (also ``(eval)(...)``) becomes
+  ``eval(...__kryon_evalArgs([a, ...]))``: the callee is still the binding,
+  its first argument passes through the length check (and this rewrite);
+- every other read of ``eval`` (``eval?.(s)``, ``const e = eval``, ``{eval}``,
+  ``typeof eval``, tagged templates) becomes ``__kryon_eval``, the wrapper;
+- a binding or assignment target named ``eval`` (sloppy mode only) and any
+  identifier starting with ``__kryon_eval`` are refused.
+
+Nothing is inserted at a line break, so every line keeps its number; on the
+line of a direct call, code after the call's ``(`` moves right by the length
+of the inserted text. Sources without the token ``eval`` (or a ``\\u``
+escape, which could spell it) are not parsed at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from .probes import _parser
+
+__all__ = ["EVAL_REF", "EVAL_ARGS", "RESERVED", "EvalSiteError", "SiteTimeout", "may_have_sites", "rewrite"]
+
+EVAL_REF = "__kryon_eval"
+EVAL_ARGS = "__kryon_evalArgs"
+RESERVED = "__kryon_eval"
+#: bytes handed to tree-sitter per read, between two looks at the deadline
+CHUNK = 1 << 16
+
+_ESCAPE = re.compile(r"\\u\{([0-9a-fA-F]+)\}|\\u([0-9a-fA-F]{4})")
+#: (parent type, field) pairs whose identifier child is a binding or an assignment target
+_TARGET_FIELDS = {
+    ("variable_declarator", "name"), ("assignment_expression", "left"), ("augmented_assignment_expression", "left"),
+    ("for_in_statement", "left"), ("catch_clause", "parameter"), ("assignment_pattern", "left"),
+    ("object_assignment_pattern", "left"), ("pair_pattern", "value"), ("function_declaration", "name"),
+    ("function_expression", "name"), ("generator_function_declaration", "name"), ("generator_function", "name"),
+    ("class_declaration", "name"), ("class", "name"), ("arrow_function", "parameter"),
+}
+#: parents every identifier child of which is a binding or an assignment target
+_TARGET_PARENTS = frozenset({"formal_parameters", "array_pattern", "object_pattern", "rest_pattern",
+                             "update_expression", "import_specifier", "namespace_import", "import_clause"})
+_NAMES = frozenset({"identifier", "shorthand_property_identifier", "shorthand_property_identifier_pattern"})
+
+
+class EvalSiteError(ValueError):
+    """The source cannot be checked: a refused name, or syntax tree-sitter cannot read."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.line, self.column = message, line, column
+
+
+class SiteTimeout(Exception):
+    """The deadline passed while the source was being read."""
+
+
+def may_have_sites(text: str) -> bool:
+    """Whether ``text`` may use the identifier ``eval`` or a reserved name (a
+    ``\\u`` escape can spell any identifier)."""
+    return "eval" in text or "\\u" in text
+
+
+def _decode(name: str) -> str:
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), name) if "\\" in name else name
+
+
+def _is_target(node: object) -> bool:
+    parent = node.parent  # type: ignore[attr-defined]
+    if parent is None:
+        return False
+    if parent.type in _TARGET_PARENTS:
+        return True
+    for ptype, fname in _TARGET_FIELDS:
+        if parent.type == ptype and parent.child_by_field_name(fname) == node:
+            return True
+    return False
+
+
+def _direct_call(node: object) -> object | None:
+    """The ``arguments`` node when ``node`` is the callee of a non-optional call."""
+    q = node
+    while q.parent is not None and q.parent.type == "parenthesized_expression":  # type: ignore[attr-defined]
+        q = q.parent  # type: ignore[attr-defined]
+    call = q.parent  # type: ignore[attr-defined]
+    if call is None or call.type != "call_expression" or call.child_by_field_name("function") != q:
+        return None
+    if any(c.type in ("optional_chain", "?.") for c in call.children):
+        return None
+    args = call.child_by_field_name("arguments")
+    return args if args is not None and args.type == "arguments" else None
+
+
+def rewrite(text: str, prefix: str = "", suffix: str = "", expired: Callable[[], bool] | None = None) -> str:
+    """``text`` with its eval sites rewritten (read as part of ``prefix + text +
+    suffix``, the context it is compiled in). Raises :class:`EvalSiteError`
+    or, when ``expired()`` turns true while reading, :class:`SiteTimeout`."""
+    if not may_have_sites(text):
+        return text
+    data = (prefix + text + suffix).encode("utf-8", "surrogatepass")
+    start = len(prefix.encode("utf-8", "surrogatepass"))
+    end = len(data) - len(suffix.encode("utf-8", "surrogatepass"))
+    cancelled = False
+
+    def read(offset: int, _point: object) -> bytes:
+        nonlocal cancelled
+        if expired is not None and expired():
+            cancelled = True
+            return b""
+        return data[offset:offset + CHUNK]
+
+    tree = _parser().parse(read)
+    if cancelled:
+        raise SiteTimeout()
+    root = tree.root_node
+    if root.has_error:
+        raise EvalSiteError("the source does not parse (the eval check reads it with tree-sitter)")
+    edits: dict[int, str] = {}          # byte offset -> text inserted there
+    replace: dict[int, tuple[int, str]] = {}  # byte offset -> (end, replacement)
+    seen: set[int] = set()
+    for token in (b"eval", b"\\u"):
+        i = data.find(token, start)
+        while 0 <= i < end:
+            node = root.descendant_for_byte_range(i, i + len(token))
+            i = data.find(token, i + 1)
+            if node is None or node.type not in _NAMES or node.start_byte in seen:
+                continue
+            if node.start_byte < start or node.end_byte > end:
+                continue
+            seen.add(node.start_byte)
+            name = _decode(node.text.decode("utf-8", "surrogatepass"))
+            line, col = node.start_point.row + 1, node.start_point.column + 1
+            if prefix:
+                line -= prefix.count("\n")
+            if name.startswith(RESERVED):
+                raise EvalSiteError(f"the name {name!r} is reserved by Kryon", line, col)
+            if name != "eval":
+                continue
+            if node.type == "shorthand_property_identifier_pattern" or _is_target(node):
+                raise EvalSiteError("a time-limited script cannot declare or assign a binding named eval", line, col)
+            if node.type == "shorthand_property_identifier":
+                replace[node.start_byte] = (node.end_byte, "eval:" + EVAL_REF)
+                continue
+            args = _direct_call(node)
+            if args is None:
+                replace[node.start_byte] = (node.end_byte, EVAL_REF)
+            else:
+                a0, a1 = args.start_byte + 1, args.end_byte - 1  # type: ignore[attr-defined]
+                edits[a0] = "..." + EVAL_ARGS + "([" + edits.get(a0, "")
+                edits[a1] = edits.get(a1, "") + "])"
+    if not edits and not replace:
+        return text
+    out: list[bytes] = []
+    pos = start
+    for at in sorted(set(edits) | set(replace)):
+        out.append(data[pos:at])
+        pos = at
+        if at in edits and edits[at].startswith("]"):
+            out.append(edits[at].encode())
+        elif at in edits:
+            out.append(edits[at].encode())
+        if at in replace:
+            stop, new = replace[at]
+            out.append(new.encode())
+            pos = stop
+    out.append(data[pos:end])
+    return b"".join(out).decode("utf-8", "surrogatepass")
