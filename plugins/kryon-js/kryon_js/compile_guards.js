@@ -20,7 +20,7 @@
       const n = a.length + b.length;
       if (n > MAXSRC) throw tooBig(what);   // a UTF-16 unit is at least one UTF-8 byte
       if (n * 3 <= MAXSRC && plain(a) && plain(b)) return null;   // at most three bytes a unit
-      const r = COMPILE(kind, a, b), tag = r[0];
+      const r = COMPILE(kind, nSlice(a, 0), nSlice(b, 0)), tag = r[0];   // flat: the binding cannot read a rope
       if (tag === "0") return parse(nSlice(r, 1));
       if (tag === "1") throw tooBig(what);
       if (tag === "2") throw new SyntaxErrorC(what + ": " + nSlice(r, 1));

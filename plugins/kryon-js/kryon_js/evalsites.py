@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from .probes import _parser
 
@@ -76,8 +77,8 @@ def _decode(name: str) -> str:
     return _ESCAPE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), name) if "\\" in name else name
 
 
-def _is_target(node: object) -> bool:
-    parent = node.parent  # type: ignore[attr-defined]
+def _is_target(node: Any) -> bool:
+    parent = node.parent
     if parent is None:
         return False
     if parent.type in _TARGET_PARENTS:
@@ -88,12 +89,12 @@ def _is_target(node: object) -> bool:
     return False
 
 
-def _direct_call(node: object) -> object | None:
-    """The ``arguments`` node when ``node`` is the callee of a non-optional call."""
+def _direct_call(node: Any) -> Any:
+    """The ``arguments`` node when ``node`` is the callee of a non-optional call, else None."""
     q = node
-    while q.parent is not None and q.parent.type == "parenthesized_expression":  # type: ignore[attr-defined]
-        q = q.parent  # type: ignore[attr-defined]
-    call = q.parent  # type: ignore[attr-defined]
+    while q.parent is not None and q.parent.type == "parenthesized_expression":
+        q = q.parent
+    call = q.parent
     if call is None or call.type != "call_expression" or call.child_by_field_name("function") != q:
         return None
     if any(c.type in ("optional_chain", "?.") for c in call.children):
@@ -156,7 +157,7 @@ def rewrite(text: str, prefix: str = "", suffix: str = "", expired: Callable[[],
             if args is None:
                 replace[node.start_byte] = (node.end_byte, EVAL_REF)
             else:
-                a0, a1 = args.start_byte + 1, args.end_byte - 1  # type: ignore[attr-defined]
+                a0, a1 = args.start_byte + 1, args.end_byte - 1
                 edits[a0] = "..." + EVAL_ARGS + "([" + edits.get(a0, "")
                 edits[a1] = edits.get(a1, "") + "])"
     if not edits and not replace:
@@ -166,9 +167,7 @@ def rewrite(text: str, prefix: str = "", suffix: str = "", expired: Callable[[],
     for at in sorted(set(edits) | set(replace)):
         out.append(data[pos:at])
         pos = at
-        if at in edits and edits[at].startswith("]"):
-            out.append(edits[at].encode())
-        elif at in edits:
+        if at in edits:
             out.append(edits[at].encode())
         if at in replace:
             stop, new = replace[at]

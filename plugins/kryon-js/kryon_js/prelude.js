@@ -308,6 +308,7 @@
   }
   function lookup(name) {
     if (!isIdent(name)) return undefined;
+    if (name === "eval") return G.eval;   // under the compile guards the binding eval is the unchecked intrinsic
     try { return geval(name); } catch (_) { return undefined; }
   }
   function startsWithClass(src) {
