@@ -240,19 +240,30 @@ def test_direct_eval_and_the_constructors_keep_their_semantics(m):
         m.unload_script("sem")
 
 
-def test_lines_and_columns_after_a_direct_eval_stay_true(m):
-    """Where the error is the same as in a trusted (unrewritten) run."""
-    source = "function f() {\n  let x = eval('1');\n  null.boom;\n}\nfunction g() { return eval('2'); }"
-    m.load_script_from_source("pos", JS, source)
-    with pytest.raises(ScriptRuntimeError) as info:
-        m.call_function("pos.f")
+POSITIONS = {
+    "f": "function f() {\n  let x = eval('1');\n  null.boom;\n}",
+    "g": "function g() { const \u00e9 = 1; return eval('2') + eval('3') + (0, eval)('4') + null.boom; }",
+    "h": "function h() { const e = eval, o = {eval}; return eval('1') + eval(1 + null.boom); }",
+    "k": "function k() {\n  const v = eval('1');\n  return eval('throw new Error(\"inner\")');\n}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(POSITIONS))
+def test_error_lines_and_columns_stay_true_after_the_rewrite(m, name):
+    """Where the error is, as the host sees it: the same as in a trusted
+    (unrewritten) run, on the line of a direct eval too."""
+    m.load_script_from_source("pos", JS, POSITIONS[name])
+    try:
+        with pytest.raises(ScriptRuntimeError) as info:
+            m.call_function(f"pos.{name}")
+    finally:
+        m.unload_script("pos")
     with ScriptManager(cache_dir=False, policy=SecurityPolicy.trusted()) as native:
-        native.load_script_from_source("pos", JS, source)
+        native.load_script_from_source("pos", JS, POSITIONS[name])
         with pytest.raises(ScriptRuntimeError) as expected:
-            native.call_function("pos.f")
-    assert (info.value.line, info.value.column) == (expected.value.line, expected.value.column) == (3, 3)
-    assert m.call_function("pos.g") == 2
-    m.unload_script("pos")
+            native.call_function(f"pos.{name}")
+    assert (info.value.line, info.value.column) == (expected.value.line, expected.value.column)
+    assert [(f.line, f.column) for f in info.value.stack] == [(f.line, f.column) for f in expected.value.stack]
 
 
 def test_evaluate_is_checked_too(m):

@@ -31,8 +31,14 @@
       const r = checked(0, "eval", x, "");
       return nEval(r === null ? x : r[0]);   // called through a name other than eval: a global eval
     } }).eval;
-    // a direct call eval(a, ...) runs as eval(...evalArgs([a, ...])): the spread reads the array through
-    // an iterator of its own (a script may replace Array.prototype[Symbol.iterator])
+    // a direct call eval(a, ...) runs as eval(evalArg(a), ...); eval(...xs) as eval(...evalArgs([...xs])),
+    // whose spread reads the array through an iterator of its own (a script may replace
+    // Array.prototype[Symbol.iterator])
+    function evalArg(x) {
+      if (typeof x !== "string") return x;
+      const r = checked(0, "eval", x, "");
+      return r === null ? x : r[0];
+    }
     function evalArgs(args) {
       if (args.length > 0 && typeof args[0] === "string") {
         const r = checked(0, "eval", args[0], "");
@@ -69,6 +75,6 @@
     }
     const ed = getOwnDesc(G, "eval"); ed.value = evalW; defineProperty(G, "eval", ed);
     // taken by the global lexical declarations the host runs next (state.py): `let eval` = the intrinsic
-    defineProperty(G, "__kryon_evals", { value: [nEval, evalW, evalArgs], configurable: true });
+    defineProperty(G, "__kryon_evals", { value: [nEval, evalW, evalArg, evalArgs], configurable: true });
   }
   if (CONF.guard && CONF.maxSource !== null) installCompileGuards(CONF.maxSource);

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from kryon_core import CompileError
 
-from .evalsites import EvalSiteError, SiteTimeout, may_have_sites, rewrite
+from .evalsites import EvalSiteError, SiteTimeout, may_have_sites, rewrite, rewrite_mapped
 from .plugin import LANGUAGE
 
 if TYPE_CHECKING:
@@ -52,12 +52,17 @@ def host_compile(state: ScriptState, kind: int, a: str, b: str) -> str:
     return "0" + json.dumps(out)
 
 
-def checked_source(state: ScriptState, source: str, name: str) -> str:
+def checked_source(state: ScriptState, source: str, name: str, *, top_level: bool = False) -> str:
     """``source`` (a script, code evaluated in it) as it is compiled: with its
-    eval sites rewritten when the script's compile guards are on."""
+    eval sites rewritten when the script's compile guards are on. For the
+    script's own source (``top_level``), the map of its columns is kept for
+    error positions."""
     if not state.eval_guard or not may_have_sites(source):
         return source
     try:
-        return rewrite(source)
+        text, columns = rewrite_mapped(source)
     except EvalSiteError as exc:
         raise CompileError(exc.message, language=LANGUAGE, script=name, line=exc.line, column=exc.column) from None
+    if top_level:
+        state.columns = columns
+    return text

@@ -17,6 +17,7 @@ from kryon_core import (
     StackFrame,
 )
 
+from .evalsites import ColumnMap
 from .plugin import LANGUAGE
 
 LANG = LANGUAGE
@@ -26,7 +27,8 @@ _FRAME = re.compile(r"^\s*at (?:(?P<fn>[^()]*?) \()?(?P<file>[^()]*?):(?P<line>\
 _NATIVE = re.compile(r"^\s*at (?P<fn>.*?) \(native\)\s*$")
 
 
-def parse_stack(stack: str, script: str | None, *, input_is_script: bool) -> list[StackFrame]:
+def parse_stack(stack: str, script: str | None, *, input_is_script: bool,
+                columns: ColumnMap | None = None) -> list[StackFrame]:
     """QuickJS ``Error.stack`` text -> frames, innermost first. Frames of the
     prelude are dropped; ``<input>`` (code run through the binding's eval) is
     the script itself when ``input_is_script``."""
@@ -45,7 +47,10 @@ def parse_stack(stack: str, script: str | None, *, input_is_script: bool) -> lis
         fn = (m.group("fn") or "<main>").strip()
         if fn in ("<eval>", ""):
             fn = "<main>"
-        frames.append(StackFrame(function=fn, script=file, line=int(m.group("line")), column=int(m.group("col")), language=LANG))
+        line, col = int(m.group("line")), int(m.group("col"))
+        if columns is not None and file == script:  # the script's source ran rewritten (evalsites.py)
+            col = columns.original(line, col)
+        frames.append(StackFrame(function=fn, script=file, line=line, column=col, language=LANG))
     return frames
 
 
@@ -62,9 +67,10 @@ def classify(name: str, message: str) -> type[ScriptError]:
 
 
 def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool, host_errors: dict[int, BaseException],
-              thrown_value: Any = None, compiling: bool = False, memory_limited: bool = False) -> ScriptError:
+              thrown_value: Any = None, compiling: bool = False, memory_limited: bool = False,
+              columns: ColumnMap | None = None) -> ScriptError:
     """The prelude's error record (``errInfo``) -> a kryon_core error."""
-    frames = parse_stack(info.get("stack") or "", script, input_is_script=input_is_script)
+    frames = parse_stack(info.get("stack") or "", script, input_is_script=input_is_script, columns=columns)
     top = frames[0] if frames else None
     where: dict[str, Any] = dict(language=LANG, script=top.script if top else script, line=top.line if top else None,
                                  column=top.column if top else None)
@@ -122,7 +128,8 @@ def _from_host(host: BaseException, message: str, frames: list[StackFrame], wher
     return err
 
 
-def from_exception_text(text: str, script: str | None, *, input_is_script: bool, compiling: bool = False) -> ScriptError:
+def from_exception_text(text: str, script: str | None, *, input_is_script: bool, compiling: bool = False,
+                        columns: ColumnMap | None = None) -> ScriptError:
     """The binding's JSException text ("Name: message\\n    at ...") -> error."""
     head, _, stack = text.partition("\n")
     m = re.match(r"^([A-Za-z]*Error): (.*)$", head, re.S)
@@ -130,4 +137,4 @@ def from_exception_text(text: str, script: str | None, *, input_is_script: bool,
         info = {"isError": True, "name": m.group(1), "message": m.group(2), "stack": stack}
     else:
         info = {"isError": stack.strip() not in ("", "undefined") and False, "message": head}
-    return from_info(info, script, input_is_script=input_is_script, host_errors={}, compiling=compiling)
+    return from_info(info, script, input_is_script=input_is_script, host_errors={}, compiling=compiling, columns=columns)

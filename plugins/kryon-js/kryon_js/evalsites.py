@@ -11,7 +11,8 @@ source is compiled (the script at load, code the host evaluates, and every
 string compiled at run time):
 
 - a direct call ``eval(a, ...)`` (also ``(eval)(...)``) becomes
-  ``eval(...__kryon_evalArgs([a, ...]))``: the callee is still the binding,
+  ``eval(__kryon_evalArg(a), ...)``, and one with a spread argument
+  ``eval(...__kryon_evalArgs([...xs]))``: the callee is still the binding,
   its first argument passes through the length check (and this rewrite);
 - every other read of ``eval`` (``eval?.(s)``, ``const e = eval``, ``{eval}``,
   ``typeof eval``, tagged templates) becomes ``__kryon_eval``, the wrapper;
@@ -19,22 +20,25 @@ string compiled at run time):
   identifier starting with ``__kryon_eval`` are refused.
 
 Nothing is inserted at a line break, so every line keeps its number; on the
-line of a direct call, code after the call's ``(`` moves right by the length
-of the inserted text. Sources without the token ``eval`` (or a ``\\u``
+line of a direct call, code after the inserted text moves right, and
+:class:`ColumnMap` maps error columns back. Sources without the token ``eval`` (or a ``\\u``
 escape, which could spell it) are not parsed at all.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 from typing import Any
 
 from .probes import _parser
 
-__all__ = ["EVAL_REF", "EVAL_ARGS", "RESERVED", "EvalSiteError", "SiteTimeout", "may_have_sites", "rewrite"]
+__all__ = ["EVAL_REF", "EVAL_ARG", "EVAL_ARGS", "RESERVED", "ColumnMap", "EvalSiteError", "SiteTimeout", "may_have_sites", "rewrite",
+           "rewrite_mapped"]
 
 EVAL_REF = "__kryon_eval"
+EVAL_ARG = "__kryon_evalArg"
 EVAL_ARGS = "__kryon_evalArgs"
 RESERVED = "__kryon_eval"
 #: bytes handed to tree-sitter per read, between two looks at the deadline
@@ -103,12 +107,42 @@ def _direct_call(node: Any) -> Any:
     return args if args is not None and args.type == "arguments" else None
 
 
+class ColumnMap:
+    """Columns of the rewritten source back to the original's (lines never
+    change). QuickJS counts columns in UTF-8 bytes, 1-based, as this does."""
+
+    def __init__(self, old: bytes, new: bytes, runs: list[tuple[int, int, int, int]]) -> None:
+        #: (offset in the new text, offset in the old, length, where the text inserted after it reports
+        #: as in the old) of each unchanged run, in order
+        self.runs = runs
+        self.new_at = [r[0] for r in runs]
+        self.old_lines = [0] + [m.end() for m in re.finditer(b"\n", old)]
+        self.new_lines = [0] + [m.end() for m in re.finditer(b"\n", new)]
+
+    def original(self, line: int, column: int) -> int:
+        if not 1 <= line <= len(self.new_lines) or column < 1:
+            return column
+        at = self.new_lines[line - 1] + column - 1
+        i = bisect.bisect_right(self.new_at, at) - 1
+        if i < 0:
+            return column
+        new_off, old_off, length, anchor = self.runs[i]
+        old_at = old_off + (at - new_off) if at - new_off < length else anchor
+        return old_at - self.old_lines[line - 1] + 1
+
+
 def rewrite(text: str, prefix: str = "", suffix: str = "", expired: Callable[[], bool] | None = None) -> str:
     """``text`` with its eval sites rewritten (read as part of ``prefix + text +
     suffix``, the context it is compiled in). Raises :class:`EvalSiteError`
     or, when ``expired()`` turns true while reading, :class:`SiteTimeout`."""
+    return rewrite_mapped(text, prefix, suffix, expired)[0]
+
+
+def rewrite_mapped(text: str, prefix: str = "", suffix: str = "",
+                   expired: Callable[[], bool] | None = None) -> tuple[str, ColumnMap | None]:
+    """:func:`rewrite`, and the map of its columns (None when nothing changed)."""
     if not may_have_sites(text):
-        return text
+        return text, None
     data = (prefix + text + suffix).encode("utf-8", "surrogatepass")
     start = len(prefix.encode("utf-8", "surrogatepass"))
     end = len(data) - len(suffix.encode("utf-8", "surrogatepass"))
@@ -130,6 +164,7 @@ def rewrite(text: str, prefix: str = "", suffix: str = "", expired: Callable[[],
     edits: dict[int, str] = {}          # byte offset -> text inserted there
     replace: dict[int, tuple[int, str]] = {}  # byte offset -> (end, replacement)
     seen: set[int] = set()
+    anchors: dict[int, int] = {}     # byte offset of an insertion -> the original offset it reports as
     for token in (b"eval", b"\\u"):
         i = data.find(token, start)
         while 0 <= i < end:
@@ -157,21 +192,34 @@ def rewrite(text: str, prefix: str = "", suffix: str = "", expired: Callable[[],
             if args is None:
                 replace[node.start_byte] = (node.end_byte, EVAL_REF)
             else:
-                a0, a1 = args.start_byte + 1, args.end_byte - 1
-                edits[a0] = "..." + EVAL_ARGS + "([" + edits.get(a0, "")
-                edits[a1] = edits.get(a1, "") + "])"
+                given = [c for c in args.named_children if c.type != "comment"]
+                if not given:
+                    continue  # eval(): nothing to compile
+                if all(c.type != "spread_element" for c in given):  # eval(a, ...) -> eval(__kryon_evalArg(a), ...)
+                    a0, a1 = given[0].start_byte, given[0].end_byte
+                    edits[a0] = edits.get(a0, "") + EVAL_ARG + "("
+                    anchors[a0] = node.start_byte  # QuickJS places the eval call where its callee starts
+                    edits[a1] = ")" + edits.get(a1, "")
+                else:  # eval(...xs) -> eval(...__kryon_evalArgs([...xs]))
+                    a0, a1 = args.start_byte + 1, args.end_byte - 1
+                    edits[a0] = "..." + EVAL_ARGS + "([" + edits.get(a0, "")
+                    edits[a1] = edits.get(a1, "") + "])"
     if not edits and not replace:
-        return text
+        return text, None
     out: list[bytes] = []
-    pos = start
+    runs: list[tuple[int, int, int, int]] = []
+    pos, size = start, 0   # the next original byte to copy; bytes written so far
     for at in sorted(set(edits) | set(replace)):
+        runs.append((size, pos - start, at - pos, anchors.get(at, at) - start))
         out.append(data[pos:at])
+        size += at - pos
         pos = at
-        if at in edits:
-            out.append(edits[at].encode())
+        piece = edits.get(at, "") + (replace[at][1] if at in replace else "")
+        out.append(piece.encode())
+        size += len(piece)
         if at in replace:
-            stop, new = replace[at]
-            out.append(new.encode())
-            pos = stop
+            pos = replace[at][0]
+    runs.append((size, pos - start, end - pos, end - start))
     out.append(data[pos:end])
-    return b"".join(out).decode("utf-8", "surrogatepass")
+    new = b"".join(out)
+    return new.decode("utf-8", "surrogatepass"), ColumnMap(data[start:end], new, runs)

@@ -46,7 +46,7 @@ def run_top_level(state: ScriptState, compiled: CompiledScript) -> None:
         if probed is not None:
             code = probed
         elif state.eval_guard and may_have_sites(compiled.source):  # eval sites rewritten (compiling.py)
-            code = compile_in(state, checked_source(state, compiled.source, compiled.id), compiled.id)
+            code = compile_in(state, checked_source(state, compiled.source, compiled.id, top_level=True), compiled.id)
         elif (capi.bytecode_name(code) != compiled.id  # foreign, or compiled under another name
                 or (compiled.from_cache and state.policy.sandboxed)):  # disk bytecode is not verified
             code = compile_in(state, compiled.source, compiled.id)
@@ -54,7 +54,8 @@ def run_top_level(state: ScriptState, compiled: CompiledScript) -> None:
             state.take_held()
             state.unbox()
     else:
-        eval_source(state, checked_source(state, state.debug_source or compiled.source, compiled.id), compiled.id)
+        eval_source(state, checked_source(state, state.debug_source or compiled.source, compiled.id, top_level=True),
+                    compiled.id)
     state.pump()
     state.sources.append(compiled.source)
     state.functions = describe(state)
@@ -65,7 +66,7 @@ def _probed_bytecode(state: ScriptState, name: str) -> bytes | None:
     if state.debug_source is None:
         return None
     try:
-        return compile_in(state, checked_source(state, state.debug_source, name), name)
+        return compile_in(state, checked_source(state, state.debug_source, name, top_level=True), name)
     except CompileError:  # pragma: no cover - a rewrite QuickJS rejects: the script runs undebugged
         state.debug_source = None
         return None

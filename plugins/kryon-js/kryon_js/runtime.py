@@ -162,7 +162,7 @@ class Host:
     @staticmethod
     def binding_error(state: "ScriptState", exc: BaseException) -> ScriptError:
         text = str(exc.args[0]) if exc.args else str(exc)
-        return from_exception_text(text, state.script, input_is_script=state.input_is_script)
+        return from_exception_text(text, state.script, input_is_script=state.input_is_script, columns=state.columns)
 
     @staticmethod
     def scalar(r: Any) -> Any:

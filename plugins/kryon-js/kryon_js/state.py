@@ -38,7 +38,7 @@ from .bridge import REQUIRE
 from .calls import function_ref
 from .compiling import host_compile
 from .errors import from_info
-from .evalsites import EVAL_ARGS, EVAL_REF
+from .evalsites import EVAL_ARG, EVAL_ARGS, EVAL_REF, ColumnMap
 from .handles import HandleTable
 from .inbound import host_call, invoke
 from .plugin import LANGUAGE
@@ -97,6 +97,8 @@ class ScriptState:
         self.time_limit = sandbox.time_limit(policy)
         #: source compiled at run time is bounded and checked (compile_guards.js, compiling.py)
         self.eval_guard = self.time_limit is not None and policy.max_source_size is not None
+        #: the script's source ran with its eval sites rewritten: its columns back to the original's
+        self.columns: ColumnMap | None = None
         self.max_value = policy.max_value_size
         #: the most a value handed in may take before it is built (see values.Encoder)
         limits = [x for x in (policy.max_value_size, sandbox.memory_limit(policy)) if x is not None]
@@ -161,8 +163,8 @@ class ScriptState:
         internal = ctx.get("__kryon_internal")
         ctx.eval("delete globalThis.__kryon_internal; delete globalThis.__KRYON_API__;")
         if self.eval_guard:  # the intrinsic eval as a global lexical binding: direct eval stays direct (evalsites.py)
-            ctx.eval(f"let eval = globalThis.__kryon_evals[0]; const {EVAL_REF} = globalThis.__kryon_evals[1], "
-                     f"{EVAL_ARGS} = globalThis.__kryon_evals[2]; delete globalThis.__kryon_evals;")
+            ctx.eval(f"let eval = globalThis.__kryon_evals[0]; const [, {EVAL_REF}, {EVAL_ARG}, {EVAL_ARGS}] = "
+                     "globalThis.__kryon_evals; delete globalThis.__kryon_evals;")
         for attr, name in HELPERS:
             setattr(self, attr, internal(name))
         for name, value in host.globals.items():
@@ -324,7 +326,7 @@ class ScriptState:
             except Exception:  # noqa: BLE001
                 thrown = None
         return from_info(info, self.script, input_is_script=self.input_is_script, host_errors=self.host.host_errors,
-                         thrown_value=thrown, memory_limited=self.policy.memory_limit is not None)
+                         thrown_value=thrown, memory_limited=self.policy.memory_limit is not None, columns=self.columns)
 
     def pump(self) -> None:
         """Run the context's pending jobs (promise reactions, finalizers): a microtask checkpoint."""
