@@ -68,7 +68,22 @@ LISTINGS = {
     "Object.values(new String(s))": "Object.values(new String(s))",
     "Object.entries(Object(s))": "Object.entries(Object(s))",
     "Object.getOwnPropertyNames(new String(s))": "Object.getOwnPropertyNames(new String(s))",
+    "Reflect.ownKeys(new String(s))": "Reflect.ownKeys(new String(s))",
 }
+
+
+def test_string_object_listings_give_the_native_results():
+    source = ("function lists() { const o = new String('ab\\ud83d\\ude00'.repeat(2 ** 16 + 1)), out = [];\n"
+              "  for (const f of [Object.keys, Object.values, Object.entries, Object.getOwnPropertyNames, Reflect.ownKeys]) {\n"
+              "    const r = f(o); out.push(r.length, r.slice(0, 3), r.slice(-3)); }\n"
+              "  return out; }")
+    results = []
+    for policy in (SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=30)):
+        with ScriptManager(cache_dir=False, policy=policy) as mgr:
+            mgr.load_script_from_source("s", JS, source)
+            results.append(mgr.call_function("s.lists"))
+    assert results[0] == results[1]
+    assert results[0][0] == 4 * (2 ** 16 + 1)
 
 
 @pytest.fixture(scope="module")
@@ -295,3 +310,30 @@ def test_refused_names_in_code_compiled_at_run_time_are_a_syntax_error(m):
     assert m.call_function("rt.f", ["ev\\u0061l('1')"]) == "ran"
     m.unload_script("rt")
 
+
+
+
+def test_call_sites_do_not_hand_out_the_unchecked_natives(m):
+    """Error.prepareStackTrace sees a frame for each native a wrapper calls:
+    its getFunction() gives undefined for them (and for Kryon's own frames)."""
+    m.load_script_from_source("sites", JS, """
+function grab(run) {
+  Error.prepareStackTrace = (e, sites) => sites.map((c) => c.getFunction());
+  try { return run(); } finally { delete Error.prepareStackTrace; }
+}
+function fns() {
+  const G = Object.getPrototypeOf(function* () {}).constructor, A = Object.getPrototypeOf(async function () {}).constructor;
+  return [grab(() => (0, eval)("new Error().stack")), grab(() => Function("return new Error().stack")()),
+          grab(() => new G("yield new Error().stack")().next().value), grab(() => eval("new Error().stack")),
+          grab(() => globalThis.eval.call(null, "new Error().stack")), grab(() => new A("return 1") && new Error().stack)];
+}
+function natives() {
+  const names = /^function (eval|Function|GeneratorFunction|AsyncFunction|AsyncGeneratorFunction)\\(\\)/;
+  return fns().flat().filter((f) => typeof f === "function" && names.test(String(f))).length;
+}
+function ownFrames() { return fns().map((fs) => fs.includes(grab)); }""")
+    try:
+        assert m.call_function("sites.natives") == 0
+        assert m.call_function("sites.ownFrames") == [True] * 6   # the script's own frames keep their functions
+    finally:
+        m.unload_script("sites")

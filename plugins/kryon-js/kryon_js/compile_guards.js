@@ -19,7 +19,7 @@
     function checked(kind, what, a, b) {
       const n = a.length + b.length;
       if (n > MAXSRC) throw tooBig(what);   // a UTF-16 unit is at least one UTF-8 byte
-      if (n * 3 <= MAXSRC && plain(a) && plain(b)) return null;   // at most three bytes a unit
+      if (n * 3 <= MAXSRC && plain(a) && (b.length === 0 || plain(b))) return null;   // at most three bytes a unit
       const r = COMPILE(kind, nSlice(a, 0), nSlice(b, 0)), tag = r[0];   // flat: the binding cannot read a rope
       if (tag === "0") return parse(nSlice(r, 1));
       if (tag === "1") throw tooBig(what);
@@ -35,7 +35,7 @@
     // whose spread reads the array through an iterator of its own (a script may replace
     // Array.prototype[Symbol.iterator])
     function evalArg(x) {
-      if (typeof x !== "string") return x;
+      if (typeof x !== "string" || (x.length * 3 <= MAXSRC && plain(x))) return x;
       const r = checked(0, "eval", x, "");
       return r === null ? x : r[0];
     }
@@ -74,6 +74,22 @@
       setProto(ctor(native, name, kind), FunctionW);
     }
     const ed = getOwnDesc(G, "eval"); ed.value = evalW; defineProperty(G, "eval", ed);
+    // Error.prepareStackTrace's call sites hand out each frame's function: the natives wrapped here run
+    // in a frame of their own (a wrapper calls them), and Kryon's own frames hold its helpers
+    let siteProto = null;
+    const savedPrepare = getOwnDesc(ErrorC, "prepareStackTrace");
+    ErrorC.prepareStackTrace = (e, sites) => { siteProto = sites.length > 0 ? getProto(sites[0]) : null; return ""; };
+    try { errStack(new ErrorC("call sites")); } finally {
+      if (savedPrepare === undefined) delete ErrorC.prepareStackTrace; else defineProperty(ErrorC, "prepareStackTrace", savedPrepare);
+    }
+    if (siteProto !== null && typeof siteProto.getFunction === "function") {
+      const nGetFunction = siteProto.getFunction, nGetFileName = siteProto.getFileName;
+      const hidden = new WeakSetC([nEval, Fn, GenFn, AsyncFn, AsyncGenFn]);
+      defineProperty(siteProto, "getFunction", { value: function getFunction() {
+        const f = apply(nGetFunction, this, []);
+        return hidden.has(f) || apply(nGetFileName, this, []) === "<kryon>" ? undefined : f;
+      }, writable: true, enumerable: false, configurable: true });
+    }
     // taken by the global lexical declarations the host runs next (state.py): `let eval` = the intrinsic
     defineProperty(G, "__kryon_evals", { value: [nEval, evalW, evalArg, evalArgs], configurable: true });
   }

@@ -674,6 +674,13 @@
         return out;
       });
     }
+    wrap(Reflect, "ownKeys", (nativeOwnKeys) => function ownKeys(o) {
+      const s = typeof o === "object" ? longString(o) : null;   // a primitive is a TypeError, natively
+      if (s === null) return apply(nativeOwnKeys, Reflect, arguments);
+      const out = indices(s, 0);
+      out[out.length] = "length";
+      return out;
+    });
     // Object.assign copies every index of a string source natively, one property each
     wrap(Object, "assign", (nativeAssign) => function (target, ...sources) {
       let heavy = false;
