@@ -308,6 +308,10 @@ def test_refused_names_in_code_compiled_at_run_time_are_a_syntax_error(m):
         assert m.call_function("rt.f", [src]) == "SyntaxError"
         assert m.call_function("rt.g", [src]) == "SyntaxError"
     assert m.call_function("rt.f", ["ev\\u0061l('1')"]) == "ran"
+    # an escaped letter of eval is found even when RegExp.prototype.exec is replaced
+    m.evaluate(JS, "RegExp.prototype.exec = () => null;", script="rt")
+    for spelling in ["ev\\u0061l", "\\u{00065}val", "eva\\u006C", "eva\\u006c"]:
+        assert m.call_function("rt.f", [f"const {spelling} = 1"]) == "SyntaxError"
     m.unload_script("rt")
 
 

@@ -14,7 +14,10 @@
       sizeErrors.add(e);
       return e;
     }
-    const plain = (s) => !includes(s, "eval") && !includes(s, "\\u");
+    // no eval, not even spelled with an escaped letter (evalsites.may_have_sites)
+    // (exec, bound now: test would look up a script's replacement of RegExp.prototype.exec)
+    const LETTER = /\\u(?:00(?:65|76|61|6[cC])|\{0*(?:65|76|61|6[cC])\})/, exec = call.bind(RegExp.prototype.exec);
+    const plain = (s) => !includes(s, "eval") && (!includes(s, "\\u") || exec(LETTER, s) === null);
     // null: compile a and b as they are; else [a', b'] rewritten by the host
     function checked(kind, what, a, b) {
       const n = a.length + b.length;
@@ -77,11 +80,9 @@
     // Error.prepareStackTrace's call sites hand out each frame's function: the natives wrapped here run
     // in a frame of their own (a wrapper calls them), and Kryon's own frames hold its helpers
     let siteProto = null;
-    const savedPrepare = getOwnDesc(ErrorC, "prepareStackTrace");
+    const savedPrepare = ErrorC.prepareStackTrace;   // an accessor: QuickJS keeps the function itself
     ErrorC.prepareStackTrace = (e, sites) => { siteProto = sites.length > 0 ? getProto(sites[0]) : null; return ""; };
-    try { errStack(new ErrorC("call sites")); } finally {
-      if (savedPrepare === undefined) delete ErrorC.prepareStackTrace; else defineProperty(ErrorC, "prepareStackTrace", savedPrepare);
-    }
+    try { errStack(new ErrorC("call sites")); } finally { ErrorC.prepareStackTrace = savedPrepare; }
     if (siteProto !== null && typeof siteProto.getFunction === "function") {
       const nGetFunction = siteProto.getFunction, nGetFileName = siteProto.getFileName;
       const hidden = new WeakSetC([nEval, Fn, GenFn, AsyncFn, AsyncGenFn]);

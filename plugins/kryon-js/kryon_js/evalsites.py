@@ -21,8 +21,9 @@ string compiled at run time):
 
 Nothing is inserted at a line break, so every line keeps its number; on the
 line of a direct call, code after the inserted text moves right, and
-:class:`ColumnMap` maps error columns back. Sources without the token ``eval`` (or a ``\\u``
-escape, which could spell it) are not parsed at all.
+:class:`ColumnMap` maps error columns back. Sources without the token ``eval``
+(or a ``\\u`` escape of one of its letters, which could spell it) are not
+parsed at all.
 """
 
 from __future__ import annotations
@@ -71,10 +72,14 @@ class SiteTimeout(Exception):
     """The deadline passed while the source was being read."""
 
 
+#: an escaped e, v, a or l: an identifier spelling ``eval`` (or a reserved name, which contains it) without
+#: the four plain letters has one of these
+_EVAL_LETTER = re.compile(r"\\u(?:00(?:65|76|61|6[cC])|\{0*(?:65|76|61|6[cC])\})")
+
+
 def may_have_sites(text: str) -> bool:
-    """Whether ``text`` may use the identifier ``eval`` or a reserved name (a
-    ``\\u`` escape can spell any identifier)."""
-    return "eval" in text or "\\u" in text
+    """Whether ``text`` may use the identifier ``eval`` or a reserved name."""
+    return "eval" in text or ("\\u" in text and _EVAL_LETTER.search(text) is not None)
 
 
 def _decode(name: str) -> str:
