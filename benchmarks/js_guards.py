@@ -25,6 +25,14 @@ CASES = {
     "normalize NFD, 8M": ("const s = 'e\\u0301x'.repeat(2 ** 23 / 3 | 0);", "s.normalize('NFD').length"),
     "toUpperCase, 16M": ("const s = 'ab'.repeat(2 ** 23);", "s.toUpperCase().length"),
     "encodeURIComponent, 8M": ("const s = 'a\\u00e9'.repeat(2 ** 22);", "encodeURIComponent(s).length"),
+    "direct eval, 100K short": ("", "(() => { let x = 1, t = 0; for (let i = 0; i < 1e5; i++) t += eval('x + ' + (i & 7)); return t; })()"),
+    "indirect eval, 100K short": ("", "(() => { let t = 0; for (let i = 0; i < 1e5; i++) t += (0, eval)('1 + ' + (i & 7)); return t; })()"),
+    "new Function, 20K short": ("", "(() => { let t = 0; for (let i = 0; i < 2e4; i++) "
+                                   "t += new Function('a', 'return a + ' + (i & 7))(i); return t; })()"),
+    "eval, 1 MiB source": ("const s = '1+'.repeat(2 ** 19) + '1';", "eval(s)"),
+    "eval, 2 MiB source (host measures)": ("const s = '1+'.repeat(2 ** 20) + '1';", "eval(s)"),
+    "eval of code naming eval, 2K": ("", "(() => { let t = 0; for (let i = 0; i < 2000; i++) "
+                                        "t += eval('eval(' + (i & 7) + ')'); return t; })()"),
     "Map.get, 1M short keys": ("const m = new Map(); for (let i = 0; i < 1000; i++) m.set('k' + i, i);",
                                "(() => { let t = 0; for (let i = 0; i < 2 ** 20; i++) t += m.get('k' + (i % 1000)); return t; })()"),
 }
@@ -49,8 +57,26 @@ def main() -> None:
         for m in managers.values():
             m.unload_script(f"c{i}")
         print(f"{name:32} {best['native']:9.3f} {best['guarded']:10.3f} {best['guarded'] / best['native']:6.2f}", flush=True)
+    load_costs(managers, repeat)
     for m in managers.values():
         m.close()
+
+
+def load_costs(managers: dict[str, ScriptManager], repeat: int) -> None:
+    """Loading a script: without the token eval the source is not read again; with it,
+    tree-sitter parses it to rewrite its direct-eval sites."""
+    body = "".join(f"function f{i}(a, b) {{ const o = {{x: a, y: [b, {i}]}}; return o.x + o.y[1] * 2; }}\n" for i in range(4000))
+    sources = {"load 300 KB, no eval": body, "load 300 KB, one eval": body + "function g() { return eval('1'); }\n"}
+    print(f"{'case':32} {'native s':>9} {'guarded s':>10} {'ratio':>6}")
+    for name, source in sources.items():
+        best = {k: float("inf") for k in managers}
+        for r in range(repeat):
+            for k, m in managers.items():
+                start = time.thread_time()
+                m.load_script_from_source(f"load{r}", "javascript", source)
+                best[k] = min(best[k], time.thread_time() - start)
+                m.unload_script(f"load{r}")
+        print(f"{name:32} {best['native']:9.3f} {best['guarded']:10.3f} {best['guarded'] / best['native']:6.2f}", flush=True)
 
 
 if __name__ == "__main__":

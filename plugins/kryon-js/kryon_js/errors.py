@@ -13,9 +13,11 @@ from kryon_core import (
     ScriptError,
     ScriptRuntimeError,
     ScriptTimeoutError,
+    SizeLimitError,
     StackFrame,
 )
 
+from .evalsites import ColumnMap
 from .plugin import LANGUAGE
 
 #: file names of Kryon's own code inside a context; frames from it are not shown
@@ -24,7 +26,8 @@ _FRAME = re.compile(r"^\s*at (?:(?P<fn>[^()]*?) \()?(?P<file>[^()]*?):(?P<line>\
 _NATIVE = re.compile(r"^\s*at (?P<fn>.*?) \(native\)\s*$")
 
 
-def parse_stack(stack: str, script: str | None, *, input_is_script: bool) -> list[StackFrame]:
+def parse_stack(stack: str, script: str | None, *, input_is_script: bool,
+                columns: ColumnMap | None = None) -> list[StackFrame]:
     """QuickJS ``Error.stack`` text -> frames, innermost first. Frames of the
     prelude are dropped; ``<input>`` (code run through the binding's eval) is
     the script itself when ``input_is_script``."""
@@ -43,7 +46,10 @@ def parse_stack(stack: str, script: str | None, *, input_is_script: bool) -> lis
         fn = (m.group("fn") or "<main>").strip()
         if fn in ("<eval>", ""):
             fn = "<main>"
-        frames.append(StackFrame(function=fn, script=file, line=int(m.group("line")), column=int(m.group("col")), language=LANGUAGE))
+        line, col = int(m.group("line")), int(m.group("col"))
+        if columns is not None and file == script:  # the script's source ran rewritten (evalsites.py)
+            col = columns.original(line, col)
+        frames.append(StackFrame(function=fn, script=file, line=line, column=col, language=LANGUAGE))
     return frames
 
 
@@ -60,9 +66,10 @@ def classify(name: str, message: str) -> type[ScriptError]:
 
 
 def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool, host_errors: dict[int, BaseException],
-              thrown_value: Any = None, compiling: bool = False, memory_limited: bool = False) -> ScriptError:
+              thrown_value: Any = None, compiling: bool = False, memory_limited: bool = False,
+              columns: ColumnMap | None = None) -> ScriptError:
     """The prelude's error record (``errInfo``) -> a kryon_core error."""
-    frames = parse_stack(info.get("stack") or "", script, input_is_script=input_is_script)
+    frames = parse_stack(info.get("stack") or "", script, input_is_script=input_is_script, columns=columns)
     top = frames[0] if frames else None
     where: dict[str, Any] = dict(language=LANGUAGE, script=top.script if top else script, line=top.line if top else None,
                                  column=top.column if top else None)
@@ -84,6 +91,8 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
         return _from_host(host, message, frames, where)
     if info.get("conv"):
         return ConversionError(message, stack=frames, **where)
+    if info.get("size"):  # a source over max_source_size compiled at run time (compile_guards.js)
+        return SizeLimitError(f"{name}: {message}", stack=frames, **where)
     if compiling or name == "SyntaxError" and compiling:
         return CompileError(f"{name}: {message}", stack=frames, **where)
     cls = classify(name, message)
@@ -118,7 +127,8 @@ def _from_host(host: BaseException, message: str, frames: list[StackFrame], wher
     return err
 
 
-def from_exception_text(text: str, script: str | None, *, input_is_script: bool, compiling: bool = False) -> ScriptError:
+def from_exception_text(text: str, script: str | None, *, input_is_script: bool, compiling: bool = False,
+                        columns: ColumnMap | None = None) -> ScriptError:
     """The binding's JSException text ("Name: message\\n    at ...") -> error."""
     head, _, stack = text.partition("\n")
     m = re.match(r"^([A-Za-z]*Error): (.*)$", head, re.S)
@@ -126,4 +136,4 @@ def from_exception_text(text: str, script: str | None, *, input_is_script: bool,
         info = {"isError": True, "name": m.group(1), "message": m.group(2), "stack": stack}
     else:
         info = {"isError": stack.strip() not in ("", "undefined") and False, "message": head}
-    return from_info(info, script, input_is_script=input_is_script, host_errors={}, compiling=compiling)
+    return from_info(info, script, input_is_script=input_is_script, host_errors={}, compiling=compiling, columns=columns)

@@ -656,14 +656,31 @@
       for (let i = 0; i < s.length; i++) out[i] = what === 0 ? "" + i : what === 1 ? s[i] : ["" + i, s[i]];
       return out;
     }
+    // a String object (new String(s), Object(s)) lists the indices of the string it wraps the same way;
+    // other own properties added to such an object are not listed (finding them is the native listing)
+    const strValue = call.bind(String.prototype.valueOf);
+    function longString(o) {
+      if (typeof o === "string") return o.length > BIG ? o : null;
+      if (o === null || typeof o !== "object") return null;
+      let s; try { s = strValue(o); } catch (_) { return null; }
+      return s.length > BIG ? s : null;
+    }
     for (const [name, native, what] of [["keys", nKeys, 0], ["values", nValues, 1], ["entries", nEntries, 2], ["getOwnPropertyNames", nNames, 3]]) {
       wrap(Object, name, () => function (o) {
-        if (typeof o !== "string" || o.length <= BIG) return apply(native, Object, arguments);
-        const out = indices(o, what === 3 ? 0 : what);
+        const s = longString(o);
+        if (s === null) return apply(native, Object, arguments);
+        const out = indices(s, what === 3 ? 0 : what);
         if (what === 3) out[out.length] = "length";
         return out;
       });
     }
+    wrap(Reflect, "ownKeys", (nativeOwnKeys) => function ownKeys(o) {
+      const s = typeof o === "object" ? longString(o) : null;   // a primitive is a TypeError, natively
+      if (s === null) return apply(nativeOwnKeys, Reflect, arguments);
+      const out = indices(s, 0);
+      out[out.length] = "length";
+      return out;
+    });
     // Object.assign copies every index of a string source natively, one property each
     wrap(Object, "assign", (nativeAssign) => function (target, ...sources) {
       let heavy = false;

@@ -12,7 +12,9 @@ from typing import Any
 from kryon_core import CompiledScript, CompileError, FunctionInfo, FunctionRef, ScriptRuntimeError
 
 from . import capi
+from .compiling import checked_source
 from .errors import from_info
+from .evalsites import may_have_sites
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS
 from .scan import declared_names, parse_params, scan_functions
@@ -43,6 +45,8 @@ def run_top_level(state: ScriptState, compiled: CompiledScript) -> None:
         probed = _probed_bytecode(state, compiled.id)
         if probed is not None:
             code = probed
+        elif state.eval_guard and may_have_sites(compiled.source):  # eval sites rewritten (compiling.py)
+            code = compile_in(state, checked_source(state, compiled.source, compiled.id, top_level=True), compiled.id)
         elif (capi.bytecode_name(code) != compiled.id  # foreign, or compiled under another name
                 or (compiled.from_cache and state.policy.sandboxed)):  # disk bytecode is not verified
             code = compile_in(state, compiled.source, compiled.id)
@@ -50,7 +54,8 @@ def run_top_level(state: ScriptState, compiled: CompiledScript) -> None:
             state.take_held()
             state.unbox()
     else:
-        eval_source(state, state.debug_source or compiled.source, compiled.id)
+        eval_source(state, checked_source(state, state.debug_source or compiled.source, compiled.id, top_level=True),
+                    compiled.id)
     state.pump()
     state.sources.append(compiled.source)
     state.functions = describe(state)
@@ -61,7 +66,7 @@ def _probed_bytecode(state: ScriptState, name: str) -> bytes | None:
     if state.debug_source is None:
         return None
     try:
-        return compile_in(state, state.debug_source, name)
+        return compile_in(state, checked_source(state, state.debug_source, name, top_level=True), name)
     except CompileError:  # pragma: no cover - a rewrite QuickJS rejects: the script runs undebugged
         state.debug_source = None
         return None
@@ -100,6 +105,7 @@ def evaluate_in(state: ScriptState, code: str) -> Any:
     """Run ``code`` as global code of the script's context; its completion
     value as a host value (call inside ``state.run``). Frames of the code
     name the script, lines counted within ``code``."""
+    code = checked_source(state, code, state.script)
     if state.host.capi:
         bytecode = compile_in(state, code, state.script)
         if not capi.run_bytecode(state.ctx, bytecode, state.holder, keep_result=True):

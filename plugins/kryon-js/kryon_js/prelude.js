@@ -8,10 +8,11 @@
   "use strict";
   const G = globalThis;
   const HOST = G.__kryon_host, INVOKE = G.__kryon_invoke, STASH = G.__kryon_stash,
-        HOSTERR = G.__kryon_hosterr, OUT = G.__kryon_out, TICK = G.__kryon_tick, MARK = G.__kryon_mark;
-  const CONF = JSON.parse(G.__KRYON_CONF__);        // {guard: the script runs under a time limit}
+        HOSTERR = G.__kryon_hosterr, OUT = G.__kryon_out, TICK = G.__kryon_tick, MARK = G.__kryon_mark,
+        COMPILE = G.__kryon_compile;
+  const CONF = JSON.parse(G.__KRYON_CONF__);        // {guard: the script runs under a time limit, maxSource}
   for (const k of ["__kryon_host", "__kryon_invoke", "__kryon_stash", "__kryon_hosterr", "__kryon_out", "__kryon_tick",
-                   "__kryon_mark", "__KRYON_CONF__"]) delete G[k];
+                   "__kryon_mark", "__kryon_compile", "__KRYON_CONF__"]) delete G[k];
   const API = JSON.parse(G.__KRYON_API__);          // [[camelName, index], ...]
   const AP = Array.prototype, getOwnDesc = Object.getOwnPropertyDescriptor;
   const apply = Reflect.apply, isArray = Array.isArray, keys = Object.keys, freeze = Object.freeze;
@@ -36,7 +37,7 @@
   const pyFns = new MapC(), pyIds = new WeakMapC();                  // host callables as JS functions
   const handles = new MapC(), handleIds = new WeakMapC();            // host UserData handles
   const promises = new MapC(); let nextPromise = 1;
-  const convErrors = new WeakSetC(), hostErrIds = new WeakMapC();
+  const convErrors = new WeakSetC(), sizeErrors = new WeakSetC(), hostErrIds = new WeakMapC();
   const HandleProto = freeze(create(null, { toString: { value: function () { return "[" + (handleLabels.get(this) || "KryonHandle") + "]"; } } }));
   const handleLabels = new WeakMapC();
 
@@ -158,11 +159,11 @@
     return BOX;
   }
   function errInfo(e) {
-    const info = { isError: false, name: "", message: "", stack: "", conv: false, host: 0, value: null };
+    const info = { isError: false, name: "", message: "", stack: "", conv: false, size: false, host: 0, value: null };
     try {
       if (e instanceof ErrorC) {
         info.isError = true; info.name = String(e.name); info.message = String(e.message); info.stack = errStack(e);
-        info.conv = convErrors.has(e); info.host = hostErrIds.get(e) || 0;
+        info.conv = convErrors.has(e); info.size = sizeErrors.has(e); info.host = hostErrIds.get(e) || 0;
       } else {
         try { info.value = enc(e, new SetC(), 0); } catch (_) { info.value = null; }
         try { info.message = String(e); } catch (_) { info.message = "a value"; }
@@ -311,6 +312,7 @@
   }
   function lookup(name) {
     if (!isIdent(name)) return undefined;
+    if (name === "eval") return G.eval;   // under the compile guards the binding eval is the unchecked intrinsic
     try { return geval(name); } catch (_) { return undefined; }
   }
   function startsWithClass(src) {

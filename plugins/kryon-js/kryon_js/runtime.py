@@ -41,7 +41,8 @@ INF = float("inf")
 GRACE = 0.05
 
 PRELUDE = resources.files("kryon_js").joinpath("prelude.js").read_text(encoding="utf-8").replace(
-    "/*GUARDS*/", resources.files("kryon_js").joinpath("guards.js").read_text(encoding="utf-8"))
+    "/*GUARDS*/", "".join(resources.files("kryon_js").joinpath(name).read_text(encoding="utf-8")
+                          for name in ("guards.js", "compile_guards.js")))
 PRELUDE_SOURCE = "globalThis.__kryon_internal = " + PRELUDE.strip().rstrip(";") + ";\n"
 
 
@@ -161,7 +162,7 @@ class Host:
     @staticmethod
     def binding_error(state: "ScriptState", exc: BaseException) -> ScriptError:
         text = str(exc.args[0]) if exc.args else str(exc)
-        return from_exception_text(text, state.script, input_is_script=state.input_is_script)
+        return from_exception_text(text, state.script, input_is_script=state.input_is_script, columns=state.columns)
 
     @staticmethod
     def scalar(r: Any) -> Any:

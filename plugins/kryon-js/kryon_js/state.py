@@ -36,7 +36,9 @@ from kryon_core import (
 from . import capi, sandbox
 from .bridge import REQUIRE
 from .calls import function_ref
+from .compiling import host_compile
 from .errors import from_info
+from .evalsites import EVAL_ARG, EVAL_ARGS, EVAL_REF, ColumnMap
 from .handles import HandleTable
 from .inbound import host_call, invoke
 from .plugin import LANGUAGE
@@ -93,6 +95,10 @@ class ScriptState:
         self.gate = gate
         self.closed = False
         self.time_limit = sandbox.time_limit(policy)
+        #: source compiled at run time is bounded and checked (compile_guards.js, compiling.py)
+        self.eval_guard = self.time_limit is not None and policy.max_source_size is not None
+        #: the script's source ran with its eval sites rewritten: its columns back to the original's
+        self.columns: ColumnMap | None = None
         self.max_value = policy.max_value_size
         #: the most a value handed in may take before it is built (see values.Encoder)
         limits = [x for x in (policy.max_value_size, sandbox.memory_limit(policy)) if x is not None]
@@ -132,9 +138,12 @@ class ScriptState:
         ctx.add_callable("__kryon_out", host.out_fn)
         ctx.add_callable("__kryon_tick", self._tick)
         ctx.add_callable("__kryon_mark", self._mark)
+        ctx.add_callable("__kryon_compile", functools.partial(host_compile, self))
         api = [[entry.name, i] for i, entry in enumerate(host.api) if i != REQUIRE]
         ctx.set("__KRYON_API__", json.dumps(api))
-        ctx.set("__KRYON_CONF__", json.dumps({"guard": self.time_limit is not None}))
+        ctx.set("__KRYON_CONF__", json.dumps({
+            "guard": self.time_limit is not None,
+            "maxSource": self.policy.max_source_size if self.eval_guard else None}))
         if host.capi:
             with host.compile_lock:
                 if host.prelude_bytecode is None:
@@ -153,6 +162,9 @@ class ScriptState:
                 ctx.set_time_limit(self.time_limit)
         internal = ctx.get("__kryon_internal")
         ctx.eval("delete globalThis.__kryon_internal; delete globalThis.__KRYON_API__;")
+        if self.eval_guard:  # the intrinsic eval as a global lexical binding: direct eval stays direct (evalsites.py)
+            ctx.eval(f"let eval = globalThis.__kryon_evals[0]; const [, {EVAL_REF}, {EVAL_ARG}, {EVAL_ARGS}] = "
+                     "globalThis.__kryon_evals; delete globalThis.__kryon_evals;")
         for attr, name in HELPERS:
             setattr(self, attr, internal(name))
         for name, value in host.globals.items():
@@ -314,7 +326,7 @@ class ScriptState:
             except Exception:  # noqa: BLE001
                 thrown = None
         return from_info(info, self.script, input_is_script=self.input_is_script, host_errors=self.host.host_errors,
-                         thrown_value=thrown, memory_limited=self.policy.memory_limit is not None)
+                         thrown_value=thrown, memory_limited=self.policy.memory_limit is not None, columns=self.columns)
 
     def pump(self) -> None:
         """Run the context's pending jobs (promise reactions, finalizers): a microtask checkpoint."""
