@@ -71,7 +71,8 @@ static void blackenClass(VM* vm, ObjClass* c) {
   gcMarkObject(vm, (Obj*)c->name);
   gcMarkValue(vm, c->attributes);
   for (int i = 0; i < c->methodCount; i++) {
-    if (c->methods[i].type == METHOD_BLOCK) {
+    MethodType type = c->methods[i].type;
+    if (type == METHOD_BLOCK || type == METHOD_GETTER || type == METHOD_SETTER) {
       gcMarkObject(vm, (Obj*)c->methods[i].as.closure);
     }
   }

@@ -292,9 +292,10 @@ static MapEntry* mapFind(const ObjMap* map, Value key) {
   for (;;) {
     MapEntry* e = &entries[index];
     Value k = e->key;
+    if (k == key) return e;
     if (k == UNDEFINED_VAL) {
       if (e->value == FALSE_VAL) return NULL;
-    } else if (objKeysEqual(k, key)) {
+    } else if (e->hash == hash && IS_OBJ(k) && valuesEqual(k, key)) {
       return e;
     }
     PROBE_NEXT(index, perturb, mask);
@@ -302,13 +303,13 @@ static MapEntry* mapFind(const ObjMap* map, Value key) {
 }
 
 /* Puts a key known to be absent into a table without tombstones. */
-static void insertFresh(MapEntry* entries, uint32_t mask, Value key, Value value) {
-  uint32_t hash = hashValue(key);
+static void insertFresh(MapEntry* entries, uint32_t mask, Value key, Value value, uint32_t hash) {
   uint32_t perturb = hash;
   uint32_t index = hash & mask;
   while (entries[index].key != UNDEFINED_VAL) PROBE_NEXT(index, perturb, mask);
   entries[index].key = key;
   entries[index].value = value;
+  entries[index].hash = hash;
 }
 
 /* Rehashes into a table that holds count + 1 entries at most half full;
@@ -320,11 +321,12 @@ static void mapRehash(VM* vm, ObjMap* map) {
   for (uint32_t i = 0; i < capacity; i++) {
     entries[i].key = UNDEFINED_VAL;
     entries[i].value = FALSE_VAL;
+    entries[i].hash = 0;
   }
   for (uint32_t i = 0; i < map->capacity; i++) {
     MapEntry* old = &map->entries[i];
     if (old->key == UNDEFINED_VAL) continue;
-    insertFresh(entries, capacity - 1, old->key, old->value);
+    insertFresh(entries, capacity - 1, old->key, old->value, old->hash);
   }
   FREE_ARRAY(vm, MapEntry, map->entries, map->capacity);
   map->entries = entries;
@@ -345,6 +347,7 @@ void mapSet(VM* vm, ObjMap* map, Value key, Value value) {
   uint32_t hash = hashValue(key);
   uint32_t perturb = hash;
   uint32_t index = hash & mask;
+  bool isNum = IS_NUM(key);
   MapEntry* tombstone = NULL;
   MapEntry* entry;
   for (;;) {
@@ -353,7 +356,8 @@ void mapSet(VM* vm, ObjMap* map, Value key, Value value) {
     if (k == UNDEFINED_VAL) {
       if (entry->value == FALSE_VAL) break;
       if (tombstone == NULL) tombstone = entry;
-    } else if (IS_NUM(key) ? (IS_NUM(k) && AS_NUM(k) == AS_NUM(key)) : objKeysEqual(k, key)) {
+    } else if (entry->hash == hash &&
+               (isNum ? (IS_NUM(k) && AS_NUM(k) == AS_NUM(key)) : objKeysEqual(k, key))) {
       /* An existing key stays as first stored; only the value changes. */
       entry->value = value;
       return;
@@ -366,12 +370,13 @@ void mapSet(VM* vm, ObjMap* map, Value key, Value value) {
     map->tombstones--;
   } else if ((map->count + map->tombstones + 1) * 4 > map->capacity * 3) {
     mapRehash(vm, map);
-    insertFresh(map->entries, map->capacity - 1, key, value);
+    insertFresh(map->entries, map->capacity - 1, key, value, hash);
     map->count++;
     return;
   }
   entry->key = key;
   entry->value = value;
+  entry->hash = hash;
   map->count++;
 }
 
@@ -575,13 +580,6 @@ ObjModule* newModule(VM* vm, ObjString* name) {
   m->variableCapacity = 0;
   symbolTableInit(&m->variableNames);
   return m;
-}
-
-ObjClass* getClass(VM* vm, Value v) {
-  if (IS_NUM(v)) return vm->numClass;
-  if (IS_OBJ(v)) return AS_OBJ(v)->classObj;
-  if (v == NULL_VAL) return vm->nullClass;
-  return vm->boolClass;
 }
 
 /* ---- Symbol tables -------------------------------------------------- */

@@ -141,10 +141,14 @@ struct ObjList {
 };
 
 /* Open-addressing hash table. An empty slot has key UNDEFINED and value
- * false; a tombstone has key UNDEFINED and value true. */
+ * false; a tombstone has key UNDEFINED and value true. Each entry keeps
+ * its key's hash (as CPython's dict does): a probe that passes other keys
+ * compares hashes without reading the key objects, and growing the table
+ * never rehashes a key. */
 typedef struct {
   Value key;
   Value value;
+  uint32_t hash;
 } MapEntry;
 
 struct ObjMap {
@@ -210,6 +214,8 @@ typedef enum {
   METHOD_PRIMITIVE,
   METHOD_FN_CALL,
   METHOD_BLOCK,
+  METHOD_GETTER, /* a block whose body only returns one field (vm.c accessorKind) */
+  METHOD_SETTER, /* a block whose body only stores its argument in one field */
   METHOD_FOREIGN
 } MethodType;
 
@@ -332,7 +338,6 @@ bool valuesSame(Value a, Value b);
 bool valuesEqual(Value a, Value b);
 uint32_t hashValue(Value v);
 bool isValueType(Value v);
-ObjClass* getClass(VM* vm, Value v);
 
 void symbolTableInit(SymbolTable* t);
 void symbolTableFree(SymbolTable* t);

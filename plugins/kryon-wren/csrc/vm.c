@@ -788,6 +788,22 @@ static bool callForeign(VM* vm, ObjFiber* fiber, int id, Value* args, int argc) 
   return true;
 }
 
+/* How an instance method's body is called. A getter `{ _f }` compiles to
+ * LOAD_FIELD_THIS f, RETURN and a setter `{ _f = v }` to LOAD_LOCAL 1,
+ * STORE_FIELD_THIS f, RETURN: accessor inlining runs those in the caller's
+ * dispatch without a frame (an accessor cannot fail, call or allocate). */
+static MethodType accessorKind(ObjFn* fn) {
+  const uint8_t* code = fn->code;
+  /* Each byte tested exists because the one before it matched: every
+   * instruction is followed by at least OP_END. */
+  if (fn->arity == 0 && code[0] == OP_LOAD_FIELD_THIS && code[2] == OP_RETURN) return METHOD_GETTER;
+  if (fn->arity == 1 && code[0] == OP_LOAD_LOCAL && code[1] == 1 && code[2] == OP_STORE_FIELD_THIS &&
+      code[4] == OP_RETURN) {
+    return METHOD_SETTER;
+  }
+  return METHOD_BLOCK;
+}
+
 /* ---- Fiber switching on completion and error ------------------------- */
 
 /* Delivers a value to a fiber that is about to run (see core.c). */
@@ -954,31 +970,83 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
       BINARY_FAST(OP_SUB, NUM_VAL(x - y))
       BINARY_FAST(OP_MUL, NUM_VAL(x * y))
       BINARY_FAST(OP_DIV, NUM_VAL(x / y))
-      BINARY_FAST(OP_LT, BOOL_VAL(x < y))
-      BINARY_FAST(OP_GT, BOOL_VAL(x > y))
-      BINARY_FAST(OP_LTE, BOOL_VAL(x <= y))
-      BINARY_FAST(OP_GTE, BOOL_VAL(x >= y))
-      BINARY_FAST(OP_EQ, BOOL_VAL(x == y))
-      BINARY_FAST(OP_NEQ, BOOL_VAL(x != y))
 #undef BINARY_FAST
+
+/* A comparison followed by JUMP_IF_FALSE (an `if` or `while` test) takes
+ * the branch itself instead of pushing a Bool for the next dispatch to pop
+ * (instruction fusion; a breakpoint cannot patch a JUMP_IF_FALSE). ip is
+ * past the comparison's operands. */
+#define BRANCH_ON(truth)                                   \
+  if (ip[0] == OP_JUMP_IF_FALSE) {                         \
+    sp--;                                                  \
+    ip += (truth) ? 3 : 3 + readShortAt(ip + 1);           \
+    break;                                                 \
+  }                                                        \
+  sp[-1] = BOOL_VAL(truth);                                \
+  break;
+
+#define COMPARE_FAST(op, expr)                              \
+  case op: {                                                \
+    Value b = sp[-1];                                       \
+    Value a = sp[-2];                                       \
+    if (IS_NUM(a) && IS_NUM(b)) {                           \
+      double x = AS_NUM(a), y = AS_NUM(b);                  \
+      bool truth = (expr);                                  \
+      sp--;                                                 \
+      ip += 2;                                              \
+      BRANCH_ON(truth)                                      \
+    }                                                       \
+    argc = 1;                                               \
+    symbol = READ_SHORT();                                  \
+    goto invoke;                                            \
+  }
+      COMPARE_FAST(OP_LT, x < y)
+      COMPARE_FAST(OP_GT, x > y)
+      COMPARE_FAST(OP_LTE, x <= y)
+      COMPARE_FAST(OP_GTE, x >= y)
+#undef COMPARE_FAST
+
+/* == and != answer here, without dispatch, for receivers whose classes
+ * are sealed and keep the built-in equality: numbers (Num's own), and
+ * strings, null and booleans (Object's: valuesEqual). Other receivers may
+ * define their own ==, so they are called. */
+#define EQUALITY_FAST(op, negate)                                  \
+  case op: {                                                       \
+    Value b = sp[-1];                                              \
+    Value a = sp[-2];                                              \
+    bool equal;                                                    \
+    if (IS_NUM(a)) {                                               \
+      equal = IS_NUM(b) && AS_NUM(a) == AS_NUM(b);                 \
+    } else if (!IS_OBJ(a) || OBJ_TYPE(a) == OBJ_STRING) {          \
+      equal = valuesEqual(a, b);                                   \
+    } else {                                                       \
+      argc = 1;                                                    \
+      symbol = READ_SHORT();                                       \
+      goto invoke;                                                 \
+    }                                                              \
+    sp--;                                                          \
+    ip += 2;                                                       \
+    BRANCH_ON(equal != (negate))                                   \
+  }
+      EQUALITY_FAST(OP_EQ, false)
+      EQUALITY_FAST(OP_NEQ, true)
+#undef EQUALITY_FAST
+#undef BRANCH_ON
 
       /* for-in over lists and ranges without dispatch; those classes are
        * sealed, so their iterate methods cannot be replaced. */
-      case OP_ITERATE: {
+      case OP_ITERATE:
+      iterate: {
         Value seq = sp[-2];
         Value iter = sp[-1];
+        Value next;
         if (IS_LIST(seq) && (IS_NULL(iter) || IS_NUM(iter))) {
           ObjList* list = AS_LIST(seq);
           double i = IS_NULL(iter) ? -1 : AS_NUM(iter);
-          if (i == trunc(i)) {
-            sp--;
-            sp[-1] = (i >= -1 && i + 1 < list->count) ? NUM_VAL(i + 1) : FALSE_VAL;
-            ip += 2;
-            break;
-          }
+          if (i != trunc(i)) goto iterateCall;
+          next = (i >= -1 && i + 1 < list->count) ? NUM_VAL(i + 1) : FALSE_VAL;
         } else if (IS_RANGE(seq) && (IS_NULL(iter) || IS_NUM(iter))) {
           ObjRange* r = AS_RANGE(seq);
-          Value next;
           if (r->from == r->to && !r->isInclusive) {
             next = FALSE_VAL;
           } else if (IS_NULL(iter)) {
@@ -993,11 +1061,36 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
               next = (i < r->to || (!r->isInclusive && i == r->to)) ? FALSE_VAL : NUM_VAL(i);
             }
           }
-          sp--;
-          sp[-1] = next;
-          ip += 2;
-          break;
+        } else {
+          goto iterateCall;
         }
+        sp--;
+        sp[-1] = next;
+        ip += 2;
+        /* Superinstruction by pattern (instruction fusion at dispatch): a
+         * for-in loop compiles to ITERATE, STORE_LOCAL it, JUMP_IF_FALSE
+         * exit, LOAD_LOCAL seq, LOAD_LOCAL it, ITERATOR_VALUE. When those
+         * exact bytes follow and the loaded sequence is the one just
+         * iterated, the five run here as one: the loop pays one dispatch
+         * per step instead of six. A breakpoint patching any of them
+         * breaks the pattern, and each byte tested is known to exist from
+         * the one before (an instruction is followed by at least OP_END). */
+        if (ip[0] == OP_STORE_LOCAL && ip[2] == OP_JUMP_IF_FALSE && ip[5] == OP_LOAD_LOCAL &&
+            ip[7] == OP_LOAD_LOCAL && ip[8] == ip[1] && ip[9] == OP_ITERATOR_VALUE) {
+          if (next == FALSE_VAL) {
+            slots[ip[1]] = next;
+            sp--;
+            ip += 5 + readShortAt(ip + 3);
+            break;
+          }
+          if (slots[ip[6]] == seq) {
+            slots[ip[1]] = next;
+            sp[-1] = IS_RANGE(seq) ? next : AS_LIST(seq)->items[(int)AS_NUM(next)];
+            ip += 12;
+          }
+        }
+        break;
+      iterateCall:
         argc = 1;
         symbol = READ_SHORT();
         goto invoke;
@@ -1064,10 +1157,25 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
               LOAD_FRAME();
               break;
             }
-            /* PRIM_CALL: args[0] is a closure (Fn.call). */
+            /* PRIM_CALL: args[0] is a closure to run in place of the
+             * method (a sequence view's step), pushed like Fn.call's. */
             ObjClosure* closure = AS_CLOSURE(args[0]);
-            fiber->stackTop = args + argc + 1;
-            if (!pushFrame(vm, fiber, closure, argc + 1)) goto handleError;
+            ObjFn* callee = closure->fn;
+            int arity = callee->arity;
+            if (argc < arity) ERROR_MSG("Function expects more arguments.");
+            sp = args + arity + 1;
+            if (fiber->frameCount < fiber->frameCapacity &&
+                args + callee->maxSlots + 1 <= fiber->stack + fiber->stackCapacity) {
+              frame = &fiber->frames[fiber->frameCount++];
+              frame->closure = closure;
+              frame->stackStart = args;
+              ip = callee->code;
+              slots = args;
+              fn = callee;
+              break;
+            }
+            STORE_FRAME();
+            if (!pushFrame(vm, fiber, closure, arity + 1)) goto handleError;
             LOAD_FRAME();
             break;
           }
@@ -1093,7 +1201,30 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
             LOAD_FRAME();
             break;
           }
-          case METHOD_BLOCK: {
+          case METHOD_GETTER: {
+            /* Accessor inlining (see accessorKind): the getter's two
+             * instructions run here without a frame. A breakpoint patches
+             * the first one, which sends the call down the normal path. */
+            ObjFn* callee = method->as.closure->fn;
+            if (callee->code[0] == OP_LOAD_FIELD_THIS) {
+              args[0] = ((ObjInstance*)AS_OBJ(args[0]))->fields[callee->code[1] + callee->fieldBase];
+              sp = args + 1;
+              break;
+            }
+            goto callBlock;
+          }
+          case METHOD_SETTER: {
+            ObjFn* callee = method->as.closure->fn;
+            if (callee->code[0] == OP_LOAD_LOCAL && callee->code[2] == OP_STORE_FIELD_THIS) {
+              ((ObjInstance*)AS_OBJ(args[0]))->fields[callee->code[3] + callee->fieldBase] = args[1];
+              args[0] = args[1];
+              sp = args + 1;
+              break;
+            }
+            goto callBlock;
+          }
+          case METHOD_BLOCK:
+          callBlock: {
             ObjClosure* closure = method->as.closure;
             ObjFn* callee = closure->fn;
             /* Fast path: room for the frame and its stack already. */
@@ -1141,6 +1272,17 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
           STORE_FRAME();
           if (!vmDebugPoll(vm, fiber, frame)) goto handleError;
           LOAD_FRAME();
+        }
+        /* A for-in loop jumps back to LOAD_LOCAL seq, LOAD_LOCAL it,
+         * ITERATE: those run from here without two dispatches (the same
+         * instruction fusion as in ITERATE; a patched byte breaks the
+         * pattern). */
+        if (ip[0] == OP_LOAD_LOCAL && ip[2] == OP_LOAD_LOCAL && ip[4] == OP_ITERATE) {
+          sp[0] = slots[ip[1]];
+          sp[1] = slots[ip[3]];
+          sp += 2;
+          ip += 5;
+          goto iterate;
         }
         break;
       }
@@ -1244,7 +1386,7 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
           bindNestedFns(closure->fn, cls, base);
         }
         Method m;
-        m.type = METHOD_BLOCK;
+        m.type = instruction == OP_METHOD_INSTANCE ? accessorKind(closure->fn) : METHOD_BLOCK;
         m.as.closure = closure;
         STORE_FRAME();
         bindMethod(vm, cls, symbol, m);
@@ -1498,6 +1640,8 @@ InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* r
       break;
     }
     case METHOD_BLOCK:
+    case METHOD_GETTER:
+    case METHOD_SETTER:
       pushFrame(vm, fiber, method->as.closure, argc);
       r = vmRunFiber(vm, fiber);
       *result = fiber->stack[0];

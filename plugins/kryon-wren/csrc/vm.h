@@ -165,6 +165,14 @@ struct VM {
   int symCall[MAX_PARAMETERS + 1];
 };
 
+/* The class of any value; inline because every dynamic call asks it. */
+static inline ObjClass* getClass(VM* vm, Value v) {
+  if (IS_NUM(v)) return vm->numClass;
+  if (IS_OBJ(v)) return AS_OBJ(v)->classObj;
+  if (v == NULL_VAL) return vm->nullClass;
+  return vm->boolClass;
+}
+
 /* vm.c */
 VM* vmNew(int hostId);
 void vmFree(VM* vm);
