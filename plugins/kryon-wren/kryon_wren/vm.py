@@ -794,8 +794,9 @@ class WrenVM:
     def compile_bytecode(self, source: str, module: str) -> bytes | None:
         """Compiles source as a new module (which must not exist in this VM)
         without running it and returns its serialized form (csrc/bytecode.c),
-        or None when the module cannot be cached (it declares foreign
-        methods). Raises WrenCompileError on a compile error."""
+        or None when the module cannot be cached (a function with 65536
+        constants and a foreign method). Raises WrenCompileError on a compile
+        error."""
         self._check()
         inst = self.instance
         result = self._c_text("wren_compile_bytecode", (module, source))
