@@ -187,6 +187,21 @@ def test_a_cached_foreign_method_the_host_lacks_is_an_error_where_the_class_is_m
     assert vm.output == ["1\n"]
 
 
+def test_a_foreign_class_made_again_and_again_binds_once() -> None:
+    """A class made in a function body binds its foreign methods each time it
+    is made when it comes from an entry; the host keeps one id per method, so
+    a loop cannot grow the host's table."""
+    source = "var make = Fn.new {\n  class Host {\n    foreign static twice(x)\n  }\n  return Host\n}\n" \
+             "var n = 0\nfor (i in 0...500) n = n + make.call().twice(i)\n"
+    foreign = {("g", "Host", True, "twice(_)"): lambda x: x * 2}
+    data = WrenVM(capture=True, foreign=foreign).compile_bytecode(source, "g")
+    assert data is not None
+    vm = WrenVM(capture=True, foreign=foreign)
+    assert vm.interpret_bytecode(data, "g"), vm.bytecode_error()
+    assert vm.get_variable("g", "n") == 2 * sum(range(500))
+    assert len(vm._foreign_methods) == 1
+
+
 def test_an_entry_cannot_carry_a_host_id() -> None:
     writer = WrenVM(capture=True, foreign={("f", "Host", True, "twice(_)"): lambda x: x * 2,
                                            ("f", "Host", False, "scale(_)"): lambda x: x * 10})
