@@ -149,10 +149,70 @@ def test_compile_errors_come_from_compile_bytecode() -> None:
     assert info.value.line == 2
 
 
-def test_foreign_methods_are_not_cached() -> None:
-    vm = WrenVM(capture=True, foreign={("f#1", "Host", True, "twice(_)"): lambda x: x * 2})
-    assert vm.compile_bytecode("class Host {\n  foreign static twice(x)\n}\n", "f#1") is None
-    assert "foreign" in vm.bytecode_error()
+FOREIGN = "class Host {\n  foreign static twice(x)\n  foreign scale(x)\n  construct new() {}\n}\n" \
+          "var a = Host.twice(4)\nvar b = Host.new().scale(5)\n"
+
+
+def test_foreign_methods_are_bound_by_the_loading_vms_host() -> None:
+    """The entry holds no host ids: each loading VM's own host binds the
+    methods, by module, class and signature, when the class is defined."""
+    writer = WrenVM(capture=True, foreign={("f", "Host", True, "twice(_)"): lambda x: x * 2,
+                                           ("f", "Host", False, "scale(_)"): lambda x: x * 10,
+                                           ("pad", "Pad", True, "one()"): lambda: 1})
+    writer.interpret("class Pad {\n  foreign static one()\n}\n", "pad")  # shift the writer's ids
+    data = writer.compile_bytecode(FOREIGN, "f")
+    assert data is not None and data[:4] == b"KWBC", writer.bytecode_error()
+    asked: list[tuple[str, str, bool, str]] = []
+
+    def bind(module: str, class_name: str, is_static: bool, signature: str):
+        asked.append((module, class_name, is_static, signature))
+        return {"twice(_)": lambda x: x + 1000, "scale(_)": lambda x: -x}.get(signature)
+
+    vm = WrenVM(capture=True, bind_foreign=bind)
+    before = vm.compiler_runs()
+    assert vm.interpret_bytecode(data, "f"), vm.bytecode_error()
+    assert vm.compiler_runs() == before
+    assert (vm.get_variable("f", "a"), vm.get_variable("f", "b")) == (1004, -5)
+    assert sorted(asked) == [("f", "Host", False, "scale(_)"), ("f", "Host", True, "twice(_)")]
+
+
+def test_a_cached_foreign_method_the_host_lacks_is_an_error_where_the_class_is_made() -> None:
+    writer = WrenVM(capture=True, foreign={("f", "Host", True, "twice(_)"): lambda x: x * 2,
+                                           ("f", "Host", False, "scale(_)"): lambda x: x * 10})
+    data = writer.compile_bytecode(FOREIGN, "f")
+    vm = WrenVM(capture=True)
+    with pytest.raises(WrenRuntimeError, match="Could not find foreign method 'twice\\(_\\)' for class Host"):
+        vm.interpret_bytecode(data, "f")
+    vm.interpret("System.print(1)", "after")
+    assert vm.output == ["1\n"]
+
+
+def test_a_foreign_class_made_again_and_again_binds_once() -> None:
+    """A class made in a function body binds its foreign methods each time it
+    is made when it comes from an entry; the host keeps one id per method, so
+    a loop cannot grow the host's table."""
+    source = "var make = Fn.new {\n  class Host {\n    foreign static twice(x)\n  }\n  return Host\n}\n" \
+             "var n = 0\nfor (i in 0...500) n = n + make.call().twice(i)\n"
+    foreign = {("g", "Host", True, "twice(_)"): lambda x: x * 2}
+    data = WrenVM(capture=True, foreign=foreign).compile_bytecode(source, "g")
+    assert data is not None
+    vm = WrenVM(capture=True, foreign=foreign)
+    assert vm.interpret_bytecode(data, "g"), vm.bytecode_error()
+    assert vm.get_variable("g", "n") == 2 * sum(range(500))
+    assert len(vm._foreign_methods) == 1
+
+
+def test_an_entry_cannot_carry_a_host_id() -> None:
+    writer = WrenVM(capture=True, foreign={("f", "Host", True, "twice(_)"): lambda x: x * 2,
+                                           ("f", "Host", False, "scale(_)"): lambda x: x * 10})
+    data = writer.compile_bytecode(FOREIGN, "f")
+    minus_one = struct.pack("<d", -1.0)
+    at = data.rindex(b"\0" + minus_one)  # the module body's extra constant (tag 0, f64 -1)
+    for forged in (0.0, 1.0, 7.0, -2.0):
+        damaged = reseal(data[:at + 1] + struct.pack("<d", forged) + data[at + 9:])
+        vm = WrenVM(capture=True, foreign={("f", "Host", True, "twice(_)"): lambda x: x})
+        assert not vm.interpret_bytecode(damaged, "f")
+        assert "foreign method operand" in vm.bytecode_error()
 
 
 @pytest.mark.parametrize("damage, reason", [

@@ -91,7 +91,7 @@ static int symbolOperand(int op) {
     case OP_CALL: case OP_SUPER: return 1;
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_LT: case OP_GT: case OP_LTE:
     case OP_GTE: case OP_EQ: case OP_NEQ: case OP_ITERATE: case OP_ITERATOR_VALUE:
-    case OP_METHOD_INSTANCE: case OP_METHOD_STATIC:
+    case OP_METHOD_INSTANCE: case OP_METHOD_STATIC: case OP_FOREIGN_INSTANCE: case OP_FOREIGN_STATIC:
       return 0;
     default:
       return -1;
@@ -195,13 +195,37 @@ static int localSymbol(Writer* w, int symbol) {
   return w->symbolIds[symbol];
 }
 
+static int codeLength(ObjFn* fn, int ip) {
+  int op = fn->code[ip];
+  int length = 1 + operandBytes[op];
+  if (op == OP_CLOSURE) length += 2 * AS_FN(fn->constants[shortAt(fn->code + ip + 1)])->numUpvalues;
+  return length;
+}
+
+static bool hasForeign(ObjFn* fn) {
+  for (int ip = 0; ip < fn->codeCount; ip += codeLength(fn, ip)) {
+    int op = fn->code[ip];
+    if (op == OP_FOREIGN_INSTANCE || op == OP_FOREIGN_STATIC) return true;
+    if (op == OP_BREAKPOINT || op >= OPCODE_COUNT) return false; /* refused below */
+  }
+  return false;
+}
+
+/* A foreign method's id is the writing host's (host_bind_foreign): the
+ * entry names it by the -1 of an extra constant instead, and the loading VM
+ * asks its own host when the method is defined (vm.c defineForeign). */
 static bool writeFn(Writer* w, Buffer* b, ObjFn* fn) {
+  bool foreign = hasForeign(fn);
+  if (foreign && fn->constantCount >= 65536) {
+    setError("too many constants for the foreign methods' binding", -1);
+    return false;
+  }
   putU8(b, (uint32_t)fn->arity);
   putU16(b, (uint32_t)fn->numUpvalues);
   putU32(b, (uint32_t)fn->maxSlots);
   const char* name = fn->debugName != NULL ? fn->debugName : "";
   putStr(b, name, strlen(name));
-  putU32(b, (uint32_t)fn->constantCount);
+  putU32(b, (uint32_t)fn->constantCount + (foreign ? 1 : 0));
   for (int i = 0; i < fn->constantCount; i++) {
     Value c = fn->constants[i];
     if (IS_NUM(c)) {
@@ -218,17 +242,17 @@ static bool writeFn(Writer* w, Buffer* b, ObjFn* fn) {
       return false;
     }
   }
+  if (foreign) {
+    putU8(b, CONST_NUM);
+    putF64(b, -1);
+  }
   /* The code, with method symbols rewritten to payload indices. */
   uint8_t* code = (uint8_t*)malloc((size_t)fn->codeCount + 1);
   if (code == NULL) kwFatalOutOfMemory();
   memcpy(code, fn->code, (size_t)fn->codeCount);
   for (int ip = 0; ip < fn->codeCount;) {
     int op = code[ip];
-    if (op == OP_FOREIGN_INSTANCE || op == OP_FOREIGN_STATIC) {
-      free(code);
-      setError("the module declares foreign methods, bound by the host of one process", -1);
-      return false;
-    }
+    if (op == OP_FOREIGN_INSTANCE || op == OP_FOREIGN_STATIC) putShortAt(code + ip + 3, fn->constantCount);
     if (op == OP_BREAKPOINT || op >= OPCODE_COUNT) {
       free(code);
       setError("patched or unknown instruction", ip);
@@ -474,7 +498,7 @@ static bool checkCode(Reader* r, LoadContext* ctx, ObjFn* fn) {
     int op = fn->code[ip];
     starts[ip] = 1;
     last = op;
-    if (op >= OPCODE_COUNT || op == OP_BREAKPOINT || op == OP_FOREIGN_INSTANCE || op == OP_FOREIGN_STATIC) {
+    if (op >= OPCODE_COUNT || op == OP_BREAKPOINT) {
       ok = refuse(r, "instruction not allowed in an entry", ip);
       break;
     }
@@ -495,6 +519,14 @@ static bool checkCode(Reader* r, LoadContext* ctx, ObjFn* fn) {
       case OP_IMPORT_VARIABLE: {
         int k = shortAt(arg);
         if (k >= fn->constantCount || !IS_STRING(fn->constants[k])) ok = refuse(r, "bad import operand", ip);
+        break;
+      }
+      case OP_FOREIGN_INSTANCE:
+      case OP_FOREIGN_STATIC: {
+        /* never a host's id: -1, bound by name in the loading VM */
+        int k = shortAt(arg + 2);
+        if (k >= fn->constantCount || !IS_NUM(fn->constants[k]) || AS_NUM(fn->constants[k]) != -1)
+          ok = refuse(r, "foreign method operand is not -1", ip);
         break;
       }
       case OP_LOAD_LOCAL:

@@ -21,8 +21,10 @@
  * exist yet) without running it and serializes the result into a malloc'd
  * buffer (*out, *outLength; the caller frees it). Returns RESULT_SUCCESS,
  * RESULT_COMPILE_ERROR (error in the VM's error report) or
- * BYTECODE_NOT_CACHEABLE (the module declares foreign methods, whose host
- * bindings belong to one process; bytecodeError() says why). */
+ * BYTECODE_NOT_CACHEABLE (a constant it cannot write, or no room for the
+ * constant naming foreign methods; bytecodeError() says why). A foreign
+ * method's host id is never written: the loading VM's host binds it by
+ * module, class and signature when the class is made. */
 int bytecodeCompile(VM* vm, const char* moduleName, const char* source, uint8_t** out, int* outLength);
 
 /* Reads a serialized module into `module` (which holds at least the core

@@ -349,6 +349,12 @@ static bool runBlock(Verifier* v, FnCheck* f, int start, int32_t* s) {
         POP_N(1);
         break;
       }
+      case OP_FOREIGN_INSTANCE:
+      case OP_FOREIGN_STATIC:
+        NEED(1);
+        if (!IS_CLASS_T(TOP(0))) return fail(v, "foreign method bound without a class", ip);
+        if (shortAt(arg) >= v->symbolCount) return fail(v, "foreign method name out of range", ip);
+        break;
       case OP_LIST_APPEND:
         NEED(2);
         if (TOP(1) != T_LIST) return fail(v, "append to a value not known to be a list", ip);

@@ -748,6 +748,12 @@ static bool defineForeign(VM* vm, ObjFiber* fiber, int symbol, bool isStatic, Ob
   const char* module = fn->module->name ? fn->module->name->chars : "core";
   const char* signature = methodName(vm, symbol);
   Primitive builtin = id < 0 ? optModuleForeign(module, cls->name->chars, isStatic, signature) : NULL;
+  if (id < 0 && builtin == NULL) {
+    /* compiled elsewhere (a bytecode entry): this VM's host binds it now */
+    vmFlushOutput(vm);
+    id = host_bind_foreign(vm->hostId, module, (int)strlen(module), cls->name->chars, (int)cls->name->length,
+                           isStatic, signature, (int)strlen(signature));
+  }
   if (builtin != NULL) {
     Method m = {.type = METHOD_PRIMITIVE, .as.primitive = builtin};
     bindMethod(vm, isStatic ? cls->obj.classObj : cls, symbol, m);

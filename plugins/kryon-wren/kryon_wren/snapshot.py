@@ -190,6 +190,7 @@ def _restore(vm: "WrenVM", image: Image) -> bool:
     for module, class_name, is_static, signature, method_id in image.binds:
         if vm._on_bind_foreign(module, class_name, is_static, signature) != method_id:
             vm._foreign_methods.clear()
+            vm._foreign_ids.clear()
             return False
     have = inst.memory_size()
     if image.memory_size > have:

@@ -127,6 +127,7 @@ class WrenVM:
         self._bind_foreign = bind_foreign
         self.breakpoint = breakpoint
         self._foreign_methods: list[tuple[Callable[..., Any], int]] = []
+        self._foreign_ids: dict[tuple[str, str, bool, str], int] = {}
         self._foreign_error: BaseException | None = None
         self.host_id = self.instance.new_host_id()
         self.instance.targets[self.host_id] = self
@@ -187,8 +188,9 @@ class WrenVM:
     def compile_bytecode(self, source: str, module: str) -> bytes | None:
         """Compiles source as a new module (which must not exist in this VM)
         without running it and returns its serialized form (csrc/bytecode.c),
-        or None when the module cannot be cached (it declares foreign
-        methods). Raises WrenCompileError on a compile error."""
+        or None when the module cannot be cached (a function with 65536
+        constants and a foreign method). Raises WrenCompileError on a compile
+        error."""
         self._check()
         inst = self.instance
         result = self._c_text("wren_compile_bytecode", (module, source))
@@ -481,12 +483,17 @@ class WrenVM:
         return self._load_module(name)
 
     def _on_bind_foreign(self, module: str, class_name: str, is_static: bool, signature: str) -> int:
+        # one id per method: a cached module binds when its class is made, which code may repeat
+        known = self._foreign_ids.get((module, class_name, is_static, signature))
+        if known is not None:
+            return known
         fn = self._foreign_table.get((module, class_name, is_static, signature))
         if fn is None and self._bind_foreign is not None:
             fn = self._bind_foreign(module, class_name, is_static, signature)
         if fn is None:
             return -1
         self._foreign_methods.append((fn, signature.count("_")))
+        self._foreign_ids[(module, class_name, is_static, signature)] = len(self._foreign_methods) - 1
         return len(self._foreign_methods) - 1
 
     def _on_breakpoint(self, module: str, line: int) -> int:
