@@ -13,8 +13,15 @@ follows the trust boundary:
 - both sides: ``protocol.py``, length-prefixed JSON frames and the value
   encoding (never pickle: the host only ever parses JSON the worker wrote);
 - worker side (standard library only, loaded by path): ``worker.py``, the
-  start-up and protocol loop; ``confine.py``, the kernel confinement
-  (Landlock, seccomp, namespaces, rlimits, never root) and the audit hook;
+  entry point, start-up and request loop, and its ``worker_*.py`` siblings,
+  each one part of the worker: ``worker_channel`` (its state and its channel
+  to the host), ``worker_values`` (values crossing it), ``worker_timer`` (a
+  call's time limit), ``worker_compile`` (the compiler hook and the guard's
+  check), ``worker_calls`` (load, call, eval), ``worker_breakpoints``,
+  ``worker_debug`` (the debugger's agent), ``worker_errors`` (error replies),
+  ``worker_seal`` (the warm-up, the granted imports, the seal);
+  ``confine.py``, the kernel confinement (Landlock, seccomp, namespaces,
+  rlimits, never root) and the audit hook;
   ``scriptenv.py``, a script's builtins, imports and ``kryon`` module;
   ``guard.py``, the AST check applied to every script before it runs;
   ``zygote.py``, the fork server's program (imports what workers need,
