@@ -7,7 +7,10 @@ follows the trust boundary:
 
 - host side: :class:`IsolatedRuntime` (``host.py``), what an engine composes
   (load, call, function handles, globals, memory, restart after a crash or a
-  timeout); ``process.py``, one worker process, its request loop, the
+  timeout), with its worker-facing half in ``host_workers.py`` (what workers
+  ask of the host; starting, standby and restarting workers) and what a
+  worker is told in ``host_config.py`` (:class:`CompilerSpec`, limits);
+  ``process.py``, one worker process, its request loop, the
   watchdog and the spawner thread; ``forkserver.py``, the fork servers
   workers are forked from; ``testing.py``, test-only switches;
 - both sides: ``protocol.py``, length-prefixed JSON frames and the value
