@@ -192,7 +192,10 @@ def serve(msg: dict[str, Any]) -> None:
     if t == "release":
         return
     try:
-        value = _dispatch(t, msg, rid)
+        if t == "call" and not S.breakpoints and not D.active:
+            value = worker_calls.call_plain(msg)  # the common case, flattened
+        else:
+            value = _dispatch(t, msg, rid)
         send({"t": "r", "i": rid, "v": value})
     except ScriptTimeout as exc:
         send(error_reply(rid, exc))

@@ -49,6 +49,7 @@ Armed = worker_timer.Armed
 encode = worker_values.encode
 function_infos = worker_compile.function_infos
 traced = worker_breakpoints.traced
+ScriptOutput = scriptenv.ScriptOutput
 
 #: relative imports of files beside a script (see relative_imports), for compilers that are not module-aware
 IMPORTS = relative_imports.RelativeImports(
@@ -145,6 +146,45 @@ def do_call(msg: dict[str, Any]) -> Any:
     return _call(fn, msg.get("a", ()))
 
 
+def call_plain(msg: dict[str, Any]) -> Any:
+    """``call`` when no debugger traces and no breakpoint is set (the common
+    case), in one frame: what :func:`do_call`, :func:`_call`, :func:`_run`,
+    :func:`_complete` and :func:`_flush_output` do, with the time limit's
+    ``Armed`` entered only when the worker has a limit (without one it does
+    nothing). A round trip's worker side is mostly Python calls."""
+    script = msg["script"]
+    ns = S.scripts.get(script)
+    if ns is None:
+        raise KryonError(f"script '{script}' is not loaded in this worker", "notfound")
+    fn = ns.get(msg["fn"])
+    if fn is None or not callable(fn):
+        raise KryonError(f"script '{script}' has no function '{msg['fn']}'", "notfound")
+    args = msg.get("a", ())
+    armed = Armed() if S.time_limit else None
+    if armed is not None:
+        armed.__enter__()
+    try:
+        was = S.script_running
+        S.script_running = True
+        try:
+            result = fn(*args)
+            t = type(result)
+            if t is types.CoroutineType or t is types.GeneratorType:
+                result = _finish(result)
+        finally:
+            S.script_running = was
+            out, err = sys.stdout, sys.stderr
+            if (isinstance(out, ScriptOutput) and out.buf) or (isinstance(err, ScriptOutput) and err.buf):
+                _flush_output()
+    finally:
+        if armed is not None:
+            armed.__exit__(None, None, None)
+    t = type(result)
+    if t is int or t is float or t is bool or result is None:
+        return result
+    return encode(result)
+
+
 def do_callh(msg: dict[str, Any]) -> Any:
     fn = S.handles.get(msg["h"])
     if fn is None:
@@ -174,14 +214,19 @@ def _run(fn: Callable[..., Any], args: Any) -> Any:
 def _complete(fn: Callable[..., Any], args: Any) -> Any:
     """``fn(*args)``, a coroutine it returns run to its end, a generator listed."""
     result = fn(*args)
+    if isinstance(result, (types.CoroutineType, types.GeneratorType)):
+        return _finish(result)
+    return result
+
+
+def _finish(result: types.CoroutineType[Any, Any, Any] | types.GeneratorType[Any, Any, Any]) -> Any:
+    """A coroutine run to its end, a generator listed."""
     if isinstance(result, types.CoroutineType):
         if S.loop is None:
             result.close()
             raise RuntimeError("async functions need asyncio, which this worker was not started with")
-        result = S.loop.run_until_complete(result)
-    elif isinstance(result, types.GeneratorType):
-        result = list(result)
-    return result
+        return S.loop.run_until_complete(result)
+    return list(result)
 
 
 def _flush_output() -> None:

@@ -137,3 +137,38 @@ def test_the_worker_loads_each_sibling_once_under_python_isolated() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == sorted(["worker", *load_order()])
+
+
+def test_a_plain_call_runs_one_frame_below_the_request_loop() -> None:
+    """The round trip's worker side is mostly Python calls: a call with no
+    debugger and no breakpoint runs the script's function from
+    ``worker_calls.call_plain``, called by ``serve`` (with or without a time
+    limit); with a breakpoint set it takes the traced path."""
+    program = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('{PREFIX}worker', sys.argv[1])\n"
+        "worker = importlib.util.module_from_spec(spec)\n"
+        "sys.modules[spec.name] = worker\n"
+        "spec.loader.exec_module(worker)\n"
+        "def callers(n):\n"
+        "    frame, names = sys._getframe(1), []\n"
+        "    while frame is not None:\n"
+        "        names.append(frame.f_code.co_name)\n"
+        "        frame = frame.f_back\n"
+        "    return [n, *names[:-1]]\n"
+        "sent = []\n"
+        "worker.send = sent.append\n"
+        "worker.S.scripts['s'] = {'callers': callers}\n"
+        "for limit, bps in ((None, {}), (5.0, {}), (None, {'s': {'999': 1}})):\n"
+        "    worker.S.time_limit, worker.S.breakpoints = limit, bps\n"
+        "    worker.serve({'t': 'call', 'i': 1, 'script': 's', 'fn': 'callers', 'a': [7]})\n"
+        "    print(' '.join(map(str, sent.pop()['v'])))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", program, str(ISOLATION / "worker.py")],
+        capture_output=True, text=True, timeout=60, env={},
+    )
+    assert out.returncode == 0, out.stderr
+    plain, limited, traced = out.stdout.splitlines()
+    assert plain == limited == "7 call_plain serve"
+    assert traced.startswith("7 _complete ") and traced.endswith(" serve")
