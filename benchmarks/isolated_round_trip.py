@@ -1,6 +1,6 @@
 """An isolated worker's round trip, next to a bare pipe round trip between two
 processes, measured side by side in one run: wall time per round trip (median
-of rounds) and the CPU time both processes spend on it (read from
+of rounds) and the CPU time both processes spend on it, and the worker's alone (read from
 ``/proc/<pid>/schedstat``, which counts nanoseconds on a CPU and is much less
 disturbed by a loaded machine than wall time), for a trivial call with and
 without a time limit, and for one DOM write made from a script loop (writes
@@ -47,19 +47,22 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
-def measure(run: Callable[[int], None], n: int, rounds: int, pids: tuple[int, ...]) -> tuple[float, float]:
-    """(median wall us, median CPU us of ``pids``) per unit, ``run(n)`` doing ``n`` units."""
-    walls, cpus = [], []
+def measure(run: Callable[[int], None], n: int, rounds: int, pids: tuple[int, ...]) -> tuple[float, float, float]:
+    """(median wall us, median CPU us of ``pids``, median CPU us of the last
+    pid alone) per unit, ``run(n)`` doing ``n`` units."""
+    walls, cpus, lasts = [], [], []
     for _ in range(rounds):
-        c0 = sum(cpu_ns(p) for p in pids)
+        c0 = [cpu_ns(p) for p in pids]
         t0 = time.perf_counter()
         run(n)
         walls.append((time.perf_counter() - t0) / n * 1e6)
-        cpus.append((sum(cpu_ns(p) for p in pids) - c0) / n / 1e3)
-    return statistics.median(walls), statistics.median(cpus)
+        c1 = [cpu_ns(p) for p in pids]
+        cpus.append((sum(c1) - sum(c0)) / n / 1e3)
+        lasts.append((c1[-1] - c0[-1]) / n / 1e3)
+    return statistics.median(walls), statistics.median(cpus), statistics.median(lasts)
 
 
-def pipe_round_trip(n: int, rounds: int) -> tuple[float, float]:
+def pipe_round_trip(n: int, rounds: int) -> tuple[float, float, float]:
     child = "import os\nwhile True:\n    d = os.read(0, 64)\n    if not d: break\n    os.write(1, d)\n"
     p = subprocess.Popen([sys.executable, "-I", "-S", "-c", child], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     w, r = p.stdin.fileno(), p.stdout.fileno()  # type: ignore[union-attr]
@@ -84,7 +87,7 @@ def main() -> None:
     opts = parser.parse_args()
     n, rounds = opts.calls, opts.rounds
 
-    rows: list[tuple[str, float, float]] = []
+    rows: list[tuple[str, float, float, float]] = []
     floor = pipe_round_trip(n, rounds)
     for label, policy in (("no time limit", SecurityPolicy.sandboxed(time_limit=None)),
                           ("5 s time limit", SecurityPolicy.sandboxed(time_limit=5))):
@@ -107,11 +110,11 @@ def main() -> None:
         m.close()
 
     print(f"median of {rounds} rounds; CPU: host and other process together (schedstat)")
-    print(f"bare pipe round trip: {floor[0]:.1f} us wall, {floor[1]:.1f} us CPU")
+    print(f"bare pipe round trip: {floor[0]:.1f} us wall, {floor[1]:.1f} us CPU ({floor[2]:.1f} the echoing child)")
     print()
-    print(f"{'path':40} {'wall us':>9} {'x pipe':>7} {'CPU us':>8} {'x pipe':>7}")
-    for name, wall, cpu in rows:
-        print(f"{name:40} {wall:9.1f} {wall / floor[0]:7.1f} {cpu:8.1f} {cpu / floor[1]:7.1f}")
+    print(f"{'path':40} {'wall us':>9} {'x pipe':>7} {'CPU us':>8} {'x pipe':>7} {'worker':>7}")
+    for name, wall, cpu, worker in rows:
+        print(f"{name:40} {wall:9.1f} {wall / floor[0]:7.1f} {cpu:8.1f} {cpu / floor[1]:7.1f} {worker:7.1f}")
 
 
 if __name__ == "__main__":

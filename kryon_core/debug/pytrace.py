@@ -28,15 +28,10 @@ from types import CodeType, FrameType
 from typing import Any
 
 from ..errors import ScriptError, ScriptRuntimeError
+from . import pyframes
 from .target import DebugEvents, DebugTarget, FrameInfo, ScopeInfo, TraceMode, ValueInfo
 
 __all__ = ["PyTraceTarget", "Chain"]
-
-_MAX_CHILDREN = 1000
-_MAX_TEXT = 200
-
-#: exceptions that are how Python ends iterations and generators, not errors
-_CONTROL_FLOW = (StopIteration, StopAsyncIteration, GeneratorExit)
 
 TraceFunction = Callable[[FrameType, str, Any], Any]
 
@@ -46,10 +41,7 @@ def _untraced(frame: FrameType, event: str, arg: Any) -> Any:
 
 
 def _show(value: Any) -> tuple[str, str]:
-    text = repr(value)
-    if len(text) > _MAX_TEXT:
-        text = text[: _MAX_TEXT - 3] + "..."
-    return text, type(value).__name__
+    return pyframes.short_repr(value), type(value).__name__
 
 
 def _has_children(value: Any) -> bool:
@@ -175,13 +167,7 @@ class PyTraceTarget(DebugTarget):
     def _has_breakpoint(self, code: CodeType, script: str) -> bool:
         """Whether a breakpoint is on a line of ``code`` (itself, not nested
         functions): only such frames pay for line events in ``BREAKPOINTS`` mode."""
-        wanted = self._lines.get(script)
-        if not wanted:
-            return False
-        lines = self._code_lines_cache.get(code)
-        if lines is None:
-            lines = self._code_lines_cache[code] = frozenset(ln for _, _, ln in code.co_lines() if ln is not None)
-        return not lines.isdisjoint(wanted)
+        return pyframes.has_breakpoint(self._code_lines_cache, self._lines.get(script), code)
 
     def call_event(self, frame: FrameType, inner: TraceFunction | None) -> TraceFunction | None:
         """For an engine tracing on its own (limits): the local trace of a
@@ -211,7 +197,7 @@ class PyTraceTarget(DebugTarget):
                 events.ret(self)
         elif event == "exception":
             exc, tb = arg[1], arg[2]
-            if isinstance(exc, _CONTROL_FLOW) or self._passing_through(tb):
+            if isinstance(exc, pyframes.CONTROL_FLOW) or pyframes.passing_through(tb, self._frame_script):
                 return self._local_trace
             error = exc if isinstance(exc, ScriptError) else ScriptRuntimeError(
                 f"{type(exc).__name__}: {exc}", language=self.language, script=script,
@@ -219,16 +205,6 @@ class PyTraceTarget(DebugTarget):
             )
             self._stopped_in(frame, "exception", events.exception, self, error)
         return self._local_trace
-
-    def _passing_through(self, tb: Any) -> bool:
-        """Whether an exception already went through a script frame deeper
-        than this one (it is reported once, where script code raised it)."""
-        tb = tb.tb_next if tb is not None else None
-        while tb is not None:
-            if self._frame_script(tb.tb_frame) is not None:
-                return True
-            tb = tb.tb_next
-        return False
 
     def _stopped_in(self, frame: FrameType, event: str, report: Callable[..., None], *args: Any) -> None:
         """Report an event with ``frame`` as the innermost one (nested: an
@@ -256,55 +232,29 @@ class PyTraceTarget(DebugTarget):
 
     # -- inspection (on the stopped thread) ---------------------------------------------------
     def frames(self) -> list[list[FrameInfo]]:
-        frame: FrameType | None = getattr(self._local, "frame", None) or sys._getframe(1)
-        groups: list[list[FrameInfo]] = []
-        current: list[FrameInfo] = []
-        while frame is not None:
-            script = self._frame_script(frame)
-            if script is not None:
-                line, column = self._position(script, frame)
-                name = frame.f_code.co_name
-                shown = "<top level>" if name == "<module>" else self._frame_name(name)
-                current.append(FrameInfo(shown, script, line, column, frame))
-            elif current:  # host code between script frames: an activation ends here
-                groups.append(current)
-                current = []
-            frame = frame.f_back
-        if current:
-            groups.append(current)
-        return groups
+        start: FrameType | None = getattr(self._local, "frame", None) or sys._getframe(1)
+        return [[self._frame_info(frame, script) for frame, script in group]
+                for group in pyframes.activations(start, self._frame_script)]
+
+    def _frame_info(self, frame: FrameType, script: str) -> FrameInfo:
+        line, column = self._position(script, frame)
+        name = frame.f_code.co_name
+        shown = "<top level>" if name == "<module>" else self._frame_name(name)
+        return FrameInfo(shown, script, line, column, frame)
 
     def scopes(self, frame: FrameInfo) -> list[ScopeInfo]:
-        f: FrameType = frame.handle
-        local_names = _visible(f.f_locals)
-        out = [ScopeInfo("Locals", ("scope", local_names))]
-        if f.f_code.co_freevars:
-            out.append(ScopeInfo("Closure", ("scope", {n: local_names[n] for n in f.f_code.co_freevars if n in local_names})))
-        if f.f_globals is not f.f_locals:
-            module = _visible(f.f_globals)
-            out.append(ScopeInfo("Globals", ("scope", module), expensive=len(module) > 100))
-        return out
+        return [ScopeInfo(name, ("scope", names), expensive=expensive)
+                for name, names, expensive in pyframes.scopes(frame.handle)]
 
     def children(self, handle: Any) -> list[ValueInfo]:
         kind, value = handle
         spell = self._spell if kind == "scope" else str
-        if kind == "scope" or isinstance(value, dict):
-            items = list(value.items())
-        elif isinstance(value, (list, tuple)):
-            items = list(enumerate(value))
-        elif isinstance(value, (set, frozenset)):
-            items = list(enumerate(sorted(value, key=repr)))
-        else:
-            items = [(k, v) for k, v in vars(value).items() if not k.startswith("__")]
-        out = []
-        for key, item in items[:_MAX_CHILDREN]:
-            out.append(self._value(spell(key) if isinstance(key, str) else str(key), item))
-        return out
+        return [self._value(spell(key) if isinstance(key, str) else str(key), item)
+                for key, item in pyframes.child_items(kind, value)]
 
     def _value(self, name: str, value: Any) -> ValueInfo:
         text, type_name = self._show(value)
-        count = len(value) if isinstance(value, (list, tuple, dict, set, frozenset)) else None
-        return ValueInfo(name, text, type_name, ("value", value) if _has_children(value) else None, count)
+        return ValueInfo(name, text, type_name, ("value", value) if _has_children(value) else None, pyframes.count(value))
 
     def evaluate(self, frame: FrameInfo | None, expression: str) -> ValueInfo:
         if frame is None:
@@ -317,11 +267,6 @@ class PyTraceTarget(DebugTarget):
         except Exception as exc:
             raise ScriptRuntimeError(f"{type(exc).__name__}: {exc}", language=self.language, script=frame.script) from None
         return self._value(expression, value)
-
-
-def _visible(names: Mapping[str, Any]) -> dict[str, Any]:
-    """A namespace without the interpreter's and the host's own entries (``__x__``)."""
-    return {k: v for k, v in names.items() if not (k.startswith("__") and k.endswith("__"))}
 
 
 def _python_code_lines(script: str, source: str) -> set[int]:

@@ -1,6 +1,10 @@
 """The debugger's agent inside an isolated worker (standard library only: the
 worker loads it by path, as its other siblings).
 
+What both Python debuggers do alike with frames and values (breakpoint
+lines, scopes, children) is ``kryon_core/debug/pyframes.py``, which the
+worker loads by path before this module.
+
 The host's debug target (``kryon_core.isolation.debugging``) tells the worker
 what to report with a mode attached to any message it sends (``"dm"``:
 ``off``, ``breakpoints`` with the breakpoint lines by script, or
@@ -35,24 +39,14 @@ import signal
 import sys
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..debug import pyframes
+else:  # loaded by worker.py (``_load_sibling``) before this module
+    pyframes = sys.modules["kryon_isolation_pyframes"]
 
 __all__ = ["WorkerDebugger"]
-
-_MAX_CHILDREN = 1000
-_MAX_TEXT = 200
-#: exceptions that are how Python ends iterations, not errors
-_CONTROL_FLOW = (StopIteration, StopAsyncIteration, GeneratorExit)
-
-
-def _python_show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
-
-
-def _visible(names: Any) -> dict[str, Any]:
-    """A namespace without the interpreter's ``__x__`` entries."""
-    return {str(k): v for k, v in names.items() if not (str(k).startswith("__") and str(k).endswith("__"))}
 
 
 def _has_children(value: Any) -> bool:
@@ -88,7 +82,7 @@ class WorkerDebugger:
         self.stale = False  # a signal said the mode changed: report the next line whatever it is
         self.delta = 0  # calls minus returns not sent yet
         self.running = 0  # script calls in progress (run)
-        self.show: Callable[[Any], str] = _python_show
+        self.show: Callable[[Any], str] = pyframes.short_repr
         self.refs: dict[int, Any] = {}
         self._next_ref = 1
         self._waiting = 0  # nested dbg requests in progress
@@ -180,13 +174,7 @@ class WorkerDebugger:
         return name if module is not None and frame.f_globals is module.__dict__ else None
 
     def _has_breakpoint(self, code: types.CodeType, script: str) -> bool:
-        wanted = self.lines.get(script)
-        if not wanted:
-            return False
-        lines = self._code_lines.get(code)
-        if lines is None:
-            lines = self._code_lines[code] = frozenset(ln for _, _, ln in code.co_lines() if ln is not None)
-        return not lines.isdisjoint(wanted)
+        return pyframes.has_breakpoint(self._code_lines, self.lines.get(script), code)
 
     # -- the trace functions --------------------------------------------------------------------
     def global_trace(self, frame: types.FrameType, event: str, arg: Any) -> Any:
@@ -218,7 +206,7 @@ class WorkerDebugger:
                 self.delta -= 1
         elif event == "exception":
             exc, tb = arg[1], arg[2]
-            if isinstance(exc, _CONTROL_FLOW) or isinstance(exc, self.timeout) or self._passing_through(tb):
+            if isinstance(exc, (*pyframes.CONTROL_FLOW, self.timeout)) or pyframes.passing_through(tb, self.script_of):
                 return self.local_trace
             payload = {"e": "exc", "s": script, "l": frame.f_lineno, "x": type(exc).__name__, "m": str(exc)[:2000]}
             name = getattr(exc, "name", None) if isinstance(exc, NameError) else None
@@ -226,16 +214,6 @@ class WorkerDebugger:
                 payload["n"] = name
             self._report(frame, "exception", payload)
         return self.local_trace
-
-    def _passing_through(self, tb: Any) -> bool:
-        """Whether the error already went through a deeper script frame (it
-        is reported once, where script code raised it)."""
-        tb = tb.tb_next if tb is not None else None
-        while tb is not None:
-            if self.script_of(tb.tb_frame) is not None:
-                return True
-            tb = tb.tb_next
-        return False
 
     def _report(self, frame: types.FrameType, event: str, payload: dict[str, Any]) -> None:
         """Ask the host (it answers when the thread goes on), with the call's
@@ -304,21 +282,8 @@ class WorkerDebugger:
     def _frames(self) -> list[list[list[Any]]]:
         """Script frames on the worker's stack, innermost first, grouped by
         activation (worker code between script frames ends one)."""
-        groups: list[list[list[Any]]] = []
-        current: list[list[Any]] = []
-        f: types.FrameType | None = sys._getframe(1)
-        while f is not None:
-            script = self.script_of(f)
-            if script is not None:
-                line, column = self._position(f)
-                current.append([f.f_code.co_name, script, line, column, self._ref(f)])
-            elif current:
-                groups.append(current)
-                current = []
-            f = f.f_back
-        if current:
-            groups.append(current)
-        return groups
+        return [[[f.f_code.co_name, script, *self._position(f), self._ref(f)] for f, script in group]
+                for group in pyframes.activations(sys._getframe(1), self.script_of)]
 
     def _position(self, frame: types.FrameType) -> tuple[int, int | None]:
         """The line, and the column (1-based) of the instruction the frame is
@@ -338,27 +303,11 @@ class WorkerDebugger:
         return line, column + (0 if self.S.columns else 1)
 
     def _scopes(self, frame: types.FrameType) -> list[list[Any]]:
-        local_names = _visible(frame.f_locals)
-        out: list[list[Any]] = [["Locals", self._ref(("scope", local_names)), False]]
-        free = frame.f_code.co_freevars
-        if free:
-            out.append(["Closure", self._ref(("scope", {n: local_names[n] for n in free if n in local_names})), False])
-        if frame.f_globals is not frame.f_locals:
-            module = _visible(frame.f_globals)
-            out.append(["Globals", self._ref(("scope", module)), len(module) > 100])
-        return out
+        return [[name, self._ref(("scope", names)), expensive] for name, names, expensive in pyframes.scopes(frame)]
 
     def _children(self, handle: tuple[str, Any]) -> list[list[Any]]:
         kind, value = handle
-        if kind == "scope" or isinstance(value, dict):
-            items = list(value.items())
-        elif isinstance(value, (list, tuple)):
-            items = list(enumerate(value))
-        elif isinstance(value, (set, frozenset)):
-            items = list(enumerate(sorted(value, key=repr)))
-        else:
-            items = [(k, v) for k, v in vars(value).items() if not str(k).startswith("__")]
-        return [self._value(str(key), item, kind == "scope") for key, item in items[:_MAX_CHILDREN]]
+        return [self._value(str(key), item, kind == "scope") for key, item in pyframes.child_items(kind, value)]
 
     def _value(self, name: str, value: Any, variable: bool = False) -> list[Any]:
         """[name, text, type, reference or 0, count or None, whether name is a variable's]."""
@@ -366,9 +315,8 @@ class WorkerDebugger:
             text = self.show(value)
         except Exception:  # a value whose own repr fails still shows as something
             text = f"<{type(value).__name__}>"
-        count = len(value) if isinstance(value, (list, tuple, dict, set, frozenset)) else None
         ref = self._ref(("value", value)) if _has_children(value) else 0
-        return [name, text, type(value).__name__, ref, count, variable]
+        return [name, text, type(value).__name__, ref, pyframes.count(value), variable]
 
     def _evaluate(self, msg: dict[str, Any]) -> list[Any]:
         """An expression in a frame's globals and a copy of its locals,

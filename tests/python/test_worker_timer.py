@@ -1,5 +1,5 @@
 """The worker's time limit keeps its kernel timer running between calls
-(kryon_core/isolation/worker.py, "time limits"): a timer an earlier call
+(kryon_core/isolation/worker_timer.py): a timer an earlier call
 armed must neither cut a later call short nor fire into an idle worker, and
 every call still stops at its own limit."""
 
