@@ -131,7 +131,7 @@ function churn(ms) {  // allocates and drops about 6 MiB again and again, close 
 }
 function parseNear() { const a = []; for (let i = 0; i < 500; i++) a.push('z'.repeat(10000) + i);
   return eval('[' + '1,'.repeat(10000) + '1]').length + new RegExp('[\\\\p{L}]+', 'iu').exec('ab')[0].length; }
-function over() { const a = []; for (;;) a.push('x'.repeat(1 << 22) + a.length); }
+function over() { const a = []; for (;;) a.push(new ArrayBuffer(1 << 22)); }
 """
 
 
