@@ -9,6 +9,7 @@ normally near their memory limit are not touched by it."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -157,3 +158,32 @@ def test_the_memory_limit_holds_after_a_cut():
         with pytest.raises(MemoryLimitError):
             mgr.call_function("s.over")
         assert mgr.call_function("s.parseNear") == 10001 + 2
+
+
+def test_a_script_running_on_another_thread_meanwhile_is_not_cut():
+    """Only the runtimes the late thread is inside are cut: a script allocating on
+    another thread while an attack is cut keeps running and keeps its memory."""
+    policy = SecurityPolicy.sandboxed(time_limit=BUDGET, memory_limit=MEMORY)
+    with ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None) as mgr:
+        mgr.load_script_from_source("near", JS, NEAR)
+        mgr.load_script_from_source("attacker", JS, _attacker(NESTED_ARRAYS, "eval(s)", True))
+        results: list[object] = []
+        stop = threading.Event()
+
+        def churn() -> None:
+            while not stop.is_set():
+                try:
+                    results.append(mgr.call_function("near.churn", [50]))
+                except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+                    results.append(exc)
+
+        worker = threading.Thread(target=churn)
+        worker.start()
+        try:
+            for _ in range(3):
+                with pytest.raises(ScriptTimeoutError):
+                    mgr.call_function("attacker.attack")
+        finally:
+            stop.set()
+            worker.join(30)
+        assert results and all(r is True for r in results), results
