@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from kryon_core import FunctionRef, ScriptRuntimeError, threads
 
+from . import cutoff
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, INF, JSObject, Pending
 from .values import number_from_js, plain_str
@@ -173,7 +174,7 @@ def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
         plain_str=plain_str, chains=state.host.chains, nested=state.host.nested, graced=state.host.graced,
         fresh_chain=state.host.fresh_chain, tracking=threads.tracking, monotonic=time.monotonic,
         BINDING_ERRORS=BINDING_ERRORS, MISSING=MISSING, SCALARS=PASS_TYPES, INF=INF, int=int, str=str, float=float,
-        bool=bool, type=type, JSObject=JSObject,
+        bool=bool, type=type, JSObject=JSObject, lowered=cutoff.LOWERED, uncut=cutoff.uncut,
     )
     exec(caller_source(n, state.time_limit, state.max_value), env)  # noqa: S102 - generated from a fixed template
     return env["call"]  # type: ignore[no-any-return]
@@ -216,7 +217,8 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
     chain = "chain" if time_limit is not None else "chains.chain"
     gate = ("    chain = chains.chain\n" if time_limit is not None else "")
     gate += (f"    if nested and {chain}.nesting or tracking or not acquire(False):\n        return entered({given})\n"
-            f"    if pending:\n        release()\n        return entered({given})\n")
+            f"    if pending:\n        release()\n        return entered({given})\n"
+            "    if lowered:\n        uncut(ctx)\n")  # left lowered by a race with the watchdog (cutoff.py)
     body = ""
     if time_limit is not None:
         # outside a callback the chain's deadline is normally INF: this call starts a limited chain
@@ -235,6 +237,7 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
         "    except BINDING_ERRORS as exc:\n        raise binding_error(ctx, exc) from None\n"
         "    finally:\n"
         + ("        chain.deadline = prev\n" if time_limit is not None else "")
+        + "        if lowered:\n            uncut(ctx)\n"
         # the gate's release written out (EngineGate.uncontended_inline): one frame less per call
         + "        unlock()\n        if gate._waiting:\n            wake()\n"
     )

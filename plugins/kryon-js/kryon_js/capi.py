@@ -102,6 +102,8 @@ def _load() -> Any:
         "js_free": (None, [P, P]),
         "JS_RunGC": (None, [P]),
         "JS_SetUncatchableError": (None, [P, JSValue]),
+        "JS_SetMemoryLimit": (None, [P, ctypes.c_size_t]),
+        "JS_SetMaxStackSize": (None, [P, ctypes.c_size_t]),
     }
     return _Lib(_quickjs.__file__, sig)
 
@@ -205,6 +207,20 @@ def set_interrupt_handler(ctx: Any, handler: Any) -> None:
     """Install ``handler`` (an INTERRUPT_HANDLER) on the context's runtime."""
     rt, _ = pointers(ctx)
     _lib.JS_SetInterruptHandler(rt, handler, None)
+
+
+def set_memory_limit(rt: int, limit: int) -> None:
+    """Set the malloc limit of runtime ``rt``. QuickJS reads it on every
+    allocation (one word), so a store from another thread takes effect at the
+    running thread's next allocation (see ``cutoff.py``)."""
+    _lib.JS_SetMemoryLimit(rt, limit)
+
+
+def set_stack_size(rt: int, size: int) -> None:
+    """Set the native stack budget of runtime ``rt``: QuickJS stores its limit as
+    ``stack_top - size`` (the top the running thread recorded), so this works
+    from another thread; the parser compares against it at every nesting level."""
+    _lib.JS_SetMaxStackSize(rt, size)
 
 
 def run_gc(ctx: Any) -> None:

@@ -179,13 +179,15 @@ class JSDebugTarget(PolledDebugTarget):
         chain = debugged.state.host.chain
         outer = getattr(local, "stop", None)
         local.stop = debugged
-        started = time.monotonic()
+        started, saved = time.monotonic(), chain.deadline
+        chain.deadline = INF  # no deadline while stopped: the watchdog must not cut the runtime (cutoff.py)
         try:
             events.line(self, debugged.script, probe.line)
         finally:
             local.stop = outer
-            if chain.deadline != INF:  # time spent stopped is not the script's
-                chain.deadline += time.monotonic() - started
+            if saved != INF:  # time spent stopped is not the script's
+                saved += time.monotonic() - started
+            chain.deadline = saved
 
     def _on_raised(self, debugged: _Debugged, text: str) -> None:
         """An error left a function or entered a catch clause (see debugger.js):
@@ -204,13 +206,15 @@ class JSDebugTarget(PolledDebugTarget):
         local.stop, local.raised_at = debugged, (at.line, at.column) if at else None
         local.depth = int(depth)
         chain = debugged.state.host.chain
-        started = time.monotonic()
+        started, saved = time.monotonic(), chain.deadline
+        chain.deadline = INF
         try:
             events.exception(self, err)
         finally:
             local.stop, local.raised_at = outer
-            if chain.deadline != INF:
-                chain.deadline += time.monotonic() - started
+            if saved != INF:
+                saved += time.monotonic() - started
+            chain.deadline = saved
 
     def _activation(self, debugged: _Debugged, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         """A host entry into a debugged script: marked on its probe stack, and

@@ -130,7 +130,9 @@ class JSEngine(ScriptEngine):
             with self._states_lock:
                 if self.compiler is None:
                     self.compiler = self._new_state("<compiler>", SecurityPolicy.trusted())
-            bytecode = self.compiler.run(compile_in, self.compiler, text, name)
+            # under the script's time limit: regex literals compile here, and some take QuickJS seconds
+            limit = sandbox.time_limit(policy) if policy is not None else None
+            bytecode = self.compiler.run_limited(limit, compile_in, self.compiler, text, name)
         return CompiledScript(
             id=name, language=LANGUAGE, source=text, bytecode=bytecode, functions=scan_functions(text),
             engine_version=self.version,

@@ -9,7 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kryon_core import CompiledScript, CompileError, FunctionInfo, FunctionRef, ScriptRuntimeError
+from kryon_core import (
+    CompiledScript,
+    CompileError,
+    FunctionInfo,
+    FunctionRef,
+    ScriptRuntimeError,
+    ScriptTimeoutError,
+)
 
 from . import capi
 from .compiling import checked_source
@@ -29,6 +36,13 @@ def compile_in(state: ScriptState, text: str, name: str) -> bytes:
     try:
         return capi.compile_only(state.ctx, text, name, state.holder)
     except capi.CompileFailed:
+        if state.cut:  # the watchdog cut a parse that ran past the deadline (cutoff.py)
+            try:
+                state.take_held()
+            except BINDING_ERRORS:  # the interrupt fires on the way: the held error goes with the runtime
+                pass
+            raise ScriptTimeoutError("compiling the script ran longer than the policy's time_limit", language=LANGUAGE,
+                                     script=name) from None
         state.take_held()
         stash, state.stash = state.stash, None
         info = json.loads(stash[1]) if stash else {"isError": True, "name": "SyntaxError", "message": "?"}

@@ -22,7 +22,7 @@ import quickjs
 
 from kryon_core import ScriptError
 
-from . import capi
+from . import capi, cutoff
 from .bridge import ApiEntry
 from .errors import from_exception_text
 from .plugin import LANGUAGE
@@ -58,9 +58,11 @@ class Pending:
 class Chain:
     """The call chain running on one thread (see :class:`Chains`)."""
 
-    __slots__ = ("deadline", "extended", "nesting", "inside")
+    __slots__ = ("deadline", "extended", "nesting", "inside", "thread", "__weakref__")
 
     def __init__(self) -> None:
+        #: the thread running the chain (the watchdog finds the runtimes it is inside by it, cutoff.py)
+        self.thread = get_ident()
         #: when the chain must stop (monotonic seconds): the earliest deadline of every limited call in it
         self.deadline = INF
         #: the deadline fired and was pushed back by GRACE once (cleared when an outermost limited call starts)
@@ -78,6 +80,7 @@ class Chains(threading.local):
 
     def __init__(self) -> None:
         self.chain = Chain()
+        cutoff.watch_chain(self.chain)
 
 
 class Host:
@@ -103,7 +106,7 @@ class Host:
         self.output = output
         self.interrupt: Any = None
         if self.capi:
-            monotonic, chains, graced = time.monotonic, self.chains, self.graced
+            monotonic, chains, graced, lowered = time.monotonic, self.chains, self.graced, cutoff.LOWERED
 
             @capi.INTERRUPT_HANDLER  # type: ignore[untyped-decorator]  # a ctypes function type
             def interrupt(rt: int, opaque: int) -> int:
@@ -114,6 +117,8 @@ class Host:
                     if not chain.extended:  # once per outermost limited call: nested catches get no more
                         chain.extended = chain.deadline = now + GRACE
                         graced.add(get_ident())
+                    if lowered:  # the watchdog cut this runtime's memory: the interrupt error needs some
+                        cutoff.restore(int(rt or 0))
                     return 1
                 return 0
 
@@ -162,7 +167,8 @@ class Host:
     @staticmethod
     def binding_error(state: "ScriptState", exc: BaseException) -> ScriptError:
         text = str(exc.args[0]) if exc.args else str(exc)
-        return from_exception_text(text, state.script, input_is_script=state.input_is_script, columns=state.columns)
+        err = from_exception_text(text, state.script, input_is_script=state.input_is_script, columns=state.columns)
+        return state.timed_out(err) if state.cut else err
 
     @staticmethod
     def scalar(r: Any) -> Any:

@@ -30,6 +30,7 @@ from kryon_core import (
     ScriptBridge,
     ScriptError,
     ScriptRuntimeError,
+    ScriptTimeoutError,
     SecurityPolicy,
 )
 
@@ -37,6 +38,7 @@ from . import capi, sandbox
 from .bridge import REQUIRE
 from .calls import function_ref
 from .compiling import host_compile
+from .cutoff import LOWERED, uncut
 from .errors import from_info
 from .evalsites import EVAL_ARG, EVAL_ARGS, EVAL_REF, ColumnMap
 from .handles import HandleTable
@@ -104,6 +106,11 @@ class ScriptState:
         limits = [x for x in (policy.max_value_size, sandbox.memory_limit(policy)) if x is not None]
         self.value_budget = min(limits) if limits else float("inf")
         self.ctx: Any = quickjs.Context()
+        #: the runtime's pointer and its malloc limit as the policy sets it (cutoff.py lowers and restores it)
+        self.rt = 0
+        self.normal_limit = 0
+        #: the watchdog lowered this runtime's limit during the running entry: its errors are timeouts
+        self.cut = False
         self.callers = CallerCache()
         self.functions: dict[str, FunctionInfo] = {}
         self.fnrefs: "weakref.WeakValueDictionary[int, FunctionRef]" = weakref.WeakValueDictionary()
@@ -130,6 +137,7 @@ class ScriptState:
         limit = sandbox.memory_limit(self.policy)
         if limit is not None:
             ctx.set_memory_limit(limit)  # before the prelude: nothing the script has is free
+        self.normal_limit = int(ctx.memory()["malloc_limit"])
         ctx.set_max_stack_size(self.stack_size)
         ctx.add_callable("__kryon_host", functools.partial(host_call, self))
         ctx.add_callable("__kryon_invoke", functools.partial(invoke, self))
@@ -154,7 +162,8 @@ class ScriptState:
             capi.set_interrupt_handler(ctx, host.interrupt)
             counter = capi.interrupt_counter(ctx)
             if counter is not None:
-                WATCHDOG.add(id(self), ctx, counter)
+                self.rt = capi.pointers(ctx)[0]
+                WATCHDOG.add(id(self), ctx, counter, self)
                 weakref.finalize(self, WATCHDOG.remove, id(self))  # a state dropped without close()
         else:
             ctx.eval(PRELUDE_SOURCE)
@@ -219,6 +228,18 @@ class ScriptState:
         binding errors translated."""
         return self.gate.run(self._entered, fn, args)
 
+    def run_limited(self, time_limit: float | None, fn: Callable[..., Any], *args: Any) -> Any:
+        """:meth:`run` under ``time_limit`` instead of the state's own (the
+        shared compiler compiles each script under that script's policy)."""
+        return self.gate.run(self._limited, time_limit, fn, args)
+
+    def _limited(self, time_limit: float | None, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        saved, self.time_limit = self.time_limit, time_limit
+        try:
+            return self._entered(fn, args)
+        finally:
+            self.time_limit = saved
+
     def _entered(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         if self.closed:
             raise ScriptRuntimeError(f"script '{self.script}' was unloaded", language=LANGUAGE, script=self.script)
@@ -241,6 +262,8 @@ class ScriptState:
         chain = self.host.chain
         if chain.nesting:
             self._shrink(chain.nesting)
+        elif LOWERED:
+            uncut(self)  # left lowered by a race with the watchdog (cutoff.py)
         prev = chain.deadline
         if self.time_limit is not None:
             if prev == INF:
@@ -251,7 +274,10 @@ class ScriptState:
         return prev
 
     def leave(self, prev: float) -> None:
-        self.host.chain.deadline = prev
+        chain = self.host.chain
+        chain.deadline = prev
+        if LOWERED and not chain.nesting:
+            uncut(self)
         if self.stack_sizes:
             size = self.stack_sizes.pop()
             if size != self.current_stack and self.ctx is not None:
@@ -325,8 +351,17 @@ class ScriptState:
                 thrown = decode(json.dumps(value), self)
             except Exception:  # noqa: BLE001
                 thrown = None
-        return from_info(info, self.script, input_is_script=self.input_is_script, host_errors=self.host.host_errors,
-                         thrown_value=thrown, memory_limited=self.policy.memory_limit is not None, columns=self.columns)
+        err = from_info(info, self.script, input_is_script=self.input_is_script, host_errors=self.host.host_errors,
+                        thrown_value=thrown, memory_limited=self.policy.memory_limit is not None, columns=self.columns)
+        return self.timed_out(err) if self.cut else err
+
+    def timed_out(self, err: ScriptError) -> ScriptError:
+        """``err`` as a timeout: the watchdog cut the memory of a late entry (cutoff.py), so whatever
+        failed (mostly an allocation) failed because the deadline passed."""
+        if isinstance(err, ScriptTimeoutError):
+            return err
+        return ScriptTimeoutError("the call ran longer than the policy's time_limit", language=LANGUAGE,
+                                  script=err.script or self.script, line=err.line, column=err.column, stack=err.stack)
 
     def pump(self) -> None:
         """Run the context's pending jobs (promise reactions, finalizers): a microtask checkpoint."""

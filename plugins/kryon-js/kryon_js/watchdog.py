@@ -13,12 +13,20 @@ call, which costs one handler call.
 It costs the calls nothing: no bookkeeping per call, only a few hundred ns
 of the watchdog's own per tick and context. Builtins that run long between
 two polls by themselves are bounded by the guards (``guards.js``) instead.
+
+QuickJS's parser and regex compiler never poll: for a thread still running
+a tick past its deadline, the watchdog also lowers the malloc limit of the
+runtimes it is inside (``cutoff.py``).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from typing import Any
+
+from . import cutoff
 
 #: seconds between two pokes; with a time limit of T a runaway loop stops within T + TICK + one poll
 TICK = 0.02
@@ -29,15 +37,16 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # starting and stopping the thread
-        self._counters: dict[int, tuple[Any, Any]] = {}
+        self._counters: dict[int, tuple[Any, Any, Any]] = {}
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
 
-    def add(self, key: int, ctx: Any, counter: Any) -> None:
+    def add(self, key: int, ctx: Any, counter: Any, state: Any) -> None:
         """Watch ``ctx`` through its counter (``capi.interrupt_counter``); the
-        watchdog holds ``ctx`` until :meth:`remove`, so it is never freed under a poke."""
+        watchdog holds ``ctx`` until :meth:`remove`, so it is never freed under a
+        poke, and ``state`` (its ScriptState) weakly, to cut a late parse short."""
         with self._lock:
-            self._counters[key] = (ctx, counter)
+            self._counters[key] = (ctx, counter, weakref.ref(state))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="kryon-js-watchdog", daemon=True)
                 self._thread.start()
@@ -59,7 +68,14 @@ class Watchdog:
                         self._thread = None
                         return
                 continue
-            for _, counter in watched.values():
+            late = cutoff.late_threads(time.monotonic(), TICK)
+            if late:  # a thread a tick past its deadline: the handler was not asked (a parse), or is not
+                for _, _, ref in watched.values():
+                    state = ref()
+                    if state is not None:
+                        cutoff.cut(state, late)
+                    state = None
+            for _, counter, _ in watched.values():
                 counter.value = 1
             watched.clear()
 
