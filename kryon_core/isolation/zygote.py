@@ -103,6 +103,7 @@ def _child(worker: Any, control: socket.socket, fds: list[int]) -> None:
         for target, fd in enumerate(fds):
             os.dup2(fd, target, inheritable=True)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        gc.enable()
         worker.FORKED = True  # reported in worker_info()["hardening"]["start"]
         worker.main()
         code = 0
@@ -137,6 +138,9 @@ def _read_spec(control: socket.socket) -> dict[str, object]:
 
 
 def main() -> None:
+    # no collection in the zygote: it would leave freed slots all over the
+    # pages its children share, and each child's first allocations would copy them
+    gc.disable()
     control = socket.socket(fileno=os.dup(0))
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
@@ -149,12 +153,10 @@ def main() -> None:
     try:
         worker = _load_worker()
         worker.warm_up(spec)
+        worker.confine.rehearse()
     except BaseException as exc:
         control.sendall(b"E" + f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:500])
         os._exit(1)
-    # what the warm-up made is never collected in a child: its pages stay shared (copy-on-write)
-    gc.collect()
-    gc.freeze()
     control.sendall(b"R")
     while True:
         try:
@@ -173,6 +175,8 @@ def main() -> None:
                 os.close(fd)
             control.sendall(_PID.pack(-35))  # EDEADLK: forking now could copy a held lock
             continue
+        # what the zygote made is never collected in a child: its pages stay shared (copy-on-write)
+        gc.freeze()
         try:
             pid = clone_parent()
         except OSError as exc:
