@@ -89,6 +89,49 @@ def clone_parent() -> int:
     return int(pid)
 
 
+#: bytes objects made to fill the free blocks of the zygote's used memory pools (see _fill_free_blocks)
+_BALLAST: list[object] = []
+_BYTES_OVERHEAD = 33  # a bytes object of length n takes n + 33 bytes (header and the final NUL)
+
+
+def _free_blocks() -> dict[int, int]:
+    """Free blocks in pymalloc's partly used pools, by block size, from
+    ``sys._debugmallocstats`` (which writes to the C-level stderr)."""
+    read, write = os.pipe()
+    saved = os.dup(2)
+    try:
+        os.dup2(write, 2)
+        sys._debugmallocstats()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write)
+    with os.fdopen(read, "rb") as f:
+        text = f.read().decode("ascii", "replace")
+    free: dict[int, int] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 5 and all(w.isdigit() for w in words):
+            free[int(words[1])] = int(words[4])
+    return free
+
+
+def _fill_free_blocks() -> None:
+    """Fill the free blocks of pymalloc's partly used pools with objects kept
+    for good, so that a child's new objects go to fresh pools: left free,
+    they are scattered over pages the children share, and each child's first
+    allocations would copy one page per block it takes."""
+    if not hasattr(sys, "_debugmallocstats"):
+        return  # not CPython's allocator
+    free = {size: n for size, n in _free_blocks().items() if size > _BYTES_OVERHEAD}
+    _BALLAST.extend([None] * sum(free.values()))  # the list first: its growth would free blocks again
+    i = 0
+    for size, n in free.items():
+        for _ in range(n):
+            _BALLAST[i] = bytes(size - _BYTES_OVERHEAD)
+            i += 1
+
+
 def _threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
@@ -154,6 +197,7 @@ def main() -> None:
         worker = _load_worker()
         worker.warm_up(spec)
         worker.confine.rehearse()
+        _fill_free_blocks()
     except BaseException as exc:
         control.sendall(b"E" + f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:500])
         os._exit(1)

@@ -222,6 +222,22 @@ def test_a_filter_whose_pid_cannot_be_told_apart_is_not_built_ahead(monkeypatch)
     assert confine._PREBUILT == {}
 
 
+def test_the_zygote_fills_the_free_blocks_of_its_memory_pools() -> None:
+    """What the zygote does before forking so that a child's new objects go to
+    fresh pools instead of copying one shared page per free block: after it,
+    the partly used pools of the sizes it fills have (almost) no free block left."""
+    spec = importlib.util.spec_from_file_location("kryon_test_zygote", forkserver.ZYGOTE_PATH)
+    zygote = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zygote)
+    junk = [bytes(n % 400 + 20) for n in range(20_000)][::3]  # free blocks in many pools
+    before = sum(n for size, n in zygote._free_blocks().items() if size > zygote._BYTES_OVERHEAD)
+    zygote._fill_free_blocks()
+    after = sum(n for size, n in zygote._free_blocks().items() if size > zygote._BYTES_OVERHEAD)
+    assert before > 1000 and after < before // 10, (before, after)
+    assert len(zygote._BALLAST) >= before // 2
+    del junk
+
+
 def _confine():
     from kryon_core.isolation import confine
 
