@@ -132,6 +132,10 @@ class ScriptManager:
         self._scripts: dict[str, LoadedScript] = {}
         self._loading: dict[str, LoadedScript] = {}
         self._lookup: dict[str, "_Location | list[str]"] = {}
+        #: what _lookup is made from, kept up to date one script at a time: "script.fn" -> its
+        #: location, and a bare "fn" -> every script's location of it (by qualified name)
+        self._qualified: dict[str, _Location] = {}
+        self._bare: dict[str, dict[str, _Location]] = {}
         self._bound: dict[str, "weakref.WeakSet[FunctionRef]"] = {}
         #: exports to less trusted callers: declared by the host ("script.fn" -> callers, None = all)
         self._host_exports: dict[str, frozenset[str] | None] = {}
@@ -352,31 +356,40 @@ class ScriptManager:
     def _register(self, script: LoadedScript, engine: ScriptEngine,
                   listed: "Mapping[str, FunctionInfo] | None" = None) -> None:
         script.functions = dict(listed if listed is not None else engine.list_functions(script.id))
+        changed = set(script.functions)
         for fname in script.functions:
             qualified = f"{script.id}.{fname}"
-            self._lookup[qualified] = _Location(qualified, script, fname, engine, self.profiler)
-        self._rebuild_bare_names()
+            loc = _Location(qualified, script, fname, engine, self.profiler)
+            self._qualified[qualified] = loc
+            self._bare.setdefault(fname, {})[qualified] = loc
+            changed.add(qualified)
+        self._update_names(changed)
 
     def _unregister(self, script: LoadedScript) -> None:
+        changed = set(script.functions)
         for fname in script.functions:
-            self._lookup.pop(f"{script.id}.{fname}", None)
-        self._rebuild_bare_names()
+            qualified = f"{script.id}.{fname}"
+            self._qualified.pop(qualified, None)
+            locs = self._bare.get(fname, {})
+            locs.pop(qualified, None)
+            if not locs:
+                self._bare.pop(fname, None)
+            changed.add(qualified)
+        self._update_names(changed)
 
-    def _rebuild_bare_names(self) -> None:
-        qualified: dict[str, _Location] = {}
-        for key, loc in self._lookup.items():
-            if isinstance(loc, _Location) and key == loc.qualified:
-                qualified[key] = loc
-        bare: dict[str, list[_Location]] = {}
-        for loc in qualified.values():
-            bare.setdefault(loc.function, []).append(loc)
-        lookup: dict[str, "_Location | list[str]"] = dict(qualified)
-        for fname, locs in bare.items():
-            if fname in lookup:
-                continue  # a qualified name wins over a bare one of the same spelling
-            lookup[fname] = locs[0] if len(locs) == 1 else sorted(loc.qualified for loc in locs)
-        self._lookup = lookup
-        self.routes_version += 1
+    def _update_names(self, names: set[str]) -> None:
+        """The lookup entries of ``names`` (the qualified and bare names of one
+        script), from the others' locations: a load or unload costs what that
+        script defines (rebuilding the whole table made N loads cost N²)."""
+        lookup = self._lookup
+        for name in names:
+            if name in self._qualified:
+                lookup[name] = self._qualified[name]  # a qualified name wins over a bare one of the same spelling
+            elif locs := self._bare.get(name):
+                lookup[name] = next(iter(locs.values())) if len(locs) == 1 else sorted(locs)
+            else:
+                lookup.pop(name, None)
+        self.routes_version += 1  # kryon.call's cached routes resolve again (bridge views)
 
     def _refresh(self, scripts: "Iterable[LoadedScript]") -> None:
         """Register what each script defines now: a call may have defined

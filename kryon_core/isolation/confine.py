@@ -38,7 +38,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import platform
 import resource
+import struct
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -236,6 +238,26 @@ def seal(plan: Plan) -> dict[str, Any]:
     if missing:
         report["weaker"] = dict(missing)
     return report
+
+
+def rehearse() -> None:
+    """In a fork server, once: what :func:`seal` would build for the
+    default plan (no grants), so that its children share it instead of each
+    making its own copy while sealing (building the seccomp filter in a
+    forked child alone dirtied about 600 KiB of shared pages: its
+    allocations land in free slots all over the inherited heap). Nothing is
+    enforced here: a Landlock ruleset is made and closed (this warms the
+    library's ctypes functions), the seccomp filter is kept unloaded for
+    :func:`_apply_seccomp`."""
+    plan = Plan()
+    if "landlock" in _LIBRARIES:
+        try:
+            ruleset, _ = _build_landlock(plan, _landlock_abi())
+            os.close(ruleset)
+        except (_Missing, OSError):
+            pass  # seal reports it
+    if "seccomp" in _LIBRARIES:
+        _prebuild_seccomp(plan)
 
 
 def _refuse_unaccepted(missing: dict[str, str], plan: Plan) -> None:
@@ -561,6 +583,109 @@ _ALLOW_PROCESSES = (
 
 
 def _apply_seccomp(plan: Plan) -> str:
+    prebuilt = _PREBUILT.pop(_seccomp_key(plan), None)
+    _PREBUILT.clear()
+    where = ""
+    if prebuilt is not None:
+        program, allowed = prebuilt
+        _load_program(_with_pid(program, _PLACEHOLDER_PID, os.getpid()))
+        where = "; built ahead by the fork server"
+    else:
+        flt, allowed = _build_seccomp(plan)
+        if not plan.processes:
+            allowed += _allow_own_process(flt, os.getpid())
+        flt.load()
+    return f"allow-list of {allowed} system calls; any other fails with EPERM; a foreign ABI kills the worker{where}"
+
+
+# A fork server builds the filter of the default plan once (:func:`rehearse`)
+# and keeps libseccomp's output, the BPF program, with a placeholder where the
+# worker's pid goes; a forked worker writes its pid there and loads the program
+# with seccomp(2). Building the filter in each child cost about 600 KiB of
+# copied pages (libseccomp's allocations land in free slots all over the
+# inherited heap); this costs one copy of the program (about 1 KiB).
+#: by :func:`_seccomp_key`: (BPF program, system calls allowed)
+_PREBUILT: dict[tuple[bool, bool, bool], tuple[bytes, int]] = {}
+#: not a pid (pid_max is at most 2**22), nor any other constant of the filter (checked)
+_PLACEHOLDER_PID = 0x7FFF_FF5A
+_BPF_JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K: compare the accumulator with the constant k
+_BPF_INSN = struct.Struct("=HBBI")  # struct sock_filter: code, jt, jf, k
+_NR_SECCOMP = {"x86_64": 317, "aarch64": 277}
+_SECCOMP_SET_MODE_FILTER = 1
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _seccomp_key(plan: Plan) -> tuple[bool, bool, bool]:
+    return (plan.file_system, plan.network, plan.processes)
+
+
+def _exported(plan: Plan, pid: int) -> tuple[bytes, int]:
+    """The BPF program libseccomp makes for ``plan`` with ``pid`` as the worker's."""
+    flt, allowed = _build_seccomp(plan)
+    if not plan.processes:
+        allowed += _allow_own_process(flt, pid)
+    r, w = os.pipe()
+    try:
+        with open(w, "wb", closefd=False) as out:
+            flt.export_bpf(out)
+        os.close(w)
+        w = -1
+        chunks = []
+        while chunk := os.read(r, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    return b"".join(chunks), allowed
+
+
+def _with_pid(program: bytes, old: int, new: int) -> bytes:
+    """``program`` with every comparison against ``old`` made against ``new``."""
+    out = bytearray(program)
+    for offset in range(0, len(out), _BPF_INSN.size):
+        code, jt, jf, k = _BPF_INSN.unpack_from(out, offset)
+        if code == _BPF_JEQ_K and k == old:
+            _BPF_INSN.pack_into(out, offset, code, jt, jf, new)
+    return bytes(out)
+
+
+def _prebuild_seccomp(plan: Plan) -> None:
+    """Keep ``plan``'s program for forked workers, if the pid can be written
+    into it: the program built with one placeholder, rewritten to a second,
+    must equal the program libseccomp builds with the second (so the pid is
+    nowhere but in those comparisons, and nothing else compares with it)."""
+    if platform.machine() not in _NR_SECCOMP:
+        return
+    other = _PLACEHOLDER_PID - 1
+    program, allowed = _exported(plan, _PLACEHOLDER_PID)
+    constants = _jeq_constants(program)
+    if len(program) % _BPF_INSN.size or other in constants:
+        return
+    if not plan.processes and _PLACEHOLDER_PID not in constants:
+        return
+    if _with_pid(program, _PLACEHOLDER_PID, other) != _exported(plan, other)[0]:
+        return
+    _PREBUILT[_seccomp_key(plan)] = (program, allowed)
+
+
+def _jeq_constants(program: bytes) -> set[int]:
+    return {k for code, _, _, k in _BPF_INSN.iter_unpack(program) if code == _BPF_JEQ_K}
+
+
+def _load_program(program: bytes) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER) with a BPF program (no_new_privs is set already)."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // _BPF_INSN.size, ctypes.addressof(buffer))
+    _call(_libc.syscall, ctypes.c_long(_NR_SECCOMP[platform.machine()]), ctypes.c_long(_SECCOMP_SET_MODE_FILTER),
+          ctypes.c_long(0), ctypes.byref(fprog))
+
+
+def _build_seccomp(plan: Plan) -> tuple[Any, int]:
+    """The filter for ``plan`` (not loaded) and how many system calls it allows."""
     seccomp = _LIBRARIES["seccomp"]
     syscalls = list(_ALLOW_ALWAYS)
     if plan.file_system:
@@ -575,17 +700,21 @@ def _apply_seccomp(plan: Plan) -> str:
     for name in syscalls:
         allowed += _allow(flt, seccomp, name)
     if not plan.processes:
-        # its own process only: prlimit64 of pid 0 (resource.setrlimit), signals to itself (raise, abort)
-        me = os.getpid()
+        # its own process only: prlimit64 of pid 0 (resource.setrlimit); signals: _allow_own_process
         allowed += _allow(flt, seccomp, "prlimit64", seccomp.Arg(0, seccomp.EQ, 0))
-        for name in ("kill", "tkill"):
-            allowed += _allow(flt, seccomp, name, seccomp.Arg(0, seccomp.EQ, me))
-        allowed += _allow(flt, seccomp, "tgkill", seccomp.Arg(0, seccomp.EQ, me), seccomp.Arg(1, seccomp.EQ, me))
     for request in (_TCGETS, _FIONREAD, _FIONBIO, _FIONCLEX, _FIOCLEX):
         _allow(flt, seccomp, "ioctl", seccomp.Arg(1, seccomp.EQ, request))
     allowed += 1
-    flt.load()
-    return f"allow-list of {allowed} system calls; any other fails with EPERM; a foreign ABI kills the worker"
+    return flt, allowed
+
+
+def _allow_own_process(flt: Any, me: int) -> int:
+    """Signals to process ``me`` only (raise, abort)."""
+    seccomp = _LIBRARIES["seccomp"]
+    allowed = 0
+    for name in ("kill", "tkill"):
+        allowed += _allow(flt, seccomp, name, seccomp.Arg(0, seccomp.EQ, me))
+    return allowed + _allow(flt, seccomp, "tgkill", seccomp.Arg(0, seccomp.EQ, me), seccomp.Arg(1, seccomp.EQ, me))
 
 
 def _allow(flt: Any, seccomp: Any, name: str, *args: Any) -> int:

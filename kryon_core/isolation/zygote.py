@@ -89,6 +89,49 @@ def clone_parent() -> int:
     return int(pid)
 
 
+#: bytes objects made to fill the free blocks of the zygote's used memory pools (see _fill_free_blocks)
+_BALLAST: list[object] = []
+_BYTES_OVERHEAD = 33  # a bytes object of length n takes n + 33 bytes (header and the final NUL)
+
+
+def _free_blocks() -> dict[int, int]:
+    """Free blocks in pymalloc's partly used pools, by block size, from
+    ``sys._debugmallocstats`` (which writes to the C-level stderr)."""
+    read, write = os.pipe()
+    saved = os.dup(2)
+    try:
+        os.dup2(write, 2)
+        sys._debugmallocstats()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write)
+    with os.fdopen(read, "rb") as f:
+        text = f.read().decode("ascii", "replace")
+    free: dict[int, int] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 5 and all(w.isdigit() for w in words):
+            free[int(words[1])] = int(words[4])
+    return free
+
+
+def _fill_free_blocks() -> None:
+    """Fill the free blocks of pymalloc's partly used pools with objects kept
+    for good, so that a child's new objects go to fresh pools: left free,
+    they are scattered over pages the children share, and each child's first
+    allocations would copy one page per block it takes."""
+    if not hasattr(sys, "_debugmallocstats"):
+        return  # not CPython's allocator
+    free = {size: n for size, n in _free_blocks().items() if size > _BYTES_OVERHEAD}
+    _BALLAST.extend([None] * sum(free.values()))  # the list first: its growth would free blocks again
+    i = 0
+    for size, n in free.items():
+        for _ in range(n):
+            _BALLAST[i] = bytes(size - _BYTES_OVERHEAD)
+            i += 1
+
+
 def _threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
@@ -103,6 +146,7 @@ def _child(worker: Any, control: socket.socket, fds: list[int]) -> None:
         for target, fd in enumerate(fds):
             os.dup2(fd, target, inheritable=True)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        gc.enable()
         worker.FORKED = True  # reported in worker_info()["hardening"]["start"]
         worker.main()
         code = 0
@@ -137,6 +181,9 @@ def _read_spec(control: socket.socket) -> dict[str, object]:
 
 
 def main() -> None:
+    # no collection in the zygote: it would leave freed slots all over the
+    # pages its children share, and each child's first allocations would copy them
+    gc.disable()
     control = socket.socket(fileno=os.dup(0))
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
@@ -149,12 +196,11 @@ def main() -> None:
     try:
         worker = _load_worker()
         worker.warm_up(spec)
+        worker.confine.rehearse()
+        _fill_free_blocks()
     except BaseException as exc:
         control.sendall(b"E" + f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:500])
         os._exit(1)
-    # what the warm-up made is never collected in a child: its pages stay shared (copy-on-write)
-    gc.collect()
-    gc.freeze()
     control.sendall(b"R")
     while True:
         try:
@@ -173,6 +219,8 @@ def main() -> None:
                 os.close(fd)
             control.sendall(_PID.pack(-35))  # EDEADLK: forking now could copy a held lock
             continue
+        # what the zygote made is never collected in a child: its pages stay shared (copy-on-write)
+        gc.freeze()
         try:
             pid = clone_parent()
         except OSError as exc:

@@ -5,6 +5,7 @@ replaced."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
@@ -167,9 +168,83 @@ def test_a_forked_worker_is_confined_like_a_fresh_one(monkeypatch) -> None:
             m.close()
         # the address-space limit is what the worker uses plus the policy's memory: it differs a little
         fork, fresh = ({k: v for k, v in results[s].items() if k not in ("start", "memory")} for s in ("fork", "fresh"))
+        assert fork["seccomp"].endswith("; built ahead by the fork server"), fork["seccomp"]
+        fork["seccomp"] = fork["seccomp"].removesuffix("; built ahead by the fork server")
         assert fork == fresh, "a forked worker reports the same confinement as a fresh one"
     finally:
         traps.close()
+
+
+SIGNALS = """import os
+def me():
+    os.kill(os.getpid(), 0)
+    return "sent"
+def other(pid):
+    try:
+        os.kill(pid, 0)
+    except PermissionError as exc:
+        return exc.errno
+    return "sent"
+"""
+
+
+def test_a_forked_worker_loads_the_zygotes_filter_with_its_own_pid() -> None:
+    """The zygote builds the default plan's seccomp program once; a forked
+    worker writes its own pid into it: it may signal itself (arbitrary
+    Python: layers off, so the kernel decides), not another worker or the host."""
+    m = _manager()
+    try:
+        m.load_script_from_source("other", "python", "x = 1\n")
+        with python_layers_off():
+            m.load_script_from_source("sig", "python", SIGNALS)
+        hardening = _info(m, "sig")["hardening"]
+        assert hardening["start"] == "fork"
+        assert hardening["seccomp"].endswith("; built ahead by the fork server"), hardening["seccomp"]
+        assert m.call_function("sig.me") == "sent"
+        assert m.call_function("sig.other", [_info(m, "other")["pid"]]) == errno.EPERM
+        assert m.call_function("sig.other", [os.getpid()]) == errno.EPERM
+    finally:
+        m.close()
+
+
+def test_a_filter_whose_pid_cannot_be_told_apart_is_not_built_ahead(monkeypatch) -> None:
+    """A placeholder pid that equals another constant of the filter (here an
+    ioctl request the filter allows) is refused: workers build their own."""
+    confine = _confine()
+    plan = confine.Plan()
+    monkeypatch.setattr(confine, "_PREBUILT", {})
+    confine._prebuild_seccomp(plan)
+    program, _ = confine._PREBUILT[confine._seccomp_key(plan)]
+    assert confine._PLACEHOLDER_PID in confine._jeq_constants(program)
+    monkeypatch.setattr(confine, "_PREBUILT", {})
+    monkeypatch.setattr(confine, "_PLACEHOLDER_PID", confine._TCGETS)
+    confine._prebuild_seccomp(plan)
+    assert confine._PREBUILT == {}
+
+
+def test_the_zygote_fills_the_free_blocks_of_its_memory_pools() -> None:
+    """What the zygote does before forking so that a child's new objects go to
+    fresh pools instead of copying one shared page per free block: after it,
+    the partly used pools of the sizes it fills have (almost) no free block left."""
+    spec = importlib.util.spec_from_file_location("kryon_test_zygote", forkserver.ZYGOTE_PATH)
+    zygote = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zygote)
+    junk = [bytes(n % 400 + 20) for n in range(20_000)][::3]  # free blocks in many pools
+    before = sum(n for size, n in zygote._free_blocks().items() if size > zygote._BYTES_OVERHEAD)
+    zygote._fill_free_blocks()
+    after = sum(n for size, n in zygote._free_blocks().items() if size > zygote._BYTES_OVERHEAD)
+    assert before > 1000 and after < before // 10, (before, after)
+    assert len(zygote._BALLAST) >= before // 2
+    del junk
+
+
+def _confine():
+    from kryon_core.isolation import confine
+
+    failed = confine.load_libraries([])
+    if "seccomp" in failed:
+        pytest.skip(failed["seccomp"])
+    return confine
 
 
 def test_a_dead_fork_server_is_replaced_and_its_workers_live_on() -> None:
