@@ -127,9 +127,3 @@ IO_SOURCE = """class File {
 }
 """
 
-
-def spread_call_args(rest: tuple[Any, ...]) -> list[Any]:
-    """Kryon.call's argument rule (see the module docstring)."""
-    if len(rest) == 1 and isinstance(rest[0], list):
-        return list(rest[0])
-    return list(rest)
