@@ -6,7 +6,9 @@
  * Kryon.call("x", [1]), each costing more than the work it does.
  * wren_encode_slots walks the values of slots first..first+count-1 and
  * writes them into one buffer in a small tagged format that the host
- * decodes in one pass (kryon_wren/vm.py, _decode_slots):
+ * decodes in one pass (kryon_wren/slot_codec.py). A foreign call gets
+ * its arguments encoded before the host is called (vm.c, callForeign),
+ * so that it needs no call back into wasm to read them:
  *
  *   'n' null    'f' false    't' true
  *   'd' + 8-byte little-endian IEEE double

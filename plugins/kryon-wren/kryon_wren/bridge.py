@@ -23,8 +23,6 @@ system (AccessDeniedError otherwise).
 
 from __future__ import annotations
 
-from typing import Any
-
 from kryon_core import API
 
 from .values import MAX_HOST_ARITY
