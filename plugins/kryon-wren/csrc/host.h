@@ -7,7 +7,12 @@
  *   host_read_module  copy the source found by host_load_module
  *   host_bind_foreign id of a foreign method, or -1 if unknown
  *   host_foreign      run a foreign method; arguments are in the slots,
- *                     the result goes to slot 0; non-zero means slot 0
+ *                     and already encoded (slot_codec.c) at args/length
+ *                     (length -1: a value nests too deeply or is cyclic);
+ *                     returns a number result's bits, or a status as
+ *                     signalling-NaN bits (slot_codec.c, kwForeignReply):
+ *                     the result is in slot 0, null, true, false or
+ *                     written in wren_foreign_result_buffer(), or slot 0
  *                     holds an error to raise instead
  *   host_clock        seconds since an arbitrary start (System.clock)
  *   host_breakpoint   execution reached a line with a breakpoint (module,
@@ -17,6 +22,8 @@
  */
 #ifndef KW_HOST_H
 #define KW_HOST_H
+
+#include <stdint.h>
 
 #ifdef __wasm__
 #define KW_IMPORT(name) __attribute__((import_module("env"), import_name(#name)))
@@ -31,7 +38,8 @@ KW_IMPORT(host_bind_foreign)
 int host_bind_foreign(int vm, const char* module, int moduleLength,
                       const char* className, int classLength, int isStatic,
                       const char* signature, int signatureLength);
-KW_IMPORT(host_foreign) int host_foreign(int vm, int methodId);
+KW_IMPORT(host_foreign)
+int64_t host_foreign(int vm, int methodId, const uint8_t* args, int length);
 KW_IMPORT(host_clock) double host_clock(void);
 KW_IMPORT(host_breakpoint)
 int host_breakpoint(int vm, const char* module, int moduleLength, int line);

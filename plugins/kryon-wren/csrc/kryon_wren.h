@@ -87,6 +87,9 @@ void wren_release_handle(WrenVM* vm, WrenHandle* handle);
 /* Slots first..first+count-1 encoded for the host in one buffer (slot_codec.c):
  * length << 32 | address, or -1 when a value nests too deeply or is cyclic. */
 int64_t wren_encode_slots(WrenVM* vm, int first, int count);
+/* The buffer a foreign method's host code writes a scalar result into
+ * (slot_codec.c): its address; its capacity is KW_FOREIGN_RESULT_CAPACITY. */
+uint8_t* wren_foreign_result_buffer(void);
 int wren_call(WrenVM* vm, WrenHandle* method);
 int64_t wren_call_num(WrenVM* vm, WrenHandle* receiver, WrenHandle* method, int argc,
                       double a0, double a1, double a2, double a3);

@@ -6,7 +6,9 @@
  * Kryon.call("x", [1]), each costing more than the work it does.
  * wren_encode_slots walks the values of slots first..first+count-1 and
  * writes them into one buffer in a small tagged format that the host
- * decodes in one pass (kryon_wren/vm.py, _decode_slots):
+ * decodes in one pass (kryon_wren/slot_codec.py). A foreign call gets
+ * its arguments encoded before the host is called (vm.c, callForeign),
+ * so that it needs no call back into wasm to read them:
  *
  *   'n' null    'f' false    't' true
  *   'd' + 8-byte little-endian IEEE double
@@ -25,6 +27,7 @@
 #include <string.h>
 
 #include "kryon_wren.h"
+#include "value.h"
 #include "vm.h"
 
 #ifdef __wasm__
@@ -35,6 +38,9 @@
 
 /* The host's own bound on nesting (kryon_wren/values.py MAX_DEPTH). */
 #define KW_CODEC_MAX_DEPTH 200
+
+/* Bytes the host may write as a foreign method's result (kryon_wren/vm.py). */
+#define KW_FOREIGN_RESULT_CAPACITY 256
 
 typedef struct {
   uint8_t* bytes;
@@ -133,7 +139,7 @@ static bool putValue(WrenVM* vm, Value value, int depth) {
 /* The values of slots first..first+count-1 in the format above, as one
  * word: the byte length in the high 32 bits and the buffer's address in
  * the low 32 bits; -1 when a value nests too deeply (or is cyclic). */
-EXPORT(wren_encode_slots) int64_t wren_encode_slots(WrenVM* vm, int first, int count) {
+int64_t kwEncodeSlots(VM* vm, int first, int count) {
   if (first < 0 || count < 0) __builtin_trap();
   if (first + count > vm->slotCount) wren_ensure_slots(vm, first + count);
   codec.length = 0;
@@ -147,4 +153,46 @@ EXPORT(wren_encode_slots) int64_t wren_encode_slots(WrenVM* vm, int first, int c
   }
   reserve(1);  /* a buffer exists even for an empty range */
   return ((int64_t)codec.length << 32) | (int64_t)(uint32_t)(uintptr_t)codec.bytes;
+}
+
+EXPORT(wren_encode_slots) int64_t wren_encode_slots(WrenVM* vm, int first, int count) {
+  return kwEncodeSlots(vm, first, count);
+}
+
+/* A foreign method's string result, written by the host into this buffer
+ * in the format above ('s', u32 length, the bytes) when it fits, instead of
+ * setting slot 0 with one more wasm call per result. */
+static uint8_t foreignResult[KW_FOREIGN_RESULT_CAPACITY];
+
+EXPORT(wren_foreign_result_buffer) uint8_t* wren_foreign_result_buffer(void) { return foreignResult; }
+
+/* host_foreign's reply: a number result's bits, or 0x7ff4000000000000 |
+ * status (signalling-NaN bits the host never sends as a number, as for
+ * wren_call_num): 0 the result is in slot 0, 1 slot 0 holds an error,
+ * 2 a string result in foreignResult, 3 null, 4 true, 5 false. False when
+ * the method failed (*result is then the error). A malformed reply traps:
+ * only the host writes it. */
+bool kwForeignReply(VM* vm, int64_t reply, Value* result) {
+  if (((uint64_t)reply & 0xffffffffffff0000ULL) != 0x7ff4000000000000ULL) {
+    double number;
+    memcpy(&number, &reply, sizeof number);
+    *result = NUM_VAL(number);
+    return true;
+  }
+  Value inSlot = vm->slotCount > 0 ? vm->slots[0] : NULL_VAL;
+  switch (reply & 0xffff) {
+    case 0: *result = inSlot; return true;
+    case 1: *result = inSlot; return false;
+    case 2: {
+      uint32_t length;
+      memcpy(&length, foreignResult + 1, sizeof length);
+      if (foreignResult[0] != 's' || length > KW_FOREIGN_RESULT_CAPACITY - 5) __builtin_trap();
+      *result = stringValue(vm, (const char*)foreignResult + 5, length);
+      return true;
+    }
+    case 3: *result = NULL_VAL; return true;
+    case 4: *result = TRUE_VAL; return true;
+    case 5: *result = FALSE_VAL; return true;
+    default: __builtin_trap();
+  }
 }

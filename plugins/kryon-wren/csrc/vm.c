@@ -780,11 +780,17 @@ static bool callForeign(VM* vm, ObjFiber* fiber, int id, Value* args, int argc) 
   memcpy(vm->slots, args, sizeof(Value) * argc);
   vm->slotCount = argc;
   vmFlushOutput(vm);
+  /* The arguments go to the host encoded and the host writes a scalar
+   * result back into memory: one crossing per call (slot_codec.c). */
+  int64_t encoded = argc > 1 ? kwEncodeSlots(vm, 1, argc - 1) : 0;
+  const uint8_t* encodedArgs = encoded < 0 ? NULL : (const uint8_t*)(uintptr_t)(uint32_t)encoded;
+  int encodedLength = encoded < 0 ? -1 : (int)(encoded >> 32);
   bool saved = vm->inForeign;
   vm->inForeign = true;
-  int failed = host_foreign(vm->hostId, id);
+  int64_t reply = host_foreign(vm->hostId, id, encodedArgs, encodedLength);
   vm->inForeign = saved;
-  Value result = vm->slotCount > 0 ? vm->slots[0] : NULL_VAL;
+  Value result;
+  bool failed = !kwForeignReply(vm, reply, &result);
   vm->slotCount = 0;
   if (failed) {
     fiber->error = IS_NULL(result) ? vmRuntimeErrorValue(vm, "Foreign method failed.") : result;

@@ -231,6 +231,11 @@ void gcMarkObject(VM* vm, Obj* obj);
 void coreInitialize(VM* vm);
 ObjString* valueToCString(VM* vm, Value v); /* built-in toString */
 
+/* slot_codec.c: a foreign call's arguments encoded before the host is
+ * called, and a scalar result the host wrote back (see host.h) */
+int64_t kwEncodeSlots(VM* vm, int first, int count);
+bool kwForeignReply(VM* vm, int64_t reply, Value* result);
+
 /* compiler.c */
 ObjFn* compileModule(VM* vm, ObjModule* module, const char* source);
 extern int kwCompilerRuns; /* modules compiled from source by this instance */

@@ -23,8 +23,6 @@ system (AccessDeniedError otherwise).
 
 from __future__ import annotations
 
-from typing import Any
-
 from kryon_core import API
 
 from .values import MAX_HOST_ARITY
@@ -127,9 +125,3 @@ IO_SOURCE = """class File {
 }
 """
 
-
-def spread_call_args(rest: tuple[Any, ...]) -> list[Any]:
-    """Kryon.call's argument rule (see the module docstring)."""
-    if len(rest) == 1 and isinstance(rest[0], list):
-        return list(rest[0])
-    return list(rest)

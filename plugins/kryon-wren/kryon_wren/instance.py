@@ -90,6 +90,13 @@ _I32 = wasmtime.ValType.i32()
 _I64 = wasmtime.ValType.i64()
 _F64 = wasmtime.ValType.f64()
 
+#: host_foreign's status replies, as signalling-NaN bits (csrc/slot_codec.c,
+#: kwForeignReply): the result in slot 0, an error in slot 0, a string in
+#: the result buffer, null, true, false
+FOREIGN_IN_SLOT, FOREIGN_FAILED, FOREIGN_TEXT, FOREIGN_NULL, FOREIGN_TRUE, FOREIGN_FALSE = (
+    0x7FF4000000000000 | status for status in range(6)
+)
+
 
 class WasmInstance:
     """A wasmtime store and instance of the Wren module, shared by its VMs."""
@@ -164,7 +171,7 @@ class WasmInstance:
             "host_load_module": i32_func(3, True, self._host_load_module),
             "host_read_module": i32_func(2, False, self._host_read_module),
             "host_bind_foreign": i32_func(8, True, self._host_bind_foreign),
-            "host_foreign": i32_func(2, True, self._host_foreign),
+            "host_foreign": self._foreign_import(),
             "host_clock": func([], [_F64], time.perf_counter),
             "host_breakpoint": i32_func(4, True, self._host_breakpoint),
         }
@@ -178,13 +185,24 @@ class WasmInstance:
         cost of a host call out of Wren). A Python exception unwinds the wasm
         call as that trampoline does (a trap, the exception kept in
         ``wasmtime._func.LAST_EXCEPTION`` for :meth:`_raise_trap`)."""
+        indices = range(arity)
+        if returns:
+            def call(raw: Any) -> None:
+                raw[0].i32 = fn(*[raw[i].i32 for i in indices])
+        else:
+            def call(raw: Any) -> None:
+                fn(*[raw[i].i32 for i in indices])
+        return self._raw_import(arity, [_I32] if returns else [], call)
+
+    def _raw_import(self, arity: int, results: list[wasmtime.ValType], fn: Callable[[Any], None]) -> wasmtime.Func:
+        """An unchecked import (see :meth:`_i32_import`) of ``arity`` i32s
+        whose ``fn`` reads its parameters from the raw value array and
+        writes its result there itself."""
         from wasmtime import _func
 
         def callback(env: Any, caller: Any, raw: Any, count: int) -> int:
             try:
-                result = fn(*[raw[i].i32 for i in range(arity)])
-                if returns:
-                    raw[0].i32 = result
+                fn(raw)
                 return 0
             except BaseException as exc:
                 _func.LAST_EXCEPTION = exc  # type: ignore[assignment]  # wasmtime's own trampoline keeps any BaseException
@@ -193,11 +211,31 @@ class WasmInstance:
 
         c_callback = ffi.wasmtime_func_unchecked_callback_t(callback)
         self._import_callbacks.append(c_callback)  # alive as long as the instance
-        ty = wasmtime.FuncType([_I32] * arity, [_I32] if returns else [])
+        ty = wasmtime.FuncType([_I32] * arity, results)
         raw_func = ffi.wasmtime_func_t()
         ffi.wasmtime_func_new_unchecked(self.store._context(), ty.ptr(), c_callback, None, _NO_FINALIZER,
                                         ctypes.byref(raw_func))
         return wasmtime.Func._from_raw(raw_func)
+
+    def _foreign_import(self) -> wasmtime.Func:
+        """``host_foreign`` (vm, method id, encoded arguments, their length)
+        -> i64, the hot host call out of Wren, read straight from the raw
+        values. Its reply (``WrenVM._on_foreign``) is a number result as a
+        float, written as f64, or a status as int bits, written as i64."""
+        targets = self.targets
+
+        def host_foreign(raw: Any) -> None:
+            target = targets.get(raw[0].i32)
+            if target is None:
+                raw[0].i64 = FOREIGN_FAILED
+                return
+            reply = target._on_foreign(raw[1].i32, raw[2].i32, raw[3].i32)
+            if type(reply) is float:
+                raw[0].f64 = reply
+            else:
+                raw[0].i64 = reply
+
+        return self._raw_import(4, [_I64], host_foreign)
 
     def _host_write(self, vm: int, ptr: int, length: int) -> None:
         target = self.targets.get(vm)
@@ -227,12 +265,6 @@ class WasmInstance:
         class_name = self.read_bytes(cptr, clen).decode()
         signature = self.read_bytes(sptr, slen).decode()
         return target._on_bind_foreign(module, class_name, bool(is_static), signature)
-
-    def _host_foreign(self, vm: int, method_id: int) -> int:
-        target = self.targets.get(vm)
-        if target is None:
-            return 1
-        return target._on_foreign(method_id)
 
     def _host_breakpoint(self, vm: int, mptr: int, mlen: int, line: int) -> int:
         target = self.targets.get(vm)

@@ -21,8 +21,32 @@ def decode(data: bytes, count: int, adopt_handle: Callable[[int], Any]) -> list[
     values: list[Any] = []
     position = 0
     for _ in range(count):
-        value, position = _value(data, position, adopt_handle)
-        values.append(value)
+        # numbers, strings and lists of numbers (Kryon.call's usual
+        # arguments) decoded inline: a call of _value costs more than they do
+        tag = data[position]
+        if tag == 0x64:  # 'd'
+            values.append(_DOUBLE.unpack_from(data, position + 1)[0])
+            position += 9
+        elif tag == 0x73:  # 's'
+            (length,) = _U32.unpack_from(data, position + 1)
+            start = position + 5
+            position = start + length
+            values.append(data[start:position].decode("utf-8", "replace"))
+        elif tag == 0x6C and data[position + 5:position + 6] == b"d":  # a list starting with a number
+            (length,) = _U32.unpack_from(data, position + 1)
+            position += 5
+            items = []
+            for _ in range(length):
+                if data[position] == 0x64:
+                    items.append(_DOUBLE.unpack_from(data, position + 1)[0])
+                    position += 9
+                else:
+                    item, position = _value(data, position, adopt_handle)
+                    items.append(item)
+            values.append(items)
+        else:
+            value, position = _value(data, position, adopt_handle)
+            values.append(value)
     return values
 
 

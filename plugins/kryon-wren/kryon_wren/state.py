@@ -34,10 +34,10 @@ from kryon_core import (
 from kryon_core.threads import EngineGate
 
 from . import sandbox
-from .bridge import IO_SOURCE, bars, kryon_module_source, spread_call_args
+from .bridge import IO_SOURCE, bars, kryon_module_source
 from .calls import fn_ref
 from .plugin import LANGUAGE
-from .values import WrenObject, host_callable, prepare, resolve
+from .values import WrenObject, host_callable, number, prepare, resolve
 from .vm_errors import WrenRuntimeError
 
 if TYPE_CHECKING:
@@ -289,7 +289,7 @@ class ScriptState:
             if fn is None:
                 return None
             if name == "call":
-                return self._foreign(lambda target, *rest, _fn=fn: _fn(target, *spread_call_args(rest)))
+                return self._call_foreign(fn)
             return self._foreign(fn)
         if module == "kryon" and class_name == "KryonHost" and name == "invoke":
             return self._foreign(lambda number_, args: self.objects[int(number_)](*args))
@@ -310,6 +310,38 @@ class ScriptState:
             except ScriptError as exc:
                 # Wren sees the error's full text (language, script, line);
                 # uncaught, the host caller gets the error itself back
+                state.pending = exc
+                raise RuntimeError(str(exc)) from None
+            finally:
+                active.pop()
+
+        return foreign
+
+    def _call_foreign(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        """Kryon.call's foreign method: :meth:`_foreign` with the arguments
+        spread by the rule of bridge.py's docstring (one List argument is
+        the argument list), and scalar results passed back without
+        ``prepare``: the hot path out of Wren."""
+        state = self
+        active = self.engine.active
+
+        def foreign(name: Any, *rest: Any) -> Any:
+            active.append(state)  # get_stack_trace reads this VM's frames
+            try:
+                if len(rest) == 1 and type(rest[0]) is list and state.policy.max_value_size is None:
+                    # Kryon.call(name, [args]) with no sizes to check: resolve inlined
+                    if type(name) is not str:
+                        name = resolve(state, name)
+                    args = [number(a) if type(a) is float else resolve(state, a, 1) for a in rest[0]]
+                else:
+                    name = resolve(state, name)
+                    args = [resolve(state, a) for a in rest]
+                    if len(args) == 1 and isinstance(args[0], list):
+                        args = args[0]
+                result = call(name, *args)
+                t = type(result)
+                return result if result is None or t is float or t is bool else prepare(state, result)
+            except ScriptError as exc:
                 state.pending = exc
                 raise RuntimeError(str(exc)) from None
             finally:

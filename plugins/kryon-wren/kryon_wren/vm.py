@@ -12,13 +12,26 @@ low-level API's one import place.
 from __future__ import annotations
 
 import ctypes
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from wasmtime import _ffi as ffi
 
 from . import slot_codec, snapshot
-from .instance import DEFAULT_MEMORY_LIMIT, EPOCH_TICK_SECONDS, WASM_PATH, WasmInstance, get_engine
+from .instance import (
+    DEFAULT_MEMORY_LIMIT,
+    EPOCH_TICK_SECONDS,
+    FOREIGN_FAILED,
+    FOREIGN_FALSE,
+    FOREIGN_IN_SLOT,
+    FOREIGN_NULL,
+    FOREIGN_TEXT,
+    FOREIGN_TRUE,
+    WASM_PATH,
+    WasmInstance,
+    get_engine,
+)
 from .vm_errors import (
     WrenCompileError,
     WrenError,
@@ -48,6 +61,11 @@ TYPE_BOOL, TYPE_NUM, TYPE_FOREIGN, TYPE_LIST, TYPE_MAP, TYPE_NULL, TYPE_STRING, 
 STATUS_TAG = 0x7FF4000000000000
 STATUS_MASK = 0xFFFFFFFFFFFF0000
 _STATUS_TAG, _STATUS_MASK = STATUS_TAG, STATUS_MASK
+#: bytes of csrc/slot_codec.c's foreign result buffer (KW_FOREIGN_RESULT_CAPACITY)
+RESULT_CAPACITY = 256
+_STRING_AT = ctypes.string_at
+_NAN = float("nan")
+_PACK_TEXT = struct.Struct("<cI").pack
 
 # ---- Handles ------------------------------------------------------------------
 
@@ -134,6 +152,10 @@ class WrenVM:
         self.ptr = 0
         self._closed = False
         self._fast: FastCall | None = None
+        # where a foreign method's string result is written (csrc/slot_codec.c),
+        # looked up at the first such result (a lookup now would make the
+        # instance not pristine for snapshot.py)
+        self._result_ptr = 0
         snapshot.new_vm(self, prelude)  # the core library and prelude compiled, or restored from an image
         if max_frames:
             self.set_max_frames(max_frames)
@@ -514,26 +536,63 @@ class WrenVM:
             self.set_slot(0, type(exc).__name__)
             return 1
 
-    def _on_foreign(self, method_id: int) -> int:
+    def _on_foreign(self, method_id: int, encoded: int, length: int) -> float | int:
+        """Runs foreign method ``method_id``: its arguments come encoded by
+        the C side (``encoded``/``length``, csrc/slot_codec.c; length -1: too
+        deep or cyclic). The reply is a number result as a float, or a
+        ``FOREIGN_*`` status: null, true and false need nothing more, a short
+        string goes to the result buffer, anything else to slot 0, and an
+        error's message to slot 0. One wasm crossing for the usual call
+        instead of three (reading the arguments and setting the result)."""
         fn, arity = self._foreign_methods[method_id]
         try:
-            args = self.get_slots(1, arity) if arity else []
+            if not arity:
+                args = []
+            elif length < 0:
+                from kryon_core.errors import ConversionError
+
+                raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host",
+                                      language="wren")
+            else:
+                data = _STRING_AT(self.instance.base() + encoded, length)
+                args = slot_codec.decode(data, arity, self._adopt_handle)
             result = fn(*args)
+            if self._closed or self.instance.dead is not None:
+                self._check()  # closed by the host function: no VM to reply to
+            t = type(result)
+            if t is float:
+                return result if result == result else _NAN  # any NaN as the canonical one, never a status
+            if t is int:
+                return float(result)
+            if result is None:
+                return FOREIGN_NULL
+            if t is bool:
+                return FOREIGN_TRUE if result else FOREIGN_FALSE
+            if t is str and len(result) <= RESULT_CAPACITY - 5:  # its UTF-8 length is checked below
+                try:
+                    text: bytes | None = result.encode("utf-8")
+                except UnicodeEncodeError:
+                    text = None  # set_slot raises its error below
+                if text is not None and len(text) <= RESULT_CAPACITY - 5:
+                    if not self._result_ptr:
+                        self._result_ptr = int(self.instance.call("wren_foreign_result_buffer"))
+                    self.instance.write_bytes(self._result_ptr, _PACK_TEXT(b"s", len(text)) + text)
+                    return FOREIGN_TEXT
             if isinstance(result, (list, tuple, dict)):
                 self.ensure_slots(3)  # building a list or map takes temporary slots
             self.set_slot(0, result)
-            return 0
+            return FOREIGN_IN_SLOT
         except WrenError:
             raise
         except Exception as exc:  # reported to Wren as a runtime error
             self.ensure_slots(1)
             self.set_slot(0, str(exc) or type(exc).__name__)
-            return 1
+            return FOREIGN_FAILED
         except BaseException as exc:  # KeyboardInterrupt etc.: re-raise after the call
             self._foreign_error = exc
             self.ensure_slots(1)
             self.set_slot(0, type(exc).__name__)
-            return 1
+            return FOREIGN_FAILED
 
 
 def _print_raw(text: str) -> None:
