@@ -57,3 +57,19 @@ def test_the_language_id_is_spelled_once(package: Path) -> None:
                 literal = node.value
             assert not (isinstance(literal, ast.Constant) and literal.value == language), (
                 f"{package.name}/{path.name}:{node.lineno} spells {language!r}; import LANGUAGE from .plugin")
+
+
+def test_no_module_imports_another_modules_underscore_names() -> None:
+    """Modules of kryon_core and of every plugin use each other's public
+    names only: a name another module may import is part of its interface."""
+    packages = [ROOT / "kryon_core", *PLUGINS]
+    private = [
+        f"{path.relative_to(ROOT)}:{node.lineno} imports {alias.name} from {node.module or '.'}"
+        for package in packages
+        for path in sorted(package.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("kryon"))
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert private == []

@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .probes import _parser
+from .probes import tree_parser
 
 __all__ = ["EVAL_REF", "EVAL_ARG", "EVAL_ARGS", "RESERVED", "ColumnMap", "EvalSiteError", "SiteTimeout", "may_have_sites", "rewrite",
            "rewrite_mapped"]
@@ -160,7 +160,7 @@ def rewrite_mapped(text: str, prefix: str = "", suffix: str = "",
             return b""
         return data[offset:offset + CHUNK]
 
-    tree = _parser().parse(read)
+    tree = tree_parser().parse(read)
     if cancelled:
         raise SiteTimeout()
     root = tree.root_node

@@ -111,7 +111,7 @@ class Rewritten:
 
 
 @functools.lru_cache(maxsize=1)
-def _parser() -> Any:
+def tree_parser() -> Any:
     import tree_sitter_javascript
     from tree_sitter import Language, Parser
 
@@ -354,7 +354,7 @@ def rewrite(source: str) -> Rewritten:
 @functools.lru_cache(maxsize=64)
 def _rewrite(source: str) -> Rewritten:
     data = source.encode("utf-8")
-    tree = _parser().parse(data)
+    tree = tree_parser().parse(data)
     root = tree.root_node
     if root.has_error:
         raise RewriteError("the source does not parse")

@@ -67,9 +67,20 @@ _STRING_AT = ctypes.string_at
 _NAN = float("nan")
 _PACK_TEXT = struct.Struct("<cI").pack
 
+
+
+def _too_deep() -> Exception:
+    """The error for an argument or result the slot encoder refused: nested
+    more than 200 levels deep, or cyclic. Imported here, not at the top: the
+    VM wrapper runs without kryon_core."""
+    from kryon_core.errors import ConversionError
+
+    from .plugin import LANGUAGE
+
+    return ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANGUAGE)
+
+
 # ---- Handles ------------------------------------------------------------------
-
-
 class Handle:
     """A Wren value pinned for the host (``wren_get_slot_handle``)."""
 
@@ -335,11 +346,7 @@ class WrenVM:
         nested more than 200 levels deep (or cyclic) is a ConversionError."""
         packed = self._c("wren_encode_slots", first, count)
         if packed < 0:
-            from kryon_core.errors import ConversionError
-
-            from .plugin import LANGUAGE  # here, not at the top: the VM wrapper runs without kryon_core
-
-            raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANGUAGE)
+            raise _too_deep()
         data = self.instance.read_bytes(packed & 0xFFFFFFFF, packed >> 32)
         return slot_codec.decode(data, count, self._adopt_handle)
 
@@ -549,10 +556,7 @@ class WrenVM:
             if not arity:
                 args = []
             elif length < 0:
-                from kryon_core.errors import ConversionError
-
-                raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host",
-                                      language="wren")
+                raise _too_deep()
             else:
                 data = _STRING_AT(self.instance.base() + encoded, length)
                 args = slot_codec.decode(data, arity, self._adopt_handle)
