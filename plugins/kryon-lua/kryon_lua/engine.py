@@ -324,7 +324,7 @@ class LuaEngine(ScriptEngine):
     # -- calls ---------------------------------------------------------------------------
     def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         state = self._scripts.get(script) or self._script(script)
-        caller = state.callers.get(function) or self._caller(state, function)
+        caller = state.callers.peek(function) or self._caller(state, function)
         return caller(*args)
 
     def get_function(self, function: str, *, script: str) -> FunctionRef:
@@ -334,10 +334,7 @@ class LuaEngine(ScriptEngine):
     def _caller(self, state: ScriptState, function: str) -> Callable[..., Any]:
         """The callable that runs one function with host values, made once
         per (script version, function): the manager's and bound handles' path."""
-        caller = state.callers.get(function)
-        if caller is None:
-            caller = state.callers[function] = self._make_caller(state, function)
-        return caller
+        return state.callers.get(function, lambda: self._make_caller(state, function))
 
     def _make_caller(self, state: ScriptState, function: str) -> Callable[..., Any]:
         f = self._lua_function(state, function)

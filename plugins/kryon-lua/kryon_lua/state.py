@@ -4,11 +4,10 @@ their cached callers) it defines."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kryon_core import CompiledScript, FunctionInfo, ScriptError, SecurityPolicy
+from kryon_core import CallerCache, CompiledScript, FunctionInfo, ScriptError, SecurityPolicy
 
 from .runtime import Runtime
 
@@ -27,7 +26,7 @@ class ScriptState:
     policy: SecurityPolicy
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
     lua_functions: dict[str, Any] = field(default_factory=dict)
-    callers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    callers: CallerCache = field(default_factory=CallerCache)
     #: names the environment held before the top level ran (the libraries, _G, load, ...)
     given_names: frozenset[str] = frozenset()
 

@@ -60,14 +60,11 @@ def target(state: "ScriptState", function: str) -> tuple[Any, str, bool]:
 
 def caller(state: "ScriptState", function: str) -> Callable[..., Any]:
     """The script's caller of ``function``, made (inside its gate) on first use."""
-    made = state.callers.get(function)
-    if made is None:
-        def make() -> Callable[..., Any]:
-            receiver, method, getter = target(state, function)
-            return make_caller(state, function, receiver, method, getter)
+    def make() -> Callable[..., Any]:
+        receiver, method, getter = target(state, function)
+        return make_caller(state, function, receiver, method, getter)
 
-        made = state.callers[function] = state.pool.gate.run(make)
-    return made
+    return state.callers.get(function, lambda: state.pool.gate.run(make))
 
 
 def make_caller(
@@ -184,7 +181,7 @@ def stale(state: "ScriptState", function: str, args: Sequence[Any]) -> Any:
         )
     if current.pool.instance.dead is not None:
         current.pool.rebuild()
-    current.callers.pop(function, None)
+    current.callers.drop(function)
     return caller(current, function)(*args)
 
 

@@ -119,7 +119,7 @@ class WrenDebugTarget(DebugTarget):
         """Callers the engine made are remade: while attached they report
         entering and leaving Wren (:meth:`activation`), otherwise not."""
         for state in self._engine.live_states():
-            state.callers = {}
+            state.callers.clear()
 
     def activation(self, call: Callable[..., Any]) -> Callable[..., Any]:
         """``call`` (a host's entry into a Wren function) reporting a call and

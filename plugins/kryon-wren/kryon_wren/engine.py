@@ -234,7 +234,7 @@ class WrenEngine(ScriptEngine):
     # -- calls -------------------------------------------------------------------------------
     def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         state = self._scripts.get(script) or self._state(script)
-        caller = state.callers.get(function) or calls.caller(state, function)
+        caller = state.callers.peek(function) or calls.caller(state, function)
         return caller(*args)
 
     def get_function(self, function: str, *, script: str) -> FunctionRef:

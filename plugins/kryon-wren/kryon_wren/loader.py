@@ -213,7 +213,7 @@ def evaluate(state: ScriptState, code: str) -> Any:
         inst.leave()
         state.flush()
         # a definition may replace a function a caller wraps, or add one
-        state.callers = {}
+        state.callers.clear()
         found = {**state.compiled.functions, **scan_functions(code)}
         state.compiled = dataclasses.replace(state.compiled, functions=found)
         if state.vm is not None and state.pool.instance.dead is None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from kryon_core import (
     AccessDeniedError,
+    CallerCache,
     CompiledScript,
     FunctionInfo,
     FunctionRef,
@@ -80,7 +81,7 @@ class ScriptState:
         self.pool = pool
         self.vm: Any = None
         self.functions: dict[str, FunctionInfo] = {}
-        self.callers: dict[str, Callable[..., Any]] = {}
+        self.callers = CallerCache()
         self.pending: ScriptError | None = None
         self.release_queue: list[Any] = []
         self.partial_line: list[str] = []
@@ -99,7 +100,7 @@ class ScriptState:
         from .vm import WrenVM
 
         self._reset_registry()
-        self.callers = {}
+        self.callers.clear()
         self._api: dict[str, Callable[..., Any]] | None = None
         extras = tuple(self.engine.bridge.extra) if self.engine.bridge is not None else ()
         vm = WrenVM(
