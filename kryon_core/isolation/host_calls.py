@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import threads
 from ..errors import ScriptError
+from . import protocol
 from .process import WorkerDied
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def plain_caller(
     call_inside = runtime._call
     after_death = runtime._after_death
     tracking = threads.tracking
+    prefix = protocol.call_prefix(script_id, function)
     wake_waiters = threads.wake_waiters
 
     def call(*args: Any) -> Any:
@@ -63,9 +65,7 @@ def plain_caller(
                         or (t is str and (max_size is None or len(v) <= max_size))):
                     return call_inside(script, function, args)
             try:
-                return proc.call_plain(
-                    {"t": "call", "script": script_id, "fn": function, "a": list(args)}, script.policy.time_limit
-                )
+                return proc.call_plain(prefix, list(args), script.policy.time_limit)
             except WorkerDied as dead:
                 raise after_death(script, proc, dead) from None
         except ScriptError as exc:

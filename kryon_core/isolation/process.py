@@ -395,19 +395,20 @@ class WorkerProcess:
         except (OSError, ValueError):
             self._died()
 
-    def call_plain(self, msg: dict[str, Any], limit: float | None) -> Any:
+    def call_plain(self, prefix: bytes, args: list[Any], limit: float | None) -> Any:
         """:meth:`request` of a script call made from outside any other
         request of this worker (``depth`` 0), with no debugger attached and no
         releases pending (the caller checked both): the same steps written
         out in one frame, for the hot path of a bound handle. A reply that is
         only the result is taken at once; anything else the worker sends
         (output, API calls, DOM writes, errors) goes through :meth:`_wait`.
-        ``limit`` is the policy's time limit: the watchdog's deadline and the
-        standby's start are set as :meth:`request` sets them."""
+        The message is a ``call`` (``protocol.call_frame``: ``prefix`` names
+        the script and function, ``args`` are encoded scalars). ``limit`` is
+        the policy's time limit: the watchdog's deadline and the standby's
+        start are set as :meth:`request` sets them."""
         if self.dead is not None:
             raise self.dead
         rid = next(self.ids)
-        msg["i"] = rid
         self.control = False
         if limit is not None:
             now = time.monotonic()
@@ -420,7 +421,7 @@ class WorkerProcess:
         self.depth = 1
         try:
             try:
-                frame = protocol.dumps(msg)
+                frame = protocol.call_frame(prefix, args, rid)
                 n = os.write(self.wfd, frame)  # protocol.write_frame's usual case: a pipe takes it at once
                 if n != len(frame):
                     protocol.write_frame(self.wfd, frame[n:])

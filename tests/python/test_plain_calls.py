@@ -12,9 +12,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kryon_core import Document, ScriptManager, SecurityPolicy
 from kryon_core.errors import ScriptNotFoundError, ScriptRuntimeError, ScriptTimeoutError
+from kryon_core.isolation import protocol
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker sandbox uses Linux limits")
 
@@ -79,10 +82,10 @@ def test_a_plain_call_skips_the_engine_and_the_generic_request(time_limit: float
         assert result == 5
         assert "call_plain" in names
         assert not {"request", "_call", "_send", "run", "_live", "encode_args"} & set(names), names
-        # after the test's lambda: the handle's caller, call_plain, kill_after (with a limit), dumps,
+        # after the test's lambda: the handle's caller, call_plain, kill_after (with a limit), call_frame,
         # loads (and _wait, _receive for a reply split over reads)
         assert len(names[1:]) <= 7, names
-        assert set(names[1:]) <= {"call", "call_plain", "kill_after", "dumps", "write_frame", "loads", "_wait",
+        assert set(names[1:]) <= {"call", "call_plain", "kill_after", "call_frame", "loads", "_wait",
                                   "_receive", "_fill", "_read"}, names
         result, names = _python_calls(lambda: m.call_function("b.add", [1.5, True]))
         assert result == 2.5 and "call_plain" in names and "request" not in names
@@ -238,3 +241,14 @@ def test_an_unloaded_script_fails_as_the_engine_says(md: tuple[ScriptManager, Do
     engine.unload_script("b")
     with pytest.raises(ScriptNotFoundError):
         add(1, 1)
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+                     st.text(), st.just("\ud800 lone surrogate"), st.just('"quoted" \\ \x00 \u2028'))
+
+
+@given(script=st.text(min_size=1), function=st.text(min_size=1), args=st.lists(_SCALARS, max_size=6),
+       rid=st.integers(min_value=1, max_value=2**53))
+def test_a_call_frame_is_the_frame_dumps_makes(script: str, function: str, args: list[Any], rid: int) -> None:
+    expected = protocol.dumps({"t": "call", "script": script, "fn": function, "a": args, "i": rid})
+    assert protocol.call_frame(protocol.call_prefix(script, function), args, rid) == expected
