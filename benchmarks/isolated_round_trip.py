@@ -3,7 +3,8 @@ processes, measured side by side in one run: wall time per round trip (median
 of rounds) and the CPU time both processes spend on it, and the worker's alone (read from
 ``/proc/<pid>/schedstat``, which counts nanoseconds on a CPU and is much less
 disturbed by a loaded machine than wall time), for a trivial call with and
-without a time limit, and for one DOM write made from a script loop (writes
+without a time limit (through ``call_function`` and through a bound handle,
+``ScriptManager.function``), and for one DOM write made from a script loop (writes
 travel in batches).
 
     python benchmarks/isolated_round_trip.py [--calls N] [--rounds N]
@@ -102,8 +103,16 @@ def main() -> None:
             for _ in range(k):
                 call("b.add", [2, 3])
 
+        bound = m.function("b.add")
+
+        def bound_calls(k: int) -> None:
+            for _ in range(k):
+                bound(2, 3)
+
         calls(200)
+        bound_calls(200)
         rows.append((f"call add(2, 3), {label}", *measure(calls, n, rounds, pids)))
+        rows.append((f"bound add(2, 3), {label}", *measure(bound_calls, n, rounds, pids)))
         writes = max(n, 1000)
         rows.append((f"one DOM write in a loop, {label}",
                      *measure(lambda k: call("b.frame", [k]), writes, rounds, pids)))
@@ -112,9 +121,10 @@ def main() -> None:
     print(f"median of {rounds} rounds; CPU: host and other process together (schedstat)")
     print(f"bare pipe round trip: {floor[0]:.1f} us wall, {floor[1]:.1f} us CPU ({floor[2]:.1f} the echoing child)")
     print()
-    print(f"{'path':40} {'wall us':>9} {'x pipe':>7} {'CPU us':>8} {'x pipe':>7} {'worker':>7}")
+    print(f"{'path':40} {'wall us':>9} {'x pipe':>7} {'CPU us':>8} {'x pipe':>7} {'worker':>7} {'host':>7}")
     for name, wall, cpu, worker in rows:
-        print(f"{name:40} {wall:9.1f} {wall / floor[0]:7.1f} {cpu:8.1f} {cpu / floor[1]:7.1f} {worker:7.1f}")
+        print(f"{name:40} {wall:9.1f} {wall / floor[0]:7.1f} {cpu:8.1f} {cpu / floor[1]:7.1f} {worker:7.1f}"
+              f" {cpu - worker:7.1f}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..engine import FunctionInfo, GarbageCollectionStats, MemoryUsage
@@ -25,6 +25,7 @@ from ..errors import ScriptError, ScriptRuntimeError
 from ..policy import SecurityPolicy
 from ..threads import EngineGate
 from . import forkserver, protocol
+from .host_calls import plain_caller
 from .host_config import CompilerSpec, limits_for
 from .host_workers import HostedScript, WorkerSide, close_proc, enter, function_infos, refused
 from .process import ERROR_CLASSES, WORKER_PATH, WorkerDied, WorkerProcess
@@ -110,6 +111,7 @@ class IsolatedRuntime(WorkerSide):
         script = HostedScript(script_id, source, filename, policy, "async" in source, python_layers=layers,
                          unavailable=unavailable, bytecode=bytecode)
         script.gate = EngineGate(f"{self.language}/worker {script_id}", language=self.language)
+        script.acquire, script.unlock = script.gate.uncontended_inline()
         enter(script, self._start, script)
         with self._lock:
             old = self._scripts.get(script_id)
@@ -175,6 +177,13 @@ class IsolatedRuntime(WorkerSide):
     def call(self, script_id: str, function: str, args: Sequence[Any]) -> Any:
         script = self._script(script_id)
         return enter(script, self._call, script, function, args)
+
+    def caller(
+        self, script_id: str, function: str, *, known: Container[str], general: Callable[[Sequence[Any]], Any],
+        rename: Callable[[ScriptError], ScriptError],
+    ) -> Callable[..., Any]:
+        """A bound handle's caller of ``function`` (see ``host_calls.plain_caller``)."""
+        return plain_caller(self, script_id, function, known=known, general=general, rename=rename)
 
     def _call(self, script: HostedScript, function: str, args: Sequence[Any]) -> Any:
         proc = self._live(script)

@@ -63,6 +63,9 @@ class HostedScript:
     #: the one way into the script's worker (see kryon_core.threads): a thread
     #: that waits for it while holding another runtime helps instead of deadlocking
     gate: EngineGate | None = None
+    #: the gate's uncontended ``(acquire, unlock)`` (EngineGate.uncontended_inline), for host_calls' hot path
+    acquire: Callable[[bool], bool] = field(default=lambda blocking: False)
+    unlock: Callable[[], None] = field(default=lambda: None)
     restarts: int = 0
     #: the script's own ``kryon`` API (its view of the bridge), made on first use
     api: dict[str, Callable[..., Any]] | None = None

@@ -44,6 +44,8 @@ __all__ = [
     "encode_value",
     "encode_args",
     "dumps",
+    "call_prefix",
+    "call_frame",
     "loads",
     "write_frame",
     "read_exact",
@@ -244,6 +246,25 @@ def dumps(message: Any) -> bytes:
             sys.setrecursionlimit(limit)
     data = text.encode("utf-8", "surrogatepass")
     return _pack(len(data)) + data
+
+
+def call_prefix(script: str, function: str) -> bytes:
+    """The start of a ``call`` message's body, up to its arguments: a bound
+    handle's caller encodes it once (see :func:`call_frame`)."""
+    return dumps({"t": "call", "script": script, "fn": function})[4:-1] + b',"a":'
+
+
+def call_frame(prefix: bytes, args: list[Any], rid: int) -> bytes:
+    """The frame :func:`dumps` makes of ``{"t": "call", "script": ..., "fn":
+    ..., "a": args, "i": rid}``, from the :func:`call_prefix` of its script
+    and function: only the arguments (already encoded scalars, so no
+    recursion) and the request id are encoded per call."""
+    if _c_encode is None:
+        text = _ENCODER.encode(args)
+    else:
+        text = "".join(_c_encode(args, 0))
+    body = prefix + text.encode("utf-8", "surrogatepass") + b',"i":%d}' % rid
+    return _pack(len(body)) + body
 
 
 def decoder(object_hook: Callable[[dict[str, Any]], Any] | None = None) -> json.JSONDecoder:

@@ -136,8 +136,12 @@ class Sandboxed:
         self._compiled(script_id)
         call = self.call
 
-        def bound(*args: Any) -> Any:
+        def general(args: Any) -> Any:
             return call(script_id, function, args)
+
+        # the worker's plain calls skip the engine and the runtime (isolation.host_calls)
+        bound = self.runtime.caller(script_id, self.dialect.identifier(function), known=self.scripts,
+                                    general=general, rename=self.renamed)
 
         async def bound_async(*args: Any) -> Any:
             return await self.call_async(script_id, function, args)
