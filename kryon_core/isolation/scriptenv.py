@@ -275,8 +275,10 @@ def make_kryon_module(api_names: dict[str, str], call_api: Callable[[str, tuple[
         api.__qualname__ = script_name
         return api
 
-    for script_name, method in api_names.items():
-        setattr(mod, script_name, bind(script_name, method))
+    # one update of the module's dict, not setattr: setattr interns each name, an
+    # insert into the interpreter's table of interned strings, which in a worker
+    # forked by a fork server copies a shared page of that large table per name
+    vars(mod).update({script_name: bind(script_name, method) for script_name, method in api_names.items()})
     mod.KryonError = KryonError  # type: ignore[attr-defined]
     mod.ScriptError = KryonError  # type: ignore[attr-defined]
     mod.AccessDenied = AccessDenied  # type: ignore[attr-defined]

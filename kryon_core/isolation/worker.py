@@ -216,12 +216,54 @@ worker_channel.connect(serve, D)
 
 
 # -- start-up -------------------------------------------------------------------------------
+#: the channel's JSON decoder: one per process, made before a fork server forks (see :func:`rehearse`)
+DECODER = protocol.decoder(worker_values.decode_tag)
+#: what :func:`rehearse` runs: a script with a function, as the host sends it (source and cached code);
+#: its names are its own (a rehearsal that interned a script's names ahead of it would flatter a benchmark)
+_REHEARSAL = "_rehearsed = 0\ndef _rehearse(k):\n    global _rehearsed\n    _rehearsed += k\n    return _rehearsed\n"
+
+
+def rehearse(rounds: int = 10) -> None:
+    """In a fork server, before its first fork: the start-up's own steps run
+    on sample data, without touching this process's state (:data:`S`), so
+    that what they make once and keep (type attribute caches, interned
+    names, the interpreter's specialised bytecode of the worker's own
+    functions, lazily made codecs) is made here and shared, instead of in
+    every child, where each first write copies a page. ``rounds`` exceeds
+    the number of calls after which CPython specialises a function's
+    bytecode. Nothing here confines anything: every child still runs
+    :func:`main` from its first step."""
+    import marshal
+
+    name = "<rehearsal>"
+    api = {"_rehearsal_call": "_rehearsal_call", "_rehearsal_log": "_rehearsal_log"}
+    for _ in range(rounds):
+        frame = protocol.dumps({"t": "init", "i": 1, "limits": {"time": 5.0, "value_size": 1 << 20}, "api": api,
+                                "grants": {}, "globals": {}, "allowed_imports": [], "python_layers": True})
+        init = protocol.loads(frame[4:], DECODER)
+        kryon = scriptenv.make_kryon_module(init["api"], _call_api)
+        scriptenv.ScriptOutput(worker_channel.send_line)
+        builtins = scriptenv.make_builtins(init, kryon=kryon, proxies=dict(worker_seal.proxies()),
+                                           engine_globals={}, attribute_allowed=guard.attribute_allowed, curated=True)
+        tree = worker_compile.resolve_compiler("python")(_REHEARSAL, name)
+        code = worker_compile.compile_checked(tree, name)
+        cached = encode(marshal.dumps(code))  # as the host sends its cached code
+        raw = protocol.loads(protocol.dumps({"t": "load", "code": cached})[4:], DECODER)["code"]
+        code = marshal.loads(raw)
+        guard.check_code(code)
+        module = types.ModuleType(name)
+        module.__dict__.update({"__builtins__": builtins, "__file__": name})
+        exec(code, module.__dict__)
+        reply = {"t": "r", "i": 2, "v": {"f": worker_compile.function_infos(name, module.__dict__), "from": "bytecode"}}
+        protocol.dumps(reply)
+
+
 def main() -> None:
     # the channel moves off 0 and 1, which point to /dev/null from now on
     S.in_fd = os.dup(0)
     S.out_fd = os.dup(1)
     S.reader = protocol.Reader(S.in_fd)
-    S.decoder = protocol.decoder(worker_values.decode_tag)
+    S.decoder = DECODER
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)

@@ -74,6 +74,11 @@ def warm_up(init: dict[str, Any]) -> None:
     _warmed = key
 
 
+def proxies() -> dict[str, types.ModuleType]:
+    """The read-only module proxies :func:`warm_up` made."""
+    return _proxies
+
+
 def json_key(value: Any) -> Any:
     """``value`` (plain JSON data) as something hashable and comparable."""
     if isinstance(value, list):

@@ -50,6 +50,10 @@ CLONE_SYSCALLS = {"x86_64": 56, "aarch64": 220}
 _CLONE_PARENT = 0x00008000
 _PR_SET_PDEATHSIG = 1
 _PID = struct.Struct("<i")
+#: this machine's ``clone`` (the host offers the fork server only where it is known)
+_CLONE_NUMBER = CLONE_SYSCALLS.get(platform.machine(), -1)
+#: a request's ancillary data: at most three descriptors
+_FDS_SPACE = socket.CMSG_SPACE(3 * 4)
 
 
 def _load_worker() -> types.ModuleType:
@@ -75,7 +79,7 @@ def clone_parent() -> int:
     """``os.fork`` with ``CLONE_PARENT``: Python's own before/after-fork steps
     (locks, thread states, at-fork handlers such as ``random``'s reseed)
     around a raw ``clone``. Returns 0 in the child, the pid in the caller."""
-    number = CLONE_SYSCALLS[platform.machine()]
+    number = _CLONE_NUMBER
     _api.PyOS_BeforeFork()
     ctypes.set_errno(0)
     pid = _libc.syscall(number, _CLONE_PARENT | signal.SIGCHLD, 0, 0, 0, 0)
@@ -130,6 +134,48 @@ def _fill_free_blocks() -> None:
         for _ in range(n):
             _BALLAST[i] = bytes(size - _BYTES_OVERHEAD)
             i += 1
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _fill_free_chunks() -> None:
+    """The same for glibc's heap (objects over 512 bytes, C libraries'
+    allocations): its free chunks outside the top one are taken by small
+    allocations never freed. glibc serves a small request from a free chunk
+    (splitting it) before it takes from the top, so asking for the smallest
+    size until ``mallinfo2`` counts no free space beyond the top uses them
+    all up; a child's allocations then come from the top, pages nobody
+    shares."""
+    try:
+        mallinfo2 = _libc.mallinfo2
+    except AttributeError:
+        return
+    mallinfo2.restype = _MallInfo2
+    malloc = _libc.malloc
+    malloc.restype = ctypes.c_void_p
+    malloc.argtypes = [ctypes.c_size_t]
+    for _ in range(1 << 16):
+        info = mallinfo2()
+        free = info.fordblks - info.keepcost
+        if free < 4096:
+            break
+        for _ in range(min(256, free // 32)):
+            malloc(24)
+
+
+def _receive_request(control: socket.socket) -> tuple[bytes, list[int]]:
+    """One request byte and the descriptors passed with it (``socket.recv_fds``
+    with less work: whatever the zygote does between two forks copies the
+    pages it writes, and each child pays for the copy of those it shares)."""
+    msg, ancillary, _flags, _addr = control.recvmsg(1, _FDS_SPACE)
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += struct.unpack(f"{len(data) // 4}i", data[: len(data) - len(data) % 4])
+    return msg, fds
 
 
 def _threads() -> int:
@@ -197,14 +243,18 @@ def main() -> None:
         worker = _load_worker()
         worker.warm_up(spec)
         worker.confine.rehearse()
+        worker.rehearse()
+        # kept: a child replaces them, and freeing them there would write to shared pages
+        _BALLAST.extend([sys.stdin, sys.stdout, sys.stderr])
         _fill_free_blocks()
+        _fill_free_chunks()
     except BaseException as exc:
         control.sendall(b"E" + f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:500])
         os._exit(1)
     control.sendall(b"R")
     while True:
         try:
-            msg, fds, _flags, _addr = socket.recv_fds(control, 1, 3)
+            msg, fds = _receive_request(control)
         except OSError:
             os._exit(0)
         if not msg:

@@ -238,6 +238,103 @@ def test_the_zygote_fills_the_free_blocks_of_its_memory_pools() -> None:
     del junk
 
 
+def _load_zygote():
+    spec = importlib.util.spec_from_file_location("kryon_test_zygote", forkserver.ZYGOTE_PATH)
+    zygote = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zygote)
+    return zygote
+
+
+def _run_python(code: str) -> dict:
+    """``code`` in a fresh interpreter (what it leaks or changes stays there); its last line of output as JSON."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code, str(forkserver.ZYGOTE_PATH)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+_ZYGOTE_IN_CHILD = (
+    "import importlib.util, json, sys\n"
+    "spec = importlib.util.spec_from_file_location('z', sys.argv[1])\n"
+    "zygote = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(zygote)\n"
+)
+
+
+def test_the_zygote_fills_the_free_chunks_of_the_c_heap() -> None:
+    """The same for glibc's heap (larger objects, C allocations): after it,
+    (almost) no free space is left outside the heap's top chunk."""
+    result = _run_python(_ZYGOTE_IN_CHILD + (
+        "info = getattr(zygote._libc, 'mallinfo2', None)\n"
+        "if info is None:\n"
+        "    print(json.dumps({'before': None}))\n"
+        "    sys.exit(0)\n"
+        "info.restype = zygote._MallInfo2\n"
+        "def free():\n"
+        "    i = info()\n"
+        "    return i.fordblks - i.keepcost\n"
+        "junk = [bytes(600 + n % 3000) for n in range(3000)]\n"
+        "del junk[::2]\n"
+        "before = free()\n"
+        "zygote._fill_free_chunks()\n"
+        "print(json.dumps({'before': before, 'after': free()}))\n"
+    ))
+    if result["before"] is None:
+        pytest.skip("no mallinfo2 (not glibc 2.33 or later)")
+    assert result["before"] > 1_000_000 and result["after"] < 8192, result
+
+
+def test_the_zygote_reads_a_request_and_its_descriptors(tmp_path) -> None:
+    import socket
+
+    zygote = _load_zygote()
+    host, control = socket.socketpair()
+    files = [os.open(tmp_path / f"f{i}", os.O_WRONLY | os.O_CREAT) for i in range(4)]
+    try:
+        socket.send_fds(host, [b"F"], files[:3])
+        msg, fds = zygote._receive_request(control)
+        assert msg == b"F" and len(fds) == 3
+        for fd, name in zip(fds, ("f0", "f1", "f2"), strict=True):
+            assert os.path.samestat(os.fstat(fd), os.stat(tmp_path / name))
+            os.close(fd)
+        socket.send_fds(host, [b"F"], files[:2])
+        msg, fds = zygote._receive_request(control)
+        assert msg == b"F" and len(fds) == 2  # the zygote answers EINVAL to this one
+        for fd in fds:
+            os.close(fd)
+        host.sendall(b"F")
+        assert zygote._receive_request(control) == (b"F", [])
+        host.close()
+        assert zygote._receive_request(control) == (b"", [])  # the host closed its end: the zygote exits
+    finally:
+        for fd in files:
+            os.close(fd)
+        control.close()
+
+
+def test_the_rehearsal_leaves_the_workers_state_alone() -> None:
+    """The zygote runs the start-up's steps on sample data before forking;
+    a child still starts from nothing: no script, no kryon module, no
+    config, the interpreter's own output streams and signal handlers."""
+    result = _run_python(_ZYGOTE_IN_CHILD + (
+        "import signal\n"
+        "worker = zygote._load_worker()\n"
+        "S = worker.S\n"
+        "def state():\n"
+        "    return repr(sorted((k, repr(v)) for k, v in vars(S).items())), sys.stdout, sys.stderr, \\\n"
+        "        [signal.getsignal(n) for n in (signal.SIGALRM, signal.SIGUSR1, signal.SIGINT)]\n"
+        "before = state()\n"
+        "worker.rehearse(rounds=2)\n"
+        "after = state()\n"
+        "print(json.dumps({'same': before == after, 'before': repr(before), 'after': repr(after),\n"
+        "                  'scripts': len(S.scripts), 'kryon': S.kryon is None}))\n"
+    ))
+    assert result["same"], (result["before"], result["after"])
+    assert result["scripts"] == 0 and result["kryon"]
+
+
 def _confine():
     from kryon_core.isolation import confine
 
