@@ -300,37 +300,51 @@ static inline bool objKeysEqual(Value a, Value b) {
   return valuesEqual(a, b);
 }
 
-/* The live entry holding key, or NULL. A removed entry has key
- * UNDEFINED, which is neither a number nor equal to any key. */
+/* The live entry holding key, or NULL, for an index of slot type T.
+ * A removed entry has key UNDEFINED, which is neither a number nor equal
+ * to any key. One copy per slot width keeps the width test out of the
+ * probe loop. */
+#define DEFINE_MAP_FIND(name, T)                                             \
+  static MapEntry* name(const ObjMap* map, Value key) {                     \
+    const T* index = (const T*)map->index;                                   \
+    uint32_t mask = map->indexSize - 1;                                      \
+    MapEntry* entries = map->entries;                                        \
+    if (IS_NUM(key)) {                                                       \
+      double d = AS_NUM(key);                                                \
+      uint32_t hash = hashNum(d);                                            \
+      uint32_t perturb = hash;                                               \
+      uint32_t slot = hash & mask;                                           \
+      for (;;) {                                                             \
+        uint32_t ix = index[slot];                                           \
+        if (ix == 0) return NULL;                                            \
+        MapEntry* e = &entries[ix - 1];                                      \
+        if (e->hash == hash && IS_NUM(e->key) && AS_NUM(e->key) == d) return e; \
+        PROBE_NEXT(slot, perturb, mask);                                     \
+      }                                                                      \
+    }                                                                        \
+    uint32_t hash = hashValue(key);                                          \
+    uint32_t perturb = hash;                                                 \
+    uint32_t slot = hash & mask;                                             \
+    for (;;) {                                                               \
+      uint32_t ix = index[slot];                                             \
+      if (ix == 0) return NULL;                                              \
+      MapEntry* e = &entries[ix - 1];                                        \
+      Value k = e->key;                                                      \
+      if (k == key) return e;                                                \
+      if (e->hash == hash && IS_OBJ(k) && valuesEqual(k, key)) return e;     \
+      PROBE_NEXT(slot, perturb, mask);                                       \
+    }                                                                        \
+  }
+
+DEFINE_MAP_FIND(mapFind8, uint8_t)
+DEFINE_MAP_FIND(mapFind16, uint16_t)
+DEFINE_MAP_FIND(mapFind32, uint32_t)
+
 static MapEntry* mapFind(const ObjMap* map, Value key) {
   if (map->count == 0) return NULL;
-  uint32_t mask = map->indexSize - 1;
-  MapEntry* entries = map->entries;
-  if (IS_NUM(key)) {
-    double d = AS_NUM(key);
-    uint32_t hash = hashNum(d);
-    uint32_t perturb = hash;
-    uint32_t slot = hash & mask;
-    for (;;) {
-      uint32_t ix = indexGet(map, slot);
-      if (ix == 0) return NULL;
-      MapEntry* e = &entries[ix - 1];
-      if (e->hash == hash && IS_NUM(e->key) && AS_NUM(e->key) == d) return e;
-      PROBE_NEXT(slot, perturb, mask);
-    }
-  }
-  uint32_t hash = hashValue(key);
-  uint32_t perturb = hash;
-  uint32_t slot = hash & mask;
-  for (;;) {
-    uint32_t ix = indexGet(map, slot);
-    if (ix == 0) return NULL;
-    MapEntry* e = &entries[ix - 1];
-    Value k = e->key;
-    if (k == key) return e;
-    if (e->hash == hash && IS_OBJ(k) && valuesEqual(k, key)) return e;
-    PROBE_NEXT(slot, perturb, mask);
-  }
+  if (map->indexSize <= 256) return mapFind8(map, key);
+  if (map->indexSize <= 65536) return mapFind16(map, key);
+  return mapFind32(map, key);
 }
 
 /* Names entry number `n` (0-based) from the first empty index slot on
