@@ -6,8 +6,6 @@ Python dict at every index width (1, 2 and 4 bytes a slot)."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 kryon_wren = pytest.importorskip("kryon_wren")
