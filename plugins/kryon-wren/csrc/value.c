@@ -391,29 +391,50 @@ bool mapGet(ObjMap* map, Value key, Value* out) {
   return true;
 }
 
+/* mapSet's probe for an index of slot type T: the live entry holding
+ * key, or NULL with *slotOut set to the slot a new entry should take
+ * (the first slot on the path naming a removed entry, else the empty
+ * slot that ended the path). One copy per slot width, as for mapFind. */
+#define DEFINE_MAP_PROBE(name, T)                                             \
+  static MapEntry* name(ObjMap* map, Value key, uint32_t hash, uint32_t* slotOut) { \
+    const T* index = (const T*)map->index;                                    \
+    bool isNum = IS_NUM(key);                                                 \
+    uint32_t reuse = UINT32_MAX;                                              \
+    uint32_t mask = map->indexSize - 1;                                       \
+    uint32_t perturb = hash;                                                  \
+    uint32_t slot = hash & mask;                                              \
+    for (;;) {                                                                \
+      uint32_t ix = index[slot];                                              \
+      if (ix == 0) break;                                                     \
+      MapEntry* e = &map->entries[ix - 1];                                    \
+      Value k = e->key;                                                       \
+      if (k == UNDEFINED_VAL) {                                               \
+        if (reuse == UINT32_MAX) reuse = slot;                                \
+      } else if (e->hash == hash &&                                           \
+                 (isNum ? (IS_NUM(k) && AS_NUM(k) == AS_NUM(key)) : objKeysEqual(k, key))) { \
+        return e;                                                             \
+      }                                                                       \
+      PROBE_NEXT(slot, perturb, mask);                                        \
+    }                                                                         \
+    *slotOut = reuse != UINT32_MAX ? reuse : slot;                            \
+    return NULL;                                                              \
+  }
+
+DEFINE_MAP_PROBE(mapProbe8, uint8_t)
+DEFINE_MAP_PROBE(mapProbe16, uint16_t)
+DEFINE_MAP_PROBE(mapProbe32, uint32_t)
+
 void mapSet(VM* vm, ObjMap* map, Value key, Value value) {
   uint32_t hash = hashValue(key);
-  bool isNum = IS_NUM(key);
-  uint32_t reuse = UINT32_MAX; /* first slot naming a removed entry */
   uint32_t slot = 0;
   if (map->indexSize != 0) {
-    uint32_t mask = map->indexSize - 1;
-    uint32_t perturb = hash;
-    slot = hash & mask;
-    for (;;) {
-      uint32_t ix = indexGet(map, slot);
-      if (ix == 0) break;
-      MapEntry* e = &map->entries[ix - 1];
-      Value k = e->key;
-      if (k == UNDEFINED_VAL) {
-        if (reuse == UINT32_MAX) reuse = slot;
-      } else if (e->hash == hash &&
-                 (isNum ? (IS_NUM(k) && AS_NUM(k) == AS_NUM(key)) : objKeysEqual(k, key))) {
-        /* An existing key stays as first stored; only the value changes. */
-        e->value = value;
-        return;
-      }
-      PROBE_NEXT(slot, perturb, mask);
+    MapEntry* e = map->indexSize <= 256     ? mapProbe8(map, key, hash, &slot)
+                  : map->indexSize <= 65536 ? mapProbe16(map, key, hash, &slot)
+                                            : mapProbe32(map, key, hash, &slot);
+    if (e != NULL) {
+      /* An existing key stays as first stored; only the value changes. */
+      e->value = value;
+      return;
     }
   }
   if (map->indexSize == 0 || map->used == mapUsable(map->indexSize)) {
@@ -424,7 +445,7 @@ void mapSet(VM* vm, ObjMap* map, Value key, Value value) {
     /* Appending keeps insertion order; an index slot naming a removed
      * entry on the key's probe path is taken over, as a tombstone. */
     map->entries[map->used] = (MapEntry){key, value, hash};
-    indexPut(map, reuse != UINT32_MAX ? reuse : slot, map->used + 1);
+    indexPut(map, slot, map->used + 1);
   }
   map->used++;
   map->count++;
