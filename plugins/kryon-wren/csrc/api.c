@@ -237,7 +237,7 @@ void wren_remove_map_value(WrenVM* vm, int mapSlot, int keySlot, int removedSlot
 /* Index of the first entry at or after `index`, or -1 at the end. */
 EXPORT(wren_map_next) int wren_map_next(WrenVM* vm, int mapSlot, int index) {
   ObjMap* map = mapAt(vm, mapSlot);
-  for (uint32_t i = index < 0 ? 0 : (uint32_t)index; i < map->capacity; i++) {
+  for (uint32_t i = index < 0 ? 0 : (uint32_t)index; i < map->used; i++) {
     if (!IS_UNDEFINED(map->entries[i].key)) return (int)i;
   }
   return -1;
@@ -246,7 +246,7 @@ EXPORT(wren_map_next) int wren_map_next(WrenVM* vm, int mapSlot, int index) {
 EXPORT(wren_get_map_entry)
 void wren_get_map_entry(WrenVM* vm, int mapSlot, int index, int keySlot, int valueSlot) {
   ObjMap* map = mapAt(vm, mapSlot);
-  if (index < 0 || (uint32_t)index >= map->capacity) __builtin_trap();
+  if (index < 0 || (uint32_t)index >= map->used) __builtin_trap();
   MapEntry entry = map->entries[index];
   *vmSlotAt(vm, keySlot) = entry.key;
   *vmSlotAt(vm, valueSlot) = entry.value;

@@ -878,7 +878,7 @@ PRIM(coreMapIterate) {
     if (AS_NUM(args[1]) < 0) GIVE(FALSE_VAL);
     index = (uint32_t)AS_NUM(args[1]) + 1;
   }
-  for (; index < map->capacity; index++) {
+  for (; index < map->used; index++) {
     if (!IS_UNDEFINED(map->entries[index].key)) GIVE_NUM(index);
   }
   GIVE(FALSE_VAL);
@@ -886,7 +886,7 @@ PRIM(coreMapIterate) {
 
 static MapEntry* mapIteratorEntry(VM* vm, Value map, Value iterator) {
   ObjMap* m = AS_MAP(map);
-  int index = needIndex(vm, iterator, (int)m->capacity, "Iterator");
+  int index = needIndex(vm, iterator, (int)m->used, "Iterator");
   if (index == -1) return NULL;
   MapEntry* entry = &m->entries[index];
   if (IS_UNDEFINED(entry->key)) {

@@ -73,11 +73,11 @@ static bool textOfList(TextBuf* t, ObjList* list, int depth) {
   return true;
 }
 
-/* Entries in slot order: the order map iteration visits them. */
+/* Entries in insertion order: the order map iteration visits them. */
 static bool textOfMap(TextBuf* t, ObjMap* map, int depth) {
   textPut(t, "{", 1);
   bool first = true;
-  for (uint32_t i = 0; i < map->capacity; i++) {
+  for (uint32_t i = 0; i < map->used; i++) {
     MapEntry* entry = &map->entries[i];
     if (IS_UNDEFINED(entry->key)) continue;
     if (!first) textPut(t, ", ", 2);

@@ -91,7 +91,7 @@ static void blackenObject(VM* vm, Obj* obj) {
     }
     case OBJ_MAP: {
       ObjMap* map = (ObjMap*)obj;
-      for (uint32_t i = 0; i < map->capacity; i++) {
+      for (uint32_t i = 0; i < map->used; i++) {
         if (IS_UNDEFINED(map->entries[i].key)) continue;
         gcMarkValue(vm, map->entries[i].key);
         gcMarkValue(vm, map->entries[i].value);
@@ -171,7 +171,7 @@ static void freeObject(VM* vm, Obj* obj) {
     }
     case OBJ_MAP: {
       ObjMap* map = (ObjMap*)obj;
-      FREE_ARRAY(vm, MapEntry, map->entries, map->capacity);
+      mapFreeStorage(vm, map);
       reallocate(vm, obj, sizeof(ObjMap), 0);
       return;
     }

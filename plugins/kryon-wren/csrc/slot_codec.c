@@ -125,7 +125,7 @@ static bool putValue(WrenVM* vm, Value value, int depth) {
     ObjMap* map = AS_MAP(value);
     putByte('m');
     putU32((uint32_t)map->count);
-    for (uint32_t i = 0; i < map->capacity; i++) {
+    for (uint32_t i = 0; i < map->used; i++) {
       MapEntry entry = map->entries[i];
       if (IS_UNDEFINED(entry.key)) continue;
       if (!putValue(vm, entry.key, depth + 1) || !putValue(vm, entry.value, depth + 1)) return false;

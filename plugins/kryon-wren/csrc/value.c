@@ -241,22 +241,57 @@ uint32_t hashValue(Value v) {
 ObjMap* newMap(VM* vm) {
   ObjMap* map = ALLOCATE_OBJ(vm, ObjMap, OBJ_MAP, vm->mapClass);
   map->entries = NULL;
-  map->capacity = 0;
+  map->index = NULL;
+  map->indexSize = 0;
+  map->used = 0;
   map->count = 0;
-  map->tombstones = 0;
   return map;
 }
 
-/* Open addressing over a power-of-two table with CPython's probe
- * sequence: start at hash & mask, then index = index * 5 + 1 + perturb
+/* Entries an index of `size` slots may name: 2/3 of its slots (CPython's
+ * USABLE_FRACTION), which keeps probe chains short and guarantees the
+ * index always has empty slots. */
+static inline uint32_t mapUsable(uint32_t size) { return size / 3 * 2 + (size % 3) * 2 / 3; }
+
+/* Bytes per index slot: the smallest width that holds usable + 1. */
+static inline uint32_t indexWidth(uint32_t size) {
+  return size <= 256 ? 1 : size <= 65536 ? 2 : 4;
+}
+
+static inline uint32_t indexGet(const ObjMap* map, uint32_t slot) {
+  if (map->indexSize <= 256) return ((const uint8_t*)map->index)[slot];
+  if (map->indexSize <= 65536) return ((const uint16_t*)map->index)[slot];
+  return ((const uint32_t*)map->index)[slot];
+}
+
+static inline void indexPut(ObjMap* map, uint32_t slot, uint32_t value) {
+  if (map->indexSize <= 256) ((uint8_t*)map->index)[slot] = (uint8_t)value;
+  else if (map->indexSize <= 65536) ((uint16_t*)map->index)[slot] = (uint16_t)value;
+  else ((uint32_t*)map->index)[slot] = value;
+}
+
+void mapFreeStorage(VM* vm, ObjMap* map) {
+  if (map->indexSize != 0) {
+    FREE_ARRAY(vm, MapEntry, map->entries, mapUsable(map->indexSize));
+    reallocate(vm, map->index, (size_t)map->indexSize * indexWidth(map->indexSize), 0);
+  }
+  map->entries = NULL;
+  map->index = NULL;
+  map->indexSize = 0;
+  map->used = 0;
+  map->count = 0;
+}
+
+/* Open addressing over the power-of-two index with CPython's probe
+ * sequence: start at hash & mask, then slot = slot * 5 + 1 + perturb
  * with perturb = hash shifted right 5 bits per step. The high hash bits
  * join in after a few probes, and once perturb reaches 0 the recurrence
- * visits every slot, so a lookup always ends at an empty slot (the table
- * is never more than 3/4 full counting tombstones). */
-#define PROBE_NEXT(index, perturb, mask) \
-  do {                                   \
-    (perturb) >>= 5;                     \
-    (index) = ((index) * 5 + 1 + (perturb)) & (mask); \
+ * visits every slot, so a lookup always ends at an empty slot (at most
+ * 2/3 of the slots are ever in use). */
+#define PROBE_NEXT(slot, perturb, mask) \
+  do {                                  \
+    (perturb) >>= 5;                    \
+    (slot) = ((slot) * 5 + 1 + (perturb)) & (mask); \
   } while (0)
 
 static inline bool objKeysEqual(Value a, Value b) {
@@ -265,73 +300,88 @@ static inline bool objKeysEqual(Value a, Value b) {
   return valuesEqual(a, b);
 }
 
-/* The entry holding key, or NULL. */
+/* The live entry holding key, or NULL, for an index of slot type T.
+ * A removed entry has key UNDEFINED, which is neither a number nor equal
+ * to any key. One copy per slot width keeps the width test out of the
+ * probe loop. */
+#define DEFINE_MAP_FIND(name, T)                                             \
+  static MapEntry* name(const ObjMap* map, Value key) {                     \
+    const T* index = (const T*)map->index;                                   \
+    uint32_t mask = map->indexSize - 1;                                      \
+    MapEntry* entries = map->entries;                                        \
+    if (IS_NUM(key)) {                                                       \
+      double d = AS_NUM(key);                                                \
+      uint32_t hash = hashNum(d);                                            \
+      uint32_t perturb = hash;                                               \
+      uint32_t slot = hash & mask;                                           \
+      for (;;) {                                                             \
+        uint32_t ix = index[slot];                                           \
+        if (ix == 0) return NULL;                                            \
+        MapEntry* e = &entries[ix - 1];                                      \
+        if (e->hash == hash && IS_NUM(e->key) && AS_NUM(e->key) == d) return e; \
+        PROBE_NEXT(slot, perturb, mask);                                     \
+      }                                                                      \
+    }                                                                        \
+    uint32_t hash = hashValue(key);                                          \
+    uint32_t perturb = hash;                                                 \
+    uint32_t slot = hash & mask;                                             \
+    for (;;) {                                                               \
+      uint32_t ix = index[slot];                                             \
+      if (ix == 0) return NULL;                                              \
+      MapEntry* e = &entries[ix - 1];                                        \
+      Value k = e->key;                                                      \
+      if (k == key) return e;                                                \
+      if (e->hash == hash && IS_OBJ(k) && valuesEqual(k, key)) return e;     \
+      PROBE_NEXT(slot, perturb, mask);                                       \
+    }                                                                        \
+  }
+
+DEFINE_MAP_FIND(mapFind8, uint8_t)
+DEFINE_MAP_FIND(mapFind16, uint16_t)
+DEFINE_MAP_FIND(mapFind32, uint32_t)
+
 static MapEntry* mapFind(const ObjMap* map, Value key) {
   if (map->count == 0) return NULL;
-  uint32_t mask = map->capacity - 1;
-  MapEntry* entries = map->entries;
-  if (IS_NUM(key)) {
-    double d = AS_NUM(key);
-    uint32_t hash = hashNum(d);
-    uint32_t perturb = hash;
-    uint32_t index = hash & mask;
-    for (;;) {
-      MapEntry* e = &entries[index];
-      Value k = e->key;
-      if (IS_NUM(k)) {
-        if (AS_NUM(k) == d) return e;
-      } else if (k == UNDEFINED_VAL && e->value == FALSE_VAL) {
-        return NULL;
-      }
-      PROBE_NEXT(index, perturb, mask);
-    }
-  }
-  uint32_t hash = hashValue(key);
-  uint32_t perturb = hash;
-  uint32_t index = hash & mask;
-  for (;;) {
-    MapEntry* e = &entries[index];
-    Value k = e->key;
-    if (k == key) return e;
-    if (k == UNDEFINED_VAL) {
-      if (e->value == FALSE_VAL) return NULL;
-    } else if (e->hash == hash && IS_OBJ(k) && valuesEqual(k, key)) {
-      return e;
-    }
-    PROBE_NEXT(index, perturb, mask);
-  }
+  if (map->indexSize <= 256) return mapFind8(map, key);
+  if (map->indexSize <= 65536) return mapFind16(map, key);
+  return mapFind32(map, key);
 }
 
-/* Puts a key known to be absent into a table without tombstones. */
-static void insertFresh(MapEntry* entries, uint32_t mask, Value key, Value value, uint32_t hash) {
+/* Names entry number `n` (0-based) from the first empty index slot on
+ * hash's probe path; the index must hold no slot naming a removed entry
+ * for hash that could match, which a fresh index guarantees. */
+static void indexInsertFresh(ObjMap* map, uint32_t hash, uint32_t n) {
+  uint32_t mask = map->indexSize - 1;
   uint32_t perturb = hash;
-  uint32_t index = hash & mask;
-  while (entries[index].key != UNDEFINED_VAL) PROBE_NEXT(index, perturb, mask);
-  entries[index].key = key;
-  entries[index].value = value;
-  entries[index].hash = hash;
+  uint32_t slot = hash & mask;
+  while (indexGet(map, slot) != 0) PROBE_NEXT(slot, perturb, mask);
+  indexPut(map, slot, n + 1);
 }
 
-/* Rehashes into a table that holds count + 1 entries at most half full;
- * this drops the tombstones, and grows or shrinks the table as needed. */
-static void mapRehash(VM* vm, ObjMap* map) {
-  uint32_t capacity = 16;
-  while (capacity < (map->count + 1) * 2) capacity *= 2;
-  MapEntry* entries = ALLOCATE(vm, MapEntry, capacity);
-  for (uint32_t i = 0; i < capacity; i++) {
-    entries[i].key = UNDEFINED_VAL;
-    entries[i].value = FALSE_VAL;
-    entries[i].hash = 0;
+/* Rebuilds the map with room for at least count + 1 entries: the live
+ * entries move, in order, to the front of a fresh entry array (dropping
+ * the removed ones) and a fresh index of at least 3 * count slots names
+ * them. So a growing map's index doubles about every time it fills,
+ * and a map emptied by removals shrinks. */
+static void mapRebuild(VM* vm, ObjMap* map) {
+  uint32_t size = 8;
+  while (size < map->count * 3) size *= 2;
+  uint32_t usable = mapUsable(size);
+  MapEntry* entries = ALLOCATE(vm, MapEntry, usable);
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < map->used; i++) {
+    if (map->entries[i].key != UNDEFINED_VAL) entries[n++] = map->entries[i];
   }
-  for (uint32_t i = 0; i < map->capacity; i++) {
-    MapEntry* old = &map->entries[i];
-    if (old->key == UNDEFINED_VAL) continue;
-    insertFresh(entries, capacity - 1, old->key, old->value, old->hash);
-  }
-  FREE_ARRAY(vm, MapEntry, map->entries, map->capacity);
+  uint32_t count = map->count;
+  mapFreeStorage(vm, map);
+  size_t indexBytes = (size_t)size * indexWidth(size);
+  map->index = reallocate(vm, NULL, 0, indexBytes);
+  memset(map->index, 0, indexBytes);
   map->entries = entries;
-  map->capacity = capacity;
-  map->tombstones = 0;
+  map->indexSize = size;
+  map->used = n;
+  map->count = count;
+  for (uint32_t i = 0; i < n; i++) indexInsertFresh(map, entries[i].hash, i);
 }
 
 bool mapGet(ObjMap* map, Value key, Value* out) {
@@ -341,42 +391,63 @@ bool mapGet(ObjMap* map, Value key, Value* out) {
   return true;
 }
 
+/* mapSet's probe for an index of slot type T: the live entry holding
+ * key, or NULL with *slotOut set to the slot a new entry should take
+ * (the first slot on the path naming a removed entry, else the empty
+ * slot that ended the path). One copy per slot width, as for mapFind. */
+#define DEFINE_MAP_PROBE(name, T)                                             \
+  static MapEntry* name(ObjMap* map, Value key, uint32_t hash, uint32_t* slotOut) { \
+    const T* index = (const T*)map->index;                                    \
+    bool isNum = IS_NUM(key);                                                 \
+    uint32_t reuse = UINT32_MAX;                                              \
+    uint32_t mask = map->indexSize - 1;                                       \
+    uint32_t perturb = hash;                                                  \
+    uint32_t slot = hash & mask;                                              \
+    for (;;) {                                                                \
+      uint32_t ix = index[slot];                                              \
+      if (ix == 0) break;                                                     \
+      MapEntry* e = &map->entries[ix - 1];                                    \
+      Value k = e->key;                                                       \
+      if (k == UNDEFINED_VAL) {                                               \
+        if (reuse == UINT32_MAX) reuse = slot;                                \
+      } else if (e->hash == hash &&                                           \
+                 (isNum ? (IS_NUM(k) && AS_NUM(k) == AS_NUM(key)) : objKeysEqual(k, key))) { \
+        return e;                                                             \
+      }                                                                       \
+      PROBE_NEXT(slot, perturb, mask);                                        \
+    }                                                                         \
+    *slotOut = reuse != UINT32_MAX ? reuse : slot;                            \
+    return NULL;                                                              \
+  }
+
+DEFINE_MAP_PROBE(mapProbe8, uint8_t)
+DEFINE_MAP_PROBE(mapProbe16, uint16_t)
+DEFINE_MAP_PROBE(mapProbe32, uint32_t)
+
 void mapSet(VM* vm, ObjMap* map, Value key, Value value) {
-  if (map->capacity == 0) mapRehash(vm, map);
-  uint32_t mask = map->capacity - 1;
   uint32_t hash = hashValue(key);
-  uint32_t perturb = hash;
-  uint32_t index = hash & mask;
-  bool isNum = IS_NUM(key);
-  MapEntry* tombstone = NULL;
-  MapEntry* entry;
-  for (;;) {
-    entry = &map->entries[index];
-    Value k = entry->key;
-    if (k == UNDEFINED_VAL) {
-      if (entry->value == FALSE_VAL) break;
-      if (tombstone == NULL) tombstone = entry;
-    } else if (entry->hash == hash &&
-               (isNum ? (IS_NUM(k) && AS_NUM(k) == AS_NUM(key)) : objKeysEqual(k, key))) {
+  uint32_t slot = 0;
+  if (map->indexSize != 0) {
+    MapEntry* e = map->indexSize <= 256     ? mapProbe8(map, key, hash, &slot)
+                  : map->indexSize <= 65536 ? mapProbe16(map, key, hash, &slot)
+                                            : mapProbe32(map, key, hash, &slot);
+    if (e != NULL) {
       /* An existing key stays as first stored; only the value changes. */
-      entry->value = value;
+      e->value = value;
       return;
     }
-    PROBE_NEXT(index, perturb, mask);
   }
-  if (tombstone != NULL) {
-    /* Reuse the first tombstone on the key's probe path. */
-    entry = tombstone;
-    map->tombstones--;
-  } else if ((map->count + map->tombstones + 1) * 4 > map->capacity * 3) {
-    mapRehash(vm, map);
-    insertFresh(map->entries, map->capacity - 1, key, value, hash);
-    map->count++;
-    return;
+  if (map->indexSize == 0 || map->used == mapUsable(map->indexSize)) {
+    mapRebuild(vm, map);
+    map->entries[map->used] = (MapEntry){key, value, hash};
+    indexInsertFresh(map, hash, map->used);
+  } else {
+    /* Appending keeps insertion order; an index slot naming a removed
+     * entry on the key's probe path is taken over, as a tombstone. */
+    map->entries[map->used] = (MapEntry){key, value, hash};
+    indexPut(map, slot, map->used + 1);
   }
-  entry->key = key;
-  entry->value = value;
-  entry->hash = hash;
+  map->used++;
   map->count++;
 }
 
@@ -386,19 +457,12 @@ Value mapRemove(VM* vm, ObjMap* map, Value key) {
   if (entry == NULL) return NULL_VAL;
   Value value = entry->value;
   entry->key = UNDEFINED_VAL;
-  entry->value = TRUE_VAL;
+  entry->value = NULL_VAL;
   map->count--;
-  map->tombstones++;
   return value;
 }
 
-void mapClear(VM* vm, ObjMap* map) {
-  FREE_ARRAY(vm, MapEntry, map->entries, map->capacity);
-  map->entries = NULL;
-  map->capacity = 0;
-  map->count = 0;
-  map->tombstones = 0;
-}
+void mapClear(VM* vm, ObjMap* map) { mapFreeStorage(vm, map); }
 
 /* ---- Other objects -------------------------------------------------- */
 

@@ -140,11 +140,15 @@ struct ObjList {
   int capacity;
 };
 
-/* Open-addressing hash table. An empty slot has key UNDEFINED and value
- * false; a tombstone has key UNDEFINED and value true. Each entry keeps
- * its key's hash (as CPython's dict does): a probe that passes other keys
- * compares hashes without reading the key objects, and growing the table
- * never rehashes a key. */
+/* A compact hash table laid out as CPython's dict is since 3.6: a dense
+ * array of entries in insertion order, plus a sparse open-addressing
+ * index whose slots hold small integers (1, 2 or 4 bytes each, by table
+ * size) naming an entry. Lookups in insertion order walk the entries in
+ * order, and the part read at random (the index) is a few bytes a key.
+ * Each entry keeps its key's hash: a probe that passes other keys
+ * compares hashes without reading the key objects, and rebuilding the
+ * index never rehashes a key. A removed entry keeps its place with key
+ * UNDEFINED (a tombstone) until the next rebuild compacts the array. */
 typedef struct {
   Value key;
   Value value;
@@ -153,10 +157,11 @@ typedef struct {
 
 struct ObjMap {
   Obj obj;
-  MapEntry* entries;
-  uint32_t capacity;   /* 0 or a power of two */
-  uint32_t count;      /* live entries */
-  uint32_t tombstones; /* removed entries still occupying slots */
+  MapEntry* entries;  /* entries[0..used), in insertion order */
+  void* index;        /* indexSize slots: 0 empty, else entry number + 1 */
+  uint32_t indexSize; /* 0 or a power of two */
+  uint32_t used;      /* entries filled, live or removed */
+  uint32_t count;     /* live entries */
 };
 
 struct ObjRange {
@@ -318,6 +323,8 @@ bool mapGet(ObjMap* map, Value key, Value* out);
 void mapSet(VM* vm, ObjMap* map, Value key, Value value);
 Value mapRemove(VM* vm, ObjMap* map, Value key);
 void mapClear(VM* vm, ObjMap* map);
+/* Frees a map's entry array and index, leaving it empty. */
+void mapFreeStorage(VM* vm, ObjMap* map);
 
 ObjRange* newRange(VM* vm, double from, double to, bool inclusive);
 ObjFn* newFn(VM* vm, ObjModule* module, int maxSlots);
