@@ -13,6 +13,7 @@ from .cache import CacheStatistics, CompilationCache
 from .dom import AnimationConfig, Document, DOMBridge, ElementHandle
 from .engine import (
     BreakpointHit,
+    CachedCallsEngine,
     CallerCache,
     CompiledScript,
     EngineCapabilities,
@@ -61,6 +62,7 @@ __all__ = [
     "ApiMethod",
     "BreakpointHit",
     "CacheStatistics",
+    "CachedCallsEngine",
     "CallerCache",
     "CompilationCache",
     "CompileError",

@@ -392,3 +392,37 @@ class ScriptEngine(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 (engines with nothing to free need not override it)
         """Free the runtime. The engine is unusable afterwards."""
+
+
+class CachedCallsEngine(ScriptEngine):
+    """A :class:`ScriptEngine` that keeps one state per loaded script in
+    ``_scripts``, each with a :class:`CallerCache` under ``callers`` keyed by
+    function name. ``call_function`` and ``get_function`` come from here; an
+    engine supplies :meth:`script_state` and :meth:`cached_caller`.
+
+    The call path is one dict look-up for the state and one for the caller once
+    it is made, with no frame between the manager and the caller."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._scripts: dict[str, Any] = {}
+
+    @abc.abstractmethod
+    def script_state(self, script_id: str) -> Any:
+        """The state of a loaded script; :class:`ScriptNotFoundError` naming the
+        script and language when none is loaded under ``script_id``."""
+
+    @abc.abstractmethod
+    def cached_caller(self, state: Any, function: str) -> Callable[..., Any]:
+        """The callable that runs ``function`` of one script's ``state`` with host
+        values and returns a host value, made on first use and kept in
+        ``state.callers`` (so a reload, which makes a new state, drops it)."""
+
+    def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
+        state = self._scripts.get(script) or self.script_state(script)
+        caller = state.callers.peek(function) or self.cached_caller(state, function)
+        return caller(*args)
+
+    def get_function(self, function: str, *, script: str) -> FunctionRef:
+        state = self.script_state(script)
+        return self._function_ref(self.cached_caller(state, function), function, script)

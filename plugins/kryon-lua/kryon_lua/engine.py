@@ -19,16 +19,15 @@ from typing import Any
 
 from kryon_core import (
     BreakpointHit,
+    CachedCallsEngine,
     CompiledScript,
     ConversionError,
     EngineCapabilities,
     FunctionInfo,
     FunctionNotFoundError,
-    FunctionRef,
     GarbageCollectionStats,
     MemoryUsage,
     ScriptBridge,
-    ScriptEngine,
     ScriptError,
     ScriptNotFoundError,
     ScriptRuntimeError,
@@ -50,7 +49,7 @@ from .state import ScriptState, assign, module_data
 RELOAD_HOOK = "on_reload"
 
 
-class LuaEngine(ScriptEngine):
+class LuaEngine(CachedCallsEngine):
     language = LANGUAGE
     extensions = (".lua",)
 
@@ -248,7 +247,7 @@ class LuaEngine(ScriptEngine):
         sandboxed new version runs in a new Lua state; the old version's data
         crosses as host values (``_carry_over``), and the old state is
         released once the new one is in place."""
-        old = self._script(script_id)
+        old = self.script_state(script_id)
         state = self._run_chunk(compiled, policy or old.policy)
         try:
             self._carry_over(old, state)
@@ -267,7 +266,7 @@ class LuaEngine(ScriptEngine):
         hook raises, and the manager rolls the reload back."""
         data = old.runtime.gate.run(module_data, old)
         if RELOAD_HOOK in new.functions:
-            returned = self._caller(new, RELOAD_HOOK)(data)
+            returned = self.cached_caller(new, RELOAD_HOOK)(data)
             if returned is None or returned == []:  # nothing, or an empty table
                 return
             if not isinstance(returned, dict):
@@ -296,9 +295,9 @@ class LuaEngine(ScriptEngine):
                 rt.collect()
 
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
-        return dict(self._script(script_id).functions)
+        return dict(self.script_state(script_id).functions)
 
-    def _script(self, script_id: str) -> ScriptState:
+    def script_state(self, script_id: str) -> ScriptState:
         state = self._scripts.get(script_id)
         if state is None:
             raise ScriptNotFoundError(f"no Lua script '{script_id}' is loaded", language=LANGUAGE, script=script_id)
@@ -322,16 +321,7 @@ class LuaEngine(ScriptEngine):
         return f
 
     # -- calls ---------------------------------------------------------------------------
-    def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
-        state = self._scripts.get(script) or self._script(script)
-        caller = state.callers.peek(function) or self._caller(state, function)
-        return caller(*args)
-
-    def get_function(self, function: str, *, script: str) -> FunctionRef:
-        state = self._script(script)
-        return self._function_ref(self._caller(state, function), function, script)
-
-    def _caller(self, state: ScriptState, function: str) -> Callable[..., Any]:
+    def cached_caller(self, state: ScriptState, function: str) -> Callable[..., Any]:
         """The callable that runs one function with host values, made once
         per (script version, function): the manager's and bound handles' path."""
         return state.callers.get(function, lambda: self._make_caller(state, function))
@@ -350,7 +340,7 @@ class LuaEngine(ScriptEngine):
         """Run the function as a coroutine; ``kryon.sleep(ms)`` and
         ``kryon.callAsync(name, ...)`` inside it await on the caller's loop,
         any other yield gives the loop one turn."""
-        state = self._script(script)
+        state = self.script_state(script)
         f = self._lua_function(state, function)
         rt, conv = state.runtime, state.runtime.conv
         step = rt.gate.run(lambda: rt.helpers.stepper(f))
@@ -397,7 +387,7 @@ class LuaEngine(ScriptEngine):
         statements. Definitions stay in the script's namespace."""
         if not isinstance(code, str):
             raise ScriptError(f"code must be a str, not {type(code).__name__}", language=LANGUAGE, script=script_id)
-        state = self._script(script_id)
+        state = self.script_state(script_id)
         rt = state.runtime
         def compile_code() -> Any:
             try:

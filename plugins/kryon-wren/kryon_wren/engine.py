@@ -36,11 +36,12 @@ import itertools
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kryon_core import (
     BreakpointHit,
+    CachedCallsEngine,
     CompiledScript,
     EngineCapabilities,
     EngineConfig,
@@ -49,7 +50,6 @@ from kryon_core import (
     GarbageCollectionStats,
     MemoryUsage,
     ScriptBridge,
-    ScriptEngine,
     ScriptError,
     ScriptNotFoundError,
     SecurityPolicy,
@@ -85,7 +85,7 @@ def _script_id_of(file: str) -> str:
     return name.removesuffix(".wren")
 
 
-class WrenEngine(ScriptEngine):
+class WrenEngine(CachedCallsEngine):
     language = LANGUAGE
     extensions = (".wren",)
 
@@ -148,7 +148,7 @@ class WrenEngine(ScriptEngine):
         """The state a script id names now (None once unloaded)."""
         return self._scripts.get(script_id)
 
-    def _state(self, script_id: str) -> ScriptState:
+    def script_state(self, script_id: str) -> ScriptState:
         state = self._scripts.get(script_id)
         if state is None:
             raise ScriptNotFoundError(f"no Wren script '{script_id}' is loaded", language=LANGUAGE, script=script_id)
@@ -184,7 +184,7 @@ class WrenEngine(ScriptEngine):
         gets the old one's state (reload.py: its ``onReload(old)`` hook, else
         the module variables it leaves null); the old one is closed only once
         both succeeded (else it keeps running, state and all)."""
-        old = self._state(script_id)
+        old = self.script_state(script_id)
         state = loader.start(self, compiled, policy or old.policy)
         try:
             data = loader.read_old(old)
@@ -225,27 +225,21 @@ class WrenEngine(ScriptEngine):
         line. Functions the code defines become callable."""
         if not isinstance(code, str):
             raise ScriptError(f"code must be a str, not {type(code).__name__}", language=LANGUAGE, script=script_id)
-        state = self._state(script_id)
+        state = self.script_state(script_id)
         return state.pool.gate.run(loader.evaluate, state, code)
 
     def list_functions(self, script_id: str) -> dict[str, FunctionInfo]:
-        return dict(self._state(script_id).functions)
+        return dict(self.script_state(script_id).functions)
 
     # -- calls -------------------------------------------------------------------------------
-    def call_function(self, function: str, args: Sequence[Any], *, script: str) -> Any:
-        state = self._scripts.get(script) or self._state(script)
-        caller = state.callers.peek(function) or calls.caller(state, function)
-        return caller(*args)
-
-    def get_function(self, function: str, *, script: str) -> FunctionRef:
-        state = self._state(script)
-        return self._function_ref(calls.caller(state, function), function, script)
+    def cached_caller(self, state: ScriptState, function: str) -> Callable[..., Any]:
+        return calls.caller(state, function)
 
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         """Run the function in a new fiber. ``Fiber.yield()`` gives the loop a
         turn; ``Fiber.yield(ms)`` with a number sleeps that long; the fiber's
         return value is the result."""
-        return await calls.call_async(self._state(script), function, args)
+        return await calls.call_async(self.script_state(script), function, args)
 
     # -- debugging -----------------------------------------------------------------------------------
     @property
