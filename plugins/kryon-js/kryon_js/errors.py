@@ -5,17 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kryon_core import (
-    CompileError,
-    ConversionError,
-    MemoryLimitError,
-    RecursionLimitError,
-    ScriptError,
-    ScriptRuntimeError,
-    ScriptTimeoutError,
-    SizeLimitError,
-    StackFrame,
-)
+from kryon_core import CompileError, ConversionError, ScriptError, ScriptRuntimeError, StackFrame
+from kryon_core.errors import MemoryLimitError, RecursionLimitError, ScriptTimeoutError, SizeLimitError  # the limit errors
 
 from .evalsites import ColumnMap
 from .plugin import LANGUAGE

@@ -12,17 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kryon_core import (
-    AccessDeniedError,
-    CompileError,
-    MemoryLimitError,
-    RecursionLimitError,
-    ScriptError,
-    ScriptRuntimeError,
-    ScriptTimeoutError,
-    SizeLimitError,
-    StackFrame,
-)
+from kryon_core import AccessDeniedError, CompileError, ScriptError, ScriptRuntimeError, StackFrame
+from kryon_core.errors import MemoryLimitError, RecursionLimitError, ScriptTimeoutError, SizeLimitError  # the limit errors
 
 from .plugin import LANGUAGE
 

@@ -12,15 +12,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import (
-    CompileError,
-    MemoryLimitError,
-    RecursionLimitError,
-    ScriptError,
-    ScriptRuntimeError,
-    ScriptTimeoutError,
-    StackFrame,
-)
+from kryon_core import CompileError, ScriptError, ScriptRuntimeError, StackFrame
+from kryon_core.errors import MemoryLimitError, RecursionLimitError, ScriptTimeoutError  # the limit errors
 
 from .plugin import LANGUAGE
 from .vm_errors import WrenMemoryError, WrenTimeoutError
