@@ -38,6 +38,7 @@ from . import sandbox
 from .bridge import IO_SOURCE, bars, kryon_module_source
 from .calls import fn_ref
 from .plugin import LANGUAGE
+from .slot_codec import HostId
 from .values import WrenObject, host_callable, number, prepare, resolve
 from .vm_errors import WrenRuntimeError
 
@@ -119,6 +120,10 @@ class ScriptState:
         if self.engine.debugger is not None:
             self.engine.debugger.started(self)
         self.host = vm.variable_handle("kryon", "KryonHost")
+        # host objects passed to foreign methods come as registry numbers, not
+        # handles asked kindOf (values.resolve): the DOM element of every
+        # Kryon.setProperty crosses without calls back into Wren
+        vm.set_host_classes("kryon", "HostRef", "HostFn")
         bytecode = self.compiled.bytecode
         # A cached module runs without the Wren compiler; an entry the VM
         # refuses (corrupt, another format or VM build) falls back to the source.
@@ -299,6 +304,12 @@ class ScriptState:
         return None
 
     def _foreign(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A foreign method calling host function ``fn`` with its arguments
+        resolved (values.resolve) and its result prepared (values.prepare).
+        The usual arguments of the DOM API (an element as a HostId, a
+        property name, a number) and its usual results (null, a number, a
+        bool) are converted inline: the hot path out of Wren for a UI
+        driven at frame rate."""
         state = self
         engine = self.engine
 
@@ -306,8 +317,20 @@ class ScriptState:
             active = engine.active
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
-                args = [resolve(state, a) for a in raw]
-                return prepare(state, fn(*args))
+                limit = state.policy.max_value_size
+                args = []
+                for a in raw:
+                    t = type(a)
+                    if t is HostId:
+                        a = state.objects[a]
+                    elif t is float:
+                        a = number(a)
+                    elif t is not str or (limit is not None and len(a) > limit):
+                        a = resolve(state, a)  # containers, handles, and a string too large (its error)
+                    args.append(a)
+                result = fn(*args)
+                t = type(result)
+                return result if result is None or t is float or t is bool else prepare(state, result)
             except ScriptError as exc:
                 # Wren sees the error's full text (language, script, line);
                 # uncaught, the host caller gets the error itself back

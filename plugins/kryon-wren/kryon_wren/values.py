@@ -37,6 +37,7 @@ from kryon_core import ConversionError, FunctionRef, UserData
 from kryon_core.values import value_too_large
 
 from .plugin import LANGUAGE
+from .slot_codec import HostId
 
 if TYPE_CHECKING:
     from .state import ScriptState
@@ -143,6 +144,8 @@ def resolve(state: "ScriptState", raw: Any, _depth: int = 0) -> Any:
         return number(raw)
     if raw is None or t is bool:
         return raw
+    if t is HostId:  # a HostRef / HostFn the C side named (slot_codec.c 'r'): as from_handle's kind >= 0
+        return state.objects[raw]
     if t is str or t is list or t is dict:
         limit = state.policy.max_value_size
         if limit is not None and len(raw) > limit:

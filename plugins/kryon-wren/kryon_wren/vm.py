@@ -350,6 +350,15 @@ class WrenVM:
         data = self.instance.read_bytes(packed & 0xFFFFFFFF, packed >> 32)
         return slot_codec.decode(data, count, self._adopt_handle)
 
+    def set_host_classes(self, module: str, ref: str, fn: str) -> None:
+        """Names the classes whose instances carry host objects (module
+        ``kryon``'s HostRef and HostFn): foreign methods then get those
+        arguments as :class:`slot_codec.HostId` registry numbers."""
+        self.ensure_slots(2)
+        self._load_variable(module, ref, 0)
+        self._load_variable(module, fn, 1)
+        self._c("wren_set_host_classes", 0, 1)
+
     def _adopt_handle(self, ptr: int) -> Handle:
         return Handle(self, ptr)
 

@@ -1,0 +1,162 @@
+"""Host objects (DOM elements, host functions) passed to the kryon API out of
+Wren: the C side names an instance of exactly HostRef or HostFn by its
+registry number ('r' in csrc/slot_codec.c), so a Kryon.setProperty(el, ...)
+crosses into wasm once, with no handle and no kindOf call back into Wren.
+Every case here runs with that fast path on and off (the general path: a
+handle asked kindOf) and must give the same results and errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy
+
+pytest.importorskip("kryon_wren")
+
+from kryon_wren.instance import RawExport  # noqa: E402
+
+WREN = """\
+import "kryon" for Kryon, HostRef, HostFn
+class Sub is HostRef {
+  construct make(id) { super(id) }
+}
+class W {
+  static box { Kryon.getElementById("box") }
+  static set(v) {
+    Kryon.setProperty(box, "x", v)
+    return Kryon.getProperty(box, "x")
+  }
+  static loop(n) {
+    var el = box
+    for (i in 0...n) Kryon.setProperty(el, "x", i)
+    return Kryon.getProperty(el, "x")
+  }
+  static same { box == box }
+  static forged(id) { Kryon.setProperty(HostRef.make(id), "x", 1) }
+  static forgedFn(id) { Kryon.call("h.kind", HostFn.make(id)) }
+  static sub { Kryon.setProperty(Sub.make(box.hostId), "x", 7) }
+  static subGet { Kryon.getProperty(Sub.make(box.hostId), "x") }
+  static removed {
+    var el = Kryon.createElement("div")
+    Kryon.appendChild(box, el)
+    Kryon.removeElement(el)
+    Kryon.setProperty(el, "x", 1)
+  }
+  static inList { Kryon.call("h.kinds", [[box, box, 1, "s"]]) }
+  static inMap { Kryon.call("h.kinds", [{"a": box}]) }
+  static fnBack { Kryon.call("h.same_fn", Kryon.global("f")) }
+  static text(n) { Kryon.setProperty(box, "x", "y" * n) }
+}
+"""
+
+HOST = """\
+def kind(x):
+    return type(x).__name__
+def kinds(x):
+    if isinstance(x, dict):
+        return {k: type(v).__name__ for k, v in x.items()}
+    return [type(v).__name__ for v in x]
+def same_fn(f):
+    return f()
+"""
+
+
+def marker() -> str:
+    return "host fn"
+
+
+CASES: list[tuple[str, list[Any]]] = [
+    ("w.W.set", [5]), ("w.W.set", [-0.5]), ("w.W.set", [2**40]), ("w.W.loop", [3]), ("w.W.same", []),
+    ("w.W.forged", [999]), ("w.W.forged", [-1]), ("w.W.forged", [1.5]), ("w.W.forged", ["x"]), ("w.W.forged", [0]),
+    ("w.W.forged", [2**31]), ("w.W.forgedFn", [999]), ("w.W.sub", []), ("w.W.subGet", []), ("w.W.removed", []),
+    ("w.W.inList", []), ("w.W.inMap", []), ("w.W.fnBack", []), ("w.W.text", [3]), ("w.W.text", [30]),
+]
+
+
+def outcome(manager: ScriptManager, name: str, args: list[Any]) -> Any:
+    try:
+        return ("ok", manager.call_function(name, args))
+    except ScriptError as exc:
+        return ("error", type(exc).__name__, str(exc), exc.script, exc.line, exc.language)
+
+
+def make(policy: SecurityPolicy, fast: bool) -> ScriptManager:
+    manager = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
+    doc = manager.setup_dom_bridge(Document())
+    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+    manager.load_script_from_source("h", "python", HOST)
+    manager.load_script_from_source("w", "wren", WREN)
+    manager.engines()["wren"].set_global("f", marker)
+    if not fast:
+        vm = manager.engines()["wren"].script_state("w").vm
+        vm.ensure_slots(2)
+        vm.set_slot(0, None)
+        vm.set_slot(1, None)
+        vm._c("wren_set_host_classes", 0, 1)  # no classes: every object goes as a handle
+    return manager
+
+
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(), replace(SecurityPolicy.sandboxed(), max_value_size=20)],
+                         ids=["trusted", "sandboxed"])
+def test_the_fast_path_gives_what_the_general_path_gives(policy):
+    fast, general = make(policy, True), make(policy, False)
+    try:
+        for name, args in CASES:
+            assert outcome(fast, name, args) == outcome(general, name, args), (name, args)
+        got = {f"{name}{args}": outcome(fast, name, args) for name, args in CASES}
+    finally:
+        fast.close()
+        general.close()
+    assert got["w.W.set[5]"] == ("ok", 5) and got["w.W.set[-0.5]"] == ("ok", -0.5)
+    assert got["w.W.loop[3]"] == ("ok", 2) and got["w.W.same[]"] == ("ok", True)
+    assert got["w.W.sub[]"] == ("ok", None) and got["w.W.subGet[]"] == ("ok", 7)
+    element = "HostObject" if policy.sandboxed else "ElementHandle"  # a sandboxed Python script runs in a worker
+    assert got["w.W.inList[]"] == ("ok", [element, element, "int", "str"])
+    assert got["w.W.inMap[]"] == ("ok", {"a": element})
+    assert got["w.W.fnBack[]"] == ("ok", "host fn")
+    for name in ("w.W.forged[999]", "w.W.forged[2147483648]", "w.W.forgedFn[999]", "w.W.removed[]"):
+        assert got[name][0] == "error" and got[name][3] == "w" and got[name][5] == "wren", name
+    removed_line = WREN.splitlines().index('    Kryon.setProperty(el, "x", 1)') + 1
+    assert got["w.W.removed[]"][1] == "DOMError" and got["w.W.removed[]"][4] == removed_line
+    if policy.sandboxed:
+        assert got["w.W.text[30]"][1] == "SizeLimitError" and got["w.W.text[3]"] == ("ok", None)
+
+
+def test_a_dom_write_crosses_into_wasm_once(monkeypatch):
+    """The element of Kryon.setProperty needs no export call of its own:
+    the export calls of a loop do not grow with its number of writes."""
+    manager = make(SecurityPolicy.trusted(), True)
+    calls = [0]
+    original = RawExport.__call__
+
+    def counting(self, *args):
+        calls[0] += 1
+        return original(self, *args)
+
+    monkeypatch.setattr(RawExport, "__call__", counting)
+    counts = []
+    try:
+        for n in (1, 1, 41):  # the first call makes its caller
+            calls[0] = 0
+            assert manager.call_function("w.W.loop", [n]) == n - 1
+            counts.append(calls[0])
+    finally:
+        manager.close()
+    assert counts[1] == counts[2]
+
+
+def test_a_restarted_script_names_its_new_host_classes():
+    """After a trap the script's VM is rebuilt in a new instance: the fast
+    path is on again there (its classes are new objects)."""
+    manager = make(SecurityPolicy.trusted(), True)
+    try:
+        assert manager.call_function("w.W.set", [1]) == 1
+        state = manager.engines()["wren"].script_state("w")
+        state.pool.rebuild()
+        assert manager.call_function("w.W.set", [2]) == 2
+        assert manager.call_function("w.W.inList", []) == ["ElementHandle", "ElementHandle", "int", "str"]
+    finally:
+        manager.close()
