@@ -17,6 +17,7 @@ from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy
 pytest.importorskip("kryon_wren")
 
 from kryon_wren.instance import RawExport  # noqa: E402
+from kryon_wren.vm_errors import WrenTrapError  # noqa: E402
 
 WREN = """\
 import "kryon" for Kryon, HostRef, HostFn
@@ -49,6 +50,14 @@ class W {
   static inMap { Kryon.call("h.kinds", [{"a": box}]) }
   static fnBack { Kryon.call("h.same_fn", Kryon.global("f")) }
   static text(n) { Kryon.setProperty(box, "x", "y" * n) }
+  static grow(n) {
+    var keep = []
+    for (i in 0...n) {
+      keep.add("z" * 100000)
+      Kryon.setProperty(box, "x", "v%(i)")
+    }
+    return Kryon.getProperty(box, "x")
+  }
 }
 """
 
@@ -158,5 +167,24 @@ def test_a_restarted_script_names_its_new_host_classes():
         state.pool.rebuild()
         assert manager.call_function("w.W.set", [2]) == 2
         assert manager.call_function("w.W.inList", []) == ["ElementHandle", "ElementHandle", "int", "str"]
+    finally:
+        manager.close()
+
+
+def test_arguments_are_read_right_after_linear_memory_grew():
+    """The host reads a foreign method's arguments through a view of linear
+    memory that it makes again when the wasm side reports more pages (a
+    grown memory may have moved); a size beyond the memory is refused."""
+    manager = make(SecurityPolicy.trusted(), True)
+    try:
+        instance = manager.engines()["wren"].script_state("w").vm.instance
+        assert manager.call_function("w.W.set", [1]) == 1
+        pages = instance._view_pages
+        assert manager.call_function("w.W.grow", [60]) == "v59"
+        assert instance._view_pages > pages
+        assert len(instance.view(instance._view_pages)) == instance.memory_size()
+        with pytest.raises(WrenTrapError):
+            instance.view(instance.memory_size() // 65536 + 1)
+        assert manager.call_function("w.W.set", [3]) == 3
     finally:
         manager.close()

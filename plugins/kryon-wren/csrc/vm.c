@@ -787,7 +787,12 @@ static bool callForeign(VM* vm, ObjFiber* fiber, int id, Value* args, int argc) 
   int encodedLength = encoded < 0 ? -1 : (int)(encoded >> 32);
   bool saved = vm->inForeign;
   vm->inForeign = true;
-  int64_t reply = host_foreign(vm->hostId, id, encodedArgs, encodedLength);
+#ifdef __wasm__
+  int pages = (int)__builtin_wasm_memory_size(0);
+#else
+  int pages = 0;
+#endif
+  int64_t reply = host_foreign(vm->hostId, id, encodedArgs, encodedLength, pages);
   vm->inForeign = saved;
   Value result;
   bool failed = !kwForeignReply(vm, reply, &result);

@@ -134,6 +134,8 @@ class WasmInstance:
         self._memory_addr = ctypes.addressof(self.memory._memory)
         self._scratch_ptr = 0
         self._scratch_size = 0
+        self._view: memoryview | None = None
+        self._view_pages = -1
         self.funcs: dict[str, wasmtime.Func] = _LazyFuncs(self)
         self.export("_initialize")(self.store)
         self.limited = fuel is not None or timeout is not None
@@ -218,24 +220,33 @@ class WasmInstance:
         return wasmtime.Func._from_raw(raw_func)
 
     def _foreign_import(self) -> wasmtime.Func:
-        """``host_foreign`` (vm, method id, encoded arguments, their length)
-        -> i64, the hot host call out of Wren, read straight from the raw
-        values. Its reply (``WrenVM._on_foreign``) is a number result as a
-        float, written as f64, or a status as int bits, written as i64."""
+        """``host_foreign`` (vm, method id, encoded arguments, their length,
+        memory pages) -> i64, the hot host call out of Wren, read straight
+        from the raw values; the arguments are read through :meth:`view`.
+        Its reply (``WrenVM._on_foreign``) is a number result as a float,
+        written as f64, or a status as int bits, written as i64."""
         targets = self.targets
+        instance = self
 
         def host_foreign(raw: Any) -> None:
             target = targets.get(raw[0].i32)
             if target is None:
                 raw[0].i64 = FOREIGN_FAILED
                 return
-            reply = target._on_foreign(raw[1].i32, raw[2].i32, raw[3].i32)
+            length = raw[3].i32
+            if length > 0:
+                view = instance._view if raw[4].i32 == instance._view_pages else instance.view(raw[4].i32)
+                start = raw[2].i32
+                data = view[start:start + length].tobytes()  # type: ignore[index]
+            else:
+                data = b"" if length == 0 else None
+            reply = target._on_foreign(raw[1].i32, data)
             if type(reply) is float:
                 raw[0].f64 = reply
             else:
                 raw[0].i64 = reply
 
-        return self._raw_import(4, [_I64], host_foreign)
+        return self._raw_import(5, [_I64], host_foreign)
 
     def _host_write(self, vm: int, ptr: int, length: int) -> None:
         target = self.targets.get(vm)
@@ -277,6 +288,20 @@ class WasmInstance:
     def base(self) -> int:
         """Host address of linear memory (it moves when memory grows)."""
         return int(_MEMORY_DATA(self._context_addr, self._memory_addr))
+
+    def view(self, pages: int) -> memoryview:
+        """A view of linear memory while it has ``pages`` 64 KiB pages, the
+        size the wasm side reports (``host_foreign``): memory only moves
+        when it grows, so the view is made again only when the size
+        changed, and reading arguments costs no call into wasmtime (one
+        ``base()`` and one ``string_at`` cost more than the decoding)."""
+        self.check_alive()
+        size = pages * 65536
+        if size > self.memory_size():
+            raise WrenTrapError(f"the wasm side reported {pages} pages of memory, more than it has")
+        view = memoryview((ctypes.c_ubyte * size).from_address(self.base())).cast("B")
+        self._view, self._view_pages = view, pages
+        return view
 
     def read_bytes(self, ptr: int, length: int) -> bytes:
         return ctypes.string_at(self.base() + ptr, length)
@@ -373,6 +398,7 @@ class WasmInstance:
         self.targets.clear()
         self.fns.clear()
         self.funcs.clear()
+        self._view, self._view_pages = None, -1
         store = self.__dict__.pop("store", None)
         if store is not None:
             store.close()

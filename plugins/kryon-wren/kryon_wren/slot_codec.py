@@ -53,16 +53,18 @@ def decode(data: bytes, count: int, adopt_handle: Callable[[int], Any]) -> list[
                     items.append(_DOUBLE.unpack_from(data, position + 1)[0])
                     position += 9
                 else:
-                    item, position = _value(data, position, adopt_handle)
+                    item, position = decode_value(data, position, adopt_handle)
                     items.append(item)
             values.append(items)
         else:
-            value, position = _value(data, position, adopt_handle)
+            value, position = decode_value(data, position, adopt_handle)
             values.append(value)
     return values
 
 
-def _value(data: bytes, position: int, adopt_handle: Callable[[int], Any]) -> tuple[Any, int]:
+def decode_value(data: bytes, position: int, adopt_handle: Callable[[int], Any]) -> tuple[Any, int]:
+    """The value encoded at ``position`` in ``data`` (as :func:`decode`
+    gives it) and the position after it."""
     tag = data[position]
     position += 1
     if tag == 0x64:  # 'd'
@@ -82,7 +84,7 @@ def _value(data: bytes, position: int, adopt_handle: Callable[[int], Any]) -> tu
         position += 4
         items = []
         for _ in range(count):
-            item, position = _value(data, position, adopt_handle)
+            item, position = decode_value(data, position, adopt_handle)
             items.append(item)
         return items, position
     if tag == 0x6D:  # 'm'
@@ -90,8 +92,8 @@ def _value(data: bytes, position: int, adopt_handle: Callable[[int], Any]) -> tu
         position += 4
         entries: dict[Any, Any] = {}
         for _ in range(count):
-            key, position = _value(data, position, adopt_handle)
-            value, position = _value(data, position, adopt_handle)
+            key, position = decode_value(data, position, adopt_handle)
+            value, position = decode_value(data, position, adopt_handle)
             entries[tuple(key) if isinstance(key, list) else key] = value
         return entries, position
     if tag == 0x68:  # 'h'

@@ -38,8 +38,7 @@ from . import sandbox
 from .bridge import IO_SOURCE, bars, kryon_module_source
 from .calls import fn_ref
 from .plugin import LANGUAGE
-from .slot_codec import HostId
-from .values import WrenObject, host_callable, number, prepare, resolve
+from .values import WrenObject, host_callable, number, prepare, resolve, resolve_encoded
 from .vm_errors import WrenRuntimeError
 
 if TYPE_CHECKING:
@@ -304,30 +303,18 @@ class ScriptState:
         return None
 
     def _foreign(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """A foreign method calling host function ``fn`` with its arguments
-        resolved (values.resolve) and its result prepared (values.prepare).
-        The usual arguments of the DOM API (an element as a HostId, a
-        property name, a number) and its usual results (null, a number, a
-        bool) are converted inline: the hot path out of Wren for a UI
-        driven at frame rate."""
+        """A foreign method calling host function ``fn``. The VM decodes its
+        arguments with its ``decode_args`` (values.resolve_encoded: host
+        values in one pass, a DOM element by its registry number); the
+        usual results (null, a number, a bool) go back without
+        ``prepare``: the hot path out of Wren for a UI driven at frame rate."""
         state = self
         engine = self.engine
 
-        def foreign(*raw: Any) -> Any:
+        def foreign(*args: Any) -> Any:
             active = engine.active
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
-                limit = state.policy.max_value_size
-                args = []
-                for a in raw:
-                    t = type(a)
-                    if t is HostId:
-                        a = state.objects[a]
-                    elif t is float:
-                        a = number(a)
-                    elif t is not str or (limit is not None and len(a) > limit):
-                        a = resolve(state, a)  # containers, handles, and a string too large (its error)
-                    args.append(a)
                 result = fn(*args)
                 t = type(result)
                 return result if result is None or t is float or t is bool else prepare(state, result)
@@ -339,6 +326,14 @@ class ScriptState:
             finally:
                 active.pop()
 
+        def decode_args(data: bytes, count: int) -> list[Any]:
+            try:
+                return resolve_encoded(state, data, count)
+            except ScriptError as exc:  # as from foreign itself
+                state.pending = exc
+                raise RuntimeError(str(exc)) from None
+
+        foreign.decode_args = decode_args  # type: ignore[attr-defined]
         return foreign
 
     def _call_foreign(self, call: Callable[..., Any]) -> Callable[..., Any]:

@@ -30,6 +30,7 @@ other way (``resolve`` after the VM read the slots).
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ from kryon_core import ConversionError, FunctionRef, UserData
 from kryon_core.values import value_too_large
 
 from .plugin import LANGUAGE
-from .slot_codec import HostId
+from .slot_codec import HostId, decode_value
 
 if TYPE_CHECKING:
     from .state import ScriptState
@@ -164,6 +165,40 @@ def resolve(state: "ScriptState", raw: Any, _depth: int = 0) -> Any:
             out[_map_key(state, k)] = resolve(state, v, _depth + 1)
         return out
     return state.from_handle(raw)
+
+
+_UNPACK_DOUBLE = struct.Struct("<d").unpack_from
+_UNPACK_U32 = struct.Struct("<I").unpack_from
+
+
+def resolve_encoded(state: "ScriptState", data: bytes, count: int) -> list[Any]:
+    """The ``count`` values encoded in ``data`` (csrc/slot_codec.c) as host
+    values: for each, what :func:`resolve` gives for what
+    ``slot_codec.decode`` gives, in one pass. A foreign method's numbers,
+    strings and host objects (the arguments of the DOM API) are converted
+    inline; anything else is decoded and resolved as a value of its own."""
+    limit = state.policy.max_value_size
+    args: list[Any] = []
+    position = 0
+    for _ in range(count):
+        tag = data[position]
+        if tag == 0x64:  # 'd'
+            args.append(number(_UNPACK_DOUBLE(data, position + 1)[0]))
+            position += 9
+        elif tag == 0x72:  # 'r': a HostRef / HostFn, as from_handle's kind >= 0
+            position += 5
+            args.append(state.objects[_UNPACK_U32(data, position - 4)[0]])
+        elif tag == 0x73:  # 's'
+            start = position + 5
+            position = start + _UNPACK_U32(data, position + 1)[0]
+            text = data[start:position].decode("utf-8", "replace")
+            if limit is not None and len(text) > limit:
+                raise _too_large(state, len(text), "string")
+            args.append(text)
+        else:
+            value, position = decode_value(data, position, state.vm._adopt_handle)
+            args.append(resolve(state, value))
+    return args
 
 
 def _map_key(state: "ScriptState", key: Any) -> str:
