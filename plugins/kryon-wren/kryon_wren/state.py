@@ -342,9 +342,10 @@ class ScriptState:
         the argument list), and scalar results passed back without
         ``prepare``: the hot path out of Wren."""
         state = self
-        active = self.engine.active
+        engine = self.engine
 
         def foreign(name: Any, *rest: Any) -> Any:
+            active = engine.active  # the calling thread's (not the loading thread's)
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
                 if len(rest) == 1 and type(rest[0]) is list and state.policy.max_value_size is None:
