@@ -21,6 +21,9 @@ from kryon_wren.vm_errors import WrenTrapError  # noqa: E402
 
 WREN = """\
 import "kryon" for Kryon, HostRef, HostFn
+class Holder {
+  construct new(text) { _text = text }
+}
 class Sub is HostRef {
   construct make(id) { super(id) }
 }
@@ -50,6 +53,12 @@ class W {
   static inMap { Kryon.call("h.kinds", [{"a": box}]) }
   static fnBack { Kryon.call("h.same_fn", Kryon.global("f")) }
   static text(n) { Kryon.setProperty(box, "x", "y" * n) }
+  static failing(n) {
+    for (i in 0...n) {
+      var held = Holder.new("z" * 100000)
+      Fiber.new { Kryon.setProperty(HostRef.make(999), "x", [held, {Holder: held}]) }.try()
+    }
+  }
   static grow(n) {
     var keep = []
     for (i in 0...n) {
@@ -186,5 +195,23 @@ def test_arguments_are_read_right_after_linear_memory_grew():
         with pytest.raises(WrenTrapError):
             instance.view(instance.memory_size() // 65536 + 1)
         assert manager.call_function("w.W.set", [3]) == 3
+    finally:
+        manager.close()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
+def test_a_failing_call_releases_the_handles_of_arguments_it_did_not_read(fast):
+    """The element is unknown, so the call fails before its last argument
+    is read: the handles the C side made for the objects in it are
+    released, and what they held is garbage (no memory kept per call)."""
+    manager = make(SecurityPolicy.trusted(), fast)
+    try:
+        vm = manager.engines()["wren"].script_state("w").vm
+        manager.call_function("w.W.failing", [2])
+        vm.collect_garbage()
+        before = vm.bytes_allocated()
+        manager.call_function("w.W.failing", [40])  # 40 x 100 KB held if the handles leaked
+        vm.collect_garbage()
+        assert vm.bytes_allocated() - before < 1_000_000
     finally:
         manager.close()

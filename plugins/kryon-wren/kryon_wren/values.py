@@ -180,25 +180,49 @@ def resolve_encoded(state: "ScriptState", data: bytes, count: int) -> list[Any]:
     limit = state.policy.max_value_size
     args: list[Any] = []
     position = 0
-    for _ in range(count):
-        tag = data[position]
-        if tag == 0x64:  # 'd'
-            args.append(number(_UNPACK_DOUBLE(data, position + 1)[0]))
-            position += 9
-        elif tag == 0x72:  # 'r': a HostRef / HostFn, as from_handle's kind >= 0
-            position += 5
-            args.append(state.objects[_UNPACK_U32(data, position - 4)[0]])
-        elif tag == 0x73:  # 's'
-            start = position + 5
-            position = start + _UNPACK_U32(data, position + 1)[0]
-            text = data[start:position].decode("utf-8", "replace")
-            if limit is not None and len(text) > limit:
-                raise _too_large(state, len(text), "string")
-            args.append(text)
-        else:
-            value, position = decode_value(data, position, state.vm._adopt_handle)
-            args.append(resolve(state, value))
+    try:
+        for _ in range(count):
+            tag = data[position]
+            if tag == 0x64:  # 'd'
+                args.append(number(_UNPACK_DOUBLE(data, position + 1)[0]))
+                position += 9
+            elif tag == 0x72:  # 'r': a HostRef / HostFn, as from_handle's kind >= 0
+                position += 5
+                args.append(state.objects[_UNPACK_U32(data, position - 4)[0]])
+            elif tag == 0x73:  # 's'
+                start = position + 5
+                position = start + _UNPACK_U32(data, position + 1)[0]
+                text = data[start:position].decode("utf-8", "replace")
+                if limit is not None and len(text) > limit:
+                    raise _too_large(state, len(text), "string")
+                args.append(text)
+            else:
+                value, position = decode_value(data, position, state.vm._adopt_handle)
+                args.append(resolve(state, value))
+    except BaseException:
+        # the values after the failing one were never read: release the
+        # handles the C side made for them, or their objects stay pinned
+        _release_unread(state, data, position, count - len(args) - 1)
+        raise
     return args
+
+
+def _release_unread(state: "ScriptState", data: bytes, position: int, count: int) -> None:
+    from .vm import Handle
+
+    values = []
+    for _ in range(count):
+        value, position = decode_value(data, position, state.vm._adopt_handle)
+        values.append(value)
+    while values:
+        value = values.pop()
+        if isinstance(value, list):
+            values.extend(value)
+        elif isinstance(value, dict):
+            values.extend(value.keys())  # a class or a range may be a key
+            values.extend(value.values())
+        elif isinstance(value, Handle):
+            value.release()
 
 
 def _map_key(state: "ScriptState", key: Any) -> str:
