@@ -143,10 +143,11 @@ def test_the_fast_path_gives_what_the_general_path_gives(policy):
         assert got["w.W.text[30]"][1] == "SizeLimitError" and got["w.W.text[3]"] == ("ok", None)
 
 
-def test_a_dom_write_crosses_into_wasm_once(monkeypatch):
+@pytest.mark.parametrize("policy", [SecurityPolicy.trusted(), SecurityPolicy.sandboxed()], ids=["trusted", "sandboxed"])
+def test_a_dom_write_crosses_into_wasm_once(monkeypatch, policy):
     """The element of Kryon.setProperty needs no export call of its own:
     the export calls of a loop do not grow with its number of writes."""
-    manager = make(SecurityPolicy.trusted(), True)
+    manager = make(policy, True)
     calls = [0]
     original = RawExport.__call__
 
