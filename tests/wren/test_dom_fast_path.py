@@ -216,3 +216,25 @@ def test_a_failing_call_releases_the_handles_of_arguments_it_did_not_read(fast):
         assert vm.bytes_allocated() - before < 1_000_000
     finally:
         manager.close()
+
+
+def test_arguments_decoded_and_resolved_in_one_pass_are_what_two_passes_give():
+    """values.resolve_encoded against slot_codec.decode then values.resolve,
+    for numbers at every edge of the int/float rule, text and host ids."""
+    import math
+    import struct
+    from types import SimpleNamespace
+
+    from kryon_wren.slot_codec import decode
+    from kryon_wren.values import resolve, resolve_encoded
+
+    state = SimpleNamespace(policy=SimpleNamespace(max_value_size=None), objects={0: "zero", 7: "seven"})
+    numbers = [0.0, -0.0, 5.0, -5.0, 1.5, math.nan, math.inf, -math.inf, 2.0**53, -(2.0**53), 2.0**53 + 2, 1e300, 5e-324]
+    parts = [b"d" + struct.pack("<d", x) for x in numbers]
+    parts += [b"s" + struct.pack("<I", len(t)) + t for t in (b"", "é€".encode(), b"\xff")]
+    parts += [b"r" + struct.pack("<I", 7), b"r" + struct.pack("<I", 0)]
+    data = b"".join(parts)
+    one = resolve_encoded(state, data, len(parts))  # type: ignore[arg-type]
+    two = [resolve(state, v) for v in decode(data, len(parts), lambda ptr: None)]  # type: ignore[arg-type]
+    assert [(type(v), repr(v)) for v in one] == [(type(v), repr(v)) for v in two]
+    assert one[:3] == [0, -0.0, 5] and type(one[1]) is float and one[-2:] == ["seven", "zero"]

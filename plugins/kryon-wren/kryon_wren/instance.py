@@ -200,17 +200,19 @@ class WasmInstance:
         """An unchecked import (see :meth:`_i32_import`) of ``arity`` i32s
         whose ``fn`` reads its parameters from the raw value array and
         writes its result there itself."""
-        from wasmtime import _func
-
         def callback(env: Any, caller: Any, raw: Any, count: int) -> int:
             try:
                 fn(raw)
                 return 0
             except BaseException as exc:
-                _func.LAST_EXCEPTION = exc  # type: ignore[assignment]  # wasmtime's own trampoline keeps any BaseException
-                trap = wasmtime.Trap("python exception")._consume()
-                return ctypes.cast(trap, ctypes.c_void_p).value or 0
+                return _host_trap(exc)
 
+        return self._unchecked_func(arity, results, callback)
+
+    def _unchecked_func(self, arity: int, results: list[wasmtime.ValType],
+                        callback: Callable[[Any, Any, Any, int], int]) -> wasmtime.Func:
+        """An import of ``arity`` i32s calling ``callback(env, caller, raw,
+        count)`` as ``wasmtime_func_new_unchecked`` does (0, or a trap)."""
         c_callback = ffi.wasmtime_func_unchecked_callback_t(callback)
         self._import_callbacks.append(c_callback)  # alive as long as the instance
         ty = wasmtime.FuncType([_I32] * arity, results)
@@ -228,25 +230,32 @@ class WasmInstance:
         targets = self.targets
         instance = self
 
-        def host_foreign(raw: Any) -> None:
-            target = targets.get(raw[0].i32)
-            if target is None:
-                raw[0].i64 = FOREIGN_FAILED
-                return
-            length = raw[3].i32
-            if length > 0:
-                view = instance._view if raw[4].i32 == instance._view_pages else instance.view(raw[4].i32)
-                start = raw[2].i32
-                data = view[start:start + length].tobytes()  # type: ignore[index]
-            else:
-                data = b"" if length == 0 else None
-            reply = target._on_foreign(raw[1].i32, data)
-            if type(reply) is float:
-                raw[0].f64 = reply
-            else:
-                raw[0].i64 = reply
+        def host_foreign(env: Any, caller: Any, raw: Any, count: int) -> int:
+            # the callback itself (not a function _raw_import wraps): one
+            # Python frame less on the hottest host call
+            try:
+                target = targets.get(raw[0].i32)
+                if target is None:
+                    raw[0].i64 = FOREIGN_FAILED
+                    return 0
+                length = raw[3].i32
+                if length > 0:
+                    pages = raw[4].i32
+                    view = instance._view if pages == instance._view_pages else instance.view(pages)
+                    start = raw[2].i32
+                    data = view[start:start + length].tobytes()  # type: ignore[index]
+                else:
+                    data = b"" if length == 0 else None
+                reply = target._on_foreign(raw[1].i32, data)
+                if type(reply) is float:
+                    raw[0].f64 = reply
+                else:
+                    raw[0].i64 = reply
+                return 0
+            except BaseException as exc:
+                return _host_trap(exc)
 
-        return self._raw_import(5, [_I64], host_foreign)
+        return self._unchecked_func(5, [_I64], host_foreign)
 
     def _host_write(self, vm: int, ptr: int, length: int) -> None:
         target = self.targets.get(vm)
@@ -484,6 +493,17 @@ class WasmInstance:
         host_id = self._next_host_id
         self._next_host_id += 1
         return host_id
+
+
+def _host_trap(exc: BaseException) -> int:
+    """A trap unwinding the wasm call a host callback raised ``exc`` in, as
+    wasmtime-py's own trampoline makes it: the exception is kept in
+    ``wasmtime._func.LAST_EXCEPTION`` for :meth:`WasmInstance._raise_trap`."""
+    from wasmtime import _func
+
+    _func.LAST_EXCEPTION = exc  # type: ignore[assignment]  # wasmtime's own trampoline keeps any BaseException
+    trap = wasmtime.Trap("python exception")._consume()
+    return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
 
 def _kind_name(ty: wasmtime.ValType) -> str:

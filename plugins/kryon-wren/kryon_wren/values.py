@@ -169,6 +169,7 @@ def resolve(state: "ScriptState", raw: Any, _depth: int = 0) -> Any:
 
 _UNPACK_DOUBLE = struct.Struct("<d").unpack_from
 _UNPACK_U32 = struct.Struct("<I").unpack_from
+_copysign = math.copysign
 
 
 def resolve_encoded(state: "ScriptState", data: bytes, count: int) -> list[Any]:
@@ -179,26 +180,28 @@ def resolve_encoded(state: "ScriptState", data: bytes, count: int) -> list[Any]:
     inline; anything else is decoded and resolved as a value of its own."""
     limit = state.policy.max_value_size
     args: list[Any] = []
+    append = args.append
     position = 0
     try:
         for _ in range(count):
             tag = data[position]
-            if tag == 0x64:  # 'd'
-                args.append(number(_UNPACK_DOUBLE(data, position + 1)[0]))
+            if tag == 0x64:  # 'd', converted as number() does
+                d = _UNPACK_DOUBLE(data, position + 1)[0]
                 position += 9
+                append(int(d) if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or _copysign(1.0, d) > 0) else d)
             elif tag == 0x72:  # 'r': a HostRef / HostFn, as from_handle's kind >= 0
                 position += 5
-                args.append(state.objects[_UNPACK_U32(data, position - 4)[0]])
+                append(state.objects[_UNPACK_U32(data, position - 4)[0]])
             elif tag == 0x73:  # 's'
                 start = position + 5
                 position = start + _UNPACK_U32(data, position + 1)[0]
                 text = data[start:position].decode("utf-8", "replace")
                 if limit is not None and len(text) > limit:
                     raise _too_large(state, len(text), "string")
-                args.append(text)
+                append(text)
             else:
                 value, position = decode_value(data, position, state.vm._adopt_handle)
-                args.append(resolve(state, value))
+                append(resolve(state, value))
     except BaseException:
         # the values after the failing one were never read: release the
         # handles the C side made for them, or their objects stay pinned
