@@ -145,3 +145,35 @@ def test_results_beyond_max_value_size_are_still_refused():
         assert manager.call_function("w.W.count", ["h.count", list(range(7))]) == 7
     finally:
         manager.close()
+
+
+def test_a_kryon_call_made_on_another_thread_shows_in_that_threads_stack():
+    """The scripts running a host function are kept per thread: a
+    Kryon.call made by a call from a thread other than the one that loaded
+    the script is on that thread's stack trace (and on no other)."""
+    import threading
+
+    manager = ScriptManager(policy=SecurityPolicy.trusted(), cache=False, output=lambda lang, text: None)
+    try:
+        manager.load_script_from_source("inner", "wren", "var run = Fn.new { |audit| audit.call(1) }\n")
+        manager.load_script_from_source(
+            "outer", "wren", 'import "kryon" for Kryon\nvar go = Fn.new { |audit|\n  return Kryon.call("inner.run", [audit])\n}\n')
+        engine = manager.engine("wren")
+        seen = []
+        here = []
+
+        def audit(x):
+            seen.append([(f.script, f.line) for f in engine.get_stack_trace()])
+            return x
+
+        def worker() -> None:
+            here.append(manager.call_function("outer.go", [audit]))
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        assert here == [1]
+        assert seen == [[("inner", 1), ("outer", 3)]]
+        assert engine.get_stack_trace() == []
+    finally:
+        manager.close()

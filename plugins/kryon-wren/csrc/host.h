@@ -9,6 +9,9 @@
  *   host_foreign      run a foreign method; arguments are in the slots,
  *                     and already encoded (slot_codec.c) at args/length
  *                     (length -1: a value nests too deeply or is cyclic);
+ *                     pages is the size of linear memory in 64 KiB pages
+ *                     (the host reads args through a view of memory that
+ *                     it makes again only when memory has grown);
  *                     returns a number result's bits, or a status as
  *                     signalling-NaN bits (slot_codec.c, kwForeignReply):
  *                     the result is in slot 0, null, true, false or
@@ -39,7 +42,7 @@ int host_bind_foreign(int vm, const char* module, int moduleLength,
                       const char* className, int classLength, int isStatic,
                       const char* signature, int signatureLength);
 KW_IMPORT(host_foreign)
-int64_t host_foreign(int vm, int methodId, const uint8_t* args, int length);
+int64_t host_foreign(int vm, int methodId, const uint8_t* args, int length, int pages);
 KW_IMPORT(host_clock) double host_clock(void);
 KW_IMPORT(host_breakpoint)
 int host_breakpoint(int vm, const char* module, int moduleLength, int line);

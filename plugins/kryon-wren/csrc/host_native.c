@@ -49,8 +49,9 @@ int host_bind_foreign(int vm, const char* module, int moduleLength, const char* 
   return -1;
 }
 
-int64_t host_foreign(int vm, int methodId, const uint8_t* args, int length) {
+int64_t host_foreign(int vm, int methodId, const uint8_t* args, int length, int pages) {
   (void)vm;
+  (void)pages;
   (void)methodId;
   (void)args;
   (void)length;

@@ -87,6 +87,9 @@ void wren_release_handle(WrenVM* vm, WrenHandle* handle);
 /* Slots first..first+count-1 encoded for the host in one buffer (slot_codec.c):
  * length << 32 | address, or -1 when a value nests too deeply or is cyclic. */
 int64_t wren_encode_slots(WrenVM* vm, int first, int count);
+/* The classes in slots refSlot and fnSlot are the kryon module's HostRef and
+ * HostFn: foreign methods get their instances as registry numbers (slot_codec.c). */
+void wren_set_host_classes(WrenVM* vm, int refSlot, int fnSlot);
 /* The buffer a foreign method's host code writes a scalar result into
  * (slot_codec.c): its address; its capacity is KW_FOREIGN_RESULT_CAPACITY. */
 uint8_t* wren_foreign_result_buffer(void);

@@ -151,6 +151,8 @@ static void markRoots(VM* vm) {
   gcMarkObject(vm, (Obj*)vm->lastModule);
   gcMarkObject(vm, (Obj*)vm->fiber);
   gcMarkObject(vm, (Obj*)vm->apiFiber);
+  gcMarkObject(vm, (Obj*)vm->hostClasses[0]);
+  gcMarkObject(vm, (Obj*)vm->hostClasses[1]);
   for (int i = 0; i < vm->tempRootCount; i++) gcMarkObject(vm, vm->tempRoots[i]);
   markValues(vm, vm->slots, vm->slotCount);
   for (Handle* h = vm->handles; h != NULL; h = h->next) gcMarkValue(vm, h->value);

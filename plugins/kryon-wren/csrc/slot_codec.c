@@ -17,6 +17,13 @@
  *   'm' + u32 count + count (key, value) pairs, in the map's entry order
  *   'h' + u32 handle address: any other object, pinned by a handle the
  *       host owns from then on (it releases it as for wren_get_slot_handle)
+ *   'r' + u32 registry number: in a foreign method's arguments only, an
+ *       instance of exactly the kryon module's HostRef or HostFn class
+ *       (wren_set_host_classes) whose _id is an integral number in
+ *       0..2**31-1: the host object the script holds, named without the
+ *       handle and the kindOf call back into Wren an 'h' would cost (the
+ *       DOM element of every Kryon.setProperty). Subclasses and other
+ *       ids go as 'h' and take the host's general path.
  *
  * Nesting is bounded (KW_CODEC_MAX_DEPTH levels, which a cycle always
  * exceeds): past it the encoding is abandoned, every handle it made is
@@ -49,6 +56,7 @@ typedef struct {
   Handle** made;     /* handles made by the encoding in progress */
   int madeCount;
   int madeCapacity;
+  bool hostIds;      /* the encoding in progress may use 'r' */
 } CodecBuffer;
 
 static CodecBuffer codec;
@@ -93,6 +101,20 @@ static void putHandle(WrenVM* vm, Value value) {
   putU32((uint32_t)(uintptr_t)handle);
 }
 
+/* The registry number of a host object the script holds (the 'r' tag),
+ * or -1: value is not an instance of exactly HostRef or HostFn with an
+ * integral _id (field 0, which hostId returns) in 0..2**31-1. */
+static int64_t hostIdOf(VM* vm, Value value) {
+  if (!IS_INSTANCE(value)) return -1;
+  ObjClass* cls = AS_OBJ(value)->classObj;
+  if (cls == NULL || (cls != vm->hostClasses[0] && cls != vm->hostClasses[1]) || cls->numFields < 1) return -1;
+  Value id = AS_INSTANCE(value)->fields[0];
+  if (!IS_NUM(id)) return -1;
+  double number = AS_NUM(id);
+  if (!(number >= 0 && number <= 2147483647.0) || number != (double)(int64_t)number) return -1;
+  return (int64_t)number;
+}
+
 /* Appends one value; false when it nests too deeply to encode. */
 static bool putValue(WrenVM* vm, Value value, int depth) {
   if (value == NULL_VAL) { putByte('n'); return true; }
@@ -132,18 +154,28 @@ static bool putValue(WrenVM* vm, Value value, int depth) {
     }
     return true;
   }
+  if (codec.hostIds) {
+    int64_t id = hostIdOf(vm, value);
+    if (id >= 0) {
+      putByte('r');
+      putU32((uint32_t)id);
+      return true;
+    }
+  }
   putHandle(vm, value);
   return true;
 }
 
 /* The values of slots first..first+count-1 in the format above, as one
  * word: the byte length in the high 32 bits and the buffer's address in
- * the low 32 bits; -1 when a value nests too deeply (or is cyclic). */
-int64_t kwEncodeSlots(VM* vm, int first, int count) {
+ * the low 32 bits; -1 when a value nests too deeply (or is cyclic).
+ * hostIds: host objects may go as 'r' (a foreign method's arguments). */
+int64_t kwEncodeSlots(VM* vm, int first, int count, bool hostIds) {
   if (first < 0 || count < 0) __builtin_trap();
   if (first + count > vm->slotCount) wren_ensure_slots(vm, first + count);
   codec.length = 0;
   codec.madeCount = 0;
+  codec.hostIds = hostIds;
   for (int slot = first; slot < first + count; slot++) {
     if (!putValue(vm, vm->slots[slot], 0)) {
       for (int i = 0; i < codec.madeCount; i++) wren_release_handle(vm, codec.made[i]);
@@ -156,7 +188,17 @@ int64_t kwEncodeSlots(VM* vm, int first, int count) {
 }
 
 EXPORT(wren_encode_slots) int64_t wren_encode_slots(WrenVM* vm, int first, int count) {
-  return kwEncodeSlots(vm, first, count);
+  return kwEncodeSlots(vm, first, count, false);
+}
+
+/* Names the kryon module's HostRef and HostFn classes (the classes in
+ * slots refSlot and fnSlot; anything else there turns the 'r' tag off
+ * for that kind) so foreign methods get those objects as 'r'. */
+EXPORT(wren_set_host_classes) void wren_set_host_classes(WrenVM* vm, int refSlot, int fnSlot) {
+  Value ref = *vmSlotAt(vm, refSlot);
+  Value fn = *vmSlotAt(vm, fnSlot);
+  vm->hostClasses[0] = IS_CLASS(ref) ? AS_CLASS(ref) : NULL;
+  vm->hostClasses[1] = IS_CLASS(fn) ? AS_CLASS(fn) : NULL;
 }
 
 /* A foreign method's string result, written by the host into this buffer

@@ -782,12 +782,17 @@ static bool callForeign(VM* vm, ObjFiber* fiber, int id, Value* args, int argc) 
   vmFlushOutput(vm);
   /* The arguments go to the host encoded and the host writes a scalar
    * result back into memory: one crossing per call (slot_codec.c). */
-  int64_t encoded = argc > 1 ? kwEncodeSlots(vm, 1, argc - 1) : 0;
+  int64_t encoded = argc > 1 ? kwEncodeSlots(vm, 1, argc - 1, true) : 0;
   const uint8_t* encodedArgs = encoded < 0 ? NULL : (const uint8_t*)(uintptr_t)(uint32_t)encoded;
   int encodedLength = encoded < 0 ? -1 : (int)(encoded >> 32);
   bool saved = vm->inForeign;
   vm->inForeign = true;
-  int64_t reply = host_foreign(vm->hostId, id, encodedArgs, encodedLength);
+#ifdef __wasm__
+  int pages = (int)__builtin_wasm_memory_size(0);
+#else
+  int pages = 0;
+#endif
+  int64_t reply = host_foreign(vm->hostId, id, encodedArgs, encodedLength, pages);
   vm->inForeign = saved;
   Value result;
   bool failed = !kwForeignReply(vm, reply, &result);

@@ -125,6 +125,10 @@ struct VM {
   bool inForeign;      /* a foreign method is running */
   int maxFrames;       /* call frames one fiber may hold (policy or FIBER_MAX_FRAMES) */
   HostCall* hostCalls; /* innermost host call running Wren code */
+  /* The kryon module's HostRef and HostFn classes once the host named them
+   * (wren_set_host_classes): a foreign method's argument of exactly one of
+   * these classes goes to the host as its registry number (slot_codec.c). */
+  ObjClass* hostClasses[2];
 
   /* Debugging: breakpoints (module, line), applied by patching code. */
   Breakpoint* breakpoints;
@@ -233,7 +237,7 @@ ObjString* valueToCString(VM* vm, Value v); /* built-in toString */
 
 /* slot_codec.c: a foreign call's arguments encoded before the host is
  * called, and a scalar result the host wrote back (see host.h) */
-int64_t kwEncodeSlots(VM* vm, int first, int count);
+int64_t kwEncodeSlots(VM* vm, int first, int count, bool hostIds);
 bool kwForeignReply(VM* vm, int64_t reply, Value* result);
 
 /* compiler.c */

@@ -134,6 +134,8 @@ class WasmInstance:
         self._memory_addr = ctypes.addressof(self.memory._memory)
         self._scratch_ptr = 0
         self._scratch_size = 0
+        self._view: memoryview | None = None
+        self._view_pages = -1
         self.funcs: dict[str, wasmtime.Func] = _LazyFuncs(self)
         self.export("_initialize")(self.store)
         self.limited = fuel is not None or timeout is not None
@@ -198,17 +200,19 @@ class WasmInstance:
         """An unchecked import (see :meth:`_i32_import`) of ``arity`` i32s
         whose ``fn`` reads its parameters from the raw value array and
         writes its result there itself."""
-        from wasmtime import _func
-
         def callback(env: Any, caller: Any, raw: Any, count: int) -> int:
             try:
                 fn(raw)
                 return 0
             except BaseException as exc:
-                _func.LAST_EXCEPTION = exc  # type: ignore[assignment]  # wasmtime's own trampoline keeps any BaseException
-                trap = wasmtime.Trap("python exception")._consume()
-                return ctypes.cast(trap, ctypes.c_void_p).value or 0
+                return _host_trap(exc)
 
+        return self._unchecked_func(arity, results, callback)
+
+    def _unchecked_func(self, arity: int, results: list[wasmtime.ValType],
+                        callback: Callable[[Any, Any, Any, int], int]) -> wasmtime.Func:
+        """An import of ``arity`` i32s calling ``callback(env, caller, raw,
+        count)`` as ``wasmtime_func_new_unchecked`` does (0, or a trap)."""
         c_callback = ffi.wasmtime_func_unchecked_callback_t(callback)
         self._import_callbacks.append(c_callback)  # alive as long as the instance
         ty = wasmtime.FuncType([_I32] * arity, results)
@@ -218,24 +222,40 @@ class WasmInstance:
         return wasmtime.Func._from_raw(raw_func)
 
     def _foreign_import(self) -> wasmtime.Func:
-        """``host_foreign`` (vm, method id, encoded arguments, their length)
-        -> i64, the hot host call out of Wren, read straight from the raw
-        values. Its reply (``WrenVM._on_foreign``) is a number result as a
-        float, written as f64, or a status as int bits, written as i64."""
+        """``host_foreign`` (vm, method id, encoded arguments, their length,
+        memory pages) -> i64, the hot host call out of Wren, read straight
+        from the raw values; the arguments are read through :meth:`view`.
+        Its reply (``WrenVM._on_foreign``) is a number result as a float,
+        written as f64, or a status as int bits, written as i64."""
         targets = self.targets
+        instance = self
 
-        def host_foreign(raw: Any) -> None:
-            target = targets.get(raw[0].i32)
-            if target is None:
-                raw[0].i64 = FOREIGN_FAILED
-                return
-            reply = target._on_foreign(raw[1].i32, raw[2].i32, raw[3].i32)
-            if type(reply) is float:
-                raw[0].f64 = reply
-            else:
-                raw[0].i64 = reply
+        def host_foreign(env: Any, caller: Any, raw: Any, count: int) -> int:
+            # the callback itself (not a function _raw_import wraps): one
+            # Python frame less on the hottest host call
+            try:
+                target = targets.get(raw[0].i32)
+                if target is None:
+                    raw[0].i64 = FOREIGN_FAILED
+                    return 0
+                length = raw[3].i32
+                if length > 0:
+                    pages = raw[4].i32
+                    view = instance._view if pages == instance._view_pages else instance.view(pages)
+                    start = raw[2].i32
+                    data = view[start:start + length].tobytes()  # type: ignore[index]
+                else:
+                    data = b"" if length == 0 else None
+                reply = target._on_foreign(raw[1].i32, data)
+                if type(reply) is float:
+                    raw[0].f64 = reply
+                else:
+                    raw[0].i64 = reply
+                return 0
+            except BaseException as exc:
+                return _host_trap(exc)
 
-        return self._raw_import(4, [_I64], host_foreign)
+        return self._unchecked_func(5, [_I64], host_foreign)
 
     def _host_write(self, vm: int, ptr: int, length: int) -> None:
         target = self.targets.get(vm)
@@ -277,6 +297,20 @@ class WasmInstance:
     def base(self) -> int:
         """Host address of linear memory (it moves when memory grows)."""
         return int(_MEMORY_DATA(self._context_addr, self._memory_addr))
+
+    def view(self, pages: int) -> memoryview:
+        """A view of linear memory while it has ``pages`` 64 KiB pages, the
+        size the wasm side reports (``host_foreign``): memory only moves
+        when it grows, so the view is made again only when the size
+        changed, and reading arguments costs no call into wasmtime (one
+        ``base()`` and one ``string_at`` cost more than the decoding)."""
+        self.check_alive()
+        size = pages * 65536
+        if size > self.memory_size():
+            raise WrenTrapError(f"the wasm side reported {pages} pages of memory, more than it has")
+        view = memoryview((ctypes.c_ubyte * size).from_address(self.base())).cast("B")
+        self._view, self._view_pages = view, pages
+        return view
 
     def read_bytes(self, ptr: int, length: int) -> bytes:
         return ctypes.string_at(self.base() + ptr, length)
@@ -373,6 +407,7 @@ class WasmInstance:
         self.targets.clear()
         self.fns.clear()
         self.funcs.clear()
+        self._view, self._view_pages = None, -1
         store = self.__dict__.pop("store", None)
         if store is not None:
             store.close()
@@ -458,6 +493,17 @@ class WasmInstance:
         host_id = self._next_host_id
         self._next_host_id += 1
         return host_id
+
+
+def _host_trap(exc: BaseException) -> int:
+    """A trap unwinding the wasm call a host callback raised ``exc`` in, as
+    wasmtime-py's own trampoline makes it: the exception is kept in
+    ``wasmtime._func.LAST_EXCEPTION`` for :meth:`WasmInstance._raise_trap`."""
+    from wasmtime import _func
+
+    _func.LAST_EXCEPTION = exc  # type: ignore[assignment]  # wasmtime's own trampoline keeps any BaseException
+    trap = wasmtime.Trap("python exception")._consume()
+    return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
 
 def _kind_name(ty: wasmtime.ValType) -> str:

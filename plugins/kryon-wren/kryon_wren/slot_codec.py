@@ -15,9 +15,18 @@ _DOUBLE = struct.Struct("<d")
 _U32 = struct.Struct("<I")
 
 
+class HostId(int):
+    """An 'r' value: the registry number of a host object the script holds
+    (a HostRef or HostFn it was given), which ``values.resolve`` turns into
+    the object itself as the general path (a handle and ``kindOf``) would."""
+
+    __slots__ = ()
+
+
 def decode(data: bytes, count: int, adopt_handle: Callable[[int], Any]) -> list[Any]:
     """The ``count`` values encoded in ``data``; objects other than lists,
-    maps and strings come back as ``adopt_handle(address)``."""
+    maps and strings come back as ``adopt_handle(address)``, host objects
+    named by their registry number as :class:`HostId`."""
     values: list[Any] = []
     position = 0
     for _ in range(count):
@@ -32,6 +41,9 @@ def decode(data: bytes, count: int, adopt_handle: Callable[[int], Any]) -> list[
             start = position + 5
             position = start + length
             values.append(data[start:position].decode("utf-8", "replace"))
+        elif tag == 0x72:  # 'r': the DOM element of Kryon.setProperty(el, ...)
+            values.append(HostId(_U32.unpack_from(data, position + 1)[0]))
+            position += 5
         elif tag == 0x6C and data[position + 5:position + 6] == b"d":  # a list starting with a number
             (length,) = _U32.unpack_from(data, position + 1)
             position += 5
@@ -41,16 +53,18 @@ def decode(data: bytes, count: int, adopt_handle: Callable[[int], Any]) -> list[
                     items.append(_DOUBLE.unpack_from(data, position + 1)[0])
                     position += 9
                 else:
-                    item, position = _value(data, position, adopt_handle)
+                    item, position = decode_value(data, position, adopt_handle)
                     items.append(item)
             values.append(items)
         else:
-            value, position = _value(data, position, adopt_handle)
+            value, position = decode_value(data, position, adopt_handle)
             values.append(value)
     return values
 
 
-def _value(data: bytes, position: int, adopt_handle: Callable[[int], Any]) -> tuple[Any, int]:
+def decode_value(data: bytes, position: int, adopt_handle: Callable[[int], Any]) -> tuple[Any, int]:
+    """The value encoded at ``position`` in ``data`` (as :func:`decode`
+    gives it) and the position after it."""
     tag = data[position]
     position += 1
     if tag == 0x64:  # 'd'
@@ -70,7 +84,7 @@ def _value(data: bytes, position: int, adopt_handle: Callable[[int], Any]) -> tu
         position += 4
         items = []
         for _ in range(count):
-            item, position = _value(data, position, adopt_handle)
+            item, position = decode_value(data, position, adopt_handle)
             items.append(item)
         return items, position
     if tag == 0x6D:  # 'm'
@@ -78,11 +92,13 @@ def _value(data: bytes, position: int, adopt_handle: Callable[[int], Any]) -> tu
         position += 4
         entries: dict[Any, Any] = {}
         for _ in range(count):
-            key, position = _value(data, position, adopt_handle)
-            value, position = _value(data, position, adopt_handle)
+            key, position = decode_value(data, position, adopt_handle)
+            value, position = decode_value(data, position, adopt_handle)
             entries[tuple(key) if isinstance(key, list) else key] = value
         return entries, position
     if tag == 0x68:  # 'h'
         (address,) = _U32.unpack_from(data, position)
         return adopt_handle(address), position + 4
+    if tag == 0x72:  # 'r'
+        return HostId(_U32.unpack_from(data, position)[0]), position + 4
     raise ValueError(f"unknown tag {tag!r} in encoded Wren slots")

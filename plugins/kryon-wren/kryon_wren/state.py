@@ -38,7 +38,7 @@ from . import sandbox
 from .bridge import IO_SOURCE, bars, kryon_module_source
 from .calls import fn_ref
 from .plugin import LANGUAGE
-from .values import WrenObject, host_callable, number, prepare, resolve
+from .values import WrenObject, host_callable, number, prepare, resolve, resolve_encoded
 from .vm_errors import WrenRuntimeError
 
 if TYPE_CHECKING:
@@ -119,6 +119,10 @@ class ScriptState:
         if self.engine.debugger is not None:
             self.engine.debugger.started(self)
         self.host = vm.variable_handle("kryon", "KryonHost")
+        # host objects passed to foreign methods come as registry numbers, not
+        # handles asked kindOf (values.resolve): the DOM element of every
+        # Kryon.setProperty crosses without calls back into Wren
+        vm.set_host_classes("kryon", "HostRef", "HostFn")
         bytecode = self.compiled.bytecode
         # A cached module runs without the Wren compiler; an entry the VM
         # refuses (corrupt, another format or VM build) falls back to the source.
@@ -299,15 +303,21 @@ class ScriptState:
         return None
 
     def _foreign(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A foreign method calling host function ``fn``. The VM decodes its
+        arguments with its ``decode_args`` (values.resolve_encoded: host
+        values in one pass, a DOM element by its registry number); the
+        usual results (null, a number, a bool) go back without
+        ``prepare``: the hot path out of Wren for a UI driven at frame rate."""
         state = self
         engine = self.engine
 
-        def foreign(*raw: Any) -> Any:
+        def foreign(*args: Any) -> Any:
             active = engine.active
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
-                args = [resolve(state, a) for a in raw]
-                return prepare(state, fn(*args))
+                result = fn(*args)
+                t = type(result)
+                return result if result is None or t is float or t is bool else prepare(state, result)
             except ScriptError as exc:
                 # Wren sees the error's full text (language, script, line);
                 # uncaught, the host caller gets the error itself back
@@ -316,6 +326,14 @@ class ScriptState:
             finally:
                 active.pop()
 
+        def decode_args(data: bytes, count: int) -> list[Any]:
+            try:
+                return resolve_encoded(state, data, count)
+            except ScriptError as exc:  # as from foreign itself
+                state.pending = exc
+                raise RuntimeError(str(exc)) from None
+
+        foreign.decode_args = decode_args  # type: ignore[attr-defined]
         return foreign
 
     def _call_foreign(self, call: Callable[..., Any]) -> Callable[..., Any]:
@@ -324,9 +342,10 @@ class ScriptState:
         the argument list), and scalar results passed back without
         ``prepare``: the hot path out of Wren."""
         state = self
-        active = self.engine.active
+        engine = self.engine
 
         def foreign(name: Any, *rest: Any) -> Any:
+            active = engine.active  # the calling thread's (not the loading thread's)
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
                 if len(rest) == 1 and type(rest[0]) is list and state.policy.max_value_size is None:

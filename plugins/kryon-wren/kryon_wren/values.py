@@ -30,6 +30,7 @@ other way (``resolve`` after the VM read the slots).
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from kryon_core import ConversionError, FunctionRef, UserData
 from kryon_core.values import value_too_large
 
 from .plugin import LANGUAGE
+from .slot_codec import HostId, decode_value
 
 if TYPE_CHECKING:
     from .state import ScriptState
@@ -143,6 +145,8 @@ def resolve(state: "ScriptState", raw: Any, _depth: int = 0) -> Any:
         return number(raw)
     if raw is None or t is bool:
         return raw
+    if t is HostId:  # a HostRef / HostFn the C side named (slot_codec.c 'r'): as from_handle's kind >= 0
+        return state.objects[raw]
     if t is str or t is list or t is dict:
         limit = state.policy.max_value_size
         if limit is not None and len(raw) > limit:
@@ -161,6 +165,67 @@ def resolve(state: "ScriptState", raw: Any, _depth: int = 0) -> Any:
             out[_map_key(state, k)] = resolve(state, v, _depth + 1)
         return out
     return state.from_handle(raw)
+
+
+_UNPACK_DOUBLE = struct.Struct("<d").unpack_from
+_UNPACK_U32 = struct.Struct("<I").unpack_from
+_copysign = math.copysign
+
+
+def resolve_encoded(state: "ScriptState", data: bytes, count: int) -> list[Any]:
+    """The ``count`` values encoded in ``data`` (csrc/slot_codec.c) as host
+    values: for each, what :func:`resolve` gives for what
+    ``slot_codec.decode`` gives, in one pass. A foreign method's numbers,
+    strings and host objects (the arguments of the DOM API) are converted
+    inline; anything else is decoded and resolved as a value of its own."""
+    limit = state.policy.max_value_size
+    args: list[Any] = []
+    append = args.append
+    position = 0
+    try:
+        for _ in range(count):
+            tag = data[position]
+            if tag == 0x64:  # 'd', converted as number() does
+                d = _UNPACK_DOUBLE(data, position + 1)[0]
+                position += 9
+                append(int(d) if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or _copysign(1.0, d) > 0) else d)
+            elif tag == 0x72:  # 'r': a HostRef / HostFn, as from_handle's kind >= 0
+                position += 5
+                append(state.objects[_UNPACK_U32(data, position - 4)[0]])
+            elif tag == 0x73:  # 's'
+                start = position + 5
+                position = start + _UNPACK_U32(data, position + 1)[0]
+                text = data[start:position].decode("utf-8", "replace")
+                if limit is not None and len(text) > limit:
+                    raise _too_large(state, len(text), "string")
+                append(text)
+            else:
+                value, position = decode_value(data, position, state.vm._adopt_handle)
+                append(resolve(state, value))
+    except BaseException:
+        # the values after the failing one were never read: release the
+        # handles the C side made for them, or their objects stay pinned
+        _release_unread(state, data, position, count - len(args) - 1)
+        raise
+    return args
+
+
+def _release_unread(state: "ScriptState", data: bytes, position: int, count: int) -> None:
+    from .vm import Handle
+
+    values = []
+    for _ in range(count):
+        value, position = decode_value(data, position, state.vm._adopt_handle)
+        values.append(value)
+    while values:
+        value = values.pop()
+        if isinstance(value, list):
+            values.extend(value)
+        elif isinstance(value, dict):
+            values.extend(value.keys())  # a class or a range may be a key
+            values.extend(value.values())
+        elif isinstance(value, Handle):
+            value.release()
 
 
 def _map_key(state: "ScriptState", key: Any) -> str:

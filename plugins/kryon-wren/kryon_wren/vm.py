@@ -63,7 +63,6 @@ STATUS_MASK = 0xFFFFFFFFFFFF0000
 _STATUS_TAG, _STATUS_MASK = STATUS_TAG, STATUS_MASK
 #: bytes of csrc/slot_codec.c's foreign result buffer (KW_FOREIGN_RESULT_CAPACITY)
 RESULT_CAPACITY = 256
-_STRING_AT = ctypes.string_at
 _NAN = float("nan")
 _PACK_TEXT = struct.Struct("<cI").pack
 
@@ -155,7 +154,8 @@ class WrenVM:
         self._foreign_table = dict(foreign or {})
         self._bind_foreign = bind_foreign
         self.breakpoint = breakpoint
-        self._foreign_methods: list[tuple[Callable[..., Any], int]] = []
+        #: (function, arity, its argument decoder or None: slot_codec.decode)
+        self._foreign_methods: list[tuple[Callable[..., Any], int, Callable[[bytes, int], list[Any]] | None]] = []
         self._foreign_ids: dict[tuple[str, str, bool, str], int] = {}
         self._foreign_error: BaseException | None = None
         self.host_id = self.instance.new_host_id()
@@ -350,6 +350,15 @@ class WrenVM:
         data = self.instance.read_bytes(packed & 0xFFFFFFFF, packed >> 32)
         return slot_codec.decode(data, count, self._adopt_handle)
 
+    def set_host_classes(self, module: str, ref: str, fn: str) -> None:
+        """Names the classes whose instances carry host objects (module
+        ``kryon``'s HostRef and HostFn): foreign methods then get those
+        arguments as :class:`slot_codec.HostId` registry numbers."""
+        self.ensure_slots(2)
+        self._load_variable(module, ref, 0)
+        self._load_variable(module, fn, 1)
+        self._c("wren_set_host_classes", 0, 1)
+
     def _adopt_handle(self, ptr: int) -> Handle:
         return Handle(self, ptr)
 
@@ -521,7 +530,8 @@ class WrenVM:
             fn = self._bind_foreign(module, class_name, is_static, signature)
         if fn is None:
             return -1
-        self._foreign_methods.append((fn, signature.count("_")))
+        # a function with a decode_args(data, count) decodes its own arguments
+        self._foreign_methods.append((fn, signature.count("_"), getattr(fn, "decode_args", None)))
         self._foreign_ids[(module, class_name, is_static, signature)] = len(self._foreign_methods) - 1
         return len(self._foreign_methods) - 1
 
@@ -543,22 +553,23 @@ class WrenVM:
             self.set_slot(0, type(exc).__name__)
             return 1
 
-    def _on_foreign(self, method_id: int, encoded: int, length: int) -> float | int:
+    def _on_foreign(self, method_id: int, data: bytes | None) -> float | int:
         """Runs foreign method ``method_id``: its arguments come encoded by
-        the C side (``encoded``/``length``, csrc/slot_codec.c; length -1: too
-        deep or cyclic). The reply is a number result as a float, or a
+        the C side (``data``, csrc/slot_codec.c, read by the host import;
+        None: too deep or cyclic). The reply is a number result as a float, or a
         ``FOREIGN_*`` status: null, true and false need nothing more, a short
         string goes to the result buffer, anything else to slot 0, and an
         error's message to slot 0. One wasm crossing for the usual call
         instead of three (reading the arguments and setting the result)."""
-        fn, arity = self._foreign_methods[method_id]
+        fn, arity, decode_args = self._foreign_methods[method_id]
         try:
             if not arity:
                 args = []
-            elif length < 0:
+            elif data is None:
                 raise _too_deep()
+            elif decode_args is not None:
+                args = decode_args(data, arity)
             else:
-                data = _STRING_AT(self.instance.base() + encoded, length)
                 args = slot_codec.decode(data, arity, self._adopt_handle)
             result = fn(*args)
             if self._closed or self.instance.dead is not None:
