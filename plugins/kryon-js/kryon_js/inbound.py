@@ -113,6 +113,47 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
         return failed(state, exc)
 
 
+def dom_set(state: "ScriptState", uid: Any, name: str, value: Any) -> Any:
+    """``kryon.setProperty(element, name, value)`` when the prelude found the
+    element a handle, the name a string and the value a scalar that crosses
+    as it is (``prelude.js``, ``setProperty``): the script's DOM writes skip
+    the API table, the arity check and the argument scan of :func:`host_call`.
+    The value checks, the call through the script's bridge view and the
+    errors are those of the general path (tests/js/test_dom_fast_path.py)."""
+    try:
+        view = state.view
+        if view is None:
+            raise ScriptRuntimeError("kryon.setProperty needs a ScriptManager bridge", language=LANGUAGE,
+                                     script=state.script)
+        ud = state.handles.ud_objs.get(uid)
+        element = ud if ud is not None else state.userdata(int(uid))
+        t = type(value)
+        if t is float:
+            value = number_from_js(value)
+        limit = state.max_value
+        if limit is not None and (len(name) > limit or (t is str and len(value) > limit)):
+            state.too_big("a string")
+        # run_host, written out
+        host = state.host
+        chain = host.chains.chain
+        outer, depth = chain.inside, chain.nesting
+        chain.inside = state
+        if not depth:
+            me = get_ident()
+            host.nested.add(me)
+        chain.nesting = depth + 1
+        try:
+            view.set_property(element, name, value)
+        finally:
+            chain.nesting = depth
+            chain.inside = outer
+            if not depth:
+                host.nested.discard(me)
+        return None
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to JS as an Error
+        return failed(state, exc)
+
+
 def invoke(state: "ScriptState", pid: int, enc: Any, *args: Any) -> Any:
     """A host callable the script holds, called from the script."""
     try:

@@ -9,10 +9,10 @@
   const G = globalThis;
   const HOST = G.__kryon_host, INVOKE = G.__kryon_invoke, STASH = G.__kryon_stash,
         HOSTERR = G.__kryon_hosterr, OUT = G.__kryon_out, TICK = G.__kryon_tick, MARK = G.__kryon_mark,
-        COMPILE = G.__kryon_compile;
+        COMPILE = G.__kryon_compile, DOMSET = G.__kryon_domset;
   const CONF = JSON.parse(G.__KRYON_CONF__);        // {guard: the script runs under a time limit, maxSource}
   for (const k of ["__kryon_host", "__kryon_invoke", "__kryon_stash", "__kryon_hosterr", "__kryon_out", "__kryon_tick",
-                   "__kryon_mark", "__kryon_compile", "__KRYON_CONF__"]) delete G[k];
+                   "__kryon_mark", "__kryon_compile", "__kryon_domset", "__KRYON_CONF__"]) delete G[k];
   const API = JSON.parse(G.__KRYON_API__);          // [[camelName, index], ...]
   const AP = Array.prototype, getOwnDesc = Object.getOwnPropertyDescriptor;
   const apply = Reflect.apply, isArray = Array.isArray, keys = Object.keys, freeze = Object.freeze;
@@ -241,10 +241,27 @@
     return ret(INVOKE(pid, encode(Array.prototype.slice.call(args))));
   }
 
+  // kryon.setProperty(handle, name, scalar), the UI's hot call, goes to its own host entry with the
+  // handle's id and the two values as they are (inbound.dom_set); anything else takes the general path
+  function setProperty(idx) {
+    return function setProperty(...args) {
+      if (args.length === 3) {
+        const hid = handleIds.get(args[0]), name = args[1], v = args[2], t = typeof v;
+        if (hid !== undefined && typeof name === "string" && (name === lastSafe || safeStr(name)) &&
+            (t === "number" || t === "boolean" || v === undefined || v === null || (t === "string" && safeStr(v)))) {
+          lastSafe = name;
+          const r = DOMSET(hid, name, v);
+          return typeof r !== "object" || r === null ? r : ret(r);
+        }
+      }
+      return callHost(idx, args);
+    };
+  }
+
   // -- the kryon object ---------------------------------------------------------
   const kryon = create(null);
   for (const [name, idx] of API) {
-    const f = { [name]: function (...args) { return callHost(idx, args); } }[name];
+    const f = name === "setProperty" ? setProperty(idx) : { [name]: function (...args) { return callHost(idx, args); } }[name];
     kryon[name] = freeze(f);
   }
   defineProperty(kryon, Symbol.toStringTag, { value: "kryon" });

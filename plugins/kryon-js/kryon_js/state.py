@@ -42,7 +42,7 @@ from .cutoff import LOWERED, uncut
 from .errors import from_info
 from .evalsites import EVAL_ARG, EVAL_ARGS, EVAL_REF, ColumnMap
 from .handles import HandleTable
-from .inbound import host_call, invoke
+from .inbound import dom_set, host_call, invoke
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, INF, PRELUDE_SOURCE, Host, JSObject, Pending
 from .values import args_obj, decode, to_js, too_big
@@ -141,6 +141,7 @@ class ScriptState:
         ctx.set_max_stack_size(self.stack_size)
         ctx.add_callable("__kryon_host", functools.partial(host_call, self))
         ctx.add_callable("__kryon_invoke", functools.partial(invoke, self))
+        ctx.add_callable("__kryon_domset", functools.partial(dom_set, self))
         ctx.add_callable("__kryon_stash", self._stash)
         ctx.add_callable("__kryon_hosterr", self._hosterr)
         ctx.add_callable("__kryon_out", host.out_fn)
