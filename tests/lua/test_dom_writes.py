@@ -44,6 +44,7 @@ POLICIES = {
     "trusted": SecurityPolicy.trusted(),
     "no-cap": SecurityPolicy.sandboxed(memory_limit=None, max_value_size=None),
     "sandboxed": SecurityPolicy.sandboxed(),
+    "jit": SecurityPolicy.sandboxed(use_jit=True),
 }
 
 
