@@ -209,9 +209,19 @@ class ScriptBridge:
     def get_elements_by_tag(self, tag_name: str) -> list[ElementHandle]:
         return self._document().get_elements_by_tag(_text(tag_name, "tag name"))
 
-    @_api
     def set_property(self, element: Any, property: str, value: Any) -> None:
-        self._document().set_property(element, _text(property, "property"), value)
+        # the _api wrapper, _document and _text written out: every script's DOM write comes here
+        try:
+            dom = self._root._dom
+            if dom is None:
+                dom = self._document()
+            if type(property) is not str:
+                property = _text(property, "property")
+            dom.set_property(element, property, value)
+        except ScriptError as exc:
+            if exc.language is None:
+                exc.language = self.language
+            raise
 
     @_api
     def get_property(self, element: Any, property: str) -> Any:

@@ -182,3 +182,29 @@ def test_animation_config_defaults():
     config = AnimationConfig("x", 1, 10)
     assert config.from_value is None and config.easing == "linear" and config.on_complete is None
     assert AnimationConfig.coerce({"prop": "x", "to-value": 5, "duration-ms": 20}).to_value == 5
+
+
+def test_the_bridge_views_set_property_checks_and_names_the_language():
+    """ScriptBridge.set_property (written out without the API wrapper): a document is needed, the
+    property name must be a string (a str subclass is one), errors carry the view's language."""
+    from kryon_core import ScriptBridge, SecurityPolicy
+
+    class Name(str):
+        pass
+
+    view = ScriptBridge("lua").for_script("ui", SecurityPolicy.sandboxed())
+    with pytest.raises(DOMError, match="no document is attached") as info:
+        view.set_property("box", "x", 1)
+    assert info.value.language == "lua"
+    doc = Document()
+    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+    view.dom = doc
+    with pytest.raises(DOMError, match="property must be a string, not int") as info:
+        view.set_property("box", 3, 1)
+    assert info.value.language == "lua"
+    with pytest.raises(DOMError, match="an element's id cannot be changed") as info:
+        view.set_property("box", "id", "other")
+    assert info.value.language == "lua"
+    view.set_property("box", Name("x"), 1)
+    view.set_property(doc.get_element_by_id("box"), "y", None)
+    assert doc.element("box").properties == {"x": 1, "y": None}

@@ -25,6 +25,11 @@ from .plugin import LANGUAGE
 #: index of the internal ``require`` entry in the table
 REQUIRE = 0
 
+#: the API methods taking (element, name[, value]) that get their own host entry per script
+#: (``inbound.element_call``): the DOM calls a UI makes over and over
+ELEMENT_METHODS = frozenset({"setProperty", "getProperty", "setStyle", "getStyle", "addClass", "removeClass",
+                             "hasClass", "toggleClass"})
+
 
 class ApiEntry(NamedTuple):
     """One function of ``kryon``: its JS name, (min, max) arity and host function;

@@ -113,6 +113,64 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
         return failed(state, exc)
 
 
+#: ``value`` of :func:`element_call` when the method was called with two arguments
+_ABSENT: Any = object()
+
+
+def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: str, value: Any = _ABSENT) -> Any:
+    """``kryon.<method>(element, name[, value])`` for the element methods of
+    the API (``ELEMENT_METHODS`` in bridge.py; ``fn`` is the ScriptBridge
+    method, bound per script in ``ScriptState._install``) when the prelude
+    found the arity right, the element a handle or an element id, the name a
+    string and the value a scalar, each crossing as it is: a handle's id comes
+    instead of the handle, and the API table look-up and argument scan of
+    :func:`host_call` are skipped. Checks, the call through the script's
+    bridge view, the result and the errors are those of the general path
+    (tests/js/test_dom_fast_path.py)."""
+    try:
+        # the checks of `arguments`: the strings' sizes, numbers by the JS rule, then the handle
+        limit = state.max_value
+        t = type(value)
+        if limit is not None and (len(name) > limit or (t is str and len(value) > limit)):
+            state.too_big("a string")
+        if t is float:
+            value = number_from_js(value)
+        if type(uid) is str:  # an element id
+            if limit is not None and len(uid) > limit:
+                state.too_big("a string")
+            element = uid
+        else:
+            ud = state.handles.ud_objs.get(uid)
+            element = ud if ud is not None else state.userdata(int(uid))
+        # run_host, written out
+        host = state.host
+        chain = host.chains.chain
+        outer, depth = chain.inside, chain.nesting
+        chain.inside = state
+        if not depth:
+            me = get_ident()
+            host.nested.add(me)
+        chain.nesting = depth + 1
+        try:
+            r = fn(state.view, element, name) if value is _ABSENT else fn(state.view, element, name, value)
+        finally:
+            chain.nesting = depth
+            chain.inside = outer
+            if not depth:
+                host.nested.discard(me)
+        # the scalar cases of to_js, written out
+        if r is None:
+            return r
+        t = type(r)
+        if t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):
+            return r
+        if t is str and r.isascii() and (limit is None or len(r) <= limit):
+            return r
+        return state.to_js(r)
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to JS as an Error
+        return failed(state, exc)
+
+
 def invoke(state: "ScriptState", pid: int, enc: Any, *args: Any) -> Any:
     """A host callable the script holds, called from the script."""
     try:

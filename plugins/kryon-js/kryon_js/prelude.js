@@ -13,7 +13,7 @@
   const CONF = JSON.parse(G.__KRYON_CONF__);        // {guard: the script runs under a time limit, maxSource}
   for (const k of ["__kryon_host", "__kryon_invoke", "__kryon_stash", "__kryon_hosterr", "__kryon_out", "__kryon_tick",
                    "__kryon_mark", "__kryon_compile", "__KRYON_CONF__"]) delete G[k];
-  const API = JSON.parse(G.__KRYON_API__);          // [[camelName, index], ...]
+  const API = JSON.parse(G.__KRYON_API__);          // [[camelName, index, min arity, max arity (-1: any)], ...]
   const AP = Array.prototype, getOwnDesc = Object.getOwnPropertyDescriptor;
   const apply = Reflect.apply, isArray = Array.isArray, keys = Object.keys, freeze = Object.freeze;
   const create = Object.create, getProto = Object.getPrototypeOf, defineProperty = Object.defineProperty;
@@ -102,6 +102,7 @@
   // of those the script dropped (see sweep below)
   const WeakRefC = WeakRef, deref = call.bind(WeakRef.prototype.deref);
   function makeHandle(id, label) {
+    if (id <= 0x7fffffff) id |= 0;   // ids come from JSON as doubles: as int32s they reach the host as ints
     const ref = handles.get(id);
     let h = ref === undefined ? undefined : deref(ref);
     if (h === undefined) { h = freeze(create(HandleProto)); handles.set(id, new WeakRefC(h)); handleIds.set(h, id); handleLabels.set(h, label || "KryonHandle"); }
@@ -205,7 +206,7 @@
     for (let i = 0; i < args.length; i++) {
       const v = args[i], t = typeof v;
       if (t === "string") { if (!safeStr(v)) return false; }
-      else if (!(t === "number" || t === "boolean" || v === undefined || v === null || t === "bigint")) return false;
+      else if (!(t === "number" || t === "boolean" || v === undefined || v === null)) return false;   // a BigInt as JSON
     }
     return true;
   }
@@ -223,7 +224,7 @@
         if (v !== lastSafe) { if (!safeStr(v)) return ret(HOST(idx, encode(args))); lastSafe = v; }
       } else if (t === "object") {
         if (v !== null) { if (i > 29 || !handleIds.has(v)) return ret(HOST(idx, encode(args))); mask |= 1 << i; }
-      } else if (t === "function" || t === "symbol") return ret(HOST(idx, encode(args)));
+      } else if (t === "function" || t === "symbol" || t === "bigint") return ret(HOST(idx, encode(args)));   // the binding takes no BigInt
     }
     if (mask) for (let i = 0; i < n; i++) if (mask & (1 << i)) args[i] = handleIds.get(args[i]);
     let r;
@@ -241,10 +242,57 @@
     return ret(INVOKE(pid, encode(Array.prototype.slice.call(args))));
   }
 
+  // The element methods (kryon.setProperty(element, name, scalar) is the UI's hot call; the host names them,
+  // bridge.ELEMENT_METHODS): called with a handle or an element id, a string and at most one scalar that cross
+  // as they are, they go to their own host entry (`element`, inbound.element_call) with a handle's id,
+  // skipping callHost's scan; anything else takes callHost
+  let lastId = "";   // as lastSafe, for the element ids given to the element methods
+  function elementMethod(name, element, idx, lo, hi) {   // (a wrong number of arguments takes callHost, which says so)
+    if (lo === 3 && hi === 3) return { [name]: function (...args) {   // setProperty: the same, its tests folded
+      if (args.length === 3) {
+        const e = args[0], a = args[1], v = args[2], t = typeof v;
+        let hid = handleIds.get(e);
+        if (hid === undefined && typeof e === "string" && (e === lastId || safeStr(e))) hid = lastId = e;
+        if (hid !== undefined && typeof a === "string" && (a === lastSafe || safeStr(a)) &&
+            (t === "number" || t === "boolean" || v === undefined || v === null || (t === "string" && safeStr(v)))) {
+          lastSafe = a;
+          const r = element(hid, a, v);
+          return typeof r !== "object" || r === null ? r : ret(r);
+        }
+      }
+      return callHost(idx, args);
+    } }[name];
+    const two = lo <= 2 && hi >= 2, three = lo <= 3 && hi >= 3;
+    return { [name]: function (...args) {
+      const n = args.length;
+      if (n === 2 ? two : n === 3 && three) {
+        const e = args[0], a = args[1];
+        let hid = handleIds.get(e);
+        if (hid === undefined && typeof e === "string" && (e === lastId || safeStr(e))) hid = lastId = e;   // an element id
+        if (hid !== undefined && typeof a === "string" && (a === lastSafe || safeStr(a))) {
+          let r;
+          if (n === 2) r = element(hid, a);
+          else {
+            const v = args[2], t = typeof v;
+            if (!(t === "number" || t === "boolean" || v === undefined || v === null || (t === "string" && safeStr(v))))
+              return callHost(idx, args);
+            r = element(hid, a, v);
+          }
+          lastSafe = a;
+          return typeof r !== "object" || r === null ? r : ret(r);
+        }
+      }
+      return callHost(idx, args);
+    } }[name];
+  }
+
   // -- the kryon object ---------------------------------------------------------
   const kryon = create(null);
-  for (const [name, idx] of API) {
-    const f = { [name]: function (...args) { return callHost(idx, args); } }[name];
+  for (const [name, idx, lo, hi] of API) {
+    const element = G["__kryon_element" + idx];
+    if (element !== undefined) delete G["__kryon_element" + idx];
+    const f = element !== undefined ? elementMethod(name, element, idx, lo, hi)
+      : { [name]: function (...args) { return callHost(idx, args); } }[name];
     kryon[name] = freeze(f);
   }
   defineProperty(kryon, Symbol.toStringTag, { value: "kryon" });

@@ -35,14 +35,14 @@ from kryon_core import (
 )
 
 from . import capi, sandbox
-from .bridge import REQUIRE
+from .bridge import ELEMENT_METHODS, REQUIRE
 from .calls import function_ref
 from .compiling import host_compile
 from .cutoff import LOWERED, uncut
 from .errors import from_info
 from .evalsites import EVAL_ARG, EVAL_ARGS, EVAL_REF, ColumnMap
 from .handles import HandleTable
-from .inbound import host_call, invoke
+from .inbound import element_call, host_call, invoke
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, INF, PRELUDE_SOURCE, Host, JSObject, Pending
 from .values import args_obj, decode, to_js, too_big
@@ -141,13 +141,16 @@ class ScriptState:
         ctx.set_max_stack_size(self.stack_size)
         ctx.add_callable("__kryon_host", functools.partial(host_call, self))
         ctx.add_callable("__kryon_invoke", functools.partial(invoke, self))
+        for i, entry in enumerate(host.api):  # the element methods' own entries (prelude.js elementMethod)
+            if entry.name in ELEMENT_METHODS and entry.on_view and entry.fn is not None and self.view is not None:
+                ctx.add_callable(f"__kryon_element{i}", functools.partial(element_call, self, entry.fn))
         ctx.add_callable("__kryon_stash", self._stash)
         ctx.add_callable("__kryon_hosterr", self._hosterr)
         ctx.add_callable("__kryon_out", host.out_fn)
         ctx.add_callable("__kryon_tick", self._tick)
         ctx.add_callable("__kryon_mark", self._mark)
         ctx.add_callable("__kryon_compile", functools.partial(host_compile, self))
-        api = [[entry.name, i] for i, entry in enumerate(host.api) if i != REQUIRE]
+        api = [[entry.name, i, *entry.arity] for i, entry in enumerate(host.api) if i != REQUIRE]
         ctx.set("__KRYON_API__", json.dumps(api))
         ctx.set("__KRYON_CONF__", json.dumps({
             "guard": self.time_limit is not None,

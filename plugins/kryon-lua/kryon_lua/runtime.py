@@ -18,13 +18,27 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, SecurityPolicy, StackFrame, threads
+from kryon_core import (
+    ConversionError,
+    ElementHandle,
+    FunctionRef,
+    MemoryLimitError,
+    ScriptError,
+    ScriptRuntimeError,
+    SecurityPolicy,
+    StackFrame,
+    threads,
+)
 
 from .chunks import run_chunk
 from .errors import translate
 from .plugin import LANGUAGE
 from .sandbox import BOUNDED_NAME, load_bounded
 from .values import SCALARS, Converter, lua_size
+
+#: argument types that cross from Lua to the host as they are (conv.from_lua returns them
+#: unchanged): scalars, and element handles, which come back from Lua as the very host object
+AS_THEY_ARE = SCALARS | {ElementHandle}
 
 if TYPE_CHECKING:
     from .engine import LuaEngine
@@ -378,12 +392,13 @@ class Runtime:
         if not self.key.memory_limit:
             from_lua, to_lua = conv.from_lua, conv.to_lua
             if conv.limit is None:
-                # no size limit: scalar arguments need no conversion, and None, bools and floats
-                # none back (the hot case of kryon.call; a frame and a list per argument saved)
+                # no size limit: scalar arguments and element handles need no conversion, and None,
+                # bools and floats none back (the hot cases of kryon.call and kryon.setProperty; a frame
+                # and a list per argument saved)
                 def from_lua_call(*args: Any) -> Any:
                     try:
                         for a in args:
-                            if type(a) not in SCALARS:
+                            if type(a) not in AS_THEY_ARE:
                                 args = tuple([from_lua(a) for a in args])
                                 break
                         r = target(*args)
@@ -401,7 +416,7 @@ class Runtime:
                         raise failed(exc) from None
 
             return self._ready(self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call)
-        setcap = self._setcap
+        setcap, limit = self._setcap, conv.limit
 
         def uncapped_call(*args: Any) -> Any:
             # Host code and the conversions around it run with the cap lifted,
@@ -409,21 +424,32 @@ class Runtime:
             # Lua error (see `call`). So what the host hands back is charged
             # before it enters: its Lua size is estimated, and a value that would
             # not fit under the cap is a MemoryLimitError, not an allocation.
-            was = setcap(False)
+            # (Scalars within the size limit, element handles and a None result
+            # are what conv.from_lua / conv.to_lua would give, written out.)
+            was = self.capped
+            if was:
+                setcap(False)
             try:
                 try:
-                    result = target(*[conv.from_lua(a) for a in args])
+                    for a in args:
+                        t = type(a)
+                        if t not in AS_THEY_ARE or (t is str and limit is not None and len(a) > limit):
+                            args = tuple([conv.from_lua(a) for a in args])
+                            break
+                    result = target(*args)
                     if was:
                         self.charge(result, 256)
-                    converted = conv.to_lua(result)
+                    converted = None if result is None else conv.to_lua(result)
                 except Exception as exc:
                     if was:  # lupa pushes the error under the cap again
                         self.charge(None, 4096)
                     raise failed(exc) from None
             except BaseException:
-                setcap(was)
+                if was or self.capped:
+                    setcap(was)
                 raise
-            setcap(was)
+            if was or self.capped:
+                setcap(was)
             return converted
 
         return self._ready(self.helpers.hostfn(uncapped_call) if self.key.jit else uncapped_call)
