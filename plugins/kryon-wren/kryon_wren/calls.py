@@ -23,7 +23,6 @@ from .bridge import bars
 from .errors import after_trap, restarted, script_runtime_error
 from .plugin import LANGUAGE
 from .scan import GETTER
-from .instance import UNCHECKED_CALL
 from .values import MAX_SAFE, number, prepare, resolve
 from .vm import IN_SLOT, ScalarCall
 from .vm_errors import WrenCompileError, WrenError, WrenRuntimeError
@@ -103,14 +102,27 @@ def make_caller(
     # just the numbers) and one for any scalar kinds (it writes the kinds too)
     plain: list[Any] = [None] * 5
     tagged: list[ScalarCall | None] = [None] * 5
+    # the numbers-only block of the first arity called, in closure cells for
+    # ``call``'s inline path (the arity a caller is almost always called with)
+    hot_n = -1
+    hot_f64: Any = None
+    hot_at: Any = None
+    hot_call: Any = None
+    hot_args: Any = None
+    hot_trap: Any = None
+    hot_sc: Any = None
 
     def prime(n: int) -> Any:
+        nonlocal hot_n, hot_f64, hot_at, hot_call, hot_args, hot_trap, hot_sc
         sc = vm.scalar_call(receiver, signature(n))
-        plain[n] = (sc.f64, sc.at, sc.call_args, sc.trap, sc)
+        plain[n] = (sc.f64, sc.at, sc.call, sc.call_args, sc.trap, sc)
+        if hot_n < 0:
+            hot_f64, hot_at, hot_call, hot_args, hot_trap, hot_sc = plain[n]
+            hot_n = n
         return plain[n]
 
     inst = vm.instance
-    unchecked, copysign = UNCHECKED_CALL, math.copysign
+    copysign = math.copysign
     gate = state.pool.gate
     acquire, unlock = gate.uncontended_inline()
     tracking = threads.tracking
@@ -157,7 +169,7 @@ def make_caller(
                     if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
                         break
                 else:
-                    f64, at, call_args, trap, sc = plain[n] or prime(n)
+                    f64, at, unchecked, call_args, trap, sc = plain[n] or prime(n)
                     for i in range(n):
                         f64[at[i]] = args[i]
                     error = unchecked(*call_args)
@@ -173,7 +185,7 @@ def make_caller(
                 if sc is None:
                     sc = tagged[n] = vm.scalar_call(receiver, signature(n))
                 if sc.write(args, max_text):
-                    error = unchecked(*sc.call_args)
+                    error = sc.call(*sc.call_args)
                     if error or sc.trap.value:
                         failed(error, sc.trap)
                     d = sc.f64[0]
@@ -225,30 +237,45 @@ def make_caller(
         n = len(args)
         if n > fast_args or tracking or state.release_queue or not acquire(False):
             return gate.run(run, args)  # contended, a debugger records gate entries, or handles to release
-        # EngineGate.run's uncontended path and run's numbers-only path,
-        # inlined: one Python frame for the usual call of a number function
+        # EngineGate.run's uncontended path and run's numbers-only path for
+        # the hot arity, inlined: one Python frame for the usual call
         try:
-            p = plain[n]
-            if p is None:
+            if n != hot_n:
                 return run(args)
-            for a in args:
+            f64 = hot_f64
+            if n == 1:
+                a = args[0]
                 t = type(a)
                 if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
                     return run(args)
-            f64, at, call_args, trap, sc = p
-            for i in range(n):
-                f64[at[i]] = args[i]
+                f64[0] = a
+            elif n == 2:
+                a, b = args
+                t, u = type(a), type(b)
+                if (t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE)) or (
+                        u is not float and (u is not int or not -MAX_SAFE <= b <= MAX_SAFE)):
+                    return run(args)
+                f64[0] = a
+                f64[hot_at[1]] = b
+            elif n:
+                for a in args:
+                    t = type(a)
+                    if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
+                        return run(args)
+                at = hot_at
+                for i in range(n):
+                    f64[at[i]] = args[i]
             depth = inst.depth
             if not depth and limited and not (lazy and clock() - inst._armed_at < slack):
                 arm()
             inst.depth = depth + 1
             try:
-                error = unchecked(*call_args)
+                error = hot_call(*hot_args)
             finally:
                 inst.depth = depth
             d = f64[0]
-            if d != d or error or trap.value or inst._close_pending or state.partial_line:
-                return finish(sc, error, depth)
+            if d != d or error or hot_trap.value or inst._close_pending or state.partial_line:
+                return finish(hot_sc, error, depth)
             if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
                 return int(d)
             return d
