@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 kryon_wren = pytest.importorskip("kryon_wren")
-from kryon_wren import calls, instance, vm as vm_module  # noqa: E402
+from kryon_wren import calls, instance  # noqa: E402
+from kryon_wren import vm as vm_module  # noqa: E402
 
 from kryon_core import (  # noqa: E402
     ConversionError,

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import FunctionNotFoundError, FunctionRef, ScriptRuntimeError, threads
 from wasmtime import _ffi as ffi
+
+from kryon_core import FunctionNotFoundError, FunctionRef, ScriptRuntimeError, threads
 
 from .bridge import bars
 from .errors import after_trap, restarted, script_runtime_error

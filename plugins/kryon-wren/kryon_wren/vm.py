@@ -739,20 +739,18 @@ class ScalarCall:
         characters or not valid as UTF-8, strings too long together for the
         text buffer, any other value): the caller's general path then
         converts it, or raises the error it deserves."""
-        kinds = 0
-        numbers: list[float] = []
+        kinds = shift = 0
         texts: list[bytes] = []
         used = 0
+        f64, at = self.f64, self.at
         for i, a in enumerate(args):
             t = type(a)
             if t is float or (t is int and -_MAX_SAFE <= a <= _MAX_SAFE):
-                numbers.append(a)
+                f64[at[i]] = a
             elif a is None:
-                kinds |= KIND_NULL << (4 * i)
-                numbers.append(0.0)
+                kinds |= KIND_NULL << shift
             elif t is bool:
-                kinds |= (KIND_TRUE if a else KIND_FALSE) << (4 * i)
-                numbers.append(0.0)
+                kinds |= (KIND_TRUE if a else KIND_FALSE) << shift
             elif t is str:
                 if max_text is not None and len(a) > max_text:
                     return False
@@ -763,23 +761,18 @@ class ScalarCall:
                 used += len(data)
                 if used > CALL_TEXT_CAPACITY:
                     return False
-                kinds |= KIND_TEXT << (4 * i)
-                numbers.append(len(data))
+                kinds |= KIND_TEXT << shift
+                f64[at[i]] = len(data)
                 texts.append(data)
             else:
                 return False
+            shift += 4
         if texts:
-            blob = b"".join(texts)
-            ctypes.memmove(self.vm.instance.base() + self.vm.call_text_ptr(), blob, len(blob))
-        f64, at = self.f64, self.at
-        for i, number in enumerate(numbers):
-            f64[at[i]] = number
+            blob = texts[0] if len(texts) == 1 else b"".join(texts)
+            vm = self.vm
+            ctypes.memmove(vm.instance.base() + (vm._call_text_ptr or vm.call_text_ptr()), blob, used)
         self.i32[self.kinds_at] = kinds
         return True
-
-    def clear_kinds(self) -> None:
-        """Marks every argument a number again (after :meth:`write`)."""
-        self.i32[self.kinds_at] = 0
 
     def status_result(self, bits: int) -> Any:
         """The result a NaN-valued ``f64[0]`` stands for: a NaN, null, a
@@ -797,7 +790,8 @@ class ScalarCall:
         if status == SCALAR_TEXT:
             vm = self.vm
             length = (bits >> 16) & 0xFFFFFFFF
-            return _STRING_AT(vm.instance.base() + vm.call_text_ptr(), length).decode("utf-8", "replace")
+            return _STRING_AT(vm.instance.base() + (vm._call_text_ptr or vm.call_text_ptr()), length).decode(
+                "utf-8", "replace")
         if status == NON_NUMBER_RESULT:
             return IN_SLOT
         self.vm.raise_for_status(status)
