@@ -371,3 +371,21 @@ def test_a_reloaded_script_is_called_through_its_new_code() -> None:
         assert m.function("s.T.id")(None) == "new null"
     finally:
         m.close()
+
+
+def test_a_breakpoint_inside_the_called_function_stops_every_path() -> None:
+    m = manager()
+    try:
+        engine = m.engine("wren")
+        hits: list[Any] = []
+        engine.set_breakpoint_handler(hits.append)
+        ident = m.function("s.T.id")
+        assert ident(1) == 1 and not hits
+        breakpoint = engine.set_breakpoint("s", 2)  # T.id's body
+        assert ident(2) == 2  # the caller's inline path
+        assert ident("a") == "a" and ident(None) is None and ident([1]) == [1]  # scalar kinds, general path
+        assert len(hits) == 4
+        engine.remove_breakpoint(breakpoint)
+        assert ident(3) == 3 and len(hits) == 4
+    finally:
+        m.close()

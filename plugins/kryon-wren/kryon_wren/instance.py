@@ -477,9 +477,6 @@ def _make_unchecked() -> Any:
 
 
 _UNCHECKED = _make_unchecked()
-#: ``wasmtime_func_call_unchecked`` itself, for hot callers that call it with a
-#: RawExport's ``call_args`` and check its ``trap`` themselves (calls.py)
-UNCHECKED_CALL = _UNCHECKED
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a NULL finalizer: the callbacks live on the instance
 
 
