@@ -370,6 +370,93 @@ int64_t wren_call_num(WrenVM* vm, WrenHandle* receiver, WrenHandle* method, int 
   return STATUS_BITS(3);
 }
 
+/* ---- One-crossing scalar calls ----------------------------------------
+ *
+ * wren_call_scalar runs a call with up to four scalar arguments and gives
+ * a scalar result back without slot traffic: one wasm call from the host
+ * where setting slots, calling and reading slot 0 would take three or
+ * more. The first parameter is argument 0, because the host's raw call
+ * writes the result over the first parameter: every other parameter (the
+ * argument kinds, the VM, the receiver and the method) stays in the
+ * caller's own parameter block from one call to the next.
+ *
+ * kinds holds 4 bits per argument (argument i at bits 4i..4i+3):
+ *   0 a number (the double)    1 null    2 false    3 true
+ *   4 a string whose byte length is the double, its bytes following the
+ *     previous string arguments' in callText
+ * The result: a number's bits (a NaN as the canonical quiet NaN), or
+ * STATUS_BITS(status): 1/2 compile/runtime error (as for wren_call_num),
+ * 3 the result waits in slot 0, 5 null, 6 true, 7 false, and
+ * 8 | length << 16 a string result of that many bytes in callText. */
+#define KW_CALL_TEXT_CAPACITY 1024
+
+static char callText[KW_CALL_TEXT_CAPACITY];
+
+EXPORT(wren_call_text_buffer) char* wren_call_text_buffer(void) { return callText; }
+
+static double canonicalNumber(double number) {
+  return number == number ? number : __builtin_nan("");
+}
+
+EXPORT(wren_call_scalar)
+int64_t wren_call_scalar(double a0, int kinds, WrenVM* vm, WrenHandle* receiver, WrenHandle* method,
+                         double a1, double a2, double a3) {
+  int symbol, arity;
+  decodeCallHandle(method, &symbol, &arity);
+  if (arity > 4) __builtin_trap();  /* the host never sends more: args[] holds four */
+  double numbers[4] = {a0, a1, a2, a3};
+  Value args[5];
+  if (kinds == 0) {
+    args[0] = receiver->value;
+    for (int i = 0; i < arity; i++) args[i + 1] = NUM_VAL(canonicalNumber(numbers[i]));
+  } else {
+    /* Strings are made in the slots, which the collector sees, so one
+     * string's allocation cannot free another made before it. */
+    wren_ensure_slots(vm, arity + 1);
+    vm->slots[0] = receiver->value;
+    size_t offset = 0;
+    for (int i = 0; i < arity; i++) {
+      Value* slot = &vm->slots[i + 1];
+      switch ((kinds >> (4 * i)) & 15) {
+        case 0: *slot = NUM_VAL(canonicalNumber(numbers[i])); break;
+        case 1: *slot = NULL_VAL; break;
+        case 2: *slot = FALSE_VAL; break;
+        case 3: *slot = TRUE_VAL; break;
+        case 4: {
+          double length = numbers[i];
+          if (!(length >= 0 && length <= (double)(KW_CALL_TEXT_CAPACITY - offset))) __builtin_trap();
+          *slot = stringValue(vm, callText + offset, (size_t)length);
+          offset += (size_t)length;
+          break;
+        }
+        default: __builtin_trap();  /* only the host writes kinds */
+      }
+    }
+    memcpy(args, vm->slots, sizeof(Value) * (size_t)(arity + 1));
+  }
+  Value result = NULL_VAL;
+  InterpretResult r = vmCallMethod(vm, symbol, arity + 1, args, &result);
+  vm->status = (int)r;
+  if (r != RESULT_SUCCESS) return STATUS_BITS(r);
+  if (IS_NUM(result)) {
+    double number = AS_NUM(result);
+    if (number != number) return (int64_t)NUM_VAL(__builtin_nan(""));
+    return (int64_t)result;
+  }
+  if (result == NULL_VAL) return STATUS_BITS(5);
+  if (result == TRUE_VAL) return STATUS_BITS(6);
+  if (result == FALSE_VAL) return STATUS_BITS(7);
+  if (IS_STRING(result) && AS_STRING(result)->length <= KW_CALL_TEXT_CAPACITY) {
+    ObjString* text = AS_STRING(result);
+    memcpy(callText, text->chars, text->length);
+    return STATUS_BITS(8 | ((uint64_t)text->length << 16));
+  }
+  wren_ensure_slots(vm, 1);
+  vm->slots[0] = result;
+  vm->status = 3;
+  return STATUS_BITS(3);
+}
+
 EXPORT(wren_status_pointer) int* wren_status_pointer(WrenVM* vm) { return &vm->status; }
 
 EXPORT(wren_out_of_memory) int wren_out_of_memory(void) { return kwOutOfMemory; }

@@ -1,5 +1,6 @@
 """Calls from the host into a Wren script: the caller made once per
-(script, function) with its scalar fast path (one raw wasm call for numbers),
+(script, function) with its scalar fast path (one raw wasm call for the call
+with its scalar arguments and result),
 FunctionRefs of the Fns a script hands out, and async calls run as fibers
 stepped on the event loop. Every call enters the script's instance through
 its pool's gate, under one deadline for the call and its conversions; a Wren
@@ -9,18 +10,22 @@ error or a trap is translated in ``errors.py``.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import math
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import FunctionNotFoundError, FunctionRef, ScriptRuntimeError
+from wasmtime import _ffi as ffi
+
+from kryon_core import FunctionNotFoundError, FunctionRef, ScriptRuntimeError, threads
 
 from .bridge import bars
 from .errors import after_trap, restarted, script_runtime_error
 from .plugin import LANGUAGE
 from .scan import GETTER
-from .values import MAX_SAFE, prepare, resolve
+from .values import MAX_SAFE, number, prepare, resolve
+from .vm import IN_SLOT, ScalarCall
 from .vm_errors import WrenCompileError, WrenError, WrenRuntimeError
 
 if TYPE_CHECKING:
@@ -67,14 +72,25 @@ def caller(state: "ScriptState", function: str) -> Callable[..., Any]:
     return state.callers.get(function, lambda: state.pool.gate.run(make))
 
 
+#: the most arguments a call passes through ``wren_call_scalar`` (one wasm
+#: crossing; vm.ScalarCall); tests set -1 to compare with the general path
+FAST_ARGS = 4
+
+
 def make_caller(
     state: "ScriptState", function: str, receiver: Any, method: str, getter: bool
 ) -> Callable[..., Any]:
     """The call of ``method`` on ``receiver`` (a Fn's ``call``, or a static
-    method of class ``function``'s owner), converting arguments and result."""
+    method of class ``function``'s owner), converting arguments and result.
+
+    Up to four scalar arguments (numbers, null, bools, short strings) cross
+    with the call itself in one raw wasm call (``wren_call_scalar``), and a
+    scalar result (a number, null, a bool, a short string) comes back with
+    it; other calls take the general path through ``KryonHost.prep``."""
     vm = state.vm
     handles: dict[int, Any] = {}
     owner = function.partition(".")[0] if method != "call" or "." in function else ""
+    fast_args = FAST_ARGS
 
     def signature(n: int) -> Any:
         handle = handles.get(n)
@@ -83,26 +99,60 @@ def make_caller(
             handle = handles[n] = state.call_handle(sig)  # shared per VM: callers of Fn refs come and go
         return handle
 
-    from .vm import STATUS_MASK, STATUS_TAG
+    # one parameter block per arity for numbers only (the hot path writes
+    # just the numbers) and one for any scalar kinds (it writes the kinds too)
+    plain: list[Any] = [None] * 5
+    tagged: list[ScalarCall | None] = [None] * 5
+    # the numbers-only block of the first arity called, in closure cells for
+    # ``call``'s inline path (the arity a caller is almost always called with)
+    hot_n = -1
+    hot_f64: Any = None
+    hot_at: Any = None
+    hot_call: Any = None
+    hot_args: Any = None
+    hot_trap: Any = None
+    hot_sc: Any = None
 
-    fast = vm.fast_call()
+    def prime(n: int) -> Any:
+        nonlocal hot_n, hot_f64, hot_at, hot_call, hot_args, hot_trap, hot_sc
+        sc = vm.scalar_call(receiver, signature(n))
+        plain[n] = (sc.f64, sc.at, sc.call, sc.call_args, sc.trap, sc)
+        if hot_n < 0:
+            hot_f64, hot_at, hot_call, hot_args, hot_trap, hot_sc = plain[n]
+            hot_n = n
+        return plain[n]
+
     inst = vm.instance
-    # The scalar fast path writes wren_call_num's raw arguments itself
-    # (the layout FastCall documents), saving a Python frame per call.
-    export = fast.export
-    i32, i64, f64 = export.i32, export.i64, export.f64
-    invoke = export.invoke_rearming_lazily()
-    s32, s64 = fast.stride32, fast.stride64
-    vm_ptr, receiver_ptr = vm.ptr, receiver.ptr
     copysign = math.copysign
-
     gate = state.pool.gate
+    acquire, unlock = gate.uncontended_inline()
+    tracking = threads.tracking
     arm, limited, slack, clock = inst._arm_limits, inst.limited, inst._slack, time.perf_counter
     lazy = inst.timeout is not None and inst.fuel is None
+    max_text = state.policy.max_value_size
+
+    def failed(error: Any, trap: Any) -> None:
+        """Raises the trap (or wasmtime error) a raw call ended with."""
+        if lazy:
+            inst._armed_at = -1e18  # the next call re-arms the epoch deadline
+        pending, trap.value = trap.value, None
+        inst._raise_trap(
+            ctypes.cast(pending, ctypes.POINTER(ffi.wasm_trap_t)) if pending else None,
+            ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
+        )
+
+    def other(sc: ScalarCall) -> Any:
+        """A scalar call's result that is not a number (or is a NaN)."""
+        result = sc.status_result(sc.i64[0])
+        if result is IN_SLOT:
+            vm.ensure_slots(3)
+            result = vm.get_slot(0)
+        state.pending = None
+        if state.vm is not vm:
+            raise restarted(state)
+        return resolve(state, result)
 
     def run(args: tuple[Any, ...]) -> Any:
-        if state.vm is not vm or inst.dead is not None:
-            return stale(state, function, args)
         n = len(args)
         if state.release_queue:
             state.drain()
@@ -114,34 +164,33 @@ def make_caller(
             arm()
         inst.depth = depth + 1
         try:
-            method_handle = handles.get(n) or signature(n)
-            if n <= 4:
+            if n <= fast_args:
                 for a in args:
                     t = type(a)
                     if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
                         break
                 else:
-                    i32[0] = vm_ptr
-                    i32[s32] = receiver_ptr
-                    i32[2 * s32] = method_handle.ptr
-                    i32[3 * s32] = n
+                    f64, at, unchecked, call_args, trap, sc = plain[n] or prime(n)
                     for i in range(n):
-                        f64[(4 + i) * s64] = args[i]
-                    invoke()
-                    if (i64[0] & STATUS_MASK) != STATUS_TAG:
-                        d = f64[0]
+                        f64[at[i]] = args[i]
+                    error = unchecked(*call_args)
+                    if error or trap.value:
+                        failed(error, trap)
+                    d = f64[0]
+                    if d == d:
                         if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
                             return int(d)
                         return d
-                    status = i64[0] & 0xFFFF
-                    if status != 3:
-                        vm.raise_for_status(status)
-                    vm.ensure_slots(3)
-                    result = vm.get_slot(0)
-                    state.pending = None
-                    if state.vm is not vm:
-                        raise restarted(state)
-                    return resolve(state, result)
+                    return other(sc)
+                sc = tagged[n]
+                if sc is None:
+                    sc = tagged[n] = vm.scalar_call(receiver, signature(n))
+                if sc.write(args, max_text):
+                    error = sc.call(*sc.call_args)
+                    if error or sc.trap.value:
+                        failed(error, sc.trap)
+                    d = sc.f64[0]
+                    return number(d) if d == d else other(sc)
             prepared = [prepare(state, a) for a in args]
             fn = state.method_fn(owner, method, n, getter) if owner else receiver
             result = state.invoke(fn, prepared)
@@ -161,10 +210,80 @@ def make_caller(
             if state.partial_line:
                 state.flush()
 
+    def finish(sc: ScalarCall, error: Any, depth: int) -> Any:
+        """The end of an inline call (below) whose raw call trapped, printed
+        part of a line, closed the instance or gave no plain number: settled
+        inside the instance, as in ``run``."""
+        inst.depth = depth + 1
+        try:
+            if error or sc.trap.value:
+                failed(error, sc.trap)
+            d = sc.f64[0]
+            return number(d) if d == d else other(sc)
+        except WrenRuntimeError as exc:
+            state.flush()
+            raise script_runtime_error(state, exc) from None
+        except WrenError as exc:
+            raise after_trap(state, exc, inst) from None
+        finally:
+            inst.depth = depth
+            if not depth and inst._close_pending:
+                inst.close()
+            if state.partial_line:
+                state.flush()
+
     def call(*args: Any) -> Any:
         if state.vm is not vm or inst.dead is not None:
             return stale(state, function, args)
-        return gate.run(run, args)
+        n = len(args)
+        if n > fast_args or tracking or state.release_queue or not acquire(False):
+            return gate.run(run, args)  # contended, a debugger records gate entries, or handles to release
+        # EngineGate.run's uncontended path and run's numbers-only path for
+        # the hot arity, inlined: one Python frame for the usual call
+        try:
+            if n != hot_n:
+                return run(args)
+            f64 = hot_f64
+            if n == 1:
+                a = args[0]
+                t = type(a)
+                if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
+                    return run(args)
+                f64[0] = a
+            elif n == 2:
+                a, b = args
+                t, u = type(a), type(b)
+                if (t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE)) or (
+                        u is not float and (u is not int or not -MAX_SAFE <= b <= MAX_SAFE)):
+                    return run(args)
+                f64[0] = a
+                f64[hot_at[1]] = b
+            elif n:
+                for a in args:
+                    t = type(a)
+                    if t is not float and (t is not int or not -MAX_SAFE <= a <= MAX_SAFE):
+                        return run(args)
+                at = hot_at
+                for i in range(n):
+                    f64[at[i]] = args[i]
+            depth = inst.depth
+            if not depth and limited and not (lazy and clock() - inst._armed_at < slack):
+                arm()
+            inst.depth = depth + 1
+            try:
+                error = hot_call(*hot_args)
+            finally:
+                inst.depth = depth
+            d = f64[0]
+            if d != d or error or hot_trap.value or inst._close_pending or state.partial_line:
+                return finish(hot_sc, error, depth)
+            if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
+                return int(d)
+            return d
+        finally:
+            unlock()
+            if gate._waiting:
+                threads.wake_waiters()
 
     debug = state.engine.debugger
     if debug is not None and debug.attached:  # calls and returns across languages (debugging.py)

@@ -29,6 +29,7 @@ from .instance import (
     FOREIGN_TEXT,
     FOREIGN_TRUE,
     WASM_PATH,
+    RawExport,
     WasmInstance,
     get_engine,
 )
@@ -46,7 +47,7 @@ __all__ = [
     "BYTECODE_NOT_CACHEABLE", "BYTECODE_REFUSED", "COMPILE_ERROR", "DEFAULT_MEMORY_LIMIT", "EPOCH_TICK_SECONDS",
     "NON_NUMBER_RESULT", "RUNTIME_ERROR", "STATUS_MASK", "STATUS_TAG", "SUCCESS", "TYPE_BOOL", "TYPE_FOREIGN",
     "TYPE_LIST", "TYPE_MAP", "TYPE_NULL", "TYPE_NUM", "TYPE_STRING", "TYPE_UNKNOWN", "WASM_PATH", "CallHandle",
-    "FastCall", "ForeignFn", "Handle", "WasmInstance", "WrenCompileError", "WrenError", "WrenMemoryError",
+    "FastCall", "ForeignFn", "ScalarCall", "Handle", "WasmInstance", "WrenCompileError", "WrenError", "WrenMemoryError",
     "WrenRuntimeError", "WrenTimeoutError", "WrenTrapError", "WrenVM", "WrenVMClosedError", "get_engine",
 ]
 
@@ -65,6 +66,21 @@ _STATUS_TAG, _STATUS_MASK = STATUS_TAG, STATUS_MASK
 RESULT_CAPACITY = 256
 _NAN = float("nan")
 _PACK_TEXT = struct.Struct("<cI").pack
+_MAX_SAFE = 2**53
+
+
+def _make_unchecked_by_objects() -> Any:
+    # wasmtime_func_call_unchecked without argtypes, called with ctypes
+    # objects made once (ScalarCall.call_args): ctypes then converts no
+    # Python integers per call, ~150 ns less than instance.py's typed one.
+    # A CDLL function: the GIL is released during the call, so the epoch
+    # ticker thread keeps time while the script runs.
+    fn = ffi.dll["wasmtime_func_call_unchecked"]
+    fn.restype = ctypes.c_void_p
+    return fn
+
+
+_UNCHECKED_BY_OBJECTS = _make_unchecked_by_objects()
 
 
 
@@ -167,6 +183,7 @@ class WrenVM:
         # looked up at the first such result (a lookup now would make the
         # instance not pristine for snapshot.py)
         self._result_ptr = 0
+        self._call_text_ptr = 0  # wren_call_scalar's text buffer, looked up likewise
         snapshot.new_vm(self, prelude)  # the core library and prelude compiled, or restored from an image
         if max_frames:
             self.set_max_frames(max_frames)
@@ -430,6 +447,17 @@ class WrenVM:
             fast = self._fast = FastCall(self)
         return fast
 
+    def scalar_call(self, receiver: Handle, method: CallHandle) -> "ScalarCall":
+        """A :class:`ScalarCall` of ``method`` on ``receiver``, with its own
+        parameter block (the caller keeps it; one per signature)."""
+        return ScalarCall(self, receiver, method)
+
+    def call_text_ptr(self) -> int:
+        """The address of ``wren_call_scalar``'s text buffer (csrc/api.c)."""
+        if not self._call_text_ptr:
+            self._call_text_ptr = int(self.instance.call("wren_call_text_buffer"))
+        return self._call_text_ptr
+
     # -- limits and debugging ----------------------------------------------------
 
     def set_max_frames(self, count: int | None) -> None:
@@ -663,3 +691,119 @@ class FastCall:
             return vm.get_slot(0)
         vm._raise_for(status)
         return None
+
+
+#: wren_call_scalar's argument kinds (4 bits each) and result statuses (csrc/api.c)
+KIND_NULL, KIND_FALSE, KIND_TRUE, KIND_TEXT = 1, 2, 3, 4
+SCALAR_NULL, SCALAR_TRUE, SCALAR_FALSE, SCALAR_TEXT = 5, 6, 7, 8
+#: bytes of wren_call_scalar's text buffer (KW_CALL_TEXT_CAPACITY)
+CALL_TEXT_CAPACITY = 1024
+#: ScalarCall.status_result's answer for a result waiting in slot 0
+IN_SLOT: Any = object()
+#: ``bits >> 48`` of a status result (STATUS_TAG's top 16 bits)
+STATUS_HIGH = STATUS_TAG >> 48
+
+
+class ScalarCall:
+    """``wren_call_scalar`` of one method on one receiver: the whole call in
+    one wasm crossing for up to four scalar arguments (numbers, null, bools,
+    strings that fit the text buffer together), the result a number's bits
+    or a status (null, a bool, a string in the text buffer, or waiting in
+    slot 0).
+
+    It owns its raw parameter block, so the receiver, the method, the VM and
+    the kinds stay written between calls: a hot caller writes only the
+    numbers, ``f64[at[i]]`` for argument i, then calls ``call(*call_args)``
+    (inside the instance's enter/leave; its result is a wasmtime error, and
+    ``trap.value`` a trap), and reads ``f64[0]`` (a number unless it is a
+    NaN) or ``i64[0]`` (see :meth:`status_result`).
+    """
+
+    __slots__ = ("vm", "export", "f64", "i64", "i32", "at", "kinds_at", "call", "call_args", "trap")
+
+    def __init__(self, vm: WrenVM, receiver: Handle, method: CallHandle):
+        inst = vm.instance
+        if method.arity > 4:
+            raise TypeError(f"wren_call_scalar: {method.signature} takes more than 4 arguments")
+        self.vm = vm
+        self.export = export = RawExport(inst, inst.funcs["wren_call_scalar"], "wren_call_scalar")
+        self.f64, self.i64, self.i32 = export.f64, export.i64, export.i32
+        s32 = ctypes.sizeof(ffi.wasmtime_val_raw) // 4
+        s64 = ctypes.sizeof(ffi.wasmtime_val_raw) // 8
+        # parameters: a0, kinds, vm, receiver, method, a1, a2, a3
+        self.at = (0, 5 * s64, 6 * s64, 7 * s64)
+        self.kinds_at = s32
+        self.i32[s32] = 0
+        self.i32[2 * s32] = vm.ptr
+        self.i32[3 * s32] = receiver.ptr
+        self.i32[4 * s32] = method.ptr
+        self.call = _UNCHECKED_BY_OBJECTS
+        context, func, raw, size, trap = export.call_args  # the export keeps what they point to alive
+        self.call_args = (ctypes.c_void_p(context), ctypes.c_void_p(func), ctypes.c_void_p(raw),
+                          ctypes.c_size_t(size), ctypes.c_void_p(trap))
+        self.trap = export.trap
+
+    def write(self, args: Sequence[Any], max_text: int | None = None) -> bool:
+        """Writes ``args`` (any scalar kinds) and their kinds; False, having
+        written nothing that matters, when one is not a scalar this call
+        takes (an int beyond 2**53, a string longer than ``max_text``
+        characters or not valid as UTF-8, strings too long together for the
+        text buffer, any other value): the caller's general path then
+        converts it, or raises the error it deserves."""
+        kinds = shift = 0
+        texts: list[bytes] = []
+        used = 0
+        f64, at = self.f64, self.at
+        for i, a in enumerate(args):
+            t = type(a)
+            if t is float or (t is int and -_MAX_SAFE <= a <= _MAX_SAFE):
+                f64[at[i]] = a
+            elif a is None:
+                kinds |= KIND_NULL << shift
+            elif t is bool:
+                kinds |= (KIND_TRUE if a else KIND_FALSE) << shift
+            elif t is str:
+                if max_text is not None and len(a) > max_text:
+                    return False
+                try:
+                    data = a.encode("utf-8")
+                except UnicodeEncodeError:
+                    return False
+                used += len(data)
+                if used > CALL_TEXT_CAPACITY:
+                    return False
+                kinds |= KIND_TEXT << shift
+                f64[at[i]] = len(data)
+                texts.append(data)
+            else:
+                return False
+            shift += 4
+        if texts:
+            blob = texts[0] if len(texts) == 1 else b"".join(texts)
+            vm = self.vm
+            ctypes.memmove(vm.instance.base() + (vm._call_text_ptr or vm.call_text_ptr()), blob, used)
+        self.i32[self.kinds_at] = kinds
+        return True
+
+    def status_result(self, bits: int) -> Any:
+        """The result a NaN-valued ``f64[0]`` stands for: a NaN, null, a
+        bool or a string; :data:`IN_SLOT` when the value waits in slot 0
+        (read it with :meth:`WrenVM.get_slot`); errors raise."""
+        if bits >> 48 != STATUS_HIGH:
+            return _NAN
+        status = bits & 0xFFFF
+        if status == SCALAR_NULL:
+            return None
+        if status == SCALAR_TRUE:
+            return True
+        if status == SCALAR_FALSE:
+            return False
+        if status == SCALAR_TEXT:
+            vm = self.vm
+            length = (bits >> 16) & 0xFFFFFFFF
+            return _STRING_AT(vm.instance.base() + (vm._call_text_ptr or vm.call_text_ptr()), length).decode(
+                "utf-8", "replace")
+        if status == NON_NUMBER_RESULT:
+            return IN_SLOT
+        self.vm.raise_for_status(status)
+        raise WrenError(f"wren_call_scalar: unknown status {status}")
