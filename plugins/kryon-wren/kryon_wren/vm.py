@@ -64,6 +64,7 @@ STATUS_MASK = 0xFFFFFFFFFFFF0000
 _STATUS_TAG, _STATUS_MASK = STATUS_TAG, STATUS_MASK
 #: bytes of csrc/slot_codec.c's foreign result buffer (KW_FOREIGN_RESULT_CAPACITY)
 RESULT_CAPACITY = 256
+_STRING_AT = ctypes.string_at
 _NAN = float("nan")
 _PACK_TEXT = struct.Struct("<cI").pack
 _MAX_SAFE = 2**53
