@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .bridge import DEFAULT_CALL_DEPTH
 from .errors import AccessDeniedError, MemoryLimitError, RecursionLimitError, ScriptError
 from .policy import SecurityPolicy
-from .profiling import SAMPLE_EVERY, SAMPLE_MASK, estimate_total
+from .profiling import SAMPLE_EVERY, SAMPLE_MASK, TimedSample, estimate_total
 from .values import FunctionRef, approximate_size, to_host
 
 if TYPE_CHECKING:
@@ -377,24 +377,16 @@ class _Count:
         self.failed = 0
 
 
-class CallStatistics:
+class CallStatistics(TimedSample):
     """Calls of one function that came through ``kryon.call``. Counts are
     exact; times are of a sample (see :mod:`kryon_core.profiling`), and
     ``total_ns`` is estimated from it."""
 
-    def __init__(self) -> None:
-        self._by_language: dict[str, _Count] = {}
-        self.timed = 0
-        self.timed_ns = 0
-        self.steady = 0
-        self.steady_ns = 0
+    __slots__ = ("_by_language",)
 
-    def record(self, elapsed: int, n: int) -> None:
-        self.timed += 1
-        self.timed_ns += elapsed
-        if n > SAMPLE_EVERY:
-            self.steady += 1
-            self.steady_ns += elapsed
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_language: dict[str, _Count] = {}
 
     def count_for(self, language: str) -> _Count:
         count = self._by_language.get(language)

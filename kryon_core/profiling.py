@@ -42,24 +42,43 @@ def estimate_total(calls: int, timed: int, timed_ns: int, steady: int, steady_ns
     return timed_ns + untimed * timed_ns // timed if timed else 0
 
 
-class CallStats:
-    """Counts and times of one function or script. Times in nanoseconds, of
-    the timed sample of the calls (see the module docstring)."""
+class TimedSample:
+    """The timed calls of one function: every call while it has had at most
+    SAMPLE_EVERY, then the periodic sample (the module docstring says which).
+    ``steady`` and ``steady_ns`` hold the periodic sample alone, which
+    :func:`estimate_total` scales up to the untimed calls."""
 
-    __slots__ = ("name", "language", "calls", "errors", "timed", "timed_ns", "steady", "steady_ns", "max_ns", "hot",
-                 "tier", "speedup")
+    __slots__ = ("timed", "timed_ns", "steady", "steady_ns")
 
-    def __init__(self, name: str, language: str) -> None:
-        self.name = name
-        self.language = language
-        self.calls = 0
-        self.errors = 0
+    def __init__(self) -> None:
         #: how many of the calls were timed, and their total time
         self.timed = 0
         self.timed_ns = 0
         #: the timed calls past the first SAMPLE_EVERY (the periodic sample), and their time
         self.steady = 0
         self.steady_ns = 0
+
+    def record(self, elapsed: int, n: int) -> None:
+        """Timed call number ``n`` took ``elapsed`` ns (it was counted already)."""
+        self.timed += 1
+        self.timed_ns += elapsed
+        if n > SAMPLE_EVERY:
+            self.steady += 1
+            self.steady_ns += elapsed
+
+
+class CallStats(TimedSample):
+    """Counts and times of one function or script. Times in nanoseconds, of
+    the timed sample of the calls (see the module docstring)."""
+
+    __slots__ = ("name", "language", "calls", "errors", "max_ns", "hot", "tier", "speedup")
+
+    def __init__(self, name: str, language: str) -> None:
+        super().__init__()
+        self.name = name
+        self.language = language
+        self.calls = 0
+        self.errors = 0
         #: the longest timed call
         self.max_ns = 0
         self.hot = False
@@ -69,11 +88,7 @@ class CallStats:
 
     def record(self, elapsed: int, n: int) -> None:
         """Timed call number ``n`` took ``elapsed`` ns (it was counted already)."""
-        self.timed += 1
-        self.timed_ns += elapsed
-        if n > SAMPLE_EVERY:
-            self.steady += 1
-            self.steady_ns += elapsed
+        TimedSample.record(self, elapsed, n)
         if elapsed > self.max_ns:
             self.max_ns = elapsed
 
