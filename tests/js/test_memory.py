@@ -112,3 +112,18 @@ def test_one_scripts_fault_never_resets_another_scripts_state(kind):
     assert m.call_function("bystander.bump") == [2, 2], "the bystander's state must be untouched"
     assert m.call_function("faulty.mineNow") == 42, "the faulty script keeps its own state too"
     m.close()
+
+
+@pytest.mark.parametrize("cap_kib", range(3584, 4608 + 1, 128))
+@pytest.mark.parametrize("chunk", [4096, 65536])
+def test_filling_the_cap_is_a_memory_error_wherever_the_allocation_fails(cap_kib, chunk):
+    """Wherever the cap falls, even inside the prelude's own catch (QuickJS then
+    throws null past it: it cannot allocate its out-of-memory error), the host
+    reports a MemoryLimitError naming the script."""
+    source = ("var held = [];\nfunction grab() {\n"
+              f"  for (var i = 0; i < 100000; i++) held.push('x'.repeat({chunk}) + i);\n  return held.length;\n}}\n")
+    with quiet(SecurityPolicy.sandboxed(memory_limit=cap_kib << 10)) as m:
+        m.load_script_from_source("hog", JS, source)
+        with pytest.raises(MemoryLimitError) as info:
+            m.call_function("hog.grab")
+        assert info.value.script == "hog"

@@ -119,12 +119,15 @@ def _from_host(host: BaseException, message: str, frames: list[StackFrame], wher
 
 
 def from_exception_text(text: str, script: str | None, *, input_is_script: bool, compiling: bool = False,
-                        columns: ColumnMap | None = None) -> ScriptError:
-    """The binding's JSException text ("Name: message\\n    at ...") -> error."""
+                        columns: ColumnMap | None = None, memory_limited: bool = False) -> ScriptError:
+    """The binding's JSException text ("Name: message\\n    at ...") -> error. ``memory_limited``: as
+    for :func:`from_info` (a ``null`` that escaped the prelude's own catch under a memory limit is
+    QuickJS failing to allocate its out-of-memory error, and the catch failing the same way)."""
     head, _, stack = text.partition("\n")
     m = re.match(r"^([A-Za-z]*Error): (.*)$", head, re.S)
     if m:
         info = {"isError": True, "name": m.group(1), "message": m.group(2), "stack": stack}
     else:
         info = {"isError": stack.strip() not in ("", "undefined") and False, "message": head}
-    return from_info(info, script, input_is_script=input_is_script, host_errors={}, compiling=compiling, columns=columns)
+    return from_info(info, script, input_is_script=input_is_script, host_errors={}, compiling=compiling, columns=columns,
+                     memory_limited=memory_limited)

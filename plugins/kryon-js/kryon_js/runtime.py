@@ -167,7 +167,8 @@ class Host:
     @staticmethod
     def binding_error(state: "ScriptState", exc: BaseException) -> ScriptError:
         text = str(exc.args[0]) if exc.args else str(exc)
-        err = from_exception_text(text, state.script, input_is_script=state.input_is_script, columns=state.columns)
+        err = from_exception_text(text, state.script, input_is_script=state.input_is_script, columns=state.columns,
+                                  memory_limited=state.policy.memory_limit is not None)
         return state.timed_out(err) if state.cut else err
 
     @staticmethod
