@@ -287,3 +287,26 @@ def test_a_js_callee_nested_through_the_entry_gets_a_share_of_the_stack(pair):
         assert len(pair.calls) == (script == "fast")
     assert seen[0] == jst.stack_size and seen[1] == seen[2] < jst.stack_size
     assert jst.current_stack == jst.stack_size and not jst.stack_sizes
+
+
+@pytest.mark.parametrize("routed", ["call", ""])
+def test_a_bridge_without_a_manager_says_so_on_both_paths(monkeypatch, routed):
+    from kryon_js.engine import JSEngine
+
+    from kryon_core import ScriptBridge
+    from kryon_core.engine import EngineConfig
+
+    monkeypatch.setattr(kryon_js.state, "ROUTED_CALL", routed)
+    taken: list[str] = []
+    real = kryon_js.state.routed_call
+    monkeypatch.setattr(kryon_js.state, "routed_call", lambda state, view, name, *a: taken.append(name) or real(state, view, name, *a))
+    engine = JSEngine()
+    engine.initialize(EngineConfig())
+    engine.setup_bridge(ScriptBridge(JS))
+    source = "function f() { try { kryon.call('x.y', 1); } catch (e) { return e.name + ': ' + e.message; } }"
+    sid = engine.load_script(engine.compile(source, "s"), policy=SecurityPolicy.trusted())
+    try:
+        assert engine.call_function("f", [], script=sid) == "ScriptError: kryon.call needs a ScriptManager"
+        assert taken == (["x.y"] if routed else [])
+    finally:
+        engine.unload_script(sid)
