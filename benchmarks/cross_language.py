@@ -2,7 +2,7 @@
 (A calls B through ``kryon.call``), the time of A calling B's ``noop`` over A
 calling its own ``noop`` the same way, measured side by side in one run.
 
-    python benchmarks/cross_language.py [--calls N] [--rounds N] [--cpu]
+    python benchmarks/cross_language.py [--calls N] [--rounds N] [--cpu] [--callers LANG,...]
 
 ``--cpu`` times the calling thread's CPU time instead of the wall clock, which
 a loaded machine disturbs far less (every engine runs its calls on the
@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpu", action="store_true", help="time the thread's CPU time, not the wall clock")
+    parser.add_argument("--callers", default="", help="only these calling languages (comma-separated)")
     args = parser.parse_args()
+    callers = {c for c in args.callers.split(",") if c}
     global TIMER
     TIMER = time.thread_time if args.cpu else time.perf_counter
     m = ScriptManager(policy=SecurityPolicy.trusted(), cache=False, output=lambda lang, text: None)
@@ -62,6 +64,8 @@ def main() -> None:
     print(f"cross-language kryon.call overhead, best of {args.rounds} rounds of {args.calls} calls ({clock})")
     print(f"  {'caller -> callee':24s} {'same-language':>14s} {'cross':>10s}  ratio")
     for caller, callee in itertools.permutations(langs, 2):
+        if callers and caller not in callers:
+            continue
         same = cross = float("inf")
         for _ in range(args.rounds):
             same = min(same, per_call(m, caller, noop[caller], args.calls))

@@ -31,6 +31,10 @@ ELEMENT_METHODS = frozenset({"setProperty", "getProperty", "setStyle", "getStyle
                              "hasClass", "toggleClass"})
 
 
+#: the API method with its own host entry per script for scalar arguments (``inbound.routed_call``)
+ROUTED_CALL = "call"
+
+
 class ApiEntry(NamedTuple):
     """One function of ``kryon``: its JS name, (min, max) arity and host function;
     ``on_view`` says the function is a ScriptBridge method to call with the script's view."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import ScriptError, ScriptRuntimeError
+from kryon_core import ScriptBridge, ScriptError, ScriptRuntimeError
 
 from .bridge import REQUIRE, require
 from .plugin import LANGUAGE
@@ -168,6 +168,66 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
             return r
         return state.to_js(r)
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to JS as an Error
+        return failed(state, exc)
+
+
+def routed_call(state: "ScriptState", view: "ScriptBridge", name: str, *args: Any) -> Any:
+    """``kryon.call(name, ...args)`` when the prelude found the name a string
+    and at most three arguments, all scalars crossing as they are (prelude.js
+    ``callMethod``): bound per script to its bridge view (``ScriptState._install``),
+    it goes straight to the view's cached route (``CrossLanguageRegistry.call_routed``
+    with the view's ``_routes``), skipping :func:`host_call`'s API table look-up
+    and argument scan and the ``ScriptBridge.call`` frame. Checks, nesting
+    bookkeeping, result and errors are those of the general path
+    (tests/js/test_kcall_fast_path.py)."""
+    try:
+        # the checks of `arguments`: the strings' sizes, numbers by the JS rule
+        limit = state.max_value
+        values: Any = args
+        for a in args:
+            t = type(a)
+            if t is float or (t is str and limit is not None and len(a) > limit):
+                values = [number_from_js(x) if type(x) is float else x for x in args]
+                if limit is not None:
+                    for x in values:
+                        if type(x) is str and len(x) > limit:
+                            state.too_big("a string")
+                break
+        if limit is not None and len(name) > limit:
+            state.too_big("a string")
+        manager = view.manager
+        if manager is None:
+            raise ScriptError("kryon.call needs a ScriptManager", language=LANGUAGE)
+        policy = view.policy
+        # run_host, written out
+        host = state.host
+        chain = host.chains.chain
+        outer, depth = chain.inside, chain.nesting
+        chain.inside = state
+        if not depth:
+            me = get_ident()
+            host.nested.add(me)
+        chain.nesting = depth + 1
+        try:
+            r = manager.interop.call_routed(LANGUAGE, name, values, view.script,
+                                            policy if policy is not None else manager.policy, view._routes)
+        finally:
+            chain.nesting = depth
+            chain.inside = outer
+            if not depth:
+                host.nested.discard(me)
+        # the scalar cases of to_js, written out
+        if r is None:
+            return r
+        t = type(r)
+        if t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):
+            return r
+        if t is str and r.isascii() and (limit is None or len(r) <= limit):
+            return r
+        return state.to_js(r)
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to JS as an Error
+        if isinstance(exc, ScriptError) and exc.language is None:
+            exc.language = LANGUAGE  # as ScriptBridge.call gives it
         return failed(state, exc)
 
 

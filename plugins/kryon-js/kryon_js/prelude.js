@@ -9,10 +9,10 @@
   const G = globalThis;
   const HOST = G.__kryon_host, INVOKE = G.__kryon_invoke, STASH = G.__kryon_stash,
         HOSTERR = G.__kryon_hosterr, OUT = G.__kryon_out, TICK = G.__kryon_tick, MARK = G.__kryon_mark,
-        COMPILE = G.__kryon_compile;
+        COMPILE = G.__kryon_compile, KCALL = G.__kryon_kcall;
   const CONF = JSON.parse(G.__KRYON_CONF__);        // {guard: the script runs under a time limit, maxSource}
   for (const k of ["__kryon_host", "__kryon_invoke", "__kryon_stash", "__kryon_hosterr", "__kryon_out", "__kryon_tick",
-                   "__kryon_mark", "__kryon_compile", "__KRYON_CONF__"]) delete G[k];
+                   "__kryon_mark", "__kryon_compile", "__kryon_kcall", "__KRYON_CONF__"]) delete G[k];
   const API = JSON.parse(G.__KRYON_API__);          // [[camelName, index, min arity, max arity (-1: any)], ...]
   const AP = Array.prototype, getOwnDesc = Object.getOwnPropertyDescriptor;
   const apply = Reflect.apply, isArray = Array.isArray, keys = Object.keys, freeze = Object.freeze;
@@ -286,12 +286,44 @@
     } }[name];
   }
 
+  // kryon.call(name, ...args) with at most three arguments, each a scalar that crosses as it is, goes to its
+  // own host entry (KCALL, inbound.routed_call, bound to the script's bridge view: straight to the script's
+  // cached route), skipping callHost's scan and the API table; anything else takes callHost
+  let lastName = "";   // as lastSafe, for the names kryon.call is given
+  function scalar(v) {   // crosses as it is (a BigInt goes as JSON, a string with NUL or a lone surrogate too)
+    const t = typeof v;
+    if (t === "string") { if (v !== lastSafe) { if (!safeStr(v)) return false; lastSafe = v; } return true; }
+    return t === "number" || t === "boolean" || v === undefined || v === null;
+  }
+  function callMethod(idx) {
+    return function call(...args) {
+      const name = args[0];
+      if (typeof name === "string" && (name === lastName || safeStr(name))) {
+        let r;
+        switch (args.length) {
+          case 2: { const a = args[1], t = typeof a;   // the usual call: written out
+            if (!(t === "number" || t === "boolean" || a === undefined || a === null || scalar(a))) return callHost(idx, args);
+            lastName = name; r = KCALL(name, a); break; }
+          case 1: lastName = name; r = KCALL(name); break;
+          case 3: if (!scalar(args[1]) || !scalar(args[2])) return callHost(idx, args);
+            lastName = name; r = KCALL(name, args[1], args[2]); break;
+          case 4: if (!scalar(args[1]) || !scalar(args[2]) || !scalar(args[3])) return callHost(idx, args);
+            lastName = name; r = KCALL(name, args[1], args[2], args[3]); break;
+          default: return callHost(idx, args);
+        }
+        return typeof r !== "object" || r === null ? r : ret(r);
+      }
+      return callHost(idx, args);
+    };
+  }
+
   // -- the kryon object ---------------------------------------------------------
   const kryon = create(null);
   for (const [name, idx, lo, hi] of API) {
     const element = G["__kryon_element" + idx];
     if (element !== undefined) delete G["__kryon_element" + idx];
     const f = element !== undefined ? elementMethod(name, element, idx, lo, hi)
+      : name === "call" && KCALL !== undefined ? callMethod(idx)
       : { [name]: function (...args) { return callHost(idx, args); } }[name];
     kryon[name] = freeze(f);
   }

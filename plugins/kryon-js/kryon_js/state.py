@@ -35,14 +35,14 @@ from kryon_core import (
 )
 
 from . import capi, sandbox
-from .bridge import ELEMENT_METHODS, REQUIRE
+from .bridge import ELEMENT_METHODS, REQUIRE, ROUTED_CALL
 from .calls import function_ref
 from .compiling import host_compile
 from .cutoff import LOWERED, uncut
 from .errors import from_info
 from .evalsites import EVAL_ARG, EVAL_ARGS, EVAL_REF, ColumnMap
 from .handles import HandleTable
-from .inbound import element_call, host_call, invoke
+from .inbound import element_call, host_call, invoke, routed_call
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, INF, PRELUDE_SOURCE, Host, JSObject, Pending
 from .values import args_obj, decode, to_js, too_big
@@ -144,6 +144,9 @@ class ScriptState:
         for i, entry in enumerate(host.api):  # the element methods' own entries (prelude.js elementMethod)
             if entry.name in ELEMENT_METHODS and entry.on_view and entry.fn is not None and self.view is not None:
                 ctx.add_callable(f"__kryon_element{i}", functools.partial(element_call, self, entry.fn))
+            elif entry.name == ROUTED_CALL and entry.on_view and entry.fn is not None and self.view is not None:
+                # kryon.call's own entry, bound to this script's view (prelude.js callMethod)
+                ctx.add_callable("__kryon_kcall", functools.partial(routed_call, self, self.view))
         ctx.add_callable("__kryon_stash", self._stash)
         ctx.add_callable("__kryon_hosterr", self._hosterr)
         ctx.add_callable("__kryon_out", host.out_fn)
