@@ -38,7 +38,7 @@ from . import sandbox
 from .bridge import IO_SOURCE, bars, kryon_module_source
 from .calls import fn_ref
 from .plugin import LANGUAGE
-from .values import WrenObject, host_callable, number, prepare, resolve, resolve_encoded
+from .values import WrenObject, host_callable, number, prepare, release_handles, resolve, resolve_encoded
 from .vm_errors import WrenRuntimeError
 
 if TYPE_CHECKING:
@@ -243,11 +243,11 @@ class ScriptState:
 
     def host_handle(self, value: Any) -> Any:
         """A Wren handle standing for a host value (values.prepare)."""
-        if isinstance(value, WrenObject) and getattr(value.value, "vm", None) is self.vm:
+        if isinstance(value, WrenObject) and getattr(value.value, "vm", None) is self.vm and value.value.ptr:
             return value.value
         if isinstance(value, FunctionRef):
             own = self.engine.wren_fns.get(value)
-            if own is not None and own[0] is self and own[1].vm is self.vm:
+            if own is not None and own[0] is self and own[1].vm is self.vm and own[1].ptr:
                 return own[1]
         elif not (isinstance(value, UserData) or host_callable(value)):
             converted = self.engine.convert_unknown(value)
@@ -344,20 +344,25 @@ class ScriptState:
         state = self
         engine = self.engine
 
-        def foreign(name: Any, *rest: Any) -> Any:
+        def foreign(raw_name: Any, *rest: Any) -> Any:
             active = engine.active  # the calling thread's (not the loading thread's)
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
-                if len(rest) == 1 and type(rest[0]) is list and state.policy.max_value_size is None:
-                    # Kryon.call(name, [args]) with no sizes to check: resolve inlined
-                    if type(name) is not str:
-                        name = resolve(state, name)
-                    args = [number(a) if type(a) is float else resolve(state, a, 1) for a in rest[0]]
-                else:
-                    name = resolve(state, name)
-                    args = [resolve(state, a) for a in rest]
-                    if len(args) == 1 and isinstance(args[0], list):
-                        args = args[0]
+                try:
+                    if len(rest) == 1 and type(rest[0]) is list and state.policy.max_value_size is None:
+                        # Kryon.call(name, [args]) with no sizes to check: resolve inlined
+                        name = raw_name if type(raw_name) is str else resolve(state, raw_name)
+                        args = [number(a) if type(a) is float else resolve(state, a, 1) for a in rest[0]]
+                    else:
+                        name = resolve(state, raw_name)
+                        args = [resolve(state, a) for a in rest]
+                        if len(args) == 1 and isinstance(args[0], list):
+                            args = args[0]
+                except BaseException:
+                    # all arguments were decoded first: the handles of those
+                    # not resolved yet (and what was made of the others) go now
+                    release_handles(state, [raw_name, rest])
+                    raise
                 result = call(name, *args)
                 t = type(result)
                 return result if result is None or t is float or t is bool else prepare(state, result)

@@ -139,13 +139,36 @@ def _dict_key(key: Any) -> str:
 
 
 def resolve(state: "ScriptState", raw: Any, _depth: int = 0) -> Any:
-    """A value read by ``WrenVM.get_slot`` as a host value (sizes checked as in ``prepare``)."""
+    """A value read by ``WrenVM.get_slot`` as a host value (sizes checked as
+    in ``prepare``). When it fails, the handles in ``raw`` are released (what
+    a failed resolve made of them is garbage): none stays pinned."""
     t = type(raw)
     if t is float:
         return number(raw)
     if raw is None or t is bool:
         return raw
     if t is HostId:  # a HostRef / HostFn the C side named (slot_codec.c 'r'): as from_handle's kind >= 0
+        return state.objects[raw]
+    if t is str:
+        limit = state.policy.max_value_size
+        if limit is not None and len(raw) > limit:
+            raise _too_large(state, len(raw), "string")
+        return raw
+    try:
+        return _resolve(state, raw, _depth)
+    except BaseException:
+        release_handles(state, raw)
+        raise
+
+
+def _resolve(state: "ScriptState", raw: Any, _depth: int) -> Any:
+    """:func:`resolve` without the release on failure (its entry does that once for the whole value)."""
+    t = type(raw)
+    if t is float:
+        return number(raw)
+    if raw is None or t is bool:
+        return raw
+    if t is HostId:
         return state.objects[raw]
     if t is str or t is list or t is dict:
         limit = state.policy.max_value_size
@@ -156,13 +179,13 @@ def resolve(state: "ScriptState", raw: Any, _depth: int = 0) -> Any:
     if t is list:
         if _depth > MAX_DEPTH:
             raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANGUAGE)
-        return [resolve(state, v, _depth + 1) for v in raw]
+        return [_resolve(state, v, _depth + 1) for v in raw]
     if t is dict:
         if _depth > MAX_DEPTH:
             raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANGUAGE)
         out = {}
         for k, v in raw.items():
-            out[_map_key(state, k)] = resolve(state, v, _depth + 1)
+            out[_map_key(state, k)] = _resolve(state, v, _depth + 1)
         return out
     return state.from_handle(raw)
 
@@ -182,6 +205,7 @@ def resolve_encoded(state: "ScriptState", data: bytes, count: int) -> list[Any]:
     args: list[Any] = []
     append = args.append
     position = 0
+    decoded: list[Any] = []  # values decoded whole (not inline): released if the call fails
     try:
         for _ in range(count):
             tag = data[position]
@@ -201,31 +225,54 @@ def resolve_encoded(state: "ScriptState", data: bytes, count: int) -> list[Any]:
                 append(text)
             else:
                 value, position = decode_value(data, position, state.vm._adopt_handle)
+                decoded.append(value)
                 append(resolve(state, value))
     except BaseException:
-        # the values after the failing one were never read: release the
+        # the values after the failing one were never read, and what the
+        # failed call made of the earlier ones is garbage: release the
         # handles the C side made for them, or their objects stay pinned
+        release_handles(state, decoded)
         _release_unread(state, data, position, count - len(args) - 1)
         raise
     return args
 
 
 def _release_unread(state: "ScriptState", data: bytes, position: int, count: int) -> None:
-    from .vm import Handle
-
     values = []
     for _ in range(count):
         value, position = decode_value(data, position, state.vm._adopt_handle)
         values.append(value)
+    release_handles(state, values)
+
+
+def release_handles(state: "ScriptState", raw: Any) -> None:
+    """Releases every handle in decoded values (lists, maps, their keys) of
+    a foreign call that failed before the host function got them. Each was
+    made for this one call (slot_codec.c makes a handle per value encoded),
+    so what the script or the host holds is never among them; a FunctionRef
+    the failed resolve made of one is dropped from the engine's table so it
+    is never handed back into Wren (calls.fn_ref refuses a released handle)."""
+    from .vm import Handle
+
+    released: set[int] = set()
+    values = [raw]
     while values:
         value = values.pop()
-        if isinstance(value, list):
+        t = type(value)
+        if t is list or t is tuple:
             values.extend(value)
-        elif isinstance(value, dict):
+        elif t is dict:
             values.extend(value.keys())  # a class or a range may be a key
             values.extend(value.values())
         elif isinstance(value, Handle):
-            value.release()
+            if value.ptr:
+                released.add(id(value))
+                value.release()
+    if released:
+        fns = state.engine.wren_fns
+        for ref, (owner, handle) in list(fns.items()):
+            if owner is state and id(handle) in released:
+                del fns[ref]
 
 
 def _map_key(state: "ScriptState", key: Any) -> str:
