@@ -152,22 +152,27 @@ class U {
 
 
 def test_a_function_ref_whose_handle_a_failed_call_released_is_dead() -> None:
-    """release_handles drops a FunctionRef made of a released handle from the
-    engine's table (so it never goes back into Wren as that handle) and the
-    ref refuses to run: a dead Fn, not a read of a freed handle."""
+    """A FunctionRef made during a failed resolve is garbage, but if one
+    were reached: it refuses to run (a dead Fn, not a read of a freed
+    handle), and passed into Wren it goes as a host callable, never as its
+    released handle."""
     from kryon_wren.values import release_handles
 
     manager = make(TRUSTED, True)
     try:
-        manager.load_script_from_source("g", "wren", "var make = Fn.new { Fn.new { 7 } }\n")
+        manager.load_script_from_source("g", "wren", "var make = Fn.new { Fn.new { 7 } }\n"
+                                                     "var apply = Fn.new {|f| f.call() }\n")
         ref = manager.call_function("g.make", [])
-        assert ref() == 7
-        engine = manager.engines()["wren"]
-        state, handle = engine.wren_fns[ref]
+        assert ref() == 7 and manager.call_function("g.apply", [ref]) == 7
+        state, handle = manager.engines()["wren"].wren_fns[ref]
         release_handles(state, [[handle]])
-        assert handle.ptr == 0 and ref not in engine.wren_fns
+        assert handle.ptr == 0
         with pytest.raises(ScriptError, match="no longer exists"):
             ref()
-        assert manager.call_function("w.L.keep", []) == 2  # the script carries on
+        with pytest.raises(ScriptError, match="no longer exists") as info:
+            manager.call_function("g.apply", [ref])
+        assert info.value.language == "wren"
+        assert manager.call_function("w.L.keep", []) == 2  # the scripts carry on
+        assert manager.call_function("g.apply", [manager.call_function("g.make", [])]) == 7
     finally:
         manager.close()

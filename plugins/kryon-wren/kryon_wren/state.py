@@ -13,6 +13,7 @@ module and the script's top level in it; a restart after a trap
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import weakref
@@ -26,6 +27,7 @@ from kryon_core import (
     CompiledScript,
     FunctionInfo,
     FunctionRef,
+    ScriptBridge,
     ScriptError,
     ScriptRuntimeError,
     SecurityPolicy,
@@ -38,7 +40,7 @@ from . import sandbox
 from .bridge import IO_SOURCE, bars, kryon_module_source
 from .calls import fn_ref
 from .plugin import LANGUAGE
-from .values import WrenObject, host_callable, number, prepare, release_handles, resolve, resolve_encoded
+from .values import MAX_SAFE, WrenObject, host_callable, prepare, resolve, resolve_call_args, resolve_encoded
 from .vm_errors import WrenRuntimeError
 
 if TYPE_CHECKING:
@@ -340,38 +342,46 @@ class ScriptState:
         """Kryon.call's foreign method: :meth:`_foreign` with the arguments
         spread by the rule of bridge.py's docstring (one List argument is
         the argument list), and scalar results passed back without
-        ``prepare``: the hot path out of Wren."""
+        ``prepare``: the hot path out of Wren. Its ``decode_args`` gives
+        the name and the spread arguments, resolved
+        (values.resolve_call_args: ``Kryon.call(name, [numbers])`` in one
+        pass)."""
         state = self
         engine = self.engine
+        view: Any = getattr(call, "__self__", None)
+        # ScriptBridge.call written out below (one Python frame less per
+        # call), only when ``call`` is exactly that method of a bridge view
+        direct = isinstance(view, ScriptBridge) and getattr(call, "__func__", None) is ScriptBridge.call
+        language, script, routes = (view.language, view.script, view._routes) if direct else (LANGUAGE, None, None)
 
-        def foreign(raw_name: Any, *rest: Any) -> Any:
+        def foreign(name: Any, *args: Any) -> Any:
             active = engine.active  # the calling thread's (not the loading thread's)
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
-                try:
-                    if len(rest) == 1 and type(rest[0]) is list and state.policy.max_value_size is None:
-                        # Kryon.call(name, [args]) with no sizes to check: resolve inlined
-                        name = raw_name if type(raw_name) is str else resolve(state, raw_name)
-                        args = [number(a) if type(a) is float else resolve(state, a, 1) for a in rest[0]]
-                    else:
-                        name = resolve(state, raw_name)
-                        args = [resolve(state, a) for a in rest]
-                        if len(args) == 1 and isinstance(args[0], list):
-                            args = args[0]
-                except BaseException:
-                    # all arguments were decoded first: the handles of those
-                    # not resolved yet (and what was made of the others) go now
-                    release_handles(state, [raw_name, rest])
-                    raise
-                result = call(name, *args)
+                manager = view.manager if direct else None
+                if manager is not None and type(name) is str:
+                    policy = view.policy
+                    try:
+                        result = manager.interop.call_routed(
+                            language, name, args, script, policy if policy is not None else manager.policy, routes
+                        )
+                    except ScriptError as exc:
+                        if exc.language is None:
+                            exc.language = language
+                        raise
+                else:
+                    result = call(name, *args)
                 t = type(result)
-                return result if result is None or t is float or t is bool else prepare(state, result)
+                if result is None or t is float or t is bool or (t is int and -MAX_SAFE <= result <= MAX_SAFE):
+                    return result  # WrenVM._on_foreign sends an int as its float
+                return prepare(state, result)
             except ScriptError as exc:
                 state.pending = exc
                 raise RuntimeError(str(exc)) from None
             finally:
                 active.pop()
 
+        foreign.decode_args = functools.partial(resolve_call_args, state)  # type: ignore[attr-defined]
         return foreign
 
     def _on_breakpoint(self, module: str, line: int) -> None:
