@@ -350,21 +350,21 @@ class ScriptState:
         engine = self.engine
         view: Any = getattr(call, "__self__", None)
         # ScriptBridge.call written out below (one Python frame less per
-        # call), only when ``call`` is exactly that method of a bridge view
-        direct = isinstance(view, ScriptBridge) and getattr(call, "__func__", None) is ScriptBridge.call
-        language, script, routes = (view.language, view.script, view._routes) if direct else (LANGUAGE, None, None)
+        # call), only when ``call`` is exactly that method of a script's view
+        # (a view's manager, script, policy and routes are fixed when made)
+        route: Any = None
+        if (isinstance(view, ScriptBridge) and getattr(call, "__func__", None) is ScriptBridge.call
+                and view.manager is not None and view.policy is not None):
+            route = view.manager.interop.call_routed
+            language, script, policy, routes = view.language, view.script, view.policy, view._routes
 
         def foreign(name: Any, *args: Any) -> Any:
             active = engine.active  # the calling thread's (not the loading thread's)
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
-                manager = view.manager if direct else None
-                if manager is not None and type(name) is str:
-                    policy = view.policy
+                if route is not None and type(name) is str:
                     try:
-                        result = manager.interop.call_routed(
-                            language, name, args, script, policy if policy is not None else manager.policy, routes
-                        )
+                        result = route(language, name, args, script, policy, routes)
                     except ScriptError as exc:
                         if exc.language is None:
                             exc.language = language
