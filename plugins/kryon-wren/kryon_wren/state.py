@@ -313,8 +313,13 @@ class ScriptState:
         state = self
         engine = self.engine
 
+        local = engine._threads  # engine.active without the property's frame
+
         def foreign(*args: Any) -> Any:
-            active = engine.active
+            try:
+                active = local.active
+            except AttributeError:  # this thread's first host call
+                active = engine.active
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
                 result = fn(*args)
@@ -358,8 +363,13 @@ class ScriptState:
             route = view.manager.interop.call_routed
             language, script, policy, routes = view.language, view.script, view.policy, view._routes
 
+        local = engine._threads  # engine.active without the property's frame
+
         def foreign(name: Any, *args: Any) -> Any:
-            active = engine.active  # the calling thread's (not the loading thread's)
+            try:
+                active = local.active  # the calling thread's (not the loading thread's)
+            except AttributeError:  # this thread's first host call
+                active = engine.active
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
                 if route is not None and type(name) is str:
