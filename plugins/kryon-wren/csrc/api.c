@@ -322,6 +322,14 @@ EXPORT(wren_release_handle) void wren_release_handle(WrenVM* vm, WrenHandle* han
   free(handle);
 }
 
+/* Live handles of a VM: tests count them to show a failing foreign call
+ * leaves none of the handles made for its arguments pinned. */
+EXPORT(wren_handle_count) int wren_handle_count(WrenVM* vm) {
+  int count = 0;
+  for (Handle* h = vm->handles; h != NULL; h = h->next) count++;
+  return count;
+}
+
 static void decodeCallHandle(WrenHandle* method, int* symbol, int* arity) {
   int packed = (int)AS_NUM(method->value);
   *symbol = packed / 32;

@@ -83,6 +83,7 @@ WrenHandle* wren_get_slot_handle(WrenVM* vm, int slot);
 void wren_set_slot_handle(WrenVM* vm, int slot, WrenHandle* handle);
 WrenHandle* wren_make_call_handle(WrenVM* vm, const char* signature);
 void wren_release_handle(WrenVM* vm, WrenHandle* handle);
+int wren_handle_count(WrenVM* vm);
 
 /* Slots first..first+count-1 encoded for the host in one buffer (slot_codec.c):
  * length << 32 | address, or -1 when a value nests too deeply or is cyclic. */

@@ -313,9 +313,10 @@ def fn_ref(state: "ScriptState", handle: Any) -> FunctionRef:
     invoke = make_caller(state, "<fn>", handle, "call", False)
 
     def call(*args: Any) -> Any:
-        if state.vm is not vm or vm.instance.dead is not None:
+        if state.vm is not vm or vm.instance.dead is not None or not handle.ptr:
             raise ScriptRuntimeError(
-                "this Wren function no longer exists (its script was unloaded or restarted)",
+                "this Wren function no longer exists (its script was unloaded or restarted,"
+                " or the call that passed it failed)",
                 language=LANGUAGE, script=state.script_id,
             )
         return invoke(*args)

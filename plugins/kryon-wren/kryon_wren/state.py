@@ -13,6 +13,7 @@ module and the script's top level in it; a restart after a trap
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import weakref
@@ -26,6 +27,7 @@ from kryon_core import (
     CompiledScript,
     FunctionInfo,
     FunctionRef,
+    ScriptBridge,
     ScriptError,
     ScriptRuntimeError,
     SecurityPolicy,
@@ -38,7 +40,7 @@ from . import sandbox
 from .bridge import IO_SOURCE, bars, kryon_module_source
 from .calls import fn_ref
 from .plugin import LANGUAGE
-from .values import WrenObject, host_callable, number, prepare, resolve, resolve_encoded
+from .values import MAX_SAFE, WrenObject, host_callable, prepare, resolve, resolve_call_args, resolve_encoded
 from .vm_errors import WrenRuntimeError
 
 if TYPE_CHECKING:
@@ -243,11 +245,11 @@ class ScriptState:
 
     def host_handle(self, value: Any) -> Any:
         """A Wren handle standing for a host value (values.prepare)."""
-        if isinstance(value, WrenObject) and getattr(value.value, "vm", None) is self.vm:
+        if isinstance(value, WrenObject) and getattr(value.value, "vm", None) is self.vm and value.value.ptr:
             return value.value
         if isinstance(value, FunctionRef):
             own = self.engine.wren_fns.get(value)
-            if own is not None and own[0] is self and own[1].vm is self.vm:
+            if own is not None and own[0] is self and own[1].vm is self.vm and own[1].ptr:
                 return own[1]
         elif not (isinstance(value, UserData) or host_callable(value)):
             converted = self.engine.convert_unknown(value)
@@ -311,8 +313,13 @@ class ScriptState:
         state = self
         engine = self.engine
 
+        local = engine._threads  # engine.active without the property's frame
+
         def foreign(*args: Any) -> Any:
-            active = engine.active
+            try:
+                active = local.active
+            except AttributeError:  # this thread's first host call
+                active = engine.active
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
                 result = fn(*args)
@@ -340,33 +347,51 @@ class ScriptState:
         """Kryon.call's foreign method: :meth:`_foreign` with the arguments
         spread by the rule of bridge.py's docstring (one List argument is
         the argument list), and scalar results passed back without
-        ``prepare``: the hot path out of Wren."""
+        ``prepare``: the hot path out of Wren. Its ``decode_args`` gives
+        the name and the spread arguments, resolved
+        (values.resolve_call_args: ``Kryon.call(name, [numbers])`` in one
+        pass)."""
         state = self
         engine = self.engine
+        view: Any = getattr(call, "__self__", None)
+        # ScriptBridge.call written out below (one Python frame less per
+        # call), only when ``call`` is exactly that method of a script's view
+        # (a view's manager, script, policy and routes are fixed when made)
+        route: Any = None
+        if (isinstance(view, ScriptBridge) and getattr(call, "__func__", None) is ScriptBridge.call
+                and view.manager is not None and view.policy is not None):
+            route = view.manager.interop.call_routed
+            language, script, policy, routes = view.language, view.script, view.policy, view._routes
 
-        def foreign(name: Any, *rest: Any) -> Any:
-            active = engine.active  # the calling thread's (not the loading thread's)
+        local = engine._threads  # engine.active without the property's frame
+
+        def foreign(name: Any, *args: Any) -> Any:
+            try:
+                active = local.active  # the calling thread's (not the loading thread's)
+            except AttributeError:  # this thread's first host call
+                active = engine.active
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
-                if len(rest) == 1 and type(rest[0]) is list and state.policy.max_value_size is None:
-                    # Kryon.call(name, [args]) with no sizes to check: resolve inlined
-                    if type(name) is not str:
-                        name = resolve(state, name)
-                    args = [number(a) if type(a) is float else resolve(state, a, 1) for a in rest[0]]
+                if route is not None and type(name) is str:
+                    try:
+                        result = route(language, name, args, script, policy, routes)
+                    except ScriptError as exc:
+                        if exc.language is None:
+                            exc.language = language
+                        raise
                 else:
-                    name = resolve(state, name)
-                    args = [resolve(state, a) for a in rest]
-                    if len(args) == 1 and isinstance(args[0], list):
-                        args = args[0]
-                result = call(name, *args)
+                    result = call(name, *args)
                 t = type(result)
-                return result if result is None or t is float or t is bool else prepare(state, result)
+                if result is None or t is float or t is bool or (t is int and -MAX_SAFE <= result <= MAX_SAFE):
+                    return result  # WrenVM._on_foreign sends an int as its float
+                return prepare(state, result)
             except ScriptError as exc:
                 state.pending = exc
                 raise RuntimeError(str(exc)) from None
             finally:
                 active.pop()
 
+        foreign.decode_args = functools.partial(resolve_call_args, state)  # type: ignore[attr-defined]
         return foreign
 
     def _on_breakpoint(self, module: str, line: int) -> None:

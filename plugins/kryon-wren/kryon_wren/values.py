@@ -34,11 +34,11 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import ConversionError, FunctionRef, UserData
+from kryon_core import ConversionError, FunctionRef, ScriptError, UserData
 from kryon_core.values import value_too_large
 
 from .plugin import LANGUAGE
-from .slot_codec import HostId, decode_value
+from .slot_codec import HostId, decode, decode_value
 
 if TYPE_CHECKING:
     from .state import ScriptState
@@ -139,13 +139,36 @@ def _dict_key(key: Any) -> str:
 
 
 def resolve(state: "ScriptState", raw: Any, _depth: int = 0) -> Any:
-    """A value read by ``WrenVM.get_slot`` as a host value (sizes checked as in ``prepare``)."""
+    """A value read by ``WrenVM.get_slot`` as a host value (sizes checked as
+    in ``prepare``). When it fails, the handles in ``raw`` are released (what
+    a failed resolve made of them is garbage): none stays pinned."""
     t = type(raw)
     if t is float:
         return number(raw)
     if raw is None or t is bool:
         return raw
     if t is HostId:  # a HostRef / HostFn the C side named (slot_codec.c 'r'): as from_handle's kind >= 0
+        return state.objects[raw]
+    if t is str:
+        limit = state.policy.max_value_size
+        if limit is not None and len(raw) > limit:
+            raise _too_large(state, len(raw), "string")
+        return raw
+    try:
+        return _resolve(state, raw, _depth)
+    except BaseException:
+        release_handles(state, raw)
+        raise
+
+
+def _resolve(state: "ScriptState", raw: Any, _depth: int) -> Any:
+    """:func:`resolve` without the release on failure (its entry does that once for the whole value)."""
+    t = type(raw)
+    if t is float:
+        return number(raw)
+    if raw is None or t is bool:
+        return raw
+    if t is HostId:
         return state.objects[raw]
     if t is str or t is list or t is dict:
         limit = state.policy.max_value_size
@@ -156,13 +179,13 @@ def resolve(state: "ScriptState", raw: Any, _depth: int = 0) -> Any:
     if t is list:
         if _depth > MAX_DEPTH:
             raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANGUAGE)
-        return [resolve(state, v, _depth + 1) for v in raw]
+        return [_resolve(state, v, _depth + 1) for v in raw]
     if t is dict:
         if _depth > MAX_DEPTH:
             raise ConversionError("a Wren value nested too deeply (or cyclic) cannot cross to the host", language=LANGUAGE)
         out = {}
         for k, v in raw.items():
-            out[_map_key(state, k)] = resolve(state, v, _depth + 1)
+            out[_map_key(state, k)] = _resolve(state, v, _depth + 1)
         return out
     return state.from_handle(raw)
 
@@ -182,6 +205,7 @@ def resolve_encoded(state: "ScriptState", data: bytes, count: int) -> list[Any]:
     args: list[Any] = []
     append = args.append
     position = 0
+    decoded: list[Any] | None = None  # values decoded whole (not inline): released if the call fails
     try:
         for _ in range(count):
             tag = data[position]
@@ -201,27 +225,110 @@ def resolve_encoded(state: "ScriptState", data: bytes, count: int) -> list[Any]:
                 append(text)
             else:
                 value, position = decode_value(data, position, state.vm._adopt_handle)
+                if decoded is None:
+                    decoded = []
+                decoded.append(value)
                 append(resolve(state, value))
     except BaseException:
-        # the values after the failing one were never read: release the
+        # the values after the failing one were never read, and what the
+        # failed call made of the earlier ones is garbage: release the
         # handles the C side made for them, or their objects stay pinned
+        if decoded is not None:
+            release_handles(state, decoded)
         _release_unread(state, data, position, count - len(args) - 1)
         raise
     return args
 
 
-def _release_unread(state: "ScriptState", data: bytes, position: int, count: int) -> None:
-    from .vm import Handle
+_ONE_NUMBER = b"l\x01\x00\x00\x00d"  # a list of one number: Kryon.call(name, [x])
 
+
+def resolve_call_args(state: "ScriptState", data: bytes, count: int) -> list[Any]:
+    """Kryon.call's ``count`` encoded arguments as ``[name, *args]``, the
+    arguments spread by bridge.py's rule (one List argument is the argument
+    list) and resolved: the foreign method's ``decode_args`` itself
+    (state._call_foreign), so a ScriptError is reported as a foreign method
+    reports it (``state.pending``, a RuntimeError for Wren).
+
+    ``Kryon.call(name, [numbers])``, the usual call, is read in one pass;
+    anything else is decoded, then resolved as before (sizes checked when
+    the policy sets max_value_size). When resolving fails, every handle
+    made for the arguments is released."""
+    # sizes: a name of at most ``limit`` UTF-8 bytes has at most ``limit``
+    # characters and a list of at most ``limit`` numbers is within it too;
+    # anything larger is left to the general way, which raises the error
+    limit = state.policy.max_value_size
+    if count == 2 and data[0] == 0x73 and (limit is None or _UNPACK_U32(data, 1)[0] <= limit):  # 's': the name
+        length = _UNPACK_U32(data, 1)[0]
+        position = 5 + length
+        if data[position:position + 6] == _ONE_NUMBER and (limit is None or limit >= 1):
+            d = _UNPACK_DOUBLE(data, position + 6)[0]
+            return [data[5:position].decode("utf-8", "replace"),
+                    int(d) if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or _copysign(1.0, d) > 0) else d]
+        if data[position] == 0x6C and (limit is None or _UNPACK_U32(data, position + 1)[0] <= limit):  # 'l': the list
+            items = _UNPACK_U32(data, position + 1)[0]
+            position += 5
+            out: list[Any] = [data[5:5 + length].decode("utf-8", "replace")]
+            append = out.append
+            for _ in range(items):
+                if data[position] != 0x64:  # not a number: the general way below
+                    break
+                d = _UNPACK_DOUBLE(data, position + 1)[0]
+                position += 9
+                append(int(d) if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or _copysign(1.0, d) > 0) else d)
+            else:
+                return out
+    try:
+        return _resolve_call_args(state, decode(data, count, state.vm._adopt_handle))
+    except ScriptError as exc:
+        state.pending = exc  # the host caller gets the error itself back
+        raise RuntimeError(str(exc)) from None
+
+
+def _resolve_call_args(state: "ScriptState", raw: list[Any]) -> list[Any]:
+    try:
+        rest = raw[1:]
+        if len(rest) == 1 and type(rest[0]) is list and state.policy.max_value_size is None:
+            name = raw[0] if type(raw[0]) is str else resolve(state, raw[0])
+            return [name, *[resolve(state, a, 1) for a in rest[0]]]
+        name = resolve(state, raw[0])
+        args = [resolve(state, a) for a in rest]
+        if len(args) == 1 and isinstance(args[0], list):
+            return [name, *args[0]]
+        return [name, *args]
+    except BaseException:
+        # all arguments were decoded first: the handles of those not
+        # resolved yet (and of what was made of the others) go now
+        release_handles(state, raw)
+        raise
+
+
+def _release_unread(state: "ScriptState", data: bytes, position: int, count: int) -> None:
     values = []
     for _ in range(count):
         value, position = decode_value(data, position, state.vm._adopt_handle)
         values.append(value)
+    release_handles(state, values)
+
+
+def release_handles(state: "ScriptState", raw: Any) -> None:
+    """Releases every handle in decoded values (lists, maps, their keys) of
+    a foreign call that failed before the host function got them. Each was
+    made for this one call (slot_codec.c makes a handle per value encoded),
+    so what the script or the host holds is never among them. A FunctionRef
+    or WrenObject the failed resolve made of one is garbage; should one be
+    reached anyway, a released handle (``ptr`` 0) is never handed back into
+    Wren (``ScriptState.host_handle``) and the FunctionRef refuses to run
+    (``calls.fn_ref``)."""
+    from .vm import Handle
+
+    values = [raw]
     while values:
         value = values.pop()
-        if isinstance(value, list):
+        t = type(value)
+        if t is list or t is tuple:
             values.extend(value)
-        elif isinstance(value, dict):
+        elif t is dict:
             values.extend(value.keys())  # a class or a range may be a key
             values.extend(value.values())
         elif isinstance(value, Handle):

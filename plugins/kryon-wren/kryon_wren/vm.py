@@ -507,6 +507,10 @@ class WrenVM:
     def bytes_allocated(self) -> int:
         return int(self._c("wren_bytes_allocated"))
 
+    def handle_count(self) -> int:
+        """Handles the VM holds now (the host's, the engine's and the codec's)."""
+        return int(self._c("wren_handle_count"))
+
     def gc_count(self) -> int:
         return int(self._c("wren_gc_count"))
 
