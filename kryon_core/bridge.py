@@ -126,8 +126,9 @@ class ScriptBridge:
         self._root = self
         self._dom: DOMBridge | None = None
         self._extra: dict[str, Callable[..., Any]] = {}
-        #: ``kryon.call`` targets resolved for this bridge's caller (see ``CrossLanguageRegistry.call``)
-        self._routes: dict[str, Any] = {}
+        #: ``kryon.call`` targets resolved for this view's caller (see ``CrossLanguageRegistry.call``):
+        #: an engine's own fast entry for ``kryon.call`` passes it to ``manager.interop.call_routed``
+        self.routes: dict[str, Any] = {}
 
     def for_script(self, script_id: str, policy: SecurityPolicy) -> "ScriptBridge":
         """The view of this bridge that one script's ``kryon`` API is bound to.
@@ -139,7 +140,7 @@ class ScriptBridge:
         view.script = script_id
         view.policy = policy
         view._root = self._root
-        view._routes = {}
+        view.routes = {}
         return view
 
     @property
@@ -358,7 +359,7 @@ class ScriptBridge:
                 name = _text(name, "function name")
             policy = self.policy
             return manager.interop.call_routed(
-                self.language, name, args, self.script, policy if policy is not None else manager.policy, self._routes
+                self.language, name, args, self.script, policy if policy is not None else manager.policy, self.routes
             )
         except ScriptError as exc:
             if exc.language is None:

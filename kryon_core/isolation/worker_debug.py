@@ -143,8 +143,10 @@ class WorkerDebugger:
         S = self.S
         self.running += 1
         S.internal += 1
-        sys.settrace(self.global_trace)
-        S.internal -= 1
+        try:  # a timeout raised inside the audit hook must not leave the counter up (the hook would pass all)
+            sys.settrace(self.global_trace)
+        finally:
+            S.internal -= 1
         try:
             return fn(*args)
         finally:

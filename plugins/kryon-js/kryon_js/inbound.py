@@ -176,7 +176,7 @@ def routed_call(state: "ScriptState", view: "ScriptBridge", name: str, *args: An
     and at most three arguments, all scalars crossing as they are (prelude.js
     ``callMethod``): bound per script to its bridge view (``ScriptState._install``),
     it goes straight to the view's cached route (``CrossLanguageRegistry.call_routed``
-    with the view's ``_routes``), skipping :func:`host_call`'s API table look-up
+    with the view's ``routes``), skipping :func:`host_call`'s API table look-up
     and argument scan and the ``ScriptBridge.call`` frame. Checks, nesting
     bookkeeping, result and errors are those of the general path
     (tests/js/test_kcall_fast_path.py)."""
@@ -210,7 +210,7 @@ def routed_call(state: "ScriptState", view: "ScriptBridge", name: str, *args: An
         chain.nesting = depth + 1
         try:
             r = manager.interop.call_routed(LANGUAGE, name, values, view.script,
-                                            policy if policy is not None else manager.policy, view._routes)
+                                            policy if policy is not None else manager.policy, view.routes)
         finally:
             chain.nesting = depth
             chain.inside = outer

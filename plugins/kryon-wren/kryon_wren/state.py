@@ -361,7 +361,7 @@ class ScriptState:
         if (isinstance(view, ScriptBridge) and getattr(call, "__func__", None) is ScriptBridge.call
                 and view.manager is not None and view.policy is not None):
             route = view.manager.interop.call_routed
-            language, script, policy, routes = view.language, view.script, view.policy, view._routes
+            language, script, policy, routes = view.language, view.script, view.policy, view.routes
 
         local = engine._threads  # engine.active without the property's frame
 
