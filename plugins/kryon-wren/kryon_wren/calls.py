@@ -21,7 +21,7 @@ from wasmtime import _ffi as ffi
 from kryon_core import FunctionNotFoundError, FunctionRef, ScriptRuntimeError, threads
 
 from .bridge import bars
-from .errors import after_trap, restarted, script_runtime_error
+from .errors import restarted, script_runtime_error, vm_failure
 from .plugin import LANGUAGE
 from .scan import GETTER
 from .values import MAX_SAFE, number, prepare, resolve
@@ -198,11 +198,8 @@ def make_caller(
             if state.vm is not vm:
                 raise restarted(state)
             return resolve(state, result)
-        except WrenRuntimeError as exc:
-            state.flush()
-            raise script_runtime_error(state, exc) from None
         except WrenError as exc:
-            raise after_trap(state, exc, inst) from None
+            raise vm_failure(state, exc, inst) from None
         finally:
             inst.depth = depth
             if not depth and inst._close_pending:
@@ -220,11 +217,8 @@ def make_caller(
                 failed(error, sc.trap)
             d = sc.f64[0]
             return number(d) if d == d else other(sc)
-        except WrenRuntimeError as exc:
-            state.flush()
-            raise script_runtime_error(state, exc) from None
         except WrenError as exc:
-            raise after_trap(state, exc, inst) from None
+            raise vm_failure(state, exc, inst) from None
         finally:
             inst.depth = depth
             if not depth and inst._close_pending:
@@ -345,11 +339,8 @@ async def call_async(state: "ScriptState", function: str, args: Sequence[Any]) -
             done, value = vm.call_num(state.host, state.call_handle("stepGo()"))
             state.pending = None
             return bool(done), resolve(state, value)
-        except WrenRuntimeError as exc:
-            state.flush()
-            raise script_runtime_error(state, exc) from None
         except WrenError as exc:
-            raise after_trap(state, exc, vm.instance) from None
+            raise vm_failure(state, exc, vm.instance) from None
         finally:
             vm.instance.leave()
             state.flush()

@@ -16,7 +16,7 @@ from kryon_core import CompileError, ScriptError, ScriptRuntimeError, StackFrame
 from kryon_core.errors import MemoryLimitError, RecursionLimitError, ScriptTimeoutError  # the limit errors
 
 from .plugin import LANGUAGE
-from .vm_errors import WrenMemoryError, WrenTimeoutError
+from .vm_errors import WrenError, WrenMemoryError, WrenRuntimeError, WrenTimeoutError
 
 if TYPE_CHECKING:
     from .state import ScriptState
@@ -117,6 +117,17 @@ def after_trap(state: "ScriptState", exc: Exception, instance: Any = None) -> Sc
     if pool.states:
         pool.rebuild()
     return error
+
+
+def vm_failure(state: "ScriptState", exc: WrenError, instance: Any = None) -> ScriptError:
+    """A VM error out of a call, an evaluation or a load into ``state``: a
+    Wren runtime error as the script's (what it printed flushed first, so it
+    comes before the error), any other (a trap, a limit) as :func:`after_trap`
+    makes it."""
+    if isinstance(exc, WrenRuntimeError):
+        state.flush()
+        return script_runtime_error(state, exc)
+    return after_trap(state, exc, instance)
 
 
 def restarted(state: "ScriptState") -> ScriptError:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kryon_core import CompiledScript, FunctionInfo, ScriptRuntimeError, SecurityPolicy
 
 from . import reload, sandbox
-from .errors import after_trap, compile_error, script_runtime_error, trap_error
+from .errors import after_trap, compile_error, script_runtime_error, trap_error, vm_failure
 from .plugin import LANGUAGE
 from .scan import scan_functions
 from .state import Pool, ScriptState
@@ -119,11 +119,8 @@ def run_top_level(state: ScriptState) -> ScriptState:
             state.start()
         except WrenCompileError as exc:
             raise compile_error(exc, state.script_id) from None
-        except WrenRuntimeError as exc:
-            state.flush()
-            raise script_runtime_error(state, exc) from None
         except WrenError as exc:
-            raise after_trap(state, exc) from None
+            raise vm_failure(state, exc) from None
         state.functions = describe(state)
     except BaseException:
         instance.leave()
@@ -204,11 +201,8 @@ def evaluate(state: ScriptState, code: str) -> Any:
         return result
     except WrenCompileError as exc:
         raise compile_error(exc, script_id) from None
-    except WrenRuntimeError as exc:
-        state.flush()
-        raise script_runtime_error(state, exc) from None
     except WrenError as exc:
-        raise after_trap(state, exc, inst) from None
+        raise vm_failure(state, exc, inst) from None
     finally:
         inst.leave()
         state.flush()
