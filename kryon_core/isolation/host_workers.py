@@ -27,7 +27,7 @@ from ..threads import EngineGate
 from ..values import FunctionRef
 from . import protocol
 from .host_config import CompilerSpec, confinement_paths, limits_for
-from .process import ERROR_CLASSES, SPAWNER, WorkerDied, WorkerProcess
+from .process import ERROR_CLASSES, SPAWNER, WaitingStack, WorkerDied, WorkerProcess
 
 if TYPE_CHECKING:
     from ..bridge import ScriptBridge
@@ -136,7 +136,7 @@ class WorkerSide:
         except ScriptError as exc:
             raise protocol.ValueRefused(exc.message) from None
 
-    def push_stack(self, frames: list[StackFrame], proc: WorkerProcess | None = None) -> None:
+    def push_stack(self, frames: "list[StackFrame] | WaitingStack", proc: WorkerProcess | None = None) -> None:
         items = getattr(self._stacks, "items", None)
         if items is None:
             items = self._stacks.items = []
@@ -159,7 +159,10 @@ class WorkerSide:
         """The stack of the worker script that is calling the host on this
         thread right now (inside a callback or a ``kryon`` call), innermost first."""
         items = getattr(self._stacks, "items", None)
-        return list(items[-1]) if items else []
+        if not items:
+            return []
+        top = items[-1]
+        return top.get() if type(top) is WaitingStack else list(top)
 
     def _api_call(self, script: HostedScript, name: Any, args: list[Any]) -> Any:
         api = script.api

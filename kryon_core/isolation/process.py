@@ -131,7 +131,7 @@ class WorkerHost(Protocol):
 
     def convert_unknown(self, obj: Any) -> Any: ...
 
-    def push_stack(self, frames: list[StackFrame], proc: "WorkerProcess | None" = None) -> None: ...
+    def push_stack(self, frames: "list[StackFrame] | WaitingStack", proc: "WorkerProcess | None" = None) -> None: ...
 
     def pop_stack(self) -> None: ...
 
@@ -247,6 +247,8 @@ class WorkerProcess:
         self.decoder = protocol.decoder(self._decode_tag)
         #: the watchdog knows this worker (it forgets it only once it is dead)
         self.watched = False
+        #: the stack of the worker's request the host is serving now, when it came without one
+        self.waiting: WaitingStack | None = None
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, init: dict[str, Any]) -> None:
@@ -374,6 +376,12 @@ class WorkerProcess:
                 self.deadline = None
             if self.deadline is not None and not self.watched:
                 WATCHDOG.watch(self)
+        waiting = self.waiting
+        if waiting is not None and waiting.frames is None and msg["t"] != "stk":
+            # a call in while a request of the worker is served: the worker sends
+            # that request's stack first (the host may want it while this call runs)
+            msg["sk"] = 1
+            waiting.asked = True
         self.depth += 1
         try:
             self._send(msg)
@@ -483,6 +491,8 @@ class WorkerProcess:
                 self._send({"t": "r", "i": msg.get("i"), "v": None})
             elif t in ("api", "callh", "bp", "mod", "dbg"):
                 self._serve(msg)
+            elif t == "stk":
+                self._stack_note(msg)
             elif t == "dev":  # calls and returns counted by the worker's tracer
                 if self.host.debug is not None:
                     self.host.debug.calls(self, msg)
@@ -490,11 +500,23 @@ class WorkerProcess:
                 self._violation(f"unknown message type {t!r}")
 
     def _serve(self, msg: dict[str, Any]) -> None:
-        self.host.push_stack(self.frames(msg.get("st")), self)
+        st = msg.get("st")
+        waiting = None if st is not None else WaitingStack(self)
+        outer, self.waiting = self.waiting, waiting
+        self.host.push_stack(self.frames(st) if waiting is None else waiting, self)
         try:
             self._serve_one(msg.get("i"), msg)
         finally:
             self.host.pop_stack()
+            self.waiting = outer
+
+    def _stack_note(self, msg: dict[str, Any]) -> None:
+        """The stack the worker sent ahead of a call made while a request of
+        its own was being served (asked for with ``"sk"``, see :meth:`request`)."""
+        waiting = self.waiting
+        if waiting is None or not waiting.asked or waiting.frames is not None:
+            self._violation("a stack nobody asked for")
+        waiting.frames = self.frames(msg.get("v"))
 
     def _serve_one(self, rid: Any, msg: dict[str, Any]) -> None:
         language = self.host.language
@@ -767,6 +789,39 @@ class WorkerProcess:
                 obj = self.handles.pop(hid, None)
                 if obj is not None and self.handle_ids.get(id(obj)) == hid:
                     del self.handle_ids[id(obj)]
+
+
+class WaitingStack:
+    """The stack of a worker's script while it waits for the host to serve
+    one of its requests, fetched only when something asks for it
+    (``current_stack``): a worker sends it with a request only when the
+    host reads it at once (``worker_channel.STACK_SENT``)."""
+
+    __slots__ = ("proc", "depth", "frames", "asked")
+
+    def __init__(self, proc: WorkerProcess) -> None:
+        self.proc = proc
+        #: the worker's request depth while it waits for this request's answer
+        self.depth = proc.depth
+        self.frames: list[StackFrame] | None = None
+        #: the worker was told to send the stack ahead of a call in (``"sk"``)
+        self.asked = False
+
+    def get(self) -> list[StackFrame]:
+        """The stack: asked of the worker while it waits for this request's
+        answer; while a call into it runs, the stack it sent ahead of that
+        call. Empty once the worker died."""
+        frames = self.frames
+        if frames is None:
+            proc = self.proc
+            if proc.dead is not None or proc.depth != self.depth:
+                return []
+            try:
+                raw = proc.request({"t": "stk"}, limit=None)
+            except WorkerDied:  # the request being served ends with the death
+                return []
+            frames = self.frames = proc.frames(raw)
+        return list(frames)
 
 
 def _escaped_dict(d: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,8 @@ Start-up (:func:`main`), in this order:
    guard, exec in a namespace with curated builtins), ``call``, ``callh`` (a
    function handle), ``eval`` (code run in a loaded script's namespace, as
    ``load`` runs it), ``setg``/``getg``, ``fns`` (the functions a script
-   holds now), ``gc``, ``bps``, ``ping``, ``unload``, ``exit``, and the
+   holds now), ``gc``, ``bps``, ``ping``, ``stk`` (the stack of the script
+   waiting for the host), ``unload``, ``exit``, and the
    debugger's questions (``dq``; see ``worker_debug``: any message may carry
    the debugger's mode, ``dm``). The worker asks the host ``api`` (a
    ``kryon`` call), ``callh`` (a host function), ``bp`` (a breakpoint hit),
@@ -173,6 +174,8 @@ def _dispatch(t: Any, msg: dict[str, Any], rid: Any) -> Any:
         return None
     if t == "dq":
         return D.query(msg)
+    if t == "stk":  # the stack of the script waiting for the host (see worker_channel.STACK_SENT)
+        return worker_channel.waiting_stack()
     if t == "ping":
         return msg.get("v")
     if t == "exit":
@@ -191,6 +194,8 @@ def serve(msg: dict[str, Any]) -> None:
         worker_values.release(rel)
     if t == "release":
         return
+    if "sk" in msg:  # the host calls in while it serves a request of ours: it wants that one's stack first
+        worker_channel.send_stack()
     try:
         if t == "call" and not S.breakpoints and not D.active:
             value = worker_calls.call_plain(msg)  # the common case, flattened

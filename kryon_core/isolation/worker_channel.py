@@ -130,6 +130,14 @@ def _send_debug_delta() -> None:
         S.internal -= 1
 
 
+#: requests whose handler on the host reads the script's stack at once (a
+#: breakpoint's hit, a debugger's event): they carry it (``"st"``). The host
+#: asks for the stack of any other request only when something wants it
+#: (``"stk"``, see :func:`waiting_stack`): a script's walk costs an audited
+#: attribute read per frame, more than the rest of a ``kryon`` call.
+STACK_SENT = frozenset({"bp", "dbg"})
+
+
 def host_request(kind: str, payload: dict[str, Any]) -> Any:
     """Ask the host (a ``kryon`` API call or a host function) and wait for the
     reply, serving requests the host sends meanwhile."""
@@ -137,7 +145,8 @@ def host_request(kind: str, payload: dict[str, Any]) -> Any:
     S.next_id += 1
     payload["t"] = kind
     payload["i"] = rid
-    payload["st"] = _current_stack(sys._getframe(1))
+    if kind in STACK_SENT:
+        payload["st"] = waiting_stack(1)
     was_running = S.script_running
     S.script_running = False  # a timer firing now waits until the script runs again
     try:
@@ -166,7 +175,32 @@ def send_line(line: str) -> None:
     send({"t": "out", "x": line})
 
 
+def send_stack() -> None:
+    """The host calls into this worker while it serves one of its requests,
+    whose stack it has not asked for (``"sk"`` on the host's message): the
+    script's stack as it waits, sent ahead of anything the call makes, so the
+    host has it while the call runs."""
+    S.internal += 1
+    try:
+        stack = _current_stack(sys._getframe(1))
+        protocol.write_frame(S.out_fd, protocol.dumps({"t": "stk", "v": stack}))
+    finally:
+        S.internal -= 1
+
+
 # -- stack frames for the host -----------------------------------------------------------
+def waiting_stack(depth: int = 0) -> list[list[Any]]:
+    """The script frames above the caller's frame (``depth`` levels up; the
+    worker's own frames are skipped), innermost first: the stack of a script
+    that waits for the host. The walk is the worker's own (no script code
+    runs in it): the audit hook lets its frame reads through at once."""
+    S.internal += 1
+    try:
+        return _current_stack(sys._getframe(depth + 1))
+    finally:
+        S.internal -= 1
+
+
 def _current_stack(frame: types.FrameType | None) -> list[list[Any]]:
     out = []
     while frame is not None:
