@@ -162,7 +162,7 @@ class WorkerSide:
         if not items:
             return []
         top = items[-1]
-        return top.get() if type(top) is WaitingStack else list(top)
+        return top.fetch() if type(top) is WaitingStack else list(top)
 
     def _api_call(self, script: HostedScript, name: Any, args: list[Any]) -> Any:
         api = script.api

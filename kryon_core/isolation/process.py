@@ -807,7 +807,7 @@ class WaitingStack:
         #: the worker was told to send the stack ahead of a call in (``"sk"``)
         self.asked = False
 
-    def get(self) -> list[StackFrame]:
+    def fetch(self) -> list[StackFrame]:
         """The stack: asked of the worker while it waits for this request's
         answer; while a call into it runs, the stack it sent ahead of that
         call. Empty once the worker died."""
