@@ -487,6 +487,8 @@ class WorkerProcess:
                 # the worker raises the error at the write's line (its index)
                 self._send({"t": "e", "i": msg.get("i"), "k": failed["k"], "m": failed["m"],
                             "s": failed["hs"], "wi": failed["wi"]})
+            elif t == "api" and "st" not in msg:  # a kryon call (the most common request): _serve written out
+                self._serve_api(msg)
             elif t == "wb":  # a full batch of writes, applied above
                 self._send({"t": "r", "i": msg.get("i"), "v": None})
             elif t in ("api", "callh", "bp", "mod", "dbg"):
@@ -509,6 +511,49 @@ class WorkerProcess:
         finally:
             self.host.pop_stack()
             self.waiting = outer
+
+    def _serve_api(self, msg: dict[str, Any]) -> None:
+        """:meth:`_serve` of a ``kryon`` call that came without a stack: the
+        same steps in one frame, and the reply of a scalar result made
+        without the encoder's calls (:func:`.protocol.reply_frame`) when
+        nothing rides on it (see :meth:`_send`)."""
+        host = self.host
+        waiting = WaitingStack(self)
+        outer, self.waiting = self.waiting, waiting
+        host.push_stack(waiting, self)
+        rid = msg.get("i")
+        reply = None
+        scalar = False
+        try:
+            try:
+                args = msg.get("a", [])
+                if type(args) is not list:
+                    raise ScriptRuntimeError("arguments must be a list", language=host.language)
+                v = host.serve_api(self, msg.get("n"), args)
+                t = v.__class__
+                scalar = t is int or t is float or t is bool or v is None or (t is str and self._fits(v))
+                if not scalar:
+                    v = self.encode(v)
+            except WorkerDied:
+                raise
+            except Exception as exc:
+                reply = self._failure(rid, exc)
+            if self.dead is not None:
+                raise self.dead
+            if reply is None and scalar and type(rid) is int and host.debug is None and not self.pending_release:
+                try:
+                    protocol.write_frame(self.wfd, protocol.reply_frame(rid, v))
+                except (OSError, ValueError):
+                    self._died()
+            else:
+                self._send(reply if reply is not None else {"t": "r", "i": rid, "v": v})
+        finally:
+            host.pop_stack()
+            self.waiting = outer
+
+    def _fits(self, text: str) -> bool:
+        limit = self.policy.max_value_size
+        return limit is None or len(text) <= limit
 
     def _stack_note(self, msg: dict[str, Any]) -> None:
         """The stack the worker sent ahead of a call made while a request of
@@ -541,15 +586,21 @@ class WorkerProcess:
             reply = {"t": "r", "i": rid, "v": self.encode(result)}
         except WorkerDied:
             raise
-        except ScriptError as exc:
-            reply = error_message(rid, exc)
-        except protocol.ValueRefused as exc:
-            reply = {"t": "e", "i": rid, "k": exc.kind, "m": str(exc), "s": []}
-        except Exception as exc:  # a host function failed: the script sees it as an error
-            reply = {"t": "e", "i": rid, "k": "runtime", "m": f"{type(exc).__name__}: {exc}", "s": []}
+        except Exception as exc:
+            reply = self._failure(rid, exc)
         if self.dead is not None:
             raise self.dead
         self._send(reply)
+
+    @staticmethod
+    def _failure(rid: Any, exc: Exception) -> dict[str, Any]:
+        """The error reply to a request the host failed to serve."""
+        if isinstance(exc, ScriptError):
+            return error_message(rid, exc)
+        if isinstance(exc, protocol.ValueRefused):
+            return {"t": "e", "i": rid, "k": exc.kind, "m": str(exc), "s": []}
+        # a host function failed: the script sees it as an error
+        return {"t": "e", "i": rid, "k": "runtime", "m": f"{type(exc).__name__}: {exc}", "s": []}
 
     def _apply_writes(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         """Apply the DOM writes ``msg`` carries (see :mod:`.dombatch`), in

@@ -46,6 +46,7 @@ __all__ = [
     "dumps",
     "call_prefix",
     "call_frame",
+    "reply_frame",
     "loads",
     "write_frame",
     "read_exact",
@@ -264,6 +265,17 @@ def call_frame(prefix: bytes, args: list[Any], rid: int) -> bytes:
     else:
         text = "".join(_c_encode(args, 0))
     body = prefix + text.encode("utf-8", "surrogatepass") + b',"i":%d}' % rid
+    return _pack(len(body)) + body
+
+
+def reply_frame(rid: Any, value: Any) -> bytes:
+    """The frame :func:`dumps` makes of ``{"t": "r", "i": rid, "v": value}``
+    for a scalar ``value`` (no recursion): the usual answer to a request."""
+    if _c_encode is None:
+        text = _ENCODER.encode(value)
+    else:
+        text = "".join(_c_encode(value, 0))
+    body = b'{"t":"r","i":%d,"v":' % rid + text.encode("utf-8", "surrogatepass") + b"}"
     return _pack(len(body)) + body
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kryon_core import (
     AccessDeniedError,
@@ -224,6 +226,30 @@ def test_a_kryon_call_request_carries_no_stack(mp: tuple[ScriptManager, list[str
     api = [msg for msg in seen if msg.get("t") == "api"]
     assert len(api) == 20 and not any("st" in msg for msg in api), api[:1]
     assert "frames" not in names and "fetch" not in names, "no stack was made on the host"
+
+
+def test_the_host_answers_a_kryon_call_in_one_frame(mp: tuple[ScriptManager, list[str]]) -> None:
+    """The host's side of the fast path: a kryon call is served by
+    ``_serve_api`` and a scalar result's reply is made by ``reply_frame``;
+    anything else is encoded as before."""
+    m, _ = mp
+    assert m.call_function("w.loop", ["l.echo", 1]) == 1  # the handle and the route are made
+    result, names = _host_calls(lambda: m.call_function("w.loop", ["l.echo", 5]))
+    assert result == 5
+    assert names.count("_serve_api") == 5 and names.count("reply_frame") == 5, names
+    assert not {"_serve", "_serve_one", "_send", "encode", "dumps"} & set(names), names
+    result, names = _host_calls(lambda: m.call_function("w.call", ["l.echo", [1, {"a": 2}]]))
+    assert result == [1, {"a": 2}] and "_serve_api" in names and "encode" in names and "reply_frame" not in names
+    assert m.call_function("w.call", ["l.echo", "x" * 1000]) == "x" * 1000
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+                     st.text(), st.just("\ud800 lone surrogate"), st.just('"quoted" \\ \x00 \u2028'))
+
+
+@given(value=_SCALARS, rid=st.integers(min_value=0, max_value=2**53))
+def test_a_reply_frame_is_the_frame_dumps_makes(value: Any, rid: int) -> None:
+    assert protocol.reply_frame(rid, value) == protocol.dumps({"t": "r", "i": rid, "v": value})
 
 
 def test_the_stack_is_fetched_when_the_host_asks(mp: tuple[ScriptManager, list[str]]) -> None:
