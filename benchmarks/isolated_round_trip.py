@@ -4,8 +4,10 @@ of rounds) and the CPU time both processes spend on it, and the worker's alone (
 ``/proc/<pid>/schedstat``, which counts nanoseconds on a CPU and is much less
 disturbed by a loaded machine than wall time), for a trivial call with and
 without a time limit (through ``call_function`` and through a bound handle,
-``ScriptManager.function``), and for one DOM write made from a script loop (writes
-travel in batches).
+``ScriptManager.function``), for one DOM write made from a script loop (writes
+travel in batches), and for a ``kryon.call`` the worker's script makes to a Lua
+``noop`` (worker -> host -> Lua -> back: one round trip the other way, with
+the callee's call on the host; CPU "worker" is the calling worker's).
 
     python benchmarks/isolated_round_trip.py [--calls N] [--rounds N]
 
@@ -32,6 +34,11 @@ def frame(n):
     box = kryon.get_element_by_id("box")
     for i in range(n):
         kryon.set_property(box, "x", i)
+    return n
+def kcalls(n):
+    call = kryon.call
+    for i in range(n):
+        call("l.noop", i)
     return n
 """
 
@@ -116,6 +123,10 @@ def main() -> None:
         writes = max(n, 1000)
         rows.append((f"one DOM write in a loop, {label}",
                      *measure(lambda k: call("b.frame", [k]), writes, rounds, pids)))
+        if "lua" in m.languages:
+            m.load_script_from_source("l", "lua", "function noop(x) return x end")
+            call("b.kcalls", [200])
+            rows.append((f"kryon.call to Lua noop, {label}", *measure(lambda k: call("b.kcalls", [k]), n, rounds, pids)))
         m.close()
 
     print(f"median of {rounds} rounds; CPU: host and other process together (schedstat)")
