@@ -377,9 +377,9 @@ class WorkerProcess:
             if self.deadline is not None and not self.watched:
                 WATCHDOG.watch(self)
         waiting = self.waiting
-        if waiting is not None and waiting.frames is None and msg["t"] != "stk":
-            # a call in while a request of the worker is served: the worker sends
-            # that request's stack first (the host may want it while this call runs)
+        if waiting is not None and not waiting.asked and waiting.frames is None and msg["t"] != "stk":
+            # a call in while a request of the worker is served: the worker sends that
+            # request's stack with its first message (the host may want it while this call runs)
             msg["sk"] = 1
             waiting.asked = True
         self.depth += 1
@@ -466,6 +466,8 @@ class WorkerProcess:
             rel = msg.get("rel")
             if rel:
                 self._drop_handles(rel)
+            if "stk" in msg:
+                self._stack_note(msg["stk"])
             t = msg.get("t")
             failed = self._apply_writes(msg) if "w" in msg else None
             if t == "r":
@@ -493,8 +495,6 @@ class WorkerProcess:
                 self._send({"t": "r", "i": msg.get("i"), "v": None})
             elif t in ("api", "callh", "bp", "mod", "dbg"):
                 self._serve(msg)
-            elif t == "stk":
-                self._stack_note(msg)
             elif t == "dev":  # calls and returns counted by the worker's tracer
                 if self.host.debug is not None:
                     self.host.debug.calls(self, msg)
@@ -555,13 +555,14 @@ class WorkerProcess:
         limit = self.policy.max_value_size
         return limit is None or len(text) <= limit
 
-    def _stack_note(self, msg: dict[str, Any]) -> None:
-        """The stack the worker sent ahead of a call made while a request of
-        its own was being served (asked for with ``"sk"``, see :meth:`request`)."""
+    def _stack_note(self, raw: Any) -> None:
+        """The stack of the request of the worker being served, which came
+        with the first message of a call made into the worker meanwhile
+        (asked for with ``"sk"``, see :meth:`request`)."""
         waiting = self.waiting
-        if waiting is None or not waiting.asked or waiting.frames is not None:
+        if waiting is None or not waiting.asked or waiting.frames is not None or waiting.raw is not None:
             self._violation("a stack nobody asked for")
-        waiting.frames = self.frames(msg.get("v"))
+        waiting.raw = raw if type(raw) is list else []
 
     def _serve_one(self, rid: Any, msg: dict[str, Any]) -> None:
         language = self.host.language
@@ -846,23 +847,30 @@ class WaitingStack:
     """The stack of a worker's script while it waits for the host to serve
     one of its requests, fetched only when something asks for it
     (``current_stack``): a worker sends it with a request only when the
-    host reads it at once (``worker_channel.STACK_SENT``)."""
+    host reads it at once (``worker_channel.STACK_SENT``), and with the
+    first message of a call the host makes into it while it waits (``"sk"``
+    on the call, ``"stk"`` on that message): the worker is busy then and
+    cannot be asked."""
 
-    __slots__ = ("proc", "depth", "frames", "asked")
+    __slots__ = ("proc", "depth", "frames", "raw", "asked")
 
     def __init__(self, proc: WorkerProcess) -> None:
         self.proc = proc
         #: the worker's request depth while it waits for this request's answer
         self.depth = proc.depth
         self.frames: list[StackFrame] | None = None
-        #: the worker was told to send the stack ahead of a call in (``"sk"``)
+        #: the stack as the worker sent it with a call in (made into ``frames`` when asked for)
+        self.raw: list[Any] | None = None
+        #: the worker was told to send the stack with a call in (``"sk"``)
         self.asked = False
 
     def fetch(self) -> list[StackFrame]:
         """The stack: asked of the worker while it waits for this request's
-        answer; while a call into it runs, the stack it sent ahead of that
-        call. Empty once the worker died."""
+        answer; once a call into it was made meanwhile, the stack that came
+        with that call's first message. Empty once the worker died."""
         frames = self.frames
+        if frames is None and self.raw is not None:
+            frames = self.frames = self.proc.frames(self.raw)
         if frames is None:
             proc = self.proc
             if proc.dead is not None or proc.depth != self.depth:

@@ -194,8 +194,8 @@ def serve(msg: dict[str, Any]) -> None:
         worker_values.release(rel)
     if t == "release":
         return
-    if "sk" in msg:  # the host calls in while it serves a request of ours: it wants that one's stack first
-        worker_channel.send_stack()
+    if "sk" in msg:  # the host calls in while it serves a request of ours: that one's stack goes with our next message
+        worker_channel.keep_stack()
     try:
         if t == "call" and not S.breakpoints and not D.active:
             value = worker_calls.call_plain(msg)  # the common case, flattened

@@ -75,6 +75,8 @@ class State:
         self.cpu_soft = 0
         self.reader: Any = None
         self.decoder: Any = None
+        #: the stack of the request the host asked about (``keep_stack``), for the next message
+        self.stack_note: list[Any] | None = None
 
 
 S = State()
@@ -106,6 +108,8 @@ def send(msg: dict[str, Any]) -> list[Any]:
     if S.released_host:
         msg["rel"] = S.released_host
         S.released_host = []
+    if S.stack_note is not None:  # see keep_stack
+        msg["stk"], S.stack_note = S.stack_note, None
     S.internal += 1
     try:
         protocol.write_frame(S.out_fd, protocol.dumps(msg))
@@ -175,17 +179,12 @@ def send_line(line: str) -> None:
     send({"t": "out", "x": line})
 
 
-def send_stack() -> None:
+def keep_stack() -> None:
     """The host calls into this worker while it serves one of its requests,
     whose stack it has not asked for (``"sk"`` on the host's message): the
-    script's stack as it waits, sent ahead of anything the call makes, so the
-    host has it while the call runs."""
-    S.internal += 1
-    try:
-        stack = _current_stack(sys._getframe(1))
-        protocol.write_frame(S.out_fd, protocol.dumps({"t": "stk", "v": stack}))
-    finally:
-        S.internal -= 1
+    script's stack as it waits rides on the first message this call sends
+    (``"stk"``, see :func:`send`), before the host runs anything for it."""
+    S.stack_note = waiting_stack(1)
 
 
 # -- stack frames for the host -----------------------------------------------------------
