@@ -310,3 +310,30 @@ def test_many_calls_in_one_loop(mp: tuple[ScriptManager, list[str]], target: str
         m.load_script_from_source("w2", "python", "import kryon\ndef noop(x): return x\n")
         target = "w2.noop"
     assert m.call_function("w.loop", [target, 300]) == 300
+
+
+LIAR = """\
+import os, struct
+def lie(text):
+    data = text.encode()
+    for fd in range(3, 8):
+        try:
+            os.write(fd, struct.pack(">I", len(data)) + data)
+        except OSError:
+            pass
+    return 1
+def ok():
+    return "fine"
+"""
+
+
+def test_a_stack_nobody_asked_for_ends_the_worker() -> None:
+    """The host takes a stack on a message only after it asked for one (``sk``)."""
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(allow_imports=True), cache=False, output=lambda lang, text: None)
+    try:
+        m.load_script_from_source("liar", "python", LIAR)
+        with pytest.raises(ScriptError, match="protocol"):
+            m.call_function("liar.lie", ['{"t":"out","x":"hi","stk":[["forged","elsewhere",1]]}'])
+        assert m.call_function("liar.ok") == "fine", "the worker was restarted with its script"
+    finally:
+        m.close()
