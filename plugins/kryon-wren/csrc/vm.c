@@ -1576,12 +1576,14 @@ static InterpretResult runModuleClosure(VM* vm, ObjClosure* closure) {
 
 /* A fresh root fiber for a host call; the cached one when it is idle. */
 static ObjFiber* acquireApiFiber(VM* vm) {
-  ObjFiber* fiber = vm->apiFiber;
-  if (fiber == NULL || vm->apiFiberBusy) {
-    fiber = newFiber(vm, NULL);
-    if (vm->apiFiber == NULL) vm->apiFiber = fiber;
+  ObjFiber* fiber;
+  if (vm->apiDepth < API_FIBERS) {
+    fiber = vm->apiFibers[vm->apiDepth];
+    if (fiber == NULL) fiber = vm->apiFibers[vm->apiDepth] = newFiber(vm, NULL);
+  } else {
+    fiber = newFiber(vm, NULL);  /* deeper than the kept levels: a fresh one */
   }
-  if (fiber == vm->apiFiber) vm->apiFiberBusy = true;
+  vm->apiDepth++;
   fiber->stackTop = fiber->stack;
   fiber->frameCount = 0;
   fiber->openUpvalues = NULL;
@@ -1675,7 +1677,7 @@ InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* r
   }
   vm->fiber = saved;
   vm->hostCalls = hostCall.outer;
-  if (fiber == vm->apiFiber) vm->apiFiberBusy = false;
+  vm->apiDepth--;
   vmFlushOutput(vm);
   return r;
 }
