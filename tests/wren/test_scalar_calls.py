@@ -284,6 +284,24 @@ def test_an_integral_result_comes_back_as_that_integer() -> None:
         vm.close()
 
 
+def test_a_kryon_call_into_wren_crosses_into_wasm_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The router's call of a Wren function is the function's cached caller
+    (the bound handle's): a number call from another script's loop is one
+    wasm crossing each, the result an int."""
+    crossings = Crossings(monkeypatch)
+    m = manager()
+    try:
+        m.load_script_from_source("caller", "python", "import kryon\n"
+                                  "def go(n):\n    return [kryon.call('s.T.add', i, 1) for i in range(n)]\n")
+        assert m.call_function("caller.go", [3]) == [1, 2, 3]
+        crossings.count = 0
+        result = m.call_function("caller.go", [50])
+        assert result == list(range(1, 51)) and all(type(r) is int for r in result)
+        assert crossings.count == 50
+    finally:
+        m.close()
+
+
 def test_a_string_result_past_the_text_buffer_is_read_from_the_slot(monkeypatch: pytest.MonkeyPatch) -> None:
     crossings = Crossings(monkeypatch)
     m = manager()
