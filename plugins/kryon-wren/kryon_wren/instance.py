@@ -255,7 +255,7 @@ class WasmInstance:
                 if type(reply) is float:
                     _REPLY_F64.from_address(raw).value = reply
                 else:
-                    _REPLY_I64.from_address(raw).value = reply
+                    _REPLY_I64.from_address(raw).value = reply  # type: ignore[assignment]  # a status: an int
                 return 0
             except BaseException as exc:
                 return _host_trap(exc)
