@@ -1578,8 +1578,11 @@ static InterpretResult runModuleClosure(VM* vm, ObjClosure* closure) {
 static ObjFiber* acquireApiFiber(VM* vm) {
   ObjFiber* fiber;
   if (vm->apiDepth < API_FIBERS) {
+    /* A fiber the script got hold of (Fiber.current) is left to it: a
+     * reference kept from an earlier call must find that call's fiber
+     * (finished, or suspended where it stopped), not a later call's. */
     fiber = vm->apiFibers[vm->apiDepth];
-    if (fiber == NULL) fiber = vm->apiFibers[vm->apiDepth] = newFiber(vm, NULL);
+    if (fiber == NULL || fiber->escaped) fiber = vm->apiFibers[vm->apiDepth] = newFiber(vm, NULL);
   } else {
     fiber = newFiber(vm, NULL);  /* deeper than the kept levels: a fresh one */
   }
