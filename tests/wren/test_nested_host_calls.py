@@ -73,7 +73,7 @@ def allocated(m: ScriptManager) -> int:
 
 def test_nested_calls_allocate_no_fiber(m: ScriptManager) -> None:
     """A nested call used to make a fiber (and its stack and frames) each
-    time: 200 of them grew the heap by ~150 KiB; now by nothing."""
+    time: 200 of them grew the heap by ~130 KiB; now by nothing."""
     assert m.call_function("r.R.many", [10]) == 55
     before = allocated(m)
     assert m.call_function("r.R.many", [200]) == 20100
