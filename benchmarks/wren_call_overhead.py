@@ -6,14 +6,15 @@ ratios against ``raw``):
 
 - ``raw``: the cheapest call the VM offers, in a VM of its own: a
   ``ScalarCall``'s parameter block (kryon_wren.vm) with the two numbers
-  written, one ``wasmtime_func_call_unchecked``, the result read as a float;
+  written, one ``wasmtime_func_call_unchecked``, the result read as the
+  integer ``wren_call_scalar`` gives for an integral number;
   no gate, no limits, no trap check, no conversion: the floor of any call;
 - ``driver``: the VM wrapper's general entry, ``WrenVM.call(receiver,
   call_handle, 2, 3)`` (numeric arguments take its ``wren_call_num`` path);
 - ``manager``: ``ScriptManager.call_function("Calc.add", [2, 3])``;
 - ``bound``: the handle from ``manager.function("bench.Calc.add")``.
 
-Note raw and driver return 5.0 (a float); the engine returns the int 5.
+Note driver returns 5.0 (a float); raw and the engine return the int 5.
 Run under a trusted and a sandboxed policy (the sandbox adds the epoch
 deadline of its time limit). Target: a host-to-Wren scalar call within 5 us.
 Usage: ``python benchmarks/wren_call_overhead.py [--quick] [--cpu]`` (``--cpu``
@@ -57,13 +58,13 @@ def interleaved(variants: dict, number: int, rounds: int) -> dict:
 def raw_caller(vm: WrenVM, receiver: Any, signature: str) -> Callable[[float, float], float]:
     """The bare one-crossing call of ``signature`` on ``receiver``."""
     sc = vm.scalar_call(receiver, vm.make_call_handle(signature))
-    f64, second, call, call_args = sc.f64, sc.at[1], sc.call, sc.call_args
+    f64, i64, second, call, call_args = sc.f64, sc.i64, sc.at[1], sc.call, sc.call_args
 
-    def raw(a: float, b: float) -> float:
+    def raw(a: float, b: float) -> int:
         f64[0] = a
         f64[second] = b
         call(*call_args)
-        return float(f64[0])
+        return i64[0]  # an integral result comes as the integer (wren_call_scalar)
 
     return raw
 
@@ -90,7 +91,7 @@ def main() -> None:
         m.load_script_from_source("bench", "wren", SOURCE)
         bound_method, bound_fn = m.function("bench.Calc.add"), m.function("bench.add")
         assert m.call_function("Calc.add", [2, 3]) == 5 == bound_method(2, 3) == bound_fn(2, 3)
-        assert driver(calc, add_sig, 2, 3) == 5.0 == raw_add(2, 3) == raw_fn(2, 3)
+        assert driver(calc, add_sig, 2, 3) == 5.0 == raw_add(2, 3) == raw_fn(2, 3) and type(raw_add(2, 3)) is int
         rows.append((label, "Calc.add(2, 3)", interleaved({
             "raw": lambda: raw_add(2, 3),
             "driver": lambda: driver(calc, add_sig, 2, 3),

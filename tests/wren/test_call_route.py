@@ -65,6 +65,10 @@ CASES: list[tuple[str, list[Any]]] = [
     ("w.W.spread", ["h.echo"]), ("w.W.bare", ["h.count"]), ("w.W.badName", []), ("w.W.deep", [5]),
     ("w.W.deep", [400]), ("w.W.text", [3]), ("w.W.text", [30]), ("w.W.caught", ["h.boom"]),
     ("w.W.caught", ["h.missing"]),
+    ("w.W.one", ["h.echo", -0.0]), ("w.W.one", ["h.echo", math.inf]), ("w.W.one", ["h.echo", math.nan]),
+    ("w.W.one", ["h.echo", 5e-324]), ("w.W.one", ["h.echo", -(2**53)]), ("w.W.one", ["h.count", 7]),
+    ("w.W.one", ["h." + "e" * 30, 1]), ("w.W.one", ["h." + "e" * 30, 2]), ("w.W.one", ["h.échø", 1]),
+    ("w.W.many", ["h.echo", [1, 2]]), ("w.W.one", ["h.echo", [1]]),
 ]
 
 
@@ -186,3 +190,24 @@ def test_one_pass_arguments_are_what_decode_then_resolve_give() -> None:
                             vm=SimpleNamespace(_adopt_handle=lambda ptr: None))
     assert resolve_call_args(state, datas[1], 2) == ["é.f", -0.0]  # type: ignore[arg-type]
     assert type(resolve_call_args(state, datas[0], 2)[1]) is int  # type: ignore[arg-type]
+
+
+def test_the_names_remembered_for_kryon_call_are_bounded() -> None:
+    """``Kryon.call(name, [x])`` remembers the bytes before the number per
+    name (values.call_prefix): a script calling ever new names keeps at
+    most CALL_PREFIXES of them, and each call still reaches its own target."""
+    from kryon_wren.values import CALL_PREFIXES
+
+    manager = ScriptManager(policy=SecurityPolicy.trusted(), cache=False, output=lambda lang, text: None)
+    try:
+        names = [f"f{i}" for i in range(3 * CALL_PREFIXES)]
+        manager.load_script_from_source("h", "python", "".join(f"def {n}(x):\n    return x + {i}\n"
+                                                                for i, n in enumerate(names)))
+        manager.load_script_from_source("w", "wren", WREN)
+        for round_ in range(2):
+            for i, name in enumerate(names):
+                assert manager.call_function("w.W.one", [f"h.{name}", round_]) == round_ + i
+        state = manager.engine("wren").script_state("w")
+        assert 0 < len(state.call_prefixes) <= CALL_PREFIXES
+    finally:
+        manager.close()

@@ -71,6 +71,8 @@ SIGNALLING_NAN = struct.unpack("<d", (0x7FF4000000000003).to_bytes(8, "little"))
 ARGUMENTS: list[Any] = [
     0, 1, -1, 7, 2**53, -(2**53), 2**53 + 1, -(2**53) - 1, 10**400,
     0.0, -0.0, 1.5, 1e308, -1e-308, math.inf, -math.inf, math.nan, SIGNALLING_NAN,
+    # positive numbers whose bits read as an int within 2**53 (the result then goes through slot 0)
+    5e-324, 1e-308, 2.2250738585072014e-308, 2.0**-1021, 2.0**-1020, 2**53 - 1, 0.5,
     None, True, False,
     "", "hé", "x" * 1024, "x" * 1025, "\ud800", "nul\0byte",
     [1, 2], {"k": "v"}, b"bytes",
@@ -189,7 +191,8 @@ def test_wrong_arity_getters_and_fns_agree(both: Any) -> None:
         assert agree(got, wanted), (name, args, got, wanted)
 
 
-NUMBERS = [0, -0.0, 1, -7, 2.5, 2**53, -(2**53), 2**53 + 1, 1e308, math.inf, math.nan, True, None]
+NUMBERS = [0, -0.0, 1, -7, 2.5, 2**53, -(2**53), 2**53 + 1, 1e308, math.inf, math.nan, True, None, 5e-324,
+           2.0**-1021, 2.0**-1020]
 
 
 @pytest.mark.parametrize("first", NUMBERS, ids=[repr(v) for v in NUMBERS])
@@ -247,6 +250,54 @@ def test_a_scalar_call_crosses_into_wasm_once(monkeypatch: pytest.MonkeyPatch, a
         crossings.count = 0
         general(args[0])
         assert crossings.count > 3, "the general path sets slots, calls and reads the result"
+    finally:
+        m.close()
+
+
+def test_an_integral_result_comes_back_as_that_integer() -> None:
+    """wren_call_scalar's result word: an integral number within 2**53 (not
+    -0) is the integer itself, any other number its bits, and a positive
+    number so small that its bits would read as such an integer waits in
+    slot 0 (status 3)."""
+    from kryon_wren.vm import IN_SLOT, NON_NUMBER_RESULT, WrenVM
+
+    vm = WrenVM(capture=True)
+    try:
+        vm.interpret("class T {\n  static id(x) { x }\n}\n", module="m")
+        sc = vm.scalar_call(vm.variable_handle("m", "T"), vm.make_call_handle("id(_)"))
+        for value, word in ((7, 7), (-3.0, -3), (2**53, 2**53), (-(2**53), -(2**53)), (0, 0),
+                            (2.5, struct.unpack("<q", struct.pack("<d", 2.5))[0]),
+                            (-0.0, struct.unpack("<q", struct.pack("<d", -0.0))[0]),
+                            (2.0**54, struct.unpack("<q", struct.pack("<d", 2.0**54))[0]),
+                            (5e-324, 0x7FF4000000000000 | NON_NUMBER_RESULT),
+                            (2.0**-1021, 0x7FF4000000000000 | NON_NUMBER_RESULT),
+                            (2.0**-1020, struct.unpack("<q", struct.pack("<d", 2.0**-1020))[0])):
+            sc.f64[0] = value
+            assert sc.call(*sc.call_args) is None and not sc.trap.value
+            assert sc.i64[0] == word, (value, hex(sc.i64[0]))
+        sc.f64[0] = 2.0**-1021
+        sc.call(*sc.call_args)
+        assert sc.status_result(sc.i64[0]) is IN_SLOT
+        vm.ensure_slots(1)
+        assert vm.get_slot(0) == 2.0**-1021
+    finally:
+        vm.close()
+
+
+def test_a_kryon_call_into_wren_crosses_into_wasm_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The router's call of a Wren function is the function's cached caller
+    (the bound handle's): a number call from another script's loop is one
+    wasm crossing each, the result an int."""
+    crossings = Crossings(monkeypatch)
+    m = manager()
+    try:
+        m.load_script_from_source("caller", "python", "import kryon\n"
+                                  "def go(n):\n    return [kryon.call('s.T.add', i, 1) for i in range(n)]\n")
+        assert m.call_function("caller.go", [3]) == [1, 2, 3]
+        crossings.count = 0
+        result = m.call_function("caller.go", [50])
+        assert result == list(range(1, 51)) and all(type(r) is int for r in result)
+        assert crossings.count == 50
     finally:
         m.close()
 

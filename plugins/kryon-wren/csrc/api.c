@@ -392,11 +392,16 @@ int64_t wren_call_num(WrenVM* vm, WrenHandle* receiver, WrenHandle* method, int 
  *   0 a number (the double)    1 null    2 false    3 true
  *   4 a string whose byte length is the double, its bytes following the
  *     previous string arguments' in callText
- * The result: a number's bits (a NaN as the canonical quiet NaN), or
+ * The result: an integral number within 2^53 (not -0) as that integer,
+ * so the host takes it as one without testing a double; any other
+ * number as its bits (a NaN as the canonical quiet NaN), which read as a
+ * signed integer lie outside [-2^53, 2^53] except for positive numbers
+ * up to 2^-1021, which go to slot 0 instead (status 3); or
  * STATUS_BITS(status): 1/2 compile/runtime error (as for wren_call_num),
  * 3 the result waits in slot 0, 5 null, 6 true, 7 false, and
  * 8 | length << 16 a string result of that many bytes in callText. */
 #define KW_CALL_TEXT_CAPACITY 1024
+#define KW_MAX_SAFE 9007199254740992.0  /* 2^53: integers the host keeps as ints */
 
 static char callText[KW_CALL_TEXT_CAPACITY];
 
@@ -449,7 +454,12 @@ int64_t wren_call_scalar(double a0, int kinds, WrenVM* vm, WrenHandle* receiver,
   if (IS_NUM(result)) {
     double number = AS_NUM(result);
     if (number != number) return (int64_t)NUM_VAL(__builtin_nan(""));
-    return (int64_t)result;
+    if (number >= -KW_MAX_SAFE && number <= KW_MAX_SAFE && number == (double)(int64_t)number &&
+        (number != 0 || !__builtin_signbit(number))) {
+      return (int64_t)number;
+    }
+    int64_t bits = (int64_t)result;
+    if (bits < -(int64_t)KW_MAX_SAFE || bits > (int64_t)KW_MAX_SAFE) return bits;
   }
   if (result == NULL_VAL) return STATUS_BITS(5);
   if (result == TRUE_VAL) return STATUS_BITS(6);

@@ -1034,7 +1034,11 @@ PRIM(coreFiberAbort) {
   return PRIM_ERROR;
 }
 
-PRIM(coreFiberCurrent) { NO_UNUSED(); GIVE_OBJ(vm->fiber); }
+PRIM(coreFiberCurrent) {
+  NO_UNUSED();
+  vm->fiber->escaped = true;  /* a later host call must not run on a fiber a script holds */
+  GIVE_OBJ(vm->fiber);
+}
 
 PRIM(coreFiberSuspend) {
   NO_UNUSED();

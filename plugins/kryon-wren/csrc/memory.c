@@ -150,7 +150,7 @@ static void markRoots(VM* vm) {
   gcMarkObject(vm, (Obj*)vm->coreModule);
   gcMarkObject(vm, (Obj*)vm->lastModule);
   gcMarkObject(vm, (Obj*)vm->fiber);
-  gcMarkObject(vm, (Obj*)vm->apiFiber);
+  for (int i = 0; i < API_FIBERS; i++) gcMarkObject(vm, (Obj*)vm->apiFibers[i]);
   gcMarkObject(vm, (Obj*)vm->hostClasses[0]);
   gcMarkObject(vm, (Obj*)vm->hostClasses[1]);
   for (int i = 0; i < vm->tempRootCount; i++) gcMarkObject(vm, vm->tempRoots[i]);

@@ -626,6 +626,7 @@ ObjFiber* newFiber(VM* vm, ObjClosure* closure) {
   f->error = NULL_VAL;
   f->state = FIBER_OTHER;
   f->started = false;
+  f->escaped = false;
   if (closure != NULL) {
     *f->stackTop++ = OBJ_VAL(closure);
     f->frames[0].closure = closure;

@@ -274,6 +274,7 @@ struct ObjFiber {
   Value error;
   FiberState state;
   bool started;
+  bool escaped;  /* Fiber.current gave it to the script: a host call never reuses it */
 };
 
 /* A symbol table maps names to dense integer ids (method signatures,

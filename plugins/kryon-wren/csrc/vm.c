@@ -1576,12 +1576,17 @@ static InterpretResult runModuleClosure(VM* vm, ObjClosure* closure) {
 
 /* A fresh root fiber for a host call; the cached one when it is idle. */
 static ObjFiber* acquireApiFiber(VM* vm) {
-  ObjFiber* fiber = vm->apiFiber;
-  if (fiber == NULL || vm->apiFiberBusy) {
-    fiber = newFiber(vm, NULL);
-    if (vm->apiFiber == NULL) vm->apiFiber = fiber;
+  ObjFiber* fiber;
+  if (vm->apiDepth < API_FIBERS) {
+    /* A fiber the script got hold of (Fiber.current) is left to it: a
+     * reference kept from an earlier call must find that call's fiber
+     * (finished, or suspended where it stopped), not a later call's. */
+    fiber = vm->apiFibers[vm->apiDepth];
+    if (fiber == NULL || fiber->escaped) fiber = vm->apiFibers[vm->apiDepth] = newFiber(vm, NULL);
+  } else {
+    fiber = newFiber(vm, NULL);  /* deeper than the kept levels: a fresh one */
   }
-  if (fiber == vm->apiFiber) vm->apiFiberBusy = true;
+  vm->apiDepth++;
   fiber->stackTop = fiber->stack;
   fiber->frameCount = 0;
   fiber->openUpvalues = NULL;
@@ -1675,7 +1680,7 @@ InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* r
   }
   vm->fiber = saved;
   vm->hostCalls = hostCall.outer;
-  if (fiber == vm->apiFiber) vm->apiFiberBusy = false;
+  vm->apiDepth--;
   vmFlushOutput(vm);
   return r;
 }

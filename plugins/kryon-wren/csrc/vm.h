@@ -26,6 +26,8 @@
 #define MAX_TEMP_ROOTS 64
 #define FIBER_MAX_FRAMES 100000
 #define OUTPUT_BUFFER_SIZE 4096
+/* Nesting levels of host calls whose fibers a VM keeps for reuse. */
+#define API_FIBERS 8
 
 typedef enum {
   RESULT_SUCCESS = 0,
@@ -140,8 +142,11 @@ struct VM {
   char* debugText;     /* last wren_debug_stack text */
 
   /* Embedding API. */
-  ObjFiber* apiFiber;  /* reused by host calls when idle */
-  bool apiFiberBusy;
+  /* Fibers host calls run on, one per nesting level of host calls into
+   * this VM (a Kryon.call back into its own script is the second level),
+   * reused: a nested call would otherwise allocate a fiber every time. */
+  ObjFiber* apiFibers[API_FIBERS];
+  int apiDepth;        /* host calls into this VM running now */
   int status;          /* result of the last fast-path call */
   Value* slots;
   int slotCount;

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from .bridge import bars
 from .errors import restarted, script_runtime_error, vm_failure
 from .plugin import LANGUAGE
 from .scan import GETTER
-from .values import MAX_SAFE, number, prepare, resolve
+from .values import MAX_SAFE, prepare, resolve
 from .vm import IN_SLOT, ScalarCall
 from .vm_errors import WrenCompileError, WrenError, WrenRuntimeError
 
@@ -107,6 +106,7 @@ def make_caller(
     # ``call``'s inline path (the arity a caller is almost always called with)
     hot_n = -1
     hot_f64: Any = None
+    hot_i64: Any = None
     hot_at: Any = None
     hot_call: Any = None
     hot_args: Any = None
@@ -114,16 +114,16 @@ def make_caller(
     hot_sc: Any = None
 
     def prime(n: int) -> Any:
-        nonlocal hot_n, hot_f64, hot_at, hot_call, hot_args, hot_trap, hot_sc
+        nonlocal hot_n, hot_f64, hot_i64, hot_at, hot_call, hot_args, hot_trap, hot_sc
         sc = vm.scalar_call(receiver, signature(n))
         plain[n] = (sc.f64, sc.at, sc.call, sc.call_args, sc.trap, sc)
         if hot_n < 0:
             hot_f64, hot_at, hot_call, hot_args, hot_trap, hot_sc = plain[n]
+            hot_i64 = sc.i64
             hot_n = n
         return plain[n]
 
     inst = vm.instance
-    copysign = math.copysign
     gate = state.pool.gate
     acquire, unlock = gate.uncontended_inline()
     tracking = threads.tracking
@@ -140,6 +140,16 @@ def make_caller(
             ctypes.cast(pending, ctypes.POINTER(ffi.wasm_trap_t)) if pending else None,
             ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
         )
+
+    def result_of(sc: ScalarCall) -> Any:
+        """A scalar call's result: an int within 2**53 comes as that integer
+        (``wren_call_scalar``), another number as its bits, the rest as a
+        status (NaN bits)."""
+        r = sc.i64[0]
+        if -MAX_SAFE <= r <= MAX_SAFE:
+            return r
+        d = sc.f64[0]
+        return d if d == d else other(sc)
 
     def other(sc: ScalarCall) -> Any:
         """A scalar call's result that is not a number (or is a NaN)."""
@@ -176,12 +186,7 @@ def make_caller(
                     error = unchecked(*call_args)
                     if error or trap.value:
                         failed(error, trap)
-                    d = f64[0]
-                    if d == d:
-                        if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
-                            return int(d)
-                        return d
-                    return other(sc)
+                    return result_of(sc)
                 sc = tagged[n]
                 if sc is None:
                     sc = tagged[n] = vm.scalar_call(receiver, signature(n))
@@ -189,8 +194,7 @@ def make_caller(
                     error = sc.call(*sc.call_args)
                     if error or sc.trap.value:
                         failed(error, sc.trap)
-                    d = sc.f64[0]
-                    return number(d) if d == d else other(sc)
+                    return result_of(sc)
             prepared = [prepare(state, a) for a in args]
             fn = state.method_fn(owner, method, n, getter) if owner else receiver
             result = state.invoke(fn, prepared)
@@ -215,8 +219,7 @@ def make_caller(
         try:
             if error or sc.trap.value:
                 failed(error, sc.trap)
-            d = sc.f64[0]
-            return number(d) if d == d else other(sc)
+            return result_of(sc)
         except WrenError as exc:
             raise vm_failure(state, exc, inst) from None
         finally:
@@ -268,12 +271,13 @@ def make_caller(
                 error = hot_call(*hot_args)
             finally:
                 inst.depth = depth
-            d = f64[0]
-            if d != d or error or hot_trap.value or inst._close_pending or state.partial_line:
+            if error or hot_trap.value or inst._close_pending or state.partial_line:
                 return finish(hot_sc, error, depth)
-            if d.is_integer() and -MAX_SAFE <= d <= MAX_SAFE and (d or copysign(1.0, d) > 0):
-                return int(d)
-            return d
+            r = hot_i64[0]  # an int result comes as itself (wren_call_scalar)
+            if -MAX_SAFE <= r <= MAX_SAFE:
+                return r
+            d = f64[0]
+            return d if d == d else finish(hot_sc, error, depth)
         finally:
             unlock()
             if gate._waiting:

@@ -210,11 +210,13 @@ class WasmInstance:
         return self._unchecked_func(arity, results, callback)
 
     def _unchecked_func(self, arity: int, results: list[wasmtime.ValType],
-                        callback: Callable[[Any, Any, Any, int], int]) -> wasmtime.Func:
+                        callback: Callable[[Any, Any, Any, int], int], by_address: bool = False) -> wasmtime.Func:
         """An import of ``arity`` i32s calling ``callback(env, caller, raw,
-        count)`` as ``wasmtime_func_new_unchecked`` does (0, or a trap)."""
-        c_callback = ffi.wasmtime_func_unchecked_callback_t(callback)
-        self._import_callbacks.append(c_callback)  # alive as long as the instance
+        count)`` as ``wasmtime_func_new_unchecked`` does (0, or a trap);
+        ``by_address``: ``raw`` comes as the value array's address (an int)."""
+        kept: Any = _ADDRESS_CALLBACK(callback) if by_address else ffi.wasmtime_func_unchecked_callback_t(callback)
+        self._import_callbacks.append(kept)  # alive as long as the instance
+        c_callback = ctypes.cast(kept, ffi.wasmtime_func_unchecked_callback_t) if by_address else kept
         ty = wasmtime.FuncType([_I32] * arity, results)
         raw_func = ffi.wasmtime_func_t()
         ffi.wasmtime_func_new_unchecked(self.store._context(), ty.ptr(), c_callback, None, _NO_FINALIZER,
@@ -230,32 +232,35 @@ class WasmInstance:
         targets = self.targets
         instance = self
 
-        def host_foreign(env: Any, caller: Any, raw: Any, count: int) -> int:
+        def host_foreign(env: Any, caller: Any, raw: int, count: int) -> int:
             # the callback itself (not a function _raw_import wraps): one
-            # Python frame less on the hottest host call
+            # Python frame less on the hottest host call; the parameters
+            # read through one array made over the value array (``raw``
+            # its address), cheaper than a ctypes pointer indexed 5 times
             try:
-                target = targets.get(raw[0].i32)
+                params = _PARAMS.from_address(raw)
+                target = targets.get(params[0])
                 if target is None:
-                    raw[0].i64 = FOREIGN_FAILED
+                    _REPLY_I64.from_address(raw).value = FOREIGN_FAILED
                     return 0
-                length = raw[3].i32
+                length = params[_LENGTH]
                 if length > 0:
-                    pages = raw[4].i32
+                    pages = params[_PAGES]
                     view = instance._view if pages == instance._view_pages else instance.view(pages)
-                    start = raw[2].i32
+                    start = params[_START]
                     data = view[start:start + length].tobytes()  # type: ignore[index]
                 else:
                     data = b"" if length == 0 else None
-                reply = target._on_foreign(raw[1].i32, data)
+                reply = target._on_foreign(params[_METHOD], data)
                 if type(reply) is float:
-                    raw[0].f64 = reply
+                    _REPLY_F64.from_address(raw).value = reply
                 else:
-                    raw[0].i64 = reply
+                    _REPLY_I64.from_address(raw).value = reply  # type: ignore[assignment]  # a status: an int
                 return 0
             except BaseException as exc:
                 return _host_trap(exc)
 
-        return self._unchecked_func(5, [_I64], host_foreign)
+        return self._unchecked_func(5, [_I64], host_foreign, by_address=True)
 
     def _host_write(self, vm: int, ptr: int, length: int) -> None:
         target = self.targets.get(vm)
@@ -523,6 +528,13 @@ def _make_unchecked() -> Any:
 
 
 _UNCHECKED = _make_unchecked()
+#: wasmtime's unchecked callback type with the value array as an address
+_ADDRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+#: host_foreign's five parameters as i32 words of the value array (each value 16 bytes)
+_WORDS = ctypes.sizeof(ffi.wasmtime_val_raw) // 4
+_PARAMS = ctypes.c_int32 * (5 * _WORDS)
+_METHOD, _START, _LENGTH, _PAGES = _WORDS, 2 * _WORDS, 3 * _WORDS, 4 * _WORDS
+_REPLY_I64, _REPLY_F64 = ctypes.c_int64, ctypes.c_double
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a NULL finalizer: the callbacks live on the instance
 
 

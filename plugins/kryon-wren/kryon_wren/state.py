@@ -16,9 +16,11 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import struct
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from math import copysign
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import (
@@ -40,7 +42,16 @@ from . import sandbox
 from .bridge import IO_SOURCE, bars, kryon_module_source
 from .calls import fn_ref
 from .plugin import LANGUAGE
-from .values import MAX_SAFE, WrenObject, host_callable, prepare, resolve, resolve_call_args, resolve_encoded
+from .values import (
+    MAX_SAFE,
+    WrenObject,
+    call_prefix,
+    host_callable,
+    prepare,
+    resolve,
+    resolve_call_args,
+    resolve_encoded,
+)
 from .vm_errors import WrenRuntimeError
 
 if TYPE_CHECKING:
@@ -296,7 +307,7 @@ class ScriptState:
             if fn is None:
                 return None
             if name == "call":
-                return self._call_foreign(fn)
+                return self._call_foreign(fn, signature.count("_"))
             return self._foreign(fn)
         if module == "kryon" and class_name == "KryonHost" and name == "invoke":
             return self._foreign(lambda number_, args: self.objects[int(number_)](*args))
@@ -343,14 +354,17 @@ class ScriptState:
         foreign.decode_args = decode_args  # type: ignore[attr-defined]
         return foreign
 
-    def _call_foreign(self, call: Callable[..., Any]) -> Callable[..., Any]:
+    def _call_foreign(self, call: Callable[..., Any], arity: int) -> Callable[..., Any]:
         """Kryon.call's foreign method: :meth:`_foreign` with the arguments
         spread by the rule of bridge.py's docstring (one List argument is
         the argument list), and scalar results passed back without
         ``prepare``: the hot path out of Wren. Its ``decode_args`` gives
         the name and the spread arguments, resolved
         (values.resolve_call_args: ``Kryon.call(name, [numbers])`` in one
-        pass)."""
+        pass). With two arguments (``Kryon.call(name, list)``) and the
+        router at hand, its ``encoded`` makes the call from the encoded
+        arguments, the usual ``Kryon.call(name, [x])`` without decoding
+        the name again (values.call_prefix)."""
         state = self
         engine = self.engine
         view: Any = getattr(call, "__self__", None)
@@ -392,6 +406,28 @@ class ScriptState:
                 active.pop()
 
         foreign.decode_args = functools.partial(resolve_call_args, state)  # type: ignore[attr-defined]
+        if route is None or arity != 2:
+            return foreign
+        prefixes: dict[bytes, str] = {}  # see values.call_prefix
+        self.call_prefixes = prefixes
+        unpack = struct.Struct("<d").unpack_from
+
+        def encoded(data: bytes) -> Any:
+            """The call from its encoded arguments: ``Kryon.call(name, [x])``
+            of a name seen before is one look-up and one unpack (no
+            argument list made, no decoder frame); any other goes the
+            general way."""
+            name = prefixes.get(data[:-8]) or call_prefix(state, data, prefixes)
+            if name is None:
+                return foreign(*resolve_call_args(state, data, 2))
+            d = unpack(data, len(data) - 8)[0]
+            if -MAX_SAFE <= d <= MAX_SAFE:
+                i = int(d)
+                if i == d and (i or copysign(1.0, d) > 0):  # an integral number (not -0) is an int
+                    return foreign(name, i)
+            return foreign(name, d)
+
+        foreign.encoded = encoded  # type: ignore[attr-defined]
         return foreign
 
     def _on_breakpoint(self, module: str, line: int) -> None:

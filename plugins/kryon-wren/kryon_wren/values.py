@@ -285,6 +285,32 @@ def resolve_call_args(state: "ScriptState", data: bytes, count: int) -> list[Any
         raise RuntimeError(str(exc)) from None
 
 
+#: the most ``Kryon.call`` prefixes a script's cache keeps (:func:`call_prefix`)
+CALL_PREFIXES = 64
+
+
+def call_prefix(state: "ScriptState", data: bytes, prefixes: dict[bytes, str]) -> str | None:
+    """The name of ``Kryon.call(name, [number])`` encoded in ``data``, the
+    prefix before the number remembered in ``prefixes`` (so the next call of
+    that name is one dictionary look-up of ``data[:-8]``: equal prefixes
+    are the same name and a list of one number, the number in the last 8
+    bytes); None for any other call (resolve_call_args then decodes it).
+    A name over the policy's ``max_value_size`` is never remembered."""
+    limit = state.policy.max_value_size
+    if len(data) < 19 or data[0] != 0x73 or (limit is not None and limit < 1):  # 's': the name
+        return None
+    length = _UNPACK_U32(data, 1)[0]
+    position = 5 + length
+    if len(data) != position + 14 or data[position:position + 6] != _ONE_NUMBER or (
+            limit is not None and length > limit):
+        return None
+    name = data[5:position].decode("utf-8", "replace")
+    if len(prefixes) >= CALL_PREFIXES:
+        prefixes.clear()
+    prefixes[data[:-8]] = name
+    return name
+
+
 def _resolve_call_args(state: "ScriptState", raw: list[Any]) -> list[Any]:
     try:
         rest = raw[1:]

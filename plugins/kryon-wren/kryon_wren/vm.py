@@ -171,8 +171,10 @@ class WrenVM:
         self._foreign_table = dict(foreign or {})
         self._bind_foreign = bind_foreign
         self.breakpoint = breakpoint
-        #: (function, arity, its argument decoder or None: slot_codec.decode)
-        self._foreign_methods: list[tuple[Callable[..., Any], int, Callable[[bytes, int], list[Any]] | None]] = []
+        #: (function, arity, its argument decoder or None: slot_codec.decode, its
+        #: ``encoded(data)`` or None: the whole call from the encoded arguments)
+        self._foreign_methods: list[tuple[Callable[..., Any], int, Callable[[bytes, int], list[Any]] | None,
+                                          Callable[[bytes], Any] | None]] = []
         self._foreign_ids: dict[tuple[str, str, bool, str], int] = {}
         self._foreign_error: BaseException | None = None
         self.host_id = self.instance.new_host_id()
@@ -563,8 +565,10 @@ class WrenVM:
             fn = self._bind_foreign(module, class_name, is_static, signature)
         if fn is None:
             return -1
-        # a function with a decode_args(data, count) decodes its own arguments
-        self._foreign_methods.append((fn, signature.count("_"), getattr(fn, "decode_args", None)))
+        # a function with a decode_args(data, count) decodes its own arguments;
+        # one with an encoded(data) is called with them still encoded
+        self._foreign_methods.append((fn, signature.count("_"), getattr(fn, "decode_args", None),
+                                      getattr(fn, "encoded", None)))
         self._foreign_ids[(module, class_name, is_static, signature)] = len(self._foreign_methods) - 1
         return len(self._foreign_methods) - 1
 
@@ -594,17 +598,20 @@ class WrenVM:
         string goes to the result buffer, anything else to slot 0, and an
         error's message to slot 0. One wasm crossing for the usual call
         instead of three (reading the arguments and setting the result)."""
-        fn, arity, decode_args = self._foreign_methods[method_id]
+        fn, arity, decode_args, encoded = self._foreign_methods[method_id]
         try:
-            if not arity:
-                args = []
-            elif data is None:
-                raise _too_deep()
-            elif decode_args is not None:
-                args = decode_args(data, arity)
+            if encoded is not None and data is not None:
+                result = encoded(data)  # decoding and the call in one (Kryon.call's hot path)
             else:
-                args = slot_codec.decode(data, arity, self._adopt_handle)
-            result = fn(*args)
+                if not arity:
+                    args = []
+                elif data is None:
+                    raise _too_deep()
+                elif decode_args is not None:
+                    args = decode_args(data, arity)
+                else:
+                    args = slot_codec.decode(data, arity, self._adopt_handle)
+                result = fn(*args)
             if self._closed or self.instance.dead is not None:
                 self._check()  # closed by the host function: no VM to reply to
             t = type(result)
