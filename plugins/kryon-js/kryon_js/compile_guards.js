@@ -119,8 +119,9 @@
     const nSource = call.bind(getOwnDesc(REP, "source").get), nFlags = call.bind(getOwnDesc(REP, "flags").get);
     const natives = [];   // what Error.prepareStackTrace's call sites must not hand out (installCompileGuards)
     const isObj = (x) => x !== null && (typeof x === "object" || typeof x === "function");
-    // a RegExp object (the internal slot): the source getter throws for anything else but the prototype
-    function isRE(x) { if (!isObj(x) || x === REP) return false; try { nSource(x); return true; } catch (_) { return false; } }
+    // a RegExp object (the internal slot): the global getter throws for anything else but the prototype
+    const nGlobal = call.bind(getOwnDesc(REP, "global").get);
+    function isRE(x) { if (!isObj(x) || x === REP) return false; try { nGlobal(x); return true; } catch (_) { return false; } }
     function isRegExp(x) { if (!isObj(x)) return false; const m = x[matchSym]; return m !== undefined ? !!m : isRE(x); }
     // null, or why compiling p would take too long (regexcost.py says the same of literals)
     function overBound(p) {
@@ -146,10 +147,15 @@
       return [str(pattern), str(flags)];
     }
     const RegExpW = function RegExp(pattern, flags) {
+      const nt = new.target === undefined ? RegExpW : new.target;
+      if (typeof pattern === "string" && (flags === undefined || typeof flags === "string")) {   // the common case, fast
+        if (pattern.length > FREE) checkPattern("RegExp", pattern);
+        return construct(NativeRE, [pattern, flags], nt);
+      }
       if (new.target === undefined && flags === undefined && isRegExp(pattern) && pattern.constructor === RegExpW) return pattern;
-      const [p, f] = parts(pattern, flags);
-      checkPattern("RegExp", p);
-      return construct(NativeRE, [p, f], new.target === undefined ? RegExpW : new.target);
+      const pf = parts(pattern, flags);
+      checkPattern("RegExp", pf[0]);
+      return construct(NativeRE, pf, nt);
     };
     for (const k of Reflect.ownKeys(NativeRE)) {   // the statics (Symbol.species answers `this`: RegExpW)
       if (k !== "prototype") defineProperty(RegExpW, k, getOwnDesc(NativeRE, k));
@@ -217,8 +223,10 @@
     for (const [sym, name, withIndex] of [[Symbol.split, "[Symbol.split]", false], [matchAllSym, "[Symbol.matchAll]", true]]) {
       const native = REP[sym];
       put(REP, sym, name, function (string, limit) {
-        if (!isObj(this)) return apply(native, this, arguments);   // its own TypeError
-        if (isRE(this)) { checkPattern("RegExp.prototype" + name, nSource(this)); return apply(native, this, arguments); }
+        if (isRE(this) || !isObj(this)) {   // a RegExp: its own source is what the intrinsic compiles; else a TypeError
+          if (isObj(this)) checkPattern("RegExp.prototype" + name, nSource(this));
+          return apply(native, this, withIndex ? [string] : [string, limit]);
+        }
         const rx = this, s = StringC(string), c = species(rx), fl = StringC(rx.flags);
         const stand = create(null);
         defineProperty(stand, "constructor", { value: { [speciesSym]: c } });
