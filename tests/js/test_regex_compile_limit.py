@@ -349,3 +349,17 @@ def test_ordinary_patterns_give_the_same_results_through_every_route():
     assert guarded[1] == trusted[1]
     for case, (a, b) in enumerate(zip(trusted[2], guarded[2], strict=True)):
         assert b == a, f"case {case}"
+
+
+@pytest.mark.parametrize("route", ["new RegExp", "String.prototype.match", "Symbol.split's default species"])
+def test_the_guard_holds_without_a_source_size_bound(route):
+    """max_source_size=None turns the eval guard off (eval and Function are not bounded),
+    not the regex guard: patterns from strings and literals in loads are still measured."""
+    policy = SecurityPolicy.sandboxed(time_limit=BUDGET, max_source_size=None)
+    with ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None) as mgr:
+        mgr.load_script_from_source("bystander", JS, "let n = 0; function bump() { return ++n; }")
+        _refused(mgr, SHAPES["many empty alternatives"], ROUTES[route])
+        mgr.load_script_from_source("leak", JS, LEAK)
+        assert mgr.call_function("leak.f") == [True, True]
+        with pytest.raises(SizeLimitError):
+            mgr.load_script_from_source("costly", JS, "const r = /" + "|" * 2 ** 19 + "/;\n")

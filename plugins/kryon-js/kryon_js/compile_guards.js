@@ -4,7 +4,7 @@
   // short and the deadline fires between two. A longer source is a RangeError the script may catch
   // (uncaught: SizeLimitError). Code compiled this way is rewritten like the script was at load
   // (evalsites.py, through COMPILE): a direct eval inside it checks its argument too.
-  function installCompileGuards(MAXSRC) {
+  function installCompileGuards(MAXSRC, costly) {
     const RangeErrorC = RangeError, SyntaxErrorC = SyntaxError, InternalErrorC = G.InternalError, StringC = String;
     const construct = Reflect.construct, setProto = Object.setPrototypeOf, iterSym = Symbol.iterator;
     const includes = call.bind(String.prototype.includes), nSlice = call.bind(String.prototype.slice);
@@ -79,23 +79,26 @@
       setProto(ctor(native, name, kind), FunctionW);
     }
     const ed = getOwnDesc(G, "eval"); ed.value = evalW; defineProperty(G, "eval", ed);
-    const [regexNatives, costly] = installRegexGuards();
-    // Error.prepareStackTrace's call sites hand out each frame's function: the natives wrapped here run
-    // in a frame of their own (a wrapper calls them), and Kryon's own frames hold its helpers
+    // taken by the global lexical declarations the host runs next (state.py): `let eval` = the intrinsic
+    defineProperty(G, "__kryon_evals", { value: [nEval, evalW, evalArg, evalArgs], configurable: true });
+    return [nEval, Fn, GenFn, AsyncFn, AsyncGenFn];
+  }
+
+  // Error.prepareStackTrace's call sites hand out each frame's function: the natives the guards wrap run
+  // in a frame of their own (a wrapper calls them), and Kryon's own frames hold its helpers
+  function hideFromCallSites(natives) {
     let siteProto = null;
     const savedPrepare = ErrorC.prepareStackTrace;   // an accessor: QuickJS keeps the function itself
     ErrorC.prepareStackTrace = (e, sites) => { siteProto = sites.length > 0 ? getProto(sites[0]) : null; return ""; };
     try { errStack(new ErrorC("call sites")); } finally { ErrorC.prepareStackTrace = savedPrepare; }
     if (siteProto !== null && typeof siteProto.getFunction === "function") {
       const nGetFunction = siteProto.getFunction, nGetFileName = siteProto.getFileName;
-      const hidden = new WeakSetC([nEval, Fn, GenFn, AsyncFn, AsyncGenFn, ...regexNatives]);
+      const hidden = new WeakSetC(natives);
       defineProperty(siteProto, "getFunction", { value: function getFunction() {
         const f = apply(nGetFunction, this, []);
         return hidden.has(f) || apply(nGetFileName, this, []) === "<kryon>" ? undefined : f;
       }, writable: true, enumerable: false, configurable: true });
     }
-    // taken by the global lexical declarations the host runs next (state.py): `let eval` = the intrinsic
-    defineProperty(G, "__kryon_evals", { value: [nEval, evalW, evalArg, evalArgs], configurable: true });
   }
   // -- regular expressions compiled at run time: QuickJS's regex compiler never polls, and the watchdog's
   // cut (cutoff.py) lands only at its next allocation. One shape works long without allocating: each
@@ -117,7 +120,7 @@
     const matchSym = Symbol.match, matchAllSym = Symbol.matchAll, speciesSym = Symbol.species;
     const nReplaceAll = call.bind(SP.replaceAll), nIncludes = call.bind(SP.includes);
     const nSource = call.bind(getOwnDesc(REP, "source").get), nFlags = call.bind(getOwnDesc(REP, "flags").get);
-    const natives = [];   // what Error.prepareStackTrace's call sites must not hand out (installCompileGuards)
+    const natives = [];   // what Error.prepareStackTrace's call sites must not hand out (hideFromCallSites)
     const isObj = (x) => x !== null && (typeof x === "object" || typeof x === "function");
     // a RegExp object (the internal slot): the global getter throws for anything else but the prototype
     const nGlobal = call.bind(getOwnDesc(REP, "global").get);
@@ -244,4 +247,7 @@
     // whether source text may hold a literal over the bound (its whole text counted as one pattern)
     return [natives, (text) => overBound(text) !== null];
   }
-  if (CONF.guard && CONF.maxSource !== null) installCompileGuards(CONF.maxSource);
+  if (CONF.guard) {   // a time limit: the regex guard always, the eval guard when the policy bounds source size
+    const [regexNatives, costly] = installRegexGuards();
+    hideFromCallSites([...(CONF.maxSource !== null ? installCompileGuards(CONF.maxSource, costly) : []), ...regexNatives]);
+  }
