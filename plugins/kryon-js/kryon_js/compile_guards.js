@@ -115,7 +115,7 @@
   // compiler differently) and hands the natives strings only.
   function installRegexGuards() {
     const REWORK = 2 ** 30, KREF = 16, FREE = 8192;
-    const NativeRE = RegExp, REP = NativeRE.prototype, SP = String.prototype, StringC = String;
+    const NativeRE = RegExp, REP = NativeRE.prototype, SP = String.prototype;
     const construct = Reflect.construct, RangeErrorC = RangeError, TypeErrorC = TypeError;
     const matchSym = Symbol.match, matchAllSym = Symbol.matchAll, speciesSym = Symbol.species;
     const nReplaceAll = call.bind(SP.replaceAll), nIncludes = call.bind(SP.includes);
@@ -142,7 +142,8 @@
       sizeErrors.add(e);
       throw e;
     }
-    const str = (v) => (v === undefined ? "" : StringC(v));
+    // ToString (a Symbol throws, as in the natives; String() would describe it)
+    const toStr = (v) => `${v}`, str = (v) => (v === undefined ? "" : toStr(v));
     // [pattern, flags] as the constructor reads them (RegExpCreate steps), as strings
     function parts(pattern, flags) {
       if (isRE(pattern)) return [nSource(pattern), flags === undefined ? nFlags(pattern) : str(flags)];
@@ -190,7 +191,7 @@
       put(SP, name, name, function (regexp) {
         coercible(this, name);
         if (regexp !== null && regexp !== undefined) { const m = regexp[sym]; if (m !== undefined && m !== null) return apply(m, regexp, [this]); }
-        const s = StringC(this), p = str(regexp);
+        const s = toStr(this), p = str(regexp);
         checkPattern("String.prototype." + name, p);
         return apply(native, s, [p]);
       }, 1);
@@ -203,12 +204,12 @@
         if (isRegExp(regexp)) {
           const fl = regexp.flags;
           coercible(fl, "matchAll");
-          if (!nIncludes(StringC(fl), "g")) throw new TypeErrorC("regexp must have the 'g' flag");
+          if (!nIncludes(toStr(fl), "g")) throw new TypeErrorC("regexp must have the 'g' flag");
         }
         const m = regexp[matchAllSym];
         if (m !== undefined && m !== null) return apply(m, regexp, [this]);
       }
-      const s = StringC(this), p = str(regexp);
+      const s = toStr(this), p = str(regexp);
       checkPattern("String.prototype.matchAll", p);
       return apply(nMatchAll, s, [p]);
     }, 1);
@@ -230,14 +231,14 @@
           if (isObj(this)) checkPattern("RegExp.prototype" + name, nSource(this));
           return apply(native, this, withIndex ? [string] : [string, limit]);
         }
-        const rx = this, s = StringC(string), c = species(rx), fl = StringC(rx.flags);
+        const rx = this, s = toStr(string), c = species(rx), fl = toStr(rx.flags);
         const stand = create(null);
         defineProperty(stand, "constructor", { value: { [speciesSym]: c } });
         defineProperty(stand, "flags", { value: fl });
         if (withIndex) defineProperty(stand, "lastIndex", { value: rx.lastIndex });
         defineProperty(stand, "source", { get() { return rx.source; } });
         defineProperty(stand, matchSym, { get() { return rx[matchSym]; } });
-        defineProperty(stand, Symbol.toPrimitive, { value() { return StringC(rx); } });
+        defineProperty(stand, Symbol.toPrimitive, { value() { return toStr(rx); } });
         return apply(native, stand, withIndex ? [s] : [s, limit]);
       }, withIndex ? 1 : 2);
       natives.push(native);
