@@ -30,7 +30,7 @@ from typing import Any
 from .probes import tree_parser
 
 #: the largest cost accepted: about 0.1 s of CPU for the worst shape (``'|'.repeat(32768)``) on a 2-core
-#: x86-64 machine (measured: 0.09 s; ``a0|a1|...`` at the bound 0.04 s, forward references 0.08 s)
+#: x86-64 machine (measured: 0.06-0.09 s; ``a0|a1|...`` at the bound 0.03-0.04 s, forward references at 0.4 of it 0.025 s)
 REWORK = 2 ** 30
 #: a forward named reference costs a rescan of the pattern, about sixteen times a '|' (measured)
 KREF = 16
