@@ -33,6 +33,14 @@ CASES = {
     "eval, 2 MiB source (host measures)": ("const s = '1+'.repeat(2 ** 20) + '1';", "eval(s)"),
     "eval of code naming eval, 2K": ("", "(() => { let t = 0; for (let i = 0; i < 2000; i++) "
                                         "t += eval('eval(' + (i & 7) + ')'); return t; })()"),
+    "new RegExp, 200K short": ("", "(() => { let t = 0; for (let i = 0; i < 2e5; i++) "
+                                   "t += new RegExp('a+b' + (i & 7)).source.length; return t; })()"),
+    "match with a string, 200K": ("", "(() => { let t = 0; for (let i = 0; i < 2e5; i++) "
+                                      "t += 'xaab3'.match('a+b' + (i & 7)) ? 1 : 0; return t; })()"),
+    "split with a RegExp, 200K": ("const r = /,/;", "(() => { let t = 0; for (let i = 0; i < 2e5; i++) "
+                                                   "t += 'a,b,c'.split(r).length; return t; })()"),
+    "new RegExp, 12K alternatives": ("const p = Array.from({length: 12000}, (_, i) => 'w' + i).join('|');",
+                                     "new RegExp(p).source.length"),
     "Map.get, 1M short keys": ("const m = new Map(); for (let i = 0; i < 1000; i++) m.set('k' + i, i);",
                                "(() => { let t = 0; for (let i = 0; i < 2 ** 20; i++) t += m.get('k' + (i % 1000)); return t; })()"),
 }
@@ -64,9 +72,12 @@ def main() -> None:
 
 def load_costs(managers: dict[str, ScriptManager], repeat: int) -> None:
     """Loading a script: without the token eval the source is not read again; with it,
-    tree-sitter parses it to rewrite its direct-eval sites."""
+    tree-sitter parses it to rewrite its direct-eval sites; with a line long enough and with
+    '|' enough to hold a regex literal too costly to compile, to find the literals."""
     body = "".join(f"function f{i}(a, b) {{ const o = {{x: a, y: [b, {i}]}}; return o.x + o.y[1] * 2; }}\n" for i in range(4000))
-    sources = {"load 300 KB, no eval": body, "load 300 KB, one eval": body + "function g() { return eval('1'); }\n"}
+    sources = {"load 300 KB, no eval": body, "load 300 KB, one eval": body + "function g() { return eval('1'); }\n",
+               # a line with '|' enough to hold a costly regex literal: tree-sitter reads it (regexcost.py)
+               "load 300 KB + a 100 KB line of ||": body + "function h(a) { return " + " || ".join(["a"] * 20000) + "; }\n"}
     print(f"{'case':32} {'native s':>9} {'guarded s':>10} {'ratio':>6}")
     for name, source in sources.items():
         best = {k: float("inf") for k in managers}

@@ -13,6 +13,7 @@ from kryon_core import CompileError
 
 from .evalsites import EvalSiteError, SiteTimeout, may_have_sites, rewrite, rewrite_mapped
 from .plugin import LANGUAGE
+from .regexcost import CostlyPattern, ReadTimeout, check_literals
 
 if TYPE_CHECKING:
     from .state import ScriptState
@@ -33,11 +34,18 @@ def host_compile(state: ScriptState, kind: int, a: str, b: str) -> str:
     """``kind`` 0: ``a`` is code for ``eval``; 1-4: ``a`` the parameters and
     ``b`` the body for a Function constructor. Returns ``"0"`` + the JSON
     ``[a', b']`` to compile, ``"1"`` (over max_source_size), ``"2"`` + a
-    message (refused), ``"3"`` (the deadline passed while reading)."""
+    message (refused), ``"3"`` (the deadline passed while reading), ``"4"`` + a
+    message (a regular-expression literal too costly to compile, regexcost.py)."""
     limit = state.policy.max_source_size
     if limit is not None and utf8_size(a) + utf8_size(b) > limit:
         return "1"
     expired = state.host.expired
+    try:
+        check_literals(a if kind == 0 else HEADS[kind] + a + MIDDLE + b + TAIL, expired)
+    except ReadTimeout:
+        return "3"
+    except CostlyPattern as exc:
+        return "4" + exc.message + (f" (line {exc.line}, column {exc.column})" if exc.line is not None else "")
     try:
         if kind == 0:
             out = [rewrite(a, expired=expired), ""]

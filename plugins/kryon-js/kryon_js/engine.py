@@ -38,7 +38,7 @@ from . import capi, sandbox
 from .bridge import build_kryon_api
 from .calls import call_name_async, make_caller, unloaded
 from .errors import parse_stack
-from .loader import carry_over, compile_in, data_of, evaluate_in, run_top_level
+from .loader import carry_over, compile_limited, data_of, evaluate_in, run_top_level
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, Host, JSObject
 from .scan import IDENT, scan_functions
@@ -132,7 +132,8 @@ class JSEngine(ScriptEngine):
                     self.compiler = self._new_state("<compiler>", SecurityPolicy.trusted())
             # under the script's time limit: regex literals compile here, and some take QuickJS seconds
             limit = sandbox.time_limit(policy) if policy is not None else None
-            bytecode = self.compiler.run_limited(limit, compile_in, self.compiler, text, name)
+            # (and its regex literals measured first: regexcost.py)
+            bytecode = self.compiler.run_limited(limit, compile_limited, self.compiler, text, name)
         return CompiledScript(
             id=name, language=LANGUAGE, source=text, bytecode=bytecode, functions=scan_functions(text),
             engine_version=self.version,

@@ -16,6 +16,7 @@ from kryon_core import (
     FunctionRef,
     ScriptRuntimeError,
     ScriptTimeoutError,
+    SizeLimitError,
 )
 
 from . import capi
@@ -23,6 +24,7 @@ from .compiling import checked_source
 from .errors import from_info
 from .evalsites import may_have_sites
 from .plugin import LANGUAGE
+from .regexcost import CostlyPattern, ReadTimeout, check_literals
 from .runtime import BINDING_ERRORS
 from .scan import declared_names, parse_params, scan_functions
 from .state import ScriptState
@@ -51,6 +53,21 @@ def compile_in(state: ScriptState, text: str, name: str) -> bytes:
                            stack=err.stack) from None
 
 
+def compile_limited(state: ScriptState, text: str, name: str) -> bytes:
+    """:func:`compile_in`; under a time limit, the regex literals of ``text`` are
+    measured first (QuickJS compiles them with the parse, which never polls)."""
+    if state.time_limit is None:
+        return compile_in(state, text, name)
+    try:
+        check_literals(text, state.host.expired)
+    except ReadTimeout:
+        raise ScriptTimeoutError("compiling the script ran longer than the policy's time_limit", language=LANGUAGE,
+                                 script=name) from None
+    except CostlyPattern as exc:
+        raise SizeLimitError(exc.message, language=LANGUAGE, script=name, line=exc.line, column=exc.column) from None
+    return compile_in(state, text, name)
+
+
 def run_top_level(state: ScriptState, compiled: CompiledScript) -> None:
     """Run a script's top level in its fresh context, then its pending jobs,
     then list its functions (call inside ``state.run``)."""
@@ -60,10 +77,10 @@ def run_top_level(state: ScriptState, compiled: CompiledScript) -> None:
         if probed is not None:
             code = probed
         elif state.eval_guard and may_have_sites(compiled.source):  # eval sites rewritten (compiling.py)
-            code = compile_in(state, checked_source(state, compiled.source, compiled.id, top_level=True), compiled.id)
+            code = compile_limited(state, checked_source(state, compiled.source, compiled.id, top_level=True), compiled.id)
         elif (capi.bytecode_name(code) != compiled.id  # foreign, or compiled under another name
                 or (compiled.from_cache and state.policy.sandboxed)):  # disk bytecode is not verified
-            code = compile_in(state, compiled.source, compiled.id)
+            code = compile_limited(state, compiled.source, compiled.id)
         if not capi.run_bytecode(state.ctx, code, state.holder):
             state.take_held()
             state.unbox()
@@ -80,7 +97,7 @@ def _probed_bytecode(state: ScriptState, name: str) -> bytes | None:
     if state.debug_source is None:
         return None
     try:
-        return compile_in(state, checked_source(state, state.debug_source, name, top_level=True), name)
+        return compile_limited(state, checked_source(state, state.debug_source, name, top_level=True), name)
     except CompileError:  # pragma: no cover - a rewrite QuickJS rejects: the script runs undebugged
         state.debug_source = None
         return None
@@ -121,7 +138,7 @@ def evaluate_in(state: ScriptState, code: str) -> Any:
     name the script, lines counted within ``code``."""
     code = checked_source(state, code, state.script)
     if state.host.capi:
-        bytecode = compile_in(state, code, state.script)
+        bytecode = compile_limited(state, code, state.script)
         if not capi.run_bytecode(state.ctx, bytecode, state.holder, keep_result=True):
             state.take_held()
             state.unbox()
