@@ -286,32 +286,76 @@ def test_the_zygote_fills_the_free_chunks_of_the_c_heap() -> None:
     assert result["before"] > 1_000_000 and result["after"] < 8192, result
 
 
-def test_the_zygote_reads_a_request_and_its_descriptors(tmp_path) -> None:
-    import socket
+_SERVE = (
+    "import importlib.util, os, socket, sys, threading, types\n"
+    "spec = importlib.util.spec_from_file_location('z', sys.argv[1])\n"
+    "zygote = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(zygote)\n"
+    "control, hold = (int(a) for a in sys.argv[2:4])\n"
+    "threading.Thread(target=os.read, args=(hold, 1)).start()  # alive until the test writes\n"
+    "def main():\n"
+    "    os.write(1, f'{os.getppid()} {os.getpid()} {os.get_inheritable(1)} {os.listdir(\"/proc/self/fd\")}'.encode())\n"
+    "zygote._serve(types.SimpleNamespace(main=main), socket.socket(fileno=control), zygote._cloner())\n"
+)
 
-    zygote = _load_zygote()
+
+def _ask(host, fds: list[int]) -> int:
+    import socket
+    import struct
+
+    socket.send_fds(host, [b"F"], fds)
+    reply = b""
+    while len(reply) < 4:
+        chunk = host.recv(4 - len(reply))
+        assert chunk, "the zygote exited"
+        reply += chunk
+    return struct.unpack("<i", reply)[0]
+
+
+def test_the_zygotes_loop_answers_each_request(tmp_path) -> None:
+    """The zygote's request loop (in a fresh interpreter): EDEADLK while a
+    second thread runs, EINVAL for a request without three descriptors, then
+    a child of the zygote's parent (here the test) with those three on 0, 1
+    and 2 and no other, which runs the worker's main; the loop ends when the
+    host closes its end."""
+    import socket
+    import subprocess
+
     host, control = socket.socketpair()
-    files = [os.open(tmp_path / f"f{i}", os.O_WRONLY | os.O_CREAT) for i in range(4)]
+    hold_r, hold_w = os.pipe()
+    out_r, out_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDWR)
+    zygote = subprocess.Popen([sys.executable, "-c", _SERVE, forkserver.ZYGOTE_PATH, str(control.fileno()), str(hold_r)],
+                              pass_fds=(control.fileno(), hold_r))
+    control.close()
+    os.close(hold_r)
     try:
-        socket.send_fds(host, [b"F"], files[:3])
-        msg, fds = zygote._receive_request(control)
-        assert msg == b"F" and len(fds) == 3
-        for fd, name in zip(fds, ("f0", "f1", "f2"), strict=True):
-            assert os.path.samestat(os.fstat(fd), os.stat(tmp_path / name))
-            os.close(fd)
-        socket.send_fds(host, [b"F"], files[:2])
-        msg, fds = zygote._receive_request(control)
-        assert msg == b"F" and len(fds) == 2  # the zygote answers EINVAL to this one
-        for fd in fds:
-            os.close(fd)
-        host.sendall(b"F")
-        assert zygote._receive_request(control) == (b"F", [])
+        host.settimeout(60)
+        assert _ask(host, [null, out_w, null]) == -errno.EDEADLK  # its second thread still runs
+        os.write(hold_w, b"x")
+        for _ in range(600):  # until the thread has ended
+            answer = _ask(host, [null, null])
+            assert answer in (-errno.EDEADLK, -errno.EINVAL)
+            if answer == -errno.EINVAL:
+                break
+            time.sleep(0.05)
+        assert answer == -errno.EINVAL
+        pid = _ask(host, [null, out_w, null])
+        assert pid > 0
+        os.close(out_w)
+        with os.fdopen(out_r, "rb") as out:
+            ppid, child, inheritable, fds = out.read().decode().split(" ", 3)
+        assert (int(ppid), int(child)) == (os.getpid(), pid)  # CLONE_PARENT: the test's child, not the zygote's
+        assert inheritable == "True" and sorted(json.loads(fds.replace("'", '"'))) == ["0", "1", "2", "3"]  # 3: listdir's own
+        assert os.waitpid(pid, 0) == (pid, 0)
         host.close()
-        assert zygote._receive_request(control) == (b"", [])  # the host closed its end: the zygote exits
+        assert zygote.wait(timeout=60) == 0
     finally:
-        for fd in files:
-            os.close(fd)
-        control.close()
+        host.close()
+        os.close(hold_w)
+        os.close(null)
+        zygote.kill()
+        zygote.wait()
 
 
 def test_the_rehearsal_leaves_the_workers_state_alone() -> None:
