@@ -114,6 +114,26 @@ def _fill_free_blocks() -> None:
             i += 1
 
 
+def _pack_builtins_names() -> None:
+    """The builtins module's names, as fresh copies made after the fill,
+    so they sit together in a few pages. Every script's builtins are a copy
+    of that dict (``scriptenv.make_builtins``), and copying a dict writes the
+    reference count of each key: the interpreter's own (interned) names are
+    scattered over the pages the children share, so each child copied about
+    one page per name. An equal copy finds the same entry (the lookup
+    compares hashes, then the text). The old entries are kept: freeing them
+    would leave holes a child's allocations would land in."""
+    import builtins
+
+    namespace = vars(builtins)
+    entries = list(namespace.items())
+    # key[:1] + key[1:] is a new string (one-character names are the interpreter's own singletons)
+    fresh = {(key[:1] + key[1:]) if len(key) > 1 else key: value for key, value in entries}
+    namespace.clear()  # no builtin is looked up from here to the update (a C call)
+    namespace.update(fresh)
+    _BALLAST.append(entries)
+
+
 class _MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
@@ -218,6 +238,7 @@ def main() -> None:
         # kept: a child replaces them, and freeing them there would write to shared pages
         _BALLAST.extend([sys.stdin, sys.stdout, sys.stderr])
         _fill_free_blocks()
+        _pack_builtins_names()
         _fill_free_chunks()
     except BaseException as exc:
         control.sendall(b"E" + f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:500])

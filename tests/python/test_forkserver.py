@@ -286,6 +286,32 @@ def test_the_zygote_fills_the_free_chunks_of_the_c_heap() -> None:
     assert result["before"] > 1_000_000 and result["after"] < 8192, result
 
 
+def test_the_zygote_packs_the_builtins_names_together() -> None:
+    """Every script's builtins copy the builtins module's dict, which writes
+    each name's reference count: after the zygote packs them, its names are
+    equal fresh copies on a few pages (not the interned names, scattered),
+    with the same values, and builtins are still found by name."""
+    result = _run_python(_ZYGOTE_IN_CHILD + (
+        "import builtins\n"
+        "def pages():\n"
+        "    return len({id(k) // 4096 for k in vars(builtins)})\n"
+        "before = dict(vars(builtins))\n"
+        "spread = pages()\n"
+        "zygote._fill_free_blocks()\n"
+        "zygote._pack_builtins_names()\n"
+        "after = vars(builtins)\n"
+        "same = after == before and all(after[k] is v for k, v in before.items())\n"
+        "fresh = sum(sys.intern(k) is not k for k in after)\n"
+        "ns = {}\n"
+        "exec('x = len(sorted(map(abs, [-2, 1])))', ns)\n"
+        "print(json.dumps({'names': len(after), 'spread': spread, 'packed': pages(), 'same': same,\n"
+        "                  'fresh': fresh, 'x': ns['x']}))\n"
+    ))
+    assert result["same"] and result["x"] == 2, result
+    assert result["fresh"] >= result["names"] - 5, result  # all but one-character names (singletons)
+    assert result["packed"] * 4 <= result["spread"], result
+
+
 _SERVE = (
     "import importlib.util, os, socket, sys, threading, types\n"
     "spec = importlib.util.spec_from_file_location('z', sys.argv[1])\n"
