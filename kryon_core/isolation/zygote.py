@@ -295,6 +295,11 @@ def _serve(worker: Any, control: socket.socket, clone: Callable[[], int]) -> Non
     close = os.close
     freeze = gc.freeze
     stat = os.stat
+    # the interpreter's method cache holds a reference to each attribute name
+    # it caches: a child's lookups would replace the zygote's entries and drop
+    # those references, one copied page per name, scattered; emptied before
+    # each fork, a child's cache only gains entries
+    clear_method_cache = sys._clear_type_cache
     pack = _PID.pack
     space = _FDS_SPACE
     rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
@@ -318,6 +323,7 @@ def _serve(worker: Any, control: socket.socket, clone: Callable[[], int]) -> Non
             continue
         # what the zygote made is never collected in a child: its pages stay shared (copy-on-write)
         freeze()
+        clear_method_cache()
         try:
             pid = clone()
         except OSError as exc:

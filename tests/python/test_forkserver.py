@@ -319,8 +319,18 @@ _SERVE = (
     "spec.loader.exec_module(zygote)\n"
     "control, hold = (int(a) for a in sys.argv[2:4])\n"
     "threading.Thread(target=os.read, args=(hold, 1)).start()  # alive until the test writes\n"
+    "class Probe:\n"
+    "    kryon_probe_attribute = 1\n"
+    "name = 'kryon_probe_attribute'\n"
+    "Probe.kryon_probe_attribute  # cached by the method cache, which holds a reference to the name\n"
+    "cached = sys.getrefcount(name)\n"
+    "sys._clear_type_cache()\n"
+    "uncached = sys.getrefcount(name)\n"
+    "Probe.kryon_probe_attribute  # cached again: the zygote empties the cache before it forks\n"
     "def main():\n"
-    "    os.write(1, f'{os.getppid()} {os.getpid()} {os.get_inheritable(1)} {os.listdir(\"/proc/self/fd\")}'.encode())\n"
+    "    fds = os.listdir('/proc/self/fd')\n"
+    "    os.write(1, f'{os.getppid()} {os.getpid()} {os.get_inheritable(1)} {cached} {uncached} {sys.getrefcount(name)} '\n"
+    "                f'{fds}'.encode())\n"
     "zygote._serve(types.SimpleNamespace(main=main), socket.socket(fileno=control), zygote._cloner())\n"
 )
 
@@ -342,8 +352,8 @@ def test_the_zygotes_loop_answers_each_request(tmp_path) -> None:
     """The zygote's request loop (in a fresh interpreter): EDEADLK while a
     second thread runs, EINVAL for a request without three descriptors, then
     a child of the zygote's parent (here the test) with those three on 0, 1
-    and 2 and no other, which runs the worker's main; the loop ends when the
-    host closes its end."""
+    and 2 and no other, and an empty method cache, which runs the worker's
+    main; the loop ends when the host closes its end."""
     import socket
     import subprocess
 
@@ -370,8 +380,9 @@ def test_the_zygotes_loop_answers_each_request(tmp_path) -> None:
         assert pid > 0
         os.close(out_w)
         with os.fdopen(out_r, "rb") as out:
-            ppid, child, inheritable, fds = out.read().decode().split(" ", 3)
+            ppid, child, inheritable, cached, uncached, now, fds = out.read().decode().split(" ", 6)
         assert (int(ppid), int(child)) == (os.getpid(), pid)  # CLONE_PARENT: the test's child, not the zygote's
+        assert int(cached) > int(uncached) == int(now)  # the child starts with an empty method cache
         assert inheritable == "True" and sorted(json.loads(fds.replace("'", '"'))) == ["0", "1", "2", "3"]  # 3: listdir's own
         assert os.waitpid(pid, 0) == (pid, 0)
         host.close()
