@@ -217,6 +217,25 @@ def _read_spec(control: socket.socket) -> dict[str, object]:
     return spec
 
 
+def _prepare(worker: Any, spec: dict[str, object]) -> None:
+    """What the zygote does once, before its first fork: the imports, the
+    rehearsals, and what keeps a child's writes off the pages children share."""
+    worker.warm_up(spec)
+    # the interpreter's method cache holds a reference to each attribute name
+    # it caches; the warm-up's lookups (thousands: the module proxies' names)
+    # would be replaced by a child's, each dropping a reference on a scattered
+    # shared page. Emptied here, it keeps what the rehearsals look up, which
+    # is what a child's start-up looks up: hits, which write nothing
+    sys._clear_type_cache()
+    worker.confine.rehearse()
+    worker.rehearse()
+    # kept: a child replaces them, and freeing them there would write to shared pages
+    _BALLAST.extend([sys.stdin, sys.stdout, sys.stderr])
+    _fill_free_blocks()
+    _pack_builtins_names()
+    _fill_free_chunks()
+
+
 def main() -> None:
     # no collection in the zygote: it would leave freed slots all over the
     # pages its children share, and each child's first allocations would copy them
@@ -232,14 +251,7 @@ def main() -> None:
         os._exit(0)  # the host died before the signal was armed
     try:
         worker = _load_worker()
-        worker.warm_up(spec)
-        worker.confine.rehearse()
-        worker.rehearse()
-        # kept: a child replaces them, and freeing them there would write to shared pages
-        _BALLAST.extend([sys.stdin, sys.stdout, sys.stderr])
-        _fill_free_blocks()
-        _pack_builtins_names()
-        _fill_free_chunks()
+        _prepare(worker, spec)
     except BaseException as exc:
         control.sendall(b"E" + f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:500])
         os._exit(1)
@@ -295,11 +307,6 @@ def _serve(worker: Any, control: socket.socket, clone: Callable[[], int]) -> Non
     close = os.close
     freeze = gc.freeze
     stat = os.stat
-    # the interpreter's method cache holds a reference to each attribute name
-    # it caches: a child's lookups would replace the zygote's entries and drop
-    # those references, one copied page per name, scattered; emptied before
-    # each fork, a child's cache only gains entries
-    clear_method_cache = sys._clear_type_cache
     pack = _PID.pack
     space = _FDS_SPACE
     rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
@@ -323,7 +330,6 @@ def _serve(worker: Any, control: socket.socket, clone: Callable[[], int]) -> Non
             continue
         # what the zygote made is never collected in a child: its pages stay shared (copy-on-write)
         freeze()
-        clear_method_cache()
         try:
             pid = clone()
         except OSError as exc:
