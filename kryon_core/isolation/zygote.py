@@ -41,6 +41,7 @@ import socket
 import struct
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -67,30 +68,7 @@ def _load_worker() -> types.ModuleType:
     return module
 
 
-# PyDLL: the GIL stays held across clone, as os.fork holds it across fork
-_api = ctypes.pythonapi
 _libc = ctypes.PyDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-_libc.syscall.argtypes = [ctypes.c_long, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                          ctypes.c_ulong]
-
-
-def clone_parent() -> int:
-    """``os.fork`` with ``CLONE_PARENT``: Python's own before/after-fork steps
-    (locks, thread states, at-fork handlers such as ``random``'s reseed)
-    around a raw ``clone``. Returns 0 in the child, the pid in the caller."""
-    number = _CLONE_NUMBER
-    _api.PyOS_BeforeFork()
-    ctypes.set_errno(0)
-    pid = _libc.syscall(number, _CLONE_PARENT | signal.SIGCHLD, 0, 0, 0, 0)
-    if pid == 0:
-        _api.PyOS_AfterFork_Child()
-        return 0
-    errno = ctypes.get_errno()
-    _api.PyOS_AfterFork_Parent()
-    if pid < 0:
-        raise OSError(errno, os.strerror(errno))
-    return int(pid)
 
 
 #: bytes objects made to fill the free blocks of the zygote's used memory pools (see _fill_free_blocks)
@@ -136,6 +114,26 @@ def _fill_free_blocks() -> None:
             i += 1
 
 
+def _pack_builtins_names() -> None:
+    """The builtins module's names, as fresh copies made after the fill,
+    so they sit together in a few pages. Every script's builtins are a copy
+    of that dict (``scriptenv.make_builtins``), and copying a dict writes the
+    reference count of each key: the interpreter's own (interned) names are
+    scattered over the pages the children share, so each child copied about
+    one page per name. An equal copy finds the same entry (the lookup
+    compares hashes, then the text). The old entries are kept: freeing them
+    would leave holes a child's allocations would land in."""
+    import builtins
+
+    namespace = vars(builtins)
+    entries = list(namespace.items())
+    # key[:1] + key[1:] is a new string (one-character names are the interpreter's own singletons)
+    fresh = {(key[:1] + key[1:]) if len(key) > 1 else key: value for key, value in entries}
+    namespace.clear()  # no builtin is looked up from here to the update (a C call)
+    namespace.update(fresh)
+    _BALLAST.append(entries)
+
+
 class _MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
@@ -166,20 +164,13 @@ def _fill_free_chunks() -> None:
             malloc(24)
 
 
-def _receive_request(control: socket.socket) -> tuple[bytes, list[int]]:
-    """One request byte and the descriptors passed with it (``socket.recv_fds``
-    with less work: whatever the zygote does between two forks copies the
-    pages it writes, and each child pays for the copy of those it shares)."""
-    msg, ancillary, _flags, _addr = control.recvmsg(1, _FDS_SPACE)
+def _descriptors(ancillary: list[tuple[int, int, bytes]], rights: tuple[int, int]) -> list[int]:
+    """The descriptors of a request's ``SCM_RIGHTS`` message."""
     fds: list[int] = []
     for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if (level, kind) == rights:
             fds += struct.unpack(f"{len(data) // 4}i", data[: len(data) - len(data) % 4])
-    return msg, fds
-
-
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
+    return fds
 
 
 def _child(worker: Any, control: socket.socket, fds: list[int]) -> None:
@@ -226,6 +217,25 @@ def _read_spec(control: socket.socket) -> dict[str, object]:
     return spec
 
 
+def _prepare(worker: Any, spec: dict[str, object]) -> None:
+    """What the zygote does once, before its first fork: the imports, the
+    rehearsals, and what keeps a child's writes off the pages children share."""
+    worker.warm_up(spec)
+    # the interpreter's method cache holds a reference to each attribute name
+    # it caches; the warm-up's lookups (thousands: the module proxies' names)
+    # would be replaced by a child's, each dropping a reference on a scattered
+    # shared page. Emptied here, it keeps what the rehearsals look up, which
+    # is what a child's start-up looks up: hits, which write nothing
+    sys._clear_type_cache()
+    worker.confine.rehearse()
+    worker.rehearse()
+    # kept: a child replaces them, and freeing them there would write to shared pages
+    _BALLAST.extend([sys.stdin, sys.stdout, sys.stderr])
+    _fill_free_blocks()
+    _pack_builtins_names()
+    _fill_free_chunks()
+
+
 def main() -> None:
     # no collection in the zygote: it would leave freed slots all over the
     # pages its children share, and each child's first allocations would copy them
@@ -241,45 +251,94 @@ def main() -> None:
         os._exit(0)  # the host died before the signal was armed
     try:
         worker = _load_worker()
-        worker.warm_up(spec)
-        worker.confine.rehearse()
-        worker.rehearse()
-        # kept: a child replaces them, and freeing them there would write to shared pages
-        _BALLAST.extend([sys.stdin, sys.stdout, sys.stderr])
-        _fill_free_blocks()
-        _fill_free_chunks()
+        _prepare(worker, spec)
     except BaseException as exc:
         control.sendall(b"E" + f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:500])
         os._exit(1)
     control.sendall(b"R")
+    _serve(worker, control, _cloner())
+
+
+def _cloner() -> Callable[[], int]:
+    """``os.fork`` with ``CLONE_PARENT``: Python's own before/after-fork
+    steps (locks, thread states, at-fork handlers such as ``random``'s
+    reseed) around a raw ``clone``; the function returns 0 in the child, the
+    pid in the caller. Made once, after the zygote's fills: the ctypes
+    objects it calls are its own, in fresh pages, and its arguments are
+    converted once, so a fork writes few pages the children share (see
+    :func:`_serve`). PyDLL: the GIL stays held across ``clone``, as
+    ``os.fork`` holds it across ``fork``."""
+    api = ctypes.PyDLL(None)
+    before, parent, child = api.PyOS_BeforeFork, api.PyOS_AfterFork_Parent, api.PyOS_AfterFork_Child
+    for f in (before, parent, child):
+        f.restype = None
+        f.argtypes = []
+    libc = ctypes.PyDLL(None, use_errno=True)
+    syscall = libc.syscall
+    syscall.restype = ctypes.c_long
+    args = (ctypes.c_long(_CLONE_NUMBER), ctypes.c_ulong(_CLONE_PARENT | signal.SIGCHLD), *[ctypes.c_ulong(0)] * 4)
+    set_errno, get_errno = ctypes.set_errno, ctypes.get_errno
+
+    def clone() -> int:
+        before()
+        set_errno(0)
+        pid = syscall(*args)
+        if pid == 0:
+            child()
+            return 0
+        errno = get_errno()
+        parent()
+        if pid < 0:
+            raise OSError(errno, os.strerror(errno))
+        return int(pid)
+
+    return clone
+
+
+def _serve(worker: Any, control: socket.socket, clone: Callable[[], int]) -> None:
+    """The request loop: a request is one byte with the new worker's stdin,
+    stdout and stderr as descriptors; the answer is the child's pid (negative:
+    an errno). Whatever the zygote writes after a fork copies the page it
+    writes, and the child forked before keeps the old page to itself: each
+    page the loop writes costs every child a page. So the loop touches few
+    objects, bound here once, and allocates only what a request needs."""
+    recvmsg = control.recvmsg
+    sendall = control.sendall
+    close = os.close
+    freeze = gc.freeze
+    stat = os.stat
+    pack = _PID.pack
+    space = _FDS_SPACE
+    rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
     while True:
         try:
-            msg, fds = _receive_request(control)
+            msg, ancillary, _flags, _addr = recvmsg(1, space)
         except OSError:
             os._exit(0)
         if not msg:
             os._exit(0)  # the host closed its end (or died)
+        fds = _descriptors(ancillary, rights)
         if len(fds) != 3:
             for fd in fds:
-                os.close(fd)
-            control.sendall(_PID.pack(-22))  # EINVAL
+                close(fd)
+            sendall(pack(-22))  # EINVAL
             continue
-        if _threads() != 1:
+        if stat("/proc/self/task").st_nlink != 3:  # ".", ".." and the one thread
             for fd in fds:
-                os.close(fd)
-            control.sendall(_PID.pack(-35))  # EDEADLK: forking now could copy a held lock
+                close(fd)
+            sendall(pack(-35))  # EDEADLK: forking now could copy a held lock
             continue
         # what the zygote made is never collected in a child: its pages stay shared (copy-on-write)
-        gc.freeze()
+        freeze()
         try:
-            pid = clone_parent()
+            pid = clone()
         except OSError as exc:
             pid = -(exc.errno or 1)
         if pid == 0:
             _child(worker, control, fds)
         for fd in fds:
-            os.close(fd)
-        control.sendall(_PID.pack(pid))
+            close(fd)
+        sendall(pack(pid))
 
 
 if __name__ == "__main__":

@@ -286,32 +286,132 @@ def test_the_zygote_fills_the_free_chunks_of_the_c_heap() -> None:
     assert result["before"] > 1_000_000 and result["after"] < 8192, result
 
 
-def test_the_zygote_reads_a_request_and_its_descriptors(tmp_path) -> None:
-    import socket
+def test_the_zygote_packs_the_builtins_names_together() -> None:
+    """Every script's builtins copy the builtins module's dict, which writes
+    each name's reference count: after the zygote packs them, its names are
+    equal fresh copies on a few pages (not the interned names, scattered),
+    with the same values, and builtins are still found by name."""
+    result = _run_python(_ZYGOTE_IN_CHILD + (
+        "import builtins\n"
+        "def pages():\n"
+        "    return len({id(k) // 4096 for k in vars(builtins)})\n"
+        "before = dict(vars(builtins))\n"
+        "spread = pages()\n"
+        "zygote._fill_free_blocks()\n"
+        "zygote._pack_builtins_names()\n"
+        "after = vars(builtins)\n"
+        "same = after == before and all(after[k] is v for k, v in before.items())\n"
+        "fresh = sum(sys.intern(k) is not k for k in after)\n"
+        "ns = {}\n"
+        "exec('x = len(sorted(map(abs, [-2, 1])))', ns)\n"
+        "print(json.dumps({'names': len(after), 'spread': spread, 'packed': pages(), 'same': same,\n"
+        "                  'fresh': fresh, 'x': ns['x']}))\n"
+    ))
+    assert result["same"] and result["x"] == 2, result
+    assert result["fresh"] >= result["names"] - 5, result  # all but one-character names (singletons)
+    assert result["packed"] * 4 <= result["spread"], result
 
-    zygote = _load_zygote()
+
+def test_the_zygote_empties_the_method_cache_between_warm_up_and_rehearsal() -> None:
+    """The interpreter's method cache holds a reference to each name it
+    caches: what the warm-up looked up is dropped before the rehearsals
+    run (a child would drop it, copying a shared page per name), and what
+    the rehearsals look up stays cached for the children."""
+    result = _run_python(_ZYGOTE_IN_CHILD + (
+        "import types\n"
+        "class Probe:\n"
+        "    kryon_warm_attribute = 1\n"
+        "    kryon_rehearsed_attribute = 2\n"
+        "warm, rehearsed = 'kryon_warm_attribute', 'kryon_rehearsed_attribute'\n"
+        "seen = {}\n"
+        "def warm_up(spec):\n"
+        "    seen['base'] = sys.getrefcount(warm)\n"
+        "    Probe.kryon_warm_attribute\n"
+        "    seen['warm'] = sys.getrefcount(warm)\n"
+        "def rehearse():\n"
+        "    seen['rehearsal'] = sys.getrefcount(warm)\n"
+        "    seen['before'] = sys.getrefcount(rehearsed)\n"
+        "    Probe.kryon_rehearsed_attribute\n"
+        "worker = types.SimpleNamespace(warm_up=warm_up, rehearse=rehearse,\n"
+        "                               confine=types.SimpleNamespace(rehearse=lambda: None))\n"
+        "zygote._prepare(worker, {})\n"
+        "seen['after'] = sys.getrefcount(rehearsed)\n"
+        "print(json.dumps(seen))\n"
+    ))
+    assert result["warm"] > result["base"] == result["rehearsal"], result  # the warm-up's entries are gone
+    assert result["after"] > result["before"], result  # the rehearsal's stay
+
+
+_SERVE = (
+    "import importlib.util, os, socket, sys, threading, types\n"
+    "spec = importlib.util.spec_from_file_location('z', sys.argv[1])\n"
+    "zygote = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(zygote)\n"
+    "control, hold = (int(a) for a in sys.argv[2:4])\n"
+    "threading.Thread(target=os.read, args=(hold, 1)).start()  # alive until the test writes\n"
+    "def main():\n"
+    "    os.write(1, f'{os.getppid()} {os.getpid()} {os.get_inheritable(1)} {os.listdir(\"/proc/self/fd\")}'.encode())\n"
+    "zygote._serve(types.SimpleNamespace(main=main), socket.socket(fileno=control), zygote._cloner())\n"
+)
+
+
+def _ask(host, fds: list[int]) -> int:
+    import socket
+    import struct
+
+    socket.send_fds(host, [b"F"], fds)
+    reply = b""
+    while len(reply) < 4:
+        chunk = host.recv(4 - len(reply))
+        assert chunk, "the zygote exited"
+        reply += chunk
+    return struct.unpack("<i", reply)[0]
+
+
+def test_the_zygotes_loop_answers_each_request(tmp_path) -> None:
+    """The zygote's request loop (in a fresh interpreter): EDEADLK while a
+    second thread runs, EINVAL for a request without three descriptors, then
+    a child of the zygote's parent (here the test) with those three on 0, 1
+    and 2 and no other, which runs the worker's main; the loop ends when the
+    host closes its end."""
+    import socket
+    import subprocess
+
     host, control = socket.socketpair()
-    files = [os.open(tmp_path / f"f{i}", os.O_WRONLY | os.O_CREAT) for i in range(4)]
+    hold_r, hold_w = os.pipe()
+    out_r, out_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDWR)
+    zygote = subprocess.Popen([sys.executable, "-c", _SERVE, forkserver.ZYGOTE_PATH, str(control.fileno()), str(hold_r)],
+                              pass_fds=(control.fileno(), hold_r))
+    control.close()
+    os.close(hold_r)
     try:
-        socket.send_fds(host, [b"F"], files[:3])
-        msg, fds = zygote._receive_request(control)
-        assert msg == b"F" and len(fds) == 3
-        for fd, name in zip(fds, ("f0", "f1", "f2"), strict=True):
-            assert os.path.samestat(os.fstat(fd), os.stat(tmp_path / name))
-            os.close(fd)
-        socket.send_fds(host, [b"F"], files[:2])
-        msg, fds = zygote._receive_request(control)
-        assert msg == b"F" and len(fds) == 2  # the zygote answers EINVAL to this one
-        for fd in fds:
-            os.close(fd)
-        host.sendall(b"F")
-        assert zygote._receive_request(control) == (b"F", [])
+        host.settimeout(60)
+        assert _ask(host, [null, out_w, null]) == -errno.EDEADLK  # its second thread still runs
+        os.write(hold_w, b"x")
+        for _ in range(600):  # until the thread has ended
+            answer = _ask(host, [null, null])
+            assert answer in (-errno.EDEADLK, -errno.EINVAL)
+            if answer == -errno.EINVAL:
+                break
+            time.sleep(0.05)
+        assert answer == -errno.EINVAL
+        pid = _ask(host, [null, out_w, null])
+        assert pid > 0
+        os.close(out_w)
+        with os.fdopen(out_r, "rb") as out:
+            ppid, child, inheritable, fds = out.read().decode().split(" ", 3)
+        assert (int(ppid), int(child)) == (os.getpid(), pid)  # CLONE_PARENT: the test's child, not the zygote's
+        assert inheritable == "True" and sorted(json.loads(fds.replace("'", '"'))) == ["0", "1", "2", "3"]  # 3: listdir's own
+        assert os.waitpid(pid, 0) == (pid, 0)
         host.close()
-        assert zygote._receive_request(control) == (b"", [])  # the host closed its end: the zygote exits
+        assert zygote.wait(timeout=60) == 0
     finally:
-        for fd in files:
-            os.close(fd)
-        control.close()
+        host.close()
+        os.close(hold_w)
+        os.close(null)
+        zygote.kill()
+        zygote.wait()
 
 
 def test_the_rehearsal_leaves_the_workers_state_alone() -> None:
