@@ -1,7 +1,7 @@
 """``kryon.call(name, ...args)`` out of JavaScript has its own way into the
 host when the name is a string and there are at most three arguments, each a
 scalar that crosses as it is (``prelude.js`` ``callMethod`` ->
-``kryon_js.inbound.routed_call``, bound to the script's bridge view: straight
+``kryon_js.inbound.routed_call_for``, made per script for its bridge view: straight
 to the script's cached route). It must do what the general path (``callHost``
 -> ``host_call`` -> ``ScriptBridge.call``) does: the same caller is loaded
 twice, once without the entry (``ROUTED_CALL`` emptied while it loads), and
@@ -90,14 +90,19 @@ class Pair:
     def __init__(self, policy: SecurityPolicy, monkeypatch: pytest.MonkeyPatch) -> None:
         self.mgr = ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None)
         self.calls: list[tuple[object, ...]] = []
-        real = kryon_js.state.routed_call
+        real = kryon_js.state.routed_call_for
 
-        def counting(state, view, name, *args):
-            self.calls.append((state.script, name, *args))
-            return real(state, view, name, *args)
+        def counting(state, view):
+            entry = real(state, view)
 
-        # the entry is bound per script as it loads: count through the function it is made from
-        monkeypatch.setattr(kryon_js.state, "routed_call", counting)
+            def call(name, *args):
+                self.calls.append((state.script, name, *args))
+                return entry(name, *args)
+
+            return call
+
+        # the entry is made per script as it loads: count through the function that makes it
+        monkeypatch.setattr(kryon_js.state, "routed_call_for", counting)
         self.mgr.load_script_from_source("tgt", "python", TARGET)
         self.mgr.load_script_from_source("jst", JS, JS_TARGET)
         self.mgr.load_script_from_source("fast", JS, CALLER + "function back(n) { return kryon.call('jst.jsback', n); }")
@@ -298,8 +303,13 @@ def test_a_bridge_without_a_manager_says_so_on_both_paths(monkeypatch, routed):
 
     monkeypatch.setattr(kryon_js.state, "ROUTED_CALL", routed)
     taken: list[str] = []
-    real = kryon_js.state.routed_call
-    monkeypatch.setattr(kryon_js.state, "routed_call", lambda state, view, name, *a: taken.append(name) or real(state, view, name, *a))
+    real = kryon_js.state.routed_call_for
+
+    def made(state, view):
+        entry = real(state, view)
+        return lambda name, *a: taken.append(name) or entry(name, *a)
+
+    monkeypatch.setattr(kryon_js.state, "routed_call_for", made)
     engine = JSEngine()
     engine.initialize(EngineConfig())
     engine.setup_bridge(ScriptBridge(JS))
