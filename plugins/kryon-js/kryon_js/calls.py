@@ -192,10 +192,13 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
     binding passes exactly go straight through; anything else takes
     ``slow``), then the gate's uncontended path inlined, the deadline armed,
     the JS wrapper called and its result read. A call nested inside a host
-    callback (``nested`` names the threads running one), a debugger tracking
-    gate entries (``threads.tracking``), a contended gate, a pending release
-    or an unloaded script (both in ``pending``) take ``entered``, which goes
-    through ``ScriptState.run`` with the arguments as they are."""
+    callback (``nested`` holds the chains running one; every ``kryon.call``
+    into JavaScript) is written out too: its share of the stack for that
+    depth (``stack_for``), set before and given back after. A debugger
+    tracking gate entries (``threads.tracking``), a contended gate, a pending
+    release or an unloaded script (both in ``pending``) and nesting deeper
+    than ``MAX_NESTING`` take ``entered``, which goes through
+    ``ScriptState.run`` with the arguments as they are."""
     names = [f"a{i}" for i in range(n)]
     if n > 8:
         head = "def call(*args):\n"
@@ -219,7 +222,7 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
         )
         call_args = ", ".join(names)
     timed = time_limit is not None
-    # a thread inside a host callback is in ``nested`` (one look-up instead of the thread-local's)
+    # a thread inside a host callback has its chain in ``nested`` (read before the thread-local)
     gate = "    chain = chains.chain\n" if timed else ""
     gate += "    if nested:\n" + ("" if timed else "        chain = chains.chain\n")
     # nested: every kryon.call into JavaScript; the gate is free or held by this thread already

@@ -6,7 +6,6 @@ may catch; uncaught, it surfaces as the original kryon error class."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import ScriptBridge, ScriptError, ScriptRuntimeError
@@ -47,7 +46,7 @@ def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) ->
     outer, depth = chain.inside, chain.nesting
     chain.inside = state
     if not depth:
-        host.nested.add(get_ident())
+        host.nested.add(chain)
     chain.nesting = depth + 1
     try:
         return fn(*values)
@@ -55,7 +54,7 @@ def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) ->
         chain.nesting = depth
         chain.inside = outer
         if not depth:
-            host.nested.discard(get_ident())
+            host.nested.discard(chain)
 
 
 def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
@@ -92,8 +91,7 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
         outer, depth = chain.inside, chain.nesting
         chain.inside = state
         if not depth:
-            me = get_ident()
-            host.nested.add(me)
+            host.nested.add(chain)
         chain.nesting = depth + 1
         try:
             r = fn(state.view, *values) if on_view else fn(*values)
@@ -101,7 +99,7 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
             chain.nesting = depth
             chain.inside = outer
             if not depth:
-                host.nested.discard(me)
+                host.nested.discard(chain)
         # the scalar cases of to_js, written out
         t = type(r)
         if r is None or t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):
@@ -148,8 +146,7 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
         outer, depth = chain.inside, chain.nesting
         chain.inside = state
         if not depth:
-            me = get_ident()
-            host.nested.add(me)
+            host.nested.add(chain)
         chain.nesting = depth + 1
         try:
             r = fn(state.view, element, name) if value is _ABSENT else fn(state.view, element, name, value)
@@ -157,7 +154,7 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
             chain.nesting = depth
             chain.inside = outer
             if not depth:
-                host.nested.discard(me)
+                host.nested.discard(chain)
         # the scalar cases of to_js, written out
         if r is None:
             return r
@@ -212,8 +209,7 @@ def routed_call_for(state: "ScriptState", view: "ScriptBridge") -> Callable[...,
             outer, depth = chain.inside, chain.nesting
             chain.inside = state
             if not depth:
-                me = get_ident()
-                nested.add(me)
+                nested.add(chain)
             chain.nesting = depth + 1
             try:
                 r = call_routed(LANGUAGE, name, values, script, policy, routes)
@@ -221,7 +217,7 @@ def routed_call_for(state: "ScriptState", view: "ScriptBridge") -> Callable[...,
                 chain.nesting = depth
                 chain.inside = outer
                 if not depth:
-                    nested.discard(me)
+                    nested.discard(chain)
             # the scalar cases of to_js, written out
             if r is None:
                 return r
