@@ -247,3 +247,53 @@ def test_a_nested_call_into_an_unloaded_script_is_refused(m):
     m.unload_script("b")
     with pytest.raises(ScriptRuntimeError, match="'b' was unloaded"):
         m.call_function("c.go", [2])
+
+
+def test_threads_calling_into_one_script_nested_all_get_their_results(m):
+    """Four threads, each in its own caller script, loop ``kryon.call`` into the same script: the
+    nested entries meet a gate another thread holds over and over (the checked path, which waits)
+    and otherwise take it themselves; every sum is right and every stack comes back."""
+    for i in range(4):
+        m.load_script_from_source(f"c{i}", JS, CALLER)
+    results: dict[int, object] = {}
+
+    def run(i: int) -> None:
+        try:
+            results[i] = sum(m.call_function(f"c{i}.loop", ["b.inc", 300]) for _ in range(3))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results[i] = exc
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(120)
+    assert results == {i: 3 * sum(range(1, 301)) for i in range(4)}
+    b = state_of(m, "b")
+    assert b.current_stack == b.stack_size and not b.stack_sizes
+    assert not m.engine(JS).host.nested
+
+
+def test_two_scripts_calling_each_other_from_two_threads_never_deadlock(m):
+    """Thread 1 runs x and calls into y while thread 2 runs y and calls into x: each nested entry may find
+    the other's gate taken, and the checked path (EngineGate's helping waiters) finishes both."""
+    m.load_script_from_source("x", JS, CALLER + "function inc(v) { return v + 1; }")
+    m.load_script_from_source("y", JS, CALLER + "function inc(v) { return v + 1; }")
+    results: dict[str, object] = {}
+
+    def run(me: str, other: str) -> None:
+        try:
+            results[me] = sum(m.call_function(f"{me}.loop", [f"{other}.inc", 200]) for _ in range(5))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results[me] = exc
+
+    workers = [threading.Thread(target=run, args=pair) for pair in (("x", "y"), ("y", "x"))]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(120)
+    assert not any(t.is_alive() for t in workers), "deadlocked"
+    assert results == {"x": 5 * sum(range(1, 201)), "y": 5 * sum(range(1, 201))}
+    for script in ("x", "y"):
+        state = state_of(m, script)
+        assert state.current_stack == state.stack_size and not state.stack_sizes
