@@ -6,8 +6,9 @@ to the script's cached route). It must do what the general path (``callHost``
 -> ``host_call`` -> ``ScriptBridge.call``) does: the same caller is loaded
 twice, once without the entry (``ROUTED_CALL`` emptied while it loads), and
 every call must give the same result and the same error in both. The calls
-into JavaScript nested inside a host callback (``calls.make_caller``'s
-``entered``) are covered here too: JS -> JS through ``kryon.call``."""
+into JavaScript nested inside a host callback (the generated caller's
+nested branch, ``calls.caller_source``) are covered here too: JS -> JS
+through ``kryon.call``."""
 
 from __future__ import annotations
 
@@ -281,7 +282,7 @@ def _state(mgr: ScriptManager, script: str) -> kryon_js.state.ScriptState:
 
 def test_a_js_callee_nested_through_the_entry_gets_a_share_of_the_stack(pair):
     """kryon.call's entry marks the thread as inside a host callback, so a JavaScript callee enters
-    nested: with part of its stack budget (ScriptState.enter), which it has back afterwards."""
+    nested: with part of its stack budget (the rule of ScriptState._shrink), which it has back afterwards."""
     jst = _state(pair.mgr, "jst")
     seen: list[int] = []
     pair.mgr.call_function("jst.setProbe", [lambda: seen.append(jst.current_stack) or len(seen)])
