@@ -78,12 +78,12 @@ def test_errors_of_a_nested_call_name_the_callee(m):
     assert "too big: 5" in str(info.value) and info.value.language == JS
 
 
-def test_host_nested_names_the_threads_inside_a_callback(m):
+def test_host_nested_holds_the_chains_inside_a_callback(m):
     host = m.engine(JS).host
     seen = []
 
     def inside(v):
-        seen.append(threading.get_ident() in host.nested)
+        seen.append(host.chain in host.nested)
         if v == "boom":
             raise ValueError("boom")
         return v
@@ -92,7 +92,7 @@ def test_host_nested_names_the_threads_inside_a_callback(m):
     with pytest.raises(ScriptError, match="boom"):
         m.call_function("a.fromPython", [inside, "boom"])
     assert seen == [True, True]
-    assert not host.nested, "a thread leaves the set when its callback returns or raises"
+    assert not host.nested, "a chain leaves the set when its callback returns or raises"
     assert host.chain.nesting == 0
 
 

@@ -1,13 +1,14 @@
 """``kryon.call(name, ...args)`` out of JavaScript has its own way into the
 host when the name is a string and there are at most three arguments, each a
 scalar that crosses as it is (``prelude.js`` ``callMethod`` ->
-``kryon_js.inbound.routed_call``, bound to the script's bridge view: straight
+``kryon_js.inbound.routed_call_for``, made per script for its bridge view: straight
 to the script's cached route). It must do what the general path (``callHost``
 -> ``host_call`` -> ``ScriptBridge.call``) does: the same caller is loaded
 twice, once without the entry (``ROUTED_CALL`` emptied while it loads), and
 every call must give the same result and the same error in both. The calls
-into JavaScript nested inside a host callback (``calls.make_caller``'s
-``entered``) are covered here too: JS -> JS through ``kryon.call``."""
+into JavaScript nested inside a host callback (the generated caller's
+nested branch, ``calls.caller_source``) are covered here too: JS -> JS
+through ``kryon.call``."""
 
 from __future__ import annotations
 
@@ -90,14 +91,19 @@ class Pair:
     def __init__(self, policy: SecurityPolicy, monkeypatch: pytest.MonkeyPatch) -> None:
         self.mgr = ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None)
         self.calls: list[tuple[object, ...]] = []
-        real = kryon_js.state.routed_call
+        real = kryon_js.state.routed_call_for
 
-        def counting(state, view, name, *args):
-            self.calls.append((state.script, name, *args))
-            return real(state, view, name, *args)
+        def counting(state, view):
+            entry = real(state, view)
 
-        # the entry is bound per script as it loads: count through the function it is made from
-        monkeypatch.setattr(kryon_js.state, "routed_call", counting)
+            def call(name, *args):
+                self.calls.append((state.script, name, *args))
+                return entry(name, *args)
+
+            return call
+
+        # the entry is made per script as it loads: count through the function that makes it
+        monkeypatch.setattr(kryon_js.state, "routed_call_for", counting)
         self.mgr.load_script_from_source("tgt", "python", TARGET)
         self.mgr.load_script_from_source("jst", JS, JS_TARGET)
         self.mgr.load_script_from_source("fast", JS, CALLER + "function back(n) { return kryon.call('jst.jsback', n); }")
@@ -276,7 +282,7 @@ def _state(mgr: ScriptManager, script: str) -> kryon_js.state.ScriptState:
 
 def test_a_js_callee_nested_through_the_entry_gets_a_share_of_the_stack(pair):
     """kryon.call's entry marks the thread as inside a host callback, so a JavaScript callee enters
-    nested: with part of its stack budget (ScriptState.enter), which it has back afterwards."""
+    nested: with part of its stack budget (the rule of ScriptState._shrink), which it has back afterwards."""
     jst = _state(pair.mgr, "jst")
     seen: list[int] = []
     pair.mgr.call_function("jst.setProbe", [lambda: seen.append(jst.current_stack) or len(seen)])
@@ -298,8 +304,13 @@ def test_a_bridge_without_a_manager_says_so_on_both_paths(monkeypatch, routed):
 
     monkeypatch.setattr(kryon_js.state, "ROUTED_CALL", routed)
     taken: list[str] = []
-    real = kryon_js.state.routed_call
-    monkeypatch.setattr(kryon_js.state, "routed_call", lambda state, view, name, *a: taken.append(name) or real(state, view, name, *a))
+    real = kryon_js.state.routed_call_for
+
+    def made(state, view):
+        entry = real(state, view)
+        return lambda name, *a: taken.append(name) or entry(name, *a)
+
+    monkeypatch.setattr(kryon_js.state, "routed_call_for", made)
     engine = JSEngine()
     engine.initialize(EngineConfig())
     engine.setup_bridge(ScriptBridge(JS))

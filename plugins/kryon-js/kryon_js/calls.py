@@ -159,70 +159,21 @@ def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
     def entered_in(args: tuple[Any, ...]) -> Any:
         return result(wrapper(*args))
 
-    acquire, release = state.gate.uncontended()
-    host, chains, tracking, pending = state.host, state.host.chains, threads.tracking, state.pending_release
-
     def entered(args: tuple[Any, ...]) -> Any:
-        """Scalar arguments, but the call must go through ``ScriptState.run``: it
-        nests inside a host callback (``kryon.call`` between scripts), the gate
-        is contended, a release is pending or the script was unloaded (``ScriptState.close``
-        leaves a marker in ``pending_release``). The nested call with the gate
-        free or held by this thread (every ``kryon.call`` into JavaScript out of
-        JavaScript) has ``run``, ``ScriptState._entered``, ``enter`` and
-        ``leave`` written out here: one frame instead of ten."""
-        if tracking or state.closed or pending or not acquire(False):
-            return state.run(entered_in, args)
-        try:
-            chain = chains.chain
-            depth = chain.nesting
-            if depth:  # a nested entry divides the stack budget (ScriptState.enter, _shrink written out)
-                if depth > MAX_NESTING:
-                    state._shrink(depth)  # raises RecursionLimitError
-                size = state.stack_size // (depth + 1)
-                if size < MIN_NESTED_STACK:
-                    size = MIN_NESTED_STACK
-                state.stack_sizes.append(state.current_stack)
-                state.current_stack = size
-                state.ctx.set_max_stack_size(size)
-            elif cutoff.LOWERED:
-                cutoff.uncut(state)
-            prev = chain.deadline
-            limit = state.time_limit
-            if limit is not None:
-                if prev == INF:
-                    host.fresh_chain()
-                deadline = time.monotonic() + limit
-                if deadline < prev:
-                    chain.deadline = deadline
-            try:
-                r = wrapper(*args)
-                t = type(r)  # result(), written out
-                if t is str and max_value is not None and len(r) > max_value:
-                    state.too_big("a result")
-                if t is int or t is str or t is bool or r is None:
-                    return r
-                if t is float:
-                    return number_from_js(r)
-                r = None  # the BOX Object is released inside the gate
-                return state.unbox()
-            except BINDING_ERRORS as exc:
-                raise host.binding_error(state, exc) from None
-            finally:
-                chain.deadline = prev
-                if cutoff.LOWERED and not chain.nesting:
-                    cutoff.uncut(state)
-                sizes = state.stack_sizes
-                if sizes:
-                    size = sizes.pop()
-                    if size != state.current_stack and state.ctx is not None:
-                        state.current_stack = size
-                        state.ctx.set_max_stack_size(size)
-        finally:
-            release()
+        """Scalar arguments, but the call goes through ``ScriptState.run``: the
+        gate is contended, a debugger records gate entries, a release is
+        pending, the script was unloaded (``ScriptState.close`` leaves a marker
+        in ``pending_release``) or the call nests deeper than ``MAX_NESTING``
+        (``run`` refuses it)."""
+        return state.run(entered_in, args)
 
-    _, unlock = state.gate.uncontended_inline()
+    acquire, unlock = state.gate.uncontended_inline()
+    # the stack a call nested ``depth`` deep through the host gets (ScriptState._shrink), by depth
+    stack_for = tuple(max(MIN_NESTED_STACK, state.stack_size // (depth + 1)) for depth in range(MAX_NESTING + 1))
     env = dict(
-        slow=slow, entered=entered, ctx=state, pending=state.pending_release, acquire=acquire, release=release,
+        slow=slow, entered=entered, ctx=state, pending=state.pending_release, acquire=acquire,
+        release=state.gate.uncontended()[1], set_stack=state.ctx.set_max_stack_size, stack_for=stack_for,
+        MAX_NESTING=MAX_NESTING,
         unlock=unlock, gate=state.gate, wake=threads.wake_waiters,
         wrapper=wrapper, unbox=state.unbox, binding_error=state.host.binding_error, number_from_js=number_from_js,
         plain_str=plain_str, chains=state.host.chains, nested=state.host.nested, graced=state.host.graced,
@@ -241,10 +192,13 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
     binding passes exactly go straight through; anything else takes
     ``slow``), then the gate's uncontended path inlined, the deadline armed,
     the JS wrapper called and its result read. A call nested inside a host
-    callback (``nested`` names the threads running one), a debugger tracking
-    gate entries (``threads.tracking``), a contended gate, a pending release
-    or an unloaded script (both in ``pending``) take ``entered``, which goes
-    through ``ScriptState.run`` with the arguments as they are."""
+    callback (``nested`` holds the chains running one; every ``kryon.call``
+    into JavaScript) is written out too: its share of the stack for that
+    depth (``stack_for``), set before and given back after. A debugger
+    tracking gate entries (``threads.tracking``), a contended gate, a pending
+    release or an unloaded script (both in ``pending``) and nesting deeper
+    than ``MAX_NESTING`` take ``entered``, which goes through
+    ``ScriptState.run`` with the arguments as they are."""
     names = [f"a{i}" for i in range(n)]
     if n > 8:
         head = "def call(*args):\n"
@@ -267,20 +221,55 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
             + (f"    if {tests}:\n        return slow({given})\n" if n else "")
         )
         call_args = ", ".join(names)
-    # a thread inside a host callback is in ``nested`` (one look-up instead of the thread-local's)
-    chain = "chain" if time_limit is not None else "chains.chain"
-    gate = ("    chain = chains.chain\n" if time_limit is not None else "")
-    gate += (f"    if nested and {chain}.nesting or tracking or not acquire(False):\n        return entered({given})\n"
-            f"    if pending:\n        release()\n        return entered({given})\n"
-            "    if lowered:\n        uncut(ctx)\n")  # left lowered by a race with the watchdog (cutoff.py)
-    body = ""
-    if time_limit is not None:
-        # outside a callback the chain's deadline is normally INF: this call starts a limited chain
-        body += (f"    prev = chain.deadline\n    deadline = monotonic() + {float(time_limit)!r}\n"
-                 "    if deadline < prev:\n        chain.deadline = deadline\n"
-                 "        if graced and prev == INF:\n            fresh_chain()\n")
-    body += (
-        "    try:\n"
+    timed = time_limit is not None
+    # a thread inside a host callback has its chain in ``nested`` (read before the thread-local)
+    gate = "    chain = chains.chain\n" if timed else ""
+    gate += "    if nested:\n" + ("" if timed else "        chain = chains.chain\n")
+    # nested: every kryon.call into JavaScript; the gate is free or held by this thread already
+    gate += (
+        "        depth = chain.nesting\n        if depth:\n"
+        f"            if tracking or depth > MAX_NESTING or not acquire(False):\n                return entered({given})\n"
+        f"            if pending:\n                release()\n                return entered({given})\n"
+        # every entry into QuickJS starts a fresh stack budget: a nested one gets its share (ScriptState._shrink)
+        "            outer = ctx.current_stack\n            size = stack_for[depth]\n            ctx.current_stack = size\n"
+        + indent(deadline(time_limit), "        ")
+        + "            try:\n                set_stack(size)\n"
+        + indent(invoke(call_args, max_value), "        ")
+        + "            finally:\n"
+        + ("                chain.deadline = prev\n" if timed else "")
+        + "                ctx.current_stack = outer\n                set_stack(outer)\n"
+        "                unlock()\n                if gate._waiting:\n                    wake()\n"
+    )
+    gate += (f"    if tracking or not acquire(False):\n        return entered({given})\n"
+             f"    if pending:\n        release()\n        return entered({given})\n"
+             "    if lowered:\n        uncut(ctx)\n")  # left lowered by a race with the watchdog (cutoff.py)
+    body = deadline(time_limit) + "    try:\n" + invoke(call_args, max_value) + (
+        "    finally:\n"
+        + ("        chain.deadline = prev\n" if timed else "")
+        + "        if lowered:\n            uncut(ctx)\n"
+        # the gate's release written out (EngineGate.uncontended_inline): one frame less per call
+        + "        unlock()\n        if gate._waiting:\n            wake()\n"
+    )
+    return head + check + gate + body
+
+
+def indent(source: str, by: str) -> str:
+    return "".join(by + line if line else line for line in source.splitlines(keepends=True))
+
+
+def deadline(time_limit: float | None) -> str:
+    """Arm the chain's deadline (``prev`` keeps the chain's own): outside a callback it is normally
+    INF, and this call starts a limited chain."""
+    if time_limit is None:
+        return ""
+    return (f"    prev = chain.deadline\n    deadline = monotonic() + {float(time_limit)!r}\n"
+            "    if deadline < prev:\n        chain.deadline = deadline\n"
+            "        if graced and prev == INF:\n            fresh_chain()\n")
+
+
+def invoke(call_args: str, max_value: int | None) -> str:
+    """Inside the caller's ``try``: the JS wrapper called and its result read."""
+    return (
         f"        r = wrapper({call_args})\n"
         "        t = type(r)\n"
         + (f"        if t is str and len(r) > {max_value}:\n            ctx.too_big('a result')\n" if max_value is not None else "")
@@ -289,10 +278,4 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
         "        r = None\n"  # the BOX Object is released inside the gate
         "        return unbox()\n"
         "    except BINDING_ERRORS as exc:\n        raise binding_error(ctx, exc) from None\n"
-        "    finally:\n"
-        + ("        chain.deadline = prev\n" if time_limit is not None else "")
-        + "        if lowered:\n            uncut(ctx)\n"
-        # the gate's release written out (EngineGate.uncontended_inline): one frame less per call
-        + "        unlock()\n        if gate._waiting:\n            wake()\n"
     )
-    return head + check + gate + body

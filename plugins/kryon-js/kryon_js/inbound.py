@@ -6,7 +6,6 @@ may catch; uncaught, it surfaces as the original kryon error class."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import ScriptBridge, ScriptError, ScriptRuntimeError
@@ -47,7 +46,7 @@ def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) ->
     outer, depth = chain.inside, chain.nesting
     chain.inside = state
     if not depth:
-        host.nested.add(get_ident())
+        host.nested.add(chain)
     chain.nesting = depth + 1
     try:
         return fn(*values)
@@ -55,7 +54,7 @@ def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) ->
         chain.nesting = depth
         chain.inside = outer
         if not depth:
-            host.nested.discard(get_ident())
+            host.nested.discard(chain)
 
 
 def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
@@ -92,8 +91,7 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
         outer, depth = chain.inside, chain.nesting
         chain.inside = state
         if not depth:
-            me = get_ident()
-            host.nested.add(me)
+            host.nested.add(chain)
         chain.nesting = depth + 1
         try:
             r = fn(state.view, *values) if on_view else fn(*values)
@@ -101,7 +99,7 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
             chain.nesting = depth
             chain.inside = outer
             if not depth:
-                host.nested.discard(me)
+                host.nested.discard(chain)
         # the scalar cases of to_js, written out
         t = type(r)
         if r is None or t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):
@@ -148,8 +146,7 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
         outer, depth = chain.inside, chain.nesting
         chain.inside = state
         if not depth:
-            me = get_ident()
-            host.nested.add(me)
+            host.nested.add(chain)
         chain.nesting = depth + 1
         try:
             r = fn(state.view, element, name) if value is _ABSENT else fn(state.view, element, name, value)
@@ -157,7 +154,7 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
             chain.nesting = depth
             chain.inside = outer
             if not depth:
-                host.nested.discard(me)
+                host.nested.discard(chain)
         # the scalar cases of to_js, written out
         if r is None:
             return r
@@ -171,64 +168,71 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
         return failed(state, exc)
 
 
-def routed_call(state: "ScriptState", view: "ScriptBridge", name: str, *args: Any) -> Any:
+def routed_call_for(state: "ScriptState", view: "ScriptBridge") -> Callable[..., Any]:
     """``kryon.call(name, ...args)`` when the prelude found the name a string
     and at most three arguments, all scalars crossing as they are (prelude.js
-    ``callMethod``): bound per script to its bridge view (``ScriptState._install``),
-    it goes straight to the view's cached route (``CrossLanguageRegistry.call_routed``
-    with the view's ``routes``), skipping :func:`host_call`'s API table look-up
-    and argument scan and the ``ScriptBridge.call`` frame. Checks, nesting
-    bookkeeping, result and errors are those of the general path
-    (tests/js/test_kcall_fast_path.py)."""
-    try:
-        # the checks of `arguments`: the strings' sizes, numbers by the JS rule
-        limit = state.max_value
-        values: Any = args
-        for a in args:
-            t = type(a)
-            if t is float or (t is str and limit is not None and len(a) > limit):
-                values = [number_from_js(x) if type(x) is float else x for x in args]
-                if limit is not None:
-                    for x in values:
-                        if type(x) is str and len(x) > limit:
-                            state.too_big("a string")
-                break
-        if limit is not None and len(name) > limit:
-            state.too_big("a string")
-        manager = view.manager
-        if manager is None:
-            raise ScriptError("kryon.call needs a ScriptManager", language=LANGUAGE)
-        policy = view.policy
-        # run_host, written out
-        host = state.host
-        chain = host.chains.chain
-        outer, depth = chain.inside, chain.nesting
-        chain.inside = state
-        if not depth:
-            me = get_ident()
-            host.nested.add(me)
-        chain.nesting = depth + 1
+    ``callMethod``): made per script for its bridge view (``ScriptState._install``),
+    with what stays put bound once (the view's manager, caller, policy and
+    cached routes; the script's size limit and the host's chains), it goes
+    straight to the view's route (``CrossLanguageRegistry.call_routed``),
+    skipping :func:`host_call`'s API table look-up and argument scan and the
+    ``ScriptBridge.call`` frame. Checks, nesting bookkeeping, result and errors
+    are those of the general path (tests/js/test_kcall_fast_path.py)."""
+    manager, script, routes, policy = view.manager, view.script, view.routes, view.policy
+    call_routed = manager.interop.call_routed if manager is not None else None
+    if manager is not None and policy is None:  # the language-wide bridge: the manager's default policy
+        policy = manager.policy
+    limit = state.max_value
+    host = state.host
+    chains, nested = host.chains, host.nested
+    to_js = state.to_js
+
+    def routed_call(name: str, *args: Any) -> Any:
         try:
-            r = manager.interop.call_routed(LANGUAGE, name, values, view.script,
-                                            policy if policy is not None else manager.policy, view.routes)
-        finally:
-            chain.nesting = depth
-            chain.inside = outer
+            # the checks of `arguments`: the strings' sizes, numbers by the JS rule
+            values: Any = args
+            for a in args:
+                t = type(a)
+                if t is float or (t is str and limit is not None and len(a) > limit):
+                    values = [number_from_js(x) if type(x) is float else x for x in args]
+                    if limit is not None:
+                        for x in values:
+                            if type(x) is str and len(x) > limit:
+                                state.too_big("a string")
+                    break
+            if limit is not None and len(name) > limit:
+                state.too_big("a string")
+            if call_routed is None:
+                raise ScriptError("kryon.call needs a ScriptManager", language=LANGUAGE)
+            # run_host, written out
+            chain = chains.chain
+            outer, depth = chain.inside, chain.nesting
+            chain.inside = state
             if not depth:
-                host.nested.discard(me)
-        # the scalar cases of to_js, written out
-        if r is None:
-            return r
-        t = type(r)
-        if t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):
-            return r
-        if t is str and r.isascii() and (limit is None or len(r) <= limit):
-            return r
-        return state.to_js(r)
-    except BaseException as exc:  # noqa: BLE001 - every failure goes back to JS as an Error
-        if isinstance(exc, ScriptError) and exc.language is None:
-            exc.language = LANGUAGE  # as ScriptBridge.call gives it
-        return failed(state, exc)
+                nested.add(chain)
+            chain.nesting = depth + 1
+            try:
+                r = call_routed(LANGUAGE, name, values, script, policy, routes)
+            finally:
+                chain.nesting = depth
+                chain.inside = outer
+                if not depth:
+                    nested.discard(chain)
+            # the scalar cases of to_js, written out
+            if r is None:
+                return r
+            t = type(r)
+            if t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):
+                return r
+            if t is str and r.isascii() and (limit is None or len(r) <= limit):
+                return r
+            return to_js(r)
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to JS as an Error
+            if isinstance(exc, ScriptError) and exc.language is None:
+                exc.language = LANGUAGE  # as ScriptBridge.call gives it
+            return failed(state, exc)
+
+    return routed_call
 
 
 def invoke(state: "ScriptState", pid: int, enc: Any, *args: Any) -> Any:

@@ -92,10 +92,10 @@ class Host:
         self.api: list[ApiEntry] = []
         self.globals: dict[str, Any] = {}
         self.chains = Chains()
-        #: the threads whose chain runs a host callback now (nesting > 0): the hot-path callers read
-        #: this set, which is empty most of the time, instead of the thread-local chain; each thread adds
-        #: and discards only its own id (one atomic step each)
-        self.nested: set[int] = set()
+        #: the chains (one per thread) running a host callback now (nesting > 0): the hot-path callers
+        #: read this set, which is empty most of the time, instead of the thread-local chain; each thread
+        #: adds and discards only its own chain (one atomic step each, no thread id to look up)
+        self.nested: set[Chain] = set()
         #: the threads whose chain got its GRACE (``Chain.extended`` set), until their next outermost
         #: limited call starts: the hot-path callers reset ``extended`` only when this set is not empty
         self.graced: set[int] = set()

@@ -42,7 +42,7 @@ from .cutoff import LOWERED, uncut
 from .errors import from_info
 from .evalsites import EVAL_ARG, EVAL_ARGS, EVAL_REF, ColumnMap
 from .handles import HandleTable
-from .inbound import element_call, host_call, invoke, routed_call
+from .inbound import element_call, host_call, invoke, routed_call_for
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, INF, PRELUDE_SOURCE, Host, JSObject, Pending
 from .values import args_obj, decode, to_js, too_big
@@ -146,7 +146,7 @@ class ScriptState:
                 ctx.add_callable(f"__kryon_element{i}", functools.partial(element_call, self, entry.fn))
             elif entry.name == ROUTED_CALL and entry.on_view and entry.fn is not None and self.view is not None:
                 # kryon.call's own entry, bound to this script's view (prelude.js callMethod)
-                ctx.add_callable("__kryon_kcall", functools.partial(routed_call, self, self.view))
+                ctx.add_callable("__kryon_kcall", routed_call_for(self, self.view))
         ctx.add_callable("__kryon_stash", self._stash)
         ctx.add_callable("__kryon_hosterr", self._hosterr)
         ctx.add_callable("__kryon_out", host.out_fn)
