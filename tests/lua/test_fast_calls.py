@@ -47,6 +47,17 @@ function outer(n)
   while true do r = r + 1 end
 end
 function entered() return record() end
+function via(name, n)
+  local r = host(name, n)
+  return r
+end
+function peeks(name)
+  local a = peek()
+  local b = host(name, 0)
+  local c = peek()
+  return a, b, c
+end
+function peekone(n) return peek() end
 """
 
 
@@ -178,7 +189,46 @@ def test_a_call_from_inside_a_call_keeps_the_outer_deadline():
     with pytest.raises(ScriptTimeoutError):
         m.call_function("s.outer", [1])
     assert inner == [2]
-    assert counted.calls == 1  # the inner call went the generic way
+    assert counted.calls == 0  # the inner call took the fast path too: the cap is lifted in host functions
+    m.close()
+
+
+def test_a_call_from_inside_a_call_keeps_the_earlier_deadline_and_gives_it_back():
+    """The inner call's own deadline would be later than the outer one's: the
+    outer one stays in force during the inner call and after it."""
+    m, counted = _manager(SANDBOXED)
+    rt = m.engine("lua")._scripts["s"].runtime
+    m.set_global("lua", "peek", lambda: rt.deadline)
+    m.set_global("lua", "host", lambda name, n: m.call_function(name, [n]))
+    before, inside, after = m.call_function("s.peeks", ["s.peekone"])
+    assert before > 0 and inside == before and after == before
+    assert counted.calls == 0
+    assert rt.deadline == 0.0  # no deadline left behind once the outer call is over
+    m.close()
+
+
+@pytest.mark.parametrize("name, error", [
+    ("s.spin", ScriptTimeoutError), ("s.dive", RecursionLimitError), ("s.grow", MemoryLimitError),
+])
+def test_limits_fire_in_a_call_from_inside_a_call(name, error):
+    """Every limit fires in a call a host function makes into the state it was
+    called from (the nested fast path), and the state goes on working."""
+    m, counted = _manager(SANDBOXED)
+    raised = []
+
+    def host(target, n):
+        try:
+            return m.call_function(target, [n])
+        except Exception as exc:
+            raised.append(type(exc))
+            raise
+
+    m.set_global("lua", "host", host)
+    with pytest.raises(error):
+        m.call_function("s.via", [name, 100_000 if name == "s.grow" else 0])
+    assert raised == [error] and counted.calls == 0
+    assert m.call_function("s.via", ["s.grow", 10]) == 10
+    assert m.call_function("s.add", [1, 2]) == 3
     m.close()
 
 

@@ -6,10 +6,12 @@ many simple arguments (nil, booleans, numbers, short ASCII strings), does the
 whole call in one Python frame: the gate's uncontended acquire, the deadline
 and recursion depth written where the count hook reads them, the memory cap
 switched on around the lupa call and off after it, and the result handed back
-without the generic converter. Everything else (other arguments, a call made
-from inside one of the state's own calls, low headroom under the cap, a
-contended gate, a debugger recording gate entries) goes through the generic
-path (``Runtime.call_host``), which gives the same results and errors.
+without the generic converter. A call made from a host function that a
+script of the same state called takes that path too (the cap is lifted
+there; the enclosing call's deadline is kept). Everything else (other
+arguments, the cap in force, low headroom under the cap, a contended gate, a
+debugger recording gate entries) goes through the generic path
+(``Runtime.call_host``), which gives the same results and errors.
 """
 
 from __future__ import annotations
@@ -103,14 +105,17 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
 
 
 def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
-    """The fast path under limits. It runs only as the outermost call into
-    the state (no deadline or cap of an enclosing call to keep), and, with a
-    memory cap, only with headroom for lupa to push the arguments (its
-    pushes happen outside any protected call: a refused allocation there is
-    a panic). The cap goes on from the host and ``K.fastcapped`` hands back
-    scalars only, as ``Runtime._fast_capped``."""
+    """The fast path under limits. It runs whenever the cap is not in force:
+    as the outermost call into the state, or from a host function a script
+    of the state called (``Runtime.lua_callable`` has lifted the cap there;
+    an enclosing call's deadline stays in force when it is the earlier one,
+    and is back once this call returns). With a memory cap, it runs only with
+    headroom for lupa to push the arguments (its pushes happen outside any
+    protected call: a refused allocation there is a panic). The cap goes on
+    from the host and ``K.fastcapped`` hands back scalars only, as
+    ``Runtime._fast_capped``."""
     lines = [
-        "        if rt.deadline or rt.capped:  # inside a call of this state: keep its deadline and cap\n",
+        "        if rt.capped:  # only the generic path switches the cap from inside Lua\n",
         f"            return call_host(f, ({listed}), policy, script)\n",
     ]
     if rt.key.memory_limit:
@@ -122,9 +127,14 @@ def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
         "        if rt.maxdepth != depth:\n",
         "            luastate.maxdepth = depth\n",
         "            rt.maxdepth = depth\n",
+        "        previous = rt.deadline  # an enclosing call's, or 0.0\n",
     ]
     if policy.time_limit:
-        lines.append("        rt.deadline = monotonic() + time_limit  # the count hook reads it (Runtime._check_time)\n")
+        lines += [
+            "        deadline = monotonic() + time_limit  # the count hook reads rt.deadline (Runtime._check_time)\n",
+            "        if not previous or deadline < previous:\n",
+            "            rt.deadline = deadline\n",
+        ]
     if rt.key.memory_limit:
         lines += [
             "        set_max(limit)\n",
@@ -134,7 +144,7 @@ def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
             "        finally:\n",
             "            set_max(0)\n",
             "            rt.capped = False\n",
-            "            rt.deadline = 0.0\n",
+            "            rt.deadline = previous\n",
             "            if memory_used() > pressure:\n",
             "                collect()\n",
             "        if type(r) in plain:  # the common case, first\n",
@@ -147,7 +157,7 @@ def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
             "        try:\n",
             f"            r = f({listed})\n",
             "        finally:\n",
-            "            rt.deadline = 0.0\n",
+            "            rt.deadline = previous\n",
         ]
     lines.append("        return r if type(r) in plain else from_lua(r)\n")
     return "".join(lines)
