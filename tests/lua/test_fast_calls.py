@@ -265,3 +265,37 @@ def test_a_held_gate_makes_the_call_wait(setup):
     caller.join(10)
     assert results == [4]
 
+
+
+def test_a_fast_call_wakes_a_thread_waiting_for_the_gate(setup, monkeypatch):
+    """The fast paths release the gate themselves (no call to the gate's own
+    release): a thread that began waiting for the gate during the call is
+    woken by the thread that made it, when it leaves the gate."""
+    m, counted, kind = setup
+    gate = m.engine("lua")._scripts["s"].runtime.gate
+    notified = []
+
+    class Counting(threading.Condition):
+        def notify_all(self):
+            notified.append(threading.get_ident())
+            super().notify_all()
+
+    monkeypatch.setattr(threads, "_cond", Counting(threading.Lock()))
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(m.call_function("s.add", [2, 2])))
+
+    def record():
+        waiter.start()
+        for _ in range(1000):
+            if gate._waiting:
+                break
+            threading.Event().wait(0.01)
+        assert gate._waiting == 1
+        return 1
+
+    m.set_global("lua", "record", record)
+    me = threading.get_ident()
+    assert m.call_function("s.entered", []) == 1
+    assert me in notified  # woken on the way out of the gate
+    waiter.join(10)
+    assert results == [4]

@@ -76,11 +76,15 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
         "    except Exception as exc:\n"
         "        raise failure(exc) from None\n"
         "    finally:\n"
-        "        release()\n"
+        "        unlock()  # the gate's release, written out (EngineGate.uncontended_inline)\n"
+        "        if gate._waiting:\n"
+        "            wake_waiters()\n"
     )
+    acquire, unlock = rt.gate.uncontended_inline()
     namespace: dict[str, Any] = {
         "_MISSING": _MISSING, "tracking": threads.tracking, "simple": simple, "passthrough": rt.passthrough, "short": _SHORT_STR,
-        "generic": generic, "acquire": rt.gate.uncontended()[0], "release": rt.gate.uncontended()[1], "f": f,
+        "generic": generic, "acquire": acquire, "unlock": unlock, "gate": rt.gate, "wake_waiters": threads.wake_waiters,
+        "f": f,
     }
     if not limited(rt, policy):
         body = (
@@ -95,7 +99,8 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
             rt=rt, call_host=rt.call_host, policy=policy, script=script,
             depth=policy.max_recursion or 0, luastate=rt.state, time_limit=policy.time_limit or 0.0,
             monotonic=time.monotonic, memory_used=rt.lua.get_memory_used, set_max=rt.lua.set_max_memory,
-            limit=limit, margin=FAST_MARGIN, pressure=limit * 0.9, collect=rt.helpers.collect,
+            limit=limit, margin=FAST_MARGIN, pressure=int(limit * 0.9),  # an int: compared with an int, cheaper than a float
+            collect=rt.helpers.collect,
             fastcall=rt.helpers.fastcapped, fast_result=rt.fast_result, plain=_PLAIN_RESULTS,
             from_lua=rt.conv.from_lua, failure=lambda exc: rt.call_failure(exc, script),
         )
@@ -174,8 +179,9 @@ def _generic(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str) -> Call
 
         return call
     to_lua, from_lua, passthrough = rt.conv.to_lua, rt.conv.from_lua, rt.passthrough
-    acquire, release = rt.gate.uncontended()
-    run, tracking = rt.gate.run, threads.tracking
+    gate = rt.gate
+    acquire, unlock = gate.uncontended_inline()
+    run, tracking, wake_waiters = gate.run, threads.tracking, threads.wake_waiters
     failure = _unlimited_failure(rt, script)
 
     def converting(callee: Callable[..., Any]) -> Callable[..., Any]:
@@ -204,7 +210,9 @@ def _generic(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str) -> Call
                 try:
                     return inside(*args)
                 finally:
-                    release()
+                    unlock()  # the gate's release, written out
+                    if gate._waiting:
+                        wake_waiters()
             return run(inside_debugged, *args)  # contended, or a debugger is attached
         except Exception as exc:
             raise failure(exc) from None

@@ -150,7 +150,7 @@ class Runtime:
         #: the one way into this state (kryon_core.threads): threads calling
         #: across engines in opposite orders help each other instead of deadlocking
         self.gate = engine.make_gate(key.name() if owner is None else f"{key.name()}/{owner}")
-        self._acquire, self._release = self.gate.uncontended()
+        self._acquire, self._unlock = self.gate.uncontended_inline()
         #: whether the memory cap is in force now (Lua code of a capped state is running)
         self.capped = False
         #: a debugger was attached to this state (debugging.py): host calls go through K.boundary_call
@@ -218,7 +218,9 @@ class Runtime:
             try:
                 return self._call_host(function, args, policy, script)
             finally:
-                self._release()
+                self._unlock()  # the gate's release, written out
+                if self.gate._waiting:
+                    threads.wake_waiters()
         return self.gate.run(self._call_host, function, args, policy, script)
 
     def _call_host(self, function: Any, args: "tuple[Any, ...] | list[Any]", policy: SecurityPolicy, script: str) -> Any:
