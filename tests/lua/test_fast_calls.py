@@ -299,3 +299,27 @@ def test_a_fast_call_wakes_a_thread_waiting_for_the_gate(setup, monkeypatch):
     assert me in notified  # woken on the way out of the gate
     waiter.join(10)
     assert results == [4]
+
+
+@pytest.mark.parametrize("kind", ["sandboxed", "trusted"])
+def test_luajit_ints_within_2_to_the_53_take_the_fast_path(kind):
+    """LuaJIT numbers are doubles: an int argument within +-2**53 crosses
+    exactly, so it takes the fast path; one beyond is the generic path's
+    ConversionError, as before."""
+    policy = (SecurityPolicy.sandboxed(time_limit=5, memory_limit=16 * 1024 * 1024, use_jit=True)
+              if kind == "sandboxed" else SecurityPolicy.trusted(use_jit=True))
+    m, counted = _manager(policy)
+    edge = 2**53
+    assert m.call_function("s.add", [2, 3]) == 5
+    assert m.call_function("s.pair", [edge, -edge]) == [edge, -edge]
+    assert m.function("s.echo")(7) == 7
+    if kind == "sandboxed":
+        assert counted.calls == 0
+    with pytest.raises(ConversionError):
+        m.call_function("s.echo", [edge + 1])
+    with pytest.raises(ConversionError):
+        m.call_function("s.pair", [1, -edge - 1])
+    if kind == "sandboxed":
+        assert counted.calls == 2
+    assert m.call_function("s.add", [1, 1]) == 2
+    m.close()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from kryon_core import SecurityPolicy, threads
 from kryon_core.errors import ScriptError
+from kryon_core.values import MAX_SAFE_DOUBLE_INT
 
 from .errors import translate
 from .runtime import FAST_MARGIN, host_error
@@ -55,13 +56,14 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
     params = _PARAMS[:nparams]
     listed = "".join(p + ", " for p in params)
     simple = rt.passthrough - {str}
+    # LuaJIT numbers are doubles: an int crosses exactly (as to_lua lets it) only within +-2**53
+    exact_int = f" and (type({{p}}) is not int or not {-MAX_SAFE_DOUBLE_INT} <= {{p}} <= {MAX_SAFE_DOUBLE_INT})" if rt.key.jit else ""
     if limited(rt, policy):  # a str argument must fit the headroom and pass to_lua's checks unchecked
-        checks = "".join(
-            f" or (type({p}) not in simple and (type({p}) is not str or len({p}) > short or not {p}.isascii()))"
-            for p in params
-        )
+        check = (" or (type({p}) not in simple" + exact_int
+                 + " and (type({p}) is not str or len({p}) > short or not {p}.isascii()))")
     else:  # what lupa passes exactly (a str that is not UTF-8-encodable fails there, with the same error)
-        checks = "".join(f" or type({p}) not in passthrough" for p in params)
+        check = " or (type({p}) not in passthrough" + exact_int + ")"
+    checks = "".join(check.format(p=p) for p in params)
     signature = "".join(p + "=_MISSING, " for p in params) + "*rest"
     missing = f" or {params[-1]} is _MISSING" if params else ""
     head = (
