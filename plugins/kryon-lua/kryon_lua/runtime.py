@@ -271,6 +271,8 @@ class Runtime:
             raise self.call_failure(exc, script) from None
         finally:
             self.deadline = previous
+            if not previous:  # the outermost call: a call ended by _cap_for_error is over by now
+                self.overdrawn = False
             if self.key.memory_limit and not self.capped and self.memory_pressure():
                 self._collect()
 
