@@ -73,3 +73,35 @@ def test_calls_carry_the_callers_trust():
         assert m.call_function("guest.f") == 42
     finally:
         m.close()
+
+
+def test_kryon_call_goes_straight_to_the_route_with_the_views_errors(manager, monkeypatch):
+    """A script's ``kryon.call`` is ScriptBridge.call written out (one frame
+    less): a str name never reaches the view's method, any other name does
+    (its conversion and error), and errors name the language, script and line."""
+    from kryon_core import ScriptBridge
+
+    general = ScriptBridge.call
+    reached = []
+
+    def counted(self, *args):
+        reached.append(args[0])
+        return general(self, *args)
+
+    monkeypatch.setattr(ScriptBridge, "call", counted)
+    manager.load_script_from_source("lib", "lua", "function twice(x) return x * 2 end")
+    manager.load_script_from_source("app", "lua", """
+function go(x) return kryon.call("lib.twice", x) end
+function missing()
+  return kryon.call("lib.nope")
+end
+function odd() return kryon.call(42) end
+""")
+    assert manager.call_function("app.go", [21]) == 42
+    with pytest.raises(ScriptError) as info:
+        manager.call_function("app.missing")
+    assert (info.value.language, info.value.script, info.value.line) == ("lua", "app", 4)
+    assert reached == []
+    with pytest.raises(ScriptError):
+        manager.call_function("app.odd")
+    assert reached == [42]

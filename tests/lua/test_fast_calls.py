@@ -47,6 +47,17 @@ function outer(n)
   while true do r = r + 1 end
 end
 function entered() return record() end
+function via(name, n)
+  local r = host(name, n)
+  return r
+end
+function peeks(name)
+  local a = peek()
+  local b = host(name, 0)
+  local c = peek()
+  return a, b, c
+end
+function peekone(n) return peek() end
 """
 
 
@@ -178,7 +189,46 @@ def test_a_call_from_inside_a_call_keeps_the_outer_deadline():
     with pytest.raises(ScriptTimeoutError):
         m.call_function("s.outer", [1])
     assert inner == [2]
-    assert counted.calls == 1  # the inner call went the generic way
+    assert counted.calls == 0  # the inner call took the fast path too: the cap is lifted in host functions
+    m.close()
+
+
+def test_a_call_from_inside_a_call_keeps_the_earlier_deadline_and_gives_it_back():
+    """The inner call's own deadline would be later than the outer one's: the
+    outer one stays in force during the inner call and after it."""
+    m, counted = _manager(SANDBOXED)
+    rt = m.engine("lua")._scripts["s"].runtime
+    m.set_global("lua", "peek", lambda: rt.deadline)
+    m.set_global("lua", "host", lambda name, n: m.call_function(name, [n]))
+    before, inside, after = m.call_function("s.peeks", ["s.peekone"])
+    assert before > 0 and inside == before and after == before
+    assert counted.calls == 0
+    assert rt.deadline == 0.0  # no deadline left behind once the outer call is over
+    m.close()
+
+
+@pytest.mark.parametrize("name, error", [
+    ("s.spin", ScriptTimeoutError), ("s.dive", RecursionLimitError), ("s.grow", MemoryLimitError),
+])
+def test_limits_fire_in_a_call_from_inside_a_call(name, error):
+    """Every limit fires in a call a host function makes into the state it was
+    called from (the nested fast path), and the state goes on working."""
+    m, counted = _manager(SANDBOXED)
+    raised = []
+
+    def host(target, n):
+        try:
+            return m.call_function(target, [n])
+        except Exception as exc:
+            raised.append(type(exc))
+            raise
+
+    m.set_global("lua", "host", host)
+    with pytest.raises(error):
+        m.call_function("s.via", [name, 100_000 if name == "s.grow" else 0])
+    assert raised == [error] and counted.calls == 0
+    assert m.call_function("s.via", ["s.grow", 10]) == 10
+    assert m.call_function("s.add", [1, 2]) == 3
     m.close()
 
 
@@ -215,3 +265,61 @@ def test_a_held_gate_makes_the_call_wait(setup):
     caller.join(10)
     assert results == [4]
 
+
+
+def test_a_fast_call_wakes_a_thread_waiting_for_the_gate(setup, monkeypatch):
+    """The fast paths release the gate themselves (no call to the gate's own
+    release): a thread that began waiting for the gate during the call is
+    woken by the thread that made it, when it leaves the gate."""
+    m, counted, kind = setup
+    gate = m.engine("lua")._scripts["s"].runtime.gate
+    notified = []
+
+    class Counting(threading.Condition):
+        def notify_all(self):
+            notified.append(threading.get_ident())
+            super().notify_all()
+
+    monkeypatch.setattr(threads, "_cond", Counting(threading.Lock()))
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(m.call_function("s.add", [2, 2])))
+
+    def record():
+        waiter.start()
+        for _ in range(1000):
+            if gate._waiting:
+                break
+            threading.Event().wait(0.01)
+        assert gate._waiting == 1
+        return 1
+
+    m.set_global("lua", "record", record)
+    me = threading.get_ident()
+    assert m.call_function("s.entered", []) == 1
+    assert me in notified  # woken on the way out of the gate
+    waiter.join(10)
+    assert results == [4]
+
+
+@pytest.mark.parametrize("kind", ["sandboxed", "trusted"])
+def test_luajit_ints_within_2_to_the_53_take_the_fast_path(kind):
+    """LuaJIT numbers are doubles: an int argument within +-2**53 crosses
+    exactly, so it takes the fast path; one beyond is the generic path's
+    ConversionError, as before."""
+    policy = (SecurityPolicy.sandboxed(time_limit=5, memory_limit=16 * 1024 * 1024, use_jit=True)
+              if kind == "sandboxed" else SecurityPolicy.trusted(use_jit=True))
+    m, counted = _manager(policy)
+    edge = 2**53
+    assert m.call_function("s.add", [2, 3]) == 5
+    assert m.call_function("s.pair", [edge, -edge]) == [edge, -edge]
+    assert m.function("s.echo")(7) == 7
+    if kind == "sandboxed":
+        assert counted.calls == 0
+    with pytest.raises(ConversionError):
+        m.call_function("s.echo", [edge + 1])
+    with pytest.raises(ConversionError):
+        m.call_function("s.pair", [1, -edge - 1])
+    if kind == "sandboxed":
+        assert counted.calls == 2
+    assert m.call_function("s.add", [1, 1]) == 2
+    m.close()

@@ -122,3 +122,97 @@ def test_host_rss_stays_within_cap_plus_overhead():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) < 16 + 64, f"host grew {out.stdout.strip()} MiB"
+
+
+@pytest.mark.parametrize("result", [5, 1.5, True, None, "text"], ids=["int", "float", "bool", "nil", "str"])
+def test_a_host_result_is_refused_once_the_host_filled_the_state(manager, result):
+    """The cap is lifted while a host function runs: one that grows the
+    calling script's state past the cap has its result refused before lupa
+    pushes it, a scalar (which pushes without allocating) as any other."""
+    manager.load_script_from_source("hog", "lua", "function f() local r = grow() return r end")
+    rt = manager.engine("lua")._scripts["hog"].runtime
+    held = []
+
+    def grow():
+        held.append(rt.lua.table_from([f"{i:08d}" * 128 for i in range(CAP // 1024 + 1)]))
+        return result
+
+    manager.set_global("lua", "grow", grow)
+    with pytest.raises(MemoryLimitError, match="memory limit exceeded") as info:
+        manager.call_function("hog.f")
+    assert info.value.script == "hog"
+    held.clear()
+    del info
+    manager.collect_garbage()
+    assert manager.call_function("host.ok") == 1
+    held_count = []
+    manager.set_global("lua", "grow", lambda: held_count.append(1) or result)  # no growth: the result passes
+    assert manager.call_function("hog.f") == result
+
+
+JUST_UNDER_THE_CAP = textwrap.dedent('''
+    import sys
+    from kryon_core import MemoryLimitError, ScriptManager, SecurityPolicy
+    CAP = 2 * 1024 * 1024
+    policy = SecurityPolicy.sandboxed(memory_limit=CAP, time_limit=20, use_jit=sys.argv[2] == "luajit")
+    m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
+    m.load_script_from_source("other", "lua", "function one() return 1 end")
+    m.load_script_from_source("evil", "lua", """
+    function one() return 1 end
+    function attack(target, how)
+      local node = nil
+      while collectgarbage("count") * 1024 < target do node = {node} end
+      if how == "log" then return kryon.log("x") end
+      if how == "self" then return kryon.call("evil.one") end
+      if how == "other" then return kryon.call("other.one") end
+      if how == "caught" then
+        local ok = pcall(text)
+        local t = {}
+        for i = 1, 1e7 do t[i] = i end  -- what a script would do with the room it was not given
+        return ok
+      end
+      return text()
+    end
+    """)
+    rt = m.engine("lua")._scripts["evil"].runtime
+    m.set_global("lua", "text", (lambda: "z" * 200) if sys.argv[1] not in ("raise", "caught") else (lambda: 1 / 0))
+    how = "text" if sys.argv[1] == "raise" else sys.argv[1]
+    # where the script's count stands against the cap's own count of the memory in use
+    offset = m.evaluate("lua", "collectgarbage('count') * 1024", script="evil") - rt.lua.get_memory_used()
+    outcomes = []
+    for room in range(400, -6000, -12):  # the script stops about this close to the cap, then calls the host
+        try:
+            m.call_function("evil.attack", [CAP - room + offset, how])
+            outcomes.append("returned")
+        except MemoryLimitError as exc:
+            assert exc.script == "evil", exc
+            outcomes.append("refused" if "host" in str(exc) else "full")  # the host's value, or the script's own
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+        if outcomes[-3:] == ["full"] * 3 and how != "caught":  # (a caught error leaves the script to fill its cap)
+            break  # the script cannot come any closer
+    assert m.call_function("other.one") == 1 and m.call_function("evil.one") == 1
+    assert rt.lua.get_memory_used() < CAP + 2 * 64 * 1024
+    print(outcomes)
+    print("alive")
+''')
+
+
+@pytest.mark.parametrize("how, runtime", [
+    ("log", "lua54"), ("self", "lua54"), ("other", "lua54"), ("text", "lua54"), ("raise", "lua54"), ("caught", "lua54"),
+    ("log", "luajit"), ("raise", "luajit"), ("caught", "luajit"),
+])
+def test_host_calls_from_just_under_the_cap_never_hang(how, runtime):
+    """A script that stops just short of its cap and then calls the host: the
+    host function's result, or its error, must not be pushed where there is
+    no room (lupa's push would unwind through the host call's C frames and
+    hang the process); the call fails with a MemoryLimitError instead, and a
+    script that catches the error gets no room out of it."""
+    done = subprocess.run([sys.executable, "-c", JUST_UNDER_THE_CAP, how, runtime], capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("alive"), done.stdout
+    if how != "caught":  # the sweep went on until the script could not come any closer
+        assert "'full', 'full', 'full']" in done.stdout, done.stdout
+    if how not in ("self", "other") and runtime == "lua54":  # (kryon.call's own steps, and LuaJIT's wrapper
+        assert "refused" in done.stdout, done.stdout  # of host functions, stop the script further out)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import ScriptBridge, SecurityPolicy
+from kryon_core import ScriptBridge, ScriptError, SecurityPolicy
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -35,9 +35,32 @@ def script_binder(rt: "Runtime", bridge: ScriptBridge | None, script: str, polic
     def bind(name: Any) -> Any:
         if not methods:
             methods.update((m.camel, f) for m, f in view.methods())
+            if methods.get("call") == view.call and view.manager is not None and view.policy is not None:
+                methods["call"] = _direct_call(view)
         function = methods.get(name) if isinstance(name, str) else None
         if function is None:
             return None
         return rt.lua_callable(function, label=f"kryon.{name}")
 
     return rt.lua_callable(bind, label="kryon")
+
+
+def _direct_call(view: ScriptBridge) -> Callable[..., Any]:
+    """``kryon.call`` of one script: ``ScriptBridge.call`` written out, one
+    Python frame less per call (a view's manager, script, policy and routes
+    are fixed when it is made). A name that is not a str takes the view's own
+    method, for its conversion and its error."""
+    route = view.manager.interop.call_routed  # type: ignore[union-attr]
+    language, script, policy, routes, general = view.language, view.script, view.policy, view.routes, view.call
+
+    def call(name: Any, *args: Any) -> Any:
+        if type(name) is not str:
+            return general(name, *args)
+        try:
+            return route(language, name, args, script, policy, routes)
+        except ScriptError as exc:
+            if exc.language is None:
+                exc.language = language
+            raise
+
+    return call

@@ -6,10 +6,12 @@ many simple arguments (nil, booleans, numbers, short ASCII strings), does the
 whole call in one Python frame: the gate's uncontended acquire, the deadline
 and recursion depth written where the count hook reads them, the memory cap
 switched on around the lupa call and off after it, and the result handed back
-without the generic converter. Everything else (other arguments, a call made
-from inside one of the state's own calls, low headroom under the cap, a
-contended gate, a debugger recording gate entries) goes through the generic
-path (``Runtime.call_host``), which gives the same results and errors.
+without the generic converter. A call made from a host function that a
+script of the same state called takes that path too (the cap is lifted
+there; the enclosing call's deadline is kept). Everything else (other
+arguments, the cap in force, low headroom under the cap, a contended gate, a
+debugger recording gate entries) goes through the generic path
+(``Runtime.call_host``), which gives the same results and errors.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from kryon_core import SecurityPolicy, threads
 from kryon_core.errors import ScriptError
+from kryon_core.values import MAX_SAFE_DOUBLE_INT
 
 from .errors import translate
 from .runtime import FAST_MARGIN, host_error
@@ -53,13 +56,14 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
     params = _PARAMS[:nparams]
     listed = "".join(p + ", " for p in params)
     simple = rt.passthrough - {str}
+    # LuaJIT numbers are doubles: an int crosses exactly (as to_lua lets it) only within +-2**53
+    exact_int = f" and (type({{p}}) is not int or not {-MAX_SAFE_DOUBLE_INT} <= {{p}} <= {MAX_SAFE_DOUBLE_INT})" if rt.key.jit else ""
     if limited(rt, policy):  # a str argument must fit the headroom and pass to_lua's checks unchecked
-        checks = "".join(
-            f" or (type({p}) not in simple and (type({p}) is not str or len({p}) > short or not {p}.isascii()))"
-            for p in params
-        )
+        check = (" or (type({p}) not in simple" + exact_int
+                 + " and (type({p}) is not str or len({p}) > short or not {p}.isascii()))")
     else:  # what lupa passes exactly (a str that is not UTF-8-encodable fails there, with the same error)
-        checks = "".join(f" or type({p}) not in passthrough" for p in params)
+        check = " or (type({p}) not in passthrough" + exact_int + ")"
+    checks = "".join(check.format(p=p) for p in params)
     signature = "".join(p + "=_MISSING, " for p in params) + "*rest"
     missing = f" or {params[-1]} is _MISSING" if params else ""
     head = (
@@ -74,11 +78,15 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
         "    except Exception as exc:\n"
         "        raise failure(exc) from None\n"
         "    finally:\n"
-        "        release()\n"
+        "        unlock()  # the gate's release, written out (EngineGate.uncontended_inline)\n"
+        "        if gate._waiting:\n"
+        "            wake_waiters()\n"
     )
+    acquire, unlock = rt.gate.uncontended_inline()
     namespace: dict[str, Any] = {
         "_MISSING": _MISSING, "tracking": threads.tracking, "simple": simple, "passthrough": rt.passthrough, "short": _SHORT_STR,
-        "generic": generic, "acquire": rt.gate.uncontended()[0], "release": rt.gate.uncontended()[1], "f": f,
+        "generic": generic, "acquire": acquire, "unlock": unlock, "gate": rt.gate, "wake_waiters": threads.wake_waiters,
+        "f": f,
     }
     if not limited(rt, policy):
         body = (
@@ -93,7 +101,8 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
             rt=rt, call_host=rt.call_host, policy=policy, script=script,
             depth=policy.max_recursion or 0, luastate=rt.state, time_limit=policy.time_limit or 0.0,
             monotonic=time.monotonic, memory_used=rt.lua.get_memory_used, set_max=rt.lua.set_max_memory,
-            limit=limit, margin=FAST_MARGIN, pressure=limit * 0.9, collect=rt.helpers.collect,
+            limit=limit, margin=FAST_MARGIN, pressure=int(limit * 0.9),  # an int: compared with an int, cheaper than a float
+            collect=rt.helpers.collect,
             fastcall=rt.helpers.fastcapped, fast_result=rt.fast_result, plain=_PLAIN_RESULTS,
             from_lua=rt.conv.from_lua, failure=lambda exc: rt.call_failure(exc, script),
         )
@@ -103,14 +112,17 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
 
 
 def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
-    """The fast path under limits. It runs only as the outermost call into
-    the state (no deadline or cap of an enclosing call to keep), and, with a
-    memory cap, only with headroom for lupa to push the arguments (its
-    pushes happen outside any protected call: a refused allocation there is
-    a panic). The cap goes on from the host and ``K.fastcapped`` hands back
-    scalars only, as ``Runtime._fast_capped``."""
+    """The fast path under limits. It runs whenever the cap is not in force:
+    as the outermost call into the state, or from a host function a script
+    of the state called (``Runtime.lua_callable`` has lifted the cap there;
+    an enclosing call's deadline stays in force when it is the earlier one,
+    and is back once this call returns). With a memory cap, it runs only with
+    headroom for lupa to push the arguments (its pushes happen outside any
+    protected call: a refused allocation there is a panic). The cap goes on
+    from the host and ``K.fastcapped`` hands back scalars only, as
+    ``Runtime._fast_capped``."""
     lines = [
-        "        if rt.deadline or rt.capped:  # inside a call of this state: keep its deadline and cap\n",
+        "        if rt.capped:  # only the generic path switches the cap from inside Lua\n",
         f"            return call_host(f, ({listed}), policy, script)\n",
     ]
     if rt.key.memory_limit:
@@ -122,9 +134,14 @@ def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
         "        if rt.maxdepth != depth:\n",
         "            luastate.maxdepth = depth\n",
         "            rt.maxdepth = depth\n",
+        "        previous = rt.deadline  # an enclosing call's, or 0.0\n",
     ]
     if policy.time_limit:
-        lines.append("        rt.deadline = monotonic() + time_limit  # the count hook reads it (Runtime._check_time)\n")
+        lines += [
+            "        deadline = monotonic() + time_limit  # the count hook reads rt.deadline (Runtime._check_time)\n",
+            "        if not previous or deadline < previous:\n",
+            "            rt.deadline = deadline\n",
+        ]
     if rt.key.memory_limit:
         lines += [
             "        set_max(limit)\n",
@@ -134,7 +151,7 @@ def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
             "        finally:\n",
             "            set_max(0)\n",
             "            rt.capped = False\n",
-            "            rt.deadline = 0.0\n",
+            "            rt.deadline = previous\n",
             "            if memory_used() > pressure:\n",
             "                collect()\n",
             "        if type(r) in plain:  # the common case, first\n",
@@ -147,7 +164,7 @@ def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
             "        try:\n",
             f"            r = f({listed})\n",
             "        finally:\n",
-            "            rt.deadline = 0.0\n",
+            "            rt.deadline = previous\n",
         ]
     lines.append("        return r if type(r) in plain else from_lua(r)\n")
     return "".join(lines)
@@ -164,8 +181,9 @@ def _generic(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str) -> Call
 
         return call
     to_lua, from_lua, passthrough = rt.conv.to_lua, rt.conv.from_lua, rt.passthrough
-    acquire, release = rt.gate.uncontended()
-    run, tracking = rt.gate.run, threads.tracking
+    gate = rt.gate
+    acquire, unlock = gate.uncontended_inline()
+    run, tracking, wake_waiters = gate.run, threads.tracking, threads.wake_waiters
     failure = _unlimited_failure(rt, script)
 
     def converting(callee: Callable[..., Any]) -> Callable[..., Any]:
@@ -194,7 +212,9 @@ def _generic(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str) -> Call
                 try:
                     return inside(*args)
                 finally:
-                    release()
+                    unlock()  # the gate's release, written out
+                    if gate._waiting:
+                        wake_waiters()
             return run(inside_debugged, *args)  # contended, or a debugger is attached
         except Exception as exc:
             raise failure(exc) from None

@@ -46,6 +46,14 @@ if TYPE_CHECKING:
 PRELUDE_NAME = "=kryon-prelude"
 #: bytes of headroom a call switched under the cap from the host needs beyond its string arguments
 FAST_MARGIN = 256 * 1024
+#: the most ``charge(result, 256)`` lets pass for a result lupa pushes without allocating (nil, a
+#: boolean, a number: ``lua_size`` counts 32 bytes for it): a host function's scalar result is
+#: refused only past this much memory in use
+_SCALAR_CHARGE = 256 + 32
+#: bytes under the cap lupa needs to push a host function's error into the script
+_ERROR_ROOM = 64 * 1024
+#: a deadline that has passed (``Runtime._check_time`` is true for it): it ends a call for good
+_PASSED = -1.0
 _PRELUDE: str | None = None
 
 
@@ -142,13 +150,16 @@ class Runtime:
         #: the one way into this state (kryon_core.threads): threads calling
         #: across engines in opposite orders help each other instead of deadlocking
         self.gate = engine.make_gate(key.name() if owner is None else f"{key.name()}/{owner}")
-        self._acquire, self._release = self.gate.uncontended()
+        self._acquire, self._unlock = self.gate.uncontended_inline()
         #: whether the memory cap is in force now (Lua code of a capped state is running)
         self.capped = False
         #: a debugger was attached to this state (debugging.py): host calls go through K.boundary_call
         self.debugged = False
         self.deadline = 0.0
         self.maxdepth = 0
+        #: a sandboxed call was ended because a host function's error found no room under the cap
+        #: (see ``_cap_for_error``): its error is a MemoryLimitError, whatever the hook raised
+        self.overdrawn = False
         self.conv = Converter(self, module.lua_type, key.jit)
         #: argument types lupa passes unchanged and exactly (LuaJIT would round big ints)
         self.passthrough = frozenset((type(None), bool, float, str) if key.jit else (type(None), bool, int, float, str))
@@ -207,7 +218,9 @@ class Runtime:
             try:
                 return self._call_host(function, args, policy, script)
             finally:
-                self._release()
+                self._unlock()  # the gate's release, written out
+                if self.gate._waiting:
+                    threads.wake_waiters()
         return self.gate.run(self._call_host, function, args, policy, script)
 
     def _call_host(self, function: Any, args: "tuple[Any, ...] | list[Any]", policy: SecurityPolicy, script: str) -> Any:
@@ -258,6 +271,8 @@ class Runtime:
             raise self.call_failure(exc, script) from None
         finally:
             self.deadline = previous
+            if not previous:  # the outermost call: a call ended by _cap_for_error is over by now
+                self.overdrawn = False
             if self.key.memory_limit and not self.capped and self.memory_pressure():
                 self._collect()
 
@@ -305,6 +320,12 @@ class Runtime:
     def call_failure(self, exc: Exception, script: str) -> ScriptError:
         """The kryon error for what a call into this state raised, located
         (see ``_located``)."""
+        if self.overdrawn:
+            self.overdrawn = False
+            err: ScriptError = MemoryLimitError(
+                "memory limit exceeded (no room left under the cap for what a host function hands the script)",
+                language=LANGUAGE)
+            return self._located(err, script)
         if isinstance(exc, self.LuaError):
             return self._located(translate(exc, script), script)
         if isinstance(exc, ScriptError):  # raised by host code the script called, or a conversion
@@ -417,6 +438,9 @@ class Runtime:
 
             return self._ready(self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call)
         setcap, limit = self._setcap, conv.limit
+        lua, cap = self.lua, self.key.memory_limit or 0
+        set_max, memory_used = lua.set_max_memory, lua.get_memory_used
+        int_min, int_max = conv.int_min, conv.int_max
 
         def uncapped_call(*args: Any) -> Any:
             # Host code and the conversions around it run with the cap lifted,
@@ -425,10 +449,13 @@ class Runtime:
             # before it enters: its Lua size is estimated, and a value that would
             # not fit under the cap is a MemoryLimitError, not an allocation.
             # (Scalars within the size limit, element handles and a None result
-            # are what conv.from_lua / conv.to_lua would give, written out.)
+            # are what conv.from_lua / conv.to_lua would give, written out; so is
+            # the charge of a result lupa pushes without allocating: nil, a
+            # boolean or a number is refused exactly when `charge` would.)
             was = self.capped
             if was:
-                setcap(False)
+                set_max(0)
+                self.capped = False
             try:
                 try:
                     for a in args:
@@ -437,22 +464,57 @@ class Runtime:
                             args = tuple([conv.from_lua(a) for a in args])
                             break
                     result = target(*args)
-                    if was:
-                        self.charge(result, 256)
-                    converted = None if result is None else conv.to_lua(result)
+                    t = type(result)
+                    if result is None or t is bool or t is float or (t is int and int_min <= result <= int_max):
+                        if was and memory_used() + _SCALAR_CHARGE > cap:  # what charge(result, 256) refuses
+                            self.charge(result, 256)
+                        converted = result
+                    else:
+                        if was:
+                            self.charge(result, 256)
+                        converted = conv.to_lua(result)
                 except Exception as exc:
-                    if was:  # lupa pushes the error under the cap again
-                        self.charge(None, 4096)
                     raise failed(exc) from None
             except BaseException:
-                if was or self.capped:
-                    setcap(was)
+                if was:  # lupa pushes the error under the cap again
+                    self._cap_for_error()
+                elif self.capped:
+                    setcap(False)
                 raise
-            if was or self.capped:
-                setcap(was)
+            if was:
+                set_max(cap)
+                self.capped = True
+            elif self.capped:
+                setcap(False)
             return converted
 
         return self._ready(self.helpers.hostfn(uncapped_call) if self.key.jit else uncapped_call)
+
+    def _cap_for_error(self) -> None:
+        """Put the cap back on before lupa pushes a host function's error into
+        the script that called it. That push allocates, outside any protected
+        call: refused, it would unwind through lupa's C frames around the host
+        call and leave the process hung. So with too little room under the cap
+        (a script that stopped just short of it; the host function's own
+        result refused), the garbage is collected first, and if that is not
+        enough the cap goes on just above the memory in use (room for the
+        push) and, in a sandboxed state, the script's call is ended: the
+        deadline is set to one that has passed, so the sandbox's pcall throws
+        the error on and the count hook stops the script within its next 1000
+        instructions; the call fails with a MemoryLimitError (``call_failure``)."""
+        lua, limit = self.lua, self.key.memory_limit or 0
+        if lua.get_memory_used() + _ERROR_ROOM >= limit:
+            self._collect()  # the cap is lifted here
+            used = lua.get_memory_used()
+            if used + _ERROR_ROOM >= limit:
+                lua.set_max_memory(used + _ERROR_ROOM)
+                self.capped = True
+                if self.key.sandboxed:
+                    self.overdrawn = True
+                    self.deadline = _PASSED
+                return
+        lua.set_max_memory(limit)
+        self.capped = True
 
     @staticmethod
     def _ready(function: Any) -> Any:
