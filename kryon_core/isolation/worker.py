@@ -216,7 +216,7 @@ def serve(msg: dict[str, Any]) -> None:
 
 
 #: the debugger's agent (see worker_debug): traces only while a debugger asks for events
-D = worker_debug.WorkerDebugger(S, host_request, worker_compile.compile_evaluation, ScriptTimeout)
+D = worker_debug.WorkerDebugger(S, host_request, worker_compile.compile_evaluation, ScriptTimeout, worker_timer.fire_soon)
 worker_channel.connect(serve, D)
 
 

@@ -18,12 +18,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import worker_channel, worker_values
+    from . import worker_channel, worker_timer, worker_values
 else:  # loaded by worker.py (``_load_sibling``) before this module
     worker_channel = sys.modules["kryon_isolation_worker_channel"]
     worker_values = sys.modules["kryon_isolation_worker_values"]
+    worker_timer = sys.modules["kryon_isolation_worker_timer"]
 
 S = worker_channel.S
+ScriptTimeout = worker_channel.ScriptTimeout
 
 
 def set_breakpoints(bps: Any) -> None:
@@ -40,18 +42,30 @@ def traced(fn: Callable[..., Any], args: Any) -> Any:
 
 
 def _trace_call(frame: types.FrameType, event: str, arg: Any) -> Any:
-    lines = S.breakpoints.get(frame.f_code.co_filename)
-    if not lines:
+    try:
+        lines = S.breakpoints.get(frame.f_code.co_filename)
+        return _line_tracer(lines) if lines else None
+    except ScriptTimeout:  # never out of a trace function (see worker_timer.fire_soon)
+        worker_timer.fire_soon()
         return None
 
+
+def _line_tracer(lines: dict[str, int]) -> Callable[[types.FrameType, str, Any], Any]:
     def trace_line(frame: types.FrameType, event: str, arg: Any) -> Any:
-        if event == "line":
-            bid = lines.get(str(frame.f_lineno))
-            if bid is not None:
-                _hit(bid, frame)
+        try:
+            if event == "line":
+                bid = lines.get(str(frame.f_lineno))
+                if bid is not None:
+                    _hit(bid, frame)
+        except ScriptTimeout:
+            worker_timer.fire_soon()
         return trace_line
 
     return trace_line
+
+
+S.trace_codes = S.trace_codes | {_trace_call.__code__} | {
+    c for c in _line_tracer.__code__.co_consts if isinstance(c, types.CodeType) and c.co_name == "trace_line"}
 
 
 def _hit(bid: int, frame: types.FrameType) -> None:

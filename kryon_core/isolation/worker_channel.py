@@ -66,6 +66,8 @@ class State:
         self.pending_timeout = False
         self.script_running = False
         self.internal = 0
+        #: the code of the trace functions (debugger, breakpoints): a timeout must not be raised in them
+        self.trace_codes: frozenset[types.CodeType] = frozenset()
         self.max_value: int | None = None
         self.loading: set[str] = set()
         self.breakpoints: dict[str, dict[str, int]] = {}  # script id -> {str(line): breakpoint id}

@@ -64,7 +64,10 @@ class WorkerDebugger:
     way the worker's ``eval`` request does (the script's compiler, the
     guard), returning (statements, value code or None); ``internal`` wraps
     the worker's own introspection (the audit hook lets it through);
-    ``timeout`` is the exception class the worker's timer raises."""
+    ``timeout`` is the exception class the worker's timer raises, and
+    ``timeout_later()`` has the timer raise it again from script code (a trace
+    function must not raise: CPython would then turn tracing off through an
+    audited ``sys.settrace``, which the sandbox refuses)."""
 
     def __init__(
         self,
@@ -72,11 +75,15 @@ class WorkerDebugger:
         host_request: Callable[[str, dict[str, Any]], Any],
         compile_evaluation: Callable[[str, str], tuple[types.CodeType, types.CodeType | None]],
         timeout: type[BaseException],
+        timeout_later: Callable[[], None],
     ) -> None:
         self.S = state
         self.host_request = host_request
         self.compile_evaluation = compile_evaluation
         self.timeout = timeout
+        self.timeout_later = timeout_later
+        cls = type(self)
+        state.trace_codes = state.trace_codes | {cls.global_trace.__code__, cls.local_trace.__code__}
         self.mode = "off"
         self.lines: dict[str, frozenset[int]] = {}
         self.stale = False  # a signal said the mode changed: report the next line whatever it is
@@ -180,42 +187,50 @@ class WorkerDebugger:
 
     # -- the trace functions --------------------------------------------------------------------
     def global_trace(self, frame: types.FrameType, event: str, arg: Any) -> Any:
-        if event != "call" or not self.active:
+        try:
+            if event != "call" or not self.active:
+                return None
+            script = self.script_of(frame)
+            if script is None:
+                return None
+            every = self.mode == "every-line"
+            frame.f_trace_lines = every or self.stale or self._has_breakpoint(frame.f_code, script)
+            if every:
+                self.delta += 1
+            return self.local_trace
+        except self.timeout:  # never out of a trace function (see worker_timer.fire_soon)
+            self.timeout_later()
             return None
-        script = self.script_of(frame)
-        if script is None:
-            return None
-        every = self.mode == "every-line"
-        frame.f_trace_lines = every or self.stale or self._has_breakpoint(frame.f_code, script)
-        if every:
-            self.delta += 1
-        return self.local_trace
 
     def local_trace(self, frame: types.FrameType, event: str, arg: Any) -> Any:
-        if not self.active:
-            return None
-        script = self.script_of(frame)
-        if script is None:
-            return None
-        if event == "line":
-            line = frame.f_lineno
-            if self.stale or self.mode == "every-line" or line in self.lines.get(script, ()):
-                self.stale = False
-                self._report(frame, "line", {"e": "line", "s": script, "l": line})
-            frame.f_trace_lines = self.mode == "every-line" or self._has_breakpoint(frame.f_code, script)
-        elif event == "return":
-            if self.mode == "every-line":
-                self.delta -= 1
-        elif event == "exception":
-            exc, tb = arg[1], arg[2]
-            if isinstance(exc, (*pyframes.CONTROL_FLOW, self.timeout)) or pyframes.passing_through(tb, self.script_of):
-                return self.local_trace
-            payload = {"e": "exc", "s": script, "l": frame.f_lineno, "x": type(exc).__name__, "m": str(exc)[:2000]}
-            name = getattr(exc, "name", None) if isinstance(exc, NameError) else None
-            if isinstance(name, str):
-                payload["n"] = name
-            self._report(frame, "exception", payload)
-        return self.local_trace
+        try:
+            if not self.active:
+                return None
+            script = self.script_of(frame)
+            if script is None:
+                return None
+            if event == "line":
+                line = frame.f_lineno
+                if self.stale or self.mode == "every-line" or line in self.lines.get(script, ()):
+                    self.stale = False
+                    self._report(frame, "line", {"e": "line", "s": script, "l": line})
+                frame.f_trace_lines = self.mode == "every-line" or self._has_breakpoint(frame.f_code, script)
+            elif event == "return":
+                if self.mode == "every-line":
+                    self.delta -= 1
+            elif event == "exception":
+                exc, tb = arg[1], arg[2]
+                if isinstance(exc, (*pyframes.CONTROL_FLOW, self.timeout)) or pyframes.passing_through(tb, self.script_of):
+                    return self.local_trace
+                payload = {"e": "exc", "s": script, "l": frame.f_lineno, "x": type(exc).__name__, "m": str(exc)[:2000]}
+                name = getattr(exc, "name", None) if isinstance(exc, NameError) else None
+                if isinstance(name, str):
+                    payload["n"] = name
+                self._report(frame, "exception", payload)
+            return self.local_trace
+        except self.timeout:  # never out of a trace function (see worker_timer.fire_soon)
+            self.timeout_later()
+            return self.local_trace
 
     def _report(self, frame: types.FrameType, event: str, payload: dict[str, Any]) -> None:
         """Ask the host (it answers when the thread goes on), with the call's

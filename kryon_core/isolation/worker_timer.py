@@ -55,8 +55,44 @@ def on_alarm(signum: int, frame: Any) -> None:
         _setitimer(_ITIMER_REAL, left)
         return
     if S.script_running:
+        if _in_trace_function(frame):
+            fire_soon()
+            return
         raise ScriptTimeout("time limit exceeded")
     S.pending_timeout = True
+
+
+def _in_trace_function(frame: Any) -> bool:
+    """Whether the signal landed in a trace function itself (at its entry,
+    before its own ``try`` can catch the timeout)."""
+    S.internal += 1
+    try:
+        return frame is not None and frame.f_code in S.trace_codes
+    finally:
+        S.internal -= 1
+
+
+#: how soon a timeout that reached a trace function is raised again
+_RETRY = 0.001
+
+
+def fire_soon() -> None:
+    """Raise the running call's timeout again in a moment, from script code.
+
+    For a :class:`ScriptTimeout` that reached a trace function (the
+    debugger's or the breakpoints'): when a trace function raises, CPython
+    turns tracing off itself through an audited ``sys.settrace``, which the
+    audit hook refuses, so the timeout would reach the host as an
+    ``AccessDeniedError``. The trace function swallows the timeout and calls
+    this instead."""
+    if S.call_deadline is None:
+        return  # the call is over
+    S.timer_at = _monotonic() + _RETRY
+    S.internal += 1
+    try:
+        _setitimer(_ITIMER_REAL, _RETRY)
+    finally:
+        S.internal -= 1
 
 
 def _refresh_cpu_limit(limit: float, now: float) -> None:
