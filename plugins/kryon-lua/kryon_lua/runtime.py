@@ -582,7 +582,10 @@ class Runtime:
     def locate(self, exc: ScriptError) -> None:
         """Give an error raised in a host function the Lua position it came from."""
         if exc.language in (None, LANGUAGE) and exc.line is None:
-            frames = self.script_frames()
+            try:
+                frames = self.script_frames()
+            except Exception:  # noqa: BLE001 - lupa refused the walk (a host error inside a coroutine):
+                return  # the error goes on unlocated rather than replaced by lupa's own
             if frames:
                 exc.language, exc.script, exc.line = LANGUAGE, frames[0].script, frames[0].line
                 exc.stack = exc.stack or frames
