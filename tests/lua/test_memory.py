@@ -165,6 +165,13 @@ JUST_UNDER_THE_CAP = textwrap.dedent('''
       if how == "log" then return kryon.log("x") end
       if how == "self" then return kryon.call("evil.one") end
       if how == "other" then return kryon.call("other.one") end
+      if how == "coroutine" then return coroutine.wrap(function() return text() end)() end
+      if how == "resume" then  -- the error caught by resume, then room asked for
+        local ok = coroutine.resume(coroutine.create(function() return text() end))
+        local t = {}
+        for i = 1, 1e7 do t[i] = i end
+        return ok
+      end
       if how == "caught" then
         local ok = pcall(text)
         local t = {}
@@ -175,7 +182,8 @@ JUST_UNDER_THE_CAP = textwrap.dedent('''
     end
     """)
     rt = m.engine("lua")._scripts["evil"].runtime
-    m.set_global("lua", "text", (lambda: "z" * 200) if sys.argv[1] not in ("raise", "caught") else (lambda: 1 / 0))
+    m.set_global("lua", "text", (lambda: "z" * 200) if sys.argv[1] not in ("raise", "caught", "resume")
+                 else (lambda: 1 / 0))
     how = "text" if sys.argv[1] == "raise" else sys.argv[1]
     # where the script's count stands against the cap's own count of the memory in use
     offset = m.evaluate("lua", "collectgarbage('count') * 1024", script="evil") - rt.lua.get_memory_used()
@@ -189,7 +197,8 @@ JUST_UNDER_THE_CAP = textwrap.dedent('''
             outcomes.append("refused" if "host" in str(exc) else "full")  # the host's value, or the script's own
         except Exception as exc:
             outcomes.append(type(exc).__name__)
-        if outcomes[-3:] == ["full"] * 3 and how != "caught":  # (a caught error leaves the script to fill its cap)
+        if outcomes[-3:] == ["full"] * 3 and how not in ("caught", "resume"):  # (a caught error leaves the script
+            # to fill its cap)
             break  # the script cannot come any closer
     assert m.call_function("other.one") == 1 and m.call_function("evil.one") == 1
     assert rt.lua.get_memory_used() < CAP + 2 * 64 * 1024
@@ -200,7 +209,8 @@ JUST_UNDER_THE_CAP = textwrap.dedent('''
 
 @pytest.mark.parametrize("how, runtime", [
     ("log", "lua54"), ("self", "lua54"), ("other", "lua54"), ("text", "lua54"), ("raise", "lua54"), ("caught", "lua54"),
-    ("log", "luajit"), ("raise", "luajit"), ("caught", "luajit"),
+    ("coroutine", "lua54"), ("resume", "lua54"),
+    ("log", "luajit"), ("raise", "luajit"), ("caught", "luajit"), ("coroutine", "luajit"), ("resume", "luajit"),
 ])
 def test_host_calls_from_just_under_the_cap_never_hang(how, runtime):
     """A script that stops just short of its cap and then calls the host: the
@@ -212,7 +222,68 @@ def test_host_calls_from_just_under_the_cap_never_hang(how, runtime):
                           timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.rstrip().endswith("alive"), done.stdout
-    if how != "caught":  # the sweep went on until the script could not come any closer
+    if how not in ("caught", "resume"):  # the sweep went on until the script could not come any closer
         assert "'full', 'full', 'full']" in done.stdout, done.stdout
     if how not in ("self", "other") and runtime == "lua54":  # (kryon.call's own steps, and LuaJIT's wrapper
         assert "refused" in done.stdout, done.stdout  # of host functions, stop the script further out)
+
+
+TRUSTED_OVERDRAFT = textwrap.dedent('''
+    import sys
+    from kryon_core import MemoryLimitError, ScriptManager, SecurityPolicy
+    CAP = 2 * 1024 * 1024
+    policy = SecurityPolicy.trusted(memory_limit=CAP, use_jit=sys.argv[2] == "luajit")
+    m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
+    m.load_script_from_source("other", "lua", "function one() return 1 end")
+    m.load_script_from_source("greedy", "lua", """
+    held = {}
+    peak = 0
+    local function grab()  -- what a script would do with the room it was given for an error
+      local t = {}
+      for i = 1, 2000 do t[i] = i end
+      held[#held + 1] = t
+      peak = math.max(peak, collectgarbage("count") * 1024)
+    end
+    function attack(how, rounds)
+      for round = 1, rounds do
+        if how == "pcall" then pcall(boom); grab()
+        elseif how == "xpcall" then xpcall(boom, function(e) grab() return e end); grab()
+        elseif how == "resume" then coroutine.resume(coroutine.create(function() boom() end)); grab()
+        elseif how == "inside" then coroutine.resume(coroutine.create(function() pcall(boom); grab() end))
+        else pcall(text); grab() end
+      end
+    end
+    function stats() return peak end
+    """)
+    m.set_global("lua", "boom", lambda: 1 / 0)
+    m.set_global("lua", "text", lambda: "z" * 200)
+    rt = m.engine("lua")._scripts["greedy"].runtime
+    outcomes = []
+    for call in range(5):  # the pattern again and again, each call 400 times over
+        try:
+            m.call_function("greedy.attack", [sys.argv[1], 400])
+            outcomes.append("returned")
+        except MemoryLimitError:
+            outcomes.append("full")
+    print(outcomes)
+    peak = max(m.call_function("greedy.stats"), rt.lua.get_memory_used())
+    print(peak - CAP)
+    assert m.call_function("other.one") == 1
+    assert peak < CAP + 2 * 64 * 1024, peak - CAP
+    print("alive")
+''')
+
+
+@pytest.mark.parametrize("runtime", ["lua54", "luajit"])
+@pytest.mark.parametrize("how", ["pcall", "xpcall", "resume", "inside", "text"])
+def test_a_trusted_capped_state_gets_no_room_from_a_caught_host_error(how, runtime):
+    """In a trusted state with a cap, a host function's error that found no
+    room under the cap is pushed with the cap raised for it; the script must
+    not catch it (pcall, xpcall and its handler, coroutine.resume) and use the
+    extra room, or catching and filling again would grow the state past its
+    cap without bound. The call fails with a MemoryLimitError instead."""
+    done = subprocess.run([sys.executable, "-c", TRUSTED_OVERDRAFT, how, runtime], capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("alive"), done.stdout
+    assert "full" in done.stdout, done.stdout

@@ -39,6 +39,11 @@ _OFF_OBJ_VALUE = 24
 # when it reaches 0 (then resets it to 10000)
 _OFF_INTERRUPT_COUNTER = 548
 
+# JSRuntime opens with JSMallocFunctions (five function pointers), then JSMallocState {malloc_count,
+# malloc_size, malloc_limit, opaque} in quickjs-ng 0.17 (checked before use, see heap_room)
+_OFF_MALLOC_COUNT, _OFF_MALLOC_SIZE, _OFF_MALLOC_LIMIT = 40, 48, 56
+_heap_ok: bool | None = None
+
 JS_EVAL_TYPE_GLOBAL = 0
 JS_EVAL_FLAG_COMPILE_ONLY = 1 << 5
 JS_WRITE_OBJ_BYTECODE = 1 << 0
@@ -207,6 +212,41 @@ def set_interrupt_handler(ctx: Any, handler: Any) -> None:
     """Install ``handler`` (an INTERRUPT_HANDLER) on the context's runtime."""
     rt, _ = pointers(ctx)
     _lib.JS_SetInterruptHandler(rt, handler, None)
+
+
+def _heap_layout_ok() -> bool:
+    """Whether JSRuntime's malloc state sits where ``_OFF_MALLOC_*`` say: read on a fresh context
+    against what the binding's ``memory()`` reports for it."""
+    global _heap_ok
+    if _heap_ok is None:
+        ok = False
+        try:
+            import quickjs
+
+            probe = quickjs.Context()
+            probe.set_memory_limit(12345678)
+            rt, _ = pointers(probe)
+            m = probe.memory()
+            ok = bool(rt) and (ctypes.c_size_t.from_address(rt + _OFF_MALLOC_LIMIT).value == 12345678
+                               and ctypes.c_size_t.from_address(rt + _OFF_MALLOC_SIZE).value == m["malloc_size"]
+                               and ctypes.c_size_t.from_address(rt + _OFF_MALLOC_COUNT).value == m["malloc_count"])
+        except Exception:  # noqa: BLE001 - pragma: no cover - another build of the binding
+            ok = False
+        _heap_ok = ok
+    return _heap_ok
+
+
+def heap_room(ctx: Any) -> int:
+    """Bytes the context's runtime may still allocate under its malloc limit: two words of
+    JSRuntime when the layout is known, else the binding's ``memory()`` (which walks the heap)."""
+    if _lib is not None and _heap_layout_ok():
+        rt, _ = pointers(ctx)
+        size = ctypes.c_size_t.from_address(rt + _OFF_MALLOC_SIZE).value
+        limit = ctypes.c_size_t.from_address(rt + _OFF_MALLOC_LIMIT).value
+    else:
+        m = ctx.memory()
+        size, limit = int(m["malloc_size"]), int(m["malloc_limit"])
+    return int(limit) - int(size)
 
 
 def set_memory_limit(rt: int, limit: int) -> None:

@@ -22,6 +22,7 @@
     function checked(kind, what, a, b) {
       const n = a.length + b.length;
       if (n > MAXSRC) throw tooBig(what);   // a UTF-16 unit is at least one UTF-8 byte
+      room(n);
       // (and no regex literal in it can be too costly to compile: regexcost.py reads it otherwise)
       if (n * 3 <= MAXSRC && plain(a) && (b.length === 0 || plain(b)) && !costly(a) && !costly(b)) return null;
       const r = COMPILE(kind, nSlice(a, 0), nSlice(b, 0)), tag = r[0];   // flat: the binding cannot read a rope
@@ -40,7 +41,8 @@
     // whose spread reads the array through an iterator of its own (a script may replace
     // Array.prototype[Symbol.iterator])
     function evalArg(x) {
-      if (typeof x !== "string" || (x.length * 3 <= MAXSRC && plain(x) && !costly(x))) return x;
+      if (typeof x !== "string") return x;
+      if (x.length * 3 <= MAXSRC && plain(x) && !costly(x)) { room(x.length); return x; }
       const r = checked(0, "eval", x, "");
       return r === null ? x : r[0];
     }

@@ -9,10 +9,17 @@
   const G = globalThis;
   const HOST = G.__kryon_host, INVOKE = G.__kryon_invoke, STASH = G.__kryon_stash,
         HOSTERR = G.__kryon_hosterr, OUT = G.__kryon_out, TICK = G.__kryon_tick, MARK = G.__kryon_mark,
-        COMPILE = G.__kryon_compile, KCALL = G.__kryon_kcall;
-  const CONF = JSON.parse(G.__KRYON_CONF__);        // {guard: the script runs under a time limit, maxSource}
+        COMPILE = G.__kryon_compile, KCALL = G.__kryon_kcall, ROOM_FREE = G.__kryon_room;
+  const CONF = JSON.parse(G.__KRYON_CONF__);        // {guard: the script runs under a time limit, maxSource, room}
   for (const k of ["__kryon_host", "__kryon_invoke", "__kryon_stash", "__kryon_hosterr", "__kryon_out", "__kryon_tick",
-                   "__kryon_mark", "__kryon_compile", "__kryon_kcall", "__KRYON_CONF__"]) delete G[k];
+                   "__kryon_mark", "__kryon_compile", "__kryon_kcall", "__kryon_room", "__KRYON_CONF__"]) delete G[k];
+  // QuickJS's compiler crashes the process when an allocation is refused midway (a parse just under the
+  // memory limit): under a limit, every compile at run time first asks the host for room, 64 KiB plus 16
+  // bytes a source unit, and fails as out of memory (MemoryLimitError uncaught) when there is none
+  const RoomErrorC = G.InternalError;
+  function room(units) {
+    if (CONF.room && !ROOM_FREE(65536 + 16 * units)) throw new RoomErrorC("out of memory");
+  }
   const API = JSON.parse(G.__KRYON_API__);          // [[camelName, index, min arity, max arity (-1: any)], ...]
   const AP = Array.prototype, getOwnDesc = Object.getOwnPropertyDescriptor;
   const apply = Reflect.apply, isArray = Array.isArray, keys = Object.keys, freeze = Object.freeze;
@@ -181,6 +188,7 @@
     if (make === undefined) {
       const params = []; for (let i = 0; i < n; i++) params.push("a" + i);
       const p = params.join(",");
+      room(400 + 8 * n);
       make = factories[n] = Fn("isWF", "indexOf", "done", "fail",
         "return function (f) { return function (" + p + ") { try { const r = f(" + p + "); const t = typeof r;" +
         " if (t === 'number' || t === 'boolean' || r === undefined || r === null) return r;" +
@@ -393,6 +401,7 @@
   function lookup(name) {
     if (!isIdent(name)) return undefined;
     if (name === "eval") return G.eval;   // under the compile guards the binding eval is the unchecked intrinsic
+    room(name.length);
     try { return geval(name); } catch (_) { return undefined; }
   }
   function startsWithClass(src) {
@@ -435,7 +444,7 @@
     if (!isIdent(name)) return null;
     const value = ret(boxed);
     if (onlyUnset) { const now = lookup(name); if (now !== undefined && now !== null) return null; }
-    try { Fn("v", name + " = v;")(value); } catch (e) { return onlyUnset ? null : fail(e); }
+    try { room(name.length); Fn("v", name + " = v;")(value); } catch (e) { return onlyUnset ? null : fail(e); }
     return null;
   }
 /*GUARDS*/
@@ -474,7 +483,7 @@
     snapshot: (candidates) => { try { return snapshot(candidates); } catch (e) { return fail(e); } },
     restore: (name, v, onlyUnset) => restore(name, v, onlyUnset),
     takeResult: () => { const h = internals.holder, r = h.r; delete h.r; try { return done(r); } catch (e) { return fail(e); } },
-    evalCode: (code) => { try { return done(geval(code)); } catch (e) { return fail(e); } },
+    evalCode: (code) => { try { room(code.length); return done(geval(code)); } catch (e) { return fail(e); } },
     stackNow: () => errStack(new ErrorC("stack")),
     boxError: (e) => fail(e),
     holder: create(null),

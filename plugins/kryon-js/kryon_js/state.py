@@ -153,11 +153,13 @@ class ScriptState:
         ctx.add_callable("__kryon_tick", self._tick)
         ctx.add_callable("__kryon_mark", self._mark)
         ctx.add_callable("__kryon_compile", functools.partial(host_compile, self))
+        ctx.add_callable("__kryon_room", self._room)
         api = [[entry.name, i, *entry.arity] for i, entry in enumerate(host.api) if i != REQUIRE]
         ctx.set("__KRYON_API__", json.dumps(api))
         ctx.set("__KRYON_CONF__", json.dumps({
             "guard": self.time_limit is not None,
-            "maxSource": self.policy.max_source_size if self.eval_guard else None}))
+            "maxSource": self.policy.max_source_size if self.eval_guard else None,
+            "room": limit is not None}))
         if host.capi:
             with host.compile_lock:
                 if host.prelude_bytecode is None:
@@ -188,6 +190,17 @@ class ScriptState:
     def _tick(self) -> bool:
         """Whether the running chain is past its deadline (the guards ask between chunks)."""
         return self.host.expired()
+
+    def _room(self, need: int) -> bool:
+        """Whether ``need`` bytes are free under the memory limit (after a collection if not):
+        asked before every compile at run time (compile_guards.js, prelude.js ``lookup``), since
+        QuickJS's compiler is not safe against an allocation refused midway (it crashes the process:
+        tests/js/test_near_cap.py)."""
+        if capi.heap_room(self.ctx) >= need:
+            return True
+        if self.host.capi:
+            capi.run_gc(self.ctx)
+        return capi.heap_room(self.ctx) >= need
 
     def _mark(self, error: Any) -> None:
         if self.host.capi:

@@ -22,7 +22,7 @@ local LIMIT = "kryon-limit:"
 local DENIED = "kryon-denied:"
 local SIZE = "kryon-size:" -- a size limit: an error a script may catch, SizeLimitError if it does not
 
-local K = { state = { maxdepth = 0, breakpoints = {} } }
+local K = { state = { maxdepth = 0, breakpoints = {}, overdrawn = false } }
 local state = K.state
 
 local function is_limit(e)
@@ -430,6 +430,30 @@ function K.sethooks(with_lines)
     state.hookmask, state.hookcount = mask, sandboxed and 1000 or 0
     sethook(hook, mask, state.hookcount)
   end
+end
+
+-- A trusted state with a memory cap: a host function's error that found no
+-- room under the cap is pushed with the cap raised for it (runtime.py,
+-- Runtime._cap_for_error), which sets state.overdrawn. No pcall, xpcall or
+-- coroutine.resume may catch that error (nor a message handler see it), or a
+-- script could catch it, fill the extra room and repeat, past its cap without
+-- bound. (Sandboxed states end the call through their deadline instead.)
+local OVERDRAWN = LIMIT .. "memory"
+local function rethrow_overdrawn(ok, ...)
+  if not ok and state.overdrawn then error(OVERDRAWN, 0) end
+  return ok, ...
+end
+
+function K.guard_overdraft()
+  local raw_resume = coroutine.resume
+  _G.pcall = function(f, ...) return rethrow_overdrawn(pcall(f, ...)) end
+  _G.xpcall = function(f, handler, ...)
+    return rethrow_overdrawn(xpcall(f, function(e)
+      if state.overdrawn then return e end
+      return handler(e)
+    end, ...))
+  end
+  coroutine.resume = function(co, ...) return rethrow_overdrawn(raw_resume(co, ...)) end
 end
 
 function K.traceback(co, message)

@@ -175,6 +175,8 @@ class Runtime:
         self._fastcall = self.helpers.fastcapped
         self._slot = self.helpers.slot
         self.is_object = self.helpers.is_object
+        if key.memory_limit and not key.sandboxed:
+            self.helpers.guard_overdraft()
         self._raw: "weakref.WeakKeyDictionary[FunctionRef, Any]" = weakref.WeakKeyDictionary()
         self.version = self.lua.lua_implementation
 
@@ -271,8 +273,8 @@ class Runtime:
             raise self.call_failure(exc, script) from None
         finally:
             self.deadline = previous
-            if not previous:  # the outermost call: a call ended by _cap_for_error is over by now
-                self.overdrawn = False
+            if not previous and self.overdrawn:  # the outermost call: one ended by _cap_for_error is over now
+                self._clear_overdraft()
             if self.key.memory_limit and not self.capped and self.memory_pressure():
                 self._collect()
 
@@ -321,7 +323,7 @@ class Runtime:
         """The kryon error for what a call into this state raised, located
         (see ``_located``)."""
         if self.overdrawn:
-            self.overdrawn = False
+            self._clear_overdraft()
             err: ScriptError = MemoryLimitError(
                 "memory limit exceeded (no room left under the cap for what a host function hands the script)",
                 language=LANGUAGE)
@@ -331,6 +333,10 @@ class Runtime:
         if isinstance(exc, ScriptError):  # raised by host code the script called, or a conversion
             return self._located(exc, script)
         return host_error(exc, script)
+
+    def _clear_overdraft(self) -> None:
+        self.overdrawn = False
+        self.state.overdrawn = False
 
     def _located(self, err: ScriptError, script: str) -> ScriptError:
         """Memory errors carry no position: use the last one the hook saw,
@@ -498,19 +504,23 @@ class Runtime:
         (a script that stopped just short of it; the host function's own
         result refused), the garbage is collected first, and if that is not
         enough the cap goes on just above the memory in use (room for the
-        push) and, in a sandboxed state, the script's call is ended: the
-        deadline is set to one that has passed, so the sandbox's pcall throws
-        the error on and the count hook stops the script within its next 1000
-        instructions; the call fails with a MemoryLimitError (``call_failure``)."""
+        push) and the script's call is ended, so the raised cap cannot be
+        used: in a sandboxed state the deadline is set to one that has
+        passed, so the sandbox's pcall throws the error on and the count hook
+        stops the script within its next 1000 instructions; in a trusted
+        state ``state.overdrawn`` makes pcall, xpcall and coroutine.resume
+        throw it on (``K.guard_overdraft``). The call fails with a
+        MemoryLimitError (``call_failure``)."""
         lua, limit = self.lua, self.key.memory_limit or 0
         if lua.get_memory_used() + _ERROR_ROOM >= limit:
             self._collect()  # the cap is lifted here
             used = lua.get_memory_used()
             if used + _ERROR_ROOM >= limit:
+                self.overdrawn = True
+                self.state.overdrawn = True  # (a key the table has: no allocation)
                 lua.set_max_memory(used + _ERROR_ROOM)
                 self.capped = True
                 if self.key.sandboxed:
-                    self.overdrawn = True
                     self.deadline = _PASSED
                 return
         lua.set_max_memory(limit)
@@ -572,7 +582,10 @@ class Runtime:
     def locate(self, exc: ScriptError) -> None:
         """Give an error raised in a host function the Lua position it came from."""
         if exc.language in (None, LANGUAGE) and exc.line is None:
-            frames = self.script_frames()
+            try:
+                frames = self.script_frames()
+            except Exception:  # noqa: BLE001 - lupa refused the walk (a host error inside a coroutine):
+                return  # the error goes on unlocated rather than replaced by lupa's own
             if frames:
                 exc.language, exc.script, exc.line = LANGUAGE, frames[0].script, frames[0].line
                 exc.stack = exc.stack or frames
