@@ -104,6 +104,8 @@ def _load() -> Any:
         "JS_SetUncatchableError": (None, [P, JSValue]),
         "JS_SetMemoryLimit": (None, [P, ctypes.c_size_t]),
         "JS_SetMaxStackSize": (None, [P, ctypes.c_size_t]),
+        "JS_SetGCThreshold": (None, [P, ctypes.c_size_t]),
+        "JS_GetGCThreshold": (ctypes.c_size_t, [P]),
     }
     return _Lib(_quickjs.__file__, sig)
 
@@ -221,6 +223,15 @@ def set_stack_size(rt: int, size: int) -> None:
     ``stack_top - size`` (the top the running thread recorded), so this works
     from another thread; the parser compares against it at every nesting level."""
     _lib.JS_SetMaxStackSize(rt, size)
+
+
+def set_gc_threshold(rt: int, size: int) -> None:
+    """Collect cycles when the runtime's allocations pass ``size`` (QuickJS then sets it anew)."""
+    _lib.JS_SetGCThreshold(rt, size)
+
+
+def gc_threshold(rt: int) -> int:
+    return int(_lib.JS_GetGCThreshold(rt))
 
 
 def run_gc(ctx: Any) -> None:

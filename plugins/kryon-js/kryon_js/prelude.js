@@ -441,7 +441,13 @@
 /*GUARDS*/
   const internals = {
     BOX, ERR,
-    caller: (name, n) => { const f = lookup(name); return typeof f === "function" ? caller(f, n) : null; },
+    // a name that is not defined is "no such function"; any other failure of the look-up (an
+    // out-of-memory with the heap full: eval needs memory) reaches the host as the error it is
+    caller: (name, n) => {
+      if (!isIdent(name)) return null;
+      let f; try { f = name === "eval" ? G.eval : geval(name); } catch (e) { if (e instanceof ReferenceError) return null; throw e; }
+      return typeof f === "function" ? caller(f, n) : null;
+    },
     callRef: function (id, a) {
       const f = fns.get(id);
       if (f === undefined) return fail(new ErrorC("script function was released"));
