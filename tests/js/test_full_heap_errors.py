@@ -82,19 +82,30 @@ def test_a_throw_inside_a_kryon_call_from_another_script_is_a_runtime_error(poli
         assert m.call_function("caller.caught") == "caught"
 
 
+FILLS = {
+    "objects": "{i: i, s: 'v' + i}",
+    "short strings": "'x'.repeat(16) + i",
+    "strings": "'x'.repeat(100) + i",
+    "typed arrays": "new Uint8Array(100)",
+}
+
+
 @pytest.mark.parametrize("policy", sorted(POLICIES))
-@pytest.mark.parametrize("local", [False, True])
-def test_running_out_of_memory_stays_a_memory_error(policy, local):
-    """Objects filled into a global (the heap stays full) or a local (freed as the frames unwind)."""
-    held = "var held = [];" if local else ""
-    source = (("var held;\n" if not local else "") + f"function grab() {{ {held} held = held || [];\n"
-              "  for (var i = 0; i < 1e7; i++) held.push({i: i, s: 'v' + i});\n}")
-    for cap_kib in range(3072, 4608 + 1, 256):
-        with quiet(SecurityPolicy.sandboxed(memory_limit=cap_kib << 10, time_limit=30 if "time" in policy else None)) as m:
+@pytest.mark.parametrize("local", [False, True], ids=["global", "local"])
+@pytest.mark.parametrize("fill", sorted(FILLS))
+def test_running_out_of_memory_stays_a_memory_error(policy, local, fill):
+    """Filled into a global (the heap stays full) or a local array (freed as the frames unwind, so the
+    heap looks empty afterwards): wherever the cap falls, QuickJS's null is a MemoryLimitError."""
+    decl = "var held = [];" if local else "held = held || [];"
+    source = ("var held;\nfunction inner() {\n  " + decl +
+              f"\n  for (var i = 0; i < 1e7; i++) held.push({FILLS[fill]});\n}}\nfunction grab() {{ inner(); }}")
+    for cap_kib in range(3072, 4096 + 1, 128):
+        time_limit = 30 if "time" in policy else None
+        with quiet(SecurityPolicy.sandboxed(memory_limit=cap_kib << 10, time_limit=time_limit)) as m:
             m.load_script_from_source("hog", JS, source)
             with pytest.raises(MemoryLimitError) as info:
                 m.call_function("hog.grab")
-            assert info.value.script == "hog"
+            assert info.value.script == "hog", cap_kib
 
 
 FULL = """
@@ -123,3 +134,11 @@ def test_with_the_heap_full_a_new_function_is_a_memory_error_then_works(policy):
         m.call_function("full.release")
         assert m.call_function("full.neverCalledBefore", [1, 2]) == 3
         assert type(thrown_error(m, "full.throwsNull")) is ScriptRuntimeError
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_scripts_own_internal_error_without_a_message_stays_a_runtime_error(policy):
+    with quiet(POLICIES[policy]()) as m:
+        m.load_script_from_source("ie", JS, "function f() { throw new InternalError(''); }")
+        err = thrown_error(m, "ie.f")
+        assert "InternalError" in str(err) and err.line == 1

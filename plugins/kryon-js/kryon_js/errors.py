@@ -92,6 +92,9 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
     if compiling or name == "SyntaxError" and compiling:
         return CompileError(f"{name}: {message}", stack=frames, **where)
     cls = classify(name, message)
+    if (cls is ScriptRuntimeError and memory_limited and name == "InternalError" and not message
+            and ran_out is not None and ran_out()):
+        cls = MemoryLimitError  # QuickJS's out-of-memory error, made without its message (no memory left for it)
     text = message if cls is not ScriptRuntimeError else f"{name}: {message}"
     if cls is ScriptTimeoutError:
         text = "the call ran longer than the policy's time_limit"

@@ -484,6 +484,11 @@
     stackNow: () => errStack(new ErrorC("stack")),
     boxError: (e) => fail(e),
     holder: create(null),
+    // an object of each native error prototype with no properties keeps that prototype's first shape alive:
+    // an error QuickJS makes on running out of memory then needs no new shape, so it goes through the
+    // allocation that runs the cycle collector, which tells the host the heap was full (oom.py)
+    shapes: [Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError, AggregateError,
+             G.InternalError].map((C) => typeof C === "function" ? create(C.prototype) : null),
     sweep: () => sweep(),
     counts: () => stringify([fns.size, pyFns.size, handles.size, promises.size]),
     takeHeld: () => { const h = internals.holder, e = h.e; delete h.e; return fail(e); },
