@@ -142,3 +142,17 @@ def test_a_scripts_own_internal_error_without_a_message_stays_a_runtime_error(po
         m.load_script_from_source("ie", JS, "function f() { throw new InternalError(''); }")
         err = thrown_error(m, "ie.f")
         assert "InternalError" in str(err) and err.line == 1
+
+
+def test_a_memory_limited_script_still_collects_its_cycles_early():
+    """Watching the GC threshold must not hold garbage until the limit: cycles made well under a
+    64 MiB limit are collected on QuickJS's own schedule (the heap stays a few MiB at most)."""
+    with quiet(SecurityPolicy.sandboxed(memory_limit=64 << 20)) as m:
+        m.load_script_from_source("cycles", JS, "function make(n) { for (var i = 0; i < n; i++) {"
+                                  " var a = {}; var b = {a: a}; a.b = b; } return n; }")
+        engine = m.engine(JS)
+        peak = 0
+        for _ in range(200):  # about 40 MiB of cyclic pairs in all
+            m.call_function("cycles.make", [1000])
+            peak = max(peak, engine.get_memory_usage().used_bytes)
+        assert peak < 8 << 20, peak

@@ -234,6 +234,23 @@ def gc_threshold(rt: int) -> int:
     return int(_lib.JS_GetGCThreshold(rt))
 
 
+#: JSRuntime.malloc_state.malloc_size in the binding's QuickJS (JS_SetMemoryLimit writes the limit
+#: right after it); checked against JS_ComputeMemoryUsage before use, see malloc_size_reader
+_OFF_RT_MALLOC_SIZE, _OFF_RT_MALLOC_LIMIT = 0x30, 0x38
+
+
+def malloc_size_reader(ctx: Any) -> Any:
+    """A ctypes size_t over the runtime's allocated byte count (read without walking the heap, as
+    JS_ComputeMemoryUsage does), or None when the layout is not the one we know."""
+    rt, _ = pointers(ctx)
+    size = ctypes.c_size_t.from_address(rt + _OFF_RT_MALLOC_SIZE)
+    limit = ctypes.c_size_t.from_address(rt + _OFF_RT_MALLOC_LIMIT)
+    usage = ctx.memory()
+    if size.value != usage["malloc_size"] or limit.value != usage["malloc_limit"]:
+        return None
+    return size
+
+
 def run_gc(ctx: Any) -> None:
     """QuickJS's cycle collector on the context's runtime (the binding's own
     ``gc()`` also runs Python's full ``gc.collect()`` every time)."""

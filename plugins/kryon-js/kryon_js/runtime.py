@@ -108,9 +108,12 @@ class Host:
         self.interrupt: Any = None
         if self.capi:
             monotonic, chains, graced, lowered = time.monotonic, self.chains, self.graced, cutoff.LOWERED
+            parked, park = oom.PARKED, oom.park
 
             @capi.INTERRUPT_HANDLER  # type: ignore[untyped-decorator]  # a ctypes function type
             def interrupt(rt: int, opaque: int) -> int:
+                if parked and rt in parked:
+                    park(rt)  # a collection may have raised the GC threshold past the limit (oom.py)
                 # runs on the thread executing JavaScript, so it reads that thread's chain
                 now = monotonic()
                 chain = chains.chain

@@ -98,6 +98,8 @@ class ScriptState:
         self.closed = False
         self.time_limit = sandbox.time_limit(policy)
         self.memory_limit = sandbox.memory_limit(policy)
+        #: the runtime, when oom.py watches its GC threshold (memory-limited, C API reachable)
+        self.oom_rt = 0
         #: source compiled at run time is bounded and checked (compile_guards.js, compiling.py)
         self.eval_guard = self.time_limit is not None and policy.max_source_size is not None
         #: the script's source ran with its eval sites rewritten: its columns back to the original's
@@ -185,7 +187,7 @@ class ScriptState:
             setattr(self, attr, internal(name))
         for name, value in host.globals.items():
             self.set_global(name, self.to_js(value))
-        oom.arm(self)  # the evidence of an out-of-memory null starts here (oom.py)
+        oom.register(self)  # the evidence of an out-of-memory null starts here (oom.py)
 
     def _tick(self) -> bool:
         """Whether the running chain is past its deadline (the guards ask between chunks)."""
@@ -212,6 +214,7 @@ class ScriptState:
     def _close(self) -> None:
         self.closed = True
         WATCHDOG.remove(id(self))
+        oom.unregister(self)
         self.callers.clear()
         self.handles.clear()
         for ref in list(self.fnrefs.values()):
@@ -272,8 +275,8 @@ class ScriptState:
             self._shrink(chain.nesting)
         elif LOWERED:
             uncut(self)  # left lowered by a race with the watchdog (cutoff.py)
-        if self.memory_limit is not None:
-            oom.arm(self)
+        if self.oom_rt:
+            oom.clear(self.oom_rt)
         prev = chain.deadline
         if self.time_limit is not None:
             if prev == INF:
