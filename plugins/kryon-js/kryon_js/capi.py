@@ -109,6 +109,8 @@ def _load() -> Any:
         "JS_SetUncatchableError": (None, [P, JSValue]),
         "JS_SetMemoryLimit": (None, [P, ctypes.c_size_t]),
         "JS_SetMaxStackSize": (None, [P, ctypes.c_size_t]),
+        "JS_SetGCThreshold": (None, [P, ctypes.c_size_t]),
+        "JS_GetGCThreshold": (ctypes.c_size_t, [P]),
     }
     return _Lib(_quickjs.__file__, sig)
 
@@ -261,6 +263,32 @@ def set_stack_size(rt: int, size: int) -> None:
     ``stack_top - size`` (the top the running thread recorded), so this works
     from another thread; the parser compares against it at every nesting level."""
     _lib.JS_SetMaxStackSize(rt, size)
+
+
+def set_gc_threshold(rt: int, size: int) -> None:
+    """Collect cycles when the runtime's allocations pass ``size`` (QuickJS then sets it anew)."""
+    _lib.JS_SetGCThreshold(rt, size)
+
+
+def gc_threshold(rt: int) -> int:
+    return int(_lib.JS_GetGCThreshold(rt))
+
+
+#: JSRuntime.malloc_state.malloc_size in the binding's QuickJS (JS_SetMemoryLimit writes the limit
+#: right after it); checked against JS_ComputeMemoryUsage before use, see malloc_size_reader
+_OFF_RT_MALLOC_SIZE, _OFF_RT_MALLOC_LIMIT = 0x30, 0x38
+
+
+def malloc_size_reader(ctx: Any) -> Any:
+    """A ctypes size_t over the runtime's allocated byte count (read without walking the heap, as
+    JS_ComputeMemoryUsage does), or None when the layout is not the one we know."""
+    rt, _ = pointers(ctx)
+    size = ctypes.c_size_t.from_address(rt + _OFF_RT_MALLOC_SIZE)
+    limit = ctypes.c_size_t.from_address(rt + _OFF_RT_MALLOC_LIMIT)
+    usage = ctx.memory()
+    if size.value != usage["malloc_size"] or limit.value != usage["malloc_limit"]:
+        return None
+    return size
 
 
 def run_gc(ctx: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from kryon_core import CompileError, ConversionError, ScriptError, ScriptRuntimeError, StackFrame
@@ -58,8 +59,11 @@ def classify(name: str, message: str) -> type[ScriptError]:
 
 def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool, host_errors: dict[int, BaseException],
               thrown_value: Any = None, compiling: bool = False, memory_limited: bool = False,
-              columns: ColumnMap | None = None) -> ScriptError:
-    """The prelude's error record (``errInfo``) -> a kryon_core error."""
+              columns: ColumnMap | None = None, ran_out: Callable[[], bool] | None = None) -> ScriptError:
+    """The prelude's error record (``errInfo``) -> a kryon_core error. A ``null``
+    thrown under a memory limit is QuickJS failing to allocate its out-of-memory
+    error only when ``ran_out()`` (oom.py) finds the evidence; else it is the
+    script's own ``throw null``."""
     frames = parse_stack(info.get("stack") or "", script, input_is_script=input_is_script, columns=columns)
     top = frames[0] if frames else None
     where: dict[str, Any] = dict(language=LANGUAGE, script=top.script if top else script, line=top.line if top else None,
@@ -68,7 +72,8 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
         text = info.get("message") or "a value"
         if text == "interrupted" and thrown_value is None:  # the interrupt fired again while its error was read
             return ScriptTimeoutError("the call ran longer than the policy's time_limit", stack=frames, **where)
-        if memory_limited and thrown_value is None and text in ("null", "[uninitialized]"):
+        if memory_limited and thrown_value is None and (
+                text == "[uninitialized]" or text == "null" and (ran_out is None or ran_out())):
             # QuickJS throws null when it cannot even allocate the "out of memory" error, and some builtins
             # (normalize) fail an allocation without throwing at all: no exception is pending
             return MemoryLimitError("the script went over the policy's memory_limit (out of memory)",
@@ -87,6 +92,9 @@ def from_info(info: dict[str, Any], script: str | None, *, input_is_script: bool
     if compiling or name == "SyntaxError" and compiling:
         return CompileError(f"{name}: {message}", stack=frames, **where)
     cls = classify(name, message)
+    if (cls is ScriptRuntimeError and memory_limited and name == "InternalError" and not message
+            and ran_out is not None and ran_out()):
+        cls = MemoryLimitError  # QuickJS's out-of-memory error, made without its message (no memory left for it)
     text = message if cls is not ScriptRuntimeError else f"{name}: {message}"
     if cls is ScriptTimeoutError:
         text = "the call ran longer than the policy's time_limit"
@@ -119,7 +127,8 @@ def _from_host(host: BaseException, message: str, frames: list[StackFrame], wher
 
 
 def from_exception_text(text: str, script: str | None, *, input_is_script: bool, compiling: bool = False,
-                        columns: ColumnMap | None = None, memory_limited: bool = False) -> ScriptError:
+                        columns: ColumnMap | None = None, memory_limited: bool = False,
+                        ran_out: Callable[[], bool] | None = None) -> ScriptError:
     """The binding's JSException text ("Name: message\\n    at ...") -> error. ``memory_limited``: as
     for :func:`from_info` (a ``null`` that escaped the prelude's own catch under a memory limit is
     QuickJS failing to allocate its out-of-memory error, and the catch failing the same way)."""
@@ -130,4 +139,4 @@ def from_exception_text(text: str, script: str | None, *, input_is_script: bool,
     else:
         info = {"isError": stack.strip() not in ("", "undefined") and False, "message": head}
     return from_info(info, script, input_is_script=input_is_script, host_errors={}, compiling=compiling, columns=columns,
-                     memory_limited=memory_limited)
+                     memory_limited=memory_limited, ran_out=ran_out)

@@ -450,7 +450,13 @@
 /*GUARDS*/
   const internals = {
     BOX, ERR,
-    caller: (name, n) => { const f = lookup(name); return typeof f === "function" ? caller(f, n) : null; },
+    // a name that is not defined is "no such function"; any other failure of the look-up (an
+    // out-of-memory with the heap full: eval needs memory) reaches the host as the error it is
+    caller: (name, n) => {
+      if (!isIdent(name)) return null;
+      let f; try { f = name === "eval" ? G.eval : geval(name); } catch (e) { if (e instanceof ReferenceError) return null; throw e; }
+      return typeof f === "function" ? caller(f, n) : null;
+    },
     callRef: function (id, a) {
       const f = fns.get(id);
       if (f === undefined) return fail(new ErrorC("script function was released"));
@@ -487,6 +493,11 @@
     stackNow: () => errStack(new ErrorC("stack")),
     boxError: (e) => fail(e),
     holder: create(null),
+    // an object of each native error prototype with no properties keeps that prototype's first shape alive:
+    // an error QuickJS makes on running out of memory then needs no new shape, so it goes through the
+    // allocation that runs the cycle collector, which tells the host the heap was full (oom.py)
+    shapes: [Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError, AggregateError,
+             G.InternalError].map((C) => typeof C === "function" ? create(C.prototype) : null),
     sweep: () => sweep(),
     counts: () => stringify([fns.size, pyFns.size, handles.size, promises.size]),
     takeHeld: () => { const h = internals.holder, e = h.e; delete h.e; return fail(e); },

@@ -10,6 +10,7 @@ is per thread, and the tables it holds are only added to.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -22,7 +23,7 @@ import quickjs
 
 from kryon_core import ScriptError
 
-from . import capi, cutoff
+from . import capi, cutoff, oom
 from .bridge import ApiEntry
 from .errors import from_exception_text
 from .plugin import LANGUAGE
@@ -107,9 +108,12 @@ class Host:
         self.interrupt: Any = None
         if self.capi:
             monotonic, chains, graced, lowered = time.monotonic, self.chains, self.graced, cutoff.LOWERED
+            parked, park = oom.PARKED, oom.park
 
             @capi.INTERRUPT_HANDLER  # type: ignore[untyped-decorator]  # a ctypes function type
             def interrupt(rt: int, opaque: int) -> int:
+                if parked and rt in parked:
+                    park(rt)  # a collection may have raised the GC threshold past the limit (oom.py)
                 # runs on the thread executing JavaScript, so it reads that thread's chain
                 now = monotonic()
                 chain = chains.chain
@@ -168,7 +172,8 @@ class Host:
     def binding_error(state: "ScriptState", exc: BaseException) -> ScriptError:
         text = str(exc.args[0]) if exc.args else str(exc)
         err = from_exception_text(text, state.script, input_is_script=state.input_is_script, columns=state.columns,
-                                  memory_limited=state.policy.memory_limit is not None)
+                                  memory_limited=state.memory_limit is not None,
+                                  ran_out=functools.partial(oom.was_out_of_memory, state))
         return state.timed_out(err) if state.cut else err
 
     @staticmethod

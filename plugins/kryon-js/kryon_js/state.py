@@ -34,7 +34,7 @@ from kryon_core import (
     SecurityPolicy,
 )
 
-from . import capi, sandbox
+from . import capi, oom, sandbox
 from .bridge import ELEMENT_METHODS, REQUIRE, ROUTED_CALL
 from .calls import function_ref
 from .compiling import host_compile
@@ -97,6 +97,9 @@ class ScriptState:
         self.gate = gate
         self.closed = False
         self.time_limit = sandbox.time_limit(policy)
+        self.memory_limit = sandbox.memory_limit(policy)
+        #: the runtime, when oom.py watches its GC threshold (memory-limited, C API reachable)
+        self.oom_rt = 0
         #: source compiled at run time is bounded and checked (compile_guards.js, compiling.py)
         self.eval_guard = self.time_limit is not None and policy.max_source_size is not None
         #: the script's source ran with its eval sites rewritten: its columns back to the original's
@@ -186,6 +189,7 @@ class ScriptState:
             setattr(self, attr, internal(name))
         for name, value in host.globals.items():
             self.set_global(name, self.to_js(value))
+        oom.register(self)  # the evidence of an out-of-memory null starts here (oom.py)
 
     def _tick(self) -> bool:
         """Whether the running chain is past its deadline (the guards ask between chunks)."""
@@ -223,6 +227,7 @@ class ScriptState:
     def _close(self) -> None:
         self.closed = True
         WATCHDOG.remove(id(self))
+        oom.unregister(self)
         self.callers.clear()
         self.handles.clear()
         for ref in list(self.fnrefs.values()):
@@ -283,6 +288,8 @@ class ScriptState:
             self._shrink(chain.nesting)
         elif LOWERED:
             uncut(self)  # left lowered by a race with the watchdog (cutoff.py)
+        if self.oom_rt:
+            oom.clear(self.oom_rt)
         prev = chain.deadline
         if self.time_limit is not None:
             if prev == INF:
@@ -371,7 +378,8 @@ class ScriptState:
             except Exception:  # noqa: BLE001
                 thrown = None
         err = from_info(info, self.script, input_is_script=self.input_is_script, host_errors=self.host.host_errors,
-                        thrown_value=thrown, memory_limited=self.policy.memory_limit is not None, columns=self.columns)
+                        thrown_value=thrown, memory_limited=self.memory_limit is not None, columns=self.columns,
+                        ran_out=functools.partial(oom.was_out_of_memory, self))
         return self.timed_out(err) if self.cut else err
 
     def timed_out(self, err: ScriptError) -> ScriptError:
