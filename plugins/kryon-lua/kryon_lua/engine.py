@@ -309,7 +309,7 @@ class LuaEngine(CachedCallsEngine):
             rt = state.runtime
 
             def lookup() -> Any:  # every touch of a Lua object (even reading a table field) inside the gate
-                found = rt.helpers.lookup(state.env, state.returned, function)
+                found = rt.lookup(state.env, state.returned, function)
                 return found if found is not None and rt.module.lua_type(found) == "function" else None
 
             f = rt.gate.run(lookup)

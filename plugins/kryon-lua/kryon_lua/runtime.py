@@ -174,6 +174,9 @@ class Runtime:
         self._capped = self.helpers.capped
         self._fastcall = self.helpers.fastcapped
         self._slot = self.helpers.slot
+        #: fetched once: reading a field of a Lua table from a host callback inside a coroutine the
+        #: sandbox's coroutine.wrap resumed can come back as a tuple through lupa (a first kryon.call failed)
+        self.lookup = self.helpers.lookup
         self.is_object = self.helpers.is_object
         if key.memory_limit and not key.sandboxed:
             self.helpers.guard_overdraft()
