@@ -102,8 +102,8 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
             depth=policy.max_recursion or 0, luastate=rt.state, time_limit=policy.time_limit or 0.0,
             monotonic=time.monotonic, memory_used=rt.lua.get_memory_used, set_max=rt.lua.set_max_memory,
             limit=limit, margin=FAST_MARGIN, pressure=int(limit * 0.9),  # an int: compared with an int, cheaper than a float
-            collect=rt.helpers.collect,
-            fastcall=rt.helpers.fastcapped, fast_result=rt.fast_result, plain=_PLAIN_RESULTS,
+            collect=rt._collect,
+            fastcall=rt._fastcall, fast_result=rt.fast_result, plain=_PLAIN_RESULTS,
             from_lua=rt.conv.from_lua, failure=lambda exc: rt.call_failure(exc, script),
         )
     exec(compile(head + body + tail, f"<kryon-lua caller/{nparams}>", "exec"), namespace)
