@@ -180,7 +180,9 @@ def rewrite_mapped(text: str, prefix: str = "", suffix: str = "",
             if node.start_byte < start or node.end_byte > end:
                 continue
             seen.add(node.start_byte)
-            name = _decode(node.text.decode("utf-8", "surrogatepass"))
+            # from the bytes, never node.text: that reads through ``read``, which answers b"" once the
+            # deadline passed, and tree-sitter then waits for the text forever
+            name = _decode(data[node.start_byte:node.end_byte].decode("utf-8", "surrogatepass"))
             line, col = node.start_point.row + 1, node.start_point.column + 1
             if prefix:
                 line -= prefix.count("\n")
