@@ -23,6 +23,7 @@ SCRIPT = textwrap.dedent(
     """
     import sys
     from kryon_js import evalsites, regexcost
+    from kryon_js.probes import READ_CHUNK
 
     def after(reads):
         # a deadline that passes once the parse has made its reads
@@ -47,13 +48,13 @@ SCRIPT = textwrap.dedent(
     if which == "evalsites":
         text = "function f(s) { return eval(s) + eval('1'); }\\n" * 50
         fn = lambda t, expired: evalsites.rewrite(t, expired=expired)
-        n = reads_of(text, evalsites.CHUNK)
+        n = reads_of(text, READ_CHUNK)
         out = fn(text, after(n))
         assert out != text and "eval" in out
     else:
         text = "let r = /" + "a|" * 40000 + "b/;\\n"
         fn = regexcost.check_literals
-        n = reads_of(text, regexcost.CHUNK)
+        n = reads_of(text, READ_CHUNK)
         try:
             fn(text, expired=after(n))
         except regexcost.CostlyPattern:

@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .probes import tree_parser
+from .probes import parse_within
 
 __all__ = ["EVAL_REF", "EVAL_ARG", "EVAL_ARGS", "RESERVED", "ColumnMap", "EvalSiteError", "SiteTimeout", "may_have_sites", "rewrite",
            "rewrite_mapped"]
@@ -42,8 +42,6 @@ EVAL_REF = "__kryon_eval"
 EVAL_ARG = "__kryon_evalArg"
 EVAL_ARGS = "__kryon_evalArgs"
 RESERVED = "__kryon_eval"
-#: bytes handed to tree-sitter per read, between two looks at the deadline
-CHUNK = 1 << 16
 
 _ESCAPE = re.compile(r"\\u\{([0-9a-fA-F]+)\}|\\u([0-9a-fA-F]{4})")
 #: (parent type, field) pairs whose identifier child is a binding or an assignment target
@@ -151,17 +149,8 @@ def rewrite_mapped(text: str, prefix: str = "", suffix: str = "",
     data = (prefix + text + suffix).encode("utf-8", "surrogatepass")
     start = len(prefix.encode("utf-8", "surrogatepass"))
     end = len(data) - len(suffix.encode("utf-8", "surrogatepass"))
-    cancelled = False
-
-    def read(offset: int, _point: object) -> bytes:
-        nonlocal cancelled
-        if expired is not None and expired():
-            cancelled = True
-            return b""
-        return data[offset:offset + CHUNK]
-
-    tree = tree_parser().parse(read)
-    if cancelled:
+    tree = parse_within(data, expired)
+    if tree is None:
         raise SiteTimeout()
     root = tree.root_node
     if root.has_error:
@@ -180,8 +169,7 @@ def rewrite_mapped(text: str, prefix: str = "", suffix: str = "",
             if node.start_byte < start or node.end_byte > end:
                 continue
             seen.add(node.start_byte)
-            # from the bytes, never node.text: that reads through ``read``, which answers b"" once the
-            # deadline passed, and tree-sitter then waits for the text forever
+            # from the bytes, never node.text (see parse_within)
             name = _decode(data[node.start_byte:node.end_byte].decode("utf-8", "surrogatepass"))
             line, col = node.start_point.row + 1, node.start_point.column + 1
             if prefix:

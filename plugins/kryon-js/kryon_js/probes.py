@@ -33,6 +33,7 @@ breakpoint on a function's header line moves to its first statement.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,29 @@ def tree_parser() -> Any:
     from tree_sitter import Language, Parser
 
     return Parser(Language(tree_sitter_javascript.language()))
+
+
+#: bytes handed to tree-sitter per read by :func:`parse_within`, between two looks at the deadline
+READ_CHUNK = 1 << 16
+
+
+def parse_within(data: bytes, expired: Callable[[], bool] | None) -> Any:
+    """The tree of ``data``, or None once ``expired()`` turned true while it
+    was read (the parse asks for the source chunk by chunk, so a deadline
+    stops a long parse). Read a node's text from ``data``, never ``node.text``:
+    that reads through the same callback, which answers ``b""`` once the
+    deadline passed, and tree-sitter then waits for the text forever."""
+    cancelled = False
+
+    def read(offset: int, _point: object) -> bytes:
+        nonlocal cancelled
+        if expired is not None and expired():
+            cancelled = True
+            return b""
+        return data[offset:offset + READ_CHUNK]
+
+    tree = tree_parser().parse(read)
+    return None if cancelled else tree
 
 
 def _pattern_names(node: Any, out: list[str]) -> None:

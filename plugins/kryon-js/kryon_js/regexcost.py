@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .probes import tree_parser
+from .probes import parse_within, tree_parser
 
 #: the largest cost accepted: about 0.1 s of CPU for the worst shape (``'|'.repeat(32768)``) on a 2-core
 #: x86-64 machine (measured: 0.06-0.09 s; ``a0|a1|...`` at the bound 0.03-0.04 s, forward references at 0.4 of it 0.025 s)
@@ -38,7 +38,6 @@ KREF = 16
 FREE = 8192
 #: ECMAScript line terminators (a regex literal contains none)
 _LINES = re.compile("[\n\r\u2028\u2029]")
-CHUNK = 1 << 16
 
 
 class CostlyPattern(ValueError):
@@ -76,17 +75,8 @@ def check_literals(text: str, expired: Callable[[], bool] | None = None) -> None
     if not long_lines:
         return
     data = text.encode("utf-8", "surrogatepass")
-    cancelled = False
-
-    def read(offset: int, _point: object) -> bytes:
-        nonlocal cancelled
-        if expired is not None and expired():
-            cancelled = True
-            return b""
-        return data[offset:offset + CHUNK]
-
-    tree = tree_parser().parse(read)
-    if cancelled:
+    tree = parse_within(data, expired)
+    if tree is None:
         raise ReadTimeout()
     if tree.root_node.has_error:
         start = long_lines[0][0]
@@ -96,7 +86,7 @@ def check_literals(text: str, expired: Callable[[], bool] | None = None) -> None
     found = _query().captures(tree.root_node)
     for kind in ("pattern", "comment"):
         for node in found.get(kind, []):
-            # from the bytes, never node.text (see evalsites.rewrite_mapped: it could wait forever)
+            # from the bytes, never node.text (see parse_within)
             length, bars, refs = cost(data[node.start_byte:node.end_byte].decode("utf-8", "surrogatepass"))
             if over(length, bars, refs):
                 what = "a regular expression literal" if kind == "pattern" else "a comment (as a regular expression)"
