@@ -7,6 +7,8 @@ needs memory), not FunctionNotFoundError, and works once memory is freed."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
@@ -156,3 +158,57 @@ def test_a_memory_limited_script_still_collects_its_cycles_early():
             m.call_function("cycles.make", [1000])
             peak = max(peak, engine.get_memory_usage().used_bytes)
         assert peak < 8 << 20, peak
+
+
+
+COLD_SWEEP = """
+import sys
+from kryon_core import MemoryLimitError, ScriptManager, SecurityPolicy
+policy = sys.argv[1]
+steps = 40
+FULL = \"\"\"
+var held = [];
+function fill() { try { for (;;) held.push({i: held.length, s: 'v' + held.length}); } catch (e) {} return held.length; }
+function release() { held = null; return 0; }
+function reset() { held = []; return 0; }
+\"\"\"
+source = (FULL + "function trim(k) { held.length = held.length - k; return held.length; }\\n"
+          + "".join(f"function cold{i}(a, b) {{ return a + b; }}\\n" for i in range(steps)))
+kinds = {}
+for stride in (1, 2, 3, 5, 8):  # how much each step frees: the headroom lands at other points
+    m = ScriptManager(cache_dir=False, output=lambda lang, text: None, policy=SecurityPolicy.sandboxed(
+        memory_limit=4 << 20, time_limit=10 if policy == "memory+time" else None))
+    m.load_script_from_source("full", "javascript", source)
+    for warm in ("release", "reset"):
+        m.call_function(f"full.{warm}")
+    m.call_function("full.trim", [0])
+    assert m.call_function("full.fill") > 1000
+    for i in range(steps):
+        m.call_function("full.trim", [stride])
+        try:
+            assert m.call_function(f"full.cold{i}", [1, 2]) == 3
+            kind = "returned"
+        except MemoryLimitError as exc:
+            assert exc.script == "full" and exc.language == "javascript", exc
+            kind = "full"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    m.call_function("full.release")
+    assert m.call_function("full.cold0", [1, 2]) == 3
+assert kinds.get("full"), kinds
+print(kinds)
+print("alive")
+"""
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_first_calls_at_every_headroom_near_a_full_heap_are_memory_errors(policy):
+    """With the heap filled then trimmed a few bytes at a time, the first call of a function nobody
+    called before needs room: its look-up is an indirect eval, a compile at run time, which crashed
+    the process or looped forever inside QuickJS's compiler when an allocation failed midway (so each
+    sweep runs in a subprocess). Each attempt returns or is a MemoryLimitError; QuickJS may not manage to make the
+    error's text there (the binding then hands over "out of memory" with no error name, the name
+    alone, or nothing), which was reported as the script's own uncaught exception."""
+    done = subprocess.run([sys.executable, "-c", COLD_SWEEP, policy], capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert done.stdout.rstrip().endswith("alive"), done.stdout

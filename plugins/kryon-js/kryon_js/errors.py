@@ -126,6 +126,15 @@ def _from_host(host: BaseException, message: str, frames: list[StackFrame], wher
     return err
 
 
+_OOM_TEXT = "InternalError: out of memory"
+
+
+def _cut_oom_text(head: str) -> bool:
+    """Whether ``head`` is what is left of QuickJS's out-of-memory error's text when building it ran
+    out of memory too: its message alone, its name alone, or nothing (seen: each of them)."""
+    return head == "out of memory" or _OOM_TEXT.startswith(head)
+
+
 def from_exception_text(text: str, script: str | None, *, input_is_script: bool, compiling: bool = False,
                         columns: ColumnMap | None = None, memory_limited: bool = False,
                         ran_out: Callable[[], bool] | None = None) -> ScriptError:
@@ -136,6 +145,10 @@ def from_exception_text(text: str, script: str | None, *, input_is_script: bool,
     m = re.match(r"^([A-Za-z]*Error): (.*)$", head, re.S)
     if m:
         info = {"isError": True, "name": m.group(1), "message": m.group(2), "stack": stack}
+    elif memory_limited and _cut_oom_text(head) and (ran_out is None or ran_out()):
+        # the binding could not make the error's whole text ("Name: message" needs memory): an
+        # out-of-memory error on a host entry, not the script's own throw
+        info = {"isError": True, "name": "InternalError", "message": "out of memory", "stack": stack}
     else:
         info = {"isError": stack.strip() not in ("", "undefined") and False, "message": head}
     return from_info(info, script, input_is_script=input_is_script, host_errors={}, compiling=compiling, columns=columns,
