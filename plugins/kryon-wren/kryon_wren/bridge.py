@@ -125,3 +125,16 @@ IO_SOURCE = """class File {
 }
 """
 
+#: loads the VM's own optional modules (csrc/opt_modules.c) in a module of
+#: the engine's (a ``#`` name: hidden in traces)
+BUILTINS_MODULE = ("kryon#builtins", 'import "random"\nimport "meta"\n')
+
+
+def script_prelude(extra_names: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
+    """The modules every script's VM is set up with: ``kryon``, and the
+    modules a script may import that need no host (``io`` and the VM's
+    ``random`` and ``meta``). They are compiled with the set-up, so the VM
+    image (snapshot.py) holds them and a warm load that imports them runs
+    no compiler; a script's import of one of them then just binds names."""
+    return (("kryon", kryon_module_source(extra_names)), ("io", IO_SOURCE), BUILTINS_MODULE)
+

@@ -39,7 +39,7 @@ from kryon_core import (
 from kryon_core.threads import EngineGate
 
 from . import sandbox
-from .bridge import IO_SOURCE, bars, kryon_module_source
+from .bridge import bars, script_prelude
 from .calls import fn_ref
 from .plugin import LANGUAGE
 from .values import (
@@ -123,7 +123,7 @@ class ScriptState:
             bind_foreign=self._bind_foreign,
             breakpoint=self._on_breakpoint,
             max_frames=self.policy.max_recursion or None,
-            prelude=(("kryon", kryon_module_source(extras)),),  # compiled once per process (snapshot.py)
+            prelude=script_prelude(extras),  # compiled once per process (snapshot.py)
         )
         self.debug_poll = vm._c("wren_debug_poll_pointer")  # a debugger may ask from any thread
         self.vm = vm
@@ -219,8 +219,7 @@ class ScriptState:
             self.engine.config.output(text)
 
     def _load_module(self, name: str) -> str | None:
-        if name == "io":
-            return IO_SOURCE
+        # "io", "random" and "meta" are loaded with the VM (bridge.script_prelude): never asked here
         loader = self.engine.config.module_loader
         source = loader(self.script_id, name) if loader is not None else None
         if source is None and self.compiled.filename and plain_module_name(name):
