@@ -64,13 +64,17 @@ def main() -> None:
             result = round_of(args.count, restored)
             if restored not in best or result[1] < best[restored][1]:
                 best[restored] = result
-    print(f"instance + VM + kryon module, {args.count} kept alive, best CPU of {args.rounds} rounds")
+    print(f"instance + VM + kryon, io, random, meta, {args.count} kept alive, best CPU of {args.rounds} rounds")
     print(f"  {'set-up':10s} {'wall ms':>9s} {'CPU ms':>8s} {'PSS KiB':>9s} {'compiler runs':>14s}  (per instance)")
     for restored, name in ((False, "compiled"), (True, "restored")):
         seconds, cpu, grown, runs = best[restored]
         print(f"  {name:10s} {seconds * 1e3:9.3f} {cpu * 1e3:8.3f} {grown / 1024:9.1f} {runs:14d}")
     (fw, fc, fm, _), (rw, rc, rm, _) = best[False], best[True]
     print(f"  restored/compiled: wall {rw / fw:.2f}, CPU {rc / fc:.2f}, PSS {rm / fm:.2f}")
+    image = next((i for i in snapshot._images.values() if i is not None), None)
+    if image is not None:
+        print(f"  the image writes {image.written_bytes / 1024:.0f} KiB of the instance's "
+              f"{image.memory_size / 2**20:.2f} MiB")
 
 
 if __name__ == "__main__":
