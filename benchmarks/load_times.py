@@ -3,7 +3,11 @@ with an empty compile cache, warm with the cache the cold run left. A warm
 load should skip every compiler (the cache holds the engine's compiled form),
 in isolated workers too; a sandboxed warm load should take at most 2x the
 trusted warm load of the same script. The script is generated: ``--functions``
-small functions per language.
+small functions per language. Wren also loads the script with the modules
+it may import without the host (``io``, ``random``, ``meta``) imported
+(row ``wren +imports``), side by side with the same script importing nothing:
+those modules come with the VM image, so the warm load of both compiles
+nothing ("runs": Wren compiler entries in the script's instance).
 
     python benchmarks/load_times.py [--functions 500] [--languages lua,lisp] [--repeat 3]
 """
@@ -24,6 +28,11 @@ FUNCTION = {
     "python": "def f{i}(a, b):\n    s = a + b * {i}\n    if s > 10:\n        return s - 1\n    return s\n",
     "lisp": "(defn f{i} [a b]\n  (setv s (+ a (* b {i})))\n  (if (> s 10) (- s 1) s))\n",
     "wren": "class F{i} {{\n  static f(a, b) {{\n    var s = a + b * {i}\n    if (s > 10) return s - 1\n    return s\n  }}\n}}\n",
+}
+
+#: (row suffix, text put before the generated functions) per language
+VARIANTS = {
+    "wren": [("", ""), (" +imports", 'import "io" for File\nimport "random" for Random\nimport "meta" for Meta\n')],
 }
 
 CHILD = """
@@ -47,6 +56,8 @@ seconds = time.perf_counter() - start
 worker = ""
 if pol.sandboxed and hasattr(engine, "runtime"):
     worker = engine.runtime.worker_info("big").get("compiled_from", "")
+if language == "wren":
+    worker = f"runs {engine._scripts['big'].vm.compiler_runs()}"
 print(json.dumps({"seconds": seconds, "from_cache": m.scripts["big"].compiled.from_cache, "worker": worker}))
 m.close()
 """
@@ -72,31 +83,40 @@ def main() -> None:
     print("   'sandboxed' forks the worker from the fork server the engine's start warmed up, 'sandboxed-first'")
     print("   loads at once after the engine's start and waits for that warm-up, 'fresh-worker' starts a new")
     print("   interpreter per worker, as without a fork server)")
-    print(f"  {'language':12s} {'policy':16s} {'cold':>10s} {'warm':>10s} {'cached':>7s} {'worker':>9s}  warm vs trusted warm")
+    print(f"  {'language':14s} {'policy':16s} {'cold':>10s} {'warm':>10s} {'cached':>7s} {'worker':>9s}  warm vs trusted warm")
+    trusted_warm: dict[str, float] = {}
     for language in args.languages.split(","):
         if language not in installed:
             continue
-        with tempfile.TemporaryDirectory() as tmp:
-            path = f"{tmp}/big"
-            with open(path, "w", encoding="utf-8") as f:
-                f.write("".join(FUNCTION[language].format(i=i) for i in range(args.functions)))
-            trusted_warm = None
-            policies = ["trusted", "sandboxed"]
-            if language in ("python", "lisp"):
-                policies += ["sandboxed-first", "fresh-worker", "worker-compiles"]
-            for policy in policies:
-                cache = f"{tmp}/cache-{policy}"
-                cold = run(language, policy, cache, path)
-                warm = [run(language, policy, cache, path) for _ in range(args.repeat)]
-                if "error" in cold or any("error" in w for w in warm):
-                    print(f"  {language:12s} {policy:16s} failed: {cold.get('error') or warm[0].get('error')}")
-                    continue
-                best = min(w["seconds"] for w in warm)
-                if policy == "trusted":
-                    trusted_warm = best
-                ratio = f"{best / trusted_warm:5.2f}x" if trusted_warm else ""
-                print(f"  {language:12s} {policy:16s} {cold['seconds'] * 1e3:7.1f} ms {best * 1e3:7.1f} ms "
-                      f"{str(all(w['from_cache'] for w in warm)):>7s} {warm[0].get('worker', ''):>9s}  {ratio}")
+        policies = ["trusted", "sandboxed"]
+        if language in ("python", "lisp"):
+            policies += ["sandboxed-first", "fresh-worker", "worker-compiles"]
+        variants = VARIANTS.get(language, [("", "")])
+        for policy in policies:
+            # the variants of one language side by side, alternated per run
+            with tempfile.TemporaryDirectory() as tmp:
+                rows = []
+                for n, (suffix, head) in enumerate(variants):
+                    path = f"{tmp}/big{n}"
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(head + "".join(FUNCTION[language].format(i=i) for i in range(args.functions)))
+                    rows.append((language + suffix, path, f"{tmp}/cache{n}"))
+                colds = [run(language, policy, cache, path) for _, path, cache in rows]
+                warms: list[list[dict]] = [[] for _ in rows]
+                for _ in range(args.repeat):
+                    for n, (_, path, cache) in enumerate(rows):
+                        warms[n].append(run(language, policy, cache, path))
+                for (label, _, _), cold, warm in zip(rows, colds, warms, strict=True):
+                    if "error" in cold or any("error" in w for w in warm):
+                        print(f"  {label:14s} {policy:16s} failed: {cold.get('error') or warm[0].get('error')}")
+                        continue
+                    best = min(w["seconds"] for w in warm)
+                    if policy == "trusted":
+                        trusted_warm[label] = best
+                    base = trusted_warm.get(label)
+                    ratio = f"{best / base:5.2f}x" if base else ""
+                    print(f"  {label:14s} {policy:16s} {cold['seconds'] * 1e3:7.1f} ms {best * 1e3:7.1f} ms "
+                          f"{str(all(w['from_cache'] for w in warm)):>7s} {warm[0].get('worker', ''):>9s}  {ratio}")
 
 
 if __name__ == "__main__":

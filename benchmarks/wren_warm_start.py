@@ -1,10 +1,11 @@
 """Set-up of a Wren script's instance: compiled from source against restored
 from the process's image (kryon_wren/snapshot.py), side by side in one run.
 
-Each round makes N new wasm instances, each with a VM and the engine's
-``kryon`` module (what a sandboxed script's load sets up before its own
-code), keeps them alive, and measures the time and the growth of the
-process's PSS per instance; the rounds alternate the two ways.
+Each round makes N new wasm instances, each with a VM and the modules a
+script's load sets up before its own code (``kryon``, and ``io``, ``random``
+and ``meta``, which a script imports without the host), keeps them alive,
+and measures the time and the growth of the process's PSS per instance;
+the rounds alternate the two ways.
 
     python benchmarks/wren_warm_start.py [--count 200] [--rounds 3]
 """
@@ -17,7 +18,7 @@ import time
 from typing import Any
 
 from kryon_wren import snapshot
-from kryon_wren.bridge import kryon_module_source
+from kryon_wren.bridge import script_prelude
 from kryon_wren.vm import WasmInstance, WrenVM
 
 
@@ -36,7 +37,7 @@ def bind(*key: Any) -> Any:
 def round_of(count: int, restored: bool) -> tuple[float, float, float, int]:
     """(wall seconds, CPU seconds, PSS bytes, compiler runs) per instance."""
     snapshot.enabled = restored
-    prelude = (("kryon", kryon_module_source(())),)
+    prelude = script_prelude()
     gc.collect()
     before = pss()
     start, cpu = time.perf_counter(), time.process_time()
@@ -63,13 +64,17 @@ def main() -> None:
             result = round_of(args.count, restored)
             if restored not in best or result[1] < best[restored][1]:
                 best[restored] = result
-    print(f"instance + VM + kryon module, {args.count} kept alive, best CPU of {args.rounds} rounds")
+    print(f"instance + VM + kryon, io, random, meta, {args.count} kept alive, best CPU of {args.rounds} rounds")
     print(f"  {'set-up':10s} {'wall ms':>9s} {'CPU ms':>8s} {'PSS KiB':>9s} {'compiler runs':>14s}  (per instance)")
     for restored, name in ((False, "compiled"), (True, "restored")):
         seconds, cpu, grown, runs = best[restored]
         print(f"  {name:10s} {seconds * 1e3:9.3f} {cpu * 1e3:8.3f} {grown / 1024:9.1f} {runs:14d}")
     (fw, fc, fm, _), (rw, rc, rm, _) = best[False], best[True]
     print(f"  restored/compiled: wall {rw / fw:.2f}, CPU {rc / fc:.2f}, PSS {rm / fm:.2f}")
+    image = next((i for i in snapshot._images.values() if i is not None), None)
+    if image is not None:
+        print(f"  the image writes {image.written_bytes / 1024:.0f} KiB of the instance's "
+              f"{image.memory_size / 2**20:.2f} MiB")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""A foreign method whose arguments fail to resolve (an unknown element, a
-string or list over max_value_size, a bad map key) leaves none of the
+"""A foreign method whose arguments fail to resolve (a map with an object
+key, a string or list over max_value_size) leaves none of the
 handles the C side made for its arguments pinned: not those of the
 arguments after the failing one, not those inside the failing value, and
 not those the failed resolve already turned into FunctionRefs or
@@ -19,13 +19,13 @@ from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy
 pytest.importorskip("kryon_wren")
 
 WREN = """\
-import "kryon" for Kryon, HostRef
+import "kryon" for Kryon
 class Holder {
   construct new() {}
 }
 class L {
   static box { Kryon.getElementById("box") }
-  static bad { HostRef.make(999) }
+  static bad { {Holder.new(): 1} }
   static pad { [0] * 30 }
   static repeat(n, fn) {
     var failed = 0
@@ -79,12 +79,9 @@ def make(policy: SecurityPolicy, fast: bool) -> ScriptManager:
     doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
     manager.load_script_from_source("h", "python", HOST)
     manager.load_script_from_source("w", "wren", WREN)
-    if not fast:  # no host classes: every object goes as a handle asked kindOf
+    if not fast:  # no 'r' tag: every object goes as a handle
         vm = manager.engines()["wren"].script_state("w").vm
-        vm.ensure_slots(2)
-        vm.set_slot(0, None)
-        vm.set_slot(1, None)
-        vm._c("wren_set_host_classes", 0, 1)
+        vm._c("wren_host_id_tags", 0)
     return manager
 
 

@@ -1059,8 +1059,10 @@ PRIM(coreFiberYield) {
 /* Shared by call() and try(). */
 static PrimResult runFiber(VM* vm, Value* args, int argc, bool isTry, const char* verb) {
   ObjFiber* target = AS_FIBER(args[0]);
-  if (target->frameCount == 0) FAIL("Cannot %s a finished fiber.", verb);
+  /* the error first: a finished host-call fiber the script kept has no
+   * frames left (acquireApiFiber), and still reads as aborted if it was */
   if (!IS_NULL(target->error)) FAIL("Cannot %s an aborted fiber.", verb);
+  if (target->frameCount == 0) FAIL("Cannot %s a finished fiber.", verb);
   if (target->caller != NULL || target == vm->fiber) FAIL("Fiber has already been called.");
   if (target->state == FIBER_ROOT) FAIL("Cannot %s root fiber.", verb);
   target->caller = vm->fiber;
@@ -1075,8 +1077,8 @@ PRIM(coreFiberTry) { return runFiber(vm, args, argc, true, "try"); }
 
 PRIM(coreFiberTransfer) {
   ObjFiber* target = AS_FIBER(args[0]);
-  if (target->frameCount == 0) FAIL("Cannot transfer to a finished fiber.");
   if (!IS_NULL(target->error)) FAIL("Cannot transfer to an aborted fiber.");
+  if (target->frameCount == 0) FAIL("Cannot transfer to a finished fiber.");
   if (target == vm->fiber) GIVE(argc > 1 ? args[1] : NULL_VAL);
   fiberResumeWith(vm, target, argc > 1 ? args[1] : NULL_VAL);
   vm->fiber = target;
@@ -1086,8 +1088,8 @@ PRIM(coreFiberTransfer) {
 PRIM(coreFiberTransferError) {
   NO_UNUSED();
   ObjFiber* target = AS_FIBER(args[0]);
-  if (target->frameCount == 0) FAIL("Cannot transfer to a finished fiber.");
   if (!IS_NULL(target->error)) FAIL("Cannot transfer to an aborted fiber.");
+  if (target->frameCount == 0) FAIL("Cannot transfer to a finished fiber.");
   target->started = true;
   vm->fiber = target;
   target->error = args[1];

@@ -91,6 +91,15 @@ int64_t wren_encode_slots(WrenVM* vm, int first, int count);
 /* The classes in slots refSlot and fnSlot are the kryon module's HostRef and
  * HostFn: foreign methods get their instances as registry numbers (slot_codec.c). */
 void wren_set_host_classes(WrenVM* vm, int refSlot, int fnSlot);
+/* A new HostRef (kind 0) or HostFn (kind 1) carrying registry number id, as a
+ * handle (NULL when the class is not named or id is not in 0..2**31-1); the
+ * only way such an instance is made. */
+WrenHandle* wren_new_host_object(WrenVM* vm, int kind, double id);
+/* The registry number a handle's HostRef / HostFn carries, -1 for a Fn,
+ * -2 for anything else. */
+int64_t wren_kind_of_handle(WrenVM* vm, WrenHandle* handle);
+/* 0: foreign methods get host objects as handles instead of 'r' (tests). */
+void wren_host_id_tags(WrenVM* vm, int enabled);
 /* The buffer a foreign method's host code writes a scalar result into
  * (slot_codec.c): its address; its capacity is KW_FOREIGN_RESULT_CAPACITY. */
 uint8_t* wren_foreign_result_buffer(void);

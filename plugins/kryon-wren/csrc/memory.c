@@ -113,6 +113,7 @@ static void blackenObject(VM* vm, Obj* obj) {
     }
     case OBJ_UPVALUE:
       gcMarkValue(vm, ((ObjUpvalue*)obj)->closed);
+      gcMarkObject(vm, (Obj*)((ObjUpvalue*)obj)->fiber);
       break;
     case OBJ_CLASS:
       blackenClass(vm, (ObjClass*)obj);

@@ -22,8 +22,9 @@
  *       (wren_set_host_classes) whose _id is an integral number in
  *       0..2**31-1: the host object the script holds, named without the
  *       handle and the kindOf call back into Wren an 'h' would cost (the
- *       DOM element of every Kryon.setProperty). Subclasses and other
- *       ids go as 'h' and take the host's general path.
+ *       DOM element of every Kryon.setProperty). Only the host makes
+ *       such instances (wren_new_host_object), so the number is one the
+ *       host handed to this VM.
  *
  * Nesting is bounded (KW_CODEC_MAX_DEPTH levels, which a cycle always
  * exceeds): past it the encoding is abandoned, every handle it made is
@@ -154,7 +155,7 @@ static bool putValue(WrenVM* vm, Value value, int depth) {
     }
     return true;
   }
-  if (codec.hostIds) {
+  if (codec.hostIds && !vm->noHostIdTags) {
     int64_t id = hostIdOf(vm, value);
     if (id >= 0) {
       putByte('r');
@@ -193,13 +194,44 @@ EXPORT(wren_encode_slots) int64_t wren_encode_slots(WrenVM* vm, int first, int c
 
 /* Names the kryon module's HostRef and HostFn classes (the classes in
  * slots refSlot and fnSlot; anything else there turns the 'r' tag off
- * for that kind) so foreign methods get those objects as 'r'. */
+ * for that kind) so foreign methods get those objects as 'r'. The classes
+ * have no constructor, and are sealed here (no script class inherits from
+ * them): their only instances are the host's (wren_new_host_object), so a
+ * script cannot name a host object by a number it chose. */
 EXPORT(wren_set_host_classes) void wren_set_host_classes(WrenVM* vm, int refSlot, int fnSlot) {
   Value ref = *vmSlotAt(vm, refSlot);
   Value fn = *vmSlotAt(vm, fnSlot);
   vm->hostClasses[0] = IS_CLASS(ref) ? AS_CLASS(ref) : NULL;
   vm->hostClasses[1] = IS_CLASS(fn) ? AS_CLASS(fn) : NULL;
+  for (int i = 0; i < 2; i++) {
+    if (vm->hostClasses[i] != NULL) vm->hostClasses[i]->isSealed = true;
+  }
 }
+
+/* A new instance of HostRef (kind 0) or HostFn (kind 1) standing for the
+ * host object with registry number id, as a handle; NULL when that class
+ * is not named or id is out of range. */
+EXPORT(wren_new_host_object) WrenHandle* wren_new_host_object(WrenVM* vm, int kind, double id) {
+  if (kind < 0 || kind > 1 || vm->hostClasses[kind] == NULL || vm->hostClasses[kind]->numFields < 1) return NULL;
+  if (!(id >= 0 && id <= 2147483647.0) || id != (double)(int64_t)id) return NULL;
+  ObjInstance* instance = newInstance(vm, vm->hostClasses[kind]);
+  instance->fields[0] = NUM_VAL(id);
+  return vmNewHandle(vm, OBJ_VAL(instance)); /* no collection between: it runs at safe points only */
+}
+
+/* What a handle holds, for the host's general path: the registry number of
+ * the host object (an instance the host made, as for 'r'), -1 for a Fn, -2
+ * for anything else. Decided here, not by Wren code: a script's class may
+ * answer `is` and `hostId` as it likes. */
+EXPORT(wren_kind_of_handle) int64_t wren_kind_of_handle(WrenVM* vm, WrenHandle* handle) {
+  int64_t id = hostIdOf(vm, handle->value);
+  if (id >= 0) return id;
+  return IS_CLOSURE(handle->value) ? -1 : -2;
+}
+
+/* Whether foreign methods get host objects as 'r' (1, the default) or as
+ * handles (0): tests compare both ways. */
+EXPORT(wren_host_id_tags) void wren_host_id_tags(WrenVM* vm, int enabled) { vm->noHostIdTags = !enabled; }
 
 /* A foreign method's string result, written by the host into this buffer
  * in the format above ('s', u32 length, the bytes) when it fits, instead of

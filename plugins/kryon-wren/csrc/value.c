@@ -539,6 +539,7 @@ ObjUpvalue* newUpvalue(VM* vm, Value* slot) {
   u->value = slot;
   u->closed = NULL_VAL;
   u->next = NULL;
+  u->fiber = NULL;
   return u;
 }
 
@@ -634,6 +635,27 @@ ObjFiber* newFiber(VM* vm, ObjClosure* closure) {
     f->frames[0].stackStart = f->stack;
     f->frameCount = 1;
   }
+  return f;
+}
+
+ObjFiber* newFiberFrom(VM* vm, ObjFiber* done) {
+  ObjFiber* f = ALLOCATE_OBJ(vm, ObjFiber, OBJ_FIBER, vm->fiberClass);
+  f->stack = done->stack;
+  f->stackTop = done->stack;
+  f->stackCapacity = done->stackCapacity;
+  f->frames = done->frames;
+  f->frameCount = 0;
+  f->frameCapacity = done->frameCapacity;
+  f->openUpvalues = NULL;
+  f->caller = NULL;
+  f->error = NULL_VAL;
+  f->state = FIBER_OTHER;
+  f->started = false;
+  f->escaped = false;
+  done->stack = done->stackTop = NULL;
+  done->stackCapacity = 0;
+  done->frames = NULL;
+  done->frameCount = done->frameCapacity = 0;
   return f;
 }
 

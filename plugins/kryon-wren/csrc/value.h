@@ -196,6 +196,10 @@ struct ObjUpvalue {
   Value* value;
   Value closed;
   ObjUpvalue* next;
+  /* While open: the fiber whose stack `value` points into, kept alive by
+   * the upvalue (a closure may outlive a suspended fiber nothing else
+   * holds). NULL once closed. */
+  ObjFiber* fiber;
 };
 
 struct ObjClosure {
@@ -337,6 +341,10 @@ void bindSuperclass(VM* vm, ObjClass* subclass, ObjClass* superclass);
 void bindMethod(VM* vm, ObjClass* cls, int symbol, Method method);
 ObjInstance* newInstance(VM* vm, ObjClass* cls);
 ObjFiber* newFiber(VM* vm, ObjClosure* closure);
+/* A new idle fiber taking over the stack and frames of `done`, a finished
+ * fiber with no open upvalues, which keeps its identity and error but no
+ * longer any buffer. */
+ObjFiber* newFiberFrom(VM* vm, ObjFiber* done);
 ObjModule* newModule(VM* vm, ObjString* name);
 
 int fnEmitByte(VM* vm, ObjFn* fn, uint8_t byte, int line);

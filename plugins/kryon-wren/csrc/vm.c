@@ -290,6 +290,7 @@ static ObjUpvalue* captureUpvalue(VM* vm, ObjFiber* fiber, Value* local) {
   }
   if (u != NULL && u->value == local) return u;
   ObjUpvalue* created = newUpvalue(vm, local);
+  created->fiber = fiber;
   created->next = u;
   if (prev == NULL) {
     fiber->openUpvalues = created;
@@ -304,6 +305,7 @@ static void closeUpvalues(ObjFiber* fiber, Value* last) {
     ObjUpvalue* u = fiber->openUpvalues;
     u->closed = *u->value;
     u->value = &u->closed;
+    u->fiber = NULL;
     fiber->openUpvalues = u->next;
   }
 }
@@ -1580,16 +1582,30 @@ static ObjFiber* acquireApiFiber(VM* vm) {
   if (vm->apiDepth < API_FIBERS) {
     /* A fiber the script got hold of (Fiber.current) is left to it: a
      * reference kept from an earlier call must find that call's fiber
-     * (finished, or suspended where it stopped), not a later call's. */
+     * (finished, or suspended where it stopped), not a later call's. A
+     * finished one keeps only its identity and error: its stack and
+     * frames go to the level's next fiber, so a script taking
+     * Fiber.current in every call costs one fiber header per call (the
+     * collector frees those it drops), not a stack and frames. */
     fiber = vm->apiFibers[vm->apiDepth];
-    if (fiber == NULL || fiber->escaped) fiber = vm->apiFibers[vm->apiDepth] = newFiber(vm, NULL);
+    if (fiber != NULL && fiber->escaped) {
+      ObjFiber* kept = fiber;
+      bool finished = kept->frameCount == 0 || !IS_NULL(kept->error);
+      if (finished) closeUpvalues(kept, kept->stack);
+      fiber = vm->apiFibers[vm->apiDepth] = finished ? newFiberFrom(vm, kept) : newFiber(vm, NULL);
+    } else if (fiber == NULL) {
+      fiber = vm->apiFibers[vm->apiDepth] = newFiber(vm, NULL);
+    }
   } else {
     fiber = newFiber(vm, NULL);  /* deeper than the kept levels: a fresh one */
   }
   vm->apiDepth++;
+  /* Closures made by the last call on this fiber (one that failed or
+   * suspended leaves its upvalues open) keep their values, not the slots
+   * of the call that reuses the stack. */
+  closeUpvalues(fiber, fiber->stack);
   fiber->stackTop = fiber->stack;
   fiber->frameCount = 0;
-  fiber->openUpvalues = NULL;
   fiber->caller = NULL;
   fiber->error = NULL_VAL;
   fiber->state = FIBER_ROOT;
@@ -1616,6 +1632,11 @@ InterpretResult vmCallMethod(VM* vm, int symbol, int argc, Value* args, Value* r
   HostCall hostCall = {saved, vm->hostCalls};
   vm->hostCalls = &hostCall;
   vm->fiber = fiber;
+  /* A safe point (the receiver and arguments are on the rooted fiber): a
+   * call that neither loops nor returns into a caller frame reaches none
+   * in the interpreter, so garbage made by host calls alone would never
+   * be collected and memory grew until the instance's cap. */
+  gcMaybeCollect(vm);
   InterpretResult r = RESULT_SUCCESS;
   switch (method->type) {
     case METHOD_PRIMITIVE: {

@@ -129,8 +129,11 @@ struct VM {
   HostCall* hostCalls; /* innermost host call running Wren code */
   /* The kryon module's HostRef and HostFn classes once the host named them
    * (wren_set_host_classes): a foreign method's argument of exactly one of
-   * these classes goes to the host as its registry number (slot_codec.c). */
+   * these classes goes to the host as its registry number (slot_codec.c).
+   * Only the host makes their instances (wren_new_host_object), so such an
+   * instance's number is one the host handed to this VM. */
   ObjClass* hostClasses[2];
+  bool noHostIdTags;   /* a test turned the 'r' tag off (wren_host_id_tags) */
 
   /* Debugging: breakpoints (module, line), applied by patching code. */
   Breakpoint* breakpoints;

@@ -14,7 +14,8 @@ Plugin functions (``ScriptBridge.add_function``) get arities 0..8.
 
 The same module holds the classes the engine uses to carry host values:
 ``HostRef`` (an opaque host object) and ``HostFn`` (a host callable with
-``call(...)`` methods, so Wren code calls it like a Fn).
+``call(...)`` methods, so Wren code calls it like a Fn). Scripts cannot make
+or subclass them: only the host makes their instances.
 
 ``import "io" for File`` gives ``File.read(path)`` and
 ``File.exists(path)``: allowed only when the script's policy grants the file
@@ -59,25 +60,23 @@ def kryon_module_source(extra_names: tuple[str, ...] = ()) -> str:
         lines.append(f"  foreign static {name}({_params(n)})")
     lines.append("  foreign static global(name)")
     lines.append("}")
+    # No constructor: only the host makes instances (wren_new_host_object),
+    # and the classes are sealed once named (wren_set_host_classes), so a
+    # script holds exactly the host objects it was handed
     lines.append("class HostRef {")
-    lines.append("  construct make(id) { _id = id }")
     lines.append("  hostId { _id }")
     lines.append('  toString { "HostRef(%(_id))" }')
     lines.append("}")
     lines.append("class HostFn {")
-    lines.append("  construct make(id) { _id = id }")
     lines.append("  hostId { _id }")
     for n in range(MAX_HOST_ARITY + 1):
-        lines.append(f"  call({_params(n)}) {{ KryonHost.invoke(_id, [{_params(n)}]) }}")
+        lines.append(f"  call({_params(n)}) {{ KryonHost.invoke(this, [{_params(n)}]) }}")
     lines.append('  toString { "HostFn(%(_id))" }')
     lines.append("}")
     lines.append(
         """class KryonHost {
-  foreign static invoke(id, args)
-  static kindOf(x) { (x is HostRef || x is HostFn) ? x.hostId : (x is Fn ? -1 : -2) }
+  foreign static invoke(fn, args)
   static arityOf(x) { x is Fn ? x.arity : -1 }
-  static ref(id) { HostRef.make(id) }
-  static fn(id) { HostFn.make(id) }
   static prep(f, a) {
     __f = f
     __a = a
@@ -124,4 +123,17 @@ IO_SOURCE = """class File {
   foreign static exists(path)
 }
 """
+
+#: loads the VM's own optional modules (csrc/opt_modules.c) in a module of
+#: the engine's (a ``#`` name: hidden in traces)
+BUILTINS_MODULE = ("kryon#builtins", 'import "random"\nimport "meta"\n')
+
+
+def script_prelude(extra_names: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
+    """The modules every script's VM is set up with: ``kryon``, and the
+    modules a script may import that need no host (``io`` and the VM's
+    ``random`` and ``meta``). They are compiled with the set-up, so the VM
+    image (snapshot.py) holds them and a warm load that imports them runs
+    no compiler; a script's import of one of them then just binds names."""
+    return (("kryon", kryon_module_source(extra_names)), ("io", IO_SOURCE), BUILTINS_MODULE)
 

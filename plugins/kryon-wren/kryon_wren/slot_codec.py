@@ -18,7 +18,7 @@ _U32 = struct.Struct("<I")
 class HostId(int):
     """An 'r' value: the registry number of a host object the script holds
     (a HostRef or HostFn it was given), which ``values.resolve`` turns into
-    the object itself as the general path (a handle and ``kindOf``) would."""
+    the object itself as the general path (a handle, ``WrenVM.kind_of``) would."""
 
     __slots__ = ()
 

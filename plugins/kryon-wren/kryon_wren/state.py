@@ -39,7 +39,7 @@ from kryon_core import (
 from kryon_core.threads import EngineGate
 
 from . import sandbox
-from .bridge import IO_SOURCE, bars, kryon_module_source
+from .bridge import bars, script_prelude
 from .calls import fn_ref
 from .plugin import LANGUAGE
 from .values import (
@@ -123,7 +123,7 @@ class ScriptState:
             bind_foreign=self._bind_foreign,
             breakpoint=self._on_breakpoint,
             max_frames=self.policy.max_recursion or None,
-            prelude=(("kryon", kryon_module_source(extras)),),  # compiled once per process (snapshot.py)
+            prelude=script_prelude(extras),  # compiled once per process (snapshot.py)
         )
         self.debug_poll = vm._c("wren_debug_poll_pointer")  # a debugger may ask from any thread
         self.vm = vm
@@ -133,7 +133,7 @@ class ScriptState:
             self.engine.debugger.started(self)
         self.host = vm.variable_handle("kryon", "KryonHost")
         # host objects passed to foreign methods come as registry numbers, not
-        # handles asked kindOf (values.resolve): the DOM element of every
+        # handles asked about (values.resolve): the DOM element of every
         # Kryon.setProperty crosses without calls back into Wren
         vm.set_host_classes("kryon", "HostRef", "HostFn")
         bytecode = self.compiled.bytecode
@@ -161,7 +161,7 @@ class ScriptState:
         return self.vm.call(self.host, self.call_handle(signature), *args)
 
     def ask(self, signature: str, value: Any, otherwise: int) -> int:
-        """A kindOf/arityOf question about a script's value; ``otherwise``
+        """An arityOf question about a script's value; ``otherwise``
         when answering it fails (a class may redefine ``is`` or a static
         ``is(_)``, so ``x is Fn`` holds and ``x.arity`` is missing)."""
         try:
@@ -219,8 +219,7 @@ class ScriptState:
             self.engine.config.output(text)
 
     def _load_module(self, name: str) -> str | None:
-        if name == "io":
-            return IO_SOURCE
+        # "io", "random" and "meta" are loaded with the VM (bridge.script_prelude): never asked here
         loader = self.engine.config.module_loader
         source = loader(self.script_id, name) if loader is not None else None
         if source is None and self.compiled.filename and plain_module_name(name):
@@ -237,16 +236,8 @@ class ScriptState:
         """The registry number of a host value: equal hashable handles (an
         ElementHandle fetched twice) share one number, so they are one Wren
         object and ``==`` holds in Wren; other objects go by identity."""
-        try:
-            cls: Any = type(value)
-            key: Any = value if cls.__hash__ is not object.__hash__ and cls.__eq__ is not object.__eq__ else None
-            if key is not None:
-                hash(key)
-        except TypeError:
-            key = None
-        by_id = key is None
-        if by_id:
-            key = ("id", id(value))
+        key = registry_key(value)
+        by_id = type(key) is tuple and len(key) == 2 and key[0] is _BY_ID
         number_ = self.ids.get(key)
         if number_ is None or (by_id and self.objects.get(number_) is not value):
             number_ = next(self.next_id)
@@ -269,17 +260,19 @@ class ScriptState:
         number_ = self.register(value)
         handle = self.wren_handles.get(number_)
         if handle is None:
-            signature = "fn(_)" if host_callable(value) else "ref(_)"
-            handle = self.helper(signature, number_)
+            handle = self.vm.new_host_object(1 if host_callable(value) else 0, number_)
             self.wren_handles[number_] = handle
         return handle
 
     def from_handle(self, handle: Any) -> Any:
-        """A Wren object read from a slot as a host value (values.resolve)."""
-        kind = self.ask("kindOf(_)", handle, -2)
+        """A Wren object read from a slot as a host value (values.resolve).
+        Whether it is a host object is the VM's answer (an instance the host
+        made, carrying its registry number), never Wren code's: a script's
+        class may answer ``is`` and ``hostId`` as it likes."""
+        kind = self.vm.kind_of(handle)
         if kind >= 0:
             handle.release()
-            return self.objects[int(kind)]
+            return self.objects[kind]
         if kind == -1:
             return fn_ref(self, handle)
         obj = WrenObject(handle)
@@ -310,7 +303,7 @@ class ScriptState:
                 return self._call_foreign(fn, signature.count("_"))
             return self._foreign(fn)
         if module == "kryon" and class_name == "KryonHost" and name == "invoke":
-            return self._foreign(lambda number_, args: self.objects[int(number_)](*args))
+            return self._foreign(self._invoke)
         if module == "io" and class_name == "File":
             return self._foreign(self._file_method(name))
         return None
@@ -469,6 +462,18 @@ class ScriptState:
             )
         return out
 
+    def _invoke(self, fn: Any, args: Any) -> Any:
+        """``KryonHost.invoke(fn, args)``, what a HostFn's ``call`` runs:
+        ``fn`` must be a host function handed to this script (a HostFn the
+        host made), not a number, a HostRef of a callable object or
+        anything else the script could pass."""
+        target: Callable[..., Any] = fn
+        number_ = self.ids.get(registry_key(target)) if host_callable(target) else None
+        if number_ is None or self.objects.get(number_) is not target or not isinstance(args, list):
+            raise AccessDeniedError("KryonHost.invoke: not a host function handed to this script",
+                                    language=LANGUAGE, script=self.script_id)
+        return target(*args)
+
     def _file_method(self, name: str) -> Callable[..., Any]:
         def check(path: Any) -> str:
             if self.policy.sandboxed and not self.policy.allow_file_system:
@@ -488,6 +493,23 @@ class ScriptState:
             return os.path.exists(check(path))
 
         return read if name == "read" else exists
+
+
+_BY_ID = object()
+
+
+def registry_key(value: Any) -> Any:
+    """The key of ``value`` in a script's registry (ScriptState.register):
+    the value itself when it is hashable with its own equality, else its
+    identity."""
+    try:
+        cls: Any = type(value)
+        if cls.__hash__ is not object.__hash__ and cls.__eq__ is not object.__eq__:
+            hash(value)
+            return value
+    except TypeError:
+        pass
+    return (_BY_ID, id(value))
 
 
 def plain_module_name(name: str) -> bool:

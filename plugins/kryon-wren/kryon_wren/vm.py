@@ -379,6 +379,21 @@ class WrenVM:
         self._load_variable(module, fn, 1)
         self._c("wren_set_host_classes", 0, 1)
 
+    def new_host_object(self, kind: int, number: int) -> Handle:
+        """A handle to a new HostRef (kind 0) or HostFn (kind 1) carrying
+        registry number ``number``: the only way one is made (the classes
+        have no constructor and are sealed by :meth:`set_host_classes`)."""
+        ptr = self._c("wren_new_host_object", kind, float(number))
+        if not ptr:
+            raise WrenError(f"no host object class to carry registry number {number}")
+        return Handle(self, ptr)
+
+    def kind_of(self, handle: Handle) -> int:
+        """What ``handle`` holds: the registry number of a HostRef / HostFn,
+        -1 for a Fn, -2 for anything else (decided by the VM, not by Wren
+        code, whose classes may answer ``is`` as they like)."""
+        return int(self._c("wren_kind_of_handle", handle.ptr))
+
     def _adopt_handle(self, ptr: int) -> Handle:
         return Handle(self, ptr)
 
