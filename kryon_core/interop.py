@@ -589,10 +589,10 @@ class CrossLanguageRegistry:
                     if profiler.enabled:
                         pstats = route.pstats
                         pstats.calls = pn = pstats.calls + 1
-                        # timed as each record's own count asks (see kryon_core.profiling), and the call that
-                        # makes it hot
-                        if (k > SAMPLE_EVERY and pn > SAMPLE_EVERY and k & SAMPLE_MASK != 1 and pn & SAMPLE_MASK != 1
-                                and pn != profiler.hot_threshold):
+                        # timed: the first SAMPLE_EVERY calls of the route and of the function, then the
+                        # function's periodic sample (kryon_core.profiling), which is the route's sample too (one
+                        # timed call in SAMPLE_EVERY, not two out of phase), and the call that makes it hot
+                        if k > SAMPLE_EVERY and pn > SAMPLE_EVERY and pn & SAMPLE_MASK != 1 and pn != profiler.hot_threshold:
                             try:
                                 result = call(*args)
                             except BaseException:

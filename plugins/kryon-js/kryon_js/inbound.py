@@ -46,7 +46,7 @@ def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) ->
     outer, depth = chain.inside, chain.nesting
     chain.inside = state
     if not depth:
-        host.nested.add(chain)
+        host.nested += 1
     chain.nesting = depth + 1
     try:
         return fn(*values)
@@ -54,7 +54,7 @@ def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) ->
         chain.nesting = depth
         chain.inside = outer
         if not depth:
-            host.nested.discard(chain)
+            host.nested -= 1
 
 
 def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
@@ -91,7 +91,7 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
         outer, depth = chain.inside, chain.nesting
         chain.inside = state
         if not depth:
-            host.nested.add(chain)
+            host.nested += 1
         chain.nesting = depth + 1
         try:
             r = fn(state.view, *values) if on_view else fn(*values)
@@ -99,7 +99,7 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
             chain.nesting = depth
             chain.inside = outer
             if not depth:
-                host.nested.discard(chain)
+                host.nested -= 1
         # the scalar cases of to_js, written out
         t = type(r)
         if r is None or t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):
@@ -146,7 +146,7 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
         outer, depth = chain.inside, chain.nesting
         chain.inside = state
         if not depth:
-            host.nested.add(chain)
+            host.nested += 1
         chain.nesting = depth + 1
         try:
             r = fn(state.view, element, name) if value is _ABSENT else fn(state.view, element, name, value)
@@ -154,7 +154,7 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
             chain.nesting = depth
             chain.inside = outer
             if not depth:
-                host.nested.discard(chain)
+                host.nested -= 1
         # the scalar cases of to_js, written out
         if r is None:
             return r
@@ -185,7 +185,7 @@ def routed_call_for(state: "ScriptState", view: "ScriptBridge") -> Callable[...,
     route = view.router()  # (the language-wide bridge's is under the manager's default policy)
     limit = state.max_value
     host = state.host
-    chains, enter, leave = host.chains, host.nested.add, host.nested.discard
+    chains = host.chains
     to_js = state.to_js
 
     def scanned(args: tuple[Any, ...]) -> Any:
@@ -215,7 +215,7 @@ def routed_call_for(state: "ScriptState", view: "ScriptBridge") -> Callable[...,
             outer, depth = chain.inside, chain.nesting
             chain.inside = state
             if not depth:
-                enter(chain)
+                host.nested += 1
             chain.nesting = depth + 1
             try:
                 r = route(name, a) if values is None else route(name, *values)
@@ -223,7 +223,7 @@ def routed_call_for(state: "ScriptState", view: "ScriptBridge") -> Callable[...,
                 chain.nesting = depth
                 chain.inside = outer
                 if not depth:
-                    leave(chain)
+                    host.nested -= 1
             # the scalar cases of to_js, written out (an int, the usual result, first)
             t = type(r)
             if (t is int and -2147483648 <= r <= 2147483647) or r is None or t is bool or t is float:
