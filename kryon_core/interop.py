@@ -386,8 +386,9 @@ class _Count:
 
 class CallStatistics(TimedSample):
     """Calls of one function that came through ``kryon.call``. Counts are
-    exact; times are of a sample (see :mod:`kryon_core.profiling`), and
-    ``total_ns`` is estimated from it."""
+    exact; times are of a sample (see :mod:`kryon_core.profiling`; with the
+    profiler on, the first SAMPLE_EVERY calls and then the function's own
+    periodic sample), and ``total_ns`` is estimated from it."""
 
     __slots__ = ("_by_language",)
 
