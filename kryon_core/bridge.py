@@ -126,9 +126,10 @@ class ScriptBridge:
         self._root = self
         self._dom: DOMBridge | None = None
         self._extra: dict[str, Callable[..., Any]] = {}
-        #: ``kryon.call`` targets resolved for this view's caller (see ``CrossLanguageRegistry.call``):
-        #: an engine's own fast entry for ``kryon.call`` passes it to ``manager.interop.call_routed``
+        #: ``kryon.call`` targets resolved for this view's caller (see ``CrossLanguageRegistry.call``),
+        #: kept by its :meth:`router`
         self.routes: dict[str, Any] = {}
+        self._router: Callable[..., Any] | None = None
 
     def for_script(self, script_id: str, policy: SecurityPolicy) -> "ScriptBridge":
         """The view of this bridge that one script's ``kryon`` API is bound to.
@@ -141,7 +142,20 @@ class ScriptBridge:
         view.policy = policy
         view._root = self._root
         view.routes = {}
+        view._router = None
         return view
+
+    def router(self) -> Callable[..., Any] | None:
+        """This view's ``kryon.call(name, *args)`` as the manager routes it
+        (``CrossLanguageRegistry.router``: the caller, its policy and its
+        resolved targets bound once), made on first use; None without a
+        manager. An engine may bind it as the script's ``kryon.call``."""
+        router = self._router
+        if router is None and self.manager is not None:
+            manager = self.manager
+            policy = self.policy if self.policy is not None else manager.policy
+            router = self._router = manager.interop.router(self.language, self.script, policy, self.routes)
+        return router
 
     @property
     def dom(self) -> DOMBridge | None:
@@ -350,21 +364,11 @@ class ScriptBridge:
         languages deeper than the policy's ``max_recursion`` raise
         RecursionLimitError (see ``CrossLanguageRegistry.call``, which also
         keeps this view's resolved targets)."""
-        # the _api wrapper written out: this is every script's kryon.call, one frame less
-        try:
-            manager = self.manager
-            if manager is None:
-                raise ScriptError("kryon.call needs a ScriptManager", language=self.language)
-            if type(name) is not str:
-                name = _text(name, "function name")
-            policy = self.policy
-            return manager.interop.call_routed(
-                self.language, name, args, self.script, policy if policy is not None else manager.policy, self.routes
-            )
-        except ScriptError as exc:
-            if exc.language is None:
-                exc.language = self.language
-            raise
+        # the router gives errors the view's language, as the _api wrapper does
+        router = self._router or self.router()
+        if router is None:
+            raise ScriptError("kryon.call needs a ScriptManager", language=self.language)
+        return router(name, *args)
 
     @_api
     def expose(self, function: str, to: Any = None) -> None:

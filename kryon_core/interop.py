@@ -26,7 +26,7 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from .bridge import DEFAULT_CALL_DEPTH
-from .errors import AccessDeniedError, MemoryLimitError, RecursionLimitError, ScriptError
+from .errors import AccessDeniedError, DOMError, MemoryLimitError, RecursionLimitError, ScriptError
 from .policy import SecurityPolicy
 from .profiling import SAMPLE_EVERY, SAMPLE_MASK, TimedSample, estimate_total
 from .values import FunctionRef, approximate_size, to_host
@@ -334,6 +334,13 @@ class SharedDataManager:
             return sorted(self._objects)
 
 
+def _name(target: Any) -> str:
+    """A ``kryon.call`` target as a name (what the API says of a non-str name)."""
+    if isinstance(target, str):
+        return target
+    raise DOMError(f"function name must be a string, not {type(target).__name__}")
+
+
 def _owned_by(callback: Any, language: str, script: str) -> bool:
     return isinstance(callback, FunctionRef) and callback.language == language and callback.script == script
 
@@ -379,8 +386,9 @@ class _Count:
 
 class CallStatistics(TimedSample):
     """Calls of one function that came through ``kryon.call``. Counts are
-    exact; times are of a sample (see :mod:`kryon_core.profiling`), and
-    ``total_ns`` is estimated from it."""
+    exact; times are of a sample (see :mod:`kryon_core.profiling`; with the
+    profiler on, the first SAMPLE_EVERY calls and then the function's own
+    periodic sample), and ``total_ns`` is estimated from it."""
 
     __slots__ = ("_by_language",)
 
@@ -424,15 +432,21 @@ class CallStatistics(TimedSample):
 
 class _Route:
     """A ``kryon.call`` target resolved for one caller (one bridge view): where
-    it lives, that the caller may call it, its counters and the caller's
-    nesting limit. Valid while the manager's ``routes_version`` is the one it
-    was made at (loads, reloads, unloads and exports move it)."""
+    it lives and its engine's bound callable, that the caller may call it, its
+    counters (the route's, and the profiler's record of the function) and the
+    caller's nesting limit. Valid while the manager's ``routes_version`` is the
+    one it was made at (loads, reloads, unloads, exports and a function moved
+    to a faster tier move it)."""
 
-    __slots__ = ("version", "loc", "stats", "count", "limit", "admit")
+    __slots__ = ("version", "loc", "call", "stats", "count", "pstats", "limit", "low", "admit")
 
     def __init__(self, version: int, loc: Any, stats: CallStatistics, count: _Count, limit: int, admit: bool) -> None:
         self.version, self.loc, self.stats, self.count = version, loc, stats, count
+        self.call: Callable[..., Any] = loc.call or loc.bound_call()
+        self.pstats = loc.stats
         self.limit, self.admit = limit, admit
+        #: nesting up to this deep passes both depth tests without reading the recursion limit
+        self.low = min(limit, 4)
 
 
 class _Depth:
@@ -450,7 +464,8 @@ class _Depths(threading.local):
         self.depth = _Depth()
 
 
-_SCALARS = frozenset({bool, int, float, str, bytes})
+#: results a sandboxed caller receives as they are (nothing in them to check)
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes})
 
 
 class CrossLanguageRegistry:
@@ -464,6 +479,7 @@ class CrossLanguageRegistry:
         self.call_stats: dict[str, CallStatistics] = {}
         self._lock = threading.Lock()
         self._depths = _Depths()  # cross-language nesting, per thread, every engine's calls together
+        self._profiler = manager.profiler
 
     def exported_functions(self, language: str | None = None) -> dict[str, FunctionMetadata]:
         """qualified name -> metadata, optionally for one language."""
@@ -522,57 +538,92 @@ class CrossLanguageRegistry:
         policy: "SecurityPolicy | None",
         routes: "dict[str, _Route] | None",
     ) -> Any:
-        """:meth:`call` with positional arguments (what a bridge view calls:
-        keyword arguments cost a little on every call)."""
+        """:meth:`call` with positional arguments. A caller that calls again
+        keeps a :meth:`router` instead (what bridge views and engines do)."""
+        return self.router(source_language, caller, policy, routes)(target, *args)
+
+    def router(
+        self,
+        source_language: str,
+        caller: str | None,
+        policy: "SecurityPolicy | None",
+        routes: "dict[str, _Route] | None" = None,
+    ) -> Callable[..., Any]:
+        """``kryon.call(target, *args)`` of one caller: :meth:`call` with the
+        caller's language, script, policy and cache of resolved targets
+        (``routes``, a bridge view's) bound once, so that each call passes only
+        what changes; an engine can hand it to a script as its ``kryon.call``.
+        A target that is not a str is a DOMError (as every API name), and an
+        error without a language gets the caller's."""
         manager = self._manager
-        route = routes.get(target) if routes is not None else None
-        if route is None or route.version != manager.routes_version:
-            route = self._resolve(source_language, target, caller, policy)
-            if routes is not None:
-                routes[target] = route
-        count = route.count
-        k = count.calls + 1
-        count.calls = k
-        depth = self._depths.depth
-        n = depth.n + 1
-        if n > route.limit or (n > 4 and n * 16 > sys.getrecursionlimit()):
-            count.failed += 1
-            raise RecursionLimitError(
-                f"cross-language calls nested deeper than {min(route.limit, sys.getrecursionlimit() // 16)} "
-                f"(calling '{target}')",
-                language=source_language,
-            )
-        loc = route.loc
-        call = loc.call or loc.bound_call()
-        depth.n = n
-        try:
-            profiler = manager.profiler
-            if profiler.enabled:
-                pstats = loc.stats
-                pn = pstats.calls + 1
-                pstats.calls = pn
-                # timed as each record's own count asks (see kryon_core.profiling), and the call that makes it hot
-                if (k <= SAMPLE_EVERY or pn <= SAMPLE_EVERY or k & SAMPLE_MASK == 1 or pn & SAMPLE_MASK == 1
-                        or pn == profiler.hot_threshold):
-                    result = self._timed(route, call, args, pstats, pn, k)
-                else:
-                    try:
+        profiler = self._profiler
+        depths = self._depths
+        resolve, timed, admit = self._resolve, self._timed, manager.admit
+        cache: dict[str, _Route] = routes if routes is not None else {}
+        get = cache.get
+        getrecursionlimit = sys.getrecursionlimit
+
+        def route_call(target: str, *args: Any) -> Any:
+            try:
+                route = get(target)
+                if route is None or route.version != manager.routes_version:
+                    route = cache[target] = resolve(source_language, _name(target), caller, policy)
+                # Each count is bumped in one statement with no call in it (so in ScriptManager.call_function),
+                # which makes it exact under threads without a lock: under the GIL the interpreter lets another
+                # thread run only at a function's start, a backward jump or after a call (CPython 3.10 on), and
+                # a tracer (a debugger, coverage) runs between lines, so no thread runs between the read and the
+                # store. Split over two lines, counts were lost while a line tracer ran (tests/core/test_call_counts.py).
+                count = route.count
+                count.calls = k = count.calls + 1
+                depth = depths.depth
+                n = depth.n + 1
+                if n > route.low and (n > route.limit or n * 16 > getrecursionlimit()):
+                    count.failed += 1
+                    raise RecursionLimitError(
+                        f"cross-language calls nested deeper than {min(route.limit, getrecursionlimit() // 16)} "
+                        f"(calling '{target}')",
+                        language=source_language,
+                    )
+                call = route.call
+                depth.n = n
+                try:
+                    if profiler.enabled:
+                        pstats = route.pstats
+                        pstats.calls = pn = pstats.calls + 1
+                        # timed: the first SAMPLE_EVERY calls of the route and of the function, then the
+                        # function's periodic sample (kryon_core.profiling), which is the route's sample too (one
+                        # timed call in SAMPLE_EVERY, not two out of phase), and the call that makes it hot
+                        if k > SAMPLE_EVERY and pn > SAMPLE_EVERY and pn & SAMPLE_MASK != 1 and pn != profiler.hot_threshold:
+                            try:
+                                result = call(*args)
+                            except BaseException:
+                                pstats.errors += 1
+                                raise
+                        else:
+                            result = timed(route, call, args, pstats, pn, k)
+                    elif k > SAMPLE_EVERY and k & SAMPLE_MASK != 1:
                         result = call(*args)
-                    except BaseException:
-                        pstats.errors += 1
-                        raise
-            elif k <= SAMPLE_EVERY or k & SAMPLE_MASK == 1:
-                result = self._timed(route, call, args, None, 0, k)
-            else:
-                result = call(*args)
-            if route.admit and result is not None and type(result) not in _SCALARS:
-                result = manager.admit(result, caller, policy, source=loc)  # type: ignore[arg-type]
-        except BaseException:
-            count.failed += 1
-            raise
-        finally:
-            depth.n = n - 1
-        return result
+                    else:
+                        result = timed(route, call, args, None, 0, k)
+                    if route.admit and type(result) not in _PLAIN:
+                        result = admit(result, caller, policy, source=route.loc)  # type: ignore[arg-type]
+                except BaseException:
+                    count.failed += 1
+                    raise
+                finally:
+                    depth.n = n - 1
+                return result
+            except ScriptError as exc:
+                if exc.language is None:
+                    exc.language = source_language
+                raise
+            except TypeError:
+                if not isinstance(target, str):  # an unhashable target failed the look-up
+                    raise DOMError(f"function name must be a string, not {type(target).__name__}",
+                                   language=source_language) from None
+                raise
+
+        return route_call
 
     def _timed(self, route: _Route, call: Callable[..., Any], args: Any, pstats: Any, pn: int, k: int) -> Any:
         """The sampled call of :meth:`call` (already counted): one timing for the
@@ -590,7 +641,7 @@ class CrossLanguageRegistry:
             route.stats.record(elapsed, k)
             if pstats is not None:
                 pstats.record(elapsed, pn)
-                profiler = self._manager.profiler
+                profiler = self._profiler
                 if pn == profiler.hot_threshold:
                     profiler.became_hot(pstats)
 
@@ -607,11 +658,11 @@ class CrossLanguageRegistry:
                 stats = self.call_stats.setdefault(target, CallStatistics())
         with self._lock:
             count = stats.count_for(source_language)
+        limit = (policy.max_recursion if policy is not None else None) or manager.policy.max_recursion or DEFAULT_CALL_DEPTH
         try:
             loc = manager.check_call(target, caller=caller, policy=policy, language=source_language)
+            return _Route(version, loc, stats, count, limit, policy is not None and policy.sandboxed)
         except BaseException:
             count.calls += 1
             count.failed += 1
             raise
-        limit = (policy.max_recursion if policy is not None else None) or manager.policy.max_recursion or DEFAULT_CALL_DEPTH
-        return _Route(version, loc, stats, count, limit, policy is not None and policy.sandboxed)

@@ -444,8 +444,7 @@ class ScriptManager:
         # counted always; timed the first SAMPLE_EVERY calls, then one in SAMPLE_EVERY, and the call
         # that makes it hot: inline, this is the per-call cost of the manager's path
         stats = loc.stats
-        n = stats.calls + 1
-        stats.calls = n
+        stats.calls = n = stats.calls + 1  # one statement: exact under threads (CrossLanguageRegistry.call_routed)
         if n > SAMPLE_EVERY and n & SAMPLE_MASK != 1 and n != profiler.hot_threshold:
             try:
                 return call(*args)
@@ -834,6 +833,7 @@ class ScriptManager:
         if moved is not None:
             loc.stats.tier, loc.stats.speedup = moved
             loc.call = None  # the engine's bound callable changed: fetch it again
+            self.routes_version += 1  # and kryon.call's cached routes, which keep it, resolve again
             self._rebind(loc.script)
 
     def _has_faster_tier(self, qualified: str, language: str) -> bool:

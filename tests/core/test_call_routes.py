@@ -6,15 +6,21 @@ bare name ambiguous, and exports given or taken back; counts stay exact."""
 from __future__ import annotations
 
 import pytest
-from prog_engine import ProgPlugin
+from prog_engine import ProgEngine, ProgPlugin
 
 from kryon_core import (
     AccessDeniedError,
     AmbiguousFunctionError,
+    DOMError,
+    EngineSpec,
     FunctionNotFoundError,
+    FunctionRef,
     RecursionLimitError,
+    ScriptBridge,
+    ScriptError,
     ScriptManager,
     SecurityPolicy,
+    hookimpl,
 )
 from kryon_core.profiling import SAMPLE_EVERY
 
@@ -139,3 +145,69 @@ def test_a_function_called_a_few_times_is_timed_exactly_and_a_cold_call_does_not
         m.call_function("lib.f")
     assert stats.steady and stats.total_ns < stats.timed_ns + (stats.calls - stats.timed) * 1_000_000, (
         "the untimed calls are estimated from the periodic sample, not from the slow early call")
+
+
+class BoundTierEngine(ProgEngine):
+    """A prog engine whose bound callables keep the function they were made
+    for (as a real engine's caller does), with a second tier for ``hot_*``
+    functions that doubles every result: after a move, only a caller fetched
+    again reaches the new tier."""
+
+    language = "bound"
+
+    def get_function(self, function: str, *, script: str) -> FunctionRef:
+        fn = self.namespaces[script][function]
+        return self._function_ref(lambda *args: self.gate.run(fn, *args), function, script)
+
+    def faster_tier(self, script: str, function: str) -> str | None:
+        return "fast" if function.startswith("hot_") else None
+
+    def on_hot_function(self, script: str, function: str) -> tuple[str, float] | None:
+        if self.faster_tier(script, function) is None:
+            return None
+        original = self.namespaces[script][function]
+        self.namespaces[script][function] = lambda *a: 2 * original(*a)
+        return "fast", 2.0
+
+
+class BoundTierPlugin:
+    @hookimpl
+    def kryon_register_engines(self) -> list[EngineSpec]:
+        return [EngineSpec(language="bound", factory=BoundTierEngine)]
+
+
+def test_a_cached_route_follows_its_function_to_a_faster_tier():
+    """A route keeps its callee's bound callable; the move to a faster tier
+    makes the routes resolve again, so kryon.call reaches the new tier."""
+    m = ScriptManager(plugins=[BoundTierPlugin()], discover=False, cache=False, policy=TRUSTED, hot_threshold=3)
+    m.load_script_from_source("lib", "bound", "def hot_add(a, b): return a + b")
+    m.load_script_from_source("app", "bound", CALLER)
+    results = [m.call_function("app.ask", ["lib.hot_add", 1, 2]) for _ in range(5)]
+    assert results == [3, 3, 3, 6, 6], "the third call made it hot; the next ones run in the faster tier"
+    assert m.profiler.functions["lib.hot_add"].tier == "fast"
+    m.close()
+
+
+def test_a_router_refuses_names_that_are_not_strings_and_gives_errors_the_callers_language(m):
+    load(m, "lib", "def f(x): return x")
+    load(m, "app", "")
+    route = m.interop.router("prog", "app", TRUSTED)
+    assert route("lib.f", 5) == 5
+    for bad in (42, None, ["lib.f"], {"a": 1}):  # hashable ones miss the cache, the others cannot be looked up
+        with pytest.raises(DOMError, match="function name must be a string") as info:
+            route(bad, 1)
+        assert info.value.language == "prog"
+    with pytest.raises(FunctionNotFoundError) as info:
+        route("lib.nope")
+    assert info.value.language == "prog"
+    assert m.interop.call_stats["lib.nope"].failed_calls == 1
+    with pytest.raises(ScriptError, match="kryon.call needs a ScriptManager"):
+        ScriptBridge("prog").call("lib.f", 1)
+
+
+def test_a_view_keeps_one_router_and_its_routes(m):
+    load(m, "lib", "def f(x): return x + 1")
+    view = m._bridges["prog"].for_script("app", TRUSTED)
+    assert view.router() is view.router()
+    assert view.call("lib.f", 1) == 2
+    assert list(view.routes) == ["lib.f"], "the view's own method goes through its router and routes"

@@ -78,12 +78,12 @@ def test_errors_of_a_nested_call_name_the_callee(m):
     assert "too big: 5" in str(info.value) and info.value.language == JS
 
 
-def test_host_nested_holds_the_chains_inside_a_callback(m):
+def test_host_nested_counts_the_thread_inside_a_callback(m):
     host = m.engine(JS).host
     seen = []
 
     def inside(v):
-        seen.append(host.chain in host.nested)
+        seen.append((host.nested, host.chain.nesting))
         if v == "boom":
             raise ValueError("boom")
         return v
@@ -91,9 +91,54 @@ def test_host_nested_holds_the_chains_inside_a_callback(m):
     assert m.call_function("a.fromPython", [inside, 3]) == 3
     with pytest.raises(ScriptError, match="boom"):
         m.call_function("a.fromPython", [inside, "boom"])
-    assert seen == [True, True]
-    assert not host.nested, "a chain leaves the set when its callback returns or raises"
+    assert seen == [(1, 1), (1, 1)]
+    assert host.nested == 0, "a thread is counted out when its callback returns or raises"
     assert host.chain.nesting == 0
+
+
+def test_host_nested_counts_every_thread_inside_a_callback_and_each_one_out(m):
+    """Threads inside host callbacks at the same time (each through its own
+    script: a script's gate lets one in at a time) are each counted, and
+    counted out again, also when the callback raises after calling into
+    JavaScript again (nested) itself."""
+    host = m.engine(JS).host
+    n = 4
+    for i in range(n):
+        m.load_script_from_source(f"t{i}", JS, """
+            function viaCallable(f, v) { return f(v); }
+        """)
+    all_inside = threading.Barrier(n + 1)
+    go_on = threading.Event()
+
+    def probe(v):
+        all_inside.wait(60)
+        go_on.wait(60)
+        assert m.call_function("b.inc", [v]) == v + 1  # into JavaScript again, nested
+        if v % 2:
+            raise ValueError("odd")
+        return v
+
+    results: dict[int, object] = {}
+
+    def work(i: int) -> None:
+        try:
+            results[i] = m.call_function(f"t{i}.viaCallable", [probe, i])
+        except ScriptError as exc:
+            results[i] = type(exc).__name__
+
+    for _round in range(2):
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+        for t in workers:
+            t.start()
+        all_inside.wait(60)
+        assert host.nested == n
+        go_on.set()
+        for t in workers:
+            t.join(60)
+        assert host.nested == 0
+        assert results == {i: (i if i % 2 == 0 else "ScriptRuntimeError") for i in range(n)}
+        go_on.clear()
+        all_inside.reset()
 
 
 def test_a_limited_chain_bounds_an_unlimited_callee_reached_through_kryon_call():

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("kryon_lua")
 
-from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy  # noqa: E402
+from kryon_core import Document, DOMError, ScriptError, ScriptManager, SecurityPolicy  # noqa: E402
 
 EMPTY = {"listeners": 0, "watchers": 0, "timers": 0, "animations": 0}
 
@@ -76,9 +76,10 @@ def test_calls_carry_the_callers_trust():
 
 
 def test_kryon_call_goes_straight_to_the_route_with_the_views_errors(manager, monkeypatch):
-    """A script's ``kryon.call`` is ScriptBridge.call written out (one frame
-    less): a str name never reaches the view's method, any other name does
-    (its conversion and error), and errors name the language, script and line."""
+    """A script's ``kryon.call`` is the view's router (no frame between the
+    script and the route): no name reaches the view's method, a name that is
+    not a string is refused by the router as the method refuses it, and
+    errors name the language, script and line."""
     from kryon_core import ScriptBridge
 
     general = ScriptBridge.call
@@ -102,6 +103,7 @@ function odd() return kryon.call(42) end
         manager.call_function("app.missing")
     assert (info.value.language, info.value.script, info.value.line) == ("lua", "app", 4)
     assert reached == []
-    with pytest.raises(ScriptError):
+    with pytest.raises(DOMError, match="function name must be a string, not int") as info:
         manager.call_function("app.odd")
-    assert reached == [42]
+    assert (info.value.language, info.value.script, info.value.line) == ("lua", "app", 6)
+    assert reached == []

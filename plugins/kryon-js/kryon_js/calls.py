@@ -176,7 +176,7 @@ def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
         MAX_NESTING=MAX_NESTING,
         unlock=unlock, gate=state.gate, wake=threads.wake_waiters,
         wrapper=wrapper, unbox=state.unbox, binding_error=state.host.binding_error, number_from_js=number_from_js,
-        plain_str=plain_str, chains=state.host.chains, nested=state.host.nested, graced=state.host.graced,
+        plain_str=plain_str, chains=state.host.chains, host=state.host, graced=state.host.graced,
         fresh_chain=state.host.fresh_chain, tracking=threads.tracking, monotonic=time.monotonic,
         BINDING_ERRORS=BINDING_ERRORS, MISSING=MISSING, SCALARS=PASS_TYPES, INF=INF, int=int, str=str, float=float,
         bool=bool, type=type, JSObject=JSObject, lowered=cutoff.LOWERED, uncut=cutoff.uncut,
@@ -192,7 +192,7 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
     binding passes exactly go straight through; anything else takes
     ``slow``), then the gate's uncontended path inlined, the deadline armed,
     the JS wrapper called and its result read. A call nested inside a host
-    callback (``nested`` holds the chains running one; every ``kryon.call``
+    callback (``Host.nested`` counts the threads running one; every ``kryon.call``
     into JavaScript) is written out too: its share of the stack for that
     depth (``stack_for``), set before and given back after. A debugger
     tracking gate entries (``threads.tracking``), a contended gate, a pending
@@ -222,9 +222,9 @@ def caller_source(n: int, time_limit: float | None, max_value: int | None = None
         )
         call_args = ", ".join(names)
     timed = time_limit is not None
-    # a thread inside a host callback has its chain in ``nested`` (read before the thread-local)
+    # some thread runs a host callback (``Host.nested``, read before the thread-local): is it this one?
     gate = "    chain = chains.chain\n" if timed else ""
-    gate += "    if nested:\n" + ("" if timed else "        chain = chains.chain\n")
+    gate += "    if host.nested:\n" + ("" if timed else "        chain = chains.chain\n")
     # nested: every kryon.call into JavaScript; the gate is free or held by this thread already
     gate += (
         "        depth = chain.nesting\n        if depth:\n"

@@ -46,7 +46,7 @@ def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) ->
     outer, depth = chain.inside, chain.nesting
     chain.inside = state
     if not depth:
-        host.nested.add(chain)
+        host.nested += 1
     chain.nesting = depth + 1
     try:
         return fn(*values)
@@ -54,7 +54,7 @@ def run_host(state: "ScriptState", fn: Callable[..., Any], values: list[Any]) ->
         chain.nesting = depth
         chain.inside = outer
         if not depth:
-            host.nested.discard(chain)
+            host.nested -= 1
 
 
 def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
@@ -91,7 +91,7 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
         outer, depth = chain.inside, chain.nesting
         chain.inside = state
         if not depth:
-            host.nested.add(chain)
+            host.nested += 1
         chain.nesting = depth + 1
         try:
             r = fn(state.view, *values) if on_view else fn(*values)
@@ -99,7 +99,7 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
             chain.nesting = depth
             chain.inside = outer
             if not depth:
-                host.nested.discard(chain)
+                host.nested -= 1
         # the scalar cases of to_js, written out
         t = type(r)
         if r is None or t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):
@@ -146,7 +146,7 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
         outer, depth = chain.inside, chain.nesting
         chain.inside = state
         if not depth:
-            host.nested.add(chain)
+            host.nested += 1
         chain.nesting = depth + 1
         try:
             r = fn(state.view, element, name) if value is _ABSENT else fn(state.view, element, name, value)
@@ -154,7 +154,7 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
             chain.nesting = depth
             chain.inside = outer
             if not depth:
-                host.nested.discard(chain)
+                host.nested -= 1
         # the scalar cases of to_js, written out
         if r is None:
             return r
@@ -168,61 +168,65 @@ def element_call(state: "ScriptState", fn: Callable[..., Any], uid: Any, name: s
         return failed(state, exc)
 
 
+#: ``kryon.call(name)`` with no argument (the routed call's first argument is optional)
+_NO_ARGUMENT: Any = object()
+
+
 def routed_call_for(state: "ScriptState", view: "ScriptBridge") -> Callable[..., Any]:
     """``kryon.call(name, ...args)`` when the prelude found the name a string
     and at most three arguments, all scalars crossing as they are (prelude.js
     ``callMethod``): made per script for its bridge view (``ScriptState._install``),
     with what stays put bound once (the view's manager, caller, policy and
     cached routes; the script's size limit and the host's chains), it goes
-    straight to the view's route (``CrossLanguageRegistry.call_routed``),
+    straight to the view's router (``CrossLanguageRegistry.router``),
     skipping :func:`host_call`'s API table look-up and argument scan and the
     ``ScriptBridge.call`` frame. Checks, nesting bookkeeping, result and errors
     are those of the general path (tests/js/test_kcall_fast_path.py)."""
-    manager, script, routes, policy = view.manager, view.script, view.routes, view.policy
-    call_routed = manager.interop.call_routed if manager is not None else None
-    if manager is not None and policy is None:  # the language-wide bridge: the manager's default policy
-        policy = manager.policy
+    route = view.router()  # (the language-wide bridge's is under the manager's default policy)
     limit = state.max_value
     host = state.host
-    chains, nested = host.chains, host.nested
+    chains = host.chains
     to_js = state.to_js
 
-    def routed_call(name: str, *args: Any) -> Any:
+    def scanned(args: tuple[Any, ...]) -> Any:
+        """The checks of `arguments`: the strings' sizes, numbers by the JS rule."""
+        values = [number_from_js(x) if type(x) is float else x for x in args]
+        if limit is not None:
+            for x in values:
+                if type(x) is str and len(x) > limit:
+                    state.too_big("a string")
+        return values
+
+    def routed_call(name: str, a: Any = _NO_ARGUMENT, *more: Any) -> Any:
         try:
-            # the checks of `arguments`: the strings' sizes, numbers by the JS rule
-            values: Any = args
-            for a in args:
-                t = type(a)
-                if t is float or (t is str and limit is not None and len(a) > limit):
-                    values = [number_from_js(x) if type(x) is float else x for x in args]
-                    if limit is not None:
-                        for x in values:
-                            if type(x) is str and len(x) > limit:
-                                state.too_big("a string")
-                    break
+            # one argument that crosses as it is (an int, a bool, None, a string within the limit), the
+            # usual call, is passed on as it is (no argument tuple made); any other goes through `scanned`
+            t = type(a)
+            if more or t is float or a is _NO_ARGUMENT or (t is str and limit is not None and len(a) > limit):
+                values = scanned(() if a is _NO_ARGUMENT else (a, *more))
+            else:
+                values = None
             if limit is not None and len(name) > limit:
                 state.too_big("a string")
-            if call_routed is None:
+            if route is None:
                 raise ScriptError("kryon.call needs a ScriptManager", language=LANGUAGE)
             # run_host, written out
             chain = chains.chain
             outer, depth = chain.inside, chain.nesting
             chain.inside = state
             if not depth:
-                nested.add(chain)
+                host.nested += 1
             chain.nesting = depth + 1
             try:
-                r = call_routed(LANGUAGE, name, values, script, policy, routes)
+                r = route(name, a) if values is None else route(name, *values)
             finally:
                 chain.nesting = depth
                 chain.inside = outer
                 if not depth:
-                    nested.discard(chain)
-            # the scalar cases of to_js, written out
-            if r is None:
-                return r
+                    host.nested -= 1
+            # the scalar cases of to_js, written out (an int, the usual result, first)
             t = type(r)
-            if t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):
+            if (t is int and -2147483648 <= r <= 2147483647) or r is None or t is bool or t is float:
                 return r
             if t is str and r.isascii() and (limit is None or len(r) <= limit):
                 return r

@@ -93,10 +93,12 @@ class Host:
         self.api: list[ApiEntry] = []
         self.globals: dict[str, Any] = {}
         self.chains = Chains()
-        #: the chains (one per thread) running a host callback now (nesting > 0): the hot-path callers
-        #: read this set, which is empty most of the time, instead of the thread-local chain; each thread
-        #: adds and discards only its own chain (one atomic step each, no thread id to look up)
-        self.nested: set[Chain] = set()
+        #: how many threads run a host callback now (their chain's nesting > 0): the hot-path callers
+        #: read this, which is 0 most of the time, instead of the thread-local chain. A thread adds 1
+        #: as its outermost callback starts and takes it back as it ends, each in one statement with
+        #: no call in it, which no other thread interrupts under the GIL (the same rule keeps the
+        #: manager's call counts exact: kryon_core.interop, CrossLanguageRegistry.router)
+        self.nested = 0
         #: the threads whose chain got its GRACE (``Chain.extended`` set), until their next outermost
         #: limited call starts: the hot-path callers reset ``extended`` only when this set is not empty
         self.graced: set[int] = set()

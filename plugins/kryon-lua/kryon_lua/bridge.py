@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import ScriptBridge, ScriptError, SecurityPolicy
+from kryon_core import ScriptBridge, SecurityPolicy
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -46,21 +46,10 @@ def script_binder(rt: "Runtime", bridge: ScriptBridge | None, script: str, polic
 
 
 def _direct_call(view: ScriptBridge) -> Callable[..., Any]:
-    """``kryon.call`` of one script: ``ScriptBridge.call`` written out, one
-    Python frame less per call (a view's manager, script, policy and routes
-    are fixed when it is made). A name that is not a str takes the view's own
-    method, for its conversion and its error."""
-    route = view.manager.interop.call_routed  # type: ignore[union-attr]
-    language, script, policy, routes, general = view.language, view.script, view.policy, view.routes, view.call
-
-    def call(name: Any, *args: Any) -> Any:
-        if type(name) is not str:
-            return general(name, *args)
-        try:
-            return route(language, name, args, script, policy, routes)
-        except ScriptError as exc:
-            if exc.language is None:
-                exc.language = language
-            raise
-
-    return call
+    """``kryon.call`` of one script: the view's router
+    (``CrossLanguageRegistry.router``) as it is, no Python frame between the
+    script and the route (a non-str name is refused there, as the view's own
+    method refuses it; an error without a language gets Lua's)."""
+    router = view.router()
+    assert router is not None  # the caller checked view.manager
+    return router

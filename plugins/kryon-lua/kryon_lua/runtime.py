@@ -423,8 +423,10 @@ class Runtime:
             from_lua, to_lua = conv.from_lua, conv.to_lua
             if conv.limit is None:
                 # no size limit: scalar arguments and element handles need no conversion, and None,
-                # bools and floats none back (the hot cases of kryon.call and kryon.setProperty; a frame
-                # and a list per argument saved)
+                # bools, floats and ints in the state's range none back (the hot cases of kryon.call and
+                # kryon.setProperty; a frame and a list per argument saved)
+                int_min, int_max = conv.int_min, conv.int_max
+
                 def from_lua_call(*args: Any) -> Any:
                     try:
                         for a in args:
@@ -433,7 +435,7 @@ class Runtime:
                                 break
                         r = target(*args)
                         t = type(r)
-                        if r is None or t is bool or t is float:
+                        if r is None or t is bool or t is float or (t is int and int_min <= r <= int_max):
                             return r
                         return to_lua(r)
                     except Exception as exc:

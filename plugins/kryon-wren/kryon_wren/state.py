@@ -367,8 +367,7 @@ class ScriptState:
         route: Any = None
         if (isinstance(view, ScriptBridge) and getattr(call, "__func__", None) is ScriptBridge.call
                 and view.manager is not None and view.policy is not None):
-            route = view.manager.interop.call_routed
-            language, script, policy, routes = view.language, view.script, view.policy, view.routes
+            route = view.router()  # errors without a language get the view's
 
         local = engine._threads  # engine.active without the property's frame
 
@@ -380,12 +379,7 @@ class ScriptState:
             active.append(state)  # get_stack_trace reads this VM's frames
             try:
                 if route is not None and type(name) is str:
-                    try:
-                        result = route(language, name, args, script, policy, routes)
-                    except ScriptError as exc:
-                        if exc.language is None:
-                            exc.language = language
-                        raise
+                    result = route(name, *args)
                 else:
                     result = call(name, *args)
                 t = type(result)
