@@ -53,6 +53,12 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
     generic = _generic(rt, f, policy, script)
     if nparams is None or not 0 <= nparams <= len(_PARAMS):
         return generic
+    if limited(rt, policy):
+        from .ccall import compiled  # late: ccall imports from runtime and values too
+
+        fast = compiled(rt, f, policy, script, nparams, generic)
+        if fast is not None:
+            return fast
     params = _PARAMS[:nparams]
     listed = "".join(p + ", " for p in params)
     simple = rt.passthrough - {str}
