@@ -24,6 +24,15 @@ end
 function spin(n)
   while true do n = n + 1 end
 end
+function fails_object(x) error({code = x}) end
+function fails_bytes(x) error("\\255\\254 " .. x) end
+function fails_host(x) return raiser(x) end
+function fails_level(x) error("at level two", 2) end
+function results(kind)
+  if kind == 1 then return "text" elseif kind == 2 then return {1, {a = 2}} elseif kind == 3 then return 1, "two", nil
+  elseif kind == 4 then return end
+  return 2^53, -0.5, true
+end
 function busy(n)
   local x = 0
   for i = 1, n do x = x + i end
@@ -64,9 +73,10 @@ def fresh_facts(monkeypatch):
     monkeypatch.delenv(ccall.ENV_OFF, raising=False)
 
 
-def test_the_extension_is_built_and_taken_for_limited_calls():
+@pytest.mark.parametrize("policy", [SANDBOXED, SecurityPolicy.trusted()], ids=["sandboxed", "trusted"])
+def test_the_extension_is_built_and_taken(policy):
     assert ccall.enabled(), "kryon_lua._ccall did not build (a C compiler is expected where the tests run)"
-    m = _manager(SANDBOXED)
+    m = _manager(policy)
     try:
         caller = _caller(m, "add")
         assert _compiled(caller)
@@ -218,3 +228,36 @@ def test_errors_and_limits_through_the_compiled_path():
         assert _caller(m, "add")(1, 2) == 3
     finally:
         m.close()
+
+
+def _raiser(x):
+    raise ValueError(f"host says {x}")
+
+
+def _outcomes(policy):
+    """What each function gives (results, or the error's type, text and place),
+    through whichever caller the environment selects."""
+    m = _manager(policy, raiser=_raiser)
+    try:
+        got = []
+        for name, args in [("fails_object", (1,)), ("fails_bytes", ("x",)), ("fails_host", (2,)),
+                           ("fails_level", (3,)), ("boom", (4,))] + [("results", (k,)) for k in range(1, 6)]:
+            caller = _caller(m, name)
+            try:
+                got.append(("ok", caller(*args)))
+            except Exception as exc:
+                got.append((type(exc).__name__, str(exc), getattr(exc, "script", None), getattr(exc, "line", None)))
+        return got, _compiled(_caller(m, "add"))
+    finally:
+        m.close()
+
+
+@pytest.mark.parametrize("policy", [SANDBOXED, SecurityPolicy.trusted(), CAPPED_TRUSTED],
+                         ids=["sandboxed", "trusted", "capped-trusted"])
+def test_the_compiled_and_the_python_caller_give_the_same_results_and_errors(monkeypatch, policy):
+    compiled, was_compiled = _outcomes(policy)
+    monkeypatch.setenv(ccall.ENV_OFF, "1")
+    python, was_python = _outcomes(policy)
+    assert was_compiled and not was_python
+    assert compiled == python
+    assert ("ok", [1, "two", None]) in compiled and compiled[-1] == ("ok", [2.0**53, -0.5, True])

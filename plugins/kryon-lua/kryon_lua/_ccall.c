@@ -12,7 +12,12 @@
  * other outcome (an error, a string or table result, several results) is
  * packed into a table by a small Lua function and finished in Python
  * (`finish` in ccall.py), so lupa converts it as it does for the generated
- * caller.
+ * caller. Without limits (the trusted policy, no memory cap) it is the
+ * generated unlimited caller's fast path instead: the gate, lupa's lock, and
+ * the function called as lupa calls it (under `debug.traceback` as the
+ * message handler when the state has one); a string error is decoded as lupa
+ * decodes it (UTF-8), any other error is raised again through lupa (`rethrow`), so the
+ * host's own exception comes back as lupa hands it back.
  *
  * The Lua C API is not linked: lupa's extension module exports it, and
  * ccall.py hands this module the module's file; the functions are resolved
@@ -50,6 +55,7 @@ typedef void *(*lua_Alloc)(void *ud, void *ptr, size_t osize, size_t nsize);
 #define K_TNUMBER 3
 #define K_TFUNCTION 6
 #define K_TTABLE 5
+#define K_TSTRING 4
 
 static struct {
     int (*gettop)(lua_State *);
@@ -71,6 +77,9 @@ static struct {
     const void *(*topointer)(lua_State *, int);
     int (*rotate)(lua_State *, int, int);
     void (*rawset)(lua_State *, int);
+    int (*getglobal)(lua_State *, const char *);
+    int (*getfield)(lua_State *, int, const char *);
+    const char *(*tolstring)(lua_State *, int, size_t *);
 } api;
 static int api_ready = 0;
 
@@ -136,6 +145,8 @@ static PyObject *load_api(PyObject *self, PyObject *args) {
     RESOLVE(toboolean, "lua_toboolean") RESOLVE(tointegerx, "lua_tointegerx") RESOLVE(tonumberx, "lua_tonumberx")
     RESOLVE(isinteger, "lua_isinteger") RESOLVE(getallocf, "lua_getallocf") RESOLVE(topointer, "lua_topointer")
     RESOLVE(rotate, "lua_rotate") RESOLVE(rawset, "lua_rawset")
+    RESOLVE(getglobal, "lua_getglobal") RESOLVE(getfield, "lua_getfield")
+    RESOLVE(tolstring, "lua_tolstring")
 #undef RESOLVE
     api_ready = 1;
     Py_RETURN_NONE;
@@ -198,6 +209,7 @@ typedef struct {
     size_t pressure;      /* collect after a call above this */
     int fref, href, sref, pref;  /* the function, the message handler, K.state, the packer */
     int nparams;
+    int limited;          /* the limited caller (else the trusted one: no cap, deadline or depth) */
     int timed;            /* a time limit applies */
     double time_limit;
     PyObject *depth;      /* policy.max_recursion or 0, as an int */
@@ -276,12 +288,15 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
 
     /* in the gate from here: every exit releases it */
     PyObject *result = NULL;
-    PyObject *v = PyDict_GetItemWithError(c->rtdict, s_capped);  /* borrowed */
-    if (!v) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_AttributeError, "capped"); goto release; }
-    int capped = v != Py_False;
-    int fast = !capped;
+    int fast = 1;
+    if (c->limited) {
+        PyObject *v = PyDict_GetItemWithError(c->rtdict, s_capped);  /* borrowed */
+        if (!v) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_AttributeError, "capped"); goto release; }
+        fast = v == Py_False;
+    }
     if (fast && c->ms && (c->ms->used - c->ms->base_usage) + c->margin >= c->limit) fast = 0;
-    if (fast) {
+    if (fast && c->limited) {
+        PyObject *v;
         v = PyDict_GetItemWithError(c->rtdict, s_maxdepth);
         if (!v) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_AttributeError, "maxdepth"); goto release; }
         int same = PyObject_RichCompareBool(v, c->depth, Py_EQ);
@@ -295,13 +310,16 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
     }
 
     /* lupa's lock is ours from here */
-    PyObject *previous = PyDict_GetItemWithError(c->rtdict, s_deadline);
-    if (!previous) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_AttributeError, "deadline");
-        lock_give(c->lock);
-        goto release;
+    PyObject *previous = NULL;
+    if (c->limited) {
+        previous = PyDict_GetItemWithError(c->rtdict, s_deadline);
+        if (!previous) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_AttributeError, "deadline");
+            lock_give(c->lock);
+            goto release;
+        }
+        Py_INCREF(previous);
     }
-    Py_INCREF(previous);
     if (c->timed) {
         double prev = PyFloat_AsDouble(previous);
         double deadline = monotonic_now() + c->time_limit;
@@ -317,14 +335,25 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
     lua_State *L = c->L;
     int top = api.gettop(L);
     int status = -1;
+    int handler = 0;  /* the message handler's index, 0: none */
     if (api.checkstack(L, (int)n + 4)) {
-        /* K.state.where_source = nil: the last position seen belongs to an earlier call */
-        api.rawgeti(L, K_REGISTRYINDEX, c->sref);
-        api.pushlstring(L, "where_source", 12);
-        api.pushnil(L);
-        api.rawset(L, -3);
-        api.settop(L, top);
-        api.rawgeti(L, K_REGISTRYINDEX, c->href);  /* the message handler, at top + 1 */
+        if (c->limited) {
+            /* K.state.where_source = nil: the last position seen belongs to an earlier call */
+            api.rawgeti(L, K_REGISTRYINDEX, c->sref);
+            api.pushlstring(L, "where_source", 12);
+            api.pushnil(L);
+            api.rawset(L, -3);
+            api.settop(L, top);
+            api.rawgeti(L, K_REGISTRYINDEX, c->href);  /* K.fastcapped's handler */
+            handler = top + 1;
+        } else if (api.getglobal(L, "debug") == K_TTABLE && api.getfield(L, -1, "traceback") == K_TFUNCTION) {
+            /* the handler lupa's own calls use, looked up as lupa looks it up */
+            api.rotate(L, -2, 1);
+            api.settop(L, -2);
+            handler = top + 1;
+        } else {
+            api.settop(L, top);
+        }
         api.rawgeti(L, K_REGISTRYINDEX, c->fref);
         for (Py_ssize_t i = 0; i < n; i++) push_arg(L, args[i]);
         if (c->ms) {
@@ -332,22 +361,25 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
             set_flag(c->rtdict, s_capped, Py_True);
         }
         Py_BEGIN_ALLOW_THREADS
-        status = api.pcallk(L, (int)n, K_MULTRET, top + 1, 0, NULL);
+        status = api.pcallk(L, (int)n, K_MULTRET, handler, 0, NULL);
         Py_END_ALLOW_THREADS
         if (c->ms) {
             c->ms->limit = 0;
             set_flag(c->rtdict, s_capped, Py_False);
         }
     }
-    set_flag(c->rtdict, s_deadline, previous);
-    Py_DECREF(previous);
+    if (previous) {
+        set_flag(c->rtdict, s_deadline, previous);
+        Py_DECREF(previous);
+    }
     if (status == -1) {  /* no stack room: nothing ran; the Python path says why */
         api.settop(L, top);
         lock_give(c->lock);
         result = call_generic(c, args, nargsf, kwnames);
         goto release;
     }
-    int nres = api.gettop(L) - top - 1;  /* above the message handler */
+    int first = top + 1 + (handler != 0);  /* the results sit above the message handler */
+    int nres = api.gettop(L) - first + 1;
     if (status == 0 && nres == 0) result = Py_NewRef(Py_None);
     if (status == 0 && nres == 1) {
         int t = api.type(L, -1);
@@ -356,30 +388,41 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
         else if (t == K_TNUMBER) result = api.isinteger(L, -1) ? PyLong_FromLongLong(api.tointegerx(L, -1, NULL))
                                                               : PyFloat_FromDouble(api.tonumberx(L, -1, NULL));
     }
+    PyObject *message = NULL;
+    if (status != 0 && !c->limited && api.type(L, -1) == K_TSTRING) {
+        /* the trusted caller's error message, decoded as lupa decodes it (UTF-8: a
+         * UnicodeDecodeError otherwise, which `fail` turns into the kryon error) */
+        size_t len = 0;
+        const char *text = api.tolstring(L, -1, &len);
+        message = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, NULL);
+    }
     int packed = 0;
-    if (!result && !PyErr_Occurred()) {  /* pack the outcome for `finish`: packer(...) stores table.pack(...) */
+    if (!result && !message && !PyErr_Occurred()) {  /* pack the outcome for `finish`: packer(...) stores table.pack(...) */
         api.rawgeti(L, K_REGISTRYINDEX, c->pref);
-        api.rotate(L, top + 2, 1);  /* the packer below the values */
+        api.rotate(L, first, 1);  /* the packer below the values */
         packed = api.pcallk(L, nres, 0, 0, 0, NULL) == 0;
     }
     api.settop(L, top);
     lock_give(c->lock);
     c->calls++;
+    if (PyErr_Occurred()) goto failed;
     if (c->ms && c->ms->used - c->ms->base_usage > c->pressure) {
         PyObject *r = PyObject_CallNoArgs(c->collect);
         if (!r) {
             Py_CLEAR(result);
+            Py_XDECREF(message);
             goto failed;
         }
         Py_DECREF(r);
     }
     if (!result && !PyErr_Occurred()) {  /* finish raises the kryon error itself */
-        PyObject *code = packed ? PyLong_FromLong(status) : Py_NewRef(Py_None);
+        PyObject *code = packed || message ? PyLong_FromLong(status) : Py_NewRef(Py_None);
         if (code) {
-            result = PyObject_CallOneArg(c->finish, code);
+            result = PyObject_CallFunctionObjArgs(c->finish, code, message ? message : Py_None, NULL);
             Py_DECREF(code);
         }
     }
+    Py_XDECREF(message);
     goto release;
 failed: {
         PyObject *type, *value, *tb;
@@ -443,17 +486,17 @@ static PyTypeObject CallerType = {
     .tp_getset = caller_getset,
 };
 
-/* make_caller(state, lock, memstatus, limit, margin, pressure, fref, href, sref, pref, nparams, time_limit,
+/* make_caller(state, lock, memstatus, limit, margin, pressure, fref, href, sref, pref, nparams, limited, time_limit,
  *             depth, keep, rt, rtdict, acquire, unlock, gate, wake, tracking, generic, finish, collect, fail) */
 static PyObject *make_caller(PyObject *self, PyObject *args) {
     unsigned long long state, ms;
     unsigned long long limit, margin, pressure;
-    int fref, href, sref, pref, nparams;
+    int fref, href, sref, pref, nparams, limited;
     double time_limit;
     PyObject *lock, *depth, *keep, *rt, *rtdict, *acquire, *unlock, *gate, *wake, *tracking, *generic, *finish, *collect, *fail;
     if (!api_ready) { PyErr_SetString(PyExc_RuntimeError, "no Lua API"); return NULL; }
-    if (!PyArg_ParseTuple(args, "KOKKKKiiiiidOOOO!OOOOO!OOOO", &state, &lock, &ms, &limit, &margin, &pressure,
-                          &fref, &href, &sref, &pref, &nparams, &time_limit, &depth, &keep, &rt, &PyDict_Type,
+    if (!PyArg_ParseTuple(args, "KOKKKKiiiiipdOOOO!OOOOO!OOOO", &state, &lock, &ms, &limit, &margin, &pressure,
+                          &fref, &href, &sref, &pref, &nparams, &limited, &time_limit, &depth, &keep, &rt, &PyDict_Type,
                           &rtdict, &acquire, &unlock,
                           &gate, &wake, &PyList_Type, &tracking, &generic, &finish, &collect, &fail))
         return NULL;
@@ -470,7 +513,8 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
     c->ms = (MemStatus *)(uintptr_t)ms;
     c->limit = (size_t)limit; c->margin = (size_t)margin; c->pressure = (size_t)pressure;
     c->fref = fref; c->href = href; c->sref = sref; c->pref = pref; c->nparams = nparams;
-    c->timed = time_limit > 0; c->time_limit = time_limit;
+    c->limited = limited;
+    c->timed = limited && time_limit > 0; c->time_limit = time_limit;
     c->calls = 0;
     c->depth = Py_NewRef(depth); c->keep = Py_NewRef(keep); c->rt = Py_NewRef(rt); c->rtdict = Py_NewRef(rtdict);
     c->acquire = Py_NewRef(acquire); c->unlock = Py_NewRef(unlock); c->gate = Py_NewRef(gate);

@@ -15,6 +15,7 @@ place: a wrong guess must never reach the state.
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import re
 import threading
@@ -30,8 +31,9 @@ from .values import SCALARS
 if TYPE_CHECKING:
     from .runtime import Runtime
 
+_ccall: Any
 try:
-    from . import _ccall  # type: ignore[attr-defined]
+    _ccall = importlib.import_module("._ccall", __package__)
 except ImportError:  # installed without a compiler: the Python callers do everything
     _ccall = None
 
@@ -112,7 +114,7 @@ def _verify(rt: "Runtime") -> StateFacts | None:
         return None
     lua = rt.lua
     # the main lua_State: Lua prints the running (main) thread's address
-    state = int(_ADDRESS.search(lua.eval("tostring(coroutine.running())")).group(1), 16)  # type: ignore[union-attr]
+    state = _address(lua.eval("tostring(coroutine.running())"))
     if type(lua).__basicsize__ < 5 * _WORD:
         return None
     words_state, lock_address = _ccall.runtime_words(lua)
@@ -206,10 +208,12 @@ def _memory_layout(rt: "Runtime", state: int) -> int:
     return int(address) if ok else 0
 
 
-def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams: int,
-             generic: Callable[..., Any]) -> Callable[..., Any] | None:
-    """The compiled caller of Lua function ``f`` (limited policies), or None
-    when the extension is off or any check fails."""
+def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams: int, limited: bool,
+             generic: Callable[..., Any], failure: Callable[[Exception], Exception]) -> Callable[..., Any] | None:
+    """The compiled caller of Lua function ``f``, or None when the extension
+    is off or any check fails. ``limited``: the policy has limits to enforce
+    (``calls.limited``); ``generic`` takes every call the compiled path does
+    not; ``failure`` is the kryon error for what a call raised."""
     if not enabled():
         return None
     found = facts(rt)
@@ -222,26 +226,26 @@ def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams
     assert _ccall is not None
     holder, rethrow, LuaError, LuaMemoryError = found.holder, found.rethrow, rt.LuaError, rt.module.LuaMemoryError
     from_lua = rt.conv.from_lua
-    plain = _PLAIN_RESULTS
-
-    def failure(exc: Exception) -> Exception:
-        return rt.call_failure(exc, script)
+    # limited: as K.fastcapped and the generated caller hand results back (a str through the converter)
+    plain = _PLAIN_RESULTS if limited else SCALARS
 
     def fail(exc: Exception) -> None:
         raise failure(exc) from None
 
-    def finish(status: int | None) -> Any:
-        """The outcome the compiled caller packed into ``holder[1]``: the
-        function's results (status 0) or its error, handled as ``K.fastcapped``
-        and ``Runtime.fast_result`` handle them."""
+    def finish(status: int | None, message: str | None) -> Any:
+        """The outcome the compiled caller could not hand back itself: an error
+        ``message`` it decoded (trusted), or what it packed into ``holder[1]``:
+        the function's results (status 0) or its error."""
         try:
+            if message is not None:
+                raise (LuaMemoryError if status == 4 else LuaError)(message)  # 4: LUA_ERRMEM, as lupa tells them
             packed = holder[1]
             holder[1] = None
             if status is None or packed is None:  # no room even to pack the outcome
                 raise LuaMemoryError("not enough memory")
             values = tuple(packed[i] for i in range(1, int(packed["n"]) + 1))
             if status:
-                if values and type(values[0]) is str:
+                if values and type(values[0]) is str:  # limited: K.fastcapped's (0, message)
                     raise LuaError(values[0])
                 rethrow(packed)  # what lupa raises for it: the host's own exception, or the error object
             r: Any = values[0] if len(values) == 1 else values
@@ -253,8 +257,8 @@ def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams
     acquire, unlock = rt.gate.uncontended_inline()
     caller: Callable[..., Any] = _ccall.make_caller(
         found.state, found.lock, found.memory, limit, FAST_MARGIN, int(limit * 0.9),
-        fref, found.handler, found.state_table, found.packer, nparams, float(policy.time_limit or 0.0),
-        policy.max_recursion or 0, found.keep + (f,), rt, vars(rt), acquire, unlock, rt.gate, threads.wake_waiters, threads.tracking,
-        generic, finish, rt._collect, fail,
+        fref, found.handler, found.state_table, found.packer, nparams, limited, float(policy.time_limit or 0.0),
+        policy.max_recursion or 0, found.keep + (f,), rt, vars(rt), acquire, unlock, rt.gate, threads.wake_waiters,
+        threads.tracking, generic, finish, rt._collect, fail,
     )
     return caller
