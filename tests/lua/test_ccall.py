@@ -33,6 +33,11 @@ function results(kind)
   elseif kind == 4 then return end
   return 2^53, -0.5, true
 end
+function churn(n)
+  local s, t = ("y"):rep(1024), {}
+  for i = 1, n do t[i] = s .. i end
+  return "done " .. n
+end
 function busy(n)
   local x = 0
   for i = 1, n do x = x + i end
@@ -261,3 +266,22 @@ def test_the_compiled_and_the_python_caller_give_the_same_results_and_errors(mon
     assert was_compiled and not was_python
     assert compiled == python
     assert ("ok", [1, "two", None]) in compiled and compiled[-1] == ("ok", [2.0**53, -0.5, True])
+
+
+def test_a_call_that_ends_past_90_percent_of_the_cap_collects_once_its_outcome_is_read():
+    limit = 4 * 1024 * 1024
+    m = _manager(SecurityPolicy.sandboxed(time_limit=5, memory_limit=limit))
+    try:
+        rt = _runtime(m)
+        collected = []
+        real = rt._collect
+        rt._collect = lambda: (collected.append(1), real())[1]  # before the caller is made: it keeps this one
+        caller = _caller(m, "churn")
+        assert _compiled(caller)
+        n = int((0.95 * limit - rt.lua.get_memory_used()) / 1080)  # about 1070 bytes an entry
+        assert caller(n) == f"done {n}"  # a str: packed, read by finish, then the collection
+        assert caller.calls == 1 and collected == [1]
+        assert rt.lua.get_memory_used() < 0.9 * limit
+        assert caller(1) == "done 1" and collected == [1]
+    finally:
+        m.close()

@@ -406,16 +406,7 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
     lock_give(c->lock);
     c->calls++;
     if (PyErr_Occurred()) goto failed;
-    if (c->ms && c->ms->used - c->ms->base_usage > c->pressure) {
-        PyObject *r = PyObject_CallNoArgs(c->collect);
-        if (!r) {
-            Py_CLEAR(result);
-            Py_XDECREF(message);
-            goto failed;
-        }
-        Py_DECREF(r);
-    }
-    if (!result && !PyErr_Occurred()) {  /* finish raises the kryon error itself */
+    if (!result) {  /* finish raises the kryon error itself */
         PyObject *code = packed || message ? PyLong_FromLong(status) : Py_NewRef(Py_None);
         if (code) {
             result = PyObject_CallFunctionObjArgs(c->finish, code, message ? message : Py_None, NULL);
@@ -423,6 +414,20 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
         }
     }
     Py_XDECREF(message);
+    /* past 90% of the cap: collect, whatever the outcome (the generated caller's `finally`). After
+     * `finish` has read the holder: a finalizer that calls back into this state cannot overwrite it */
+    if (c->ms && c->ms->used - c->ms->base_usage > c->pressure) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject *r = PyObject_CallNoArgs(c->collect);
+        if (!r) {  /* the collector's error replaces the call's outcome, as an error in a `finally` does */
+            Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
+            Py_CLEAR(result);
+            goto failed;
+        }
+        Py_DECREF(r);
+        PyErr_Restore(type, value, tb);
+    }
     goto release;
 failed: {
         PyObject *type, *value, *tb;
