@@ -31,7 +31,7 @@ mkdir -p "$STAMPS"
 # leaving out build output (build/, *.egg-info, caches, the wasm itself).
 tree_hash() {
   find "$@" \( -name build -o -name dist -o -name '*.egg-info' -o -name __pycache__ \) -prune -o \
-    -type f ! -name '*.wasm' ! -name '*.cwasm' ! -name '*_wren.inc' ! -name '*.pyc' -print0 |
+    -type f ! -name '*.so' ! -name '*.wasm' ! -name '*.cwasm' ! -name '*_wren.inc' ! -name '*.pyc' -print0 |
     LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
 }
 

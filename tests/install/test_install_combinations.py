@@ -96,9 +96,12 @@ def test_core_and_lua(tmp_path: Path) -> None:
         "doc.append_child(doc.root, doc.create_element('label', {'id': 'out'}))\n"
         "m.load_script_from_source('ui', 'lua', 'kryon.setProperty(\"out\", \"text\", \"from lua\")')\n"
         "print(doc.get_property('out', 'text'))\n"
+        "from kryon_lua import ccall\n"
+        "print('compiled caller', ccall.enabled())\n"
     )
     assert api.returncode == 0, api.stderr
     assert "['lua'] False" in api.stdout and "from lua" in api.stdout
+    assert "compiled caller True" in api.stdout  # the wheel built kryon_lua._ccall (a C compiler is present)
     print(api.stdout.splitlines()[0])
 
 

@@ -24,6 +24,7 @@ from kryon_core import SecurityPolicy, threads
 from kryon_core.errors import ScriptError
 from kryon_core.values import MAX_SAFE_DOUBLE_INT
 
+from .ccall import compiled
 from .errors import translate
 from .runtime import FAST_MARGIN, host_error
 from .values import SCALARS
@@ -53,6 +54,11 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
     generic = _generic(rt, f, policy, script)
     if nparams is None or not 0 <= nparams <= len(_PARAMS):
         return generic
+    # the compiled caller (kryon_lua/ccall.py) when the extension loaded and every check of it holds
+    fast = compiled(rt, f, policy, script, nparams, limited(rt, policy), generic,
+                    (lambda exc: rt.call_failure(exc, script)) if limited(rt, policy) else _unlimited_failure(rt, script))
+    if fast is not None:
+        return fast
     params = _PARAMS[:nparams]
     listed = "".join(p + ", " for p in params)
     simple = rt.passthrough - {str}
