@@ -19,8 +19,7 @@ from kryon_core import BreakpointHit, ScriptManager, SecurityPolicy
 pytest.importorskip("kryon_wren")
 from kryon_wren import WrenVM  # noqa: E402
 from kryon_wren.vm import WrenCompileError, WrenError, WrenRuntimeError  # noqa: E402
-
-HEADER = 20  # magic, version, zero, build hash, payload length, checksum
+from wren_support import HEADER, reseal  # noqa: E402
 
 UTIL = "class Util {\n  static twice(x) { x * 2 }\n}\n"
 
@@ -69,20 +68,6 @@ while (i < 3) {
 }
 System.print(t)
 """
-
-
-def fnv1a(data: bytes) -> int:
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def reseal(entry: bytes) -> bytes:
-    """Fix up payload length and checksum, so the structural checks (not the
-    checksum) are what must refuse a damaged payload."""
-    payload = entry[HEADER:]
-    return entry[:12] + struct.pack("<II", len(payload), fnv1a(payload)) + payload
 
 
 def new_vm() -> WrenVM:
