@@ -1,5 +1,6 @@
 """What the Wren tests share: the bytecode cache entry's checksum, to damage
-an entry's payload and seal it again (test_bytecode_cache, test_bytecode_verify),
+an entry's payload and seal it again, and the opcodes to make one by hand
+(test_bytecode_cache, test_bytecode_verify),
 and a count of the host's calls into the wasm exports (test_dom_fast_path,
 test_host_call_path)."""
 
@@ -14,6 +15,15 @@ from kryon_wren.instance import RawExport
 
 #: a cache entry's header: magic, version, zero, build hash, payload length, checksum
 HEADER = 20
+#: the VM's opcodes by name, numbered as csrc numbers them, to make payloads by hand
+OPS = {name: i for i, name in enumerate([
+    "CONSTANT", "NULL", "FALSE", "TRUE", "LOAD_LOCAL", "STORE_LOCAL", "LOAD_UPVALUE", "STORE_UPVALUE",
+    "LOAD_MODULE_VAR", "STORE_MODULE_VAR", "LOAD_FIELD_THIS", "STORE_FIELD_THIS", "LOAD_FIELD",
+    "STORE_FIELD", "POP", "CALL", "SUPER", "ADD", "SUB", "MUL", "DIV", "LT", "GT", "LTE", "GTE", "EQ",
+    "NEQ", "ITERATE", "ITERATOR_VALUE", "JUMP", "LOOP", "JUMP_IF_FALSE", "AND", "OR", "CLOSE_UPVALUE",
+    "RETURN", "CLOSURE", "CONSTRUCT", "CLASS", "METHOD_INSTANCE", "METHOD_STATIC", "FOREIGN_INSTANCE",
+    "FOREIGN_STATIC", "NEW_LIST", "LIST_APPEND", "NEW_MAP", "MAP_INSERT", "END_MODULE", "IMPORT_MODULE",
+    "IMPORT_VARIABLE", "END_CLASS", "END", "BREAKPOINT"])}
 
 
 def fnv1a(data: bytes) -> int:
