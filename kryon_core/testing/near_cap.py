@@ -4,7 +4,8 @@ must end in a result or a clean ``ScriptError``, never a hang or a crash.
 
 A sweep runs in a subprocess of its own (a hang then fails the test through
 the subprocess's timeout, a crash through its exit status), so it has two
-halves. The sweep program, run by :func:`run_sweep`, builds its manager,
+halves. The sweep program, run by :func:`run_sweep`, builds its manager
+(:func:`capped_host`),
 finds where the cap is (:func:`most_that_fits`), steps towards it
 (:class:`Grid`, :func:`sweep`, or :func:`sweep_host_entries` for both at
 once), checks the host and the other scripts still work, and ends with
@@ -28,17 +29,32 @@ import sys
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from ..dom import Document
 from ..errors import MemoryLimitError, ScriptError
 from ..manager import ScriptManager
+from ..policy import SecurityPolicy
 
-__all__ = ["GRID", "Grid", "most_that_fits", "outcome", "report", "run_sweep", "sweep", "sweep_host_entries"]
+__all__ = ["GRID", "Grid", "capped_host", "most_that_fits", "outcome", "report", "run_sweep", "sweep",
+           "sweep_host_entries"]
 
 P = TypeVar("P")
 
 #: the line :func:`report` prints last, before the outcomes as JSON
 MARKER = "near-cap outcomes: "
+
+
+def capped_host(cap: int, **options: Any) -> tuple[ScriptManager, Document]:
+    """The host of a sweep: a manager (``options`` passed on) whose sandboxed
+    policy caps a script's memory at ``cap`` bytes with a time limit of 20 s,
+    output dropped, and a document holding ``div#box`` whose title is 300
+    "é" (a string result that must be made in the script, and is not ASCII)."""
+    options.setdefault("output", lambda lang, text: None)
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(memory_limit=cap, time_limit=20), **options)
+    doc = m.setup_dom_bridge(Document())
+    doc.append_child(doc.root, doc.create_element("div", {"id": "box", "title": "\u00e9" * 300}))
+    return m, doc
 
 
 def most_that_fits(attempt: Callable[[int], object], upper: int, lower: int = 0) -> int:

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from kryon_core import MemoryLimitError, ScriptRuntimeError, ScriptTimeoutError
-from kryon_core.testing.near_cap import GRID, Grid, most_that_fits, outcome, run_sweep, sweep
+from kryon_core.testing.near_cap import GRID, Grid, capped_host, most_that_fits, outcome, run_sweep, sweep
 
 
 @pytest.mark.parametrize("boundary", [0, 1, 37, 999, 1000])
@@ -103,3 +103,12 @@ def test_run_sweep_fails_a_sweep_that_did_not_finish(program: str, why: str) -> 
 def test_run_sweep_fails_a_sweep_that_hangs() -> None:
     with pytest.raises(subprocess.TimeoutExpired):
         run_sweep("import time; time.sleep(600)", timeout=1)
+
+
+def test_the_host_of_a_sweep_caps_each_script() -> None:
+    m, doc = capped_host(3 << 20, cache=False)
+    try:
+        assert m.policy.sandboxed and m.policy.memory_limit == 3 << 20 and m.policy.time_limit == 20
+        assert doc.get_property("box", "title") == "\u00e9" * 300
+    finally:
+        m.close()

@@ -20,14 +20,9 @@ pytest.importorskip("kryon_js")
 
 SWEEP = textwrap.dedent('''
     import sys
-    from kryon_core import Document, ScriptManager, SecurityPolicy
-    from kryon_core.testing.near_cap import report, sweep_host_entries
-    CAP = 2 * 1024 * 1024
+    from kryon_core.testing.near_cap import capped_host, report, sweep_host_entries
     how = sys.argv[1]
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(memory_limit=CAP, time_limit=20), cache_dir=False,
-                      output=lambda lang, text: None)
-    doc = m.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box", "title": "\\u00e9" * 300}))
+    m, doc = capped_host(2 * 1024 * 1024, cache_dir=False)
     m.load_script_from_source("other", "javascript", "function one() { return 1; }")
     m.load_script_from_source("evil", "javascript", """
     function one() { return 1; }

@@ -17,14 +17,9 @@ from kryon_core.testing.near_cap import run_sweep
 
 SWEEP = textwrap.dedent('''
     import sys
-    from kryon_core import Document, ScriptManager, SecurityPolicy
-    from kryon_core.testing.near_cap import report, sweep_host_entries
-    CAP = 4 * 1024 * 1024
+    from kryon_core.testing.near_cap import capped_host, report, sweep_host_entries
     how = sys.argv[1]
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(memory_limit=CAP, time_limit=20), cache=False,
-                      output=lambda lang, text: None)
-    doc = m.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box", "title": "\\u00e9" * 300}))
+    m, doc = capped_host(4 * 1024 * 1024, cache=False)
     m.load_script_from_source("h", "python", "def text():\\n    return 'z' * 200\\n\\ndef boom():\\n    return 1 / 0\\n")
     m.load_script_from_source("other", "wren", "class O {\\n  static one() { 1 }\\n}\\n")
     m.load_script_from_source("evil", "wren", """import "kryon" for Kryon
