@@ -4,8 +4,6 @@ leak or double; a broken edit leaves the old version running."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 pytest.importorskip("kryon_lua")
 
 from kryon_core.app import App  # noqa: E402
+from kryon_core.testing.watch import WatchedApp  # noqa: E402
 
 TREE = {"type": "panel", "id": "p", "children": [{"type": "button", "id": "b"}, {"type": "label", "id": "l"}]}
 V1 = 'kryon.addEventListener("b", "click", function() kryon.setProperty("l", "text", "v1") end)\nkryon.setInterval(function() end, 50)\n'
@@ -48,26 +47,10 @@ def test_reload_moves_callbacks(tmp_path):
 def test_watch_reloads_on_file_change(tmp_path):
     pytest.importorskip("watchfiles")
     make_app(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kryon_core.cli", "run", str(tmp_path), "--watch"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        line = ""
-        deadline = time.monotonic() + 30
-        while "watching" not in line and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-        assert "watching" in line
+    with WatchedApp(tmp_path, timeout=30) as app:
+        app.expect("watching")
         time.sleep(0.5)
         (tmp_path / "ui.lua").write_text(V2)
-        while "reloaded ui.lua" not in line and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-        assert "reloaded ui.lua" in line
+        app.expect("reloaded ui.lua")
         (tmp_path / "ui.lua").write_text("if then\n")
-        err = ""
-        while "old version kept" not in err and time.monotonic() < deadline:
-            err = proc.stderr.readline()
-        assert "old version kept" in err and "ui.lua:1" in err
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        assert "ui.lua:1" in app.expect("old version kept", "stderr")

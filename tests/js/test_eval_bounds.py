@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from js_budget import assert_stops, budget_manager
 
 from kryon_core import (
     CompileError,
@@ -88,28 +89,14 @@ def test_string_object_listings_give_the_native_results():
 
 @pytest.fixture(scope="module")
 def m():
-    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=BUDGET), output=lambda lang, text: None)
-    mgr.load_script_from_source("bystander", JS, "let n = 0; function bump() { return ++n; }")
-    yield mgr
-    mgr.close()
+    with budget_manager(BUDGET) as mgr:
+        yield mgr
 
 
 def _stops(m, body: str, setup: str = HUGE) -> None:
     loop = f"  for (;;) {{ try {{ {body}; }} catch (e) {{ if (!(e instanceof RangeError)) throw e; }} }}\n"
-    m.load_script_from_source("attacker", JS, f"function attack() {{ {setup} globalThis.big = s;\n{loop}}}\n"
-                                              "function ok() { return eval('1 + 1'); }")
-    try:
-        before = m.call_function("bystander.bump")
-        start = time.thread_time()
-        with pytest.raises((ScriptTimeoutError, MemoryLimitError)) as info:
-            m.call_function("attacker.attack")
-        spent = time.thread_time() - start
-        assert info.value.script == "attacker"
-        assert spent < 1.5 * BUDGET, f"{body} ran {spent:.2f} s of CPU time under a {BUDGET} s limit"
-        assert m.call_function("attacker.ok") == 2
-        assert m.call_function("bystander.bump") == before + 1
-    finally:
-        m.unload_script("attacker")
+    assert_stops(m, f"function attack() {{ {setup} globalThis.big = s;\n{loop}}}\nfunction ok() {{ return eval('1 + 1'); }}",
+                 (ScriptTimeoutError, MemoryLimitError), ok=2, within=1.5 * BUDGET, what=body)
 
 
 @pytest.mark.parametrize("name", sorted(ROUTES))

@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from js_budget import assert_stops, attacker_source, budget_manager
 
 from kryon_core import MemoryLimitError, ScriptManager, ScriptTimeoutError, SecurityPolicy
 
@@ -46,33 +47,19 @@ ROUTES = {
 
 @pytest.fixture(scope="module")
 def m():
-    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=BUDGET), output=lambda lang, text: None)
-    mgr.load_script_from_source("bystander", JS, "let n = 0; function bump() { return ++n; }")
-    yield mgr
-    mgr.close()
+    with budget_manager(BUDGET) as mgr:
+        yield mgr
 
 
 def _attacker(setup: str, body: str, catching: bool) -> str:
-    run = f"for (;;) {{ try {{ {body}; }} catch (e) {{}} }}" if catching else f"{body};"
-    return (f"function attack() {{ {setup}\n  {run}\n}}\n"
-            "function ok() { const a = []; for (let i = 0; i < 1000; i++) a.push('x'.repeat(1000) + i);\n"
-            "  return eval('1 + 1') + new RegExp('[a-z]+', 'iu').exec('Ab')[0].length + a.length; }")
+    return attacker_source(setup, body, catching=catching,
+                           ok="eval('1 + 1') + new RegExp('[a-z]+', 'iu').exec('Ab')[0].length + a.length")
 
 
 def _stops(m, setup: str, body: str, *, catching: bool) -> None:
-    m.load_script_from_source("attacker", JS, _attacker(setup, body, catching))
-    try:
-        before = m.call_function("bystander.bump")
-        start = time.thread_time()
-        with pytest.raises(ScriptTimeoutError) as info:
-            m.call_function("attacker.attack")
-        spent = time.thread_time() - start
-        assert info.value.script == "attacker"
-        assert spent < 1.5 * BUDGET, f"{body} ran {spent:.2f} s of CPU time under a {BUDGET} s limit"
-        assert m.call_function("attacker.ok") == 2 + 2 + 1000  # memory back as the policy says
-        assert m.call_function("bystander.bump") == before + 1
-    finally:
-        m.unload_script("attacker")
+    # ok: memory back as the policy says
+    assert_stops(m, _attacker(setup, body, catching), ScriptTimeoutError, ok=2 + 2 + 1000, within=1.5 * BUDGET,
+                 what=body)
 
 
 @pytest.mark.parametrize("name", sorted(ROUTES))

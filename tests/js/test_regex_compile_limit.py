@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from js_budget import assert_stops, attacker_source, budget_manager
 
 from kryon_core import ScriptManager, ScriptTimeoutError, SecurityPolicy, SizeLimitError
 
@@ -68,37 +69,19 @@ ROUTES = {
 
 @pytest.fixture(scope="module")
 def m():
-    mgr = ScriptManager(cache_dir=False, policy=SecurityPolicy.sandboxed(time_limit=BUDGET), output=lambda lang, text: None)
-    mgr.load_script_from_source("bystander", JS, "let n = 0; function bump() { return ++n; }")
-    yield mgr
-    mgr.close()
-
-
-def _attacker(setup: str, body: str, catching: bool) -> str:
-    run = f"for (;;) {{ try {{ {body}; }} catch (e) {{}} }}" if catching else f"{body};"
-    return (f"function attack() {{ {setup}\n  {run}\n}}\n"
-            "function ok() { const a = []; for (let i = 0; i < 1000; i++) a.push('x'.repeat(1000) + i);\n"
-            "  return eval('/a|b/.exec(\"b\")[0]') + new RegExp('[a-z]+', 'iu').exec('Ab')[0] + a.length; }")
+    with budget_manager(BUDGET) as mgr:
+        yield mgr
 
 
 def _refused(m, setup: str, body: str, *, catching: bool = False) -> None:
-    m.load_script_from_source("attacker", JS, _attacker(setup, body, catching))
-    try:
-        before = m.call_function("bystander.bump")
-        start = time.thread_time()
-        with pytest.raises(ScriptTimeoutError if catching else SizeLimitError) as info:
-            m.call_function("attacker.attack")
-        spent = time.thread_time() - start
-        assert info.value.script == "attacker"
-        assert info.value.language == JS
-        if not catching:
-            assert info.value.line == 2
-            assert "too costly to compile under the policy's time_limit" in str(info.value)
-        assert spent < BOUND, f"{body} ran {spent:.2f} s of CPU time under a {BUDGET} s limit"
-        assert m.call_function("attacker.ok") == "bAb1000"
-        assert m.call_function("bystander.bump") == before + 1
-    finally:
-        m.unload_script("attacker")
+    source = attacker_source(setup, body, catching=catching,
+                             ok="eval('/a|b/.exec(\"b\")[0]') + new RegExp('[a-z]+', 'iu').exec('Ab')[0] + a.length")
+    error = assert_stops(m, source, ScriptTimeoutError if catching else SizeLimitError, ok="bAb1000", within=BOUND,
+                         what=body)
+    assert error.language == JS
+    if not catching:
+        assert error.line == 2
+        assert "too costly to compile under the policy's time_limit" in str(error)
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
@@ -364,9 +347,7 @@ def test_ordinary_patterns_give_the_same_results_through_every_route():
 def test_the_guard_holds_without_a_source_size_bound(route):
     """max_source_size=None turns the eval guard off (eval and Function are not bounded),
     not the regex guard: patterns from strings and literals in loads are still measured."""
-    policy = SecurityPolicy.sandboxed(time_limit=BUDGET, max_source_size=None)
-    with ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None) as mgr:
-        mgr.load_script_from_source("bystander", JS, "let n = 0; function bump() { return ++n; }")
+    with budget_manager(BUDGET, max_source_size=None) as mgr:
         _refused(mgr, SHAPES["many empty alternatives"], ROUTES[route])
         mgr.load_script_from_source("leak", JS, LEAK)
         assert mgr.call_function("leak.f") == [True, True]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kryon_core import Document, DOMError, ScriptManager, SecurityPolicy
+from kryon_core import DOMError
 
 SCRIPT = """\
 (defn go []
@@ -22,13 +22,9 @@ SCRIPT = """\
 
 
 @pytest.fixture
-def ui():
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=30), cache=False, output=lambda lang, text: None)
-    doc = m.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
-    m.load_script_from_source("s", "lisp", SCRIPT)
-    yield m, doc
-    m.close()
+def ui(sandboxed_ui):
+    sandboxed_ui[0].load_script_from_source("s", "lisp", SCRIPT)
+    return sandboxed_ui
 
 
 def test_a_refused_batched_write_names_its_lisp_line(ui):

@@ -4,12 +4,9 @@ language's names on the stack, and DOM writes are applied before the call return
 
 from __future__ import annotations
 
-import sys
-from typing import Any
-
 import pytest
+from worker_support import python_calls
 
-from kryon_core import Document, ScriptManager, SecurityPolicy
 from kryon_core.errors import ScriptRuntimeError
 
 SCRIPT = """\
@@ -26,30 +23,17 @@ SCRIPT = """\
 
 
 @pytest.fixture
-def ui():
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=30), cache=False, output=lambda lang, text: None)
-    doc = m.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
-    m.load_script_from_source("s", "lisp", SCRIPT)
-    yield m, doc
-    m.close()
+def ui(sandboxed_ui):
+    sandboxed_ui[0].load_script_from_source("s", "lisp", SCRIPT)
+    return sandboxed_ui
 
 
 def test_a_kebab_case_function_through_the_hot_path(ui):
     m, _ = ui
     add_two = m.function("s.add-two")
     assert add_two(2, 3) == 5
-    names: list[str] = []
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            names.append(frame.f_code.co_name)
-
-    sys.setprofile(profile)
-    try:
-        assert add_two(4, 5) == 9
-    finally:
-        sys.setprofile(None)
+    result, names = python_calls(lambda: add_two(4, 5))
+    assert result == 9
     assert "call_plain" in names and "request" not in names
     assert m.call_function("s.add-two", [1, 1]) == 2
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import escape_corpus as corpus  # tests/python/escape_corpus.py (conftest.py)
 import pytest
 
 from kryon_core import (
@@ -322,21 +323,6 @@ def test_a_cached_trusted_compile_never_runs_macros_with_the_host_rights():
 
 
 # -- the kernel layer: arbitrary code in a Lisp worker --------------------------------------------
-def _load_corpus():
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "python" / "escape_corpus.py"
-    spec = importlib.util.spec_from_file_location("escape_corpus", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load_corpus()
-
 LISP_CORPUS = r'''
 (defn make-room []
   (try

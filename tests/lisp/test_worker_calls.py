@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from worker_support import received
 
 from kryon_core import AccessDeniedError, ScriptManager, ScriptRuntimeError, ScriptTimeoutError, SecurityPolicy
-from kryon_core.isolation import protocol
 
 pytest.importorskip("kryon_lua")
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker sandbox uses Linux limits")
@@ -79,15 +79,7 @@ def test_the_time_limit_fires_during_a_loop_of_calls() -> None:
 
 def test_no_stack_travels_until_asked_and_nested_calls_see_theirs(m: ScriptManager,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[dict[str, Any]] = []
-    real = protocol.loads
-
-    def loads(data: bytes, decoder: Any = None) -> dict[str, Any]:
-        msg = real(data, decoder)
-        seen.append(msg)
-        return msg
-
-    monkeypatch.setattr(protocol, "loads", loads)
+    seen = received(monkeypatch)
     assert m.call_function("w.loop", ["l.echo", 10]) == 10
     api = [msg for msg in seen if msg.get("t") == "api"]
     assert len(api) == 10 and not any("st" in msg for msg in api)

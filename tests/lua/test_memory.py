@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("kryon_lua")
 
 from kryon_core import MemoryLimitError, ScriptManager, SecurityPolicy  # noqa: E402
+from kryon_core.testing.near_cap import run_sweep  # noqa: E402
 
 MiB = 1024 * 1024
 CAP = 16 * MiB
@@ -152,7 +153,8 @@ def test_a_host_result_is_refused_once_the_host_filled_the_state(manager, result
 
 JUST_UNDER_THE_CAP = textwrap.dedent('''
     import sys
-    from kryon_core import MemoryLimitError, ScriptManager, SecurityPolicy
+    from kryon_core import ScriptManager, SecurityPolicy
+    from kryon_core.testing.near_cap import report, sweep
     CAP = 2 * 1024 * 1024
     policy = SecurityPolicy.sandboxed(memory_limit=CAP, time_limit=20, use_jit=sys.argv[2] == "luajit")
     m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
@@ -187,23 +189,15 @@ JUST_UNDER_THE_CAP = textwrap.dedent('''
     how = "text" if sys.argv[1] == "raise" else sys.argv[1]
     # where the script's count stands against the cap's own count of the memory in use
     offset = m.evaluate("lua", "collectgarbage('count') * 1024", script="evil") - rt.lua.get_memory_used()
-    outcomes = []
-    for room in range(400, -6000, -12):  # the script stops about this close to the cap, then calls the host
-        try:
-            m.call_function("evil.attack", [CAP - room + offset, how])
-            outcomes.append("returned")
-        except MemoryLimitError as exc:
-            assert exc.script == "evil", exc
-            outcomes.append("refused" if "host" in str(exc) else "full")  # the host's value, or the script's own
-        except Exception as exc:
-            outcomes.append(type(exc).__name__)
-        if outcomes[-3:] == ["full"] * 3 and how not in ("caught", "resume"):  # (a caught error leaves the script
-            # to fill its cap)
-            break  # the script cannot come any closer
+    # the script stops this many bytes short of the cap (less than none: it cannot), then calls the host;
+    # "refused": the host's value found no room, "full": the script's own allocation did not
+    outcomes = sweep(range(400, -6000, -12), lambda room: m.call_function("evil.attack", [CAP - room + offset, how]),
+                     "evil", refused_when="host",
+                     # (a caught error leaves the script to fill its cap: that sweep goes on to the end)
+                     stop=lambda outcomes: outcomes[-3:] == ["full"] * 3 and how not in ("caught", "resume"))
     assert m.call_function("other.one") == 1 and m.call_function("evil.one") == 1
     assert rt.lua.get_memory_used() < CAP + 2 * 64 * 1024
-    print(outcomes)
-    print("alive")
+    report(outcomes)
 ''')
 
 
@@ -218,19 +212,17 @@ def test_host_calls_from_just_under_the_cap_never_hang(how, runtime):
     no room (lupa's push would unwind through the host call's C frames and
     hang the process); the call fails with a MemoryLimitError instead, and a
     script that catches the error gets no room out of it."""
-    done = subprocess.run([sys.executable, "-c", JUST_UNDER_THE_CAP, how, runtime], capture_output=True, text=True,
-                          timeout=180)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.rstrip().endswith("alive"), done.stdout
+    outcomes = run_sweep(JUST_UNDER_THE_CAP, how, runtime, timeout=180)
     if how not in ("caught", "resume"):  # the sweep went on until the script could not come any closer
-        assert "'full', 'full', 'full']" in done.stdout, done.stdout
+        assert outcomes[-3:] == ["full"] * 3, outcomes
     if how not in ("self", "other") and runtime == "lua54":  # (kryon.call's own steps, and LuaJIT's wrapper
-        assert "refused" in done.stdout, done.stdout  # of host functions, stop the script further out)
+        assert "refused" in outcomes, outcomes  # of host functions, stop the script further out)
 
 
 TRUSTED_OVERDRAFT = textwrap.dedent('''
     import sys
-    from kryon_core import MemoryLimitError, ScriptManager, SecurityPolicy
+    from kryon_core import ScriptManager, SecurityPolicy
+    from kryon_core.testing.near_cap import report, sweep
     CAP = 2 * 1024 * 1024
     policy = SecurityPolicy.trusted(memory_limit=CAP, use_jit=sys.argv[2] == "luajit")
     m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
@@ -258,19 +250,13 @@ TRUSTED_OVERDRAFT = textwrap.dedent('''
     m.set_global("lua", "boom", lambda: 1 / 0)
     m.set_global("lua", "text", lambda: "z" * 200)
     rt = m.engine("lua")._scripts["greedy"].runtime
-    outcomes = []
-    for call in range(5):  # the pattern again and again, each call 400 times over
-        try:
-            m.call_function("greedy.attack", [sys.argv[1], 400])
-            outcomes.append("returned")
-        except MemoryLimitError:
-            outcomes.append("full")
-    print(outcomes)
+    # the pattern again and again, each call 400 times over
+    outcomes = sweep(range(5), lambda call: m.call_function("greedy.attack", [sys.argv[1], 400]), "greedy")
     peak = max(m.call_function("greedy.stats"), rt.lua.get_memory_used())
-    print(peak - CAP)
     assert m.call_function("other.one") == 1
-    assert peak < CAP + 2 * 64 * 1024, peak - CAP
-    print("alive")
+    assert peak < CAP + 2 * 64 * 1024, (outcomes, peak - CAP)
+    assert set(outcomes) <= {"returned", "full"}, outcomes
+    report(outcomes)
 ''')
 
 
@@ -282,8 +268,4 @@ def test_a_trusted_capped_state_gets_no_room_from_a_caught_host_error(how, runti
     not catch it (pcall, xpcall and its handler, coroutine.resume) and use the
     extra room, or catching and filling again would grow the state past its
     cap without bound. The call fails with a MemoryLimitError instead."""
-    done = subprocess.run([sys.executable, "-c", TRUSTED_OVERDRAFT, how, runtime], capture_output=True, text=True,
-                          timeout=180)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.rstrip().endswith("alive"), done.stdout
-    assert "full" in done.stdout, done.stdout
+    assert "full" in run_sweep(TRUSTED_OVERDRAFT, how, runtime, timeout=180)

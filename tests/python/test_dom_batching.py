@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from worker_support import LIAR, box_manager
 
-from kryon_core import Document, DOMError, ScriptError, ScriptManager, ScriptTimeoutError, SecurityPolicy
+from kryon_core import Document, DOMError, ScriptError, ScriptManager, ScriptTimeoutError
 from kryon_core.isolation import dombatch, process
 
 pytest.importorskip("kryon_python")
@@ -19,9 +20,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker sand
 
 @pytest.fixture
 def ui() -> Iterator[tuple[ScriptManager, Document]]:
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=30), cache=False, output=lambda lang, text: None)
-    doc = m.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+    m, doc = box_manager(time_limit=30)
     yield m, doc
     m.close()
 
@@ -154,9 +153,7 @@ def go():
 
 
 def test_time_limit_during_a_batch() -> None:
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.5), cache=False)
-    doc = m.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+    m, doc = box_manager(time_limit=0.5)
     m.load_script_from_source("s", "python", """\
 import kryon
 def go(n):
@@ -178,9 +175,7 @@ def ok():
 
 
 def test_a_worker_killed_mid_batch_loses_only_its_pending_writes() -> None:
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.5), cache=False)
-    doc = m.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+    m, doc = box_manager(time_limit=0.5)
     m.load_script_from_source("s", "python", """\
 import kryon
 def go(n):
@@ -201,21 +196,6 @@ def ok():
 
 
 # -- a worker that lies about its writes ----------------------------------------------------------
-LIAR = """\
-import os, json, struct
-def lie(text):
-    data = text.encode()
-    for fd in range(3, 8):
-        try:
-            os.write(fd, struct.pack(">I", len(data)) + data)
-        except OSError:
-            pass
-    return 1
-def ok():
-    return "fine"
-"""
-
-
 @pytest.mark.parametrize(
     "message",
     [
@@ -230,9 +210,7 @@ def ok():
     ],
 )
 def test_malformed_writes_end_the_worker(message: str) -> None:
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(allow_imports=True), cache=False, output=lambda lang, text: None)
-    doc = m.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+    m, doc = box_manager(allow_imports=True)
     m.load_script_from_source("liar", "python", LIAR)
     with pytest.raises(ScriptError) as info:
         m.call_function("liar.lie", [message])

@@ -20,7 +20,6 @@ shows the host restarts it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import sys
@@ -28,6 +27,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import escape_corpus as corpus
 import pytest
 
 from kryon_core import (
@@ -235,15 +235,6 @@ def test_sys_modules_writes_stay_in_the_worker() -> None:
 
 
 # -- the kernel layer: arbitrary Python in the worker -------------------------------------------
-def _load_corpus():
-    spec = importlib.util.spec_from_file_location("escape_corpus", Path(__file__).with_name("escape_corpus.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load_corpus()
 
 #: what each kernel mechanism alone holds back: the attacks that do get
 #: through when it is missing (the other layers cannot stop them)

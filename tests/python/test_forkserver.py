@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import escape_corpus as corpus
 import pytest
 
 from kryon_core import ScriptManager, SecurityPolicy
@@ -24,15 +25,6 @@ from kryon_core.isolation.testing import python_layers_off
 pytestmark = pytest.mark.skipif(not forkserver.supported(), reason="the fork server needs Linux on x86_64 or aarch64")
 
 
-def _load_corpus():
-    spec = importlib.util.spec_from_file_location("escape_corpus", Path(__file__).with_name("escape_corpus.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load_corpus()
 
 
 def _manager(**policy) -> ScriptManager:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from worker_support import SCALARS, box_manager, python_calls
 
-from kryon_core import Document, ScriptManager, SecurityPolicy
+from kryon_core import Document, ScriptManager
 from kryon_core.errors import ScriptNotFoundError, ScriptRuntimeError, ScriptTimeoutError
 from kryon_core.isolation import protocol
 
@@ -42,9 +43,7 @@ def attack():
 
 
 def _manager(time_limit: float | None = 5.0) -> tuple[ScriptManager, Document]:
-    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=time_limit), cache=False, output=lambda lang, text: None)
-    doc = m.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+    m, doc = box_manager(time_limit=time_limit)
     m.load_script_from_source("b", "python", SOURCE)
     return m, doc
 
@@ -56,29 +55,13 @@ def md() -> Iterator[tuple[ScriptManager, Document]]:
     m.close()
 
 
-def _python_calls(fn: Callable[[], Any]) -> tuple[Any, list[str]]:
-    """``fn()``'s result and the names of the Python functions it ran, in order."""
-    names: list[str] = []
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            names.append(frame.f_code.co_name)
-
-    sys.setprofile(profile)
-    try:
-        result = fn()
-    finally:
-        sys.setprofile(None)
-    return result, names
-
-
 @pytest.mark.parametrize("time_limit", [None, 5.0])
 def test_a_plain_call_skips_the_engine_and_the_generic_request(time_limit: float | None) -> None:
     m, _ = _manager(time_limit)
     try:
         bound = m.function("b.add")
         assert bound(2, 3) == 5
-        result, names = _python_calls(lambda: bound(2, 3))
+        result, names = python_calls(lambda: bound(2, 3))
         assert result == 5
         assert "call_plain" in names
         assert not {"request", "_call", "_send", "run", "_live", "encode_args"} & set(names), names
@@ -87,7 +70,7 @@ def test_a_plain_call_skips_the_engine_and_the_generic_request(time_limit: float
         assert len(names[1:]) <= 7, names
         assert set(names[1:]) <= {"call", "call_plain", "kill_after", "call_frame", "loads", "_wait",
                                   "_receive", "_fill", "_read"}, names
-        result, names = _python_calls(lambda: m.call_function("b.add", [1.5, True]))
+        result, names = python_calls(lambda: m.call_function("b.add", [1.5, True]))
         assert result == 2.5 and "call_plain" in names and "request" not in names
         assert m.call_function("b.add", ["a", "b"]) == "ab"
     finally:
@@ -96,7 +79,7 @@ def test_a_plain_call_skips_the_engine_and_the_generic_request(time_limit: float
 
 def test_values_that_need_encoding_take_the_full_path(md: tuple[ScriptManager, Document]) -> None:
     m, _ = md
-    result, names = _python_calls(lambda: m.call_function("b.add", [[1], [2]]))
+    result, names = python_calls(lambda: m.call_function("b.add", [[1], [2]]))
     assert result == [1, 2] and "request" in names and "call_plain" not in names
     add5 = m.call_function("b.adder", [5])
     assert add5(1) == 6
@@ -110,7 +93,7 @@ def test_a_call_back_into_the_same_worker_during_a_call(md: tuple[ScriptManager,
     inner: list[list[str]] = []
 
     def host_add(x: int) -> int:
-        r, names = _python_calls(lambda: add(x, 10))
+        r, names = python_calls(lambda: add(x, 10))
         inner.append(names)
         return int(r)
 
@@ -118,7 +101,7 @@ def test_a_call_back_into_the_same_worker_during_a_call(md: tuple[ScriptManager,
     assert m.function("b.outer")(1) == 12
     assert "request" in inner[0] and "call_plain" not in inner[0]
     assert add(1, 1) == 2  # and the next outer call is plain again
-    _, names = _python_calls(lambda: add(1, 1))
+    _, names = python_calls(lambda: add(1, 1))
     assert "call_plain" in names
 
 
@@ -129,7 +112,7 @@ def test_pending_releases_go_with_the_next_call(md: tuple[ScriptManager, Documen
     handle = m.call_function("b.adder", [1])
     handle.release()
     assert proc.pending_release, "the released handle waits for the next message"
-    result, names = _python_calls(lambda: add(1, 2))
+    result, names = python_calls(lambda: add(1, 2))
     assert result == 3 and "_send" in names and not proc.pending_release
 
 
@@ -216,7 +199,7 @@ def test_a_time_limit_kills_and_the_next_call_runs_on_the_standby() -> None:
         assert info.value.script == "b"
         after = runtime.worker_info("b")
         assert after["restarts"] == 1 and after["from_standby"] and after["pid"] != first["pid"]
-        _, names = _python_calls(lambda: m.function("b.add")(2, 2))
+        _, names = python_calls(lambda: m.function("b.add")(2, 2))
         assert "call_plain" in names
         assert m.call_function("b.add", [2, 2]) == 4
     finally:
@@ -243,11 +226,7 @@ def test_an_unloaded_script_fails_as_the_engine_says(md: tuple[ScriptManager, Do
         add(1, 1)
 
 
-_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
-                     st.text(), st.just("\ud800 lone surrogate"), st.just('"quoted" \\ \x00 \u2028'))
-
-
-@given(script=st.text(min_size=1), function=st.text(min_size=1), args=st.lists(_SCALARS, max_size=6),
+@given(script=st.text(min_size=1), function=st.text(min_size=1), args=st.lists(SCALARS, max_size=6),
        rid=st.integers(min_value=1, max_value=2**53))
 def test_a_call_frame_is_the_frame_dumps_makes(script: str, function: str, args: list[Any], rid: int) -> None:
     expected = protocol.dumps({"t": "call", "script": script, "fn": function, "a": args, "i": rid})

@@ -10,12 +10,11 @@ for a trusted script."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 from pathlib import Path
-from types import ModuleType
 
+import escape_corpus
 import pytest
 
 from kryon_core import (
@@ -115,14 +114,6 @@ def test_what_a_file_beside_the_script_tries_is_refused(app: Path, module: str, 
         assert m.call_function("main.run", [1]) == 3 + 3 + 9 + 9, "other scripts keep working"
 
 
-def _corpus() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("escape_corpus_files", Path(__file__).with_name("escape_corpus.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("attack", ["string.Formatter walk to os", "frame walk to the worker", "gc walk to os",
                                     "read secret with open", "read secret with os.open"])
 def test_an_escape_from_the_corpus_inside_a_file_beside_the_script_is_refused(
@@ -133,7 +124,7 @@ def test_an_escape_from_the_corpus_inside_a_file_beside_the_script_is_refused(
     sibling, are refused with the script's importing line."""
     secret = tmp_path / "secret.txt"
     secret.write_text("the secret")
-    body = _corpus().PY_ATTACKS[attack]
+    body = escape_corpus.PY_ATTACKS[attack]
     targets = {"secret": str(secret), "dir": str(tmp_path)}
     (app / "attack.py").write_text(
         f"T = {targets!r}\ndef attack():\n" + "".join(f"    {line}\n" for line in body.splitlines())

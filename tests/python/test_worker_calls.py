@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from worker_support import LIAR, SCALARS, python_calls, received
 
 from kryon_core import (
     AccessDeniedError,
@@ -91,36 +92,6 @@ def mp() -> Iterator[tuple[ScriptManager, list[str]]]:
     m, printed = _manager()
     yield m, printed
     m.close()
-
-
-def _received(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Every message the host parses from now on (``protocol.loads``)."""
-    seen: list[dict[str, Any]] = []
-    real = protocol.loads
-
-    def loads(data: bytes, decoder: Any = None) -> dict[str, Any]:
-        msg = real(data, decoder)
-        seen.append(msg)
-        return msg
-
-    monkeypatch.setattr(protocol, "loads", loads)
-    return seen
-
-
-def _host_calls(fn: Callable[[], Any]) -> tuple[Any, list[str]]:
-    """``fn()``'s result and the names of the Python functions the host ran."""
-    names: list[str] = []
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            names.append(frame.f_code.co_name)
-
-    sys.setprofile(profile)
-    try:
-        result = fn()
-    finally:
-        sys.setprofile(None)
-    return result, names
 
 
 VALUES: list[Any] = [
@@ -220,8 +191,8 @@ def test_a_kryon_call_request_carries_no_stack(mp: tuple[ScriptManager, list[str
     """The fast path itself: the worker sends no stack with a kryon call and
     the host makes none; asking for the stack is what fetches it."""
     m, _ = mp
-    seen = _received(monkeypatch)
-    result, names = _host_calls(lambda: m.call_function("w.loop", ["l.echo", 20]))
+    seen = received(monkeypatch)
+    result, names = python_calls(lambda: m.call_function("w.loop", ["l.echo", 20]))
     assert result == 20
     api = [msg for msg in seen if msg.get("t") == "api"]
     assert len(api) == 20 and not any("st" in msg for msg in api), api[:1]
@@ -234,20 +205,16 @@ def test_the_host_answers_a_kryon_call_in_one_frame(mp: tuple[ScriptManager, lis
     anything else is encoded as before."""
     m, _ = mp
     assert m.call_function("w.loop", ["l.echo", 1]) == 1  # the handle and the route are made
-    result, names = _host_calls(lambda: m.call_function("w.loop", ["l.echo", 5]))
+    result, names = python_calls(lambda: m.call_function("w.loop", ["l.echo", 5]))
     assert result == 5
     assert names.count("_serve_api") == 5 and names.count("reply_frame") == 5, names
     assert not {"_serve", "_serve_one", "_send", "encode", "dumps"} & set(names), names
-    result, names = _host_calls(lambda: m.call_function("w.call", ["l.echo", [1, {"a": 2}]]))
+    result, names = python_calls(lambda: m.call_function("w.call", ["l.echo", [1, {"a": 2}]]))
     assert result == [1, {"a": 2}] and "_serve_api" in names and "encode" in names and "reply_frame" not in names
     assert m.call_function("w.call", ["l.echo", "x" * 1000]) == "x" * 1000
 
 
-_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
-                     st.text(), st.just("\ud800 lone surrogate"), st.just('"quoted" \\ \x00 \u2028'))
-
-
-@given(value=_SCALARS, rid=st.integers(min_value=0, max_value=2**53))
+@given(value=SCALARS, rid=st.integers(min_value=0, max_value=2**53))
 def test_a_reply_frame_is_the_frame_dumps_makes(value: Any, rid: int) -> None:
     assert protocol.reply_frame(rid, value) == protocol.dumps({"t": "r", "i": rid, "v": value})
 
@@ -310,21 +277,6 @@ def test_many_calls_in_one_loop(mp: tuple[ScriptManager, list[str]], target: str
         m.load_script_from_source("w2", "python", "import kryon\ndef noop(x): return x\n")
         target = "w2.noop"
     assert m.call_function("w.loop", [target, 300]) == 300
-
-
-LIAR = """\
-import os, struct
-def lie(text):
-    data = text.encode()
-    for fd in range(3, 8):
-        try:
-            os.write(fd, struct.pack(">I", len(data)) + data)
-        except OSError:
-            pass
-    return 1
-def ok():
-    return "fine"
-"""
 
 
 def test_a_stack_nobody_asked_for_ends_the_worker() -> None:

@@ -15,6 +15,14 @@ import kryon_core.isolation as iso
 
 ISOLATION = Path(iso.__file__).parent
 PREFIX = "kryon_isolation_"
+#: the start of a program that loads worker.py (its path: argv[1]) as a fork server does, as ``worker``
+LOAD_WORKER = (
+    "import importlib.util, sys\n"
+    f"spec = importlib.util.spec_from_file_location('{PREFIX}worker', sys.argv[1])\n"
+    "worker = importlib.util.module_from_spec(spec)\n"
+    "sys.modules[spec.name] = worker\n"
+    "spec.loader.exec_module(worker)\n"
+)
 
 
 def _tree(name: str) -> ast.Module:
@@ -120,11 +128,7 @@ def test_the_worker_loads_each_sibling_once_under_python_isolated() -> None:
     ``python -I -S``; each sibling is loaded once, and the channel script
     code finds on the worker module is the one its siblings use."""
     program = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('{PREFIX}worker', sys.argv[1])\n"
-        "worker = importlib.util.module_from_spec(spec)\n"
-        "sys.modules[spec.name] = worker\n"
-        "spec.loader.exec_module(worker)\n"
+        LOAD_WORKER +
         f"channel = sys.modules['{PREFIX}worker_channel']\n"
         "assert worker.send is channel.send and worker.host_request is channel.host_request\n"
         "assert channel.D is worker.D and worker.S is channel.S\n"
@@ -145,11 +149,7 @@ def test_a_plain_call_runs_one_frame_below_the_request_loop() -> None:
     ``worker_calls.call_plain``, called by ``serve`` (with or without a time
     limit); with a breakpoint set it takes the traced path."""
     program = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('{PREFIX}worker', sys.argv[1])\n"
-        "worker = importlib.util.module_from_spec(spec)\n"
-        "sys.modules[spec.name] = worker\n"
-        "spec.loader.exec_module(worker)\n"
+        LOAD_WORKER +
         "def callers(n):\n"
         "    frame, names = sys._getframe(1), []\n"
         "    while frame is not None:\n"

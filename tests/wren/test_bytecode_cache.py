@@ -19,8 +19,7 @@ from kryon_core import BreakpointHit, ScriptManager, SecurityPolicy
 pytest.importorskip("kryon_wren")
 from kryon_wren import WrenVM  # noqa: E402
 from kryon_wren.vm import WrenCompileError, WrenError, WrenRuntimeError  # noqa: E402
-
-HEADER = 20  # magic, version, zero, build hash, payload length, checksum
+from wren_support import HEADER, OPS, reseal  # noqa: E402
 
 UTIL = "class Util {\n  static twice(x) { x * 2 }\n}\n"
 
@@ -69,20 +68,6 @@ while (i < 3) {
 }
 System.print(t)
 """
-
-
-def fnv1a(data: bytes) -> int:
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def reseal(entry: bytes) -> bytes:
-    """Fix up payload length and checksum, so the structural checks (not the
-    checksum) are what must refuse a damaged payload."""
-    payload = entry[HEADER:]
-    return entry[:12] + struct.pack("<II", len(payload), fnv1a(payload)) + payload
 
 
 def new_vm() -> WrenVM:
@@ -249,21 +234,13 @@ def test_structural_checks_catch_bad_operands(entry: bytes) -> None:
         return (bytes([0]) + struct.pack("<HI", 0, slots) + struct.pack("<I", 0) + constants
                 + struct.pack("<I", len(code)) + code + lines + locals_)
 
-    ops = {name: i for i, name in enumerate([
-        "CONSTANT", "NULL", "FALSE", "TRUE", "LOAD_LOCAL", "STORE_LOCAL", "LOAD_UPVALUE", "STORE_UPVALUE",
-        "LOAD_MODULE_VAR", "STORE_MODULE_VAR", "LOAD_FIELD_THIS", "STORE_FIELD_THIS", "LOAD_FIELD",
-        "STORE_FIELD", "POP", "CALL", "SUPER", "ADD", "SUB", "MUL", "DIV", "LT", "GT", "LTE", "GTE", "EQ",
-        "NEQ", "ITERATE", "ITERATOR_VALUE", "JUMP", "LOOP", "JUMP_IF_FALSE", "AND", "OR", "CLOSE_UPVALUE",
-        "RETURN", "CLOSURE", "CONSTRUCT", "CLASS", "METHOD_INSTANCE", "METHOD_STATIC", "FOREIGN_INSTANCE",
-        "FOREIGN_STATIC", "NEW_LIST", "LIST_APPEND", "NEW_MAP", "MAP_INSERT", "END_MODULE", "IMPORT_MODULE",
-        "IMPORT_VARIABLE", "END_CLASS", "END", "BREAKPOINT"])}
     header = entry[:12]
     tables = struct.pack("<I", 0) + struct.pack("<I", 0)  # no module variables, no method names
 
     def make(body: bytes) -> bytes:
         return reseal(header + bytes(8) + tables + body)
 
-    op = ops
+    op = OPS
     good = make(fn(bytes([op["NULL"], op["RETURN"], op["END"]]), slots=2))  # the closure and the null
     vm = new_vm()
     assert vm.interpret_bytecode(good, "ok1"), vm.bytecode_error()

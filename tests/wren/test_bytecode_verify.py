@@ -17,18 +17,10 @@ from hypothesis import strategies as st
 pytest.importorskip("kryon_wren")
 from kryon_wren import WrenVM  # noqa: E402
 from kryon_wren.vm import WrenCompileError, WrenMemoryError, WrenRuntimeError, WrenTimeoutError  # noqa: E402
+from wren_support import HEADER, OPS, reseal  # noqa: E402
 
 from kryon_core import ScriptManager  # noqa: E402
 
-HEADER = 20
-OPS = {name: i for i, name in enumerate([
-    "CONSTANT", "NULL", "FALSE", "TRUE", "LOAD_LOCAL", "STORE_LOCAL", "LOAD_UPVALUE", "STORE_UPVALUE",
-    "LOAD_MODULE_VAR", "STORE_MODULE_VAR", "LOAD_FIELD_THIS", "STORE_FIELD_THIS", "LOAD_FIELD",
-    "STORE_FIELD", "POP", "CALL", "SUPER", "ADD", "SUB", "MUL", "DIV", "LT", "GT", "LTE", "GTE", "EQ",
-    "NEQ", "ITERATE", "ITERATOR_VALUE", "JUMP", "LOOP", "JUMP_IF_FALSE", "AND", "OR", "CLOSE_UPVALUE",
-    "RETURN", "CLOSURE", "CONSTRUCT", "CLASS", "METHOD_INSTANCE", "METHOD_STATIC", "FOREIGN_INSTANCE",
-    "FOREIGN_STATIC", "NEW_LIST", "LIST_APPEND", "NEW_MAP", "MAP_INSERT", "END_MODULE", "IMPORT_MODULE",
-    "IMPORT_VARIABLE", "END_CLASS", "END", "BREAKPOINT"])}
 OP = OPS
 
 CLASSES = """class Point {
@@ -56,18 +48,6 @@ var list = [1, 2, 3].map { |v| v * total }.toList
 var map = {"a": list, "b": total}
 System.print([total, list, map["b"]])
 """
-
-
-def fnv1a(data: bytes) -> int:
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def reseal(entry: bytes) -> bytes:
-    payload = entry[HEADER:]
-    return entry[:12] + struct.pack("<II", len(payload), fnv1a(payload)) + payload
 
 
 def new_vm(**limits) -> WrenVM:

@@ -17,8 +17,8 @@ from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy
 
 pytest.importorskip("kryon_wren")
 
-from kryon_wren.instance import RawExport  # noqa: E402
 from kryon_wren.vm_errors import WrenTrapError  # noqa: E402
+from wren_support import export_calls  # noqa: E402
 
 WREN = """\
 import "kryon" for Kryon, HostRef, HostFn
@@ -152,23 +152,15 @@ def test_a_dom_write_crosses_into_wasm_once(monkeypatch, policy):
     """The element of Kryon.setProperty needs no export call of its own:
     the export calls of a loop do not grow with its number of writes."""
     manager = make(policy, True)
-    calls = [0]
-    original = RawExport.__call__
 
-    def counting(self, *args):
-        calls[0] += 1
-        return original(self, *args)
+    def run(n):
+        assert manager.call_function("w.W.loop", [n]) == n - 1
 
-    monkeypatch.setattr(RawExport, "__call__", counting)
-    counts = []
     try:
-        for n in (1, 1, 41):  # the first call makes its caller
-            calls[0] = 0
-            assert manager.call_function("w.W.loop", [n]) == n - 1
-            counts.append(calls[0])
+        counts = export_calls(monkeypatch, run)
     finally:
         manager.close()
-    assert counts[1] == counts[2]
+    assert counts[1] == counts[2]  # (the first call makes its caller)
 
 
 def test_a_restarted_script_names_its_new_host_classes():

@@ -14,8 +14,8 @@ from kryon_core import ScriptError, ScriptManager, SecurityPolicy
 
 pytest.importorskip("kryon_wren")
 
-from kryon_wren.instance import RawExport  # noqa: E402
 from kryon_wren.vm import RESULT_CAPACITY  # noqa: E402
+from wren_support import export_calls  # noqa: E402
 
 WREN = """\
 import "kryon" for Kryon
@@ -103,20 +103,11 @@ def test_a_string_result_survives_a_nested_call_that_used_the_buffer(m):
 def test_a_host_call_crosses_into_wasm_once(m, monkeypatch):
     """Arguments and scalar results need no export call of their own: the
     export calls of a loop do not grow with its number of Kryon.calls."""
-    calls = [0]
-    original = RawExport.__call__
-
-    def counting(self, *args):
-        calls[0] += 1
-        return original(self, *args)
-
-    monkeypatch.setattr(RawExport, "__call__", counting)
-    counts = []
-    for n in (1, 1, 41):  # the first call makes its caller
-        calls[0] = 0
+    def run(n):
         assert m.call_function("w.W.loop", ["h.add", n]) == n
-        counts.append(calls[0])
-    assert counts[1] == counts[2] < counts[0]
+
+    counts = export_calls(monkeypatch, run)
+    assert counts[1] == counts[2] < counts[0]  # the first call makes its caller
 
 
 def test_errors_reach_the_caller_with_the_script_and_the_script_keeps_working(m):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy, UserData
+from kryon_core.testing.watch import WatchedApp
 
 POLICIES = [SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=5)]
 V1 = """var Count = 0
@@ -234,33 +235,17 @@ def test_app_reload_moves_callbacks_and_keeps_the_count(tmp_path):
 
 
 def test_watch_reloads_a_wren_script_and_keeps_its_state(tmp_path):
-    import subprocess
-    import sys
     import time
 
     pytest.importorskip("watchfiles")
     _app(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "kryon_core.cli", "run", str(tmp_path), "--watch"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = ""
-        deadline = time.monotonic() + 60
-        while "watching" not in line and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-        assert "watching" in line
+    with WatchedApp(tmp_path, timeout=60) as app:
+        app.expect("watching")
         time.sleep(0.5)
         (tmp_path / "ui.wren").write_text(APP_V2)
-        while "reloaded ui.wren" not in line and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-        assert "reloaded ui.wren" in line
+        app.expect("reloaded ui.wren")
         (tmp_path / "ui.wren").write_text(APP_V2 + 'var onReload = Fn.new { |old| Fiber.abort("no migration") }\n')
-        err = ""
-        while "old version kept" not in err and time.monotonic() < deadline:
-            err = proc.stderr.readline()
-        assert "old version kept" in err and "no migration" in err
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        assert "no migration" in app.expect("old version kept", "stderr")
 
 
 def test_copying_a_big_state_is_not_cut_short_by_the_time_limit():
