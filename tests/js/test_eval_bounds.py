@@ -171,10 +171,18 @@ def test_trusted_scripts_and_unbounded_policies_keep_the_native_paths():
         mgr.load_script_from_source("s", JS, big)
         assert mgr.call_function("s.f") == 701 + 1402
         assert mgr.call_function("s.native") == [True, True]
-    policy = SecurityPolicy.sandboxed(time_limit=BUDGET, max_source_size=None)
+    policy = SecurityPolicy.sandboxed(time_limit=BUDGET, max_source_size=None, memory_limit=None)
     with ScriptManager(cache_dir=False, policy=policy) as mgr:
         mgr.load_script_from_source("s", JS, big)
         assert mgr.call_function("s.native") == [True, True]
+    # a memory limit alone puts the guards on (their room check, test_compile_near_cap.py), without a bound
+    for policy in (SecurityPolicy.sandboxed(time_limit=BUDGET, max_source_size=None),
+                   SecurityPolicy.sandboxed(time_limit=None, max_source_size=1000),
+                   SecurityPolicy.trusted(memory_limit=64 << 20)):
+        with ScriptManager(cache_dir=False, policy=policy) as mgr:
+            mgr.load_script_from_source("s", JS, big)
+            assert mgr.call_function("s.f") == 701 + 1402
+            assert mgr.call_function("s.native") == [False, False]
     policy = SecurityPolicy.sandboxed(time_limit=BUDGET, max_source_size=1000)
     with ScriptManager(cache_dir=False, policy=policy) as mgr:
         mgr.load_script_from_source("s", JS, big)
@@ -219,6 +227,19 @@ function fnLine() { try { Function("a", "\n  null.x")(); } catch (e) { return e.
 
 
 def test_direct_eval_and_the_constructors_keep_their_semantics(m):
+    _semantics(m)
+
+
+@pytest.mark.parametrize("policy", ["trusted with a memory limit", "sandboxed without a time limit"])
+def test_the_semantics_hold_under_the_guards_of_a_memory_limit_alone(policy):
+    """A memory limit alone puts the guards on (their room check): the same semantics."""
+    p = (SecurityPolicy.trusted(memory_limit=64 << 20) if policy.startswith("trusted")
+         else SecurityPolicy.sandboxed(time_limit=None))
+    with ScriptManager(cache_dir=False, policy=p, output=lambda lang, text: None) as mgr:
+        _semantics(mgr)
+
+
+def _semantics(m: ScriptManager) -> None:
     m.load_script_from_source("sem", JS, SEMANTICS)
     try:
         call = m.call_function

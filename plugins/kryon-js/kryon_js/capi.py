@@ -251,6 +251,16 @@ def heap_room(ctx: Any) -> int:
     return int(limit) - int(size)
 
 
+def heap_words(ctx: Any) -> Any:
+    """The runtime's allocated byte count and malloc limit as a ctypes ``size_t[2]`` over JSRuntime
+    (read in two indexings, no call: the room check before every compile at run time reads it), or
+    None when the layout is not the one :func:`heap_room` knows. Valid while the context lives."""
+    if _lib is None or not _heap_layout_ok():
+        return None
+    rt, _ = pointers(ctx)
+    return (ctypes.c_size_t * 2).from_address(rt + _OFF_MALLOC_SIZE)
+
+
 def set_memory_limit(rt: int, limit: int) -> None:
     """Set the malloc limit of runtime ``rt``. QuickJS reads it on every
     allocation (one word), so a store from another thread takes effect at the

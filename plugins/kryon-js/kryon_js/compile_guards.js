@@ -2,7 +2,9 @@
   // time limit every route that compiles a string (eval, direct or not, and the four Function
   // constructors) takes at most the policy's max_source_size (the bound a load has): each parse is
   // short and the deadline fires between two. A longer source is a RangeError the script may catch
-  // (uncaught: SizeLimitError). Code compiled this way is rewritten like the script was at load
+  // (uncaught: SizeLimitError). Under a memory limit (MAXSRC Infinity without a time limit) every
+  // route first asks for room (prelude.js room): QuickJS's compiler crashes the process when an
+  // allocation is refused midway. Code compiled this way is rewritten like the script was at load
   // (evalsites.py, through COMPILE): a direct eval inside it checks its argument too.
   function installCompileGuards(MAXSRC, costly) {
     const RangeErrorC = RangeError, SyntaxErrorC = SyntaxError, InternalErrorC = G.InternalError, StringC = String;
@@ -250,7 +252,10 @@
     // whether source text may hold a literal over the bound (its whole text counted as one pattern)
     return [natives, (text) => overBound(text) !== null];
   }
-  if (CONF.guard) {   // a time limit: the regex guard always, the eval guard when the policy bounds source size
-    const [regexNatives, costly] = installRegexGuards();
-    hideFromCallSites([...(CONF.maxSource !== null ? installCompileGuards(CONF.maxSource, costly) : []), ...regexNatives]);
+  // a time limit: the regex guard, and the eval guard bounding source size when the policy has a
+  // max_source_size; a memory limit: the eval guard for its room check (no bound without a time limit)
+  if (CONF.guard || CONF.evalGuard) {
+    const [regexNatives, costly] = CONF.guard ? installRegexGuards() : [[], () => false];
+    const evalNatives = CONF.evalGuard ? installCompileGuards(CONF.maxSource === null ? Infinity : CONF.maxSource, costly) : [];
+    hideFromCallSites([...evalNatives, ...regexNatives]);
   }

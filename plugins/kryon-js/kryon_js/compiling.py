@@ -1,8 +1,10 @@
 """The host's half of the compile guards (``compile_guards.js``): under a
-time limit, every source a script compiles at run time is measured against
-the policy's ``max_source_size`` and has its direct-eval sites rewritten
-(``evalsites.py``); the script's own source, code the host evaluates in it
-and the debugger's probed copy are rewritten before they are compiled."""
+time or memory limit, every source a script compiles at run time has its
+direct-eval sites rewritten (``evalsites.py``), so a direct eval inside it
+passes the guard too; under a time limit it is also measured against the
+policy's ``max_source_size`` and its regular-expression literals against
+``regexcost.py``'s bound. The script's own source, code the host evaluates in
+it and the debugger's probed copy are rewritten before they are compiled."""
 
 from __future__ import annotations
 
@@ -36,16 +38,17 @@ def host_compile(state: ScriptState, kind: int, a: str, b: str) -> str:
     ``[a', b']`` to compile, ``"1"`` (over max_source_size), ``"2"`` + a
     message (refused), ``"3"`` (the deadline passed while reading), ``"4"`` + a
     message (a regular-expression literal too costly to compile, regexcost.py)."""
-    limit = state.policy.max_source_size
+    limit = state.source_bound
     if limit is not None and utf8_size(a) + utf8_size(b) > limit:
         return "1"
     expired = state.host.expired
-    try:
-        check_literals(a if kind == 0 else HEADS[kind] + a + MIDDLE + b + TAIL, expired)
-    except ReadTimeout:
-        return "3"
-    except CostlyPattern as exc:
-        return "4" + exc.message + (f" (line {exc.line}, column {exc.column})" if exc.line is not None else "")
+    if state.regex_guard:
+        try:
+            check_literals(a if kind == 0 else HEADS[kind] + a + MIDDLE + b + TAIL, expired)
+        except ReadTimeout:
+            return "3"
+        except CostlyPattern as exc:
+            return "4" + exc.message + (f" (line {exc.line}, column {exc.column})" if exc.line is not None else "")
     try:
         if kind == 0:
             out = [rewrite(a, expired=expired), ""]

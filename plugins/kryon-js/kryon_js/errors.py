@@ -142,9 +142,11 @@ def from_exception_text(text: str, script: str | None, *, input_is_script: bool,
     for :func:`from_info` (a ``null`` that escaped the prelude's own catch under a memory limit is
     QuickJS failing to allocate its out-of-memory error, and the catch failing the same way)."""
     head, _, stack = text.partition("\n")
-    m = re.match(r"^([A-Za-z]*Error): (.*)$", head, re.S)
+    # (an error without a message, like QuickJS's out-of-memory InternalError made without its text,
+    # is its name alone)
+    m = re.match(r"^([A-Za-z]*Error)(?:: (.*))?$", head, re.S)
     if m:
-        info = {"isError": True, "name": m.group(1), "message": m.group(2), "stack": stack}
+        info = {"isError": True, "name": m.group(1), "message": m.group(2) or "", "stack": stack}
     elif memory_limited and _cut_oom_text(head) and (ran_out is None or ran_out()):
         # the binding could not make the error's whole text ("Name: message" needs memory): an
         # out-of-memory error on a host entry, not the script's own throw

@@ -1,8 +1,10 @@
 """Direct-eval call sites rewritten so their argument is checked.
 
 Under a time limit, source compiled at run time is bounded by the policy's
-``max_source_size`` (QuickJS's parser never looks at the interrupt handler).
-``globalThis.eval`` is then a checking wrapper, and the intrinsic ``eval``
+``max_source_size`` (QuickJS's parser never looks at the interrupt handler);
+under a memory limit it needs room first (QuickJS's compiler crashes the
+process when an allocation is refused midway). ``globalThis.eval`` is then a
+checking wrapper, and the intrinsic ``eval``
 lives in a global lexical binding named ``eval`` (declared after the prelude),
 which is what makes ``eval(x)`` still a *direct* eval: QuickJS treats the call
 as direct only when the callee it finds is the realm's intrinsic. Every other
@@ -179,7 +181,7 @@ def rewrite_mapped(text: str, prefix: str = "", suffix: str = "",
             if name != "eval":
                 continue
             if node.type == "shorthand_property_identifier_pattern" or _is_target(node):
-                raise EvalSiteError("a time-limited script cannot declare or assign a binding named eval", line, col)
+                raise EvalSiteError("a time- or memory-limited script cannot declare or assign a binding named eval", line, col)
             if node.type == "shorthand_property_identifier":
                 replace[node.start_byte] = (node.end_byte, "eval:" + EVAL_REF)
                 continue

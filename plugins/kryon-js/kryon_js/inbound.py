@@ -12,6 +12,7 @@ from kryon_core import ScriptBridge, ScriptError, ScriptRuntimeError
 
 from .bridge import REQUIRE, require
 from .plugin import LANGUAGE
+from .runtime import BINDING_ERRORS
 from .values import decode, number_from_js
 
 if TYPE_CHECKING:
@@ -250,7 +251,12 @@ def invoke(state: "ScriptState", pid: int, enc: Any, *args: Any) -> Any:
 
 
 def failed(state: "ScriptState", exc: BaseException) -> Any:
-    """Keep a host exception for the JS error that will carry it; returns the ERR marker."""
+    """Keep a host exception for the JS error that will carry it; returns the ERR marker. A binding
+    error here is the host's own call into the runtime failing while it built the result (handles, a
+    list, a boxed string): near the memory limit QuickJS throws ``null`` there, which is read as the
+    limit error it is (oom.py), not passed on as a ``JSException``."""
+    if isinstance(exc, BINDING_ERRORS):
+        exc = state.host.binding_error(state, exc)
     hid = state.host.keep_host_error(exc)
     name = type(exc).__name__
     message = str(exc) if not isinstance(exc, ScriptError) or exc.language not in (None, LANGUAGE) else exc.message

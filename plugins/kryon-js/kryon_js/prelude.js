@@ -454,7 +454,7 @@
     // out-of-memory with the heap full: eval needs memory) reaches the host as the error it is
     caller: (name, n) => {
       if (!isIdent(name)) return null;
-      room(name.length);  // the look-up is an indirect eval: a compile at run time
+      if (name !== "eval") room(name.length);   // (outside the try: no room is the error it is, not "no such function")
       let f; try { f = name === "eval" ? G.eval : geval(name); } catch (e) { if (e instanceof ReferenceError) return null; throw e; }
       return typeof f === "function" ? caller(f, n) : null;
     },

@@ -65,5 +65,13 @@ def memory_limit(policy: SecurityPolicy) -> int | None:
     return max(MIN_MEMORY, int(policy.memory_limit))
 
 
+def compile_guarded(policy: SecurityPolicy) -> bool:
+    """Whether every source the script compiles at run time passes the compile guards
+    (compile_guards.js): under a time limit with a ``max_source_size`` (the source is bounded),
+    and under any memory limit (the compile needs room first: QuickJS's compiler crashes the
+    process when an allocation is refused midway, tests/js/test_compile_near_cap.py)."""
+    return (time_limit(policy) is not None and policy.max_source_size is not None) or memory_limit(policy) is not None
+
+
 def time_limit(policy: SecurityPolicy) -> float | None:
     return float(policy.time_limit) if policy.time_limit else None

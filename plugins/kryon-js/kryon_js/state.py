@@ -100,8 +100,14 @@ class ScriptState:
         self.memory_limit = sandbox.memory_limit(policy)
         #: the runtime, when oom.py watches its GC threshold (memory-limited, C API reachable)
         self.oom_rt = 0
-        #: source compiled at run time is bounded and checked (compile_guards.js, compiling.py)
-        self.eval_guard = self.time_limit is not None and policy.max_source_size is not None
+        #: every source compiled at run time passes the compile guards (compile_guards.js, compiling.py):
+        #: under a time limit to be bounded by max_source_size, under a memory limit to find room first
+        #: (QuickJS's compiler crashes the process when an allocation is refused midway)
+        self.eval_guard = sandbox.compile_guarded(policy)
+        #: the most UTF-8 bytes of source one run-time compile may take (only under a time limit)
+        self.source_bound = policy.max_source_size if self.time_limit is not None else None
+        #: regular expressions are measured before they compile (only under a time limit: regexcost.py)
+        self.regex_guard = self.time_limit is not None
         #: the script's source ran with its eval sites rewritten: its columns back to the original's
         self.columns: ColumnMap | None = None
         self.max_value = policy.max_value_size
@@ -141,6 +147,8 @@ class ScriptState:
         if limit is not None:
             ctx.set_memory_limit(limit)  # before the prelude: nothing the script has is free
         self.normal_limit = int(ctx.memory()["malloc_limit"])
+        #: the runtime's allocated bytes and limit, read in place by the room check (None: ask capi.heap_room)
+        self.heap = capi.heap_words(ctx) if host.capi and limit is not None else None
         ctx.set_max_stack_size(self.stack_size)
         ctx.add_callable("__kryon_host", functools.partial(host_call, self))
         ctx.add_callable("__kryon_invoke", functools.partial(invoke, self))
@@ -160,8 +168,9 @@ class ScriptState:
         api = [[entry.name, i, *entry.arity] for i, entry in enumerate(host.api) if i != REQUIRE]
         ctx.set("__KRYON_API__", json.dumps(api))
         ctx.set("__KRYON_CONF__", json.dumps({
-            "guard": self.time_limit is not None,
-            "maxSource": self.policy.max_source_size if self.eval_guard else None,
+            "guard": self.regex_guard,
+            "evalGuard": self.eval_guard,
+            "maxSource": self.source_bound,
             "room": limit is not None}))
         if host.capi:
             with host.compile_lock:
@@ -199,7 +208,13 @@ class ScriptState:
         """Whether ``need`` bytes are free under the memory limit (after a collection if not):
         asked before every compile at run time (compile_guards.js, prelude.js ``lookup``), since
         QuickJS's compiler is not safe against an allocation refused midway (it crashes the process:
-        tests/js/test_near_cap.py)."""
+        tests/js/test_near_cap.py, tests/js/test_compile_near_cap.py)."""
+        heap = self.heap
+        if heap is not None:  # [allocated, limit], read in place
+            if heap[1] - heap[0] >= need:
+                return True
+            capi.run_gc(self.ctx)
+            return bool(heap[1] - heap[0] >= need)
         if capi.heap_room(self.ctx) >= need:
             return True
         if self.host.capi:
@@ -238,6 +253,7 @@ class ScriptState:
         for attr, _ in HELPERS:
             self.__dict__.pop(attr, None)
         self.ctx = None
+        self.heap = None  # (it pointed into the runtime)
 
     def convert_unknown(self, value: Any) -> Any:
         return self._convert_unknown(value, self.script)
