@@ -58,6 +58,7 @@ HELPERS = (
     ("set_global", "setGlobal"), ("get_global", "getGlobal"), ("describe", "describe"), ("stack_now", "stackNow"),
     ("holder", "holder"), ("sweep_js", "sweep"), ("counts", "counts"), ("take_held", "takeHeld"),
     ("snapshot", "snapshot"), ("restore", "restore"), ("take_result", "takeResult"), ("eval_code", "evalCode"),
+    ("forget", "forget"),
 )
 
 
@@ -252,6 +253,26 @@ class ScriptState:
         binding errors translated."""
         return self.gate.run(self._entered, fn, args)
 
+    def run_until(self, deadline: float | None, fn: Callable[..., Any], *args: Any) -> Any:
+        """:meth:`run` under ``deadline`` (monotonic seconds) as well: a step of
+        an awaited call ends at the call's one deadline, never at a fresh
+        ``time_limit`` of its own (``kryon_core.awaited``)."""
+        if deadline is None:
+            return self.gate.run(self._entered, fn, args)
+        return self.gate.run(self._until, deadline, fn, args)
+
+    def _until(self, deadline: float, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        chain = self.host.chain
+        prev = chain.deadline
+        if prev == INF:  # an outermost limited entry: its deadline may get GRACE once
+            self.host.fresh_chain()
+        if deadline < prev:
+            chain.deadline = deadline
+        try:
+            return self._entered(fn, args)
+        finally:
+            chain.deadline = prev
+
     def run_limited(self, time_limit: float | None, fn: Callable[..., Any], *args: Any) -> Any:
         """:meth:`run` under ``time_limit`` instead of the state's own (the
         shared compiler compiles each script under that script's policy)."""
@@ -402,6 +423,32 @@ class ScriptState:
                 if self.host.is_limit(err):
                     raise err from None
                 self.host.report(err)
+
+    def end_jobs(self, limit: int = 100_000) -> None:
+        """End the jobs left in the queue when an awaited call is abandoned
+        (its deadline passed in the middle of a pump, or a chain of jobs kept
+        the queue from emptying): each runs with the chain's deadline already
+        past and no GRACE, and the interrupt counter set to ask at the job's
+        first poll, so a job that would go on (an ``await`` in an endless loop)
+        is interrupted and its async function rejected; the chain ends instead
+        of running into the script's next call. Errors are dropped: nobody
+        awaits them any more."""
+        chain = self.host.chain
+        counter = capi.interrupt_counter(self.ctx) if self.host.capi else None
+        saved = chain.deadline, chain.extended
+        chain.deadline = chain.extended = -1.0
+        run = self.ctx.execute_pending_job
+        try:
+            for _ in range(limit):
+                if counter is not None:
+                    counter.value = 1
+                try:
+                    if not run():
+                        return
+                except BINDING_ERRORS:
+                    continue
+        finally:
+            chain.deadline, chain.extended = saved
 
     def too_big(self, what: str) -> None:
         too_big(self, what)
