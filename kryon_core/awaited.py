@@ -58,6 +58,13 @@ class AwaitDeadline:
         """Seconds left (never below zero), None without a limit."""
         return None if self.at is None else max(0.0, self.at - time.monotonic())
 
+    async def expired(self) -> None:
+        """Wait until :func:`bounded`'s timer cancels the awaiting task (for a
+        driver that finds the deadline passed before a step and must not
+        start it); the wait is a few timer turns, never a busy loop."""
+        while True:
+            await asyncio.sleep(max(0.001, self.remaining() or 0.0))
+
     def cleanup_at(self) -> float | None:
         """The deadline of the unwinding after an abandonment (see the module docstring)."""
         if self.at is None or self.limit is None:
