@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import ScriptTimeoutError
 
@@ -72,19 +72,38 @@ class AwaitDeadline:
         return max(self.at, time.monotonic()) + self.limit * CLEANUP_SHARE
 
 
+#: ``asyncio.timeout_at`` (Python 3.11 and later)
+_timeout_at: Any = getattr(asyncio, "timeout_at", None)
+
+
 async def bounded(deadline: AwaitDeadline, drive: Awaitable[T], timed_out: Callable[[], ScriptTimeoutError]) -> T:
     """Await ``drive`` until ``deadline``; past it ``drive`` is cancelled (its
     driver abandons what it stepped) and ``timed_out()`` is raised. Without a
     limit ``drive`` is awaited as it is."""
     if deadline.at is None:
         return await drive
+    if _timeout_at is None:
+        return await _bounded_by_wait_for(deadline, drive, timed_out)
     loop = asyncio.get_running_loop()
     when = loop.time() + (deadline.at - time.monotonic())  # the loop's clock need not be monotonic()'s
-    timer = asyncio.timeout_at(when)
+    timer = _timeout_at(when)
     try:
         async with timer:
             return await drive
     except TimeoutError:
         if not timer.expired():  # the script's own TimeoutError, not the deadline's
+            raise
+        raise timed_out() from None
+
+
+async def _bounded_by_wait_for(
+    deadline: AwaitDeadline, drive: Awaitable[T], timed_out: Callable[[], ScriptTimeoutError]
+) -> T:
+    """:func:`bounded` on Python 3.10, which has no ``asyncio.timeout``:
+    ``wait_for`` runs ``drive`` as a task of its own and cancels it at the deadline."""
+    try:
+        return await asyncio.wait_for(drive, deadline.remaining())
+    except asyncio.TimeoutError:
+        if not deadline.passed():
             raise
         raise timed_out() from None

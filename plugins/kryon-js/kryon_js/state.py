@@ -71,6 +71,7 @@ class ScriptState:
     call_name: Any
     release: Any
     poll: Any
+    forget: Any
     import_text: Any
     parse_text: Any
     make_handle: Any
