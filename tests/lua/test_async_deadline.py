@@ -104,7 +104,7 @@ def test_sleeps_past_the_budget_time_out(m, name, line):
 def test_endless_short_yields_time_out(m):
     with pytest.raises(ScriptTimeoutError) as info:
         _await(m, "s.yielder")
-    assert info.value.line == 11
+    assert info.value.line in (11, None)  # None: the deadline landed in a step (the synchronous error)
     n = m.call_function("s.bump")
     assert n > 10
     _still_usable(m, n)
@@ -126,12 +126,13 @@ def test_a_close_handler_that_never_ends_is_cut(sandboxed):
 def test_the_deadline_lands_in_a_host_callback_during_a_step(sandboxed):
     m = sandboxed
     calls = []
+    started = time.monotonic()
 
     def eat_the_budget() -> None:
         calls.append(1)
-        time.sleep(LIMIT * 0.5)
+        time.sleep(max(0.0, started + LIMIT * 1.1 - time.monotonic()))  # the deadline has surely passed
 
-    # 0.6 of the budget asleep, then a step whose callback takes 0.5 of it: a step with a fresh
+    # 0.6 of the budget asleep, then a step whose callback takes it past the deadline: a step with a fresh
     # time_limit of its own would finish its loop
     with pytest.raises(ScriptTimeoutError):
         _await(m, "s.host_step", LIMIT * 600, eat_the_budget)

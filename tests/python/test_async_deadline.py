@@ -201,12 +201,13 @@ def test_the_deadline_lands_in_a_host_callback_during_a_step():
     mgr = _manager("python", POLICIES["trusted with a limit"])
     try:
         calls = []
+        started = time.monotonic()
 
         def eat_the_budget() -> None:
             calls.append(1)
-            time.sleep(LIMIT * 0.5)
+            time.sleep(max(0.0, started + LIMIT * 1.1 - time.monotonic()))  # the deadline has surely passed
 
-        # 0.6 of the budget asleep, then a step whose callback takes 0.5 of it: a step with a fresh
+        # 0.6 of the budget asleep, then a step whose callback takes it past the deadline: a step with a fresh
         # time_limit of its own would finish its loop
         with pytest.raises(ScriptTimeoutError):
             _await(mgr, "s.host_step", LIMIT * 0.6, eat_the_budget)

@@ -131,13 +131,16 @@ def _abandon_in(state: "ScriptState", pid: int) -> None:
 
 async def settle(state: "ScriptState", pid: int, deadline: AwaitDeadline | None = None) -> Any:
     """Pump the context's jobs and yield to the loop until promise ``pid``
-    settles, each pump under ``deadline``. Left early (the deadline passed,
+    settles, each pump under ``deadline`` (and every other entry's pump too,
+    while it is pending: ``ScriptState.pump``). Left early (the deadline passed,
     the awaiting task was cancelled, a pump failed), the promise is forgotten
     and the jobs still queued are ended (``ScriptState.end_jobs``), so none
     of it runs into the script's next call."""
     at = deadline.at if deadline is not None else None
     delay = 0.0
     settled = False
+    if at is not None:
+        state.awaiting[pid] = at
     try:
         while True:
             if state.closed:
@@ -155,6 +158,7 @@ async def settle(state: "ScriptState", pid: int, deadline: AwaitDeadline | None 
             await asyncio.sleep(delay)
             delay = min(0.01, delay * 2 or 0.0005)
     finally:
+        state.awaiting.pop(pid, None)
         if not settled and not state.closed:
             cleanup = deadline.cleanup_at() if deadline is not None else None
             try:

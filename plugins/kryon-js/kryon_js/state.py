@@ -122,6 +122,8 @@ class ScriptState:
         self.fnids: "weakref.WeakKeyDictionary[FunctionRef, int]" = weakref.WeakKeyDictionary()
         #: FunctionRefs released from any thread, freed at the next entry
         self.pending_release: list[int] = []
+        #: the deadlines of the awaited calls of this script still pending, by promise id (calls.settle)
+        self.awaiting: dict[int, float] = {}
         #: what the prelude's STASH put there last: (kind, text); kind 3 = a promise still pending
         self.stash: tuple[int, str] | None = None
         self.stash_pending = False
@@ -413,7 +415,25 @@ class ScriptState:
                                   script=err.script or self.script, line=err.line, column=err.column, stack=err.stack)
 
     def pump(self) -> None:
-        """Run the context's pending jobs (promise reactions, finalizers): a microtask checkpoint."""
+        """Run the context's pending jobs (promise reactions, finalizers): a microtask checkpoint.
+        While awaited calls of this script are pending (``awaiting``), the jobs run under the
+        earliest of their deadlines too, whichever entry pumps them: an awaited call's
+        continuation often runs in the pump after a timer or event callback (the one that
+        resolved what it awaited), and must not get that entry's fresh time_limit."""
+        if self.awaiting:
+            at = min(self.awaiting.values())
+            chain = self.host.chain
+            if at < chain.deadline:
+                prev = chain.deadline
+                chain.deadline = at
+                try:
+                    self._pump()
+                finally:
+                    chain.deadline = prev
+                return
+        self._pump()
+
+    def _pump(self) -> None:
         run = self.ctx.execute_pending_job
         for _ in range(1_000_000):
             try:
