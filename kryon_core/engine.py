@@ -291,7 +291,12 @@ class ScriptEngine(abc.ABC):
 
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         """Await a function: coroutines, promises and fibers run cooperatively
-        on the caller's loop. The default runs the call to completion."""
+        on the caller's loop. The default runs the call to completion.
+
+        The policy's ``time_limit`` bounds the whole awaited call, steps and
+        suspensions together, from its start (``kryon_core.awaited``): past it
+        the engine abandons what it stepped and raises ScriptTimeoutError.
+        A cancellation from outside stays a cancellation."""
         import asyncio
 
         await asyncio.sleep(0)

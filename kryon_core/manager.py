@@ -476,7 +476,10 @@ class ScriptManager:
 
     async def call_function_async(self, name: str, args: Sequence[Any] = ()) -> Any:
         """Await a function: async functions, coroutines, promises and fibers
-        run cooperatively on the running loop (every such call is timed)."""
+        run cooperatively on the running loop (every such call is timed).
+        The callee's ``time_limit`` bounds the whole awaited call, the time it
+        spends suspended included (``docs/security.md``, "Awaited calls"):
+        past it the call raises ScriptTimeoutError and the script stays usable."""
         loc = self._location(name)
         stats = loc.stats
         start = perf_counter_ns()

@@ -220,13 +220,44 @@ def _complete(fn: Callable[..., Any], args: Any) -> Any:
 
 
 def _finish(result: types.CoroutineType[Any, Any, Any] | types.GeneratorType[Any, Any, Any]) -> Any:
-    """A coroutine run to its end, a generator listed."""
+    """A coroutine run to its end, a generator listed. The coroutine runs as
+    a task of the worker's loop, under the call's one time limit (the timer
+    interrupts the loop's wait as well as script code); a call stopped while
+    its task still waits abandons the task (:func:`_abandon`)."""
     if isinstance(result, types.CoroutineType):
-        if S.loop is None:
+        loop = S.loop
+        if loop is None:
             result.close()
             raise RuntimeError("async functions need asyncio, which this worker was not started with")
-        return S.loop.run_until_complete(result)
+        task = loop.create_task(result)
+        try:
+            return loop.run_until_complete(task)
+        except BaseException as exc:
+            if not task.done() or isinstance(exc, worker_channel.ScriptTimeout):
+                _abandon(loop)
+            raise
     return list(result)
+
+
+def _abandon(loop: Any) -> None:
+    """Cancel every task still pending on the worker's loop (the stopped
+    call's and those it started: the worker runs one script) and let them
+    unwind under a cleanup budget (a quarter of the time limit, the timer's
+    ScriptTimeout past it), so none of them runs on inside the script's next
+    call. A task that outlasts its budget is left; its script's next call
+    times out in turn."""
+    import asyncio
+
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if not pending:
+        return
+    for t in pending:
+        t.cancel()
+    worker_timer.cleanup_budget()
+    try:
+        loop.run_until_complete(asyncio.wait(pending))
+    except BaseException:  # noqa: BLE001 - the budget ran out, or an unwinding failed: nobody awaits it
+        pass
 
 
 def _flush_output() -> None:

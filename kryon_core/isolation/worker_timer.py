@@ -95,6 +95,26 @@ def fire_soon() -> None:
         S.internal -= 1
 
 
+#: the share of the time limit a call's abandoned tasks get to unwind (kryon_core.awaited.CLEANUP_SHARE)
+CLEANUP_SHARE = 0.25
+
+
+def cleanup_budget() -> None:
+    """Give the running call, already past its deadline, ``CLEANUP_SHARE`` of
+    its limit more, after which the timer raises ScriptTimeout again (the
+    host's watchdog kills the worker only at 1.4 times the limit)."""
+    limit = S.time_limit
+    if not limit or S.call_deadline is None:
+        return
+    S.call_deadline = _monotonic()  # past: the handler raises rather than re-arms
+    S.timer_at = S.call_deadline + limit * CLEANUP_SHARE
+    S.internal += 1
+    try:
+        _setitimer(_ITIMER_REAL, limit * CLEANUP_SHARE)
+    finally:
+        S.internal -= 1
+
+
 def _refresh_cpu_limit(limit: float, now: float) -> None:
     """The kernel's backstop: SIGXCPU once this process used its CPU budget
     (kept a few limits ahead; read and moved only when it could be near)."""

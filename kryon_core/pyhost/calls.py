@@ -10,11 +10,13 @@ result; otherwise it goes through :meth:`Entry.run`.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-from ..errors import ScriptRuntimeError
+from ..awaited import AwaitDeadline, bounded
+from ..errors import ScriptError, ScriptRuntimeError, ScriptTimeoutError
 from ..values import FunctionRef
 from .entry import PASSTHROUGH, Entry
 from .fastcall import arity, fast_caller
@@ -175,34 +177,82 @@ class Calls:
         if code is None or not code.co_flags & (_CO_COROUTINE | _CO_ASYNC_GENERATOR):
             await asyncio.sleep(0)
             return self.entry.run(script, fn, args, self.finish)
-        coro = self.entry.run(script, fn, args, _raw)
+        deadline = AwaitDeadline(script.time_limit)
+        coro = self.entry.run_until(deadline.at, script, fn, args, _raw)
         if code.co_flags & _CO_ASYNC_GENERATOR:
             coro = _collect(coro)
-        return await _Steps(self, script, coro)
+        steps = _Steps(self, script, coro, deadline)
+        return await bounded(deadline, steps, steps.timed_out)
 
 
 class _Steps:
     """Awaitable driving a script's coroutine on the caller's loop: each step
     runs inside the engine (gate, limits, breakpoints, error translation), and
-    what the coroutine awaits is awaited by the loop between steps."""
+    what the coroutine awaits is awaited by the loop between steps. Every
+    step runs under the call's one deadline (``kryon_core.awaited``); when
+    the deadline's cancellation arrives, the coroutine is closed (its
+    ``finally`` blocks run, under a cleanup budget) instead of being handed
+    the cancellation, which it could swallow and go on."""
 
-    __slots__ = ("calls", "script", "coro")
+    __slots__ = ("calls", "script", "coro", "deadline", "line")
 
-    def __init__(self, calls: Calls, script: HostedScript, coro: Any) -> None:
-        self.calls, self.script, self.coro = calls, script, coro
+    def __init__(self, calls: Calls, script: HostedScript, coro: Any, deadline: AwaitDeadline) -> None:
+        self.calls, self.script, self.coro, self.deadline = calls, script, coro, deadline
+        self.line: int | None = None
 
-    def __await__(self) -> Any:
-        calls, script, coro = self.calls, self.script, self.coro
+    def __await__(self) -> Generator[Any, Any, Any]:
+        calls, script, coro, deadline = self.calls, self.script, self.coro, self.deadline
         value: Any = None
         exc: BaseException | None = None
         while True:
-            done, out = calls.entry.run(script, _step, (coro, value, exc), _raw)
+            done, out = calls.entry.run_until(deadline.at, script, _step, (coro, value, exc), _raw)
             if done:
                 return calls.finish(out, script)
             try:
                 value, exc = (yield out), None
-            except BaseException as e:  # cancellation or an error thrown into the awaiting task
+            except asyncio.CancelledError as e:
+                if deadline.passed():  # the call's deadline (bounded's timer), not the host's own cancel
+                    self._abandon()
+                    raise
                 value, exc = None, e
+            except BaseException as e:  # an error thrown into the awaiting task
+                value, exc = None, e
+
+    def _abandon(self) -> None:
+        """Note where the coroutine was suspended, then close it under the cleanup budget."""
+        coro = self.coro
+        self.line = _suspended_line(coro, self.script)
+        try:
+            self.calls.entry.run_until(self.deadline.cleanup_at(), self.script, coro.close, (), _raw)
+        except ScriptError:  # its finally blocks overran or failed: abandoned all the same
+            pass
+        if getattr(coro, "cr_frame", None) is not None:
+            # it ignored the close (caught GeneratorExit and awaited again; trusted code can outlast
+            # trusted limits): it is never resumed, and never finalized either, since finalizing it
+            # would run it again, outside any limit, wherever the garbage collector happens to be
+            _never_finalized(coro)
+
+    def timed_out(self) -> ScriptTimeoutError:
+        return ScriptTimeoutError(
+            f"the awaited call ran longer than the policy's time_limit ({self.script.time_limit:g} s)",
+            language=self.calls.language, script=self.script.id, line=self.line)
+
+
+def _never_finalized(obj: Any) -> None:
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+
+
+def _suspended_line(coro: Any, script: HostedScript) -> int | None:
+    """The line of the innermost frame of ``script`` in the chain of coroutines ``coro`` awaits."""
+    line = None
+    for _ in range(100):
+        frame = getattr(coro, "cr_frame", None)
+        if frame is None:
+            break
+        if frame.f_globals is script.ns:
+            line = frame.f_lineno
+        coro = getattr(coro, "cr_await", None)
+    return line
 
 
 def _step(coro: Any, value: Any, exc: BaseException | None) -> tuple[bool, Any]:

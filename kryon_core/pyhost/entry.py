@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,6 +55,21 @@ class Entry:
         if script.guarded or self.tracer.breakpoints.active:
             return self.gate.run(self._guarded, script, fn, args, finish)
         return self.gate.run(self._plain, script, fn, args, finish)
+
+    def run_until(self, until: float | None, script: HostedScript, fn: Callable[..., Any], args: Sequence[Any],
+                  finish: Finish) -> Any:
+        """:meth:`run` with the outermost call's deadline no later than ``until``
+        (``time.monotonic()`` seconds): a step of an awaited call ends at the
+        call's one deadline, not at a fresh ``time_limit`` (``kryon_core.awaited``)."""
+        if until is None:
+            return self.run(script, fn, args, finish)
+        local = self._local
+        previous = getattr(local, "until", None)
+        local.until = until
+        try:
+            return self.run(script, fn, args, finish)
+        finally:
+            local.until = previous
 
     def _plain(self, script: HostedScript, fn: Callable[..., Any], args: Sequence[Any], finish: Finish) -> Any:
         try:
@@ -95,7 +111,11 @@ class Entry:
     def _arm(self, script: HostedScript) -> Any:
         if self.watchdog is None:
             self.watchdog = Watchdog()
-        return self.watchdog.arm(script.time_limit)  # type: ignore[arg-type]
+        seconds: float = script.time_limit  # type: ignore[assignment]
+        until = getattr(self._local, "until", None)
+        if until is not None:
+            seconds = min(seconds, max(0.0, until - time.monotonic()))
+        return self.watchdog.arm(seconds)
 
     def close(self) -> None:
         if self.watchdog is not None:

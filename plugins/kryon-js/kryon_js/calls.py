@@ -6,11 +6,13 @@ call enters the script's runtime through its gate, under its deadline."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import FunctionRef, ScriptRuntimeError, threads
+from kryon_core import FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, ScriptTimeoutError, threads
+from kryon_core.awaited import AwaitDeadline, bounded
 
 from . import cutoff
 from .plugin import LANGUAGE
@@ -80,9 +82,12 @@ def call_ref(state: "ScriptState", fid: int, args: Sequence[Any], *, allow_pendi
 
 
 async def call_ref_async(state: "ScriptState", fid: int, args: Sequence[Any]) -> Any:
-    value = call_ref(state, fid, args, allow_pending=True)
+    deadline = AwaitDeadline(state.time_limit)
+    if state.closed:
+        raise unloaded(state, "; its function cannot be called")
+    value = state.run_until(deadline.at, _call_ref_in, state, fid, args, True)
     if isinstance(value, Pending):
-        return await settle(state, value.id)
+        return await bounded(deadline, settle(state, value.id, deadline), functools.partial(timed_out, state))
     return value
 
 
@@ -94,11 +99,20 @@ def _call_name_in(state: "ScriptState", function: str, args: Sequence[Any]) -> A
 
 
 async def call_name_async(state: "ScriptState", function: str, args: Sequence[Any]) -> Any:
-    """Call a function by name; await the promise it returns, if any."""
-    value = state.run(_call_name_in, state, function, args)
+    """Call a function by name; await the promise it returns, if any. The
+    call, every pump of the job queue and the waiting in between share one
+    deadline, the policy's ``time_limit`` from the start (``kryon_core.awaited``)."""
+    deadline = AwaitDeadline(state.time_limit)
+    value = state.run_until(deadline.at, _call_name_in, state, function, args)
     if not isinstance(value, Pending):
         return value
-    return await settle(state, value.id)
+    return await bounded(deadline, settle(state, value.id, deadline), functools.partial(timed_out, state))
+
+
+def timed_out(state: "ScriptState") -> ScriptTimeoutError:
+    return ScriptTimeoutError(
+        f"the awaited call ran longer than the policy's time_limit ({state.time_limit:g} s) "
+        "and its promise was abandoned", language=LANGUAGE, script=state.script)
 
 
 def _poll_in(state: "ScriptState", pid: int) -> tuple[bool, Any]:
@@ -110,17 +124,47 @@ def _poll_in(state: "ScriptState", pid: int) -> tuple[bool, Any]:
     return True, result
 
 
-async def settle(state: "ScriptState", pid: int) -> Any:
-    """Pump the context's jobs and yield to the loop until promise ``pid`` settles."""
+def _abandon_in(state: "ScriptState", pid: int) -> None:
+    state.forget(pid)
+    state.end_jobs()
+
+
+async def settle(state: "ScriptState", pid: int, deadline: AwaitDeadline | None = None) -> Any:
+    """Pump the context's jobs and yield to the loop until promise ``pid``
+    settles, each pump under ``deadline`` (and every other entry's pump too,
+    while it is pending: ``ScriptState.pump``). Left early (the deadline passed,
+    the awaiting task was cancelled, a pump failed), the promise is forgotten
+    and the jobs still queued are ended (``ScriptState.end_jobs``), so none
+    of it runs into the script's next call."""
+    at = deadline.at if deadline is not None else None
     delay = 0.0
-    while True:
-        if state.closed:
-            raise unloaded(state, " while awaited")
-        done, result = state.run(_poll_in, state, pid)
-        if done:
-            return result
-        await asyncio.sleep(delay)
-        delay = min(0.01, delay * 2 or 0.0005)
+    settled = False
+    if at is not None:
+        state.awaiting[pid] = at
+    try:
+        while True:
+            if state.closed:
+                raise unloaded(state, " while awaited")
+            try:
+                done, result = state.run_until(at, _poll_in, state, pid)
+            except (ScriptTimeoutError, MemoryLimitError):
+                raise  # a pump ran out: the promise may still be pending
+            except ScriptError:
+                settled = True  # it rejected
+                raise
+            if done:
+                settled = True
+                return result
+            await asyncio.sleep(delay)
+            delay = min(0.01, delay * 2 or 0.0005)
+    finally:
+        state.awaiting.pop(pid, None)
+        if not settled and not state.closed:
+            cleanup = deadline.cleanup_at() if deadline is not None else None
+            try:
+                state.run_until(cleanup, _abandon_in, state, pid)
+            except ScriptError:  # the script's unwinding failed or overran: it is abandoned all the same
+                pass
 
 
 def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,

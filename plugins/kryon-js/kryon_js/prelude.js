@@ -471,6 +471,7 @@
       try { return done(apply(f, undefined, a)); } catch (e) { return fail(e); }
     },
     release: (id) => { fns.delete(id); },
+    forget: (id) => { promises.delete(id); },
     poll: (id) => {
       const slot = promises.get(id);
       if (slot === undefined) return fail(new ErrorC("unknown promise"));

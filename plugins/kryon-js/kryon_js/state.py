@@ -58,6 +58,7 @@ HELPERS = (
     ("set_global", "setGlobal"), ("get_global", "getGlobal"), ("describe", "describe"), ("stack_now", "stackNow"),
     ("holder", "holder"), ("sweep_js", "sweep"), ("counts", "counts"), ("take_held", "takeHeld"),
     ("snapshot", "snapshot"), ("restore", "restore"), ("take_result", "takeResult"), ("eval_code", "evalCode"),
+    ("forget", "forget"),
 )
 
 
@@ -70,6 +71,7 @@ class ScriptState:
     call_name: Any
     release: Any
     poll: Any
+    forget: Any
     import_text: Any
     parse_text: Any
     make_handle: Any
@@ -126,6 +128,8 @@ class ScriptState:
         self.fnids: "weakref.WeakKeyDictionary[FunctionRef, int]" = weakref.WeakKeyDictionary()
         #: FunctionRefs released from any thread, freed at the next entry
         self.pending_release: list[int] = []
+        #: the deadlines of the awaited calls of this script still pending, by promise id (calls.settle)
+        self.awaiting: dict[int, float] = {}
         #: what the prelude's STASH put there last: (kind, text); kind 3 = a promise still pending
         self.stash: tuple[int, str] | None = None
         self.stash_pending = False
@@ -268,6 +272,26 @@ class ScriptState:
         binding errors translated."""
         return self.gate.run(self._entered, fn, args)
 
+    def run_until(self, deadline: float | None, fn: Callable[..., Any], *args: Any) -> Any:
+        """:meth:`run` under ``deadline`` (monotonic seconds) as well: a step of
+        an awaited call ends at the call's one deadline, never at a fresh
+        ``time_limit`` of its own (``kryon_core.awaited``)."""
+        if deadline is None:
+            return self.gate.run(self._entered, fn, args)
+        return self.gate.run(self._until, deadline, fn, args)
+
+    def _until(self, deadline: float, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        chain = self.host.chain
+        prev = chain.deadline
+        if prev == INF:  # an outermost limited entry: its deadline may get GRACE once
+            self.host.fresh_chain()
+        if deadline < prev:
+            chain.deadline = deadline
+        try:
+            return self._entered(fn, args)
+        finally:
+            chain.deadline = prev
+
     def run_limited(self, time_limit: float | None, fn: Callable[..., Any], *args: Any) -> Any:
         """:meth:`run` under ``time_limit`` instead of the state's own (the
         shared compiler compiles each script under that script's policy)."""
@@ -407,7 +431,25 @@ class ScriptState:
                                   script=err.script or self.script, line=err.line, column=err.column, stack=err.stack)
 
     def pump(self) -> None:
-        """Run the context's pending jobs (promise reactions, finalizers): a microtask checkpoint."""
+        """Run the context's pending jobs (promise reactions, finalizers): a microtask checkpoint.
+        While awaited calls of this script are pending (``awaiting``), the jobs run under the
+        earliest of their deadlines too, whichever entry pumps them: an awaited call's
+        continuation often runs in the pump after a timer or event callback (the one that
+        resolved what it awaited), and must not get that entry's fresh time_limit."""
+        if self.awaiting:
+            at = min(self.awaiting.values())
+            chain = self.host.chain
+            if at < chain.deadline:
+                prev = chain.deadline
+                chain.deadline = at
+                try:
+                    self._pump()
+                finally:
+                    chain.deadline = prev
+                return
+        self._pump()
+
+    def _pump(self) -> None:
         run = self.ctx.execute_pending_job
         for _ in range(1_000_000):
             try:
@@ -418,6 +460,32 @@ class ScriptState:
                 if self.host.is_limit(err):
                     raise err from None
                 self.host.report(err)
+
+    def end_jobs(self, limit: int = 100_000) -> None:
+        """End the jobs left in the queue when an awaited call is abandoned
+        (its deadline passed in the middle of a pump, or a chain of jobs kept
+        the queue from emptying): each runs with the chain's deadline already
+        past and no GRACE, and the interrupt counter set to ask at the job's
+        first poll, so a job that would go on (an ``await`` in an endless loop)
+        is interrupted and its async function rejected; the chain ends instead
+        of running into the script's next call. Errors are dropped: nobody
+        awaits them any more."""
+        chain = self.host.chain
+        counter = capi.interrupt_counter(self.ctx) if self.host.capi else None
+        saved = chain.deadline, chain.extended
+        chain.deadline = chain.extended = -1.0
+        run = self.ctx.execute_pending_job
+        try:
+            for _ in range(limit):
+                if counter is not None:
+                    counter.value = 1
+                try:
+                    if not run():
+                        return
+                except BINDING_ERRORS:
+                    continue
+        finally:
+            chain.deadline, chain.extended = saved
 
     def too_big(self, what: str) -> None:
         too_big(self, what)

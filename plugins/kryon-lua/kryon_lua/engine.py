@@ -31,9 +31,11 @@ from kryon_core import (
     ScriptError,
     ScriptNotFoundError,
     ScriptRuntimeError,
+    ScriptTimeoutError,
     SecurityPolicy,
     StackFrame,
 )
+from kryon_core.awaited import AwaitDeadline, bounded
 
 from .bridge import script_binder
 from .calls import make_caller
@@ -339,15 +341,31 @@ class LuaEngine(CachedCallsEngine):
     async def call_function_async(self, function: str, args: Sequence[Any], *, script: str) -> Any:
         """Run the function as a coroutine; ``kryon.sleep(ms)`` and
         ``kryon.callAsync(name, ...)`` inside it await on the caller's loop,
-        any other yield gives the loop one turn."""
+        any other yield gives the loop one turn. The whole call (every step
+        and every wait) has one deadline, the policy's ``time_limit`` from its
+        start (``kryon_core.awaited``): past it the coroutine is closed (its
+        ``<close>`` variables run under the limits) and the call raises
+        ScriptTimeoutError with the line where it was suspended."""
         state = self.script_state(script)
         f = self._lua_function(state, function)
         rt, conv = state.runtime, state.runtime.conv
-        step = rt.gate.run(lambda: rt.helpers.stepper(f))
-        send = list(args)
+        deadline = AwaitDeadline(state.policy.time_limit)
+        step, abandon = rt.gate.run(lambda: rt.helpers.stepper(f))
+        suspended_at: list[int | None] = [None]
+
+        def until(at: float | None, fn: Callable[..., Any], *args: Any) -> Any:
+            """``fn(*args)`` with the state's deadline no later than ``at`` (``Runtime._call``,
+            which ``fn`` goes through, keeps the earlier of it and a fresh time_limit)."""
+            previous = rt.deadline
+            if at is not None:
+                rt.deadline = min(previous, at) if previous else at
+            try:
+                return fn(*args)
+            finally:
+                rt.deadline = previous
 
         def resume(send: list[Any]) -> Any:  # one step, conversions included, inside the gate
-            result = rt._call(step, [conv.to_lua(a) for a in send], state.policy, script)
+            result = until(deadline.at, rt._call, step, [conv.to_lua(a) for a in send], state.policy, script)
             ok, status, *values = result if isinstance(result, tuple) else (result,)
             if not ok:
                 raise translate(rt.LuaError(status), script)
@@ -355,11 +373,32 @@ class LuaEngine(CachedCallsEngine):
                 return True, (conv.from_lua(values[0]) if len(values) == 1 else ([conv.from_lua(v) for v in values] or None))
             return False, conv.from_lua(values[0]) if values else None
 
-        while True:
-            done, value = rt.gate.run(resume, send)
-            if done:
-                return value
-            send = await self._answer(value)
+        def close() -> None:
+            try:
+                line = until(deadline.cleanup_at(), rt._call, abandon, ["=" + script], state.policy, script)
+            except ScriptError:  # its unwinding overran the limits: abandoned all the same
+                return
+            suspended_at[0] = line if isinstance(line, int) else None
+
+        async def drive() -> Any:
+            send = list(args)
+            finished = False
+            try:
+                while True:
+                    finished, value = rt.gate.run(resume, send)
+                    if finished:
+                        return value
+                    send = await self._answer(value)
+            finally:
+                if not finished:  # timed out, cancelled, or failed while suspended
+                    rt.gate.run(close)
+
+        def timed_out() -> ScriptTimeoutError:
+            return ScriptTimeoutError(
+                f"the awaited call ran longer than the policy's time_limit ({state.policy.time_limit:g} s)",
+                language=LANGUAGE, script=script, line=suspended_at[0])
+
+        return await bounded(deadline, drive(), timed_out)
 
     async def _answer(self, request: Any) -> list[Any]:
         if isinstance(request, dict) and request.get("op") == "sleep":

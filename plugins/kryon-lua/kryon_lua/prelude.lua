@@ -489,9 +489,14 @@ K.async_api = {
 
 -- One coroutine for call_function_async, stepped from the host:
 -- step(...) -> true, status, values... | false, traceback, status
+-- abandon(source) -> the line where the suspended coroutine stood in chunk
+-- `source` (or nil), after closing it: its pending to-be-closed variables run
+-- (Lua 5.4; LuaJIT has no coroutine.close and drops it), under its hook. Their
+-- errors are dropped: nobody awaits the call any more.
+local close_coroutine = coroutine.close
 function K.stepper(f)
   local co = hooked_create(f)
-  return function(...)
+  local function step(...)
     local r = pack(coroutine.resume(co, ...))
     local status = coroutine.status(co)
     if not r[1] then
@@ -500,6 +505,18 @@ function K.stepper(f)
     end
     return true, status, unpack(r, 2, r.n)
   end
+  local function abandon(source)
+    if coroutine.status(co) ~= "suspended" then return nil end
+    local line = nil
+    for level = 0, 50 do
+      local info = debug.getinfo(co, level, "Sl")
+      if info == nil then break end
+      if info.source == source and info.currentline and info.currentline > 0 then line = info.currentline break end
+    end
+    if close_coroutine then pcall(close_coroutine, co) end
+    return line
+  end
+  return step, abandon
 end
 
 -- Calls under a memory cap: the host switches the cap on only from in here,

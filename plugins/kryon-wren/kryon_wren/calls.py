@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from wasmtime import _ffi as ffi
 
-from kryon_core import FunctionNotFoundError, FunctionRef, ScriptRuntimeError, threads
+from kryon_core import FunctionNotFoundError, FunctionRef, ScriptRuntimeError, ScriptTimeoutError, threads
+from kryon_core.awaited import AwaitDeadline, bounded
 
 from .bridge import bars
 from .errors import restarted, script_runtime_error, vm_failure
@@ -325,19 +326,33 @@ def fn_ref(state: "ScriptState", handle: Any) -> FunctionRef:
     return ref
 
 
+#: how far past an awaited call's deadline a step's own epoch deadline lies, as a share of time_limit
+STEP_SLACK = 0.1
+
+
 async def call_async(state: "ScriptState", function: str, args: Sequence[Any]) -> Any:
     """Run the function in a new fiber. ``Fiber.yield()`` gives the loop a
     turn; ``Fiber.yield(ms)`` with a number sleeps that long; the fiber's
-    return value is the result."""
+    return value is the result. The whole call has one deadline, the
+    policy's ``time_limit`` from its start (``kryon_core.awaited``): past it
+    while the fiber waits, the fiber is dropped and the call raises
+    ScriptTimeoutError (the script keeps its state); no step starts past it;
+    a step running past it (by ``STEP_SLACK`` of the limit) traps and the
+    instance restarts, as a synchronous call's timeout does."""
     gate = state.pool.gate
-    fiber = gate.run(_fiber, state, function, args)
     vm = state.vm
+    deadline = AwaitDeadline(vm.instance.timeout)
+    # a step's epoch deadline lies a little past the call's: the epoch ticker may release several ticks
+    # at once after a late wake-up, and a step that merely straddles the deadline is better ended by
+    # the loop's timer (the fiber dropped, the state kept) than by a trap (the instance restarts)
+    step_until = None if deadline.at is None else deadline.at + STEP_SLACK * (vm.instance.timeout or 0)
+    fiber = gate.run(_fiber, state, function, args)
 
     def step() -> tuple[bool, Any]:
         if state.vm is not vm:
             raise ScriptRuntimeError("the script was unloaded or restarted while awaited",
                                      language=LANGUAGE, script=state.script_id)
-        vm.instance.enter()
+        vm.instance.enter(until=step_until)
         try:
             vm.call(state.host, state.call_handle("prep(_,_)"), fiber, [])
             done, value = vm.call_num(state.host, state.call_handle("stepGo()"))
@@ -349,16 +364,26 @@ async def call_async(state: "ScriptState", function: str, args: Sequence[Any]) -
             vm.instance.leave()
             state.flush()
 
-    try:
-        while True:
-            done, value = gate.run(step)
-            if done:
-                return value
-            delay = value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-            await asyncio.sleep(max(0.0, float(delay)) / 1000.0)
-    finally:
-        if state.vm is vm:
-            gate.run(fiber.release)
+    async def drive() -> Any:
+        try:
+            while True:
+                if deadline.passed():
+                    await deadline.expired()  # no step past the deadline: the loop's timer ends the call
+                done, value = gate.run(step)
+                if done:
+                    return value
+                delay = value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+                await asyncio.sleep(max(0.0, float(delay)) / 1000.0)
+        finally:
+            if state.vm is vm:
+                gate.run(fiber.release)
+
+    def timed_out() -> ScriptTimeoutError:
+        return ScriptTimeoutError(
+            f"the awaited call ran longer than the policy's time_limit ({vm.instance.timeout:g} s) "
+            "and its fiber was dropped", language=LANGUAGE, script=state.script_id)
+
+    return await bounded(deadline, drive(), timed_out)
 
 
 def _fiber(state: "ScriptState", function: str, args: Sequence[Any]) -> Any:

@@ -350,29 +350,38 @@ class WasmInstance:
 
     # -- calls ---------------------------------------------------------------
 
-    def _arm_limits(self, lazy: bool = False) -> None:
+    def _arm_limits(self, lazy: bool = False, until: float | None = None) -> None:
         """Arms the budget of an outermost call into this instance. ``lazy``:
         keep a deadline armed less than 1% of the limit ago (at most one
-        epoch tick)."""
+        epoch tick). ``until`` (``time.monotonic()`` seconds): no later than
+        that (a step of an awaited call ends near the call's one deadline)."""
         if self.fuel is not None:
             self.store.set_fuel(self.fuel)
         timeout = self.timeout
         if timeout is not None:
             now = time.perf_counter()
+            if until is not None:
+                budget = min(timeout, max(0.0, until - time.monotonic()))
+                # as if the full limit had been armed that much earlier: lazy calls re-arm (and the
+                # debugger's remaining-time arithmetic holds)
+                self._armed_at = now - (timeout - budget)
+                self.store.set_epoch_deadline(max(1, int(budget / EPOCH_TICK_SECONDS + 0.999)))
+                return
             if lazy and now - self._armed_at < self._slack:
                 return
             self._armed_at = now
             self.store.set_epoch_deadline(max(1, int(timeout / EPOCH_TICK_SECONDS + 0.999)))
 
-    def enter(self, lazy: bool = False) -> None:
+    def enter(self, lazy: bool = False, until: float | None = None) -> None:
         """Starts a host call into this instance: the outermost one arms the
         limits, and every wasm call made until :meth:`leave` (conversions,
         host functions calling back into this instance, nested calls) runs
         under that same deadline instead of re-arming it. A call into
         another script's instance runs under that script's own limits; the
-        caller's deadline fires as soon as control is back in the caller."""
+        caller's deadline fires as soon as control is back in the caller.
+        ``until``: see :meth:`_arm_limits`."""
         if not self.depth and self.limited:
-            self._arm_limits(lazy)
+            self._arm_limits(lazy, until)
         self.depth += 1
 
     def leave(self) -> None:
