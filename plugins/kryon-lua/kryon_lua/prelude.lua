@@ -155,14 +155,74 @@ local function hooked_create(f)
   return co
 end
 
+-- Resumes. lupa reads a table field for the host by pushing onto the stack
+-- of the thread the table's wrapper was made on (the main thread, for nearly
+-- every object the host holds) and takes everything on that thread's current
+-- frame as the result; its calls into Lua empty that frame first. While a
+-- coroutine runs, the thread that resumed it waits inside the C function
+-- that did, and Lua's coroutine.resume keeps the coroutine on its frame: a
+-- host function called from inside the coroutine read (thread, value) for a
+-- value, and a host call into Lua dropped the only reference to a coroutine
+-- that was itself resuming another (collected while it waited: the host
+-- process crashed). A coroutine.wrap function keeps its coroutine as an
+-- upvalue and nothing on the caller's frame, so every resume (and close)
+-- runs inside a resumer: a coroutine made by coroutine.wrap whose loop
+-- applies Lua's own function to the target and yields the results back.
+-- Results, errors and the target's stack after an error are Lua's own. A
+-- resumer is reused once free: there are as many as resumes in progress at
+-- once (each costs a second level of Lua's C-call nesting limit).
+local raw_resume, raw_yield, raw_wrap, raw_status = coroutine.resume, coroutine.yield, coroutine.wrap, coroutine.status
+local raw_close = coroutine.close -- Lua 5.4 only
+
+local function resumer_loop(f, ...)
+  return resumer_loop(raw_yield(f(...)))
+end
+
+local resumers, nresumers = {}, 0
+
+local function resumed(w, ok, ...)
+  if ok then
+    nresumers = nresumers + 1
+    resumers[nresumers] = w
+    return ...
+  end
+  return false, ... -- raised in the resumer's own loop (a limit, or memory): it is dead, not reused
+end
+
+local function via_resumer(f, co, ...)
+  local w
+  if nresumers > 0 then
+    w = resumers[nresumers]
+    resumers[nresumers] = nil
+    nresumers = nresumers - 1
+  else
+    w = raw_wrap(resumer_loop)
+  end
+  return resumed(w, pcall(w, f, co, ...))
+end
+
+local function resume(co, ...)
+  if type(co) ~= "thread" then return raw_resume(co, ...) end -- Lua's own error, at the caller's line
+  return via_resumer(raw_resume, co, ...)
+end
+
+local close = raw_close and function(co)
+  local s = type(co) == "thread" and raw_status(co)
+  if s ~= "suspended" and s ~= "dead" then return raw_close(co) end -- Lua's own error, at the caller's line
+  return via_resumer(raw_close, co)
+end
+
+coroutine.resume, coroutine.close = resume, close -- a trusted script's (the global table is theirs)
+K.raw_resume = raw_resume -- the debugger's hook tells resumes by it
+
 local function coroutine_lib()
   local c = copy(coroutine)
-  c.resume = function(co, ...) return rethrow_limits(coroutine.resume(co, ...)) end
+  c.resume = function(co, ...) return rethrow_limits(resume(co, ...)) end
   c.create = hooked_create
   c.wrap = function(f)
     local co = hooked_create(f)
     return function(...)
-      local r = pack(coroutine.resume(co, ...))
+      local r = pack(resume(co, ...))
       if r[1] then return unpack(r, 2, r.n) end
       error(r[2], 0)
     end
@@ -311,9 +371,13 @@ function K.lookup(env, returned, name)
   return f
 end
 
+-- Where `f` was defined, and `f` itself: the host keeps this one, made on the
+-- thread the host called from, not the coroutine that handed `f` over (a
+-- wrapper lupa makes belongs to the thread it was made on, which may be
+-- collected long before the host lets go of the function).
 function K.source_of(f)
   local info = getinfo(f, "S")
-  return info.source, info.linedefined
+  return info.source, info.linedefined, f
 end
 
 -- The stack from `level` outwards, innermost first.
@@ -445,7 +509,6 @@ local function rethrow_overdrawn(ok, ...)
 end
 
 function K.guard_overdraft()
-  local raw_resume = coroutine.resume
   _G.pcall = function(f, ...) return rethrow_overdrawn(pcall(f, ...)) end
   _G.xpcall = function(f, handler, ...)
     return rethrow_overdrawn(xpcall(f, function(e)
@@ -453,7 +516,7 @@ function K.guard_overdraft()
       return handler(e)
     end, ...))
   end
-  coroutine.resume = function(co, ...) return rethrow_overdrawn(raw_resume(co, ...)) end
+  coroutine.resume = function(co, ...) return rethrow_overdrawn(resume(co, ...)) end
 end
 
 function K.traceback(co, message)
@@ -492,7 +555,7 @@ K.async_api = {
 function K.stepper(f)
   local co = hooked_create(f)
   return function(...)
-    local r = pack(coroutine.resume(co, ...))
+    local r = pack(resume(co, ...))
     local status = coroutine.status(co)
     if not r[1] then
       if is_limit(r[2]) then error(r[2], 0) end

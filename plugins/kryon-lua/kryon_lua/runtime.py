@@ -11,6 +11,7 @@ set before each call.
 from __future__ import annotations
 
 import time
+import traceback
 import types
 import weakref
 from collections.abc import Callable
@@ -115,6 +116,23 @@ def host_error(exc: BaseException, script: str | None) -> ScriptError:
     return ScriptRuntimeError(f"{type(exc).__name__}: {exc}", language=LANGUAGE, script=script)
 
 
+def forget_locals(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames in the tracebacks of
+    ``exc`` and of the exceptions it chains to. A host function's error lives
+    on in the script (a caught error value) and in lupa after the host call;
+    its frames could hold wrappers lupa made for the call's Lua arguments,
+    which belong to the calling coroutine's thread: one freed after that
+    coroutine was collected touches freed memory (the host process crashed).
+    The calling frame clears its own (it is still running)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+
+
 def lupa_module(jit: bool) -> Any:
     if jit:
         import lupa.luajit21 as module
@@ -178,6 +196,7 @@ class Runtime:
         #: sandbox's coroutine.wrap resumed can come back as a tuple through lupa (a first kryon.call failed)
         self.lookup = self.helpers.lookup
         self.is_object = self.helpers.is_object
+        self._source_of = self.helpers.source_of
         if key.memory_limit and not key.sandboxed:
             self.helpers.guard_overdraft()
         self._raw: "weakref.WeakKeyDictionary[FunctionRef, Any]" = weakref.WeakKeyDictionary()
@@ -389,7 +408,7 @@ class Runtime:
     # -- functions crossing -------------------------------------------------------------
     def function_ref(self, function: Any) -> FunctionRef:
         """A FunctionRef for a Lua function, owned by the script that defined it."""
-        source, line = self.helpers.source_of(function)
+        source, line, function = self._source_of(function)
         script = source[1:] if isinstance(source, str) and source.startswith("=") else None
         engine = self.engine
 
@@ -411,6 +430,7 @@ class Runtime:
         conv = self.conv
 
         def failed(exc: Exception) -> ScriptError:
+            forget_locals(exc)
             if isinstance(exc, ScriptError):
                 self.locate(exc)
                 return exc
@@ -437,12 +457,14 @@ class Runtime:
                             return r
                         return to_lua(r)
                     except Exception as exc:
+                        args, a = (), None  # (see forget_locals)
                         raise failed(exc) from None
             else:
                 def from_lua_call(*args: Any) -> Any:
                     try:
                         return to_lua(target(*[from_lua(a) for a in args]))
                     except Exception as exc:
+                        args = ()  # (see forget_locals)
                         raise failed(exc) from None
 
             return self._ready(self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call)
@@ -483,6 +505,7 @@ class Runtime:
                             self.charge(result, 256)
                         converted = conv.to_lua(result)
                 except Exception as exc:
+                    args, a = (), None  # (see forget_locals)
                     raise failed(exc) from None
             except BaseException:
                 if was:  # lupa pushes the error under the cap again
