@@ -25,6 +25,49 @@ local SIZE = "kryon-size:" -- a size limit: an error a script may catch, SizeLim
 local K = { state = { maxdepth = 0, breakpoints = {}, overdrawn = false } }
 local state = K.state
 
+-- A finalizer is script code, run by whatever allocation steps the
+-- collector: in a trusted state with a memory cap the collector is held
+-- whenever the cap is off or raised (between calls, host code running for a
+-- script, an overdraft) and runs only with script code (K.capped,
+-- K.fastcapped), so no finalizer runs above the cap. (A collector the script
+-- stopped itself stays stopped.)
+local gcheld = false
+
+function K.hold_gc()
+  if not gcheld and collectgarbage("isrunning") then
+    collectgarbage("stop")
+    gcheld = true
+  end
+end
+
+local function release_gc()
+  if gcheld then
+    gcheld = false
+    collectgarbage("restart")
+  end
+end
+K.release_gc = release_gc
+
+-- The overdraft (runtime.py, Runtime._cap_for_error): a host function's
+-- error that found no room under the memory cap is pushed with the cap raised
+-- above the memory in use, `state.overdrawn` set and the collector held. The
+-- raised cap is for that push alone: the first Lua code to see the error (a
+-- message handler, or the handler of the pcall, xpcall or coroutine wrapper
+-- it reaches) puts the cap itself back before the stack unwinds, so no
+-- `<close>` handler or finalizer runs above the cap: kept, what one
+-- allocated there would add up call after call.
+local function lower()
+  if state.overdrawn then
+    setcap(true) -- the cap itself (Runtime._setcap lowers a raised cap)
+    release_gc()
+  end
+end
+
+local function lowering(e)
+  lower()
+  return e
+end
+
 local function is_limit(e)
   return type(e) == "string" and (e:find(LIMIT, 1, true) ~= nil or e:find("not enough memory", 1, true) ~= nil)
 end
@@ -98,9 +141,10 @@ if sandboxed then
     end
     return setmetatable(t, mt)
   end
-  base.pcall = function(f, ...) return rethrow_limits(pcall(f, ...)) end
+  base.pcall = function(f, ...) return rethrow_limits(xpcall(f, lowering, ...)) end
   base.xpcall = function(f, handler, ...)
     return rethrow_limits(xpcall(f, function(e)
+      lower()
       if is_limit(e) then return e end
       return handler(e)
     end, ...))
@@ -508,15 +552,38 @@ local function rethrow_overdrawn(ok, ...)
   return ok, ...
 end
 
+-- Lua 5.4's coroutine.wrap closes a coroutine that failed (runs its
+-- `<close>` handlers) before the error reaches any handler: under a cap, the
+-- wrap function is this one, which puts the cap back first.
+local function wrapped(co, ok, ...)
+  if ok then return ... end
+  local e = ...
+  lower()
+  if close then
+    local closed, err = close(co)
+    if not closed then e = err end
+  end
+  if state.overdrawn then error(OVERDRAWN, 0) end
+  if type(e) == "string" and e ~= "not enough memory" then error(e, 2) end -- the caller's position, as Lua's
+  error(e, 0)
+end
+
 function K.guard_overdraft()
-  _G.pcall = function(f, ...) return rethrow_overdrawn(pcall(f, ...)) end
+  _G.pcall = function(f, ...) return rethrow_overdrawn(xpcall(f, lowering, ...)) end
   _G.xpcall = function(f, handler, ...)
     return rethrow_overdrawn(xpcall(f, function(e)
-      if state.overdrawn then return e end
+      if state.overdrawn then
+        lower()
+        return e
+      end
       return handler(e)
     end, ...))
   end
   coroutine.resume = function(co, ...) return rethrow_overdrawn(resume(co, ...)) end
+  coroutine.wrap = function(f)
+    local co = create(f)
+    return function(...) return wrapped(co, resume(co, ...)) end
+  end
 end
 
 function K.traceback(co, message)
@@ -577,10 +644,15 @@ end
 local boundary_handler = nil
 function K.set_boundary_handler(h) boundary_handler = h end
 
+-- (the cap goes back on before the stack unwinds: `<close>` handlers run
+-- there, and must run under the cap; lifting it here let them allocate
+-- without bound; it goes back to the cap itself after an overdraft)
 local function capped_error(e)
   setcap(false)
   if boundary_handler ~= nil then e = boundary_handler(e) end
-  if type(e) == "string" then return debug.traceback(e, 2) end
+  if type(e) == "string" then e = debug.traceback(e, 2) end
+  setcap(true)
+  lower()
   return e
 end
 
@@ -608,10 +680,29 @@ local function capped_finish(ok, ...)
   error((...), 0)
 end
 
-function K.capped(f, ...)
-  state.where_source = nil -- the last position seen belongs to an earlier call
+local function capped_run(f, ...)
   setcap(true) -- an error before xpcall is caught by the host's own protected call
   return capped_finish(xpcall(f, capped_error, ...))
+end
+
+-- A call made from host code that holds the collector (a host function a
+-- script called, calling back in): the script's code collects as usual, and
+-- the collector is held again for the host code it returns to.
+local function held_finish(ok, ...)
+  K.hold_gc()
+  if not ok then error((...), 0) end
+  return ...
+end
+
+local function held_call(run, f, ...)
+  release_gc()
+  return held_finish(pcall(run, f, ...))
+end
+
+function K.capped(f, ...)
+  state.where_source = nil -- the last position seen belongs to an earlier call
+  if gcheld then return held_call(capped_run, f, ...) end
+  return capped_run(f, ...)
 end
 
 -- The cheaper capped call: the host switches the cap on and off itself,
@@ -626,9 +717,11 @@ K.slot = slot
 local SCALAR = { ["nil"] = true, boolean = true, number = true, string = true }
 
 local function fast_error(e)
+  lower()
   if boundary_handler ~= nil then
-    setcap(false) -- the stop allocates; the host switches the cap off after the call anyway
+    setcap(false) -- the stop allocates
     e = boundary_handler(e)
+    setcap(true) -- (`<close>` handlers run as the stack unwinds, under the cap)
   end
   if type(e) == "string" then return debug.traceback(e, 2) end
   return e
@@ -654,8 +747,13 @@ local function fast_finish(ok, ...)
   return 1, ...
 end
 
+local function fast_run(f, ...)
+  return fast_finish(xpcall(f, fast_error, ...))
+end
+
 function K.fastcapped(f, ...)
   state.where_source = nil
+  if gcheld then return held_call(fast_run, f, ...) end
   return fast_finish(xpcall(f, fast_error, ...))
 end
 

@@ -189,6 +189,7 @@ class Runtime:
         )
         self.state = self.helpers.state
         self._collect = self.helpers.collect
+        self._hold_gc, self._release_gc = self.helpers.hold_gc, self.helpers.release_gc
         self._capped = self.helpers.capped
         self._fastcall = self.helpers.fastcapped
         self._slot = self.helpers.slot
@@ -199,6 +200,9 @@ class Runtime:
         self._source_of = self.helpers.source_of
         if key.memory_limit and not key.sandboxed:
             self.helpers.guard_overdraft()
+            # a trusted script may set finalizers, script code run by whatever allocation steps the
+            # collector: outside script code (the cap is off there) the collector is held
+            self._hold_gc()
         self._raw: "weakref.WeakKeyDictionary[FunctionRef, Any]" = weakref.WeakKeyDictionary()
         self.version = self.lua.lua_implementation
 
@@ -218,9 +222,11 @@ class Runtime:
 
     def _setcap(self, on: bool) -> bool:
         """Put the memory cap in force or lift it; the previous state. Called
-        from Lua (`K.capped`), so the switch happens inside a protected call."""
+        from Lua (`K.capped`), so the switch happens inside a protected call.
+        Putting it in force also lowers a cap raised for an overdraft (see
+        ``_cap_for_error``) to the cap itself."""
         was = self.capped
-        if on != was:
+        if on != was or (on and self.overdrawn):
             self.lua.set_max_memory(self.key.memory_limit if on else 0)
             self.capped = on
         return was
@@ -298,7 +304,7 @@ class Runtime:
             if not previous and self.overdrawn:  # the outermost call: one ended by _cap_for_error is over now
                 self._clear_overdraft()
             if self.key.memory_limit and not self.capped and self.memory_pressure():
-                self._collect()
+                self._collect_capped()
 
     def _headroom(self, args: "list[Any] | tuple[Any, ...]") -> bool:
         """Whether lupa can push these arguments under the cap for sure (its
@@ -385,7 +391,30 @@ class Runtime:
 
     def _collect_uncapped(self) -> None:
         if not self.capped:
+            self._collect_capped()
+
+    def collect_quietly(self) -> None:
+        """A full collection where the cap is in force already (the fast
+        path's, past 90% of the cap): a finalizer's error, or the count hook
+        of a call whose deadline passed, stays in it."""
+        try:
             self._collect()
+        except self.LuaError:
+            pass
+
+    def _collect_capped(self) -> None:
+        """A full collection with the cap in force, outside any call: the
+        finalizers it runs are script code (trusted scripts may set `__gc`),
+        and stay under the cap (a finalizer's error stays in the collection)."""
+        limit = self.key.memory_limit
+        if not limit:
+            self._collect()
+            return
+        self.lua.set_max_memory(limit)
+        try:
+            self.collect_quietly()
+        finally:
+            self.lua.set_max_memory(0)
 
     def charge(self, value: Any, extra: int = 0) -> None:
         """Refuse (MemoryLimitError) a host value that would not fit under the
@@ -470,6 +499,8 @@ class Runtime:
             return self._ready(self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call)
         setcap, limit = self._setcap, conv.limit
         lua, cap = self.lua, self.key.memory_limit or 0
+        # a trusted script may set finalizers: none may run while the cap is lifted for host code
+        hold_gc, release_gc = (None, None) if self.key.sandboxed else (self._hold_gc, self._release_gc)
         set_max, memory_used = lua.set_max_memory, lua.get_memory_used
         int_min, int_max = conv.int_min, conv.int_max
 
@@ -487,6 +518,8 @@ class Runtime:
             if was:
                 set_max(0)
                 self.capped = False
+                if hold_gc is not None:  # (with the cap off: a refused allocation here could not be reported)
+                    hold_gc()
             try:
                 try:
                     for a in args:
@@ -509,11 +542,15 @@ class Runtime:
                     raise failed(exc) from None
             except BaseException:
                 if was:  # lupa pushes the error under the cap again
+                    if release_gc is not None:
+                        release_gc()  # (_cap_for_error holds it again for an overdraft)
                     self._cap_for_error()
                 elif self.capped:
                     setcap(False)
                 raise
             if was:
+                if release_gc is not None:
+                    release_gc()
                 set_max(cap)
                 self.capped = True
             elif self.capped:
@@ -535,15 +572,21 @@ class Runtime:
         passed, so the sandbox's pcall throws the error on and the count hook
         stops the script within its next 1000 instructions; in a trusted
         state ``state.overdrawn`` makes pcall, xpcall and coroutine.resume
-        throw it on (``K.guard_overdraft``). The call fails with a
+        throw it on (``K.guard_overdraft``). The raised cap is for the push
+        alone: the collector is held (no finalizer runs) and the first Lua
+        code that sees the error lowers the cap again (the prelude's
+        ``lower``), before any ``<close>`` handler runs, so the state never
+        holds more than the cap plus ``_ERROR_ROOM``. The call fails with a
         MemoryLimitError (``call_failure``)."""
         lua, limit = self.lua, self.key.memory_limit or 0
         if lua.get_memory_used() + _ERROR_ROOM >= limit:
-            self._collect()  # the cap is lifted here
+            self._collect_capped()  # (its finalizers under the cap)
             used = lua.get_memory_used()
             if used + _ERROR_ROOM >= limit:
                 self.overdrawn = True
                 self.state.overdrawn = True  # (a key the table has: no allocation)
+                if not self.key.sandboxed:  # no finalizer runs above the cap (`lower` in the prelude lets it go)
+                    self._hold_gc()
                 lua.set_max_memory(used + _ERROR_ROOM)
                 self.capped = True
                 if self.key.sandboxed:
