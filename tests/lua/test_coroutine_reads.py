@@ -24,7 +24,7 @@ import pytest
 
 pytest.importorskip("kryon_lua")
 
-from kryon_core import Document, ScriptManager, SecurityPolicy  # noqa: E402
+from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy  # noqa: E402
 
 POLICIES = {
     "sandboxed": lambda: SecurityPolicy.sandboxed(),
@@ -117,5 +117,28 @@ def test_host_function_from_a_coroutine(policy_name: str, route: str, shape: str
         m.load_script_from_source("caller", "lua", f"function run()\n{code}\nend\n")
         for _ in range(2):  # the first call binds kryon's names (inside the coroutine); the second finds them bound
             assert m.call_function("caller.run") == expected
+    finally:
+        m.close()
+
+
+ERROR_SHAPES = {
+    "wrap": "coroutine.wrap(f)()",
+    "resume": "local ok, e = coroutine.resume(coroutine.create(f))\nerror(e, 0)",
+    "nested": "coroutine.wrap(function()\n  local ok, e = coroutine.resume(coroutine.create(f))\n  error(e, 0)\nend)()",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(ERROR_SHAPES))
+def test_a_host_error_names_the_coroutines_line(policy_name: str, shape: str) -> None:
+    """The position of a host function's error raised inside a coroutine is
+    the coroutine's line: the stack walk runs on the thread that called the
+    host (it walked the main thread's, and named the line of the resume)."""
+    m = make(policy_name)
+    try:
+        m.load_script_from_source("caller", "lua", "function run()\n  local f = function()\n"
+                                  "    kryon.setProperty(nil, 'x', 1)\n  end\n" + ERROR_SHAPES[shape] + "\nend\n")
+        with pytest.raises(ScriptError) as info:
+            m.call_function("caller.run")
+        assert (info.value.script, info.value.line) == ("caller", 3), info.value
     finally:
         m.close()

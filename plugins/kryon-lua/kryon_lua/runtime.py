@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from .engine import LuaEngine
 
 PRELUDE_NAME = "=kryon-prelude"
+#: a chunk lupa runs on the thread that called the host (a coroutine's own, from a host function
+#: inside one): the stack walk of ``Runtime.script_frames`` sees that thread's frames, not the main thread's
+WALK_NAME = "=kryon-walk"
+_WALK = "local stack = ...\nreturn stack(1)\n"
 #: bytes of headroom a call switched under the cap from the host needs beyond its string arguments
 FAST_MARGIN = 256 * 1024
 #: the most ``charge(result, 256)`` lets pass for a result lupa pushes without allocating (nil, a
@@ -198,6 +202,7 @@ class Runtime:
         self.lookup = self.helpers.lookup
         self.is_object = self.helpers.is_object
         self._source_of = self.helpers.source_of
+        self._stack = self.helpers.stack
         if key.memory_limit and not key.sandboxed:
             self.helpers.guard_overdraft()
             # a trusted script may set finalizers, script code run by whatever allocation steps the
@@ -607,11 +612,13 @@ class Runtime:
     def script_frames(self, with_locals: bool = False) -> list[StackFrame]:
         """The script frames on the Lua stack now, innermost first."""
         frames: list[StackFrame] = []
-        raw = self.helpers.stack(1)
+        # (with locals: K.locals reads levels of the main thread, so the walk stays there)
+        raw = self.helpers.stack(1) if with_locals else run_chunk(self.lua, self.module, _WALK, WALK_NAME, self._stack)
         for index in range(1, len(raw) + 1):
             info = raw[index]
             source = info["source"]
-            if not isinstance(source, str) or not source.startswith("=") or source in (PRELUDE_NAME, BOUNDED_NAME, "=[C]"):
+            if (not isinstance(source, str) or not source.startswith("=")
+                    or source in (PRELUDE_NAME, BOUNDED_NAME, WALK_NAME, "=[C]")):
                 continue
             local_vars: dict[str, Any] = {}
             if with_locals and not frames:
