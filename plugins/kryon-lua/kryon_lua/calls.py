@@ -108,7 +108,7 @@ def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, npar
             depth=policy.max_recursion or 0, luastate=rt.state, time_limit=policy.time_limit or 0.0,
             monotonic=time.monotonic, memory_used=rt.lua.get_memory_used, set_max=rt.lua.set_max_memory,
             limit=limit, margin=FAST_MARGIN, pressure=int(limit * 0.9),  # an int: compared with an int, cheaper than a float
-            collect=rt._collect,
+            collect=rt.collect_quietly,
             fastcall=rt._fastcall, fast_result=rt.fast_result, plain=_PLAIN_RESULTS,
             from_lua=rt.conv.from_lua, failure=lambda exc: rt.call_failure(exc, script),
         )
@@ -155,11 +155,11 @@ def _limited_body(rt: "Runtime", policy: SecurityPolicy, listed: str) -> str:
             "        try:\n",
             f"            r = fastcall(f, {listed})\n",
             "        finally:\n",
+            "            rt.deadline = previous\n",
+            "            if memory_used() > pressure:  # under the cap: the finalizers it runs are script code\n",
+            "                collect()  # (never raises)\n",
             "            set_max(0)\n",
             "            rt.capped = False\n",
-            "            rt.deadline = previous\n",
-            "            if memory_used() > pressure:\n",
-            "                collect()\n",
             "        if type(r) in plain:  # the common case, first\n",
             "            return r\n",
             "        if type(r) is tuple:\n",

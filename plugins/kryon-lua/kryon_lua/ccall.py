@@ -216,6 +216,10 @@ def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams
     not; ``failure`` is the kryon error for what a call raised."""
     if not enabled():
         return None
+    if rt.key.memory_limit and not rt.key.sandboxed:
+        # a trusted state with a cap holds its collector outside script code and K.fastcapped lets it
+        # run around the call (prelude.lua, held_call), which this caller does not do: the Python one
+        return None
     found = facts(rt)
     if found is None:
         return None
@@ -259,6 +263,6 @@ def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams
         found.state, found.lock, found.memory, limit, FAST_MARGIN, int(limit * 0.9),
         fref, found.handler, found.state_table, found.packer, nparams, limited, float(policy.time_limit or 0.0),
         policy.max_recursion or 0, found.keep + (f,), rt, vars(rt), acquire, unlock, rt.gate, threads.wake_waiters,
-        threads.tracking, generic, finish, rt._collect, fail,
+        threads.tracking, generic, finish, rt._collect_capped, fail,  # finalizers run under the cap
     )
     return caller

@@ -21,13 +21,17 @@
 -- called directly from the host, so a frame's level stays valid while the
 -- thread is stopped.
 
-local poll, fetch, on_line, on_call, on_return, script_env, on_raise, base, is_limit, set_boundary_handler = ...
+local poll, fetch, on_line, on_call, on_return, script_env, on_raise, base, is_limit, set_boundary_handler,
+  raw_resume = ...
 
 local getinfo, getlocal, setlocal = debug.getinfo, debug.getlocal, debug.setlocal
 local getupvalue, setupvalue = debug.getupvalue, debug.setupvalue
 local sethook, gethook, getmetatable_raw = debug.sethook, debug.gethook, debug.getmetatable
 local running, create, resume, status = coroutine.running, coroutine.create, coroutine.resume, coroutine.status
-local co_resume = resume
+-- Lua's own resume: the prelude's coroutine.resume runs it inside a resumer
+-- coroutine (a coroutine.wrap function, told by its upvalue)
+local co_resume = raw_resume or resume
+resume = co_resume
 local format, concat, sort = string.format, table.concat, table.sort
 local next, type, tostring, load, select, setmetatable = next, type, tostring, load, select, setmetatable
 local rawlen, rawget, rawequal, ipairs, min = rawlen, rawget, rawequal, ipairs, math.min

@@ -92,7 +92,7 @@ class LuaDebugTarget(PolledDebugTarget):
             helpers = rt.lua.execute(
                 source, self._poll, self._fetch, self._line_reporter(rt), self._on_call, self._on_return,
                 self._script_env, self._raise_reporter(rt), rt.helpers.base, rt.helpers.is_limit,
-                rt.helpers.set_boundary_handler, name=CHUNK_NAME,
+                rt.helpers.set_boundary_handler, rt.helpers.raw_resume, name=CHUNK_NAME,
             )
             entry = self._helpers[id(rt)] = (rt, helpers.ask, helpers.install)
         rt.debugged = True

@@ -25,6 +25,49 @@ local SIZE = "kryon-size:" -- a size limit: an error a script may catch, SizeLim
 local K = { state = { maxdepth = 0, breakpoints = {}, overdrawn = false } }
 local state = K.state
 
+-- A finalizer is script code, run by whatever allocation steps the
+-- collector: in a trusted state with a memory cap the collector is held
+-- whenever the cap is off or raised (between calls, host code running for a
+-- script, an overdraft) and runs only with script code (K.capped,
+-- K.fastcapped), so no finalizer runs above the cap. (A collector the script
+-- stopped itself stays stopped.)
+local gcheld = false
+
+function K.hold_gc()
+  if not gcheld and collectgarbage("isrunning") then
+    collectgarbage("stop")
+    gcheld = true
+  end
+end
+
+local function release_gc()
+  if gcheld then
+    gcheld = false
+    collectgarbage("restart")
+  end
+end
+K.release_gc = release_gc
+
+-- The overdraft (runtime.py, Runtime._cap_for_error): a host function's
+-- error that found no room under the memory cap is pushed with the cap raised
+-- above the memory in use, `state.overdrawn` set and the collector held. The
+-- raised cap is for that push alone: the first Lua code to see the error (a
+-- message handler, or the handler of the pcall, xpcall or coroutine wrapper
+-- it reaches) puts the cap itself back before the stack unwinds, so no
+-- `<close>` handler or finalizer runs above the cap: kept, what one
+-- allocated there would add up call after call.
+local function lower()
+  if state.overdrawn then
+    setcap(true) -- the cap itself (Runtime._setcap lowers a raised cap)
+    release_gc()
+  end
+end
+
+local function lowering(e)
+  lower()
+  return e
+end
+
 local function is_limit(e)
   return type(e) == "string" and (e:find(LIMIT, 1, true) ~= nil or e:find("not enough memory", 1, true) ~= nil)
 end
@@ -98,9 +141,10 @@ if sandboxed then
     end
     return setmetatable(t, mt)
   end
-  base.pcall = function(f, ...) return rethrow_limits(pcall(f, ...)) end
+  base.pcall = function(f, ...) return rethrow_limits(xpcall(f, lowering, ...)) end
   base.xpcall = function(f, handler, ...)
     return rethrow_limits(xpcall(f, function(e)
+      lower()
       if is_limit(e) then return e end
       return handler(e)
     end, ...))
@@ -155,14 +199,74 @@ local function hooked_create(f)
   return co
 end
 
+-- Resumes. lupa reads a table field for the host by pushing onto the stack
+-- of the thread the table's wrapper was made on (the main thread, for nearly
+-- every object the host holds) and takes everything on that thread's current
+-- frame as the result; its calls into Lua empty that frame first. While a
+-- coroutine runs, the thread that resumed it waits inside the C function
+-- that did, and Lua's coroutine.resume keeps the coroutine on its frame: a
+-- host function called from inside the coroutine read (thread, value) for a
+-- value, and a host call into Lua dropped the only reference to a coroutine
+-- that was itself resuming another (collected while it waited: the host
+-- process crashed). A coroutine.wrap function keeps its coroutine as an
+-- upvalue and nothing on the caller's frame, so every resume (and close)
+-- runs inside a resumer: a coroutine made by coroutine.wrap whose loop
+-- applies Lua's own function to the target and yields the results back.
+-- Results, errors and the target's stack after an error are Lua's own. A
+-- resumer is reused once free: there are as many as resumes in progress at
+-- once (each costs a second level of Lua's C-call nesting limit).
+local raw_resume, raw_yield, raw_wrap, raw_status = coroutine.resume, coroutine.yield, coroutine.wrap, coroutine.status
+local raw_close = coroutine.close -- Lua 5.4 only
+
+local function resumer_loop(f, ...)
+  return resumer_loop(raw_yield(f(...)))
+end
+
+local resumers, nresumers = {}, 0
+
+local function resumed(w, ok, ...)
+  if ok then
+    nresumers = nresumers + 1
+    resumers[nresumers] = w
+    return ...
+  end
+  return false, ... -- raised in the resumer's own loop (a limit, or memory): it is dead, not reused
+end
+
+local function via_resumer(f, co, ...)
+  local w
+  if nresumers > 0 then
+    w = resumers[nresumers]
+    resumers[nresumers] = nil
+    nresumers = nresumers - 1
+  else
+    w = raw_wrap(resumer_loop)
+  end
+  return resumed(w, pcall(w, f, co, ...))
+end
+
+local function resume(co, ...)
+  if type(co) ~= "thread" then return raw_resume(co, ...) end -- Lua's own error, at the caller's line
+  return via_resumer(raw_resume, co, ...)
+end
+
+local close = raw_close and function(co)
+  local s = type(co) == "thread" and raw_status(co)
+  if s ~= "suspended" and s ~= "dead" then return raw_close(co) end -- Lua's own error, at the caller's line
+  return via_resumer(raw_close, co)
+end
+
+coroutine.resume, coroutine.close = resume, close -- a trusted script's (the global table is theirs)
+K.raw_resume = raw_resume -- the debugger's hook tells resumes by it
+
 local function coroutine_lib()
   local c = copy(coroutine)
-  c.resume = function(co, ...) return rethrow_limits(coroutine.resume(co, ...)) end
+  c.resume = function(co, ...) return rethrow_limits(resume(co, ...)) end
   c.create = hooked_create
   c.wrap = function(f)
     local co = hooked_create(f)
     return function(...)
-      local r = pack(coroutine.resume(co, ...))
+      local r = pack(resume(co, ...))
       if r[1] then return unpack(r, 2, r.n) end
       error(r[2], 0)
     end
@@ -311,9 +415,13 @@ function K.lookup(env, returned, name)
   return f
 end
 
+-- Where `f` was defined, and `f` itself: the host keeps this one, made on the
+-- thread the host called from, not the coroutine that handed `f` over (a
+-- wrapper lupa makes belongs to the thread it was made on, which may be
+-- collected long before the host lets go of the function).
 function K.source_of(f)
   local info = getinfo(f, "S")
-  return info.source, info.linedefined
+  return info.source, info.linedefined, f
 end
 
 -- The stack from `level` outwards, innermost first.
@@ -444,16 +552,38 @@ local function rethrow_overdrawn(ok, ...)
   return ok, ...
 end
 
+-- Lua 5.4's coroutine.wrap closes a coroutine that failed (runs its
+-- `<close>` handlers) before the error reaches any handler: under a cap, the
+-- wrap function is this one, which puts the cap back first.
+local function wrapped(co, ok, ...)
+  if ok then return ... end
+  local e = ...
+  lower()
+  if close then
+    local closed, err = close(co)
+    if not closed then e = err end
+  end
+  if state.overdrawn then error(OVERDRAWN, 0) end
+  if type(e) == "string" and e ~= "not enough memory" then error(e, 2) end -- the caller's position, as Lua's
+  error(e, 0)
+end
+
 function K.guard_overdraft()
-  local raw_resume = coroutine.resume
-  _G.pcall = function(f, ...) return rethrow_overdrawn(pcall(f, ...)) end
+  _G.pcall = function(f, ...) return rethrow_overdrawn(xpcall(f, lowering, ...)) end
   _G.xpcall = function(f, handler, ...)
     return rethrow_overdrawn(xpcall(f, function(e)
-      if state.overdrawn then return e end
+      if state.overdrawn then
+        lower()
+        return e
+      end
       return handler(e)
     end, ...))
   end
-  coroutine.resume = function(co, ...) return rethrow_overdrawn(raw_resume(co, ...)) end
+  coroutine.resume = function(co, ...) return rethrow_overdrawn(resume(co, ...)) end
+  coroutine.wrap = function(f)
+    local co = create(f)
+    return function(...) return wrapped(co, resume(co, ...)) end
+  end
 end
 
 function K.traceback(co, message)
@@ -493,11 +623,11 @@ K.async_api = {
 -- `source` (or nil), after closing it: its pending to-be-closed variables run
 -- (Lua 5.4; LuaJIT has no coroutine.close and drops it), under its hook. Their
 -- errors are dropped: nobody awaits the call any more.
-local close_coroutine = coroutine.close
+local close_coroutine = close  -- through a resumer, as every close (Resumes, above)
 function K.stepper(f)
   local co = hooked_create(f)
   local function step(...)
-    local r = pack(coroutine.resume(co, ...))
+    local r = pack(resume(co, ...))
     local status = coroutine.status(co)
     if not r[1] then
       if is_limit(r[2]) then error(r[2], 0) end
@@ -531,10 +661,15 @@ end
 local boundary_handler = nil
 function K.set_boundary_handler(h) boundary_handler = h end
 
+-- (the cap goes back on before the stack unwinds: `<close>` handlers run
+-- there, and must run under the cap; lifting it here let them allocate
+-- without bound; it goes back to the cap itself after an overdraft)
 local function capped_error(e)
   setcap(false)
   if boundary_handler ~= nil then e = boundary_handler(e) end
-  if type(e) == "string" then return debug.traceback(e, 2) end
+  if type(e) == "string" then e = debug.traceback(e, 2) end
+  setcap(true)
+  lower()
   return e
 end
 
@@ -562,10 +697,29 @@ local function capped_finish(ok, ...)
   error((...), 0)
 end
 
-function K.capped(f, ...)
-  state.where_source = nil -- the last position seen belongs to an earlier call
+local function capped_run(f, ...)
   setcap(true) -- an error before xpcall is caught by the host's own protected call
   return capped_finish(xpcall(f, capped_error, ...))
+end
+
+-- A call made from host code that holds the collector (a host function a
+-- script called, calling back in): the script's code collects as usual, and
+-- the collector is held again for the host code it returns to.
+local function held_finish(ok, ...)
+  K.hold_gc()
+  if not ok then error((...), 0) end
+  return ...
+end
+
+local function held_call(run, f, ...)
+  release_gc()
+  return held_finish(pcall(run, f, ...))
+end
+
+function K.capped(f, ...)
+  state.where_source = nil -- the last position seen belongs to an earlier call
+  if gcheld then return held_call(capped_run, f, ...) end
+  return capped_run(f, ...)
 end
 
 -- The cheaper capped call: the host switches the cap on and off itself,
@@ -580,9 +734,11 @@ K.slot = slot
 local SCALAR = { ["nil"] = true, boolean = true, number = true, string = true }
 
 local function fast_error(e)
+  lower()
   if boundary_handler ~= nil then
-    setcap(false) -- the stop allocates; the host switches the cap off after the call anyway
+    setcap(false) -- the stop allocates
     e = boundary_handler(e)
+    setcap(true) -- (`<close>` handlers run as the stack unwinds, under the cap)
   end
   if type(e) == "string" then return debug.traceback(e, 2) end
   return e
@@ -608,8 +764,13 @@ local function fast_finish(ok, ...)
   return 1, ...
 end
 
+local function fast_run(f, ...)
+  return fast_finish(xpcall(f, fast_error, ...))
+end
+
 function K.fastcapped(f, ...)
   state.where_source = nil
+  if gcheld then return held_call(fast_run, f, ...) end
   return fast_finish(xpcall(f, fast_error, ...))
 end
 

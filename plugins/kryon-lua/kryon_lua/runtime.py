@@ -11,6 +11,7 @@ set before each call.
 from __future__ import annotations
 
 import time
+import traceback
 import types
 import weakref
 from collections.abc import Callable
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
     from .engine import LuaEngine
 
 PRELUDE_NAME = "=kryon-prelude"
+#: a chunk lupa runs on the thread that called the host (a coroutine's own, from a host function
+#: inside one): the stack walk of ``Runtime.script_frames`` sees that thread's frames, not the main thread's
+WALK_NAME = "=kryon-walk"
+_WALK = "local stack = ...\nreturn stack(1)\n"
 #: bytes of headroom a call switched under the cap from the host needs beyond its string arguments
 FAST_MARGIN = 256 * 1024
 #: the most ``charge(result, 256)`` lets pass for a result lupa pushes without allocating (nil, a
@@ -115,6 +120,23 @@ def host_error(exc: BaseException, script: str | None) -> ScriptError:
     return ScriptRuntimeError(f"{type(exc).__name__}: {exc}", language=LANGUAGE, script=script)
 
 
+def forget_locals(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames in the tracebacks of
+    ``exc`` and of the exceptions it chains to. A host function's error lives
+    on in the script (a caught error value) and in lupa after the host call;
+    its frames could hold wrappers lupa made for the call's Lua arguments,
+    which belong to the calling coroutine's thread: one freed after that
+    coroutine was collected touches freed memory (the host process crashed).
+    The calling frame clears its own (it is still running)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+
+
 def lupa_module(jit: bool) -> Any:
     if jit:
         import lupa.luajit21 as module
@@ -171,6 +193,7 @@ class Runtime:
         )
         self.state = self.helpers.state
         self._collect = self.helpers.collect
+        self._hold_gc, self._release_gc = self.helpers.hold_gc, self.helpers.release_gc
         self._capped = self.helpers.capped
         self._fastcall = self.helpers.fastcapped
         self._slot = self.helpers.slot
@@ -178,8 +201,13 @@ class Runtime:
         #: sandbox's coroutine.wrap resumed can come back as a tuple through lupa (a first kryon.call failed)
         self.lookup = self.helpers.lookup
         self.is_object = self.helpers.is_object
+        self._source_of = self.helpers.source_of
+        self._stack = self.helpers.stack
         if key.memory_limit and not key.sandboxed:
             self.helpers.guard_overdraft()
+            # a trusted script may set finalizers, script code run by whatever allocation steps the
+            # collector: outside script code (the cap is off there) the collector is held
+            self._hold_gc()
         self._raw: "weakref.WeakKeyDictionary[FunctionRef, Any]" = weakref.WeakKeyDictionary()
         self.version = self.lua.lua_implementation
 
@@ -199,9 +227,11 @@ class Runtime:
 
     def _setcap(self, on: bool) -> bool:
         """Put the memory cap in force or lift it; the previous state. Called
-        from Lua (`K.capped`), so the switch happens inside a protected call."""
+        from Lua (`K.capped`), so the switch happens inside a protected call.
+        Putting it in force also lowers a cap raised for an overdraft (see
+        ``_cap_for_error``) to the cap itself."""
         was = self.capped
-        if on != was:
+        if on != was or (on and self.overdrawn):
             self.lua.set_max_memory(self.key.memory_limit if on else 0)
             self.capped = on
         return was
@@ -279,7 +309,7 @@ class Runtime:
             if not previous and self.overdrawn:  # the outermost call: one ended by _cap_for_error is over now
                 self._clear_overdraft()
             if self.key.memory_limit and not self.capped and self.memory_pressure():
-                self._collect()
+                self._collect_capped()
 
     def _headroom(self, args: "list[Any] | tuple[Any, ...]") -> bool:
         """Whether lupa can push these arguments under the cap for sure (its
@@ -366,7 +396,30 @@ class Runtime:
 
     def _collect_uncapped(self) -> None:
         if not self.capped:
+            self._collect_capped()
+
+    def collect_quietly(self) -> None:
+        """A full collection where the cap is in force already (the fast
+        path's, past 90% of the cap): a finalizer's error, or the count hook
+        of a call whose deadline passed, stays in it."""
+        try:
             self._collect()
+        except self.LuaError:
+            pass
+
+    def _collect_capped(self) -> None:
+        """A full collection with the cap in force, outside any call: the
+        finalizers it runs are script code (trusted scripts may set `__gc`),
+        and stay under the cap (a finalizer's error stays in the collection)."""
+        limit = self.key.memory_limit
+        if not limit:
+            self._collect()
+            return
+        self.lua.set_max_memory(limit)
+        try:
+            self.collect_quietly()
+        finally:
+            self.lua.set_max_memory(0)
 
     def charge(self, value: Any, extra: int = 0) -> None:
         """Refuse (MemoryLimitError) a host value that would not fit under the
@@ -389,7 +442,7 @@ class Runtime:
     # -- functions crossing -------------------------------------------------------------
     def function_ref(self, function: Any) -> FunctionRef:
         """A FunctionRef for a Lua function, owned by the script that defined it."""
-        source, line = self.helpers.source_of(function)
+        source, line, function = self._source_of(function)
         script = source[1:] if isinstance(source, str) and source.startswith("=") else None
         engine = self.engine
 
@@ -411,6 +464,7 @@ class Runtime:
         conv = self.conv
 
         def failed(exc: Exception) -> ScriptError:
+            forget_locals(exc)
             if isinstance(exc, ScriptError):
                 self.locate(exc)
                 return exc
@@ -439,17 +493,21 @@ class Runtime:
                             return r
                         return to_lua(r)
                     except Exception as exc:
+                        args, a = (), None  # (see forget_locals)
                         raise failed(exc) from None
             else:
                 def from_lua_call(*args: Any) -> Any:
                     try:
                         return to_lua(target(*[from_lua(a) for a in args]))
                     except Exception as exc:
+                        args = ()  # (see forget_locals)
                         raise failed(exc) from None
 
             return self._ready(self.helpers.hostfn(from_lua_call) if self.key.jit else from_lua_call)
         setcap, limit = self._setcap, conv.limit
         lua, cap = self.lua, self.key.memory_limit or 0
+        # a trusted script may set finalizers: none may run while the cap is lifted for host code
+        hold_gc, release_gc = (None, None) if self.key.sandboxed else (self._hold_gc, self._release_gc)
         set_max, memory_used = lua.set_max_memory, lua.get_memory_used
         int_min, int_max = conv.int_min, conv.int_max
 
@@ -467,6 +525,8 @@ class Runtime:
             if was:
                 set_max(0)
                 self.capped = False
+                if hold_gc is not None:  # (with the cap off: a refused allocation here could not be reported)
+                    hold_gc()
             try:
                 try:
                     for a in args:
@@ -485,14 +545,19 @@ class Runtime:
                             self.charge(result, 256)
                         converted = conv.to_lua(result)
                 except Exception as exc:
+                    args, a = (), None  # (see forget_locals)
                     raise failed(exc) from None
             except BaseException:
                 if was:  # lupa pushes the error under the cap again
+                    if release_gc is not None:
+                        release_gc()  # (_cap_for_error holds it again for an overdraft)
                     self._cap_for_error()
                 elif self.capped:
                     setcap(False)
                 raise
             if was:
+                if release_gc is not None:
+                    release_gc()
                 set_max(cap)
                 self.capped = True
             elif self.capped:
@@ -514,15 +579,21 @@ class Runtime:
         passed, so the sandbox's pcall throws the error on and the count hook
         stops the script within its next 1000 instructions; in a trusted
         state ``state.overdrawn`` makes pcall, xpcall and coroutine.resume
-        throw it on (``K.guard_overdraft``). The call fails with a
+        throw it on (``K.guard_overdraft``). The raised cap is for the push
+        alone: the collector is held (no finalizer runs) and the first Lua
+        code that sees the error lowers the cap again (the prelude's
+        ``lower``), before any ``<close>`` handler runs, so the state never
+        holds more than the cap plus ``_ERROR_ROOM``. The call fails with a
         MemoryLimitError (``call_failure``)."""
         lua, limit = self.lua, self.key.memory_limit or 0
         if lua.get_memory_used() + _ERROR_ROOM >= limit:
-            self._collect()  # the cap is lifted here
+            self._collect_capped()  # (its finalizers under the cap)
             used = lua.get_memory_used()
             if used + _ERROR_ROOM >= limit:
                 self.overdrawn = True
                 self.state.overdrawn = True  # (a key the table has: no allocation)
+                if not self.key.sandboxed:  # no finalizer runs above the cap (`lower` in the prelude lets it go)
+                    self._hold_gc()
                 lua.set_max_memory(used + _ERROR_ROOM)
                 self.capped = True
                 if self.key.sandboxed:
@@ -543,11 +614,13 @@ class Runtime:
     def script_frames(self, with_locals: bool = False) -> list[StackFrame]:
         """The script frames on the Lua stack now, innermost first."""
         frames: list[StackFrame] = []
-        raw = self.helpers.stack(1)
+        # (with locals: K.locals reads levels of the main thread, so the walk stays there)
+        raw = self.helpers.stack(1) if with_locals else run_chunk(self.lua, self.module, _WALK, WALK_NAME, self._stack)
         for index in range(1, len(raw) + 1):
             info = raw[index]
             source = info["source"]
-            if not isinstance(source, str) or not source.startswith("=") or source in (PRELUDE_NAME, BOUNDED_NAME, "=[C]"):
+            if (not isinstance(source, str) or not source.startswith("=")
+                    or source in (PRELUDE_NAME, BOUNDED_NAME, WALK_NAME, "=[C]")):
                 continue
             local_vars: dict[str, Any] = {}
             if with_locals and not frames:
