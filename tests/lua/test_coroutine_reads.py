@@ -132,7 +132,11 @@ ERROR_SHAPES = {
 def test_a_host_error_names_the_coroutines_line(policy_name: str, shape: str) -> None:
     """The position of a host function's error raised inside a coroutine is
     the coroutine's line: the stack walk runs on the thread that called the
-    host (it walked the main thread's, and named the line of the resume)."""
+    host (it walked the main thread's, and named the line of the resume).
+    Lua 5.4 only: LuaJIT shows no frames past a host call (positions come
+    from the recording wrapper of host functions there)."""
+    if policy_name.startswith("jit"):
+        pytest.skip("LuaJIT: positions from K.hostfn, unchanged")
     m = make(policy_name)
     try:
         m.load_script_from_source("caller", "lua", "function run()\n  local f = function()\n"

@@ -614,8 +614,10 @@ class Runtime:
     def script_frames(self, with_locals: bool = False) -> list[StackFrame]:
         """The script frames on the Lua stack now, innermost first."""
         frames: list[StackFrame] = []
-        # (with locals: K.locals reads levels of the main thread, so the walk stays there)
-        raw = self.helpers.stack(1) if with_locals else run_chunk(self.lua, self.module, _WALK, WALK_NAME, self._stack)
+        # (with locals: K.locals reads levels of the main thread, so the walk stays there; under
+        # LuaJIT, which shows no frames past the host call, too: its positions come from K.hostfn)
+        raw = (self.helpers.stack(1) if with_locals or self.key.jit
+               else run_chunk(self.lua, self.module, _WALK, WALK_NAME, self._stack))
         for index in range(1, len(raw) + 1):
             info = raw[index]
             source = info["source"]
@@ -643,7 +645,7 @@ class Runtime:
         """Under LuaJIT, the frame that called the running host function, as
         `K.hostfn` recorded it (LuaJIT shows no frames past the host call)."""
         source, line, name = self.state.host_source, self.state.host_line, self.state.host_name
-        if not isinstance(source, str) or not source.startswith("=") or source == PRELUDE_NAME:
+        if not isinstance(source, str) or not source.startswith("=") or source in (PRELUDE_NAME, BOUNDED_NAME, WALK_NAME):
             return []
         return [StackFrame(function=str(name or "?"), script=source[1:],
                            line=line if isinstance(line, int) and line > 0 else None, language=LANGUAGE)]
