@@ -48,6 +48,8 @@ def _trace_call(frame: types.FrameType, event: str, arg: Any) -> Any:
     except ScriptTimeout:  # never out of a trace function (see worker_timer.fire_soon)
         worker_timer.fire_soon()
         return None
+    except Exception:  # nor anything else (worker_debug's _ROBUST): the script goes on
+        return None
 
 
 def _line_tracer(lines: dict[str, int]) -> Callable[[types.FrameType, str, Any], Any]:
@@ -59,6 +61,8 @@ def _line_tracer(lines: dict[str, int]) -> Callable[[types.FrameType, str, Any],
                     _hit(bid, frame)
         except ScriptTimeout:
             worker_timer.fire_soon()
+        except Exception:  # a local's __repr__ the script wrote, a breakpoint handler that failed
+            pass
         return trace_line
 
     return trace_line
@@ -76,7 +80,10 @@ def _hit(bid: int, frame: types.FrameType) -> None:
         try:
             local_vars[k] = worker_values.encode(v)
         except Exception:
-            local_vars[k] = repr(v)[:200]
+            try:
+                local_vars[k] = repr(v)[:200]
+            except Exception:  # the script's own __repr__ failed
+                local_vars[k] = "<unprintable>"
     _settrace(None)
     try:
         worker_channel.host_request("bp", {"b": bid, "l": frame.f_lineno, "s": frame.f_code.co_filename, "v": local_vars})

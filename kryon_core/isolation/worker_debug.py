@@ -186,6 +186,10 @@ class WorkerDebugger:
         return pyframes.has_breakpoint(self._code_lines, self.lines.get(script), code)
 
     # -- the trace functions --------------------------------------------------------------------
+    # _ROBUST: a trace function never raises. When one does, CPython turns tracing off itself through
+    # an audited ``sys.settrace``, which the sandbox refuses, so the script's call ended as an
+    # AccessDeniedError: a timeout landing there (worker_timer.fire_soon), but also the script's own
+    # ``__str__`` or ``__repr__`` run for a report, or the host failing to take a report.
     def global_trace(self, frame: types.FrameType, event: str, arg: Any) -> Any:
         try:
             if event != "call" or not self.active:
@@ -200,6 +204,8 @@ class WorkerDebugger:
             return self.local_trace
         except self.timeout:  # never out of a trace function (see worker_timer.fire_soon)
             self.timeout_later()
+            return None
+        except Exception:  # nor anything else: the script goes on as without a debugger (_ROBUST)
             return None
 
     def local_trace(self, frame: types.FrameType, event: str, arg: Any) -> Any:
@@ -230,6 +236,8 @@ class WorkerDebugger:
             return self.local_trace
         except self.timeout:  # never out of a trace function (see worker_timer.fire_soon)
             self.timeout_later()
+            return self.local_trace
+        except Exception:  # (_ROBUST) an exception's text the script's __str__ refused, a failed report
             return self.local_trace
 
     def _report(self, frame: types.FrameType, event: str, payload: dict[str, Any]) -> None:

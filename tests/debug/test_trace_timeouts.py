@@ -93,3 +93,63 @@ def test_paused_stepped_and_detached_loops_end_by_their_time_limit() -> None:
             assert isinstance(s.result(), ScriptTimeoutError)
         finally:
             s.close()
+
+
+BAD_TEXT_PY = """\
+class Odd(Exception):
+    def __str__(self):
+        raise ValueError("no text for you")
+
+def caught():
+    try:
+        raise Odd()
+    except Odd:
+        pass
+    return 7
+"""
+
+
+def test_an_exception_whose_text_fails_does_not_break_a_traced_call() -> None:
+    """The debugger's trace function reports an exception with its text, which runs the script's own
+    ``__str__``: when that raised, the trace function raised, and CPython's audited turning-off of
+    tracing made the call an ``AccessDeniedError``. A trace function never raises now: the script goes
+    on as without a debugger."""
+    s = DebugSession(ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5)))
+    try:
+        s.m.load_script_from_source("prog", "python", BAD_TEXT_PY)
+        s.dbg.set_breakpoints("prog", [BreakpointSpec(10)])  # the frame is traced: line 10 is after the raise
+        s.run("prog.caught")
+        stop = s.stop()  # line 10: the exception before it was reported, or skipped, without breaking the call
+        assert stop.reason == "breakpoint" and s.top(stop).line == 10
+        s.dbg.resume(stop.thread, "continue")
+        assert s.result() == 7
+    finally:
+        s.close()
+
+
+BAD_LOCAL_PY = """\
+class Odd:
+    def __repr__(self):
+        raise ValueError("no text for you")
+
+def holds():
+    o = Odd()
+    x = 1
+    return 7
+"""
+
+
+def test_a_local_whose_text_fails_does_not_break_a_breakpoint() -> None:
+    """Without a debugger: a breakpoint's hit sends the frame's locals, one of them not encodable and
+    with a ``__repr__`` that raises; the hit still reaches the handler and the call returns."""
+    m = ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5))
+    try:
+        m.load_script_from_source("prog", "python", BAD_LOCAL_PY)
+        engine = m.engine("python")
+        hits: list[object] = []
+        engine.set_breakpoint_handler(hits.append)
+        engine.set_breakpoint("prog", 7)
+        assert m.call_function("prog.holds") == 7
+        assert len(hits) == 1
+    finally:
+        m.close()
