@@ -31,6 +31,7 @@ pytest.importorskip("kryon_js")
 SWEEP = textwrap.dedent(r'''
     import sys
     from kryon_core import MemoryLimitError, ScriptManager, SecurityPolicy
+    from kryon_core.testing.near_cap import most_that_fits
     CAP = 2 * 1024 * 1024
     how = sys.argv[1]
     SCRIPT = r"""
@@ -89,14 +90,7 @@ SWEEP = textwrap.dedent(r'''
         m.load_script_from_source("evil", "javascript", SCRIPT)
         before = m.call_function("bystander.bump")
         assert m.call_function("evil.attack", [0]) == 1  # the route works with room
-        lo, hi = 0, 200000
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            try:
-                m.call_function("evil.probeFill", [mid])
-                lo = mid
-            except MemoryLimitError:
-                hi = mid - 1
+        lo = most_that_fits(lambda n: m.call_function("evil.probeFill", [n]), 200000)
         done, refused = m.call_function("evil.sweep", [300, lo, 8192, 4])
         assert refused > 0  # the sweep reached the cap
         full = 0

@@ -21,6 +21,7 @@ pytest.importorskip("kryon_js")
 SWEEP = textwrap.dedent(r'''
     import sys
     from kryon_core import Document, MemoryLimitError, ScriptError, ScriptManager, SecurityPolicy
+    from kryon_core.testing.near_cap import most_that_fits
     CAP = 2 * 1024 * 1024
     policy = {"trusted": SecurityPolicy.trusted(memory_limit=CAP),
               "sandboxed": SecurityPolicy.sandboxed(memory_limit=CAP, time_limit=20)}[sys.argv[1]]
@@ -69,14 +70,7 @@ SWEEP = textwrap.dedent(r'''
     names = m.call_function("evil.names")
     for how in names:
         assert m.call_function("evil.attack", [0, 0, how]) >= 0, how
-    lo, hi = 0, 200000
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        try:
-            m.call_function("evil.probeFill", [mid])
-            lo = mid
-        except MemoryLimitError:
-            hi = mid - 1
+    lo = most_that_fits(lambda n: m.call_function("evil.probeFill", [n]), 200000)
     wrong = {}
     full = 0
     for how in names:
