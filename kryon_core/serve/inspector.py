@@ -17,10 +17,13 @@ from typing import Any
 from ..app import App
 from ..cli.report import describe
 
-__all__ = ["MemoryHistory", "snapshot", "HOT_SHARE", "ERRORS_SHOWN"]
+__all__ = ["MemoryHistory", "snapshot", "HOT_SHARE", "HOT_SHARE_MIN_CALLS", "ERRORS_SHOWN"]
 
-#: a function taking at least this share of all profiled time is marked hot
+#: a function taking at least this share of all profiled time is marked hot ...
 HOT_SHARE = 0.5
+#: ... once it has been called this often: with two functions one always takes half the time,
+#: and a function called twice is slow, not hot
+HOT_SHARE_MIN_CALLS = 100
 #: how many of the latest errors the panel lists
 ERRORS_SHOWN = 10
 #: how many lines of output the panel lists
@@ -102,7 +105,7 @@ def _functions(app: App) -> list[dict[str, Any]]:
         rows.append({
             "name": s.name, "language": s.language, "calls": s.calls, "errors": s.errors,
             "mean_us": s.average_ns / 1e3, "max_us": s.max_ns / 1e3, "total_ms": s.total_ns / 1e6,
-            "share": share, "hot": bool(s.hot or (s.calls and share >= HOT_SHARE and len(stats) > 1)),
+            "share": share, "hot": s.hot or (s.calls >= HOT_SHARE_MIN_CALLS and share >= HOT_SHARE and len(stats) > 1),
         })
     return rows
 
