@@ -26,12 +26,13 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 
 pytest.importorskip("kryon_lua")
 
-from kryon_core import ScriptManager, SecurityPolicy  # noqa: E402
+from kryon_core import Document, ScriptManager, SecurityPolicy  # noqa: E402
 
 POLICIES = {
     "trusted": "SecurityPolicy.trusted()",
@@ -160,22 +161,28 @@ end
 """
 
 
-@pytest.mark.parametrize("policy", ["sandboxed", "trusted"])
-def test_close_handler_calls_the_host(policy: str) -> None:
-    from kryon_core import Document
-
-    pol = SecurityPolicy.sandboxed() if policy == "sandboxed" else SecurityPolicy.trusted()
+@pytest.fixture(params=["sandboxed", "trusted"])
+def host(request: pytest.FixtureRequest) -> Iterator[tuple[ScriptManager, Document]]:
+    """A manager (under each policy) with a document holding ``#root``, a Lua
+    ``lib.sum`` of a list and a JavaScript ``js.empty`` returning ``{}``: the
+    host functions that read Lua tables the scripts below call."""
+    pol = SecurityPolicy.sandboxed() if request.param == "sandboxed" else SecurityPolicy.trusted()
     m = ScriptManager(policy=pol, cache=False)
     try:
         doc = m.setup_dom_bridge(Document())
         doc.append_child(doc.root, doc.create_element("div", {"id": "root"}))
         m.load_script_from_source("lib", "lua", "function sum(t) local s = 0 for _, v in ipairs(t) do s = s + v end return s end")
         m.load_script_from_source("js", "javascript", "function empty() { return {}; }")
-        m.load_script_from_source("s", "lua", CLOSE)
-        assert m.call_function("s.run") == 16
-        assert m.call_function("s.run") == 16
+        yield m, doc
     finally:
         m.close()
+
+
+def test_close_handler_calls_the_host(host: tuple[ScriptManager, Document]) -> None:
+    m, _ = host
+    m.load_script_from_source("s", "lua", CLOSE)
+    assert m.call_function("s.run") == 16
+    assert m.call_function("s.run") == 16
 
 
 ASYNC = """\
@@ -189,23 +196,12 @@ function count() return clicks end
 """
 
 
-@pytest.mark.parametrize("policy", ["sandboxed", "trusted"])
-def test_async_function_calls_the_host(policy: str) -> None:
-    from kryon_core import Document
-
-    pol = SecurityPolicy.sandboxed() if policy == "sandboxed" else SecurityPolicy.trusted()
-    m = ScriptManager(policy=pol, cache=False)
-    try:
-        doc = m.setup_dom_bridge(Document())
-        doc.append_child(doc.root, doc.create_element("div", {"id": "root"}))
-        m.load_script_from_source("lib", "lua", "function sum(t) local s = 0 for _, v in ipairs(t) do s = s + v end return s end")
-        m.load_script_from_source("js", "javascript", "function empty() { return {}; }")
-        m.load_script_from_source("s", "lua", ASYNC)
-        assert asyncio.run(m.call_function_async("s.run")) == 16
-        doc.click(doc.get_element_by_id("root"))
-        assert m.call_function("s.count") == 1
-    finally:
-        m.close()
+def test_async_function_calls_the_host(host: tuple[ScriptManager, Document]) -> None:
+    m, doc = host
+    m.load_script_from_source("s", "lua", ASYNC)
+    assert asyncio.run(m.call_function_async("s.run")) == 16
+    doc.click(doc.get_element_by_id("root"))
+    assert m.call_function("s.count") == 1
 
 
 def test_resume_keeps_lua_semantics() -> None:
