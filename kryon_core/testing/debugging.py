@@ -3,7 +3,10 @@
 A debugged call blocks where it stops, so :class:`DebugSession` runs each
 call on a thread of its own and hands the test the stops and the results
 through queues, waiting at most ``timeout`` seconds for either (a target
-that never stops fails the test instead of hanging it).
+that never stops fails the test instead of hanging it). The steps every
+target's tests take come as one call each: :meth:`DebugSession.stop_at`
+(a breakpoint, a call, the stop), :meth:`DebugSession.step` (resume the
+stopped thread one way, the next stop) and :meth:`DebugSession.stack`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import threading
 import traceback
 from typing import Any
 
-from ..debug import Frame, Stop, Variable
+from ..debug import BreakpointSpec, Frame, Stop, Variable
 from ..errors import ScriptError
 from ..manager import ScriptManager
 
@@ -52,6 +55,19 @@ class DebugSession:
         except queue.Empty:
             raise AssertionError(f"no stop within {self.timeout} s\n{self._where()}") from None
 
+    def stop_at(self, script: str, line: int, name: str, *args: Any) -> Stop:
+        """Set ``script``'s breakpoints to ``line`` alone, call ``name`` and
+        return the stop it comes to."""
+        self.dbg.set_breakpoints(script, [BreakpointSpec(line)])
+        self.run(name, *args)
+        return self.stop()
+
+    def step(self, stop: Stop, how: str) -> Stop:
+        """Resume the thread of ``stop`` one way (``"next"``, ``"stepIn"``,
+        ``"stepOut"``) and return the next stop."""
+        self.dbg.resume(stop.thread, how)
+        return self.stop()
+
     def result(self) -> Any:
         """The next finished call's result, or the ScriptError it raised."""
         try:
@@ -69,10 +85,14 @@ class DebugSession:
             lines.extend(traceback.format_stack(frame))
         return "\n".join(lines)
 
+    def stack(self, stop: Stop) -> list[Frame]:
+        """The frames of the stopped thread, innermost first."""
+        frames: list[Frame] = self.dbg.stack(stop.thread)
+        return frames
+
     def top(self, stop: Stop) -> Frame:
         """The innermost frame of the stopped thread."""
-        frames: list[Frame] = self.dbg.stack(stop.thread)
-        return frames[0]
+        return self.stack(stop)[0]
 
     def scope(self, frame_id: int, name: str = "Locals") -> dict[str, Variable]:
         """The variables of one named scope of a frame, by name."""

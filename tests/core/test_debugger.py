@@ -78,13 +78,11 @@ def test_breakpoint_stack_locals_step_evaluate_expand(s):
     frame = s.top(stop)
     assert (frame.name, frame.script, frame.line, frame.language) == ("add", "lib", 2, "prog")
     assert {k: v.value for k, v in s.locals(stop).items()} == {"a": "2", "b": "3"}
-    s.dbg.resume(stop.thread, "next")
-    stop = s.stop()
+    stop = s.step(stop, "next")
     assert stop.reason == "step" and s.top(stop).line == 3
     assert s.locals(stop)["total"].value == "5"
     assert s.dbg.evaluate("total * 10", s.top(stop).id).value == "50"
-    s.dbg.resume(stop.thread, "next")
-    stop = s.stop()
+    stop = s.step(stop, "next")
     items = s.locals(stop)["items"]
     assert items.reference and items.count == 3
     children = s.dbg.variables(items.reference)
@@ -123,17 +121,13 @@ def test_conditions_and_hit_counts(s):
 
 
 def test_step_in_across_languages_and_out(s):
-    s.dbg.set_breakpoints("lib", [BreakpointSpec(13)])
-    s.run("across", 4)
-    stop = s.stop()
+    stop = s.stop_at("lib", 13, "across", 4)
     assert s.top(stop).line == 13
-    s.dbg.resume(stop.thread, "stepIn")
-    stop = s.stop()
-    stack = s.dbg.stack(stop.thread)
+    stop = s.step(stop, "stepIn")
+    stack = s.stack(stop)
     assert [(f.language, f.name, f.line) for f in stack] == [("prog2", "twice", 2), ("prog", "across", 13)]
     assert s.locals(stop)["v"].value == "5"
-    s.dbg.resume(stop.thread, "stepOut")
-    stop = s.stop()
+    stop = s.step(stop, "stepOut")
     assert (s.top(stop).language, s.top(stop).line) == ("prog", 14)
     assert s.locals(stop)["r"].value == "10"
     s.dbg.resume(stop.thread)
@@ -148,8 +142,7 @@ def test_pause_an_endless_loop(s):
     assert stop.reason == "pause"
     assert s.top(stop).name == "loop" and s.top(stop).line in (8, 9)
     n = int(s.locals(stop)["n"].value)
-    s.dbg.resume(stop.thread, "next")
-    stop = s.stop()
+    stop = s.step(stop, "next")
     assert int(s.dbg.evaluate("n", s.top(stop).id).value) >= n
     s.m.engine("prog").namespaces["lib"]["done"] = True  # the loop ends on its next test
     s.dbg.resume(stop.thread)

@@ -276,9 +276,7 @@ def test_an_errors_line_and_column_are_the_same_in_debug_mode(call, args):
 
 # -- stops, scopes, values, stepping ------------------------------------------------------------------
 def test_scopes_values_and_evaluation(s):
-    s.dbg.set_breakpoints("prog", [BreakpointSpec(5)])
-    s.run("prog.main", 3)
-    stop = s.stop()
+    stop = s.stop_at("prog", 5, "prog.main", 3)
     frame = s.top(stop)
     assert (frame.name, frame.line, frame.column, frame.language) == ("main", 5, 3, "javascript")
     assert [sc.name for sc in s.dbg.scopes(frame.id)] == ["Locals", "Globals"]
@@ -303,17 +301,13 @@ def test_scopes_values_and_evaluation(s):
 
 
 def test_step_in_over_and_out_between_functions(s):
-    s.dbg.set_breakpoints("prog", [BreakpointSpec(10)])
-    s.run("prog.outer", 1)
-    stop = s.stop()
+    stop = s.stop_at("prog", 10, "prog.outer", 1)
     s.dbg.set_breakpoints("prog", [])
-    s.dbg.resume(stop.thread, "stepIn")
-    stop = s.stop()
-    frames = s.dbg.stack(stop.thread)
+    stop = s.step(stop, "stepIn")
+    frames = s.stack(stop)
     assert [(f.name, f.line) for f in frames] == [("inner", 14), ("outer", 10)]
     assert s.scope(frames[1].id)["y"].value == "2"  # the caller's variables, as they are now
-    s.dbg.resume(stop.thread, "stepOut")
-    stop = s.stop()
+    stop = s.step(stop, "stepOut")
     assert (s.top(stop).name, s.top(stop).line) == ("outer", 11)
     assert s.scope(s.top(stop).id)["r"].value == "6"
     s.dbg.resume(stop.thread, "next")  # off the end of the call: nothing more to stop at
@@ -326,14 +320,10 @@ def test_step_over_a_call_and_through_a_host_call_into_python():
     try:
         m.load_script_from_source("prog", "javascript", PROG)
         m.load_script_from_source("helper", "python", HELPER)
-        s.dbg.set_breakpoints("prog", [BreakpointSpec(9)])
-        s.run("prog.outer", 1)
-        stop = s.stop()
-        s.dbg.resume(stop.thread, "next")
-        stop = s.stop()
+        stop = s.stop_at("prog", 9, "prog.outer", 1)
+        stop = s.step(stop, "next")
         assert s.top(stop).line == 10
-        s.dbg.resume(stop.thread, "next")  # over inner(): its lines do not stop
-        stop = s.stop()
+        stop = s.step(stop, "next")  # over inner(): its lines do not stop
         assert (s.top(stop).name, s.top(stop).line) == ("outer", 11)
         s.dbg.set_breakpoints("prog", [BreakpointSpec(23)])
         s.dbg.resume(stop.thread)
@@ -341,12 +331,10 @@ def test_step_over_a_call_and_through_a_host_call_into_python():
         s.run("prog.across", 4)
         stop = s.stop()
         s.dbg.set_breakpoints("prog", [])
-        s.dbg.resume(stop.thread, "stepIn")
-        stop = s.stop()
-        frames = s.dbg.stack(stop.thread)
+        stop = s.step(stop, "stepIn")
+        frames = s.stack(stop)
         assert [(f.language, f.line) for f in frames[:2]] == [("python", 2), ("javascript", 23)]
-        s.dbg.resume(stop.thread, "stepOut")
-        stop = s.stop()
+        stop = s.step(stop, "stepOut")
         assert (s.top(stop).language, s.top(stop).line) in {("javascript", 23), ("javascript", 24)}
         s.dbg.resume(stop.thread)
         assert s.result() == 9
@@ -448,9 +436,7 @@ def test_sandboxed_evaluation_stays_in_the_sandbox_and_the_time_limit_still_fire
 def test_probe_ids_from_the_script_itself_are_ignored():
     s = Session(source="function f() {\n  __kryon_dbg({}, 99999, () => 1);\n  __kryon_dbg({}, -1, 0);\n  return 1;\n}\n")
     try:
-        s.dbg.set_breakpoints("prog", [BreakpointSpec(4)])
-        s.run("prog.f")
-        stop = s.stop()
+        stop = s.stop_at("prog", 4, "prog.f")
         assert s.top(stop).line == 4
         s.dbg.resume(stop.thread)
         assert s.result() == 1
@@ -541,7 +527,7 @@ def test_raised_errors_stop_where_raised_with_their_variables():
         s.run("prog.guarded", 5)
         stop = s.stop()
         assert stop.reason == "exception" and "too big: 5" in stop.description
-        frames = s.dbg.stack(stop.thread)
+        frames = s.stack(stop)
         assert [(f.name, f.line, f.column) for f in frames] == [("check", 4, 40), ("guarded", 10, 5)]  # QuickJS: where the Error is made
         assert {k: v.value for k, v in s.scope(frames[0].id).items()} == {"limit": "3", "v": "5"}
         s.dbg.resume(stop.thread)
@@ -557,7 +543,7 @@ def test_raised_errors_stop_where_raised_with_their_variables():
         s.run("prog.spread", {})
         stop = s.stop()
         assert stop.reason == "exception"
-        assert [(f.name, f.line) for f in s.dbg.stack(stop.thread)][:1] == [("spread", 26)]  # the error's line, not its statement's
+        assert [(f.name, f.line) for f in s.stack(stop)][:1] == [("spread", 26)]  # the error's line, not its statement's
         s.dbg.resume(stop.thread)
         assert isinstance(s.result(), ScriptError)
     finally:

@@ -74,10 +74,8 @@ def s():
 
 
 def test_scopes_values_and_evaluation(s):
-    s.dbg.set_breakpoints("prog", [BreakpointSpec(5)])
-    s.run("prog.main", 3)
-    stop = s.stop()
-    frame = s.dbg.stack(stop.thread)[0]
+    stop = s.stop_at("prog", 5, "prog.main", 3)
+    frame = s.top(stop)
     assert (frame.name, frame.language, frame.script, frame.line) == ("main", "lua", "prog", 5)
     assert [sc.name for sc in s.dbg.scopes(frame.id)] == ["Locals", "Closure", "Globals"]
     assert {k: v.value for k, v in s.scope(frame.id).items()} == {"n": "3", "double": "6"}
@@ -105,18 +103,15 @@ def test_scopes_values_and_evaluation(s):
 
 
 def test_breakpoint_inside_a_coroutine(s):
-    s.dbg.set_breakpoints("prog", [BreakpointSpec(11)])
-    s.run("prog.in_coroutine", 4)
-    stop = s.stop()
-    frames = s.dbg.stack(stop.thread)
+    stop = s.stop_at("prog", 11, "prog.in_coroutine", 4)
+    frames = s.stack(stop)
     assert [(f.line, f.script) for f in frames] == [(11, "prog"), (14, "prog")]
     assert frames[1].name == "in_coroutine"
     assert s.scope(frames[0].id)["inside"].value == "5"
     assert s.scope(frames[1].id)["x"].value == "4"
     assert s.dbg.evaluate("inside * 10", frames[0].id).value == "50"
-    s.dbg.resume(stop.thread, "next")
-    stop = s.stop()
-    assert s.dbg.stack(stop.thread)[0].line == 15  # back in the caller after the yield
+    stop = s.step(stop, "next")
+    assert s.top(stop).line == 15  # back in the caller after the yield
     s.dbg.resume(stop.thread)
     assert s.result() == 15
 
@@ -126,12 +121,11 @@ def test_pause_then_detach_lets_the_loop_run_on(s):
     time.sleep(0.3)
     s.dbg.pause()
     stop = s.stop()
-    frame = s.dbg.stack(stop.thread)[0]
+    frame = s.top(stop)
     assert (stop.reason, frame.name, frame.line) == ("pause", "spin", 20)
     first = int(s.scope(frame.id)["i"].value)
-    s.dbg.resume(stop.thread, "next")
-    stop = s.stop()
-    frame = s.dbg.stack(stop.thread)[0]
+    stop = s.step(stop, "next")
+    frame = s.top(stop)
     assert int(s.dbg.evaluate("i", frame.id).value) > first
     s.dbg.evaluate("stopping = true", frame.id)  # a global of the script: the loop ends
     s.dbg.detach()
@@ -142,33 +136,25 @@ def test_stepping_between_lua_and_python():
     s = Session()
     try:
         s.m.load_script_from_source("helper", "python", PY)
-        s.dbg.set_breakpoints("prog", [BreakpointSpec(25)])
-        s.run("prog.across", 1)
-        stop = s.stop()
-        s.dbg.resume(stop.thread, "stepIn")
-        stop = s.stop()
-        frames = s.dbg.stack(stop.thread)
+        stop = s.stop_at("prog", 25, "prog.across", 1)
+        stop = s.step(stop, "stepIn")
+        frames = s.stack(stop)
         assert [(f.language, f.name, f.line) for f in frames[:2]] == [("python", "triple", 4), ("lua", "across", 25)]
         assert s.scope(frames[1].id)["y"].value == "2"
-        s.dbg.resume(stop.thread, "stepOut")
-        stop = s.stop()
-        top = s.dbg.stack(stop.thread)[0]
+        stop = s.step(stop, "stepOut")
+        top = s.top(stop)
         assert (top.language, top.line) == ("lua", 26)
         assert s.scope(top.id)["r"].value == "6"
         s.dbg.resume(stop.thread)
         assert s.result() == 7
 
         s.dbg.set_breakpoints("prog", [])
-        s.dbg.set_breakpoints("helper", [BreakpointSpec(8)])
-        s.run("helper.into_lua", 2)
-        stop = s.stop()
-        s.dbg.resume(stop.thread, "stepIn")
-        stop = s.stop()
-        frames = s.dbg.stack(stop.thread)
+        stop = s.stop_at("helper", 8, "helper.into_lua", 2)
+        stop = s.step(stop, "stepIn")
+        frames = s.stack(stop)
         assert [(f.language, f.name, f.line) for f in frames[:2]] == [("lua", "main", 4), ("python", "into_lua", 8)]
-        s.dbg.resume(stop.thread, "stepOut")
-        stop = s.stop()
-        top = s.dbg.stack(stop.thread)[0]
+        stop = s.step(stop, "stepOut")
+        top = s.top(stop)
         assert (top.language, top.line) == ("python", 9)
         s.dbg.resume(stop.thread)
         assert s.result() == 14
@@ -262,7 +248,7 @@ def test_sandboxed_scripts_each_in_their_own_state_are_all_seen():
         assert engine._scripts["helper"].runtime is not engine._scripts["prog"].runtime
         s.run("prog.across", 1)
         stop = s.stop()
-        frames = s.dbg.stack(stop.thread)
+        frames = s.stack(stop)
         assert [(f.language, f.name, f.line) for f in frames[:2]] == [("lua", "triple", 3), ("lua", "across", 25)]
         assert s.scope(frames[0].id)["tripled"].value == "6"
         assert s.scope(frames[1].id)["y"].value == "2"
@@ -310,7 +296,7 @@ def test_raised_filter_stops_where_lua_raises_even_when_pcall_catches(policy):
         seen = []
         for _ in range(4):
             stop = s.stop()
-            frames = s.dbg.stack(stop.thread)
+            frames = s.stack(stop)
             assert stop.reason == "exception"
             seen.append((stop.description, [(f.name, f.line) for f in frames[:2]],
                          {k: v.value for k, v in s.scope(frames[0].id).items()}))
@@ -366,7 +352,7 @@ def test_breakpoint_set_while_a_coroutine_runs_reaches_the_thread_that_resumed_i
         s.run("prog.resumer")
         for line in (7, 10):
             stop = s.stop()
-            assert (stop.reason, s.dbg.stack(stop.thread)[0].line) == ("breakpoint", line)
+            assert (stop.reason, s.top(stop).line) == ("breakpoint", line)
             s.dbg.resume(stop.thread)
         assert s.result() == 3
     finally:
@@ -395,7 +381,7 @@ def test_line_events_only_in_functions_holding_a_breakpoint(s):
     s.dbg.set_breakpoints("masks", [BreakpointSpec(10)])
     s.run("masks.with_breakpoint")
     stop = s.stop()  # line 10 still stops: leaving plain() turned line events back on
-    assert (stop.reason, s.dbg.stack(stop.thread)[0].line) == ("breakpoint", 10)
+    assert (stop.reason, s.top(stop).line) == ("breakpoint", 10)
     s.dbg.resume(stop.thread)
     inner, here = s.result().split("/")
     # mask() and plain() hold no breakpoint line: no line events there
@@ -462,7 +448,7 @@ def test_breakpoints_after_an_error_unwound_a_function_without_line_events(polic
         s.run("prog.guarded")
         for line in (7, 9):
             stop = s.stop()
-            assert (stop.reason, s.dbg.stack(stop.thread)[0].line) == ("breakpoint", line)
+            assert (stop.reason, s.top(stop).line) == ("breakpoint", line)
             s.dbg.resume(stop.thread)
         assert s.result() == "falsefalse"
     finally:
@@ -517,7 +503,7 @@ def test_raised_filter_stops_where_an_error_no_script_catches_is_raised(policy):
             s.run(function, 5)
             stop = s.stop()
             assert stop.reason == "exception"
-            frame = s.dbg.stack(stop.thread)[0]
+            frame = s.top(stop)
             assert (frame.name, frame.line, {k: v.value for k, v in s.scope(frame.id).items()}) == expected
             s.dbg.resume(stop.thread)
             assert isinstance(s.results.get(timeout=20), ScriptError)  # the host still gets the error

@@ -81,10 +81,8 @@ def s(request):
 
 
 def test_python_frame_scopes_values_and_evaluation(s):
-    s.dbg.set_breakpoints("prog", [BreakpointSpec(4)])
-    s.run("prog.main", 4)
-    stop = s.stop()
-    frame = s.dbg.stack(stop.thread)[0]
+    stop = s.stop_at("prog", 4, "prog.main", 4)
+    frame = s.top(stop)
     assert (frame.name, frame.language, frame.script, frame.line, frame.column) == ("main", "python", "prog", 4, 5)
     assert [sc.name for sc in s.dbg.scopes(frame.id)] == ["Locals", "Globals"]
     local = s.scope(frame.id)
@@ -113,7 +111,7 @@ def test_lisp_names_columns_and_evaluation(s):
     s.run("lib.add-one!", 1)
     s.run("lib.twice", 5)
     stop = s.stop()
-    frame = s.dbg.stack(stop.thread)[0]
+    frame = s.top(stop)
     assert (frame.name, frame.language, frame.line, frame.column) == ("twice", "lisp", 3, 3)
     local = s.scope(frame.id)
     assert local["my-total"].value == "10" and local["v"].value == "5"
@@ -144,19 +142,14 @@ def test_lisp_conditional_breakpoint(s):
 
 
 def test_step_in_from_python_into_lisp_and_out(s):
-    s.dbg.set_breakpoints("prog", [BreakpointSpec(9)])
-    s.run("prog.across", 1)
-    stop = s.stop()
-    s.dbg.resume(stop.thread, "stepIn")
-    stop = s.stop()
-    frames = s.dbg.stack(stop.thread)
+    stop = s.stop_at("prog", 9, "prog.across", 1)
+    stop = s.step(stop, "stepIn")
+    frames = s.stack(stop)
     assert [(f.language, f.name, f.line) for f in frames[:2]] == [("lisp", "twice", 2), ("python", "across", 9)]
-    s.dbg.resume(stop.thread, "next")
-    stop = s.stop()
-    assert s.dbg.stack(stop.thread)[0].line == 3
-    s.dbg.resume(stop.thread, "stepOut")
-    stop = s.stop()
-    top = s.dbg.stack(stop.thread)[0]
+    stop = s.step(stop, "next")
+    assert s.top(stop).line == 3
+    stop = s.step(stop, "stepOut")
+    top = s.top(stop)
     assert (top.language, top.name, top.line) == ("python", "across", 10)
     assert s.scope(top.id)["r"].value == "4"
     s.dbg.resume(stop.thread)
@@ -164,12 +157,9 @@ def test_step_in_from_python_into_lisp_and_out(s):
 
 
 def test_step_over_a_cross_language_call_stays_in_python(s):
-    s.dbg.set_breakpoints("prog", [BreakpointSpec(9)])
-    s.run("prog.across", 1)
-    stop = s.stop()
-    s.dbg.resume(stop.thread, "next")
-    stop = s.stop()
-    top = s.dbg.stack(stop.thread)[0]
+    stop = s.stop_at("prog", 9, "prog.across", 1)
+    stop = s.step(stop, "next")
+    top = s.top(stop)
     assert (top.language, top.line) == ("python", 10)
     s.dbg.resume(stop.thread)
     assert s.result() == 5
@@ -180,7 +170,7 @@ def test_raised_error_stops_once_where_it_was_raised(s):
     s.run("prog.outer")
     stop = s.stop()
     assert stop.reason == "exception" and "deep" in stop.description
-    frames = s.dbg.stack(stop.thread)
+    frames = s.stack(stop)
     assert [(f.name, f.line) for f in frames] == [("inner", 16), ("outer", 13)]
     s.dbg.resume(stop.thread)
     error = s.result()
@@ -194,11 +184,10 @@ def test_pause_a_python_loop_then_detach_lets_it_run(s):
     s.dbg.pause()
     stop = s.stop()
     assert stop.reason == "pause"
-    frame = s.dbg.stack(stop.thread)[0]
+    frame = s.top(stop)
     assert frame.name == "spin" and frame.line in (20, 21)
     assert int(s.scope(frame.id)["i"].value) > 0
-    s.dbg.resume(stop.thread, "next")
-    stop = s.stop()
+    stop = s.step(stop, "next")
     assert stop.reason == "step"
     s.dbg.detach()
     engine = s.m.engine("python")
@@ -223,10 +212,9 @@ def test_limits_still_fire_while_debugging():
         assert time.monotonic() - start < 0.5 * 1.5 + 1.0
         s.run("prog.across", 1)  # and the breakpoint still stops
         stop = s.stop()
-        assert s.dbg.stack(stop.thread)[0].language == "lisp"
-        s.dbg.resume(stop.thread, "stepOut")  # stepping chains with the recursion counting
-        stop = s.stop()
-        assert s.dbg.stack(stop.thread)[0].line == 10
+        assert s.top(stop).language == "lisp"
+        stop = s.step(stop, "stepOut")  # stepping chains with the recursion counting
+        assert s.top(stop).line == 10
         s.dbg.resume(stop.thread)
         assert s.result() == 5
         with pytest.raises(ScriptError, match="max_recursion"):  # the count is still right afterwards

@@ -80,9 +80,7 @@ def s():
 
 
 def stopped_in(s: DebugSession, script: str, line: int, *args: object):
-    s.dbg.set_breakpoints(script, [BreakpointSpec(line)])
-    s.run(f"{script}.main", *args)
-    stop = s.stop()
+    stop = s.stop_at(script, line, f"{script}.main", *args)
     return stop, s.top(stop)
 
 
@@ -148,8 +146,7 @@ def test_time_spent_stopped_is_not_counted():
         stop, frame = stopped_in(s, "prog", 2, 1)
         time.sleep(2.0)  # past the worker's timer and the host's deadline (1.4 s), had they run on
         assert s.dbg.evaluate("n", frame.id).value == "1"
-        s.dbg.resume(stop.thread, "next")
-        stop = s.stop()
+        stop = s.step(stop, "next")
         time.sleep(1.2)
         s.dbg.resume(stop.thread)
         assert s.result() == 2
@@ -182,7 +179,7 @@ def test_a_worker_killed_while_stopped_leaves_the_debugger_and_host_working(s):
     time.sleep(0.2)
     with pytest.raises(ScriptError, match="worker"):
         s.dbg.evaluate("n", frame.id)
-    s.dbg.stack(stop.thread)  # answers (the dead worker's frames are gone)
+    s.stack(stop)  # answers (the dead worker's frames are gone)
     s.dbg.resume(stop.thread)
     assert isinstance(s.result(), ScriptError)
     s.run("prog.main", 3)  # the restarted worker is debugged like the first
@@ -252,18 +249,14 @@ def test_step_from_lua_into_a_sandboxed_python_function_and_out():
     m.load_script_from_source("model", "lua", MODEL_LUA)
     s = DebugSession(m)
     try:
-        s.dbg.set_breakpoints("model", [BreakpointSpec(2)])
-        s.run("model.run", 4)
-        stop = s.stop()
+        stop = s.stop_at("model", 2, "model.run", 4)
         assert (s.top(stop).language, s.top(stop).line) == ("lua", 2)
-        s.dbg.resume(stop.thread, "stepIn")
-        stop = s.stop()
-        frames = s.dbg.stack(stop.thread)
+        stop = s.step(stop, "stepIn")
+        frames = s.stack(stop)
         assert [(f.language, f.name, f.line) for f in frames[:2]] == [("python", "render", 2), ("lua", "run", 2)]
         assert s.scope(frames[0].id)["x"].value == "4"
         assert s.scope(frames[1].id)["x"].value == "4"  # the Lua frame below answers too
-        s.dbg.resume(stop.thread, "stepOut")
-        stop = s.stop()
+        stop = s.step(stop, "stepOut")
         top = s.top(stop)
         assert (top.language, top.line) == ("lua", 3)
         assert s.scope(top.id)["y"].value == "40"

@@ -87,8 +87,7 @@ def test_paused_stepped_and_detached_loops_end_by_their_time_limit() -> None:
             time.sleep(0.2)
             s.dbg.pause()
             stop = s.stop()
-            s.dbg.resume(stop.thread, "next")  # every line reported for a step: the tracer is on each line
-            stop = s.stop()
+            stop = s.step(stop, "next")  # every line reported for a step: the tracer is on each line
             s.dbg.detach()  # the loop's frame keeps its line tracer, which now does nothing
             assert isinstance(s.result(), ScriptTimeoutError)
         finally:
