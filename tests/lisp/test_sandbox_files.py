@@ -15,6 +15,12 @@ from kryon_core import AccessDeniedError, ScriptManager, ScriptRuntimeError, Sec
 
 pytest.importorskip("kryon_core.isolation")
 
+from files_beside import (  # noqa: E402 - tests/python, on the path by this folder's conftest
+    host_answers_only_module_paths,
+    load_with_python_layers_off,
+    nothing_beside_a_script_without_a_file,
+)
+
 MAIN = """\
 (require .macros [twice])
 (import .helpers [scale])
@@ -111,10 +117,8 @@ def test_missing_broken_and_slow_files(app: Path) -> None:
 
 
 def test_a_script_without_a_file_has_nothing_beside_it() -> None:
-    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
-        m.load_script_from_source("nofile", "lisp", "(defn f [] (import .helpers [x]) x)")
-        with pytest.raises(ScriptRuntimeError, match="no module 'helpers'"):
-            m.call_function("nofile.f")
+    nothing_beside_a_script_without_a_file("lisp", "(defn f [] (import .helpers [x]) x)",
+                                           "the script has no module 'helpers' beside it")
 
 
 def test_a_cached_script_with_relative_imports_is_compiled_by_its_worker(app: Path, tmp_path: Path) -> None:
@@ -141,27 +145,15 @@ def test_another_loaded_script_is_not_a_file_beside_the_script(app: Path) -> Non
 def test_the_host_answers_only_module_paths(app: Path) -> None:
     """A worker asks for files by module path; anything else (a path with
     dots or slashes of its own, an absolute path, a NUL) is refused."""
-    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
-        m.load_script_file(app / "main.kl")
-        runtime = m.engine("lisp").runtime
-        proc = runtime._script("main").proc
-        for name in ("../secret", "/etc/passwd", "a\x00b", "", "a//b", ".", 7, None, "x" * 600):
-            with pytest.raises(AccessDeniedError):
-                runtime.serve_module(proc, name)
-        assert runtime.serve_module(proc, "helpers").startswith("(setv SCALE 3)")
-        assert runtime.serve_module(proc, "nothing_here") is None
+    host_answers_only_module_paths(app / "main.kl", "lisp", {"helpers": "(setv SCALE 3)", "nothing_here": None})
 
 
 def test_with_the_python_layers_off_the_same_lisp_works(app: Path) -> None:
     """The kernel's confinement alone (no guard, Python's builtins): files
     beside the script, hy.eval and hy.I still work (the worker still reads
     no file: the host sends the sources)."""
-    from kryon_core.isolation.testing import python_layers_off
-
     with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
-        with python_layers_off():
-            m.load_script_file(app / "main.kl")
-        assert m.engine("lisp").runtime.worker_info("main")["hardening"]["guard"] is False
+        load_with_python_layers_off(m, app / "main.kl", "lisp")
         assert m.call_function("main.run", [2]) == 16
         assert m.call_function("main.via-eval") == 10
 

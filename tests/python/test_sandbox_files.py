@@ -16,6 +16,12 @@ from pathlib import Path
 
 import escape_corpus
 import pytest
+from files_beside import (
+    SANDBOX,
+    host_answers_only_module_paths,
+    load_with_python_layers_off,
+    nothing_beside_a_script_without_a_file,
+)
 
 from kryon_core import (
     AccessDeniedError,
@@ -57,9 +63,6 @@ def app(tmp_path: Path) -> Path:
     (tmp_path / "secret.py").write_text("value = 'outside the root'\n")
     (app / "leak.py").symlink_to(tmp_path / "secret.py")
     return app
-
-
-SANDBOX = SecurityPolicy.sandboxed(time_limit=5)
 
 
 def probe(app: Path, module: str) -> Path:
@@ -192,10 +195,8 @@ def test_broken_missing_failing_and_slow_files(app: Path) -> None:
 
 
 def test_a_script_without_a_file_has_nothing_beside_it() -> None:
-    with ScriptManager(cache=False, policy=SANDBOX) as m:
-        m.load_script_from_source("nofile", "python", "def f():\n    from . import helpers\n    return helpers\n")
-        with pytest.raises(ScriptRuntimeError, match="script 'nofile' has no module 'helpers'"):
-            m.call_function("nofile.f")
+    nothing_beside_a_script_without_a_file("python", "def f():\n    from . import helpers\n    return helpers\n",
+                                           "script 'nofile' has no module 'helpers'")
 
 
 def test_another_loaded_script_is_not_a_file_beside_the_script(app: Path) -> None:
@@ -217,16 +218,11 @@ def test_another_loaded_script_is_not_a_file_beside_the_script(app: Path) -> Non
 def test_the_host_answers_only_module_paths(app: Path) -> None:
     """A worker asks for files by module path; anything else (a path with
     dots or slashes of its own, an absolute path, a NUL) is refused."""
-    with ScriptManager(cache=False, policy=SANDBOX) as m:
-        m.load_script_file(app / "main.py")
-        runtime = m.engine("python").sandboxed.runtime
-        proc = runtime._script("main").proc
-        for name in ("../secret", "/etc/passwd", "a\x00b", "", "a//b", ".", "sub/../leak", 7, None, "x" * 600):
-            with pytest.raises(AccessDeniedError):
-                runtime.serve_module(proc, name)
-        assert runtime.serve_module(proc, "helpers").startswith("import kryon")
-        assert runtime.serve_module(proc, "sub/deep").startswith("from ..helpers")
-        assert runtime.serve_module(proc, "nothing_here") is None
+    host_answers_only_module_paths(
+        app / "main.py", "python",
+        {"helpers": "import kryon", "sub/deep": "from ..helpers", "nothing_here": None},
+        refused=("sub/../leak",),
+    )
 
 
 def test_reload_picks_up_a_changed_file(app: Path) -> None:
@@ -252,12 +248,8 @@ def test_with_the_python_layers_off_the_same_imports_work(app: Path) -> None:
     """The kernel's confinement alone (no guard, Python's builtins): files
     beside the script still resolve (the worker still reads no file: the
     host sends the sources)."""
-    from kryon_core.isolation.testing import python_layers_off
-
     with ScriptManager(cache=False, policy=SANDBOX) as m:
-        with python_layers_off():
-            m.load_script_file(app / "main.py")
-        assert m.engine("python").sandboxed.runtime.worker_info("main")["hardening"]["guard"] is False
+        load_with_python_layers_off(m, app / "main.py", "python")
         assert m.call_function("main.run", [2]) == 27
 
 
