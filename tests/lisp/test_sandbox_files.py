@@ -19,6 +19,7 @@ from files_beside import (  # noqa: E402 - tests/python, on the path by this fol
     host_answers_only_module_paths,
     load_with_python_layers_off,
     nothing_beside_a_script_without_a_file,
+    refused_at_load,
 )
 
 MAIN = """\
@@ -93,12 +94,8 @@ def test_a_refused_require_names_the_line(app: Path) -> None:
     (app / "requires_leak.kl").write_text("(setv x 1)\n\n(require .leak [leak])\n(defn f [] (leak))\n")
     (app / "requires_evil.kl").write_text("(setv x 1)\n(require .macro_os [m])\n")
     with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=5)) as m:
-        with pytest.raises(AccessDeniedError, match="outside the script's folder") as info:
-            m.load_script_file(app / "requires_leak.kl")
-        assert (info.value.script, info.value.line) == ("requires_leak", 3)
-        with pytest.raises(AccessDeniedError, match="importing 'os'") as info:
-            m.load_script_file(app / "requires_evil.kl")
-        assert (info.value.script, info.value.line) == ("requires_evil", 2)
+        refused_at_load(m, app / "requires_leak.kl", "outside the script's folder", 3)
+        refused_at_load(m, app / "requires_evil.kl", "importing 'os'", 2)
         assert not m.scripts
 
 

@@ -43,6 +43,14 @@ def host_answers_only_module_paths(main: Path, language: str, answers: dict[str,
             assert source is None if start is None else source.startswith(start), (name, source)
 
 
+def refused_at_load(m: ScriptManager, path: Path, message: str, line: int) -> None:
+    """Loading ``path`` is refused (an AccessDeniedError matching ``message``)
+    naming the script and the ``line`` of the import that was refused."""
+    with pytest.raises(AccessDeniedError, match=message) as info:
+        m.load_script_file(path)
+    assert (info.value.script, info.value.line) == (path.stem, line)
+
+
 def nothing_beside_a_script_without_a_file(language: str, source: str, message: str) -> None:
     """A script loaded from a string whose ``f`` imports ``helpers`` from
     beside it finds no module there (an error matching ``message``)."""

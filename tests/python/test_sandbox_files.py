@@ -21,6 +21,7 @@ from files_beside import (
     host_answers_only_module_paths,
     load_with_python_layers_off,
     nothing_beside_a_script_without_a_file,
+    refused_at_load,
 )
 
 from kryon_core import (
@@ -146,15 +147,9 @@ def test_a_refused_import_at_load_names_the_line(app: Path) -> None:
     (app / "loads_evil.py").write_text("x = 1\nfrom .imports_os import value\n")
     (app / "loads_up.py").write_text("from .. import helpers\n")
     with ScriptManager(cache=False, policy=SANDBOX) as m:
-        with pytest.raises(AccessDeniedError, match="outside the script's folder") as info:
-            m.load_script_file(app / "loads_leak.py")
-        assert (info.value.script, info.value.line) == ("loads_leak", 3)
-        with pytest.raises(AccessDeniedError, match="importing 'os'") as info:
-            m.load_script_file(app / "loads_evil.py")
-        assert (info.value.script, info.value.line) == ("loads_evil", 2)
-        with pytest.raises(AccessDeniedError, match="reaches above") as info:
-            m.load_script_file(app / "loads_up.py")
-        assert (info.value.script, info.value.line) == ("loads_up", 1)
+        refused_at_load(m, app / "loads_leak.py", "outside the script's folder", 3)
+        refused_at_load(m, app / "loads_evil.py", "importing 'os'", 2)
+        refused_at_load(m, app / "loads_up.py", "reaches above", 1)
         assert not m.scripts
 
 
