@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from kryon_core.testing.concurrency import run_threads
 from kryon_core.threads import EngineGate
 
 
@@ -32,27 +33,6 @@ class Runtime:
                 return fn(*args)
             finally:
                 self.inside -= 1
-
-
-def run_threads(targets, timeout=60.0):
-    errors: list[BaseException] = []
-
-    def wrap(fn):
-        def body():
-            try:
-                fn()
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-        return body
-
-    threads = [threading.Thread(target=wrap(t), daemon=True) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    stuck = [t for t in threads if t.is_alive()]
-    assert not stuck, f"{len(stuck)} threads deadlocked"
-    assert not errors, errors[0]
 
 
 def test_reentrant_on_one_thread():

@@ -7,12 +7,12 @@ threading model in docs/design.md)."""
 from __future__ import annotations
 
 import itertools
-import threading
 from typing import Any
 
 import pytest
 
 from kryon_core import ScriptError, ScriptManager, SecurityPolicy
+from kryon_core.testing.concurrency import run_threads
 
 #: per language: ``ping(n)`` is n + 1; ``relay(name, n)`` is ``name(n) + 1`` through kryon.call;
 #: ``chain(via, back, n)`` is ``via(back, n) + 1``: A's chain through B's relay back to A's ping
@@ -45,27 +45,6 @@ def fn(lang: str, name: str) -> str:
     return f"t_{lang}.{NAMES.get(lang, '{}').format(name)}"
 
 
-def run_with_watchdog(targets: list[Any], timeout: float) -> list[BaseException]:
-    errors: list[BaseException] = []
-
-    def guarded(target: Any) -> Any:
-        def body() -> None:
-            try:
-                target()
-            except BaseException as exc:  # reported by the test
-                errors.append(exc)
-        return body
-
-    threads = [threading.Thread(target=guarded(t), daemon=True) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    stuck = sum(t.is_alive() for t in threads)
-    assert not stuck, f"{stuck} of {len(threads)} threads are stuck: a deadlock across engines"
-    return errors
-
-
 @pytest.mark.parametrize("policy", ["trusted", "sandboxed"])
 def test_eight_threads_every_pair_of_languages(policy: str) -> None:
     langs = languages(policy)
@@ -90,7 +69,7 @@ def test_eight_threads_every_pair_of_languages(policy: str) -> None:
             done.append(seed)
         return body
 
-    errors = run_with_watchdog([worker(s) for s in range(8)], timeout=120)
+    errors = run_threads([worker(s) for s in range(8)], timeout=120, errors_ok=True)
     real = [e for e in errors if not isinstance(e, ScriptError)]
     assert not real, real[0]
     assert not errors, errors[0]

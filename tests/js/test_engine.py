@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
+from functools import partial
 
 import pytest
 
@@ -26,6 +26,7 @@ from kryon_core import (
     SecurityPolicy,
     UserData,
 )
+from kryon_core.testing.concurrency import run_threads
 
 pytest.importorskip("kryon_js")
 
@@ -656,21 +657,13 @@ def test_memory_and_gc(m):
 def test_threads_share_the_engine_safely():
     mgr = manager()
     mgr.load_script_from_source("th", "javascript", "let n = 0; function add(a, b) { n++; return a + b; } function count() { return n; }")
-    errors = []
 
     def work():
-        try:
-            for i in range(300):
-                assert mgr.call_function("add", [i, 1]) == i + 1
-        except Exception as exc:  # pragma: no cover
-            errors.append(exc)
+        for i in range(300):
+            assert mgr.call_function("add", [i, 1]) == i + 1
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and mgr.call_function("count") == 1200
+    run_threads([work] * 4)
+    assert mgr.call_function("count") == 1200
 
 
 def test_bound_handle_and_missing_functions(m):
@@ -791,47 +784,30 @@ def test_threads_with_compound_values_and_callbacks():
         function call(f, x) { return f({ x }); }
         function count() { return clicks; }
     """)
-    errors = []
 
     def work(k):
-        try:
-            for i in range(150):
-                r = mgr.call_function("shape", [[i, k, 1], f"t{k}"])
-                assert r == {"tag": f"t{k}", "total": i + k + 1, "xs": [[i], [k], [1]]}
-                assert mgr.call_function("call", [lambda d: d["x"] * 2, i]) == 2 * i
-                doc.click("b")
-        except Exception as exc:  # pragma: no cover
-            errors.append(exc)
+        for i in range(150):
+            r = mgr.call_function("shape", [[i, k, 1], f"t{k}"])
+            assert r == {"tag": f"t{k}", "total": i + k + 1, "xs": [[i], [k], [1]]}
+            assert mgr.call_function("call", [lambda d: d["x"] * 2, i]) == 2 * i
+            doc.click("b")
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and not doc.errors and mgr.call_function("count") == 600
+    run_threads([partial(work, k) for k in range(4)])
+    assert not doc.errors and mgr.call_function("count") == 600
 
 
 def test_scripts_load_and_compile_from_several_threads():
     mgr = manager()
-    errors = []
 
     def work(k):
-        try:
-            for i in range(15):
-                name = f"t{k}_{i}"
-                mgr.load_script_from_source(name, "javascript", f"function f{k}_{i}(x) {{ return [x, {i}]; }}")
-                assert mgr.call_function(f"{name}.f{k}_{i}", [k]) == [k, i]
-                with pytest.raises(CompileError):
-                    mgr.load_script_from_source(name + "bad", "javascript", "function (")
-        except Exception as exc:  # pragma: no cover
-            errors.append(exc)
+        for i in range(15):
+            name = f"t{k}_{i}"
+            mgr.load_script_from_source(name, "javascript", f"function f{k}_{i}(x) {{ return [x, {i}]; }}")
+            assert mgr.call_function(f"{name}.f{k}_{i}", [k]) == [k, i]
+            with pytest.raises(CompileError):
+                mgr.load_script_from_source(name + "bad", "javascript", "function (")
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_threads([partial(work, k) for k in range(3)])
 
 
 def test_plugin_import_is_cheap_and_capabilities_tell_the_truth():

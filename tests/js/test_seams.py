@@ -4,7 +4,7 @@ and reload that keeps state."""
 
 from __future__ import annotations
 
-import threading
+from functools import partial
 
 import pytest
 
@@ -18,6 +18,7 @@ from kryon_core import (
     SecurityPolicy,
     UnsupportedPolicyError,
 )
+from kryon_core.testing.concurrency import run_threads
 
 pytest.importorskip("kryon_js")
 
@@ -107,21 +108,13 @@ def test_two_threads_inside_two_scripts_call_into_each_other():
             function poke() {{ n++; return n; }}
             function work(k) {{ let s = 0; for (let i = 0; i < k; i++) s += kryon.call("{other}.poke"); return s > 0; }}
         """)
-    results, errors = [], []
+    results = []
 
     def run(name):
-        try:
-            results.append(m.call_function(f"{name}.work", [300]))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        results.append(m.call_function(f"{name}.work", [300]))
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads), "threads calling into each other's scripts deadlocked"
-    assert not errors and results == [True, True]
+    run_threads([partial(run, n) for n in ("a", "b")], timeout=60)  # fails if they deadlock
+    assert results == [True, True]
     assert m.call_function("a.poke") == 301 and m.call_function("b.poke") == 301
     m.close()
 

@@ -7,7 +7,6 @@ import marshal
 import platform
 import subprocess
 import sys
-import threading
 import types
 
 import hy
@@ -22,6 +21,7 @@ from kryon_core import (
     ScriptRuntimeError,
     SecurityPolicy,
 )
+from kryon_core.testing.concurrency import run_threads
 
 COUNTER = """
 (setv count 0)
@@ -374,11 +374,7 @@ def test_calls_from_several_threads_are_serialised(manager):
         for _ in range(500):
             bump()
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([worker] * 4)
     assert manager.engine("lisp").local.script("t").ns["count"] == 2000
 
 

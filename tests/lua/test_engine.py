@@ -3,7 +3,6 @@ async, LuaJIT, per-script policies, threads."""
 
 import asyncio
 import textwrap
-import threading
 
 import pytest
 
@@ -22,6 +21,7 @@ from kryon_core import (  # noqa: E402
     SizeLimitError,
     UserData,
 )
+from kryon_core.testing.concurrency import run_threads  # noqa: E402
 from kryon_core.testing.near_cap import run_sweep  # noqa: E402
 
 
@@ -220,21 +220,13 @@ def test_callbacks_and_function_refs_release(trusted):
 def test_threads_share_one_manager(trusted):
     trusted.load_script_from_source("t", "lua",
                                     "total = 0\nfunction bump(n) total = total + n return total end\nfunction get() return total end")
-    errors = []
 
     def worker():
-        try:
-            for _ in range(500):
-                trusted.call_function("bump", [1])
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for _ in range(500):
+            trusted.call_function("bump", [1])
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and trusted.call_function("get") == 2000
+    run_threads([worker] * 4)
+    assert trusted.call_function("get") == 2000
 
 
 def test_memory_is_flat_over_load_unload_cycles(trusted):

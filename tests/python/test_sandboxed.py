@@ -6,6 +6,7 @@ import asyncio
 import math
 import os
 import sys
+from functools import partial
 
 import pytest
 
@@ -23,6 +24,7 @@ from kryon_core import (
     SizeLimitError,
     UserData,
 )
+from kryon_core.testing.concurrency import run_threads
 
 pytest.importorskip("kryon_python")
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker sandbox uses Linux limits")
@@ -388,11 +390,7 @@ def test_calls_from_several_threads(m: ScriptManager) -> None:
             with lock:
                 results.append(value)
 
-    threads = [threading.Thread(target=worker, args=(k * 100,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([partial(worker, k * 100) for k in range(4)])
     assert sorted(results) == sorted((k * 100 + i) ** 2 for k in range(4) for i in range(30))
 
 

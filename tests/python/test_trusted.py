@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import types
+from functools import partial
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from kryon_core import (
     UnsupportedPolicyError,
     UserData,
 )
+from kryon_core.testing.concurrency import run_threads
 
 pytest.importorskip("kryon_python")
 
@@ -252,11 +254,7 @@ def test_calls_from_several_threads(m: ScriptManager) -> None:
             with lock:
                 results.append(value)
 
-    threads = [threading.Thread(target=worker, args=(k * 1000,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([partial(worker, k * 1000) for k in range(4)])
     assert sorted(results) == sorted((k * 1000 + i) ** 2 for k in range(4) for i in range(200))
 
 
