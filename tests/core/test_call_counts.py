@@ -23,6 +23,7 @@ from prog_engine import ProgPlugin
 
 from kryon_core import ScriptError, ScriptManager, SecurityPolicy
 from kryon_core.profiling import SAMPLE_EVERY
+from kryon_core.testing.concurrency import run_threads
 
 THREADS = 4
 CALLS = 300
@@ -57,7 +58,6 @@ def line_tracer(frame: FrameType, event: str, arg: Any) -> Any:
 
 def in_threads(work: Callable[[], None], traced: bool) -> None:
     start = threading.Barrier(THREADS)
-    errors: list[BaseException] = []
 
     def run() -> None:
         start.wait()
@@ -65,17 +65,10 @@ def in_threads(work: Callable[[], None], traced: bool) -> None:
             sys.settrace(line_tracer)
         try:
             work()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
         finally:
             sys.settrace(None)
 
-    threads = [threading.Thread(target=run) for _ in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    run_threads([run] * THREADS)
 
 
 def script_calls(m: ScriptManager, target: str) -> Callable[[], None]:

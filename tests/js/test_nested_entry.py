@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from functools import partial
 
 import pytest
 
@@ -23,6 +24,7 @@ from kryon_core import (
     SecurityPolicy,
     threads,
 )
+from kryon_core.testing.concurrency import run_threads
 
 pytest.importorskip("kryon_js")
 
@@ -258,16 +260,9 @@ def test_threads_calling_into_one_script_nested_all_get_their_results(m):
     results: dict[int, object] = {}
 
     def run(i: int) -> None:
-        try:
-            results[i] = sum(m.call_function(f"c{i}.loop", ["b.inc", 300]) for _ in range(3))
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            results[i] = exc
+        results[i] = sum(m.call_function(f"c{i}.loop", ["b.inc", 300]) for _ in range(3))
 
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join(120)
+    run_threads([partial(run, i) for i in range(4)])
     assert results == {i: 3 * sum(range(1, 301)) for i in range(4)}
     b = state_of(m, "b")
     assert b.current_stack == b.stack_size and not b.stack_sizes
@@ -282,17 +277,9 @@ def test_two_scripts_calling_each_other_from_two_threads_never_deadlock(m):
     results: dict[str, object] = {}
 
     def run(me: str, other: str) -> None:
-        try:
-            results[me] = sum(m.call_function(f"{me}.loop", [f"{other}.inc", 200]) for _ in range(5))
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            results[me] = exc
+        results[me] = sum(m.call_function(f"{me}.loop", [f"{other}.inc", 200]) for _ in range(5))
 
-    workers = [threading.Thread(target=run, args=pair) for pair in (("x", "y"), ("y", "x"))]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join(120)
-    assert not any(t.is_alive() for t in workers), "deadlocked"
+    run_threads([partial(run, *pair) for pair in (("x", "y"), ("y", "x"))])  # fails if they deadlock
     assert results == {"x": 5 * sum(range(1, 201)), "y": 5 * sum(range(1, 201))}
     for script in ("x", "y"):
         state = state_of(m, script)

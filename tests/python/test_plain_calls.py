@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from worker_support import SCALARS, box_manager, python_calls
 from kryon_core import Document, ScriptManager
 from kryon_core.errors import ScriptNotFoundError, ScriptRuntimeError, ScriptTimeoutError
 from kryon_core.isolation import protocol
+from kryon_core.testing.concurrency import run_threads
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker sandbox uses Linux limits")
 
@@ -181,12 +183,8 @@ def test_threads_sharing_a_handle_each_get_their_own_results(md: tuple[ScriptMan
             if r != t + i:
                 wrong.append((t, i, r))
 
-    workers = [threading.Thread(target=run, args=(t * 1000,)) for t in range(4)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(60)
-    assert not wrong and not any(w.is_alive() for w in workers)
+    run_threads([partial(run, t * 1000) for t in range(4)], timeout=60)
+    assert not wrong
 
 
 def test_a_time_limit_kills_and_the_next_call_runs_on_the_standby() -> None:
