@@ -72,17 +72,7 @@ def test_a_warm_load_importing_io_random_and_meta_compiles_nothing_in_a_fresh_pr
     assert cold["value"] == warm["value"] == [True, True, True, "File"]
 
 
-@pytest.fixture
-def images(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    monkeypatch.setattr(snapshot, "enabled", True)
-    monkeypatch.setattr(snapshot, "persist", False)
-    monkeypatch.setenv("KRYON_WREN_CACHE", str(tmp_path / "wasm"))
-    snapshot.clear()
-    yield
-    snapshot.clear()
-
-
-def test_a_load_importing_them_runs_no_compiler_once_the_image_exists(images, tmp_path) -> None:
+def test_a_load_importing_them_runs_no_compiler_once_the_image_exists(fresh_images, tmp_path) -> None:
     m = ScriptManager(policy=SecurityPolicy.trusted(), cache=False, output=lambda lang, text: None)
     try:
         m.load_script_from_source("first", "wren", IMPORTS_NOTHING)  # takes the image
@@ -99,7 +89,7 @@ def test_a_load_importing_them_runs_no_compiler_once_the_image_exists(images, tm
         m.close()
 
 
-def test_each_script_has_its_own_modules_and_policy(images, tmp_path) -> None:
+def test_each_script_has_its_own_modules_and_policy(fresh_images, tmp_path) -> None:
     """Each script's VM has its own copy, bound to its own policy: a
     sandboxed script's File is refused while a trusted one's reads."""
     target = tmp_path / "t.txt"

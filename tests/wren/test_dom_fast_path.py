@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy
+from kryon_core import ScriptError, ScriptManager, SecurityPolicy
 
 pytest.importorskip("kryon_wren")
 
 from kryon_wren.vm_errors import WrenTrapError  # noqa: E402
-from wren_support import export_calls  # noqa: E402
+from wren_support import box_host, export_calls  # noqa: E402
 
 WREN = """\
 import "kryon" for Kryon, HostRef, HostFn
@@ -105,15 +105,8 @@ def outcome(manager: ScriptManager, name: str, args: list[Any]) -> Any:
 
 
 def make(policy: SecurityPolicy, fast: bool) -> ScriptManager:
-    manager = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
-    doc = manager.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
-    manager.load_script_from_source("h", "python", HOST)
-    manager.load_script_from_source("w", "wren", WREN)
+    manager = box_host(policy, HOST, WREN, id_tags=fast)
     manager.engines()["wren"].set_global("f", marker)
-    if not fast:
-        vm = manager.engines()["wren"].script_state("w").vm
-        vm._c("wren_host_id_tags", 0)  # every object goes as a handle
     return manager
 
 

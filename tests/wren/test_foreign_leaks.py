@@ -14,9 +14,11 @@ from dataclasses import replace
 
 import pytest
 
-from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy
+from kryon_core import ScriptError, ScriptManager, SecurityPolicy
 
 pytest.importorskip("kryon_wren")
+
+from wren_support import box_host  # noqa: E402
 
 WREN = """\
 import "kryon" for Kryon
@@ -74,15 +76,7 @@ SIZED = ["callBigList", "callBigText", "setBigList", "setBigText"]
 
 
 def make(policy: SecurityPolicy, fast: bool) -> ScriptManager:
-    manager = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
-    doc = manager.setup_dom_bridge(Document())
-    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
-    manager.load_script_from_source("h", "python", HOST)
-    manager.load_script_from_source("w", "wren", WREN)
-    if not fast:  # no 'r' tag: every object goes as a handle
-        vm = manager.engines()["wren"].script_state("w").vm
-        vm._c("wren_host_id_tags", 0)
-    return manager
+    return box_host(policy, HOST, WREN, id_tags=fast)
 
 
 def live_handles(manager: ScriptManager) -> int:

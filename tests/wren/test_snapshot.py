@@ -62,16 +62,6 @@ def memory(vm: WrenVM) -> bytes:
     return inst.read_bytes(0, inst.memory_size())
 
 
-@pytest.fixture()
-def fresh_images(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    monkeypatch.setattr(snapshot, "enabled", True)
-    monkeypatch.setattr(snapshot, "persist", False)
-    monkeypatch.setenv("KRYON_WREN_CACHE", str(tmp_path / "wasm"))
-    snapshot.clear()
-    yield
-    snapshot.clear()
-
-
 def restored(**kw) -> WrenVM:
     before = snapshot.stats["restored"]
     vm = make(**kw)

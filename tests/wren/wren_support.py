@@ -1,8 +1,9 @@
 """What the Wren tests share: the bytecode cache entry's checksum, to damage
 an entry's payload and seal it again, and the opcodes to make one by hand
 (test_bytecode_cache, test_bytecode_verify),
-and a count of the host's calls into the wasm exports (test_dom_fast_path,
-test_host_call_path)."""
+a count of the host's calls into the wasm exports (test_dom_fast_path,
+test_host_call_path), and a Wren script beside a Python host script on a
+document (test_dom_fast_path, test_foreign_leaks)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 from kryon_wren.instance import RawExport
+
+from kryon_core import Document, ScriptManager, SecurityPolicy
 
 #: a cache entry's header: magic, version, zero, build hash, payload length, checksum
 HEADER = 20
@@ -59,3 +62,18 @@ def export_calls(monkeypatch: pytest.MonkeyPatch, run: Callable[[int], Any], siz
         run(n)
         counts.append(calls[0])
     return counts
+
+
+def box_host(policy: SecurityPolicy, host: str, wren: str, *, id_tags: bool = True) -> ScriptManager:
+    """A manager with a document holding ``#box``, the Python script ``host``
+    loaded as ``h`` and the Wren script ``wren`` as ``w``. Without
+    ``id_tags`` the VM sends no object by its tag ('r'): every object goes to
+    the host as a handle (the general path)."""
+    manager = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
+    doc = manager.setup_dom_bridge(Document())
+    doc.append_child(doc.root, doc.create_element("div", {"id": "box"}))
+    manager.load_script_from_source("h", "python", host)
+    manager.load_script_from_source("w", "wren", wren)
+    if not id_tags:
+        manager.engines()["wren"].script_state("w").vm._c("wren_host_id_tags", 0)
+    return manager
