@@ -5,6 +5,7 @@ function's source (``Function.prototype.toString``) after it ran."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from kryon_core import FunctionInfo
 
@@ -61,13 +62,18 @@ def parse_params(src: str) -> tuple[list[str], bool]:
     return [], False
 
 
-def _balanced(s: str, start: int) -> str:
+def _brackets(s: str, start: int, escapes: bool) -> Iterator[tuple[int, str, int, bool]]:
+    """Each character of ``s`` from ``start``: its index, itself, the bracket
+    depth after it and whether it is inside a string literal (a quote opens
+    one; the same quote closes it, unless ``escapes`` and a backslash comes
+    before it)."""
     depth, quote = 0, ""
     for j in range(start, len(s)):
         c = s[j]
         if quote:
-            if c == quote and s[j - 1] != "\\":
+            if c == quote and not (escapes and s[j - 1] == "\\"):
                 quote = ""
+            yield j, c, depth, True
             continue
         if c in "'\"`":
             quote = c
@@ -75,27 +81,22 @@ def _balanced(s: str, start: int) -> str:
             depth += 1
         elif c in ")]}":
             depth -= 1
-            if depth == 0:
-                return s[start + 1 : j]
+        yield j, c, depth, False
+
+
+def _balanced(s: str, start: int) -> str:
+    """The text inside the bracket at ``start`` and the one that closes it."""
+    for j, c, depth, quoted in _brackets(s, start, escapes=True):
+        if depth == 0 and not quoted and c in ")]}":
+            return s[start + 1 : j]
     return s[start + 1 :]
 
 
 def _split_params(text: str) -> tuple[list[str], bool]:
     text = re.sub(r"/\*.*?\*/|//[^\n]*", "", text, flags=re.S)
-    parts, depth, cur, quote = [], 0, "", ""
-    for c in text:
-        if quote:
-            cur += c
-            if c == quote:
-                quote = ""
-            continue
-        if c in "'\"`":
-            quote = c
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        if c == "," and depth == 0:
+    parts, cur = [], ""
+    for _, c, depth, quoted in _brackets(text, 0, escapes=False):
+        if c == "," and depth == 0 and not quoted:
             parts.append(cur)
             cur = ""
         else:
