@@ -23,6 +23,9 @@ from kryon_js.scan import parse_params, scan_functions  # noqa: E402
         ("(a, ...rest) => a", ["a"], True),
         ("x => x", ["x"], False),
         ("function f(a = ')', b) {}", ["a", "b"], False),
+        # escapes inside a string: an escaped quote does not end it, an escaped backslash does not escape the quote
+        ("(a, b = 'it\\'s, (fine)', ...rest) => a", ["a", "b"], True),
+        ("(a = '\\\\', b) => { return ')' }", ["a", "b"], False),
     ],
 )
 def test_parameter_names_from_source(source: str, names: list[str], variadic: bool) -> None:

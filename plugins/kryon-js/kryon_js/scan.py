@@ -62,16 +62,20 @@ def parse_params(src: str) -> tuple[list[str], bool]:
     return [], False
 
 
-def _brackets(s: str, start: int, escapes: bool) -> Iterator[tuple[int, str, int, bool]]:
+def _brackets(s: str, start: int) -> Iterator[tuple[int, str, int, bool]]:
     """Each character of ``s`` from ``start``: its index, itself, the bracket
     depth after it and whether it is inside a string literal (a quote opens
-    one; the same quote closes it, unless ``escapes`` and a backslash comes
-    before it)."""
-    depth, quote = 0, ""
+    one, the same quote closes it; a backslash inside takes the next
+    character as it is, an escaped backslash too)."""
+    depth, quote, escaped = 0, "", False
     for j in range(start, len(s)):
         c = s[j]
         if quote:
-            if c == quote and not (escapes and s[j - 1] == "\\"):
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == quote:
                 quote = ""
             yield j, c, depth, True
             continue
@@ -86,7 +90,7 @@ def _brackets(s: str, start: int, escapes: bool) -> Iterator[tuple[int, str, int
 
 def _balanced(s: str, start: int) -> str:
     """The text inside the bracket at ``start`` and the one that closes it."""
-    for j, c, depth, quoted in _brackets(s, start, escapes=True):
+    for j, c, depth, quoted in _brackets(s, start):
         if depth == 0 and not quoted and c in ")]}":
             return s[start + 1 : j]
     return s[start + 1 :]
@@ -95,7 +99,7 @@ def _balanced(s: str, start: int) -> str:
 def _split_params(text: str) -> tuple[list[str], bool]:
     text = re.sub(r"/\*.*?\*/|//[^\n]*", "", text, flags=re.S)
     parts, cur = [], ""
-    for _, c, depth, quoted in _brackets(text, 0, escapes=False):
+    for _, c, depth, quoted in _brackets(text, 0):
         if c == "," and depth == 0 and not quoted:
             parts.append(cur)
             cur = ""
