@@ -1,19 +1,37 @@
 """``kryon run APP --watch`` in a subprocess, for tests of reloading an app
 when its files change: the test edits a file, then waits for the line the
 app prints about it. A line that does not come before the deadline fails the
-test instead of hanging it (each stream is read on a thread of its own)."""
+test instead of hanging it (each stream is read on a thread of its own).
+:func:`write_app` makes the app folder such a test edits."""
 
 from __future__ import annotations
 
+import json
 import queue
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["WatchedApp"]
+__all__ = ["BUTTON_AND_LABEL", "WatchedApp", "write_app"]
+
+#: a panel holding a button ``b`` and a label ``l``: what a reloaded script's listener clicks and writes
+BUTTON_AND_LABEL: dict[str, Any] = {
+    "type": "panel", "id": "p", "children": [{"type": "button", "id": "b"}, {"type": "label", "id": "l"}],
+}
+
+
+def write_app(folder: Path, scripts: dict[str, str], tree: dict[str, Any] | None = None) -> Path:
+    """An app in ``folder``: its ``app.json`` (``tree``, by default
+    :data:`BUTTON_AND_LABEL`, and the scripts in order) and each script file
+    with its source. Returns ``folder``."""
+    app = {"tree": BUTTON_AND_LABEL if tree is None else tree, "scripts": list(scripts)}
+    (folder / "app.json").write_text(json.dumps(app))
+    for name, source in scripts.items():
+        (folder / name).write_text(source)
+    return folder
 
 
 class WatchedApp:

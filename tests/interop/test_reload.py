@@ -3,7 +3,6 @@ leak or double; a broken edit leaves the old version running."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -12,17 +11,14 @@ import pytest
 pytest.importorskip("kryon_lua")
 
 from kryon_core.app import App  # noqa: E402
-from kryon_core.testing.watch import WatchedApp  # noqa: E402
+from kryon_core.testing.watch import WatchedApp, write_app  # noqa: E402
 
-TREE = {"type": "panel", "id": "p", "children": [{"type": "button", "id": "b"}, {"type": "label", "id": "l"}]}
 V1 = 'kryon.addEventListener("b", "click", function() kryon.setProperty("l", "text", "v1") end)\nkryon.setInterval(function() end, 50)\n'
 V2 = 'kryon.addEventListener("b", "click", function() kryon.setProperty("l", "text", "v2") end)\nkryon.setInterval(function() end, 50)\n'
 
 
 def make_app(tmp_path: Path) -> Path:
-    (tmp_path / "app.json").write_text(json.dumps({"tree": TREE, "scripts": ["ui.lua"]}))
-    (tmp_path / "ui.lua").write_text(V1)
-    return tmp_path
+    return write_app(tmp_path, {"ui.lua": V1})
 
 
 def test_reload_moves_callbacks(tmp_path):

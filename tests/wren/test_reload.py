@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from kryon_core import Document, ScriptError, ScriptManager, SecurityPolicy, UserData
-from kryon_core.testing.watch import WatchedApp
+from kryon_core.testing.watch import WatchedApp, write_app
 
 POLICIES = [SecurityPolicy.trusted(), SecurityPolicy.sandboxed(time_limit=5)]
 V1 = """var Count = 0
@@ -191,7 +191,6 @@ def test_reloads_in_a_row_keep_counting():
         assert m.call_function("c.C.bump") == 6
 
 
-APP_TREE = {"type": "panel", "id": "p", "children": [{"type": "button", "id": "b"}, {"type": "label", "id": "l"}]}
 APP_V1 = """import "kryon" for Kryon
 var Clicks = 0
 Kryon.addEventListener(Kryon.getElementById("b"), "click") { |e|
@@ -203,11 +202,7 @@ APP_V2 = APP_V1.replace("var Clicks = 0", "var Clicks").replace('"v1 ', '"v2 ')
 
 
 def _app(tmp_path):
-    import json
-
-    (tmp_path / "app.json").write_text(json.dumps({"tree": APP_TREE, "scripts": ["ui.wren"]}))
-    (tmp_path / "ui.wren").write_text(APP_V1)
-    return tmp_path
+    return write_app(tmp_path, {"ui.wren": APP_V1})
 
 
 def test_app_reload_moves_callbacks_and_keeps_the_count(tmp_path):
