@@ -9,6 +9,7 @@ import asyncio
 
 import escape_corpus as corpus  # tests/python/escape_corpus.py (conftest.py)
 import pytest
+from worker_support import Evaluations, evaluate_in_the_worker  # tests/python (conftest.py)
 
 from kryon_core import (
     AccessDeniedError,
@@ -483,23 +484,18 @@ def test_c_level_loops_stop_and_the_engine_stays_usable(body):
 
 def test_evaluate_in_a_sandboxed_script(sandboxed):
     """``evaluate`` runs Lisp in the script's worker: its names, its limits."""
-    m = sandboxed
-    m.load_script_from_source("ev", "lisp", "(setv n 40)\n(defn get-n [] n)")
-    assert m.evaluate("lisp", "(+ n 2)", script="ev") == 42
-    m.evaluate("lisp", "(setv n 1)\n(defn twice [x] (* 2 x))", script="ev")
-    assert m.call_function("ev.get-n") == 1
-    assert m.call_function("ev.twice", [21]) == 42
-    with pytest.raises(AccessDeniedError):
-        m.evaluate("lisp", "(. (tuple) __class__)", script="ev")
-    with pytest.raises(ScriptRuntimeError) as failed:
-        m.evaluate("lisp", "(setv y 2)\n(raise (ValueError \"no\"))", script="ev")
-    assert failed.value.line == 2 and failed.value.language == "lisp"
-    with pytest.raises(CompileError):
-        m.evaluate("lisp", "(+ 1", script="ev")
-    with pytest.raises(ScriptTimeoutError):
-        m.evaluate("lisp", "(while True (setv n 1))", script="ev")
-    assert m.evaluate("lisp", "n", script="ev") == 1
-    _intact(m)
+    evaluate_in_the_worker(sandboxed, Evaluations(
+        language="lisp",
+        script="(setv n 40)\n(defn get [] n)",
+        plus_two="(+ n 2)",
+        redefine="(setv n 1)\n(defn twice [x] (* 2 x))",
+        denied="(. (tuple) __class__)",
+        raises='(setv y 2)\n(raise (ValueError "no"))',
+        broken="(+ 1",
+        endless="(while True (setv n 1))",
+        n="n",
+    ))
+    _intact(sandboxed)
 
 
 def test_callbacks_fired_during_the_top_level(sandboxed):

@@ -9,6 +9,7 @@ import sys
 from functools import partial
 
 import pytest
+from worker_support import Evaluations, evaluate_in_the_worker
 
 from kryon_core import (
     AccessDeniedError,
@@ -513,27 +514,26 @@ def test_evaluate_runs_in_the_worker_under_the_script_limits_and_guards() -> Non
     is not reachable."""
     m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.5), cache=False)
     try:
-        m.load_script_from_source("s", "python", "n = 40\ndef get():\n    return n\n")
-        assert m.evaluate("python", "n + 2", script="s") == 42
-        assert m.evaluate("python", "n = 1\ndef twice(x):\n    return 2 * x", script="s") is None
-        assert m.call_function("s.get") == 1, "the evaluation changed the script's own namespace"
-        assert m.call_function("s.twice", [21]) == 42, "a function the evaluation defined is callable"
-        with pytest.raises(AccessDeniedError):
-            m.evaluate("python", "import os\nos.getpid()", script="s")
+        evaluate_in_the_worker(m, Evaluations(
+            language="python",
+            script="n = 40\ndef get():\n    return n\n",
+            plus_two="n + 2",
+            redefine="n = 1\ndef twice(x):\n    return 2 * x",
+            denied="import os\nos.getpid()",
+            raises="y = 2\nraise ValueError('no')",
+            broken="def (:",
+            endless="while True:\n    pass",
+            n="n",
+        ))
+        assert m.evaluate("python", "n = 1", script="ev") is None, "a statement's value is None"
         with pytest.raises(AccessDeniedError) as denied:
-            m.evaluate("python", "x = 1\n().__class__.__base__", script="s")
-        assert denied.value.line == 2 and denied.value.script == "s"
+            m.evaluate("python", "x = 1\n().__class__.__base__", script="ev")
+        assert denied.value.line == 2 and denied.value.script == "ev"
         with pytest.raises(AccessDeniedError):
-            m.evaluate("python", "open('/etc/hostname').read()", script="s")
-        with pytest.raises(ScriptRuntimeError) as failed:
-            m.evaluate("python", "y = 2\nraise ValueError('no')", script="s")
-        assert failed.value.line == 2 and "ValueError" in failed.value.message
-        with pytest.raises(CompileError):
-            m.evaluate("python", "def (:", script="s")
-        with pytest.raises(ScriptTimeoutError):
-            m.evaluate("python", "while True:\n    pass", script="s")
-        assert m.evaluate("python", "n", script="s") == 1, "the worker kept its state after the timeout"
-        assert m.evaluate("python", "[1, {'a': b'x'}]", script="s") == [1, {"a": b"x"}]
+            m.evaluate("python", "open('/etc/hostname').read()", script="ev")
+        with pytest.raises(ScriptRuntimeError, match="ValueError"):
+            m.evaluate("python", "raise ValueError('no')", script="ev")
+        assert m.evaluate("python", "[1, {'a': b'x'}]", script="ev") == [1, {"a": b"x"}]
     finally:
         m.close()
 

@@ -1,18 +1,28 @@
 """What the tests of sandboxed workers share (tests/python, and tests/lisp,
 whose scripts run in the same workers): a manager with a document, a record
 of what the host ran and received, a worker that forges frames, and the
-scalar values a frame carries."""
+scalar values a frame carries, and the check that ``evaluate`` on a
+sandboxed script runs in its worker (:func:`evaluate_in_the_worker`)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from hypothesis import strategies as st
 
-from kryon_core import Document, ScriptManager, SecurityPolicy
+from kryon_core import (
+    AccessDeniedError,
+    CompileError,
+    Document,
+    ScriptManager,
+    ScriptRuntimeError,
+    ScriptTimeoutError,
+    SecurityPolicy,
+)
 from kryon_core.isolation import protocol
 
 #: the scalars a frame made without the generic encoder may carry, the awkward strings included
@@ -74,3 +84,48 @@ def received(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     monkeypatch.setattr(protocol, "loads", loads)
     return seen
+
+
+@dataclass(frozen=True)
+class Evaluations:
+    """What :func:`evaluate_in_the_worker` evaluates, in one language."""
+
+    language: str
+    #: a script that sets ``n`` to 40 and defines ``get()`` returning it
+    script: str
+    #: the expression ``n + 2``
+    plus_two: str
+    #: code that sets ``n`` to 1 and defines ``twice(x)``
+    redefine: str
+    #: code the script's guard refuses (an AccessDeniedError)
+    denied: str
+    #: code that raises on its second line
+    raises: str
+    #: code that does not compile
+    broken: str
+    #: code that never ends
+    endless: str
+    #: the expression ``n``
+    n: str
+
+
+def evaluate_in_the_worker(m: ScriptManager, code: Evaluations) -> None:
+    """``evaluate`` on a sandboxed script (loaded here as ``ev``) runs in its
+    worker: the script's names and namespace, its guard and time limit; an
+    error names its line, and the worker keeps its state after a timeout."""
+    lang = code.language
+    m.load_script_from_source("ev", lang, code.script)
+    assert m.evaluate(lang, code.plus_two, script="ev") == 42
+    m.evaluate(lang, code.redefine, script="ev")
+    assert m.call_function("ev.get") == 1, "the evaluation changed the script's own namespace"
+    assert m.call_function("ev.twice", [21]) == 42, "a function the evaluation defined is callable"
+    with pytest.raises(AccessDeniedError):
+        m.evaluate(lang, code.denied, script="ev")
+    with pytest.raises(ScriptRuntimeError) as failed:
+        m.evaluate(lang, code.raises, script="ev")
+    assert (failed.value.script, failed.value.line, failed.value.language) == ("ev", 2, lang)
+    with pytest.raises(CompileError):
+        m.evaluate(lang, code.broken, script="ev")
+    with pytest.raises(ScriptTimeoutError):
+        m.evaluate(lang, code.endless, script="ev")
+    assert m.evaluate(lang, code.n, script="ev") == 1, "the worker kept its state after the timeout"
