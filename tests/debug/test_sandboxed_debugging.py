@@ -100,19 +100,28 @@ PY_ESCAPES = [
 ]
 
 
-@pytest.mark.parametrize("expression", PY_ESCAPES)
-def test_python_evaluation_is_refused_what_the_script_is_refused(s, expression):
-    stop, frame = stopped_in(s, "prog", 2, 1)
+def refused_as_in_the_script(s: DebugSession, script: str, language: str, expression: str, n_plus_one: str,
+                             error: type[ScriptError]) -> None:
+    """Stopped on line 2 of ``script``'s ``main(1)``, the debugger's evaluation
+    of ``expression`` is refused (``error``) as the script's own evaluation of
+    it is, with the same class; the stop goes on answering (``n_plus_one``)."""
+    stop, frame = stopped_in(s, script, 2, 1)
     try:
-        with pytest.raises(AccessDeniedError) as in_debugger:
+        with pytest.raises(error) as in_debugger:
             s.dbg.evaluate(expression, frame.id)
-        assert in_debugger.value.language == "python"
-        assert s.dbg.evaluate("n + 1", frame.id).value == "2"  # the stop goes on answering
+        assert in_debugger.value.language == language
+        assert s.dbg.evaluate(n_plus_one, frame.id).value == "2"
     finally:
         s.dbg.resume(stop.thread)
     assert s.result() == 2
-    with pytest.raises(AccessDeniedError):  # the same code in the script's own namespace
-        s.m.engine("python").sandboxed.evaluate("prog", expression)
+    with pytest.raises(error) as in_script:  # the same code in the script's own namespace
+        s.m.engine(language).sandboxed.evaluate(script, expression)
+    assert type(in_debugger.value) is type(in_script.value), (in_debugger.value, in_script.value)
+
+
+@pytest.mark.parametrize("expression", PY_ESCAPES)
+def test_python_evaluation_is_refused_what_the_script_is_refused(s, expression):
+    refused_as_in_the_script(s, "prog", "python", expression, "n + 1", AccessDeniedError)
 
 
 LISP_ESCAPES = [
@@ -126,18 +135,7 @@ LISP_ESCAPES = [
 
 @pytest.mark.parametrize("expression", LISP_ESCAPES)
 def test_lisp_evaluation_is_refused_what_the_script_is_refused(s, expression):
-    stop, frame = stopped_in(s, "lib", 2, 1)
-    try:
-        with pytest.raises(ScriptError) as in_debugger:
-            s.dbg.evaluate(expression, frame.id)
-        assert in_debugger.value.language == "lisp"
-        assert s.dbg.evaluate("(+ n 1)", frame.id).value == "2"
-    finally:
-        s.dbg.resume(stop.thread)
-    assert s.result() == 2
-    with pytest.raises(ScriptError) as in_script:  # the same code in the script's own namespace
-        s.m.engine("lisp").sandboxed.evaluate("lib", expression)
-    assert type(in_debugger.value) is type(in_script.value), (in_debugger.value, in_script.value)
+    refused_as_in_the_script(s, "lib", "lisp", expression, "(+ n 1)", ScriptError)
 
 
 def test_time_spent_stopped_is_not_counted():
