@@ -70,6 +70,18 @@ class WatchedApp:
             if text in line:
                 return line
 
+    def watching(self) -> None:
+        """Wait for the app to say it watches its files, and half a second
+        more for the watcher to take its first look (an edit before that
+        could go unseen)."""
+        self.expect("watching")
+        time.sleep(0.5)
+
+    def edit(self, path: Path, text: str, then: str, stream: str = "stdout") -> str:
+        """Write ``text`` to ``path``, then :meth:`expect` ``then`` on ``stream``."""
+        path.write_text(text)
+        return self.expect(then, stream)
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)

@@ -3,7 +3,6 @@ leak or double; a broken edit leaves the old version running."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -44,9 +43,6 @@ def test_watch_reloads_on_file_change(tmp_path):
     pytest.importorskip("watchfiles")
     make_app(tmp_path)
     with WatchedApp(tmp_path, timeout=30) as app:
-        app.expect("watching")
-        time.sleep(0.5)
-        (tmp_path / "ui.lua").write_text(V2)
-        app.expect("reloaded ui.lua")
-        (tmp_path / "ui.lua").write_text("if then\n")
-        assert "ui.lua:1" in app.expect("old version kept", "stderr")
+        app.watching()
+        app.edit(tmp_path / "ui.lua", V2, "reloaded ui.lua")
+        assert "ui.lua:1" in app.edit(tmp_path / "ui.lua", "if then\n", "old version kept", "stderr")

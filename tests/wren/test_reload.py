@@ -230,17 +230,13 @@ def test_app_reload_moves_callbacks_and_keeps_the_count(tmp_path):
 
 
 def test_watch_reloads_a_wren_script_and_keeps_its_state(tmp_path):
-    import time
-
     pytest.importorskip("watchfiles")
     _app(tmp_path)
     with WatchedApp(tmp_path, timeout=60) as app:
-        app.expect("watching")
-        time.sleep(0.5)
-        (tmp_path / "ui.wren").write_text(APP_V2)
-        app.expect("reloaded ui.wren")
-        (tmp_path / "ui.wren").write_text(APP_V2 + 'var onReload = Fn.new { |old| Fiber.abort("no migration") }\n')
-        assert "no migration" in app.expect("old version kept", "stderr")
+        app.watching()
+        app.edit(tmp_path / "ui.wren", APP_V2, "reloaded ui.wren")
+        broken = APP_V2 + 'var onReload = Fn.new { |old| Fiber.abort("no migration") }\n'
+        assert "no migration" in app.edit(tmp_path / "ui.wren", broken, "old version kept", "stderr")
 
 
 def test_copying_a_big_state_is_not_cut_short_by_the_time_limit():
