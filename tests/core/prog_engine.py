@@ -3,7 +3,8 @@ in-process with ``kryon`` bound to the script's own bridge view
 (``bridge.for_script``), the way real engines bind it. It lets the core's
 per-script rules (trust between scripts, exports, quotas, load transactions)
 be tested without any real language installed. Not a sandbox: the policy is
-used only to say who is calling."""
+used only to say who is calling. :func:`prog_manager` is a manager with these
+engines alone."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from kryon_core import (
     GarbageCollectionStats,
     MemoryUsage,
     ScriptEngine,
+    ScriptManager,
     ScriptRuntimeError,
     SecurityPolicy,
     hookimpl,
@@ -144,3 +146,9 @@ class ProgPlugin:
             EngineSpec(language="prog", factory=ProgEngine, extensions=(".prog",)),
             EngineSpec(language="prog2", factory=Prog2Engine, extensions=(".prog2",)),
         ]
+
+
+def prog_manager(**options: Any) -> ScriptManager:
+    """A manager with the prog engines alone (no installed engine is
+    discovered) and no compilation cache; ``options`` are the manager's own."""
+    return ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, **options)

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from prog_engine import ProgPlugin
+from prog_engine import prog_manager
 
 from kryon_core import ScriptError, ScriptManager, SecurityPolicy
 from kryon_core.profiling import SAMPLE_EVERY
@@ -31,7 +31,7 @@ CALLS = 300
 
 @pytest.fixture
 def m() -> Iterator[ScriptManager]:
-    manager = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, policy=SecurityPolicy.trusted())
+    manager = prog_manager(policy=SecurityPolicy.trusted())
     manager.load_script_from_source("lib", "prog", "def f(x): return x\ndef bad(x): raise ValueError(x)")
     manager.load_script_from_source("app", "prog", "")
     yield manager

@@ -6,7 +6,7 @@ bare name ambiguous, and exports given or taken back; counts stay exact."""
 from __future__ import annotations
 
 import pytest
-from prog_engine import ProgEngine, ProgPlugin
+from prog_engine import ProgEngine, prog_manager
 
 from kryon_core import (
     AccessDeniedError,
@@ -30,7 +30,7 @@ SANDBOXED = SecurityPolicy.sandboxed()
 
 @pytest.fixture
 def m():
-    manager = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, policy=TRUSTED)
+    manager = prog_manager(policy=TRUSTED)
     yield manager
     manager.close()
 
@@ -123,7 +123,7 @@ def test_counts_are_exact_and_times_sampled(m):
 
 
 def test_a_function_becomes_hot_through_kryon_call():
-    m = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, policy=TRUSTED, hot_threshold=SAMPLE_EVERY + 3)
+    m = prog_manager(policy=TRUSTED, hot_threshold=SAMPLE_EVERY + 3)
     load(m, "lib", "def f(x): return x")
     load(m, "app", CALLER)
     for i in range(SAMPLE_EVERY + 2):

@@ -12,9 +12,9 @@ import time
 from typing import Any
 
 import pytest
-from prog_engine import ProgPlugin
+from prog_engine import prog_manager
 
-from kryon_core import ScriptError, ScriptManager, SecurityPolicy
+from kryon_core import ScriptError, SecurityPolicy
 from kryon_core.debug import BreakpointSpec, DebugError, Stop
 from kryon_core.testing.debugging import DebugSession
 
@@ -50,7 +50,7 @@ class Session(DebugSession):
     """A program thread running calls, and the stops it reports."""
 
     def __init__(self) -> None:
-        m = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, policy=SecurityPolicy.trusted())
+        m = prog_manager(policy=SecurityPolicy.trusted())
         m.load_script_from_source("lib", "prog", LIB + "\ndone = False\n")
         m.load_script_from_source("other", "prog2", OTHER)
         super().__init__(m)
@@ -168,7 +168,7 @@ def test_break_on_raised_and_uncaught(s):
 
 
 def test_stop_on_entry_and_breakpoints_set_before_load(tmp_path):
-    m = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, policy=SecurityPolicy.trusted())
+    m = prog_manager(policy=SecurityPolicy.trusted())
     dbg = m.debugger()
     stops: "queue.Queue[Stop]" = queue.Queue()
     dbg.on_stop = stops.put

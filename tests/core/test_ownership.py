@@ -5,9 +5,9 @@ them."""
 
 from __future__ import annotations
 
-from prog_engine import ProgPlugin
+from prog_engine import prog_manager
 
-from kryon_core import Document, ScriptManager, SecurityPolicy
+from kryon_core import Document, SecurityPolicy
 
 SOURCE = """
 el = kryon.get_element_by_id("btn")
@@ -21,7 +21,7 @@ kryon.animate(el, {"property": "x", "to": 1, "duration": 5, "onComplete": lambda
 
 def test_plain_callables_are_owned_by_the_registering_script():
     for policy in (SecurityPolicy.trusted(), SecurityPolicy.sandboxed()):
-        m = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, policy=policy)
+        m = prog_manager(policy=policy)
         doc = m.setup_dom_bridge(Document())
         doc.append_child(doc.root, doc.create_element("button", {"id": "btn"}))
         hits: list[str] = []

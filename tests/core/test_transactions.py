@@ -6,7 +6,7 @@ of API input (names, policies, globals) and its statistics."""
 from __future__ import annotations
 
 import pytest
-from prog_engine import ProgPlugin
+from prog_engine import ProgPlugin, prog_manager
 
 from kryon_core import (
     AccessDeniedError,
@@ -31,7 +31,7 @@ def f(): return "{tag}"
 
 @pytest.fixture
 def env():
-    m = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, policy=SecurityPolicy.trusted())
+    m = prog_manager(policy=SecurityPolicy.trusted())
     doc = m.setup_dom_bridge(Document())
     doc.create_element("button", {"id": "btn"})
     m.shared.create("base", 0)
@@ -132,7 +132,7 @@ def test_file_imports_stay_inside_the_scripts_root(tmp_path):
     (app / "sub" / "near.prog").write_text("# near")
     (tmp_path / "secret.prog").write_text("# outside")
     (app / "link.prog").symlink_to(tmp_path / "secret.prog")
-    m = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False, policy=SecurityPolicy.trusted())
+    m = prog_manager(policy=SecurityPolicy.trusted())
     m.load_script_file(app / "sub" / "s.prog", root=app)
     loader = m.engine("prog").config.module_loader
     assert loader("s", "near") == "# near"
@@ -148,7 +148,7 @@ def test_file_imports_stay_inside_the_scripts_root(tmp_path):
 
 
 def test_evaluate_keeps_state_and_registers_new_functions():
-    m = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False)
+    m = prog_manager()
     assert m.evaluate("prog", "x = 20") is None
     assert m.evaluate("prog", "x + 1") == 21
     m.evaluate("prog", "def twice(n): return 2 * n")

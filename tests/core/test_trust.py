@@ -5,13 +5,12 @@ no script grows the host past its shared-data quota."""
 from __future__ import annotations
 
 import pytest
-from prog_engine import ProgPlugin
+from prog_engine import prog_manager
 
 from kryon_core import (
     AccessDeniedError,
     Document,
     MemoryLimitError,
-    ScriptManager,
     SecurityPolicy,
 )
 
@@ -21,7 +20,7 @@ SANDBOXED = SecurityPolicy.sandboxed()
 
 @pytest.fixture
 def m():
-    manager = ScriptManager(discover=False, plugins=[ProgPlugin()], cache=False)
+    manager = prog_manager()
     yield manager
     manager.close()
 
