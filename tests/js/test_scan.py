@@ -26,6 +26,8 @@ from kryon_js.scan import parse_params, scan_functions  # noqa: E402
         # escapes inside a string: an escaped quote does not end it, an escaped backslash does not escape the quote
         ("(a, b = 'it\\'s, (fine)', ...rest) => a", ["a", "b"], True),
         ("(a = '\\\\', b) => { return ')' }", ["a", "b"], False),
+        # a destructuring pattern's own default value is not part of its name; defaults inside it are
+        ("({a, b} = {}, [c] = [1], {d = 2,\n e} = {}) => a", ["{a, b}", "[c]", "{d = 2, e}"], False),
     ],
 )
 def test_parameter_names_from_source(source: str, names: list[str], variadic: bool) -> None:

@@ -113,12 +113,9 @@ def _split_params(text: str) -> tuple[list[str], bool]:
         if p.startswith("..."):
             variadic = True
             continue
-        if p[0] not in "[{":
-            name = p.split("=", 1)[0].strip()
-        else:  # a destructuring pattern, without its default value
-            has_default = "=" in p and p.rfind("=") > max(p.rfind("}"), p.rfind("]"))
-            name = re.sub(r"\s+", " ", p.split("=", 1)[0] if has_default else p).strip()
-        names.append(name)
+        # the name (or destructuring pattern) ends at its default value: the first "=" outside brackets and strings
+        cut = next((j for j, c, depth, quoted in _brackets(p, 0) if c == "=" and depth == 0 and not quoted), len(p))
+        names.append(re.sub(r"\s+", " ", p[:cut]).strip() if p[0] in "[{" else p[:cut].strip())
     return names, variadic
 
 
