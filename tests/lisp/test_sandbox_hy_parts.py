@@ -144,3 +144,39 @@ def test_annotations_and_causes_are_readable() -> None:
         m.load_script_from_source("ann", "lisp", source)
         assert m.evaluate("lisp", "(= (notes) [int str])", script="ann") is True
         assert m.evaluate("lisp", "(is (cause) KeyError)", script="ann") is True
+
+
+PRIVATE = """\
+(defclass Box [] (defn __init__ [self] (setv self._inside 7)) (defn peek [self] self._inside))
+(defn from-outside [] (. (Box) _inside))
+(defn from-a-module [] (import random) random._os)
+(defn by-dots [] (.peek (Box)))
+(defn fine [] 1)
+"""
+
+
+@pytest.mark.parametrize("function", ["from-outside", "from-a-module"])
+def test_private_attribute_reads_are_refused_when_they_run(function: str) -> None:
+    """Reading `obj._x` is refused as the guard refuses it, but when it runs:
+    the rest of the file loads and works (`self._x` is the script's own)."""
+    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=10)) as m:
+        m.load_script_from_source("priv", "lisp", PRIVATE)
+        with pytest.raises(AccessDeniedError, match="_inside|_os") as info:
+            m.call_function(f"priv.{function}")
+        assert info.value.line is not None
+        assert m.call_function("priv.by-dots") == 7 and m.call_function("priv.fine") == 1
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "(defn f [o] (setv o._x 1))",  # writes stay refused at load
+        "(defn f [o] (del o._x))",
+        "(defn f [] (. (tuple) __class__))",  # and dunders
+        "(defn f [g] g.gi_frame)",  # and frame walking
+    ],
+)
+def test_private_writes_dunders_and_frames_stay_refused_at_load(source: str) -> None:
+    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=10)) as m:
+        with pytest.raises(AccessDeniedError):
+            m.load_script_from_source("priv", "lisp", source)
