@@ -19,8 +19,8 @@ runner does not provide: it is listed as skipped, as is one that calls
 the first folder above DIR without an ``__init__.py`` goes on ``sys.path``.
 
 Besides the two policies it runs the default policy again with the grants
-given by ``--grant MODULE`` (``allowed_modules``), ``--allow-imports`` and
-``--allow-files``, to show what a test needs beyond the refused grant. Each
+given by ``--grant MODULE`` (``allowed_modules``), ``--allow-imports``,
+``--allow-files`` and ``--allow-network``, to show what a test needs beyond the refused grant. Each
 test passing trusted but failing a sandboxed run is listed with its error.
 """
 
@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a module the granted run may import (allowed_modules); repeatable")
     parser.add_argument("--allow-imports", action="store_true", help="the granted run may import any module")
     parser.add_argument("--allow-files", action="store_true", help="the granted run may use the file system")
+    parser.add_argument("--allow-network", action="store_true",
+                        help="the granted run may use sockets (asyncio.run's event loop needs a socket pair)")
     parser.add_argument("--time-limit", type=float, default=None,
                         help="seconds per call under the sandboxed policies (default: the policy's)")
     parser.add_argument("--width", type=int, default=200, help="characters of each error printed")
@@ -167,12 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         "trusted": SecurityPolicy.trusted(),
         "default (sandboxed)": SecurityPolicy.sandboxed(**limits),
     }
-    if args.grant or args.allow_imports or args.allow_files:
+    if args.grant or args.allow_imports or args.allow_files or args.allow_network:
         grants = ", ".join([*args.grant, *(["any import"] if args.allow_imports else []),
-                            *(["files"] if args.allow_files else [])])
+                            *(["files"] if args.allow_files else []), *(["network"] if args.allow_network else [])])
         runs[f"default + grants ({grants})"] = SecurityPolicy.sandboxed(
             allowed_modules=frozenset(args.grant), allow_imports=args.allow_imports,
-            allow_file_system=args.allow_files, **limits,
+            allow_file_system=args.allow_files, allow_network=args.allow_network, **limits,
         )
     results = {label: run_suite(policy, suite) for label, policy in runs.items()}
     for label, r in results.items():
