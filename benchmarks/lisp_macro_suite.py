@@ -20,8 +20,12 @@ the first folder above DIR without an ``__init__.py`` goes on ``sys.path``.
 
 Besides the two policies it runs the default policy again with the grants
 given by ``--grant MODULE`` (``allowed_modules``), ``--allow-imports``,
-``--allow-files`` and ``--allow-network``, to show what a test needs beyond the refused grant. Each
-test passing trusted but failing a sandboxed run is listed with its error.
+``--allow-files`` and ``--allow-network``, to show what a test needs beyond
+the refused grant; ``--time-limit`` sets both sandboxed runs' limit. Each test
+passing trusted but failing a sandboxed run is listed with its error. The
+names collected are the script's functions (``ScriptManager.functions``), so
+a test defined inside ``do-mac`` counts; a file that fails to load lists the
+``(defn test-...`` forms its source spells at the start of a line.
 """
 
 from __future__ import annotations
