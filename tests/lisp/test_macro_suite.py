@@ -23,7 +23,7 @@ _spec.loader.exec_module(suite)
 #: file -> why the default policy refuses its tests (each must fail, as a refusal)
 WITHHELD = {
     "forbidden.kl": "imports and files the policy does not grant",
-    "forbidden_dunder.kl": "the guard refuses dunder attributes at load",
+    "forbidden_dunder.kl": "the guard's rule refuses dunder attributes (when they are read)",
     "async_code.kl": "asyncio.run makes an event loop of its own (new descriptors, a socket pair)",
 }
 

@@ -150,18 +150,26 @@ PRIVATE = """\
 (defclass Box [] (defn __init__ [self] (setv self._inside 7)) (defn peek [self] self._inside))
 (defn from-outside [] (. (Box) _inside))
 (defn from-a-module [] (import random) random._os)
+(defn class-of [] (. (tuple) __class__ __base__))
+(defn subclasses [] (.__subclasses__ object))
+(defn frame [] (defn g [] (yield 1)) (. (g) gi_frame))
 (defn by-dots [] (.peek (Box)))
 (defn fine [] 1)
 """
 
 
-@pytest.mark.parametrize("function", ["from-outside", "from-a-module"])
-def test_private_attribute_reads_are_refused_when_they_run(function: str) -> None:
-    """Reading `obj._x` is refused as the guard refuses it, but when it runs:
-    the rest of the file loads and works (`self._x` is the script's own)."""
+@pytest.mark.parametrize(
+    "function, attribute",
+    [("from-outside", "_inside"), ("from-a-module", "_os"), ("class-of", "__class__"),
+     ("subclasses", "__subclasses__"), ("frame", "gi_frame")],
+)
+def test_refused_attribute_reads_are_refused_when_they_run(function: str, attribute: str) -> None:
+    """Reading an attribute the guard refuses (`obj._x`, a dunder, a frame) is
+    refused by the same rule, when it runs: the rest of the file loads and
+    works (`self._x` is the script's own)."""
     with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=10)) as m:
         m.load_script_from_source("priv", "lisp", PRIVATE)
-        with pytest.raises(AccessDeniedError, match="_inside|_os") as info:
+        with pytest.raises(AccessDeniedError, match=attribute) as info:
             m.call_function(f"priv.{function}")
         assert info.value.line is not None
         assert m.call_function("priv.by-dots") == 7 and m.call_function("priv.fine") == 1
@@ -170,13 +178,14 @@ def test_private_attribute_reads_are_refused_when_they_run(function: str) -> Non
 @pytest.mark.parametrize(
     "source",
     [
-        "(defn f [o] (setv o._x 1))",  # writes stay refused at load
+        "(defn f [o] (setv o._x 1))",  # writes and deletions stay refused at load
         "(defn f [o] (del o._x))",
-        "(defn f [] (. (tuple) __class__))",  # and dunders
-        "(defn f [g] g.gi_frame)",  # and frame walking
+        "(defn f [o] (setv o.__class__ int))",
+        "(defn f [] __builtins__)",  # and the interpreter's names
+        "(. (tuple) __class__ __base__)",  # a refused read at top level ends the load
     ],
 )
-def test_private_writes_dunders_and_frames_stay_refused_at_load(source: str) -> None:
+def test_refused_writes_and_names_end_the_load(source: str) -> None:
     with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=10)) as m:
         with pytest.raises(AccessDeniedError):
             m.load_script_from_source("priv", "lisp", source)

@@ -442,22 +442,25 @@ class _Rewrite(_ast.NodeTransformer):
                     f"hy.{_hy.unmangle(node.attr)} is not available in sandboxed Lisp", node.lineno, node.col_offset
                 )
         self.generic_visit(node)
-        if _private_read(node):
-            # `obj._x` becomes `getattr(obj, "_x")`: the script's getattr applies the guard's
-            # rule when it runs, so one function reading a private attribute fails when
-            # called instead of failing its whole file at load
+        if _refused_read(node):
+            # `obj.__class__` becomes `getattr(obj, "__class__")`: the script's getattr applies
+            # the guard's rule when it runs, so one function reading a refused attribute fails
+            # when called instead of failing its whole file at load
             call = _ast.Call(func=_ast.Name(id="getattr", ctx=_ast.Load()),
                              args=[node.value, _ast.Constant(value=node.attr)], keywords=[])
             return _ast.fix_missing_locations(_ast.copy_location(call, node))
         return node
 
 
-def _private_read(node: _ast.Attribute) -> bool:
-    """A read of a single-underscore attribute of anything but ``self``/``cls``
-    (which the guard allows); dunders and writes stay refused at load."""
-    if not isinstance(node.ctx, _ast.Load) or not node.attr.startswith("_") or node.attr.startswith("__"):
+def _refused_read(node: _ast.Attribute) -> bool:
+    """A read of an attribute the worker's guard refuses (``_x`` of anything
+    but ``self``/``cls``, dunders but the harmless ones, frame and code
+    attributes). Writes and deletions stay refused at load."""
+    guard = _sys.modules.get("kryon_isolation_guard")
+    if guard is None or not isinstance(node.ctx, _ast.Load):
         return False
-    return not (isinstance(node.value, _ast.Name) and node.value.id in ("self", "cls"))
+    on_self = isinstance(node.value, _ast.Name) and node.value.id in ("self", "cls")
+    return not guard.attribute_allowed(node.attr, on_self=on_self)
 
 
 def _refused(node: _ast.stmt, message: str) -> _ast.stmt:
