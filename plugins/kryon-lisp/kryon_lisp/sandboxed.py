@@ -28,8 +28,14 @@ module, so its macros (``defmacro``, ``defreader``, ``do-mac``,
    with this module's compiler in the calling script's module and runs the
    result only after the guard checked it, with the script's builtins (a
    ``globals`` dict of the script's gets them too); ``hy.I`` imports through
-   the script's own ``__import__``. Any other ``hy.`` attribute is refused;
-4. the ``kryon`` API is bound without an import (``from kryon import *``,
+   the script's own ``__import__``; ``hy.errors``, ``hy.models`` and
+   ``hy.compat`` (its version flags) are submodules a script may import.
+   Any other part of Hy is refused when the code reaching for it runs, and
+   writing ``hy.*`` at load;
+4. reading an attribute the worker's guard refuses (``obj._x``, a dunder)
+   becomes the script's ``getattr``, which applies the same rule when the
+   read runs, so the rest of the file loads;
+5. the ``kryon`` API is bound without an import (``from kryon import *``,
    under the mangled kebab-case names the host registered) and ``kryon``
    itself is importable as in Python.
 
