@@ -32,6 +32,11 @@ SAFE_DUNDERS = frozenset(
         "__gt__", "__ge__", "__hash__", "__contains__", "__getitem__", "__setitem__", "__delitem__",
         "__add__", "__sub__", "__mul__", "__truediv__", "__floordiv__", "__mod__", "__neg__",
         "__bool__", "__call__", "__post_init__", "__aenter__", "__aexit__", "__aiter__", "__anext__",
+        # a function's or class's annotations: the objects its own definition named
+        # (the worker's functions a script reaches hold strings there: postponed annotations)
+        "__annotations__",
+        # the exception a script's own `raise ... from` named
+        "__cause__",
     }
 )
 

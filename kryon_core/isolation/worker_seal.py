@@ -172,6 +172,9 @@ def seal(init: dict[str, Any], read_paths: list[str], forked: bool) -> dict[str,
     are on). Returns the hardening report (``forked``: this worker came from
     a fork server)."""
     plan = confine.Plan.from_init(init, read_paths)
+    # a module imported after sealing is never written back as bytecode: the
+    # worker may not write files, and the import system's marshal.dumps would be refused
+    sys.dont_write_bytecode = True
     report = confine.seal(plan)
     if S.python_layers:
         sys.addaudithook(

@@ -28,8 +28,14 @@ module, so its macros (``defmacro``, ``defreader``, ``do-mac``,
    with this module's compiler in the calling script's module and runs the
    result only after the guard checked it, with the script's builtins (a
    ``globals`` dict of the script's gets them too); ``hy.I`` imports through
-   the script's own ``__import__``. Any other ``hy.`` attribute is refused;
-4. the ``kryon`` API is bound without an import (``from kryon import *``,
+   the script's own ``__import__``; ``hy.errors``, ``hy.models`` and
+   ``hy.compat`` (its version flags) are submodules a script may import.
+   Any other part of Hy is refused when the code reaching for it runs, and
+   writing ``hy.*`` at load;
+4. reading an attribute the worker's guard refuses (``obj._x``, a dunder)
+   becomes the script's ``getattr``, which applies the same rule when the
+   read runs, so the rest of the file loads;
+5. the ``kryon`` API is bound without an import (``from kryon import *``,
    under the mangled kebab-case names the host registered) and ``kryon``
    itself is importable as in Python.
 
@@ -109,16 +115,85 @@ def _enable_readers(module: _Any, reader: _Any, names: _Any) -> None:
         reader.reader_macros[name] = defined[name]
 
 
+def _require_vals(module_name: str, target: _Any = None, assignments: _Any = "ALL", prefix: str = "") -> list[_Any]:
+    """``hy.macros.require_vals``, which a ``require`` inside a function runs
+    to bind the macros it required as locals: the module is imported through
+    the calling script's own import (the policy's grants, its files beside
+    it), never Python's, and its macros are handed out by name."""
+    if not isinstance(module_name, str):
+        raise TypeError("a module name must be a string")
+    record, _ = _scripts.caller("require")
+    if module_name.startswith("."):  # a file beside the script
+        rest = module_name.lstrip(".")
+        module: _Any = _scripts.import_relative(record.package, rest, len(module_name) - len(rest))
+    else:
+        record.builtins["__import__"](module_name, None, None, (), 0)
+        module = _sys.modules.get(module_name)
+    macros = getattr(module, "__dict__", {}).get("_hy_macros", {})
+    if assignments in ("ALL", "EXPORTS"):
+        return list(macros.values())
+    out = []
+    for name, _alias in assignments:
+        key = _hy.mangle(name)
+        if key not in macros:
+            raise NameError(f"no macro {name} in {module_name}")
+        out.append(macros[key])
+    return out
+
+
 def _no_require(*args: object, **kwargs: object) -> None:
     """``require`` at run time: the macros were required into the script's
     module while it was compiled (in this worker); nothing is imported again."""
     return None
 
 
+def _submodule(name: str, doc: str, values: dict[str, _Any]) -> _types.ModuleType:
+    """``kryon_lisp_hy.<name>``, listed in ``sys.modules`` so that
+    ``(import hy.models [Symbol])`` (rewritten to import it) finds it."""
+    mod = _types.ModuleType(f"{RUNTIME_MODULE}.{name}", doc)
+    vars(mod).update(values)
+    _sys.modules[mod.__name__] = mod
+    return mod
+
+
+def _error_classes() -> dict[str, type]:
+    """Hy's exception classes (``hy.errors``): what compiling and ``hy.eval``
+    raise, so a script can catch them by name. Classes only: the module's
+    functions (traceback filters, its environment switches) stay out."""
+    import hy.errors as errors
+
+    return {n: v for n, v in vars(errors).items()
+            if not n.startswith("_") and isinstance(v, type) and issubclass(v, BaseException)}
+
+
+def _compat_flags() -> dict[str, bool]:
+    import hy.compat as compat
+
+    return {n: v for n, v in vars(compat).items() if n.isupper() and isinstance(v, bool)}
+
+
+def _withheld(name: str) -> _Any:
+    """A part of Hy the runtime does not hold: refused when the code reaching
+    for it runs (a branch that never runs, or a test that never calls it, loads)."""
+    if name.startswith("__"):  # Python's own probes (__path__, __file__...)
+        raise AttributeError(name)
+    raise _denied(f"hy.{_hy.unmangle(name)} is not available in sandboxed Lisp")
+
+
+def _denied(message: str) -> BaseException:
+    scriptenv = _sys.modules.get("kryon_isolation_scriptenv")
+    error: BaseException = scriptenv.AccessDenied(message) if scriptenv is not None else PermissionError(message)
+    return error
+
+
 def _runtime_module() -> _types.ModuleType:
     mod = _types.ModuleType(RUNTIME_MODULE, "What sandboxed Hy code sees as `hy`.")
     names = vars(mod)  # attributes set through the namespace: a ModuleType declares none of them
-    names["models"] = _types.SimpleNamespace(**{n: getattr(_models, n) for n in _MODEL_NAMES if hasattr(_models, n)})
+    names["models"] = _submodule("models", "Hy's model classes.",
+                                 {n: getattr(_models, n) for n in _MODEL_NAMES if hasattr(_models, n)})
+    names["errors"] = _submodule("errors", "Hy's exception classes.", _error_classes())
+    names["compat"] = _submodule("compat", "Which Python runs Hy: the version flags of hy.compat.", _compat_flags())
+    names["__getattr__"] = _withheld  # module __getattr__ (PEP 562): hy.<other> is refused when it runs
     pyops = _types.SimpleNamespace(
         **{
             n: v
@@ -130,6 +205,7 @@ def _runtime_module() -> _types.ModuleType:
     # macro registration writes into the defining function's own globals (the script's namespace)
     names["macros"] = _types.SimpleNamespace(
         macro=_macro, reader_macro=_reader_macro, require=_no_require, require_reader=_no_require,
+        require_vals=_require_vals,
         enable_readers=_enable_readers,
     )
     # a reader macro's definition registers itself with the reader compiling the script
@@ -244,6 +320,19 @@ def _require_without_files() -> None:
     hy.macros.inspect = quiet
     hy.macros._same_modules = lambda source, target: source is not None and source is target
     hy.macros.importlib = _audited_importlib()
+    hy.macros.rename_function = _rename_in_place
+
+
+def _rename_in_place(fn: _Any, new_name: str) -> _Any:
+    """``hy.macros.rename_function`` in the worker: a macro defined by a
+    granted ``.hy`` module that is imported after the sandbox is armed
+    (``tests.resources.macs`` under a grant of ``tests``) is named without
+    a new code object, which the sandbox refuses (``code.__new__``): the
+    function itself takes the name (it was made for the macro alone)."""
+    fn.__name__ = str(new_name)
+    qualname = fn.__qualname__
+    fn.__qualname__ = qualname.rpartition(".")[0] + "." + str(new_name) if "." in qualname else str(new_name)
+    return fn
 
 
 def _audited_importlib() -> _types.ModuleType:
@@ -272,6 +361,8 @@ _require_without_files()
 _RUNTIME = _runtime_module()
 _sys.modules.setdefault(RUNTIME_MODULE, _RUNTIME)
 _ALLOWED = frozenset(n for n in vars(_RUNTIME) if not n.startswith("_"))
+#: the name a refused import raises (bound in every sandboxed script's builtins)
+_REFUSAL = "AccessDenied"
 
 #: one snippet per construct, compiled one by one at import: every part of
 #: Hy that loads lazily (macros, pattern parsers, operator modules) is loaded
@@ -311,27 +402,79 @@ def _violation(message: str, line: int | None, column: int | None) -> BaseExcept
     return PermissionError(f"line {line}: {message}")
 
 
+#: the parts of Hy a sandboxed script may import by name (``hy.models``,
+#: ``hy.errors``): the curated runtime's submodules
+_SUBMODULES = frozenset({"models", "errors"})
+
+
 class _Rewrite(_ast.NodeTransformer):
+    """``hy`` and its curated submodules become the curated runtime's
+    (``(import hy.errors [HySyntaxError])``, ``(import hy [mangle])``);
+    any other part of Hy is refused."""
+
     def visit_Import(self, node: _ast.Import) -> _ast.AST:
         for alias in node.names:
             if alias.name == "hy" or alias.name.startswith("hy."):
-                if alias.name != "hy":
-                    raise _violation(f"importing '{alias.name}' is not allowed in sandboxed Lisp", node.lineno, node.col_offset)
-                alias.name, alias.asname = RUNTIME_MODULE, alias.asname or "hy"
+                sub = alias.name[3:]
+                if alias.name != "hy" and sub not in _SUBMODULES:
+                    return _refused(node, f"importing '{alias.name}' is not allowed in sandboxed Lisp")
+                if alias.asname and sub:  # (import hy.errors :as e): the submodule itself
+                    alias.name = f"{RUNTIME_MODULE}.{sub}"
+                else:  # (import hy.errors) binds `hy`, as Python's import does
+                    alias.name, alias.asname = RUNTIME_MODULE, alias.asname or "hy"
         return node
 
     def visit_ImportFrom(self, node: _ast.ImportFrom) -> _ast.AST:
-        if node.module == "hy" or (node.module or "").startswith("hy."):
-            raise _violation(f"importing from '{node.module}' is not allowed in sandboxed Lisp", node.lineno, node.col_offset)
+        module = node.module or ""
+        if module == "hy" or module.startswith("hy."):
+            sub = module[3:]
+            names = {a.name for a in node.names}
+            if sub in _SUBMODULES and not node.level:
+                node.module = f"{RUNTIME_MODULE}.{sub}"
+            elif module == "hy" and not node.level and names <= _ALLOWED:
+                node.module = RUNTIME_MODULE
+            else:
+                return _refused(node, f"importing from '{module}' is not allowed in sandboxed Lisp")
         return node
 
     def visit_Attribute(self, node: _ast.Attribute) -> _ast.AST:
-        if isinstance(node.value, _ast.Name) and node.value.id == "hy" and node.attr not in _ALLOWED:
-            raise _violation(
-                f"hy.{_hy.unmangle(node.attr)} is not available in sandboxed Lisp", node.lineno, node.col_offset
-            )
+        if isinstance(node.value, _ast.Name) and node.value.id == "hy":
+            if not isinstance(node.ctx, _ast.Load):  # the runtime is read-only to scripts
+                raise _violation(f"hy.{_hy.unmangle(node.attr)} cannot be changed in sandboxed Lisp",
+                                 node.lineno, node.col_offset)
+            # reading another public name is refused when it runs (the runtime's __getattr__)
+            if node.attr not in _ALLOWED and node.attr.startswith("_"):
+                raise _violation(
+                    f"hy.{_hy.unmangle(node.attr)} is not available in sandboxed Lisp", node.lineno, node.col_offset
+                )
         self.generic_visit(node)
+        if _refused_read(node):
+            # `obj.__class__` becomes `getattr(obj, "__class__")`: the script's getattr applies
+            # the guard's rule when it runs, so one function reading a refused attribute fails
+            # when called instead of failing its whole file at load
+            call = _ast.Call(func=_ast.Name(id="getattr", ctx=_ast.Load()),
+                             args=[node.value, _ast.Constant(value=node.attr)], keywords=[])
+            return _ast.fix_missing_locations(_ast.copy_location(call, node))
         return node
+
+
+def _refused_read(node: _ast.Attribute) -> bool:
+    """A read of an attribute the worker's guard refuses (``_x`` of anything
+    but ``self``/``cls``, dunders but the harmless ones, frame and code
+    attributes). Writes and deletions stay refused at load."""
+    guard = _sys.modules.get("kryon_isolation_guard")
+    if guard is None or not isinstance(node.ctx, _ast.Load):
+        return False
+    on_self = isinstance(node.value, _ast.Name) and node.value.id in ("self", "cls")
+    return not guard.attribute_allowed(node.attr, on_self=on_self)
+
+
+def _refused(node: _ast.stmt, message: str) -> _ast.stmt:
+    """An import of a part of Hy the sandbox withholds becomes a statement
+    raising the refusal where the import stood: refused when it runs, like
+    an import the policy withholds (a function that is never called loads)."""
+    error = _ast.Call(func=_ast.Name(id=_REFUSAL, ctx=_ast.Load()), args=[_ast.Constant(value=message)], keywords=[])
+    return _ast.fix_missing_locations(_ast.copy_location(_ast.Raise(exc=error, cause=None), node))
 
 
 class SandboxCompiler(_HyASTCompiler):  # type: ignore[misc]  # Hy ships no types
