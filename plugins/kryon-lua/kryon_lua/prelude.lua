@@ -226,21 +226,23 @@ end
 
 local resumers, nresumers = {}, 0
 
+-- The pool's slot and count change in an order that a limit's error raised
+-- by the count hook between any two of these steps leaves consistent (at
+-- worst a resumer dropped): the count never covers an empty slot.
 local function resumed(w, ok, ...)
   if ok then
+    resumers[nresumers + 1] = w
     nresumers = nresumers + 1
-    resumers[nresumers] = w
     return ...
   end
   return false, ... -- raised in the resumer's own loop (a limit, or memory): it is dead, not reused
 end
 
 local function via_resumer(f, co, ...)
-  local w
-  if nresumers > 0 then
-    w = resumers[nresumers]
-    resumers[nresumers] = nil
+  local w = nresumers > 0 and resumers[nresumers] or nil
+  if w ~= nil then
     nresumers = nresumers - 1
+    resumers[nresumers + 1] = nil
   else
     w = raw_wrap(resumer_loop)
   end
