@@ -73,6 +73,10 @@ async def host_step(wait, cb):
 async def quick(x):
     await asyncio.sleep(0.001)
     return x + n
+def spin(cb):
+    cb()
+    while True:
+        pass
 """
 
 LISP = """(import asyncio)
@@ -161,6 +165,25 @@ class TestPythonAwaited(AwaitedContract):
             assert m.call_function("s.bump") == 1, "the worker was restarted, the script reloaded"
             assert self.awaited(m, "s.quick", 1) == 2
             assert m.call_function("bystander.inc") == 2, "the bystander keeps its state"
+        finally:
+            m.close()
+
+
+    def test_an_awaited_synchronous_worker_call_is_stopped_by_the_hosts_cancellation(self) -> None:
+        m = self.make("sandboxed without a limit")
+        try:
+            started: list[int] = []
+
+            async def main() -> None:
+                task = asyncio.ensure_future(m.call_function_async("s.spin", [lambda: started.append(1)]))
+                while not started:
+                    await asyncio.sleep(0.005)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+            asyncio.run(asyncio.wait_for(main(), OUTER))
+            self.still_usable(m, 0)  # the worker's endless loop was interrupted, its state kept
         finally:
             m.close()
 
