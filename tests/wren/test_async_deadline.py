@@ -2,7 +2,9 @@
 cases of kryon_core.testing.awaited, and Wren's own. Past the deadline while
 the fiber waits, the fiber is dropped and the script keeps its state; past it
 inside a step, the instance traps as a synchronous call's timeout does (the
-script restarts: the shared host-callback case's step waits past STEP_SLACK)."""
+script restarts: the shared host-callback case's step waits past STEP_SLACK).
+A timeout while the fiber waits names the line where it yielded (the
+fiber's innermost frame of the script, read through wren_fiber_line)."""
 
 from __future__ import annotations
 
@@ -43,6 +45,10 @@ class A {
     Fiber.yield(1)
     return x + N
   }
+  static nested() {
+    var f = Fn.new { A.sleeper() }
+    return f.call()
+  }
 }
 """
 
@@ -50,14 +56,19 @@ WREN = AwaitedScripts(
     language="wren",
     source=SOURCE,
     bystander="var K = 0\nclass B {\n  static inc() {\n    K = K + 1\n    return K\n  }\n}\n",
-    bump="A.bump", quick="A.quick", sleeper="A.sleeper", sleeper_line=None, ticker="A.ticker",
+    bump="A.bump", quick="A.quick", sleeper="A.sleeper", sleeper_line=7, ticker="A.ticker",
     host_step="A.hostStep", inc="B.inc", step_overrun=1.3,
-    line_unknown="the VM reads the frames of the running fiber only; a suspended fiber's position is not exported",
 )
 
 
 class TestWrenAwaited(AwaitedContract):
     scripts = WREN
+
+    def test_a_timeout_names_the_innermost_line_of_the_script(self, m: ScriptManager) -> None:
+        with pytest.raises(ScriptTimeoutError) as info:
+            self.awaited(m, "A.nested")
+        assert info.value.line == 7  # sleeper's Fiber.yield, under nested's Fn
+        self.still_usable(m, 0)
 
     def test_endless_bare_yields_time_out(self, m: ScriptManager) -> None:
         with pytest.raises(ScriptTimeoutError) as info:
