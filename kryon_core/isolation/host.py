@@ -238,7 +238,8 @@ class IsolatedRuntime(WorkerSide):
         script code does nothing) and, if it runs on past ``CANCEL_GRACE``,
         kill the worker as the time limit's watchdog does (the script
         restarts, other scripts' workers are not touched). Returns once the
-        executor's call is over, so the script is free for the next call."""
+        executor's call is over, so the script is free for the next call; a
+        second cancellation meanwhile does not cut that short."""
         give_up = time.monotonic() + CANCEL_GRACE
         while not done.done():
             script = self._scripts.get(script_id)
@@ -248,7 +249,10 @@ class IsolatedRuntime(WorkerSide):
                     proc.interrupt()
                 else:
                     proc.stop_cancelled()
-            await asyncio.wait([done], timeout=CANCEL_RESEND)
+            try:
+                await asyncio.wait([done], timeout=CANCEL_RESEND)
+            except asyncio.CancelledError:
+                pass  # cancelled again: the call is being stopped (within the grace), CancelledError follows
         if not done.cancelled():
             done.exception()  # what the stopped call raised: nobody awaits it
 

@@ -146,10 +146,12 @@ class TestPythonAwaited(AwaitedContract):
         finally:
             m.close()
 
-    def test_a_worker_call_that_swallows_the_hosts_cancellation_is_ended(self) -> None:
+    @pytest.mark.parametrize("cancels", [1, 2])
+    def test_a_worker_call_that_swallows_the_hosts_cancellation_is_ended(self, cancels: int) -> None:
         """Without a time limit nothing else would end it: the worker is
         stopped past the grace and restarts (the script's state starts over);
-        the bystander's worker is not touched."""
+        the bystander's worker is not touched. A second cancellation while
+        the host waits for that does not leave the worker running."""
         m = self.make("sandboxed without a limit")
         try:
             assert m.call_function("s.bump") == 1
@@ -157,7 +159,9 @@ class TestPythonAwaited(AwaitedContract):
             async def main() -> None:
                 task = asyncio.ensure_future(m.call_function_async("s.stubborn"))
                 await asyncio.sleep(LIMIT / 2)
-                task.cancel()
+                for _ in range(cancels):
+                    task.cancel()
+                    await asyncio.sleep(LIMIT / 5)
                 with pytest.raises(asyncio.CancelledError):
                     await task
 
