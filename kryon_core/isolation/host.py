@@ -220,9 +220,41 @@ class IsolatedRuntime(WorkerSide):
 
     async def call_async(self, script_id: str, function: str, args: Sequence[Any]) -> Any:
         """Await a call without blocking the caller's loop: the worker call
-        runs in the loop's executor (async functions are driven inside the worker)."""
+        runs in the loop's executor (async functions are driven inside the
+        worker). Cancelling the awaiting task stops the call in the worker
+        (:meth:`_stop_cancelled`) before ``CancelledError`` reaches the caller."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.call, script_id, function, list(args))
+        flight = _Flight()
+        done = loop.run_in_executor(None, flight.run, self.call, script_id, function, list(args))
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await self._stop_cancelled(script_id, flight, done)
+            raise
+
+    async def _stop_cancelled(self, script_id: str, flight: "_Flight", done: "asyncio.Future[Any]") -> None:
+        """The task awaiting ``flight`` was cancelled: interrupt the worker's
+        call (again every ``CANCEL_RESEND`` seconds, as one landing outside
+        script code does nothing) and, if it runs on past ``CANCEL_GRACE``,
+        kill the worker as the time limit's watchdog does (the script
+        restarts, other scripts' workers are not touched). Returns once the
+        executor's call is over, so the script is free for the next call; a
+        second cancellation meanwhile does not cut that short."""
+        give_up = time.monotonic() + CANCEL_GRACE
+        while not done.done():
+            script = self._scripts.get(script_id)
+            proc = script.proc if script is not None else None
+            if proc is not None and flight.running and proc.depth > 0:
+                if time.monotonic() < give_up:
+                    proc.interrupt()
+                else:
+                    proc.stop_cancelled()
+            try:
+                await asyncio.wait([done], timeout=CANCEL_RESEND)
+            except asyncio.CancelledError:
+                pass  # cancelled again: the call is being stopped (within the grace), CancelledError follows
+        if not done.cancelled():
+            done.exception()  # what the stopped call raised: nobody awaits it
 
     # -- breakpoints -----------------------------------------------------------------------------
     def set_breakpoints(self, breakpoints: Mapping[str, Mapping[int, int]]) -> None:
@@ -341,3 +373,25 @@ class IsolatedRuntime(WorkerSide):
             if script.proc is not None:
                 script.proc.close()
                 script.proc = None
+
+
+#: how often a cancelled awaited call's worker is asked again to stop, and how long before it is killed
+CANCEL_RESEND = 0.02
+CANCEL_GRACE = 2.0
+
+
+class _Flight:
+    """An executor's call of a worker: whether it runs now (the worker is
+    interrupted only then, never a later call of another thread)."""
+
+    __slots__ = ("running",)
+
+    def __init__(self) -> None:
+        self.running = False
+
+    def run(self, call: Callable[..., Any], *args: Any) -> Any:
+        self.running = True
+        try:
+            return call(*args)
+        finally:
+            self.running = False

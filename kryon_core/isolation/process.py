@@ -716,6 +716,30 @@ class WorkerProcess:
         except OSError:
             pass
 
+    def interrupt(self) -> None:
+        """Ask the worker to end the call it runs as at its time limit
+        (``SIGUSR2``: the host's task awaiting it was cancelled). The worker
+        acts on it only in script code or its loop's wait; the caller sends
+        it again while the call runs (``IsolatedRuntime.call_async``)."""
+        if self.dead is None and self.pid > 0:
+            try:
+                os.kill(self.pid, signal.SIGUSR2)
+            except OSError:
+                pass
+
+    def stop_cancelled(self) -> None:
+        """End a call the worker did not stop on :meth:`interrupt` (it hides
+        in C code, or its unwinding swallows every cancellation): kill the
+        process as :meth:`expire` does; the script restarts."""
+        if self.dead is not None:
+            return
+        self.dead = WorkerDied("timeout", "the awaiting task was cancelled and the call did not stop; the worker was stopped")
+        if self.pid > 0:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
     def _died(self) -> NoReturn:
         if self.dead is not None:
             self._reap()

@@ -289,6 +289,7 @@ def main() -> None:
     S.engine_globals.update(init.get("globals", {}))
     worker_breakpoints.set_breakpoints(init.get("breakpoints"))
     signal.signal(signal.SIGALRM, worker_timer.on_alarm)
+    signal.signal(signal.SIGUSR2, worker_timer.on_cancel)
     D.install_signal()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.stdout = sys.__stdout__ = scriptenv.ScriptOutput(worker_channel.send_line)  # type: ignore[misc,assignment]

@@ -234,9 +234,37 @@ def _finish(result: types.CoroutineType[Any, Any, Any] | types.GeneratorType[Any
             return loop.run_until_complete(task)
         except BaseException as exc:
             if not task.done() or isinstance(exc, worker_channel.ScriptTimeout):
+                _mark_suspended(exc, result)
                 _abandon(loop)
             raise
     return list(result)
+
+
+def _mark_suspended(exc: BaseException, coroutine: types.CoroutineType[Any, Any, Any]) -> None:
+    """An error that stopped the call while its coroutine waited (the timer
+    landed in the loop's wait, not in script code) carries no script frame:
+    give it the script frames the coroutine is suspended in, innermost first,
+    so the host's error names the line of the ``await``."""
+    if worker_channel.traceback_stack(exc.__traceback__):
+        return
+    S.internal += 1  # the worker's own walk of frames (the audit hook lets it through)
+    try:
+        frames: list[Any] = []
+        awaited: Any = coroutine
+        while awaited is not None and len(frames) < 256:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                break
+            frames.append(frame)
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        stack = [worker_channel.frame_entry(f) for f in reversed(frames) if worker_channel.is_script_frame(f)]
+    finally:
+        S.internal -= 1
+    if stack:
+        try:
+            exc._kryon_stack = stack  # type: ignore[attr-defined]
+        except Exception:  # an exception class that refuses attributes keeps no stack
+            pass
 
 
 def _abandon(loop: Any) -> None:
@@ -254,10 +282,13 @@ def _abandon(loop: Any) -> None:
     for t in pending:
         t.cancel()
     worker_timer.cleanup_budget()
+    S.abandoning = True  # the host's repeated cancel (worker_timer.on_cancel) lets the unwinding finish
     try:
         loop.run_until_complete(asyncio.wait(pending))
     except BaseException:  # noqa: BLE001 - the budget ran out, or an unwinding failed: nobody awaits it
         pass
+    finally:
+        S.abandoning = False
 
 
 def _flush_output() -> None:

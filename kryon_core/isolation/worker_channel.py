@@ -65,6 +65,8 @@ class State:
         self.cpu_checked_at = 0.0
         self.pending_timeout = False
         self.script_running = False
+        #: an awaited call's tasks are unwinding (worker_calls._abandon): a repeated cancel waits
+        self.abandoning = False
         self.internal = 0
         #: the code of the trace functions (debugger, breakpoints): a timeout must not be raised in them
         self.trace_codes: frozenset[types.CodeType] = frozenset()
@@ -210,6 +212,17 @@ def _current_stack(frame: types.FrameType | None) -> list[list[Any]]:
             out.append(_frame(code, frame.f_lineno, frame.f_lasti))
         frame = frame.f_back
     return out
+
+
+def is_script_frame(frame: types.FrameType) -> bool:
+    """Whether ``frame`` runs a loaded (or loading) script's own code."""
+    name = frame.f_code.co_filename
+    return name in S.scripts or name in S.loading
+
+
+def frame_entry(frame: types.FrameType) -> list[Any]:
+    """A suspended (or running) frame as the host's stack entry (:func:`_frame`)."""
+    return _frame(frame.f_code, frame.f_lineno, frame.f_lasti)
 
 
 def traceback_stack(tb: types.TracebackType | None) -> list[list[Any]]:

@@ -62,6 +62,16 @@ def on_alarm(signum: int, frame: Any) -> None:
     S.pending_timeout = True
 
 
+def on_cancel(signum: int, frame: Any) -> None:
+    """SIGUSR2: the host's task awaiting the running call was cancelled: the
+    call ends as at its time limit (its tasks are cancelled and unwind). A
+    signal landing outside script code (the worker serving a host reply, a
+    trace function, between calls) does nothing: the host sends it again
+    while its call runs, and past a grace kills the worker."""
+    if S.script_running and not S.abandoning and not _in_trace_function(frame):
+        raise ScriptTimeout("the call was cancelled by the host")
+
+
 def _in_trace_function(frame: Any) -> bool:
     """Whether the signal landed in a trace function itself (at its entry,
     before its own ``try`` can catch the timeout)."""

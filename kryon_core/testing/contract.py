@@ -86,6 +86,10 @@ class Snippets:
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     raise_statement: str | None = None
     evaluate: tuple[str, str] | None = None
+    #: a top-level statement that loops forever (a load that must meet its time limit)
+    spin_statement: str | None = None
+    #: source defining ``nest(n)``: recurses ``n`` calls deep and returns ``n``
+    nest: str | None = None
     #: contract tests the engine does not pass yet: test name -> why (each is
     #: skipped saying so; an engine's README must name them too)
     pending: dict[str, str] = field(default_factory=dict)
@@ -452,6 +456,55 @@ class EngineContract:
         with pytest.raises((RecursionLimitError, LimitExceededError)) as info:
             m.call_function("dive", [0])
         assert info.value.language == self.lang
+        self._survives(m)
+
+    # -- limits (trusted) ------------------------------------------------------------------------------
+    # A trusted policy carries no limits by default, but one it sets holds in every engine as a
+    # sandboxed one does (a convenience against mistakes there, not a boundary: docs/security.md).
+    def _trusted(self, **limits: Any) -> ScriptManager:
+        policy = SecurityPolicy.trusted(**{**self.snippets.policy_overrides, **limits})
+        m = self.make_manager(policy=policy, output=lambda lang, text: None)
+        m.load_script_from_source("lib", self.lang, self.snippets.library)
+        m.load_script_from_source("bystander", self.lang, self.snippets.counter_v1)
+        return m
+
+    def test_trusted_time_limit(self) -> None:
+        m = self._trusted(time_limit=0.3)
+        with pytest.raises(ScriptTimeoutError) as info:
+            m.call_function("spin")
+        assert info.value.script == "lib" and info.value.language == self.lang
+        self._survives(m)
+
+    def test_trusted_time_limit_awaited(self) -> None:
+        m = self._trusted(time_limit=0.3)
+        with pytest.raises(ScriptTimeoutError) as info:
+            asyncio.run(m.call_function_async("spin"))
+        assert info.value.script == "lib" and info.value.language == self.lang
+        self._survives(m)
+
+    def test_trusted_time_limit_at_load(self) -> None:
+        if self.snippets.spin_statement is None:
+            pytest.skip(f"{self.lang}'s snippets give no spin_statement")
+        m = self._trusted(time_limit=0.3)
+        with pytest.raises(ScriptTimeoutError) as info:
+            m.load_script_from_source("looping", self.lang, self.snippets.spin_statement)
+        assert info.value.script == "looping" and info.value.language == self.lang
+        assert "looping" not in m.scripts
+        self._survives(m)
+
+    def test_trusted_recursion_limit(self) -> None:
+        if self.snippets.nest is None:
+            pytest.skip(f"{self.lang}'s snippets give no nest")
+        free = self._trusted()
+        free.load_script_from_source("nest", self.lang, self.snippets.nest)
+        assert free.call_function("nest.nest", [600]) == 600, "600 calls deep fit without a limit"
+        free.close()
+        m = self._trusted(max_recursion=50)
+        m.load_script_from_source("nest", self.lang, self.snippets.nest)
+        assert m.call_function("nest.nest", [10]) == 10
+        with pytest.raises(RecursionLimitError) as info:
+            m.call_function("nest.nest", [600])
+        assert info.value.script == "nest" and info.value.language == self.lang
         self._survives(m)
 
     def test_value_size_limit(self) -> None:

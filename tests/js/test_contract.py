@@ -50,6 +50,8 @@ JS = Snippets(
     distinct_int_float=False,
     raise_statement='throw new Error("load fails");',
     evaluate=('var x = 40;', 'x + 2'),
+    spin_statement="while (true) {}",
+    nest="function nest(n) { if (n === 0) return 0; return nest(n - 1) + 1; }",
 )
 
 

@@ -52,6 +52,8 @@ LISP = Snippets(
     breakpoint_line=2,
     raise_statement='(raise (RuntimeError "load fails"))',
     evaluate=('(setv x 40)', '(+ x 2)'),
+    spin_statement="(while True)",
+    nest="(defn nest [n] (if (= n 0) 0 (+ (nest (- n 1)) 1)))",
 )
 
 

@@ -53,6 +53,8 @@ LUA = Snippets(
     skip_values=("list_with_none",),
     raise_statement='error("load fails")',
     evaluate=('x = 40', 'x + 2'),
+    spin_statement="while true do end",
+    nest="function nest(n) if n == 0 then return 0 end return nest(n - 1) + 1 end",
 )
 
 

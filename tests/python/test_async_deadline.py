@@ -1,29 +1,26 @@
-"""An awaited Python or Lisp call is bounded by the policy's time_limit as a
-whole, trusted (the coroutine stepped on the caller's loop) and sandboxed (the
-coroutine run in the worker's loop): every step and every await in between
-share one deadline (kryon_core.awaited). Past it the coroutine is abandoned
-(closed in process, its task cancelled in the worker, with what it started),
-its finally blocks run under a cleanup budget, and the call raises
-ScriptTimeoutError; the script keeps its globals and a bystander its state.
-Trusted policies without a limit keep waiting; the host's own cancellation
-still works. Wall times are never asserted: "did not wait forever" is an
-outer wait_for of many budgets."""
+"""Awaited Python and Lisp calls, trusted (the coroutine stepped on the
+caller's loop) and sandboxed (the coroutine run in the worker's loop): the
+shared cases of kryon_core.testing.awaited, and their own. Past the deadline
+the coroutine is abandoned (closed in process, its task cancelled in the
+worker, with what it started) and its finally blocks run under a cleanup
+budget; the host's cancellation stops a worker's call too, and one whose
+unwinding swallows it is ended by restarting the worker."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-import time
 
 import pytest
 
-from kryon_core import ScriptManager, ScriptTimeoutError, SecurityPolicy
+from kryon_core import ScriptManager, ScriptTimeoutError
+from kryon_core.testing.awaited import LIMIT, OUTER, AwaitedContract, AwaitedScripts
 
 pytest.importorskip("kryon_python")
 pytest.importorskip("kryon_lisp")
 
-LIMIT = 0.5
-OUTER = LIMIT * 12
+if sys.platform != "linux":
+    pytest.skip("the worker sandbox uses Linux limits", allow_module_level=True)
 
 PYTHON = """import asyncio
 n = 0
@@ -33,12 +30,9 @@ def bump():
     return n
 async def sleeper():
     await asyncio.sleep(10 ** 6)
-async def waiter():
-    await asyncio.Event().wait()
-async def napper():
-    global n
+async def ticker(cb):
     while True:
-        n += 1
+        cb()
         await asyncio.sleep(0.005)
 async def busy():
     global n
@@ -79,159 +73,130 @@ async def host_step(wait, cb):
 async def quick(x):
     await asyncio.sleep(0.001)
     return x + n
+def spin(cb):
+    cb()
+    while True:
+        pass
 """
 
 LISP = """(import asyncio)
 (setv n 0)
 (defn bump [] (global n) (setv n (+ n 1)) n)
 (defn/a sleeper [] (await (asyncio.sleep 1000000)))
-(defn/a waiter [] (await (.wait (asyncio.Event))))
-(defn/a napper [] (global n) (while True (setv n (+ n 1)) (await (asyncio.sleep 0.005))))
+(defn/a ticker [cb] (while True (cb) (await (asyncio.sleep 0.005))))
 (defn/a closing [] (global n) (try (await (asyncio.sleep 1000000)) (finally (setv n -100))))
+(defn/a host-step [wait cb]
+  (await (asyncio.sleep wait))
+  (cb)
+  (setv k 0)
+  (for [i (range 200000)] (setv k (+ k i)))
+  "finished")
 (defn/a quick [x] (await (asyncio.sleep 0.001)) (+ x n))
 """
 
-POLICIES = {
-    "sandboxed": SecurityPolicy.sandboxed(time_limit=LIMIT, allowed_modules={"asyncio"}),
-    "trusted with a limit": SecurityPolicy.trusted(time_limit=LIMIT),
-}
-needs_linux = pytest.mark.skipif(sys.platform != "linux", reason="the worker sandbox uses Linux limits")
+PY = AwaitedScripts(
+    language="python",
+    source=PYTHON,
+    bystander="k = 0\ndef inc():\n    global k\n    k += 1\n    return k\n",
+    bump="s.bump", quick="s.quick", sleeper="s.sleeper", sleeper_line=8, ticker="s.ticker",
+    host_step="s.host_step", inc="bystander.inc", sleep_unit=1.0,
+    sandbox_overrides={"allowed_modules": {"asyncio"}},
+)
+
+LISP_SCRIPTS = AwaitedScripts(
+    language="lisp",
+    source=LISP,
+    bystander="(setv k 0)\n(defn inc [] (global k) (setv k (+ k 1)) k)\n",
+    bump="s.bump", quick="s.quick", sleeper="s.sleeper", sleeper_line=4, ticker="s.ticker",
+    host_step="s.host-step", inc="bystander.inc", sleep_unit=1.0,
+    sandbox_overrides={"allowed_modules": {"asyncio"}},
+)
 
 
-def _manager(language: str, policy: SecurityPolicy) -> ScriptManager:
-    m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
-    m.load_script_from_source("s", language, PYTHON if language == "python" else LISP)
-    bystander = "k = 0\ndef inc():\n    global k\n    k += 1\n    return k\n" if language == "python" else \
-        "(setv k 0)\n(defn inc [] (global k) (setv k (+ k 1)) k)\n"
-    m.load_script_from_source("bystander", language, bystander)
-    assert m.call_function("bystander.inc") == 1
-    return m
+class TestPythonAwaited(AwaitedContract):
+    scripts = PY
 
-
-@pytest.fixture(params=[(lang, pol) for lang in ("python", "lisp") for pol in sorted(POLICIES)],
-                ids=lambda p: f"{p[0]}-{p[1]}")
-def m(request):
-    language, policy = request.param
-    if policy == "sandboxed" and sys.platform != "linux":
-        pytest.skip("the worker sandbox uses Linux limits")
-    mgr = _manager(language, POLICIES[policy])
-    mgr.kind = request.param  # type: ignore[attr-defined]
-    yield mgr
-    mgr.close()
-
-
-def _await(m: ScriptManager, name: str, *args):
-    return asyncio.run(asyncio.wait_for(m.call_function_async(name, list(args)), OUTER))
-
-
-def _still_usable(m: ScriptManager, n: int) -> None:
-    assert m.call_function("s.bump") == n + 1  # globals kept
-    assert _await(m, "s.quick", 1) == n + 2
-    assert m.call_function("bystander.inc") == 2
-
-
-@pytest.mark.parametrize("name", ["sleeper", "waiter", "napper"])
-def test_waiting_past_the_budget_times_out(m, name):
-    with pytest.raises(ScriptTimeoutError) as info:
-        _await(m, f"s.{name}")
-    assert (info.value.language, info.value.script) == (m.kind[0], "s")
-    if m.kind == ("python", "trusted with a limit"):
-        assert info.value.line == {"sleeper": 8, "waiter": 10, "napper": 15}[name]
-    n = m.call_function("s.bump") - 1
-    assert n > 10 if name == "napper" else n == 0  # the napper stepped many times, each short
-    _still_usable(m, n + 1)
-
-
-def test_the_abandoned_coroutine_unwinds(m):
-    with pytest.raises(ScriptTimeoutError):
-        _await(m, "s.closing")
-    assert m.call_function("s.bump") == -99  # its finally block ran
-    _still_usable(m, -99)
-
-
-def test_the_hosts_own_cancellation_is_not_a_timeout(m):
-    async def main() -> None:
-        with pytest.raises(asyncio.TimeoutError) as info:
-            await asyncio.wait_for(m.call_function_async("s.sleeper"), LIMIT / 5)
-        assert not isinstance(info.value, ScriptTimeoutError)
-
-    asyncio.run(main())
-    time.sleep(LIMIT * 1.5)  # a sandboxed worker finishes the call it was asked for meanwhile
-    _still_usable(m, 0)
-
-
-@pytest.fixture(params=sorted(POLICIES))
-def py(request):
-    if request.param == "sandboxed" and sys.platform != "linux":
-        pytest.skip("the worker sandbox uses Linux limits")
-    mgr = _manager("python", POLICIES[request.param])
-    yield mgr
-    mgr.close()
-
-
-def test_short_steps_with_busy_work_between_time_out(py):
-    with pytest.raises(ScriptTimeoutError):
-        _await(py, "s.busy")
-    n = py.call_function("s.bump")
-    assert n > 1
-    _still_usable(py, n)
-
-
-def test_a_coroutine_that_swallows_the_cancellation_is_ended(py):
-    with pytest.raises(ScriptTimeoutError):
-        _await(py, "s.stubborn")
-    _still_usable(py, 0)
-
-
-@needs_linux
-def test_tasks_the_abandoned_call_started_stop_in_the_worker():
-    mgr = _manager("python", POLICIES["sandboxed"])
-    try:
+    def test_the_abandoned_coroutine_unwinds(self, m: ScriptManager) -> None:
         with pytest.raises(ScriptTimeoutError):
-            _await(mgr, "s.spawner")
-        n = mgr.call_function("s.bump")
-        assert n > 5  # the spawned task ran while the call waited
-        _await(mgr, "s.quick", 0)
-        assert _await(mgr, "s.quick", 0) == n  # ... and runs no more, not even while the loop turns again
-    finally:
-        mgr.close()
+            self.awaited(m, "s.closing")
+        assert m.call_function("s.bump") == -99  # its finally block ran
+        self.still_usable(m, -99)
 
-
-def test_the_deadline_lands_in_a_host_callback_during_a_step():
-    mgr = _manager("python", POLICIES["trusted with a limit"])
-    try:
-        calls = []
-        started = time.monotonic()
-
-        def eat_the_budget() -> None:
-            calls.append(1)
-            time.sleep(max(0.0, started + LIMIT * 1.1 - time.monotonic()))  # the deadline has surely passed
-
-        # 0.6 of the budget asleep, then a step whose callback takes it past the deadline: a step with a fresh
-        # time_limit of its own would finish its loop
+    def test_short_steps_with_busy_work_between_time_out(self, m: ScriptManager) -> None:
         with pytest.raises(ScriptTimeoutError):
-            _await(mgr, "s.host_step", LIMIT * 0.6, eat_the_budget)
-        assert calls == [1]
-        _still_usable(mgr, 0)
-    finally:
-        mgr.close()
+            self.awaited(m, "s.busy")
+        n = m.call_function("s.bump")
+        assert n > 1
+        self.still_usable(m, n)
+
+    def test_a_coroutine_that_swallows_the_cancellation_is_ended(self, m: ScriptManager) -> None:
+        with pytest.raises(ScriptTimeoutError):
+            self.awaited(m, "s.stubborn")
+        self.still_usable(m, 0)
+
+    def test_tasks_the_abandoned_call_started_stop_in_the_worker(self) -> None:
+        m = self.make("sandboxed with a limit")
+        try:
+            with pytest.raises(ScriptTimeoutError):
+                self.awaited(m, "s.spawner")
+            n = m.call_function("s.bump")
+            assert n > 5  # the spawned task ran while the call waited
+            self.awaited(m, "s.quick", 0)
+            assert self.awaited(m, "s.quick", 0) == n  # ... and runs no more, not even while the loop turns again
+        finally:
+            m.close()
+
+    @pytest.mark.parametrize("cancels", [1, 2])
+    def test_a_worker_call_that_swallows_the_hosts_cancellation_is_ended(self, cancels: int) -> None:
+        """Without a time limit nothing else would end it: the worker is
+        stopped past the grace and restarts (the script's state starts over);
+        the bystander's worker is not touched. A second cancellation while
+        the host waits for that does not leave the worker running."""
+        m = self.make("sandboxed without a limit")
+        try:
+            assert m.call_function("s.bump") == 1
+
+            async def main() -> None:
+                task = asyncio.ensure_future(m.call_function_async("s.stubborn"))
+                await asyncio.sleep(LIMIT / 2)
+                for _ in range(cancels):
+                    task.cancel()
+                    await asyncio.sleep(LIMIT / 5)
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+            asyncio.run(asyncio.wait_for(main(), OUTER))
+            assert m.call_function("s.bump") == 1, "the worker was restarted, the script reloaded"
+            assert self.awaited(m, "s.quick", 1) == 2
+            assert m.call_function("bystander.inc") == 2, "the bystander keeps its state"
+        finally:
+            m.close()
 
 
-@pytest.mark.parametrize("language", ["python", "lisp"])
-def test_trusted_without_a_limit_keeps_waiting(language):
-    mgr = _manager(language, SecurityPolicy.trusted())
-    try:
-        async def main() -> None:
-            task = asyncio.ensure_future(mgr.call_function_async("s.napper"))
-            await asyncio.sleep(LIMIT * 2)
-            assert not task.done()
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    def test_an_awaited_synchronous_worker_call_is_stopped_by_the_hosts_cancellation(self) -> None:
+        m = self.make("sandboxed without a limit")
+        try:
+            started: list[int] = []
 
-        asyncio.run(main())
-        n = mgr.call_function("s.bump")
-        assert n > 10
-        assert asyncio.run(mgr.call_function_async("s.quick", [1])) == n + 1
-    finally:
-        mgr.close()
+            async def main() -> None:
+                task = asyncio.ensure_future(m.call_function_async("s.spin", [lambda: started.append(1)]))
+                while not started:
+                    await asyncio.sleep(0.005)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+            asyncio.run(asyncio.wait_for(main(), OUTER))
+            self.still_usable(m, 0)  # the worker's endless loop was interrupted, its state kept
+        finally:
+            m.close()
+
+
+class TestLispAwaited(AwaitedContract):
+    scripts = LISP_SCRIPTS
+
+    def test_the_abandoned_coroutine_unwinds(self, m: ScriptManager) -> None:
+        with pytest.raises(ScriptTimeoutError):
+            self.awaited(m, "s.closing")
+        assert m.call_function("s.bump") == -99  # its finally block ran
+        self.still_usable(m, -99)

@@ -58,6 +58,8 @@ PYTHON = Snippets(
     breakpoint_line=2,
     raise_statement='raise RuntimeError("load fails")',
     evaluate=('x = 40', 'x + 2'),
+    spin_statement="while True:\n    pass\n",
+    nest="def nest(n):\n    if n == 0:\n        return 0\n    return nest(n - 1) + 1\n",
 )
 
 

@@ -61,6 +61,8 @@ WREN = Snippets(
     distinct_int_float=False,
     raise_statement='Fiber.abort("load fails")',
     evaluate=('var x = 40', 'x + 2'),
+    spin_statement="while (true) {}",
+    nest="var nest\nnest = Fn.new { |n| n == 0 ? 0 : nest.call(n - 1) + 1 }\n",
 )
 
 

@@ -42,9 +42,10 @@ _PLAIN_RESULTS = SCALARS - {str}
 
 
 def limited(rt: "Runtime", policy: SecurityPolicy) -> bool:
-    """Whether calls into ``rt`` under ``policy`` have limits to enforce."""
-    return bool(rt.key.memory_limit or rt.key.max_value_size
-                or (policy.sandboxed and (policy.time_limit or policy.max_recursion)))
+    """Whether calls into ``rt`` under ``policy`` have limits to enforce (a
+    trusted policy's time and recursion limits too: its state then runs the
+    count hook, ``RuntimeKey.counted``)."""
+    return bool(rt.key.memory_limit or rt.key.max_value_size or policy.time_limit or policy.max_recursion)
 
 
 def make_caller(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams: int | None) -> Callable[..., Any]:

@@ -7,7 +7,8 @@
 -- a script defines, and reading the stack and locals. Scripts never see this
 -- table; it keeps private references to `debug` and `load`.
 
-local sandboxed, grants, out, check_time, on_breakpoint, setcap, bounded = ...
+-- counted: the count hook runs (sandboxed, or a trusted policy with a time or recursion limit)
+local sandboxed, grants, out, check_time, on_breakpoint, setcap, bounded, counted = ...
 
 local debug, string, table, coroutine, math, utf8, os = debug, string, table, coroutine, math, utf8, os
 local getinfo, getlocal, sethook = debug.getinfo, debug.getlocal, debug.sethook
@@ -183,10 +184,11 @@ end
 base.print = kprint
 _G.print = kprint
 
--- LuaJIT does not run debug hooks inside compiled traces, so a sandbox that
--- must stop endless loops keeps the JIT compiler off (the LuaJIT
--- interpreter, which does run hooks, still executes the scripts).
-if sandboxed and jit then jit.off() end
+-- LuaJIT does not run debug hooks inside compiled traces, so a state that
+-- must stop endless loops (sandboxed, or trusted with a limit) keeps the JIT
+-- compiler off (the LuaJIT interpreter, which does run hooks, still executes
+-- the scripts).
+if counted and jit then jit.off() end
 
 local hook -- defined below
 
@@ -224,21 +226,23 @@ end
 
 local resumers, nresumers = {}, 0
 
+-- The pool's slot and count change in an order that a limit's error raised
+-- by the count hook between any two of these steps leaves consistent (at
+-- worst a resumer dropped): the count never covers an empty slot.
 local function resumed(w, ok, ...)
   if ok then
+    resumers[nresumers + 1] = w
     nresumers = nresumers + 1
-    resumers[nresumers] = w
     return ...
   end
   return false, ... -- raised in the resumer's own loop (a limit, or memory): it is dead, not reused
 end
 
 local function via_resumer(f, co, ...)
-  local w
-  if nresumers > 0 then
-    w = resumers[nresumers]
-    resumers[nresumers] = nil
+  local w = nresumers > 0 and resumers[nresumers] or nil
+  if w ~= nil then
     nresumers = nresumers - 1
+    resumers[nresumers + 1] = nil
   else
     w = raw_wrap(resumer_loop)
   end
@@ -516,7 +520,7 @@ hook = function(event, line)
   if event == "count" then
     check_limits()
   elseif event == "line" then
-    if sandboxed then
+    if counted then
       lines = lines + 1
       if lines >= LINE_CHECK then lines = 0; check_limits() end
     end
@@ -526,16 +530,16 @@ hook = function(event, line)
   end
 end
 
--- Which events the hook needs: limits only when sandboxed, lines only when
--- a breakpoint is set (a line hook slows every line).
+-- Which events the hook needs: limits only in a counted state, lines only
+-- when a breakpoint is set (a line hook slows every line).
 function K.sethooks(with_lines)
   local mask = ""
   if with_lines then mask = "l" end
-  if mask == "" and not sandboxed then
+  if mask == "" and not counted then
     sethook()
     state.hookmask = nil
   else
-    state.hookmask, state.hookcount = mask, sandboxed and 1000 or 0
+    state.hookmask, state.hookcount = mask, counted and 1000 or 0
     sethook(hook, mask, state.hookcount)
   end
 end
@@ -549,6 +553,13 @@ end
 local OVERDRAWN = LIMIT .. "memory"
 local function rethrow_overdrawn(ok, ...)
   if not ok and state.overdrawn then error(OVERDRAWN, 0) end
+  if not ok and counted then
+    -- a trusted state with a time or recursion limit: as the sandbox's
+    -- rethrow_limits, but a trusted script may still catch a memory error
+    local e = ...
+    if type(e) == "string" and e:find(LIMIT, 1, true) ~= nil then error(e, 0) end
+    if check_time() then error(LIMIT .. "timeout", 0) end
+  end
   return ok, ...
 end
 
@@ -568,7 +579,11 @@ local function wrapped(co, ok, ...)
   error(e, 0)
 end
 
-function K.guard_overdraft()
+-- The catchers of a trusted state with a memory cap (the overdraft above) or
+-- a time or recursion limit (`counted`: no pcall, xpcall handler or resume
+-- keeps a limit from ending the call, and every coroutine a script makes
+-- runs the count hook, as in the sandbox).
+function K.guard_catchers()
   _G.pcall = function(f, ...) return rethrow_overdrawn(xpcall(f, lowering, ...)) end
   _G.xpcall = function(f, handler, ...)
     return rethrow_overdrawn(xpcall(f, function(e)
@@ -576,12 +591,14 @@ function K.guard_overdraft()
         lower()
         return e
       end
+      if counted and type(e) == "string" and e:find(LIMIT, 1, true) ~= nil then return e end
       return handler(e)
     end, ...))
   end
+  coroutine.create = hooked_create
   coroutine.resume = function(co, ...) return rethrow_overdrawn(resume(co, ...)) end
   coroutine.wrap = function(f)
-    local co = create(f)
+    local co = hooked_create(f)
     return function(...) return wrapped(co, resume(co, ...)) end
   end
 end

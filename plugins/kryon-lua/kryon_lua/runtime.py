@@ -74,6 +74,9 @@ class RuntimeKey:
     """What a Lua state enforces for every script in it."""
 
     sandboxed: bool
+    #: the count hook runs (time limit, recursion depth): every sandboxed state, and a trusted one
+    #: only for policies that set a limit, so trusted scripts without limits share a state without it
+    counted: bool
     memory_limit: int | None
     max_value_size: int | None
     jit: bool
@@ -85,6 +88,7 @@ class RuntimeKey:
     def for_policy(cls, policy: SecurityPolicy) -> "RuntimeKey":
         return cls(
             sandboxed=policy.sandboxed,
+            counted=policy.sandboxed or bool(policy.time_limit or policy.max_recursion),
             memory_limit=policy.memory_limit,
             max_value_size=policy.max_value_size,
             jit=policy.use_jit,
@@ -96,6 +100,8 @@ class RuntimeKey:
     def name(self) -> str:
         """A short name for the state (its gate's)."""
         parts = ["sandboxed" if self.sandboxed else "trusted", "luajit" if self.jit else "lua54"]
+        if self.counted and not self.sandboxed:
+            parts.append("counted")
         if self.memory_limit:
             parts.append(f"cap{self.memory_limit}")
         if self.max_value_size:
@@ -189,7 +195,7 @@ class Runtime:
         bounded = load_bounded(self.lua, module, key.memory_limit) if key.sandboxed else None
         self.helpers = run_chunk(
             self.lua, module, prelude_source(), PRELUDE_NAME, key.sandboxed, grants, self._output, self._check_time,
-            self._on_breakpoint, self._setcap, bounded,
+            self._on_breakpoint, self._setcap, bounded, key.counted,
         )
         self.state = self.helpers.state
         self._collect = self.helpers.collect
@@ -203,8 +209,9 @@ class Runtime:
         self.is_object = self.helpers.is_object
         self._source_of = self.helpers.source_of
         self._stack = self.helpers.stack
+        if not key.sandboxed and (key.memory_limit or key.counted):
+            self.helpers.guard_catchers()  # no pcall swallows a limit; coroutines run the count hook
         if key.memory_limit and not key.sandboxed:
-            self.helpers.guard_overdraft()
             # a trusted script may set finalizers, script code run by whatever allocation steps the
             # collector: outside script code (the cap is off there) the collector is held
             self._hold_gc()
@@ -579,7 +586,7 @@ class Runtime:
         passed, so the sandbox's pcall throws the error on and the count hook
         stops the script within its next 1000 instructions; in a trusted
         state ``state.overdrawn`` makes pcall, xpcall and coroutine.resume
-        throw it on (``K.guard_overdraft``). The raised cap is for the push
+        throw it on (``K.guard_catchers``). The raised cap is for the push
         alone: the collector is held (no finalizer runs) and the first Lua
         code that sees the error lowers the cap again (the prelude's
         ``lower``), before any ``<close>`` handler runs, so the state never

@@ -531,6 +531,24 @@ EXPORT(wren_debug_stack) const char* wren_debug_stack(WrenVM* vm) {
   return text;
 }
 
+/* The line where a fiber the host holds (`handle`) stands in module
+ * `module`: its innermost frame of that module's code, 0 if it has none
+ * (not a fiber, finished, or only core frames). For an awaited call that
+ * timed out while suspended: the fiber is not running, so its frames are
+ * read directly rather than through vmDebugFrame. */
+EXPORT(wren_fiber_line) int wren_fiber_line(WrenVM* vm, const char* module, WrenHandle* handle) {
+  (void)vm;
+  if (handle == NULL || !IS_FIBER(handle->value)) return 0;
+  ObjFiber* fiber = AS_FIBER(handle->value);
+  for (int i = fiber->frameCount - 1; i >= 0; i--) {
+    ObjFn* fn = fiber->frames[i].closure->fn;
+    if (fn->module == NULL || fn->module->name == NULL) continue;
+    if (strcmp(fn->module->name->chars, module) != 0) continue;
+    return vmDebugFrameLine(&fiber->frames[i]);
+  }
+  return 0;
+}
+
 /* ---- Serialized modules (bytecode.c) -------------------------------- */
 
 static uint8_t* bytecodeOut = NULL;

@@ -123,6 +123,8 @@ int wren_max_frames(WrenVM* vm);
 int wren_debug_add_breakpoint(WrenVM* vm, const char* module, int line);
 int wren_debug_remove_breakpoint(WrenVM* vm, const char* module, int line);
 const char* wren_debug_stack(WrenVM* vm);
+/* The line of a held fiber's innermost frame in `module` (0: none). */
+int wren_fiber_line(WrenVM* vm, const char* module, WrenHandle* handle);
 const char* wren_debug_local(WrenVM* vm, int frameIndex, int localIndex, int slot);
 
 /* The debugger's part (debug_step.c). wren_debug_step_all patches every

@@ -347,6 +347,8 @@ async def call_async(state: "ScriptState", function: str, args: Sequence[Any]) -
     # the loop's timer (the fiber dropped, the state kept) than by a trap (the instance restarts)
     step_until = None if deadline.at is None else deadline.at + STEP_SLACK * (vm.instance.timeout or 0)
     fiber = gate.run(_fiber, state, function, args)
+    #: where the fiber stood when the call was left while it waited (its timeout names that line)
+    suspended_at: list[int | None] = [None]
 
     def step() -> tuple[bool, Any]:
         if state.vm is not vm:
@@ -364,6 +366,17 @@ async def call_async(state: "ScriptState", function: str, args: Sequence[Any]) -
             vm.instance.leave()
             state.flush()
 
+    def drop() -> None:
+        try:
+            if not finished[0]:  # left while it waited: where it stands
+                suspended_at[0] = vm.fiber_line(fiber, state.script_id)
+        except WrenError:  # the instance died meanwhile: no line, the error already says why
+            pass
+        finally:
+            fiber.release()
+
+    finished = [False]
+
     async def drive() -> Any:
         try:
             while True:
@@ -371,17 +384,18 @@ async def call_async(state: "ScriptState", function: str, args: Sequence[Any]) -
                     await deadline.expired()  # no step past the deadline: the loop's timer ends the call
                 done, value = gate.run(step)
                 if done:
+                    finished[0] = True
                     return value
                 delay = value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
                 await asyncio.sleep(max(0.0, float(delay)) / 1000.0)
         finally:
             if state.vm is vm:
-                gate.run(fiber.release)
+                gate.run(drop)
 
     def timed_out() -> ScriptTimeoutError:
         return ScriptTimeoutError(
             f"the awaited call ran longer than the policy's time_limit ({vm.instance.timeout:g} s) "
-            "and its fiber was dropped", language=LANGUAGE, script=state.script_id)
+            "and its fiber was dropped", language=LANGUAGE, script=state.script_id, line=suspended_at[0])
 
     return await bounded(deadline, drive(), timed_out)
 

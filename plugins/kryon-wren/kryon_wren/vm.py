@@ -506,6 +506,13 @@ class WrenVM:
             frames.append((int(index), module, int(line), function))
         return frames
 
+    def fiber_line(self, fiber: Handle, module: str) -> int | None:
+        """The line where the held, suspended ``fiber`` stands in ``module``
+        (its innermost frame of that module), None when it has none."""
+        if not fiber.ptr:
+            return None
+        return int(self._c_text("wren_fiber_line", (module,), fiber.ptr)) or None
+
     def frame_locals(self, index: int) -> dict[str, Any]:
         """Named locals in scope in frame ``index`` (from :meth:`stack`),
         converted like :meth:`get_slot` (objects as Handles)."""
