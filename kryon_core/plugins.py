@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import logging
 import os
+import pkgutil
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -177,6 +178,17 @@ def distribution_version(name: str, path: list[str] | None = None) -> str | None
         if _normalized(dist) == key and version:
             return version
     return None
+
+
+def package_text(package: str, name: str) -> str:
+    """The UTF-8 text of the data file ``name`` a package ships (an engine's
+    prelude): read by the package's own loader (``pkgutil.get_data``: files
+    and zip imports alike), where ``importlib.resources`` would first import
+    tempfile, zipfile and shutil, several milliseconds of every ``kryon run``."""
+    data = pkgutil.get_data(package, name)
+    if data is None:
+        raise FileNotFoundError(f"package {package} ships no {name}: its loader cannot read data files")
+    return data.decode("utf-8")
 
 
 def _section(text: str, group: str) -> list[tuple[str, str]]:
