@@ -55,9 +55,9 @@ HELLO = {
     "lisp": ("hello.kl", '(print "hello")'),
 }
 #: what no trusted hello script needs: an event loop (only awaited calls do), the
-#: worker machinery of sandboxed scripts, the slow metadata reader
+#: worker machinery of sandboxed scripts, the slow metadata and resource readers
 NEVER = ("asyncio", "concurrent.futures.process", "subprocess", "kryon_core.isolation.host",
-         "kryon_core.isolation.forkserver", "importlib.metadata", "email")
+         "kryon_core.isolation.forkserver", "importlib.metadata", "email", "importlib.resources")
 #: threads an engine's own library starts on import (quickjs-ng: its executor), and the
 #: JS engine's deadline watchdog (every context gets the check: a limited call may reach it)
 LIBRARY_THREADS = {"javascript": ("quickjs-worker", "kryon-js-watchdog")}
