@@ -133,3 +133,43 @@ def test_a_cancellation_passes_through_trusted_python_loaded_before_asyncio():
     result = subprocess.run([sys.executable, "-c", CANCEL], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "cancelled"
+
+
+def test_distribution_version_reads_the_metadata_folder_name(tmp_path: Path):
+    from kryon_core.plugins import distribution_version
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    (first / "quick_js.ng-1.2.3.dist-info").mkdir(parents=True)
+    (second / "quick_js.ng-9.9.9.dist-info").mkdir(parents=True)
+    (second / "other-0.1.dist-info").mkdir()
+    path = [str(first), str(second), str(tmp_path / "absent")]
+    assert distribution_version("Quick-JS_ng", path) == "1.2.3"  # normalized names; the first on the path wins
+    assert distribution_version("other", path) == "0.1"
+    assert distribution_version("nothing", path) is None
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_package_text_reads_files_and_zip_imports(tmp_path: Path, monkeypatch, zipped: bool):
+    import zipfile
+
+    from kryon_core.plugins import package_text
+
+    name = f"kryon_text_probe_{int(zipped)}"
+    text = "-- prélude ✓\n"
+    if zipped:
+        archive = tmp_path / "probe.zip"
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr(f"{name}/__init__.py", "")
+            z.writestr(f"{name}/prelude.lua", text.encode("utf-8"))
+        monkeypatch.syspath_prepend(str(archive))
+    else:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+        (tmp_path / name / "prelude.lua").write_bytes(text.encode("utf-8"))
+        monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert package_text(name, "prelude.lua") == text
+        with pytest.raises(OSError):
+            package_text(name, "missing.lua")
+    finally:
+        sys.modules.pop(name, None)
