@@ -55,9 +55,11 @@ HELLO = {
     "lisp": ("hello.kl", '(print "hello")'),
 }
 #: what no trusted hello script needs: an event loop (only awaited calls do), the
-#: worker machinery of sandboxed scripts, the slow metadata and resource readers
+#: worker machinery of sandboxed scripts, the slow metadata and resource readers, the
+#: other commands of the CLI
 NEVER = ("asyncio", "concurrent.futures.process", "subprocess", "kryon_core.isolation.host",
-         "kryon_core.isolation.forkserver", "importlib.metadata", "email", "importlib.resources")
+         "kryon_core.isolation.forkserver", "importlib.metadata", "email", "importlib.resources",
+         "kryon_core.cli.repl", "kryon_core.cli.serve", "kryon_core.cli.debug", "kryon_core.cli.cache")
 #: threads an engine's own library starts on import (quickjs-ng: its executor), and the
 #: JS engine's deadline watchdog (every context gets the check: a limited call may reach it)
 LIBRARY_THREADS = {"javascript": ("quickjs-worker", "kryon-js-watchdog")}
