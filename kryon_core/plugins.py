@@ -12,8 +12,9 @@ import dataclasses
 import importlib
 import logging
 import os
+import pkgutil
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -120,16 +121,11 @@ class _EntryPoint:
         return obj
 
 
-def find_entry_points(group: str = ENTRY_POINT_GROUP, path: list[str] | None = None) -> list[_EntryPoint]:
-    """The entry points of ``group`` of every distribution on ``path``
-    (default ``sys.path``),
-    read straight from each ``*.dist-info/entry_points.txt`` (the first
-    distribution of a name wins, as the import system's order says).
-
-    ``importlib.metadata`` finds the same, but importing it costs more than
-    the whole of the rest of discovery (its e-mail header parsing), and
-    ``ScriptManager()`` is meant to start in a few milliseconds."""
-    found: list[_EntryPoint] = []
+def _distributions(path: list[str] | None = None) -> Iterator[tuple[str, str, str]]:
+    """(metadata folder, distribution name, version) of every distribution on
+    ``path`` (default ``sys.path``), the first of a name only, as the import
+    system's order says; read from the ``*.dist-info`` / ``*.egg-info``
+    folder names alone."""
     seen: set[str] = set()
     for entry in sys.path if path is None else path:
         try:
@@ -140,17 +136,59 @@ def find_entry_points(group: str = ENTRY_POINT_GROUP, path: list[str] | None = N
             dist, _, rest = folder.rpartition(".")[0].partition("-")
             dist = dist.replace("_", "-")
             version = rest.split("-")[0] if rest else ""
-            key = dist.lower().replace("_", "-").replace(".", "-")
+            key = _normalized(dist)
             if key in seen:
                 continue
             seen.add(key)
-            try:
-                with open(os.path.join(entry or ".", folder, "entry_points.txt"), encoding="utf-8") as f:
-                    text = f.read()
-            except OSError:
-                continue
-            found += [_EntryPoint(name, value, dist, version) for name, value in _section(text, group)]
+            yield os.path.join(entry or ".", folder), dist, version
+
+
+def _normalized(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def find_entry_points(group: str = ENTRY_POINT_GROUP, path: list[str] | None = None) -> list[_EntryPoint]:
+    """The entry points of ``group`` of every distribution on ``path``
+    (default ``sys.path``),
+    read straight from each ``*.dist-info/entry_points.txt`` (the first
+    distribution of a name wins, as the import system's order says).
+
+    ``importlib.metadata`` finds the same, but importing it costs more than
+    the whole of the rest of discovery (its e-mail header parsing), and
+    ``ScriptManager()`` is meant to start in a few milliseconds."""
+    found: list[_EntryPoint] = []
+    for folder, dist, version in _distributions(path):
+        try:
+            with open(os.path.join(folder, "entry_points.txt"), encoding="utf-8") as f:
+                text = f.read()
+        except OSError:
+            continue
+        found += [_EntryPoint(name, value, dist, version) for name, value in _section(text, group)]
     return found
+
+
+def distribution_version(name: str, path: list[str] | None = None) -> str | None:
+    """The installed version of distribution ``name`` (None when none is
+    found), from its metadata folder's name: what an engine puts in its
+    ``version`` without importing ``importlib.metadata`` (see
+    :func:`find_entry_points`), which would cost a ``kryon run`` more than
+    the engine's own start-up."""
+    key = _normalized(name)
+    for _folder, dist, version in _distributions(path):
+        if _normalized(dist) == key and version:
+            return version
+    return None
+
+
+def package_text(package: str, name: str) -> str:
+    """The UTF-8 text of the data file ``name`` a package ships (an engine's
+    prelude): read by the package's own loader (``pkgutil.get_data``: files
+    and zip imports alike), where ``importlib.resources`` would first import
+    tempfile, zipfile and shutil, several milliseconds of every ``kryon run``."""
+    data = pkgutil.get_data(package, name)
+    if data is None:
+        raise FileNotFoundError(f"package {package} ships no {name}: its loader cannot read data files")
+    return data.decode("utf-8")
 
 
 def _section(text: str, group: str) -> list[tuple[str, str]]:

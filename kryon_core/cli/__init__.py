@@ -19,27 +19,31 @@ stack (``--json``: one JSON object), and the exit status tells its kind
 for failures of the command itself.
 
 Each command lives in its own module of this package and adds its parser
-with ``add_parser(subparsers, parents)``.
+with ``add_parser(subparsers, parents)``; a run imports and builds only the
+module and parser of the command it was given.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from ..errors import ScriptError
-from . import cache, debug, engines, evaluate, exits, repl, run, serve
+from . import exits
 from .exits import CommandError
 from .options import common_options, configure_logging, load_plugins, policy_options
 from .report import print_error
 
 __all__ = ["main", "build_parser"]
 
-COMMAND_MODULES = (engines, run, evaluate, repl, serve, debug, cache)
+#: command -> the module of this package that adds its parser and runs it
+COMMANDS = {"engines": "engines", "run": "run", "eval": "evaluate", "repl": "repl", "serve": "serve",
+            "debug": "debug", "cache": "cache"}
 #: commands whose scripts run under a policy (they take --sandbox and the limits)
 POLICY_COMMANDS = frozenset({"run", "eval", "repl", "serve"})
 
@@ -51,8 +55,9 @@ class Parser(argparse.ArgumentParser):
         raise CommandError(f"{message} (see {self.prog} --help)", exits.USAGE)
 
 
-def build_parser() -> tuple[Parser, dict[str, Parser]]:
-    """The top-level parser and one parser per command."""
+def build_parser(only: Iterable[str] = COMMANDS) -> tuple[Parser, dict[str, Parser]]:
+    """The top-level parser and one parser per command (of the commands
+    ``only`` names: each command's module is imported when its parser is built)."""
     top = Parser(prog="kryon", parents=[common_options(suppress=False)],
                  description="Run scripts in every installed language.",
                  epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,17 +65,13 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     top.add_argument("command", nargs="?", help="engines, run, eval, repl, serve, debug or cache")
     sub = argparse.ArgumentParser(add_help=False).add_subparsers(parser_class=Parser)
     shared = common_options(suppress=True)
-    for module in COMMAND_MODULES:
-        module.add_parser(sub, [shared, policy_options()] if _command_of(module) in POLICY_COMMANDS else [shared])
+    for command in only:
+        module = importlib.import_module(f"{__name__}.{COMMANDS[command]}")
+        module.add_parser(sub, [shared, policy_options()] if command in POLICY_COMMANDS else [shared])
     commands = {name: parser for name, parser in sub.choices.items()}
     for name, parser in commands.items():
         parser.prog = f"kryon {name}"
     return top, commands
-
-
-def _command_of(module: object) -> str:
-    name = getattr(module, "__name__", "").rsplit(".", 1)[1]
-    return {"evaluate": "eval"}.get(name, name)
 
 
 def _split(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
@@ -88,16 +89,16 @@ def _split(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    top, commands = build_parser()
     before, command, after = _split(argv)
+    top, commands = build_parser([command] if command in COMMANDS else [])
     args = top.parse_args(before)
     if args.version:
         return args
     if command is None:
-        raise CommandError(f"no command given: one of {', '.join(commands)} (see kryon --help)", exits.USAGE)
+        raise CommandError(f"no command given: one of {', '.join(COMMANDS)} (see kryon --help)", exits.USAGE)
     parser = commands.get(command)
     if parser is None:
-        raise CommandError(f"unknown command '{command}': use one of {', '.join(commands)}", exits.USAGE)
+        raise CommandError(f"unknown command '{command}': use one of {', '.join(COMMANDS)}", exits.USAGE)
     args.command = command
     # intermixed: options anywhere, positionals in order (`run --call f x.lua 1 2`)
     return parser.parse_intermixed_args(after, namespace=args)

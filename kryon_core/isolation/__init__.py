@@ -35,10 +35,20 @@ follows the trust boundary:
 
 :class:`CompilerSpec` says how the worker compiles source ("python", or a
 ``"module:function"`` another language supplies, e.g. Hy's AST compiler).
+
+The names below are imported on first use (PEP 562 module ``__getattr__``):
+a plugin that only names its :class:`CompilerSpec` (every Python-hosted
+engine does, trusted scripts included) loads ``host_config.py``, not the
+host, its processes and asyncio.
 """
 
-from .host import ERROR_CLASSES, WORKER_PATH, CompilerSpec, IsolatedRuntime, limits_for
-from .protocol import ProtocolError, ValueRefused
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .host import IsolatedRuntime
+    from .host_config import CompilerSpec, limits_for
+    from .process import ERROR_CLASSES, WORKER_PATH
+    from .protocol import ProtocolError, ValueRefused
 
 __all__ = [
     "CompilerSpec",
@@ -49,3 +59,22 @@ __all__ = [
     "WORKER_PATH",
     "limits_for",
 ]
+
+_WHERE = {
+    "CompilerSpec": "host_config",
+    "ERROR_CLASSES": "process",
+    "IsolatedRuntime": "host",
+    "ProtocolError": "protocol",
+    "ValueRefused": "protocol",
+    "WORKER_PATH": "process",
+    "limits_for": "host_config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

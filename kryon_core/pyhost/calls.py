@@ -9,19 +9,20 @@ result; otherwise it goes through :meth:`Entry.run`.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import types
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..awaited import AwaitDeadline, bounded
 from ..errors import ScriptError, ScriptRuntimeError, ScriptTimeoutError
 from ..values import FunctionRef
 from .entry import PASSTHROUGH, Entry
 from .fastcall import arity, fast_caller
 from .state import SCRIPT_KEY, HostedScript, ScriptTable
 from .values import PLAIN, Converter, check_size
+
+if TYPE_CHECKING:  # ..awaited and asyncio load with the first async call, not with every trusted script
+    from ..awaited import AwaitDeadline
 
 __all__ = ["Calls"]
 
@@ -56,6 +57,8 @@ class Calls:
         return self.converter.out(value, script.id, script.policy.max_value_size)
 
     def _run_to_completion(self, coro: Any, script: HostedScript) -> Any:
+        import asyncio
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -173,6 +176,10 @@ class Calls:
         """Await ``fn`` on the running loop: an async function (or async
         generator, collected into a list) runs one step at a time, each step
         entering the engine like a call; anything else runs to completion."""
+        import asyncio
+
+        from ..awaited import AwaitDeadline, bounded
+
         code = getattr(fn, "__code__", None)
         if code is None or not code.co_flags & (_CO_COROUTINE | _CO_ASYNC_GENERATOR):
             await asyncio.sleep(0)
@@ -201,6 +208,8 @@ class _Steps:
         self.line: int | None = None
 
     def __await__(self) -> Generator[Any, Any, Any]:
+        import asyncio
+
         calls, script, coro, deadline = self.calls, self.script, self.coro, self.deadline
         value: Any = None
         exc: BaseException | None = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..bridge import ScriptBridge
 from ..engine import (
@@ -30,7 +30,6 @@ from ..engine import (
     ScriptEngine,
 )
 from ..errors import CompileError, ScriptError, ScriptNotFoundError, StackFrame
-from ..isolation import IsolatedRuntime
 from ..policy import SecurityPolicy
 from ..values import FunctionRef
 from ..watchdog import Watchdog
@@ -41,6 +40,9 @@ from .memory import collect
 from .policy import refuse_unkeepable
 from .sandboxed import Sandboxed
 from .tracing import Breakpoints, names_for
+
+if TYPE_CHECKING:
+    from ..isolation import IsolatedRuntime
 
 __all__ = ["PyHostedEngine"]
 

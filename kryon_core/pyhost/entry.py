@@ -19,7 +19,7 @@ processes instead):
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,11 +30,20 @@ from ..watchdog import TimeLimitExceeded, Watchdog
 from .state import HostedScript
 from .tracing import Tracer
 
-__all__ = ["Entry", "PASSTHROUGH"]
+__all__ = ["Entry", "PASSTHROUGH", "is_cancellation"]
 
-#: exceptions that leave script code untranslated: the user's Ctrl-C, task
-#: cancellation and a coroutine being closed
-PASSTHROUGH = (KeyboardInterrupt, asyncio.CancelledError, GeneratorExit)
+#: exceptions that leave script code untranslated: the user's Ctrl-C and a
+#: coroutine being closed; task cancellation too, through the translation
+#: (``is_cancellation``), so that naming asyncio's class here does not
+#: import asyncio into every host that runs a trusted script
+PASSTHROUGH = (KeyboardInterrupt, GeneratorExit)
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is asyncio's CancelledError (which, like PASSTHROUGH,
+    leaves script code untranslated). Only a loaded asyncio can have made one."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
 
 Finish = Callable[[Any, HostedScript], Any]
 Fail = Callable[[BaseException, HostedScript], BaseException]

@@ -23,18 +23,24 @@ run with the script's builtins, and dropped with it.
 from __future__ import annotations
 
 import builtins
-import importlib.abc
 import importlib.machinery
 import sys
 import threading
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AccessDeniedError
 from ..policy import SecurityPolicy
 
 __all__ = ["Printer", "script_builtins", "Packages", "PACKAGES"]
+
+# importlib.abc's Loader only for the type checker: importing importlib.abc imports
+# importlib.resources, several milliseconds of every trusted script's start-up
+if TYPE_CHECKING:
+    from importlib.abc import Loader as _LoaderBase
+else:
+    _LoaderBase = object
 
 _REAL_IMPORT = builtins.__import__
 
@@ -102,7 +108,7 @@ class _Package:
         self.name, self.script, self.builtins, self.load, self.compile = name, script, builtins, load, compile
 
 
-class _Loader(importlib.abc.Loader):
+class _Loader(_LoaderBase):
     def __init__(self, package: _Package, source: str, relative: str, is_package: bool) -> None:
         self.package, self.source, self.relative, self.is_package = package, source, relative, is_package
 
@@ -118,7 +124,7 @@ class _Loader(importlib.abc.Loader):
         exec(self.package.compile(self.source, filename, module), module.__dict__)  # noqa: S102
 
 
-class Packages(importlib.abc.MetaPathFinder):
+class Packages:  # a meta path finder (the protocol: find_spec)
     """The packages of live script versions (one finder on ``sys.meta_path``)."""
 
     def __init__(self) -> None:

@@ -23,7 +23,7 @@ from ..values import FunctionRef
 from .api import ScriptApi, api_names, arity_error
 from .calls import Calls
 from .dialect import Dialect
-from .entry import Entry
+from .entry import Entry, is_cancellation
 from .errors import ErrorTranslator
 from .imports import PACKAGES, Printer, script_builtins
 from .memory import reachable_size
@@ -201,6 +201,8 @@ class InProcess:
 
     # -- plumbing -----------------------------------------------------------------------------
     def _fail(self, exc: BaseException, script: HostedScript) -> BaseException:
+        if is_cancellation(exc):  # passes through as it is (see entry.PASSTHROUGH)
+            return exc
         policy = script.policy
         return self.errors.translate(exc, script.id, policy.time_limit, policy.max_recursion).with_traceback(None)
 

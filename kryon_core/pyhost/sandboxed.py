@@ -13,17 +13,19 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..bridge import ScriptBridge
 from ..engine import BreakpointHit, CompiledScript, FunctionInfo, GarbageCollectionStats, MemoryUsage
 from ..errors import ScriptError, ScriptNotFoundError, StackFrame
-from ..isolation import IsolatedRuntime
-from ..isolation.debugging import WorkerDebugHost
 from ..policy import SecurityPolicy
 from ..values import FunctionRef
 from .dialect import Dialect
 from .tracing import Breakpoints
+
+if TYPE_CHECKING:  # the isolation host (asyncio, processes) loads with the first sandboxed script
+    from ..isolation import IsolatedRuntime
+    from ..isolation.debugging import WorkerDebugHost
 
 __all__ = ["Sandboxed"]
 
@@ -55,6 +57,8 @@ class Sandboxed:
             with self._lock:
                 rt = self._runtime
                 if rt is None:
+                    from ..isolation.host import IsolatedRuntime
+
                     rt = IsolatedRuntime(self.language, compiler=self.dialect.compiler_spec, output=self.output)
                     if self.bridge is not None:
                         rt.setup_bridge(self.bridge, self.dialect.api_names(self.bridge.methods()))

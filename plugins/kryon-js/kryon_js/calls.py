@@ -5,14 +5,12 @@ call enters the script's runtime through its gate, under its deadline."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, ScriptTimeoutError, threads
-from kryon_core.awaited import AwaitDeadline, bounded
 
 from . import cutoff
 from .plugin import LANGUAGE
@@ -20,7 +18,9 @@ from .runtime import BINDING_ERRORS, INF, JSObject, Pending
 from .sandbox import MAX_NESTING, MIN_NESTED_STACK
 from .values import number_from_js, plain_str
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # kryon_core.awaited loads asyncio: imported by the async calls, not at start-up
+    from kryon_core.awaited import AwaitDeadline
+
     from .state import ScriptState
 
 MISSING = object()
@@ -82,6 +82,8 @@ def call_ref(state: "ScriptState", fid: int, args: Sequence[Any], *, allow_pendi
 
 
 async def call_ref_async(state: "ScriptState", fid: int, args: Sequence[Any]) -> Any:
+    from kryon_core.awaited import AwaitDeadline, bounded
+
     deadline = AwaitDeadline(state.time_limit)
     if state.closed:
         raise unloaded(state, "; its function cannot be called")
@@ -102,6 +104,8 @@ async def call_name_async(state: "ScriptState", function: str, args: Sequence[An
     """Call a function by name; await the promise it returns, if any. The
     call, every pump of the job queue and the waiting in between share one
     deadline, the policy's ``time_limit`` from the start (``kryon_core.awaited``)."""
+    from kryon_core.awaited import AwaitDeadline, bounded
+
     deadline = AwaitDeadline(state.time_limit)
     value = state.run_until(deadline.at, _call_name_in, state, function, args)
     if not isinstance(value, Pending):
@@ -136,6 +140,8 @@ async def settle(state: "ScriptState", pid: int, deadline: AwaitDeadline | None 
     the awaiting task was cancelled, a pump failed), the promise is forgotten
     and the jobs still queued are ended (``ScriptState.end_jobs``), so none
     of it runs into the script's next call."""
+    import asyncio
+
     at = deadline.at if deadline is not None else None
     delay = 0.0
     settled = False

@@ -33,6 +33,7 @@ from kryon_core import (
     SecurityPolicy,
     StackFrame,
 )
+from kryon_core.plugins import distribution_version
 
 from . import capi, sandbox
 from .bridge import build_kryon_api
@@ -46,6 +47,9 @@ from .state import ScriptState
 
 
 def binding_version() -> str:
+    found = distribution_version("quickjs-ng")  # from the metadata folder's name: importlib.metadata costs more
+    if found is not None:
+        return found
     try:
         from importlib.metadata import version
 

@@ -15,13 +15,13 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from importlib import resources
 from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 import quickjs
 
 from kryon_core import ScriptError
+from kryon_core.plugins import package_text
 
 from . import capi, cutoff, oom
 from .bridge import ApiEntry
@@ -41,9 +41,8 @@ INF = float("inf")
 #: cannot be caught, so the script gets no more time from it
 GRACE = 0.05
 
-PRELUDE = resources.files("kryon_js").joinpath("prelude.js").read_text(encoding="utf-8").replace(
-    "/*GUARDS*/", "".join(resources.files("kryon_js").joinpath(name).read_text(encoding="utf-8")
-                          for name in ("guards.js", "compile_guards.js")))
+PRELUDE = package_text("kryon_js", "prelude.js").replace(
+    "/*GUARDS*/", "".join(package_text("kryon_js", name) for name in ("guards.js", "compile_guards.js")))
 PRELUDE_SOURCE = "globalThis.__kryon_internal = " + PRELUDE.strip().rstrip(";") + ";\n"
 
 

@@ -10,7 +10,6 @@ read from the script's environment with their parameter names.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import itertools
 import threading
@@ -35,7 +34,6 @@ from kryon_core import (
     SecurityPolicy,
     StackFrame,
 )
-from kryon_core.awaited import AwaitDeadline, bounded
 
 from .bridge import script_binder
 from .calls import make_caller
@@ -346,6 +344,8 @@ class LuaEngine(CachedCallsEngine):
         start (``kryon_core.awaited``): past it the coroutine is closed (its
         ``<close>`` variables run under the limits) and the call raises
         ScriptTimeoutError with the line where it was suspended."""
+        from kryon_core.awaited import AwaitDeadline, bounded  # here, not at import: it loads asyncio
+
         state = self.script_state(script)
         f = self._lua_function(state, function)
         rt, conv = state.runtime, state.runtime.conv
@@ -401,6 +401,8 @@ class LuaEngine(CachedCallsEngine):
         return await bounded(deadline, drive(), timed_out)
 
     async def _answer(self, request: Any) -> list[Any]:
+        import asyncio  # already loaded: an awaited call runs on its loop
+
         if isinstance(request, dict) and request.get("op") == "sleep":
             await asyncio.sleep(max(0.0, float(request.get("ms") or 0)) / 1000.0)
             return []

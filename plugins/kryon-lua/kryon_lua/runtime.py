@@ -16,7 +16,6 @@ import types
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import (
@@ -30,6 +29,7 @@ from kryon_core import (
     StackFrame,
     threads,
 )
+from kryon_core.plugins import package_text
 
 from .chunks import run_chunk
 from .errors import translate
@@ -65,7 +65,7 @@ _PRELUDE: str | None = None
 def prelude_source() -> str:
     global _PRELUDE
     if _PRELUDE is None:
-        _PRELUDE = resources.files("kryon_lua").joinpath("prelude.lua").read_text(encoding="utf-8")
+        _PRELUDE = package_text("kryon_lua", "prelude.lua")
     return _PRELUDE
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from importlib import resources
 from typing import Any
+
+from kryon_core.plugins import package_text
 
 from .chunks import run_chunk
 from .plugin import LANGUAGE
@@ -25,7 +26,7 @@ BOUNDED_NAME = "=kryon-sandbox"
 
 @cache
 def bounded_source() -> str:
-    return resources.files("kryon_lua").joinpath("sandbox.lua").read_text(encoding="utf-8")
+    return package_text("kryon_lua", "sandbox.lua")
 
 
 def load_bounded(lua: Any, module: Any, memory_limit: int | None) -> Any:

@@ -9,7 +9,7 @@ Python's own value rules.
 from __future__ import annotations
 
 import importlib.util
-import platform
+import sys
 import types
 
 from kryon_core import CompiledScript
@@ -22,7 +22,7 @@ from .sandbox import PYTHON_COMPILER
 __all__ = ["PythonEngine", "PythonDialect"]
 
 #: part of the compilation-cache key: bytecode depends on the interpreter
-VERSION = f"CPython {platform.python_version()} (bytecode magic {importlib.util.MAGIC_NUMBER.hex()})"
+VERSION = f"CPython {sys.version.split()[0]} (bytecode magic {importlib.util.MAGIC_NUMBER.hex()})"
 
 
 class PythonDialect(Dialect):

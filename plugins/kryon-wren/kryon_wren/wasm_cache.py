@@ -61,6 +61,14 @@ def cache_dir() -> Path:
 
 
 def wasmtime_version() -> str:
+    try:  # from the dist-info folder's name: importing importlib.metadata costs more than the lookup
+        from kryon_core.plugins import distribution_version
+
+        found = distribution_version("wasmtime")
+        if found is not None:
+            return found
+    except ImportError:  # the VM used on its own
+        pass
     try:
         from importlib.metadata import version
 
