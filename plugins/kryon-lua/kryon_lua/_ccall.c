@@ -39,6 +39,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pythread.h>
+#include <structmember.h>
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -123,6 +124,40 @@ static void lock_give(FastRLock *lock) {
     }
 }
 
+/* The engine gate's lock: CPython's C `_thread.RLock` (3.11/3.12 Modules/_threadmodule.c), read
+ * directly to skip `acquire(False)`'s argument parsing. Its layout is checked on the live gate
+ * lock at set-up (ccall.py, _gate_lock); otherwise the caller calls the lock's methods. Both
+ * functions run under the GIL, as RLock's own methods do. */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;  /* the plain lock under it: held while count > 0 */
+    unsigned long owner;      /* the holder's thread ident (0: none) */
+    unsigned long count;      /* re-entries of the holder */
+    PyObject *weakrefs;
+} GateLock;
+
+/* RLock.acquire(False): 1 when taken (free, or re-entered by its holder), 0 when another thread holds it. */
+static int gate_lock_enter(GateLock *g) {
+    unsigned long me = PyThread_get_thread_ident();
+    if (g->count > 0 && g->owner == me) {
+        if (g->count + 1 == 0) return 0;  /* overflow: RLock.acquire on the Python path raises it */
+        g->count++;
+        return 1;
+    }
+    if (PyThread_acquire_lock(g->lock, NOWAIT_LOCK) != PY_LOCK_ACQUIRED) return 0;
+    g->owner = me;
+    g->count = 1;
+    return 1;
+}
+
+/* RLock.release() by its holder. */
+static void gate_lock_leave(GateLock *g) {
+    if (--g->count == 0) {
+        g->owner = 0;
+        PyThread_release_lock(g->lock);
+    }
+}
+
 static double monotonic_now(void) {  /* the clock of time.monotonic() on Linux */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -163,6 +198,37 @@ static PyObject *runtime_words(PyObject *self, PyObject *arg) {  /* (state addre
 static PyObject *lock_fields(PyObject *self, PyObject *arg) {  /* (owner, count, pending, is_locked) */
     FastRLock *l = (FastRLock *)arg;
     return Py_BuildValue("(kIIi)", l->owner, l->count, l->pending, l->is_locked);
+}
+
+static PyObject *gate_lock_fields(PyObject *self, PyObject *arg) {  /* (lock address, owner, count) */
+    GateLock *g = (GateLock *)arg;
+    return Py_BuildValue("(Kkk)", (unsigned long long)(uintptr_t)g->lock, g->owner, g->count);
+}
+
+static PyObject *gate_lock_try(PyObject *self, PyObject *arg) {  /* whether the plain lock under it was free (it is again after) */
+    GateLock *g = (GateLock *)arg;
+    if (!g->lock) Py_RETURN_FALSE;
+    if (PyThread_acquire_lock(g->lock, NOWAIT_LOCK) != PY_LOCK_ACQUIRED) Py_RETURN_FALSE;
+    PyThread_release_lock(g->lock);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *slot_offset(PyObject *self, PyObject *arg) {  /* the offset of an object slot's member descriptor */
+    if (Py_TYPE(arg) != &PyMemberDescr_Type) { PyErr_SetString(PyExc_TypeError, "not a slot"); return NULL; }
+    PyMemberDef *d = ((PyMemberDescrObject *)arg)->d_member;
+    if (d->type != T_OBJECT_EX) { PyErr_SetString(PyExc_TypeError, "not an object slot"); return NULL; }
+    return PyLong_FromSsize_t(d->offset);
+}
+
+static PyObject *read_slot(PyObject *self, PyObject *args) {  /* what that slot holds (None: empty) */
+    PyObject *obj; Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "On", &obj, &offset)) return NULL;
+    if (offset < (Py_ssize_t)sizeof(PyObject) || offset + (Py_ssize_t)sizeof(PyObject *) > Py_TYPE(obj)->tp_basicsize) {
+        PyErr_SetString(PyExc_ValueError, "outside the object");
+        return NULL;
+    }
+    PyObject *v = *(PyObject **)((char *)obj + offset);
+    return Py_NewRef(v ? v : Py_None);
 }
 
 static PyObject *object_words(PyObject *self, PyObject *arg) {  /* (runtime address, state address, ref) */
@@ -217,6 +283,8 @@ typedef struct {
     PyObject *rt;         /* the kryon Runtime */
     PyObject *rtdict;     /* its __dict__: capped, deadline, maxdepth (plain attributes, checked) */
     PyObject *acquire, *unlock, *gate, *wake, *tracking;
+    GateLock *glock;      /* the gate's RLock read directly (checked at set-up), or NULL: its methods */
+    Py_ssize_t waiting;   /* the offset of the gate's `_waiting` slot, or 0: looked up by name */
     PyObject *generic;    /* generic(*args): every case not handled here */
     PyObject *finish;     /* finish(status): the packed outcome, inside the gate */
     PyObject *collect;    /* the state's collector (memory pressure) */
@@ -224,18 +292,37 @@ typedef struct {
     Py_ssize_t calls;     /* calls that took this path (tests count them) */
 } Caller;
 
-static PyObject *s_capped, *s_deadline, *s_maxdepth, *s_waiting;
+static PyObject *s_capped, *s_deadline, *s_maxdepth, *s_waiting, *zero;
 
+/* The gate's uncontended acquire (EngineGate.run's first step): 1 in, 0 contended, -1 error. */
+static int gate_enter(Caller *c) {
+    if (c->glock) return gate_lock_enter(c->glock);
+    PyObject *got = PyObject_CallOneArg(c->acquire, Py_False);
+    if (!got) return -1;
+    int ok = got == Py_True;
+    Py_DECREF(got);
+    return ok;
+}
+
+/* The gate's release, then a wake-up for the threads polling it when there are any (EngineGate.run). */
 static int gate_release(Caller *c) {
-    PyObject *r = PyObject_CallNoArgs(c->unlock);
-    if (!r) return -1;
-    Py_DECREF(r);
-    PyObject *w = PyObject_GetAttr(c->gate, s_waiting);
-    if (!w) return -1;
+    if (c->glock) gate_lock_leave(c->glock);
+    else {
+        PyObject *r = PyObject_CallNoArgs(c->unlock);
+        if (!r) return -1;
+        Py_DECREF(r);
+    }
+    PyObject *w;
+    if (c->waiting) {
+        w = *(PyObject **)((char *)c->gate + c->waiting);  /* borrowed */
+        if (w == zero) return 0;  /* the common case: nobody polls */
+        if (!w) { PyErr_SetString(PyExc_AttributeError, "_waiting"); return -1; }
+        Py_INCREF(w);
+    } else if (!(w = PyObject_GetAttr(c->gate, s_waiting))) return -1;
     int waiting = PyObject_IsTrue(w);
     Py_DECREF(w);
     if (waiting > 0) {
-        r = PyObject_CallNoArgs(c->wake);
+        PyObject *r = PyObject_CallNoArgs(c->wake);
         if (!r) return -1;
         Py_DECREF(r);
     }
@@ -280,10 +367,8 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
     for (Py_ssize_t i = 0; i < n; i++)
         if (!simple_arg(args[i])) return call_generic(c, args, nargsf, kwnames);
 
-    PyObject *got = PyObject_CallOneArg(c->acquire, Py_False);
-    if (!got) return NULL;
-    int ok = got == Py_True;
-    Py_DECREF(got);
+    int ok = gate_enter(c);
+    if (ok < 0) return NULL;
     if (!ok) return call_generic(c, args, nargsf, kwnames);
 
     /* in the gate from here: every exit releases it */
@@ -452,22 +537,25 @@ release:
 
 static PyObject *caller_calls(Caller *c, void *closure) { return PyLong_FromSsize_t(c->calls); }
 
+static PyObject *caller_direct_gate(Caller *c, void *closure) { return PyBool_FromLong(c->glock != NULL); }
+
 static PyGetSetDef caller_getset[] = {
     {"calls", (getter)caller_calls, NULL, "calls that took the compiled path", NULL},
+    {"direct_gate", (getter)caller_direct_gate, NULL, "whether the gate's lock is read directly (else its methods are called)", NULL},
     {NULL}
 };
 
 static int caller_traverse(Caller *c, visitproc visit, void *arg) {
     Py_VISIT(c->depth); Py_VISIT(c->keep); Py_VISIT(c->rt); Py_VISIT(c->rtdict); Py_VISIT(c->acquire); Py_VISIT(c->unlock);
     Py_VISIT(c->gate); Py_VISIT(c->wake); Py_VISIT(c->tracking); Py_VISIT(c->generic); Py_VISIT(c->finish);
-    Py_VISIT(c->collect); Py_VISIT(c->fail);
+    Py_VISIT(c->collect); Py_VISIT(c->fail); Py_VISIT(c->glock);
     return 0;
 }
 
 static int caller_clear(Caller *c) {
     Py_CLEAR(c->depth); Py_CLEAR(c->keep); Py_CLEAR(c->rt); Py_CLEAR(c->rtdict); Py_CLEAR(c->acquire); Py_CLEAR(c->unlock);
     Py_CLEAR(c->gate); Py_CLEAR(c->wake); Py_CLEAR(c->tracking); Py_CLEAR(c->generic); Py_CLEAR(c->finish);
-    Py_CLEAR(c->collect); Py_CLEAR(c->fail);
+    Py_CLEAR(c->collect); Py_CLEAR(c->fail); Py_CLEAR(c->glock);
     return 0;
 }
 
@@ -492,19 +580,32 @@ static PyTypeObject CallerType = {
 };
 
 /* make_caller(state, lock, memstatus, limit, margin, pressure, fref, href, sref, pref, nparams, limited, time_limit,
- *             depth, keep, rt, rtdict, acquire, unlock, gate, wake, tracking, generic, finish, collect, fail) */
+ *             depth, keep, rt, rtdict, acquire, unlock, gate, wake, tracking, generic, finish, collect, fail,
+ *             gate_lock, waiting) */
 static PyObject *make_caller(PyObject *self, PyObject *args) {
     unsigned long long state, ms;
     unsigned long long limit, margin, pressure;
     int fref, href, sref, pref, nparams, limited;
     double time_limit;
     PyObject *lock, *depth, *keep, *rt, *rtdict, *acquire, *unlock, *gate, *wake, *tracking, *generic, *finish, *collect, *fail;
+    PyObject *glock;
+    Py_ssize_t waiting;
     if (!api_ready) { PyErr_SetString(PyExc_RuntimeError, "no Lua API"); return NULL; }
-    if (!PyArg_ParseTuple(args, "KOKKKKiiiiipdOOOO!OOOOO!OOOO", &state, &lock, &ms, &limit, &margin, &pressure,
+    if (!PyArg_ParseTuple(args, "KOKKKKiiiiipdOOOO!OOOOO!OOOOOn", &state, &lock, &ms, &limit, &margin, &pressure,
                           &fref, &href, &sref, &pref, &nparams, &limited, &time_limit, &depth, &keep, &rt, &PyDict_Type,
                           &rtdict, &acquire, &unlock,
-                          &gate, &wake, &PyList_Type, &tracking, &generic, &finish, &collect, &fail))
+                          &gate, &wake, &PyList_Type, &tracking, &generic, &finish, &collect, &fail, &glock, &waiting))
         return NULL;
+    if (glock != Py_None && (strcmp(Py_TYPE(glock)->tp_name, "_thread.RLock") != 0
+                             || Py_TYPE(glock)->tp_basicsize != (Py_ssize_t)sizeof(GateLock))) {
+        PyErr_SetString(PyExc_TypeError, "not a C RLock of the checked layout");
+        return NULL;
+    }
+    if (waiting != 0 && (waiting < (Py_ssize_t)sizeof(PyObject)
+                         || waiting + (Py_ssize_t)sizeof(PyObject *) > Py_TYPE(gate)->tp_basicsize)) {
+        PyErr_SetString(PyExc_ValueError, "the _waiting slot lies outside the gate");
+        return NULL;
+    }
     const char *tname = strrchr(Py_TYPE(lock)->tp_name, '.');
     if (strcmp(tname ? tname + 1 : Py_TYPE(lock)->tp_name, "FastRLock") != 0) {
         PyErr_SetString(PyExc_TypeError, "not lupa's lock");
@@ -525,6 +626,8 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
     c->acquire = Py_NewRef(acquire); c->unlock = Py_NewRef(unlock); c->gate = Py_NewRef(gate);
     c->wake = Py_NewRef(wake); c->tracking = Py_NewRef(tracking); c->generic = Py_NewRef(generic);
     c->finish = Py_NewRef(finish); c->collect = Py_NewRef(collect); c->fail = Py_NewRef(fail);
+    c->glock = glock == Py_None ? NULL : (GateLock *)Py_NewRef(glock);
+    c->waiting = waiting;
     PyObject_GC_Track(c);
     return (PyObject *)c;
 }
@@ -536,6 +639,10 @@ static PyMethodDef methods[] = {
     {"object_words", object_words, METH_O, "(runtime, state, ref) as read from a lupa object"},
     {"ref_pointer", ref_pointer, METH_VARARGS, "(type, pointer) of a registry entry"},
     {"memory_status", memory_status, METH_O, "(address, used, base, limit) of the allocator's userdata"},
+    {"gate_lock_fields", gate_lock_fields, METH_O, "(lock, owner, count) as read from a C RLock"},
+    {"gate_lock_try", gate_lock_try, METH_O, "whether the plain lock under a C RLock is free"},
+    {"slot_offset", slot_offset, METH_O, "the offset of an object slot, from its member descriptor"},
+    {"read_slot", read_slot, METH_VARARGS, "the object in a slot, read at an offset"},
     {"make_caller", make_caller, METH_VARARGS, "a compiled caller"},
     {NULL}
 };
@@ -548,6 +655,7 @@ PyMODINIT_FUNC PyInit__ccall(void) {
     s_deadline = PyUnicode_InternFromString("deadline");
     s_maxdepth = PyUnicode_InternFromString("maxdepth");
     s_waiting = PyUnicode_InternFromString("_waiting");
-    if (!s_capped || !s_deadline || !s_maxdepth || !s_waiting) return NULL;
+    zero = PyLong_FromLong(0);  /* a small int: every 0 of `_waiting` is this object in CPython */
+    if (!s_capped || !s_deadline || !s_maxdepth || !s_waiting || !zero) return NULL;
     return PyModule_Create(&module);
 }

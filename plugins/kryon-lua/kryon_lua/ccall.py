@@ -18,6 +18,7 @@ import gc
 import importlib
 import os
 import re
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -208,6 +209,61 @@ def _memory_layout(rt: "Runtime", state: int) -> int:
     return int(address) if ok else 0
 
 
+def _gate_lock(gate: threads.EngineGate) -> Any:
+    """The gate's lock when the compiled caller may read and write it directly
+    (``GateLock`` in _ccall.c: CPython 3.11/3.12's C RLock), else None (the
+    caller calls its methods). Checked on a fresh lock of its type and on the
+    live lock, against their own acquire and release: the owner and count
+    fields follow them, and the plain lock under it is held exactly while the
+    count is not zero."""
+    assert _ccall is not None
+    lock = gate._lock
+    if (sys.implementation.name != "cpython" or sys.version_info[:2] not in ((3, 11), (3, 12))
+            or type(lock) is not getattr(threading, "_CRLock", None) or type(lock).__basicsize__ != 6 * _WORD):
+        return None
+    me = threading.get_ident()
+    fresh = type(lock)()  # first the absolute values, on a lock of the same type: 0, then 1 by this thread, then 0
+    if _ccall.gate_lock_fields(fresh)[1:] != (0, 0) or not _ccall.gate_lock_try(fresh) or not fresh.acquire(False):
+        return None
+    ok = _ccall.gate_lock_fields(fresh)[1:] == (me, 1) and not _ccall.gate_lock_try(fresh)
+    fresh.release()
+    if not ok or _ccall.gate_lock_fields(fresh)[1:] != (0, 0) or not _ccall.gate_lock_try(fresh):
+        return None
+    address, owner, count = _ccall.gate_lock_fields(lock)
+    if not address or (count > 0) != (owner == me) or _ccall.gate_lock_try(lock) != (count == 0):
+        return None  # held by another thread (a caller is made inside the gate), or fields elsewhere
+    try:
+        if not lock.acquire(False):
+            return None
+        try:
+            if _ccall.gate_lock_fields(lock) != (address, me, count + 1) or _ccall.gate_lock_try(lock):
+                return None
+            lock.acquire(False)
+            inner = _ccall.gate_lock_fields(lock)
+            lock.release()
+            if inner != (address, me, count + 2):
+                return None
+        finally:
+            lock.release()
+    except RuntimeError:  # a release the lock refused: not the fields it keeps
+        return None
+    back = _ccall.gate_lock_fields(lock)
+    if back != (address, me if count else 0, count) or _ccall.gate_lock_try(lock) != (count == 0):
+        return None
+    return lock
+
+
+def _waiting_slot(gate: threads.EngineGate) -> int:
+    """The offset of the gate's ``_waiting`` slot (read there by the compiled
+    caller on each release), or 0 when it is not a plain object slot."""
+    assert _ccall is not None
+    try:
+        offset = int(_ccall.slot_offset(vars(type(gate))["_waiting"]))
+        return offset if _ccall.read_slot(gate, offset) is gate._waiting else 0
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
 def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams: int, limited: bool,
              generic: Callable[..., Any], failure: Callable[[Exception], Exception]) -> Callable[..., Any] | None:
     """The compiled caller of Lua function ``f``, or None when the extension
@@ -264,5 +320,6 @@ def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams
         fref, found.handler, found.state_table, found.packer, nparams, limited, float(policy.time_limit or 0.0),
         policy.max_recursion or 0, found.keep + (f,), rt, vars(rt), acquire, unlock, rt.gate, threads.wake_waiters,
         threads.tracking, generic, finish, rt._collect_capped, fail,  # finalizers run under the cap
+        _gate_lock(rt.gate), _waiting_slot(rt.gate),
     )
     return caller
