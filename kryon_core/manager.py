@@ -39,7 +39,7 @@ from .errors import (
 from .interop import CrossLanguageRegistry, SharedDataManager
 from .plugins import KNOWN_DISTRIBUTIONS, EngineSpec, collect_engine_specs, make_plugin_manager
 from .policy import SecurityPolicy
-from .profiling import SAMPLE_EVERY, SAMPLE_MASK, CallStats, Profiler
+from .profiling import CallStats, Profiler, is_timed, next_timed
 from .values import EXTENSIONS, FunctionRef, ScriptLanguage, language_for_path, normalize_language, to_host
 
 __all__ = ["ScriptManager", "LoadedScript"]
@@ -434,18 +434,22 @@ class ScriptManager:
     # -- calls ----------------------------------------------------------------------
     def call_function(self, name: str, args: Sequence[Any] = (), *, caller: str | None = None) -> Any:
         """Call a function of a loaded script by "script.fn" or unique "fn"."""
-        loc = self._lookup.get(name)
+        try:  # a subscript: cheaper than .get on the per-call path
+            loc = self._lookup[name]
+        except KeyError:
+            loc = None
         if loc.__class__ is not _Location:
             loc = self._location(name)
         call = loc.call or loc.bound_call()
-        profiler = self.profiler
-        if not profiler.enabled:
+        if not self.profiler.enabled:
             return call(*args)
         # counted always; timed the first SAMPLE_EVERY calls, then one in SAMPLE_EVERY, and the call
-        # that makes it hot: inline, this is the per-call cost of the manager's path
+        # that makes it hot (profiling.is_timed): inline, this is the per-call cost of the manager's path
         stats = loc.stats
-        stats.calls = n = stats.calls + 1  # one statement: exact under threads (CrossLanguageRegistry.call_routed)
-        if n > SAMPLE_EVERY and n & SAMPLE_MASK != 1 and n != profiler.hot_threshold:
+        # one statement: the count is exact under threads (CrossLanguageRegistry.call_routed), and the
+        # bound is read with it, before any other thread's call can move it (CallStats.next_timed)
+        timed_from, stats.calls = stats.next_timed, (n := stats.calls + 1)
+        if n < timed_from:  # one comparison for the untimed calls
             try:
                 return call(*args)
             except BaseException as exc:
@@ -456,8 +460,17 @@ class ScriptManager:
     def _timed_call(
         self, stats: CallStats, n: int, call: Callable[..., Any], args: Sequence[Any], caller: str | None
     ) -> Any:
-        """The sampled call of :meth:`call_function` (already counted): timed, and
-        the one that reports the function hot when its count reaches the threshold."""
+        """The call of :meth:`call_function` (already counted) at or past
+        ``stats.next_timed``: timed when it is in the sample, and the one that
+        reports the function hot when its count reaches the threshold."""
+        hot = self.profiler.hot_threshold
+        stats.next_timed = next_timed(n, hot)
+        if not is_timed(n, hot):  # the bound was stale (another thread's calls, a reset)
+            try:
+                return call(*args)
+            except BaseException as exc:
+                self._call_failed(stats, exc, caller)
+                raise
         start = perf_counter_ns()
         try:
             return call(*args)
