@@ -434,13 +434,14 @@ class ScriptManager:
     # -- calls ----------------------------------------------------------------------
     def call_function(self, name: str, args: Sequence[Any] = (), *, caller: str | None = None) -> Any:
         """Call a function of a loaded script by "script.fn" or unique "fn"."""
-        try:  # a subscript: cheaper than .get on the per-call path
+        try:  # the common case in one block: a known name of one function (a list has no .call)
             loc = self._lookup[name]
-        except KeyError:
-            loc = None
-        if loc.__class__ is not _Location:
-            loc = self._location(name)
-        call = loc.call or loc.bound_call()
+            call = loc.call
+        except (KeyError, AttributeError):
+            loc = self._location(name)  # or the error that says why not
+            call = loc.call
+        if call is None:
+            call = loc.bound_call()
         if not self.profiler.enabled:
             return call(*args)
         # counted always; timed the first SAMPLE_EVERY calls, then one in SAMPLE_EVERY, and the call

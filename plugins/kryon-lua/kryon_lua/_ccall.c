@@ -81,6 +81,7 @@ static struct {
     int (*getglobal)(lua_State *, const char *);
     int (*getfield)(lua_State *, int, const char *);
     const char *(*tolstring)(lua_State *, int, size_t *);
+    int (*ref)(lua_State *, int);
 } api;
 static int api_ready = 0;
 
@@ -181,7 +182,7 @@ static PyObject *load_api(PyObject *self, PyObject *args) {
     RESOLVE(isinteger, "lua_isinteger") RESOLVE(getallocf, "lua_getallocf") RESOLVE(topointer, "lua_topointer")
     RESOLVE(rotate, "lua_rotate") RESOLVE(rawset, "lua_rawset")
     RESOLVE(getglobal, "lua_getglobal") RESOLVE(getfield, "lua_getfield")
-    RESOLVE(tolstring, "lua_tolstring")
+    RESOLVE(tolstring, "lua_tolstring") RESOLVE(ref, "luaL_ref")
 #undef RESOLVE
     api_ready = 1;
     Py_RETURN_NONE;
@@ -250,6 +251,16 @@ static PyObject *ref_pointer(PyObject *self, PyObject *args) {  /* (type, addres
     return Py_BuildValue("(iK)", t, (unsigned long long)(uintptr_t)p);
 }
 
+static PyObject *string_ref(PyObject *self, PyObject *args) {  /* a registry reference to a Lua string */
+    unsigned long long state; const char *text; Py_ssize_t len;
+    if (!api_ready) { PyErr_SetString(PyExc_RuntimeError, "no Lua API"); return NULL; }
+    if (!PyArg_ParseTuple(args, "Ks#", &state, &text, &len)) return NULL;
+    lua_State *L = (lua_State *)(uintptr_t)state;
+    if (!api.checkstack(L, 1)) { PyErr_SetString(PyExc_RuntimeError, "no stack"); return NULL; }
+    api.pushlstring(L, text, (size_t)len);
+    return PyLong_FromLong(api.ref(L, K_REGISTRYINDEX));
+}
+
 static PyObject *memory_status(PyObject *self, PyObject *arg) {  /* (address, used, base, limit) */
     unsigned long long state = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
@@ -274,6 +285,7 @@ typedef struct {
     size_t margin;        /* headroom needed for the fast path */
     size_t pressure;      /* collect after a call above this */
     int fref, href, sref, pref;  /* the function, the message handler, K.state, the packer */
+    int kref;             /* the string "where_source" (pushed from the registry: no hashing per call) */
     int nparams;
     int limited;          /* the limited caller (else the trusted one: no cap, deadline or depth) */
     int timed;            /* a time limit applies */
@@ -425,7 +437,7 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
         if (c->limited) {
             /* K.state.where_source = nil: the last position seen belongs to an earlier call */
             api.rawgeti(L, K_REGISTRYINDEX, c->sref);
-            api.pushlstring(L, "where_source", 12);
+            api.rawgeti(L, K_REGISTRYINDEX, c->kref);
             api.pushnil(L);
             api.rawset(L, -3);
             api.settop(L, top);
@@ -581,20 +593,20 @@ static PyTypeObject CallerType = {
 
 /* make_caller(state, lock, memstatus, limit, margin, pressure, fref, href, sref, pref, nparams, limited, time_limit,
  *             depth, keep, rt, rtdict, acquire, unlock, gate, wake, tracking, generic, finish, collect, fail,
- *             gate_lock, waiting) */
+ *             gate_lock, waiting, kref) */
 static PyObject *make_caller(PyObject *self, PyObject *args) {
     unsigned long long state, ms;
     unsigned long long limit, margin, pressure;
-    int fref, href, sref, pref, nparams, limited;
+    int fref, href, sref, pref, kref, nparams, limited;
     double time_limit;
     PyObject *lock, *depth, *keep, *rt, *rtdict, *acquire, *unlock, *gate, *wake, *tracking, *generic, *finish, *collect, *fail;
     PyObject *glock;
     Py_ssize_t waiting;
     if (!api_ready) { PyErr_SetString(PyExc_RuntimeError, "no Lua API"); return NULL; }
-    if (!PyArg_ParseTuple(args, "KOKKKKiiiiipdOOOO!OOOOO!OOOOOn", &state, &lock, &ms, &limit, &margin, &pressure,
+    if (!PyArg_ParseTuple(args, "KOKKKKiiiiipdOOOO!OOOOO!OOOOOni", &state, &lock, &ms, &limit, &margin, &pressure,
                           &fref, &href, &sref, &pref, &nparams, &limited, &time_limit, &depth, &keep, &rt, &PyDict_Type,
                           &rtdict, &acquire, &unlock,
-                          &gate, &wake, &PyList_Type, &tracking, &generic, &finish, &collect, &fail, &glock, &waiting))
+                          &gate, &wake, &PyList_Type, &tracking, &generic, &finish, &collect, &fail, &glock, &waiting, &kref))
         return NULL;
     if (glock != Py_None && (strcmp(Py_TYPE(glock)->tp_name, "_thread.RLock") != 0
                              || Py_TYPE(glock)->tp_basicsize != (Py_ssize_t)sizeof(GateLock))) {
@@ -618,7 +630,7 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
     c->lock = (FastRLock *)lock;
     c->ms = (MemStatus *)(uintptr_t)ms;
     c->limit = (size_t)limit; c->margin = (size_t)margin; c->pressure = (size_t)pressure;
-    c->fref = fref; c->href = href; c->sref = sref; c->pref = pref; c->nparams = nparams;
+    c->fref = fref; c->href = href; c->kref = kref; c->sref = sref; c->pref = pref; c->nparams = nparams;
     c->limited = limited;
     c->timed = limited && time_limit > 0; c->time_limit = time_limit;
     c->calls = 0;
@@ -638,6 +650,7 @@ static PyMethodDef methods[] = {
     {"lock_fields", lock_fields, METH_O, "(owner, count, pending, is_locked) of a FastRLock"},
     {"object_words", object_words, METH_O, "(runtime, state, ref) as read from a lupa object"},
     {"ref_pointer", ref_pointer, METH_VARARGS, "(type, pointer) of a registry entry"},
+    {"string_ref", string_ref, METH_VARARGS, "a registry reference to a new Lua string"},
     {"memory_status", memory_status, METH_O, "(address, used, base, limit) of the allocator's userdata"},
     {"gate_lock_fields", gate_lock_fields, METH_O, "(lock, owner, count) as read from a C RLock"},
     {"gate_lock_try", gate_lock_try, METH_O, "whether the plain lock under a C RLock is free"},

@@ -54,11 +54,11 @@ def enabled() -> bool:
 class StateFacts:
     """What a compiled caller needs of one state, each checked (``_verify``)."""
 
-    def __init__(self, state: int, lock: Any, memory: int, refs: tuple[int, int, int], holder: Any, rethrow: Any,
+    def __init__(self, state: int, lock: Any, memory: int, refs: tuple[int, int, int, int], holder: Any, rethrow: Any,
                  keep: tuple[Any, ...]) -> None:
         self.state, self.lock, self.memory = state, lock, memory
-        #: registry references: the message handler, K.state, the packer
-        self.handler, self.state_table, self.packer = refs
+        #: registry references: the message handler, K.state, the packer, the key "where_source"
+        self.handler, self.state_table, self.packer, self.where_key = refs
         self.holder, self.rethrow, self.keep = holder, rethrow, keep
 
 
@@ -141,7 +141,10 @@ def _verify(rt: "Runtime") -> StateFacts | None:
     holder = lua.table()
     packer = lua.eval(_PACKER)(holder)
     rethrow = lua.eval("function(t) error(t[1], 0) end")
-    refs = (_ref(rt, state, handler), _ref(rt, state, rt.state, kind=5), _ref(rt, state, packer))
+    key = _ccall.string_ref(state, "where_source")
+    if _ccall.ref_pointer(state, key)[0] != 4:  # LUA_TSTRING
+        return None
+    refs = (_ref(rt, state, handler), _ref(rt, state, rt.state, kind=5), _ref(rt, state, packer), key)
     return StateFacts(state, lock, memory, refs, holder, rethrow, (lua, handler, rt.state, packer, holder))
 
 
@@ -320,6 +323,6 @@ def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams
         fref, found.handler, found.state_table, found.packer, nparams, limited, float(policy.time_limit or 0.0),
         policy.max_recursion or 0, found.keep + (f,), rt, vars(rt), acquire, unlock, rt.gate, threads.wake_waiters,
         threads.tracking, generic, finish, rt._collect_capped, fail,  # finalizers run under the cap
-        _gate_lock(rt.gate), _waiting_slot(rt.gate),
+        _gate_lock(rt.gate), _waiting_slot(rt.gate), found.where_key,
     )
     return caller
