@@ -39,7 +39,7 @@ from .errors import (
 from .interop import CrossLanguageRegistry, SharedDataManager
 from .plugins import KNOWN_DISTRIBUTIONS, EngineSpec, collect_engine_specs, make_plugin_manager
 from .policy import SecurityPolicy
-from .profiling import CallStats, Profiler, is_timed, next_timed
+from .profiling import SAMPLE_EVERY, SAMPLE_MASK, CallStats, Profiler
 from .values import EXTENSIONS, FunctionRef, ScriptLanguage, language_for_path, normalize_language, to_host
 
 __all__ = ["ScriptManager", "LoadedScript"]
@@ -464,9 +464,13 @@ class ScriptManager:
         """The call of :meth:`call_function` (already counted) at or past
         ``stats.next_timed``: timed when it is in the sample, and the one that
         reports the function hot when its count reaches the threshold."""
-        hot = self.profiler.hot_threshold
-        stats.next_timed = next_timed(n, hot)
-        if not is_timed(n, hot):  # the bound was stale (another thread's calls, a reset)
+        profiler = self.profiler
+        hot = profiler.hot_threshold
+        # profiling.next_timed and is_timed, written out: one call in SAMPLE_EVERY comes here, so their
+        # frames were a sizeable part of the per-call average (tests/core/test_call_sampling.py checks both)
+        following = n + 1 if n < SAMPLE_EVERY else ((n - 1) | SAMPLE_MASK) + 2
+        stats.next_timed = hot if n < hot < following else following
+        if n > SAMPLE_EVERY and n & SAMPLE_MASK != 1 and n != hot:  # the bound was stale (other threads, a reset)
             try:
                 return call(*args)
             except BaseException as exc:
@@ -480,8 +484,8 @@ class ScriptManager:
             raise
         finally:
             stats.record(perf_counter_ns() - start, n)
-            if n == self.profiler.hot_threshold:  # this call's count: nested calls may have added more
-                self.profiler.became_hot(stats)
+            if n == hot:  # this call's count: nested calls may have added more
+                profiler.became_hot(stats)
 
     def _call_failed(self, stats: CallStats, exc: BaseException, caller: str | None) -> None:
         stats.errors += 1
