@@ -435,7 +435,7 @@ class ScriptManager:
     def call_function(self, name: str, args: Sequence[Any] = (), *, caller: str | None = None) -> Any:
         """Call a function of a loaded script by "script.fn" or unique "fn"."""
         try:  # the common case in one block: a known name of one function (a list has no .call)
-            loc = self._lookup[name]
+            loc: _Location = self._lookup[name]  # type: ignore[assignment]  # a list fails at .call
             call = loc.call
         except (KeyError, AttributeError):
             loc = self._location(name)  # or the error that says why not
