@@ -236,6 +236,6 @@ class Profiler:
 
     def reset(self) -> None:
         for stats in self.functions.values():
+            stats.next_timed = 1  # first: a call between the two lines then takes the exact test
             stats.calls = stats.errors = stats.timed = stats.timed_ns = stats.steady = stats.steady_ns = stats.max_ns = 0
-            stats.next_timed = 1
             stats.hot = False
