@@ -526,7 +526,11 @@ class ScriptManager:
         # Bound handles skip per-call timing: they are the hot path. Calls
         # through call_function are the ones the profiler times and counts.
         raw = loc.engine.get_function(loc.function, script=loc.script)
-        return FunctionRef.direct(
+        # an engine's compiled callable may name a FunctionRef subclass of its own whose instances are
+        # called straight through to their _call (vectorcall: no look-up of __call__, no argument tuple)
+        handle = getattr(raw._call, "handle_type", None)
+        make = handle if isinstance(handle, type) and issubclass(handle, FunctionRef) else FunctionRef.direct
+        return make(
             raw._call, name=loc.function, language=loc.language, script=loc.script, release=raw.release,
             call_async=raw._async,
         )

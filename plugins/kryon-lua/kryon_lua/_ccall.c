@@ -273,6 +273,72 @@ static PyObject *memory_status(PyObject *self, PyObject *arg) {  /* (address, us
                          (unsigned long long)m->base_usage, (unsigned long long)m->limit);
 }
 
+/* -- bound handles ------------------------------------------------------------ */
+
+/* The FunctionRef subclass of compiled callers' bound handles (ScriptManager.function): its
+ * instances are called through vectorcall, which passes the arguments straight to whatever the
+ * handle's `_call` slot holds now (the caller; after a hot reload the new one; after a release
+ * the callable that raises the clear error), as FunctionRef.__call__ does, without the class
+ * attribute look-up and the argument tuple of a Python-level __call__. It defines no __call__ of
+ * its own, so FunctionRef._retarget only rewrites `_call`; a call through tp_call (never made by
+ * CPython for a type with vectorcall) would reach FunctionRef.__call__, the same thing. */
+static Py_ssize_t handle_call_slot;     /* the offset of FunctionRef's `_call` slot */
+static Py_ssize_t handle_vector_slot;   /* the offset of the vectorcall pointer */
+static PyObject *handle_type;           /* made once by make_handle_type */
+
+static PyObject *handle_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    PyObject *call = *(PyObject **)((char *)self + handle_call_slot);
+    if (!call) { PyErr_SetString(PyExc_AttributeError, "_call"); return NULL; }
+    Py_INCREF(call);  /* a call may retarget the handle meanwhile (a reload from inside) */
+    PyObject *r = PyObject_Vectorcall(call, args, PyVectorcall_NARGS(nargsf), kwnames);
+    Py_DECREF(call);
+    return r;
+}
+
+static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *self = type->tp_alloc(type, 0);  /* FunctionRef.__init__ fills the slots */
+    if (self) *(vectorcallfunc *)((char *)self + handle_vector_slot) = handle_vectorcall;
+    return self;
+}
+
+/* make_handle_type(FunctionRef, offset of its _call slot): the handle type (made once). */
+static PyObject *make_handle_type(PyObject *self, PyObject *args) {
+    PyTypeObject *base; Py_ssize_t call_slot;
+    if (!PyArg_ParseTuple(args, "O!n", &PyType_Type, &base, &call_slot)) return NULL;
+    if (handle_type) return Py_NewRef(handle_type);
+    if (call_slot < (Py_ssize_t)sizeof(PyObject) || call_slot + (Py_ssize_t)sizeof(PyObject *) > base->tp_basicsize
+        || base->tp_itemsize != 0 || base->tp_dictoffset != 0) {
+        PyErr_SetString(PyExc_TypeError, "not a base this handle can extend");
+        return NULL;
+    }
+    Py_ssize_t vector_slot = base->tp_basicsize;
+    PyMemberDef members[] = {
+        {"__vectorcalloffset__", T_PYSSIZET, vector_slot, READONLY, NULL},
+        {NULL}
+    };
+    PyType_Slot slots[] = {
+        {Py_tp_new, handle_new},
+        {Py_tp_members, members},
+        {Py_tp_doc, "a bound handle called straight through to its _call (kryon_lua._ccall)"},
+        {0, NULL}
+    };
+    PyType_Spec spec = {
+        .name = "kryon_lua._ccall.FunctionRef",
+        .basicsize = (int)(vector_slot + (Py_ssize_t)sizeof(vectorcallfunc)),
+        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE,
+        .slots = slots,
+    };
+    PyObject *bases = PyTuple_Pack(1, (PyObject *)base);
+    if (!bases) return NULL;
+    PyObject *type = PyType_FromSpecWithBases(&spec, bases);
+    Py_DECREF(bases);
+    if (!type) return NULL;
+    handle_call_slot = call_slot;
+    handle_vector_slot = vector_slot;
+    handle_type = type;
+    return Py_NewRef(type);
+}
+
 /* -- the caller ------------------------------------------------------------- */
 
 typedef struct {
@@ -551,7 +617,13 @@ static PyObject *caller_calls(Caller *c, void *closure) { return PyLong_FromSsiz
 
 static PyObject *caller_direct_gate(Caller *c, void *closure) { return PyBool_FromLong(c->glock != NULL); }
 
+static PyObject *caller_handle_type(Caller *c, void *closure) {
+    return Py_NewRef(handle_type ? handle_type : Py_None);
+}
+
 static PyGetSetDef caller_getset[] = {
+    {"handle_type", (getter)caller_handle_type, NULL,
+     "the FunctionRef subclass for bound handles of this caller (called straight through), or None", NULL},
     {"calls", (getter)caller_calls, NULL, "calls that took the compiled path", NULL},
     {"direct_gate", (getter)caller_direct_gate, NULL, "whether the gate's lock is read directly (else its methods are called)", NULL},
     {NULL}
@@ -656,6 +728,7 @@ static PyMethodDef methods[] = {
     {"gate_lock_try", gate_lock_try, METH_O, "whether the plain lock under a C RLock is free"},
     {"slot_offset", slot_offset, METH_O, "the offset of an object slot, from its member descriptor"},
     {"read_slot", read_slot, METH_VARARGS, "the object in a slot, read at an offset"},
+    {"make_handle_type", make_handle_type, METH_VARARGS, "the FunctionRef subclass for compiled callers' bound handles"},
     {"make_caller", make_caller, METH_VARARGS, "a compiled caller"},
     {NULL}
 };

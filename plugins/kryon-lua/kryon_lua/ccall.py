@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import SecurityPolicy, threads
+from kryon_core import FunctionRef, SecurityPolicy, threads
 
 from .runtime import FAST_MARGIN
 from .values import SCALARS
@@ -267,6 +267,18 @@ def _waiting_slot(gate: threads.EngineGate) -> int:
         return 0
 
 
+def _handle_type() -> None:
+    """Make the FunctionRef subclass that compiled callers name for their bound
+    handles (``Caller.handle_type``; ``ScriptManager._bind``), once: it calls
+    whatever FunctionRef's ``_call`` slot holds, found at the slot's offset.
+    When it cannot be made, handles stay plain ``FunctionRef.direct`` ones."""
+    assert _ccall is not None
+    try:
+        _ccall.make_handle_type(FunctionRef, _ccall.slot_offset(vars(FunctionRef)["_call"]))
+    except (KeyError, TypeError, ValueError):
+        pass
+
+
 def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams: int, limited: bool,
              generic: Callable[..., Any], failure: Callable[[Exception], Exception]) -> Callable[..., Any] | None:
     """The compiled caller of Lua function ``f``, or None when the extension
@@ -316,6 +328,7 @@ def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams
         except Exception as exc:
             raise failure(exc) from None
 
+    _handle_type()
     limit = rt.key.memory_limit or 0
     acquire, unlock = rt.gate.uncontended_inline()
     caller: Callable[..., Any] = _ccall.make_caller(
