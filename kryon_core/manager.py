@@ -434,18 +434,23 @@ class ScriptManager:
     # -- calls ----------------------------------------------------------------------
     def call_function(self, name: str, args: Sequence[Any] = (), *, caller: str | None = None) -> Any:
         """Call a function of a loaded script by "script.fn" or unique "fn"."""
-        loc = self._lookup.get(name)
-        if loc.__class__ is not _Location:
-            loc = self._location(name)
-        call = loc.call or loc.bound_call()
-        profiler = self.profiler
-        if not profiler.enabled:
+        try:  # the common case in one block: a known name of one function (a list has no .call)
+            loc: _Location = self._lookup[name]  # type: ignore[assignment]  # a list fails at .call
+            call = loc.call
+        except (KeyError, AttributeError):
+            loc = self._location(name)  # or the error that says why not
+            call = loc.call
+        if call is None:
+            call = loc.bound_call()
+        if not self.profiler.enabled:
             return call(*args)
         # counted always; timed the first SAMPLE_EVERY calls, then one in SAMPLE_EVERY, and the call
-        # that makes it hot: inline, this is the per-call cost of the manager's path
+        # that makes it hot (profiling.is_timed): inline, this is the per-call cost of the manager's path
         stats = loc.stats
-        stats.calls = n = stats.calls + 1  # one statement: exact under threads (CrossLanguageRegistry.call_routed)
-        if n > SAMPLE_EVERY and n & SAMPLE_MASK != 1 and n != profiler.hot_threshold:
+        # one statement: the count is exact under threads (CrossLanguageRegistry.call_routed), and the
+        # bound is read with it, before any other thread's call can move it (CallStats.next_timed)
+        timed_from, stats.calls = stats.next_timed, (n := stats.calls + 1)
+        if n < timed_from:  # one comparison for the untimed calls
             try:
                 return call(*args)
             except BaseException as exc:
@@ -456,8 +461,21 @@ class ScriptManager:
     def _timed_call(
         self, stats: CallStats, n: int, call: Callable[..., Any], args: Sequence[Any], caller: str | None
     ) -> Any:
-        """The sampled call of :meth:`call_function` (already counted): timed, and
-        the one that reports the function hot when its count reaches the threshold."""
+        """The call of :meth:`call_function` (already counted) at or past
+        ``stats.next_timed``: timed when it is in the sample, and the one that
+        reports the function hot when its count reaches the threshold."""
+        profiler = self.profiler
+        hot = profiler.hot_threshold
+        # profiling.next_timed and is_timed, written out: one call in SAMPLE_EVERY comes here, so their
+        # frames were a sizeable part of the per-call average (tests/core/test_call_sampling.py checks both)
+        following = n + 1 if n < SAMPLE_EVERY else ((n - 1) | SAMPLE_MASK) + 2
+        stats.next_timed = hot if n < hot < following else following
+        if n > SAMPLE_EVERY and n & SAMPLE_MASK != 1 and n != hot:  # the bound was stale (other threads, a reset)
+            try:
+                return call(*args)
+            except BaseException as exc:
+                self._call_failed(stats, exc, caller)
+                raise
         start = perf_counter_ns()
         try:
             return call(*args)
@@ -466,8 +484,8 @@ class ScriptManager:
             raise
         finally:
             stats.record(perf_counter_ns() - start, n)
-            if n == self.profiler.hot_threshold:  # this call's count: nested calls may have added more
-                self.profiler.became_hot(stats)
+            if n == hot:  # this call's count: nested calls may have added more
+                profiler.became_hot(stats)
 
     def _call_failed(self, stats: CallStats, exc: BaseException, caller: str | None) -> None:
         stats.errors += 1
@@ -508,7 +526,11 @@ class ScriptManager:
         # Bound handles skip per-call timing: they are the hot path. Calls
         # through call_function are the ones the profiler times and counts.
         raw = loc.engine.get_function(loc.function, script=loc.script)
-        return FunctionRef.direct(
+        # an engine's compiled callable may name a FunctionRef subclass of its own whose instances are
+        # called straight through to their _call (vectorcall: no look-up of __call__, no argument tuple)
+        handle = getattr(raw._call, "handle_type", None)
+        make = handle if isinstance(handle, type) and issubclass(handle, FunctionRef) else FunctionRef.direct
+        return make(
             raw._call, name=loc.function, language=loc.language, script=loc.script, release=raw.release,
             call_async=raw._async,
         )

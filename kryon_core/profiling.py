@@ -22,12 +22,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CallStats", "Profiler", "HotFunctionInfo", "SAMPLE_EVERY", "estimate_total"]
+__all__ = ["CallStats", "Profiler", "HotFunctionInfo", "SAMPLE_EVERY", "estimate_total", "is_timed", "next_timed"]
 
 #: one call in this many is timed (a power of two: the test is a bit mask on the call count)
 SAMPLE_EVERY = 16
 #: a call whose count ``n`` (counting from 1) is at most SAMPLE_EVERY or has ``n & SAMPLE_MASK == 1`` is timed
 SAMPLE_MASK = SAMPLE_EVERY - 1
+
+
+def is_timed(n: int, hot: int) -> bool:
+    """Whether call number ``n`` (counting from 1) of a function is timed:
+    the first SAMPLE_EVERY, one in SAMPLE_EVERY after them, and the call
+    that makes the function hot (the ``hot`` threshold)."""
+    return n <= SAMPLE_EVERY or n & SAMPLE_MASK == 1 or n == hot
+
+
+def next_timed(n: int, hot: int) -> int:
+    """The number of the first timed call after call ``n`` (see :func:`is_timed`)."""
+    m = n + 1 if n < SAMPLE_EVERY else ((n - 1) | SAMPLE_MASK) + 2
+    return hot if n < hot < m else m
 
 
 def estimate_total(calls: int, timed: int, timed_ns: int, steady: int, steady_ns: int) -> int:
@@ -74,7 +87,7 @@ class CallStats(TimedSample):
     """Counts and times of one function or script. Times in nanoseconds, of
     the timed sample of the calls (see the module docstring)."""
 
-    __slots__ = ("name", "language", "calls", "errors", "max_ns", "hot", "tier", "speedup")
+    __slots__ = ("name", "language", "calls", "errors", "max_ns", "hot", "tier", "speedup", "next_timed")
 
     def __init__(self, name: str, language: str) -> None:
         super().__init__()
@@ -88,6 +101,11 @@ class CallStats(TimedSample):
         #: the faster tier the engine moved the function to, and its measured speed-up
         self.tier: str | None = None
         self.speedup: float | None = None
+        #: a call numbered below this is not timed: the manager's one comparison per call
+        #: (``ScriptManager.call_function``). Never above the next timed call's number: it is set
+        #: from the call numbers counted so far, which only grow (a reset or a new hot threshold
+        #: sets it back to 1), so a stale value only sends a call to the exact test (:func:`is_timed`)
+        self.next_timed = 1
 
     def record(self, elapsed: int, n: int) -> None:
         """Timed call number ``n`` took ``elapsed`` ns (it was counted already)."""
@@ -146,12 +164,19 @@ class Profiler:
 
     def __init__(self, *, enabled: bool = True, hot_threshold: int = 1000) -> None:
         self.enabled = enabled
-        self.hot_threshold = hot_threshold
         self.functions: dict[str, CallStats] = {}
+        #: the call count that makes a function hot (a plain attribute: the routed path reads it per call)
+        self.hot_threshold = hot_threshold
         self._script_of: dict[str, str] = {}
         self.on_hot: Callable[[str, str], None] | None = None
         #: whether an engine has a faster tier for a function (qualified, language) -> bool
         self.has_faster_tier: Callable[[str, str], bool] = lambda qualified, language: False
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name == "hot_threshold":  # a new threshold: the call that reaches it must be timed
+            for stats in list(getattr(self, "functions", {}).values()):
+                stats.next_timed = 1
 
     def stats_for(self, qualified: str, script: str, language: str) -> CallStats:
         """The stats record of one function, created on first use. The
@@ -211,5 +236,6 @@ class Profiler:
 
     def reset(self) -> None:
         for stats in self.functions.values():
+            stats.next_timed = 1  # first: a call between the two lines then takes the exact test
             stats.calls = stats.errors = stats.timed = stats.timed_ns = stats.steady = stats.steady_ns = stats.max_ns = 0
             stats.hot = False

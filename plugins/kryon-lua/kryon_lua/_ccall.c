@@ -39,6 +39,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pythread.h>
+#include <structmember.h>
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -80,6 +81,7 @@ static struct {
     int (*getglobal)(lua_State *, const char *);
     int (*getfield)(lua_State *, int, const char *);
     const char *(*tolstring)(lua_State *, int, size_t *);
+    int (*ref)(lua_State *, int);
 } api;
 static int api_ready = 0;
 
@@ -123,6 +125,40 @@ static void lock_give(FastRLock *lock) {
     }
 }
 
+/* The engine gate's lock: CPython's C `_thread.RLock` (3.11/3.12 Modules/_threadmodule.c), read
+ * directly to skip `acquire(False)`'s argument parsing. Its layout is checked on the live gate
+ * lock at set-up (ccall.py, _gate_lock); otherwise the caller calls the lock's methods. Both
+ * functions run under the GIL, as RLock's own methods do. */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;  /* the plain lock under it: held while count > 0 */
+    unsigned long owner;      /* the holder's thread ident (0: none) */
+    unsigned long count;      /* re-entries of the holder */
+    PyObject *weakrefs;
+} GateLock;
+
+/* RLock.acquire(False): 1 when taken (free, or re-entered by its holder), 0 when another thread holds it. */
+static int gate_lock_enter(GateLock *g) {
+    unsigned long me = PyThread_get_thread_ident();
+    if (g->count > 0 && g->owner == me) {
+        if (g->count + 1 == 0) return 0;  /* overflow: RLock.acquire on the Python path raises it */
+        g->count++;
+        return 1;
+    }
+    if (PyThread_acquire_lock(g->lock, NOWAIT_LOCK) != PY_LOCK_ACQUIRED) return 0;
+    g->owner = me;
+    g->count = 1;
+    return 1;
+}
+
+/* RLock.release() by its holder. */
+static void gate_lock_leave(GateLock *g) {
+    if (--g->count == 0) {
+        g->owner = 0;
+        PyThread_release_lock(g->lock);
+    }
+}
+
 static double monotonic_now(void) {  /* the clock of time.monotonic() on Linux */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -146,7 +182,7 @@ static PyObject *load_api(PyObject *self, PyObject *args) {
     RESOLVE(isinteger, "lua_isinteger") RESOLVE(getallocf, "lua_getallocf") RESOLVE(topointer, "lua_topointer")
     RESOLVE(rotate, "lua_rotate") RESOLVE(rawset, "lua_rawset")
     RESOLVE(getglobal, "lua_getglobal") RESOLVE(getfield, "lua_getfield")
-    RESOLVE(tolstring, "lua_tolstring")
+    RESOLVE(tolstring, "lua_tolstring") RESOLVE(ref, "luaL_ref")
 #undef RESOLVE
     api_ready = 1;
     Py_RETURN_NONE;
@@ -163,6 +199,37 @@ static PyObject *runtime_words(PyObject *self, PyObject *arg) {  /* (state addre
 static PyObject *lock_fields(PyObject *self, PyObject *arg) {  /* (owner, count, pending, is_locked) */
     FastRLock *l = (FastRLock *)arg;
     return Py_BuildValue("(kIIi)", l->owner, l->count, l->pending, l->is_locked);
+}
+
+static PyObject *gate_lock_fields(PyObject *self, PyObject *arg) {  /* (lock address, owner, count) */
+    GateLock *g = (GateLock *)arg;
+    return Py_BuildValue("(Kkk)", (unsigned long long)(uintptr_t)g->lock, g->owner, g->count);
+}
+
+static PyObject *gate_lock_try(PyObject *self, PyObject *arg) {  /* whether the plain lock under it was free (it is again after) */
+    GateLock *g = (GateLock *)arg;
+    if (!g->lock) Py_RETURN_FALSE;
+    if (PyThread_acquire_lock(g->lock, NOWAIT_LOCK) != PY_LOCK_ACQUIRED) Py_RETURN_FALSE;
+    PyThread_release_lock(g->lock);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *slot_offset(PyObject *self, PyObject *arg) {  /* the offset of an object slot's member descriptor */
+    if (Py_TYPE(arg) != &PyMemberDescr_Type) { PyErr_SetString(PyExc_TypeError, "not a slot"); return NULL; }
+    PyMemberDef *d = ((PyMemberDescrObject *)arg)->d_member;
+    if (d->type != T_OBJECT_EX) { PyErr_SetString(PyExc_TypeError, "not an object slot"); return NULL; }
+    return PyLong_FromSsize_t(d->offset);
+}
+
+static PyObject *read_slot(PyObject *self, PyObject *args) {  /* what that slot holds (None: empty) */
+    PyObject *obj; Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "On", &obj, &offset)) return NULL;
+    if (offset < (Py_ssize_t)sizeof(PyObject) || offset + (Py_ssize_t)sizeof(PyObject *) > Py_TYPE(obj)->tp_basicsize) {
+        PyErr_SetString(PyExc_ValueError, "outside the object");
+        return NULL;
+    }
+    PyObject *v = *(PyObject **)((char *)obj + offset);
+    return Py_NewRef(v ? v : Py_None);
 }
 
 static PyObject *object_words(PyObject *self, PyObject *arg) {  /* (runtime address, state address, ref) */
@@ -184,6 +251,16 @@ static PyObject *ref_pointer(PyObject *self, PyObject *args) {  /* (type, addres
     return Py_BuildValue("(iK)", t, (unsigned long long)(uintptr_t)p);
 }
 
+static PyObject *string_ref(PyObject *self, PyObject *args) {  /* a registry reference to a Lua string */
+    unsigned long long state; const char *text; Py_ssize_t len;
+    if (!api_ready) { PyErr_SetString(PyExc_RuntimeError, "no Lua API"); return NULL; }
+    if (!PyArg_ParseTuple(args, "Ks#", &state, &text, &len)) return NULL;
+    lua_State *L = (lua_State *)(uintptr_t)state;
+    if (!api.checkstack(L, 1)) { PyErr_SetString(PyExc_RuntimeError, "no stack"); return NULL; }
+    api.pushlstring(L, text, (size_t)len);
+    return PyLong_FromLong(api.ref(L, K_REGISTRYINDEX));
+}
+
 static PyObject *memory_status(PyObject *self, PyObject *arg) {  /* (address, used, base, limit) */
     unsigned long long state = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
@@ -194,6 +271,72 @@ static PyObject *memory_status(PyObject *self, PyObject *arg) {  /* (address, us
     MemStatus *m = (MemStatus *)ud;
     return Py_BuildValue("(KKKK)", (unsigned long long)(uintptr_t)ud, (unsigned long long)m->used,
                          (unsigned long long)m->base_usage, (unsigned long long)m->limit);
+}
+
+/* -- bound handles ------------------------------------------------------------ */
+
+/* The FunctionRef subclass of compiled callers' bound handles (ScriptManager.function): its
+ * instances are called through vectorcall, which passes the arguments straight to whatever the
+ * handle's `_call` slot holds now (the caller; after a hot reload the new one; after a release
+ * the callable that raises the clear error), as FunctionRef.__call__ does, without the class
+ * attribute look-up and the argument tuple of a Python-level __call__. It defines no __call__ of
+ * its own, so FunctionRef._retarget only rewrites `_call`; a call through tp_call (never made by
+ * CPython for a type with vectorcall) would reach FunctionRef.__call__, the same thing. */
+static Py_ssize_t handle_call_slot;     /* the offset of FunctionRef's `_call` slot */
+static Py_ssize_t handle_vector_slot;   /* the offset of the vectorcall pointer */
+static PyObject *handle_type;           /* made once by make_handle_type */
+
+static PyObject *handle_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    PyObject *call = *(PyObject **)((char *)self + handle_call_slot);
+    if (!call) { PyErr_SetString(PyExc_AttributeError, "_call"); return NULL; }
+    Py_INCREF(call);  /* a call may retarget the handle meanwhile (a reload from inside) */
+    PyObject *r = PyObject_Vectorcall(call, args, PyVectorcall_NARGS(nargsf), kwnames);
+    Py_DECREF(call);
+    return r;
+}
+
+static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *self = type->tp_alloc(type, 0);  /* FunctionRef.__init__ fills the slots */
+    if (self) *(vectorcallfunc *)((char *)self + handle_vector_slot) = handle_vectorcall;
+    return self;
+}
+
+/* make_handle_type(FunctionRef, offset of its _call slot): the handle type (made once). */
+static PyObject *make_handle_type(PyObject *self, PyObject *args) {
+    PyTypeObject *base; Py_ssize_t call_slot;
+    if (!PyArg_ParseTuple(args, "O!n", &PyType_Type, &base, &call_slot)) return NULL;
+    if (handle_type) return Py_NewRef(handle_type);
+    if (call_slot < (Py_ssize_t)sizeof(PyObject) || call_slot + (Py_ssize_t)sizeof(PyObject *) > base->tp_basicsize
+        || base->tp_itemsize != 0 || base->tp_dictoffset != 0) {
+        PyErr_SetString(PyExc_TypeError, "not a base this handle can extend");
+        return NULL;
+    }
+    Py_ssize_t vector_slot = base->tp_basicsize;
+    PyMemberDef members[] = {
+        {"__vectorcalloffset__", T_PYSSIZET, vector_slot, READONLY, NULL},
+        {NULL}
+    };
+    PyType_Slot slots[] = {
+        {Py_tp_new, handle_new},
+        {Py_tp_members, members},
+        {Py_tp_doc, "a bound handle called straight through to its _call (kryon_lua._ccall)"},
+        {0, NULL}
+    };
+    PyType_Spec spec = {
+        .name = "kryon_lua._ccall.FunctionRef",
+        .basicsize = (int)(vector_slot + (Py_ssize_t)sizeof(vectorcallfunc)),
+        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE,
+        .slots = slots,
+    };
+    PyObject *bases = PyTuple_Pack(1, (PyObject *)base);
+    if (!bases) return NULL;
+    PyObject *type = PyType_FromSpecWithBases(&spec, bases);
+    Py_DECREF(bases);
+    if (!type) return NULL;
+    handle_call_slot = call_slot;
+    handle_vector_slot = vector_slot;
+    handle_type = type;
+    return Py_NewRef(type);
 }
 
 /* -- the caller ------------------------------------------------------------- */
@@ -208,6 +351,7 @@ typedef struct {
     size_t margin;        /* headroom needed for the fast path */
     size_t pressure;      /* collect after a call above this */
     int fref, href, sref, pref;  /* the function, the message handler, K.state, the packer */
+    int kref;             /* the string "where_source" (pushed from the registry: no hashing per call) */
     int nparams;
     int limited;          /* the limited caller (else the trusted one: no cap, deadline or depth) */
     int timed;            /* a time limit applies */
@@ -217,6 +361,8 @@ typedef struct {
     PyObject *rt;         /* the kryon Runtime */
     PyObject *rtdict;     /* its __dict__: capped, deadline, maxdepth (plain attributes, checked) */
     PyObject *acquire, *unlock, *gate, *wake, *tracking;
+    GateLock *glock;      /* the gate's RLock read directly (checked at set-up), or NULL: its methods */
+    Py_ssize_t waiting;   /* the offset of the gate's `_waiting` slot, or 0: looked up by name */
     PyObject *generic;    /* generic(*args): every case not handled here */
     PyObject *finish;     /* finish(status): the packed outcome, inside the gate */
     PyObject *collect;    /* the state's collector (memory pressure) */
@@ -224,18 +370,37 @@ typedef struct {
     Py_ssize_t calls;     /* calls that took this path (tests count them) */
 } Caller;
 
-static PyObject *s_capped, *s_deadline, *s_maxdepth, *s_waiting;
+static PyObject *s_capped, *s_deadline, *s_maxdepth, *s_waiting, *zero;
 
+/* The gate's uncontended acquire (EngineGate.run's first step): 1 in, 0 contended, -1 error. */
+static int gate_enter(Caller *c) {
+    if (c->glock) return gate_lock_enter(c->glock);
+    PyObject *got = PyObject_CallOneArg(c->acquire, Py_False);
+    if (!got) return -1;
+    int ok = got == Py_True;
+    Py_DECREF(got);
+    return ok;
+}
+
+/* The gate's release, then a wake-up for the threads polling it when there are any (EngineGate.run). */
 static int gate_release(Caller *c) {
-    PyObject *r = PyObject_CallNoArgs(c->unlock);
-    if (!r) return -1;
-    Py_DECREF(r);
-    PyObject *w = PyObject_GetAttr(c->gate, s_waiting);
-    if (!w) return -1;
+    if (c->glock) gate_lock_leave(c->glock);
+    else {
+        PyObject *r = PyObject_CallNoArgs(c->unlock);
+        if (!r) return -1;
+        Py_DECREF(r);
+    }
+    PyObject *w;
+    if (c->waiting) {
+        w = *(PyObject **)((char *)c->gate + c->waiting);  /* borrowed */
+        if (w == zero) return 0;  /* the common case: nobody polls */
+        if (!w) { PyErr_SetString(PyExc_AttributeError, "_waiting"); return -1; }
+        Py_INCREF(w);
+    } else if (!(w = PyObject_GetAttr(c->gate, s_waiting))) return -1;
     int waiting = PyObject_IsTrue(w);
     Py_DECREF(w);
     if (waiting > 0) {
-        r = PyObject_CallNoArgs(c->wake);
+        PyObject *r = PyObject_CallNoArgs(c->wake);
         if (!r) return -1;
         Py_DECREF(r);
     }
@@ -280,10 +445,8 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
     for (Py_ssize_t i = 0; i < n; i++)
         if (!simple_arg(args[i])) return call_generic(c, args, nargsf, kwnames);
 
-    PyObject *got = PyObject_CallOneArg(c->acquire, Py_False);
-    if (!got) return NULL;
-    int ok = got == Py_True;
-    Py_DECREF(got);
+    int ok = gate_enter(c);
+    if (ok < 0) return NULL;
     if (!ok) return call_generic(c, args, nargsf, kwnames);
 
     /* in the gate from here: every exit releases it */
@@ -340,7 +503,7 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
         if (c->limited) {
             /* K.state.where_source = nil: the last position seen belongs to an earlier call */
             api.rawgeti(L, K_REGISTRYINDEX, c->sref);
-            api.pushlstring(L, "where_source", 12);
+            api.rawgeti(L, K_REGISTRYINDEX, c->kref);
             api.pushnil(L);
             api.rawset(L, -3);
             api.settop(L, top);
@@ -452,22 +615,31 @@ release:
 
 static PyObject *caller_calls(Caller *c, void *closure) { return PyLong_FromSsize_t(c->calls); }
 
+static PyObject *caller_direct_gate(Caller *c, void *closure) { return PyBool_FromLong(c->glock != NULL); }
+
+static PyObject *caller_handle_type(Caller *c, void *closure) {
+    return Py_NewRef(handle_type ? handle_type : Py_None);
+}
+
 static PyGetSetDef caller_getset[] = {
+    {"handle_type", (getter)caller_handle_type, NULL,
+     "the FunctionRef subclass for bound handles of this caller (called straight through), or None", NULL},
     {"calls", (getter)caller_calls, NULL, "calls that took the compiled path", NULL},
+    {"direct_gate", (getter)caller_direct_gate, NULL, "whether the gate's lock is read directly (else its methods are called)", NULL},
     {NULL}
 };
 
 static int caller_traverse(Caller *c, visitproc visit, void *arg) {
     Py_VISIT(c->depth); Py_VISIT(c->keep); Py_VISIT(c->rt); Py_VISIT(c->rtdict); Py_VISIT(c->acquire); Py_VISIT(c->unlock);
     Py_VISIT(c->gate); Py_VISIT(c->wake); Py_VISIT(c->tracking); Py_VISIT(c->generic); Py_VISIT(c->finish);
-    Py_VISIT(c->collect); Py_VISIT(c->fail);
+    Py_VISIT(c->collect); Py_VISIT(c->fail); Py_VISIT(c->glock);
     return 0;
 }
 
 static int caller_clear(Caller *c) {
     Py_CLEAR(c->depth); Py_CLEAR(c->keep); Py_CLEAR(c->rt); Py_CLEAR(c->rtdict); Py_CLEAR(c->acquire); Py_CLEAR(c->unlock);
     Py_CLEAR(c->gate); Py_CLEAR(c->wake); Py_CLEAR(c->tracking); Py_CLEAR(c->generic); Py_CLEAR(c->finish);
-    Py_CLEAR(c->collect); Py_CLEAR(c->fail);
+    Py_CLEAR(c->collect); Py_CLEAR(c->fail); Py_CLEAR(c->glock);
     return 0;
 }
 
@@ -492,19 +664,32 @@ static PyTypeObject CallerType = {
 };
 
 /* make_caller(state, lock, memstatus, limit, margin, pressure, fref, href, sref, pref, nparams, limited, time_limit,
- *             depth, keep, rt, rtdict, acquire, unlock, gate, wake, tracking, generic, finish, collect, fail) */
+ *             depth, keep, rt, rtdict, acquire, unlock, gate, wake, tracking, generic, finish, collect, fail,
+ *             gate_lock, waiting, kref) */
 static PyObject *make_caller(PyObject *self, PyObject *args) {
     unsigned long long state, ms;
     unsigned long long limit, margin, pressure;
-    int fref, href, sref, pref, nparams, limited;
+    int fref, href, sref, pref, kref, nparams, limited;
     double time_limit;
     PyObject *lock, *depth, *keep, *rt, *rtdict, *acquire, *unlock, *gate, *wake, *tracking, *generic, *finish, *collect, *fail;
+    PyObject *glock;
+    Py_ssize_t waiting;
     if (!api_ready) { PyErr_SetString(PyExc_RuntimeError, "no Lua API"); return NULL; }
-    if (!PyArg_ParseTuple(args, "KOKKKKiiiiipdOOOO!OOOOO!OOOO", &state, &lock, &ms, &limit, &margin, &pressure,
+    if (!PyArg_ParseTuple(args, "KOKKKKiiiiipdOOOO!OOOOO!OOOOOni", &state, &lock, &ms, &limit, &margin, &pressure,
                           &fref, &href, &sref, &pref, &nparams, &limited, &time_limit, &depth, &keep, &rt, &PyDict_Type,
                           &rtdict, &acquire, &unlock,
-                          &gate, &wake, &PyList_Type, &tracking, &generic, &finish, &collect, &fail))
+                          &gate, &wake, &PyList_Type, &tracking, &generic, &finish, &collect, &fail, &glock, &waiting, &kref))
         return NULL;
+    if (glock != Py_None && (strcmp(Py_TYPE(glock)->tp_name, "_thread.RLock") != 0
+                             || Py_TYPE(glock)->tp_basicsize != (Py_ssize_t)sizeof(GateLock))) {
+        PyErr_SetString(PyExc_TypeError, "not a C RLock of the checked layout");
+        return NULL;
+    }
+    if (waiting != 0 && (waiting < (Py_ssize_t)sizeof(PyObject)
+                         || waiting + (Py_ssize_t)sizeof(PyObject *) > Py_TYPE(gate)->tp_basicsize)) {
+        PyErr_SetString(PyExc_ValueError, "the _waiting slot lies outside the gate");
+        return NULL;
+    }
     const char *tname = strrchr(Py_TYPE(lock)->tp_name, '.');
     if (strcmp(tname ? tname + 1 : Py_TYPE(lock)->tp_name, "FastRLock") != 0) {
         PyErr_SetString(PyExc_TypeError, "not lupa's lock");
@@ -517,7 +702,7 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
     c->lock = (FastRLock *)lock;
     c->ms = (MemStatus *)(uintptr_t)ms;
     c->limit = (size_t)limit; c->margin = (size_t)margin; c->pressure = (size_t)pressure;
-    c->fref = fref; c->href = href; c->sref = sref; c->pref = pref; c->nparams = nparams;
+    c->fref = fref; c->href = href; c->kref = kref; c->sref = sref; c->pref = pref; c->nparams = nparams;
     c->limited = limited;
     c->timed = limited && time_limit > 0; c->time_limit = time_limit;
     c->calls = 0;
@@ -525,6 +710,8 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
     c->acquire = Py_NewRef(acquire); c->unlock = Py_NewRef(unlock); c->gate = Py_NewRef(gate);
     c->wake = Py_NewRef(wake); c->tracking = Py_NewRef(tracking); c->generic = Py_NewRef(generic);
     c->finish = Py_NewRef(finish); c->collect = Py_NewRef(collect); c->fail = Py_NewRef(fail);
+    c->glock = glock == Py_None ? NULL : (GateLock *)Py_NewRef(glock);
+    c->waiting = waiting;
     PyObject_GC_Track(c);
     return (PyObject *)c;
 }
@@ -535,7 +722,13 @@ static PyMethodDef methods[] = {
     {"lock_fields", lock_fields, METH_O, "(owner, count, pending, is_locked) of a FastRLock"},
     {"object_words", object_words, METH_O, "(runtime, state, ref) as read from a lupa object"},
     {"ref_pointer", ref_pointer, METH_VARARGS, "(type, pointer) of a registry entry"},
+    {"string_ref", string_ref, METH_VARARGS, "a registry reference to a new Lua string"},
     {"memory_status", memory_status, METH_O, "(address, used, base, limit) of the allocator's userdata"},
+    {"gate_lock_fields", gate_lock_fields, METH_O, "(lock, owner, count) as read from a C RLock"},
+    {"gate_lock_try", gate_lock_try, METH_O, "whether the plain lock under a C RLock is free"},
+    {"slot_offset", slot_offset, METH_O, "the offset of an object slot, from its member descriptor"},
+    {"read_slot", read_slot, METH_VARARGS, "the object in a slot, read at an offset"},
+    {"make_handle_type", make_handle_type, METH_VARARGS, "the FunctionRef subclass for compiled callers' bound handles"},
     {"make_caller", make_caller, METH_VARARGS, "a compiled caller"},
     {NULL}
 };
@@ -548,6 +741,7 @@ PyMODINIT_FUNC PyInit__ccall(void) {
     s_deadline = PyUnicode_InternFromString("deadline");
     s_maxdepth = PyUnicode_InternFromString("maxdepth");
     s_waiting = PyUnicode_InternFromString("_waiting");
-    if (!s_capped || !s_deadline || !s_maxdepth || !s_waiting) return NULL;
+    zero = PyLong_FromLong(0);  /* a small int: every 0 of `_waiting` is this object in CPython */
+    if (!s_capped || !s_deadline || !s_maxdepth || !s_waiting || !zero) return NULL;
     return PyModule_Create(&module);
 }

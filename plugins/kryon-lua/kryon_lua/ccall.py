@@ -18,12 +18,13 @@ import gc
 import importlib
 import os
 import re
+import sys
 import threading
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import SecurityPolicy, threads
+from kryon_core import FunctionRef, SecurityPolicy, threads
 
 from .runtime import FAST_MARGIN
 from .values import SCALARS
@@ -53,11 +54,11 @@ def enabled() -> bool:
 class StateFacts:
     """What a compiled caller needs of one state, each checked (``_verify``)."""
 
-    def __init__(self, state: int, lock: Any, memory: int, refs: tuple[int, int, int], holder: Any, rethrow: Any,
+    def __init__(self, state: int, lock: Any, memory: int, refs: tuple[int, int, int, int], holder: Any, rethrow: Any,
                  keep: tuple[Any, ...]) -> None:
         self.state, self.lock, self.memory = state, lock, memory
-        #: registry references: the message handler, K.state, the packer
-        self.handler, self.state_table, self.packer = refs
+        #: registry references: the message handler, K.state, the packer, the key "where_source"
+        self.handler, self.state_table, self.packer, self.where_key = refs
         self.holder, self.rethrow, self.keep = holder, rethrow, keep
 
 
@@ -140,7 +141,10 @@ def _verify(rt: "Runtime") -> StateFacts | None:
     holder = lua.table()
     packer = lua.eval(_PACKER)(holder)
     rethrow = lua.eval("function(t) error(t[1], 0) end")
-    refs = (_ref(rt, state, handler), _ref(rt, state, rt.state, kind=5), _ref(rt, state, packer))
+    key = _ccall.string_ref(state, "where_source")
+    if _ccall.ref_pointer(state, key)[0] != 4:  # LUA_TSTRING
+        return None
+    refs = (_ref(rt, state, handler), _ref(rt, state, rt.state, kind=5), _ref(rt, state, packer), key)
     return StateFacts(state, lock, memory, refs, holder, rethrow, (lua, handler, rt.state, packer, holder))
 
 
@@ -208,6 +212,73 @@ def _memory_layout(rt: "Runtime", state: int) -> int:
     return int(address) if ok else 0
 
 
+def _gate_lock(gate: threads.EngineGate) -> Any:
+    """The gate's lock when the compiled caller may read and write it directly
+    (``GateLock`` in _ccall.c: CPython 3.11/3.12's C RLock), else None (the
+    caller calls its methods). Checked on a fresh lock of its type and on the
+    live lock, against their own acquire and release: the owner and count
+    fields follow them, and the plain lock under it is held exactly while the
+    count is not zero."""
+    assert _ccall is not None
+    lock = gate._lock
+    if (sys.implementation.name != "cpython" or sys.version_info[:2] not in ((3, 11), (3, 12))
+            or type(lock) is not getattr(threading, "_CRLock", None) or type(lock).__basicsize__ != 6 * _WORD):
+        return None
+    me = threading.get_ident()
+    fresh = type(lock)()  # first the absolute values, on a lock of the same type: 0, then 1 by this thread, then 0
+    if _ccall.gate_lock_fields(fresh)[1:] != (0, 0) or not _ccall.gate_lock_try(fresh) or not fresh.acquire(False):
+        return None
+    ok = _ccall.gate_lock_fields(fresh)[1:] == (me, 1) and not _ccall.gate_lock_try(fresh)
+    fresh.release()
+    if not ok or _ccall.gate_lock_fields(fresh)[1:] != (0, 0) or not _ccall.gate_lock_try(fresh):
+        return None
+    address, owner, count = _ccall.gate_lock_fields(lock)
+    if not address or (count > 0) != (owner == me) or _ccall.gate_lock_try(lock) != (count == 0):
+        return None  # held by another thread (a caller is made inside the gate), or fields elsewhere
+    try:
+        if not lock.acquire(False):
+            return None
+        try:
+            if _ccall.gate_lock_fields(lock) != (address, me, count + 1) or _ccall.gate_lock_try(lock):
+                return None
+            lock.acquire(False)
+            inner = _ccall.gate_lock_fields(lock)
+            lock.release()
+            if inner != (address, me, count + 2):
+                return None
+        finally:
+            lock.release()
+    except RuntimeError:  # a release the lock refused: not the fields it keeps
+        return None
+    back = _ccall.gate_lock_fields(lock)
+    if back != (address, me if count else 0, count) or _ccall.gate_lock_try(lock) != (count == 0):
+        return None
+    return lock
+
+
+def _waiting_slot(gate: threads.EngineGate) -> int:
+    """The offset of the gate's ``_waiting`` slot (read there by the compiled
+    caller on each release), or 0 when it is not a plain object slot."""
+    assert _ccall is not None
+    try:
+        offset = int(_ccall.slot_offset(vars(type(gate))["_waiting"]))
+        return offset if _ccall.read_slot(gate, offset) is gate._waiting else 0
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+def _handle_type() -> None:
+    """Make the FunctionRef subclass that compiled callers name for their bound
+    handles (``Caller.handle_type``; ``ScriptManager._bind``), once: it calls
+    whatever FunctionRef's ``_call`` slot holds, found at the slot's offset.
+    When it cannot be made, handles stay plain ``FunctionRef.direct`` ones."""
+    assert _ccall is not None
+    try:
+        _ccall.make_handle_type(FunctionRef, _ccall.slot_offset(vars(FunctionRef)["_call"]))
+    except (KeyError, TypeError, ValueError):
+        pass
+
+
 def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams: int, limited: bool,
              generic: Callable[..., Any], failure: Callable[[Exception], Exception]) -> Callable[..., Any] | None:
     """The compiled caller of Lua function ``f``, or None when the extension
@@ -257,6 +328,7 @@ def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams
         except Exception as exc:
             raise failure(exc) from None
 
+    _handle_type()
     limit = rt.key.memory_limit or 0
     acquire, unlock = rt.gate.uncontended_inline()
     caller: Callable[..., Any] = _ccall.make_caller(
@@ -264,5 +336,6 @@ def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams
         fref, found.handler, found.state_table, found.packer, nparams, limited, float(policy.time_limit or 0.0),
         policy.max_recursion or 0, found.keep + (f,), rt, vars(rt), acquire, unlock, rt.gate, threads.wake_waiters,
         threads.tracking, generic, finish, rt._collect_capped, fail,  # finalizers run under the cap
+        _gate_lock(rt.gate), _waiting_slot(rt.gate), found.where_key,
     )
     return caller
