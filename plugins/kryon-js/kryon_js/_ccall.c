@@ -28,6 +28,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>  /* PyMemberDef: the offsets of __slots__ members */
 #include <pythread.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -44,14 +45,14 @@ typedef union { int32_t int32; double float64; void *ptr; int64_t bits; } JSValu
 typedef struct { JSValueUnion u; int64_t tag; } JSValue;
 
 /* tags (verified against probe results in ccall.py) */
-#define T_OBJECT (-1)
-#define T_STRING (-7)
-#define T_INT 0
-#define T_BOOL 1
-#define T_NULL 2
-#define T_UNDEFINED 3
-#define T_EXCEPTION 6
-#define T_FLOAT64 8
+#define TAG_OBJECT (-1)
+#define TAG_STRING (-7)
+#define TAG_INT 0
+#define TAG_BOOL 1
+#define TAG_NULL 2
+#define TAG_UNDEFINED 3
+#define TAG_EXCEPTION 6
+#define TAG_FLOAT64 8
 
 static struct {
     JSValue (*call)(JSContext *, JSValue, JSValue, int, JSValue *);
@@ -61,11 +62,13 @@ static struct {
     JSValue (*get_property_str)(JSContext *, JSValue, const char *);
     const char *(*to_cstring_len2)(JSContext *, size_t *, JSValue, int);
     void (*free_cstring)(JSContext *, const char *);
+    int (*is_uncatchable)(JSContext *, JSValue);
+    JSValue (*throw_value)(JSContext *, JSValue);
 } api;
 static int api_ready = 0;
 
 static inline JSValue mkval(int64_t tag, int32_t v) { JSValue r; r.u.bits = 0; r.u.int32 = v; r.tag = tag; return r; }
-static inline JSValue mkfloat(double d) { JSValue r; r.u.float64 = d; r.tag = T_FLOAT64; return r; }
+static inline JSValue mkfloat(double d) { JSValue r; r.u.float64 = d; r.tag = TAG_FLOAT64; return r; }
 
 /* the binding's Context object: [header][JSRuntime *][JSContext *][int][clock_t][PyThreadState *]...
  * and Object: [header][Context *][JSValue] (offsets verified by capi.available) */
@@ -140,6 +143,7 @@ static PyObject *load_api(PyObject *self, PyObject *args) {
     RESOLVE(call, "JS_Call") RESOLVE(free_value, "JS_FreeValue") RESOLVE(update_stack_top, "JS_UpdateStackTop")
     RESOLVE(get_exception, "JS_GetException") RESOLVE(get_property_str, "JS_GetPropertyStr")
     RESOLVE(to_cstring_len2, "JS_ToCStringLen2") RESOLVE(free_cstring, "JS_FreeCString")
+    RESOLVE(is_uncatchable, "JS_IsUncatchableError") RESOLVE(throw_value, "JS_Throw")
 #undef RESOLVE
     api_ready = 1;
     Py_RETURN_NONE;
@@ -155,14 +159,14 @@ static PyObject *JSException, *StackOverflow;  /* the binding's exception classe
 /* An argument passed as the binding passes it: int within int32, float, bool, None. */
 static int simple_arg(PyObject *a, JSValue *out) {
     PyTypeObject *t = Py_TYPE(a);
-    if (a == Py_None) { *out = mkval(T_NULL, 0); return 1; }
-    if (t == &PyBool_Type) { *out = mkval(T_BOOL, a == Py_True); return 1; }
+    if (a == Py_None) { *out = mkval(TAG_NULL, 0); return 1; }
+    if (t == &PyBool_Type) { *out = mkval(TAG_BOOL, a == Py_True); return 1; }
     if (t == &PyFloat_Type) { *out = mkfloat(PyFloat_AS_DOUBLE(a)); return 1; }
     if (t == &PyLong_Type) {
         int overflow;
         long v = PyLong_AsLongAndOverflow(a, &overflow);
         if (overflow || v < INT32_MIN || v > INT32_MAX) return 0;
-        *out = mkval(T_INT, (int32_t)v);
+        *out = mkval(TAG_INT, (int32_t)v);
         return 1;
     }
     return 0;
@@ -182,9 +186,9 @@ static void raise_js_exception(JSContext *cx) {
     JSValue exc = api.get_exception(cx);
     const char *text = api.to_cstring_len2(cx, NULL, exc, 0);
     const char *stack = NULL;
-    if (exc.tag != T_NULL && exc.tag != T_UNDEFINED) {
+    if (exc.tag != TAG_NULL && exc.tag != TAG_UNDEFINED) {
         JSValue s = api.get_property_str(cx, exc, "stack");
-        if (s.tag != T_EXCEPTION) {
+        if (s.tag != TAG_EXCEPTION) {
             stack = api.to_cstring_len2(cx, NULL, s, 0);
             api.free_value(cx, s);
         }
@@ -200,11 +204,33 @@ static void raise_js_exception(JSContext *cx) {
     api.free_value(cx, exc);
 }
 
+/* -- slots of Python objects, read in place ------------------------------------
+ * The chain's `deadline` (runtime.Chain) and the gate's `_waiting`
+ * (EngineGate) are __slots__ members: their offsets come from the member
+ * descriptors (slot_offset) and ccall.py checks each one against a write
+ * and a read through Python before use. */
+static PyObject *slot_offset(PyObject *self, PyObject *descr) {  /* (offset, member type) of a member descriptor */
+    if (Py_TYPE(descr) != &PyMemberDescr_Type) { PyErr_SetString(PyExc_TypeError, "not a member descriptor"); return NULL; }
+    PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+    return Py_BuildValue("(ni)", m->offset, m->type);
+}
+
+static PyObject **slot_at(PyObject *o, Py_ssize_t offset) { return (PyObject **)((char *)o + offset); }
+
+static PyObject *slot_read(PyObject *self, PyObject *args) {  /* the object in a slot (check only) */
+    PyObject *o; Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "On", &o, &offset)) return NULL;
+    PyObject *v = *slot_at(o, offset);
+    return Py_NewRef(v ? v : Py_None);
+}
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *ctxobj;     /* the binding Context (its thread-state slot) */
-    PyObject *wrapper;    /* the binding Object of the prelude's JS wrapper */
+    PyObject *target;     /* the binding Object of the script's function */
+    PyObject *settle;     /* the prelude's settle(r): a result for the host to read (BOX) */
+    PyObject *box_error;  /* the prelude's boxError(e): a thrown value for the host to read (BOX) */
     JSContext *cx;
     JSRuntime *rt;
     RLockView *lock;      /* the gate's RLock */
@@ -212,13 +238,15 @@ typedef struct {
     int timed;
     double time_limit;
     Py_ssize_t max_value; /* -1: none */
+    Py_ssize_t deadline_slot, waiting_slot;  /* Chain.deadline, EngineGate._waiting */
+    PyTypeObject *chain_type;
     PyObject *gate, *wake, *host, *chains, *graced, *fresh_chain;
     PyObject *pending, *tracking, *lowered, *uncut, *state;
     PyObject *unbox, *too_big, *fail, *generic;
     Py_ssize_t calls;     /* calls that took this path (tests count them) */
 } Caller;
 
-static PyObject *s_waiting, *s_nested, *s_chain, *s_deadline, *s_a_result;
+static PyObject *s_nested, *s_chain, *s_a_result;
 
 static PyObject *call_generic(Caller *c, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     return PyObject_Vectorcall(c->generic, args, nargsf, kwnames);
@@ -227,10 +255,8 @@ static PyObject *call_generic(Caller *c, PyObject *const *args, size_t nargsf, P
 /* the gate's release written out, as EngineGate.uncontended_inline asks: wake waiters after */
 static int gate_exit(Caller *c) {
     rlock_exit(c->lock);
-    PyObject *w = PyObject_GetAttr(c->gate, s_waiting);
-    if (!w) return -1;
-    int waiting = PyObject_IsTrue(w);
-    Py_DECREF(w);
+    PyObject *w = *slot_at(c->gate, c->waiting_slot);
+    int waiting = w ? PyObject_IsTrue(w) : 0;
     if (waiting > 0) {
         PyObject *r = PyObject_CallNoArgs(c->wake);
         if (!r) return -1;
@@ -245,6 +271,81 @@ static double monotonic_now(void) {  /* the clock of time.monotonic() on Linux *
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* JS_Call under the binding's protocol: the GIL released, the thread state in the Context's slot
+ * (a host function called from JavaScript restores it from there), the stack top of this thread */
+static JSValue js_call(Caller *c, JSValue fn, int argc, JSValue *argv) {
+    void **slot = word(c->ctxobj, OFF_TSTATE);
+    *slot = PyEval_SaveThread();
+    api.update_stack_top(c->rt);
+    JSValue r = api.call(c->cx, fn, mkval(TAG_UNDEFINED, 0), argc, argv);
+    PyEval_RestoreThread((PyThreadState *)*slot);
+    *slot = NULL;
+    return r;
+}
+
+/* A BOX the prelude returned (or an exception): unbox() reads what it stashed. */
+static PyObject *boxed(Caller *c, JSValue r) {
+    if (r.tag == TAG_EXCEPTION) { raise_js_exception(c->cx); return NULL; }
+    api.free_value(c->cx, r);
+    return PyObject_CallNoArgs(c->unbox);
+}
+
+/* The host value of what the function returned or threw, as the prelude's wrapper and the
+ * generated caller make it (prelude.js `caller`, calls.invoke). Takes ownership of r. */
+static PyObject *outcome(Caller *c, JSValue r) {
+    JSContext *cx = c->cx;
+    switch (r.tag) {
+    case TAG_INT: return PyLong_FromLong(r.u.int32);
+    case TAG_FLOAT64: return number(r.u.float64);
+    case TAG_BOOL: return PyBool_FromLong(r.u.int32 != 0);
+    case TAG_NULL: case TAG_UNDEFINED: return Py_NewRef(Py_None);
+    case TAG_STRING: {  /* as it is when it has no NUL and is well-formed (strict UTF-8), else settled */
+        size_t len = 0;
+        const char *text = api.to_cstring_len2(cx, &len, r, 0);
+        PyObject *result = NULL;
+        if (text) {
+            if (!memchr(text, 0, len)) {
+                result = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, NULL);
+                if (!result) PyErr_Clear();
+            }
+            api.free_cstring(cx, text);
+        } else {  /* no room to convert: the pending error goes; settle meets the same */
+            JSValue e = api.get_exception(cx);
+            api.free_value(cx, e);
+        }
+        if (!result) {
+            JSValue b = js_call(c, *object_value(c->settle), 1, &r);
+            api.free_value(cx, r);
+            return boxed(c, b);
+        }
+        api.free_value(cx, r);
+        if (c->max_value >= 0 && PyUnicode_GET_LENGTH(result) > c->max_value) {
+            Py_DECREF(result);
+            PyObject *x = PyObject_CallOneArg(c->too_big, s_a_result);  /* raises */
+            Py_XDECREF(x);
+            return NULL;
+        }
+        return result;
+    }
+    case TAG_EXCEPTION: {
+        JSValue e = api.get_exception(cx);
+        if (api.is_uncatchable(cx, e)) {  /* the wrapper's catch would not see it either: it reaches the host */
+            api.throw_value(cx, e);
+            raise_js_exception(cx);
+            return NULL;
+        }
+        JSValue b = js_call(c, *object_value(c->box_error), 1, &e);
+        api.free_value(cx, e);
+        return boxed(c, b);
+    }
+    default: {  /* an object, a BigInt, a symbol: settled by the prelude */
+        JSValue b = js_call(c, *object_value(c->settle), 1, &r);
+        api.free_value(cx, r);
+        return boxed(c, b);
+    }
+    }
+}
+
 static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     Py_ssize_t n = PyVectorcall_NARGS(nargsf);
     JSValue argv[4];
@@ -257,30 +358,39 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
     int is_nested = PyObject_IsTrue(nested);
     Py_DECREF(nested);
     if (is_nested) return is_nested < 0 ? NULL : call_generic(c, args, nargsf, kwnames);
-    if (PyList_GET_SIZE(c->pending) || *word(c->ctxobj, OFF_TSTATE) != NULL || !rlock_try_enter(c->lock))
+    PyObject *chain = NULL;
+    if (c->timed) {
+        chain = PyObject_GetAttr(c->chains, s_chain);
+        if (!chain) return NULL;
+        if (Py_TYPE(chain) != c->chain_type || !*slot_at(chain, c->deadline_slot)
+                || !PyFloat_CheckExact(*slot_at(chain, c->deadline_slot))) {
+            Py_DECREF(chain);
+            return call_generic(c, args, nargsf, kwnames);
+        }
+    }
+    if (PyList_GET_SIZE(c->pending) || *word(c->ctxobj, OFF_TSTATE) != NULL || !rlock_try_enter(c->lock)) {
+        Py_XDECREF(chain);
         return call_generic(c, args, nargsf, kwnames);  /* a release is due, or the gate is contended */
+    }
 
     /* in the gate from here: every exit releases it */
-    PyObject *result = NULL, *chain = NULL, *prev = NULL;
+    PyObject *result = NULL, *prev = NULL;
     if (PyDict_GET_SIZE(c->lowered)) {  /* left lowered by a race with the watchdog (cutoff.py) */
         PyObject *r = PyObject_CallOneArg(c->uncut, c->state);
         if (!r) goto release;
         Py_DECREF(r);
     }
-    if (c->timed) {
-        chain = PyObject_GetAttr(c->chains, s_chain);
-        if (!chain) goto release;
-        prev = PyObject_GetAttr(chain, s_deadline);
-        if (!prev) goto release;
-        double before = PyFloat_AsDouble(prev);
-        if (before == -1.0 && PyErr_Occurred()) goto release;
+    if (c->timed) {  /* the chain's deadline, which the interrupt handler reads: the earlier one */
+        PyObject **slot = slot_at(chain, c->deadline_slot);
+        double before = PyFloat_AS_DOUBLE(*slot);
         double deadline = monotonic_now() + c->time_limit;
+        prev = Py_NewRef(*slot);  /* put back after, whatever the interrupt handler wrote meanwhile */
         if (deadline < before) {
             PyObject *d = PyFloat_FromDouble(deadline);
-            if (!d) goto release;
-            int bad = PyObject_SetAttr(chain, s_deadline, d);
-            Py_DECREF(d);
-            if (bad) goto release;
+            if (!d) goto restore;
+            PyObject *old = *slot;
+            *slot = d;
+            Py_DECREF(old);
             if (isinf(before) && PySet_GET_SIZE(c->graced)) {  /* an outermost limited call: GRACE again */
                 PyObject *r = PyObject_CallNoArgs(c->fresh_chain);
                 if (!r) goto restore;
@@ -288,40 +398,8 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
             }
         }
     }
-    {
-        JSContext *cx = c->cx;
-        void **slot = word(c->ctxobj, OFF_TSTATE);
-        *slot = PyEval_SaveThread();  /* the binding's protocol: host calls restore it from there */
-        api.update_stack_top(c->rt);
-        JSValue r = api.call(cx, *object_value(c->wrapper), mkval(T_NULL, 0), (int)n, argv);
-        PyEval_RestoreThread((PyThreadState *)*slot);
-        *slot = NULL;
-        c->calls++;
-        switch (r.tag) {
-        case T_INT: result = PyLong_FromLong(r.u.int32); break;
-        case T_FLOAT64: result = number(r.u.float64); break;
-        case T_BOOL: result = PyBool_FromLong(r.u.int32 != 0); break;
-        case T_NULL: case T_UNDEFINED: result = Py_NewRef(Py_None); break;
-        case T_STRING: {  /* the wrapper hands back only well-formed strings without NUL */
-            size_t len = 0;
-            const char *text = api.to_cstring_len2(cx, &len, r, 0);
-            api.free_value(cx, r);
-            if (!text) { result = Py_NewRef(Py_None); break; }  /* as the binding: None when no room to convert */
-            result = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, NULL);
-            api.free_cstring(cx, text);
-            if (result && c->max_value >= 0 && PyUnicode_GET_LENGTH(result) > c->max_value) {
-                Py_CLEAR(result);
-                PyObject *x = PyObject_CallOneArg(c->too_big, s_a_result);  /* raises */
-                Py_XDECREF(x);
-            }
-            break;
-        }
-        case T_EXCEPTION: raise_js_exception(cx); break;
-        default:  /* BOX: the prelude stashed the value or the error */
-            api.free_value(cx, r);
-            result = PyObject_CallNoArgs(c->unbox);
-        }
-    }
+    c->calls++;
+    result = outcome(c, js_call(c, *object_value(c->target), (int)n, argv));
     if (!result && PyErr_ExceptionMatches(JSException)) {  /* the binding's error: the kryon error for it */
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
@@ -332,17 +410,12 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
     }
 restore:
     if (prev) {  /* the chain's own deadline back, whatever the outcome */
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        if (PyObject_SetAttr(chain, s_deadline, prev) < 0) {
-            Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
-            Py_CLEAR(result);
-        } else {
-            PyErr_Restore(type, value, tb);
-        }
+        PyObject **slot = slot_at(chain, c->deadline_slot);
+        PyObject *mine = *slot;
+        *slot = prev;
+        Py_XDECREF(mine);
     }
 release:
-    Py_XDECREF(prev);
     Py_XDECREF(chain);
     {
         PyObject *type, *value, *tb;
@@ -374,7 +447,7 @@ static PyGetSetDef caller_getset[] = {
     {NULL}
 };
 
-#define FIELDS(X) X(ctxobj) X(wrapper) X(gate) X(wake) X(host) X(chains) X(graced) X(fresh_chain) X(pending) \
+#define FIELDS(X) X(ctxobj) X(target) X(settle) X(box_error) X(gate) X(wake) X(host) X(chains) X(graced) X(fresh_chain) X(pending) \
     X(tracking) X(lowered) X(uncut) X(state) X(unbox) X(too_big) X(fail) X(generic)
 
 static int caller_traverse(Caller *c, visitproc visit, void *arg) {
@@ -382,6 +455,7 @@ static int caller_traverse(Caller *c, visitproc visit, void *arg) {
     FIELDS(V)
 #undef V
     Py_VISIT((PyObject *)c->lock);
+    Py_VISIT((PyObject *)c->chain_type);
     return 0;
 }
 
@@ -396,6 +470,7 @@ static void caller_dealloc(Caller *c) {
     PyObject_GC_UnTrack(c);
     caller_clear(c);
     Py_CLEAR(c->lock);
+    Py_CLEAR(c->chain_type);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
@@ -413,18 +488,20 @@ static PyTypeObject CallerType = {
     .tp_getset = caller_getset,
 };
 
-/* make_caller(ctx, wrapper, lock, nparams, time_limit, max_value, jsexception, stackoverflow, gate, wake, host,
- *             chains, graced, fresh_chain, pending, tracking, lowered, uncut, state, unbox, too_big, fail, generic) */
+/* make_caller(ctx, target, settle, box_error, lock, nparams, time_limit, max_value, jsexception, stackoverflow,
+ *             chain_type, deadline_slot, waiting_slot, gate, wake, host, chains, graced, fresh_chain, pending,
+ *             tracking, lowered, uncut, state, unbox, too_big, fail, generic) */
 static PyObject *make_caller(PyObject *self, PyObject *args) {
-    PyObject *ctxobj, *wrapper, *lock, *jsexc, *overflow;
+    PyObject *ctxobj, *target, *settle, *box_error, *lock, *jsexc, *overflow, *chain_type;
     int nparams;
     double time_limit;
-    Py_ssize_t max_value;
+    Py_ssize_t max_value, deadline_slot, waiting_slot;
     PyObject *gate, *wake, *host, *chains, *graced, *fresh_chain, *pending, *tracking, *lowered, *uncut, *state;
     PyObject *unbox, *too_big, *fail, *generic;
     if (!api_ready) { PyErr_SetString(PyExc_RuntimeError, "no QuickJS API"); return NULL; }
-    if (!PyArg_ParseTuple(args, "OOOidnOOOOOOO!OO!O!O!OOOOOO", &ctxobj, &wrapper, &lock, &nparams, &time_limit,
-                          &max_value, &jsexc, &overflow, &gate, &wake, &host, &chains, &PySet_Type, &graced,
+    if (!PyArg_ParseTuple(args, "OOOOOidnOOO!nnOOOOO!OO!O!O!OOOOOO", &ctxobj, &target, &settle, &box_error, &lock,
+                          &nparams, &time_limit, &max_value, &jsexc, &overflow, &PyType_Type, &chain_type,
+                          &deadline_slot, &waiting_slot, &gate, &wake, &host, &chains, &PySet_Type, &graced,
                           &fresh_chain, &PyList_Type, &pending, &PyList_Type, &tracking, &PyDict_Type, &lowered,
                           &uncut, &state, &unbox, &too_big, &fail, &generic))
         return NULL;
@@ -434,20 +511,29 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "the binding's exception classes");
         return NULL;
     }
+    if (deadline_slot < (Py_ssize_t)sizeof(PyObject) || deadline_slot + (Py_ssize_t)sizeof(PyObject *) > ((PyTypeObject *)chain_type)->tp_basicsize
+            || waiting_slot < (Py_ssize_t)sizeof(PyObject) || waiting_slot + (Py_ssize_t)sizeof(PyObject *) > Py_TYPE(gate)->tp_basicsize) {
+        PyErr_SetString(PyExc_ValueError, "slot outside the object");
+        return NULL;
+    }
     Caller *c = PyObject_GC_New(Caller, &CallerType);
     if (!c) return NULL;
     c->vectorcall = (vectorcallfunc)caller_call;
     c->rt = (JSRuntime *)*word(ctxobj, OFF_RUNTIME);
     c->cx = (JSContext *)*word(ctxobj, OFF_CONTEXT);
     c->lock = (RLockView *)Py_NewRef(lock);
+    c->chain_type = (PyTypeObject *)Py_NewRef(chain_type);
     c->nparams = nparams;
     c->timed = time_limit > 0;
     c->time_limit = time_limit;
     c->max_value = max_value;
+    c->deadline_slot = deadline_slot;
+    c->waiting_slot = waiting_slot;
     c->calls = 0;
 #define SET(f) c->f = Py_NewRef(f);
-    SET(ctxobj) SET(wrapper) SET(gate) SET(wake) SET(host) SET(chains) SET(graced) SET(fresh_chain) SET(pending)
-    SET(tracking) SET(lowered) SET(uncut) SET(state) SET(unbox) SET(too_big) SET(fail) SET(generic)
+    SET(ctxobj) SET(target) SET(settle) SET(box_error) SET(gate) SET(wake) SET(host) SET(chains) SET(graced)
+    SET(fresh_chain) SET(pending) SET(tracking) SET(lowered) SET(uncut) SET(state) SET(unbox) SET(too_big) SET(fail)
+    SET(generic)
 #undef SET
     if (!JSException) { JSException = Py_NewRef(jsexc); StackOverflow = Py_NewRef(overflow); }
     PyObject_GC_Track(c);
@@ -470,11 +556,11 @@ static PyObject *probe(PyObject *self, PyObject *args) {
     if (*slot) { PyErr_SetString(PyExc_RuntimeError, "the context is running"); return NULL; }
     *slot = PyEval_SaveThread();
     api.update_stack_top((JSRuntime *)*word(ctxobj, OFF_RUNTIME));
-    JSValue r = api.call(cx, *object_value(fn), mkval(T_NULL, 0), (int)n, argv);
+    JSValue r = api.call(cx, *object_value(fn), mkval(TAG_NULL, 0), (int)n, argv);
     PyEval_RestoreThread((PyThreadState *)*slot);
     *slot = NULL;
     PyObject *out = Py_BuildValue("(Lid)", (long long)r.tag, r.u.int32, r.u.float64);
-    if (r.tag == T_EXCEPTION) {
+    if (r.tag == TAG_EXCEPTION) {
         JSValue e = api.get_exception(cx);
         api.free_value(cx, e);
     } else {
@@ -493,6 +579,8 @@ static PyMethodDef methods[] = {
     {"rlock_fields", rlock_fields, METH_O, "(owner, count) of an RLock"},
     {"rlock_cycle", rlock_cycle, METH_O, "enter an RLock twice and leave it twice through the C path"},
     {"value_words", value_words, METH_O, "(tag, payload) of a binding Object's JSValue"},
+    {"slot_offset", slot_offset, METH_O, "(offset, member type) of a member descriptor"},
+    {"slot_read", slot_read, METH_VARARGS, "the object in a slot of an object (set-up checks)"},
     {"probe", probe, METH_VARARGS, "the raw result of a call (set-up checks)"},
     {"make_caller", make_caller, METH_VARARGS, "a compiled caller"},
     {NULL}
@@ -502,11 +590,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ccall", NULL, -1, m
 
 PyMODINIT_FUNC PyInit__ccall(void) {
     if (PyType_Ready(&CallerType) < 0) return NULL;
-    s_waiting = PyUnicode_InternFromString("_waiting");
     s_nested = PyUnicode_InternFromString("nested");
     s_chain = PyUnicode_InternFromString("chain");
-    s_deadline = PyUnicode_InternFromString("deadline");
     s_a_result = PyUnicode_InternFromString("a result");
-    if (!s_waiting || !s_nested || !s_chain || !s_deadline || !s_a_result) return NULL;
+    if (!s_nested || !s_chain || !s_a_result) return NULL;
     return PyModule_Create(&module);
 }

@@ -150,9 +150,51 @@ def _tags_hold() -> bool:
     return tag == _TAGS["int"] and i32 == 42 and seen == [41]
 
 
+def _slot(cls: type, name: str) -> int | None:
+    """The offset of ``__slots__`` member ``name`` of ``cls`` (an object slot), checked: a value
+    written through Python is the one _ccall.c reads there, on a fresh instance of ``cls``."""
+    assert _ccall is not None
+    descr = cls.__dict__.get(name)
+    if descr is None or type(descr).__name__ != "member_descriptor":
+        return None
+    offset, kind = _ccall.slot_offset(descr)
+    if kind not in (_T_OBJECT, _T_OBJECT_EX) or not 16 <= offset <= cls.__basicsize__ - 8:  # type: ignore[attr-defined]
+        return None
+    return int(offset)
+
+
+#: structmember.h: T_OBJECT and T_OBJECT_EX, the member types of __slots__
+_T_OBJECT, _T_OBJECT_EX = 6, 16
+_slots: dict[str, int | None] = {}
+
+
+def _slots_hold(state: "ScriptState") -> tuple[int, int] | None:
+    """(Chain.deadline, EngineGate._waiting) offsets, once each is checked on live objects."""
+    if "deadline" not in _slots:
+        from .runtime import Chain
+
+        chain_slot = _slot(Chain, "deadline")
+        if chain_slot is not None:
+            probe = Chain()
+            probe.deadline = marker = 1234.5
+            if _ccall.slot_read(probe, chain_slot) is not marker:
+                chain_slot = None
+        _slots["deadline"] = chain_slot
+        gate_type = type(state.gate)
+        gate_slot = _slot(gate_type, "_waiting")
+        if gate_slot is not None:
+            gate = gate_type("ccall-probe")
+            gate._waiting = marker2 = 10**6 + 7
+            if _ccall.slot_read(gate, gate_slot) is not marker2:
+                gate_slot = None
+        _slots["_waiting"] = gate_slot
+    deadline, waiting = _slots["deadline"], _slots["_waiting"]
+    return None if deadline is None or waiting is None else (deadline, waiting)
+
+
 def compiled(state: "ScriptState", wrapper: Any, nparams: int, generic: Callable[..., Any]) -> Callable[..., Any] | None:
-    """The compiled caller of the prelude's JS ``wrapper`` (a binding Object) of a function of
-    ``nparams`` declared parameters, or None when the extension is off or a check fails.
+    """The compiled caller of the script function behind the prelude's JS ``wrapper`` (a binding
+    Object) of ``nparams`` declared parameters, or None when the extension is off or a check fails.
     ``generic`` (the generated Python caller) takes every call the compiled path does not."""
     if nparams > MAX_PARAMS or not state.host.capi or not enabled():
         return None
@@ -161,15 +203,22 @@ def compiled(state: "ScriptState", wrapper: Any, nparams: int, generic: Callable
     lock = state.gate._lock
     if type(lock) is not type(threading.RLock()):
         return None
+    slots = _slots_hold(state)
+    if slots is None:
+        return None
+    target = state.run(state.target, wrapper)
+    if type(target) is not quickjs.Object:
+        return None
     assert _ccall is not None
     host = state.host
+    from .runtime import Chain
 
     def fail(exc: BaseException) -> None:
         raise host.binding_error(state, exc) from None
 
     caller: Callable[..., Any] = _ccall.make_caller(
-        state.ctx, wrapper, lock, nparams, float(state.time_limit or 0.0),
-        -1 if state.max_value is None else int(state.max_value), *BINDING_ERRORS,
+        state.ctx, target, state.settle, state.box_error, lock, nparams, float(state.time_limit or 0.0),
+        -1 if state.max_value is None else int(state.max_value), *BINDING_ERRORS, Chain, *slots,
         state.gate, threads.wake_waiters, host, host.chains, host.graced, host.fresh_chain,
         state.pending_release, threads.tracking, cutoff.LOWERED, cutoff.uncut, state,
         state.unbox, state.too_big, fail, generic,
