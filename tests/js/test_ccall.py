@@ -12,6 +12,7 @@ import time
 import types
 
 import pytest
+from kryon_js import calls, capi, ccall
 
 from kryon_core import (
     MemoryLimitError,
@@ -21,7 +22,6 @@ from kryon_core import (
     SecurityPolicy,
     threads,
 )
-from kryon_js import calls, capi, ccall
 
 SOURCE = """\
 function add(a, b) { return a + b; }
@@ -149,7 +149,7 @@ def test_results_and_errors_are_the_python_callers(policy, monkeypatch):
     plain = _manager(policy)
     assert not _compiled(_caller(plain, "add", 2))
     want = [_outcome(plain, name, args) for name, args in cases]
-    for case, a, b in zip(cases, got, want):
+    for case, a, b in zip(cases, got, want, strict=True):
         assert a == b, case
     # and the compiled side really took its path for them
     assert _caller(compiled, "kinds", 1).calls >= 19  # (one may find a release pending: the FunctionRef of k=14)

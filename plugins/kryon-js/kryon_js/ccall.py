@@ -145,7 +145,12 @@ def _tags_hold() -> bool:
             return False
     # a host function called from JavaScript finds the thread state the caller saved
     seen: list[int] = []
-    ctx.add_callable("probeHost", lambda x: seen.append(x) or x + 1)
+
+    def probe_host(x: int) -> int:
+        seen.append(x)
+        return x + 1
+
+    ctx.add_callable("probeHost", probe_host)
     tag, i32, _ = _ccall.probe(ctx, ctx.eval("(a) => probeHost(a)"), (41,))
     return tag == _TAGS["int"] and i32 == 42 and seen == [41]
 
@@ -158,7 +163,7 @@ def _slot(cls: type, name: str) -> int | None:
     if descr is None or type(descr).__name__ != "member_descriptor":
         return None
     offset, kind = _ccall.slot_offset(descr)
-    if kind not in (_T_OBJECT, _T_OBJECT_EX) or not 16 <= offset <= cls.__basicsize__ - 8:  # type: ignore[attr-defined]
+    if kind not in (_T_OBJECT, _T_OBJECT_EX) or not 16 <= offset <= cls.__basicsize__ - 8:
         return None
     return int(offset)
 
