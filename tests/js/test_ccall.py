@@ -361,13 +361,20 @@ def test_a_debugger_attached_stops_in_a_compiled_callers_function():
         session.close()
 
 
-def test_a_nested_entry_takes_the_python_caller_with_its_stack_share():
+def test_a_nested_entry_takes_the_compiled_caller_with_its_stack_share(monkeypatch):
+    """kryon.call from JavaScript into JavaScript: the callee's entry is nested (tests/js/test_nested_entry.py
+    checks the share itself, the limits and the debugger's record through whichever caller is built)."""
     m = _manager(SecurityPolicy.sandboxed())
+    state = _state(m)
     caller = _caller(m, "add", 2)
     before = caller.calls
-    assert m.call_function("viaHost", [4]) == 5  # kryon.call from JS into JS: a nested entry
-    assert caller.calls == before
-    state = _state(m)
+    assert m.call_function("viaHost", [4]) == 5
+    assert caller.calls == before + 1
+    assert state.current_stack == state.stack_size
+    # from another script too, and the stack comes back
+    m.load_script_from_source("w", "javascript", "function outer(x) { return kryon.call('t.ownStack'); }")
+    assert m.call_function("outer", [1]).startswith("    at ownStack (t:")
+    assert _caller(m, "ownStack", 0).calls == 1
     assert state.current_stack == state.stack_size
 
 

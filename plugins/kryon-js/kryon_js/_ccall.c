@@ -3,14 +3,17 @@
  * here and keeps the generated Python caller, calls.make_caller, for every
  * other case).
  *
- * It does what the generated caller does for a top-level call with 0-4
+ * It does what the generated caller does for a call with 0-4
  * int32/float/bool/None arguments, without a Python frame: the gate's
  * uncontended acquire, the chain's deadline (read by the interrupt handler),
- * the cut-off check (cutoff.LOWERED), the call of the prelude's JS wrapper
- * with JS_Call, and its result: a number, boolean, undefined or null straight
- * from C, a string as the binding converts it, and a boxed result (BOX) or a
- * JavaScript exception handed to Python (`unbox`, `fail`) inside the gate and
- * the deadline, as the generated caller does.
+ * the cut-off check (cutoff.LOWERED) at the top level, a nested entry's share
+ * of the stack (calls.make_caller's `stack_for`), then JS_Call of the
+ * script's function itself, and its result: a number, boolean, undefined or
+ * null straight from C, a plain string as the binding converts it; anything
+ * else it returns or throws goes through the prelude's `settle` or
+ * `boxError` (what the prelude's wrapper around the function does) and is
+ * read by `unbox`, inside the gate and the deadline, as in the generated
+ * caller.
  *
  * The QuickJS C API is not linked: the quickjs-ng binding (_quickjs) exports
  * it, ccall.py hands this module the binding's file and the functions are
@@ -64,6 +67,7 @@ static struct {
     void (*free_cstring)(JSContext *, const char *);
     int (*is_uncatchable)(JSContext *, JSValue);
     JSValue (*throw_value)(JSContext *, JSValue);
+    void (*set_max_stack_size)(JSRuntime *, size_t);
 } api;
 static int api_ready = 0;
 
@@ -144,6 +148,7 @@ static PyObject *load_api(PyObject *self, PyObject *args) {
     RESOLVE(get_exception, "JS_GetException") RESOLVE(get_property_str, "JS_GetPropertyStr")
     RESOLVE(to_cstring_len2, "JS_ToCStringLen2") RESOLVE(free_cstring, "JS_FreeCString")
     RESOLVE(is_uncatchable, "JS_IsUncatchableError") RESOLVE(throw_value, "JS_Throw")
+    RESOLVE(set_max_stack_size, "JS_SetMaxStackSize")
 #undef RESOLVE
     api_ready = 1;
     Py_RETURN_NONE;
@@ -238,7 +243,8 @@ typedef struct {
     int timed;
     double time_limit;
     Py_ssize_t max_value; /* -1: none */
-    Py_ssize_t deadline_slot, waiting_slot;  /* Chain.deadline, EngineGate._waiting */
+    Py_ssize_t deadline_slot, waiting_slot, nesting_slot;  /* Chain.deadline, EngineGate._waiting, Chain.nesting */
+    PyObject *stack_for;  /* the stack a call nested `depth` deep through the host gets, by depth (a tuple) */
     PyTypeObject *chain_type;
     PyObject *gate, *wake, *host, *chains, *graced, *fresh_chain;
     PyObject *pending, *tracking, *lowered, *uncut, *state;
@@ -246,7 +252,7 @@ typedef struct {
     Py_ssize_t calls;     /* calls that took this path (tests count them) */
 } Caller;
 
-static PyObject *s_nested, *s_chain, *s_a_result;
+static PyObject *s_nested, *s_chain, *s_a_result, *s_current_stack;
 
 static PyObject *call_generic(Caller *c, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     return PyObject_Vectorcall(c->generic, args, nargsf, kwnames);
@@ -352,18 +358,25 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
     if (kwnames || n != c->nparams || PyList_GET_SIZE(c->tracking)) return call_generic(c, args, nargsf, kwnames);
     for (Py_ssize_t i = 0; i < n; i++)
         if (!simple_arg(args[i], &argv[i])) return call_generic(c, args, nargsf, kwnames);
-    /* a thread runs a host callback: this may be a nested entry (its stack share): the Python caller */
+    /* some thread runs a host callback (Host.nested): is it this one? Then this entry is nested */
     PyObject *nested = PyObject_GetAttr(c->host, s_nested);
     if (!nested) return NULL;
     int is_nested = PyObject_IsTrue(nested);
     Py_DECREF(nested);
-    if (is_nested) return is_nested < 0 ? NULL : call_generic(c, args, nargsf, kwnames);
+    if (is_nested < 0) return NULL;
     PyObject *chain = NULL;
-    if (c->timed) {
+    Py_ssize_t depth = 0;
+    if (c->timed || is_nested) {
         chain = PyObject_GetAttr(c->chains, s_chain);
         if (!chain) return NULL;
-        if (Py_TYPE(chain) != c->chain_type || !*slot_at(chain, c->deadline_slot)
-                || !PyFloat_CheckExact(*slot_at(chain, c->deadline_slot))) {
+        PyObject *d = *slot_at(chain, c->deadline_slot), *k = *slot_at(chain, c->nesting_slot);
+        if (Py_TYPE(chain) != c->chain_type || !d || !PyFloat_CheckExact(d) || !k || !PyLong_CheckExact(k)) {
+            Py_DECREF(chain);
+            return call_generic(c, args, nargsf, kwnames);
+        }
+        depth = is_nested ? PyLong_AsSsize_t(k) : 0;
+        if (depth < 0 || depth >= PyTuple_GET_SIZE(c->stack_for)) {  /* (deeper than MAX_NESTING: `run` refuses it) */
+            PyErr_Clear();
             Py_DECREF(chain);
             return call_generic(c, args, nargsf, kwnames);
         }
@@ -374,11 +387,24 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
     }
 
     /* in the gate from here: every exit releases it */
-    PyObject *result = NULL, *prev = NULL;
-    if (PyDict_GET_SIZE(c->lowered)) {  /* left lowered by a race with the watchdog (cutoff.py) */
+    PyObject *result = NULL, *prev = NULL, *outer = NULL;
+    if (!depth && PyDict_GET_SIZE(c->lowered)) {  /* left lowered by a race with the watchdog (cutoff.py) */
         PyObject *r = PyObject_CallOneArg(c->uncut, c->state);
         if (!r) goto release;
         Py_DECREF(r);
+    }
+    if (depth) {  /* every entry into QuickJS starts a fresh stack budget: a nested one gets its share */
+        outer = PyObject_GetAttr(c->state, s_current_stack);
+        if (!outer) goto release;
+        PyObject *size = PyTuple_GET_ITEM(c->stack_for, depth);
+        size_t bytes = PyLong_AsSize_t(size);
+        if (!PyLong_CheckExact(outer) || (PyLong_AsSize_t(outer) == (size_t)-1 && PyErr_Occurred())
+                || PyObject_SetAttr(c->state, s_current_stack, size) < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "current_stack");
+            Py_CLEAR(outer);
+            goto release;
+        }
+        api.set_max_stack_size(c->rt, bytes);
     }
     if (c->timed) {  /* the chain's deadline, which the interrupt handler reads: the earlier one */
         PyObject **slot = slot_at(chain, c->deadline_slot);
@@ -415,13 +441,26 @@ restore:
         *slot = prev;
         Py_XDECREF(mine);
     }
+    if (outer) {  /* and the outer entry's stack */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        int bad = PyObject_SetAttr(c->state, s_current_stack, outer) < 0;
+        api.set_max_stack_size(c->rt, PyLong_AsSize_t(outer));
+        Py_DECREF(outer);
+        if (bad) {
+            Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
+            Py_CLEAR(result);
+        } else {
+            PyErr_Restore(type, value, tb);
+        }
+    }
 release:
     Py_XDECREF(chain);
     {
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
         int bad = 0;
-        if (PyDict_GET_SIZE(c->lowered)) {
+        if (!depth && PyDict_GET_SIZE(c->lowered)) {
             PyObject *r = PyObject_CallOneArg(c->uncut, c->state);
             if (!r) bad = 1; else Py_DECREF(r);
         }
@@ -448,7 +487,7 @@ static PyGetSetDef caller_getset[] = {
 };
 
 #define FIELDS(X) X(ctxobj) X(target) X(settle) X(box_error) X(gate) X(wake) X(host) X(chains) X(graced) X(fresh_chain) X(pending) \
-    X(tracking) X(lowered) X(uncut) X(state) X(unbox) X(too_big) X(fail) X(generic)
+    X(tracking) X(lowered) X(uncut) X(state) X(unbox) X(too_big) X(fail) X(generic) X(stack_for)
 
 static int caller_traverse(Caller *c, visitproc visit, void *arg) {
 #define V(f) Py_VISIT(c->f);
@@ -489,19 +528,20 @@ static PyTypeObject CallerType = {
 };
 
 /* make_caller(ctx, target, settle, box_error, lock, nparams, time_limit, max_value, jsexception, stackoverflow,
- *             chain_type, deadline_slot, waiting_slot, gate, wake, host, chains, graced, fresh_chain, pending,
+ *             chain_type, deadline_slot, waiting_slot, nesting_slot, stack_for, gate, wake, host, chains, graced, fresh_chain, pending,
  *             tracking, lowered, uncut, state, unbox, too_big, fail, generic) */
 static PyObject *make_caller(PyObject *self, PyObject *args) {
     PyObject *ctxobj, *target, *settle, *box_error, *lock, *jsexc, *overflow, *chain_type;
     int nparams;
     double time_limit;
-    Py_ssize_t max_value, deadline_slot, waiting_slot;
+    Py_ssize_t max_value, deadline_slot, waiting_slot, nesting_slot;
+    PyObject *stack_for;
     PyObject *gate, *wake, *host, *chains, *graced, *fresh_chain, *pending, *tracking, *lowered, *uncut, *state;
     PyObject *unbox, *too_big, *fail, *generic;
     if (!api_ready) { PyErr_SetString(PyExc_RuntimeError, "no QuickJS API"); return NULL; }
-    if (!PyArg_ParseTuple(args, "OOOOOidnOOO!nnOOOOO!OO!O!O!OOOOOO", &ctxobj, &target, &settle, &box_error, &lock,
+    if (!PyArg_ParseTuple(args, "OOOOOidnOOO!nnnO!OOOOO!OO!O!O!OOOOOO", &ctxobj, &target, &settle, &box_error, &lock,
                           &nparams, &time_limit, &max_value, &jsexc, &overflow, &PyType_Type, &chain_type,
-                          &deadline_slot, &waiting_slot, &gate, &wake, &host, &chains, &PySet_Type, &graced,
+                          &deadline_slot, &waiting_slot, &nesting_slot, &PyTuple_Type, &stack_for, &gate, &wake, &host, &chains, &PySet_Type, &graced,
                           &fresh_chain, &PyList_Type, &pending, &PyList_Type, &tracking, &PyDict_Type, &lowered,
                           &uncut, &state, &unbox, &too_big, &fail, &generic))
         return NULL;
@@ -511,7 +551,10 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "the binding's exception classes");
         return NULL;
     }
-    if (deadline_slot < (Py_ssize_t)sizeof(PyObject) || deadline_slot + (Py_ssize_t)sizeof(PyObject *) > ((PyTypeObject *)chain_type)->tp_basicsize
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(stack_for); i++)
+        if (!PyLong_CheckExact(PyTuple_GET_ITEM(stack_for, i))) { PyErr_SetString(PyExc_TypeError, "stack sizes"); return NULL; }
+    if (nesting_slot < (Py_ssize_t)sizeof(PyObject) || nesting_slot + (Py_ssize_t)sizeof(PyObject *) > ((PyTypeObject *)chain_type)->tp_basicsize
+            || deadline_slot < (Py_ssize_t)sizeof(PyObject) || deadline_slot + (Py_ssize_t)sizeof(PyObject *) > ((PyTypeObject *)chain_type)->tp_basicsize
             || waiting_slot < (Py_ssize_t)sizeof(PyObject) || waiting_slot + (Py_ssize_t)sizeof(PyObject *) > Py_TYPE(gate)->tp_basicsize) {
         PyErr_SetString(PyExc_ValueError, "slot outside the object");
         return NULL;
@@ -529,11 +572,12 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
     c->max_value = max_value;
     c->deadline_slot = deadline_slot;
     c->waiting_slot = waiting_slot;
+    c->nesting_slot = nesting_slot;
     c->calls = 0;
 #define SET(f) c->f = Py_NewRef(f);
     SET(ctxobj) SET(target) SET(settle) SET(box_error) SET(gate) SET(wake) SET(host) SET(chains) SET(graced)
     SET(fresh_chain) SET(pending) SET(tracking) SET(lowered) SET(uncut) SET(state) SET(unbox) SET(too_big) SET(fail)
-    SET(generic)
+    SET(generic) SET(stack_for)
 #undef SET
     if (!JSException) { JSException = Py_NewRef(jsexc); StackOverflow = Py_NewRef(overflow); }
     PyObject_GC_Track(c);
@@ -593,6 +637,7 @@ PyMODINIT_FUNC PyInit__ccall(void) {
     s_nested = PyUnicode_InternFromString("nested");
     s_chain = PyUnicode_InternFromString("chain");
     s_a_result = PyUnicode_InternFromString("a result");
-    if (!s_nested || !s_chain || !s_a_result) return NULL;
+    s_current_stack = PyUnicode_InternFromString("current_stack");
+    if (!s_nested || !s_chain || !s_a_result || !s_current_stack) return NULL;
     return PyModule_Create(&module);
 }

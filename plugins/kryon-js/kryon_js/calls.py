@@ -230,7 +230,7 @@ def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
     call: Callable[..., Any] = env["call"]
     # the compiled caller (kryon_js/ccall.py) when the extension loaded and every check of it holds;
     # it hands every case it does not handle itself to the generated one
-    return compiled(state, wrapper, n, call) or call
+    return compiled(state, wrapper, n, stack_for, call) or call
 
 
 def caller_source(n: int, time_limit: float | None, max_value: int | None = None) -> str:

@@ -2,8 +2,8 @@
 let it be used.
 
 The extension does in C what ``calls.make_caller``'s generated caller does
-for a top-level call with 0-4 int32/float/bool/None arguments (see
-``_ccall.c``). It reaches into the quickjs-ng binding: the QuickJS C API the
+for a call with 0-4 int32/float/bool/None arguments, at the top level or
+nested in a host callback (see ``_ccall.c``). It reaches into the quickjs-ng binding: the QuickJS C API the
 binding's module exports, the JSValue inside a binding Object, the Context
 object's thread-state slot, and into CPython's ``_thread.RLock`` (the gate).
 None of that is public API, so every fact is checked on live objects before a
@@ -173,18 +173,19 @@ _T_OBJECT, _T_OBJECT_EX = 6, 16
 _slots: dict[str, int | None] = {}
 
 
-def _slots_hold(state: "ScriptState") -> tuple[int, int] | None:
-    """(Chain.deadline, EngineGate._waiting) offsets, once each is checked on live objects."""
+def _slots_hold(state: "ScriptState") -> tuple[int, int, int] | None:
+    """(Chain.deadline, EngineGate._waiting, Chain.nesting) offsets, once each is checked on live objects."""
     if "deadline" not in _slots:
         from .runtime import Chain
 
-        chain_slot = _slot(Chain, "deadline")
-        if chain_slot is not None:
-            probe = Chain()
-            probe.deadline = marker = 1234.5
-            if _ccall.slot_read(probe, chain_slot) is not marker:
-                chain_slot = None
-        _slots["deadline"] = chain_slot
+        probe = Chain()
+        for name, marker in (("deadline", 1234.5), ("nesting", 10**6 + 3)):
+            offset = _slot(Chain, name)
+            if offset is not None:
+                setattr(probe, name, marker)
+                if _ccall.slot_read(probe, offset) is not marker:
+                    offset = None
+            _slots[name] = offset
         gate_type = type(state.gate)
         gate_slot = _slot(gate_type, "_waiting")
         if gate_slot is not None:
@@ -193,14 +194,17 @@ def _slots_hold(state: "ScriptState") -> tuple[int, int] | None:
             if _ccall.slot_read(gate, gate_slot) is not marker2:
                 gate_slot = None
         _slots["_waiting"] = gate_slot
-    deadline, waiting = _slots["deadline"], _slots["_waiting"]
-    return None if deadline is None or waiting is None else (deadline, waiting)
+    deadline, waiting, nesting = _slots["deadline"], _slots["_waiting"], _slots["nesting"]
+    return None if deadline is None or waiting is None or nesting is None else (deadline, waiting, nesting)
 
 
-def compiled(state: "ScriptState", wrapper: Any, nparams: int, generic: Callable[..., Any]) -> Callable[..., Any] | None:
+def compiled(state: "ScriptState", wrapper: Any, nparams: int, stack_for: tuple[int, ...],
+             generic: Callable[..., Any]) -> Callable[..., Any] | None:
     """The compiled caller of the script function behind the prelude's JS ``wrapper`` (a binding
     Object) of ``nparams`` declared parameters, or None when the extension is off or a check fails.
-    ``generic`` (the generated Python caller) takes every call the compiled path does not."""
+    ``stack_for``: the stack of a call nested ``depth`` deep through the host, by depth (as the
+    generated caller has it); ``generic`` (the generated Python caller) takes every call the
+    compiled path does not."""
     if nparams > MAX_PARAMS or not state.host.capi or not enabled():
         return None
     if type(wrapper) is not quickjs.Object or type(state.ctx) is not quickjs.Context:
@@ -223,7 +227,7 @@ def compiled(state: "ScriptState", wrapper: Any, nparams: int, generic: Callable
 
     caller: Callable[..., Any] = _ccall.make_caller(
         state.ctx, target, state.settle, state.box_error, lock, nparams, float(state.time_limit or 0.0),
-        -1 if state.max_value is None else int(state.max_value), *BINDING_ERRORS, Chain, *slots,
+        -1 if state.max_value is None else int(state.max_value), *BINDING_ERRORS, Chain, *slots, stack_for,
         state.gate, threads.wake_waiters, host, host.chains, host.graced, host.fresh_chain,
         state.pending_release, threads.tracking, cutoff.LOWERED, cutoff.uncut, state,
         state.unbox, state.too_big, fail, generic,
