@@ -177,9 +177,14 @@ def test_turned_off_by_the_environment(monkeypatch):
     assert not _compiled(_caller(m, "add", 2)) and m.call_function("add", [1, 2]) == 3
 
 
-@pytest.mark.parametrize("broken", ["rlock", "tags", "capi", "symbols", "object_size", "python"])
+@pytest.mark.parametrize("broken", ["rlock", "tags", "capi", "symbols", "object_size", "python", "slots", "slot_read"])
 def test_a_failed_setup_check_keeps_the_python_caller(broken, monkeypatch):
-    if broken == "rlock":
+    monkeypatch.setattr(ccall, "_slots", {})
+    if broken == "slots":  # a class without the member (another kryon-core): no offset
+        monkeypatch.setattr(ccall, "_slot", lambda cls, name: None)
+    elif broken == "slot_read":  # the offset does not hold what Python wrote
+        monkeypatch.setattr(ccall._ccall, "slot_read", lambda obj, offset: None)
+    elif broken == "rlock":
         monkeypatch.setattr(ccall, "_rlock_layout_holds", lambda: False)
     elif broken == "tags":
         monkeypatch.setattr(ccall, "_TAGS", {**ccall._TAGS, "float": 7})
@@ -194,7 +199,7 @@ def test_a_failed_setup_check_keeps_the_python_caller(broken, monkeypatch):
         monkeypatch.setattr(capi, "_OFF_OBJ_VALUE", 32)
     else:
         monkeypatch.setattr(ccall.sys, "version_info", (3, 12, 0))
-    assert not ccall.enabled()
+    assert ccall.enabled() is broken.startswith("slot")  # (the slots are checked per caller)
     for policy in POLICIES.values():
         m = _manager(policy)
         assert not _compiled(_caller(m, "add", 2))
