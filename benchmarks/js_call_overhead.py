@@ -8,7 +8,10 @@ argument. Columns (ns per call, and ratios):
 - ``Function``: the binding's documented ``quickjs.Function`` helper (runs
   every call on a worker thread; ``run_gc=False`` to leave its per-call GC out);
 - ``manager``: ``ScriptManager.call_function("add", [...])``;
-- ``bound``: the handle from ``manager.function("bench.add")``.
+- ``bound``: the handle from ``manager.function("bench.add")``;
+- ``py bound``: the same handle made with ``KRYON_JS_NO_CEXT=1``, i.e. through the
+  generated Python caller rather than the compiled one (``kryon_js/_ccall.c``), for
+  ``add`` only (the list call takes the Python caller either way).
 
 Ratios are printed against ``raw`` and against ``Function``; run under a
 trusted and a sandboxed policy. Usage: ``python benchmarks/js_call_overhead.py
@@ -21,6 +24,7 @@ JavaScript on the calling thread, so its time counts; not so for
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import timeit
@@ -68,6 +72,18 @@ def main() -> None:
         m = ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None)
         m.load_script_from_source("bench", "javascript", SOURCE)
         add, total = m.function("bench.add"), m.function("bench.total")
+        saved = os.environ.get("KRYON_JS_NO_CEXT")
+        os.environ["KRYON_JS_NO_CEXT"] = "1"  # callers are made when first asked for: this one in Python
+        try:
+            m_py = ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None)
+            m_py.load_script_from_source("bench", "javascript", SOURCE)
+            py_add = m_py.function("bench.add")
+        finally:
+            if saved is None:
+                del os.environ["KRYON_JS_NO_CEXT"]
+            else:
+                os.environ["KRYON_JS_NO_CEXT"] = saved
+        assert py_add(2, 3) == 5
         assert m.call_function("add", [2, 3]) == 5 and add(2, 3) == 5 and raw_add(2, 3) == 5
         assert m.call_function("total", [xs]) == total(xs) == 4950
         scalar = interleaved(
@@ -76,8 +92,10 @@ def main() -> None:
                 "Function": lambda: f_add(2, 3, run_gc=False),
                 "manager": lambda: m.call_function("add", [2, 3]),
                 "bound": lambda: add(2, 3),
+                "py bound": lambda: py_add(2, 3),
             },
-            {"raw": n_scalar, "Function": max(50, n_scalar // 100), "manager": n_scalar, "bound": n_scalar},
+            {"raw": n_scalar, "Function": max(50, n_scalar // 100), "manager": n_scalar, "bound": n_scalar,
+             "py bound": n_scalar},
             rounds,
         )
         listed = interleaved(
@@ -93,13 +111,15 @@ def main() -> None:
         rows.append((label, "add(int, int)", scalar))
         rows.append((label, "total(100 ints)", listed))
         m.close()
+        m_py.close()
 
     print(f"{'policy':10} {'call':16} {'raw ns':>8} {'Function':>9} {'manager':>8} {'bound':>8}"
-          f"  {'mgr/raw':>7} {'bound/raw':>9} {'mgr/Fn':>7} {'bound/Fn':>8}")
+          f"  {'mgr/raw':>7} {'bound/raw':>9} {'mgr/Fn':>7} {'bound/Fn':>8} {'py bound':>8} {'py/raw':>6}")
     for label, call, t in rows:
+        py = f" {t['py bound']:8.0f} {t['py bound'] / t['raw']:6.2f}" if "py bound" in t else ""
         print(f"{label:10} {call:16} {t['raw']:8.0f} {t['Function']:9.0f} {t['manager']:8.0f} {t['bound']:8.0f}"
               f"  {t['manager'] / t['raw']:7.2f} {t['bound'] / t['raw']:9.2f}"
-              f" {t['manager'] / t['Function']:7.3f} {t['bound'] / t['Function']:8.3f}")
+              f" {t['manager'] / t['Function']:7.3f} {t['bound'] / t['Function']:8.3f}{py}")
 
 
 if __name__ == "__main__":

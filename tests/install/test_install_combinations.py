@@ -1,5 +1,5 @@
 """Install like users do: fresh virtual environments with core alone, core + Lua,
-and everything, each exercised through the `kryon` command and the Python API.
+core + JavaScript and everything, each exercised through the `kryon` command and the Python API.
 
 These build real wheels, so they are marked slow (they still run in CI)."""
 
@@ -103,6 +103,29 @@ def test_core_and_lua(tmp_path: Path) -> None:
     assert "['lua'] False" in api.stdout and "from lua" in api.stdout
     assert "compiled caller True" in api.stdout  # the wheel built kryon_lua._ccall (a C compiler is present)
     print(api.stdout.splitlines()[0])
+
+
+def test_core_and_js(tmp_path: Path) -> None:
+    """core + kryon-js: the wheel builds the optional compiled caller (kryon_js._ccall), and a
+    scalar call goes through it."""
+    env = Venv(tmp_path / "venv")
+    env.pip_install(ROOT, PLUGINS / "kryon-js")
+    api = env.py(
+        "from kryon_core import ScriptManager, SecurityPolicy\n"
+        "from kryon_js import ccall\n"
+        "m = ScriptManager(cache=False, policy=SecurityPolicy.sandboxed())\n"
+        "print(m.languages)\n"
+        "m.load_script_from_source('calc', 'javascript', 'function add(a, b) { return a + b; }')\n"
+        "add = m.function('calc.add')\n"
+        "print('sum', add(2, 3), m.call_function('add', ['a', 1]))\n"
+        "print('compiled caller', ccall.enabled())\n"
+        "state = m.engine('javascript').states['calc']\n"
+        "print('compiled calls', state.callers.peek(('add', 2)).calls)\n"
+    )
+    assert api.returncode == 0, api.stderr
+    assert "['javascript']" in api.stdout and "sum 5 a1" in api.stdout
+    assert "compiled caller True" in api.stdout  # the wheel built kryon_js._ccall (a C compiler is present)
+    assert "compiled calls 1" in api.stdout
 
 
 def test_everything(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from kryon_core import FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, ScriptTimeoutError, threads
 
 from . import cutoff
+from .ccall import compiled
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, INF, JSObject, Pending
 from .sandbox import MAX_NESTING, MIN_NESTED_STACK
@@ -232,7 +233,10 @@ def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,
         bool=bool, type=type, JSObject=JSObject, lowered=cutoff.LOWERED, uncut=cutoff.uncut,
     )
     exec(caller_source(n, state.time_limit, state.max_value), env)  # noqa: S102 - generated from a fixed template
-    return env["call"]  # type: ignore[no-any-return]
+    call: Callable[..., Any] = env["call"]
+    # the compiled caller (kryon_js/ccall.py) when the extension loaded and every check of it holds;
+    # it hands every case it does not handle itself to the generated one
+    return compiled(state, wrapper, n, stack_for, call) or call
 
 
 def caller_source(n: int, time_limit: float | None, max_value: int | None = None) -> str:

@@ -194,8 +194,11 @@
         " if (t === 'number' || t === 'boolean' || r === undefined || r === null) return r;" +
         " if (t === 'string' && indexOf(r, '\\0') < 0 && isWF(r)) return r; return done(r); } catch (e) { return fail(e); } }; };")(isWF, indexOf, done, fail);
     }
-    return make(f);
+    const w = make(f);
+    targets.set(w, f);
+    return w;
   }
+  const targets = new WeakMapC();   // each caller wrapper's function (the host's compiled caller calls it directly)
 
   // -- calls into the host ----------------------------------------------------
   const boxes = new WeakSetC();
@@ -494,6 +497,11 @@
     evalCode: (code) => { try { room(code.length); return done(geval(code)); } catch (e) { return fail(e); } },
     stackNow: () => errStack(new ErrorC("stack")),
     boxError: (e) => fail(e),
+    // the compiled caller (kryon_js/_ccall.c) calls a wrapper's function itself and hands over what the
+    // wrapper would have taken care of: a result other than a number, boolean, null, undefined or plain
+    // string (settle), a thrown value (boxError)
+    target: (w) => targets.get(w),
+    settle: function (r) { try { return done(r); } catch (e) { return fail(e); } },
     holder: create(null),
     // an object of each native error prototype with no properties keeps that prototype's first shape alive:
     // an error QuickJS makes on running out of memory then needs no new shape, so it goes through the

@@ -58,7 +58,7 @@ HELPERS = (
     ("set_global", "setGlobal"), ("get_global", "getGlobal"), ("describe", "describe"), ("stack_now", "stackNow"),
     ("holder", "holder"), ("sweep_js", "sweep"), ("counts", "counts"), ("take_held", "takeHeld"),
     ("snapshot", "snapshot"), ("restore", "restore"), ("take_result", "takeResult"), ("eval_code", "evalCode"),
-    ("forget", "forget"),
+    ("forget", "forget"), ("target", "target"), ("settle", "settle"), ("box_error", "boxError"),
 )
 
 
@@ -89,6 +89,9 @@ class ScriptState:
     restore: Any
     take_result: Any
     eval_code: Any
+    target: Any
+    settle: Any
+    box_error: Any
 
     def __init__(self, host: Host, script: str, policy: SecurityPolicy, view: ScriptBridge | None,
                  convert_unknown: Callable[[Any, str | None], Any], gate: EngineGate) -> None:
