@@ -85,7 +85,9 @@ static PyObject *rlock_fields(PyObject *self, PyObject *arg) { /* (owner, count)
 
 /* -- module set-up ---------------------------------------------------------- */
 
-static PyObject *load_api(PyObject *self, PyObject *arg) { /* -> the resolved function's address */
+static void *resolved = NULL; /* what `resolve` found, used once ccall.py checked it (`use_api`) */
+
+static PyObject *resolve(PyObject *self, PyObject *arg) { /* -> the function's address in the loaded library */
     const char *path = PyUnicode_AsUTF8(arg);
     if (!path) return NULL;
     void *h = dlopen(path, RTLD_NOLOAD | RTLD_LAZY);
@@ -93,12 +95,15 @@ static PyObject *load_api(PyObject *self, PyObject *arg) { /* -> the resolved fu
     void *f = dlsym(h, "wasmtime_func_call_unchecked");
     dlclose(h); /* RTLD_NOLOAD took a reference of a library wasmtime-py keeps loaded */
     if (!f) { PyErr_SetString(PyExc_OSError, "no symbol wasmtime_func_call_unchecked"); return NULL; }
-    call_unchecked = (call_unchecked_fn)f;
+    resolved = f;
     return PyLong_FromVoidPtr(f);
 }
 
-static PyObject *unload_api(PyObject *self, PyObject *noargs) { /* tests: as if never resolved */
-    call_unchecked = NULL;
+static PyObject *use_api(PyObject *self, PyObject *arg) { /* the checked address: compiled callers may call it */
+    void *f = PyLong_AsVoidPtr(arg);
+    if (!f && PyErr_Occurred()) return NULL;
+    if (!f || f != resolved) { PyErr_SetString(PyExc_ValueError, "not the resolved function"); return NULL; }
+    call_unchecked = (call_unchecked_fn)f;
     Py_RETURN_NONE;
 }
 
@@ -419,8 +424,8 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"load_api", load_api, METH_O, "resolve wasmtime_func_call_unchecked in the loaded libwasmtime"},
-    {"unload_api", unload_api, METH_NOARGS, "forget it (tests)"},
+    {"resolve", resolve, METH_O, "find wasmtime_func_call_unchecked in the loaded libwasmtime"},
+    {"use_api", use_api, METH_O, "call the function found (once checked)"},
     {"crossings", crossings_made, METH_NOARGS, "wasm calls compiled callers made"},
     {"rlock_fields", rlock_fields, METH_O, "(owner, count) as read from an RLock"},
     {"now", now, METH_NOARGS, "the monotonic clock the caller reads"},

@@ -73,16 +73,15 @@ def _api_ready() -> bool:
 
 def _check_api() -> bool:
     assert _ccall is not None
-    address = _ccall.load_api(str(ffi.dll._name))
+    address = _ccall.resolve(str(ffi.dll._name))
     by_ctypes = ctypes.cast(ffi.dll["wasmtime_func_call_unchecked"], ctypes.c_void_p).value
     if not address or address != by_ctypes or ctypes.sizeof(ffi.wasmtime_val_raw) != VALUE_SIZE:
-        _ccall.unload_api()
         return False
     before = time.perf_counter()
     c_now = _ccall.now()
     if not before - CLOCK_TOLERANCE <= c_now <= time.perf_counter() + CLOCK_TOLERANCE:
-        _ccall.unload_api()
         return False
+    _ccall.use_api(address)
     return True
 
 
@@ -128,7 +127,7 @@ def _check_rlock(probe: Any) -> bool:
     return bool(fields(probe) == (0, 0))
 
 
-def _plain(obj: Any, names: dict[str, type]) -> bool:
+def _plain(obj: Any, names: dict[str, Any]) -> bool:
     """The compiled caller reads (and for ``depth`` writes) these in ``obj``'s
     ``__dict__``: they must be plain instance attributes of those types (no
     property or slot of the class in between)."""
@@ -182,8 +181,8 @@ def _by_ctypes() -> Any:
 
 
 _BY_CTYPES = _by_ctypes()
-_INSTANCE_ATTRS = {"depth": int, "dead": type(None), "_armed_at": float, "_close_pending": bool}
-_STATE_ATTRS = {"release_queue": list, "partial_line": list}
+_INSTANCE_ATTRS: dict[str, Any] = {"depth": int, "dead": type(None), "_armed_at": float, "_close_pending": bool}
+_STATE_ATTRS: dict[str, Any] = {"release_queue": list, "partial_line": list}
 
 
 def compiled(state: "ScriptState", generic: Callable[..., Any], finish: Callable[[int, int | None, int], Any],
