@@ -214,6 +214,8 @@ def test_the_rlock_is_read_only_once_its_layout_is_checked(monkeypatch: pytest.M
 
     assert ccall.rlock_layout_holds(threading.RLock())
     assert not ccall.rlock_layout_holds(threading.Lock())
+    with pytest.raises(TypeError):
+        _ccall.rlock_fields(threading.Lock())  # never read as an RLock
     monkeypatch.setattr(ccall, "_rlock_checked", [])
     monkeypatch.setattr(_ccall, "rlock_fields", lambda lock: (0, 0))  # fields that do not follow acquire
     assert not ccall.rlock_layout_holds(threading.RLock())

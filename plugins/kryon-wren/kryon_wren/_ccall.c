@@ -79,6 +79,10 @@ static void rlock_give(RLock311 *r) {
 }
 
 static PyObject *rlock_fields(PyObject *self, PyObject *arg) { /* (owner, count) of an RLock */
+    if (strcmp(Py_TYPE(arg)->tp_name, "_thread.RLock") != 0 || Py_TYPE(arg)->tp_basicsize < (Py_ssize_t)sizeof(RLock311)) {
+        PyErr_SetString(PyExc_TypeError, "not a _thread.RLock of the expected size");
+        return NULL;
+    }
     RLock311 *r = (RLock311 *)arg;
     return Py_BuildValue("(kk)", r->owner, r->count);
 }
