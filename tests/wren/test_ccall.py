@@ -23,6 +23,7 @@ from kryon_wren import ccall  # noqa: E402
 from kryon_core import ScriptError, ScriptManager, ScriptTimeoutError, SecurityPolicy, threads  # noqa: E402
 
 SOURCE = """\
+import "kryon" for Kryon
 class T {
   static add(a, b) { a + b }
   static three(a, b, c) { a * 100 + b * 10 + c }
@@ -49,6 +50,13 @@ class T {
   static say(x) {
     System.write("part %(x)")
     return x
+  }
+  static swallow(x) {
+    __caught = Fiber.new { Kryon.call("s.T.missing%(x)", [x]) }.try()
+    return __caught == null ? false : null
+  }
+  static again(x) {
+    Fiber.abort(__caught)
   }
   static count(x) {
     __n = (__n == null ? 0 : __n) + x
@@ -109,6 +117,9 @@ def test_the_extension_is_built_and_taken() -> None:
             assert caller.calls == before + 7
             assert caller("a", "b") == "ab"  # strings: the Python caller
             assert caller.calls == before + 7
+            nothing, yes = _caller(m, "T.nothing"), _caller(m, "T.yes")
+            assert [nothing(1), nothing(2), yes(1), yes(1), yes(-1)] == [None, None, True, True, False]
+            assert nothing.calls == 1 and yes.calls == 2  # null and bool results come back from C too
             three, none = _caller(m, "T.three"), _caller(m, "T.none")
             assert three(1, 2, 3) == three(1, 2, 3) == 123 and none() == none() == 42
             assert three.calls == 1 and none.calls == 1
@@ -135,7 +146,8 @@ CASES: list[tuple[str, tuple[Any, ...]]] = [
     ("T.id", (math.nan,)), ("T.id", (math.inf,)), ("T.id", (-math.inf,)), ("T.id", (5e-324,)),
     ("T.id", (2.0**-1021,)), ("T.id", (2**53,)), ("T.id", (9007199254740994.0,)), ("T.id", (10**400,)),
     ("T.text", (7,)), ("T.list", (1.5,)), ("T.nothing", (1,)), ("T.yes", (1,)), ("T.yes", (-1,)),
-    ("T.fail", (3,)), ("T.say", (1,)), ("T.say", (2,)), ("T.count", (1,)), ("T.count", (2,)), ("T.none", ()),
+    ("T.fail", (3,)), ("T.swallow", (1,)), ("T.fail", (4,)), ("T.swallow", (2,)), ("T.again", (1,)), ("T.add", (None, 2)),
+    ("T.say", (1,)), ("T.say", (2,)), ("T.count", (1,)), ("T.count", (2,)), ("T.none", ()),
 ]
 
 

@@ -8,10 +8,10 @@
  * deadline, one `wasmtime_func_call_unchecked` (the GIL released around it,
  * as ctypes releases it today: the epoch ticker thread must keep time while
  * the script runs, and other host threads run meanwhile), and a number result
- * read back. Everything else goes to Python: any other argument kind or
+ * read back (or null, true, false). Everything else goes to Python: any other argument kind or
  * count, a stale VM, a dead instance, handles to release, a debugger tracking
  * gate entries or a contended gate (the Python caller, `generic`), and a
- * trap, an error, a closing instance, pending output or a non-number result
+ * trap, an error, a closing instance, pending output or a string or object result
  * (`finish`, inside the gate, which builds today's errors).
  *
  * wasmtime's C API is not linked: wasmtime-py has already loaded its shared
@@ -35,6 +35,11 @@ static call_unchecked_fn call_unchecked = NULL;
 static unsigned long long crossings = 0; /* wasm calls made by compiled callers (tests count them) */
 
 #define MAX_SAFE 9007199254740992LL /* 2**53: numbers within it are exact as doubles */
+/* wren_call_scalar's status results (csrc/api.c, vm.py): signalling-NaN bits 0x7FF4 << 48 | status */
+#define STATUS_HIGH 0x7FF4u
+#define SCALAR_NULL 5
+#define SCALAR_TRUE 6
+#define SCALAR_FALSE 7
 #define MAX_ARGS 4
 
 static double monotonic_now(void) { /* the clock of time.perf_counter() on Linux (checked in ccall.py) */
@@ -161,7 +166,7 @@ typedef struct {
     Py_ssize_t calls;            /* calls that took this path (tests count them) */
 } Caller;
 
-static PyObject *s_vm, *s_dead, *s_depth, *s_armed_at, *s_close_pending, *s_release_queue, *s_partial_line,
+static PyObject *s_pending, *s_vm, *s_dead, *s_depth, *s_armed_at, *s_close_pending, *s_release_queue, *s_partial_line,
     *s_waiting;
 
 static PyObject *call_generic(Caller *c, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
@@ -292,8 +297,17 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
         } else {
             double f;
             memcpy(&f, b->raw, sizeof f);
-            if (f == f) result = PyFloat_FromDouble(f); /* a NaN is a status: finish reads it */
-            else plain = 0;
+            if (f == f) {
+                result = PyFloat_FromDouble(f);
+            } else if ((uint64_t)r >> 48 == STATUS_HIGH && (r & 0xFFFF) >= SCALAR_NULL && (r & 0xFFFF) <= SCALAR_FALSE
+                       && PyDict_GetItemWithError(c->statedict, s_vm) == c->vm) {
+                /* null, true or false: as calls.py's `other` gives them (the pending host error dropped) */
+                if (PyDict_SetItem(c->statedict, s_pending, Py_None) < 0) { Py_DECREF(depth); goto release; }
+                int status = (int)(r & 0xFFFF);
+                result = Py_NewRef(status == SCALAR_NULL ? Py_None : status == SCALAR_TRUE ? Py_True : Py_False);
+            } else {
+                plain = 0; /* any other status (a string, a value in slot 0, an error): finish reads it */
+            }
         }
     }
     if (!plain) { /* a trap, an error, a closing instance, output to flush or a status: calls.py's finish */
@@ -443,7 +457,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ccall", NULL, -1, m
 PyMODINIT_FUNC PyInit__ccall(void) {
     if (PyType_Ready(&CallerType) < 0) return NULL;
 #define INTERN(var, text) if (!(var = PyUnicode_InternFromString(text))) return NULL;
-    INTERN(s_vm, "vm") INTERN(s_dead, "dead") INTERN(s_depth, "depth") INTERN(s_armed_at, "_armed_at")
+    INTERN(s_pending, "pending") INTERN(s_vm, "vm") INTERN(s_dead, "dead") INTERN(s_depth, "depth") INTERN(s_armed_at, "_armed_at")
     INTERN(s_close_pending, "_close_pending") INTERN(s_release_queue, "release_queue")
     INTERN(s_partial_line, "partial_line") INTERN(s_waiting, "_waiting")
 #undef INTERN

@@ -3,7 +3,7 @@ let it be used.
 
 The extension does in C what ``calls.make_caller``'s ``call`` does on its
 hot path: numbers in, one ``wasmtime_func_call_unchecked`` of the
-``wren_call_scalar`` export, a number out (see ``_ccall.c``). It relies on
+``wren_call_scalar`` export, a number, null or bool out (see ``_ccall.c``). It relies on
 facts that are not wasmtime-py's or this package's public API: the address
 of the C function in the ``libwasmtime`` wasmtime-py loaded, the parameter
 block layout of wasmtime's raw values, the clock ``time.perf_counter`` reads,
@@ -128,15 +128,16 @@ def _check_rlock(probe: Any) -> bool:
 
 
 def _plain(obj: Any, names: dict[str, Any]) -> bool:
-    """The compiled caller reads (and for ``depth`` writes) these in ``obj``'s
-    ``__dict__``: they must be plain instance attributes of those types (no
-    property or slot of the class in between)."""
+    """The compiled caller reads (and for ``depth`` and ``pending`` writes)
+    these in ``obj``'s ``__dict__``: they must be plain instance attributes
+    of those types (no property or slot of the class in between)."""
     attrs = getattr(obj, "__dict__", None)
     if type(attrs) is not dict:
         return False
     cls = type(obj)
     return all(
-        type(attrs.get(name)) is kind and not any(name in vars(k) for k in cls.__mro__) for name, kind in names.items()
+        name in attrs and (kind is None or type(attrs[name]) is kind) and not any(name in vars(k) for k in cls.__mro__)
+        for name, kind in names.items()
     )
 
 
@@ -182,7 +183,8 @@ def _by_ctypes() -> Any:
 
 _BY_CTYPES = _by_ctypes()
 _INSTANCE_ATTRS: dict[str, Any] = {"depth": int, "dead": type(None), "_armed_at": float, "_close_pending": bool}
-_STATE_ATTRS: dict[str, Any] = {"release_queue": list, "partial_line": list}
+#: None: any type (``pending``, a host error or None, is only ever set to None)
+_STATE_ATTRS: dict[str, Any] = {"release_queue": list, "partial_line": list, "pending": None}
 
 
 def compiled(state: "ScriptState", generic: Callable[..., Any], finish: Callable[[int, int | None, int], Any],
