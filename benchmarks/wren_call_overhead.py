@@ -15,6 +15,10 @@ ratios against ``raw``):
 - ``bound``: the handle from ``manager.function("bench.Calc.add")``.
 
 Note driver returns 5.0 (a float); raw and the engine return the int 5.
+With the compiled caller (kryon_wren/_ccall.c) ``manager`` and ``bound``
+make the same wasm call from C, without ctypes' argument handling, so a
+bound call can cost less than ``raw``; ``KRYON_WREN_NO_CEXT=1`` times the
+Python caller instead.
 Run under a trusted and a sandboxed policy (the sandbox adds the epoch
 deadline of its time limit). Target: a host-to-Wren scalar call within 5 us.
 Usage: ``python benchmarks/wren_call_overhead.py [--quick] [--cpu]`` (``--cpu``

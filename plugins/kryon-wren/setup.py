@@ -1,14 +1,17 @@
-"""Builds kryon_wren.wasm from csrc/ while building the wheel.
+"""Builds kryon_wren.wasm from csrc/ while building the wheel, and the
+optional compiled caller (kryon_wren/_ccall.c).
 
 The wasm module is produced by zig's clang (the `ziglang` build
-requirement) and placed inside the `kryon_wren` package, so the wheel is
-pure Python (py3-none-any) plus one platform-neutral .wasm file.
+requirement) and placed inside the `kryon_wren` package. The compiled
+caller is built when a C compiler is present; without one the install
+still succeeds and the Python caller does every call (kryon_wren/ccall.py
+checks whether it loaded). With it the wheel is tagged for the platform.
 """
 import importlib.util
 import os
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
@@ -35,25 +38,9 @@ class BuildPyWithWasm(build_py):
         builder.build_wasm(target)
 
 
-try:
-    from wheel.bdist_wheel import bdist_wheel as _bdist_wheel
-except ImportError:  # pragma: no cover
-    _bdist_wheel = None
-
 cmdclass = {"build_py": BuildPyWithWasm}
 
-if _bdist_wheel is not None:
-
-    class PurePythonWheel(_bdist_wheel):
-        """The .wasm runs anywhere wasmtime does: tag the wheel py3-none-any."""
-
-        def finalize_options(self):
-            super().finalize_options()
-            self.root_is_pure = True
-
-        def get_tag(self):
-            return "py3", "none", "any"
-
-    cmdclass["bdist_wheel"] = PurePythonWheel
-
-setup(cmdclass=cmdclass)
+setup(
+    cmdclass=cmdclass,
+    ext_modules=[Extension("kryon_wren._ccall", ["kryon_wren/_ccall.c"], optional=True)],
+)

@@ -138,3 +138,13 @@ def test_everything(tmp_path: Path) -> None:
     expected = {p.name.removeprefix("kryon-") for p in plugins}
     expected = {"javascript" if n == "js" else n for n in expected}
     assert expected <= languages, (expected, languages)
+    if any(p.name == "kryon-wren" for p in plugins):  # its wheel built the compiled caller (a C compiler is present)
+        wren = env.py(
+            "from kryon_core import ScriptManager\n"
+            "from kryon_wren import ccall\n"
+            "m = ScriptManager(cache=False)\n"
+            "m.load_script_from_source('w', 'wren', 'class C {\\n  static add(a, b) { a + b }\\n}\\n')\n"
+            "f = m.function('w.C.add')\n"
+            "print('sums', f(2, 3), f(4, 5), 'compiled caller', ccall.enabled(), type(f._call).__name__)\n"
+        )
+        assert "sums 5 9 compiled caller True Caller" in wren.stdout, wren.stdout + wren.stderr

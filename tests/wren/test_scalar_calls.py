@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 kryon_wren = pytest.importorskip("kryon_wren")
-from kryon_wren import calls, instance  # noqa: E402
+from kryon_wren import calls, ccall, instance  # noqa: E402
 from kryon_wren import vm as vm_module  # noqa: E402
 
 from kryon_core import (  # noqa: E402
@@ -214,19 +214,33 @@ class Crossings:
     export call) and vm.py's by-objects one (ScalarCall)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
+        self.python = 0
+        self.compiled_at = _compiled_crossings()
         typed, by_objects = instance._UNCHECKED, vm_module._UNCHECKED_BY_OBJECTS
 
         def count_typed(*args: Any) -> Any:
-            self.count += 1
+            self.python += 1
             return typed(*args)
 
         def count_by_objects(*args: Any) -> Any:
-            self.count += 1
+            self.python += 1
             return by_objects(*args)
 
         monkeypatch.setattr(instance, "_UNCHECKED", count_typed)
         monkeypatch.setattr(vm_module, "_UNCHECKED_BY_OBJECTS", count_by_objects)
+
+    @property
+    def count(self) -> int:
+        """Crossings since the last reset, through ctypes or a compiled caller (kryon_wren/_ccall.c)."""
+        return self.python + _compiled_crossings() - self.compiled_at
+
+    @count.setter
+    def count(self, value: int) -> None:
+        self.python, self.compiled_at = value, _compiled_crossings()
+
+
+def _compiled_crossings() -> int:
+    return int(ccall._ccall.crossings()) if ccall._ccall is not None else 0
 
 
 @pytest.mark.parametrize("args", [(2, 3), (2.5, -0.0), (None, True), (False, "é"), ("a", "b")])

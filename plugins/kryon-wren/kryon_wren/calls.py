@@ -20,6 +20,7 @@ from wasmtime import _ffi as ffi
 from kryon_core import FunctionNotFoundError, FunctionRef, ScriptRuntimeError, ScriptTimeoutError, threads
 from kryon_core.awaited import AwaitDeadline, bounded
 
+from . import ccall
 from .bridge import bars
 from .errors import restarted, script_runtime_error, vm_failure
 from .plugin import LANGUAGE
@@ -113,11 +114,16 @@ def make_caller(
     hot_args: Any = None
     hot_trap: Any = None
     hot_sc: Any = None
+    # the compiled caller (ccall.py) when the extension loaded and its checks held: it takes
+    # each arity's numbers-only block once this caller made it
+    fast: Any = None
 
     def prime(n: int) -> Any:
         nonlocal hot_n, hot_f64, hot_i64, hot_at, hot_call, hot_args, hot_trap, hot_sc
         sc = vm.scalar_call(receiver, signature(n))
         plain[n] = (sc.f64, sc.at, sc.call, sc.call_args, sc.trap, sc)
+        if fast is not None:
+            ccall.prime(fast, n, sc)
         if hot_n < 0:
             hot_f64, hot_at, hot_call, hot_args, hot_trap, hot_sc = plain[n]
             hot_i64 = sc.i64
@@ -287,7 +293,15 @@ def make_caller(
     debug = state.engine.debugger
     if debug is not None and debug.attached:  # calls and returns across languages (debugging.py)
         return debug.activation(call)  # type: ignore[no-any-return]
-    return call
+
+    def finish_compiled(n: int, error: int | None, depth: int) -> Any:
+        """The end of a compiled call of arity ``n`` (``_ccall.c``) that
+        trapped, printed part of a line, closed the instance or gave no plain
+        number: this caller's own ``finish``."""
+        return finish(plain[n][5], error, depth)
+
+    fast = ccall.compiled(state, call, finish_compiled)
+    return call if fast is None else fast
 
 
 def stale(state: "ScriptState", function: str, args: Sequence[Any]) -> Any:
