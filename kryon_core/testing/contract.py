@@ -28,6 +28,11 @@ from .. import (
 )
 from ..engine import BreakpointHit, CompiledScript, EngineCapabilities, GarbageCollectionStats, MemoryUsage
 
+#: the time limit of the limit tests. The loads that set each test up run under it too: late in a
+#: whole-suite run a small Wren load twice went past 0.3 s (a pause that was not the script's, not
+#: pinned down; alone the same tests pass every time). The scripts' endless loops hit any limit.
+LIMIT_SECONDS = 1.0
+
 
 @dataclass
 class Snippets:
@@ -438,7 +443,7 @@ class EngineContract:
         m.close()
 
     def test_time_limit(self) -> None:
-        m = self._sandbox(time_limit=0.3)
+        m = self._sandbox(time_limit=LIMIT_SECONDS)
         with pytest.raises(ScriptTimeoutError) as info:
             m.call_function("spin")
         assert info.value.script == "lib" and info.value.language == self.lang
@@ -469,14 +474,14 @@ class EngineContract:
         return m
 
     def test_trusted_time_limit(self) -> None:
-        m = self._trusted(time_limit=0.3)
+        m = self._trusted(time_limit=LIMIT_SECONDS)
         with pytest.raises(ScriptTimeoutError) as info:
             m.call_function("spin")
         assert info.value.script == "lib" and info.value.language == self.lang
         self._survives(m)
 
     def test_trusted_time_limit_awaited(self) -> None:
-        m = self._trusted(time_limit=0.3)
+        m = self._trusted(time_limit=LIMIT_SECONDS)
         with pytest.raises(ScriptTimeoutError) as info:
             asyncio.run(m.call_function_async("spin"))
         assert info.value.script == "lib" and info.value.language == self.lang
@@ -485,7 +490,7 @@ class EngineContract:
     def test_trusted_time_limit_at_load(self) -> None:
         if self.snippets.spin_statement is None:
             pytest.skip(f"{self.lang}'s snippets give no spin_statement")
-        m = self._trusted(time_limit=0.3)
+        m = self._trusted(time_limit=LIMIT_SECONDS)
         with pytest.raises(ScriptTimeoutError) as info:
             m.load_script_from_source("looping", self.lang, self.snippets.spin_statement)
         assert info.value.script == "looping" and info.value.language == self.lang
