@@ -10,6 +10,8 @@ It refuses:
   ``__name__``, ...) and single-underscore attributes of ``self``/``cls``;
 - the attributes that walk frames, code and tracebacks (``gi_frame``,
   ``f_back``, ``f_globals``, ``tb_frame``, ``cr_frame``, ``mro``, ...);
+- the same attribute names in class patterns (``case object(__globals__=g)``
+  reads ``__globals__`` with no attribute expression in the source);
 - names that reach the interpreter (``__builtins__``, ``__loader__``, ``__spec__``,
   ``__import__``) and any other ``__dunder__`` name except ``__name__``/``__doc__``/``__file__``/``__debug__``.
 
@@ -90,6 +92,18 @@ class _Checker(ast.NodeVisitor):
             )
         self.generic_visit(node)
 
+    def visit_MatchClass(self, node: ast.MatchClass) -> None:
+        # `case C(attr=p)` reads `attr` from the subject with no Attribute node in sight:
+        # `case object(__globals__=g)` would bind a function's real globals
+        for attr in node.kwd_attrs:
+            if not attribute_allowed(attr):
+                raise GuardViolation(
+                    f"access to the attribute '{attr}' is not allowed in the sandbox",
+                    getattr(node, "lineno", None),
+                    getattr(node, "col_offset", None),
+                )
+        self.generic_visit(node)
+
     def visit_Name(self, node: ast.Name) -> None:
         name = node.id
         if name.startswith("__") and name.endswith("__") and name not in _SAFE_NAMES:
@@ -142,6 +156,12 @@ def check_code(code: "types.CodeType") -> None:
         current = todo.pop()
         todo.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
         names = current.co_names + current.co_varnames + current.co_cellvars + current.co_freevars
+        # the attribute names of `case C(attr=p)` are a tuple constant that MATCH_CLASS takes: code
+        # with such a pattern and a refused name in any constant tuple is refused (sound, not exact)
+        in_tuples = (n for c in current.co_consts if isinstance(c, tuple) for n in c if isinstance(n, str))
+        if any(not attribute_allowed(n) for n in in_tuples) and any(
+                ins.opname == "MATCH_CLASS" for ins in dis.get_instructions(current)):
+            raise GuardViolation("a class pattern reads a refused attribute", None, None)
         if not any(n[:1] == "_" or n in FORBIDDEN_ATTRIBUTES for n in names):
             continue
         previous = None
