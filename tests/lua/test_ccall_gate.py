@@ -14,9 +14,11 @@ import pytest
 
 pytest.importorskip("kryon_lua")
 
+from ccall_support import cached_caller as _caller  # noqa: E402
+from ccall_support import lua_manager  # noqa: E402
 from kryon_lua import ccall  # noqa: E402
 
-from kryon_core import ScriptManager, ScriptRuntimeError, SecurityPolicy, threads  # noqa: E402
+from kryon_core import ScriptRuntimeError, SecurityPolicy, threads  # noqa: E402
 
 SOURCE = """\
 function add(a, b) return a + b end
@@ -35,16 +37,7 @@ def fresh_facts(monkeypatch):
 
 
 def _manager(policy, **globals_):
-    m = ScriptManager(policy=policy, cache=False, output=lambda lang, text: None)
-    for name, value in globals_.items():
-        m.set_global("lua", name, value)
-    m.load_script_from_source("s", "lua", SOURCE)
-    return m
-
-
-def _caller(m, name):
-    engine = m.engine("lua")
-    return engine.cached_caller(engine._scripts["s"], name)
+    return lua_manager(policy, SOURCE, **globals_)
 
 
 def _gate(m):
