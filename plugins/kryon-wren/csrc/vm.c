@@ -878,6 +878,8 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
   int symbol;
   ObjClass* cls;
   Value* args;
+  ObjClosure* pushed;   /* the closure a call pushes (see pushClosure) */
+  int pushedSlots;      /* its argument slots, the receiver included */
   InterpretResult result = RESULT_SUCCESS;
 
 #define READ_BYTE() (*ip++)
@@ -1178,47 +1180,18 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
             }
             /* PRIM_CALL: args[0] is a closure to run in place of the
              * method (a sequence view's step), pushed like Fn.call's. */
-            ObjClosure* closure = AS_CLOSURE(args[0]);
-            ObjFn* callee = closure->fn;
-            int arity = callee->arity;
-            if (argc < arity) ERROR_MSG("Function expects more arguments.");
-            sp = args + arity + 1;
-            if (fiber->frameCount < fiber->frameCapacity &&
-                args + callee->maxSlots + 1 <= fiber->stack + fiber->stackCapacity) {
-              frame = &fiber->frames[fiber->frameCount++];
-              frame->closure = closure;
-              frame->stackStart = args;
-              ip = callee->code;
-              slots = args;
-              fn = callee;
-              break;
-            }
-            STORE_FRAME();
-            if (!pushFrame(vm, fiber, closure, arity + 1)) goto handleError;
-            LOAD_FRAME();
-            break;
+            goto callFn;
           }
-          case METHOD_FN_CALL: {
-            ObjClosure* closure = AS_CLOSURE(args[0]);
-            ObjFn* callee = closure->fn;
-            int arity = callee->arity;
+          case METHOD_FN_CALL:
+          callFn: {
+            /* Fn.call: the closure is the receiver; extra arguments are
+             * dropped, too few is an error. */
+            pushed = AS_CLOSURE(args[0]);
+            int arity = pushed->fn->arity;
             if (argc < arity) ERROR_MSG("Function expects more arguments.");
             sp = args + arity + 1;
-            if (fiber->frameCount < fiber->frameCapacity &&
-                args + callee->maxSlots + 1 <= fiber->stack + fiber->stackCapacity) {
-              frame->ip = ip;
-              frame = &fiber->frames[fiber->frameCount++];
-              frame->closure = closure;
-              frame->stackStart = args;
-              ip = callee->code;
-              slots = args;
-              fn = callee;
-              break;
-            }
-            STORE_FRAME();
-            if (!pushFrame(vm, fiber, closure, arity + 1)) goto handleError;
-            LOAD_FRAME();
-            break;
+            pushedSlots = arity + 1;
+            goto pushClosure;
           }
           case METHOD_GETTER: {
             /* Accessor inlining (see accessorKind): the getter's two
@@ -1243,15 +1216,20 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
             goto callBlock;
           }
           case METHOD_BLOCK:
-          callBlock: {
-            ObjClosure* closure = method->as.closure;
-            ObjFn* callee = closure->fn;
+          callBlock:
+            pushed = method->as.closure;
+            pushedSlots = argc + 1;
+          pushClosure: {
+            /* Every closure call (a method, Fn.call, a sequence view's
+             * step) pushes its frame here: `pushed` with `pushedSlots`
+             * arguments, the receiver included, starting at args. */
+            ObjFn* callee = pushed->fn;
             /* Fast path: room for the frame and its stack already. */
             if (fiber->frameCount < fiber->frameCapacity &&
                 args + callee->maxSlots + 1 <= fiber->stack + fiber->stackCapacity) {
               frame->ip = ip;
               frame = &fiber->frames[fiber->frameCount++];
-              frame->closure = closure;
+              frame->closure = pushed;
               frame->stackStart = args;
               ip = callee->code;
               slots = args;
@@ -1259,7 +1237,7 @@ InterpretResult vmRunFiber(VM* vm, ObjFiber* start) {
               break;
             }
             STORE_FRAME();
-            if (!pushFrame(vm, fiber, closure, argc + 1)) goto handleError;
+            if (!pushFrame(vm, fiber, pushed, pushedSlots)) goto handleError;
             LOAD_FRAME();
             break;
           }
