@@ -377,6 +377,203 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
     return (PyObject *)c;
 }
 
+/* -- ScriptManager.call_function ------------------------------------------------------- */
+
+/* The manager's call_function (kryon_core/manager.py) for its common case: a known name of one
+ * function whose bound callable is made, arguments in a list or tuple, no `caller` keyword. The
+ * call is counted here and, below the stats' next_timed bound, made here; a call at or past the
+ * bound goes to the manager's _timed_call, a failed one to its _call_failed, as the Python method
+ * does. Everything else, before anything is counted, goes to the Python method itself. A method
+ * descriptor (Py_TPFLAGS_METHOD_DESCRIPTOR): `m.call_function(...)` calls it with no bound method. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *python;     /* the Python ScriptManager.call_function */
+    PyTypeObject *manager, *location, *profiler, *stats;  /* the exact classes this path reads */
+    Py_ssize_t loc_call, loc_stats, stats_calls, stats_next;  /* slot offsets (checked by manager.py) */
+} ManagerCall;
+
+static PyObject *s_lookup, *s_profiler, *s_enabled, *s_timed_call, *s_call_failed, *one;
+
+#define MAX_INLINE_ARGS 8
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+/* call(*args), for a list or tuple of at most MAX_INLINE_ARGS: the items are held here, so a
+ * callee changing the list cannot pull them from under the call (as `*args` copies them). */
+static PyObject *call_with(PyObject *call, PyObject *seq) {
+    PyObject *items[MAX_INLINE_ARGS] = {NULL};
+    Py_ssize_t n = PyList_CheckExact(seq) ? PyList_GET_SIZE(seq) : PyTuple_GET_SIZE(seq);
+    PyObject **src = PyList_CheckExact(seq) ? ((PyListObject *)seq)->ob_item : ((PyTupleObject *)seq)->ob_item;
+    for (Py_ssize_t i = 0; i < n; i++) items[i] = Py_NewRef(src[i]);
+    PyObject *r = PyObject_Vectorcall(call, items, (size_t)n, NULL);
+    for (Py_ssize_t i = 0; i < n; i++) Py_DECREF(items[i]);
+    return r;
+}
+
+/* An instance attribute read from the object's own __dict__ (its class defines no attribute of
+ * that name: checked by manager.py), borrowed; NULL with no error when it is not there. */
+static PyObject *own(PyObject *obj, PyObject *name) {
+    PyObject *d = PyObject_GenericGetDict(obj, NULL);
+    if (!d) { PyErr_Clear(); return NULL; }
+    PyObject *v = PyDict_GetItemWithError(d, name);  /* borrowed: the object's dict holds it */
+    Py_DECREF(d);
+    if (!v) PyErr_Clear();
+    return v;
+}
+
+static PyObject *mcall_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    ManagerCall *mc = (ManagerCall *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames || nargs < 2 || nargs > 3) goto python;
+    PyObject *self = args[0], *name = args[1];
+    PyObject *seq = nargs == 3 ? args[2] : NULL;
+    if (seq && !((PyList_CheckExact(seq) && PyList_GET_SIZE(seq) <= MAX_INLINE_ARGS)
+                 || (PyTuple_CheckExact(seq) && PyTuple_GET_SIZE(seq) <= MAX_INLINE_ARGS)))
+        goto python;
+    if (Py_TYPE(self) != mc->manager || !PyUnicode_CheckExact(name)) goto python;
+    PyObject *lookup = own(self, s_lookup);  /* every object below is borrowed: the GIL is held */
+    if (!lookup || !PyDict_CheckExact(lookup)) goto python;
+    PyObject *loc = PyDict_GetItemWithError(lookup, name);
+    if (!loc) { PyErr_Clear(); goto python; }
+    if (Py_TYPE(loc) != mc->location) goto python;
+    PyObject *call = SLOT(loc, mc->loc_call), *stats = SLOT(loc, mc->loc_stats);
+    PyObject *profiler = own(self, s_profiler);
+    if (!call || call == Py_None || !stats || !profiler || Py_TYPE(profiler) != mc->profiler) goto python;
+    PyObject *enabled = own(profiler, s_enabled);
+    PyObject *result = NULL;
+    Py_INCREF(call);  /* the call may change the location (a reload) */
+    if (enabled == Py_False) {  /* not profiling: the call alone */
+        result = seq ? call_with(call, seq) : PyObject_CallNoArgs(call);
+        Py_DECREF(call);
+        return result;
+    }
+    PyObject *counted = SLOT(stats, mc->stats_calls), *bound = SLOT(stats, mc->stats_next);
+    if (enabled != Py_True || Py_TYPE(stats) != mc->stats || !counted || !bound || !PyLong_CheckExact(counted)
+        || !PyLong_CheckExact(bound)) {
+        Py_DECREF(call);
+        goto python;
+    }
+    /* counted now, the bound read before (the GIL is not given up in between: exact under threads) */
+    PyObject *n = PyNumber_Add(counted, one);
+    if (!n) { Py_DECREF(call); return NULL; }
+    Py_INCREF(stats);
+    Py_INCREF(bound);
+    SLOT(stats, mc->stats_calls) = Py_NewRef(n);
+    Py_DECREF(counted);
+    int below = PyObject_RichCompareBool(n, bound, Py_LT);
+    Py_DECREF(bound);
+    if (below < 0) goto done;
+    if (!below) {
+        PyObject *targs[] = {self, stats, n, call, seq ? seq : Py_None, Py_None};
+        if (!seq && !(targs[4] = PyTuple_New(0))) goto done;
+        result = PyObject_VectorcallMethod(s_timed_call, targs, 6, NULL);
+        if (!seq) Py_DECREF(targs[4]);
+        goto done;
+    }
+    result = seq ? call_with(call, seq) : PyObject_CallNoArgs(call);
+    if (!result) {  /* except BaseException: self._call_failed(stats, exc, caller); raise */
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyErr_NormalizeException(&t, &v, &tb);
+        if (tb) PyException_SetTraceback(v, tb);
+        PyObject *outer = get_handled();
+        set_handled(v);
+        PyObject *fargs[] = {self, stats, v, Py_None};
+        PyObject *r = PyObject_VectorcallMethod(s_call_failed, fargs, 4, NULL);
+        set_handled(outer);
+        Py_XDECREF(outer);
+        if (r) {
+            Py_DECREF(r);
+            PyErr_Restore(t, v, tb);
+        } else {  /* its own error wins, as in the except block */
+            Py_XDECREF(t); Py_XDECREF(v); Py_XDECREF(tb);
+        }
+    }
+done:
+    Py_DECREF(call);
+    Py_DECREF(stats);
+    Py_DECREF(n);
+    return result;
+python:
+    return PyObject_Vectorcall(mc->python, args, nargsf, kwnames);
+}
+
+static PyObject *mcall_get(PyObject *self, PyObject *obj, PyObject *type) {  /* m.call_function: a bound method */
+    if (!obj || obj == Py_None) return Py_NewRef(self);
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *mcall_getattro(PyObject *self, PyObject *name) {
+    /* __doc__, __name__, __wrapped__, ... of the Python method it stands for (help(), inspect.signature) */
+    static const char *own_names[] = {"__doc__", "__name__", "__qualname__", "__module__", "__annotations__", NULL};
+    for (const char **n = own_names; *n; n++)
+        if (PyUnicode_CompareWithASCIIString(name, *n) == 0) return PyObject_GetAttr(((ManagerCall *)self)->python, name);
+    PyObject *r = PyObject_GenericGetAttr(self, name);
+    if (r || !PyErr_ExceptionMatches(PyExc_AttributeError)) return r;
+    PyErr_Clear();
+    if (PyUnicode_CompareWithASCIIString(name, "__wrapped__") == 0) return Py_NewRef(((ManagerCall *)self)->python);
+    return PyObject_GetAttr(((ManagerCall *)self)->python, name);
+}
+
+static int mcall_traverse(ManagerCall *c, visitproc visit, void *arg) {
+    Py_VISIT(c->python); Py_VISIT(c->manager); Py_VISIT(c->location); Py_VISIT(c->profiler); Py_VISIT(c->stats);
+    return 0;
+}
+
+static int mcall_clear(ManagerCall *c) {
+    Py_CLEAR(c->python); Py_CLEAR(c->manager); Py_CLEAR(c->location); Py_CLEAR(c->profiler); Py_CLEAR(c->stats);
+    return 0;
+}
+
+static void mcall_dealloc(ManagerCall *c) {
+    PyObject_GC_UnTrack(c);
+    mcall_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static PyTypeObject ManagerCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kryon_core._speedups.ManagerCall",
+    .tp_basicsize = sizeof(ManagerCall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "ScriptManager.call_function's common case, compiled",
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(ManagerCall, vectorcall),
+    .tp_descr_get = mcall_get,
+    .tp_getattro = mcall_getattro,
+    .tp_traverse = (traverseproc)mcall_traverse,
+    .tp_clear = (inquiry)mcall_clear,
+    .tp_dealloc = (destructor)mcall_dealloc,
+};
+
+/* manager_call(python call_function, ScriptManager, _Location, Profiler, CallStats, offsets of
+ *              _Location.call, _Location.stats, CallStats.calls, CallStats.next_timed) */
+static PyObject *manager_call(PyObject *self, PyObject *args) {
+    PyObject *python;
+    PyTypeObject *manager, *location, *profiler, *stats;
+    Py_ssize_t loc_call, loc_stats, stats_calls, stats_next;
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!nnnn", &python, &PyType_Type, &manager, &PyType_Type, &location,
+                          &PyType_Type, &profiler, &PyType_Type, &stats, &loc_call, &loc_stats, &stats_calls, &stats_next))
+        return NULL;
+    Py_ssize_t lo = (Py_ssize_t)sizeof(PyObject), w = (Py_ssize_t)sizeof(PyObject *);
+    if (loc_call < lo || loc_stats < lo || loc_call + w > location->tp_basicsize || loc_stats + w > location->tp_basicsize
+        || stats_calls < lo || stats_next < lo || stats_calls + w > stats->tp_basicsize || stats_next + w > stats->tp_basicsize) {
+        PyErr_SetString(PyExc_ValueError, "a slot lies outside its object");
+        return NULL;
+    }
+    ManagerCall *c = PyObject_GC_New(ManagerCall, &ManagerCallType);
+    if (!c) return NULL;
+    c->vectorcall = mcall_vectorcall;
+    c->python = Py_NewRef(python);
+    c->manager = (PyTypeObject *)Py_NewRef(manager);
+    c->location = (PyTypeObject *)Py_NewRef(location);
+    c->profiler = (PyTypeObject *)Py_NewRef(profiler);
+    c->stats = (PyTypeObject *)Py_NewRef(stats);
+    c->loc_call = loc_call; c->loc_stats = loc_stats; c->stats_calls = stats_calls; c->stats_next = stats_next;
+    PyObject_GC_Track(c);
+    return (PyObject *)c;
+}
+
 /* -- the module ------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
@@ -388,6 +585,7 @@ static PyMethodDef methods[] = {
     {"api_leave", api_leave, METH_O, "the capsule's lock_leave (for tests)"},
     {"make_handle_type", make_handle_type, METH_VARARGS, "the FunctionRef subclass for compiled callers' bound handles"},
     {"make_caller", make_caller, METH_VARARGS, "the compiled trusted caller of an in-process script function"},
+    {"manager_call", manager_call, METH_VARARGS, "ScriptManager.call_function's common case, compiled"},
     {NULL}
 };
 
@@ -396,7 +594,14 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "kryon_core._speedups
 PyMODINIT_FUNC PyInit__speedups(void) {
     s_active = PyUnicode_InternFromString("active");
     zero = PyLong_FromLong(0);
-    if (!s_active || !zero || PyType_Ready(&CallerType) < 0) return NULL;
+    one = PyLong_FromLong(1);
+    s_lookup = PyUnicode_InternFromString("_lookup");
+    s_profiler = PyUnicode_InternFromString("profiler");
+    s_enabled = PyUnicode_InternFromString("enabled");
+    s_timed_call = PyUnicode_InternFromString("_timed_call");
+    s_call_failed = PyUnicode_InternFromString("_call_failed");
+    if (!s_active || !zero || !one || !s_lookup || !s_profiler || !s_enabled || !s_timed_call || !s_call_failed || PyType_Ready(&CallerType) < 0 || PyType_Ready(&ManagerCallType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     PyObject *capsule = PyCapsule_New((void *)&gate_api, KRYON_GATE_CAPSULE, NULL);

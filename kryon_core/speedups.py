@@ -9,7 +9,9 @@ they are what the compiled ones must agree with. What the extension holds:
   extensions through a capsule (``kryon_core/_speedups_api.h``; the layout
   checks are :func:`kryon_core.threads.direct_lock`);
 - the trusted in-process Python and Lisp caller (``pyhost/fastcall.py``);
-- the bound-handle type those callers name (``ScriptManager.function``).
+- the bound-handle type those callers name (``ScriptManager.function``);
+- ``ScriptManager.call_function``'s common case (``manager._compiled_call_function``),
+  decided when ``kryon_core.manager`` is imported.
 """
 
 from __future__ import annotations
