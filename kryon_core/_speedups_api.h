@@ -1,7 +1,9 @@
 /* The C API of kryon_core's optional compiled core (kryon_core/_speedups.c), for engine
  * extensions that enter an EngineGate from C. See docs/plugins.md, "The gate from C".
  *
- *     const KryonGateAPI *api = PyCapsule_Import(KRYON_GATE_CAPSULE, 0);
+ *     PyObject *core = PyImport_ImportModule("kryon_core._speedups");  (PyCapsule_Import reaches
+ *     Py_XDECREF(core);                                               it as a package attribute)
+ *     const KryonGateAPI *api = core ? PyCapsule_Import(KRYON_GATE_CAPSULE, 0) : NULL;
  *
  * The functions may be used only on a lock that kryon_core.threads.direct_lock(gate)
  * returned (it checks the lock's layout on live objects first); an engine that gets None

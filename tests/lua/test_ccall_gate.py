@@ -197,3 +197,13 @@ def test_a_slot_offset_outside_the_gate_is_refused():
     with pytest.raises(TypeError):
         _ccall.slot_offset(vars(threads.EngineGate)["held"])
     assert ccall._gate_lock(gate) is (gate._lock if _DIRECT else None)  # a free gate checks too (count 0, owner none)
+
+
+def test_the_capsule_is_found_whatever_is_imported_first():
+    """The extension imports kryon-core's compiled core itself (PyCapsule_Import only reads
+    package attributes): imported before anything of kryon_core, it still finds the capsule."""
+    import subprocess
+
+    code = "from kryon_lua import _ccall; print(_ccall.has_gate_api())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True"], out.stderr

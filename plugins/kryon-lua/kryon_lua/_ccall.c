@@ -713,7 +713,10 @@ PyMODINIT_FUNC PyInit__ccall(void) {
     s_waiting = PyUnicode_InternFromString("_waiting");
     zero = PyLong_FromLong(0);  /* a small int: every 0 of `_waiting` is this object in CPython */
     if (!s_capped || !s_deadline || !s_maxdepth || !s_waiting || !zero) return NULL;
-    const KryonGateAPI *api = PyCapsule_Import("kryon_core._speedups.gate_api", 0);
+    /* PyCapsule_Import reaches the module as an attribute of its package: import it first */
+    PyObject *core = PyImport_ImportModule("kryon_core._speedups");
+    Py_XDECREF(core);
+    const KryonGateAPI *api = core ? PyCapsule_Import("kryon_core._speedups.gate_api", 0) : NULL;
     if (api && api->version == 1 && api->size >= sizeof(KryonGateAPI)) gate_api = api;
     else PyErr_Clear();  /* kryon-core without its compiled core: the lock's methods */
     return PyModule_Create(&module);
