@@ -68,6 +68,8 @@ def main() -> None:
     f_total = quickjs.Function("total", SOURCE)
 
     rows = []
+    # with kryon-core's compiled core: call_function through the Python method too (as with KRYON_CORE_NO_CEXT=1)
+    python_method = getattr(ScriptManager.call_function, "__wrapped__", None)
     for label, policy in (("trusted", SecurityPolicy.trusted()), ("sandboxed", SecurityPolicy.sandboxed())):
         m = ScriptManager(cache_dir=False, policy=policy, output=lambda lang, text: None)
         m.load_script_from_source("bench", "javascript", SOURCE)
@@ -93,9 +95,10 @@ def main() -> None:
                 "manager": lambda: m.call_function("add", [2, 3]),
                 "bound": lambda: add(2, 3),
                 "py bound": lambda: py_add(2, 3),
+                **({"py manager": lambda: python_method(m, "add", [2, 3])} if python_method else {}),
             },
             {"raw": n_scalar, "Function": max(50, n_scalar // 100), "manager": n_scalar, "bound": n_scalar,
-             "py bound": n_scalar},
+             "py bound": n_scalar, "py manager": n_scalar},
             rounds,
         )
         listed = interleaved(
@@ -114,9 +117,10 @@ def main() -> None:
         m_py.close()
 
     print(f"{'policy':10} {'call':16} {'raw ns':>8} {'Function':>9} {'manager':>8} {'bound':>8}"
-          f"  {'mgr/raw':>7} {'bound/raw':>9} {'mgr/Fn':>7} {'bound/Fn':>8} {'py bound':>8} {'py/raw':>6}")
+          f"  {'mgr/raw':>7} {'bound/raw':>9} {'mgr/Fn':>7} {'bound/Fn':>8} {'py bound':>8} {'py/raw':>6} {'pymgr/raw':>9}")
     for label, call, t in rows:
         py = f" {t['py bound']:8.0f} {t['py bound'] / t['raw']:6.2f}" if "py bound" in t else ""
+        py += f" {t['py manager'] / t['raw']:9.2f}" if "py manager" in t else ""
         print(f"{label:10} {call:16} {t['raw']:8.0f} {t['Function']:9.0f} {t['manager']:8.0f} {t['bound']:8.0f}"
               f"  {t['manager'] / t['raw']:7.2f} {t['bound'] / t['raw']:9.2f}"
               f" {t['manager'] / t['Function']:7.3f} {t['bound'] / t['Function']:8.3f}{py}")

@@ -4,7 +4,8 @@ bound handle (``manager.function``) of an (int, int) -> int function, each
 with its ratio to raw lupa. Rounds alternate between the variants so machine
 noise hits them alike; the best round counts. Targets (issue 15): default
 policy at most 3x raw for call_function and 2x for a bound handle; trusted
-at most 2x and 1.3x. The trusted+limit rows are a trusted policy with a
+at most 2x and 1.3x. With kryon-core's compiled core, "call_function (Py)" is
+the same call through the Python method (as with KRYON_CORE_NO_CEXT=1). The trusted+limit rows are a trusted policy with a
 time limit, whose state runs the count hook as a sandboxed one does.
 
     python benchmarks/lua_calls.py [--rounds N] [--calls N] [--cpu]
@@ -71,6 +72,14 @@ def main() -> None:
 
         variants[f"{label} call_function"] = by_name
         variants[f"{label} bound handle"] = by_handle
+        python_method = getattr(ScriptManager.call_function, "__wrapped__", None)  # the compiled core is on
+        if python_method is not None and label != "trusted+limit":  # side by side: the method without it
+
+            def by_python(n: int, m: ScriptManager = m, method: Callable[..., object] = python_method) -> None:
+                for _ in range(n):
+                    method(m, "bench.add", [2, 3])
+
+            variants[f"{label} call_function (Py)"] = by_python
 
     best = dict.fromkeys(variants, float("inf"))
     for _ in range(args.rounds):

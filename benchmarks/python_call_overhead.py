@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from kryon_core import ScriptManager, SecurityPolicy
+from kryon_core import FunctionRef, ScriptManager, SecurityPolicy
 
 SOURCE = """\
 def add(a, b):
@@ -88,6 +88,10 @@ def main() -> None:
     bound_work = trusted.function("bench.work")
     rows.append(("trusted add: manager.call_function", per_call(loop(trusted.call_function, ("add", [2, 3])), n_fast), direct_add))
     rows.append(("trusted add: manager.function() handle", per_call(loop(bound_add, (2, 3)), n_fast), direct_add))
+    python_caller = getattr(bound_add._call, "python", None)  # set when the compiled core made the caller
+    if python_caller is not None:  # the same handle without it (as with KRYON_CORE_NO_CEXT=1), side by side
+        plain = FunctionRef.direct(python_caller, name="add", language="python", script="bench")
+        rows.append(("trusted add: handle, Python caller (no C core)", per_call(loop(plain, (2, 3)), n_fast), direct_add))
     def engine_add() -> object:
         return engine.call_function("add", (2, 3), script="bench")
 
@@ -111,6 +115,7 @@ def main() -> None:
     rows.append(("untrusted add: 1000-int list argument",
                  per_call(loop(untrusted.call_function, ("add", [big, [1]])), n_slow // 2), direct_add))
 
+    print(f"compiled core (kryon_core._speedups): {'on' if python_caller is not None else 'off'}")
     print(f"Python {sys.version.split()[0]}; direct call of add: {direct_add:.3f} us, of work(50): {direct_work:.3f} us")
     print(f"bare pipe ping-pong between two processes: {floor:.1f} us")
     print()

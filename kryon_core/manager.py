@@ -1038,3 +1038,32 @@ def _owner(callback: Any) -> tuple[str, str] | None:
 def _stdout_output(language: str, text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def _compiled_call_function() -> None:
+    """``ScriptManager.call_function``'s common case in C when the compiled core is there
+    (``kryon_core/_speedups.c``, "ScriptManager.call_function"): a known name whose bound callable
+    is made, called with a list or tuple of up to 8 arguments and no ``caller``; counted, and
+    timed by ``_timed_call`` and failed through ``_call_failed`` as above. Every other call (a
+    subclass of ScriptManager among them) goes to the Python method before anything is counted.
+    Decided once, when this module is imported. The C code reads ``_lookup`` and ``profiler``
+    from the manager's ``__dict__`` and ``enabled`` from the profiler's, and the slots of
+    _Location and CallStats at their descriptors' offsets: checked here, else no C path."""
+    from . import speedups
+
+    ext = speedups.module()
+    if ext is None:
+        return
+    shadowed = {ScriptManager: ("_lookup", "profiler"), Profiler: ("enabled",)}
+    if any(name in vars(k) for cls, names in shadowed.items() for k in cls.__mro__ for name in names):
+        return
+    try:
+        offsets = [ext.slot_offset(vars(cls)[name]) for cls, name in
+                   ((_Location, "call"), (_Location, "stats"), (CallStats, "calls"), (CallStats, "next_timed"))]
+        compiled = ext.manager_call(ScriptManager.call_function, ScriptManager, _Location, Profiler, CallStats, *offsets)
+    except (KeyError, TypeError, ValueError):
+        return
+    ScriptManager.call_function = compiled  # type: ignore[method-assign]
+
+
+_compiled_call_function()

@@ -31,13 +31,14 @@ counter, for one); results and errors travel back to the thread that asked.
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["EngineGate", "track_entries", "entries", "tracking", "wake_waiters"]
+__all__ = ["EngineGate", "track_entries", "entries", "tracking", "wake_waiters", "direct_lock", "waiting_offset"]
 
 T = TypeVar("T")
 
@@ -256,3 +257,93 @@ def entries() -> list[str]:
     """The languages of the runtimes the calling thread is inside, outermost
     first (recorded only while :func:`track_entries` is on)."""
     return [lang for lang in getattr(_entered, "stack", ()) if lang is not None]
+
+
+# -- the gate from C (kryon_core/_speedups.c, its capsule for engine extensions) ------------
+_fresh_ok: list[bool] = []  # the check on a fresh lock, made once per process
+
+
+def direct_lock(gate: EngineGate) -> Any:
+    """The gate's lock when C code may take and give it back through the
+    compiled core's capsule (``lock_enter``/``lock_leave`` in
+    ``kryon_core/_speedups_api.h``), else None: then C code calls the lock's
+    methods. Called inside the gate or with it free, never while another
+    thread holds it (the check then fails, harmlessly).
+
+    Nothing about CPython's C RLock is assumed: on a fresh lock of its type
+    (once per process) and on the gate's own lock, its owner and count fields
+    must follow the lock's own acquire and release, and the plain lock under it
+    must be held exactly while the count is not zero."""
+    from . import speedups
+
+    ext = speedups.module()
+    lock = gate._lock
+    if (ext is None or sys.implementation.name != "cpython" or sys.version_info[:2] not in ((3, 11), (3, 12))
+            or type(lock) is not getattr(threading, "_CRLock", None)):
+        return None
+    try:
+        if not _fresh_ok:
+            _fresh_ok.append(_fresh_lock_holds(ext, type(lock)))
+        if not _fresh_ok[0] or not _live_lock_holds(ext, lock):
+            return None
+    except (TypeError, ValueError, RuntimeError):  # a size the reader refuses, a release the lock refused
+        return None
+    return lock
+
+
+def _fresh_lock_holds(ext: Any, kind: type) -> bool:
+    """The absolute values on a new lock: 0, then 1 by this thread, then 0 again."""
+    me = _get_ident()
+    fresh = kind()
+    if ext.lock_fields(fresh)[1:] != (0, 0) or not ext.lock_try(fresh) or not fresh.acquire(False):
+        return False
+    ok = ext.lock_fields(fresh)[1:] == (me, 1) and not ext.lock_try(fresh)
+    fresh.release()
+    # the capsule's own functions on it: taken, re-entered, given back in full (a throwaway lock:
+    # one a surprise leaves held is simply dropped)
+    if not ok or ext.lock_fields(fresh)[1:] != (0, 0) or not ext.lock_try(fresh) or not ext.api_enter(fresh):
+        return False
+    if not fresh._is_owned() or ext.lock_fields(fresh)[1:] != (me, 1) or not ext.api_enter(fresh):
+        return False
+    ok = ext.lock_fields(fresh)[1:] == (me, 2)
+    ext.api_leave(fresh)
+    ok = ok and fresh._is_owned() and ext.lock_fields(fresh)[1:] == (me, 1)
+    ext.api_leave(fresh)
+    return bool(ok and not fresh._is_owned() and ext.lock_fields(fresh)[1:] == (0, 0) and ext.lock_try(fresh))
+
+
+def _live_lock_holds(ext: Any, lock: Any) -> bool:
+    """The gate's own lock, relative to its state now (this thread may hold it)."""
+    me = _get_ident()
+    address, owner, count = ext.lock_fields(lock)
+    if not address or (count > 0) != (owner == me) or ext.lock_try(lock) != (count == 0):
+        return False  # held by another thread, or fields elsewhere
+    if not lock.acquire(False):
+        return False
+    try:
+        if ext.lock_fields(lock) != (address, me, count + 1) or ext.lock_try(lock):
+            return False
+        lock.acquire(False)
+        inner = ext.lock_fields(lock)
+        lock.release()
+        if inner != (address, me, count + 2):
+            return False
+    finally:
+        lock.release()
+    return bool(ext.lock_fields(lock) == (address, me if count else 0, count) and ext.lock_try(lock) == (count == 0))
+
+
+def waiting_offset(gate: EngineGate) -> int:
+    """The offset of the gate's ``_waiting`` slot, for C code reading it after
+    each release (the capsule's ``gate_waiting``); 0 when the compiled core is
+    off or the slot is not where its descriptor says."""
+    from . import speedups
+
+    ext = speedups.module()
+    if ext is None:
+        return 0
+    try:
+        offset = int(ext.slot_offset(vars(EngineGate)["_waiting"]))
+        return offset if type(gate) is EngineGate and ext.read_slot(gate, offset) is gate._waiting else 0
+    except (KeyError, TypeError, ValueError):
+        return 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ScriptError, ScriptRuntimeError, ScriptTimeoutError
 from ..values import FunctionRef
 from .entry import PASSTHROUGH, Entry
-from .fastcall import arity, fast_caller
+from .fastcall import arity, compiled_caller, fast_caller
 from .state import SCRIPT_KEY, HostedScript, ScriptTable
 from .values import PLAIN, Converter, check_size
 
@@ -121,23 +121,25 @@ class Calls:
                 raise fail(exc, script) from None
 
         n = arity(fn)
-        if n is not None:
-            return fast_caller(fn, n, gate_run, breakpoints, general, failed, rest_of)
+        python = fast_caller(fn, n, gate_run, breakpoints, general, failed, rest_of) if n is not None else None
+        if python is None:
 
-        def call(*args: Any) -> Any:
-            if breakpoints.active:
-                return general(args)
-            try:
-                result = gate_run(fn, *args)
-            except PASSTHROUGH:
-                raise
-            except BaseException as exc:
-                raise fail(exc, script) from None
-            if result.__class__ in PLAIN:
-                return result
-            return rest_of(result)
+            def call(*args: Any) -> Any:
+                if breakpoints.active:
+                    return general(args)
+                try:
+                    result = gate_run(fn, *args)
+                except PASSTHROUGH:
+                    raise
+                except BaseException as exc:
+                    raise fail(exc, script) from None
+                if result.__class__ in PLAIN:
+                    return result
+                return rest_of(result)
 
-        return call
+            python = call
+        # the same caller in C when the compiled core is there (it hands every uncommon case to `python`)
+        return compiled_caller(fn, n, python, self.entry.gate, breakpoints, failed, rest_of) or python
 
     # -- FunctionRefs -----------------------------------------------------------------------
     def ref(self, script: HostedScript, fn: Callable[..., Any], name: str) -> FunctionRef:

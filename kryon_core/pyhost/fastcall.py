@@ -10,6 +10,12 @@ parameter count is the only thing filled in) and compiled once per arity.
 A call with another number of arguments, or made while breakpoints exist,
 takes ``general`` (the full path through ``Entry.run``), as does a function
 whose parameters are not plain positional ones.
+
+With the compiled core (``kryon_core._speedups``) the caller is made in C
+instead (:func:`compiled_caller`): it does the template's common case
+itself and hands every other case (another number of arguments, keywords,
+breakpoints, entries tracked for a debugger, the gate held by another thread)
+to the Python caller made here, so those behave as without the extension.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from .. import speedups, threads
+from ..values import FunctionRef
 from .entry import PASSTHROUGH
 from .values import PLAIN
 
-__all__ = ["fast_caller", "arity"]
+__all__ = ["fast_caller", "arity", "compiled_caller"]
 
 #: a parameter the caller did not pass
 _MISSING: Any = object()
@@ -83,3 +91,45 @@ def fast_caller(
     exec(_template(n), env)  # noqa: S102 - a fixed template, only the arity varies
     call: Callable[..., Any] = env["call"]
     return call
+
+
+def compiled_caller(
+    fn: Callable[..., Any],
+    n: int | None,
+    python: Callable[..., Any],
+    gate: threads.EngineGate,
+    breakpoints: Any,
+    fail: Callable[[BaseException], BaseException],
+    rest_of: Callable[[Any], Any],
+) -> Callable[..., Any] | None:
+    """The compiled caller of ``fn`` (``n`` parameters; None: any number)
+    entering ``gate``, with ``python`` (the caller :func:`fast_caller` made,
+    or one taking ``*args``) for every case it does not take itself; None when
+    the compiled core is off or a check fails (then ``python`` is the caller)."""
+    ext = speedups.module()
+    if ext is None:
+        return None
+    attrs = getattr(breakpoints, "__dict__", None)
+    # `active` is read from the instance dict on each call: no class attribute (a property, a slot) may stand in front
+    if type(attrs) is not dict or type(attrs.get("active")) is not bool or any("active" in vars(k) for k in type(breakpoints).__mro__):
+        return None
+    lock, waiting = threads.direct_lock(gate), threads.waiting_offset(gate)
+    if lock is None or not waiting:
+        return None
+    _handle_type(ext)
+    caller: Callable[..., Any] = ext.make_caller(
+        fn, -1 if n is None else n, python, gate, lock, waiting, threads.wake_waiters, threads.tracking, attrs, fail, rest_of,
+        PLAIN, PASSTHROUGH, _MISSING,
+    )
+    return caller
+
+
+def _handle_type(ext: Any) -> None:
+    """Make the FunctionRef subclass compiled callers name for their bound
+    handles (``ScriptManager._bind``), once: its instances vectorcall whatever
+    FunctionRef's ``_call`` slot holds. When it cannot be made, bound handles
+    stay ``FunctionRef.direct`` ones."""
+    try:
+        ext.make_handle_type(FunctionRef, ext.slot_offset(vars(FunctionRef)["_call"]))
+    except (KeyError, TypeError, ValueError):
+        pass

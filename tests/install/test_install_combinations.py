@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import tarfile
 import venv
 from pathlib import Path
 
@@ -148,3 +150,33 @@ def test_everything(tmp_path: Path) -> None:
             "print('sums', f(2, 3), f(4, 5), 'compiled caller', ccall.enabled(), type(f._call).__name__)\n"
         )
         assert "sums 5 9 compiled caller True Caller" in wren.stdout, wren.stdout + wren.stderr
+
+
+def test_core_compiled_core_from_its_sdist(tmp_path: Path) -> None:
+    """The sdist carries the optional compiled core's C source (kryon_core/_speedups.c and its
+    header), a fresh venv builds it from there (a C compiler is present), and a trusted Python
+    bound handle calls it; KRYON_CORE_NO_CEXT=1 keeps the Python caller."""
+    dist = tmp_path / "dist"
+    built = subprocess.run(
+        [sys.executable, "-c", f"from setuptools import build_meta; print(build_meta.build_sdist({str(dist)!r}))"],
+        capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    sdist = dist / built.stdout.split()[-1]
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    assert {"kryon_core/_speedups.c", "kryon_core/_speedups_api.h", "setup.py"} <= names
+    env = Venv(tmp_path / "venv")
+    env.pip_install(sdist, PLUGINS / "kryon-python")  # the trusted Python engine: its bound handles use the core's caller
+    probe = (
+        "from kryon_core import ScriptManager, SecurityPolicy, speedups\n"
+        "m = ScriptManager(cache=False, policy=SecurityPolicy.trusted())\n"
+        "m.load_script_from_source('s', 'python', 'def add(a, b):\\n    return a + b\\n')\n"
+        "f = m.function('s.add')\n"
+        "print('sum', f(2, 3), 'compiled core', speedups.enabled(), type(f._call).__name__)\n"
+    )
+    on = env.py(probe)
+    assert "sum 5 compiled core True Caller" in on.stdout, on.stdout + on.stderr
+    off = subprocess.run([env.python, "-c", probe], capture_output=True, text=True, timeout=300,
+                         env={**_env(), "KRYON_CORE_NO_CEXT": "1"})
+    assert "sum 5 compiled core False function" in off.stdout, off.stdout + off.stderr

@@ -1,6 +1,7 @@
 """The compiled caller enters the engine gate without calling the lock's
-methods: it reads and writes CPython's C RLock directly (kryon_lua/_ccall.c,
-GateLock), once ccall.py has checked the layout on the gate's live lock. The
+methods: it takes CPython's C RLock through kryon-core's gate capsule
+(kryon_core/_speedups_api.h), once kryon_core.threads.direct_lock has checked
+the layout on the gate's live lock. The
 gate keeps its semantics: held by the caller for the call, re-entrant, given
 back in full; contended means the Python path, which waits (and helps); a
 release wakes the threads polling the gate. A failed check means the lock's
@@ -18,7 +19,7 @@ from ccall_support import cached_caller as _caller  # noqa: E402
 from ccall_support import lua_manager  # noqa: E402
 from kryon_lua import ccall  # noqa: E402
 
-from kryon_core import ScriptRuntimeError, SecurityPolicy, threads  # noqa: E402
+from kryon_core import ScriptRuntimeError, SecurityPolicy, speedups, threads  # noqa: E402
 
 SOURCE = """\
 function add(a, b) return a + b end
@@ -26,6 +27,8 @@ function held(x) return probe(x) end
 function boom(x) error("bad " .. tostring(x)) end
 """
 
+#: the direct gate needs kryon-core's compiled core (off with KRYON_CORE_NO_CEXT=1: the lock's methods then)
+_DIRECT = speedups.enabled()
 SANDBOXED = SecurityPolicy.sandboxed(time_limit=2, memory_limit=16 * 1024 * 1024, max_recursion=100)
 POLICIES = pytest.mark.parametrize("policy", [SANDBOXED, SecurityPolicy.trusted()], ids=["sandboxed", "trusted"])
 
@@ -74,7 +77,7 @@ def test_the_gate_is_held_for_the_call_re_entered_and_given_back(policy):
     try:
         gate = _gate(m)
         held, add = _caller(m, "held"), _caller(m, "add")
-        assert held.direct_gate and add.direct_gate
+        assert held.direct_gate == add.direct_gate == _DIRECT
         before = (held.calls, add.calls)
         assert held(41) == 42 and held(0) == 0
         assert seen == [(True, True), (True, True)]
@@ -92,7 +95,7 @@ def test_a_gate_held_by_another_thread_sends_the_call_to_the_path_that_waits(pol
     m = _manager(policy)
     try:
         gate, add = _gate(m), _caller(m, "add")
-        assert add.direct_gate
+        assert add.direct_gate == _DIRECT
         taken, go = threading.Event(), threading.Event()
 
         def hold():
@@ -137,7 +140,7 @@ def test_a_release_wakes_the_threads_polling_the_gate(monkeypatch):
     m = _manager(SecurityPolicy.trusted(), probe=probe)
     try:
         gate, held = _gate(m), _caller(m, "held")
-        assert held.direct_gate
+        assert held.direct_gate == _DIRECT
         assert held(7) == 7
         (count, t), = waiters
         assert count == 1 and woken  # the compiled release saw the waiter and woke it
@@ -153,22 +156,22 @@ def test_a_release_wakes_the_threads_polling_the_gate(monkeypatch):
 def _broken(monkeypatch, how):
     from kryon_lua import _ccall
 
-    real_fields = _ccall.gate_lock_fields
-    if how == "owner":  # the owner field is not where the thread ident goes
-        monkeypatch.setattr(_ccall, "gate_lock_fields", lambda lock: (lambda f: (f[0], f[1] ^ 1, f[2]))(real_fields(lock)))
-    elif how == "count":  # the count does not follow acquire and release
-        monkeypatch.setattr(_ccall, "gate_lock_fields", lambda lock: (lambda f: (f[0], f[1], f[2] + 1))(real_fields(lock)))
-    elif how == "address":  # no plain lock under it
-        monkeypatch.setattr(_ccall, "gate_lock_fields", lambda lock: (0,) + real_fields(lock)[1:])
-    elif how == "plain_lock":  # the word read as the plain lock is not the one acquire takes
-        monkeypatch.setattr(_ccall, "gate_lock_try", lambda lock: True)
+    monkeypatch.setattr(threads, "_fresh_ok", [])
+    if how == "layout":  # the core's check of the gate's own lock fails (each fact: tests/core/test_speedups_gate.py)
+        monkeypatch.setattr(threads, "_live_lock_holds", lambda ext, lock: False)
+    elif how == "fresh_layout":  # its check on a fresh lock fails
+        monkeypatch.setattr(threads, "_fresh_lock_holds", lambda ext, kind: False)
+    elif how == "core_off":  # kryon-core's compiled core turned off
+        monkeypatch.setenv(speedups.ENV_OFF, "1")
+    elif how == "no_capsule":  # a kryon-core without the capsule (built without a compiler, or older)
+        monkeypatch.setattr(_ccall, "has_gate_api", lambda: False)
     elif how == "python_rlock":  # the gate's lock is the pure-Python RLock: nothing to read
         monkeypatch.setattr(threads.threading, "RLock", threading._PyRLock)
     else:
         raise AssertionError(how)
 
 
-@pytest.mark.parametrize("how", ["owner", "count", "address", "plain_lock", "python_rlock"])
+@pytest.mark.parametrize("how", ["layout", "fresh_layout", "core_off", "no_capsule", "python_rlock"])
 def test_a_failed_gate_check_means_the_locks_methods_not_a_crash(monkeypatch, how):
     _broken(monkeypatch, how)
     m = _manager(SANDBOXED)
@@ -193,4 +196,14 @@ def test_a_slot_offset_outside_the_gate_is_refused():
         _ccall.read_slot(gate, type(gate).__basicsize__)
     with pytest.raises(TypeError):
         _ccall.slot_offset(vars(threads.EngineGate)["held"])
-    assert ccall._gate_lock(gate) is gate._lock  # a free gate checks too (count 0, owner none)
+    assert ccall._gate_lock(gate) is (gate._lock if _DIRECT else None)  # a free gate checks too (count 0, owner none)
+
+
+def test_the_capsule_is_found_whatever_is_imported_first():
+    """The extension imports kryon-core's compiled core itself (PyCapsule_Import only reads
+    package attributes): imported before anything of kryon_core, it still finds the capsule."""
+    import subprocess
+
+    code = "from kryon_lua import _ccall; print(_ccall.has_gate_api())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True"], out.stderr

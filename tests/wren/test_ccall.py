@@ -20,7 +20,7 @@ pytest.importorskip("kryon_wren")
 
 from kryon_wren import ccall  # noqa: E402
 
-from kryon_core import ScriptError, ScriptManager, ScriptTimeoutError, SecurityPolicy, threads  # noqa: E402
+from kryon_core import ScriptError, ScriptManager, ScriptTimeoutError, SecurityPolicy, speedups, threads  # noqa: E402
 
 SOURCE = """\
 import "kryon" for Kryon
@@ -74,7 +74,7 @@ def fresh_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # the checks run once per process (per instance for the probe): each test sees its own run
     monkeypatch.setattr(ccall, "_api", [])
     monkeypatch.setattr(ccall, "_probed", weakref.WeakKeyDictionary())
-    monkeypatch.setattr(ccall, "_rlock_checked", [])
+    monkeypatch.setattr(threads, "_fresh_ok", [])
     monkeypatch.delenv(ccall.ENV_OFF, raising=False)
     yield
 
@@ -221,28 +221,34 @@ def test_only_the_checked_function_is_ever_called() -> None:
         _ccall.resolve("/nonexistent/libwasmtime.so")
 
 
-def test_the_rlock_is_read_only_once_its_layout_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_rlock_is_taken_directly_only_once_the_core_checked_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through kryon-core's gate capsule when threads.direct_lock accepts the gate's lock (each of
+    its checks is broken in tests/core/test_speedups_gate.py); else the lock's methods."""
     from kryon_wren import _ccall
 
-    assert ccall.rlock_layout_holds(threading.RLock())
-    assert not ccall.rlock_layout_holds(threading.Lock())
-    with pytest.raises(TypeError):
-        _ccall.rlock_fields(threading.Lock())  # never read as an RLock
-    monkeypatch.setattr(ccall, "_rlock_checked", [])
-    monkeypatch.setattr(_ccall, "rlock_fields", lambda lock: (0, 0))  # fields that do not follow acquire
-    assert not ccall.rlock_layout_holds(threading.RLock())
-    m = _manager(SANDBOXED)
-    try:  # still compiled: the lock's methods are called instead
-        caller = _caller(m, "T.add")
-        assert _compiled(caller)
-        assert caller(2, 3) == caller(2, 3) == 5 and caller.calls == 1
-    finally:
-        m.close()
+    gate = threads.EngineGate("probe")
+    assert ccall._direct_lock(gate) is (gate._lock if speedups.enabled() else None)
+    assert _ccall.has_gate_api()  # the capsule is imported even when the core is switched off
+    for broken in ("layout", "no_capsule"):
+        with monkeypatch.context() as mp:
+            if broken == "layout":
+                mp.setattr(threads, "_live_lock_holds", lambda ext, lock: False)
+            else:
+                mp.setattr(_ccall, "has_gate_api", lambda: False)
+            assert ccall._direct_lock(gate) is None
+            m = _manager(SANDBOXED)
+            try:  # still compiled: the lock's methods are called instead
+                caller = _caller(m, "T.add")
+                assert _compiled(caller)
+                assert caller(2, 3) == caller(2, 3) == 5 and caller.calls == 1
+            finally:
+                m.close()
 
 
 @pytest.mark.parametrize("direct", [True, False], ids=["rlock-fields", "rlock-methods"])
 def test_a_contended_gate_waits_in_the_python_caller(monkeypatch: pytest.MonkeyPatch, direct: bool) -> None:
-    monkeypatch.setattr(ccall, "_rlock_checked", [direct])
+    if not direct:
+        monkeypatch.setattr(ccall, "_direct_lock", lambda gate: None)
     m = _manager(SANDBOXED)
     try:
         caller = _caller(m, "T.add")

@@ -125,39 +125,20 @@ static void lock_give(FastRLock *lock) {
     }
 }
 
-/* The engine gate's lock: CPython's C `_thread.RLock` (3.11/3.12 Modules/_threadmodule.c), read
- * directly to skip `acquire(False)`'s argument parsing. Its layout is checked on the live gate
- * lock at set-up (ccall.py, _gate_lock); otherwise the caller calls the lock's methods. Both
- * functions run under the GIL, as RLock's own methods do. */
+/* The engine gate's lock, taken and given back through kryon-core's compiled core (its capsule,
+ * kryon_core/_speedups_api.h; docs/plugins.md, "The gate from C"): the struct as that header
+ * declares it, version 1, imported once at module set-up. NULL (no compiled core, another
+ * version): every caller calls the lock's methods. A lock is used through it only when
+ * kryon_core.threads.direct_lock accepted it (ccall.py, _gate_lock). */
 typedef struct {
-    PyObject_HEAD
-    PyThread_type_lock lock;  /* the plain lock under it: held while count > 0 */
-    unsigned long owner;      /* the holder's thread ident (0: none) */
-    unsigned long count;      /* re-entries of the holder */
-    PyObject *weakrefs;
-} GateLock;
+    int version;
+    size_t size;
+    int (*lock_enter)(PyObject *lock);
+    void (*lock_leave)(PyObject *lock);
+    int (*gate_waiting)(PyObject *gate, Py_ssize_t offset);
+} KryonGateAPI;
 
-/* RLock.acquire(False): 1 when taken (free, or re-entered by its holder), 0 when another thread holds it. */
-static int gate_lock_enter(GateLock *g) {
-    unsigned long me = PyThread_get_thread_ident();
-    if (g->count > 0 && g->owner == me) {
-        if (g->count + 1 == 0) return 0;  /* overflow: RLock.acquire on the Python path raises it */
-        g->count++;
-        return 1;
-    }
-    if (PyThread_acquire_lock(g->lock, NOWAIT_LOCK) != PY_LOCK_ACQUIRED) return 0;
-    g->owner = me;
-    g->count = 1;
-    return 1;
-}
-
-/* RLock.release() by its holder. */
-static void gate_lock_leave(GateLock *g) {
-    if (--g->count == 0) {
-        g->owner = 0;
-        PyThread_release_lock(g->lock);
-    }
-}
+static const KryonGateAPI *gate_api;
 
 static double monotonic_now(void) {  /* the clock of time.monotonic() on Linux */
     struct timespec ts;
@@ -201,17 +182,8 @@ static PyObject *lock_fields(PyObject *self, PyObject *arg) {  /* (owner, count,
     return Py_BuildValue("(kIIi)", l->owner, l->count, l->pending, l->is_locked);
 }
 
-static PyObject *gate_lock_fields(PyObject *self, PyObject *arg) {  /* (lock address, owner, count) */
-    GateLock *g = (GateLock *)arg;
-    return Py_BuildValue("(Kkk)", (unsigned long long)(uintptr_t)g->lock, g->owner, g->count);
-}
-
-static PyObject *gate_lock_try(PyObject *self, PyObject *arg) {  /* whether the plain lock under it was free (it is again after) */
-    GateLock *g = (GateLock *)arg;
-    if (!g->lock) Py_RETURN_FALSE;
-    if (PyThread_acquire_lock(g->lock, NOWAIT_LOCK) != PY_LOCK_ACQUIRED) Py_RETURN_FALSE;
-    PyThread_release_lock(g->lock);
-    Py_RETURN_TRUE;
+static PyObject *has_gate_api(PyObject *self, PyObject *unused) {  /* whether kryon-core's gate capsule was found */
+    return PyBool_FromLong(gate_api != NULL);
 }
 
 static PyObject *slot_offset(PyObject *self, PyObject *arg) {  /* the offset of an object slot's member descriptor */
@@ -361,7 +333,7 @@ typedef struct {
     PyObject *rt;         /* the kryon Runtime */
     PyObject *rtdict;     /* its __dict__: capped, deadline, maxdepth (plain attributes, checked) */
     PyObject *acquire, *unlock, *gate, *wake, *tracking;
-    GateLock *glock;      /* the gate's RLock read directly (checked at set-up), or NULL: its methods */
+    PyObject *glock;      /* the gate's RLock, taken through gate_api (checked at set-up), or NULL: its methods */
     Py_ssize_t waiting;   /* the offset of the gate's `_waiting` slot, or 0: looked up by name */
     PyObject *generic;    /* generic(*args): every case not handled here */
     PyObject *finish;     /* finish(status): the packed outcome, inside the gate */
@@ -374,7 +346,7 @@ static PyObject *s_capped, *s_deadline, *s_maxdepth, *s_waiting, *zero;
 
 /* The gate's uncontended acquire (EngineGate.run's first step): 1 in, 0 contended, -1 error. */
 static int gate_enter(Caller *c) {
-    if (c->glock) return gate_lock_enter(c->glock);
+    if (c->glock) return gate_api->lock_enter(c->glock);
     PyObject *got = PyObject_CallOneArg(c->acquire, Py_False);
     if (!got) return -1;
     int ok = got == Py_True;
@@ -384,7 +356,7 @@ static int gate_enter(Caller *c) {
 
 /* The gate's release, then a wake-up for the threads polling it when there are any (EngineGate.run). */
 static int gate_release(Caller *c) {
-    if (c->glock) gate_lock_leave(c->glock);
+    if (c->glock) gate_api->lock_leave(c->glock);
     else {
         PyObject *r = PyObject_CallNoArgs(c->unlock);
         if (!r) return -1;
@@ -680,9 +652,8 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
                           &rtdict, &acquire, &unlock,
                           &gate, &wake, &PyList_Type, &tracking, &generic, &finish, &collect, &fail, &glock, &waiting, &kref))
         return NULL;
-    if (glock != Py_None && (strcmp(Py_TYPE(glock)->tp_name, "_thread.RLock") != 0
-                             || Py_TYPE(glock)->tp_basicsize != (Py_ssize_t)sizeof(GateLock))) {
-        PyErr_SetString(PyExc_TypeError, "not a C RLock of the checked layout");
+    if (glock != Py_None && (!gate_api || strcmp(Py_TYPE(glock)->tp_name, "_thread.RLock") != 0)) {
+        PyErr_SetString(PyExc_TypeError, "no gate capsule, or not a C RLock");
         return NULL;
     }
     if (waiting != 0 && (waiting < (Py_ssize_t)sizeof(PyObject)
@@ -710,7 +681,7 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
     c->acquire = Py_NewRef(acquire); c->unlock = Py_NewRef(unlock); c->gate = Py_NewRef(gate);
     c->wake = Py_NewRef(wake); c->tracking = Py_NewRef(tracking); c->generic = Py_NewRef(generic);
     c->finish = Py_NewRef(finish); c->collect = Py_NewRef(collect); c->fail = Py_NewRef(fail);
-    c->glock = glock == Py_None ? NULL : (GateLock *)Py_NewRef(glock);
+    c->glock = glock == Py_None ? NULL : Py_NewRef(glock);
     c->waiting = waiting;
     PyObject_GC_Track(c);
     return (PyObject *)c;
@@ -724,8 +695,7 @@ static PyMethodDef methods[] = {
     {"ref_pointer", ref_pointer, METH_VARARGS, "(type, pointer) of a registry entry"},
     {"string_ref", string_ref, METH_VARARGS, "a registry reference to a new Lua string"},
     {"memory_status", memory_status, METH_O, "(address, used, base, limit) of the allocator's userdata"},
-    {"gate_lock_fields", gate_lock_fields, METH_O, "(lock, owner, count) as read from a C RLock"},
-    {"gate_lock_try", gate_lock_try, METH_O, "whether the plain lock under a C RLock is free"},
+    {"has_gate_api", has_gate_api, METH_NOARGS, "whether kryon-core's gate capsule was found"},
     {"slot_offset", slot_offset, METH_O, "the offset of an object slot, from its member descriptor"},
     {"read_slot", read_slot, METH_VARARGS, "the object in a slot, read at an offset"},
     {"make_handle_type", make_handle_type, METH_VARARGS, "the FunctionRef subclass for compiled callers' bound handles"},
@@ -743,5 +713,11 @@ PyMODINIT_FUNC PyInit__ccall(void) {
     s_waiting = PyUnicode_InternFromString("_waiting");
     zero = PyLong_FromLong(0);  /* a small int: every 0 of `_waiting` is this object in CPython */
     if (!s_capped || !s_deadline || !s_maxdepth || !s_waiting || !zero) return NULL;
+    /* PyCapsule_Import reaches the module as an attribute of its package: import it first */
+    PyObject *core = PyImport_ImportModule("kryon_core._speedups");
+    Py_XDECREF(core);
+    const KryonGateAPI *api = core ? PyCapsule_Import("kryon_core._speedups.gate_api", 0) : NULL;
+    if (api && api->version == 1 && api->size >= sizeof(KryonGateAPI)) gate_api = api;
+    else PyErr_Clear();  /* kryon-core without its compiled core: the lock's methods */
     return PyModule_Create(&module);
 }

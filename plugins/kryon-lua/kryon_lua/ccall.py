@@ -18,7 +18,6 @@ import gc
 import importlib
 import os
 import re
-import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -213,47 +212,16 @@ def _memory_layout(rt: "Runtime", state: int) -> int:
 
 
 def _gate_lock(gate: threads.EngineGate) -> Any:
-    """The gate's lock when the compiled caller may read and write it directly
-    (``GateLock`` in _ccall.c: CPython 3.11/3.12's C RLock), else None (the
-    caller calls its methods). Checked on a fresh lock of its type and on the
-    live lock, against their own acquire and release: the owner and count
-    fields follow them, and the plain lock under it is held exactly while the
-    count is not zero."""
+    """The gate's lock when the compiled caller may take and give it back
+    through kryon-core's gate capsule (``kryon_core.threads.direct_lock``
+    checks its layout; docs/plugins.md, "The gate from C"), else None: the
+    caller calls the lock's methods (a core without its compiled core, one
+    older than the capsule, a failed check)."""
     assert _ccall is not None
-    lock = gate._lock
-    if (sys.implementation.name != "cpython" or sys.version_info[:2] not in ((3, 11), (3, 12))
-            or type(lock) is not getattr(threading, "_CRLock", None) or type(lock).__basicsize__ != 6 * _WORD):
+    direct = getattr(threads, "direct_lock", None)
+    if direct is None or not _ccall.has_gate_api():
         return None
-    me = threading.get_ident()
-    fresh = type(lock)()  # first the absolute values, on a lock of the same type: 0, then 1 by this thread, then 0
-    if _ccall.gate_lock_fields(fresh)[1:] != (0, 0) or not _ccall.gate_lock_try(fresh) or not fresh.acquire(False):
-        return None
-    ok = _ccall.gate_lock_fields(fresh)[1:] == (me, 1) and not _ccall.gate_lock_try(fresh)
-    fresh.release()
-    if not ok or _ccall.gate_lock_fields(fresh)[1:] != (0, 0) or not _ccall.gate_lock_try(fresh):
-        return None
-    address, owner, count = _ccall.gate_lock_fields(lock)
-    if not address or (count > 0) != (owner == me) or _ccall.gate_lock_try(lock) != (count == 0):
-        return None  # held by another thread (a caller is made inside the gate), or fields elsewhere
-    try:
-        if not lock.acquire(False):
-            return None
-        try:
-            if _ccall.gate_lock_fields(lock) != (address, me, count + 1) or _ccall.gate_lock_try(lock):
-                return None
-            lock.acquire(False)
-            inner = _ccall.gate_lock_fields(lock)
-            lock.release()
-            if inner != (address, me, count + 2):
-                return None
-        finally:
-            lock.release()
-    except RuntimeError:  # a release the lock refused: not the fields it keeps
-        return None
-    back = _ccall.gate_lock_fields(lock)
-    if back != (address, me if count else 0, count) or _ccall.gate_lock_try(lock) != (count == 0):
-        return None
-    return lock
+    return direct(gate)
 
 
 def _waiting_slot(gate: threads.EngineGate) -> int:

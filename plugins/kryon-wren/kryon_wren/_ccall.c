@@ -50,46 +50,24 @@ static double monotonic_now(void) { /* the clock of time.perf_counter() on Linux
 
 /* -- the gate's lock ------------------------------------------------------- */
 
-/* CPython 3.11's _thread.RLock object (Modules/_threadmodule.c's rlockobject), read directly: its
- * acquire(False) costs an argument parse and a method call. ccall.py checks the layout on a live
- * RLock (`rlock_fields` against its own acquire and release) before any caller uses it; without
- * that check the caller calls the lock's methods instead. Only the uncontended cases are taken
- * here: free, or already this thread's. */
+/* The gate's lock, taken and given back through kryon-core's compiled core (its capsule,
+ * kryon_core/_speedups_api.h; docs/plugins.md in the repository root, "The gate from C"): the
+ * struct as that header declares it, version 1, imported once at module set-up. A lock is used
+ * through it only once kryon_core.threads.direct_lock accepted it (ccall.py, `_direct_lock`);
+ * otherwise (no compiled core, another version, a failed check) the caller calls the lock's
+ * methods. Only the uncontended cases are taken here: free, or already this thread's. */
 typedef struct {
-    PyObject_HEAD
-    PyThread_type_lock lock;
-    unsigned long owner;
-    unsigned long count;
-    PyObject *weakrefs;
-} RLock311;
+    int version;
+    size_t size;
+    int (*lock_enter)(PyObject *lock);
+    void (*lock_leave)(PyObject *lock);
+    int (*gate_waiting)(PyObject *gate, Py_ssize_t offset);
+} KryonGateAPI;
 
-static int rlock_take(RLock311 *r) {
-    unsigned long me = PyThread_get_thread_ident();
-    if (r->count > 0) {
-        if (r->owner != me || r->count == ULONG_MAX) return 0;
-        r->count++;
-        return 1;
-    }
-    if (PyThread_acquire_lock(r->lock, NOWAIT_LOCK) != PY_LOCK_ACQUIRED) return 0;
-    r->owner = me;
-    r->count = 1;
-    return 1;
-}
+static const KryonGateAPI *gate_api;
 
-static void rlock_give(RLock311 *r) {
-    if (--r->count == 0) {
-        r->owner = 0;
-        PyThread_release_lock(r->lock);
-    }
-}
-
-static PyObject *rlock_fields(PyObject *self, PyObject *arg) { /* (owner, count) of an RLock */
-    if (strcmp(Py_TYPE(arg)->tp_name, "_thread.RLock") != 0 || Py_TYPE(arg)->tp_basicsize < (Py_ssize_t)sizeof(RLock311)) {
-        PyErr_SetString(PyExc_TypeError, "not a _thread.RLock of the expected size");
-        return NULL;
-    }
-    RLock311 *r = (RLock311 *)arg;
-    return Py_BuildValue("(kk)", r->owner, r->count);
+static PyObject *has_gate_api(PyObject *self, PyObject *unused) { /* whether kryon-core's gate capsule was found */
+    return PyBool_FromLong(gate_api != NULL);
 }
 
 /* -- module set-up ---------------------------------------------------------- */
@@ -158,7 +136,7 @@ typedef struct {
     PyObject *statedict, *vm;    /* the ScriptState's __dict__ and the VM the caller was made for */
     PyObject *instdict;          /* the WasmInstance's __dict__ (depth, dead, _armed_at, _close_pending) */
     PyObject *tracking;          /* kryon_core.threads.tracking: a debugger records gate entries */
-    RLock311 *rlock;             /* the gate's lock read directly (layout checked), or NULL: */
+    PyObject *rlock;             /* the gate's lock, taken through gate_api (checked), or NULL: */
     PyObject *acquire, *unlock;  /* the gate's uncontended acquire and release, called */
     PyObject *gate, *wake;       /* the gate (its _waiting) and threads.wake_waiters */
     PyObject *arm;               /* WasmInstance._arm_limits */
@@ -197,7 +175,7 @@ static int number_arg(PyObject *a, double *out) {
 
 static int gate_release(Caller *c) {
     if (c->rlock) {
-        rlock_give(c->rlock);
+        gate_api->lock_leave(c->rlock);
     } else {
         PyObject *r = PyObject_CallNoArgs(c->unlock);
         if (!r) return -1;
@@ -232,7 +210,7 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
 
     int ok;
     if (c->rlock) {
-        ok = rlock_take(c->rlock);
+        ok = gate_api->lock_enter(c->rlock);
     } else {
         PyObject *got = PyObject_CallOneArg(c->acquire, Py_False);
         if (!got) return NULL;
@@ -419,8 +397,7 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
                           &PyDict_Type, &instdict, &PyList_Type, &tracking, &rlock, &acquire, &unlock, &gate, &wake, &arm, &limited, &lazy,
                           &slack))
         return NULL;
-    if (rlock != Py_None && (strcmp(Py_TYPE(rlock)->tp_name, "_thread.RLock") != 0
-                             || Py_TYPE(rlock)->tp_basicsize < (Py_ssize_t)sizeof(RLock311))) {
+    if (rlock != Py_None && (!gate_api || strcmp(Py_TYPE(rlock)->tp_name, "_thread.RLock") != 0)) {
         PyErr_SetString(PyExc_TypeError, "not a _thread.RLock");
         return NULL;
     }
@@ -432,7 +409,7 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
     c->limited = limited; c->lazy = lazy; c->slack = slack; c->calls = 0;
     c->generic = Py_NewRef(generic); c->finish = Py_NewRef(finish); c->statedict = Py_NewRef(statedict);
     c->vm = Py_NewRef(vm); c->instdict = Py_NewRef(instdict); c->tracking = Py_NewRef(tracking);
-    c->rlock = rlock == Py_None ? NULL : (RLock311 *)rlock;
+    c->rlock = rlock == Py_None ? NULL : rlock;
     c->acquire = Py_NewRef(acquire); c->unlock = Py_NewRef(unlock); c->gate = Py_NewRef(gate);
     c->wake = Py_NewRef(wake); c->arm = Py_NewRef(arm);
     c->keep = PyList_New(0);
@@ -445,7 +422,7 @@ static PyMethodDef methods[] = {
     {"resolve", resolve, METH_O, "find wasmtime_func_call_unchecked in the loaded libwasmtime"},
     {"use_api", use_api, METH_O, "call the function found (once checked)"},
     {"crossings", crossings_made, METH_NOARGS, "wasm calls compiled callers made"},
-    {"rlock_fields", rlock_fields, METH_O, "(owner, count) as read from an RLock"},
+    {"has_gate_api", has_gate_api, METH_NOARGS, "whether kryon-core's gate capsule was found"},
     {"now", now, METH_NOARGS, "the monotonic clock the caller reads"},
     {"probe", probe, METH_VARARGS, "one raw call as the caller makes it"},
     {"make_caller", make_caller, METH_VARARGS, "a compiled caller"},
@@ -461,5 +438,11 @@ PyMODINIT_FUNC PyInit__ccall(void) {
     INTERN(s_close_pending, "_close_pending") INTERN(s_release_queue, "release_queue")
     INTERN(s_partial_line, "partial_line") INTERN(s_waiting, "_waiting")
 #undef INTERN
+    /* PyCapsule_Import reaches the module as an attribute of its package: import it first */
+    PyObject *core = PyImport_ImportModule("kryon_core._speedups");
+    Py_XDECREF(core);
+    const KryonGateAPI *api = core ? PyCapsule_Import("kryon_core._speedups.gate_api", 0) : NULL;
+    if (api && api->version == 1 && api->size >= sizeof(KryonGateAPI)) gate_api = api;
+    else PyErr_Clear(); /* kryon-core without its compiled core: the lock's methods */
     return PyModule_Create(&module);
 }

@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import importlib
 import os
-import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -85,46 +84,17 @@ def _check_api() -> bool:
     return True
 
 
-#: whether _thread.RLock's owner and count fields are where _ccall.c reads them (checked once)
-_rlock_checked: list[bool] = []
-
-
-def rlock_layout_holds(lock: Any) -> bool:
-    """Whether the compiled caller may take the gate's ``_thread.RLock`` by
-    its fields (``_ccall.c``, ``RLock311``): checked once per process on a
-    live RLock of the same type, whose owner and count must follow its own
-    acquire and release (this thread, counts 1 and 2, then free again).
-    Otherwise the caller calls the lock's methods."""
-    if type(lock) is not _RLOCK:
-        return False
-    if not _rlock_checked:
-        try:
-            _rlock_checked.append(_check_rlock(_RLOCK()))
-        except Exception:
-            _rlock_checked.append(False)
-    return _rlock_checked[0]
-
-
-_RLOCK = type(threading.RLock())
-
-
-def _check_rlock(probe: Any) -> bool:
+def _direct_lock(gate: threads.EngineGate) -> Any:
+    """The gate's lock when the compiled caller may take it through
+    kryon-core's gate capsule (``kryon_core.threads.direct_lock`` checks its
+    layout; docs/plugins.md, "The gate from C"), else None: the caller calls
+    the lock's methods (a core without its compiled core, one older than the
+    capsule, a failed check)."""
     assert _ccall is not None
-    me = threading.get_ident()
-    fields = _ccall.rlock_fields
-    if fields(probe) != (0, 0) or not probe.acquire(False):
-        return False
-    try:
-        if fields(probe) != (me, 1):
-            return False
-        probe.acquire(False)
-        second = fields(probe)
-        probe.release()
-        if second != (me, 2) or fields(probe) != (me, 1):
-            return False
-    finally:
-        probe.release()
-    return bool(fields(probe) == (0, 0))
+    direct = getattr(threads, "direct_lock", None)
+    if direct is None or not _ccall.has_gate_api():
+        return None
+    return direct(gate)
 
 
 def _plain(obj: Any, names: dict[str, Any]) -> bool:
@@ -206,8 +176,7 @@ def compiled(state: "ScriptState", generic: Callable[..., Any], finish: Callable
         return None
     gate = state.pool.gate
     acquire, unlock = gate.uncontended_inline()
-    lock = getattr(acquire, "__self__", None)
-    rlock = lock if lock is not None and rlock_layout_holds(lock) else None
+    rlock = _direct_lock(gate)
     lazy = inst.timeout is not None and inst.fuel is None
     assert _ccall is not None
     return _ccall.make_caller(generic, finish, state.__dict__, vm, inst.__dict__, threads.tracking, rlock, acquire,
