@@ -8,12 +8,17 @@ Targets: discovery at most 20 ms; ``kryon run hello.X`` at most 1.5x.
 library; the second ratio is against ``from kryon_core import ScriptManager``
 plus the engine (the library loaded, what ``import kryon_core`` cost before).
 
-    python benchmarks/startup.py [--runs 7]
+``--phases`` also splits ``kryon run hello.X`` into its steps, each the
+median over fresh processes of the step timed inside the process (the
+interpreter's own start-up is the ``python -c 'pass'`` line).
+
+    python benchmarks/startup.py [--runs 7] [--phases]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -49,6 +54,42 @@ DISCOVERY = (
     "print(time.perf_counter() - t)"
 )
 
+#: the steps of ``kryon run FILE`` (what kryon_core.cli.run does), each timed in one fresh process;
+#: the engine is made before the load so that its import is a step of its own
+PHASES = """
+import json, sys, time
+clock = time.perf_counter
+t0 = clock()
+from kryon_core import cli
+from kryon_core.cli import run
+t1 = clock()
+args = cli.parse(["run", sys.argv[1]])
+args.plugins = cli.load_plugins(args.plugin)
+args.log_level_number = cli.configure_logging(args.log_level)
+t2 = clock()
+manager = run.ScriptManager(policy=run.policy_from(args), plugins=args.plugins)
+manager.setup_dom_bridge(run.Document(on_log=run.script_logger(args.log_level_number)))
+t3 = clock()
+path = run.Path(sys.argv[1])
+language = run.language_of(manager, path)
+manager.engine(language)
+t4 = clock()
+manager.load_script_from_source("__main__" if language == "python" else path.stem, language, path.read_bytes(),
+                                filename=str(path))
+t5 = clock()
+manager.close()
+t6 = clock()
+print(json.dumps([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5]))
+"""
+PHASE_NAMES = ("import the command and library", "parse the command line", "ScriptManager() and document",
+               "create the engine", "load and run the script", "close")
+
+
+def phases(py: str, path: Path, runs: int) -> list[float]:
+    """Median seconds of each step of PHASES over ``runs`` fresh processes."""
+    samples = [json.loads(subprocess.run([py, "-c", PHASES, str(path)], capture_output=True, text=True, env=ENV,
+                                         check=True).stdout.splitlines()[-1]) for _ in range(runs + 1)][1:]
+    return [statistics.median(column) for column in zip(*samples, strict=True)]
 
 #: the commands may write bytecode: an installed package has its modules compiled (pip compiles
 #: them on install), so with PYTHONDONTWRITEBYTECODE set every edited module of a source tree
@@ -70,6 +111,7 @@ def timed(cmd: list[str], runs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--phases", action="store_true", help="also time each step of kryon run hello.X")
     args = parser.parse_args()
     py = sys.executable
     inner = [float(subprocess.run([py, "-c", DISCOVERY], capture_output=True, text=True, env=ENV).stdout)
@@ -94,6 +136,10 @@ def main() -> None:
             loaded = timed([py, "-c", f"{LIBRARY}; {RAW[lang]}"], args.runs)
             print(f"  {lang:12s} {run * 1e3:13.0f} ms {raw * 1e3:13.0f} ms  {run / raw:5.2f}x"
                   f" {' ' * 20}{loaded * 1e3:11.0f} ms  {run / loaded:5.2f}x")
+            if args.phases:
+                steps = phases(py, path, args.runs)
+                print("      " + ", ".join(f"{n} {t * 1e3:.1f}" for n, t in zip(PHASE_NAMES, steps, strict=True))
+                      + f" ms (sum {sum(steps) * 1e3:.1f})")
 
 
 if __name__ == "__main__":
