@@ -141,6 +141,24 @@ def test_trusted_limits_load_ctypes_when_first_needed(limit: str, error: str):
     assert _probe(LIMIT, limit) == {"before": False, "error": error, "after": True}
 
 
+DOCUMENT = """
+import json, sys
+from kryon_core.dom import Document
+Document()
+before = "random" in sys.modules
+numbers = [Document(seed=7).get_random() for _ in range(2)]
+import random
+expected = random.Random(7).random()
+print(json.dumps({"before": before, "same": numbers == [expected, expected]}))
+"""
+
+
+def test_a_document_makes_its_random_generator_on_first_use():
+    """``Document()`` does not import random (the CLI makes one per run); a
+    seeded document still draws the sequence ``random.Random(seed)`` gives."""
+    assert _probe(DOCUMENT) == {"before": False, "same": True}
+
+
 CANCEL = """
 import sys
 from kryon_core import ScriptManager, SecurityPolicy
