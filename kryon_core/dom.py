@@ -18,15 +18,17 @@ import abc
 import itertools
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import DOMError, ScriptError
 from .values import UserData
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["DOMBridge", "Document", "Element", "ElementHandle", "AnimationConfig", "EASINGS", "LogLevel"]
 
@@ -252,7 +254,8 @@ class Document(DOMBridge):
         self._animations: dict[int, _Animation] = {}
         self._observers: list[Callable[[str, dict[str, Any]], None]] = []
         self._now = 0.0
-        self._random = random.Random(seed)
+        self._seed = seed
+        self._random: random.Random | None = None  # made on first use: most documents never draw a number
         self.on_error = on_error or (lambda exc: log.error("callback failed: %s", exc))
         self.on_log = on_log or (lambda level, msg: log.log(_LOG_LEVELS.get(level, logging.INFO), msg))
         self.errors: list[BaseException] = []
@@ -624,6 +627,12 @@ class Document(DOMBridge):
         return self._now
 
     def get_random(self) -> float:
+        if self._random is None:
+            with self._lock:
+                if self._random is None:
+                    import random
+
+                    self._random = random.Random(self._seed)
         return self._random.random()
 
     # -- release of what scripts own ------------------------------------------------------

@@ -12,7 +12,6 @@ import dataclasses
 import importlib
 import logging
 import os
-import pkgutil
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -185,6 +184,8 @@ def package_text(package: str, name: str) -> str:
     prelude): read by the package's own loader (``pkgutil.get_data``: files
     and zip imports alike), where ``importlib.resources`` would first import
     tempfile, zipfile and shutil, several milliseconds of every ``kryon run``."""
+    import pkgutil  # engines without a prelude never need it
+
     data = pkgutil.get_data(package, name)
     if data is None:
         raise FileNotFoundError(f"package {package} ships no {name}: its loader cannot read data files")

@@ -12,11 +12,11 @@ processes with OS limits instead, see :mod:`kryon_core.isolation`).
 
 from __future__ import annotations
 
-import ctypes
 import threading
 import time
+from collections.abc import Callable
 
-__all__ = ["TimeLimitExceeded", "Watchdog"]
+__all__ = ["TimeLimitExceeded", "Watchdog", "async_exc_setter"]
 
 
 class TimeLimitExceeded(BaseException):
@@ -24,12 +24,24 @@ class TimeLimitExceeded(BaseException):
     ``except Exception`` in a script does not swallow it)."""
 
 
-_raw_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_setter: Callable[[int, type], None] | None = None
 
 
-def _set_async_exc(thread: int, exc: type) -> None:
-    """Schedule ``exc`` to be raised in ``thread``."""
-    _raw_set_async_exc(ctypes.c_ulong(thread), ctypes.py_object(exc))
+def async_exc_setter() -> Callable[[int, type], None]:
+    """A function scheduling an exception in a thread (``PyThreadState_SetAsyncExc``
+    through ctypes). ctypes is loaded by the first caller that sets a limit,
+    not on import: a script run without limits never needs it."""
+    global _setter
+    if _setter is None:
+        import ctypes
+
+        raw = ctypes.pythonapi.PyThreadState_SetAsyncExc
+
+        def set_async_exc(thread: int, exc: type) -> None:
+            raw(ctypes.c_ulong(thread), ctypes.py_object(exc))
+
+        _setter = set_async_exc
+    return _setter
 
 
 def _absorb_pending() -> None:
@@ -70,6 +82,8 @@ class Watchdog:
     retry ``disarm`` if the exception arrives while they call it."""
 
     def __init__(self, repeat: float = 0.05) -> None:
+        #: loaded here, in the thread that wants a limit, rather than in the watchdog's thread as it fires
+        self._set_async_exc = async_exc_setter()
         self._cond = threading.Condition()
         self._arms: list[_Arm] = []
         self._repeat = repeat
@@ -109,7 +123,7 @@ class Watchdog:
                 for token in self._arms:
                     if token.deadline <= now:
                         token.fired = True
-                        _set_async_exc(token.thread, TimeLimitExceeded)
+                        self._set_async_exc(token.thread, TimeLimitExceeded)
                         token.deadline = now + self._repeat
                     wait = min(wait, token.deadline - now)
                 self._cond.wait(max(wait, 0.001))

@@ -29,7 +29,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
@@ -37,7 +36,6 @@ from ..errors import ScriptError
 from . import exits
 from .exits import CommandError
 from .options import common_options, configure_logging, load_plugins, policy_options
-from .report import print_error
 
 __all__ = ["main", "build_parser"]
 
@@ -126,9 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except (CommandError, ScriptError) as exc:
+        from .report import print_error  # only a failed command reports (json, traceback, the stack printer)
+
         return print_error(exc, as_json=as_json)
     except Exception as exc:  # a failure of the command itself: a message, the traceback on request
         if debug:
+            import traceback
+
             traceback.print_exc()
         else:
             print(f"kryon: internal error: {type(exc).__name__}: {exc} (KRYON_DEBUG=1 shows the traceback)",

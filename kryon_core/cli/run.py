@@ -12,7 +12,6 @@ so its ``if __name__ == "__main__":`` block runs.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -26,8 +25,6 @@ from ..values import EXTENSIONS, normalize_language
 from . import exits
 from .exits import CommandError
 from .options import policy_from
-from .output import to_json
-from .report import print_error
 
 __all__ = ["add_parser", "cmd_run"]
 
@@ -128,12 +125,18 @@ def _run_script(
             if args.advance:
                 doc.advance(args.advance)
         except ScriptError as exc:
-            return print_error(exc, files, as_json=args.json)
+            return _report(exc, files, args.json)
         for failure in doc.errors:  # a listener or timer that failed
-            return print_error(failure, files, as_json=args.json)
+            return _report(failure, files, args.json)
         return exits.OK
     finally:
         manager.close()
+
+
+def _report(exc: BaseException, files: dict[str, str], as_json: bool) -> int:
+    from .report import print_error  # a run that succeeds never loads the error printer (json, traceback)
+
+    return print_error(exc, files, as_json=as_json)
 
 
 def script_id_for(path: Path | None) -> str:
@@ -174,6 +177,8 @@ def _call_and_print(manager: ScriptManager, script_id: str, stem: str, args: arg
     result = manager.call_function(name, [parse_arg(a) for a in args.args])
     if result is None and not args.json:
         return
+    from .output import to_json
+
     text, notes = to_json(result)
     print(text, flush=True)
     for note in notes:
@@ -182,6 +187,8 @@ def _call_and_print(manager: ScriptManager, script_id: str, stem: str, args: arg
 
 def parse_arg(text: str) -> Any:
     """A --call argument: JSON when it parses (numbers, true, lists...), else the text."""
+    import json
+
     try:
         return json.loads(text)
     except ValueError:

@@ -9,7 +9,6 @@ result; otherwise it goes through :meth:`Entry.run`.
 
 from __future__ import annotations
 
-import ctypes
 import types
 from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -250,6 +249,8 @@ class _Steps:
 
 
 def _never_finalized(obj: Any) -> None:
+    import ctypes  # only a coroutine that outlasted its limit gets here
+
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
 
 

@@ -16,7 +16,6 @@ that thread, so scripts pay nothing for it otherwise.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import os
 import sys
@@ -27,12 +26,11 @@ from typing import Any
 
 from ..engine import BreakpointHit
 from ..errors import ScriptError
+from ..watchdog import async_exc_setter
 from .errors import ErrorTranslator, RecursionLimitExceeded
 from .state import SCRIPT_KEY
 
 __all__ = ["Breakpoints", "Tracer"]
-
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 
 TraceFunction = Callable[[types.FrameType, str, Any], Any]
 
@@ -136,6 +134,8 @@ class Tracer:
         self._local = threading.local()
         #: the debugger's target while one is attached (a kryon_core.debug.pytrace.PyTraceTarget)
         self.debug: Any = None
+        #: raises RecursionLimitExceeded in a thread: loaded (ctypes) by the first call with a limit
+        self._set_async_exc: Callable[[int, type], None] | None = None
 
     @property
     def active(self) -> bool:
@@ -155,6 +155,8 @@ class Tracer:
         limit = outer if max_recursion is None else max_recursion if outer is None else min(outer, max_recursion)
         if limit is None and not self.breakpoints.active:
             return None
+        if limit is not None and self._set_async_exc is None:
+            self._set_async_exc = async_exc_setter()
         if outer is None and limit is not None:
             count.depth, count.fired = 0, False
         count.limit = limit
@@ -190,7 +192,7 @@ class Tracer:
             count.depth += 1
             if count.depth > count.limit and not count.fired:  # type: ignore[operator]
                 count.fired = True
-                _set_async_exc(ctypes.c_ulong(threading.get_ident()), ctypes.py_object(RecursionLimitExceeded))
+                (self._set_async_exc or async_exc_setter())(threading.get_ident(), RecursionLimitExceeded)
         lines = self.breakpoints.lines(script_id) if self.breakpoints.active else None
         if lines and frame.f_code.co_filename == script_id:
             return self._line_tracer(lines, script_id, count if counting else None)

@@ -59,7 +59,14 @@ HELLO = {
 #: other commands of the CLI
 NEVER = ("asyncio", "concurrent.futures.process", "subprocess", "kryon_core.isolation.host",
          "kryon_core.isolation.forkserver", "importlib.metadata", "email", "importlib.resources",
-         "kryon_core.cli.repl", "kryon_core.cli.serve", "kryon_core.cli.debug", "kryon_core.cli.cache")
+         "kryon_core.cli.repl", "kryon_core.cli.serve", "kryon_core.cli.debug", "kryon_core.cli.cache",
+         # the error printer (only a failed run reports) and --call's result printer
+         "kryon_core.cli.report", "kryon_core.cli.output")
+#: ...and per language, what its hello run needs no more: ctypes (only a time or recursion limit
+#: of a script in the host process needs it: the watchdog, the tracer), pkgutil (only an engine
+#: that reads a prelude shipped as a data file: Lua and JavaScript do). The JavaScript engine's
+#: own C API binding loads ctypes itself.
+NEVER_BY_LANGUAGE = {"python": ("ctypes", "pkgutil"), "lisp": ("ctypes",), "lua": ("ctypes",)}
 #: threads an engine's own library starts on import (quickjs-ng: its executor), and the
 #: JS engine's deadline watchdog (every context gets the check: a limited call may reach it)
 LIBRARY_THREADS = {"javascript": ("quickjs-worker", "kryon-js-watchdog")}
@@ -94,12 +101,62 @@ def test_kryon_run_hello_starts_nothing_it_does_not_need(language, tmp_path: Pat
     path.write_text(source)
     found = _probe(RUN, str(path))
     assert found["status"] == 0
-    loaded = sorted({n for n in NEVER for m in found["modules"] if m == n or m.startswith(n + ".")})
+    never = NEVER + NEVER_BY_LANGUAGE.get(language, ())
+    loaded = sorted({n for n in never for m in found["modules"] if m == n or m.startswith(n + ".")})
     assert loaded == [], f"kryon run {name} imported {loaded}"
     assert found["children"] == [], "a trusted script started a process (a worker or a fork server)"
     allowed = LIBRARY_THREADS.get(language, ())
     extra = [t for t in found["threads"] if t != "MainThread" and not t.startswith(allowed)]
     assert extra == [], f"kryon run {name} left threads running: {extra}"
+
+
+#: a trusted Python call under one limit, in a process that has not loaded ctypes
+LIMIT = """
+import json, sys
+from kryon_core import ScriptManager, SecurityPolicy
+SOURCE = "def spin():\\n    while True:\\n        pass\\ndef deep(n):\\n    return deep(n + 1)\\n"
+with ScriptManager(policy=SecurityPolicy.trusted(), cache=False) as plain:
+    plain.load_script_from_source("s", "python", SOURCE)  # no limit: no watchdog, no counting tracer
+    before = "ctypes" in sys.modules
+limit, call, args = {"time": ({"time_limit": 0.2}, "spin", []), "recursion": ({"max_recursion": 40}, "deep", [0])}[sys.argv[1]]
+with ScriptManager(policy=SecurityPolicy.trusted(**limit), cache=False) as m:
+    m.load_script_from_source("t", "python", SOURCE)
+    try:
+        m.call_function(f"t.{call}", args)
+        error = None
+    except Exception as exc:
+        error = type(exc).__name__
+print(json.dumps({"before": before, "error": error, "after": "ctypes" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize(("limit", "error"), [("time", "ScriptTimeoutError"), ("recursion", "RecursionLimitError")])
+def test_trusted_limits_load_ctypes_when_first_needed(limit: str, error: str):
+    """The watchdog (time limit) and the counting tracer (recursion limit)
+    load ctypes when a limit is first set, not on import: a trusted run
+    without limits never has it, and a limit still fires in a process that
+    never loaded it."""
+    if "python" not in INSTALLED:
+        pytest.skip("python is not installed")
+    assert _probe(LIMIT, limit) == {"before": False, "error": error, "after": True}
+
+
+DOCUMENT = """
+import json, sys
+from kryon_core.dom import Document
+Document()
+before = "random" in sys.modules
+numbers = [Document(seed=7).get_random() for _ in range(2)]
+import random
+expected = random.Random(7).random()
+print(json.dumps({"before": before, "same": numbers == [expected, expected]}))
+"""
+
+
+def test_a_document_makes_its_random_generator_on_first_use():
+    """``Document()`` does not import random (the CLI makes one per run); a
+    seeded document still draws the sequence ``random.Random(seed)`` gives."""
+    assert _probe(DOCUMENT) == {"before": False, "same": True}
 
 
 CANCEL = """
