@@ -1,0 +1,262 @@
+"""``str.format`` reads attributes named in its format string (``"{0.__globals__}"``)
+with no attribute expression in the source. Sandboxed Python checks every read of
+an attribute named ``format`` (the guard rewrites ``x.format`` into a checked
+read; ``getattr`` hands back the same checked function), and the other routes
+that read attributes by a name that is data (``string.Formatter`` subclasses,
+``collections.UserString``, ``functools.update_wrapper``, class patterns,
+augmented assignment) obey the guard's attribute rule. Cached code holding a raw
+read of ``format`` is compiled from source; code the host compiled for the
+sandbox loads warm."""
+
+import marshal
+
+import pytest
+
+from kryon_core import AccessDeniedError, ScriptManager, ScriptRuntimeError, SecurityPolicy
+from kryon_core.isolation import guard, scriptenv
+
+#: each an expression formatting a function whose globals hold the real builtins
+#: module (kryon.call's); every one read '__globals__' (or '__class__') before
+REFUSED = {
+    "bound": "'{0.__globals__}'.format(kryon.call)",
+    "keyword": "'{f.__globals__}'.format(f=kryon.call)",
+    "auto-number": "'{.__globals__}'.format(kryon.call)",
+    "after an item": "'{0[0].__globals__}'.format([kryon.call])",
+    "chained": "'{0.__init__.__globals__[x]}'.format(kryon.call)",
+    "nested spec": "'{0:{1.__class__}}'.format(1, kryon.call)",
+    "nested twice": "'{0:{1:{2.__class__}}}'.format(1, 2, kryon.call)",
+    "with a conversion": "'{0.__globals__!r:>5}'.format(kryon.call)",
+    "private": "'{0._secret}'.format(kryon)",
+    "frame attribute": "'{0.gi_frame}'.format((i for i in ()))",
+    "unbound": "str.format('{0.__globals__}', kryon.call)",
+    "type of a string": "type('').format('{0.__globals__}', kryon.call)",
+    "stored first": "(lambda m: m(kryon.call))('{0.__globals__}'.format)",
+    "getattr bound": "getattr('{0.__globals__}', 'format')(kryon.call)",
+    "getattr unbound": "getattr(str, 'format')('{0.__globals__}', kryon.call)",
+    "getattr default": "getattr('{0.__globals__}', 'nothing', str.format)('{0.__globals__}', kryon.call)",
+    "str subclass": "S('{0.__globals__}').format(kryon.call)",
+    "str subclass unbound": "S.format(S('{0.__globals__}'), kryon.call)",
+    "super": "S('{0.__globals__}').parent(kryon.call)",
+    "map": "list(map(str.format, ['{0.__globals__}'], [kryon.call]))",
+    "partial": "functools.partial(str.format, '{0.__globals__}')(kryon.call)",
+    "reduce over getattr": "functools.reduce(getattr, ['format'], '{0.__globals__}')(kryon.call)",
+    "UserString": "collections.UserString('{0.__globals__}').format(kryon.call)",
+    "Formatter": "string.Formatter().format('{0.__globals__}', kryon.call)",
+    "Formatter subclass": "F().format('{0.__globals__}', kryon.call)",
+    "update_wrapper updated": "functools.update_wrapper(W(), kryon.call, assigned=(), updated=('__globals__',))",
+    "update_wrapper assigned": "functools.update_wrapper(W(), kryon.call, assigned=('__globals__',), updated=())",
+    "wraps": "functools.wraps(kryon.call, assigned=('__code__',))(lambda: 0)",
+}
+
+PRELUDE = (
+    "import kryon, functools, collections, string\n"
+    "class S(str):\n"
+    "    def parent(self, *a):\n"
+    "        return super().format(*a)\n"
+    "class F(string.Formatter):\n"
+    "    def get_field(self, name, args, kwargs):\n"
+    "        return string.Formatter.get_field(self, name, args, kwargs)\n"
+    "    def parent(self, *a):\n"
+    "        return super(string.Formatter, self).get_field(*a)\n"
+    "class C:\n"
+    "    def update(self, d):\n"
+    "        STASH.append(d)\n"
+    "class W:\n"
+    "    def __getattr__(self, name):\n"
+    "        return C()\n"
+    "STASH = []\n"
+)
+LINE = PRELUDE.count("\n") + 2  # the line of the attack inside f
+#: where the refused read runs when it is not f's own line: a method of the prelude
+LINES = {"super": 4, "Formatter subclass": 7}
+
+
+def _script(expression: str) -> str:
+    return PRELUDE + f"def f():\n    return {expression}\n"
+
+
+@pytest.fixture(scope="module")
+def manager():
+    with ScriptManager(policy=SecurityPolicy.sandboxed(), cache=False) as m:
+        yield m
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_a_format_field_reading_a_refused_attribute_is_refused_when_it_runs(manager, name):
+    script = "v" + str(list(REFUSED).index(name))
+    manager.load_script_from_source(script, "python", _script(REFUSED[name]))
+    with pytest.raises(AccessDeniedError) as info:
+        manager.call_function(f"{script}.f")
+    assert "access to the attribute" in info.value.message  # the guard's refusal, not a deeper layer's
+    assert (info.value.script, info.value.line, info.value.language) == (script, LINES.get(name, LINE), "python")
+
+
+ALLOWED = {
+    "'{0.real} {x[1]} {1.__name__}'.format(2.5, f, x=[7, 8])": "2.5 8 f",
+    "'{0:>{1}}|{2}'.format('a', 3, 'b')": "  a|b",
+    "'{} {}'.format(1, 2)": "1 2",
+    "str.format('{0.imag}', 1.5)": "0.0",
+    "getattr('{}!', 'format')(3)": "3!",
+    "S('<{}>').format(1)": "<1>",
+    "S('<{}>').parent(2)": "<2>",
+    "Own().format('x')": "own x",
+    "f'{1 + 1} {\"a\"!r}'": "2 'a'",
+    "'%(k)s-%(k)r' % {'k': 1}": "1-1",
+    "format(3.14159, '.2f')": "3.14",
+    "collections.UserString('{0.real}').format(4)": "4",
+    "string.Formatter().format('{0.real}{x}', 5, x='!')": "5!",
+    "Fine().format('{0.real}', 6)": "6",
+    "functools.wraps(f)(lambda: 0).__name__": "f",
+    "functools.update_wrapper(lambda: 0, f).__doc__": "doc",
+    "list(map(str.format, ['{}{}'], ['a'], ['b']))": ["ab"],
+    "'{0.__name__}'.format(f)": "f",
+}
+
+ALLOWED_PRELUDE = (
+    "class Own:\n"
+    "    def format(self, x):\n"
+    "        return 'own ' + x\n"
+    "class Fine(string.Formatter):\n"
+    "    pass\n"
+)
+
+
+def test_ordinary_formatting_still_works(manager):
+    body = "".join(f"        {e},\n" for e in ALLOWED)
+    manager.load_script_from_source("fine", "python", PRELUDE + ALLOWED_PRELUDE + (
+        f"def f():\n    'doc'\n    return [\n{body}    ]\n"))
+    got = manager.call_function("fine.f")
+    for (expression, expected), value in zip(ALLOWED.items(), got):
+        assert value == expected, expression
+
+
+def test_string_formatter_has_no_unchecked_base(manager):
+    """The checked ``string.Formatter`` is a copy, not a subclass: ``super()``
+    past it finds no ``get_field`` (it reached the unchecked one before)."""
+    manager.load_script_from_source("fsuper", "python", _script("F().parent('0.__globals__', (kryon.call,), {})"))
+    with pytest.raises(ScriptRuntimeError) as info:
+        manager.call_function("fsuper.f")
+    assert "get_field" in info.value.message
+
+
+def test_refusals_at_load_name_the_line(manager):
+    for script, source, line in (
+        ("aug", "def f(s, r):\n    s.format += r\n", 2),
+        ("pattern", "def f(s):\n    match s:\n        case str(format=m): return m\n", 3),
+        ("pattern2", "def f(s):\n    match s:\n        case [str(real=r, format=m)]: return m\n", 3),
+    ):
+        with pytest.raises(AccessDeniedError) as info:
+            manager.load_script_from_source(script, "python", source)
+        assert info.value.line == line and info.value.script == script, script
+        assert script not in manager.scripts
+
+
+def test_the_reader_cannot_be_rebound_by_name(manager):
+    with pytest.raises(AccessDeniedError):
+        manager.load_script_from_source("rebind", "python", f"{guard.FORMAT_READER} = lambda o: o\n")
+    manager.load_script_from_source("after", "python", "def f():\n    return '{}'.format(1)\n")
+    assert manager.call_function("after.f") == "1"
+
+
+def test_the_worker_is_fine_after_a_refusal(manager):
+    manager.load_script_from_source("again", "python", _script(REFUSED["bound"]))
+    for _ in range(3):
+        with pytest.raises(AccessDeniedError):
+            manager.call_function("again.f")
+    manager.load_script_from_source("other", "python", "def f(x):\n    return '{0.real}'.format(x)\n")
+    assert manager.call_function("other.f", [3]) == "3"
+
+
+def test_a_check_of_a_template_is_not_fooled_by_a_string_subclass(manager):
+    """The checked templates are remembered by exact type and value: a str
+    subclass equal to every string never matches one checked before."""
+    manager.load_script_from_source("eq", "python", PRELUDE + (
+        "class E(str):\n    def __eq__(self, o):\n        return True\n    def __hash__(self):\n        return hash('{}')\n"
+        "def f():\n    '{}'.format(1)\n    return E('{0.__globals__}').format(kryon.call)\n"))
+    with pytest.raises(AccessDeniedError):
+        manager.call_function("eq.f")
+
+
+def test_no_safe_module_holds_the_raw_method():
+    """The rewrite covers reads named ``format``: no module a script may import
+    without a grant holds ``str.format`` (bound or not) under another name."""
+    import types
+
+    raw = vars(str)["format"]
+    proxies = scriptenv.proxy_modules(guard.attribute_allowed)
+    for name, proxy in proxies.items():
+        for attr, value in vars(proxy).items():
+            values = [value] + (list(vars(value).values()) if isinstance(value, type) else [])
+            for v in values:
+                assert v is not raw, (name, attr)
+                assert not (type(v) is types.BuiltinMethodType and isinstance(getattr(v, "__self__", None), str)), (
+                    name, attr)
+
+
+# -- cached code ---------------------------------------------------------------------------
+def test_check_code_refuses_a_raw_read_of_format_and_passes_the_rewrite():
+    import ast
+
+    source = "def f(x):\n    return '{}'.format(x) + str.format('{}', x)\n"
+    raw = compile(source, "s", "exec")
+    with pytest.raises(guard.GuardViolation):
+        guard.check_code(marshal.loads(marshal.dumps(raw)))
+    tree = ast.parse(source)
+    guard.rewrite_format_reads(tree)
+    rewritten = compile(tree, "s", "exec")
+    guard.check_code(rewritten)
+    assert guard.reads_checked(rewritten) and not guard.reads_checked(raw)
+    aug = compile("def f(s, r):\n    s.format += r\n", "s", "exec")
+    with pytest.raises(guard.GuardViolation):
+        guard.check_code(aug)
+    with pytest.raises(guard.GuardViolation):
+        guard.check_code(compile("def f(s):\n    match s:\n        case str(format=m): return m\n", "s", "exec"))
+    guard.check_code(compile("x.format = 1\ndel x.format\n", "s", "exec"))  # writes read nothing
+
+
+def test_a_warm_sandboxed_load_of_format_code_skips_the_compiler(tmp_path):
+    source = "def f(x):\n    return '{0.real}|{y}'.format(x, y=1) + str.format('{}', 2)\n"
+    attack = "import kryon\ndef f():\n    return '{0.__globals__}'.format(kryon.call)\n"
+    policy = SecurityPolicy.sandboxed(time_limit=5)
+    with ScriptManager(cache_dir=tmp_path, policy=policy) as m:
+        m.load_script_from_source("cold", "python", source)
+        m.load_script_from_source("cold_attack", "python", attack)
+    with ScriptManager(cache_dir=tmp_path, policy=policy) as m:  # a fresh host, the disk cache
+        m.load_script_from_source("warm", "python", source)
+        m.load_script_from_source("warm_attack", "python", attack)
+        runtime = m.engine("python").runtime
+        assert m.scripts["warm"].compiled.from_cache
+        assert runtime.worker_info("warm")["compiled_from"] == "bytecode"
+        assert runtime.worker_info("warm_attack")["compiled_from"] == "bytecode"
+        assert m.call_function("warm.f", [1.5]) == "1.5|12"
+        with pytest.raises(AccessDeniedError) as info:
+            m.call_function("warm_attack.f")
+        assert info.value.line == 3 and info.value.script == "warm_attack"
+
+
+def test_code_a_trusted_compile_cached_is_compiled_from_source_in_the_worker():
+    """One in-memory cache for both: the trusted compile's raw read is refused
+    by the worker's check and the source compiled (and rewritten) instead; the
+    sandbox's compile, cached, runs in a trusted load as Python's own."""
+    attack = "import kryon\ndef f():\n    return '{0.__globals__}'.format(kryon.call)[:1]\n"
+    plain = "def f(x):\n    return '{0.real}'.format(x)\n"
+    with ScriptManager(cache_dir=False) as m:
+        m.load_script_from_source("t", "python", attack, policy=SecurityPolicy.trusted())
+        assert m.call_function("t.f") == "{"
+        m.load_script_from_source("s", "python", attack, policy=SecurityPolicy.sandboxed(time_limit=5))
+        assert m.engine("python").runtime.worker_info("s")["compiled_from"] == "source"
+        with pytest.raises(AccessDeniedError):
+            m.call_function("s.f")
+        m.load_script_from_source("s2", "python", plain, policy=SecurityPolicy.sandboxed(time_limit=5))
+        m.load_script_from_source("t2", "python", plain, policy=SecurityPolicy.trusted())
+        assert m.scripts["t2"].compiled.from_cache
+        assert m.call_function("t2.f", [2]) == "2" and m.call_function("s2.f", [2]) == "2"
+
+
+def test_the_reader_is_a_builtin_of_the_unguarded_worker_too():
+    """With the Python layers off (a test switch), code cached for the sandbox
+    still runs: the reader hands back the attribute as it is."""
+    b = scriptenv.make_builtins({}, kryon=scriptenv.make_kryon_module({}, lambda m, a: None), proxies={},
+                                engine_globals={}, attribute_allowed=guard.attribute_allowed, curated=False)
+    assert b[guard.FORMAT_READER]("{0.real}")(2) == "2"
+    assert scriptenv.FORMAT_READER == guard.FORMAT_READER
