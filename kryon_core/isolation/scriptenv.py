@@ -72,6 +72,13 @@ class KryonError(Exception):
 
 Checker = Callable[..., bool]
 
+
+def _exact(name: Any) -> Any:
+    """A ``str`` subclass as the plain string Python's attribute lookup uses:
+    the rule must judge that string, not methods the subclass overrides
+    (``startswith`` answering False let ``S("__globals__")`` through)."""
+    return str.__str__(name) if isinstance(name, str) and type(name) is not str else name
+
 #: the builtin the guard's rewrite of ``x.format`` calls (``guard.FORMAT_READER``)
 FORMAT_READER = "__kryon_format__"
 
@@ -84,6 +91,7 @@ def _safe_getattr(attribute_allowed: Checker, checked: Callable[[Any], Any]) -> 
     def getattr_(obj: Any, name: str, *default: Any) -> Any:
         if not isinstance(name, str):
             raise TypeError("attribute name must be a string")
+        name = _exact(name)
         if not attribute_allowed(name):
             raise AccessDenied(f"access to the attribute '{name}' is not allowed in the sandbox")
         return checked(getattr(obj, name, *default))
@@ -94,6 +102,7 @@ def _safe_getattr(attribute_allowed: Checker, checked: Callable[[Any], Any]) -> 
 
 def _safe_setattr(attribute_allowed: Checker) -> Callable[..., None]:
     def setattr_(obj: Any, name: str, value: Any) -> None:
+        name = _exact(name)
         if not isinstance(name, str) or not attribute_allowed(name):
             raise AccessDenied(f"setting the attribute '{name}' is not allowed in the sandbox")
         setattr(obj, name, value)
@@ -104,6 +113,7 @@ def _safe_setattr(attribute_allowed: Checker) -> Callable[..., None]:
 
 def _safe_delattr(attribute_allowed: Checker) -> Callable[..., None]:
     def delattr_(obj: Any, name: str) -> None:
+        name = _exact(name)
         if not isinstance(name, str) or not attribute_allowed(name):
             raise AccessDenied(f"deleting the attribute '{name}' is not allowed in the sandbox")
         delattr(obj, name)
@@ -114,6 +124,7 @@ def _safe_delattr(attribute_allowed: Checker) -> Callable[..., None]:
 
 def _safe_hasattr(attribute_allowed: Checker) -> Callable[..., bool]:
     def hasattr_(obj: Any, name: str) -> bool:
+        name = _exact(name)
         if not isinstance(name, str) or not attribute_allowed(name):
             return False
         return hasattr(obj, name)
@@ -281,11 +292,11 @@ def _guarded_functools(proxy: types.ModuleType, attribute_allowed: Checker) -> N
     defaults = frozenset(functools.WRAPPER_ASSIGNMENTS) | frozenset(functools.WRAPPER_UPDATES)
 
     def names(given: Any) -> tuple[Any, ...]:
-        given = tuple(given)
-        for name in given:
+        checked = tuple(_exact(name) for name in given)
+        for name in checked:
             if not isinstance(name, str) or not (name in defaults or attribute_allowed(name)):
                 raise AccessDenied(f"access to the attribute '{name}' is not allowed in the sandbox")
-        return given
+        return checked
 
     def update_wrapper(wrapper: Any, wrapped: Any, assigned: Any = functools.WRAPPER_ASSIGNMENTS,
                        updated: Any = functools.WRAPPER_UPDATES) -> Any:

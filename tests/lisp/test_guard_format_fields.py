@@ -117,3 +117,14 @@ def test_code_a_trusted_compile_cached_is_compiled_from_source_in_the_worker():
         assert m.engine("lisp").runtime.worker_info("s")["compiled_from"] == "source"
         with pytest.raises(AccessDeniedError):
             m.call_function("s.f")
+
+
+def test_a_str_subclass_as_an_attribute_name_is_judged_by_its_string(manager):
+    """``getattr`` judges the string Python's lookup uses, not what a subclass's
+    ``startswith`` answers."""
+    manager.load_script_from_source("sly", "lisp", (
+        "(defclass N [str] (defn startswith [self #* a] False))\n"
+        "(defn f []\n  (get (getattr hy.eval (N \"__globals__\")) \"__name__\"))\n"))
+    with pytest.raises(AccessDeniedError) as info:
+        manager.call_function("sly.f")
+    assert "__globals__" in info.value.message and info.value.line == 3

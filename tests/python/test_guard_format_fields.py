@@ -126,7 +126,7 @@ def test_ordinary_formatting_still_works(manager):
     manager.load_script_from_source("fine", "python", PRELUDE + ALLOWED_PRELUDE + (
         f"def f():\n    'doc'\n    return [\n{body}    ]\n"))
     got = manager.call_function("fine.f")
-    for (expression, expected), value in zip(ALLOWED.items(), got):
+    for (expression, expected), value in zip(ALLOWED.items(), got, strict=True):
         assert value == expected, expression
 
 
@@ -260,3 +260,30 @@ def test_the_reader_is_a_builtin_of_the_unguarded_worker_too():
                                 engine_globals={}, attribute_allowed=guard.attribute_allowed, curated=False)
     assert b[guard.FORMAT_READER]("{0.real}")(2) == "2"
     assert scriptenv.FORMAT_READER == guard.FORMAT_READER
+
+
+#: a name that answers the rule's questions wrongly: Python's lookup uses its string
+SLY = ("class N(str):\n    def startswith(self, *a):\n        return False\n"
+       "    def __eq__(self, other):\n        return other == '__dict__'\n    def __hash__(self):\n        return hash('__dict__')\n")
+
+
+@pytest.mark.parametrize("expression", [
+    "getattr(kryon.call, N('__globals__'))",
+    "getattr(kryon.call, N('_secret'), None)",
+    "setattr(C(), N('__class__'), W)",
+    "delattr(C(), N('__dict__'))",
+    "functools.update_wrapper(W(), kryon.call, assigned=(), updated=(N('__globals__'),))",
+    "functools.wraps(kryon.call, assigned=[N('__code__')])(lambda: 0)",
+])
+def test_a_str_subclass_as_the_name_is_judged_by_its_string(manager, expression):
+    script = "sly" + str(abs(hash(expression)) % 10**6)
+    manager.load_script_from_source(script, "python", PRELUDE + SLY + f"def f():\n    return {expression}\n")
+    with pytest.raises(AccessDeniedError) as info:
+        manager.call_function(f"{script}.f")
+    assert "attribute" in info.value.message and info.value.line == LINE + SLY.count("\n")
+
+
+def test_hasattr_with_such_a_name_answers_false(manager):
+    manager.load_script_from_source("slyhas", "python", PRELUDE + SLY + (
+        "def f():\n    return [hasattr(kryon.call, N('__globals__')), hasattr(kryon.call, N('__name__'))]\n"))
+    assert manager.call_function("slyhas.f") == [False, True]
