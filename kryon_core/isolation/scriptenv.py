@@ -310,6 +310,37 @@ def _guarded_functools(proxy: types.ModuleType, attribute_allowed: Checker) -> N
     proxy.wraps = wraps  # type: ignore[attr-defined]
 
 
+def _guarded_copy(proxy: types.ModuleType, setattr_: Callable[..., None]) -> None:
+    """``copy.copy`` and ``deepcopy`` set the attributes a reduce value's slot
+    state names with Python's ``setattr``: a script's ``__reduce__`` returning
+    ``(cls, (), (None, {"__class__": other}))`` set names the guard refuses.
+    The proxy gets the module's functions made again over a namespace whose
+    ``setattr`` is the script's, and dispatch tables that point to them."""
+    import copy
+
+    original = vars(copy)
+    namespace = dict(original)
+    namespace["setattr"] = setattr_
+    clones: dict[Any, Any] = {}
+    for name, value in original.items():
+        if isinstance(value, types.FunctionType) and value.__globals__ is original:
+            clones[value] = namespace[name] = types.FunctionType(value.__code__, namespace, value.__name__,
+                                                                 None, value.__closure__)
+
+    def cloned(value: Any) -> Any:
+        return clones.get(value, value) if isinstance(value, types.FunctionType) else value
+
+    for value, clone in clones.items():  # defaults name the originals (`deepcopy=deepcopy`)
+        if value.__defaults__ is not None:
+            clone.__defaults__ = tuple(cloned(v) for v in value.__defaults__)
+        if value.__kwdefaults__ is not None:
+            clone.__kwdefaults__ = {k: cloned(v) for k, v in value.__kwdefaults__.items()}
+    for table in ("_copy_dispatch", "_deepcopy_dispatch"):
+        namespace[table] = {k: cloned(v) for k, v in original[table].items()}
+    proxy.copy = namespace["copy"]  # type: ignore[attr-defined]
+    proxy.deepcopy = namespace["deepcopy"]  # type: ignore[attr-defined]
+
+
 def proxy_modules(attribute_allowed: Checker) -> dict[str, types.ModuleType]:
     """Read-only proxies of :data:`SAFE_MODULES` (imported now)."""
     proxies = {}
@@ -325,6 +356,8 @@ def proxy_modules(attribute_allowed: Checker) -> dict[str, types.ModuleType]:
         proxies["collections"].UserString = _guarded_user_string(wrap)  # type: ignore[attr-defined]
     if "functools" in proxies:
         _guarded_functools(proxies["functools"], attribute_allowed)
+    if "copy" in proxies:
+        _guarded_copy(proxies["copy"], _safe_setattr(attribute_allowed))
     return proxies
 
 

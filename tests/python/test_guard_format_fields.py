@@ -287,3 +287,23 @@ def test_hasattr_with_such_a_name_answers_false(manager):
     manager.load_script_from_source("slyhas", "python", PRELUDE + SLY + (
         "def f():\n    return [hasattr(kryon.call, N('__globals__')), hasattr(kryon.call, N('__name__'))]\n"))
     assert manager.call_function("slyhas.f") == [False, True]
+
+
+def test_copy_sets_slot_state_through_the_scripts_setattr(manager):
+    """A reduce value's slot state is set by name: ``copy``/``deepcopy`` set it
+    with the script's ``setattr`` (Python's set ``__class__`` by a name that was data)."""
+    reduce = ("class B:\n    pass\nclass Y:\n    pass\nclass X:\n    def __reduce__(self):\n"
+              "        return (B, (), (None, {'__class__': Y}))\n")
+    for call in ("copy.copy(X())", "copy.deepcopy([X()])", "copy.deepcopy({'k': (X(),)})"):
+        script = "cp" + str(abs(hash(call)) % 10**6)
+        manager.load_script_from_source(script, "python", "import copy\n" + reduce + f"def f():\n    return {call}\n")
+        with pytest.raises(AccessDeniedError) as info:
+            manager.call_function(f"{script}.f")
+        assert "'__class__'" in info.value.message, call
+    manager.load_script_from_source("cpok", "python", (
+        "import copy\nclass P:\n    def __init__(self):\n        self._x = [1]\n        self.y = {'a': [2]}\n"
+        "    def x(self):\n        return self._x\n"
+        "Q = type('Q', (), {'__slots__': ('a',)})\n"
+        "def f():\n    p = P()\n    c, d = copy.copy(p), copy.deepcopy([p, p])\n    q = Q()\n    q.a = 3\n"
+        "    return [c.x() is p.x(), d[0] is d[1], d[0].x() == [1] and d[0].x() is not p.x(), d[0].y, copy.copy(q).a]\n"))
+    assert manager.call_function("cpok.f") == [True, True, True, {"a": [2]}, 3]
