@@ -83,10 +83,6 @@ def _exact(name: Any) -> Any:
 FORMAT_READER = "__kryon_format__"
 
 
-def _unchanged(value: Any) -> Any:
-    return value
-
-
 def _safe_getattr(attribute_allowed: Checker, checked: Callable[[Any], Any]) -> Callable[..., Any]:
     def getattr_(obj: Any, name: str, *default: Any) -> Any:
         if not isinstance(name, str):
@@ -194,15 +190,17 @@ def _copied_class(cls: type, **replaced: Any) -> type:
     return copied
 
 
-def _checked_format(attribute_allowed: Checker) -> Callable[[Any], Any]:
-    """What a read of an attribute named ``format`` hands a script (the
-    guard rewrites ``x.format`` into a call of this with ``x``; ``getattr``
-    passes its results through it): ``str.format``, bound or unbound, is
-    replaced by a function that first walks the format string's replacement
-    fields with CPython's own parser (``_string.formatter_parser``, what
-    ``str.format`` runs) and refuses an attribute part the guard's rule
-    refuses, in nested format specs too (``"{0:{1.__class__}}"``). Anything
-    else (a class's own ``format`` method) is handed back as it is."""
+def _checked_format(attribute_allowed: Checker) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """What a read of an attribute named ``format`` hands a script: (``wrap``,
+    for a value read by name, as ``getattr`` does; ``read``, the rewritten
+    ``x.format``). ``str.format`` reads the attributes its format string
+    names, so the template is walked first with CPython's own parser
+    (``_string.formatter_parser``, what ``str.format`` runs) and an attribute
+    part the guard's rule refuses is refused, in nested format specs too
+    (``"{0:{1.__class__}}"``). A bound ``str.format`` whose template passed is
+    handed back as it is (a string does not change: it formats what was
+    checked); the unbound one becomes a function that checks each template it
+    is given. Anything else (a class's own ``format`` method) is handed back."""
     import _string
     import types
 
@@ -211,7 +209,7 @@ def _checked_format(attribute_allowed: Checker) -> Callable[[Any], Any]:
     # templates of type str already walked (exact type: a subclass's __eq__ could match a checked one)
     seen: dict[str, None] = {}
 
-    def check(template: str, depth: int = 0) -> None:
+    def walk(template: str, depth: int = 0) -> None:
         if depth > 2:
             raise ValueError("Max string recursion exceeded")
         for _literal, field, spec, _conversion in _string.formatter_parser(template):
@@ -221,31 +219,34 @@ def _checked_format(attribute_allowed: Checker) -> Callable[[Any], Any]:
                     if is_attribute and not attribute_allowed(name):
                         raise AccessDenied(f"access to the attribute '{name}' is not allowed in the sandbox")
             if spec and "{" in spec:
-                check(spec, depth + 1)
+                walk(spec, depth + 1)
 
-    def checked(template: str) -> None:
-        if type(template) is str:
-            if template in seen:
-                return
-            check(template)
-            if len(seen) >= 256:
+    def check(template: str) -> None:
+        if type(template) is not str:
+            walk(template)
+        elif template not in seen:
+            walk(template)
+            if len(seen) >= 512:
                 seen.clear()
             seen[template] = None
-        else:
-            check(template)
 
     def format(self: Any, /, *args: Any, **kwargs: Any) -> str:  # noqa: A001 - str.format's own name
         if not isinstance(self, str):
             raise TypeError(f"descriptor 'format' for 'str' objects doesn't apply to a '{type(self).__name__}' object")
-        checked(self)
+        check(self)
         return raw(self, *args, **kwargs)  # type: ignore[no-any-return]
 
-    def bound(template: str) -> Callable[..., str]:
-        def format(*args: Any, **kwargs: Any) -> str:  # noqa: A001
-            checked(template)
-            return raw(template, *args, **kwargs)  # type: ignore[no-any-return]
+    def checked_bound(template: str, method: Any) -> Any:
+        try:
+            check(template)
+        except ValueError as exc:  # malformed: str.format fails when called, and so does this
+            error = exc
 
-        return format
+            def malformed(*args: Any, **kwargs: Any) -> str:
+                raise error
+
+            return malformed
+        return method
 
     def wrap(value: Any) -> Any:
         if value is raw:
@@ -253,18 +254,23 @@ def _checked_format(attribute_allowed: Checker) -> Callable[[Any], Any]:
         if type(value) is bound_type:
             owner = value.__self__
             if isinstance(owner, str) and value == raw.__get__(owner):
-                return bound(owner)
+                return checked_bound(owner, value)
         return value
 
-    return wrap
-
-
-def _format_reader(wrap: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def read(obj: Any) -> Any:
+        if type(obj) is str:  # the common case: "...".format
+            if obj in seen:
+                return obj.format
+            return checked_bound(obj, obj.format)
         return wrap(obj.format)
 
     read.__name__ = "format_attribute"
-    return read
+    return wrap, read
+
+
+def _read_format(obj: Any) -> Any:
+    """The rewritten ``x.format`` with the Python layers off: Python's own."""
+    return obj.format
 
 
 def _guarded_user_string(wrap: Callable[[Any], Any]) -> type:
@@ -352,7 +358,7 @@ def proxy_modules(attribute_allowed: Checker) -> dict[str, types.ModuleType]:
     if "string" in proxies:
         proxies["string"].Formatter = _guarded_formatter(attribute_allowed)  # type: ignore[attr-defined]
     if "collections" in proxies:
-        wrap = _checked_format(attribute_allowed)
+        wrap, _ = _checked_format(attribute_allowed)
         proxies["collections"].UserString = _guarded_user_string(wrap)  # type: ignore[attr-defined]
     if "functools" in proxies:
         _guarded_functools(proxies["functools"], attribute_allowed)
@@ -408,7 +414,7 @@ def make_builtins(
     b = dict(vars(builtins))
     aliases = {k: v for k, v in (cfg.get("module_aliases") or {}).items() if isinstance(k, str) and isinstance(v, str)}
     if not curated:
-        b[FORMAT_READER] = _format_reader(_unchanged)  # code cached for the sandbox calls it
+        b[FORMAT_READER] = _read_format  # code cached for the sandbox calls it
         b["__import__"] = _open_import(kryon, aliases)
         b["AccessDenied"] = AccessDenied
         b.update(engine_globals)
@@ -419,8 +425,7 @@ def make_builtins(
     b["__build_class__"] = builtins.__build_class__
     b["__import__"] = _make_import(kryon, proxies, set(cfg.get("allowed_imports", ())), bool(grants.get("imports")),
                                    aliases)
-    wrap = _checked_format(attribute_allowed)
-    b[FORMAT_READER] = _format_reader(wrap)
+    wrap, b[FORMAT_READER] = _checked_format(attribute_allowed)
     b["getattr"] = _safe_getattr(attribute_allowed, wrap)
     b["setattr"] = _safe_setattr(attribute_allowed)
     b["delattr"] = _safe_delattr(attribute_allowed)

@@ -307,3 +307,12 @@ def test_copy_sets_slot_state_through_the_scripts_setattr(manager):
         "def f():\n    p = P()\n    c, d = copy.copy(p), copy.deepcopy([p, p])\n    q = Q()\n    q.a = 3\n"
         "    return [c.x() is p.x(), d[0] is d[1], d[0].x() == [1] and d[0].x() is not p.x(), d[0].y, copy.copy(q).a]\n"))
     assert manager.call_function("cpok.f") == [True, True, True, {"a": [2]}, 3]
+
+
+def test_a_malformed_template_fails_when_called_as_pythons_does(manager):
+    manager.load_script_from_source("bad", "python", (
+        "def f(t):\n    m = t.format\n    try:\n        m(1)\n    except ValueError as e:\n        return 'ValueError'\n"
+        "    return 'formatted'\n"))
+    for template in ("{", "{0!x}", "{0:{1:{2:{3}}}}", "}"):
+        assert manager.call_function("bad.f", [template]) == "ValueError", template
+    assert manager.call_function("bad.f", ["{0}"]) == "formatted"
