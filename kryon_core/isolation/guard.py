@@ -160,8 +160,9 @@ class _FormatReads(ast.NodeTransformer):
 def rewrite_format_reads(tree: ast.AST) -> None:
     """Every read of an attribute named ``format`` becomes a call of
     :data:`FORMAT_READER` with the object (in place; the tree's root is a
-    module or an expression, never replaced). Pure: a code object compiled
-    from the result holds no ``LOAD_ATTR format``, which :func:`check_code` requires."""
+    module or an expression, never replaced). Nothing else changes: a code
+    object compiled from the result holds no ``LOAD_ATTR format``, which
+    :func:`check_code` requires of cached code."""
     _FormatReads().visit(tree)
 
 
@@ -206,6 +207,8 @@ def check_code(code: "types.CodeType") -> None:
     object inside it, instruction by instruction: attribute names (and the
     names ``from`` imports take) as :func:`attribute_allowed` says, a
     ``self``/``cls`` exemption only when the object was loaded just before,
+    no raw read of ``format`` (code compiled with :func:`rewrite_format_reads`
+    reads it through :data:`FORMAT_READER`, which it may load),
     no ``__dunder__`` name but the safe ones, a dunder method stored only
     right after its function was made, and no opcode Python does not know.
 

@@ -313,6 +313,23 @@ def test_a_malformed_template_fails_when_called_as_pythons_does(manager):
     manager.load_script_from_source("bad", "python", (
         "def f(t):\n    m = t.format\n    try:\n        m(1)\n    except ValueError as e:\n        return 'ValueError'\n"
         "    return 'formatted'\n"))
-    for template in ("{", "{0!x}", "{0:{1:{2:{3}}}}", "}"):
+    for template in ("{", "{0!x}", "}", "{0.}"):
         assert manager.call_function("bad.f", [template]) == "ValueError", template
     assert manager.call_function("bad.f", ["{0}"]) == "formatted"
+
+
+@pytest.mark.parametrize("language, main, helper", [
+    ("python", "from . import helper\ndef f():\n    return helper.g()\n",
+     "import kryon\ndef g():\n    return '{0.__globals__}'.format(kryon.call)\n"),
+    ("lisp", "(import .helper [g])\n(defn f [] (g))\n",
+     '(defn g []\n  (.format "{0.__globals__[__name__]}" hy.eval))\n'),
+])
+def test_a_file_beside_the_script_is_rewritten_too(tmp_path, language, main, helper):
+    ext = {"python": "py", "lisp": "kl"}[language]
+    (tmp_path / f"main.{ext}").write_text(main)
+    (tmp_path / f"helper.{ext}").write_text(helper)
+    with ScriptManager(cache=False, policy=SecurityPolicy.sandboxed(time_limit=10)) as m:
+        m.load_script_file(tmp_path / f"main.{ext}")
+        with pytest.raises(AccessDeniedError) as info:
+            m.call_function("main.f")
+        assert "__globals__" in info.value.message
