@@ -11,7 +11,9 @@ It refuses:
 - the attributes that walk frames, code and tracebacks (``gi_frame``,
   ``f_back``, ``f_globals``, ``tb_frame``, ``cr_frame``, ``mro``, ...);
 - the same attribute names in class patterns (``case object(__globals__=g)``
-  reads ``__globals__`` with no attribute expression in the source);
+  reads ``__globals__`` with no attribute expression in the source), and
+  positional sub-patterns of class patterns (``case C(g)`` reads the names
+  ``C.__match_args__`` holds, data a script can choose);
 - names that reach the interpreter (``__builtins__``, ``__loader__``, ``__spec__``,
   ``__import__``) and any other ``__dunder__`` name except ``__name__``/``__doc__``/``__file__``/``__debug__``.
 
@@ -108,6 +110,16 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_MatchClass(self, node: ast.MatchClass) -> None:
+        # `case C(p)` reads the attribute C.__match_args__[0] names, a name that is data: a class
+        # made with type(name, bases, {"__match_args__": ("__globals__",)}) and a metaclass whose
+        # __instancecheck__ accepts anything read any object's globals
+        if node.patterns:
+            raise GuardViolation(
+                "a class pattern with positional sub-patterns is not allowed in the sandbox (it reads the "
+                "attributes the class's __match_args__ names): use keyword patterns, or `case C() as x`",
+                getattr(node, "lineno", None),
+                getattr(node, "col_offset", None),
+            )
         # `case C(attr=p)` reads `attr` from the subject with no Attribute node in sight:
         # `case object(__globals__=g)` would bind a function's real globals
         for attr in node.kwd_attrs:
@@ -222,6 +234,8 @@ def check_code(code: "types.CodeType") -> None:
     accepted without reading its instructions."""
     import dis
 
+    # a class pattern's opcode as a byte of ``co_code`` (whose code units are an opcode and its argument)
+    match_class = bytes([dis.opmap["MATCH_CLASS"]])
     todo = [code]
     while todo:
         current = todo.pop()
@@ -230,9 +244,10 @@ def check_code(code: "types.CodeType") -> None:
         # the attribute names of `case C(attr=p)` are a tuple constant that MATCH_CLASS takes: code
         # with such a pattern and a refused name in any constant tuple is refused (sound, not exact)
         in_tuples = (n for c in current.co_consts if isinstance(c, tuple) for n in c if isinstance(n, str))
-        if any(not attribute_allowed(n) or n == CHECKED_ATTRIBUTE for n in in_tuples) and any(
-                ins.opname == "MATCH_CLASS" for ins in dis.get_instructions(current)):
-            raise GuardViolation("a class pattern reads a refused attribute", None, None)
+        refused_name = any(not attribute_allowed(n) or n == CHECKED_ATTRIBUTE for n in in_tuples)
+        for ins in dis.get_instructions(current) if match_class in current.co_code[::2] else ():
+            if ins.opname == "MATCH_CLASS" and (refused_name or ins.arg):  # ins.arg: positional sub-patterns
+                raise GuardViolation("a class pattern reads a refused attribute", _line(ins), None)
         if not any(n[:1] == "_" or n in FORBIDDEN_ATTRIBUTES or n == CHECKED_ATTRIBUTE for n in names):
             continue
         previous = None

@@ -128,3 +128,21 @@ def test_a_str_subclass_as_an_attribute_name_is_judged_by_its_string(manager):
     with pytest.raises(AccessDeniedError) as info:
         manager.call_function("sly.f")
     assert "__globals__" in info.value.message and info.value.line == 3
+
+
+@pytest.mark.parametrize("source", [
+    ("(defclass M [type] (defn __instancecheck__ [cls obj] True))\n"
+     "(setv X (M \"X\" #() {\"__match_args__\" #(\"__globals__\")}))\n"
+     "(defn f []\n  (match hy.eval\n    (X g) (get g \"__name__\")\n    _ 0))\n"),
+    "(defn f [x]\n  (match x\n    (int n) n\n    _ 0))\n",
+])
+def test_a_positional_class_pattern_is_refused_at_load(manager, source):
+    with pytest.raises(AccessDeniedError) as info:
+        manager.load_script_from_source("lpos", "lisp", source)
+    assert "positional" in info.value.message and info.value.line == source.count("\n") - 1
+
+
+def test_keyword_and_as_patterns_still_match_in_lisp(manager):
+    manager.load_script_from_source("lkw", "lisp", (
+        "(defn f [x]\n  (match x\n    (float :real r) r\n    (int) :as n n\n    _ 0))\n"))
+    assert manager.call_function("lkw.f", [2.5]) == 2.5 and manager.call_function("lkw.f", [3]) == 3

@@ -333,3 +333,37 @@ def test_a_file_beside_the_script_is_rewritten_too(tmp_path, language, main, hel
         with pytest.raises(AccessDeniedError) as info:
             m.call_function("main.f")
         assert "__globals__" in info.value.message
+
+
+#: class patterns whose positional sub-patterns read the names __match_args__ holds
+POSITIONAL = {
+    "metaclass": ("class M(type):\n    def __instancecheck__(cls, obj):\n        return True\n"
+                  "X = M('X', (), {'__match_args__': ('__globals__',)})\n", "kryon.call", "X(g)"),
+    "str subclass": ("X = type('X', (str,), {'__match_args__': ('format',)})\n", "X('{0.__globals__}')", "X(g)"),
+    "namedtuple": ("import collections\nclass M(type):\n    def __instancecheck__(cls, obj):\n        return True\n"
+                   "T = collections.namedtuple('T', ['gi_frame'])\nclass X(T, metaclass=M):\n    pass\n",
+                   "(i for i in ())", "X(g)"),
+    "builtin": ("", "'s'", "str(g)"),
+    "nested": ("", "[1]", "[int(g)]"),
+}
+
+
+@pytest.mark.parametrize("name", list(POSITIONAL))
+def test_a_positional_class_pattern_is_refused_at_load(manager, name):
+    setup, subject, pattern = POSITIONAL[name]
+    source = "import kryon\n" + setup + f"def f():\n    match {subject}:\n        case {pattern}: return g\n    return 0\n"
+    with pytest.raises(AccessDeniedError) as info:
+        manager.load_script_from_source("pos", "python", source)
+    assert info.value.line == source.count("\n") - 1 and "positional" in info.value.message
+    with pytest.raises(guard.GuardViolation):
+        guard.check_code(compile(source, "pos", "exec"))
+
+
+def test_keyword_and_as_patterns_still_match(manager):
+    manager.load_script_from_source("kw", "python", (
+        "import collections\nP = collections.namedtuple('P', ['x', 'y'])\n"
+        "def f(v):\n    match v:\n        case P(x=0, y=y): return ['P', y]\n        case int() as n: return ['int', n]\n"
+        "        case [str() as s, *_]: return ['str', s]\n    return None\n"
+        "def g():\n    return [f(P(0, 5)), f(3), f(['a', 1])]\n"))
+    assert manager.call_function("kw.g") == [["P", 5], ["int", 3], ["str", "a"]]
+    guard.check_code(compile("match v:\n    case int() as n: pass\n    case P(x=1): pass\n", "s", "exec"))
