@@ -220,8 +220,8 @@ def check_code(code: "types.CodeType") -> None:
     names ``from`` imports take) as :func:`attribute_allowed` says, a
     ``self``/``cls`` exemption only when the object was loaded just before,
     no raw read of ``format`` (code compiled with :func:`rewrite_format_reads`
-    reads it through :data:`FORMAT_READER`, which it may load),
-    no ``__dunder__`` name but the safe ones, a dunder method stored only
+    reads it through :data:`FORMAT_READER`, which it may load), no class
+    pattern with positional sub-patterns, no ``__dunder__`` name but the safe ones, a dunder method stored only
     right after its function was made, and no opcode Python does not know.
 
     It is sound, not complete: code it accepts, the AST check accepts too

@@ -2,11 +2,12 @@
 with no attribute expression in the source. Sandboxed Python checks every read of
 an attribute named ``format`` (the guard rewrites ``x.format`` into a checked
 read; ``getattr`` hands back the same checked function), and the other routes
-that read attributes by a name that is data (``string.Formatter`` subclasses,
-``collections.UserString``, ``functools.update_wrapper``, class patterns,
-augmented assignment) obey the guard's attribute rule. Cached code holding a raw
-read of ``format`` is compiled from source; code the host compiled for the
-sandbox loads warm."""
+that read or write attributes by a name that is data (``string.Formatter``
+subclasses, ``collections.UserString``, ``functools.update_wrapper``, ``copy``'s
+slot state, a ``str`` subclass as the name given to ``getattr``, class patterns
+with ``format`` or with positional sub-patterns, augmented assignment) obey the
+guard's attribute rule. Cached code holding a raw read of ``format`` is compiled
+from source; code the host compiled for the sandbox loads warm."""
 
 import marshal
 
