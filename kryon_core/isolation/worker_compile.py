@@ -86,14 +86,17 @@ def module_source(name: str) -> str | None:
 
 
 def _check_tree(tree: Any) -> None:
+    """The module-aware compiler's check of a tree it compiles (code run while
+    compiling, files beside the script): the guard's rewrite and check, in place."""
     if S.python_layers:
-        guard.check(tree)
+        guard.prepare(tree)
 
 
 def compile_checked(tree: Any, filename: str, mode: str = "exec") -> types.CodeType:
-    """An AST checked by the guard (when the Python layers are on) and compiled."""
+    """An AST rewritten and checked by the guard (``guard.prepare``: reads of
+    ``format`` become checked reads) when the Python layers are on, and compiled."""
     if S.python_layers:
-        guard.check(tree)
+        guard.prepare(tree)
     fix_locations(tree)
     code: types.CodeType = compile(tree, filename, mode, dont_inherit=True)
     return code

@@ -39,6 +39,7 @@ from hy.models import Expression, Keyword, Lazy, Symbol
 from hy.reader.exceptions import LexException
 
 from kryon_core import CompiledScript, CompileError, FunctionInfo, StackFrame
+from kryon_core.isolation import guard
 from kryon_core.pyhost.bytecode import load_bytecode
 
 from . import __version__
@@ -83,8 +84,11 @@ def display_name(identifier: str) -> str:
     return str(hy.unmangle(identifier))
 
 
-def compile_source(source: str, name: str) -> CompiledScript:
+def compile_source(source: str, name: str, *, sandboxed: bool = False) -> CompiledScript:
     """Compile Kryon Lisp source into a :class:`CompiledScript` (see module doc).
+    For a sandboxed script the reads of ``format`` are rewritten as the
+    worker's guard rewrites them, so that its worker can run the cached code
+    (it checks it first) instead of compiling the source.
 
     A script that requires macros from a file beside it (``(require .macros
     ...)``) is not compiled now: what it expands to depends on that file,
@@ -94,6 +98,8 @@ def compile_source(source: str, name: str) -> CompiledScript:
         return source_only(source, name)
     forms: list[Any] = []
     module = compile_ast(source, name, forms)
+    if sandboxed:
+        guard.rewrite_format_reads(module)
     code = _code(module, name)
     return CompiledScript(
         id=name,
@@ -142,9 +148,11 @@ def load_code(compiled: CompiledScript, module: types.ModuleType | None = None) 
     script id (a cached entry may have been compiled under another name).
     Without bytecode the source is compiled now, in ``module`` (so that
     relative requires resolve in the script's own package)."""
-    if not compiled.bytecode or compiled.engine_version != ENGINE_VERSION:
-        return _code(compile_ast(compiled.source, compiled.id, module=module), compiled.id)
-    return load_bytecode(compiled, LANGUAGE)
+    if compiled.bytecode and compiled.engine_version == ENGINE_VERSION:
+        code = load_bytecode(compiled, LANGUAGE)
+        if not guard.reads_checked(code):  # compiled for a sandboxed load of the same source
+            return code
+    return _code(compile_ast(compiled.source, compiled.id, module=module), compiled.id)
 
 
 def compile_evaluation(code: str, script: str, module: types.ModuleType) -> tuple[types.CodeType, types.CodeType]:

@@ -57,7 +57,7 @@ class LispDialect(Dialect):
         process never runs them; the entry holds the source."""
         if sandboxed and scan.may_run_code_while_compiling(text) and scan.sandbox_violation(text, name) is not None:
             return compiler.source_only(text, name)
-        return compiler.compile_source(text, name)
+        return compiler.compile_source(text, name, sandboxed=sandboxed)
 
     def worker_bytecode(self, compiled: CompiledScript) -> bytes | None:
         """Cached bytecode a sandboxed worker may run: only for source whose

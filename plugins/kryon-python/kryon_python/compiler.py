@@ -15,6 +15,7 @@ import marshal
 import types
 
 from kryon_core import CompiledScript, FunctionInfo
+from kryon_core.isolation import guard
 from kryon_core.pyhost.bytecode import load_bytecode
 
 from .errors import compile_error
@@ -23,15 +24,20 @@ from .plugin import LANGUAGE
 __all__ = ["compile_source", "code_for", "compile_evaluation", "compile_module"]
 
 
-def compile_source(text: str, name: str, version: str) -> CompiledScript:
+def compile_source(text: str, name: str, version: str, *, sandboxed: bool = False) -> CompiledScript:
     """Compile to a code object (``bytecode`` is its marshal form) and list
-    the top-level functions. Nothing runs."""
+    the top-level functions. Nothing runs. For a sandboxed script the reads of
+    ``format`` are rewritten as the worker's guard rewrites them
+    (``guard.rewrite_format_reads``), so that the worker can run the cached
+    code instead of compiling the source (it checks it first)."""
     try:
         tree = ast.parse(text, name, "exec")
+        functions, names = _top_level(tree)
+        if sandboxed:
+            guard.rewrite_format_reads(tree)
         code = compile(tree, name, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise compile_error(exc, name) from None
-    functions, names = _top_level(tree)
     return CompiledScript(
         id=name,
         language=LANGUAGE,
@@ -45,9 +51,12 @@ def compile_source(text: str, name: str, version: str) -> CompiledScript:
 
 def code_for(compiled: CompiledScript, version: str) -> types.CodeType:
     """The code object to run: the cached bytecode when this interpreter made
-    it (named for this script), else the source compiled again."""
+    it (named for this script) and not for the sandbox (the cache is shared by
+    trusted and sandboxed loads of one source), else the source compiled again."""
     if compiled.bytecode and compiled.engine_version == version:
-        return load_bytecode(compiled, LANGUAGE)
+        code = load_bytecode(compiled, LANGUAGE)
+        if not guard.reads_checked(code):
+            return code
     try:
         return compile(compiled.source, compiled.id, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:

@@ -38,7 +38,7 @@ class PythonDialect(Dialect):
     api_form = staticmethod(bridge.api_form)
 
     def compile(self, text: str, name: str, *, sandboxed: bool) -> CompiledScript:
-        return compiler.compile_source(text, name, VERSION)
+        return compiler.compile_source(text, name, VERSION, sandboxed=sandboxed)
 
     def code_for(self, compiled: CompiledScript, module: types.ModuleType) -> types.CodeType:
         return compiler.code_for(compiled, VERSION)
