@@ -14,6 +14,7 @@ find. Each sibling holds one part of the worker:
   the pending DOM writes (``W``);
 - ``worker_values``: values crossing the channel (``encode``, host proxies);
 - ``worker_timer``: a call's time limit (``ITIMER_REAL``, ``RLIMIT_CPU``);
+- ``worker_depth``: the script's recursion limit, set per entry into script code;
 - ``worker_compile``: the compiler hook, the guard's check, cached code,
   ``module_source`` (a module-aware compiler's relative imports);
 - ``worker_breakpoints``: breakpoints without a debugger;
@@ -100,6 +101,7 @@ if TYPE_CHECKING:
         worker_channel,
         worker_compile,
         worker_debug,
+        worker_depth,
         worker_errors,
         worker_seal,
         worker_timer,
@@ -116,6 +118,7 @@ else:  # in dependency order: each finds the ones it uses already loaded
     worker_channel = _load_sibling("worker_channel")
     worker_values = _load_sibling("worker_values")
     worker_timer = _load_sibling("worker_timer")
+    worker_depth = _load_sibling("worker_depth")
     worker_compile = _load_sibling("worker_compile")
     worker_breakpoints = _load_sibling("worker_breakpoints")
     relative_imports = _load_sibling("relative_imports")
@@ -282,7 +285,9 @@ def main() -> None:
     S.time_limit = init.get("limits", {}).get("time")
     S.columns = bool(init.get("columns"))
     if init.get("recursion"):
-        sys.setrecursionlimit(int(init["recursion"]) + 60)
+        # the worker's own code (compiling included) runs under this; script code under its own (worker_depth)
+        S.max_recursion = int(init["recursion"])
+        sys.setrecursionlimit(S.max_recursion + 60)
     read_paths = worker_seal.import_what_is_granted(init)
     worker_seal.keep_reachable(read_paths)
     S.kryon = scriptenv.make_kryon_module(init.get("api", {}), _call_api)
