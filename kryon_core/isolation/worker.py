@@ -199,11 +199,16 @@ def serve(msg: dict[str, Any]) -> None:
         return
     if "sk" in msg:  # the host calls in while it serves a request of ours: that one's stack goes with our next message
         worker_channel.keep_stack()
+    serving = S.serving
     try:
-        if t == "call" and not S.breakpoints and not D.active:
-            value = worker_calls.call_plain(msg)  # the common case, flattened
-        else:
-            value = _dispatch(t, msg, rid)
+        serving.append(rid)  # a cancellation of this request may stop it (worker_timer.on_cancel)
+        try:
+            if t == "call" and not S.breakpoints and not D.active:
+                value = worker_calls.call_plain(msg)  # the common case, flattened
+            else:
+                value = _dispatch(t, msg, rid)
+        finally:
+            serving.pop()
         send({"t": "r", "i": rid, "v": value})
     except ScriptTimeout as exc:
         send(error_reply(rid, exc))
@@ -266,7 +271,30 @@ def rehearse(rounds: int = 10) -> None:
         protocol.dumps(reply)
 
 
+def _cancel_pipe() -> int:
+    """The host's cancel pipe (see ``worker_timer.on_cancel``) on fd 3, as a
+    fork server's child has it: a worker the host started is told its
+    number (its only argument) and moves it there, so both kinds of worker
+    hold the same descriptors (their descriptor limit is the same)."""
+    fd = 3
+    if not FORKED:
+        if len(sys.argv) < 2 or not sys.argv[1].isdigit():
+            return -1
+        given = int(sys.argv[1])
+        if given != fd:
+            try:
+                os.fstat(fd)
+            except OSError:  # free, as it is in a new interpreter
+                os.dup2(given, fd)
+                os.close(given)
+            else:
+                fd = given
+    os.set_blocking(fd, False)
+    return fd
+
+
 def main() -> None:
+    S.cancel_fd = _cancel_pipe()
     # the channel moves off 0 and 1, which point to /dev/null from now on
     S.in_fd = os.dup(0)
     S.out_fd = os.dup(1)

@@ -73,6 +73,10 @@ class State:
         self.max_recursion: int | None = None
         #: the replies of the host the worker waits for now (host_request)
         self.waits = 0
+        #: the ids of the host's requests being served now, outermost first (worker.serve)
+        self.serving: list[Any] = []
+        #: the read end of the host's cancel pipe (worker_timer.on_cancel), -1 without one
+        self.cancel_fd = -1
         #: an awaited call's tasks are unwinding (worker_calls._abandon): a repeated cancel waits
         self.abandoning = False
         self.internal = 0
