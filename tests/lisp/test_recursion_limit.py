@@ -15,6 +15,7 @@ SOURCE = """(import kryon)
 (defn give [] depth)
 (defn reenter [n] (kryon-call "r.depth" n))
 (defn talk [n] (if (<= n 1) (kryon.get-variable "x") (talk (- n 1))))
+(defn gen [n] (yield (depth n)))
 """
 
 
@@ -22,10 +23,14 @@ def _load(n: int) -> str:
     return SOURCE + f"(setv result (depth {n}))\n"
 
 
+def _evaluation(n: int) -> str:
+    return f"(depth {n})"
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="the worker sandbox uses Linux limits")
 def test_sandboxed_lisp_recursion_limit_is_the_scripts_depth() -> None:
-    check_entries("lisp", SOURCE, _load, 3)
+    check_entries("lisp", SOURCE, _load, 3, _evaluation)
 
 
 def test_trusted_lisp_recursion_limit_is_the_scripts_depth() -> None:
-    check_entries("lisp", SOURCE, _load, 3, sandboxed=False)
+    check_entries("lisp", SOURCE, _load, 3, _evaluation, sandboxed=False)

@@ -11,7 +11,8 @@ the script keeps working after.
 returning ``depth(n)``: n + 1 frames), ``give()`` (returns ``depth``), ``reenter(k)`` (the
 script asks the host to call its own ``depth(k)`` through ``kryon.call``: k + 1 frames),
 ``talk(n)`` (n nested frames, the innermost asks the host for the variable
-``x``). ``load_source(n)`` is a script whose top level computes ``depth(n)``
+``x``), ``gen(n)`` (a generator yielding ``depth(n)``: n + 1 frames).
+``evaluation(n)`` is code that evaluates to ``depth(n)``. ``load_source(n)`` is a script whose top level computes ``depth(n)``
 (its top level is one frame more). ``line`` is the line of ``depth``'s call
 of itself."""
 
@@ -39,8 +40,8 @@ def _fails(run: Callable[[], Any], script: str, language: str, line: int) -> Non
     assert err.line == line or line in [f.line for f in err.stack if f.script == script], err.stack
 
 
-def check_entries(language: str, source: str, load_source: Callable[[int], str], line: int, *,
-                  sandboxed: bool = True) -> None:
+def check_entries(language: str, source: str, load_source: Callable[[int], str], line: int,
+                  evaluation: Callable[[int], str], *, sandboxed: bool = True) -> None:
     make = SecurityPolicy.sandboxed if sandboxed else SecurityPolicy.trusted
     with ScriptManager(cache=False, policy=make(max_recursion=LIMIT, time_limit=10)) as m:
         m.setup_dom_bridge(Document()).set_variable("x", 7)
@@ -50,6 +51,10 @@ def check_entries(language: str, source: str, load_source: Callable[[int], str],
             # the async function's own frame is one of them
             "awaited call": lambda n: asyncio.run(m.call_function_async("r.adepth", [n - 1])) + 1,
             "callback": lambda n: m.call_function("r.give")(n),
+            # the generator's frame is one of them (its items are listed in the script's runtime)
+            "generator": lambda n: m.call_function("r.gen", [n - 1])[0] + 1,
+            # the evaluated code's frame is one of them
+            "evaluation": lambda n: m.evaluate(language, evaluation(n - 1), script="r") + 1,
             # the waiting frame of reenter is one of them
             "call from the host while the script waits": lambda n: m.call_function("r.reenter", [n - 1]) + 1,
         }

@@ -23,6 +23,8 @@ def reenter(n):
     return kryon.call('r.depth', n)
 def talk(n):
     return kryon.get_variable('x') if n <= 1 else talk(n - 1)
+def gen(n):
+    yield depth(n)
 """
 
 
@@ -30,10 +32,14 @@ def _load(n: int) -> str:
     return SOURCE + f"result = depth({n})\n"
 
 
+def _evaluation(n: int) -> str:
+    return f"depth({n})"
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="the worker sandbox uses Linux limits")
 def test_sandboxed_python_recursion_limit_is_the_scripts_depth() -> None:
-    check_entries("python", SOURCE, _load, 3)
+    check_entries("python", SOURCE, _load, 3, _evaluation)
 
 
 def test_trusted_python_recursion_limit_is_the_scripts_depth() -> None:
-    check_entries("python", SOURCE, _load, 3, sandboxed=False)
+    check_entries("python", SOURCE, _load, 3, _evaluation, sandboxed=False)
