@@ -53,6 +53,8 @@ function_infos = worker_compile.function_infos
 traced = worker_breakpoints.traced
 limit_script = worker_depth.limit_script
 restore_limit = worker_depth.restore
+_get_limit = sys.getrecursionlimit
+_set_limit = sys.setrecursionlimit
 ScriptOutput = scriptenv.ScriptOutput
 
 #: relative imports of files beside a script (see relative_imports), for compilers that are not module-aware
@@ -180,12 +182,18 @@ def call_plain(msg: dict[str, Any]) -> Any:
         was = S.script_running
         S.script_running = True
         try:
-            before = limit_script("call") if S.max_recursion else 0
+            before = 0
+            if S.max_recursion:
+                if S.call_limit and not S.waits:  # worker_depth.limit_script's outermost case, written out
+                    before = _get_limit()
+                    _set_limit(S.call_limit)
+                else:
+                    before = limit_script("call")
             try:
                 result = fn(*args)
             finally:
                 if before:
-                    restore_limit(before)
+                    _set_limit(before)
             t = type(result)
             if t is types.CoroutineType or t is types.GeneratorType:
                 result = _finish(result)

@@ -69,8 +69,9 @@ class State:
         self.cpu_checked_at = 0.0
         self.pending_timeout = False
         self.script_running = False
-        #: the policy's max_recursion (see worker_depth)
+        #: the policy's max_recursion (see worker_depth), and the limit of an outermost plain call once measured
         self.max_recursion: int | None = None
+        self.call_limit = 0
         #: the replies of the host the worker waits for now (host_request)
         self.waits = 0
         #: the ids of the host's requests being served now, outermost first (worker.serve)

@@ -105,6 +105,8 @@ def limit_script(place: str, offset: int = 0) -> int:
         base = _BASES.get(key)
         if base is None:
             base = _BASES[key] = depth() + offset - _OWN
+            if key == ("call", 0):  # the plain call's hot path sets this limit itself (worker_calls.call_plain)
+                S.call_limit = base + allowed
     else:  # a call from the host while the worker waits, or a tracer's frames below: measured
         base = depth() + offset - _OWN
         if S.waits:  # the frames of the script waiting below are its depth too (as the in-process tracer counts)
