@@ -280,8 +280,9 @@ def _finish(result: types.CoroutineType[Any, Any, Any] | types.GeneratorType[Any
 
 async def _limited(coroutine: types.CoroutineType[Any, Any, Any], limits: list[int]) -> Any:
     """The awaited call's coroutine, its task steps (and those of the tasks
-    it starts, which the loop runs from the same depth) under the script's
-    recursion limit, set from the depth of this first step (worker_depth)."""
+    it starts, which the loop runs from this frame's depth: one frame more
+    for them) under the script's recursion limit, set from the depth of this
+    first step (worker_depth)."""
     limits.append(limit_script("task"))
     return await coroutine
 
