@@ -753,9 +753,11 @@ def audit_hook(
     bypass: Callable[[], bool],
     denied: type[Exception],
     import_denied: type[Exception],
+    file_denied: type[Exception] | None = None,
 ) -> Callable[[str, tuple[Any, ...]], None]:
     """The audit hook: refuses, as ``denied`` errors naming the event (imports
-    as ``import_denied``, an ImportError too), the operations the policy withholds (files, processes, sockets, ctypes, gc and
+    as ``import_denied``, an ImportError too; file operations as
+    ``file_denied``, a PermissionError too), the operations the policy withholds (files, processes, sockets, ctypes, gc and
     frame introspection, marshal, signals, new hooks). ``bypass()`` is true
     while the worker's own code runs (sending a reply, arming a timer)."""
     deny = list(_DENY_ALWAYS_PREFIX)
@@ -766,6 +768,7 @@ def audit_hook(
     if not plan.network:
         deny += _NET_PREFIX
     deny_t = tuple(deny)
+    files_t = _FS_PREFIX
     importing_ok = plan.imports or bool(plan.read_paths)  # granted packages load submodules lazily
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
@@ -781,7 +784,8 @@ def audit_hook(
                 return
             raise import_denied(f"importing '{name}' is not allowed by the sandbox policy")
         if event.startswith(deny_t):
-            raise denied(f"'{event}' is not allowed by the sandbox policy")
+            refusal = file_denied if file_denied is not None and event.startswith(files_t) else denied
+            raise refusal(f"'{event}' is not allowed by the sandbox policy")
 
     return hook
 

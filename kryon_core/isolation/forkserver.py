@@ -186,9 +186,10 @@ class ForkServer:
             return self.state == "ready"
 
     # -- forking ------------------------------------------------------------------------
-    def fork(self) -> ForkedChild:
-        """A new worker, forked by the zygote. OSError when the zygote cannot
-        (it is then dead: the caller starts the worker the usual way)."""
+    def fork(self, extra: int) -> ForkedChild:
+        """A new worker, forked by the zygote, with ``extra`` (a descriptor
+        the caller keeps) as its fd 3. OSError when the zygote cannot (it is
+        then dead: the caller starts the worker the usual way)."""
         pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr of the child
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1]]
         ours = [pipes[0][1], pipes[1][0], pipes[2][0]]
@@ -198,7 +199,7 @@ class ForkServer:
                     raise OSError("the fork server is not ready")
                 try:
                     self.sock.settimeout(FORK_TIMEOUT)
-                    socket.send_fds(self.sock, [b"F"], theirs)
+                    socket.send_fds(self.sock, [b"F"], [*theirs, extra])
                     reply = b""
                     while len(reply) < 4:
                         chunk = self.sock.recv(4 - len(reply))
@@ -299,17 +300,18 @@ def server_for(init: dict[str, Any], *, start: bool = True) -> ForkServer | None
     return server
 
 
-def fork_worker(init: dict[str, Any]) -> ForkedChild | None:
+def fork_worker(init: dict[str, Any], extra: int) -> ForkedChild | None:
     """A worker forked by the zygote of ``init``'s spec, or None when there is
     none ready (the caller starts the worker the usual way; a zygote is
-    started meanwhile if none is warming up)."""
+    started meanwhile if none is warming up). ``extra`` is a descriptor the
+    child gets as its fd 3 (the host's cancel pipe, see ``process``)."""
     if not ENABLED.on or not supported():
         return None
     server = server_for(init)
     if server is None or not server.ready(WARM_WAIT):
         return None
     try:
-        return server.fork()
+        return server.fork(extra)
     except OSError:
         server_for(init)  # replace it now, for the next worker
         return None

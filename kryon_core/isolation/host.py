@@ -28,7 +28,7 @@ from . import forkserver, protocol
 from .host_calls import plain_caller
 from .host_config import CompilerSpec, limits_for
 from .host_workers import HostedScript, WorkerSide, close_proc, enter, function_infos, refused
-from .process import ERROR_CLASSES, WORKER_PATH, WorkerDied, WorkerProcess
+from .process import ERROR_CLASSES, WORKER_PATH, Flight, WorkerDied, WorkerProcess
 from .testing import SWITCHES
 
 if TYPE_CHECKING:
@@ -174,9 +174,9 @@ class IsolatedRuntime(WorkerSide):
         return script
 
     # -- calls -----------------------------------------------------------------------------------
-    def call(self, script_id: str, function: str, args: Sequence[Any]) -> Any:
+    def call(self, script_id: str, function: str, args: Sequence[Any], flight: Flight | None = None) -> Any:
         script = self._script(script_id)
-        return enter(script, self._call, script, function, args)
+        return enter(script, self._call, script, function, args, flight)
 
     def caller(
         self, script_id: str, function: str, *, known: Container[str], general: Callable[[Sequence[Any]], Any],
@@ -185,7 +185,7 @@ class IsolatedRuntime(WorkerSide):
         """A bound handle's caller of ``function`` (see ``host_calls.plain_caller``)."""
         return plain_caller(self, script_id, function, known=known, general=general, rename=rename)
 
-    def _call(self, script: HostedScript, function: str, args: Sequence[Any]) -> Any:
+    def _call(self, script: HostedScript, function: str, args: Sequence[Any], flight: Flight | None = None) -> Any:
         proc = self._live(script)
         try:
             encoded = proc.encode_args(args)
@@ -193,7 +193,8 @@ class IsolatedRuntime(WorkerSide):
             raise refused(exc, self.language, script.id) from None
         try:
             return proc.request(
-                {"t": "call", "script": script.id, "fn": function, "a": encoded}, limit=script.policy.time_limit
+                {"t": "call", "script": script.id, "fn": function, "a": encoded}, limit=script.policy.time_limit,
+                flight=flight,
             )
         except WorkerDied as dead:
             raise self._after_death(script, proc, dead) from None
@@ -224,7 +225,7 @@ class IsolatedRuntime(WorkerSide):
         worker). Cancelling the awaiting task stops the call in the worker
         (:meth:`_stop_cancelled`) before ``CancelledError`` reaches the caller."""
         loop = asyncio.get_running_loop()
-        flight = _Flight()
+        flight = Flight()
         done = loop.run_in_executor(None, flight.run, self.call, script_id, function, list(args))
         try:
             return await asyncio.shield(done)
@@ -232,7 +233,7 @@ class IsolatedRuntime(WorkerSide):
             await self._stop_cancelled(script_id, flight, done)
             raise
 
-    async def _stop_cancelled(self, script_id: str, flight: "_Flight", done: "asyncio.Future[Any]") -> None:
+    async def _stop_cancelled(self, script_id: str, flight: Flight, done: "asyncio.Future[Any]") -> None:
         """The task awaiting ``flight`` was cancelled: interrupt the worker's
         call (again every ``CANCEL_RESEND`` seconds, as one landing outside
         script code does nothing) and, if it runs on past ``CANCEL_GRACE``,
@@ -242,12 +243,15 @@ class IsolatedRuntime(WorkerSide):
         second cancellation meanwhile does not cut that short."""
         give_up = time.monotonic() + CANCEL_GRACE
         while not done.done():
-            script = self._scripts.get(script_id)
-            proc = script.proc if script is not None else None
-            if proc is not None and flight.running and proc.depth > 0:
+            target = flight.target  # (worker, request id) while the flight's request runs
+            if target is not None:
+                proc, rid = target
+                hook = SWITCHES.before_interrupt
+                if hook is not None:
+                    hook()
                 if time.monotonic() < give_up:
-                    proc.interrupt()
-                else:
+                    proc.interrupt(rid)
+                elif flight.target is target:
                     proc.stop_cancelled()
             try:
                 await asyncio.wait([done], timeout=CANCEL_RESEND)
@@ -378,20 +382,3 @@ class IsolatedRuntime(WorkerSide):
 #: how often a cancelled awaited call's worker is asked again to stop, and how long before it is killed
 CANCEL_RESEND = 0.02
 CANCEL_GRACE = 2.0
-
-
-class _Flight:
-    """An executor's call of a worker: whether it runs now (the worker is
-    interrupted only then, never a later call of another thread)."""
-
-    __slots__ = ("running",)
-
-    def __init__(self) -> None:
-        self.running = False
-
-    def run(self, call: Callable[..., Any], *args: Any) -> Any:
-        self.running = True
-        try:
-            return call(*args)
-        finally:
-            self.running = False

@@ -22,6 +22,7 @@ import itertools
 import os
 import queue
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -66,6 +67,8 @@ __all__ = [
 ]
 
 #: the worker program, run as ``python -I -S WORKER_PATH``
+#: a request id written down the cancel pipe (see :meth:`WorkerProcess.interrupt`)
+CANCEL_ID = struct.Struct("<q")
 WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 
 #: the protocol's error kinds (``protocol.ERROR_KINDS``) and the errors they stand for
@@ -151,9 +154,9 @@ class Spawner:
         self._pid = 0
         self._lock = threading.Lock()
 
-    def spawn(self, argv: list[str], env: dict[str, str]) -> "subprocess.Popen[bytes]":
+    def spawn(self, argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> "subprocess.Popen[bytes]":
         """Start ``argv`` from the spawner thread and return its Popen."""
-        return self.call(lambda: _popen(argv, env))  # type: ignore[no-any-return]
+        return self.call(lambda: _popen(argv, env, pass_fds))  # type: ignore[no-any-return]
 
     def call(self, job: Callable[[], Any]) -> Any:
         """Run ``job`` (which starts a process) on the spawner thread and return its result."""
@@ -197,7 +200,7 @@ class Spawner:
                 done.set()
 
 
-def _popen(argv: list[str], env: dict[str, str]) -> "subprocess.Popen[bytes]":
+def _popen(argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> "subprocess.Popen[bytes]":
     return subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
@@ -205,11 +208,26 @@ def _popen(argv: list[str], env: dict[str, str]) -> "subprocess.Popen[bytes]":
         stderr=subprocess.PIPE,  # only start-up failures and fatal errors land here
         env=env,
         close_fds=True,
+        pass_fds=pass_fds,
         start_new_session=True,
     )
 
 
 SPAWNER = Spawner()
+
+
+class Flight:
+    """An awaited call of a worker, seen from the task awaiting it:
+    ``target`` is (worker, request id) while its request runs, else None.
+    The id is what a cancellation interrupts (see :meth:`WorkerProcess.interrupt`)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self) -> None:
+        self.target: tuple[WorkerProcess, int] | None = None
+
+    def run(self, call: Callable[..., Any], *args: Any) -> Any:
+        return call(*args, flight=self)
 
 
 # -- one worker -----------------------------------------------------------------------------------
@@ -243,6 +261,9 @@ class WorkerProcess:
         self.popen: "subprocess.Popen[bytes] | ForkedChild | None" = None
         self.pid = 0
         self.wfd = self.rfd = -1
+        #: the write end of the cancel pipe: the id of the call :meth:`interrupt` means (see worker_timer.on_cancel)
+        self.cancel_fd = -1
+        self._cancel_lock = threading.Lock()  # the fd is closed by the thread that reaps, written by the canceller's
         self.buf = b""
         self.decoder = protocol.decoder(self._decode_tag)
         #: the watchdog knows this worker (it forgets it only once it is dead)
@@ -260,9 +281,14 @@ class WorkerProcess:
         """Start the process and send the init message; the worker imports and
         seals itself meanwhile. The process is forked by the fork server of
         ``init``'s warm-up spec when one is ready, else started anew."""
-        self.popen = forkserver.fork_worker(init) or SPAWNER.spawn(
-            [sys.executable, "-I", "-S", WORKER_PATH], {"LC_ALL": "C.UTF-8"}
-        )
+        theirs, self.cancel_fd = os.pipe()  # the worker's end becomes its fd 3 (worker._cancel_pipe)
+        os.set_blocking(self.cancel_fd, False)  # a full pipe drops the id: the call is killed past its grace anyway
+        try:
+            self.popen = forkserver.fork_worker(init, theirs) or SPAWNER.spawn(
+                [sys.executable, "-I", "-S", WORKER_PATH, str(theirs)], {"LC_ALL": "C.UTF-8"}, (theirs,)
+            )
+        finally:
+            os.close(theirs)
         self.pid = self.popen.pid
         self.wfd = self.popen.stdin.fileno()  # type: ignore[union-attr]
         self.rfd = self.popen.stdout.fileno()  # type: ignore[union-attr]
@@ -322,6 +348,10 @@ class WorkerProcess:
         return lines[-1].strip()[:300] if lines else ""
 
     def _reap(self) -> None:
+        with self._cancel_lock:
+            if self.cancel_fd >= 0:
+                os.close(self.cancel_fd)
+                self.cancel_fd = -1
         if self.popen is None:
             return
         for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
@@ -356,9 +386,12 @@ class WorkerProcess:
         return None
 
     # -- requests --------------------------------------------------------------
-    def request(self, msg: dict[str, Any], *, limit: float | None, control: bool = False) -> Any:
+    def request(self, msg: dict[str, Any], *, limit: float | None, control: bool = False,
+                flight: "Flight | None" = None) -> Any:
         """Send a request and wait for its reply, serving the worker's own
-        requests meanwhile. ``limit`` is the policy's time limit for calls."""
+        requests meanwhile. ``limit`` is the policy's time limit for calls.
+        ``flight`` (an awaited call's) knows this request's id while it runs,
+        the one a cancellation may interrupt (:meth:`interrupt`)."""
         if self.dead is not None:
             raise self.dead
         rid = next(self.ids)
@@ -383,10 +416,14 @@ class WorkerProcess:
             msg["sk"] = 1
             waiting.asked = True
         self.depth += 1
+        if flight is not None:
+            flight.target = (self, rid)
         try:
             self._send(msg)
             return self._wait(rid)
         finally:
+            if flight is not None:
+                flight.target = None
             self.depth -= 1
             if outer:
                 self.deadline = self.standby_at = None
@@ -716,12 +753,22 @@ class WorkerProcess:
         except OSError:
             pass
 
-    def interrupt(self) -> None:
-        """Ask the worker to end the call it runs as at its time limit
-        (``SIGUSR2``: the host's task awaiting it was cancelled). The worker
-        acts on it only in script code or its loop's wait; the caller sends
+    def interrupt(self, rid: int) -> None:
+        """Ask the worker to end the call of request ``rid`` as at its time
+        limit (the host's task awaiting it was cancelled): the id goes down
+        the cancel pipe, then ``SIGUSR2``. The worker acts on the signal only
+        in script code or its loop's wait, and only while it serves a
+        request whose id it read from the pipe: a signal sent as that call
+        ended never stops the next call, another thread's. The caller sends
         it again while the call runs (``IsolatedRuntime.call_async``)."""
         if self.dead is None and self.pid > 0:
+            with self._cancel_lock:
+                if self.cancel_fd < 0:
+                    return
+                try:
+                    os.write(self.cancel_fd, CANCEL_ID.pack(rid))
+                except OSError:
+                    pass
             try:
                 os.kill(self.pid, signal.SIGUSR2)
             except OSError:

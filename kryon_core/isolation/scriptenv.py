@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "AccessDenied",
+    "FileDenied",
     "ImportDenied",
     "KryonError",
     "SAFE_MODULES",
@@ -59,6 +60,12 @@ class ImportDenied(AccessDenied, ImportError):
     """An import the sandbox refused: also an ImportError, so code that
     imports an optional module (``try: import x except ImportError``) goes on
     without it."""
+
+
+class FileDenied(AccessDenied, PermissionError):
+    """A file operation the sandbox refused: also a PermissionError (an
+    OSError), as an unreadable file's is, so library code that goes on
+    without a file it cannot read (``linecache``, so ``traceback``) does."""
 
 
 class KryonError(Exception):
@@ -129,9 +136,9 @@ def _safe_hasattr(attribute_allowed: Checker) -> Callable[..., bool]:
     return hasattr_
 
 
-def _denied(what: str) -> Callable[..., Any]:
+def _denied(what: str, refusal: type[AccessDenied] = AccessDenied) -> Callable[..., Any]:
     def stub(*args: Any, **kwargs: Any) -> Any:
-        raise AccessDenied(f"{what} is not allowed by the sandbox policy")
+        raise refusal(f"{what} is not allowed by the sandbox policy")
 
     stub.__name__ = what
     return stub
@@ -430,7 +437,7 @@ def make_builtins(
     b["setattr"] = _safe_setattr(attribute_allowed)
     b["delattr"] = _safe_delattr(attribute_allowed)
     b["hasattr"] = _safe_hasattr(attribute_allowed)
-    b["open"] = open if grants.get("file_system") else _denied("open")
+    b["open"] = open if grants.get("file_system") else _denied("open", FileDenied)
     for name in ("eval", "exec", "compile", "breakpoint", "input", "globals", "locals", "vars"):
         b[name] = _denied(name)
     b["AccessDenied"] = AccessDenied

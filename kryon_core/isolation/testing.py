@@ -14,7 +14,11 @@ them. Tests use them as context managers:
   other layers still hold;
 - :func:`cached_bytecode_off`: scripts loaded inside the block are compiled
   by their worker even when the host has their code cached (to measure what
-  a warm load saves).
+  a warm load saves);
+- :func:`interrupt_hook`: a function the canceller of an awaited call runs
+  after it chose the request to interrupt and before it sends the
+  interrupt, to widen the window in which that call ends and another
+  starts (the cancellation race's test).
 
 Trusted in-process code can call these (it can do anything anyway); no
 policy, script or message from a worker can.
@@ -23,10 +27,11 @@ policy, script or message from a worker can.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["SWITCHES", "Switches", "python_layers_off", "kernel_mechanisms_off", "cached_bytecode_off"]
+__all__ = ["SWITCHES", "Switches", "python_layers_off", "kernel_mechanisms_off", "cached_bytecode_off",
+           "interrupt_hook"]
 
 
 class Switches:
@@ -36,6 +41,8 @@ class Switches:
         self.python_layers = True
         self.unavailable: frozenset[str] = frozenset()
         self.worker_bytecode = True
+        #: called by a cancelled awaited call's canceller before each interrupt it sends (see interrupt_hook)
+        self.before_interrupt: Callable[[], None] | None = None
         self.lock = threading.Lock()
 
 
@@ -80,3 +87,17 @@ def cached_bytecode_off() -> Iterator[None]:
     finally:
         with SWITCHES.lock:
             SWITCHES.worker_bytecode = before
+
+
+@contextmanager
+def interrupt_hook(hook: Callable[[], None]) -> Iterator[None]:
+    """Inside the block a cancelled awaited call's canceller runs ``hook``
+    before each interrupt it sends to the worker."""
+    with SWITCHES.lock:
+        before = SWITCHES.before_interrupt
+        SWITCHES.before_interrupt = hook
+    try:
+        yield
+    finally:
+        with SWITCHES.lock:
+            SWITCHES.before_interrupt = before

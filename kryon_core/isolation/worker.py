@@ -14,6 +14,7 @@ find. Each sibling holds one part of the worker:
   the pending DOM writes (``W``);
 - ``worker_values``: values crossing the channel (``encode``, host proxies);
 - ``worker_timer``: a call's time limit (``ITIMER_REAL``, ``RLIMIT_CPU``);
+- ``worker_depth``: the script's recursion limit, set per entry into script code;
 - ``worker_compile``: the compiler hook, the guard's check, cached code,
   ``module_source`` (a module-aware compiler's relative imports);
 - ``worker_breakpoints``: breakpoints without a debugger;
@@ -100,6 +101,7 @@ if TYPE_CHECKING:
         worker_channel,
         worker_compile,
         worker_debug,
+        worker_depth,
         worker_errors,
         worker_seal,
         worker_timer,
@@ -116,6 +118,7 @@ else:  # in dependency order: each finds the ones it uses already loaded
     worker_channel = _load_sibling("worker_channel")
     worker_values = _load_sibling("worker_values")
     worker_timer = _load_sibling("worker_timer")
+    worker_depth = _load_sibling("worker_depth")
     worker_compile = _load_sibling("worker_compile")
     worker_breakpoints = _load_sibling("worker_breakpoints")
     relative_imports = _load_sibling("relative_imports")
@@ -196,11 +199,16 @@ def serve(msg: dict[str, Any]) -> None:
         return
     if "sk" in msg:  # the host calls in while it serves a request of ours: that one's stack goes with our next message
         worker_channel.keep_stack()
+    serving = S.serving
     try:
-        if t == "call" and not S.breakpoints and not D.active:
-            value = worker_calls.call_plain(msg)  # the common case, flattened
-        else:
-            value = _dispatch(t, msg, rid)
+        serving.append(rid)  # a cancellation of this request may stop it (worker_timer.on_cancel)
+        try:
+            if t == "call" and not S.breakpoints and not D.active:
+                value = worker_calls.call_plain(msg)  # the common case, flattened
+            else:
+                value = _dispatch(t, msg, rid)
+        finally:
+            serving.pop()
         send({"t": "r", "i": rid, "v": value})
     except ScriptTimeout as exc:
         send(error_reply(rid, exc))
@@ -263,7 +271,30 @@ def rehearse(rounds: int = 10) -> None:
         protocol.dumps(reply)
 
 
+def _cancel_pipe() -> int:
+    """The host's cancel pipe (see ``worker_timer.on_cancel``) on fd 3, as a
+    fork server's child has it: a worker the host started is told its
+    number (its only argument) and moves it there, so both kinds of worker
+    hold the same descriptors (their descriptor limit is the same)."""
+    fd = 3
+    if not FORKED:
+        if len(sys.argv) < 2 or not sys.argv[1].isdigit():
+            return -1
+        given = int(sys.argv[1])
+        if given != fd:
+            try:
+                os.fstat(fd)
+            except OSError:  # free, as it is in a new interpreter
+                os.dup2(given, fd)
+                os.close(given)
+            else:
+                fd = given
+    os.set_blocking(fd, False)
+    return fd
+
+
 def main() -> None:
+    S.cancel_fd = _cancel_pipe()
     # the channel moves off 0 and 1, which point to /dev/null from now on
     S.in_fd = os.dup(0)
     S.out_fd = os.dup(1)
@@ -282,7 +313,9 @@ def main() -> None:
     S.time_limit = init.get("limits", {}).get("time")
     S.columns = bool(init.get("columns"))
     if init.get("recursion"):
-        sys.setrecursionlimit(int(init["recursion"]) + 60)
+        # the worker's own code (compiling included) runs under this; script code under its own (worker_depth)
+        S.max_recursion = int(init["recursion"])
+        sys.setrecursionlimit(S.max_recursion + 60)
     read_paths = worker_seal.import_what_is_granted(init)
     worker_seal.keep_reachable(read_paths)
     S.kryon = scriptenv.make_kryon_module(init.get("api", {}), _call_api)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         worker_breakpoints,
         worker_channel,
         worker_compile,
+        worker_depth,
         worker_errors,
         worker_timer,
         worker_values,
@@ -39,6 +40,7 @@ else:  # loaded by worker.py (``_load_sibling``) before this module
     worker_breakpoints = sys.modules["kryon_isolation_worker_breakpoints"]
     worker_channel = sys.modules["kryon_isolation_worker_channel"]
     worker_compile = sys.modules["kryon_isolation_worker_compile"]
+    worker_depth = sys.modules["kryon_isolation_worker_depth"]
     worker_errors = sys.modules["kryon_isolation_worker_errors"]
     worker_timer = sys.modules["kryon_isolation_worker_timer"]
     worker_values = sys.modules["kryon_isolation_worker_values"]
@@ -49,6 +51,10 @@ Armed = worker_timer.Armed
 encode = worker_values.encode
 function_infos = worker_compile.function_infos
 traced = worker_breakpoints.traced
+limit_script = worker_depth.limit_script
+restore_limit = worker_depth.restore
+_get_limit = sys.getrecursionlimit
+_set_limit = sys.setrecursionlimit
 ScriptOutput = scriptenv.ScriptOutput
 
 #: relative imports of files beside a script (see relative_imports), for compilers that are not module-aware
@@ -90,11 +96,11 @@ def do_load(msg: dict[str, Any]) -> dict[str, Any]:
                 if code is None:
                     code = worker_compile.compile_script(msg["source"], filename)
                 if D.active:
-                    D.run(exec, (code, ns))
+                    D.run(_exec, (code, ns))
                 elif S.breakpoints:
-                    traced(exec, (code, ns))
+                    traced(_exec, (code, ns))
                 else:
-                    exec(code, ns)
+                    _exec(code, ns)
             finally:
                 S.script_running = False
                 _flush_output()
@@ -108,6 +114,15 @@ def do_load(msg: dict[str, Any]) -> dict[str, Any]:
     finally:
         S.loading.discard(filename)
     return {"f": function_infos(script, ns), "from": S.compiled_from[script]}
+
+
+def _exec(code: Any, ns: dict[str, Any]) -> None:
+    """A script's top level, under its recursion limit (worker_depth)."""
+    before = limit_script("load", 1)
+    try:
+        exec(code, ns)
+    finally:
+        restore_limit(before)
 
 
 def do_eval(msg: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +182,18 @@ def call_plain(msg: dict[str, Any]) -> Any:
         was = S.script_running
         S.script_running = True
         try:
-            result = fn(*args)
+            before = 0
+            if S.max_recursion:
+                if S.call_limit and not S.waits:  # worker_depth.limit_script's outermost case, written out
+                    before = _get_limit()
+                    _set_limit(S.call_limit)
+                else:
+                    before = limit_script("call")
+            try:
+                result = fn(*args)
+            finally:
+                if before:
+                    _set_limit(before)
             t = type(result)
             if t is types.CoroutineType or t is types.GeneratorType:
                 result = _finish(result)
@@ -213,7 +239,11 @@ def _run(fn: Callable[..., Any], args: Any) -> Any:
 
 def _complete(fn: Callable[..., Any], args: Any) -> Any:
     """``fn(*args)``, a coroutine it returns run to its end, a generator listed."""
-    result = fn(*args)
+    before = limit_script("complete", 1 if fn is exec or fn is eval else 0)
+    try:
+        result = fn(*args)
+    finally:
+        restore_limit(before)
     if isinstance(result, (types.CoroutineType, types.GeneratorType)):
         return _finish(result)
     return result
@@ -229,7 +259,8 @@ def _finish(result: types.CoroutineType[Any, Any, Any] | types.GeneratorType[Any
         if loop is None:
             result.close()
             raise RuntimeError("async functions need asyncio, which this worker was not started with")
-        task = loop.create_task(result)
+        limits: list[int] = []
+        task = loop.create_task(_limited(result, limits))
         try:
             return loop.run_until_complete(task)
         except BaseException as exc:
@@ -237,7 +268,23 @@ def _finish(result: types.CoroutineType[Any, Any, Any] | types.GeneratorType[Any
                 _mark_suspended(exc, result)
                 _abandon(loop)
             raise
-    return list(result)
+        finally:
+            if limits:
+                restore_limit(limits[0])
+    before = limit_script("generator")  # list() resumes the generator's frame (no evaluator entry of its own)
+    try:
+        return list(result)
+    finally:
+        restore_limit(before)
+
+
+async def _limited(coroutine: types.CoroutineType[Any, Any, Any], limits: list[int]) -> Any:
+    """The awaited call's coroutine, its task steps (and those of the tasks
+    it starts, which the loop runs from this frame's depth: one frame more
+    for them) under the script's recursion limit, set from the depth of this
+    first step (worker_depth)."""
+    limits.append(limit_script("task"))
+    return await coroutine
 
 
 def _mark_suspended(exc: BaseException, coroutine: types.CoroutineType[Any, Any, Any]) -> None:

@@ -33,6 +33,10 @@ else:  # loaded by worker.py (``_load_sibling``) before this module
     dombatch = sys.modules["kryon_isolation_dombatch"]
 
 KryonError = scriptenv.KryonError
+_get_limit = sys.getrecursionlimit
+_set_limit = sys.setrecursionlimit
+#: the frames the channel's code may use past a script's recursion limit (see worker_depth)
+ROOM = 100
 
 
 class ScriptTimeout(BaseException):
@@ -65,6 +69,15 @@ class State:
         self.cpu_checked_at = 0.0
         self.pending_timeout = False
         self.script_running = False
+        #: the policy's max_recursion (see worker_depth), and the limit of an outermost plain call once measured
+        self.max_recursion: int | None = None
+        self.call_limit = 0
+        #: the replies of the host the worker waits for now (host_request)
+        self.waits = 0
+        #: the ids of the host's requests being served now, outermost first (worker.serve)
+        self.serving: list[Any] = []
+        #: the read end of the host's cancel pipe (worker_timer.on_cancel), -1 without one
+        self.cancel_fd = -1
         #: an awaited call's tasks are unwinding (worker_calls._abandon): a repeated cancel waits
         self.abandoning = False
         self.internal = 0
@@ -115,9 +128,12 @@ def send(msg: dict[str, Any]) -> list[Any]:
     if S.stack_note is not None:  # see keep_stack
         msg["stk"], S.stack_note = S.stack_note, None
     S.internal += 1
+    before = _get_limit()
+    _set_limit(before + ROOM)  # a script deep in its recursion may print: the frame is written whole
     try:
         protocol.write_frame(S.out_fd, protocol.dumps(msg))
     finally:
+        _set_limit(before)
         S.internal -= 1
     return stacks
 
@@ -149,15 +165,18 @@ STACK_SENT = frozenset({"bp", "dbg"})
 def host_request(kind: str, payload: dict[str, Any]) -> Any:
     """Ask the host (a ``kryon`` API call or a host function) and wait for the
     reply, serving requests the host sends meanwhile."""
-    rid = S.next_id
-    S.next_id += 1
-    payload["t"] = kind
-    payload["i"] = rid
-    if kind in STACK_SENT:
-        payload["st"] = waiting_stack(1)
+    before = _get_limit()
+    _set_limit(before + ROOM)  # first: the reply is read whole however deep the script is (worker_depth)
     was_running = S.script_running
-    S.script_running = False  # a timer firing now waits until the script runs again
+    S.waits += 1
     try:
+        rid = S.next_id
+        S.next_id += 1
+        payload["t"] = kind
+        payload["i"] = rid
+        if kind in STACK_SENT:
+            payload["st"] = waiting_stack(1)
+        S.script_running = False  # a timer firing now waits until the script runs again
         stacks = send(payload)
         while True:
             msg = receive()
@@ -172,6 +191,8 @@ def host_request(kind: str, payload: dict[str, Any]) -> Any:
                 raise exc
             _serve(msg)
     finally:
+        _set_limit(before)
+        S.waits -= 1
         S.script_running = was_running
         if was_running and S.pending_timeout:
             S.pending_timeout = False

@@ -179,7 +179,7 @@ def seal(init: dict[str, Any], read_paths: list[str], forked: bool) -> dict[str,
     if S.python_layers:
         sys.addaudithook(
             confine.audit_hook(plan, _allowed_import(init), lambda: S.internal > 0, scriptenv.AccessDenied,
-                               scriptenv.ImportDenied)
+                               scriptenv.ImportDenied, scriptenv.FileDenied)
         )
     report["audit_hook"] = S.python_layers
     report["guard"] = S.python_layers

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,8 @@ _setitimer = signal.setitimer
 _ITIMER_REAL = signal.ITIMER_REAL
 _monotonic = time.monotonic
 _CPUS = os.cpu_count() or 1
+#: a request id in the cancel pipe (process.CANCEL_ID on the host)
+_CANCEL_ID = struct.Struct("<q")
 
 
 def _cpu_now() -> float:
@@ -63,13 +66,32 @@ def on_alarm(signum: int, frame: Any) -> None:
 
 
 def on_cancel(signum: int, frame: Any) -> None:
-    """SIGUSR2: the host's task awaiting the running call was cancelled: the
-    call ends as at its time limit (its tasks are cancelled and unwind). A
-    signal landing outside script code (the worker serving a host reply, a
-    trace function, between calls) does nothing: the host sends it again
-    while its call runs, and past a grace kills the worker."""
-    if S.script_running and not S.abandoning and not _in_trace_function(frame):
+    """SIGUSR2: the host's task awaiting a call was cancelled: the call ends
+    as at its time limit (its tasks are cancelled and unwind). A signal
+    landing outside script code (the worker serving a host reply, a trace
+    function, between calls) does nothing: the host sends it again while
+    its call runs, and past a grace kills the worker. Nor does one meant
+    for a call that already ended (:func:`_meant_for_a_served_call`)."""
+    if S.script_running and not S.abandoning and not _in_trace_function(frame) and _meant_for_a_served_call():
         raise ScriptTimeout("the call was cancelled by the host")
+
+
+def _meant_for_a_served_call() -> bool:
+    """Whether the host cancelled a request this worker serves now: before
+    each SIGUSR2 the host writes the id of the request it means down the
+    cancel pipe (8 bytes, written whole). The ids read now are those of
+    every signal since the last look; one of a call that has ended (the
+    host chose it just before that call's reply arrived) is dropped, so it
+    never stops the next call on this worker, another thread's."""
+    fd = S.cancel_fd
+    if fd < 0:
+        return True  # started without a pipe: every signal is meant
+    try:
+        data = os.read(fd, 4096)
+    except OSError:  # empty (BlockingIOError): no id came with this signal
+        return False
+    serving = S.serving
+    return any(rid in serving for (rid,) in _CANCEL_ID.iter_unpack(data[: len(data) - len(data) % 8]))
 
 
 def _in_trace_function(frame: Any) -> bool:

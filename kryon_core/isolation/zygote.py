@@ -54,7 +54,7 @@ _PID = struct.Struct("<i")
 #: this machine's ``clone`` (the host offers the fork server only where it is known)
 _CLONE_NUMBER = CLONE_SYSCALLS.get(platform.machine(), -1)
 #: a request's ancillary data: at most three descriptors
-_FDS_SPACE = socket.CMSG_SPACE(3 * 4)
+_FDS_SPACE = socket.CMSG_SPACE(4 * 4)
 
 
 def _load_worker() -> types.ModuleType:
@@ -174,15 +174,15 @@ def _descriptors(ancillary: list[tuple[int, int, bytes]], rights: tuple[int, int
 
 
 def _child(worker: Any, control: socket.socket, fds: list[int]) -> None:
-    """In the new child: its channel on 0 and 1, its stderr on 2, nothing
-    else open, its own session; then the worker's start-up from step one."""
+    """In the new child: its channel on 0 and 1, its stderr on 2, the host's
+    cancel pipe on 3 (see ``worker_timer.on_cancel``), nothing else open, its own session; then the worker's start-up from step one."""
     code = 1
     try:
         control.detach()  # the descriptor is closed below; the object must not close a reused number
         os.setsid()
         for target, fd in enumerate(fds):
             os.dup2(fd, target, inheritable=True)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        os.closerange(len(fds), os.sysconf("SC_OPEN_MAX"))
         gc.enable()
         worker.FORKED = True  # reported in worker_info()["hardening"]["start"]
         worker.main()
@@ -297,7 +297,7 @@ def _cloner() -> Callable[[], int]:
 
 def _serve(worker: Any, control: socket.socket, clone: Callable[[], int]) -> None:
     """The request loop: a request is one byte with the new worker's stdin,
-    stdout and stderr as descriptors; the answer is the child's pid (negative:
+    stdout, stderr and cancel pipe as descriptors; the answer is the child's pid (negative:
     an errno). Whatever the zygote writes after a fork copies the page it
     writes, and the child forked before keeps the old page to itself: each
     page the loop writes costs every child a page. So the loop touches few
@@ -318,7 +318,7 @@ def _serve(worker: Any, control: socket.socket, clone: Callable[[], int]) -> Non
         if not msg:
             os._exit(0)  # the host closed its end (or died)
         fds = _descriptors(ancillary, rights)
-        if len(fds) != 3:
+        if len(fds) != 4:
             for fd in fds:
                 close(fd)
             sendall(pack(-22))  # EINVAL

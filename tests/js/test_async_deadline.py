@@ -46,9 +46,6 @@ JS = AwaitedScripts(
     host_step="s.slowHost", inc="bystander.inc", clock=True,
     sleeper_line=None,
     line_unknown="QuickJS keeps no position of a suspended async function that its API can read",
-    pending={"test_the_hosts_cancellation_stops_the_call":
-             "the promise is forgotten and the queued jobs are ended, but a timer the call set (setTimeout) "
-             "still resumes its async function afterwards"},
 )
 
 

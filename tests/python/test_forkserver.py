@@ -121,7 +121,7 @@ def test_a_forked_worker_keeps_only_its_own_descriptors() -> None:
     targets = sorted(os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
     assert not [t for t in targets if t.startswith("socket:")], targets
     pipes = [t for t in targets if t.startswith("pipe:")]
-    assert len(set(pipes)) == 3, f"its channel (in, out) and stderr only: {targets}"
+    assert len(set(pipes)) == 4, f"its channel (in, out), stderr and the cancel pipe only: {targets}"
     m.close()
 
 
@@ -362,9 +362,9 @@ def _ask(host, fds: list[int]) -> int:
 
 def test_the_zygotes_loop_answers_each_request(tmp_path) -> None:
     """The zygote's request loop (in a fresh interpreter): EDEADLK while a
-    second thread runs, EINVAL for a request without three descriptors, then
-    a child of the zygote's parent (here the test) with those three on 0, 1
-    and 2 and no other, which runs the worker's main; the loop ends when the
+    second thread runs, EINVAL for a request without four descriptors, then
+    a child of the zygote's parent (here the test) with those four on 0, 1,
+    2 and 3 and no other, which runs the worker's main; the loop ends when the
     host closes its end."""
     import socket
     import subprocess
@@ -379,22 +379,20 @@ def test_the_zygotes_loop_answers_each_request(tmp_path) -> None:
     os.close(hold_r)
     try:
         host.settimeout(60)
-        assert _ask(host, [null, out_w, null]) == -errno.EDEADLK  # its second thread still runs
+        assert _ask(host, [null, out_w, null, null]) == -errno.EDEADLK  # its second thread still runs
+        assert _ask(host, [null, null]) == -errno.EINVAL  # two descriptors: refused before anything else
         os.write(hold_w, b"x")
         for _ in range(600):  # until the thread has ended
-            answer = _ask(host, [null, null])
-            assert answer in (-errno.EDEADLK, -errno.EINVAL)
-            if answer == -errno.EINVAL:
+            pid = _ask(host, [null, out_w, null, null])  # the fourth: the cancel pipe
+            if pid != -errno.EDEADLK:
                 break
             time.sleep(0.05)
-        assert answer == -errno.EINVAL
-        pid = _ask(host, [null, out_w, null])
         assert pid > 0
         os.close(out_w)
         with os.fdopen(out_r, "rb") as out:
             ppid, child, inheritable, fds = out.read().decode().split(" ", 3)
         assert (int(ppid), int(child)) == (os.getpid(), pid)  # CLONE_PARENT: the test's child, not the zygote's
-        assert inheritable == "True" and sorted(json.loads(fds.replace("'", '"'))) == ["0", "1", "2", "3"]  # 3: listdir's own
+        assert inheritable == "True" and sorted(json.loads(fds.replace("'", '"'))) == ["0", "1", "2", "3", "4"]  # 4: listdir's own
         assert os.waitpid(pid, 0) == (pid, 0)
         host.close()
         assert zygote.wait(timeout=60) == 0
@@ -469,7 +467,7 @@ def test_a_zygote_that_cannot_warm_up_is_not_restarted() -> None:
         assert not server.ready(60)
         assert server.warm_failed and "kryon_no_such_module" in server.error
         assert forkserver.server_for(spec) is server, "not started again"
-        assert forkserver.fork_worker(spec) is None
+        assert forkserver.fork_worker(spec, 0) is None
     finally:
         with forkserver._servers_lock:  # it would take a place among the kept zygotes
             forkserver._servers.pop(json.dumps(forkserver.warm_spec(spec), sort_keys=True), None)
@@ -530,7 +528,7 @@ def test_a_worker_waits_for_a_warming_zygote_only_so_long(tmp_path, monkeypatch)
     spec = _fake_zygote(tmp_path, monkeypatch, "time.sleep(600)\n", "stuck")
     monkeypatch.setattr(forkserver, "WARM_WAIT", 0.3)
     try:
-        assert forkserver.fork_worker(spec) is None
+        assert forkserver.fork_worker(spec, 0) is None
         server = forkserver.server_for(spec, start=False)
         assert server is not None and server.state == "starting", "still warming: it may serve a later worker"
     finally:
@@ -545,7 +543,7 @@ def test_a_zygote_that_does_not_answer_a_fork_is_dropped(tmp_path, monkeypatch) 
     try:
         server = forkserver.server_for(spec)
         assert server is not None and server.ready(60)
-        assert forkserver.fork_worker(spec) is None
+        assert forkserver.fork_worker(spec, 0) is None
         assert server.state == "dead" and "stopped answering" in server.error
         assert server.popen is not None and server.popen.poll() is not None, "the mute zygote was ended"
     finally:

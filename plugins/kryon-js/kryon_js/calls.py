@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from kryon_core import FunctionRef, MemoryLimitError, ScriptError, ScriptRuntimeError, ScriptTimeoutError, threads
 
 from . import cutoff
+from .awaited_jobs import AwaitedJobs
 from .ccall import compiled
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS, INF, JSObject, Pending
@@ -88,9 +89,11 @@ async def call_ref_async(state: "ScriptState", fid: int, args: Sequence[Any]) ->
     deadline = AwaitDeadline(state.time_limit)
     if state.closed:
         raise unloaded(state, "; its function cannot be called")
-    value = state.run_until(deadline.at, _call_ref_in, state, fid, args, True)
+    jobs = AwaitedJobs(state)
+    value = state.run_until(deadline.at, jobs.run, _call_ref_in, state, fid, args, True)
     if isinstance(value, Pending):
-        return await bounded(deadline, settle(state, value.id, deadline), functools.partial(timed_out, state))
+        return await bounded(deadline, settle(state, value.id, deadline, jobs), functools.partial(timed_out, state))
+    jobs.settled = True
     return value
 
 
@@ -108,10 +111,12 @@ async def call_name_async(state: "ScriptState", function: str, args: Sequence[An
     from kryon_core.awaited import AwaitDeadline, bounded
 
     deadline = AwaitDeadline(state.time_limit)
-    value = state.run_until(deadline.at, _call_name_in, state, function, args)
+    jobs = AwaitedJobs(state)
+    value = state.run_until(deadline.at, jobs.run, _call_name_in, state, function, args)
     if not isinstance(value, Pending):
+        jobs.settled = True
         return value
-    return await bounded(deadline, settle(state, value.id, deadline), functools.partial(timed_out, state))
+    return await bounded(deadline, settle(state, value.id, deadline, jobs), functools.partial(timed_out, state))
 
 
 def timed_out(state: "ScriptState") -> ScriptTimeoutError:
@@ -134,13 +139,17 @@ def _abandon_in(state: "ScriptState", pid: int) -> None:
     state.end_jobs()
 
 
-async def settle(state: "ScriptState", pid: int, deadline: AwaitDeadline | None = None) -> Any:
+async def settle(state: "ScriptState", pid: int, deadline: AwaitDeadline | None = None,
+                 jobs: AwaitedJobs | None = None) -> Any:
     """Pump the context's jobs and yield to the loop until promise ``pid``
     settles, each pump under ``deadline`` (and every other entry's pump too,
     while it is pending: ``ScriptState.pump``). Left early (the deadline passed,
-    the awaiting task was cancelled, a pump failed), the promise is forgotten
-    and the jobs still queued are ended (``ScriptState.end_jobs``), so none
-    of it runs into the script's next call."""
+    the awaiting task was cancelled, a pump failed), the promise is forgotten,
+    the jobs still queued are ended (``ScriptState.end_jobs``) and the timers
+    the call set are cleared (``jobs``, see awaited_jobs.py), so none of it
+    runs into the script's next call or later."""
+    if jobs is None:
+        jobs = AwaitedJobs(state)
     import asyncio
 
     at = deadline.at if deadline is not None else None
@@ -153,7 +162,7 @@ async def settle(state: "ScriptState", pid: int, deadline: AwaitDeadline | None 
             if state.closed:
                 raise unloaded(state, " while awaited")
             try:
-                done, result = state.run_until(at, _poll_in, state, pid)
+                done, result = state.run_until(at, jobs.run, _poll_in, state, pid)
             except (ScriptTimeoutError, MemoryLimitError):
                 raise  # a pump ran out: the promise may still be pending
             except ScriptError:
@@ -166,12 +175,16 @@ async def settle(state: "ScriptState", pid: int, deadline: AwaitDeadline | None 
             delay = min(0.01, delay * 2 or 0.0005)
     finally:
         state.awaiting.pop(pid, None)
-        if not settled and not state.closed:
+        if settled:
+            jobs.settled = True
+        elif not state.closed:
             cleanup = deadline.cleanup_at() if deadline is not None else None
             try:
-                state.run_until(cleanup, _abandon_in, state, pid)
+                state.run_until(cleanup, jobs.run, _abandon_in, state, pid)
             except ScriptError:  # the script's unwinding failed or overran: it is abandoned all the same
                 pass
+            finally:
+                jobs.end()  # after the unwinding: a timer it set is cleared too
 
 
 def make_caller(state: "ScriptState", wrapper: Any, function: str, n: int,

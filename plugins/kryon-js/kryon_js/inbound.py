@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from kryon_core import ScriptBridge, ScriptError, ScriptRuntimeError
 
+from .awaited_jobs import TIMER_ENTRIES, track
 from .bridge import REQUIRE, require
 from .plugin import LANGUAGE
 from .runtime import BINDING_ERRORS
@@ -94,6 +95,9 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
         if not depth:
             host.nested += 1
         chain.nesting = depth + 1
+        owner = None
+        if state.awaited_call is not None and name in TIMER_ENTRIES:  # a timer of the awaited call (awaited_jobs.py)
+            owner, values = track(state, values)
         try:
             r = fn(state.view, *values) if on_view else fn(*values)
         finally:
@@ -101,6 +105,8 @@ def host_call(state: "ScriptState", idx: int, enc: Any, *args: Any) -> Any:
             chain.inside = outer
             if not depth:
                 host.nested -= 1
+        if owner is not None and type(r) is int:
+            owner.timers.add(r)
         # the scalar cases of to_js, written out
         t = type(r)
         if r is None or t is bool or t is float or (t is int and -2147483648 <= r <= 2147483647):

@@ -35,6 +35,7 @@ from kryon_core import (
 )
 
 from . import capi, oom, sandbox
+from .awaited_jobs import AwaitedJobs
 from .bridge import ELEMENT_METHODS, REQUIRE, ROUTED_CALL
 from .calls import function_ref
 from .compiling import host_compile
@@ -133,6 +134,8 @@ class ScriptState:
         self.pending_release: list[int] = []
         #: the deadlines of the awaited calls of this script still pending, by promise id (calls.settle)
         self.awaiting: dict[int, float] = {}
+        #: the awaited call whose code runs now: timers set now are its own (awaited_jobs.py)
+        self.awaited_call: AwaitedJobs | None = None
         #: what the prelude's STASH put there last: (kind, text); kind 3 = a promise still pending
         self.stash: tuple[int, str] | None = None
         self.stash_pending = False
