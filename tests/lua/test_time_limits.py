@@ -109,6 +109,25 @@ def test_host_never_runs_script_metamethods(manager, returned):
     manager.unload_script("meta")
 
 
+def test_a_limit_inside_a_host_function_stays_that_limit():
+    """kryon.setTimeout makes a FunctionRef of its callback, which runs prelude
+    code: a deadline that passes there was a ScriptRuntimeError ("kryon.setTimeout
+    failed: LuaError: ... kryon-limit:timeout") in about two calls of three."""
+    from kryon_core import Document
+
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.2), cache=False, output=lambda lang, text: None)
+    try:
+        m.setup_dom_bridge(Document())
+        m.load_script_from_source("t", "lua", "function f()\n  while true do kryon.setTimeout(function() end, 1e9) end\nend\n"
+                                  "function ok() return 1 end")
+        for _ in range(12):
+            with pytest.raises(ScriptTimeoutError) as caught:
+                m.call_function("t.f")
+            assert (caught.value.script, caught.value.language) == ("t", "lua")
+        assert m.call_function("t.ok") == 1
+    finally:
+        m.close()
+
 SAME = r'''
 function f()
   local s = ("ab "):rep(1500) .. "x=1"
