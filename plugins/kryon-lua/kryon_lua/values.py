@@ -16,10 +16,9 @@ or host callable becomes a Lua-callable function that converts both ways.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import time
 
 from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptTimeoutError, UserData
 from kryon_core.values import INT64_MAX, INT64_MIN, MAX_EXPANDED_ELEMENTS, MAX_SAFE_DOUBLE_INT, dict_key, value_too_large
