@@ -47,6 +47,9 @@ ATTACKS = {
     "pcall_loop": 'while true do pcall(function() while true do end end) end',
     "xpcall_handler_loop": 'while true do xpcall(error, function() while true do end end) end',
     "coroutine_resume_loop": 'while true do coroutine.resume(coroutine.create(function() while true do end end)) end',
+    "coroutine_close_handler": 'local co = coroutine.create(function() local x <close> = setmetatable({}, '
+                               '{__close = function() while true do end end}) coroutine.yield() end) '
+                               'coroutine.resume(co) return coroutine.close(co)',
     "close_handler": 'local x <close> = setmetatable({}, {__close = function() while true do end end}) while true do end',
     "tostring_metamethod": 'return tostring(setmetatable({}, {__tostring = function() while true do end end}))',
 }
