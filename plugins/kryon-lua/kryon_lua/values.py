@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptTimeoutError, UserData
-from kryon_core.values import INT64_MAX, INT64_MIN, MAX_EXPANDED_ELEMENTS, MAX_SAFE_DOUBLE_INT, dict_key, value_too_large
+from kryon_core.values import INT64_MAX, INT64_MIN, MAX_EXPANDED_ELEMENTS, MAX_SAFE_DOUBLE_INT, dict_key, int_text, value_too_large
 
 from .plugin import LANGUAGE
 
@@ -209,7 +209,7 @@ class Converter:
         if kind is int:
             if not self.int_min <= value <= self.int_max:
                 what = "beyond 2**53 (LuaJIT numbers are doubles)" if self.jit else "outside the 64-bit integer range"
-                raise ConversionError(f"integer {value} is {what}", language=LANGUAGE)
+                raise ConversionError(f"integer {int_text(value)} is {what}", language=LANGUAGE)
             return value
         if kind in SCALARS or kind is bytes:
             if self.limit is not None and (kind is str or kind is bytes) and len(value) > self.limit:
