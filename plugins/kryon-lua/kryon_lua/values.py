@@ -116,10 +116,7 @@ class Converter:
         levels of ``t = {t, t}``) expands exponentially here: every copy is
         charged, to the memory cap (bytes), to the expansion bound every value
         crossing between languages has (elements), and to the clock."""
-        deadline = self.rt.deadline
-        if deadline == 0.0 and self.grace is not None:
-            deadline = time.monotonic() + self.grace
-        return [0, 0, 0, deadline]
+        return [0, 0, 0, self.rt.deadline]  # outside a call (0.0), the grace starts at the first look
 
     def _charge(self, spent: "list[float]", entries: int) -> None:
         """Charge one more converted table of ``entries`` entries (see ``_spent``)."""
@@ -130,7 +127,13 @@ class Converter:
             raise ConversionError(
                 f"the value would have more than {MAX_EXPANDED_ELEMENTS} elements once its shared references are copied",
                 language=LANGUAGE)
-        if spent[3] and spent[2] % CLOCK_EVERY == 0 and time.monotonic() > spent[3]:
+        if spent[2] % CLOCK_EVERY:
+            return
+        if not spent[3]:
+            if self.grace is None:
+                return
+            spent[3] = time.monotonic() + self.grace
+        elif time.monotonic() > spent[3]:
             raise ScriptTimeoutError(
                 "converting a table for the host ran past the policy's time_limit (its shared references "
                 "are copied once per reference)", language=LANGUAGE)
