@@ -25,11 +25,13 @@ def read_source(path: "str | Path", limit: int | None, *, language: str | None =
     """The bytes of the file at ``path``: SizeLimitError past ``limit`` bytes
     (None: no limit), ScriptError for anything but a regular file, OSError as
     ``open`` raises it."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    nonblock = getattr(os, "O_NONBLOCK", 0)  # POSIX: opening a named pipe does not wait for a writer
+    fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ScriptError(f"'{Path(path).name}' is not a regular file", language=language, script=script)
-        os.set_blocking(fd, True)
+        if nonblock:
+            os.set_blocking(fd, True)
         if limit is None:
             return f.read()
         data = f.read(limit + _BOM + 1)
