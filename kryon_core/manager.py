@@ -927,8 +927,9 @@ class ScriptManager:
                     script=importer,
                 )
             try:
+                shown = name[2:] if name.startswith("./") else name
                 return read_source(candidate, importer_script.policy.max_source_size, language=language,
-                                   script=importer).decode("utf-8")
+                                   script=importer, what=f"the module '{shown}' beside the script").decode("utf-8")
             except OSError as exc:
                 raise ScriptError(f"cannot read '{candidate.name}': {exc}", language=language, script=importer) from None
         return None

@@ -21,10 +21,10 @@ _BOM = 3
 
 
 def read_source(path: "str | Path", limit: int | None, *, language: str | None = None,
-                script: str | None = None) -> bytes:
+                script: str | None = None, what: str = "source") -> bytes:
     """The bytes of the file at ``path``: SizeLimitError past ``limit`` bytes
-    (None: no limit), ScriptError for anything but a regular file, OSError as
-    ``open`` raises it."""
+    (None: no limit; ``what`` names the file in its message), ScriptError for
+    anything but a regular file, OSError as ``open`` raises it."""
     nonblock = getattr(os, "O_NONBLOCK", 0)  # POSIX: opening a named pipe does not wait for a writer
     fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as f:
@@ -36,6 +36,6 @@ def read_source(path: "str | Path", limit: int | None, *, language: str | None =
             return f.read()
         data = f.read(limit + _BOM + 1)
     if len(data) > limit + _BOM:
-        raise SizeLimitError(f"source is larger than the policy's max_source_size ({limit} bytes)",
+        raise SizeLimitError(f"{what} is larger than the policy's max_source_size ({limit} bytes)",
                              language=language, script=script)
     return data
