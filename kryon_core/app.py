@@ -34,6 +34,7 @@ from .dom import Document
 from .errors import AccessDeniedError, CompileError, DOMError, EngineNotFoundError, ScriptError
 from .manager import ScriptManager
 from .policy import SecurityPolicy
+from .sourcefiles import read_source
 
 __all__ = ["App", "Failure", "ELEMENT_TYPES", "run_app"]
 
@@ -90,7 +91,7 @@ class App:
         debugger there)."""
         config_path = directory / "app.json"
         try:
-            text = config_path.read_text(encoding="utf-8")
+            text = read_source(config_path, policy.max_source_size if policy else None).decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ScriptError(f"cannot read {config_path.name}: {exc}", script=str(config_path)) from None
         try:
@@ -216,7 +217,8 @@ class App:
         if name not in self.scripts:
             return False
         try:
-            self.manager.hot_reload_script(name, path.read_bytes())
+            limit = self.manager.scripts[name].policy.max_source_size
+            self.manager.hot_reload_script(name, read_source(path, limit, script=name))
             return True
         except ScriptError as exc:
             self.record_failure(f"reload of {path.name} failed, old version kept", exc)

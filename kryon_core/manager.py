@@ -40,6 +40,7 @@ from .interop import CrossLanguageRegistry, SharedDataManager
 from .plugins import KNOWN_DISTRIBUTIONS, EngineSpec, collect_engine_specs, make_plugin_manager
 from .policy import SecurityPolicy
 from .profiling import SAMPLE_EVERY, SAMPLE_MASK, CallStats, Profiler
+from .sourcefiles import read_source
 from .values import EXTENSIONS, FunctionRef, ScriptLanguage, language_for_path, normalize_language, to_host
 
 __all__ = ["ScriptManager", "LoadedScript"]
@@ -310,8 +311,9 @@ class ScriptManager:
         :meth:`load_script_from_source`."""
         p = Path(path)
         lang = normalize_language(language) if language is not None else self.language_for_file(p)
+        limit = (policy or self.policy).max_source_size
         try:
-            data = p.read_bytes()
+            data = read_source(p, limit, language=lang, script=name or p.stem)
         except OSError as exc:
             raise ScriptError(f"cannot read script file: {exc}", language=lang, script=str(p)) from None
         return self.load_script_from_source(name or p.stem, lang, data, policy=policy, filename=str(p), root=root)
@@ -924,7 +926,12 @@ class ScriptManager:
                     language=language,
                     script=importer,
                 )
-            return candidate.read_text(encoding="utf-8")
+            try:
+                shown = name[2:] if name.startswith("./") else name
+                return read_source(candidate, importer_script.policy.max_source_size, language=language,
+                                   script=importer, what=f"the module '{shown}' beside the script").decode("utf-8")
+            except OSError as exc:
+                raise ScriptError(f"cannot read '{candidate.name}': {exc}", language=language, script=importer) from None
         return None
 
     def close(self) -> None:

@@ -203,6 +203,12 @@ def _released(name: str, language: str, script: str | None) -> Callable[..., Any
     return _ReleasedCall(name, language, script).__call__
 
 
+def int_text(value: int) -> str:
+    """``value`` as an error message names it: its digits, or its size once it is long
+    (CPython's str() of an int past 4,300 digits is a ValueError, no kryon error)."""
+    return str(value) if value.bit_length() <= 128 else f"of {value.bit_length()} bits"
+
+
 def check_int(value: int, *, exact_limit: int | None, language: str, what: str = "integer") -> int:
     """Reject an int the language cannot hold exactly, never rounding silently.
 
@@ -211,11 +217,11 @@ def check_int(value: int, *, exact_limit: int | None, language: str, what: str =
     if exact_limit is None:
         if INT64_MIN <= value <= INT64_MAX:
             return value
-        raise ConversionError(f"{what} {value} does not fit in a 64-bit integer", language=language)
+        raise ConversionError(f"{what} {int_text(value)} does not fit in a 64-bit integer", language=language)
     if -exact_limit <= value <= exact_limit:
         return value
     raise ConversionError(
-        f"{what} {value} cannot be represented exactly in {language} (beyond 2**53)", language=language
+        f"{what} {int_text(value)} cannot be represented exactly in {language} (beyond 2**53)", language=language
     )
 
 

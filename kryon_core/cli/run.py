@@ -21,6 +21,7 @@ from typing import Any
 from ..dom import Document
 from ..errors import ScriptError
 from ..manager import ScriptManager
+from ..sourcefiles import read_source
 from ..values import EXTENSIONS, normalize_language
 from . import exits
 from .exits import CommandError
@@ -66,9 +67,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.watch:
         raise CommandError("--watch applies to app directories", exits.USAGE)
     try:
-        data = target.read_bytes()
+        data = read_source(target, policy.max_source_size, script=target.stem)
     except OSError as exc:
         raise CommandError(f"{args.path}: cannot read: {exc.strerror}", exits.NOINPUT) from None
+    except ScriptError as exc:  # past max_source_size, or not a regular file
+        return print_error(exc, {target.stem: args.path}, as_json=args.json)
     language = normalize_language(args.lang) if args.lang else None
     return _run_script(args, policy, data, language, args.path, target)
 

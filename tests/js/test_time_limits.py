@@ -64,6 +64,9 @@ ATTACKS = {
     "typed array from an array-like": "new Uint8Array({length: 2 ** 27}).length",
     "TypedArray.from an array-like": "Uint8Array.from({length: 2 ** 27}).length",
     "Object.assign of a long string": "Object.keys(Object.assign({}, 'a'.repeat(2 ** 23))).length",
+    # String.raw reads raw[0 .. length) natively: an array-like's length costs nothing
+    "String.raw": "String.raw({raw: {length: 2 ** 32 - 1}}).length",
+    "String.raw with substitutions": "String.raw({raw: {length: 2 ** 32 - 1, 0: 'a'}}, 1, 2).length",
     "caught interrupt": "(() => { for (;;) { try { Array.prototype.fill.call({length: 2 ** 32 - 1}, 0); } catch (e) {} } })()",
 }
 LIMIT = 0.3
@@ -136,7 +139,10 @@ function results() {
           'xy'.repeat(2 ** 21 + 3).slice(-3), 'z'.padStart(2 ** 22 + 2, 'ab').slice(0, 5), 'z'.padEnd(2 ** 22 + 2).length,
           Array.from(Uint8Array.from({length: 2 ** 18 + 3, 1: 7}).slice(0, 3)), new Float64Array(new Set([1, 2])).length,
           new Uint8Array([1, 2]) instanceof Uint8Array, new Uint8Array(2).constructor === Uint8Array, sub[3], sub.length,
-          Object.getPrototypeOf(sub.constructor) === Uint8Array, Object.keys(Object.assign({}, 'q'.repeat(2 ** 18 + 1))).length];
+          Object.getPrototypeOf(sub.constructor) === Uint8Array, Object.keys(Object.assign({}, 'q'.repeat(2 ** 18 + 1))).length,
+          String.raw`a\n${1}b${[2]}`, String.raw({raw: 'abc'}, 1, 2, 3), String.raw({raw: {length: 3, 0: 'x', 2: 'z'}}, 'S'),
+          String.raw({raw: {length: -1}}), String.raw({raw: ['only']}, 'unused'), String.raw.length, String.raw.name,
+          [undefined, {}, {raw: null}].map((t) => { try { return String.raw(t); } catch (e) { return e.constructor.name; } })];
 }
 """
 

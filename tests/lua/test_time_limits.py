@@ -47,6 +47,9 @@ ATTACKS = {
     "pcall_loop": 'while true do pcall(function() while true do end end) end',
     "xpcall_handler_loop": 'while true do xpcall(error, function() while true do end end) end',
     "coroutine_resume_loop": 'while true do coroutine.resume(coroutine.create(function() while true do end end)) end',
+    "coroutine_close_handler": 'local co = coroutine.create(function() local x <close> = setmetatable({}, '
+                               '{__close = function() while true do end end}) coroutine.yield() end) '
+                               'coroutine.resume(co) return coroutine.close(co)',
     "close_handler": 'local x <close> = setmetatable({}, {__close = function() while true do end end}) while true do end',
     "tostring_metamethod": 'return tostring(setmetatable({}, {__tostring = function() while true do end end}))',
 }
@@ -108,6 +111,25 @@ def test_host_never_runs_script_metamethods(manager, returned):
     assert time.monotonic() - started < BUDGET
     manager.unload_script("meta")
 
+
+def test_a_limit_inside_a_host_function_stays_that_limit():
+    """kryon.setTimeout makes a FunctionRef of its callback, which runs prelude
+    code: a deadline that passes there was a ScriptRuntimeError ("kryon.setTimeout
+    failed: LuaError: ... kryon-limit:timeout") in about two calls of three."""
+    from kryon_core import Document
+
+    m = ScriptManager(policy=SecurityPolicy.sandboxed(time_limit=0.2), cache=False, output=lambda lang, text: None)
+    try:
+        m.setup_dom_bridge(Document())
+        m.load_script_from_source("t", "lua", "function f()\n  while true do kryon.setTimeout(function() end, 1e9) end\nend\n"
+                                  "function ok() return 1 end")
+        for _ in range(12):
+            with pytest.raises(ScriptTimeoutError) as caught:
+                m.call_function("t.f")
+            assert (caught.value.script, caught.value.language) == ("t", "lua")
+        assert m.call_function("t.ok") == 1
+    finally:
+        m.close()
 
 SAME = r'''
 function f()

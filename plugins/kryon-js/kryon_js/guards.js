@@ -405,6 +405,22 @@
         return atStart ? filler + s : s + filler;
       };
     }
+    // String.raw reads raw[0 .. length) natively, a length the script picks (2^32 - 1 of an
+    // array-like costs nothing): always this JavaScript version, whose loop the interrupt handler
+    // stops; it reads the template, raw and length once each, as the native does (spec order)
+    wrap(StringC, "raw", () => function (template, ...subs) {
+      if (template === null || template === undefined) throw new TypeErrorC("Cannot convert undefined or null to object");
+      const raw = template.raw;
+      if (raw === null || raw === undefined) throw new TypeErrorC("Cannot convert undefined or null to object");
+      const n = len(raw);
+      let out = "";
+      for (let i = 0; i < n; i++) {
+        out += `${raw[i]}`;
+        if (i + 1 === n) break;
+        if (i < subs.length) out += `${subs[i]}`;
+      }
+      return out;
+    });
     wrap(SP, "padStart", (p) => pad(p, true));
     wrap(SP, "padEnd", (p) => pad(p, false));
     // first index of t in s at or after from, window by window: windows grow from 64 positions (a match

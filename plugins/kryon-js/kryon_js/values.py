@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import ConversionError, FunctionRef, SizeLimitError, UserData
-from kryon_core.values import MAX_SAFE_DOUBLE_INT, dict_key
+from kryon_core.values import MAX_SAFE_DOUBLE_INT, dict_key, int_text
 
 from .plugin import LANGUAGE
 
@@ -75,7 +76,7 @@ class Encoder:
             if -MAX_SAFE_DOUBLE_INT <= value <= MAX_SAFE_DOUBLE_INT:
                 return value
             raise ConversionError(
-                f"integer {value} cannot be represented exactly in javascript (beyond 2**53)",
+                f"integer {int_text(value)} cannot be represented exactly in javascript (beyond 2**53)",
                 language=LANGUAGE, script=self.ctx.script,
             )
         if t is float:
@@ -153,6 +154,17 @@ def decode(text: str, ctx: "ScriptState") -> Any:
     return json.loads(text, object_hook=_hook(ctx))
 
 
+def _bigint(text: str, ctx: "ScriptState") -> int:
+    """A BigInt's decimal text as an int: CPython parses at most
+    ``sys.get_int_max_str_digits()`` digits (4,300 by default; past it a ValueError)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ConversionError(
+            f"a BigInt of {len(text.lstrip('-'))} digits cannot cross to the host (Python reads at most "
+            f"{sys.get_int_max_str_digits()})", language=LANGUAGE, script=ctx.script) from None
+
+
 def _hook(ctx: "ScriptState") -> Callable[[dict[str, Any]], Any]:
     def hook(d: dict[str, Any]) -> Any:
         tag = d.get(TAG)
@@ -163,7 +175,7 @@ def _hook(ctx: "ScriptState") -> Callable[[dict[str, Any]], Any]:
         if tag == "F":
             return float(d["v"])
         if tag == "b":
-            return int(d["v"])
+            return _bigint(d["v"], ctx)
         if tag == "y":
             return bytes.fromhex(d["v"])
         if tag == "h":

@@ -90,7 +90,10 @@ class LuaEngine(CachedCallsEngine):
         protect by default, and a state costs about 150 KiB of Lua memory and
         2-3 ms to make (benchmarks/lua_states.py)."""
         if policy.sandboxed:
-            return self._new_runtime(RuntimeKey.for_policy(policy), script)
+            rt = self._new_runtime(RuntimeKey.for_policy(policy), script)
+            if policy.time_limit:  # its values read outside a call convert under a deadline too
+                rt.conv.grace = policy.time_limit / 2
+            return rt
         return self._shared_runtime(policy)
 
     def _shared_runtime(self, policy: SecurityPolicy) -> Runtime:

@@ -266,6 +266,9 @@ K.raw_resume = raw_resume -- the debugger's hook tells resumes by it
 local function coroutine_lib()
   local c = copy(coroutine)
   c.resume = function(co, ...) return rethrow_limits(resume(co, ...)) end
+  -- close runs the coroutine's pending __close handlers and returns their error: a limit
+  -- raised in one is not the script's to catch either
+  if close then c.close = function(co) return rethrow_limits(close(co)) end end
   c.create = hooked_create
   c.wrap = function(f)
     local co = hooked_create(f)
@@ -597,6 +600,7 @@ function K.guard_catchers()
   end
   coroutine.create = hooked_create
   coroutine.resume = function(co, ...) return rethrow_overdrawn(resume(co, ...)) end
+  if close then coroutine.close = function(co) return rethrow_overdrawn(close(co)) end end
   coroutine.wrap = function(f)
     local co = hooked_create(f)
     return function(...) return wrapped(co, resume(co, ...)) end

@@ -22,6 +22,7 @@ from kryon_core import (
     ConversionError,
     ElementHandle,
     FunctionRef,
+    LimitExceededError,
     MemoryLimitError,
     ScriptError,
     ScriptRuntimeError,
@@ -475,6 +476,13 @@ class Runtime:
             if isinstance(exc, ScriptError):
                 self.locate(exc)
                 return exc
+            if isinstance(exc, self.LuaError):
+                # a limit that fired in Lua code the host function ran (making a FunctionRef of a
+                # callback reads the function's source through the prelude): still that limit
+                limit = translate(exc, self.owner)
+                if isinstance(limit, LimitExceededError):
+                    self.locate(limit)
+                    return limit
             err = ScriptRuntimeError(f"{label} failed: {type(exc).__name__}: {exc}", language=LANGUAGE)
             err.__cause__ = exc
             self.locate(err)

@@ -54,7 +54,7 @@ def module_resolver(engine: Any, script: str, policy: Any) -> Callable[[Any], st
     as ``"src:" + source``, or ``"big:"`` when the source is larger than the
     policy's ``max_source_size`` (the prelude raises the SizeLimitError, so it
     names the line that called ``require``)."""
-    from kryon_core import AccessDeniedError, ScriptRuntimeError
+    from kryon_core import AccessDeniedError, ScriptRuntimeError, SizeLimitError
 
     limit = policy.max_source_size
 
@@ -74,7 +74,10 @@ def module_resolver(engine: Any, script: str, policy: Any) -> Callable[[Any], st
                 language=LANGUAGE,
             )
         loader = engine.config.module_loader
-        source = loader(script, name.replace(".", "/")) if loader is not None else None
+        try:
+            source = loader(script, name.replace(".", "/")) if loader is not None else None
+        except SizeLimitError:  # the manager reads a file no further than the limit: the same answer
+            return "big:"
         if source is None:
             raise ScriptRuntimeError(f"require('{name}'): module '{name}' not found", language=LANGUAGE)
         text = str(source)

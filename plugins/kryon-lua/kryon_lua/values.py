@@ -16,11 +16,12 @@ or host callable becomes a Lua-callable function that converts both ways.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import ConversionError, FunctionRef, MemoryLimitError, UserData
-from kryon_core.values import INT64_MAX, INT64_MIN, MAX_SAFE_DOUBLE_INT, dict_key, value_too_large
+from kryon_core import ConversionError, FunctionRef, MemoryLimitError, ScriptTimeoutError, UserData
+from kryon_core.values import INT64_MAX, INT64_MIN, MAX_EXPANDED_ELEMENTS, MAX_SAFE_DOUBLE_INT, dict_key, int_text, value_too_large
 
 from .plugin import LANGUAGE
 
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
 
 MAX_DEPTH = 100
 SCALARS = frozenset((type(None), bool, int, float, str))
+#: host bytes charged for a converted table and for each of its entries (a list's or dict's own
+#: size and slot, about what ``kryon_core.values.approximate_size`` counts)
+TABLE_COST, ENTRY_COST = 64, 24
+#: tables converted between two looks at the clock
+CLOCK_EVERY = 64
 
 
 def lua_size(value: Any, budget: int) -> int:
@@ -74,36 +80,71 @@ class Converter:
         self.limit = runtime.key.max_value_size
         #: host bytes one table may take once converted (the memory cap; None: no limit)
         self.budget = runtime.key.memory_limit
+        #: seconds a conversion outside a call may take (a result read after its call returned, a
+        #: global): half the script's time_limit, so a call and its result stay within 1.5 times
+        #: it; inside a call the call's own deadline bounds it. None: no bound (set per script)
+        self.grace: float | None = None
 
     def too_large(self, size: int, kind: str) -> Exception:
         return value_too_large(size, self.limit or 0, kind=kind, language=LANGUAGE)
 
     # -- Lua -> host ---------------------------------------------------------
-    def from_lua(self, value: Any, depth: int = 0) -> Any:
+    def from_lua(self, value: Any, depth: int = 0, spent: "list[float] | None" = None) -> Any:
         if type(value) in SCALARS:
             if type(value) is str and self.limit is not None and len(value) > self.limit:
                 raise self.too_large(len(value), "string")
             return value
         kind = self.lua_type(value)
         if kind is None:  # a Python object that went into Lua and came back
-            if isinstance(value, tuple):  # several results
-                return [self.from_lua(v, depth) for v in value]
+            if isinstance(value, tuple):  # several results: one charge for all of them
+                shared = self._spent() if spent is None else spent
+                return [self.from_lua(v, depth, shared) for v in value]
             if isinstance(value, bytes):
                 return value
             return value
         if kind == "table":
-            return self._table(value, depth)
+            return self._table(value, depth, spent)
         if kind == "function":
             return self.rt.function_ref(value)
         raise ConversionError(f"a Lua {kind} cannot cross to the host", language=LANGUAGE)
 
-    def _table(self, table: Any, depth: int, spent: "list[int] | None" = None) -> Any:
+    def _spent(self) -> "list[float]":
+        """The running charge of one conversion: [host bytes, elements, tables, deadline (0: none)].
+
+        A table converts once per reference to it (the host value model has no
+        shared references), so a small table of shared references (a DAG: 22
+        levels of ``t = {t, t}``) expands exponentially here: every copy is
+        charged, to the memory cap (bytes), to the expansion bound every value
+        crossing between languages has (elements), and to the clock."""
+        return [0, 0, 0, self.rt.deadline]  # outside a call (0.0), the grace starts at the first look
+
+    def _charge(self, spent: "list[float]", entries: int) -> None:
+        """Charge one more converted table of ``entries`` entries (see ``_spent``)."""
+        spent[0] += TABLE_COST + ENTRY_COST * entries
+        spent[1] += entries
+        spent[2] += 1
+        if spent[1] > MAX_EXPANDED_ELEMENTS:
+            raise ConversionError(
+                f"the value would have more than {MAX_EXPANDED_ELEMENTS} elements once its shared references are copied",
+                language=LANGUAGE)
+        if spent[2] % CLOCK_EVERY:
+            return
+        if not spent[3]:
+            if self.grace is None:
+                return
+            spent[3] = time.monotonic() + self.grace
+        elif time.monotonic() > spent[3]:
+            raise ScriptTimeoutError(
+                "converting a table for the host ran past the policy's time_limit (its shared references "
+                "are copied once per reference)", language=LANGUAGE)
+
+    def _table(self, table: Any, depth: int, spent: "list[float] | None" = None) -> Any:
         if spent is None:
             # Host memory a table takes once converted: each reference to a Lua
             # string becomes a host string of its own, so a table of many
             # references to one big string is charged to the script (its memory
             # cap, else the value size limit) before it can blow up the host.
-            spent = [0]
+            spent = self._spent()
         if depth >= MAX_DEPTH:
             raise ConversionError(
                 f"table nested deeper than {MAX_DEPTH} levels (or cyclic) cannot cross to the host", language=LANGUAGE
@@ -120,9 +161,10 @@ class Converter:
                     if type(part) is str:
                         spent[0] += 48 + len(part)
                 if spent[0] > budget:
-                    raise MemoryLimitError(
-                        f"a table of more than {budget} bytes (as host values) cannot cross to the host: "
-                        "the script's memory limit", language=LANGUAGE)
+                    raise self._over_budget(budget)
+        self._charge(spent, len(items))
+        if budget is not None and spent[0] > budget:
+            raise self._over_budget(budget)
         convert = self._convert
         if len(items) == n and not (n == 0 and self.rt.is_object(table)):
             # keys are exactly 1..n: a list (Lua's # is only a border, so check)
@@ -150,7 +192,13 @@ class Converter:
             result[key] = convert(v, depth + 1, spent)
         return result
 
-    def _convert(self, value: Any, depth: int, spent: list[int]) -> Any:
+    @staticmethod
+    def _over_budget(budget: int) -> MemoryLimitError:
+        return MemoryLimitError(
+            f"a table of more than {budget} bytes (as host values) cannot cross to the host: "
+            "the script's memory limit", language=LANGUAGE)
+
+    def _convert(self, value: Any, depth: int, spent: "list[float]") -> Any:
         """A value inside a table: nested tables share the table's charge."""
         if type(value) in SCALARS:
             return self.from_lua(value, depth)
@@ -164,7 +212,7 @@ class Converter:
         if kind is int:
             if not self.int_min <= value <= self.int_max:
                 what = "beyond 2**53 (LuaJIT numbers are doubles)" if self.jit else "outside the 64-bit integer range"
-                raise ConversionError(f"integer {value} is {what}", language=LANGUAGE)
+                raise ConversionError(f"integer {int_text(value)} is {what}", language=LANGUAGE)
             return value
         if kind in SCALARS or kind is bytes:
             if self.limit is not None and (kind is str or kind is bytes) and len(value) > self.limit:

@@ -578,26 +578,30 @@ PRIM(coreStringReplace) {
   ObjString* s = AS_STRING(args[0]);
   ObjString* from = AS_STRING(args[1]);
   ObjString* to = AS_STRING(args[2]);
-  size_t capacity = s->length + 16, length = 0;
-  char* buffer = (char*)malloc(capacity);
+  /* Size the result first (a second search is cheaper than a buffer grown past
+   * what wasm32's size_t holds: 10^6 matches times a 2,000-byte `to` wrapped it
+   * and wrote out of bounds), bound it as `*` is, and allocate it through the
+   * VM's accounting, so a large one meets the memory limit. */
+  uint64_t matches = 0;
+  for (int64_t at = stringFind(s, from, 0); at != -1; at = stringFind(s, from, (uint32_t)at + from->length)) {
+    matches++;
+  }
+  uint64_t total = (uint64_t)s->length - matches * from->length + matches * to->length;
+  if (total > (uint64_t)1e9) FAIL("String too large.");
+  ObjString* result = newStringUninit(vm, (size_t)total);
+  size_t length = 0;
   uint32_t start = 0;
   for (;;) {
     int64_t found = stringFind(s, from, start);
     uint32_t end = found == -1 ? s->length : (uint32_t)found;
-    size_t needed = length + (end - start) + to->length;
-    if (needed > capacity) {
-      while (capacity < needed) capacity *= 2;
-      buffer = (char*)realloc(buffer, capacity);
-    }
-    memcpy(buffer + length, s->chars + start, end - start);
+    memcpy(result->chars + length, s->chars + start, end - start);
     length += end - start;
     if (found == -1) break;
-    memcpy(buffer + length, to->chars, to->length);
+    memcpy(result->chars + length, to->chars, to->length);
     length += to->length;
     start = end + from->length;
   }
-  ObjString* result = newStringLength(vm, buffer, length);
-  free(buffer);
+  stringHash(result);
   GIVE_OBJ(result);
 }
 

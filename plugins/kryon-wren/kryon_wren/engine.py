@@ -315,9 +315,21 @@ class WrenEngine(CachedCallsEngine):
 
     # -- globals -----------------------------------------------------------------------------------
     def set_global(self, name: str, value: Any) -> None:
-        from kryon_core.values import to_host
+        from kryon_core.values import MAX_SAFE_DOUBLE_INT, check_int, to_host
 
-        self.globals[name] = to_host(value, language=LANGUAGE)
+        value = to_host(value, language=LANGUAGE)
+        # scripts read it later (Kryon.global): an int Wren cannot hold is refused now, as every
+        # other engine's set_global refuses it
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            if type(v) is int:
+                check_int(v, exact_limit=MAX_SAFE_DOUBLE_INT, language=LANGUAGE)
+            elif isinstance(v, list):
+                stack.extend(v)
+            elif isinstance(v, dict):
+                stack.extend(v.values())
+        self.globals[name] = value
 
     def get_global(self, name: str) -> Any:
         return self.globals.get(name)

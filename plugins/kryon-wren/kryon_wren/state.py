@@ -36,6 +36,7 @@ from kryon_core import (
     StackFrame,
     UserData,
 )
+from kryon_core.sourcefiles import read_source
 from kryon_core.threads import EngineGate
 
 from . import sandbox
@@ -227,8 +228,8 @@ class ScriptState:
             # file yet: look beside it here (what the manager does later)
             candidate = os.path.join(os.path.dirname(self.compiled.filename), name + ".wren")
             if os.path.isfile(candidate):
-                with open(candidate, encoding="utf-8") as f:
-                    source = f.read()
+                source = read_source(candidate, self.policy.max_source_size, language=LANGUAGE,
+                                     script=self.script_id).decode("utf-8")
         return source
 
     # -- host values in Wren -----------------------------------------------------------

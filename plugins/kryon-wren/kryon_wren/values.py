@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kryon_core import ConversionError, FunctionRef, ScriptError, UserData
-from kryon_core.values import value_too_large
+from kryon_core.values import int_text, value_too_large
 
 from .plugin import LANGUAGE
 from .slot_codec import HostId, decode, decode_value
@@ -70,7 +70,7 @@ def check_number(value: int, script: str | None = None) -> float:
     if -MAX_SAFE <= value <= MAX_SAFE:
         return float(value)
     raise ConversionError(
-        f"integer {value} cannot be represented exactly in wren (beyond 2**53)", language=LANGUAGE, script=script
+        f"integer {int_text(value)} cannot be represented exactly in wren (beyond 2**53)", language=LANGUAGE, script=script
     )
 
 
