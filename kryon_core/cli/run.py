@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"{args.path}: cannot read: {exc.strerror}", exits.NOINPUT) from None
     except ScriptError as exc:  # past max_source_size, or not a regular file
-        return print_error(exc, {target.stem: args.path}, as_json=args.json)
+        return _report(exc, {target.stem: args.path}, args.json)
     language = normalize_language(args.lang) if args.lang else None
     return _run_script(args, policy, data, language, args.path, target)
 

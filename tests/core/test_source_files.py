@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from kryon_core.cli import exits
+
 pytest.importorskip("kryon_lua")
 
 GiB = 1 << 30
@@ -93,6 +95,22 @@ def test_kryon_run_sandbox_refuses_an_app_with_a_huge_sparse_script(tmp_path):
     assert "ok loaded" in result.stdout, "the app's other script still loads"
     peak = int(result.stdout.split("peak")[-1])
     assert peak < RSS_BOUND_MIB, f"the host read the file: peak {peak} MiB"
+
+
+@pytest.mark.parametrize("kind", ["huge", "fifo"])
+def test_kryon_run_of_a_file_it_refuses_reports_the_script(tmp_path, kind):
+    """`kryon run --sandbox FILE` reads FILE itself: past max_source_size, or not a regular file, it ends
+    with the error printed, naming the script (EX_SOFTWARE, as other limits), not a traceback of the command."""
+    script = tmp_path / "main.lua"
+    if kind == "huge":
+        sparse(script, GiB)
+    else:
+        os.mkfifo(script)
+    result = subprocess.run([sys.executable, "-m", "kryon_core", "run", "--sandbox", str(script)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == exits.SOFTWARE, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "main" in result.stderr and ("max_source_size" if kind == "huge" else "not a regular file") in result.stderr
 
 
 def test_files_within_the_limit_still_load(tmp_path):
