@@ -1,8 +1,10 @@
 """The compiled caller (kryon_js/_ccall.c, set up by kryon_js/ccall.py): built
 and taken for top-level calls of 0-4 int32/float/bool/None arguments under
-every policy; every fact it relies on (the binding's layouts, the JSValue
-tags, CPython's RLock) is checked, and a failed check means the Python
-caller, never a crash. Results and errors are the Python caller's, the
+every policy while kryon-core's compiled core is on (it takes the gate through
+the core's capsule, on a lock kryon_core.threads.direct_lock accepted); every
+fact it relies on (the binding's layouts, the JSValue tags, the gate's lock)
+is checked, and a failed check or the core off means the Python caller, never
+a crash. Results and errors are the Python caller's, the
 limits still fire inside compiled calls, the GIL is released while
 JavaScript runs, and a contended gate, a debugger tracking entries and a
 nested entry take the Python caller."""
@@ -20,6 +22,7 @@ from kryon_core import (
     ScriptRuntimeError,
     ScriptTimeoutError,
     SecurityPolicy,
+    speedups,
     threads,
 )
 
@@ -79,6 +82,11 @@ def _caller(m, name, n):
     return engine._caller(_state(m), name, n)
 
 
+#: the compiled caller needs kryon-core's compiled core (off with KRYON_CORE_NO_CEXT=1: Python callers only)
+_ON = speedups.enabled()
+compiled_only = pytest.mark.skipif(not _ON, reason="kryon-core's compiled core is off: no compiled caller")
+
+
 def _compiled(caller):
     return type(caller).__name__ == "Caller"
 
@@ -96,9 +104,11 @@ def policy(request):
 
 def test_the_extension_is_built_and_its_checks_hold():
     assert ccall._ccall is not None, "kryon_js._ccall was not built (a C compiler is needed)"
-    assert ccall.enabled()
+    assert ccall._ccall.has_gate_api()  # kryon-core's capsule was found when the module loaded
+    assert ccall.enabled() is _ON
 
 
+@compiled_only
 def test_scalar_calls_take_the_compiled_caller(policy):
     m = _manager(policy)
     caller = _caller(m, "add", 2)
@@ -140,6 +150,7 @@ def _outcome(m, name, args):
         return ("error", type(e).__name__, str(e), getattr(e, "line", None), getattr(e, "script", None))
 
 
+@compiled_only
 def test_results_and_errors_are_the_python_callers(policy, monkeypatch):
     compiled = _manager(policy)
     assert _compiled(_caller(compiled, "add", 2))
@@ -156,6 +167,7 @@ def test_results_and_errors_are_the_python_callers(policy, monkeypatch):
     assert _caller(compiled, "toHost", 1).calls == 1 and _caller(compiled, "hostFails", 1).calls == 1
 
 
+@compiled_only
 def test_what_differs_the_prelude_wrapper_frame(monkeypatch):
     """The compiled caller calls the function itself, not the prelude's wrapper around it: the
     script's own Error.stack has no line for that internal frame (the host drops it from error
@@ -177,15 +189,13 @@ def test_turned_off_by_the_environment(monkeypatch):
     assert not _compiled(_caller(m, "add", 2)) and m.call_function("add", [1, 2]) == 3
 
 
-@pytest.mark.parametrize("broken", ["rlock", "tags", "capi", "symbols", "object_size", "python", "slots", "slot_read"])
+@pytest.mark.parametrize("broken", ["tags", "capi", "symbols", "object_size", "python", "slots", "slot_read"])
 def test_a_failed_setup_check_keeps_the_python_caller(broken, monkeypatch):
     monkeypatch.setattr(ccall, "_slots", {})
     if broken == "slots":  # a class without the member (another kryon-core): no offset
         monkeypatch.setattr(ccall, "_slot", lambda cls, name: None)
     elif broken == "slot_read":  # the offset does not hold what Python wrote
         monkeypatch.setattr(ccall._ccall, "slot_read", lambda obj, offset: None)
-    elif broken == "rlock":
-        monkeypatch.setattr(ccall, "_rlock_layout_holds", lambda: False)
     elif broken == "tags":
         monkeypatch.setattr(ccall, "_TAGS", {**ccall._TAGS, "float": 7})
     elif broken == "capi":
@@ -199,7 +209,7 @@ def test_a_failed_setup_check_keeps_the_python_caller(broken, monkeypatch):
         monkeypatch.setattr(capi, "_OFF_OBJ_VALUE", 32)
     else:
         monkeypatch.setattr(ccall.sys, "version_info", (3, 12, 0))
-    assert ccall.enabled() is broken.startswith("slot")  # (the slots are checked per caller)
+    assert ccall.enabled() is (_ON and broken.startswith("slot"))  # (the slots are checked per caller)
     for policy in POLICIES.values():
         m = _manager(policy)
         assert not _compiled(_caller(m, "add", 2))
@@ -208,16 +218,40 @@ def test_a_failed_setup_check_keeps_the_python_caller(broken, monkeypatch):
             m.call_function("boom", [1])
 
 
-def test_rlock_check_sees_the_lock_fields():
-    lock = threading.RLock()
-    with lock:
-        assert ccall._ccall.rlock_fields(lock) == (threading.get_ident(), 1)
-        with lock:
-            assert ccall._ccall.rlock_fields(lock)[1] == 2
-    assert ccall._ccall.rlock_fields(lock)[1] == 0
-    assert ccall._rlock_layout_holds()
+def _break_gate(monkeypatch, how):
+    monkeypatch.setattr(threads, "_fresh_ok", [])
+    if how == "layout":  # the core's check of the gate's own lock fails (each fact: tests/core/test_speedups_gate.py)
+        monkeypatch.setattr(threads, "_live_lock_holds", lambda ext, lock: False)
+    elif how == "fresh_layout":  # its check on a fresh lock fails
+        monkeypatch.setattr(threads, "_fresh_lock_holds", lambda ext, kind: False)
+    elif how == "core_off":  # kryon-core's compiled core turned off
+        monkeypatch.setenv(speedups.ENV_OFF, "1")
+    elif how == "no_capsule":  # a kryon-core without the capsule (built without a compiler, or older)
+        monkeypatch.setattr(ccall._ccall, "has_gate_api", lambda: False)
+    elif how == "python_rlock":  # the gate's lock is the pure-Python RLock: nothing to take from C
+        monkeypatch.setattr(threads.threading, "RLock", threading._PyRLock)
+    else:
+        raise AssertionError(how)
 
 
+@pytest.mark.parametrize("how", ["layout", "fresh_layout", "core_off", "no_capsule", "python_rlock"])
+def test_without_the_gate_capsule_the_python_callers_do_every_call(monkeypatch, how):
+    """No fallback to the lock's methods: the gate taken from C only through the core's capsule,
+    on a lock it checked; else no compiled caller at all, and calls, errors and the gate as ever."""
+    _break_gate(monkeypatch, how)
+    assert ccall.enabled() is (_ON and how in ("layout", "fresh_layout", "python_rlock"))  # (the lock: per caller)
+    for policy in POLICIES.values():
+        m = _manager(policy)
+        assert not _compiled(_caller(m, "add", 2)) and not _compiled(_caller(m, "boom", 1))
+        assert m.call_function("add", [2, 3]) == 5 and m.function("t.add")(2.5, 1) == 3.5
+        with pytest.raises(ScriptRuntimeError, match="bad 1"):
+            m.call_function("boom", [1])
+        gate = _state(m).gate
+        assert not gate.held() and not gate._lock._is_owned()
+        m.close()
+
+
+@compiled_only
 def test_the_gil_is_released_while_javascript_runs():
     m = _manager(SecurityPolicy.trusted())
     busy = m.function("t.busy")
@@ -242,6 +276,7 @@ def test_the_gil_is_released_while_javascript_runs():
     assert during > 10_000
 
 
+@compiled_only
 def test_a_contended_gate_takes_the_python_caller_which_waits():
     m = _manager(SecurityPolicy.trusted())
     state = _state(m)
@@ -288,6 +323,7 @@ def test_threads_calling_one_script_get_right_sums():
     assert not _state(m).gate.held()
 
 
+@compiled_only
 def test_the_time_limit_stops_a_compiled_call_and_the_deadline_comes_back():
     m = _manager(POLICIES["limited"])
     caller = _caller(m, "spin", 0)
@@ -305,6 +341,7 @@ def test_the_time_limit_stops_a_compiled_call_and_the_deadline_comes_back():
         caller()
 
 
+@compiled_only
 def test_the_memory_cap_holds_in_a_compiled_call():
     m = _manager(POLICIES["limited"])
     caller = _caller(m, "fill", 1)
@@ -316,6 +353,7 @@ def test_the_memory_cap_holds_in_a_compiled_call():
     assert caller(10) == 10 and m.call_function("add", [1, 2]) == 3
 
 
+@compiled_only
 def test_deep_recursion_fails_alike_in_a_compiled_call(monkeypatch):
     m = _manager(POLICIES["limited"])
     caller = _caller(m, "deep", 1)
@@ -331,6 +369,7 @@ def test_deep_recursion_fails_alike_in_a_compiled_call(monkeypatch):
     assert type(compiled.value) is type(python.value) and str(compiled.value) == str(python.value)
 
 
+@compiled_only
 def test_a_debugger_tracking_entries_takes_the_python_caller():
     m = _manager(SecurityPolicy.trusted())
     caller = _caller(m, "add", 2)
@@ -366,6 +405,7 @@ def test_a_debugger_attached_stops_in_a_compiled_callers_function():
         session.close()
 
 
+@compiled_only
 def test_a_nested_entry_takes_the_compiled_caller_with_its_stack_share(monkeypatch):
     """kryon.call from JavaScript into JavaScript: the callee's entry is nested (tests/js/test_nested_entry.py
     checks the share itself, the limits and the debugger's record through whichever caller is built)."""
@@ -383,6 +423,7 @@ def test_a_nested_entry_takes_the_compiled_caller_with_its_stack_share(monkeypat
     assert state.current_stack == state.stack_size
 
 
+@compiled_only
 def test_a_pending_release_or_an_unloaded_script_takes_the_python_caller():
     m = _manager(SecurityPolicy.trusted())
     caller = _caller(m, "add", 2)
@@ -395,6 +436,7 @@ def test_a_pending_release_or_an_unloaded_script_takes_the_python_caller():
     assert caller.calls == before
 
 
+@compiled_only
 def test_the_generated_caller_is_the_fallback():
     m = _manager(SecurityPolicy.trusted())
     caller = _caller(m, "add", 2)

@@ -5,7 +5,7 @@
  *
  * It does what the generated caller does for a call with 0-4
  * int32/float/bool/None arguments, without a Python frame: the gate's
- * uncontended acquire, the chain's deadline (read by the interrupt handler),
+ * uncontended acquire (through kryon-core's gate capsule), the chain's deadline (read by the interrupt handler),
  * the cut-off check (cutoff.LOWERED) at the top level, a nested entry's share
  * of the stack (calls.make_caller's `stack_for`), then JS_Call of the
  * script's function itself, and its result: a number, boolean, undefined or
@@ -32,7 +32,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>  /* PyMemberDef: the offsets of __slots__ members */
-#include <pythread.h>
 #include <dlfcn.h>
 #include <math.h>
 #include <stddef.h>
@@ -81,58 +80,27 @@ static inline JSValue mkfloat(double d) { JSValue r; r.u.float64 = d; r.tag = TA
 #define OFF_TSTATE 48
 #define OFF_OBJ_VALUE 24
 
-/* -- CPython 3.11's _thread.RLock, read directly --------------------------------
+/* -- the engine gate's lock, through kryon-core's capsule ------------------------
  * The gate is an RLock; its acquire(False)/release called from C cost about
- * 100 ns (method look-up and argument parsing). Its fields are read here
- * instead, with the same logic as CPython's rlock_acquire (timeout 0) and
- * rlock_release, all under the GIL as there. ccall.py checks the layout on a
- * live RLock before any caller is made (rlock_fields). */
+ * 100 ns (method look-up and argument parsing). kryon-core's compiled core
+ * takes and gives it back directly and exports that as a capsule
+ * (kryon_core/_speedups_api.h; docs/plugins.md, "The gate from C"): the struct
+ * as that header declares it, version 1, imported once at module set-up. A
+ * lock is used through it only when kryon_core.threads.direct_lock accepted
+ * it (ccall.py); without the capsule, or with a lock it refuses, no compiled
+ * caller is made (the Python callers do every call). */
 typedef struct {
-    PyObject_HEAD
-    PyThread_type_lock lock;
-    unsigned long owner;
-    unsigned long count;
-    PyObject *weakrefs;
-} RLockView;
+    int version;
+    size_t size;
+    int (*lock_enter)(PyObject *lock);
+    void (*lock_leave)(PyObject *lock);
+    int (*gate_waiting)(PyObject *gate, Py_ssize_t offset);
+} KryonGateAPI;
 
-static int rlock_try_enter(RLockView *l) {
-    unsigned long me = PyThread_get_thread_ident();
-    if (l->count > 0 && l->owner == me) {
-        if (l->count == (unsigned long)-1) return 0;
-        l->count++;
-        return 1;
-    }
-    if (!PyThread_acquire_lock(l->lock, NOWAIT_LOCK)) return 0;
-    l->owner = me;
-    l->count = 1;
-    return 1;
-}
+static const KryonGateAPI *gate_api;
 
-static void rlock_exit(RLockView *l) {  /* only after a successful rlock_try_enter on this thread */
-    if (--l->count == 0) {
-        l->owner = 0;
-        PyThread_release_lock(l->lock);
-    }
-}
-
-static PyObject *rlock_fields(PyObject *self, PyObject *arg) {  /* (owner, count) */
-    RLockView *l = (RLockView *)arg;
-    return Py_BuildValue("(kk)", l->owner, l->count);
-}
-
-static PyObject *rlock_cycle(PyObject *self, PyObject *arg) {
-    /* enter twice and exit twice through the C path: the counts it saw, for ccall.py to compare
-     * with what the RLock itself says (owned by the calling thread at 1 and 2, free after) */
-    RLockView *l = (RLockView *)arg;
-    if (!rlock_try_enter(l)) Py_RETURN_NONE;
-    unsigned long c1 = l->count;
-    PyObject *owned = PyObject_CallMethod(arg, "_is_owned", NULL);
-    if (!rlock_try_enter(l)) { rlock_exit(l); Py_XDECREF(owned); Py_RETURN_NONE; }
-    unsigned long c2 = l->count;
-    rlock_exit(l);
-    rlock_exit(l);
-    if (!owned) return NULL;
-    return Py_BuildValue("(kkNk)", c1, c2, owned, l->count);
+static PyObject *has_gate_api(PyObject *self, PyObject *unused) {  /* whether kryon-core's gate capsule was found */
+    return PyBool_FromLong(gate_api != NULL);
 }
 
 /* -- module set-up -------------------------------------------------------------- */
@@ -238,7 +206,7 @@ typedef struct {
     PyObject *box_error;  /* the prelude's boxError(e): a thrown value for the host to read (BOX) */
     JSContext *cx;
     JSRuntime *rt;
-    RLockView *lock;      /* the gate's RLock */
+    PyObject *lock;       /* the gate's RLock, taken through gate_api (checked by direct_lock) */
     int nparams;
     int timed;
     double time_limit;
@@ -260,7 +228,7 @@ static PyObject *call_generic(Caller *c, PyObject *const *args, size_t nargsf, P
 
 /* the gate's release written out, as EngineGate.uncontended_inline asks: wake waiters after */
 static int gate_exit(Caller *c) {
-    rlock_exit(c->lock);
+    gate_api->lock_leave(c->lock);
     PyObject *w = *slot_at(c->gate, c->waiting_slot);
     int waiting = w ? PyObject_IsTrue(w) : 0;
     if (waiting > 0) {
@@ -381,7 +349,7 @@ static PyObject *caller_call(Caller *c, PyObject *const *args, size_t nargsf, Py
             return call_generic(c, args, nargsf, kwnames);
         }
     }
-    if (PyList_GET_SIZE(c->pending) || *word(c->ctxobj, OFF_TSTATE) != NULL || !rlock_try_enter(c->lock)) {
+    if (PyList_GET_SIZE(c->pending) || *word(c->ctxobj, OFF_TSTATE) != NULL || gate_api->lock_enter(c->lock) != 1) {
         Py_XDECREF(chain);
         return call_generic(c, args, nargsf, kwnames);  /* a release is due, or the gate is contended */
     }
@@ -465,7 +433,7 @@ release:
             if (!r) bad = 1; else Py_DECREF(r);
         }
         if (bad) {
-            rlock_exit(c->lock);
+            gate_api->lock_leave(c->lock);
         } else if (gate_exit(c) < 0) {
             bad = 1;
         }
@@ -493,7 +461,7 @@ static int caller_traverse(Caller *c, visitproc visit, void *arg) {
 #define V(f) Py_VISIT(c->f);
     FIELDS(V)
 #undef V
-    Py_VISIT((PyObject *)c->lock);
+    Py_VISIT(c->lock);
     Py_VISIT((PyObject *)c->chain_type);
     return 0;
 }
@@ -546,7 +514,10 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
                           &uncut, &state, &unbox, &too_big, &fail, &generic))
         return NULL;
     if (nparams < 0 || nparams > 4) { PyErr_SetString(PyExc_ValueError, "0 to 4 parameters"); return NULL; }
-    if (strcmp(Py_TYPE(lock)->tp_name, "_thread.RLock") != 0) { PyErr_SetString(PyExc_TypeError, "not an RLock"); return NULL; }
+    if (!gate_api || strcmp(Py_TYPE(lock)->tp_name, "_thread.RLock") != 0) {
+        PyErr_SetString(PyExc_TypeError, "no gate capsule, or not a C RLock");
+        return NULL;
+    }
     if (!PyExceptionClass_Check(jsexc) || !PyExceptionClass_Check(overflow)) {
         PyErr_SetString(PyExc_TypeError, "the binding's exception classes");
         return NULL;
@@ -564,7 +535,7 @@ static PyObject *make_caller(PyObject *self, PyObject *args) {
     c->vectorcall = (vectorcallfunc)caller_call;
     c->rt = (JSRuntime *)*word(ctxobj, OFF_RUNTIME);
     c->cx = (JSContext *)*word(ctxobj, OFF_CONTEXT);
-    c->lock = (RLockView *)Py_NewRef(lock);
+    c->lock = Py_NewRef(lock);
     c->chain_type = (PyTypeObject *)Py_NewRef(chain_type);
     c->nparams = nparams;
     c->timed = time_limit > 0;
@@ -620,8 +591,7 @@ static PyObject *value_words(PyObject *self, PyObject *arg) {  /* (tag, payload)
 
 static PyMethodDef methods[] = {
     {"load_api", load_api, METH_VARARGS, "resolve the QuickJS C API in the binding's loaded module file"},
-    {"rlock_fields", rlock_fields, METH_O, "(owner, count) of an RLock"},
-    {"rlock_cycle", rlock_cycle, METH_O, "enter an RLock twice and leave it twice through the C path"},
+    {"has_gate_api", has_gate_api, METH_NOARGS, "whether kryon-core's gate capsule was found"},
     {"value_words", value_words, METH_O, "(tag, payload) of a binding Object's JSValue"},
     {"slot_offset", slot_offset, METH_O, "(offset, member type) of a member descriptor"},
     {"slot_read", slot_read, METH_VARARGS, "the object in a slot of an object (set-up checks)"},
@@ -639,5 +609,11 @@ PyMODINIT_FUNC PyInit__ccall(void) {
     s_a_result = PyUnicode_InternFromString("a result");
     s_current_stack = PyUnicode_InternFromString("current_stack");
     if (!s_nested || !s_chain || !s_a_result || !s_current_stack) return NULL;
+    /* PyCapsule_Import reaches the module as an attribute of its package: import it first */
+    PyObject *core = PyImport_ImportModule("kryon_core._speedups");
+    Py_XDECREF(core);
+    const KryonGateAPI *found = core ? PyCapsule_Import("kryon_core._speedups.gate_api", 0) : NULL;
+    if (found && found->version == 1 && found->size >= sizeof(KryonGateAPI)) gate_api = found;
+    else PyErr_Clear();  /* kryon-core without its compiled core: no compiled caller (ccall.py) */
     return PyModule_Create(&module);
 }

@@ -4,12 +4,15 @@ let it be used.
 The extension does in C what ``calls.make_caller``'s generated caller does
 for a call with 0-4 int32/float/bool/None arguments, at the top level or
 nested in a host callback (see ``_ccall.c``). It reaches into the quickjs-ng binding: the QuickJS C API the
-binding's module exports, the JSValue inside a binding Object, the Context
-object's thread-state slot, and into CPython's ``_thread.RLock`` (the gate).
-None of that is public API, so every fact is checked on live objects before a
-compiled caller is made, and any mismatch (another binding build, another
-Python, a build without the extension, the environment variable
-``KRYON_JS_NO_CEXT=1``) leaves the Python caller in place.
+binding's module exports, the JSValue inside a binding Object and the Context
+object's thread-state slot. None of that is public API, so every fact is
+checked on live objects before a compiled caller is made, and any mismatch
+(another binding build, another Python, a build without the extension, the
+environment variable ``KRYON_JS_NO_CEXT=1``) leaves the Python caller in place.
+The gate's lock it takes through kryon-core's compiled core (the capsule of
+``kryon_core/_speedups_api.h``, on a lock ``kryon_core.threads.direct_lock``
+accepted); without that (a core built without a compiler, ``KRYON_CORE_NO_CEXT=1``,
+a failed layout check) no compiled caller is made either.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import quickjs
 
-from kryon_core import threads
+from kryon_core import speedups, threads
 
 from . import capi, cutoff
 from .runtime import BINDING_ERRORS
@@ -50,9 +53,12 @@ _TAGS = {"object": -1, "string": -7, "int": 0, "bool": 1, "null": 2, "undefined"
 
 
 def enabled() -> bool:
-    """Whether compiled callers may be made at all (built, not turned off, and every set-up check holds)."""
+    """Whether compiled callers may be made at all (built, not turned off, kryon-core's gate
+    capsule found and its compiled core on, and every set-up check holds)."""
     global _checked
     if _ccall is None or os.environ.get(ENV_OFF, "") not in ("", "0"):
+        return False
+    if not _ccall.has_gate_api() or not speedups.enabled():
         return False
     if _checked is None:
         with _lock:
@@ -76,48 +82,7 @@ def _verify() -> bool:
     import _quickjs
 
     _ccall.load_api(_quickjs.__file__)
-    return _rlock_layout_holds() and _tags_hold()
-
-
-def _rlock_layout_holds() -> bool:
-    """The RLock's owner and count fields, as _ccall.c reads them, follow the lock's own acquire and
-    release, and the C path's enter and exit are seen by the lock itself."""
-    assert _ccall is not None
-    lock = threading.RLock()
-    if type(lock).__name__ != "RLock" or type(lock).__module__ != "_thread" or type(lock).__basicsize__ != 48:
-        return False
-    me = threading.get_ident()
-    if _ccall.rlock_fields(lock) != (0, 0):
-        return False
-    if not lock.acquire(False):
-        return False
-    try:
-        if _ccall.rlock_fields(lock) != (me, 1):
-            return False
-    finally:
-        lock.release()
-    if _ccall.rlock_fields(lock)[1] != 0 or lock._is_owned():  # type: ignore[attr-defined]
-        return False
-    cycle = _ccall.rlock_cycle(lock)
-    if cycle != (1, 2, True, 0) or lock._is_owned():  # type: ignore[attr-defined]
-        return False
-    # and the C path sees a lock another thread holds as taken
-    held, done = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with lock:
-            held.set()
-            done.wait(5)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    try:
-        if not held.wait(5):
-            return False
-        return bool(_ccall.rlock_cycle(lock) is None)
-    finally:
-        done.set()
-        t.join()
+    return _tags_hold()
 
 
 def _tags_hold() -> bool:
@@ -209,8 +174,9 @@ def compiled(state: "ScriptState", wrapper: Any, nparams: int, stack_for: tuple[
         return None
     if type(wrapper) is not quickjs.Object or type(state.ctx) is not quickjs.Context:
         return None
-    lock = state.gate._lock
-    if type(lock) is not type(threading.RLock()):
+    # checked inside the gate (direct_lock must not race another thread holding it)
+    lock = state.run(threads.direct_lock, state.gate)
+    if lock is None:
         return None
     slots = _slots_hold(state)
     if slots is None:
