@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .domquota import DomCharge, DomLedger, DomUsage
+from .domquota import DomCharge, DomLedger, DomUsage, slot_size
 from .errors import DOMError, ScriptError
 from .values import UserData, approximate_size
 
@@ -269,6 +269,7 @@ class Document(DOMBridge):
         self.errors: list[BaseException] = []
         #: what each script holds in the document (its DOM quota)
         self.ledger = DomLedger()
+        self._charged = self.ledger._slots  # truthy while any slot is charged: host writes check it first
         self.root = self._new_element(root_type, {})
 
     # -- element access ------------------------------------------------------
@@ -344,8 +345,8 @@ class Document(DOMBridge):
             if property == "id":
                 raise DOMError("an element's id cannot be changed")
             if by is not None:
-                self.ledger.charge(("prop", el.number, property), by, approximate_size(property) + approximate_size(value))
-            elif self.ledger:
+                self.ledger.charge(("prop", el.number, property), by, slot_size(property, value))
+            elif self._charged:
                 self.ledger.release(("prop", el.number, property))
             old = el.properties.get(property)
             el.properties[property] = value
@@ -367,8 +368,8 @@ class Document(DOMBridge):
             el = self.element(element)
             slot = ("style", el.number, None if value is None else style_name)
             if by is not None:
-                self.ledger.charge(slot, by, approximate_size(style_name) + approximate_size(value))
-            elif self.ledger:
+                self.ledger.charge(slot, by, slot_size(style_name, value))
+            elif self._charged:
                 self.ledger.release(slot)
             if value is None:
                 el.style_name = style_name
@@ -395,7 +396,7 @@ class Document(DOMBridge):
             el = self.element(element)
             if class_name in el.classes:
                 el.classes.remove(class_name)
-                if self.ledger:
+                if self._charged:
                     self.ledger.release(("class", el.number, class_name))
         self._notify("class", {"element": el.number, "classes": list(el.classes)})
 
@@ -456,7 +457,7 @@ class Document(DOMBridge):
                 gone = self._elements.pop(number)
                 if gone.id is not None:
                     self._by_id.pop(gone.id, None)
-                if ledger:
+                if self._charged:
                     _release_element(ledger, gone)
             for lid in [lid for lid, (n, _, _) in self._listeners.items() if n in doomed]:
                 del self._listeners[lid]
@@ -531,8 +532,8 @@ class Document(DOMBridge):
     def set_variable(self, name: str, value: Any, *, by: DomCharge | None = None) -> None:
         with self._lock:
             if by is not None:
-                self.ledger.charge(("var", name), by, approximate_size(name) + approximate_size(value))
-            elif self.ledger:
+                self.ledger.charge(("var", name), by, slot_size(name, value))
+            elif self._charged:
                 self.ledger.release(("var", name))
             old = self._variables.get(name)
             self._variables[name] = value

@@ -16,22 +16,39 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import MemoryLimitError
+from .values import approximate_size
 
 if TYPE_CHECKING:
     from .policy import SecurityPolicy
 
-__all__ = ["DomCharge", "DomLedger", "DomUsage", "charge_for"]
+__all__ = ["DomCharge", "DomLedger", "DomUsage", "charge_for", "slot_size"]
 
 #: the writer of a slot: ((language, script), its policy)
 DomCharge = tuple[tuple[str, str], "SecurityPolicy"]
 
 
-@dataclass
+@dataclass(slots=True)
 class DomUsage:
     """What one script holds in the document."""
 
     entries: int = 0
     bytes: int = 0
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def slot_size(name: str, value: object) -> int:
+    """``approximate_size`` of a named value (the name a str), with the
+    common scalar and ASCII-text cases written out: a frame's DOM writes
+    are mostly those, and this runs on each."""
+    size = 49 + len(name) if name.isascii() else approximate_size(name)
+    t = type(value)
+    if t in _SCALARS:
+        return size + 32
+    if t is str and value.isascii():  # type: ignore[attr-defined]
+        return size + 49 + len(value)  # type: ignore[arg-type]
+    return size + approximate_size(value)
 
 
 def charge_for(language: str, script: str, policy: "SecurityPolicy") -> DomCharge | None:
@@ -56,16 +73,25 @@ class DomLedger:
         its previous holder; MemoryLimitError past the writer's quota, and then
         nothing changes (the caller stores nothing)."""
         key, policy = by
+        held = self._slots.get(slot)
+        if held is not None and held[0] == key:  # the script writes its own slot again: only bytes can grow
+            held_bytes = held[1]
+            if size != held_bytes:
+                usage = self._usage[key]
+                total = usage.bytes - held_bytes + size
+                limit = policy.max_dom_bytes
+                if limit is not None and total > limit and size > held_bytes:
+                    raise _over_bytes(key, total, limit)
+                usage.bytes = total
+                self._slots[slot] = (key, size)
+            return
         usage = self._usage.get(key)
         if usage is None:
             usage = self._usage[key] = DomUsage()
-        held = self._slots.get(slot)
-        mine = held is not None and held[0] == key
-        held_bytes = held[1] if held is not None and mine else 0
-        entries = usage.entries if mine else usage.entries + 1
-        total = usage.bytes - held_bytes + size
+        entries = usage.entries + 1
+        total = usage.bytes + size
         limit = policy.max_dom_entries
-        if not mine and limit is not None and entries > limit:
+        if limit is not None and entries > limit:
             raise MemoryLimitError(
                 f"script '{key[1]}' may hold at most {limit} things in the document (elements, values, "
                 "listeners, watchers, timers) (SecurityPolicy.max_dom_entries)",
@@ -73,14 +99,9 @@ class DomLedger:
                 script=key[1],
             )
         limit = policy.max_dom_bytes
-        if limit is not None and total > limit and size > held_bytes:
-            raise MemoryLimitError(
-                f"document values of script '{key[1]}' would take {total} bytes, over its quota of "
-                f"{limit} (SecurityPolicy.max_dom_bytes)",
-                language=key[0],
-                script=key[1],
-            )
-        if held is not None and not mine:
+        if limit is not None and total > limit:
+            raise _over_bytes(key, total, limit)
+        if held is not None:  # another script's slot: it pays no more for it
             self.release(slot)
         usage.entries, usage.bytes = entries, total
         self._slots[slot] = (key, size)
@@ -108,3 +129,12 @@ class DomLedger:
 
     def __bool__(self) -> bool:
         return bool(self._slots)
+
+
+def _over_bytes(key: tuple[str, str], total: int, limit: int) -> MemoryLimitError:
+    return MemoryLimitError(
+        f"document values of script '{key[1]}' would take {total} bytes, over its quota of "
+        f"{limit} (SecurityPolicy.max_dom_bytes)",
+        language=key[0],
+        script=key[1],
+    )
