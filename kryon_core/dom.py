@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .domquota import DomCharge, DomLedger, DomUsage, slot_size
-from .errors import DOMError, ScriptError
+from .errors import DOMError, MemoryLimitError, ScriptError
 from .values import UserData, approximate_size
 
 if TYPE_CHECKING:
@@ -225,6 +225,8 @@ class _Animation:
     config: AnimationConfig
     start: float
     start_value: Any
+    #: the script its property writes are charged to (None: the host)
+    by: DomCharge | None = None
 
 
 class Document(DOMBridge):
@@ -608,11 +610,17 @@ class Document(DOMBridge):
             start_value = config.from_value if config.from_value is not None else el.properties.get(config.property)
             aid = next(self._ids)
             if by is not None:
-                size = _CALLBACK_SIZE + approximate_size([config.property, config.from_value, config.to_value])
-                self.ledger.charge(("timer", aid), by, size)
-            self._animations[aid] = _Animation(aid, el.number, config, self._now, start_value)
+                # the animation, and the property it writes at its largest (its steps are charged to the script)
+                self.ledger.charge(("timer", aid), by, _CALLBACK_SIZE)
+                size = max(slot_size(config.property, start_value), slot_size(config.property, config.to_value))
+                try:
+                    self.ledger.charge(("prop", el.number, config.property), by, size)
+                except MemoryLimitError:
+                    self.ledger.release(("timer", aid))
+                    raise
+            self._animations[aid] = _Animation(aid, el.number, config, self._now, start_value, by)
         if config.from_value is not None:
-            self.set_property(el.number, config.property, config.from_value)
+            self.set_property(el.number, config.property, config.from_value, by=by)
         if config.duration_ms == 0:
             self._step_animations()
         return aid
@@ -656,8 +664,12 @@ class Document(DOMBridge):
             progress = 1.0 if cfg.duration_ms == 0 else min(1.0, (self._now - anim.start) / cfg.duration_ms)
             value = _interpolate(anim.start_value, cfg.to_value, EASINGS[cfg.easing](progress), progress)
             try:
-                self.set_property(anim.element, cfg.property, value)
+                self.set_property(anim.element, cfg.property, value, by=anim.by)
             except DOMError:  # element removed meanwhile
+                progress = 1.0
+            except MemoryLimitError as exc:  # its script is over its DOM quota now: the animation stops there
+                self.errors.append(exc)
+                self.on_error(exc)
                 progress = 1.0
             if progress >= 1.0:
                 finished.append(anim)
@@ -735,6 +747,9 @@ class Document(DOMBridge):
         """A script was unloaded: what it stored stays, held by the host, and no
         longer counts against its DOM quota. Returns how many slots it held."""
         with self._lock:
+            for anim in self._animations.values():
+                if anim.by is not None and anim.by[0] == (language, script):
+                    anim.by = None  # its steps are the host's from now on
             return self.ledger.release_owner(language, script)
 
     def dom_usage(self, language: str, script: str) -> DomUsage:

@@ -15,7 +15,7 @@ from kryon_core import Document, MemoryLimitError, ScriptManager, SecurityPolicy
 
 ENTRIES = 40
 BYTES = 64 * 1024
-KINDS = ("vars", "props", "styles", "classes", "elems", "listeners", "watchers", "timers", "anims")
+KINDS = ("vars", "props", "styles", "classes", "elems", "listeners", "watchers", "timers", "anims", "flashes")
 
 LUA = """\
 local box = kryon.getElementById("box")
@@ -29,6 +29,7 @@ function listeners(n) for i = 1, n do kryon.addEventListener(box, "e", cb) end e
 function watchers(n) for i = 1, n do kryon.watchVariable("w", cb) end end
 function timers(n) for i = 1, n do kryon.setTimeout(cb, 1000) end end
 function anims(n) for i = 1, n do kryon.animate(box, {property = "a" .. i, to = 1, duration = 1000}) end end
+function flashes(n) for i = 1, n do kryon.animate(box, {property = "f" .. i, to = i, duration = 0}) end end
 function same(n) for i = 1, n do kryon.setVariable("same", i) end end
 function churn(n) for i = 1, n do kryon.removeElement(kryon.createElement("div")) end end
 function big(n) kryon.setVariable("big", ("x"):rep(n)) end
@@ -46,6 +47,7 @@ function listeners(n) { for (let i = 1; i <= n; i++) kryon.addEventListener(box,
 function watchers(n) { for (let i = 1; i <= n; i++) kryon.watchVariable("w", cb); }
 function timers(n) { for (let i = 1; i <= n; i++) kryon.setTimeout(cb, 1000); }
 function anims(n) { for (let i = 1; i <= n; i++) kryon.animate(box, {property: "a" + i, to: 1, duration: 1000}); }
+function flashes(n) { for (let i = 1; i <= n; i++) kryon.animate(box, {property: "f" + i, to: i, duration: 0}); }
 function same(n) { for (let i = 1; i <= n; i++) kryon.setVariable("same", i); }
 function churn(n) { for (let i = 1; i <= n; i++) kryon.removeElement(kryon.createElement("div")); }
 function big(n) { kryon.setVariable("big", "x".repeat(n)); }
@@ -65,6 +67,7 @@ class W {
   static watchers(n) { for (i in 1..n) Kryon.watchVariable("w", cb) }
   static timers(n) { for (i in 1..n) Kryon.setTimeout(cb, 1000) }
   static anims(n) { for (i in 1..n) Kryon.animate(box, {"property": "a%(i)", "to": 1, "duration": 1000}) }
+  static flashes(n) { for (i in 1..n) Kryon.animate(box, {"property": "f%(i)", "to": i, "duration": 0}) }
   static same(n) { for (i in 1..n) Kryon.setVariable("same", i) }
   static churn(n) { for (i in 1..n) Kryon.removeElement(Kryon.createElement("div")) }
   static big(n) { Kryon.setVariable("big", "x" * n) }
@@ -93,6 +96,8 @@ def timers(n):
     for i in range(1, n + 1): kryon.set_timeout(cb, 1000)
 def anims(n):
     for i in range(1, n + 1): kryon.animate(box, {"property": "a%d" % i, "to": 1, "duration": 1000})
+def flashes(n):
+    for i in range(1, n + 1): kryon.animate(box, {"property": "f%d" % i, "to": i, "duration": 0})
 def same(n):
     for i in range(1, n + 1): kryon.set_variable("same", i)
 def churn(n):
@@ -113,6 +118,7 @@ LISP = """\
 (defn watchers [n] (for [i (range 1 (+ n 1))] (watch-variable! "w" cb)))
 (defn timers [n] (for [i (range 1 (+ n 1))] (set-timeout! cb 1000)))
 (defn anims [n] (for [i (range 1 (+ n 1))] (animate! box {"property" (+ "a" (str i)) "to" 1 "duration" 1000})))
+(defn flashes [n] (for [i (range 1 (+ n 1))] (animate! box {"property" (+ "f" (str i)) "to" i "duration" 0})))
 (defn same [n] (for [i (range 1 (+ n 1))] (set-variable! "same" i)))
 (defn churn [n] (for [i (range 1 (+ n 1))] (remove-element! (create-element "div"))))
 (defn big [n] (set-variable! "big" (* "x" n)))
@@ -167,7 +173,9 @@ def test_every_kind_of_write_stops_at_the_entry_quota_and_unload_releases_it(hog
     for kind in KINDS:
         _over(m, language, kind, 3 * ENTRIES, "max_dom_entries")
         usage = doc.dom_usage(language, "hog")
-        assert usage.entries == ENTRIES, f"{kind}: nothing stored past the quota ({usage})"
+        # an animation holds two entries while it starts (itself and its property), one once done
+        full = ENTRIES - 1 if kind == "flashes" else ENTRIES
+        assert usage.entries == full, f"{kind}: nothing stored past the quota ({usage})"
         m.unload_script("hog")
         assert doc.dom_usage(language, "hog").entries == 0, f"{kind}: unload releases what the script held"
         m.load_script_from_source("hog", language, SOURCES[language])
@@ -217,6 +225,19 @@ def test_a_trusted_policy_has_no_dom_quota():
         assert len(doc.variables) > 3 * ENTRIES and doc.dom_usage("lua", "hog").entries == 0
     finally:
         m.close()
+
+
+def test_an_animation_charges_the_property_it_writes():
+    doc = Document()
+    box = doc.create_element("div")
+    policy = SecurityPolicy.sandboxed(max_dom_entries=None, max_dom_bytes=4096)
+    by = (("lua", "a"), policy)
+    with pytest.raises(MemoryLimitError, match="max_dom_bytes"):  # its final value would not fit
+        doc.animate(box, {"property": "x", "to": "y" * 8192, "duration": 0}, by=by)
+    assert doc.get_property(box, "x") is None and doc.dom_usage("lua", "a").entries == 0
+    doc.animate(box, {"property": "x", "to": 1, "duration": 100}, by=by)
+    doc.advance(200)  # finished: the animation's entry is released, the property it set stays charged
+    assert doc.get_property(box, "x") == 1 and doc.dom_usage("lua", "a").entries == 1
 
 
 def test_the_document_moves_a_slot_between_writers():
