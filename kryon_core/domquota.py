@@ -77,12 +77,12 @@ class DomLedger:
         if held is not None and held[0] == key:  # the script writes its own slot again: only bytes can grow
             held_bytes = held[1]
             if size != held_bytes:
-                usage = self._usage[key]
-                total = usage.bytes - held_bytes + size
+                mine = self._usage[key]
+                grown = mine.bytes - held_bytes + size
                 limit = policy.max_dom_bytes
-                if limit is not None and total > limit and size > held_bytes:
-                    raise _over_bytes(key, total, limit)
-                usage.bytes = total
+                if limit is not None and grown > limit and size > held_bytes:
+                    raise _over_bytes(key, grown, limit)
+                mine.bytes = grown
                 self._slots[slot] = (key, size)
             return
         usage = self._usage.get(key)
