@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .dom import DOMBridge, ElementHandle
+from .domquota import DomCharge, charge_for
 from .errors import DOMError, ScriptError
 from .policy import SecurityPolicy
 from .values import FunctionRef
@@ -124,6 +125,8 @@ class ScriptBridge:
         #: that script's policy (None on the language-wide bridge)
         self.policy: SecurityPolicy | None = None
         self._root = self
+        #: what this view's DOM writes are charged as (None: unlimited, or no script)
+        self._charge: DomCharge | None = None
         self._dom: DOMBridge | None = None
         self._extra: dict[str, Callable[..., Any]] = {}
         #: ``kryon.call`` targets resolved for this view's caller (see ``CrossLanguageRegistry.call``),
@@ -140,6 +143,7 @@ class ScriptBridge:
         view.manager = self.manager
         view.script = script_id
         view.policy = policy
+        view._charge = charge_for(self.language, script_id, policy)
         view._root = self._root
         view.routes = {}
         view._router = None
@@ -201,6 +205,14 @@ class ScriptBridge:
             )
         return dom
 
+    def _charged(self, dom: DOMBridge) -> DomCharge | None:
+        """The charge this view's writes carry to ``dom`` (a document that
+        keeps DOM quotas says so with ``charges_writers``)."""
+        charge = self._charge
+        if charge is None or not getattr(dom, "charges_writers", False):
+            return None
+        return charge
+
     def _admit(self, value: Any) -> Any:
         """``value`` as it may reach this view's script: a sandboxed script never
         receives a function of a script it does not cover, unless exposed."""
@@ -232,7 +244,11 @@ class ScriptBridge:
                 dom = self._document()
             if type(property) is not str:
                 property = _text(property, "property")
-            dom.set_property(element, property, value)
+            charge = self._charge
+            if charge is None or not getattr(dom, "charges_writers", False):
+                dom.set_property(element, property, value)
+            else:
+                dom.set_property(element, property, value, by=charge)  # type: ignore[call-arg]
         except ScriptError as exc:
             if exc.language is None:
                 exc.language = self.language
@@ -244,7 +260,12 @@ class ScriptBridge:
 
     @_api
     def set_style(self, element: Any, style_name: str, value: Any = None) -> None:
-        self._document().set_style(element, _text(style_name, "style"), value)
+        dom = self._document()
+        charge = self._charged(dom)
+        if charge is None:
+            dom.set_style(element, _text(style_name, "style"), value)
+        else:
+            dom.set_style(element, _text(style_name, "style"), value, by=charge)  # type: ignore[call-arg]
 
     @_api
     def get_style(self, element: Any, style_name: str | None = None) -> Any:
@@ -256,7 +277,12 @@ class ScriptBridge:
 
     @_api
     def add_class(self, element: Any, class_name: str) -> None:
-        self._document().add_class(element, _text(class_name, "class name"))
+        dom = self._document()
+        charge = self._charged(dom)
+        if charge is None:
+            dom.add_class(element, _text(class_name, "class name"))
+        else:
+            dom.add_class(element, _text(class_name, "class name"), by=charge)  # type: ignore[call-arg]
 
     @_api
     def remove_class(self, element: Any, class_name: str) -> None:
@@ -270,13 +296,25 @@ class ScriptBridge:
     @_api
     def toggle_class(self, element: Any, class_name: str) -> bool:
         doc = self._document()
-        return bool(doc.toggle_class(element, _text(class_name, "class name")))
+        name = _text(class_name, "class name")
+        charge = self._charged(doc)
+        if charge is None:
+            return bool(doc.toggle_class(element, name))
+        if doc.has_class(element, name):
+            doc.remove_class(element, name)
+            return False
+        doc.add_class(element, name, by=charge)  # type: ignore[call-arg]
+        return True
 
     @_api
     def create_element(self, element_type: str, properties: Mapping[str, Any] | None = None) -> ElementHandle:
         if properties is not None and not isinstance(properties, Mapping):
             raise DOMError("createElement properties must be a table/object", language=self.language)
-        return self._document().create_element(_text(element_type, "element type"), properties)
+        dom = self._document()
+        charge = self._charged(dom)
+        if charge is None:
+            return dom.create_element(_text(element_type, "element type"), properties)
+        return dom.create_element(_text(element_type, "element type"), properties, by=charge)  # type: ignore[call-arg]
 
     @_api
     def append_child(self, parent: Any, child: Any) -> None:
@@ -288,9 +326,12 @@ class ScriptBridge:
 
     @_api
     def add_event_listener(self, element: Any, event_type: str, callback: Callable[..., Any]) -> int:
-        return self._document().add_event_listener(
-            element, _text(event_type, "event type"), self._receiving(_callable(callback))
-        )
+        dom = self._document()
+        charge = self._charged(dom)
+        listener = self._receiving(_callable(callback))
+        if charge is None:
+            return dom.add_event_listener(element, _text(event_type, "event type"), listener)
+        return dom.add_event_listener(element, _text(event_type, "event type"), listener, by=charge)  # type: ignore[call-arg]
 
     @_api
     def remove_event_listener(self, listener_id: int) -> None:
@@ -302,7 +343,12 @@ class ScriptBridge:
 
     @_api
     def set_variable(self, name: str, value: Any) -> None:
-        self._document().set_variable(_text(name, "variable name"), value)
+        dom = self._document()
+        charge = self._charged(dom)
+        if charge is None:
+            dom.set_variable(_text(name, "variable name"), value)
+        else:
+            dom.set_variable(_text(name, "variable name"), value, by=charge)  # type: ignore[call-arg]
 
     @_api
     def get_variable(self, name: str) -> Any:
@@ -310,7 +356,12 @@ class ScriptBridge:
 
     @_api
     def watch_variable(self, name: str, callback: Callable[..., Any]) -> int:
-        return self._document().watch_variable(_text(name, "variable name"), self._receiving(_callable(callback)))
+        dom = self._document()
+        charge = self._charged(dom)
+        watcher = self._receiving(_callable(callback))
+        if charge is None:
+            return dom.watch_variable(_text(name, "variable name"), watcher)
+        return dom.watch_variable(_text(name, "variable name"), watcher, by=charge)  # type: ignore[call-arg]
 
     @_api
     def unwatch_variable(self, watcher_id: int) -> None:
@@ -323,15 +374,27 @@ class ScriptBridge:
         animation = AnimationConfig.coerce(config)
         if animation.on_complete is not None:
             animation.on_complete = self._owned(_callable(animation.on_complete))
-        return self._document().animate(element, animation)
+        dom = self._document()
+        charge = self._charged(dom)
+        if charge is None:
+            return dom.animate(element, animation)
+        return dom.animate(element, animation, by=charge)  # type: ignore[call-arg]
 
     @_api
     def set_timeout(self, callback: Callable[..., Any], delay_ms: float) -> int:
-        return self._document().set_timeout(self._owned(_callable(callback)), delay_ms)
+        dom = self._document()
+        charge = self._charged(dom)
+        if charge is None:
+            return dom.set_timeout(self._owned(_callable(callback)), delay_ms)
+        return dom.set_timeout(self._owned(_callable(callback)), delay_ms, by=charge)  # type: ignore[call-arg]
 
     @_api
     def set_interval(self, callback: Callable[..., Any], interval_ms: float) -> int:
-        return self._document().set_interval(self._owned(_callable(callback)), interval_ms)
+        dom = self._document()
+        charge = self._charged(dom)
+        if charge is None:
+            return dom.set_interval(self._owned(_callable(callback)), interval_ms)
+        return dom.set_interval(self._owned(_callable(callback)), interval_ms, by=charge)  # type: ignore[call-arg]
 
     @_api
     def clear_timer(self, timer_id: int) -> None:

@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import DOMError, ScriptError
-from .values import UserData
+from .domquota import DomCharge, DomLedger, DomUsage, slot_size
+from .errors import DOMError, MemoryLimitError, ScriptError
+from .values import UserData, approximate_size
 
 if TYPE_CHECKING:
     import random
@@ -224,15 +225,24 @@ class _Animation:
     config: AnimationConfig
     start: float
     start_value: Any
+    #: the script its property writes are charged to (None: the host)
+    by: DomCharge | None = None
 
 
 class Document(DOMBridge):
     """The reference DOM: an in-memory element tree on a manual or asyncio clock.
 
+    Its write methods take ``by``: the writing script's charge (see
+    :mod:`kryon_core.domquota`); ``ScriptBridge`` passes it, so what each
+    script stores is held to its policy's ``max_dom_*`` quota.
+
     ``seed`` makes ``get_random`` repeatable; ``on_error`` receives errors
     raised by callbacks (default: logged); ``on_log`` receives script log
     lines as ``(level, message)``.
     """
+
+    #: its write methods take ``by`` and keep DOM quotas (``ScriptBridge`` passes the writer)
+    charges_writers = True
 
     def __init__(
         self,
@@ -259,6 +269,9 @@ class Document(DOMBridge):
         self.on_error = on_error or (lambda exc: log.error("callback failed: %s", exc))
         self.on_log = on_log or (lambda level, msg: log.log(_LOG_LEVELS.get(level, logging.INFO), msg))
         self.errors: list[BaseException] = []
+        #: what each script holds in the document (its DOM quota)
+        self.ledger = DomLedger()
+        self._charged = self.ledger._slots  # truthy while any slot is charged: host writes check it first
         self.root = self._new_element(root_type, {})
 
     # -- element access ------------------------------------------------------
@@ -328,11 +341,15 @@ class Document(DOMBridge):
             stack.extend(reversed(self._elements[number].children))
 
     # -- element manipulation -----------------------------------------------------
-    def set_property(self, element: Any, property: str, value: Any) -> None:
+    def set_property(self, element: Any, property: str, value: Any, *, by: DomCharge | None = None) -> None:
         with self._lock:
             el = self.element(element)
             if property == "id":
                 raise DOMError("an element's id cannot be changed")
+            if by is not None:
+                self.ledger.charge(("prop", el.number, property), by, slot_size(property, value))
+            elif self._charged:
+                self.ledger.release(("prop", el.number, property))
             old = el.properties.get(property)
             el.properties[property] = value
         self._notify("property", {"element": el.number, "property": property, "value": value, "old": old})
@@ -346,11 +363,16 @@ class Document(DOMBridge):
                 return el.type
             return el.properties.get(property)
 
-    def set_style(self, element: Any, style_name: str, value: Any = None) -> None:
+    def set_style(self, element: Any, style_name: str, value: Any = None, *, by: DomCharge | None = None) -> None:
         """Without ``value``: give the element the named style. With one:
         set the inline style property ``style_name`` to ``value``."""
         with self._lock:
             el = self.element(element)
+            slot = ("style", el.number, None if value is None else style_name)
+            if by is not None:
+                self.ledger.charge(slot, by, slot_size(style_name, value))
+            elif self._charged:
+                self.ledger.release(slot)
             if value is None:
                 el.style_name = style_name
             else:
@@ -362,10 +384,12 @@ class Document(DOMBridge):
             el = self.element(element)
             return el.style_name if style_name is None else el.style.get(style_name)
 
-    def add_class(self, element: Any, class_name: str) -> None:
+    def add_class(self, element: Any, class_name: str, *, by: DomCharge | None = None) -> None:
         with self._lock:
             el = self.element(element)
             if class_name not in el.classes:
+                if by is not None:
+                    self.ledger.charge(("class", el.number, class_name), by, approximate_size(class_name))
                 el.classes.append(class_name)
         self._notify("class", {"element": el.number, "classes": list(el.classes)})
 
@@ -374,6 +398,8 @@ class Document(DOMBridge):
             el = self.element(element)
             if class_name in el.classes:
                 el.classes.remove(class_name)
+                if self._charged:
+                    self.ledger.release(("class", el.number, class_name))
         self._notify("class", {"element": el.number, "classes": list(el.classes)})
 
     def has_class(self, element: Any, class_name: str) -> bool:
@@ -381,11 +407,22 @@ class Document(DOMBridge):
             return class_name in self.element(element).classes
 
     # -- creation and removal -------------------------------------------------------
-    def create_element(self, element_type: str, properties: Mapping[str, Any] | None = None) -> ElementHandle:
+    def create_element(
+        self, element_type: str, properties: Mapping[str, Any] | None = None, *, by: DomCharge | None = None
+    ) -> ElementHandle:
         if not isinstance(element_type, str) or not element_type:
             raise DOMError("create_element needs an element type name")
         with self._lock:
-            handle = self._new_element(element_type, properties or {})
+            if by is None:
+                return self._new_element(element_type, properties or {})
+            # charged to a slot no element has yet, then moved to the new element's
+            size = approximate_size(element_type) + approximate_size(dict(properties or {}))
+            self.ledger.charge(("el", 0), by, size)
+            try:
+                handle = self._new_element(element_type, properties or {})
+            finally:
+                self.ledger.release(("el", 0))
+            self.ledger.charge(("el", handle.number), by, size)
         return handle
 
     def append_child(self, parent: Any, child: Any) -> None:
@@ -417,23 +454,32 @@ class Document(DOMBridge):
             doomed = set(self._walk_numbers(el.number))
             if el.parent is not None:
                 self._elements[el.parent].children.remove(el.number)
+            ledger = self.ledger
             for number in doomed:
                 gone = self._elements.pop(number)
                 if gone.id is not None:
                     self._by_id.pop(gone.id, None)
+                if self._charged:
+                    _release_element(ledger, gone)
             for lid in [lid for lid, (n, _, _) in self._listeners.items() if n in doomed]:
                 del self._listeners[lid]
+                ledger.release(("listener", lid))
             for aid in [aid for aid, a in self._animations.items() if a.element in doomed]:
                 del self._animations[aid]
+                ledger.release(("timer", aid))
         self._notify("remove", {"element": el.number})
 
     # -- events -------------------------------------------------------------------
-    def add_event_listener(self, element: Any, event_type: str, callback: Callable[..., Any]) -> int:
+    def add_event_listener(
+        self, element: Any, event_type: str, callback: Callable[..., Any], *, by: DomCharge | None = None
+    ) -> int:
         if not callable(callback):
             raise DOMError("event listener must be a function")
         with self._lock:
             el = self.element(element)
             lid = next(self._ids)
+            if by is not None:
+                self.ledger.charge(("listener", lid), by, _CALLBACK_SIZE + approximate_size(str(event_type)))
             self._listeners[lid] = (el.number, str(event_type), callback)
             return lid
 
@@ -441,6 +487,7 @@ class Document(DOMBridge):
         with self._lock:
             if self._listeners.pop(listener_id, None) is None:
                 raise DOMError(f"no event listener {listener_id}")
+            self.ledger.release(("listener", listener_id))
 
     def emit_custom_event(self, element: Any, event_name: str, data: Any = None) -> None:
         self.dispatch_event(element, event_name, data)
@@ -484,8 +531,12 @@ class Document(DOMBridge):
             return None
 
     # -- variables ----------------------------------------------------------------
-    def set_variable(self, name: str, value: Any) -> None:
+    def set_variable(self, name: str, value: Any, *, by: DomCharge | None = None) -> None:
         with self._lock:
+            if by is not None:
+                self.ledger.charge(("var", name), by, slot_size(name, value))
+            elif self._charged:
+                self.ledger.release(("var", name))
             old = self._variables.get(name)
             self._variables[name] = value
             watchers = [cb for (n, cb) in self._watchers.values() if n == name]
@@ -502,12 +553,14 @@ class Document(DOMBridge):
         with self._lock:
             return dict(self._variables)
 
-    def watch_variable(self, name: str, callback: Callable[..., Any]) -> int:
+    def watch_variable(self, name: str, callback: Callable[..., Any], *, by: DomCharge | None = None) -> int:
         """``callback(new, old, name)`` runs after every ``set_variable(name)``."""
         if not callable(callback):
             raise DOMError("variable watcher must be a function")
         with self._lock:
             wid = next(self._ids)
+            if by is not None:
+                self.ledger.charge(("watcher", wid), by, _CALLBACK_SIZE + approximate_size(name))
             self._watchers[wid] = (name, callback)
             return wid
 
@@ -515,23 +568,28 @@ class Document(DOMBridge):
         with self._lock:
             if self._watchers.pop(watcher_id, None) is None:
                 raise DOMError(f"no variable watcher {watcher_id}")
+            self.ledger.release(("watcher", watcher_id))
 
     # -- timers and animations -------------------------------------------------------
-    def set_timeout(self, callback: Callable[..., Any], delay_ms: float) -> int:
-        return self._add_timer(callback, delay_ms, None)
+    def set_timeout(self, callback: Callable[..., Any], delay_ms: float, *, by: DomCharge | None = None) -> int:
+        return self._add_timer(callback, delay_ms, None, by)
 
-    def set_interval(self, callback: Callable[..., Any], interval_ms: float) -> int:
+    def set_interval(self, callback: Callable[..., Any], interval_ms: float, *, by: DomCharge | None = None) -> int:
         if not isinstance(interval_ms, (int, float)) or interval_ms <= 0:
             raise DOMError(f"interval must be a positive number of milliseconds, not {interval_ms!r}")
-        return self._add_timer(callback, interval_ms, float(interval_ms))
+        return self._add_timer(callback, interval_ms, float(interval_ms), by)
 
-    def _add_timer(self, callback: Callable[..., Any], delay_ms: float, interval: float | None) -> int:
+    def _add_timer(
+        self, callback: Callable[..., Any], delay_ms: float, interval: float | None, by: DomCharge | None = None
+    ) -> int:
         if not callable(callback):
             raise DOMError("timer callback must be a function")
         if not isinstance(delay_ms, (int, float)) or isinstance(delay_ms, bool) or delay_ms < 0:
             raise DOMError(f"delay must be a non-negative number of milliseconds, not {delay_ms!r}")
         with self._lock:
             tid = next(self._ids)
+            if by is not None:
+                self.ledger.charge(("timer", tid), by, _CALLBACK_SIZE)
             self._timers[tid] = _Timer(tid, self._now + float(delay_ms), interval, callback)
             return tid
 
@@ -541,16 +599,28 @@ class Document(DOMBridge):
         with self._lock:
             self._timers.pop(timer_id, None)
             self._animations.pop(timer_id, None)
+            self.ledger.release(("timer", timer_id))
 
-    def animate(self, element: Any, animation: "AnimationConfig | Mapping[str, Any]") -> int:
+    def animate(
+        self, element: Any, animation: "AnimationConfig | Mapping[str, Any]", *, by: DomCharge | None = None
+    ) -> int:
         config = AnimationConfig.coerce(animation)
         with self._lock:
             el = self.element(element)
             start_value = config.from_value if config.from_value is not None else el.properties.get(config.property)
             aid = next(self._ids)
-            self._animations[aid] = _Animation(aid, el.number, config, self._now, start_value)
+            if by is not None:
+                # the animation, and the property it writes at its largest (its steps are charged to the script)
+                self.ledger.charge(("timer", aid), by, _CALLBACK_SIZE)
+                size = max(slot_size(config.property, start_value), slot_size(config.property, config.to_value))
+                try:
+                    self.ledger.charge(("prop", el.number, config.property), by, size)
+                except MemoryLimitError:
+                    self.ledger.release(("timer", aid))
+                    raise
+            self._animations[aid] = _Animation(aid, el.number, config, self._now, start_value, by)
         if config.from_value is not None:
-            self.set_property(el.number, config.property, config.from_value)
+            self.set_property(el.number, config.property, config.from_value, by=by)
         if config.duration_ms == 0:
             self._step_animations()
         return aid
@@ -576,6 +646,7 @@ class Document(DOMBridge):
                 self._now = max(self._now, timer.due)
                 if timer.interval is None:
                     del self._timers[timer.id]
+                    self.ledger.release(("timer", timer.id))
                 else:
                     timer.due += timer.interval
             self._step_animations()
@@ -593,14 +664,19 @@ class Document(DOMBridge):
             progress = 1.0 if cfg.duration_ms == 0 else min(1.0, (self._now - anim.start) / cfg.duration_ms)
             value = _interpolate(anim.start_value, cfg.to_value, EASINGS[cfg.easing](progress), progress)
             try:
-                self.set_property(anim.element, cfg.property, value)
+                self.set_property(anim.element, cfg.property, value, by=anim.by)
             except DOMError:  # element removed meanwhile
+                progress = 1.0
+            except MemoryLimitError as exc:  # its script is over its DOM quota now: the animation stops there
+                self.errors.append(exc)
+                self.on_error(exc)
                 progress = 1.0
             if progress >= 1.0:
                 finished.append(anim)
         for anim in finished:
             with self._lock:
                 still = self._animations.pop(anim.id, None)
+                self.ledger.release(("timer", anim.id))
             if still is not None and anim.config.on_complete is not None:
                 self._run_callback(anim.config.on_complete, ElementHandle(anim.element))
 
@@ -657,12 +733,29 @@ class Document(DOMBridge):
             for kind, key in keys:
                 if kind == "listener":
                     self._listeners.pop(key, None)
+                    self.ledger.release(("listener", key))
                 elif kind == "watcher":
                     self._watchers.pop(key, None)
+                    self.ledger.release(("watcher", key))
                 elif kind == "timer":
                     self._timers.pop(key, None)
+                    self.ledger.release(("timer", key))
                 elif kind == "animation" and key in self._animations:
                     self._animations[key].config.on_complete = None
+
+    def release_writer(self, language: str, script: str) -> int:
+        """A script was unloaded: what it stored stays, held by the host, and no
+        longer counts against its DOM quota. Returns how many slots it held."""
+        with self._lock:
+            for anim in self._animations.values():
+                if anim.by is not None and anim.by[0] == (language, script):
+                    anim.by = None  # its steps are the host's from now on
+            return self.ledger.release_owner(language, script)
+
+    def dom_usage(self, language: str, script: str) -> DomUsage:
+        """What ``script`` holds in the document now (entries and bytes charged to it)."""
+        with self._lock:
+            return self.ledger.usage(language, script)
 
     def callback_counts(self) -> dict[str, int]:
         with self._lock:
@@ -750,6 +843,23 @@ class Document(DOMBridge):
             head += " " + " ".join(f"{k}={_plain(v)!r}" for k, v in sorted(el.properties.items()))
         lines = [head] + [self.render_text(c, indent + 1) for c in el.children]
         return "\n".join(lines)
+
+
+#: bytes charged for a stored callback (its handle and the document's record of it)
+_CALLBACK_SIZE = 128
+
+
+def _release_element(ledger: DomLedger, el: Element) -> None:
+    """Release the charges of a removed element and every value stored on it."""
+    n = el.number
+    ledger.release(("el", n))
+    for name in el.properties:
+        ledger.release(("prop", n, name))
+    for name in el.style:
+        ledger.release(("style", n, name))
+    ledger.release(("style", n, None))
+    for name in el.classes:
+        ledger.release(("class", n, name))
 
 
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}

@@ -717,6 +717,9 @@ class ScriptManager:
             script = self._script(script_id)
             self._drop_callbacks(self._owned_callbacks(script))
             self.shared.release_script(script.language, script.id)
+            release = getattr(self.dom, "release_writer", None)
+            if release is not None:
+                release(script.language, script.id)
             self._script_exports.pop(script.id, None)
             self._unregister(script)  # (which moves routes_version)
             del self._scripts[script_id]

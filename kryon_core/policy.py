@@ -36,6 +36,11 @@ class SecurityPolicy:
       script may create, and how many bytes of shared data it may hold (what
       it stored last is charged to it), so no script grows the host through
       shared data.
+    - ``max_dom_entries`` / ``max_dom_bytes``: how many things a script may
+      hold in the document (elements it created, property, style, class and
+      variable values it set, listeners, watchers, timers, animations) and how
+      many bytes those values take (``approximate_size``), so no script grows
+      the host through DOM writes. A slot is charged to whoever wrote it last.
     - grants: ``allow_file_system``, ``allow_network``, ``allow_processes``,
       ``allow_imports`` (host modules a script may import: Lua ``require``,
       Python ``import``), and ``allowed_modules`` to grant named ones only.
@@ -62,6 +67,8 @@ class SecurityPolicy:
     max_value_size: int | None = 64 * MiB
     max_shared_entries: int | None = 1024
     max_shared_bytes: int | None = 16 * MiB
+    max_dom_entries: int | None = 65536
+    max_dom_bytes: int | None = 64 * MiB
     allow_file_system: bool = False
     allow_network: bool = False
     allow_processes: bool = False
@@ -95,6 +102,8 @@ class SecurityPolicy:
             max_value_size=None,
             max_shared_entries=None,
             max_shared_bytes=None,
+            max_dom_entries=None,
+            max_dom_bytes=None,
             allow_file_system=True,
             allow_network=True,
             allow_processes=True,
