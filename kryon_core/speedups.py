@@ -20,7 +20,7 @@ import importlib
 import os
 from typing import Any
 
-__all__ = ["ENV_OFF", "enabled", "module"]
+__all__ = ["ENV_OFF", "enabled", "handle_type", "module"]
 
 #: set to 1 to keep the compiled core off (the pure-Python paths then do everything)
 ENV_OFF = "KRYON_CORE_NO_CEXT"
@@ -40,3 +40,19 @@ def enabled() -> bool:
 def module() -> Any:
     """The extension module when :func:`enabled`, else None."""
     return _ext if enabled() else None
+
+
+def handle_type() -> Any:
+    """The ``FunctionRef`` subclass whose instances vectorcall their ``_call``
+    slot (made once, from ``FunctionRef`` and the slot's offset), for any
+    compiled caller to name as its ``handle_type`` (``ScriptManager._bind``);
+    None when the core is off or the type cannot be made."""
+    ext = module()
+    if ext is None:
+        return None
+    from .values import FunctionRef
+
+    try:
+        return ext.make_handle_type(FunctionRef, ext.slot_offset(vars(FunctionRef)["_call"]))
+    except (KeyError, TypeError, ValueError):
+        return None

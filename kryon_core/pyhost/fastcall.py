@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import speedups, threads
-from ..values import FunctionRef
 from .entry import PASSTHROUGH
 from .values import PLAIN
 
@@ -116,20 +115,9 @@ def compiled_caller(
     lock, waiting = threads.direct_lock(gate), threads.waiting_offset(gate)
     if lock is None or not waiting:
         return None
-    _handle_type(ext)
+    speedups.handle_type()  # made once: what the caller names as its handle_type
     caller: Callable[..., Any] = ext.make_caller(
         fn, -1 if n is None else n, python, gate, lock, waiting, threads.wake_waiters, threads.tracking, attrs, fail, rest_of,
         PLAIN, PASSTHROUGH, _MISSING,
     )
     return caller
-
-
-def _handle_type(ext: Any) -> None:
-    """Make the FunctionRef subclass compiled callers name for their bound
-    handles (``ScriptManager._bind``), once: its instances vectorcall whatever
-    FunctionRef's ``_call`` slot holds. When it cannot be made, bound handles
-    stay ``FunctionRef.direct`` ones."""
-    try:
-        ext.make_handle_type(FunctionRef, ext.slot_offset(vars(FunctionRef)["_call"]))
-    except (KeyError, TypeError, ValueError):
-        pass

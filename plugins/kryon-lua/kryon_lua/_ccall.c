@@ -247,68 +247,19 @@ static PyObject *memory_status(PyObject *self, PyObject *arg) {  /* (address, us
 
 /* -- bound handles ------------------------------------------------------------ */
 
-/* The FunctionRef subclass of compiled callers' bound handles (ScriptManager.function): its
- * instances are called through vectorcall, which passes the arguments straight to whatever the
- * handle's `_call` slot holds now (the caller; after a hot reload the new one; after a release
- * the callable that raises the clear error), as FunctionRef.__call__ does, without the class
- * attribute look-up and the argument tuple of a Python-level __call__. It defines no __call__ of
- * its own, so FunctionRef._retarget only rewrites `_call`; a call through tp_call (never made by
- * CPython for a type with vectorcall) would reach FunctionRef.__call__, the same thing. */
-static Py_ssize_t handle_call_slot;     /* the offset of FunctionRef's `_call` slot */
-static Py_ssize_t handle_vector_slot;   /* the offset of the vectorcall pointer */
-static PyObject *handle_type;           /* made once by make_handle_type */
+/* The FunctionRef subclass of compiled callers' bound handles (ScriptManager.function), made by
+ * kryon-core's compiled core (kryon_core.speedups.handle_type: its instances vectorcall whatever
+ * their `_call` slot holds, with no Python frame) and handed here once by ccall.py; NULL without
+ * the core, and the handles are then plain FunctionRef.direct ones. */
+static PyObject *handle_type;
 
-static PyObject *handle_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    PyObject *call = *(PyObject **)((char *)self + handle_call_slot);
-    if (!call) { PyErr_SetString(PyExc_AttributeError, "_call"); return NULL; }
-    Py_INCREF(call);  /* a call may retarget the handle meanwhile (a reload from inside) */
-    PyObject *r = PyObject_Vectorcall(call, args, PyVectorcall_NARGS(nargsf), kwnames);
-    Py_DECREF(call);
-    return r;
-}
-
-static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    PyObject *self = type->tp_alloc(type, 0);  /* FunctionRef.__init__ fills the slots */
-    if (self) *(vectorcallfunc *)((char *)self + handle_vector_slot) = handle_vectorcall;
-    return self;
-}
-
-/* make_handle_type(FunctionRef, offset of its _call slot): the handle type (made once). */
-static PyObject *make_handle_type(PyObject *self, PyObject *args) {
-    PyTypeObject *base; Py_ssize_t call_slot;
-    if (!PyArg_ParseTuple(args, "O!n", &PyType_Type, &base, &call_slot)) return NULL;
-    if (handle_type) return Py_NewRef(handle_type);
-    if (call_slot < (Py_ssize_t)sizeof(PyObject) || call_slot + (Py_ssize_t)sizeof(PyObject *) > base->tp_basicsize
-        || base->tp_itemsize != 0 || base->tp_dictoffset != 0) {
-        PyErr_SetString(PyExc_TypeError, "not a base this handle can extend");
+static PyObject *set_handle_type(PyObject *self, PyObject *type) {
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "a type is expected");
         return NULL;
     }
-    Py_ssize_t vector_slot = base->tp_basicsize;
-    PyMemberDef members[] = {
-        {"__vectorcalloffset__", T_PYSSIZET, vector_slot, READONLY, NULL},
-        {NULL}
-    };
-    PyType_Slot slots[] = {
-        {Py_tp_new, handle_new},
-        {Py_tp_members, members},
-        {Py_tp_doc, "a bound handle called straight through to its _call (kryon_lua._ccall)"},
-        {0, NULL}
-    };
-    PyType_Spec spec = {
-        .name = "kryon_lua._ccall.FunctionRef",
-        .basicsize = (int)(vector_slot + (Py_ssize_t)sizeof(vectorcallfunc)),
-        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE,
-        .slots = slots,
-    };
-    PyObject *bases = PyTuple_Pack(1, (PyObject *)base);
-    if (!bases) return NULL;
-    PyObject *type = PyType_FromSpecWithBases(&spec, bases);
-    Py_DECREF(bases);
-    if (!type) return NULL;
-    handle_call_slot = call_slot;
-    handle_vector_slot = vector_slot;
-    handle_type = type;
-    return Py_NewRef(type);
+    Py_XSETREF(handle_type, Py_NewRef(type));
+    Py_RETURN_NONE;
 }
 
 /* -- the caller ------------------------------------------------------------- */
@@ -698,7 +649,7 @@ static PyMethodDef methods[] = {
     {"has_gate_api", has_gate_api, METH_NOARGS, "whether kryon-core's gate capsule was found"},
     {"slot_offset", slot_offset, METH_O, "the offset of an object slot, from its member descriptor"},
     {"read_slot", read_slot, METH_VARARGS, "the object in a slot, read at an offset"},
-    {"make_handle_type", make_handle_type, METH_VARARGS, "the FunctionRef subclass for compiled callers' bound handles"},
+    {"set_handle_type", set_handle_type, METH_O, "the FunctionRef subclass compiled callers name for their bound handles"},
     {"make_caller", make_caller, METH_VARARGS, "a compiled caller"},
     {NULL}
 };

@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kryon_core import FunctionRef, SecurityPolicy, threads
+from kryon_core import SecurityPolicy, speedups, threads
 
 from .runtime import FAST_MARGIN
 from .values import SCALARS
@@ -236,15 +236,14 @@ def _waiting_slot(gate: threads.EngineGate) -> int:
 
 
 def _handle_type() -> None:
-    """Make the FunctionRef subclass that compiled callers name for their bound
-    handles (``Caller.handle_type``; ``ScriptManager._bind``), once: it calls
-    whatever FunctionRef's ``_call`` slot holds, found at the slot's offset.
-    When it cannot be made, handles stay plain ``FunctionRef.direct`` ones."""
+    """Name kryon-core's vectorcalling ``FunctionRef`` subclass
+    (``speedups.handle_type``) as the type of compiled callers' bound handles
+    (``Caller.handle_type``; ``ScriptManager._bind``). Without the compiled
+    core, handles stay plain ``FunctionRef.direct`` ones."""
     assert _ccall is not None
-    try:
-        _ccall.make_handle_type(FunctionRef, _ccall.slot_offset(vars(FunctionRef)["_call"]))
-    except (KeyError, TypeError, ValueError):
-        pass
+    made = speedups.handle_type()
+    if made is not None:
+        _ccall.set_handle_type(made)
 
 
 def compiled(rt: "Runtime", f: Any, policy: SecurityPolicy, script: str, nparams: int, limited: bool,
