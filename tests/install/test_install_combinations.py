@@ -157,8 +157,10 @@ def test_core_compiled_core_from_its_sdist(tmp_path: Path) -> None:
     header), a fresh venv builds it from there (a C compiler is present), and a trusted Python
     bound handle calls it; KRYON_CORE_NO_CEXT=1 keeps the Python caller."""
     dist = tmp_path / "dist"
+    env = Venv(tmp_path / "venv")
+    env.pip_install("setuptools>=77")  # the build backend pyproject.toml names (a new venv's own is older)
     built = subprocess.run(
-        [sys.executable, "-c", f"from setuptools import build_meta; print(build_meta.build_sdist({str(dist)!r}))"],
+        [env.python, "-c", f"from setuptools import build_meta; print(build_meta.build_sdist({str(dist)!r}))"],
         capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=300,
     )
     assert built.returncode == 0, built.stderr
@@ -166,7 +168,6 @@ def test_core_compiled_core_from_its_sdist(tmp_path: Path) -> None:
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     assert {"kryon_core/_speedups.c", "kryon_core/_speedups_api.h", "setup.py"} <= names
-    env = Venv(tmp_path / "venv")
     env.pip_install(sdist, PLUGINS / "kryon-python")  # the trusted Python engine: its bound handles use the core's caller
     probe = (
         "from kryon_core import ScriptManager, SecurityPolicy, speedups\n"
